@@ -1,0 +1,1 @@
+"""Analyses: each takes a Catalog (and options) and returns a dataclass; none prints."""

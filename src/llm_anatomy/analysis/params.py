@@ -1,0 +1,77 @@
+"""The parameter listing: one row per tensor, or transformers' named_parameters() view."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ..catalog import Catalog, compile_filter, natural_key
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..skeleton import Skeleton
+
+
+@dataclass(frozen=True)
+class ParamRow:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    numel: int
+    nbytes: int
+    file: str
+
+
+@dataclass(frozen=True)
+class ParamListing:
+    model: str
+    format: str
+    rows: tuple[ParamRow, ...]
+    files: int
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def total_numel(self) -> int:
+        return sum(r.numel for r in self.rows)
+
+    @property
+    def total_nbytes(self) -> int:
+        return sum(r.nbytes for r in self.rows)
+
+
+def list_tensors(catalog: Catalog, pattern: str | None = None) -> ParamListing:
+    """Every tensor in the files, layers in numeric order (layers.2 before layers.10)."""
+    regex = compile_filter(pattern)
+    rows = tuple(
+        ParamRow(t.name, t.shape, t.dtype, t.numel, t.nbytes, os.path.basename(t.file))
+        for t in sorted(catalog.tensors, key=lambda t: natural_key(t.name))
+        if regex is None or regex.match(t.name)
+    )
+    return ParamListing(catalog.name, catalog.format, rows, len(catalog.files))
+
+
+def list_parameters(catalog: Catalog, skeleton: "Skeleton", pattern: str | None = None) -> ParamListing:
+    """What model.named_parameters() yields: transformers' order, no buffers, tied weights once.
+
+    Shapes are the model's; dtype, bytes and file come from the checkpoint tensor of the
+    same name (or of the tied weight it shares storage with)."""
+    regex = compile_filter(pattern)
+    stored = catalog.by_name
+    aliases = {canonical: alias for alias, canonical in skeleton.tied.items()}
+    rows, missing = [], []
+    for param in skeleton.parameters:
+        if regex is not None and not regex.match(param.name):
+            continue
+        tensor = stored.get(param.name) or stored.get(aliases.get(param.name, ""))
+        if tensor is None:
+            missing.append(param.name)
+            numel = 1
+            for d in param.shape:
+                numel *= d
+            rows.append(ParamRow(param.name, param.shape, "?", numel, 0, ""))
+        else:
+            rows.append(ParamRow(param.name, param.shape, tensor.dtype, tensor.numel, tensor.nbytes, os.path.basename(tensor.file)))
+    notes = ()
+    if missing:
+        notes = (f"{len(missing)} parameters of {skeleton.model_class} are not stored under their own names in the checkpoint (first: {missing[0]}); transformers would initialise or convert them on load",)
+    return ParamListing(catalog.name, catalog.format, tuple(rows), len(catalog.files), notes)

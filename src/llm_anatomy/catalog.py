@@ -1,0 +1,85 @@
+"""The one description of a checkpoint that every reader returns and every analysis uses:
+tensors (name, dtype, shape, where their bytes lie) plus the model's config."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from math import prod
+from typing import Any, Iterable
+
+from .errors import AnatomyError, UsageError
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    file: str
+    offset: int  # absolute offset of the first data byte in `file`
+    nbytes: int
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Tensors in the order the files store them, plus config and where they came from."""
+
+    name: str  # what the user typed, or the folder/file name
+    format: str  # "safetensors", "gguf", "torch"
+    root: str  # the model folder (or the file for a single file)
+    files: tuple[str, ...]
+    tensors: tuple[TensorInfo, ...]
+    config: dict[str, Any] | None = None
+    config_file: str | None = None
+    # Why config could not be read (bad JSON...); commands that need it raise this.
+    config_error: AnatomyError | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def by_name(self) -> dict[str, TensorInfo]:
+        return {t.name: t for t in self.tensors}
+
+    def get(self, name: str) -> TensorInfo:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise UsageError(self.name, f"a tensor named {name!r}", "no such tensor", "list the names with `llm-anatomy params`") from None
+
+    def require_config(self) -> dict[str, Any]:
+        if self.config_error is not None:
+            raise self.config_error
+        if self.config is None:
+            raise AnatomyError(self.root, "a config.json beside the weights", "none", "pass the model folder rather than a single weights file")
+        return self.config
+
+    @property
+    def total_numel(self) -> int:
+        return sum(t.numel for t in self.tensors)
+
+    @property
+    def total_nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors)
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that puts layers.2 before layers.10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def compile_filter(pattern: str | None) -> re.Pattern[str] | None:
+    """A shell-style glob ('model.layers.0.*') matched against whole tensor names."""
+    if pattern is None:
+        return None
+    return re.compile(fnmatch.translate(pattern))
+
+
+def select(tensors: Iterable[TensorInfo], pattern: str | None) -> list[TensorInfo]:
+    regex = compile_filter(pattern)
+    return [t for t in tensors if regex is None or regex.match(t.name)]

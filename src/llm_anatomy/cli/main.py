@@ -1,0 +1,133 @@
+"""Entry point: one place that maps the project's errors to a one-line message and an
+exit status (1 bad input, 2 bad usage), quiet on closed pipes, tracebacks only with --debug."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Sequence
+
+from ..errors import AnatomyError
+
+# Command name -> module under llm_anatomy.cli. Each module defines HELP, EXAMPLE,
+# add_arguments(parser) and run(args, out). Imported only when that command runs, so a
+# header-only command pays for nothing else.
+COMMANDS = {
+    "params": "params",
+    "values": "values",
+    "tree": "tree",
+    "config": "config",
+    "summary": "summary",
+    "stats": "stats",
+    "diff": "diff",
+    "report": "report",
+    "demo": "demo",
+}
+
+COMMAND_SUMMARIES = {
+    "params": "every tensor's name, shape, dtype, size and file",
+    "values": "tensor values as torch prints them, reading only the bytes shown",
+    "tree": "the module hierarchy with class names and parameter counts",
+    "config": "the config as transformers prints it, or explained (--explain)",
+    "summary": "parameters by component, layer and dtype; memory and KV cache",
+    "stats": "weight statistics per tensor, layer or role, streamed",
+    "diff": "what changed between two checkpoints",
+    "report": "one self-contained HTML page about the model",
+    "demo": "the four views on a zero-weight replica of Llama-2-7b-chat-hf",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _available_commands() -> dict[str, object]:
+    modules = {}
+    for name, module_name in COMMANDS.items():
+        try:
+            modules[name] = importlib.import_module(f"{__package__}.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{module_name}":
+                raise
+    return modules
+
+
+def _command_module(argv: Sequence[str]) -> tuple[str | None, object | None]:
+    """Import only the module of the command being run (fast path for every call)."""
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        if arg in COMMANDS:
+            try:
+                return arg, importlib.import_module(f"{__package__}.{COMMANDS[arg]}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{__package__}.{COMMANDS[arg]}":
+                    raise
+        return None, None
+    return None, None
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="model folder, weights file, or model id in the local Hugging Face cache")
+    parser.add_argument("--revision", help="branch, tag or commit of a cached model id (default: main)")
+
+
+def build_parser(modules: dict[str, object]) -> Parser:
+    parser = Parser(
+        prog="llm-anatomy",
+        description="See how a large language model is built, straight from its checkpoint files.",
+        epilog="example:\n  llm-anatomy params meta-llama/Llama-2-7b-chat-hf --filter 'model.layers.0.*'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in modules.items():
+        command = sub.add_parser(
+            name,
+            help=COMMAND_SUMMARIES.get(name, ""),
+            description=module.HELP,  # type: ignore[attr-defined]
+            epilog="example:\n" + module.EXAMPLE,  # type: ignore[attr-defined]
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        module.add_arguments(command)  # type: ignore[attr-defined]
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name, module = _command_module(argv)
+    modules = {name: module} if module is not None else _available_commands()
+    parser = build_parser(modules)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    debug = getattr(args, "debug", False)
+    try:
+        return modules[args.command].run(args, sys.stdout) or 0  # type: ignore[attr-defined]
+    except AnatomyError as exc:
+        if debug:
+            raise
+        sys.stdout.flush()
+        print(f"llm-anatomy: {exc.line()}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        # The reader (e.g. `head`) went away: stop quietly, and keep Python's own flush at
+        # exit from raising again on the closed descriptor.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,39 @@
+"""`llm-anatomy params`: every tensor's name, shape, dtype, element count, bytes and file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from ..analysis.params import list_parameters, list_tensors
+from ..formats import open_catalog
+from ..render import params as render
+from .main import add_model_argument
+
+HELP = "List every tensor: name, shape, dtype, element count, bytes and file, with totals. Reads headers only."
+EXAMPLE = """  llm-anatomy params meta-llama/Llama-2-7b-chat-hf --filter 'model.layers.0.*'
+  llm-anatomy params ./Llama-2-7b-chat-hf --style torch   # as model.named_parameters() prints"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    parser.add_argument("--filter", metavar="GLOB", help="only names matching this shell pattern, e.g. 'model.layers.0.*'")
+    parser.add_argument("--style", choices=("table", "torch"), default="table", help="torch: `name: torch.Size([...])` for each parameter, in transformers' order")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    catalog = open_catalog(args.model, args.revision)
+    if args.style == "torch":
+        from ..skeleton import load_skeleton
+
+        listing = list_parameters(catalog, load_skeleton(catalog), args.filter)
+    else:
+        listing = list_tensors(catalog, args.filter)
+    if args.json:
+        out.write(render.json_text(listing))
+    elif args.style == "torch":
+        out.write(render.torch_style(listing))
+    else:
+        out.write(render.text(listing))
+    return 0

@@ -1,0 +1,99 @@
+"""Pick the reader for each weight file by its content, and build one Catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable
+
+from ..byte_io import file_size
+from ..catalog import Catalog, TensorInfo
+from ..errors import AnatomyError
+from ..safe_text import escape
+from ..source import Source, resolve
+from . import safetensors
+
+# (format name, does this prefix match, read one file -> (tensors, metadata)).
+# Detection is by content (magic bytes), never by file name.
+Reader = Callable[[str], "tuple[list[TensorInfo], dict[str, Any]]"]
+READERS: list[tuple[str, Callable[[bytes], bool], Reader]] = [
+    ("safetensors", safetensors.looks_like, safetensors.read_tensors),
+]
+
+PREFIX_BYTES = 16
+
+
+def detect(path: str) -> tuple[str, Reader]:
+    size = file_size(path)
+    with open(path, "rb") as handle:
+        prefix = handle.read(PREFIX_BYTES)
+    for name, matches, reader in READERS:
+        if matches(prefix):
+            return name, reader
+    formats = ", ".join(name for name, _, _ in READERS)
+    found = "an empty file" if size == 0 else f"a file starting with {escape(repr(prefix[:8]))}"
+    raise AnatomyError(path, f"a checkpoint ({formats})", found, "the file is empty, truncated or of an unsupported format")
+
+
+def read_config(path: str | None) -> tuple[dict[str, Any] | None, AnatomyError | None]:
+    if path is None:
+        return None, None
+    try:
+        with open(path, "rb") as handle:
+            config = json.loads(handle.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return None, AnatomyError(path, "a JSON config", f"invalid JSON ({escape(str(exc))})", "fix or re-download config.json")
+    if not isinstance(config, dict):
+        return None, AnatomyError(path, "a JSON object", type(config).__name__, "fix or re-download config.json")
+    return config, None
+
+
+def _shard_files(source: Source) -> tuple[list[str], dict[str, str] | None]:
+    if source.index_file is None:
+        return list(source.weight_files), None
+    weight_map = safetensors.read_index(source.index_file)
+    shards = sorted(set(weight_map.values()))
+    files = [os.path.join(source.root, shard) for shard in shards]
+    for shard, path in zip(shards, files):
+        if not os.path.isfile(path):
+            raise AnatomyError(source.index_file, f"shard {escape(shard)} named by the index", "no such file", "download the missing shard")
+    return files, weight_map
+
+
+def catalog_from_source(source: Source) -> Catalog:
+    files, weight_map = _shard_files(source)
+    tensors: list[TensorInfo] = []
+    metadata: dict[str, Any] = {}
+    formats = set()
+    seen: dict[str, str] = {}
+    for path in files:
+        fmt, reader = detect(path)
+        formats.add(fmt)
+        file_tensors, file_metadata = reader(path)
+        for t in file_tensors:
+            if t.name in seen:
+                raise AnatomyError(path, "each tensor name once", f"{escape(t.name)} also in {seen[t.name]}", "the checkpoint is corrupt")
+            seen[t.name] = path
+        tensors.extend(file_tensors)
+        metadata.update(file_metadata)
+    if weight_map is not None:
+        missing = sorted(name for name in weight_map if name not in seen)
+        if missing:
+            raise AnatomyError(source.index_file, f"tensor {escape(missing[0])} in {escape(weight_map[missing[0]])}", "it is not in that shard", "download the shards again")
+    config, config_error = read_config(source.config_file)
+    return Catalog(
+        name=source.name,
+        format="+".join(sorted(formats)),
+        root=source.root,
+        files=tuple(files),
+        tensors=tuple(tensors),
+        config=config,
+        config_file=source.config_file,
+        config_error=config_error,
+        metadata=metadata,
+    )
+
+
+def open_catalog(model: str, revision: str | None = None) -> Catalog:
+    """The Catalog of MODEL: a folder, a weights file, or a model id in the local HF cache."""
+    return catalog_from_source(resolve(model, revision))

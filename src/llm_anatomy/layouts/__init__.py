@@ -1,0 +1,152 @@
+"""Write layout replicas of published checkpoints: the exact tensor names, shapes, dtypes,
+shard split, index and config, with data that is all zero (sparse files that take no
+disk) or random. Used by `demo`, the benchmarks and the tests; nothing is downloaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import struct
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Iterable
+
+TORCH_DTYPE_TO_SAFETENSORS = {"float16": "F16", "bfloat16": "BF16", "float32": "F32"}
+BYTES_PER_ELEMENT = {"F16": 2, "BF16": 2, "F32": 4}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        n = BYTES_PER_ELEMENT[self.dtype]
+        for d in self.shape:
+            n *= d
+        return n
+
+
+def published_config(name: str) -> dict[str, Any]:
+    """A config shipped with the package (layouts/NAME.json)."""
+    return json.loads(resources.files(__package__).joinpath(f"{name}.json").read_text())
+
+
+def llama_family_specs(config: dict[str, Any]) -> list[TensorSpec]:
+    """Tensors of a Llama / Mistral / Mixtral checkpoint in module order, as save_pretrained writes them."""
+    dtype = TORCH_DTYPE_TO_SAFETENSORS[config.get("torch_dtype") or config.get("dtype") or "float32"]
+    hidden, vocab = config["hidden_size"], config["vocab_size"]
+    heads = config["num_attention_heads"]
+    kv_heads = config.get("num_key_value_heads") or heads
+    head_dim = config.get("head_dim") or hidden // heads
+    inter = config["intermediate_size"]
+    experts = config.get("num_local_experts")
+    specs = [TensorSpec("model.embed_tokens.weight", dtype, (vocab, hidden))]
+    for i in range(config["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        specs += [
+            TensorSpec(p + "self_attn.q_proj.weight", dtype, (heads * head_dim, hidden)),
+            TensorSpec(p + "self_attn.k_proj.weight", dtype, (kv_heads * head_dim, hidden)),
+            TensorSpec(p + "self_attn.v_proj.weight", dtype, (kv_heads * head_dim, hidden)),
+            TensorSpec(p + "self_attn.o_proj.weight", dtype, (hidden, heads * head_dim)),
+        ]
+        if experts:
+            specs.append(TensorSpec(p + "block_sparse_moe.gate.weight", dtype, (experts, hidden)))
+            for e in range(experts):
+                q = f"{p}block_sparse_moe.experts.{e}."
+                specs += [
+                    TensorSpec(q + "w1.weight", dtype, (inter, hidden)),
+                    TensorSpec(q + "w2.weight", dtype, (hidden, inter)),
+                    TensorSpec(q + "w3.weight", dtype, (inter, hidden)),
+                ]
+        else:
+            specs += [
+                TensorSpec(p + "mlp.gate_proj.weight", dtype, (inter, hidden)),
+                TensorSpec(p + "mlp.up_proj.weight", dtype, (inter, hidden)),
+                TensorSpec(p + "mlp.down_proj.weight", dtype, (hidden, inter)),
+            ]
+        specs += [
+            TensorSpec(p + "input_layernorm.weight", dtype, (hidden,)),
+            TensorSpec(p + "post_attention_layernorm.weight", dtype, (hidden,)),
+        ]
+    specs.append(TensorSpec("model.norm.weight", dtype, (hidden,)))
+    if not config.get("tie_word_embeddings", False):
+        specs.append(TensorSpec("lm_head.weight", dtype, (vocab, hidden)))
+    return specs
+
+
+def split_shards(specs: list[TensorSpec], max_shard_bytes: int) -> list[list[TensorSpec]]:
+    """Greedy split in module order, as transformers' save_pretrained does."""
+    shards: list[list[TensorSpec]] = [[]]
+    size = 0
+    for spec in specs:
+        if shards[-1] and size + spec.nbytes > max_shard_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(spec)
+        size += spec.nbytes
+    return shards
+
+
+def _fill_random(handle, nbytes: int, dtype: str, rng: random.Random) -> None:
+    """Random normal-ish values (std 0.02 like an initialised model), written in 8 MiB blocks."""
+    block_elems = 4 * 1024 * 1024
+    pattern_code = {"F16": "e", "F32": "f"}.get(dtype)
+    values = [rng.gauss(0.0, 0.02) for _ in range(4096)]
+    if pattern_code:
+        unit = struct.pack(f"<{len(values)}{pattern_code}", *values)
+    else:  # BF16: the top half of each float32
+        unit = b"".join(struct.pack("<f", v)[2:] for v in values)
+    block = unit * (block_elems * BYTES_PER_ELEMENT[dtype] // len(unit))
+    written = 0
+    while written < nbytes:
+        chunk = block[: nbytes - written]
+        # rotate so tensors are not all identical
+        shift = rng.randrange(0, len(unit), BYTES_PER_ELEMENT[dtype])
+        handle.write(chunk[shift:] + chunk[:shift])
+        written += len(chunk)
+
+
+def write_safetensors_layout(path: str, specs: Iterable[TensorSpec], fill: str = "zero", seed: int = 0) -> int:
+    """Write one safetensors file; fill 'zero' leaves a sparse hole. Returns its size."""
+    specs = list(specs)
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for spec in sorted(specs, key=lambda s: s.name):
+        header[spec.name] = {"dtype": spec.dtype, "shape": list(spec.shape), "data_offsets": [offset, offset + spec.nbytes]}
+        offset += spec.nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # keep data 8-byte aligned, as the safetensors writer does
+    rng = random.Random(seed)
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw)
+        if fill == "random":
+            for spec in sorted(specs, key=lambda s: s.name):
+                _fill_random(handle, spec.nbytes, spec.dtype, rng)
+        handle.truncate(8 + len(raw) + offset)
+    return 8 + len(raw) + offset
+
+
+def write_layout(folder: str, config: dict[str, Any], specs: list[TensorSpec] | None = None, max_shard_bytes: int = 10_000_000_000, fill: str = "zero") -> list[str]:
+    """Write config.json, the shards and (when sharded) model.safetensors.index.json."""
+    os.makedirs(folder, exist_ok=True)
+    specs = specs if specs is not None else llama_family_specs(config)
+    shards = split_shards(specs, max_shard_bytes)
+    with open(os.path.join(folder, "config.json"), "w") as handle:
+        json.dump(config, handle, indent=2)
+    if len(shards) == 1:
+        names = ["model.safetensors"]
+    else:
+        names = [f"model-{i:05d}-of-{len(shards):05d}.safetensors" for i in range(1, len(shards) + 1)]
+    weight_map = {}
+    for seed, (name, shard) in enumerate(zip(names, shards)):
+        write_safetensors_layout(os.path.join(folder, name), shard, fill=fill, seed=seed)
+        weight_map.update({spec.name: name for spec in shard})
+    if len(shards) > 1:
+        index = {"metadata": {"total_size": sum(s.nbytes for s in specs)}, "weight_map": dict(sorted(weight_map.items()))}
+        with open(os.path.join(folder, "model.safetensors.index.json"), "w") as handle:
+            json.dump(index, handle, indent=2)
+    return [os.path.join(folder, n) for n in names]

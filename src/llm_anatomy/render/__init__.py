@@ -1,0 +1,1 @@
+"""Renderers: take an analysis result and options, return text. Nothing here prints."""

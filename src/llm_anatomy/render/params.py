@@ -1,0 +1,38 @@
+"""Render a ParamListing as a table, as JSON, or as torch's named_parameters() printout."""
+
+from __future__ import annotations
+
+from ..analysis.params import ParamListing
+from ..safe_text import escape
+from .text import human_bytes, shape_text, table, thousands, to_json
+
+
+def torch_style(listing: ParamListing) -> str:
+    """`for name, p in model.named_parameters(): print(f"{name}: {p.size()}")`."""
+    return "".join(f"{escape(r.name)}: torch.Size({list(r.shape)})\n" for r in listing.rows)
+
+
+def text(listing: ParamListing) -> str:
+    lines = table(
+        ("name", "shape", "dtype", "params", "bytes", "file"),
+        [(r.name, shape_text(r.shape), r.dtype, thousands(r.numel), human_bytes(r.nbytes), r.file) for r in listing.rows],
+        right=(3, 4),
+    )
+    files = f"{listing.files} file" + ("s" if listing.files != 1 else "")
+    lines.append(f"{len(listing.rows)} tensors, {thousands(listing.total_numel)} parameters, {human_bytes(listing.total_nbytes)} in {files}")
+    return "\n".join(lines + list(listing.notes)) + "\n"
+
+
+def json_text(listing: ParamListing) -> str:
+    return to_json(
+        {
+            "model": listing.model,
+            "format": listing.format,
+            "tensors": [
+                {"name": r.name, "shape": list(r.shape), "dtype": r.dtype, "numel": r.numel, "nbytes": r.nbytes, "file": r.file}
+                for r in listing.rows
+            ],
+            "total": {"tensors": len(listing.rows), "numel": listing.total_numel, "nbytes": listing.total_nbytes},
+            "notes": list(listing.notes),
+        }
+    ) + "\n"

@@ -1,0 +1,51 @@
+"""Plain-text building blocks shared by the renderers: numbers, sizes and aligned tables."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from ..safe_text import escape
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_bytes(n: float) -> str:
+    """1024-based, as memory is counted: 13476831232 -> '12.55 GiB'."""
+    value = float(n)
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_count(n: float) -> str:
+    """6738415616 -> '6.74B' (decimal, as parameter counts are quoted)."""
+    for threshold, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= threshold:
+            return f"{n / threshold:.2f}{suffix}"
+    return str(int(n))
+
+
+def thousands(n: int) -> str:
+    return f"{n:,}"
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
+    """Columns padded to their widest cell; indices in `right` are right-aligned; no trailing spaces."""
+    cells = [list(header)] + [[escape(str(c)) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = []
+    for row in cells:
+        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(parts).rstrip())
+    return lines
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)

@@ -1,0 +1,167 @@
+"""The model's skeleton as transformers builds it: modules with class names, parameters in
+transformers' order, buffers, tied weights, and the config as transformers prints it.
+
+Built once per (config, transformers version) on torch's meta device (no weights are
+read or allocated) and cached as JSON in the user cache folder, so later calls need
+neither torch nor transformers."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog
+from .errors import AnatomyError
+
+SCHEMA_VERSION = 1
+
+
+class SkeletonUnavailable(AnatomyError):
+    """transformers is not installed or cannot build this config; views fall back to names."""
+
+
+@dataclass(frozen=True)
+class Module:
+    path: str  # "" for the root, else "model.layers.0.self_attn"
+    class_name: str
+    parameters: tuple[str, ...] = ()  # local names of parameters registered on this module
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Buffer:
+    name: str
+    shape: tuple[int, ...]
+    persistent: bool
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    transformers_version: str
+    model_class: str
+    modules: tuple[Module, ...]  # named_modules() order
+    parameters: tuple[Parameter, ...]  # named_parameters() order, tied weights once
+    buffers: tuple[Buffer, ...]
+    tied: dict[str, str] = field(default_factory=dict)  # alias -> the name named_parameters shows
+    config_text: str = ""  # print(model.config)
+    config_class: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Skeleton":
+        return cls(
+            transformers_version=data["transformers_version"],
+            model_class=data["model_class"],
+            modules=tuple(Module(m["path"], m["class_name"], tuple(m["parameters"])) for m in data["modules"]),
+            parameters=tuple(Parameter(p["name"], tuple(p["shape"])) for p in data["parameters"]),
+            buffers=tuple(Buffer(b["name"], tuple(b["shape"]), b["persistent"]) for b in data["buffers"]),
+            tied=dict(data["tied"]),
+            config_text=data["config_text"],
+            config_class=data["config_class"],
+        )
+
+
+def cache_dir() -> Path:
+    """LLM_ANATOMY_CACHE, else $XDG_CACHE_HOME/llm-anatomy, else ~/.cache/llm-anatomy."""
+    if os.environ.get("LLM_ANATOMY_CACHE"):
+        return Path(os.environ["LLM_ANATOMY_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "llm-anatomy"
+
+
+def installed_transformers_version() -> str | None:
+    """Read transformers' version from its __init__.py: importing it (or importlib.metadata) costs 50+ ms."""
+    spec = importlib.util.find_spec("transformers")
+    if spec is None or spec.origin is None:
+        return None
+    with open(spec.origin, encoding="utf-8") as handle:
+        for _, line in zip(range(200), handle):
+            match = re.match(r"""__version__\s*=\s*["']([^"']+)["']""", line)
+            if match:
+                return match.group(1)
+    return "unknown"
+
+
+def _cache_path(config_bytes: bytes, version: str) -> Path:
+    digest = hashlib.sha256(b"%d\0%s\0" % (SCHEMA_VERSION, version.encode()) + config_bytes).hexdigest()[:32]
+    return cache_dir() / "skeletons" / f"{digest}.json"
+
+
+def _build(config_file: str) -> Skeleton:
+    """Build the model on the meta device and record what transformers reports."""
+    import torch
+    import transformers
+
+    folder = os.path.dirname(config_file)
+    # trust_remote_code stays False: a checkpoint's own Python code is never run.
+    config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    architectures = getattr(config, "architectures", None) or []
+    model_class = next((getattr(transformers, a) for a in architectures if hasattr(transformers, a)), None)
+    if model_class is None:
+        try:
+            model_class = transformers.AutoModelForCausalLM._model_mapping[type(config)]
+        except KeyError:
+            model_class = transformers.AutoModel._model_mapping[type(config)]
+    with torch.device("meta"):
+        model = model_class._from_config(config)
+    every_param = list(model.named_parameters(remove_duplicate=False))
+    first_name_of: dict[int, str] = {}
+    tied: dict[str, str] = {}
+    for name, param in every_param:
+        if id(param) in first_name_of:
+            tied[name] = first_name_of[id(param)]
+        else:
+            first_name_of[id(param)] = name
+    persistent = {name for name in model.state_dict() if name not in dict(every_param)}
+    return Skeleton(
+        transformers_version=transformers.__version__,
+        model_class=type(model).__name__,
+        modules=tuple(
+            Module(path, type(module).__name__, tuple(n for n, _ in module.named_parameters(recurse=False)))
+            for path, module in model.named_modules()
+        ),
+        parameters=tuple(Parameter(name, tuple(p.shape)) for name, p in model.named_parameters()),
+        buffers=tuple(Buffer(name, tuple(b.shape), name in persistent) for name, b in model.named_buffers()),
+        tied=tied,
+        config_text=str(model.config),
+        config_class=type(model.config).__name__,
+    )
+
+
+def load_skeleton(catalog: Catalog, build: bool = True) -> Skeleton:
+    """The cached skeleton for this config, building (and caching) it when needed."""
+    catalog.require_config()
+    assert catalog.config_file is not None
+    version = installed_transformers_version()
+    if version is None:
+        raise SkeletonUnavailable(catalog.name, "transformers for class names and parameter order", "it is not installed", "pip install 'llm-anatomy[transformers]'")
+    config_bytes = Path(catalog.config_file).read_bytes()
+    path = _cache_path(config_bytes, version)
+    try:
+        return Skeleton.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not cached yet, or an older/damaged entry: rebuild it
+    if not build:
+        raise SkeletonUnavailable(catalog.name, "a cached skeleton", "none", "run `llm-anatomy tree` once to build it")
+    try:
+        skeleton = _build(catalog.config_file)
+    except Exception as exc:  # transformers rejects configs in many ways; say which, in one line
+        raise SkeletonUnavailable(catalog.config_file, "a config transformers can build", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", "class names and parameter order fall back to tensor names") from exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(skeleton.to_json()))
+    os.replace(tmp, path)
+    return skeleton

@@ -1,0 +1,80 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import checkpoints  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Skeleton cache in a per-session temp folder, never the user's."""
+    cache = tmp_path_factory.getbasetemp() / "llm-anatomy-cache"
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+def _built(tmp_path_factory, name, builder, **kwargs):
+    folder = tmp_path_factory.mktemp(name)
+    return Path(builder(str(folder), **kwargs))
+
+
+@pytest.fixture(scope="session")
+def llama_dir(tmp_path_factory):
+    """Sharded float32 Llama with GQA."""
+    return _built(tmp_path_factory, "llama", checkpoints.tiny_llama)
+
+
+@pytest.fixture(scope="session")
+def llama_tied_dir(tmp_path_factory):
+    return _built(tmp_path_factory, "llama_tied", checkpoints.tiny_llama, tied=True, shard=None)
+
+
+@pytest.fixture(scope="session")
+def llama_bf16_dir(tmp_path_factory):
+    return _built(tmp_path_factory, "llama_bf16", checkpoints.tiny_llama, dtype="bfloat16", shard=None)
+
+
+@pytest.fixture(scope="session")
+def bert_dir(tmp_path_factory):
+    return _built(tmp_path_factory, "bert", checkpoints.tiny_bert)
+
+
+@pytest.fixture(scope="session")
+def gpt2_dir(tmp_path_factory):
+    return _built(tmp_path_factory, "gpt2", checkpoints.tiny_gpt2)
+
+
+class CliResult:
+    def __init__(self, code, out, err):
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process: cli('params', path, '--json') -> CliResult."""
+    from llm_anatomy.cli.main import main
+
+    def run(*args):
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def run_subprocess(*args, env=None, **kwargs):
+    """Run `python -m llm_anatomy.cli.main ARGS` in a fresh interpreter."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "llm_anatomy.cli.main", *map(str, args)], capture_output=True, text=True, env=full_env, **kwargs)
+
+
+@pytest.fixture
+def cli_subprocess():
+    return run_subprocess

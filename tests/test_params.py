@@ -1,0 +1,66 @@
+"""`params`: rows, totals, JSON, filters, and the exact named_parameters() printout."""
+
+import json
+
+import pytest
+
+import checkpoints
+
+
+def _named_parameters_printout(folder, **kwargs):
+    import transformers
+
+    architecture = transformers.AutoConfig.from_pretrained(folder).architectures[0]
+    model = getattr(transformers, architecture).from_pretrained(folder, **kwargs)
+    return "".join(f"{name}: {p.size()}\n" for name, p in model.named_parameters())
+
+
+@pytest.mark.parametrize("fixture", ["llama_dir", "llama_tied_dir", "llama_bf16_dir", "bert_dir", "gpt2_dir"])
+def test_torch_style_matches_named_parameters(fixture, request, cli):
+    folder = request.getfixturevalue(fixture)
+    result = cli("params", folder, "--style", "torch")
+    assert result.code == 0, result.err
+    assert result.out == _named_parameters_printout(str(folder))
+
+
+def test_torch_style_filter(llama_dir, cli):
+    result = cli("params", llama_dir, "--style", "torch", "--filter", "model.layers.1.mlp.*")
+    assert result.out == (
+        "model.layers.1.mlp.gate_proj.weight: torch.Size([96, 64])\n"
+        "model.layers.1.mlp.up_proj.weight: torch.Size([96, 64])\n"
+        "model.layers.1.mlp.down_proj.weight: torch.Size([64, 96])\n"
+    )
+
+
+def test_table_lists_every_tensor_with_totals(tmp_path, cli):
+    import torch
+
+    path = checkpoints.safetensors_file(str(tmp_path / "one.safetensors"), {
+        "b.weight": torch.zeros(3, 4, dtype=torch.float16),
+        "a.bias": torch.zeros(5, dtype=torch.bfloat16),
+    })
+    result = cli("params", path)
+    assert result.code == 0
+    assert result.out == (
+        "name      shape   dtype  params  bytes  file\n"
+        "a.bias    [5]     BF16        5   10 B  one.safetensors\n"
+        "b.weight  [3, 4]  F16        12   24 B  one.safetensors\n"
+        "2 tensors, 17 parameters, 34 B in 1 file\n"
+    )
+
+
+def test_json_schema(llama_dir, cli):
+    result = cli("params", llama_dir, "--json", "--filter", "model.norm.*")
+    data = json.loads(result.out)
+    assert data["tensors"] == [{"name": "model.norm.weight", "shape": [64], "dtype": "F32", "numel": 64, "nbytes": 256, "file": data["tensors"][0]["file"]}]
+    assert data["tensors"][0]["file"].startswith("model-0000")
+    assert data["total"] == {"tensors": 1, "numel": 64, "nbytes": 256}
+
+
+def test_natural_layer_order(tmp_path, cli):
+    import torch
+
+    names = [f"layers.{i}.w" for i in (10, 2, 1)]
+    path = checkpoints.safetensors_file(str(tmp_path / "m.safetensors"), {n: torch.zeros(1) for n in names})
+    result = cli("params", path, "--json")
+    assert [t["name"] for t in json.loads(result.out)["tensors"]] == ["layers.1.w", "layers.2.w", "layers.10.w"]
