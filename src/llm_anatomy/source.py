@@ -39,7 +39,7 @@ def hub_cache_dir() -> Path:
 def _cached_snapshot(model_id: str, revision: str | None) -> Path:
     cache = hub_cache_dir()
     repo_dir = cache / ("models--" + model_id.replace("/", "--"))
-    download = f"download it with `hf download {model_id}`" + (f" --revision {revision}" if revision else "")
+    download = f"download it with `hf download {model_id}" + (f" --revision {revision}" if revision else "") + "`"
     if not repo_dir.is_dir():
         raise AnatomyError(model_id, f"a model folder, a weights file, or a model in the local Hugging Face cache ({cache})", "none of these", download)
     wanted = revision or "main"

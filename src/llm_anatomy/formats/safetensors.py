@@ -38,15 +38,14 @@ def read_header(path: str) -> tuple[dict[str, Any], int, int]:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise AnatomyError(path, "a JSON header", f"invalid JSON ({escape(str(exc))})", "the file is corrupt; download it again") from None
-    if not isinstance(header, dict):
-        raise AnatomyError(path, "a JSON object as header", type(header).__name__, "the file is corrupt")
+    # looks_like() saw '{', so valid JSON here is always an object.
     return header, 8 + header_len, size
 
 
 def _entry(path: str, name: str, entry: Any, data_start: int, data_size: int) -> TensorInfo:
     where = f"{path}: tensor {escape(name)!s}"
     if has_unsafe(name):
-        raise AnatomyError(path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
+        raise AnatomyError(path, "tensor names without control characters", f"'{escape(name)}'", "the file is corrupt or hostile; do not trust it")
     if not isinstance(entry, dict):
         raise AnatomyError(where, "an object with dtype, shape and data_offsets", type(entry).__name__)
     dtype_name, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
@@ -69,13 +68,13 @@ def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, str]]:
     header, data_start, size = read_header(path)
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
-        raise AnatomyError(path, "__metadata__ as an object of strings", type(metadata).__name__)
+        raise AnatomyError(path, "__metadata__ as an object of strings", type(metadata).__name__, "the file is corrupt")
     data_size = size - data_start
     tensors = [_entry(path, name, entry, data_start, data_size) for name, entry in header.items()]
     previous_end, previous_name = data_start, None
     for info in sorted(tensors, key=lambda t: (t.offset, t.nbytes)):
         if info.offset < previous_end and info.nbytes:
-            raise AnatomyError(path, f"tensor data that does not overlap", f"{escape(info.name)} overlapping {escape(previous_name or '')}", "the file is corrupt or hostile")
+            raise AnatomyError(path, "tensor data that does not overlap", f"{escape(info.name)} overlapping {escape(previous_name or '')}", "the file is corrupt or hostile")
         if info.nbytes:
             previous_end, previous_name = info.offset + info.nbytes, info.name
     return tensors, {str(k): str(v) for k, v in metadata.items()}
