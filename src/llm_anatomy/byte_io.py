@@ -4,7 +4,9 @@ taken from a (possibly hostile) header can reach past the end of the file."""
 from __future__ import annotations
 
 import os
-from typing import BinaryIO
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 from .errors import AnatomyError
 

@@ -3,10 +3,10 @@ cache) into the files that hold the weights and config. Never touches the networ
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from .errors import AnatomyError, UsageError
 
@@ -29,60 +29,67 @@ class Source:
     config_file: str | None
 
 
-def hub_cache_dir() -> Path:
+# pathlib is avoided on purpose: importing it costs more than reading a 7B model's headers.
+
+
+def hub_cache_dir() -> str:
     if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
+        return os.environ["HF_HUB_CACHE"]
     hf_home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface")
-    return Path(hf_home) / "hub"
+    return os.path.join(hf_home, "hub")
 
 
-def _cached_snapshot(model_id: str, revision: str | None) -> Path:
+def _cached_snapshot(model_id: str, revision: str | None) -> str:
     cache = hub_cache_dir()
-    repo_dir = cache / ("models--" + model_id.replace("/", "--"))
+    repo_dir = os.path.join(cache, "models--" + model_id.replace("/", "--"))
     download = f"download it with `hf download {model_id}" + (f" --revision {revision}" if revision else "") + "`"
-    if not repo_dir.is_dir():
+    if not os.path.isdir(repo_dir):
         raise AnatomyError(model_id, f"a model folder, a weights file, or a model in the local Hugging Face cache ({cache})", "none of these", download)
     wanted = revision or "main"
-    ref = repo_dir / "refs" / wanted
-    commit = ref.read_text().strip() if ref.is_file() else wanted
-    if "/" in commit or commit in ("", ".", ".."):
+    ref = os.path.join(repo_dir, "refs", wanted)
+    if os.path.isfile(ref):
+        with open(ref, encoding="utf-8") as handle:
+            commit = handle.read().strip()
+    else:
+        commit = wanted  # a commit hash given directly
+    if "/" in commit or "\\" in commit or commit in ("", ".", ".."):
         raise AnatomyError(ref, "a commit hash", repr(commit), "the cache is damaged; download the model again")
-    snapshot = repo_dir / "snapshots" / commit
-    if not snapshot.is_dir():
+    snapshot = os.path.join(repo_dir, "snapshots", commit)
+    if not os.path.isdir(snapshot):
         raise AnatomyError(model_id, f"revision {wanted!r} in the local Hugging Face cache ({repo_dir})", "no such snapshot", download)
     return snapshot
 
 
-def _weights_in_folder(folder: Path) -> tuple[tuple[str, ...], str | None]:
+def _weights_in_folder(folder: str) -> tuple[tuple[str, ...], str | None]:
+    names = sorted(os.listdir(folder))
     for index_name, pattern in FOLDER_LAYOUTS:
         if index_name is not None:
-            index = folder / index_name
-            if index.is_file():
-                return (), str(index)
+            if index_name in names and os.path.isfile(os.path.join(folder, index_name)):
+                return (), os.path.join(folder, index_name)
         else:
-            files = sorted(str(p) for p in folder.glob(pattern) if p.is_file())
+            files = tuple(os.path.join(folder, n) for n in fnmatch.filter(names, pattern) if os.path.isfile(os.path.join(folder, n)))
             if files:
-                return tuple(files), None
+                return files, None
     return (), None
 
 
 def resolve(model: str, revision: str | None = None) -> Source:
     """Find the weights and config for MODEL; raise AnatomyError saying what is missing."""
-    path = Path(model)
-    if path.exists():
+    local = os.path.exists(model)
+    if local:
         if revision:
             raise UsageError(model, "a model id with --revision", "a local path", "drop --revision for local folders and files")
-        folder = path if path.is_dir() else path.parent
+        folder = model if os.path.isdir(model) else (os.path.dirname(model) or ".")
     elif MODEL_ID.match(model) and "/" in model:
         folder = _cached_snapshot(model, revision)
     else:
         raise AnatomyError(model, "a model folder, a weights file, or a model id such as meta-llama/Llama-2-7b-chat-hf", "no such file or folder", "check the path")
-    config = folder / "config.json"
-    config_file = str(config) if config.is_file() else None
-    if path.exists() and path.is_file():
-        return Source(path.name, str(folder), (str(path),), None, config_file)
+    config = os.path.join(folder, "config.json")
+    config_file = config if os.path.isfile(config) else None
+    if local and os.path.isfile(model):
+        return Source(os.path.basename(model), folder, (model,), None, config_file)
     weights, index = _weights_in_folder(folder)
     if not weights and index is None:
         raise AnatomyError(folder, "weights (model.safetensors, shards with model.safetensors.index.json, or other *.safetensors files)", "none", "point at the folder that holds the weights")
-    name = model if not path.exists() else (path.resolve().name or model)
-    return Source(name, str(folder), weights, index, config_file)
+    name = os.path.basename(os.path.abspath(model)) if local else model
+    return Source(name, folder, weights, index, config_file)
