@@ -1,0 +1,384 @@
+"""Facts derived from a config: head size, attention kind, KV heads, FFN kind, context.
+
+Families spell the same quantity differently (GPT-2's n_embd is Llama's hidden_size and
+T5's d_model); FIELD_ALIASES maps each quantity to its spellings, and small tables hold
+the few family rules (which layers slide, which are mixture-of-experts, how a RoPE
+scaling type changes the context), so no family has its own code path. Nothing here
+raises on bad input: what cannot be derived is None, plus a Finding naming the field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..dtypes import CONFIG_DTYPE_NAMES
+from ..safe_text import escape
+
+# Quantity -> config field names that hold it, most common first.
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "hidden_size": ("hidden_size", "n_embd", "d_model", "dim", "model_dim"),
+    "num_layers": ("num_hidden_layers", "n_layer", "num_layers", "n_layers"),
+    "num_heads": ("num_attention_heads", "n_head", "num_heads", "n_heads"),
+    "num_kv_heads": ("num_key_value_heads", "num_kv_heads", "n_kv_heads", "multi_query_group_num"),
+    "head_dim": ("head_dim", "head_size", "kv_channels"),
+    "intermediate_size": ("intermediate_size", "n_inner", "ffn_dim", "d_ff", "ffn_hidden_size"),
+    "vocab_size": ("vocab_size", "n_vocab", "padded_vocab_size"),
+    "context_length": ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"),
+    "num_experts": ("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts"),
+    "experts_per_token": ("num_experts_per_tok", "moe_top_k", "num_experts_per_token"),
+    "num_shared_experts": ("n_shared_experts", "num_shared_experts"),
+    "moe_intermediate_size": ("moe_intermediate_size",),
+    "shared_intermediate_size": ("shared_expert_intermediate_size",),
+    "kv_lora_rank": ("kv_lora_rank",),
+    "q_lora_rank": ("q_lora_rank",),
+    "qk_rope_head_dim": ("qk_rope_head_dim",),
+    "qk_nope_head_dim": ("qk_nope_head_dim",),
+    "v_head_dim": ("v_head_dim",),
+    "sliding_window": ("sliding_window",),
+    "type_vocab_size": ("type_vocab_size",),
+}
+
+# Families whose feed-forward block is up -> activation -> down (two matrices) rather
+# than the gated SwiGLU/GeGLU form (gate, up, down: three matrices).
+UNGATED_FFN_MODEL_TYPES = frozenset({"gpt2", "bert", "roberta", "xlm-roberta", "distilbert", "electra", "gpt_neox", "gptj", "gpt_neo", "opt", "phi", "falcon", "starcoder2", "bloom"})
+
+# Families that learn a position-embedding table (max positions x hidden) instead of RoPE.
+LEARNED_POSITION_MODEL_TYPES = frozenset({"gpt2", "bert", "roberta", "xlm-roberta", "distilbert", "electra", "gpt_neo", "opt"})
+
+# tie_word_embeddings when config.json leaves it out: transformers' PretrainedConfig
+# default is True; these families' config classes default to False.
+UNTIED_BY_DEFAULT = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "deepseek_v2", "deepseek_v3"})
+
+# architectures[] suffixes of models that end in an output head over the vocabulary.
+HEAD_ARCHITECTURE_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForMaskedLM")
+
+
+def _every_other(config: dict[str, Any], layers: int) -> list[int]:
+    return [i for i in range(layers) if (i + 1) % 2]
+
+
+def _pattern(config: dict[str, Any], layers: int) -> list[int]:
+    period = config.get("sliding_window_pattern") or 6
+    return [i for i in range(layers) if (i + 1) % period]
+
+
+def _from_max_window_layers(config: dict[str, Any], layers: int) -> list[int]:
+    if not config.get("use_sliding_window"):
+        return []
+    return [i for i in range(layers) if i >= (config.get("max_window_layers") or 0)]
+
+
+# model_type -> which layers use the sliding window (as transformers builds layer_types
+# for configs that do not list them). Other families: every layer, when sliding_window is set.
+SLIDING_LAYER_RULES: dict[str, Callable[[dict[str, Any], int], list[int]]] = {
+    "gemma2": _every_other,
+    "gemma3": _pattern,
+    "gemma3_text": _pattern,
+    "cohere2": _pattern,
+    "qwen2": _from_max_window_layers,
+    "qwen2_moe": _from_max_window_layers,
+    "qwen3": _from_max_window_layers,
+    "qwen3_moe": _from_max_window_layers,
+}
+
+
+def _deepseek_moe_layers(config: dict[str, Any], layers: int) -> list[int]:
+    first = config.get("first_k_dense_replace") or 0
+    every = config.get("moe_layer_freq") or 1
+    return [i for i in range(layers) if i >= first and i % every == 0]
+
+
+def _qwen_moe_layers(config: dict[str, Any], layers: int) -> list[int]:
+    dense = set(config.get("mlp_only_layers") or ())
+    step = config.get("decoder_sparse_step") or 1
+    return [i for i in range(layers) if i not in dense and (i + 1) % step == 0]
+
+
+# The first of these fields present in a MoE config says which layers hold experts;
+# when none is present (Mixtral), every layer does.
+MOE_LAYER_RULES: tuple[tuple[str, Callable[[dict[str, Any], int], list[int]]], ...] = (
+    ("first_k_dense_replace", _deepseek_moe_layers),
+    ("decoder_sparse_step", _qwen_moe_layers),
+    ("mlp_only_layers", _qwen_moe_layers),
+)
+
+
+def _scaled_original(rope: dict[str, Any], context: int | None) -> tuple[int | None, str]:
+    factor = rope.get("factor")
+    original = rope.get("original_max_position_embeddings")
+    if isinstance(factor, (int, float)) and isinstance(original, int):
+        return int(original * factor), f"original_max_position_embeddings {original} x factor {factor:g}"
+    if isinstance(factor, (int, float)) and context:
+        return int(context * factor), f"max_position_embeddings {context} x factor {factor:g}"
+    return context, "max_position_embeddings"
+
+
+def _scaled_context(rope: dict[str, Any], context: int | None) -> tuple[int | None, str]:
+    factor = rope.get("factor")
+    if isinstance(factor, (int, float)) and context:
+        return int(context * factor), f"max_position_embeddings {context} x factor {factor:g}"
+    return context, "max_position_embeddings"
+
+
+def _configured_context(rope: dict[str, Any], context: int | None) -> tuple[int | None, str]:
+    return context, "max_position_embeddings (already the extended length)"
+
+
+def _unbounded(rope: dict[str, Any], context: int | None) -> tuple[int | None, str]:
+    return context, "max_position_embeddings; past it dynamic NTK scaling raises the RoPE base, with no fixed limit"
+
+
+# RoPE scaling type -> (effective context, how it was computed).
+# linear: positions divided by factor, config keeps the trained length.
+# yarn: original length x factor (Qwen2.5, DeepSeek-V3). llama3/longrope: the config's
+# max_position_embeddings already is the extended length (Llama 3.1, Phi-3).
+ROPE_CONTEXT_RULES: dict[str, Callable[[dict[str, Any], int | None], tuple[int | None, str]]] = {
+    "default": _configured_context,
+    "linear": _scaled_context,
+    "dynamic": _unbounded,
+    "yarn": _scaled_original,
+    "llama3": _configured_context,
+    "longrope": _configured_context,
+    "su": _configured_context,
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A gap or contradiction in the input, shaped like an AnatomyError line."""
+
+    where: str  # "config.json" or a tensor name
+    expected: str
+    found: str
+
+    def line(self) -> str:
+        return f"{self.where}: expected {self.expected}, found {self.found}"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a config says about the model's shape. None means the config does not say
+    (a Finding explains why); `fields` names the config field each quantity came from."""
+
+    model_type: str | None
+    hidden_size: int | None
+    num_layers: int | None
+    num_heads: int | None
+    num_kv_heads: int | None  # for MLA: None (keys and values come from one latent)
+    head_dim: int | None
+    head_dim_source: str  # "head_dim" when the config says, else how it was computed
+    attention: str | None  # "MHA", "GQA", "MQA" or "MLA"
+    query_group_size: int | None  # query heads sharing one KV head
+    kv_lora_rank: int | None
+    q_lora_rank: int | None
+    qk_rope_head_dim: int | None
+    qk_nope_head_dim: int | None
+    v_head_dim: int | None
+    ffn: str | None  # "dense" or "MoE"
+    gated_ffn: bool
+    intermediate_size: int | None
+    num_experts: int | None
+    experts_per_token: int | None
+    num_shared_experts: int | None
+    moe_intermediate_size: int | None
+    shared_intermediate_size: int | None  # the whole shared-expert block's inner size
+    moe_layers: tuple[int, ...]
+    vocab_size: int | None
+    type_vocab_size: int | None
+    learned_positions: bool
+    context_length: int | None
+    rope_type: str | None
+    effective_context: int | None
+    effective_context_source: str
+    tied_embeddings: bool
+    has_output_head: bool | None  # None when config.json names no architecture
+    sliding_window: int | None
+    sliding_layers: tuple[int, ...]
+    dtype: str | None  # torch_dtype as a dtypes-table name ("F16")
+    fields: dict[str, str] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+
+
+def _text_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Multimodal configs (Gemma 3, Llava) nest the language model under text_config."""
+    nested = config.get("text_config")
+    if isinstance(nested, dict) and not any(name in config for name in FIELD_ALIASES["hidden_size"]):
+        return nested
+    return config
+
+
+class _Reader:
+    """Reads quantities by alias, recording which field each came from and what was wrong."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.fields: dict[str, str] = {}
+        self.findings: list[Finding] = []
+
+    def integer(self, quantity: str, needed_for: str | None = None) -> int | None:
+        """The quantity as a positive int; None (plus a finding if needed_for) otherwise."""
+        for name in FIELD_ALIASES[quantity]:
+            value = self.config.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                self.findings.append(Finding("config.json", f"{name} to be a positive integer", escape(repr(value))))
+                return None
+            self.fields[quantity] = name
+            return value
+        if needed_for:
+            names = FIELD_ALIASES[quantity]
+            spelled = names[0] + (f" (or {', '.join(names[1:])})" if len(names) > 1 else "")
+            self.findings.append(Finding("config.json", f"{spelled} for {needed_for}", "no such field"))
+        return None
+
+
+def _rope(config: dict[str, Any]) -> dict[str, Any]:
+    """rope_scaling (transformers 4) or rope_parameters (5; per layer type in Gemma 3)."""
+    for name in ("rope_scaling", "rope_parameters"):
+        rope = config.get(name)
+        if isinstance(rope, dict) and isinstance(rope.get("full_attention"), dict):
+            rope = rope["full_attention"]
+        if isinstance(rope, dict):
+            return rope
+    return {}
+
+
+def _attention(read: _Reader, heads: int | None, kv_heads: int | None) -> tuple[str | None, int | None]:
+    if read.config.get("kv_lora_rank"):
+        return "MLA", None
+    if heads is None or kv_heads is None:
+        return None, None
+    if heads % kv_heads:
+        read.findings.append(Finding("config.json", f"num_attention_heads {heads} to be a multiple of {read.fields.get('num_kv_heads', 'num_key_value_heads')}", str(kv_heads)))
+        return None, None
+    if kv_heads == heads:
+        return "MHA", 1
+    return ("MQA" if kv_heads == 1 else "GQA"), heads // kv_heads
+
+
+def _head_dim(read: _Reader, hidden: int | None, heads: int | None) -> tuple[int | None, str]:
+    explicit = read.integer("head_dim")
+    if explicit is not None:
+        return explicit, read.fields["head_dim"]
+    if hidden is None or heads is None:
+        return None, "unknown"
+    if hidden % heads:
+        read.findings.append(Finding("config.json", f"{read.fields['hidden_size']} {hidden} divisible by {read.fields['num_heads']} {heads}, or a head_dim field", "neither"))
+        return None, "unknown"
+    return hidden // heads, f"{read.fields['hidden_size']} / {read.fields['num_heads']}"
+
+
+def _sliding_layers(config: dict[str, Any], model_type: str | None, layers: int | None, window: int | None) -> tuple[int, ...]:
+    if window is None or not layers:
+        return ()
+    layer_types = config.get("layer_types")
+    if isinstance(layer_types, list):
+        return tuple(i for i, kind in enumerate(layer_types[:layers]) if kind == "sliding_attention")
+    rule = SLIDING_LAYER_RULES.get(model_type or "")
+    return tuple(rule(config, layers)) if rule else tuple(range(layers))
+
+
+def _moe_layers(config: dict[str, Any], layers: int | None) -> tuple[int, ...]:
+    for name, rule in MOE_LAYER_RULES:
+        if name in config:
+            return tuple(rule(config, layers or 0))
+    return tuple(range(layers or 0))
+
+
+def _tied(config: dict[str, Any], model_type: str | None) -> bool:
+    value = config.get("tie_word_embeddings")
+    if isinstance(value, bool):
+        return value
+    return model_type not in UNTIED_BY_DEFAULT
+
+
+def _has_output_head(config: dict[str, Any]) -> bool | None:
+    names = config.get("architectures")
+    if not isinstance(names, list) or not names:
+        return None
+    return any(isinstance(n, str) and n.endswith(HEAD_ARCHITECTURE_SUFFIXES) for n in names)
+
+
+def _intermediate(read: _Reader, hidden: int | None) -> int | None:
+    value = read.integer("intermediate_size")
+    if value is None and "n_inner" in read.config and read.config["n_inner"] is None and hidden:
+        # GPT-2 writes n_inner: null and means 4 x n_embd.
+        read.fields["intermediate_size"] = "4 x n_embd (n_inner is null)"
+        return 4 * hidden
+    return value
+
+
+def derive(config: dict[str, Any]) -> Architecture:
+    """Everything the config implies about the model's shape; gaps become findings."""
+    config = _text_config(config)
+    model_type = config.get("model_type") if isinstance(config.get("model_type"), str) else None
+    read = _Reader(config)
+    hidden = read.integer("hidden_size", "the model width")
+    layers = read.integer("num_layers", "the layer count")
+    heads = read.integer("num_heads", "the attention heads")
+    kv_heads = read.integer("num_kv_heads")
+    if kv_heads is None and heads is not None and not config.get("kv_lora_rank"):
+        kv_heads = heads  # no KV-head field: every query head has its own keys and values
+        read.fields["num_kv_heads"] = read.fields["num_heads"]
+    head_dim, head_dim_source = _head_dim(read, hidden, heads)
+    attention, group = _attention(read, heads, kv_heads)
+    if attention == "MLA":
+        kv_heads = None
+    num_experts = read.integer("num_experts")
+    experts_per_token = read.integer("experts_per_token", "the experts used per token") if num_experts else None
+    window = read.integer("sliding_window")
+    sliding = _sliding_layers(config, model_type, layers, window)
+    rope = _rope(config)
+    rope_type = rope.get("rope_type") or rope.get("type") if rope else None
+    context = read.integer("context_length")
+    rule = ROPE_CONTEXT_RULES.get(rope_type or "default")
+    if rule is None:
+        effective, effective_source = context, f"max_position_embeddings (RoPE scaling type {escape(str(rope_type))!r} is not one this tool knows)"
+    else:
+        effective, effective_source = rule(rope, context)
+    torch_dtype = config.get("torch_dtype") or config.get("dtype")
+    shared = read.integer("shared_intermediate_size")
+    moe_inter = read.integer("moe_intermediate_size")
+    num_shared = read.integer("num_shared_experts")
+    if shared is None and num_shared and moe_inter:
+        shared = num_shared * moe_inter
+    return Architecture(
+        model_type=model_type,
+        hidden_size=hidden,
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        head_dim_source=head_dim_source,
+        attention=attention,
+        query_group_size=group,
+        kv_lora_rank=read.integer("kv_lora_rank"),
+        q_lora_rank=read.integer("q_lora_rank"),
+        qk_rope_head_dim=read.integer("qk_rope_head_dim", "the MLA key cache") if attention == "MLA" else None,
+        qk_nope_head_dim=read.integer("qk_nope_head_dim"),
+        v_head_dim=read.integer("v_head_dim"),
+        ffn="MoE" if num_experts else "dense",
+        gated_ffn=model_type not in UNGATED_FFN_MODEL_TYPES,
+        intermediate_size=_intermediate(read, hidden),
+        num_experts=num_experts,
+        experts_per_token=experts_per_token,
+        num_shared_experts=num_shared,
+        moe_intermediate_size=moe_inter,
+        shared_intermediate_size=shared,
+        moe_layers=_moe_layers(config, layers) if num_experts else (),
+        vocab_size=read.integer("vocab_size", "the vocabulary"),
+        type_vocab_size=read.integer("type_vocab_size"),
+        learned_positions=model_type in LEARNED_POSITION_MODEL_TYPES,
+        context_length=context,
+        rope_type=rope_type,
+        effective_context=effective,
+        effective_context_source=effective_source,
+        tied_embeddings=_tied(config, model_type),
+        has_output_head=_has_output_head(config),
+        sliding_window=window if sliding else None,  # Qwen2 sets a window but disables it
+        sliding_layers=sliding,
+        dtype=CONFIG_DTYPE_NAMES.get(torch_dtype) if isinstance(torch_dtype, str) else None,
+        fields=dict(read.fields),
+        findings=tuple(read.findings),
+    )

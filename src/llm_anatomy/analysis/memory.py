@@ -1,0 +1,124 @@
+"""Memory a model needs: its weights in each precision, and the KV cache per token and
+for a table of context lengths and batch sizes, with the formula that produced them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..dtypes import DTYPES
+from .architecture import Architecture
+
+# Precisions the weight table always shows: (label, bits per weight).
+WEIGHT_PRECISIONS: tuple[tuple[str, float], ...] = (("fp32", 32), ("bf16/fp16", 16), ("int8", 8), ("int4", 4))
+
+# GGML quant types added to the weight table once a reader has registered them in DTYPES
+# (their bits per weight include the per-block scales).
+GGUF_PRECISIONS = ("Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0", "Q3_K", "Q2_K")
+
+# --kv-dtype choices: bytes per cached element.
+KV_DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
+
+# Stored/config dtype -> the KV cache dtype a runtime uses by default (the compute dtype).
+KV_DTYPE_FOR = {"F32": "fp32", "F16": "fp16", "BF16": "bf16"}
+
+DEFAULT_CONTEXTS = (1024, 4096, 8192, 32768, 131072)
+DEFAULT_BATCHES = (1,)
+
+
+@dataclass(frozen=True)
+class WeightMemory:
+    label: str  # "stored", "fp32", "int4", "Q4_K", ...
+    bits_per_weight: float
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class KVCacheRow:
+    context: int  # tokens per sequence
+    batch: int  # sequences
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class KVCache:
+    """Bytes the attention cache holds; `formula` are lines a reader can check them with."""
+
+    dtype: str  # a KV_DTYPE_BYTES key
+    bytes_per_token: int  # all layers, before any sliding-window cap
+    rows: tuple[KVCacheRow, ...]
+    formula: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Memory:
+    params: int
+    stored_nbytes: int
+    weights: tuple[WeightMemory, ...]  # "stored" first, then each precision
+    kv_cache: KVCache | None  # None when the config lacks what the cache size needs
+
+
+def weight_table(params: int, stored_nbytes: int) -> tuple[WeightMemory, ...]:
+    stored_bits = stored_nbytes * 8 / params if params else 0.0
+    rows = [WeightMemory("stored", stored_bits, stored_nbytes)]
+    rows += [WeightMemory(label, bits, round(params * bits / 8)) for label, bits in WEIGHT_PRECISIONS]
+    rows += [WeightMemory(name, DTYPES[name].bits_per_weight, round(params * DTYPES[name].bits_per_weight / 8)) for name in GGUF_PRECISIONS if name in DTYPES]
+    return tuple(rows)
+
+
+def _per_layer(arch: Architecture, element_bytes: int, dtype: str) -> tuple[int, str] | None:
+    """Bytes one layer caches per token, and how: MLA caches one latent, others K and V."""
+    f = arch.fields
+    if arch.attention == "MLA" and arch.kv_lora_rank and arch.qk_rope_head_dim:
+        return (arch.kv_lora_rank + arch.qk_rope_head_dim) * element_bytes, f"(kv_lora_rank {arch.kv_lora_rank} + qk_rope_head_dim {arch.qk_rope_head_dim}) x {element_bytes} bytes ({dtype})"
+    if arch.num_kv_heads and arch.head_dim:
+        return 2 * arch.num_kv_heads * arch.head_dim * element_bytes, f"2 (K and V) x {f['num_kv_heads']} {arch.num_kv_heads} x head_dim {arch.head_dim} x {element_bytes} bytes ({dtype})"
+    return None
+
+
+def kv_cache(arch: Architecture, dtype: str, contexts: Sequence[int], batches: Sequence[int]) -> KVCache | None:
+    element_bytes = KV_DTYPE_BYTES[dtype]
+    per_layer = _per_layer(arch, element_bytes, dtype)
+    if per_layer is None or not arch.num_layers:
+        return None
+    layer_bytes, how = per_layer
+    layers = arch.num_layers
+    per_token = layer_bytes * layers
+    formula = [f"per token = {arch.fields['num_layers']} {layers} x {how} = {per_token:,} bytes"]
+    sliding = len(arch.sliding_layers)
+    window = arch.sliding_window or 0
+    if sliding:
+        formula.append(f"{sliding} of {layers} layers use sliding_window {window} and keep at most {window} tokens")
+        formula.append(f"cache = {layer_bytes:,} bytes x ({layers - sliding} x context + {sliding} x min(context, {window})) x batch")
+    else:
+        formula.append("cache = per token x context x batch")
+    rows = tuple(
+        KVCacheRow(context, batch, layer_bytes * ((layers - sliding) * context + sliding * min(context, window)) * batch)
+        for context in contexts
+        for batch in batches
+    )
+    return KVCache(dtype, per_token, rows, tuple(formula))
+
+
+def default_contexts(arch: Architecture | None) -> tuple[int, ...]:
+    """The usual lengths below the model's context, then the context itself."""
+    longest = arch and (arch.effective_context or arch.context_length)
+    if not longest:
+        return DEFAULT_CONTEXTS[:2]
+    return tuple(c for c in DEFAULT_CONTEXTS if c < longest) + (longest,)
+
+
+def default_kv_dtype(arch: Architecture | None, stored_dtype: str | None) -> str:
+    """The config's torch_dtype, else the weights' dtype, else fp16."""
+    for name in (arch.dtype if arch else None, stored_dtype):
+        if name in KV_DTYPE_FOR:
+            return KV_DTYPE_FOR[name]
+    return "fp16"
+
+
+def estimate(arch: Architecture | None, params: int, stored_nbytes: int, stored_dtype: str | None, contexts: Sequence[int] | None = None, batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> Memory:
+    """Weights memory from the parameter count; KV cache from the architecture."""
+    cache = None
+    if arch is not None:
+        cache = kv_cache(arch, kv_dtype or default_kv_dtype(arch, stored_dtype), contexts or default_contexts(arch), batches or DEFAULT_BATCHES)
+    return Memory(params, stored_nbytes, weight_table(params, stored_nbytes), cache)

@@ -1,0 +1,365 @@
+"""Where a model's parameters sit: by component, by layer and by dtype; tied weights
+counted once; total and active-per-token parameters of mixtures of experts; and a
+check of the tensors against what the config implies.
+
+Counts come from the tensors. Each tensor's role comes from its name (ROLE_PATTERNS:
+Llama/Mistral/Mixtral/Qwen/Gemma/Phi-3/GPT-2/BERT/DeepSeek and GGUF spellings). The
+config's own count is computed from the config alone (ROLE_SHAPES and the plan of
+roles per layer), so any disagreement between the two is reported as a finding."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from math import prod
+from typing import Sequence
+
+from ..catalog import Catalog, TensorInfo
+from ..safe_text import escape
+from .architecture import Architecture, Finding, derive
+from .memory import Memory, estimate
+
+# Component names, in the order they are reported.
+COMPONENTS = ("embeddings", "attention", "mlp", "experts", "shared experts", "router", "norms", "output head", "other")
+
+# (name pattern, component, role); the first match wins, so specific patterns come first.
+ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
+    (re.compile(pattern), component, role)
+    for pattern, component, role in (
+        # Saved by some writers but buffers of the model, not parameters.
+        (r"(?:rotary_emb\.inv_freq|\.position_ids|\.attn\.(?:masked_)?bias|^rope_freqs\.weight)$", "buffers", "buffer"),
+        (r"norm|(?:^|\.)ln_(?:\d+|f)\.|LayerNorm", "norms", "norm"),
+        (r"(?:embed_tokens|(?:^|\.)wte|word_embeddings|tok_embeddings|embed_in)\.|^token_embd\.", "embeddings", "embed"),
+        (r"(?:(?:^|\.)wpe|\.position_embeddings)\.|^position_embd\.", "embeddings", "pos_embed"),
+        (r"token_type_embeddings\.|^token_types\.", "embeddings", "type_embed"),
+        (r"^lm_head\.|^output\.|(?:^|\.)embed_out\.|^cls\.predictions\.(?:decoder\.|bias$)", "output head", "head"),
+        (r"shared_expert_gate\.|ffn_gate_inp_shexp\.", "router", "shared_router"),
+        (r"(?:block_sparse_moe|mlp|moe)\.gate\.(?:weight|bias)$|ffn_gate_inp\.|\.router\.|e_score_correction_bias$|exp_probs_b\.", "router", "router"),
+        (r"shared_experts?\.(?:gate_proj|w1)\.|ffn_gate_shexp\.", "shared experts", "shared_gate"),
+        (r"shared_experts?\.(?:up_proj|w3)\.|ffn_up_shexp\.", "shared experts", "shared_up"),
+        (r"shared_experts?\.(?:down_proj|w2)\.|ffn_down_shexp\.", "shared experts", "shared_down"),
+        (r"experts\.(?:\d+\.)?(?:gate_proj|w1)(?:\.|$)|ffn_gate_exps\.", "experts", "expert_gate"),
+        (r"experts\.(?:\d+\.)?(?:up_proj|w3)(?:\.|$)|ffn_up_exps\.", "experts", "expert_up"),
+        (r"experts\.(?:\d+\.)?(?:down_proj|w2)(?:\.|$)|ffn_down_exps\.", "experts", "expert_down"),
+        (r"experts\.(?:\d+\.)?gate_up_proj(?:\.|$)|ffn_gate_up_exps\.", "experts", "expert_gate_up"),
+        (r"(?:q_a_proj|attn_q_a)\.", "attention", "q_a"),
+        (r"(?:q_b_proj|attn_q_b)\.", "attention", "q_b"),
+        (r"(?:kv_a_proj_with_mqa|attn_kv_a_mqa)\.", "attention", "kv_a"),
+        (r"(?:kv_b_proj|attn_kv_b)\.", "attention", "kv_b"),
+        (r"(?:qkv_proj|query_key_value|attn\.c_attn|Wqkv|attn_qkv)\.", "attention", "qkv"),
+        (r"(?:q_proj|attention\.self\.query|attention\.wq|attn_q)\.", "attention", "q"),
+        (r"(?:k_proj|attention\.self\.key|attention\.wk|attn_k)\.", "attention", "k"),
+        (r"(?:v_proj|attention\.self\.value|attention\.wv|attn_v)\.", "attention", "v"),
+        (r"(?:o_proj|attention\.output\.dense|attn\.c_proj|attention\.wo|attn_output|out_proj)\.", "attention", "o"),
+        (r"(?:gate_up_proj|ffn_gate_up)\.", "mlp", "gate_up"),
+        (r"(?:mlp\.gate_proj|feed_forward\.w1|ffn_gate)\.", "mlp", "gate"),
+        (r"(?:mlp\.up_proj|feed_forward\.w3|mlp\.c_fc|intermediate\.dense|(?:^|\.)fc1|dense_h_to_4h|ffn_up)\.", "mlp", "up"),
+        (r"(?:mlp\.down_proj|feed_forward\.w2|mlp\.c_proj|(?:^|\.)output\.dense|(?:^|\.)fc2|dense_4h_to_h|ffn_down)\.", "mlp", "down"),
+    )
+)
+
+LAYER_INDEX = re.compile(r"(?:^|\.)(?:layers|h|layer|blk|blocks?)\.(\d+)\.")
+
+# Role -> its weight matrix's shape (out, in) as products of quantities (see _quantities).
+# Orientation is not checked (GPT-2's Conv1D and GGUF store the transpose).
+ROLE_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "embed": (("vocab_size",), ("hidden_size",)),
+    "head": (("vocab_size",), ("hidden_size",)),
+    "pos_embed": (("context_length",), ("hidden_size",)),
+    "type_embed": (("type_vocab_size",), ("hidden_size",)),
+    "q": (("num_heads", "q_head_dim"), ("hidden_size",)),
+    "k": (("num_kv_heads", "head_dim"), ("hidden_size",)),
+    "v": (("num_kv_heads", "head_dim"), ("hidden_size",)),
+    "qkv": (("qkv_heads", "head_dim"), ("hidden_size",)),
+    "o": (("hidden_size",), ("num_heads", "o_head_dim")),
+    "q_a": (("q_lora_rank",), ("hidden_size",)),
+    "q_b": (("num_heads", "q_head_dim"), ("q_lora_rank",)),
+    "kv_a": (("kv_a_dim",), ("hidden_size",)),
+    "kv_b": (("num_heads", "kv_b_dim"), ("kv_lora_rank",)),
+    "gate": (("intermediate_size",), ("hidden_size",)),
+    "up": (("intermediate_size",), ("hidden_size",)),
+    "down": (("hidden_size",), ("intermediate_size",)),
+    "gate_up": (("2", "intermediate_size"), ("hidden_size",)),
+    "expert_gate": (("expert_size",), ("hidden_size",)),
+    "expert_up": (("expert_size",), ("hidden_size",)),
+    "expert_down": (("hidden_size",), ("expert_size",)),
+    "expert_gate_up": (("2", "expert_size"), ("hidden_size",)),
+    "shared_gate": (("shared_intermediate_size",), ("hidden_size",)),
+    "shared_up": (("shared_intermediate_size",), ("hidden_size",)),
+    "shared_down": (("hidden_size",), ("shared_intermediate_size",)),
+    "router": (("num_experts",), ("hidden_size",)),
+    "shared_router": (("1",), ("hidden_size",)),
+}
+
+ROUTED_EXPERT_ROLES = frozenset({"expert_gate", "expert_up", "expert_down", "expert_gate_up"})
+
+
+@dataclass(frozen=True)
+class Count:
+    """Parameters, bytes and tensors in one group (a component, a layer or a dtype)."""
+
+    name: str
+    params: int
+    nbytes: int
+    tensors: int
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    index: int | None  # None: tensors outside the numbered layers (embeddings, final norm, head)
+    params: int
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class ImpliedCount:
+    """Weight-matrix parameters of one component: from the config alone vs. the tensors."""
+
+    component: str
+    from_config: int
+    from_tensors: int
+
+
+@dataclass(frozen=True)
+class MoeCount:
+    total: int
+    active: int  # per token: all shared parameters plus experts_per_token routed experts per layer
+    routed: int  # parameters in routed experts
+    num_experts: int
+    experts_per_token: int
+    formula: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    model: str
+    format: str
+    total_params: int  # parameters (tied weights once, buffers excluded)
+    total_nbytes: int
+    components: tuple[Count, ...]  # COMPONENTS order, empty ones left out
+    layers: tuple[LayerCount, ...]
+    dtypes: tuple[Count, ...]
+    buffers: Count | None  # tensors in the files that are buffers, not parameters
+    tied: tuple[str, ...]  # how tied weights were counted
+    moe: MoeCount | None
+    implied: tuple[ImpliedCount, ...]
+    architecture: Architecture | None
+    memory: Memory
+    findings: tuple[Finding, ...]
+
+
+def role_of(name: str) -> tuple[str, str]:
+    """(component, role) of a tensor name; ("other", "other") when no pattern matches."""
+    for pattern, component, role in ROLE_PATTERNS:
+        if pattern.search(name):
+            return component, role
+    return "other", "other"
+
+
+def layer_of(name: str) -> int | None:
+    match = LAYER_INDEX.search(name)
+    return int(match.group(1)) if match else None
+
+
+def _quantities(arch: Architecture) -> dict[str, tuple[int, str]]:
+    """Each quantity a shape is built from: (value, how it reads in a message)."""
+    f = arch.fields
+    named = {
+        q: (getattr(arch, q), f"{f.get(q, q)} {getattr(arch, q)}")
+        for q in ("hidden_size", "num_heads", "num_kv_heads", "head_dim", "intermediate_size", "vocab_size", "context_length", "type_vocab_size", "num_experts", "q_lora_rank", "kv_lora_rank", "shared_intermediate_size")
+    }
+    named["1"], named["2"] = (1, "1"), (2, "2")
+    mla = arch.attention == "MLA"
+    nope, rope, v = arch.qk_nope_head_dim, arch.qk_rope_head_dim, arch.v_head_dim
+    if mla and nope and rope:
+        named["q_head_dim"] = (nope + rope, f"(qk_nope_head_dim {nope} + qk_rope_head_dim {rope})")
+    elif not mla:
+        named["q_head_dim"] = named["head_dim"]
+    named["o_head_dim"] = (v, f"v_head_dim {v}") if mla else named["head_dim"]
+    if mla and arch.kv_lora_rank and rope:
+        named["kv_a_dim"] = (arch.kv_lora_rank + rope, f"(kv_lora_rank {arch.kv_lora_rank} + qk_rope_head_dim {rope})")
+    if mla and nope and v:
+        named["kv_b_dim"] = (nope + v, f"(qk_nope_head_dim {nope} + v_head_dim {v})")
+    if arch.num_heads and arch.num_kv_heads:
+        named["qkv_heads"] = (arch.num_heads + 2 * arch.num_kv_heads, f"({f['num_heads']} {arch.num_heads} + 2 x {f['num_kv_heads']} {arch.num_kv_heads})")
+    expert_size = arch.moe_intermediate_size or arch.intermediate_size
+    named["expert_size"] = (expert_size, named["intermediate_size"][1] if not arch.moe_intermediate_size else f"moe_intermediate_size {expert_size}")
+    return {q: (value, text) for q, (value, text) in named.items() if value}
+
+
+def expected_shape(role: str, quantities: dict[str, tuple[int, str]]) -> tuple[tuple[int, ...], str] | None:
+    """The (out, in) shape a role's weight should have, and the config fields behind it."""
+    dims = ROLE_SHAPES.get(role)
+    if dims is None or any(q not in quantities for dim in dims for q in dim):
+        return None
+    shape = tuple(prod(quantities[q][0] for q in dim) for dim in dims)
+    why = ", ".join(" x ".join(quantities[q][1] for q in dim) for dim in dims)
+    return shape, why
+
+
+def _plan(arch: Architecture) -> dict[str, list[tuple[str, int]]]:
+    """Component -> [(role, how many such matrices)] that the config alone implies."""
+    layers = arch.num_layers or 0
+    moe_layers = len(arch.moe_layers)
+    dense_layers = layers - moe_layers
+    ffn_roles = ("gate", "up", "down") if arch.gated_ffn else ("up", "down")
+    plan: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    plan["embeddings"].append(("embed", 1))
+    if arch.learned_positions:
+        plan["embeddings"].append(("pos_embed", 1))
+    if arch.type_vocab_size:
+        plan["embeddings"].append(("type_embed", 1))
+    if arch.attention == "MLA":
+        q_roles = ("q_a", "q_b") if arch.q_lora_rank else ("q",)
+        plan["attention"] += [(r, layers) for r in (*q_roles, "kv_a", "kv_b", "o")]
+    else:
+        plan["attention"] += [(r, layers) for r in ("q", "k", "v", "o")]
+    plan["mlp"] += [(r, dense_layers) for r in ffn_roles]
+    if moe_layers and arch.num_experts:
+        plan["experts"] += [("expert_" + r, moe_layers * arch.num_experts) for r in ffn_roles]
+        plan["router"].append(("router", moe_layers))
+        if arch.shared_intermediate_size:
+            plan["shared experts"] += [("shared_" + r, moe_layers) for r in ffn_roles]
+        if arch.fields.get("shared_intermediate_size") == "shared_expert_intermediate_size":
+            plan["router"].append(("shared_router", moe_layers))  # Qwen2-MoE gates its shared expert
+    if arch.has_output_head and not arch.tied_embeddings:
+        plan["output head"].append(("head", 1))
+    return plan
+
+
+def implied_by_config(arch: Architecture) -> dict[str, int]:
+    """Weight-matrix parameters per component from the config alone; components whose
+    shapes the config does not fully determine are left out."""
+    quantities = _quantities(arch)
+    implied = {}
+    for component, roles in _plan(arch).items():
+        shapes = [(expected_shape(role, quantities), count) for role, count in roles]
+        if all(shape is not None for shape, _ in shapes):
+            implied[component] = sum(prod(shape[0]) * count for shape, count in shapes if shape)
+    if arch.has_output_head is None:
+        implied.pop("output head", None)  # no architectures[]: whether there is a head is unknown
+    return implied
+
+
+def _shape_findings(tensors: Sequence[tuple[TensorInfo, str]], arch: Architecture) -> list[Finding]:
+    """Weights whose shape disagrees with the config; repeats folded into the first."""
+    quantities = _quantities(arch)
+    groups: dict[tuple[str, tuple[int, ...], tuple[int, ...]], list[str]] = defaultdict(list)
+    whys: dict[tuple[str, tuple[int, ...], tuple[int, ...]], str] = {}
+    for tensor, role in tensors:
+        expected = expected_shape(role, quantities)
+        if expected is None or len(tensor.shape) < 2:
+            continue
+        shape, why = expected
+        if role in ROUTED_EXPERT_ROLES and len(tensor.shape) == 3 and arch.num_experts:
+            shape = (arch.num_experts, *shape)  # experts fused into one [experts, out, in] tensor
+            why = f"{arch.fields['num_experts']} {arch.num_experts}, {why}"
+        if sorted(shape) != sorted(tensor.shape):
+            key = (role, shape, tensor.shape)
+            groups[key].append(tensor.name)
+            whys[key] = why
+    findings = []
+    for key, names in groups.items():
+        more = f" (and {len(names) - 1} more like it)" if len(names) > 1 else ""
+        findings.append(Finding(escape(names[0]) + more, f"shape {str(list(key[1]))} ({whys[key]}) from config.json", str(list(key[2]))))
+    return findings
+
+
+def _moe(total: int, routed_by_layer: dict[int | None, int], arch: Architecture) -> tuple[MoeCount | None, list[Finding]]:
+    experts, per_token = arch.num_experts, arch.experts_per_token
+    routed = sum(routed_by_layer.values())
+    if not routed or not experts or not per_token:
+        return None, []
+    findings = [
+        Finding(f"layer {layer} experts", f"{experts} equal experts ({arch.fields['num_experts']})", f"{count:,} parameters, not a multiple of {experts}")
+        for layer, count in routed_by_layer.items()
+        if count % experts
+    ]
+    active = total - routed + routed * per_token // experts
+    formula = f"active = total {total:,} - routed experts {routed:,} + {per_token} of {experts} experts x {routed:,} / {experts} = {active:,}"
+    return MoeCount(total, active, routed, experts, per_token, formula), findings
+
+
+def _tied_duplicates(named: list[tuple[TensorInfo, str, str]], arch: Architecture | None) -> tuple[set[str], list[str]]:
+    """Head tensors that repeat the tied embedding (counted once), and notes saying how."""
+    embed = next((t for t, c, r in named if r == "embed"), None)
+    if arch is None or not arch.tied_embeddings or embed is None:
+        return set(), []
+    heads = [t for t, c, r in named if r == "head" and t.shape == embed.shape]
+    if heads:
+        return {t.name for t in heads}, [f"{escape(t.name)} repeats the tied {escape(embed.name)} (tie_word_embeddings): counted once" for t in heads]
+    if arch.has_output_head:
+        return set(), [f"the output head is tied to {escape(embed.name)} (tie_word_embeddings): stored and counted once"]
+    return set(), []
+
+
+def _count(name: str, tensors: Sequence[TensorInfo]) -> Count:
+    return Count(name, sum(t.numel for t in tensors), sum(t.nbytes for t in tensors), len(tensors))
+
+
+def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> Summary:
+    """Counts from the tensors, checked against the config; bad or missing config becomes
+    a finding and the tensor-based parts are still reported."""
+    findings: list[Finding] = []
+    arch = None
+    if catalog.config_error is not None:
+        error = catalog.config_error
+        findings.append(Finding(error.where, error.expected, error.found))
+    elif catalog.config is None:
+        findings.append(Finding(escape(catalog.root), "a config.json beside the weights", "none"))
+    else:
+        arch = derive(catalog.config)
+        findings += arch.findings
+
+    named = [(t, *role_of(t.name)) for t in catalog.tensors]
+    duplicates, tied_notes = _tied_duplicates(named, arch)
+    buffers = [t for t, c, r in named if c == "buffers"]
+    params = [(t, c, r) for t, c, r in named if c != "buffers" and t.name not in duplicates]
+
+    by_component: dict[str, list[TensorInfo]] = defaultdict(list)
+    by_layer: dict[int | None, list[TensorInfo]] = defaultdict(list)
+    by_dtype: dict[str, list[TensorInfo]] = defaultdict(list)
+    routed_by_layer: dict[int | None, int] = defaultdict(int)
+    for t, component, role in params:
+        by_component[component].append(t)
+        by_layer[layer_of(t.name)].append(t)
+        by_dtype[t.dtype].append(t)
+        if role in ROUTED_EXPERT_ROLES:
+            routed_by_layer[layer_of(t.name)] += t.numel
+    total = sum(t.numel for t, _, _ in params)
+    total_nbytes = sum(t.nbytes for t, _, _ in params)
+
+    implied: list[ImpliedCount] = []
+    moe = None
+    if arch is not None:
+        findings += _shape_findings([(t, r) for t, _, r in params], arch)
+        matrices: dict[str, int] = defaultdict(int)
+        for t, component, _ in params:
+            if len(t.shape) >= 2:
+                matrices[component] += t.numel
+        for component, count in implied_by_config(arch).items():
+            implied.append(ImpliedCount(component, count, matrices.get(component, 0)))
+            if count != matrices.get(component, 0):
+                findings.append(Finding(component, f"{count:,} parameters in weight matrices, as config.json implies", f"{matrices.get(component, 0):,} in the tensors"))
+        moe, moe_findings = _moe(total, routed_by_layer, arch)
+        findings += moe_findings
+
+    layer_keys = sorted(by_layer, key=lambda k: (k is None, k or 0))
+    dominant = max(by_dtype, key=lambda d: sum(t.numel for t in by_dtype[d])) if by_dtype else None
+    return Summary(
+        model=catalog.name,
+        format=catalog.format,
+        total_params=total,
+        total_nbytes=total_nbytes,
+        components=tuple(_count(c, by_component[c]) for c in COMPONENTS if by_component.get(c)),
+        layers=tuple(LayerCount(k, sum(t.numel for t in by_layer[k]), sum(t.nbytes for t in by_layer[k])) for k in layer_keys),
+        dtypes=tuple(_count(d, ts) for d, ts in sorted(by_dtype.items(), key=lambda kv: -sum(t.numel for t in kv[1]))),
+        buffers=_count("buffers", buffers) if buffers else None,
+        tied=tuple(tied_notes),
+        moe=moe,
+        implied=tuple(implied),
+        architecture=arch,
+        memory=estimate(arch, total, total_nbytes, dominant, contexts, batches, kv_dtype),
+        findings=tuple(findings),
+    )
