@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog
+from .dtypes import DTYPES
 from .errors import AnatomyError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: config_text carries the dtype from_pretrained infers from the weights
 
 
 class SkeletonUnavailable(AnatomyError):
@@ -95,12 +96,33 @@ def installed_transformers_version() -> str | None:
     return "unknown"
 
 
-def _cache_path(config_bytes: bytes, version: str) -> Path:
-    digest = hashlib.sha256(b"%d\0%s\0" % (SCHEMA_VERSION, version.encode()) + config_bytes).hexdigest()[:32]
+def _cache_path(config_bytes: bytes, version: str, weights_dtype: str | None) -> Path:
+    key = b"%d\0%s\0%s\0" % (SCHEMA_VERSION, version.encode(), (weights_dtype or "").encode())
+    digest = hashlib.sha256(key + config_bytes).hexdigest()[:32]
     return cache_dir() / "skeletons" / f"{digest}.json"
 
 
-def _build(config_file: str) -> Skeleton:
+# torch.is_floating_point() dtypes that transformers accepts as a model's default dtype.
+DTYPES_FLOATING = re.compile(r"torch\.(float(16|32|64)|bfloat16|half|double)$")
+
+
+def weights_dtype(catalog: Catalog) -> str | None:
+    """The dtype from_pretrained(dtype="auto") settles on when config.json names none, else None.
+
+    transformers then takes the first floating, non-fp8/fp4 dtype among the first weight
+    file's tensors in name order (the first dtype if none is floating) and writes it into
+    model.config, so `print(model.config)` shows it; _from_config alone would not."""
+    config = catalog.config or {}
+    if config.get("dtype") is not None or config.get("torch_dtype") is not None or not catalog.files:
+        return None
+    first = sorted((t for t in catalog.tensors if t.file == catalog.files[0]), key=lambda t: t.name)
+    torch_names = [DTYPES[t.dtype].torch_name or "" for t in first if t.dtype in DTYPES]
+    floating = [n for n in torch_names if DTYPES_FLOATING.match(n)]
+    chosen = (floating or torch_names or ["torch.float32"])[0]
+    return chosen.removeprefix("torch.") or None
+
+
+def _build(config_file: str, dtype: str | None = None) -> Skeleton:
     """Build the model on the meta device and record what transformers reports."""
     import torch
     import transformers
@@ -108,6 +130,8 @@ def _build(config_file: str) -> Skeleton:
     folder = os.path.dirname(config_file)
     # trust_remote_code stays False: a checkpoint's own Python code is never run.
     config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    if dtype is not None:
+        config.dtype = getattr(torch, dtype)
     architectures = getattr(config, "architectures", None) or []
     model_class = next((getattr(transformers, a) for a in architectures if hasattr(transformers, a)), None)
     if model_class is None:
@@ -141,25 +165,35 @@ def _build(config_file: str) -> Skeleton:
     )
 
 
+def _write_derived_config(config_bytes: bytes) -> str:
+    """A config derived from GGUF metadata or params.json, as a file AutoConfig can read:
+    under the cache folder, never in the model's folder."""
+    folder = cache_dir() / "derived-configs" / hashlib.sha256(config_bytes).hexdigest()[:32]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_bytes(config_bytes)
+    return str(folder / "config.json")
+
+
 def load_skeleton(catalog: Catalog, build: bool = True) -> Skeleton:
     """The cached skeleton for this config, building (and caching) it when needed."""
-    catalog.require_config()
-    assert catalog.config_file is not None
+    config = catalog.require_config()
     version = installed_transformers_version()
     if version is None:
         raise SkeletonUnavailable(catalog.name, "transformers for class names and parameter order", "it is not installed", "pip install 'llm-anatomy[transformers]'")
-    config_bytes = Path(catalog.config_file).read_bytes()
-    path = _cache_path(config_bytes, version)
+    config_bytes = Path(catalog.config_file).read_bytes() if catalog.config_file else json.dumps(config, indent=2, sort_keys=True).encode()
+    dtype = weights_dtype(catalog)
+    path = _cache_path(config_bytes, version, dtype)
     try:
         return Skeleton.from_json(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         pass  # not cached yet, or an older/damaged entry: rebuild it
     if not build:
         raise SkeletonUnavailable(catalog.name, "a cached skeleton", "none", "run `llm-anatomy tree` once to build it")
+    config_file = catalog.config_file or _write_derived_config(config_bytes)
     try:
-        skeleton = _build(catalog.config_file)
+        skeleton = _build(config_file, dtype)
     except Exception as exc:  # transformers rejects configs in many ways; say which, in one line
-        raise SkeletonUnavailable(catalog.config_file, "a config transformers can build", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", "class names and parameter order fall back to tensor names") from exc
+        raise SkeletonUnavailable(catalog.config_file or catalog.name, "a config transformers can build", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", "class names and parameter order fall back to tensor names") from exc
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(skeleton.to_json()))

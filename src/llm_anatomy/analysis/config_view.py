@@ -1,0 +1,51 @@
+"""The config as a user sees it after from_pretrained: `print(model.config)` from the cached
+skeleton when transformers can build the model, else config.json as stored, printed the same way."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..catalog import Catalog
+from ..skeleton import SkeletonUnavailable, load_skeleton
+
+# LlamaForCausalLM / GPT2LMHeadModel / BertModel -> Llama / GPT2 / Bert: transformers' own naming
+# of config classes, used only to label config.json when transformers is not there to ask.
+ARCHITECTURE_SUFFIX = re.compile(r"(For[A-Z]\w*|LMHeadModel|Model)$")
+BASE_CONFIG_CLASS = "PreTrainedConfig"
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    model: str
+    class_name: str  # "LlamaConfig"
+    values: dict[str, Any]  # what the printout shows, in its order
+    text: str  # the printout, character for character
+    from_transformers: bool
+    notes: tuple[str, ...] = ()
+
+
+def printout(class_name: str, values: dict[str, Any]) -> str:
+    """PreTrainedConfig.__repr__: the class name, then the dict as sorted, indented JSON."""
+    return f"{class_name} {json.dumps(values, indent=2, sort_keys=True)}\n"
+
+
+def guess_class_name(config: dict[str, Any]) -> str:
+    architectures = config.get("architectures")
+    first = architectures[0] if isinstance(architectures, list) and architectures and isinstance(architectures[0], str) else ""
+    stem = ARCHITECTURE_SUFFIX.sub("", first)
+    return f"{stem}Config" if stem and stem != first else BASE_CONFIG_CLASS
+
+
+def load_config_view(catalog: Catalog) -> ConfigView:
+    config = catalog.require_config()
+    try:
+        skeleton = load_skeleton(catalog)
+    except SkeletonUnavailable as exc:
+        class_name = guess_class_name(config)
+        note = f"note: this is {catalog.config_file} as stored, not as transformers would print it ({exc.found}); class name {class_name} guessed from `architectures`"
+        return ConfigView(catalog.name, class_name, config, printout(class_name, config), False, (note,))
+    values = json.loads(skeleton.config_text.partition(" ")[2])
+    return ConfigView(catalog.name, skeleton.config_class, values, skeleton.config_text, True)

@@ -1,0 +1,189 @@
+"""The module hierarchy: each module with its class name, its own parameters and the total
+under it, as transformers builds the model; or, without transformers, from the dotted
+tensor names. Also torch's named_children() / named_parameters() of any node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from ..catalog import Catalog, TensorInfo, natural_key
+from ..errors import UsageError
+from .. import skeleton as skeletons
+from ..skeleton import Skeleton, SkeletonUnavailable, load_skeleton
+
+SHOWN_NAMES = 5  # valid names listed when --node names no module
+
+
+@dataclass(frozen=True)
+class TreeParameter:
+    name: str  # local name on its module ("weight")
+    shape: tuple[int, ...]
+    canonical: str  # the full name named_parameters() shows for it (differs when tied)
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    name: str  # local name ("" for the root)
+    path: str  # "model.layers.0.self_attn"; "" for the root
+    class_name: str | None  # None when built from tensor names
+    parameters: tuple[TreeParameter, ...]  # registered on this module itself
+    total: int  # sum(p.numel() for p in module.parameters()): tied weights once
+    children: tuple["TreeNode", ...] = ()
+
+    @property
+    def own(self) -> int:
+        return sum(p.numel for p in _distinct(self.parameters))
+
+
+@dataclass(frozen=True)
+class ModuleTree:
+    model: str
+    root: TreeNode
+    no_class_names_because: str = ""  # set when the tree was built from tensor names
+
+    @property
+    def class_names(self) -> bool:
+        return not self.no_class_names_because
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        if self.class_names:
+            return ()
+        return (f"note: no class names ({self.no_class_names_because}); this tree is built from the tensor names, and its counts include every stored tensor (buffers too)",)
+
+
+def _distinct(parameters):
+    seen = set()
+    for p in parameters:
+        if p.canonical not in seen:
+            seen.add(p.canonical)
+            yield p
+
+
+def _assemble(paths: list[str], classes: dict[str, str | None], parameters: dict[str, list[TreeParameter]]) -> TreeNode:
+    """Nest modules given in pre-order (named_modules() order) under their dotted parents."""
+    children: dict[str, list[str]] = {path: [] for path in paths}
+    for path in paths[1:]:
+        children[path.rpartition(".")[0]].append(path)
+    numel = {p.canonical: p.numel for own in parameters.values() for p in own}
+
+    def node(path: str) -> tuple[TreeNode, frozenset[str]]:
+        built = [node(child) for child in children[path]]
+        own = tuple(parameters.get(path, ()))
+        under = frozenset(p.canonical for p in own).union(*(names for _, names in built))
+        total = sum(numel[name] for name in under)
+        return TreeNode(path.rpartition(".")[2], path, classes[path], own, total, tuple(child for child, _ in built)), under
+
+    return node("")[0]
+
+
+def tree_from_skeleton(skeleton: Skeleton) -> TreeNode:
+    shapes = {p.name: p.shape for p in skeleton.parameters}
+    paths, classes, parameters = [], {}, {}
+    for module in skeleton.modules:
+        paths.append(module.path)
+        classes[module.path] = module.class_name
+        prefix = module.path + "." if module.path else ""
+        canonical = [skeleton.tied.get(prefix + name, prefix + name) for name in module.parameters]
+        parameters[module.path] = [TreeParameter(name, shapes[full], full) for name, full in zip(module.parameters, canonical)]
+    return _assemble(paths, classes, parameters)
+
+
+def tree_from_names(tensors: tuple[TensorInfo, ...]) -> TreeNode:
+    """Every dotted prefix of a tensor name is a module; every tensor counts (buffers too)."""
+    paths: dict[str, None] = {"": None}
+    parameters: dict[str, list[TreeParameter]] = {}
+    for tensor in sorted(tensors, key=lambda t: natural_key(t.name)):
+        parts = tensor.name.split(".")
+        for depth in range(1, len(parts)):
+            paths.setdefault(".".join(parts[:depth]))
+        module = ".".join(parts[:-1])
+        parameters.setdefault(module, []).append(TreeParameter(parts[-1], tensor.shape, tensor.name))
+    return _assemble(list(paths), dict.fromkeys(paths), parameters)
+
+
+def build_tree(catalog: Catalog) -> ModuleTree:
+    """transformers' module tree when it can be had (cached after the first call), else the names' tree."""
+    if catalog.config is None and catalog.config_error is None:
+        return ModuleTree(catalog.name, tree_from_names(catalog.tensors), "they need a config.json beside the weights")
+    try:
+        skeleton = load_skeleton(catalog)
+    except SkeletonUnavailable as exc:
+        if skeletons.installed_transformers_version() is None:
+            reason = "they need the [transformers] extra: pip install 'llm-anatomy[transformers]'"
+        else:
+            reason = f"transformers could not build the config: {exc.found}"
+        return ModuleTree(catalog.name, tree_from_names(catalog.tensors), reason)
+    return ModuleTree(catalog.name, tree_from_skeleton(skeleton))
+
+
+def find_node(tree: ModuleTree, path: str) -> TreeNode:
+    """The module at a dotted path ("" is the root); UsageError naming valid paths nearby."""
+    node = tree.root
+    for part in path.split(".") if path else ():
+        child = next((c for c in node.children if c.name == part), None)
+        if child is None:
+            names = [c.path for c in node.children] or [node.path or "(the root)"]
+            shown = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
+            raise UsageError(tree.model, "a module path for --node", repr(path), f"valid names include {shown}")
+        node = child
+    return node
+
+
+def named_children(node: TreeNode) -> list[tuple[str, str | None]]:
+    """What `node.named_children()` yields, as (name, class name)."""
+    return [(child.name, child.class_name) for child in node.children]
+
+
+def named_parameters(node: TreeNode) -> list[tuple[str, tuple[int, ...]]]:
+    """What `node.named_parameters()` yields: module order, names relative to node, tied weights once."""
+    seen: set[str] = set()
+    listing = []
+
+    def visit(module: TreeNode, prefix: str) -> None:
+        for p in module.parameters:
+            if p.canonical not in seen:
+                seen.add(p.canonical)
+                listing.append((prefix + p.name, p.shape))
+        for child in module.children:
+            visit(child, prefix + child.name + ".")
+
+    visit(node, "")
+    return listing
+
+
+@dataclass(frozen=True)
+class Run:
+    """Consecutive numbered siblings with the same structure (layers 0-31), shown once by the first."""
+
+    first: TreeNode
+    last_name: str
+    count: int
+
+    @property
+    def label(self) -> str:
+        return self.first.name if self.count == 1 else f"{self.first.name}-{self.last_name}"
+
+
+def _structure(node: TreeNode) -> tuple:
+    """What makes two blocks identical: class names, parameter names and shapes, all the way down."""
+    return (node.class_name, tuple((p.name, p.shape) for p in node.parameters), tuple((c.name, _structure(c)) for c in node.children))
+
+
+def fold(children: tuple[TreeNode, ...]) -> list[Run]:
+    """Group consecutive numbered children of identical structure; others stay one per run."""
+    runs: list[Run] = []
+    previous_structure = None
+    for child in children:
+        structure = _structure(child) if child.name.isdigit() else None
+        if runs and structure is not None and structure == previous_structure:
+            runs[-1] = Run(runs[-1].first, child.name, runs[-1].count + 1)
+        else:
+            runs.append(Run(child, child.name, 1))
+        previous_structure = structure
+    return runs

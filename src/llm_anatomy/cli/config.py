@@ -1,0 +1,29 @@
+"""`llm-anatomy config`: the config as transformers prints it after from_pretrained."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from ..analysis.config_view import load_config_view
+from ..formats import open_catalog
+from ..render import config as render
+from .main import add_model_argument
+
+HELP = (
+    "The config as `print(model.config)` shows it after from_pretrained (LlamaConfig { ... }), "
+    "from config.json alone. Without transformers: config.json as stored, printed the same way."
+)
+EXAMPLE = """  llm-anatomy config meta-llama/Llama-2-7b-chat-hf
+  llm-anatomy config ./Llama-2-7b-chat-hf --json"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    parser.add_argument("--json", action="store_true", help="the config dict as JSON")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    view = load_config_view(open_catalog(args.model, args.revision))
+    out.write(render.json_text(view) if args.json else render.text(view))
+    return 0

@@ -1,0 +1,51 @@
+"""`llm-anatomy tree`: the module hierarchy with class names and parameter counts."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from ..analysis.tree import build_tree, find_node
+from ..errors import UsageError
+from ..formats import open_catalog
+from ..render import tree as render
+from .main import add_model_argument
+
+HELP = (
+    "The module hierarchy: each module with its class name, its own and total parameter count; "
+    "repeated identical blocks are folded. Class names come from transformers (built once on the "
+    "meta device from config.json, then cached); without it the tree is built from tensor names."
+)
+EXAMPLE = """  llm-anatomy tree meta-llama/Llama-2-7b-chat-hf --depth 2
+  llm-anatomy tree ./Llama-2-7b-chat-hf --node model.layers.0 --style torch      # as named_children() prints
+  llm-anatomy tree ./Llama-2-7b-chat-hf --node lm_head --style torch --params    # as named_parameters() prints"""
+
+
+def _depth(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    parser.add_argument("--node", default="", metavar="PATH", help="show only this module's subtree, e.g. model.layers.0 (default: the whole model)")
+    parser.add_argument("--depth", type=_depth, metavar="N", help="show N levels below the node (default: all)")
+    parser.add_argument("--params", action="store_true", help="also list each module's own parameters; with --style torch, print named_parameters() instead of named_children()")
+    parser.add_argument("--style", choices=("tree", "torch"), default="tree", help="torch: `name: ClassName` for each child of --node, as named_children() prints")
+    parser.add_argument("--json", action="store_true", help="machine-readable output (unfolded: every module with its path)")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    catalog = open_catalog(args.model, args.revision)
+    tree = build_tree(catalog)
+    node = find_node(tree, args.node)
+    if args.style == "torch":
+        if not tree.class_names:
+            raise UsageError(catalog.name, "class names for --style torch", "none", tree.no_class_names_because)
+        out.write(render.torch_parameters(node) if args.params else render.torch_children(node))
+    elif args.json:
+        out.write(render.json_text(tree, node, args.depth))
+    else:
+        out.write(render.text(tree, node, args.depth, args.params))
+    return 0
