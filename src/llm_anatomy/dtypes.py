@@ -4,20 +4,20 @@ and how to decode it without numpy. GGML block-quantized types live in the same 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 
 from .errors import AnatomyError
 
 
-@dataclass(frozen=True)
-class DType:
-    name: str  # safetensors / GGML spelling, e.g. "BF16", "Q4_K"
-    bits: int  # bits per element (for block types: per block, see block_bytes)
-    torch_name: str | None  # how torch prints it, e.g. "torch.bfloat16"; None if torch has none
-    kind: str  # "float", "int", "uint", "bool", "complex", "quant"
-    struct_code: str | None = None  # struct format of one element, when struct can decode it
-    block_size: int = 1  # elements per block (GGML quants); 1 for plain types
-    block_bytes: int = 0  # bytes per block for block types
+class DType(namedtuple("DType", "name bits torch_name kind struct_code block_size block_bytes", defaults=(None, 1, 0))):
+    """An element type. name: safetensors / GGML spelling ("BF16", "Q4_K"); bits: bits per
+    element (block types: per block); torch_name: how torch prints it ("torch.bfloat16"),
+    None if torch has none; kind: "float", "int", "uint", "bool", "complex" or "quant";
+    struct_code: struct format of one element when struct can decode it; block_size:
+    elements per block (GGML quants, else 1); block_bytes: bytes per block.
+    (A named tuple rather than a dataclass: see catalog.py.)"""
+
+    __slots__ = ()
 
     @property
     def is_block(self) -> bool:

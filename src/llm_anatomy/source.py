@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
 from .errors import AnatomyError, UsageError
 
@@ -15,18 +15,23 @@ from .errors import AnatomyError, UsageError
 FOLDER_LAYOUTS: tuple[tuple[str | None, str], ...] = (
     ("model.safetensors.index.json", "*.safetensors"),
     (None, "*.safetensors"),
+    ("pytorch_model.bin.index.json", "*.bin"),
+    (None, "pytorch_model*.bin"),  # not *.bin: training_args.bin is a pickled object, not weights
+    (None, "*.gguf"),
+    (None, "consolidated.*.pth"),
+    (None, "*.pth"),
+    (None, "*.pt"),
 )
 
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
-@dataclass(frozen=True)
-class Source:
-    name: str  # what to call the model in output
-    root: str  # folder holding the files
-    weight_files: tuple[str, ...]
-    index_file: str | None
-    config_file: str | None
+class Source(namedtuple("Source", "name root weight_files index_file config_file")):
+    """name: what to call the model in output; root: the folder holding the files;
+    weight_files: the weights (empty when index_file names the shards); index_file and
+    config_file: their paths or None. (A named tuple rather than a dataclass: see catalog.py.)"""
+
+    __slots__ = ()
 
 
 # pathlib is avoided on purpose: importing it costs more than reading a 7B model's headers.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections import namedtuple
 
 from ..catalog import Catalog, compile_filter, natural_key
 from typing import TYPE_CHECKING
@@ -12,23 +12,14 @@ if TYPE_CHECKING:
     from ..skeleton import Skeleton
 
 
-@dataclass(frozen=True)
-class ParamRow:
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    numel: int
-    nbytes: int
-    file: str
+# Named tuples rather than dataclasses, to keep `params` within 4x `python -c pass` (catalog.py).
+ParamRow = namedtuple("ParamRow", "name shape dtype numel nbytes file")
 
 
-@dataclass(frozen=True)
-class ParamListing:
-    model: str
-    format: str
-    rows: tuple[ParamRow, ...]
-    files: int
-    notes: tuple[str, ...] = field(default=())
+class ParamListing(namedtuple("ParamListing", "model format rows files notes", defaults=((),))):
+    """rows: ParamRow tuple; files: how many weight files; notes: lines to show under the table."""
+
+    __slots__ = ()
 
     @property
     def total_numel(self) -> int:
