@@ -22,10 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--filter", metavar="GLOB", help="only names matching this shell pattern, e.g. 'model.layers.0.*'")
     parser.add_argument("--style", choices=("table", "torch"), default="table", help="torch: `name: torch.Size([...])` for each parameter, in transformers' order")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--hf-names", action="store_true", help="show GGUF and Meta tensor names as Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     catalog = open_catalog(args.model, args.revision)
+    if args.hf_names:
+        from ..formats.name_maps import with_hf_names
+
+        catalog = with_hf_names(catalog)
     if args.style == "torch":
         from ..skeleton import load_skeleton
 

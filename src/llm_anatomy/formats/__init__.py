@@ -13,13 +13,16 @@ from ..catalog import Catalog, TensorInfo
 from ..errors import AnatomyError
 from ..safe_text import escape
 from ..source import Source, resolve
-from . import safetensors
+from . import derived_config, gguf, safetensors, torch_zip
 
 # (format name, does this prefix match, read one file -> (tensors, metadata)).
 # Detection is by content (magic bytes), never by file name.
 # A reader takes one file's path and returns (tensors, metadata).
 READERS: "list[tuple[str, Callable[[bytes], bool], Callable[[str], tuple[list[TensorInfo], dict[str, Any]]]]]" = [
     ("safetensors", safetensors.looks_like, safetensors.read_tensors),
+    ("gguf", gguf.looks_like, gguf.read_tensors),
+    ("torch", torch_zip.looks_like, torch_zip.read_tensors),
+    ("legacy torch", torch_zip.looks_like_legacy, torch_zip.refuse_legacy),
 ]
 
 PREFIX_BYTES = 16
@@ -68,6 +71,7 @@ def catalog_from_source(source: Source) -> Catalog:
     metadata: dict[str, Any] = {}
     formats = set()
     seen: dict[str, str] = {}
+    torch_zip.refuse_model_parallel(files)
     for path in files:
         fmt, reader = detect(path)
         formats.add(fmt)
@@ -83,6 +87,8 @@ def catalog_from_source(source: Source) -> Catalog:
         if missing:
             raise AnatomyError(source.index_file, f"tensor {escape(missing[0])} in {escape(weight_map[missing[0]])}", "it is not in that shard", "download the shards again")
     config, config_error = read_config(source.config_file)
+    if config is None and config_error is None:  # GGUF metadata or Meta's params.json
+        config, config_error = derived_config.derive(source.root, files, tensors, metadata, formats)
     return Catalog(
         name=source.name,
         format="+".join(sorted(formats)),

@@ -1,0 +1,250 @@
+"""Read GGUF headers (llama.cpp's format: magic, version, counts, key/values, tensor infos,
+aligned data) front to back, checking every count and length against the bytes left in
+the file before reading or allocating anything.
+
+Arrays are walked, not decoded: `tokenizer.ggml.tokens` becomes "array of 32000 strings
+['<unk>', '<s>', '</s>', ...]", which is what makes this reader fast where
+gguf.GGUFReader decodes the whole vocabulary. GGUF lists dimensions fastest first
+(ne[0]); shapes here are reversed to the order torch and Hugging Face use."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, BinaryIO
+
+from ..byte_io import file_size
+from ..catalog import TensorInfo
+from ..dtypes import DTYPES, DType
+from ..errors import AnatomyError
+from ..safe_text import escape, has_unsafe
+from .ggml_types import (
+    GGML_TYPES,
+    GGUF_DEFAULT_ALIGNMENT,
+    GGUF_MAGIC,
+    GGUF_VERSIONS,
+    GGUF_VALUE_TYPES,
+    KEY_ALIGNMENT,
+    STRING,
+)
+
+U32 = struct.Struct("<I")
+U64 = struct.Struct("<Q")
+CHUNK_BYTES = 1 << 20
+MAX_DIMS = 4  # GGML_MAX_DIMS
+MAX_NAME_BYTES = 64 * 1024  # keys and tensor names (llama.cpp allows 64-byte tensor names)
+MAX_VALUE_BYTES = 100 * 1024 * 1024  # one string value (tokenizer.huggingface.json is a few MB)
+MAX_ARRAY_DEPTH = 3
+HEAD_ITEMS = 3  # items of an array kept to show
+SCALARS = {type_id: struct.Struct("<" + code) for type_id, (_, code) in GGUF_VALUE_TYPES.items() if code}
+TRUNCATED = "the file is truncated or corrupt; download it again"
+# Smallest encoding of each record, to bound counts before looping over them.
+MIN_KV_BYTES = 8 + 4 + 1  # key length, value type, a one-byte value
+MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
+
+
+def _register_block_types() -> None:
+    """GGML's block-quantized types join the one dtype table (plain ones are already there)."""
+    for name, block_size, block_bytes in GGML_TYPES.values():
+        if block_size > 1:
+            DTYPES.setdefault(name, DType(name, block_bytes * 8, None, "quant", None, block_size, block_bytes))
+
+
+_register_block_types()
+
+
+class ArraySummary(str):
+    """A metadata array shown as text ("array of 32000 strings [...]"), with its item count."""
+
+    count: int
+    item_type: str
+
+    def __new__(cls, item_type: str, count: int, head: list[Any]) -> "ArraySummary":
+        items = ", ".join(repr(v) for v in head) + (", ..." if count > len(head) else "")
+        noun = "strings" if item_type == "STRING" else f"{item_type.lower()}"
+        self = super().__new__(cls, f"array of {count} {noun} [{items}]")
+        self.count, self.item_type = count, item_type
+        return self
+
+
+class _Cursor:
+    """Reads the header front to back through a window of the file; nothing past the end."""
+
+    def __init__(self, path: str, handle: BinaryIO, size: int) -> None:
+        self.path, self.handle, self.size = path, handle, size
+        self.buffer, self.start, self.pos = b"", 0, 0
+
+    def remaining(self) -> int:
+        return self.size - self.pos
+
+    def check(self, n: int, what: str) -> None:
+        if n > self.size - self.pos:
+            raise AnatomyError(self.path, f"{what} at bytes {self.pos}..{self.pos + n}", f"a file of {self.size} bytes", TRUNCATED)
+
+    def _window(self, n: int, what: str) -> int:
+        """Make n bytes at pos readable; return where they start in the buffer."""
+        self.check(n, what)
+        if self.pos < self.start or self.pos + n > self.start + len(self.buffer):
+            self.handle.seek(self.pos)
+            self.buffer, self.start = self.handle.read(max(n, CHUNK_BYTES)), self.pos
+            if len(self.buffer) < n:
+                raise AnatomyError(self.path, f"{n} bytes of {what}", f"{len(self.buffer)} bytes", "the file changed while it was read")
+        return self.pos - self.start
+
+    def unpack(self, fmt: struct.Struct, what: str) -> tuple:
+        index = self._window(fmt.size, what)
+        self.pos += fmt.size
+        return fmt.unpack_from(self.buffer, index)
+
+    def raw(self, n: int, what: str) -> bytes:
+        index = self._window(n, what)
+        self.pos += n
+        return self.buffer[index : index + n]
+
+    def skip(self, n: int, what: str) -> None:
+        self.check(n, what)
+        self.pos += n
+
+    def text(self, what: str, limit: int) -> str:
+        (length,) = self.unpack(U64, f"the length of {what}")
+        self.check(length, what)
+        if length > limit:
+            raise AnatomyError(self.path, f"{what} of at most {limit} bytes", f"{length} bytes", TRUNCATED)
+        data = self.raw(length, what)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AnatomyError(self.path, f"{what} in UTF-8", escape(repr(data[:40])), TRUNCATED) from None
+
+
+def _value_type(cursor: _Cursor, where: str) -> int:
+    (type_id,) = cursor.unpack(U32, f"the value type of {where}")
+    if type_id not in GGUF_VALUE_TYPES:
+        raise AnatomyError(cursor.path, f"a GGUF value type (0..{max(GGUF_VALUE_TYPES)}) for {where}", str(type_id), TRUNCATED)
+    return type_id
+
+
+def _value(cursor: _Cursor, type_id: int, where: str, depth: int = 0) -> Any:
+    if type_id in SCALARS:
+        (value,) = cursor.unpack(SCALARS[type_id], f"the value of {where}")
+        return value
+    if type_id == STRING:
+        return cursor.text(f"the string value of {where}", MAX_VALUE_BYTES)
+    return _array(cursor, where, depth)
+
+
+def _array(cursor: _Cursor, where: str, depth: int) -> ArraySummary:
+    """Keep the first few items, step over the rest without decoding them."""
+    if depth >= MAX_ARRAY_DEPTH:
+        raise AnatomyError(cursor.path, f"arrays nested at most {MAX_ARRAY_DEPTH} deep in {where}", "deeper nesting", TRUNCATED)
+    item_type = _value_type(cursor, f"the items of {where}")
+    (count,) = cursor.unpack(U64, f"the item count of {where}")
+    item_name = GGUF_VALUE_TYPES[item_type][0]
+    item_size = SCALARS[item_type].size if item_type in SCALARS else (8 if item_type == STRING else 12)
+    if count > cursor.remaining() // item_size:
+        raise AnatomyError(cursor.path, f"{count} items of {where} within the file", f"{cursor.remaining()} bytes left", TRUNCATED)
+    head = [_value(cursor, item_type, where, depth + 1) for _ in range(min(count, HEAD_ITEMS))]
+    rest = count - len(head)
+    if item_type in SCALARS:
+        cursor.skip(rest * item_size, f"the items of {where}")
+    elif item_type == STRING:
+        for _ in range(rest):
+            (length,) = cursor.unpack(U64, f"a string length in {where}")
+            cursor.skip(length, f"a string in {where}")
+    else:
+        for _ in range(rest):
+            _array(cursor, where, depth + 1)
+    return ArraySummary(item_name, count, head)
+
+
+def looks_like(prefix: bytes) -> bool:
+    return prefix[:4] == GGUF_MAGIC
+
+
+def _read_version(cursor: _Cursor) -> int:
+    magic = cursor.raw(4, "the GGUF magic")
+    if magic != GGUF_MAGIC:
+        raise AnatomyError(cursor.path, "a GGUF file starting with b'GGUF'", f"a file starting with {escape(repr(magic))}", "the file is not GGUF")
+    (version,) = cursor.unpack(U32, "the GGUF version")
+    if version not in GGUF_VERSIONS and version & 0xFFFF == 0:
+        swapped = int.from_bytes(version.to_bytes(4, "little"), "big")
+        raise AnatomyError(cursor.path, "a little-endian GGUF file", f"a big-endian one (version {swapped})", "convert it with `gguf-convert-endian FILE little`")
+    if version not in GGUF_VERSIONS:
+        raise AnatomyError(cursor.path, "GGUF version 2 or 3", f"version {version}", "convert the model again with a current llama.cpp")
+    return version
+
+
+def _count(cursor: _Cursor, what: str, min_bytes: int) -> int:
+    (count,) = cursor.unpack(U64, f"the {what} count")
+    if count > cursor.remaining() // min_bytes:
+        raise AnatomyError(cursor.path, f"{count} {what}s within the file (at least {min_bytes} bytes each)", f"{cursor.remaining()} bytes left", TRUNCATED)
+    return count
+
+
+def _metadata(cursor: _Cursor, kv_count: int) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    for _ in range(kv_count):
+        key = cursor.text("a metadata key", MAX_NAME_BYTES)
+        if key in metadata:
+            raise AnatomyError(cursor.path, "each metadata key once", f"{escape(key)} twice", "the file is corrupt")
+        metadata[key] = _value(cursor, _value_type(cursor, escape(key)), escape(key))
+    return metadata
+
+
+def _alignment(path: str, metadata: dict[str, Any]) -> int:
+    alignment = metadata.get(KEY_ALIGNMENT, GGUF_DEFAULT_ALIGNMENT)
+    if type(alignment) is not int or alignment <= 0 or alignment & (alignment - 1):
+        raise AnatomyError(path, f"{KEY_ALIGNMENT} a power of two", escape(repr(alignment)), "the file is corrupt")
+    return alignment
+
+
+def _tensor_infos(cursor: _Cursor, count: int) -> list[tuple[str, tuple[int, ...], int, int]]:
+    """(name, dims as stored, ggml type, offset) for each tensor, in file order."""
+    infos, seen = [], set()
+    for _ in range(count):
+        name = cursor.text("a tensor name", MAX_NAME_BYTES)
+        if has_unsafe(name):
+            raise AnatomyError(cursor.path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
+        if name in seen:
+            raise AnatomyError(cursor.path, "each tensor name once", f"{escape(name)} twice", "the file is corrupt")
+        seen.add(name)
+        (n_dims,) = cursor.unpack(U32, f"the rank of {escape(name)}")
+        if n_dims > MAX_DIMS:
+            raise AnatomyError(cursor.path, f"at most {MAX_DIMS} dimensions for {escape(name)}", str(n_dims), TRUNCATED)
+        dims = cursor.unpack(struct.Struct(f"<{n_dims}Q"), f"the shape of {escape(name)}")
+        (type_id,) = cursor.unpack(U32, f"the type of {escape(name)}")
+        (offset,) = cursor.unpack(U64, f"the offset of {escape(name)}")
+        infos.append((name, dims, type_id, offset))
+    return infos
+
+
+def _tensor(path: str, info: tuple[str, tuple[int, ...], int, int], data_start: int, size: int, alignment: int) -> TensorInfo:
+    name, dims, type_id, offset = info
+    where = f"{path}: tensor {escape(name)}"
+    if type_id not in GGML_TYPES:
+        raise AnatomyError(where, "a GGML type known to gguf", f"type {type_id}", "upgrade the gguf package, or the file is corrupt")
+    type_name, block_size, block_bytes = GGML_TYPES[type_id]
+    if dims and dims[0] % block_size:
+        raise AnatomyError(where, f"rows of whole {type_name} blocks ({block_size} elements)", f"a row of {dims[0]}", "the file is corrupt")
+    numel = 1
+    for d in dims:
+        numel *= d
+    nbytes = numel // block_size * block_bytes
+    if offset % alignment:
+        raise AnatomyError(where, f"data offset aligned to {alignment} bytes", f"offset {offset}", "the file is corrupt")
+    if data_start + offset + nbytes > size:
+        raise AnatomyError(where, f"{nbytes} data bytes at {data_start + offset}", f"a file of {size} bytes", TRUNCATED)
+    return TensorInfo(name, type_name, tuple(reversed(dims)), path, data_start + offset, nbytes)
+
+
+def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, Any]]:
+    """Tensors of one GGUF file, in file order, and its metadata key/values."""
+    size = file_size(path)
+    with open(path, "rb") as handle:
+        cursor = _Cursor(path, handle, size)
+        _read_version(cursor)
+        tensor_count = _count(cursor, "tensor", MIN_TENSOR_INFO_BYTES)
+        metadata = _metadata(cursor, _count(cursor, "metadata key", MIN_KV_BYTES))
+        infos = _tensor_infos(cursor, tensor_count)
+    alignment = _alignment(path, metadata)
+    data_start = -(-cursor.pos // alignment) * alignment
+    return [_tensor(path, info, data_start, size, alignment) for info in infos], metadata

@@ -1,0 +1,149 @@
+"""Read torch.save checkpoints (.bin, .pth, .pt: a zip holding data.pkl and one member per
+storage) without torch: data.pkl goes through the restricted unpickler, and each tensor's
+offset points straight into its storage member, which torch writes uncompressed."""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from typing import Any, Sequence
+
+from ..byte_io import file_size, read_exact
+from ..catalog import TensorInfo
+from ..dtypes import DTYPES
+from ..errors import AnatomyError
+from ..safe_text import escape, has_unsafe
+
+ZIP_MAGIC = b"PK\x03\x04"
+# torch.save(..., _use_new_zipfile_serialization=False) starts with a protocol-2 pickle of
+# torch's magic number 0x1950a86a20f9469cfc6c.
+LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+MAX_PICKLE_BYTES = 100 * 1024 * 1024
+LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra length
+META_SHARD = re.compile(r"consolidated\.(\d+)\.pth$")
+
+
+def looks_like(prefix: bytes) -> bool:
+    return prefix.startswith(ZIP_MAGIC)
+
+
+def looks_like_legacy(prefix: bytes) -> bool:
+    return prefix.startswith(LEGACY_MAGIC)
+
+
+def refuse_legacy(path: str) -> tuple[list[TensorInfo], dict[str, Any]]:
+    """The pre-1.6 format interleaves pickles and raw storages; converting once is simpler and safer."""
+    raise AnatomyError(
+        path,
+        "a torch checkpoint in the zip format (torch >= 1.6)",
+        "the legacy torch.save format",
+        "convert it once where you trust it: torch.save(torch.load(PATH, weights_only=True), 'converted.pt')",
+    )
+
+
+def refuse_model_parallel(files: Sequence[str]) -> None:
+    """Meta's larger releases split every tensor across consolidated.00.pth, .01.pth, ...
+    under the same names; joining them needs each tensor's split dimension."""
+    shards = [f for f in files if META_SHARD.search(os.path.basename(f))]
+    if len(shards) > 1:
+        raise AnatomyError(
+            os.path.dirname(shards[0]) or ".",
+            "one consolidated.00.pth (a model that is not split for model parallelism)",
+            f"{len(shards)} model-parallel shards",
+            "pass one shard file, or convert with transformers' convert_llama_weights_to_hf.py",
+        )
+
+
+def _data_offset(path: str, handle: Any, size: int, info: Any) -> int:
+    """Where a member's bytes start: after its local header, whose extra field (torch's
+    64-byte alignment padding) may differ from the central directory's."""
+    header = read_exact(handle, path, info.header_offset, LOCAL_HEADER.size, size, f"the zip header of {escape(info.filename)}")
+    signature, name_length, extra_length = LOCAL_HEADER.unpack(header)
+    if signature != ZIP_MAGIC:
+        raise AnatomyError(path, f"a zip local header for {escape(info.filename)}", escape(repr(signature)), "the file is corrupt; download it again")
+    start = info.header_offset + LOCAL_HEADER.size + name_length + extra_length
+    if start + info.file_size > size:
+        raise AnatomyError(path, f"{info.file_size} bytes of {escape(info.filename)} at {start}", f"a file of {size} bytes", "the file is truncated; download it again")
+    return start
+
+
+def _is_contiguous(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
+    """torch's is_contiguous(): row-major strides, ignoring dimensions of size 1."""
+    expected = 1
+    for dim, step in zip(reversed(shape), reversed(stride)):
+        if dim == 0:
+            return True
+        if dim != 1 and step != expected:
+            return False
+        expected *= dim
+    return True
+
+
+def _open_archive(path: str) -> tuple[Any, Any, str]:
+    """(ZipFile, data.pkl member, the archive's top folder with a trailing slash)."""
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+        raise AnatomyError(path, "a torch zip checkpoint", escape(f"an unreadable zip ({exc})"), "the file is truncated or corrupt; download it again") from None
+    pickles = [i for i in archive.infolist() if i.filename.count("/") == 1 and i.filename.endswith("/data.pkl")]
+    if len(pickles) != 1:
+        archive.close()
+        raise AnatomyError(path, "a torch zip checkpoint with one <name>/data.pkl", f"{len(pickles)} data.pkl members", "the zip was not written by torch.save")
+    return archive, pickles[0], pickles[0].filename[: -len("data.pkl")]
+
+
+def _read_member(path: str, archive: Any, name: str, limit: int) -> bytes:
+    import zipfile
+    import zlib
+
+    try:
+        with archive.open(name) as member:
+            data = member.read(limit + 1)
+    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError, zlib.error, ValueError, struct.error) as exc:
+        raise AnatomyError(path, f"a readable {escape(name)}", escape(f"{type(exc).__name__}: {exc}")[:200], "the file is corrupt; download it again") from None
+    if len(data) > limit:
+        raise AnatomyError(path, f"{escape(name)} of at most {limit} bytes", "more", "the file is corrupt or not a state dict")
+    return data
+
+
+def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, str]]:
+    """Tensors of one torch zip checkpoint, in the state dict's order, and its scalar entries."""
+    from . import restricted_pickle
+
+    size = file_size(path)
+    archive, pickle_info, prefix = _open_archive(path)
+    with archive, open(path, "rb") as handle:
+        byteorder = prefix + "byteorder"
+        if byteorder in archive.NameToInfo and _read_member(path, archive, byteorder, 16) != b"little":
+            raise AnatomyError(path, "a little-endian torch checkpoint", "a big-endian one", "load and save it again on a little-endian machine")
+        state = restricted_pickle.load(path, _read_member(path, archive, pickle_info.filename, MAX_PICKLE_BYTES))
+        refs, metadata = restricted_pickle.collect(path, state)
+        storages: dict[str, tuple[int, int]] = {}  # key -> (data offset in the file, bytes)
+        tensors = []
+        for name, ref in refs:
+            where = f"{path}: tensor {escape(name)}"
+            if has_unsafe(name):
+                raise AnatomyError(path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
+            if ref.storage.key not in storages:
+                info = archive.NameToInfo.get(f"{prefix}data/{ref.storage.key}")
+                if info is None:
+                    raise AnatomyError(where, f"storage member {escape(prefix)}data/{escape(ref.storage.key)}", "no such member", "the file is truncated or corrupt")
+                if info.compress_type != 0:
+                    raise AnatomyError(where, "an uncompressed storage (torch.save writes them stored)", f"compression method {info.compress_type}", "the zip was recompressed; save it again with torch.save")
+                storages[ref.storage.key] = (_data_offset(path, handle, size, info), info.file_size)
+            start, storage_bytes = storages[ref.storage.key]
+            dtype = DTYPES[ref.dtype]
+            itemsize = dtype.bits // 8
+            numel = 1
+            for d in ref.shape:
+                numel *= d
+            if not _is_contiguous(ref.shape, ref.stride):
+                raise AnatomyError(where, f"a contiguous tensor (strides of shape {list(ref.shape)} in row-major order)", f"strides {list(ref.stride)}", "save it with tensor.contiguous()")
+            begin, nbytes = ref.offset * itemsize, numel * itemsize
+            if begin + nbytes > min(storage_bytes, ref.storage.numel * DTYPES[ref.storage.dtype].bits // 8):
+                raise AnatomyError(where, f"{nbytes} bytes at byte {begin} of its storage", f"a storage of {storage_bytes} bytes", "the file is truncated or corrupt")
+            tensors.append(TensorInfo(name, dtype.name, ref.shape, path, start + begin, nbytes))
+    return tensors, metadata
