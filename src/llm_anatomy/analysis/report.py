@@ -1,0 +1,194 @@
+"""Everything the HTML report shows, gathered into one dataclass: the overview, the
+decoder-layer diagram with the real tensor shapes, the tensor listing, and the results of
+the other analyses (architecture facts, parameter summary, explained config, statistics)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from ..byte_io import file_size
+from ..catalog import Catalog, TensorInfo, natural_key
+from .params import ParamListing, list_tensors
+from .summary import Summary, role_of, summarize
+
+# "model.layers.7.self_attn.q_proj.weight" -> prefix "model.layers.", index 7, rest.
+LAYER_NAME = re.compile(r"^(?P<prefix>(?:.*\.)?(?:layers|h|layer|blocks)\.)(?P<index>\d+)\.(?P<rest>.+)$")
+
+# Where a tensor outside the layers sits in the diagram, by its summary component.
+OUTER_PLACES = {"embeddings": "embedding", "norms": "final_norm", "output head": "head"}
+
+# Where a layer's direct submodule sits in a decoder layer: before/inside/after attention
+# or the feed-forward network. Norm names are ordered by where the architecture applies them.
+LAYER_PLACES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("pre_attention_norm", re.compile(r"^(input_layernorm|ln_1|attention_norm|norm1|pre_attention_layernorm)$")),
+    ("post_attention_norm", re.compile(r"^post_attention_layernorm$")),
+    ("pre_ffn_norm", re.compile(r"^(pre_feedforward_layernorm|ffn_norm|ln_2|norm2)$")),
+    ("post_ffn_norm", re.compile(r"^post_feedforward_layernorm$")),
+    ("attention", re.compile(r"^(self_attn|attn|attention|self_attention)$")),
+    ("ffn", re.compile(r"^(mlp|block_sparse_moe|feed_forward|ffn|moe|intermediate|output)$")),
+)
+
+EXPERT_INDEX = re.compile(r"(^|\.)experts\.\d+\.")
+
+# Inside a block, tensors are listed in the order the computation uses them (files store
+# them sorted by name: k, o, q, v). Names not listed follow, in natural order.
+COMPUTE_ORDER = (
+    "embed_tokens", "wte", "word_embeddings", "wpe", "position_embeddings", "token_type_embeddings",
+    "q_a_proj", "q_a_layernorm", "q_b_proj", "q_proj", "q_norm", "query", "kv_a_proj_with_mqa", "kv_a_layernorm", "kv_b_proj",
+    "k_proj", "k_norm", "key", "v_proj", "value", "qkv_proj", "query_key_value", "c_attn", "o_proj", "dense", "out_proj",
+    "gate", "router", "shared_expert_gate", "gate_proj", "w1", "up_proj", "w3", "gate_up_proj", "c_fc", "fc1", "down_proj", "w2", "fc2",
+)
+RANK = {name: i for i, name in enumerate(COMPUTE_ORDER)}
+
+
+@dataclass(frozen=True)
+class Overview:
+    model: str
+    architecture: str | None  # config "architectures"[0], else model_type
+    model_type: str | None
+    format: str
+    files: int
+    size_on_disk: int  # bytes of the weight files, headers included
+    tensors: int
+
+
+@dataclass(frozen=True)
+class DiagramTensor:
+    name: str  # relative to the layer ("self_attn.q_proj", "mlp.experts.*.w1"), or full outside layers
+    shape: tuple[int, ...]
+    count: int = 1  # experts folded into one line
+
+
+@dataclass(frozen=True)
+class DiagramBlock:
+    place: str  # embedding, pre_attention_norm, attention, ..., final_norm, head
+    module: str  # the module path in layer 0 or at the top ("self_attn", "model.norm")
+    tensors: tuple[DiagramTensor, ...]
+
+
+@dataclass(frozen=True)
+class LayerDiagram:
+    layer_prefix: str  # "model.layers."
+    layers: int
+    outer: tuple[DiagramBlock, ...]  # embedding, final_norm, head (those present)
+    layer: tuple[DiagramBlock, ...]  # layer 0's blocks in LAYER_PLACES order
+    other: tuple[DiagramTensor, ...]  # layer-0 tensors of no known place, shown beside
+
+    def block(self, place: str) -> DiagramBlock | None:
+        return next((b for b in self.outer + self.layer if b.place == place), None)
+
+
+@dataclass(frozen=True)
+class Report:
+    overview: Overview
+    summary: Summary  # parameters by component, layer and dtype; architecture facts
+    diagram: LayerDiagram | None  # None when the names show no repeated layers
+    tensors: ParamListing
+    config: dict[str, Any] | None
+    lang: str
+    notes: tuple[str, ...]  # sections that could not be built, and why
+
+
+def _first_place(name: str, places: tuple[tuple[str, re.Pattern[str]], ...]) -> str | None:
+    return next((place for place, pattern in places if pattern.search(name)), None)
+
+
+def _short(name: str) -> str:
+    return name[: -len(".weight")] if name.endswith(".weight") else name
+
+
+def _folded(tensors: list[tuple[str, TensorInfo]]) -> tuple[DiagramTensor, ...]:
+    """Relative names without '.weight'; experts.0..N-1 of equal shape shown once with a count."""
+    counts: Counter[tuple[str, tuple[int, ...]]] = Counter()
+    for relative, t in tensors:
+        counts[(EXPERT_INDEX.sub(r"\1experts.*.", _short(relative)), t.shape)] += 1
+    folded = [DiagramTensor(name, shape, n) for (name, shape), n in counts.items()]
+    return tuple(sorted(folded, key=lambda t: (_rank(t.name), natural_key(t.name))))
+
+
+def _rank(name: str) -> int:
+    """Position of the tensor's module in COMPUTE_ORDER ("experts.*.w1.bias" -> rank of w1)."""
+    parts = name.split(".")
+    module = parts[-2] if parts[-1] in ("bias", "weight") and len(parts) > 1 else parts[-1]
+    return RANK.get(module, len(RANK))
+
+
+def layer_diagram(catalog: Catalog) -> LayerDiagram | None:
+    """Blocks of layer 0 with their tensors' shapes, plus the embedding, final norm and head."""
+    by_layer: dict[str, set[int]] = {}
+    for t in catalog.tensors:
+        match = LAYER_NAME.match(t.name)
+        if match:
+            by_layer.setdefault(match["prefix"], set()).add(int(match["index"]))
+    if not by_layer:
+        return None
+    prefix = max(by_layer, key=lambda p: len(by_layer[p]))
+    first = min(by_layer[prefix])
+    ordered = sorted(catalog.tensors, key=lambda t: natural_key(t.name))
+    layer: dict[str, list[tuple[str, TensorInfo]]] = {}
+    modules: dict[str, str] = {}
+    other: list[tuple[str, TensorInfo]] = []
+    outer: dict[str, list[tuple[str, TensorInfo]]] = {}
+    for t in ordered:
+        match = LAYER_NAME.match(t.name)
+        if match and match["prefix"] == prefix:
+            if int(match["index"]) != first:
+                continue
+            module, _, relative = match["rest"].partition(".")
+            place = _first_place(module, LAYER_PLACES) if relative else None
+            if place is None:
+                other.append((match["rest"], t))
+            else:
+                layer.setdefault(place, []).append((match["rest"], t))
+                modules[place] = module
+        elif not match:
+            place = OUTER_PLACES.get(role_of(t.name)[0])
+            if place is not None:
+                outer.setdefault(place, []).append((t.name, t))
+    place_order = [p for p, _ in LAYER_PLACES]
+    layer_blocks = tuple(
+        DiagramBlock(place, modules[place], _folded(layer[place])) for place in sorted(layer, key=place_order.index)
+    )
+    outer_blocks = tuple(
+        DiagramBlock(place, ", ".join(_short(n) for n, _ in outer[place]), _folded(outer[place]))
+        for place in ("embedding", "final_norm", "head")
+        if place in outer
+    )
+    return LayerDiagram(prefix, len(by_layer[prefix]), outer_blocks, layer_blocks, _folded(other))
+
+
+def overview(catalog: Catalog) -> Overview:
+    config = catalog.config or {}
+    architectures = config.get("architectures")
+    architecture = architectures[0] if isinstance(architectures, list) and architectures else config.get("model_type")
+    return Overview(
+        model=catalog.name,
+        architecture=str(architecture) if architecture is not None else None,
+        model_type=str(config["model_type"]) if "model_type" in config else None,
+        format=catalog.format,
+        files=len(catalog.files),
+        size_on_disk=sum(file_size(f) for f in catalog.files),
+        tensors=len(catalog.tensors),
+    )
+
+
+def build_report(catalog: Catalog, lang: str = "en") -> Report:
+    """Gather the report's content; each analysis reads only what it needs."""
+    return Report(
+        overview=overview(catalog),
+        summary=summarize(catalog),
+        diagram=layer_diagram(catalog),
+        tensors=list_tensors(catalog),
+        config=catalog.config,
+        lang=lang,
+        notes=(),
+    )
+
+
+def model_root(catalog: Catalog) -> str:
+    """The folder the report must never be written into."""
+    return catalog.root if os.path.isdir(catalog.root) else os.path.dirname(os.path.abspath(catalog.root))

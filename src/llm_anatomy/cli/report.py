@@ -1,0 +1,53 @@
+"""`llm-anatomy report`: one self-contained HTML page about the model (works offline)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TextIO
+
+from ..analysis.report import build_report, model_root
+from ..errors import UsageError
+from ..formats import open_catalog
+from ..render.report import LABELS, render_report
+from ..render.text import human_bytes
+from .main import add_model_argument
+
+HELP = (
+    "Write one self-contained HTML page about the model: overview, a diagram of a decoder layer with "
+    "its real shapes, where the parameters sit, the explained config and a sortable tensor table. "
+    "No network, no external files: open it anywhere, send it to anyone."
+)
+EXAMPLE = """  llm-anatomy report ./Llama-2-7b-chat-hf -o llama2.html
+  llm-anatomy report meta-llama/Llama-2-7b-chat-hf -o llama2.html --stats --lang zh"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    parser.add_argument("-o", "--output", metavar="FILE", default="report.html", help="where to write the page (default: report.html in the current folder; an existing file is replaced)")
+    parser.add_argument("--lang", choices=sorted(LABELS), default="en", help="language of the page and of the config explanations")
+
+
+def _check_output(path: str, model_folder: str) -> str:
+    """The report goes anywhere but into the model's folder."""
+    target = os.path.realpath(path)
+    folder = os.path.realpath(model_folder)
+    if os.path.commonpath([target, folder]) == folder:
+        raise UsageError(path, "an output path outside the model folder", f"a path inside {model_folder}", "pass -o with another folder; llm-anatomy never writes into a model folder")
+    if os.path.isdir(target):
+        raise UsageError(path, "a file name for the report", "a folder", "pass -o FOLDER/report.html")
+    return target
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    catalog = open_catalog(args.model, args.revision)
+    target = _check_output(args.output, model_root(catalog))
+    text = render_report(build_report(catalog, lang=args.lang))
+    data = text.encode("utf-8")
+    # Write beside the target and rename, so a reader never sees half a page.
+    partial = target + ".partial"
+    with open(partial, "wb") as handle:
+        handle.write(data)
+    os.replace(partial, target)
+    out.write(f"wrote {args.output} ({human_bytes(len(data))})\n")
+    return 0

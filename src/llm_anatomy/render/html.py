@@ -1,0 +1,67 @@
+"""HTML building blocks: escaping, elements, tables and the self-contained page shell.
+
+Everything that came from a checkpoint passes through esc(): control characters are
+shown as \\xNN (safe_text) and then HTML-escaped, so a tensor name can neither break the
+markup nor hide itself. The page allows no external resource at all: a Content Security
+Policy forbids every fetch, so the report stays offline even if a bug slipped a URL in."""
+
+from __future__ import annotations
+
+import html
+from importlib import resources
+from typing import Sequence
+
+from ..safe_text import escape
+
+# Only inline styles, inline scripts and data: images; nothing is ever fetched.
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+
+
+def esc(value: object) -> str:
+    """Text safe inside an element or a quoted attribute."""
+    return html.escape(escape(str(value)), quote=True)
+
+
+def attributes(attrs: dict[str, object]) -> str:
+    """` key="value"` pairs; a trailing underscore allows Python keywords (class_)."""
+    return "".join(f' {key.rstrip("_").replace("_", "-")}="{esc(value)}"' for key, value in attrs.items() if value is not None)
+
+
+def element(tag: str, content: str = "", **attrs: object) -> str:
+    """<tag attrs>content</tag>; content is markup and is not escaped again."""
+    return f"<{tag}{attributes(attrs)}>{content}</{tag}>"
+
+
+def section(anchor: str, title: str, body: str) -> str:
+    return element("section", element("h2", esc(title)) + body, id=anchor)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[int] = (), sort_keys: Sequence[Sequence[object]] | None = None, **attrs: object) -> str:
+    """A table whose cells are already markup; columns in `numeric` are right-aligned.
+
+    `sort_keys`, one per row, puts each cell's raw value in data-sort, so the page's
+    script sorts "1.50 GiB" after "12.00 MiB" (None: sort by the text)."""
+    keys = sort_keys if sort_keys is not None else [[None] * len(header)] * len(rows)
+    head = "".join(element("th", esc(h), class_="num" if i in numeric else None) for i, h in enumerate(header))
+    body = "".join(
+        "<tr>" + "".join(element("td", cell, class_="num" if i in numeric else None, data_sort=key) for i, (cell, key) in enumerate(zip(row, row_keys))) + "</tr>"
+        for row, row_keys in zip(rows, keys)
+    )
+    return element("table", element("thead", element("tr", head)) + element("tbody", body), **attrs)
+
+
+def asset(name: str) -> str:
+    """A file shipped under render/assets (the stylesheet and the table script)."""
+    return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def page(title: str, lang: str, body: str, css: str, script: str = "") -> str:
+    """One HTML5 document with its style and script inlined."""
+    head = (
+        '<meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(CONTENT_SECURITY_POLICY)}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{css}</style>"
+    )
+    tail = f"<script>{script}</script>" if script else ""
+    return f'<!DOCTYPE html>\n<html lang="{esc(lang)}"><head>{head}</head><body>{body}{tail}</body></html>\n'

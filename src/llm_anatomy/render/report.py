@@ -1,0 +1,189 @@
+"""Render a Report as one self-contained HTML page: inline style, inline SVG charts drawn
+here, and a few lines of inline script for sorting and filtering the tables."""
+
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+from .. import __version__
+from ..analysis.architecture import Architecture
+from ..analysis.report import DiagramBlock, DiagramTensor, LayerDiagram, Report
+from .html import asset, element, esc, page, section, table
+from .svg import Bar, Box, Flow, Residual, Series, bar_chart, column_chart, flow_diagram
+from .text import human_bytes, human_count, shape_text, thousands
+
+# Words of the page in each language (assets/report-labels.json); the explained config
+# follows the same --lang.
+LABELS: dict[str, dict] = json.loads(asset("report-labels.json"))
+
+
+def _tensor_rows(tensors: Sequence[DiagramTensor], strip: str = "") -> tuple[str, ...]:
+    names = [t.name.removeprefix(strip) + (f" × {t.count}" if t.count > 1 else "") for t in tensors]
+    width = max((len(n) for n in names), default=0)
+    return tuple(f"{n.ljust(width)}  {shape_text(t.shape)}" for n, t in zip(names, tensors))
+
+
+def _subtitle(place: str, arch: Architecture | None, words: dict) -> str:
+    """The architecture facts a block's shapes come from ("GQA: 32 heads · 8 KV heads · head_dim 128")."""
+    if arch is None:
+        return ""
+    if place == "embedding" and arch.vocab_size and arch.hidden_size:
+        return words["embedding_facts"].format(vocab=thousands(arch.vocab_size), hidden=arch.hidden_size)
+    if place == "attention" and arch.attention == "MLA" and arch.num_heads:
+        return words["mla_facts"].format(heads=arch.num_heads, rank=arch.kv_lora_rank)
+    if place == "attention" and arch.attention and arch.num_heads and arch.head_dim:
+        return words["attention_facts"].format(kind=arch.attention, heads=arch.num_heads, kv=arch.num_kv_heads, head_dim=arch.head_dim)
+    if place == "ffn" and arch.ffn == "MoE" and arch.num_experts and arch.experts_per_token:
+        return words["moe_facts"].format(experts=arch.num_experts, per_token=arch.experts_per_token)
+    if place == "ffn" and arch.hidden_size and arch.intermediate_size:
+        return words["dense_facts"].format(hidden=arch.hidden_size, inner=arch.intermediate_size, gated=words["gated"] if arch.gated_ffn else "")
+    if place == "head" and arch.vocab_size:
+        return words["head_facts"].format(vocab=thousands(arch.vocab_size))
+    return ""
+
+
+def _box(block: DiagramBlock, arch: Architecture | None, words: dict) -> Box:
+    """Norms show their module's name in the rows; attention and FFN in the title, rows relative to it."""
+    if block.place.endswith("norm"):
+        return Box(words[block.place], _tensor_rows(block.tensors), "norm")
+    is_moe = block.place == "ffn" and any(t.count > 1 for t in block.tensors)
+    title = words["experts" if is_moe else block.place]
+    strip = f"{block.module}." if block.place in ("attention", "ffn") else ""
+    title = f"{title} ({block.module})" if strip else title
+    return Box(title, _tensor_rows(block.tensors, strip), block.place, _subtitle(block.place, arch, words))
+
+
+def diagram_flow(diagram: LayerDiagram, arch: Architecture | None, words: dict) -> Flow:
+    """The pre-norm decoder layer: [norm, attention] + residual, then [norm, FFN] + residual.
+
+    A post_attention_layernorm is the norm before the FFN unless the layer also has a
+    pre_feedforward_layernorm (Gemma 2/3), where it normalises the attention output."""
+    places = {b.place: b for b in diagram.layer}
+    sandwich = "pre_ffn_norm" in places
+    attention = ["pre_attention_norm", "attention"] + (["post_attention_norm"] if sandwich else [])
+    ffn = ([] if sandwich else ["post_attention_norm"]) + ["pre_ffn_norm", "ffn", "post_ffn_norm"]
+    repeated = tuple(
+        Residual(tuple(_box(places[p], arch, words) for p in group if p in places)) for group in (attention, ffn) if any(p in places for p in group)
+    )
+    before = tuple(_box(b, arch, words) for b in diagram.outer if b.place == "embedding")
+    after = [_box(b, arch, words) for b in diagram.outer if b.place != "embedding"]
+    if diagram.block("head") is None and arch is not None and arch.tied_embeddings and arch.has_output_head:
+        after.append(Box(words["tied_head"], (), "head", _subtitle("head", arch, words)))
+    if diagram.other:
+        after.insert(0, Box(words["other"].format(n=0), _tensor_rows(diagram.other), "plain"))
+    return Flow(before, repeated, tuple(after), words["repeat"].format(n=diagram.layers))
+
+
+def _facts(report: Report, words: dict) -> str:
+    o, summary = report.overview, report.summary
+    files = f"{o.files} {words['file' if o.files == 1 else 'files']}"
+    items = [
+        (words["architecture"], o.architecture or "?", o.model_type or ""),
+        (words["parameters"], human_count(summary.total_params), thousands(summary.total_params)),
+        (words["dtype"], ", ".join(d.name for d in summary.dtypes), ""),
+        (words["size"], human_bytes(o.size_on_disk), f"{thousands(o.size_on_disk)} B"),
+        (words["format"], o.format, files),
+        (words["tensors"], thousands(o.tensors), ""),
+    ]
+    if report.diagram is not None:
+        items.insert(2, (words["layers"], str(report.diagram.layers), ""))
+    tiles = (element("div", element("dt", esc(k)) + element("dd", esc(v) + (element("small", esc(d)) if d else ""))) for k, v, d in items)
+    return element("dl", "".join(tiles), class_="facts")
+
+
+def _header(report: Report, words: dict, anchors: Sequence[tuple[str, str]]) -> str:
+    toc = element("nav", "".join(element("a", esc(title), href=f"#{anchor}") for anchor, title in anchors), class_="toc")
+    return element(
+        "header",
+        element("p", esc(words["kicker"]), class_="kicker") + element("h1", esc(report.overview.model)) + _facts(report, words) + toc,
+        class_="top",
+    )
+
+
+def _diagram_section(report: Report, words: dict) -> str:
+    if report.diagram is None:
+        return section("diagram", words["diagram"], element("p", esc(words["no_layers"]), class_="note"))
+    flow = diagram_flow(report.diagram, report.summary.architecture, words)
+    svg = flow_diagram(flow, words["diagram"])
+    return section("diagram", words["diagram"], element("p", esc(words["diagram_note"]), class_="note") + element("div", svg, class_="figure"))
+
+
+def _share(part: int, whole: int) -> str:
+    percent = 100 * part / (whole or 1)
+    return "<0.1%" if 0 < percent < 0.05 else f"{percent:.1f}%"
+
+
+def _axis_count(n: float) -> str:
+    """Axis ticks: 300M, 2.5B (human_count without the trailing zeros)."""
+    text = human_count(n)
+    number = text.rstrip("KMBT")
+    return (number.rstrip("0").rstrip(".") if "." in number else number) + text[len(number):]
+
+
+def _params_section(report: Report, words: dict) -> str:
+    summary = report.summary
+    total = summary.total_params
+    components = [Bar(words["components"].get(c.name, c.name), c.params, f"{human_count(c.params)} ({_share(c.params, total)})") for c in summary.components]
+    parts = [element("h3", esc(words["by_component"]))]
+    if components:
+        parts.append(element("div", bar_chart(components, words["by_component"]), class_="figure"))
+    if summary.moe is not None:
+        parts.append(element("p", esc(words["moe"].format(total=thousands(summary.moe.total), active=thousands(summary.moe.active))), class_="note"))
+    parts += [element("p", esc(note), class_="note") for note in summary.tied]
+    if summary.layers:
+        categories = [words["outside"] if layer.index is None else str(layer.index) for layer in summary.layers]
+        inside = Series(words["in_layers"], tuple(float(layer.params) if layer.index is not None else None for layer in summary.layers))
+        outside = Series(words["outside_layers"], tuple(float(layer.params) if layer.index is None else None for layer in summary.layers))
+        chart = column_chart(categories, [inside, outside], _axis_count, words["layer_axis"], words["params_axis"], words["by_layer"])
+        parts += [element("h3", esc(words["by_layer"])), element("div", chart, class_="figure")]
+    rows = [(esc(d.name), esc(thousands(d.tensors)), esc(thousands(d.params)), esc(human_bytes(d.nbytes)), esc(_share(d.params, total))) for d in summary.dtypes]
+    parts += [element("h3", esc(words["by_dtype"])), table((words["dtype"], words["tensors"], words["params"], words["bytes"], words["share"]), rows, numeric=(1, 2, 3, 4))]
+    findings = [element("li", element("span", "!", class_="pill warn") + " " + esc(f.line())) for f in summary.findings]
+    parts.append(element("h3", esc(words["findings"])))
+    parts.append(element("ul", "".join(findings), class_="findings") if findings else element("p", element("span", "✓", class_="pill ok") + " " + esc(words["no_findings"]), class_="note"))
+    return section("params", words["parameters"], "".join(parts))
+
+
+def _config_value(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _config_section(report: Report, words: dict) -> str:
+    config = report.config or {}
+    rows = [(element("code", esc(key)), element("code", esc(_config_value(value)))) for key, value in config.items()]
+    body = element("p", esc(words["config_file"]), class_="note") + table((words["field"], words["value"]), rows, class_="explain")
+    return section("config", words["config"], body)
+
+
+def _tensor_section(report: Report, words: dict) -> str:
+    listing = report.tensors
+    header = (words["name"], words["shape"], words["dtype"], words["params"], words["bytes"], words["file_column"])
+    rows = [
+        (element("code", esc(r.name)), element("code", esc(shape_text(r.shape))), esc(r.dtype), esc(thousands(r.numel)), esc(human_bytes(r.nbytes)), esc(r.file))
+        for r in listing.rows
+    ]
+    keys = [(None, None, None, r.numel, r.nbytes, None) for r in listing.rows]
+    grid = table(header, rows, numeric=(3, 4), sort_keys=keys, class_="sortable", id="tensor-table")
+    controls = element(
+        "div",
+        element("label", esc(words["filter"]) + " " + f'<input type="search" data-filter="tensor-table" data-count="tensor-count" placeholder="{esc(words["filter_hint"])}">')
+        + element("span", element("span", str(len(listing.rows)), id="tensor-count") + " " + esc(words["shown"])),
+        class_="controls",
+    )
+    return section("tensors", words["tensor_table"], controls + element("div", grid, class_="scroll"))
+
+
+def render_report(report: Report) -> str:
+    """The whole page as one string."""
+    words = LABELS[report.lang]
+    sections = [
+        ("diagram", words["diagram"], _diagram_section(report, words)),
+        ("params", words["parameters"], _params_section(report, words)),
+        ("config", words["config"], _config_section(report, words)),
+        ("tensors", words["tensor_table"], _tensor_section(report, words)),
+    ]
+    notes = "".join(element("p", esc(f"{words['missing']} {n}"), class_="note") for n in report.notes)
+    footer = element("footer", esc(words["footer"].format(version=__version__, stats="")))
+    body = element("main", _header(report, words, [(a, t) for a, t, _ in sections]) + notes + "".join(s for _, _, s in sections) + footer)
+    return page(f"{report.overview.model} · llm-anatomy", report.lang, body, asset("report.css"), asset("report.js"))

@@ -1,0 +1,176 @@
+"""`report`: one self-contained HTML page: valid markup, no external URL, the real numbers
+and shapes, hostile names escaped, never written into the model folder, small for 7B."""
+
+import os
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+import checkpoints
+from llm_anatomy.layouts import published_config, write_layout
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class Checker(HTMLParser):
+    """Collects what the tests look at: tag balance, URL-bearing attributes, text."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.problems, self.links, self.text, self.tags = [], [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.links += [value for name, value in attrs if name in ("src", "href", "xlink:href", "action", "srcset", "poster")]
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.append(tag)
+        self.links += [value for name, value in attrs if name in ("src", "href", "xlink:href")]
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.problems.append(f"</{tag}> closes {self.stack[-1] if self.stack else 'nothing'}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(page):
+    checker = Checker()
+    checker.feed(page)
+    checker.close()
+    return checker
+
+
+def assert_valid_and_offline(page):
+    assert page.startswith("<!DOCTYPE html>\n<html")
+    checker = parse(page)
+    assert checker.problems == []
+    assert checker.stack == []
+    assert [t for t in checker.tags if t in ("html", "head", "body", "main")] == ["html", "head", "body", "main"]
+    # Only in-page anchors; no scheme, no protocol-relative URL, no stylesheet import.
+    assert all(link.startswith("#") for link in checker.links), checker.links
+    for forbidden in ("http://", "https://", "@import", "url(", "<link", "<iframe", "<object", "<embed"):
+        assert forbidden not in page.lower(), forbidden
+    return checker
+
+
+def render(cli, model, tmp_path, *extra):
+    out = tmp_path / "report.html"
+    result = cli("report", model, "-o", out, *extra)
+    assert result.code == 0, result.err
+    page = out.read_text(encoding="utf-8")
+    assert result.out == f"wrote {out} ({size_text(len(page.encode()))})\n"
+    return page
+
+
+def tensor_table(page):
+    start = page.index('id="tensor-table"')
+    return page[start : page.index("</table>", start)]
+
+
+def size_text(nbytes):
+    from llm_anatomy.render.text import human_bytes
+
+    return human_bytes(nbytes)
+
+
+def test_report_of_tiny_llama_is_valid_offline_html_with_the_real_numbers(llama_dir, tmp_path, cli):
+    page = render(cli, llama_dir, tmp_path)
+    checker = assert_valid_and_offline(page)
+    text = "".join(checker.text)
+    # 128 x 64 embedding and head, 2 layers of (q 64x64, k 32x64, v 32x64, o 64x64,
+    # gate/up 96x64, down 64x96, two norms of 64), final norm 64.
+    total = 2 * 128 * 64 + 2 * (64 * 64 * 2 + 32 * 64 * 2 + 96 * 64 * 3 + 64 * 2) + 64
+    assert f"{total:,}" in text
+    assert "<dt>Layers</dt><dd>2</dd>" in page
+    assert "× 2 layers" in text
+    # The diagram rows: names and the real shapes, heads from the config.
+    for row in ("q_proj  [64, 64]", "k_proj  [32, 64]", "v_proj  [32, 64]", "o_proj  [64, 64]",
+                "gate_proj  [96, 64]", "up_proj    [96, 64]", "down_proj  [64, 96]",
+                "input_layernorm  [64]", "post_attention_layernorm  [64]", "model.embed_tokens  [128, 64]", "lm_head  [128, 64]"):
+        assert f">{row}</text>" in page, row
+    assert "GQA: 4 heads · 2 KV heads · head_dim 16" in text
+    # Every tensor in the table, sortable by its raw count.
+    assert tensor_table(page).count("<tr><td><code>") == 21
+    assert tensor_table(page).count("<tr><td><code>model.layers.") == 18
+    assert '<td class="num" data-sort="8192">' in page  # embed_tokens: 128 x 64
+    assert page.count("<svg") == 3  # diagram, components, layers
+
+
+def test_report_in_chinese(llama_dir, tmp_path, cli):
+    page = render(cli, llama_dir, tmp_path, "--lang", "zh")
+    assert_valid_and_offline(page)
+    assert '<html lang="zh">' in page
+    assert "一个解码器层" in page and "× 2 层" in page and "按组件" in page
+
+
+def test_hostile_names_and_config_values_are_escaped(tmp_path, cli):
+    import torch
+
+    folder = tmp_path / "hostile"
+    # The reader refuses control characters in names (tested elsewhere); markup is allowed.
+    hostile = 'model.layers.0.<script>alert(1)</script>"&amp;.weight'
+    checkpoints.safetensors_file(str(folder / "model.safetensors"), {hostile: torch.zeros(2, 2), "model.norm.weight": torch.zeros(2)})
+    (folder / "config.json").write_text('{"model_type": "<img src=x onerror=alert(1)>", "note": "</style><b>\\u001b[31m"}')
+    page = render(cli, folder, tmp_path)
+    assert_valid_and_offline(page)
+    assert "<script>alert" not in page and "<img" not in page and "</style><b>" not in page
+    assert "\x1b" not in page
+    assert "model.layers.0.&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;amp;.weight" in page
+    assert "&lt;/style&gt;&lt;b&gt;\\x1b[31m" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_refuses_to_write_into_the_model_folder(llama_dir, cli):
+    before = sorted(os.listdir(llama_dir))
+    target = llama_dir / "report.html"
+    result = cli("report", llama_dir, "-o", target)
+    assert result.code == 2
+    assert result.err == (
+        f"llm-anatomy: {target}: expected an output path outside the model folder, found a path inside {llama_dir}; "
+        "pass -o with another folder; llm-anatomy never writes into a model folder\n"
+    )
+    assert sorted(os.listdir(llama_dir)) == before
+
+
+def test_default_output_is_report_html_in_the_current_folder(llama_dir, tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("report", llama_dir)
+    assert result.code == 0, result.err
+    assert result.out.startswith("wrote report.html (")
+    assert_valid_and_offline((tmp_path / "report.html").read_text(encoding="utf-8"))
+
+
+def test_tied_gpt2_shows_the_tied_head_and_its_layers(gpt2_dir, tmp_path, cli):
+    page = render(cli, gpt2_dir, tmp_path)
+    assert_valid_and_offline(page)
+    assert "Output head: shares the embedding matrix (tied)" in page
+    assert "× 2 layers" in page
+    assert ">c_attn       [32, 96]</text>" in page  # GPT-2's Conv1D stores [in, out]
+    assert ">c_attn.bias  [96]</text>" in page
+    assert page.index(">transformer.wte  [100, 32]<") < page.index(">transformer.wpe  [64, 32]<")
+
+
+@pytest.fixture(scope="session")
+def llama2_7b_layout(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("llama2-7b")
+    write_layout(str(folder), published_config("Llama-2-7b-chat-hf"), max_shard_bytes=10_000_000_000)
+    return folder
+
+
+def test_llama2_7b_report_is_under_2_mb(llama2_7b_layout, tmp_path, cli):
+    page = render(cli, llama2_7b_layout, tmp_path)
+    assert_valid_and_offline(page)
+    assert len(page.encode()) < 2 * 1024 * 1024
+    assert "6,738,415,616" in page
+    assert "× 32 layers" in page
+    assert re.search(r">q_proj  \[4096, 4096\]</text>", page)
+    assert tensor_table(page).count("<tr><td><code>") == 291

@@ -1,0 +1,173 @@
+"""The report in a real browser: headless Chromium (Debian's `chromium`) loads the page
+with no console error, every chart has drawn, the table script sorts and filters, and a
+screenshot is taken. Driven over the DevTools protocol on a pipe (--remote-debugging-pipe),
+so nothing listens on a port and the page needs no test hooks."""
+
+import base64
+import json
+import os
+import select
+import shutil
+import subprocess
+import time
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT = 60  # seconds for any single answer from the browser
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does) to run the browser test")
+
+
+class Browser:
+    """Chromium reading DevTools commands on fd 3 and answering on fd 4, NUL-separated JSON."""
+
+    def __init__(self, profile):
+        to_browser, self._commands = os.pipe()
+        self._answers, from_browser = os.pipe()
+
+        def wire_pipes():  # runs in the child: the protocol pipes must be fds 3 and 4
+            read_end, write_end = os.dup(to_browser), os.dup(from_browser)
+            os.dup2(read_end, 3)
+            os.dup2(write_end, 4)
+
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", "--remote-debugging-pipe"]
+        self.process = subprocess.Popen([CHROMIUM, *flags, "about:blank"], pass_fds=(3, 4), preexec_fn=wire_pipes,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        os.close(to_browser)
+        os.close(from_browser)
+        self._buffer = b""
+        self._last_id = 0
+        self.events = []
+
+    def send(self, method, session=None, **params):
+        self._last_id += 1
+        message = {"id": self._last_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        answer = self._until(lambda m: m.get("id") == self._last_id)
+        assert "error" not in answer, f"{method}: {answer['error']}"
+        return answer.get("result", {})
+
+    def wait_for(self, event):
+        return self._until(lambda m: m.get("method") == event)
+
+    def _until(self, wanted):
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                message = json.loads(raw)
+                if "method" in message:
+                    self.events.append(message)
+                if wanted(message):
+                    return message
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"chromium gave no answer within {TIMEOUT} s")
+            if select.select([self._answers], [], [], left)[0]:
+                chunk = os.read(self._answers, 1 << 20)
+                if not chunk:
+                    raise RuntimeError("chromium exited: " + self.process.stderr.read().decode(errors="replace")[-2000:])
+                self._buffer += chunk
+
+    def close(self):
+        try:
+            self.send("Browser.close")
+        except (AssertionError, OSError, RuntimeError, TimeoutError):
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stderr.close()
+        os.close(self._commands)
+        os.close(self._answers)
+
+    def problems(self):
+        """Uncaught exceptions, console errors and warnings, and browser log errors
+        (blocked or failed loads, Content Security Policy violations)."""
+        found = []
+        for event in self.events:
+            method, params = event["method"], event["params"]
+            if method == "Runtime.exceptionThrown":
+                found.append(params["exceptionDetails"].get("exception", {}).get("description") or params["exceptionDetails"]["text"])
+            elif method == "Runtime.consoleAPICalled" and params["type"] in ("error", "warning", "assert"):
+                found.append(" ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
+            elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
+                found.append(params["entry"]["text"])
+        return found
+
+
+# Every SVG on the page, with how many shapes it holds and the size it was laid out at.
+CHARTS = """JSON.stringify(Array.from(document.querySelectorAll('svg')).map(function (svg) {
+  var box = svg.getBoundingClientRect();
+  return {label: svg.getAttribute('aria-label'), shapes: svg.querySelectorAll('rect,circle,polyline,polygon,line,path').length,
+          texts: svg.querySelectorAll('text').length, width: box.width, height: box.height};
+}))"""
+
+FILTER = """(function () {
+  var input = document.querySelector('input[data-filter]');
+  input.value = 'self_attn k_proj';
+  input.dispatchEvent(new Event('input'));
+  var visible = Array.from(document.querySelectorAll('#tensor-table tbody tr')).filter(function (r) { return !r.hidden; });
+  return JSON.stringify({names: visible.map(function (r) { return r.cells[0].textContent; }), counter: document.getElementById('tensor-count').textContent});
+})()"""
+
+SORT = """(function () {
+  var input = document.querySelector('input[data-filter]');
+  input.value = '';
+  input.dispatchEvent(new Event('input'));
+  document.querySelectorAll('#tensor-table th')[3].click();  // Parameters: ascending
+  document.querySelectorAll('#tensor-table th')[3].click();  // and descending
+  var rows = document.querySelectorAll('#tensor-table tbody tr');
+  return JSON.stringify([rows[0].cells[0].textContent, rows[rows.length - 1].cells[0].textContent]);
+})()"""
+
+
+def evaluate(browser, session, expression):
+    result = browser.send("Runtime.evaluate", session, expression=expression, returnByValue=True)
+    assert "exceptionDetails" not in result, result
+    return json.loads(result["result"]["value"])
+
+
+def test_report_loads_without_errors_and_draws_its_charts(llama_tied_dir, tmp_path, cli):
+    page = tmp_path / "report.html"
+    assert cli("report", llama_tied_dir, "-o", page).code == 0
+    browser = Browser(tmp_path / "profile")
+    try:
+        target = browser.send("Target.createTarget", url="about:blank")["targetId"]
+        session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Runtime.enable", "Log.enable", "Page.enable"):
+            browser.send(domain, session)
+        browser.send("Emulation.setDeviceMetricsOverride", session, width=1200, height=900, deviceScaleFactor=1, mobile=False)
+        browser.send("Page.navigate", session, url=page.as_uri())
+        browser.wait_for("Page.loadEventFired")
+        charts = evaluate(browser, session, CHARTS)
+        filtered = evaluate(browser, session, FILTER)
+        extremes = evaluate(browser, session, SORT)
+        size = browser.send("Page.getLayoutMetrics", session)["cssContentSize"]
+        shot = browser.send("Page.captureScreenshot", session, format="png", captureBeyondViewport=True,
+                            clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+        problems = browser.problems()
+    finally:
+        browser.close()
+
+    assert problems == []
+    assert [c["label"] for c in charts] == ["One decoder layer", "By component", "By layer"]
+    for chart in charts:
+        assert chart["shapes"] > 3 and chart["texts"] > 3, chart
+        assert chart["width"] > 300 and chart["height"] > 100, chart
+    assert filtered == {"names": ["model.layers.0.self_attn.k_proj.weight", "model.layers.1.self_attn.k_proj.weight"], "counter": "2"}
+    assert extremes[0] == "model.embed_tokens.weight"  # 8,192 parameters, the largest
+    assert extremes[1].endswith("layernorm.weight") or extremes[1] == "model.norm.weight"  # 64, the smallest
+    png = base64.b64decode(shot["data"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    screenshot = tmp_path / "report.png"
+    screenshot.write_bytes(png)
+    # Keep the picture for a person to look at when asked (e.g. in CI artifacts).
+    if os.environ.get("LLM_ANATOMY_SCREENSHOT_DIR"):
+        shutil.copy(screenshot, os.path.join(os.environ["LLM_ANATOMY_SCREENSHOT_DIR"], "report.png"))
