@@ -7,59 +7,66 @@ neither torch nor transformers."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+import zlib
+from collections import namedtuple
+from types import MappingProxyType
+
+TYPE_CHECKING = False  # typing, pathlib and hashlib cost ~9 ms to import: tree and config run on every call
+if TYPE_CHECKING:
+    from typing import Any
 
 from .catalog import Catalog
 from .dtypes import DTYPES
 from .errors import AnatomyError
 
-SCHEMA_VERSION = 2  # 2: config_text carries the dtype from_pretrained infers from the weights
+SCHEMA_VERSION = 3  # 2: config_text carries the dtype from_pretrained infers from the weights; 3: "key" stored
 
 
 class SkeletonUnavailable(AnatomyError):
     """transformers is not installed or cannot build this config; views fall back to names."""
 
 
-@dataclass(frozen=True)
-class Module:
-    path: str  # "" for the root, else "model.layers.0.self_attn"
-    class_name: str
-    parameters: tuple[str, ...] = ()  # local names of parameters registered on this module
+# Named tuples, not dataclasses: this module is on the path of every `tree` and `config` call
+# (see catalog.py for the cost). Fields are documented on each record.
 
 
-@dataclass(frozen=True)
-class Parameter:
-    name: str
-    shape: tuple[int, ...]
+class Module(namedtuple("Module", "path class_name parameters", defaults=((),))):
+    """path: "" for the root, else "model.layers.0.self_attn"; class_name; parameters:
+    local names of the parameters registered on this module itself."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Buffer:
-    name: str
-    shape: tuple[int, ...]
-    persistent: bool
+class Parameter(namedtuple("Parameter", "name shape")):
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Skeleton:
-    transformers_version: str
-    model_class: str
-    modules: tuple[Module, ...]  # named_modules() order
-    parameters: tuple[Parameter, ...]  # named_parameters() order, tied weights once
-    buffers: tuple[Buffer, ...]
-    tied: dict[str, str] = field(default_factory=dict)  # alias -> the name named_parameters shows
-    config_text: str = ""  # print(model.config)
-    config_class: str = ""
+class Buffer(namedtuple("Buffer", "name shape persistent")):
+    __slots__ = ()
+
+
+class Skeleton(namedtuple("Skeleton", "transformers_version model_class modules parameters buffers tied config_text config_class", defaults=(MappingProxyType({}), "", ""))):
+    """modules in named_modules() order; parameters in named_parameters() order, tied weights
+    once; buffers; tied: alias -> the name named_parameters() shows; config_text: exactly
+    str(model.config); config_class: its class name."""
+
+    __slots__ = ()
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "transformers_version": self.transformers_version,
+            "model_class": self.model_class,
+            "modules": [{"path": m.path, "class_name": m.class_name, "parameters": list(m.parameters)} for m in self.modules],
+            "parameters": [{"name": p.name, "shape": list(p.shape)} for p in self.parameters],
+            "buffers": [{"name": b.name, "shape": list(b.shape), "persistent": b.persistent} for b in self.buffers],
+            "tied": dict(self.tied),
+            "config_text": self.config_text,
+            "config_class": self.config_class,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Skeleton":
@@ -75,12 +82,12 @@ class Skeleton:
         )
 
 
-def cache_dir() -> Path:
+def cache_dir() -> str:
     """LLM_ANATOMY_CACHE, else $XDG_CACHE_HOME/llm-anatomy, else ~/.cache/llm-anatomy."""
     if os.environ.get("LLM_ANATOMY_CACHE"):
-        return Path(os.environ["LLM_ANATOMY_CACHE"])
+        return os.environ["LLM_ANATOMY_CACHE"]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "llm-anatomy"
+    return os.path.join(base, "llm-anatomy")
 
 
 def installed_transformers_version() -> str | None:
@@ -96,10 +103,25 @@ def installed_transformers_version() -> str | None:
     return "unknown"
 
 
-def _cache_path(config_bytes: bytes, version: str, weights_dtype: str | None) -> Path:
-    key = b"%d\0%s\0%s\0" % (SCHEMA_VERSION, version.encode(), (weights_dtype or "").encode())
-    digest = hashlib.sha256(key + config_bytes).hexdigest()[:32]
-    return cache_dir() / "skeletons" / f"{digest}.json"
+def _cache_key(config_bytes: bytes, version: str, weights_dtype: str | None) -> str:
+    """Everything a skeleton depends on, stored in the entry and compared on reading, so the
+    file name can be a cheap checksum (zlib rather than hashlib) without risking a mix-up."""
+    return "%d\0%s\0%s\0%s" % (SCHEMA_VERSION, version, weights_dtype or "", config_bytes.decode("utf-8", "replace"))
+
+
+def _cache_path(key: str) -> str:
+    raw = key.encode()
+    return os.path.join(cache_dir(), "skeletons", f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}.json")
+
+
+def _read_cached(path: str, key: str) -> Skeleton | None:
+    """The entry at path if it was written for this key; None if absent, stale or damaged."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        return Skeleton.from_json(data) if data.get("key") == key else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 # torch.is_floating_point() dtypes that transformers accepts as a model's default dtype.
@@ -168,10 +190,14 @@ def _build(config_file: str, dtype: str | None = None) -> Skeleton:
 def _write_derived_config(config_bytes: bytes) -> str:
     """A config derived from GGUF metadata or params.json, as a file AutoConfig can read:
     under the cache folder, never in the model's folder."""
-    folder = cache_dir() / "derived-configs" / hashlib.sha256(config_bytes).hexdigest()[:32]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_bytes(config_bytes)
-    return str(folder / "config.json")
+    import hashlib
+
+    folder = os.path.join(cache_dir(), "derived-configs", hashlib.sha256(config_bytes).hexdigest()[:32])
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "config.json")
+    with open(path, "wb") as handle:
+        handle.write(config_bytes)
+    return path
 
 
 def load_skeleton(catalog: Catalog, build: bool = True) -> Skeleton:
@@ -180,13 +206,17 @@ def load_skeleton(catalog: Catalog, build: bool = True) -> Skeleton:
     version = installed_transformers_version()
     if version is None:
         raise SkeletonUnavailable(catalog.name, "transformers for class names and parameter order", "it is not installed", "pip install 'llm-anatomy[transformers]'")
-    config_bytes = Path(catalog.config_file).read_bytes() if catalog.config_file else json.dumps(config, indent=2, sort_keys=True).encode()
+    if catalog.config_file:
+        with open(catalog.config_file, "rb") as handle:
+            config_bytes = handle.read()
+    else:
+        config_bytes = json.dumps(config, indent=2, sort_keys=True).encode()
     dtype = weights_dtype(catalog)
-    path = _cache_path(config_bytes, version, dtype)
-    try:
-        return Skeleton.from_json(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # not cached yet, or an older/damaged entry: rebuild it
+    key = _cache_key(config_bytes, version, dtype)
+    path = _cache_path(key)
+    cached = _read_cached(path, key)
+    if cached is not None:
+        return cached
     if not build:
         raise SkeletonUnavailable(catalog.name, "a cached skeleton", "none", "run `llm-anatomy tree` once to build it")
     config_file = catalog.config_file or _write_derived_config(config_bytes)
@@ -194,8 +224,9 @@ def load_skeleton(catalog: Catalog, build: bool = True) -> Skeleton:
         skeleton = _build(config_file, dtype)
     except Exception as exc:  # transformers rejects configs in many ways; say which, in one line
         raise SkeletonUnavailable(catalog.config_file or catalog.name, "a config transformers can build", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", "class names and parameter order fall back to tensor names") from exc
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(skeleton.to_json()))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump({"key": key, **skeleton.to_json()}, handle)
     os.replace(tmp, path)
     return skeleton

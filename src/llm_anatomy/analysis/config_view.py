@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from collections import namedtuple
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import Any
 
 from ..catalog import Catalog
 from ..skeleton import SkeletonUnavailable, load_skeleton
@@ -17,14 +19,11 @@ ARCHITECTURE_SUFFIX = re.compile(r"(For[A-Z]\w*|LMHeadModel|Model)$")
 BASE_CONFIG_CLASS = "PreTrainedConfig"
 
 
-@dataclass(frozen=True)
-class ConfigView:
-    model: str
-    class_name: str  # "LlamaConfig"
-    values: dict[str, Any]  # what the printout shows, in its order
-    text: str  # the printout, character for character
-    from_transformers: bool
-    notes: tuple[str, ...] = ()
+class ConfigView(namedtuple("ConfigView", "model class_name values text from_transformers notes", defaults=((),))):
+    """class_name: "LlamaConfig"; values: what the printout shows, in its order; text: the
+    printout, character for character; from_transformers: False when it is config.json as stored."""
+
+    __slots__ = ()
 
 
 def printout(class_name: str, values: dict[str, Any]) -> str:
@@ -45,7 +44,8 @@ def load_config_view(catalog: Catalog) -> ConfigView:
         skeleton = load_skeleton(catalog)
     except SkeletonUnavailable as exc:
         class_name = guess_class_name(config)
-        note = f"note: this is {catalog.config_file} as stored, not as transformers would print it ({exc.found}); class name {class_name} guessed from `architectures`"
+        stored = catalog.config_file or "the config derived from the checkpoint"
+        note = f"note: this is {stored} as stored, not as transformers would print it ({exc.found}); class name {class_name} guessed from `architectures`"
         return ConfigView(catalog.name, class_name, config, printout(class_name, config), False, (note,))
     values = json.loads(skeleton.config_text.partition(" ")[2])
     return ConfigView(catalog.name, skeleton.config_class, values, skeleton.config_text, True)

@@ -4,7 +4,7 @@ tensor names. Also torch's named_children() / named_parameters() of any node."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 from math import prod
 
 from ..catalog import Catalog, TensorInfo, natural_key
@@ -15,36 +15,37 @@ from ..skeleton import Skeleton, SkeletonUnavailable, load_skeleton
 SHOWN_NAMES = 5  # valid names listed when --node names no module
 
 
-@dataclass(frozen=True)
-class TreeParameter:
-    name: str  # local name on its module ("weight")
-    shape: tuple[int, ...]
-    canonical: str  # the full name named_parameters() shows for it (differs when tied)
+# Named tuples rather than dataclasses, as in catalog.py: `tree` runs on the header-only path.
+
+
+class TreeParameter(namedtuple("TreeParameter", "name shape canonical")):
+    """name: local name on its module ("weight"); shape; canonical: the full name
+    named_parameters() shows for it (another module's when the weight is tied)."""
+
+    __slots__ = ()
 
     @property
     def numel(self) -> int:
         return prod(self.shape)
 
 
-@dataclass(frozen=True)
-class TreeNode:
-    name: str  # local name ("" for the root)
-    path: str  # "model.layers.0.self_attn"; "" for the root
-    class_name: str | None  # None when built from tensor names
-    parameters: tuple[TreeParameter, ...]  # registered on this module itself
-    total: int  # sum(p.numel() for p in module.parameters()): tied weights once
-    children: tuple["TreeNode", ...] = ()
+class TreeNode(namedtuple("TreeNode", "name path class_name parameters total children")):
+    """name: local name ("" for the root); path: "model.layers.0.self_attn" ("" for the root);
+    class_name: None when built from tensor names; parameters: TreeParameters registered on
+    this module itself; total: sum(p.numel() for p in module.parameters()), tied weights
+    once; children: TreeNodes in named_children() order."""
+
+    __slots__ = ()
 
     @property
     def own(self) -> int:
         return sum(p.numel for p in _distinct(self.parameters))
 
 
-@dataclass(frozen=True)
-class ModuleTree:
-    model: str
-    root: TreeNode
-    no_class_names_because: str = ""  # set when the tree was built from tensor names
+class ModuleTree(namedtuple("ModuleTree", "model root no_class_names_because", defaults=("",))):
+    """The tree of one model; no_class_names_because is set when it was built from tensor names."""
+
+    __slots__ = ()
 
     @property
     def class_names(self) -> bool:
@@ -157,13 +158,10 @@ def named_parameters(node: TreeNode) -> list[tuple[str, tuple[int, ...]]]:
     return listing
 
 
-@dataclass(frozen=True)
-class Run:
+class Run(namedtuple("Run", "first last_name count")):
     """Consecutive numbered siblings with the same structure (layers 0-31), shown once by the first."""
 
-    first: TreeNode
-    last_name: str
-    count: int
+    __slots__ = ()
 
     @property
     def label(self) -> str:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import Any
 
 from ..analysis.tree import ModuleTree, TreeNode, fold, named_children, named_parameters
 from ..safe_text import escape
