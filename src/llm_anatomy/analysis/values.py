@@ -1,0 +1,204 @@
+"""Which elements `print(tensor)` shows, for a tensor or an indexed view of it, and their values.
+
+torch summarizes a tensor of more than `threshold` elements to the first and last
+`edgeitems` positions of each dimension; only those elements are read from the file."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import namedtuple
+from math import prod
+
+from ..catalog import compile_filter, natural_key
+from ..errors import AnatomyError, UsageError
+from ..tensors import decoder_for
+
+TYPE_CHECKING = False  # typing and dataclasses cost ~8 ms to import: records are named tuples
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, Iterator, Sequence
+
+    from ..catalog import Catalog, TensorInfo
+    from ..skeleton import Skeleton
+    from ..tensors import Decoder, ElementReader
+
+
+class PrintOptions(namedtuple("PrintOptions", "precision threshold edgeitems linewidth", defaults=(4, 1000, 3, 80))):
+    """torch.set_printoptions' settings, with its defaults."""
+
+    __slots__ = ()
+
+
+# ---------------------------------------------------------------- indexing: 'lm_head.weight[0, :8]'
+
+INDEX_HELP = "an index of integers, start:stop:step slices and '...' separated by commas"
+_TRAILING_INDEX = re.compile(r"^(?P<name>.*?)\[(?P<index>[^\[\]]*)\]$", re.DOTALL)
+_INTEGER = re.compile(r"^-?\d+$")
+_SLICE = re.compile(r"^(?P<start>-?\d+)?:(?P<stop>-?\d+)?(?::(?P<step>-?\d+)?)?$")
+# A trailing [..] in a --filter glob is an index only if it holds index characters, so
+# glob classes such as [ab] keep their meaning.
+_INDEX_CHARS = re.compile(r"^[\d\s,:.-]+$")
+
+
+def split_index(text: str, glob: bool = False) -> tuple[str, str | None]:
+    """'lm_head.weight[0, :8]' -> ('lm_head.weight', '0, :8'); no trailing [..] -> (text, None)."""
+    match = _TRAILING_INDEX.match(text)
+    if match is None or (glob and not _INDEX_CHARS.match(match.group("index"))):
+        return text, None
+    return match.group("name"), match.group("index")
+
+
+def parse_index(target: str, index: str) -> tuple:
+    """'0, :8' -> (0, slice(None, 8, None)); target names the whole expression in errors."""
+    items: list = []
+    for raw in index.split(","):
+        item = raw.strip()
+        slice_match = _SLICE.match(item)
+        if item == "...":
+            items.append(Ellipsis)
+        elif _INTEGER.match(item):
+            items.append(int(item))
+        elif slice_match:
+            start, stop, step = (None if v is None else int(v) for v in slice_match.group("start", "stop", "step"))
+            if step is not None and step < 1:
+                raise UsageError(target, "a slice step of at least 1", str(step), "torch slices only step forwards")
+            items.append(slice(start, stop, step))
+        else:
+            raise UsageError(target, INDEX_HELP, repr(item), "for example 'lm_head.weight[0, :8]'")
+    ellipses = items.count(Ellipsis)
+    if ellipses > 1:
+        raise UsageError(target, "at most one '...'", str(ellipses))
+    return tuple(items)
+
+
+class View(namedtuple("View", "name tensor shape strides offset")):
+    """Elements of a stored tensor seen through an index. name: as shown ("lm_head.weight[0, :8]");
+    tensor: the TensorInfo; shape; strides and offset: in stored elements, row-major."""
+
+    __slots__ = ()
+
+    @classmethod
+    def whole(cls, tensor: TensorInfo) -> "View":
+        strides = tuple(prod(tensor.shape[d + 1 :]) for d in range(len(tensor.shape)))
+        return cls(tensor.name, tensor, tensor.shape, strides, 0)
+
+    def index(self, target: str, items: tuple) -> "View":
+        """This view indexed as torch indexes: integers drop a dimension, slices keep it."""
+        explicit = len(items) - items.count(Ellipsis)
+        if explicit > len(self.shape):
+            raise UsageError(target, f"at most {len(self.shape)} indices for shape {list(self.shape)}", str(explicit))
+        if Ellipsis in items:
+            at = items.index(Ellipsis)
+            items = items[:at] + (slice(None),) * (len(self.shape) - explicit) + items[at + 1 :]
+        items = items + (slice(None),) * (len(self.shape) - len(items))
+        shape, strides, offset = [], [], self.offset
+        for dim, (item, size, stride) in enumerate(zip(items, self.shape, self.strides)):
+            if isinstance(item, int):
+                if not -size <= item < size:
+                    raise UsageError(target, f"an index in {-size}..{size - 1} for dimension {dim} of size {size}", str(item))
+                offset += (item % size) * stride
+            else:
+                start, stop, step = item.indices(size)
+                count = len(range(start, stop, step))
+                offset += start * stride if count else 0
+                shape.append(count)
+                strides.append(stride * step)
+        return View(target, self.tensor, tuple(shape), tuple(strides), offset)
+
+
+# ---------------------------------------------------------------- which elements torch shows
+
+
+def shown_positions(size: int, summarize: bool, edgeitems: int) -> Sequence[int]:
+    """Positions of one dimension that print(tensor) shows (torch's get_summarized_data)."""
+    if summarize and size > 2 * edgeitems:
+        return [*range(edgeitems), *range(size - edgeitems, size)]
+    return range(size)
+
+
+class ShownTensor(namedtuple("ShownTensor", "name tensor decoder shape summarize indices rows")):
+    """A tensor (or view) as print() shows it. name, tensor (TensorInfo), decoder (its
+    Decoder), shape (of the view), summarize (more than threshold elements), indices (per
+    dimension, the positions shown) and rows() (a fresh iterator over the shown values: one
+    iterable per innermost row, row-major; re-reads from the file on each call when streaming)."""
+
+    __slots__ = ()
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+    def values(self) -> Iterator:
+        return itertools.chain.from_iterable(self.rows())
+
+
+def _row_starts(view: View, indices: tuple[Sequence[int], ...]) -> Iterator[int]:
+    """Stored position of the first shown element of each innermost row, row-major."""
+    outer = [[i * s for i in idx] for idx, s in zip(indices[:-1], view.strides[:-1])]
+    for steps in itertools.product(*outer):
+        yield view.offset + sum(steps)
+
+
+def show(reader: ElementReader, view: View, options: PrintOptions) -> ShownTensor:
+    """Select the elements print() shows; read them now if summarized, else stream them on demand."""
+    decoder = decoder_for(view.tensor)
+    numel = prod(view.shape)
+    summarize = numel > options.threshold
+    indices = tuple(shown_positions(size, summarize, options.edgeitems) for size in view.shape)
+    if not view.shape:
+        value = reader.read(view.tensor, [view.offset])
+        return ShownTensor(view.name, view.tensor, decoder, (), summarize, (), lambda: iter([value]))
+    if numel == 0 or (summarize and options.edgeitems == 0):  # nothing shown, nothing read
+        return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, lambda: iter(()))
+    last, last_stride = indices[-1], view.strides[-1]
+    if summarize:
+        positions = [start + i * last_stride for start in _row_starts(view, indices) for i in last]
+        flat = reader.read(view.tensor, positions)
+        width = len(last)
+        return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, lambda: (flat[i : i + width] for i in range(0, len(flat), width)))
+
+    def stream() -> Iterator[Iterable]:
+        for start in _row_starts(view, indices):
+            yield itertools.chain.from_iterable(reader.stream(view.tensor, start, len(last), last_stride))
+
+    return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, stream)
+
+
+# ---------------------------------------------------------------- which tensors
+
+
+def tensor_views(catalog: Catalog, target: str | None, pattern: str | None) -> list[View]:
+    """The TENSOR[INDEX] argument, or every tensor matching --filter (with an optional trailing index), in natural order."""
+    if target is not None:
+        name, index = split_index(target)
+        view = View.whole(catalog.get(name))
+    else:
+        pattern, index = split_index(pattern, glob=True) if pattern is not None else (None, None)
+        regex = compile_filter(pattern)
+        tensors = sorted((t for t in catalog.tensors if regex is None or regex.match(t.name)), key=lambda t: natural_key(t.name))
+        if not tensors:
+            raise UsageError(catalog.name, f"a tensor matching {pattern!r}", "none", "list the names with `llm-anatomy params`")
+        if index is None:
+            return [View.whole(t) for t in tensors]
+        return [View.whole(t).index(f"{t.name}[{index}]", parse_index(f"{t.name}[{index}]", index)) for t in tensors]
+    if index is None:
+        return [view]
+    return [view.index(target, parse_index(target, index))]
+
+
+def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None) -> list[View]:
+    """model.parameters() in transformers' order: no buffers, tied weights once, read from the stored tensor."""
+    regex = compile_filter(pattern)
+    stored = catalog.by_name
+    aliases = {canonical: alias for alias, canonical in skeleton.tied.items()}
+    views = []
+    for param in skeleton.parameters:
+        if regex is not None and not regex.match(param.name):
+            continue
+        tensor = stored.get(param.name) or stored.get(aliases.get(param.name, ""))
+        if tensor is None:
+            raise AnatomyError(catalog.name, f"parameter {param.name} of {skeleton.model_class} in the checkpoint", "no tensor of that name", "transformers would initialise it randomly on load, so its values cannot be shown")
+        if tensor.shape != param.shape:
+            raise AnatomyError(tensor.file, f"shape {list(param.shape)} for parameter {param.name}", f"{list(tensor.shape)}", "transformers would convert this tensor on load")
+        views.append(View(param.name, tensor, tensor.shape, View.whole(tensor).strides, 0))
+    return views

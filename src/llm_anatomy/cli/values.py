@@ -1,0 +1,93 @@
+"""`llm-anatomy values`: tensors' values as torch prints them, reading only the elements shown."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+
+from ..analysis.values import PrintOptions, parameter_views, show, split_index, tensor_views
+from ..errors import UsageError
+from ..formats import open_catalog
+from ..render import torch_values as render
+from ..tensors import ElementReader
+from .main import add_model_argument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
+
+DEFAULTS = PrintOptions()
+
+HELP = (
+    "Print tensors' values as torch prints them (threshold 1000, edgeitems 3, precision 4, linewidth 80 "
+    "unless changed), reading only the elements the summary shows. TENSOR may carry an index: "
+    "integers, start:stop:step slices and '...', e.g. 'lm_head.weight[0, :8]'."
+)
+EXAMPLE = """  llm-anatomy values meta-llama/Llama-2-7b-chat-hf 'lm_head.weight[0, :8]'
+  llm-anatomy values ./Llama-2-7b-chat-hf --filter 'model.layers.0.*' --edgeitems 2
+  llm-anatomy values ./Llama-2-7b-chat-hf --style torch   # as `for p in model.parameters(): print(p)`"""
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, found {text}")
+    return value
+
+
+def _threshold(text: str) -> float:
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    parser.add_argument("tensor", metavar="TENSOR[INDEX]", nargs="?", help="one tensor by exact name, optionally indexed: 'lm_head.weight[0, :8]'")
+    parser.add_argument("--filter", metavar="GLOB", help="tensors whose names match this shell pattern; a trailing [INDEX] indexes each one")
+    parser.add_argument("--style", choices=("named", "torch"), default="named", help="torch: exactly `for p in model.parameters(): print(p)` (transformers' order, tied weights once)")
+    parser.add_argument("--edgeitems", type=_count, default=DEFAULTS.edgeitems, help="items shown at each end of a summarized dimension (default 3)")
+    parser.add_argument("--precision", type=_count, default=DEFAULTS.precision, help="digits after the decimal point (default 4)")
+    parser.add_argument("--threshold", type=_threshold, default=DEFAULTS.threshold, help="summarize tensors with more elements than this (default 1000)")
+    parser.add_argument("--linewidth", type=_count, default=DEFAULTS.linewidth, help="characters per line before wrapping (default 80)")
+    parser.add_argument("--full", action="store_true", help="print every element (threshold=inf); reads whole tensors, streaming")
+    parser.add_argument("--json", action="store_true", help="machine-readable: shape, dtype, the shown positions per dimension and their values")
+
+
+def _views(catalog, args: argparse.Namespace) -> list:
+    if args.tensor is not None and args.filter is not None:
+        raise UsageError(args.tensor, "either TENSOR or --filter", "both", "drop one of them")
+    if args.style != "torch":
+        return tensor_views(catalog, args.tensor, args.filter)
+    from ..skeleton import load_skeleton
+
+    for text in (args.tensor, args.filter):
+        if text is not None and split_index(text, glob=text is args.filter)[1] is not None:
+            raise UsageError(text, "whole parameters with --style torch, as print(p) shows them", "an index", "drop the index, or use the default style")
+    pattern = glob.escape(args.tensor) if args.tensor is not None else args.filter
+    return parameter_views(catalog, load_skeleton(catalog), pattern)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    catalog = open_catalog(args.model, args.revision)
+    threshold = float("inf") if args.full else args.threshold
+    options = PrintOptions(args.precision, threshold, args.edgeitems, args.linewidth)
+    views = _views(catalog, args)
+    if args.json:
+        out.write(render.json_head(catalog.name, options))
+    with ElementReader() as reader:
+        for number, view in enumerate(views):
+            shown = show(reader, view, options)
+            if args.json:
+                pieces = render.json_tensor(shown, number == 0)
+            elif args.style == "torch":
+                pieces = render.parameter_text(shown, options)
+            else:
+                pieces = render.named_text(shown, options, number == 0)
+            if args.full:  # stream: a whole tensor's text may not fit in memory
+                for piece in pieces:
+                    out.write(piece)
+            else:
+                out.write("".join(pieces))
+    if args.json:
+        out.write(render.JSON_TAIL)
+    return 0

@@ -1,0 +1,262 @@
+"""torch's tensor printing (torch/_tensor_str.py) re-implemented over plain Python values.
+
+Text is produced as a stream of pieces so that `--full` can print a tensor of any size
+in bounded memory; every rule below mirrors a line of _Formatter, _vector_str,
+_tensor_str_with_formatter, _str_intern or _add_suffixes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+from ..safe_text import escape
+from .text import shape_text
+
+# Dtypes torch leaves out of the printout (torch.get_default_dtype() is float32).
+DEFAULT_DTYPES = {"torch.float32", "torch.complex64", "torch.int64", "torch.bool"}
+JSON_ROW_CHUNK = 4096
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import Iterable, Iterator
+
+    from ..analysis.values import PrintOptions, ShownTensor
+
+
+class Formatter:
+    """torch's _Formatter: integer / fixed / scientific mode and the column width.
+
+    Formatted widths grow with |value| (and by one for a minus sign), so the widest
+    string is that of an extreme value: only the extremes of each sign are formatted."""
+
+    def __init__(self, kind: str, precision: int, values: Iterable) -> None:
+        self.floating = kind == "float"
+        self.precision = precision
+        self.int_mode = True
+        self.sci_mode = False
+        self.max_width = 1
+        if self.floating:
+            self._float_stats(values)
+        else:
+            low = high = None
+            for value in values:
+                if low is None or value < low:
+                    low = value
+                if high is None or value > high:
+                    high = value
+            if low is not None:
+                self.max_width = max(len(f"{low}"), len(f"{high}"), 1)
+
+    def _float_stats(self, values: Iterable) -> None:
+        positive: list[float] = []  # [min, max] of the positive nonzero finite values
+        negative: list[float] = []  # [min, max] of |v| for the negative finite ones
+        for value in values:
+            if value == 0 or value - value != 0:  # zero, inf or nan: torch ignores them here
+                continue
+            if self.int_mode and not value.is_integer():
+                self.int_mode = False
+            side, magnitude = (positive, value) if value > 0 else (negative, -value)
+            if not side:
+                side.extend((magnitude, magnitude))
+            elif magnitude < side[0]:
+                side[0] = magnitude
+            elif magnitude > side[1]:
+                side[1] = magnitude
+        if not positive and not negative:
+            return
+        smallest = min(side[0] for side in (positive, negative) if side)
+        largest = max(side[1] for side in (positive, negative) if side)
+        self.sci_mode = largest / smallest > 1000.0 or largest > 1.0e8 or smallest < 1.0e-4
+        extremes = positive + [-m for m in negative]
+        if self.sci_mode:
+            widths = (len(f"{v:.{self.precision}e}") for v in extremes)
+        elif self.int_mode:
+            widths = (len(f"{v:.0f}") + 1 for v in extremes)
+        else:
+            widths = (len(f"{v:.{self.precision}f}") for v in extremes)
+        self.max_width = max(self.max_width, *widths)
+
+    def format(self, value) -> str:
+        if not self.floating:
+            text = f"{value}"
+        elif self.sci_mode:
+            text = f"{value:{self.max_width}.{self.precision}e}"
+        elif self.int_mode:
+            text = f"{value:.0f}" + ("" if math.isinf(value) or math.isnan(value) else ".")
+        else:
+            text = f"{value:.{self.precision}f}"
+        return (self.max_width - len(text)) * " " + text
+
+
+class _Printer:
+    """One tensor's printout: formatters (two for complex values: real and imaginary parts) and options."""
+
+    def __init__(self, shown: ShownTensor, options: PrintOptions) -> None:
+        self.options = options
+        self.summarize = shown.summarize
+        if shown.decoder.kind == "complex":
+            self.real = Formatter("float", options.precision, (v.real for v in shown.values()))
+            self.imag: Formatter | None = Formatter("float", options.precision, (v.imag for v in shown.values()))
+        else:
+            self.real = Formatter(shown.decoder.kind, options.precision, shown.values())
+            self.imag = None
+
+    def value(self, value) -> str:
+        if self.imag is None:
+            return self.real.format(value)
+        real = self.real.format(value.real)
+        imag = (self.imag.format(value.imag) + "j").lstrip()
+        return real + imag if imag[0] in "+-" else real + "+" + imag
+
+    def vector(self, rows: Iterator[Iterable], size: int, indent: int) -> Iterator[str]:
+        edge = self.options.edgeitems
+        if self.summarize and not edge:
+            yield "[...]"  # nothing shown, so no row to take
+            return
+        row = next(rows)
+        element_length = self.real.max_width + 2 + (self.imag.max_width + 1 if self.imag else 0)
+        per_line = max(1, (self.options.linewidth - indent) // element_length)
+        texts: Iterator[str] = map(self.value, row)
+        if self.summarize and size > 2 * edge:
+            texts = itertools.chain(itertools.islice(texts, edge), [" ..."], texts)
+        yield "["
+        newline = ",\n" + " " * (indent + 1)
+        for number, line in enumerate(iter(lambda: list(itertools.islice(texts, per_line)), [])):
+            yield (newline if number else "") + ", ".join(line)
+        yield "]"
+
+    def tensor(self, shape: tuple[int, ...], rows: Iterator[Iterable], indent: int) -> Iterator[str]:
+        if not shape:
+            yield self.value(next(iter(next(rows))))
+            return
+        if len(shape) == 1:
+            yield from self.vector(rows, shape[0], indent)
+            return
+        edge = self.options.edgeitems
+        folded = self.summarize and shape[0] > 2 * edge
+        parts: Iterable[int | None] = itertools.chain([0] * edge, [None], [0] * edge) if folded else itertools.repeat(0, shape[0])
+        separator = "," + "\n" * (len(shape) - 1) + " " * (indent + 1)
+        yield "["
+        for number, part in enumerate(parts):
+            if number:
+                yield separator
+            if part is None:
+                yield "..."
+            else:
+                yield from self.tensor(shape[1:], rows, indent + 1)
+        yield "]"
+
+
+def tensor_text(shown: ShownTensor, options: PrintOptions, requires_grad: bool = False) -> Iterator[str]:
+    """What print(tensor) writes, without the final newline (torch's _str_intern + _add_suffixes)."""
+    prefix = "tensor("
+    indent = len(prefix)
+    torch_dtype = shown.decoder.torch_dtype
+    suffixes = []
+    if shown.numel == 0:
+        if len(shown.shape) != 1:
+            suffixes.append(f"size={tuple(shown.shape)}")
+        if torch_dtype != "torch.float32":
+            suffixes.append(f"dtype={torch_dtype}")
+        body: Iterator[str] = iter(["[]"])
+    else:
+        if not options.edgeitems:
+            suffixes.append(f"size={tuple(shown.shape)}")
+        if torch_dtype not in DEFAULT_DTYPES:
+            suffixes.append(f"dtype={torch_dtype}")
+        body = _Printer(shown, options).tensor(shown.shape, shown.rows(), indent)
+    if requires_grad:
+        suffixes.append("requires_grad=True")
+    last_line = 0
+    for piece in itertools.chain([prefix], body):
+        newline = piece.rfind("\n")
+        last_line = len(piece) - newline - 1 if newline >= 0 else last_line + len(piece)
+        yield piece
+    # torch counts the last line two characters longer than it is (len - rfind("\n") + 1).
+    last_line += 2
+    for suffix in suffixes:
+        if last_line + len(suffix) + 2 > options.linewidth:
+            yield ",\n" + " " * indent + suffix
+            last_line = indent + len(suffix)
+        else:
+            yield ", " + suffix
+            last_line += len(suffix) + 2
+    yield ")"
+
+
+def parameter_text(shown: ShownTensor, options: PrintOptions) -> Iterator[str]:
+    """`print(p)` for a parameter of a model: `Parameter containing:` then the tensor, requires_grad=True."""
+    yield "Parameter containing:\n"
+    yield from tensor_text(shown, options, requires_grad=True)
+    yield "\n"
+
+
+def named_text(shown: ShownTensor, options: PrintOptions, first: bool) -> Iterator[str]:
+    """The default style: a header line (name, shape, dtype) above the tensor's printout."""
+    yield ("" if first else "\n") + f"{escape(shown.name)}  {shape_text(shown.shape)}  {shown.tensor.dtype}\n"
+    yield from tensor_text(shown, options)
+    yield "\n"
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def _json_number(value) -> object:
+    """Plain JSON numbers; non-finite floats as the strings "nan", "inf", "-inf"; complex as [re, im]."""
+    if isinstance(value, complex):
+        return [_json_number(value.real), _json_number(value.imag)]
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)
+    return value
+
+
+def _json_values(shown: ShownTensor, depth: int, rows: Iterator[Iterable]) -> Iterator[str]:
+    """Nested lists of the shown values, rows consumed in order; long rows written in chunks."""
+    if not shown.shape:
+        yield json.dumps(_json_number(next(iter(next(rows)))))
+        return
+    count = len(shown.indices[depth])
+    if depth < len(shown.shape) - 1:
+        yield "["
+        for number in range(count):
+            yield "," if number else ""
+            yield from _json_values(shown, depth + 1, rows)
+        yield "]"
+        return
+    row = iter(next(rows)) if count else iter(())
+    yield "["
+    for number, chunk in enumerate(iter(lambda: list(itertools.islice(row, JSON_ROW_CHUNK)), [])):
+        yield ("," if number else "") + json.dumps([_json_number(v) for v in chunk])[1:-1]
+    yield "]"
+
+
+JSON_TAIL = "\n  ]\n}\n"
+
+
+def json_head(model: str, options: PrintOptions) -> str:
+    """The document around the tensors: {"model", "options", "tensors": [...]} (closed by JSON_TAIL)."""
+    settings = {
+        "precision": options.precision,
+        "threshold": _json_number(options.threshold),
+        "edgeitems": options.edgeitems,
+        "linewidth": options.linewidth,
+    }
+    return "{\n  " + json.dumps({"model": model, "options": settings})[1:-1] + ',\n  "tensors": [\n'
+
+
+def json_tensor(shown: ShownTensor, first: bool) -> Iterator[str]:
+    """One entry of the "tensors" list: "values" nests the shown elements, at the positions "indices" lists per dimension."""
+    head = {
+        "name": shown.name,
+        "tensor": shown.tensor.name,
+        "dtype": shown.tensor.dtype,
+        "torch_dtype": shown.decoder.torch_dtype,
+        "stored_shape": list(shown.tensor.shape),
+        "shape": list(shown.shape),
+        "summarized": shown.summarize,
+        "indices": [list(i) for i in shown.indices],
+    }
+    yield ("" if first else ",\n") + "    " + json.dumps(head)[:-1] + ', "values": '
+    yield from _json_values(shown, 0, shown.rows())
+    yield "}"

@@ -1,0 +1,204 @@
+"""Read chosen elements of a tensor as Python values, without numpy or torch.
+
+Each dtype has a Decoder (how many bytes hold how many elements, and how to turn those
+bytes into Python numbers). Elements are read in a few bounded reads: nearby positions
+are grouped into one run, and each file stays open once for all the tensors it holds.
+Block-quantized types (GGML) fit the same table: a decoder whose block holds several
+elements; reads are widened to whole blocks."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections import namedtuple
+from functools import lru_cache
+
+TYPE_CHECKING = False  # typing and dataclasses cost ~8 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import BinaryIO, Callable, Iterator, Sequence
+
+from .byte_io import file_size, read_exact
+from .catalog import TensorInfo
+from .errors import AnatomyError
+
+# Two wanted elements closer than this many bytes are read in one run (one read beats two
+# seeks); no single read is longer than MAX_RUN_BYTES, so memory stays bounded.
+MERGE_GAP_BYTES = 4096
+MAX_RUN_BYTES = 1 << 20
+STREAM_CHUNK_ELEMS = 1 << 16  # values per chunk when streaming a whole view
+
+
+class Decoder(namedtuple("Decoder", "torch_dtype kind decode block_bytes block_elems", defaults=(1,))):
+    """How to turn stored bytes into values. torch_dtype: the dtype torch prints for them
+    ("torch.float16"); kind: how torch formats them ("float", "int", "bool" or "complex");
+    decode: bytes of whole blocks -> one value per element; block_bytes: bytes per block
+    (per element for plain types); block_elems: elements per block (1 for plain types)."""
+
+    __slots__ = ()
+
+
+def _struct(code: str, size: int) -> Callable[[bytes], list]:
+    def decode(data: bytes) -> list:
+        return list(struct.unpack(f"<{len(data) // size}{code}", data))
+
+    return decode
+
+
+def _bf16(data: bytes) -> list:
+    """bfloat16 is the top half of a float32: widen by putting zero bytes below each pair."""
+    wide = bytearray(2 * len(data))
+    wide[2::4] = data[0::2]
+    wide[3::4] = data[1::2]
+    return list(struct.unpack(f"<{len(data) // 2}f", wide))
+
+
+def _complex(code: str, size: int) -> Callable[[bytes], list]:
+    def decode(data: bytes) -> list:
+        parts = struct.unpack(f"<{2 * len(data) // size}{code}", data)
+        return [complex(re, im) for re, im in zip(parts[0::2], parts[1::2])]
+
+    return decode
+
+
+def _minifloat(exp_bits: int, man_bits: int, bias: int, special: Callable[[int, int, int], float | None]) -> tuple[float, ...]:
+    """All 256 values of an 8-bit float: sign, exp_bits, man_bits; special(code, exp, man) gives nan/inf codes."""
+    table = []
+    for code in range(256):
+        exp, man = (code >> man_bits) & ((1 << exp_bits) - 1), code & ((1 << man_bits) - 1)
+        value = special(code, exp, man)
+        if value is None:
+            value = math.ldexp(man, 1 - bias - man_bits) if exp == 0 else math.ldexp((1 << man_bits) + man, exp - bias - man_bits)
+            value = -value if code & 0x80 else value
+        table.append(value)
+    return tuple(table)
+
+
+def _e4m3fn_special(code: int, exp: int, man: int) -> float | None:
+    return math.nan if exp == 15 and man == 7 else None  # no infinities
+
+
+def _e5m2_special(code: int, exp: int, man: int) -> float | None:
+    if exp != 31:
+        return None
+    return math.nan if man else (-math.inf if code & 0x80 else math.inf)
+
+
+def _fnuz_special(code: int, exp: int, man: int) -> float | None:
+    return math.nan if code == 0x80 else None  # the "negative zero" code is the only NaN
+
+
+@lru_cache(maxsize=None)
+def _table(name: str) -> tuple[float, ...]:
+    """The 256-entry table of an 8-bit float type, built on first use."""
+    builders = {
+        "F8_E4M3": lambda: _minifloat(4, 3, 7, _e4m3fn_special),
+        "F8_E5M2": lambda: _minifloat(5, 2, 15, _e5m2_special),
+        "F8_E4M3FNUZ": lambda: _minifloat(4, 3, 8, _fnuz_special),
+        "F8_E5M2FNUZ": lambda: _minifloat(5, 2, 16, _fnuz_special),
+        # E8M0: an unsigned power of two, 0xFF is NaN; there is no zero.
+        "F8_E8M0": lambda: tuple(math.nan if code == 255 else math.ldexp(1.0, code - 127) for code in range(256)),
+    }
+    return builders[name]()
+
+
+def _lookup(name: str) -> Callable[[bytes], list]:
+    def decode(data: bytes) -> list:
+        return list(map(_table(name).__getitem__, data))
+
+    return decode
+
+
+DECODERS: dict[str, Decoder] = {
+    "F64": Decoder("torch.float64", "float", _struct("d", 8), 8),
+    "F32": Decoder("torch.float32", "float", _struct("f", 4), 4),
+    "F16": Decoder("torch.float16", "float", _struct("e", 2), 2),
+    "BF16": Decoder("torch.bfloat16", "float", _bf16, 2),
+    "F8_E4M3": Decoder("torch.float8_e4m3fn", "float", _lookup("F8_E4M3"), 1),
+    "F8_E5M2": Decoder("torch.float8_e5m2", "float", _lookup("F8_E5M2"), 1),
+    "F8_E4M3FNUZ": Decoder("torch.float8_e4m3fnuz", "float", _lookup("F8_E4M3FNUZ"), 1),
+    "F8_E5M2FNUZ": Decoder("torch.float8_e5m2fnuz", "float", _lookup("F8_E5M2FNUZ"), 1),
+    "F8_E8M0": Decoder("torch.float8_e8m0fnu", "float", _lookup("F8_E8M0"), 1),
+    "I64": Decoder("torch.int64", "int", _struct("q", 8), 8),
+    "I32": Decoder("torch.int32", "int", _struct("i", 4), 4),
+    "I16": Decoder("torch.int16", "int", _struct("h", 2), 2),
+    "I8": Decoder("torch.int8", "int", _struct("b", 1), 1),
+    "U64": Decoder("torch.uint64", "int", _struct("Q", 8), 8),
+    "U32": Decoder("torch.uint32", "int", _struct("I", 4), 4),
+    "U16": Decoder("torch.uint16", "int", _struct("H", 2), 2),
+    "U8": Decoder("torch.uint8", "int", _struct("B", 1), 1),
+    "BOOL": Decoder("torch.bool", "bool", _struct("?", 1), 1),
+    "C64": Decoder("torch.complex64", "complex", _complex("f", 8), 8),
+    "C128": Decoder("torch.complex128", "complex", _complex("d", 16), 16),
+}
+
+
+def decoder_for(info: TensorInfo) -> Decoder:
+    try:
+        return DECODERS[info.dtype]
+    except KeyError:
+        raise AnatomyError(
+            f"{info.file}: tensor {info.name}",
+            f"a dtype whose values can be decoded ({', '.join(DECODERS)})",
+            info.dtype,
+            "its names, shapes and sizes are still shown by `llm-anatomy params`",
+        ) from None
+
+
+def _runs(positions: Sequence[int], decoder: Decoder) -> Iterator[tuple[int, int, int, int]]:
+    """Group ascending element positions into (first block, block count, first index, end index) runs."""
+    per_block, block_bytes = decoder.block_elems, decoder.block_bytes
+    gap_blocks = max(1, MERGE_GAP_BYTES // block_bytes)
+    max_blocks = max(1, MAX_RUN_BYTES // block_bytes)
+    start = 0
+    while start < len(positions):
+        first = last = positions[start] // per_block
+        end = start + 1
+        while end < len(positions):
+            block = positions[end] // per_block
+            if block - last > gap_blocks or block - first >= max_blocks:
+                break
+            last = block
+            end += 1
+        yield first, last - first + 1, start, end
+        start = end
+
+
+class ElementReader:
+    """Reads elements of tensors by flat position, one open handle per file."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[BinaryIO, int]] = {}
+
+    def __enter__(self) -> "ElementReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for handle, _ in self._files.values():
+            handle.close()
+        self._files.clear()
+
+    def _file(self, path: str) -> tuple[BinaryIO, int]:
+        if path not in self._files:
+            size = file_size(path)
+            self._files[path] = (open(path, "rb", buffering=0), size)
+        return self._files[path]
+
+    def read(self, info: TensorInfo, positions: Sequence[int]) -> list:
+        """The values at these ascending flat positions (row-major element indices) of the tensor."""
+        decoder = decoder_for(info)
+        handle, size = self._file(info.file)
+        values: list = []
+        for first_block, blocks, start, end in _runs(positions, decoder):
+            data = read_exact(handle, info.file, info.offset + first_block * decoder.block_bytes, blocks * decoder.block_bytes, size, f"data of {info.name}")
+            decoded = decoder.decode(data)
+            base = first_block * decoder.block_elems
+            values.extend(decoded[p - base] for p in positions[start:end])
+        return values
+
+    def stream(self, info: TensorInfo, start: int, count: int, step: int) -> Iterator[list]:
+        """Elements start, start+step, ... (count of them) in bounded chunks, for whole-tensor views."""
+        for done in range(0, count, STREAM_CHUNK_ELEMS):
+            yield self.read(info, range(start + done * step, start + min(count, done + STREAM_CHUNK_ELEMS) * step, step))

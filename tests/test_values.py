@@ -1,0 +1,308 @@
+"""`values`: the printout equals torch's own, character for character, read from the file."""
+
+import contextlib
+import io
+import json
+import math
+import sys
+
+import pytest
+
+import checkpoints
+from llm_anatomy import tensors
+from llm_anatomy.analysis.values import PrintOptions, View, show
+from llm_anatomy.formats import open_catalog
+from llm_anatomy.render.torch_values import tensor_text
+from llm_anatomy.tensors import ElementReader
+
+SHAPES = [(), (0,), (5,), (1000,), (1001,), (3, 4), (7, 2000), (2, 3, 1100), (4, 5, 6, 7), (1,), (1, 1), (0, 3), (3, 0, 2)]
+FLOAT_DTYPES = ["float32", "float16", "bfloat16", "float64", "float8_e4m3fn", "float8_e5m2"]
+INT_DTYPES = ["int8", "int16", "int32", "int64", "uint8"]
+
+
+def _floats(kind, shape, seed):
+    """float64 values of one kind; specials sit at the first and last flat positions, which every summary shows."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    normal = torch.randn(shape, generator=generator, dtype=torch.float64)
+    values = {
+        "normal": normal,
+        "tiny": normal * 1e-6,
+        "huge": normal * 1e10,
+        "wide": normal * 10.0 ** torch.randint(-3, 4, shape, generator=generator),
+        "integers": torch.randint(-60, 60, shape, generator=generator).double(),
+        "zeros": torch.zeros(shape, dtype=torch.float64),
+        "negzero": -torch.zeros(shape, dtype=torch.float64),
+        "specials": normal.clone(),
+        "int_specials": torch.randint(-9, 9, shape, generator=generator).double(),
+    }[kind]
+    if kind in ("specials", "int_specials") and values.numel():
+        flat = values.view(-1)
+        for position, special in zip((0, -1, 1, -2, 2)[: values.numel()], (math.nan, math.inf, -math.inf, -0.0, 0.0)):
+            flat[position] = special
+    return values
+
+
+def _ints(dtype, shape, seed):
+    import torch
+
+    info = torch.iinfo(getattr(torch, dtype))
+    low, high = max(info.min, -(2**40)), min(info.max, 2**40)
+    return torch.randint(low, high, shape, generator=torch.Generator().manual_seed(seed), dtype=torch.int64).to(getattr(torch, dtype))
+
+
+def _ours(tmp_path, tensor, options=PrintOptions()):
+    """Save with safetensors, then read and print with llm-anatomy."""
+    path = checkpoints.safetensors_file(str(tmp_path / "t.safetensors"), {"t": tensor.contiguous()})
+    with ElementReader() as reader:
+        return "".join(tensor_text(show(reader, View.whole(open_catalog(path).get("t")), options), options))
+
+
+def _torch_str(tensor, options=PrintOptions()):
+    import torch
+
+    with torch._tensor_str.printoptions(precision=options.precision, threshold=options.threshold, edgeitems=options.edgeitems, linewidth=options.linewidth):
+        return str(tensor)
+
+
+FLOAT_KINDS = ["normal", "tiny", "huge", "wide", "integers", "zeros", "negzero", "specials", "int_specials"]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("kind", FLOAT_KINDS)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_floats_print_as_torch_prints_them(tmp_path, dtype, kind, shape):
+    import torch
+
+    tensor = _floats(kind, shape, seed=len(shape) * 31 + FLOAT_KINDS.index(kind)).to(getattr(torch, dtype))
+    assert _ours(tmp_path, tensor) == _torch_str(tensor)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", INT_DTYPES + ["bool"])
+def test_ints_and_bools_print_as_torch_prints_them(tmp_path, dtype, shape):
+    import torch
+
+    tensor = torch.randn(shape) > 0 if dtype == "bool" else _ints(dtype, shape, seed=len(shape))
+    assert _ours(tmp_path, tensor) == _torch_str(tensor)
+
+
+OPTIONS = [
+    PrintOptions(edgeitems=1),
+    PrintOptions(edgeitems=0),
+    PrintOptions(edgeitems=5, threshold=50),
+    PrintOptions(precision=0),
+    PrintOptions(precision=2),
+    PrintOptions(precision=9),
+    PrintOptions(threshold=5),
+    PrintOptions(threshold=0),
+    PrintOptions(threshold=math.inf),
+    PrintOptions(linewidth=20),
+    PrintOptions(linewidth=40, edgeitems=4),
+    PrintOptions(linewidth=200),
+]
+
+
+@pytest.mark.parametrize("shape", [(), (5,), (1001,), (3, 4), (7, 2000), (2, 3, 1100), (4, 5, 6, 7), (0, 3)], ids=str)
+@pytest.mark.parametrize("dtype, kind", [("float32", "normal"), ("float16", "wide"), ("bfloat16", "specials"), ("float64", "integers"), ("int64", None), ("bool", None)])
+@pytest.mark.parametrize("options", OPTIONS, ids=repr)
+def test_print_options_as_torch_set_printoptions(tmp_path, options, dtype, kind, shape):
+    import torch
+
+    if dtype == "int64":
+        tensor = _ints(dtype, shape, seed=3)
+    elif dtype == "bool":
+        tensor = torch.randn(shape) > 0
+    else:
+        tensor = _floats(kind, shape, seed=7).to(getattr(torch, dtype))
+    assert _ours(tmp_path, tensor, options) == _torch_str(tensor, options)
+
+
+@pytest.mark.parametrize("dtype", ["float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "complex64", "uint16", "uint32", "uint64"])
+@pytest.mark.parametrize("shape", [(), (6,), (3, 4), (7, 2000)], ids=str)
+def test_rarer_dtypes_print_as_torch_prints_them(tmp_path, dtype, shape):
+    import torch
+
+    normal = _floats("wide", shape, seed=11)
+    if dtype == "complex64":
+        tensor = torch.complex(normal, _floats("specials", shape, seed=12)).to(torch.complex64)
+    elif dtype.startswith("uint"):
+        tensor = _ints("int32", shape, seed=13).abs().to(getattr(torch, dtype))
+    else:
+        tensor = normal.abs().to(getattr(torch, dtype))
+    assert _ours(tmp_path, tensor) == _torch_str(tensor)
+
+
+# ---------------------------------------------------------------- models: print(p) for p in model.parameters()
+
+
+def _parameters_printout(folder, names=lambda name: True):
+    import transformers
+
+    architecture = transformers.AutoConfig.from_pretrained(folder).architectures[0]
+    model = getattr(transformers, architecture).from_pretrained(folder)
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        for name, p in model.named_parameters():
+            if names(name):
+                print(p)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fixture", ["llama_dir", "llama_tied_dir", "llama_bf16_dir", "bert_dir", "gpt2_dir"])
+def test_torch_style_equals_print_of_every_parameter(fixture, request, cli):
+    folder = request.getfixturevalue(fixture)
+    result = cli("values", folder, "--style", "torch")
+    assert result.code == 0, result.err
+    assert result.out == _parameters_printout(str(folder))
+
+
+def test_torch_style_filter_keeps_transformers_order(llama_dir, cli):
+    result = cli("values", llama_dir, "--style", "torch", "--filter", "model.layers.1.*")
+    assert result.out.count("Parameter containing:") == 9
+    assert result.out == _parameters_printout(str(llama_dir), lambda name: name.startswith("model.layers.1."))
+
+
+# ---------------------------------------------------------------- the default style, indexing, JSON
+
+
+@pytest.fixture
+def small_file(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    tensors_ = {"w": torch.randn(40, 50), "layers.10.b": torch.arange(6, dtype=torch.int16), "layers.2.b": torch.ones(3).half()}
+    return checkpoints.safetensors_file(str(tmp_path / "m.safetensors"), tensors_), tensors_
+
+
+def test_default_style_names_each_tensor_in_natural_order(small_file, cli):
+    path, tensors_ = small_file
+    result = cli("values", path)
+    assert result.code == 0
+    assert result.out == (
+        "layers.2.b  [3]  F16\n" + str(tensors_["layers.2.b"]) + "\n\n"
+        "layers.10.b  [6]  I16\n" + str(tensors_["layers.10.b"]) + "\n\n"
+        "w  [40, 50]  F32\n" + str(tensors_["w"]) + "\n"
+    )
+
+
+@pytest.mark.parametrize("index", ["0, :8", "-1", "5:9, ::7", "...", "..., -2", "1:30:4, 3", "7:2", "-40, -50:", "3, 4", ":, 49"])
+def test_index_prints_what_torch_prints_for_that_slice(small_file, cli, index):
+    path, tensors_ = small_file
+    result = cli("values", path, f"w[{index}]")
+    assert result.code == 0, result.err
+    expected = eval(f"tensors_['w'][{index}]")
+    assert result.out == f"w[{index}]  {list(expected.shape)}  F32\n" + str(expected) + "\n"
+
+
+def test_index_in_filter_applies_to_every_match(small_file, cli):
+    path, tensors_ = small_file
+    result = cli("values", path, "--filter", "layers.*.b[1:3]")
+    assert result.out == (
+        "layers.2.b[1:3]  [2]  F16\n" + str(tensors_["layers.2.b"][1:3]) + "\n\n"
+        "layers.10.b[1:3]  [2]  I16\n" + str(tensors_["layers.10.b"][1:3]) + "\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "argument, line",
+    [
+        ("w[0, :x]", "llm-anatomy: w[0, :x]: expected an index of integers, start:stop:step slices and '...' separated by commas, found ':x'; for example 'lm_head.weight[0, :8]'"),
+        ("w[]", "llm-anatomy: w[]: expected an index of integers, start:stop:step slices and '...' separated by commas, found ''; for example 'lm_head.weight[0, :8]'"),
+        ("w[40]", "llm-anatomy: w[40]: expected an index in -40..39 for dimension 0 of size 40, found 40"),
+        ("w[0, -51]", "llm-anatomy: w[0, -51]: expected an index in -50..49 for dimension 1 of size 50, found -51"),
+        ("w[1, 2, 3]", "llm-anatomy: w[1, 2, 3]: expected at most 2 indices for shape [40, 50], found 3"),
+        ("w[::0]", "llm-anatomy: w[::0]: expected a slice step of at least 1, found 0; torch slices only step forwards"),
+        ("w[..., ...]", "llm-anatomy: w[..., ...]: expected at most one '...', found 2"),
+        ("lm_head.weight", "llm-anatomy: m.safetensors: expected a tensor named 'lm_head.weight', found no such tensor; list the names with `llm-anatomy params`"),
+        ("lm_head.weight[0]", "llm-anatomy: m.safetensors: expected a tensor named 'lm_head.weight', found no such tensor; list the names with `llm-anatomy params`"),
+    ],
+)
+def test_bad_index_or_name_is_one_exact_line(small_file, cli, argument, line):
+    result = cli("values", small_file[0], argument)
+    assert (result.code, result.out, result.err) == (2, "", line + "\n")
+
+
+def test_filter_matching_nothing_and_index_with_torch_style_are_usage_errors(small_file, llama_dir, cli):
+    result = cli("values", small_file[0], "--filter", "nope.*")
+    assert (result.code, result.err) == (2, "llm-anatomy: m.safetensors: expected a tensor matching 'nope.*', found none; list the names with `llm-anatomy params`\n")
+    result = cli("values", llama_dir, "lm_head.weight[0]", "--style", "torch")
+    assert (result.code, result.err) == (2, "llm-anatomy: lm_head.weight[0]: expected whole parameters with --style torch, as print(p) shows them, found an index; drop the index, or use the default style\n")
+
+
+def test_options_change_the_printout_like_set_printoptions(small_file, cli):
+    path, tensors_ = small_file
+    result = cli("values", path, "w", "--edgeitems", "1", "--precision", "2", "--linewidth", "60")
+    assert result.out == "w  [40, 50]  F32\n" + _torch_str(tensors_["w"], PrintOptions(precision=2, edgeitems=1, linewidth=60)) + "\n"
+    result = cli("values", path, "w", "--threshold", "10000")
+    assert result.out == "w  [40, 50]  F32\n" + _torch_str(tensors_["w"], PrintOptions(threshold=10000)) + "\n"
+
+
+def test_full_prints_every_element(small_file, cli):
+    path, tensors_ = small_file
+    result = cli("values", path, "w[:, 1:]", "--full")
+    assert result.out == "w[:, 1:]  [40, 49]  F32\n" + _torch_str(tensors_["w"][:, 1:], PrintOptions(threshold=math.inf)) + "\n"
+
+
+def test_json_lists_the_shown_positions_and_their_values(small_file, cli):
+    path, tensors_ = small_file
+    data = json.loads(cli("values", path, "--json", "--edgeitems", "1").out)
+    assert data["model"] == "m.safetensors"
+    assert data["options"] == {"precision": 4, "threshold": 1000, "edgeitems": 1, "linewidth": 80}
+    w = data["tensors"][2]
+    assert {k: v for k, v in w.items() if k != "values"} == {
+        "name": "w", "tensor": "w", "dtype": "F32", "torch_dtype": "torch.float32", "stored_shape": [40, 50],
+        "shape": [40, 50], "summarized": True, "indices": [[0, 39], [0, 49]],
+    }
+    assert w["values"] == [[tensors_["w"][i, j].item() for j in (0, 49)] for i in (0, 39)]
+    assert data["tensors"][1]["values"] == [0, 1, 2, 3, 4, 5] and data["tensors"][1]["summarized"] is False
+
+
+def test_json_spells_out_non_finite_values_and_scalars(tmp_path, cli):
+    import torch
+
+    path = checkpoints.safetensors_file(str(tmp_path / "n.safetensors"), {"n": torch.tensor([math.nan, math.inf, -math.inf, -0.0]), "s": torch.tensor(2.5)})
+    data = json.loads(cli("values", path, "--json").out)
+    assert data["tensors"][0]["values"] == ["nan", "inf", "-inf", -0.0]
+    assert data["tensors"][1]["values"] == 2.5 and data["tensors"][1]["shape"] == []
+
+
+# ---------------------------------------------------------------- reading only what is shown
+
+
+def test_only_the_shown_elements_are_read(tmp_path, cli, monkeypatch):
+    import torch
+
+    big = torch.arange(2000 * 3000, dtype=torch.float32).reshape(2000, 3000)
+    path = checkpoints.safetensors_file(str(tmp_path / "big.safetensors"), {"big": big})
+    reads = []
+    real_read_exact = tensors.read_exact
+
+    def counting(handle, file, offset, length, size, what):
+        reads.append(length)
+        return real_read_exact(handle, file, offset, length, size, what)
+
+    monkeypatch.setattr(tensors, "read_exact", counting)
+    result = cli("values", path)
+    assert result.out == "big  [2000, 3000]  F32\n" + str(big) + "\n"
+    # 36 elements shown (rows 0-2 and 1997-1999, three at each end); a row's two ends are
+    # 12 KB apart, so they are read separately, but a row's end touches the next row's start.
+    assert len(reads) == 8 and sum(reads) == 36 * 4
+
+
+# ---------------------------------------------------------------- import cost
+
+
+CHECK_MODULES = "import sys; from llm_anatomy.cli.main import main; code = main({argv!r}); print(sorted(m for m in ('numpy', 'torch', 'transformers') if m in sys.modules), code, file=sys.stderr)"
+
+
+@pytest.mark.parametrize("style", ["named", "torch"])
+def test_values_imports_neither_numpy_torch_nor_transformers(llama_dir, cli, style):
+    import subprocess
+
+    assert cli("values", llama_dir, "--style", style).code == 0  # warms the skeleton cache for --style torch
+    argv = ["values", str(llama_dir), "--style", style]
+    result = subprocess.run([sys.executable, "-c", CHECK_MODULES.format(argv=argv)], capture_output=True, text=True)
+    assert result.stderr == "[] 0\n"
+    assert result.stdout.startswith("Parameter containing:\n" if style == "torch" else "lm_head.weight  [128, 64]  F32\ntensor([[")
