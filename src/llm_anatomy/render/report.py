@@ -101,12 +101,44 @@ def _header(report: Report, words: dict, anchors: Sequence[tuple[str, str]]) -> 
     )
 
 
+def _arch_value(key: str, arch: Architecture, words: dict) -> tuple[str, str] | None:
+    """One derived fact as (value, where it came from), None when the config does not say."""
+    value = getattr(arch, key)
+    if key == "attention" and value and arch.query_group_size and arch.query_group_size > 1:
+        return words["group"].format(kind=value, n=arch.query_group_size), ""
+    if key == "head_dim" and value:
+        return str(value), "" if arch.head_dim_source == "head_dim" else arch.head_dim_source
+    if key == "effective_context":
+        # said only when it differs from the context length
+        return (thousands(value), arch.effective_context_source) if value and value != arch.context_length else None
+    if isinstance(value, bool):
+        return words["yes" if value else "no"], ""
+    if isinstance(value, int):
+        return thousands(value), ""
+    return (str(value), "") if value else None
+
+
+def _arch_facts(arch: Architecture | None, words: dict) -> str:
+    if arch is None:
+        return ""
+    items = [(label, _arch_value(key, arch, words)) for key, label in words["arch_facts"].items()]
+    rows = (
+        element("div", element("dt", esc(label)) + element("dd", esc(value) + (element("small", esc(source)) if source else "")))
+        for label, fact in items
+        if fact is not None
+        for value, source in [fact]
+    )
+    return element("dl", "".join(rows), class_="arch")
+
+
 def _diagram_section(report: Report, words: dict) -> str:
+    facts = _arch_facts(report.summary.architecture, words)
     if report.diagram is None:
-        return section("diagram", words["diagram"], element("p", esc(words["no_layers"]), class_="note"))
+        return section("diagram", words["diagram"], element("p", esc(words["no_layers"]), class_="note") + facts)
     flow = diagram_flow(report.diagram, report.summary.architecture, words)
     svg = flow_diagram(flow, words["diagram"])
-    return section("diagram", words["diagram"], element("p", esc(words["diagram_note"]), class_="note") + element("div", svg, class_="figure"))
+    row = element("div", element("div", svg, class_="figure") + facts, class_="diagram-row")
+    return section("diagram", words["diagram"], element("p", esc(words["diagram_note"]), class_="note") + row)
 
 
 def _share(part: int, whole: int) -> str:

@@ -16,8 +16,9 @@ from .html import esc
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 FONT = 12  # px, the size of every chart label
 MONO_ADVANCE = 0.6 * FONT
-SANS_ADVANCE = 0.56 * FONT  # a little generous for system-ui, so labels never collide
-WIDTH = 720
+SANS_ADVANCE = 0.6 * FONT  # a little generous for system-ui, so labels never collide
+TITLE_ADVANCE = 0.64 * 13  # the diagram's bold 13 px box titles
+WIDTH = 960  # the page's content width; the SVGs scale down on narrow screens
 
 
 def color(index: int) -> str:
@@ -75,7 +76,7 @@ class Bar:
 def bar_chart(bars: Sequence[Bar], label: str, width: float = WIDTH) -> str:
     """One bar per row, labels on the left, values written after each bar."""
     row = 26
-    label_width = max(_text_width(b.label) for b in bars) + 12
+    label_width = max(_text_width(b.label) for b in bars) + 20
     text_width = max(_text_width(b.text) for b in bars) + 10
     area = max(width - label_width - text_width, 80)
     top = max((b.value for b in bars), default=0) or 1
@@ -305,7 +306,7 @@ def _draw_box(box: Box, x: float, y: float, width: float) -> str:
 def flow_diagram(flow: Flow, label: str) -> str:
     """Boxes top to bottom with arrows; the repeated part framed, each residual with its skip line and ⊕."""
     everything = flow.before + tuple(b for r in flow.repeated for b in r.boxes) + flow.after
-    widest = max((max([_text_width(b.title) + 24, _text_width(b.subtitle) + 24] + [_text_width(r, MONO_ADVANCE) + 28 for r in b.rows]) for b in everything), default=200)
+    widest = max((max([_text_width(b.title, TITLE_ADVANCE) + 24, _text_width(b.subtitle) + 24] + [_text_width(r, MONO_ADVANCE) + 28 for r in b.rows]) for b in everything), default=200)
     box_width = max(widest, 300)
     skip_x = 54.0  # where residual skip lines run
     x = skip_x + 30
