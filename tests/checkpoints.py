@@ -59,3 +59,140 @@ def safetensors_file(path: str, tensors: dict) -> str:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     save_file(tensors, path)
     return path
+
+
+def _hf_state_dict(hf_folder: str) -> dict:
+    """Every tensor of a save_pretrained folder, in the files' order, as torch tensors."""
+    import glob
+
+    from safetensors.torch import load_file
+
+    tensors = {}
+    for path in sorted(glob.glob(os.path.join(hf_folder, "*.safetensors"))):
+        tensors.update(load_file(path))
+    return tensors
+
+
+# GGUF name prefix -> GGML type name used by llama_gguf (others stay F32).
+LLAMA_GGUF_TYPES = {"token_embd": "F16", "blk.0.attn_q": "Q8_0", "blk.0.attn_k": "Q8_0", "blk.0.ffn_gate": "Q4_0", "blk.0.ffn_up": "Q4_0", "blk.1.attn_v": "BF16"}
+
+
+def llama_gguf(hf_folder: str, path: str, types: dict | None = None, vocab_tokens: bool = True) -> str:
+    """A GGUF written with gguf.GGUFWriter from a save_pretrained Llama folder: llama.cpp's
+    names (gguf.TensorNameMap) and metadata keys, tensors quantized with gguf.quants."""
+    import json
+
+    import gguf
+    import numpy as np
+
+    types = LLAMA_GGUF_TYPES if types is None else types
+    with open(os.path.join(hf_folder, "config.json")) as handle:
+        config = json.load(handle)
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_head_count(config["num_attention_heads"])
+    writer.add_head_count_kv(config["num_key_value_heads"])
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_rope_freq_base((config.get("rope_parameters") or {}).get("rope_theta", 10000.0))
+    writer.add_bos_token_id(config["bos_token_id"])
+    writer.add_eos_token_id(config["eos_token_id"])
+    if vocab_tokens:
+        writer.add_tokenizer_model("llama")
+        writer.add_token_list([f"<t{i}>" for i in range(config["vocab_size"])])
+        writer.add_token_scores([float(-i) for i in range(config["vocab_size"])])
+    names = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, config["num_hidden_layers"])
+    for hf_name, tensor in _hf_state_dict(hf_folder).items():
+        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        array = tensor.float().numpy()
+        kind = next((t for prefix, t in types.items() if name.startswith(prefix + ".")), "F32")
+        if kind == "F16":
+            writer.add_tensor(name, array.astype(np.float16))
+        elif kind == "F32":
+            writer.add_tensor(name, array)
+        else:
+            qtype = gguf.GGMLQuantizationType[kind]
+            writer.add_tensor(name, gguf.quants.quantize(array, qtype), raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+# transformers' Llama names -> Meta's original ones (convert_llama_weights_to_hf.py, backwards).
+META_NAMES = (
+    ("model.embed_tokens", "tok_embeddings"),
+    ("model.norm", "norm"),
+    ("lm_head", "output"),
+    ("model.layers", "layers"),
+    ("self_attn.q_proj", "attention.wq"),
+    ("self_attn.k_proj", "attention.wk"),
+    ("self_attn.v_proj", "attention.wv"),
+    ("self_attn.o_proj", "attention.wo"),
+    ("mlp.gate_proj", "feed_forward.w1"),
+    ("mlp.down_proj", "feed_forward.w2"),
+    ("mlp.up_proj", "feed_forward.w3"),
+    ("input_layernorm", "attention_norm"),
+    ("post_attention_layernorm", "ffn_norm"),
+)
+
+
+def meta_name(hf_name: str) -> str:
+    for old, new in META_NAMES:
+        hf_name = hf_name.replace(old, new)
+    return hf_name
+
+
+def torch_bin(hf_folder: str, folder: str, shards: int = 1) -> str:
+    """The older Hugging Face layout: pytorch_model.bin (torch.save of the state dict), or
+    pytorch_model-0000N-of-0000M.bin shards with pytorch_model.bin.index.json, as
+    transformers 4 wrote them; config.json beside them."""
+    import json
+    import shutil
+
+    import torch
+
+    os.makedirs(folder, exist_ok=True)
+    shutil.copy(os.path.join(hf_folder, "config.json"), folder)
+    state = _hf_state_dict(hf_folder)
+    if shards == 1:
+        torch.save(state, os.path.join(folder, "pytorch_model.bin"))
+        return folder
+    names = list(state)
+    weight_map = {}
+    for number in range(shards):
+        shard_name = f"pytorch_model-{number + 1:05d}-of-{shards:05d}.bin"
+        part = names[number::shards]
+        torch.save({name: state[name] for name in part}, os.path.join(folder, shard_name))
+        weight_map.update({name: shard_name for name in part})
+    with open(os.path.join(folder, "pytorch_model.bin.index.json"), "w") as handle:
+        json.dump({"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())}, "weight_map": weight_map}, handle)
+    return folder
+
+
+def meta_checkpoint(hf_folder: str, folder: str, dtype: str = "bfloat16") -> str:
+    """Meta's original release layout: consolidated.00.pth (Meta's names) and params.json."""
+    import json
+
+    import torch
+
+    with open(os.path.join(hf_folder, "config.json")) as handle:
+        config = json.load(handle)
+    os.makedirs(folder, exist_ok=True)
+    state = {meta_name(name): tensor.to(getattr(torch, dtype)) for name, tensor in _hf_state_dict(hf_folder).items()}
+    torch.save(state, os.path.join(folder, "consolidated.00.pth"))
+    params = {
+        "dim": config["hidden_size"],
+        "n_layers": config["num_hidden_layers"],
+        "n_heads": config["num_attention_heads"],
+        "n_kv_heads": config["num_key_value_heads"],
+        "multiple_of": 32,
+        "norm_eps": config["rms_norm_eps"],
+        "vocab_size": -1,
+    }
+    with open(os.path.join(folder, "params.json"), "w") as handle:
+        json.dump(params, handle)
+    return folder

@@ -132,6 +132,18 @@ DECODERS: dict[str, Decoder] = {
 }
 
 
+def _add_ggml_decoders() -> None:
+    """GGML block types (Q4_0, Q4_K, IQ2_XS, ...): whole blocks dequantized by the gguf
+    package to float32, the dtype transformers gives GGUF weights when it loads them."""
+    from .formats.gguf import block_decoders
+
+    for name, (block_elems, block_bytes, decode) in block_decoders().items():
+        DECODERS[name] = Decoder("torch.float32", "float", decode, block_bytes, block_elems)
+
+
+_add_ggml_decoders()
+
+
 def decoder_for(info: TensorInfo) -> Decoder:
     try:
         return DECODERS[info.dtype]

@@ -60,7 +60,10 @@ META_EMBEDDING, META_OUTPUT, META_GATE = "tok_embeddings.weight", "output.weight
 
 def _float32_text(value: float) -> float:
     """The shortest decimal that is the same float32: GGUF stores 1e-05 as 9.99999974e-06."""
-    packed = struct.pack("<f", value)
+    try:
+        packed = struct.pack("<f", value)
+    except (OverflowError, struct.error):  # a FLOAT64 value beyond float32's range
+        return value
     for digits in range(1, 10):
         shortest = float(f"{value:.{digits}g}")
         if struct.pack("<f", shortest) == packed:
@@ -88,7 +91,7 @@ def from_gguf(path: str, metadata: dict[str, Any], tensors: dict[str, TensorInfo
         if key in metadata:
             config[field] = metadata[key]
     tokens = metadata.get(KEY_TOKENS)
-    vocab = _first_dim(tensors, GGUF_EMBEDDING) or getattr(tokens, "count", None) or metadata.get(f"{arch}.vocab_size")
+    vocab = _first_dim(tensors, GGUF_EMBEDDING) or getattr(tokens, "item_count", None) or metadata.get(f"{arch}.vocab_size")
     if vocab is not None:
         config["vocab_size"] = vocab
     config["tie_word_embeddings"] = GGUF_OUTPUT not in tensors

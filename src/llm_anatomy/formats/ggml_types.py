@@ -44,6 +44,13 @@ GGML_TYPES: dict[int, tuple[str, int, int]] = {
     41: ("Q1_0", 128, 18),
 }
 
+# Block types gguf.quants.dequantize can decode (gguf.quants._type_traits); the others
+# (Q8_1, Q8_K, Q1_0) are listed by params but their values are not shown.
+GGML_DEQUANTIZABLE = frozenset(
+    "IQ1_M IQ1_S IQ2_S IQ2_XS IQ2_XXS IQ3_S IQ3_XXS IQ4_NL IQ4_XS MXFP4 NVFP4 "
+    "Q2_K Q3_K Q4_0 Q4_1 Q4_K Q5_0 Q5_1 Q5_K Q6_K Q8_0 TQ1_0 TQ2_0".split()
+)
+
 # GGUFValueType value -> (name, struct code of one item; None for STRING and ARRAY):
 # gguf.GGUFValueType and GGUFWriter._simple_value_packing.
 GGUF_VALUE_TYPES: dict[int, tuple[str, str | None]] = {

@@ -10,7 +10,7 @@ gguf.GGUFReader decodes the whole vocabulary. GGUF lists dimensions fastest firs
 from __future__ import annotations
 
 import struct
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from ..byte_io import file_size
 from ..catalog import TensorInfo
@@ -18,6 +18,7 @@ from ..dtypes import DTYPES, DType
 from ..errors import AnatomyError
 from ..safe_text import escape, has_unsafe
 from .ggml_types import (
+    GGML_DEQUANTIZABLE,
     GGML_TYPES,
     GGUF_DEFAULT_ALIGNMENT,
     GGUF_MAGIC,
@@ -52,17 +53,33 @@ def _register_block_types() -> None:
 _register_block_types()
 
 
+def block_decoders() -> dict[str, tuple[int, int, Callable[[bytes], list]]]:
+    """type name -> (elements per block, bytes per block, whole blocks -> float values) for
+    each block type gguf can dequantize; numpy and gguf are imported on first decode."""
+
+    def dequantizer(type_name: str) -> Callable[[bytes], list]:
+        def decode(data: bytes) -> list:
+            import numpy
+            from gguf import GGMLQuantizationType, quants
+
+            return quants.dequantize(numpy.frombuffer(data, dtype=numpy.uint8), GGMLQuantizationType[type_name]).tolist()
+
+        return decode
+
+    return {name: (size, nbytes, dequantizer(name)) for name, size, nbytes in GGML_TYPES.values() if name in GGML_DEQUANTIZABLE}
+
+
 class ArraySummary(str):
     """A metadata array shown as text ("array of 32000 strings [...]"), with its item count."""
 
-    count: int
+    item_count: int
     item_type: str
 
     def __new__(cls, item_type: str, count: int, head: list[Any]) -> "ArraySummary":
         items = ", ".join(repr(v) for v in head) + (", ..." if count > len(head) else "")
         noun = "strings" if item_type == "STRING" else f"{item_type.lower()}"
         self = super().__new__(cls, f"array of {count} {noun} [{items}]")
-        self.count, self.item_type = count, item_type
+        self.item_count, self.item_type = count, item_type
         return self
 
 

@@ -68,8 +68,8 @@ STORAGE_TYPES = {
     "BoolStorage": "BOOL",
     "ComplexFloatStorage": "C64",
     "ComplexDoubleStorage": "C128",
-    "UntypedStorage": "U8",
 }
+UNTYPED_STORAGE = StorageType("U8")  # bytes; _rebuild_tensor_v3 names the element type
 
 # dtypes saved as an untyped storage plus a torch dtype (torch.storage._new_dtypes()).
 TORCH_DTYPES = {
@@ -117,6 +117,8 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch", "Size"): tuple,
+    ("torch", "UntypedStorage"): UNTYPED_STORAGE,
+    ("torch.storage", "UntypedStorage"): UNTYPED_STORAGE,
     **{("torch", name): StorageType(dtype) for name, dtype in STORAGE_TYPES.items()},
     **{("torch", name): TorchDType(dtype) for name, dtype in TORCH_DTYPES.items()},
 }
@@ -178,7 +180,8 @@ def collect(path: str, obj: Any) -> tuple[list[tuple[str, TensorRef]], dict[str,
     tensors: list[tuple[str, TensorRef]] = []
     metadata: dict[str, str] = {}
     if not isinstance(obj, dict):
-        raise AnatomyError(path, "a state dict (a dict of tensors)", type(obj).__name__, "save model.state_dict() rather than the model object")
+        found = "a single tensor" if isinstance(obj, TensorRef) else type(obj).__name__
+        raise AnatomyError(path, "a state dict (a dict of tensors)", found, "save a dict such as model.state_dict()")
 
     def walk(prefix: str, value: Any, depth: int) -> None:
         if isinstance(value, TensorRef):

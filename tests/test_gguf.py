@@ -1,0 +1,240 @@
+"""GGUF: tables equal gguf's, tensors and values equal what gguf itself reads from files
+written with gguf.GGUFWriter, the derived config equals the Hugging Face one, and
+hand-packed corrupt files each give one exact line."""
+
+import json
+import struct
+import subprocess
+import sys
+
+import pytest
+
+import checkpoints
+from llm_anatomy.dtypes import DTYPES
+from llm_anatomy.formats import ggml_types, open_catalog
+from llm_anatomy.formats.name_maps import GGUF_TO_HF, META_TO_HF, hf_name
+from llm_anatomy.tensors import ElementReader
+
+
+@pytest.fixture(scope="session")
+def llama_gguf(llama_dir, tmp_path_factory):
+    """The tiny Llama as GGUF: F32 norms, F16 embedding, Q8_0, Q4_0 and BF16 tensors, a vocabulary."""
+    return checkpoints.llama_gguf(str(llama_dir), str(tmp_path_factory.mktemp("gguf") / "tiny-llama.gguf"))
+
+
+# ---------------------------------------------------------------- tables copied from gguf
+
+
+def test_ggml_types_equal_gguf_tables():
+    import gguf
+
+    expected = {t.value: (t.name, *gguf.GGML_QUANT_SIZES[t]) for t in gguf.GGMLQuantizationType}
+    literal = "\n".join(f"    {k}: {v!r}," for k, v in expected.items())
+    assert ggml_types.GGML_TYPES == expected, f"update GGML_TYPES in ggml_types.py to:\n{literal}"
+    packing = gguf.GGUFWriter._simple_value_packing
+    assert ggml_types.GGUF_VALUE_TYPES == {v.value: (v.name, packing.get(v)) for v in gguf.GGUFValueType}
+    assert ggml_types.GGML_DEQUANTIZABLE == {t.name for t in gguf.quants._type_traits} - {"BF16"}
+    assert ggml_types.GGUF_MAGIC == struct.pack("<I", gguf.GGUF_MAGIC)
+    assert ggml_types.GGUF_DEFAULT_ALIGNMENT == gguf.GGUF_DEFAULT_ALIGNMENT
+    assert gguf.GGUF_VERSION in ggml_types.GGUF_VERSIONS
+    assert (ggml_types.KEY_ARCHITECTURE, ggml_types.KEY_ALIGNMENT, ggml_types.KEY_TOKENS) == (
+        gguf.Keys.General.ARCHITECTURE, gguf.Keys.General.ALIGNMENT, gguf.Keys.Tokenizer.LIST)
+
+
+def test_ggml_types_join_the_dtype_table():
+    assert (DTYPES["Q4_K"].block_size, DTYPES["Q4_K"].block_bytes, DTYPES["Q4_K"].bits_per_weight) == (256, 144, 4.5)
+    assert DTYPES["Q8_0"].bits_per_weight == 8.5 and DTYPES["IQ2_XXS"].bits_per_weight == 2.0625
+    for name, block_size, block_bytes in ggml_types.GGML_TYPES.values():
+        assert DTYPES[name].nbytes(block_size * 3) == block_bytes * 3, name
+
+
+def test_name_maps_equal_gguf_tensor_name_map():
+    import gguf
+
+    for arch in (gguf.MODEL_ARCH.LLAMA, gguf.MODEL_ARCH.QWEN3):
+        names = gguf.TensorNameMap(arch, 4)
+        for gguf_name, hf in GGUF_TO_HF.items():
+            if arch == gguf.MODEL_ARCH.LLAMA and "_norm" in gguf_name and gguf_name.startswith("blk.{bid}.attn_"):
+                continue  # q_norm / k_norm exist from Qwen3 on
+            assert names.get_name(hf.format(bid=3)) == gguf_name.format(bid=3)
+    llama = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, 4)
+    for meta, hf in META_TO_HF.items():
+        assert llama.get_name(meta.format(bid=2)) == llama.get_name(hf.format(bid=2)), meta
+    assert hf_name("blk.12.attn_q.weight", GGUF_TO_HF) == "model.layers.12.self_attn.q_proj.weight"
+    assert hf_name("blk.0.ffn_gate_exps.weight", GGUF_TO_HF) == "blk.0.ffn_gate_exps.weight"  # no HF twin: kept
+
+
+# ---------------------------------------------------------------- fidelity against gguf
+
+
+def test_tensors_equal_gguf_reader(llama_gguf):
+    import gguf
+
+    catalog = open_catalog(llama_gguf)
+    reader = gguf.GGUFReader(llama_gguf)
+    assert catalog.format == "gguf"
+    assert [(t.name, t.shape, t.dtype, t.offset, t.nbytes) for t in catalog.tensors] == [
+        (t.name, tuple(int(d) for d in reversed(t.shape)), t.tensor_type.name, t.data_offset, int(t.n_bytes)) for t in reader.tensors
+    ]
+    assert {t.dtype for t in catalog.tensors} == {"F32", "F16", "Q8_0", "Q4_0", "BF16"}
+
+
+def test_values_equal_gguf_dequantize(llama_gguf):
+    import gguf
+
+    catalog = open_catalog(llama_gguf)
+    with ElementReader() as elements:
+        for tensor in gguf.GGUFReader(llama_gguf).tensors:
+            info = catalog.get(tensor.name)
+            expected = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype("float64").ravel().tolist()
+            assert elements.read(info, range(info.numel)) == expected, tensor.name
+
+
+def test_values_command_prints_as_torch(llama_gguf, cli):
+    import gguf
+    import torch
+
+    tensor = next(t for t in gguf.GGUFReader(llama_gguf).tensors if t.name == "blk.0.ffn_up.weight")
+    expected = torch.from_numpy(gguf.quants.dequantize(tensor.data, tensor.tensor_type))
+    result = cli("values", llama_gguf, "blk.0.ffn_up.weight")
+    assert result.code == 0, result.err
+    assert result.out == f"blk.0.ffn_up.weight  [96, 64]  Q4_0\n{expected}\n"
+
+
+def test_metadata_arrays_are_summarized(llama_gguf):
+    metadata = open_catalog(llama_gguf).metadata
+    assert metadata["tokenizer.ggml.tokens"] == "array of 128 strings ['<t0>', '<t1>', '<t2>', ...]"
+    assert metadata["tokenizer.ggml.tokens"].item_count == 128
+    assert metadata["tokenizer.ggml.scores"] == "array of 128 float32 [0.0, -1.0, -2.0, ...]"
+    assert (metadata["general.architecture"], metadata["llama.block_count"], metadata["llama.attention.head_count_kv"]) == ("llama", 2, 2)
+
+
+def test_derived_config_prints_as_the_hf_config(llama_gguf, llama_dir, cli):
+    assert open_catalog(llama_gguf).config == {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "num_hidden_layers": 2,
+        "hidden_size": 64,
+        "intermediate_size": 96,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+        "rope_theta": 10000.0,
+        "rms_norm_eps": 1e-06,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "vocab_size": 128,
+        "tie_word_embeddings": False,
+    }
+    from_gguf, from_hf = cli("config", llama_gguf), cli("config", llama_dir)
+    assert from_gguf.code == 0, from_gguf.err
+    assert from_gguf.out == from_hf.out
+
+
+def test_tree_and_torch_style_params_match_the_hf_folder(llama_gguf, llama_dir, cli):
+    assert cli("tree", llama_gguf).out == cli("tree", llama_dir).out
+    assert cli("params", llama_gguf, "--style", "torch").out == cli("params", llama_dir, "--style", "torch").out
+
+
+def test_params_table_and_hf_names(llama_gguf, cli):
+    assert cli("params", llama_gguf, "--filter", "blk.0.*").out == (
+        "name                      shape     dtype  params      bytes  file\n"
+        "blk.0.attn_k.weight       [32, 64]  Q8_0    2,048   2.12 KiB  tiny-llama.gguf\n"
+        "blk.0.attn_norm.weight    [64]      F32        64      256 B  tiny-llama.gguf\n"
+        "blk.0.attn_output.weight  [64, 64]  F32     4,096  16.00 KiB  tiny-llama.gguf\n"
+        "blk.0.attn_q.weight       [64, 64]  Q8_0    4,096   4.25 KiB  tiny-llama.gguf\n"
+        "blk.0.attn_v.weight       [32, 64]  F32     2,048   8.00 KiB  tiny-llama.gguf\n"
+        "blk.0.ffn_down.weight     [64, 96]  F32     6,144  24.00 KiB  tiny-llama.gguf\n"
+        "blk.0.ffn_gate.weight     [96, 64]  Q4_0    6,144   3.38 KiB  tiny-llama.gguf\n"
+        "blk.0.ffn_norm.weight     [64]      F32        64      256 B  tiny-llama.gguf\n"
+        "blk.0.ffn_up.weight       [96, 64]  Q4_0    6,144   3.38 KiB  tiny-llama.gguf\n"
+        "9 tensors, 30,848 parameters, 61.62 KiB in 1 file\n"
+    )
+    assert cli("params", llama_gguf, "--hf-names", "--filter", "model.layers.0.mlp.*").out == (
+        "name                                 shape     dtype  params      bytes  file\n"
+        "model.layers.0.mlp.down_proj.weight  [64, 96]  F32     6,144  24.00 KiB  tiny-llama.gguf\n"
+        "model.layers.0.mlp.gate_proj.weight  [96, 64]  Q4_0    6,144   3.38 KiB  tiny-llama.gguf\n"
+        "model.layers.0.mlp.up_proj.weight    [96, 64]  Q4_0    6,144   3.38 KiB  tiny-llama.gguf\n"
+        "3 tensors, 18,432 parameters, 30.75 KiB in 1 file\n"
+    )
+    hf_names = {line.split()[0] for line in cli("params", llama_gguf, "--hf-names").out.splitlines()[1:-1]}
+    assert hf_names == {line.split(":")[0] for line in cli("params", llama_gguf, "--style", "torch").out.splitlines()}
+
+
+def test_params_json_shows_block_types(llama_gguf, cli):
+    data = json.loads(cli("params", llama_gguf, "--json", "--filter", "blk.0.attn_q.weight").out)
+    assert data["tensors"] == [{"name": "blk.0.attn_q.weight", "shape": [64, 64], "dtype": "Q8_0", "numel": 4096, "nbytes": 4352, "file": "tiny-llama.gguf"}]
+    assert data["format"] == "gguf"
+
+
+def test_params_imports_neither_numpy_nor_gguf(llama_gguf):
+    code = f"import sys; from llm_anatomy.cli.main import main; code = main(['params', {llama_gguf!r}]); print(sorted(m for m in ('numpy', 'gguf', 'torch', 'transformers') if m in sys.modules), code, file=sys.stderr)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stderr == "[] 0\n"
+
+
+# ---------------------------------------------------------------- hand-packed corrupt files
+
+
+def _string(text: bytes) -> bytes:
+    return struct.pack("<Q", len(text)) + text
+
+
+def _kv_u32(key: bytes, value: int) -> bytes:
+    return _string(key) + struct.pack("<II", 4, value)
+
+
+def _tensor_info(name: bytes, dims: tuple, ggml_type: int = 0, offset: int = 0) -> bytes:
+    return _string(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims) + struct.pack("<IQ", ggml_type, offset)
+
+
+def _gguf(kvs=(), tensors=(), version=3, tensor_count=None, kv_count=None, data=b"\0" * 64, magic=b"GGUF") -> bytes:
+    head = magic + struct.pack("<IQQ", version, len(tensors) if tensor_count is None else tensor_count, len(kvs) if kv_count is None else kv_count)
+    body = head + b"".join(kvs) + b"".join(tensors)
+    return body + b"\0" * (-len(body) % 32) + data
+
+
+GOOD_TENSOR = _tensor_info(b"w", (4, 2))  # F32 [2, 4]: 32 bytes at offset 0
+
+CORRUPT = {
+    "bad_magic": (_gguf(magic=b"GGUX"), "expected a checkpoint (safetensors, gguf, torch, legacy torch), found a file starting with b'GGUX\\x03\\x00\\x00\\x00'; the file is empty, truncated or of an unsupported format"),
+    "version_1": (_gguf(version=1), "expected GGUF version 2 or 3, found version 1; convert the model again with a current llama.cpp"),
+    "version_4": (_gguf(version=4), "expected GGUF version 2 or 3, found version 4; convert the model again with a current llama.cpp"),
+    "big_endian": (b"GGUF" + struct.pack(">IQQ", 3, 0, 0), "expected a little-endian GGUF file, found a big-endian one (version 3); convert it with `gguf-convert-endian FILE little`"),
+    "tensor_count_beyond_file": (_gguf(tensor_count=10**6), "expected 1000000 tensors within the file (at least 24 bytes each), found 80 bytes left; the file is truncated or corrupt; download it again"),
+    "kv_count_beyond_file": (_gguf(kv_count=2**64 - 1), "expected 18446744073709551615 metadata keys within the file (at least 13 bytes each), found 72 bytes left; the file is truncated or corrupt; download it again"),
+    "key_length_beyond_file": (_gguf(kvs=[struct.pack("<Q", 2**40) + b"key"]), "expected a metadata key at bytes 32..1099511627808, found a file of 128 bytes; the file is truncated or corrupt; download it again"),
+    "string_value_beyond_file": (_gguf(kvs=[_string(b"general.name") + struct.pack("<IQ", 8, 10**9)]), "expected the string value of general.name at bytes 56..1000000056, found a file of 128 bytes; the file is truncated or corrupt; download it again"),
+    "array_count_beyond_file": (_gguf(kvs=[_string(b"tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 10**9)]), "expected 1000000000 items of tokenizer.ggml.tokens within the file, found 91 bytes left; the file is truncated or corrupt; download it again"),
+    "unknown_value_type": (_gguf(kvs=[_string(b"x") + struct.pack("<I", 99)]), "expected a GGUF value type (0..12) for x, found 99; the file is truncated or corrupt; download it again"),
+    "duplicate_key": (_gguf(kvs=[_kv_u32(b"a", 1), _kv_u32(b"a", 2)]), "expected each metadata key once, found a twice; the file is corrupt"),
+    "misaligned_data": (_gguf(tensors=[_tensor_info(b"w", (4, 2), offset=8)]), "tensor w: expected data offset aligned to 32 bytes, found offset 8; the file is corrupt"),
+    "duplicate_tensor": (_gguf(tensors=[GOOD_TENSOR, GOOD_TENSOR]), "expected each tensor name once, found w twice; the file is corrupt"),
+    "data_beyond_file": (_gguf(tensors=[_tensor_info(b"w", (4, 2), offset=64)]), "tensor w: expected 32 data bytes at 160, found a file of 160 bytes; the file is truncated or corrupt; download it again"),
+    "too_many_dims": (_gguf(tensors=[_tensor_info(b"w", (1, 1, 1, 1, 1))]), "expected at most 4 dimensions for w, found 5; the file is truncated or corrupt; download it again"),
+    "unknown_ggml_type": (_gguf(tensors=[_tensor_info(b"w", (4, 2), ggml_type=77)]), "tensor w: expected a GGML type known to gguf, found type 77; upgrade the gguf package, or the file is corrupt"),
+    "partial_block": (_gguf(tensors=[_tensor_info(b"w", (40, 2), ggml_type=2)]), "tensor w: expected rows of whole Q4_0 blocks (32 elements), found a row of 40; the file is corrupt"),
+    "bad_alignment": (_gguf(kvs=[_kv_u32(b"general.alignment", 24)]), "expected general.alignment a power of two, found 24; the file is corrupt"),
+    "control_characters": (_gguf(tensors=[_tensor_info(b"w\x1b[31m", (4, 2))]), "expected tensor names without control characters, found 'w\\\\x1b[31m'; the file is corrupt or hostile; do not trust it"),
+    "invalid_utf8_name": (_gguf(tensors=[_tensor_info(b"w\xff", (4, 2))]), "expected a tensor name in UTF-8, found b'w\\xff'; the file is truncated or corrupt; download it again"),
+    "truncated_header": (_gguf()[:20], "expected the metadata key count at bytes 16..24, found a file of 20 bytes; the file is truncated or corrupt; download it again"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPT))
+def test_corrupt_files_give_one_exact_line(case, tmp_path, cli):
+    content, message = CORRUPT[case]
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(content)
+    result = cli("params", path)
+    assert (result.code, result.out) == (1, "")
+    assert result.err == f"llm-anatomy: {path}: {message}\n"
+
+
+def test_good_hand_packed_file_reads(tmp_path, cli):
+    path = tmp_path / "good.gguf"
+    path.write_bytes(_gguf(kvs=[_kv_u32(b"general.alignment", 64)], tensors=[GOOD_TENSOR]))
+    catalog = open_catalog(str(path))
+    assert [(t.name, t.shape, t.dtype, t.offset, t.nbytes) for t in catalog.tensors] == [("w", (2, 4), "F32", 128, 32)]
+    assert catalog.config is None
+    assert str(catalog.config_error) == f"{path}: expected a GGUF architecture that maps to a transformers config (llama, qwen2, qwen3), found None; params and values work; config, summary and tree need a config.json"
