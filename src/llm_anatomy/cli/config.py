@@ -17,15 +17,31 @@ HELP = (
     "from config.json alone. Without transformers: config.json as stored, printed the same way."
 )
 EXAMPLE = """  llm-anatomy config meta-llama/Llama-2-7b-chat-hf
-  llm-anatomy config ./Llama-2-7b-chat-hf --json"""
+  llm-anatomy config ./Llama-2-7b-chat-hf --json
+  llm-anatomy config ./Llama-2-7b-chat-hf --explain --lang zh   # every field explained, in Chinese"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("--json", action="store_true", help="the config dict as JSON")
+    parser.add_argument("--explain", action="store_true", help="every field with its value and what it means, then the facts derived from them")
+    parser.add_argument("--lang", choices=("en", "zh"), help="language of --explain (default: zh when LC_ALL/LC_MESSAGES/LANG start with zh, else en)")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    if args.explain:
+        return _explain(args, out)
     view = load_config_view(open_catalog(args.model, args.revision))
     out.write(render.json_text(view) if args.json else render.text(view))
+    return 0
+
+
+def _explain(args: argparse.Namespace, out: TextIO) -> int:
+    import os
+
+    from ..analysis.explain import explain_config
+    from ..render import explain
+
+    explanation = explain_config(open_catalog(args.model, args.revision), args.lang or explain.language_from_locale(os.environ))
+    out.write(explain.json_text(explanation) if args.json else explain.text(explanation))
     return 0

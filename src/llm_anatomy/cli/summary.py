@@ -1,0 +1,47 @@
+"""`llm-anatomy summary`: parameters by component, layer and dtype; memory and KV cache."""
+
+from __future__ import annotations
+
+import argparse
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import TextIO
+
+from ..analysis.memory import KV_DTYPE_BYTES
+from ..analysis.summary import summarize
+from ..formats import open_catalog
+from ..render import summary as render
+from .main import add_model_argument
+
+HELP = (
+    "Where the parameters sit (by component, layer and dtype; tied weights once; MoE total and "
+    "active per token), checked against config.json; weights memory in each precision and the "
+    "KV cache per token and per context, with the formula. Reads headers only."
+)
+EXAMPLE = """  llm-anatomy summary meta-llama/Llama-2-7b-chat-hf
+  llm-anatomy summary ./Mixtral-8x7B-v0.1 --context 4096,32768 --batch 1,8 --kv-dtype fp8"""
+
+
+def positive_ints(text: str) -> tuple[int, ...]:
+    """'4096,32768' -> (4096, 32768)."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive whole numbers separated by commas, found {text!r}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    parser.add_argument("--context", type=positive_ints, metavar="N[,N...]", help="context lengths for the KV cache table (default: common lengths up to the model's context)")
+    parser.add_argument("--batch", type=positive_ints, metavar="N[,N...]", help="batch sizes for the KV cache table (default: 1)")
+    parser.add_argument("--kv-dtype", choices=tuple(KV_DTYPE_BYTES), help="KV cache precision (default: the config's torch_dtype)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    summary = summarize(open_catalog(args.model, args.revision), args.context, args.batch, args.kv_dtype)
+    out.write(render.json_text(summary) if args.json else render.text(summary))
+    return 0

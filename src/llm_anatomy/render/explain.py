@@ -1,0 +1,221 @@
+"""Render an Explanation: each field with its value and explanation, then the derived
+facts, in English or Chinese; or as JSON. derived_facts() is shared with other views."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from ..analysis.architecture import Architecture
+from ..analysis.explain import Explanation
+from ..safe_text import escape
+from .text import to_json
+
+VALUE_WIDTH = 80
+
+# Every sentence the explain view prints, per language ({names} are filled in).
+TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "{model}: the {count} fields of config.json, explained",
+        "no_entry": "(no glossary entry)",
+        "unexplained": "{missing} of {count} fields have no glossary entry.",
+        "derived": "Derived from the config:",
+        "findings": "Findings:",
+        "colon": ": ",
+        "unknown": "unknown (see findings)",
+        "head_dim": "head_dim",
+        "head_dim.config": "{value} ({field} in config.json)",
+        "head_dim.config_differs": "{value} ({field} in config.json; {source} would give {naive})",
+        "head_dim.computed": "{value} ({source} = {hidden} / {heads})",
+        "attention": "attention",
+        "attention.MHA": "MHA (multi-head): {heads} query heads, each with its own key/value head",
+        "attention.GQA": "GQA (grouped-query): {heads} query heads share {kv} key/value heads, {group} per group",
+        "attention.MQA": "MQA (multi-query): {heads} query heads share 1 key/value head",
+        "attention.MLA": "MLA (multi-head latent): {heads} query heads; keys and values are cached as a {rank}-dim latent plus a {rope}-dim RoPE key per token",
+        "kv_heads": "KV heads",
+        "kv_heads.MLA": "none (MLA caches one latent per token)",
+        "layers": "layers",
+        "ffn": "feed-forward",
+        "ffn.dense": "dense, inner size {size} ({matrices})",
+        "ffn.gated": "gate, up, down",
+        "ffn.ungated": "up, down",
+        "ffn.moe": "MoE: {experts} experts, {per_token} per token, inner size {size} each",
+        "ffn.shared": "; shared experts with inner size {size} in all",
+        "ffn.moe_layers": "; experts in {moe} of {layers} layers, the others dense",
+        "vocab": "vocabulary",
+        "vocab.value": "{vocab} tokens",
+        "context": "context",
+        "context.value": "{context} tokens",
+        "effective": "effective context",
+        "effective.value": "{effective} tokens after RoPE scaling {rope} ({source})",
+        "effective.dynamic": "{effective} tokens; past that, dynamic NTK scaling raises the RoPE base, with no fixed limit",
+        "tied": "embeddings",
+        "tied.yes": "tied: the output head reuses the embedding matrix",
+        "tied.no": "untied: separate embedding and output head matrices",
+        "sliding": "sliding window",
+        "sliding.value": "{window} tokens, in {count} of {layers} layers",
+        "sliding.none": "none (every layer attends to the whole context)",
+        "dtype": "weights dtype",
+    },
+    "zh": {
+        "title": "{model}：config.json 的 {count} 个字段及其含义",
+        "no_entry": "（术语表中没有此字段）",
+        "unexplained": "{count} 个字段中有 {missing} 个在术语表中没有条目。",
+        "derived": "由配置推导出的信息：",
+        "findings": "发现的问题：",
+        "colon": "：",
+        "unknown": "未知（见发现的问题）",
+        "head_dim": "每个头的维度",
+        "head_dim.config": "{value}（config.json 中的 {field}）",
+        "head_dim.config_differs": "{value}（config.json 中的 {field}；按 {source} 计算会得到 {naive}）",
+        "head_dim.computed": "{value}（{source} = {hidden} / {heads}）",
+        "attention": "注意力",
+        "attention.MHA": "MHA（多头注意力）：{heads} 个查询头，每个头有自己的键/值头",
+        "attention.GQA": "GQA（分组查询注意力）：{heads} 个查询头共享 {kv} 个键/值头，每组 {group} 个",
+        "attention.MQA": "MQA（多查询注意力）：{heads} 个查询头共享 1 个键/值头",
+        "attention.MLA": "MLA（多头潜在注意力）：{heads} 个查询头；每个词元的键和值缓存为一个 {rank} 维潜在向量加一个 {rope} 维 RoPE 键",
+        "kv_heads": "键/值头数",
+        "kv_heads.MLA": "无（MLA 每个词元只缓存一个潜在向量）",
+        "layers": "层数",
+        "ffn": "前馈网络",
+        "ffn.dense": "稠密，中间维度 {size}（{matrices}）",
+        "ffn.gated": "gate、up、down",
+        "ffn.ungated": "up、down",
+        "ffn.moe": "混合专家（MoE）：{experts} 个专家，每个词元使用 {per_token} 个，每个专家中间维度 {size}",
+        "ffn.shared": "；共享专家的中间维度合计 {size}",
+        "ffn.moe_layers": "；{layers} 层中有 {moe} 层使用专家，其余为稠密层",
+        "vocab": "词表",
+        "vocab.value": "{vocab} 个词元",
+        "context": "上下文长度",
+        "context.value": "{context} 个词元",
+        "effective": "有效上下文",
+        "effective.value": "RoPE 缩放（{rope}）后为 {effective} 个词元（{source}）",
+        "effective.dynamic": "{effective} 个词元；超过后动态 NTK 缩放会增大 RoPE 底数，没有固定上限",
+        "tied": "嵌入",
+        "tied.yes": "共享：输出头复用嵌入矩阵",
+        "tied.no": "不共享：嵌入矩阵与输出头是两个矩阵",
+        "sliding": "滑动窗口",
+        "sliding.value": "{window} 个词元，{layers} 层中的 {count} 层使用",
+        "sliding.none": "无（每一层都关注整个上下文）",
+        "dtype": "权重精度",
+    },
+}
+
+
+def language_from_locale(environ: dict[str, str]) -> str:
+    """zh when the first set of LC_ALL, LC_MESSAGES, LANG (POSIX precedence) starts with zh."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name)
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"
+
+
+def _head_dim(arch: Architecture, t: dict[str, str]) -> str:
+    f = arch.fields
+    if arch.head_dim is None:
+        return t["unknown"]
+    if arch.head_dim_source != f"{f.get('hidden_size')} / {f.get('num_heads')}":
+        naive = arch.hidden_size // arch.num_heads if arch.hidden_size and arch.num_heads else None
+        if naive is not None and naive != arch.head_dim:
+            return t["head_dim.config_differs"].format(value=arch.head_dim, field=arch.head_dim_source, source=f"{f['hidden_size']} / {f['num_heads']}", naive=naive)
+        return t["head_dim.config"].format(value=arch.head_dim, field=arch.head_dim_source)
+    return t["head_dim.computed"].format(value=arch.head_dim, source=arch.head_dim_source, hidden=arch.hidden_size, heads=arch.num_heads)
+
+
+def _attention(arch: Architecture, t: dict[str, str]) -> str:
+    if arch.attention is None:
+        return t["unknown"]
+    return t[f"attention.{arch.attention}"].format(heads=arch.num_heads, kv=arch.num_kv_heads, group=arch.query_group_size, rank=arch.kv_lora_rank, rope=arch.qk_rope_head_dim)
+
+
+def _ffn(arch: Architecture, t: dict[str, str]) -> str:
+    matrices = t["ffn.gated"] if arch.gated_ffn else t["ffn.ungated"]
+    if arch.ffn != "MoE":
+        return t["ffn.dense"].format(size=arch.intermediate_size, matrices=matrices) if arch.intermediate_size else t["unknown"]
+    text = t["ffn.moe"].format(experts=arch.num_experts, per_token=arch.experts_per_token or "?", size=arch.moe_intermediate_size or arch.intermediate_size)
+    if arch.shared_intermediate_size:
+        text += t["ffn.shared"].format(size=arch.shared_intermediate_size)
+    if arch.num_layers and len(arch.moe_layers) != arch.num_layers:
+        text += t["ffn.moe_layers"].format(moe=len(arch.moe_layers), layers=arch.num_layers)
+    return text
+
+
+def _effective(arch: Architecture, t: dict[str, str]) -> str:
+    if arch.effective_context is None:
+        return t["unknown"]
+    if arch.rope_type == "dynamic":
+        return t["effective.dynamic"].format(effective=arch.effective_context)
+    return t["effective.value"].format(effective=arch.effective_context, rope=arch.rope_type, source=arch.effective_context_source)
+
+
+def _known(value: object, template: str, t: dict[str, str], **names: object) -> str:
+    return template.format(**names) if value is not None else t["unknown"]
+
+
+def derived_facts(arch: Architecture, lang: str) -> list[tuple[str, str]]:
+    """(label, text) for each fact derived from the config, in `lang`."""
+    t = TEXT[lang]
+    rows = [
+        (t["head_dim"], _head_dim(arch, t)),
+        (t["attention"], _attention(arch, t)),
+        (t["kv_heads"], t["kv_heads.MLA"] if arch.attention == "MLA" else _known(arch.num_kv_heads, "{v}", t, v=arch.num_kv_heads)),
+        (t["layers"], _known(arch.num_layers, "{v}", t, v=arch.num_layers)),
+        (t["ffn"], _ffn(arch, t)),
+        (t["vocab"], _known(arch.vocab_size, t["vocab.value"], t, vocab=arch.vocab_size)),
+        (t["context"], _known(arch.context_length, t["context.value"], t, context=arch.context_length)),
+    ]
+    if arch.rope_type not in (None, "default"):
+        rows.append((t["effective"], _effective(arch, t)))
+    rows.append((t["tied"], t["tied.yes"] if arch.tied_embeddings else t["tied.no"]))
+    window = t["sliding.value"].format(window=arch.sliding_window, count=len(arch.sliding_layers), layers=arch.num_layers) if arch.sliding_window else t["sliding.none"]
+    rows.append((t["sliding"], window))
+    if arch.dtype:
+        rows.append((t["dtype"], arch.dtype))
+    return rows
+
+
+def value_text(value: object) -> str:
+    """A value as config.json spells it (null, true, 1e-05), objects as {...}, cut at VALUE_WIDTH."""
+    if isinstance(value, dict):
+        return "{...}"
+    text = escape(json.dumps(value, ensure_ascii=False))
+    return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 3] + "..."
+
+
+def text(explanation: Explanation) -> str:
+    t = TEXT[explanation.lang]
+    lines = [t["title"].format(model=escape(explanation.model), count=len(explanation.fields)), ""]
+    for field in explanation.fields:
+        indent = "  " * field.depth
+        lines.append(f"{indent}{escape(field.path)} = {value_text(field.value)}")
+        lines.append(f"{indent}    {field.text if field.text is not None else t['no_entry']}")
+    missing = len(explanation.unexplained)
+    if missing:
+        lines += ["", t["unexplained"].format(missing=missing, count=len(explanation.fields))]
+    lines += ["", t["derived"]]
+    lines += [f"  {label}{t['colon']}{value}" for label, value in derived_facts(explanation.architecture, explanation.lang)]
+    if explanation.architecture.findings:
+        lines += ["", t["findings"]] + [f"  {finding.line()}" for finding in explanation.architecture.findings]
+    return "\n".join(lines) + "\n"
+
+
+def json_text(explanation: Explanation) -> str:
+    arch = explanation.architecture
+    return to_json(
+        {
+            "model": explanation.model,
+            "lang": explanation.lang,
+            "fields": [{"path": f.path, "value": f.value, "explanation": f.text} for f in explanation.fields],
+            "derived": [{"label": label, "text": value} for label, value in derived_facts(arch, explanation.lang)],
+            "architecture": architecture_json(arch),
+            "findings": [f.line() for f in arch.findings],
+        }
+    ) + "\n"
+
+
+def architecture_json(arch: Architecture) -> dict:
+    """The Architecture as plain JSON data (findings as their lines)."""
+    data = asdict(arch)
+    data["findings"] = [f.line() for f in arch.findings]
+    return data

@@ -1,0 +1,79 @@
+"""Render a Summary: parameters by component, layer and dtype, the config check, weights
+memory and KV cache with the formula behind them; or as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from ..analysis.memory import Memory
+from ..analysis.summary import LayerCount, Summary
+from ..safe_text import escape
+from .explain import architecture_json
+from .text import human_bytes, human_count, table, thousands, to_json
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def _fold_layers(layers: tuple[LayerCount, ...]) -> list[tuple[str, str, str, str]]:
+    """Runs of consecutive layers with equal counts as one row: ('0-31', '32 x 202,383,360', ...)."""
+    rows = []
+    numbered = [layer for layer in layers if layer.index is not None]
+    start = 0
+    while start < len(numbered):
+        end = start
+        while end + 1 < len(numbered) and numbered[end + 1].params == numbered[start].params and numbered[end + 1].index == numbered[end].index + 1:
+            end += 1
+        first, last, run = numbered[start], numbered[end], end - start + 1
+        label = str(first.index) if run == 1 else f"{first.index}-{last.index}"
+        each = thousands(first.params) if run == 1 else f"{run} x {thousands(first.params)}"
+        rows.append((label, each, thousands(first.params * run), human_bytes(first.nbytes * run)))
+        start = end + 1
+    rows += [("outside layers", "", thousands(layer.params), human_bytes(layer.nbytes)) for layer in layers if layer.index is None]
+    return rows
+
+
+def _memory_lines(memory: Memory, dtypes: str) -> list[str]:
+    lines = ["Weights memory:"]
+    rows = [(f"stored ({dtypes})" if row.label == "stored" else row.label, f"{row.bits_per_weight:.2f}", human_bytes(row.nbytes)) for row in memory.weights]
+    lines += ["  " + line for line in table(("precision", "bits/weight", "memory"), rows, right=(1, 2))]
+    cache = memory.kv_cache
+    if cache is None:
+        return lines + ["", "KV cache: not computed (config.json lacks what it needs; see findings)"]
+    lines += ["", f"KV cache ({cache.dtype}): {human_bytes(cache.bytes_per_token)} per token"]
+    rows = [(thousands(row.context), str(row.batch), human_bytes(row.nbytes)) for row in cache.rows]
+    lines += ["  " + line for line in table(("context", "batch", "KV cache"), rows, right=(0, 1, 2))]
+    return lines + ["  " + line for line in cache.formula]
+
+
+def text(summary: Summary) -> str:
+    total = summary.total_params
+    dtypes = ", ".join(d.name for d in summary.dtypes)
+    lines = [f"{escape(summary.model)}: {thousands(total)} parameters ({human_count(total)}), {human_bytes(summary.total_nbytes)} in {dtypes or 'no tensors'}", ""]
+    rows = [(c.name, thousands(c.params), _share(c.params, total), human_bytes(c.nbytes), str(c.tensors)) for c in summary.components]
+    rows.append(("total", thousands(total), _share(total, total), human_bytes(summary.total_nbytes), str(sum(c.tensors for c in summary.components))))
+    lines += ["By component:"] + ["  " + line for line in table(("component", "params", "share", "bytes", "tensors"), rows, right=(1, 2, 3, 4))]
+    lines += [f"  {note}" for note in summary.tied]
+    if summary.buffers:
+        lines.append(f"  not counted: {summary.buffers.tensors} buffer tensors ({thousands(summary.buffers.params)} values) stored beside the parameters")
+    if summary.moe:
+        moe = summary.moe
+        lines += ["", f"Mixture of experts: {thousands(moe.total)} total ({human_count(moe.total)}), {thousands(moe.active)} active per token ({human_count(moe.active)})", f"  {moe.formula}"]
+    lines += ["", "By layer:"] + ["  " + line for line in table(("layers", "params each", "params", "bytes"), _fold_layers(summary.layers), right=(1, 2, 3))]
+    rows = [(d.name, thousands(d.params), human_bytes(d.nbytes), str(d.tensors)) for d in summary.dtypes]
+    lines += ["", "By dtype:"] + ["  " + line for line in table(("dtype", "params", "bytes", "tensors"), rows, right=(1, 2, 3))]
+    if summary.implied:
+        rows = [(i.component, thousands(i.from_config), thousands(i.from_tensors), "ok" if i.from_config == i.from_tensors else "differs") for i in summary.implied]
+        lines += ["", "Weight matrices, config.json vs tensors:"] + ["  " + line for line in table(("component", "config.json", "tensors", ""), rows, right=(1, 2))]
+    lines += [""] + _memory_lines(summary.memory, dtypes)
+    if summary.findings:
+        lines += ["", "Findings:"] + [f"  {finding.line()}" for finding in summary.findings]
+    return "\n".join(lines) + "\n"
+
+
+def json_text(summary: Summary) -> str:
+    data = asdict(summary)
+    data["findings"] = [finding.line() for finding in summary.findings]
+    data["architecture"] = architecture_json(summary.architecture) if summary.architecture else None
+    return to_json(data) + "\n"
