@@ -80,7 +80,7 @@ def _facts(report: Report, words: dict) -> str:
     files = f"{o.files} {words['file' if o.files == 1 else 'files']}"
     items = [
         (words["architecture"], o.architecture or "?", o.model_type or ""),
-        (words["parameters"], human_count(summary.total_params), thousands(summary.total_params)),
+        (words["parameters"], human_count(summary.total_params), thousands(summary.total_params) + (words["active"].format(active=human_count(summary.moe.active)) if summary.moe else "")),
         (words["dtype"], ", ".join(d.name for d in summary.dtypes), ""),
         (words["size"], human_bytes(o.size_on_disk), f"{thousands(o.size_on_disk)} B"),
         (words["format"], o.format, files),
@@ -156,7 +156,11 @@ def _axis_count(n: float) -> str:
 def _params_section(report: Report, words: dict) -> str:
     summary = report.summary
     total = summary.total_params
-    components = [Bar(words["components"].get(c.name, c.name), c.params, f"{human_count(c.params)} ({_share(c.params, total)})") for c in summary.components]
+    tones = list(words["components"])
+    components = [
+        Bar(words["components"].get(c.name, c.name), c.params, f"{human_count(c.params)} ({_share(c.params, total)})", tones.index(c.name) if c.name in tones else -1)
+        for c in summary.components
+    ]
     parts = [element("h3", esc(words["by_component"]))]
     if components:
         parts.append(element("div", bar_chart(components, words["by_component"]), class_="figure"))

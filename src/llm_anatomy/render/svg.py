@@ -71,6 +71,7 @@ class Bar:
     label: str
     value: float
     text: str  # what is written after the bar ("6.74B (98.2%)")
+    tone: int = -1  # palette index, so a category keeps its colour across charts; -1: by row
 
 
 def bar_chart(bars: Sequence[Bar], label: str, width: float = WIDTH) -> str:
@@ -85,7 +86,7 @@ def bar_chart(bars: Sequence[Bar], label: str, width: float = WIDTH) -> str:
         y = 4 + i * row
         length = area * bar.value / top
         body.append(_text(label_width - 8, y + row / 2 + 4, bar.label, "end", "label"))
-        body.append(_rect(label_width, y + 4, length, row - 8, color(i), "bar", f"{bar.label}: {bar.text}", rx=2))
+        body.append(_rect(label_width, y + 4, length, row - 8, color(bar.tone if bar.tone >= 0 else i), "bar", f"{bar.label}: {bar.text}", rx=2))
         body.append(_text(label_width + length + 6, y + row / 2 + 4, bar.text, "start", "value"))
     return _svg(width, 8 + len(bars) * row, "".join(body), label)
 
