@@ -1,0 +1,218 @@
+"""torch.save checkpoints read without torch: names, shapes, dtypes and values equal
+torch.load's; Meta's layout gets a config; pickles that would run code are refused by name."""
+
+import os
+import zipfile
+
+import pytest
+
+import checkpoints
+from llm_anatomy.formats import open_catalog
+from llm_anatomy.tensors import ElementReader
+
+TORCH_DTYPES = {"torch.float32": "F32", "torch.bfloat16": "BF16", "torch.float16": "F16", "torch.int64": "I64", "torch.float8_e4m3fn": "F8_E4M3", "torch.bool": "BOOL"}
+
+
+@pytest.fixture(scope="session")
+def bin_dir(llama_dir, tmp_path_factory):
+    return checkpoints.torch_bin(str(llama_dir), str(tmp_path_factory.mktemp("bin") / "llama"))
+
+
+@pytest.fixture(scope="session")
+def sharded_bin_dir(llama_dir, tmp_path_factory):
+    return checkpoints.torch_bin(str(llama_dir), str(tmp_path_factory.mktemp("bin_sharded") / "llama"), shards=2)
+
+
+@pytest.fixture(scope="session")
+def meta_dir(llama_dir, tmp_path_factory):
+    return checkpoints.meta_checkpoint(str(llama_dir), str(tmp_path_factory.mktemp("meta") / "llama-2-tiny"))
+
+
+def _assert_equals_torch_load(catalog, files):
+    """Names, order, shapes, dtypes and every value equal what torch.load gives."""
+    import torch
+
+    loaded = {}
+    for path in files:
+        loaded.update(torch.load(path, weights_only=True))
+    assert [t.name for t in catalog.tensors] == list(loaded)
+    with ElementReader() as elements:
+        for info in catalog.tensors:
+            tensor = loaded[info.name]
+            assert (info.shape, info.dtype, info.nbytes) == (tuple(tensor.shape), TORCH_DTYPES[str(tensor.dtype)], tensor.numel() * tensor.element_size())
+            assert elements.read(info, range(info.numel)) == tensor.flatten().tolist(), info.name
+
+
+def test_bin_equals_torch_load(bin_dir):
+    catalog = open_catalog(bin_dir)
+    assert catalog.format == "torch"
+    _assert_equals_torch_load(catalog, [os.path.join(bin_dir, "pytorch_model.bin")])
+
+
+def test_sharded_bin_equals_torch_load(sharded_bin_dir):
+    catalog = open_catalog(sharded_bin_dir)
+    assert [os.path.basename(f) for f in catalog.files] == ["pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"]
+    _assert_equals_torch_load(catalog, catalog.files)
+
+
+@pytest.mark.parametrize("fixture", ["bin_dir", "sharded_bin_dir", "meta_dir"])
+def test_views_match_the_safetensors_folder(fixture, request, llama_dir, cli):
+    folder = request.getfixturevalue(fixture)
+    assert cli("params", folder, "--style", "torch").out == cli("params", llama_dir, "--style", "torch").out
+    assert cli("tree", folder).out == cli("tree", llama_dir).out
+
+
+def test_values_torch_style_matches_print(bin_dir, cli):
+    import transformers
+
+    model = transformers.LlamaForCausalLM.from_pretrained(bin_dir)
+    result = cli("values", bin_dir, "--style", "torch")
+    assert result.code == 0, result.err
+    assert result.out == "".join(f"{p}\n" for p in model.parameters())
+
+
+def test_meta_checkpoint(meta_dir, cli):
+    catalog = open_catalog(meta_dir)
+    _assert_equals_torch_load(catalog, [os.path.join(meta_dir, "consolidated.00.pth")])
+    assert catalog.config == {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-06,
+        "intermediate_size": 96,
+        "vocab_size": 128,
+        "tie_word_embeddings": False,
+    }
+    hf_names = cli("params", meta_dir, "--hf-names", "--filter", "model.layers.1.*").out.splitlines()
+    assert [line.split()[0] for line in hf_names[1:-1]] == [
+        "model.layers.1.input_layernorm.weight",
+        "model.layers.1.mlp.down_proj.weight",
+        "model.layers.1.mlp.gate_proj.weight",
+        "model.layers.1.mlp.up_proj.weight",
+        "model.layers.1.post_attention_layernorm.weight",
+        "model.layers.1.self_attn.k_proj.weight",
+        "model.layers.1.self_attn.o_proj.weight",
+        "model.layers.1.self_attn.q_proj.weight",
+        "model.layers.1.self_attn.v_proj.weight",
+    ]
+
+
+def test_meta_names_are_llama_cpp_names(llama_dir):
+    """The builder's Meta names are the ones gguf's TensorNameMap knows (llama-pth)."""
+    import gguf
+
+    names = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, 2)
+    for info in open_catalog(str(llama_dir)).tensors:
+        base = info.name.rsplit(".", 1)[0]
+        assert names.get_name(checkpoints.meta_name(base)) == names.get_name(base)
+
+
+def test_model_parallel_shards_are_refused(meta_dir, tmp_path, cli):
+    import shutil
+
+    folder = tmp_path / "llama-2-13b"
+    shutil.copytree(meta_dir, folder)
+    shutil.copy(folder / "consolidated.00.pth", folder / "consolidated.01.pth")
+    result = cli("params", folder)
+    assert result.err == f"llm-anatomy: {folder}: expected one consolidated.00.pth (a model that is not split for model parallelism), found 2 model-parallel shards; pass one shard file, or convert with transformers' convert_llama_weights_to_hf.py\n"
+
+
+def test_shared_views_offsets_and_new_dtypes(tmp_path):
+    """Tied weights share bytes, a view starts at its storage offset, float8 uses _rebuild_tensor_v3."""
+    import torch
+
+    base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    state = {"a": base, "tied": base, "row": base[1], "p": torch.nn.Parameter(torch.ones(2)), "f8": torch.full((4,), 0.5).to(torch.float8_e4m3fn), "ids": torch.arange(3), "mask": torch.tensor([True, False])}
+    path = str(tmp_path / "state.pt")
+    torch.save(state, path)
+    catalog = open_catalog(path)
+    _assert_equals_torch_load(catalog, [path])
+    a, tied, row = catalog.get("a"), catalog.get("tied"), catalog.get("row")
+    assert tied.offset == a.offset and row.offset == a.offset + 16 and row.nbytes == 16
+
+
+def test_scalars_become_metadata_and_nested_dicts_dotted_names(tmp_path):
+    import torch
+
+    path = str(tmp_path / "ckpt.pt")
+    torch.save({"epoch": 3, "model": {"w": torch.zeros(2)}}, path)
+    catalog = open_catalog(path)
+    assert [t.name for t in catalog.tensors] == ["model.w"]
+    assert catalog.metadata == {"epoch": "3"}
+
+
+# ---------------------------------------------------------------- refusals
+
+
+class RunsACommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_that_runs_a_command_is_refused(tmp_path, cli):
+    import torch
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.bin"
+    torch.save({"w": torch.zeros(2), "payload": RunsACommand(marker)}, str(path))
+    result = cli("params", path)
+    assert result.err == f"llm-anatomy: {path}: expected only tensors and state dicts, found the disallowed global posix.system; the file is not a plain state dict and may run code when loaded with torch.load; do not load it\n"
+    assert result.code == 1
+    assert not marker.exists()
+    torch.load(str(path), weights_only=False)  # the same file does run the command when torch loads it unrestricted
+    assert marker.exists()
+
+
+def _torch_like_zip(path, pickle_bytes):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle_bytes)
+    return path
+
+
+def test_build_on_an_allowed_global_is_refused(tmp_path, cli):
+    """BUILD could rewrite our stand-ins' state: only dicts may receive it."""
+    evil = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n}X\x01\x00\x00\x00aK\x01sb."
+    path = _torch_like_zip(tmp_path / "build.pt", evil)
+    result = cli("params", path)
+    assert result.err == f"llm-anatomy: {path}: expected object state only on dicts, found state for function; the file is not a plain state dict and may run code when loaded with torch.load; do not load it\n"
+
+
+def test_other_refusals(tmp_path, cli):
+    import torch
+
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"w": torch.zeros(2)}, str(legacy), _use_new_zipfile_serialization=False)
+    transposed = tmp_path / "transposed.pt"
+    torch.save({"w": torch.zeros(3, 4).t()}, str(transposed))
+    single = tmp_path / "single.pt"
+    torch.save(torch.zeros(2), str(single))
+    plain = tmp_path / "plain.zip"
+    with zipfile.ZipFile(plain, "w") as archive:
+        archive.writestr("readme.txt", "hi")
+    good, recompressed = tmp_path / "good.pt", tmp_path / "deflated.pt"
+    torch.save({"w": torch.zeros(64)}, str(good))
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(recompressed, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info))
+    expected = {
+        legacy: "expected a torch checkpoint in the zip format (torch >= 1.6), found the legacy torch.save format; convert it once where you trust it: torch.save(torch.load(PATH, weights_only=True), 'converted.pt')",
+        transposed: "tensor w: expected a contiguous tensor (strides of shape [4, 3] in row-major order), found strides [1, 4]; save it with tensor.contiguous()",
+        single: "expected a state dict (a dict of tensors), found a single tensor; save a dict such as model.state_dict()",
+        plain: "expected a torch zip checkpoint with one <name>/data.pkl, found 0 data.pkl members; the zip was not written by torch.save",
+        recompressed: "tensor w: expected an uncompressed storage (torch.save writes them stored), found compression method 8; the zip was recompressed; save it again with torch.save",
+    }
+    for path, message in expected.items():
+        assert cli("params", path).err == f"llm-anatomy: {path}: {message}\n", path
+
+
+def test_truncated_zip(bin_dir, tmp_path, cli):
+    data = open(os.path.join(bin_dir, "pytorch_model.bin"), "rb").read()
+    path = tmp_path / "truncated.bin"
+    path.write_bytes(data[: len(data) // 2])
+    assert cli("params", path).err == f"llm-anatomy: {path}: expected a torch zip checkpoint, found an unreadable zip (File is not a zip file); the file is truncated or corrupt; download it again\n"
