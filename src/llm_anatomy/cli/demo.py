@@ -1,0 +1,85 @@
+"""`llm-anatomy demo`: the four views on a zero-weight layout replica of Llama-2-7b-chat-hf,
+written to a temporary folder (deleted afterwards) or to --keep DIR."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shlex
+import shutil
+import tempfile
+
+from ..errors import UsageError
+from ..formats import open_catalog
+from ..layouts import published_config, write_layout
+from ..render.text import human_bytes, thousands
+from .main import build_parser
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
+
+REPLICA = "Llama-2-7b-chat-hf"
+ORIGINAL = "meta-llama/Llama-2-7b-chat-hf"
+
+# The views shown, in order: (command, arguments after MODEL). Each runs exactly as typed.
+VIEWS = (
+    ("params", ("--filter", "model.layers.0.*")),
+    ("values", ("model.norm.weight",)),
+    ("tree", ()),
+    ("config", ()),
+)
+
+HELP = (
+    f"Write a replica of {ORIGINAL} (its exact tensor names, shapes, dtypes, two-shard layout, "
+    "index and config; every weight zero, in sparse files that take no disk) to a temporary folder, "
+    "show params, values, tree and config on it, then delete it."
+)
+EXAMPLE = f"""  llm-anatomy demo
+  llm-anatomy demo --keep ./{REPLICA}   # keep the replica to explore it with the other commands"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep", metavar="DIR", help="write the replica to DIR (a new or empty folder) and keep it")
+
+
+def _show(out: TextIO, folder: str, command: str, extra: tuple[str, ...]) -> None:
+    """Run one command on the replica as if typed, echoing the command line first."""
+    module = importlib.import_module(f"{__package__}.{command}")
+    args = build_parser({command: module}).parse_args([command, folder, *extra])
+    out.write(f"\n$ llm-anatomy {command} {shlex.join([REPLICA, *extra])}\n")
+    module.run(args, out)
+
+
+def _whole_checkpoint(folder: str) -> str:
+    catalog = open_catalog(folder)
+    return f"(whole checkpoint: {len(catalog.tensors)} tensors, {thousands(catalog.total_numel)} parameters, {human_bytes(catalog.total_nbytes)} in {len(catalog.files)} files)\n"
+
+
+def _prepare_keep(folder: str) -> str:
+    if os.path.exists(folder) and (not os.path.isdir(folder) or os.listdir(folder)):
+        raise UsageError(folder, "a new or empty folder for --keep", "an existing file or a folder with files in it", "name a new folder")
+    return folder
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    parent = _prepare_keep(args.keep) if args.keep else tempfile.mkdtemp(prefix="llm-anatomy-demo-")
+    folder = parent if args.keep else os.path.join(parent, REPLICA)
+    try:
+        write_layout(folder, published_config(REPLICA))
+        fate = "kept" if args.keep else "deleted afterwards"
+        out.write(
+            f"A zero-weight layout replica of {ORIGINAL}: the real tensor names, shapes,\n"
+            "dtypes, two shards, index and config, but every weight is zero (sparse files, no disk\n"
+            "used), so all values print as zeros.\n"
+            f"Replica: {folder} ({fate})\n"
+        )
+        for command, extra in VIEWS:
+            _show(out, folder, command, extra)
+            if command == "params":
+                out.write(_whole_checkpoint(folder))
+    finally:
+        if not args.keep:
+            shutil.rmtree(parent, ignore_errors=True)
+    return 0
