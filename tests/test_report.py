@@ -1,6 +1,7 @@
 """`report`: one self-contained HTML page: valid markup, no external URL, the real numbers
 and shapes, hostile names escaped, never written into the model folder, small for 7B."""
 
+import html
 import os
 import re
 from html.parser import HTMLParser
@@ -8,6 +9,7 @@ from html.parser import HTMLParser
 import pytest
 
 import checkpoints
+from llm_anatomy import glossary
 from llm_anatomy.layouts import published_config, write_layout
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -100,7 +102,9 @@ def test_report_of_tiny_llama_is_valid_offline_html_with_the_real_numbers(llama_
     assert "GQA: 4 heads · 2 KV heads · head_dim 16" in text
     # Every tensor in the table, sortable by its raw count.
     assert tensor_table(page).count("<tr><td><code>") == 21
-    assert tensor_table(page).count("<tr><td><code>model.layers.") == 18
+    assert tensor_table(page).count("<tr><td><code>model.<wbr>layers.<wbr>") == 18
+    # The config, explained from the glossary.
+    assert f"<tr><td><code>hidden_size</code></td><td><code>64</code></td><td>{html.escape(glossary.explain('hidden_size', 64, 'en'))}</td></tr>" in page
     assert '<td class="num" data-sort="8192">' in page  # embed_tokens: 128 x 64
     assert page.count("<svg") == 3  # diagram, components, layers
 
@@ -110,6 +114,7 @@ def test_report_in_chinese(llama_dir, tmp_path, cli):
     assert_valid_and_offline(page)
     assert '<html lang="zh">' in page
     assert "一个解码器层" in page and "× 2 层" in page and "按组件" in page
+    assert f"<td><code>hidden_size</code></td><td><code>64</code></td><td>{html.escape(glossary.explain('hidden_size', 64, 'zh'))}</td>" in page
 
 
 def test_hostile_names_and_config_values_are_escaped(tmp_path, cli):
@@ -124,8 +129,8 @@ def test_hostile_names_and_config_values_are_escaped(tmp_path, cli):
     assert_valid_and_offline(page)
     assert "<script>alert" not in page and "<img" not in page and "</style><b>" not in page
     assert "\x1b" not in page
-    assert "model.layers.0.&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;amp;.weight" in page
-    assert "&lt;/style&gt;&lt;b&gt;\\x1b[31m" in page
+    assert "model.<wbr>layers.<wbr>0.<wbr>&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;amp;.<wbr>weight" in page
+    assert "&quot;&lt;/style&gt;&lt;b&gt;\\u001b[31m&quot;" in page  # as config.json spells it
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
 
 

@@ -8,10 +8,10 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 from ..byte_io import file_size
 from ..catalog import Catalog, TensorInfo, natural_key
+from .explain import Explanation, explain_config
 from .params import ParamListing, list_tensors
 from .summary import Summary, role_of, summarize
 
@@ -88,7 +88,7 @@ class Report:
     summary: Summary  # parameters by component, layer and dtype; architecture facts
     diagram: LayerDiagram | None  # None when the names show no repeated layers
     tensors: ParamListing
-    config: dict[str, Any] | None
+    explanation: Explanation | None  # None when there is no readable config.json
     lang: str
     notes: tuple[str, ...]  # sections that could not be built, and why
 
@@ -183,7 +183,7 @@ def build_report(catalog: Catalog, lang: str = "en") -> Report:
         summary=summarize(catalog),
         diagram=layer_diagram(catalog),
         tensors=list_tensors(catalog),
-        config=catalog.config,
+        explanation=explain_config(catalog, lang) if catalog.config is not None and catalog.config_error is None else None,
         lang=lang,
         notes=(),
     )

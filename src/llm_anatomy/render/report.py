@@ -9,6 +9,7 @@ from typing import Sequence
 from .. import __version__
 from ..analysis.architecture import Architecture
 from ..analysis.report import DiagramBlock, DiagramTensor, LayerDiagram, Report
+from .explain import derived_facts, value_text
 from .html import asset, element, esc, page, section, table
 from .svg import Bar, Box, Flow, Residual, Series, bar_chart, column_chart, flow_diagram
 from .text import human_bytes, human_count, shape_text, thousands
@@ -101,38 +102,16 @@ def _header(report: Report, words: dict, anchors: Sequence[tuple[str, str]]) -> 
     )
 
 
-def _arch_value(key: str, arch: Architecture, words: dict) -> tuple[str, str] | None:
-    """One derived fact as (value, where it came from), None when the config does not say."""
-    value = getattr(arch, key)
-    if key == "attention" and value and arch.query_group_size and arch.query_group_size > 1:
-        return words["group"].format(kind=value, n=arch.query_group_size), ""
-    if key == "head_dim" and value:
-        return str(value), "" if arch.head_dim_source == "head_dim" else arch.head_dim_source
-    if key == "effective_context":
-        # said only when it differs from the context length
-        return (thousands(value), arch.effective_context_source) if value and value != arch.context_length else None
-    if isinstance(value, bool):
-        return words["yes" if value else "no"], ""
-    if isinstance(value, int):
-        return thousands(value), ""
-    return (str(value), "") if value else None
-
-
-def _arch_facts(arch: Architecture | None, words: dict) -> str:
+def _arch_facts(arch: Architecture | None, lang: str) -> str:
+    """The facts the config implies (head_dim, attention kind, FFN, context...), as `config --explain` words them."""
     if arch is None:
         return ""
-    items = [(label, _arch_value(key, arch, words)) for key, label in words["arch_facts"].items()]
-    rows = (
-        element("div", element("dt", esc(label)) + element("dd", esc(value) + (element("small", esc(source)) if source else "")))
-        for label, fact in items
-        if fact is not None
-        for value, source in [fact]
-    )
+    rows = (element("div", element("dt", esc(label)) + element("dd", esc(value))) for label, value in derived_facts(arch, lang))
     return element("dl", "".join(rows), class_="arch")
 
 
 def _diagram_section(report: Report, words: dict) -> str:
-    facts = _arch_facts(report.summary.architecture, words)
+    facts = _arch_facts(report.summary.architecture, report.lang)
     if report.diagram is None:
         return section("diagram", words["diagram"], element("p", esc(words["no_layers"]), class_="note") + facts)
     flow = diagram_flow(report.diagram, report.summary.architecture, words)
@@ -181,22 +160,33 @@ def _params_section(report: Report, words: dict) -> str:
     return section("params", words["parameters"], "".join(parts))
 
 
-def _config_value(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
 def _config_section(report: Report, words: dict) -> str:
-    config = report.config or {}
-    rows = [(element("code", esc(key)), element("code", esc(_config_value(value)))) for key, value in config.items()]
-    body = element("p", esc(words["config_file"]), class_="note") + table((words["field"], words["value"]), rows, class_="explain")
+    explanation = report.explanation
+    if explanation is None:
+        return section("config", words["config"], element("p", esc(words["no_config"]), class_="note"))
+    rows = [
+        (
+            element("code", esc(f.path), style=f"padding-left:{1.5 * f.depth}em" if f.depth else None),
+            element("code", esc(value_text(f.value))),
+            esc(f.text) if f.text is not None else element("span", esc(words["no_entry"]), class_="missing"),
+        )
+        for f in explanation.fields
+    ]
+    note = words["config_note"].format(count=len(explanation.fields), missing=len(explanation.unexplained))
+    body = element("p", esc(note), class_="note") + table((words["field"], words["value"], words["meaning"]), rows, class_="explain")
     return section("config", words["config"], body)
+
+
+def _breakable(name: str) -> str:
+    """A dotted name that wraps only after its dots (<wbr>), never inside a word."""
+    return ".<wbr>".join(esc(part) for part in name.split("."))
 
 
 def _tensor_section(report: Report, words: dict) -> str:
     listing = report.tensors
     header = (words["name"], words["shape"], words["dtype"], words["params"], words["bytes"], words["file_column"])
     rows = [
-        (element("code", esc(r.name)), element("code", esc(shape_text(r.shape))), esc(r.dtype), esc(thousands(r.numel)), esc(human_bytes(r.nbytes)), esc(r.file))
+        (element("code", _breakable(r.name)), element("code", esc(shape_text(r.shape))), esc(r.dtype), esc(thousands(r.numel)), esc(human_bytes(r.nbytes)), esc(r.file))
         for r in listing.rows
     ]
     keys = [(None, None, None, r.numel, r.nbytes, None) for r in listing.rows]

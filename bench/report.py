@@ -1,0 +1,53 @@
+"""Benchmark `llm-anatomy report` on a Llama-2-7b-chat-hf layout replica (headers only,
+no --stats): wall and CPU time against `python -c pass`, peak RSS, and the page size.
+Uses bench/views.py's interleaved runner.
+
+    .venv/bin/python bench/report.py [--data DIR] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from views import CLI, PYTHON, run_all  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.path.join(HERE, "out"), help="where to write the sparse layout")
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+
+    from llm_anatomy.layouts import published_config, write_layout
+
+    folder = os.path.join(args.data, "Llama-2-7b-chat-hf")
+    if not os.path.isdir(folder):
+        write_layout(folder, published_config("Llama-2-7b-chat-hf"))
+    page = os.path.join(tempfile.mkdtemp(prefix="llm-anatomy-report-"), "report.html")
+    cases = {
+        "python -c pass": [PYTHON, "-c", "pass"],
+        "report (sparse 7B layout)": CLI + ["report", folder, "-o", page],
+        "report --lang zh (sparse 7B layout)": CLI + ["report", folder, "-o", page, "--lang", "zh"],
+    }
+    results = run_all(cases, args.repeat)
+    base_wall, base_cpu = results["python -c pass"][:2]  # type: ignore[index]
+    print(f"{args.repeat} interleaved runs each, medians; peak RSS is the maximum over runs.\n")
+    print("| case | wall s | x `python -c pass` (wall) | CPU s | x `python -c pass` (CPU) | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, outcome in results.items():
+        if isinstance(outcome, str):
+            print(f"| {name} | {outcome} | | | | |")
+            continue
+        wall, cpu, rss = outcome
+        print(f"| {name} | {wall:.3f} | {wall / base_wall:.1f} | {cpu:.3f} | {cpu / base_cpu:.1f} | {rss / 1024:.1f} |")
+    print(f"\nPage size: {os.path.getsize(page):,} bytes (limit 2 MB = {2 * 1024 * 1024:,}).")
+
+
+if __name__ == "__main__":
+    main()
