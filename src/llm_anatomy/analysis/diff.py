@@ -1,0 +1,186 @@
+"""What changed between two checkpoints: first from the headers (names, shapes, dtypes,
+config: instant), then from the values of the tensors they share (streamed, bounded memory).
+
+Value part, per tensor present in both with the same shape: relative change
+||B - A|| / ||A||, cosine similarity, max |B - A|, all accumulated in float64 over blocks
+(||B - A|| from the differences themselves, never from ||A||^2 + ||B||^2 - 2 A.B, which
+cancels). Same dtype: the raw bytes are compared first, chunk by chunk; if every chunk is
+equal the tensor is bit-identical and no value is decoded; at the first unequal chunk
+the tensor is compared by value from its start (the prefix comes back from the page cache)."""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..catalog import Catalog, TensorInfo, natural_key, select
+from ..errors import AnatomyError
+
+if TYPE_CHECKING:
+    from ..streaming import Reader
+
+ABSENT = object()  # a config field missing on one side
+
+
+@dataclass(frozen=True)
+class Side:
+    name: str
+    tensors: int
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class HeaderDiff:
+    a: Side
+    b: Side
+    only_a: tuple[str, ...]
+    only_b: tuple[str, ...]
+    shape_changes: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
+    dtype_changes: tuple[tuple[str, str, str], ...]
+    config_changes: tuple[tuple[str, Any, Any], ...]  # (field, A's value, B's value); ABSENT if missing
+    pairs: tuple[tuple[TensorInfo, TensorInfo], ...]  # same name and shape: compared by value
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TensorChange:
+    name: str
+    dtype_a: str
+    dtype_b: str
+    numel: int
+    identical: bool  # bit-identical (same dtype, same bytes)
+    relative: float  # ||B - A|| / ||A|| over the finite pairs
+    cosine: float
+    max_abs: float
+    skipped: int = 0  # element pairs left out because either value is NaN or Inf
+
+
+@dataclass(frozen=True)
+class ValueDiff:
+    rows: tuple[TensorChange, ...]  # largest relative change first, bit-identical ones last
+    errors: tuple[tuple[str, str], ...] = field(default=())  # (name, error line)
+    nbytes: int = 0
+
+    @property
+    def identical(self) -> int:
+        return sum(r.identical for r in self.rows)
+
+
+def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(config, dict) and config:
+        flat: dict[str, Any] = {}
+        for key, value in config.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: config}
+
+
+def _config_changes(a: Catalog, b: Catalog) -> tuple[tuple[str, Any, Any], ...]:
+    flat_a = _flatten(a.config) if a.config else {}
+    flat_b = _flatten(b.config) if b.config else {}
+    changes = []
+    for key in sorted(flat_a.keys() | flat_b.keys(), key=natural_key):
+        va, vb = flat_a.get(key, ABSENT), flat_b.get(key, ABSENT)
+        if va != vb or type(va) is not type(vb):
+            changes.append((key, va, vb))
+    return tuple(changes)
+
+
+def compare_headers(a: Catalog, b: Catalog, pattern: str | None = None) -> HeaderDiff:
+    tensors_a = {t.name: t for t in select(a.tensors, pattern)}
+    tensors_b = {t.name: t for t in select(b.tensors, pattern)}
+    common = sorted(tensors_a.keys() & tensors_b.keys(), key=natural_key)
+    shape_changes = tuple((n, tensors_a[n].shape, tensors_b[n].shape) for n in common if tensors_a[n].shape != tensors_b[n].shape)
+    dtype_changes = tuple((n, tensors_a[n].dtype, tensors_b[n].dtype) for n in common if tensors_a[n].dtype != tensors_b[n].dtype)
+    pairs = tuple((tensors_a[n], tensors_b[n]) for n in common if tensors_a[n].shape == tensors_b[n].shape)
+    notes = []
+    if not common:
+        notes.append("no tensor names in common: nothing to compare by value")
+    for side, catalog in (("A", a), ("B", b)):
+        if catalog.config_error is not None:
+            notes.append(f"config of {side} unreadable: {catalog.config_error.line()}")
+    return HeaderDiff(
+        Side(a.name, len(tensors_a), sum(t.nbytes for t in tensors_a.values())),
+        Side(b.name, len(tensors_b), sum(t.nbytes for t in tensors_b.values())),
+        tuple(sorted(tensors_a.keys() - tensors_b.keys(), key=natural_key)),
+        tuple(sorted(tensors_b.keys() - tensors_a.keys(), key=natural_key)),
+        shape_changes,
+        dtype_changes,
+        _config_changes(a, b),
+        pairs,
+        tuple(notes),
+    )
+
+
+def _same_bytes(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reader") -> bool:
+    """Equal bytes, chunk by chunk, stopping at the first chunk that differs."""
+    import numpy as np
+
+    for chunk_a, chunk_b in zip(reader_a.chunks(a, 8), reader_b.chunks(b, 8)):
+        if len(chunk_a) % 8 == 0:
+            chunk_a, chunk_b = chunk_a.view(np.uint64), chunk_b.view(np.uint64)
+        if not np.array_equal(chunk_a, chunk_b):
+            return False
+    return True
+
+
+def _by_value(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reader") -> TensorChange:
+    import numpy as np
+
+    sum_aa = sum_bb = sum_ab = sum_dd = 0.0
+    max_abs, skipped = 0.0, 0
+    for block_a, block_b in zip(reader_a.blocks(a), reader_b.blocks(b)):
+        if not (math.isfinite(float(block_a.sum())) and math.isfinite(float(block_b.sum()))):
+            finite = np.isfinite(block_a) & np.isfinite(block_b)
+            skipped += block_a.size - int(np.count_nonzero(finite))
+            block_a, block_b = block_a[finite], block_b[finite]
+        if block_a.size == 0:
+            continue
+        sum_aa += float(np.einsum("i,i", block_a, block_a))
+        sum_bb += float(np.einsum("i,i", block_b, block_b))
+        sum_ab += float(np.einsum("i,i", block_a, block_b))
+        np.subtract(block_b, block_a, out=block_a)
+        sum_dd += float(np.einsum("i,i", block_a, block_a))
+        max_abs = max(max_abs, float(block_a.max()), -float(block_a.min()))
+    norm_a, norm_d = math.sqrt(sum_aa), math.sqrt(sum_dd)
+    relative = norm_d / norm_a if norm_a else (0.0 if norm_d == 0 else math.inf)
+    denominator = math.sqrt(sum_aa) * math.sqrt(sum_bb)
+    cosine = sum_ab / denominator if denominator else math.nan
+    return TensorChange(a.name, a.dtype, b.dtype, a.numel, False, relative, cosine, max_abs, skipped)
+
+
+def compare_pair(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reader") -> TensorChange:
+    if a.dtype == b.dtype and _same_bytes(a, b, reader_a, reader_b):
+        return TensorChange(a.name, a.dtype, b.dtype, a.numel, True, 0.0, 1.0, 0.0)
+    return _by_value(a, b, reader_a, reader_b)
+
+
+def _order(change: TensorChange) -> tuple:
+    relative = change.relative if not math.isnan(change.relative) else math.inf
+    return (change.identical, -relative, natural_key(change.name))
+
+
+def compare_values(header: HeaderDiff, progress: Callable[[int], None] | None = None) -> ValueDiff:
+    """Every pair of the header diff compared on all cores; a pair that cannot be read
+    becomes a line in `errors` and the others are still compared."""
+    from ..streaming import run_parallel
+
+    lock = threading.Lock()
+
+    def work(pair: tuple[TensorInfo, TensorInfo], reader_a: "Reader", reader_b: "Reader") -> TensorChange | AnatomyError:
+        try:
+            return compare_pair(*pair, reader_a, reader_b)
+        except AnatomyError as exc:
+            return exc
+        finally:
+            if progress is not None:
+                with lock:
+                    progress(pair[0].nbytes + pair[1].nbytes)
+
+    pairs = list(header.pairs)
+    results = run_parallel(pairs, work, weight=lambda p: p[0].nbytes + p[1].nbytes, readers_per_worker=2)
+    rows = sorted((r for r in results if isinstance(r, TensorChange)), key=_order)
+    errors = tuple((p[0].name, r.line()) for p, r in zip(pairs, results) if isinstance(r, AnatomyError))
+    return ValueDiff(tuple(rows), errors, sum(a.nbytes + b.nbytes for a, b in pairs))

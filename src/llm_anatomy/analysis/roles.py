@@ -1,0 +1,44 @@
+"""Group tensor names by layer and by role, from the names alone.
+
+A role is what a tensor does inside its layer, spelled as the checkpoint spells it: the
+name with its layer prefix and every index removed, so `model.layers.7.self_attn.q_proj.weight`
+has role `self_attn.q_proj.weight` and `model.layers.3.block_sparse_moe.experts.5.w1.weight`
+has role `block_sparse_moe.experts.*.w1.weight`. That rule needs no per-architecture table,
+keeps q_proj, input_layernorm and post_attention_layernorm apart, and keeps weights and
+biases apart; tensors outside the layers (embeddings, final norm, head) are their own role."""
+
+from __future__ import annotations
+
+import re
+
+from ..catalog import natural_key
+
+LAYER_PREFIX = re.compile(r"^(?:.*?\.)?(?:layers|h|layer|blk|blocks?)\.(\d+)\.")
+INDEX = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.)")
+
+# Names of the groupings `stats --by` offers: grouping -> key of one tensor name.
+GROUPINGS = ("layer", "role")
+
+
+def layer_key(name: str) -> str:
+    """`model.layers.7` for a tensor of layer 7; the tensor's own name otherwise."""
+    match = LAYER_PREFIX.match(name)
+    return match.group(0)[:-1] if match else name
+
+
+def role_key(name: str) -> str:
+    match = LAYER_PREFIX.match(name)
+    inner = name[match.end() :] if match else name
+    return INDEX.sub("*", inner)
+
+
+KEYS = {"layer": layer_key, "role": role_key}
+
+
+def group_names(names: list[str], by: str) -> dict[str, list[str]]:
+    """key -> names, keys in natural order (layers.2 before layers.10), names in given order."""
+    key_of = KEYS[by]
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(key_of(name), []).append(name)
+    return {key: groups[key] for key in sorted(groups, key=natural_key)}

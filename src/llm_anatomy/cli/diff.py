@@ -1,0 +1,49 @@
+"""`llm-anatomy diff A B`: what changed between two checkpoints, headers first, then values."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from ..formats import open_catalog
+from .stats import progress_for
+
+HELP = (
+    "Compare two checkpoints: tensors only in one, shape and dtype changes and config fields that differ "
+    "(from the headers, printed at once), then for the shared tensors the relative change ||B - A|| / ||A||, "
+    "cosine similarity, max absolute difference, or bit-identical; streamed on all cores in bounded memory. "
+    "Exit status 1 if a tensor could not be read (the others are still compared)."
+)
+EXAMPLE = """  llm-anatomy diff ./Llama-2-7b-hf ./Llama-2-7b-chat-hf --top 10
+  llm-anatomy diff base/ finetuned/ --filter 'model.layers.*.mlp.*' --json"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("a", metavar="A", help="the first model: folder, weights file, or model id in the local Hugging Face cache")
+    parser.add_argument("b", metavar="B", help="the second model")
+    parser.add_argument("--revision", help="revision of A when it is a cached model id")
+    parser.add_argument("--revision-b", help="revision of B when it is a cached model id")
+    parser.add_argument("--filter", metavar="GLOB", help="only tensors whose names match this shell pattern")
+    parser.add_argument("--top", type=int, metavar="N", help="only the N tensors that changed most")
+    parser.add_argument("--json", action="store_true", help="machine-readable output (one document, after the values)")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from ..analysis.diff import compare_headers, compare_values
+    from ..errors import UsageError
+    from ..render import diff as render
+
+    if args.top is not None and args.top < 0:
+        raise UsageError("--top", "a number of tensors >= 0", str(args.top))
+    header = compare_headers(open_catalog(args.a, args.revision), open_catalog(args.b, args.revision_b), args.filter)
+    if not args.json:
+        out.write(render.header_text(header) + "\n")
+        out.flush()
+    progress = progress_for("diff", sum(a.nbytes + b.nbytes for a, b in header.pairs), args.json)
+    try:
+        values = compare_values(header, progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    out.write(render.json_text(header, values, args.top) if args.json else render.values_text(values, args.top))
+    return 1 if values.errors else 0

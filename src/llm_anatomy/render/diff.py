@@ -1,0 +1,110 @@
+"""Render a checkpoint diff: the header part (printed before values stream), the value
+part, or both as one JSON document."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from ..analysis.diff import ABSENT, HeaderDiff, TensorChange, ValueDiff
+from ..safe_text import escape
+from .text import human_bytes, shape_text, table, thousands, to_json
+
+LISTED = 10  # names shown per header section in text; --json lists them all
+
+
+def _names(title: str, names: list[str]) -> list[str]:
+    lines = [f"{title} ({len(names)}):"] + [f"  {n}" for n in names[:LISTED]]
+    if len(names) > LISTED:
+        lines.append(f"  ... {len(names) - LISTED} more (--json lists all)")
+    return lines
+
+
+def _config_value(value: object) -> str:
+    return "(absent)" if value is ABSENT else json.dumps(value, ensure_ascii=False)
+
+
+def header_text(header: HeaderDiff) -> str:
+    lines = [
+        f"A: {header.a.name} ({header.a.tensors} tensors, {human_bytes(header.a.nbytes)})",
+        f"B: {header.b.name} ({header.b.tensors} tensors, {human_bytes(header.b.nbytes)})",
+    ]
+    sections = (
+        ("only in A", list(header.only_a)),
+        ("only in B", list(header.only_b)),
+        ("shape changed", [f"{n}: {shape_text(sa)} -> {shape_text(sb)}" for n, sa, sb in header.shape_changes]),
+        ("dtype changed", [f"{n}: {da} -> {db}" for n, da, db in header.dtype_changes]),
+        ("config differs", [f"{key}: {_config_value(va)} -> {_config_value(vb)}" for key, va, vb in header.config_changes]),
+    )
+    for title, names in sections:
+        if names:
+            lines += _names(title, names)
+    if not any(names for _, names in sections):
+        lines.append("same tensor names, shapes and dtypes; same config")
+    lines += list(header.notes)
+    return "\n".join(escape(line) for line in lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _row(change: TensorChange) -> tuple[str, ...]:
+    dtype = change.dtype_a if change.dtype_a == change.dtype_b else f"{change.dtype_a}->{change.dtype_b}"
+    if change.identical:
+        return (change.name, dtype, "0", "1", "0", "bit-identical")
+    note = f"{thousands(change.skipped)} NaN/Inf pairs left out" if change.skipped else ""
+    return (change.name, dtype, _number(change.relative), _number(change.cosine), _number(change.max_abs), note)
+
+
+def values_text(values: ValueDiff, top: int | None = None) -> str:
+    shown = values.rows[:top] if top is not None else values.rows
+    lines = []
+    if values.rows:
+        lines = table(("name", "dtype", "relative", "cosine", "max_abs_diff", ""), [_row(c) for c in shown], right=(2, 3, 4))
+        if len(shown) < len(values.rows):
+            lines.append(f"... {len(values.rows) - len(shown)} more (--top)")
+    changed = len(values.rows) - values.identical
+    lines.append(f"{len(values.rows)} tensors compared: {values.identical} bit-identical, {changed} changed; {human_bytes(values.nbytes)} read")
+    lines.append("relative = ||B - A|| / ||A||; cosine = A.B / (||A|| ||B||); over float64 values, NaN/Inf pairs left out")
+    lines += [f"error: {line}" for _, line in values.errors]
+    return "\n".join(lines) + "\n"
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def json_text(header: HeaderDiff, values: ValueDiff, top: int | None = None) -> str:
+    shown = values.rows[:top] if top is not None else values.rows
+    return to_json(
+        {
+            "a": {"model": header.a.name, "tensors": header.a.tensors, "nbytes": header.a.nbytes},
+            "b": {"model": header.b.name, "tensors": header.b.tensors, "nbytes": header.b.nbytes},
+            "only_in_a": list(header.only_a),
+            "only_in_b": list(header.only_b),
+            "shape_changed": [{"name": n, "a": list(sa), "b": list(sb)} for n, sa, sb in header.shape_changes],
+            "dtype_changed": [{"name": n, "a": da, "b": db} for n, da, db in header.dtype_changes],
+            "config_changed": [
+                {"field": key, **{side: value for side, value in (("a", va), ("b", vb)) if value is not ABSENT}} for key, va, vb in header.config_changes
+            ],
+            "notes": list(header.notes),
+            "tensors": [
+                {
+                    "name": c.name,
+                    "dtype_a": c.dtype_a,
+                    "dtype_b": c.dtype_b,
+                    "numel": c.numel,
+                    "identical": c.identical,
+                    "relative": _finite(c.relative),
+                    "cosine": _finite(c.cosine),
+                    "max_abs_diff": _finite(c.max_abs),
+                    "skipped_nonfinite": c.skipped,
+                }
+                for c in shown
+            ],
+            "compared": len(values.rows),
+            "identical": values.identical,
+            "errors": [{"name": name, "error": line} for name, line in values.errors],
+        }
+    ) + "\n"

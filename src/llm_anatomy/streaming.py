@@ -1,0 +1,221 @@
+"""Stream whole tensors in bounded memory, decoded to float64, on all the cores.
+
+Each worker owns one raw buffer (CHUNK_BYTES, filled with readinto: never a memory map,
+whose resident set grows with every page touched) and one float64 block (BLOCK_ELEMS).
+A tensor is read chunk by chunk through the raw buffer and decoded block by block into
+the float64 block, so memory stays the same whatever the model's size. Every range is
+checked against the file's size before it is read (a truncated file becomes an
+AnatomyError for that tensor, not a short read).
+
+Workers are threads: numpy's casts and reductions and the reads release the GIL, and
+threads share one address space, so the bound holds for the whole process (measured in
+bench/bench_stream.py against processes)."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Iterator, Sequence, TypeVar
+
+import numpy as np
+
+from .catalog import TensorInfo
+from .dtypes import DTYPES
+from .errors import AnatomyError
+
+CHUNK_BYTES = 16 << 20  # raw bytes per read
+BLOCK_ELEMS = 1 << 18  # float64 values per decoded block (2 MiB: stays in the CPU caches)
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """How raw bytes become float64: `unit_bytes` bytes hold `unit_elems` values."""
+
+    unit_bytes: int
+    unit_elems: int
+    decode: Callable[[np.ndarray, np.ndarray, "Scratch"], None]  # (raw uint8, float64 out, scratch)
+
+
+class Scratch:
+    """Per-worker reusable arrays for decoders that need an intermediate (bf16's uint32)."""
+
+    def __init__(self) -> None:
+        self.words = np.empty(BLOCK_ELEMS, np.uint32)
+
+
+def _numpy_cast(code: str) -> Callable[[np.ndarray, np.ndarray, Scratch], None]:
+    dtype = np.dtype(code)
+
+    def decode(raw: np.ndarray, out: np.ndarray, scratch: Scratch) -> None:
+        np.copyto(out, raw.view(dtype), casting="unsafe")
+
+    return decode
+
+
+def _bf16(raw: np.ndarray, out: np.ndarray, scratch: Scratch) -> None:
+    """bfloat16 is the top half of a float32: widen to uint32, shift left 16, view as float32."""
+    words = scratch.words[: out.size]
+    np.copyto(words, raw.view("<u2"), casting="unsafe")
+    np.left_shift(words, 16, out=words)
+    np.copyto(out, words.view(np.float32), casting="unsafe")
+
+
+def _lookup(name: str) -> Callable[[np.ndarray, np.ndarray, Scratch], None]:
+    """8-bit floats: one 256-entry table (the same one `values` prints from)."""
+    from .tensors import _table
+
+    table = np.array(_table(name), dtype=np.float64)
+
+    def decode(raw: np.ndarray, out: np.ndarray, scratch: Scratch) -> None:
+        np.take(table, raw, out=out)
+
+    return decode
+
+
+def _gguf_quant(name: str) -> Callable[[np.ndarray, np.ndarray, Scratch], None]:
+    """GGML block quants: the gguf package's own dequantizer, one block-aligned chunk at a time."""
+    from gguf.constants import GGMLQuantizationType
+    from gguf.quants import dequantize
+
+    qtype = GGMLQuantizationType[name]
+
+    def decode(raw: np.ndarray, out: np.ndarray, scratch: Scratch) -> None:
+        np.copyto(out, dequantize(raw, qtype).reshape(-1), casting="unsafe")
+
+    return decode
+
+
+NUMPY_CODES = {
+    "F64": "<f8", "F32": "<f4", "F16": "<f2",
+    "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+    "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "u1",
+}  # fmt: skip
+LOOKUP_TABLES = ("F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F8_E8M0")
+
+
+def _decoder(name: str) -> Decoder | None:
+    if name in NUMPY_CODES:
+        return Decoder(np.dtype(NUMPY_CODES[name]).itemsize, 1, _numpy_cast(NUMPY_CODES[name]))
+    if name == "BF16":
+        return Decoder(2, 1, _bf16)
+    if name in LOOKUP_TABLES:
+        return Decoder(1, 1, _lookup(name))
+    dtype = DTYPES.get(name)
+    if dtype is not None and dtype.kind == "quant":
+        try:
+            return Decoder(dtype.block_bytes, dtype.block_size, _gguf_quant(name))
+        except (ImportError, KeyError):
+            return None  # gguf missing, or a type this gguf cannot dequantize
+    return None
+
+
+_DECODERS: dict[str, Decoder | None] = {}
+
+
+def decoder_for(info: TensorInfo) -> Decoder:
+    if info.dtype not in _DECODERS:
+        _DECODERS[info.dtype] = _decoder(info.dtype)
+    decoder = _DECODERS[info.dtype]
+    if decoder is None:
+        raise AnatomyError(
+            f"{info.file}: tensor {info.name}",
+            "a dtype whose values can be streamed (float, integer, bool, 8-bit float, or a GGML quant the gguf package dequantizes)",
+            info.dtype,
+            "it is left out of the statistics",
+        )
+    return decoder
+
+
+class Reader:
+    """One worker's bounded buffers and open files; not shared between threads."""
+
+    def __init__(self, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.raw = np.empty(chunk_bytes, np.uint8)
+        self.block = np.empty(BLOCK_ELEMS, np.float64)
+        self.scratch = Scratch()
+        self._files: dict[str, tuple[BinaryIO, int]] = {}
+
+    def _open(self, path: str) -> tuple[BinaryIO, int]:
+        if path not in self._files:
+            try:
+                handle = open(path, "rb", buffering=0)
+            except OSError as exc:
+                raise AnatomyError(path, "a readable file", exc.strerror or type(exc).__name__) from None
+            self._files[path] = (handle, os.fstat(handle.fileno()).st_size)
+        return self._files[path]
+
+    def close(self) -> None:
+        for handle, _ in self._files.values():
+            handle.close()
+        self._files.clear()
+
+    def chunks(self, info: TensorInfo, unit_bytes: int) -> Iterator[np.ndarray]:
+        """The tensor's bytes as consecutive views of the one raw buffer (whole units each)."""
+        handle, size = self._open(info.file)
+        end = info.offset + info.nbytes
+        if info.offset < 0 or end > size:
+            raise AnatomyError(
+                info.file,
+                f"tensor data of {info.name} at bytes {info.offset}..{end}",
+                f"a file of {size} bytes",
+                "the file is truncated or corrupt; download it again",
+            )
+        step = len(self.raw) - len(self.raw) % unit_bytes
+        position = info.offset
+        while position < end:
+            want = min(step, end - position)
+            handle.seek(position)
+            got = handle.readinto(memoryview(self.raw)[:want])
+            if got != want:
+                raise AnatomyError(info.file, f"{want} bytes of {info.name} at byte {position}", f"{got or 0} bytes", "the file changed while it was read")
+            yield self.raw[:want]
+            position += want
+
+    def blocks(self, info: TensorInfo) -> Iterator[np.ndarray]:
+        """The tensor's values as float64, BLOCK_ELEMS at a time, in storage order (the block is reused)."""
+        decoder = decoder_for(info)
+        units_per_block = max(1, BLOCK_ELEMS // decoder.unit_elems)
+        block_bytes = units_per_block * decoder.unit_bytes
+        for chunk in self.chunks(info, block_bytes):
+            for start in range(0, len(chunk), block_bytes):
+                raw = chunk[start : start + block_bytes]
+                out = self.block[: len(raw) // decoder.unit_bytes * decoder.unit_elems]
+                decoder.decode(raw, out, self.scratch)
+                yield out
+
+
+def workers() -> int:
+    return os.cpu_count() or 1
+
+
+Task = TypeVar("Task")
+Result = TypeVar("Result")
+
+
+def run_parallel(tasks: Sequence[Task], work: Callable[[Task, Reader], Result], weight: Callable[[Task], int], readers_per_worker: int = 1) -> list[Result]:
+    """work(task, *readers) for every task on all cores, largest first (so the last ones to
+    finish are small and the cores stay busy); results in the order of `tasks`."""
+    import threading
+
+    local = threading.local()
+    opened: list[Reader] = []
+    lock = threading.Lock()
+
+    def run(task: Task) -> Result:
+        if not hasattr(local, "readers"):
+            local.readers = [Reader() for _ in range(readers_per_worker)]
+            with lock:
+                opened.extend(local.readers)
+        return work(task, *local.readers)
+
+    order = sorted(range(len(tasks)), key=lambda i: -weight(tasks[i]))
+    results: list = [None] * len(tasks)
+    try:
+        with ThreadPoolExecutor(max_workers=min(workers(), max(1, len(tasks)))) as pool:
+            for i, result in zip(order, pool.map(run, [tasks[i] for i in order])):
+                results[i] = result
+    finally:
+        for reader in opened:
+            reader.close()
+    return results
