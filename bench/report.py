@@ -15,7 +15,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from views import CLI, PYTHON, run_all  # noqa: E402
+from views import CLI, PYTHON, print_table, run_all  # noqa: E402
 
 
 def main() -> None:
@@ -36,16 +36,8 @@ def main() -> None:
         "report --lang zh (sparse 7B layout)": CLI + ["report", folder, "-o", page, "--lang", "zh"],
     }
     results = run_all(cases, args.repeat)
-    base_wall, base_cpu = results["python -c pass"][:2]  # type: ignore[index]
     print(f"{args.repeat} interleaved runs each, medians; peak RSS is the maximum over runs.\n")
-    print("| case | wall s | x `python -c pass` (wall) | CPU s | x `python -c pass` (CPU) | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, outcome in results.items():
-        if isinstance(outcome, str):
-            print(f"| {name} | {outcome} | | | | |")
-            continue
-        wall, cpu, rss = outcome
-        print(f"| {name} | {wall:.3f} | {wall / base_wall:.1f} | {cpu:.3f} | {cpu / base_cpu:.1f} | {rss / 1024:.1f} |")
+    print_table(results)
     print(f"\nPage size: {os.path.getsize(page):,} bytes (limit 2 MB = {2 * 1024 * 1024:,}).")
 
 

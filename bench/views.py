@@ -109,8 +109,13 @@ def main() -> None:
         tutorial_cases = {f"tutorial {view} (transformers, {'random' if 'random' in models else 'sparse'})": [PYTHON, "-c", TUTORIAL_PRELUDE + code, folder] for view, code in TUTORIAL.items()}
         results.update(run_all(tutorial_cases, max(1, args.repeat // 4)))
 
-    base_wall, base_cpu = results["python -c pass"][:2]  # type: ignore[index]
     print(f"{args.repeat} interleaved runs each (tutorial: {max(1, args.repeat // 4)}), medians; peak RSS is the maximum over runs.\n")
+    print_table(results)
+
+
+def print_table(results: dict[str, tuple[float, float, int] | str]) -> None:
+    """Markdown rows of wall, CPU and RSS, with ratios to the "python -c pass" case."""
+    base_wall, base_cpu = results["python -c pass"][:2]  # type: ignore[index]
     print("| case | wall s | x `python -c pass` (wall) | CPU s | x `python -c pass` (CPU) | peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, outcome in results.items():
