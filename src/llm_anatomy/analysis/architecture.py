@@ -40,6 +40,9 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "type_vocab_size": ("type_vocab_size",),
 }
 
+# Quantities a config may set to 0 to mean "none" (Qwen2-MoE writes sliding_window 0).
+ZERO_MEANS_NONE = frozenset({"sliding_window", "num_experts", "experts_per_token", "num_shared_experts", "q_lora_rank", "kv_lora_rank", "shared_intermediate_size", "moe_intermediate_size"})
+
 # Families whose feed-forward block is up -> activation -> down (two matrices) rather
 # than the gated SwiGLU/GeGLU form (gate, up, down: three matrices).
 UNGATED_FFN_MODEL_TYPES = frozenset({"gpt2", "bert", "roberta", "xlm-roberta", "distilbert", "electra", "gpt_neox", "gptj", "gpt_neo", "opt", "phi", "falcon", "starcoder2", "bloom"})
@@ -218,7 +221,7 @@ class _Reader:
         """The quantity as a positive int; None (plus a finding if needed_for) otherwise."""
         for name in FIELD_ALIASES[quantity]:
             value = self.config.get(name)
-            if value is None:
+            if value is None or value == 0 and quantity in ZERO_MEANS_NONE:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 self.findings.append(Finding("config.json", f"{name} to be a positive integer", escape(repr(value))))
@@ -285,9 +288,10 @@ def _moe_layers(config: dict[str, Any], layers: int | None) -> tuple[int, ...]:
     return tuple(range(layers or 0))
 
 
-def _tied(config: dict[str, Any], model_type: str | None) -> bool:
-    value = config.get("tie_word_embeddings")
+def _tied(read: _Reader, model_type: str | None) -> bool:
+    value = read.config.get("tie_word_embeddings")
     if isinstance(value, bool):
+        read.fields["tied_embeddings"] = "tie_word_embeddings"  # said, not assumed
         return value
     return model_type not in UNTIED_BY_DEFAULT
 
@@ -373,7 +377,7 @@ def derive(config: dict[str, Any]) -> Architecture:
         rope_type=rope_type,
         effective_context=effective,
         effective_context_source=effective_source,
-        tied_embeddings=_tied(config, model_type),
+        tied_embeddings=_tied(read, model_type),
         has_output_head=_has_output_head(config),
         sliding_window=window if sliding else None,  # Qwen2 sets a window but disables it
         sliding_layers=sliding,

@@ -30,14 +30,15 @@ ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
     (re.compile(pattern), component, role)
     for pattern, component, role in (
         # Saved by some writers but buffers of the model, not parameters.
-        (r"(?:rotary_emb\.inv_freq|\.position_ids|\.attn\.(?:masked_)?bias|^rope_freqs\.weight)$", "buffers", "buffer"),
+        # (DeepSeek-V3's e_score_correction_bias, GGUF exp_probs_b: the router's bias buffer.)
+        (r"(?:rotary_emb\.inv_freq|\.position_ids|\.attn\.(?:masked_)?bias|^rope_freqs\.weight|e_score_correction_bias|exp_probs_b\.\w+)$", "buffers", "buffer"),
         (r"norm|(?:^|\.)ln_(?:\d+|f)\.|LayerNorm", "norms", "norm"),
         (r"(?:embed_tokens|(?:^|\.)wte|word_embeddings|tok_embeddings|embed_in)\.|^token_embd\.", "embeddings", "embed"),
         (r"(?:(?:^|\.)wpe|\.position_embeddings)\.|^position_embd\.", "embeddings", "pos_embed"),
         (r"token_type_embeddings\.|^token_types\.", "embeddings", "type_embed"),
         (r"^lm_head\.|^output\.|(?:^|\.)embed_out\.|^cls\.predictions\.(?:decoder\.|bias$)", "output head", "head"),
         (r"shared_expert_gate\.|ffn_gate_inp_shexp\.", "router", "shared_router"),
-        (r"(?:block_sparse_moe|mlp|moe)\.gate\.(?:weight|bias)$|ffn_gate_inp\.|\.router\.|e_score_correction_bias$|exp_probs_b\.", "router", "router"),
+        (r"(?:block_sparse_moe|mlp|moe)\.gate\.(?:weight|bias)$|ffn_gate_inp\.|\.router\.", "router", "router"),
         (r"shared_experts?\.(?:gate_proj|w1)\.|ffn_gate_shexp\.", "shared experts", "shared_gate"),
         (r"shared_experts?\.(?:up_proj|w3)\.|ffn_up_shexp\.", "shared experts", "shared_up"),
         (r"shared_experts?\.(?:down_proj|w2)\.|ffn_down_shexp\.", "shared experts", "shared_down"),
@@ -289,7 +290,7 @@ def _tied_duplicates(named: list[tuple[TensorInfo, str, str]], arch: Architectur
     if arch is None or not arch.tied_embeddings or embed is None:
         return set(), []
     heads = [t for t, c, r in named if r == "head" and t.shape == embed.shape]
-    if heads:
+    if heads and "tied_embeddings" in arch.fields:  # both stored: drop one only if config.json says tied
         return {t.name for t in heads}, [f"{escape(t.name)} repeats the tied {escape(embed.name)} (tie_word_embeddings): counted once" for t in heads]
     if arch.has_output_head:
         return set(), [f"the output head is tied to {escape(embed.name)} (tie_word_embeddings): stored and counted once"]

@@ -1,0 +1,221 @@
+"""`summary`: parameter counts from the tensors, checked against transformers and against
+the published figures; config-vs-tensor findings; tied weights; MoE total and active."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from llm_anatomy import layouts
+from llm_anatomy.analysis.summary import role_of, summarize
+from llm_anatomy.formats import open_catalog
+
+TINY = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+
+# transformers class prefix -> config overrides: one tiny model per family the role table covers.
+FAMILIES = {
+    "Mixtral": dict(num_local_experts=4, num_experts_per_tok=2),
+    "Mistral": dict(num_key_value_heads=1, sliding_window=16),
+    "Qwen2": dict(),
+    "Qwen3": dict(head_dim=32),
+    "Qwen2Moe": dict(moe_intermediate_size=32, shared_expert_intermediate_size=48, num_experts=4, num_experts_per_tok=2),
+    "Gemma2": dict(head_dim=32),
+    "Phi3": dict(pad_token_id=0, eos_token_id=1, bos_token_id=1),
+    "DeepseekV2": dict(moe_intermediate_size=32, n_routed_experts=4, n_shared_experts=2, num_experts_per_tok=2, first_k_dense_replace=1, num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=None, qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=16),
+    "DeepseekV3": dict(moe_intermediate_size=32, n_routed_experts=4, n_shared_experts=1, num_experts_per_tok=2, n_group=2, topk_group=1, num_hidden_layers=3, first_k_dense_replace=1, num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=24, qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=16),
+}
+
+
+def _save_family(folder, family):
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    config = getattr(transformers, f"{family}Config")(**{**TINY, **FAMILIES[family]})
+    model = getattr(transformers, f"{family}ForCausalLM")(config)
+    model.save_pretrained(folder)
+    return model
+
+
+def _parameter_count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """Layout replicas (zero, sparse) of published checkpoints, by config name."""
+    def write(name):
+        folder = tmp_path_factory.getbasetemp() / "layouts" / name
+        if not folder.exists():
+            layouts.write_layout(str(folder), layouts.published_config(name))
+        return folder
+
+    return write
+
+
+@pytest.mark.parametrize(
+    "name, params, kv_per_token",
+    [
+        ("Llama-2-7b-chat-hf", 6_738_415_616, 512 * 1024),
+        ("Llama-2-70b-hf", 68_976_648_192, 320 * 1024),
+        ("Meta-Llama-3-8B", 8_030_261_248, 128 * 1024),
+    ],
+)
+def test_published_dense_figures(published, name, params, kv_per_token):
+    summary = summarize(open_catalog(str(published(name))))
+    assert summary.total_params == params
+    assert summary.memory.kv_cache.bytes_per_token == kv_per_token
+    assert summary.findings == ()
+    assert [i.from_config == i.from_tensors for i in summary.implied] == [True] * len(summary.implied)
+
+
+def test_llama2_7b_text(published, cli):
+    result = cli("summary", published("Llama-2-7b-chat-hf"))
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0] == "Llama-2-7b-chat-hf: 6,738,415,616 parameters (6.74B), 12.55 GiB in F16"
+    assert "  attention    2,147,483,648   31.9%    4.00 GiB      128" in lines
+    assert "  0-31            32 x 202,383,360  6,476,267,520   12.06 GiB" in lines
+    assert "KV cache (fp16): 512.00 KiB per token" in lines
+    assert "    4,096      1    2.00 GiB" in lines
+    assert "  per token = num_hidden_layers 32 x 2 (K and V) x num_key_value_heads 32 x head_dim 128 x 2 bytes (fp16) = 524,288 bytes" in lines
+    assert "Findings:" not in lines
+
+
+def test_mixtral_total_and_active(published):
+    summary = summarize(open_catalog(str(published("Mixtral-8x7B-v0.1"))))
+    assert summary.total_params == 46_702_792_704
+    assert summary.moe.active == 12_879_925_248
+    assert (round(summary.moe.total / 1e9, 1), round(summary.moe.active / 1e9, 1)) == (46.7, 12.9)
+    assert summary.moe.formula == "active = total 46,702,792,704 - routed experts 45,097,156,608 + 2 of 8 experts x 45,097,156,608 / 8 = 12,879,925,248"
+    assert summary.findings == ()
+
+
+@pytest.mark.parametrize("fixture", ["llama_dir", "llama_tied_dir", "llama_bf16_dir", "bert_dir", "gpt2_dir"])
+def test_total_matches_model_parameters(fixture, request):
+    """Tied weights once, buffers not counted: the same number transformers' parameters() gives."""
+    import transformers
+
+    folder = str(request.getfixturevalue(fixture))
+    architecture = transformers.AutoConfig.from_pretrained(folder).architectures[0]
+    model = getattr(transformers, architecture).from_pretrained(folder)
+    summary = summarize(open_catalog(folder))
+    assert summary.total_params == _parameter_count(model)
+    assert summary.findings == ()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_families_match_transformers(family, tmp_path):
+    """Roles cover each family's names: total as transformers counts it, config check clean."""
+    model = _save_family(str(tmp_path), family)
+    summary = summarize(open_catalog(str(tmp_path)))
+    assert summary.total_params == _parameter_count(model)
+    assert summary.findings == ()
+    assert "other" not in [c.name for c in summary.components]
+
+
+def test_moe_active_counts_experts_per_token(tmp_path):
+    model = _save_family(str(tmp_path), "Mixtral")
+    routed = sum(p.numel() for name, p in model.named_parameters() if ".experts." in name)
+    total = _parameter_count(model)
+    summary = summarize(open_catalog(str(tmp_path)))
+    assert (summary.moe.total, summary.moe.routed, summary.moe.active) == (total, routed, total - routed + routed * 2 // 4)
+
+
+def test_deepseek_shared_experts_and_dense_layers(tmp_path):
+    _save_family(str(tmp_path), "DeepseekV3")
+    summary = summarize(open_catalog(str(tmp_path)))
+    components = {c.name: c for c in summary.components}
+    assert components["mlp"].params == 3 * 64 * 96  # layer 0 is dense (first_k_dense_replace 1)
+    assert components["shared experts"].params == 2 * 3 * 64 * 32  # 1 shared expert in layers 1 and 2
+    assert summary.buffers.tensors == 2  # e_score_correction_bias is a buffer, not a parameter
+
+
+def test_tied_fixture_counts_embedding_once(llama_tied_dir, cli):
+    result = cli("summary", llama_tied_dir)
+    assert "  the output head is tied to model.embed_tokens.weight (tie_word_embeddings): stored and counted once" in result.out.splitlines()
+    assert "output head" not in result.out.split("By layer:")[0].replace("the output head is tied", "")
+
+
+def test_tied_head_stored_twice_counted_once(tmp_path):
+    config = {**TINY, "model_type": "llama", "architectures": ["LlamaForCausalLM"], "tie_word_embeddings": True, "torch_dtype": "float32"}
+    specs = layouts.llama_family_specs(config) + [layouts.TensorSpec("lm_head.weight", "F32", (128, 64))]
+    layouts.write_layout(str(tmp_path), config, specs)
+    summary = summarize(open_catalog(str(tmp_path)))
+    assert summary.tied == ("lm_head.weight repeats the tied model.embed_tokens.weight (tie_word_embeddings): counted once",)
+    assert summary.total_params == sum(s.shape[0] * (s.shape[1] if len(s.shape) > 1 else 1) for s in specs) - 128 * 64
+    assert summary.findings == ()
+
+
+def _contradicting_layout(folder):
+    """Tensors written for 2 KV heads, config.json then edited to claim 4."""
+    config = {**TINY, "model_type": "llama", "architectures": ["LlamaForCausalLM"], "tie_word_embeddings": False, "torch_dtype": "float32"}
+    layouts.write_layout(str(folder), config)
+    (folder / "config.json").write_text(json.dumps({**config, "num_key_value_heads": 4}))
+    return folder
+
+
+def test_config_contradicting_tensors(tmp_path, cli):
+    result = cli("summary", _contradicting_layout(tmp_path))
+    assert result.code == 0
+    assert result.out.split("Findings:\n")[1] == (
+        "  model.layers.0.self_attn.k_proj.weight (and 1 more like it): expected shape [64, 64] (num_key_value_heads 4 x head_dim 16, hidden_size 64) from config.json, found [32, 64]\n"
+        "  model.layers.0.self_attn.v_proj.weight (and 1 more like it): expected shape [64, 64] (num_key_value_heads 4 x head_dim 16, hidden_size 64) from config.json, found [32, 64]\n"
+        "  attention: expected 32,768 parameters in weight matrices, as config.json implies, found 24,576 in the tensors\n"
+    )
+    assert "  attention         32,768   24,576  differs" in result.out.splitlines()
+    assert result.out.startswith(f"{tmp_path.name}: 78,144 parameters (78.14K), 305.25 KiB in F32\n")
+
+
+def test_config_not_json_still_counts(tmp_path, cli):
+    layouts.write_layout(str(tmp_path), {**TINY, "torch_dtype": "float32"})
+    (tmp_path / "config.json").write_text("{not json")
+    result = cli("summary", tmp_path)
+    assert result.code == 0
+    assert result.out.startswith(f"{tmp_path.name}: 78,144 parameters (78.14K), 305.25 KiB in F32\n")
+    assert "KV cache: not computed (config.json lacks what it needs; see findings)" in result.out
+    assert result.out.split("Findings:\n")[1] == (
+        f"  {tmp_path}/config.json: expected a JSON config, found invalid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); fix or re-download config.json\n"
+    )
+
+
+def test_config_missing_field(tmp_path, cli):
+    config = {**TINY, "torch_dtype": "float32"}
+    layouts.write_layout(str(tmp_path), config)
+    del config["num_attention_heads"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = cli("summary", tmp_path)
+    assert result.code == 0
+    assert "  config.json: expected num_attention_heads (or n_head, num_heads, n_heads) for the attention heads, found no such field" in result.out.splitlines()
+    assert "KV cache: not computed (config.json lacks what it needs; see findings)" in result.out
+    assert "78,144 parameters" in result.out
+
+
+def test_roles_of_gguf_and_other_spellings():
+    assert [role_of(n) for n in ("blk.3.attn_q.weight", "blk.3.ffn_gate_exps.weight", "blk.0.attn_kv_a_mqa.weight", "token_embd.weight", "output.weight", "output_norm.weight")] == [
+        ("attention", "q"), ("experts", "expert_gate"), ("attention", "kv_a"), ("embeddings", "embed"), ("output head", "head"), ("norms", "norm"),
+    ]
+    assert role_of("transformer.h.0.attn.c_attn.weight") == ("attention", "qkv")
+    assert role_of("transformer.h.0.mlp.c_proj.weight") == ("mlp", "down")
+    assert role_of("bert.encoder.layer.0.attention.output.dense.weight") == ("attention", "o")
+    assert role_of("bert.encoder.layer.0.output.dense.weight") == ("mlp", "down")
+    assert role_of("model.layers.0.self_attn.rotary_emb.inv_freq") == ("buffers", "buffer")
+
+
+def test_json(published, cli):
+    data = json.loads(cli("summary", published("Meta-Llama-3-8B"), "--json").out)
+    assert data["total_params"] == 8_030_261_248
+    assert data["architecture"]["attention"] == "GQA"
+    assert data["memory"]["kv_cache"]["bytes_per_token"] == 131072
+    assert data["findings"] == []
+
+
+def test_header_only_imports(published):
+    """summary reads headers only: numpy, torch and transformers stay unimported."""
+    code = (
+        "import sys; from llm_anatomy.cli.main import main; main(['summary', sys.argv[1]]); "
+        "print(sorted(m for m in ('numpy', 'torch', 'transformers') if m in sys.modules), file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(published("Llama-2-7b-chat-hf"))], capture_output=True, text=True)
+    assert result.stderr == "[]\n"
