@@ -31,19 +31,21 @@ class PrintOptions(namedtuple("PrintOptions", "precision threshold edgeitems lin
 
 # ---------------------------------------------------------------- indexing: 'lm_head.weight[0, :8]'
 
+# Patterns as strings: re compiles (and caches) them on first use, so a run without an
+# index pays nothing for them.
 INDEX_HELP = "an index of integers, start:stop:step slices and '...' separated by commas"
-_TRAILING_INDEX = re.compile(r"^(?P<name>.*?)\[(?P<index>[^\[\]]*)\]$", re.DOTALL)
-_INTEGER = re.compile(r"^-?\d+$")
-_SLICE = re.compile(r"^(?P<start>-?\d+)?:(?P<stop>-?\d+)?(?::(?P<step>-?\d+)?)?$")
+_TRAILING_INDEX = r"(?s)^(?P<name>.*?)\[(?P<index>[^\[\]]*)\]$"
+_INTEGER = r"^-?\d+$"
+_SLICE = r"^(?P<start>-?\d+)?:(?P<stop>-?\d+)?(?::(?P<step>-?\d+)?)?$"
 # A trailing [..] in a --filter glob is an index only if it holds index characters, so
 # glob classes such as [ab] keep their meaning.
-_INDEX_CHARS = re.compile(r"^[\d\s,:.-]+$")
+_INDEX_CHARS = r"^[\d\s,:.-]+$"
 
 
 def split_index(text: str, glob: bool = False) -> tuple[str, str | None]:
     """'lm_head.weight[0, :8]' -> ('lm_head.weight', '0, :8'); no trailing [..] -> (text, None)."""
-    match = _TRAILING_INDEX.match(text)
-    if match is None or (glob and not _INDEX_CHARS.match(match.group("index"))):
+    match = re.match(_TRAILING_INDEX, text)
+    if match is None or (glob and not re.match(_INDEX_CHARS, match.group("index"))):
         return text, None
     return match.group("name"), match.group("index")
 
@@ -53,10 +55,10 @@ def parse_index(target: str, index: str) -> tuple:
     items: list = []
     for raw in index.split(","):
         item = raw.strip()
-        slice_match = _SLICE.match(item)
+        slice_match = re.match(_SLICE, item)
         if item == "...":
             items.append(Ellipsis)
-        elif _INTEGER.match(item):
+        elif re.match(_INTEGER, item):
             items.append(int(item))
         elif slice_match:
             start, stop, step = (None if v is None else int(v) for v in slice_match.group("start", "stop", "step"))

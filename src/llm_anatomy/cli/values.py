@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--linewidth", type=_count, default=DEFAULTS.linewidth, help="characters per line before wrapping (default 80)")
     parser.add_argument("--full", action="store_true", help="print every element (threshold=inf); reads whole tensors, streaming")
     parser.add_argument("--json", action="store_true", help="machine-readable: shape, dtype, the shown positions per dimension and their values")
+    parser.add_argument("--hf-names", action="store_true", help="name GGUF and Meta tensors by their Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)")
 
 
 def _views(catalog, args: argparse.Namespace) -> list:
@@ -69,6 +70,10 @@ def _views(catalog, args: argparse.Namespace) -> list:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     catalog = open_catalog(args.model, args.revision)
+    if args.hf_names or args.style == "torch":  # transformers' view needs transformers' names
+        from ..formats.name_maps import with_hf_names
+
+        catalog = with_hf_names(catalog)
     threshold = float("inf") if args.full else args.threshold
     options = PrintOptions(args.precision, threshold, args.edgeitems, args.linewidth)
     views = _views(catalog, args)

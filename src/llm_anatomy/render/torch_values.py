@@ -16,10 +16,11 @@ from .text import shape_text
 # Dtypes torch leaves out of the printout (torch.get_default_dtype() is float32).
 DEFAULT_DTYPES = {"torch.float32", "torch.complex64", "torch.int64", "torch.bool"}
 JSON_ROW_CHUNK = 4096
+LINES_PER_PIECE = 1024
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Iterable, Iterator
+    from typing import Callable, Iterable, Iterator
 
     from ..analysis.values import PrintOptions, ShownTensor
 
@@ -47,6 +48,7 @@ class Formatter:
                     high = value
             if low is not None:
                 self.max_width = max(len(f"{low}"), len(f"{high}"), 1)
+        self.format = self._formatter()
 
     def _float_stats(self, values: Iterable) -> None:
         positive: list[float] = []  # [min, max] of the positive nonzero finite values
@@ -77,16 +79,20 @@ class Formatter:
             widths = (len(f"{v:.{self.precision}f}") for v in extremes)
         self.max_width = max(self.max_width, *widths)
 
-    def format(self, value) -> str:
+        self.format = self._formatter()
+
+    def _formatter(self) -> Callable[[object], str]:
+        """format(value) -> text right-aligned to max_width, as _Formatter.format does."""
+        width, precision = self.max_width, self.precision
         if not self.floating:
-            text = f"{value}"
-        elif self.sci_mode:
-            text = f"{value:{self.max_width}.{self.precision}e}"
-        elif self.int_mode:
-            text = f"{value:.0f}" + ("" if math.isinf(value) or math.isnan(value) else ".")
+            return lambda value: f"{value}".rjust(width)  # f"{}" keeps True/False for bool
+        if self.sci_mode:
+            spec = f"{width}.{precision}e"
+        elif self.int_mode:  # integers in a float tensor end in "." (not inf and nan)
+            return lambda value: (f"{value:.0f}." if value - value == 0 else f"{value:.0f}").rjust(width)
         else:
-            text = f"{value:.{self.precision}f}"
-        return (self.max_width - len(text)) * " " + text
+            spec = f">{width}.{precision}f"
+        return lambda value: format(value, spec)
 
 
 class _Printer:
@@ -101,10 +107,10 @@ class _Printer:
         else:
             self.real = Formatter(shown.decoder.kind, options.precision, shown.values())
             self.imag = None
+            self.value = self.real.format
 
     def value(self, value) -> str:
-        if self.imag is None:
-            return self.real.format(value)
+        """A complex value: real part, then the imaginary part with its sign and "j"."""
         real = self.real.format(value.real)
         imag = (self.imag.format(value.imag) + "j").lstrip()
         return real + imag if imag[0] in "+-" else real + "+" + imag
@@ -120,10 +126,12 @@ class _Printer:
         texts: Iterator[str] = map(self.value, row)
         if self.summarize and size > 2 * edge:
             texts = itertools.chain(itertools.islice(texts, edge), [" ..."], texts)
-        yield "["
+        lines = iter(lambda: ", ".join(itertools.islice(texts, per_line)), "")
         newline = ",\n" + " " * (indent + 1)
-        for number, line in enumerate(iter(lambda: list(itertools.islice(texts, per_line)), [])):
-            yield (newline if number else "") + ", ".join(line)
+        # A row is one piece; a very long one (--full) comes in pieces of LINES_PER_PIECE lines.
+        yield "[" + newline.join(itertools.islice(lines, LINES_PER_PIECE))
+        for piece in iter(lambda: newline.join(itertools.islice(lines, LINES_PER_PIECE)), ""):
+            yield newline + piece
         yield "]"
 
     def tensor(self, shape: tuple[int, ...], rows: Iterator[Iterable], indent: int) -> Iterator[str]:
