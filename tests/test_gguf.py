@@ -238,3 +238,26 @@ def test_good_hand_packed_file_reads(tmp_path, cli):
     assert [(t.name, t.shape, t.dtype, t.offset, t.nbytes) for t in catalog.tensors] == [("w", (2, 4), "F32", 128, 32)]
     assert catalog.config is None
     assert str(catalog.config_error) == f"{path}: expected a GGUF architecture that maps to a transformers config (llama, qwen2, qwen3), found None; params and values work; config, summary and tree need a config.json"
+
+
+def test_values_torch_style_prints_each_parameter_from_its_gguf_tensor(llama_gguf, llama_dir, cli):
+    """--style torch maps names to transformers' own; each stored tensor prints as torch prints it
+    (F16/BF16 in their dtype, block types dequantized to float32)."""
+    import gguf
+    import torch
+
+    stored = {}
+    for t in gguf.GGUFReader(llama_gguf).tensors:
+        shape = tuple(int(d) for d in reversed(t.shape))
+        if t.tensor_type == gguf.GGMLQuantizationType.BF16:
+            stored[t.name] = torch.from_numpy(t.data.copy()).view(torch.bfloat16).reshape(shape)
+        elif t.tensor_type in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
+            stored[t.name] = torch.from_numpy(t.data.copy()).reshape(shape)
+        else:
+            stored[t.name] = torch.from_numpy(gguf.quants.dequantize(t.data, t.tensor_type))
+    names = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, 2)
+    torch_style = cli("params", llama_dir, "--style", "torch").out.splitlines()
+    expected = "".join(f"{torch.nn.Parameter(stored[names.get_name(line.split(':')[0], try_suffixes=('.weight',))])}\n" for line in torch_style)
+    result = cli("values", llama_gguf, "--style", "torch")
+    assert result.code == 0, result.err
+    assert result.out == expected

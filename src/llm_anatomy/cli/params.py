@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     catalog = open_catalog(args.model, args.revision)
-    if args.hf_names:
+    if args.hf_names or args.style == "torch":  # transformers' view needs transformers' names
         from ..formats.name_maps import with_hf_names
 
         catalog = with_hf_names(catalog)
