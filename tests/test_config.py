@@ -116,3 +116,14 @@ def test_no_config_beside_a_weights_file(llama_bf16_dir, tmp_path, cli):
     result = cli("config", weights)
     assert result.code == 1
     assert result.err == f"llm-anatomy: {tmp_path}: expected a config.json beside the weights, found none; pass the model folder rather than a single weights file\n"
+
+
+def test_config_transformers_cannot_build_is_printed_as_stored(llama_bf16_dir, tmp_path, cli):
+    folder = _rewrite_config(llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="no-such-model", architectures=["NoSuchForCausalLM"]))
+    stored = json.loads((folder / "config.json").read_text())
+    result = cli("config", folder)
+    assert result.code == 0, result.err
+    printed, note = result.out.split("\n\n")
+    assert printed == "NoSuchConfig " + json.dumps(stored, indent=2, sort_keys=True)
+    assert note.startswith(f"note: this is {folder / 'config.json'} as stored, not as transformers would print it (ValueError: ")
+    assert note.endswith("); class name NoSuchConfig guessed from `architectures`\n")

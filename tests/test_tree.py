@@ -221,3 +221,25 @@ def test_without_transformers_the_tree_comes_from_names(llama_dir, cli, monkeypa
         "they need the [transformers] extra: pip install 'llm-anatomy[transformers]'\n"
     )
 
+
+
+def test_tree_when_transformers_cannot_build_the_config(llama_bf16_dir, tmp_path, cli):
+    import shutil
+
+    folder = tmp_path / "unknown"
+    shutil.copytree(llama_bf16_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="no-such\x1b[31m-model", architectures=["NoSuchForCausalLM"])
+    (folder / "config.json").write_text(json.dumps(config))
+    result = cli("tree", folder, "--depth", "1")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[:5] == [
+        "module       own params  total params",
+        "(root)                -        78,144",
+        "├── lm_head       8,192         8,192",
+        "└── model             -        69,952",
+        "78,144 parameters (78.14K)",
+    ]
+    assert lines[5].startswith("note: no class names (transformers could not build the config: ValueError: ")
+    assert "no-such\\x1b[31m-model" in lines[5] and "\x1b" not in result.out

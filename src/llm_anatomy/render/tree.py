@@ -61,7 +61,7 @@ def text(tree: ModuleTree, node: TreeNode, depth: int | None = None, params: boo
     rows += _rows(node, "", depth, params)
     lines = table(("module", "own params", "total params"), rows, right=(1, 2))
     lines.append(f"{thousands(node.total)} parameters ({human_count(node.total)})")
-    return "\n".join(lines + list(tree.notes)) + "\n"
+    return "\n".join(lines + [escape(note) for note in tree.notes]) + "\n"
 
 
 def _node_json(node: TreeNode, depth: int | None) -> dict[str, Any]:
