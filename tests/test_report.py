@@ -179,3 +179,44 @@ def test_llama2_7b_report_is_under_2_mb(llama2_7b_layout, tmp_path, cli):
     assert "× 32 layers" in page
     assert re.search(r">q_proj  \[4096, 4096\]</text>", page)
     assert tensor_table(page).count("<tr><td><code>") == 291
+
+
+def test_stats_plot_the_std_and_absmax_of_each_role_per_layer(llama_dir, tmp_path, cli):
+    from safetensors.torch import load_file
+
+    page = render(cli, llama_dir, tmp_path, "--stats")
+    assert_valid_and_offline(page)
+    assert page.count("<svg") == 5  # diagram, components, layers, std, absmax
+    assert "and one streaming pass over its weights" in page
+    weights = {}
+    for shard in llama_dir.glob("*.safetensors"):
+        weights.update(load_file(shard))
+    for layer in (0, 1):
+        for role in ("self_attn.q_proj", "mlp.down_proj"):
+            tensor = weights[f"model.layers.{layer}.{role}.weight"].double()
+            std = tensor.std(unbiased=False).item()
+            absmax = tensor.abs().max().item()
+            assert f"<title>{role} · {layer}: {std:.4g}</title>" in page
+            assert f"<title>{role} · {layer}: {absmax:.4g}</title>" in page
+    assert "No NaN, no Inf, and no value beyond 6 std in any tensor." in page
+
+
+def test_stats_highlight_nan_inf_and_outliers(tmp_path, cli):
+    import torch
+
+    torch.manual_seed(0)
+    tensors = {f"model.layers.{i}.self_attn.{p}.weight": torch.randn(16, 16) for i in (0, 1) for p in ("q_proj", "k_proj", "v_proj")}
+    tensors["model.layers.1.self_attn.q_proj.weight"][3, 4] = float("nan")
+    tensors["model.layers.0.self_attn.v_proj.weight"][0, 0] = float("inf")
+    tensors["model.layers.0.self_attn.k_proj.weight"][5, 5] = 1000.0
+    checkpoints.safetensors_file(str(tmp_path / "planted" / "model.safetensors"), tensors)
+    page = render(cli, tmp_path / "planted", tmp_path, "--stats")
+    assert_valid_and_offline(page)
+    rows = re.findall(r'<tr class="(bad|warn)"><td><code>([^<]*(?:<wbr>[^<]*)*)</code></td><td class="num" data-sort="(\d+)">\d+</td><td class="num" data-sort="(\d+)">', page)
+    # NaN/Inf first (errors), then outliers (warnings); in name order within each.
+    assert [(kind, name.replace("<wbr>", ""), nan, inf) for kind, name, nan, inf in rows] == [
+        ("bad", "model.layers.0.self_attn.v_proj.weight", "0", "1"),
+        ("bad", "model.layers.1.self_attn.q_proj.weight", "1", "0"),
+        ("warn", "model.layers.0.self_attn.k_proj.weight", "0", "0"),
+    ]
+    assert "There is no readable config.json beside the weights" in page

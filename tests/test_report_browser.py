@@ -136,7 +136,7 @@ def evaluate(browser, session, expression):
 
 def test_report_loads_without_errors_and_draws_its_charts(llama_tied_dir, tmp_path, cli):
     page = tmp_path / "report.html"
-    assert cli("report", llama_tied_dir, "-o", page).code == 0
+    assert cli("report", llama_tied_dir, "-o", page, "--stats").code == 0
     browser = Browser(tmp_path / "profile")
     try:
         target = browser.send("Target.createTarget", url="about:blank")["targetId"]
@@ -157,7 +157,7 @@ def test_report_loads_without_errors_and_draws_its_charts(llama_tied_dir, tmp_pa
         browser.close()
 
     assert problems == []
-    assert [c["label"] for c in charts] == ["One decoder layer", "By component", "By layer"]
+    assert [c["label"] for c in charts] == ["One decoder layer", "By component", "By layer", "Standard deviation per layer, by role", "Largest |value| per layer, by role"]
     for chart in charts:
         assert chart["shapes"] > 3 and chart["texts"] > 3, chart
         assert chart["width"] > 300 and chart["height"] > 100, chart

@@ -4,6 +4,7 @@ the other analyses (architecture facts, parameter summary, explained config, sta
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections import Counter
@@ -13,10 +14,9 @@ from ..byte_io import file_size
 from ..catalog import Catalog, TensorInfo, natural_key
 from .explain import Explanation, explain_config
 from .params import ParamListing, list_tensors
+from .roles import LAYER_PREFIX, role_key
+from .stats import Stats, StatsReport, combine
 from .summary import Summary, role_of, summarize
-
-# "model.layers.7.self_attn.q_proj.weight" -> prefix "model.layers.", index 7, rest.
-LAYER_NAME = re.compile(r"^(?P<prefix>(?:.*\.)?(?:layers|h|layer|blocks)\.)(?P<index>\d+)\.(?P<rest>.+)$")
 
 # Where a tensor outside the layers sits in the diagram, by its summary component.
 OUTER_PLACES = {"embeddings": "embedding", "norms": "final_norm", "output head": "head"}
@@ -83,14 +83,46 @@ class LayerDiagram:
 
 
 @dataclass(frozen=True)
+class RoleTrend:
+    """One role's statistics across depth: a value per layer of WeightStats.layers."""
+
+    role: str  # roles.role_key: "self_attn.q_proj.weight", "mlp.experts.*.w1.weight"
+    std: tuple[float | None, ...]  # None: the layer has no such tensor (or no finite value)
+    absmax: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
+class WeightStats:
+    """stats.weight_stats per tensor, arranged for the report."""
+
+    layers: tuple[int, ...]
+    trends: tuple[RoleTrend, ...]  # in the order the layer computes them
+    outside: tuple[Stats, ...]  # tensors outside the numbered layers
+    flagged: tuple[Stats, ...]  # NaN or Inf first, then the largest share of values beyond 6 std
+    errors: tuple[tuple[str, str], ...]  # tensors that could not be read: (name, error line)
+    tensors: int
+    nbytes: int
+
+
+@dataclass(frozen=True)
 class Report:
     overview: Overview
     summary: Summary  # parameters by component, layer and dtype; architecture facts
     diagram: LayerDiagram | None  # None when the names show no repeated layers
     tensors: ParamListing
     explanation: Explanation | None  # None when there is no readable config.json
+    stats: WeightStats | None  # only with --stats (reads every byte)
     lang: str
     notes: tuple[str, ...]  # sections that could not be built, and why
+
+
+def _layer_split(name: str) -> tuple[str, int, str] | None:
+    """"model.layers.7.self_attn.q_proj.weight" -> ("model.layers.", 7, "self_attn.q_proj.weight")."""
+    match = LAYER_PREFIX.match(name)
+    if match is None:
+        return None
+    index = match.group(1)
+    return match.group(0)[: -len(index) - 1], int(index), name[match.end() :]
 
 
 def _first_place(name: str, places: tuple[tuple[str, re.Pattern[str]], ...]) -> str | None:
@@ -121,9 +153,9 @@ def layer_diagram(catalog: Catalog) -> LayerDiagram | None:
     """Blocks of layer 0 with their tensors' shapes, plus the embedding, final norm and head."""
     by_layer: dict[str, set[int]] = {}
     for t in catalog.tensors:
-        match = LAYER_NAME.match(t.name)
-        if match:
-            by_layer.setdefault(match["prefix"], set()).add(int(match["index"]))
+        split = _layer_split(t.name)
+        if split:
+            by_layer.setdefault(split[0], set()).add(split[1])
     if not by_layer:
         return None
     prefix = max(by_layer, key=lambda p: len(by_layer[p]))
@@ -134,18 +166,18 @@ def layer_diagram(catalog: Catalog) -> LayerDiagram | None:
     other: list[tuple[str, TensorInfo]] = []
     outer: dict[str, list[tuple[str, TensorInfo]]] = {}
     for t in ordered:
-        match = LAYER_NAME.match(t.name)
-        if match and match["prefix"] == prefix:
-            if int(match["index"]) != first:
+        split = _layer_split(t.name)
+        if split and split[0] == prefix:
+            if split[1] != first:
                 continue
-            module, _, relative = match["rest"].partition(".")
+            module, _, relative = split[2].partition(".")
             place = _first_place(module, LAYER_PLACES) if relative else None
             if place is None:
-                other.append((match["rest"], t))
+                other.append((split[2], t))
             else:
-                layer.setdefault(place, []).append((match["rest"], t))
+                layer.setdefault(place, []).append((split[2], t))
                 modules[place] = module
-        elif not match:
+        elif not split:
             place = OUTER_PLACES.get(role_of(t.name)[0])
             if place is not None:
                 outer.setdefault(place, []).append((t.name, t))
@@ -176,14 +208,44 @@ def overview(catalog: Catalog) -> Overview:
     )
 
 
-def build_report(catalog: Catalog, lang: str = "en") -> Report:
-    """Gather the report's content; each analysis reads only what it needs."""
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def arrange_stats(report: StatsReport) -> WeightStats:
+    """Per-tensor statistics grouped by (role, layer); experts of one layer merged exactly."""
+    cells: dict[str, dict[int, list[Stats]]] = {}
+    outside = []
+    for row in report.rows:
+        split = _layer_split(row.name)
+        if split is None:
+            outside.append(row)
+        else:
+            cells.setdefault(role_key(row.name), {}).setdefault(split[1], []).append(row)
+    layers = tuple(sorted({i for per_layer in cells.values() for i in per_layer}))
+    trends = []
+    for role in sorted(cells, key=lambda r: (_rank(r), natural_key(r))):
+        merged = {i: members[0] if len(members) == 1 else combine(role, members) for i, members in cells[role].items()}
+        trends.append(
+            RoleTrend(
+                role,
+                tuple(finite_or_none(merged[i].std) if i in merged else None for i in layers),
+                tuple(finite_or_none(merged[i].absmax) if i in merged else None for i in layers),
+            )
+        )
+    flagged = sorted((r for r in report.rows if r.nan or r.inf or r.beyond), key=lambda r: (-(r.nan + r.inf), -r.beyond / (r.numel or 1), natural_key(r.name)))
+    return WeightStats(layers, tuple(trends), tuple(outside), tuple(flagged), report.errors, report.tensors, report.nbytes)
+
+
+def build_report(catalog: Catalog, lang: str = "en", stats: StatsReport | None = None) -> Report:
+    """Gather the report's content; `stats` is stats.weight_stats(catalog) when asked for."""
     return Report(
         overview=overview(catalog),
         summary=summarize(catalog),
         diagram=layer_diagram(catalog),
         tensors=list_tensors(catalog),
         explanation=explain_config(catalog, lang) if catalog.config is not None and catalog.config_error is None else None,
+        stats=arrange_stats(stats) if stats is not None else None,
         lang=lang,
         notes=(),
     )

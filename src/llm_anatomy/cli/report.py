@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..analysis.report import build_report, model_root
+from ..catalog import Catalog
 from ..errors import UsageError
 from ..formats import open_catalog
 from ..render.report import LABELS, render_report
 from ..render.text import human_bytes
 from .main import add_model_argument
+
+if TYPE_CHECKING:
+    from ..analysis.stats import StatsReport
 
 HELP = (
     "Write one self-contained HTML page about the model: overview, a diagram of a decoder layer with "
@@ -25,6 +29,7 @@ EXAMPLE = """  llm-anatomy report ./Llama-2-7b-chat-hf -o llama2.html
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("-o", "--output", metavar="FILE", default="report.html", help="where to write the page (default: report.html in the current folder; an existing file is replaced)")
+    parser.add_argument("--stats", action="store_true", help="also read every weight once: std and absmax per layer and role, NaN/Inf/outlier findings (takes about as long as reading the files)")
     parser.add_argument("--lang", choices=sorted(LABELS), default="en", help="language of the page and of the config explanations")
 
 
@@ -39,10 +44,22 @@ def _check_output(path: str, model_folder: str) -> str:
     return target
 
 
+def _weight_stats(catalog: Catalog) -> StatsReport:
+    from ..analysis.stats import weight_stats
+    from .stats import progress_for
+
+    progress = progress_for("report --stats", catalog.total_nbytes, machine_output=False)
+    try:
+        return weight_stats(catalog, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     catalog = open_catalog(args.model, args.revision)
     target = _check_output(args.output, model_root(catalog))
-    text = render_report(build_report(catalog, lang=args.lang))
+    text = render_report(build_report(catalog, lang=args.lang, stats=_weight_stats(catalog) if args.stats else None))
     data = text.encode("utf-8")
     # Write beside the target and rename, so a reader never sees half a page.
     partial = target + ".partial"

@@ -36,16 +36,25 @@ def section(anchor: str, title: str, body: str) -> str:
     return element("section", element("h2", esc(title)) + body, id=anchor)
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[int] = (), sort_keys: Sequence[Sequence[object]] | None = None, **attrs: object) -> str:
+def table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    numeric: Sequence[int] = (),
+    sort_keys: Sequence[Sequence[object]] | None = None,
+    row_classes: Sequence[str | None] | None = None,
+    **attrs: object,
+) -> str:
     """A table whose cells are already markup; columns in `numeric` are right-aligned.
 
     `sort_keys`, one per row, puts each cell's raw value in data-sort, so the page's
-    script sorts "1.50 GiB" after "12.00 MiB" (None: sort by the text)."""
+    script sorts "1.50 GiB" after "12.00 MiB" (None: sort by the text). `row_classes`
+    marks rows (e.g. "bad", "warn")."""
     keys = sort_keys if sort_keys is not None else [[None] * len(header)] * len(rows)
+    classes = row_classes if row_classes is not None else [None] * len(rows)
     head = "".join(element("th", esc(h), class_="num" if i in numeric else None) for i, h in enumerate(header))
     body = "".join(
-        "<tr>" + "".join(element("td", cell, class_="num" if i in numeric else None, data_sort=key) for i, (cell, key) in enumerate(zip(row, row_keys))) + "</tr>"
-        for row, row_keys in zip(rows, keys)
+        element("tr", "".join(element("td", cell, class_="num" if i in numeric else None, data_sort=key) for i, (cell, key) in enumerate(zip(row, row_keys))), class_=row_class)
+        for row, row_keys, row_class in zip(rows, keys, classes)
     )
     return element("table", element("thead", element("tr", head)) + element("tbody", body), **attrs)
 

@@ -8,10 +8,11 @@ from typing import Sequence
 
 from .. import __version__
 from ..analysis.architecture import Architecture
-from ..analysis.report import DiagramBlock, DiagramTensor, LayerDiagram, Report
+from ..analysis.report import DiagramBlock, DiagramTensor, LayerDiagram, Report, WeightStats, finite_or_none
+from ..analysis.stats import Stats
 from .explain import derived_facts, value_text
 from .html import asset, element, esc, page, section, table
-from .svg import Bar, Box, Flow, Residual, Series, bar_chart, column_chart, flow_diagram
+from .svg import Bar, Box, Flow, Residual, Series, bar_chart, column_chart, flow_diagram, line_chart
 from .text import human_bytes, human_count, shape_text, thousands
 
 # Words of the page in each language (assets/report-labels.json); the explained config
@@ -177,6 +178,60 @@ def _config_section(report: Report, words: dict) -> str:
     return section("config", words["config"], body)
 
 
+FLAGGED_SHOWN = 50  # rows of the findings table; the rest are counted
+
+
+def _stat(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+def _stats_chart(stats: WeightStats, metric: str, words: dict) -> str:
+    series = [Series(t.role.removesuffix(".weight"), getattr(t, metric)) for t in stats.trends]
+    values = [v for s in series for v in s.values if v is not None]
+    log = bool(values) and min(values) > 0  # a log axis shows norms (~1) and projections (~0.02) together
+    label = words[f"{metric}_chart"]
+    chart = line_chart([str(i) for i in stats.layers], series, _stat, words["layer_axis"], words[f"{metric}_axis"] + (words["log"] if log else ""), label, log=log)
+    return element("h3", esc(label)) + element("div", chart, class_="figure")
+
+
+def _flag_row(row: Stats) -> tuple[str, ...]:
+    return (
+        element("code", _breakable(row.name)),
+        esc(thousands(row.nan)),
+        esc(thousands(row.inf)),
+        esc(f"{thousands(row.beyond)} ({row.beyond / (row.numel or 1):.2e})"),
+        esc(_stat(finite_or_none(row.std))),
+        esc(_stat(finite_or_none(row.absmax))),
+    )
+
+
+def _stats_section(stats: WeightStats, words: dict) -> str:
+    parts = [element("p", esc(words["stats_note"].format(tensors=thousands(stats.tensors), size=human_bytes(stats.nbytes))), class_="note")]
+    if stats.trends:
+        parts += [_stats_chart(stats, "std", words), _stats_chart(stats, "absmax", words)]
+    parts.append(element("h3", esc(words["flagged"])))
+    if stats.flagged:
+        shown = stats.flagged[:FLAGGED_SHOWN]
+        header = (words["name"], "NaN", "Inf", words["beyond"], "std", "absmax")
+        rows = [_flag_row(r) for r in shown]
+        keys = [(None, r.nan, r.inf, r.beyond / (r.numel or 1), finite_or_none(r.std), finite_or_none(r.absmax)) for r in shown]
+        # Rows with NaN or Inf are errors, rows with only outliers are warnings.
+        marks = ["bad" if r.nan or r.inf else "warn" for r in shown]
+        grid = table(header, rows, numeric=(1, 2, 3, 4, 5), sort_keys=keys, row_classes=marks, class_="sortable flagged")
+        parts.append(element("div", grid, class_="scroll"))
+        if len(stats.flagged) > FLAGGED_SHOWN:
+            parts.append(element("p", esc(words["more_flagged"].format(count=thousands(len(stats.flagged) - FLAGGED_SHOWN))), class_="note"))
+    else:
+        parts.append(element("p", element("span", "✓", class_="pill ok") + " " + esc(words["none_flagged"]), class_="note"))
+    if stats.outside:
+        rows = [(element("code", _breakable(r.name)), esc(_stat(finite_or_none(r.mean))), esc(_stat(finite_or_none(r.std))), esc(_stat(finite_or_none(r.absmax))), esc(f"{r.zero_fraction:.2%}")) for r in stats.outside]
+        parts += [element("h3", esc(words["outside_stats"])), table((words["name"], "mean", "std", "absmax", words["zeros"]), rows, numeric=(1, 2, 3, 4))]
+    if stats.errors:
+        items = "".join(element("li", element("span", "!", class_="pill bad") + " " + esc(line)) for _, line in stats.errors)
+        parts += [element("h3", esc(words["unreadable"])), element("ul", items, class_="findings")]
+    return section("stats", words["stats"], "".join(parts))
+
+
 def _breakable(name: str) -> str:
     """A dotted name that wraps only after its dots (<wbr>), never inside a word."""
     return ".<wbr>".join(esc(part) for part in name.split("."))
@@ -209,7 +264,9 @@ def render_report(report: Report) -> str:
         ("config", words["config"], _config_section(report, words)),
         ("tensors", words["tensor_table"], _tensor_section(report, words)),
     ]
+    if report.stats is not None:
+        sections.insert(2, ("stats", words["stats"], _stats_section(report.stats, words)))
     notes = "".join(element("p", esc(f"{words['missing']} {n}"), class_="note") for n in report.notes)
-    footer = element("footer", esc(words["footer"].format(version=__version__, stats="")))
+    footer = element("footer", esc(words["footer"].format(version=__version__, stats=words["footer_stats"] if report.stats else "")))
     body = element("main", _header(report, words, [(a, t) for a, t, _ in sections]) + notes + "".join(s for _, _, s in sections) + footer)
     return page(f"{report.overview.model} · llm-anatomy", report.lang, body, asset("report.css"), asset("report.js"))
