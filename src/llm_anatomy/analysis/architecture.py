@@ -326,8 +326,12 @@ def derive(config: dict[str, Any]) -> Architecture:
         read.fields["num_kv_heads"] = read.fields["num_heads"]
     head_dim, head_dim_source = _head_dim(read, hidden, heads)
     attention, group = _attention(read, heads, kv_heads)
+    rope_dim = read.integer("qk_rope_head_dim", "the MLA key cache") if attention == "MLA" else None
+    nope_dim = read.integer("qk_nope_head_dim")
     if attention == "MLA":
         kv_heads = None
+        # MLA heads are not hidden_size / heads wide: queries and keys have a no-position and a RoPE part.
+        head_dim, head_dim_source = (nope_dim + rope_dim, "qk_nope_head_dim + qk_rope_head_dim") if nope_dim and rope_dim else (None, "unknown")
     num_experts = read.integer("num_experts")
     experts_per_token = read.integer("experts_per_token", "the experts used per token") if num_experts else None
     window = read.integer("sliding_window")
@@ -358,8 +362,8 @@ def derive(config: dict[str, Any]) -> Architecture:
         query_group_size=group,
         kv_lora_rank=read.integer("kv_lora_rank"),
         q_lora_rank=read.integer("q_lora_rank"),
-        qk_rope_head_dim=read.integer("qk_rope_head_dim", "the MLA key cache") if attention == "MLA" else None,
-        qk_nope_head_dim=read.integer("qk_nope_head_dim"),
+        qk_rope_head_dim=rope_dim,
+        qk_nope_head_dim=nope_dim,
         v_head_dim=read.integer("v_head_dim"),
         ffn="MoE" if num_experts else "dense",
         gated_ffn=model_type not in UNGATED_FFN_MODEL_TYPES,

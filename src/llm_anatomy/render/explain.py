@@ -27,6 +27,7 @@ TEXT: dict[str, dict[str, str]] = {
         "head_dim.config": "{value} ({field} in config.json)",
         "head_dim.config_differs": "{value} ({field} in config.json; {source} would give {naive})",
         "head_dim.computed": "{value} ({source} = {hidden} / {heads})",
+        "head_dim.MLA": "{value} for queries and keys (qk_nope_head_dim {nope} + qk_rope_head_dim {rope}), {v} for values (v_head_dim)",
         "attention": "attention",
         "attention.MHA": "MHA (multi-head): {heads} query heads, each with its own key/value head",
         "attention.GQA": "GQA (grouped-query): {heads} query heads share {kv} key/value heads, {group} per group",
@@ -69,6 +70,7 @@ TEXT: dict[str, dict[str, str]] = {
         "head_dim.config": "{value}（config.json 中的 {field}）",
         "head_dim.config_differs": "{value}（config.json 中的 {field}；按 {source} 计算会得到 {naive}）",
         "head_dim.computed": "{value}（{source} = {hidden} / {heads}）",
+        "head_dim.MLA": "查询和键为 {value}（qk_nope_head_dim {nope} + qk_rope_head_dim {rope}），值为 {v}（v_head_dim）",
         "attention": "注意力",
         "attention.MHA": "MHA（多头注意力）：{heads} 个查询头，每个头有自己的键/值头",
         "attention.GQA": "GQA（分组查询注意力）：{heads} 个查询头共享 {kv} 个键/值头，每组 {group} 个",
@@ -115,6 +117,8 @@ def _head_dim(arch: Architecture, t: dict[str, str]) -> str:
     f = arch.fields
     if arch.head_dim is None:
         return t["unknown"]
+    if arch.attention == "MLA":
+        return t["head_dim.MLA"].format(value=arch.head_dim, nope=arch.qk_nope_head_dim, rope=arch.qk_rope_head_dim, v=arch.v_head_dim)
     if arch.head_dim_source != f"{f.get('hidden_size')} / {f.get('num_heads')}":
         naive = arch.hidden_size // arch.num_heads if arch.hidden_size and arch.num_heads else None
         if naive is not None and naive != arch.head_dim:
