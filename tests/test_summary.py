@@ -211,11 +211,12 @@ def test_json(published, cli):
     assert data["findings"] == []
 
 
-def test_header_only_imports(published):
-    """summary reads headers only: numpy, torch and transformers stay unimported."""
+@pytest.mark.parametrize("command", [["summary"], ["config", "--explain"]])
+def test_header_only_imports(published, command):
+    """summary and config --explain read headers only: numpy, torch and transformers stay unimported."""
     code = (
-        "import sys; from llm_anatomy.cli.main import main; main(['summary', sys.argv[1]]); "
+        "import sys; from llm_anatomy.cli.main import main; main(sys.argv[2:3] + [sys.argv[1]] + sys.argv[3:]); "
         "print(sorted(m for m in ('numpy', 'torch', 'transformers') if m in sys.modules), file=sys.stderr)"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(published("Llama-2-7b-chat-hf"))], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code, str(published("Llama-2-7b-chat-hf")), *command], capture_output=True, text=True)
     assert result.stderr == "[]\n"
