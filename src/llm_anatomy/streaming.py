@@ -40,8 +40,8 @@ class Decoder:
 class Scratch:
     """Per-worker reusable arrays for decoders that need an intermediate (bf16's uint32)."""
 
-    def __init__(self) -> None:
-        self.words = np.empty(BLOCK_ELEMS, np.uint32)
+    def __init__(self, block_elems: int) -> None:
+        self.words = np.empty(block_elems, np.uint32)
 
 
 def _numpy_cast(code: str) -> Callable[[np.ndarray, np.ndarray, Scratch], None]:
@@ -130,10 +130,10 @@ def decoder_for(info: TensorInfo) -> Decoder:
 class Reader:
     """One worker's bounded buffers and open files; not shared between threads."""
 
-    def __init__(self, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(self, chunk_bytes: int = CHUNK_BYTES, block_elems: int = BLOCK_ELEMS) -> None:
         self.raw = np.empty(chunk_bytes, np.uint8)
-        self.block = np.empty(BLOCK_ELEMS, np.float64)
-        self.scratch = Scratch()
+        self.block = np.empty(block_elems, np.float64)
+        self.scratch = Scratch(block_elems)
         self._files: dict[str, tuple[BinaryIO, int]] = {}
 
     def _open(self, path: str) -> tuple[BinaryIO, int]:
@@ -155,12 +155,7 @@ class Reader:
         handle, size = self._open(info.file)
         end = info.offset + info.nbytes
         if info.offset < 0 or end > size:
-            raise AnatomyError(
-                info.file,
-                f"tensor data of {info.name} at bytes {info.offset}..{end}",
-                f"a file of {size} bytes",
-                "the file is truncated or corrupt; download it again",
-            )
+            raise AnatomyError(f"{info.file}: tensor {info.name}", f"data at bytes {info.offset}..{end}", f"a file of {size} bytes", "the file is truncated; download it again")
         step = len(self.raw) - len(self.raw) % unit_bytes
         position = info.offset
         while position < end:
@@ -168,15 +163,21 @@ class Reader:
             handle.seek(position)
             got = handle.readinto(memoryview(self.raw)[:want])
             if got != want:
-                raise AnatomyError(info.file, f"{want} bytes of {info.name} at byte {position}", f"{got or 0} bytes", "the file changed while it was read")
+                raise AnatomyError(f"{info.file}: tensor {info.name}", f"{want} bytes at byte {position}", f"{got or 0} bytes", "the file changed while it was read")
             yield self.raw[:want]
             position += want
 
     def blocks(self, info: TensorInfo) -> Iterator[np.ndarray]:
-        """The tensor's values as float64, BLOCK_ELEMS at a time, in storage order (the block is reused)."""
+        """The tensor's values as float64 in storage order, one reused block at a time: every
+        block holds the same number of values (but the last), whatever the dtype, so two
+        tensors' blocks line up."""
         decoder = decoder_for(info)
-        units_per_block = max(1, BLOCK_ELEMS // decoder.unit_elems)
+        units_per_block = max(1, len(self.block) // decoder.unit_elems)
         block_bytes = units_per_block * decoder.unit_bytes
+        if units_per_block * decoder.unit_elems > len(self.block):  # tiny test blocks: one quant block must fit
+            self.block = np.empty(units_per_block * decoder.unit_elems, np.float64)
+        if block_bytes > len(self.raw):  # tiny test chunks: one block must fit
+            self.raw = np.empty(block_bytes, np.uint8)
         for chunk in self.chunks(info, block_bytes):
             for start in range(0, len(chunk), block_bytes):
                 raw = chunk[start : start + block_bytes]

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.top is not None and args.top < 0:
         raise UsageError("--top", "a number of tensors >= 0", str(args.top))
-    header = compare_headers(open_catalog(args.a, args.revision), open_catalog(args.b, args.revision_b), args.filter)
+    catalogs = (open_catalog(args.a, args.revision, allow_truncated=True), open_catalog(args.b, args.revision_b, allow_truncated=True))
+    header = compare_headers(*catalogs, args.filter)
     if not args.json:
         out.write(render.header_text(header) + "\n")
         out.flush()

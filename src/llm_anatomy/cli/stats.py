@@ -63,7 +63,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from ..catalog import select
     from ..render import stats as render
 
-    catalog = open_catalog(args.model, args.revision)
+    catalog = open_catalog(args.model, args.revision, allow_truncated=True)
     progress = progress_for("stats", sum(t.nbytes for t in select(catalog.tensors, args.filter)), args.json or args.csv)
     try:
         report = weight_stats(catalog, args.filter, args.by, progress)

@@ -25,6 +25,10 @@ READERS: "list[tuple[str, Callable[[bytes], bool], Callable[[str], tuple[list[Te
     ("legacy torch", torch_zip.looks_like_legacy, torch_zip.refuse_legacy),
 ]
 
+# Readers that can also list the tensors of a file cut short, for commands that read
+# what is there and report the rest (stats, diff); other formats stay strict.
+TRUNCATION_TOLERANT = {"safetensors": lambda path: safetensors.read_tensors(path, allow_truncated=True)}
+
 PREFIX_BYTES = 16
 
 
@@ -65,7 +69,7 @@ def _shard_files(source: Source) -> tuple[list[str], dict[str, str] | None]:
     return files, weight_map
 
 
-def catalog_from_source(source: Source) -> Catalog:
+def catalog_from_source(source: Source, allow_truncated: bool = False) -> Catalog:
     files, weight_map = _shard_files(source)
     tensors: list[TensorInfo] = []
     metadata: dict[str, Any] = {}
@@ -74,6 +78,8 @@ def catalog_from_source(source: Source) -> Catalog:
     torch_zip.refuse_model_parallel(files)
     for path in files:
         fmt, reader = detect(path)
+        if allow_truncated:
+            reader = TRUNCATION_TOLERANT.get(fmt, reader)
         formats.add(fmt)
         file_tensors, file_metadata = reader(path)
         for t in file_tensors:
@@ -102,6 +108,6 @@ def catalog_from_source(source: Source) -> Catalog:
     )
 
 
-def open_catalog(model: str, revision: str | None = None) -> Catalog:
+def open_catalog(model: str, revision: str | None = None, allow_truncated: bool = False) -> Catalog:
     """The Catalog of MODEL: a folder, a weights file, or a model id in the local HF cache."""
-    return catalog_from_source(resolve(model, revision))
+    return catalog_from_source(resolve(model, revision), allow_truncated)

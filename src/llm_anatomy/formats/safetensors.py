@@ -65,14 +65,23 @@ def _entry(path: str, name: str, entry: Any, data_start: int, data_size: int) ->
     return info
 
 
-def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, str]]:
-    """Tensors of one safetensors file, in header order, and its __metadata__."""
+def _declared_end(entry: Any) -> int:
+    offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+    return offsets[1] if isinstance(offsets, list) and len(offsets) == 2 and type(offsets[1]) is int else 0
+
+
+def read_tensors(path: str, allow_truncated: bool = False) -> tuple[list[TensorInfo], dict[str, str]]:
+    """Tensors of one safetensors file, in header order, and its __metadata__.
+
+    allow_truncated lists tensors whose data lies past the end of a file cut short too
+    (stats and diff read the others and report those, each bounds-checked when read)."""
     header, data_start, size = read_header(path)
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
         raise AnatomyError(path, "__metadata__ as an object of strings", type(metadata).__name__, "the file is corrupt")
     data_size = size - data_start
-    tensors = [_entry(path, name, entry, data_start, data_size) for name, entry in header.items()]
+    limit = max([data_size, *(_declared_end(entry) for entry in header.values())]) if allow_truncated else data_size
+    tensors = [_entry(path, name, entry, data_start, limit) for name, entry in header.items()]
     previous_end, previous_name = data_start, None
     for info in sorted(tensors, key=lambda t: (t.offset, t.nbytes)):
         if info.offset < previous_end and info.nbytes:

@@ -50,7 +50,8 @@ def text(report: StatsReport) -> str:
         rows.append((s.name, s.dtype) + group + tuple(map(_number, moments)) + (f"{s.zero_fraction:.2%}", thousands(s.nan), thousands(s.inf), thousands(s.beyond)))
     right = tuple(range(2, len(header)))
     lines = table(header, rows, right=right)
-    lines.append(f"{report.tensors} tensors, {human_bytes(report.nbytes)} read")
+    unread = f", {len(report.errors)} could not be read" if report.errors else ""
+    lines.append(f"{report.tensors} tensors, {human_bytes(report.nbytes)}{unread}")
     lines += list(NOTES) + ([GROUP_NOTE] if report.by else [])
     lines += [f"error: {line}" for _, line in report.errors]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,250 @@
+"""`stats` against torch's float64 computation of the same tensors: every statistic within
+1e-6 relative, NaN/Inf/zero/outlier counts exact; groups against the concatenated tensors."""
+
+import csv
+import io
+import json
+import math
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from checkpoints import safetensors_file
+from llm_anatomy.analysis import stats as stats_module
+from llm_anatomy.analysis.stats import weight_stats
+from llm_anatomy.cli.stats import Progress, progress_for
+from llm_anatomy.formats import open_catalog
+
+FLOAT_FIELDS = ("mean", "std", "min", "max", "absmax", "l2", "zero_fraction")
+COUNT_FIELDS = ("count", "zeros", "nan", "inf", "beyond_6_std")
+
+
+def reference(tensor):
+    """What each statistic is, computed by torch in float64."""
+    x = tensor.to(torch.float64).flatten()
+    finite = x[torch.isfinite(x)]
+    mean, std = finite.mean(), finite.std(correction=0)
+    return {
+        "count": finite.numel(),
+        "mean": mean.item(),
+        "std": std.item(),
+        "min": finite.min().item(),
+        "max": finite.max().item(),
+        "absmax": finite.abs().max().item(),
+        "l2": finite.norm().item(),
+        "zero_fraction": (x == 0).sum().item() / x.numel(),
+        "zeros": (x == 0).sum().item(),
+        "nan": x.isnan().sum().item(),
+        "inf": x.isinf().sum().item(),
+        "beyond_6_std": ((finite - mean).abs() > 6 * std).sum().item(),
+    }
+
+
+def planted(dtype, n=300_000, seed=0):
+    """Normal weights (std 0.02) over more than one block, with NaN, +-Inf, zeros and outliers planted."""
+    torch.manual_seed(seed)
+    x = torch.randn(n) * 0.02
+    x[5], x[77], x[78] = float("nan"), float("inf"), float("-inf")
+    x[1000:1100] = 0.0
+    x[200_000], x[200_001], x[299_999] = 1.0, -1.0, 0.5
+    return x.to(dtype)
+
+
+def planted_checkpoint(path):
+    torch.manual_seed(1)
+    tensors = {
+        "f32": planted(torch.float32),
+        "f16": planted(torch.float16),
+        "bf16": planted(torch.bfloat16),
+        "f8_e4m3": torch.cat([torch.randn(5000), torch.tensor([float("nan"), 0.0, 400.0])]).to(torch.float8_e4m3fn),
+        "f8_e5m2": torch.cat([torch.randn(5000), torch.tensor([float("inf"), 0.0, -3000.0])]).to(torch.float8_e5m2),
+        "f64_offset": 1000.0 + torch.randn(70_000, dtype=torch.float64) * 1e-3,  # large mean, tiny spread
+        "i8": torch.randint(-128, 127, (4000,), dtype=torch.int8),
+        "constant": torch.full((10, 10), 3.0),
+        "matrix": planted(torch.float32, n=512 * 600, seed=3).reshape(512, 600),
+    }
+    return safetensors_file(path, tensors), tensors
+
+
+def _close(got, expected):
+    assert got == pytest.approx(expected, rel=1e-6, abs=0), (got, expected)
+
+
+def test_every_statistic_matches_torch_float64(tmp_path, cli):
+    path, tensors = planted_checkpoint(str(tmp_path / "planted.safetensors"))
+    result = cli("stats", path, "--json")
+    assert result.code == 0, result.err
+    rows = {row["name"]: row for row in json.loads(result.out)["rows"]}
+    assert sorted(rows) == sorted(tensors)
+    for name, tensor in tensors.items():
+        expected = reference(tensor)
+        for field in COUNT_FIELDS:
+            assert rows[name][field] == expected[field], (name, field)
+        for field in FLOAT_FIELDS:
+            _close(rows[name][field], expected[field])
+    assert (rows["f32"]["nan"], rows["f32"]["inf"], rows["f32"]["zeros"], rows["f32"]["beyond_6_std"]) == (1, 2, 100, 3)
+    assert rows["constant"]["std"] == 0.0 and rows["constant"]["beyond_6_std"] == 0
+
+
+def test_many_outliers_are_counted_exactly_with_a_second_pass(tmp_path):
+    x = torch.randn(100_000) * 0.02
+    x[:50], x[50:70] = 10.0, -10.0
+    catalog = open_catalog(safetensors_file(str(tmp_path / "m.safetensors"), {"w": x}))
+    row = weight_stats(catalog, keep=8).rows[0]  # tails keep 8 values: 50 and 20 outliers overflow them
+    assert row.beyond == reference(x)["beyond_6_std"] == 70
+
+
+def test_few_outliers_are_counted_in_one_pass(tmp_path, monkeypatch):
+    x = torch.randn(600_000) * 0.02  # tails compact many times with keep=8
+    x[123], x[400_000], x[599_999] = 0.5, -0.4, 0.3
+    catalog = open_catalog(safetensors_file(str(tmp_path / "m.safetensors"), {"w": x}))
+
+    def no_second_pass(*args):
+        raise AssertionError("read twice")
+
+    monkeypatch.setattr(stats_module, "_count_beyond", no_second_pass)
+    assert weight_stats(catalog, keep=8).rows[0].beyond == reference(x)["beyond_6_std"] == 3
+
+
+def _state_dict(folder):
+    tensors = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors"):
+            tensors.update(load_file(os.path.join(folder, name)))
+    return tensors
+
+
+LAYER_GROUPS = ["lm_head.weight", "model.embed_tokens.weight", "model.layers.0", "model.layers.1", "model.norm.weight"]
+ROLE_GROUPS = [
+    "input_layernorm.weight",
+    "lm_head.weight",
+    "mlp.down_proj.weight",
+    "mlp.gate_proj.weight",
+    "mlp.up_proj.weight",
+    "model.embed_tokens.weight",
+    "model.norm.weight",
+    "post_attention_layernorm.weight",
+    "self_attn.k_proj.weight",
+    "self_attn.o_proj.weight",
+    "self_attn.q_proj.weight",
+    "self_attn.v_proj.weight",
+]
+
+
+def _members(group, by, names):
+    if by == "layer":
+        return [n for n in names if n == group or n.startswith(group + ".")]
+    return [n for n in names if n == group or (n.startswith("model.layers.") and n.split(".", 3)[3] == group)]
+
+
+@pytest.mark.parametrize(("by", "groups"), [("layer", LAYER_GROUPS), ("role", ROLE_GROUPS)])
+def test_groups_combine_exactly(llama_dir, cli, by, groups):
+    tensors = _state_dict(llama_dir)
+    with torch.no_grad():
+        tensors["model.layers.1.mlp.up_proj.weight"][0, :3] = torch.tensor([float("nan"), 0.0, 5.0])
+    folder = llama_dir.parent / f"planted_{by}"
+    folder.mkdir(exist_ok=True)
+    safetensors_file(str(folder / "model.safetensors"), tensors)
+    result = cli("stats", folder, "--by", by, "--json")
+    assert result.code == 0, result.err
+    rows = {row["name"]: row for row in json.loads(result.out)["rows"]}
+    assert list(rows) == groups
+    for group in groups:
+        members = _members(group, by, list(tensors))
+        joined = torch.cat([tensors[n].flatten() for n in members])
+        expected = reference(joined)
+        expected["beyond_6_std"] = sum(reference(tensors[n])["beyond_6_std"] for n in members)
+        assert rows[group]["tensors"] == len(members)
+        for field in COUNT_FIELDS:
+            assert rows[group][field] == expected[field], (group, field)
+        for field in FLOAT_FIELDS:
+            _close(rows[group][field], expected[field])
+
+
+def test_text_output_is_exact(tmp_path, cli):
+    path = safetensors_file(
+        str(tmp_path / "small.safetensors"),
+        {"model.layers.0.w": torch.tensor([0.0, 1.0, 2.0, 3.0, float("nan"), float("inf")]), "model.norm.weight": torch.ones(4, dtype=torch.float16)},
+    )
+    result = cli("stats", path)
+    assert result.code == 0 and result.err == ""
+    assert result.out == (
+        "name               dtype  mean    std  min  max  absmax     l2   zeros  nan  inf  >6sd\n"
+        "model.layers.0.w   F32     1.5  1.118    0    3       3  3.742  16.67%    1    1     0\n"
+        "model.norm.weight  F16       1      0    1    1       1      2   0.00%    0    0     0\n"
+        "2 tensors, 32 B\n"
+        "std: population (divides by n); NaN and Inf are counted apart and left out of mean, std, min, max, absmax, l2 and >6sd\n"
+        "zeros: fraction of all elements equal to 0 or -0; >6sd: finite values with |x - mean| > 6 std of their own tensor\n"
+    )
+
+
+CSV_HEADER = "name,dtype,tensors,numel,count,mean,std,min,max,absmax,l2,zero_fraction,zeros,nan,inf,beyond_6_std,error"
+JSON_ROW_KEYS = ["name", "dtype", "tensors", "numel", "count", "mean", "std", "min", "max", "absmax", "l2", "zero_fraction", "zeros", "nan", "inf", "beyond_6_std"]
+
+
+def test_json_and_csv_schema(llama_dir, cli):
+    document = json.loads(cli("stats", llama_dir, "--json").out)
+    assert list(document) == ["model", "by", "std", "rows", "errors", "total"]
+    assert document["std"] == "population" and document["by"] is None and document["errors"] == []
+    assert document["total"]["tensors"] == len(document["rows"]) == 21
+    assert all(list(row) == JSON_ROW_KEYS for row in document["rows"])
+    text = cli("stats", llama_dir, "--csv", "--filter", "model.layers.0.*").out
+    assert text.splitlines()[0] == CSV_HEADER
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 9 and all(r["error"] == "" for r in rows)
+    assert [r["name"] for r in rows] == [r["name"] for r in document["rows"] if r["name"].startswith("model.layers.0.")]
+    by_name = {r["name"]: r for r in document["rows"]}
+    assert all(float(r["mean"]) == by_name[r["name"]]["mean"] for r in rows)  # full precision in CSV
+
+
+def test_all_nan_tensor_has_null_moments_in_json(tmp_path, cli):
+    path = safetensors_file(str(tmp_path / "n.safetensors"), {"n": torch.full((3,), float("nan"))})
+    row = json.loads(cli("stats", path, "--json").out)["rows"][0]
+    assert (row["count"], row["nan"], row["mean"], row["std"], row["min"], row["l2"]) == (0, 3, None, None, None, 0.0)
+
+
+def test_truncated_shard_is_reported_and_the_rest_still_computed(llama_dir, tmp_path, cli):
+    folder = tmp_path / "truncated"
+    folder.mkdir()
+    for name in os.listdir(llama_dir):
+        (folder / name).write_bytes((llama_dir / name).read_bytes())
+    catalog = open_catalog(str(folder))
+    victim = max(catalog.tensors, key=lambda t: (t.file, t.offset))
+    os.truncate(victim.file, victim.offset + 100)
+    result = cli("stats", folder, "--csv")
+    assert result.code == 1
+    rows = list(csv.DictReader(io.StringIO(result.out)))
+    assert len(rows) == len(catalog.tensors)
+    failed = [r for r in rows if r["error"]]
+    assert [r["name"] for r in failed] == [victim.name]
+    assert failed[0]["error"] == (
+        f"{victim.file}: tensor {victim.name}: expected data at bytes {victim.offset}..{victim.offset + victim.nbytes}, "
+        f"found a file of {victim.offset + 100} bytes; the file is truncated; download it again"
+    )
+    text = cli("stats", folder)
+    assert text.code == 1
+    assert text.out.splitlines()[-1] == "error: " + failed[0]["error"]
+    assert f"{len(catalog.tensors)} tensors, " in text.out and ", 1 could not be read" in text.out
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(llama_dir, cli):
+    assert cli("stats", llama_dir).err == ""
+    assert progress_for("stats", 100, machine_output=False) is None
+
+
+def test_progress_line_format():
+    stream = io.StringIO()
+    progress = Progress("stats", 2_000_000_000, stream)
+    progress(2_000_000_000)
+    assert stream.getvalue().startswith("\rstats 100% 2.00/2.00 GB ")
+    assert stream.getvalue().endswith(" GB/s")
+    progress.close()
+    assert stream.getvalue().endswith("\r\x1b[K")
+
+
+def test_mean_is_nan_free_for_infinite_values(tmp_path):
+    catalog = open_catalog(safetensors_file(str(tmp_path / "i.safetensors"), {"i": torch.tensor([float("inf"), 2.0, 4.0])}))
+    row = weight_stats(catalog).rows[0]
+    assert (row.mean, row.std, row.inf, row.max) == (3.0, 1.0, 1, 4.0) and not math.isnan(row.l2)

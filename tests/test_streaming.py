@@ -1,0 +1,110 @@
+"""The streaming reader: every dtype decodes to exactly torch's float64 values, through
+many chunks and blocks; ranges past the end of a file become one exact error line."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from checkpoints import llama_gguf, safetensors_file
+from llm_anatomy.errors import AnatomyError
+from llm_anatomy.formats import open_catalog
+from llm_anatomy.streaming import Reader, run_parallel
+
+SPECIALS = torch.tensor([0.0, -0.0, 1.0, -2.5, 1e-3, 65504.0, float("nan"), float("inf"), float("-inf")])
+
+DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
+def _values(dtype):
+    torch.manual_seed(0)
+    if dtype.is_floating_point:
+        x = torch.cat([torch.randn(1000) * 3, SPECIALS])
+        if dtype == torch.float8_e4m3fn:
+            x = x[torch.isfinite(x)].clamp(-448, 448)  # e4m3fn has no infinities; torch saturates nothing
+        return x.to(dtype)
+    if dtype == torch.bool:
+        return torch.rand(1000) > 0.5
+    info = torch.iinfo(dtype)
+    return torch.randint(max(info.min, -(2**40)), min(info.max, 2**40), (1000,), dtype=dtype)
+
+
+def _stream(info, reader):
+    return np.concatenate([block.copy() for block in reader.blocks(info)])
+
+
+@pytest.mark.parametrize("name", sorted(DTYPES))
+def test_every_dtype_decodes_to_torch_float64_through_small_chunks(tmp_path, name):
+    tensor = _values(DTYPES[name])
+    path = safetensors_file(str(tmp_path / "t.safetensors"), {"t": tensor})
+    info = open_catalog(path).get("t")
+    assert info.dtype == name
+    got = _stream(info, Reader(chunk_bytes=40, block_elems=8))  # 5 values of F64 per read, blocks of 8
+    expected = tensor.to(torch.float64).numpy()
+    np.testing.assert_array_equal(got, expected)  # NaN where torch has NaN, bit-exact elsewhere
+
+
+def test_default_buffers_cross_block_boundaries(tmp_path):
+    tensor = torch.randn(300_000).to(torch.bfloat16)  # more than one 2**18-value block
+    info = open_catalog(safetensors_file(str(tmp_path / "t.safetensors"), {"t": tensor})).get("t")
+    np.testing.assert_array_equal(_stream(info, Reader()), tensor.to(torch.float64).numpy())
+
+
+def test_gguf_quants_stream_as_gguf_dequantizes_them(llama_dir, tmp_path):
+    import gguf
+
+    path = llama_gguf(str(llama_dir), str(tmp_path / "m.gguf"))
+    reader = gguf.GGUFReader(path)
+    catalog = open_catalog(path)
+    checked = set()
+    for tensor in reader.tensors:
+        info = catalog.get(tensor.name)
+        expected = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float64).reshape(-1)
+        np.testing.assert_array_equal(_stream(info, Reader(chunk_bytes=64, block_elems=64)), expected)
+        checked.add(info.dtype)
+    assert {"Q8_0", "Q4_0", "BF16", "F16", "F32"} <= checked
+
+
+def test_data_past_the_end_of_a_truncated_file_is_one_exact_error(tmp_path):
+    path = safetensors_file(str(tmp_path / "t.safetensors"), {"a": torch.ones(4), "b": torch.ones(4)})
+    info = open_catalog(path).get("b")
+    os.truncate(path, info.offset + 10)
+    with pytest.raises(AnatomyError) as caught:
+        list(Reader().blocks(info))
+    assert caught.value.line() == f"{path}: tensor b: expected data at bytes {info.offset}..{info.offset + 16}, found a file of {info.offset + 10} bytes; the file is truncated; download it again"
+
+
+def test_unsupported_dtype_is_one_exact_error(tmp_path):
+    path = safetensors_file(str(tmp_path / "t.safetensors"), {"c": torch.ones(2, dtype=torch.complex64)})
+    info = open_catalog(path).get("c")
+    with pytest.raises(AnatomyError) as caught:
+        list(Reader().blocks(info))
+    assert caught.value.line() == (
+        f"{path}: tensor c: expected a dtype whose values can be streamed (float, integer, bool, 8-bit float, "
+        "or a GGML quant the gguf package dequantizes), found C64; it is left out of the statistics"
+    )
+
+
+def test_run_parallel_keeps_task_order_and_gives_each_worker_its_own_reader():
+    seen = []
+
+    def work(task, reader):
+        seen.append(reader)
+        return task * 2
+
+    assert run_parallel([3, 1, 2, 5], work, weight=lambda t: t) == [6, 2, 4, 10]
+    assert all(isinstance(r, Reader) for r in seen)
