@@ -9,13 +9,16 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..byte_io import file_size
 from ..catalog import Catalog, TensorInfo, natural_key
 from .explain import Explanation, explain_config
 from .params import ParamListing, list_tensors
 from .roles import LAYER_PREFIX, role_key
-from .stats import Stats, StatsReport, combine
+
+if TYPE_CHECKING:  # stats is imported only when the report includes statistics
+    from .stats import Stats, StatsReport
 from .summary import Summary, role_of, summarize
 
 # Where a tensor outside the layers sits in the diagram, by its summary component.
@@ -214,6 +217,8 @@ def finite_or_none(value: float) -> float | None:
 
 def arrange_stats(report: StatsReport) -> WeightStats:
     """Per-tensor statistics grouped by (role, layer); experts of one layer merged exactly."""
+    from .stats import combine
+
     cells: dict[str, dict[int, list[Stats]]] = {}
     outside = []
     for row in report.rows:

@@ -4,16 +4,18 @@ here, and a few lines of inline script for sorting and filtering the tables."""
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .. import __version__
 from ..analysis.architecture import Architecture
 from ..analysis.report import DiagramBlock, DiagramTensor, LayerDiagram, Report, WeightStats, finite_or_none
-from ..analysis.stats import Stats
 from .explain import derived_facts, value_text
 from .html import asset, element, esc, page, section, table
 from .svg import Bar, Box, Flow, Residual, Series, bar_chart, column_chart, flow_diagram, line_chart
 from .text import human_bytes, human_count, shape_text, thousands
+
+if TYPE_CHECKING:
+    from ..analysis.stats import Stats
 
 # Words of the page in each language (assets/report-labels.json); the explained config
 # follows the same --lang.
