@@ -9,8 +9,7 @@ from math import prod
 
 from ..catalog import Catalog, TensorInfo, natural_key
 from ..errors import UsageError
-from .. import skeleton as skeletons
-from ..skeleton import Skeleton, SkeletonUnavailable, load_skeleton
+from .. import skeleton as skeletons  # by module, so tests can stand in for installed_transformers_version
 
 SHOWN_NAMES = 5  # valid names listed when --node names no module
 
@@ -83,7 +82,7 @@ def _assemble(paths: list[str], classes: dict[str, str | None], parameters: dict
     return node("")[0]
 
 
-def tree_from_skeleton(skeleton: Skeleton) -> TreeNode:
+def tree_from_skeleton(skeleton: skeletons.Skeleton) -> TreeNode:
     shapes = {p.name: p.shape for p in skeleton.parameters}
     paths, classes, parameters = [], {}, {}
     for module in skeleton.modules:
@@ -113,8 +112,8 @@ def build_tree(catalog: Catalog) -> ModuleTree:
     if catalog.config is None and catalog.config_error is None:
         return ModuleTree(catalog.name, tree_from_names(catalog.tensors), "they need a config.json beside the weights")
     try:
-        skeleton = load_skeleton(catalog)
-    except SkeletonUnavailable as exc:
+        skeleton = skeletons.load_skeleton(catalog)
+    except skeletons.SkeletonUnavailable as exc:
         if skeletons.installed_transformers_version() is None:
             reason = "they need the [transformers] extra: pip install 'llm-anatomy[transformers]'"
         else:
