@@ -261,3 +261,52 @@ def test_values_torch_style_prints_each_parameter_from_its_gguf_tensor(llama_ggu
     result = cli("values", llama_gguf, "--style", "torch")
     assert result.code == 0, result.err
     assert result.out == expected
+
+
+def test_k_and_i_quants_read_only_the_blocks_shown(tmp_path, monkeypatch):
+    """Random bytes are valid blocks of any type (some scales are inf/nan): the values of a few
+    elements equal gguf's dequantization of the whole tensor, and only the blocks holding
+    them are read and dequantized."""
+    import gguf
+    import numpy as np
+
+    from llm_anatomy import tensors
+
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "kquants.gguf")
+    writer = gguf.GGUFWriter(path, "llama")
+    kinds = ("Q4_K", "Q6_K", "IQ2_XXS", "IQ4_NL")
+    raw = {}
+    for kind in kinds:
+        qtype = gguf.GGMLQuantizationType[kind]
+        block_size, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
+        data = rng.integers(0, 256, size=(512, 512 // block_size * block_bytes), dtype=np.uint8)
+        raw[kind] = data
+        writer.add_tensor(kind.lower(), data, raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    reads = []
+    real_read_exact = tensors.read_exact
+    monkeypatch.setattr(tensors, "read_exact", lambda handle, file, offset, length, size, what: reads.append(length) or real_read_exact(handle, file, offset, length, size, what))
+    catalog = open_catalog(path)
+    with ElementReader() as elements:
+        for kind in kinds:
+            info = catalog.get(kind.lower())
+            assert (info.shape, info.dtype) == ((512, 512), kind)
+            with np.errstate(all="ignore"):
+                expected = gguf.quants.dequantize(raw[kind], gguf.GGMLQuantizationType[kind]).astype("float64").ravel().tolist()
+            positions = [0, 1, 256 * 512 + 300, 512 * 512 - 1]  # three blocks, far apart
+            decoder = tensors.DECODERS[kind]
+            decoded = []
+            monkeypatch.setitem(tensors.DECODERS, kind, decoder._replace(decode=lambda data, decode=decoder.decode: decoded.append(len(data)) or decode(data)))
+            reads.clear()
+            assert list(map(repr, elements.read(info, positions))) == [repr(expected[p]) for p in positions], kind  # repr: nan == nan
+            assert reads == decoded == [DTYPES[kind].block_bytes] * 3, kind
+
+
+def test_version_2_reads(tmp_path):
+    path = tmp_path / "v2.gguf"
+    path.write_bytes(_gguf(version=2, tensors=[GOOD_TENSOR]))
+    assert [(t.name, t.shape) for t in open_catalog(str(path)).tensors] == [("w", (2, 4))]

@@ -216,3 +216,12 @@ def test_truncated_zip(bin_dir, tmp_path, cli):
     path = tmp_path / "truncated.bin"
     path.write_bytes(data[: len(data) // 2])
     assert cli("params", path).err == f"llm-anatomy: {path}: expected a torch zip checkpoint, found an unreadable zip (File is not a zip file); the file is truncated or corrupt; download it again\n"
+
+
+def test_params_imports_neither_torch_nor_numpy(bin_dir):
+    import subprocess
+    import sys
+
+    code = f"import sys; from llm_anatomy.cli.main import main; code = main(['params', {bin_dir!r}]); print(sorted(m for m in ('numpy', 'torch', 'transformers') if m in sys.modules), code, file=sys.stderr)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stderr == "[] 0\n"

@@ -62,7 +62,8 @@ def block_decoders() -> dict[str, tuple[int, int, Callable[[bytes], list]]]:
             import numpy
             from gguf import GGMLQuantizationType, quants
 
-            return quants.dequantize(numpy.frombuffer(data, dtype=numpy.uint8), GGMLQuantizationType[type_name]).tolist()
+            with numpy.errstate(all="ignore"):  # a corrupt block's inf/nan scale prints as inf/nan, as in torch
+                return quants.dequantize(numpy.frombuffer(data, dtype=numpy.uint8), GGMLQuantizationType[type_name]).tolist()
 
         return decode
 
