@@ -113,7 +113,7 @@ def test_report_in_chinese(llama_dir, tmp_path, cli):
     page = render(cli, llama_dir, tmp_path, "--lang", "zh")
     assert_valid_and_offline(page)
     assert '<html lang="zh">' in page
-    assert "一个解码器层" in page and "× 2 层" in page and "按组件" in page
+    assert "一个 Transformer 层" in page and "× 2 层" in page and "按组件" in page
     assert f"<td><code>hidden_size</code></td><td><code>64</code></td><td>{html.escape(glossary.explain('hidden_size', 64, 'zh'))}</td>" in page
 
 

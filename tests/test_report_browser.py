@@ -157,7 +157,7 @@ def test_report_loads_without_errors_and_draws_its_charts(llama_tied_dir, tmp_pa
         browser.close()
 
     assert problems == []
-    assert [c["label"] for c in charts] == ["One decoder layer", "By component", "By layer", "Standard deviation per layer, by role", "Largest |value| per layer, by role"]
+    assert [c["label"] for c in charts] == ["One transformer layer", "By component", "By layer", "Standard deviation per layer, by role", "Largest |value| per layer, by role"]
     for chart in charts:
         assert chart["shapes"] > 3 and chart["texts"] > 3, chart
         assert chart["width"] > 300 and chart["height"] > 100, chart

@@ -69,7 +69,7 @@ class DiagramTensor:
 @dataclass(frozen=True)
 class DiagramBlock:
     place: str  # embedding, pre_attention_norm, attention, ..., final_norm, head
-    module: str  # the module path in layer 0 or at the top ("self_attn", "model.norm")
+    module: str  # the layer's submodule(s) holding these tensors ("self_attn"; "intermediate, output")
     tensors: tuple[DiagramTensor, ...]
 
 
@@ -165,7 +165,7 @@ def layer_diagram(catalog: Catalog) -> LayerDiagram | None:
     first = min(by_layer[prefix])
     ordered = sorted(catalog.tensors, key=lambda t: natural_key(t.name))
     layer: dict[str, list[tuple[str, TensorInfo]]] = {}
-    modules: dict[str, str] = {}
+    modules: dict[str, list[str]] = {}
     other: list[tuple[str, TensorInfo]] = []
     outer: dict[str, list[tuple[str, TensorInfo]]] = {}
     for t in ordered:
@@ -179,14 +179,17 @@ def layer_diagram(catalog: Catalog) -> LayerDiagram | None:
                 other.append((split[2], t))
             else:
                 layer.setdefault(place, []).append((split[2], t))
-                modules[place] = module
+                if module not in modules.setdefault(place, []):
+                    modules[place].append(module)
         elif not split:
             place = OUTER_PLACES.get(role_of(t.name)[0])
+            if place == "final_norm" and "embed" in t.name:
+                place = "embedding"  # BERT's embeddings.LayerNorm normalises the embedding output
             if place is not None:
                 outer.setdefault(place, []).append((t.name, t))
     place_order = [p for p, _ in LAYER_PLACES]
     layer_blocks = tuple(
-        DiagramBlock(place, modules[place], _folded(layer[place])) for place in sorted(layer, key=place_order.index)
+        DiagramBlock(place, ", ".join(modules[place]), _folded(layer[place])) for place in sorted(layer, key=place_order.index)
     )
     outer_blocks = tuple(
         DiagramBlock(place, ", ".join(_short(n) for n, _ in outer[place]), _folded(outer[place]))

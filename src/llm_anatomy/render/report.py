@@ -53,8 +53,9 @@ def _box(block: DiagramBlock, arch: Architecture | None, words: dict) -> Box:
         return Box(words[block.place], _tensor_rows(block.tensors), "norm")
     is_moe = block.place == "ffn" and any(t.count > 1 for t in block.tensors)
     title = words["experts" if is_moe else block.place]
-    strip = f"{block.module}." if block.place in ("attention", "ffn") else ""
-    title = f"{title} ({block.module})" if strip else title
+    # Rows are relative to the submodule named in the title, when there is one.
+    strip = f"{block.module}." if block.place in ("attention", "ffn") and ", " not in block.module else ""
+    title = f"{title} ({block.module})" if block.place in ("attention", "ffn") else title
     return Box(title, _tensor_rows(block.tensors, strip), block.place, _subtitle(block.place, arch, words))
 
 

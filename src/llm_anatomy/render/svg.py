@@ -344,12 +344,12 @@ def flow_diagram(flow: Flow, label: str) -> str:
         out.append(f'<circle cx="{_num(cx)}" cy="{_num(plus)}" r="{_num(_PLUS)}" class="plus"/>')
         out.append(_line(cx - 5, plus, cx + 5, plus, "plus-sign") + _line(cx, plus - 5, cx, plus + 5, "plus-sign"))
         y = plus + _PLUS
+    frame_bottom = y + _GAP / 2
     if flow.repeated:
-        frame_bottom = y + _GAP / 2
         out.insert(0, _rect(skip_x - 30, frame_top, box_width + (x - skip_x) + 60, frame_bottom - frame_top, css_class="repeat", rx=10))
         out.append(_text(x + box_width + 44, frame_top + 22, flow.repeat_label, "start", "repeat-label"))
     for box in flow.after:
         out.append(_arrow(cx, y, y + _GAP))
         y += _GAP
         place(box)
-    return _svg(width, y + 10, "".join(out), label, "diagram")
+    return _svg(width, max(y, frame_bottom) + 10, "".join(out), label, "diagram")
