@@ -310,3 +310,36 @@ def test_version_2_reads(tmp_path):
     path = tmp_path / "v2.gguf"
     path.write_bytes(_gguf(version=2, tensors=[GOOD_TENSOR]))
     assert [(t.name, t.shape) for t in open_catalog(str(path)).tensors] == [("w", (2, 4))]
+
+
+def _write_gguf(path, tensors, **writer_options):
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama", **writer_options)
+    for name, array in tensors.items():
+        writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_split_gguf_reads_as_one_model(tmp_path):
+    import numpy as np
+
+    _write_gguf(tmp_path / "model.gguf", {f"t{i}": np.full((2, 4), i, np.float32) for i in range(5)}, split_max_tensors=2)
+    catalog = open_catalog(str(tmp_path))
+    assert [(t.name, t.file.rsplit("/", 1)[1]) for t in catalog.tensors] == [
+        ("t0", "model-00001-of-00003.gguf"), ("t1", "model-00001-of-00003.gguf"),
+        ("t2", "model-00002-of-00003.gguf"), ("t3", "model-00002-of-00003.gguf"), ("t4", "model-00003-of-00003.gguf"),
+    ]
+
+
+def test_several_quantizations_in_one_folder(tmp_path, cli):
+    import numpy as np
+
+    for name in ("llama-2-7b.Q4_0.gguf", "llama-2-7b.Q8_0.gguf"):
+        _write_gguf(tmp_path / name, {"w": np.zeros((2, 4), np.float32)})
+    result = cli("params", tmp_path)
+    assert result.err == f"llm-anatomy: {tmp_path}: expected one GGUF model (a file, or the splits NAME-0000N-of-0000M.gguf), found 2 GGUF files (llama-2-7b.Q4_0.gguf, llama-2-7b.Q8_0.gguf); pass one of the files\n"
+    assert cli("params", tmp_path / "llama-2-7b.Q8_0.gguf").code == 0

@@ -76,6 +76,7 @@ def catalog_from_source(source: Source, allow_truncated: bool = False) -> Catalo
     formats = set()
     seen: dict[str, str] = {}
     torch_zip.refuse_model_parallel(files)
+    gguf.refuse_several_models(files)
     for path in files:
         fmt, reader = detect(path)
         if allow_truncated:

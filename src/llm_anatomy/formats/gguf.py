@@ -9,8 +9,10 @@ gguf.GGUFReader decodes the whole vocabulary. GGUF lists dimensions fastest firs
 
 from __future__ import annotations
 
+import os
+import re
 import struct
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Sequence
 
 from ..byte_io import file_size
 from ..catalog import TensorInfo
@@ -35,6 +37,7 @@ MAX_DIMS = 4  # GGML_MAX_DIMS
 MAX_NAME_BYTES = 64 * 1024  # keys and tensor names (llama.cpp allows 64-byte tensor names)
 MAX_VALUE_BYTES = 100 * 1024 * 1024  # one string value (tokenizer.huggingface.json is a few MB)
 MAX_ARRAY_DEPTH = 3
+SPLIT_NAME = re.compile(r"-\d{5}-of-\d{5}\.gguf$")  # gguf-split's file names
 HEAD_ITEMS = 3  # items of an array kept to show
 SCALARS = {type_id: struct.Struct("<" + code) for type_id, (_, code) in GGUF_VALUE_TYPES.items() if code}
 TRUNCATED = "the file is truncated or corrupt; download it again"
@@ -172,6 +175,15 @@ def _array(cursor: _Cursor, where: str, depth: int) -> ArraySummary:
         for _ in range(rest):
             _array(cursor, where, depth + 1)
     return ArraySummary(item_name, count, head)
+
+
+def refuse_several_models(files: Sequence[str]) -> None:
+    """A GGUF repository usually holds one file per quantization (Q4_K_M, Q8_0, ...): they are
+    alternatives, not shards, unless named as llama.cpp's splits (-00001-of-00003.gguf)."""
+    models = [f for f in files if f.endswith(".gguf")]
+    if len(models) > 1 and not all(SPLIT_NAME.search(f) for f in models):
+        names = ", ".join(os.path.basename(f) for f in models[:3]) + (", ..." if len(models) > 3 else "")
+        raise AnatomyError(os.path.dirname(models[0]) or ".", "one GGUF model (a file, or the splits NAME-0000N-of-0000M.gguf)", f"{len(models)} GGUF files ({escape(names)})", "pass one of the files")
 
 
 def looks_like(prefix: bytes) -> bool:
