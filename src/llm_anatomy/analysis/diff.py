@@ -78,8 +78,9 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _config_changes(a: Catalog, b: Catalog) -> tuple[tuple[str, Any, Any], ...]:
-    flat_a = _flatten(a.config) if a.config else {}
-    flat_b = _flatten(b.config) if b.config else {}
+    if a.config is None or b.config is None:
+        return ()
+    flat_a, flat_b = _flatten(a.config), _flatten(b.config)
     changes = []
     for key in sorted(flat_a.keys() | flat_b.keys(), key=natural_key):
         va, vb = flat_a.get(key, ABSENT), flat_b.get(key, ABSENT)
@@ -101,6 +102,8 @@ def compare_headers(a: Catalog, b: Catalog, pattern: str | None = None) -> Heade
     for side, catalog in (("A", a), ("B", b)):
         if catalog.config_error is not None:
             notes.append(f"config of {side} unreadable: {catalog.config_error.line()}")
+        elif catalog.config is None:
+            notes.append(f"{side} has no config: configs not compared")
     return HeaderDiff(
         Side(a.name, len(tensors_a), sum(t.nbytes for t in tensors_a.values())),
         Side(b.name, len(tensors_b), sum(t.nbytes for t in tensors_b.values())),

@@ -1,0 +1,162 @@
+"""`diff` finds exactly the planted changes (names, shapes, dtypes, config, values) and
+their size as torch computes it in float64; bad pairs of checkpoints still get a report."""
+
+import json
+import os
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from checkpoints import safetensors_file
+
+PLANTED = ("model.layers.1.mlp.up_proj.weight", "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.o_proj.weight")
+
+
+def _state_dict(folder):
+    tensors = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors"):
+            tensors.update(load_file(os.path.join(folder, name)))
+    return tensors
+
+
+@pytest.fixture(scope="module")
+def pair(llama_dir, tmp_path_factory):
+    """A = the sharded fp32 Llama; B = A with three tensors changed by value (one of them
+    also to bf16), one dropped, one added, one reshaped, and one config field changed."""
+    a = _state_dict(llama_dir)
+    b = dict(a)
+    torch.manual_seed(7)
+    b["model.layers.1.mlp.up_proj.weight"] = a["model.layers.1.mlp.up_proj.weight"] * 1.1
+    b["model.layers.0.self_attn.q_proj.weight"] = a["model.layers.0.self_attn.q_proj.weight"] + torch.randn_like(a["model.layers.0.self_attn.q_proj.weight"]) * 1e-3
+    b["model.layers.0.self_attn.o_proj.weight"] = a["model.layers.0.self_attn.o_proj.weight"].to(torch.bfloat16)
+    del b["lm_head.weight"]
+    b["extra.weight"] = torch.ones(3)
+    b["model.norm.weight"] = torch.ones(2, 32)
+    folder = tmp_path_factory.mktemp("llama_b")
+    safetensors_file(str(folder / "model.safetensors"), b)
+    config = json.loads((llama_dir / "config.json").read_text())
+    config["rms_norm_eps"] = 1e-5
+    (folder / "config.json").write_text(json.dumps(config))
+    return llama_dir, folder, a, b
+
+
+def expected_change(a, b):
+    a, b = a.to(torch.float64).flatten(), b.to(torch.float64).flatten()
+    return {
+        "relative": ((b - a).norm() / a.norm()).item(),
+        "cosine": (a @ b / (a.norm() * b.norm())).item(),
+        "max_abs_diff": (b - a).abs().max().item(),
+    }
+
+
+def test_finds_exactly_the_planted_changes(pair, cli):
+    a_dir, b_dir, a, b = pair
+    result = cli("diff", a_dir, b_dir, "--json")
+    assert result.code == 0, result.err
+    doc = json.loads(result.out)
+    assert doc["only_in_a"] == ["lm_head.weight"]
+    assert doc["only_in_b"] == ["extra.weight"]
+    assert doc["shape_changed"] == [{"name": "model.norm.weight", "a": [64], "b": [2, 32]}]
+    assert doc["dtype_changed"] == [{"name": "model.layers.0.self_attn.o_proj.weight", "a": "F32", "b": "BF16"}]
+    assert doc["config_changed"] == [{"field": "rms_norm_eps", "a": 1e-06, "b": 1e-05}]
+    rows = {row["name"]: row for row in doc["tensors"]}
+    assert len(rows) == doc["compared"] == 19  # 21 - lm_head - model.norm (shape changed)
+    changed = [row["name"] for row in doc["tensors"] if not row["identical"]]
+    assert sorted(changed) == sorted(PLANTED)
+    assert doc["identical"] == 16
+    for name in PLANTED:
+        for field, value in expected_change(a[name], b[name]).items():
+            assert rows[name][field] == pytest.approx(value, rel=1e-6, abs=0), (name, field)
+    assert rows["model.layers.1.mlp.up_proj.weight"]["relative"] == pytest.approx(0.1, rel=1e-6)
+    relative = [row["relative"] for row in doc["tensors"]]
+    assert relative == sorted(relative, reverse=True)  # largest change first, identical ones last
+
+
+def test_text_prints_the_header_part_first(pair, cli):
+    a_dir, b_dir, _, _ = pair
+    result = cli("diff", a_dir, b_dir, "--top", "2")
+    assert result.code == 0
+    header, values = result.out.split("\n\n")
+    assert header == "\n".join(
+        [
+            f"A: {a_dir.name} (21 tensors, 305.25 KiB)",
+            f"B: {b_dir.name} (21 tensors, 265.26 KiB)",
+            "only in A (1):",
+            "  lm_head.weight",
+            "only in B (1):",
+            "  extra.weight",
+            "shape changed (1):",
+            "  model.norm.weight: [64] -> [2, 32]",
+            "dtype changed (1):",
+            "  model.layers.0.self_attn.o_proj.weight: F32 -> BF16",
+            "config differs (1):",
+            "  rms_norm_eps: 1e-06 -> 1e-05",
+        ]
+    )
+    lines = values.splitlines()
+    assert lines[0].split() == ["name", "dtype", "relative", "cosine", "max_abs_diff"]
+    assert lines[1].split()[:3] == ["model.layers.1.mlp.up_proj.weight", "F32", "0.1"]
+    assert lines[3:] == [
+        "... 17 more (--top)",
+        "19 tensors compared: 16 bit-identical, 3 changed; 538.00 KiB read",
+        "relative = ||B - A|| / ||A||; cosine = A.B / (||A|| ||B||); over float64 values, NaN/Inf pairs left out",
+    ]
+
+
+def test_identical_checkpoints(llama_dir, cli):
+    result = cli("diff", llama_dir, llama_dir, "--json", "--top", "0")
+    doc = json.loads(result.out)
+    assert result.code == 0 and doc["tensors"] == [] and doc["compared"] == doc["identical"] == 21
+    assert list(doc) == ["a", "b", "only_in_a", "only_in_b", "shape_changed", "dtype_changed", "config_changed", "notes", "tensors", "compared", "identical", "errors"]
+
+
+def test_nothing_in_common(llama_dir, tmp_path, cli):
+    other = safetensors_file(str(tmp_path / "other.safetensors"), {"x": torch.ones(2), "y": torch.zeros(3)})
+    result = cli("diff", llama_dir, other)
+    assert result.code == 0, result.err
+    names = sorted(json.loads(cli("diff", llama_dir, other, "--json").out)["only_in_a"])
+    assert result.out == "\n".join(
+        [
+            f"A: {llama_dir.name} (21 tensors, 305.25 KiB)",
+            "B: other.safetensors (2 tensors, 20 B)",
+            "only in A (21):",
+            *[f"  {n}" for n in names[:10]],
+            "  ... 11 more (--json lists all)",
+            "only in B (2):",
+            "  x",
+            "  y",
+            "no tensor names in common: nothing to compare by value",
+            "B has no config: configs not compared",
+            "",
+            "0 tensors compared: 0 bit-identical, 0 changed; 0 B read",
+            "relative = ||B - A|| / ||A||; cosine = A.B / (||A|| ||B||); over float64 values, NaN/Inf pairs left out",
+            "",
+        ]
+    )
+
+
+def test_truncated_b_is_reported_and_the_rest_still_compared(llama_dir, tmp_path, cli):
+    b_dir = tmp_path / "b"
+    shutil.copytree(llama_dir, b_dir)
+    shard = sorted(p for p in os.listdir(b_dir) if p.endswith(".safetensors"))[-1]
+    size = os.path.getsize(b_dir / shard)
+    os.truncate(b_dir / shard, size - 4)
+    result = cli("diff", llama_dir, b_dir, "--json")
+    assert result.code == 1
+    doc = json.loads(result.out)
+    assert [e["name"] for e in doc["errors"]] == ["model.norm.weight"]  # stored last in the last shard
+    assert doc["errors"][0]["error"] == (
+        f"{b_dir / shard}: tensor model.norm.weight: expected data at bytes {size - 256}..{size}, "
+        f"found a file of {size - 4} bytes; the file is truncated; download it again"
+    )
+    assert doc["compared"] == doc["identical"] == 20
+
+
+def test_nan_pairs_are_left_out_and_counted(tmp_path, cli):
+    a = safetensors_file(str(tmp_path / "a.safetensors"), {"w": torch.tensor([1.0, 2.0, float("nan"), 4.0])})
+    b = safetensors_file(str(tmp_path / "b.safetensors"), {"w": torch.tensor([1.0, 2.0, 3.0, float("inf")])})
+    row = json.loads(cli("diff", a, b, "--json").out)["tensors"][0]
+    assert (row["identical"], row["relative"], row["cosine"], row["max_abs_diff"], row["skipped_nonfinite"]) == (False, 0.0, pytest.approx(1.0), 0.0, 2)
