@@ -67,10 +67,13 @@ def test_plain_dtypes_read_back_what_safetensors_wrote(tmp_path, name, dtype):
 
 
 def test_runs_merge_near_positions_and_split_far_ones():
-    f32 = DECODERS["F32"]
-    # 1024 elements of 4 bytes make the 4096-byte gap: merged up to it, split beyond it.
-    assert list(_runs([0, 1, 2, 1025, 1026, 5000], f32)) == [(0, 1027, 0, 5), (5000, 1, 5, 6)]
-    assert list(_runs(range(0, 600000, 3), f32))[0][:2] == (0, tensors.MAX_RUN_BYTES // 4)
+    # Blocks at most 1024 apart share a run; no run is longer than 2000 blocks.
+    assert _runs([0, 1, 2, 1025, 1026, 5000], 1, 1024, 2000) == [(0, 1027, 0, 5), (5000, 1, 5, 6)]
+    assert _runs(range(0, 9000, 3), 1, 1024, 2000)[:2] == [(0, 1999, 0, 667), (2001, 1999, 667, 1334)]
+    # Blocks of 4 elements: positions 5, 6 and 13 lie in blocks 1, 1 and 3.
+    assert _runs([5, 6, 13], 4, 1, 100) == [(1, 1, 0, 2), (3, 1, 2, 3)]
+    assert _runs([5, 6, 13], 4, 2, 100) == [(1, 3, 0, 3)]
+    assert _runs([], 1, 1, 1) == []
 
 
 def test_block_decoders_read_whole_blocks(tmp_path, monkeypatch):
@@ -88,6 +91,18 @@ def test_block_decoders_read_whole_blocks(tmp_path, monkeypatch):
     with ElementReader() as reader:
         assert reader.read(open_catalog(path).get("b"), [5, 6, 13]) == [5.0, 6.0, 13.0]
     assert calls == [12]  # blocks 1, 2 and 3 (bytes 4..16) in one read of whole blocks
+
+
+def test_a_merged_read_decodes_only_the_wanted_stretches(tmp_path, monkeypatch):
+    import torch
+
+    decoded = []
+    plain = DECODERS["U8"].decode
+    monkeypatch.setitem(DECODERS, "U8", DECODERS["U8"]._replace(decode=lambda data: decoded.append(len(data)) or plain(data)))
+    path = checkpoints.safetensors_file(str(tmp_path / "u.safetensors"), {"u": torch.arange(3000).to(torch.uint8)})
+    with ElementReader() as reader:
+        assert reader.read(open_catalog(path).get("u"), [0, 1, 2, 2000, 2001]) == [0, 1, 2, 2000 % 256, 2001 % 256]
+    assert decoded == [3, 2]  # one read of 2002 bytes, two small decodes
 
 
 def test_stream_yields_bounded_chunks_in_order(tmp_path, monkeypatch):

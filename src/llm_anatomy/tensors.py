@@ -156,23 +156,22 @@ def decoder_for(info: TensorInfo) -> Decoder:
         ) from None
 
 
-def _runs(positions: Sequence[int], decoder: Decoder) -> Iterator[tuple[int, int, int, int]]:
-    """Group ascending element positions into (first block, block count, first index, end index) runs."""
-    per_block, block_bytes = decoder.block_elems, decoder.block_bytes
-    gap_blocks = max(1, MERGE_GAP_BYTES // block_bytes)
-    max_blocks = max(1, MAX_RUN_BYTES // block_bytes)
-    start = 0
-    while start < len(positions):
-        first = last = positions[start] // per_block
-        end = start + 1
-        while end < len(positions):
-            block = positions[end] // per_block
-            if block - last > gap_blocks or block - first >= max_blocks:
-                break
-            last = block
-            end += 1
-        yield first, last - first + 1, start, end
-        start = end
+def _runs(positions: Sequence[int], per_block: int, gap_blocks: int, max_blocks: int) -> list[tuple[int, int, int, int]]:
+    """Group ascending element positions into runs of blocks at most gap_blocks apart and
+    max_blocks long: (first block, block count, first index, end index into positions)."""
+    runs = []
+    first = start = 0
+    last = -gap_blocks - 2  # so that the first position starts a run
+    for index, position in enumerate(positions):
+        block = position // per_block
+        if block - last > gap_blocks or block - first >= max_blocks:
+            if index:
+                runs.append((first, last - first + 1, start, index))
+            first, start = block, index
+        last = block
+    if positions:
+        runs.append((first, last - first + 1, start, len(positions)))
+    return runs
 
 
 class ElementReader:
@@ -202,12 +201,24 @@ class ElementReader:
         """The values at these ascending flat positions (row-major element indices) of the tensor."""
         decoder = decoder_for(info)
         handle, size = self._file(info.file)
+        per_block, block_bytes, decode = decoder.block_elems, decoder.block_bytes, decoder.decode
+        max_blocks = max(1, MAX_RUN_BYTES // block_bytes)
+        what = f"data of {info.name}"
         values: list = []
-        for first_block, blocks, start, end in _runs(positions, decoder):
-            data = read_exact(handle, info.file, info.offset + first_block * decoder.block_bytes, blocks * decoder.block_bytes, size, f"data of {info.name}")
-            decoded = decoder.decode(data)
-            base = first_block * decoder.block_elems
-            values.extend(decoded[p - base] for p in positions[start:end])
+        for first, blocks, start, end in _runs(positions, per_block, max(1, MERGE_GAP_BYTES // block_bytes), max_blocks):
+            data = read_exact(handle, info.file, info.offset + first * block_bytes, blocks * block_bytes, size, what)
+            wanted = positions[start:end]
+            # Decode the stretches of adjacent wanted blocks, not the gaps between them
+            # (a run mostly wanted is decoded whole: one call beats many).
+            dense = 4 * len(wanted) >= blocks * per_block
+            for low, count, a, b in [(first, blocks, 0, len(wanted))] if dense else _runs(wanted, per_block, 1, max_blocks):
+                part = data if count == blocks else data[(low - first) * block_bytes : (low - first + count) * block_bytes]
+                decoded = decode(part)
+                if b - a == len(decoded):  # every element of the stretch is wanted
+                    values.extend(decoded)
+                else:
+                    base = low * per_block
+                    values.extend([decoded[p - base] for p in wanted[a:b]])
         return values
 
     def stream(self, info: TensorInfo, start: int, count: int, step: int) -> Iterator[list]:
