@@ -243,3 +243,19 @@ def test_tree_when_transformers_cannot_build_the_config(llama_bf16_dir, tmp_path
     ]
     assert lines[5].startswith("note: no class names (transformers could not build the config: ValueError: ")
     assert "no-such\\x1b[31m-model" in lines[5] and "\x1b" not in result.out
+
+
+def test_unbuildable_config_is_cached_too(llama_bf16_dir, tmp_path, cli, monkeypatch):
+    """A config transformers rejects costs the transformers import once, not on every call."""
+    import shutil
+
+    folder = tmp_path / "unknown"
+    shutil.copytree(llama_bf16_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="not-a-model-type")
+    (folder / "config.json").write_text(json.dumps(config))
+    first = cli("tree", folder)
+    monkeypatch.setattr(skeleton, "_build", lambda *a, **k: pytest.fail("rebuilt"))
+    second = cli("tree", folder)
+    assert second.code == 0 and second.out == first.out
+    assert "note: no class names (transformers could not build the config: ValueError: " in second.out

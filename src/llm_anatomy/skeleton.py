@@ -114,14 +114,34 @@ def _cache_path(key: str) -> str:
     return os.path.join(cache_dir(), "skeletons", f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}.json")
 
 
-def _read_cached(path: str, key: str) -> Skeleton | None:
-    """The entry at path if it was written for this key; None if absent, stale or damaged."""
+def _read_cached(path: str, key: str) -> Skeleton | str | None:
+    """The entry at path if it was written for this key: a Skeleton, or why transformers could
+    not build one (so an unsupported config costs the transformers import once, not every call);
+    None if absent, stale or damaged."""
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
-        return Skeleton.from_json(data) if data.get("key") == key else None
+        if data.get("key") != key:
+            return None
+        return data["unbuildable"] if "unbuildable" in data else Skeleton.from_json(data)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _write_cached(path: str, entry: dict[str, Any]) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(entry, handle)
+    os.replace(tmp, path)
+
+
+# Failures of this machine (a broken torch, no memory), not of the config: never cached.
+NOT_THE_CONFIGS_FAULT = (ImportError, OSError, MemoryError)
+
+
+def _unbuildable(catalog: Catalog, why: str) -> SkeletonUnavailable:
+    return SkeletonUnavailable(catalog.config_file or catalog.name, "a config transformers can build", why, "class names and parameter order fall back to tensor names")
 
 
 # torch.is_floating_point() dtypes that transformers accepts as a model's default dtype.
@@ -215,6 +235,8 @@ def load_skeleton(catalog: Catalog, build: bool = True) -> Skeleton:
     key = _cache_key(config_bytes, version, dtype)
     path = _cache_path(key)
     cached = _read_cached(path, key)
+    if isinstance(cached, str):
+        raise _unbuildable(catalog, cached)
     if cached is not None:
         return cached
     if not build:
@@ -223,10 +245,9 @@ def load_skeleton(catalog: Catalog, build: bool = True) -> Skeleton:
     try:
         skeleton = _build(config_file, dtype)
     except Exception as exc:  # transformers rejects configs in many ways; say which, in one line
-        raise SkeletonUnavailable(catalog.config_file or catalog.name, "a config transformers can build", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", "class names and parameter order fall back to tensor names") from exc
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump({"key": key, **skeleton.to_json()}, handle)
-    os.replace(tmp, path)
+        why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if not isinstance(exc, NOT_THE_CONFIGS_FAULT):
+            _write_cached(path, {"key": key, "unbuildable": why})
+        raise _unbuildable(catalog, why) from exc
+    _write_cached(path, {"key": key, **skeleton.to_json()})
     return skeleton
