@@ -343,3 +343,10 @@ def test_several_quantizations_in_one_folder(tmp_path, cli):
     result = cli("params", tmp_path)
     assert result.err == f"llm-anatomy: {tmp_path}: expected one GGUF model (a file, or the splits NAME-0000N-of-0000M.gguf), found 2 GGUF files (llama-2-7b.Q4_0.gguf, llama-2-7b.Q8_0.gguf); pass one of the files\n"
     assert cli("params", tmp_path / "llama-2-7b.Q8_0.gguf").code == 0
+
+
+def test_summary_and_explain_work_on_gguf(llama_gguf, cli):
+    summary = cli("summary", llama_gguf)
+    assert summary.out.splitlines()[0] == "tiny-llama.gguf: 78,144 parameters (78.14K), 226.38 KiB in F32, Q4_0, F16, Q8_0, BF16"
+    explain = cli("config", llama_gguf, "--explain")
+    assert (explain.code, explain.out.splitlines()[2]) == (0, 'architectures = ["LlamaForCausalLM"]')

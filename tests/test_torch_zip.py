@@ -225,3 +225,12 @@ def test_params_imports_neither_torch_nor_numpy(bin_dir):
     code = f"import sys; from llm_anatomy.cli.main import main; code = main(['params', {bin_dir!r}]); print(sorted(m for m in ('numpy', 'torch', 'transformers') if m in sys.modules), code, file=sys.stderr)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stderr == "[] 0\n"
+
+
+@pytest.mark.parametrize("fixture", ["bin_dir", "sharded_bin_dir"])
+@pytest.mark.parametrize("command", [("summary",), ("config", "--explain")])
+def test_summary_and_explain_match_the_safetensors_folder(fixture, command, request, llama_dir, cli):
+    folder = request.getfixturevalue(fixture)
+    ours, reference = cli(*command[:1], folder, *command[1:]), cli(*command[:1], llama_dir, *command[1:])
+    assert ours.code == 0, ours.err
+    assert ours.out.split("\n", 1)[1] == reference.out.split("\n", 1)[1]  # all but the line naming the model
