@@ -7,26 +7,17 @@ import shutil
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from checkpoints import safetensors_file
+from checkpoints import _hf_state_dict, safetensors_file
 
 PLANTED = ("model.layers.1.mlp.up_proj.weight", "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.o_proj.weight")
-
-
-def _state_dict(folder):
-    tensors = {}
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".safetensors"):
-            tensors.update(load_file(os.path.join(folder, name)))
-    return tensors
 
 
 @pytest.fixture(scope="module")
 def pair(llama_dir, tmp_path_factory):
     """A = the sharded fp32 Llama; B = A with three tensors changed by value (one of them
     also to bf16), one dropped, one added, one reshaped, and one config field changed."""
-    a = _state_dict(llama_dir)
+    a = _hf_state_dict(llama_dir)
     b = dict(a)
     torch.manual_seed(7)
     b["model.layers.1.mlp.up_proj.weight"] = a["model.layers.1.mlp.up_proj.weight"] * 1.1

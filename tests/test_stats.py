@@ -9,9 +9,8 @@ import os
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from checkpoints import safetensors_file
+from checkpoints import _hf_state_dict, safetensors_file
 from llm_anatomy.analysis import stats as stats_module
 from llm_anatomy.analysis.stats import weight_stats
 from llm_anatomy.cli.stats import Progress, progress_for
@@ -108,14 +107,6 @@ def test_few_outliers_are_counted_in_one_pass(tmp_path, monkeypatch):
     assert weight_stats(catalog, keep=8).rows[0].beyond == reference(x)["beyond_6_std"] == 3
 
 
-def _state_dict(folder):
-    tensors = {}
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".safetensors"):
-            tensors.update(load_file(os.path.join(folder, name)))
-    return tensors
-
-
 LAYER_GROUPS = ["lm_head.weight", "model.embed_tokens.weight", "model.layers.0", "model.layers.1", "model.norm.weight"]
 ROLE_GROUPS = [
     "input_layernorm.weight",
@@ -141,7 +132,7 @@ def _members(group, by, names):
 
 @pytest.mark.parametrize(("by", "groups"), [("layer", LAYER_GROUPS), ("role", ROLE_GROUPS)])
 def test_groups_combine_exactly(llama_dir, cli, by, groups):
-    tensors = _state_dict(llama_dir)
+    tensors = _hf_state_dict(llama_dir)
     with torch.no_grad():
         tensors["model.layers.1.mlp.up_proj.weight"][0, :3] = torch.tensor([float("nan"), 0.0, 5.0])
     folder = llama_dir.parent / f"planted_{by}"
