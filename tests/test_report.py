@@ -220,3 +220,12 @@ def test_stats_highlight_nan_inf_and_outliers(tmp_path, cli):
         ("warn", "model.layers.0.self_attn.k_proj.weight", "0", "0"),
     ]
     assert "There is no readable config.json beside the weights" in page
+
+
+def test_bert_embedding_norm_belongs_to_the_embedding(bert_dir, tmp_path, cli):
+    page = render(cli, bert_dir, tmp_path)
+    assert_valid_and_offline(page)
+    assert ">Final norm</text>" not in page  # BERT has none: its LayerNorm follows the embeddings
+    embedding = page[page.index(">Embedding</text>") : page.index(">Self-attention (attention)</text>")]
+    assert ">embeddings.LayerNorm              [32]</text>" in embedding  # padded to embeddings.token_type_embeddings
+    assert ">Feed-forward network (intermediate, output)</text>" in page
