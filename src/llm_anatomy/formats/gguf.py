@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+from math import prod
 from typing import Any, BinaryIO, Callable, Sequence
 
 from ..byte_io import file_size
@@ -168,9 +169,10 @@ def _array(cursor: _Cursor, where: str, depth: int) -> ArraySummary:
     if item_type in SCALARS:
         cursor.skip(rest * item_size, f"the items of {where}")
     elif item_type == STRING:
+        length_what, string_what = f"a string length in {where}", f"a string in {where}"
         for _ in range(rest):
-            (length,) = cursor.unpack(U64, f"a string length in {where}")
-            cursor.skip(length, f"a string in {where}")
+            (length,) = cursor.unpack(U64, length_what)
+            cursor.skip(length, string_what)
     else:
         for _ in range(rest):
             _array(cursor, where, depth + 1)
@@ -237,12 +239,12 @@ def _tensor_infos(cursor: _Cursor, count: int) -> list[tuple[str, tuple[int, ...
         if name in seen:
             raise AnatomyError(cursor.path, "each tensor name once", f"{escape(name)} twice", "the file is corrupt")
         seen.add(name)
-        (n_dims,) = cursor.unpack(U32, f"the rank of {escape(name)}")
+        (n_dims,) = cursor.unpack(U32, f"the rank of {name}")
         if n_dims > MAX_DIMS:
-            raise AnatomyError(cursor.path, f"at most {MAX_DIMS} dimensions for {escape(name)}", str(n_dims), TRUNCATED)
-        dims = cursor.unpack(struct.Struct(f"<{n_dims}Q"), f"the shape of {escape(name)}")
-        (type_id,) = cursor.unpack(U32, f"the type of {escape(name)}")
-        (offset,) = cursor.unpack(U64, f"the offset of {escape(name)}")
+            raise AnatomyError(cursor.path, f"at most {MAX_DIMS} dimensions for {name}", str(n_dims), TRUNCATED)
+        dims = cursor.unpack(struct.Struct(f"<{n_dims}Q"), f"the shape of {name}")
+        (type_id,) = cursor.unpack(U32, f"the type of {name}")
+        (offset,) = cursor.unpack(U64, f"the offset of {name}")
         infos.append((name, dims, type_id, offset))
     return infos
 
@@ -255,10 +257,7 @@ def _tensor(path: str, info: tuple[str, tuple[int, ...], int, int], data_start: 
     type_name, block_size, block_bytes = GGML_TYPES[type_id]
     if dims and dims[0] % block_size:
         raise AnatomyError(where, f"rows of whole {type_name} blocks ({block_size} elements)", f"a row of {dims[0]}", "the file is corrupt")
-    numel = 1
-    for d in dims:
-        numel *= d
-    nbytes = numel // block_size * block_bytes
+    nbytes = prod(dims) // block_size * block_bytes
     if offset % alignment:
         raise AnatomyError(where, f"data offset aligned to {alignment} bytes", f"offset {offset}", "the file is corrupt")
     if data_start + offset + nbytes > size:

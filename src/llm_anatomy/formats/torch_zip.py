@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+from math import prod
 from typing import Any, Sequence
 
 from ..byte_io import file_size, read_exact
@@ -137,12 +138,9 @@ def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, str]]:
             start, storage_bytes = storages[ref.storage.key]
             dtype = DTYPES[ref.dtype]
             itemsize = dtype.bits // 8
-            numel = 1
-            for d in ref.shape:
-                numel *= d
             if not _is_contiguous(ref.shape, ref.stride):
                 raise AnatomyError(where, f"a contiguous tensor (strides of shape {list(ref.shape)} in row-major order)", f"strides {list(ref.stride)}", "save it with tensor.contiguous()")
-            begin, nbytes = ref.offset * itemsize, numel * itemsize
+            begin, nbytes = ref.offset * itemsize, prod(ref.shape) * itemsize
             if begin + nbytes > min(storage_bytes, ref.storage.numel * DTYPES[ref.storage.dtype].bits // 8):
                 raise AnatomyError(where, f"{nbytes} bytes at byte {begin} of its storage", f"a storage of {storage_bytes} bytes", "the file is truncated or corrupt")
             tensors.append(TensorInfo(name, dtype.name, ref.shape, path, start + begin, nbytes))
