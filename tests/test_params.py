@@ -64,3 +64,11 @@ def test_natural_layer_order(tmp_path, cli):
     path = checkpoints.safetensors_file(str(tmp_path / "m.safetensors"), {n: torch.zeros(1) for n in names})
     result = cli("params", path, "--json")
     assert [t["name"] for t in json.loads(result.out)["tensors"]] == ["layers.1.w", "layers.2.w", "layers.10.w"]
+
+
+def test_filtered_totals_count_only_the_files_holding_the_rows(llama_dir, cli):
+    shards = len(list(llama_dir.glob("*.safetensors")))
+    assert shards > 1
+    assert cli("params", llama_dir).out.splitlines()[-1].endswith(f" in {shards} files")
+    result = cli("params", llama_dir, "--filter", "model.norm.weight")
+    assert result.out.splitlines()[-1] == "1 tensors, 64 parameters, 256 B in 1 file"

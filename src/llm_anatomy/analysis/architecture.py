@@ -8,7 +8,7 @@ raises on bad input: what cannot be derived is None, plus a Finding naming the f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import namedtuple
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -143,62 +143,53 @@ ROPE_CONTEXT_RULES: dict[str, Callable[[dict[str, Any], int | None], tuple[int |
 }
 
 
-@dataclass(frozen=True)
-class Finding:
-    """A gap or contradiction in the input, shaped like an AnatomyError line."""
+# Results are namedtuples, not dataclasses: importing dataclasses and decorating classes
+# costs more than these header-only commands may spend (see catalog.py). Fields are
+# documented in each class's docstring; _asdict() gives them as a dict.
 
-    where: str  # "config.json" or a tensor name
-    expected: str
-    found: str
-    todo: str = ""
+
+class Finding(namedtuple("Finding", "where expected found todo", defaults=("",))):
+    """A gap or contradiction in the input, shaped like an AnatomyError line: where
+    ("config.json" or a tensor name), what was expected, what was found, what to do."""
+
+    __slots__ = ()
 
     def line(self) -> str:
         text = f"{self.where}: expected {self.expected}, found {self.found}"
         return f"{text}; {self.todo}" if self.todo else text
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """What a config says about the model's shape. None means the config does not say
-    (a Finding explains why); `fields` names the config field each quantity came from."""
+_ARCHITECTURE_FIELDS = (
+    "model_type hidden_size num_layers num_heads num_kv_heads head_dim head_dim_source attention query_group_size "
+    "kv_lora_rank q_lora_rank qk_rope_head_dim qk_nope_head_dim v_head_dim "
+    "ffn gated_ffn intermediate_size num_experts experts_per_token num_shared_experts moe_intermediate_size shared_intermediate_size moe_layers "
+    "vocab_size type_vocab_size learned_positions context_length rope_type effective_context effective_context_source "
+    "tied_embeddings has_output_head sliding_window sliding_layers dtype fields findings"
+)
 
-    model_type: str | None
-    hidden_size: int | None
-    num_layers: int | None
-    num_heads: int | None
-    num_kv_heads: int | None  # for MLA: None (keys and values come from one latent)
-    head_dim: int | None
-    head_dim_source: str  # "head_dim" when the config says, else how it was computed
-    attention: str | None  # "MHA", "GQA", "MQA" or "MLA"
-    query_group_size: int | None  # query heads sharing one KV head
-    kv_lora_rank: int | None
-    q_lora_rank: int | None
-    qk_rope_head_dim: int | None
-    qk_nope_head_dim: int | None
-    v_head_dim: int | None
-    ffn: str | None  # "dense" or "MoE"
-    gated_ffn: bool
-    intermediate_size: int | None
-    num_experts: int | None
-    experts_per_token: int | None
-    num_shared_experts: int | None
-    moe_intermediate_size: int | None
-    shared_intermediate_size: int | None  # the whole shared-expert block's inner size
-    moe_layers: tuple[int, ...]
-    vocab_size: int | None
-    type_vocab_size: int | None
-    learned_positions: bool
-    context_length: int | None
-    rope_type: str | None
-    effective_context: int | None
-    effective_context_source: str
-    tied_embeddings: bool
-    has_output_head: bool | None  # None when config.json names no architecture
-    sliding_window: int | None
-    sliding_layers: tuple[int, ...]
-    dtype: str | None  # torch_dtype as a dtypes-table name ("F16")
-    fields: dict[str, str] = field(default_factory=dict)
-    findings: tuple[Finding, ...] = ()
+
+class Architecture(namedtuple("Architecture", _ARCHITECTURE_FIELDS)):
+    """What a config says about the model's shape. None means the config does not say
+    (a Finding explains why). Counts are ints; besides the self-explaining ones:
+
+    num_kv_heads: None for MLA (keys and values come from one latent)
+    head_dim: per query/key head; MLA: qk_nope_head_dim + qk_rope_head_dim
+    head_dim_source: the config field, or how it was computed ("hidden_size / num_attention_heads")
+    attention: "MHA", "GQA", "MQA" or "MLA"; query_group_size: query heads per KV head
+    ffn: "dense" or "MoE"; gated_ffn: gate, up, down (SwiGLU) rather than up, down
+    moe_layers: indices of the layers that hold experts
+    shared_intermediate_size: inner size of the whole shared-expert block
+    learned_positions: a position-embedding table (GPT-2, BERT) rather than RoPE
+    effective_context: context after RoPE scaling; effective_context_source: the fields behind it
+    tied_embeddings: output head shares the embedding matrix (config value or family default)
+    has_output_head: from architectures[]; None when config.json names none
+    sliding_window: window size when some layer uses it; sliding_layers: those layers
+    dtype: torch_dtype as a dtypes-table name ("F16")
+    fields: quantity -> the config field it was read from ("hidden_size" -> "n_embd")
+    findings: tuple of Finding
+    """
+
+    __slots__ = ()
 
 
 def _text_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@ explanation (English or Chinese), plus the facts derived from it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 
 from .. import glossary
 from ..catalog import Catalog
@@ -14,21 +14,19 @@ from .architecture import Architecture, derive
 OPAQUE_OBJECTS = frozenset({"id2label", "label2id", "task_specific_params", "pruned_heads", "auto_map"})
 
 
-@dataclass(frozen=True)
-class FieldExplanation:
-    path: str  # "hidden_size", or "rope_scaling.factor" for a field inside an object
-    depth: int  # 0 for top-level fields
-    value: object  # as parsed from config.json
-    text: str | None  # None: the glossary has no entry for this field
+class FieldExplanation(namedtuple("FieldExplanation", "path depth value text")):
+    """One config field: its path ("hidden_size", or "rope_scaling.factor" inside an object),
+    depth (0 at the top level), value as parsed from config.json, and its explanation
+    (None: the glossary has no entry for it)."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Explanation:
-    model: str
-    config_file: str | None
-    lang: str  # one of glossary.LANGUAGES
-    fields: tuple[FieldExplanation, ...]  # in config.json's order, nested fields after their parent
-    architecture: Architecture
+class Explanation(namedtuple("Explanation", "model config_file lang fields architecture")):
+    """The explained config: lang is one of glossary.LANGUAGES; fields in config.json's order,
+    nested fields after their parent; architecture: the facts derived from the config."""
+
+    __slots__ = ()
 
     @property
     def unexplained(self) -> tuple[FieldExplanation, ...]:

@@ -3,7 +3,7 @@ for a table of context lengths and batch sizes, with the formula that produced t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Sequence
@@ -28,36 +28,34 @@ DEFAULT_CONTEXTS = (1024, 4096, 8192, 32768, 131072)
 DEFAULT_BATCHES = (1,)
 
 
-@dataclass(frozen=True)
-class WeightMemory:
-    label: str  # "stored", "fp32", "int4", "Q4_K", ...
-    bits_per_weight: float
-    nbytes: int
+# Results are namedtuples, not dataclasses, for import speed (see architecture.py).
 
 
-@dataclass(frozen=True)
-class KVCacheRow:
-    context: int  # tokens per sequence
-    batch: int  # sequences
-    nbytes: int
+class WeightMemory(namedtuple("WeightMemory", "label bits_per_weight nbytes")):
+    """Weights at one precision: label ("stored", "fp32", "int4", "Q4_K", ...), bits per weight, bytes."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class KVCache:
-    """Bytes the attention cache holds; `formula` are lines a reader can check them with."""
+class KVCacheRow(namedtuple("KVCacheRow", "context batch nbytes")):
+    """KV cache bytes for `batch` sequences of `context` tokens."""
 
-    dtype: str  # a KV_DTYPE_BYTES key
-    bytes_per_token: int  # all layers, before any sliding-window cap
-    rows: tuple[KVCacheRow, ...]
-    formula: tuple[str, ...]
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Memory:
-    params: int
-    stored_nbytes: int
-    weights: tuple[WeightMemory, ...]  # "stored" first, then each precision
-    kv_cache: KVCache | None  # None when the config lacks what the cache size needs
+class KVCache(namedtuple("KVCache", "dtype bytes_per_token rows formula")):
+    """Bytes the attention cache holds: dtype (a KV_DTYPE_BYTES key), bytes per token over all
+    layers before any sliding-window cap, KVCacheRow rows, and the formula as lines a reader
+    can check the numbers with."""
+
+    __slots__ = ()
+
+
+class Memory(namedtuple("Memory", "params stored_nbytes weights kv_cache")):
+    """Weights memory ("stored" first, then each precision) and the KV cache (None when the
+    config lacks what its size needs)."""
+
+    __slots__ = ()
 
 
 def weight_table(params: int, stored_nbytes: int) -> tuple[WeightMemory, ...]:

@@ -17,7 +17,7 @@ ParamRow = namedtuple("ParamRow", "name shape dtype numel nbytes file")
 
 
 class ParamListing(namedtuple("ParamListing", "model format rows files notes", defaults=((),))):
-    """rows: ParamRow tuple; files: how many weight files; notes: lines to show under the table."""
+    """rows: ParamRow tuple; files: how many weight files hold the rows; notes: lines to show under the table."""
 
     __slots__ = ()
 
@@ -38,7 +38,7 @@ def list_tensors(catalog: Catalog, pattern: str | None = None) -> ParamListing:
         for t in sorted(catalog.tensors, key=lambda t: natural_key(t.name))
         if regex is None or regex.match(t.name)
     )
-    return ParamListing(catalog.name, catalog.format, rows, len(catalog.files))
+    return ParamListing(catalog.name, catalog.format, rows, len({r.file for r in rows}))
 
 
 def list_parameters(catalog: Catalog, skeleton: "Skeleton", pattern: str | None = None) -> ParamListing:
@@ -65,4 +65,4 @@ def list_parameters(catalog: Catalog, skeleton: "Skeleton", pattern: str | None 
     notes = ()
     if missing:
         notes = (f"{len(missing)} parameters of {skeleton.model_class} are not stored under their own names in the checkpoint (first: {missing[0]}); transformers would initialise or convert them on load",)
-    return ParamListing(catalog.name, catalog.format, tuple(rows), len(catalog.files), notes)
+    return ParamListing(catalog.name, catalog.format, tuple(rows), len({r.file for r in rows if r.file}), notes)

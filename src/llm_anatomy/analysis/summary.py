@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from functools import lru_cache
+from collections import namedtuple
 from math import prod
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
     )
 )
 
+INDEX = re.compile(r"(?<=\.)\d+(?=\.)")  # layer and expert numbers inside a name
 LAYER_INDEX = re.compile(r"(?:^|\.)(?:layers|h|layer|blk|blocks?)\.(\d+)\.")
 
 # Role -> its weight matrix's shape (out, in) as products of quantities (see _quantities).
@@ -98,62 +100,57 @@ ROLE_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
 ROUTED_EXPERT_ROLES = frozenset({"expert_gate", "expert_up", "expert_down", "expert_gate_up"})
 
 
-@dataclass(frozen=True)
-class Count:
+# Results are namedtuples, not dataclasses, for import speed (see architecture.py).
+
+
+class Count(namedtuple("Count", "name params nbytes tensors")):
     """Parameters, bytes and tensors in one group (a component, a layer or a dtype)."""
 
-    name: str
-    params: int
-    nbytes: int
-    tensors: int
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class LayerCount:
-    index: int | None  # None: tensors outside the numbered layers (embeddings, final norm, head)
-    params: int
-    nbytes: int
+class LayerCount(namedtuple("LayerCount", "index params nbytes")):
+    """One numbered layer; index None: the tensors outside the layers (embeddings, final norm, head)."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class ImpliedCount:
+class ImpliedCount(namedtuple("ImpliedCount", "component from_config from_tensors")):
     """Weight-matrix parameters of one component: from the config alone vs. the tensors."""
 
-    component: str
-    from_config: int
-    from_tensors: int
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class MoeCount:
-    total: int
-    active: int  # per token: all shared parameters plus experts_per_token routed experts per layer
-    routed: int  # parameters in routed experts
-    num_experts: int
-    experts_per_token: int
-    formula: str
+class MoeCount(namedtuple("MoeCount", "total active routed num_experts experts_per_token formula")):
+    """Mixture of experts: total parameters; active per token (every shared parameter plus
+    experts_per_token routed experts in each layer); routed: parameters in routed experts;
+    formula: how active was computed, as a line."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Summary:
-    model: str
-    format: str
-    total_params: int  # parameters (tied weights once, buffers excluded)
-    total_nbytes: int
-    components: tuple[Count, ...]  # COMPONENTS order, empty ones left out
-    layers: tuple[LayerCount, ...]
-    dtypes: tuple[Count, ...]
-    buffers: Count | None  # tensors in the files that are buffers, not parameters
-    tied: tuple[str, ...]  # how tied weights were counted
-    moe: MoeCount | None
-    implied: tuple[ImpliedCount, ...]
-    architecture: Architecture | None
-    memory: Memory
-    findings: tuple[Finding, ...]
+_SUMMARY_FIELDS = "model format total_params total_nbytes components layers dtypes buffers tied moe implied architecture memory findings"
+
+
+class Summary(namedtuple("Summary", _SUMMARY_FIELDS)):
+    """Where the parameters sit. total_params counts tied weights once and leaves buffers out;
+    components: Count per component in COMPONENTS order (empty ones left out); layers:
+    LayerCount; dtypes: Count per dtype, largest first; buffers: Count of tensors stored
+    beside the parameters that are buffers (or None); tied: how tied weights were counted;
+    moe: MoeCount or None; implied: ImpliedCount per component; architecture: Architecture
+    or None (no usable config); memory: Memory; findings: tuple of Finding."""
+
+    __slots__ = ()
 
 
 def role_of(name: str) -> tuple[str, str]:
     """(component, role) of a tensor name; ("other", "other") when no pattern matches."""
+    return _role_of_shape(INDEX.sub("0", name))
+
+
+@lru_cache(maxsize=None)
+def _role_of_shape(name: str) -> tuple[str, str]:
+    # Called once per distinct name with indices zeroed: a few dozen per model, not thousands.
     for pattern, component, role in ROLE_PATTERNS:
         if pattern.search(name):
             return component, role

@@ -4,9 +4,8 @@ facts, in English or Chinese; or as JSON. derived_facts() is shared with other v
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
-from ..analysis.architecture import Architecture
+from ..analysis.architecture import Architecture, Finding
 from ..analysis.explain import Explanation
 from ..safe_text import escape
 from .text import to_json
@@ -212,14 +211,20 @@ def json_text(explanation: Explanation) -> str:
             "lang": explanation.lang,
             "fields": [{"path": f.path, "value": f.value, "explanation": f.text} for f in explanation.fields],
             "derived": [{"label": label, "text": value} for label, value in derived_facts(arch, explanation.lang)],
-            "architecture": architecture_json(arch),
+            "architecture": plain(arch),
             "findings": [f.line() for f in arch.findings],
         }
     ) + "\n"
 
 
-def architecture_json(arch: Architecture) -> dict:
-    """The Architecture as plain JSON data (findings as their lines)."""
-    data = asdict(arch)
-    data["findings"] = [f.line() for f in arch.findings]
-    return data
+def plain(value: object) -> object:
+    """An analysis result as JSON data: namedtuples as objects, tuples as lists, findings as their lines."""
+    if isinstance(value, Finding):
+        return value.line()
+    if hasattr(value, "_asdict"):
+        return {key: plain(item) for key, item in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value

@@ -3,12 +3,11 @@ memory and KV cache with the formula behind them; or as JSON."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 
 from ..analysis.memory import Memory
 from ..analysis.summary import LayerCount, Summary
 from ..safe_text import escape
-from .explain import architecture_json
+from .explain import plain
 from .text import human_bytes, human_count, table, thousands, to_json
 
 
@@ -73,7 +72,4 @@ def text(summary: Summary) -> str:
 
 
 def json_text(summary: Summary) -> str:
-    data = asdict(summary)
-    data["findings"] = [finding.line() for finding in summary.findings]
-    data["architecture"] = architecture_json(summary.architecture) if summary.architecture else None
-    return to_json(data) + "\n"
+    return to_json(plain(summary)) + "\n"
