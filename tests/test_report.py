@@ -12,6 +12,14 @@ import checkpoints
 from llm_anatomy import glossary
 from llm_anatomy.layouts import published_config, write_layout
 
+@pytest.fixture(autouse=True)
+def _english_locale(monkeypatch):
+    """The page's language follows the locale; these tests expect English unless they say."""
+    monkeypatch.delenv("LC_ALL", raising=False)
+    monkeypatch.delenv("LC_MESSAGES", raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+
+
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
 
@@ -115,6 +123,12 @@ def test_report_in_chinese(llama_dir, tmp_path, cli):
     assert '<html lang="zh">' in page
     assert "一个 Transformer 层" in page and "× 2 层" in page and "按组件" in page
     assert f"<td><code>hidden_size</code></td><td><code>64</code></td><td>{html.escape(glossary.explain('hidden_size', 64, 'zh'))}</td>" in page
+
+
+def test_language_follows_the_locale_unless_given(llama_dir, tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    assert '<html lang="zh">' in render(cli, llama_dir, tmp_path)
+    assert '<html lang="en">' in render(cli, llama_dir, tmp_path, "--lang", "en")
 
 
 def test_hostile_names_and_config_values_are_escaped(tmp_path, cli):

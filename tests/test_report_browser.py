@@ -136,7 +136,7 @@ def evaluate(browser, session, expression):
 
 def test_report_loads_without_errors_and_draws_its_charts(llama_tied_dir, tmp_path, cli):
     page = tmp_path / "report.html"
-    assert cli("report", llama_tied_dir, "-o", page, "--stats").code == 0
+    assert cli("report", llama_tied_dir, "-o", page, "--stats", "--lang", "en").code == 0
     browser = Browser(tmp_path / "profile")
     try:
         target = browser.send("Target.createTarget", url="about:blank")["targetId"]

@@ -10,6 +10,7 @@ from ..analysis.report import build_report, model_root
 from ..catalog import Catalog
 from ..errors import UsageError
 from ..formats import open_catalog
+from ..render.explain import language_from_locale
 from ..render.report import LABELS, render_report
 from ..render.text import human_bytes
 from .main import add_model_argument
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("-o", "--output", metavar="FILE", default="report.html", help="where to write the page (default: report.html in the current folder; an existing file is replaced)")
     parser.add_argument("--stats", action="store_true", help="also read every weight once: std and absmax per layer and role, NaN/Inf/outlier findings (takes about as long as reading the files)")
-    parser.add_argument("--lang", choices=sorted(LABELS), default="en", help="language of the page and of the config explanations")
+    parser.add_argument("--lang", choices=sorted(LABELS), help="language of the page and of the config explanations (default: zh when LC_ALL/LC_MESSAGES/LANG start with zh, else en)")
 
 
 def _check_output(path: str, model_folder: str) -> str:
@@ -59,7 +60,8 @@ def _weight_stats(catalog: Catalog) -> StatsReport:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     catalog = open_catalog(args.model, args.revision)
     target = _check_output(args.output, model_root(catalog))
-    text = render_report(build_report(catalog, lang=args.lang, stats=_weight_stats(catalog) if args.stats else None))
+    lang = args.lang or language_from_locale(os.environ)
+    text = render_report(build_report(catalog, lang=lang, stats=_weight_stats(catalog) if args.stats else None))
     data = text.encode("utf-8")
     # Write beside the target and rename, so a reader never sees half a page.
     partial = target + ".partial"
