@@ -196,6 +196,12 @@ def _gguf(kvs=(), tensors=(), version=3, tensor_count=None, kv_count=None, data=
 
 GOOD_TENSOR = _tensor_info(b"w", (4, 2))  # F32 [2, 4]: 32 bytes at offset 0
 
+def _tokens(lengths: list) -> bytes:
+    """tokenizer.ggml.tokens with strings of these lengths; lengths of 100 or more are lies."""
+    strings = b"".join(struct.pack("<Q", n) + (b"x" * n if n < 100 else b"") for n in lengths)
+    return _string(b"tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, len(lengths)) + strings
+
+
 CORRUPT = {
     "bad_magic": (_gguf(magic=b"GGUX"), "expected a checkpoint (safetensors, gguf, torch, legacy torch), found a file starting with b'GGUX\\x03\\x00\\x00\\x00'; the file is empty, truncated or of an unsupported format"),
     "version_1": (_gguf(version=1), "expected GGUF version 2 or 3, found version 1; convert the model again with a current llama.cpp"),
@@ -206,6 +212,8 @@ CORRUPT = {
     "key_length_beyond_file": (_gguf(kvs=[struct.pack("<Q", 2**40) + b"key"]), "expected a metadata key at bytes 32..1099511627808, found a file of 128 bytes; the file is truncated or corrupt; download it again"),
     "string_value_beyond_file": (_gguf(kvs=[_string(b"general.name") + struct.pack("<IQ", 8, 10**9)]), "expected the string value of general.name at bytes 56..1000000056, found a file of 128 bytes; the file is truncated or corrupt; download it again"),
     "array_count_beyond_file": (_gguf(kvs=[_string(b"tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 10**9)]), "expected 1000000000 items of tokenizer.ggml.tokens within the file, found 91 bytes left; the file is truncated or corrupt; download it again"),
+    "skipped_string_beyond_file": (_gguf(kvs=[_tokens([1, 1, 1, 10**6, 1])]), "expected a string length in tokenizer.ggml.tokens at bytes 1000104..1000112, found a file of 192 bytes; the file is truncated or corrupt; download it again"),
+    "last_string_beyond_file": (_gguf(kvs=[_tokens([1, 1, 1, 1, 10**6])]), "expected the strings of tokenizer.ggml.tokens to end at byte 1000113, found a file of 192 bytes; the file is truncated or corrupt; download it again"),
     "unknown_value_type": (_gguf(kvs=[_string(b"x") + struct.pack("<I", 99)]), "expected a GGUF value type (0..12) for x, found 99; the file is truncated or corrupt; download it again"),
     "duplicate_key": (_gguf(kvs=[_kv_u32(b"a", 1), _kv_u32(b"a", 2)]), "expected each metadata key once, found a twice; the file is corrupt"),
     "misaligned_data": (_gguf(tensors=[_tensor_info(b"w", (4, 2), offset=8)]), "tensor w: expected data offset aligned to 32 bytes, found offset 8; the file is corrupt"),
@@ -242,7 +250,8 @@ def test_good_hand_packed_file_reads(tmp_path, cli):
 
 def test_values_torch_style_prints_each_parameter_from_its_gguf_tensor(llama_gguf, llama_dir, cli):
     """--style torch maps names to transformers' own; each stored tensor prints as torch prints it
-    (F16/BF16 in their dtype, block types dequantized to float32)."""
+    once loaded in the model's dtype (float32 here, as transformers loads GGUF; block types
+    dequantized)."""
     import gguf
     import torch
 
@@ -257,7 +266,7 @@ def test_values_torch_style_prints_each_parameter_from_its_gguf_tensor(llama_ggu
             stored[t.name] = torch.from_numpy(gguf.quants.dequantize(t.data, t.tensor_type))
     names = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, 2)
     torch_style = cli("params", llama_dir, "--style", "torch").out.splitlines()
-    expected = "".join(f"{torch.nn.Parameter(stored[names.get_name(line.split(':')[0], try_suffixes=('.weight',))])}\n" for line in torch_style)
+    expected = "".join(f"{torch.nn.Parameter(stored[names.get_name(line.split(':')[0], try_suffixes=('.weight',))].float())}\n" for line in torch_style)
     result = cli("values", llama_gguf, "--style", "torch")
     assert result.code == 0, result.err
     assert result.out == expected
