@@ -29,16 +29,18 @@ def main() -> None:
     folder = os.path.join(args.data, "Llama-2-7b-chat-hf")
     if not os.path.isdir(folder):
         write_layout(folder, published_config("Llama-2-7b-chat-hf"))
-    page = os.path.join(tempfile.mkdtemp(prefix="llm-anatomy-report-"), "report.html")
+    out = tempfile.mkdtemp(prefix="llm-anatomy-report-")
+    pages = {"en": os.path.join(out, "report-en.html"), "zh": os.path.join(out, "report-zh.html")}
     cases = {
         "python -c pass": [PYTHON, "-c", "pass"],
-        "report (sparse 7B layout)": CLI + ["report", folder, "-o", page],
-        "report --lang zh (sparse 7B layout)": CLI + ["report", folder, "-o", page, "--lang", "zh"],
+        "report (sparse 7B layout)": CLI + ["report", folder, "-o", pages["en"], "--lang", "en"],
+        "report --lang zh (sparse 7B layout)": CLI + ["report", folder, "-o", pages["zh"], "--lang", "zh"],
     }
     results = run_all(cases, args.repeat)
     print(f"{args.repeat} interleaved runs each, medians; peak RSS is the maximum over runs.\n")
     print_table(results)
-    print(f"\nPage size: {os.path.getsize(page):,} bytes (limit 2 MB = {2 * 1024 * 1024:,}).")
+    sizes = ", ".join(f"{lang} {os.path.getsize(path):,} bytes" for lang, path in pages.items())
+    print(f"\nPage size: {sizes} (limit 2 MB = {2 * 1024 * 1024:,} bytes).")
 
 
 if __name__ == "__main__":
