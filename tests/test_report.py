@@ -243,3 +243,17 @@ def test_bert_embedding_norm_belongs_to_the_embedding(bert_dir, tmp_path, cli):
     embedding = page[page.index(">Embedding</text>") : page.index(">Self-attention (attention)</text>")]
     assert ">embeddings.LayerNorm              [32]</text>" in embedding  # padded to embeddings.token_type_embeddings
     assert ">Feed-forward network (intermediate, output)</text>" in page
+
+
+def test_report_without_stats_imports_neither_numpy_nor_torch(llama_dir, tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\nfrom llm_anatomy.cli.main import main\n"
+        f"main(['report', {str(llama_dir)!r}, '-o', {str(tmp_path / 'r.html')!r}, '--lang', 'en'])\n"
+        "print(sorted(m for m in ('numpy', 'torch', 'transformers') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
