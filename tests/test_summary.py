@@ -220,3 +220,17 @@ def test_header_only_imports(published, command):
     )
     result = subprocess.run([sys.executable, "-c", code, str(published("Llama-2-7b-chat-hf")), *command], capture_output=True, text=True)
     assert result.stderr == "[]\n"
+
+
+@pytest.mark.parametrize("builder", ["llama_gguf", "torch_bin", "meta_checkpoint"])
+def test_other_formats_count_the_same(builder, llama_dir, tmp_path):
+    """GGUF (llama.cpp names, quantized), pytorch_model.bin and Meta's consolidated.00.pth:
+    the same components and total as the safetensors folder, and a clean config check."""
+    import checkpoints
+
+    target = str(tmp_path / "model.gguf") if builder == "llama_gguf" else str(tmp_path / "m")
+    path = getattr(checkpoints, builder)(str(llama_dir), target)
+    summary = summarize(open_catalog(path))
+    reference = summarize(open_catalog(str(llama_dir)))
+    assert [(c.name, c.params) for c in summary.components] == [(c.name, c.params) for c in reference.components]
+    assert summary.findings == ()
