@@ -87,7 +87,7 @@ def _open_archive(path: str) -> tuple[Any, Any, str]:
 
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+    except Exception as exc:  # zipfile raises many types on a damaged directory (NotImplementedError for "version 6.4", ...)
         raise AnatomyError(path, "a torch zip checkpoint", escape(f"an unreadable zip ({exc})"), "the file is truncated or corrupt; download it again") from None
     pickles = [i for i in archive.infolist() if i.filename.count("/") == 1 and i.filename.endswith("/data.pkl")]
     if len(pickles) != 1:
@@ -97,13 +97,10 @@ def _open_archive(path: str) -> tuple[Any, Any, str]:
 
 
 def _read_member(path: str, archive: Any, name: str, limit: int) -> bytes:
-    import zipfile
-    import zlib
-
     try:
         with archive.open(name) as member:
             data = member.read(limit + 1)
-    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError, zlib.error, ValueError, struct.error) as exc:
+    except Exception as exc:  # as in _open_archive: CRC errors, unsupported or encrypted members, zlib errors, ...
         raise AnatomyError(path, f"a readable {escape(name)}", escape(f"{type(exc).__name__}: {exc}")[:200], "the file is corrupt; download it again") from None
     if len(data) > limit:
         raise AnatomyError(path, f"{escape(name)} of at most {limit} bytes", "more", "the file is corrupt or not a state dict")
