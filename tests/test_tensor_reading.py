@@ -125,6 +125,19 @@ def test_undecodable_dtype_is_one_clear_line(tmp_path):
     with pytest.raises(tensors.AnatomyError) as caught, ElementReader() as reader:
         reader.read(info, [0])
     assert caught.value.line() == (
-        f"{path}: tensor x: expected a dtype whose values can be decoded ({', '.join(DECODERS)}), found F4; "
+        f"{path}: tensor x: expected a dtype whose values llm-anatomy can decode, found F4; "
         "its names, shapes and sizes are still shown by `llm-anatomy params`"
     )
+
+
+@pytest.mark.parametrize("source", ["float64", "float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("target", ["F64", "F32", "F16", "BF16"])
+def test_casts_round_as_tensor_to_does(source, target):
+    import torch
+
+    torch.manual_seed(5)
+    wide = torch.randn(4000, dtype=torch.float64) * 10.0 ** torch.randint(-44, 40, (4000,))
+    specials = torch.tensor([math.nan, math.inf, -math.inf, -0.0, 0.0, 65504.0, 65519.99, 65520.0, -7e4, 3.4e38, 1e-8, 6e-8, 1 + 2**-8, 1 + 3 * 2**-9], dtype=torch.float64)
+    values = torch.cat([wide, specials]).to(getattr(torch, source))
+    torch_target = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}[target]
+    assert _same(tensors.CASTS[target](values.double().tolist()), values.to(torch_target).double().tolist())

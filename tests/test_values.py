@@ -158,6 +158,22 @@ def test_torch_style_equals_print_of_every_parameter(fixture, request, cli):
     assert result.out == _parameters_printout(str(folder))
 
 
+@pytest.mark.parametrize("stored, config_dtype", [("float32", "bfloat16"), ("bfloat16", "float32"), ("float32", "float16"), ("bfloat16", None)])
+def test_torch_style_shows_values_in_the_dtype_from_pretrained_gives(tmp_path, cli, stored, config_dtype):
+    """transformers casts every float weight to config.json's dtype (the weights' own when it names none)."""
+    folder = checkpoints.tiny_llama(str(tmp_path / "m"), dtype=stored, shard=None)
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    config.pop("torch_dtype", None)
+    config.pop("dtype", None)
+    if config_dtype:
+        config["dtype"] = config_dtype
+    config_path.write_text(json.dumps(config))
+    result = cli("values", folder, "--style", "torch")
+    assert result.code == 0, result.err
+    assert result.out == _parameters_printout(folder)
+
+
 def test_torch_style_filter_keeps_transformers_order(llama_dir, cli):
     result = cli("values", llama_dir, "--style", "torch", "--filter", "model.layers.1.*")
     assert result.out.count("Parameter containing:") == 9

@@ -144,16 +144,53 @@ def _add_ggml_decoders() -> None:
 _add_ggml_decoders()
 
 
-def decoder_for(info: TensorInfo) -> Decoder:
+def _round(code: str, values: list) -> list:
+    """Each value rounded to the float format of a struct code."""
     try:
-        return DECODERS[info.dtype]
-    except KeyError:
+        return list(struct.unpack(f"<{len(values)}{code}", struct.pack(f"<{len(values)}{code}", *values)))
+    except OverflowError:  # some value lies beyond the format's range: torch makes it inf
+        return [_round_one(code, v) for v in values]
+
+
+def _round_one(code: str, value: float) -> float:
+    try:
+        return struct.unpack(f"<{code}", struct.pack(f"<{code}", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def _to_bf16(values: list) -> list:
+    """float32 -> bfloat16 by rounding the bit pattern to nearest even, as c10::BFloat16 does."""
+    bits = struct.unpack(f"<{len(values)}I", struct.pack(f"<{len(values)}f", *values))
+    top = [0x7FC0 if (b & 0x7FFFFFFF) > 0x7F800000 else (b + 0x7FFF + ((b >> 16) & 1)) >> 16 for b in bits]
+    return _bf16(struct.pack(f"<{len(top)}H", *top))
+
+
+# Values of any float dtype as another float dtype holds them (what tensor.to(dtype) gives).
+# torch converts through float32 (c10's Half and BFloat16 are built from a float), so
+# every cast rounds to float32 first.
+CASTS: dict[str, Callable[[list], list]] = {
+    "F64": lambda values: values,
+    "F32": lambda values: _round("f", values),
+    "F16": lambda values: _round("e", _round("f", values)),
+    "BF16": lambda values: _to_bf16(_round("f", values)),
+}
+
+
+def decoder_for(info: TensorInfo, as_dtype: str | None = None) -> Decoder:
+    """The decoder of the tensor's dtype; with as_dtype (a CASTS key), its values converted to that dtype."""
+    decoder = DECODERS.get(info.dtype)
+    if decoder is None:
         raise AnatomyError(
             f"{info.file}: tensor {info.name}",
-            f"a dtype whose values can be decoded ({', '.join(DECODERS)})",
+            "a dtype whose values llm-anatomy can decode",
             info.dtype,
             "its names, shapes and sizes are still shown by `llm-anatomy params`",
-        ) from None
+        )
+    if as_dtype is None or as_dtype == info.dtype:
+        return decoder
+    cast, decode = CASTS[as_dtype], decoder.decode
+    return decoder._replace(torch_dtype=DECODERS[as_dtype].torch_dtype, decode=lambda data: cast(decode(data)))
 
 
 def _runs(positions: Sequence[int], per_block: int, gap_blocks: int, max_blocks: int) -> list[tuple[int, int, int, int]]:
@@ -197,9 +234,10 @@ class ElementReader:
             self._files[path] = (open(path, "rb", buffering=0), size)
         return self._files[path]
 
-    def read(self, info: TensorInfo, positions: Sequence[int]) -> list:
-        """The values at these ascending flat positions (row-major element indices) of the tensor."""
-        decoder = decoder_for(info)
+    def read(self, info: TensorInfo, positions: Sequence[int], as_dtype: str | None = None) -> list:
+        """The values at these ascending flat positions (row-major element indices) of the
+        tensor; with as_dtype, converted to that float dtype (see decoder_for)."""
+        decoder = decoder_for(info, as_dtype)
         handle, size = self._file(info.file)
         per_block, block_bytes, decode = decoder.block_elems, decoder.block_bytes, decoder.decode
         max_blocks = max(1, MAX_RUN_BYTES // block_bytes)
@@ -221,7 +259,7 @@ class ElementReader:
                     values.extend([decoded[p - base] for p in wanted[a:b]])
         return values
 
-    def stream(self, info: TensorInfo, start: int, count: int, step: int) -> Iterator[list]:
+    def stream(self, info: TensorInfo, start: int, count: int, step: int, as_dtype: str | None = None) -> Iterator[list]:
         """Elements start, start+step, ... (count of them) in bounded chunks, for whole-tensor views."""
         for done in range(0, count, STREAM_CHUNK_ELEMS):
-            yield self.read(info, range(start + done * step, start + min(count, done + STREAM_CHUNK_ELEMS) * step, step))
+            yield self.read(info, range(start + done * step, start + min(count, done + STREAM_CHUNK_ELEMS) * step, step), as_dtype)

@@ -11,8 +11,9 @@ from collections import namedtuple
 from math import prod
 
 from ..catalog import compile_filter, natural_key
+from ..dtypes import CONFIG_DTYPE_NAMES
 from ..errors import AnatomyError, UsageError
-from ..tensors import decoder_for
+from ..tensors import CASTS, decoder_for
 
 TYPE_CHECKING = False  # typing and dataclasses cost ~8 ms to import: records are named tuples
 if TYPE_CHECKING:
@@ -73,9 +74,10 @@ def parse_index(target: str, index: str) -> tuple:
     return tuple(items)
 
 
-class View(namedtuple("View", "name tensor shape strides offset")):
+class View(namedtuple("View", "name tensor shape strides offset dtype", defaults=(None,))):
     """Elements of a stored tensor seen through an index. name: as shown ("lm_head.weight[0, :8]");
-    tensor: the TensorInfo; shape; strides and offset: in stored elements, row-major."""
+    tensor: the TensorInfo; shape; strides and offset: in stored elements, row-major; dtype:
+    the float dtype to show the values in (a tensors.CASTS key), None for the stored one."""
 
     __slots__ = ()
 
@@ -105,7 +107,7 @@ class View(namedtuple("View", "name tensor shape strides offset")):
                 offset += start * stride if count else 0
                 shape.append(count)
                 strides.append(stride * step)
-        return View(target, self.tensor, tuple(shape), tuple(strides), offset)
+        return View(target, self.tensor, tuple(shape), tuple(strides), offset, self.dtype)
 
 
 # ---------------------------------------------------------------- which elements torch shows
@@ -143,25 +145,25 @@ def _row_starts(view: View, indices: tuple[Sequence[int], ...]) -> Iterator[int]
 
 def show(reader: ElementReader, view: View, options: PrintOptions) -> ShownTensor:
     """Select the elements print() shows; read them now if summarized, else stream them on demand."""
-    decoder = decoder_for(view.tensor)
+    decoder = decoder_for(view.tensor, view.dtype)
     numel = prod(view.shape)
     summarize = numel > options.threshold
     indices = tuple(shown_positions(size, summarize, options.edgeitems) for size in view.shape)
     if not view.shape:
-        value = reader.read(view.tensor, [view.offset])
+        value = reader.read(view.tensor, [view.offset], view.dtype)
         return ShownTensor(view.name, view.tensor, decoder, (), summarize, (), lambda: iter([value]))
     if numel == 0 or (summarize and options.edgeitems == 0):  # nothing shown, nothing read
         return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, lambda: iter(()))
     last, last_stride = indices[-1], view.strides[-1]
     if summarize:
         positions = [start + i * last_stride for start in _row_starts(view, indices) for i in last]
-        flat = reader.read(view.tensor, positions)
+        flat = reader.read(view.tensor, positions, view.dtype)
         width = len(last)
         return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, lambda: (flat[i : i + width] for i in range(0, len(flat), width)))
 
     def stream() -> Iterator[Iterable]:
         for start in _row_starts(view, indices):
-            yield itertools.chain.from_iterable(reader.stream(view.tensor, start, len(last), last_stride))
+            yield itertools.chain.from_iterable(reader.stream(view.tensor, start, len(last), last_stride, view.dtype))
 
     return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, stream)
 
@@ -188,9 +190,22 @@ def tensor_views(catalog: Catalog, target: str | None, pattern: str | None) -> l
     return [view.index(target, parse_index(target, index))]
 
 
+def load_dtype(catalog: Catalog) -> str | None:
+    """The float dtype from_pretrained(dtype="auto") gives a model's parameters: config.json's
+    dtype, else the weights' (transformers casts every float tensor to it on load)."""
+    from ..skeleton import weights_dtype
+
+    config = catalog.config or {}
+    name = config.get("dtype") or config.get("torch_dtype") or weights_dtype(catalog)
+    dtype = CONFIG_DTYPE_NAMES.get(name) if isinstance(name, str) else None
+    return dtype if dtype in CASTS else None
+
+
 def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None) -> list[View]:
-    """model.parameters() in transformers' order: no buffers, tied weights once, read from the stored tensor."""
+    """model.parameters() in transformers' order: no buffers, tied weights once, read from the
+    stored tensor, float values in the dtype the model is loaded in."""
     regex = compile_filter(pattern)
+    model_dtype = load_dtype(catalog)
     stored = catalog.by_name
     aliases = {canonical: alias for alias, canonical in skeleton.tied.items()}
     views = []
@@ -202,5 +217,6 @@ def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None)
             raise AnatomyError(catalog.name, f"parameter {param.name} of {skeleton.model_class} in the checkpoint", "no tensor of that name", "transformers would initialise it randomly on load, so its values cannot be shown")
         if tensor.shape != param.shape:
             raise AnatomyError(tensor.file, f"shape {list(param.shape)} for parameter {param.name}", f"{list(tensor.shape)}", "transformers would convert this tensor on load")
-        views.append(View(param.name, tensor, tensor.shape, View.whole(tensor).strides, 0))
+        cast = model_dtype if tensor.dtype in CASTS else None
+        views.append(View(param.name, tensor, tensor.shape, View.whole(tensor).strides, 0, cast))
     return views
