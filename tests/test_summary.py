@@ -162,7 +162,7 @@ def test_config_contradicting_tensors(tmp_path, cli):
     assert result.out.split("Findings:\n")[1] == (
         "  model.layers.0.self_attn.k_proj.weight (and 1 more like it): expected shape [64, 64] (num_key_value_heads 4 x head_dim 16, hidden_size 64) from config.json, found [32, 64]\n"
         "  model.layers.0.self_attn.v_proj.weight (and 1 more like it): expected shape [64, 64] (num_key_value_heads 4 x head_dim 16, hidden_size 64) from config.json, found [32, 64]\n"
-        "  attention: expected 32,768 parameters in weight matrices, as config.json implies, found 24,576 in the tensors\n"
+        "  attention: expected 32,768 parameters in weight matrices, as config.json implies, found 24,576 in the tensors; some tensors may be missing (one shard of several?) or config.json may describe another model\n"
     )
     assert "  attention         32,768   24,576  differs" in result.out.splitlines()
     assert result.out.startswith(f"{tmp_path.name}: 78,144 parameters (78.14K), 305.25 KiB in F32\n")
@@ -234,3 +234,16 @@ def test_other_formats_count_the_same(builder, llama_dir, tmp_path):
     reference = summarize(open_catalog(str(llama_dir)))
     assert [(c.name, c.params) for c in summary.components] == [(c.name, c.params) for c in reference.components]
     assert summary.findings == ()
+
+
+def test_weights_file_without_config(tmp_path, cli):
+    import torch
+
+    import checkpoints
+
+    path = checkpoints.safetensors_file(str(tmp_path / "w.safetensors"), {"model.embed_tokens.weight": torch.zeros(10, 4), "model.layers.0.mlp.up_proj.weight": torch.zeros(6, 4)})
+    result = cli("summary", path)
+    assert result.code == 0
+    assert result.out.startswith("w.safetensors: 64 parameters (64), 256 B in F32\n")
+    assert "KV cache: not computed (config.json lacks what it needs; see findings)" in result.out
+    assert result.out.split("Findings:\n")[1] == f"  {tmp_path}: expected a config.json beside the weights, found none; the config check and KV cache need it\n"

@@ -97,6 +97,8 @@ ROLE_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
     "shared_router": (("1",), ("hidden_size",)),
 }
 
+INCOMPLETE = "some tensors may be missing (one shard of several?) or config.json may describe another model"
+
 ROUTED_EXPERT_ROLES = frozenset({"expert_gate", "expert_up", "expert_down", "expert_gate_up"})
 
 
@@ -343,7 +345,7 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
                 continue  # e.g. no dense MLP in an all-MoE model
             implied.append(ImpliedCount(component, count, matrices.get(component, 0)))
             if count != matrices.get(component, 0):
-                findings.append(Finding(component, f"{count:,} parameters in weight matrices, as config.json implies", f"{matrices.get(component, 0):,} in the tensors"))
+                findings.append(Finding(component, f"{count:,} parameters in weight matrices, as config.json implies", f"{matrices.get(component, 0):,} in the tensors", INCOMPLETE))
         moe, moe_findings = _moe(total, routed_by_layer, arch)
         findings += moe_findings
 
