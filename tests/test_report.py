@@ -257,3 +257,13 @@ def test_report_without_stats_imports_neither_numpy_nor_torch(llama_dir, tmp_pat
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_tensor_table_of_a_huge_model_is_cut_with_a_note(llama_dir, tmp_path, cli, monkeypatch):
+    from llm_anatomy.render import report
+
+    monkeypatch.setattr(report, "TABLE_ROWS", 5)
+    page = render(cli, llama_dir, tmp_path)
+    assert_valid_and_offline(page)
+    assert tensor_table(page).count("<tr><td><code>") == 5
+    assert "The first 5 of 21 tensors, in name order; `llm-anatomy params MODEL` lists them all." in page

@@ -116,7 +116,6 @@ class Report:
     explanation: Explanation | None  # None when there is no readable config.json
     stats: WeightStats | None  # only with --stats (reads every byte)
     lang: str
-    notes: tuple[str, ...]  # sections that could not be built, and why
 
 
 def _layer_split(name: str) -> tuple[str, int, str] | None:
@@ -255,7 +254,6 @@ def build_report(catalog: Catalog, lang: str = "en", stats: StatsReport | None =
         explanation=explain_config(catalog, lang) if catalog.config is not None and catalog.config_error is None else None,
         stats=arrange_stats(stats) if stats is not None else None,
         lang=lang,
-        notes=(),
     )
 
 

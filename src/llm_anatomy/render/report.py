@@ -182,6 +182,9 @@ def _config_section(report: Report, words: dict) -> str:
 
 
 FLAGGED_SHOWN = 50  # rows of the findings table; the rest are counted
+# Rows of the tensor table: every tensor of any dense model, and a page that stays under
+# 2 MB for the largest mixtures of experts (DeepSeek-V3 has about 91,000 tensors).
+TABLE_ROWS = 4000
 
 
 def _stat(value: float | None) -> str:
@@ -242,20 +245,23 @@ def _breakable(name: str) -> str:
 
 def _tensor_section(report: Report, words: dict) -> str:
     listing = report.tensors
+    shown = listing.rows[:TABLE_ROWS]
     header = (words["name"], words["shape"], words["dtype"], words["params"], words["bytes"], words["file_column"])
     rows = [
         (element("code", _breakable(r.name)), element("code", esc(shape_text(r.shape))), esc(r.dtype), esc(thousands(r.numel)), esc(human_bytes(r.nbytes)), esc(r.file))
-        for r in listing.rows
+        for r in shown
     ]
-    keys = [(None, None, None, r.numel, r.nbytes, None) for r in listing.rows]
+    keys = [(None, None, None, r.numel, r.nbytes, None) for r in shown]
     grid = table(header, rows, numeric=(3, 4), sort_keys=keys, class_="sortable", id="tensor-table")
     controls = element(
         "div",
         element("label", esc(words["filter"]) + " " + f'<input type="search" data-filter="tensor-table" data-count="tensor-count" placeholder="{esc(words["filter_hint"])}">')
-        + element("span", element("span", str(len(listing.rows)), id="tensor-count") + " " + esc(words["shown"])),
+        + element("span", element("span", str(len(shown)), id="tensor-count") + " " + esc(words["shown"])),
         class_="controls",
     )
-    return section("tensors", words["tensor_table"], controls + element("div", grid, class_="scroll"))
+    cut = len(listing.rows) - len(shown)
+    note = element("p", esc(words["table_cut"].format(shown=thousands(len(shown)), total=thousands(len(listing.rows)))), class_="note") if cut else ""
+    return section("tensors", words["tensor_table"], note + controls + element("div", grid, class_="scroll"))
 
 
 def render_report(report: Report) -> str:
@@ -269,7 +275,6 @@ def render_report(report: Report) -> str:
     ]
     if report.stats is not None:
         sections.insert(2, ("stats", words["stats"], _stats_section(report.stats, words)))
-    notes = "".join(element("p", esc(f"{words['missing']} {n}"), class_="note") for n in report.notes)
     footer = element("footer", esc(words["footer"].format(version=__version__, stats=words["footer_stats"] if report.stats else "")))
-    body = element("main", _header(report, words, [(a, t) for a, t, _ in sections]) + notes + "".join(s for _, _, s in sections) + footer)
+    body = element("main", _header(report, words, [(a, t) for a, t, _ in sections]) + "".join(s for _, _, s in sections) + footer)
     return page(f"{report.overview.model} · llm-anatomy", report.lang, body, asset("report.css"), asset("report.js"))
