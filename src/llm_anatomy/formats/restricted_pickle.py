@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections import OrderedDict
-from dataclasses import dataclass
+from collections import OrderedDict, namedtuple
 from typing import Any
 
 from ..errors import AnatomyError
@@ -24,34 +23,29 @@ class Refused(Exception):
     """Raised inside the unpickler; turned into one AnatomyError line by load()."""
 
 
-@dataclass(frozen=True, slots=True)
-class StorageType:
+class StorageType(namedtuple("StorageType", "dtype")):
     """Stand-in for torch.FloatStorage & co.: only its element type matters."""
 
-    dtype: str
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class TorchDType:
+class TorchDType(namedtuple("TorchDType", "dtype")):
     """Stand-in for torch.float8_e4m3fn & co. (the dtype argument of _rebuild_tensor_v3)."""
 
-    dtype: str
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class StorageRef:
-    key: str  # the member archive/data/<key> holding the bytes
-    dtype: str  # element type of the storage (U8 for untyped storages)
-    numel: int  # elements of dtype
+class StorageRef(namedtuple("StorageRef", "key dtype numel")):
+    """key: the member archive/data/<key> holding the bytes; dtype: element type of the
+    storage (U8 for untyped storages); numel: elements of dtype."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class TensorRef:
-    storage: StorageRef
-    offset: int  # in elements of dtype, from the storage's start
-    shape: tuple[int, ...]
-    stride: tuple[int, ...]
-    dtype: str
+class TensorRef(namedtuple("TensorRef", "storage offset shape stride dtype")):
+    """offset: in elements of dtype from the storage's start; shape, stride: tuples of ints."""
+
+    __slots__ = ()
 
 
 # torch's legacy storage class names (torch/storage.py _dtype_to_storage_type_map).
