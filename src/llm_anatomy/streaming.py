@@ -208,7 +208,8 @@ def run_parallel(tasks: Sequence[Task], work: Callable[[Task, Reader], Result], 
             local.readers = [Reader() for _ in range(readers_per_worker)]
             with lock:
                 opened.extend(local.readers)
-        return work(task, *local.readers)
+        with np.errstate(invalid="ignore", over="ignore"):  # signalling-NaN codes, sums of huge F64 values
+            return work(task, *local.readers)
 
     order = sorted(range(len(tasks)), key=lambda i: -weight(tasks[i]))
     results: list = [None] * len(tasks)

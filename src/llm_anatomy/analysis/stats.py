@@ -5,6 +5,11 @@ NaN and Inf counts, and how many values lie more than 6 standard deviations from
 tensor's own mean. NaN and Inf are counted apart and left out of everything else.
 
 How it stays exact in one pass:
+- 1- and 2-byte types (F16, BF16, the F8s, I8/U8/I16/U16, BOOL), most of today's
+  checkpoints: a histogram of the raw bit patterns (at most 65536), then everything from
+  the (value, count) pairs, sums correctly rounded by math.fsum. No value is decoded,
+  which is also the fastest way through fp16 on a small CPU (bench/RESULTS.md).
+Wider types (F32, F64, 32/64-bit ints, GGML quants), decoded to float64 block by block:
 - Moments: each decoded block's float64 sum gives its mean, then the block's sum of
   squared deviations from that mean (a two-pass variance on data in cache); blocks are
   merged with Chan et al.'s formula. No E[x^2] - E[x]^2 cancellation.
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..catalog import Catalog, TensorInfo, natural_key, select
+from ..dtypes import DTYPES
 from ..errors import AnatomyError
 from .roles import group_names
 
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
 
 SIGMAS = 6
 TAIL_KEEP = 1 << 14
+HISTOGRAM_KINDS = ("float", "int", "uint", "bool")  # of 8 or 16 bits: counted by bit pattern
 
 
 @dataclass(frozen=True)
@@ -212,7 +219,42 @@ def _count_beyond(info: TensorInfo, reader: "Reader", mean: float, limit: float,
     return count - inf
 
 
+def _histogram_stats(info: TensorInfo, reader: "Reader", unit_bytes: int) -> Stats:
+    """1- and 2-byte types have at most 65536 distinct values: count each bit pattern
+    (np.bincount on the raw bytes, no decoding), then compute every statistic exactly from
+    the (value, count) pairs: sums with math.fsum, the 6-sigma count from the final mean."""
+    import numpy as np
+
+    from ..streaming import BLOCK_ELEMS, Scratch, decoder_for
+
+    decoder = decoder_for(info)
+    codes = 1 << (8 * unit_bytes)
+    code_type = np.dtype("u1" if unit_bytes == 1 else "<u2")
+    counts = np.zeros(codes, np.int64)
+    for chunk in reader.chunks(info, unit_bytes):
+        raw = chunk.view(code_type)
+        for start in range(0, raw.size, BLOCK_ELEMS):
+            counts += np.bincount(raw[start : start + BLOCK_ELEMS], minlength=codes)
+    values = np.empty(codes, np.float64)
+    decoder.decode(np.arange(codes, dtype=code_type).view(np.uint8), values, Scratch(codes))
+    nan, inf = int(counts[np.isnan(values)].sum()), int(counts[np.isinf(values)].sum())
+    present = (counts > 0) & np.isfinite(values)
+    values, counts = values[present], counts[present]
+    count = int(counts.sum())
+    if count == 0:
+        return Stats(info.name, info.dtype, info.numel, Moments(), math.inf, -math.inf, 0, nan, inf, 0)
+    mean = math.fsum((values * counts).tolist()) / count  # each product is exact: <= 11 + 40 bits
+    deviations = values - mean
+    moments = Moments(count, mean, math.fsum((deviations * deviations * counts).tolist()))
+    beyond = int(counts[np.abs(deviations) > SIGMAS * moments.std].sum())
+    zeros = int(counts[values == 0].sum())
+    return Stats(info.name, info.dtype, info.numel, moments, float(values.min()), float(values.max()), zeros, nan, inf, beyond)
+
+
 def tensor_stats(info: TensorInfo, reader: "Reader", keep: int = TAIL_KEEP) -> Stats:
+    dtype = DTYPES.get(info.dtype)
+    if dtype is not None and dtype.kind in HISTOGRAM_KINDS and dtype.bits in (8, 16):
+        return _histogram_stats(info, reader, dtype.bits // 8)
     acc = _Accumulator(info.numel, keep)
     for block in reader.blocks(info):
         acc.add(block)
