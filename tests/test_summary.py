@@ -247,3 +247,21 @@ def test_weights_file_without_config(tmp_path, cli):
     assert result.out.startswith("w.safetensors: 64 parameters (64), 256 B in F32\n")
     assert "KV cache: not computed (config.json lacks what it needs; see findings)" in result.out
     assert result.out.split("Findings:\n")[1] == f"  {tmp_path}: expected a config.json beside the weights, found none; the config check and KV cache need it\n"
+
+
+def test_deepseek_v3_multi_token_prediction_layer(tmp_path, cli):
+    """DeepSeek-V3 ships one extra layer for multi-token prediction; transformers ignores it."""
+    import torch
+
+    import checkpoints
+
+    model = _save_family(str(tmp_path), "DeepseekV3")
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "num_nextn_predict_layers": 1}))
+    extra = {"model.layers.3.eh_proj.weight": torch.zeros(64, 128), "model.layers.3.enorm.weight": torch.zeros(64), "model.layers.3.shared_head.head.weight": torch.zeros(128, 64)}
+    checkpoints.safetensors_file(str(tmp_path / "mtp.safetensors"), extra)
+    summary = summarize(open_catalog(str(tmp_path)))
+    assert summary.total_params == _parameter_count(model)
+    assert (summary.mtp.tensors, summary.mtp.params) == (3, 64 * 128 * 2 + 64)
+    assert summary.findings == ()
+    assert "  not counted: 3 tensors (16,448 parameters) of the multi-token-prediction layers after the last layer (num_nextn_predict_layers), which transformers does not load" in cli("summary", tmp_path).out.splitlines()

@@ -38,10 +38,11 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "v_head_dim": ("v_head_dim",),
     "sliding_window": ("sliding_window",),
     "type_vocab_size": ("type_vocab_size",),
+    "mtp_layers": ("num_nextn_predict_layers",),
 }
 
 # Quantities a config may set to 0 to mean "none" (Qwen2-MoE writes sliding_window 0).
-ZERO_MEANS_NONE = frozenset({"sliding_window", "num_experts", "experts_per_token", "num_shared_experts", "q_lora_rank", "kv_lora_rank", "shared_intermediate_size", "moe_intermediate_size"})
+ZERO_MEANS_NONE = frozenset({"mtp_layers", "sliding_window", "num_experts", "experts_per_token", "num_shared_experts", "q_lora_rank", "kv_lora_rank", "shared_intermediate_size", "moe_intermediate_size"})
 
 # Families whose feed-forward block is up -> activation -> down (two matrices) rather
 # than the gated SwiGLU/GeGLU form (gate, up, down: three matrices).
@@ -164,7 +165,7 @@ _ARCHITECTURE_FIELDS = (
     "kv_lora_rank q_lora_rank qk_rope_head_dim qk_nope_head_dim v_head_dim "
     "ffn gated_ffn intermediate_size num_experts experts_per_token num_shared_experts moe_intermediate_size shared_intermediate_size moe_layers "
     "vocab_size type_vocab_size learned_positions context_length rope_type effective_context effective_context_source "
-    "tied_embeddings has_output_head sliding_window sliding_layers dtype fields findings"
+    "tied_embeddings has_output_head sliding_window sliding_layers mtp_layers dtype fields findings"
 )
 
 
@@ -184,6 +185,7 @@ class Architecture(namedtuple("Architecture", _ARCHITECTURE_FIELDS)):
     tied_embeddings: output head shares the embedding matrix (config value or family default)
     has_output_head: from architectures[]; None when config.json names none
     sliding_window: window size when some layer uses it; sliding_layers: those layers
+    mtp_layers: multi-token-prediction layers stored after the last layer (DeepSeek-V3), or None
     dtype: torch_dtype as a dtypes-table name ("F16")
     fields: quantity -> the config field it was read from ("hidden_size" -> "n_embd")
     findings: tuple of Finding
@@ -376,6 +378,7 @@ def derive(config: dict[str, Any]) -> Architecture:
         has_output_head=_has_output_head(config),
         sliding_window=window if sliding else None,  # Qwen2 sets a window but disables it
         sliding_layers=sliding,
+        mtp_layers=read.integer("mtp_layers"),
         dtype=CONFIG_DTYPE_NAMES.get(torch_dtype) if isinstance(torch_dtype, str) else None,
         fields=dict(read.fields),
         findings=tuple(read.findings),

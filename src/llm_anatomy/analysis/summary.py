@@ -131,14 +131,15 @@ class MoeCount(namedtuple("MoeCount", "total active routed num_experts experts_p
     __slots__ = ()
 
 
-_SUMMARY_FIELDS = "model format total_params total_nbytes components layers dtypes buffers tied moe implied architecture memory findings"
+_SUMMARY_FIELDS = "model format total_params total_nbytes components layers dtypes buffers mtp tied moe implied architecture memory findings"
 
 
 class Summary(namedtuple("Summary", _SUMMARY_FIELDS)):
     """Where the parameters sit. total_params counts tied weights once and leaves buffers out;
     components: Count per component in COMPONENTS order (empty ones left out); layers:
     LayerCount; dtypes: Count per dtype, largest first; buffers: Count of tensors stored
-    beside the parameters that are buffers (or None); tied: how tied weights were counted;
+    beside the parameters that are buffers (or None); mtp: Count of the multi-token-prediction
+    layers after the last layer, which transformers does not load (or None); tied: how tied weights were counted;
     moe: MoeCount or None; implied: ImpliedCount per component; architecture: Architecture
     or None (no usable config); memory: Memory; findings: tuple of Finding."""
 
@@ -296,6 +297,14 @@ def _tied_duplicates(named: list[tuple[TensorInfo, str, str]], arch: Architectur
     return set(), []
 
 
+def _mtp_tensors(named: list[tuple[TensorInfo, str, str]], arch: Architecture | None) -> dict[str, TensorInfo]:
+    """Tensors of the multi-token-prediction layers DeepSeek-V3 stores after its last layer
+    (num_nextn_predict_layers): part of the release, not of the model transformers builds."""
+    if arch is None or not arch.mtp_layers or not arch.num_layers:
+        return {}
+    return {t.name: t for t, _, _ in named if (layer_of(t.name) or 0) >= arch.num_layers}
+
+
 def _count(name: str, tensors: Sequence[TensorInfo]) -> Count:
     return Count(name, sum(t.numel for t in tensors), sum(t.nbytes for t in tensors), len(tensors))
 
@@ -317,7 +326,8 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
     named = [(t, *role_of(t.name)) for t in catalog.tensors]
     duplicates, tied_notes = _tied_duplicates(named, arch)
     buffers = [t for t, c, r in named if c == "buffers"]
-    params = [(t, c, r) for t, c, r in named if c != "buffers" and t.name not in duplicates]
+    mtp = _mtp_tensors(named, arch)
+    params = [(t, c, r) for t, c, r in named if c != "buffers" and t.name not in duplicates and t.name not in mtp]
 
     by_component: dict[str, list[TensorInfo]] = defaultdict(list)
     by_layer: dict[int | None, list[TensorInfo]] = defaultdict(list)
@@ -360,6 +370,7 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         layers=tuple(LayerCount(k, sum(t.numel for t in by_layer[k]), sum(t.nbytes for t in by_layer[k])) for k in layer_keys),
         dtypes=tuple(_count(d, ts) for d, ts in sorted(by_dtype.items(), key=lambda kv: -sum(t.numel for t in kv[1]))),
         buffers=_count("buffers", buffers) if buffers else None,
+        mtp=_count("multi-token prediction", list(mtp.values())) if mtp else None,
         tied=tuple(tied_notes),
         moe=moe,
         implied=tuple(implied),

@@ -56,6 +56,8 @@ def text(summary: Summary) -> str:
     lines += [f"  {note}" for note in summary.tied]
     if summary.buffers:
         lines.append(f"  not counted: {summary.buffers.tensors} buffer tensors ({thousands(summary.buffers.params)} values) stored beside the parameters")
+    if summary.mtp:
+        lines.append(f"  not counted: {summary.mtp.tensors} tensors ({thousands(summary.mtp.params)} parameters) of the multi-token-prediction layers after the last layer (num_nextn_predict_layers), which transformers does not load")
     if summary.moe:
         moe = summary.moe
         lines += ["", f"Mixture of experts: {thousands(moe.total)} total ({human_count(moe.total)}), {thousands(moe.active)} active per token ({human_count(moe.active)})", f"  {moe.formula}"]
