@@ -267,3 +267,17 @@ def test_tensor_table_of_a_huge_model_is_cut_with_a_note(llama_dir, tmp_path, cl
     assert_valid_and_offline(page)
     assert tensor_table(page).count("<tr><td><code>") == 5
     assert "The first 5 of 21 tensors, in name order; `llm-anatomy params MODEL` lists them all." in page
+
+
+def test_gguf_and_meta_checkpoints_get_their_diagram(llama_dir, tmp_path, cli):
+    gguf = checkpoints.llama_gguf(str(llama_dir), str(tmp_path / "tiny.gguf"))
+    page = render(cli, gguf, tmp_path)  # beside a single weights file is fine
+    assert_valid_and_offline(page)
+    for row in (">attn_norm  [64]<", ">attn_q       [64, 64]<", ">ffn_down  [64, 96]<", ">output_norm  [64]<"):
+        assert row in page, row
+    result = cli("report", gguf, "-o", gguf)
+    assert result.code == 2
+    assert result.err == f"llm-anatomy: {gguf}: expected an output path outside the model folder, found the weights file {gguf}; pass -o with another folder; llm-anatomy never writes into a model folder\n"
+    meta = checkpoints.meta_checkpoint(str(llama_dir), str(tmp_path / "meta"))
+    page = render(cli, meta, tmp_path)
+    assert page.index(">wq  [64, 64]<") < page.index(">wk  [32, 64]<") < page.index(">wv  [32, 64]<") < page.index(">wo  [64, 64]<")

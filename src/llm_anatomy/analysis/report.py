@@ -5,7 +5,6 @@ the other analyses (architecture facts, parameter summary, explained config, sta
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -16,10 +15,10 @@ from ..catalog import Catalog, TensorInfo, natural_key
 from .explain import Explanation, explain_config
 from .params import ParamListing, list_tensors
 from .roles import LAYER_PREFIX, role_key
+from .summary import Summary, role_of, summarize
 
 if TYPE_CHECKING:  # stats is imported only when the report includes statistics
     from .stats import Stats, StatsReport
-from .summary import Summary, role_of, summarize
 
 # Where a tensor outside the layers sits in the diagram, by its summary component.
 OUTER_PLACES = {"embeddings": "embedding", "norms": "final_norm", "output head": "head"}
@@ -27,12 +26,13 @@ OUTER_PLACES = {"embeddings": "embedding", "norms": "final_norm", "output head":
 # Where a layer's direct submodule sits in a decoder layer: before/inside/after attention
 # or the feed-forward network. Norm names are ordered by where the architecture applies them.
 LAYER_PLACES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("pre_attention_norm", re.compile(r"^(input_layernorm|ln_1|attention_norm|norm1|pre_attention_layernorm)$")),
-    ("post_attention_norm", re.compile(r"^post_attention_layernorm$")),
+    ("pre_attention_norm", re.compile(r"^(input_layernorm|ln_1|attention_norm|attn_norm|norm1|pre_attention_layernorm)$")),
+    ("post_attention_norm", re.compile(r"^(post_attention_layernorm|post_attention_norm)$")),
     ("pre_ffn_norm", re.compile(r"^(pre_feedforward_layernorm|ffn_norm|ln_2|norm2)$")),
-    ("post_ffn_norm", re.compile(r"^post_feedforward_layernorm$")),
-    ("attention", re.compile(r"^(self_attn|attn|attention|self_attention)$")),
-    ("ffn", re.compile(r"^(mlp|block_sparse_moe|feed_forward|ffn|moe|intermediate|output)$")),
+    ("post_ffn_norm", re.compile(r"^(post_feedforward_layernorm|post_ffw_norm)$")),
+    # GGUF (llama.cpp) names each projection as a module of the block: attn_q, ffn_up...
+    ("attention", re.compile(r"^(self_attn|attn|attention|self_attention|attn_(q|k|v|qkv|output|q_norm|k_norm))$")),
+    ("ffn", re.compile(r"^(mlp|block_sparse_moe|feed_forward|ffn|moe|intermediate|output|ffn_(gate|up|down)(_exps|_shexp)?|ffn_gate_inp)$")),
 )
 
 EXPERT_INDEX = re.compile(r"(^|\.)experts\.\d+\.")
@@ -41,9 +41,12 @@ EXPERT_INDEX = re.compile(r"(^|\.)experts\.\d+\.")
 # them sorted by name: k, o, q, v). Names not listed follow, in natural order.
 COMPUTE_ORDER = (
     "embed_tokens", "wte", "word_embeddings", "wpe", "position_embeddings", "token_type_embeddings",
-    "q_a_proj", "q_a_layernorm", "q_b_proj", "q_proj", "q_norm", "query", "kv_a_proj_with_mqa", "kv_a_layernorm", "kv_b_proj",
-    "k_proj", "k_norm", "key", "v_proj", "value", "qkv_proj", "query_key_value", "c_attn", "o_proj", "dense", "out_proj",
-    "gate", "router", "shared_expert_gate", "gate_proj", "w1", "up_proj", "w3", "gate_up_proj", "c_fc", "fc1", "down_proj", "w2", "fc2",
+    "q_a_proj", "q_a_layernorm", "q_b_proj", "q_proj", "q_norm", "query", "wq", "attn_q", "attn_q_norm",
+    "kv_a_proj_with_mqa", "kv_a_layernorm", "kv_b_proj", "k_proj", "k_norm", "key", "wk", "attn_k", "attn_k_norm",
+    "v_proj", "value", "wv", "attn_v", "qkv_proj", "query_key_value", "c_attn", "attn_qkv",
+    "o_proj", "dense", "out_proj", "wo", "attn_output",
+    "gate", "router", "ffn_gate_inp", "shared_expert_gate", "gate_proj", "w1", "ffn_gate", "ffn_gate_exps",
+    "up_proj", "w3", "ffn_up", "ffn_up_exps", "gate_up_proj", "c_fc", "fc1", "down_proj", "w2", "ffn_down", "ffn_down_exps", "fc2",
 )
 RANK = {name: i for i, name in enumerate(COMPUTE_ORDER)}
 
@@ -75,7 +78,6 @@ class DiagramBlock:
 
 @dataclass(frozen=True)
 class LayerDiagram:
-    layer_prefix: str  # "model.layers."
     layers: int
     outer: tuple[DiagramBlock, ...]  # embedding, final_norm, head (those present)
     layer: tuple[DiagramBlock, ...]  # layer 0's blocks in LAYER_PLACES order
@@ -195,7 +197,7 @@ def layer_diagram(catalog: Catalog) -> LayerDiagram | None:
         for place in ("embedding", "final_norm", "head")
         if place in outer
     )
-    return LayerDiagram(prefix, len(by_layer[prefix]), outer_blocks, layer_blocks, _folded(other))
+    return LayerDiagram(len(by_layer[prefix]), outer_blocks, layer_blocks, _folded(other))
 
 
 def overview(catalog: Catalog) -> Overview:
@@ -256,7 +258,3 @@ def build_report(catalog: Catalog, lang: str = "en", stats: StatsReport | None =
         lang=lang,
     )
 
-
-def model_root(catalog: Catalog) -> str:
-    """The folder the report must never be written into."""
-    return catalog.root if os.path.isdir(catalog.root) else os.path.dirname(os.path.abspath(catalog.root))

@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING, TextIO
 
-from ..analysis.report import build_report, model_root
+from ..analysis.report import build_report
 from ..catalog import Catalog
 from ..errors import UsageError
 from ..formats import open_catalog
@@ -34,12 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", choices=sorted(LABELS), help="language of the page and of the config explanations (default: zh when LC_ALL/LC_MESSAGES/LANG start with zh, else en)")
 
 
-def _check_output(path: str, model_folder: str) -> str:
-    """The report goes anywhere but into the model's folder."""
+def _check_output(path: str, model_root: str) -> str:
+    """The report goes anywhere but into the model's folder (or onto its single weights file)."""
     target = os.path.realpath(path)
-    folder = os.path.realpath(model_folder)
-    if os.path.commonpath([target, folder]) == folder:
-        raise UsageError(path, "an output path outside the model folder", f"a path inside {model_folder}", "pass -o with another folder; llm-anatomy never writes into a model folder")
+    root = os.path.realpath(model_root)
+    if os.path.commonpath([target, root]) == root:
+        found = f"a path inside {model_root}" if os.path.isdir(root) else f"the weights file {model_root}"
+        raise UsageError(path, "an output path outside the model folder", found, "pass -o with another folder; llm-anatomy never writes into a model folder")
     if os.path.isdir(target):
         raise UsageError(path, "a file name for the report", "a folder", "pass -o FOLDER/report.html")
     return target
@@ -59,7 +60,8 @@ def _weight_stats(catalog: Catalog) -> StatsReport:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     catalog = open_catalog(args.model, args.revision)
-    target = _check_output(args.output, model_root(catalog))
+    # A single weights file protects itself, not the folder it happens to sit in.
+    target = _check_output(args.output, args.model if os.path.isfile(args.model) else catalog.root)
     lang = args.lang or language_from_locale(os.environ)
     text = render_report(build_report(catalog, lang=lang, stats=_weight_stats(catalog) if args.stats else None))
     data = text.encode("utf-8")
