@@ -24,8 +24,8 @@ F32_2 = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"", "expected a checkpoint (safetensors), found an empty file; the file is empty, truncated or of an unsupported format"),
-        (b"\x05\x00", "expected a checkpoint (safetensors), found a file starting with b'\\x05\\x00'; the file is empty, truncated or of an unsupported format"),
+        (b"", "expected a checkpoint (safetensors, gguf, torch), found an empty file; the file is empty, truncated or of an unsupported format"),
+        (b"\x05\x00", "expected a checkpoint (safetensors, gguf, torch), found a file starting with b'\\x05\\x00'; the file is empty, truncated or of an unsupported format"),
         (_packed(b"{", length=1000), "expected a header of 1000 bytes after the 8-byte length, found a file of 9 bytes; the file is truncated; download it again"),
         (_packed(b"{" + b" " * 20, length=200 * 1024 * 1024), "expected a header of at most 104857600 bytes, found a header length of 209715200 bytes; the file is corrupt or not safetensors"),
         (_packed(b"{nope"), "expected a JSON header, found invalid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); the file is corrupt; download it again"),

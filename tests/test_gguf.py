@@ -203,7 +203,7 @@ def _tokens(lengths: list) -> bytes:
 
 
 CORRUPT = {
-    "bad_magic": (_gguf(magic=b"GGUX"), "expected a checkpoint (safetensors, gguf, torch, legacy torch), found a file starting with b'GGUX\\x03\\x00\\x00\\x00'; the file is empty, truncated or of an unsupported format"),
+    "bad_magic": (_gguf(magic=b"GGUX"), "expected a checkpoint (safetensors, gguf, torch), found a file starting with b'GGUX\\x03\\x00\\x00\\x00'; the file is empty, truncated or of an unsupported format"),
     "version_1": (_gguf(version=1), "expected GGUF version 2 or 3, found version 1; convert the model again with a current llama.cpp"),
     "version_4": (_gguf(version=4), "expected GGUF version 2 or 3, found version 4; convert the model again with a current llama.cpp"),
     "big_endian": (b"GGUF" + struct.pack(">IQQ", 3, 0, 0), "expected a little-endian GGUF file, found a big-endian one (version 3); convert it with `gguf-convert-endian FILE little`"),

@@ -22,7 +22,6 @@ READERS: "list[tuple[str, Callable[[bytes], bool], Callable[[str], tuple[list[Te
     ("safetensors", safetensors.looks_like, safetensors.read_tensors),
     ("gguf", gguf.looks_like, gguf.read_tensors),
     ("torch", torch_zip.looks_like, torch_zip.read_tensors),
-    ("legacy torch", torch_zip.looks_like_legacy, torch_zip.refuse_legacy),
 ]
 
 # Readers that can also list the tensors of a file cut short, for commands that read

@@ -26,15 +26,15 @@ META_SHARD = re.compile(r"consolidated\.(\d+)\.pth$")
 
 
 def looks_like(prefix: bytes) -> bool:
-    return prefix.startswith(ZIP_MAGIC)
+    """A zip (torch >= 1.6), or the legacy format, which read_tensors refuses with a way out."""
+    return prefix.startswith(ZIP_MAGIC) or prefix.startswith(LEGACY_MAGIC)
 
 
-def looks_like_legacy(prefix: bytes) -> bool:
-    return prefix.startswith(LEGACY_MAGIC)
-
-
-def refuse_legacy(path: str) -> tuple[list[TensorInfo], dict[str, Any]]:
+def _refuse_legacy(path: str, size: int) -> None:
     """The pre-1.6 format interleaves pickles and raw storages; converting once is simpler and safer."""
+    with open(path, "rb") as handle:
+        if not read_exact(handle, path, 0, min(size, len(LEGACY_MAGIC)), size, "the magic number").startswith(LEGACY_MAGIC):
+            return
     raise AnatomyError(
         path,
         "a torch checkpoint in the zip format (torch >= 1.6)",
@@ -112,6 +112,7 @@ def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, str]]:
     from . import restricted_pickle
 
     size = file_size(path)
+    _refuse_legacy(path, size)
     archive, pickle_info, prefix = _open_archive(path)
     with archive, open(path, "rb") as handle:
         byteorder = prefix + "byteorder"
