@@ -67,7 +67,7 @@ def test_folder_without_weights(tmp_path, cli):
     (tmp_path / "config.json").write_text("{}")
     result = cli("params", tmp_path)
     assert result.code == 1
-    assert result.err == f"llm-anatomy: {tmp_path}: expected weights (model.safetensors, shards with model.safetensors.index.json, or other *.safetensors files), found none; point at the folder that holds the weights\n"
+    assert result.err == f"llm-anatomy: {tmp_path}: expected weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index), found none; point at the folder that holds the weights\n"
 
 
 def test_index_naming_missing_shard(tmp_path, cli):

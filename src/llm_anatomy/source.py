@@ -95,6 +95,6 @@ def resolve(model: str, revision: str | None = None) -> Source:
         return Source(os.path.basename(model), folder, (model,), None, config_file)
     weights, index = _weights_in_folder(folder)
     if not weights and index is None:
-        raise AnatomyError(folder, "weights (model.safetensors, shards with model.safetensors.index.json, or other *.safetensors files)", "none", "point at the folder that holds the weights")
+        raise AnatomyError(folder, "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)", "none", "point at the folder that holds the weights")
     name = os.path.basename(os.path.abspath(model)) if local else model
     return Source(name, folder, weights, index, config_file)
