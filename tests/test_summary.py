@@ -45,10 +45,11 @@ def _parameter_count(model):
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     """Layout replicas (zero, sparse) of published checkpoints, by config name."""
-    def write(name):
+    def write(name, specs=layouts.llama_family_specs):
         folder = tmp_path_factory.getbasetemp() / "layouts" / name
         if not folder.exists():
-            layouts.write_layout(str(folder), layouts.published_config(name))
+            config = layouts.published_config(name)
+            layouts.write_layout(str(folder), config, specs(config), max_shard_bytes=10**13)
         return folder
 
     return write
@@ -89,6 +90,17 @@ def test_mixtral_total_and_active(published):
     assert summary.moe.active == 12_879_925_248
     assert (round(summary.moe.total / 1e9, 1), round(summary.moe.active / 1e9, 1)) == (46.7, 12.9)
     assert summary.moe.formula == "active = total 46,702,792,704 - routed experts 45,097,156,608 + 2 of 8 experts x 45,097,156,608 / 8 = 12,879,925,248"
+    assert summary.findings == ()
+
+
+def test_deepseek_v3_figures(published):
+    """DeepSeek-V3 (BF16 layout): 671B parameters (the model card's figure), 37.6B active
+    (the card says 37B), the multi-token-prediction layer (13.5B; the card rounds to 14B)
+    apart, MLA caching 576 values per layer and token."""
+    summary = summarize(open_catalog(str(published("DeepSeek-V3", layouts.deepseek_specs))))
+    assert (summary.total_params, summary.moe.active, summary.mtp.params) == (671_026_404_352, 37_552_282_624, 13_463_426_304)
+    assert (round(summary.total_params / 1e9), round(summary.moe.active / 1e9), round(summary.mtp.params / 1e9, 1)) == (671, 38, 13.5)
+    assert summary.memory.kv_cache.bytes_per_token == 61 * 576 * 2
     assert summary.findings == ()
 
 

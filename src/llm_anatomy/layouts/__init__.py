@@ -78,6 +78,67 @@ def llama_family_specs(config: dict[str, Any]) -> list[TensorSpec]:
     return specs
 
 
+def _dense_mlp(prefix: str, dtype: str, inter: int, hidden: int) -> list[TensorSpec]:
+    return [
+        TensorSpec(prefix + "gate_proj.weight", dtype, (inter, hidden)),
+        TensorSpec(prefix + "up_proj.weight", dtype, (inter, hidden)),
+        TensorSpec(prefix + "down_proj.weight", dtype, (hidden, inter)),
+    ]
+
+
+def _deepseek_layer(p: str, config: dict[str, Any], dtype: str, moe: bool) -> list[TensorSpec]:
+    """One DeepSeek-V2/V3 decoder layer: multi-head latent attention, then a dense MLP or experts."""
+    hidden, heads = config["hidden_size"], config["num_attention_heads"]
+    rope, nope, v = config["qk_rope_head_dim"], config["qk_nope_head_dim"], config["v_head_dim"]
+    q_rank, kv_rank = config.get("q_lora_rank"), config["kv_lora_rank"]
+    a = p + "self_attn."
+    if q_rank:
+        specs = [TensorSpec(a + "q_a_proj.weight", dtype, (q_rank, hidden)), TensorSpec(a + "q_a_layernorm.weight", dtype, (q_rank,)), TensorSpec(a + "q_b_proj.weight", dtype, (heads * (nope + rope), q_rank))]
+    else:
+        specs = [TensorSpec(a + "q_proj.weight", dtype, (heads * (nope + rope), hidden))]
+    specs += [
+        TensorSpec(a + "kv_a_proj_with_mqa.weight", dtype, (kv_rank + rope, hidden)),
+        TensorSpec(a + "kv_a_layernorm.weight", dtype, (kv_rank,)),
+        TensorSpec(a + "kv_b_proj.weight", dtype, (heads * (nope + v), kv_rank)),
+        TensorSpec(a + "o_proj.weight", dtype, (hidden, heads * v)),
+    ]
+    if moe:
+        experts, size = config["n_routed_experts"], config["moe_intermediate_size"]
+        for e in range(experts):
+            specs += _dense_mlp(f"{p}mlp.experts.{e}.", dtype, size, hidden)
+        specs += _dense_mlp(p + "mlp.shared_experts.", dtype, size * config["n_shared_experts"], hidden)
+        specs.append(TensorSpec(p + "mlp.gate.weight", dtype, (experts, hidden)))
+        if config.get("topk_method") == "noaux_tc":  # V3 selects experts with a bias, stored as F32
+            specs.append(TensorSpec(p + "mlp.gate.e_score_correction_bias", "F32", (experts,)))
+    else:
+        specs += _dense_mlp(p + "mlp.", dtype, config["intermediate_size"], hidden)
+    return specs + [TensorSpec(p + "input_layernorm.weight", dtype, (hidden,)), TensorSpec(p + "post_attention_layernorm.weight", dtype, (hidden,))]
+
+
+def deepseek_specs(config: dict[str, Any]) -> list[TensorSpec]:
+    """Tensors of a DeepSeek-V2/V3 checkpoint: MLA, dense first layers, routed and shared
+    experts, and (V3) the multi-token-prediction layers stored after the last layer."""
+    dtype = TORCH_DTYPE_TO_SAFETENSORS[config.get("torch_dtype") or "bfloat16"]
+    hidden, vocab, layers = config["hidden_size"], config["vocab_size"], config["num_hidden_layers"]
+    first_dense, every = config.get("first_k_dense_replace", 0), config.get("moe_layer_freq", 1)
+    specs = [TensorSpec("model.embed_tokens.weight", dtype, (vocab, hidden))]
+    for i in range(layers):
+        specs += _deepseek_layer(f"model.layers.{i}.", config, dtype, i >= first_dense and i % every == 0)
+    for i in range(layers, layers + config.get("num_nextn_predict_layers", 0)):
+        p = f"model.layers.{i}."
+        specs += [
+            TensorSpec(p + "embed_tokens.weight", dtype, (vocab, hidden)),
+            TensorSpec(p + "enorm.weight", dtype, (hidden,)),
+            TensorSpec(p + "hnorm.weight", dtype, (hidden,)),
+            TensorSpec(p + "eh_proj.weight", dtype, (hidden, 2 * hidden)),
+        ]
+        specs += _deepseek_layer(p, config, dtype, True)
+        specs += [TensorSpec(p + "shared_head.norm.weight", dtype, (hidden,)), TensorSpec(p + "shared_head.head.weight", dtype, (vocab, hidden))]
+    specs.append(TensorSpec("model.norm.weight", dtype, (hidden,)))
+    specs.append(TensorSpec("lm_head.weight", dtype, (vocab, hidden)))
+    return specs
+
+
 def split_shards(specs: list[TensorSpec], max_shard_bytes: int) -> list[list[TensorSpec]]:
     """Greedy split in module order, as transformers' save_pretrained does."""
     shards: list[list[TensorSpec]] = [[]]
