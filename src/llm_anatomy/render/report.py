@@ -124,6 +124,15 @@ def _diagram_section(report: Report, words: dict) -> str:
     return section("diagram", words["diagram"], element("p", esc(words["diagram_note"]), class_="note") + row)
 
 
+def _marked(lines: Sequence[str], severity: str) -> str:
+    """Findings as a list, each behind a "!" pill coloured by severity (warn, bad)."""
+    return element("ul", "".join(element("li", element("span", "!", class_=f"pill {severity}") + " " + esc(line)) for line in lines), class_="findings")
+
+
+def _all_clear(text: str) -> str:
+    return element("p", element("span", "✓", class_="pill ok") + " " + esc(text), class_="note")
+
+
 def _share(part: int, whole: int) -> str:
     percent = 100 * part / (whole or 1)
     return "<0.1%" if 0 < percent < 0.05 else f"{percent:.1f}%"
@@ -158,9 +167,8 @@ def _params_section(report: Report, words: dict) -> str:
         parts += [element("h3", esc(words["by_layer"])), element("div", chart, class_="figure")]
     rows = [(esc(d.name), esc(thousands(d.tensors)), esc(thousands(d.params)), esc(human_bytes(d.nbytes)), esc(_share(d.params, total))) for d in summary.dtypes]
     parts += [element("h3", esc(words["by_dtype"])), table((words["dtype"], words["tensors"], words["params"], words["bytes"], words["share"]), rows, numeric=(1, 2, 3, 4))]
-    findings = [element("li", element("span", "!", class_="pill warn") + " " + esc(f.line())) for f in summary.findings]
     parts.append(element("h3", esc(words["findings"])))
-    parts.append(element("ul", "".join(findings), class_="findings") if findings else element("p", element("span", "✓", class_="pill ok") + " " + esc(words["no_findings"]), class_="note"))
+    parts.append(_marked([f.line() for f in summary.findings], "warn") if summary.findings else _all_clear(words["no_findings"]))
     return section("params", words["parameters"], "".join(parts))
 
 
@@ -228,13 +236,12 @@ def _stats_section(stats: WeightStats, words: dict) -> str:
         if len(stats.flagged) > FLAGGED_SHOWN:
             parts.append(element("p", esc(words["more_flagged"].format(count=thousands(len(stats.flagged) - FLAGGED_SHOWN))), class_="note"))
     else:
-        parts.append(element("p", element("span", "✓", class_="pill ok") + " " + esc(words["none_flagged"]), class_="note"))
+        parts.append(_all_clear(words["none_flagged"]))
     if stats.outside:
         rows = [(element("code", _breakable(r.name)), esc(_stat(finite_or_none(r.mean))), esc(_stat(finite_or_none(r.std))), esc(_stat(finite_or_none(r.absmax))), esc(f"{r.zero_fraction:.2%}")) for r in stats.outside]
         parts += [element("h3", esc(words["outside_stats"])), table((words["name"], "mean", "std", "absmax", words["zeros"]), rows, numeric=(1, 2, 3, 4))]
     if stats.errors:
-        items = "".join(element("li", element("span", "!", class_="pill bad") + " " + esc(line)) for _, line in stats.errors)
-        parts += [element("h3", esc(words["unreadable"])), element("ul", items, class_="findings")]
+        parts += [element("h3", esc(words["unreadable"])), _marked([line for _, line in stats.errors], "bad")]
     return section("stats", words["stats"], "".join(parts))
 
 
