@@ -234,7 +234,11 @@ def test_stats_highlight_nan_inf_and_outliers(tmp_path, cli):
         ("warn", "model.layers.0.self_attn.k_proj.weight", "0", "0"),
     ]
     assert "There is no readable config.json beside the weights" in page
-    assert f'<li><span class="pill warn">!</span> {tmp_path / "planted"}: expected a config.json beside the weights, found none; the config check and KV cache need it</li>' in page
+    from llm_anatomy.analysis.summary import summarize
+    from llm_anatomy.formats import open_catalog
+
+    (finding,) = summarize(open_catalog(str(tmp_path / "planted"))).findings  # no config.json
+    assert f'<li><span class="pill warn">!</span> {html.escape(finding.line())}</li>' in page
 
 
 def test_bert_embedding_norm_belongs_to_the_embedding(bert_dir, tmp_path, cli):
