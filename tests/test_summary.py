@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from llm_anatomy import layouts
-from llm_anatomy.analysis.summary import role_of, summarize
+from llm_anatomy.analysis.summary import Count, role_of, summarize
 from llm_anatomy.formats import open_catalog
 
 TINY = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
@@ -98,8 +98,9 @@ def test_deepseek_v3_figures(published):
     (the card says 37B), the multi-token-prediction layer (13.5B; the card rounds to 14B)
     apart, MLA caching 576 values per layer and token."""
     summary = summarize(open_catalog(str(published("DeepSeek-V3", layouts.deepseek_specs))))
-    assert (summary.total_params, summary.moe.active, summary.mtp.params) == (671_026_404_352, 37_552_282_624, 13_463_426_304)
-    assert (round(summary.total_params / 1e9), round(summary.moe.active / 1e9), round(summary.mtp.params / 1e9, 1)) == (671, 38, 13.5)
+    mtp = {c.name: c for c in summary.not_counted}["multi-token prediction"]
+    assert (summary.total_params, summary.moe.active, mtp.params) == (671_026_404_352, 37_552_282_624, 13_463_426_304)
+    assert (round(summary.total_params / 1e9), round(summary.moe.active / 1e9), round(mtp.params / 1e9, 1)) == (671, 38, 13.5)
     assert summary.memory.kv_cache.bytes_per_token == 61 * 576 * 2
     assert summary.findings == ()
 
@@ -141,7 +142,7 @@ def test_deepseek_shared_experts_and_dense_layers(tmp_path):
     components = {c.name: c for c in summary.components}
     assert components["mlp"].params == 3 * 64 * 96  # layer 0 is dense (first_k_dense_replace 1)
     assert components["shared experts"].params == 2 * 3 * 64 * 32  # 1 shared expert in layers 1 and 2
-    assert summary.buffers.tensors == 2  # e_score_correction_bias is a buffer, not a parameter
+    assert [(c.name, c.tensors) for c in summary.not_counted] == [("buffers", 2)]  # e_score_correction_bias is a buffer
 
 
 def test_tied_fixture_counts_embedding_once(llama_tied_dir, cli):
@@ -274,6 +275,21 @@ def test_deepseek_v3_multi_token_prediction_layer(tmp_path, cli):
     checkpoints.safetensors_file(str(tmp_path / "mtp.safetensors"), extra)
     summary = summarize(open_catalog(str(tmp_path)))
     assert summary.total_params == _parameter_count(model)
-    assert (summary.mtp.tensors, summary.mtp.params) == (3, 64 * 128 * 2 + 64)
+    assert summary.not_counted[1:] == (Count("multi-token prediction", 64 * 128 * 2 + 64, 4 * (64 * 128 * 2 + 64), 3),)
     assert summary.findings == ()
     assert "  not counted: 3 tensors (16,448 parameters) of the multi-token-prediction layers after the last layer (num_nextn_predict_layers), which transformers does not load" in cli("summary", tmp_path).out.splitlines()
+
+
+def test_fp8_scales_are_not_parameters(tmp_path):
+    """FP8 checkpoints (DeepSeek-V3) keep a weight_scale_inv per block beside each weight."""
+    import torch
+
+    import checkpoints
+
+    model = _save_family(str(tmp_path), "DeepseekV3")
+    scales = {"model.layers.0.self_attn.q_a_proj.weight_scale_inv": torch.ones(1, 1), "model.layers.1.mlp.experts.0.up_proj.weight_scale_inv": torch.ones(1, 1)}
+    checkpoints.safetensors_file(str(tmp_path / "scales.safetensors"), scales)
+    summary = summarize(open_catalog(str(tmp_path)))
+    assert summary.total_params == _parameter_count(model)
+    assert ("quantization scales", 2) in [(c.name, c.tensors) for c in summary.not_counted]
+    assert summary.findings == ()

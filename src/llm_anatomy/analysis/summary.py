@@ -33,6 +33,8 @@ ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         # Saved by some writers but buffers of the model, not parameters.
         # (DeepSeek-V3's e_score_correction_bias, GGUF exp_probs_b: the router's bias buffer.)
         (r"(?:rotary_emb\.inv_freq|\.position_ids|\.attn\.(?:masked_)?bias|^rope_freqs\.weight|e_score_correction_bias|exp_probs_b\.\w+)$", "buffers", "buffer"),
+        # FP8 checkpoints (DeepSeek-V3) store a scale per block of weights beside each weight.
+        (r"\.(?:weight_scale_inv|weight_scale|input_scale)$", "quantization scales", "scale"),
         (r"norm|(?:^|\.)ln_(?:\d+|f)\.|LayerNorm", "norms", "norm"),
         (r"(?:embed_tokens|(?:^|\.)wte|word_embeddings|tok_embeddings|embed_in)\.|^token_embd\.", "embeddings", "embed"),
         (r"(?:(?:^|\.)wpe|\.position_embeddings)\.|^position_embd\.", "embeddings", "pos_embed"),
@@ -99,6 +101,11 @@ ROLE_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
 
 INCOMPLETE = "some tensors may be missing (one shard of several?) or config.json may describe another model"
 
+# Tensors stored beside the parameters that are not parameters of the model transformers
+# builds: buffers, the scales of quantized weights, and DeepSeek-V3's multi-token-prediction
+# layers (num_nextn_predict_layers), which transformers does not load.
+NOT_COUNTED = ("buffers", "quantization scales", "multi-token prediction")
+
 ROUTED_EXPERT_ROLES = frozenset({"expert_gate", "expert_up", "expert_down", "expert_gate_up"})
 
 
@@ -131,15 +138,15 @@ class MoeCount(namedtuple("MoeCount", "total active routed num_experts experts_p
     __slots__ = ()
 
 
-_SUMMARY_FIELDS = "model format total_params total_nbytes components layers dtypes buffers mtp tied moe implied architecture memory findings"
+_SUMMARY_FIELDS = "model format total_params total_nbytes components layers dtypes not_counted tied moe implied architecture memory findings"
 
 
 class Summary(namedtuple("Summary", _SUMMARY_FIELDS)):
-    """Where the parameters sit. total_params counts tied weights once and leaves buffers out;
-    components: Count per component in COMPONENTS order (empty ones left out); layers:
-    LayerCount; dtypes: Count per dtype, largest first; buffers: Count of tensors stored
-    beside the parameters that are buffers (or None); mtp: Count of the multi-token-prediction
-    layers after the last layer, which transformers does not load (or None); tied: how tied weights were counted;
+    """Where the parameters sit. total_params counts tied weights once and leaves out what
+    not_counted lists; components: Count per component in COMPONENTS order (empty ones left
+    out); layers: LayerCount; dtypes: Count per dtype, largest first; not_counted: Count per
+    NOT_COUNTED group of tensors stored beside the parameters (buffers, quantization scales,
+    multi-token-prediction layers); tied: how tied weights were counted;
     moe: MoeCount or None; implied: ImpliedCount per component; architecture: Architecture
     or None (no usable config); memory: Memory; findings: tuple of Finding."""
 
@@ -325,9 +332,15 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
 
     named = [(t, *role_of(t.name)) for t in catalog.tensors]
     duplicates, tied_notes = _tied_duplicates(named, arch)
-    buffers = [t for t, c, r in named if c == "buffers"]
     mtp = _mtp_tensors(named, arch)
-    params = [(t, c, r) for t, c, r in named if c != "buffers" and t.name not in duplicates and t.name not in mtp]
+    apart: dict[str, list[TensorInfo]] = defaultdict(list)
+    params = []
+    for t, component, role in named:
+        group = "multi-token prediction" if t.name in mtp else component
+        if group in NOT_COUNTED:
+            apart[group].append(t)
+        elif t.name not in duplicates:
+            params.append((t, component, role))
 
     by_component: dict[str, list[TensorInfo]] = defaultdict(list)
     by_layer: dict[int | None, list[TensorInfo]] = defaultdict(list)
@@ -369,8 +382,7 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         components=tuple(_count(c, by_component[c]) for c in COMPONENTS if by_component.get(c)),
         layers=tuple(LayerCount(k, sum(t.numel for t in by_layer[k]), sum(t.nbytes for t in by_layer[k])) for k in layer_keys),
         dtypes=tuple(_count(d, ts) for d, ts in sorted(by_dtype.items(), key=lambda kv: -sum(t.numel for t in kv[1]))),
-        buffers=_count("buffers", buffers) if buffers else None,
-        mtp=_count("multi-token prediction", list(mtp.values())) if mtp else None,
+        not_counted=tuple(_count(group, apart[group]) for group in NOT_COUNTED if apart.get(group)),
         tied=tuple(tied_notes),
         moe=moe,
         implied=tuple(implied),

@@ -11,6 +11,13 @@ from .explain import plain
 from .text import human_bytes, human_count, table, thousands, to_json
 
 
+NOT_COUNTED_TEXT = {
+    "buffers": "{tensors} buffer tensors ({values} values) stored beside the parameters",
+    "quantization scales": "{tensors} quantization scale tensors ({values} values) beside the quantized weights",
+    "multi-token prediction": "{tensors} tensors ({values} parameters) of the multi-token-prediction layers after the last layer (num_nextn_predict_layers), which transformers does not load",
+}
+
+
 def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
@@ -54,10 +61,7 @@ def text(summary: Summary) -> str:
     rows.append(("total", thousands(total), _share(total, total), human_bytes(summary.total_nbytes), str(sum(c.tensors for c in summary.components))))
     lines += ["By component:"] + ["  " + line for line in table(("component", "params", "share", "bytes", "tensors"), rows, right=(1, 2, 3, 4))]
     lines += [f"  {note}" for note in summary.tied]
-    if summary.buffers:
-        lines.append(f"  not counted: {summary.buffers.tensors} buffer tensors ({thousands(summary.buffers.params)} values) stored beside the parameters")
-    if summary.mtp:
-        lines.append(f"  not counted: {summary.mtp.tensors} tensors ({thousands(summary.mtp.params)} parameters) of the multi-token-prediction layers after the last layer (num_nextn_predict_layers), which transformers does not load")
+    lines += [f"  not counted: {NOT_COUNTED_TEXT[group.name].format(tensors=group.tensors, values=thousands(group.params))}" for group in summary.not_counted]
     if summary.moe:
         moe = summary.moe
         lines += ["", f"Mixture of experts: {thousands(moe.total)} total ({human_count(moe.total)}), {thousands(moe.active)} active per token ({human_count(moe.active)})", f"  {moe.formula}"]
