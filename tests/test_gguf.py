@@ -34,6 +34,7 @@ def test_ggml_types_equal_gguf_tables():
     packing = gguf.GGUFWriter._simple_value_packing
     assert ggml_types.GGUF_VALUE_TYPES == {v.value: (v.name, packing.get(v)) for v in gguf.GGUFValueType}
     assert ggml_types.GGML_DEQUANTIZABLE == {t.name for t in gguf.quants._type_traits} - {"BF16"}
+    assert (ggml_types.FLOAT32, ggml_types.STRING) == (gguf.GGUFValueType.FLOAT32, gguf.GGUFValueType.STRING)
     assert ggml_types.GGUF_MAGIC == struct.pack("<I", gguf.GGUF_MAGIC)
     assert ggml_types.GGUF_DEFAULT_ALIGNMENT == gguf.GGUF_DEFAULT_ALIGNMENT
     assert gguf.GGUF_VERSION in ggml_types.GGUF_VERSIONS
@@ -359,3 +360,35 @@ def test_summary_and_explain_work_on_gguf(llama_gguf, cli):
     assert summary.out.splitlines()[0] == "tiny-llama.gguf: 78,144 parameters (78.14K), 226.38 KiB in F32, Q4_0, F16, Q8_0, BF16"
     explain = cli("config", llama_gguf, "--explain")
     assert (explain.code, explain.out.splitlines()[2]) == (0, 'architectures = ["LlamaForCausalLM"]')
+
+
+def test_metadata_view(llama_gguf, cli):
+    result = cli("params", llama_gguf, "--metadata", "--filter", "llama.*")
+    assert result.out == (
+        "key                                     value\n"
+        "llama.block_count                       2\n"
+        "llama.context_length                    256\n"
+        "llama.embedding_length                  64\n"
+        "llama.feed_forward_length               96\n"
+        "llama.attention.head_count              4\n"
+        "llama.attention.head_count_kv           2\n"
+        "llama.attention.layer_norm_rms_epsilon  1e-06\n"
+        "llama.rope.freq_base                    10000.0\n"
+        "8 metadata keys in gguf\n"
+    )
+    data = json.loads(cli("params", llama_gguf, "--metadata", "--json", "--filter", "tokenizer.ggml.[bt]*").out)
+    assert data == {"model": "tiny-llama.gguf", "format": "gguf", "metadata": {
+        "tokenizer.ggml.tokens": "array of 128 strings ['<t0>', '<t1>', '<t2>', ...]",
+        "tokenizer.ggml.bos_token_id": 1,
+    }}
+
+
+def test_long_and_hostile_metadata_values_are_cut_and_escaped(tmp_path, cli):
+    template = b"{% for m in messages %}\x1b[2J" + b"x" * 200
+    path = tmp_path / "m.gguf"
+    path.write_bytes(_gguf(kvs=[_string(b"tokenizer.chat_template") + struct.pack("<I", 8) + _string(template)]))
+    assert cli("params", path, "--metadata").out == (
+        "key                      value\n"
+        "tokenizer.chat_template  {% for m in messages %}\\x1b[2J" + "x" * 93 + "... (227 characters)\n"
+        "1 metadata key in gguf\n"
+    )

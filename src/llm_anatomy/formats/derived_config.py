@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from typing import Any, Sequence
 
 from ..catalog import TensorInfo
@@ -58,19 +57,6 @@ META_FIELDS = (
 META_EMBEDDING, META_OUTPUT, META_GATE = "tok_embeddings.weight", "output.weight", "layers.0.feed_forward.w1.weight"
 
 
-def _float32_text(value: float) -> float:
-    """The shortest decimal that is the same float32: GGUF stores 1e-05 as 9.99999974e-06."""
-    try:
-        packed = struct.pack("<f", value)
-    except (OverflowError, struct.error):  # a FLOAT64 value beyond float32's range
-        return value
-    for digits in range(1, 10):
-        shortest = float(f"{value:.{digits}g}")
-        if struct.pack("<f", shortest) == packed:
-            return shortest
-    return value
-
-
 def _first_dim(tensors: dict[str, TensorInfo], name: str) -> int | None:
     tensor = tensors.get(name)
     return tensor.shape[0] if tensor is not None and tensor.shape else None
@@ -86,7 +72,7 @@ def from_gguf(path: str, metadata: dict[str, Any], tensors: dict[str, TensorInfo
     for key, field in GGUF_FIELDS:
         value = metadata.get(f"{arch}.{key}")
         if value is not None:
-            config[field] = _float32_text(value) if isinstance(value, float) else value
+            config[field] = value
     for key, field in GGUF_TOKEN_FIELDS:
         if key in metadata:
             config[field] = metadata[key]

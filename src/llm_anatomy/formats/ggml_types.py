@@ -68,7 +68,7 @@ GGUF_VALUE_TYPES: dict[int, tuple[str, str | None]] = {
     11: ("INT64", "q"),
     12: ("FLOAT64", "d"),
 }
-STRING, ARRAY = 8, 9
+FLOAT32, STRING = 6, 8
 
 GGUF_MAGIC = b"GGUF"  # gguf.GGUF_MAGIC, as bytes on disk
 GGUF_VERSIONS = (2, 3)  # version 1 (32-bit counts) predates August 2023 and is not read

@@ -21,6 +21,7 @@ from ..dtypes import DTYPES, DType
 from ..errors import AnatomyError
 from ..safe_text import escape, has_unsafe
 from .ggml_types import (
+    FLOAT32,
     GGML_DEQUANTIZABLE,
     GGML_TYPES,
     GGUF_DEFAULT_ALIGNMENT,
@@ -162,10 +163,21 @@ def _value_type(cursor: _Cursor, where: str) -> int:
     return type_id
 
 
+def _float32_text(value: float) -> float:
+    """The shortest decimal that is the same float32: 1e-05 is stored as 9.99999974e-06 and
+    shown, as by llama.cpp and in the config, as 1e-05."""
+    packed = struct.pack("<f", value)
+    for digits in range(1, 10):
+        shortest = float(f"{value:.{digits}g}")
+        if struct.pack("<f", shortest) == packed:
+            return shortest
+    return value  # nan
+
+
 def _value(cursor: _Cursor, type_id: int, where: str, depth: int = 0) -> Any:
     if type_id in SCALARS:
         (value,) = cursor.unpack(SCALARS[type_id], f"the value of {where}")
-        return value
+        return _float32_text(value) if type_id == FLOAT32 else value
     if type_id == STRING:
         return cursor.text(f"the string value of {where}", MAX_VALUE_BYTES)
     return _array(cursor, where, depth)
