@@ -286,3 +286,23 @@ def test_gguf_and_meta_checkpoints_get_their_diagram(llama_dir, tmp_path, cli):
     meta = checkpoints.meta_checkpoint(str(llama_dir), str(tmp_path / "meta"))
     page = render(cli, meta, tmp_path)
     assert page.index(">wq  [64, 64]<") < page.index(">wk  [32, 64]<") < page.index(">wv  [32, 64]<") < page.index(">wo  [64, 64]<")
+
+
+def test_unreadable_tensors_are_listed_and_the_exit_status_says_so(llama_dir, tmp_path, cli, monkeypatch):
+    from llm_anatomy.analysis import stats
+
+    real = stats.weight_stats
+
+    def with_one_error(catalog, **kwargs):
+        report = real(catalog, **kwargs)
+        line = "shard.safetensors: expected 256 bytes of model.norm.weight, found 100 (file truncated)"
+        return stats.StatsReport(report.model, report.rows[1:], None, (("model.norm.weight", line),), report.tensors, report.nbytes)
+
+    monkeypatch.setattr(stats, "weight_stats", with_one_error)
+    out = tmp_path / "report.html"
+    result = cli("report", llama_dir, "-o", out, "--stats")
+    assert result.code == 1
+    assert result.out.endswith("\n1 tensor could not be read; the page lists it under Weight statistics\n")
+    page = out.read_text(encoding="utf-8")
+    assert_valid_and_offline(page)
+    assert '<h3>Tensors that could not be read</h3><ul class="findings"><li><span class="pill bad">!</span> shard.safetensors: expected 256 bytes' in page

@@ -63,7 +63,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     # A single weights file protects itself, not the folder it happens to sit in.
     target = _check_output(args.output, args.model if os.path.isfile(args.model) else catalog.root)
     lang = args.lang or language_from_locale(os.environ)
-    text = render_report(build_report(catalog, lang=lang, stats=_weight_stats(catalog) if args.stats else None))
+    stats = _weight_stats(catalog) if args.stats else None
+    text = render_report(build_report(catalog, lang=lang, stats=stats))
     data = text.encode("utf-8")
     # Write beside the target and rename, so a reader never sees half a page.
     partial = target + ".partial"
@@ -71,4 +72,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         handle.write(data)
     os.replace(partial, target)
     out.write(f"wrote {args.output} ({human_bytes(len(data))})\n")
+    if stats is not None and stats.errors:
+        # As `stats` does: the page is written, and the exit status says it is incomplete.
+        count = len(stats.errors)
+        out.write(f"{count} tensor{'s' if count != 1 else ''} could not be read; the page lists {'them' if count != 1 else 'it'} under Weight statistics\n")
+        return 1
     return 0
