@@ -174,6 +174,13 @@ def test_torch_style_shows_values_in_the_dtype_from_pretrained_gives(tmp_path, c
     assert result.out == _parameters_printout(folder)
 
 
+def test_torch_style_one_parameter_by_name(llama_tied_dir, cli):
+    result = cli("values", llama_tied_dir, "lm_head.weight", "--style", "torch")  # tied: not a parameter of its own
+    assert (result.code, result.err) == (2, f"llm-anatomy: {llama_tied_dir.name}: expected a parameter named 'lm_head.weight', found none; list them with `llm-anatomy params --style torch`\n")
+    result = cli("values", llama_tied_dir, "model.norm.weight", "--style", "torch")
+    assert result.out == _parameters_printout(str(llama_tied_dir), lambda name: name == "model.norm.weight")
+
+
 def test_torch_style_filter_keeps_transformers_order(llama_dir, cli):
     result = cli("values", llama_dir, "--style", "torch", "--filter", "model.layers.1.*")
     assert result.out.count("Parameter containing:") == 9

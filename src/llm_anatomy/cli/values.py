@@ -61,11 +61,13 @@ def _views(catalog, args: argparse.Namespace) -> list:
         return tensor_views(catalog, args.tensor, args.filter)
     from ..skeleton import load_skeleton
 
-    for text in (args.tensor, args.filter):
-        if text is not None and split_index(text, glob=text is args.filter)[1] is not None:
-            raise UsageError(text, "whole parameters with --style torch, as print(p) shows them", "an index", "drop the index, or use the default style")
-    pattern = glob.escape(args.tensor) if args.tensor is not None else args.filter
-    return parameter_views(catalog, load_skeleton(catalog), pattern)
+    text, is_glob = (args.filter, True) if args.tensor is None else (args.tensor, False)
+    if text is not None and split_index(text, glob=is_glob)[1] is not None:
+        raise UsageError(text, "whole parameters with --style torch, as print(p) shows them", "an index", "drop the index, or use the default style")
+    views = parameter_views(catalog, load_skeleton(catalog), text if is_glob else glob.escape(text))
+    if not views:
+        raise UsageError(catalog.name, f"a parameter {'matching' if is_glob else 'named'} {text!r}", "none", "list them with `llm-anatomy params --style torch`")
+    return views
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
