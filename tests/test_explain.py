@@ -201,3 +201,8 @@ def test_json(llama7b, cli):
     assert data["architecture"]["attention"] == "MHA"
     assert data["findings"] == []
 
+
+
+def test_heads_not_a_multiple_of_kv_heads():
+    arch = derive({"hidden_size": 96, "num_hidden_layers": 2, "num_attention_heads": 6, "num_key_value_heads": 4, "vocab_size": 10})
+    assert (arch.attention, [f.line() for f in arch.findings]) == (None, ["config.json: expected num_attention_heads 6 to be a multiple of num_key_value_heads, found 4"])

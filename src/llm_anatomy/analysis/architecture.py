@@ -245,7 +245,7 @@ def _attention(read: _Reader, heads: int | None, kv_heads: int | None) -> tuple[
     if heads is None or kv_heads is None:
         return None, None
     if heads % kv_heads:
-        read.findings.append(Finding("config.json", f"num_attention_heads {heads} to be a multiple of {read.fields.get('num_kv_heads', 'num_key_value_heads')}", str(kv_heads)))
+        read.findings.append(Finding("config.json", f"{read.fields['num_heads']} {heads} to be a multiple of {read.fields['num_kv_heads']}", str(kv_heads)))
         return None, None
     if kv_heads == heads:
         return "MHA", 1
@@ -317,7 +317,6 @@ def derive(config: dict[str, Any]) -> Architecture:
     if kv_heads is None and heads is not None and not config.get("kv_lora_rank"):
         kv_heads = heads  # no KV-head field: every query head has its own keys and values
         read.fields["num_kv_heads"] = read.fields["num_heads"]
-    head_dim, head_dim_source = _head_dim(read, hidden, heads)
     attention, group = _attention(read, heads, kv_heads)
     rope_dim = read.integer("qk_rope_head_dim", "the MLA key cache") if attention == "MLA" else None
     nope_dim = read.integer("qk_nope_head_dim")
@@ -325,6 +324,8 @@ def derive(config: dict[str, Any]) -> Architecture:
         kv_heads = None
         # MLA heads are not hidden_size / heads wide: queries and keys have a no-position and a RoPE part.
         head_dim, head_dim_source = (nope_dim + rope_dim, "qk_nope_head_dim + qk_rope_head_dim") if nope_dim and rope_dim else (None, "unknown")
+    else:
+        head_dim, head_dim_source = _head_dim(read, hidden, heads)
     num_experts = read.integer("num_experts")
     experts_per_token = read.integer("experts_per_token", "the experts used per token") if num_experts else None
     window = read.integer("sliding_window")
