@@ -306,3 +306,15 @@ def test_unreadable_tensors_are_listed_and_the_exit_status_says_so(llama_dir, tm
     page = out.read_text(encoding="utf-8")
     assert_valid_and_offline(page)
     assert '<h3>Tensors that could not be read</h3><ul class="findings"><li><span class="pill bad">!</span> shard.safetensors: expected 256 bytes' in page
+
+
+def test_no_layers_no_config_still_gives_a_page(tmp_path, cli):
+    import torch
+
+    path = checkpoints.safetensors_file(str(tmp_path / "plain.safetensors"), {"a.weight": torch.zeros(3, 4, dtype=torch.float16), "b.bias": torch.zeros(5)})
+    page = render(cli, path, tmp_path)
+    assert_valid_and_offline(page)
+    assert "No repeated layers were found in the tensor names, so there is no layer diagram." in page
+    assert "There is no readable config.json beside the weights, so there is nothing to explain." in page
+    assert "<dt>Parameters</dt><dd>17<small>17</small></dd>" in page
+    assert page.count("<svg") == 1  # the component chart ("other")

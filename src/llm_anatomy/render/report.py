@@ -159,7 +159,7 @@ def _params_section(report: Report, words: dict) -> str:
     if summary.moe is not None:
         parts.append(element("p", esc(words["moe"].format(total=thousands(summary.moe.total), active=thousands(summary.moe.active))), class_="note"))
     parts += [element("p", esc(note), class_="note") for note in summary.tied]
-    if summary.layers:
+    if any(layer.index is not None for layer in summary.layers):  # a model of numbered layers
         categories = [words["outside"] if layer.index is None else str(layer.index) for layer in summary.layers]
         inside = Series(words["in_layers"], tuple(float(layer.params) if layer.index is not None else None for layer in summary.layers))
         outside = Series(words["outside_layers"], tuple(float(layer.params) if layer.index is None else None for layer in summary.layers))
