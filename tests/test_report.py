@@ -6,6 +6,7 @@ import os
 import re
 from html.parser import HTMLParser
 
+import html5lib
 import pytest
 
 import checkpoints
@@ -61,6 +62,7 @@ def parse(page):
 
 def assert_valid_and_offline(page):
     assert page.startswith("<!DOCTYPE html>\n<html")
+    html5lib.HTMLParser(strict=True).parse(page)  # raises on the first HTML5 parse error
     checker = parse(page)
     assert checker.problems == []
     assert checker.stack == []
