@@ -206,3 +206,11 @@ def test_json(llama7b, cli):
 def test_heads_not_a_multiple_of_kv_heads():
     arch = derive({"hidden_size": 96, "num_hidden_layers": 2, "num_attention_heads": 6, "num_key_value_heads": 4, "vocab_size": 10})
     assert (arch.attention, [f.line() for f in arch.findings]) == (None, ["config.json: expected num_attention_heads 6 to be a multiple of num_key_value_heads, found 4"])
+
+
+def test_label_maps_shown_whole(tmp_path, cli):
+    """Objects keyed by labels or class names are one value, not fields to explain."""
+    config = {**layouts.published_config("Llama-2-7b-chat-hf"), "id2label": {"0": "NEGATIVE", "1": "POSITIVE"}}
+    lines = cli("config", _config_folder(tmp_path / "m", config), "--explain", "--lang", "en").out.splitlines()
+    assert lines[lines.index('id2label = {"0": "NEGATIVE", "1": "POSITIVE"}') + 1] == "    For classification heads: the label name of each output index."
+    assert not any(line.lstrip().startswith("id2label.") for line in lines)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from ..analysis.architecture import Architecture, Finding
-from ..analysis.explain import Explanation
+from ..analysis.explain import OPAQUE_OBJECTS, Explanation
 from ..safe_text import escape
 from .text import to_json
 
@@ -178,9 +178,10 @@ def derived_facts(arch: Architecture, lang: str) -> list[tuple[str, str]]:
     return rows
 
 
-def value_text(value: object) -> str:
-    """A value as config.json spells it (null, true, 1e-05), objects as {...}, cut at VALUE_WIDTH."""
-    if isinstance(value, dict):
+def value_text(value: object, path: str = "") -> str:
+    """A value as config.json spells it (null, true, 1e-05), cut at VALUE_WIDTH; an object
+    as {...}, since its fields are listed after it, unless it is one of OPAQUE_OBJECTS."""
+    if isinstance(value, dict) and path.rsplit(".", 1)[-1] not in OPAQUE_OBJECTS:
         return "{...}"
     text = escape(json.dumps(value, ensure_ascii=False))
     return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 3] + "..."
@@ -191,7 +192,7 @@ def text(explanation: Explanation) -> str:
     lines = [t["title"].format(model=escape(explanation.model), count=len(explanation.fields)), ""]
     for field in explanation.fields:
         indent = "  " * field.depth
-        lines.append(f"{indent}{escape(field.path)} = {value_text(field.value)}")
+        lines.append(f"{indent}{escape(field.path)} = {value_text(field.value, field.path)}")
         lines.append(f"{indent}    {field.text if field.text is not None else t['no_entry']}")
     missing = len(explanation.unexplained)
     if missing:
