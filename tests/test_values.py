@@ -268,6 +268,22 @@ def test_full_prints_every_element(small_file, cli):
     assert result.out == "w[:, 1:]  [40, 49]  F32\n" + _torch_str(tensors_["w"][:, 1:], PrintOptions(threshold=math.inf)) + "\n"
 
 
+def test_full_streams_long_rows_in_pieces(tmp_path, cli, monkeypatch):
+    import torch
+
+    from llm_anatomy.render import torch_values
+
+    monkeypatch.setattr(torch_values, "LINES_PER_PIECE", 3)
+    monkeypatch.setattr(torch_values, "JSON_ROW_CHUNK", 7)
+    monkeypatch.setattr(tensors, "STREAM_CHUNK_ELEMS", 11)
+    vector = torch.randn(250, generator=torch.Generator().manual_seed(4)).half()
+    path = checkpoints.safetensors_file(str(tmp_path / "v.safetensors"), {"v": vector})
+    result = cli("values", path, "v", "--full")
+    assert result.out == "v  [250]  F16\n" + _torch_str(vector, PrintOptions(threshold=math.inf)) + "\n"
+    data = json.loads(cli("values", path, "v[::2]", "--full", "--json").out)
+    assert data["tensors"][0]["values"] == vector[::2].tolist()
+
+
 def test_json_lists_the_shown_positions_and_their_values(small_file, cli):
     path, tensors_ = small_file
     data = json.loads(cli("values", path, "--json", "--edgeitems", "1").out)

@@ -129,10 +129,13 @@ class _Printer:
         lines = iter(lambda: ", ".join(itertools.islice(texts, per_line)), "")
         newline = ",\n" + " " * (indent + 1)
         # A row is one piece; a very long one (--full) comes in pieces of LINES_PER_PIECE lines.
-        yield "[" + newline.join(itertools.islice(lines, LINES_PER_PIECE))
-        for piece in iter(lambda: newline.join(itertools.islice(lines, LINES_PER_PIECE)), ""):
-            yield newline + piece
-        yield "]"
+        piece, following = "[", newline.join(itertools.islice(lines, LINES_PER_PIECE))
+        while following:
+            piece, following = piece + following, newline.join(itertools.islice(lines, LINES_PER_PIECE))
+            if following:
+                yield piece
+                piece = newline
+        yield piece + "]"
 
     def tensor(self, shape: tuple[int, ...], rows: Iterator[Iterable], indent: int) -> Iterator[str]:
         if not shape:
