@@ -107,8 +107,31 @@ def _read_member(path: str, archive: Any, name: str, limit: int) -> bytes:
     return data
 
 
+def _storage_span(path: str, archive: Any, handle: Any, size: int, member: str, where: str) -> tuple[int, int]:
+    """(file offset of a storage's first byte, its byte count): the member's bytes as stored."""
+    info = archive.NameToInfo.get(member)
+    if info is None:
+        raise AnatomyError(where, f"storage member {escape(member)}", "no such member", "the file is truncated or corrupt")
+    if info.compress_type != 0:
+        raise AnatomyError(where, "an uncompressed storage (torch.save writes them stored)", f"compression method {info.compress_type}", "the zip was recompressed; save it again with torch.save")
+    return _data_offset(path, handle, size, info), info.file_size
+
+
+def _tensor(path: str, name: str, ref: Any, span: tuple[int, int]) -> TensorInfo:
+    where = f"{path}: tensor {escape(name)}"
+    if not _is_contiguous(ref.shape, ref.stride):
+        raise AnatomyError(where, f"a contiguous tensor (strides of shape {list(ref.shape)} in row-major order)", f"strides {list(ref.stride)}", "save it with tensor.contiguous()")
+    start, storage_bytes = span
+    itemsize = DTYPES[ref.dtype].bits // 8
+    begin, nbytes = ref.offset * itemsize, prod(ref.shape) * itemsize
+    if begin + nbytes > min(storage_bytes, ref.storage.numel * DTYPES[ref.storage.dtype].bits // 8):
+        raise AnatomyError(where, f"{nbytes} bytes at byte {begin} of its storage", f"a storage of {storage_bytes} bytes", "the file is truncated or corrupt")
+    return TensorInfo(name, ref.dtype, ref.shape, path, start + begin, nbytes)
+
+
 def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, str]]:
-    """Tensors of one torch zip checkpoint, in the state dict's order, and its scalar entries."""
+    """Tensors of one torch zip checkpoint, in the state dict's order, and its scalar entries.
+    Tensors sharing a storage (tied weights, views) point into the same bytes."""
     from . import restricted_pickle
 
     size = file_size(path)
@@ -120,26 +143,13 @@ def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, str]]:
             raise AnatomyError(path, "a little-endian torch checkpoint", "a big-endian one", "load and save it again on a little-endian machine")
         state = restricted_pickle.load(path, _read_member(path, archive, pickle_info.filename, MAX_PICKLE_BYTES))
         refs, metadata = restricted_pickle.collect(path, state)
-        storages: dict[str, tuple[int, int]] = {}  # key -> (data offset in the file, bytes)
+        spans: dict[str, tuple[int, int]] = {}
         tensors = []
         for name, ref in refs:
-            where = f"{path}: tensor {escape(name)}"
             if has_unsafe(name):
                 raise AnatomyError(path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
-            if ref.storage.key not in storages:
-                info = archive.NameToInfo.get(f"{prefix}data/{ref.storage.key}")
-                if info is None:
-                    raise AnatomyError(where, f"storage member {escape(prefix)}data/{escape(ref.storage.key)}", "no such member", "the file is truncated or corrupt")
-                if info.compress_type != 0:
-                    raise AnatomyError(where, "an uncompressed storage (torch.save writes them stored)", f"compression method {info.compress_type}", "the zip was recompressed; save it again with torch.save")
-                storages[ref.storage.key] = (_data_offset(path, handle, size, info), info.file_size)
-            start, storage_bytes = storages[ref.storage.key]
-            dtype = DTYPES[ref.dtype]
-            itemsize = dtype.bits // 8
-            if not _is_contiguous(ref.shape, ref.stride):
-                raise AnatomyError(where, f"a contiguous tensor (strides of shape {list(ref.shape)} in row-major order)", f"strides {list(ref.stride)}", "save it with tensor.contiguous()")
-            begin, nbytes = ref.offset * itemsize, prod(ref.shape) * itemsize
-            if begin + nbytes > min(storage_bytes, ref.storage.numel * DTYPES[ref.storage.dtype].bits // 8):
-                raise AnatomyError(where, f"{nbytes} bytes at byte {begin} of its storage", f"a storage of {storage_bytes} bytes", "the file is truncated or corrupt")
-            tensors.append(TensorInfo(name, dtype.name, ref.shape, path, start + begin, nbytes))
+            key = ref.storage.key
+            if key not in spans:
+                spans[key] = _storage_span(path, archive, handle, size, f"{prefix}data/{key}", f"{path}: tensor {escape(name)}")
+            tensors.append(_tensor(path, name, ref, spans[key]))
     return tensors, metadata
