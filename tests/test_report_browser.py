@@ -33,8 +33,12 @@ class Browser:
 
         flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", "--remote-debugging-pipe"]
+        # stderr to a file, not a pipe: chromium's chatter must never fill a buffer nobody reads.
+        self._log_path = os.path.join(profile, "chromium.log")
+        os.makedirs(profile, exist_ok=True)
+        self._log = open(self._log_path, "wb")
         self.process = subprocess.Popen([CHROMIUM, *flags, "about:blank"], pass_fds=(3, 4), preexec_fn=wire_pipes,
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log)
         os.close(to_browser)
         os.close(from_browser)
         self._buffer = b""
@@ -70,7 +74,8 @@ class Browser:
             if select.select([self._answers], [], [], left)[0]:
                 chunk = os.read(self._answers, 1 << 20)
                 if not chunk:
-                    raise RuntimeError("chromium exited: " + self.process.stderr.read().decode(errors="replace")[-2000:])
+                    with open(self._log_path, "rb") as log:
+                        raise RuntimeError("chromium exited: " + log.read().decode(errors="replace")[-2000:])
                 self._buffer += chunk
 
     def close(self):
@@ -83,7 +88,7 @@ class Browser:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self.process.stderr.close()
+        self._log.close()
         os.close(self._commands)
         os.close(self._answers)
 
@@ -134,18 +139,42 @@ def evaluate(browser, session, expression):
     return json.loads(result["result"]["value"])
 
 
+def open_page(browser, path):
+    """A new tab, 1200 px wide, with console and log events on, loaded with `path`; its session id."""
+    target = browser.send("Target.createTarget", url="about:blank")["targetId"]
+    session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+    for domain in ("Runtime.enable", "Log.enable", "Page.enable"):
+        browser.send(domain, session)
+    browser.send("Emulation.setDeviceMetricsOverride", session, width=1200, height=900, deviceScaleFactor=1, mobile=False)
+    browser.send("Page.navigate", session, url=path.as_uri())
+    browser.wait_for("Page.loadEventFired")
+    return session
+
+
+def test_the_harness_sees_script_errors_and_blocked_fetches(tmp_path):
+    """The check that the report has no problem is only worth something if problems show."""
+    from llm_anatomy.render.html import page
+
+    bad = tmp_path / "bad.html"
+    bad.write_text(page("bad", "en", '<img src="https://example.invalid/x.png" alt="">', "", "console.error('boom'); undefinedFunction();"))
+    browser = Browser(tmp_path / "profile")
+    try:
+        open_page(browser, bad)
+        problems = browser.problems()
+    finally:
+        browser.close()
+    assert len(problems) == 3, problems
+    assert "example.invalid/x.png" in problems[0] and "Content Security Policy" in problems[0]
+    assert problems[1] == "boom"
+    assert problems[2].startswith("ReferenceError: undefinedFunction is not defined")
+
+
 def test_report_loads_without_errors_and_draws_its_charts(llama_tied_dir, tmp_path, cli):
     page = tmp_path / "report.html"
     assert cli("report", llama_tied_dir, "-o", page, "--stats", "--lang", "en").code == 0
     browser = Browser(tmp_path / "profile")
     try:
-        target = browser.send("Target.createTarget", url="about:blank")["targetId"]
-        session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Runtime.enable", "Log.enable", "Page.enable"):
-            browser.send(domain, session)
-        browser.send("Emulation.setDeviceMetricsOverride", session, width=1200, height=900, deviceScaleFactor=1, mobile=False)
-        browser.send("Page.navigate", session, url=page.as_uri())
-        browser.wait_for("Page.loadEventFired")
+        session = open_page(browser, page)
         charts = evaluate(browser, session, CHARTS)
         filtered = evaluate(browser, session, FILTER)
         extremes = evaluate(browser, session, SORT)
