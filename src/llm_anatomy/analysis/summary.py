@@ -153,6 +153,12 @@ class Summary(namedtuple("Summary", _SUMMARY_FIELDS)):
     __slots__ = ()
 
 
+class Placed(namedtuple("Placed", "tensor component role layer")):
+    """A tensor with its component, role and layer index (None outside the layers)."""
+
+    __slots__ = ()
+
+
 def role_of(name: str) -> tuple[str, str]:
     """(component, role) of a tensor name; ("other", "other") when no pattern matches."""
     return _role_of_shape(INDEX.sub("0", name))
@@ -252,13 +258,14 @@ def implied_by_config(arch: Architecture) -> dict[str, int]:
     return implied
 
 
-def _shape_findings(tensors: Sequence[tuple[TensorInfo, str]], arch: Architecture) -> list[Finding]:
+def _shape_findings(placed: Sequence[Placed], arch: Architecture) -> list[Finding]:
     """Weights whose shape disagrees with the config; repeats folded into the first."""
     quantities = _quantities(arch)
+    expected_by_role = {role: expected_shape(role, quantities) for role in ROLE_SHAPES}
     groups: dict[tuple[str, tuple[int, ...], tuple[int, ...]], list[str]] = defaultdict(list)
     whys: dict[tuple[str, tuple[int, ...], tuple[int, ...]], str] = {}
-    for tensor, role in tensors:
-        expected = expected_shape(role, quantities)
+    for tensor, _, role, _ in placed:
+        expected = expected_by_role.get(role)
         if expected is None or len(tensor.shape) < 2:
             continue
         shape, why = expected
@@ -291,12 +298,12 @@ def _moe(total: int, routed_by_layer: dict[int | None, int], arch: Architecture)
     return MoeCount(total, active, routed, experts, per_token, formula), findings
 
 
-def _tied_duplicates(named: list[tuple[TensorInfo, str, str]], arch: Architecture | None) -> tuple[set[str], list[str]]:
+def _tied_duplicates(placed: list[Placed], arch: Architecture | None) -> tuple[set[str], list[str]]:
     """Head tensors that repeat the tied embedding (counted once), and notes saying how."""
-    embed = next((t for t, c, r in named if r == "embed"), None)
+    embed = next((p.tensor for p in placed if p.role == "embed"), None)
     if arch is None or not arch.tied_embeddings or embed is None:
         return set(), []
-    heads = [t for t, c, r in named if r == "head" and t.shape == embed.shape]
+    heads = [p.tensor for p in placed if p.role == "head" and p.tensor.shape == embed.shape]
     if heads and "tied_embeddings" in arch.fields:  # both stored: drop one only if config.json says tied
         return {t.name for t in heads}, [f"{escape(t.name)} repeats the tied {escape(embed.name)} (tie_word_embeddings): counted once" for t in heads]
     if arch.has_output_head:
@@ -304,12 +311,12 @@ def _tied_duplicates(named: list[tuple[TensorInfo, str, str]], arch: Architectur
     return set(), []
 
 
-def _mtp_tensors(named: list[tuple[TensorInfo, str, str]], arch: Architecture | None) -> dict[str, TensorInfo]:
+def _mtp_tensors(placed: list[Placed], arch: Architecture | None) -> set[str]:
     """Tensors of the multi-token-prediction layers DeepSeek-V3 stores after its last layer
     (num_nextn_predict_layers): part of the release, not of the model transformers builds."""
     if arch is None or not arch.mtp_layers or not arch.num_layers:
-        return {}
-    return {t.name: t for t, _, _ in named if (layer_of(t.name) or 0) >= arch.num_layers}
+        return set()
+    return {p.tensor.name for p in placed if (p.layer or 0) >= arch.num_layers}
 
 
 def _count(name: str, tensors: Sequence[TensorInfo]) -> Count:
@@ -330,37 +337,37 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         arch = derive(catalog.config)
         findings += arch.findings
 
-    named = [(t, *role_of(t.name)) for t in catalog.tensors]
-    duplicates, tied_notes = _tied_duplicates(named, arch)
-    mtp = _mtp_tensors(named, arch)
+    placed = [Placed(t, *role_of(t.name), layer_of(t.name)) for t in catalog.tensors]
+    duplicates, tied_notes = _tied_duplicates(placed, arch)
+    mtp = _mtp_tensors(placed, arch)
     apart: dict[str, list[TensorInfo]] = defaultdict(list)
-    params = []
-    for t, component, role in named:
-        group = "multi-token prediction" if t.name in mtp else component
+    params: list[Placed] = []
+    for p in placed:
+        group = "multi-token prediction" if p.tensor.name in mtp else p.component
         if group in NOT_COUNTED:
-            apart[group].append(t)
-        elif t.name not in duplicates:
-            params.append((t, component, role))
+            apart[group].append(p.tensor)
+        elif p.tensor.name not in duplicates:
+            params.append(p)
 
     by_component: dict[str, list[TensorInfo]] = defaultdict(list)
     by_layer: dict[int | None, list[TensorInfo]] = defaultdict(list)
     by_dtype: dict[str, list[TensorInfo]] = defaultdict(list)
     routed_by_layer: dict[int | None, int] = defaultdict(int)
-    for t, component, role in params:
+    for t, component, role, layer in params:
         by_component[component].append(t)
-        by_layer[layer_of(t.name)].append(t)
+        by_layer[layer].append(t)
         by_dtype[t.dtype].append(t)
         if role in ROUTED_EXPERT_ROLES:
-            routed_by_layer[layer_of(t.name)] += t.numel
-    total = sum(t.numel for t, _, _ in params)
-    total_nbytes = sum(t.nbytes for t, _, _ in params)
+            routed_by_layer[layer] += t.numel
+    total = sum(p.tensor.numel for p in params)
+    total_nbytes = sum(p.tensor.nbytes for p in params)
 
     implied: list[ImpliedCount] = []
     moe = None
     if arch is not None:
-        findings += _shape_findings([(t, r) for t, _, r in params], arch)
+        findings += _shape_findings(params, arch)
         matrices: dict[str, int] = defaultdict(int)
-        for t, component, _ in params:
+        for t, component, _, _ in params:
             if len(t.shape) >= 2:
                 matrices[component] += t.numel
         for component, count in implied_by_config(arch).items():
