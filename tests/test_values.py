@@ -284,6 +284,16 @@ def test_full_streams_long_rows_in_pieces(tmp_path, cli, monkeypatch):
     assert data["tensors"][0]["values"] == vector[::2].tolist()
 
 
+def test_many_shown_elements_are_read_row_by_row(tmp_path, monkeypatch):
+    import torch
+
+    from llm_anatomy.analysis import values
+
+    monkeypatch.setattr(values, "MAX_SHOWN_IN_MEMORY", 10)
+    tensor = torch.randn(5, 4, 3000, generator=torch.Generator().manual_seed(2))
+    assert _ours(tmp_path, tensor) == _torch_str(tensor)
+
+
 def test_json_lists_the_shown_positions_and_their_values(small_file, cli):
     path, tensors_ = small_file
     data = json.loads(cli("values", path, "--json", "--edgeitems", "1").out)

@@ -113,6 +113,11 @@ class View(namedtuple("View", "name tensor shape strides offset dtype", defaults
 # ---------------------------------------------------------------- which elements torch shows
 
 
+# Summaries show few elements, read at once; a hostile shape of many short dimensions
+# (torch shows every position of a dimension of at most 2 * edgeitems) is read row by row.
+MAX_SHOWN_IN_MEMORY = 1 << 20
+
+
 def shown_positions(size: int, summarize: bool, edgeitems: int) -> Sequence[int]:
     """Positions of one dimension that print(tensor) shows (torch's get_summarized_data)."""
     if summarize and size > 2 * edgeitems:
@@ -155,7 +160,7 @@ def show(reader: ElementReader, view: View, options: PrintOptions) -> ShownTenso
     if numel == 0 or (summarize and options.edgeitems == 0):  # nothing shown, nothing read
         return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, lambda: iter(()))
     last, last_stride = indices[-1], view.strides[-1]
-    if summarize:
+    if summarize and prod(len(i) for i in indices) <= MAX_SHOWN_IN_MEMORY:
         positions = [start + i * last_stride for start in _row_starts(view, indices) for i in last]
         flat = reader.read(view.tensor, positions, view.dtype)
         width = len(last)
@@ -163,7 +168,10 @@ def show(reader: ElementReader, view: View, options: PrintOptions) -> ShownTenso
 
     def stream() -> Iterator[Iterable]:
         for start in _row_starts(view, indices):
-            yield itertools.chain.from_iterable(reader.stream(view.tensor, start, len(last), last_stride, view.dtype))
+            if isinstance(last, range):  # the whole row, in bounded chunks
+                yield itertools.chain.from_iterable(reader.stream(view.tensor, start, len(last), last_stride, view.dtype))
+            else:  # the row's two ends
+                yield reader.read(view.tensor, [start + i * last_stride for i in last], view.dtype)
 
     return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, stream)
 
