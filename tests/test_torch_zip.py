@@ -28,8 +28,16 @@ def meta_dir(llama_dir, tmp_path_factory):
     return checkpoints.meta_checkpoint(str(llama_dir), str(tmp_path_factory.mktemp("meta") / "llama-2-tiny"))
 
 
+def _storage_offsets(path):
+    """Where torch's own zip reader finds each storage record in the file."""
+    import torch
+
+    reader = torch._C.PyTorchFileReader(path)
+    return {reader.get_record_offset(name) for name in reader.get_all_records() if name.startswith("data/")}
+
+
 def _assert_equals_torch_load(catalog, files):
-    """Names, order, shapes, dtypes and every value equal what torch.load gives."""
+    """Names, order, shapes, dtypes, offsets and every value equal what torch gives."""
     import torch
 
     loaded = {}
@@ -41,6 +49,9 @@ def _assert_equals_torch_load(catalog, files):
             tensor = loaded[info.name]
             assert (info.shape, info.dtype, info.nbytes) == (tuple(tensor.shape), TORCH_DTYPES[str(tensor.dtype)], tensor.numel() * tensor.element_size())
             assert elements.read(info, range(info.numel)) == tensor.flatten().tolist(), info.name
+    for path in files:  # each tensor's storage starts where torch's reader puts a storage record
+        starts = {t.offset - loaded[t.name].storage_offset() * loaded[t.name].element_size() for t in catalog.tensors if t.file == path}
+        assert starts <= _storage_offsets(path) and len(starts) == len({loaded[t.name].untyped_storage().data_ptr() for t in catalog.tensors if t.file == path})
 
 
 def test_bin_equals_torch_load(bin_dir):
