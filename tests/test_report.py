@@ -320,3 +320,14 @@ def test_no_layers_no_config_still_gives_a_page(tmp_path, cli):
     assert "There is no readable config.json beside the weights, so there is nothing to explain." in page
     assert "<dt>Parameters</dt><dd>17<small>17</small></dd>" in page
     assert page.count("<svg") == 1  # the component chart ("other")
+
+
+def test_chart_axes_have_round_ticks_covering_the_data():
+    from llm_anatomy.render.svg import linear_scale, log_scale
+
+    assert linear_scale(0, 266_240).ticks == (0, 100_000, 200_000, 300_000)
+    assert linear_scale(0, 202_383_360).ticks == (0, 50_000_000, 100_000_000, 150_000_000, 200_000_000, 250_000_000)
+    assert linear_scale(-0.03, 0.021).ticks == (-0.04, -0.02, 0.0, 0.02, 0.04)
+    assert linear_scale(0, 0).ticks == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # all-zero weights: an empty 0..1 axis
+    assert log_scale(0.013, 1.2).ticks == (0.01, 0.1, 1.0, 10.0)
+    assert log_scale(0.02, 0.09).ticks == (0.01, 0.02, 0.05, 0.1)  # a narrow range gets 2 and 5 as well

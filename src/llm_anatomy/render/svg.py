@@ -123,7 +123,7 @@ def linear_scale(low: float, high: float, count: int = 5) -> Scale:
     power = 10 ** math.floor(math.log10(raw))
     step = next(power * m for m in (1, 2, 2.5, 5, 10) if power * m >= raw)
     first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
-    ticks = tuple(i * step for i in range(first, last + 1))
+    ticks = tuple(round(i * step, 12) for i in range(first, last + 1))  # 0.6, not 0.6000000000000001
     return Scale(ticks[0], ticks[-1], ticks)
 
 
@@ -151,8 +151,8 @@ class Frame:
         return self.left + (index + 0.5) * (self.right - self.left) / count
 
 
-def _frame(series: Sequence[Series], categories: Sequence[str], y_tick_texts: Sequence[str], width: float) -> Frame:
-    legend_rows = len(_legend_rows(series, width))
+def _frame(series: Sequence[Series], y_tick_texts: Sequence[str], width: float) -> Frame:
+    legend_rows = len(_legend_rows(series, width)) if len(series) > 1 else 0  # one series needs no legend
     left = max(_text_width(t) for t in y_tick_texts) + 30
     return Frame(width, 230 + 18 * legend_rows, left, width - 12, 14 + 18 * legend_rows, 230 + 18 * legend_rows - 44)
 
@@ -211,7 +211,7 @@ def column_chart(categories: Sequence[str], series: Sequence[Series], y_text: Ca
     """One column per category, the series stacked in order (e.g. parameters per layer by component)."""
     totals = [sum(s.values[i] or 0 for s in series) for i in range(len(categories))]
     scale = linear_scale(0, max(totals, default=0))
-    frame = _frame(series, categories, [y_text(t) for t in scale.ticks], width)
+    frame = _frame(series, [y_text(t) for t in scale.ticks], width)
     slot = (frame.right - frame.left) / max(len(categories), 1)
     bar = max(min(slot * 0.72, 48), 1)
     body = [_legend(series, width), _axes(frame, scale, y_text, categories, x_label, y_label)]
@@ -239,7 +239,7 @@ def line_chart(categories: Sequence[str], series: Sequence[Series], y_text: Call
         scale = log_scale(min(values), max(values))
     else:
         scale = linear_scale(min(values, default=0), max(values, default=1))
-    frame = _frame(series, categories, [y_text(t) for t in scale.ticks], width)
+    frame = _frame(series, [y_text(t) for t in scale.ticks], width)
     body = [_legend(series, width), _axes(frame, scale, y_text, categories, x_label, y_label)]
     for k, s in enumerate(series):
         points = [
