@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import math
+import os
 import sys
 
 import pytest
@@ -169,6 +170,27 @@ def test_torch_style_shows_values_in_the_dtype_from_pretrained_gives(tmp_path, c
     if config_dtype:
         config["dtype"] = config_dtype
     config_path.write_text(json.dumps(config))
+    result = cli("values", folder, "--style", "torch")
+    assert result.code == 0, result.err
+    assert result.out == _parameters_printout(folder)
+
+
+def _rename_tensors(folder, rename):
+    """Rewrite model.safetensors with names changed (None drops a tensor), as older checkpoints name them."""
+    from safetensors.torch import load_file, save_file
+
+    path = os.path.join(folder, "model.safetensors")
+    tensors_ = {rename(name): tensor for name, tensor in load_file(path).items() if rename(name) is not None}
+    save_file(tensors_, path, metadata={"format": "pt"})
+    return folder
+
+
+@pytest.mark.parametrize("builder, rename", [
+    (checkpoints.tiny_gpt2, lambda name: None if name.startswith("lm_head.") else name.removeprefix("transformer.")),  # as openai-community/gpt2
+    (checkpoints.tiny_bert, lambda name: "bert." + name),  # a head model's checkpoint loaded into BertModel
+])
+def test_torch_style_finds_weights_across_the_base_model_prefix(tmp_path, cli, builder, rename):
+    folder = _rename_tensors(builder(str(tmp_path / "m")), rename)
     result = cli("values", folder, "--style", "torch")
     assert result.code == 0, result.err
     assert result.out == _parameters_printout(folder)
