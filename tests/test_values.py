@@ -196,6 +196,17 @@ def test_torch_style_finds_weights_across_the_base_model_prefix(tmp_path, cli, b
     assert result.out == _parameters_printout(folder)
 
 
+def test_torch_style_says_when_transformers_converts_weights_on_load(tmp_path, cli, capsys):
+    folder = _rename_tensors(checkpoints.tiny_llama(str(tmp_path / "m"), shard=None), lambda name: name.replace("mlp.up_proj", "mlp.w3"))
+    capsys.readouterr()  # save_pretrained's progress bar
+    result = cli("values", folder, "--style", "torch")
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        "llm-anatomy: m: expected parameter model.layers.0.mlp.up_proj.weight of LlamaForCausalLM in the checkpoint, found no tensor of that name; "
+        "transformers renames, fuses or initialises this weight on load, so print(p) cannot be rebuilt from the file; the default style shows the stored tensors\n"
+    )
+
+
 def test_torch_style_one_parameter_by_name(llama_tied_dir, cli):
     result = cli("values", llama_tied_dir, "lm_head.weight", "--style", "torch")  # tied: not a parameter of its own
     assert (result.code, result.err) == (2, f"llm-anatomy: {llama_tied_dir.name}: expected a parameter named 'lm_head.weight', found none; list them with `llm-anatomy params --style torch`\n")

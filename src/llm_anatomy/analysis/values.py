@@ -209,6 +209,9 @@ def load_dtype(catalog: Catalog) -> str | None:
     return dtype if dtype in CASTS else None
 
 
+CONVERTED_ON_LOAD = "transformers renames, fuses or initialises this weight on load, so print(p) cannot be rebuilt from the file; the default style shows the stored tensors"
+
+
 def _stored_tensor_finder(catalog: Catalog, skeleton: "Skeleton") -> Callable[[str], TensorInfo | None]:
     """How from_pretrained finds a parameter's tensor: by its name, by the name of a weight
     tied to it, or across the base model's prefix (GPT-2's 'h.0.attn...' loaded into
@@ -240,9 +243,9 @@ def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None)
             continue
         tensor = find(param.name)
         if tensor is None:
-            raise AnatomyError(catalog.name, f"parameter {param.name} of {skeleton.model_class} in the checkpoint", "no tensor of that name", "transformers would initialise it randomly on load, so its values cannot be shown")
+            raise AnatomyError(catalog.name, f"parameter {param.name} of {skeleton.model_class} in the checkpoint", "no tensor of that name", CONVERTED_ON_LOAD)
         if tensor.shape != param.shape:
-            raise AnatomyError(tensor.file, f"shape {list(param.shape)} for parameter {param.name}", f"{list(tensor.shape)}", "transformers would convert this tensor on load")
+            raise AnatomyError(tensor.file, f"shape {list(param.shape)} for parameter {param.name}", f"{list(tensor.shape)}", CONVERTED_ON_LOAD)
         cast = model_dtype if tensor.dtype in CASTS else None
         views.append(View(param.name, tensor, tensor.shape, View.whole(tensor).strides, 0, cast))
     return views
