@@ -252,6 +252,14 @@ def test_index_prints_what_torch_prints_for_that_slice(small_file, cli, index):
     assert result.out == f"w[{index}]  {list(expected.shape)}  F32\n" + str(expected) + "\n"
 
 
+def test_a_name_ending_in_brackets_is_not_an_index(tmp_path, cli):
+    import torch
+
+    path = checkpoints.safetensors_file(str(tmp_path / "b.safetensors"), {"w[0]": torch.ones(2), "w": torch.zeros(3)})
+    assert cli("values", path, "w[0]").out == "w[0]  [2]  F32\ntensor([1., 1.])\n"
+    assert cli("values", path, "w[1]").out == "w[1]  []  F32\ntensor(0.)\n"
+
+
 def test_index_in_filter_applies_to_every_match(small_file, cli):
     path, tensors_ = small_file
     result = cli("values", path, "--filter", "layers.*.b[1:3]")

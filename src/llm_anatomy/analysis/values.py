@@ -182,7 +182,8 @@ def show(reader: ElementReader, view: View, options: PrintOptions) -> ShownTenso
 def tensor_views(catalog: Catalog, target: str | None, pattern: str | None) -> list[View]:
     """The TENSOR[INDEX] argument, or every tensor matching --filter (with an optional trailing index), in natural order."""
     if target is not None:
-        name, index = split_index(target)
+        # A name that itself ends in [..] is taken whole.
+        name, index = (target, None) if target in catalog.by_name else split_index(target)
         view = View.whole(catalog.get(name))
     else:
         pattern, index = split_index(pattern, glob=True) if pattern is not None else (None, None)
