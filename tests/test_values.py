@@ -312,10 +312,10 @@ def test_full_prints_every_element(small_file, cli):
 def test_full_streams_long_rows_in_pieces(tmp_path, cli, monkeypatch):
     import torch
 
-    from llm_anatomy.render import torch_values
+    from llm_anatomy.render import torch_values, values_json
 
     monkeypatch.setattr(torch_values, "LINES_PER_PIECE", 3)
-    monkeypatch.setattr(torch_values, "JSON_ROW_CHUNK", 7)
+    monkeypatch.setattr(values_json, "JSON_ROW_CHUNK", 7)
     monkeypatch.setattr(tensors, "STREAM_CHUNK_ELEMS", 11)
     vector = torch.randn(250, generator=torch.Generator().manual_seed(4)).half()
     path = checkpoints.safetensors_file(str(tmp_path / "v.safetensors"), {"v": vector})

@@ -80,12 +80,14 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     options = PrintOptions(args.precision, threshold, args.edgeitems, args.linewidth)
     views = _views(catalog, args)
     if args.json:
-        out.write(render.json_head(catalog.name, options))
+        from ..render import values_json
+
+        out.write(values_json.json_head(catalog.name, options))
     with ElementReader() as reader:
         for number, view in enumerate(views):
             shown = show(reader, view, options)
             if args.json:
-                pieces = render.json_tensor(shown, number == 0)
+                pieces = values_json.json_tensor(shown, number == 0)
             elif args.style == "torch":
                 pieces = render.parameter_text(shown, options)
             else:
@@ -96,5 +98,5 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             else:
                 out.write("".join(pieces))
     if args.json:
-        out.write(render.JSON_TAIL)
+        out.write(values_json.JSON_TAIL)
     return 0

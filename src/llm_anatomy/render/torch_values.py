@@ -7,15 +7,12 @@ _tensor_str_with_formatter, _str_intern or _add_suffixes."""
 from __future__ import annotations
 
 import itertools
-import json
-import math
 
 from ..safe_text import escape
 from .text import shape_text
 
 # Dtypes torch leaves out of the printout (torch.get_default_dtype() is float32).
 DEFAULT_DTYPES = {"torch.float32", "torch.complex64", "torch.int64", "torch.bool"}
-JSON_ROW_CHUNK = 4096
 LINES_PER_PIECE = 1024
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import; annotations are strings here
@@ -208,66 +205,3 @@ def named_text(shown: ShownTensor, options: PrintOptions, first: bool) -> Iterat
     yield ("" if first else "\n") + f"{escape(shown.name)}  {shape_text(shown.shape)}  {shown.tensor.dtype}\n"
     yield from tensor_text(shown, options)
     yield "\n"
-
-
-# ---------------------------------------------------------------- JSON
-
-
-def _json_number(value) -> object:
-    """Plain JSON numbers; non-finite floats as the strings "nan", "inf", "-inf"; complex as [re, im]."""
-    if isinstance(value, complex):
-        return [_json_number(value.real), _json_number(value.imag)]
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return str(value)
-    return value
-
-
-def _json_values(shown: ShownTensor, depth: int, rows: Iterator[Iterable]) -> Iterator[str]:
-    """Nested lists of the shown values, rows consumed in order; long rows written in chunks."""
-    if not shown.shape:
-        yield json.dumps(_json_number(next(iter(next(rows)))))
-        return
-    count = len(shown.indices[depth])
-    if depth < len(shown.shape) - 1:
-        yield "["
-        for number in range(count):
-            yield "," if number else ""
-            yield from _json_values(shown, depth + 1, rows)
-        yield "]"
-        return
-    row = iter(next(rows)) if count else iter(())
-    yield "["
-    for number, chunk in enumerate(iter(lambda: list(itertools.islice(row, JSON_ROW_CHUNK)), [])):
-        yield ("," if number else "") + json.dumps([_json_number(v) for v in chunk])[1:-1]
-    yield "]"
-
-
-JSON_TAIL = "\n  ]\n}\n"
-
-
-def json_head(model: str, options: PrintOptions) -> str:
-    """The document around the tensors: {"model", "options", "tensors": [...]} (closed by JSON_TAIL)."""
-    settings = {
-        "precision": options.precision,
-        "threshold": _json_number(options.threshold),
-        "edgeitems": options.edgeitems,
-        "linewidth": options.linewidth,
-    }
-    return "{\n  " + json.dumps({"model": model, "options": settings})[1:-1] + ',\n  "tensors": [\n'
-
-
-def json_tensor(shown: ShownTensor, first: bool) -> Iterator[str]:
-    """One entry of the "tensors" list: "values" nests the shown elements, at the positions "indices" lists per dimension."""
-    head = {
-        "name": shown.name,
-        "tensor": shown.tensor.name,
-        "dtype": shown.tensor.dtype,
-        "torch_dtype": shown.decoder.torch_dtype,
-        "stored_shape": list(shown.tensor.shape),
-        "shape": list(shown.shape),
-        "summarized": shown.summarize,
-        "indices": [list(i) for i in shown.indices],
-    }
-    yield ("" if first else ",\n") + "    " + json.dumps(head)[:-1] + ', "values": '
-    yield from _json_values(shown, 0, shown.rows())
-    yield "}"
