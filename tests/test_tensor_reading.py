@@ -141,3 +141,12 @@ def test_casts_round_as_tensor_to_does(source, target):
     values = torch.cat([wide, specials]).to(getattr(torch, source))
     torch_target = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}[target]
     assert _same(tensors.CASTS[target](values.double().tolist()), values.to(torch_target).double().tolist())
+
+
+def test_positions_outside_the_tensor_are_refused(tmp_path):
+    import torch
+
+    path = checkpoints.safetensors_file(str(tmp_path / "p.safetensors"), {"a": torch.zeros(4), "b": torch.ones(4)})
+    with pytest.raises(tensors.AnatomyError) as caught, ElementReader() as reader:
+        reader.read(open_catalog(path).get("a"), [2, 4])
+    assert caught.value.line() == f"{path}: tensor a: expected element positions inside its 4 elements, found 2..4"

@@ -238,6 +238,8 @@ class ElementReader:
         """The values at these ascending flat positions (row-major element indices) of the
         tensor; with as_dtype, converted to that float dtype (see decoder_for)."""
         decoder = decoder_for(info, as_dtype)
+        if positions and not 0 <= positions[0] <= positions[-1] < info.numel:
+            raise AnatomyError(f"{info.file}: tensor {info.name}", f"element positions inside its {info.numel} elements", f"{positions[0]}..{positions[-1]}")
         handle, size = self._file(info.file)
         per_block, block_bytes, decode = decoder.block_elems, decoder.block_bytes, decoder.decode
         max_blocks = max(1, MAX_RUN_BYTES // block_bytes)

@@ -247,6 +247,5 @@ def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None)
             raise AnatomyError(catalog.name, f"parameter {param.name} of {skeleton.model_class} in the checkpoint", "no tensor of that name", CONVERTED_ON_LOAD)
         if tensor.shape != param.shape:
             raise AnatomyError(tensor.file, f"shape {list(param.shape)} for parameter {param.name}", f"{list(tensor.shape)}", CONVERTED_ON_LOAD)
-        cast = model_dtype if tensor.dtype in CASTS else None
-        views.append(View(param.name, tensor, tensor.shape, View.whole(tensor).strides, 0, cast))
+        views.append(View.whole(tensor)._replace(name=param.name, dtype=model_dtype if tensor.dtype in CASTS else None))
     return views
