@@ -42,13 +42,13 @@ def _threshold(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    parser.add_argument("tensor", metavar="TENSOR[INDEX]", nargs="?", help="one tensor by exact name, optionally indexed: 'lm_head.weight[0, :8]'")
+    parser.add_argument("tensor", metavar="TENSOR[INDEX]", nargs="?", help="one tensor by exact name, optionally indexed: 'lm_head.weight[0, :8]' (give it right after MODEL)")
     parser.add_argument("--filter", metavar="GLOB", help="tensors whose names match this shell pattern; a trailing [INDEX] indexes each one")
     parser.add_argument("--style", choices=("named", "torch"), default="named", help="torch: exactly `for p in model.parameters(): print(p)` (transformers' order, tied weights once)")
-    parser.add_argument("--edgeitems", type=_count, default=DEFAULTS.edgeitems, help="items shown at each end of a summarized dimension (default 3)")
-    parser.add_argument("--precision", type=_count, default=DEFAULTS.precision, help="digits after the decimal point (default 4)")
-    parser.add_argument("--threshold", type=_threshold, default=DEFAULTS.threshold, help="summarize tensors with more elements than this (default 1000)")
-    parser.add_argument("--linewidth", type=_count, default=DEFAULTS.linewidth, help="characters per line before wrapping (default 80)")
+    parser.add_argument("--edgeitems", metavar="N", type=_count, default=DEFAULTS.edgeitems, help="items shown at each end of a summarized dimension (default 3)")
+    parser.add_argument("--precision", metavar="N", type=_count, default=DEFAULTS.precision, help="digits after the decimal point (default 4)")
+    parser.add_argument("--threshold", metavar="N", type=_threshold, default=DEFAULTS.threshold, help="summarize tensors with more elements than this (default 1000)")
+    parser.add_argument("--linewidth", metavar="N", type=_count, default=DEFAULTS.linewidth, help="characters per line before wrapping (default 80)")
     parser.add_argument("--full", action="store_true", help="print every element (threshold=inf); reads whole tensors, streaming")
     parser.add_argument("--json", action="store_true", help="machine-readable: shape, dtype, the shown positions per dimension and their values")
     parser.add_argument("--hf-names", action="store_true", help="name GGUF and Meta tensors by their Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)")
