@@ -42,7 +42,7 @@ def _threshold(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    parser.add_argument("tensor", metavar="TENSOR[INDEX]", nargs="?", help="one tensor by exact name, optionally indexed: 'lm_head.weight[0, :8]' (give it right after MODEL)")
+    parser.add_argument("tensor", metavar="TENSOR[INDEX]", nargs="?", help="one tensor by exact name, optionally indexed: 'lm_head.weight[0, :8]'")
     parser.add_argument("--filter", metavar="GLOB", help="tensors whose names match this shell pattern; a trailing [INDEX] indexes each one")
     parser.add_argument("--style", choices=("named", "torch"), default="named", help="torch: exactly `for p in model.parameters(): print(p)` (transformers' order, tied weights once)")
     parser.add_argument("--edgeitems", metavar="N", type=_count, default=DEFAULTS.edgeitems, help="items shown at each end of a summarized dimension (default 3)")
@@ -52,6 +52,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true", help="print every element (threshold=inf); reads whole tensors, streaming")
     parser.add_argument("--json", action="store_true", help="machine-readable: shape, dtype, the shown positions per dimension and their values")
     parser.add_argument("--hf-names", action="store_true", help="name GGUF and Meta tensors by their Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)")
+    _allow_options_before_tensor(parser)
+
+
+def _allow_options_before_tensor(parser: argparse.ArgumentParser) -> None:
+    """Parse this command intermixed, so `values MODEL --full TENSOR` works: before Python
+    3.13, argparse gives an optional positional its (empty) value with the first one and then
+    rejects TENSOR after an option as unrecognized."""
+    plain = parser.parse_known_args
+
+    def intermixed(args=None, namespace=None):  # type: ignore[no-untyped-def]
+        parser.parse_known_args = plain  # parse_known_intermixed_args calls it twice itself
+        try:
+            return parser.parse_known_intermixed_args(args, namespace)
+        finally:
+            parser.parse_known_args = intermixed  # type: ignore[method-assign]
+
+    parser.parse_known_args = intermixed  # type: ignore[method-assign]
 
 
 def _views(catalog, args: argparse.Namespace) -> list:
