@@ -173,6 +173,8 @@ def test_torch_style_shows_values_in_the_dtype_from_pretrained_gives(tmp_path, c
     result = cli("values", folder, "--style", "torch")
     assert result.code == 0, result.err
     assert result.out == _parameters_printout(folder)
+    norm = json.loads(cli("values", folder, "--style", "torch", "--json", "--filter", "model.norm.weight").out)["tensors"][0]
+    assert (norm["dtype"], norm["torch_dtype"]) == ({"float32": "F32", "bfloat16": "BF16"}[stored], f"torch.{config_dtype or stored}")
 
 
 def _rename_tensors(folder, rename):
