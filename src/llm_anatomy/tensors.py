@@ -17,8 +17,11 @@ TYPE_CHECKING = False  # typing and dataclasses cost ~8 ms to import; annotation
 if TYPE_CHECKING:
     from typing import BinaryIO, Callable, Iterator, Sequence
 
+    from .dtypes import DType
+
 from .byte_io import file_size, read_exact
 from .catalog import TensorInfo
+from .dtypes import SAFETENSORS_DTYPES
 from .errors import AnatomyError
 
 # Two wanted elements closer than this many bytes are read in one run (one read beats two
@@ -108,28 +111,28 @@ def _lookup(name: str) -> Callable[[bytes], list]:
     return decode
 
 
-DECODERS: dict[str, Decoder] = {
-    "F64": Decoder("torch.float64", "float", _struct("d", 8), 8),
-    "F32": Decoder("torch.float32", "float", _struct("f", 4), 4),
-    "F16": Decoder("torch.float16", "float", _struct("e", 2), 2),
-    "BF16": Decoder("torch.bfloat16", "float", _bf16, 2),
-    "F8_E4M3": Decoder("torch.float8_e4m3fn", "float", _lookup("F8_E4M3"), 1),
-    "F8_E5M2": Decoder("torch.float8_e5m2", "float", _lookup("F8_E5M2"), 1),
-    "F8_E4M3FNUZ": Decoder("torch.float8_e4m3fnuz", "float", _lookup("F8_E4M3FNUZ"), 1),
-    "F8_E5M2FNUZ": Decoder("torch.float8_e5m2fnuz", "float", _lookup("F8_E5M2FNUZ"), 1),
-    "F8_E8M0": Decoder("torch.float8_e8m0fnu", "float", _lookup("F8_E8M0"), 1),
-    "I64": Decoder("torch.int64", "int", _struct("q", 8), 8),
-    "I32": Decoder("torch.int32", "int", _struct("i", 4), 4),
-    "I16": Decoder("torch.int16", "int", _struct("h", 2), 2),
-    "I8": Decoder("torch.int8", "int", _struct("b", 1), 1),
-    "U64": Decoder("torch.uint64", "int", _struct("Q", 8), 8),
-    "U32": Decoder("torch.uint32", "int", _struct("I", 4), 4),
-    "U16": Decoder("torch.uint16", "int", _struct("H", 2), 2),
-    "U8": Decoder("torch.uint8", "int", _struct("B", 1), 1),
-    "BOOL": Decoder("torch.bool", "bool", _struct("?", 1), 1),
-    "C64": Decoder("torch.complex64", "complex", _complex("f", 8), 8),
-    "C128": Decoder("torch.complex128", "complex", _complex("d", 16), 16),
+# Types struct cannot decode; the others follow from dtypes.py (struct code, size, torch name).
+_SPECIAL_DECODE = {
+    "BF16": _bf16,
+    **{name: _lookup(name) for name in ("F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F8_E8M0")},
 }
+
+
+def _plain_decoder(dtype: DType) -> Decoder | None:
+    """The decoder of a safetensors dtype, or None when its values cannot be decoded (F4, F6)."""
+    size = dtype.bits // 8
+    if dtype.name in _SPECIAL_DECODE:
+        decode = _SPECIAL_DECODE[dtype.name]
+    elif dtype.kind == "complex":
+        decode = _complex(dtype.struct_code[0], size)
+    elif dtype.struct_code:
+        decode = _struct(dtype.struct_code, size)
+    else:
+        return None
+    return Decoder(dtype.torch_name, "int" if dtype.kind == "uint" else dtype.kind, decode, size)
+
+
+DECODERS: dict[str, Decoder] = {name: decoder for name, dtype in SAFETENSORS_DTYPES.items() if (decoder := _plain_decoder(dtype))}
 
 
 def _add_ggml_decoders() -> None:
