@@ -71,4 +71,4 @@ def test_filtered_totals_count_only_the_files_holding_the_rows(llama_dir, cli):
     assert shards > 1
     assert cli("params", llama_dir).out.splitlines()[-1].endswith(f" in {shards} files")
     result = cli("params", llama_dir, "--filter", "model.norm.weight")
-    assert result.out.splitlines()[-1] == "1 tensors, 64 parameters, 256 B in 1 file"
+    assert result.out.splitlines()[-1] == "1 tensor, 64 parameters, 256 B in 1 file"

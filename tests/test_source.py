@@ -42,7 +42,7 @@ def test_single_file_without_config(tmp_path, cli):
 
     path = checkpoints.safetensors_file(str(tmp_path / "w.safetensors"), {"x": torch.zeros(2, 2)})
     result = cli("params", path)
-    assert result.out.splitlines()[-1] == "1 tensors, 4 parameters, 16 B in 1 file"
+    assert result.out.splitlines()[-1] == "1 tensor, 4 parameters, 16 B in 1 file"
 
 
 @pytest.mark.parametrize("command", ["params", "values", "tree", "config", "summary", "stats", "diff", "report", "demo"])

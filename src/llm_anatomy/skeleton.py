@@ -17,9 +17,9 @@ from types import MappingProxyType
 
 TYPE_CHECKING = False  # typing, pathlib and hashlib cost ~9 ms to import: tree and config run on every call
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable
 
-from .catalog import Catalog
+from .catalog import Catalog, TensorInfo
 from .dtypes import DTYPES
 from .errors import AnatomyError
 
@@ -251,3 +251,22 @@ def load_skeleton(catalog: Catalog, build: bool = True) -> Skeleton:
         raise _unbuildable(catalog, why) from exc
     _write_cached(path, {"key": key, **skeleton.to_json()})
     return skeleton
+
+
+def stored_tensor_finder(catalog: Catalog, skeleton: Skeleton) -> Callable[[str], TensorInfo | None]:
+    """How from_pretrained finds a parameter's tensor: by its name, by the name of a weight
+    tied to it, or across the base model's prefix (GPT-2's 'h.0.attn...' loaded into
+    GPT2LMHeadModel's 'transformer.h.0.attn...', or 'bert.embeddings...' into BertModel)."""
+    stored = catalog.by_name
+    aliases = {canonical: alias for alias, canonical in skeleton.tied.items()}
+    without_prefix = {t.name.partition(".")[2]: t for t in catalog.tensors}
+
+    def find(name: str) -> TensorInfo | None:
+        for candidate in (name, aliases.get(name)):
+            if candidate is not None:
+                tensor = stored.get(candidate) or stored.get(candidate.partition(".")[2]) or without_prefix.get(candidate)
+                if tensor is not None:
+                    return tensor
+        return None
+
+    return find

@@ -6,8 +6,8 @@ import os
 from collections import namedtuple
 
 from ..catalog import Catalog, compile_filter, natural_key
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from ..skeleton import Skeleton
 
@@ -44,16 +44,17 @@ def list_tensors(catalog: Catalog, pattern: str | None = None) -> ParamListing:
 def list_parameters(catalog: Catalog, skeleton: "Skeleton", pattern: str | None = None) -> ParamListing:
     """What model.named_parameters() yields: transformers' order, no buffers, tied weights once.
 
-    Shapes are the model's; dtype, bytes and file come from the checkpoint tensor of the
-    same name (or of the tied weight it shares storage with)."""
+    Shapes are the model's; dtype, bytes and file come from the checkpoint tensor that
+    from_pretrained would load into it (see skeleton.stored_tensor_finder)."""
+    from ..skeleton import stored_tensor_finder
+
     regex = compile_filter(pattern)
-    stored = catalog.by_name
-    aliases = {canonical: alias for alias, canonical in skeleton.tied.items()}
+    find = stored_tensor_finder(catalog, skeleton)
     rows, missing = [], []
     for param in skeleton.parameters:
         if regex is not None and not regex.match(param.name):
             continue
-        tensor = stored.get(param.name) or stored.get(aliases.get(param.name, ""))
+        tensor = find(param.name)
         if tensor is None:
             missing.append(param.name)
             numel = 1

@@ -213,31 +213,14 @@ def load_dtype(catalog: Catalog) -> str | None:
 CONVERTED_ON_LOAD = "transformers renames, fuses or initialises this weight on load, so print(p) cannot be rebuilt from the file; the default style shows the stored tensors"
 
 
-def _stored_tensor_finder(catalog: Catalog, skeleton: "Skeleton") -> Callable[[str], TensorInfo | None]:
-    """How from_pretrained finds a parameter's tensor: by its name, by the name of a weight
-    tied to it, or across the base model's prefix (GPT-2's 'h.0.attn...' loaded into
-    GPT2LMHeadModel's 'transformer.h.0.attn...', or 'bert.embeddings...' into BertModel)."""
-    stored = catalog.by_name
-    aliases = {canonical: alias for alias, canonical in skeleton.tied.items()}
-    without_prefix = {t.name.partition(".")[2]: t for t in catalog.tensors}
-
-    def find(name: str) -> TensorInfo | None:
-        for candidate in (name, aliases.get(name)):
-            if candidate is not None:
-                tensor = stored.get(candidate) or stored.get(candidate.partition(".")[2]) or without_prefix.get(candidate)
-                if tensor is not None:
-                    return tensor
-        return None
-
-    return find
-
-
 def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None) -> list[View]:
     """model.parameters() in transformers' order: no buffers, tied weights once, read from the
     stored tensor, float values in the dtype the model is loaded in."""
     regex = compile_filter(pattern)
     model_dtype = load_dtype(catalog)
-    find = _stored_tensor_finder(catalog, skeleton)
+    from ..skeleton import stored_tensor_finder
+
+    find = stored_tensor_finder(catalog, skeleton)
     views = []
     for param in skeleton.parameters:
         if regex is not None and not regex.match(param.name):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..analysis.params import ParamListing
 from ..safe_text import escape
-from .text import human_bytes, shape_text, table, thousands, to_json
+from .text import counted, human_bytes, shape_text, table, thousands, to_json
 
 
 def torch_style(listing: ParamListing) -> str:
@@ -18,8 +18,7 @@ def text(listing: ParamListing) -> str:
         [(r.name, shape_text(r.shape), r.dtype, thousands(r.numel), human_bytes(r.nbytes), r.file) for r in listing.rows],
         right=(3, 4),
     )
-    files = f"{listing.files} file" + ("s" if listing.files != 1 else "")
-    lines.append(f"{len(listing.rows)} tensors, {thousands(listing.total_numel)} parameters, {human_bytes(listing.total_nbytes)} in {files}")
+    lines.append(f"{counted(len(listing.rows), 'tensor')}, {counted(listing.total_numel, 'parameter')}, {human_bytes(listing.total_nbytes)} in {counted(listing.files, 'file')}")
     return "\n".join(lines + list(listing.notes)) + "\n"
 
 

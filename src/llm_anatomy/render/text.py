@@ -34,6 +34,11 @@ def thousands(n: int) -> str:
     return f"{n:,}"
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 tensor', '291 tensors', '6,738,415,616 parameters'."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def shape_text(shape: Sequence[int]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
