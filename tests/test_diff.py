@@ -92,7 +92,7 @@ def test_text_prints_the_header_part_first(pair, cli):
     assert lines[1].split()[:3] == ["model.layers.1.mlp.up_proj.weight", "F32", "0.1"]
     assert lines[3:] == [
         "... 17 more (--top)",
-        "19 tensors compared: 16 bit-identical, 3 changed; 538.00 KiB read",
+        "19 tensors compared: 16 bit-identical, 3 changed; 538.00 KiB of tensor data",
         "relative = ||B - A|| / ||A||; cosine = A.B / (||A|| ||B||); over float64 values, NaN/Inf pairs left out",
     ]
 
@@ -122,7 +122,7 @@ def test_nothing_in_common(llama_dir, tmp_path, cli):
             "no tensor names in common: nothing to compare by value",
             "B has no config: configs not compared",
             "",
-            "0 tensors compared: 0 bit-identical, 0 changed; 0 B read",
+            "0 tensors compared: 0 bit-identical, 0 changed; 0 B of tensor data",
             "relative = ||B - A|| / ||A||; cosine = A.B / (||A|| ||B||); over float64 values, NaN/Inf pairs left out",
             "",
         ]

@@ -160,8 +160,11 @@ class Reader:
         position = info.offset
         while position < end:
             want = min(step, end - position)
-            handle.seek(position)
-            got = handle.readinto(memoryview(self.raw)[:want])
+            try:
+                handle.seek(position)
+                got = handle.readinto(memoryview(self.raw)[:want])
+            except OSError as exc:
+                raise AnatomyError(f"{info.file}: tensor {info.name}", f"{want} readable bytes at byte {position}", exc.strerror or type(exc).__name__) from None
             if got != want:
                 raise AnatomyError(f"{info.file}: tensor {info.name}", f"{want} bytes at byte {position}", f"{got or 0} bytes", "the file changed while it was read")
             yield self.raw[:want]

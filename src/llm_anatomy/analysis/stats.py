@@ -15,8 +15,9 @@ Wider types (F32, F64, 32/64-bit ints, GGML quants), decoded to float64 block by
   merged with Chan et al.'s formula. No E[x^2] - E[x]^2 cancellation.
 - The 6-sigma count needs the final mean and std, which are known only at the end. Every
   value beyond mean + 6 std is among the largest values of the tensor, so the pass keeps
-  the TAIL_KEEP largest and the TAIL_KEEP smallest values seen (a floor rises as it goes;
-  blocks whose max is under the floor cost nothing). At the end the count is read from
+  the TAIL_KEEP largest and the TAIL_KEEP smallest values seen (a floor rises as it goes,
+  and values that provably cannot end up beyond 6 std are never held, see
+  _Accumulator.bound; blocks whose max is under the floor cost one comparison). At the end the count is read from
   those; only when a tail holds more outliers than it keeps (more than TAIL_KEEP values
   beyond 6 std on one side) is the tensor read a second time to count them."""
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..catalog import Catalog, TensorInfo, natural_key, select

@@ -65,7 +65,7 @@ def values_text(values: ValueDiff, top: int | None = None) -> str:
         if len(shown) < len(values.rows):
             lines.append(f"... {len(values.rows) - len(shown)} more (--top)")
     changed = len(values.rows) - values.identical
-    lines.append(f"{len(values.rows)} tensors compared: {values.identical} bit-identical, {changed} changed; {human_bytes(values.nbytes)} read")
+    lines.append(f"{len(values.rows)} tensors compared: {values.identical} bit-identical, {changed} changed; {human_bytes(values.nbytes)} of tensor data")
     lines.append("relative = ||B - A|| / ||A||; cosine = A.B / (||A|| ||B||); over float64 values, NaN/Inf pairs left out")
     lines += [f"error: {line}" for _, line in values.errors]
     return "\n".join(lines) + "\n"
