@@ -11,7 +11,8 @@ import pytest
 
 import checkpoints
 from llm_anatomy.dtypes import DTYPES
-from llm_anatomy.formats import ggml_types, open_catalog
+from llm_anatomy import ggml_types
+from llm_anatomy.formats import open_catalog
 from llm_anatomy.formats.name_maps import GGUF_TO_HF, META_TO_HF, hf_name
 from llm_anatomy.tensors import ElementReader
 

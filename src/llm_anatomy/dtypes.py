@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from .errors import AnatomyError
+from .ggml_types import GGML_TYPES
 
 
 class DType(namedtuple("DType", "name bits torch_name kind struct_code block_size block_bytes", defaults=(None, 1, 0))):
@@ -72,9 +73,14 @@ SAFETENSORS_DTYPES: dict[str, DType] = {
     )
 }
 
-# The table every reader and analysis consults; format readers register extra types
-# (GGML quants) here under their own names.
+# The table every reader and analysis consults: the safetensors types, and GGML's
+# block-quantized types (GGUF's plain types share the safetensors names).
 DTYPES: dict[str, DType] = dict(SAFETENSORS_DTYPES)
+DTYPES.update(
+    (name, DType(name, block_bytes * 8, None, "quant", None, block_size, block_bytes))
+    for name, block_size, block_bytes in GGML_TYPES.values()
+    if block_size > 1
+)
 
 # torch dtype names as written in config.json ("torch_dtype": "float16") -> table name.
 CONFIG_DTYPE_NAMES = {

@@ -8,21 +8,29 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, Callable
 
+import importlib
+
 from ..byte_io import file_size
 from ..catalog import Catalog, TensorInfo
 from ..errors import AnatomyError
+from ..ggml_types import GGUF_MAGIC
 from ..safe_text import escape
 from ..source import Source, resolve
-from . import derived_config, gguf, safetensors, torch_zip
+from . import safetensors
 
-# (format name, does this prefix match, read one file -> (tensors, metadata)).
-# Detection is by content (magic bytes), never by file name.
-# A reader takes one file's path and returns (tensors, metadata).
-READERS: "list[tuple[str, Callable[[bytes], bool], Callable[[str], tuple[list[TensorInfo], dict[str, Any]]]]]" = [
-    ("safetensors", safetensors.looks_like, safetensors.read_tensors),
-    ("gguf", gguf.looks_like, gguf.read_tensors),
-    ("torch", torch_zip.looks_like, torch_zip.read_tensors),
-]
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save since torch 1.6
+LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickle protocol 2, then torch's magic number
+
+# How each format's files begin, and the module under llm_anatomy.formats that reads them.
+# Detection is by content, never by file name. A reader module is imported only when one of
+# its files is met: the GGUF and torch readers cost ~10 ms to import, as much as all the
+# rest of `params` beyond Python's start-up. Each module has read_tensors(path) ->
+# (tensors, metadata) and may have check_file_set(paths) for rules about several files.
+FORMATS: "tuple[tuple[str, str, Callable[[bytes], bool]], ...]" = (
+    ("safetensors", "safetensors", lambda prefix: prefix[8:9] == b"{"),  # u64 header length, then JSON
+    ("gguf", "gguf", lambda prefix: prefix.startswith(GGUF_MAGIC)),
+    ("torch", "torch_zip", lambda prefix: prefix.startswith((ZIP_MAGIC, LEGACY_TORCH_MAGIC))),
+)
 
 # Readers that can also list the tensors of a file cut short, for commands that read
 # what is there and report the rest (stats, diff); other formats stay strict.
@@ -31,16 +39,22 @@ TRUNCATION_TOLERANT = {"safetensors": lambda path: safetensors.read_tensors(path
 PREFIX_BYTES = 16
 
 
-def detect(path: str) -> "tuple[str, Callable[[str], tuple[list[TensorInfo], dict[str, Any]]]]":
+def detect(path: str) -> str:
+    """The format of one file, from its first bytes."""
     size = file_size(path)
     with open(path, "rb") as handle:
         prefix = handle.read(PREFIX_BYTES)
-    for name, matches, reader in READERS:
+    for name, _, matches in FORMATS:
         if matches(prefix):
-            return name, reader
-    formats = ", ".join(name for name, _, _ in READERS)
+            return name
+    formats = ", ".join(name for name, _, _ in FORMATS)
     found = "an empty file" if size == 0 else f"a file starting with {escape(repr(prefix[:8]))}"
     raise AnatomyError(path, f"a checkpoint ({formats})", found, "the file is empty, truncated or of an unsupported format")
+
+
+def reader_module(format_name: str):
+    module_name = next(module for name, module, _ in FORMATS if name == format_name)
+    return importlib.import_module(f"{__name__}.{module_name}")
 
 
 def read_config(path: str | None) -> tuple[dict[str, Any] | None, AnatomyError | None]:
@@ -72,15 +86,18 @@ def catalog_from_source(source: Source, allow_truncated: bool = False) -> Catalo
     files, weight_map = _shard_files(source)
     tensors: list[TensorInfo] = []
     metadata: dict[str, Any] = {}
-    formats = set()
     seen: dict[str, str] = {}
-    torch_zip.refuse_model_parallel(files)
-    gguf.refuse_several_models(files)
+    format_of = {path: detect(path) for path in files}
+    formats = set(format_of.values())
+    for fmt in sorted(formats):
+        check_file_set = getattr(reader_module(fmt), "check_file_set", None)
+        if check_file_set is not None:
+            check_file_set([path for path in files if format_of[path] == fmt])
     for path in files:
-        fmt, reader = detect(path)
+        fmt = format_of[path]
+        reader = reader_module(fmt).read_tensors
         if allow_truncated:
             reader = TRUNCATION_TOLERANT.get(fmt, reader)
-        formats.add(fmt)
         file_tensors, file_metadata = reader(path)
         for t in file_tensors:
             if t.name in seen:
@@ -94,6 +111,8 @@ def catalog_from_source(source: Source, allow_truncated: bool = False) -> Catalo
             raise AnatomyError(source.index_file, f"tensor {escape(missing[0])} in {escape(weight_map[missing[0]])}", "it is not in that shard", "download the shards again")
     config, config_error = read_config(source.config_file)
     if config is None and config_error is None:  # GGUF metadata or Meta's params.json
+        from . import derived_config
+
         config, config_error = derived_config.derive(source.root, files, tensors, metadata, formats)
     return Catalog(
         name=source.name,

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from ..catalog import TensorInfo
 from ..errors import AnatomyError
 from ..safe_text import escape
-from .ggml_types import KEY_ARCHITECTURE, KEY_TOKENS
+from ..ggml_types import KEY_ARCHITECTURE, KEY_TOKENS
 
 # general.architecture -> (model_type, transformers class). Each of these names its
 # hyper-parameters with the same GGUF keys and the same config fields below.

@@ -17,10 +17,9 @@ from typing import Any, BinaryIO, Callable, Sequence
 
 from ..byte_io import file_size
 from ..catalog import TensorInfo
-from ..dtypes import DTYPES, DType
 from ..errors import AnatomyError
 from ..safe_text import escape, has_unsafe
-from .ggml_types import (
+from ..ggml_types import (
     FLOAT32,
     GGML_DEQUANTIZABLE,
     GGML_TYPES,
@@ -47,15 +46,6 @@ TRUNCATED = "the file is truncated or corrupt; download it again"
 MIN_KV_BYTES = 8 + 4 + 1  # key length, value type, a one-byte value
 MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
 
-
-def _register_block_types() -> None:
-    """GGML's block-quantized types join the one dtype table (plain ones are already there)."""
-    for name, block_size, block_bytes in GGML_TYPES.values():
-        if block_size > 1:
-            DTYPES.setdefault(name, DType(name, block_bytes * 8, None, "quant", None, block_size, block_bytes))
-
-
-_register_block_types()
 
 
 def block_decoders() -> dict[str, tuple[int, int, Callable[[bytes], list]]]:
@@ -205,17 +195,13 @@ def _array(cursor: _Cursor, where: str, depth: int) -> ArraySummary:
     return ArraySummary(item_name, count, head)
 
 
-def refuse_several_models(files: Sequence[str]) -> None:
+def check_file_set(files: Sequence[str]) -> None:
     """A GGUF repository usually holds one file per quantization (Q4_K_M, Q8_0, ...): they are
     alternatives, not shards, unless named as llama.cpp's splits (-00001-of-00003.gguf)."""
     models = [f for f in files if f.endswith(".gguf")]
     if len(models) > 1 and not all(SPLIT_NAME.search(f) for f in models):
         names = ", ".join(os.path.basename(f) for f in models[:3]) + (", ..." if len(models) > 3 else "")
         raise AnatomyError(os.path.dirname(models[0]) or ".", "one GGUF model (a file, or the splits NAME-0000N-of-0000M.gguf)", f"{len(models)} GGUF files ({escape(names)})", "pass one of the files")
-
-
-def looks_like(prefix: bytes) -> bool:
-    return prefix[:4] == GGUF_MAGIC
 
 
 def _read_version(cursor: _Cursor) -> int:

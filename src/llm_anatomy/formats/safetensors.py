@@ -19,11 +19,6 @@ MAX_HEADER_BYTES = 100 * 1024 * 1024  # the limit the safetensors library itself
 MAX_RANK = 64
 
 
-def looks_like(prefix: bytes) -> bool:
-    """Safetensors has no magic: an 8-byte length, then the JSON header's '{'."""
-    return len(prefix) >= 9 and prefix[8:9] == b"{"
-
-
 def read_header(path: str) -> tuple[dict[str, Any], int, int]:
     """Return (header dict, data start offset, file size)."""
     size = file_size(path)
@@ -40,7 +35,7 @@ def read_header(path: str) -> tuple[dict[str, Any], int, int]:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise AnatomyError(path, "a JSON header", f"invalid JSON ({escape(str(exc))})", "the file is corrupt; download it again") from None
-    # looks_like() saw '{', so valid JSON here is always an object.
+    # formats.detect() saw '{', so valid JSON here is always an object.
     return header, 8 + header_len, size
 
 

@@ -16,18 +16,12 @@ from ..dtypes import DTYPES
 from ..errors import AnatomyError
 from ..safe_text import escape, has_unsafe
 
-ZIP_MAGIC = b"PK\x03\x04"
-# torch.save(..., _use_new_zipfile_serialization=False) starts with a protocol-2 pickle of
-# torch's magic number 0x1950a86a20f9469cfc6c.
-LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+# torch.save(..., _use_new_zipfile_serialization=False) starts with LEGACY_MAGIC, a protocol-2
+# pickle of torch's magic number 0x1950a86a20f9469cfc6c; formats/__init__ detects by both.
+from . import LEGACY_TORCH_MAGIC as LEGACY_MAGIC, ZIP_MAGIC  # noqa: E402
 MAX_PICKLE_BYTES = 100 * 1024 * 1024
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra length
 META_SHARD = re.compile(r"consolidated\.(\d+)\.pth$")
-
-
-def looks_like(prefix: bytes) -> bool:
-    """A zip (torch >= 1.6), or the legacy format, which read_tensors refuses with a way out."""
-    return prefix.startswith(ZIP_MAGIC) or prefix.startswith(LEGACY_MAGIC)
 
 
 def _refuse_legacy(path: str, size: int) -> None:
@@ -43,7 +37,7 @@ def _refuse_legacy(path: str, size: int) -> None:
     )
 
 
-def refuse_model_parallel(files: Sequence[str]) -> None:
+def check_file_set(files: Sequence[str]) -> None:
     """Meta's larger releases split every tensor across consolidated.00.pth, .01.pth, ...
     under the same names; joining them needs each tensor's split dimension."""
     shards = [f for f in files if META_SHARD.search(os.path.basename(f))]
