@@ -6,7 +6,8 @@ With --cold (default when running as root) the page cache is dropped before ever
 (`sync; echo 3 > /proc/sys/vm/drop_caches`), so each run reads from the disk as a first
 look at a downloaded model does; otherwise everything runs on a warm cache. Baselines,
 once each: the numpy memory-map loop and the torch loop (transformers load in float16,
-then per-parameter mean/std/min/max). Wall and CPU time and peak RSS from os.wait4.
+then per-parameter mean/std/min/max). Wall and CPU time from os.wait4; peak RSS is the whole process
+tree's (the CLI and its workers), sampled.
 
     .venv/bin/python bench/bench_stream.py [--data DIR] [--repeat N] [--warm] [--baselines]
 
@@ -23,7 +24,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from views import CLI, PYTHON, measure  # noqa: E402
+from views import CLI, PYTHON  # noqa: E402
 
 CHANGED = ("model.layers.3.mlp.down_proj.weight", "model.layers.17.self_attn.q_proj.weight", "model.layers.31.post_attention_layernorm.weight")
 
@@ -76,62 +77,90 @@ def make_b(a: str, b: str) -> None:
                 handle.write(values.tobytes())
 
 
-def _stats_in_process(names: list[str]) -> float:
-    """One pool worker: tensor_stats of some tensors with its own Reader; returns its peak RSS (MB)."""
-    import resource
-
-    from llm_anatomy.analysis.stats import tensor_stats
-    from llm_anatomy.formats import open_catalog
-    from llm_anatomy.streaming import Reader
-
-    catalog, reader = open_catalog(_POOL_MODEL), Reader()
-    for name in names:
-        tensor_stats(catalog.get(name), reader)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-_POOL_MODEL = ""
-
-
 def threads_vs_processes(folder: str, pattern: str, repeat: int) -> None:
-    """Warm-cache wall time of the same tensors' stats: the threads `stats` uses, and a
-    process pool of os.cpu_count() workers (tensors dealt largest first, round robin)."""
-    import multiprocessing
+    """Warm-cache wall time of the same tensors' stats with the forked worker processes
+    `stats` uses, and with a thread pool of as many workers (the design measured against)."""
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
-    from llm_anatomy.analysis.stats import weight_stats
+    from llm_anatomy.analysis.stats import tensor_stats, weight_stats
     from llm_anatomy.catalog import select
     from llm_anatomy.formats import open_catalog
+    from llm_anatomy.streaming import Reader, workers
 
-    global _POOL_MODEL
-    _POOL_MODEL = folder
     catalog = open_catalog(folder)
     chosen = sorted(select(catalog.tensors, pattern), key=lambda t: -t.nbytes)
-    workers = os.cpu_count() or 1
-    deals = [[t.name for t in chosen[i::workers]] for i in range(workers)]
+
+    def with_threads() -> None:
+        readers = [Reader() for _ in range(workers())]
+        deals = [chosen[i :: workers()] for i in range(workers())]
+        with ThreadPoolExecutor(workers()) as pool:
+            list(pool.map(lambda job: [tensor_stats(t, job[0]) for t in job[1]], zip(readers, deals)))
+
     weight_stats(catalog, pattern)  # warm the page cache
-    times: dict[str, list[float]] = {"threads": [], "processes": []}
-    rss = 0.0
+    times: dict[str, list[float]] = {"processes (stats)": [], "threads": []}
     for _ in range(repeat):
-        start = time.perf_counter()
-        weight_stats(catalog, pattern)
-        times["threads"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            rss = sum(pool.map(_stats_in_process, deals))
-        times["processes"].append(time.perf_counter() - start)
+        for name, run in (("processes (stats)", lambda: weight_stats(catalog, pattern)), ("threads", with_threads)):
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
     gb = sum(t.nbytes for t in chosen) / 1e9
+    print(f"{len(chosen)} tensors, {gb:.2f} GB, {workers()} workers, warm page cache, medians of {repeat}\n")
+    print("| workers | wall s | GB/s |\n|---|---:|---:|")
     for name, runs in times.items():
         print(f"| {name} | {statistics.median(runs):.2f} | {gb / statistics.median(runs):.2f} |")
-    print(f"(processes: peak RSS of the {workers} workers together {rss:.0f} MB, plus the parent)")
+
+
+def tree_rss_kib(root: int) -> int:
+    """Resident set of a process and all its descendants (stats and diff fork one worker per core)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, grew = {root}, True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    total = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/status") as handle:
+                total += next((int(line.split()[1]) for line in handle if line.startswith("VmRSS:")), 0)
+        except OSError:
+            continue
+    return total
 
 
 def timed(argv: list[str], cold: bool) -> tuple[float, float, int]:
+    """Wall and CPU seconds (the process and its reaped workers) and the peak of the whole
+    process tree's summed RSS in KiB, sampled every 50 ms (ru_maxrss is per process)."""
+    import subprocess
+    import threading
+    import time
+
     if cold:
         drop_caches()
-    outcome = measure(argv)
-    assert not isinstance(outcome, str), outcome
-    return outcome
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    peak, stop = [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.05):
+            peak[0] = max(peak[0], tree_rss_kib(proc.pid))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    assert status == 0, f"{argv[:3]} failed"
+    return elapsed, usage.ru_utime + usage.ru_stime, max(peak[0], usage.ru_maxrss)
 
 
 def main() -> None:

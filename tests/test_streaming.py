@@ -100,11 +100,8 @@ def test_unsupported_dtype_is_one_exact_error(tmp_path):
 
 
 def test_run_parallel_keeps_task_order_and_gives_each_worker_its_own_reader():
-    seen = []
-
-    def work(task, reader):
-        seen.append(reader)
-        return task * 2
-
-    assert run_parallel([3, 1, 2, 5], work, weight=lambda t: t) == [6, 2, 4, 10]
-    assert all(isinstance(r, Reader) for r in seen)
+    finished = []
+    results = run_parallel([3, 1, 2, 5], lambda task, reader: (task * 2, isinstance(reader, Reader), os.getpid()), weight=lambda t: t, done=finished.append)
+    assert [r[:2] for r in results] == [(6, True), (2, True), (4, True), (10, True)]
+    assert sorted(finished) == [1, 2, 3, 5]
+    assert os.getpid() not in {r[2] for r in results} or (os.cpu_count() or 1) == 1  # forked workers

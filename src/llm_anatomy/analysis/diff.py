@@ -11,7 +11,6 @@ the tensor is compared by value from its start (the prefix comes back from the p
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -177,20 +176,15 @@ def compare_values(header: HeaderDiff, progress: Callable[[int], None] | None = 
     becomes a line in `errors` and the others are still compared."""
     from ..streaming import run_parallel
 
-    lock = threading.Lock()
-
-    def work(pair: tuple[TensorInfo, TensorInfo], reader_a: "Reader", reader_b: "Reader") -> TensorChange | AnatomyError:
+    def work(pair: tuple[TensorInfo, TensorInfo], reader_a: "Reader", reader_b: "Reader") -> TensorChange | str:
         try:
             return compare_pair(*pair, reader_a, reader_b)
         except AnatomyError as exc:
-            return exc
-        finally:
-            if progress is not None:
-                with lock:
-                    progress(pair[0].nbytes + pair[1].nbytes)
+            return exc.line()
 
     pairs = list(header.pairs)
-    results = run_parallel(pairs, work, weight=lambda p: p[0].nbytes + p[1].nbytes, readers_per_worker=2)
+    done = (lambda pair: progress(pair[0].nbytes + pair[1].nbytes)) if progress is not None else None
+    results = run_parallel(pairs, work, weight=lambda p: p[0].nbytes + p[1].nbytes, readers_per_worker=2, done=done)
     rows = sorted((r for r in results if isinstance(r, TensorChange)), key=_order)
-    errors = tuple((p[0].name, r.line()) for p, r in zip(pairs, results) if isinstance(r, AnatomyError))
+    errors = tuple((p[0].name, r) for p, r in zip(pairs, results) if isinstance(r, str))
     return ValueDiff(tuple(rows), errors, sum(a.nbytes + b.nbytes for a, b in pairs))

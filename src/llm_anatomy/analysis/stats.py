@@ -24,7 +24,6 @@ Wider types (F32, F64, 32/64-bit ints, GGML quants), decoded to float64 block by
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -297,21 +296,17 @@ def weight_stats(catalog: Catalog, pattern: str | None = None, by: str | None = 
     from ..streaming import run_parallel
 
     chosen = sorted(select(catalog.tensors, pattern), key=lambda t: natural_key(t.name))
-    lock = threading.Lock()
 
-    def work(info: TensorInfo, reader: "Reader") -> Stats | AnatomyError:
+    def work(info: TensorInfo, reader: "Reader") -> Stats | str:
         try:
             return tensor_stats(info, reader, keep)
         except AnatomyError as exc:
-            return exc
-        finally:
-            if progress is not None:
-                with lock:
-                    progress(info.nbytes)
+            return exc.line()
 
-    results = run_parallel(chosen, work, weight=lambda t: t.nbytes)
+    done = (lambda info: progress(info.nbytes)) if progress is not None else None
+    results = run_parallel(chosen, work, weight=lambda t: t.nbytes, done=done)
     rows = [r for r in results if isinstance(r, Stats)]
-    errors = tuple((t.name, r.line()) for t, r in zip(chosen, results) if isinstance(r, AnatomyError))
+    errors = tuple((t.name, r) for t, r in zip(chosen, results) if isinstance(r, str))
     if by is not None:
         by_name = {r.name: r for r in rows}
         groups = group_names([r.name for r in rows], by)
