@@ -196,3 +196,12 @@ def meta_checkpoint(hf_folder: str, folder: str, dtype: str = "bfloat16") -> str
     with open(os.path.join(folder, "params.json"), "w") as handle:
         json.dump(params, handle)
     return folder
+
+
+def reference_model(folder, **kwargs):
+    """The model as a tutorial user gets it: from_pretrained of the class config.json names
+    (AutoModelForCausalLM's choice for decoders; the right class for encoders such as BERT)."""
+    import transformers
+
+    architecture = transformers.AutoConfig.from_pretrained(str(folder)).architectures[0]
+    return getattr(transformers, architecture).from_pretrained(str(folder), **kwargs)

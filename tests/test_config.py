@@ -11,15 +11,14 @@ import pytest
 from llm_anatomy import skeleton
 from llm_anatomy.layouts import published_config, write_layout
 
+import checkpoints
+
 FIXTURES = ["llama_dir", "llama_tied_dir", "llama_bf16_dir", "bert_dir", "gpt2_dir"]
 
 
 def _printed_config(folder):
     """What the user sees: AutoModelForCausalLM.from_pretrained (the architecture class for encoders), then print."""
-    import transformers
-
-    architecture = transformers.AutoConfig.from_pretrained(folder).architectures[0]
-    model = getattr(transformers, architecture).from_pretrained(folder)
+    model = checkpoints.reference_model(folder)
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         print(model.config)

@@ -8,10 +8,7 @@ import checkpoints
 
 
 def _named_parameters_printout(folder, **kwargs):
-    import transformers
-
-    architecture = transformers.AutoConfig.from_pretrained(folder).architectures[0]
-    model = getattr(transformers, architecture).from_pretrained(folder, **kwargs)
+    model = checkpoints.reference_model(folder, **kwargs)
     return "".join(f"{name}: {p.size()}\n" for name, p in model.named_parameters())
 
 

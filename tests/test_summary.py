@@ -11,6 +11,8 @@ from llm_anatomy import layouts
 from llm_anatomy.analysis.summary import Count, role_of, summarize
 from llm_anatomy.formats import open_catalog
 
+import checkpoints
+
 TINY = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
 
 # transformers class prefix -> config overrides: one tiny model per family the role table covers.
@@ -108,11 +110,8 @@ def test_deepseek_v3_figures(published):
 @pytest.mark.parametrize("fixture", ["llama_dir", "llama_tied_dir", "llama_bf16_dir", "bert_dir", "gpt2_dir"])
 def test_total_matches_model_parameters(fixture, request):
     """Tied weights once, buffers not counted: the same number transformers' parameters() gives."""
-    import transformers
-
     folder = str(request.getfixturevalue(fixture))
-    architecture = transformers.AutoConfig.from_pretrained(folder).architectures[0]
-    model = getattr(transformers, architecture).from_pretrained(folder)
+    model = checkpoints.reference_model(folder)
     summary = summarize(open_catalog(folder))
     assert summary.total_params == _parameter_count(model)
     assert summary.findings == ()

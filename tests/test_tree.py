@@ -17,10 +17,7 @@ FIXTURES = ["llama_dir", "llama_tied_dir", "llama_bf16_dir", "bert_dir", "gpt2_d
 
 @functools.lru_cache(maxsize=None)
 def _loaded(folder):
-    import transformers
-
-    architecture = transformers.AutoConfig.from_pretrained(folder).architectures[0]
-    return getattr(transformers, architecture).from_pretrained(folder)
+    return checkpoints.reference_model(folder)
 
 
 def _children_printout(module):

@@ -139,10 +139,7 @@ def test_rarer_dtypes_print_as_torch_prints_them(tmp_path, dtype, shape):
 
 
 def _parameters_printout(folder, names=lambda name: True):
-    import transformers
-
-    architecture = transformers.AutoConfig.from_pretrained(folder).architectures[0]
-    model = getattr(transformers, architecture).from_pretrained(folder)
+    model = checkpoints.reference_model(folder)
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         for name, p in model.named_parameters():
