@@ -239,3 +239,15 @@ def test_mean_is_nan_free_for_infinite_values(tmp_path):
     catalog = open_catalog(safetensors_file(str(tmp_path / "i.safetensors"), {"i": torch.tensor([float("inf"), 2.0, 4.0])}))
     row = weight_stats(catalog).rows[0]
     assert (row.mean, row.std, row.inf, row.max) == (3.0, 1.0, 1, 4.0) and not math.isnan(row.l2)
+
+
+def test_progress_goes_to_a_terminal_stderr_and_never_into_machine_output(llama_dir, cli, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    shown = cli("stats", llama_dir)
+    assert shown.err.startswith("\rstats ") and shown.err.endswith("\r\x1b[K") and "100% 0.00/0.00 GB" in shown.err
+    assert shown.out.startswith("name ")
+    for flag in ("--json", "--csv"):
+        quiet = cli("stats", llama_dir, flag)
+        assert quiet.err == "" and "\r" not in quiet.out
