@@ -95,7 +95,7 @@ def test_unsupported_dtype_is_one_exact_error(tmp_path):
         list(Reader().blocks(info))
     assert caught.value.line() == (
         f"{path}: tensor c: expected a dtype whose values can be streamed (float, integer, bool, 8-bit float, "
-        "or a GGML quant the gguf package dequantizes), found C64; it is left out of the statistics"
+        "or a GGML quant the gguf package dequantizes), found C64; its values are left out; `llm-anatomy params` still lists it"
     )
 
 

@@ -122,7 +122,7 @@ def decoder_for(info: TensorInfo) -> Decoder:
             f"{info.file}: tensor {info.name}",
             "a dtype whose values can be streamed (float, integer, bool, 8-bit float, or a GGML quant the gguf package dequantizes)",
             info.dtype,
-            "it is left out of the statistics",
+            "its values are left out; `llm-anatomy params` still lists it",
         )
     return decoder
 
