@@ -251,3 +251,20 @@ def test_progress_goes_to_a_terminal_stderr_and_never_into_machine_output(llama_
     for flag in ("--json", "--csv"):
         quiet = cli("stats", llama_dir, flag)
         assert quiet.err == "" and "\r" not in quiet.out
+
+
+@pytest.mark.parametrize(
+    ("name", "layer", "role"),
+    [
+        ("model.layers.7.self_attn.q_proj.weight", "model.layers.7", "self_attn.q_proj.weight"),
+        ("model.layers.3.block_sparse_moe.experts.5.w1.weight", "model.layers.3", "block_sparse_moe.experts.*.w1.weight"),
+        ("transformer.h.11.attn.c_attn.bias", "transformer.h.11", "attn.c_attn.bias"),
+        ("encoder.layer.0.attention.self.query.weight", "encoder.layer.0", "attention.self.query.weight"),
+        ("blk.0.ffn_down.weight", "blk.0", "ffn_down.weight"),
+        ("model.embed_tokens.weight", "model.embed_tokens.weight", "model.embed_tokens.weight"),
+    ],
+)
+def test_layer_and_role_keys(name, layer, role):
+    from llm_anatomy.analysis.roles import layer_key, role_key
+
+    assert (layer_key(name), role_key(name)) == (layer, role)

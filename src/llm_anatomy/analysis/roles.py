@@ -16,9 +16,6 @@ from ..catalog import natural_key
 LAYER_PREFIX = re.compile(r"^(?:.*?\.)?(?:layers|h|layer|blk|blocks?)\.(\d+)\.")
 INDEX = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.)")
 
-# Names of the groupings `stats --by` offers: grouping -> key of one tensor name.
-GROUPINGS = ("layer", "role")
-
 
 def layer_key(name: str) -> str:
     """`model.layers.7` for a tensor of layer 7; the tensor's own name otherwise."""
@@ -32,7 +29,9 @@ def role_key(name: str) -> str:
     return INDEX.sub("*", inner)
 
 
+# The groupings `stats --by` offers: grouping -> key of one tensor name.
 KEYS = {"layer": layer_key, "role": role_key}
+GROUPINGS = tuple(KEYS)
 
 
 def group_names(names: list[str], by: str) -> dict[str, list[str]]:
