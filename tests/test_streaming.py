@@ -47,13 +47,16 @@ def _stream(info, reader):
     return np.concatenate([block.copy() for block in reader.blocks(info)])
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "page-cache"])
 @pytest.mark.parametrize("name", sorted(DTYPES))
-def test_every_dtype_decodes_to_torch_float64_through_small_chunks(tmp_path, name):
+def test_every_dtype_decodes_to_torch_float64_through_small_chunks(tmp_path, name, direct):
     tensor = _values(DTYPES[name])
     path = safetensors_file(str(tmp_path / "t.safetensors"), {"t": tensor})
     info = open_catalog(path).get("t")
     assert info.dtype == name
-    got = _stream(info, Reader(chunk_bytes=40, block_elems=8))  # 5 values of F64 per read, blocks of 8
+    reader = Reader(chunk_bytes=40, block_elems=8, direct=direct)  # 5 values of F64 per read, blocks of 8
+    got = _stream(info, reader)
+    assert reader._files[path][2] is direct  # /tmp here allows direct reads
     expected = tensor.to(torch.float64).numpy()
     np.testing.assert_array_equal(got, expected)  # NaN where torch has NaN, bit-exact elsewhere
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 SIGMAS = 6
 TAIL_KEEP = 1 << 14
 HISTOGRAM_KINDS = ("float", "int", "uint", "bool")  # of 8 or 16 bits: counted by bit pattern
+HISTOGRAM_SLICE = 1 << 19  # values per np.bincount call (its int64 copy of them: 4 MiB)
 
 
 @dataclass(frozen=True)
@@ -231,8 +232,10 @@ def _histogram_stats(info: TensorInfo, reader: "Reader", unit_bytes: int) -> Sta
     codes = 1 << (8 * unit_bytes)
     code_type = np.dtype("u1" if unit_bytes == 1 else "<u2")
     counts = np.zeros(codes, np.int64)
-    for chunk in reader.chunks(info, unit_bytes):  # one bincount per 1 MiB read: 7% less CPU than per 128K values
-        counts += np.bincount(chunk.view(code_type), minlength=codes)
+    for chunk in reader.chunks(info, unit_bytes):
+        codes_read = chunk.view(code_type)
+        for start in range(0, codes_read.size, HISTOGRAM_SLICE):  # 7% less CPU than slices of 128K values
+            counts += np.bincount(codes_read[start : start + HISTOGRAM_SLICE], minlength=codes)
     values = np.empty(codes, np.float64)
     decoder.decode(np.arange(codes, dtype=code_type).view(np.uint8), values, Scratch(codes))
     nan, inf = int(counts[np.isnan(values)].sum()), int(counts[np.isinf(values)].sum())
