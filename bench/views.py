@@ -93,6 +93,9 @@ def main() -> None:
         models["random"] = args.random
 
     os.environ.setdefault("LLM_ANATOMY_CACHE", tempfile.mkdtemp(prefix="llm-anatomy-bench-"))
+    # Time the package as installed, with compiled bytecode: where PYTHONDONTWRITEBYTECODE is
+    # set (as in this project's sessions) every call would recompile every module instead.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     cases: dict[str, list[str]] = {"python -c pass": [PYTHON, "-c", "pass"]}
     for label, folder in models.items():
         cases[f"params ({label})"] = CLI + ["params", folder]
