@@ -361,6 +361,7 @@ def test_summary_and_explain_work_on_gguf(llama_gguf, cli):
     assert summary.out.splitlines()[0] == "tiny-llama.gguf: 78,144 parameters (78.14K), 226.38 KiB in F32, Q4_0, F16, Q8_0, BF16"
     explain = cli("config", llama_gguf, "--explain")
     assert (explain.code, explain.out.splitlines()[2]) == (0, 'architectures = ["LlamaForCausalLM"]')
+    assert explain.out.splitlines()[0] == "tiny-llama.gguf: the 14 fields of the config derived from the checkpoint's metadata, explained"
 
 
 def test_metadata_view(llama_gguf, cli):

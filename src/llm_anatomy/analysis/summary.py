@@ -22,6 +22,7 @@ from ..catalog import Catalog, TensorInfo
 from ..safe_text import escape
 from .architecture import Architecture, Finding, derive
 from .memory import Memory, estimate
+from .roles import LAYER_PREFIX
 
 # Component names, in the order they are reported.
 COMPONENTS = ("embeddings", "attention", "mlp", "experts", "shared experts", "router", "norms", "output head", "other")
@@ -66,7 +67,6 @@ ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
 )
 
 INDEX = re.compile(r"(?<=\.)\d+(?=\.)")  # layer and expert numbers inside a name
-LAYER_INDEX = re.compile(r"(?:^|\.)(?:layers|h|layer|blk|blocks?)\.(\d+)\.")
 
 # Role -> its weight matrix's shape (out, in) as products of quantities (see _quantities).
 # Orientation is not checked (GPT-2's Conv1D and GGUF store the transpose).
@@ -174,7 +174,7 @@ def _role_of_shape(name: str) -> tuple[str, str]:
 
 
 def layer_of(name: str) -> int | None:
-    match = LAYER_INDEX.search(name)
+    match = LAYER_PREFIX.match(name)
     return int(match.group(1)) if match else None
 
 

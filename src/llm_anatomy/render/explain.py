@@ -16,6 +16,7 @@ VALUE_WIDTH = 80
 TEXT: dict[str, dict[str, str]] = {
     "en": {
         "title": "{model}: the {count} fields of config.json, explained",
+        "title.derived": "{model}: the {count} fields of the config derived from the checkpoint's metadata, explained",
         "no_entry": "(no glossary entry)",
         "unexplained": "{missing} of {count} fields have no glossary entry.",
         "derived": "Derived from the config:",
@@ -59,6 +60,7 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "zh": {
         "title": "{model}：config.json 的 {count} 个字段及其含义",
+        "title.derived": "{model}：由检查点元数据推导出的配置的 {count} 个字段及其含义",
         "no_entry": "（术语表中没有此字段）",
         "unexplained": "{count} 个字段中有 {missing} 个在术语表中没有条目。",
         "derived": "由配置推导出的信息：",
@@ -189,7 +191,9 @@ def value_text(value: object, path: str = "") -> str:
 
 def text(explanation: Explanation) -> str:
     t = TEXT[explanation.lang]
-    lines = [t["title"].format(model=escape(explanation.model), count=len(explanation.fields)), ""]
+    # GGUF metadata and Meta's params.json give a derived config, not a config.json.
+    title = t["title"] if explanation.config_file else t["title.derived"]
+    lines = [title.format(model=escape(explanation.model), count=len(explanation.fields)), ""]
     for field in explanation.fields:
         indent = "  " * field.depth
         lines.append(f"{indent}{escape(field.path)} = {value_text(field.value, field.path)}")
