@@ -2,6 +2,7 @@
 many chunks and blocks; ranges past the end of a file become one exact error line."""
 
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -108,3 +109,16 @@ def test_run_parallel_keeps_task_order_and_gives_each_worker_its_own_reader():
     assert [r[:2] for r in results] == [(6, True), (2, True), (4, True), (10, True)]
     assert sorted(finished) == [1, 2, 3, 5]
     assert os.getpid() not in {r[2] for r in results} or (os.cpu_count() or 1) == 1  # forked workers
+
+
+def _kill_self(task, *readers):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_killed_worker_is_an_error_not_a_hang(monkeypatch):
+    from llm_anatomy import streaming
+
+    monkeypatch.setattr(streaming, "workers", lambda: 2)
+    with pytest.raises(AnatomyError) as caught:
+        run_parallel([1, 2, 3], _kill_self, weight=lambda task: task)
+    assert caught.value.line() == "a worker process: expected to finish its tensors, found it was killed (perhaps for lack of memory); run again, or read fewer tensors at once with --filter"

@@ -264,6 +264,8 @@ def run_parallel(
     2-core machine they beat threads by 19% (np.bincount and the per-block Python hold the
     GIL; bench/RESULTS.md). Results must pickle. Where fork is missing, tasks run here."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     global _JOB
     order = sorted(range(len(tasks)), key=lambda i: -weight(tasks[i]))
@@ -272,8 +274,11 @@ def run_parallel(
     _JOB = (tasks, work, readers_per_worker)
     try:
         if count > 1 and "fork" in multiprocessing.get_all_start_methods():
-            with multiprocessing.get_context("fork").Pool(count) as pool:
-                for index, result in pool.imap_unordered(_run_one, order):
+            # concurrent.futures, not multiprocessing.Pool: when a worker is killed (say, by
+            # the out-of-memory killer) Pool waits forever, this raises BrokenProcessPool.
+            with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
+                for future in as_completed([pool.submit(_run_one, i) for i in order]):
+                    index, result = future.result()
                     results[index] = result
                     if done is not None:
                         done(tasks[index])
@@ -282,6 +287,8 @@ def run_parallel(
                 results[index] = _run_one(index)[1]
                 if done is not None:
                     done(tasks[index])
+    except BrokenProcessPool:
+        raise AnatomyError("a worker process", "to finish its tensors", "it was killed (perhaps for lack of memory)", "run again, or read fewer tensors at once with --filter") from None
     finally:
         _JOB = None
         for reader in _WORKER_READERS:
