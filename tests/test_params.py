@@ -49,8 +49,8 @@ def test_table_lists_every_tensor_with_totals(tmp_path, cli):
 def test_json_schema(llama_dir, cli):
     result = cli("params", llama_dir, "--json", "--filter", "model.norm.*")
     data = json.loads(result.out)
-    assert data["tensors"] == [{"name": "model.norm.weight", "shape": [64], "dtype": "F32", "numel": 64, "nbytes": 256, "file": data["tensors"][0]["file"]}]
-    assert data["tensors"][0]["file"].startswith("model-0000")
+    shard = json.loads((llama_dir / "model.safetensors.index.json").read_text())["weight_map"]["model.norm.weight"]
+    assert data["tensors"] == [{"name": "model.norm.weight", "shape": [64], "dtype": "F32", "numel": 64, "nbytes": 256, "file": shard}]
     assert data["total"] == {"tensors": 1, "numel": 64, "nbytes": 256}
 
 
@@ -69,3 +69,23 @@ def test_filtered_totals_count_only_the_files_holding_the_rows(llama_dir, cli):
     assert cli("params", llama_dir).out.splitlines()[-1].endswith(f" in {shards} files")
     result = cli("params", llama_dir, "--filter", "model.norm.weight")
     assert result.out.splitlines()[-1] == "1 tensor, 64 parameters, 256 B in 1 file"
+
+
+def test_torch_style_names_parameters_the_checkpoint_lacks(llama_tied_dir, tmp_path, cli):
+    """transformers would initialise a missing weight, so it is still listed; JSON says so."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "partial"
+    shutil.copytree(llama_tied_dir, folder)
+    weights = load_file(str(folder / "model.safetensors"))
+    del weights["model.norm.weight"]
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    assert cli("params", folder, "--style", "torch").out == cli("params", llama_tied_dir, "--style", "torch").out
+    data = json.loads(cli("params", folder, "--style", "torch", "--json", "--filter", "model.norm.*").out)
+    assert data["tensors"] == [{"name": "model.norm.weight", "shape": [64], "dtype": "?", "numel": 64, "nbytes": 0, "file": ""}]
+    assert data["notes"] == [
+        "parameters of LlamaForCausalLM not stored under their own names in the checkpoint: 1 (first: model.norm.weight); "
+        "transformers would initialise or convert them on load"
+    ]

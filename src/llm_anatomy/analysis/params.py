@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import namedtuple
+from math import prod
 
 from ..catalog import Catalog, compile_filter, natural_key
 
@@ -57,13 +58,10 @@ def list_parameters(catalog: Catalog, skeleton: "Skeleton", pattern: str | None 
         tensor = find(param.name)
         if tensor is None:
             missing.append(param.name)
-            numel = 1
-            for d in param.shape:
-                numel *= d
-            rows.append(ParamRow(param.name, param.shape, "?", numel, 0, ""))
+            rows.append(ParamRow(param.name, param.shape, "?", prod(param.shape), 0, ""))
         else:
             rows.append(ParamRow(param.name, param.shape, tensor.dtype, tensor.numel, tensor.nbytes, os.path.basename(tensor.file)))
     notes = ()
     if missing:
-        notes = (f"{len(missing)} parameters of {skeleton.model_class} are not stored under their own names in the checkpoint (first: {missing[0]}); transformers would initialise or convert them on load",)
+        notes = (f"parameters of {skeleton.model_class} not stored under their own names in the checkpoint: {len(missing)} (first: {missing[0]}); transformers would initialise or convert them on load",)
     return ParamListing(catalog.name, catalog.format, tuple(rows), len({r.file for r in rows if r.file}), notes)

@@ -13,22 +13,11 @@ if TYPE_CHECKING:
 
 from ..errors import AnatomyError
 
-# Command name -> module under llm_anatomy.cli. Each module defines HELP, EXAMPLE,
-# add_arguments(parser) and run(args, out). Imported only when that command runs, so a
-# header-only command pays for nothing else.
+# Command -> its one-line summary. Each command lives in the module of the same name under
+# llm_anatomy.cli, which defines HELP, EXAMPLE, add_arguments(parser) and run(args, out).
+# Only the module of the command being run is imported, so a header-only command pays
+# for nothing else.
 COMMANDS = {
-    "params": "params",
-    "values": "values",
-    "tree": "tree",
-    "config": "config",
-    "summary": "summary",
-    "stats": "stats",
-    "diff": "diff",
-    "report": "report",
-    "demo": "demo",
-}
-
-COMMAND_SUMMARIES = {
     "params": "every tensor's name, shape, dtype, size and file",
     "values": "tensor values as torch prints them, reading only the bytes shown",
     "tree": "the module hierarchy with class names and parameter counts",
@@ -64,30 +53,14 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _available_commands() -> dict[str, object]:
-    modules = {}
-    for name, module_name in COMMANDS.items():
-        try:
-            modules[name] = importlib.import_module(f"{__package__}.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.{module_name}":
-                raise
-    return modules
+def _command_module(name: str) -> object:
+    return importlib.import_module(f"{__package__}.{name}")
 
 
-def _command_module(argv: Sequence[str]) -> tuple[str | None, object | None]:
-    """Import only the module of the command being run (fast path for every call)."""
-    for arg in argv:
-        if arg.startswith("-"):
-            continue
-        if arg in COMMANDS:
-            try:
-                return arg, importlib.import_module(f"{__package__}.{COMMANDS[arg]}")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{__package__}.{COMMANDS[arg]}":
-                    raise
-        return None, None
-    return None, None
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named on the command line: its first argument that is not an option."""
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +79,7 @@ def build_parser(modules: dict[str, object]) -> Parser:
     for name, module in modules.items():
         command = sub.add_parser(
             name,
-            help=COMMAND_SUMMARIES.get(name, ""),
+            help=COMMANDS[name],
             description=module.HELP,  # type: ignore[attr-defined]
             epilog="example:\n" + module.EXAMPLE,  # type: ignore[attr-defined]
         )
@@ -117,8 +90,9 @@ def build_parser(modules: dict[str, object]) -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    name, module = _command_module(argv)
-    modules = {name: module} if module is not None else _available_commands()
+    # Without a known command (--help, a typo) argparse needs every command to list them.
+    name = _command_in(argv)
+    modules = {n: _command_module(n) for n in ([name] if name else COMMANDS)}
     parser = build_parser(modules)
     args = parser.parse_args(argv)
     if args.command is None:
