@@ -62,8 +62,18 @@ def test_chinese(llama7b, cli):
         "    权重保存时的精度，也是默认加载的精度。float32 每个参数占 4 字节，float16 或 bfloat16 占 2 字节。"
         "float16：半精度，内存只有 float32 的一半，但数值范围较窄（最大 65504）。"
     )
-    assert "  注意力：MHA（多头注意力）：32 个查询头，每个头有自己的键/值头" in lines
-    assert "  每个头的维度：128（hidden_size / num_attention_heads = 4096 / 32）" in lines
+    assert result.out.split("由配置推导出的信息：\n")[1] == (
+        "  每个头的维度：128（hidden_size / num_attention_heads = 4096 / 32）\n"
+        "  注意力：MHA（多头注意力）：32 个查询头，每个头有自己的键/值头\n"
+        "  键/值头数：32\n"
+        "  层数：32\n"
+        "  前馈网络：稠密，中间维度 11008（gate、up、down）\n"
+        "  词表：32000 个词元\n"
+        "  上下文长度：4096 个词元\n"
+        "  嵌入：不共享：嵌入矩阵与输出头是两个矩阵\n"
+        "  滑动窗口：无（每一层都关注整个上下文）\n"
+        "  权重精度：F16\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -128,6 +138,26 @@ def test_qwen3_head_dim_from_config(tmp_path, cli):
     assert "  head_dim: 128 (head_dim in config.json; hidden_size / num_attention_heads would give 64)" in lines
     assert "  embeddings: tied: the output head reuses the embedding matrix" in lines
     assert derive(config).head_dim == 128
+
+
+def test_base_model_claims_no_tied_head(bert_dir, cli):
+    """BertModel has no output head, though tie_word_embeddings defaults to true."""
+    assert '"BertModel"' in (bert_dir / "config.json").read_text() and '"tie_word_embeddings": true' in (bert_dir / "config.json").read_text()
+    result = cli("config", bert_dir, "--explain", "--lang", "en")
+    assert result.out.split("Derived from the config:\n")[1] == (
+        "  head_dim: 16 (hidden_size / num_attention_heads = 32 / 2)\n"
+        "  attention: MHA (multi-head): 2 query heads, each with its own key/value head\n"
+        "  KV heads: 2\n"
+        "  layers: 2\n"
+        "  feed-forward: dense, inner size 48 (up, down)\n"
+        "  vocabulary: 100 tokens\n"
+        "  context: 64 tokens\n"
+        "  embeddings: no output head to tie (architectures names a model without one)\n"
+        "  sliding window: none (every layer attends to the whole context)\n"
+        "  weights dtype: F32\n"
+    )
+    lines = cli("config", bert_dir, "--explain", "--lang", "zh").out.splitlines()
+    assert "  嵌入：没有可共享的输出头（architectures 表明模型不含输出头）" in lines
 
 
 def test_gpt2_field_names(gpt2_dir, cli):

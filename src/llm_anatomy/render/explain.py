@@ -53,6 +53,7 @@ TEXT: dict[str, dict[str, str]] = {
         "tied": "embeddings",
         "tied.yes": "tied: the output head reuses the embedding matrix",
         "tied.no": "untied: separate embedding and output head matrices",
+        "tied.headless": "no output head to tie (architectures names a model without one)",
         "sliding": "sliding window",
         "sliding.value": "{window} tokens, in {count} of {layers} layers",
         "sliding.none": "none (every layer attends to the whole context)",
@@ -97,6 +98,7 @@ TEXT: dict[str, dict[str, str]] = {
         "tied": "嵌入",
         "tied.yes": "共享：输出头复用嵌入矩阵",
         "tied.no": "不共享：嵌入矩阵与输出头是两个矩阵",
+        "tied.headless": "没有可共享的输出头（architectures 表明模型不含输出头）",
         "sliding": "滑动窗口",
         "sliding.value": "{window} 个词元，{layers} 层中的 {count} 层使用",
         "sliding.none": "无（每一层都关注整个上下文）",
@@ -154,6 +156,13 @@ def _effective(arch: Architecture, t: dict[str, str]) -> str:
     return t["effective.value"].format(effective=arch.effective_context, rope=arch.rope_type, source=arch.effective_context_source)
 
 
+def _tied(arch: Architecture, t: dict[str, str]) -> str:
+    # tie_word_embeddings defaults to true even for a base model (BertModel), which has no head.
+    if arch.has_output_head is False:
+        return t["tied.headless"]
+    return t["tied.yes"] if arch.tied_embeddings else t["tied.no"]
+
+
 def _known(value: object, template: str, t: dict[str, str], **names: object) -> str:
     return template.format(**names) if value is not None else t["unknown"]
 
@@ -172,7 +181,7 @@ def derived_facts(arch: Architecture, lang: str) -> list[tuple[str, str]]:
     ]
     if arch.rope_type not in (None, "default"):
         rows.append((t["effective"], _effective(arch, t)))
-    rows.append((t["tied"], t["tied.yes"] if arch.tied_embeddings else t["tied.no"]))
+    rows.append((t["tied"], _tied(arch, t)))
     window = t["sliding.value"].format(window=arch.sliding_window, count=len(arch.sliding_layers), layers=arch.num_layers) if arch.sliding_window else t["sliding.none"]
     rows.append((t["sliding"], window))
     if arch.dtype:
