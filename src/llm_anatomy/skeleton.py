@@ -13,7 +13,6 @@ import os
 import re
 import zlib
 from collections import namedtuple
-from types import MappingProxyType
 
 TYPE_CHECKING = False  # typing, pathlib and hashlib cost ~9 ms to import: tree and config run on every call
 if TYPE_CHECKING:
@@ -34,7 +33,7 @@ class SkeletonUnavailable(AnatomyError):
 # (see catalog.py for the cost). Fields are documented on each record.
 
 
-class Module(namedtuple("Module", "path class_name parameters", defaults=((),))):
+class Module(namedtuple("Module", "path class_name parameters")):
     """path: "" for the root, else "model.layers.0.self_attn"; class_name; parameters:
     local names of the parameters registered on this module itself."""
 
@@ -49,7 +48,7 @@ class Buffer(namedtuple("Buffer", "name shape persistent")):
     __slots__ = ()
 
 
-class Skeleton(namedtuple("Skeleton", "transformers_version model_class modules parameters buffers tied config_text config_class", defaults=(MappingProxyType({}), "", ""))):
+class Skeleton(namedtuple("Skeleton", "transformers_version model_class modules parameters buffers tied config_text config_class")):
     """modules in named_modules() order; parameters in named_parameters() order, tied weights
     once; buffers; tied: alias -> the name named_parameters() shows; config_text: exactly
     str(model.config); config_class: its class name."""
@@ -207,20 +206,19 @@ def _build(config_file: str, dtype: str | None = None) -> Skeleton:
     )
 
 
-def _write_derived_config(config_bytes: bytes) -> str:
-    """A config derived from GGUF metadata or params.json, as a file AutoConfig can read:
-    under the cache folder, never in the model's folder."""
-    import hashlib
+def _build_derived(config_bytes: bytes, dtype: str | None) -> Skeleton:
+    """Build from a config derived from GGUF metadata or params.json: AutoConfig reads it from a
+    temporary folder (never the model's), deleted as soon as the model is built."""
+    import tempfile
 
-    folder = os.path.join(cache_dir(), "derived-configs", hashlib.sha256(config_bytes).hexdigest()[:32])
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, "config.json")
-    with open(path, "wb") as handle:
-        handle.write(config_bytes)
-    return path
+    with tempfile.TemporaryDirectory(prefix="llm-anatomy-config-") as folder:
+        config_file = os.path.join(folder, "config.json")
+        with open(config_file, "wb") as handle:
+            handle.write(config_bytes)
+        return _build(config_file, dtype)
 
 
-def load_skeleton(catalog: Catalog, build: bool = True) -> Skeleton:
+def load_skeleton(catalog: Catalog) -> Skeleton:
     """The cached skeleton for this config, building (and caching) it when needed."""
     config = catalog.require_config()
     version = installed_transformers_version()
@@ -239,11 +237,8 @@ def load_skeleton(catalog: Catalog, build: bool = True) -> Skeleton:
         raise _unbuildable(catalog, cached)
     if cached is not None:
         return cached
-    if not build:
-        raise SkeletonUnavailable(catalog.name, "a cached skeleton", "none", "run `llm-anatomy tree` once to build it")
-    config_file = catalog.config_file or _write_derived_config(config_bytes)
     try:
-        skeleton = _build(config_file, dtype)
+        skeleton = _build(catalog.config_file, dtype) if catalog.config_file else _build_derived(config_bytes, dtype)
     except Exception as exc:  # transformers rejects configs in many ways; say which, in one line
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if not isinstance(exc, NOT_THE_CONFIGS_FAULT):
