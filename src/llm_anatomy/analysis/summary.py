@@ -10,9 +10,8 @@ roles per layer), so any disagreement between the two is reported as a finding."
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from functools import lru_cache
-from collections import namedtuple
 from math import prod
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -22,7 +21,7 @@ from ..catalog import Catalog, TensorInfo
 from ..safe_text import escape
 from .architecture import Architecture, Finding, derive
 from .memory import Memory, estimate
-from .roles import LAYER_PREFIX
+from .roles import INDEX, LAYER_PREFIX
 
 # Component names, in the order they are reported.
 COMPONENTS = ("embeddings", "attention", "mlp", "experts", "shared experts", "router", "norms", "output head", "other")
@@ -65,8 +64,6 @@ ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         (r"(?:mlp\.down_proj|feed_forward\.w2|mlp\.c_proj|(?:^|\.)output\.dense|(?:^|\.)fc2|dense_4h_to_h|ffn_down)\.", "mlp", "down"),
     )
 )
-
-INDEX = re.compile(r"(?<=\.)\d+(?=\.)")  # layer and expert numbers inside a name
 
 # Role -> its weight matrix's shape (out, in) as products of quantities (see _quantities).
 # Orientation is not checked (GPT-2's Conv1D and GGUF store the transpose).
@@ -161,7 +158,7 @@ class Placed(namedtuple("Placed", "tensor component role layer")):
 
 def role_of(name: str) -> tuple[str, str]:
     """(component, role) of a tensor name; ("other", "other") when no pattern matches."""
-    return _role_of_shape(INDEX.sub("0", name))
+    return _role_of_shape(INDEX.sub("0", name))  # layer and expert numbers do not change a role
 
 
 @lru_cache(maxsize=None)

@@ -3,7 +3,6 @@ memory and KV cache with the formula behind them; or as JSON."""
 
 from __future__ import annotations
 
-
 from ..analysis.memory import Memory
 from ..analysis.summary import LayerCount, Summary
 from ..safe_text import escape
