@@ -233,7 +233,8 @@ def test_params_imports_neither_torch_nor_numpy(bin_dir):
     import subprocess
     import sys
 
-    code = f"import sys; from llm_anatomy.cli.main import main; code = main(['params', {bin_dir!r}]); print(sorted(m for m in ('numpy', 'torch', 'transformers') if m in sys.modules), code, file=sys.stderr)"
+    # typing and dataclasses too (pathlib comes with zipfile, so it is not checked here).
+    code = f"import sys; from llm_anatomy.cli.main import main; code = main(['params', {bin_dir!r}]); print(sorted(m for m in ('numpy', 'torch', 'transformers', 'typing', 'dataclasses') if m in sys.modules), code, file=sys.stderr)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stderr == "[] 0\n"
 
