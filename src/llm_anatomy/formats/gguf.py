@@ -17,7 +17,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, BinaryIO, Callable, Sequence
 
-from ..byte_io import file_size
+from ..byte_io import file_size, read_exact
 from ..catalog import TensorInfo
 from ..errors import AnatomyError
 from ..safe_text import escape, has_unsafe
@@ -97,12 +97,9 @@ class _Cursor:
 
     def _window(self, n: int, what: str) -> int:
         """Make n bytes at pos readable; return where they start in the buffer."""
-        self.check(n, what)
         if self.pos < self.start or self.pos + n > self.start + len(self.buffer):
-            self.handle.seek(self.pos)
-            self.buffer, self.start = self.handle.read(max(n, CHUNK_BYTES)), self.pos
-            if len(self.buffer) < n:
-                raise AnatomyError(self.path, f"{n} bytes of {what}", f"{len(self.buffer)} bytes", "the file changed while it was read")
+            length = max(n, min(CHUNK_BYTES, self.size - self.pos))  # n past the end fails read_exact's bounds check
+            self.buffer, self.start = read_exact(self.handle, self.path, self.pos, length, self.size, what), self.pos
         return self.pos - self.start
 
     def unpack(self, fmt: struct.Struct, what: str) -> tuple:
