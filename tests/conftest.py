@@ -78,3 +78,21 @@ def run_subprocess(*args, env=None, **kwargs):
 @pytest.fixture
 def cli_subprocess():
     return run_subprocess
+
+
+LIGHT_CHECK = (
+    "import json, sys\n"
+    "from llm_anatomy.cli.main import main\n"
+    "code = main(sys.argv[2:])\n"
+    "print(json.dumps([code, sorted(m for m in json.loads(sys.argv[1]) if m in sys.modules)]), file=sys.stderr)\n"
+)
+
+
+def imported_by(*argv, modules=("numpy", "torch", "transformers"), env=None):
+    """(exit status, which of `modules` one CLI call imported, stdout), in a fresh interpreter:
+    how the tests hold header-only commands to their promise of a light import path."""
+    import json
+
+    result = subprocess.run([sys.executable, "-c", LIGHT_CHECK, json.dumps(modules), *map(str, argv)], capture_output=True, text=True, env=env)
+    code, loaded = json.loads(result.stderr.splitlines()[-1])
+    return code, loaded, result.stdout
