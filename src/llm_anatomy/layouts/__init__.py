@@ -35,6 +35,18 @@ def published_config(name: str) -> dict[str, Any]:
     return json.loads(resources.files(__package__).joinpath(f"{name}.json").read_text())
 
 
+def _dense_mlp(prefix: str, dtype: str, inter: int, hidden: int) -> list[TensorSpec]:
+    return [
+        TensorSpec(prefix + "gate_proj.weight", dtype, (inter, hidden)),
+        TensorSpec(prefix + "up_proj.weight", dtype, (inter, hidden)),
+        TensorSpec(prefix + "down_proj.weight", dtype, (hidden, inter)),
+    ]
+
+
+def _layer_norms(prefix: str, dtype: str, hidden: int) -> list[TensorSpec]:
+    return [TensorSpec(prefix + "input_layernorm.weight", dtype, (hidden,)), TensorSpec(prefix + "post_attention_layernorm.weight", dtype, (hidden,))]
+
+
 def llama_family_specs(config: dict[str, Any]) -> list[TensorSpec]:
     """Tensors of a Llama / Mistral / Mixtral checkpoint in module order, as save_pretrained writes them."""
     dtype = TORCH_DTYPE_TO_SAFETENSORS[config.get("torch_dtype") or config.get("dtype") or "float32"]
@@ -63,27 +75,12 @@ def llama_family_specs(config: dict[str, Any]) -> list[TensorSpec]:
                     TensorSpec(q + "w3.weight", dtype, (inter, hidden)),
                 ]
         else:
-            specs += [
-                TensorSpec(p + "mlp.gate_proj.weight", dtype, (inter, hidden)),
-                TensorSpec(p + "mlp.up_proj.weight", dtype, (inter, hidden)),
-                TensorSpec(p + "mlp.down_proj.weight", dtype, (hidden, inter)),
-            ]
-        specs += [
-            TensorSpec(p + "input_layernorm.weight", dtype, (hidden,)),
-            TensorSpec(p + "post_attention_layernorm.weight", dtype, (hidden,)),
-        ]
+            specs += _dense_mlp(p + "mlp.", dtype, inter, hidden)
+        specs += _layer_norms(p, dtype, hidden)
     specs.append(TensorSpec("model.norm.weight", dtype, (hidden,)))
     if not config.get("tie_word_embeddings", False):
         specs.append(TensorSpec("lm_head.weight", dtype, (vocab, hidden)))
     return specs
-
-
-def _dense_mlp(prefix: str, dtype: str, inter: int, hidden: int) -> list[TensorSpec]:
-    return [
-        TensorSpec(prefix + "gate_proj.weight", dtype, (inter, hidden)),
-        TensorSpec(prefix + "up_proj.weight", dtype, (inter, hidden)),
-        TensorSpec(prefix + "down_proj.weight", dtype, (hidden, inter)),
-    ]
 
 
 def _deepseek_layer(p: str, config: dict[str, Any], dtype: str, moe: bool) -> list[TensorSpec]:
@@ -112,7 +109,7 @@ def _deepseek_layer(p: str, config: dict[str, Any], dtype: str, moe: bool) -> li
             specs.append(TensorSpec(p + "mlp.gate.e_score_correction_bias", "F32", (experts,)))
     else:
         specs += _dense_mlp(p + "mlp.", dtype, config["intermediate_size"], hidden)
-    return specs + [TensorSpec(p + "input_layernorm.weight", dtype, (hidden,)), TensorSpec(p + "post_attention_layernorm.weight", dtype, (hidden,))]
+    return specs + _layer_norms(p, dtype, hidden)
 
 
 def deepseek_specs(config: dict[str, Any]) -> list[TensorSpec]:
