@@ -1,6 +1,7 @@
-"""Header-only commands import neither numpy, torch nor transformers: `params` always, `tree`
-and `config` once the skeleton is cached. Each runs in a fresh interpreter that reports
-which of the three it ended up with."""
+"""Header-only commands import neither numpy, torch nor transformers (nor typing, dataclasses
+or pathlib, which cost milliseconds on every call): `params` always, `tree` and `config`
+once the skeleton is cached. Each runs in a fresh interpreter that reports which of these
+it ended up with."""
 
 import json
 import os
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-HEAVY = ("numpy", "torch", "transformers")
+HEAVY = ("numpy", "torch", "transformers", "typing", "dataclasses", "pathlib")
 REPORT = (
     "import json, sys\n"
     "from llm_anatomy.cli.main import main\n"
@@ -41,7 +42,7 @@ def test_header_only_commands_stay_light(llama_dir, cli, argv):
     assert cli("tree", llama_dir).code == 0  # warms the skeleton cache (this one may import torch)
     code, loaded, out = _heavy_modules(argv[0], llama_dir, *argv[1:])
     assert (code, loaded) == (0, [])
-    assert out
+    assert out == cli(argv[0], llama_dir, *argv[1:]).out
 
 
 def test_cold_cache_does_import_transformers(llama_bf16_dir, tmp_path):
