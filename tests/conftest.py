@@ -96,3 +96,19 @@ def imported_by(*argv, modules=("numpy", "torch", "transformers"), env=None):
     result = subprocess.run([sys.executable, "-c", LIGHT_CHECK, json.dumps(modules), *map(str, argv)], capture_output=True, text=True, env=env)
     code, loaded = json.loads(result.stderr.splitlines()[-1])
     return code, loaded, result.stdout
+
+
+@pytest.fixture(scope="session")
+def published(tmp_path_factory):
+    """Layout replicas (zero, sparse, one shard) of published checkpoints, written once per
+    session: published("Llama-2-7b-chat-hf"), published("DeepSeek-V3", layouts.deepseek_specs)."""
+    from llm_anatomy import layouts
+
+    def write(name, specs=layouts.llama_family_specs):
+        folder = tmp_path_factory.getbasetemp() / "layouts" / name
+        if not folder.exists():
+            config = layouts.published_config(name)
+            layouts.write_layout(str(folder), config, specs(config), max_shard_bytes=10**13)
+        return folder
+
+    return write

@@ -9,11 +9,9 @@ from llm_anatomy.analysis.architecture import derive
 from llm_anatomy.render.explain import language_from_locale
 
 
-@pytest.fixture(scope="module")
-def llama7b(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("explain") / "Llama-2-7b-chat-hf"
-    layouts.write_layout(str(folder), layouts.published_config("Llama-2-7b-chat-hf"))
-    return folder
+@pytest.fixture
+def llama7b(published):
+    return published("Llama-2-7b-chat-hf")
 
 
 def _config_folder(folder, config):

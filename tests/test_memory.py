@@ -98,11 +98,9 @@ def test_effective_context_after_rope_scaling():
     assert [f.line() for f in derive(unknown).findings] == ["config.json: expected a RoPE scaling type this tool knows (default, linear, dynamic, yarn, llama3, longrope, su), found 'warp'"]
 
 
-@pytest.fixture(scope="module")
-def llama7b(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("llama7b")
-    layouts.write_layout(str(folder), LLAMA_2_7B)
-    return folder
+@pytest.fixture
+def llama7b(published):
+    return published("Llama-2-7b-chat-hf")
 
 
 def test_cli_context_batch_and_kv_dtype(llama7b, cli):

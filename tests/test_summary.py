@@ -43,19 +43,6 @@ def _parameter_count(model):
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    """Layout replicas (zero, sparse) of published checkpoints, by config name."""
-    def write(name, specs=layouts.llama_family_specs):
-        folder = tmp_path_factory.getbasetemp() / "layouts" / name
-        if not folder.exists():
-            config = layouts.published_config(name)
-            layouts.write_layout(str(folder), config, specs(config), max_shard_bytes=10**13)
-        return folder
-
-    return write
-
-
 @pytest.mark.parametrize(
     "name, params, kv_per_token",
     [
