@@ -122,3 +122,34 @@ def test_a_killed_worker_is_an_error_not_a_hang(monkeypatch):
     with pytest.raises(AnatomyError) as caught:
         run_parallel([1, 2, 3], _kill_self, weight=lambda task: task)
     assert caught.value.line() == "a worker process: expected to finish its tensors, found it was killed (perhaps for lack of memory); run again, or read fewer tensors at once with --filter"
+
+
+def test_bool_bytes_other_than_0_and_1_read_as_torch_reads_them(tmp_path):
+    path = safetensors_file(str(tmp_path / "t.safetensors"), {"t": torch.zeros(4, dtype=torch.bool)})
+    info = open_catalog(path).get("t")
+    with open(path, "r+b") as handle:  # a writer other than torch may store any nonzero byte as true
+        handle.seek(info.offset)
+        handle.write(bytes([0, 1, 2, 255]))
+    stored = torch.frombuffer(bytearray([0, 1, 2, 255]), dtype=torch.bool)
+    np.testing.assert_array_equal(_stream(info, Reader()), stored.double().numpy())
+    assert stored.double().tolist() == [0.0, 1.0, 1.0, 1.0]
+
+
+def test_a_ggml_type_gguf_cannot_dequantize_is_one_exact_error(tmp_path):
+    import gguf
+
+    path = str(tmp_path / "q.gguf")
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_tensor("w", np.zeros((1, 40), np.uint8), raw_dtype=gguf.GGMLQuantizationType.Q8_1)  # one block of 32
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    info = open_catalog(path).get("w")
+    assert (info.dtype, info.shape) == ("Q8_1", (1, 32))
+    with pytest.raises(AnatomyError) as caught:
+        list(Reader().blocks(info))
+    assert caught.value.line() == (
+        f"{path}: tensor w: expected a dtype whose values can be streamed (float, integer, bool, 8-bit float, "
+        "or a GGML quant the gguf package dequantizes), found Q8_1; its values are left out; `llm-anatomy params` still lists it"
+    )

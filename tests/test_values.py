@@ -394,11 +394,11 @@ def test_only_the_shown_elements_are_read(tmp_path, cli, monkeypatch):
 # ---------------------------------------------------------------- import cost
 
 
-CHECK_MODULES = "import sys; from llm_anatomy.cli.main import main; code = main({argv!r}); print(sorted(m for m in ('numpy', 'torch', 'transformers') if m in sys.modules), code, file=sys.stderr)"
+CHECK_MODULES = "import sys; from llm_anatomy.cli.main import main; code = main({argv!r}); print(sorted(m for m in ('numpy', 'torch', 'transformers', 'typing', 'dataclasses', 'pathlib') if m in sys.modules), code, file=sys.stderr)"
 
 
 @pytest.mark.parametrize("style", ["named", "torch"])
-def test_values_imports_neither_numpy_torch_nor_transformers(llama_dir, cli, style):
+def test_values_imports_neither_numpy_torch_transformers_nor_typing(llama_dir, cli, style):
     import subprocess
 
     assert cli("values", llama_dir, "--style", style).code == 0  # warms the skeleton cache for --style torch

@@ -23,6 +23,8 @@ import numpy as np
 from .catalog import TensorInfo
 from .dtypes import DTYPES
 from .errors import AnatomyError
+from .ggml_types import GGML_DEQUANTIZABLE
+from .tensors import EIGHT_BIT_FLOATS, eight_bit_float_values
 
 # Raw bytes per read: direct reads need big requests to keep the disk busy (1 MiB ones ran
 # at 0.8 GB/s here, 8 MiB ones at the disk's speed).
@@ -67,9 +69,7 @@ def _bf16(raw: np.ndarray, out: np.ndarray, scratch: Scratch) -> None:
 
 def _lookup(name: str) -> Callable[[np.ndarray, np.ndarray, Scratch], None]:
     """8-bit floats: one 256-entry table (the same one `values` prints from)."""
-    from .tensors import _table
-
-    table = np.array(_table(name), dtype=np.float64)
+    table = np.array(eight_bit_float_values(name), dtype=np.float64)
 
     def decode(raw: np.ndarray, out: np.ndarray, scratch: Scratch) -> None:
         np.take(table, raw, out=out)
@@ -78,7 +78,8 @@ def _lookup(name: str) -> Callable[[np.ndarray, np.ndarray, Scratch], None]:
 
 
 def _gguf_quant(name: str) -> Callable[[np.ndarray, np.ndarray, Scratch], None]:
-    """GGML block quants: the gguf package's own dequantizer, one block-aligned chunk at a time."""
+    """GGML block quants: the gguf package's own dequantizer, one block-aligned chunk at a time
+    (the same one `values` prints from)."""
     from gguf.constants import GGMLQuantizationType
     from gguf.quants import dequantize
 
@@ -90,27 +91,23 @@ def _gguf_quant(name: str) -> Callable[[np.ndarray, np.ndarray, Scratch], None]:
     return decode
 
 
-NUMPY_CODES = {
-    "F64": "<f8", "F32": "<f4", "F16": "<f2",
-    "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
-    "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "u1",
-}  # fmt: skip
-LOOKUP_TABLES = ("F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F8_E8M0")
-
-
 def _decoder(name: str) -> Decoder | None:
-    if name in NUMPY_CODES:
-        return Decoder(np.dtype(NUMPY_CODES[name]).itemsize, 1, _numpy_cast(NUMPY_CODES[name]))
+    """The same dtypes as tensors.py decodes (complex aside: it has no order to take statistics
+    of), from the same table: plain types by their struct code, which numpy reads alike."""
+    dtype = DTYPES.get(name)
+    if dtype is None or dtype.kind == "complex":
+        return None
     if name == "BF16":
         return Decoder(2, 1, _bf16)
-    if name in LOOKUP_TABLES:
+    if name in EIGHT_BIT_FLOATS:
         return Decoder(1, 1, _lookup(name))
-    dtype = DTYPES.get(name)
-    if dtype is not None and dtype.kind == "quant":
+    if dtype.struct_code:
+        return Decoder(dtype.bits // 8, 1, _numpy_cast("<" + dtype.struct_code))
+    if name in GGML_DEQUANTIZABLE:
         try:
             return Decoder(dtype.block_bytes, dtype.block_size, _gguf_quant(name))
-        except (ImportError, KeyError):
-            return None  # gguf missing, or a type this gguf cannot dequantize
+        except ImportError:
+            return None  # the gguf package is not installed
     return None
 
 

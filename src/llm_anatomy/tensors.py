@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 from .byte_io import file_size, read_exact
 from .catalog import TensorInfo
-from .dtypes import SAFETENSORS_DTYPES
+from .dtypes import DTYPES, SAFETENSORS_DTYPES
 from .errors import AnatomyError
+from .ggml_types import GGML_DEQUANTIZABLE
 
 # Two wanted elements closer than this many bytes are read in one run (one read beats two
 # seeks); no single read is longer than MAX_RUN_BYTES, so memory stays bounded.
@@ -90,32 +91,34 @@ def _fnuz_special(code: int, exp: int, man: int) -> float | None:
     return math.nan if code == 0x80 else None  # the "negative zero" code is the only NaN
 
 
+# The 8-bit float types: name -> builder of its 256 values (one per byte code).
+_EIGHT_BIT_FLOAT_BUILDERS: dict[str, Callable[[], tuple[float, ...]]] = {
+    "F8_E4M3": lambda: _minifloat(4, 3, 7, _e4m3fn_special),
+    "F8_E5M2": lambda: _minifloat(5, 2, 15, _e5m2_special),
+    "F8_E4M3FNUZ": lambda: _minifloat(4, 3, 8, _fnuz_special),
+    "F8_E5M2FNUZ": lambda: _minifloat(5, 2, 16, _fnuz_special),
+    # E8M0: an unsigned power of two, 0xFF is NaN; there is no zero.
+    "F8_E8M0": lambda: tuple(math.nan if code == 255 else math.ldexp(1.0, code - 127) for code in range(256)),
+}
+EIGHT_BIT_FLOATS = tuple(_EIGHT_BIT_FLOAT_BUILDERS)
+
+
 @lru_cache(maxsize=None)
-def _table(name: str) -> tuple[float, ...]:
-    """The 256-entry table of an 8-bit float type, built on first use."""
-    builders = {
-        "F8_E4M3": lambda: _minifloat(4, 3, 7, _e4m3fn_special),
-        "F8_E5M2": lambda: _minifloat(5, 2, 15, _e5m2_special),
-        "F8_E4M3FNUZ": lambda: _minifloat(4, 3, 8, _fnuz_special),
-        "F8_E5M2FNUZ": lambda: _minifloat(5, 2, 16, _fnuz_special),
-        # E8M0: an unsigned power of two, 0xFF is NaN; there is no zero.
-        "F8_E8M0": lambda: tuple(math.nan if code == 255 else math.ldexp(1.0, code - 127) for code in range(256)),
-    }
-    return builders[name]()
+def eight_bit_float_values(name: str) -> tuple[float, ...]:
+    """The value of each byte code 0..255 of an 8-bit float type (an EIGHT_BIT_FLOATS name),
+    built on first use; `values` decodes through it and streaming.py makes its numpy table of it."""
+    return _EIGHT_BIT_FLOAT_BUILDERS[name]()
 
 
 def _lookup(name: str) -> Callable[[bytes], list]:
     def decode(data: bytes) -> list:
-        return list(map(_table(name).__getitem__, data))
+        return list(map(eight_bit_float_values(name).__getitem__, data))
 
     return decode
 
 
 # Types struct cannot decode; the others follow from dtypes.py (struct code, size, torch name).
-_SPECIAL_DECODE = {
-    "BF16": _bf16,
-    **{name: _lookup(name) for name in ("F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F8_E8M0")},
-}
+_SPECIAL_DECODE = {"BF16": _bf16, **{name: _lookup(name) for name in EIGHT_BIT_FLOATS}}
 
 
 def _plain_decoder(dtype: DType) -> Decoder | None:
@@ -135,16 +138,26 @@ def _plain_decoder(dtype: DType) -> Decoder | None:
 DECODERS: dict[str, Decoder] = {name: decoder for name, dtype in SAFETENSORS_DTYPES.items() if (decoder := _plain_decoder(dtype))}
 
 
-def _add_ggml_decoders() -> None:
-    """GGML block types (Q4_0, Q4_K, IQ2_XS, ...): whole blocks dequantized by the gguf
-    package to float32, the dtype transformers gives GGUF weights when it loads them."""
-    from .formats.gguf import block_decoders
+def _dequantizer(name: str) -> Callable[[bytes], list]:
+    """Whole blocks of a GGML type dequantized by the gguf package to float32, the dtype
+    transformers gives GGUF weights when it loads them; numpy and gguf imported on first decode."""
 
-    for name, (block_elems, block_bytes, decode) in block_decoders().items():
-        DECODERS[name] = Decoder("torch.float32", "float", decode, block_bytes, block_elems)
+    def decode(data: bytes) -> list:
+        import numpy
+        from gguf import GGMLQuantizationType, quants
+
+        with numpy.errstate(all="ignore"):  # a corrupt block's inf/nan scale prints as inf/nan, as in torch
+            return quants.dequantize(numpy.frombuffer(data, dtype=numpy.uint8), GGMLQuantizationType[name]).tolist()
+
+    return decode
 
 
-_add_ggml_decoders()
+# GGML block types (Q4_0, Q4_K, IQ2_XS, ...) that gguf can dequantize, from the tables alone:
+# a safetensors model's `values` imports neither the GGUF reader nor typing.
+DECODERS.update(
+    (name, Decoder("torch.float32", "float", _dequantizer(name), DTYPES[name].block_bytes, DTYPES[name].block_size))
+    for name in sorted(GGML_DEQUANTIZABLE)
+)
 
 
 def _round(code: str, values: list) -> list:
