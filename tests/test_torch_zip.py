@@ -131,6 +131,26 @@ def test_model_parallel_shards_are_refused(meta_dir, tmp_path, cli):
     assert result.err == f"llm-anatomy: {folder}: expected one consolidated.00.pth (a model that is not split for model parallelism), found 2 model-parallel shards; pass one shard file, or convert with transformers' convert_llama_weights_to_hf.py\n"
 
 
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        ("{not json", "invalid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        ("[64, 2]", "list"),
+    ],
+    ids=["not-json", "not-an-object"],
+)
+def test_broken_params_json_is_one_line_and_params_still_works(meta_dir, tmp_path, cli, text, found):
+    import shutil
+
+    folder = tmp_path / "llama-2-tiny"
+    shutil.copytree(meta_dir, folder)
+    (folder / "params.json").write_text(text)
+    expected = "Meta's params.json" if text.startswith("{") else "a JSON object"
+    result = cli("config", folder)
+    assert (result.code, result.err) == (1, f"llm-anatomy: {folder / 'params.json'}: expected {expected}, found {found}; fix or re-download params.json\n")
+    assert cli("params", folder).out == cli("params", meta_dir).out  # the same folder name, so the same text
+
+
 def test_shared_views_offsets_and_new_dtypes(tmp_path):
     """Tied weights share bytes, a view starts at its storage offset, float8 uses _rebuild_tensor_v3."""
     import torch

@@ -57,17 +57,17 @@ def reader_module(format_name: str):
     return importlib.import_module(f"{__name__}.{module_name}")
 
 
-def read_config(path: str | None) -> tuple[dict[str, Any] | None, AnatomyError | None]:
-    if path is None:
-        return None, None
+def read_json_object(path: str, what: str) -> tuple[dict[str, Any] | None, AnatomyError | None]:
+    """(object, None), or (None, why not) for a config file: config.json, Meta's params.json."""
+    todo = f"fix or re-download {os.path.basename(path)}"
     try:
         with open(path, "rb") as handle:
-            config = json.loads(handle.read().decode("utf-8"))
+            value = json.loads(handle.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return None, AnatomyError(path, "a JSON config", f"invalid JSON ({escape(str(exc))})", "fix or re-download config.json")
-    if not isinstance(config, dict):
-        return None, AnatomyError(path, "a JSON object", type(config).__name__, "fix or re-download config.json")
-    return config, None
+        return None, AnatomyError(path, what, f"invalid JSON ({escape(str(exc))})", todo)
+    if not isinstance(value, dict):
+        return None, AnatomyError(path, "a JSON object", type(value).__name__, todo)
+    return value, None
 
 
 def _shard_files(source: Source) -> tuple[list[str], dict[str, str] | None]:
@@ -109,7 +109,7 @@ def catalog_from_source(source: Source, allow_truncated: bool = False) -> Catalo
         missing = sorted(name for name in weight_map if name not in seen)
         if missing:
             raise AnatomyError(source.index_file, f"tensor {escape(missing[0])} in {escape(weight_map[missing[0]])}", "it is not in that shard", "download the shards again")
-    config, config_error = read_config(source.config_file)
+    config, config_error = read_json_object(source.config_file, "a JSON config") if source.config_file else (None, None)
     if config is None and config_error is None:  # GGUF metadata or Meta's params.json
         from . import derived_config
 

@@ -7,7 +7,6 @@ transformers folder. Fields are named and valued as transformers' own converters
 
 from __future__ import annotations
 
-import json
 import os
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -17,6 +16,7 @@ from ..catalog import TensorInfo
 from ..errors import AnatomyError
 from ..safe_text import escape
 from ..ggml_types import KEY_ARCHITECTURE, KEY_TOKENS
+from . import read_json_object
 
 # general.architecture -> (model_type, transformers class). Each of these names its
 # hyper-parameters with the same GGUF keys and the same config fields below.
@@ -98,13 +98,9 @@ def _meta_intermediate_size(params: dict[str, Any]) -> int | None:
 
 
 def from_meta_params(path: str, tensors: dict[str, TensorInfo]) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as handle:
-            params = json.loads(handle.read(1 << 20).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise AnatomyError(path, "Meta's params.json", f"invalid JSON ({escape(str(exc))})", "fix or re-download params.json") from None
-    if not isinstance(params, dict):
-        raise AnatomyError(path, "a JSON object", type(params).__name__, "fix or re-download params.json")
+    params, error = read_json_object(path, "Meta's params.json")
+    if error is not None:
+        raise error
     config: dict[str, Any] = {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
     for key, field in META_FIELDS:
         if params.get(key) is not None:
