@@ -69,6 +69,16 @@ def test_weight_table_precisions():
     rows = {row.label: row for row in weight_table(6_738_415_616, 13_476_831_232)}
     assert rows["stored"].bits_per_weight == 16
     assert (rows["fp32"].nbytes, rows["bf16/fp16"].nbytes, rows["int8"].nbytes, rows["int4"].nbytes) == (26_953_662_464, 13_476_831_232, 6_738_415_616, 3_369_207_808)
+    # GGML block sizes and bytes per block (ggml.h): Q8_0 32/34, Q4_0 32/18, K-quants 256 per block.
+    assert [(label, rows[label].nbytes) for label in list(rows)[5:]] == [
+        ("Q8_0", 6_738_415_616 // 32 * 34),
+        ("Q6_K", 6_738_415_616 // 256 * 210),
+        ("Q5_K", 6_738_415_616 // 256 * 176),
+        ("Q4_K", 6_738_415_616 // 256 * 144),
+        ("Q4_0", 6_738_415_616 // 32 * 18),
+        ("Q3_K", 6_738_415_616 // 256 * 110),
+        ("Q2_K", 6_738_415_616 // 256 * 84),
+    ]
 
 
 def test_gguf_quant_types_come_from_the_dtypes_table(monkeypatch):

@@ -14,8 +14,7 @@ from .architecture import Architecture
 # Precisions the weight table always shows: (label, bits per weight).
 WEIGHT_PRECISIONS: tuple[tuple[str, float], ...] = (("fp32", 32), ("bf16/fp16", 16), ("int8", 8), ("int4", 4))
 
-# GGML quant types added to the weight table once a reader has registered them in DTYPES
-# (their bits per weight include the per-block scales).
+# GGML quant types also shown, their bits per weight from DTYPES (per-block scales included).
 GGUF_PRECISIONS = ("Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0", "Q3_K", "Q2_K")
 
 # --kv-dtype choices: bytes per cached element.
@@ -60,10 +59,8 @@ class Memory(namedtuple("Memory", "params stored_nbytes weights kv_cache")):
 
 def weight_table(params: int, stored_nbytes: int) -> tuple[WeightMemory, ...]:
     stored_bits = stored_nbytes * 8 / params if params else 0.0
-    rows = [WeightMemory("stored", stored_bits, stored_nbytes)]
-    rows += [WeightMemory(label, bits, round(params * bits / 8)) for label, bits in WEIGHT_PRECISIONS]
-    rows += [WeightMemory(name, DTYPES[name].bits_per_weight, round(params * DTYPES[name].bits_per_weight / 8)) for name in GGUF_PRECISIONS if name in DTYPES]
-    return tuple(rows)
+    precisions = WEIGHT_PRECISIONS + tuple((name, DTYPES[name].bits_per_weight) for name in GGUF_PRECISIONS)
+    return (WeightMemory("stored", stored_bits, stored_nbytes),) + tuple(WeightMemory(label, bits, round(params * bits / 8)) for label, bits in precisions)
 
 
 def _per_layer(arch: Architecture, element_bytes: int, dtype: str) -> tuple[int, str] | None:
