@@ -331,3 +331,39 @@ def test_chart_axes_have_round_ticks_covering_the_data():
     assert linear_scale(0, 0).ticks == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # all-zero weights: an empty 0..1 axis
     assert log_scale(0.013, 1.2).ticks == (0.01, 0.1, 1.0, 10.0)
     assert log_scale(0.02, 0.09).ticks == (0.01, 0.02, 0.05, 0.1)  # a narrow range gets 2 and 5 as well
+
+
+def test_experts_of_a_moe_layer_fold_into_one_row_each(tmp_path, cli):
+    """Mixtral's layout: each expert projection shown once with its count, in compute order
+    (w1, w3, w2), the router first; the box is titled as experts."""
+    import torch
+
+    from llm_anatomy.analysis.report import DiagramBlock, DiagramTensor, layer_diagram
+    from llm_anatomy.formats import open_catalog
+
+    tensors = {"model.embed_tokens.weight": torch.zeros(10, 4), "model.norm.weight": torch.zeros(4), "lm_head.weight": torch.zeros(10, 4)}
+    for layer in range(2):
+        prefix = f"model.layers.{layer}."
+        tensors[prefix + "input_layernorm.weight"] = torch.zeros(4)
+        tensors[prefix + "self_attn.q_proj.weight"] = torch.zeros(4, 4)
+        tensors[prefix + "block_sparse_moe.gate.weight"] = torch.zeros(3, 4)
+        for expert in range(3):
+            for name, shape in (("w1", (6, 4)), ("w2", (4, 6)), ("w3", (6, 4))):
+                tensors[prefix + f"block_sparse_moe.experts.{expert}.{name}.weight"] = torch.zeros(*shape)
+    path = checkpoints.safetensors_file(str(tmp_path / "moe" / "model.safetensors"), tensors)
+    diagram = layer_diagram(open_catalog(path))
+    assert (diagram.layers, diagram.other) == (2, ())
+    assert diagram.block("ffn") == DiagramBlock(
+        "ffn",
+        "block_sparse_moe",
+        (
+            DiagramTensor("block_sparse_moe.gate", (3, 4)),
+            DiagramTensor("block_sparse_moe.experts.*.w1", (6, 4), 3),
+            DiagramTensor("block_sparse_moe.experts.*.w3", (6, 4), 3),
+            DiagramTensor("block_sparse_moe.experts.*.w2", (4, 6), 3),
+        ),
+    )
+    page = render(cli, path, tmp_path)
+    assert_valid_and_offline(page)
+    rows = [">Experts (block_sparse_moe)<", ">gate              [3, 4]<", ">experts.*.w1 × 3  [6, 4]<", ">experts.*.w3 × 3  [6, 4]<", ">experts.*.w2 × 3  [4, 6]<"]
+    assert [page.index(row) for row in rows] == sorted(page.index(row) for row in rows)

@@ -35,6 +35,8 @@ LAYER_PLACES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ffn", re.compile(r"^(mlp|block_sparse_moe|feed_forward|ffn|moe|intermediate|output|ffn_(gate|up|down)(_exps|_shexp)?|ffn_gate_inp)$")),
 )
 
+# Only expert numbers fold in the diagram: roles.role_key would also merge a Sequential's
+# differently-shaped mlp.0 and mlp.2 into one "mlp.*" name.
 EXPERT_INDEX = re.compile(r"(^|\.)experts\.\d+\.")
 
 # Inside a block, tensors are listed in the order the computation uses them (files store
