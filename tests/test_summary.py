@@ -62,14 +62,56 @@ def test_published_dense_figures(published, name, params, kv_per_token):
 def test_llama2_7b_text(published, cli):
     result = cli("summary", published("Llama-2-7b-chat-hf"))
     assert result.code == 0, result.err
-    lines = result.out.splitlines()
-    assert lines[0] == "Llama-2-7b-chat-hf: 6,738,415,616 parameters (6.74B), 12.55 GiB in F16"
-    assert "  attention    2,147,483,648   31.9%    4.00 GiB      128" in lines
-    assert "  0-31            32 x 202,383,360  6,476,267,520   12.06 GiB" in lines
-    assert "KV cache (fp16): 512.00 KiB per token" in lines
-    assert "    4,096      1    2.00 GiB" in lines
-    assert "  per token = num_hidden_layers 32 x 2 (K and V) x num_key_value_heads 32 x head_dim 128 x 2 bytes (fp16) = 524,288 bytes" in lines
-    assert "Findings:" not in lines
+    assert result.out == (
+        "Llama-2-7b-chat-hf: 6,738,415,616 parameters (6.74B), 12.55 GiB in F16\n"
+        "\n"
+        "By component:\n"
+        "  component           params   share       bytes  tensors\n"
+        "  embeddings     131,072,000    1.9%  250.00 MiB        1\n"
+        "  attention    2,147,483,648   31.9%    4.00 GiB      128\n"
+        "  mlp          4,328,521,728   64.2%    8.06 GiB       96\n"
+        "  norms              266,240    0.0%  520.00 KiB       65\n"
+        "  output head    131,072,000    1.9%  250.00 MiB        1\n"
+        "  total        6,738,415,616  100.0%   12.55 GiB      291\n"
+        "\n"
+        "By layer:\n"
+        "  layers               params each         params       bytes\n"
+        "  0-31            32 x 202,383,360  6,476,267,520   12.06 GiB\n"
+        "  outside layers                      262,148,096  500.01 MiB\n"
+        "\n"
+        "By dtype:\n"
+        "  dtype         params      bytes  tensors\n"
+        "  F16    6,738,415,616  12.55 GiB      291\n"
+        "\n"
+        "Weight matrices, config.json vs tensors:\n"
+        "  component      config.json        tensors\n"
+        "  embeddings     131,072,000    131,072,000  ok\n"
+        "  attention    2,147,483,648  2,147,483,648  ok\n"
+        "  mlp          4,328,521,728  4,328,521,728  ok\n"
+        "  output head    131,072,000    131,072,000  ok\n"
+        "\n"
+        "Weights memory:\n"
+        "  precision     bits/weight     memory\n"
+        "  stored (F16)        16.00  12.55 GiB\n"
+        "  fp32                32.00  25.10 GiB\n"
+        "  bf16/fp16           16.00  12.55 GiB\n"
+        "  int8                 8.00   6.28 GiB\n"
+        "  int4                 4.00   3.14 GiB\n"
+        "  Q8_0                 8.50   6.67 GiB\n"
+        "  Q6_K                 6.56   5.15 GiB\n"
+        "  Q5_K                 5.50   4.31 GiB\n"
+        "  Q4_K                 4.50   3.53 GiB\n"
+        "  Q4_0                 4.50   3.53 GiB\n"
+        "  Q3_K                 3.44   2.70 GiB\n"
+        "  Q2_K                 2.62   2.06 GiB\n"
+        "\n"
+        "KV cache (fp16): 512.00 KiB per token\n"
+        "  context  batch    KV cache\n"
+        "    1,024      1  512.00 MiB\n"
+        "    4,096      1    2.00 GiB\n"
+        "  per token = num_hidden_layers 32 x 2 (K and V) x num_key_value_heads 32 x head_dim 128 x 2 bytes (fp16) = 524,288 bytes\n"
+        "  cache = per token x context x batch\n"
+    )
 
 
 def test_mixtral_total_and_active(published):
@@ -134,6 +176,7 @@ def test_tied_fixture_counts_embedding_once(llama_tied_dir, cli):
     result = cli("summary", llama_tied_dir)
     assert "  the output head is tied to model.embed_tokens.weight (tie_word_embeddings): stored and counted once" in result.out.splitlines()
     assert "output head" not in result.out.split("By layer:")[0].replace("the output head is tied", "")
+    assert [c.name for c in summarize(open_catalog(str(llama_tied_dir))).components] == ["embeddings", "attention", "mlp", "norms"]
 
 
 def test_tied_head_stored_twice_counted_once(tmp_path):
