@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 
-from views import CLI, PYTHON, run_all
+from views import CLI, PYTHON, print_table, run_all
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GGUF_DUMP = [os.path.join(os.path.dirname(PYTHON), "gguf-dump")]
@@ -106,10 +106,7 @@ def main() -> None:
     results = run_all(cases, args.repeat)
     ours, dump = (results[name] for name in list(cases)[1:])
     print(f"{args.repeat} interleaved runs each, medians; peak RSS is the maximum over runs. File: {os.path.getsize(path) / 2**30:.2f} GiB, sparse.\n")
-    print("| case | wall s | CPU s | peak RSS MB |")
-    print("|---|---:|---:|---:|")
-    for name, outcome in results.items():
-        print(f"| {name} | {outcome} | | |" if isinstance(outcome, str) else f"| {name} | {outcome[0]:.3f} | {outcome[1]:.3f} | {outcome[2] / 1024:.1f} |")
+    print_table(results)
     if not isinstance(ours, str) and not isinstance(dump, str):
         print(f"\nparams / gguf-dump: {ours[0] / dump[0]:.3f} of the wall time (target <= 0.2), {ours[1] / dump[1]:.3f} of the CPU time; params peak RSS {ours[2] / 1024:.1f} MB (target <= 60)")
     sys.stdout.flush()

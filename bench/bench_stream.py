@@ -24,7 +24,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from views import CLI, PYTHON  # noqa: E402
+from views import CLI, PYTHON, medians  # noqa: E402
 
 CHANGED = ("model.layers.3.mlp.down_proj.weight", "model.layers.17.self_attn.q_proj.weight", "model.layers.31.post_attention_layernorm.weight")
 
@@ -205,8 +205,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     reference = {"stats A": "cat A", "diff A B": "cat A B"}
     for name, runs in samples.items():
-        wall, cpu, rss = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), max(r[2] for r in runs)
-        base = statistics.median(r[0] for r in samples[reference.get(name, "cat A")])
+        wall, cpu, rss = medians(runs)
+        base = medians(samples[reference.get(name, "cat A")])[0]
         ratio = f"{wall / base:.2f}x `{reference.get(name, 'cat A')}`"
         print(f"| {name} | {wall:.1f} | {ratio} | {cpu:.1f} | {rss / 1024:.0f} |")
 

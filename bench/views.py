@@ -68,11 +68,12 @@ def run_all(cases: dict[str, list[str]], repeat: int) -> dict[str, tuple[float, 
             outcome = measure(cases[name])
             assert not isinstance(outcome, str), outcome
             samples[name].append(outcome)
-    results: dict[str, tuple[float, float, int] | str] = {}
-    for name in cases:
-        runs = samples.get(name)
-        results[name] = (statistics.median(s[0] for s in runs), statistics.median(s[1] for s in runs), max(s[2] for s in runs)) if runs else failures[name]
-    return results
+    return {name: medians(samples[name]) if samples.get(name) else failures[name] for name in cases}
+
+
+def medians(runs: list[tuple[float, float, int]]) -> tuple[float, float, int]:
+    """Median wall and CPU seconds of (wall, CPU, peak RSS) runs, and the largest peak RSS."""
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), max(r[2] for r in runs)
 
 
 def main() -> None:
