@@ -90,6 +90,11 @@ def test_text_prints_the_header_part_first(pair, cli):
     lines = values.splitlines()
     assert lines[0].split() == ["name", "dtype", "relative", "cosine", "max_abs_diff"]
     assert lines[1].split()[:3] == ["model.layers.1.mlp.up_proj.weight", "F32", "0.1"]
+    _, _, a, b = pair
+    second = max(PLANTED[1:], key=lambda name: expected_change(a[name], b[name])["relative"])
+    for line, name in zip(lines[1:3], (PLANTED[0], second)):
+        dtype = "F32" if b[name].dtype == torch.float32 else "F32->BF16"
+        assert line.split() == [name, dtype, *(f"{value:.4g}" for value in expected_change(a[name], b[name]).values())]
     assert lines[3:] == [
         "... 17 more (--top)",
         "19 tensors compared: 16 bit-identical, 3 changed; 538.00 KiB of tensor data",
@@ -151,3 +156,8 @@ def test_nan_pairs_are_left_out_and_counted(tmp_path, cli):
     b = safetensors_file(str(tmp_path / "b.safetensors"), {"w": torch.tensor([1.0, 2.0, 3.0, float("inf")])})
     row = json.loads(cli("diff", a, b, "--json").out)["tensors"][0]
     assert (row["identical"], row["relative"], row["cosine"], row["max_abs_diff"], row["skipped_nonfinite"]) == (False, 0.0, pytest.approx(1.0), 0.0, 2)
+
+
+def test_negative_top_is_a_usage_error(llama_dir, cli):
+    result = cli("diff", llama_dir, llama_dir, "--top", "-1")
+    assert (result.code, result.out, result.err) == (2, "", "llm-anatomy: --top: expected a number of tensors >= 0, found -1\n")

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import re
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from llm_anatomy.analysis import stats as stats_module
 from llm_anatomy.analysis.stats import weight_stats
 from llm_anatomy.cli.stats import Progress, progress_for
 from llm_anatomy.formats import open_catalog
+from llm_anatomy.render.text import human_bytes
 
 FLOAT_FIELDS = ("mean", "std", "min", "max", "absmax", "l2", "zero_fraction")
 COUNT_FIELDS = ("count", "zeros", "nan", "inf", "beyond_6_std")
@@ -218,6 +220,8 @@ def test_truncated_shard_is_reported_and_the_rest_still_computed(llama_dir, tmp_
     assert text.code == 1
     assert text.out.splitlines()[-1] == "error: " + failed[0]["error"]
     assert f"{len(catalog.tensors)} tensors, " in text.out and ", 1 could not be read" in text.out
+    total = human_bytes(sum(t.nbytes for t in catalog.tensors))
+    assert text.out.splitlines()[-4] == f"{len(catalog.tensors)} tensors, {total}, 1 could not be read"  # then 2 notes, the error
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(llama_dir, cli):
@@ -231,6 +235,7 @@ def test_progress_line_format():
     progress(2_000_000_000)
     assert stream.getvalue().startswith("\rstats 100% 2.00/2.00 GB ")
     assert stream.getvalue().endswith(" GB/s")
+    assert re.fullmatch(r"\rstats 100% 2\.00/2\.00 GB +\d+\.\d\d GB/s", stream.getvalue())  # the rate depends on the clock
     progress.close()
     assert stream.getvalue().endswith("\r\x1b[K")
 
@@ -248,6 +253,8 @@ def test_progress_goes_to_a_terminal_stderr_and_never_into_machine_output(llama_
     shown = cli("stats", llama_dir)
     assert shown.err.startswith("\rstats ") and shown.err.endswith("\r\x1b[K") and "100% 0.00/0.00 GB" in shown.err
     assert shown.out.startswith("name ")
+    assert re.fullmatch(r"(\rstats +\d+% \d\.\d\d/0\.00 GB +\d+\.\d\d GB/s)*\rstats 100% 0\.00/0\.00 GB +\d+\.\d\d GB/s\r\x1b\[K", shown.err)
+    assert shown.out == cli("stats", llama_dir).out  # the same table as without a terminal
     for flag in ("--json", "--csv"):
         quiet = cli("stats", llama_dir, flag)
         assert quiet.err == "" and "\r" not in quiet.out

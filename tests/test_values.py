@@ -401,8 +401,10 @@ CHECK_MODULES = "import sys; from llm_anatomy.cli.main import main; code = main(
 def test_values_imports_neither_numpy_torch_transformers_nor_typing(llama_dir, cli, style):
     import subprocess
 
-    assert cli("values", llama_dir, "--style", style).code == 0  # warms the skeleton cache for --style torch
+    in_process = cli("values", llama_dir, "--style", style)  # warms the skeleton cache for --style torch
+    assert in_process.code == 0
     argv = ["values", str(llama_dir), "--style", style]
     result = subprocess.run([sys.executable, "-c", CHECK_MODULES.format(argv=argv)], capture_output=True, text=True)
     assert result.stderr == "[] 0\n"
+    assert result.stdout == in_process.out  # the light path prints the same text
     assert result.stdout.startswith("Parameter containing:\n" if style == "torch" else "lm_head.weight  [128, 64]  F32\ntensor([[")
