@@ -9,6 +9,7 @@ if TYPE_CHECKING:
 
 from ..analysis.config_view import load_config_view
 from ..formats import open_catalog
+from ..glossary import LANGUAGES
 from ..render import config as render
 from .main import add_model_argument
 
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("--json", action="store_true", help="the config dict as JSON")
     parser.add_argument("--explain", action="store_true", help="every field with its value and what it means, then the facts derived from them")
-    parser.add_argument("--lang", choices=("en", "zh"), help="language of --explain (default: zh when LC_ALL/LC_MESSAGES/LANG start with zh, else en)")
+    parser.add_argument("--lang", choices=LANGUAGES, help="language of --explain (default: zh when LC_ALL/LC_MESSAGES/LANG start with zh, else en)")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
