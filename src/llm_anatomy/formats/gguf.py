@@ -15,7 +15,7 @@ import struct
 from math import prod
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Callable, Sequence
+    from typing import Any, BinaryIO, Sequence
 
 from ..byte_io import file_size, read_exact
 from ..catalog import TensorInfo
@@ -23,7 +23,6 @@ from ..errors import AnatomyError
 from ..safe_text import escape, has_unsafe
 from ..ggml_types import (
     FLOAT32,
-    GGML_DEQUANTIZABLE,
     GGML_TYPES,
     GGUF_DEFAULT_ALIGNMENT,
     GGUF_MAGIC,
@@ -49,35 +48,16 @@ MIN_KV_BYTES = 8 + 4 + 1  # key length, value type, a one-byte value
 MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
 
 
-
-def block_decoders() -> dict[str, tuple[int, int, Callable[[bytes], list]]]:
-    """type name -> (elements per block, bytes per block, whole blocks -> float values) for
-    each block type gguf can dequantize; numpy and gguf are imported on first decode."""
-
-    def dequantizer(type_name: str) -> Callable[[bytes], list]:
-        def decode(data: bytes) -> list:
-            import numpy
-            from gguf import GGMLQuantizationType, quants
-
-            with numpy.errstate(all="ignore"):  # a corrupt block's inf/nan scale prints as inf/nan, as in torch
-                return quants.dequantize(numpy.frombuffer(data, dtype=numpy.uint8), GGMLQuantizationType[type_name]).tolist()
-
-        return decode
-
-    return {name: (size, nbytes, dequantizer(name)) for name, size, nbytes in GGML_TYPES.values() if name in GGML_DEQUANTIZABLE}
-
-
 class ArraySummary(str):
     """A metadata array shown as text ("array of 32000 strings [...]"), with its item count."""
 
     item_count: int
-    item_type: str
 
     def __new__(cls, item_type: str, count: int, head: list[Any]) -> "ArraySummary":
         items = ", ".join(repr(v) for v in head) + (", ..." if count > len(head) else "")
-        noun = "strings" if item_type == "STRING" else f"{item_type.lower()}"
+        noun = "strings" if item_type == "STRING" else item_type.lower()
         self = super().__new__(cls, f"array of {count} {noun} [{items}]")
-        self.item_count, self.item_type = count, item_type
+        self.item_count = count
         return self
 
 
@@ -197,10 +177,9 @@ def _array(cursor: _Cursor, where: str, depth: int) -> ArraySummary:
 def check_file_set(files: Sequence[str]) -> None:
     """A GGUF repository usually holds one file per quantization (Q4_K_M, Q8_0, ...): they are
     alternatives, not shards, unless named as llama.cpp's splits (-00001-of-00003.gguf)."""
-    models = [f for f in files if f.endswith(".gguf")]
-    if len(models) > 1 and not all(SPLIT_NAME.search(f) for f in models):
-        names = ", ".join(os.path.basename(f) for f in models[:3]) + (", ..." if len(models) > 3 else "")
-        raise AnatomyError(os.path.dirname(models[0]) or ".", "one GGUF model (a file, or the splits NAME-0000N-of-0000M.gguf)", f"{len(models)} GGUF files ({escape(names)})", "pass one of the files")
+    if len(files) > 1 and not all(SPLIT_NAME.search(f) for f in files):
+        names = ", ".join(os.path.basename(f) for f in files[:3]) + (", ..." if len(files) > 3 else "")
+        raise AnatomyError(os.path.dirname(files[0]) or ".", "one GGUF model (a file, or the splits NAME-0000N-of-0000M.gguf)", f"{len(files)} GGUF files ({escape(names)})", "pass one of the files")
 
 
 def _read_version(cursor: _Cursor) -> int:
