@@ -13,6 +13,7 @@ import checkpoints
 from llm_anatomy import glossary
 from llm_anatomy.layouts import published_config, write_layout
 
+
 @pytest.fixture(autouse=True)
 def _english_locale(monkeypatch):
     """The page's language follows the locale; these tests expect English unless they say."""
@@ -166,8 +167,9 @@ def test_default_output_is_report_html_in_the_current_folder(llama_dir, tmp_path
     monkeypatch.chdir(tmp_path)
     result = cli("report", llama_dir)
     assert result.code == 0, result.err
-    assert result.out.startswith("wrote report.html (")
-    assert_valid_and_offline((tmp_path / "report.html").read_text(encoding="utf-8"))
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert result.out == f"wrote report.html ({size_text(len(page.encode()))})\n"
+    assert_valid_and_offline(page)
 
 
 def test_tied_gpt2_shows_the_tied_head_and_its_layers(gpt2_dir, tmp_path, cli):
@@ -304,8 +306,8 @@ def test_unreadable_tensors_are_listed_and_the_exit_status_says_so(llama_dir, tm
     out = tmp_path / "report.html"
     result = cli("report", llama_dir, "-o", out, "--stats")
     assert result.code == 1
-    assert result.out.endswith("\n1 tensor could not be read; the page lists it under Weight statistics\n")
     page = out.read_text(encoding="utf-8")
+    assert result.out == f"wrote {out} ({size_text(len(page.encode()))})\n1 tensor could not be read; the page lists it under Weight statistics\n"
     assert_valid_and_offline(page)
     assert '<h3>Tensors that could not be read</h3><ul class="findings"><li><span class="pill bad">!</span> shard.safetensors: expected 256 bytes' in page
 
