@@ -236,7 +236,7 @@ def _plan(arch: Architecture) -> dict[str, list[tuple[str, int]]]:
             plan["shared experts"] += [("shared_" + r, moe_layers) for r in ffn_roles]
         if arch.fields.get("shared_intermediate_size") == "shared_expert_intermediate_size":
             plan["router"].append(("shared_router", moe_layers))  # Qwen2-MoE gates its shared expert
-    if arch.has_output_head and not arch.tied_embeddings:
+    if arch.has_output_head and not arch.tied_embeddings:  # None (no architectures[]): a head is not assumed
         plan["output head"].append(("head", 1))
     return plan
 
@@ -250,8 +250,6 @@ def implied_by_config(arch: Architecture) -> dict[str, int]:
         shapes = [(expected_shape(role, quantities), count) for role, count in roles]
         if all(shape is not None for shape, _ in shapes):
             implied[component] = sum(prod(shape[0]) * count for shape, count in shapes if shape)
-    if arch.has_output_head is None:
-        implied.pop("output head", None)  # no architectures[]: whether there is a head is unknown
     return implied
 
 
