@@ -148,7 +148,7 @@ def _by_value(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reade
         max_abs = max(max_abs, float(block_a.max()), -float(block_a.min()))
     norm_a, norm_d = math.sqrt(sum_aa), math.sqrt(sum_dd)
     relative = norm_d / norm_a if norm_a else (0.0 if norm_d == 0 else math.inf)
-    denominator = math.sqrt(sum_aa) * math.sqrt(sum_bb)
+    denominator = norm_a * math.sqrt(sum_bb)
     cosine = sum_ab / denominator if denominator else math.nan
     return TensorChange(a.name, a.dtype, b.dtype, a.numel, False, relative, cosine, max_abs, skipped)
 

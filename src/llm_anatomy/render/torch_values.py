@@ -76,8 +76,6 @@ class Formatter:
             widths = (len(f"{v:.{self.precision}f}") for v in extremes)
         self.max_width = max(self.max_width, *widths)
 
-        self.format = self._formatter()
-
     def _formatter(self) -> Callable[[object], str]:
         """format(value) -> text right-aligned to max_width, as _Formatter.format does."""
         width, precision = self.max_width, self.precision
