@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 from ..dtypes import CONFIG_DTYPE_NAMES
+from ..errors import AnatomyError
 from ..safe_text import escape
 
 # Quantity -> config field names that hold it, most common first.
@@ -155,9 +156,7 @@ class Finding(namedtuple("Finding", "where expected found todo", defaults=("",))
 
     __slots__ = ()
 
-    def line(self) -> str:
-        text = f"{self.where}: expected {self.expected}, found {self.found}"
-        return f"{text}; {self.todo}" if self.todo else text
+    line = AnatomyError.line  # the one spelling of "where: expected X, found Y; todo"
 
 
 _ARCHITECTURE_FIELDS = (
