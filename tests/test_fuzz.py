@@ -67,6 +67,16 @@ def _read(data: bytes, suffix: str) -> None:
             pass
 
 
+@pytest.mark.parametrize("fmt", ["safetensors", "gguf", "torch"])
+def test_unmutated_seeds_read(seeds, fmt, tmp_path):
+    """The fuzzing starts from files the readers accept, so a reader that refused everything would fail here."""
+    path = tmp_path / f"seed.{fmt}"
+    path.write_bytes(seeds[fmt][0])
+    state = {"embed.weight": ("F32", (8, 4)), "norm.weight": ("BF16", (4,)), "ids": ("I64", (3,))}  # _small_state_dict()
+    expected = {"token_embd.weight": ("F32", (8, 4)), "blk.0.attn_q.weight": ("Q8_0", (2, 32))} if fmt == "gguf" else state
+    assert {t.name: (t.dtype, t.shape) for t in open_catalog(str(path)).tensors} == expected
+
+
 def _mutate(data: bytes, limit: int, edits: list, cut: int | None) -> bytes:
     mutated = bytearray(data)
     for position, value in edits:

@@ -45,6 +45,31 @@ def test_single_file_without_config(tmp_path, cli):
     assert result.out.splitlines()[-1] == "1 tensor, 4 parameters, 16 B in 1 file"
 
 
+def test_training_args_bin_is_not_taken_for_weights(tmp_path):
+    """A Trainer output folder: pytorch_model.bin beside training_args.bin, a pickled object."""
+    import pickle
+
+    import torch
+
+    from llm_anatomy.source import resolve
+
+    torch.save({"w": torch.zeros(2)}, tmp_path / "pytorch_model.bin")
+    (tmp_path / "training_args.bin").write_bytes(pickle.dumps({"learning_rate": 1e-4}))
+    assert resolve(str(tmp_path)).weight_files == (str(tmp_path / "pytorch_model.bin"),)
+
+
+def test_revision_of_a_local_folder_is_a_usage_error(llama_dir, cli):
+    result = cli("params", llama_dir, "--revision", "v1")
+    assert (result.code, result.err) == (2, f"llm-anatomy: {llama_dir}: expected a model id with --revision, found a local path; drop --revision for local folders and files\n")
+
+
+def test_a_ref_that_leaves_the_snapshots_folder_is_refused(tmp_path, llama_dir, cli, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    repo = _fake_hub_cache(tmp_path, "acme/tiny-llama", llama_dir, commit="../../elsewhere")
+    result = cli("params", "acme/tiny-llama")
+    assert (result.code, result.err) == (1, f"llm-anatomy: {repo / 'refs' / 'main'}: expected a commit hash, found '../../elsewhere'; the cache is damaged; download the model again\n")
+
+
 @pytest.mark.parametrize("command", ["params", "values", "tree", "config", "summary", "stats", "diff", "report", "demo"])
 def test_every_help_shows_an_example(command, cli_subprocess):
     result = cli_subprocess(command, "--help")
