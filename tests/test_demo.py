@@ -61,9 +61,12 @@ def test_temporary_replica_is_deleted(tmp_path, cli, monkeypatch):
     result = cli("demo")
     assert result.code == 0, result.err
     replica = os.path.join(made[0], "Llama-2-7b-chat-hf")
-    assert result.out.startswith(NOTICE + f"Replica: {replica} (deleted afterwards)\n\n$ llm-anatomy params Llama-2-7b-chat-hf --filter 'model.layers.0.*'\n")
-    assert WHOLE in result.out
     assert not os.path.exists(made[0])
+    kept = tmp_path / "kept"
+    # The same page as with --keep (checked view by view above), but for the folder and its fate.
+    with_keep = cli("demo", "--keep", kept).out
+    assert result.out == with_keep.replace(f"Replica: {kept} (kept)", f"Replica: {replica} (deleted afterwards)")
+    assert result.out.startswith(NOTICE + f"Replica: {replica} (deleted afterwards)\n\n$ llm-anatomy params Llama-2-7b-chat-hf --filter 'model.layers.0.*'\n")
 
 
 def test_replica_deleted_even_when_a_view_fails(tmp_path, cli, monkeypatch):
