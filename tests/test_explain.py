@@ -228,7 +228,11 @@ def test_json(llama7b, cli):
     assert data["architecture"]["head_dim"] == 128
     assert data["architecture"]["attention"] == "MHA"
     assert data["findings"] == []
-
+    assert (data["model"], data["lang"], len(data["fields"])) == ("Llama-2-7b-chat-hf", "zh", 21)
+    assert data["derived"][:2] == [
+        {"label": "每个头的维度", "text": "128（hidden_size / num_attention_heads = 4096 / 32）"},
+        {"label": "注意力", "text": "MHA（多头注意力）：32 个查询头，每个头有自己的键/值头"},
+    ]
 
 
 def test_heads_not_a_multiple_of_kv_heads():
