@@ -4,18 +4,18 @@ cache) into the files that hold the weights and config. Never touches the networ
 from __future__ import annotations
 
 import fnmatch
-import os
+import os  # os.path, not pathlib: importing pathlib costs more than reading a 7B model's headers
 import re
 from collections import namedtuple
 
 from .errors import AnatomyError, UsageError
 
-# Weight layouts in a model folder, most preferred first: (index file, glob of weight files).
-# The index file, when present, names the shards; otherwise every file matching the glob.
-FOLDER_LAYOUTS: tuple[tuple[str | None, str], ...] = (
-    ("model.safetensors.index.json", "*.safetensors"),
+# Weight layouts in a model folder, most preferred first: an index file that names the
+# shards, or a glob of weight files (every matching file).
+FOLDER_LAYOUTS: tuple[tuple[str | None, str | None], ...] = (
+    ("model.safetensors.index.json", None),
     (None, "*.safetensors"),
-    ("pytorch_model.bin.index.json", "*.bin"),
+    ("pytorch_model.bin.index.json", None),
     (None, "pytorch_model*.bin"),  # not *.bin: training_args.bin is a pickled object, not weights
     (None, "*.gguf"),
     (None, "consolidated.*.pth"),
@@ -32,9 +32,6 @@ class Source(namedtuple("Source", "name root weight_files index_file config_file
     config_file: their paths or None. (A named tuple rather than a dataclass: see catalog.py.)"""
 
     __slots__ = ()
-
-
-# pathlib is avoided on purpose: importing it costs more than reading a 7B model's headers.
 
 
 def hub_cache_dir() -> str:

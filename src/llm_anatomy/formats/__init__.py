@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Callable
-
-import importlib
 
 from ..byte_io import file_size
 from ..catalog import Catalog, TensorInfo
