@@ -102,11 +102,11 @@ def test_usage_errors_exit_2(cli_subprocess):
     assert result.stderr.splitlines()[-1] == "llm-anatomy params: error: the following arguments are required: MODEL"
 
 
-def test_piped_into_head_ends_quietly(llama_dir):
+def test_piped_into_head_ends_quietly(llama_dir, cli):
     import subprocess
     import sys
 
     pipeline = f"{sys.executable} -m llm_anatomy.cli.main params {llama_dir} | head -1"
     result = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True)
-    assert result.stdout.startswith("name")
+    assert result.stdout == cli("params", llama_dir).out.splitlines(keepends=True)[0]
     assert result.stderr == ""
