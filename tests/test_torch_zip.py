@@ -151,6 +151,24 @@ def test_broken_params_json_is_one_line_and_params_still_works(meta_dir, tmp_pat
     assert cli("params", folder).out == cli("params", meta_dir).out  # the same folder name, so the same text
 
 
+@pytest.mark.parametrize(
+    "numel, offset, found",
+    [(4, 2, "a storage of 16 bytes"), (2, 0, "a storage of 8 bytes")],
+    ids=["past-the-member", "past-the-declared-numel"],
+)
+def test_tensor_past_its_storage(numel, offset, found):
+    """The smaller of the member's bytes and the storage size the pickle declares bounds a tensor."""
+    from llm_anatomy.errors import AnatomyError
+    from llm_anatomy.formats import torch_zip
+    from llm_anatomy.formats.restricted_pickle import StorageRef, TensorRef
+
+    ref = TensorRef(StorageRef("0", "F32", numel), offset, (4,), (1,), "F32")
+    with pytest.raises(AnatomyError) as caught:
+        torch_zip._tensor("m.bin", "w", ref, (64, 16))
+    assert caught.value.line() == f"m.bin: tensor w: expected 16 bytes at byte {offset * 4} of its storage, found {found}; the file is truncated or corrupt"
+    assert torch_zip._tensor("m.bin", "w", ref._replace(offset=0, shape=(numel,)), (64, 16)).nbytes == numel * 4
+
+
 def test_shared_views_offsets_and_new_dtypes(tmp_path):
     """Tied weights share bytes, a view starts at its storage offset, float8 uses _rebuild_tensor_v3."""
     import torch

@@ -117,10 +117,11 @@ def _tensor(path: str, name: str, ref: Any, span: tuple[int, int]) -> TensorInfo
     where = f"{path}: tensor {escape(name)}"
     if not _is_contiguous(ref.shape, ref.stride):
         raise AnatomyError(where, f"a contiguous tensor (strides of shape {list(ref.shape)} in row-major order)", f"strides {list(ref.stride)}", "save it with tensor.contiguous()")
-    start, storage_bytes = span
+    start, member_bytes = span
+    storage_bytes = min(member_bytes, ref.storage.numel * DTYPES[ref.storage.dtype].bits // 8)  # as stored, as the pickle declares
     itemsize = DTYPES[ref.dtype].bits // 8
     begin, nbytes = ref.offset * itemsize, prod(ref.shape) * itemsize
-    if begin + nbytes > min(storage_bytes, ref.storage.numel * DTYPES[ref.storage.dtype].bits // 8):
+    if begin + nbytes > storage_bytes:
         raise AnatomyError(where, f"{nbytes} bytes at byte {begin} of its storage", f"a storage of {storage_bytes} bytes", "the file is truncated or corrupt")
     return TensorInfo(name, ref.dtype, ref.shape, path, start + begin, nbytes)
 
