@@ -275,3 +275,14 @@ def test_layer_and_role_keys(name, layer, role):
     from llm_anatomy.analysis.roles import layer_key, role_key
 
     assert (layer_key(name), role_key(name)) == (layer, role)
+
+
+def test_bool_bytes_other_than_0_and_1_count_as_true_as_in_torch(tmp_path):
+    path = safetensors_file(str(tmp_path / "b.safetensors"), {"b": torch.zeros(4, dtype=torch.bool)})
+    info = open_catalog(path).get("b")
+    with open(path, "r+b") as handle:
+        handle.seek(info.offset)
+        handle.write(bytes([0, 1, 2, 255]))
+    stored = torch.frombuffer(bytearray([0, 1, 2, 255]), dtype=torch.bool).double()
+    row = weight_stats(open_catalog(path)).rows[0]
+    assert (row.mean, row.std, row.min, row.max, row.zeros) == (stored.mean().item(), stored.std(correction=0).item(), 0.0, 1.0, 1)
