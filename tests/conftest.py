@@ -88,7 +88,12 @@ LIGHT_CHECK = (
 )
 
 
-def imported_by(*argv, modules=("numpy", "torch", "transformers"), env=None):
+# What a header-only command must not import: the heavy libraries, and modules that cost
+# milliseconds on every call.
+NOT_ON_THE_LIGHT_PATH = ("numpy", "torch", "transformers", "typing", "dataclasses", "pathlib")
+
+
+def imported_by(*argv, modules=NOT_ON_THE_LIGHT_PATH, env=None):
     """(exit status, which of `modules` one CLI call imported, stdout), in a fresh interpreter:
     how the tests hold header-only commands to their promise of a light import path."""
     import json

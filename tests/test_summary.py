@@ -256,8 +256,7 @@ def test_json(published, cli):
 def test_header_only_imports(published, command):
     """summary and config --explain read headers only: numpy, torch and transformers stay
     unimported, and so do typing, dataclasses and pathlib (milliseconds each at startup)."""
-    heavy = ("numpy", "torch", "transformers", "typing", "dataclasses", "pathlib")
-    code, loaded, out = imported_by(command[0], published("Llama-2-7b-chat-hf"), *command[1:], modules=heavy)
+    code, loaded, out = imported_by(command[0], published("Llama-2-7b-chat-hf"), *command[1:])
     assert (code, loaded) == (0, [])
     assert out.startswith("Llama-2-7b-chat-hf: ")
 
