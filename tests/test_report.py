@@ -10,6 +10,7 @@ import html5lib
 import pytest
 
 import checkpoints
+from conftest import imported_by
 from llm_anatomy import glossary
 from llm_anatomy.layouts import published_config, write_layout
 
@@ -255,17 +256,9 @@ def test_bert_embedding_norm_belongs_to_the_embedding(bert_dir, tmp_path, cli):
 
 
 def test_report_without_stats_imports_neither_numpy_nor_torch(llama_dir, tmp_path):
-    import subprocess
-    import sys
-
-    script = (
-        "import sys\nfrom llm_anatomy.cli.main import main\n"
-        f"main(['report', {str(llama_dir)!r}, '-o', {str(tmp_path / 'r.html')!r}, '--lang', 'en'])\n"
-        "print(sorted(m for m in ('numpy', 'torch', 'transformers') if m in sys.modules))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "[]"
+    code, loaded, out = imported_by("report", llama_dir, "-o", tmp_path / "r.html", "--lang", "en", modules=("numpy", "torch", "transformers"))
+    assert (code, loaded) == (0, [])
+    assert out == f"wrote {tmp_path / 'r.html'} ({size_text((tmp_path / 'r.html').stat().st_size)})\n"
 
 
 def test_tensor_table_of_a_huge_model_is_cut_with_a_note(llama_dir, tmp_path, cli, monkeypatch):
