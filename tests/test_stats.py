@@ -3,6 +3,7 @@
 
 import csv
 import io
+import sys
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import torch
 from checkpoints import _hf_state_dict, safetensors_file
 from llm_anatomy.analysis import stats as stats_module
 from llm_anatomy.analysis.stats import weight_stats
-from llm_anatomy.cli.stats import Progress, progress_for
+from llm_anatomy.cli.progress import Progress, progress_for
 from llm_anatomy.formats import open_catalog
 from llm_anatomy.render.text import human_bytes
 
@@ -226,7 +227,8 @@ def test_truncated_shard_is_reported_and_the_rest_still_computed(llama_dir, tmp_
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(llama_dir, cli):
     assert cli("stats", llama_dir).err == ""
-    assert progress_for("stats", 100, machine_output=False) is None
+    with progress_for("stats", 100, machine_output=False) as progress:
+        assert progress is None
 
 
 def test_progress_line_format():
@@ -247,8 +249,6 @@ def test_mean_is_nan_free_for_infinite_values(tmp_path):
 
 
 def test_progress_goes_to_a_terminal_stderr_and_never_into_machine_output(llama_dir, cli, monkeypatch):
-    import sys
-
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     shown = cli("stats", llama_dir)
     assert shown.err.startswith("\rstats ") and shown.err.endswith("\r\x1b[K") and "100% 0.00/0.00 GB" in shown.err
@@ -286,3 +286,17 @@ def test_bool_bytes_other_than_0_and_1_count_as_true_as_in_torch(tmp_path):
     stored = torch.frombuffer(bytearray([0, 1, 2, 255]), dtype=torch.bool).double()
     row = weight_stats(open_catalog(path)).rows[0]
     assert (row.mean, row.std, row.min, row.max, row.zeros) == (stored.mean().item(), stored.std(correction=0).item(), 0.0, 1.0, 1)
+
+
+def test_progress_line_is_cleared_when_the_work_fails(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with pytest.raises(RuntimeError):
+        with progress_for("stats", 10, machine_output=False) as progress:
+            progress(10)  # the last bytes always draw the line
+            raise RuntimeError("read failed")
+    assert re.fullmatch(r"\rstats 100% 0\.00/0\.00 GB +\d+\.\d\d GB/s\r\x1b\[K", terminal.getvalue())

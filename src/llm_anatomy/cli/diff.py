@@ -6,7 +6,7 @@ import argparse
 from typing import TextIO
 
 from ..formats import open_catalog
-from .stats import progress_for
+from .progress import progress_for
 
 HELP = (
     "Compare two checkpoints: tensors only in one, shape and dtype changes and config fields that differ "
@@ -40,11 +40,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if not args.json:
         out.write(render.header_text(header) + "\n")
         out.flush()
-    progress = progress_for("diff", sum(a.nbytes + b.nbytes for a, b in header.pairs), args.json)
-    try:
+    with progress_for("diff", sum(a.nbytes + b.nbytes for a, b in header.pairs), args.json) as progress:
         values = compare_values(header, progress)
-    finally:
-        if progress is not None:
-            progress.close()
     out.write(render.json_text(header, values, args.top) if args.json else render.values_text(values, args.top))
     return 1 if values.errors else 0

@@ -48,14 +48,10 @@ def _check_output(path: str, model_root: str) -> str:
 
 def _weight_stats(catalog: Catalog) -> StatsReport:
     from ..analysis.stats import weight_stats
-    from .stats import progress_for
+    from .progress import progress_for
 
-    progress = progress_for("report --stats", catalog.total_nbytes, machine_output=False)
-    try:
+    with progress_for("report --stats", catalog.total_nbytes, machine_output=False) as progress:
         return weight_stats(catalog, progress=progress)
-    finally:
-        if progress is not None:
-            progress.close()
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:

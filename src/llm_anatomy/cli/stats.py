@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from typing import TextIO
 
 from ..analysis.roles import GROUPINGS
 from ..formats import open_catalog
 from .main import add_model_argument
+from .progress import progress_for
 
 HELP = (
     "Statistics of every tensor's values: mean, std (population), min, max, absmax, L2 norm, "
@@ -29,46 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--csv", action="store_true", help="one CSV row per tensor or group, full precision")
 
 
-class Progress:
-    """`stats  41% 5.52/13.48 GB  1.71 GB/s` on one terminal line, redrawn at most 10 times a second."""
-
-    def __init__(self, label: str, total: int, stream: TextIO) -> None:
-        self.label, self.total, self.stream = label, max(total, 1), stream
-        self.done = 0
-        self.start = self.last = time.monotonic()
-
-    def __call__(self, nbytes: int) -> None:
-        self.done += nbytes
-        now = time.monotonic()
-        if now - self.last >= 0.1 or self.done >= self.total:
-            self.last = now
-            rate = self.done / max(now - self.start, 1e-9) / 1e9
-            self.stream.write(f"\r{self.label} {self.done / self.total:4.0%} {self.done / 1e9:.2f}/{self.total / 1e9:.2f} GB {rate:6.2f} GB/s")
-            self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\r\x1b[K")
-        self.stream.flush()
-
-
-def progress_for(label: str, total: int, machine_output: bool) -> Progress | None:
-    """A progress line on stderr, only when stderr is a terminal and the output is for people."""
-    if machine_output or not sys.stderr.isatty():
-        return None
-    return Progress(label, total, sys.stderr)
-
-
 def run(args: argparse.Namespace, out: TextIO) -> int:
     from ..analysis.stats import weight_stats
     from ..catalog import select
     from ..render import stats as render
 
     catalog = open_catalog(args.model, args.revision, allow_truncated=True)
-    progress = progress_for("stats", sum(t.nbytes for t in select(catalog.tensors, args.filter)), args.json or args.csv)
-    try:
+    with progress_for("stats", sum(t.nbytes for t in select(catalog.tensors, args.filter)), args.json or args.csv) as progress:
         report = weight_stats(catalog, args.filter, args.by, progress)
-    finally:
-        if progress is not None:
-            progress.close()
     out.write(render.json_text(report) if args.json else render.csv_text(report) if args.csv else render.text(report))
     return 1 if report.errors else 0
