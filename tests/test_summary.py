@@ -70,7 +70,7 @@ def test_llama2_7b_text(published, cli):
         "  embeddings     131,072,000    1.9%  250.00 MiB        1\n"
         "  attention    2,147,483,648   31.9%    4.00 GiB      128\n"
         "  mlp          4,328,521,728   64.2%    8.06 GiB       96\n"
-        "  norms              266,240    0.0%  520.00 KiB       65\n"
+        "  norms              266,240   <0.1%  520.00 KiB       65\n"
         "  output head    131,072,000    1.9%  250.00 MiB        1\n"
         "  total        6,738,415,616  100.0%   12.55 GiB      291\n"
         "\n"

@@ -4,11 +4,10 @@ part, or both as one JSON document."""
 from __future__ import annotations
 
 import json
-import math
 
 from ..analysis.diff import ABSENT, HeaderDiff, TensorChange, ValueDiff
 from ..safe_text import escape
-from .text import human_bytes, shape_text, table, thousands, to_json
+from .text import human_bytes, json_number, shape_text, significant, table, thousands, to_json
 
 LISTED = 10  # names shown per header section in text; --json lists them all
 
@@ -45,16 +44,12 @@ def header_text(header: HeaderDiff) -> str:
     return "\n".join(escape(line) for line in lines) + "\n"
 
 
-def _number(value: float) -> str:
-    return f"{value:.4g}"
-
-
 def _row(change: TensorChange) -> tuple[str, ...]:
     dtype = change.dtype_a if change.dtype_a == change.dtype_b else f"{change.dtype_a}->{change.dtype_b}"
     if change.identical:
         return (change.name, dtype, "0", "1", "0", "bit-identical")
     note = f"{thousands(change.skipped)} NaN/Inf pairs left out" if change.skipped else ""
-    return (change.name, dtype, _number(change.relative), _number(change.cosine), _number(change.max_abs), note)
+    return (change.name, dtype, significant(change.relative), significant(change.cosine), significant(change.max_abs), note)
 
 
 def values_text(values: ValueDiff, top: int | None = None) -> str:
@@ -69,10 +64,6 @@ def values_text(values: ValueDiff, top: int | None = None) -> str:
     lines.append("relative = ||B - A|| / ||A||; cosine = A.B / (||A|| ||B||); over float64 values, NaN/Inf pairs left out")
     lines += [f"error: {line}" for _, line in values.errors]
     return "\n".join(lines) + "\n"
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def json_text(header: HeaderDiff, values: ValueDiff, top: int | None = None) -> str:
@@ -96,9 +87,9 @@ def json_text(header: HeaderDiff, values: ValueDiff, top: int | None = None) -> 
                     "dtype_b": c.dtype_b,
                     "numel": c.numel,
                     "identical": c.identical,
-                    "relative": _finite(c.relative),
-                    "cosine": _finite(c.cosine),
-                    "max_abs_diff": _finite(c.max_abs),
+                    "relative": json_number(c.relative),
+                    "cosine": json_number(c.cosine),
+                    "max_abs_diff": json_number(c.max_abs),
                     "skipped_nonfinite": c.skipped,
                 }
                 for c in shown

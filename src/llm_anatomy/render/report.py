@@ -12,7 +12,7 @@ from ..analysis.report import DiagramBlock, DiagramTensor, LayerDiagram, Report,
 from .explain import derived_facts, value_text
 from .html import asset, element, esc, page, section, table
 from .svg import Bar, Box, Flow, Residual, Series, bar_chart, column_chart, flow_diagram, line_chart
-from .text import human_bytes, human_count, shape_text, thousands
+from .text import human_bytes, human_count, shape_text, share, thousands
 
 if TYPE_CHECKING:
     from ..analysis.stats import Stats
@@ -133,11 +133,6 @@ def _all_clear(text: str) -> str:
     return element("p", element("span", "✓", class_="pill ok") + " " + esc(text), class_="note")
 
 
-def _share(part: int, whole: int) -> str:
-    percent = 100 * part / (whole or 1)
-    return "<0.1%" if 0 < percent < 0.05 else f"{percent:.1f}%"
-
-
 def _axis_count(n: float) -> str:
     """Axis ticks: 300M, 2.5B (human_count without the trailing zeros)."""
     text = human_count(n)
@@ -150,7 +145,7 @@ def _params_section(report: Report, words: dict) -> str:
     total = summary.total_params
     tones = list(words["components"])
     components = [
-        Bar(words["components"].get(c.name, c.name), c.params, f"{human_count(c.params)} ({_share(c.params, total)})", tones.index(c.name) if c.name in tones else -1)
+        Bar(words["components"].get(c.name, c.name), c.params, f"{human_count(c.params)} ({share(c.params, total)})", tones.index(c.name) if c.name in tones else -1)
         for c in summary.components
     ]
     parts = [element("h3", esc(words["by_component"]))]
@@ -165,7 +160,7 @@ def _params_section(report: Report, words: dict) -> str:
         outside = Series(words["outside_layers"], tuple(float(layer.params) if layer.index is None else None for layer in summary.layers))
         chart = column_chart(categories, [inside, outside], _axis_count, words["layer_axis"], words["params_axis"], words["by_layer"])
         parts += [element("h3", esc(words["by_layer"])), element("div", chart, class_="figure")]
-    rows = [(esc(d.name), esc(thousands(d.tensors)), esc(thousands(d.params)), esc(human_bytes(d.nbytes)), esc(_share(d.params, total))) for d in summary.dtypes]
+    rows = [(esc(d.name), esc(thousands(d.tensors)), esc(thousands(d.params)), esc(human_bytes(d.nbytes)), esc(share(d.params, total))) for d in summary.dtypes]
     parts += [element("h3", esc(words["by_dtype"])), table((words["dtype"], words["tensors"], words["params"], words["bytes"], words["share"]), rows, numeric=(1, 2, 3, 4))]
     parts.append(element("h3", esc(words["findings"])))
     parts.append(_marked([f.line() for f in summary.findings], "warn") if summary.findings else _all_clear(words["no_findings"]))

@@ -7,7 +7,7 @@ import io
 import math
 
 from ..analysis.stats import SIGMAS, StatsReport
-from .text import human_bytes, table, thousands, to_json
+from .text import human_bytes, json_number, significant, table, thousands, to_json
 
 NOTES = (
     "std: population (divides by n); NaN and Inf are counted apart and left out of mean, std, min, max, absmax, l2 and >6sd",
@@ -36,10 +36,6 @@ FIELDS = {
 }
 
 
-def _number(value: float) -> str:
-    return f"{value:.4g}"
-
-
 def text(report: StatsReport) -> str:
     label = {None: "name", "layer": "layer", "role": "role"}[report.by]
     header = (label, "dtype") + (("tensors",) if report.by else ()) + ("mean", "std", "min", "max", "absmax", "l2", "zeros", "nan", "inf", f">{SIGMAS}sd")
@@ -47,7 +43,7 @@ def text(report: StatsReport) -> str:
     for s in report.rows:
         group = (str(s.tensors),) if report.by else ()
         moments = (s.mean, s.std, FIELDS["min"](s), FIELDS["max"](s), s.absmax, s.l2)
-        rows.append((s.name, s.dtype) + group + tuple(map(_number, moments)) + (f"{s.zero_fraction:.2%}", thousands(s.nan), thousands(s.inf), thousands(s.beyond)))
+        rows.append((s.name, s.dtype) + group + tuple(map(significant, moments)) + (f"{s.zero_fraction:.2%}", thousands(s.nan), thousands(s.inf), thousands(s.beyond)))
     right = tuple(range(2, len(header)))
     lines = table(header, rows, right=right)
     unread = f", {len(report.errors)} could not be read" if report.errors else ""
@@ -57,17 +53,13 @@ def text(report: StatsReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _json_value(value: object) -> object:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
 def json_text(report: StatsReport) -> str:
     return to_json(
         {
             "model": report.model,
             "by": report.by,
             "std": "population",
-            "rows": [{key: _json_value(get(s)) for key, get in FIELDS.items()} for s in report.rows],
+            "rows": [{key: json_number(get(s)) for key, get in FIELDS.items()} for s in report.rows],
             "errors": [{"name": name, "error": line} for name, line in report.errors],
             "total": {"tensors": report.tensors, "nbytes": report.nbytes},
         }

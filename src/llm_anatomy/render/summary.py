@@ -7,7 +7,7 @@ from ..analysis.memory import Memory
 from ..analysis.summary import LayerCount, Summary
 from ..safe_text import escape
 from .explain import plain
-from .text import human_bytes, human_count, table, thousands, to_json
+from .text import human_bytes, human_count, share, table, thousands, to_json
 
 
 NOT_COUNTED_TEXT = {
@@ -15,10 +15,6 @@ NOT_COUNTED_TEXT = {
     "quantization scales": "{tensors} quantization scale tensors ({values} values) beside the quantized weights",
     "multi-token prediction": "{tensors} tensors ({values} parameters) of the multi-token-prediction layers after the last layer (num_nextn_predict_layers), which transformers does not load",
 }
-
-
-def _share(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
 def _fold_layers(layers: tuple[LayerCount, ...]) -> list[tuple[str, str, str, str]]:
@@ -56,8 +52,8 @@ def text(summary: Summary) -> str:
     total = summary.total_params
     dtypes = ", ".join(d.name for d in summary.dtypes)
     lines = [f"{escape(summary.model)}: {thousands(total)} parameters ({human_count(total)}), {human_bytes(summary.total_nbytes)} in {dtypes or 'no tensors'}", ""]
-    rows = [(c.name, thousands(c.params), _share(c.params, total), human_bytes(c.nbytes), str(c.tensors)) for c in summary.components]
-    rows.append(("total", thousands(total), _share(total, total), human_bytes(summary.total_nbytes), str(sum(c.tensors for c in summary.components))))
+    rows = [(c.name, thousands(c.params), share(c.params, total), human_bytes(c.nbytes), str(c.tensors)) for c in summary.components]
+    rows.append(("total", thousands(total), share(total, total), human_bytes(summary.total_nbytes), str(sum(c.tensors for c in summary.components))))
     lines += ["By component:"] + ["  " + line for line in table(("component", "params", "share", "bytes", "tensors"), rows, right=(1, 2, 3, 4))]
     lines += [f"  {note}" for note in summary.tied]
     lines += [f"  not counted: {NOT_COUNTED_TEXT[group.name].format(tensors=group.tensors, values=thousands(group.params))}" for group in summary.not_counted]

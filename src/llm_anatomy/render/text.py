@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Sequence
@@ -37,6 +38,24 @@ def thousands(n: int) -> str:
 def counted(n: int, noun: str) -> str:
     """'1 tensor', '291 tensors', '6,738,415,616 parameters'."""
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def share(part: int, whole: int) -> str:
+    """part of whole as a percentage: '31.9%'; '<0.1%' for a share too small to show; '-' of nothing."""
+    if not whole:
+        return "-"
+    percent = 100 * part / whole
+    return "<0.1%" if 0 < percent < 0.05 else f"{percent:.1f}%"
+
+
+def significant(value: float) -> str:
+    """Four significant digits, as statistics are shown: 0.01997, -2.467e-05."""
+    return f"{value:.4g}"
+
+
+def json_number(value: object) -> object:
+    """JSON has no NaN or infinity: non-finite floats become null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def shape_text(shape: Sequence[int]) -> str:
