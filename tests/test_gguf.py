@@ -4,12 +4,11 @@ hand-packed corrupt files each give one exact line."""
 
 import json
 import struct
-import subprocess
-import sys
 
 import pytest
 
 import checkpoints
+from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
 from llm_anatomy.dtypes import DTYPES
 from llm_anatomy import ggml_types
 from llm_anatomy.formats import open_catalog
@@ -169,11 +168,10 @@ def test_params_json_shows_block_types(llama_gguf, cli):
     assert data["format"] == "gguf"
 
 
-def test_params_imports_neither_numpy_nor_gguf(llama_gguf):
-    # typing, dataclasses and pathlib too: each costs milliseconds that a header read does not.
-    code = f"import sys; from llm_anatomy.cli.main import main; code = main(['params', {llama_gguf!r}]); print(sorted(m for m in ('numpy', 'gguf', 'torch', 'transformers', 'typing', 'dataclasses', 'pathlib') if m in sys.modules), code, file=sys.stderr)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stderr == "[] 0\n"
+def test_params_imports_neither_numpy_nor_gguf(llama_gguf, cli):
+    code, loaded, out = imported_by("params", llama_gguf, modules=NOT_ON_THE_LIGHT_PATH + ("gguf",))
+    assert (code, loaded) == (0, [])
+    assert out == cli("params", llama_gguf).out  # the light path prints the same text
 
 
 # ---------------------------------------------------------------- hand-packed corrupt files

@@ -5,11 +5,11 @@ import io
 import json
 import math
 import os
-import sys
 
 import pytest
 
 import checkpoints
+from conftest import imported_by
 from llm_anatomy import tensors
 from llm_anatomy.analysis.values import PrintOptions, View, show
 from llm_anatomy.formats import open_catalog
@@ -394,17 +394,11 @@ def test_only_the_shown_elements_are_read(tmp_path, cli, monkeypatch):
 # ---------------------------------------------------------------- import cost
 
 
-CHECK_MODULES = "import sys; from llm_anatomy.cli.main import main; code = main({argv!r}); print(sorted(m for m in ('numpy', 'torch', 'transformers', 'typing', 'dataclasses', 'pathlib') if m in sys.modules), code, file=sys.stderr)"
-
-
 @pytest.mark.parametrize("style", ["named", "torch"])
 def test_values_imports_neither_numpy_torch_transformers_nor_typing(llama_dir, cli, style):
-    import subprocess
-
     in_process = cli("values", llama_dir, "--style", style)  # warms the skeleton cache for --style torch
     assert in_process.code == 0
-    argv = ["values", str(llama_dir), "--style", style]
-    result = subprocess.run([sys.executable, "-c", CHECK_MODULES.format(argv=argv)], capture_output=True, text=True)
-    assert result.stderr == "[] 0\n"
-    assert result.stdout == in_process.out  # the light path prints the same text
-    assert result.stdout.startswith("Parameter containing:\n" if style == "torch" else "lm_head.weight  [128, 64]  F32\ntensor([[")
+    code, loaded, out = imported_by("values", llama_dir, "--style", style)
+    assert (code, loaded) == (0, [])
+    assert out == in_process.out  # the light path prints the same text
+    assert out.startswith("Parameter containing:\n" if style == "torch" else "lm_head.weight  [128, 64]  F32\ntensor([[")
