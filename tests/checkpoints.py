@@ -205,3 +205,15 @@ def reference_model(folder, **kwargs):
 
     architecture = transformers.AutoConfig.from_pretrained(str(folder)).architectures[0]
     return getattr(transformers, architecture).from_pretrained(str(folder), **kwargs)
+
+
+def with_config(src, dst, edit):
+    """A copy of the checkpoint at src whose config.json is changed by edit(config_dict)."""
+    import json
+    import shutil
+
+    shutil.copytree(src, dst)
+    config = json.loads((dst / "config.json").read_text())
+    edit(config)
+    (dst / "config.json").write_text(json.dumps(config, indent=2))
+    return dst

@@ -25,14 +25,6 @@ def _printed_config(folder):
     return buffer.getvalue()
 
 
-def _rewrite_config(src, dst, edit):
-    shutil.copytree(src, dst)
-    config = json.loads((dst / "config.json").read_text())
-    edit(config)
-    (dst / "config.json").write_text(json.dumps(config, indent=2))
-    return dst
-
-
 @pytest.mark.parametrize("fixture", FIXTURES)
 def test_matches_print_model_config(fixture, request, cli):
     folder = request.getfixturevalue(fixture)
@@ -50,7 +42,7 @@ def test_auto_model_prints_the_same(llama_dir, cli):
 
 def test_dtype_from_the_weights_when_config_names_none(llama_bf16_dir, tmp_path, cli):
     """from_pretrained writes the weights' dtype into model.config; _from_config alone would not."""
-    folder = _rewrite_config(llama_bf16_dir, tmp_path / "no_dtype", lambda c: c.pop("dtype"))
+    folder = checkpoints.with_config(llama_bf16_dir, tmp_path / "no_dtype", lambda c: c.pop("dtype"))
     result = cli("config", folder)
     assert '  "dtype": "bfloat16",\n' in result.out
     assert result.out == _printed_config(str(folder))
@@ -118,7 +110,7 @@ def test_no_config_beside_a_weights_file(llama_bf16_dir, tmp_path, cli):
 
 
 def test_config_transformers_cannot_build_is_printed_as_stored(llama_bf16_dir, tmp_path, cli):
-    folder = _rewrite_config(llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="no-such-model", architectures=["NoSuchForCausalLM"]))
+    folder = checkpoints.with_config(llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="no-such-model", architectures=["NoSuchForCausalLM"]))
     stored = json.loads((folder / "config.json").read_text())
     result = cli("config", folder)
     assert result.code == 0, result.err

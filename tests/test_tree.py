@@ -219,21 +219,10 @@ def test_without_transformers_the_tree_comes_from_names(llama_dir, cli, monkeypa
     )
 
 
-def _with_config(src, folder, **changes):
-    """A copy of the checkpoint at src whose config.json has these fields changed."""
-    import shutil
-
-    shutil.copytree(src, folder)
-    config = json.loads((folder / "config.json").read_text())
-    config.update(changes)
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
-
-
 def test_tree_when_transformers_cannot_build_the_config(llama_bf16_dir, tmp_path, cli):
     import transformers
 
-    folder = _with_config(llama_bf16_dir, tmp_path / "unknown", model_type="no-such\x1b[31m-model", architectures=["NoSuchForCausalLM"])
+    folder = checkpoints.with_config(llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="no-such\x1b[31m-model", architectures=["NoSuchForCausalLM"]))
     with pytest.raises(ValueError) as rejected:
         transformers.AutoConfig.from_pretrained(folder)
     result = cli("tree", folder, "--depth", "1")
@@ -253,7 +242,7 @@ def test_tree_when_transformers_cannot_build_the_config(llama_bf16_dir, tmp_path
 
 def test_unbuildable_config_is_cached_too(llama_bf16_dir, tmp_path, cli, monkeypatch):
     """A config transformers rejects costs the transformers import once, not on every call."""
-    folder = _with_config(llama_bf16_dir, tmp_path / "unknown", model_type="not-a-model-type")
+    folder = checkpoints.with_config(llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="not-a-model-type"))
     first = cli("tree", folder)
     monkeypatch.setattr(skeleton, "_build", lambda *a, **k: pytest.fail("rebuilt"))
     second = cli("tree", folder)
