@@ -32,9 +32,3 @@ def read_exact(handle: BinaryIO, path: str, offset: int, length: int, size: int,
     if len(data) != length:
         raise AnatomyError(path, f"{length} bytes of {what}", f"{len(data)} bytes", "the file changed while it was read")
     return data
-
-
-def read_range(path: str, offset: int, length: int, what: str = "tensor data") -> bytes:
-    size = file_size(path)
-    with open(path, "rb") as handle:
-        return read_exact(handle, path, offset, length, size, what)
