@@ -61,7 +61,10 @@ def cli(capsys):
     from llm_anatomy.cli.main import main
 
     def run(*args):
-        code = main([str(a) for a in args])
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's usage errors (exit 2) and --help (exit 0)
+            code = exc.code
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
 

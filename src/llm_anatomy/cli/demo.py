@@ -10,10 +10,11 @@ import shlex
 import shutil
 import tempfile
 
+from ..analysis.params import list_tensors
 from ..errors import UsageError
 from ..formats import open_catalog
 from ..layouts import published_config, write_layout
-from ..render.text import human_bytes, thousands
+from ..render.params import totals
 from .main import build_parser
 
 TYPE_CHECKING = False
@@ -53,8 +54,7 @@ def _show(out: TextIO, folder: str, command: str, extra: tuple[str, ...]) -> Non
 
 
 def _whole_checkpoint(folder: str) -> str:
-    catalog = open_catalog(folder)
-    return f"(whole checkpoint: {len(catalog.tensors)} tensors, {thousands(catalog.total_numel)} parameters, {human_bytes(catalog.total_nbytes)} in {len(catalog.files)} files)\n"
+    return f"(whole checkpoint: {totals(list_tensors(open_catalog(folder)))})\n"
 
 
 def _prepare_keep(folder: str) -> str:

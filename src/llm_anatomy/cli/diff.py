@@ -6,6 +6,7 @@ import argparse
 from typing import TextIO
 
 from ..formats import open_catalog
+from .main import non_negative_int
 from .progress import progress_for
 
 HELP = (
@@ -24,17 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", help="revision of A when it is a cached model id")
     parser.add_argument("--revision-b", help="revision of B when it is a cached model id")
     parser.add_argument("--filter", metavar="GLOB", help="only tensors whose names match this shell pattern")
-    parser.add_argument("--top", type=int, metavar="N", help="only the N tensors that changed most")
+    parser.add_argument("--top", type=non_negative_int, metavar="N", help="only the N tensors that changed most")
     parser.add_argument("--json", action="store_true", help="machine-readable output (one document, after the values)")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     from ..analysis.diff import compare_headers, compare_values
-    from ..errors import UsageError
     from ..render import diff as render
 
-    if args.top is not None and args.top < 0:
-        raise UsageError("--top", "a number of tensors >= 0", str(args.top))
     catalogs = (open_catalog(args.a, args.revision, allow_truncated=True), open_catalog(args.b, args.revision_b, allow_truncated=True))
     header = compare_headers(*catalogs, args.filter)
     if not args.json:

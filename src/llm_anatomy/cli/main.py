@@ -68,6 +68,14 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", help="branch, tag or commit of a cached model id (default: main)")
 
 
+def non_negative_int(text: str) -> int:
+    """An argparse type for counts (--top, --edgeitems): a bad value is a usage error, exit 2."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, found {text}")
+    return value
+
+
 def build_parser(modules: dict[str, object]) -> Parser:
     parser = Parser(
         prog="llm-anatomy",

@@ -10,7 +10,7 @@ from ..errors import UsageError
 from ..formats import open_catalog
 from ..render import torch_values as render
 from ..tensors import ElementReader
-from .main import add_model_argument
+from .main import add_model_argument, non_negative_int
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,13 +28,6 @@ EXAMPLE = """  llm-anatomy values meta-llama/Llama-2-7b-chat-hf 'lm_head.weight[
   llm-anatomy values ./Llama-2-7b-chat-hf --style torch   # as `for p in model.parameters(): print(p)`"""
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, found {text}")
-    return value
-
-
 def _threshold(text: str) -> float:
     value = float(text)
     return int(value) if value.is_integer() else value
@@ -45,10 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("tensor", metavar="TENSOR[INDEX]", nargs="?", help="one tensor by exact name, optionally indexed: 'lm_head.weight[0, :8]'")
     parser.add_argument("--filter", metavar="GLOB", help="tensors whose names match this shell pattern; a trailing [INDEX] indexes each one")
     parser.add_argument("--style", choices=("named", "torch"), default="named", help="torch: exactly `for p in model.parameters(): print(p)` (transformers' order, tied weights once)")
-    parser.add_argument("--edgeitems", metavar="N", type=_count, default=DEFAULTS.edgeitems, help="items shown at each end of a summarized dimension (default 3)")
-    parser.add_argument("--precision", metavar="N", type=_count, default=DEFAULTS.precision, help="digits after the decimal point (default 4)")
+    parser.add_argument("--edgeitems", metavar="N", type=non_negative_int, default=DEFAULTS.edgeitems, help="items shown at each end of a summarized dimension (default 3)")
+    parser.add_argument("--precision", metavar="N", type=non_negative_int, default=DEFAULTS.precision, help="digits after the decimal point (default 4)")
     parser.add_argument("--threshold", metavar="N", type=_threshold, default=DEFAULTS.threshold, help="summarize tensors with more elements than this (default 1000)")
-    parser.add_argument("--linewidth", metavar="N", type=_count, default=DEFAULTS.linewidth, help="characters per line before wrapping (default 80)")
+    parser.add_argument("--linewidth", metavar="N", type=non_negative_int, default=DEFAULTS.linewidth, help="characters per line before wrapping (default 80)")
     parser.add_argument("--full", action="store_true", help="print every element (threshold=inf); reads whole tensors, streaming")
     parser.add_argument("--json", action="store_true", help="machine-readable: shape, dtype, the shown positions per dimension and their values")
     parser.add_argument("--hf-names", action="store_true", help="name GGUF and Meta tensors by their Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)")

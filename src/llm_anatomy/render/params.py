@@ -12,13 +12,18 @@ def torch_style(listing: ParamListing) -> str:
     return "".join(f"{escape(r.name)}: torch.Size({list(r.shape)})\n" for r in listing.rows)
 
 
+def totals(listing: ParamListing) -> str:
+    """'291 tensors, 6,738,415,616 parameters, 12.55 GiB in 2 files'."""
+    return f"{counted(len(listing.rows), 'tensor')}, {counted(listing.total_numel, 'parameter')}, {human_bytes(listing.total_nbytes)} in {counted(listing.files, 'file')}"
+
+
 def text(listing: ParamListing) -> str:
     lines = table(
         ("name", "shape", "dtype", "params", "bytes", "file"),
         [(r.name, shape_text(r.shape), r.dtype, thousands(r.numel), human_bytes(r.nbytes), r.file) for r in listing.rows],
         right=(3, 4),
     )
-    lines.append(f"{counted(len(listing.rows), 'tensor')}, {counted(listing.total_numel, 'parameter')}, {human_bytes(listing.total_nbytes)} in {counted(listing.files, 'file')}")
+    lines.append(totals(listing))
     return "\n".join(lines + list(listing.notes)) + "\n"
 
 
