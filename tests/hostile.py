@@ -1,0 +1,155 @@
+"""The harness for hostile-input tests (issue 14): run one CLI call in a fresh interpreter,
+bounded in wall-clock time and address space, and report what it did: exit status, output,
+peak memory, processes it left behind. `assert_refused` holds a refusal to the project's
+promise: exit 1 or 2, one escaped stderr line, no traceback, within the bounds."""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+WALL_SECONDS = 10.0
+MAX_RSS_BYTES = 500 * 2**20
+# A hard stop, far above MAX_RSS_BYTES (importing numpy maps a few hundred MB it never
+# touches), so that a memory blow-up fails one test instead of taking the machine down.
+ADDRESS_SPACE_BYTES = 6 * 2**30
+# What must never reach a terminal: C0 controls (but the final newline), DEL, C1 controls,
+# and the bidi overrides and isolates that reorder what a reader sees.
+TERMINAL_UNSAFE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+@dataclass
+class Outcome:
+    code: int | None  # None: killed at the wall-clock limit
+    out: str
+    err: str
+    seconds: float
+    max_rss: int  # bytes, the child's peak resident set (and its waited-for children's)
+    leftover: list[int]  # processes of its session still alive after it exited (then killed)
+
+
+def _limit_address_space(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _session_members(session: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp session ...
+        if int(fields[3]) == session and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def run_cli(
+    *args: object,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    timeout: float = WALL_SECONDS,
+    address_space: int = ADDRESS_SPACE_BYTES,
+    stdin: int | None = subprocess.DEVNULL,
+    stdout_path: str | None = None,
+    after_start=None,
+) -> Outcome:
+    """`python -m llm_anatomy.cli.main ARGS` in its own session, killed (whole session) at
+    `timeout`. stdout_path sends stdout to that file (say /dev/full) instead of capturing it;
+    after_start(pid) runs once the child has started (to send it a signal, say)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        stdout = open(stdout_path, "wb") if stdout_path else out_file
+        start = time.monotonic()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "llm_anatomy.cli.main", *map(str, args)],
+                stdin=stdin,
+                stdout=stdout,
+                stderr=err_file,
+                env=full_env,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=lambda: _limit_address_space(address_space),
+            )
+        finally:
+            if stdout_path:
+                stdout.close()
+        if after_start is not None:
+            after_start(process.pid)
+        code, rusage = None, None
+        while True:
+            pid, status, rusage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                code = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() - start > timeout:
+                os.killpg(process.pid, signal.SIGKILL)
+                _, status, rusage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.01)
+        seconds = time.monotonic() - start
+        process.returncode = code if code is not None else -9  # reaped here, not by Popen
+        leftover = _session_members(process.pid)
+        for pid in leftover:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        out_file.seek(0)
+        err_file.seek(0)
+        out = out_file.read().decode("utf-8", "replace")
+        err = err_file.read().decode("utf-8", "replace")
+    return Outcome(code, out, err, seconds, rusage.ru_maxrss * 1024, leftover)
+
+
+def snapshot(*folders: object) -> dict[str, tuple]:
+    """Every path below the folders (links not followed) with its inode, size, mtime and mode:
+    compare two snapshots to prove nothing was created, replaced or modified."""
+    state: dict[str, tuple] = {}
+    for folder in map(str, folders):
+        if not os.path.lexists(folder):
+            continue
+        for root, dirs, files in os.walk(folder):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                info = os.lstat(path)
+                state[path] = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_mode)
+        info = os.lstat(folder)
+        state[folder] = (info.st_ino, info.st_mode)
+    return state
+
+
+def assert_refused(outcome: Outcome, codes: tuple[int, ...] = (1, 2), message: str | None = None) -> None:
+    """A refusal as the README promises it: exit 1 or 2, nothing on stdout, one stderr line
+    starting "llm-anatomy: " with no terminal controls, no traceback, within time and memory,
+    no process left behind. message: the exact line, when the test knows it."""
+    assert outcome.code is not None, f"killed after {outcome.seconds:.1f} s; stderr: {outcome.err[-500:]!r}"
+    assert outcome.code in codes, f"exit {outcome.code}; stderr: {outcome.err[-2000:]!r}"
+    assert "Traceback" not in outcome.err, outcome.err[-2000:]
+    lines = outcome.err.split("\n")
+    assert len(lines) == 2 and lines[1] == "", f"expected one stderr line, found {outcome.err[-2000:]!r}"
+    assert not TERMINAL_UNSAFE.search(lines[0]), f"terminal controls in {lines[0]!r}"
+    assert lines[0].startswith("llm-anatomy: ") or outcome.code == 2, lines[0]
+    if message is not None:
+        assert lines[0] == message
+    assert outcome.max_rss < MAX_RSS_BYTES, f"peak RSS {outcome.max_rss / 2**20:.0f} MB"
+    assert outcome.leftover == [], f"processes left behind: {outcome.leftover}"
+
+
+def assert_clean_output(text: str) -> None:
+    """Output meant for a terminal carries no control characters but newlines."""
+    match = TERMINAL_UNSAFE.search(text)
+    assert match is None, f"terminal control {match.group()!r} at {match.start()} in {text[max(0, match.start() - 60):match.start() + 60]!r}"
