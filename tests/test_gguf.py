@@ -281,6 +281,7 @@ def test_k_and_i_quants_read_only_the_blocks_shown(tmp_path, monkeypatch):
     import numpy as np
 
     from llm_anatomy import tensors
+    from llm_anatomy.byte_io import LocalFile
 
     rng = np.random.default_rng(0)
     path = str(tmp_path / "kquants.gguf")
@@ -298,8 +299,8 @@ def test_k_and_i_quants_read_only_the_blocks_shown(tmp_path, monkeypatch):
     writer.write_tensors_to_file()
     writer.close()
     reads = []
-    real_read_exact = tensors.read_exact
-    monkeypatch.setattr(tensors, "read_exact", lambda handle, file, offset, length, size, what: reads.append(length) or real_read_exact(handle, file, offset, length, size, what))
+    real_read = LocalFile.read
+    monkeypatch.setattr(LocalFile, "read", lambda self, offset, length, what: (what.startswith("data of ") and reads.append(length)) or real_read(self, offset, length, what))
     catalog = open_catalog(path)
     with ElementReader() as elements:
         for kind in kinds:

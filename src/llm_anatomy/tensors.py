@@ -15,11 +15,13 @@ from functools import lru_cache
 
 TYPE_CHECKING = False  # typing and dataclasses cost ~8 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import BinaryIO, Callable, Iterator, Sequence
+    from typing import Callable, Iterator, Sequence
+
+    from .byte_io import ByteSource
 
     from .dtypes import DType
 
-from .byte_io import file_size, read_exact
+from .byte_io import open_bytes
 from .catalog import TensorInfo
 from .dtypes import DTYPES, SAFETENSORS_DTYPES
 from .errors import AnatomyError
@@ -228,10 +230,10 @@ def _runs(positions: Sequence[int], per_block: int, gap_blocks: int, max_blocks:
 
 
 class ElementReader:
-    """Reads elements of tensors by flat position, one open handle per file."""
+    """Reads elements of tensors by flat position, one open byte source per file."""
 
     def __init__(self) -> None:
-        self._files: dict[str, tuple[BinaryIO, int]] = {}
+        self._files: dict[str, ByteSource] = {}
 
     def __enter__(self) -> "ElementReader":
         return self
@@ -240,14 +242,13 @@ class ElementReader:
         self.close()
 
     def close(self) -> None:
-        for handle, _ in self._files.values():
-            handle.close()
+        for source in self._files.values():
+            source.close()
         self._files.clear()
 
-    def _file(self, path: str) -> tuple[BinaryIO, int]:
+    def _file(self, path: str) -> ByteSource:
         if path not in self._files:
-            size = file_size(path)
-            self._files[path] = (open(path, "rb", buffering=0), size)
+            self._files[path] = open_bytes(path)
         return self._files[path]
 
     def read(self, info: TensorInfo, positions: Sequence[int], as_dtype: str | None = None) -> list:
@@ -256,13 +257,13 @@ class ElementReader:
         decoder = decoder_for(info, as_dtype)
         if positions and not 0 <= positions[0] <= positions[-1] < info.numel:
             raise AnatomyError(f"{info.file}: tensor {info.name}", f"element positions inside its {info.numel} elements", f"{positions[0]}..{positions[-1]}")
-        handle, size = self._file(info.file)
+        source = self._file(info.file)
         per_block, block_bytes, decode = decoder.block_elems, decoder.block_bytes, decoder.decode
         max_blocks = max(1, MAX_RUN_BYTES // block_bytes)
         what = f"data of {info.name}"
         values: list = []
         for first, blocks, start, end in _runs(positions, per_block, max(1, MERGE_GAP_BYTES // block_bytes), max_blocks):
-            data = read_exact(handle, info.file, info.offset + first * block_bytes, blocks * block_bytes, size, what)
+            data = source.read(info.offset + first * block_bytes, blocks * block_bytes, what)
             wanted = positions[start:end]
             # Decode the stretches of adjacent wanted blocks, not the gaps between them
             # (a run mostly wanted is decoded whole: one call beats many).

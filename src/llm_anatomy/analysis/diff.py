@@ -154,10 +154,14 @@ def _by_value(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reade
 
 
 def _same_place(a: TensorInfo, b: TensorInfo) -> bool:
-    """The very same bytes on disk (one file, or hard links to it): identical without reading."""
+    """The very same bytes (one file, or hard links to it; one remote file): identical without reading."""
     import os
 
-    return (a.offset, a.nbytes) == (b.offset, b.nbytes) and os.path.samefile(a.file, b.file)
+    from ..byte_io import is_local
+
+    if (a.offset, a.nbytes) != (b.offset, b.nbytes):
+        return False
+    return os.path.samefile(a.file, b.file) if is_local(a.file) and is_local(b.file) else a.file == b.file
 
 
 def compare_pair(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reader") -> TensorChange:

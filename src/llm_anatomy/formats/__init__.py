@@ -9,7 +9,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-from ..byte_io import file_size
+from ..byte_io import is_file, open_bytes
 from ..catalog import Catalog, TensorInfo
 from ..errors import AnatomyError
 from ..ggml_types import GGUF_MAGIC
@@ -40,9 +40,9 @@ PREFIX_BYTES = 16
 
 def detect(path: str) -> str:
     """The format of one file, from its first bytes."""
-    size = file_size(path)
-    with open(path, "rb") as handle:
-        prefix = handle.read(PREFIX_BYTES)
+    with open_bytes(path) as source:
+        size = source.size
+        prefix = source.read(0, min(PREFIX_BYTES, size), "the first bytes")
     for name, _, matches in FORMATS:
         if matches(prefix):
             return name
@@ -76,7 +76,7 @@ def _shard_files(source: Source) -> tuple[list[str], dict[str, str] | None]:
     shards = sorted(set(weight_map.values()))
     files = [os.path.join(source.root, shard) for shard in shards]
     for shard, path in zip(shards, files):
-        if not os.path.isfile(path):
+        if not is_file(path):
             raise AnatomyError(source.index_file, f"shard {escape(shard)} named by the index", "no such file", "download the missing shard")
     return files, weight_map
 

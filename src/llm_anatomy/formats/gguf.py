@@ -15,9 +15,11 @@ import struct
 from math import prod
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Sequence
+    from typing import Any, Sequence
 
-from ..byte_io import file_size, read_exact
+    from ..byte_io import ByteSource
+
+from ..byte_io import open_bytes
 from ..catalog import TensorInfo
 from ..errors import AnatomyError
 from ..safe_text import escape, has_unsafe
@@ -64,8 +66,8 @@ class ArraySummary(str):
 class _Cursor:
     """Reads the header front to back through a window of the file; nothing past the end."""
 
-    def __init__(self, path: str, handle: BinaryIO, size: int) -> None:
-        self.path, self.handle, self.size = path, handle, size
+    def __init__(self, source: ByteSource) -> None:
+        self.path, self.source, self.size = source.name, source, source.size
         self.buffer, self.start, self.pos = b"", 0, 0
 
     def remaining(self) -> int:
@@ -78,8 +80,8 @@ class _Cursor:
     def _window(self, n: int, what: str) -> int:
         """Make n bytes at pos readable; return where they start in the buffer."""
         if self.pos < self.start or self.pos + n > self.start + len(self.buffer):
-            length = max(n, min(CHUNK_BYTES, self.size - self.pos))  # n past the end fails read_exact's bounds check
-            self.buffer, self.start = read_exact(self.handle, self.path, self.pos, length, self.size, what), self.pos
+            length = max(n, min(CHUNK_BYTES, self.size - self.pos))  # n past the end fails the source's bounds check
+            self.buffer, self.start = self.source.read(self.pos, length, what), self.pos
         return self.pos - self.start
 
     def unpack(self, fmt: struct.Struct, what: str) -> tuple:
@@ -257,9 +259,9 @@ def _tensor(path: str, info: tuple[str, tuple[int, ...], int, int], data_start: 
 
 def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, Any]]:
     """Tensors of one GGUF file, in file order, and its metadata key/values."""
-    size = file_size(path)
-    with open(path, "rb") as handle:
-        cursor = _Cursor(path, handle, size)
+    with open_bytes(path) as source:
+        size = source.size
+        cursor = _Cursor(source)
         _read_version(cursor)
         tensor_count = _count(cursor, "tensor", MIN_TENSOR_INFO_BYTES)
         metadata = _metadata(cursor, _count(cursor, "metadata key", MIN_KV_BYTES))

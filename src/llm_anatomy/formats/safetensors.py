@@ -9,7 +9,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any
 
-from ..byte_io import file_size, read_exact
+from ..byte_io import open_bytes
 from ..catalog import TensorInfo
 from ..dtypes import lookup
 from ..errors import AnatomyError
@@ -21,16 +21,16 @@ MAX_RANK = 64
 
 def read_header(path: str) -> tuple[dict[str, Any], int, int]:
     """Return (header dict, data start offset, file size)."""
-    size = file_size(path)
-    if size < 8:
-        raise AnatomyError(path, "a safetensors file (8-byte header length, JSON header, data)", f"{size} bytes", "the file is empty or truncated; download it again")
-    with open(path, "rb") as handle:
-        (header_len,) = struct.unpack("<Q", read_exact(handle, path, 0, 8, size, "the header length"))
+    with open_bytes(path) as source:
+        size = source.size
+        if size < 8:
+            raise AnatomyError(path, "a safetensors file (8-byte header length, JSON header, data)", f"{size} bytes", "the file is empty or truncated; download it again")
+        (header_len,) = struct.unpack("<Q", source.read(0, 8, "the header length"))
         if header_len > MAX_HEADER_BYTES:
             raise AnatomyError(path, f"a header of at most {MAX_HEADER_BYTES} bytes", f"a header length of {header_len} bytes", "the file is corrupt or not safetensors")
         if 8 + header_len > size:
             raise AnatomyError(path, f"a header of {header_len} bytes after the 8-byte length", f"a file of {size} bytes", "the file is truncated; download it again")
-        raw = read_exact(handle, path, 8, header_len, size, "the JSON header")
+        raw = source.read(8, header_len, "the JSON header")
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

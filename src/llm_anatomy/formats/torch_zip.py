@@ -12,7 +12,9 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, Sequence
 
-from ..byte_io import file_size, read_exact
+    from ..byte_io import ByteSource
+
+from ..byte_io import open_bytes
 from ..catalog import TensorInfo
 from ..dtypes import DTYPES
 from ..errors import AnatomyError
@@ -26,13 +28,12 @@ LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, ex
 META_SHARD = re.compile(r"consolidated\.(\d+)\.pth$")
 
 
-def _refuse_legacy(path: str, size: int) -> None:
+def _refuse_legacy(source: ByteSource) -> None:
     """The pre-1.6 format interleaves pickles and raw storages; converting once is simpler and safer."""
-    with open(path, "rb") as handle:
-        if not read_exact(handle, path, 0, min(size, len(LEGACY_MAGIC)), size, "the magic number").startswith(LEGACY_MAGIC):
-            return
+    if not source.read(0, min(source.size, len(LEGACY_MAGIC)), "the magic number").startswith(LEGACY_MAGIC):
+        return
     raise AnatomyError(
-        path,
+        source.name,
         "a torch checkpoint in the zip format (torch >= 1.6)",
         "the legacy torch.save format",
         "convert it once where you trust it: torch.save(torch.load(PATH, weights_only=True), 'converted.pt')",
@@ -52,10 +53,11 @@ def check_file_set(files: Sequence[str]) -> None:
         )
 
 
-def _data_offset(path: str, handle: Any, size: int, info: Any) -> int:
+def _data_offset(source: ByteSource, info: Any) -> int:
     """Where a member's bytes start: after its local header, whose extra field (torch's
     64-byte alignment padding) may differ from the central directory's."""
-    header = read_exact(handle, path, info.header_offset, LOCAL_HEADER.size, size, f"the zip header of {escape(info.filename)}")
+    path, size = source.name, source.size
+    header = source.read(info.header_offset, LOCAL_HEADER.size, f"the zip header of {escape(info.filename)}")
     signature, name_length, extra_length = LOCAL_HEADER.unpack(header)
     if signature != ZIP_MAGIC:
         raise AnatomyError(path, f"a zip local header for {escape(info.filename)}", escape(repr(signature)), "the file is corrupt; download it again")
@@ -77,12 +79,13 @@ def _is_contiguous(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
     return True
 
 
-def _open_archive(path: str) -> tuple[Any, Any, str]:
+def _open_archive(source: ByteSource) -> tuple[Any, Any, str]:
     """(ZipFile, data.pkl member, the archive's top folder with a trailing slash)."""
     import zipfile
 
+    path = source.name
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(source.fileobj())
     except Exception as exc:  # zipfile raises many types on a damaged directory (NotImplementedError for "version 6.4", ...)
         raise AnatomyError(path, "a torch zip checkpoint", escape(f"an unreadable zip ({exc})"), "the file is truncated or corrupt; download it again") from None
     pickles = [i for i in archive.infolist() if i.filename.count("/") == 1 and i.filename.endswith("/data.pkl")]
@@ -103,14 +106,14 @@ def _read_member(path: str, archive: Any, name: str, limit: int) -> bytes:
     return data
 
 
-def _storage_span(path: str, archive: Any, handle: Any, size: int, member: str, where: str) -> tuple[int, int]:
+def _storage_span(source: ByteSource, archive: Any, member: str, where: str) -> tuple[int, int]:
     """(file offset of a storage's first byte, its byte count): the member's bytes as stored."""
     info = archive.NameToInfo.get(member)
     if info is None:
         raise AnatomyError(where, f"storage member {escape(member)}", "no such member", "the file is truncated or corrupt")
     if info.compress_type != 0:
         raise AnatomyError(where, "an uncompressed storage (torch.save writes them stored)", f"compression method {info.compress_type}", "the zip was recompressed; save it again with torch.save")
-    return _data_offset(path, handle, size, info), info.file_size
+    return _data_offset(source, info), info.file_size
 
 
 def _tensor(path: str, name: str, ref: Any, span: tuple[int, int]) -> TensorInfo:
@@ -129,24 +132,31 @@ def _tensor(path: str, name: str, ref: Any, span: tuple[int, int]) -> TensorInfo
 def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, str]]:
     """Tensors of one torch zip checkpoint, in the state dict's order, and its scalar entries.
     Tensors sharing a storage (tied weights, views) point into the same bytes."""
+    with open_bytes(path) as source:
+        _refuse_legacy(source)
+        archive, pickle_info, prefix = _open_archive(source)
+        with archive:
+            tensors, metadata = _read_state(source, archive, pickle_info, prefix)
+    return tensors, metadata
+
+
+def _read_state(source: ByteSource, archive: Any, pickle_info: Any, prefix: str) -> tuple[list[TensorInfo], dict[str, str]]:
+    """The state dict of an opened archive: data.pkl through the restricted unpickler, then each storage's span."""
     from . import restricted_pickle
 
-    size = file_size(path)
-    _refuse_legacy(path, size)
-    archive, pickle_info, prefix = _open_archive(path)
-    with archive, open(path, "rb") as handle:
-        byteorder = prefix + "byteorder"
-        if byteorder in archive.NameToInfo and _read_member(path, archive, byteorder, 16) != b"little":
-            raise AnatomyError(path, "a little-endian torch checkpoint", "a big-endian one", "load and save it again on a little-endian machine")
-        state = restricted_pickle.load(path, _read_member(path, archive, pickle_info.filename, MAX_PICKLE_BYTES))
-        refs, metadata = restricted_pickle.collect(path, state)
-        spans: dict[str, tuple[int, int]] = {}
-        tensors = []
-        for name, ref in refs:
-            if has_unsafe(name):
-                raise AnatomyError(path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
-            key = ref.storage.key
-            if key not in spans:
-                spans[key] = _storage_span(path, archive, handle, size, f"{prefix}data/{key}", f"{path}: tensor {escape(name)}")
-            tensors.append(_tensor(path, name, ref, spans[key]))
+    path = source.name
+    byteorder = prefix + "byteorder"
+    if byteorder in archive.NameToInfo and _read_member(path, archive, byteorder, 16) != b"little":
+        raise AnatomyError(path, "a little-endian torch checkpoint", "a big-endian one", "load and save it again on a little-endian machine")
+    state = restricted_pickle.load(path, _read_member(path, archive, pickle_info.filename, MAX_PICKLE_BYTES))
+    refs, metadata = restricted_pickle.collect(path, state)
+    spans: dict[str, tuple[int, int]] = {}
+    tensors = []
+    for name, ref in refs:
+        if has_unsafe(name):
+            raise AnatomyError(path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
+        key = ref.storage.key
+        if key not in spans:
+            spans[key] = _storage_span(source, archive, f"{prefix}data/{key}", f"{path}: tensor {escape(name)}")
+        tensors.append(_tensor(path, name, ref, spans[key]))
     return tensors, metadata
