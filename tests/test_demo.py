@@ -48,7 +48,9 @@ def _record_temp_folders(tmp_path, monkeypatch):
     made = []
     real_mkdtemp = tempfile.mkdtemp
 
-    def mkdtemp(prefix):
+    def mkdtemp(prefix, **where):
+        if where:  # --keep's staging folder, beside the folder kept
+            return real_mkdtemp(prefix=prefix, **where)
         made.append(real_mkdtemp(prefix=prefix, dir=tmp_path))
         return made[-1]
 

@@ -11,9 +11,9 @@ import shutil
 import tempfile
 
 from ..analysis.params import list_tensors
-from ..errors import UsageError
 from ..formats import open_catalog
 from ..layouts import published_config, write_layout
+from ..output_file import new_folder
 from ..render.params import totals
 from .main import build_parser
 
@@ -57,17 +57,18 @@ def _whole_checkpoint(folder: str) -> str:
     return f"(whole checkpoint: {totals(list_tensors(open_catalog(folder)))})\n"
 
 
-def _prepare_keep(folder: str) -> str:
-    if os.path.exists(folder) and (not os.path.isdir(folder) or os.listdir(folder)):
-        raise UsageError(folder, "a new or empty folder for --keep", "an existing file or a folder with files in it", "name a new folder")
-    return folder
+def _write_replica(folder: str) -> None:
+    write_layout(folder, published_config(REPLICA))
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    parent = _prepare_keep(args.keep) if args.keep else tempfile.mkdtemp(prefix="llm-anatomy-demo-")
+    parent = args.keep or tempfile.mkdtemp(prefix="llm-anatomy-demo-")
     folder = parent if args.keep else os.path.join(parent, REPLICA)
     try:
-        write_layout(folder, published_config(REPLICA))
+        if args.keep:
+            new_folder(folder, _write_replica)  # never through a link, nor into a folder with files
+        else:
+            _write_replica(folder)
         fate = "kept" if args.keep else "deleted afterwards"
         out.write(
             f"A zero-weight layout replica of {ORIGINAL}: the real tensor names, shapes,\n"

@@ -8,12 +8,16 @@ from typing import TYPE_CHECKING, TextIO
 
 from ..analysis.report import build_report
 from ..catalog import Catalog
-from ..errors import UsageError
 from ..formats import open_catalog
+from ..output_file import check_output, guard_model, write_output
 from ..render.explain import language_from_locale
+from ..render.html import GENERATOR
 from ..render.report import LABELS, render_report
 from ..render.text import human_bytes
+from ..safe_text import escape
 from .main import add_model_argument
+
+MARKER = GENERATOR.encode()  # how a page we wrote before is told from a file to leave alone
 
 if TYPE_CHECKING:
     from ..analysis.stats import StatsReport
@@ -29,21 +33,9 @@ EXAMPLE = """  llm-anatomy report ./Llama-2-7b-chat-hf -o llama2.html
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    parser.add_argument("-o", "--output", metavar="FILE", default="report.html", help="where to write the page (default: report.html in the current folder; an existing file is replaced)")
+    parser.add_argument("-o", "--output", metavar="FILE", default="report.html", help="where to write the page (default: report.html in the current folder; a previous report there is replaced; any other file is left alone)")
     parser.add_argument("--stats", action="store_true", help="also read every weight once: std and absmax per layer and role, NaN/Inf/outlier findings (takes about as long as reading the files)")
     parser.add_argument("--lang", choices=sorted(LABELS), help="language of the page and of the config explanations (default: zh when LC_ALL/LC_MESSAGES/LANG start with zh, else en)")
-
-
-def _check_output(path: str, model_root: str) -> str:
-    """The report goes anywhere but into the model's folder (or onto its single weights file)."""
-    target = os.path.realpath(path)
-    root = os.path.realpath(model_root)
-    if os.path.commonpath([target, root]) == root:
-        found = f"a path inside {model_root}" if os.path.isdir(root) else f"the weights file {model_root}"
-        raise UsageError(path, "an output path outside the model folder", found, "pass -o with another folder; llm-anatomy never writes into a model folder")
-    if os.path.isdir(target):
-        raise UsageError(path, "a file name for the report", "a folder", "pass -o FOLDER/report.html")
-    return target
 
 
 def _weight_stats(catalog: Catalog) -> StatsReport:
@@ -56,18 +48,16 @@ def _weight_stats(catalog: Catalog) -> StatsReport:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     catalog = open_catalog(args.model, args.revision)
-    # A single weights file protects itself, not the folder it happens to sit in.
-    target = _check_output(args.output, args.model if os.path.isfile(args.model) else catalog.root)
+    # A single weights file protects itself, not the folder it happens to sit in. The path is
+    # checked before any work, and again as the page is written.
+    guard = guard_model(catalog.root, catalog.files, tuple(filter(None, [catalog.config_file])), whole_folder=not os.path.isfile(args.model))
+    check_output(args.output, guard, MARKER)
     lang = args.lang or language_from_locale(os.environ)
     stats = _weight_stats(catalog) if args.stats else None
     text = render_report(build_report(catalog, lang=lang, stats=stats))
     data = text.encode("utf-8")
-    # Write beside the target and rename, so a reader never sees half a page.
-    partial = target + ".partial"
-    with open(partial, "wb") as handle:
-        handle.write(data)
-    os.replace(partial, target)
-    out.write(f"wrote {args.output} ({human_bytes(len(data))})\n")
+    write_output(args.output, data, guard, MARKER)
+    out.write(f"wrote {escape(args.output)} ({human_bytes(len(data))})\n")
     if stats is not None and stats.errors:
         # As `stats` does: the page is written, and the exit status says it is incomplete.
         count = len(stats.errors)

@@ -70,10 +70,14 @@ def asset(name: str) -> str:
         return handle.read()
 
 
+# Marks a page as ours, first in <head>: `report -o` replaces an existing file only if it has this.
+GENERATOR = '<meta name="generator" content="llm-anatomy">'
+
+
 def page(title: str, lang: str, body: str, css: str, script: str = "") -> str:
     """One HTML5 document with its style and script inlined."""
     head = (
-        '<meta charset="utf-8">'
+        f'<meta charset="utf-8">{GENERATOR}'
         f'<meta http-equiv="Content-Security-Policy" content="{esc(CONTENT_SECURITY_POLICY)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{css}</style>"
