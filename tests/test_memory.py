@@ -14,7 +14,7 @@ LLAMA_2_7B = layouts.published_config("Llama-2-7b-chat-hf")
 def test_llama2_7b_kv_cache_per_token_and_at_full_context():
     cache = kv_cache(derive(LLAMA_2_7B), "fp16", (4096,), (1, 8))
     assert cache.bytes_per_token == 512 * 1024
-    assert cache.rows == (KVCacheRow(4096, 1, 2 * 1024**3), KVCacheRow(4096, 8, 16 * 1024**3))
+    assert cache.rows == (KVCacheRow(4096, 1, 2 * 1024**3, False), KVCacheRow(4096, 8, 16 * 1024**3, False))
     assert cache.formula == (
         "per token = num_hidden_layers 32 x 2 (K and V) x num_key_value_heads 32 x head_dim 128 x 2 bytes (fp16) = 524,288 bytes",
         "cache = per token x context x batch",

@@ -319,3 +319,59 @@ def test_fp8_scales_are_not_parameters(tmp_path):
     assert summary.total_params == _parameter_count(model)
     assert ("quantization scales", 2) in [(c.name, c.tensors) for c in summary.not_counted]
     assert summary.findings == ()
+
+
+def test_encoder_keeps_no_kv_cache(bert_dir, cli):
+    """BERT attends over the whole input in one pass: there is no KV cache to size."""
+    summary = summarize(open_catalog(str(bert_dir)))
+    assert summary.architecture.encoder_only is True
+    assert summary.memory.kv_cache is None
+    out = cli("summary", bert_dir).out
+    assert out.endswith("\nKV cache: none (model_type bert is an encoder: it reads the whole input in one pass and caches no keys or values)\n")
+    assert json.loads(cli("summary", bert_dir, "--json").out)["memory"]["kv_cache_note"] == "model_type bert is an encoder: it reads the whole input in one pass and caches no keys or values"
+
+
+def test_bert_as_a_decoder_keeps_its_cache(bert_dir, tmp_path):
+    """BertLMHeadModel with is_decoder: true generates token by token, with a cache."""
+    folder = checkpoints.with_config(bert_dir, tmp_path / "decoder", lambda config: config.update(is_decoder=True))
+    summary = summarize(open_catalog(str(folder)))
+    assert summary.architecture.encoder_only is False
+    assert summary.memory.kv_cache.bytes_per_token == 2 * 2 * 2 * 16 * 4
+
+
+def test_batchnorm_running_stats_are_buffers_not_parameters(tmp_path, cli):
+    """A .pth of a CNN: BatchNorm's running_mean, running_var and num_batches_tracked are buffers."""
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 2))
+    path = tmp_path / "cnn.pth"
+    torch.save(model.state_dict(), path)
+    summary = summarize(open_catalog(str(path)))
+    assert summary.total_params == _parameter_count(model) == 130
+    assert summary.not_counted == (Count("buffers", 9, 40, 3),)
+    out = cli("summary", path).out
+    assert out.startswith("cnn.pth: 130 parameters (130), 520 B in F32\n")
+    assert "  not counted: 3 buffer tensors (9 values) stored beside the parameters\n" in out
+
+
+def test_context_beyond_the_model_is_flagged(llama_dir, cli):
+    """tiny Llama: max_position_embeddings 256; asking for 4096 tokens is flagged, not just sized."""
+    summary = summarize(open_catalog(str(llama_dir)), contexts=(128, 4096))
+    assert [row.beyond_context for row in summary.memory.kv_cache.rows] == [False, True]
+    lines = cli("summary", llama_dir, "--context", "128,4096").out.splitlines()
+    table = lines[lines.index("KV cache (fp32): 512 B per token") + 1 :][:3]
+    assert table == [
+        "  context  batch   KV cache",
+        "      128      1  64.00 KiB",
+        "    4,096      1   2.00 MiB  beyond the model's context",
+    ]
+    assert "  ! 4,096 is beyond the model's context of 256 tokens (max_position_embeddings 256): it was not trained for such lengths" in lines
+
+
+def test_encoder_context_beyond_its_positions_is_flagged(bert_dir, cli):
+    out = cli("summary", bert_dir, "--context", "4096").out
+    assert out.endswith(
+        "KV cache: none (model_type bert is an encoder: it reads the whole input in one pass and caches no keys or values)\n"
+        "  ! 4,096 is beyond the model's context of 64 tokens (max_position_embeddings 64): it was not trained for such lengths\n"
+    )

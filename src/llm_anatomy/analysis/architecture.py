@@ -52,6 +52,10 @@ UNGATED_FFN_MODEL_TYPES = frozenset({"gpt2", "bert", "roberta", "xlm-roberta", "
 # Families that learn a position-embedding table (max positions x hidden) instead of RoPE.
 LEARNED_POSITION_MODEL_TYPES = frozenset({"gpt2", "bert", "roberta", "xlm-roberta", "distilbert", "electra", "gpt_neo", "opt"})
 
+# Families of encoders: every token attends to the whole input in one pass, so nothing is
+# cached between steps (no KV cache), unless config.json sets is_decoder (BertLMHeadModel).
+ENCODER_MODEL_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "camembert", "deberta", "deberta-v2", "mpnet", "ernie", "modernbert", "nomic_bert", "xlm", "flaubert", "megatron-bert", "roformer", "data2vec-text", "xlm-roberta-xl", "nezha", "mobilebert", "squeezebert", "layoutlm", "canine", "funnel", "ibert", "esm"})
+
 # tie_word_embeddings when config.json leaves it out: transformers' PretrainedConfig
 # default is True; these families' config classes default to False.
 UNTIED_BY_DEFAULT = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "deepseek_v2", "deepseek_v3"})
@@ -164,7 +168,7 @@ _ARCHITECTURE_FIELDS = (
     "kv_lora_rank q_lora_rank qk_rope_head_dim qk_nope_head_dim v_head_dim "
     "ffn gated_ffn intermediate_size num_experts experts_per_token num_shared_experts moe_intermediate_size shared_intermediate_size moe_layers "
     "vocab_size type_vocab_size learned_positions context_length rope_type effective_context effective_context_source "
-    "tied_embeddings has_output_head sliding_window sliding_layers mtp_layers dtype fields findings"
+    "tied_embeddings has_output_head encoder_only sliding_window sliding_layers mtp_layers dtype fields findings"
 )
 
 
@@ -183,6 +187,7 @@ class Architecture(namedtuple("Architecture", _ARCHITECTURE_FIELDS)):
     effective_context: context after RoPE scaling; effective_context_source: the fields behind it
     tied_embeddings: output head shares the embedding matrix (config value or family default)
     has_output_head: from architectures[]; None when config.json names none
+    encoder_only: an encoder (BERT): attends over the whole input at once and caches nothing
     sliding_window: window size when some layer uses it; sliding_layers: those layers
     mtp_layers: multi-token-prediction layers stored after the last layer (DeepSeek-V3), or None
     dtype: torch_dtype as a dtypes-table name ("F16")
@@ -376,6 +381,7 @@ def derive(config: dict[str, Any]) -> Architecture:
         effective_context_source=effective_source,
         tied_embeddings=_tied(read, model_type),
         has_output_head=_has_output_head(config),
+        encoder_only=model_type in ENCODER_MODEL_TYPES and config.get("is_decoder") is not True,
         sliding_window=window if sliding else None,  # Qwen2 sets a window but disables it
         sliding_layers=sliding,
         mtp_layers=read.integer("mtp_layers"),

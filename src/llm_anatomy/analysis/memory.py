@@ -36,8 +36,9 @@ class WeightMemory(namedtuple("WeightMemory", "label bits_per_weight nbytes")):
     __slots__ = ()
 
 
-class KVCacheRow(namedtuple("KVCacheRow", "context batch nbytes")):
-    """KV cache bytes for `batch` sequences of `context` tokens."""
+class KVCacheRow(namedtuple("KVCacheRow", "context batch nbytes beyond_context")):
+    """KV cache bytes for `batch` sequences of `context` tokens; beyond_context: longer than
+    the model's context (see ContextLimit)."""
 
     __slots__ = ()
 
@@ -50,9 +51,17 @@ class KVCache(namedtuple("KVCache", "dtype bytes_per_token rows formula")):
     __slots__ = ()
 
 
-class Memory(namedtuple("Memory", "params stored_nbytes weights kv_cache")):
-    """Weights memory ("stored" first, then each precision) and the KV cache (None when the
-    config lacks what its size needs)."""
+class ContextLimit(namedtuple("ContextLimit", "tokens source beyond")):
+    """The longest context the model was made for (after RoPE scaling), the config fields it
+    comes from ("max_position_embeddings 4096"), and the asked-for contexts beyond it."""
+
+    __slots__ = ()
+
+
+class Memory(namedtuple("Memory", "params stored_nbytes weights kv_cache kv_cache_note context_limit")):
+    """Weights memory ("stored" first, then each precision) and the KV cache: None when the
+    config lacks what its size needs, or when the model keeps none (kv_cache_note says why:
+    an encoder). context_limit: ContextLimit, or None when the config names no context."""
 
     __slots__ = ()
 
@@ -90,11 +99,25 @@ def kv_cache(arch: Architecture, dtype: str, contexts: Sequence[int], batches: S
     else:
         formula.append("cache = per token x context x batch")
     rows = tuple(
-        KVCacheRow(context, batch, layer_bytes * ((layers - sliding) * context + sliding * min(context, window)) * batch)
+        KVCacheRow(context, batch, layer_bytes * ((layers - sliding) * context + sliding * min(context, window)) * batch, context > _longest(arch))
         for context in contexts
         for batch in batches
     )
     return KVCache(dtype, per_token, rows, tuple(formula))
+
+
+def _longest(arch: Architecture | None) -> float:
+    """The model's context in tokens (after RoPE scaling); infinite when the config names none."""
+    return (arch and (arch.effective_context or arch.context_length)) or float("inf")
+
+
+def context_limit(arch: Architecture | None, contexts: Sequence[int]) -> ContextLimit | None:
+    longest = _longest(arch)
+    if arch is None or longest == float("inf"):
+        return None
+    scaled = arch.effective_context and arch.effective_context != arch.context_length
+    source = arch.effective_context_source if scaled else f"{arch.fields['context_length']} {arch.context_length}"
+    return ContextLimit(int(longest), source, tuple(c for c in contexts if c > longest))
 
 
 def default_contexts(arch: Architecture | None) -> tuple[int, ...]:
@@ -115,7 +138,10 @@ def default_kv_dtype(arch: Architecture | None, stored_dtype: str | None) -> str
 
 def estimate(arch: Architecture | None, params: int, stored_nbytes: int, stored_dtype: str | None, contexts: Sequence[int] | None = None, batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> Memory:
     """Weights memory from the parameter count; KV cache from the architecture."""
-    cache = None
-    if arch is not None:
-        cache = kv_cache(arch, kv_dtype or default_kv_dtype(arch, stored_dtype), contexts or default_contexts(arch), batches or DEFAULT_BATCHES)
-    return Memory(params, stored_nbytes, weight_table(params, stored_nbytes), cache)
+    cache = note = None
+    contexts = contexts or default_contexts(arch)
+    if arch is not None and arch.encoder_only:
+        note = f"model_type {arch.model_type} is an encoder: it reads the whole input in one pass and caches no keys or values"
+    elif arch is not None:
+        cache = kv_cache(arch, kv_dtype or default_kv_dtype(arch, stored_dtype), contexts, batches or DEFAULT_BATCHES)
+    return Memory(params, stored_nbytes, weight_table(params, stored_nbytes), cache, note, context_limit(arch, contexts))

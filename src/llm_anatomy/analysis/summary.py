@@ -31,8 +31,9 @@ ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
     (re.compile(pattern), component, role)
     for pattern, component, role in (
         # Saved by some writers but buffers of the model, not parameters.
-        # (DeepSeek-V3's e_score_correction_bias, GGUF exp_probs_b: the router's bias buffer.)
-        (r"(?:rotary_emb\.inv_freq|\.position_ids|\.attn\.(?:masked_)?bias|^rope_freqs\.weight|e_score_correction_bias|exp_probs_b\.\w+)$", "buffers", "buffer"),
+        # (DeepSeek-V3's e_score_correction_bias, GGUF exp_probs_b: the router's bias buffer;
+        # BatchNorm's running statistics in the state dicts of vision models and CNNs.)
+        (r"(?:\.running_mean|\.running_var|\.num_batches_tracked|rotary_emb\.inv_freq|\.position_ids|\.attn\.(?:masked_)?bias|^rope_freqs\.weight|e_score_correction_bias|exp_probs_b\.\w+)$", "buffers", "buffer"),
         # FP8 checkpoints (DeepSeek-V3) store a scale per block of weights beside each weight.
         (r"\.(?:weight_scale_inv|weight_scale|input_scale)$", "quantization scales", "scale"),
         (r"norm|(?:^|\.)ln_(?:\d+|f)\.|LayerNorm", "norms", "norm"),

@@ -40,12 +40,22 @@ def _memory_lines(memory: Memory, dtypes: str) -> list[str]:
     rows = [(f"stored ({dtypes})" if row.label == "stored" else row.label, f"{row.bits_per_weight:.2f}", human_bytes(row.nbytes)) for row in memory.weights]
     lines += ["  " + line for line in table(("precision", "bits/weight", "memory"), rows, right=(1, 2))]
     cache = memory.kv_cache
-    if cache is None:
-        return lines + ["", "KV cache: not computed (config.json lacks what it needs; see findings)"]
-    lines += ["", f"KV cache ({cache.dtype}): {human_bytes(cache.bytes_per_token)} per token"]
-    rows = [(thousands(row.context), str(row.batch), human_bytes(row.nbytes)) for row in cache.rows]
-    lines += ["  " + line for line in table(("context", "batch", "KV cache"), rows, right=(0, 1, 2))]
-    return lines + ["  " + line for line in cache.formula]
+    if memory.kv_cache_note:
+        lines += ["", f"KV cache: none ({memory.kv_cache_note})"]
+    elif cache is None:
+        lines += ["", "KV cache: not computed (config.json lacks what it needs; see findings)"]
+    else:
+        lines += ["", f"KV cache ({cache.dtype}): {human_bytes(cache.bytes_per_token)} per token"]
+        beyond = any(row.beyond_context for row in cache.rows)
+        rows = [(thousands(row.context), str(row.batch), human_bytes(row.nbytes)) + (("beyond the model's context" if row.beyond_context else "",) if beyond else ()) for row in cache.rows]
+        lines += ["  " + line for line in table(("context", "batch", "KV cache") + (("",) if beyond else ()), rows, right=(0, 1, 2))]
+        lines += ["  " + line for line in cache.formula]
+    limit = memory.context_limit
+    if limit and limit.beyond:
+        asked = ", ".join(thousands(c) for c in limit.beyond)
+        verb = "is" if len(limit.beyond) == 1 else "are"
+        lines.append(f"  ! {asked} {verb} beyond the model's context of {thousands(limit.tokens)} tokens ({limit.source}): it was not trained for such lengths")
+    return lines
 
 
 def text(summary: Summary) -> str:
