@@ -89,3 +89,40 @@ def test_torch_style_names_parameters_the_checkpoint_lacks(llama_tied_dir, tmp_p
         "parameters of LlamaForCausalLM not stored under their own names in the checkpoint: 1 (first: model.norm.weight); "
         "transformers would initialise or convert them on load"
     ]
+
+
+NO_MATCH = "llm-anatomy: {model}: expected a {what} matching 'nothing.*', found none; list the names with `llm-anatomy params{style}`\n"
+
+
+@pytest.mark.parametrize(
+    "command, what, style",
+    [
+        (("params",), "tensor", ""),
+        (("params", "--json"), "tensor", ""),
+        (("params", "--style", "torch"), "parameter", " --style torch"),
+        (("values",), "tensor", ""),
+        (("values", "--json"), "tensor", ""),
+        (("values", "--style", "torch"), "parameter", " --style torch"),
+        (("stats",), "tensor", ""),
+        (("stats", "--json"), "tensor", ""),
+        (("stats", "--by", "layer"), "tensor", ""),
+    ],
+)
+def test_a_filter_matching_nothing_is_the_same_usage_error_everywhere(llama_dir, cli, command, what, style):
+    """params, values and stats: one line naming the filter, exit status 2, nothing on stdout."""
+    result = cli(command[0], llama_dir, *command[1:], "--filter", "nothing.*")
+    assert (result.code, result.out, result.err) == (2, "", NO_MATCH.format(model=llama_dir.name, what=what, style=style))
+
+
+def test_values_of_a_file_without_tensors_says_so_in_words(tmp_path, cli):
+    """A vocab-only GGUF (metadata, no tensors): no 'matching None'."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(tmp_path / "vocab.gguf"), "llama")
+    writer.add_token_list(["<unk>", "<s>"])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    result = cli("values", tmp_path / "vocab.gguf")
+    assert (result.code, result.out, result.err) == (2, "", "llm-anatomy: vocab.gguf: expected a tensor to show, found none (the file holds metadata only); see it with `llm-anatomy params --metadata`\n")

@@ -209,7 +209,7 @@ def test_torch_style_says_when_transformers_converts_weights_on_load(tmp_path, c
 
 def test_torch_style_one_parameter_by_name(llama_tied_dir, cli):
     result = cli("values", llama_tied_dir, "lm_head.weight", "--style", "torch")  # tied: not a parameter of its own
-    assert (result.code, result.err) == (2, f"llm-anatomy: {llama_tied_dir.name}: expected a parameter named 'lm_head.weight', found none; list them with `llm-anatomy params --style torch`\n")
+    assert (result.code, result.err) == (2, f"llm-anatomy: {llama_tied_dir.name}: expected a parameter named 'lm_head.weight', found none; list the names with `llm-anatomy params --style torch`\n")
     result = cli("values", llama_tied_dir, "model.norm.weight", "--style", "torch")
     assert result.out == _parameters_printout(str(llama_tied_dir), lambda name: name == "model.norm.weight")
 

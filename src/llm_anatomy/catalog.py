@@ -85,3 +85,17 @@ def compile_filter(pattern: str | None) -> re.Pattern[str] | None:
 def select(tensors: Iterable[TensorInfo], pattern: str | None) -> list[TensorInfo]:
     regex = compile_filter(pattern)
     return [t for t in tensors if regex is None or regex.match(t.name)]
+
+
+def no_match(model: str, pattern: str, what: str = "tensor", listing: str = "llm-anatomy params") -> UsageError:
+    """The one refusal of a --filter that selects nothing, worded alike by params, values and
+    stats: a usage error (exit 2), as an empty table would look like a model with no tensors."""
+    return UsageError(model, f"a {what} matching {pattern!r}", "none", f"list the names with `{listing}`")
+
+
+def matching(catalog: Catalog, pattern: str | None) -> list[TensorInfo]:
+    """The tensors --filter selects (all without one); none selected by a filter is no_match."""
+    chosen = select(catalog.tensors, pattern)
+    if not chosen and pattern is not None:
+        raise no_match(catalog.name, pattern)
+    return chosen

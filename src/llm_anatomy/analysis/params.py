@@ -6,7 +6,7 @@ import os
 from collections import namedtuple
 from math import prod
 
-from ..catalog import Catalog, compile_filter, natural_key
+from ..catalog import Catalog, compile_filter, matching, natural_key, no_match
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -33,12 +33,7 @@ class ParamListing(namedtuple("ParamListing", "model format rows files notes", d
 
 def list_tensors(catalog: Catalog, pattern: str | None = None) -> ParamListing:
     """Every tensor in the files, layers in numeric order (layers.2 before layers.10)."""
-    regex = compile_filter(pattern)
-    rows = tuple(
-        ParamRow(t.name, t.shape, t.dtype, t.numel, t.nbytes, os.path.basename(t.file))
-        for t in sorted(catalog.tensors, key=lambda t: natural_key(t.name))
-        if regex is None or regex.match(t.name)
-    )
+    rows = tuple(ParamRow(t.name, t.shape, t.dtype, t.numel, t.nbytes, os.path.basename(t.file)) for t in sorted(matching(catalog, pattern), key=lambda t: natural_key(t.name)))
     return ParamListing(catalog.name, catalog.format, rows, len({r.file for r in rows}))
 
 
@@ -61,6 +56,8 @@ def list_parameters(catalog: Catalog, skeleton: "Skeleton", pattern: str | None 
             rows.append(ParamRow(param.name, param.shape, "?", prod(param.shape), 0, ""))
         else:
             rows.append(ParamRow(param.name, param.shape, tensor.dtype, tensor.numel, tensor.nbytes, os.path.basename(tensor.file)))
+    if not rows and pattern is not None:
+        raise no_match(catalog.name, pattern, "parameter", "llm-anatomy params --style torch")
     notes = ()
     if missing:
         notes = (f"parameters of {skeleton.model_class} not stored under their own names in the checkpoint: {len(missing)} (first: {missing[0]}); transformers would initialise or convert them on load",)

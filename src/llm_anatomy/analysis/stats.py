@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from ..catalog import Catalog, TensorInfo, natural_key, select
+from ..catalog import Catalog, TensorInfo, matching, natural_key
 from ..dtypes import DTYPES
 from ..errors import AnatomyError
 from .roles import group_names
@@ -296,7 +296,7 @@ def weight_stats(catalog: Catalog, pattern: str | None = None, by: str | None = 
     `errors` and the rest are still computed."""
     from ..streaming import run_parallel
 
-    chosen = sorted(select(catalog.tensors, pattern), key=lambda t: natural_key(t.name))
+    chosen = sorted(matching(catalog, pattern), key=lambda t: natural_key(t.name))
 
     def work(info: TensorInfo, reader: "Reader") -> Stats | str:
         try:

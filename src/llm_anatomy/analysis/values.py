@@ -10,7 +10,7 @@ import re
 from collections import namedtuple
 from math import prod
 
-from ..catalog import compile_filter, natural_key
+from ..catalog import compile_filter, matching, natural_key
 from ..dtypes import CONFIG_DTYPE_NAMES
 from ..errors import AnatomyError, UsageError
 from ..tensors import CASTS, decoder_for
@@ -187,10 +187,9 @@ def tensor_views(catalog: Catalog, target: str | None, pattern: str | None) -> l
         view = View.whole(catalog.get(name))
     else:
         pattern, index = split_index(pattern, glob=True) if pattern is not None else (None, None)
-        regex = compile_filter(pattern)
-        tensors = sorted((t for t in catalog.tensors if regex is None or regex.match(t.name)), key=lambda t: natural_key(t.name))
+        tensors = sorted(matching(catalog, pattern), key=lambda t: natural_key(t.name))
         if not tensors:
-            raise UsageError(catalog.name, f"a tensor matching {pattern!r}", "none", "list the names with `llm-anatomy params`")
+            raise UsageError(catalog.name, "a tensor to show", "none (the file holds metadata only)", "see it with `llm-anatomy params --metadata`")
         if index is None:
             return [View.whole(t) for t in tensors]
         return [View.whole(t).index(f"{t.name}[{index}]", parse_index(f"{t.name}[{index}]", index)) for t in tensors]

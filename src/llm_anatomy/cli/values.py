@@ -6,6 +6,7 @@ import argparse
 import glob
 
 from ..analysis.values import PrintOptions, parameter_views, show, split_index, tensor_views
+from ..catalog import no_match
 from ..errors import UsageError
 from ..formats import open_catalog
 from ..render import torch_values as render
@@ -76,7 +77,9 @@ def _views(catalog, args: argparse.Namespace) -> list:
         raise UsageError(text, "whole parameters with --style torch, as print(p) shows them", "an index", "drop the index, or use the default style")
     views = parameter_views(catalog, load_skeleton(catalog), text if is_glob else glob.escape(text))
     if not views:
-        raise UsageError(catalog.name, f"a parameter {'matching' if is_glob else 'named'} {text!r}", "none", "list them with `llm-anatomy params --style torch`")
+        if is_glob:
+            raise no_match(catalog.name, text, "parameter", "llm-anatomy params --style torch")
+        raise UsageError(catalog.name, f"a parameter named {text!r}", "none", "list the names with `llm-anatomy params --style torch`")
     return views
 
 
