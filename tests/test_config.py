@@ -106,7 +106,19 @@ def test_no_config_beside_a_weights_file(llama_bf16_dir, tmp_path, cli):
     shutil.copy(llama_bf16_dir / "model.safetensors", weights)
     result = cli("config", weights)
     assert result.code == 1
-    assert result.err == f"llm-anatomy: {tmp_path}: expected a config.json beside the weights, found none; pass the model folder rather than a single weights file\n"
+    assert result.err == f"llm-anatomy: {weights}: expected a config.json beside it, found none; copy the model's config.json next to the weights\n"
+
+
+def test_lone_pth_in_the_current_folder_names_the_file(tmp_path, cli, monkeypatch):
+    """`config model.pth` from the file's own folder: the message names model.pth, not '.'."""
+    import torch
+
+    torch.save({"w": torch.zeros(2)}, tmp_path / "model.pth")
+    monkeypatch.chdir(tmp_path)
+    for command in (("config",), ("config", "--explain")):
+        result = cli(*command, "model.pth")
+        assert (result.code, result.err) == (1, "llm-anatomy: model.pth: expected a config.json beside it, found none; copy the model's config.json next to the weights\n")
+    assert cli("summary", "model.pth").out.endswith("Findings:\n  model.pth: expected a config.json beside it, found none; the config check and KV cache need it\n")
 
 
 def test_config_transformers_cannot_build_is_printed_as_stored(llama_bf16_dir, tmp_path, cli):

@@ -285,7 +285,7 @@ def test_weights_file_without_config(tmp_path, cli):
     assert result.code == 0
     assert result.out.startswith("w.safetensors: 64 parameters (64), 256 B in F32\n")
     assert "KV cache: not computed (config.json lacks what it needs; see findings)" in result.out
-    assert result.out.split("Findings:\n")[1] == f"  {tmp_path}: expected a config.json beside the weights, found none; the config check and KV cache need it\n"
+    assert result.out.split("Findings:\n")[1] == f"  {path}: expected a config.json beside it, found none; the config check and KV cache need it\n"
 
 
 def test_deepseek_v3_multi_token_prediction_layer(tmp_path, cli):

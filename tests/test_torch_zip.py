@@ -251,7 +251,7 @@ def test_other_refusals(tmp_path, cli):
         for info in source.infolist():
             target.writestr(info.filename, source.read(info))
     expected = {
-        legacy: "expected a torch checkpoint in the zip format (torch >= 1.6), found the legacy torch.save format; convert it once where you trust it: torch.save(torch.load(PATH, weights_only=True), 'converted.pt')",
+        legacy: "expected a torch checkpoint in the zip format (torch >= 1.6), found the legacy torch.save format; convert it once where you trust it: torch.save(torch.load(PATH, map_location='cpu', weights_only=True), 'converted.pt')",
         transposed: "tensor w: expected a contiguous tensor (strides of shape [4, 3] in row-major order), found strides [1, 4]; save it with tensor.contiguous()",
         single: "expected a state dict (a dict of tensors), found a single tensor; save a dict such as model.state_dict()",
         plain: "expected a torch zip checkpoint with one <name>/data.pkl, found 0 data.pkl members; the zip was not written by torch.save",
@@ -259,6 +259,27 @@ def test_other_refusals(tmp_path, cli):
     }
     for path, message in expected.items():
         assert cli("params", path).err == f"llm-anatomy: {path}: {message}\n", path
+
+
+def test_legacy_conversion_hint_runs_on_a_cpu_only_machine(tmp_path, cli):
+    """The hint's code, run as printed, converts a legacy file saved from a CUDA tensor: without
+    map_location it would fail on a machine without CUDA, such as this one."""
+    import torch
+
+    legacy = tmp_path / "legacy.pt"
+    # A legacy pickle whose storage location says cuda:0, as torch.save of a GPU tensor writes it
+    # (the location is a BINUNICODE string: 'X', its length, its bytes).
+    torch.save({"w": torch.arange(3.0)}, str(legacy), _use_new_zipfile_serialization=False)
+    raw = legacy.read_bytes().replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+    assert raw != legacy.read_bytes()
+    legacy.write_bytes(raw)
+    with pytest.raises(RuntimeError):
+        torch.load(str(legacy), weights_only=True)  # what the old hint ran
+    hint = cli("params", legacy).err.split("convert it once where you trust it: ")[1].strip()
+    converted = tmp_path / "converted.pt"
+    code = hint.replace("PATH", repr(str(legacy))).replace("'converted.pt'", repr(str(converted)))
+    exec(code, {"torch": torch})
+    assert cli("values", converted, "w").out == "w  [3]  F32\ntensor([0., 1., 2.])\n"
 
 
 def test_truncated_zip(bin_dir, tmp_path, cli):

@@ -58,8 +58,16 @@ class Catalog(namedtuple("Catalog", _CATALOG_FIELDS, defaults=(None, None, None,
         if self.config_error is not None:
             raise self.config_error
         if self.config is None:
-            raise AnatomyError(self.root, "a config.json beside the weights", "none", "pass the model folder rather than a single weights file")
+            raise AnatomyError(self.weights_place, self.CONFIG_EXPECTED, "none", "copy the model's config.json next to the weights")
         return self.config
+
+    CONFIG_EXPECTED = "a config.json beside it"
+
+    @property
+    def weights_place(self) -> str:
+        """What a missing config.json is reported against: the weights file when there is one
+        (as typed: `model.pth`, not its folder `.`), else the model folder."""
+        return self.files[0] if len(self.files) == 1 else self.root
 
     @property
     def total_numel(self) -> int:

@@ -328,7 +328,7 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         error = catalog.config_error
         findings.append(Finding(error.where, error.expected, error.found, error.todo))
     elif catalog.config is None:
-        findings.append(Finding(escape(catalog.root), "a config.json beside the weights", "none", "the config check and KV cache need it"))
+        findings.append(Finding(escape(catalog.weights_place), catalog.CONFIG_EXPECTED, "none", "the config check and KV cache need it"))
     else:
         arch = derive(catalog.config)
         findings += arch.findings

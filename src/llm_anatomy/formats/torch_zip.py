@@ -29,14 +29,16 @@ META_SHARD = re.compile(r"consolidated\.(\d+)\.pth$")
 
 
 def _refuse_legacy(source: ByteSource) -> None:
-    """The pre-1.6 format interleaves pickles and raw storages; converting once is simpler and safer."""
+    """The pre-1.6 format interleaves pickles and raw storages; converting once is simpler and safer.
+    The hint maps storages to the CPU: a file saved from GPU tensors fails to load without it
+    on a machine without CUDA."""
     if not source.read(0, min(source.size, len(LEGACY_MAGIC)), "the magic number").startswith(LEGACY_MAGIC):
         return
     raise AnatomyError(
         source.name,
         "a torch checkpoint in the zip format (torch >= 1.6)",
         "the legacy torch.save format",
-        "convert it once where you trust it: torch.save(torch.load(PATH, weights_only=True), 'converted.pt')",
+        "convert it once where you trust it: torch.save(torch.load(PATH, map_location='cpu', weights_only=True), 'converted.pt')",
     )
 
 
