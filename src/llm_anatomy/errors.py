@@ -27,3 +27,8 @@ class UsageError(AnatomyError):
     """The command line asked for something impossible (a bad glob, index or option). Exit 2."""
 
     exit_code = 2
+
+
+class ConfigUnavailable(AnatomyError):
+    """The checkpoint carries no config transformers can read (a GGUF architecture transformers
+    maps to no config): commands that need one refuse, views that can fall back to tensor names do."""

@@ -8,7 +8,7 @@ from collections import namedtuple
 from math import prod
 
 from ..catalog import Catalog, TensorInfo, natural_key
-from ..errors import UsageError
+from ..errors import ConfigUnavailable, UsageError
 from .. import skeleton as skeletons  # by module, so tests can stand in for installed_transformers_version
 
 SHOWN_NAMES = 5  # valid names listed when --node names no module
@@ -111,6 +111,8 @@ def build_tree(catalog: Catalog) -> ModuleTree:
     """transformers' module tree when it can be had (cached after the first call), else the names' tree."""
     if catalog.config is None and catalog.config_error is None:
         return ModuleTree(catalog.name, tree_from_names(catalog.tensors), "they need a config.json beside the weights")
+    if isinstance(catalog.config_error, ConfigUnavailable):
+        return ModuleTree(catalog.name, tree_from_names(catalog.tensors), f"they need a config, and the checkpoint has {catalog.config_error.found} where {catalog.config_error.expected} is expected")
     try:
         skeleton = skeletons.load_skeleton(catalog)
     except skeletons.SkeletonUnavailable as exc:

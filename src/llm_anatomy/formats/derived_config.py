@@ -13,36 +13,12 @@ if TYPE_CHECKING:
     from typing import Any, Sequence
 
 from ..catalog import TensorInfo
-from ..errors import AnatomyError
+from ..errors import AnatomyError, ConfigUnavailable
 from ..safe_text import escape
 from ..ggml_types import KEY_ARCHITECTURE, KEY_TOKENS
 from . import read_json_object
+from .gguf_archs import ARCHITECTURES, RENAMED, RENAMED_ROWS, TOKEN_FIELDS, Arch
 
-# general.architecture -> (model_type, transformers class). Each of these names its
-# hyper-parameters with the same GGUF keys and the same config fields below.
-GGUF_ARCHITECTURES = {
-    "llama": ("llama", "LlamaForCausalLM"),
-    "qwen2": ("qwen2", "Qwen2ForCausalLM"),
-    "qwen3": ("qwen3", "Qwen3ForCausalLM"),
-}
-
-# GGUF key (after "{arch}.") -> config field.
-GGUF_FIELDS = (
-    ("block_count", "num_hidden_layers"),
-    ("embedding_length", "hidden_size"),
-    ("feed_forward_length", "intermediate_size"),
-    ("attention.head_count", "num_attention_heads"),
-    ("attention.head_count_kv", "num_key_value_heads"),
-    ("attention.key_length", "head_dim"),
-    ("context_length", "max_position_embeddings"),
-    ("rope.freq_base", "rope_theta"),
-    ("attention.layer_norm_rms_epsilon", "rms_norm_eps"),
-)
-GGUF_TOKEN_FIELDS = (
-    ("tokenizer.ggml.bos_token_id", "bos_token_id"),
-    ("tokenizer.ggml.eos_token_id", "eos_token_id"),
-    ("tokenizer.ggml.padding_token_id", "pad_token_id"),
-)
 GGUF_EMBEDDING, GGUF_OUTPUT = "token_embd.weight", "output.weight"
 
 # Meta's params.json (the original Llama releases) -> config field.
@@ -64,25 +40,44 @@ def _first_dim(tensors: dict[str, TensorInfo], name: str) -> int | None:
     return tensor.shape[0] if tensor is not None and tensor.shape else None
 
 
-def from_gguf(path: str, metadata: dict[str, Any], tensors: dict[str, TensorInfo]) -> dict[str, Any]:
+def gguf_architecture(metadata: dict[str, Any]) -> tuple[str, Arch] | tuple[Any, None]:
+    """(the metadata key prefix, its table row), or (general.architecture, None) when transformers maps no config for it."""
     arch = metadata.get(KEY_ARCHITECTURE)
-    if arch not in GGUF_ARCHITECTURES:
-        known = ", ".join(GGUF_ARCHITECTURES)
-        raise AnatomyError(path, f"a GGUF architecture that maps to a transformers config ({known})", escape(repr(arch)), "params and values work; config, summary and tree need a config.json")
-    model_type, class_name = GGUF_ARCHITECTURES[arch]
-    config: dict[str, Any] = {"architectures": [class_name], "model_type": model_type}
-    for key, field in GGUF_FIELDS:
+    name = metadata.get("general.name")
+    row = next((row for renamed, test, row in RENAMED if arch == renamed and isinstance(name, str) and test(name)), arch)
+    return arch, ARCHITECTURES.get(row) if isinstance(row, str) else None
+
+
+def _per_layer(value: Any) -> Any:
+    """A per-layer array (LFM2's head_count_kv: 0 for convolution layers): its largest entry, as transformers takes it."""
+    items = getattr(value, "items", None)
+    return max(items) if items else value
+
+
+def from_gguf(path: str, metadata: dict[str, Any], tensors: dict[str, TensorInfo]) -> dict[str, Any]:
+    arch, row = gguf_architecture(metadata)
+    if row is None:
+        known = ", ".join(a for a in ARCHITECTURES if a not in RENAMED_ROWS)
+        raise ConfigUnavailable(path, f"a GGUF architecture that maps to a transformers config ({known})", escape(repr(arch)), "params, values and tree (by tensor names) work; config needs a config.json")
+    config: dict[str, Any] = {"architectures": [row.class_name], "model_type": row.model_type}
+    for key, field in row.fields:
         value = metadata.get(f"{arch}.{key}")
-        if value is not None:
-            config[field] = value
-    for key, field in GGUF_TOKEN_FIELDS:
+        if value is not None and field not in config:
+            config[field] = _per_layer(value)
+    for key, field in TOKEN_FIELDS:
         if key in metadata:
             config[field] = metadata[key]
     tokens = metadata.get(KEY_TOKENS)
-    vocab = _first_dim(tensors, GGUF_EMBEDDING) or getattr(tokens, "item_count", None) or metadata.get(f"{arch}.vocab_size")
+    vocab = _first_dim(tensors, GGUF_EMBEDDING) or config.get("vocab_size") or getattr(tokens, "item_count", None)
     if vocab is not None:
         config["vocab_size"] = vocab
     config["tie_word_embeddings"] = GGUF_OUTPUT not in tensors
+    for field, tensor, value in row.tensor_flags:
+        config[field] = value if tensor in tensors else not value
+    config.update(row.constants)
+    kv_heads = getattr(metadata.get(f"{arch}.attention.head_count_kv"), "items", None)
+    if row.model_type == "lfm2" and kv_heads:
+        config["layer_types"] = ["full_attention" if n > 0 else "conv" for n in kv_heads]
     return config
 
 

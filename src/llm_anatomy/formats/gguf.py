@@ -43,6 +43,7 @@ MAX_VALUE_BYTES = 100 * 1024 * 1024  # one string value (tokenizer.huggingface.j
 MAX_ARRAY_DEPTH = 3
 SPLIT_NAME = re.compile(r"-\d{5}-of-\d{5}\.gguf$")  # gguf-split's file names
 HEAD_ITEMS = 3  # items of an array kept to show
+PER_LAYER_ITEMS = 4096  # numeric arrays up to this long are kept whole (per-layer settings, not vocabularies)
 SCALARS = {type_id: struct.Struct("<" + code) for type_id, (_, code) in GGUF_VALUE_TYPES.items() if code}
 TRUNCATED = "the file is truncated or corrupt; download it again"
 # Smallest encoding of each record, to bound counts before looping over them.
@@ -51,15 +52,18 @@ MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
 
 
 class ArraySummary(str):
-    """A metadata array shown as text ("array of 32000 strings [...]"), with its item count."""
+    """A metadata array shown as text ("array of 32000 strings [...]"), with its item count,
+    and all its items when it is a short array of numbers (a per-layer setting), else None."""
 
     item_count: int
+    items: tuple | None
 
-    def __new__(cls, item_type: str, count: int, head: list[Any]) -> "ArraySummary":
-        items = ", ".join(repr(v) for v in head) + (", ..." if count > len(head) else "")
+    def __new__(cls, item_type: str, count: int, head: list[Any], items: list[Any] | None = None) -> "ArraySummary":
+        shown = ", ".join(repr(v) for v in head) + (", ..." if count > len(head) else "")
         noun = "strings" if item_type == "STRING" else item_type.lower()
-        self = super().__new__(cls, f"array of {count} {noun} [{items}]")
+        self = super().__new__(cls, f"array of {count} {noun} [{shown}]")
         self.item_count = count
+        self.items = None if items is None else tuple(items)
         return self
 
 
@@ -164,6 +168,9 @@ def _array(cursor: _Cursor, where: str, depth: int) -> ArraySummary:
     item_size = SCALARS[item_type].size if item_type in SCALARS else (8 if item_type == STRING else 12)
     if count > cursor.remaining() // item_size:
         raise AnatomyError(cursor.path, f"{count} items of {where} within the file", f"{cursor.remaining()} bytes left", TRUNCATED)
+    if item_type in SCALARS and count <= PER_LAYER_ITEMS:
+        items = [_value(cursor, item_type, where, depth + 1) for _ in range(count)]
+        return ArraySummary(item_name, count, items[:HEAD_ITEMS], items)
     head = [_value(cursor, item_type, where, depth + 1) for _ in range(min(count, HEAD_ITEMS))]
     rest = count - len(head)
     if item_type in SCALARS:

@@ -1,0 +1,132 @@
+"""GGUF beyond Llama: for every architecture transformers' GGUF loader maps, the config derived
+from a tiny GGUF written as llama.cpp's converter writes it is compared field by field with
+transformers' own AutoConfig.from_pretrained(folder, gguf_file=...), and the model it builds
+with the one built from the original transformers config."""
+
+import json
+import os
+import struct
+
+import pytest
+
+import gguf_writers
+from llm_anatomy.formats import open_catalog
+
+README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
+
+# Where transformers' GGUF config is wrong, per architecture: field -> (ours, transformers').
+# Ours equals the original transformers config in every case; the README lists each one.
+TRANSFORMERS_WRONG = {
+    "qwen2moe": {"moe_intermediate_size": (32, 1408), "shared_expert_intermediate_size": (48, 5632)},
+    "qwen3": {"head_dim": (32, 128)},
+    "phi3": {"original_max_position_embeddings": (256, 4096)},
+    "qwen3moe": {"moe_intermediate_size": (32, 768)},
+    "gemma2": {"attn_logit_softcapping": (40.0, 50.0), "final_logit_softcapping": (20.0, 30.0)},
+    "falcon": {"layer_norm_epsilon": (1e-06, 1e-05), "intermediate_size": (None, 256), "num_key_value_heads": (None, 4)},
+    "gpt2": {"n_positions": (256, 1024), "feed_forward_length": (None, 256)},
+    "mamba": {"max_position_embeddings": (None, 1048576)},
+    "t5": {"feed_forward_proj": ("gated-gelu", "relu"), "dense_act_fn": ("gelu_new", "relu")},
+    "gpt-oss": {"head_dim": (16, 64), "sliding_window": (64, 128)},
+}
+# Fields GGUF stores as float32: transformers keeps the float32 value, we the decimal it stands for.
+FLOAT32_FIELDS = {"rms_norm_eps", "norm_eps", "norm_epsilon", "layer_norm_eps", "layer_norm_epsilon"}
+
+
+def _config_dict(config) -> dict:
+    data = config.to_dict()
+    for key in ("transformers_version", "_name_or_path"):
+        data.pop(key, None)
+    return data
+
+
+def _float32(value: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", value))[0]
+
+
+def _ours(tmp_path, config: dict):
+    import transformers
+
+    folder = tmp_path / "derived"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    return transformers.AutoConfig.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("arch", sorted(gguf_writers.TINY))
+def test_derived_config_equals_transformers_gguf_config(arch, tmp_path):
+    import transformers
+
+    path, original = gguf_writers.embedding_only(str(tmp_path / "gguf"), arch)
+    theirs = _config_dict(transformers.AutoConfig.from_pretrained(tmp_path / "gguf", gguf_file=os.path.basename(path)))
+    derived = open_catalog(path).config
+    ours = _config_dict(_ours(tmp_path, derived))
+    assert ours["architectures"] == derived["architectures"]
+    wrong = TRANSFORMERS_WRONG.get(arch, {})
+    expected = original.to_dict()
+    for field in sorted(set(ours) | set(theirs)):
+        mine, other = ours.get(field), theirs.get(field)
+        if field == "architectures":  # transformers' GGUF config names none (most classes)
+            assert mine == [derived["architectures"][0]] and other in (None, mine)
+        elif field in wrong:
+            assert (mine, other) == wrong[field], field
+        elif field in FLOAT32_FIELDS and isinstance(mine, float):
+            assert other == _float32(mine) and mine == expected[field], field
+        else:
+            assert mine == other, field
+        if field in expected and field != "architectures":
+            assert mine == expected[field], field
+
+
+def test_readme_lists_each_field_transformers_gets_wrong():
+    with open(README, encoding="utf-8") as handle:
+        text = handle.read()
+    section = text[text.index("Where transformers' own GGUF loader"):]
+    section = section[: section.index("\n\n")]
+    for arch, fields in TRANSFORMERS_WRONG.items():
+        for field in fields:
+            assert f"`{field}`" in section, (arch, field)
+
+
+@pytest.mark.parametrize("arch", sorted(gguf_writers.TINY))
+def test_params_torch_style_equals_the_model_transformers_builds(arch, tmp_path, cli):
+    """The module tree and parameters come from the derived config: they equal those of the
+    model transformers builds from the original config."""
+    import torch
+    import transformers
+
+    path, original = gguf_writers.embedding_only(str(tmp_path), arch)
+    with torch.device("meta"):
+        model_class = getattr(transformers, open_catalog(path).config["architectures"][0])
+        model = model_class._from_config(original)
+    result = cli("params", path, "--style", "torch")
+    assert result.code == 0, result.err
+    assert result.out == "".join(f"{name}: {p.shape}\n" for name, p in model.named_parameters())
+    tree = cli("tree", path, "--style", "torch")
+    assert tree.out == "".join(f"{name}: {type(child).__name__}\n" for name, child in model.named_children())
+
+
+def test_mistral_named_llama_file_is_mistral(tmp_path):
+    """llama.cpp writes Mistral as "llama"; transformers takes a file named exactly "mistral" for Mistral."""
+    path, _ = gguf_writers.embedding_only(str(tmp_path), "llama", name="mistral")
+    assert open_catalog(path).config["architectures"] == ["MistralForCausalLM"]
+    path, _ = gguf_writers.embedding_only(str(tmp_path / "other"), "llama", name="Mistral-7B")
+    assert open_catalog(path).config["architectures"] == ["LlamaForCausalLM"]
+
+
+def test_other_architectures_fall_back_to_the_name_tree(tmp_path, cli):
+    import gguf
+    import numpy as np
+
+    path = str(tmp_path / "rwkv.gguf")
+    writer = gguf.GGUFWriter(path, "rwkv7")
+    writer.add_tensor("blk.0.time_mix.weight", np.zeros((2, 4), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    tree = cli("tree", path)
+    assert (tree.code, tree.err) == (0, "")
+    assert tree.out.splitlines()[-1].startswith("note: no class names (they need a config, and the checkpoint has 'rwkv7' where a GGUF architecture")
+    config = cli("config", path)
+    assert config.code == 1
+    assert config.err.startswith(f"llm-anatomy: {path}: expected a GGUF architecture that maps to a transformers config (llama, mistral, qwen2, ")
