@@ -20,6 +20,8 @@ MAX_RSS_BYTES = 500 * 2**20
 # A hard stop, far above MAX_RSS_BYTES (importing numpy maps a few hundred MB it never
 # touches), so that a memory blow-up fails one test instead of taking the machine down.
 ADDRESS_SPACE_BYTES = 6 * 2**30
+# How long processes of the child's session may outlive it before they count as left behind.
+LINGER_SECONDS = 0.5
 # What must never reach a terminal: C0 controls (but the final newline), DEL, C1 controls,
 # and the bidi overrides and isolates that reorder what a reader sees.
 TERMINAL_UNSAFE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -102,7 +104,12 @@ def run_cli(
             time.sleep(0.01)
         seconds = time.monotonic() - start
         process.returncode = code if code is not None else -9  # reaped here, not by Popen
+        # A worker that dies with its parent (a death signal) needs a moment to be scheduled.
+        linger_until = time.monotonic() + LINGER_SECONDS
         leftover = _session_members(process.pid)
+        while leftover and time.monotonic() < linger_until:
+            time.sleep(0.01)
+            leftover = _session_members(process.pid)
         for pid in leftover:
             try:
                 os.kill(pid, signal.SIGKILL)

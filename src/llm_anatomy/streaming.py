@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence, TypeVar
 
@@ -238,6 +239,31 @@ _JOB: tuple | None = None
 _WORKER_READERS: list[Reader] = []
 
 
+def _worker_start(parent: int) -> None:
+    """In each forked worker, first: die with the parent, and leave signals to it."""
+    import signal
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the death signal was asked for
+        os._exit(1)
+    # Ctrl-C reaches the whole process group: the parent ends the workers; a plain SIGTERM ends one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop_workers(pool) -> None:
+    """End the workers at once (an interrupt, an error): never wait for their current tensors."""
+    import multiprocessing
+
+    for process in multiprocessing.active_children():
+        process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _run_one(index: int) -> tuple[int, object]:
     tasks, work, readers = _JOB  # type: ignore[misc]
     if not _WORKER_READERS:
@@ -273,12 +299,17 @@ def run_parallel(
         if count > 1 and "fork" in multiprocessing.get_all_start_methods():
             # concurrent.futures, not multiprocessing.Pool: when a worker is killed (say, by
             # the out-of-memory killer) Pool waits forever, this raises BrokenProcessPool.
-            with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
+            pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start, initargs=(os.getpid(),))
+            try:
                 for future in as_completed([pool.submit(_run_one, i) for i in order]):
                     index, result = future.result()
                     results[index] = result
                     if done is not None:
                         done(tasks[index])
+            except BaseException:
+                _stop_workers(pool)
+                raise
+            pool.shutdown()
         else:
             for index in order:
                 results[index] = _run_one(index)[1]

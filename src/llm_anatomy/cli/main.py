@@ -3,6 +3,7 @@ exit status (1 bad input, 2 bad usage), quiet on closed pipes, tracebacks only w
 
 from __future__ import annotations
 
+import _signal  # signal's wrapper builds enums of every signal (~0.6 ms) for nothing used here
 import argparse
 import importlib
 import os
@@ -96,6 +97,39 @@ def build_parser(modules: dict[str, object]) -> Parser:
     return parser
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised wherever the program is, so that both unwind as Ctrl-C does
+    (workers ended, temporary files removed) and exit with 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.exit_code = 128 + signum
+
+
+_interrupted_pid = 0  # the process that already unwinds for a first signal
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    global _interrupted_pid
+    if os.getpid() == _interrupted_pid or os.getpid() != _main_pid:
+        # A second signal while unwinding, or a worker forked before it set its own handlers
+        # (streaming.run_parallel): end now, quietly; workers die with their parent.
+        os._exit(128 + signum)
+    _interrupted_pid = os.getpid()
+    raise Interrupted(signum)
+
+
+_main_pid = 0
+
+
+def catch_signals() -> None:
+    """Install the handlers (the command-line entry only: a host program keeps its own)."""
+    global _main_pid
+    _main_pid = os.getpid()
+    for signum in (_signal.SIGINT, _signal.SIGTERM):
+        _signal.signal(signum, _interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Without a known command (--help, a typo) argparse needs every command to list them.
@@ -121,11 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return getattr(exc, "exit_code", 130)
 
 
 def entry() -> None:
+    catch_signals()
     sys.exit(main())
 
 
