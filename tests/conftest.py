@@ -91,9 +91,9 @@ LIGHT_CHECK = (
 )
 
 
-# What a header-only command must not import: the heavy libraries, and modules that cost
-# milliseconds on every call.
-NOT_ON_THE_LIGHT_PATH = ("numpy", "torch", "transformers", "typing", "dataclasses", "pathlib")
+# What a header-only command must not import: the heavy libraries, modules that cost
+# milliseconds on every call, and the network (only a model on the Hub needs it).
+NOT_ON_THE_LIGHT_PATH = ("numpy", "torch", "transformers", "typing", "dataclasses", "pathlib", "http.client", "urllib.request", "ssl", "huggingface_hub")
 
 
 def imported_by(*argv, modules=NOT_ON_THE_LIGHT_PATH, env=None):

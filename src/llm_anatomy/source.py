@@ -1,5 +1,6 @@
 """Turn what the user typed (a folder, a file, or a model id in the local Hugging Face
-cache) into the files that hold the weights and config. Never touches the network."""
+cache) into the files that hold the weights and config. A model id the cache lacks is
+handed to hub.py, which alone touches the network."""
 
 from __future__ import annotations
 
@@ -23,13 +24,14 @@ FOLDER_LAYOUTS: tuple[tuple[str | None, str | None], ...] = (
     (None, "*.pt"),
 )
 
-MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")  # :QUANT picks a GGUF file on the Hub
 
 
-class Source(namedtuple("Source", "name root weight_files index_file config_file")):
+class Source(namedtuple("Source", "name root weight_files index_file config_file remote", defaults=(None,))):
     """name: what to call the model in output; root: the folder holding the files;
     weight_files: the weights (empty when index_file names the shards); index_file and
-    config_file: their paths or None. (A named tuple rather than a dataclass: see catalog.py.)"""
+    config_file: their paths or None; remote: for a model on the Hub, hub.Snapshot (its
+    save() keeps the headers read). (A named tuple rather than a dataclass: see catalog.py.)"""
 
     __slots__ = ()
 
@@ -62,17 +64,22 @@ def _cached_snapshot(model_id: str, revision: str | None) -> str:
     return snapshot
 
 
-def _weights_in_folder(folder: str) -> tuple[tuple[str, ...], str | None]:
-    names = sorted(os.listdir(folder))
+def choose_weights(names: list[str]) -> tuple[tuple[str, ...], str | None]:
+    """(weight file names, index name) by the first row of FOLDER_LAYOUTS the files match."""
     for index_name, pattern in FOLDER_LAYOUTS:
         if index_name is not None:
-            if index_name in names and os.path.isfile(os.path.join(folder, index_name)):
-                return (), os.path.join(folder, index_name)
+            if index_name in names:
+                return (), index_name
         else:
-            files = tuple(os.path.join(folder, n) for n in fnmatch.filter(names, pattern) if os.path.isfile(os.path.join(folder, n)))
+            files = tuple(fnmatch.filter(names, pattern))
             if files:
                 return files, None
     return (), None
+
+
+def _weights_in_folder(folder: str) -> tuple[tuple[str, ...], str | None]:
+    weights, index = choose_weights([n for n in sorted(os.listdir(folder)) if os.path.isfile(os.path.join(folder, n))])
+    return tuple(os.path.join(folder, n) for n in weights), index and os.path.join(folder, index)
 
 
 def resolve(model: str, revision: str | None = None) -> Source:
@@ -83,7 +90,14 @@ def resolve(model: str, revision: str | None = None) -> Source:
             raise UsageError(model, "a model id with --revision", "a local path", "drop --revision for local folders and files")
         folder = model if os.path.isdir(model) else (os.path.dirname(model) or ".")
     elif MODEL_ID.match(model) and "/" in model:
-        folder = _cached_snapshot(model, revision)
+        try:
+            if ":" in model:  # a GGUF quantization selector: the Hub's file list is needed
+                raise AnatomyError(model, "a model on the Hub", "a QUANT selector")
+            folder = _cached_snapshot(model, revision)
+        except AnatomyError as not_cached:
+            from . import hub
+
+            return hub.resolve(model, revision, not_cached)
     else:
         raise AnatomyError(model, "a model folder, a weights file, or a model id such as meta-llama/Llama-2-7b-chat-hf", "no such file or folder", "check the path")
     config = os.path.join(folder, "config.json")

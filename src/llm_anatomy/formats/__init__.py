@@ -127,5 +127,9 @@ def catalog_from_source(source: Source, allow_truncated: bool = False) -> Catalo
 
 
 def open_catalog(model: str, revision: str | None = None, allow_truncated: bool = False) -> Catalog:
-    """The Catalog of MODEL: a folder, a weights file, or a model id in the local HF cache."""
-    return catalog_from_source(resolve(model, revision), allow_truncated)
+    """The Catalog of MODEL: a folder, a weights file, or a model id (local HF cache, or the Hub)."""
+    source = resolve(model, revision)
+    catalog = catalog_from_source(source, allow_truncated)
+    if source.remote is not None:
+        source.remote.save()  # the header cache, once every header has been read
+    return catalog

@@ -1,0 +1,262 @@
+"""A model that lives only on the Hugging Face Hub: its file list and commit from the Hub's
+API (huggingface_hub: endpoint, token, URLs, typed errors), its weight files as remote byte
+sources (remote.py), and a header cache under the project's cache folder keyed by repo and
+commit sha, so a second call on the same revision reads nothing but the branch's commit.
+
+The header cache of one commit, under cache_dir()/hub/models--ORG--NAME/:
+  refs/REVISION           the commit sha a branch or tag had when last asked (for offline use)
+  SHA/config.json, ...    the small files, whole (config, params.json, the shard index)
+  SHA/.ranges/FILE        each weight file's size and the byte ranges fetched for its header
+  SHA/.listing.json       the repository's file list; written last, so its presence means complete
+Nothing is ever written into the Hugging Face cache, and no code from a repository runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from . import remote
+from .byte_io import register
+from .errors import AnatomyError, UsageError
+from .safe_text import escape
+from .source import Source, choose_weights
+
+SMALL_FILE_BYTES = 20 * 1024 * 1024  # config, params.json, a shard index (larger: refused)
+SMALL_FILES = ("config.json", "params.json")
+SHA = re.compile(r"^[0-9a-f]{40}$")
+SPLIT_SUFFIX = re.compile(r"-\d{5}-of-\d{5}$")
+LISTING = ".listing.json"
+RANGES = ".ranges"
+
+
+def offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) as huggingface_hub reads it."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in ("1", "ON", "YES", "TRUE")
+
+
+def repo_cache(repo: str) -> str:
+    from .skeleton import cache_dir
+
+    return os.path.join(cache_dir(), "hub", "models--" + repo.replace("/", "--"))
+
+
+class Hub:
+    """How to reach one commit of a repository: URLs and request headers (token, user
+    agent) from huggingface_hub, imported only when a request is sent."""
+
+    def __init__(self, repo: str, sha: str) -> None:
+        self.repo, self.sha = repo, sha
+        self._headers: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            from huggingface_hub.utils import build_hf_headers
+
+            self._headers = build_hf_headers()
+        return self._headers
+
+    def url(self, filename: str) -> str:
+        from huggingface_hub import hf_hub_url
+
+        return hf_hub_url(self.repo, filename, revision=self.sha)
+
+
+def model_info(repo: str, revision: str | None) -> tuple[str, list[str]]:
+    """(commit sha, file names) of a revision: the one API request, with huggingface_hub's
+    typed errors turned into one line each, and a retry with backoff on 429 and 5xx."""
+    import time
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    for delay in (*remote.RETRY_DELAYS, None):
+        try:
+            info = HfApi().model_info(repo, revision=revision, timeout=remote.TIMEOUT_SECONDS)
+            break
+        except RevisionNotFoundError:
+            raise remote.not_found(repo, revision) from None
+        except GatedRepoError:
+            raise remote.gated(repo) from None
+        except RepositoryNotFoundError:
+            raise remote.not_found(repo) from None
+        except HfHubHTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status not in remote.RETRY_STATUS or delay is None:
+                raise AnatomyError(repo, "an answer from the Hub", f"HTTP {status}", "try again later") from None
+        except Exception as exc:  # httpx's connection errors and timeouts have no common base with OSError
+            if delay is None:
+                raise AnatomyError(repo, "an answer from the Hub", escape(f"no answer ({type(exc).__name__}: {exc})")[:200], "check the network or HF_ENDPOINT, and try again later") from None
+        time.sleep(delay)
+    if not isinstance(info.sha, str) or not SHA.match(info.sha):
+        raise AnatomyError(repo, "a commit sha from the Hub", escape(repr(info.sha))[:60], "check HF_ENDPOINT")
+    return info.sha, sorted(s.rfilename for s in info.siblings or ())
+
+
+def _ref_path(base: str, revision: str) -> str:
+    return os.path.join(base, "refs", revision.replace("/", "%2F"))
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = f"{path}.{os.getpid()}.partial"
+    with open(partial, "wb") as handle:
+        handle.write(data)
+    os.replace(partial, path)
+
+
+def _commit(repo: str, revision: str | None, cache_error: AnatomyError) -> tuple[str, list[str] | None]:
+    """The commit to read, and the file list when the Hub was asked for it."""
+    base, wanted = repo_cache(repo), revision or "main"
+    if SHA.match(wanted) and os.path.isfile(os.path.join(base, wanted, LISTING)):
+        return wanted, None
+    if offline():
+        try:
+            with open(_ref_path(base, wanted), encoding="utf-8") as handle:
+                sha = handle.read().strip()
+        except OSError:
+            raise cache_error from None
+        if not SHA.match(sha) or not os.path.isfile(os.path.join(base, sha, LISTING)):
+            raise cache_error
+        return sha, None
+    sha, files = model_info(repo, revision)
+    _write_atomic(_ref_path(base, wanted), sha.encode())
+    return sha, files
+
+
+def quant_tag(filename: str) -> str:
+    """'llama-2-7b-chat.Q4_K_M.gguf' -> 'Q4_K_M': the last word of the name, as llama.cpp's
+    repo:QUANT selector matches it (split files: before -0000N-of-0000M)."""
+    stem = SPLIT_SUFFIX.sub("", os.path.basename(filename)[: -len(".gguf")])
+    return re.split(r"[-.]", stem)[-1]
+
+
+def _gguf_choice(repo: str, files: list[str], quant: str) -> list[str]:
+    """The GGUF files of one model: those of the QUANT asked for, or the only one there is."""
+    if quant:
+        chosen = [f for f in files if quant_tag(f).upper() == quant.upper()]
+        if not chosen:
+            tags = sorted({quant_tag(f) for f in files})
+            raise UsageError(f"{repo}:{quant}", "a quantization the repository has", escape(", ".join(tags)), f"pick one, e.g. {repo}:{tags[0]}" if tags else "")
+        return chosen
+    tags = sorted({quant_tag(f) for f in files})
+    if len(tags) > 1 or len(files) > 1 and not all(SPLIT_SUFFIX.search(f[: -len(".gguf")]) for f in files):
+        raise UsageError(repo, "one quantization (repo:QUANT)", f"{len(tags)}: {escape(', '.join(tags))}", f"pick one, e.g. {repo}:{tags[0]}")
+    return files
+
+
+def _choose(repo: str, listing: list[str], quant: str) -> tuple[list[str], str | None]:
+    """(weight files, index file) in the repository, chosen as source.py chooses in a folder."""
+    top = [n for n in listing if "/" not in n]
+    weights, index = choose_weights(top)
+    gguf = [n for n in listing if n.endswith(".gguf") and not os.path.basename(n).startswith("mmproj")]
+    if quant or (not weights and index is None and gguf) or (weights and all(w.endswith(".gguf") for w in weights)):
+        return _gguf_choice(repo, gguf, quant), None
+    if not weights and index is None:
+        raise AnatomyError(repo, "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)", "none in the repository", "check the model id")
+    return list(weights), index
+
+
+class Snapshot:
+    """The remote files of one commit, registered as byte sources; save() keeps what was fetched."""
+
+    def __init__(self, folder: str, listing: list[str], files: dict[str, remote.RemoteFile], cached: set[str], fresh: bool) -> None:
+        self.folder, self.listing, self.files, self.fresh = folder, listing, files, fresh
+        self._saved = {name: len(f.chunks()) if name in cached else 0 for name, f in files.items()}
+
+    def save(self) -> None:
+        """Write each header's ranges to the cache (after the catalog is read), then the listing."""
+        for filename, source in self.files.items():
+            chunks = source.chunks()
+            if len(chunks) == self._saved[filename]:
+                continue
+            ranges = [[start, len(data)] for start, data in chunks]
+            head = json.dumps({"size": source.size, "ranges": ranges}).encode() + b"\n"
+            _write_atomic(_ranges_path(self.folder, filename), head + b"".join(data for _, data in chunks))
+            self._saved[filename] = len(chunks)
+        if self.fresh:
+            _write_atomic(os.path.join(self.folder, LISTING), json.dumps(self.listing).encode())
+            self.fresh = False
+
+
+def _ranges_path(folder: str, filename: str) -> str:
+    return os.path.join(folder, RANGES, filename.replace("/", "%2F"))
+
+
+def _load_ranges(folder: str, filename: str) -> tuple[int, list[tuple[int, bytes]]] | None:
+    try:
+        with open(_ranges_path(folder, filename), "rb") as handle:
+            head = json.loads(handle.readline())
+            chunks, rest = [], handle.read()
+    except (OSError, ValueError):
+        return None
+    position = 0
+    for start, length in head["ranges"]:
+        chunks.append((start, rest[position : position + length]))
+        position += length
+    return head["size"], chunks
+
+
+def _fetch_head(hub: Hub, folder: str, filename: str) -> remote.RemoteFile:
+    """A weight file's first HEAD_BYTES; for safetensors, the rest of the header if longer."""
+    request = remote.Request(hub, filename)
+    name = os.path.join(folder, filename)
+    data, size = request.get(name, 0, remote.HEAD_BYTES - 1)
+    source = remote.RemoteFile(name, size, request, [(0, data)])
+    if len(data) >= 9 and data[8:9] == b"{":
+        header_end = 8 + int.from_bytes(data[:8], "little")
+        if len(data) < header_end <= min(size, 8 + 100 * 1024 * 1024):
+            source.prefetch([(len(data), header_end - len(data))])
+    return source
+
+
+def resolve(model: str, revision: str | None, cache_error: AnatomyError) -> Source:
+    """The Source of a model on the Hub (MODEL is REPO or REPO:QUANT); cache_error is why the
+    Hugging Face cache did not have it, raised as it was when offline without a header cache."""
+    repo, _, quant = model.partition(":")
+    sha, listing = _commit(repo, revision, cache_error)
+    folder = os.path.join(repo_cache(repo), sha)
+    fresh = listing is not None and not os.path.isfile(os.path.join(folder, LISTING))
+    if listing is None:
+        with open(os.path.join(folder, LISTING), encoding="utf-8") as handle:
+            listing = json.load(handle)
+    hub = None if offline() else Hub(repo, sha)
+    weights, index = _choose(repo, listing, quant)
+    small = [n for n in (*SMALL_FILES, index) if n is not None and n in listing]
+    missing = [n for n in small if not os.path.isfile(os.path.join(folder, n))]
+    if missing and hub is None:
+        raise cache_error
+    for filename, data in zip(missing, remote.parallel(missing, lambda n: remote.Request(hub, n).get_whole(os.path.join(folder, n), SMALL_FILE_BYTES))):
+        _write_atomic(os.path.join(folder, filename), data)
+    if index is not None:
+        from .formats import safetensors
+
+        weights = sorted(set(safetensors.read_index(os.path.join(folder, index)).values()))
+    files: dict[str, remote.RemoteFile] = {}
+    to_fetch = []
+    for filename in weights:
+        if filename not in listing:
+            continue  # formats reports a shard the index names but the repository lacks
+        cached = _load_ranges(folder, filename)
+        if cached is not None:
+            request = remote.Request(hub, filename) if hub is not None else None
+            files[filename] = remote.RemoteFile(os.path.join(folder, filename), cached[0], request, cached[1])
+        elif hub is None:
+            raise cache_error
+        else:
+            to_fetch.append(filename)
+    files.update(zip(to_fetch, remote.parallel(to_fetch, lambda n: _fetch_head(hub, folder, n))))
+    for source in files.values():
+        register(source)
+    config = os.path.join(folder, "config.json")
+    snapshot = Snapshot(folder, listing, files, set(files) - set(to_fetch), fresh)
+    return Source(
+        model,
+        folder,
+        () if index is not None else tuple(os.path.join(folder, w) for w in weights),
+        os.path.join(folder, index) if index is not None else None,
+        config if os.path.isfile(config) else None,
+        snapshot,
+    )

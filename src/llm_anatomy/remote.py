@@ -1,0 +1,308 @@
+"""HTTP range reads: a remote weight file as a byte source (see byte_io), fetched in
+single-range GET requests and kept in memory as the chunks fetched so far.
+
+Why not a library: each request must carry one Range header (S3-backed CDNs answer a
+multi-range request with the whole object), keep it across the Hub's redirect to the CDN
+host while dropping the Authorization header there, and have its answer checked
+(a 200 for a ranged request is the whole file: refused unread)."""
+
+from __future__ import annotations
+
+import bisect
+import http.client
+import threading
+import time
+from urllib.parse import urljoin, urlsplit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Iterable
+
+from .byte_io import check_range
+from .errors import AnatomyError
+
+HEAD_BYTES = 100_000  # the first range of each weight file: most safetensors headers fit
+MIN_FETCH_BYTES = 64 * 1024  # a header read past what is cached fetches at least this much...
+MAX_FETCH_BYTES = 16 << 20  # ...doubling while reads run on sequentially (GGUF metadata), up to this
+TAIL_BYTES = 256 * 1024  # a read near the end fetches this much before it (a zip's central directory)
+PREFETCH_GAP_BYTES = 64 * 1024  # wanted ranges closer than this go in one request
+WORKERS = 8  # parallel requests
+TIMEOUT_SECONDS = 20.0  # connect, and each socket read
+RETRY_DELAYS = (0.5, 1.0, 2.0)  # backoff on 429, 5xx and dropped connections
+MAX_REDIRECTS = 5
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_CONTENT_RANGE = "bytes {}-{}/{}"
+
+_local = threading.local()  # one keep-alive connection per host and thread
+
+
+class Stats:
+    """Requests sent and body bytes received in this process (the bench and tests read them)."""
+
+    requests = 0
+    bytes = 0
+    _lock = threading.Lock()
+
+    @classmethod
+    def add(cls, requests: int = 0, nbytes: int = 0) -> None:
+        with cls._lock:
+            cls.requests += requests
+            cls.bytes += nbytes
+
+
+def _connection(scheme: str, netloc: str) -> http.client.HTTPConnection:
+    connections = _local.__dict__.setdefault("connections", {})
+    key = (scheme, netloc)
+    if key not in connections:
+        if scheme == "https":
+            connections[key] = http.client.HTTPSConnection(netloc, timeout=TIMEOUT_SECONDS)
+        else:
+            connections[key] = http.client.HTTPConnection(netloc, timeout=TIMEOUT_SECONDS)
+    return connections[key]
+
+
+def _drop_connection(scheme: str, netloc: str) -> None:
+    connection = _local.__dict__.get("connections", {}).pop((scheme, netloc), None)
+    if connection is not None:
+        connection.close()
+
+
+def status_error(repo: str, name: str, status: int, error_code: str | None) -> AnatomyError:
+    """A refusal as one line: X-Error-Code is the header huggingface_hub reads too."""
+    if error_code == "GatedRepo":
+        return gated(repo)
+    if status == 401 or error_code == "RepoNotFound":
+        return not_found(repo)
+    if status == 404:
+        return AnatomyError(name, "a file the repository lists", "HTTP 404 (no such file)", "the repository changed; try again")
+    return AnatomyError(name, "a successful HTTP answer", f"HTTP {status}", "try again later")
+
+
+def gated(repo: str) -> AnatomyError:
+    return AnatomyError(repo, "a model you may read", "a gated model", "accept its license on the model page, then `hf auth login` or set HF_TOKEN")
+
+
+def not_found(repo: str, revision: str | None = None) -> AnatomyError:
+    what = f"revision {revision!r} of a model on the Hub" if revision else "a model on the Hub"
+    return AnatomyError(repo, what, "not found, or private/gated and you are not logged in", "check the name, or `hf auth login` / set HF_TOKEN")
+
+
+class Request:
+    """Requests for one file of a repository: hub.url(filename) and hub.headers (built on
+    first use: the header cache needs neither), Authorization kept to the Hub's host."""
+
+    def __init__(self, hub: Any, filename: str) -> None:
+        self.hub, self.filename = hub, filename
+        self.final_url: str | None = None  # the CDN address the Hub redirected to, reused
+
+    def get(self, name: str, start: int, end: int) -> tuple[bytes, int]:
+        """Bytes start..end (inclusive) and the file's size, with retries."""
+        return self._retrying(name, start, end, 0)
+
+    def get_whole(self, name: str, limit: int) -> bytes:
+        """A small file (config, index) whole, refused if larger than limit."""
+        return self._retrying(name, 0, None, limit)[0]
+
+    def _retrying(self, name: str, start: int, end: int | None, limit: int) -> tuple[bytes, int]:
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return self._get_once(name, start, end, limit)
+            except _Retry as retry:
+                if delay is None:
+                    raise AnatomyError(name, "an answer from the Hub", retry.found, "check the network or HF_ENDPOINT, and try again later") from None
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _get_once(self, name: str, start: int, end: int | None, limit: int) -> tuple[bytes, int]:
+        hub_url = self.hub.url(self.filename)
+        url = self.final_url or hub_url
+        hub_host = urlsplit(hub_url).netloc
+        for _ in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(url)
+            headers = {k: v for k, v in self.hub.headers.items() if parts.netloc == hub_host or k.lower() != "authorization"}
+            if end is not None:
+                headers["Range"] = f"bytes={start}-{end}"
+            headers["Accept-Encoding"] = "identity"
+            Stats.add(requests=1)
+            connection = _connection(parts.scheme, parts.netloc)
+            try:
+                connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
+                response = connection.getresponse()
+                status = response.status
+                if status in (301, 302, 303, 307, 308):
+                    response.read()
+                    url = urljoin(url, response.getheader("Location") or "")
+                    continue
+                if status in RETRY_STATUS:
+                    response.read()
+                    raise _Retry(f"HTTP {status}")
+                if status not in (200, 206):
+                    response.read()
+                    raise status_error(self.hub.repo, name, status, response.getheader("X-Error-Code"))
+                body, size = self._body(name, response, start, end, limit)
+            except (OSError, http.client.HTTPException) as exc:
+                _drop_connection(parts.scheme, parts.netloc)
+                raise _Retry(f"no answer ({type(exc).__name__}: {exc})") from None
+            except AnatomyError:
+                _drop_connection(parts.scheme, parts.netloc)  # a body left unread
+                raise
+            if parts.netloc != hub_host:
+                self.final_url = url
+            return body, size
+        raise AnatomyError(name, f"at most {MAX_REDIRECTS} redirects", "more", "check HF_ENDPOINT")
+
+    @staticmethod
+    def _body(name: str, response: http.client.HTTPResponse, start: int, end: int | None, limit: int) -> tuple[bytes, int]:
+        length = response.getheader("Content-Length")
+        if end is None:  # a whole small file
+            if response.status != 200 or length is None or not length.isdigit():
+                raise AnatomyError(name, "a whole file with its Content-Length", f"HTTP {response.status}, Content-Length {length}", "check HF_ENDPOINT")
+            if int(length) > limit:
+                raise AnatomyError(name, f"a file of at most {limit} bytes", f"{length} bytes", "the repository's file is corrupt or hostile")
+            size, first, last = int(length), 0, int(length) - 1
+        elif response.status == 200:  # the server ignored Range and is sending the whole file
+            raise AnatomyError(name, f"a partial answer (206) for bytes {start}-{end}", "the whole file (200)", "the server ignores ranges; check HF_ENDPOINT")
+        else:
+            content_range = response.getheader("Content-Range") or ""
+            try:
+                unit, _, span = content_range.partition(" ")
+                first_text, _, rest = span.partition("-")
+                last_text, _, size_text = rest.partition("/")
+                first, last, size = int(first_text), int(last_text), int(size_text)
+            except ValueError:
+                raise AnatomyError(name, "a Content-Range header", repr(content_range)[:80], "the server's answer is malformed; check HF_ENDPOINT") from None
+            wanted_last = min(end, size - 1)
+            if unit != "bytes" or first != start or last != wanted_last:
+                asked = _CONTENT_RANGE.format(start, wanted_last, size)
+                raise AnatomyError(name, f"Content-Range {asked}", repr(content_range)[:80], "the server's answer does not match the request; try again")
+        body = response.read(last - first + 1)
+        Stats.add(nbytes=len(body))
+        if len(body) != last - first + 1 or (length is not None and int(length) != len(body)):
+            raise AnatomyError(name, f"{last - first + 1} bytes", f"{len(body)} bytes", "the answer was cut short; try again")
+        return body, size
+
+
+class _Retry(Exception):
+    def __init__(self, found: str) -> None:
+        self.found = found
+
+
+def parallel(jobs: Iterable, function) -> list:
+    """function(job) for each job, at most WORKERS at a time, in order; the first error raised."""
+    jobs = list(jobs)
+    if len(jobs) <= 1:
+        return [function(job) for job in jobs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(WORKERS, len(jobs))) as pool:
+        return list(pool.map(function, jobs))
+
+
+class RemoteFile:
+    """A weight file on the Hub as a byte source: the chunks fetched so far (or loaded from
+    the header cache), and more fetched on demand; request None means offline."""
+
+    def __init__(self, name: str, size: int, request: Request | None, chunks: Iterable[tuple[int, bytes]] = ()) -> None:
+        self.name, self.size, self.request = name, size, request
+        self._starts: list[int] = []
+        self._chunks: list[bytes] = []
+        self._lock = threading.Lock()
+        self._next_fetch = (-1, MIN_FETCH_BYTES)  # (where a sequential read would continue, its fetch size)
+        for start, data in chunks:
+            self._add(start, data)
+
+    def __enter__(self) -> "RemoteFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass  # the chunks are the header cache until the command ends
+
+    def chunks(self) -> list[tuple[int, bytes]]:
+        return list(zip(self._starts, self._chunks))
+
+    def _add(self, start: int, data: bytes) -> None:
+        with self._lock:
+            index = bisect.bisect_left(self._starts, start)
+            self._starts.insert(index, start)
+            self._chunks.insert(index, data)
+
+    def _cached(self, offset: int, length: int) -> bytes | None:
+        index = bisect.bisect_right(self._starts, offset) - 1
+        while index >= 0:  # an earlier, longer chunk may cover it too
+            start, data = self._starts[index], self._chunks[index]
+            if start + len(data) >= offset + length:
+                return data[offset - start : offset - start + length]
+            if index == 0 or offset - self._starts[index - 1] > MAX_FETCH_BYTES:
+                break
+            index -= 1
+        return None
+
+    def _fetch(self, start: int, length: int) -> None:
+        if self.request is None:
+            raise AnatomyError(self.name, f"bytes {start}..{start + length} in the header cache", "they were never fetched", "run without HF_HUB_OFFLINE=1 to read them from the Hub")
+        data, size = self.request.get(self.name, start, start + length - 1)
+        if size != self.size:
+            raise AnatomyError(self.name, f"a file of {self.size} bytes", f"{size} bytes", "the file changed on the Hub; try again")
+        self._add(start, data)
+
+    def read(self, offset: int, length: int, what: str) -> bytes:
+        check_range(self.name, offset, length, self.size, what)
+        data = self._cached(offset, length)
+        if data is None:
+            continue_at, fetch = self._next_fetch
+            fetch = min(MAX_FETCH_BYTES, 2 * fetch) if offset == continue_at else MIN_FETCH_BYTES
+            fetch = max(length, fetch)
+            start = offset
+            if start + fetch > self.size:  # near the end: fetch backwards (zip directories end files)
+                start = max(0, self.size - max(fetch, TAIL_BYTES))
+                fetch = self.size - start
+            self._fetch(start, fetch)
+            self._next_fetch = (start + fetch, fetch)
+            data = self._cached(offset, length)
+            assert data is not None
+        return data
+
+    def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:
+        """Fetch these (offset, length) ranges in parallel requests, nearby ones together."""
+        merged: list[list[int]] = []
+        for offset, length in sorted(ranges):
+            if self._cached(offset, length) is not None or length <= 0:
+                continue
+            end = min(self.size, offset + length)
+            if merged and offset - merged[-1][1] <= PREFETCH_GAP_BYTES and end - merged[-1][0] <= MAX_FETCH_BYTES:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([offset, end])
+        parallel(merged, lambda span: self._fetch(span[0], span[1] - span[0]))
+
+    def fileobj(self) -> BinaryIO:
+        return _FileView(self)
+
+
+class _FileView:
+    """A seekable read-only file object over a byte source, for zipfile."""
+
+    def __init__(self, source: RemoteFile) -> None:
+        self.source, self.pos = source, 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = max(0, offset + (0, self.pos, self.source.size)[whence])
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.source.size - self.pos if n is None or n < 0 else min(n, max(0, self.source.size - self.pos))
+        data = self.source.read(self.pos, n, "zip data")
+        self.pos += n
+        return data
+
+    def close(self) -> None:
+        pass

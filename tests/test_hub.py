@@ -1,0 +1,169 @@
+"""Models that live only on the Hub, read through HTTP ranges from a stand-in Hub
+(hub_standin.py) on 127.0.0.1: the same output as the same files in the local Hugging
+Face cache, the bytes moved, the header cache, and one line for each refusal."""
+
+import os
+import shutil
+
+import pytest
+
+import checkpoints
+from hub_standin import HubStandIn
+from llm_anatomy import remote
+
+
+@pytest.fixture(scope="session")
+def standin():
+    hub = HubStandIn()
+    yield hub
+    hub.close()
+
+
+@pytest.fixture
+def online(standin, tmp_path, monkeypatch):
+    """The Hub is the stand-in; the HF cache and the header cache are empty temp folders."""
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", standin.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_cache"))
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "anatomy_cache"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    # huggingface_hub reads these at import, and this process may have imported it already.
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", standin.url)
+    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE", standin.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(remote, "RETRY_DELAYS", (0.01, 0.01, 0.01))
+    standin.faults.clear()
+    standin.clear_log()
+    return standin
+
+
+def as_hf_cache(folder, repo_id, sha, cache):
+    """The files of folder as the Hugging Face cache holds repo_id at commit sha."""
+    repo_dir = os.path.join(cache, "models--" + repo_id.replace("/", "--"))
+    shutil.copytree(folder, os.path.join(repo_dir, "snapshots", sha))
+    os.makedirs(os.path.join(repo_dir, "refs"))
+    with open(os.path.join(repo_dir, "refs", "main"), "w") as handle:
+        handle.write(sha)
+
+
+@pytest.fixture(scope="session")
+def remote_repos(standin, tmp_path_factory, llama_dir, gpt2_dir):
+    """Repos on the stand-in: a sharded Llama, a single-file GPT-2, a gated copy."""
+    base = tmp_path_factory.mktemp("repos")
+    repos = {"org/llama": llama_dir, "org/gpt2": gpt2_dir, "gated-org/llama": llama_dir}
+    shas = {repo: standin.add(repo, folder, gated=repo.startswith("gated")) for repo, folder in repos.items()}
+    return {repo: (folder, shas[repo]) for repo, folder in repos.items()}, base
+
+
+COMMANDS = (
+    ("params",),
+    ("params", "--json"),
+    ("tree",),
+    ("config",),
+    ("config", "--explain"),
+    ("summary",),
+    ("values", "--filter", "*.0.*"),
+    ("values", "--style", "torch"),
+)
+
+
+@pytest.mark.parametrize("repo", ["org/llama", "org/gpt2"])
+def test_every_view_prints_what_the_cached_copy_prints(repo, online, remote_repos, cli, tmp_path, monkeypatch):
+    repos, _ = remote_repos
+    folder, sha = repos[repo]
+    remote_out = {args: cli(args[0], repo, *args[1:]) for args in COMMANDS}
+    as_hf_cache(folder, repo, sha, os.environ["HF_HUB_CACHE"])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for args, result in remote_out.items():
+        local = cli(args[0], repo, *args[1:])
+        assert (result.code, result.err) == (0, ""), (args, result.err)
+        assert result.out == local.out, args
+
+
+def test_report_page_equals_the_cached_copys(online, remote_repos, cli, tmp_path, monkeypatch):
+    repos, _ = remote_repos
+    folder, sha = repos["org/llama"]
+    assert cli("report", "org/llama", "-o", tmp_path / "remote.html").code == 0
+    as_hf_cache(folder, "org/llama", sha, os.environ["HF_HUB_CACHE"])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli("report", "org/llama", "-o", tmp_path / "local.html").code == 0
+    assert (tmp_path / "remote.html").read_text() == (tmp_path / "local.html").read_text()
+
+
+def test_headers_come_in_few_requests_and_the_second_call_from_the_cache(online, remote_repos, cli):
+    first = cli("params", "org/llama")
+    assert first.code == 0
+    paths = [(e.host, e.method, e.path.split("?")[0]) for e in online.log]
+    shards = sorted(n for n in os.listdir(remote_repos[0]["org/llama"][0]) if n.endswith(".safetensors"))
+    sha = remote_repos[0]["org/llama"][1]
+    # One model info, the two small files, and per shard: the Hub's redirect and one CDN range.
+    assert sorted(p for p in paths if p[2] != "/api/agent-harnesses") == sorted(
+        [("hub", "GET", "/api/models/org/llama"), ("hub", "GET", f"/org/llama/resolve/{sha}/config.json"), ("hub", "GET", f"/org/llama/resolve/{sha}/model.safetensors.index.json")]
+        + [("hub", "GET", f"/org/llama/resolve/{sha}/{s}") for s in shards]
+        + [("cdn", "GET", f"/org/llama/{sha}/{s}") for s in shards]
+    )
+    assert all(e.range == f"bytes=0-{remote.HEAD_BYTES - 1}" for e in online.log if e.host == "cdn")
+    online.clear_log()
+    again = cli("params", "org/llama")
+    assert again.out == first.out
+    assert [e.path for e in online.log if e.path != "/api/agent-harnesses"] == ["/api/models/org/llama"]  # main -> sha, nothing else
+    online.clear_log()
+    assert cli("params", "org/llama", "--revision", sha).out == first.out
+    assert online.log == []
+
+
+def test_offline_the_header_cache_serves_and_nothing_is_sent(online, remote_repos, cli, monkeypatch):
+    first = cli("params", "org/gpt2")
+    online.clear_log()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli("params", "org/gpt2").out == first.out
+    assert online.log == []
+    values = cli("values", "org/gpt2", "--filter", "*wte.weight")
+    assert values.code == 1 and online.log == []
+    assert "in the header cache, found they were never fetched; run without HF_HUB_OFFLINE=1 to read them from the Hub" in values.err
+
+
+def test_the_token_goes_to_the_hub_and_never_to_the_cdn(online, remote_repos, cli, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_allowed")
+    result = cli("params", "gated-org/llama")
+    assert result.code == 0, result.err
+    assert {(e.host, e.authorized) for e in online.log if e.path != "/api/agent-harnesses"} == {("hub", True), ("cdn", False)}
+
+
+def test_gated_without_access(online, remote_repos, cli, monkeypatch):
+    result = cli("params", "gated-org/llama")
+    assert (result.code, result.out) == (1, "")
+    assert result.err == "llm-anatomy: gated-org/llama: expected a model you may read, found a gated model; accept its license on the model page, then `hf auth login` or set HF_TOKEN\n"
+    monkeypatch.setenv("HF_TOKEN", "hf_other")
+    assert cli("params", "gated-org/llama").err == result.err
+
+
+def test_unknown_repo_and_revision(online, remote_repos, cli):
+    result = cli("params", "nobody/nothing")
+    assert (result.code, result.err) == (1, "llm-anatomy: nobody/nothing: expected a model on the Hub, found not found, or private/gated and you are not logged in; check the name, or `hf auth login` / set HF_TOKEN\n")
+    result = cli("params", "org/llama", "--revision", "v9")
+    assert (result.code, result.err) == (1, "llm-anatomy: org/llama: expected revision 'v9' of a model on the Hub, found not found, or private/gated and you are not logged in; check the name, or `hf auth login` / set HF_TOKEN\n")
+
+
+def test_a_429_is_retried(online, remote_repos, cli):
+    online.faults["cdn:/org/gpt2/"] = "429-once"
+    result = cli("params", "org/gpt2")
+    assert result.code == 0, result.err
+    assert [e.status for e in online.log if e.host == "cdn"] == [429, 206]
+
+
+@pytest.mark.parametrize(
+    "fault, found",
+    [
+        ("lie-range", "found 'bytes 1-"),
+        ("short-body", "found 50000 bytes; the answer was cut short; try again"),
+    ],
+)
+def test_lying_or_short_answers_are_refused(fault, found, online, remote_repos, cli):
+    online.faults["cdn:/org/gpt2/"] = fault
+    result = cli("params", "org/gpt2")
+    assert result.code == 1 and result.out == ""
+    assert len(result.err.splitlines()) == 1 and found in result.err, result.err
