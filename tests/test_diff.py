@@ -43,7 +43,16 @@ def expected_change(a, b):
     }
 
 
-def test_finds_exactly_the_planted_changes(pair, cli):
+@pytest.fixture(params=["batched", "alone"])
+def batching(request, monkeypatch):
+    """Run once with the small tensors batched (as by default), once with each pair read alone."""
+    from llm_anatomy import streaming
+
+    monkeypatch.setattr(streaming, "SMALL_ELEMS", 1 << 20 if request.param == "batched" else 0)
+    return request.param
+
+
+def test_finds_exactly_the_planted_changes(pair, cli, batching):
     a_dir, b_dir, a, b = pair
     result = cli("diff", a_dir, b_dir, "--json")
     assert result.code == 0, result.err
@@ -134,7 +143,7 @@ def test_nothing_in_common(llama_dir, tmp_path, cli):
     )
 
 
-def test_truncated_b_is_reported_and_the_rest_still_compared(llama_dir, tmp_path, cli):
+def test_truncated_b_is_reported_and_the_rest_still_compared(llama_dir, tmp_path, cli, batching):
     b_dir = tmp_path / "b"
     shutil.copytree(llama_dir, b_dir)
     shard = sorted(p for p in os.listdir(b_dir) if p.endswith(".safetensors"))[-1]
@@ -151,7 +160,7 @@ def test_truncated_b_is_reported_and_the_rest_still_compared(llama_dir, tmp_path
     assert doc["compared"] == doc["identical"] == 20
 
 
-def test_nan_pairs_are_left_out_and_counted(tmp_path, cli):
+def test_nan_pairs_are_left_out_and_counted(tmp_path, cli, batching):
     a = safetensors_file(str(tmp_path / "a.safetensors"), {"w": torch.tensor([1.0, 2.0, float("nan"), 4.0])})
     b = safetensors_file(str(tmp_path / "b.safetensors"), {"w": torch.tensor([1.0, 2.0, 3.0, float("inf")])})
     row = json.loads(cli("diff", a, b, "--json").out)["tensors"][0]
@@ -161,3 +170,27 @@ def test_nan_pairs_are_left_out_and_counted(tmp_path, cli):
 def test_negative_top_is_a_usage_error(llama_dir, cli):
     result = cli("diff", llama_dir, llama_dir, "--top", "-1")
     assert (result.code, result.out, result.err) == (2, "", "llm-anatomy diff: error: argument --top: expected a non-negative integer, found -1\n")
+
+
+def test_tiny_tensors_against_themselves_and_a_changed_copy(tmp_path):
+    from hostile import run_cli
+    from test_stats import tiny_tensors_file
+
+    a = tiny_tensors_file(str(tmp_path / "a.safetensors"), 200_000)
+    outcome = run_cli("diff", a, a, "--json", timeout=60)
+    assert outcome.code == 0, outcome.err
+    doc = json.loads(outcome.out)
+    assert doc["compared"] == doc["identical"] == 200_000
+    assert outcome.max_rss < 500 * 2**20 and outcome.leftover == []
+    a = tiny_tensors_file(str(tmp_path / "a.safetensors"), 50_000)  # a copy is read whole: smaller, to keep the test short
+    b = str(tmp_path / "b.safetensors")
+    shutil.copyfile(a, b)
+    with open(b, "r+b") as handle:  # the last tensor [1.5, -2.0] becomes [1.5, 2.0]
+        handle.seek(-1, os.SEEK_END)
+        handle.write(b"\x40")
+    outcome = run_cli("diff", a, b, "--json", "--top", "1", timeout=60)
+    doc = json.loads(outcome.out)
+    assert (doc["compared"], doc["identical"]) == (50_000, 49_999)
+    assert doc["tensors"] == [
+        {"name": "t.49999", "dtype_a": "F16", "dtype_b": "F16", "numel": 2, "identical": False, "relative": 4 / 2.5, "cosine": (2.25 - 4) / 6.25, "max_abs_diff": 4.0, "skipped_nonfinite": 0}
+    ]

@@ -74,7 +74,17 @@ def _close(got, expected):
     assert got == pytest.approx(expected, rel=1e-6, abs=0), (got, expected)
 
 
-def test_every_statistic_matches_torch_float64(tmp_path, cli):
+@pytest.fixture(params=["batched", "alone"])
+def batching(request, monkeypatch):
+    """Run once with small tensors batched (the default: every tensor here has at most
+    SMALL_ELEMS values or is near it) and once with every tensor read alone."""
+    from llm_anatomy import streaming
+
+    monkeypatch.setattr(streaming, "SMALL_ELEMS", 1 << 20 if request.param == "batched" else 0)
+    return request.param
+
+
+def test_every_statistic_matches_torch_float64(tmp_path, cli, batching):
     path, tensors = planted_checkpoint(str(tmp_path / "planted.safetensors"))
     result = cli("stats", path, "--json")
     assert result.code == 0, result.err
@@ -134,7 +144,7 @@ def _members(group, by, names):
 
 
 @pytest.mark.parametrize(("by", "groups"), [("layer", LAYER_GROUPS), ("role", ROLE_GROUPS)])
-def test_groups_combine_exactly(llama_dir, cli, by, groups):
+def test_groups_combine_exactly(llama_dir, cli, by, groups, batching):
     tensors = _hf_state_dict(llama_dir)
     with torch.no_grad():
         tensors["model.layers.1.mlp.up_proj.weight"][0, :3] = torch.tensor([float("nan"), 0.0, 5.0])
@@ -193,13 +203,13 @@ def test_json_and_csv_schema(llama_dir, cli):
     assert all(float(r["mean"]) == by_name[r["name"]]["mean"] for r in rows)  # full precision in CSV
 
 
-def test_all_nan_tensor_has_null_moments_in_json(tmp_path, cli):
+def test_all_nan_tensor_has_null_moments_in_json(tmp_path, cli, batching):
     path = safetensors_file(str(tmp_path / "n.safetensors"), {"n": torch.full((3,), float("nan"))})
     row = json.loads(cli("stats", path, "--json").out)["rows"][0]
     assert (row["count"], row["nan"], row["mean"], row["std"], row["min"], row["l2"]) == (0, 3, None, None, None, 0.0)
 
 
-def test_truncated_shard_is_reported_and_the_rest_still_computed(llama_dir, tmp_path, cli):
+def test_truncated_shard_is_reported_and_the_rest_still_computed(llama_dir, tmp_path, cli, batching):
     folder = tmp_path / "truncated"
     folder.mkdir()
     for name in os.listdir(llama_dir):
@@ -300,3 +310,58 @@ def test_progress_line_is_cleared_when_the_work_fails(monkeypatch):
             progress(10)  # the last bytes always draw the line
             raise RuntimeError("read failed")
     assert re.fullmatch(r"\rstats 100% 0\.00/0\.00 GB +\d+\.\d\d GB/s\r\x1b\[K", terminal.getvalue())
+
+
+def test_a_batch_mixes_dtypes_and_empty_tensors_exactly(tmp_path, cli):
+    """Small tensors of every kind side by side in one batch: each row equals torch's."""
+    torch.manual_seed(5)
+    tensors = {
+        "a_f16": (torch.randn(300) * 0.02).to(torch.float16),
+        "b_bf16": torch.tensor([1.0, float("nan"), -2.0, 0.0]).to(torch.bfloat16),
+        "c_empty": torch.zeros(0),
+        "d_f32": torch.tensor([float("inf"), float("-inf"), 2.0, float("nan")]),
+        "e_i8": torch.tensor([-3, 0, 5], dtype=torch.int8),
+        "f_f64": torch.randn(7, dtype=torch.float64),
+        "g_outlier": torch.cat([torch.zeros(99), torch.tensor([1.0])]),
+        "h_bool": torch.tensor([True, False, True]),
+    }
+    rows = {row["name"]: row for row in json.loads(cli("stats", safetensors_file(str(tmp_path / "m.safetensors"), tensors), "--json").out)["rows"]}
+    for name, tensor in tensors.items():
+        if tensor.numel() == 0:
+            assert (rows[name]["numel"], rows[name]["count"], rows[name]["mean"], rows[name]["zeros"]) == (0, 0, None, 0)
+            continue
+        expected = reference(tensor)
+        for field in COUNT_FIELDS:
+            assert rows[name][field] == expected[field], (name, field)
+        for field in FLOAT_FIELDS:
+            _close(rows[name][field], expected[field])
+    assert rows["g_outlier"]["beyond_6_std"] == 1 and rows["d_f32"]["inf"] == 2
+
+
+def tiny_tensors_file(path, count):
+    """`count` F16 tensors of 2 values each, hand-packed (json header, sparse zero data but
+    for the last tensor's [1.5, -2.0]): how a hostile file makes a million tiny reads."""
+    import struct
+
+    header = {f"t.{i}": {"dtype": "F16", "shape": [2], "data_offsets": [4 * i, 4 * i + 4]} for i in range(count)}
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw)
+        handle.truncate(8 + len(raw) + 4 * count - 4)
+        handle.seek(0, os.SEEK_END)
+        handle.write(struct.pack("<2e", 1.5, -2.0))
+    return path
+
+
+def test_200k_tiny_tensors_finish_fast_in_bounded_memory(tmp_path):
+    from hostile import run_cli
+
+    path = tiny_tensors_file(str(tmp_path / "tiny.safetensors"), 200_000)
+    outcome = run_cli("stats", path, "--csv", timeout=60)
+    assert outcome.code == 0, outcome.err
+    lines = outcome.out.splitlines()
+    assert len(lines) == 1 + 200_000
+    assert lines[1] == "t.0,F16,1,2,2,0.0,0.0,0.0,0.0,0.0,0.0,1.0,2,0,0,0,"
+    assert lines[-1] == "t.199999,F16,1,2,2,-0.25,1.75,-2.0,1.5,2.0,2.5,0.0,0,0,0,0,"
+    assert outcome.max_rss < 500 * 2**20 and outcome.leftover == []

@@ -83,6 +83,33 @@ def test_gguf_quants_stream_as_gguf_dequantizes_them(llama_dir, tmp_path):
     assert {"Q8_0", "Q4_0", "BF16", "F16", "F32"} <= checked
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "page-cache"])
+def test_gather_decodes_many_tensors_as_torch_does_across_reads_and_pieces(tmp_path, direct):
+    tensors = {f"{i:02d}_{name}": _values(DTYPES[name])[: 10 + i] for i, name in enumerate(sorted(DTYPES))}
+    path = safetensors_file(str(tmp_path / "t.safetensors"), tensors)
+    catalog = open_catalog(path)
+    infos = [catalog.get(name) for name in reversed(list(tensors))]  # any order: read in file order
+    reader = Reader(chunk_bytes=256, block_elems=8, direct=direct)  # several reads, runs decoded 8 values at a time
+    got = reader.gather(infos, keep_raw=True)
+    assert got.errors == {}
+    for i, info in enumerate(infos):
+        expected = tensors[info.name].to(torch.float64).numpy()
+        np.testing.assert_array_equal(got.values[got.bounds[i] : got.bounds[i + 1]], expected)
+        with open(path, "rb") as handle:
+            handle.seek(info.offset)
+            assert got.raw[got.raw_bounds[i] : got.raw_bounds[i + 1]].tobytes() == handle.read(info.nbytes)
+
+
+def test_gather_reports_each_unreadable_tensor_and_reads_the_rest(tmp_path):
+    path = safetensors_file(str(tmp_path / "t.safetensors"), {"a": torch.ones(4), "b": torch.full((4,), 2.0), "c": torch.ones(2, dtype=torch.complex64)})
+    catalog = open_catalog(path)
+    os.truncate(path, catalog.get("b").offset + 10)
+    got = Reader().gather([catalog.get("c"), catalog.get("b"), catalog.get("a")])
+    assert sorted(got.errors) == [0, 1]
+    assert got.errors[1].line().endswith("the file is truncated; download it again")
+    assert list(got.bounds) == [0, 0, 0, 4] and list(got.values) == [1.0] * 4
+
+
 def test_data_past_the_end_of_a_truncated_file_is_one_exact_error(tmp_path):
     path = safetensors_file(str(tmp_path / "t.safetensors"), {"a": torch.ones(4), "b": torch.ones(4)})
     info = open_catalog(path).get("b")

@@ -33,6 +33,15 @@ CHUNK_BYTES = 8 << 20
 ALIGN = 4096  # direct reads start, end and land on page boundaries
 DIRECT_FLAG = getattr(os, "O_DIRECT", 0)
 BLOCK_ELEMS = 1 << 17  # float64 values per decoded block (1 MiB: stays in the CPU's L2)
+# Small tensors are read and computed in batches: one at a time, each costs a task, a read
+# and a few dozen numpy calls (1.2 million tensors of 2 values took minutes), so many of
+# them go in one task, neighbours in the file in one read, and every statistic is computed
+# for the whole batch at once. Tensors of at most SMALL_ELEMS values qualify (under that,
+# the per-tensor calls cost more than the values); a batch holds at most BATCH_ELEMS values
+# (8 MiB as float64) and BATCH_TENSORS tensors (so that there are batches for every core).
+SMALL_ELEMS = 1 << 16
+BATCH_ELEMS = 1 << 20
+BATCH_TENSORS = 4096
 
 
 @dataclass(frozen=True)
@@ -192,12 +201,17 @@ class Reader:
             raise AnatomyError(f"{info.file}: tensor {info.name}", f"{want} bytes at byte {position}", f"{max(0, got - skip)} bytes", "the file changed while it was read")
         return self.raw[skip : skip + want]
 
-    def chunks(self, info: TensorInfo, unit_bytes: int) -> Iterator[np.ndarray]:
-        """The tensor's bytes as consecutive views of the one raw buffer (whole units each)."""
+    def _check(self, info: TensorInfo) -> None:
+        """Open the tensor's file and check that its bytes lie inside it."""
         _, size, _ = self._open(info.file)
         end = info.offset + info.nbytes
         if info.offset < 0 or end > size:
             raise AnatomyError(f"{info.file}: tensor {info.name}", f"data at bytes {info.offset}..{end}", f"a file of {size} bytes", "the file is truncated; download it again")
+
+    def chunks(self, info: TensorInfo, unit_bytes: int) -> Iterator[np.ndarray]:
+        """The tensor's bytes as consecutive views of the one raw buffer (whole units each)."""
+        self._check(info)
+        end = info.offset + info.nbytes
         step = self.chunk_bytes - self.chunk_bytes % unit_bytes
         position = info.offset
         while position < end:
@@ -222,6 +236,90 @@ class Reader:
                 out = self.block[: len(raw) // decoder.unit_bytes * decoder.unit_elems]
                 decoder.decode(raw, out, self.scratch)
                 yield out
+
+    def gather(self, infos: Sequence[TensorInfo], keep_raw: bool = False) -> "Gathered":
+        """The values of many small tensors as one float64 array, tensor i's at
+        values[bounds[i]:bounds[i + 1]], read with one read per run of neighbours in a file
+        (gaps of up to a page read through). A tensor that cannot be read is in `errors` and
+        has no values. With keep_raw, also each tensor's raw bytes (raw[raw_bounds[i]:...])."""
+        errors: dict[int, AnatomyError] = {}
+        decoders: list[Decoder | None] = []
+        for i, info in enumerate(infos):
+            decoder = None
+            try:
+                decoder = decoder_for(info)
+                self._check(info)
+            except AnatomyError as exc:
+                errors[i] = exc
+            decoders.append(decoder)
+            if info.nbytes > self.chunk_bytes:  # tiny test chunks: one tensor must fit
+                self._allocate(info.nbytes)
+        bounds = np.zeros(len(infos) + 1, np.int64)
+        np.cumsum([0 if i in errors else info.numel for i, info in enumerate(infos)], out=bounds[1:])
+        raw_bounds = np.zeros(len(infos) + 1, np.int64)
+        if keep_raw:
+            np.cumsum([0 if i in errors else info.nbytes for i, info in enumerate(infos)], out=raw_bounds[1:])
+        gathered = Gathered(np.empty(int(bounds[-1]), np.float64), bounds, errors, np.empty(int(raw_bounds[-1]), np.uint8), raw_bounds)
+        order = sorted((i for i in range(len(infos)) if i not in errors), key=lambda i: (infos[i].file, infos[i].offset))
+        span: list[int] = []
+        for i in order:
+            if span:
+                first, last = infos[span[0]], infos[span[-1]]
+                end = last.offset + last.nbytes
+                info = infos[i]
+                if info.file != first.file or not end <= info.offset <= end + ALIGN or info.offset + info.nbytes - first.offset > self.chunk_bytes:
+                    self._decode_span(infos, span, decoders, gathered)
+                    span = []
+            span.append(i)
+        if span:
+            self._decode_span(infos, span, decoders, gathered)
+        return gathered
+
+    def _decode_span(self, infos: Sequence[TensorInfo], span: list[int], decoders: list, into: "Gathered") -> None:
+        """One read for the span's tensors, then one decode per run of same-dtype neighbours."""
+        first, last = infos[span[0]], infos[span[-1]]
+        try:
+            raw = self._read(first, first.offset, last.offset + last.nbytes - first.offset)
+        except AnatomyError as exc:
+            if len(span) == 1:  # the error names this tensor; its values are left unset
+                into.errors[span[0]] = exc
+                return
+            for i in span:  # the read failed: read each alone, so the error names its tensor
+                self._decode_span(infos, [i], decoders, into)
+            return
+        if into.raw.size:
+            for i in span:
+                start = infos[i].offset - first.offset
+                into.raw[into.raw_bounds[i] : into.raw_bounds[i + 1]] = raw[start : start + infos[i].nbytes]
+        run: list[int] = []
+        for i in span:
+            if run and not (decoders[i] is decoders[run[-1]] and i == run[-1] + 1 and infos[i].offset == infos[run[-1]].offset + infos[run[-1]].nbytes):
+                self._decode_run(infos, run, decoders[run[0]], raw, first.offset, into)
+                run = []
+            run.append(i)
+        self._decode_run(infos, run, decoders[run[0]], raw, first.offset, into)
+
+    def _decode_run(self, infos: Sequence[TensorInfo], run: list[int], decoder: Decoder, raw: np.ndarray, base: int, into: "Gathered") -> None:
+        """Decode a run of neighbours, a scratch's length of values at a time."""
+        start = infos[run[0]].offset - base
+        end = infos[run[-1]].offset + infos[run[-1]].nbytes - base
+        out = into.values[into.bounds[run[0]] : into.bounds[run[-1] + 1]]
+        step = max(1, len(self.scratch.words) // decoder.unit_elems) * decoder.unit_bytes
+        for piece in range(start, end, step):
+            first = (piece - start) // decoder.unit_bytes * decoder.unit_elems
+            raw_piece = raw[piece : min(piece + step, end)]
+            decoder.decode(raw_piece, out[first : first + len(raw_piece) // decoder.unit_bytes * decoder.unit_elems], self.scratch)
+
+
+@dataclass
+class Gathered:
+    """What Reader.gather returns (see there)."""
+
+    values: np.ndarray
+    bounds: np.ndarray
+    errors: dict
+    raw: np.ndarray
+    raw_bounds: np.ndarray
 
 
 def workers() -> int:
@@ -322,4 +420,47 @@ def run_parallel(
         for reader in _WORKER_READERS:
             reader.close()
         _WORKER_READERS.clear()
+    return results
+
+
+def run_batched(
+    tasks: Sequence[Task],
+    one: Callable[..., Result],
+    many: Callable[..., list],
+    numel: Callable[[Task], int],
+    place: Callable[[Task], tuple],
+    weight: Callable[[Task], int],
+    readers_per_worker: int = 1,
+    done: Callable[[Task], None] | None = None,
+) -> list[Result]:
+    """Like run_parallel, but tasks of at most SMALL_ELEMS values go in batches: many(batch,
+    *readers) returns one result per task of the batch. Batches are cut in the order of
+    place(task) (file and offset), so that neighbours in a file share a batch and a read."""
+    small = sorted((i for i in range(len(tasks)) if numel(tasks[i]) <= SMALL_ELEMS), key=lambda i: place(tasks[i]))
+    groups: list[tuple[bool, list[int]]] = [(False, [i]) for i in range(len(tasks)) if numel(tasks[i]) > SMALL_ELEMS]
+    batch: list[int] = []
+    values = 0
+    for i in small:
+        if batch and (values + numel(tasks[i]) > BATCH_ELEMS or len(batch) == BATCH_TENSORS):
+            groups.append((True, batch))
+            batch, values = [], 0
+        batch.append(i)
+        values += numel(tasks[i])
+    if batch:
+        groups.append((True, batch))
+
+    def work(group: tuple[bool, list[int]], *readers: Reader) -> list:
+        batched, members = group
+        return many([tasks[i] for i in members], *readers) if batched else [one(tasks[members[0]], *readers)]
+
+    def finished(group: tuple[bool, list[int]]) -> None:
+        for i in group[1]:
+            done(tasks[i])  # type: ignore[misc]
+
+    # A batch weighs its bytes plus a page per tensor (what a tiny tensor costs is its calls).
+    heft = lambda group: sum(weight(tasks[i]) + ALIGN for i in group[1])  # noqa: E731
+    results: list = [None] * len(tasks)
+    for group, outcome in zip(groups, run_parallel(groups, work, heft, readers_per_worker, finished if done is not None else None)):
+        for i, result in zip(group[1], outcome):
+            results[i] = result
     return results

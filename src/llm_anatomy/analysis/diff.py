@@ -146,6 +146,11 @@ def _by_value(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reade
         np.subtract(block_b, block_a, out=block_a)
         sum_dd += float(np.einsum("i,i", block_a, block_a))
         max_abs = max(max_abs, float(block_a.max()), -float(block_a.min()))
+    return _change(a, b, sum_aa, sum_bb, sum_ab, sum_dd, max_abs, skipped)
+
+
+def _change(a: TensorInfo, b: TensorInfo, sum_aa: float, sum_bb: float, sum_ab: float, sum_dd: float, max_abs: float, skipped: int) -> TensorChange:
+    """The change from the sums over the finite pairs: A.A, B.B, A.B and (B - A).(B - A)."""
     norm_a, norm_d = math.sqrt(sum_aa), math.sqrt(sum_dd)
     relative = norm_d / norm_a if norm_a else (0.0 if norm_d == 0 else math.inf)
     denominator = norm_a * math.sqrt(sum_bb)
@@ -170,6 +175,62 @@ def compare_pair(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Re
     return _by_value(a, b, reader_a, reader_b)
 
 
+def batch_compare(pairs: list[tuple[TensorInfo, TensorInfo]], reader_a: "Reader", reader_b: "Reader") -> list[TensorChange | str]:
+    """Many pairs of small tensors at once (streaming.SMALL_ELEMS): both sides' values in one
+    float64 array each, the sums as segmented reductions (np.*.reduceat) over all the pairs;
+    pairs of the same dtype and bytes are bit-identical, pairs at the same place not even read."""
+    import os
+
+    import numpy as np
+
+    rows: list = [None] * len(pairs)
+    same_file: dict[tuple[str, str], bool] = {}  # one stat per pair of files, not per pair of tensors
+    unread = []
+    for i, (a, b) in enumerate(pairs):
+        if a.dtype == b.dtype and (a.offset, a.nbytes) == (b.offset, b.nbytes):
+            if (a.file, b.file) not in same_file:
+                same_file[a.file, b.file] = os.path.samefile(a.file, b.file)
+            if same_file[a.file, b.file]:
+                rows[i] = TensorChange(a.name, a.dtype, b.dtype, a.numel, True, 0.0, 1.0, 0.0)
+                continue
+        unread.append(i)
+    got_a = reader_a.gather([pairs[i][0] for i in unread], keep_raw=True)
+    got_b = reader_b.gather([pairs[i][1] for i in unread], keep_raw=True)
+    failed = {**got_b.errors, **got_a.errors}
+    if failed:  # the sides' values no longer line up: compare the readable pairs again
+        for j, exc in failed.items():
+            rows[unread[j]] = exc.line()
+        readable = [i for j, i in enumerate(unread) if j not in failed]
+        for i, row in zip(readable, batch_compare([pairs[i] for i in readable], reader_a, reader_b)):
+            rows[i] = row
+        return rows
+    sizes = np.diff(got_a.bounds)
+    present = np.flatnonzero(sizes)
+    starts, lengths = got_a.bounds[present], sizes[present]
+    values_a, values_b = got_a.values, got_b.values
+    finite = np.isfinite(values_a) & np.isfinite(values_b)
+    skipped = np.zeros(len(present), np.int64)
+    if not finite.all():
+        skipped = lengths - np.add.reduceat(finite, starts, dtype=np.int64)
+        values_a, values_b = np.where(finite, values_a, 0.0), np.where(finite, values_b, 0.0)
+    differences = values_b - values_a
+    sums = [np.add.reduceat(x * y, starts).tolist() for x, y in ((values_a, values_a), (values_b, values_b), (values_a, values_b), (differences, differences))]
+    max_abs = np.fmax.reduceat(np.abs(differences), starts).tolist()
+    by_slot = {j: k for k, j in enumerate(present.tolist())}
+    for j, i in enumerate(unread):
+        a, b = pairs[i]
+        raw_a = got_a.raw[got_a.raw_bounds[j] : got_a.raw_bounds[j + 1]]
+        raw_b = got_b.raw[got_b.raw_bounds[j] : got_b.raw_bounds[j + 1]]
+        if a.dtype == b.dtype and raw_a.tobytes() == raw_b.tobytes():
+            rows[i] = TensorChange(a.name, a.dtype, b.dtype, a.numel, True, 0.0, 1.0, 0.0)
+        elif j in by_slot:
+            k = by_slot[j]
+            rows[i] = _change(a, b, sums[0][k], sums[1][k], sums[2][k], sums[3][k], max_abs[k], int(skipped[k]))
+        else:  # no values
+            rows[i] = _change(a, b, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+    return rows
+
+
 def _order(change: TensorChange) -> tuple:
     relative = change.relative if not math.isnan(change.relative) else math.inf
     return (change.identical, -relative, natural_key(change.name))
@@ -178,7 +239,7 @@ def _order(change: TensorChange) -> tuple:
 def compare_values(header: HeaderDiff, progress: Callable[[int], None] | None = None) -> ValueDiff:
     """Every pair of the header diff compared on all cores; a pair that cannot be read
     becomes a line in `errors` and the others are still compared."""
-    from ..streaming import run_parallel
+    from ..streaming import run_batched
 
     def work(pair: tuple[TensorInfo, TensorInfo], reader_a: "Reader", reader_b: "Reader") -> TensorChange | str:
         try:
@@ -188,7 +249,16 @@ def compare_values(header: HeaderDiff, progress: Callable[[int], None] | None = 
 
     pairs = list(header.pairs)
     done = (lambda pair: progress(pair[0].nbytes + pair[1].nbytes)) if progress is not None else None
-    results = run_parallel(pairs, work, weight=lambda p: p[0].nbytes + p[1].nbytes, readers_per_worker=2, done=done)
+    results = run_batched(
+        pairs,
+        work,
+        batch_compare,
+        numel=lambda p: p[0].numel,
+        place=lambda p: (p[0].file, p[0].offset),
+        weight=lambda p: p[0].nbytes + p[1].nbytes,
+        readers_per_worker=2,
+        done=done,
+    )
     rows = sorted((r for r in results if isinstance(r, TensorChange)), key=_order)
     errors = tuple((p[0].name, r) for p, r in zip(pairs, results) if isinstance(r, str))
     return ValueDiff(tuple(rows), errors, sum(a.nbytes + b.nbytes for a, b in pairs))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 from ..catalog import Catalog, TensorInfo, matching, natural_key
 from ..dtypes import DTYPES
@@ -43,9 +43,11 @@ HISTOGRAM_KINDS = ("float", "int", "uint", "bool")  # of 8 or 16 bits: counted b
 HISTOGRAM_SLICE = 1 << 19  # values per np.bincount call (its int64 copy of them: 4 MiB)
 
 
-@dataclass(frozen=True)
-class Moments:
-    """Count, mean and sum of squared deviations of the finite values (Chan et al. merge)."""
+class Moments(NamedTuple):
+    """Count, mean and sum of squared deviations of the finite values (Chan et al. merge).
+
+    Moments and Stats are named tuples, not dataclasses: a million tiny tensors make a
+    million of each, and a frozen dataclass costs three times the time and memory."""
 
     count: int = 0
     mean: float = 0.0
@@ -70,8 +72,7 @@ class Moments:
         return self.m2 + self.count * self.mean * self.mean
 
 
-@dataclass(frozen=True)
-class Stats:
+class Stats(NamedTuple):
     """Statistics of one tensor, or of a group of tensors (then `beyond` sums the members' counts)."""
 
     name: str
@@ -268,6 +269,49 @@ def tensor_stats(info: TensorInfo, reader: "Reader", keep: int = TAIL_KEEP) -> S
     return Stats(info.name, info.dtype, info.numel, moments, acc.min, acc.max, acc.zeros, acc.nan, acc.inf, beyond)
 
 
+EMPTY = Stats("", "", 0, Moments(), math.inf, -math.inf, 0, 0, 0, 0)  # of a tensor with no values
+
+
+def batch_stats(infos: Sequence[TensorInfo], reader: "Reader") -> list[Stats | str]:
+    """Statistics of many small tensors at once (streaming.SMALL_ELEMS): their values in one
+    float64 array, each statistic one segmented reduction (np.*.reduceat) over all of them.
+    Sums of at most SMALL_ELEMS float64 values stay within 1e-11 of the exact ones."""
+    import numpy as np
+
+    got = reader.gather(infos)
+    sizes = np.diff(got.bounds)
+    present = np.flatnonzero(sizes)  # reduceat needs segments of at least one value
+    starts, lengths, values = got.bounds[present], sizes[present], got.values
+    finite = np.isfinite(values)
+    if finite.all():
+        count, nan = lengths, np.zeros(len(present), np.int64)
+        x = extremes = values
+    else:
+        count = np.add.reduceat(finite, starts, dtype=np.int64)
+        nan = np.add.reduceat(np.isnan(values), starts, dtype=np.int64)
+        x, extremes = np.where(finite, values, 0.0), np.where(finite, values, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):  # tensors with no finite value: NaN moments
+        mean = np.add.reduceat(x, starts) / count
+        deviations = x - np.repeat(mean, lengths)
+        if x is not values:
+            deviations[~finite] = 0.0
+        m2 = np.add.reduceat(deviations * deviations, starts)
+        limit = np.repeat(SIGMAS * np.sqrt(m2 / count), lengths)
+        beyond = np.add.reduceat(np.abs(deviations) > limit, starts, dtype=np.int64)
+    lows = np.nan_to_num(np.fmin.reduceat(extremes, starts), nan=math.inf)
+    highs = np.nan_to_num(np.fmax.reduceat(extremes, starts), nan=-math.inf)
+    zeros = np.add.reduceat(values == 0, starts, dtype=np.int64)
+    columns = zip(present.tolist(), count.tolist(), mean.tolist(), m2.tolist(), lows.tolist(), highs.tolist(), zeros.tolist(), nan.tolist(), beyond.tolist())
+    rows: list[Stats | str] = [EMPTY._replace(name=info.name, dtype=info.dtype) if not info.numel else "" for info in infos]
+    for i, n, mu, m, low, high, zero, nans, out in columns:
+        info = infos[i]
+        moments = Moments(n, mu, m) if n else Moments()
+        rows[i] = Stats(info.name, info.dtype, info.numel, moments, low, high, zero, nans, info.numel - n - nans, out)
+    for i, exc in got.errors.items():
+        rows[i] = exc.line()
+    return rows
+
+
 def combine(name: str, members: Sequence[Stats]) -> Stats:
     """One group's statistics from its members' (exact: moments merge, extremes and counts add)."""
     moments = Moments()
@@ -294,7 +338,7 @@ def weight_stats(catalog: Catalog, pattern: str | None = None, by: str | None = 
 
     A tensor that cannot be read (truncated file, unsupported dtype) becomes a line in
     `errors` and the rest are still computed."""
-    from ..streaming import run_parallel
+    from ..streaming import run_batched
 
     chosen = sorted(matching(catalog, pattern), key=lambda t: natural_key(t.name))
 
@@ -305,7 +349,7 @@ def weight_stats(catalog: Catalog, pattern: str | None = None, by: str | None = 
             return exc.line()
 
     done = (lambda info: progress(info.nbytes)) if progress is not None else None
-    results = run_parallel(chosen, work, weight=lambda t: t.nbytes, done=done)
+    results = run_batched(chosen, work, batch_stats, numel=lambda t: t.numel, place=lambda t: (t.file, t.offset), weight=lambda t: t.nbytes, done=done)
     rows = [r for r in results if isinstance(r, Stats)]
     errors = tuple((t.name, r) for t, r in zip(chosen, results) if isinstance(r, str))
     if by is not None:
