@@ -167,3 +167,138 @@ def test_lying_or_short_answers_are_refused(fault, found, online, remote_repos, 
     result = cli("params", "org/gpt2")
     assert result.code == 1 and result.out == ""
     assert len(result.err.splitlines()) == 1 and found in result.err, result.err
+
+
+# ---------------------------------------------------------------- the stand-in is the Hub huggingface_hub knows
+
+
+def test_huggingface_hub_itself_reads_the_standin(online, remote_repos, tmp_path):
+    from huggingface_hub import HfApi, hf_hub_download
+
+    folder, sha = remote_repos[0]["org/llama"]
+    config = hf_hub_download("org/llama", "config.json", cache_dir=tmp_path / "dl")
+    assert open(config, "rb").read() == (folder / "config.json").read_bytes()
+    shard = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))[0]
+    weights = hf_hub_download("org/llama", shard, cache_dir=tmp_path / "dl")  # HEAD, the CDN redirect, then GET there
+    assert open(weights, "rb").read() == (folder / shard).read_bytes()
+    assert os.path.dirname(weights).endswith(f"snapshots/{sha}")
+    metadata = HfApi().get_safetensors_metadata("org/llama")
+    assert metadata.sharded and set(metadata.files_metadata) == {n for n in os.listdir(folder) if n.endswith(".safetensors")}
+    from llm_anatomy.formats import open_catalog
+
+    local = open_catalog(str(folder))
+    assert metadata.parameter_count == {"F32": local.total_numel}
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError, RemoteEntryNotFoundError
+
+    with pytest.raises(GatedRepoError):
+        hf_hub_download("gated-org/llama", "config.json", cache_dir=tmp_path / "dl")
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi().model_info("nobody/nothing")
+    with pytest.raises(RevisionNotFoundError):
+        HfApi().model_info("org/llama", revision="v9")
+    with pytest.raises(RemoteEntryNotFoundError):
+        hf_hub_download("org/llama", "missing.json", cache_dir=tmp_path / "dl")
+
+
+def test_a_multi_range_request_gets_the_whole_file(online, remote_repos):
+    """As S3-backed CDNs answer: why remote.py never sends one."""
+    import http.client
+
+    folder, sha = remote_repos[0]["org/gpt2"]
+    connection = http.client.HTTPConnection(online.cdn_url.removeprefix("http://"))
+    connection.request("GET", f"/org/gpt2/{sha}/model.safetensors", headers={"Range": "bytes=0-9,20-29"})
+    response = connection.getresponse()
+    assert (response.status, response.read()) == (200, (folder / "model.safetensors").read_bytes())
+
+
+# ---------------------------------------------------------------- GGUF and .bin repositories
+
+
+@pytest.fixture(scope="session")
+def gguf_repos(standin, llama_dir, tmp_path_factory):
+    """One GGUF repo with a single file, one with two quantizations, one with a split model."""
+    from test_gguf import _write_gguf
+    import numpy as np
+
+    single = tmp_path_factory.mktemp("gguf_single")
+    checkpoints.llama_gguf(str(llama_dir), str(single / "tiny-llama.Q8_0.gguf"))
+    several = tmp_path_factory.mktemp("gguf_several")
+    checkpoints.llama_gguf(str(llama_dir), str(several / "tiny-llama.Q8_0.gguf"))
+    checkpoints.llama_gguf(str(llama_dir), str(several / "tiny-llama.Q4_0.gguf"), types={})
+    split = tmp_path_factory.mktemp("gguf_split")
+    _write_gguf(split / "model.gguf", {f"t{i}": np.full((2, 4), i, np.float32) for i in range(5)}, split_max_tensors=2)
+    repos = {"org/tiny-GGUF": single, "org/several-GGUF": several, "org/split-GGUF": split}
+    return {repo: (folder, standin.add(repo, folder)) for repo, folder in repos.items()}
+
+
+@pytest.mark.parametrize("repo", ["org/tiny-GGUF", "org/split-GGUF"])
+def test_gguf_repos_print_what_the_cached_copy_prints(repo, online, gguf_repos, cli, monkeypatch):
+    folder, sha = gguf_repos[repo]
+    commands = [("params",), ("values", "--filter", "*"), ("summary",)] if repo == "org/tiny-GGUF" else [("params",)]
+    remote_out = {args: cli(args[0], repo, *args[1:]) for args in commands}
+    as_hf_cache(folder, repo, sha, os.environ["HF_HUB_CACHE"])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for args, result in remote_out.items():
+        assert (result.code, result.err) == (0, ""), (args, result.err)
+        assert result.out == cli(args[0], repo, *args[1:]).out, args
+
+
+def test_gguf_quantization_selector(online, gguf_repos, cli):
+    several = cli("params", "org/several-GGUF")
+    assert (several.code, several.out) == (2, "")
+    assert several.err == "llm-anatomy: org/several-GGUF: expected one quantization (repo:QUANT), found 2: Q4_0, Q8_0; pick one, e.g. org/several-GGUF:Q4_0\n"
+    online.clear_log()
+    chosen = cli("params", "org/several-GGUF:q8_0")
+    assert chosen.code == 0 and chosen.out.splitlines()[-1].endswith("in 1 file")
+    assert {e.path.split("/")[-1].split("?")[0] for e in online.log if "resolve" in e.path or e.host == "cdn"} == {"tiny-llama.Q8_0.gguf"}
+    missing = cli("params", "org/several-GGUF:Q5_K_M")
+    assert missing.err == "llm-anatomy: org/several-GGUF:Q5_K_M: expected a quantization the repository has, found Q4_0, Q8_0; pick one, e.g. org/several-GGUF:Q4_0\n"
+
+
+@pytest.fixture(scope="session")
+def bin_repos(standin, llama_dir, tmp_path_factory):
+    repos = {
+        "org/llama-bin": checkpoints.torch_bin(str(llama_dir), str(tmp_path_factory.mktemp("bin") / "llama")),
+        "org/llama-bin-sharded": checkpoints.torch_bin(str(llama_dir), str(tmp_path_factory.mktemp("bin") / "llama"), shards=2),
+    }
+    return {repo: (folder, standin.add(repo, folder)) for repo, folder in repos.items()}
+
+
+@pytest.mark.parametrize("repo", ["org/llama-bin", "org/llama-bin-sharded"])
+def test_bin_repos_print_what_the_cached_copy_prints(repo, online, bin_repos, cli, monkeypatch):
+    folder, sha = bin_repos[repo]
+    commands = [("params",), ("tree",), ("values", "--style", "torch")]
+    remote_out = {args: cli(args[0], repo, *args[1:]) for args in commands}
+    assert all(e.range is None or "," not in e.range for e in online.log)
+    as_hf_cache(folder, repo, sha, os.environ["HF_HUB_CACHE"])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for args, result in remote_out.items():
+        assert (result.code, result.err) == (0, ""), (args, result.err)
+        assert result.out == cli(args[0], repo, *args[1:]).out, args
+
+
+# ---------------------------------------------------------------- more refusals
+
+
+def test_a_missing_shard_and_an_oversized_index(online, standin, llama_dir, tmp_path, cli):
+    broken = tmp_path / "broken"
+    shutil.copytree(llama_dir, broken)
+    shard = sorted(n for n in os.listdir(broken) if n.endswith(".safetensors"))[0]
+    os.remove(broken / shard)
+    standin.add("org/broken", broken)
+    result = cli("params", "org/broken")
+    assert result.code == 1 and result.err.endswith(f"expected shard {shard} named by the index, found no such file; download the missing shard\n")
+    huge = tmp_path / "huge"
+    shutil.copytree(llama_dir, huge)
+    with open(huge / "model.safetensors.index.json", "a") as handle:
+        handle.write(" " * (20 * 1024 * 1024))
+    standin.add("org/huge-index", huge)
+    result = cli("params", "org/huge-index")
+    assert result.code == 1 and result.err.endswith(f"expected a file of at most {20 * 1024 * 1024} bytes, found {os.path.getsize(huge / 'model.safetensors.index.json')} bytes; the repository's file is corrupt or hostile\n")
+
+
+def test_a_hub_that_does_not_answer_in_time(online, remote_repos, cli, monkeypatch):
+    monkeypatch.setattr(remote, "TIMEOUT_SECONDS", 0.3)
+    online.faults["cdn:/org/gpt2/"] = "slow"
+    result = cli("params", "org/gpt2")
+    assert result.code == 1 and result.err.endswith("found no answer (TimeoutError: timed out); check the network or HF_ENDPOINT, and try again later\n"), result.err

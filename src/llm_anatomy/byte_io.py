@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import BinaryIO, Protocol
+    from typing import BinaryIO, Iterable, Protocol
 
     class ByteSource(Protocol):
         name: str  # what to call the file in messages, and TensorInfo.file
         size: int
 
         def read(self, offset: int, length: int, what: str) -> bytes: ...
+        def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None: ...  # (offset, length) read soon
         def fileobj(self) -> BinaryIO: ...  # seekable, for zipfile
         def close(self) -> None: ...
 
@@ -73,6 +74,9 @@ class LocalFile:
         if len(data) != length:
             raise AnatomyError(self.name, f"{length} bytes of {what}", f"{len(data)} bytes", "the file changed while it was read")
         return data
+
+    def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:
+        """Nothing to do: a local read costs no more than a cached one (remote sources fetch here)."""
 
     def fileobj(self) -> BinaryIO:
         if self._handle is None:

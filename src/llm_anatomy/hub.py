@@ -169,6 +169,7 @@ class Snapshot:
     def save(self) -> None:
         """Write each header's ranges to the cache (after the catalog is read), then the listing."""
         for filename, source in self.files.items():
+            source.keep()
             chunks = source.chunks()
             if len(chunks) == self._saved[filename]:
                 continue

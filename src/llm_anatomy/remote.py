@@ -208,6 +208,7 @@ class RemoteFile:
         self._chunks: list[bytes] = []
         self._lock = threading.Lock()
         self._next_fetch = (-1, MIN_FETCH_BYTES)  # (where a sequential read would continue, its fetch size)
+        self._kept: set[int] | None = None  # after keep(): the header's chunks; the rest a prefetch drops
         for start, data in chunks:
             self._add(start, data)
 
@@ -222,6 +223,17 @@ class RemoteFile:
 
     def chunks(self) -> list[tuple[int, bytes]]:
         return list(zip(self._starts, self._chunks))
+
+    def keep(self) -> None:
+        """What is fetched so far is the header, kept; tensor bytes fetched later are let go
+        at the next prefetch, so memory stays bounded however many tensors are read."""
+        self._kept = set(self._starts)
+
+    def _release(self) -> None:
+        if self._kept is not None:
+            with self._lock:
+                kept = [(start, data) for start, data in zip(self._starts, self._chunks) if start in self._kept]
+                self._starts, self._chunks = [s for s, _ in kept], [d for _, d in kept]
 
     def _add(self, start: int, data: bytes) -> None:
         with self._lock:
@@ -266,7 +278,9 @@ class RemoteFile:
         return data
 
     def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:
-        """Fetch these (offset, length) ranges in parallel requests, nearby ones together."""
+        """Fetch these (offset, length) ranges in parallel requests, nearby ones together,
+        in place of the tensor bytes fetched before (see keep())."""
+        self._release()
         merged: list[list[int]] = []
         for offset, length in sorted(ranges):
             if self._cached(offset, length) is not None or length <= 0:

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 TYPE_CHECKING = False  # typing and dataclasses cost ~8 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Callable, Iterator, Sequence
+    from typing import Callable, Iterable, Iterator, Sequence
 
     from .byte_io import ByteSource
 
@@ -250,6 +250,18 @@ class ElementReader:
         if path not in self._files:
             self._files[path] = open_bytes(path)
         return self._files[path]
+
+    def prefetch(self, wanted: Iterable[tuple[TensorInfo, Sequence[int], str | None]]) -> None:
+        """Let each file's byte source fetch, all at once, the runs that read() will ask for
+        these (tensor, positions, as_dtype): a remote file sends them in parallel requests."""
+        ranges: dict[str, list[tuple[int, int]]] = {}
+        for info, positions, as_dtype in wanted:
+            decoder = decoder_for(info, as_dtype)
+            block_bytes = decoder.block_bytes
+            runs = _runs(positions, decoder.block_elems, max(1, MERGE_GAP_BYTES // block_bytes), max(1, MAX_RUN_BYTES // block_bytes))
+            ranges.setdefault(info.file, []).extend((info.offset + first * block_bytes, blocks * block_bytes) for first, blocks, _, _ in runs)
+        for path, spans in ranges.items():
+            self._file(path).prefetch(spans)
 
     def read(self, info: TensorInfo, positions: Sequence[int], as_dtype: str | None = None) -> list:
         """The values at these ascending flat positions (row-major element indices) of the

@@ -148,20 +148,44 @@ def _row_starts(view: View, indices: tuple[Sequence[int], ...]) -> Iterator[int]
         yield view.offset + sum(steps)
 
 
+def _shown(view: View, options: PrintOptions) -> tuple[bool, tuple[Sequence[int], ...]]:
+    """(summarize, per dimension the positions shown)."""
+    summarize = prod(view.shape) > options.threshold
+    return summarize, tuple(shown_positions(size, summarize, options.edgeitems) for size in view.shape)
+
+
+def _read_at_once(view: View, summarize: bool, indices: tuple[Sequence[int], ...]) -> list[int] | None:
+    """The stored positions of a summarized view, read in one call; None when streamed."""
+    if summarize and view.shape and prod(len(i) for i in indices) <= MAX_SHOWN_IN_MEMORY:
+        last, last_stride = indices[-1], view.strides[-1]
+        return [start + i * last_stride for start in _row_starts(view, indices) for i in last]
+    return None
+
+
+def prefetch(reader: ElementReader, views: Iterable[View], options: PrintOptions) -> None:
+    """Hand the reader every summarized view's positions before show() reads them one by one,
+    so a remote model's tensors are fetched in parallel requests rather than in turn."""
+    wanted = []
+    for view in views:
+        positions = _read_at_once(view, *_shown(view, options))
+        if positions:
+            wanted.append((view.tensor, positions, view.dtype))
+    reader.prefetch(wanted)
+
+
 def show(reader: ElementReader, view: View, options: PrintOptions) -> ShownTensor:
     """Select the elements print() shows; read them now if summarized, else stream them on demand."""
     decoder = decoder_for(view.tensor, view.dtype)
     numel = prod(view.shape)
-    summarize = numel > options.threshold
-    indices = tuple(shown_positions(size, summarize, options.edgeitems) for size in view.shape)
+    summarize, indices = _shown(view, options)
     if not view.shape:
         value = reader.read(view.tensor, [view.offset], view.dtype)
         return ShownTensor(view.name, view.tensor, decoder, (), summarize, (), lambda: iter([value]))
     if numel == 0 or (summarize and options.edgeitems == 0):  # nothing shown, nothing read
         return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, lambda: iter(()))
     last, last_stride = indices[-1], view.strides[-1]
-    if summarize and prod(len(i) for i in indices) <= MAX_SHOWN_IN_MEMORY:
-        positions = [start + i * last_stride for start in _row_starts(view, indices) for i in last]
+    positions = _read_at_once(view, summarize, indices)
+    if positions is not None:
         flat = reader.read(view.tensor, positions, view.dtype)
         width = len(last)
         return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, lambda: (flat[i : i + width] for i in range(0, len(flat), width)))

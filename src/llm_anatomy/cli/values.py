@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import glob
 
-from ..analysis.values import PrintOptions, parameter_views, show, split_index, tensor_views
+from ..analysis.values import PrintOptions, parameter_views, prefetch, show, split_index, tensor_views
+from ..byte_io import is_local
 from ..catalog import no_match
 from ..errors import UsageError
 from ..formats import open_catalog
@@ -83,6 +84,10 @@ def _views(catalog, args: argparse.Namespace) -> list:
     return views
 
 
+# Views whose bytes a remote model fetches together (in parallel requests), then lets go.
+PREFETCH_VIEWS = 256
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     catalog = open_catalog(args.model, args.revision)
     if args.hf_names or args.style == "torch":  # transformers' view needs transformers' names
@@ -96,8 +101,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         from ..render import values_json
 
         out.write(values_json.json_head(catalog.name, options))
+    remote = not all(is_local(view.tensor.file) for view in views)  # a model on the Hub
     with ElementReader() as reader:
         for number, view in enumerate(views):
+            if remote and number % PREFETCH_VIEWS == 0:
+                prefetch(reader, views[number : number + PREFETCH_VIEWS], options)
             shown = show(reader, view, options)
             if args.json:
                 pieces = values_json.json_tensor(shown, number == 0)

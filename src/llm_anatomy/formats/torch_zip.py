@@ -152,6 +152,8 @@ def _read_state(source: ByteSource, archive: Any, pickle_info: Any, prefix: str)
         raise AnatomyError(path, "a little-endian torch checkpoint", "a big-endian one", "load and save it again on a little-endian machine")
     state = restricted_pickle.load(path, _read_member(path, archive, pickle_info.filename, MAX_PICKLE_BYTES))
     refs, metadata = restricted_pickle.collect(path, state)
+    storages = [archive.NameToInfo.get(f"{prefix}data/{ref.storage.key}") for _, ref in refs]
+    source.prefetch({(info.header_offset, LOCAL_HEADER.size) for info in storages if info is not None})  # one request each, in parallel, on the Hub
     spans: dict[str, tuple[int, int]] = {}
     tensors = []
     for name, ref in refs:
