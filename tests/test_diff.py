@@ -115,7 +115,7 @@ def test_identical_checkpoints(llama_dir, cli):
     result = cli("diff", llama_dir, llama_dir, "--json", "--top", "0")
     doc = json.loads(result.out)
     assert result.code == 0 and doc["tensors"] == [] and doc["compared"] == doc["identical"] == 21
-    assert list(doc) == ["a", "b", "only_in_a", "only_in_b", "shape_changed", "dtype_changed", "config_changed", "notes", "tensors", "compared", "identical", "errors"]
+    assert list(doc) == ["a", "b", "only_in_a", "only_in_b", "shape_changed", "dtype_changed", "config_changed", "config_compared", "notes", "tensors", "compared", "identical", "errors"]
 
 
 def test_nothing_in_common(llama_dir, tmp_path, cli):
@@ -194,3 +194,49 @@ def test_tiny_tensors_against_themselves_and_a_changed_copy(tmp_path):
     assert doc["tensors"] == [
         {"name": "t.49999", "dtype_a": "F16", "dtype_b": "F16", "numel": 2, "identical": False, "relative": 4 / 2.5, "cosine": (2.25 - 4) / 6.25, "max_abs_diff": 4.0, "skipped_nonfinite": 0}
     ]
+
+
+def _header_lines(result):
+    return result.out.split("\n\n")[0].splitlines()[2:]
+
+
+def test_unreadable_config_is_never_called_the_same(llama_dir, tmp_path, cli):
+    """Same tensors, A's config.json broken: 'same config' would contradict the note below it."""
+    a = tmp_path / "a"
+    shutil.copytree(llama_dir, a)
+    (a / "config.json").write_text("{not json")
+    result = cli("diff", a, llama_dir)
+    assert _header_lines(result) == [
+        "same tensor names, shapes and dtypes",
+        f"config of A unreadable: {a / 'config.json'}: expected a JSON config, found invalid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); fix or re-download config.json",
+    ]
+    assert json.loads(cli("diff", a, llama_dir, "--json").out)["config_compared"] is False
+
+
+def test_no_config_on_either_side_is_not_the_same_config(tmp_path, cli):
+    a = safetensors_file(str(tmp_path / "a.safetensors"), {"x": torch.ones(2)})
+    b = safetensors_file(str(tmp_path / "b.safetensors"), {"x": torch.ones(2)})
+    assert _header_lines(cli("diff", a, b)) == ["same tensor names, shapes and dtypes", "A has no config: configs not compared", "B has no config: configs not compared"]
+
+
+def test_filter_selecting_nothing_is_not_the_same_tensor_names(llama_dir, cli):
+    """No tensor on either side: 'same tensor names' beside 'no tensor names in common' contradicts itself."""
+    result = cli("diff", llama_dir, llama_dir, "--filter", "nothing.*")
+    assert _header_lines(result) == ["same config", "no tensor names in common: nothing to compare by value"]
+
+
+def test_hf_names_match_a_gguf_with_its_original(llama_dir, tmp_path, cli):
+    """An F32 GGUF written from the HF folder: llama.cpp's names share nothing with the
+    original's until --hf-names maps them, then every tensor pairs up (and, not permuted
+    by this writer, is bit-identical)."""
+    import checkpoints
+
+    gguf_path = checkpoints.llama_gguf(str(llama_dir), str(tmp_path / "m.gguf"), types={})
+    plain = json.loads(cli("diff", llama_dir, gguf_path, "--json").out)
+    assert plain["compared"] == 0 and len(plain["only_in_a"]) == 21
+    for args in ((llama_dir, gguf_path), (gguf_path, llama_dir)):
+        result = cli("diff", *args, "--hf-names", "--json")
+        doc = json.loads(result.out)
+        assert (result.code, doc["only_in_a"], doc["only_in_b"], doc["compared"], doc["identical"]) == (0, [], [], 21, 21)
+    text = cli("diff", llama_dir, gguf_path, "--hf-names").out
+    assert "model.layers.0.self_attn.q_proj.weight" not in text.split("\n\n")[0]  # paired, so not listed as only in one

@@ -41,6 +41,7 @@ class HeaderDiff:
     config_changes: tuple[tuple[str, Any, Any], ...]  # (field, A's value, B's value); ABSENT if missing
     pairs: tuple[tuple[TensorInfo, TensorInfo], ...]  # same name and shape: compared by value
     notes: tuple[str, ...] = ()
+    config_compared: bool = False  # both configs readable; config_changes means something only then
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ def compare_headers(a: Catalog, b: Catalog, pattern: str | None = None) -> Heade
         _config_changes(a, b),
         pairs,
         tuple(notes),
+        all(c.config is not None and c.config_error is None for c in (a, b)),
     )
 
 

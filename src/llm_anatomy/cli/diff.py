@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision-b", help="revision of B when it is a cached model id")
     parser.add_argument("--filter", metavar="GLOB", help="only tensors whose names match this shell pattern")
     parser.add_argument("--top", type=non_negative_int, metavar="N", help="only the N tensors that changed most")
+    parser.add_argument("--hf-names", action="store_true", help="match GGUF and Meta tensor names to Hugging Face names on both sides, so a GGUF pairs with its HF original")
     parser.add_argument("--json", action="store_true", help="machine-readable output (one document, after the values)")
 
 
@@ -34,6 +35,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from ..render import diff as render
 
     catalogs = (open_catalog(args.a, args.revision, allow_truncated=True), open_catalog(args.b, args.revision_b, allow_truncated=True))
+    if args.hf_names:
+        from ..formats.name_maps import with_hf_names
+
+        catalogs = (with_hf_names(catalogs[0]), with_hf_names(catalogs[1]))
     header = compare_headers(*catalogs, args.filter)
     if not args.json:
         out.write(render.header_text(header) + "\n")

@@ -38,8 +38,15 @@ def header_text(header: HeaderDiff) -> str:
     for title, names in sections:
         if names:
             lines += _names(title, names)
-    if not any(names for _, names in sections):
-        lines.append("same tensor names, shapes and dtypes; same config")
+    # Say "same" only of what was compared: no names in common, or a config missing or
+    # unreadable on one side, is said by a note instead.
+    same = []
+    if header.pairs and not any(names for _, names in sections[:4]):
+        same.append("same tensor names, shapes and dtypes")
+    if header.config_compared and not header.config_changes:
+        same.append("same config")
+    if same:
+        lines.append("; ".join(same))
     lines += list(header.notes)
     return "\n".join(escape(line) for line in lines) + "\n"
 
@@ -79,6 +86,7 @@ def json_text(header: HeaderDiff, values: ValueDiff, top: int | None = None) -> 
             "config_changed": [
                 {"field": key, **{side: value for side, value in (("a", va), ("b", vb)) if value is not ABSENT}} for key, va, vb in header.config_changes
             ],
+            "config_compared": header.config_compared,
             "notes": list(header.notes),
             "tensors": [
                 {
