@@ -362,3 +362,107 @@ def test_experts_of_a_moe_layer_fold_into_one_row_each(tmp_path, cli):
     assert_valid_and_offline(page)
     rows = [">Experts (block_sparse_moe)<", ">gate              [3, 4]<", ">experts.*.w1 × 3  [6, 4]<", ">experts.*.w3 × 3  [6, 4]<", ">experts.*.w2 × 3  [4, 6]<"]
     assert [page.index(row) for row in rows] == sorted(page.index(row) for row in rows)
+
+
+def _flow(folder, lang="en"):
+    from llm_anatomy.analysis.report import build_report
+    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.render.report import LABELS, diagram_flow
+
+    report = build_report(open_catalog(str(folder)), lang)
+    return diagram_flow(report.diagram, report.summary.architecture, LABELS[lang])
+
+
+def test_bert_is_drawn_post_norm(bert_dir, tmp_path, cli):
+    """BERT normalises after each residual sum (attention -> add -> LayerNorm), not before the block."""
+    flow = _flow(bert_dir)
+    assert [[b.title for b in r.boxes] for r in flow.repeated] == [["Self-attention (attention)"], ["Feed-forward network (intermediate, output)"]]
+    assert [[(b.title, b.rows) for b in r.after] for r in flow.repeated] == [
+        [("Norm (after ⊕)", ("attention.output.LayerNorm       [32]", "attention.output.LayerNorm.bias  [32]"))],
+        [("Norm (after ⊕)", ("output.LayerNorm       [32]", "output.LayerNorm.bias  [32]"))],
+    ]
+    page = render(cli, bert_dir, tmp_path)
+    assert_valid_and_offline(page)
+    pluses = [m.start() for m in re.finditer('class="plus"', page)]
+    first_norm = page.index(">attention.output.LayerNorm ")
+    ffn = page.index(">Feed-forward network (intermediate, output)</text>")
+    assert pluses[0] < first_norm < ffn < pluses[1] < page.index(">output.LayerNorm ")
+
+
+def test_pre_norm_llama_keeps_its_norms_before_the_blocks(llama_dir):
+    flow = _flow(llama_dir)
+    assert [[b.title for b in r.boxes] for r in flow.repeated] == [["Norm", "Self-attention (self_attn)"], ["Norm", "Feed-forward network (mlp)"]]
+    assert [r.after for r in flow.repeated] == [(), ()]
+
+
+def test_gguf_report_names_its_architecture(llama_dir, tmp_path, cli):
+    """From general.architecture even when no transformers config can be derived (rwkv6 here)."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(tmp_path / "rwkv.gguf"), "rwkv6")
+    writer.add_block_count(2)
+    for i in range(2):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(8, dtype=np.float32))
+        writer.add_tensor(f"blk.{i}.time_mix_key.weight", np.ones((8, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    page = render(cli, tmp_path / "rwkv.gguf", tmp_path)
+    assert "<dt>Architecture</dt><dd>rwkv6<small>general.architecture</small></dd>" in page
+    page = render(cli, checkpoints.llama_gguf(str(llama_dir), str(tmp_path / "llama.gguf")), tmp_path)
+    assert "<dt>Architecture</dt><dd>Llama<wbr>For<wbr>Causal<wbr>LM<small>llama</small></dd>" in page
+
+
+# Three English words in a row, outside code: a sentence the Chinese page forgot to translate.
+ENGLISH_RUN = re.compile(r"\b[A-Za-z]{2,}[,;:]? [A-Za-z]{2,}[,;:]? [A-Za-z]{2,}\b")
+
+
+class VisibleText(HTMLParser):
+    """Visible text and the attributes a reader sees (placeholder, aria-label, title), outside
+    <code>, <script>, <style> and the diagram's monospace tensor rows."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.texts = [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.texts += [attrs[a] for a in ("placeholder", "aria-label") if attrs.get(a)]
+        if tag not in VOID:
+            self.stack.append((tag, attrs.get("class") or ""))
+
+    def handle_endtag(self, tag):
+        while self.stack and self.stack.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        if not any(tag in ("code", "script", "style") or "box-row" in cls for tag, cls in self.stack):
+            self.texts.append(data)
+
+
+def test_chinese_report_has_no_english_sentence_left(llama_dir, gpt2_dir, bert_dir, tmp_path, cli):
+    """Every label and generated sentence under --lang zh: stats, tied head, findings, a config
+    that cannot be derived, a config that contradicts the tensors."""
+    broken = checkpoints.with_config(llama_dir, tmp_path / "broken", lambda c: c.update(intermediate_size=100, num_key_value_heads=3, rope_scaling={"rope_type": "wild"}))
+    pages = [render(cli, folder, tmp_path, "--lang", "zh", *extra) for folder, extra in ((llama_dir, ("--stats",)), (gpt2_dir, ()), (bert_dir, ()), (broken, ()))]
+    for page in pages:
+        parser = VisibleText()
+        parser.feed(page)
+        english = [t for t in parser.texts if ENGLISH_RUN.search(t)]
+        assert english == []
+    assert "输出头与 transformer.wte.weight 绑定（tie_word_embeddings）：只存储并计数一次" in pages[1]
+
+
+def test_long_class_and_model_names_wrap_between_words(tmp_path, cli):
+    """Qwen2MoeForCausalLM may wrap at Qwen2|Moe|For|Causal|LM, never inside a word: <wbr> at
+    the word boundaries, and no CSS that breaks anywhere."""
+    from llm_anatomy.render.html import asset, breakable
+
+    assert breakable("Qwen2MoeForCausalLM") == "Qwen2<wbr>Moe<wbr>For<wbr>Causal<wbr>LM"
+    assert breakable("GPT2LMHeadModel") == "GPT2LM<wbr>Head<wbr>Model"
+    assert breakable("Meta-Llama-3.1-8B_instruct") == "Meta-<wbr>Llama-<wbr>3.1-<wbr>8B_<wbr>instruct"
+    assert breakable("a<b>") == "a&lt;b&gt;"
+    css = asset("report.css")
+    assert "break-all" not in css and "anywhere" not in css

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..byte_io import file_size
 from ..catalog import Catalog, TensorInfo, natural_key
+from ..ggml_types import KEY_ARCHITECTURE
 from .explain import Explanation, explain_config
 from .params import ParamListing, list_tensors
 from .roles import LAYER_PREFIX, role_key
@@ -35,6 +36,13 @@ LAYER_PLACES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ffn", re.compile(r"^(mlp|block_sparse_moe|feed_forward|ffn|moe|intermediate|output|ffn_(gate|up|down)(_exps|_shexp)?|ffn_gate_inp)$")),
 )
 
+# Norms applied after a residual sum (post-norm: BERT, RoBERTa, DistilBERT), matched on the
+# path inside the layer: BERT's sits inside its attention and output submodules.
+POST_NORM_PLACES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("attention_residual_norm", re.compile(r"^(attention\.output\.LayerNorm|sa_layer_norm)$")),
+    ("ffn_residual_norm", re.compile(r"^(output\.LayerNorm|output_layer_norm)$")),
+)
+
 # Only expert numbers fold in the diagram: roles.role_key would also merge a Sequential's
 # differently-shaped mlp.0 and mlp.2 into one "mlp.*" name.
 EXPERT_INDEX = re.compile(r"(^|\.)experts\.\d+\.")
@@ -56,8 +64,8 @@ RANK = {name: i for i, name in enumerate(COMPUTE_ORDER)}
 @dataclass(frozen=True)
 class Overview:
     model: str
-    architecture: str | None  # config "architectures"[0], else model_type
-    model_type: str | None
+    architecture: str | None  # config "architectures"[0], else model_type, else GGUF general.architecture
+    model_type: str | None  # or "general.architecture" when architecture comes from there
     format: str
     files: int
     size_on_disk: int  # bytes of the weight files, headers included
@@ -82,7 +90,7 @@ class DiagramBlock:
 class LayerDiagram:
     layers: int
     outer: tuple[DiagramBlock, ...]  # embedding, final_norm, head (those present)
-    layer: tuple[DiagramBlock, ...]  # layer 0's blocks in LAYER_PLACES order
+    layer: tuple[DiagramBlock, ...]  # layer 0's blocks in LAYER_PLACES, then POST_NORM_PLACES order
     other: tuple[DiagramTensor, ...]  # layer-0 tensors of no known place, shown beside
 
     def block(self, place: str) -> DiagramBlock | None:
@@ -177,7 +185,12 @@ def layer_diagram(catalog: Catalog) -> LayerDiagram | None:
             if split[1] != first:
                 continue
             module, _, relative = split[2].partition(".")
-            place = _first_place(module, LAYER_PLACES) if relative else None
+            path = split[2].rpartition(".")[0]  # the submodule holding the tensor
+            place = _first_place(path, POST_NORM_PLACES)
+            if place is not None:
+                module = path
+            elif relative:
+                place = _first_place(module, LAYER_PLACES)
             if place is None:
                 other.append((split[2], t))
             else:
@@ -190,7 +203,7 @@ def layer_diagram(catalog: Catalog) -> LayerDiagram | None:
                 place = "embedding"  # BERT's embeddings.LayerNorm normalises the embedding output
             if place is not None:
                 outer.setdefault(place, []).append((t.name, t))
-    place_order = [p for p, _ in LAYER_PLACES]
+    place_order = [p for p, _ in LAYER_PLACES + POST_NORM_PLACES]
     layer_blocks = tuple(
         DiagramBlock(place, ", ".join(modules[place]), _folded(layer[place])) for place in sorted(layer, key=place_order.index)
     )
@@ -206,10 +219,14 @@ def overview(catalog: Catalog) -> Overview:
     config = catalog.config or {}
     architectures = config.get("architectures")
     architecture = architectures[0] if isinstance(architectures, list) and architectures else config.get("model_type")
+    model_type = str(config["model_type"]) if "model_type" in config else None
+    if architecture is None and isinstance(catalog.metadata.get(KEY_ARCHITECTURE), str):
+        # A GGUF whose architecture maps to no transformers config still says what it is.
+        architecture, model_type = catalog.metadata[KEY_ARCHITECTURE], KEY_ARCHITECTURE
     return Overview(
         model=catalog.name,
         architecture=str(architecture) if architecture is not None else None,
-        model_type=str(config["model_type"]) if "model_type" in config else None,
+        model_type=model_type,
         format=catalog.format,
         files=len(catalog.files),
         size_on_disk=sum(file_size(f) for f in catalog.files),

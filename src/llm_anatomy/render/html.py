@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from typing import Sequence
 
 from ..safe_text import escape
@@ -20,6 +21,17 @@ CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; script
 def esc(value: object) -> str:
     """Text safe inside an element or a quoted attribute."""
     return html.escape(escape(str(value)), quote=True)
+
+
+# Where a name may wrap: after a separator (not inside "3.1"), before a capitalised word
+# (Qwen2|Moe, LM|Head) and between a lower-case letter and a capital (Causal|LM).
+WORD_BOUNDARY = re.compile(r"(?<=[-_/])|(?<=\.)(?!\d)|(?<=[A-Za-z0-9])(?=[A-Z][a-z])|(?<=[a-z])(?=[A-Z])")
+
+
+def breakable(name: object) -> str:
+    """A class or model name, escaped, with <wbr> where it may wrap between words, so a narrow
+    column breaks Qwen2MoeForCausalLM as Qwen2|Moe|For|Causal|LM and never inside a word."""
+    return "<wbr>".join(esc(part) for part in WORD_BOUNDARY.split(str(name)) if part)
 
 
 def attributes(attrs: dict[str, object]) -> str:

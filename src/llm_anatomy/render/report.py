@@ -10,7 +10,7 @@ from .. import __version__
 from ..analysis.architecture import Architecture
 from ..analysis.report import DiagramBlock, DiagramTensor, LayerDiagram, Report, WeightStats, finite_or_none
 from .explain import derived_facts, value_text
-from .html import asset, element, esc, page, section, table
+from .html import asset, breakable, element, esc, page, section, table
 from .svg import Bar, Box, Flow, Residual, Series, bar_chart, column_chart, flow_diagram, line_chart
 from .text import human_bytes, human_count, shape_text, share, thousands
 
@@ -60,7 +60,8 @@ def _box(block: DiagramBlock, arch: Architecture | None, words: dict) -> Box:
 
 
 def diagram_flow(diagram: LayerDiagram, arch: Architecture | None, words: dict) -> Flow:
-    """The pre-norm decoder layer: [norm, attention] + residual, then [norm, FFN] + residual.
+    """The layer: [norm, attention] + residual, then [norm, FFN] + residual (pre-norm), or
+    [attention] + residual -> norm, [FFN] + residual -> norm (post-norm, BERT).
 
     A post_attention_layernorm is the norm before the FFN unless the layer also has a
     pre_feedforward_layernorm (Gemma 2/3), where it normalises the attention output."""
@@ -68,8 +69,11 @@ def diagram_flow(diagram: LayerDiagram, arch: Architecture | None, words: dict) 
     sandwich = "pre_ffn_norm" in places
     attention = ["pre_attention_norm", "attention"] + (["post_attention_norm"] if sandwich else [])
     ffn = ([] if sandwich else ["post_attention_norm"]) + ["pre_ffn_norm", "ffn", "post_ffn_norm"]
+    groups = ((attention, "attention_residual_norm"), (ffn, "ffn_residual_norm"))
     repeated = tuple(
-        Residual(tuple(_box(places[p], arch, words) for p in group if p in places)) for group in (attention, ffn) if any(p in places for p in group)
+        Residual(tuple(_box(places[p], arch, words) for p in group if p in places), tuple(_box(places[after], arch, words) for after in (after,) if after in places))
+        for group, after in groups
+        if any(p in places for p in group)
     )
     before = tuple(_box(b, arch, words) for b in diagram.outer if b.place == "embedding")
     after = [_box(b, arch, words) for b in diagram.outer if b.place != "embedding"]
@@ -93,7 +97,7 @@ def _facts(report: Report, words: dict) -> str:
     ]
     if report.diagram is not None:
         items.insert(2, (words["layers"], str(report.diagram.layers), ""))
-    tiles = (element("div", element("dt", esc(k)) + element("dd", esc(v) + (element("small", esc(d)) if d else ""))) for k, v, d in items)
+    tiles = (element("div", element("dt", esc(k)) + element("dd", (breakable(v) if k == words["architecture"] else esc(v)) + (element("small", esc(d)) if d else ""))) for k, v, d in items)
     return element("dl", "".join(tiles), class_="facts")
 
 
@@ -101,7 +105,7 @@ def _header(report: Report, words: dict, anchors: Sequence[tuple[str, str]]) -> 
     toc = element("nav", "".join(element("a", esc(title), href=f"#{anchor}") for anchor, title in anchors), class_="toc")
     return element(
         "header",
-        element("p", esc(words["kicker"]), class_="kicker") + element("h1", esc(report.overview.model)) + _facts(report, words) + toc,
+        element("p", esc(words["kicker"]), class_="kicker") + element("h1", breakable(report.overview.model)) + _facts(report, words) + toc,
         class_="top",
     )
 

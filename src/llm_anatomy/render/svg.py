@@ -268,9 +268,11 @@ class Box:
 
 @dataclass(frozen=True)
 class Residual:
-    """Boxes whose output is added to their input (the skip line goes around them)."""
+    """Boxes whose output is added to their input (the skip line goes around them); `after`:
+    boxes applied to the sum (a post-norm layer's LayerNorm), drawn below the ⊕."""
 
     boxes: tuple[Box, ...]
+    after: tuple[Box, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -306,7 +308,7 @@ def _draw_box(box: Box, x: float, y: float, width: float) -> str:
 
 def flow_diagram(flow: Flow, label: str) -> str:
     """Boxes top to bottom with arrows; the repeated part framed, each residual with its skip line and ⊕."""
-    everything = flow.before + tuple(b for r in flow.repeated for b in r.boxes) + flow.after
+    everything = flow.before + tuple(b for r in flow.repeated for b in r.boxes + r.after) + flow.after
     widest = max((max([_text_width(b.title, TITLE_ADVANCE) + 24, _text_width(b.subtitle) + 24] + [_text_width(r, MONO_ADVANCE) + 28 for r in b.rows]) for b in everything), default=200)
     box_width = max(widest, 300)
     skip_x = 54.0  # where residual skip lines run
@@ -344,6 +346,10 @@ def flow_diagram(flow: Flow, label: str) -> str:
         out.append(f'<circle cx="{_num(cx)}" cy="{_num(plus)}" r="{_num(_PLUS)}" class="plus"/>')
         out.append(_line(cx - 5, plus, cx + 5, plus, "plus-sign") + _line(cx, plus - 5, cx, plus + 5, "plus-sign"))
         y = plus + _PLUS
+        for box in residual.after:
+            out.append(_arrow(cx, y, y + _GAP * 0.7))
+            y += _GAP * 0.7
+            place(box)
     frame_bottom = y + _GAP / 2
     if flow.repeated:
         out.insert(0, _rect(skip_x - 30, frame_top, box_width + (x - skip_x) + 60, frame_bottom - frame_top, css_class="repeat", rx=10))
