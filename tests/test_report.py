@@ -395,12 +395,12 @@ def test_pre_norm_llama_keeps_its_norms_before_the_blocks(llama_dir):
     assert [r.after for r in flow.repeated] == [(), ()]
 
 
-def test_gguf_report_names_its_architecture(llama_dir, tmp_path, cli):
-    """From general.architecture even when no transformers config can be derived (rwkv6 here)."""
+def _rwkv_gguf(path):
+    """A GGUF of an architecture no transformers config is derived for (rwkv6)."""
     import gguf
     import numpy as np
 
-    writer = gguf.GGUFWriter(str(tmp_path / "rwkv.gguf"), "rwkv6")
+    writer = gguf.GGUFWriter(str(path), "rwkv6")
     writer.add_block_count(2)
     for i in range(2):
         writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(8, dtype=np.float32))
@@ -409,14 +409,19 @@ def test_gguf_report_names_its_architecture(llama_dir, tmp_path, cli):
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    page = render(cli, tmp_path / "rwkv.gguf", tmp_path)
+    return path
+
+
+def test_gguf_report_names_its_architecture(llama_dir, tmp_path, cli):
+    """From general.architecture even when no transformers config can be derived (rwkv6 here)."""
+    page = render(cli, _rwkv_gguf(tmp_path / "rwkv.gguf"), tmp_path)
     assert "<dt>Architecture</dt><dd>rwkv6<small>general.architecture</small></dd>" in page
     page = render(cli, checkpoints.llama_gguf(str(llama_dir), str(tmp_path / "llama.gguf")), tmp_path)
     assert "<dt>Architecture</dt><dd>Llama<wbr>For<wbr>Causal<wbr>LM<small>llama</small></dd>" in page
 
 
 # Three English words in a row, outside code: a sentence the Chinese page forgot to translate.
-ENGLISH_RUN = re.compile(r"\b[A-Za-z]{2,}[,;:]? [A-Za-z]{2,}[,;:]? [A-Za-z]{2,}\b")
+ENGLISH_RUN = re.compile(r"\b[A-Za-z]{2,}:? [A-Za-z]{2,}:? [A-Za-z]{2,}\b")  # a list of names (a, b, c) is no sentence
 
 
 class VisibleText(HTMLParser):
@@ -446,13 +451,30 @@ def test_chinese_report_has_no_english_sentence_left(llama_dir, gpt2_dir, bert_d
     """Every label and generated sentence under --lang zh: stats, tied head, findings, a config
     that cannot be derived, a config that contradicts the tensors."""
     broken = checkpoints.with_config(llama_dir, tmp_path / "broken", lambda c: c.update(intermediate_size=100, num_key_value_heads=3, rope_scaling={"rope_type": "wild"}))
-    pages = [render(cli, folder, tmp_path, "--lang", "zh", *extra) for folder, extra in ((llama_dir, ("--stats",)), (gpt2_dir, ()), (bert_dir, ()), (broken, ()))]
+    lone = checkpoints.safetensors_file(str(tmp_path / "lone" / "w.safetensors"), {"model.layers.0.mlp.up_proj.weight": __import__("torch").zeros(6, 4)})
+    models = ((llama_dir, ("--stats",)), (gpt2_dir, ()), (bert_dir, ()), (broken, ()), (_rwkv_gguf(tmp_path / "rwkv.gguf"), ()), (lone, ()))
+    pages = [render(cli, folder, tmp_path, "--lang", "zh", *extra) for folder, extra in models]
     for page in pages:
         parser = VisibleText()
         parser.feed(page)
         english = [t for t in parser.texts if ENGLISH_RUN.search(t)]
         assert english == []
     assert "输出头与 transformer.wte.weight 绑定（tie_word_embeddings）：只存储并计数一次" in pages[1]
+    assert "config.json：RoPE 缩放类型应为本工具已知的一种（default, linear, dynamic, yarn, llama3, longrope, su），实际为 &#x27;wild&#x27;" in pages[3]
+    assert "注意力：按 config.json 推算，权重矩阵应有 28,672 个参数，张量中实际为 24,576" in pages[3]
+    assert "rwkv.gguf：无法读取或推导出配置（英文原因见悬停提示），因此不做配置检查" in pages[4]
+    assert "w.safetensors：旁边没有 config.json；配置检查和 KV 缓存需要它" in pages[5]
+
+
+def test_every_kind_of_finding_and_note_has_a_chinese_sentence():
+    """Each kind= the analyses give a Finding or Phrase is worded in report-labels.json's zh."""
+    import llm_anatomy
+    from llm_anatomy.render.report import LABELS
+
+    source = "".join(open(os.path.join(root, name), encoding="utf-8").read() for root, _, names in os.walk(os.path.dirname(llm_anatomy.__file__)) for name in names if name.endswith(".py"))
+    kinds = set(re.findall(r'kind="(\w+)"', source)) | set(re.findall(r'Phrase\(f?"[^"]*", "(\w+)"', source))
+    assert len(kinds) == 12
+    assert kinds == set(LABELS["zh"]["sentences"])
 
 
 def test_long_class_and_model_names_wrap_between_words(tmp_path, cli):

@@ -154,13 +154,25 @@ ROPE_CONTEXT_RULES: dict[str, Callable[[dict[str, Any], int | None], tuple[int |
 # documented in each class's docstring; _asdict() gives them as a dict.
 
 
-class Finding(namedtuple("Finding", "where expected found todo", defaults=("",))):
+class Finding(namedtuple("Finding", "where expected found todo kind args", defaults=("", None, None))):
     """A gap or contradiction in the input, shaped like an AnatomyError line: where
-    ("config.json" or a tensor name), what was expected, what was found, what to do."""
+    ("config.json" or a tensor name), what was expected, what was found, what to do.
+    kind and args (a dict) name the sentence and its values, for renderers that word it in
+    another language (the report's FINDINGS table); line() is the English."""
 
     __slots__ = ()
 
     line = AnatomyError.line  # the one spelling of "where: expected X, found Y; todo"
+
+
+class Phrase(str):
+    """An English note that also carries its kind and values (as Finding does), so the report
+    can word it in another language; text and JSON see a plain string."""
+
+    def __new__(cls, text: str, kind: str, args: dict[str, Any]) -> "Phrase":
+        phrase = super().__new__(cls, text)
+        phrase.kind, phrase.args = kind, args
+        return phrase
 
 
 _ARCHITECTURE_FIELDS = (
@@ -221,14 +233,14 @@ class _Reader:
             if value is None or value == 0 and quantity in ZERO_MEANS_NONE:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                self.findings.append(Finding("config.json", f"{name} to be a positive integer", escape(repr(value))))
+                self.findings.append(Finding("config.json", f"{name} to be a positive integer", escape(repr(value)), kind="not_positive", args={"field": name, "value": escape(repr(value))}))
                 return None
             self.fields[quantity] = name
             return value
         if needed_for:
             names = FIELD_ALIASES[quantity]
             spelled = names[0] + (f" (or {', '.join(names[1:])})" if len(names) > 1 else "")
-            self.findings.append(Finding("config.json", f"{spelled} for {needed_for}", "no such field"))
+            self.findings.append(Finding("config.json", f"{spelled} for {needed_for}", "no such field", kind="missing_field", args={"field": spelled, "need": needed_for}))
         return None
 
 
@@ -249,7 +261,7 @@ def _attention(read: _Reader, heads: int | None, kv_heads: int | None) -> tuple[
     if heads is None or kv_heads is None:
         return None, None
     if heads % kv_heads:
-        read.findings.append(Finding("config.json", f"{read.fields['num_heads']} {heads} to be a multiple of {read.fields['num_kv_heads']}", str(kv_heads)))
+        read.findings.append(Finding("config.json", f"{read.fields['num_heads']} {heads} to be a multiple of {read.fields['num_kv_heads']}", str(kv_heads), kind="heads_multiple", args={"heads_field": read.fields["num_heads"], "heads": heads, "kv_field": read.fields["num_kv_heads"], "kv": kv_heads}))
         return None, None
     if kv_heads == heads:
         return "MHA", 1
@@ -263,7 +275,7 @@ def _head_dim(read: _Reader, hidden: int | None, heads: int | None) -> tuple[int
     if hidden is None or heads is None:
         return None, "unknown"
     if hidden % heads:
-        read.findings.append(Finding("config.json", f"{read.fields['hidden_size']} {hidden} divisible by {read.fields['num_heads']} {heads}, or a head_dim field", "neither"))
+        read.findings.append(Finding("config.json", f"{read.fields['hidden_size']} {hidden} divisible by {read.fields['num_heads']} {heads}, or a head_dim field", "neither", kind="head_dim_divisible", args={"hidden_field": read.fields["hidden_size"], "hidden": hidden, "heads_field": read.fields["num_heads"], "heads": heads}))
         return None, "unknown"
     return hidden // heads, f"{read.fields['hidden_size']} / {read.fields['num_heads']}"
 
@@ -339,7 +351,7 @@ def derive(config: dict[str, Any]) -> Architecture:
     context = read.integer("context_length")
     rule = ROPE_CONTEXT_RULES.get(rope_type or "default")
     if rule is None:
-        read.findings.append(Finding("config.json", f"a RoPE scaling type this tool knows ({', '.join(ROPE_CONTEXT_RULES)})", escape(repr(rope_type))))
+        read.findings.append(Finding("config.json", f"a RoPE scaling type this tool knows ({', '.join(ROPE_CONTEXT_RULES)})", escape(repr(rope_type)), kind="rope_type", args={"known": ", ".join(ROPE_CONTEXT_RULES), "value": escape(repr(rope_type))}))
         rule = _configured_context
     effective, effective_source = rule(rope, context)
     torch_dtype = config.get("torch_dtype") or config.get("dtype")

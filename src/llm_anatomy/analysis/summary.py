@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 from ..catalog import Catalog, TensorInfo
 from ..safe_text import escape
-from .architecture import Architecture, Finding, derive
+from .architecture import Architecture, Finding, Phrase, derive
 from .memory import Memory, estimate
 from .roles import INDEX, LAYER_PREFIX
 
@@ -275,7 +275,8 @@ def _shape_findings(placed: Sequence[Placed], arch: Architecture) -> list[Findin
     findings = []
     for key, names in groups.items():
         more = f" (and {len(names) - 1} more like it)" if len(names) > 1 else ""
-        findings.append(Finding(escape(names[0]) + more, f"shape {str(list(key[1]))} ({whys[key]}) from config.json", str(list(key[2]))))
+        args = {"where": escape(names[0]), "more": len(names) - 1, "shape": str(list(key[1])), "why": whys[key], "found": str(list(key[2]))}
+        findings.append(Finding(escape(names[0]) + more, f"shape {args['shape']} ({args['why']}) from config.json", args["found"], kind="shape", args=args))
     return findings
 
 
@@ -285,7 +286,7 @@ def _moe(total: int, routed_by_layer: dict[int | None, int], arch: Architecture)
     if not routed or not experts or not per_token:
         return None, []
     findings = [
-        Finding(f"layer {layer} experts", f"{experts} equal experts ({arch.fields['num_experts']})", f"{count:,} parameters, not a multiple of {experts}")
+        Finding(f"layer {layer} experts", f"{experts} equal experts ({arch.fields['num_experts']})", f"{count:,} parameters, not a multiple of {experts}", kind="experts_multiple", args={"layer": layer, "experts": experts, "field": arch.fields["num_experts"], "count": f"{count:,}"})
         for layer, count in routed_by_layer.items()
         if count % experts
     ]
@@ -294,16 +295,16 @@ def _moe(total: int, routed_by_layer: dict[int | None, int], arch: Architecture)
     return MoeCount(total, active, routed, experts, per_token, formula), findings
 
 
-def _tied_duplicates(placed: list[Placed], arch: Architecture | None) -> tuple[set[str], list[str]]:
+def _tied_duplicates(placed: list[Placed], arch: Architecture | None) -> tuple[set[str], list[Phrase]]:
     """Head tensors that repeat the tied embedding (counted once), and notes saying how."""
     embed = next((p.tensor for p in placed if p.role == "embed"), None)
     if arch is None or not arch.tied_embeddings or embed is None:
         return set(), []
     heads = [p.tensor for p in placed if p.role == "head" and p.tensor.shape == embed.shape]
     if heads and "tied_embeddings" in arch.fields:  # both stored: drop one only if config.json says tied
-        return {t.name for t in heads}, [f"{escape(t.name)} repeats the tied {escape(embed.name)} (tie_word_embeddings): counted once" for t in heads]
+        return {t.name for t in heads}, [Phrase(f"{escape(t.name)} repeats the tied {escape(embed.name)} (tie_word_embeddings): counted once", "tied_repeat", {"head": escape(t.name), "embed": escape(embed.name)}) for t in heads]
     if arch.has_output_head:
-        return set(), [f"the output head is tied to {escape(embed.name)} (tie_word_embeddings): stored and counted once"]
+        return set(), [Phrase(f"the output head is tied to {escape(embed.name)} (tie_word_embeddings): stored and counted once", "tied", {"embed": escape(embed.name)})]
     return set(), []
 
 
@@ -326,9 +327,9 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
     arch = None
     if catalog.config_error is not None:
         error = catalog.config_error
-        findings.append(Finding(error.where, error.expected, error.found, error.todo))
+        findings.append(Finding(error.where, error.expected, error.found, error.todo, kind="config_error", args={"where": error.where}))
     elif catalog.config is None:
-        findings.append(Finding(escape(catalog.weights_place), catalog.CONFIG_EXPECTED, "none", "the config check and KV cache need it"))
+        findings.append(Finding(escape(catalog.weights_place), catalog.CONFIG_EXPECTED, "none", "the config check and KV cache need it", kind="no_config", args={"where": escape(catalog.weights_place)}))
     else:
         arch = derive(catalog.config)
         findings += arch.findings
@@ -371,7 +372,8 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
                 continue  # e.g. no dense MLP in an all-MoE model
             implied.append(ImpliedCount(component, count, matrices.get(component, 0)))
             if count != matrices.get(component, 0):
-                findings.append(Finding(component, f"{count:,} parameters in weight matrices, as config.json implies", f"{matrices.get(component, 0):,} in the tensors", INCOMPLETE))
+                found = f"{matrices.get(component, 0):,}"
+                findings.append(Finding(component, f"{count:,} parameters in weight matrices, as config.json implies", f"{found} in the tensors", INCOMPLETE, kind="implied", args={"component": component, "count": f"{count:,}", "found": found}))
         moe, moe_findings = _moe(total, routed_by_layer, arch)
         findings += moe_findings
 

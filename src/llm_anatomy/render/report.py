@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Sequence
 
 from .. import __version__
-from ..analysis.architecture import Architecture
+from ..analysis.architecture import Architecture, Finding
 from ..analysis.report import DiagramBlock, DiagramTensor, LayerDiagram, Report, WeightStats, finite_or_none
 from .explain import derived_facts, value_text
 from .html import asset, breakable, element, esc, page, section, table
@@ -128,9 +128,24 @@ def _diagram_section(report: Report, words: dict) -> str:
     return section("diagram", words["diagram"], element("p", esc(words["diagram_note"]), class_="note") + row)
 
 
-def _marked(lines: Sequence[str], severity: str) -> str:
-    """Findings as a list, each behind a "!" pill coloured by severity (warn, bad)."""
-    return element("ul", "".join(element("li", element("span", "!", class_=f"pill {severity}") + " " + esc(line)) for line in lines), class_="findings")
+def _marked(lines: Sequence[tuple[str, str | None]], severity: str) -> str:
+    """Findings as a list of (text, English detail shown on hover or None), each behind a "!"
+    pill coloured by severity (warn, bad)."""
+    return element("ul", "".join(element("li", element("span", "!", class_=f"pill {severity}") + " " + esc(text), title=detail) for text, detail in lines), class_="findings")
+
+
+def _worded(item: Finding | str, words: dict) -> tuple[str, str | None]:
+    """A finding or note in the page's language: its kind's sentence from the labels (with the
+    English on hover when the sentence leaves details out), else the English itself."""
+    english = item.line() if isinstance(item, Finding) else str(item)
+    template = words.get("sentences", {}).get(getattr(item, "kind", None) or "")
+    if template is None:
+        return english, None
+    args = dict(item.args)
+    args["component"] = words["components"].get(args.get("component"), args.get("component"))
+    args["need"] = words.get("needs", {}).get(args.get("need"), args.get("need"))
+    args["more"] = words["more_like_it"].format(n=args["more"]) if args.get("more") else ""
+    return template.format(**args), (english if item.kind in words.get("detail_on_hover", ()) else None)
 
 
 def _all_clear(text: str) -> str:
@@ -157,7 +172,7 @@ def _params_section(report: Report, words: dict) -> str:
         parts.append(element("div", bar_chart(components, words["by_component"]), class_="figure"))
     if summary.moe is not None:
         parts.append(element("p", esc(words["moe"].format(total=thousands(summary.moe.total), active=thousands(summary.moe.active))), class_="note"))
-    parts += [element("p", esc(note), class_="note") for note in summary.tied]
+    parts += [element("p", esc(_worded(note, words)[0]), class_="note") for note in summary.tied]
     if any(layer.index is not None for layer in summary.layers):  # a model of numbered layers
         categories = [words["outside"] if layer.index is None else str(layer.index) for layer in summary.layers]
         inside = Series(words["in_layers"], tuple(float(layer.params) if layer.index is not None else None for layer in summary.layers))
@@ -167,7 +182,7 @@ def _params_section(report: Report, words: dict) -> str:
     rows = [(esc(d.name), esc(thousands(d.tensors)), esc(thousands(d.params)), esc(human_bytes(d.nbytes)), esc(share(d.params, total))) for d in summary.dtypes]
     parts += [element("h3", esc(words["by_dtype"])), table((words["dtype"], words["tensors"], words["params"], words["bytes"], words["share"]), rows, numeric=(1, 2, 3, 4))]
     parts.append(element("h3", esc(words["findings"])))
-    parts.append(_marked([f.line() for f in summary.findings], "warn") if summary.findings else _all_clear(words["no_findings"]))
+    parts.append(_marked([_worded(f, words) for f in summary.findings], "warn") if summary.findings else _all_clear(words["no_findings"]))
     return section("params", words["parameters"], "".join(parts))
 
 
@@ -238,9 +253,9 @@ def _stats_section(stats: WeightStats, words: dict) -> str:
         parts.append(_all_clear(words["none_flagged"]))
     if stats.outside:
         rows = [(element("code", _breakable(r.name)), esc(_stat(finite_or_none(r.mean))), esc(_stat(finite_or_none(r.std))), esc(_stat(finite_or_none(r.absmax))), esc(f"{r.zero_fraction:.2%}")) for r in stats.outside]
-        parts += [element("h3", esc(words["outside_stats"])), table((words["name"], "mean", "std", "absmax", words["zeros"]), rows, numeric=(1, 2, 3, 4))]
+        parts += [element("h3", esc(words["outside_stats"])), table((words["name"], words["mean"], "std", "absmax", words["zeros"]), rows, numeric=(1, 2, 3, 4))]
     if stats.errors:
-        parts += [element("h3", esc(words["unreadable"])), _marked([line for _, line in stats.errors], "bad")]
+        parts += [element("h3", esc(words["unreadable"])), _marked([(words["unreadable_tensor"].format(name=name), line) if "unreadable_tensor" in words else (line, None) for name, line in stats.errors], "bad")]
     return section("stats", words["stats"], "".join(parts))
 
 
