@@ -79,8 +79,12 @@ LLAMA_GGUF_TYPES = {"token_embd": "F16", "blk.0.attn_q": "Q8_0", "blk.0.attn_k":
 
 def llama_gguf(hf_folder: str, path: str, types: dict | None = None, vocab_tokens: bool = True) -> str:
     """A GGUF written with gguf.GGUFWriter from a save_pretrained Llama folder: llama.cpp's
-    names (gguf.TensorNameMap) and metadata keys, tensors quantized with gguf.quants."""
+    names (gguf.TensorNameMap) and metadata keys, q and k rows permuted as its converter
+    does, tensors quantized with gguf.quants."""
     import json
+    from types import SimpleNamespace
+
+    from gguf_writers import _llama_tensor
 
     import gguf
     import numpy as np
@@ -106,7 +110,7 @@ def llama_gguf(hf_folder: str, path: str, types: dict | None = None, vocab_token
     names = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, config["num_hidden_layers"])
     for hf_name, tensor in _hf_state_dict(hf_folder).items():
         name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
-        array = tensor.float().numpy()
+        array = _llama_tensor(hf_name, tensor.float(), SimpleNamespace(**config)).contiguous().numpy()
         kind = next((t for prefix, t in types.items() if name.startswith(prefix + ".")), "F32")
         if kind == "F16":
             writer.add_tensor(name, array.astype(np.float16))

@@ -250,7 +250,10 @@ def write_gguf(path: str, arch: str, hparams: dict, tensors: dict, name: str | N
         writer.add_tokenizer_model("gpt2")
         writer.add_token_list([f"<t{i}>" for i in range(tokens)])
     for tensor_name, array in tensors.items():
-        writer.add_tensor(tensor_name, array)
+        if isinstance(array, tuple):  # (quantized bytes, GGML type)
+            writer.add_tensor(tensor_name, array[0], raw_dtype=array[1])
+        else:
+            writer.add_tensor(tensor_name, array)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -280,3 +283,171 @@ def embedding_only(folder: str, arch: str, **kwargs) -> tuple[str, object]:
     os.makedirs(folder, exist_ok=True)
     kwargs.setdefault("tokens", hparams["vocab_size"])
     return write_gguf(os.path.join(folder, f"tiny-{arch}.gguf"), arch, hparams, tensors, **kwargs), config
+
+
+# ---------------------------------------------------------------- transformers' name table
+
+NAME_TABLE = os.path.join(os.path.dirname(__file__), os.pardir, "src", "llm_anatomy", "formats", "gguf_names.json")
+
+
+def _templated(gguf_name: str, hf_name: str) -> tuple[str, str] | None:
+    """('blk.1.attn_q', 'model.layers.1.self_attn.q_proj') -> ('blk.{bid}.attn_q', 'model.layers.{bid}.self_attn.q_proj')."""
+    import re
+
+    match = re.search(r"(^|\.)blk\.(\d+)\.", gguf_name)
+    if match is None:
+        return gguf_name, hf_name
+    bid = match.group(2)
+    hf_match = re.search(rf"\.{bid}\.", hf_name)
+    if hf_match is None:
+        return None
+    return (gguf_name[: match.start(2)] + "{bid}" + gguf_name[match.end(2) :],
+            hf_name[: hf_match.start() + 1] + "{bid}" + hf_name[hf_match.end() - 1 :])
+
+
+def transformers_name_table(arch: str) -> dict[str, str]:
+    """GGUF tensor name -> transformers parameter name, as transformers' GGUF loader maps them
+    (gguf's TensorNameMap for the architecture applied to the model it builds), with {bid} for
+    the block number; GGUF tensors it loads into one fused parameter are left out."""
+    import tempfile
+
+    import torch
+    import transformers
+    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor, get_gguf_hf_weights_map
+
+    with tempfile.TemporaryDirectory() as folder:
+        path, _ = embedding_only(folder, arch)
+        config = open_config(path)
+    with torch.device("meta"):
+        model = getattr(transformers, config["architectures"][0])._from_config(transformers.AutoConfig.for_model(**config))
+    processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=config)
+    mapping = get_gguf_hf_weights_map(model, processor)
+    targets = [hf for hf in mapping.values()]
+    table: dict[str, str] = {}
+    for gguf_name, hf_name in mapping.items():
+        if targets.count(hf_name) > 1:
+            continue  # several GGUF tensors fused into one parameter
+        moe_pattern = getattr(processor, "GGUF_MOE_WEIGHTS_PATTERN", None)
+        if moe_pattern is not None and moe_pattern.fullmatch(gguf_name + ".weight"):
+            gguf_name += ".weight"  # stacked experts: transformers maps the file's NAME.weight through NAME
+        templated = _templated(gguf_name, hf_name)
+        assert templated is not None, (gguf_name, hf_name)
+        key, value = templated
+        assert table.get(key, value) == value, (key, value, table[key])
+        table[key] = value
+    return dict(sorted(table.items()))
+
+
+def open_config(path: str) -> dict:
+    from llm_anatomy.formats import open_catalog
+
+    return open_catalog(path).config
+
+
+def name_tables() -> dict[str, dict[str, str]]:
+    return {arch: transformers_name_table(arch) for arch in sorted(TINY)}
+
+
+if __name__ == "__main__":  # regenerate the packaged table: python tests/gguf_writers.py
+    import json
+
+    with open(NAME_TABLE, "w", encoding="utf-8") as handle:
+        json.dump(name_tables(), handle, indent=1, sort_keys=True)
+        handle.write("\n")
+
+
+# ---------------------------------------------------------------- whole models, converted as llama.cpp converts them
+
+
+def _permute(weights, n_head: int, n_head_kv: int):
+    """convert_hf_to_gguf's LlamaModel.permute: q and k rows in llama.cpp's rotary layout."""
+    if n_head_kv and n_head != n_head_kv:
+        n_head = n_head_kv
+    return weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
+
+
+def _llama_tensor(hf_name, data, config):
+    if hf_name.endswith("q_proj.weight"):
+        return _permute(data, config.num_attention_heads, config.num_attention_heads)
+    if hf_name.endswith("k_proj.weight"):
+        return _permute(data, config.num_attention_heads, config.num_key_value_heads)
+    return data
+
+
+def _norm_plus_one(hf_name, data, config):
+    return data + 1 if hf_name.endswith("norm.weight") else data
+
+
+def _gpt2_tensor(hf_name, data, config):
+    return data.transpose(1, 0) if hf_name.endswith((".c_attn.weight", ".c_proj.weight", ".c_fc.weight")) else data
+
+
+def _bloom_tensor(hf_name, data, config):
+    """BloomModel.modify_tensors: fused qkv rows from (head, q/k/v) order to q/k/v, then head."""
+    n_head, n_embed = config.n_head, config.hidden_size
+    if hf_name.endswith("query_key_value.weight"):
+        qkv = data.reshape(n_head, 3, n_embed // n_head, n_embed)
+        return torch_cat([qkv[:, i].reshape(-1, n_embed) for i in range(3)])
+    if hf_name.endswith("query_key_value.bias"):
+        qkv = data.reshape(n_head, 3, n_embed // n_head)
+        return torch_cat([qkv[:, i].reshape(n_embed) for i in range(3)])
+    return data
+
+
+def _mamba_tensor(hf_name, data, config):
+    if hf_name.endswith(".A_log"):
+        return -data.exp()
+    return data.squeeze() if hf_name.endswith("conv1d.weight") else data
+
+
+def _lfm2_tensor(hf_name, data, config):
+    return data.squeeze(1) if "conv.conv" in hf_name else data
+
+
+def torch_cat(parts):
+    import torch
+
+    return torch.cat(parts)
+
+
+# general.architecture -> what the converter's modify_tensors does to a transformers tensor.
+CONVERTED = {
+    "llama": _llama_tensor, "gemma2": _norm_plus_one, "gemma3": _norm_plus_one, "nemotron": _norm_plus_one,
+    "gpt2": _gpt2_tensor, "bloom": _bloom_tensor, "mamba": _mamba_tensor, "lfm2": _lfm2_tensor,
+}
+
+
+def whole_model(folder: str, arch: str, seed: int = 0, types: dict | None = None) -> tuple[str, object]:
+    """The tiny ARCH with random weights, converted to GGUF as llama.cpp converts it: names by
+    gguf's TensorNameMap, the converter's value transforms; TYPES: {GGUF name prefix: GGML type}
+    for tensors to quantize (others F32)."""
+    import gguf
+    import numpy as np
+    import torch
+    import transformers
+
+    config = tiny_config(arch)
+    torch.manual_seed(seed)
+    from llm_anatomy.formats.gguf_archs import ARCHITECTURES
+
+    model = getattr(transformers, ARCHITECTURES[arch].class_name)(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    arch_id = next(a for a, name in gguf.MODEL_ARCH_NAMES.items() if name == arch)
+    names = gguf.get_tensor_name_map(arch_id, config.num_hidden_layers)
+    tied = {alias for alias in model.state_dict() if alias not in dict(model.named_parameters())}
+    tensors = {}
+    for hf_name, value in model.state_dict().items():
+        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias")) or names.get_name(hf_name.partition(".")[2], try_suffixes=(".weight", ".bias"))
+        if name is None or hf_name in tied:
+            continue  # buffers (rotary frequencies), tied weights
+        array = CONVERTED.get(arch, lambda n, d, c: d)(hf_name, value.detach().float(), config).contiguous().numpy()
+        kind = next((t for prefix, t in (types or {}).items() if name.startswith(prefix + ".")), "F32")
+        if kind == "F32":
+            tensors[name] = array
+        else:
+            qtype = gguf.GGMLQuantizationType[kind]
+            tensors[name] = (gguf.quants.quantize(array, qtype), qtype)
+    os.makedirs(folder, exist_ok=True)
+    return write_gguf(os.path.join(folder, f"tiny-{arch}.gguf"), arch, config.to_dict(), tensors, tokens=config.vocab_size), config

@@ -12,7 +12,7 @@ from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
 from llm_anatomy.dtypes import DTYPES
 from llm_anatomy import ggml_types
 from llm_anatomy.formats import open_catalog
-from llm_anatomy.formats.name_maps import GGUF_TO_HF, META_TO_HF, hf_name
+from llm_anatomy.formats.name_maps import META_TO_HF, meta_hf_name
 from llm_anatomy.tensors import ElementReader
 
 
@@ -49,20 +49,14 @@ def test_ggml_types_join_the_dtype_table():
         assert DTYPES[name].nbytes(block_size * 3) == block_bytes * 3, name
 
 
-def test_name_maps_equal_gguf_tensor_name_map():
+def test_meta_names_equal_gguf_tensor_name_map():
     import gguf
 
-    for arch in (gguf.MODEL_ARCH.LLAMA, gguf.MODEL_ARCH.QWEN3):
-        names = gguf.TensorNameMap(arch, 4)
-        for gguf_name, hf in GGUF_TO_HF.items():
-            if arch == gguf.MODEL_ARCH.LLAMA and "_norm" in gguf_name and gguf_name.startswith("blk.{bid}.attn_"):
-                continue  # q_norm / k_norm exist from Qwen3 on
-            assert names.get_name(hf.format(bid=3)) == gguf_name.format(bid=3)
     llama = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, 4)
     for meta, hf in META_TO_HF.items():
         assert llama.get_name(meta.format(bid=2)) == llama.get_name(hf.format(bid=2)), meta
-    assert hf_name("blk.12.attn_q.weight", GGUF_TO_HF) == "model.layers.12.self_attn.q_proj.weight"
-    assert hf_name("blk.0.ffn_gate_exps.weight", GGUF_TO_HF) == "blk.0.ffn_gate_exps.weight"  # no HF twin: kept
+    assert meta_hf_name("layers.12.attention.wq.weight") == "model.layers.12.self_attn.q_proj.weight"
+    assert meta_hf_name("rope.freqs") == "rope.freqs"  # no HF twin: kept
 
 
 # ---------------------------------------------------------------- fidelity against gguf
@@ -249,28 +243,17 @@ def test_good_hand_packed_file_reads(tmp_path, cli):
     assert str(catalog.config_error) == f"{path}: expected a GGUF architecture that maps to a transformers config (llama, mistral, qwen2, qwen2moe, qwen3, qwen3moe, gpt-oss, phi3, gemma2, gemma3, nemotron, starcoder2, stablelm, falcon, bloom, gpt2, mamba, t5, t5encoder, lfm2), found None; params, values and tree (by tensor names) work; config needs a config.json"
 
 
-def test_values_torch_style_prints_each_parameter_from_its_gguf_tensor(llama_gguf, llama_dir, cli):
-    """--style torch maps names to transformers' own; each stored tensor prints as torch prints it
-    once loaded in the model's dtype (float32 here, as transformers loads GGUF; block types
-    dequantized)."""
-    import gguf
-    import torch
+def test_values_torch_style_prints_each_parameter_from_its_gguf_tensor(llama_gguf, cli):
+    """--style torch maps names to transformers' own; each parameter prints exactly as after
+    from_pretrained(gguf_file=): float32, block types dequantized, q and k rows un-permuted."""
+    import os
 
-    stored = {}
-    for t in gguf.GGUFReader(llama_gguf).tensors:
-        shape = tuple(int(d) for d in reversed(t.shape))
-        if t.tensor_type == gguf.GGMLQuantizationType.BF16:
-            stored[t.name] = torch.from_numpy(t.data.copy()).view(torch.bfloat16).reshape(shape)
-        elif t.tensor_type in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
-            stored[t.name] = torch.from_numpy(t.data.copy()).reshape(shape)
-        else:
-            stored[t.name] = torch.from_numpy(gguf.quants.dequantize(t.data, t.tensor_type))
-    names = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, 2)
-    torch_style = cli("params", llama_dir, "--style", "torch").out.splitlines()
-    expected = "".join(f"{torch.nn.Parameter(stored[names.get_name(line.split(':')[0], try_suffixes=('.weight',))].float())}\n" for line in torch_style)
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(os.path.dirname(llama_gguf), gguf_file=os.path.basename(llama_gguf))
     result = cli("values", llama_gguf, "--style", "torch")
     assert result.code == 0, result.err
-    assert result.out == expected
+    assert result.out == "".join(f"{p}\n" for p in model.parameters())
 
 
 def test_k_and_i_quants_read_only_the_blocks_shown(tmp_path, monkeypatch):

@@ -10,7 +10,8 @@ import struct
 import pytest
 
 import gguf_writers
-from llm_anatomy.formats import open_catalog
+from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
+from llm_anatomy.formats import name_maps, open_catalog
 
 README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
 
@@ -130,3 +131,104 @@ def test_other_architectures_fall_back_to_the_name_tree(tmp_path, cli):
     config = cli("config", path)
     assert config.code == 1
     assert config.err.startswith(f"llm-anatomy: {path}: expected a GGUF architecture that maps to a transformers config (llama, mistral, qwen2, ")
+
+
+# ---------------------------------------------------------------- --hf-names: each architecture's own table
+
+
+def test_name_table_is_what_transformers_gguf_loader_maps():
+    """gguf_names.json equals the table transformers' loader computes for each architecture; to
+    update it after upgrading transformers or gguf: python tests/gguf_writers.py"""
+    with open(name_maps.GGUF_NAMES, encoding="utf-8") as handle:
+        assert json.load(handle) == gguf_writers.name_tables()
+
+
+def test_name_table_rows_are_gguf_tensor_name_map_rows():
+    """Each row, read forwards, is what gguf's own TensorNameMap for that architecture gives for
+    the transformers name, or (as transformers also looks in submodules) for it without its
+    first component: Bloom's `transformer.h.0...` is TensorNameMap's `h.0...`."""
+    import gguf
+
+    arch_of = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
+    for arch, table in name_maps.gguf_tables().items():
+        names = gguf.TensorNameMap(arch_of[arch], 4)
+        for gguf_name, hf in table.items():
+            base = gguf_name.rpartition(".")[0] if hf.endswith((".weight", ".bias")) else gguf_name
+            hf_base = hf.rpartition(".")[0] if hf.endswith((".weight", ".bias")) else hf
+            expected = base.format(bid=3).removesuffix(".weight")
+            hf_base = hf_base.format(bid=3)
+            assert expected in (names.get_name(hf_base), names.get_name(hf_base.partition(".")[2])), (arch, gguf_name)
+
+
+def test_gemma3_ffn_norm_is_the_pre_feedforward_norm(tmp_path, cli):
+    path, _ = gguf_writers.embedding_only(str(tmp_path), "gemma3")
+    assert name_maps.hf_name("blk.0.ffn_norm.weight", name_maps.gguf_table(open_catalog(path).metadata)) == "model.layers.0.pre_feedforward_layernorm.weight"
+    llama = name_maps.gguf_tables()["llama"]
+    assert name_maps.hf_name("blk.0.ffn_norm.weight", llama) == "model.layers.0.post_attention_layernorm.weight"
+    assert name_maps.hf_name("blk.12.attn_q.weight", llama) == "model.layers.12.self_attn.q_proj.weight"
+    qwen2moe = name_maps.gguf_tables()["qwen2moe"]
+    assert name_maps.hf_name("blk.0.ffn_down_exps.weight", qwen2moe) == "model.layers.0.mlp.experts.down_proj"
+    assert name_maps.hf_name("blk.0.ffn_gate_exps.weight", qwen2moe) == "blk.0.ffn_gate_exps.weight"  # fused with up: kept
+
+
+# ---------------------------------------------------------------- values --style torch: the loader's transforms undone
+
+# Quantized rows check that reordered and transposed views read the right blocks.
+QUANTIZED = {"blk.0.attn_q": "Q8_0", "blk.0.attn_k": "Q8_0", "blk.1.ffn_up": "Q4_0", "blk.0.attn_qkv": "Q8_0"}
+LOADED_BY_TRANSFORMERS = ("bloom", "falcon", "gemma2", "gemma3", "lfm2", "llama", "nemotron", "phi3", "qwen2", "stablelm", "starcoder2")
+
+
+@pytest.mark.parametrize("arch", LOADED_BY_TRANSFORMERS)
+def test_values_torch_style_equals_transformers_gguf_loading(arch, tmp_path, cli):
+    """Exactly `for p in model.parameters(): print(p)` after from_pretrained(gguf_file=): Llama's
+    q/k rows un-permuted, Gemma's and Nemotron's norms minus one, Bloom's qkv rows reordered,
+    LFM2's convolution unsqueezed, block types dequantized."""
+    import transformers
+
+    path, _ = gguf_writers.whole_model(str(tmp_path), arch, types=QUANTIZED)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path))
+    result = cli("values", path, "--style", "torch")
+    assert result.code == 0, result.err
+    assert result.out == "".join(f"{p}\n" for p in model.parameters())
+
+
+@pytest.mark.parametrize("arch", ("gpt2", "qwen3"))
+def test_values_torch_style_equals_the_original_model(arch, tmp_path, cli):
+    """Where transformers' GGUF config is wrong, from_pretrained(gguf_file=) fails on the shapes;
+    the values still equal the original model's (F32 throughout: conversion is lossless), GPT-2's
+    Conv1D weights transposed back."""
+    import torch
+    import transformers
+
+    path, config = gguf_writers.whole_model(str(tmp_path), arch)
+    torch.manual_seed(0)
+    model = getattr(transformers, open_catalog(path).config["architectures"][0])(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    result = cli("values", path, "--style", "torch")
+    assert result.code == 0, result.err
+    assert result.out == "".join(f"{p}\n" for p in model.parameters())
+
+
+def test_values_torch_style_says_what_it_cannot_rebuild(tmp_path, cli):
+    path, _ = gguf_writers.whole_model(str(tmp_path), "mamba")
+    result = cli("values", path, "--style", "torch")
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        f"llm-anatomy: {path}: tensor blk.0.ssm_a: expected a tensor whose loaded values llm-anatomy can rebuild "
+        "(backbone.layers.0.mixer.A_log), found one it cannot; transformers loads it as log(-A) computed in numpy float32, "
+        "which llm-anatomy does not reproduce exactly; the default style shows the stored tensor\n"
+    )
+    assert cli("values", path, "--style", "torch", "--filter", "backbone.layers.0.mixer.conv1d.*").code == 0
+
+
+def test_hf_names_of_gemma3_are_transformers_names(tmp_path, cli):
+    path, _ = gguf_writers.whole_model(str(tmp_path), "gemma3")
+    hf_names = {line.split()[0] for line in cli("params", path, "--hf-names").out.splitlines()[1:-1]}
+    torch_style = {line.split(":")[0] for line in cli("params", path, "--style", "torch").out.splitlines()}
+    assert hf_names == torch_style
+    assert "model.layers.0.pre_feedforward_layernorm.weight" in hf_names
+    code, loaded, out = imported_by("params", path, "--hf-names", modules=NOT_ON_THE_LIGHT_PATH + ("gguf",))
+    assert (code, loaded) == (0, [])
+    assert out == cli("params", path, "--hf-names").out

@@ -74,10 +74,12 @@ def parse_index(target: str, index: str) -> tuple:
     return tuple(items)
 
 
-class View(namedtuple("View", "name tensor shape strides offset dtype", defaults=(None,))):
+class View(namedtuple("View", "name tensor shape strides offset dtype row_order shift", defaults=(None, None, None))):
     """Elements of a stored tensor seen through an index. name: as shown ("lm_head.weight[0, :8]");
     tensor: the TensorInfo; shape; strides and offset: in stored elements, row-major; dtype:
-    the float dtype to show the values in (a tensors.CASTS key), None for the stored one."""
+    the float dtype to show the values in (a tensors.CASTS key), None for the stored one;
+    row_order: the stored index of each index of the first dimension, None for the same;
+    shift: a number added to each value (in float32, as the GGUF loader does), or None."""
 
     __slots__ = ()
 
@@ -141,9 +143,15 @@ class ShownTensor(namedtuple("ShownTensor", "name tensor decoder shape summarize
         return itertools.chain.from_iterable(self.rows())
 
 
+def _steps(view: View, dim: int, idx: Sequence[int]) -> list[int]:
+    """Stored offsets of these indices of one dimension."""
+    order = view.row_order if dim == 0 and view.row_order is not None else None
+    return [(order[i] if order else i) * view.strides[dim] for i in idx]
+
+
 def _row_starts(view: View, indices: tuple[Sequence[int], ...]) -> Iterator[int]:
     """Stored position of the first shown element of each innermost row, row-major."""
-    outer = [[i * s for i in idx] for idx, s in zip(indices[:-1], view.strides[:-1])]
+    outer = [_steps(view, dim, idx) for dim, idx in enumerate(indices[:-1])]
     for steps in itertools.product(*outer):
         yield view.offset + sum(steps)
 
@@ -155,10 +163,12 @@ def _shown(view: View, options: PrintOptions) -> tuple[bool, tuple[Sequence[int]
 
 
 def _read_at_once(view: View, summarize: bool, indices: tuple[Sequence[int], ...]) -> list[int] | None:
-    """The stored positions of a summarized view, read in one call; None when streamed."""
-    if summarize and view.shape and prod(len(i) for i in indices) <= MAX_SHOWN_IN_MEMORY:
-        last, last_stride = indices[-1], view.strides[-1]
-        return [start + i * last_stride for start in _row_starts(view, indices) for i in last]
+    """The stored positions of a summarized view (or of a reordered 1-D one), read in one
+    call, in the order shown; None when streamed."""
+    reordered_rows = view.row_order is not None and len(view.shape) == 1  # the last dimension is the reordered one
+    if (summarize or reordered_rows) and view.shape and prod(len(i) for i in indices) <= MAX_SHOWN_IN_MEMORY:
+        last_steps = _steps(view, len(view.shape) - 1, indices[-1])
+        return [start + step for start in _row_starts(view, indices) for step in last_steps]
     return None
 
 
@@ -169,8 +179,24 @@ def prefetch(reader: ElementReader, views: Iterable[View], options: PrintOptions
     for view in views:
         positions = _read_at_once(view, *_shown(view, options))
         if positions:
-            wanted.append((view.tensor, positions, view.dtype))
+            wanted.append((view.tensor, sorted(set(positions)), view.dtype))
     reader.prefetch(wanted)
+
+
+def _read_any(reader: ElementReader, view: View, positions: list[int]) -> list:
+    """Values at positions in any order (a transposed or reordered view): the reader takes ascending ones."""
+    if any(a >= b for a, b in zip(positions, positions[1:])):
+        ordered = sorted(set(positions))
+        found = dict(zip(ordered, reader.read(view.tensor, ordered, view.dtype)))
+        values = [found[p] for p in positions]
+    else:
+        values = reader.read(view.tensor, positions, view.dtype)
+    return values if view.shift is None else _shifted(values, view.shift)
+
+
+def _shifted(values: Iterable, shift: float) -> list:
+    """float32(value + shift): the sum of two float32 is exact in float64, so rounding it once is float32 arithmetic."""
+    return CASTS["F32"]([v + shift for v in values])
 
 
 def show(reader: ElementReader, view: View, options: PrintOptions) -> ShownTensor:
@@ -179,23 +205,25 @@ def show(reader: ElementReader, view: View, options: PrintOptions) -> ShownTenso
     numel = prod(view.shape)
     summarize, indices = _shown(view, options)
     if not view.shape:
-        value = reader.read(view.tensor, [view.offset], view.dtype)
+        value = _read_any(reader, view, [view.offset])
         return ShownTensor(view.name, view.tensor, decoder, (), summarize, (), lambda: iter([value]))
     if numel == 0 or (summarize and options.edgeitems == 0):  # nothing shown, nothing read
         return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, lambda: iter(()))
-    last, last_stride = indices[-1], view.strides[-1]
+    last = indices[-1]
     positions = _read_at_once(view, summarize, indices)
     if positions is not None:
-        flat = reader.read(view.tensor, positions, view.dtype)
+        flat = _read_any(reader, view, positions)
         width = len(last)
         return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, lambda: (flat[i : i + width] for i in range(0, len(flat), width)))
+    last_stride = view.strides[-1]
 
     def stream() -> Iterator[Iterable]:
         for start in _row_starts(view, indices):
             if isinstance(last, range):  # the whole row, in bounded chunks
-                yield itertools.chain.from_iterable(reader.stream(view.tensor, start, len(last), last_stride, view.dtype))
+                chunks = reader.stream(view.tensor, start, len(last), last_stride, view.dtype)
+                yield itertools.chain.from_iterable(chunks if view.shift is None else (_shifted(c, view.shift) for c in chunks))
             else:  # the row's two ends
-                yield reader.read(view.tensor, [start + i * last_stride for i in last], view.dtype)
+                yield _read_any(reader, view, [start + i * last_stride for i in last])
 
     return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, stream)
 
@@ -236,9 +264,10 @@ def load_dtype(catalog: Catalog) -> str | None:
 CONVERTED_ON_LOAD = "transformers renames, fuses or initialises this weight on load, so print(p) cannot be rebuilt from the file; the default style shows the stored tensors"
 
 
-def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None) -> list[View]:
+def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None, loaded: Callable[[View], View] | None = None) -> list[View]:
     """model.parameters() in transformers' order: no buffers, tied weights once, read from the
-    stored tensor, float values in the dtype the model is loaded in."""
+    stored tensor, float values in the dtype the model is loaded in; loaded: how the loader
+    turns a stored tensor into the parameter (a GGUF's transforms), if it does."""
     regex = compile_filter(pattern)
     model_dtype = load_dtype(catalog)
     from ..skeleton import stored_tensor_finder
@@ -251,7 +280,46 @@ def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None)
         tensor = find(param.name)
         if tensor is None:
             raise AnatomyError(catalog.name, f"parameter {param.name} of {skeleton.model_class} in the checkpoint", "no tensor of that name", CONVERTED_ON_LOAD)
-        if tensor.shape != param.shape:
-            raise AnatomyError(tensor.file, f"shape {list(param.shape)} for parameter {param.name}", f"{list(tensor.shape)}", CONVERTED_ON_LOAD)
-        views.append(View.whole(tensor)._replace(name=param.name, dtype=model_dtype if tensor.dtype in CASTS else None))
+        view = View.whole(tensor)._replace(name=param.name, dtype=model_dtype if tensor.dtype in CASTS else None)
+        if loaded is not None:
+            view = loaded(view)
+        if view.shape != param.shape:
+            raise AnatomyError(tensor.file, f"shape {list(param.shape)} for parameter {param.name}", f"{list(view.shape)}", CONVERTED_ON_LOAD)
+        views.append(view)
     return views
+
+
+def gguf_loaded(catalog: Catalog) -> Callable[[View], View]:
+    """How transformers' GGUF loader turns each stored tensor of this GGUF catalog (with its
+    llama.cpp names) into a parameter: a View -> View for parameter_views."""
+    from ..formats import gguf_transforms as gt
+    from ..ggml_types import KEY_ARCHITECTURE
+
+    arch = catalog.metadata.get(KEY_ARCHITECTURE)
+    config = catalog.config or {}
+    stored_name = {(t.file, t.offset): t.name for t in catalog.tensors}
+
+    def loaded(view: View) -> View:
+        name = stored_name.get((view.tensor.file, view.tensor.offset), view.tensor.name)
+        transform = gt.transform_of(arch, name)
+        if transform is None:
+            return view
+        kind, arg = transform
+        if kind == "refuse":
+            raise AnatomyError(f"{view.tensor.file}: tensor {name}", f"a tensor whose loaded values llm-anatomy can rebuild ({view.name})", "one it cannot", f"{arg}; the default style shows the stored tensor")
+        if kind == "minus_one":
+            return view._replace(shift=-1.0)
+        if kind == "transpose" and len(view.shape) == 2:
+            return view._replace(shape=view.shape[::-1], strides=view.strides[::-1])
+        if kind == "unsqueeze":
+            return view._replace(shape=view.shape[:arg] + (1,) + view.shape[arg:], strides=view.strides[:arg] + (0,) + view.strides[arg:])
+        if kind == "unpermute":
+            heads = config.get(arg)
+            if not isinstance(heads, int) or not isinstance(config.get("num_attention_heads"), int) or not isinstance(config.get("num_key_value_heads"), int):
+                return view  # transformers then loads the rows as stored
+            return view._replace(row_order=gt.unpermuted_rows(view.shape[0], heads))
+        if kind == "bloom_qkv":
+            return view._replace(row_order=gt.bloom_qkv_rows(view.shape[0], config["n_head"]))
+        return view
+
+    return loaded

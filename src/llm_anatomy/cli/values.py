@@ -66,17 +66,20 @@ def _allow_options_before_tensor(parser: argparse.ArgumentParser) -> None:
     parser.parse_known_args = intermixed  # type: ignore[method-assign]
 
 
-def _views(catalog, args: argparse.Namespace) -> list:
+def _views(catalog, stored, args: argparse.Namespace) -> list:
+    """The views to print; stored: the catalog with the names as stored (GGUF transforms go by them)."""
     if args.tensor is not None and args.filter is not None:
         raise UsageError(args.tensor, "either TENSOR or --filter", "both", "drop one of them")
     if args.style != "torch":
         return tensor_views(catalog, args.tensor, args.filter)
+    from ..analysis.values import gguf_loaded
     from ..skeleton import load_skeleton
 
     text, is_glob = (args.filter, True) if args.tensor is None else (args.tensor, False)
     if text is not None and split_index(text, glob=is_glob)[1] is not None:
         raise UsageError(text, "whole parameters with --style torch, as print(p) shows them", "an index", "drop the index, or use the default style")
-    views = parameter_views(catalog, load_skeleton(catalog), text if is_glob else glob.escape(text))
+    loaded = gguf_loaded(stored) if stored.format == "gguf" else None
+    views = parameter_views(catalog, load_skeleton(catalog), text if is_glob else glob.escape(text), loaded)
     if not views:
         if is_glob:
             raise no_match(catalog.name, text, "parameter", "llm-anatomy params --style torch")
@@ -89,14 +92,14 @@ PREFETCH_VIEWS = 256
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    catalog = open_catalog(args.model, args.revision)
+    catalog = stored = open_catalog(args.model, args.revision)
     if args.hf_names or args.style == "torch":  # transformers' view needs transformers' names
         from ..formats.name_maps import with_hf_names
 
         catalog = with_hf_names(catalog)
     threshold = float("inf") if args.full else args.threshold
     options = PrintOptions(args.precision, threshold, args.edgeitems, args.linewidth)
-    views = _views(catalog, args)
+    views = _views(catalog, stored, args)
     if args.json:
         from ..render import values_json
 

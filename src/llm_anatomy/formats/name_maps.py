@@ -1,33 +1,30 @@
 """Tensor names in Hugging Face form: llama.cpp's GGUF names (`blk.0.attn_q.weight`) and
 Meta's original ones (`layers.0.attention.wq.weight`) -> `model.layers.0.self_attn.q_proj.weight`.
 
-The tables are gguf.TensorNameMap read backwards for the architectures derived_config
-knows; tests/test_gguf.py checks every row against gguf. Only names change: the
-converters reorder the rows of q and k within each head (rotary layout), so those two
-tensors' values differ in row order between the formats."""
+GGUF names go through their architecture's own table (gguf_names.json): for each
+architecture transformers' GGUF loader maps, the GGUF name of each parameter of the model
+transformers builds, as that loader finds it (gguf's TensorNameMap for the architecture,
+applied to transformers' names). The table is data, so header-only commands import neither
+gguf nor numpy; tests/test_gguf_archs.py regenerates it with transformers and gguf and
+checks it is equal. GGUF tensors that transformers fuses into one parameter (stacked
+experts' gate and up) keep their GGUF names, as do architectures without a table.
+
+Only names change here: the values of some tensors differ between the formats (see
+formats/gguf_transforms.py)."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from ..catalog import Catalog
+from functools import lru_cache, partial
 
-# {bid} is the block (layer) number.
-GGUF_TO_HF = {
-    "token_embd": "model.embed_tokens",
-    "output_norm": "model.norm",
-    "output": "lm_head",
-    "blk.{bid}.attn_norm": "model.layers.{bid}.input_layernorm",
-    "blk.{bid}.attn_q": "model.layers.{bid}.self_attn.q_proj",
-    "blk.{bid}.attn_k": "model.layers.{bid}.self_attn.k_proj",
-    "blk.{bid}.attn_v": "model.layers.{bid}.self_attn.v_proj",
-    "blk.{bid}.attn_output": "model.layers.{bid}.self_attn.o_proj",
-    "blk.{bid}.attn_q_norm": "model.layers.{bid}.self_attn.q_norm",
-    "blk.{bid}.attn_k_norm": "model.layers.{bid}.self_attn.k_norm",
-    "blk.{bid}.ffn_norm": "model.layers.{bid}.post_attention_layernorm",
-    "blk.{bid}.ffn_gate": "model.layers.{bid}.mlp.gate_proj",
-    "blk.{bid}.ffn_up": "model.layers.{bid}.mlp.up_proj",
-    "blk.{bid}.ffn_down": "model.layers.{bid}.mlp.down_proj",
-}
+from ..catalog import Catalog
+from ..ggml_types import KEY_ARCHITECTURE
+
+GGUF_NAMES = os.path.join(os.path.dirname(__file__), "gguf_names.json")
+# general.architecture -> the architecture whose table names its tensors (same modules).
+SAME_NAMES = {"t5encoder": "t5"}
 
 META_TO_HF = {
     "tok_embeddings": "model.embed_tokens",
@@ -44,26 +41,57 @@ META_TO_HF = {
     "layers.{bid}.feed_forward.w2": "model.layers.{bid}.mlp.down_proj",
 }
 
-# Catalog.format -> the table for its names (HF's own .bin files match no row).
-NAME_MAPS = {"gguf": GGUF_TO_HF, "torch": META_TO_HF}
+# The block number of a GGUF name (T5 has enc.blk.N and dec.blk.N) and of a Meta name.
+GGUF_BLOCK = re.compile(r"^((?:enc\.|dec\.)?blk)\.(\d+)\.")
+META_BLOCK = re.compile(r"^(layers)\.(\d+)\.")
 
-BLOCK = re.compile(r"^(blk|layers)\.(\d+)\.")
+
+@lru_cache(maxsize=1)
+def gguf_tables() -> dict[str, dict[str, str]]:
+    """general.architecture -> {GGUF name with {bid}: transformers name with {bid}}."""
+    with open(GGUF_NAMES, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def gguf_table(metadata) -> dict[str, str] | None:
+    arch = metadata.get(KEY_ARCHITECTURE)
+    return gguf_tables().get(SAME_NAMES.get(arch, arch)) if isinstance(arch, str) else None
+
+
+def _renamed(name: str, table: dict[str, str], block: re.Pattern[str], whole_names: bool) -> str:
+    match = block.match(name)
+    key = block.sub(r"\1.{bid}.", name, count=1) if match else name
+    if whole_names:
+        target = table.get(key)
+        suffix = ""
+    else:  # Meta's table names modules: the suffix (weight) is kept
+        key, dot, suffix = key.rpartition(".")
+        target = table.get(key) if dot else None
+        suffix = dot + suffix
+    if target is None:
+        return name
+    return target.format(bid=match.group(2) if match else "") + suffix
 
 
 def hf_name(name: str, table: dict[str, str]) -> str:
-    """The Hugging Face name of one tensor, or the name itself when no row matches."""
-    base, dot, suffix = name.rpartition(".")  # suffix: weight / bias
-    block = BLOCK.match(base)
-    key = BLOCK.sub(r"\1.{bid}.", base, count=1) if block else base
-    target = table.get(key) if dot else None
-    if target is None:
-        return name
-    return target.format(bid=block.group(2) if block else "") + dot + suffix
+    """The transformers name of one GGUF tensor, or the name itself when no row matches."""
+    return _renamed(name, table, GGUF_BLOCK, True)
+
+
+def meta_hf_name(name: str) -> str:
+    """The transformers name of one tensor of Meta's original Llama checkpoints."""
+    return _renamed(name, META_TO_HF, META_BLOCK, False)
 
 
 def with_hf_names(catalog: Catalog) -> Catalog:
     """The same catalog with tensors renamed to their Hugging Face names."""
-    table = NAME_MAPS.get(catalog.format)
-    if table is None:
+    if catalog.format == "gguf":
+        table = gguf_table(catalog.metadata)
+        if table is None:
+            return catalog
+        rename = partial(hf_name, table=table)
+    elif catalog.format == "torch":
+        rename = meta_hf_name
+    else:
         return catalog
-    return catalog._replace(tensors=tuple(t._replace(name=hf_name(t.name, table)) for t in catalog.tensors))
+    return catalog._replace(tensors=tuple(t._replace(name=rename(t.name)) for t in catalog.tensors))
