@@ -77,10 +77,10 @@ def _hf_state_dict(hf_folder: str) -> dict:
 LLAMA_GGUF_TYPES = {"token_embd": "F16", "blk.0.attn_q": "Q8_0", "blk.0.attn_k": "Q8_0", "blk.0.ffn_gate": "Q4_0", "blk.0.ffn_up": "Q4_0", "blk.1.attn_v": "BF16"}
 
 
-def llama_gguf(hf_folder: str, path: str, types: dict | None = None, vocab_tokens: bool = True) -> str:
+def llama_gguf(hf_folder: str, path: str, types: dict | None = None, vocab_tokens: bool = True, strings: dict | None = None) -> str:
     """A GGUF written with gguf.GGUFWriter from a save_pretrained Llama folder: llama.cpp's
     names (gguf.TensorNameMap) and metadata keys, q and k rows permuted as its converter
-    does, tensors quantized with gguf.quants."""
+    does, tensors quantized with gguf.quants; strings: more string key/values (general.name, say)."""
     import json
     from types import SimpleNamespace
 
@@ -103,6 +103,8 @@ def llama_gguf(hf_folder: str, path: str, types: dict | None = None, vocab_token
     writer.add_rope_freq_base((config.get("rope_parameters") or {}).get("rope_theta", 10000.0))
     writer.add_bos_token_id(config["bos_token_id"])
     writer.add_eos_token_id(config["eos_token_id"])
+    for key, value in (strings or {}).items():
+        writer.add_string(key, value)
     if vocab_tokens:
         writer.add_tokenizer_model("llama")
         writer.add_token_list([f"<t{i}>" for i in range(config["vocab_size"])])

@@ -207,3 +207,19 @@ def test_demo_keep_fills_an_empty_folder_and_leaves_no_staging(tmp_path, cli):
     assert os.listdir(tmp_path) == ["replica"]
     assert sorted(os.listdir(tmp_path / "replica"))[0] == "config.json"
     shutil.rmtree(tmp_path / "replica")
+
+
+FULL = "llm-anatomy: stdout: expected to write the output, found no space left on device (ENOSPC); free some space or send the output elsewhere"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("params", "MODEL"), ("params", "MODEL", "--json"), ("values", "MODEL", "--style", "torch"), ("tree", "MODEL"), ("config", "MODEL", "--explain"), ("summary", "MODEL", "--json"), ("stats", "MODEL", "--csv"), ("report", "MODEL", "-o", "OUT"), ("--help",)],
+)
+def test_dev_full_as_stdout(model, tmp_path, cli, args):
+    """Output that cannot be written (here /dev/full) is one line and exit 1, however much
+    was buffered: a stream of values fails mid-way, a short table only at the final flush."""
+    cli("tree", model[0])  # the skeleton cached here: the subprocess need not import transformers
+    args = [model[0] if a == "MODEL" else tmp_path / "r.html" if a == "OUT" else a for a in args]
+    outcome = run_cli(*args, stdout_path="/dev/full")
+    assert_refused(outcome, codes=(1,), message=FULL)

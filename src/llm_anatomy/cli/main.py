@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import _signal  # signal's wrapper builds enums of every signal (~0.6 ms) for nothing used here
 import argparse
+import errno
 import importlib
 import os
 import sys
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Sequence
+    from typing import Callable, Iterable, Sequence, TextIO
 
 from ..errors import AnatomyError
+from ..safe_text import escape, escape_json, escape_page
 
 # Command -> its one-line summary. Each command lives in the module of the same name under
 # llm_anatomy.cli, which defines HELP, EXAMPLE, add_arguments(parser) and run(args, out).
@@ -51,7 +53,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {escape(message)}\n")
 
 
 def _command_module(name: str) -> object:
@@ -67,6 +69,50 @@ def _command_in(argv: Sequence[str]) -> str | None:
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="model folder, weights file, or model id in the local Hugging Face cache")
     parser.add_argument("--revision", help="branch, tag or commit of a cached model id (default: main)")
+
+
+class OutputFailed(Exception):
+    """Writing stdout or stderr failed (a full disk, /dev/full): the command cannot go on."""
+
+    def __init__(self, stream: str, error: OSError) -> None:
+        code = errno.errorcode.get(error.errno or 0, type(error).__name__)
+        reason = (error.strerror or "").lower()
+        super().__init__(f"{stream}: expected to write the output, found {reason} ({code}); free some space or send the output elsewhere")
+
+
+class Escaping:
+    """stdout or stderr as everything in the process sees it while a command runs: every
+    string from a file, a path or a library message reaches the terminal escaped (see
+    safe_text), whoever writes it: renderers, notes, transformers' logging, warnings. A
+    failing write becomes OutputFailed; a closed pipe stays BrokenPipeError."""
+
+    def __init__(self, stream: TextIO, escape_text: Callable[[str], str], name: str) -> None:
+        self.raw = stream  # for the progress line, whose terminal controls are meant
+        self.escape_text = escape_text  # escape_json for --json: the same JSON, terminal-safe
+        self._name = name
+
+    def write(self, text: str) -> int:
+        try:
+            return self.raw.write(self.escape_text(text))
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputFailed(self._name, exc) from exc
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self.raw.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputFailed(self._name, exc) from exc
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.raw, name)
 
 
 def non_negative_int(text: str) -> int:
@@ -132,31 +178,62 @@ def catch_signals() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Without a known command (--help, a typo) argparse needs every command to list them.
-    name = _command_in(argv)
-    modules = {n: _command_module(n) for n in ([name] if name else COMMANDS)}
-    parser = build_parser(modules)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    debug = getattr(args, "debug", False)
+    saved = sys.stdout, sys.stderr
+    sys.stdout = Escaping(sys.stdout, escape_page, "stdout")  # type: ignore[assignment]
+    sys.stderr = Escaping(sys.stderr, escape_page, "stderr")  # type: ignore[assignment]
     try:
-        return modules[args.command].run(args, sys.stdout) or 0  # type: ignore[attr-defined]
-    except AnatomyError as exc:
-        if debug:
-            raise
-        sys.stdout.flush()
-        print(f"llm-anatomy: {exc.line()}", file=sys.stderr)
-        return exc.exit_code
+        return _run(argv)
+    except OutputFailed as exc:
+        # What is still buffered cannot be written: let Python's flush at exit go nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, saved[0].fileno())
+        try:
+            print(f"llm-anatomy: {escape(str(exc))}", file=saved[1], flush=True)
+        except OSError:
+            pass  # stderr is what failed: nowhere left to say so
+        return 1
     except BrokenPipeError:
         # The reader (e.g. `head`) went away: stop quietly, and keep Python's own flush at
         # exit from raising again on the closed descriptor.
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, saved[0].fileno())
         return 0
     except KeyboardInterrupt as exc:
         return getattr(exc, "exit_code", 130)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _run(argv: list[str]) -> int:
+    """Parse and run the command; a bad input becomes its one line on stderr, after stdout."""
+    # Without a known command (--help, a typo) argparse needs every command to list them.
+    name = _command_in(argv)
+    modules = {n: _command_module(n) for n in ([name] if name else COMMANDS)}
+    parser = build_parser(modules)
+    line = None
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:  # --help (0) or a usage error (2), printed: the exit must see it written
+        sys.stdout.flush()
+        raise
+    else:
+        if getattr(args, "json", False):
+            sys.stdout.escape_text = escape_json  # type: ignore[attr-defined]
+        if args.command is None:
+            parser.print_help()
+            code = 2
+        else:
+            try:
+                code = modules[args.command].run(args, sys.stdout) or 0  # type: ignore[attr-defined]
+            except AnatomyError as exc:
+                if getattr(args, "debug", False):
+                    raise
+                # escape(), not the page's escape: a message with a newline is still one line.
+                line, code = f"llm-anatomy: {escape(exc.line())}", exc.exit_code
+    sys.stdout.flush()  # a full disk (or /dev/full) shows here, while it can still be said
+    if line is not None:
+        print(line, file=sys.stderr)
+    return code
 
 
 def entry() -> None:

@@ -37,7 +37,8 @@ def progress_for(label: str, total: int, machine_output: bool) -> Iterator[Progr
     if machine_output or not sys.stderr.isatty():
         yield None
         return
-    progress = Progress(label, total, sys.stderr)
+    # Past main's escaping wrapper: this line's \r and erase-line controls are meant.
+    progress = Progress(label, total, getattr(sys.stderr, "raw", sys.stderr))
     try:
         yield progress
     finally:
