@@ -34,6 +34,7 @@ def online(standin, tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", standin.url)
     monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE", standin.url + "/{repo_id}/resolve/{revision}/{filename}")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf_cache"))
     monkeypatch.setattr(remote, "RETRY_DELAYS", (0.01, 0.01, 0.01))
     standin.faults.clear()
     standin.clear_log()
@@ -302,3 +303,21 @@ def test_a_hub_that_does_not_answer_in_time(online, remote_repos, cli, monkeypat
     online.faults["cdn:/org/gpt2/"] = "slow"
     result = cli("params", "org/gpt2")
     assert result.code == 1 and result.err.endswith("found no answer (TimeoutError: timed out); check the network or HF_ENDPOINT, and try again later\n"), result.err
+
+
+def test_a_snapshot_without_the_weights_is_read_from_the_hub(online, remote_repos, cli, monkeypatch, capsys):
+    """huggingface_hub's get_safetensors_metadata leaves the index alone in the HF cache."""
+    from huggingface_hub import HfApi
+
+    folder, sha = remote_repos[0]["org/llama"]
+    HfApi().get_safetensors_metadata("org/llama")
+    capsys.readouterr()  # its progress bar
+    snapshot = os.path.join(os.environ["HF_HUB_CACHE"], "models--org--llama", "snapshots", sha)
+    assert sorted(os.listdir(snapshot)) == ["model.safetensors.index.json"]
+    result = cli("params", "org/llama")
+    assert (result.code, result.err) == (0, "")
+    assert result.out == cli("params", str(folder)).out.replace(os.path.basename(folder), "org/llama", 1)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", str(os.environ["LLM_ANATOMY_CACHE"]) + "-empty")
+    shard = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))[0]
+    assert cli("params", "org/llama").err == f"llm-anatomy: {snapshot}/model.safetensors.index.json: expected shard {shard} named by the index, found no such file; download the missing shard\n"

@@ -10,6 +10,7 @@ import re
 from collections import namedtuple
 
 from .errors import AnatomyError, UsageError
+from .safe_text import escape
 
 # Weight layouts in a model folder, most preferred first: an index file that names the
 # shards, or a glob of weight files (every matching file).
@@ -82,6 +83,24 @@ def _weights_in_folder(folder: str) -> tuple[tuple[str, ...], str | None]:
     return tuple(os.path.join(folder, n) for n in weights), index and os.path.join(folder, index)
 
 
+def _no_weights(folder: str) -> AnatomyError:
+    return AnatomyError(folder, "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)", "none", "point at the folder that holds the weights")
+
+
+def _check_complete(snapshot: str) -> None:
+    """A snapshot of the HF cache may hold only some files (`hf download REPO config.json`,
+    or huggingface_hub fetching an index): then the model is read from the Hub instead."""
+    weights, index = _weights_in_folder(snapshot)
+    if not weights and index is None:
+        raise _no_weights(snapshot)
+    if index is not None:
+        from .formats.safetensors import read_index
+
+        for shard in sorted(set(read_index(index).values())):
+            if not os.path.isfile(os.path.join(snapshot, shard)):
+                raise AnatomyError(index, f"shard {escape(shard)} named by the index", "no such file", "download the missing shard")
+
+
 def resolve(model: str, revision: str | None = None) -> Source:
     """Find the weights and config for MODEL; raise AnatomyError saying what is missing."""
     local = os.path.exists(model)
@@ -92,8 +111,9 @@ def resolve(model: str, revision: str | None = None) -> Source:
     elif MODEL_ID.match(model) and "/" in model:
         try:
             if ":" in model:  # a GGUF quantization selector: the Hub's file list is needed
-                raise AnatomyError(model, "a model on the Hub", "a QUANT selector")
+                raise AnatomyError(model, "a model on the Hub (a :QUANT selector reads its file list)", "HF_HUB_OFFLINE set and no header cache of it", "run it once online")
             folder = _cached_snapshot(model, revision)
+            _check_complete(folder)
         except AnatomyError as not_cached:
             from . import hub
 
@@ -106,6 +126,6 @@ def resolve(model: str, revision: str | None = None) -> Source:
         return Source(os.path.basename(model), folder, (model,), None, config_file)
     weights, index = _weights_in_folder(folder)
     if not weights and index is None:
-        raise AnatomyError(folder, "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)", "none", "point at the folder that holds the weights")
+        raise _no_weights(folder)
     name = os.path.basename(os.path.abspath(model)) if local else model
     return Source(name, folder, weights, index, config_file)
