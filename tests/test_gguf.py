@@ -363,9 +363,52 @@ def test_metadata_view(llama_gguf, cli):
     )
     data = json.loads(cli("params", llama_gguf, "--metadata", "--json", "--filter", "tokenizer.ggml.[bt]*").out)
     assert data == {"model": "tiny-llama.gguf", "format": "gguf", "metadata": {
-        "tokenizer.ggml.tokens": "array of 128 strings ['<t0>', '<t1>', '<t2>', ...]",
+        "tokenizer.ggml.tokens": [f"<t{i}>" for i in range(128)],
         "tokenizer.ggml.bos_token_id": 1,
     }}
+
+
+def test_metadata_json_gives_arrays_whole_as_gguf_reads_them(llama_gguf, cli):
+    """Every key and every array item as gguf.GGUFReader decodes them, laid out as json.dumps(indent=2)."""
+    import gguf
+    import numpy as np
+
+    result = cli("params", llama_gguf, "--metadata", "--json")
+    data = json.loads(result.out)
+    assert result.out == json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    reader = gguf.GGUFReader(str(llama_gguf))
+    fields = {name: field for name, field in reader.fields.items() if not name.startswith("GGUF.")}
+    assert list(data["metadata"]) == list(fields)
+    tokens, scores = data["metadata"]["tokenizer.ggml.tokens"], data["metadata"]["tokenizer.ggml.scores"]
+    assert tokens == [bytes(fields["tokenizer.ggml.tokens"].parts[i]).decode() for i in fields["tokenizer.ggml.tokens"].data]
+    reference = np.array([fields["tokenizer.ggml.scores"].parts[i][0] for i in fields["tokenizer.ggml.scores"].data], dtype=np.float32)
+    assert np.array_equal(np.array(scores, dtype=np.float32), reference) and len(scores) == 128
+    assert cli("params", llama_gguf, "--metadata", "--filter", "tokenizer.ggml.tokens").out.splitlines()[1] == "tokenizer.ggml.tokens  array of 128 strings ['<t0>', '<t1>', '<t2>', ...]"
+
+
+def test_metadata_json_streams_a_huge_array(tmp_path):
+    """3,000,000 int32 items (12 MB in the file): decoded into one list they would take over
+    100 MB; streamed, the process stays near its baseline."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    path = tmp_path / "big.gguf"
+    items = np.arange(3_000_000, dtype=np.int32)
+    kv = _string(b"big.array") + struct.pack("<IIQ", 9, 5, len(items)) + items.tobytes()
+    strings = b"".join(_string(t) for t in (b"a", b"b", b"c", b"\xff\xfeok"))  # past the three the header decodes
+    path.write_bytes(_gguf(kvs=[kv, _string(b"tokens") + struct.pack("<IIQ", 9, 8, 4) + strings]))
+    # The peak resident set of this process alone (VmHWM starts afresh at exec; a forked
+    # child's ru_maxrss would carry over the test runner's).
+    script = "import sys\nfrom llm_anatomy.cli.main import main\ncode = main(sys.argv[1:])\nprint(code, [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1], file=sys.stderr)"
+    with open(tmp_path / "out.json", "w") as out:
+        result = subprocess.run([sys.executable, "-c", script, "params", str(path), "--metadata", "--json"], stdout=out, stderr=subprocess.PIPE, text=True, timeout=300)
+    code, peak_kib = result.stderr.split()
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["metadata"]["big.array"] == list(range(3_000_000))
+    assert data["metadata"]["tokens"] == ["a", "b", "c", "\\xff\\xfeok"]  # bytes that are not UTF-8 as \xNN, not a crash
+    assert (code, int(peak_kib) < 60 * 1024) == ("0", True), peak_kib
 
 
 def test_long_and_hostile_metadata_values_are_cut_and_escaped(tmp_path, cli):

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", choices=("table", "torch"), default="table", help="torch: `name: torch.Size([...])` for each parameter, in transformers' order")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--hf-names", action="store_true", help="show GGUF and Meta tensor names as Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)")
-    parser.add_argument("--metadata", action="store_true", help="the file's key/values instead of its tensors (GGUF metadata with arrays summarized, safetensors __metadata__); --filter matches keys")
+    parser.add_argument("--metadata", action="store_true", help="the file's key/values instead of its tensors (GGUF metadata with arrays summarized, whole with --json; safetensors __metadata__); --filter matches keys")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -31,7 +31,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.metadata:
         from ..render import metadata
 
-        out.write(metadata.json_text(catalog, args.filter) if args.json else metadata.text(catalog, args.filter))
+        if args.json:
+            for piece in metadata.json_pieces(catalog, args.filter):
+                out.write(piece)
+        else:
+            out.write(metadata.text(catalog, args.filter))
         return 0
     if args.hf_names or args.style == "torch":  # transformers' view needs transformers' names
         from ..formats.name_maps import with_hf_names

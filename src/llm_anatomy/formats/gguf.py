@@ -4,7 +4,8 @@ the file before reading or allocating anything.
 
 Arrays are walked, not decoded: `tokenizer.ggml.tokens` becomes "array of 32000 strings
 ['<unk>', '<s>', '</s>', ...]", which is what makes this reader fast where
-gguf.GGUFReader decodes the whole vocabulary. GGUF lists dimensions fastest first
+gguf.GGUFReader decodes the whole vocabulary (`params --metadata --json` streams the items
+from the file when asked for them whole). GGUF lists dimensions fastest first
 (ne[0]); shapes here are reversed to the order torch and Hugging Face use."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import struct
 from math import prod
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, Sequence
+    from typing import Any, Iterator, Sequence
 
     from ..byte_io import ByteSource
 
@@ -53,18 +54,55 @@ MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
 
 class ArraySummary(str):
     """A metadata array shown as text ("array of 32000 strings [...]"), with its item count,
-    and all its items when it is a short array of numbers (a per-layer setting), else None."""
+    and all its items when it is a short array of numbers (a per-layer setting), else None.
+    iter_items() reads every item again from the file, one at a time (for --json)."""
 
     item_count: int
     items: tuple | None
 
-    def __new__(cls, item_type: str, count: int, head: list[Any], items: list[Any] | None = None) -> "ArraySummary":
+    def __new__(cls, item_type: str, count: int, head: list[Any], items: list[Any] | None = None, file: str = "", offset: int = 0) -> "ArraySummary":
         shown = ", ".join(repr(v) for v in head) + (", ..." if count > len(head) else "")
         noun = "strings" if item_type == "STRING" else item_type.lower()
         self = super().__new__(cls, f"array of {count} {noun} [{shown}]")
         self.item_count = count
         self.items = None if items is None else tuple(items)
+        self.file, self.offset = file, offset  # where the array's item type is stored
         return self
+
+    def iter_items(self) -> Iterator[Any]:
+        """Every item, in order, decoded one at a time: a vocabulary of 150,000 strings is
+        never held in memory at once. Strings that are not UTF-8 show their bytes as \\xNN;
+        arrays inside the array come as lists. The header reader has already checked every
+        length against the file, so this reads nothing past it."""
+        if self.items is not None:
+            yield from self.items
+            return
+        with open_bytes(self.file) as source:
+            cursor = _Cursor(source)
+            cursor.pos = self.offset
+            yield from _items(cursor)
+
+
+ITEMS_PER_READ = 65536  # numbers of an array unpacked per read: bounded memory, few calls
+
+
+def _items(cursor: _Cursor) -> Iterator[Any]:
+    item_type = _value_type(cursor, "an array item")
+    (count,) = cursor.unpack(U64, "an array length")
+    if item_type in SCALARS:
+        code, size = SCALARS[item_type].format[-1], SCALARS[item_type].size
+        for start in range(0, count, ITEMS_PER_READ):
+            n = min(ITEMS_PER_READ, count - start)
+            values = struct.unpack(f"<{n}{code}", cursor.raw(n * size, "the items of an array"))
+            yield from map(_float32_text, values) if item_type == FLOAT32 else values
+    elif item_type == STRING:
+        for _ in range(count):
+            (length,) = cursor.unpack(U64, "a string length")
+            cursor.check(length, "a string")
+            yield cursor.raw(length, "a string").decode("utf-8", "backslashreplace")
+    else:
+        for _ in range(count):
+            yield list(_items(cursor))
 
 
 class _Cursor:
@@ -162,6 +200,7 @@ def _array(cursor: _Cursor, where: str, depth: int) -> ArraySummary:
     """Keep the first few items, step over the rest without decoding them."""
     if depth >= MAX_ARRAY_DEPTH:
         raise AnatomyError(cursor.path, f"arrays nested at most {MAX_ARRAY_DEPTH} deep in {where}", "deeper nesting", TRUNCATED)
+    offset = cursor.pos
     item_type = _value_type(cursor, f"the items of {where}")
     (count,) = cursor.unpack(U64, f"the item count of {where}")
     item_name = GGUF_VALUE_TYPES[item_type][0]
@@ -170,7 +209,7 @@ def _array(cursor: _Cursor, where: str, depth: int) -> ArraySummary:
         raise AnatomyError(cursor.path, f"{count} items of {where} within the file", f"{cursor.remaining()} bytes left", TRUNCATED)
     if item_type in SCALARS and count <= PER_LAYER_ITEMS:
         items = [_value(cursor, item_type, where, depth + 1) for _ in range(count)]
-        return ArraySummary(item_name, count, items[:HEAD_ITEMS], items)
+        return ArraySummary(item_name, count, items[:HEAD_ITEMS], items, cursor.path, offset)
     head = [_value(cursor, item_type, where, depth + 1) for _ in range(min(count, HEAD_ITEMS))]
     rest = count - len(head)
     if item_type in SCALARS:
@@ -180,7 +219,7 @@ def _array(cursor: _Cursor, where: str, depth: int) -> ArraySummary:
     else:
         for _ in range(rest):
             _array(cursor, where, depth + 1)
-    return ArraySummary(item_name, count, head)
+    return ArraySummary(item_name, count, head, None, cursor.path, offset)
 
 
 def check_file_set(files: Sequence[str]) -> None:
