@@ -220,6 +220,12 @@ def test_missing_fields_are_findings(tmp_path, cli):
         "  config.json: expected num_attention_heads (or n_head, num_heads, n_heads) for the attention heads, found no such field\n"
     )
     assert "  layers: unknown (see findings)" in result.out.splitlines()
+    result = cli("config", folder, "--explain", "--lang", "zh")
+    assert result.out.split("发现的问题：\n")[1] == (
+        "  config.json：hidden_size 应为正整数，实际为 '4096'\n"
+        "  config.json：缺少层数所需的字段 num_hidden_layers（或 n_layer, num_layers, n_layers）\n"
+        "  config.json：缺少注意力头数所需的字段 num_attention_heads（或 n_head, num_heads, n_heads）\n"
+    )
 
 
 def test_json(llama7b, cli):

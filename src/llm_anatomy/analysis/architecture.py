@@ -240,7 +240,7 @@ class _Reader:
         if needed_for:
             names = FIELD_ALIASES[quantity]
             spelled = names[0] + (f" (or {', '.join(names[1:])})" if len(names) > 1 else "")
-            self.findings.append(Finding("config.json", f"{spelled} for {needed_for}", "no such field", kind="missing_field", args={"field": spelled, "need": needed_for}))
+            self.findings.append(Finding("config.json", f"{spelled} for {needed_for}", "no such field", kind="missing_field", args={"field": names[0], "others": ", ".join(names[1:]), "need": needed_for}))
         return None
 
 

@@ -212,8 +212,13 @@ def text(explanation: Explanation) -> str:
         lines += ["", t["unexplained"].format(missing=missing, count=len(explanation.fields))]
     lines += ["", t["derived"]]
     lines += [f"  {label}{t['colon']}{value}" for label, value in derived_facts(explanation.architecture, explanation.lang)]
-    if explanation.architecture.findings:
-        lines += ["", t["findings"]] + [f"  {finding.line()}" for finding in explanation.architecture.findings]
+    findings = explanation.architecture.findings
+    if findings and explanation.lang != "en":
+        from .wording import labels, worded  # the report's sentences; read only when needed
+
+        lines += ["", t["findings"]] + [f"  {worded(finding, labels()[explanation.lang])[0]}" for finding in findings]
+    elif findings:
+        lines += ["", t["findings"]] + [f"  {finding.line()}" for finding in findings]
     return "\n".join(lines) + "\n"
 
 

@@ -3,23 +3,23 @@ here, and a few lines of inline script for sorting and filtering the tables."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Sequence
 
 from .. import __version__
-from ..analysis.architecture import Architecture, Finding
+from ..analysis.architecture import Architecture
 from ..analysis.report import DiagramBlock, DiagramTensor, LayerDiagram, Report, WeightStats, finite_or_none
 from .explain import derived_facts, value_text
 from .html import asset, breakable, element, esc, page, section, table
 from .svg import Bar, Box, Flow, Residual, Series, bar_chart, column_chart, flow_diagram, line_chart
 from .text import human_bytes, human_count, shape_text, share, thousands
+from .wording import labels, worded
 
 if TYPE_CHECKING:
     from ..analysis.stats import Stats
 
 # Words of the page in each language (assets/report-labels.json); the explained config
 # follows the same --lang.
-LABELS: dict[str, dict] = json.loads(asset("report-labels.json"))
+LABELS = labels()
 
 
 def _tensor_rows(tensors: Sequence[DiagramTensor], strip: str = "") -> tuple[str, ...]:
@@ -134,20 +134,6 @@ def _marked(lines: Sequence[tuple[str, str | None]], severity: str) -> str:
     return element("ul", "".join(element("li", element("span", "!", class_=f"pill {severity}") + " " + esc(text), title=detail) for text, detail in lines), class_="findings")
 
 
-def _worded(item: Finding | str, words: dict) -> tuple[str, str | None]:
-    """A finding or note in the page's language: its kind's sentence from the labels (with the
-    English on hover when the sentence leaves details out), else the English itself."""
-    english = item.line() if isinstance(item, Finding) else str(item)
-    template = words.get("sentences", {}).get(getattr(item, "kind", None) or "")
-    if template is None:
-        return english, None
-    args = dict(item.args)
-    args["component"] = words["components"].get(args.get("component"), args.get("component"))
-    args["need"] = words.get("needs", {}).get(args.get("need"), args.get("need"))
-    args["more"] = words["more_like_it"].format(n=args["more"]) if args.get("more") else ""
-    return template.format(**args), (english if item.kind in words.get("detail_on_hover", ()) else None)
-
-
 def _all_clear(text: str) -> str:
     return element("p", element("span", "✓", class_="pill ok") + " " + esc(text), class_="note")
 
@@ -172,7 +158,7 @@ def _params_section(report: Report, words: dict) -> str:
         parts.append(element("div", bar_chart(components, words["by_component"]), class_="figure"))
     if summary.moe is not None:
         parts.append(element("p", esc(words["moe"].format(total=thousands(summary.moe.total), active=thousands(summary.moe.active))), class_="note"))
-    parts += [element("p", esc(_worded(note, words)[0]), class_="note") for note in summary.tied]
+    parts += [element("p", esc(worded(note, words)[0]), class_="note") for note in summary.tied]
     if any(layer.index is not None for layer in summary.layers):  # a model of numbered layers
         categories = [words["outside"] if layer.index is None else str(layer.index) for layer in summary.layers]
         inside = Series(words["in_layers"], tuple(float(layer.params) if layer.index is not None else None for layer in summary.layers))
@@ -182,7 +168,7 @@ def _params_section(report: Report, words: dict) -> str:
     rows = [(esc(d.name), esc(thousands(d.tensors)), esc(thousands(d.params)), esc(human_bytes(d.nbytes)), esc(share(d.params, total))) for d in summary.dtypes]
     parts += [element("h3", esc(words["by_dtype"])), table((words["dtype"], words["tensors"], words["params"], words["bytes"], words["share"]), rows, numeric=(1, 2, 3, 4))]
     parts.append(element("h3", esc(words["findings"])))
-    parts.append(_marked([_worded(f, words) for f in summary.findings], "warn") if summary.findings else _all_clear(words["no_findings"]))
+    parts.append(_marked([worded(f, words) for f in summary.findings], "warn") if summary.findings else _all_clear(words["no_findings"]))
     return section("params", words["parameters"], "".join(parts))
 
 
