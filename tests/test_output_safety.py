@@ -223,3 +223,14 @@ def test_dev_full_as_stdout(model, tmp_path, cli, args):
     args = [model[0] if a == "MODEL" else tmp_path / "r.html" if a == "OUT" else a for a in args]
     outcome = run_cli(*args, stdout_path="/dev/full")
     assert_refused(outcome, codes=(1,), message=FULL)
+
+
+def test_a_single_file_of_a_hub_snapshot_guards_its_repository(model, tmp_path):
+    _, cache, snap, _ = model
+    repo = cache / "models--acme--tiny"
+    shard = snap / os.path.basename(_shard(model[0]))
+    before = snapshot(model[0], cache, tmp_path)
+    for output in (snap / "report.html", repo / "blobs" / "report.html"):
+        outcome = run_cli("report", shard, "-o", output)
+        assert_refused(outcome, codes=(2,), message=f"llm-anatomy: {output}: " + INSIDE.format(found=f"a path inside {repo}"))
+    assert snapshot(model[0], cache, tmp_path) == before

@@ -80,19 +80,22 @@ def _hub_repository(folder: str) -> str | None:
 def guard_model(root: str | None, weight_files: tuple[str, ...], other_files: tuple[str, ...] = (), whole_folder: bool = True) -> Guard:
     """The guard for one model: its weight files and other files (by inode, so hard links and
     the blobs behind hub-cache links count), and, when whole_folder, its folder and every
-    file in it (index, config, tokenizer...). A single weights file guards itself only."""
+    file in it (index, config, tokenizer...). A single weights file guards itself only
+    (and its hub-cache repository, if it is in one)."""
     folders: dict[tuple[int, int], str] = {}
     files: dict[tuple[int, int], str] = {}
     for path in weight_files:
         _add_file(files, path, "the weights file")
     for path in other_files:
         _add_file(files, path, "the model file")
+    # A hub-cache repository is guarded whole, even for one of its files: its blobs are the model.
+    guarded = (root if whole_folder else None, _hub_repository(root) if root is not None else None)
+    for folder in filter(None, guarded):
+        try:
+            folders[_identity(os.stat(folder))] = folder
+        except OSError:
+            continue
     if whole_folder and root is not None:
-        for folder in filter(None, (root, _hub_repository(root))):
-            try:
-                folders[_identity(os.stat(folder))] = folder
-            except OSError:
-                continue
         try:
             names = os.listdir(root)
         except OSError:
