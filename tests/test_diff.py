@@ -227,8 +227,8 @@ def test_filter_selecting_nothing_is_not_the_same_tensor_names(llama_dir, cli):
 
 def test_hf_names_match_a_gguf_with_its_original(llama_dir, tmp_path, cli):
     """An F32 GGUF written from the HF folder: llama.cpp's names share nothing with the
-    original's until --hf-names maps them, then every tensor pairs up (and, not permuted
-    by this writer, is bit-identical)."""
+    original's until --hf-names maps them, then every tensor pairs up: bit-identical but
+    for q and k, whose rows the converter permutes."""
     import checkpoints
 
     gguf_path = checkpoints.llama_gguf(str(llama_dir), str(tmp_path / "m.gguf"), types={})
@@ -237,6 +237,8 @@ def test_hf_names_match_a_gguf_with_its_original(llama_dir, tmp_path, cli):
     for args in ((llama_dir, gguf_path), (gguf_path, llama_dir)):
         result = cli("diff", *args, "--hf-names", "--json")
         doc = json.loads(result.out)
-        assert (result.code, doc["only_in_a"], doc["only_in_b"], doc["compared"], doc["identical"]) == (0, [], [], 21, 21)
+        assert (result.code, doc["only_in_a"], doc["only_in_b"], doc["compared"], doc["identical"]) == (0, [], [], 21, 17)
+        changed = sorted(t["name"] for t in doc["tensors"] if not t["identical"])
+        assert changed == [f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("k", "q")]
     text = cli("diff", llama_dir, gguf_path, "--hf-names").out
     assert "model.layers.0.self_attn.q_proj.weight" not in text.split("\n\n")[0]  # paired, so not listed as only in one
