@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from checkpoints import llama_gguf, safetensors_file
+from llm_anatomy import streaming
 from llm_anatomy.errors import AnatomyError
 from llm_anatomy.formats import open_catalog
-from llm_anatomy.streaming import Reader, run_parallel
+from llm_anatomy.streaming import Reader, _Residency, run_parallel
 
 SPECIALS = torch.tensor([0.0, -0.0, 1.0, -2.5, 1e-3, 65504.0, float("nan"), float("inf"), float("-inf")])
 
@@ -48,18 +49,53 @@ def _stream(info, reader):
     return np.concatenate([block.copy() for block in reader.blocks(info)])
 
 
+def _evict(path):
+    """Drop the file's pages from the page cache (clean pages go at once)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(descriptor)
+
+
 @pytest.mark.parametrize("direct", [True, False], ids=["direct", "page-cache"])
 @pytest.mark.parametrize("name", sorted(DTYPES))
-def test_every_dtype_decodes_to_torch_float64_through_small_chunks(tmp_path, name, direct):
+def test_every_dtype_decodes_to_torch_float64_through_small_chunks(tmp_path, name, direct, monkeypatch):
     tensor = _values(DTYPES[name])
     path = safetensors_file(str(tmp_path / "t.safetensors"), {"t": tensor})
     info = open_catalog(path).get("t")
     assert info.dtype == name
+    _evict(path)
+    monkeypatch.setattr(streaming, "DIRECT_MIN_BYTES", 0)  # reads this small go direct too
     reader = Reader(chunk_bytes=40, block_elems=8, direct=direct)  # 5 values of F64 per read, blocks of 8
     got = _stream(info, reader)
-    assert reader._files[path][2] is direct  # /tmp here allows direct reads
+    assert (reader.direct_reads > 0, reader.cached_reads > 0) == (direct, not direct)  # /tmp here allows direct reads
     expected = tensor.to(torch.float64).numpy()
     np.testing.assert_array_equal(got, expected)  # NaN where torch has NaN, bit-exact elsewhere
+
+
+def test_each_chunk_is_read_from_the_page_cache_when_it_is_there_and_directly_when_not(tmp_path):
+    tensor = torch.randn(3 << 20)  # 12 MiB: two chunks of 8 MiB
+    path = safetensors_file(str(tmp_path / "t.safetensors"), {"t": tensor})
+    info = open_catalog(path).get("t")
+    expected = tensor.to(torch.float64).numpy()
+    _evict(path)
+    cold = Reader()
+    np.testing.assert_array_equal(_stream(info, cold), expected)
+    assert (cold.direct_reads, cold.cached_reads) == (2, 0)
+    descriptor = os.open(path, os.O_RDONLY)
+    assert _Residency().fraction(descriptor, info.offset, info.nbytes) < 0.01  # direct reads left the cache alone
+    os.close(descriptor)
+    with open(path, "rb") as handle:  # as `cat` would: now every page is in the cache
+        handle.read()
+    warm = Reader()
+    np.testing.assert_array_equal(_stream(info, warm), expected)
+    assert (warm.direct_reads, warm.cached_reads) == (0, 2)
+    small = Reader(chunk_bytes=1 << 19)
+    _evict(path)
+    _stream(info, small)
+    assert (small.direct_reads, small.cached_reads) == (0, 24)  # reads under DIRECT_MIN_BYTES: never direct
 
 
 def test_default_buffers_cross_block_boundaries(tmp_path):
@@ -84,14 +120,16 @@ def test_gguf_quants_stream_as_gguf_dequantizes_them(llama_dir, tmp_path):
 
 
 @pytest.mark.parametrize("direct", [True, False], ids=["direct", "page-cache"])
-def test_gather_decodes_many_tensors_as_torch_does_across_reads_and_pieces(tmp_path, direct):
+def test_gather_decodes_many_tensors_as_torch_does_across_reads_and_pieces(tmp_path, direct, monkeypatch):
     tensors = {f"{i:02d}_{name}": _values(DTYPES[name])[: 10 + i] for i, name in enumerate(sorted(DTYPES))}
     path = safetensors_file(str(tmp_path / "t.safetensors"), tensors)
     catalog = open_catalog(path)
     infos = [catalog.get(name) for name in reversed(list(tensors))]  # any order: read in file order
+    _evict(path)
+    monkeypatch.setattr(streaming, "DIRECT_MIN_BYTES", 0)
     reader = Reader(chunk_bytes=256, block_elems=8, direct=direct)  # several reads, runs decoded 8 values at a time
     got = reader.gather(infos, keep_raw=True)
-    assert got.errors == {}
+    assert got.errors == {} and (reader.direct_reads > 0, reader.cached_reads > 0) == (direct, not direct)
     for i, info in enumerate(infos):
         expected = tensors[info.name].to(torch.float64).numpy()
         np.testing.assert_array_equal(got.values[got.bounds[i] : got.bounds[i + 1]], expected)

@@ -32,6 +32,10 @@ from .tensors import EIGHT_BIT_FLOATS, eight_bit_float_values
 CHUNK_BYTES = 8 << 20
 ALIGN = 4096  # direct reads start, end and land on page boundaries
 DIRECT_FLAG = getattr(os, "O_DIRECT", 0)
+# Reads shorter than this go through the page cache whatever is resident: going direct pays
+# off for long sequential reads, and asking mincore first (~60 us) would cost more than a
+# small read itself (a million tiny tensors apart in a file: a minute).
+DIRECT_MIN_BYTES = 1 << 20
 BLOCK_ELEMS = 1 << 17  # float64 values per decoded block (1 MiB: stays in the CPU's L2)
 # Small tensors are read and computed in batches: one at a time, each costs a task, a read
 # and a few dozen numpy calls (1.2 million tensors of 2 values took minutes), so many of
@@ -138,22 +142,82 @@ def decoder_for(info: TensorInfo) -> Decoder:
     return decoder
 
 
+class _Residency:
+    """How much of a file range is in the page cache: mincore() on a transient read-only
+    mapping of the range (no page is read or faulted in). mincore costs about half a
+    microsecond per page here, 1 ms for an 8 MiB chunk, so it asks about PROBES pages spread
+    evenly over the range (about 40 us), not every page. None where libc's mmap/mincore
+    cannot be called (then reads stay direct)."""
+
+    PROBES = 16
+
+    def __init__(self) -> None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._mmap, self._munmap, self._mincore = libc.mmap, libc.munmap, libc.mincore
+        self._mmap.restype = ctypes.c_void_p
+        self._mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+        self._munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        self._mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+        self._page = ctypes.create_string_buffer(1)
+        self._failed = ctypes.c_void_p(-1).value
+
+    def fraction(self, descriptor: int, start: int, length: int) -> float | None:
+        """The share of the probed pages of [start, start + length) that are resident."""
+        first = start - start % mmap.PAGESIZE
+        span = start + length - first
+        pages = -(-span // mmap.PAGESIZE)
+        address = self._mmap(None, span, mmap.PROT_READ, mmap.MAP_SHARED, descriptor, first)
+        if address in (None, self._failed):
+            return None
+        try:
+            probes = sorted({page * (pages - 1) // max(1, self.PROBES - 1) for page in range(self.PROBES)} if pages > 1 else {0})
+            resident = 0
+            for page in probes:
+                if self._mincore(address + page * mmap.PAGESIZE, mmap.PAGESIZE, self._page) != 0:
+                    return None
+                resident += self._page.raw[0] & 1
+        finally:
+            self._munmap(address, span)
+        return resident / len(probes)
+
+
+def _residency() -> _Residency | None:
+    try:
+        return _Residency()
+    except (OSError, AttributeError):  # no libc with mmap and mincore here
+        return None
+
+
+@dataclass
+class _File:
+    plain: int  # descriptor for reads through the page cache
+    direct: int  # descriptor opened with O_DIRECT, or -1
+    size: int
+
+
 class Reader:
     """One worker's bounded buffers and open files.
 
-    Reads bypass the page cache (O_DIRECT) where the file system allows it: a one-pass scan
-    of a whole model gains nothing from caching it, and a cold read of Llama-2-7B cost the
-    kernel 1-1.3 s of CPU this way against 10-17 s through the cache (bench/RESULTS.md),
-    CPU that the statistics need. Direct reads must start and end on ALIGN boundaries, so
-    each read covers the wanted range rounded out to whole pages, and the chunk handed out
-    is the wanted part of it. Elsewhere, ordinary reads."""
+    Each chunk is read from wherever it is: through the page cache when at least half its
+    pages are there already (mincore, see _Residency: a second run, or one right after a
+    download or a `cat`, reads at memory speed), and otherwise past the page cache
+    (O_DIRECT) where the file system allows it: a one-pass scan of a whole model gains
+    nothing from caching it, and a cold read of Llama-2-7B cost the kernel 1-1.3 s of CPU
+    this way against 10-17 s through the cache (bench/RESULTS.md), CPU that the statistics
+    need. Direct reads must start and end on ALIGN boundaries, so each read covers the
+    wanted range rounded out to whole pages, and the chunk handed out is the wanted part of
+    it. `cached_reads` and `direct_reads` count which way the chunks went."""
 
     def __init__(self, chunk_bytes: int = CHUNK_BYTES, block_elems: int = BLOCK_ELEMS, direct: bool = True) -> None:
         self.direct = direct and DIRECT_FLAG != 0
         self._allocate(chunk_bytes)
         self.block = np.empty(block_elems, np.float64)
         self.scratch = Scratch(block_elems)
-        self._files: dict[str, tuple[int, int, bool]] = {}  # path -> (descriptor, size, direct)
+        self._files: dict[str, _File] = {}
+        self._residency = _residency() if self.direct else None
+        self.cached_reads = self.direct_reads = 0
 
     def _allocate(self, chunk_bytes: int) -> None:
         """A page-aligned buffer (anonymous mmap) with room for a page either side of a chunk."""
@@ -161,41 +225,53 @@ class Reader:
         self._map = mmap.mmap(-1, chunk_bytes + 2 * ALIGN)
         self.raw = np.frombuffer(self._map, np.uint8)
 
-    def _open(self, path: str) -> tuple[int, int, bool]:
+    def _open(self, path: str) -> _File:
         if path not in self._files:
-            descriptor, direct = -1, self.direct
             try:
-                if direct:
-                    try:
-                        descriptor = os.open(path, os.O_RDONLY | DIRECT_FLAG)
-                    except OSError as exc:
-                        if exc.errno != errno.EINVAL:  # EINVAL: this file system has no direct reads
-                            raise
-                        direct = False
-                if descriptor < 0:
-                    descriptor = os.open(path, os.O_RDONLY)
+                plain = os.open(path, os.O_RDONLY)
             except OSError as exc:
                 raise AnatomyError(path, "a readable file", exc.strerror or type(exc).__name__) from None
-            self._files[path] = (descriptor, os.fstat(descriptor).st_size, direct)
+            direct = -1
+            if self.direct:
+                try:
+                    direct = os.open(path, os.O_RDONLY | DIRECT_FLAG)
+                except OSError:  # EINVAL: this file system has no direct reads
+                    pass
+            self._files[path] = _File(plain, direct, os.fstat(plain).st_size)
         return self._files[path]
 
     def close(self) -> None:
-        for descriptor, _, _ in self._files.values():
-            os.close(descriptor)
+        for handle in self._files.values():
+            os.close(handle.plain)
+            if handle.direct >= 0:
+                os.close(handle.direct)
         self._files.clear()
 
+    def _go_direct(self, handle: _File, position: int, want: int) -> bool:
+        if handle.direct < 0 or want < DIRECT_MIN_BYTES:
+            return False
+        if self._residency is None:
+            return True
+        resident = self._residency.fraction(handle.plain, position, want)
+        return resident is None or resident < 0.5
+
     def _read(self, info: TensorInfo, position: int, want: int) -> np.ndarray:
-        descriptor, _, direct = self._files[info.file]
+        handle = self._files[info.file]
+        direct = self._go_direct(handle, position, want)
         start = position - position % ALIGN if direct else position
         length = -(-(position + want - start) // ALIGN) * ALIGN if direct else want
         try:
-            got = os.preadv(descriptor, [memoryview(self.raw)[:length]], start)
+            got = os.preadv(handle.direct if direct else handle.plain, [memoryview(self.raw)[:length]], start)
         except OSError as exc:
             if direct and exc.errno == errno.EINVAL:  # direct open allowed, direct read refused: read normally
-                os.close(descriptor)
-                self._files[info.file] = (os.open(info.file, os.O_RDONLY), self._files[info.file][1], False)
+                os.close(handle.direct)
+                handle.direct = -1
                 return self._read(info, position, want)
             raise AnatomyError(f"{info.file}: tensor {info.name}", f"{want} readable bytes at byte {position}", exc.strerror or type(exc).__name__) from None
+        if direct:
+            self.direct_reads += 1
+        else:
+            self.cached_reads += 1
         skip = position - start
         if got < skip + want:
             raise AnatomyError(f"{info.file}: tensor {info.name}", f"{want} bytes at byte {position}", f"{max(0, got - skip)} bytes", "the file changed while it was read")
@@ -203,7 +279,7 @@ class Reader:
 
     def _check(self, info: TensorInfo) -> None:
         """Open the tensor's file and check that its bytes lie inside it."""
-        _, size, _ = self._open(info.file)
+        size = self._open(info.file).size
         end = info.offset + info.nbytes
         if info.offset < 0 or end > size:
             raise AnatomyError(f"{info.file}: tensor {info.name}", f"data at bytes {info.offset}..{end}", f"a file of {size} bytes", "the file is truncated; download it again")
