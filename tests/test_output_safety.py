@@ -234,3 +234,11 @@ def test_a_single_file_of_a_hub_snapshot_guards_its_repository(model, tmp_path):
         outcome = run_cli("report", shard, "-o", output)
         assert_refused(outcome, codes=(2,), message=f"llm-anatomy: {output}: " + INSIDE.format(found=f"a path inside {repo}"))
     assert snapshot(model[0], cache, tmp_path) == before
+
+
+def test_a_trailing_slash_names_a_folder_and_a_long_name_still_fits(model, tmp_path):
+    _refused(model, tmp_path, f"{tmp_path}/pages/", "expected a file name for the report, found a folder; pass -o FOLDER/report.html")
+    long_name = "r" * 250 + ".html"  # 255 bytes: the most a name may have; the temporary file's name must fit too
+    outcome = run_cli("report", model[0], "-o", tmp_path / long_name)
+    assert (outcome.code, outcome.err) == (0, "")
+    assert os.listdir(tmp_path) == [long_name]

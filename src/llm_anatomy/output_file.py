@@ -127,7 +127,7 @@ def _resolve(path: str, guard: Guard, what: str) -> tuple[str, str]:
         raise UsageError(path, f"a file name for the {what}", "a symbolic link that leads nowhere", "remove the link or pass -o with another path")
     real = os.path.realpath(path)
     folder, name = os.path.split(real)
-    if not name:
+    if not name or path.endswith(os.sep):  # realpath drops the slash of "out/": a folder was meant
         raise UsageError(path, f"a file name for the {what}", "a folder", f"pass -o FOLDER/{what}.html")
     if not os.path.isdir(folder):
         raise AnatomyError(path, f"an existing folder for the {what}", f"no folder {escape(folder)}", "create it or pass -o with another path")
@@ -208,7 +208,8 @@ def write_output(path: str, data: bytes, guard: Guard, marker: bytes, what: str 
     try:
         _check_replaceable(folder_fd, name, path, guard, marker, what)
         for _ in range(100):
-            candidate = f".{name}.{os.urandom(6).hex()}.partial"
+            # Part of the name only: the whole one plus a suffix may exceed the file system's limit.
+            candidate = f".{name[:64]}.{os.urandom(6).hex()}.partial"
             try:
                 handle = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=folder_fd)
             except FileExistsError:
