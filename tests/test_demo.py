@@ -1,6 +1,7 @@
 """`demo`: the replica notice, then exactly what the four commands print on the replica;
 the temporary folder is gone afterwards; --keep keeps a sparse replica."""
 
+import json
 import os
 import shlex
 import tempfile
@@ -87,10 +88,15 @@ def test_keep_refuses_a_folder_with_files(tmp_path, cli):
     assert os.listdir(tmp_path) == ["notes.txt"]
 
 
-def test_without_transformers_the_tree_says_why(tmp_path, cli, monkeypatch):
+def test_without_transformers_the_demo_is_the_same_page(tmp_path, cli, monkeypatch):
+    """The shipped skeleton stands in for transformers (make demo installs no extra)."""
+    built = cli("demo", "--keep", tmp_path / "built")
+    installed = skeleton.installed_transformers_version()
+    with open(skeleton.shipped_path("Llama-2-7b-chat-hf"), encoding="utf-8") as handle:
+        shipped = skeleton.Skeleton.from_json(json.load(handle))
     monkeypatch.setattr(skeleton, "installed_transformers_version", lambda: None)
-    result = cli("demo", "--keep", tmp_path / "replica")
-    assert result.code == 0, result.err
-    assert "\n    ├── layers  32 blocks " in result.out
-    assert "note: no class names (they need the [transformers] extra: pip install 'llm-anatomy[transformers]')" in result.out
-    assert "\nLlamaConfig {\n" in result.out  # config.json as stored, class name from `architectures`
+    result = cli("demo", "--keep", tmp_path / "bare")
+    assert (result.code, result.err) == (0, "")
+    assert result.out == built.out.replace(str(tmp_path / "built"), str(tmp_path / "bare")).replace(installed, shipped.transformers_version)
+    assert "│   │   └── 0-31: LlamaDecoderLayer (each)                        -    202,383,360\n" in result.out
+    assert "note:" not in result.out

@@ -218,11 +218,35 @@ def _build_derived(config_bytes: bytes, dtype: str | None) -> Skeleton:
         return _build(config_file, dtype)
 
 
+# Skeletons shipped with the package (layouts/skeletons/NAME.json), as transformers built them:
+# `demo` shows class names and transformers' config printout without torch or transformers.
+# tests/test_shipped_skeleton.py rebuilds each with the installed transformers and compares.
+SHIPPED = ("Llama-2-7b-chat-hf",)
+
+
+def shipped_path(name: str) -> str:
+    return os.path.join(os.path.dirname(__file__), "layouts", "skeletons", f"{name}.json")
+
+
+def shipped_skeleton(config: dict[str, Any], dtype: str | None) -> Skeleton | None:
+    """The shipped skeleton built from exactly this config (and weights dtype), else None."""
+    for name in SHIPPED:
+        with open(shipped_path(name), encoding="utf-8") as handle:
+            data = json.load(handle)
+        if data["config"] == config and data["weights_dtype"] == dtype:
+            return Skeleton.from_json(data)
+    return None
+
+
 def load_skeleton(catalog: Catalog) -> Skeleton:
-    """The cached skeleton for this config, building (and caching) it when needed."""
+    """The cached skeleton for this config, building (and caching) it when needed; without
+    transformers, the shipped one when the config is one of theirs."""
     config = catalog.require_config()
     version = installed_transformers_version()
     if version is None:
+        shipped = shipped_skeleton(config, weights_dtype(catalog))
+        if shipped is not None:
+            return shipped
         raise SkeletonUnavailable(catalog.name, "transformers for class names and parameter order", "it is not installed", "pip install 'llm-anatomy[transformers]'")
     if catalog.config_file:
         with open(catalog.config_file, "rb") as handle:
