@@ -205,6 +205,10 @@ def decoder_for(info: TensorInfo, as_dtype: str | None = None) -> Decoder:
             info.dtype,
             "its names, shapes and sizes are still shown by `llm-anatomy params`",
         )
+    if info.dtype in GGML_DEQUANTIZABLE:
+        from .extras import require
+
+        require("gguf", f"{info.file}: tensor {info.name}", f"to dequantize {info.dtype} blocks")
     if as_dtype is None or as_dtype == info.dtype:
         return decoder
     cast, decode = CASTS[as_dtype], decoder.decode

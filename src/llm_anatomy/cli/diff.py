@@ -32,8 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     from ..analysis.diff import compare_headers, compare_values
+    from ..extras import require
     from ..render import diff as render
 
+    require("stats", "diff", "to compare tensor values")
     catalogs = (open_catalog(args.a, args.revision, allow_truncated=True), open_catalog(args.b, args.revision_b, allow_truncated=True))
     if args.hf_names:
         from ..formats.name_maps import with_hf_names

@@ -13,6 +13,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Callable, Iterable, Sequence, TextIO
 
+from .. import __version__
 from ..errors import AnatomyError
 from ..safe_text import escape, escape_json, escape_page
 
@@ -130,6 +131,7 @@ def build_parser(modules: dict[str, object]) -> Parser:
         epilog="example:\n  llm-anatomy params meta-llama/Llama-2-7b-chat-hf --filter 'model.layers.0.*'",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"llm-anatomy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in modules.items():
         command = sub.add_parser(
@@ -206,9 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: list[str]) -> int:
     """Parse and run the command; a bad input becomes its one line on stderr, after stdout."""
-    # Without a known command (--help, a typo) argparse needs every command to list them.
+    # Without a known command (--help, a typo) argparse needs every command to list them;
+    # --version needs none of them.
     name = _command_in(argv)
-    modules = {n: _command_module(n) for n in ([name] if name else COMMANDS)}
+    needed = [name] if name else [] if "--version" in argv else COMMANDS
+    modules = {n: _command_module(n) for n in needed}
     parser = build_parser(modules)
     line = None
     try:

@@ -47,6 +47,10 @@ def _weight_stats(catalog: Catalog) -> StatsReport:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    if args.stats:
+        from ..extras import require
+
+        require("stats", "report --stats", "to compute weight statistics")
     catalog = open_catalog(args.model, args.revision)
     # A single weights file protects itself, not the folder it happens to sit in. The path is
     # checked before any work, and again as the page is written.

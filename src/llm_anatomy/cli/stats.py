@@ -31,8 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     from ..analysis.stats import weight_stats
     from ..catalog import select
+    from ..extras import require
     from ..render import stats as render
 
+    require("stats", "stats", "to compute weight statistics")
     catalog = open_catalog(args.model, args.revision, allow_truncated=True)
     with progress_for("stats", sum(t.nbytes for t in select(catalog.tensors, args.filter)), args.json or args.csv) as progress:
         report = weight_stats(catalog, args.filter, args.by, progress)

@@ -1,0 +1,137 @@
+"""A plain install (no extra: no numpy, gguf, torch nor transformers) in a real virtual
+environment: every command either works or says in one line which extra to install, and
+never shows a traceback. Also what the build and `--version` say.
+
+The wheel is built from a copy of the sources (a build writes build/ and *.egg-info beside
+them) with this interpreter's setuptools, and installed without dependencies into a venv
+made without pip: a few seconds, and no network."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import checkpoints
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXTRA_MODULES = ("numpy", "gguf", "torch", "transformers", "safetensors")
+
+
+def _run(*argv, **kwargs):
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory):
+    """(the venv's python, the wheel build's verbose output)."""
+    base = tmp_path_factory.mktemp("bare-install")
+    source = base / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(os.path.join(ROOT, name), source)
+    shutil.copytree(os.path.join(ROOT, "src"), source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    build = _run(sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "-w", base / "dist", source)
+    assert build.returncode == 0, build.stdout + build.stderr
+    venv = _run(sys.executable, "-m", "venv", "--without-pip", base / "venv")
+    if venv.returncode != 0:
+        pytest.skip(f"this Python cannot create a virtual environment: {venv.stderr.strip()}")
+    python = base / "venv" / "bin" / "python"
+    (wheel,) = (base / "dist").iterdir()
+    install = _run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", wheel)
+    assert install.returncode == 0, install.stdout + install.stderr
+    return python, build.stdout + build.stderr
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A tiny Llama folder and a GGUF of it with Q4_0 and Q8_0 tensors, written here (with the
+    real writers) for the bare install to read."""
+    folder = tmp_path_factory.mktemp("bare-models")
+    llama = checkpoints.tiny_llama(str(folder / "llama"), shard=None)
+    gguf_file = checkpoints.llama_gguf(llama, str(folder / "llama.gguf"))
+    return llama, gguf_file
+
+
+def anatomy(bare, *argv, cwd=None):
+    python, _ = bare
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
+    return _run(python, "-m", "llm_anatomy.cli.main", *argv, cwd=cwd, env=env)
+
+
+def test_the_venv_really_lacks_the_extras(bare):
+    python, _ = bare
+    probe = _run(python, "-c", f"import importlib.util as u; print([m for m in {EXTRA_MODULES!r} if u.find_spec(m)])")
+    assert probe.stdout == "[]\n"
+
+
+def test_build_prints_no_setuptools_deprecation(bare):
+    _, build_output = bare
+    assert "running bdist_wheel" in build_output  # the backend's own output is there to be checked
+    assert "Warning" not in build_output and "deprecated" not in build_output
+
+
+VERSION_IMPORTS = (
+    "import sys\n"
+    "from llm_anatomy.cli.main import main\n"
+    "try:\n"
+    "    main(['--version'])\n"
+    "finally:\n"
+    "    print(sorted(m for m in sys.modules if m.split('.')[0] in ('typing', 'dataclasses', 'pathlib') or m.startswith('llm_anatomy.cli.') and m != 'llm_anatomy.cli.main'))\n"
+)
+
+
+def test_version_is_the_installed_metadata(bare):
+    python, _ = bare
+    metadata = _run(python, "-c", "import importlib.metadata as m; print(m.version('llm-anatomy'))")
+    result = anatomy(bare, "--version")
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"llm-anatomy {metadata.stdout}", "")
+    assert result.stdout == "llm-anatomy 0.1.0\n"
+    # No command module is imported to print it (nor what they import).
+    light = _run(sys.executable, "-c", VERSION_IMPORTS, env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
+    assert (light.returncode, light.stdout) == (0, "llm-anatomy 0.1.0\n[]\n")
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (("stats", "{llama}"), "stats: expected numpy to compute weight statistics, found numpy is not installed; pip install 'llm-anatomy[stats]'"),
+        (("diff", "{llama}", "{gguf}"), "diff: expected numpy to compare tensor values, found numpy is not installed; pip install 'llm-anatomy[stats]'"),
+        (("report", "{llama}", "--stats", "-o", "r.html"), "report --stats: expected numpy to compute weight statistics, found numpy is not installed; pip install 'llm-anatomy[stats]'"),
+        (("values", "{gguf}", "blk.0.ffn_gate.weight"), "{gguf}: tensor blk.0.ffn_gate.weight: expected gguf and numpy to dequantize Q4_0 blocks, found gguf and numpy are not installed; pip install 'llm-anatomy[gguf]'"),
+        (("values", "{gguf}", "--filter", "blk.0.attn_*"), "{gguf}: tensor blk.0.attn_k.weight: expected gguf and numpy to dequantize Q8_0 blocks, found gguf and numpy are not installed; pip install 'llm-anatomy[gguf]'"),
+    ],
+)
+def test_what_needs_an_extra_names_it_in_one_line(bare, models, tmp_path, argv, line):
+    llama, gguf_file = models
+    result = anatomy(bare, *(a.format(llama=llama, gguf=gguf_file) for a in argv), cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", f"llm-anatomy: {line.format(gguf=gguf_file)}\n")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("params", "{llama}"),
+        ("params", "{gguf}", "--hf-names"),
+        ("values", "{llama}", "model.norm.weight"),
+        ("values", "{gguf}", "token_embd.weight"),
+        ("tree", "{llama}"),
+        ("config", "{gguf}"),
+        ("summary", "{llama}"),
+        ("report", "{llama}", "-o", "{tmp}/r.html"),
+    ],
+)
+def test_the_rest_works_without_extras(bare, models, tmp_path, argv):
+    llama, gguf_file = models
+    result = anatomy(bare, *(a.format(llama=llama, gguf=gguf_file, tmp=tmp_path) for a in argv))
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert result.stdout
+
+
+def test_demo_shows_class_names_without_transformers(bare):
+    result = anatomy(bare, "demo")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert "│   │   └── 0-31: LlamaDecoderLayer (each)                        -    202,383,360\n" in result.stdout
+    assert "\nLlamaConfig {\n" in result.stdout and "note:" not in result.stdout
