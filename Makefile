@@ -1,29 +1,57 @@
-# Two commands on a fresh machine: `make demo` and `make test`.
+# Two commands on a fresh machine: `make demo` and `make test`. `make clean` starts over.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# What the venv holds: the package alone (demo: no numpy, torch nor transformers), or with
+# every extra and the test tools (test). The test install includes the demo's, so it marks
+# both: `make test` then `make demo` installs nothing, `make demo` then `make test` adds the rest.
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# torch is pinned to 2.13.0, the CPU build; any other version pulls a multi-GB CUDA build.
-	$(PY) -m pip install -q -e '.[test]'
-	touch $(STAMP)
+# A venv whose Python cannot run pip (made by a Python without ensurepip, or cut short) would
+# fail every later install with "No module named pip": remake it, or say what to run.
+define ENSURE_VENV
+if ! $(PY) -m pip --version >/dev/null 2>&1; then \
+  if [ -e '$(VENV)' ]; then \
+    if [ ! -f '$(VENV)/pyvenv.cfg' ]; then \
+      echo "make: $(VENV) is not a virtual environment; move it away or pass VENV=another-folder" >&2; exit 1; \
+    fi; \
+    echo "make: $(VENV) has no working pip (a half-made venv): making it again" >&2; \
+    rm -rf '$(VENV)'; \
+  fi; \
+  if ! $(PYTHON) -m venv '$(VENV)'; then \
+    rm -rf '$(VENV)'; \
+    echo "make: '$(PYTHON) -m venv' could not make a venv with pip; on Debian or Ubuntu run 'apt install python3-venv' (or pass PYTHON=another-python), then make again" >&2; \
+    exit 1; \
+  fi; \
+  $(PY) -m pip install -q --upgrade pip; \
+fi
+endef
 
-demo: $(STAMP)
+$(DEMO_STAMP): pyproject.toml
+	@$(ENSURE_VENV)
+	$(PY) -m pip install -q -e .
+	touch $(DEMO_STAMP)
+
+# torch is pinned to 2.13.0; on Linux pip's default is its CUDA build (README: Install).
+$(TEST_STAMP): pyproject.toml
+	@$(ENSURE_VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(TEST_STAMP) $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(VENV)/bin/llm-anatomy demo
 
 # pytest exits 5 when it collects no test (e.g. a PYTEST_ARGS=-k that matches nothing):
 # say so and do not fail.
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; exit 0; fi; exit $$status
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf '$(VENV)' build dist *.egg-info src/*.egg-info
