@@ -61,7 +61,7 @@ def make(project, target, **env):
     return result.returncode, result.stderr, log.read_text().splitlines()
 
 
-FRESH_VENV = ["base -m venv .venv", "python -m pip install -q --upgrade pip"]
+FRESH_VENV = ["base -m venv .venv", "python -m pip install -q pip>=21.3"]
 PIP_OK = "python -m pip --version"
 
 
@@ -99,11 +99,10 @@ def test_a_venv_without_pip_is_made_again(project):
 def test_a_python_that_cannot_make_a_venv_is_named_and_nothing_is_left(project):
     code, err, calls = make(project, "test", MAKE_TEST_NO_ENSUREPIP="1")
     assert code != 0
-    assert err.endswith(
+    assert err.startswith(
         "Error: ensurepip is not available\n"
         f"make: '{project.parent}/stubs/python -m venv' could not make a venv with pip; on Debian or Ubuntu run "
         "'apt install python3-venv' (or pass PYTHON=another-python), then make again\n"
-        "make: *** [Makefile:40: .venv/.installed-test] Error 1\n"
     )
     assert calls == ["base -m venv .venv"]
     assert not (project / ".venv").exists()
