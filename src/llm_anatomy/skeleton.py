@@ -135,6 +135,11 @@ def _write_cached(path: str, entry: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+# Called with True just before transformers builds a skeleton (seconds: torch and transformers
+# are imported) and with False once it is done, however it ends. The CLI sets it on a
+# terminal to say why it is silent; the library itself prints nothing.
+on_build: Callable[[bool], None] | None = None
+
 # Failures of this machine (a broken torch, no memory), not of the config: never cached.
 NOT_THE_CONFIGS_FAULT = (ImportError, OSError, MemoryError)
 
@@ -261,6 +266,9 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
         raise _unbuildable(catalog, cached)
     if cached is not None:
         return cached
+    notify = on_build
+    if notify is not None:
+        notify(True)
     try:
         skeleton = _build(catalog.config_file, dtype) if catalog.config_file else _build_derived(config_bytes, dtype)
     except Exception as exc:  # transformers rejects configs in many ways; say which, in one line
@@ -268,6 +276,9 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
         if not isinstance(exc, NOT_THE_CONFIGS_FAULT):
             _write_cached(path, {"key": key, "unbuildable": why})
         raise _unbuildable(catalog, why) from exc
+    finally:
+        if notify is not None:
+            notify(False)
     _write_cached(path, {"key": key, **skeleton.to_json()})
     return skeleton
 

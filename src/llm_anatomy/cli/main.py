@@ -178,6 +178,17 @@ def catch_signals() -> None:
         _signal.signal(signum, _interrupt)
 
 
+BUILD_NOTICE = "building the module tree with transformers, once per config ..."
+
+
+def _show_build_notice(building: bool) -> None:
+    """skeleton.on_build on a terminal: the first command on a new config waits seconds for
+    torch and transformers; the line is cleared when the build ends."""
+    stream = getattr(sys.stderr, "raw", sys.stderr)  # past the escaping: its controls are meant
+    stream.write(BUILD_NOTICE if building else "\r\x1b[K")
+    stream.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     saved = sys.stdout, sys.stderr
@@ -227,6 +238,10 @@ def _run(argv: list[str]) -> int:
             parser.print_help()
             code = 2
         else:
+            if sys.stderr.isatty():
+                from .. import skeleton
+
+                skeleton.on_build = _show_build_notice
             try:
                 code = modules[args.command].run(args, sys.stdout) or 0  # type: ignore[attr-defined]
             except AnatomyError as exc:
