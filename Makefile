@@ -12,7 +12,8 @@ TEST_STAMP := $(VENV)/.installed-test
 
 # A venv whose Python cannot run pip (made by a Python without ensurepip, or cut short) would
 # fail every later install with "No module named pip": remake it, or say what to run. A new
-# venv's pip is upgraded only if it predates editable installs from pyproject.toml (PEP 660).
+# venv's pip is upgraded only if it predates editable installs from pyproject.toml (21.3) or
+# `pip --python` (22.3, which tests/test_install.py uses).
 define ENSURE_VENV
 if ! $(PY) -m pip --version >/dev/null 2>&1; then \
   if [ -e '$(VENV)' ]; then \
@@ -27,7 +28,7 @@ if ! $(PY) -m pip --version >/dev/null 2>&1; then \
     echo "make: '$(PYTHON) -m venv' could not make a venv with pip; on Debian or Ubuntu run 'apt install python3-venv' (or pass PYTHON=another-python), then make again" >&2; \
     exit 1; \
   fi; \
-  $(PY) -m pip install -q 'pip>=21.3'; \
+  $(PY) -m pip install -q 'pip>=22.3'; \
 fi
 endef
 

@@ -61,7 +61,7 @@ def make(project, target, **env):
     return result.returncode, result.stderr, log.read_text().splitlines()
 
 
-FRESH_VENV = ["base -m venv .venv", "python -m pip install -q pip>=21.3"]
+FRESH_VENV = ["base -m venv .venv", "python -m pip install -q pip>=22.3"]
 PIP_OK = "python -m pip --version"
 
 
