@@ -37,6 +37,12 @@ def test_the_line_is_cleared_when_the_build_fails(llama_dir, tmp_path, cli, cold
     assert result.err == BUILD_NOTICE + CLEAR
 
 
+def test_the_hook_is_set_only_while_the_command_runs(llama_dir, cli, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert cli("params", llama_dir).code == 0
+    assert skeleton.on_build is None  # a later command on a pipe stays silent
+
+
 def test_not_a_terminal_no_notice(llama_dir, cli, cold_cache):
     result = cli("tree", llama_dir)
     assert (result.code, result.err) == (0, "")

@@ -189,6 +189,19 @@ def _show_build_notice(building: bool) -> None:
     stream.flush()
 
 
+def _run_command(module: object, args: argparse.Namespace) -> int:
+    """The command's exit status; on a terminal, skeleton builds are announced meanwhile."""
+    if not sys.stderr.isatty():
+        return module.run(args, sys.stdout) or 0  # type: ignore[attr-defined]
+    from .. import skeleton
+
+    previous, skeleton.on_build = skeleton.on_build, _show_build_notice
+    try:
+        return module.run(args, sys.stdout) or 0  # type: ignore[attr-defined]
+    finally:
+        skeleton.on_build = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     saved = sys.stdout, sys.stderr
@@ -238,12 +251,8 @@ def _run(argv: list[str]) -> int:
             parser.print_help()
             code = 2
         else:
-            if sys.stderr.isatty():
-                from .. import skeleton
-
-                skeleton.on_build = _show_build_notice
             try:
-                code = modules[args.command].run(args, sys.stdout) or 0  # type: ignore[attr-defined]
+                code = _run_command(modules[args.command], args)
             except AnatomyError as exc:
                 if getattr(args, "debug", False):
                     raise
