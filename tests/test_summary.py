@@ -353,6 +353,10 @@ def test_batchnorm_running_stats_are_buffers_not_parameters(tmp_path, cli):
     out = cli("summary", path).out
     assert out.startswith("cnn.pth: 130 parameters (130), 520 B in F32\n")
     assert "  not counted: 3 buffer tensors (9 values) stored beside the parameters\n" in out
+    assert cli("params", path).out.splitlines()[-2:] == [
+        "9 tensors, 139 parameters, 560 B in 1 file",
+        "note: 3 of these tensors are buffers of the model, not parameters (1.num_batches_tracked, 1.running_mean, 1.running_var: 9 values); `summary` leaves them out of its count",
+    ]
 
 
 def test_context_beyond_the_model_is_flagged(llama_dir, cli):

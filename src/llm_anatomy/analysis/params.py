@@ -7,6 +7,7 @@ from collections import namedtuple
 from math import prod
 
 from ..catalog import Catalog, compile_filter, matching, natural_key, no_match
+from .roles import BUFFER
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -34,7 +35,14 @@ class ParamListing(namedtuple("ParamListing", "model format rows files notes", d
 def list_tensors(catalog: Catalog, pattern: str | None = None) -> ParamListing:
     """Every tensor in the files, layers in numeric order (layers.2 before layers.10)."""
     rows = tuple(ParamRow(t.name, t.shape, t.dtype, t.numel, t.nbytes, os.path.basename(t.file)) for t in sorted(matching(catalog, pattern), key=lambda t: natural_key(t.name)))
-    return ParamListing(catalog.name, catalog.format, rows, len({r.file for r in rows}))
+    buffers = [r for r in rows if BUFFER.search(r.name)]
+    notes = ()
+    if buffers:
+        shown = ", ".join(r.name for r in buffers[:3]) + (", ..." if len(buffers) > 3 else "")
+        values = sum(r.numel for r in buffers)
+        what = "is a buffer of the model, not a parameter" if len(buffers) == 1 else "are buffers of the model, not parameters"
+        notes = (f"note: {len(buffers)} of these tensors {what} ({shown}: {values:,} value{'' if values == 1 else 's'}); `summary` leaves them out of its count",)
+    return ParamListing(catalog.name, catalog.format, rows, len({r.file for r in rows}), notes)
 
 
 def list_parameters(catalog: Catalog, skeleton: "Skeleton", pattern: str | None = None) -> ParamListing:

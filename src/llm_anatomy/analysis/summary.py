@@ -21,7 +21,7 @@ from ..catalog import Catalog, TensorInfo
 from ..safe_text import escape
 from .architecture import Architecture, Finding, Phrase, derive
 from .memory import Memory, estimate
-from .roles import INDEX, LAYER_PREFIX
+from .roles import BUFFER, INDEX, LAYER_PREFIX
 
 # Component names, in the order they are reported.
 COMPONENTS = ("embeddings", "attention", "mlp", "experts", "shared experts", "router", "norms", "output head", "other")
@@ -30,10 +30,7 @@ COMPONENTS = ("embeddings", "attention", "mlp", "experts", "shared experts", "ro
 ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
     (re.compile(pattern), component, role)
     for pattern, component, role in (
-        # Saved by some writers but buffers of the model, not parameters.
-        # (DeepSeek-V3's e_score_correction_bias, GGUF exp_probs_b: the router's bias buffer;
-        # BatchNorm's running statistics in the state dicts of vision models and CNNs.)
-        (r"(?:\.running_mean|\.running_var|\.num_batches_tracked|rotary_emb\.inv_freq|\.position_ids|\.attn\.(?:masked_)?bias|^rope_freqs\.weight|e_score_correction_bias|exp_probs_b\.\w+)$", "buffers", "buffer"),
+        (BUFFER.pattern, "buffers", "buffer"),  # saved beside the parameters, not parameters
         # FP8 checkpoints (DeepSeek-V3) store a scale per block of weights beside each weight.
         (r"\.(?:weight_scale_inv|weight_scale|input_scale)$", "quantization scales", "scale"),
         (r"norm|(?:^|\.)ln_(?:\d+|f)\.|LayerNorm", "norms", "norm"),
