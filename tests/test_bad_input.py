@@ -64,7 +64,7 @@ def test_missing_path(cli):
 
 
 def test_folder_without_weights(tmp_path, cli):
-    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "README.md").write_text("weights to follow")  # no config.json either (that alone is a model to study)
     result = cli("params", tmp_path)
     assert result.code == 1
     assert result.err == f"llm-anatomy: {tmp_path}: expected weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index), found none; point at the folder that holds the weights\n"

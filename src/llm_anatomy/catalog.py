@@ -77,6 +77,14 @@ class Catalog(namedtuple("Catalog", _CATALOG_FIELDS, defaults=(None, None, None,
     def total_nbytes(self) -> int:
         return sum(t.nbytes for t in self.tensors)
 
+    @property
+    def implied_by(self) -> str | None:
+        """What a model structure shown for a checkpoint without tensors comes from: "its metadata"
+        (a vocabulary-only GGUF), "its config" (config.json alone); None when tensors are stored."""
+        if self.tensors or self.config is None:
+            return None
+        return "its config" if not self.files else "its metadata"
+
 
 def natural_key(name: str) -> tuple:
     """Sort key that puts layers.2 before layers.10."""

@@ -25,12 +25,13 @@ FOLDER_LAYOUTS: tuple[tuple[str | None, str | None], ...] = (
     (None, "*.pt"),
 )
 
+CONFIG = "config.json"
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")  # :QUANT picks a GGUF file on the Hub
 
 
 class Source(namedtuple("Source", "name root weight_files index_file config_file remote", defaults=(None,))):
     """name: what to call the model in output; root: the folder holding the files;
-    weight_files: the weights (empty when index_file names the shards); index_file and
+    weight_files: the weights (empty when index_file names the shards, or for config.json alone); index_file and
     config_file: their paths or None; remote: for a model on the Hub, hub.Snapshot (its
     save() keeps the headers read). (A named tuple rather than a dataclass: see catalog.py.)"""
 
@@ -120,12 +121,16 @@ def resolve(model: str, revision: str | None = None) -> Source:
             return hub.resolve(model, revision, not_cached)
     else:
         raise AnatomyError(model, "a model folder, a weights file, or a model id such as meta-llama/Llama-2-7b-chat-hf", "no such file or folder", "check the path")
-    config = os.path.join(folder, "config.json")
+    config = os.path.join(folder, CONFIG)
     config_file = config if os.path.isfile(config) else None
     if local and os.path.isfile(model):
+        if os.path.basename(model) == CONFIG:  # a model studied before its weights are downloaded
+            return Source(os.path.basename(model), folder, (), None, model)
         return Source(os.path.basename(model), folder, (model,), None, config_file)
     weights, index = _weights_in_folder(folder)
     if not weights and index is None:
-        raise _no_weights(folder)
+        if config_file is None:
+            raise _no_weights(folder)
+        weights = ()  # config.json alone: config, tree and summary show the model it implies
     name = os.path.basename(os.path.abspath(model)) if local else model
     return Source(name, folder, weights, index, config_file)

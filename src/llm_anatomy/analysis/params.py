@@ -36,13 +36,24 @@ def list_tensors(catalog: Catalog, pattern: str | None = None) -> ParamListing:
     """Every tensor in the files, layers in numeric order (layers.2 before layers.10)."""
     rows = tuple(ParamRow(t.name, t.shape, t.dtype, t.numel, t.nbytes, os.path.basename(t.file)) for t in sorted(matching(catalog, pattern), key=lambda t: natural_key(t.name)))
     buffers = [r for r in rows if BUFFER.search(r.name)]
-    notes = ()
+    notes = holds_no_tensors(catalog)
     if buffers:
         shown = ", ".join(r.name for r in buffers[:3]) + (", ..." if len(buffers) > 3 else "")
         values = sum(r.numel for r in buffers)
         what = "is a buffer of the model, not a parameter" if len(buffers) == 1 else "are buffers of the model, not parameters"
         notes = (f"note: {len(buffers)} of these tensors {what} ({shown}: {values:,} value{'' if values == 1 else 's'}); `summary` leaves them out of its count",)
     return ParamListing(catalog.name, catalog.format, rows, len({r.file for r in rows}), notes)
+
+
+def holds_no_tensors(catalog: Catalog) -> tuple[str, ...]:
+    """The note for a checkpoint without tensors (a vocabulary-only GGUF, config.json alone)."""
+    if catalog.tensors:
+        return ()
+    if not catalog.files:
+        return ("no weights: only config.json; tree, config and summary show the model it implies",)
+    if catalog.metadata:
+        return ("the file holds metadata only, no tensors: `params --metadata` shows it; tree, config and summary show the model it implies",)
+    return ()
 
 
 def list_parameters(catalog: Catalog, skeleton: "Skeleton", pattern: str | None = None) -> ParamListing:

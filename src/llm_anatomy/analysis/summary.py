@@ -133,17 +133,19 @@ class MoeCount(namedtuple("MoeCount", "total active routed num_experts experts_p
     __slots__ = ()
 
 
-_SUMMARY_FIELDS = "model format total_params total_nbytes components layers dtypes not_counted tied moe implied architecture memory findings"
+_SUMMARY_FIELDS = "model format total_params total_nbytes components layers dtypes not_counted tied moe implied architecture memory findings implied_by"
 
 
-class Summary(namedtuple("Summary", _SUMMARY_FIELDS)):
+class Summary(namedtuple("Summary", _SUMMARY_FIELDS, defaults=(None,))):
     """Where the parameters sit. total_params counts tied weights once and leaves out what
     not_counted lists; components: Count per component in COMPONENTS order (empty ones left
     out); layers: LayerCount; dtypes: Count per dtype, largest first; not_counted: Count per
     NOT_COUNTED group of tensors stored beside the parameters (buffers, quantization scales,
     multi-token-prediction layers); tied: how tied weights were counted;
     moe: MoeCount or None; implied: ImpliedCount per component; architecture: Architecture
-    or None (no usable config); memory: Memory; findings: tuple of Finding."""
+    or None (no usable config); memory: Memory; findings: tuple of Finding; implied_by: None,
+    or what the counts come from when the checkpoint holds no tensors ("its metadata", "its
+    config"): the parameters of the model transformers builds from it, at the config's dtype."""
 
     __slots__ = ()
 
@@ -322,6 +324,9 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
     a finding and the tensor-based parts are still reported."""
     findings: list[Finding] = []
     arch = None
+    implied_by = catalog.implied_by
+    if implied_by:
+        catalog = catalog._replace(tensors=_implied_tensors(catalog, findings))
     if catalog.config_error is not None:
         error = catalog.config_error
         findings.append(Finding(error.where, error.expected, error.found, error.todo, kind="config_error", args={"where": error.where}))
@@ -391,4 +396,22 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         architecture=arch,
         memory=estimate(arch, total, total_nbytes, dominant, contexts, batches, kv_dtype),
         findings=tuple(findings),
+        implied_by=implied_by,
     )
+
+
+def _implied_tensors(catalog: Catalog, findings: list[Finding]) -> tuple[TensorInfo, ...]:
+    """The parameters of the model transformers builds from the config, as tensors of the
+    config's dtype (float32 when it names none, as transformers loads it); none without transformers."""
+    from ..dtypes import CONFIG_DTYPE_NAMES, DTYPES
+    from ..skeleton import SkeletonUnavailable, load_skeleton
+
+    try:
+        skeleton = load_skeleton(catalog)
+    except SkeletonUnavailable as exc:
+        findings.append(Finding(exc.where, exc.expected, exc.found, "the parameters it implies are counted by the model transformers builds"))
+        return ()
+    config = catalog.config or {}
+    name = config.get("dtype") or config.get("torch_dtype")
+    dtype = CONFIG_DTYPE_NAMES.get(name, "F32") if isinstance(name, str) else "F32"
+    return tuple(TensorInfo(p.name, dtype, p.shape, "", 0, DTYPES[dtype].nbytes(prod(p.shape))) for p in skeleton.parameters)

@@ -41,8 +41,9 @@ class TreeNode(namedtuple("TreeNode", "name path class_name parameters total chi
         return sum(p.numel for p in _distinct(self.parameters))
 
 
-class ModuleTree(namedtuple("ModuleTree", "model root no_class_names_because", defaults=("",))):
-    """The tree of one model; no_class_names_because is set when it was built from tensor names."""
+class ModuleTree(namedtuple("ModuleTree", "model root no_class_names_because implied", defaults=("", None))):
+    """The tree of one model; no_class_names_because is set when it was built from tensor names;
+    implied says so when the checkpoint holds no tensors and the tree is the one its config implies."""
 
     __slots__ = ()
 
@@ -53,7 +54,7 @@ class ModuleTree(namedtuple("ModuleTree", "model root no_class_names_because", d
     @property
     def notes(self) -> tuple[str, ...]:
         if self.class_names:
-            return ()
+            return (f"note: {self.implied}",) if self.implied else ()
         return (f"note: no class names ({self.no_class_names_because}); this tree is built from the tensor names, and its counts include every stored tensor (buffers too)",)
 
 
@@ -121,7 +122,13 @@ def build_tree(catalog: Catalog) -> ModuleTree:
         else:
             reason = f"transformers could not build the config: {exc.found}"
         return ModuleTree(catalog.name, tree_from_names(catalog.tensors), reason)
-    return ModuleTree(catalog.name, tree_from_skeleton(skeleton))
+    return ModuleTree(catalog.name, tree_from_skeleton(skeleton), implied=implied_note(catalog))
+
+
+def implied_note(catalog: Catalog) -> str | None:
+    """'the file holds no tensors: this is the model its metadata implies', or None when it holds tensors."""
+    where = "only config.json, no weights" if not catalog.files else "the file holds no tensors"
+    return f"{where}: this is the model {catalog.implied_by} implies" if catalog.implied_by else None
 
 
 def find_node(tree: ModuleTree, path: str) -> TreeNode:

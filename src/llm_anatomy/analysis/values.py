@@ -231,6 +231,13 @@ def show(reader: ElementReader, view: View, options: PrintOptions) -> ShownTenso
 # ---------------------------------------------------------------- which tensors
 
 
+def no_tensors(catalog: Catalog) -> UsageError:
+    """A checkpoint without tensors: a vocabulary-only GGUF, or config.json alone."""
+    if not catalog.files:
+        return UsageError(catalog.name, "a tensor to show", "none (only config.json, no weights)", "see the model it implies with `llm-anatomy params --style torch`")
+    return UsageError(catalog.name, "a tensor to show", "none (the file holds metadata only)", "see it with `llm-anatomy params --metadata`")
+
+
 def tensor_views(catalog: Catalog, target: str | None, pattern: str | None) -> list[View]:
     """The TENSOR[INDEX] argument, or every tensor matching --filter (with an optional trailing index), in natural order."""
     if target is not None:
@@ -241,7 +248,7 @@ def tensor_views(catalog: Catalog, target: str | None, pattern: str | None) -> l
         pattern, index = split_index(pattern, glob=True) if pattern is not None else (None, None)
         tensors = sorted(matching(catalog, pattern), key=lambda t: natural_key(t.name))
         if not tensors:
-            raise UsageError(catalog.name, "a tensor to show", "none (the file holds metadata only)", "see it with `llm-anatomy params --metadata`")
+            raise no_tensors(catalog)
         if index is None:
             return [View.whole(t) for t in tensors]
         return [View.whole(t).index(f"{t.name}[{index}]", parse_index(f"{t.name}[{index}]", index)) for t in tensors]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import TextIO
@@ -51,6 +52,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         out.write(render.json_text(listing))
     elif args.style == "torch":
         out.write(render.torch_style(listing))
+        from ..analysis.tree import implied_note
+
+        if implied_note(catalog):  # stdout stays exactly torch's text
+            print(f"llm-anatomy: note: {implied_note(catalog)}", file=sys.stderr)
     else:
         out.write(render.text(listing))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import TextIO
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if not tree.class_names:
             raise UsageError(catalog.name, "class names for --style torch", "none", tree.no_class_names_because)
         out.write(render.torch_parameters(node) if args.params else render.torch_children(node))
+        if tree.implied:  # stdout stays exactly torch's text
+            print(f"llm-anatomy: note: {tree.implied}", file=sys.stderr)
     elif args.json:
         out.write(render.json_text(tree, node, args.depth))
     else:

@@ -72,8 +72,11 @@ def _views(catalog, stored, args: argparse.Namespace) -> list:
         raise UsageError(args.tensor, "either TENSOR or --filter", "both", "drop one of them")
     if args.style != "torch":
         return tensor_views(catalog, args.tensor, args.filter)
-    from ..analysis.values import gguf_loaded
+    from ..analysis.values import gguf_loaded, no_tensors
     from ..skeleton import load_skeleton
+
+    if not catalog.tensors:
+        raise no_tensors(catalog)
 
     text, is_glob = (args.filter, True) if args.tensor is None else (args.tensor, False)
     if text is not None and split_index(text, glob=is_glob)[1] is not None:

@@ -115,7 +115,7 @@ def catalog_from_source(source: Source, allow_truncated: bool = False) -> Catalo
         config, config_error = derived_config.derive(source.root, files, tensors, metadata, formats)
     return Catalog(
         name=source.name,
-        format="+".join(sorted(formats)),
+        format="+".join(sorted(formats)) or "config",  # config.json alone
         root=source.root,
         files=tuple(files),
         tensors=tuple(tensors),

@@ -71,9 +71,10 @@ def from_gguf(path: str, metadata: dict[str, Any], tensors: dict[str, TensorInfo
     vocab = _first_dim(tensors, GGUF_EMBEDDING) or config.get("vocab_size") or getattr(tokens, "item_count", None)
     if vocab is not None:
         config["vocab_size"] = vocab
-    config["tie_word_embeddings"] = GGUF_OUTPUT not in tensors
-    for field, tensor, value in row.tensor_flags:
-        config[field] = value if tensor in tensors else not value
+    if tensors:  # a vocabulary-only file says nothing about them: the class defaults stand
+        config["tie_word_embeddings"] = GGUF_OUTPUT not in tensors
+        for field, tensor, value in row.tensor_flags:
+            config[field] = value if tensor in tensors else not value
     config.update(row.constants)
     kv_heads = getattr(metadata.get(f"{arch}.attention.head_count_kv"), "items", None)
     if row.model_type == "lfm2" and kv_heads:

@@ -61,7 +61,12 @@ def _memory_lines(memory: Memory, dtypes: str) -> list[str]:
 def text(summary: Summary) -> str:
     total = summary.total_params
     dtypes = ", ".join(d.name for d in summary.dtypes)
-    lines = [f"{escape(summary.model)}: {thousands(total)} parameters ({human_count(total)}), {human_bytes(summary.total_nbytes)} in {dtypes or 'no tensors'}", ""]
+    if summary.implied_by:
+        holds = "the file holds no tensors" if summary.implied_by == "its metadata" else "no weights beside config.json"
+        head = f"{thousands(total)} parameters ({human_count(total)}) implied by {summary.implied_by} ({holds}), {human_bytes(summary.total_nbytes)} in {dtypes or 'no tensors'} as loaded"
+    else:
+        head = f"{thousands(total)} parameters ({human_count(total)}), {human_bytes(summary.total_nbytes)} in {dtypes or 'no tensors'}"
+    lines = [f"{escape(summary.model)}: {head}", ""]
     rows = [(c.name, thousands(c.params), share(c.params, total), human_bytes(c.nbytes), str(c.tensors)) for c in summary.components]
     rows.append(("total", thousands(total), share(total, total), human_bytes(summary.total_nbytes), str(sum(c.tensors for c in summary.components))))
     lines += ["By component:"] + ["  " + line for line in table(("component", "params", "share", "bytes", "tensors"), rows, right=(1, 2, 3, 4))]
