@@ -55,9 +55,10 @@ def make(project, target, **env):
     log = project.parent / "calls.log"
     log.write_text("")
     full_env = dict(os.environ, MAKE_TEST_LOG=str(log), MAKE_TEST_STUBS=str(project.parent / "stubs"), **env)
-    full_env.pop("MAKEFLAGS", None)
+    for inherited in ("MAKEFLAGS", "MAKEOVERRIDES", "MFLAGS", "MAKELEVEL", "VENV", "PYTEST_ARGS"):  # when run under `make test`
+        full_env.pop(inherited, None)
     base = project.parent / "stubs" / "python"
-    result = subprocess.run(["make", "-s", target, f"PYTHON={base}"], cwd=project, capture_output=True, text=True, env=full_env)
+    result = subprocess.run(["make", "-s", target, f"PYTHON={base}", "PYTEST_ARGS="], cwd=project, capture_output=True, text=True, env=full_env)
     return result.returncode, result.stderr, log.read_text().splitlines()
 
 
