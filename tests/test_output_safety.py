@@ -242,3 +242,12 @@ def test_a_trailing_slash_names_a_folder_and_a_long_name_still_fits(model, tmp_p
     outcome = run_cli("report", model[0], "-o", tmp_path / long_name)
     assert (outcome.code, outcome.err) == (0, "")
     assert os.listdir(tmp_path) == [long_name]
+
+
+def test_closed_stdout(model):
+    """stdout closed at start (`>&-`): Python's sys.stdout is None; still one line, exit 1."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "llm_anatomy.cli.main", "params", model[0]], stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
+    assert (result.returncode, result.stderr) == (1, "llm-anatomy: stdout: expected to write the output, found bad file descriptor (EBADF); send the output elsewhere\n")

@@ -78,7 +78,8 @@ class OutputFailed(Exception):
     def __init__(self, stream: str, error: OSError) -> None:
         code = errno.errorcode.get(error.errno or 0, type(error).__name__)
         reason = (error.strerror or "").lower()
-        super().__init__(f"{stream}: expected to write the output, found {reason} ({code}); free some space or send the output elsewhere")
+        todo = "free some space or send the output elsewhere" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "send the output elsewhere"
+        super().__init__(f"{stream}: expected to write the output, found {reason} ({code}); {todo}")
 
 
 class Escaping:
@@ -87,13 +88,15 @@ class Escaping:
     safe_text), whoever writes it: renderers, notes, transformers' logging, warnings. A
     failing write becomes OutputFailed; a closed pipe stays BrokenPipeError."""
 
-    def __init__(self, stream: TextIO, escape_text: Callable[[str], str], name: str) -> None:
+    def __init__(self, stream: TextIO | None, escape_text: Callable[[str], str], name: str) -> None:
         self.raw = stream  # for the progress line, whose terminal controls are meant
         self.escape_text = escape_text  # escape_json for --json: the same JSON, terminal-safe
         self._name = name
 
     def write(self, text: str) -> int:
         try:
+            if self.raw is None:  # Python's stand-in for a descriptor closed at start-up (>&-)
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
             return self.raw.write(self.escape_text(text))
         except BrokenPipeError:
             raise
@@ -106,7 +109,8 @@ class Escaping:
 
     def flush(self) -> None:
         try:
-            self.raw.flush()
+            if self.raw is not None:
+                self.raw.flush()
         except BrokenPipeError:
             raise
         except OSError as exc:
@@ -211,10 +215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(argv)
     except OutputFailed as exc:
         # What is still buffered cannot be written: let Python's flush at exit go nowhere.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, saved[0].fileno())
+        if saved[0] is not None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, saved[0].fileno())
         try:
-            print(f"llm-anatomy: {escape(str(exc))}", file=saved[1], flush=True)
+            if saved[1] is not None:
+                print(f"llm-anatomy: {escape(str(exc))}", file=saved[1], flush=True)
         except OSError:
             pass  # stderr is what failed: nowhere left to say so
         return 1
