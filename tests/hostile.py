@@ -33,7 +33,7 @@ class Outcome:
     out: str
     err: str
     seconds: float
-    max_rss: int  # bytes, the child's peak resident set (and its waited-for children's)
+    max_rss: int  # bytes, the largest peak resident set among the child and its workers
     leftover: list[int]  # processes of its session still alive after it exited (then killed)
 
 
@@ -55,6 +55,19 @@ def _session_members(session: int) -> list[int]:
         if int(fields[3]) == session and fields[0] != "Z":
             members.append(int(entry))
     return members
+
+
+def _peak_rss(pid: int) -> int:
+    """VmHWM of a live process, in bytes (0 once it is gone). Not wait4's ru_maxrss: that one
+    survives exec, so a child forked from pytest would carry pytest's own peak."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def run_cli(
@@ -91,15 +104,20 @@ def run_cli(
                 stdout.close()
         if after_start is not None:
             after_start(process.pid)
-        code, rusage = None, None
+        code, peaks, polls = None, {}, 0
         while True:
-            pid, status, rusage = os.wait4(process.pid, os.WNOHANG)
+            # Peaks polled while it runs: the workers too, every tenth poll (a /proc scan).
+            members = _session_members(process.pid) if polls % 10 == 0 else [process.pid]
+            for member in members:
+                peaks[member] = max(peaks.get(member, 0), _peak_rss(member))
+            polls += 1
+            pid, status, _ = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 code = os.waitstatus_to_exitcode(status)
                 break
             if time.monotonic() - start > timeout:
                 os.killpg(process.pid, signal.SIGKILL)
-                _, status, rusage = os.wait4(process.pid, 0)
+                os.wait4(process.pid, 0)
                 break
             time.sleep(0.01)
         seconds = time.monotonic() - start
@@ -119,7 +137,7 @@ def run_cli(
         err_file.seek(0)
         out = out_file.read().decode("utf-8", "replace")
         err = err_file.read().decode("utf-8", "replace")
-    return Outcome(code, out, err, seconds, rusage.ru_maxrss * 1024, leftover)
+    return Outcome(code, out, err, seconds, max(peaks.values(), default=0), leftover)
 
 
 def snapshot(*folders: object) -> dict[str, tuple]:
