@@ -53,9 +53,6 @@ class Guard(namedtuple("Guard", "folders files")):
     __slots__ = ()
 
 
-NO_GUARD = Guard({}, {})
-
-
 def _identity(info: os.stat_result) -> tuple[int, int]:
     return info.st_dev, info.st_ino
 
