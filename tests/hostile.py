@@ -41,6 +41,36 @@ def _limit_address_space(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+# Root reads any file whatever its mode (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH). Dropping
+# both from the bounding set before exec makes chmod 000 deny root's child as it denies a
+# user, where switching to another uid cannot run an interpreter installed under /root.
+PR_CAPBSET_DROP = 24
+CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
+
+
+def _drop_file_capabilities() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def permissions_bind() -> str | None:
+    """None when a child started with run_cli(..., unprivileged=True) is refused a chmod 000
+    file, else why not (for pytest.skip)."""
+    if os.geteuid() != 0:
+        return None
+    with tempfile.NamedTemporaryFile() as locked:
+        os.chmod(locked.name, 0)
+        try:
+            probe = subprocess.run(["cat", locked.name], preexec_fn=_drop_file_capabilities, capture_output=True)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"cannot drop root's file capabilities: {exc}"
+        return None if probe.returncode != 0 else "root's child still reads a chmod 000 file"
+
+
 def _session_members(session: int) -> list[int]:
     members = []
     for entry in os.listdir("/proc"):
@@ -79,10 +109,18 @@ def run_cli(
     stdin: int | None = subprocess.DEVNULL,
     stdout_path: str | None = None,
     after_start=None,
+    unprivileged: bool = False,
 ) -> Outcome:
     """`python -m llm_anatomy.cli.main ARGS` in its own session, killed (whole session) at
     `timeout`. stdout_path sends stdout to that file (say /dev/full) instead of capturing it;
-    after_start(pid) runs once the child has started (to send it a signal, say)."""
+    after_start(pid) runs once the child has started (to send it a signal, say); unprivileged
+    makes file modes bind even when the tests run as root (see permissions_bind)."""
+
+    def prepare() -> None:
+        _limit_address_space(address_space)
+        if unprivileged and os.geteuid() == 0:
+            _drop_file_capabilities()
+
     full_env = dict(os.environ)
     full_env.update(env or {})
     with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
@@ -97,7 +135,7 @@ def run_cli(
                 env=full_env,
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=lambda: _limit_address_space(address_space),
+                preexec_fn=prepare,
             )
         finally:
             if stdout_path:

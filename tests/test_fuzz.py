@@ -121,3 +121,65 @@ def test_mutated_torch_pickles(seeds, edits, cut):
 def test_mutated_torch_zip_bytes(seeds, edits, cut):
     data, _ = seeds["torch"]
     _read(_mutate(data, len(data), edits, cut), ".pt")
+
+
+# JSON values as they come in configs and indexes, hostile ones included: deep nesting,
+# huge integers, strings full of brackets, quotes and escapes.
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(alphabet='[]{}",:\\ab.0') | st.sampled_from(["seed.safetensors", "../seed.safetensors", "", ".", "a/b"]),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(alphabet="ab.0[{\"\\"), children, max_size=4),
+    max_leaves=20,
+)
+RAW_EDITS = st.lists(st.tuples(st.integers(0, 1 << 16), st.sampled_from(list(b'[]{}",:\\0123456789-e.\xff '))), max_size=6)
+
+
+def _json_bytes(value, edits, cut) -> bytes:
+    import json
+
+    text = json.dumps(value).encode()
+    return _mutate(text, max(len(text), 1), edits, cut) if text else text
+
+
+def _read_folder(seeds, files: dict) -> None:
+    """A folder with the seed safetensors file and the given extra files; the catalog, and
+    the config when asked, come back or raise the project's own error."""
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "seed.safetensors"), "wb") as handle:
+            handle.write(seeds["safetensors"][0])
+        for name, content in files.items():
+            with open(os.path.join(folder, name), "wb") as handle:
+                handle.write(content)
+        try:
+            catalog = open_catalog(folder)
+            assert isinstance(catalog, Catalog)
+            catalog.require_config()
+        except AnatomyError:
+            pass
+
+
+@FUZZ
+@given(weight_map=st.dictionaries(st.sampled_from(["embed.weight", "norm.weight", "ids", "missing"]), JSON_VALUES, max_size=4) | JSON_VALUES, edits=RAW_EDITS, cut=st.one_of(st.none(), st.integers(0, 400)))
+def test_fuzzed_index_files(seeds, weight_map, edits, cut):
+    _read_folder(seeds, {"model.safetensors.index.json": _json_bytes({"weight_map": weight_map}, edits, cut)})
+
+
+@FUZZ
+@given(config=st.dictionaries(st.sampled_from(["model_type", "num_hidden_layers", "hidden_size", "architectures", "rope_scaling"]), JSON_VALUES, max_size=5) | JSON_VALUES, edits=RAW_EDITS, cut=st.one_of(st.none(), st.integers(0, 400)))
+def test_fuzzed_config_files(seeds, config, edits, cut):
+    _read_folder(seeds, {"config.json": _json_bytes(config, edits, cut)})
+
+
+@FUZZ
+@given(depth=st.integers(0, 5000), opener=st.sampled_from(["[", "{\"a\":"]), closed=st.booleans(), inside_string=st.booleans())
+def test_fuzzed_nesting_in_configs(seeds, depth, opener, closed, inside_string):
+    """Nesting of any depth, closed or not, in or out of strings: never a RecursionError."""
+    closer = "]" if opener == "[" else "}"
+    body = opener * depth + "1" + (closer * depth if closed else "")
+    text = '{"x": ' + (json_string(body) if inside_string else body) + "}"
+    _read_folder(seeds, {"config.json": text.encode()})
+
+
+def json_string(text: str) -> str:
+    import json
+
+    return json.dumps(text)

@@ -1,10 +1,13 @@
 """Byte sources: every reader asks one for ranges (a local file here, or HTTP ranges from
 hub.py), so no reader knows where the bytes come from, and no offset or length taken from
-a (possibly hostile) header can reach past the end of the file."""
+a (possibly hostile) header can reach past the end of the file, and no path given by the
+user or a cache (a fifo, a device, a file that cannot be read) gets further than one line
+naming it."""
 
 from __future__ import annotations
 
 import os
+import stat
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import BinaryIO, Iterable, Protocol
@@ -29,6 +32,26 @@ def register(source: ByteSource) -> None:
     _REGISTERED[source.name] = source
 
 
+# What a path is when it is not a regular file, for the error line.
+FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a fifo"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def kind_of(mode: int) -> str:
+    return next((name for test, name in FILE_KINDS if test(mode)), "not a regular file")
+
+
+def os_error(path: str, exc: OSError, expected: str = "a readable file") -> AnatomyError:
+    """One line for an OSError (permission denied, vanished, I/O error) on path."""
+    todo = "check its permissions" if isinstance(exc, PermissionError) else "check the path"
+    return AnatomyError(path, expected, (exc.strerror or type(exc).__name__).lower(), todo)
+
+
 def file_size(path: str) -> int:
     source = _REGISTERED.get(path)
     if source is not None:
@@ -36,7 +59,53 @@ def file_size(path: str) -> int:
     try:
         return os.stat(path).st_size
     except OSError as exc:
-        raise AnatomyError(path, "a readable file", exc.strerror or type(exc).__name__) from None
+        raise os_error(path, exc) from None
+
+
+def open_regular(path: str) -> BinaryIO:
+    """Open a local regular file for reading, unbuffered. O_NONBLOCK so that a fifo put where
+    a file should be is refused at once instead of blocking until a writer comes."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise os_error(path, exc) from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise AnatomyError(path, "a regular file", kind_of(mode), "pass a model folder or a weights file")
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb", buffering=0)
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def read_capped(path: str, limit: int, what: str, todo: str) -> bytes:
+    """The whole of a small local file (an index, a config, a cache ref), refused beyond
+    limit bytes before any of it is read: a 3 GB sparse file costs nothing to refuse."""
+    with open_regular(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            raise AnatomyError(path, f"{what} of at most {limit} bytes", f"{size} bytes", todo)
+        try:
+            data = _read_up_to(handle, limit + 1)
+        except OSError as exc:
+            raise os_error(path, exc) from None
+    if len(data) > limit:  # grew while read
+        raise AnatomyError(path, f"{what} of at most {limit} bytes", "more", todo)
+    return data
+
+
+def _read_up_to(handle: BinaryIO, limit: int) -> bytes:
+    """Up to limit bytes (an unbuffered read may return fewer than asked)."""
+    chunks, left = [], limit
+    while left > 0:
+        chunk = handle.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def is_file(path: str) -> bool:
@@ -69,8 +138,11 @@ class LocalFile:
         """Exactly length bytes at offset, after checking the range lies inside the file."""
         check_range(self.name, offset, length, self.size, what)
         handle = self.fileobj()
-        handle.seek(offset)
-        data = handle.read(length)
+        try:
+            handle.seek(offset)
+            data = _read_up_to(handle, length)
+        except OSError as exc:
+            raise os_error(self.name, exc) from None
         if len(data) != length:
             raise AnatomyError(self.name, f"{length} bytes of {what}", f"{len(data)} bytes", "the file changed while it was read")
         return data
@@ -80,10 +152,7 @@ class LocalFile:
 
     def fileobj(self) -> BinaryIO:
         if self._handle is None:
-            try:
-                self._handle = open(self.name, "rb", buffering=0)
-            except OSError as exc:
-                raise AnatomyError(self.name, "a readable file", exc.strerror or type(exc).__name__) from None
+            self._handle = open_regular(self.name)
         return self._handle
 
     def close(self) -> None:

@@ -15,6 +15,15 @@ if TYPE_CHECKING:
 
 from .errors import AnatomyError, UsageError
 
+# Bounds every reader holds a checkpoint to before building TensorInfo (README, "Limits").
+# Real checkpoints stay far inside them: DeepSeek-V3 stores ~91,000 tensors, names run to
+# ~100 characters, ranks to 5; torch sizes are int64, and a dimension past that cannot be
+# sliced or ranged over.
+MAX_TENSORS = 2_000_000
+MAX_NAME_CHARS = 1024
+MAX_RANK = 64
+MAX_DIM = 2**63 - 1
+
 
 # Records on the header-only path are named tuples, not dataclasses: importing dataclasses
 # and decorating a class cost ~11 ms + ~1.5 ms each, as much as Python's own start-up, and

@@ -7,8 +7,10 @@ from __future__ import annotations
 import fnmatch
 import os  # os.path, not pathlib: importing pathlib costs more than reading a 7B model's headers
 import re
+import stat
 from collections import namedtuple
 
+from .byte_io import kind_of, os_error, read_capped
 from .errors import AnatomyError, UsageError
 from .safe_text import escape
 
@@ -27,6 +29,10 @@ FOLDER_LAYOUTS: tuple[tuple[str | None, str | None], ...] = (
 
 CONFIG = "config.json"
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")  # :QUANT picks a GGUF file on the Hub
+# A branch, tag or commit as the Hub names them (refs/pr/1 included), never leaving refs/.
+REVISION = re.compile(r"^(?!.*(^|/)\.\.?(/|$))[\w.-]+(/[\w.-]+)*$")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+MAX_REF_BYTES = 100  # a ref holds a 40-digit commit hash and maybe a newline
 
 
 class Source(namedtuple("Source", "name root weight_files index_file config_file remote", defaults=(None,))):
@@ -52,14 +58,19 @@ def _cached_snapshot(model_id: str, revision: str | None) -> str:
     if not os.path.isdir(repo_dir):
         raise AnatomyError(model_id, f"a model folder, a weights file, or a model in the local Hugging Face cache ({cache})", "none of these", download)
     wanted = revision or "main"
+    if not REVISION.match(wanted):
+        raise UsageError(model_id, "a revision (branch, tag or commit)", f"{escape(repr(wanted))}", "pass a name such as main, v1.0 or refs/pr/1")
     ref = os.path.join(repo_dir, "refs", wanted)
     if os.path.isfile(ref):
-        with open(ref, encoding="utf-8") as handle:
-            commit = handle.read().strip()
+        damaged = "the cache is damaged; download the model again"
+        text = read_capped(ref, MAX_REF_BYTES, "a commit hash", damaged).strip()
+        commit = text.decode("ascii") if text.isascii() else ""
+        if not COMMIT.match(commit):
+            raise AnatomyError(ref, "a commit hash", escape(repr(commit if text.isascii() else text)), damaged)
     else:
         commit = wanted  # a commit hash given directly
-    if "/" in commit or "\\" in commit or commit in ("", ".", ".."):
-        raise AnatomyError(ref, "a commit hash", repr(commit), "the cache is damaged; download the model again")
+    if "/" in commit:
+        raise AnatomyError(model_id, f"revision {wanted!r} in the local Hugging Face cache ({repo_dir})", "no such branch or tag", download)
     snapshot = os.path.join(repo_dir, "snapshots", commit)
     if not os.path.isdir(snapshot):
         raise AnatomyError(model_id, f"revision {wanted!r} in the local Hugging Face cache ({repo_dir})", "no such snapshot", download)
@@ -80,7 +91,11 @@ def choose_weights(names: list[str]) -> tuple[tuple[str, ...], str | None]:
 
 
 def _weights_in_folder(folder: str) -> tuple[tuple[str, ...], str | None]:
-    weights, index = choose_weights([n for n in sorted(os.listdir(folder)) if os.path.isfile(os.path.join(folder, n))])
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        raise os_error(folder, exc, "a readable folder") from None
+    weights, index = choose_weights([n for n in names if os.path.isfile(os.path.join(folder, n))])
     return tuple(os.path.join(folder, n) for n in weights), index and os.path.join(folder, index)
 
 
@@ -108,13 +123,21 @@ def resolve(model: str, revision: str | None = None) -> Source:
     if local:
         if revision:
             raise UsageError(model, "a model id with --revision", "a local path", "drop --revision for local folders and files")
-        folder = model if os.path.isdir(model) else (os.path.dirname(model) or ".")
+        try:
+            mode = os.stat(model).st_mode
+        except OSError as exc:
+            raise os_error(model, exc, "a model folder or a weights file") from None
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+            raise AnatomyError(model, "a model folder or a weights file", kind_of(mode), "pass a model folder or a weights file")
+        folder = model if stat.S_ISDIR(mode) else (os.path.dirname(model) or ".")
     elif MODEL_ID.match(model) and "/" in model:
         try:
             if ":" in model:  # a GGUF quantization selector: the Hub's file list is needed
                 raise AnatomyError(model, "a model on the Hub (a :QUANT selector reads its file list)", "HF_HUB_OFFLINE set and no header cache of it", "run it once online")
             folder = _cached_snapshot(model, revision)
             _check_complete(folder)
+        except UsageError:
+            raise  # a revision that is no name anywhere
         except AnatomyError as not_cached:
             from . import hub
 
@@ -123,7 +146,7 @@ def resolve(model: str, revision: str | None = None) -> Source:
         raise AnatomyError(model, "a model folder, a weights file, or a model id such as meta-llama/Llama-2-7b-chat-hf", "no such file or folder", "check the path")
     config = os.path.join(folder, CONFIG)
     config_file = config if os.path.isfile(config) else None
-    if local and os.path.isfile(model):
+    if local and stat.S_ISREG(mode):
         if os.path.basename(model) == CONFIG:  # a model studied before its weights are downloaded
             return Source(os.path.basename(model), folder, (), None, model)
         return Source(os.path.basename(model), folder, (model,), None, config_file)

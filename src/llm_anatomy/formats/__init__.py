@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import json
 import os
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Callable
 
+from .. import bounded_json
 from ..byte_io import is_file, open_bytes
 from ..catalog import Catalog, TensorInfo
 from ..errors import AnatomyError
@@ -58,12 +58,11 @@ def reader_module(format_name: str):
 
 def read_json_object(path: str, what: str) -> tuple[dict[str, Any] | None, AnatomyError | None]:
     """(object, None), or (None, why not) for a config file: config.json, Meta's params.json."""
-    todo = f"fix or re-download {os.path.basename(path)}"
+    todo = f"fix or re-download {escape(os.path.basename(path))}"
     try:
-        with open(path, "rb") as handle:
-            value = json.loads(handle.read().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return None, AnatomyError(path, what, f"invalid JSON ({escape(str(exc))})", todo)
+        value = bounded_json.read(path, what, bounded_json.MAX_CONFIG_BYTES, todo)
+    except AnatomyError as exc:
+        return None, exc
     if not isinstance(value, dict):
         return None, AnatomyError(path, "a JSON object", type(value).__name__, todo)
     return value, None

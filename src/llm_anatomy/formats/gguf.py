@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..byte_io import ByteSource
 
 from ..byte_io import open_bytes
-from ..catalog import TensorInfo
+from ..catalog import MAX_DIM, MAX_NAME_CHARS, MAX_TENSORS, TensorInfo
 from ..errors import AnatomyError
 from ..safe_text import escape, has_unsafe
 from ..ggml_types import (
@@ -39,8 +39,12 @@ U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
 CHUNK_BYTES = 1 << 20
 MAX_DIMS = 4  # GGML_MAX_DIMS
-MAX_NAME_BYTES = 64 * 1024  # keys and tensor names (llama.cpp allows 64-byte tensor names)
-MAX_VALUE_BYTES = 100 * 1024 * 1024  # one string value (tokenizer.huggingface.json is a few MB)
+MAX_KEY_BYTES = MAX_NAME_CHARS  # keys are dotted names such as tokenizer.ggml.tokens
+MAX_NAME_BYTES = MAX_NAME_CHARS  # llama.cpp allows 64-byte tensor names
+# String values kept whole, all keys together (tokenizer.huggingface.json, the largest, is a
+# few MB); past that a string is kept as its length and first bytes, its rest skipped.
+MAX_KEPT_STRING_BYTES = 32 * 1024 * 1024
+LONG_STRING_HEAD = 120
 MAX_ARRAY_DEPTH = 3
 SPLIT_NAME = re.compile(r"-\d{5}-of-\d{5}\.gguf$")  # gguf-split's file names
 HEAD_ITEMS = 3  # items of an array kept to show
@@ -105,12 +109,20 @@ def _items(cursor: _Cursor) -> Iterator[Any]:
             yield list(_items(cursor))
 
 
+class LongString(str):
+    """A string value past the kept-string budget, shown as its size and first characters."""
+
+    def __new__(cls, length: int, head: str) -> "LongString":
+        return super().__new__(cls, f"string of {length} bytes {head!r}...")
+
+
 class _Cursor:
     """Reads the header front to back through a window of the file; nothing past the end."""
 
     def __init__(self, source: ByteSource) -> None:
         self.path, self.source, self.size = source.name, source, source.size
         self.buffer, self.start, self.pos = b"", 0, 0
+        self.string_budget = MAX_KEPT_STRING_BYTES
 
     def remaining(self) -> int:
         return self.size - self.pos
@@ -157,16 +169,29 @@ class _Cursor:
         if pos > self.size:
             raise AnatomyError(self.path, f"the strings of {what} to end at byte {pos}", f"a file of {self.size} bytes", TRUNCATED)
 
+    def string_value(self, what: str) -> str:
+        """A metadata string: whole while the budget lasts, else its head (LongString)."""
+        (length,) = self.unpack(U64, f"the length of {what}")
+        self.check(length, what)
+        if length > self.string_budget:
+            head = self.raw(min(length, LONG_STRING_HEAD), what).decode("utf-8", "replace")
+            self.skip(length - min(length, LONG_STRING_HEAD), what)
+            return LongString(length, head)
+        self.string_budget -= length
+        return self._decoded(self.raw(length, what), what)
+
+    def _decoded(self, data: bytes, what: str) -> str:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AnatomyError(self.path, f"{what} in UTF-8", escape(repr(data[:40])), TRUNCATED) from None
+
     def text(self, what: str, limit: int) -> str:
         (length,) = self.unpack(U64, f"the length of {what}")
         self.check(length, what)
         if length > limit:
             raise AnatomyError(self.path, f"{what} of at most {limit} bytes", f"{length} bytes", TRUNCATED)
-        data = self.raw(length, what)
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise AnatomyError(self.path, f"{what} in UTF-8", escape(repr(data[:40])), TRUNCATED) from None
+        return self._decoded(self.raw(length, what), what)
 
 
 def _value_type(cursor: _Cursor, where: str) -> int:
@@ -192,7 +217,7 @@ def _value(cursor: _Cursor, type_id: int, where: str, depth: int = 0) -> Any:
         (value,) = cursor.unpack(SCALARS[type_id], f"the value of {where}")
         return _float32_text(value) if type_id == FLOAT32 else value
     if type_id == STRING:
-        return cursor.text(f"the string value of {where}", MAX_VALUE_BYTES)
+        return cursor.string_value(f"the string value of {where}")
     return _array(cursor, where, depth)
 
 
@@ -253,7 +278,7 @@ def _count(cursor: _Cursor, what: str, min_bytes: int) -> int:
 def _metadata(cursor: _Cursor, kv_count: int) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
     for _ in range(kv_count):
-        key = cursor.text("a metadata key", MAX_NAME_BYTES)
+        key = cursor.text("a metadata key", MAX_KEY_BYTES)
         if key in metadata:
             raise AnatomyError(cursor.path, "each metadata key once", f"{escape(key)} twice", "the file is corrupt")
         metadata[key] = _value(cursor, _value_type(cursor, escape(key)), escape(key))
@@ -281,6 +306,8 @@ def _tensor_infos(cursor: _Cursor, count: int) -> list[tuple[str, tuple[int, ...
         if n_dims > MAX_DIMS:
             raise AnatomyError(cursor.path, f"at most {MAX_DIMS} dimensions for {name}", str(n_dims), TRUNCATED)
         dims = cursor.unpack(struct.Struct(f"<{n_dims}Q"), f"the shape of {name}")
+        if any(d > MAX_DIM for d in dims):
+            raise AnatomyError(cursor.path, f"dimensions below 2**63 for {name}", str(max(dims)), TRUNCATED)
         (type_id,) = cursor.unpack(U32, f"the type of {name}")
         (offset,) = cursor.unpack(U64, f"the offset of {name}")
         infos.append((name, dims, type_id, offset))
@@ -310,6 +337,8 @@ def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, Any]]:
         cursor = _Cursor(source)
         _read_version(cursor)
         tensor_count = _count(cursor, "tensor", MIN_TENSOR_INFO_BYTES)
+        if tensor_count > MAX_TENSORS:
+            raise AnatomyError(path, f"at most {MAX_TENSORS} tensors", f"{tensor_count}", "the file is corrupt or hostile")
         metadata = _metadata(cursor, _count(cursor, "metadata key", MIN_KV_BYTES))
         infos = _tensor_infos(cursor, tensor_count)
     alignment = _alignment(path, metadata)

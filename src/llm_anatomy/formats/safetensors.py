@@ -3,20 +3,21 @@ length, a JSON header, then the data) with every size and offset checked."""
 
 from __future__ import annotations
 
-import json
+import os
 import struct
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
 
+from .. import bounded_json
 from ..byte_io import open_bytes
-from ..catalog import TensorInfo
+from ..catalog import MAX_DIM, MAX_NAME_CHARS, MAX_RANK, MAX_TENSORS, TensorInfo
 from ..dtypes import lookup
 from ..errors import AnatomyError
 from ..safe_text import escape, has_unsafe
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the limit the safetensors library itself enforces
-MAX_RANK = 64
+CORRUPT = "the file is corrupt; download it again"
 
 
 def read_header(path: str) -> tuple[dict[str, Any], int, int]:
@@ -31,25 +32,29 @@ def read_header(path: str) -> tuple[dict[str, Any], int, int]:
         if 8 + header_len > size:
             raise AnatomyError(path, f"a header of {header_len} bytes after the 8-byte length", f"a file of {size} bytes", "the file is truncated; download it again")
         raw = source.read(8, header_len, "the JSON header")
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise AnatomyError(path, "a JSON header", f"invalid JSON ({escape(str(exc))})", "the file is corrupt; download it again") from None
+    outside = bounded_json.scan(raw, path, "a JSON header", CORRUPT)
+    entries = outside.count(b"{") - 1  # objects inside the header: tensors, and __metadata__
+    if entries > MAX_TENSORS + 1:
+        raise AnatomyError(path, f"at most {MAX_TENSORS} tensors in one file", f"{entries} header entries", "the file is corrupt or hostile")
+    header = bounded_json.parse(raw, path, "a JSON header", CORRUPT)
     # formats.detect() saw '{', so valid JSON here is always an object.
     return header, 8 + header_len, size
 
 
 def _entry(path: str, name: str, entry: Any, data_start: int, data_size: int) -> TensorInfo:
-    where = f"{path}: tensor {escape(name)!s}"
+    if len(name) > MAX_NAME_CHARS:
+        raise AnatomyError(path, f"tensor names of at most {MAX_NAME_CHARS} characters", f"a name of {len(name)} characters", "the file is corrupt or hostile")
     if has_unsafe(name):
         raise AnatomyError(path, "tensor names without control characters", f"'{escape(name)}'", "the file is corrupt or hostile; do not trust it")
+    where = f"{path}: tensor {name}"
     if not isinstance(entry, dict):
         raise AnatomyError(where, "an object with dtype, shape and data_offsets", type(entry).__name__)
     dtype_name, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
     dtype = lookup(dtype_name if isinstance(dtype_name, str) else repr(dtype_name), where)
-    if not (isinstance(shape, list) and len(shape) <= MAX_RANK and all(type(d) is int and d >= 0 for d in shape)):
-        raise AnatomyError(where, "a shape of non-negative integers", escape(repr(shape))[:80])
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+    if not (isinstance(shape, list) and len(shape) <= MAX_RANK and all(type(d) is int and 0 <= d <= MAX_DIM for d in shape)):
+        found = f"a shape of rank {len(shape)}" if isinstance(shape, list) and len(shape) > MAX_RANK else escape(repr(shape))[:80]
+        raise AnatomyError(where, f"a shape of at most {MAX_RANK} integers in 0..2**63-1", found)
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int and abs(o) <= MAX_DIM for o in offsets)):
         raise AnatomyError(where, "data_offsets [begin, end]", escape(repr(offsets))[:80])
     begin, end = offsets
     if not 0 <= begin <= end <= data_size:
@@ -88,15 +93,17 @@ def read_tensors(path: str, allow_truncated: bool = False) -> tuple[list[TensorI
 
 def read_index(index_path: str) -> dict[str, str]:
     """weight_map of a sharded checkpoint's index: tensor name -> shard file name."""
-    try:
-        with open(index_path, "rb") as handle:
-            index = json.loads(handle.read().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise AnatomyError(index_path, "a JSON index with a weight_map", f"unreadable JSON ({escape(str(exc))})", "download the index again") from None
+    todo = "download the index again"
+    index = bounded_json.read(index_path, "a JSON index with a weight_map", bounded_json.MAX_INDEX_BYTES, todo)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
-        raise AnatomyError(index_path, "a weight_map of tensor name -> shard file", "none", "download the index again")
+        raise AnatomyError(index_path, "a weight_map of tensor name -> shard file", "none", todo)
+    if len(weight_map) > MAX_TENSORS:
+        raise AnatomyError(index_path, f"at most {MAX_TENSORS} tensors", f"{len(weight_map)}", "the index is corrupt or hostile")
+    longest = max(map(len, weight_map), default=0)
+    if longest > MAX_NAME_CHARS:
+        raise AnatomyError(index_path, f"tensor names of at most {MAX_NAME_CHARS} characters", f"a name of {longest} characters", "the index is corrupt or hostile")
     for shard in set(weight_map.values()):
-        if "/" in shard or "\\" in shard or shard in (".", ".."):
-            raise AnatomyError(index_path, "shard names inside the model folder", f"{escape(shard)!r}", "the index is corrupt or hostile")
+        if len(shard) > MAX_NAME_CHARS or "/" in shard or "\\" in shard or shard in (".", ".."):
+            raise AnatomyError(index_path, "shard names inside the model folder", f"{escape(shard[:200])!r}", "the index is corrupt or hostile")
     return weight_map

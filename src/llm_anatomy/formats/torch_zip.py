@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..byte_io import ByteSource
 
 from ..byte_io import open_bytes
-from ..catalog import TensorInfo
+from ..catalog import MAX_NAME_CHARS, MAX_TENSORS, TensorInfo
 from ..dtypes import DTYPES
 from ..errors import AnatomyError
 from ..safe_text import escape, has_unsafe
@@ -23,8 +23,18 @@ from ..safe_text import escape, has_unsafe
 # torch.save(..., _use_new_zipfile_serialization=False) starts with LEGACY_MAGIC, a protocol-2
 # pickle of torch's magic number 0x1950a86a20f9469cfc6c; formats/__init__ detects by both.
 from . import LEGACY_TORCH_MAGIC as LEGACY_MAGIC, ZIP_MAGIC  # noqa: E402
-MAX_PICKLE_BYTES = 100 * 1024 * 1024
+MAX_PICKLE_BYTES = 32 * 1024 * 1024  # ~100 bytes a tensor: 300,000 tensors
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra length
+# The end of the central directory (APPNOTE 4.3.16) and its zip64 forms (4.3.14, 4.3.15):
+# where zipfile learns how many bytes of directory to read and how many members to build.
+END_RECORD = struct.Struct("<4s4H2LH")
+ZIP64_LOCATOR = struct.Struct("<4sLQL")
+ZIP64_END_RECORD = struct.Struct("<4sQ2H2L4Q")
+MAX_COMMENT = 0xFFFF
+MAX_MEMBERS = MAX_TENSORS + 16  # one per storage, plus data.pkl, byteorder, version, ...
+MAX_DIRECTORY_BYTES = 64 * 1024 * 1024  # ~100 bytes a member
+READABLE_PICKLE_COMPRESSION = (0, 8)  # stored, deflated: both read with bounded output
+CORRUPT_ZIP = "the file is corrupt or hostile; download it again"
 META_SHARD = re.compile(r"consolidated\.(\d+)\.pth$")
 
 
@@ -81,11 +91,35 @@ def _is_contiguous(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
     return True
 
 
+def _check_directory(source: ByteSource) -> None:
+    """Refuse a central directory too large to read or to hold in memory, from its end
+    records, before zipfile reads it whole and builds one object per member. A file
+    without an end record is left to zipfile to refuse."""
+    path, size = source.name, source.size
+    tail_start = max(0, size - END_RECORD.size - MAX_COMMENT)
+    tail = source.read(tail_start, size - tail_start, "the end of the zip directory")
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + END_RECORD.size > len(tail):
+        return
+    _, _, _, _, members, directory_bytes, _, _ = END_RECORD.unpack_from(tail, at)
+    if at >= ZIP64_LOCATOR.size and tail[at - ZIP64_LOCATOR.size : at - ZIP64_LOCATOR.size + 4] == b"PK\x06\x07":
+        _, _, record_at, _ = ZIP64_LOCATOR.unpack_from(tail, at - ZIP64_LOCATOR.size)
+        if record_at + ZIP64_END_RECORD.size <= size:
+            record = ZIP64_END_RECORD.unpack(source.read(record_at, ZIP64_END_RECORD.size, "the zip64 directory record"))
+            if record[0] == b"PK\x06\x06":
+                members, directory_bytes = max(members, record[7]), max(directory_bytes, record[8])
+    if directory_bytes > min(size, MAX_DIRECTORY_BYTES):
+        raise AnatomyError(path, f"a zip directory of at most {min(size, MAX_DIRECTORY_BYTES)} bytes", f"{directory_bytes} bytes", CORRUPT_ZIP)
+    if members > MAX_MEMBERS:
+        raise AnatomyError(path, f"a zip of at most {MAX_MEMBERS} members", f"{members}", CORRUPT_ZIP)
+
+
 def _open_archive(source: ByteSource) -> tuple[Any, Any, str]:
     """(ZipFile, data.pkl member, the archive's top folder with a trailing slash)."""
     import zipfile
 
     path = source.name
+    _check_directory(source)
     try:
         archive = zipfile.ZipFile(source.fileobj())
     except Exception as exc:  # zipfile raises many types on a damaged directory (NotImplementedError for "version 6.4", ...)
@@ -94,7 +128,14 @@ def _open_archive(source: ByteSource) -> tuple[Any, Any, str]:
     if len(pickles) != 1:
         archive.close()
         raise AnatomyError(path, "a torch zip checkpoint with one <name>/data.pkl", f"{len(pickles)} data.pkl members", "the zip was not written by torch.save")
-    return archive, pickles[0], pickles[0].filename[: -len("data.pkl")]
+    info = pickles[0]
+    if info.compress_type not in READABLE_PICKLE_COMPRESSION:
+        archive.close()
+        raise AnatomyError(path, f"{escape(info.filename)} stored or deflated", f"compression method {info.compress_type}", "save it again with torch.save")
+    if info.file_size > MAX_PICKLE_BYTES or info.compress_size > source.size:
+        archive.close()
+        raise AnatomyError(path, f"{escape(info.filename)} of at most {MAX_PICKLE_BYTES} bytes", f"{info.file_size} bytes ({info.compress_size} stored)", CORRUPT_ZIP)
+    return archive, info, info.filename[: -len("data.pkl")]
 
 
 def _read_member(path: str, archive: Any, name: str, limit: int) -> bytes:
@@ -152,11 +193,15 @@ def _read_state(source: ByteSource, archive: Any, pickle_info: Any, prefix: str)
         raise AnatomyError(path, "a little-endian torch checkpoint", "a big-endian one", "load and save it again on a little-endian machine")
     state = restricted_pickle.load(path, _read_member(path, archive, pickle_info.filename, MAX_PICKLE_BYTES))
     refs, metadata = restricted_pickle.collect(path, state)
+    if len(refs) > MAX_TENSORS:
+        raise AnatomyError(path, f"at most {MAX_TENSORS} tensors", f"{len(refs)}", CORRUPT_ZIP)
     storages = [archive.NameToInfo.get(f"{prefix}data/{ref.storage.key}") for _, ref in refs]
     source.prefetch({(info.header_offset, LOCAL_HEADER.size) for info in storages if info is not None})  # one request each, in parallel, on the Hub
     spans: dict[str, tuple[int, int]] = {}
     tensors = []
     for name, ref in refs:
+        if len(name) > MAX_NAME_CHARS:
+            raise AnatomyError(path, f"tensor names of at most {MAX_NAME_CHARS} characters", f"a name of {len(name)} characters", "the file is corrupt or hostile")
         if has_unsafe(name):
             raise AnatomyError(path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
         key = ref.storage.key
