@@ -357,10 +357,10 @@ STRUCTURE = {
     "safetensors-rank-20000": (_st(b'{"w":{"dtype":"F32","shape":[' + b",".join([b"1"] * 20000) + b'],"data_offsets":[0,4]}}'), "tensor w: expected a shape of at most 64 integers in 0..2**63-1, found a shape of rank 20000"),
     "safetensors-dim-2**64": (_st(b'{"w":{"dtype":"F32","shape":[0,18446744073709551616],"data_offsets":[0,0]}}'), "tensor w: expected a shape of at most 64 integers in 0..2**63-1, found [0, 18446744073709551616]"),
     "safetensors-offset-2**70": (_st(b'{"w":{"dtype":"F32","shape":[0],"data_offsets":[0,1180591620717411303424]}}'), "tensor w: expected data_offsets [begin, end], found [0, 1180591620717411303424]"),
-    "safetensors-2000002-tensors": (_st(lambda: b"{" + b",".join(b'"%d":{}' % i for i in range(2_000_002)) + b"}"), f"expected at most 2000000 tensors in one file, found 2000002 header entries; {HOSTILE}"),
+    "safetensors-1000002-tensors": (_st(lambda: b"{" + b",".join(b'"%d":{}' % i for i in range(1_000_002)) + b"}"), f"expected at most 1000000 tensors in one file, found 1000002 header entries; {HOSTILE}"),
     "gguf-long-name": (_gguf(_gguf_bytes(_gguf_info(LONG.encode(), (4,)), 1)), f"expected a tensor name of at most 1024 bytes, found 2000 bytes; {TRUNCATED}"),
     "gguf-dim-2**63": (_gguf(_gguf_bytes(_gguf_info(b"w", (2**63, 0)), 1)), f"expected dimensions below 2**63 for w, found 9223372036854775808; {TRUNCATED}"),
-    "gguf-3000000-tensors": (_gguf(_gguf_bytes(b"", 3_000_000), 100 << 20), f"expected at most 2000000 tensors, found 3000000; {HOSTILE}"),
+    "gguf-3000000-tensors": (_gguf(_gguf_bytes(b"", 3_000_000), 100 << 20), f"expected at most 1000000 tensors, found 3000000; {HOSTILE}"),
     "torch-long-name": (_pt({LONG: _Tensor((2,), (1,))}), f"expected tensor names of at most 1024 characters, found a name of 2000 characters; {HOSTILE}"),
     "torch-rank-20000": (_pt({"w": _Tensor((1,) * 20000, (1,) * 20000)}), "expected a tensor of rank at most 64, found rank 20000; the file is not a plain state dict and may run code when loaded with torch.load; do not load it"),
     "torch-dim-2**64": (_pt({"w": _Tensor((0, 2**64), (2**64, 1))}), "expected a tensor with an offset, shape and strides of integers in 0..2**63-1, found something else; the file is not a plain state dict and may run code when loaded with torch.load; do not load it"),
@@ -467,3 +467,31 @@ def test_hand_built_pickles_read_when_sound(tmp_path):
     listing = json.loads(outcome.out)
     assert [(t["name"], t["shape"], t["dtype"]) for t in listing["tensors"]] == [("w", [2, 2], "F32")]
     assert stat.S_ISREG(os.stat(path).st_mode)
+
+
+def test_a_million_tiny_tensors_are_refused_at_once(tmp_path):
+    """The issue's 1.2 million two-value tensors (params took 65 s and 1.2 GB): refused from
+    the header's bytes, before a single entry is parsed, by every command."""
+    count = 1_200_000
+    header = b"{" + b",".join(b'"t.%d":{"dtype":"F16","shape":[2],"data_offsets":[%d,%d]}' % (i, 4 * i, 4 * i + 4) for i in range(count)) + b"}"
+    path = tmp_path / "tiny.safetensors"
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(header)) + header)
+    os.truncate(path, 8 + len(header) + 4 * count)
+    for command in ("params", "stats", "summary", "values"):
+        _refused((command, path), f"{path}: expected at most 1000000 tensors in one file, found 1200000 header entries; {HOSTILE}", [tmp_path])
+
+
+def test_the_tensor_cap_holds_across_shards(tmp_path, monkeypatch):
+    """Shards each under the cap, together over it: refused for the checkpoint."""
+    import llm_anatomy.formats as formats
+    from llm_anatomy.errors import AnatomyError
+
+    _safetensors(tmp_path / "a.safetensors", b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}')
+    _safetensors(tmp_path / "b.safetensors", b'{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}')
+    monkeypatch.setattr(formats, "MAX_TENSORS", 3)
+    with pytest.raises(AnatomyError) as refused:
+        formats.open_catalog(str(tmp_path))
+    assert refused.value.line() == f"{tmp_path}: expected at most 3 tensors in one checkpoint, found 4 in its first 2 files; the checkpoint is corrupt or hostile"
+    monkeypatch.setattr(formats, "MAX_TENSORS", 4)
+    assert len(formats.open_catalog(str(tmp_path)).tensors) == 4

@@ -18,8 +18,9 @@ from .errors import AnatomyError, UsageError
 # Bounds every reader holds a checkpoint to before building TensorInfo (README, "Limits").
 # Real checkpoints stay far inside them: DeepSeek-V3 stores ~91,000 tensors, names run to
 # ~100 characters, ranks to 5; torch sizes are int64, and a dimension past that cannot be
-# sliced or ranged over.
-MAX_TENSORS = 2_000_000
+# sliced or ranged over. Each tensor costs ~1 KB from header to printed row, so a million
+# is about a gigabyte: the 1.2 million two-value tensors of a hostile file are refused.
+MAX_TENSORS = 1_000_000
 MAX_NAME_CHARS = 1024
 MAX_RANK = 64
 MAX_DIM = 2**63 - 1

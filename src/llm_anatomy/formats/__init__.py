@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 from .. import bounded_json
 from ..byte_io import is_file, open_bytes
-from ..catalog import Catalog, TensorInfo
+from ..catalog import MAX_TENSORS, Catalog, TensorInfo
 from ..errors import AnatomyError
 from ..ggml_types import GGUF_MAGIC
 from ..safe_text import escape
@@ -103,6 +103,8 @@ def catalog_from_source(source: Source, allow_truncated: bool = False) -> Catalo
             seen[t.name] = path
         tensors.extend(file_tensors)
         metadata.update(file_metadata)
+        if len(tensors) > MAX_TENSORS:
+            raise AnatomyError(source.root, f"at most {MAX_TENSORS} tensors in one checkpoint", f"{len(tensors)} in its first {files.index(path) + 1} files", "the checkpoint is corrupt or hostile")
     if weight_map is not None:
         missing = sorted(name for name in weight_map if name not in seen)
         if missing:
