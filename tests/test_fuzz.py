@@ -183,3 +183,35 @@ def json_string(text: str) -> str:
     import json
 
     return json.dumps(text)
+
+
+def _depth(value) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+NESTED = st.recursive(st.text(alphabet='[]{}",\\a'), lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(alphabet='[]{}"\\a'), children, max_size=3), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(value=NESTED, wrap=st.integers(0, 70), ensure_ascii=st.booleans())
+def test_nesting_scan_agrees_with_the_parsed_depth(value, wrap, ensure_ascii):
+    """bounded_json measures nesting on the bytes outside strings (brackets, quotes and
+    backslashes inside strings included): it refuses exactly the documents deeper than 64."""
+    import json
+
+    from llm_anatomy import bounded_json
+
+    document = [value]
+    for _ in range(wrap):
+        document = [document]
+    raw = json.dumps(document, ensure_ascii=ensure_ascii).encode()
+    try:
+        assert bounded_json.loads(raw, "p", "a document", "todo") == document
+        assert _depth(document) <= bounded_json.MAX_DEPTH
+    except AnatomyError as refused:
+        assert "nested at most 64 levels deep" in refused.line()
+        assert _depth(document) > bounded_json.MAX_DEPTH
