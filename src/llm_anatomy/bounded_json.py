@@ -20,6 +20,7 @@ from .safe_text import escape
 
 MAX_DEPTH = 64  # config.json nests 4 levels, tokenizer.json 6; torch and transformers never 64
 DELETE_ALL_BUT_STRUCTURE = bytes(range(256)).translate(None, b'"[]{},')  # translate() deletes these bytes
+BRACES_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
 INT_DIGITS = 4300  # Python's int/str conversion limit (sys.get_int_max_str_digits())
 
 # Byte caps per kind of file. The largest real ones: DeepSeek-V3's index is 9 MB; configs
@@ -40,13 +41,15 @@ def _outside_strings(raw: bytes) -> bytes:
 
 
 def _depth_exceeds(brackets: bytes, limit: int) -> bool:
-    """Whether brackets (only []{} left) nest deeper than limit: each pass removes the
-    innermost pairs, so a document of depth d is empty after d passes. What does not pair
-    up is invalid JSON, for json.loads to report, unless it is long enough to recurse on."""
+    """Whether brackets (only [ and ] left, braces made brackets: the parser recurses the
+    same into both) nest deeper than limit. Each pass removes the innermost pairs (one
+    left-to-right replace never sees the pairs it uncovers), so a document of depth d is
+    empty after d passes. What does not pair up is invalid JSON, for json.loads to report,
+    unless it is long enough to recurse on."""
     for _ in range(limit):
         if not brackets:
             return False
-        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        shorter = brackets.replace(b"[]", b"")
         if len(shorter) == len(brackets):
             return len(brackets) > limit
         brackets = shorter
@@ -57,7 +60,7 @@ def scan(raw: bytes, path: str, what: str, todo: str) -> bytes:
     """Refuse raw if it nests deeper than MAX_DEPTH; return its brackets and commas outside
     strings, for callers that bound what they count (values, objects) before parsing."""
     outside = _outside_strings(raw)
-    if _depth_exceeds(outside.replace(b",", b""), MAX_DEPTH):
+    if _depth_exceeds(outside.replace(b",", b"").translate(BRACES_AS_BRACKETS), MAX_DEPTH):
         raise AnatomyError(path, f"{what} nested at most {MAX_DEPTH} levels deep", "deeper nesting", todo)
     return outside
 
