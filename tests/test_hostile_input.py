@@ -495,3 +495,14 @@ def test_the_tensor_cap_holds_across_shards(tmp_path, monkeypatch):
     assert refused.value.line() == f"{tmp_path}: expected at most 3 tensors in one checkpoint, found 4 in its first 2 files; the checkpoint is corrupt or hostile"
     monkeypatch.setattr(formats, "MAX_TENSORS", 4)
     assert len(formats.open_catalog(str(tmp_path)).tensors) == 4
+
+
+def test_names_with_unusual_digits_sort_as_numbers_where_they_are_digits(tmp_path):
+    """Superscripts are no decimal digits (int('²') fails): they sort as text; other
+    scripts' decimal digits (Arabic-Indic ٣) are numbers."""
+    names = ["w1²", "w10", "w2", "w٣", "w²"]
+    header = "{" + ",".join(f'"{name}":{{"dtype":"F32","shape":[1],"data_offsets":[{4 * i},{4 * i + 4}]}}' for i, name in enumerate(names)) + "}"
+    path = _safetensors(tmp_path / "model.safetensors", header.encode(), b"\0" * 20)
+    outcome = run_cli("params", path)
+    assert outcome.code == 0, outcome.err
+    assert [line.split()[0] for line in outcome.out.splitlines()[1:-1]] == ["w1²", "w2", "w٣", "w10", "w²"]

@@ -96,9 +96,16 @@ class Catalog(namedtuple("Catalog", _CATALOG_FIELDS, defaults=(None, None, None,
         return "its config" if not self.files else "its metadata"
 
 
+DIGITS = re.compile(r"(\d+)")
+
+
 def natural_key(name: str) -> tuple:
-    """Sort key that puts layers.2 before layers.10."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+    """Sort key that puts layers.2 before layers.10: runs of decimal digits compare as
+    numbers. (str.isdigit() also takes '²', which int() refuses: a name ending in 1² was a
+    ValueError.)"""
+    parts = DIGITS.split(name)
+    parts[1::2] = map(int, parts[1::2])
+    return tuple(parts)
 
 
 def compile_filter(pattern: str | None) -> re.Pattern[str] | None:
