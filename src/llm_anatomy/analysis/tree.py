@@ -113,7 +113,7 @@ def build_tree(catalog: Catalog) -> ModuleTree:
     if catalog.config is None and catalog.config_error is None:
         return ModuleTree(catalog.name, tree_from_names(catalog.tensors), "they need a config.json beside the weights")
     if isinstance(catalog.config_error, ConfigUnavailable):
-        return ModuleTree(catalog.name, tree_from_names(catalog.tensors), f"they need a config, and the checkpoint has {catalog.config_error.found} where {catalog.config_error.expected} is expected")
+        return ModuleTree(catalog.name, tree_from_names(catalog.tensors), f"transformers has no config for GGUF architecture {catalog.config_error.found}")
     try:
         skeleton = skeletons.load_skeleton(catalog)
     except skeletons.SkeletonUnavailable as exc:
