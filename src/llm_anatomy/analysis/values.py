@@ -284,16 +284,21 @@ def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None,
     for param in skeleton.parameters:
         if regex is not None and not regex.match(param.name):
             continue
-        tensor = find(param.name)
-        if tensor is None:
-            raise AnatomyError(catalog.name, f"parameter {param.name} of {skeleton.model_class} in the checkpoint", "no tensor of that name", CONVERTED_ON_LOAD)
-        view = View.whole(tensor)._replace(name=param.name, dtype=model_dtype if tensor.dtype in CASTS else None)
-        if loaded is not None:
-            view = loaded(view)
-        if view.shape != param.shape:
-            raise AnatomyError(tensor.file, f"shape {list(param.shape)} for parameter {param.name}", f"{list(view.shape)}", CONVERTED_ON_LOAD)
-        views.append(view)
+        views.append(parameter_view(catalog, skeleton.model_class, param, find(param.name), model_dtype, loaded))
     return views
+
+
+def parameter_view(catalog: Catalog, model_class: str, param, tensor: TensorInfo | None, model_dtype: str | None, loaded: Callable[[View], View] | None = None) -> View:
+    """One parameter (a skeleton Parameter) as the model holds it, read from its stored tensor
+    (None: not stored under its own name); model_dtype: load_dtype(catalog)."""
+    if tensor is None:
+        raise AnatomyError(catalog.name, f"parameter {param.name} of {model_class} in the checkpoint", "no tensor of that name", CONVERTED_ON_LOAD)
+    view = View.whole(tensor)._replace(name=param.name, dtype=model_dtype if tensor.dtype in CASTS else None)
+    if loaded is not None:
+        view = loaded(view)
+    if view.shape != param.shape:
+        raise AnatomyError(tensor.file, f"shape {list(param.shape)} for parameter {param.name}", f"{list(view.shape)}", CONVERTED_ON_LOAD)
+    return view
 
 
 def gguf_loaded(catalog: Catalog) -> Callable[[View], View]:
