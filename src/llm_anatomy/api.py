@@ -145,7 +145,11 @@ class Parameter:
         require("transformers", self.name, "for to_torch()")
         import torch
 
-        return torch.from_numpy(self.numpy()).to(getattr(torch, self.dtype.removeprefix("torch.")))
+        values = self.numpy()
+        dtype = getattr(torch, self.dtype.removeprefix("torch."))
+        if dtype == torch.bfloat16:  # the top half of the widened float32, bit for bit (torch's own cast turns NaN into 0xFFFF)
+            return torch.from_numpy((values.view("uint32") >> 16).astype("uint16")).view(torch.bfloat16)
+        return torch.from_numpy(values).to(dtype)
 
     def __str__(self) -> str:
         """Exactly what print(param) prints (torch's defaults), reading only the elements shown."""

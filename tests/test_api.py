@@ -1,0 +1,210 @@
+"""The Python API: llm_anatomy.open() answers as torch/transformers do on the same tiny
+checkpoints (names, shapes, dtypes, order, children, get_submodule errors, print(p), slices
+bit for bit), stays light to import, and walks a 70B layout in megabytes."""
+
+import functools
+import json
+import subprocess
+import sys
+
+import pytest
+
+import checkpoints
+import llm_anatomy as la
+from conftest import NOT_ON_THE_LIGHT_PATH
+
+FIXTURES = ["llama_dir", "llama_tied_dir", "llama_bf16_dir", "bert_dir", "gpt2_dir"]
+
+
+@functools.lru_cache(maxsize=None)
+def _loaded(folder):
+    return checkpoints.reference_model(folder)
+
+
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_named_parameters_equal_transformers(fixture, request):
+    folder = str(request.getfixturevalue(fixture))
+    expected = [(name, repr(p.shape), str(p.dtype), p.numel()) for name, p in _loaded(folder).named_parameters()]
+    got = [(name, repr(p.shape), p.dtype, p.numel()) for name, p in la.open(folder).named_parameters()]
+    assert got == expected
+
+
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_every_module_children_and_class_equal_transformers(fixture, request):
+    folder = str(request.getfixturevalue(fixture))
+    model, m = _loaded(folder), la.open(folder)
+    for path, module in model.named_modules():
+        mine = m.get_submodule(path)
+        assert mine.class_name == type(module).__name__, path
+        assert [(n, c.class_name) for n, c in mine.named_children()] == [(n, type(c).__name__) for n, c in module.named_children()], path
+        assert [n for n, _ in mine.named_parameters()] == [n for n, _ in module.named_parameters()], path
+        assert mine.num_parameters() == sum(p.numel() for p in module.parameters()), path
+
+
+BAD_SUBMODULES = ["model.layers.9", "model.foo", "model.layers.0.self_attn.q_proj.weight", "lm_head.weight.x", "model.rotary_emb.inv_freq", "x"]
+BAD_PARAMETERS = ["model.layers.0.self_attn.q_proj", "model.norm.bias", "model.layers.0.mlp.foo.weight", "model.rotary_emb.inv_freq", "nothing"]
+
+
+def _torch_error(call, target):
+    with pytest.raises(AttributeError) as raised:
+        call(target)
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("target", BAD_SUBMODULES)
+def test_get_submodule_errors_equal_torch(target, llama_dir):
+    model, m = _loaded(str(llama_dir)), la.open(llama_dir)
+    expected = _torch_error(model.get_submodule, target)
+    with pytest.raises(AttributeError) as raised:
+        m.get_submodule(target)
+    assert str(raised.value) == expected
+    assert isinstance(raised.value, la.UsageError)
+    assert raised.value.line() == f"{m.name}: expected a path of the module tree, found {target!r}; {expected}"
+
+
+@pytest.mark.parametrize("target", BAD_PARAMETERS)
+def test_get_parameter_errors_equal_torch(target, llama_dir):
+    model, m = _loaded(str(llama_dir)), la.open(llama_dir)
+    expected = _torch_error(model.get_parameter, target)
+    with pytest.raises(AttributeError) as raised:
+        m.get_parameter(target)
+    assert str(raised.value) == expected
+
+
+@pytest.mark.parametrize("fixture", ["llama_dir", "llama_tied_dir", "llama_bf16_dir", "gpt2_dir"])
+def test_print_parameter_equals_torch(fixture, request):
+    folder = str(request.getfixturevalue(fixture))
+    expected = [str(p) for _, p in _loaded(folder).named_parameters()]
+    assert [str(p) for _, p in la.open(folder).named_parameters()] == expected
+
+
+def test_attribute_navigation_and_get_parameter(llama_dir):
+    m = la.open(llama_dir)
+    w = m.get_parameter("model.layers.1.mlp.down_proj.weight")
+    assert m.model.layers[1].mlp.down_proj.weight is w
+    assert repr(m.model.layers[1]) == "<LlamaDecoderLayer model.layers.1: 30,848 parameters>"
+    assert len(m.model.layers) == 2
+    assert repr(w.shape) == "torch.Size([64, 96])" and w.shape == (64, 96) and w.size(1) == 96
+
+
+INDICES = [
+    (slice(None, 2), slice(-3, None)),
+    (0,),
+    (Ellipsis, 1),
+    (slice(1, None, 2),),
+    (-1, slice(None, None, 3)),
+    (slice(5, 2),),
+    (2, -4),
+]
+
+
+def _bits(array):
+    import numpy
+
+    return array.view({2: numpy.uint16, 4: numpy.uint32, 8: numpy.uint64}[array.dtype.itemsize])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_slices_equal_safe_open_bit_for_bit(dtype, tmp_path):
+    import torch
+    from safetensors import safe_open
+
+    values = torch.randn(6, 7, generator=torch.Generator().manual_seed(1)).to(getattr(torch, dtype))
+    values[0, 0], values[5, 6] = float("inf"), float("nan")
+    path = checkpoints.safetensors_file(str(tmp_path / "w.safetensors"), {"w": values, "v": values[0].clone()})
+    w = la.open(path).get_parameter("w")
+    with safe_open(path, "pt") as handle:
+        stored = handle.get_tensor("w")
+        for index in INDICES:
+            expected = stored[index].float() if dtype == "bfloat16" else stored[index]
+            got = w[index]
+            assert got.shape == tuple(expected.shape), index
+            assert got.dtype.name == ("float32" if dtype == "bfloat16" else dtype)
+            assert (_bits(got) == _bits(expected.numpy())).all(), index
+        assert (_bits(w.numpy()) == _bits((stored.float() if dtype == "bfloat16" else stored).numpy())).all()
+        assert w.to_torch().dtype == stored.dtype
+        assert torch.equal(w.to_torch().view(torch.int16 if stored.element_size() == 2 else torch.int32), stored.view(torch.int16 if stored.element_size() == 2 else torch.int32))
+
+
+def test_parameter_slices_equal_loaded_bf16_model(llama_bf16_dir):
+    """Values in the dtype the model is loaded in, read from the file."""
+    model, m = _loaded(str(llama_bf16_dir)), la.open(llama_bf16_dir)
+    for name, p in model.named_parameters():
+        mine = m.get_parameter(name)
+        assert mine.dtype == "torch.bfloat16"
+        assert (_bits(mine[..., :4]) == _bits(p.detach()[..., :4].float().numpy())).all(), name
+
+
+def test_bad_index_is_a_usage_error(llama_dir):
+    w = la.open(llama_dir).get_parameter("lm_head.weight")
+    with pytest.raises(la.UsageError) as raised:
+        w[0, 0, 0]
+    assert str(raised.value) == "lm_head.weight[0, 0, 0]: expected at most 2 indices for shape [128, 64], found 3"
+    with pytest.raises(la.UsageError) as raised:
+        w[::-1]
+    assert str(raised.value) == "lm_head.weight: expected a slice step of at least 1, found -1; torch slices only step forwards"
+
+
+def test_open_errors_are_the_cli_lines(tmp_path, cli):
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    with pytest.raises(la.AnatomyError) as raised:
+        la.open(tmp_path / "empty.safetensors")
+    assert cli("params", tmp_path / "empty.safetensors").err == f"llm-anatomy: {raised.value.line()}\n"
+
+
+def test_config_and_config_text(llama_dir):
+    model, m = _loaded(str(llama_dir)), la.open(llama_dir)
+    assert m.config == json.loads((llama_dir / "config.json").read_text())
+    assert m.config_text == str(model.config)
+
+
+def test_summary_is_the_cli_record(llama_dir, cli):
+    from llm_anatomy.render import summary as render
+
+    assert render.json_text(la.open(llama_dir).summary()) == cli("summary", llama_dir, "--json").out
+
+
+def _run_python(code, *args):
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_import_and_header_walk_stay_light(llama_dir):
+    """`import llm_anatomy`, and open + named_parameters + get_submodule once the skeleton is
+    cached, import none of numpy, torch, transformers, typing, ..."""
+    la.open(llama_dir).get_parameter("lm_head.weight")  # the skeleton cached, in this process
+    code = (
+        "import json, sys\n"
+        "import llm_anatomy as la\n"
+        "heavy = json.loads(sys.argv[1])\n"
+        "after_import = sorted(m for m in heavy if m in sys.modules)\n"
+        "m = la.open(sys.argv[2])\n"
+        "shapes = [tuple(p.shape) for _, p in m.named_parameters()]\n"
+        "m.get_submodule('model.layers.0.self_attn'); m.summary()\n"
+        "print(json.dumps([after_import, sorted(m for m in heavy if m in sys.modules), len(shapes)]))\n"
+    )
+    after_import, after_walk, count = _run_python(code, json.dumps(NOT_ON_THE_LIGHT_PATH), llama_dir)
+    assert (after_import, after_walk, count) == ([], [], 21)
+
+
+MEMORY_LIMIT_MB = 50
+
+
+def test_walking_every_parameter_of_70b_stays_small(published):
+    folder = published("Llama-2-70b-hf")
+    m = la.open(folder)  # builds and caches the skeleton here: the child only reads headers and the cache
+    assert m.num_parameters() == 68_976_648_192
+    code = (
+        "import json, sys\n"
+        "import llm_anatomy as la\n"
+        "m = la.open(sys.argv[1])\n"
+        "total = sum(p.numel() for _, p in m.named_parameters())\n"
+        "dtypes = sorted({p.dtype for p in m.parameters()})\n"
+        "status = open('/proc/self/status').read()\n"  # VmHWM: this process's peak, reset by exec
+        "peak = int(status.split('VmHWM:')[1].split()[0]) * 1024\n"
+        "print(json.dumps([total, dtypes, peak]))\n"
+    )
+    total, dtypes, peak = _run_python(code, folder)
+    assert (total, dtypes) == (68_976_648_192, ["torch.float16"])
+    assert peak < MEMORY_LIMIT_MB * 2**20, f"peak RSS {peak / 2**20:.1f} MB"
