@@ -208,3 +208,15 @@ def test_walking_every_parameter_of_70b_stays_small(published):
     total, dtypes, peak = _run_python(code, folder)
     assert (total, dtypes) == (68_976_648_192, ["torch.float16"])
     assert peak < MEMORY_LIMIT_MB * 2**20, f"peak RSS {peak / 2**20:.1f} MB"
+
+
+def test_html_repr_is_the_folded_tree(llama_dir, cli):
+    """In Jupyter a model and a module show `llm-anatomy tree` (--node), in HTML a strict parser accepts."""
+    import html5lib
+
+    m = la.open(llama_dir)
+    for path, shown in (("", m), ("model.layers.0", m.model.layers[0])):
+        document = html5lib.HTMLParser(strict=True).parseFragment(shown._repr_html_())
+        pre = document[0]
+        assert pre.tag.endswith("pre")
+        assert pre.text == cli("tree", llama_dir, *(["--node", path] if path else [])).out

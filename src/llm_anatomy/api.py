@@ -13,6 +13,7 @@ costs megabytes. numpy is imported only when values are asked for, torch only by
 
 from __future__ import annotations
 
+from functools import cached_property
 from math import prod
 
 from .analysis.tree import ModuleTree, TreeNode, build_tree
@@ -260,6 +261,15 @@ class Module:
         where = self.path or "(root)"
         return f"<{self._get_name()} {where}: {self.num_parameters():,} parameters>"
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: the folded tree under this module with its counts, as `llm-anatomy tree --node` prints it."""
+        import html
+
+        from .render import tree as render
+
+        # The tree's text is already free of control characters (render.text escapes names); html.escape keeps the newlines.
+        return f"<pre>{html.escape(render.text(self._model.tree, self._node))}</pre>"
+
 
 class Model(Module):
     """A checkpoint seen as the model transformers would build from it. Nothing is loaded:
@@ -267,11 +277,24 @@ class Model(Module):
 
     def __init__(self, stored: "Catalog") -> None:
         self.catalog = stored  # tensors under the names the files store
-        self._hf = with_hf_names(stored)  # transformers' names (GGUF and Meta checkpoints renamed)
+        self._model = self
         self._skeleton: Skeleton | None | bool = False  # False: not looked up yet
-        self.tree: ModuleTree = build_tree(self._hf)
         self._parameters: dict[str, Parameter] = {}
-        super().__init__(self, self.tree.root)
+
+    @cached_property
+    def tree(self) -> ModuleTree:
+        """The module tree `llm-anatomy tree` shows: transformers' (class names) when it can be
+        had, else the one the stored tensor names imply."""
+        return build_tree(self.catalog)
+
+    @property
+    def _node(self) -> TreeNode:  # type: ignore[override]
+        return self.tree.root
+
+    @cached_property
+    def _hf(self) -> "Catalog":
+        """The tensors under transformers' names (GGUF and Meta checkpoints renamed), as from_pretrained finds them."""
+        return with_hf_names(self.catalog)
 
     @property
     def name(self) -> str:
@@ -306,8 +329,8 @@ class Model(Module):
     def _parameter(self, name: str, shape: tuple[int, ...]) -> Parameter:
         if name not in self._parameters:
             skeleton = self._skeleton_or_none()
-            if skeleton is None:  # the tree of tensor names: every stored tensor as it is
-                tensor = self._hf.by_name.get(name)
+            if skeleton is None:  # the tree of stored tensor names: every tensor as it is
+                tensor = self.catalog.by_name.get(name)
                 dtype = tensor.dtype if tensor is not None else None
             else:
                 if not hasattr(self, "_find"):
@@ -323,7 +346,7 @@ class Model(Module):
     def _view_of(self, param: Parameter) -> View:
         skeleton = self._skeleton_or_none()
         if skeleton is None:
-            return View.whole(self._hf.get(param.name))
+            return View.whole(self.catalog.get(param.name))
         loaded = gguf_loaded(self.catalog) if self.catalog.format == "gguf" else None
         from .skeleton import Parameter as SkeletonParameter
 
