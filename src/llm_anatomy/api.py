@@ -17,12 +17,12 @@ from functools import cached_property
 from math import prod
 
 from .analysis.tree import ModuleTree, TreeNode, build_tree
-from .analysis.values import PrintOptions, View, gguf_loaded, load_dtype, parameter_view, show
 from .errors import UsageError
 from .formats import open_catalog
-from .formats.name_maps import with_hf_names
 from .skeleton import SkeletonUnavailable, load_skeleton, stored_tensor_finder
-from .tensors import CASTS, DECODERS, ElementReader
+
+# The element readers (analysis.values, tensors) are imported when values are first asked
+# for: `tree` and `params`, which go through this module, stay as light as before.
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     import numpy
     import torch
 
+    from .analysis.params import ParamListing
     from .analysis.summary import Summary
+    from .analysis.values import View
     from .catalog import Catalog, TensorInfo
     from .skeleton import Skeleton
 
@@ -87,6 +89,8 @@ class Parameter:
     @property
     def dtype(self) -> str:
         """torch's name of the loaded dtype: "torch.bfloat16"."""
+        from .tensors import DECODERS
+
         key = self._dtype_key
         decoder = DECODERS.get(key) if key else None
         if decoder is not None:
@@ -117,6 +121,9 @@ class Parameter:
 
     def _read(self, view: View) -> "numpy.ndarray":
         import numpy
+
+        from .analysis.values import PrintOptions, show
+        from .tensors import ElementReader
 
         dtype = NUMPY_DTYPES.get(view.dtype or view.tensor.dtype, WIDENED)
         with ElementReader() as reader:
@@ -154,7 +161,9 @@ class Parameter:
 
     def __str__(self) -> str:
         """Exactly what print(param) prints (torch's defaults), reading only the elements shown."""
+        from .analysis.values import PrintOptions, show
         from .render.torch_values import parameter_text
+        from .tensors import ElementReader
 
         options = PrintOptions()
         with ElementReader() as reader:
@@ -292,9 +301,24 @@ class Model(Module):
         return self.tree.root
 
     @cached_property
-    def _hf(self) -> "Catalog":
+    def hf_catalog(self) -> "Catalog":
         """The tensors under transformers' names (GGUF and Meta checkpoints renamed), as from_pretrained finds them."""
+        from .formats.name_maps import with_hf_names
+
         return with_hf_names(self.catalog)
+
+    @cached_property
+    def skeleton(self) -> "Skeleton":
+        """The model as transformers builds it (cached; see skeleton.py). SkeletonUnavailable
+        when transformers is missing or cannot build this config."""
+        return load_skeleton(self.hf_catalog)
+
+    def parameter_listing(self, pattern: str | None = None) -> "ParamListing":
+        """The record `params --style torch` renders: named_parameters() with each one's stored
+        dtype, bytes and file; pattern: a shell glob over the names."""
+        from .analysis.params import list_parameters
+
+        return list_parameters(self.hf_catalog, self.skeleton, pattern)
 
     @property
     def name(self) -> str:
@@ -321,7 +345,7 @@ class Model(Module):
     def _skeleton_or_none(self) -> "Skeleton | None":
         if self._skeleton is False:
             try:
-                self._skeleton = load_skeleton(self._hf) if self.tree.class_names else None
+                self._skeleton = self.skeleton if self.tree.class_names else None
             except SkeletonUnavailable:
                 self._skeleton = None
         return self._skeleton  # type: ignore[return-value]
@@ -334,9 +358,13 @@ class Model(Module):
                 dtype = tensor.dtype if tensor is not None else None
             else:
                 if not hasattr(self, "_find"):
-                    self._find = stored_tensor_finder(self._hf, skeleton)
-                    self._model_dtype = load_dtype(self._hf)
+                    self._find = stored_tensor_finder(self.hf_catalog, skeleton)
+                    from .analysis.values import load_dtype
+
+                    self._model_dtype = load_dtype(self.hf_catalog)
                 tensor = self._find(name)
+                from .tensors import CASTS, DECODERS
+
                 dtype = None if tensor is None else (self._model_dtype if tensor.dtype in CASTS and self._model_dtype else tensor.dtype)
                 if tensor is not None and tensor.dtype in DECODERS and DECODERS[tensor.dtype].block_elems > 1:
                     dtype = "F32"  # GGML blocks load dequantized to float32
@@ -344,13 +372,15 @@ class Model(Module):
         return self._parameters[name]
 
     def _view_of(self, param: Parameter) -> View:
+        from .analysis.values import View, gguf_loaded, parameter_view
+
         skeleton = self._skeleton_or_none()
         if skeleton is None:
             return View.whole(self.catalog.get(param.name))
         loaded = gguf_loaded(self.catalog) if self.catalog.format == "gguf" else None
         from .skeleton import Parameter as SkeletonParameter
 
-        return parameter_view(self._hf, skeleton.model_class, SkeletonParameter(param.name, tuple(param.shape)), param.tensor, self._model_dtype, loaded)
+        return parameter_view(self.hf_catalog, skeleton.model_class, SkeletonParameter(param.name, tuple(param.shape)), param.tensor, self._model_dtype, loaded)
 
     def _leaf_names(self, node: TreeNode) -> set[str]:
         """Parameters and buffers registered on this module itself: attributes that are not modules."""
