@@ -1,10 +1,12 @@
 """The public Python API: a checkpoint seen as the model transformers would build, without loading it.
 
-    >>> import llm_anatomy as la
-    >>> m = la.open(folder)
-    >>> for name, p in m.named_parameters(): ...
-    >>> w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
-    >>> w[:2, -3:]          # reads only those elements
+    import llm_anatomy as la
+    m = la.open("meta-llama/Llama-2-7b-chat-hf")       # a folder, a weights file or a cached model id
+    for name, p in m.named_parameters(): print(name, p.shape, p.dtype)
+    w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
+    w[:2, -3:]                                         # a numpy array; reads only those elements
+
+(README.md's "Python API" session is run as a doctest by tests/test_api.py.)
 
 Names, shapes and the module tree come from the headers and the cached skeleton
 (skeleton.py); values are read element by element (tensors.py), so walking a 70B model
