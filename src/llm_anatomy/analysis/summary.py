@@ -22,6 +22,7 @@ from ..safe_text import escape
 from .architecture import Architecture, Finding, Phrase, derive
 from .memory import Memory, estimate
 from .roles import BUFFER, INDEX, LAYER_PREFIX
+from ..quant import QuantView, view as quant_view
 
 # Component names, in the order they are reported.
 COMPONENTS = ("embeddings", "attention", "mlp", "experts", "shared experts", "router", "norms", "output head", "other")
@@ -43,6 +44,8 @@ ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         (r"shared_experts?\.(?:gate_proj|w1)\.|ffn_gate_shexp\.", "shared experts", "shared_gate"),
         (r"shared_experts?\.(?:up_proj|w3)\.|ffn_up_shexp\.", "shared experts", "shared_up"),
         (r"shared_experts?\.(?:down_proj|w2)\.|ffn_down_shexp\.", "shared experts", "shared_down"),
+        # gpt-oss: the fused experts' biases, [experts, out], routed with their experts
+        (r"experts\.(?:gate_up_proj|down_proj)_bias$", "experts", "expert_bias"),
         (r"experts\.(?:\d+\.)?(?:gate_proj|w1)(?:\.|$)|ffn_gate_exps\.", "experts", "expert_gate"),
         (r"experts\.(?:\d+\.)?(?:up_proj|w3)(?:\.|$)|ffn_up_exps\.", "experts", "expert_up"),
         (r"experts\.(?:\d+\.)?(?:down_proj|w2)(?:\.|$)|ffn_down_exps\.", "experts", "expert_down"),
@@ -101,7 +104,7 @@ INCOMPLETE = "some tensors may be missing (one shard of several?) or config.json
 # layers (num_nextn_predict_layers), which transformers does not load.
 NOT_COUNTED = ("buffers", "quantization scales", "multi-token prediction")
 
-ROUTED_EXPERT_ROLES = frozenset({"expert_gate", "expert_up", "expert_down", "expert_gate_up"})
+ROUTED_EXPERT_ROLES = frozenset({"expert_gate", "expert_up", "expert_down", "expert_gate_up", "expert_bias"})
 
 
 # Results are namedtuples, not dataclasses, for import speed (see architecture.py).
@@ -133,10 +136,20 @@ class MoeCount(namedtuple("MoeCount", "total active routed num_experts experts_p
     __slots__ = ()
 
 
-_SUMMARY_FIELDS = "model format total_params total_nbytes components layers dtypes not_counted tied moe implied architecture memory findings implied_by"
+class QuantCount(namedtuple("QuantCount", "method description weights params nbytes bits_per_weight active_convention")):
+    """A quantized checkpoint: quant_method as config.json spells it, the scheme in words,
+    how many weights are quantized, their parameters (as unquantized) and stored bytes
+    (packed values, scales, zeros and indices), the effective bits per weight over them, and
+    active_convention: for a quantized MoE, active parameters with the embedding table left
+    out (the convention gpt-oss's model card uses), else None."""
+
+    __slots__ = ()
 
 
-class Summary(namedtuple("Summary", _SUMMARY_FIELDS, defaults=(None,))):
+_SUMMARY_FIELDS = "model format total_params total_nbytes components layers dtypes not_counted tied moe implied architecture memory findings implied_by quant"
+
+
+class Summary(namedtuple("Summary", _SUMMARY_FIELDS, defaults=(None, None))):
     """Where the parameters sit. total_params counts tied weights once and leaves out what
     not_counted lists; components: Count per component in COMPONENTS order (empty ones left
     out); layers: LayerCount; dtypes: Count per dtype, largest first; not_counted: Count per
@@ -145,7 +158,9 @@ class Summary(namedtuple("Summary", _SUMMARY_FIELDS, defaults=(None,))):
     moe: MoeCount or None; implied: ImpliedCount per component; architecture: Architecture
     or None (no usable config); memory: Memory; findings: tuple of Finding; implied_by: None,
     or what the counts come from when the checkpoint holds no tensors ("its metadata", "its
-    config"): the parameters of the model transformers builds from it, at the config's dtype."""
+    config"): the parameters of the model transformers builds from it, at the config's dtype;
+    quant: QuantCount of a quantized checkpoint (its weights then counted as the unquantized
+    model's, with the bytes stored), else None."""
 
     __slots__ = ()
 
@@ -336,6 +351,11 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         arch = derive(catalog.config)
         findings += arch.findings
 
+    qview = quant_view(catalog)
+    if qview is not None:
+        catalog = catalog._replace(tensors=qview.tensors())
+        findings += _quant_findings(qview)
+
     placed = [Placed(t, *role_of(t.name), layer_of(t.name)) for t in catalog.tensors]
     duplicates, tied_notes = _tied_duplicates(placed, arch)
     mtp = _mtp_tensors(placed, arch)
@@ -366,8 +386,8 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
     if arch is not None:
         findings += _shape_findings(params, arch)
         matrices: dict[str, int] = defaultdict(int)
-        for t, component, _, _ in params:
-            if len(t.shape) >= 2:
+        for t, component, role, _ in params:
+            if len(t.shape) >= 2 and role != "expert_bias":
                 matrices[component] += t.numel
         for component, count in implied_by_config(arch).items():
             if not count and not matrices.get(component):
@@ -378,6 +398,16 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
                 findings.append(Finding(component, f"{count:,} parameters in weight matrices, as config.json implies", f"{found} in the tensors", INCOMPLETE, kind="implied", args={"component": component, "count": f"{count:,}", "found": found}))
         moe, moe_findings = _moe(total, routed_by_layer, arch)
         findings += moe_findings
+
+    qcount = None
+    if qview is not None:
+        quantized = [w for w in qview.quantized if w.name not in duplicates]
+        qparams = sum(w.numel for w in quantized)
+        qbytes = sum(w.nbytes for w in quantized)
+        convention = None
+        if moe is not None:
+            convention = moe.active - sum(p.tensor.numel for p in params if p.role == "embed")
+        qcount = QuantCount(qview.method, qview.description, len(quantized), qparams, qbytes, qbytes * 8 / qparams if qparams else 0.0, convention)
 
     layer_keys = sorted(by_layer, key=lambda k: (k is None, k or 0))
     dominant = max(by_dtype, key=lambda d: sum(t.numel for t in by_dtype[d])) if by_dtype else None
@@ -397,7 +427,18 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         memory=estimate(arch, total, total_nbytes, dominant, contexts, batches, kv_dtype),
         findings=tuple(findings),
         implied_by=implied_by,
+        quant=qcount,
     )
+
+
+def _quant_findings(qview: QuantView) -> list[Finding]:
+    """Where the quantization config and the tensors disagree; an unknown method, said once."""
+    findings = [Finding(escape(where), expected, found, todo, kind="quant_mismatch", args={"where": escape(where)}) for where, expected, found, todo in qview.problems[:1]]
+    if len(qview.problems) > 1:
+        findings[0] = findings[0]._replace(where=f"{findings[0].where} (and {len(qview.problems) - 1} more like it)")
+    if qview.scheme is None:
+        findings.append(Finding("config.json", "a quant_method llm-anatomy reads (gptq, awq, fp8, fbgemm_fp8, compressed-tensors, mxfp4, or MLX's quantization)", f"quant_method {escape(qview.method)!r}", "parameters are counted as stored elements: packed values count as one each", kind="quant_unknown", args={"method": escape(qview.method)}))
+    return findings
 
 
 def _implied_tensors(catalog: Catalog, findings: list[Finding]) -> tuple[TensorInfo, ...]:

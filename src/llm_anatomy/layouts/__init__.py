@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any, Iterable
 
 TORCH_DTYPE_TO_SAFETENSORS = {"float16": "F16", "bfloat16": "BF16", "float32": "F32"}
-BYTES_PER_ELEMENT = {"F16": 2, "BF16": 2, "F32": 4}
+BYTES_PER_ELEMENT = {"F16": 2, "BF16": 2, "F32": 4, "I32": 4, "U32": 4, "U8": 1, "F8_E4M3": 1}
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,73 @@ def deepseek_specs(config: dict[str, Any]) -> list[TensorSpec]:
         specs += [TensorSpec(p + "shared_head.norm.weight", dtype, (hidden,)), TensorSpec(p + "shared_head.head.weight", dtype, (vocab, hidden))]
     specs.append(TensorSpec("model.norm.weight", dtype, (hidden,)))
     specs.append(TensorSpec("lm_head.weight", dtype, (vocab, hidden)))
+    return specs
+
+
+# Quantized layouts: each published repo's stored tensors for one linear weight [out, in].
+LINEAR = (".q_proj.weight", ".k_proj.weight", ".v_proj.weight", ".o_proj.weight", ".gate_proj.weight", ".up_proj.weight", ".down_proj.weight")
+
+
+def _gptq_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) -> list[TensorSpec]:
+    """AutoGPTQ: qweight [in*bits/32, out], qzeros [groups, out*bits/32], scales [groups, out], g_idx [in]."""
+    bits, groups = q["bits"], inner // q["group_size"]
+    return [TensorSpec(base + ".g_idx", "I32", (inner,)), TensorSpec(base + ".qweight", "I32", (inner * bits // 32, out)), TensorSpec(base + ".qzeros", "I32", (groups, out * bits // 32)), TensorSpec(base + ".scales", "F16", (groups, out))]
+
+
+def _awq_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) -> list[TensorSpec]:
+    """AutoAWQ GEMM: qweight [in, out*bits/32], qzeros [groups, out*bits/32], scales [groups, out]."""
+    bits, groups = q["bits"], inner // q["group_size"]
+    return [TensorSpec(base + ".qweight", "I32", (inner, out * bits // 32)), TensorSpec(base + ".qzeros", "I32", (groups, out * bits // 32)), TensorSpec(base + ".scales", "F16", (groups, out))]
+
+
+def _fp8_block_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) -> list[TensorSpec]:
+    """Fine-grained FP8 (DeepSeek-V3, Qwen3-FP8): weight F8_E4M3 [out, in], weight_scale_inv F32 per block."""
+    b0, b1 = q["weight_block_size"]
+    return [TensorSpec(base + ".weight", "F8_E4M3", (out, inner)), TensorSpec(base + ".weight_scale_inv", "F32", (-(-out // b0), -(-inner // b1)))]
+
+
+def _mlx_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) -> list[TensorSpec]:
+    """MLX affine: weight U32 [out, in*bits/32], scales and biases [out, in/group] in the model's dtype."""
+    groups = inner // q["group_size"]
+    return [TensorSpec(base + ".biases", dtype, (out, groups)), TensorSpec(base + ".scales", dtype, (out, groups)), TensorSpec(base + ".weight", "U32", (out, inner * q["bits"] // 32))]
+
+
+QUANTIZED_PARTS = {"gptq": _gptq_parts, "awq": _awq_parts, "fp8": _fp8_block_parts, "mlx": _mlx_parts}
+
+
+def quantized_specs(config: dict[str, Any]) -> list[TensorSpec]:
+    """A Llama-family checkpoint with its linear layers stored as config.json's quantization
+    says (GPTQ, AWQ, block FP8; MLX also quantizes the embedding), the rest as is."""
+    mlx = config.get("quantization")
+    q = mlx or config["quantization_config"]
+    scheme = "mlx" if mlx else q["quant_method"]
+    specs = []
+    for spec in llama_family_specs(config):
+        if spec.name.endswith(LINEAR) or (scheme == "mlx" and spec.name.endswith(("embed_tokens.weight", "lm_head.weight"))):
+            specs += QUANTIZED_PARTS[scheme](spec.name[: -len(".weight")], *spec.shape, spec.dtype, q)
+        else:
+            specs.append(spec)
+    return specs
+
+
+def gpt_oss_specs(config: dict[str, Any]) -> list[TensorSpec]:
+    """openai/gpt-oss: attention with biases and sinks, a router with a bias, experts fused into
+    gate_up_proj / down_proj stored as MXFP4 (_blocks U8 [experts, rows, in/32, 16], _scales U8
+    [experts, rows, in/32]) with BF16 biases."""
+    hidden, vocab, heads, kv = config["hidden_size"], config["vocab_size"], config["num_attention_heads"], config["num_key_value_heads"]
+    head_dim, inter, experts = config["head_dim"], config["intermediate_size"], config["num_local_experts"]
+    specs = [TensorSpec("model.embed_tokens.weight", "BF16", (vocab, hidden))]
+    for i in range(config["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        specs += [TensorSpec(p + "input_layernorm.weight", "BF16", (hidden,))]
+        for name, rows, cols in (("q_proj", heads * head_dim, hidden), ("k_proj", kv * head_dim, hidden), ("v_proj", kv * head_dim, hidden), ("o_proj", hidden, heads * head_dim)):
+            specs += [TensorSpec(f"{p}self_attn.{name}.weight", "BF16", (rows, cols)), TensorSpec(f"{p}self_attn.{name}.bias", "BF16", (rows,))]
+        specs += [TensorSpec(p + "self_attn.sinks", "BF16", (heads,)), TensorSpec(p + "post_attention_layernorm.weight", "BF16", (hidden,))]
+        specs += [TensorSpec(p + "mlp.router.weight", "BF16", (experts, hidden)), TensorSpec(p + "mlp.router.bias", "BF16", (experts,))]
+        for name, rows, cols in (("gate_up_proj", 2 * inter, hidden), ("down_proj", hidden, inter)):
+            e = f"{p}mlp.experts.{name}"
+            specs += [TensorSpec(e + "_blocks", "U8", (experts, rows, cols // 32, 16)), TensorSpec(e + "_scales", "U8", (experts, rows, cols // 32)), TensorSpec(e + "_bias", "BF16", (experts, rows))]
+    specs += [TensorSpec("model.norm.weight", "BF16", (hidden,)), TensorSpec("lm_head.weight", "BF16", (vocab, hidden))]
     return specs
 
 

@@ -4,7 +4,7 @@ memory and KV cache with the formula behind them; or as JSON."""
 from __future__ import annotations
 
 from ..analysis.memory import Memory
-from ..analysis.summary import LayerCount, Summary
+from ..analysis.summary import LayerCount, QuantCount, Summary
 from ..safe_text import escape
 from .explain import plain
 from .text import human_bytes, human_count, share, table, thousands, to_json
@@ -58,6 +58,16 @@ def _memory_lines(memory: Memory, dtypes: str) -> list[str]:
     return lines
 
 
+def _quant_lines(q: QuantCount) -> list[str]:
+    if not q.weights:
+        return [f"Quantization: {escape(q.description)}; parameters counted as stored elements"]
+    return [
+        f"Quantization: {escape(q.description)} (quant_method {escape(q.method)})",
+        f"  {q.weights} quantized weights: {thousands(q.params)} parameters as unquantized, {human_bytes(q.nbytes)} stored,"
+        f" {q.bits_per_weight:.2f} bits per weight (scales, zeros and indices included)",
+    ]
+
+
 def text(summary: Summary) -> str:
     total = summary.total_params
     dtypes = ", ".join(d.name for d in summary.dtypes)
@@ -75,6 +85,11 @@ def text(summary: Summary) -> str:
     if summary.moe:
         moe = summary.moe
         lines += ["", f"Mixture of experts: {thousands(moe.total)} total ({human_count(moe.total)}), {thousands(moe.active)} active per token ({human_count(moe.active)})", f"  {moe.formula}"]
+        if summary.quant and summary.quant.active_convention is not None:
+            convention = summary.quant.active_convention
+            lines.append(f"  without the embedding table (the output head kept), as gpt-oss's model card counts: {thousands(convention)} active ({human_count(convention)})")
+    if summary.quant:
+        lines += [""] + _quant_lines(summary.quant)
     lines += ["", "By layer:"] + ["  " + line for line in table(("layers", "params each", "params", "bytes"), _fold_layers(summary.layers), right=(1, 2, 3))]
     rows = [(d.name, thousands(d.params), human_bytes(d.nbytes), str(d.tensors)) for d in summary.dtypes]
     lines += ["", "By dtype:"] + ["  " + line for line in table(("dtype", "params", "bytes", "tensors"), rows, right=(1, 2, 3))]

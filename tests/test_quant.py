@@ -1,0 +1,112 @@
+"""Quantized checkpoints counted as the models they are: layout replicas of published
+quantized repos (exact names, dtypes, shapes and config.json; zero sparse data) must count
+exactly the unquantized model's parameters, with the bytes really stored."""
+
+import json
+
+import pytest
+
+from conftest import imported_by
+from llm_anatomy import layouts
+from llm_anatomy.analysis.summary import summarize
+from llm_anatomy.formats import open_catalog
+
+# (replica, its layout, total parameters, the scheme in words, quantized weights, their stored bytes)
+PUBLISHED = [
+    # TheBloke/Llama-2-7B-GPTQ: qweight [in/8, out], qzeros [in/128, out/8], scales [in/128, out], g_idx [in]
+    ("Llama-2-7B-GPTQ", layouts.quantized_specs, 6_738_415_616, "GPTQ 4 bit, group 128, symmetric, act-order off", 224, 3_369_041_920),
+    # TheBloke/Llama-2-7B-AWQ: qweight [in, out/8], qzeros [in/128, out/8], scales [in/128, out]
+    ("Llama-2-7B-AWQ", layouts.quantized_specs, 6_738_415_616, "AWQ 4 bit, group 128, zero point, GEMM", 224, 3_364_487_168),
+    # Fine-grained FP8 as DeepSeek-V3 / Qwen3-FP8 store it, on Llama-3-8B
+    ("Meta-Llama-3-8B-FP8-block", layouts.quantized_specs, 8_030_261_248, "FP8 E4M3, 128x128 blocks (weight_scale_inv)", 224, 6_981_025_792),
+    # openai/gpt-oss-20b: MXFP4 experts
+    ("gpt-oss-20b", layouts.gpt_oss_specs, 20_914_757_184, "MXFP4: 4-bit E2M1 values in blocks of 32 sharing one E8M0 scale", 48, 10_152_345_600),
+    # mlx-community/Llama-3.2-1B-Instruct-4bit: the tied embedding quantized too
+    ("Llama-3.2-1B-Instruct-4bit", layouts.quantized_specs, 1_235_814_400, "MLX affine 4 bit, group 64 (scales and biases)", 113, 695_107_584),
+]
+
+
+@pytest.mark.parametrize("name, specs, total, words, weights, nbytes", PUBLISHED, ids=[p[0] for p in PUBLISHED])
+def test_published_quantized_counts(published, name, specs, total, words, weights, nbytes):
+    folder = published(name, specs)
+    summary = summarize(open_catalog(str(folder)))
+    assert summary.total_params == total
+    assert summary.findings == ()
+    assert (summary.quant.description, summary.quant.weights, summary.quant.nbytes) == (words, weights, nbytes)
+    assert summary.total_nbytes == sum(s.nbytes for s in specs(layouts.published_config(name)))  # every stored byte
+    assert summary.memory.weights[0].nbytes == summary.total_nbytes
+
+
+def test_gpt_oss_active_beside_its_model_card(published, cli):
+    """Active by our rule (embeddings included, as for Mixtral) and as OpenAI counts (3.61B)."""
+    folder = published("gpt-oss-20b", layouts.gpt_oss_specs)
+    summary = summarize(open_catalog(str(folder)))
+    assert (summary.moe.total, summary.moe.active, summary.quant.active_convention) == (20_914_757_184, 4_187_440_704, 3_608_307_264)
+    out = cli("summary", folder).out
+    assert "  without the embedding table (the output head kept), as gpt-oss's model card counts: 3,608,307,264 active (3.61B)\n" in out
+    assert "  48 quantized weights: 19,110,297,600 parameters as unquantized, 9.46 GiB stored, 4.25 bits per weight (scales, zeros and indices included)\n" in out
+
+
+def test_gptq_summary_text_and_json(published, cli):
+    folder = published("Llama-2-7B-GPTQ", layouts.quantized_specs)
+    out = cli("summary", folder).out
+    assert out.startswith("Llama-2-7B-GPTQ: 6,738,415,616 parameters (6.74B), 3.63 GiB in GPTQ, F16\n")
+    assert "Quantization: GPTQ 4 bit, group 128, symmetric, act-order off (quant_method gptq)\n" in out
+    assert "  224 quantized weights: 6,476,005,376 parameters as unquantized, 3.14 GiB stored, 4.16 bits per weight (scales, zeros and indices included)\n" in out
+    quant = json.loads(cli("summary", folder, "--json").out)["quant"]
+    assert quant["method"] == "gptq" and quant["params"] == 6_476_005_376 and quant["nbytes"] == 3_369_041_920
+
+
+def test_quantized_summary_stays_header_only(published):
+    code, loaded, out = imported_by("summary", published("Llama-3.2-1B-Instruct-4bit", layouts.quantized_specs))
+    assert (code, loaded) == (0, [])
+    assert out.startswith("Llama-3.2-1B-Instruct-4bit: 1,235,814,400 parameters (1.24B)")
+
+
+def _small(tmp_path, name, change_config=None, drop=None, reshape=None):
+    """A 2-layer replica of a published quantized layout, edited to disagree with itself."""
+    config = dict(layouts.published_config(name), num_hidden_layers=2, vocab_size=1024)
+    specs = (layouts.gpt_oss_specs if name == "gpt-oss-20b" else layouts.quantized_specs)(config)
+    if change_config:
+        change_config(config)
+    specs = [layouts.TensorSpec(s.name, s.dtype, reshape.get(s.name, s.shape) if reshape else s.shape) for s in specs if s.name != drop]
+    layouts.write_layout(str(tmp_path), config, specs)
+    return summarize(open_catalog(str(tmp_path)))
+
+
+def test_wrong_group_size_is_a_finding_not_a_wrong_count(tmp_path):
+    right = _small(tmp_path / "right", "Llama-2-7B-GPTQ")
+    wrong = _small(tmp_path / "wrong", "Llama-2-7B-GPTQ", lambda c: c["quantization_config"].update(group_size=64))
+    assert wrong.total_params == right.total_params == 2 * 202_383_360 + 2 * 1024 * 4096 + 4096
+    assert [f.line() for f in wrong.findings] == [
+        "model.layers.0.mlp.down_proj.qzeros (and 27 more like it): expected shape [172, 512] (GPTQ 4 bit, group 64, symmetric, act-order off), found [86, 512];"
+        " the count uses the packed tensor's shape; check quantization_config in config.json"
+    ]
+
+
+def test_missing_scales_is_a_finding(tmp_path):
+    summary = _small(tmp_path, "Llama-3.2-1B-Instruct-4bit", drop="model.layers.1.mlp.down_proj.scales")
+    assert summary.total_params == 1024 * 2048 + 2 * 60_821_504 + 2048
+    assert [f.line() for f in summary.findings] == [
+        "model.layers.1.mlp.down_proj.weight: expected model.layers.1.mlp.down_proj.scales beside it (MLX affine 4 bit, group 64 (scales and biases)), found missing;"
+        " the count uses the packed tensor's shape; check quantization_config in config.json"
+    ]
+
+
+def test_packed_shape_that_does_not_divide_is_a_finding(tmp_path):
+    summary = _small(tmp_path, "Llama-2-7B-GPTQ", lambda c: c["quantization_config"].update(bits=3))
+    assert summary.findings[0].line() == (
+        "model.layers.0.mlp.down_proj.qweight (and 13 more like it): expected GPTQ 3 bit, group 128, symmetric, act-order off,"
+        " found qweight rows 1376 words of 32 bits holding 3-bit values (not a whole number); those tensors are counted as stored elements; check quantization_config in config.json"
+    )
+
+
+def test_unknown_quant_method_counts_stored_elements(tmp_path):
+    summary = _small(tmp_path, "Llama-2-7B-GPTQ", lambda c: c["quantization_config"].update(quant_method="hqq"))
+    stored = sum(s.nbytes // layouts.BYTES_PER_ELEMENT[s.dtype] for s in layouts.quantized_specs(dict(layouts.published_config("Llama-2-7B-GPTQ"), num_hidden_layers=2, vocab_size=1024)))
+    assert summary.total_params == stored
+    assert summary.quant.description == "hqq (not a scheme llm-anatomy reads)"
+    assert [f.line() for f in summary.findings if f.kind == "quant_unknown"] == [
+        "config.json: expected a quant_method llm-anatomy reads (gptq, awq, fp8, fbgemm_fp8, compressed-tensors, mxfp4, or MLX's quantization),"
+        " found quant_method 'hqq'; parameters are counted as stored elements: packed values count as one each"
+    ]
