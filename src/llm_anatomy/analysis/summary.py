@@ -433,9 +433,11 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
 
 def _quant_findings(qview: QuantView) -> list[Finding]:
     """Where the quantization config and the tensors disagree; an unknown method, said once."""
-    findings = [Finding(escape(where), expected, found, todo, kind="quant_mismatch", args={"where": escape(where)}) for where, expected, found, todo in qview.problems[:1]]
-    if len(qview.problems) > 1:
-        findings[0] = findings[0]._replace(where=f"{findings[0].where} (and {len(qview.problems) - 1} more like it)")
+    findings = []
+    if qview.problems:  # one disagreement repeats in every layer: the first stands for the rest
+        (where, expected, found, todo), more = qview.problems[0], len(qview.problems) - 1
+        label = escape(where) + (f" (and {more} more like it)" if more else "")
+        findings.append(Finding(label, expected, found, todo, kind="quant_mismatch", args={"where": escape(where), "more": more}))
     if qview.scheme is None:
         findings.append(Finding("config.json", "a quant_method llm-anatomy reads (gptq, awq, fp8, fbgemm_fp8, compressed-tensors, mxfp4, or MLX's quantization)", f"quant_method {escape(qview.method)!r}", "parameters are counted as stored elements: packed values count as one each", kind="quant_unknown", args={"method": escape(qview.method)}))
     return findings
