@@ -1,18 +1,22 @@
-"""Benchmark `stats` and `diff` (issue 5) on the random-filled Llama-2-7b-chat-hf layout.
+"""Benchmark `stats` and `diff` (issues 5, 12 and 14) on the random-filled Llama-2-7b-chat-hf layout.
 
-Times, in one run and interleaved, `stats A` against `cat A/*.safetensors > /dev/null`, and
-`diff A B` against `cat` of both, where B is a copy of A with a few tensors rewritten.
-With --cold (default when running as root) the page cache is dropped before every run
-(`sync; echo 3 > /proc/sys/vm/drop_caches`), so each run reads from the disk as a first
-look at a downloaded model does; otherwise everything runs on a warm cache. Baselines,
-once each: the numpy memory-map loop and the torch loop (transformers load in float16,
-then per-parameter mean/std/min/max). Wall and CPU time from os.wait4; peak RSS is the whole process
-tree's (the CLI and its workers), sampled.
+In one run, interleaved, three parts:
+- cold: the page cache dropped before every run (`sync; echo 3 > /proc/sys/vm/drop_caches`,
+  needs root), as a first look at a downloaded model reads: `stats A` against
+  `cat A/*.safetensors > /dev/null`, `diff A B` against `cat` of both, where B is a copy of A
+  with three tensors rewritten;
+- warm: after one `cat` of the same files: `stats A` against `cat A`, and (A and B do not fit in
+  memory together) `diff` of the two second shards against `cat` of them;
+- tiny: a hand-packed file of --tiny F16 tensors of 2 values each (issue 14): `stats --csv`,
+  `diff` with itself, and with a copy of itself (which is read).
+Wall and CPU time (user + system, workers included) from os.wait4, CPU seconds per GB of
+data read; peak RSS is the whole process tree's (the CLI and its workers), sampled. Baselines
+on request, once each: the numpy memory-map loop and the torch loop.
 
-    .venv/bin/python bench/bench_stream.py [--data DIR] [--repeat N] [--warm] [--baselines]
+    env -u PYTHONDONTWRITEBYTECODE PYTHONPATH=src .venv/bin/python bench/bench_stream.py [--data DIR] [--repeat N] [--only cold|warm|tiny] [--baselines]
 
-A (13.5 GB) and B (another 13.5 GB) are written once under --data (default
-/work/bench-data, outside the repository) and reused.
+A (13.5 GB) and B (another 13.5 GB) and the tiny files are written once under --data
+(default /work/bench-data, outside the repository) and reused; delete them afterwards.
 """
 
 from __future__ import annotations
@@ -21,10 +25,15 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from views import CLI, PYTHON, medians  # noqa: E402
+from views import PYTHON, medians  # noqa: E402
+
+# The CLI of the sources on PYTHONPATH (run as `PYTHONPATH=src python bench/bench_stream.py`
+# to time a work tree), not whichever llm-anatomy the venv installed.
+CLI = [PYTHON, "-m", "llm_anatomy.cli.main"]
 
 CHANGED = ("model.layers.3.mlp.down_proj.weight", "model.layers.17.self_attn.q_proj.weight", "model.layers.31.post_attention_layernorm.weight")
 
@@ -139,7 +148,6 @@ def tree_rss_kib(root: int) -> int:
 def timed(argv: list[str], cold: bool) -> tuple[float, float, int]:
     """Wall and CPU seconds (the process and its reaped workers) and the peak of the whole
     process tree's summed RSS in KiB, sampled every 50 ms (ru_maxrss is per process)."""
-    import subprocess
     import threading
     import time
 
@@ -163,11 +171,31 @@ def timed(argv: list[str], cold: bool) -> tuple[float, float, int]:
     return elapsed, usage.ru_utime + usage.ru_stime, max(peak[0], usage.ru_maxrss)
 
 
+def tiny_file(path: str, count: int) -> str:
+    """`count` F16 tensors of 2 values each, hand-packed, data left sparse (issue 14's case)."""
+    import json
+    import struct
+
+    if not os.path.exists(path):
+        header = {f"t.{i}": {"dtype": "F16", "shape": [2], "data_offsets": [4 * i, 4 * i + 4]} for i in range(count)}
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)
+        with open(path, "wb") as handle:
+            handle.write(struct.pack("<Q", len(raw)) + raw)
+            handle.truncate(8 + len(raw) + 4 * count)
+    return path
+
+
+def cat(*paths: str) -> list[str]:
+    return ["sh", "-c", 'cat "$@" > /dev/null', "cat", *paths]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="/work/bench-data")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--warm", action="store_true", help="do not drop the page cache between runs")
+    parser.add_argument("--only", choices=("cold", "warm", "tiny"), action="append", help="run only these parts (default: all three)")
+    parser.add_argument("--tiny", type=int, default=1_200_000, help="tensors in the many-tiny-tensors file")
     parser.add_argument("--baselines", action="store_true", help="also time the numpy memory-map loop and the torch loop (slow, 14 GB)")
     parser.add_argument("--threads-vs-processes", metavar="GLOB", help="only compare threads and a process pool on these tensors, warm cache")
     args = parser.parse_args()
@@ -183,32 +211,70 @@ def main() -> None:
         write_layout(a, published_config("Llama-2-7b-chat-hf"), fill="random")
     if not os.path.isdir(b):
         make_b(a, b)
-    cold = not args.warm and drop_caches()
     shards = lambda folder: sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".safetensors"))  # noqa: E731
-    cases = {
-        "cat A": ["sh", "-c", 'cat "$@" > /dev/null', "cat", *shards(a)],
-        "stats A": CLI + ["stats", a],
-        "cat A B": ["sh", "-c", 'cat "$@" > /dev/null', "cat", *shards(a), *shards(b)],
-        "diff A B": CLI + ["diff", a, b],
-    }
-    samples: dict[str, list[tuple[float, float, int]]] = {name: [] for name in cases}
-    for _ in range(args.repeat):
-        for name, argv in cases.items():
-            samples[name].append(timed(argv, cold))
-    if args.baselines:
-        samples["numpy memory-map loop"] = [timed([PYTHON, "-c", MEMMAP_LOOP, a], cold)]
-        samples["torch loop (float16)"] = [timed([PYTHON, "-c", TORCH_LOOP, a], cold)]
+    size = lambda paths: sum(os.path.getsize(p) for p in paths)  # noqa: E731
+    parts = args.only or ["cold", "warm", "tiny"]
+    # (part, case, argv, bytes read, the cat case it is measured against)
+    table: list[tuple[str, str, list[tuple[float, float, int]], int, str | None]] = []
 
-    cache = "cold page cache (dropped before every run)" if cold else "warm page cache"
-    print(f"{args.repeat} interleaved runs each, medians ({cache}); peak RSS is the maximum over runs.\n")
-    print("| case | wall s | ratio | CPU s | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|")
-    reference = {"stats A": "cat A", "diff A B": "cat A B"}
-    for name, runs in samples.items():
+    def series(part: str, cases: list[tuple[str, list[str], int, str | None]], cold: bool) -> None:
+        samples: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _, _, _ in cases}
+        for _ in range(args.repeat):
+            for name, argv, _, _ in cases:
+                samples[name].append(timed(argv, cold))
+        table.extend((part, name, samples[name], nbytes, base) for name, _, nbytes, base in cases)
+
+    if "cold" in parts:
+        if not drop_caches():
+            sys.exit("dropping the page cache needs root (echo 3 > /proc/sys/vm/drop_caches)")
+        series(
+            "cold",
+            [
+                ("cat A", cat(*shards(a)), size(shards(a)), None),
+                ("stats A", CLI + ["stats", a], size(shards(a)), "cat A"),
+                ("cat A B", cat(*shards(a), *shards(b)), size(shards(a) + shards(b)), None),
+                ("diff A B", CLI + ["diff", a, b], size(shards(a) + shards(b)), "cat A B"),
+            ],
+            cold=True,
+        )
+    if "warm" in parts:
+        # A (13.5 GB) fits in this machine's 23 GB of memory, A and B together do not: the warm
+        # diff compares the second shards of A and B (3.5 GB each, holding one changed tensor).
+        a2, b2 = shards(a)[-1], shards(b)[-1]
+        drop_caches()
+        subprocess.run(cat(*shards(a)), check=True)
+        series("warm", [("cat A", cat(*shards(a)), size(shards(a)), None), ("stats A", CLI + ["stats", a], size(shards(a)), "cat A")], cold=False)
+        drop_caches()
+        subprocess.run(cat(a2, b2), check=True)
+        series("warm", [("cat A2 B2", cat(a2, b2), size([a2, b2]), None), ("diff A2 B2", CLI + ["diff", a2, b2], size([a2, b2]), "cat A2 B2")], cold=False)
+    if "tiny" in parts:
+        tiny = tiny_file(os.path.join(args.data, f"tiny-{args.tiny}.safetensors"), args.tiny)
+        copy = tiny[: -len(".safetensors")] + "-copy.safetensors"
+        if not os.path.exists(copy):
+            shutil.copyfile(tiny, copy)
+        series(
+            "tiny",
+            [
+                (f"stats ({args.tiny:,} tensors) --csv", CLI + ["stats", tiny, "--csv"], size([tiny]), None),
+                ("diff of it with itself", CLI + ["diff", tiny, tiny], size([tiny]), None),
+                ("diff of it with a copy", CLI + ["diff", tiny, copy], size([tiny, copy]), None),
+            ],
+            cold=False,
+        )
+    if args.baselines:
+        table.append(("cold", "numpy memory-map loop", [timed([PYTHON, "-c", MEMMAP_LOOP, a], True)], size(shards(a)), "cat A"))
+        table.append(("cold", "torch loop (float16)", [timed([PYTHON, "-c", TORCH_LOOP, a], True)], size(shards(a)), "cat A"))
+
+    with open("/proc/loadavg") as handle:
+        load = handle.read().split()[:3]
+    print(f"{args.repeat} interleaved runs each, medians; cold: page cache dropped before every run; peak RSS: maximum over runs; load average after: {' '.join(load)}\n")
+    print("| cache | case | wall s | ratio | CPU s | CPU s per GB | peak RSS MB |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    walls = {(part, name): medians(runs)[0] for part, name, runs, _, _ in table}
+    for part, name, runs, nbytes, base in table:
         wall, cpu, rss = medians(runs)
-        base = medians(samples[reference.get(name, "cat A")])[0]
-        ratio = f"{wall / base:.2f}x `{reference.get(name, 'cat A')}`"
-        print(f"| {name} | {wall:.1f} | {ratio} | {cpu:.1f} | {rss / 1024:.0f} |")
+        ratio = f"{wall / walls[part, base]:.2f}x `{base}`" if base else ""
+        print(f"| {part} | {name} | {wall:.1f} | {ratio} | {cpu:.1f} | {cpu / (nbytes / 1e9):.2f} | {rss / 1024:.0f} |")
 
 
 if __name__ == "__main__":
