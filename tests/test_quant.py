@@ -110,3 +110,50 @@ def test_unknown_quant_method_counts_stored_elements(tmp_path):
         "config.json: expected a quant_method llm-anatomy reads (gptq, awq, fp8, fbgemm_fp8, compressed-tensors, mxfp4, or MLX's quantization),"
         " found quant_method 'hqq'; parameters are counted as stored elements: packed values count as one each"
     ]
+
+
+def test_params_lists_logical_weights_and_stored_on_request(published, cli):
+    folder = published("Llama-2-7B-GPTQ", layouts.quantized_specs)
+    out = cli("params", folder, "--filter", "model.layers.0.self_attn.q_proj.*").out
+    assert out == (
+        "name                                    shape         dtype      params     bytes  file\n"
+        "model.layers.0.self_attn.q_proj.weight  [4096, 4096]  GPTQ   16,777,216  8.33 MiB  model.safetensors\n"
+        "1 tensor, 16,777,216 parameters, 8.33 MiB in 1 file\n"
+        "quantized: GPTQ 4 bit, group 128, symmetric, act-order off; 1 logical weights stand for 4 stored tensors (params as unquantized, bytes as stored): `--stored` lists the stored tensors\n"
+    )
+    stored = cli("params", folder, "--filter", "model.layers.0.self_attn.q_proj.*", "--stored").out
+    assert [line.replace(", ", ",").split()[:3] for line in stored.splitlines()[1:5]] == [
+        ["model.layers.0.self_attn.q_proj.g_idx", "[4096]", "I32"],
+        ["model.layers.0.self_attn.q_proj.qweight", "[512,4096]", "I32"],
+        ["model.layers.0.self_attn.q_proj.qzeros", "[32,512]", "I32"],
+        ["model.layers.0.self_attn.q_proj.scales", "[32,4096]", "F16"],
+    ]
+    listing = json.loads(cli("params", folder, "--json").out)
+    assert listing["total"] == {"tensors": 291, "numel": 6_738_415_616, "nbytes": 3_893_862_400}
+    q = next(t for t in listing["tensors"] if t["name"] == "model.layers.0.self_attn.q_proj.weight")
+    assert q["stored"] == ["model.layers.0.self_attn.q_proj.qweight", "model.layers.0.self_attn.q_proj.qzeros", "model.layers.0.self_attn.q_proj.scales", "model.layers.0.self_attn.q_proj.g_idx"]
+    assert len(listing["stored_tensors"]) == 291 + 224 * 3
+    assert sum(t["nbytes"] for t in listing["stored_tensors"]) == 3_893_862_400
+
+
+def test_mxfp4_experts_have_transformers_shapes(published, cli):
+    """GptOssExperts.gate_up_proj is [experts, hidden, 2 x expert_dim]; down_proj [experts, expert_dim, hidden]."""
+    out = cli("params", published("gpt-oss-20b", layouts.gpt_oss_specs), "--filter", "model.layers.0.mlp.experts.*_proj").out
+    assert [line.split()[:5] for line in out.splitlines()[1:3]] == [
+        ["model.layers.0.mlp.experts.down_proj", "[32,", "2880,", "2880]", "MXFP4"],
+        ["model.layers.0.mlp.experts.gate_up_proj", "[32,", "2880,", "5760]", "MXFP4"],
+    ]
+
+
+def test_params_of_quantized_model_stays_header_only(published):
+    code, loaded, out = imported_by("params", published("Llama-2-7B-AWQ", layouts.quantized_specs))
+    assert (code, loaded) == (0, [])
+    assert "291 tensors, 6,738,415,616 parameters" in out
+
+
+def test_tree_without_config_shows_logical_weights(tmp_path, published, cli):
+    """Without config.json the tree comes from the names: each quantized weight is one parameter."""
+    (tmp_path / "model.safetensors").symlink_to(published("Llama-2-7B-GPTQ", layouts.quantized_specs) / "model.safetensors")
+    out = cli("tree", tmp_path).out
+    assert out.splitlines()[1].split() == ["(root)", "-", "6,738,415,616"]
+    assert "qweight" not in out and "q_proj" in out

@@ -8,6 +8,7 @@ from math import prod
 
 from ..catalog import Catalog, compile_filter, matching, natural_key, no_match
 from .roles import BUFFER
+from ..quant import QuantView
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -15,11 +16,14 @@ if TYPE_CHECKING:
 
 
 # Named tuples rather than dataclasses, to keep `params` within 4x `python -c pass` (catalog.py).
-ParamRow = namedtuple("ParamRow", "name shape dtype numel nbytes file")
+# stored: for a logical weight of a quantized checkpoint, the names of the stored tensors behind it.
+ParamRow = namedtuple("ParamRow", "name shape dtype numel nbytes file stored", defaults=((),))
 
 
-class ParamListing(namedtuple("ParamListing", "model format rows files notes", defaults=((),))):
-    """rows: ParamRow tuple; files: how many weight files hold the rows; notes: lines to show under the table."""
+class ParamListing(namedtuple("ParamListing", "model format rows files notes stored", defaults=((), None))):
+    """rows: ParamRow tuple; files: how many weight files hold the rows; notes: lines to show
+    under the table; stored: for the logical view of a quantized checkpoint, the stored
+    tensors' listing (rows are then the logical weights), else None."""
 
     __slots__ = ()
 
@@ -43,6 +47,25 @@ def list_tensors(catalog: Catalog, pattern: str | None = None) -> ParamListing:
         what = "is a buffer of the model, not a parameter" if len(buffers) == 1 else "are buffers of the model, not parameters"
         notes = (f"note: {len(buffers)} of these tensors {what} ({shown}: {values:,} value{'' if values == 1 else 's'}); `summary` leaves them out of its count",)
     return ParamListing(catalog.name, catalog.format, rows, len({r.file for r in rows}), notes)
+
+
+def list_logical(catalog: Catalog, qview: QuantView, pattern: str | None = None) -> ParamListing:
+    """A quantized checkpoint as the model it is: one row per logical weight (name, shape and
+    parameters as unquantized; dtype the scheme; bytes all its stored tensors take)."""
+    regex = compile_filter(pattern)
+    weights = sorted((w for w in qview.weights if regex is None or regex.match(w.name)), key=lambda w: natural_key(w.name))
+    if not weights and pattern is not None:
+        raise no_match(catalog.name, pattern, "weight", "llm-anatomy params --stored")
+    label = {t.name: t.dtype for t in qview.tensors()}
+    rows = tuple(ParamRow(w.name, w.shape, label[w.name], w.numel, w.nbytes, os.path.basename(w.parts[0].file), tuple(t.name for t in w.parts) if w.scheme else ()) for w in weights)
+    shown = {t.name for w in weights for t in w.parts}
+    every = list_tensors(catalog)
+    stored = every._replace(rows=tuple(r for r in every.rows if r.name in shown), notes=())
+    quantized = sum(1 for r in rows if r.stored)
+    notes = (f"quantized: {qview.description}; {quantized} logical weights stand for {sum(len(r.stored) for r in rows)} stored tensors (params as unquantized, bytes as stored): `--stored` lists the stored tensors",)
+    if qview.scheme is None:
+        notes = (f"quantized with {qview.method}, which llm-anatomy does not read: the stored tensors are listed, packed values counted one each",)
+    return ParamListing(catalog.name, catalog.format, rows, len({r.file for r in rows}), notes, stored)
 
 
 def holds_no_tensors(catalog: Catalog) -> tuple[str, ...]:

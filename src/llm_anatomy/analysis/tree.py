@@ -109,11 +109,16 @@ def tree_from_names(tensors: tuple[TensorInfo, ...]) -> TreeNode:
 
 
 def build_tree(catalog: Catalog) -> ModuleTree:
-    """transformers' module tree when it can be had (cached after the first call), else the names' tree."""
+    """transformers' module tree when it can be had (cached after the first call), else the names'
+    tree (of the logical weights, for a quantized checkpoint: qweight/scales/qzeros become one weight)."""
+    from ..quant import view
+
+    qview = view(catalog)
+    named = qview.tensors() if qview is not None and qview.scheme is not None else catalog.tensors
     if catalog.config is None and catalog.config_error is None:
-        return ModuleTree(catalog.name, tree_from_names(catalog.tensors), "they need a config.json beside the weights")
+        return ModuleTree(catalog.name, tree_from_names(named), "they need a config.json beside the weights")
     if isinstance(catalog.config_error, ConfigUnavailable):
-        return ModuleTree(catalog.name, tree_from_names(catalog.tensors), f"transformers has no config for GGUF architecture {catalog.config_error.found}")
+        return ModuleTree(catalog.name, tree_from_names(named), f"transformers has no config for GGUF architecture {catalog.config_error.found}")
     try:
         skeleton = skeletons.load_skeleton(catalog)
     except skeletons.SkeletonUnavailable as exc:
@@ -121,7 +126,7 @@ def build_tree(catalog: Catalog) -> ModuleTree:
             reason = "they need the [transformers] extra: pip install 'llm-anatomy[transformers]'"
         else:
             reason = f"transformers could not build the config: {exc.found}"
-        return ModuleTree(catalog.name, tree_from_names(catalog.tensors), reason)
+        return ModuleTree(catalog.name, tree_from_names(named), reason)
     return ModuleTree(catalog.name, tree_from_skeleton(skeleton), implied=implied_note(catalog))
 
 

@@ -8,7 +8,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import TextIO
 
-from ..analysis.params import list_parameters, list_tensors
+from ..analysis.params import list_logical, list_parameters, list_tensors
 from ..formats import open_catalog
 from ..render import params as render
 from .main import add_model_argument
@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("--filter", metavar="GLOB", help="only names matching this shell pattern, e.g. 'model.layers.0.*'")
     parser.add_argument("--style", choices=("table", "torch"), default="table", help="torch: `name: torch.Size([...])` for each parameter, in transformers' order")
+    parser.add_argument("--stored", action="store_true", help="for a quantized checkpoint, the stored tensors (packed words, scales, zeros) instead of the logical weights")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--hf-names", action="store_true", help="show GGUF and Meta tensor names as Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)")
     parser.add_argument("--metadata", action="store_true", help="the file's key/values instead of its tensors (GGUF metadata with arrays summarized, whole with --json; safetensors __metadata__); --filter matches keys")
@@ -47,7 +48,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
         listing = list_parameters(catalog, load_skeleton(catalog), args.filter)
     else:
-        listing = list_tensors(catalog, args.filter)
+        from ..quant import view
+
+        qview = None if args.stored else view(catalog)
+        listing = list_tensors(catalog, args.filter) if qview is None else list_logical(catalog, qview, args.filter)
     if args.json:
         out.write(render.json_text(listing))
     elif args.style == "torch":

@@ -27,16 +27,26 @@ def text(listing: ParamListing) -> str:
     return "\n".join(lines + list(listing.notes)) + "\n"
 
 
+def _tensor_json(r) -> dict:
+    row = {"name": r.name, "shape": list(r.shape), "dtype": r.dtype, "numel": r.numel, "nbytes": r.nbytes, "file": r.file}
+    if r.stored:
+        row["stored"] = list(r.stored)
+    return row
+
+
 def json_text(listing: ParamListing) -> str:
+    """tensors: the rows; for a quantized checkpoint the logical weights (each with the names of
+    its stored tensors), and stored_tensors beside them."""
+    extra = {}
+    if listing.stored is not None:
+        extra["stored_tensors"] = [_tensor_json(r) for r in listing.stored.rows]
     return to_json(
         {
             "model": listing.model,
             "format": listing.format,
-            "tensors": [
-                {"name": r.name, "shape": list(r.shape), "dtype": r.dtype, "numel": r.numel, "nbytes": r.nbytes, "file": r.file}
-                for r in listing.rows
-            ],
+            "tensors": [_tensor_json(r) for r in listing.rows],
             "total": {"tensors": len(listing.rows), "numel": listing.total_numel, "nbytes": listing.total_nbytes},
             "notes": list(listing.notes),
+            **extra,
         }
     ) + "\n"
