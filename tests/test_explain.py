@@ -215,14 +215,14 @@ def test_missing_fields_are_findings(tmp_path, cli):
     result = cli("config", folder, "--explain", "--lang", "en")
     assert result.code == 0
     assert result.out.split("Findings:\n")[1] == (
-        "  config.json: expected hidden_size to be a positive integer, found '4096'\n"
+        '  config.json: expected hidden_size to be an integer in 1..1,048,576, found "4096"\n'
         "  config.json: expected num_hidden_layers (or n_layer, num_layers, n_layers) for the layer count, found no such field\n"
         "  config.json: expected num_attention_heads (or n_head, num_heads, n_heads) for the attention heads, found no such field\n"
     )
     assert "  layers: unknown (see findings)" in result.out.splitlines()
     result = cli("config", folder, "--explain", "--lang", "zh")
     assert result.out.split("发现的问题：\n")[1] == (
-        "  config.json：hidden_size 应为正整数，实际为 '4096'\n"
+        '  config.json：hidden_size 的值 "4096" 类型不对或超出范围，应为 1..1,048,576；分析时不用它\n'
         "  config.json：缺少层数所需的字段 num_hidden_layers（或 n_layer, num_layers, n_layers）\n"
         "  config.json：缺少注意力头数所需的字段 num_attention_heads（或 n_head, num_heads, n_heads）\n"
     )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 from .catalog import Catalog, TensorInfo
+from .config_schema import refuse_to_build
 from .dtypes import DTYPES
 from .errors import AnatomyError
 
@@ -253,6 +254,7 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
         if shipped is not None:
             return shipped
         raise SkeletonUnavailable(catalog.name, "transformers for class names and parameter order", "it is not installed", "pip install 'llm-anatomy[transformers]'")
+    refuse_to_build(config, catalog.config_file or catalog.name)  # before transformers sees it
     if catalog.config_file:
         with open(catalog.config_file, "rb") as handle:
             config_bytes = handle.read()

@@ -4,7 +4,8 @@ Families spell the same quantity differently (GPT-2's n_embd is Llama's hidden_s
 T5's d_model); FIELD_ALIASES maps each quantity to its spellings, and small tables hold
 the few family rules (which layers slide, which are mixture-of-experts, how a RoPE
 scaling type changes the context), so no family has its own code path. Nothing here
-raises on bad input: what cannot be derived is None, plus a Finding naming the field."""
+raises on bad input: config_schema first leaves out every field of the wrong type or out
+of range, and what cannot be derived is None, plus a Finding naming the field."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, Callable
 
+from ..config_schema import Finding, validate
 from ..dtypes import CONFIG_DTYPE_NAMES
-from ..errors import AnatomyError
 from ..safe_text import escape
 
 # Quantity -> config field names that hold it, most common first.
@@ -42,7 +43,8 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "mtp_layers": ("num_nextn_predict_layers",),
 }
 
-# Quantities a config may set to 0 to mean "none" (Qwen2-MoE writes sliding_window 0).
+# Quantities a config may set to 0 to mean "none" (Qwen2-MoE writes sliding_window 0):
+# exactly those whose fields config_schema lets be 0.
 ZERO_MEANS_NONE = frozenset({"mtp_layers", "sliding_window", "num_experts", "experts_per_token", "num_shared_experts", "q_lora_rank", "kv_lora_rank", "shared_intermediate_size", "moe_intermediate_size"})
 
 # Families whose feed-forward block is up -> activation -> down (two matrices) rather
@@ -154,17 +156,6 @@ ROPE_CONTEXT_RULES: dict[str, Callable[[dict[str, Any], int | None], tuple[int |
 # documented in each class's docstring; _asdict() gives them as a dict.
 
 
-class Finding(namedtuple("Finding", "where expected found todo kind args", defaults=("", None, None))):
-    """A gap or contradiction in the input, shaped like an AnatomyError line: where
-    ("config.json" or a tensor name), what was expected, what was found, what to do.
-    kind and args (a dict) name the sentence and its values, for renderers that word it in
-    another language (the report's FINDINGS table); line() is the English."""
-
-    __slots__ = ()
-
-    line = AnatomyError.line  # the one spelling of "where: expected X, found Y; todo"
-
-
 class Phrase(str):
     """An English note that also carries its kind and values (as Finding does), so the report
     can word it in another language; text and JSON see a plain string."""
@@ -219,22 +210,23 @@ def _text_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Reader:
-    """Reads quantities by alias, recording which field each came from and what was wrong."""
+    """Reads quantities by alias from a validated config, recording which field each came
+    from and what was missing. invalid: the fields validation left out (already findings)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], invalid: set[str], findings: tuple[Finding, ...]) -> None:
         self.config = config
+        self.invalid = invalid
         self.fields: dict[str, str] = {}
-        self.findings: list[Finding] = []
+        self.findings: list[Finding] = list(findings)
 
     def integer(self, quantity: str, needed_for: str | None = None) -> int | None:
-        """The quantity as a positive int; None (plus a finding if needed_for) otherwise."""
+        """The quantity (a positive int, validated); None (plus a finding if needed_for) otherwise."""
         for name in FIELD_ALIASES[quantity]:
+            if name in self.invalid:
+                return None
             value = self.config.get(name)
             if value is None or value == 0 and quantity in ZERO_MEANS_NONE:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                self.findings.append(Finding("config.json", f"{name} to be a positive integer", escape(repr(value)), kind="not_positive", args={"field": name, "value": escape(repr(value))}))
-                return None
             self.fields[quantity] = name
             return value
         if needed_for:
@@ -322,10 +314,12 @@ def _intermediate(read: _Reader, hidden: int | None) -> int | None:
 
 
 def derive(config: dict[str, Any]) -> Architecture:
-    """Everything the config implies about the model's shape; gaps become findings."""
-    config = _text_config(config)
-    model_type = config.get("model_type") if isinstance(config.get("model_type"), str) else None
-    read = _Reader(config)
+    """Everything the config implies about the model's shape; invalid fields and gaps become findings."""
+    nested = _text_config(config) is not config
+    checked = validate(config)
+    raw, config = (config["text_config"], checked.config["text_config"]) if nested else (config, checked.config)
+    model_type = config.get("model_type")
+    read = _Reader(config, {name for name in raw if name not in config}, checked.findings)
     hidden = read.integer("hidden_size", "the model width")
     layers = read.integer("num_layers", "the layer count")
     heads = read.integer("num_heads", "the attention heads")
@@ -344,6 +338,10 @@ def derive(config: dict[str, Any]) -> Architecture:
         head_dim, head_dim_source = _head_dim(read, hidden, heads)
     num_experts = read.integer("num_experts")
     experts_per_token = read.integer("experts_per_token", "the experts used per token") if num_experts else None
+    if experts_per_token and experts_per_token > num_experts:
+        fields = {"per_token_field": read.fields["experts_per_token"], "experts_field": read.fields["num_experts"], "experts": num_experts, "value": experts_per_token}
+        read.findings.append(Finding("config.json", f"{read.fields['experts_per_token']} at most {read.fields['num_experts']} {num_experts}", str(experts_per_token), kind="too_many_experts", args=fields))
+        experts_per_token = None
     window = read.integer("sliding_window")
     sliding = _sliding_layers(config, model_type, layers, window)
     rope = _rope(config)

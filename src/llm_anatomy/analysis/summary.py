@@ -238,19 +238,20 @@ def _plan(arch: Architecture) -> dict[str, list[tuple[str, int]]]:
         plan["embeddings"].append(("pos_embed", 1))
     if arch.type_vocab_size:
         plan["embeddings"].append(("type_embed", 1))
-    if arch.attention == "MLA":
-        q_roles = ("q_a", "q_b") if arch.q_lora_rank else ("q",)
-        plan["attention"] += [(r, layers) for r in (*q_roles, "kv_a", "kv_b", "o")]
-    else:
-        plan["attention"] += [(r, layers) for r in ("q", "k", "v", "o")]
-    plan["mlp"] += [(r, dense_layers) for r in ffn_roles]
-    if moe_layers and arch.num_experts:
-        plan["experts"] += [("expert_" + r, moe_layers * arch.num_experts) for r in ffn_roles]
-        plan["router"].append(("router", moe_layers))
-        if arch.shared_intermediate_size:
-            plan["shared experts"] += [("shared_" + r, moe_layers) for r in ffn_roles]
-        if arch.fields.get("shared_intermediate_size") == "shared_expert_intermediate_size":
-            plan["router"].append(("shared_router", moe_layers))  # Qwen2-MoE gates its shared expert
+    if arch.num_layers is not None:  # without a (valid) layer count the config implies nothing per layer
+        if arch.attention == "MLA":
+            q_roles = ("q_a", "q_b") if arch.q_lora_rank else ("q",)
+            plan["attention"] += [(r, layers) for r in (*q_roles, "kv_a", "kv_b", "o")]
+        else:
+            plan["attention"] += [(r, layers) for r in ("q", "k", "v", "o")]
+        plan["mlp"] += [(r, dense_layers) for r in ffn_roles]
+        if moe_layers and arch.num_experts:
+            plan["experts"] += [("expert_" + r, moe_layers * arch.num_experts) for r in ffn_roles]
+            plan["router"].append(("router", moe_layers))
+            if arch.shared_intermediate_size:
+                plan["shared experts"] += [("shared_" + r, moe_layers) for r in ffn_roles]
+            if arch.fields.get("shared_intermediate_size") == "shared_expert_intermediate_size":
+                plan["router"].append(("shared_router", moe_layers))  # Qwen2-MoE gates its shared expert
     if arch.has_output_head and not arch.tied_embeddings:  # None (no architectures[]): a head is not assumed
         plan["output head"].append(("head", 1))
     return plan

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from typing import Any, Sequence
 
 from ..catalog import TensorInfo
+from ..config_schema import check_meta_params
 from ..errors import AnatomyError, ConfigUnavailable
 from ..safe_text import escape
 from ..ggml_types import KEY_ARCHITECTURE, KEY_TOKENS
@@ -97,6 +98,7 @@ def from_meta_params(path: str, tensors: dict[str, TensorInfo]) -> dict[str, Any
     params, error = read_json_object(path, "Meta's params.json")
     if error is not None:
         raise error
+    check_meta_params(path, params)
     config: dict[str, Any] = {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
     for key, field in META_FIELDS:
         if params.get(key) is not None:
