@@ -169,9 +169,9 @@ def found_text(value: object) -> str:
     elif isinstance(value, str):
         text = '"' + value[:FOUND_WIDTH] + '"'
     elif isinstance(value, dict):
-        text = f"an object of {len(value):,} fields"
+        text = f"an object of {len(value):,} field{'' if len(value) == 1 else 's'}"
     elif isinstance(value, list):
-        text = f"a list of {len(value):,} items"
+        text = f"a list of {len(value):,} item{'' if len(value) == 1 else 's'}"
     else:
         text = type(value).__name__
     text = escape(text)

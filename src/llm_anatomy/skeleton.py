@@ -254,7 +254,8 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
         if shipped is not None:
             return shipped
         raise SkeletonUnavailable(catalog.name, "transformers for class names and parameter order", "it is not installed", "pip install 'llm-anatomy[transformers]'")
-    refuse_to_build(config, catalog.config_file or catalog.name)  # before transformers sees it
+    # Before transformers sees it. A config derived from GGUF metadata comes from the first file.
+    refuse_to_build(config, catalog.config_file or (catalog.files[0] if catalog.files else catalog.name))
     if catalog.config_file:
         with open(catalog.config_file, "rb") as handle:
             config_bytes = handle.read()
