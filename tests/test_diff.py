@@ -169,7 +169,7 @@ def test_nan_pairs_are_left_out_and_counted(tmp_path, cli, batching):
 
 def test_negative_top_is_a_usage_error(llama_dir, cli):
     result = cli("diff", llama_dir, llama_dir, "--top", "-1")
-    assert (result.code, result.out, result.err) == (2, "", "llm-anatomy diff: error: argument --top: expected a non-negative integer, found -1\n")
+    assert (result.code, result.out, result.err) == (2, "", "llm-anatomy diff: error: argument --top: expected a whole number in 0..1,000,000,000, found -1\n")
 
 
 def test_tiny_tensors_against_themselves_and_a_changed_copy(tmp_path):

@@ -132,4 +132,4 @@ def test_cli_rejects_bad_context(llama7b, capsys):
     with pytest.raises(SystemExit) as exit:
         main(["summary", str(llama7b), "--context", "4k"])
     assert exit.value.code == 2
-    assert capsys.readouterr().err == "llm-anatomy summary: error: argument --context: expected positive whole numbers separated by commas, found '4k'\n"
+    assert capsys.readouterr().err == "llm-anatomy summary: error: argument --context: expected up to 64 whole numbers in 1..4,294,967,296 separated by commas, found 4k\n"

@@ -51,6 +51,18 @@ def split_index(text: str, glob: bool = False) -> tuple[str, str | None]:
     return match.group("name"), match.group("index")
 
 
+# No tensor dimension reaches 2**63; int() of more than 4,300 digits raises.
+MAX_INDEX_DIGITS = 19
+
+
+def _index_int(target: str, text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INDEX_DIGITS:
+        shown = target if len(target) <= 80 else target[:77] + "..."
+        raise UsageError(shown, f"indices of at most {MAX_INDEX_DIGITS} digits", f"one of {digits:,} digits")
+    return int(text)
+
+
 def parse_index(target: str, index: str) -> tuple:
     """'0, :8' -> (0, slice(None, 8, None)); target names the whole expression in errors."""
     items: list = []
@@ -60,9 +72,9 @@ def parse_index(target: str, index: str) -> tuple:
         if item == "...":
             items.append(Ellipsis)
         elif re.match(_INTEGER, item):
-            items.append(int(item))
+            items.append(_index_int(target, item))
         elif slice_match:
-            start, stop, step = (None if v is None else int(v) for v in slice_match.group("start", "stop", "step"))
+            start, stop, step = (None if v is None else _index_int(target, v) for v in slice_match.group("start", "stop", "step"))
             if step is not None and step < 1:
                 raise UsageError(target, "a slice step of at least 1", str(step), "torch slices only step forwards")
             items.append(slice(start, stop, step))

@@ -6,7 +6,7 @@ import argparse
 from typing import TextIO
 
 from ..formats import open_catalog
-from .main import non_negative_int
+from .main import whole_number
 from .progress import progress_for
 
 HELP = (
@@ -19,13 +19,16 @@ EXAMPLE = """  llm-anatomy diff ./Llama-2-7b-hf ./Llama-2-7b-chat-hf --top 10
   llm-anatomy diff base/ finetuned/ --filter 'model.layers.*.mlp.*' --json"""
 
 
+MAX_TOP = 10**9
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("a", metavar="A", help="the first model: folder, weights file, or model id in the local Hugging Face cache")
     parser.add_argument("b", metavar="B", help="the second model")
     parser.add_argument("--revision", help="revision of A when it is a cached model id")
     parser.add_argument("--revision-b", help="revision of B when it is a cached model id")
     parser.add_argument("--filter", metavar="GLOB", help="only tensors whose names match this shell pattern")
-    parser.add_argument("--top", type=non_negative_int, metavar="N", help="only the N tensors that changed most")
+    parser.add_argument("--top", type=whole_number(0, MAX_TOP), metavar="N", help=f"only the N tensors that changed most (0..{MAX_TOP:,})")
     parser.add_argument("--hf-names", action="store_true", help="match GGUF and Meta tensor names to Hugging Face names on both sides, so a GGUF pairs with its HF original")
     parser.add_argument("--json", action="store_true", help="machine-readable output (one document, after the values)")
 

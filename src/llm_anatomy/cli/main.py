@@ -120,12 +120,37 @@ class Escaping:
         return getattr(self.raw, name)
 
 
-def non_negative_int(text: str) -> int:
-    """An argparse type for counts (--top, --edgeitems): a bad value is a usage error, exit 2."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, found {text}")
-    return value
+# Numbers typed on the command line carry at most this many digits: int() of more than
+# 4,300 raises, and no option needs more than a dozen.
+MAX_DIGITS = 19
+SHOWN_ARGUMENT = 30  # characters of a bad argument echoed in the usage error
+
+
+def shown_argument(text: str) -> str:
+    return escape(text if len(text) <= SHOWN_ARGUMENT else text[:SHOWN_ARGUMENT] + "...")
+
+
+def parse_whole_number(text: str, low: int, high: int) -> int | None:
+    """text as an int in low..high, or None."""
+    if len(text.strip().lstrip("+-")) > MAX_DIGITS:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if low <= value <= high else None
+
+
+def whole_number(low: int, high: int):
+    """An argparse type for a whole number in low..high: anything else is a usage error, exit 2."""
+
+    def parse(text: str) -> int:
+        value = parse_whole_number(text, low, high)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"expected a whole number in {low:,}..{high:,}, found {shown_argument(text)}")
+        return value
+
+    return parse
 
 
 def build_parser(modules: dict[str, object]) -> Parser:

@@ -11,7 +11,7 @@ from ..analysis.memory import KV_DTYPE_BYTES
 from ..analysis.summary import summarize
 from ..formats import open_catalog
 from ..render import summary as render
-from .main import add_model_argument
+from .main import add_model_argument, parse_whole_number, shown_argument
 
 HELP = (
     "Where the parameters sit (by component, layer and dtype; tied weights once; MoE total and "
@@ -22,21 +22,29 @@ EXAMPLE = """  llm-anatomy summary meta-llama/Llama-2-7b-chat-hf
   llm-anatomy summary ./Mixtral-8x7B-v0.1 --context 4096,32768 --batch 1,8 --kv-dtype fp8"""
 
 
-def positive_ints(text: str) -> tuple[int, ...]:
-    """'4096,32768' -> (4096, 32768)."""
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        values = ()
-    if not values or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"expected positive whole numbers separated by commas, found {text!r}")
-    return values
+# The KV cache table has one row per context and batch: a few of each, of sane sizes.
+MAX_VALUES = 64
+MAX_CONTEXT = 2**32
+MAX_BATCH = 2**20
+
+
+def whole_numbers(high: int):
+    """An argparse type: '4096,32768' -> (4096, 32768), each in 1..high, at most MAX_VALUES."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        parts = text.split(",", MAX_VALUES)
+        values = tuple(parse_whole_number(part, 1, high) for part in parts)
+        if len(parts) > MAX_VALUES or None in values:
+            raise argparse.ArgumentTypeError(f"expected up to {MAX_VALUES} whole numbers in 1..{high:,} separated by commas, found {shown_argument(text)}")
+        return values
+
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    parser.add_argument("--context", type=positive_ints, metavar="N[,N...]", help="context lengths for the KV cache table (default: common lengths up to the model's context)")
-    parser.add_argument("--batch", type=positive_ints, metavar="N[,N...]", help="batch sizes for the KV cache table (default: 1)")
+    parser.add_argument("--context", type=whole_numbers(MAX_CONTEXT), metavar="N[,N...]", help="context lengths for the KV cache table (default: common lengths up to the model's context)")
+    parser.add_argument("--batch", type=whole_numbers(MAX_BATCH), metavar="N[,N...]", help="batch sizes for the KV cache table (default: 1)")
     parser.add_argument("--kv-dtype", choices=tuple(KV_DTYPE_BYTES), help="KV cache precision (default: the config's torch_dtype)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -12,7 +12,7 @@ from ..analysis.tree import build_tree, find_node
 from ..errors import UsageError
 from ..formats import open_catalog
 from ..render import tree as render
-from .main import add_model_argument
+from .main import add_model_argument, whole_number
 
 HELP = (
     "The module hierarchy: each module with its class name, its own and total parameter count; "
@@ -24,16 +24,13 @@ EXAMPLE = """  llm-anatomy tree meta-llama/Llama-2-7b-chat-hf --depth 2
   llm-anatomy tree ./Llama-2-7b-chat-hf --node lm_head --style torch --params    # as named_parameters() prints"""
 
 
-def _depth(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return int(text)
+MAX_DEPTH = 10_000  # deeper than any model; --depth beyond a model's depth shows it all
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("--node", default="", metavar="PATH", help="show only this module's subtree, e.g. model.layers.0 (default: the whole model)")
-    parser.add_argument("--depth", type=_depth, metavar="N", help="show N levels below the node (default: all)")
+    parser.add_argument("--depth", type=whole_number(0, MAX_DEPTH), metavar="N", help="show N levels below the node (default: all)")
     parser.add_argument("--params", action="store_true", help="also list each module's own parameters; with --style torch, print named_parameters() instead of named_children()")
     parser.add_argument("--style", choices=("tree", "torch"), default="tree", help="torch: `name: ClassName` for each child of --node, as named_children() prints")
     parser.add_argument("--json", action="store_true", help="machine-readable output (unfolded: every module with its path)")

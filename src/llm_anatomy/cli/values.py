@@ -12,7 +12,7 @@ from ..errors import UsageError
 from ..formats import open_catalog
 from ..render import torch_values as render
 from ..tensors import ElementReader
-from .main import add_model_argument, non_negative_int
+from .main import add_model_argument, shown_argument, whole_number
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,8 +30,21 @@ EXAMPLE = """  llm-anatomy values meta-llama/Llama-2-7b-chat-hf 'lm_head.weight[
   llm-anatomy values ./Llama-2-7b-chat-hf --style torch   # as `for p in model.parameters(): print(p)`"""
 
 
+# Sane ranges of torch.set_printoptions' settings. Past MAX_THRESHOLD elements a tensor's
+# text is built in memory at once; --full prints any size, streaming.
+MAX_PRECISION = 100
+MAX_EDGEITEMS = 1_000
+MAX_LINEWIDTH = 100_000
+MAX_THRESHOLD = 1_000_000
+
+
 def _threshold(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text) if len(text) <= 40 else None
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= MAX_THRESHOLD:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a number in 0..{MAX_THRESHOLD:,} (--full prints every element, streaming), found {shown_argument(text)}")
     return int(value) if value.is_integer() else value
 
 
@@ -40,10 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("tensor", metavar="TENSOR[INDEX]", nargs="?", help="one tensor by exact name, optionally indexed: 'lm_head.weight[0, :8]'")
     parser.add_argument("--filter", metavar="GLOB", help="tensors whose names match this shell pattern; a trailing [INDEX] indexes each one")
     parser.add_argument("--style", choices=("named", "torch"), default="named", help="torch: exactly `for p in model.parameters(): print(p)` (transformers' order, tied weights once)")
-    parser.add_argument("--edgeitems", metavar="N", type=non_negative_int, default=DEFAULTS.edgeitems, help="items shown at each end of a summarized dimension (default 3)")
-    parser.add_argument("--precision", metavar="N", type=non_negative_int, default=DEFAULTS.precision, help="digits after the decimal point (default 4)")
-    parser.add_argument("--threshold", metavar="N", type=_threshold, default=DEFAULTS.threshold, help="summarize tensors with more elements than this (default 1000)")
-    parser.add_argument("--linewidth", metavar="N", type=non_negative_int, default=DEFAULTS.linewidth, help="characters per line before wrapping (default 80)")
+    parser.add_argument("--edgeitems", metavar="N", type=whole_number(0, MAX_EDGEITEMS), default=DEFAULTS.edgeitems, help=f"items shown at each end of a summarized dimension (default 3, at most {MAX_EDGEITEMS:,})")
+    parser.add_argument("--precision", metavar="N", type=whole_number(0, MAX_PRECISION), default=DEFAULTS.precision, help=f"digits after the decimal point (default 4, at most {MAX_PRECISION})")
+    parser.add_argument("--threshold", metavar="N", type=_threshold, default=DEFAULTS.threshold, help=f"summarize tensors with more elements than this (default 1000, at most {MAX_THRESHOLD:,}; --full for every element)")
+    parser.add_argument("--linewidth", metavar="N", type=whole_number(0, MAX_LINEWIDTH), default=DEFAULTS.linewidth, help=f"characters per line before wrapping (default 80, at most {MAX_LINEWIDTH:,})")
     parser.add_argument("--full", action="store_true", help="print every element (threshold=inf); reads whole tensors, streaming")
     parser.add_argument("--json", action="store_true", help="machine-readable: shape, dtype, the shown positions per dimension and their values")
     parser.add_argument("--hf-names", action="store_true", help="name GGUF and Meta tensors by their Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)")
