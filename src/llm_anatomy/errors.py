@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from .safe_text import escape
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
 
 class AnatomyError(Exception):
     """Bad input (a missing, corrupt or unsupported checkpoint). Exit status 1."""
@@ -32,3 +36,18 @@ class UsageError(AnatomyError):
 class ConfigUnavailable(AnatomyError):
     """The checkpoint carries no config transformers can read (a GGUF architecture transformers
     maps to no config): commands that need one refuse, views that can fall back to tensor names do."""
+
+
+# Where notes go: things the user should know that do not stop the command (a skeleton
+# cache that cannot be written). None: a Python warning, for library callers; the CLI sets
+# a function that prints them, escaped, one line each.
+note_sink: "Callable[[str], None] | None" = None
+
+
+def note(text: str) -> None:
+    if note_sink is not None:
+        note_sink(text)
+        return
+    import warnings
+
+    warnings.warn(text, stacklevel=2)

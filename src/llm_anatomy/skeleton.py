@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import re
+import stat
 import zlib
 from collections import namedtuple
 
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 from .catalog import Catalog, TensorInfo
 from .config_schema import refuse_to_build
 from .dtypes import DTYPES
-from .errors import AnatomyError
+from .errors import AnatomyError, note
+from .safe_text import escape
 
 SCHEMA_VERSION = 3  # 2: config_text carries the dtype from_pretrained infers from the weights; 3: "key" stored
 
@@ -70,23 +72,50 @@ class Skeleton(namedtuple("Skeleton", "transformers_version model_class modules 
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Skeleton":
+        """The skeleton to_json() wrote; ValueError, KeyError or TypeError for anything else
+        (a cache entry is a file other programs can damage or forge)."""
         return cls(
-            transformers_version=data["transformers_version"],
-            model_class=data["model_class"],
-            modules=tuple(Module(m["path"], m["class_name"], tuple(m["parameters"])) for m in data["modules"]),
-            parameters=tuple(Parameter(p["name"], tuple(p["shape"])) for p in data["parameters"]),
-            buffers=tuple(Buffer(b["name"], tuple(b["shape"]), b["persistent"]) for b in data["buffers"]),
-            tied=dict(data["tied"]),
-            config_text=data["config_text"],
-            config_class=data["config_class"],
+            transformers_version=_checked(str, data["transformers_version"]),
+            model_class=_checked(str, data["model_class"]),
+            modules=tuple(Module(_checked(str, m["path"]), _checked(str, m["class_name"]), _strings(m["parameters"])) for m in _checked(list, data["modules"])),
+            parameters=tuple(Parameter(_checked(str, p["name"]), _shape(p["shape"])) for p in _checked(list, data["parameters"])),
+            buffers=tuple(Buffer(_checked(str, b["name"]), _shape(b["shape"]), _checked(bool, b["persistent"])) for b in _checked(list, data["buffers"])),
+            tied={_checked(str, alias): _checked(str, name) for alias, name in _checked(dict, data["tied"]).items()},
+            config_text=_checked(str, data["config_text"]),
+            config_class=_checked(str, data["config_class"]),
         )
 
 
+def _checked(kind: type, value: Any) -> Any:
+    if not isinstance(value, kind):
+        raise TypeError(f"expected {kind.__name__}, found {type(value).__name__}")
+    return value
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(_checked(str, item) for item in _checked(list, value))
+
+
+# A shape read back from the cache: what torch could hold (rank and sizes), so that counts
+# stay ints a float can still show.
+MAX_RANK, MAX_DIM = 16, 2**63
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    shape = tuple(_checked(int, item) for item in _checked(list, value))
+    if len(shape) > MAX_RANK or any(isinstance(d, bool) or not 0 <= d < MAX_DIM for d in shape):
+        raise ValueError(f"expected a tensor shape, found {len(shape)} dimensions")
+    return shape
+
+
 def cache_dir() -> str:
-    """LLM_ANATOMY_CACHE, else $XDG_CACHE_HOME/llm-anatomy, else ~/.cache/llm-anatomy."""
+    """LLM_ANATOMY_CACHE, else $XDG_CACHE_HOME/llm-anatomy, else ~/.cache/llm-anatomy.
+    A relative XDG_CACHE_HOME is ignored, as the XDG spec asks (it would put the cache in
+    whatever folder the command runs in, a model folder perhaps)."""
     if os.environ.get("LLM_ANATOMY_CACHE"):
         return os.environ["LLM_ANATOMY_CACHE"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.cache")
     return os.path.join(base, "llm-anatomy")
 
 
@@ -114,26 +143,62 @@ def _cache_path(key: str) -> str:
     return os.path.join(cache_dir(), "skeletons", f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}.json")
 
 
+# DeepSeek-V3's skeleton is ~3 MB of JSON; an entry past this is not one we wrote.
+MAX_ENTRY_BYTES = 64 * 2**20
+
+
+def _read_entry(path: str) -> bytes:
+    """The bytes of a regular file of at most MAX_ENTRY_BYTES; OSError or ValueError otherwise.
+    O_NONBLOCK: a FIFO planted in the cache must not hang the command."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ENTRY_BYTES:
+            raise ValueError("not a cache entry")
+        return handle.read(MAX_ENTRY_BYTES + 1)
+
+
 def _read_cached(path: str, key: str) -> Skeleton | str | None:
     """The entry at path if it was written for this key: a Skeleton, or why transformers could
     not build one (so an unsupported config costs the transformers import once, not every call);
-    None if absent, stale or damaged."""
+    None if absent or stale. A damaged entry is None too, with a note: it is rebuilt."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-        if data.get("key") != key:
-            return None
-        return data["unbuildable"] if "unbuildable" in data else Skeleton.from_json(data)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        data = json.loads(_read_entry(path))
+    except OSError:  # absent, or a cache that cannot be read: writing it will say so
+        return None
+    except (ValueError, RecursionError) as exc:
+        note(f"ignoring the skeleton cache entry {path} ({type(exc).__name__}); building the skeleton again")
+        return None
+    if not isinstance(data, dict) or data.get("key") != key:
+        return None
+    try:
+        return _checked(str, data["unbuildable"]) if "unbuildable" in data else Skeleton.from_json(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        note(f"ignoring the skeleton cache entry {path} ({type(exc).__name__}); building the skeleton again")
         return None
 
 
 def _write_cached(path: str, entry: dict[str, Any]) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    """Store an entry; a cache that cannot be written (no permission, a file where its folder
+    should be, a full disk) leaves the command working without it, with a note."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(entry, handle)
-    os.replace(tmp, path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        # O_EXCL | O_NOFOLLOW: never write through a link or into a file planted at tmp.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        note(f"cannot write the skeleton cache in {os.path.dirname(path)} ({exc.strerror or type(exc).__name__}); continuing without it")
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(entry, handle)
+        os.replace(tmp, path)
+    except OSError as exc:
+        note(f"cannot write the skeleton cache entry {path} ({exc.strerror or type(exc).__name__}); continuing without it")
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 # Called with True just before transformers builds a skeleton (seconds: torch and transformers
@@ -145,7 +210,14 @@ on_build: Callable[[bool], None] | None = None
 NOT_THE_CONFIGS_FAULT = (ImportError, OSError, MemoryError)
 
 
+# Characters of transformers' message relayed (some quote the whole config).
+MAX_WHY = 300
+
+
 def _unbuildable(catalog: Catalog, why: str) -> SkeletonUnavailable:
+    """why: transformers' message (or a cached one): escaped and cut, as it reaches the terminal."""
+    why = escape(why)
+    why = why if len(why) <= MAX_WHY else why[: MAX_WHY - 3] + "..."
     return SkeletonUnavailable(catalog.config_file or catalog.name, "a config transformers can build", why, "class names and parameter order fall back to tensor names")
 
 

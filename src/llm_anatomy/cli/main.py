@@ -13,7 +13,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Callable, Iterable, Sequence, TextIO
 
-from .. import __version__
+from .. import __version__, errors
 from ..errors import AnatomyError
 from ..safe_text import escape, escape_json, escape_page
 
@@ -282,6 +282,8 @@ def _run(argv: list[str]) -> int:
             parser.print_help()
             code = 2
         else:
+            notes: list[str] = []
+            errors.note_sink = notes.append
             try:
                 code = _run_command(modules[args.command], args)
             except AnatomyError as exc:
@@ -289,6 +291,10 @@ def _run(argv: list[str]) -> int:
                     raise
                 # escape(), not the page's escape: a message with a newline is still one line.
                 line, code = f"llm-anatomy: {escape(exc.line())}", exc.exit_code
+            finally:
+                errors.note_sink = None
+            if line is None:  # notes after the output, once each; a failing command says only why
+                line = "\n".join(f"llm-anatomy: note: {escape(text)}" for text in dict.fromkeys(notes)) or None
     sys.stdout.flush()  # a full disk (or /dev/full) shows here, while it can still be said
     if line is not None:
         print(line, file=sys.stderr)
