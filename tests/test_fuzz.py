@@ -215,3 +215,69 @@ def test_nesting_scan_agrees_with_the_parsed_depth(value, wrap, ensure_ascii):
     except AnatomyError as refused:
         assert "nested at most 64 levels deep" in refused.line()
         assert _depth(document) > bounded_json.MAX_DEPTH
+
+
+# ---------------------------------------------------------------- config.json contents
+
+from llm_anatomy.config_schema import FIELDS, ROPE_FIELDS  # noqa: E402
+
+# Any JSON value, NaN and the infinities included (Python's json reads and writes them).
+CONFIG_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=8,
+)
+# Values in the ranges a real config has, so that edits also reach the analyses and the
+# skeleton builder instead of being refused at the schema.
+SANE_VALUES = st.integers(0, 48) | st.sampled_from(["linear", "yarn", "dynamic", "llama3", "sliding_attention", "float16"]) | st.lists(st.integers(0, 3), max_size=3)
+ROPE_EDITS = st.dictionaries(st.sampled_from(sorted(ROPE_FIELDS)), CONFIG_VALUES | SANE_VALUES | st.floats(0.5, 64), max_size=4)
+CONFIG_EDITS = st.dictionaries(
+    st.sampled_from(sorted(FIELDS)),
+    CONFIG_VALUES | SANE_VALUES | ROPE_EDITS | st.fixed_dictionaries({"num_hidden_layers": CONFIG_VALUES | SANE_VALUES}),
+    max_size=6,
+)
+CONFIG_COMMANDS = (("summary",), ("config", "--explain"), ("config",), ("tree",), ("params", "--style", "torch"), ("values", "--style", "torch"), ("report", "-o", "REPORT"))
+
+
+@pytest.fixture(scope="module")
+def config_model(tmp_path_factory):
+    return checkpoints.tiny_llama(str(tmp_path_factory.mktemp("fuzz_config")), shard=None)
+
+
+def _one_line_or_output(code, out: str, err: str) -> None:
+    from hostile import TERMINAL_UNSAFE
+
+    if code == 0:
+        assert out
+        return
+    lines = err.split("\n")
+    assert code in (1, 2) and len(lines) == 2 and lines[1] == "" and lines[0].startswith("llm-anatomy"), err[-2000:]
+    assert not TERMINAL_UNSAFE.search(lines[0])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], database=None)
+@given(edits=CONFIG_EDITS)
+def test_config_contents(config_model, tmp_path, capsys, edits):
+    """Random JSON values for the fields config_schema checks, through every command that reads
+    the config: each ends with its output, or with exactly one line of the project's own error."""
+    import json
+    import shutil
+
+    from llm_anatomy.cli.main import main
+
+    with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
+        model = os.path.join(folder, "model")
+        shutil.copytree(config_model, model)
+        with open(os.path.join(model, "config.json")) as handle:
+            config = json.load(handle)
+        config.update(edits)
+        with open(os.path.join(model, "config.json"), "w") as handle:
+            json.dump(config, handle)
+        for command in CONFIG_COMMANDS:
+            args = [os.path.join(folder, "report.html") if a == "REPORT" else a for a in command]
+            try:
+                code = main([args[0], model, *args[1:]])
+            except SystemExit as exc:
+                code = exc.code
+            captured = capsys.readouterr()
+            _one_line_or_output(code, captured.out, captured.err)
