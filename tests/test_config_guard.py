@@ -26,7 +26,7 @@ CONFIG_FAMILIES = {
     "layers 1e10": ({"num_hidden_layers": 10**10}, "num_hidden_layers to be an integer in 1..100,000", "10000000000"),
     "layers 2**64-1": ({"num_hidden_layers": 2**64 - 1}, "num_hidden_layers to be an integer in 1..100,000", "18446744073709551615"),
     "layers as a string": ({"num_hidden_layers": "32"}, "num_hidden_layers to be an integer in 1..100,000", '"32"'),
-    "layers as a float": ({"num_hidden_layers": 2.0}, "num_hidden_layers to be an integer in 1..100,000", "2.0"),
+    "layers as a fraction": ({"num_hidden_layers": 2.5}, "num_hidden_layers to be an integer in 1..100,000", "2.5"),
     "layers 1e308": ({"num_hidden_layers": 1e308}, "num_hidden_layers to be an integer in 1..100,000", "1e+308"),
     "hidden 10**200": ({"hidden_size": 10**200}, "hidden_size to be an integer in 1..1,048,576", "an integer of 201 digits"),
     "hidden as true": ({"hidden_size": True}, "hidden_size to be an integer in 1..1,048,576", "true"),
@@ -226,3 +226,53 @@ def test_config_untouched_by_validation(base):
     """A valid config passes whole: nothing left out, no finding."""
     config = json.loads(open(os.path.join(base, "config.json")).read())
     assert validate(config) == (config, ())
+
+
+def test_per_layer_numbers_build():
+    """Real models give some sizes per layer or stage (Gemma 3n's intermediate_size, Swin's
+    num_heads, LXMERT's num_hidden_layers per part): the builder takes them, each checked;
+    the analyses, which need one number, report them."""
+    from llm_anatomy.config_schema import refuse_to_build
+    from llm_anatomy.errors import AnatomyError
+
+    refuse_to_build({"intermediate_size": [8192] * 35, "num_heads": [3, 6, 12, 24], "num_hidden_layers": {"vision": 5, "language": 9}}, "c")
+    with pytest.raises(AnatomyError) as refused:
+        refuse_to_build({"num_heads": [3, 10**9]}, "c")
+    assert refused.value.line() == "c: expected num_heads to be an integer in 1..65,536, found 1000000000 at index 1; " + BUILD_TODO
+    with pytest.raises(AnatomyError) as refused:
+        refuse_to_build({"num_hidden_layers": {"vision": 5, "language": 9000}}, "c")
+    assert refused.value.line().startswith("c: expected num_hidden_layers.language at most 2,048 to build the model's skeleton, found 9,000; ")
+    assert [f.line() for f in validate({"intermediate_size": [8192] * 35}).findings] == ["config.json: expected intermediate_size to be an integer in 1..16,777,216, found a list of 35 items"]
+
+
+def test_integral_floats_are_ints():
+    """1200.0 layers are 1200 (a config written by a tool that keeps numbers as floats)."""
+    assert validate({"num_hidden_layers": 1200.0, "vocab_size": 32000}).config == {"num_hidden_layers": 1200, "vocab_size": 32000}
+
+
+def test_every_transformers_config_passes():
+    """The schema holds every config class transformers ships, at its defaults: none is refused
+    by the builder's check, and derive() reads each without an exception."""
+    import logging
+    import warnings
+
+    from transformers import CONFIG_MAPPING
+
+    from llm_anatomy.config_schema import refuse_to_build
+
+    checked = 0
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for model_type in list(CONFIG_MAPPING.keys()):
+                try:
+                    config = json.loads(CONFIG_MAPPING[model_type]().to_json_string())
+                except Exception:  # some need arguments or extra packages to be made
+                    continue
+                refuse_to_build(config, model_type)
+                derive(config)
+                checked += 1
+    finally:
+        logging.disable(logging.NOTSET)
+    assert checked > 700

@@ -31,10 +31,13 @@ class Finding(namedtuple("Finding", "where expected found todo kind args", defau
     line = AnatomyError.line  # the one spelling of "where: expected X, found Y; todo"
 
 
-class Rule(namedtuple("Rule", "kind low high")):
-    """kind: "int", "number" (int or finite float), "bool", "str", "object", or a list of
-    one of them ("ints", "numbers", "strs", at most MAX_ITEMS long); low..high bound the
-    numbers (inclusive). null always passes: it means the field is not set."""
+class Rule(namedtuple("Rule", "kind low high per_layer", defaults=(False,))):
+    """kind: "int" (an integral float counts), "number" (int or finite float), "bool", "str",
+    "object", or a list of one of them ("ints", "numbers", "strs", at most MAX_ITEMS long);
+    low..high bound the numbers (inclusive). null always passes: the field is not set.
+    per_layer: some real models give a list (per layer or stage: Gemma 3n's intermediate_size,
+    Swin's num_heads) or an object (LXMERT's num_hidden_layers) of such numbers instead;
+    transformers builds them, while the analyses, which need one number, report them."""
 
     __slots__ = ()
 
@@ -63,22 +66,26 @@ def _ints(low: int, high: int) -> Rule:
     return Rule(INT, low, high)
 
 
+def _per_layer(low: int, high: int) -> Rule:
+    return Rule(INT, low, high, True)
+
+
 # Top-level fields (and the same fields inside text_config and other *_config objects).
 FIELDS: dict[str, Rule] = {
     # widths: hidden size under each family's spelling (Meta's params.json: dim)
     **dict.fromkeys(("hidden_size", "n_embd", "d_model", "dim", "model_dim"), _ints(1, MAX_WIDTH)),
-    **dict.fromkeys(("num_hidden_layers", "n_layer", "num_layers", "n_layers"), _ints(1, MAX_LAYERS)),
-    **dict.fromkeys(("num_attention_heads", "n_head", "num_heads", "n_heads"), _ints(1, MAX_HEADS)),
-    **dict.fromkeys(("num_key_value_heads", "num_kv_heads", "n_kv_heads", "multi_query_group_num"), _ints(1, MAX_HEADS)),
-    **dict.fromkeys(("head_dim", "head_size", "kv_channels"), _ints(1, MAX_WIDTH)),
-    **dict.fromkeys(("intermediate_size", "n_inner", "ffn_dim", "d_ff", "ffn_hidden_size"), _ints(1, MAX_WIDTH * 16)),
+    **dict.fromkeys(("num_hidden_layers", "n_layer", "num_layers", "n_layers"), _per_layer(1, MAX_LAYERS)),
+    **dict.fromkeys(("num_attention_heads", "n_head", "num_heads", "n_heads"), _per_layer(1, MAX_HEADS)),
+    **dict.fromkeys(("num_key_value_heads", "num_kv_heads", "n_kv_heads", "multi_query_group_num"), _per_layer(1, MAX_HEADS)),
+    **dict.fromkeys(("head_dim", "head_size", "kv_channels"), _per_layer(0, MAX_WIDTH)),  # GLM-5 writes 0: not set
+    **dict.fromkeys(("intermediate_size", "n_inner", "ffn_dim", "d_ff", "ffn_hidden_size"), _per_layer(1, MAX_WIDTH * 16)),
     **dict.fromkeys(("vocab_size", "n_vocab", "padded_vocab_size"), _ints(1, MAX_VOCAB)),
     **dict.fromkeys(("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"), _ints(1, MAX_CONTEXT)),
     # mixtures of experts: 0 means none
     **dict.fromkeys(("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts"), _ints(0, MAX_EXPERTS)),
     **dict.fromkeys(("num_experts_per_tok", "moe_top_k", "num_experts_per_token"), _ints(0, MAX_EXPERTS)),
     **dict.fromkeys(("n_shared_experts", "num_shared_experts"), _ints(0, MAX_EXPERTS)),
-    **dict.fromkeys(("moe_intermediate_size", "shared_expert_intermediate_size"), _ints(0, MAX_WIDTH * 16)),
+    **dict.fromkeys(("moe_intermediate_size", "shared_expert_intermediate_size"), _per_layer(0, MAX_WIDTH * 16)),
     "first_k_dense_replace": _ints(0, MAX_LAYERS),
     "moe_layer_freq": _ints(1, MAX_LAYERS),
     "decoder_sparse_step": _ints(1, MAX_LAYERS),
@@ -86,14 +93,14 @@ FIELDS: dict[str, Rule] = {
     "num_nextn_predict_layers": _ints(0, MAX_LAYERS),
     # multi-head latent attention (DeepSeek-V2/V3)
     **dict.fromkeys(("kv_lora_rank", "q_lora_rank"), _ints(0, MAX_WIDTH)),
-    **dict.fromkeys(("qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"), _ints(1, MAX_WIDTH)),
+    **dict.fromkeys(("qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"), _ints(0, MAX_WIDTH)),
     # sliding-window attention
     "sliding_window": _ints(0, MAX_CONTEXT),
     "sliding_window_pattern": _ints(1, MAX_LAYERS),
     "use_sliding_window": Rule(BOOL, None, None),
     "max_window_layers": _ints(0, MAX_LAYERS),
     "layer_types": Rule("strs", None, None),
-    "type_vocab_size": _ints(1, MAX_VOCAB),
+    "type_vocab_size": _ints(0, MAX_VOCAB),  # DeBERTa: 0, no token types
     "tie_word_embeddings": Rule(BOOL, None, None),
     "architectures": Rule("strs", None, None),
     "model_type": Rule(STR, None, None),
@@ -116,7 +123,7 @@ ROPE_FIELDS: dict[str, Rule] = {
     "original_max_position_embeddings": _ints(1, MAX_CONTEXT),
     **dict.fromkeys(("low_freq_factor", "high_freq_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "attention_factor", "short_mscale", "long_mscale"), Rule(NUMBER, 0, MAX_FACTOR)),
     **dict.fromkeys(("short_factor", "long_factor"), Rule("numbers", 0, MAX_FACTOR)),
-    "partial_rotary_factor": Rule(NUMBER, 0, 1),
+    "partial_rotary_factor": Rule(NUMBER, 0, MAX_FACTOR),
     "rope_theta": Rule(NUMBER, 0, 1e15),
 }
 ROPE_OBJECTS = ("rope_scaling", "rope_parameters")
@@ -185,18 +192,21 @@ def _scalar_ok(kind: str, rule: Rule, value: object) -> bool:
         return isinstance(value, str)
     if kind == OBJECT:
         return isinstance(value, dict)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or kind == INT and not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    if isinstance(value, float) and not isfinite(value):
+    if isinstance(value, float) and (not isfinite(value) or kind == INT and not value.is_integer()):
         return False
     return rule.low is None or rule.low <= value <= rule.high
 
 
-def problem(rule: Rule, value: object) -> str | None:
-    """Why value breaks rule (the found text), or None when it is fine."""
+def problem(rule: Rule, value: object, per_layer: bool = False) -> str | None:
+    """Why value breaks rule (the found text), or None when it is fine. per_layer: a list or
+    object of valid numbers passes too, where the rule allows it."""
     if value is None:
         return None
     item_kind = ITEM_KINDS.get(rule.kind)
+    if per_layer and rule.per_layer and isinstance(value, (list, dict)):
+        return problem(rule._replace(kind="ints"), list(value.values()) if isinstance(value, dict) else value)
     if item_kind is None:
         return None if _scalar_ok(rule.kind, rule, value) else found_text(value)
     if not isinstance(value, list) or len(value) > MAX_ITEMS:
@@ -214,45 +224,56 @@ class Checked(namedtuple("Checked", "config findings")):
     __slots__ = ()
 
 
-def _check_object(config: dict[str, Any], rules: dict[str, Rule], prefix: str, where: str, findings: list[Finding]) -> dict[str, Any]:
+class _Check(namedtuple("_Check", "rules where per_layer findings")):
+    __slots__ = ()
+
+
+def _check_object(config: dict[str, Any], check: _Check, prefix: str, rules: dict[str, Rule]) -> dict[str, Any]:
     clean = dict(config)
     for name, value in config.items():
         path = prefix + name
         rule = rules.get(name)
         if rule is not None:
-            found = problem(rule, value)
+            found = problem(rule, value, check.per_layer)
             if found is not None:
-                findings.append(Finding(where, expected_text(path, rule), found, kind="invalid_field", args={"field": path, "value": found, "accepted": accepted_notation(rule)}))
+                check.findings.append(Finding(check.where, expected_text(path, rule), found, kind="invalid_field", args={"field": path, "value": found, "accepted": accepted_notation(rule)}))
                 del clean[name]
                 continue
+            if rule.kind == INT and isinstance(value, float):
+                clean[name] = int(value)  # 1200.0 layers are 1200 layers, and range() wants an int
         if not isinstance(value, dict):
             continue
         if name in ROPE_OBJECTS and rules is not ROPE_FIELDS:
-            clean[name] = _check_rope(value, path + ".", where, findings)
-        elif name.endswith("_config") and rules is not ROPE_FIELDS:
-            clean[name] = _check_object(value, rules, path + ".", where, findings)  # text_config, vision_config
+            clean[name] = _check_rope(value, check, path + ".")
+        elif name.endswith("_config") and rules is not ROPE_FIELDS and (check.per_layer or name == "text_config"):
+            # The analyses read text_config; the builder builds vision_config, audio_config... too.
+            clean[name] = _check_object(value, check, path + ".", rules)
     return clean
 
 
-def _check_rope(rope: dict[str, Any], prefix: str, where: str, findings: list[Finding]) -> dict[str, Any]:
+def _check_rope(rope: dict[str, Any], check: _Check, prefix: str) -> dict[str, Any]:
     """One set of RoPE fields, or one per layer type ({"full_attention": {...}, ...})."""
     if rope and all(isinstance(value, dict) for value in rope.values()):
-        return {kind: _check_object(value, ROPE_FIELDS, f"{prefix}{kind}.", where, findings) for kind, value in rope.items()}
-    return _check_object(rope, ROPE_FIELDS, prefix, where, findings)
+        return {kind: _check_object(value, check, f"{prefix}{kind}.", ROPE_FIELDS) for kind, value in rope.items()}
+    return _check_object(rope, check, prefix, ROPE_FIELDS)
 
 
-def validate(config: dict[str, Any], where: str = "config.json", rules: dict[str, Rule] = FIELDS) -> Checked:
-    """The config without its invalid fields, and a finding for each one left out."""
-    findings: list[Finding] = []
-    clean = _check_object(config, rules, "", where, findings)
-    return Checked(clean, tuple(findings))
+def validate(config: dict[str, Any], where: str = "config.json", rules: dict[str, Rule] = FIELDS, per_layer: bool = False) -> Checked:
+    """The config without its invalid fields, and a finding for each one left out.
+    per_layer: accept per-layer lists where a rule allows them (the builder's view)."""
+    check = _Check(rules, where, per_layer, [])
+    clean = _check_object(config, check, "", rules)
+    return Checked(clean, tuple(check.findings))
 
 
 def _layer_counts(config: dict[str, Any], prefix: str = ""):
-    """(path, layer count) of the config and of each nested *_config."""
+    """(path, layer count) of a validated config and of each nested *_config; per part for
+    a count given per part (LXMERT)."""
     for name, value in config.items():
         if name in LAYER_COUNTS and isinstance(value, int):
             yield prefix + name, value
+        elif name in LAYER_COUNTS and isinstance(value, dict):
+            yield from ((f"{prefix}{name}.{part}", count) for part, count in value.items())
         elif name.endswith("_config") and isinstance(value, dict):
             yield from _layer_counts(value, f"{prefix}{name}.")
 
@@ -260,12 +281,12 @@ def _layer_counts(config: dict[str, Any], prefix: str = ""):
 def refuse_to_build(config: dict[str, Any], where: str) -> None:
     """Raise the one-line error of a command that would build the model from a config with
     an invalid field, or with more layers than MAX_BUILD_LAYERS; return if it is sane."""
-    findings = validate(config, where).findings
+    checked = validate(config, where, per_layer=True)
     todo = "fix the config; `llm-anatomy config --explain` lists every field out of range"
-    if findings:
-        first = findings[0]
+    if checked.findings:
+        first = checked.findings[0]
         raise AnatomyError(where, first.expected, first.found, todo)
-    for path, layers in _layer_counts(config):
+    for path, layers in _layer_counts(checked.config):
         if layers > MAX_BUILD_LAYERS:
             raise AnatomyError(where, f"{path} at most {MAX_BUILD_LAYERS:,} to build the model's skeleton", f"{layers:,}", "summary, and params and values in their default style, work without it")
 

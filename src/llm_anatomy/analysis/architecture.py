@@ -45,7 +45,7 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 
 # Quantities a config may set to 0 to mean "none" (Qwen2-MoE writes sliding_window 0):
 # exactly those whose fields config_schema lets be 0.
-ZERO_MEANS_NONE = frozenset({"mtp_layers", "sliding_window", "num_experts", "experts_per_token", "num_shared_experts", "q_lora_rank", "kv_lora_rank", "shared_intermediate_size", "moe_intermediate_size"})
+ZERO_MEANS_NONE = frozenset({"mtp_layers", "sliding_window", "num_experts", "experts_per_token", "num_shared_experts", "q_lora_rank", "kv_lora_rank", "shared_intermediate_size", "moe_intermediate_size", "type_vocab_size", "head_dim", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"})
 
 # Families whose feed-forward block is up -> activation -> down (two matrices) rather
 # than the gated SwiGLU/GeGLU form (gate, up, down: three matrices).
