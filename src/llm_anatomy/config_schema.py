@@ -206,7 +206,7 @@ def problem(rule: Rule, value: object, per_layer: bool = False) -> str | None:
         return None
     item_kind = ITEM_KINDS.get(rule.kind)
     if per_layer and rule.per_layer and isinstance(value, (list, dict)):
-        return problem(rule._replace(kind="ints"), list(value.values()) if isinstance(value, dict) else value)
+        return problem(Rule("ints", rule.low, rule.high), list(value.values()) if isinstance(value, dict) else value)
     if item_kind is None:
         return None if _scalar_ok(rule.kind, rule, value) else found_text(value)
     if not isinstance(value, list) or len(value) > MAX_ITEMS:
