@@ -157,3 +157,16 @@ def test_tree_without_config_shows_logical_weights(tmp_path, published, cli):
     out = cli("tree", tmp_path).out
     assert out.splitlines()[1].split() == ["(root)", "-", "6,738,415,616"]
     assert "qweight" not in out and "q_proj" in out
+
+
+def test_values_of_a_quantized_weight_names_its_stored_tensors(published, cli):
+    """Dequantized values are not shown yet: the logical name gets one line naming the stored tensors."""
+    folder = published("Llama-2-7B-AWQ", layouts.quantized_specs)
+    result = cli("values", folder, "model.layers.0.mlp.up_proj.weight[0]")
+    assert (result.code, result.out) == (2, "")
+    assert result.err == (
+        "llm-anatomy: Llama-2-7B-AWQ: expected model.layers.0.mlp.up_proj.weight as stored values, found a weight stored quantized"
+        " (AWQ 4 bit, group 128, zero point, GEMM) as model.layers.0.mlp.up_proj.qweight, model.layers.0.mlp.up_proj.qzeros, model.layers.0.mlp.up_proj.scales;"
+        " its dequantized values are not shown yet: show the stored tensors by those names\n"
+    )
+    assert cli("values", folder, "model.layers.0.mlp.up_proj.scales[0, :2]").out.endswith("\ntensor([0., 0.], dtype=torch.float16)\n")

@@ -250,11 +250,25 @@ def no_tensors(catalog: Catalog) -> UsageError:
     return UsageError(catalog.name, "a tensor to show", "none (the file holds metadata only)", "see it with `llm-anatomy params --metadata`")
 
 
+def _refuse_logical(catalog: Catalog, name: str) -> None:
+    """A quantized weight asked for by its logical name: say which stored tensors hold it,
+    as its dequantized values are not shown yet (better than "no such tensor")."""
+    from ..quant import view
+
+    qview = view(catalog)
+    weight = next((w for w in qview.quantized if w.name == name), None) if qview else None
+    if weight is not None:
+        stored = ", ".join(t.name for t in weight.parts)
+        raise UsageError(catalog.name, f"{name} as stored values", f"a weight stored quantized ({qview.description}) as {stored}", "its dequantized values are not shown yet: show the stored tensors by those names")
+
+
 def tensor_views(catalog: Catalog, target: str | None, pattern: str | None) -> list[View]:
     """The TENSOR[INDEX] argument, or every tensor matching --filter (with an optional trailing index), in natural order."""
     if target is not None:
         # A name that itself ends in [..] is taken whole.
         name, index = (target, None) if target in catalog.by_name else split_index(target)
+        if name not in catalog.by_name:
+            _refuse_logical(catalog, name)
         view = View.whole(catalog.get(name))
     else:
         pattern, index = split_index(pattern, glob=True) if pattern is not None else (None, None)
