@@ -18,13 +18,12 @@ from __future__ import annotations
 from functools import cached_property
 from math import prod
 
-from .analysis.tree import ModuleTree, TreeNode, build_tree
 from .errors import UsageError
 from .formats import open_catalog
-from .skeleton import SkeletonUnavailable, load_skeleton, stored_tensor_finder
 
-# The element readers (analysis.values, tensors) are imported when values are first asked
-# for: `tree` and `params`, which go through this module, stay as light as before.
+# Everything else is imported where it is first needed: `params` (a table of the headers)
+# goes through this module and must cost no more than open_catalog itself; the element
+# readers (analysis.values, tensors) come in with the first values.
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
 
     from .analysis.params import ParamListing
     from .analysis.summary import Summary
+    from .analysis.tree import ModuleTree, TreeNode
     from .analysis.values import View
     from .catalog import Catalog, TensorInfo
     from .skeleton import Skeleton
@@ -296,6 +296,8 @@ class Model(Module):
     def tree(self) -> ModuleTree:
         """The module tree `llm-anatomy tree` shows: transformers' (class names) when it can be
         had, else the one the stored tensor names imply."""
+        from .analysis.tree import build_tree
+
         return build_tree(self.catalog)
 
     @property
@@ -313,6 +315,8 @@ class Model(Module):
     def skeleton(self) -> "Skeleton":
         """The model as transformers builds it (cached; see skeleton.py). SkeletonUnavailable
         when transformers is missing or cannot build this config."""
+        from .skeleton import load_skeleton
+
         return load_skeleton(self.hf_catalog)
 
     def parameter_listing(self, pattern: str | None = None) -> "ParamListing":
@@ -345,6 +349,8 @@ class Model(Module):
         return summarize(self.catalog, context, batch, kv_dtype)
 
     def _skeleton_or_none(self) -> "Skeleton | None":
+        from .skeleton import SkeletonUnavailable
+
         if self._skeleton is False:
             try:
                 self._skeleton = self.skeleton if self.tree.class_names else None
@@ -360,6 +366,7 @@ class Model(Module):
                 dtype = tensor.dtype if tensor is not None else None
             else:
                 if not hasattr(self, "_find"):
+                    from .skeleton import stored_tensor_finder
                     self._find = stored_tensor_finder(self.hf_catalog, skeleton)
                     from .analysis.values import load_dtype
 

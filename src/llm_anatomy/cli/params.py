@@ -8,8 +8,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import TextIO
 
-from ..analysis.params import list_logical, list_parameters, list_tensors
-from ..formats import open_catalog
+from ..analysis.params import list_logical, list_tensors
+from ..api import open as open_model
 from ..render import params as render
 from .main import add_model_argument
 
@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    catalog = open_catalog(args.model, args.revision)
+    model = open_model(args.model, args.revision)
+    catalog = model.catalog
     if args.metadata:
         from ..render import metadata
 
@@ -39,17 +40,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         else:
             out.write(metadata.text(catalog, args.filter))
         return 0
-    if args.hf_names or args.style == "torch":  # transformers' view needs transformers' names
-        from ..formats.name_maps import with_hf_names
-
-        catalog = with_hf_names(catalog)
     if args.style == "torch":
-        from ..skeleton import load_skeleton
-
-        listing = list_parameters(catalog, load_skeleton(catalog), args.filter)
+        listing = model.parameter_listing(args.filter)
     else:
         from ..quant import view
 
+        if args.hf_names:
+            catalog = model.hf_catalog
         qview = None if args.stored else view(catalog)
         listing = list_tensors(catalog, args.filter) if qview is None else list_logical(catalog, qview, args.filter)
     if args.json:

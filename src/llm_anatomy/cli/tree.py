@@ -8,9 +8,9 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import TextIO
 
-from ..analysis.tree import build_tree, find_node
+from ..analysis.tree import find_node
+from ..api import open as open_model
 from ..errors import UsageError
-from ..formats import open_catalog
 from ..render import tree as render
 from .main import add_model_argument, whole_number
 
@@ -37,12 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    catalog = open_catalog(args.model, args.revision)
-    tree = build_tree(catalog)
+    tree = open_model(args.model, args.revision).tree
     node = find_node(tree, args.node)
     if args.style == "torch":
         if not tree.class_names:
-            raise UsageError(catalog.name, "class names for --style torch", "none", tree.no_class_names_because)
+            raise UsageError(tree.model, "class names for --style torch", "none", tree.no_class_names_because)
         out.write(render.torch_parameters(node) if args.params else render.torch_children(node))
         if tree.implied:  # stdout stays exactly torch's text
             print(f"llm-anatomy: note: {tree.implied}", file=sys.stderr)
