@@ -237,3 +237,11 @@ def test_readme_python_api_session_runs_as_a_doctest(tmp_path, monkeypatch):
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     runner.run(test)
     assert runner.summarize(verbose=False) == doctest.TestResults(failed=0, attempted=9)
+
+
+@pytest.mark.parametrize("args", [(), ("model.layers.0.*", "role")])
+def test_stats_is_the_cli_record(llama_dir, cli, args):
+    from llm_anatomy.render import stats as render
+
+    options = [opt for flag, value in zip(("--filter", "--by"), args) for opt in (flag, value)]
+    assert render.json_text(la.open(llama_dir).stats(*args)) == cli("stats", llama_dir, "--json", *options).out

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import torch
 
     from .analysis.params import ParamListing
+    from .analysis.stats import StatsReport
     from .analysis.summary import Summary
     from .analysis.tree import ModuleTree, TreeNode
     from .analysis.values import View
@@ -347,6 +348,15 @@ class Model(Module):
         from .analysis.summary import summarize
 
         return summarize(self.catalog, context, batch, kv_dtype)
+
+    def stats(self, filter: str | None = None, by: str | None = None) -> "StatsReport":
+        """The record `llm-anatomy stats` renders: every selected tensor read once (all cores);
+        by: "layer" or "role" for one row per group. Needs numpy (the [stats] extra)."""
+        from .analysis.stats import weight_stats
+        from .extras import require
+
+        require("stats", "stats", "to compute weight statistics")
+        return weight_stats(self.catalog, filter, by)
 
     def _skeleton_or_none(self) -> "Skeleton | None":
         from .skeleton import SkeletonUnavailable
