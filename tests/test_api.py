@@ -245,3 +245,13 @@ def test_stats_is_the_cli_record(llama_dir, cli, args):
 
     options = [opt for flag, value in zip(("--filter", "--by"), args) for opt in (flag, value)]
     assert render.json_text(la.open(llama_dir).stats(*args)) == cli("stats", llama_dir, "--json", *options).out
+
+
+def test_gguf_parameters_as_transformers_loads_them(llama_tied_dir, tmp_path, cli):
+    """A GGUF's parameters under transformers' names, with its loader's transforms (q/k rows
+    unpermuted): print(p) equals `values --style torch`, which test_gguf holds to from_pretrained(gguf_file=)."""
+    path = checkpoints.llama_gguf(str(llama_tied_dir), str(tmp_path / "m.gguf"))
+    m = la.open(path)
+    names = [name for name, _ in m.named_parameters()]
+    assert names == [name for name, _ in _loaded(str(llama_tied_dir)).named_parameters()]
+    assert "".join(f"{p}\n" for _, p in m.named_parameters()) == cli("values", path, "--style", "torch").out
