@@ -375,16 +375,18 @@ class Model(Module):
                 tensor = self.catalog.by_name.get(name)
                 dtype = tensor.dtype if tensor is not None else None
             else:
-                if not hasattr(self, "_find"):
-                    from .skeleton import stored_tensor_finder
-                    self._find = stored_tensor_finder(self.hf_catalog, skeleton)
-                    from .analysis.values import load_dtype
-
-                    self._model_dtype = load_dtype(self.hf_catalog)
-                tensor = self._find(name)
+                from .analysis.values import load_dtype
+                from .skeleton import stored_tensor_finder
                 from .tensors import CASTS, DECODERS
 
-                dtype = None if tensor is None else (self._model_dtype if tensor.dtype in CASTS and self._model_dtype else tensor.dtype)
+                if not hasattr(self, "_find"):
+                    self._find = stored_tensor_finder(self.hf_catalog, skeleton)
+                    self._model_dtype = load_dtype(self.hf_catalog)
+                tensor = self._find(name)
+                if tensor is None:  # transformers initialises it, in the dtype the model is loaded in
+                    dtype = self._model_dtype or "F32"
+                else:
+                    dtype = self._model_dtype if tensor.dtype in CASTS and self._model_dtype else tensor.dtype
                 if tensor is not None and tensor.dtype in DECODERS and DECODERS[tensor.dtype].block_elems > 1:
                     dtype = "F32"  # GGML blocks load dequantized to float32
             self._parameters[name] = Parameter(self, name, shape, tensor, dtype)
