@@ -321,3 +321,25 @@ def test_a_snapshot_without_the_weights_is_read_from_the_hub(online, remote_repo
     monkeypatch.setenv("LLM_ANATOMY_CACHE", str(os.environ["LLM_ANATOMY_CACHE"]) + "-empty")
     shard = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))[0]
     assert cli("params", "org/llama").err == f"llm-anatomy: {snapshot}/model.safetensors.index.json: expected shard {shard} named by the index, found no such file; download the missing shard\n"
+
+
+# ---------------------------------------------------------------- stats and diff stream the bytes
+
+
+def test_stats_and_diff_stream_a_remote_model(online, remote_repos, cli, monkeypatch, tmp_path, capsys):
+    folder, sha = remote_repos[0]["org/llama"]
+    stats = cli("stats", "org/llama", "--json")
+    assert (stats.code, stats.err) == (0, "")
+    local = cli("stats", str(folder), "--json")
+    assert stats.out == local.out.replace(f'"{os.path.basename(folder)}"', '"org/llama"', 1)
+    data_bytes = sum(os.path.getsize(folder / n) for n in os.listdir(folder) if n.endswith(".safetensors"))
+    requests, moved = online.moved()
+    assert moved < 2 * data_bytes  # headers, then each tensor's bytes once (not the whole of every file again)
+    finetune = checkpoints.tiny_llama(str(tmp_path / "finetune"), seed=1)
+    capsys.readouterr()  # save_pretrained's progress bar
+    diff = cli("diff", finetune, "org/llama")
+    assert (diff.code, diff.err) == (0, "")
+    expected = cli("diff", finetune, str(folder)).out
+    assert "21 tensors compared: 5 bit-identical, 16 changed" in expected  # the norms are ones in both
+    assert diff.out == expected.replace(f"B: {os.path.basename(folder)} ", "B: org/llama ", 1)
+    assert not os.path.exists(os.path.join(os.environ["HF_HUB_CACHE"], "models--org--llama"))  # nothing written for the data

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import http.client
+import os
 import threading
 import time
 from urllib.parse import urljoin, urlsplit
@@ -34,6 +35,15 @@ RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _CONTENT_RANGE = "bytes {}-{}/{}"
 
 _local = threading.local()  # one keep-alive connection per host and thread
+
+
+def _forget_connections() -> None:
+    """A forked worker (stats, diff) opens its own connections: a socket shared with the
+    parent would interleave two conversations."""
+    _local.__dict__.pop("connections", None)
+
+
+os.register_at_fork(after_in_child=_forget_connections)
 
 
 class Stats:
@@ -252,13 +262,22 @@ class RemoteFile:
             index -= 1
         return None
 
-    def _fetch(self, start: int, length: int) -> None:
+    def _get(self, start: int, length: int) -> bytes:
         if self.request is None:
             raise AnatomyError(self.name, f"bytes {start}..{start + length} in the header cache", "they were never fetched", "run without HF_HUB_OFFLINE=1 to read them from the Hub")
         data, size = self.request.get(self.name, start, start + length - 1)
         if size != self.size:
             raise AnatomyError(self.name, f"a file of {self.size} bytes", f"{size} bytes", "the file changed on the Hub; try again")
-        self._add(start, data)
+        return data
+
+    def _fetch(self, start: int, length: int) -> None:
+        self._add(start, self._get(start, length))
+
+    def stream(self, offset: int, length: int, what: str) -> bytes:
+        """Bytes read once (stats, diff): fetched and handed over, never kept."""
+        check_range(self.name, offset, length, self.size, what)
+        cached = self._cached(offset, length)
+        return cached if cached is not None else self._get(offset, length)
 
     def read(self, offset: int, length: int, what: str) -> bytes:
         check_range(self.name, offset, length, self.size, what)

@@ -21,6 +21,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
+from .byte_io import file_size, is_local, open_bytes
 from .catalog import TensorInfo
 from .dtypes import DTYPES
 from .errors import AnatomyError
@@ -226,6 +227,8 @@ class Reader:
         self.raw = np.frombuffer(self._map, np.uint8)
 
     def _open(self, path: str) -> _File:
+        if path not in self._files and not is_local(path):  # a model on the Hub: no descriptor, HTTP ranges
+            self._files[path] = _File(-1, -1, file_size(path))
         if path not in self._files:
             try:
                 plain = os.open(path, os.O_RDONLY)
@@ -242,7 +245,8 @@ class Reader:
 
     def close(self) -> None:
         for handle in self._files.values():
-            os.close(handle.plain)
+            if handle.plain >= 0:
+                os.close(handle.plain)
             if handle.direct >= 0:
                 os.close(handle.direct)
         self._files.clear()
@@ -257,6 +261,9 @@ class Reader:
 
     def _read(self, info: TensorInfo, position: int, want: int) -> np.ndarray:
         handle = self._files[info.file]
+        if handle.plain < 0:
+            self.raw[:want] = np.frombuffer(open_bytes(info.file).stream(position, want, f"data of {info.name}"), np.uint8)
+            return self.raw[:want]
         direct = self._go_direct(handle, position, want)
         start = position - position % ALIGN if direct else position
         length = -(-(position + want - start) // ALIGN) * ALIGN if direct else want

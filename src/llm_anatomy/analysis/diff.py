@@ -160,15 +160,18 @@ def _change(a: TensorInfo, b: TensorInfo, sum_aa: float, sum_bb: float, sum_ab: 
     return TensorChange(a.name, a.dtype, b.dtype, a.numel, False, relative, cosine, max_abs, skipped)
 
 
-def _same_place(a: TensorInfo, b: TensorInfo) -> bool:
-    """The very same bytes (one file, or hard links to it; one remote file): identical without reading."""
+def _same_file(path_a: str, path_b: str) -> bool:
+    """One file, or hard links to it; a file on the Hub is only ever itself."""
     import os
 
     from ..byte_io import is_local
 
-    if (a.offset, a.nbytes) != (b.offset, b.nbytes):
-        return False
-    return os.path.samefile(a.file, b.file) if is_local(a.file) and is_local(b.file) else a.file == b.file
+    return os.path.samefile(path_a, path_b) if is_local(path_a) and is_local(path_b) else path_a == path_b
+
+
+def _same_place(a: TensorInfo, b: TensorInfo) -> bool:
+    """The very same bytes: identical without reading."""
+    return (a.offset, a.nbytes) == (b.offset, b.nbytes) and _same_file(a.file, b.file)
 
 
 def compare_pair(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reader") -> TensorChange:
@@ -181,8 +184,6 @@ def batch_compare(pairs: list[tuple[TensorInfo, TensorInfo]], reader_a: "Reader"
     """Many pairs of small tensors at once (streaming.SMALL_ELEMS): both sides' values in one
     float64 array each, the sums as segmented reductions (np.*.reduceat) over all the pairs;
     pairs of the same dtype and bytes are bit-identical, pairs at the same place not even read."""
-    import os
-
     import numpy as np
 
     rows: list = [None] * len(pairs)
@@ -191,7 +192,7 @@ def batch_compare(pairs: list[tuple[TensorInfo, TensorInfo]], reader_a: "Reader"
     for i, (a, b) in enumerate(pairs):
         if a.dtype == b.dtype and (a.offset, a.nbytes) == (b.offset, b.nbytes):
             if (a.file, b.file) not in same_file:
-                same_file[a.file, b.file] = os.path.samefile(a.file, b.file)
+                same_file[a.file, b.file] = _same_file(a.file, b.file)
             if same_file[a.file, b.file]:
                 rows[i] = TensorChange(a.name, a.dtype, b.dtype, a.numel, True, 0.0, 1.0, 0.0)
                 continue
