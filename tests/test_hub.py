@@ -343,3 +343,44 @@ def test_stats_and_diff_stream_a_remote_model(online, remote_repos, cli, monkeyp
     assert "21 tensors compared: 5 bit-identical, 16 changed" in expected  # the norms are ones in both
     assert diff.out == expected.replace(f"B: {os.path.basename(folder)} ", "B: org/llama ", 1)
     assert not os.path.exists(os.path.join(os.environ["HF_HUB_CACHE"], "models--org--llama"))  # nothing written for the data
+
+
+# ---------------------------------------------------------------- in a fresh process, as users run it
+
+
+def test_a_fresh_process_honours_hf_endpoint_and_stays_light(standin, remote_repos, tmp_path):
+    """HF_ENDPOINT read as huggingface_hub reads it; a header-only view of a remote model
+    imports neither numpy nor torch, and the cached call on a commit not even huggingface_hub."""
+    from conftest import imported_by
+
+    sha = remote_repos[0]["org/llama"][1]
+    env = dict(os.environ, HF_ENDPOINT=standin.url, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_CACHE=str(tmp_path / "hf_cache"), LLM_ANATOMY_CACHE=str(tmp_path / "cache"))
+    env.pop("HF_HUB_OFFLINE")
+    code, loaded, out = imported_by("params", "org/llama", modules=("numpy", "torch", "transformers"), env=env)
+    assert (code, loaded) == (0, []) and out.splitlines()[-1] == "21 tensors, 78,144 parameters, 305.25 KiB in 6 files"
+    code, loaded, again = imported_by("params", "org/llama", "--revision", sha, modules=("numpy", "torch", "huggingface_hub", "httpx2"), env=env)
+    assert (code, loaded, again) == (0, [], out)
+
+
+def test_gguf_metadata_comes_in_doubling_ranges(online, standin, tmp_path, cli):
+    """A vocabulary of 200,000 strings: megabytes of metadata before the tensor infos."""
+    import gguf
+    import numpy as np
+
+    folder = tmp_path / "vocab"
+    folder.mkdir()
+    writer = gguf.GGUFWriter(str(folder / "big-vocab.gguf"), "llama")
+    writer.add_token_list([f"token-{i:06d}-" + "x" * 20 for i in range(200_000)])
+    writer.add_tensor("token_embd.weight", np.zeros((8, 16), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    standin.add("org/big-vocab", folder)
+    result = cli("params", "org/big-vocab")
+    assert result.code == 0 and result.out.splitlines()[1].startswith("token_embd.weight")
+    ranges = [e.range for e in online.log if e.host == "cdn"]
+    size = os.path.getsize(folder / "big-vocab.gguf")
+    assert sum(e.nbytes for e in online.log if e.host == "cdn") == size - 31  # 31 bytes stepped over, nothing twice
+    # The first 100 KB, the rest of the reader's first 1 MB window, then each range twice the last.
+    assert ranges == ["bytes=0-99999", "bytes=100000-1048575", "bytes=1048607-2097182", "bytes=2097183-4194334", f"bytes=4194335-{size - 1}"]

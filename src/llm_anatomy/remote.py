@@ -279,21 +279,31 @@ class RemoteFile:
         cached = self._cached(offset, length)
         return cached if cached is not None else self._get(offset, length)
 
+    def _cached_head(self, offset: int) -> bytes:
+        """The cached bytes from offset on, up to the end of the chunk holding offset."""
+        index = bisect.bisect_right(self._starts, offset) - 1
+        if index >= 0 and self._starts[index] + len(self._chunks[index]) > offset:
+            return self._chunks[index][offset - self._starts[index] :]
+        return b""
+
     def read(self, offset: int, length: int, what: str) -> bytes:
         check_range(self.name, offset, length, self.size, what)
         data = self._cached(offset, length)
         if data is None:
+            head = self._cached_head(offset)[:length]  # fetch only what lies past it
+            rest, length_left = offset + len(head), length - len(head)
             continue_at, fetch = self._next_fetch
-            fetch = min(MAX_FETCH_BYTES, 2 * fetch) if offset == continue_at else MIN_FETCH_BYTES
-            fetch = max(length, fetch)
-            start = offset
+            fetch = min(MAX_FETCH_BYTES, 2 * fetch) if rest == continue_at else MIN_FETCH_BYTES
+            fetch = max(length_left, fetch)
+            start = rest
             if start + fetch > self.size:  # near the end: fetch backwards (zip directories end files)
-                start = max(0, self.size - max(fetch, TAIL_BYTES))
+                start = max(rest if head else 0, self.size - max(fetch, TAIL_BYTES))
                 fetch = self.size - start
             self._fetch(start, fetch)
             self._next_fetch = (start + fetch, fetch)
-            data = self._cached(offset, length)
-            assert data is not None
+            tail = self._cached(rest, length_left)
+            assert tail is not None
+            data = head + tail
         return data
 
     def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:

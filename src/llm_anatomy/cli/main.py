@@ -68,8 +68,8 @@ def _command_in(argv: Sequence[str]) -> str | None:
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="model folder, weights file, or model id in the local Hugging Face cache")
-    parser.add_argument("--revision", help="branch, tag or commit of a cached model id (default: main)")
+    parser.add_argument("model", metavar="MODEL", help="model folder, weights file, or model id (the local Hugging Face cache, else the Hub; REPO:QUANT picks a GGUF quantization)")
+    parser.add_argument("--revision", help="branch, tag or commit of a model id (default: main)")
 
 
 class OutputFailed(Exception):
