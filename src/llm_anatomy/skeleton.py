@@ -241,8 +241,8 @@ def weights_dtype(catalog: Catalog) -> str | None:
     return chosen.removeprefix("torch.") or None
 
 
-def _build(config_file: str, dtype: str | None = None) -> Skeleton:
-    """Build the model on the meta device and record what transformers reports."""
+def meta_model(config_file: str, dtype: str | None = None) -> Any:
+    """The model transformers builds for this config, on the meta device (no memory for weights)."""
     import torch
     import transformers
 
@@ -259,7 +259,14 @@ def _build(config_file: str, dtype: str | None = None) -> Skeleton:
         except KeyError:
             model_class = transformers.AutoModel._model_mapping[type(config)]
     with torch.device("meta"):
-        model = model_class._from_config(config)
+        return model_class._from_config(config)
+
+
+def _build(config_file: str, dtype: str | None = None) -> Skeleton:
+    """Build the model on the meta device and record what transformers reports."""
+    import transformers
+
+    model = meta_model(config_file, dtype)
     every_param = list(model.named_parameters(remove_duplicate=False))
     first_name_of: dict[int, str] = {}
     tied: dict[str, str] = {}
@@ -284,16 +291,26 @@ def _build(config_file: str, dtype: str | None = None) -> Skeleton:
     )
 
 
-def _build_derived(config_bytes: bytes, dtype: str | None) -> Skeleton:
-    """Build from a config derived from GGUF metadata or params.json: AutoConfig reads it from a
-    temporary folder (never the model's), deleted as soon as the model is built."""
+def with_config_file(catalog: Catalog, config_bytes: bytes, build: Callable[[str], Any]) -> Any:
+    """build(path of config.json): the model's own, or for a config derived from GGUF metadata
+    or params.json a temporary one (never in the model's folder), deleted once built."""
+    if catalog.config_file:
+        return build(catalog.config_file)
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="llm-anatomy-config-") as folder:
         config_file = os.path.join(folder, "config.json")
         with open(config_file, "wb") as handle:
             handle.write(config_bytes)
-        return _build(config_file, dtype)
+        return build(config_file)
+
+
+def config_bytes_of(catalog: Catalog) -> bytes:
+    """The bytes a skeleton is keyed by: config.json as stored, else the derived config as JSON."""
+    if catalog.config_file:
+        with open(catalog.config_file, "rb") as handle:
+            return handle.read()
+    return json.dumps(catalog.require_config(), indent=2, sort_keys=True).encode()
 
 
 # Skeletons shipped with the package (layouts/skeletons/NAME.json), as transformers built them:
@@ -328,11 +345,7 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
         raise SkeletonUnavailable(catalog.name, "transformers for class names and parameter order", "it is not installed", "pip install 'llm-anatomy[transformers]'")
     # Before transformers sees it. A config derived from GGUF metadata comes from the first file.
     refuse_to_build(config, catalog.config_file or (catalog.files[0] if catalog.files else catalog.name))
-    if catalog.config_file:
-        with open(catalog.config_file, "rb") as handle:
-            config_bytes = handle.read()
-    else:
-        config_bytes = json.dumps(config, indent=2, sort_keys=True).encode()
+    config_bytes = config_bytes_of(catalog)
     dtype = weights_dtype(catalog)
     key = _cache_key(config_bytes, version, dtype)
     path = _cache_path(key)
@@ -345,7 +358,7 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
     if notify is not None:
         notify(True)
     try:
-        skeleton = _build(catalog.config_file, dtype) if catalog.config_file else _build_derived(config_bytes, dtype)
+        skeleton = with_config_file(catalog, config_bytes, lambda path: _build(path, dtype))
     except Exception as exc:  # transformers rejects configs in many ways; say which, in one line
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if not isinstance(exc, NOT_THE_CONFIGS_FAULT):

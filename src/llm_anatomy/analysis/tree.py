@@ -186,12 +186,13 @@ def _structure(node: TreeNode) -> tuple:
     return (node.class_name, tuple((p.name, p.shape) for p in node.parameters), tuple((c.name, _structure(c)) for c in node.children))
 
 
-def fold(children: tuple[TreeNode, ...]) -> list[Run]:
-    """Group consecutive numbered children of identical structure; others stay one per run."""
+def fold(children: tuple, structure_of=_structure) -> list[Run]:
+    """Group consecutive numbered children of identical structure (as structure_of sees it:
+    `trace` compares shapes and FLOPs too); others stay one per run."""
     runs: list[Run] = []
     previous_structure = None
     for child in children:
-        structure = _structure(child) if child.name.isdigit() else None
+        structure = structure_of(child) if child.name.isdigit() else None
         if runs and structure is not None and structure == previous_structure:
             runs[-1] = Run(runs[-1].first, child.name, runs[-1].count + 1)
         else:

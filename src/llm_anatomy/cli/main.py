@@ -27,6 +27,7 @@ COMMANDS = {
     "tree": "the module hierarchy with class names and parameter counts",
     "config": "the config as transformers prints it, or explained (--explain)",
     "summary": "parameters by component, layer and dtype; memory and KV cache",
+    "trace": "the forward pass from the config: shapes, FLOPs and activations per module",
     "stats": "weight statistics per tensor, layer or role, streamed",
     "diff": "what changed between two checkpoints",
     "report": "one self-contained HTML page about the model",

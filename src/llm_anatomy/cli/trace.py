@@ -1,0 +1,45 @@
+"""`llm-anatomy trace`: the forward pass from config.json alone, module by module."""
+
+from __future__ import annotations
+
+import argparse
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import TextIO
+
+from ..analysis.trace import trace
+from ..formats import open_catalog
+from ..render import trace as render
+from .main import add_model_argument
+from .tree import _depth
+
+HELP = (
+    "The forward pass, dissected without the weights: transformers builds the model from "
+    "config.json on the meta device and runs it on input_ids [batch, seq]; each module shows its "
+    "input and output shapes, dtype, FLOPs (as torch's FlopCounterMode counts them) and the bytes "
+    "of the activations it outputs; identical layers are folded. Totals: prefill FLOPs beside "
+    "the 2 x parameters rule, and the KV cache."
+)
+EXAMPLE = """  llm-anatomy trace meta-llama/Llama-2-7b-chat-hf --seq 128 --depth 3
+  llm-anatomy trace ./Llama-2-7b-chat-hf --batch 8 --seq 4096 --json"""
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    parser.add_argument("--seq", type=_positive, metavar="N", help="tokens per sequence (default: the config's context or 2048, whichever is smaller)")
+    parser.add_argument("--batch", type=_positive, default=1, metavar="B", help="sequences (default: 1)")
+    parser.add_argument("--depth", type=_depth, metavar="N", help="show N levels below the model (default: all)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output (unfolded: every module with its path)")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    catalog = open_catalog(args.model, args.revision)
+    result = trace(catalog, args.batch, args.seq)
+    out.write(render.json_text(result) if args.json else render.text(result, args.depth))
+    return 0

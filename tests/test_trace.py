@@ -1,0 +1,169 @@
+"""`trace`: the forward pass on the meta device, checked against a real CPU forward of the same
+tiny checkpoints (shapes, dtypes) and against torch's FlopCounterMode (FLOPs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import checkpoints
+import hostile
+
+SEQ = 8
+
+
+def _reference_outputs(folder, batch: int, seq: int) -> dict[str, dict]:
+    """What forward hooks see on a real CPU forward of the checkpoint's own model."""
+    import torch
+
+    model = checkpoints.reference_model(folder).eval()
+
+    def tensors(value):
+        if isinstance(value, torch.Tensor):
+            return [value]
+        if isinstance(value, dict):
+            return [t for v in value.values() for t in tensors(v)]
+        if isinstance(value, (list, tuple)):
+            return [t for v in value for t in tensors(v)]
+        return []
+
+    seen: dict[str, dict] = {}
+
+    def hook_for(path):
+        def hook(module, args, output):
+            unique = list({id(t): t for t in tensors(output)}.values())
+            entry = seen.setdefault(path, {"calls": 0, "outputs": [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in unique]})
+            entry["calls"] += 1
+
+        return hook
+
+    for path, module in model.named_modules():
+        module.register_forward_hook(hook_for(path))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model(input_ids=torch.randint(0, model.config.vocab_size, (batch, seq)))
+    return seen
+
+
+@pytest.mark.parametrize("fixture", ["llama_dir", "gpt2_dir", "bert_dir"])
+def test_every_output_shape_matches_a_real_cpu_forward(fixture, request, cli):
+    folder = request.getfixturevalue(fixture)
+    result = cli("trace", folder, "--seq", SEQ, "--batch", 2, "--json")
+    assert result.code == 0, result.err
+    traced = json.loads(result.out)["modules"]
+    reference = _reference_outputs(folder, 2, SEQ)
+    assert [m["path"] for m in traced] == [path for path, _ in checkpoints.reference_model(folder).named_modules()]
+    for module in traced:
+        expected = reference.get(module["path"], {"calls": 0, "outputs": []})
+        assert (module["path"], module["calls"], module["outputs"]) == (module["path"], expected["calls"], expected["outputs"])
+    assert sum(1 for m in traced if m["calls"]) == len(reference) > 10
+
+
+@pytest.mark.parametrize("fixture", ["llama_dir", "gpt2_dir", "bert_dir"])
+def test_flops_are_flopcountermode_s_on_the_same_meta_model(fixture, request, cli):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from llm_anatomy import skeleton
+
+    folder = request.getfixturevalue(fixture)
+    traced = json.loads(cli("trace", folder, "--seq", SEQ, "--json").out)
+    model = skeleton.meta_model(str(folder / "config.json")).eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(input_ids=torch.zeros((1, SEQ), dtype=torch.long, device="meta"))
+    assert traced["total_flops"] == counter.get_total_flops() > 0
+    root = type(model).__name__
+    counts = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
+    for module in traced["modules"]:
+        key = f"{root}.{module['path']}" if module["path"] else root
+        assert module["flops"] == counts.get(key, 0), module["path"]
+    assert traced["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_meta_flops_are_a_real_cpu_forward_s_plus_attention(llama_dir, cli):
+    """On the CPU, sdpa runs a fused kernel FlopCounterMode has no formula for, so a real CPU
+    forward counts the projections only; on the meta device sdpa decomposes into the two
+    matmuls (Q K^T and scores V, 2 x B x heads x N x N x head_dim FLOPs each) and they count."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    traced = json.loads(cli("trace", llama_dir, "--seq", SEQ, "--json").out)
+    model = checkpoints.reference_model(llama_dir).eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(input_ids=torch.ones((1, SEQ), dtype=torch.long))
+    layers, heads, head_dim = 2, 4, 16
+    assert traced["total_flops"] == counter.get_total_flops() + layers * 2 * (2 * 1 * heads * SEQ * SEQ * head_dim)
+
+
+def test_trace_text_of_tiny_llama(llama_dir, cli):
+    result = cli("trace", llama_dir, "--seq", SEQ)
+    assert result.code == 0, result.err
+    assert result.out == EXPECTED_LLAMA
+    assert result.err == ""
+
+
+EXPECTED_LLAMA = """\
+LlamaForCausalLM forward on input_ids [1, 8] (meta device, transformers 5.24.0)
+module                                                  input          output         dtype       FLOPs  output bytes
+LlamaForCausalLM                                        [1, 8]         [1, 8, 128]    float32    1.15 M      4.00 KiB
+├── model: LlamaModel                                   [1, 8]         [1, 8, 64]     float32    1.02 M      2.00 KiB
+│   ├── embed_tokens: Embedding                         [1, 8]         [1, 8, 64]     float32         -      2.00 KiB
+│   ├── layers: ModuleList  2 x LlamaDecoderLayer       (not called)
+│   │   └── 0-1: LlamaDecoderLayer (each)               [1, 8, 64] +3  [1, 8, 64]     float32  507.90 K      2.00 KiB
+│   │       ├── self_attn: LlamaAttention               [1, 8, 64] +3  [1, 8, 64]     float32  212.99 K      2.00 KiB
+│   │       │   ├── q_proj: Linear                      [1, 8, 64]     [1, 8, 64]     float32   65.54 K      2.00 KiB
+│   │       │   ├── k_proj: Linear                      [1, 8, 64]     [1, 8, 32]     float32   32.77 K      1.00 KiB
+│   │       │   ├── v_proj: Linear                      [1, 8, 64]     [1, 8, 32]     float32   32.77 K      1.00 KiB
+│   │       │   └── o_proj: Linear                      [1, 8, 64]     [1, 8, 64]     float32   65.54 K      2.00 KiB
+│   │       ├── mlp: LlamaMLP                           [1, 8, 64]     [1, 8, 64]     float32  294.91 K      2.00 KiB
+│   │       │   ├── gate_proj: Linear                   [1, 8, 64]     [1, 8, 96]     float32   98.30 K      3.00 KiB
+│   │       │   ├── up_proj: Linear                     [1, 8, 64]     [1, 8, 96]     float32   98.30 K      3.00 KiB
+│   │       │   ├── down_proj: Linear                   [1, 8, 96]     [1, 8, 64]     float32   98.30 K      2.00 KiB
+│   │       │   └── act_fn: SiLUActivation              [1, 8, 96]     [1, 8, 96]     float32         -      3.00 KiB
+│   │       ├── input_layernorm: LlamaRMSNorm           [1, 8, 64]     [1, 8, 64]     float32         -      2.00 KiB
+│   │       └── post_attention_layernorm: LlamaRMSNorm  [1, 8, 64]     [1, 8, 64]     float32         -      2.00 KiB
+│   ├── norm: LlamaRMSNorm                              [1, 8, 64]     [1, 8, 64]     float32         -      2.00 KiB
+│   └── rotary_emb: LlamaRotaryEmbedding                [1, 8, 64] +1  [1, 8, 16] +1  float32         -      1.00 KiB
+└── lm_head: Linear                                     [1, 8, 64]     [1, 8, 128]    float32  131.07 K      4.00 KiB
+prefill: 1,146,880 FLOPs (1.15 M) for 1 x 8 tokens, as torch's FlopCounterMode counts them (matrix products only: norms, activations and softmax count 0)
+2 x parameters rule: 2 x 78,144 x 8 tokens = 1,250,304 (1.25 M); prefill / rule = 0.917
+KV cache after the prefill: 4,096 bytes (4.00 KiB, fp32) for 1 x 8 tokens, as `summary` computes it
+"""
+
+
+def test_depth_and_kv_cache_agree_with_summary(llama_dir, cli):
+    out = cli("trace", llama_dir, "--seq", 100, "--batch", 3, "--depth", 2).out
+    summary = json.loads(cli("summary", llama_dir, "--context", 100, "--batch", 3, "--json").out)
+    traced = json.loads(cli("trace", llama_dir, "--seq", 100, "--batch", 3, "--json").out)
+    assert traced["kv_cache"]["bytes"] == 2 * 2 * 2 * 16 * 4 * 100 * 3  # K and V x layers x KV heads x head_dim x fp32 x tokens
+    assert str(traced["kv_cache"]["bytes"]) in json.dumps(summary)
+    assert "layers: ModuleList" in out and "0-1: LlamaDecoderLayer" not in out
+
+
+def test_bert_has_no_kv_cache(bert_dir, cli):
+    traced = json.loads(cli("trace", bert_dir, "--seq", SEQ, "--json").out)
+    assert traced["kv_cache"] is None and "encoder" in traced["kv_cache_note"]
+
+
+def test_default_seq_is_the_context_or_2048(gpt2_dir, cli):
+    assert json.loads(cli("trace", gpt2_dir, "--json").out)["seq"] == 64  # n_positions
+
+
+def test_unbuildable_config_is_one_line(llama_bf16_dir, tmp_path):
+    folder = checkpoints.with_config(llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="not-a-model-type"))
+    outcome = hostile.run_cli("trace", folder, "--seq", 4)
+    hostile.assert_refused(outcome, codes=(1,))
+    assert outcome.err.startswith(f"llm-anatomy: {folder}/config.json: expected a config whose forward pass transformers can run on the meta device, found ValueError: ")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--seq", str(10**12)), "llm-anatomy: {model}: expected --batch and --seq whose attention scores (batch x 4 heads x seq x seq) fit torch's sizes (at most 2**62 elements), found 1 x 4 x 1000000000000 x 1000000000000; choose a shorter --seq or a smaller --batch"),
+    (("--seq", "0"), None),
+    (("--batch", "-3"), None),
+])
+def test_absurd_sizes_are_refused(llama_dir, args, message):
+    outcome = hostile.run_cli("trace", llama_dir, *args)
+    hostile.assert_refused(outcome, codes=(2,), message=message and message.format(model=llama_dir.name))
