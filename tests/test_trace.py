@@ -8,6 +8,7 @@ import json
 import pytest
 
 import checkpoints
+from conftest import imported_by
 import hostile
 
 SEQ = 8
@@ -167,3 +168,12 @@ def test_unbuildable_config_is_one_line(llama_bf16_dir, tmp_path):
 def test_absurd_sizes_are_refused(llama_dir, args, message):
     outcome = hostile.run_cli("trace", llama_dir, *args)
     hostile.assert_refused(outcome, codes=(2,), message=message and message.format(model=llama_dir.name))
+
+
+def test_a_repeated_trace_comes_from_the_cache_without_torch(llama_dir, cli):
+
+    first = cli("trace", llama_dir, "--seq", 5, "--batch", 2)
+    code, loaded, out = imported_by("trace", str(llama_dir), "--seq", "5", "--batch", "2", modules=("torch", "transformers", "numpy"))
+    assert (code, loaded, out) == (0, [], first.out)
+    other_length = cli("trace", llama_dir, "--seq", 6, "--batch", 2, "--json")
+    assert json.loads(other_length.out)["modules"][0]["outputs"][0]["shape"] == [2, 6, 128]

@@ -138,9 +138,9 @@ def _cache_key(config_bytes: bytes, version: str, weights_dtype: str | None) -> 
     return "%d\0%s\0%s\0%s" % (SCHEMA_VERSION, version, weights_dtype or "", config_bytes.decode("utf-8", "replace"))
 
 
-def _cache_path(key: str) -> str:
+def _cache_path(key: str, kind: str = "skeletons") -> str:
     raw = key.encode()
-    return os.path.join(cache_dir(), "skeletons", f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}.json")
+    return os.path.join(cache_dir(), kind, f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}.json")
 
 
 # DeepSeek-V3's skeleton is ~3 MB of JSON; an entry past this is not one we wrote.

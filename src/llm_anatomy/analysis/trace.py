@@ -5,6 +5,7 @@ record each module's input and output shapes and dtypes, torch's FlopCounterMode
 
 from __future__ import annotations
 
+import json
 from collections import namedtuple
 
 TYPE_CHECKING = False
@@ -166,6 +167,42 @@ def _trace_model(config_file: str, dtype: str | None, batch: int, seq: int) -> t
     return transformers.__version__, type(model).__name__, tuple(modules), total, params
 
 
+def _modules_json(modules: tuple[TracedModule, ...]) -> list[list[Any]]:
+    return [[m.path, m.class_name, m.params, m.calls, [list(t) for t in m.inputs], [list(t) for t in m.outputs], m.flops, m.output_bytes] for m in modules]
+
+
+def _modules_from_json(rows: list[list[Any]]) -> tuple[TracedModule, ...]:
+    def metas(items: list[list[Any]]) -> tuple[TensorMeta, ...]:
+        return tuple(TensorMeta(tuple(shape), dtype) for shape, dtype in items)
+
+    return tuple(TracedModule(path, cls, params, calls, metas(ins), metas(outs), flops, nbytes) for path, cls, params, calls, ins, outs, flops, nbytes in rows)
+
+
+def _traced(catalog: Catalog, batch: int, seq: int) -> tuple[str, str, tuple[TracedModule, ...], int, int]:
+    """The forward pass's record, from the cache when this config, transformers version,
+    batch and length were traced before (keyed as skeletons are), else traced and cached."""
+    dtype = skeletons.weights_dtype(catalog)
+    config_bytes = skeletons.config_bytes_of(catalog)
+    key = f"trace {SCHEMA_VERSION} {batch} {seq}\0" + skeletons._cache_key(config_bytes, skeletons.installed_transformers_version() or "", dtype)
+    path = skeletons._cache_path(key, "traces")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if data["key"] == key:
+            return data["version"], data["model_class"], _modules_from_json(data["modules"]), data["total"], data["params"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # absent, stale or damaged: trace again
+    try:
+        version, model_class, modules, total, params = skeletons.with_config_file(catalog, config_bytes, lambda file: _trace_model(file, dtype, batch, seq))
+    except skeletons.NOT_THE_CONFIGS_FAULT:
+        raise
+    except Exception as exc:  # transformers fails on configs and on meta-device forwards in many ways
+        why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        raise AnatomyError(catalog.config_file or catalog.name, "a config whose forward pass transformers can run on the meta device", why, "trace runs models transformers builds without remote code; mixture-of-experts routing cannot run on the meta device yet") from exc
+    skeletons._write_cached(path, {"key": key, "version": version, "model_class": model_class, "modules": _modules_json(modules), "total": total, "params": params})
+    return version, model_class, modules, total, params
+
+
 def trace(catalog: Catalog, batch: int = 1, seq: int | None = None) -> Trace:
     """One forward pass over input_ids [batch, seq] (seq: the config's context or 2048, whichever is smaller)."""
     config = catalog.require_config()
@@ -175,15 +212,7 @@ def trace(catalog: Catalog, batch: int = 1, seq: int | None = None) -> Trace:
     skeletons.refuse_to_build(config, catalog.config_file or (catalog.files[0] if catalog.files else catalog.name))
     seq = default_seq(config) if seq is None else seq
     _check_sizes(catalog, config, batch, seq)
-    dtype = skeletons.weights_dtype(catalog)
-    config_bytes = skeletons.config_bytes_of(catalog)
-    try:
-        version, model_class, modules, total, params = skeletons.with_config_file(catalog, config_bytes, lambda path: _trace_model(path, dtype, batch, seq))
-    except skeletons.NOT_THE_CONFIGS_FAULT:
-        raise
-    except Exception as exc:  # transformers fails on configs and on meta-device forwards in many ways
-        why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        raise AnatomyError(catalog.config_file or catalog.name, "a config whose forward pass transformers can run on the meta device", why, "trace runs models transformers builds without remote code; mixture-of-experts routing cannot run on the meta device yet") from exc
+    version, model_class, modules, total, params = _traced(catalog, batch, seq)
     memory = summarize(catalog, contexts=[seq], batches=[batch]).memory
     kv = memory.kv_cache
     return Trace(catalog.name, model_class, version, batch, seq, modules, total, params, kv.rows[0] if kv else None, kv.dtype if kv else None, memory.kv_cache_note)
