@@ -155,7 +155,7 @@ def test_default_seq_is_the_context_or_2048(gpt2_dir, cli):
 
 def test_unbuildable_config_is_one_line(llama_bf16_dir, tmp_path):
     folder = checkpoints.with_config(llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="not-a-model-type"))
-    outcome = hostile.run_cli("trace", folder, "--seq", 4)
+    outcome = hostile.run_cli("trace", folder, "--seq", 4, timeout=120)  # torch and transformers import first
     hostile.assert_refused(outcome, codes=(1,))
     assert outcome.err.startswith(f"llm-anatomy: {folder}/config.json: expected a config whose forward pass transformers can run on the meta device, found ValueError: ")
 
@@ -177,3 +177,14 @@ def test_a_repeated_trace_comes_from_the_cache_without_torch(llama_dir, cli):
     assert (code, loaded, out) == (0, [], first.out)
     other_length = cli("trace", llama_dir, "--seq", 6, "--batch", 2, "--json")
     assert json.loads(other_length.out)["modules"][0]["outputs"][0]["shape"] == [2, 6, 128]
+
+
+def test_mixture_of_experts_is_refused_in_one_line_for_now(tmp_path):
+    """Routing picks experts from the data (nonzero, grouped matmuls), which the meta device cannot run."""
+    from transformers import MixtralConfig
+
+    MixtralConfig(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1, num_local_experts=4, num_experts_per_tok=2).save_pretrained(tmp_path)
+    outcome = hostile.run_cli("trace", tmp_path, "--seq", 4, timeout=120)  # torch and transformers import first
+    hostile.assert_refused(outcome, codes=(1,))
+    assert outcome.err.startswith(f"llm-anatomy: {tmp_path}/config.json: expected a config whose forward pass transformers can run on the meta device, found ")
+    assert outcome.err.endswith("; trace runs models transformers builds without remote code; mixture-of-experts routing cannot run on the meta device yet\n")

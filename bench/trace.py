@@ -1,0 +1,85 @@
+"""Benchmark `trace` (issue 11): a first trace on the Llama-2-7b-chat-hf replica (cold cache)
+against a bare transformers script doing the same on the meta device (build, forward hooks
+on every module, FlopCounterMode), and a repeated trace (warm cache) against `python -c pass`.
+
+Each case in fresh interpreters, interleaved, medians of wall and CPU seconds (CPU is steadier
+on a busy machine), with PYTHONDONTWRITEBYTECODE unset so imports use cached bytecode.
+
+    .venv/bin/python bench/trace.py [--repeat N] [--seq N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+
+from views import run_all
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
+
+from llm_anatomy.layouts import published_config, write_layout  # noqa: E402
+
+PYTHON = sys.executable
+ENTRY = "import sys\nfrom llm_anatomy.cli.main import entry\nsys.argv[0] = 'llm-anatomy'\nentry()\n"
+# The floor: what any tool must do to learn the same from transformers.
+BARE = """
+import sys, torch, transformers
+from torch.utils.flop_counter import FlopCounterMode
+config = transformers.AutoConfig.from_pretrained(sys.argv[1])
+with torch.device("meta"):
+    model = getattr(transformers, config.architectures[0])._from_config(config)
+shapes = {}
+for path, module in model.named_modules():
+    module.register_forward_hook(lambda m, a, k, out, path=path: shapes.setdefault(path, (a, k, out)), with_kwargs=True)
+counter = FlopCounterMode(display=False)
+with torch.no_grad(), counter:
+    model(input_ids=torch.zeros((1, int(sys.argv[2])), dtype=torch.long, device="meta"))
+print(counter.get_total_flops(), len(shapes))
+"""
+
+
+def cases(replica: str, cache: str, seq: str) -> dict[str, list[str]]:
+    fresh = os.path.join(cache, "cold")
+    cold = shlex.join([PYTHON, "-c", ENTRY, "trace", replica, "--seq", seq])
+    warm = os.path.join(cache, "warm")
+    return {
+        "python -c pass": [PYTHON, "-c", "pass"],
+        "bare transformers: meta build + hooks + FlopCounterMode forward": [PYTHON, "-c", BARE, replica, seq],
+        "trace, cold cache": ["sh", "-c", f"rm -rf {shlex.quote(fresh)} && LLM_ANATOMY_CACHE={shlex.quote(fresh)} exec {cold}"],
+        "trace, warm cache": ["env", f"LLM_ANATOMY_CACHE={warm}", PYTHON, "-c", ENTRY, "trace", replica, "--seq", seq],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--seq", default="128")
+    args = parser.parse_args()
+    os.environ["PYTHONPATH"] = os.path.join(os.path.dirname(HERE), "src")
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    with tempfile.TemporaryDirectory(prefix="bench-trace-") as scratch:
+        replica = os.path.join(scratch, "Llama-2-7b-chat-hf")
+        write_layout(replica, published_config("Llama-2-7b-chat-hf"))
+        results = run_all(cases(replica, scratch, args.seq), args.repeat)
+    print(f"| case (--seq {args.seq}, {args.repeat} runs, medians) | wall s | CPU s |")
+    print("|---|---:|---:|")
+    for name, outcome in results.items():
+        print(f"| {name} | {outcome[0]:.2f} | {outcome[1]:.2f} |" if not isinstance(outcome, str) else f"| {name} | {outcome} | |")
+
+    def ratio(a: str, b: str) -> str:
+        x, y = results[a], results[b]
+        if isinstance(x, str) or isinstance(y, str):
+            return "n/a"
+        return f"{x[0] / y[0]:.2f}x wall, {x[1] / y[1]:.2f}x CPU"
+
+    print()
+    print(f"- first trace / bare transformers: {ratio('trace, cold cache', 'bare transformers: meta build + hooks + FlopCounterMode forward')}")
+    print(f"- repeated trace / python -c pass: {ratio('trace, warm cache', 'python -c pass')}")
+
+
+if __name__ == "__main__":
+    main()
