@@ -5,7 +5,7 @@ on every module, FlopCounterMode), and a repeated trace (warm cache) against `py
 Each case in fresh interpreters, interleaved, medians of wall and CPU seconds (CPU is steadier
 on a busy machine), with PYTHONDONTWRITEBYTECODE unset so imports use cached bytecode.
 
-    .venv/bin/python bench/trace.py [--repeat N] [--seq N]
+    .venv/bin/python bench/bench_trace.py [--repeat N] [--seq N]
 """
 
 from __future__ import annotations
@@ -33,8 +33,12 @@ config = transformers.AutoConfig.from_pretrained(sys.argv[1])
 with torch.device("meta"):
     model = getattr(transformers, config.architectures[0])._from_config(config)
 shapes = {}
+def hook_for(path):
+    def hook(module, args, kwargs, out):
+        shapes.setdefault(path, [t.shape for t in (out if isinstance(out, tuple) else out.values() if isinstance(out, dict) else [out]) if isinstance(t, torch.Tensor)])
+    return hook
 for path, module in model.named_modules():
-    module.register_forward_hook(lambda m, a, k, out, path=path: shapes.setdefault(path, (a, k, out)), with_kwargs=True)
+    module.register_forward_hook(hook_for(path), with_kwargs=True)
 counter = FlopCounterMode(display=False)
 with torch.no_grad(), counter:
     model(input_ids=torch.zeros((1, int(sys.argv[2])), dtype=torch.long, device="meta"))
