@@ -10,8 +10,8 @@ if TYPE_CHECKING:
 from ..analysis.trace import trace
 from ..formats import open_catalog
 from ..render import trace as render
-from .main import add_model_argument
-from .tree import _depth
+from .main import add_model_argument, whole_number
+from .tree import MAX_DEPTH
 
 HELP = (
     "The forward pass, dissected without the weights: transformers builds the model from "
@@ -24,17 +24,16 @@ EXAMPLE = """  llm-anatomy trace meta-llama/Llama-2-7b-chat-hf --seq 128 --depth
   llm-anatomy trace ./Llama-2-7b-chat-hf --batch 8 --seq 4096 --json"""
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return int(text)
+# Sizes are checked against the model once its config is read (analysis.trace); this only
+# keeps the number a number.
+MAX_SIZE = 2**62
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    parser.add_argument("--seq", type=_positive, metavar="N", help="tokens per sequence (default: the config's context or 2048, whichever is smaller)")
-    parser.add_argument("--batch", type=_positive, default=1, metavar="B", help="sequences (default: 1)")
-    parser.add_argument("--depth", type=_depth, metavar="N", help="show N levels below the model (default: all)")
+    parser.add_argument("--seq", type=whole_number(1, MAX_SIZE), metavar="N", help="tokens per sequence (default: the config's context or 2048, whichever is smaller)")
+    parser.add_argument("--batch", type=whole_number(1, MAX_SIZE), default=1, metavar="B", help="sequences (default: 1)")
+    parser.add_argument("--depth", type=whole_number(0, MAX_DEPTH), metavar="N", help="show N levels below the model (default: all)")
     parser.add_argument("--json", action="store_true", help="machine-readable output (unfolded: every module with its path)")
 
 
