@@ -16,7 +16,7 @@ import shlex
 import sys
 import tempfile
 
-from views import run_all
+from views import print_wall_cpu, run_all, wall_cpu_ratio
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
@@ -69,20 +69,11 @@ def main() -> None:
         replica = os.path.join(scratch, "Llama-2-7b-chat-hf")
         write_layout(replica, published_config("Llama-2-7b-chat-hf"))
         results = run_all(cases(replica, scratch, args.seq), args.repeat)
-    print(f"| case (--seq {args.seq}, {args.repeat} runs, medians) | wall s | CPU s |")
-    print("|---|---:|---:|")
-    for name, outcome in results.items():
-        print(f"| {name} | {outcome[0]:.2f} | {outcome[1]:.2f} |" if not isinstance(outcome, str) else f"| {name} | {outcome} | |")
-
-    def ratio(a: str, b: str) -> str:
-        x, y = results[a], results[b]
-        if isinstance(x, str) or isinstance(y, str):
-            return "n/a"
-        return f"{x[0] / y[0]:.2f}x wall, {x[1] / y[1]:.2f}x CPU"
+    print_wall_cpu(results, f"case (--seq {args.seq}, {args.repeat} runs, medians)")
 
     print()
-    print(f"- first trace / bare transformers: {ratio('trace, cold cache', 'bare transformers: meta build + hooks + FlopCounterMode forward')}")
-    print(f"- repeated trace / python -c pass: {ratio('trace, warm cache', 'python -c pass')}")
+    print(f"- first trace / bare transformers: {wall_cpu_ratio(results, 'trace, cold cache', 'bare transformers: meta build + hooks + FlopCounterMode forward')}")
+    print(f"- repeated trace / python -c pass: {wall_cpu_ratio(results, 'trace, warm cache', 'python -c pass')}")
 
 
 if __name__ == "__main__":

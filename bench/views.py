@@ -132,3 +132,19 @@ def print_table(results: dict[str, tuple[float, float, int] | str]) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def print_wall_cpu(results: dict[str, tuple[float, float, int] | str], title: str) -> None:
+    """A Markdown table of median wall and CPU seconds per case (an error text where one failed)."""
+    print(f"| {title} | wall s | CPU s |")
+    print("|---|---:|---:|")
+    for name, outcome in results.items():
+        print(f"| {name} | {outcome} | |" if isinstance(outcome, str) else f"| {name} | {outcome[0]:.2f} | {outcome[1]:.2f} |")
+
+
+def wall_cpu_ratio(results: dict[str, tuple[float, float, int] | str], a: str, b: str) -> str:
+    """Case a over case b, wall and CPU, or n/a when either failed."""
+    x, y = results[a], results[b]
+    if isinstance(x, str) or isinstance(y, str):
+        return "n/a"
+    return f"{x[0] / y[0]:.2f}x wall, {x[1] / y[1]:.2f}x CPU"
