@@ -132,13 +132,13 @@ def installed_transformers_version() -> str | None:
     return "unknown"
 
 
-def _cache_key(config_bytes: bytes, version: str, weights_dtype: str | None) -> str:
+def cache_key(config_bytes: bytes, version: str, weights_dtype: str | None) -> str:
     """Everything a skeleton depends on, stored in the entry and compared on reading, so the
     file name can be a cheap checksum (zlib rather than hashlib) without risking a mix-up."""
     return "%d\0%s\0%s\0%s" % (SCHEMA_VERSION, version, weights_dtype or "", config_bytes.decode("utf-8", "replace"))
 
 
-def _cache_path(key: str, kind: str = "skeletons") -> str:
+def cache_path(key: str, kind: str = "skeletons") -> str:
     raw = key.encode()
     return os.path.join(cache_dir(), kind, f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}.json")
 
@@ -178,7 +178,7 @@ def _read_cached(path: str, key: str) -> Skeleton | str | None:
         return None
 
 
-def _write_cached(path: str, entry: dict[str, Any]) -> None:
+def write_cached(path: str, entry: dict[str, Any]) -> None:
     """Store an entry; a cache that cannot be written (no permission, a file where its folder
     should be, a full disk) leaves the command working without it, with a note."""
     tmp = f"{path}.{os.getpid()}.tmp"
@@ -347,8 +347,8 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
     refuse_to_build(config, catalog.config_file or (catalog.files[0] if catalog.files else catalog.name))
     config_bytes = config_bytes_of(catalog)
     dtype = weights_dtype(catalog)
-    key = _cache_key(config_bytes, version, dtype)
-    path = _cache_path(key)
+    key = cache_key(config_bytes, version, dtype)
+    path = cache_path(key)
     cached = _read_cached(path, key)
     if isinstance(cached, str):
         raise _unbuildable(catalog, cached)
@@ -362,12 +362,12 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
     except Exception as exc:  # transformers rejects configs in many ways; say which, in one line
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if not isinstance(exc, NOT_THE_CONFIGS_FAULT):
-            _write_cached(path, {"key": key, "unbuildable": why})
+            write_cached(path, {"key": key, "unbuildable": why})
         raise _unbuildable(catalog, why) from exc
     finally:
         if notify is not None:
             notify(False)
-    _write_cached(path, {"key": key, **skeleton.to_json()})
+    write_cached(path, {"key": key, **skeleton.to_json()})
     return skeleton
 
 

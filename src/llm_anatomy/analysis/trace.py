@@ -183,8 +183,8 @@ def _traced(catalog: Catalog, batch: int, seq: int) -> tuple[str, str, tuple[Tra
     batch and length were traced before (keyed as skeletons are), else traced and cached."""
     dtype = skeletons.weights_dtype(catalog)
     config_bytes = skeletons.config_bytes_of(catalog)
-    key = f"trace {SCHEMA_VERSION} {batch} {seq}\0" + skeletons._cache_key(config_bytes, skeletons.installed_transformers_version() or "", dtype)
-    path = skeletons._cache_path(key, "traces")
+    key = f"trace {SCHEMA_VERSION} {batch} {seq}\0" + skeletons.cache_key(config_bytes, skeletons.installed_transformers_version() or "", dtype)
+    path = skeletons.cache_path(key, "traces")
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -199,7 +199,7 @@ def _traced(catalog: Catalog, batch: int, seq: int) -> tuple[str, str, tuple[Tra
     except Exception as exc:  # transformers fails on configs and on meta-device forwards in many ways
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         raise AnatomyError(catalog.config_file or catalog.name, "a config whose forward pass transformers can run on the meta device", why, "trace runs models transformers builds without remote code; mixture-of-experts routing cannot run on the meta device yet") from exc
-    skeletons._write_cached(path, {"key": key, "version": version, "model_class": model_class, "modules": _modules_json(modules), "total": total, "params": params})
+    skeletons.write_cached(path, {"key": key, "version": version, "model_class": model_class, "modules": _modules_json(modules), "total": total, "params": params})
     return version, model_class, modules, total, params
 
 
