@@ -1,8 +1,10 @@
 """Signals (issue 14): SIGINT and SIGTERM end `stats`/`diff` and their forked workers promptly,
 with exit 130/143 and no traceback; after SIGKILL of the parent, no worker outlives it."""
 
+import json
 import os
 import signal
+import struct
 import time
 
 import pytest
@@ -10,16 +12,29 @@ import pytest
 from hostile import run_cli
 from llm_anatomy.layouts import TensorSpec, write_safetensors_layout
 
-# Sixteen 256 MiB tensors of zeros in a sparse file: no disk, but seconds of work per worker.
-TENSORS = [TensorSpec(f"model.layers.{i}.mlp.down_proj.weight", "F32", (8192, 8192)) for i in range(16)]
+# Thirty-two 256 MiB tensors of zeros in a sparse file: no disk, but seconds of work per worker.
+TENSORS = [TensorSpec(f"model.layers.{i}.mlp.down_proj.weight", "F32", (8192, 8192)) for i in range(32)]
+
+
+def _set_first_values(path):
+    """Make each tensor's first value 1.0: diff then decodes every tensor instead of comparing
+    zero bytes, which on a fast machine ended before the signal arrived."""
+    with open(path, "r+b") as handle:
+        header_size = struct.unpack("<Q", handle.read(8))[0]
+        header = json.loads(handle.read(header_size))
+        for name, entry in header.items():
+            if name != "__metadata__":
+                handle.seek(8 + header_size + entry["data_offsets"][0])
+                handle.write(struct.pack("<f", 1.0))
 
 
 @pytest.fixture(scope="module")
 def slow_models(tmp_path_factory):
-    """Two copies (diff skips a file compared with itself)."""
+    """Two copies (diff skips a file compared with itself); the second differs in every tensor."""
     folders = tmp_path_factory.mktemp("slow_a"), tmp_path_factory.mktemp("slow_b")
     for folder in folders:
         write_safetensors_layout(str(folder / "model.safetensors"), TENSORS)
+    _set_first_values(str(folders[1] / "model.safetensors"))
     return folders
 
 
