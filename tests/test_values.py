@@ -288,6 +288,15 @@ def test_bad_index_or_name_is_one_exact_line(small_file, cli, argument, line):
     assert (result.code, result.out, result.err) == (2, "", line + "\n")
 
 
+def test_index_into_an_empty_dimension_says_it_is_empty(tmp_path, cli):
+    import torch
+
+    path = checkpoints.safetensors_file(str(tmp_path / "e.safetensors"), {"e": torch.zeros(0, 3)})
+    result = cli("values", path, "e[0]")
+    assert (result.code, result.out, result.err) == (2, "", "llm-anatomy: e[0]: expected no index (it is empty) for dimension 0 of size 0, found 0\n")
+    assert cli("values", path, "e[:, 1]").out == "e[:, 1]  [0]  F32\n" + str(torch.zeros(0, 3)[:, 1]) + "\n"
+
+
 def test_filter_matching_nothing_and_index_with_torch_style_are_usage_errors(small_file, llama_dir, cli):
     result = cli("values", small_file[0], "--filter", "nope.*")
     assert (result.code, result.err) == (2, "llm-anatomy: m.safetensors: expected a tensor matching 'nope.*', found none; list the names with `llm-anatomy params`\n")

@@ -113,7 +113,8 @@ class View(namedtuple("View", "name tensor shape strides offset dtype row_order 
         for dim, (item, size, stride) in enumerate(zip(items, self.shape, self.strides)):
             if isinstance(item, int):
                 if not -size <= item < size:
-                    raise UsageError(target, f"an index in {-size}..{size - 1} for dimension {dim} of size {size}", str(item))
+                    expected = f"an index in {-size}..{size - 1}" if size else "no index (it is empty)"
+                    raise UsageError(target, f"{expected} for dimension {dim} of size {size}", str(item))
                 offset += (item % size) * stride
             else:
                 start, stop, step = item.indices(size)
