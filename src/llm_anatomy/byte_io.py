@@ -62,11 +62,12 @@ def file_size(path: str) -> int:
         raise os_error(path, exc) from None
 
 
-def open_regular(path: str) -> BinaryIO:
-    """Open a local regular file for reading, unbuffered. O_NONBLOCK so that a fifo put where
-    a file should be is refused at once instead of blocking until a writer comes."""
+def open_regular_descriptor(path: str, flags: int = 0) -> int:
+    """A descriptor of a local regular file, opened for reading with extra flags. O_NONBLOCK
+    so that a fifo put where a file should be is refused at once instead of blocking until a
+    writer comes."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | flags)
     except OSError as exc:
         raise os_error(path, exc) from None
     try:
@@ -74,6 +75,16 @@ def open_regular(path: str) -> BinaryIO:
         if not stat.S_ISREG(mode):
             raise AnatomyError(path, "a regular file", kind_of(mode), "pass a model folder or a weights file")
         os.set_blocking(descriptor, True)
+        return descriptor
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def open_regular(path: str) -> BinaryIO:
+    """Open a local regular file for reading, unbuffered (see open_regular_descriptor)."""
+    descriptor = open_regular_descriptor(path)
+    try:
         return os.fdopen(descriptor, "rb", buffering=0)
     except BaseException:
         os.close(descriptor)

@@ -19,6 +19,8 @@ TYPE_CHECKING = False  # typing, pathlib and hashlib cost ~9 ms to import: tree 
 if TYPE_CHECKING:
     from typing import Any, Callable
 
+from .bounded_json import MAX_CONFIG_BYTES
+from .byte_io import read_capped
 from .catalog import Catalog, TensorInfo
 from .config_schema import refuse_to_build
 from .dtypes import DTYPES
@@ -307,9 +309,9 @@ def with_config_file(catalog: Catalog, config_bytes: bytes, build: Callable[[str
 
 def config_bytes_of(catalog: Catalog) -> bytes:
     """The bytes a skeleton is keyed by: config.json as stored, else the derived config as JSON."""
-    if catalog.config_file:
-        with open(catalog.config_file, "rb") as handle:
-            return handle.read()
+    if catalog.config_file:  # capped as when it was parsed: it may have grown since
+        todo = f"fix or re-download {escape(os.path.basename(catalog.config_file))}"
+        return read_capped(catalog.config_file, MAX_CONFIG_BYTES, "a config file", todo)
     return json.dumps(catalog.require_config(), indent=2, sort_keys=True).encode()
 
 

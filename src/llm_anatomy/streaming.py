@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from .byte_io import file_size, is_local, open_bytes
+from .byte_io import file_size, is_local, open_bytes, open_regular_descriptor
 from .catalog import TensorInfo
 from .dtypes import DTYPES
 from .errors import AnatomyError
@@ -230,10 +230,7 @@ class Reader:
         if path not in self._files and not is_local(path):  # a model on the Hub: no descriptor, HTTP ranges
             self._files[path] = _File(-1, -1, file_size(path))
         if path not in self._files:
-            try:
-                plain = os.open(path, os.O_RDONLY)
-            except OSError as exc:
-                raise AnatomyError(path, "a readable file", exc.strerror or type(exc).__name__) from None
+            plain = open_regular_descriptor(path)
             direct = -1
             if self.direct:
                 try:
