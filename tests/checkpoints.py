@@ -223,3 +223,21 @@ def with_config(src, dst, edit):
     edit(config)
     (dst / "config.json").write_text(json.dumps(config, indent=2))
     return dst
+
+
+# BitsAndBytesConfig arguments of the quantized checkpoints the tests write (bitsandbytes runs on CPU).
+BNB_MODES = {
+    "nf4": {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True},
+    "fp4": {"load_in_4bit": True, "bnb_4bit_quant_type": "fp4"},
+    "int8": {"load_in_8bit": True},
+}
+
+
+def bnb_llama(folder: str, source: str, mode: str) -> str:
+    """The float16 checkpoint at source, loaded quantized by bitsandbytes through transformers
+    (BitsAndBytesConfig) and saved as transformers saves it."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    model = AutoModelForCausalLM.from_pretrained(source, quantization_config=BitsAndBytesConfig(**BNB_MODES[mode]), device_map="cpu", dtype=torch.float16)
+    return _save(model, folder)

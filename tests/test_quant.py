@@ -78,9 +78,11 @@ def test_wrong_group_size_is_a_finding_not_a_wrong_count(tmp_path):
     right = _small(tmp_path / "right", "Llama-2-7B-GPTQ")
     wrong = _small(tmp_path / "wrong", "Llama-2-7B-GPTQ", lambda c: c["quantization_config"].update(group_size=64))
     assert wrong.total_params == right.total_params == 2 * 202_383_360 + 2 * 1024 * 4096 + 4096
-    assert [f.line() for f in wrong.findings] == [
-        "model.layers.0.mlp.down_proj.qzeros (and 27 more like it): expected shape [172, 512] (GPTQ 4 bit, group 64, symmetric, act-order off), found [86, 512];"
-        " the count uses the packed tensor's shape; check quantization_config in config.json"
+    assert [f.line() for f in wrong.findings] == [  # qzeros and scales disagree each in their own way: two findings
+        "model.layers.0.mlp.down_proj.qzeros (and 13 more like it): expected shape [172, 512] (GPTQ 4 bit, group 64, symmetric, act-order off), found [86, 512];"
+        " the count uses the packed tensor's shape; check quantization_config in config.json",
+        "model.layers.0.mlp.down_proj.scales (and 13 more like it): expected shape [172, 4096] (GPTQ 4 bit, group 64, symmetric, act-order off), found [86, 4096];"
+        " the count uses the packed tensor's shape; check quantization_config in config.json",
     ]
 
 
@@ -107,7 +109,7 @@ def test_unknown_quant_method_counts_stored_elements(tmp_path):
     assert summary.total_params == stored
     assert summary.quant.description == "hqq (not a scheme llm-anatomy reads)"
     assert [f.line() for f in summary.findings if f.kind == "quant_unknown"] == [
-        "config.json: expected a quant_method llm-anatomy reads (gptq, awq, fp8, fbgemm_fp8, compressed-tensors, mxfp4, or MLX's quantization),"
+        "config.json: expected a quant_method llm-anatomy reads (gptq, awq, fp8, fbgemm_fp8, compressed-tensors, mxfp4, bitsandbytes, or MLX's quantization),"
         " found quant_method 'hqq'; parameters are counted as stored elements: packed values count as one each"
     ]
 
@@ -170,3 +172,22 @@ def test_values_of_a_quantized_weight_names_its_stored_tensors(published, cli):
         " its dequantized values are not shown yet: show the stored tensors by those names\n"
     )
     assert cli("values", folder, "model.layers.0.mlp.up_proj.scales[0, :2]").out.endswith("\ntensor([0., 0.], dtype=torch.float16)\n")
+
+
+def test_mlx_modules_with_their_own_bits(tmp_path, cli):
+    """mlx-lm's mixed recipes: a module's own bits under its path in `quantization`, false when left as is."""
+    config = dict(layouts.published_config("Llama-3.2-1B-Instruct-4bit"), num_hidden_layers=2, vocab_size=1024)
+    own = {"model.layers.0.mlp.down_proj": {"group_size": 64, "bits": 8}, "model.layers.1.self_attn.q_proj": False}
+    specs = [s for s in layouts.quantized_specs(config) if not s.name.startswith(tuple(own))]
+    specs += layouts.QUANTIZED_PARTS["mlx"]("model.layers.0.mlp.down_proj", 2048, 8192, "BF16", {"group_size": 64, "bits": 8})
+    specs += [layouts.TensorSpec("model.layers.1.self_attn.q_proj.weight", "BF16", (2048, 2048))]
+    for key in ("quantization", "quantization_config"):
+        config[key] = {**config[key], **own}
+    layouts.write_layout(str(tmp_path), config, specs)
+    summary = summarize(open_catalog(str(tmp_path)))
+    assert (summary.total_params, summary.findings) == (1024 * 2048 + 2 * 60_821_504 + 2048, ())
+    assert (summary.quant.description, summary.quant.weights) == ("MLX affine 4 bit, group 64 (scales and biases); MLX affine 8 bit, group 64 (scales and biases) in 1 weight", 14)
+    rows = [line.split() for line in cli("params", tmp_path, "--filter", "model.layers.*.mlp.down_proj.weight").out.splitlines()[1:3]]
+    assert [row[:4] for row in rows] == [["model.layers.0.mlp.down_proj.weight", "[2048,", "8192]", "MLX"], ["model.layers.1.mlp.down_proj.weight", "[2048,", "8192]", "MLX"]]
+    assert cli("params", tmp_path, "--filter", "model.layers.1.self_attn.q_proj.weight").out.splitlines()[1].split()[3] == "BF16"
+

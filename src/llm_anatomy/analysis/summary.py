@@ -23,6 +23,7 @@ from .architecture import Architecture, Finding, Phrase, derive
 from .memory import Memory, estimate
 from .roles import BUFFER, INDEX, LAYER_PREFIX
 from ..quant import QuantView, view as quant_view
+from ..quant.schemes import QUANT_METHODS
 
 # Component names, in the order they are reported.
 COMPONENTS = ("embeddings", "attention", "mlp", "experts", "shared experts", "router", "norms", "output head", "other")
@@ -435,12 +436,18 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
 def _quant_findings(qview: QuantView) -> list[Finding]:
     """Where the quantization config and the tensors disagree; an unknown method, said once."""
     findings = []
-    if qview.problems:  # one disagreement repeats in every layer: the first stands for the rest
-        (where, expected, found, todo), more = qview.problems[0], len(qview.problems) - 1
-        label = escape(where) + (f" (and {more} more like it)" if more else "")
-        findings.append(Finding(label, expected, found, todo, kind="quant_mismatch", args={"where": escape(where), "more": more}))
+    first: dict[tuple[str, ...], tuple[str, str, str, str, tuple[str, ...]]] = {}
+    more: dict[tuple[str, ...], int] = defaultdict(int)
+    for problem in qview.problems:  # one disagreement repeats in every layer: the first of each kind stands for the rest
+        if problem[4] in first:
+            more[problem[4]] += 1
+        else:
+            first[problem[4]] = problem
+    for like, (where, expected, found, todo, _) in first.items():
+        label = escape(where) + (f" (and {more[like]} more like it)" if more[like] else "")
+        findings.append(Finding(label, expected, found, todo, kind="quant_mismatch", args={"where": escape(where), "more": more[like]}))
     if qview.scheme is None:
-        findings.append(Finding("config.json", "a quant_method llm-anatomy reads (gptq, awq, fp8, fbgemm_fp8, compressed-tensors, mxfp4, or MLX's quantization)", f"quant_method {escape(qview.method)!r}", "parameters are counted as stored elements: packed values count as one each", kind="quant_unknown", args={"method": escape(qview.method)}))
+        findings.append(Finding("config.json", f"a quant_method llm-anatomy reads ({', '.join(QUANT_METHODS)}, or MLX's quantization)", f"quant_method {escape(qview.method)!r}", "parameters are counted as stored elements: packed values count as one each", kind="quant_unknown", args={"method": escape(qview.method)}))
     return findings
 
 

@@ -18,9 +18,13 @@ BYTES_PER_ELEMENT = {"F16": 2, "BF16": 2, "F32": 4, "I32": 4, "U32": 4, "U8": 1,
 
 @dataclass(frozen=True)
 class TensorSpec:
+    """data: the bytes of a tensor whose content the layout needs (bitsandbytes' JSON quant
+    state), else empty: the tensor is zero or random like the rest."""
+
     name: str
     dtype: str
     shape: tuple[int, ...]
+    data: bytes = b""
 
     @property
     def nbytes(self) -> int:
@@ -164,12 +168,29 @@ def _mlx_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) -
     return [TensorSpec(base + ".biases", dtype, (out, groups)), TensorSpec(base + ".scales", dtype, (out, groups)), TensorSpec(base + ".weight", "U32", (out, inner * q["bits"] // 32))]
 
 
-QUANTIZED_PARTS = {"gptq": _gptq_parts, "awq": _awq_parts, "fp8": _fp8_block_parts, "mlx": _mlx_parts}
+def _bnb4_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) -> list[TensorSpec]:
+    """bitsandbytes 4 bit as transformers saves it (Params4bit's packed quant state): weight U8
+    [n/2, 1], absmax per 64 values (U8 codes when double-quantized, with nested_absmax F32 per
+    256 blocks and nested_quant_map [256]), quant_map [16], and the state as JSON bytes."""
+    n, quant_type, double = out * inner, q["bnb_4bit_quant_type"], q["bnb_4bit_use_double_quant"]
+    blocks = -(-n // 64)
+    state = {"quant_type": quant_type, "blocksize": 64, "dtype": q["bnb_4bit_compute_dtype"], "shape": [out, inner]}
+    if double:
+        state.update(nested_blocksize=256, nested_dtype="float32", nested_offset=0.0021457672119140625)
+    raw = json.dumps(state).encode()
+    w = base + ".weight"
+    specs = [TensorSpec(w, "U8", (-(-n // 2), 1)), TensorSpec(w + ".absmax", "U8" if double else "F32", (blocks,)), TensorSpec(w + ".quant_map", "F32", (16,))]
+    if double:
+        specs += [TensorSpec(w + ".nested_absmax", "F32", (-(-blocks // 256),)), TensorSpec(w + ".nested_quant_map", "F32", (256,))]
+    return specs + [TensorSpec(f"{w}.quant_state.bitsandbytes__{quant_type}", "U8", (len(raw),), raw)]
+
+
+QUANTIZED_PARTS = {"gptq": _gptq_parts, "awq": _awq_parts, "fp8": _fp8_block_parts, "mlx": _mlx_parts, "bitsandbytes": _bnb4_parts}
 
 
 def quantized_specs(config: dict[str, Any]) -> list[TensorSpec]:
     """A Llama-family checkpoint with its linear layers stored as config.json's quantization
-    says (GPTQ, AWQ, block FP8; MLX also quantizes the embedding), the rest as is."""
+    says (GPTQ, AWQ, block FP8, bitsandbytes 4 bit; MLX also quantizes the embedding), the rest as is."""
     mlx = config.get("quantization")
     q = mlx or config["quantization_config"]
     scheme = "mlx" if mlx else q["quant_method"]
@@ -252,6 +273,10 @@ def write_safetensors_layout(path: str, specs: Iterable[TensorSpec], fill: str =
             for spec in sorted(specs, key=lambda s: s.name):
                 _fill_random(handle, spec.nbytes, spec.dtype, rng)
         handle.truncate(8 + len(raw) + offset)
+        for spec in specs:
+            if spec.data:
+                handle.seek(8 + len(raw) + header[spec.name]["data_offsets"][0])
+                handle.write(spec.data[: spec.nbytes])
     return 8 + len(raw) + offset
 
 

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..catalog import Catalog, TensorInfo
-from .schemes import DEFAULTS, QUANT_METHODS, SCHEMES, Mismatch
+from .schemes import DEFAULTS, QUANT_METHODS, SCHEMES, SWITCHED_BY, Mismatch
+from .state import read_states
 
 
 class LogicalWeight(namedtuple("LogicalWeight", "name shape scheme parts")):
@@ -36,7 +37,10 @@ class QuantView(namedtuple("QuantView", "method scheme description weights probl
     """method: the quant_method as config.json spells it; scheme: a SCHEMES key, or None when
     the method is not one we read (stored elements are counted then); description: the scheme
     in words; weights: LogicalWeight per weight, in stored order; problems: (where, expected,
-    found, what the count did) where the config and the tensors disagree."""
+    found, what the count did, like) where the config and the tensors disagree; like says which
+disagreement it is, the same for its repeats in other weights: ("unreadable",) a packed tensor
+the settings cannot read, ("missing", suffix) a part not beside its weight, ("shape", suffix)
+a part of another shape, ("none",) no packed tensor at all."""
 
     __slots__ = ()
 
@@ -58,26 +62,35 @@ PACKED = "the count uses the packed tensor's shape; check quantization_config in
 STORED = "those tensors are counted as stored elements; check quantization_config in config.json"
 
 
-def _settings(config: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    """(quant_method as written, its settings) from config.json; (None, {}) when not quantized."""
+def _settings(config: dict[str, Any]) -> tuple[str | None, dict[str, Any], dict[str, dict[str, Any]]]:
+    """(quant_method as written, its settings, module -> its own settings) from config.json;
+    (None, {}, {}) when not quantized. mlx-lm's mixed-precision recipes write a module's own
+    bits and group size under its path in `quantization` ("model.layers.0.mlp.down_proj":
+    {"bits": 6, "group_size": 64}; false for a module left unquantized, stored as is)."""
     mlx = config.get("quantization")
     if isinstance(mlx, dict) and "bits" in mlx:
-        return "mlx", mlx
+        return "mlx", mlx, {name: value for name, value in mlx.items() if isinstance(value, dict)}
     q = config.get("quantization_config")
     if isinstance(q, dict):
         method = q.get("quant_method")
-        return (str(method) if method is not None else "unknown"), q
-    return None, {}
+        return (str(method) if method is not None else "unknown"), q, {}
+    return None, {}, {}
 
 
-def _from_names(names: set[str]) -> str | None:
-    """The scheme the tensor names alone show, for a checkpoint whose config does not say."""
+def _from_names(names: set[str]) -> tuple[str, str, dict[str, Any]] | None:
+    """(quant_method, scheme, the settings they imply) as the tensor names alone show them,
+    for a checkpoint whose config does not say."""
     if any(n.endswith(".g_idx") for n in names):
-        return "gptq"
+        return "gptq", "gptq", {}
     if any(n.endswith("_blocks") and n[: -len("_blocks")] + "_scales" in names for n in names):
-        return "mxfp4"
+        return "mxfp4", "mxfp4", {}
     if any(n.endswith(".weight_scale_inv") for n in names):
-        return "fp8"
+        return "fp8", "fp8", {}
+    state = next((n for n in names if n.endswith(SCHEMES["bnb4"].state)), None)
+    if state is not None:
+        return "bitsandbytes", "bnb4", {"bnb_4bit_quant_type": state.rsplit("__", 1)[1], "bnb_4bit_use_double_quant": any(n.endswith(".weight.nested_absmax") for n in names)}
+    if any(n.endswith(".SCB") for n in names):
+        return "bitsandbytes", "bnb8", {}
     return None
 
 
@@ -95,47 +108,59 @@ def _values(scheme: str, settings: dict[str, Any]) -> dict[str, Any]:
 def view(catalog: Catalog) -> QuantView | None:
     """The logical weights of a quantized checkpoint; None when it is not quantized."""
     config = catalog.config if isinstance(catalog.config, dict) else {}
-    method, settings = _settings(config)
+    method, settings, modules = _settings(config)
     names = {t.name for t in catalog.tensors}
     if method is None:  # no config says so: trust the names only if they group into weights
-        method = _from_names(names)
-        found = _group(catalog, method, method, _values(method, {})) if method else None
+        shown = _from_names(names)
+        found = _group(catalog, shown[0], shown[1], _values(shown[1], shown[2])) if shown else None
         return found if found and found.quantized else None
     scheme = QUANT_METHODS.get(method.lower(), method.lower() if method.lower() in SCHEMES else None)
+    if scheme in SWITCHED_BY and settings.get(SWITCHED_BY[scheme][0]):
+        scheme = SWITCHED_BY[scheme][1]
     if scheme is None:
         weights = tuple(LogicalWeight(t.name, t.shape, "", (t,)) for t in catalog.tensors)
         return QuantView(method, None, f"{method} (not a scheme llm-anatomy reads)", weights, ())
-    return _group(catalog, method, scheme, _values(scheme, settings))
+    own = {name: _values(scheme, {**settings, **value}) for name, value in modules.items()}
+    return _group(catalog, method, scheme, _values(scheme, settings), own)
 
 
-def _group(catalog: Catalog, method: str, key: str, q: dict[str, Any]) -> QuantView:
+def _group(catalog: Catalog, method: str, key: str, q: dict[str, Any], own: dict[str, dict[str, Any]] | None = None) -> QuantView:
+    """own: module -> the settings it has instead of q (MLX's per-module bits and group size)."""
     scheme = SCHEMES[key]
     by_name = catalog.by_name
-    problems: list[tuple[str, str, str]] = []
+    problems: list[tuple[str, str, str, str, tuple[str, ...]]] = []
     taken: set[str] = set()
     logical: dict[str, LogicalWeight] = {}
-    for t in catalog.tensors:
-        if not t.name.endswith(scheme.main) or t.dtype not in scheme.main_dtypes:
-            continue
+    mains = [t for t in catalog.tensors if t.name.endswith(scheme.main) and t.dtype in scheme.main_dtypes]
+    states = read_states(catalog, [t.name[: len(t.name) - len(scheme.main)] for t in mains], scheme.state)
+    if states:  # the scheme in words says what only the states say (bitsandbytes' block size)
+        q = {**q, "state": next((s for s in states.values() if isinstance(s, dict)), {})}
+    own = own or {}
+    other: dict[str, int] = {}  # the scheme in words of weights with their own settings -> how many
+    for t in mains:
         base = t.name[: len(t.name) - len(scheme.main)]
+        qw = own.get(base, q)
         try:
-            shape, expected = scheme.shape(t.shape, q)
+            shape, expected = scheme.shape(t.shape, {**qw, "state": states.get(base)} if scheme.state else qw)
         except Mismatch as exc:
-            problems.append((t.name, scheme.describe(q), str(exc), STORED))
+            problems.append((t.name, scheme.describe(qw), str(exc), STORED, ("unreadable",)))
             continue
         parts = [t]
         for suffix in scheme.parts:
             part = by_name.get(base + suffix)
             if part is None:
                 if suffix in expected:
-                    problems.append((t.name, f"{base + suffix} beside it ({scheme.describe(q)})", "missing", PACKED))
+                    problems.append((t.name, f"{base + suffix} beside it ({scheme.describe(qw)})", "missing", PACKED, ("missing", suffix)))
                 continue
-            if suffix in expected and tuple(part.shape) != tuple(expected[suffix]):
-                problems.append((part.name, f"shape {list(expected[suffix])} ({scheme.describe(q)})", str(list(part.shape)), PACKED))
+            if expected.get(suffix) is not None and tuple(part.shape) != tuple(expected[suffix]):
+                problems.append((part.name, f"shape {list(expected[suffix])} ({scheme.describe(qw)})", str(list(part.shape)), PACKED, ("shape", suffix)))
             parts.append(part)
+        if qw is not q:
+            other[scheme.describe(qw)] = other.get(scheme.describe(qw), 0) + 1
         taken.update(p.name for p in parts)
         logical[t.name] = LogicalWeight(base + scheme.logical, shape, key, tuple(parts))
     if not logical and not problems:
-        problems.append((catalog.name, f"{scheme.main} tensors of {scheme.describe(q)} (quant_method {method!r} in config.json)", "none", STORED))
+        problems.append((catalog.name, f"{scheme.main} tensors of {scheme.describe(q)} (quant_method {method!r} in config.json)", "none", STORED, ("none",)))
     weights = tuple(logical.get(t.name) or LogicalWeight(t.name, t.shape, "", (t,)) for t in catalog.tensors if t.name in logical or t.name not in taken)
-    return QuantView(method, key, scheme.describe(q), weights, tuple(problems))
+    words = scheme.describe(q) + "".join(f"; {text} in {n} weight{'s' if n > 1 else ''}" for text, n in other.items())
+    return QuantView(method, key, words, weights, tuple(problems))

@@ -5,8 +5,10 @@ counting a quantized model never reads its data.
 Each Scheme: key; main (the stored suffix that carries the packed values, with the dtypes
 it may have); parts (suffixes stored beside it that belong to the same weight); logical
 (the suffix replacing main in the logical name); shape(main_shape, q) -> (logical shape,
-{part suffix: expected shape}) or raises Mismatch; describe(q) -> the scheme in words.
-q is the scheme's settings (bits, group size, ...) read from the config."""
+{part suffix: expected shape, or None for "present, any shape"}) or raises Mismatch;
+describe(q) -> the scheme in words; state: the parts that hold a small JSON document about
+the weight (bitsandbytes keeps the logical shape there, not in the header), read and given
+to shape() as q["state"]. q is the scheme's settings (bits, group size, ...) read from the config."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ class Mismatch(ValueError):
     """The stored shape cannot be what the settings say (a finding, never a wrong count)."""
 
 
-class Scheme(namedtuple("Scheme", "key main main_dtypes parts logical shape describe")):
+class Scheme(namedtuple("Scheme", "key main main_dtypes parts logical shape describe state", defaults=((),))):
     __slots__ = ()
 
 
@@ -78,6 +80,53 @@ def _mlx(shape, q):
     return (*lead, inner), {".scales": (*lead, groups), ".biases": (*lead, groups)}
 
 
+# bitsandbytes 4 bit (Params4bit.quant_state.as_dict(packed=True), as transformers saves it):
+# `weight` holds two 4-bit codes per byte, flattened ([ceil(n/2), 1]); beside it `absmax` (one
+# per block: F32, or U8 codes when double-quantized with `nested_absmax` F32 per 256 blocks and
+# `nested_quant_map` [256]), `quant_map` [16] (the nf4 or fp4 code table) and the JSON state.
+BNB4_STATES = (".weight.quant_state.bitsandbytes__nf4", ".weight.quant_state.bitsandbytes__fp4")
+
+
+def _bnb4(shape, q):
+    state = q.get("state")
+    if not isinstance(state, dict):
+        raise Mismatch(state or "a quant_state beside it: missing")
+    logical, block = state.get("shape"), state.get("blocksize")
+    if not isinstance(logical, list) or not logical or not all(type(d) is int and d >= 0 for d in logical):
+        raise Mismatch(f"quant_state shape {logical!r} (not a list of sizes)")
+    if type(block) is not int or block <= 0:
+        raise Mismatch(f"quant_state blocksize {block!r} (not a positive whole number)")
+    n = 1
+    for d in logical:
+        n *= d
+    packed = 1
+    for d in shape:
+        packed *= d
+    if packed != -(-n // 2):
+        raise Mismatch(f"packed weight of {packed} bytes for the {n} four-bit values of shape {logical} ({-(-n // 2)} bytes)")
+    blocks = -(-n // block)
+    expected = {".weight.absmax": (blocks,), ".weight.quant_map": (16,), f".weight.quant_state.bitsandbytes__{q['bnb_4bit_quant_type']}": None}
+    if q.get("bnb_4bit_use_double_quant"):
+        nested = state.get("nested_blocksize")
+        if type(nested) is not int or nested <= 0:
+            raise Mismatch(f"quant_state nested_blocksize {nested!r} (not a positive whole number)")
+        expected.update({".weight.nested_absmax": (-(-blocks // nested),), ".weight.nested_quant_map": (256,)})
+    return tuple(logical), expected
+
+
+def _bnb8(shape, q):
+    # LLM.int8 (Linear8bitLt._save_to_state_dict): `weight` I8 [out, in] as the logical shape,
+    # `SCB` F32 [out] (each row's absmax) and `weight_format` (0: row-major) beside the module.
+    if len(shape) != 2:
+        raise Mismatch(f"an int8 weight of 2 dimensions, found shape {list(shape)}")
+    return tuple(shape), {".SCB": (shape[0],)}
+
+
+def _bnb4_words(q):
+    block = q.get("state", {}).get("blocksize", 64)
+    return f"bitsandbytes 4 bit {q['bnb_4bit_quant_type']}, block {block}" + (", double quant" if q.get("bnb_4bit_use_double_quant") else "")
+
+
 def _sym(q):
     return "symmetric" if q.get("sym", True) else "asymmetric"
 
@@ -101,10 +150,16 @@ SCHEMES = {
                     lambda q: "MXFP4: 4-bit E2M1 values in blocks of 32 sharing one E8M0 scale"),
     "mlx": Scheme("mlx", ".weight", ("U32",), (".scales", ".biases"), ".weight", _mlx,
                   lambda q: f"MLX affine {q['bits']} bit, group {q['group_size']} (scales and biases)"),
+    "bnb4": Scheme("bnb4", ".weight", ("U8",), (".weight.absmax", ".weight.quant_map", ".weight.nested_absmax", ".weight.nested_quant_map", *BNB4_STATES), ".weight", _bnb4, _bnb4_words, BNB4_STATES),
+    "bnb8": Scheme("bnb8", ".weight", ("I8",), (".SCB", ".weight_format"), ".weight", _bnb8,
+                   lambda q: f"bitsandbytes 8 bit (LLM.int8), per-row scales (SCB), outlier threshold {q['llm_int8_threshold']}"),
 }
 
 # config.json's quantization_config.quant_method -> scheme key.
-QUANT_METHODS = {"gptq": "gptq", "awq": "awq", "fp8": "fp8", "fbgemm_fp8": "fp8", "compressed-tensors": "fp8", "mxfp4": "mxfp4"}
+QUANT_METHODS = {"gptq": "gptq", "awq": "awq", "fp8": "fp8", "fbgemm_fp8": "fp8", "compressed-tensors": "fp8", "mxfp4": "mxfp4", "bitsandbytes": "bnb4"}
+
+# A setting that picks another scheme of the same quant_method: scheme -> (setting, scheme when it is true).
+SWITCHED_BY = {"bnb4": ("load_in_8bit", "bnb8")}
 
 # Settings each scheme reads from the config, with the defaults its writers use.
 DEFAULTS = {
@@ -113,4 +168,6 @@ DEFAULTS = {
     "fp8": {},
     "mxfp4": {},
     "mlx": {"bits": 4, "group_size": 64},
+    "bnb4": {"bnb_4bit_quant_type": "fp4", "bnb_4bit_use_double_quant": False},  # BitsAndBytesConfig's defaults
+    "bnb8": {"llm_int8_threshold": 6.0},
 }
