@@ -191,3 +191,10 @@ def test_mlx_modules_with_their_own_bits(tmp_path, cli):
     assert [row[:4] for row in rows] == [["model.layers.0.mlp.down_proj.weight", "[2048,", "8192]", "MLX"], ["model.layers.1.mlp.down_proj.weight", "[2048,", "8192]", "MLX"]]
     assert cli("params", tmp_path, "--filter", "model.layers.1.self_attn.q_proj.weight").out.splitlines()[1].split()[3] == "BF16"
 
+
+def test_gpt_oss_attention_sinks_are_attention(published, cli):
+    """self_attn.sinks ([heads], one logit per head joining the softmax) counted with attention, not as "other"."""
+    summary = summarize(open_catalog(str(published("gpt-oss-20b", layouts.gpt_oss_specs))))
+    attention = next(c for c in summary.components if c.name == "attention")
+    assert (attention.params, attention.tensors) == (637_203_456, 24 * 9)
+    assert [c.name for c in summary.components] == ["embeddings", "attention", "experts", "router", "norms", "output head"]

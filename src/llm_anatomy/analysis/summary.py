@@ -56,6 +56,8 @@ ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         (r"(?:kv_a_proj_with_mqa|attn_kv_a_mqa)\.", "attention", "kv_a"),
         (r"(?:kv_b_proj|attn_kv_b)\.", "attention", "kv_b"),
         (r"(?:qkv_proj|query_key_value|attn\.c_attn|Wqkv|attn_qkv)\.", "attention", "qkv"),
+        # gpt-oss: one learned logit per head that joins each softmax (attention sinks), [heads]
+        (r"self_attn\.sinks$|attn_sinks\.", "attention", "sinks"),
         (r"(?:q_proj|attention\.self\.query|attention\.wq|attn_q)\.", "attention", "q"),
         (r"(?:k_proj|attention\.self\.key|attention\.wk|attn_k)\.", "attention", "k"),
         (r"(?:v_proj|attention\.self\.value|attention\.wv|attn_v)\.", "attention", "v"),
