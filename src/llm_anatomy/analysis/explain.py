@@ -36,7 +36,7 @@ class Explanation(namedtuple("Explanation", "model config_file lang fields archi
 def _walk(config: dict, lang: str, prefix: str = "", depth: int = 0):
     for key, value in config.items():
         path = prefix + key
-        yield FieldExplanation(path, depth, value, glossary.explain(path, value, lang))
+        yield FieldExplanation(path, depth, value, glossary.explain(path, value, lang, prefix[:-1], key))
         if isinstance(value, dict) and key not in OPAQUE_OBJECTS:
             yield from _walk(value, lang, path + ".", depth + 1)
 

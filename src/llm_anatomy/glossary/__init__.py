@@ -47,10 +47,19 @@ def entry(path: str) -> dict | None:
     return None
 
 
-def explain(path: str, value: object, lang: str) -> str | None:
+def child_path(parent: str, key: str) -> str:
+    """The placeholder path that explains a key under parent with no entry of its own: a key
+    naming a module (config field names never hold a dot) reads as `<module>`, others as `<name>`."""
+    return f"{parent}.<module>" if "." in key else f"{parent}.<name>"
+
+
+def explain(path: str, value: object, lang: str, parent: str | None = None, key: str | None = None) -> str | None:
     """The explanation of a field in `lang`, plus the explanation of its value when the
-    glossary has one (torch_dtype float16); None when the field has no entry."""
+    glossary has one (torch_dtype float16); None when the field has no entry. parent and key:
+    where path comes from, for the placeholder entries of keys that are names, not fields."""
     found = entry(path)
+    if found is None and parent:
+        found = entry(child_path(parent, key or ""))
     if found is None:
         return None
     text = found[lang]
