@@ -18,9 +18,11 @@ from .schemes import DEFAULTS, QUANT_METHODS, SCHEMES, SWITCHED_BY, Mismatch
 from .state import read_states
 
 
-class LogicalWeight(namedtuple("LogicalWeight", "name shape scheme parts")):
+class LogicalWeight(namedtuple("LogicalWeight", "name shape scheme parts settings", defaults=(None,))):
     """One weight of the unquantized model: its name and shape, the scheme key ("" when
-    stored as is) and the stored tensors behind it (the main packed tensor first)."""
+    stored as is), the stored tensors behind it (the main packed tensor first), and settings:
+    its own when it has them (an MLX module with bits of its own; bitsandbytes' quant state
+    under "state"), else None: the scheme's settings from the config hold for it."""
 
     __slots__ = ()
 
@@ -158,7 +160,8 @@ def _group(catalog: Catalog, method: str, key: str, q: dict[str, Any], own: dict
         if qw is not q:
             other[scheme.describe(qw)] = other.get(scheme.describe(qw), 0) + 1
         taken.update(p.name for p in parts)
-        logical[t.name] = LogicalWeight(base + scheme.logical, shape, key, tuple(parts))
+        own_settings = {**qw, "state": states[base]} if scheme.state else (qw if qw is not q else None)
+        logical[t.name] = LogicalWeight(base + scheme.logical, shape, key, tuple(parts), own_settings)
     if not logical and not problems:
         problems.append((catalog.name, f"{scheme.main} tensors of {scheme.describe(q)} (quant_method {method!r} in config.json)", "none", STORED, ("none",)))
     weights = tuple(logical.get(t.name) or LogicalWeight(t.name, t.shape, "", (t,)) for t in catalog.tensors if t.name in logical or t.name not in taken)
