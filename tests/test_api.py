@@ -4,6 +4,7 @@ bit for bit), stays light to import, and walks a 70B layout in megabytes."""
 
 import functools
 import json
+import os
 import subprocess
 import sys
 
@@ -41,8 +42,11 @@ def test_every_module_children_and_class_equal_transformers(fixture, request):
         assert mine.num_parameters() == sum(p.numel() for p in module.parameters()), path
 
 
-BAD_SUBMODULES = ["model.layers.9", "model.foo", "model.layers.0.self_attn.q_proj.weight", "lm_head.weight.x", "model.rotary_emb.inv_freq", "x"]
-BAD_PARAMETERS = ["model.layers.0.self_attn.q_proj", "model.norm.bias", "model.layers.0.mlp.foo.weight", "model.rotary_emb.inv_freq", "nothing"]
+# Attributes that are not modules: parameters, buffers, and plain attributes (config, numbers,
+# methods, nn.Module's own) that torch finds with hasattr().
+NOT_MODULES = ["model.layers.0.self_attn.q_proj.weight", "model.rotary_emb.inv_freq", "config", "model.layers.0.self_attn.head_dim", "model.layers.0.mlp.forward", "training", "model.embed_tokens.padding_idx"]
+BAD_SUBMODULES = ["model.layers.9", "model.foo", "lm_head.weight.x", "x", *NOT_MODULES]
+BAD_PARAMETERS = ["model.layers.0.self_attn.q_proj", "model.norm.bias", "model.layers.0.mlp.foo.weight", "model.rotary_emb.inv_freq", "nothing", "model.layers.0.self_attn.layer_idx", "lm_head.in_features", "model.forward"]
 
 
 def _torch_error(call, target):
@@ -60,6 +64,15 @@ def test_get_submodule_errors_equal_torch(target, llama_dir):
     assert str(raised.value) == expected
     assert isinstance(raised.value, la.UsageError)
     assert raised.value.line() == f"{m.name}: expected a path of the module tree, found {target!r}; {expected}"
+
+
+def test_not_a_module_is_torch_wording(llama_dir):
+    """The cases above are real: torch calls each attribute found but not a module so."""
+    model, m = _loaded(str(llama_dir)), la.open(llama_dir)
+    for target in NOT_MODULES:
+        with pytest.raises(AttributeError) as raised:
+            m.get_submodule(target)
+        assert str(raised.value) == f"`{target.rpartition('.')[2]}` is not an nn.Module" == _torch_error(model.get_submodule, target)
 
 
 @pytest.mark.parametrize("target", BAD_PARAMETERS)
@@ -255,3 +268,62 @@ def test_gguf_parameters_as_transformers_loads_them(llama_tied_dir, tmp_path, cl
     names = [name for name, _ in m.named_parameters()]
     assert names == [name for name, _ in _loaded(str(llama_tied_dir)).named_parameters()]
     assert "".join(f"{p}\n" for _, p in m.named_parameters()) == cli("values", path, "--style", "torch").out
+
+
+def test_summary_html_has_the_text_tables(llama_dir, cli):
+    """In Jupyter the summary shows as tables (strict HTML) holding the rows `summary` prints."""
+    import html5lib
+
+    summary = la.open(llama_dir).summary()
+    document = html5lib.HTMLParser(strict=True).parseFragment(summary._repr_html_())
+    namespace = "{http://www.w3.org/1999/xhtml}"
+    tables = {}
+    for heading, table in zip(document.iter(f"{namespace}h4"), document.iter(f"{namespace}table")):
+        rows = [["".join(cell.itertext()) for cell in row] for row in table.iter(f"{namespace}tr")]
+        tables[heading.text] = rows
+    assert list(tables) == ["By component", "By layer", "By dtype", "Weight matrices, config.json vs tensors"]
+    text = cli("summary", llama_dir).out
+    for title, rows in tables.items():
+        block = text.split(f"\n{title}:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        assert [row.split() for row in block] == [" ".join(cells).split() for cells in rows], title
+    assert rows[0] == ["component", "config.json", "tensors", ""]
+    assert "".join(document[0][0].itertext()) == text.splitlines()[0]
+
+
+@pytest.mark.parametrize("style", ["text", "json"])
+def test_diff_is_the_cli_record(llama_dir, llama_bf16_dir, cli, style):
+    from llm_anatomy.render import diff as render
+
+    found = la.diff(llama_dir, llama_bf16_dir)
+    assert found.header.dtype_changes and found.values.rows
+    if style == "json":
+        assert render.json_text(found.header, found.values) == cli("diff", llama_dir, llama_bf16_dir, "--json").out
+    else:
+        assert str(found) == cli("diff", llama_dir, llama_bf16_dir).out
+
+
+def test_diff_headers_first_then_values(llama_dir, llama_bf16_dir):
+    a, b = la.open(llama_dir), la.open(llama_bf16_dir)
+    headers = la.diff(a, b, "model.layers.0.*", values=False)
+    assert headers.values is None and all(x.name.startswith("model.layers.0.") for x, _ in headers.header.pairs)
+    seen = []
+    compared = headers.with_values(progress=seen.append)
+    assert compared.header == headers.header and sum(seen) == sum(x.nbytes + y.nbytes for x, y in headers.header.pairs)
+    assert compared.values == la.diff(llama_dir, llama_bf16_dir, "model.layers.0.*").values
+
+
+def test_report_writes_the_cli_page(llama_dir, tmp_path, cli):
+    written = la.open(llama_dir).report(str(tmp_path / "api.html"), lang="en")
+    assert cli("report", llama_dir, "-o", tmp_path / "cli.html", "--lang", "en").out == f"wrote {tmp_path / 'cli.html'} ({written.nbytes / 1024:.2f} KiB)\n"
+    assert written == la.ReportFile(str(tmp_path / "api.html"), (tmp_path / "api.html").stat().st_size, ())
+    assert (tmp_path / "api.html").read_bytes() == (tmp_path / "cli.html").read_bytes()
+
+
+def test_report_never_writes_into_the_model(llama_dir, tmp_path, cli):
+    """The API goes through the same safe writer: the model's folder and files are refused with the CLI's line."""
+    before = sorted(os.listdir(llama_dir))
+    for target in (llama_dir / "report.html", llama_dir / "config.json"):
+        with pytest.raises(la.UsageError) as raised:
+            la.open(llama_dir).report(str(target))
+        assert cli("report", llama_dir, "-o", target).err == f"llm-anatomy: {raised.value.line()}\n"
+    assert sorted(os.listdir(llama_dir)) == before

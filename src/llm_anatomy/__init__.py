@@ -1,15 +1,15 @@
 """llm-anatomy: how a large language model is built, read straight from its checkpoint files.
 
-The Python API (llm_anatomy.open, Model, Module, Parameter) lives in llm_anatomy.api and is
+The Python API (llm_anatomy.open, llm_anatomy.diff, Model, Module, Parameter) lives in llm_anatomy.api and is
 imported on first use, so `import llm_anatomy` costs what the header-only commands cost."""
 
 __version__ = "0.1.0"
 
-__all__ = ["open", "Model", "Module", "Parameter", "Size", "SubmoduleError", "AnatomyError", "UsageError"]
+__all__ = ["open", "diff", "Model", "Module", "Parameter", "Size", "SubmoduleError", "Diff", "ReportFile", "AnatomyError", "UsageError"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .api import Model, Module, Parameter, Size, SubmoduleError, open
+    from .api import Diff, Model, Module, Parameter, ReportFile, Size, SubmoduleError, diff, open
     from .errors import AnatomyError, UsageError
 
 

@@ -6,7 +6,9 @@
     w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
     w[:2, -3:]                                         # a numpy array; reads only those elements
 
-(README.md's "Python API" session is run as a doctest by tests/test_api.py.)
+(README.md's "Python API" session is run as a doctest by tests/test_api.py, and the examples
+in these docstrings by tests/test_docs.py, on a tiny bfloat16 Llama opened as
+`m = la.open("tiny-llama")`.)
 
 Names, shapes and the module tree come from the headers and the cached skeleton
 (skeleton.py); values are read element by element (tensors.py), so walking a 70B model
@@ -15,6 +17,7 @@ costs megabytes. numpy is imported only when values are asked for, torch only by
 
 from __future__ import annotations
 
+from collections import namedtuple
 from functools import cached_property
 from math import prod
 
@@ -27,11 +30,15 @@ from .formats import open_catalog
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    import os
+    from typing import Any, Callable, Iterator, Sequence
 
     import numpy
     import torch
 
+    from .analysis.config_view import ConfigView
+    from .analysis.diff import HeaderDiff, ValueDiff
+    from .analysis.explain import Explanation
     from .analysis.params import ParamListing
     from .analysis.stats import StatsReport
     from .analysis.summary import Summary
@@ -40,7 +47,7 @@ if TYPE_CHECKING:
     from .catalog import Catalog, TensorInfo
     from .skeleton import Skeleton
 
-__all__ = ["open", "Model", "Module", "Parameter", "Size", "SubmoduleError"]
+__all__ = ["open", "diff", "Model", "Module", "Parameter", "Size", "SubmoduleError", "Diff", "ReportFile"]
 
 # numpy dtype of the values of each stored (or loaded) dtype; bfloat16 and the 8-bit floats
 # have no numpy type and are widened to float32, which holds each of their values exactly.
@@ -53,7 +60,12 @@ WIDENED = "float32"  # BF16, F8_*, and GGML blocks (dequantized to float32, as t
 
 
 class Size(tuple):
-    """A shape that prints as torch.Size does: torch.Size([4096, 4096])."""
+    """A shape that prints as torch.Size does, and is a tuple of ints.
+
+    >>> size = la.Size((4096, 11008))
+    >>> size, size == (4096, 11008), size.numel()
+    (torch.Size([4096, 11008]), True, 45088768)
+    """
 
     def __repr__(self) -> str:
         return f"torch.Size({list(self)})"
@@ -79,7 +91,12 @@ class SubmoduleError(UsageError, AttributeError):
 class Parameter:
     """One parameter as the model holds it: shape, dtype, and its values read on demand.
 
-    name: the full name named_parameters() gives it (tied weights: the first name)."""
+    name: the full name named_parameters() gives it (tied weights: the first name).
+
+    >>> w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
+    >>> w.shape, w.dtype, w.numel(), w.size(1)
+    (torch.Size([64, 64]), 'torch.bfloat16', 4096, 64)
+    """
 
     def __init__(self, model: "Model", name: str, shape: tuple[int, ...], tensor: "TensorInfo | None", dtype: str | None) -> None:
         self._model = model
@@ -135,7 +152,15 @@ class Parameter:
         return flat.reshape(view.shape)
 
     def __getitem__(self, index: "Any") -> "numpy.ndarray":
-        """w[:2, -3:]: integers, forward slices and ... as torch indexes; reads only those elements."""
+        """w[:2, -3:]: integers, forward slices and ... as torch indexes; reads only those elements.
+
+        A numpy array; bfloat16 and 8-bit floats are widened to float32, which holds each of
+        their values exactly.
+
+        >>> w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
+        >>> w[0, :4]
+        array([-0.01733398,  0.02929688, -0.02038574,  0.01647949], dtype=float32)
+        """
         items = index if isinstance(index, tuple) else (index,)
         for item in items:
             if not (item is Ellipsis or isinstance(item, (int, slice))) or isinstance(item, bool):
@@ -150,7 +175,11 @@ class Parameter:
         return self._read(self.view())
 
     def to_torch(self) -> "torch.Tensor":
-        """The whole tensor as a torch tensor of the loaded dtype (needs torch)."""
+        """The whole tensor as a torch tensor of the loaded dtype, bit for bit (needs torch).
+
+        >>> m.get_parameter("lm_head.weight").to_torch().dtype
+        torch.bfloat16
+        """
         from .extras import require
 
         require("transformers", self.name, "for to_torch()")
@@ -163,7 +192,16 @@ class Parameter:
         return torch.from_numpy(values).to(dtype)
 
     def __str__(self) -> str:
-        """Exactly what print(param) prints (torch's defaults), reading only the elements shown."""
+        """Exactly what print(param) prints (torch's defaults), reading only the elements shown.
+
+        >>> print(m.model.norm.weight)
+        Parameter containing:
+        tensor([1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.,
+                1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.,
+                1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.,
+                1., 1., 1., 1., 1., 1., 1., 1., 1., 1.], dtype=torch.bfloat16,
+               requires_grad=True)
+        """
         from .analysis.values import PrintOptions, show
         from .render.torch_values import parameter_text
         from .tensors import ElementReader
@@ -176,7 +214,16 @@ class Parameter:
 
 
 class Module:
-    """A module of the model: its class name, children and parameters, navigable as nn.Module."""
+    """A module of the model: its class name, children and parameters, navigable as nn.Module.
+
+    Children and parameters are attributes too, and a ModuleList indexes:
+
+    >>> layer = m.model.layers[0]
+    >>> layer
+    <LlamaDecoderLayer model.layers.0: 30,848 parameters>
+    >>> [name for name, _ in layer.named_children()]
+    ['self_attn', 'mlp', 'input_layernorm', 'post_attention_layernorm']
+    """
 
     def __init__(self, model: "Model", node: TreeNode) -> None:
         self._model = model
@@ -195,20 +242,35 @@ class Module:
         return self._node.class_name or "Module"
 
     def named_children(self) -> "Iterator[tuple[str, Module]]":
+        """(name, module) of each direct child, in transformers' order.
+
+        >>> list(m.named_children())
+        [('model', <LlamaModel model: 69,952 parameters>), ('lm_head', <Linear lm_head: 8,192 parameters>)]
+        """
         for child in self._node.children:
             yield child.name, Module(self._model, child)
 
     def children(self) -> "Iterator[Module]":
+        """The direct children, as named_children() without the names."""
         for _, child in self.named_children():
             yield child
 
     def named_modules(self, prefix: str = "") -> "Iterator[tuple[str, Module]]":
+        """(path, module) of this module and every module below it, depth first, as torch.
+
+        >>> [path for path, _ in m.named_modules()][:4]
+        ['', 'model', 'model.embed_tokens', 'model.layers']
+        """
         yield prefix, self
         for name, child in self.named_children():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def named_parameters(self, prefix: str = "") -> "Iterator[tuple[str, Parameter]]":
-        """Module order, names relative to this module, tied weights once (as torch)."""
+        """(name, parameter) in module order, names relative to this module, tied weights once (as torch).
+
+        >>> [(name, p.shape) for name, p in m.model.layers[0].self_attn.named_parameters()][:2]
+        [('q_proj.weight', torch.Size([64, 64])), ('k_proj.weight', torch.Size([32, 64]))]
+        """
         seen: set[str] = set()
 
         def visit(node: TreeNode, at: str) -> "Iterator[tuple[str, Parameter]]":
@@ -222,35 +284,54 @@ class Module:
         return visit(self._node, f"{prefix}." if prefix else "")
 
     def parameters(self) -> "Iterator[Parameter]":
+        """The parameters, as named_parameters() without the names."""
         for _, p in self.named_parameters():
             yield p
 
     def num_parameters(self) -> int:
-        """sum(p.numel() for p in module.parameters()), tied weights once."""
+        """sum(p.numel() for p in module.parameters()), tied weights once.
+
+        >>> m.num_parameters(), m.model.layers[0].num_parameters()
+        (78144, 30848)
+        """
         return self._node.total
 
     def get_submodule(self, target: str) -> "Module":
-        """The module at a dotted path, with torch's AttributeError text for a bad one."""
+        """The module at a dotted path, as nn.Module.get_submodule finds it.
+
+        A bad path raises SubmoduleError (an AttributeError) with torch's own text:
+
+        >>> m.get_submodule("model.layers.0.self_attn").class_name
+        'LlamaAttention'
+        >>> m.get_submodule("model.layers.0.self_attn.q_proj.weight")
+        Traceback (most recent call last):
+          ...
+        llm_anatomy.api.SubmoduleError: `weight` is not an nn.Module
+        """
         node = self._node
         for item in target.split(".") if target else ():
             child = next((c for c in node.children if c.name == item), None)
-            if child is not None:
-                node = child
-            elif item in self._model._leaf_names(node):
-                raise SubmoduleError(self._model.name, target, f"`{item}` is not an nn.Module")
-            else:
-                raise SubmoduleError(self._model.name, target, f"{node.class_name or 'Module'} has no attribute `{item}`")
+            if child is None:
+                raise self._model._not_found(node, target, item, "nn.Module")
+            node = child
         return Module(self._model, node)
 
     def get_parameter(self, target: str) -> Parameter:
+        """The parameter at a dotted path, as nn.Module.get_parameter finds it (torch's errors).
+
+        >>> m.get_parameter("model.norm.weight").shape
+        torch.Size([64])
+        >>> m.get_parameter("model.norm.bias")
+        Traceback (most recent call last):
+          ...
+        llm_anatomy.api.SubmoduleError: LlamaRMSNorm has no attribute `bias`
+        """
         module_path, _, name = target.rpartition(".")
         node = self.get_submodule(module_path)._node
         own = next((p for p in node.parameters if p.name == name), None)
-        if own is not None:
-            return self._model._parameter(own.canonical, own.shape)
-        if any(c.name == name for c in node.children) or name in self._model._leaf_names(node):
-            raise SubmoduleError(self._model.name, target, f"`{name}` is not an nn.Parameter")
-        raise SubmoduleError(self._model.name, target, f"{node.class_name or 'Module'} has no attribute `{name}`")
+        if own is None:
+            raise self._model._not_found(node, target, name, "nn.Parameter")
+        return self._model._parameter(own.canonical, own.shape)
 
     def __getattr__(self, name: str) -> "Module | Parameter":
         """m.model.layers: children and parameters as attributes, as on nn.Module."""
@@ -287,11 +368,13 @@ class Model(Module):
     """A checkpoint seen as the model transformers would build from it. Nothing is loaded:
     headers are read once by open(), values when a Parameter is indexed or printed."""
 
-    def __init__(self, stored: "Catalog") -> None:
+    def __init__(self, stored: "Catalog", source: str | None = None) -> None:
         self.catalog = stored  # tensors under the names the files store
+        self.source = stored.name if source is None else source  # what was opened, as typed
         self._model = self
         self._skeleton: Skeleton | None | bool = False  # False: not looked up yet
         self._parameters: dict[str, Parameter] = {}
+        self._meta: Any = None  # transformers' model on the meta device, built only for _has_attribute
 
     @cached_property
     def tree(self) -> ModuleTree:
@@ -333,30 +416,96 @@ class Model(Module):
 
     @property
     def config(self) -> "dict[str, Any]":
-        """config.json (or the config derived from GGUF metadata / params.json), as a dict."""
+        """config.json (or the config derived from GGUF metadata / params.json), as a dict.
+
+        >>> m.config["hidden_size"], m.config["num_hidden_layers"]
+        (64, 2)
+        """
         return dict(self.catalog.require_config())
 
     @property
     def config_text(self) -> str:
-        """Exactly str(model.config): print(m.config_text) prints what print(model.config) does."""
+        """Exactly str(model.config): print(m.config_text) prints what print(model.config) does.
+
+        >>> m.config_text.splitlines()[:2]
+        ['LlamaConfig {', '  "architectures": [']
+        """
+        return self.config_view().text
+
+    def config_view(self) -> "ConfigView":
+        """The record `llm-anatomy config` renders: the config as transformers prints it after
+        from_pretrained (config.json as stored, printed the same way, without transformers)."""
         from .analysis.config_view import load_config_view
 
-        return load_config_view(self.catalog).text
+        return load_config_view(self.catalog)
 
-    def summary(self, context: "list[int] | None" = None, batch: "list[int] | None" = None, kv_dtype: str | None = None) -> "Summary":
-        """The record `llm-anatomy summary` renders: counts by component, layer and dtype; memory; KV cache."""
+    def explain(self, lang: str = "en") -> "Explanation":
+        """The record `llm-anatomy config --explain` renders: every field with its value and what
+        it means ("en" or "zh"), then the facts derived from them."""
+        from .analysis.explain import explain_config
+
+        return explain_config(self.catalog, lang)
+
+    def summary(self, context: "Sequence[int] | None" = None, batch: "Sequence[int] | None" = None, kv_dtype: str | None = None) -> "Summary":
+        """The record `llm-anatomy summary` renders: counts by component, layer and dtype; memory; KV cache.
+
+        context, batch: the KV cache table's rows; kv_dtype: its precision (default: the
+        config's). In Jupyter it shows as tables.
+
+        >>> s = m.summary()
+        >>> s.total_params, [(c.name, c.params) for c in s.components]
+        (78144, [('embeddings', 8192), ('attention', 24576), ('mlp', 36864), ('norms', 320), ('output head', 8192)])
+        """
         from .analysis.summary import summarize
 
         return summarize(self.catalog, context, batch, kv_dtype)
 
-    def stats(self, filter: str | None = None, by: str | None = None) -> "StatsReport":
-        """The record `llm-anatomy stats` renders: every selected tensor read once (all cores);
-        by: "layer" or "role" for one row per group. Needs numpy (the [stats] extra)."""
+    def stats(self, filter: str | None = None, by: str | None = None, progress: "Callable[[int], None] | None" = None) -> "StatsReport":
+        """The record `llm-anatomy stats` renders: every selected tensor read once (all cores).
+
+        filter: a shell glob over the stored names; by: "layer" or "role" for one row per
+        group; progress: called with the number of bytes read as they are. Needs numpy (the
+        [stats] extra). A tensor that cannot be read is listed in .errors, the others reported.
+        """
         from .analysis.stats import weight_stats
         from .extras import require
 
         require("stats", "stats", "to compute weight statistics")
-        return weight_stats(self.catalog, filter, by)
+        return weight_stats(self.catalog, filter, by, progress)
+
+    def report(self, path: str = "report.html", stats: bool = False, lang: str | None = None, progress: "Callable[[int], None] | None" = None) -> "ReportFile":
+        """Write the page `llm-anatomy report` writes (one self-contained HTML file) to path.
+
+        A previous report there is replaced; any other file, and anything of the model (its
+        folder, its files, through links too), is refused before any work. stats: also read
+        every weight once (needs numpy); lang: "en" or "zh" (default: from the locale, as the
+        CLI). Returns where it went, its size and the tensors that could not be read.
+        """
+        import os
+
+        from .analysis.report import build_report
+        from .output_file import check_output, guard_model, write_output
+        from .render.explain import language_from_locale
+        from .render.html import GENERATOR
+        from .render.report import render_report
+
+        if stats:
+            from .extras import require
+
+            require("stats", "report --stats", "to compute weight statistics")
+        catalog = self.catalog
+        marker = GENERATOR.encode()  # how a page we wrote before is told from a file to leave alone
+        # A single weights file protects itself, not the folder it happens to sit in. The path is
+        # checked before any work, and again as the page is written.
+        guard = guard_model(catalog.root, catalog.files, tuple(filter(None, [catalog.config_file])), whole_folder=not os.path.isfile(self.source))
+        check_output(path, guard, marker)
+        if stats:
+            from .analysis.stats import weight_stats
+
+            weights = weight_stats(catalog, progress=progress)
+        data = render_report(build_report(catalog, lang=lang or language_from_locale(os.environ), stats=weights if stats else None)).encode("utf-8")
+        write_output(path, data, guard, marker)
+        return ReportFile(path, len(data), weights.errors if stats else ())
 
     def _skeleton_or_none(self) -> "Skeleton | None":
         from .skeleton import SkeletonUnavailable
@@ -412,11 +561,101 @@ class Model(Module):
             names.update(b.name[len(prefix):] for b in skeleton.buffers if b.name.startswith(prefix) and "." not in b.name[len(prefix):])
         return names
 
+    def _not_found(self, node: TreeNode, target: str, item: str, kind: str) -> SubmoduleError:
+        """torch's AttributeError for `item` of node's module, which is not a `kind`: either it
+        is another kind of attribute (a child, parameter, buffer, config, method...) or none."""
+        if any(c.name == item for c in node.children) or item in self._leaf_names(node) or self._has_attribute(node.path, item):
+            return SubmoduleError(self.name, target, f"`{item}` is not an {kind}")
+        return SubmoduleError(self.name, target, f"{node.class_name or 'Module'} has no attribute `{item}`")
+
+    def _has_attribute(self, path: str, item: str) -> bool:
+        """hasattr() on transformers' module at path (built on the meta device, once): only a bad
+        path asks, to tell a plain attribute (config, head_dim, forward) from none, as torch does.
+        False when there is no transformers to ask."""
+        if self._skeleton_or_none() is None:
+            return False
+        if self._meta is None:
+            from .skeleton import config_bytes_of, meta_model, weights_dtype, with_config_file
+
+            catalog = self.hf_catalog
+            try:
+                self._meta = with_config_file(catalog, config_bytes_of(catalog), lambda config: meta_model(config, weights_dtype(catalog)))
+            except ImportError:  # class names from the shipped skeleton, without transformers
+                return False
+        return hasattr(self._meta.get_submodule(path), item)
+
     def __repr__(self) -> str:
         return f"<llm_anatomy.Model {self.name!r}: {self._get_name()}, {self.num_parameters():,} parameters, {self.catalog.format}>"
 
 
-def open(model: str, revision: str | None = None) -> Model:
+def open(model: "str | os.PathLike[str]", revision: str | None = None, *, allow_truncated: bool = False) -> Model:
     """Open a checkpoint: a folder, a weights file, or a model id in the local Hugging Face
-    cache (a Hub id when remote reading is on). Reads headers and config only."""
-    return Model(open_catalog(str(model), revision))
+    cache (read from the Hub when it is not there). Reads headers and config only.
+
+    revision: branch, tag or commit of a model id. allow_truncated: list the tensors of a
+    safetensors file cut short too, so stats() and diff() report each unreadable one as an
+    error and go on (as the CLI's stats and diff do); otherwise such a file is refused.
+    Bad input raises AnatomyError (or UsageError) with the CLI's one-line message.
+
+    >>> m = la.open("tiny-llama")
+    >>> m
+    <llm_anatomy.Model 'tiny-llama': LlamaForCausalLM, 78,144 parameters, safetensors>
+    """
+    source = str(model)
+    return Model(open_catalog(source, revision, allow_truncated), source)
+
+
+class Diff(namedtuple("Diff", "header values")):
+    """What `llm-anatomy diff` renders. header: a HeaderDiff (tensors only in one, shape,
+    dtype and config changes, from the headers); values: a ValueDiff of the shared tensors
+    (relative change, cosine, max difference, bit-identical), or None when not compared yet.
+    str() is the CLI's text."""
+
+    __slots__ = ()
+    header: "HeaderDiff"
+    values: "ValueDiff | None"
+
+    def with_values(self, progress: "Callable[[int], None] | None" = None) -> "Diff":
+        """This diff with the shared tensors compared by value: each byte read once, on all cores."""
+        from .analysis.diff import compare_values
+
+        return self._replace(values=compare_values(self.header, progress))
+
+    def __str__(self) -> str:
+        from .render import diff as render
+
+        return render.header_text(self.header) + "\n" + ("" if self.values is None else render.values_text(self.values))
+
+
+class ReportFile(namedtuple("ReportFile", "path nbytes errors")):
+    """A page Model.report() wrote: its path, its size in bytes, and (name, error line) of each
+    tensor the statistics could not read (the page lists them too)."""
+
+    __slots__ = ()
+    path: str
+    nbytes: int
+    errors: "tuple[tuple[str, str], ...]"
+
+
+def diff(a: "Model | str | os.PathLike[str]", b: "Model | str | os.PathLike[str]", filter: str | None = None, *, hf_names: bool = False, values: bool = True, progress: "Callable[[int], None] | None" = None) -> Diff:
+    """What changed between two checkpoints (Models, or what open() takes), as `llm-anatomy diff`.
+
+    filter: a shell glob over the tensor names; hf_names: compare under Hugging Face names,
+    so a GGUF pairs with its original; values: False to compare the headers only (then
+    Diff.with_values() reads the values); progress: called with the bytes read. Comparing
+    values needs numpy (the [stats] extra).
+
+    >>> d = la.diff(m, "tiny-llama")
+    >>> d.header.only_a, d.values.identical
+    ((), 21)
+    """
+    from .analysis.diff import compare_headers
+
+    if values:
+        from .extras import require
+
+        require("stats", "diff", "to compare tensor values")
+    models = [side if isinstance(side, Model) else open(side, allow_truncated=True) for side in (a, b)]
+    catalogs = [m.hf_catalog if hf_names else m.catalog for m in models]
+    found = Diff(compare_headers(catalogs[0], catalogs[1], filter), None)
+    return found.with_values(progress) if values else found

@@ -149,10 +149,8 @@ class QuantCount(namedtuple("QuantCount", "method description weights params nby
     __slots__ = ()
 
 
-_SUMMARY_FIELDS = "model format total_params total_nbytes components layers dtypes not_counted tied moe implied architecture memory findings implied_by quant"
-
-
-class Summary(namedtuple("Summary", _SUMMARY_FIELDS, defaults=(None, None))):
+# The field names spelled out in the call, where type checkers read them.
+class Summary(namedtuple("Summary", "model format total_params total_nbytes components layers dtypes not_counted tied moe implied architecture memory findings implied_by quant", defaults=(None, None))):
     """Where the parameters sit. total_params counts tied weights once and leaves out what
     not_counted lists; components: Count per component in COMPONENTS order (empty ones left
     out); layers: LayerCount; dtypes: Count per dtype, largest first; not_counted: Count per
@@ -166,6 +164,12 @@ class Summary(namedtuple("Summary", _SUMMARY_FIELDS, defaults=(None, None))):
     model's, with the bytes stored), else None."""
 
     __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: the tables `llm-anatomy summary` prints, as HTML."""
+        from ..render.summary import html
+
+        return html(self)
 
 
 class Placed(namedtuple("Placed", "tensor component role layer")):

@@ -68,38 +68,102 @@ def _quant_lines(q: QuantCount) -> list[str]:
     ]
 
 
-def text(summary: Summary) -> str:
+def _head(summary: Summary) -> str:
+    """The first line, after the model's name."""
     total = summary.total_params
     dtypes = ", ".join(d.name for d in summary.dtypes)
     if summary.implied_by:
         holds = "the file holds no tensors" if summary.implied_by == "its metadata" else "no weights beside config.json"
-        head = f"{thousands(total)} parameters ({human_count(total)}) implied by {summary.implied_by} ({holds}), {human_bytes(summary.total_nbytes)} in {dtypes or 'no tensors'} as loaded"
-    else:
-        head = f"{thousands(total)} parameters ({human_count(total)}), {human_bytes(summary.total_nbytes)} in {dtypes or 'no tensors'}"
-    lines = [f"{escape(summary.model)}: {head}", ""]
+        return f"{thousands(total)} parameters ({human_count(total)}) implied by {summary.implied_by} ({holds}), {human_bytes(summary.total_nbytes)} in {dtypes or 'no tensors'} as loaded"
+    return f"{thousands(total)} parameters ({human_count(total)}), {human_bytes(summary.total_nbytes)} in {dtypes or 'no tensors'}"
+
+
+COMPONENT_HEADER = ("component", "params", "share", "bytes", "tensors")
+LAYER_HEADER = ("layers", "params each", "params", "bytes")
+DTYPE_HEADER = ("dtype", "params", "bytes", "tensors")
+IMPLIED_HEADER = ("component", "config.json", "tensors", "")
+
+
+def _component_rows(summary: Summary) -> list[tuple[str, ...]]:
+    total = summary.total_params
     rows = [(c.name, thousands(c.params), share(c.params, total), human_bytes(c.nbytes), str(c.tensors)) for c in summary.components]
     rows.append(("total", thousands(total), share(total, total), human_bytes(summary.total_nbytes), str(sum(c.tensors for c in summary.components))))
-    lines += ["By component:"] + ["  " + line for line in table(("component", "params", "share", "bytes", "tensors"), rows, right=(1, 2, 3, 4))]
-    lines += [f"  {note}" for note in summary.tied]
-    lines += [f"  not counted: {NOT_COUNTED_TEXT[group.name].format(tensors=group.tensors, values=thousands(group.params))}" for group in summary.not_counted]
+    return rows
+
+
+def _component_notes(summary: Summary) -> list[str]:
+    """Below the component table: how tied weights were counted, what was left out."""
+    notes = list(summary.tied)
+    notes += [f"not counted: {NOT_COUNTED_TEXT[group.name].format(tensors=group.tensors, values=thousands(group.params))}" for group in summary.not_counted]
+    return notes
+
+
+def _moe_lines(summary: Summary) -> list[str]:
+    moe = summary.moe
+    if not moe:
+        return []
+    lines = [f"Mixture of experts: {thousands(moe.total)} total ({human_count(moe.total)}), {thousands(moe.active)} active per token ({human_count(moe.active)})", f"  {moe.formula}"]
+    if summary.quant and summary.quant.active_convention is not None:
+        convention = summary.quant.active_convention
+        lines.append(f"  without the embedding table (the output head kept), as gpt-oss's model card counts: {thousands(convention)} active ({human_count(convention)})")
+    return lines
+
+
+def _dtype_rows(summary: Summary) -> list[tuple[str, ...]]:
+    return [(d.name, thousands(d.params), human_bytes(d.nbytes), str(d.tensors)) for d in summary.dtypes]
+
+
+def _implied_rows(summary: Summary) -> list[tuple[str, ...]]:
+    return [(i.component, thousands(i.from_config), thousands(i.from_tensors), "ok" if i.from_config == i.from_tensors else "differs") for i in summary.implied]
+
+
+def text(summary: Summary) -> str:
+    dtypes = ", ".join(d.name for d in summary.dtypes)
+    lines = [f"{escape(summary.model)}: {_head(summary)}", ""]
+    lines += ["By component:"] + ["  " + line for line in table(COMPONENT_HEADER, _component_rows(summary), right=(1, 2, 3, 4))]
+    lines += [f"  {note}" for note in _component_notes(summary)]
     if summary.moe:
-        moe = summary.moe
-        lines += ["", f"Mixture of experts: {thousands(moe.total)} total ({human_count(moe.total)}), {thousands(moe.active)} active per token ({human_count(moe.active)})", f"  {moe.formula}"]
-        if summary.quant and summary.quant.active_convention is not None:
-            convention = summary.quant.active_convention
-            lines.append(f"  without the embedding table (the output head kept), as gpt-oss's model card counts: {thousands(convention)} active ({human_count(convention)})")
+        lines += [""] + _moe_lines(summary)
     if summary.quant:
         lines += [""] + _quant_lines(summary.quant)
-    lines += ["", "By layer:"] + ["  " + line for line in table(("layers", "params each", "params", "bytes"), _fold_layers(summary.layers), right=(1, 2, 3))]
-    rows = [(d.name, thousands(d.params), human_bytes(d.nbytes), str(d.tensors)) for d in summary.dtypes]
-    lines += ["", "By dtype:"] + ["  " + line for line in table(("dtype", "params", "bytes", "tensors"), rows, right=(1, 2, 3))]
+    lines += ["", "By layer:"] + ["  " + line for line in table(LAYER_HEADER, _fold_layers(summary.layers), right=(1, 2, 3))]
+    lines += ["", "By dtype:"] + ["  " + line for line in table(DTYPE_HEADER, _dtype_rows(summary), right=(1, 2, 3))]
     if summary.implied:
-        rows = [(i.component, thousands(i.from_config), thousands(i.from_tensors), "ok" if i.from_config == i.from_tensors else "differs") for i in summary.implied]
-        lines += ["", "Weight matrices, config.json vs tensors:"] + ["  " + line for line in table(("component", "config.json", "tensors", ""), rows, right=(1, 2))]
+        lines += ["", "Weight matrices, config.json vs tensors:"] + ["  " + line for line in table(IMPLIED_HEADER, _implied_rows(summary), right=(1, 2))]
     lines += [""] + _memory_lines(summary.memory, dtypes)
     if summary.findings:
         lines += ["", "Findings:"] + [f"  {finding.line()}" for finding in summary.findings]
     return "\n".join(lines) + "\n"
+
+
+def html(summary: Summary) -> str:
+    """The summary in Jupyter (Summary._repr_html_): the same rows as text(), as HTML tables;
+    memory, KV cache and findings as the text shows them."""
+    from .html import element, esc
+    from .html import table as html_table
+
+    def titled(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]], numeric: tuple[int, ...]) -> str:
+        return element("h4", esc(title)) + html_table(header, [tuple(esc(cell) for cell in row) for row in rows], numeric=numeric)
+
+    def pre(lines: list[str]) -> str:
+        return element("pre", esc("\n".join(lines)))
+
+    dtypes = ", ".join(d.name for d in summary.dtypes)
+    parts = [element("p", element("b", esc(summary.model)) + esc(f": {_head(summary)}"))]
+    parts.append(titled("By component", COMPONENT_HEADER, _component_rows(summary), (1, 2, 3, 4)))
+    parts += [element("p", esc(note)) for note in _component_notes(summary)]
+    if summary.moe:
+        parts.append(pre(_moe_lines(summary)))
+    if summary.quant:
+        parts.append(pre(_quant_lines(summary.quant)))
+    parts.append(titled("By layer", LAYER_HEADER, _fold_layers(summary.layers), (1, 2, 3)))
+    parts.append(titled("By dtype", DTYPE_HEADER, _dtype_rows(summary), (1, 2, 3)))
+    if summary.implied:
+        parts.append(titled("Weight matrices, config.json vs tensors", IMPLIED_HEADER, _implied_rows(summary), (1, 2)))
+    parts.append(pre(_memory_lines(summary.memory, dtypes)))
+    if summary.findings:
+        parts.append(pre(["Findings:"] + [f"  {finding.line()}" for finding in summary.findings]))
+    return element("div", "".join(parts))
 
 
 def json_text(summary: Summary) -> str:
