@@ -7,8 +7,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import TextIO
 
-from ..analysis.config_view import load_config_view
-from ..formats import open_catalog
+from ..api import open as open_model
 from ..glossary import LANGUAGES
 from ..render import config as render
 from .main import add_model_argument
@@ -32,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.explain:
         return _explain(args, out)
-    view = load_config_view(open_catalog(args.model, args.revision))
+    view = open_model(args.model, args.revision).config_view()
     out.write(render.json_text(view) if args.json else render.text(view))
     return 0
 
@@ -40,9 +39,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 def _explain(args: argparse.Namespace, out: TextIO) -> int:
     import os
 
-    from ..analysis.explain import explain_config
     from ..render import explain
 
-    explanation = explain_config(open_catalog(args.model, args.revision), args.lang or explain.language_from_locale(os.environ))
+    explanation = open_model(args.model, args.revision).explain(args.lang or explain.language_from_locale(os.environ))
     out.write(explain.json_text(explanation) if args.json else explain.text(explanation))
     return 0

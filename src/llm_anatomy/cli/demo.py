@@ -11,7 +11,7 @@ import shutil
 import tempfile
 
 from ..analysis.params import list_tensors
-from ..formats import open_catalog
+from ..api import open as open_model
 from ..layouts import published_config, write_layout
 from ..output_file import new_folder
 from ..render.params import totals
@@ -54,7 +54,7 @@ def _show(out: TextIO, folder: str, command: str, extra: tuple[str, ...]) -> Non
 
 
 def _whole_checkpoint(folder: str) -> str:
-    return f"(whole checkpoint: {totals(list_tensors(open_catalog(folder)))})\n"
+    return f"(whole checkpoint: {totals(list_tensors(open_model(folder).catalog))})\n"
 
 
 def _write_replica(folder: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from ..formats import open_catalog
+from ..api import diff, open as open_model
 from .main import whole_number
 from .progress import progress_for
 
@@ -34,21 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from ..analysis.diff import compare_headers, compare_values
     from ..extras import require
     from ..render import diff as render
 
     require("stats", "diff", "to compare tensor values")
-    catalogs = (open_catalog(args.a, args.revision, allow_truncated=True), open_catalog(args.b, args.revision_b, allow_truncated=True))
-    if args.hf_names:
-        from ..formats.name_maps import with_hf_names
-
-        catalogs = (with_hf_names(catalogs[0]), with_hf_names(catalogs[1]))
-    header = compare_headers(*catalogs, args.filter)
-    if not args.json:
+    model_a = open_model(args.a, args.revision, allow_truncated=True)
+    model_b = open_model(args.b, args.revision_b, allow_truncated=True)
+    found = diff(model_a, model_b, args.filter, hf_names=args.hf_names, values=False)
+    header = found.header
+    if not args.json:  # the headers' differences at once, before the values are read
         out.write(render.header_text(header) + "\n")
         out.flush()
     with progress_for("diff", sum(a.nbytes + b.nbytes for a, b in header.pairs), args.json) as progress:
-        values = compare_values(header, progress)
+        values = found.with_values(progress).values
     out.write(render.json_text(header, values, args.top) if args.json else render.values_text(values, args.top))
     return 1 if values.errors else 0

@@ -6,7 +6,7 @@ import argparse
 from typing import TextIO
 
 from ..analysis.roles import GROUPINGS
-from ..formats import open_catalog
+from ..api import open as open_model
 from .main import add_model_argument
 from .progress import progress_for
 
@@ -29,14 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from ..analysis.stats import weight_stats
     from ..catalog import select
     from ..extras import require
     from ..render import stats as render
 
-    require("stats", "stats", "to compute weight statistics")
-    catalog = open_catalog(args.model, args.revision, allow_truncated=True)
-    with progress_for("stats", sum(t.nbytes for t in select(catalog.tensors, args.filter)), args.json or args.csv) as progress:
-        report = weight_stats(catalog, args.filter, args.by, progress)
+    require("stats", "stats", "to compute weight statistics")  # before the model is opened, as it always was
+    model = open_model(args.model, args.revision, allow_truncated=True)
+    with progress_for("stats", sum(t.nbytes for t in select(model.catalog.tensors, args.filter)), args.json or args.csv) as progress:
+        report = model.stats(args.filter, args.by, progress)
     out.write(render.json_text(report) if args.json else render.csv_text(report) if args.csv else render.text(report))
     return 1 if report.errors else 0

@@ -8,8 +8,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
 from ..analysis.memory import KV_DTYPE_BYTES
-from ..analysis.summary import summarize
-from ..formats import open_catalog
+from ..api import open as open_model
 from ..render import summary as render
 from .main import add_model_argument, parse_whole_number, shown_argument
 
@@ -50,6 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    summary = summarize(open_catalog(args.model, args.revision), args.context, args.batch, args.kv_dtype)
+    summary = open_model(args.model, args.revision).summary(args.context, args.batch, args.kv_dtype)
     out.write(render.json_text(summary) if args.json else render.text(summary))
     return 0

@@ -9,7 +9,7 @@ from ..analysis.values import PrintOptions, parameter_views, prefetch, show, spl
 from ..byte_io import is_local
 from ..catalog import no_match
 from ..errors import UsageError
-from ..formats import open_catalog
+from ..api import Model, open as open_model
 from ..render import torch_values as render
 from ..tensors import ElementReader
 from .main import add_model_argument, shown_argument, whole_number
@@ -79,14 +79,13 @@ def _allow_options_before_tensor(parser: argparse.ArgumentParser) -> None:
     parser.parse_known_args = intermixed  # type: ignore[method-assign]
 
 
-def _views(catalog, stored, args: argparse.Namespace) -> list:
-    """The views to print; stored: the catalog with the names as stored (GGUF transforms go by them)."""
+def _views(model: Model, catalog, args: argparse.Namespace) -> list:
+    """The views to print; catalog: the model's, under the names the command shows."""
     if args.tensor is not None and args.filter is not None:
         raise UsageError(args.tensor, "either TENSOR or --filter", "both", "drop one of them")
     if args.style != "torch":
         return tensor_views(catalog, args.tensor, args.filter)
     from ..analysis.values import gguf_loaded, no_tensors
-    from ..skeleton import load_skeleton
 
     if not catalog.tensors:
         raise no_tensors(catalog)
@@ -94,8 +93,9 @@ def _views(catalog, stored, args: argparse.Namespace) -> list:
     text, is_glob = (args.filter, True) if args.tensor is None else (args.tensor, False)
     if text is not None and split_index(text, glob=is_glob)[1] is not None:
         raise UsageError(text, "whole parameters with --style torch, as print(p) shows them", "an index", "drop the index, or use the default style")
+    stored = model.catalog  # GGUF's loader transforms go by the names as stored
     loaded = gguf_loaded(stored) if stored.format == "gguf" else None
-    views = parameter_views(catalog, load_skeleton(catalog), text if is_glob else glob.escape(text), loaded)
+    views = parameter_views(catalog, model.skeleton, text if is_glob else glob.escape(text), loaded)
     if not views:
         if is_glob:
             raise no_match(catalog.name, text, "parameter", "llm-anatomy params --style torch")
@@ -108,14 +108,12 @@ PREFETCH_VIEWS = 256
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    catalog = stored = open_catalog(args.model, args.revision)
-    if args.hf_names or args.style == "torch":  # transformers' view needs transformers' names
-        from ..formats.name_maps import with_hf_names
-
-        catalog = with_hf_names(catalog)
+    model = open_model(args.model, args.revision)
+    # transformers' view needs transformers' names
+    catalog = model.hf_catalog if args.hf_names or args.style == "torch" else model.catalog
     threshold = float("inf") if args.full else args.threshold
     options = PrintOptions(args.precision, threshold, args.edgeitems, args.linewidth)
-    views = _views(catalog, stored, args)
+    views = _views(model, catalog, args)
     if args.json:
         from ..render import values_json
 
