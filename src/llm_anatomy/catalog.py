@@ -42,10 +42,8 @@ class TensorInfo(namedtuple("TensorInfo", "name dtype shape file offset nbytes")
         return prod(self.shape)
 
 
-_CATALOG_FIELDS = "name format root files tensors config config_file config_error metadata"
-
-
-class Catalog(namedtuple("Catalog", _CATALOG_FIELDS, defaults=(None, None, None, MappingProxyType({})))):
+# The field names spelled out in the call, where type checkers read them.
+class Catalog(namedtuple("Catalog", "name format root files tensors config config_file config_error metadata", defaults=(None, None, None, MappingProxyType({})))):
     """Tensors in the order the files store them, plus config and where they came from.
 
     name: what the user typed, or the folder/file name; format: "safetensors", "gguf",

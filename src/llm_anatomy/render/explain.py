@@ -10,6 +10,10 @@ from ..analysis.explain import OPAQUE_OBJECTS, Explanation
 from ..safe_text import escape
 from .text import to_json
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping
+
 VALUE_WIDTH = 80
 
 # Every sentence the explain view prints, per language ({names} are filled in).
@@ -107,7 +111,7 @@ TEXT: dict[str, dict[str, str]] = {
 }
 
 
-def language_from_locale(environ: dict[str, str]) -> str:
+def language_from_locale(environ: Mapping[str, str]) -> str:
     """zh when the first set of LC_ALL, LC_MESSAGES, LANG (POSIX precedence) starts with zh."""
     for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
         value = environ.get(name)
