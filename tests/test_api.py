@@ -287,7 +287,9 @@ def test_summary_html_has_the_text_tables(llama_dir, cli):
         block = text.split(f"\n{title}:\n", 1)[1].split("\n\n", 1)[0].splitlines()
         assert [row.split() for row in block] == [" ".join(cells).split() for cells in rows], title
     assert rows[0] == ["component", "config.json", "tensors", ""]
-    assert "".join(document[0][0].itertext()) == text.splitlines()[0]
+    assert "".join(document[0][1].itertext()) == text.splitlines()[0]
+    memory = [element.text for element in document.iter(f"{namespace}pre")]
+    assert memory == [text.split("\n\nWeights memory:\n", 1)[1].join(["Weights memory:\n", ""]).rstrip("\n")]
 
 
 @pytest.mark.parametrize("style", ["text", "json"])

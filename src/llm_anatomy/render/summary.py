@@ -136,6 +136,10 @@ def text(summary: Summary) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Numbers right-aligned, as in the text; scoped to the summary, as a notebook holds other output.
+JUPYTER_STYLE = ".llm-anatomy-summary td.num, .llm-anatomy-summary th.num { text-align: right; }"
+
+
 def html(summary: Summary) -> str:
     """The summary in Jupyter (Summary._repr_html_): the same rows as text(), as HTML tables;
     memory, KV cache and findings as the text shows them."""
@@ -146,7 +150,7 @@ def html(summary: Summary) -> str:
         return element("h4", esc(title)) + html_table(header, [tuple(esc(cell) for cell in row) for row in rows], numeric=numeric)
 
     def pre(lines: list[str]) -> str:
-        return element("pre", esc("\n".join(lines)))
+        return element("pre", "\n".join(esc(line) for line in lines))  # line by line: esc() shows a newline as \x0a
 
     dtypes = ", ".join(d.name for d in summary.dtypes)
     parts = [element("p", element("b", esc(summary.model)) + esc(f": {_head(summary)}"))]
@@ -163,7 +167,7 @@ def html(summary: Summary) -> str:
     parts.append(pre(_memory_lines(summary.memory, dtypes)))
     if summary.findings:
         parts.append(pre(["Findings:"] + [f"  {finding.line()}" for finding in summary.findings]))
-    return element("div", "".join(parts))
+    return element("div", element("style", JUPYTER_STYLE) + "".join(parts), class_="llm-anatomy-summary")
 
 
 def json_text(summary: Summary) -> str:
