@@ -1,14 +1,16 @@
-# Two commands on a fresh machine: `make demo` and `make test`. `make clean` starts over.
+# Two commands on a fresh machine: `make demo` and `make test`. `make docs` builds the API
+# reference into site/ (offline). `make clean` starts over.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
-# What the venv holds: the package alone (demo: no numpy, torch nor transformers), or with
-# every extra and the test tools (test). The test install includes the demo's, so it marks
-# both: `make test` then `make demo` installs nothing, `make demo` then `make test` adds the rest.
+# What the venv holds: the package alone (demo: no numpy, torch nor transformers), the docs
+# tools (docs), or every extra and the test tools (test). The test install includes the
+# others, so it marks them all: `make test` then `make demo` or `make docs` installs nothing.
 DEMO_STAMP := $(VENV)/.installed-demo
+DOCS_STAMP := $(VENV)/.installed-docs
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test bench clean
+.PHONY: demo test docs bench clean
 
 # A venv whose Python cannot run pip (made by a Python without ensurepip, or cut short) would
 # fail every later install with "No module named pip": remake it, or say what to run. A new
@@ -41,7 +43,12 @@ $(DEMO_STAMP): pyproject.toml
 $(TEST_STAMP): pyproject.toml
 	@$(ENSURE_VENV)
 	$(PY) -m pip install -q -e '.[test]'
-	touch $(TEST_STAMP) $(DEMO_STAMP)
+	touch $(TEST_STAMP) $(DEMO_STAMP) $(DOCS_STAMP)
+
+$(DOCS_STAMP): pyproject.toml
+	@$(ENSURE_VENV)
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP) $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
 	$(VENV)/bin/llm-anatomy demo
@@ -52,8 +59,12 @@ test: $(TEST_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; exit 0; fi; exit $$status
 
+# MkDocs + mkdocstrings read the docstrings (mkdocs.yml); nothing is fetched.
+docs: $(DOCS_STAMP)
+	$(PY) -m mkdocs build --strict --site-dir site
+
 bench: $(TEST_STAMP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf '$(VENV)' build dist *.egg-info src/*.egg-info
+	rm -rf '$(VENV)' build dist site *.egg-info src/*.egg-info

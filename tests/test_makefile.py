@@ -78,6 +78,17 @@ def test_after_test_demo_installs_nothing(project):
     assert make(project, "demo") == (0, "", ["llm-anatomy demo"])
 
 
+def test_docs_installs_the_docs_extra_once_and_test_covers_it(project):
+    assert make(project, "docs") == (0, "", [*FRESH_VENV, "python -m pip install -q -e .[docs]", "python -m mkdocs build --strict --site-dir site"])
+    assert make(project, "docs") == (0, "", ["python -m mkdocs build --strict --site-dir site"])
+    assert make(project, "demo") == (0, "", ["llm-anatomy demo"])  # the docs install holds the package
+
+
+def test_after_test_docs_installs_nothing(project):
+    make(project, "test")
+    assert make(project, "docs") == (0, "", ["python -m mkdocs build --strict --site-dir site"])
+
+
 def test_a_changed_pyproject_reinstalls(project):
     make(project, "test")
     stamp = os.stat(project / ".venv" / ".installed-test").st_mtime
@@ -119,7 +130,7 @@ def test_a_folder_that_is_no_venv_is_left_alone(project):
 
 def test_clean_removes_the_venv_and_build_leftovers(project):
     make(project, "demo")
-    for leftover in ("build", "dist", "llm_anatomy.egg-info", "src/llm_anatomy.egg-info"):
+    for leftover in ("build", "dist", "site", "llm_anatomy.egg-info", "src/llm_anatomy.egg-info"):
         (project / leftover).mkdir(parents=True)
     assert make(project, "clean")[0] == 0
     assert sorted(os.listdir(project)) == ["Makefile", "pyproject.toml", "src"]

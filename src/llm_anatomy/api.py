@@ -62,15 +62,17 @@ WIDENED = "float32"  # BF16, F8_*, and GGML blocks (dequantized to float32, as t
 class Size(tuple):
     """A shape that prints as torch.Size does, and is a tuple of ints.
 
-    >>> size = la.Size((4096, 11008))
-    >>> size, size == (4096, 11008), size.numel()
-    (torch.Size([4096, 11008]), True, 45088768)
+    Examples:
+        >>> size = la.Size((4096, 11008))
+        >>> size, size == (4096, 11008), size.numel()
+        (torch.Size([4096, 11008]), True, 45088768)
     """
 
     def __repr__(self) -> str:
         return f"torch.Size({list(self)})"
 
     def numel(self) -> int:
+        """The number of elements: the product of the sizes."""
         return prod(self)
 
 
@@ -93,12 +95,13 @@ class Parameter:
 
     name: the full name named_parameters() gives it (tied weights: the first name).
 
-    >>> w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
-    >>> w.shape, w.dtype, w.numel(), w.size(1)
-    (torch.Size([64, 64]), 'torch.bfloat16', 4096, 64)
+    Examples:
+        >>> w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
+        >>> w.shape, w.dtype, w.numel(), w.size(1)
+        (torch.Size([64, 64]), 'torch.bfloat16', 4096, 64)
     """
 
-    def __init__(self, model: "Model", name: str, shape: tuple[int, ...], tensor: "TensorInfo | None", dtype: str | None) -> None:
+    def __init__(self, model: Model, name: str, shape: tuple[int, ...], tensor: TensorInfo | None, dtype: str | None) -> None:
         self._model = model
         self.name = name
         self.shape = Size(shape)
@@ -121,15 +124,19 @@ class Parameter:
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions, as tensor.ndim."""
         return len(self.shape)
 
     def numel(self) -> int:
+        """The number of elements, as tensor.numel()."""
         return prod(self.shape)
 
-    def size(self, dim: int | None = None) -> "Size | int":
+    def size(self, dim: int | None = None) -> Size | int:
+        """The shape, or the size of one dimension, as tensor.size()."""
         return self.shape if dim is None else self.shape[dim]
 
     def dim(self) -> int:
+        """The number of dimensions, as tensor.dim()."""
         return len(self.shape)
 
     def view(self) -> View:
@@ -139,7 +146,7 @@ class Parameter:
             self._view = self._model._view_of(self)
         return self._view
 
-    def _read(self, view: View) -> "numpy.ndarray":
+    def _read(self, view: View) -> numpy.ndarray:
         import numpy
 
         from .analysis.values import PrintOptions, show
@@ -151,15 +158,16 @@ class Parameter:
             flat = numpy.fromiter(shown.values(), dtype=dtype, count=prod(view.shape))
         return flat.reshape(view.shape)
 
-    def __getitem__(self, index: "Any") -> "numpy.ndarray":
+    def __getitem__(self, index: Any) -> numpy.ndarray:
         """w[:2, -3:]: integers, forward slices and ... as torch indexes; reads only those elements.
 
         A numpy array; bfloat16 and 8-bit floats are widened to float32, which holds each of
         their values exactly.
 
-        >>> w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
-        >>> w[0, :4]
-        array([-0.01733398,  0.02929688, -0.02038574,  0.01647949], dtype=float32)
+        Examples:
+            >>> w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
+            >>> w[0, :4]
+            array([-0.01733398,  0.02929688, -0.02038574,  0.01647949], dtype=float32)
         """
         items = index if isinstance(index, tuple) else (index,)
         for item in items:
@@ -170,15 +178,16 @@ class Parameter:
         view = self.view()
         return self._read(view.index(f"{self.name}{list(items)}", items))
 
-    def numpy(self) -> "numpy.ndarray":
+    def numpy(self) -> numpy.ndarray:
         """The whole tensor, read in bounded chunks (bfloat16 and 8-bit floats as float32)."""
         return self._read(self.view())
 
-    def to_torch(self) -> "torch.Tensor":
+    def to_torch(self) -> torch.Tensor:
         """The whole tensor as a torch tensor of the loaded dtype, bit for bit (needs torch).
 
-        >>> m.get_parameter("lm_head.weight").to_torch().dtype
-        torch.bfloat16
+        Examples:
+            >>> m.get_parameter("lm_head.weight").to_torch().dtype
+            torch.bfloat16
         """
         from .extras import require
 
@@ -194,13 +203,14 @@ class Parameter:
     def __str__(self) -> str:
         """Exactly what print(param) prints (torch's defaults), reading only the elements shown.
 
-        >>> print(m.model.norm.weight)
-        Parameter containing:
-        tensor([1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.,
-                1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.,
-                1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.,
-                1., 1., 1., 1., 1., 1., 1., 1., 1., 1.], dtype=torch.bfloat16,
-               requires_grad=True)
+        Examples:
+            >>> print(m.model.norm.weight)
+            Parameter containing:
+            tensor([1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.,
+                    1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.,
+                    1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.,
+                    1., 1., 1., 1., 1., 1., 1., 1., 1., 1.], dtype=torch.bfloat16,
+                   requires_grad=True)
         """
         from .analysis.values import PrintOptions, show
         from .render.torch_values import parameter_text
@@ -218,14 +228,15 @@ class Module:
 
     Children and parameters are attributes too, and a ModuleList indexes:
 
-    >>> layer = m.model.layers[0]
-    >>> layer
-    <LlamaDecoderLayer model.layers.0: 30,848 parameters>
-    >>> [name for name, _ in layer.named_children()]
-    ['self_attn', 'mlp', 'input_layernorm', 'post_attention_layernorm']
+    Examples:
+        >>> layer = m.model.layers[0]
+        >>> layer
+        <LlamaDecoderLayer model.layers.0: 30,848 parameters>
+        >>> [name for name, _ in layer.named_children()]
+        ['self_attn', 'mlp', 'input_layernorm', 'post_attention_layernorm']
     """
 
-    def __init__(self, model: "Model", node: TreeNode) -> None:
+    def __init__(self, model: Model, node: TreeNode) -> None:
         self._model = model
         self._node = node
 
@@ -236,44 +247,48 @@ class Module:
 
     @property
     def path(self) -> str:
+        """Its dotted path from the model ("model.layers.0"); "" for the model itself."""
         return self._node.path
 
     def _get_name(self) -> str:
         return self._node.class_name or "Module"
 
-    def named_children(self) -> "Iterator[tuple[str, Module]]":
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         """(name, module) of each direct child, in transformers' order.
 
-        >>> list(m.named_children())
-        [('model', <LlamaModel model: 69,952 parameters>), ('lm_head', <Linear lm_head: 8,192 parameters>)]
+        Examples:
+            >>> list(m.named_children())
+            [('model', <LlamaModel model: 69,952 parameters>), ('lm_head', <Linear lm_head: 8,192 parameters>)]
         """
         for child in self._node.children:
             yield child.name, Module(self._model, child)
 
-    def children(self) -> "Iterator[Module]":
+    def children(self) -> Iterator[Module]:
         """The direct children, as named_children() without the names."""
         for _, child in self.named_children():
             yield child
 
-    def named_modules(self, prefix: str = "") -> "Iterator[tuple[str, Module]]":
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """(path, module) of this module and every module below it, depth first, as torch.
 
-        >>> [path for path, _ in m.named_modules()][:4]
-        ['', 'model', 'model.embed_tokens', 'model.layers']
+        Examples:
+            >>> [path for path, _ in m.named_modules()][:4]
+            ['', 'model', 'model.embed_tokens', 'model.layers']
         """
         yield prefix, self
         for name, child in self.named_children():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
-    def named_parameters(self, prefix: str = "") -> "Iterator[tuple[str, Parameter]]":
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """(name, parameter) in module order, names relative to this module, tied weights once (as torch).
 
-        >>> [(name, p.shape) for name, p in m.model.layers[0].self_attn.named_parameters()][:2]
-        [('q_proj.weight', torch.Size([64, 64])), ('k_proj.weight', torch.Size([32, 64]))]
+        Examples:
+            >>> [(name, p.shape) for name, p in m.model.layers[0].self_attn.named_parameters()][:2]
+            [('q_proj.weight', torch.Size([64, 64])), ('k_proj.weight', torch.Size([32, 64]))]
         """
         seen: set[str] = set()
 
-        def visit(node: TreeNode, at: str) -> "Iterator[tuple[str, Parameter]]":
+        def visit(node: TreeNode, at: str) -> Iterator[tuple[str, Parameter]]:
             for p in node.parameters:
                 if p.canonical not in seen:
                     seen.add(p.canonical)
@@ -283,7 +298,7 @@ class Module:
 
         return visit(self._node, f"{prefix}." if prefix else "")
 
-    def parameters(self) -> "Iterator[Parameter]":
+    def parameters(self) -> Iterator[Parameter]:
         """The parameters, as named_parameters() without the names."""
         for _, p in self.named_parameters():
             yield p
@@ -291,22 +306,24 @@ class Module:
     def num_parameters(self) -> int:
         """sum(p.numel() for p in module.parameters()), tied weights once.
 
-        >>> m.num_parameters(), m.model.layers[0].num_parameters()
-        (78144, 30848)
+        Examples:
+            >>> m.num_parameters(), m.model.layers[0].num_parameters()
+            (78144, 30848)
         """
         return self._node.total
 
-    def get_submodule(self, target: str) -> "Module":
+    def get_submodule(self, target: str) -> Module:
         """The module at a dotted path, as nn.Module.get_submodule finds it.
 
         A bad path raises SubmoduleError (an AttributeError) with torch's own text:
 
-        >>> m.get_submodule("model.layers.0.self_attn").class_name
-        'LlamaAttention'
-        >>> m.get_submodule("model.layers.0.self_attn.q_proj.weight")
-        Traceback (most recent call last):
-          ...
-        llm_anatomy.api.SubmoduleError: `weight` is not an nn.Module
+        Examples:
+            >>> m.get_submodule("model.layers.0.self_attn").class_name
+            'LlamaAttention'
+            >>> m.get_submodule("model.layers.0.self_attn.q_proj.weight")
+            Traceback (most recent call last):
+              ...
+            llm_anatomy.api.SubmoduleError: `weight` is not an nn.Module
         """
         node = self._node
         for item in target.split(".") if target else ():
@@ -319,12 +336,13 @@ class Module:
     def get_parameter(self, target: str) -> Parameter:
         """The parameter at a dotted path, as nn.Module.get_parameter finds it (torch's errors).
 
-        >>> m.get_parameter("model.norm.weight").shape
-        torch.Size([64])
-        >>> m.get_parameter("model.norm.bias")
-        Traceback (most recent call last):
-          ...
-        llm_anatomy.api.SubmoduleError: LlamaRMSNorm has no attribute `bias`
+        Examples:
+            >>> m.get_parameter("model.norm.weight").shape
+            torch.Size([64])
+            >>> m.get_parameter("model.norm.bias")
+            Traceback (most recent call last):
+              ...
+            llm_anatomy.api.SubmoduleError: LlamaRMSNorm has no attribute `bias`
         """
         module_path, _, name = target.rpartition(".")
         node = self.get_submodule(module_path)._node
@@ -333,7 +351,7 @@ class Module:
             raise self._model._not_found(node, target, name, "nn.Parameter")
         return self._model._parameter(own.canonical, own.shape)
 
-    def __getattr__(self, name: str) -> "Module | Parameter":
+    def __getattr__(self, name: str) -> Module | Parameter:
         """m.model.layers: children and parameters as attributes, as on nn.Module."""
         if name.startswith("_"):
             raise AttributeError(name)
@@ -342,7 +360,7 @@ class Module:
             return self.get_submodule(name) if any(c.name == name for c in node.children) else self.get_parameter(name)
         raise AttributeError(f"'{self._get_name()}' object has no attribute '{name}'")
 
-    def __getitem__(self, index: int) -> "Module":
+    def __getitem__(self, index: int) -> Module:
         """m.model.layers[0], as on a ModuleList."""
         children = self._node.children
         return Module(self._model, children[index])
@@ -368,7 +386,7 @@ class Model(Module):
     """A checkpoint seen as the model transformers would build from it. Nothing is loaded:
     headers are read once by open(), values when a Parameter is indexed or printed."""
 
-    def __init__(self, stored: "Catalog", source: str | None = None) -> None:
+    def __init__(self, stored: Catalog, source: str | None = None) -> None:
         self.catalog = stored  # tensors under the names the files store
         self.source = stored.name if source is None else source  # what was opened, as typed
         self._model = self
@@ -389,21 +407,21 @@ class Model(Module):
         return self.tree.root
 
     @cached_property
-    def hf_catalog(self) -> "Catalog":
+    def hf_catalog(self) -> Catalog:
         """The tensors under transformers' names (GGUF and Meta checkpoints renamed), as from_pretrained finds them."""
         from .formats.name_maps import with_hf_names
 
         return with_hf_names(self.catalog)
 
     @cached_property
-    def skeleton(self) -> "Skeleton":
+    def skeleton(self) -> Skeleton:
         """The model as transformers builds it (cached; see skeleton.py). SkeletonUnavailable
         when transformers is missing or cannot build this config."""
         from .skeleton import load_skeleton
 
         return load_skeleton(self.hf_catalog)
 
-    def parameter_listing(self, pattern: str | None = None) -> "ParamListing":
+    def parameter_listing(self, pattern: str | None = None) -> ParamListing:
         """The record `params --style torch` renders: named_parameters() with each one's stored
         dtype, bytes and file; pattern: a shell glob over the names."""
         from .analysis.params import list_parameters
@@ -412,14 +430,16 @@ class Model(Module):
 
     @property
     def name(self) -> str:
+        """The model's name: what was opened, or its folder or file name."""
         return self.catalog.name
 
     @property
-    def config(self) -> "dict[str, Any]":
+    def config(self) -> dict[str, Any]:
         """config.json (or the config derived from GGUF metadata / params.json), as a dict.
 
-        >>> m.config["hidden_size"], m.config["num_hidden_layers"]
-        (64, 2)
+        Examples:
+            >>> m.config["hidden_size"], m.config["num_hidden_layers"]
+            (64, 2)
         """
         return dict(self.catalog.require_config())
 
@@ -427,45 +447,55 @@ class Model(Module):
     def config_text(self) -> str:
         """Exactly str(model.config): print(m.config_text) prints what print(model.config) does.
 
-        >>> m.config_text.splitlines()[:2]
-        ['LlamaConfig {', '  "architectures": [']
+        Examples:
+            >>> m.config_text.splitlines()[:2]
+            ['LlamaConfig {', '  "architectures": [']
         """
         return self.config_view().text
 
-    def config_view(self) -> "ConfigView":
+    def config_view(self) -> ConfigView:
         """The record `llm-anatomy config` renders: the config as transformers prints it after
         from_pretrained (config.json as stored, printed the same way, without transformers)."""
         from .analysis.config_view import load_config_view
 
         return load_config_view(self.catalog)
 
-    def explain(self, lang: str = "en") -> "Explanation":
+    def explain(self, lang: str = "en") -> Explanation:
         """The record `llm-anatomy config --explain` renders: every field with its value and what
         it means ("en" or "zh"), then the facts derived from them."""
         from .analysis.explain import explain_config
 
         return explain_config(self.catalog, lang)
 
-    def summary(self, context: "Sequence[int] | None" = None, batch: "Sequence[int] | None" = None, kv_dtype: str | None = None) -> "Summary":
+    def summary(self, context: Sequence[int] | None = None, batch: Sequence[int] | None = None, kv_dtype: str | None = None) -> Summary:
         """The record `llm-anatomy summary` renders: counts by component, layer and dtype; memory; KV cache.
 
-        context, batch: the KV cache table's rows; kv_dtype: its precision (default: the
-        config's). In Jupyter it shows as tables.
+        In Jupyter it shows as tables.
 
-        >>> s = m.summary()
-        >>> s.total_params, [(c.name, c.params) for c in s.components]
-        (78144, [('embeddings', 8192), ('attention', 24576), ('mlp', 36864), ('norms', 320), ('output head', 8192)])
+        Args:
+            context: context lengths of the KV cache table (default: common ones up to the model's).
+            batch: batch sizes of the KV cache table (default: 1).
+            kv_dtype: the KV cache's precision, e.g. "fp8" (default: the config's dtype).
+
+        Examples:
+            >>> s = m.summary()
+            >>> s.total_params, [(c.name, c.params) for c in s.components]
+            (78144, [('embeddings', 8192), ('attention', 24576), ('mlp', 36864), ('norms', 320), ('output head', 8192)])
         """
         from .analysis.summary import summarize
 
         return summarize(self.catalog, context, batch, kv_dtype)
 
-    def stats(self, filter: str | None = None, by: str | None = None, progress: "Callable[[int], None] | None" = None) -> "StatsReport":
+    def stats(self, filter: str | None = None, by: str | None = None, progress: Callable[[int], None] | None = None) -> StatsReport:
         """The record `llm-anatomy stats` renders: every selected tensor read once (all cores).
 
-        filter: a shell glob over the stored names; by: "layer" or "role" for one row per
-        group; progress: called with the number of bytes read as they are. Needs numpy (the
-        [stats] extra). A tensor that cannot be read is listed in .errors, the others reported.
+        A tensor that cannot be read is listed in .errors, the others reported. Needs numpy
+        (the [stats] extra).
+
+        Args:
+            filter: only tensors whose stored names match this shell glob.
+            by: "layer" or "role" for one row per group instead of one per tensor.
+            progress: called with the number of bytes read, as they are.
         """
         from .analysis.stats import weight_stats
         from .extras import require
@@ -473,13 +503,20 @@ class Model(Module):
         require("stats", "stats", "to compute weight statistics")
         return weight_stats(self.catalog, filter, by, progress)
 
-    def report(self, path: str = "report.html", stats: bool = False, lang: str | None = None, progress: "Callable[[int], None] | None" = None) -> "ReportFile":
+    def report(self, path: str = "report.html", stats: bool = False, lang: str | None = None, progress: Callable[[int], None] | None = None) -> ReportFile:
         """Write the page `llm-anatomy report` writes (one self-contained HTML file) to path.
 
         A previous report there is replaced; any other file, and anything of the model (its
-        folder, its files, through links too), is refused before any work. stats: also read
-        every weight once (needs numpy); lang: "en" or "zh" (default: from the locale, as the
-        CLI). Returns where it went, its size and the tensors that could not be read.
+        folder, its files, through links too), is refused before any work.
+
+        Args:
+            path: where to write the page.
+            stats: also read every weight once for the weight statistics (needs numpy).
+            lang: "en" or "zh" (default: from the locale, as the CLI).
+            progress: with stats, called with the number of bytes read, as they are.
+
+        Returns:
+            Where the page went, its size, and the tensors the statistics could not read.
         """
         import os
 
@@ -507,7 +544,7 @@ class Model(Module):
         write_output(path, data, guard, marker)
         return ReportFile(path, len(data), weights.errors if stats else ())
 
-    def _skeleton_or_none(self) -> "Skeleton | None":
+    def _skeleton_or_none(self) -> Skeleton | None:
         from .skeleton import SkeletonUnavailable
 
         if self._skeleton is False:
@@ -588,18 +625,25 @@ class Model(Module):
         return f"<llm_anatomy.Model {self.name!r}: {self._get_name()}, {self.num_parameters():,} parameters, {self.catalog.format}>"
 
 
-def open(model: "str | os.PathLike[str]", revision: str | None = None, *, allow_truncated: bool = False) -> Model:
+def open(model: str | os.PathLike[str], revision: str | None = None, *, allow_truncated: bool = False) -> Model:
     """Open a checkpoint: a folder, a weights file, or a model id in the local Hugging Face
     cache (read from the Hub when it is not there). Reads headers and config only.
 
-    revision: branch, tag or commit of a model id. allow_truncated: list the tensors of a
-    safetensors file cut short too, so stats() and diff() report each unreadable one as an
-    error and go on (as the CLI's stats and diff do); otherwise such a file is refused.
-    Bad input raises AnatomyError (or UsageError) with the CLI's one-line message.
+    Args:
+        model: what to open, as `llm-anatomy` takes it.
+        revision: branch, tag or commit of a model id.
+        allow_truncated: list the tensors of a safetensors file cut short too, so stats()
+            and diff() report each unreadable one as an error and go on (as the CLI's stats
+            and diff do); otherwise such a file is refused.
 
-    >>> m = la.open("tiny-llama")
-    >>> m
-    <llm_anatomy.Model 'tiny-llama': LlamaForCausalLM, 78,144 parameters, safetensors>
+    Raises:
+        AnatomyError: bad input (the CLI's exit 1), with the CLI's one-line message.
+        UsageError: a bad request (the CLI's exit 2), such as a model id that is not there.
+
+    Examples:
+        >>> m = la.open("tiny-llama")
+        >>> m
+        <llm_anatomy.Model 'tiny-llama': LlamaForCausalLM, 78,144 parameters, safetensors>
     """
     source = str(model)
     return Model(open_catalog(source, revision, allow_truncated), source)
@@ -612,10 +656,10 @@ class Diff(namedtuple("Diff", "header values")):
     str() is the CLI's text."""
 
     __slots__ = ()
-    header: "HeaderDiff"
-    values: "ValueDiff | None"
+    header: HeaderDiff
+    values: ValueDiff | None
 
-    def with_values(self, progress: "Callable[[int], None] | None" = None) -> "Diff":
+    def with_values(self, progress: Callable[[int], None] | None = None) -> Diff:
         """This diff with the shared tensors compared by value: each byte read once, on all cores."""
         from .analysis.diff import compare_values
 
@@ -634,20 +678,26 @@ class ReportFile(namedtuple("ReportFile", "path nbytes errors")):
     __slots__ = ()
     path: str
     nbytes: int
-    errors: "tuple[tuple[str, str], ...]"
+    errors: tuple[tuple[str, str], ...]
 
 
-def diff(a: "Model | str | os.PathLike[str]", b: "Model | str | os.PathLike[str]", filter: str | None = None, *, hf_names: bool = False, values: bool = True, progress: "Callable[[int], None] | None" = None) -> Diff:
-    """What changed between two checkpoints (Models, or what open() takes), as `llm-anatomy diff`.
+def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], filter: str | None = None, *, hf_names: bool = False, values: bool = True, progress: Callable[[int], None] | None = None) -> Diff:
+    """What changed between two checkpoints, as `llm-anatomy diff`.
 
-    filter: a shell glob over the tensor names; hf_names: compare under Hugging Face names,
-    so a GGUF pairs with its original; values: False to compare the headers only (then
-    Diff.with_values() reads the values); progress: called with the bytes read. Comparing
-    values needs numpy (the [stats] extra).
+    Args:
+        a: the first model: a Model, or what open() takes.
+        b: the second model.
+        filter: only tensors whose names match this shell glob.
+        hf_names: compare under Hugging Face names, so a GGUF pairs with its original.
+        values: False to compare the headers only (then Diff.with_values() reads the values).
+        progress: called with the number of bytes read, as they are.
 
-    >>> d = la.diff(m, "tiny-llama")
-    >>> d.header.only_a, d.values.identical
-    ((), 21)
+    Comparing values needs numpy (the [stats] extra).
+
+    Examples:
+        >>> d = la.diff(m, "tiny-llama")
+        >>> d.header.only_a, d.values.identical
+        ((), 21)
     """
     from .analysis.diff import compare_headers
 

@@ -23,6 +23,7 @@ class AnatomyError(Exception):
         super().__init__(self.line())
 
     def line(self) -> str:
+        """The one line `llm-anatomy` prints after "llm-anatomy: ": where, expected, found; what to do."""
         text = f"{self.where}: expected {self.expected}, found {self.found}"
         return f"{text}; {self.todo}" if self.todo else text
 
