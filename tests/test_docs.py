@@ -49,3 +49,134 @@ def test_mypy_accepts_the_public_api_and_a_users_code():
     result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("Success: no issues found in 3 source files")
+
+
+def _page_of(name):
+    """The reference page a public name is documented on (docs/reference/*.md)."""
+    import llm_anatomy
+
+    return "errors" if isinstance(getattr(llm_anatomy, name), type) and issubclass(getattr(llm_anatomy, name), Exception) else name
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """`mkdocs build --strict` (what `make docs` runs) with every proxy pointing at a closed
+    port, so that any fetch would fail the build."""
+    site = tmp_path_factory.mktemp("site")
+    dead = "http://127.0.0.1:9"
+    env = dict(os.environ, HTTP_PROXY=dead, HTTPS_PROXY=dead, http_proxy=dead, https_proxy=dead, NO_PROXY="", no_proxy="")
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    return site
+
+
+def test_each_public_name_has_its_reference_page(site):
+    import llm_anatomy
+
+    for name in llm_anatomy.__all__:
+        documented = getattr(llm_anatomy, name)
+        page = site / "reference" / _page_of(name) / "index.html"
+        assert f'id="{documented.__module__}.{documented.__qualname__}"' in page.read_text(encoding="utf-8"), name
+
+
+def test_model_page_lists_every_public_method_with_its_docstring(site):
+    import llm_anatomy as la
+
+    page = (site / "reference" / "Model" / "index.html").read_text(encoding="utf-8")
+    public = [name for name in dir(la.Model) if not name.startswith("_")]
+    assert {"named_parameters", "get_submodule", "summary", "report", "config_text"} <= set(public)
+    for name in public:
+        assert f'id="llm_anatomy.api.Model.{name}"' in page, name
+    open_page = (site / "reference" / "open" / "index.html").read_text(encoding="utf-8")
+    assert "LlamaForCausalLM, 78,144 parameters, safetensors&gt;" in open_page  # the example, as doctest runs it
+
+
+def test_pages_fetch_nothing(site):
+    """No script, stylesheet or image from the network: the pages work offline too."""
+    import re
+
+    for page in site.rglob("*.html"):
+        assert not re.findall(r'<(?:script|link|img)[^>]*(?:src|href)="(?:https?:)?//', page.read_text(encoding="utf-8")), page
+
+
+TUTORIAL = os.path.join(ROOT, "docs", "tutorial.ipynb")
+REPLICA = "Llama-2-7b-chat-hf"
+
+
+@pytest.fixture(scope="module")
+def tutorial(tmp_path_factory):
+    """docs/tutorial.ipynb as stored, and as run now in a fresh kernel (own skeleton cache, offline)."""
+    import copy
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    stored = nbformat.read(TUTORIAL, as_version=4)
+    run = copy.deepcopy(stored)
+    import llm_anatomy
+
+    with pytest.MonkeyPatch.context() as env:
+        # The kernel imports the llm_anatomy under test (a relative PYTHONPATH=src would not reach it from the notebook's folder).
+        env.setenv("PYTHONPATH", os.pathsep.join([os.path.dirname(os.path.dirname(llm_anatomy.__file__)), os.environ.get("PYTHONPATH", "")]))
+        env.setenv("LLM_ANATOMY_CACHE", str(tmp_path_factory.mktemp("tutorial-cache")))
+        env.setenv("HF_HUB_OFFLINE", "1")
+        NotebookClient(run, timeout=600, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(tmp_path_factory.mktemp("tutorial"))}}).execute()
+    return stored, run
+
+
+def _shown(notebook):
+    """cell id -> (its stdout, the data of each result it displays); stderr (library warnings) left out."""
+    shown = {}
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            errors = [f"{o.ename}: {o.evalue}" for o in cell.outputs if o.output_type == "error"]
+            assert not errors, (cell.id, errors)
+            stdout = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+            shown[cell.id] = (stdout, [dict(o.data) for o in cell.outputs if o.output_type in ("execute_result", "display_data")])
+    return shown
+
+
+def test_tutorial_shows_what_is_stored(tutorial):
+    stored, run = tutorial
+    assert _shown(run) == _shown(stored), "docs/tutorial.ipynb's outputs differ from a fresh run; if meant, run `jupyter execute --inplace docs/tutorial.ipynb`"
+
+
+@pytest.fixture(scope="module")
+def transformers_llama(tmp_path_factory):
+    """What the tutorial's readers get from transformers: Llama-2-7b-chat-hf built from the
+    replica's config on the meta device, in the dtype from_pretrained loads it in."""
+    import torch
+    import transformers
+
+    from llm_anatomy.layouts import published_config, write_layout
+
+    folder = tmp_path_factory.mktemp("replica") / REPLICA
+    write_layout(str(folder), published_config(REPLICA))
+    config = transformers.AutoConfig.from_pretrained(folder)
+    with torch.device("meta"):
+        return transformers.AutoModelForCausalLM.from_config(config, dtype=config.dtype)
+
+
+def test_tutorial_prints_what_transformers_prints(tutorial, transformers_llama):
+    import numpy
+    import torch
+    from IPython.lib.pretty import pretty
+
+    shown = _shown(tutorial[1])
+    model = transformers_llama
+    parameters = list(model.named_parameters())
+    total = sum(p.numel() for _, p in parameters)
+    assert total == 6_738_415_616
+    assert shown["open"][1][0]["text/plain"] == f"<llm_anatomy.Model '{REPLICA}': {type(model).__name__}, {total:,} parameters, safetensors>"
+    assert shown["parameters"][0] == "".join(f"{name} {p.shape} {p.dtype}\n" for name, p in parameters[:10])
+    assert shown["count"][0] == f"{total:,} parameters in {len(parameters)} tensors\n"
+    children = [f"{name} {type(child).__name__}\n" for name, child in model.named_children()]
+    children += [f"model.{name} {type(child).__name__} {sum(p.numel() for p in child.parameters()):,}\n" for name, child in model.model.named_children()]
+    assert shown["children"][0] == "".join(children)
+    assert shown["layer"][0] == "".join(f"{name} {type(child).__name__}\n" for name, child in model.model.layers[0].named_children())
+    assert shown["attention"][1][0]["text/plain"] == pretty([(name, p.shape) for name, p in model.model.layers[0].self_attn.named_parameters()])
+    assert shown["config-text"][0] == f"{model.config}\n"
+    # The replica's weights are zero: what torch shows for zeros of the same shape and dtype.
+    assert shown["slice"][1][0]["text/plain"] == repr(numpy.zeros((2, 4), numpy.float16))
+    assert shown["print"][0] == f"{torch.nn.Parameter(torch.zeros(4096, dtype=model.model.norm.weight.dtype))}\n"
+    assert "<td>total</td><td class=\"num\">6,738,415,616</td>" in shown["summary"][1][0]["text/html"]
