@@ -33,7 +33,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from ..extras import require
     from ..render import stats as render
 
-    require("stats", "stats", "to compute weight statistics")  # before the model is opened, as it always was
+    require("stats", "stats", "to compute weight statistics")  # said before any file is read
     model = open_model(args.model, args.revision, allow_truncated=True)
     with progress_for("stats", sum(t.nbytes for t in select(model.catalog.tensors, args.filter)), args.json or args.csv) as progress:
         report = model.stats(args.filter, args.by, progress)

@@ -6,10 +6,10 @@ import argparse
 import glob
 
 from ..analysis.values import PrintOptions, parameter_views, prefetch, show, split_index, tensor_views
+from ..api import Model, open as open_model
 from ..byte_io import is_local
 from ..catalog import no_match
 from ..errors import UsageError
-from ..api import Model, open as open_model
 from ..render import torch_values as render
 from ..tensors import ElementReader
 from .main import add_model_argument, shown_argument, whole_number
