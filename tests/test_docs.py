@@ -137,7 +137,17 @@ def _shown(notebook):
 
 
 def test_tutorial_shows_what_is_stored(tutorial):
+    """The notebook as stored shows what it does now. Its outputs come from transformers
+    (class names, print(model.config)): with another version installed than the one it was
+    stored with, only the comparison with transformers below holds."""
+    import re
+
+    import transformers
+
     stored, run = tutorial
+    made_with = re.search(r'"transformers_version": "([^"]+)"', _shown(stored)["config-text"][0]).group(1)
+    if made_with != transformers.__version__:
+        pytest.skip(f"docs/tutorial.ipynb was stored with transformers {made_with}, {transformers.__version__} is installed")
     assert _shown(run) == _shown(stored), "docs/tutorial.ipynb's outputs differ from a fresh run; if meant, run `jupyter execute --inplace docs/tutorial.ipynb`"
 
 
