@@ -93,8 +93,6 @@ class SubmoduleError(UsageError, AttributeError):
 class Parameter:
     """One parameter as the model holds it: shape, dtype, and its values read on demand.
 
-    name: the full name named_parameters() gives it (tied weights: the first name).
-
     Examples:
         >>> w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
         >>> w.shape, w.dtype, w.numel(), w.size(1)
@@ -104,8 +102,12 @@ class Parameter:
     def __init__(self, model: Model, name: str, shape: tuple[int, ...], tensor: TensorInfo | None, dtype: str | None) -> None:
         self._model = model
         self.name = name
+        """The full name named_parameters() gives it (tied weights: the first name)."""
         self.shape = Size(shape)
-        self.tensor = tensor  # the stored tensor it is read from; None when it is not stored under its name
+        """Its shape, as param.shape: torch.Size([4096, 4096])."""
+        self.tensor = tensor
+        """The stored tensor (TensorInfo: file, offset, dtype as stored) its values are read
+        from; None when it is not stored under its name (transformers initialises it)."""
         self._dtype_key = dtype  # a DTYPES key: the dtype its values have once loaded
         self._view: View | None = None
 
@@ -387,8 +389,10 @@ class Model(Module):
     headers are read once by open(), values when a Parameter is indexed or printed."""
 
     def __init__(self, stored: Catalog, source: str | None = None) -> None:
-        self.catalog = stored  # tensors under the names the files store
-        self.source = stored.name if source is None else source  # what was opened, as typed
+        self.catalog = stored
+        """The stored tensors (TensorInfo) under the names the files store, with the config."""
+        self.source = stored.name if source is None else source
+        """What was opened, as typed."""
         self._model = self
         self._skeleton: Skeleton | None | bool = False  # False: not looked up yet
         self._parameters: dict[str, Parameter] = {}
