@@ -11,7 +11,8 @@ CDN:  HEAD|GET /REPO/SHA/FILE?sig=...      one Range honoured (206 + Content-Ran
                                             as S3-backed CDNs answer
 Refusals carry X-Error-Code as the Hub's do: 401 RepoNotFound for unknown repos (and
 private ones), 401/403 GatedRepo for gated repos without an allowed token, 404
-RevisionNotFound / EntryNotFound. Faults for tests: 429 once, a delay per request, a slow
+RevisionNotFound / EntryNotFound; a token it does not know is a 401 with the Hub's
+X-Error-Message "Invalid credentials in Authorization header" and no code. Faults for tests: 429 once, a delay per request, a slow
 answer, a lying Content-Range, a short body. Every request is logged (host, method, path,
 Range, status, body bytes, whether it carried Authorization)."""
 
@@ -58,6 +59,7 @@ class HubStandIn:
         self.repos: dict[str, Repo] = {}
         self.log: list[LogEntry] = []
         self.tokens = {"hf_allowed"}  # tokens with access to gated repos
+        self.valid_tokens = {"hf_allowed", "hf_other"}  # any other token is refused outright
         self.delay = 0.0  # seconds added to every request (the bench's network)
         self.faults: dict[str, str] = {}  # path prefix -> "429-once" | "slow" | "lie-range" | "short-body"
         self._lock = threading.Lock()
@@ -101,6 +103,9 @@ class HubStandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle's algorithm the body waits for
+            # the client's delayed ACK of the headers, 40 ms per keep-alive request on Linux.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
@@ -137,27 +142,28 @@ class HubStandIn:
         if fault == "429-once":
             return self._send(handler, host, 429, {}, b"", head)
         try:
+            parts = [unquote(part) for part in path.strip("/").split("/")]  # a revision's / is %2F
             if host == "hub":
-                self._hub(handler, unquote(path), head, fault)
+                self._hub(handler, parts, head, fault)
             else:
-                self._cdn(handler, unquote(path), head, fault)
+                self._cdn(handler, parts, head, fault)
         except (BrokenPipeError, ConnectionResetError):
             pass
 
-    def _send(self, handler, host, status, headers, body, head, nbytes=None, fault=None):
+    def _send(self, handler, host, status, headers, body, head, fault=None):
+        sent = body[: len(body) // 2] if not head and fault == "short-body" else body
+        with self._lock:  # logged before the client sees a byte (end_headers sends), so a test reads a complete log
+            authorized = "authorization" in {k.lower() for k in handler.headers}
+            self.log.append(LogEntry(host, handler.command, handler.path, handler.headers.get("Range"), status, 0 if head else len(sent), authorized))
         handler.send_response(status)
         for key, value in headers.items():
             handler.send_header(key, value)
         handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        if not head and fault == "short-body":
-            body = body[: len(body) // 2]
+        if sent is not body:
             handler.close_connection = True
-        with self._lock:  # logged before the client can see the answer, so a test reads a complete log
-            authorized = "authorization" in {k.lower() for k in handler.headers}
-            self.log.append(LogEntry(host, handler.command, handler.path, handler.headers.get("Range"), status, 0 if head else len(body), authorized))
+        handler.end_headers()
         if not head:
-            handler.wfile.write(body)
+            handler.wfile.write(sent)
 
     def _error(self, handler, status, code, message, head):
         self._send(handler, "hub", status, {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json"}, json.dumps({"error": message}).encode(), head)
@@ -173,16 +179,18 @@ class HubStandIn:
         auth = handler.headers.get("Authorization", "")
         return not repo.gated or auth.startswith("Bearer ") and auth[len("Bearer ") :] in self.tokens
 
-    def _hub(self, handler, path, head, fault):
-        parts = path.strip("/").split("/")
+    def _hub(self, handler, parts, head, fault):
         if parts == ["api", "agent-harnesses"]:  # huggingface_hub's user agent asks for it, at most once a day
             registry = {"standardEnvVars": [], "harnesses": {}}
             return self._send(handler, "hub", 200, {"Content-Type": "application/json"}, json.dumps(registry).encode(), head)
+        auth = handler.headers.get("Authorization")
+        if auth is not None and auth.removeprefix("Bearer ") not in self.valid_tokens:  # as the Hub answers a bad token, whatever the repo
+            return self._send(handler, "hub", 401, {"X-Error-Message": "Invalid credentials in Authorization header", "Content-Type": "application/json"}, b'{"error":"Invalid credentials in Authorization header"}', head)
         if parts[:2] == ["api", "models"]:
             repo_id, repo, rest = self._repo_and_rest(parts[2:])
             if repo is None:
                 return self._error(handler, 401, "RepoNotFound", "Repository not found", head)
-            revision = unquote(rest[1]) if rest[:1] == ["revision"] and len(rest) == 2 else "main"
+            revision = rest[1] if rest[:1] == ["revision"] and len(rest) == 2 else "main"
             if revision not in repo.revisions:
                 return self._error(handler, 404, "RevisionNotFound", "Invalid rev id", head)
             info = {
@@ -198,7 +206,7 @@ class HubStandIn:
         repo_id, repo, rest = self._repo_and_rest(parts)
         if repo is None or rest[:1] != ["resolve"] or len(rest) < 3:
             return self._error(handler, 401, "RepoNotFound", "Repository not found", head)
-        revision, filename = unquote(rest[1]), "/".join(rest[2:])
+        revision, filename = rest[1], "/".join(rest[2:])
         if revision not in repo.revisions:
             return self._error(handler, 404, "RevisionNotFound", "Invalid rev id", head)
         if not self._authorized(handler, repo):
@@ -216,8 +224,7 @@ class HubStandIn:
             return self._send(handler, "hub", 302, headers, b"", head)
         return self._file(handler, "hub", full, head, common, fault)
 
-    def _cdn(self, handler, path, head, fault):
-        parts = path.strip("/").split("/")
+    def _cdn(self, handler, parts, head, fault):
         repo_id, repo, rest = self._repo_and_rest(parts)
         if repo is None or len(rest) < 2:
             return self._send(handler, "cdn", 403, {}, b"AccessDenied", head)
