@@ -142,11 +142,33 @@ def test_gated_without_access(online, remote_repos, cli, monkeypatch):
     assert cli("params", "gated-org/llama").err == result.err
 
 
+def test_a_token_the_hub_does_not_know(online, remote_repos, cli, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_typo")
+    result = cli("params", "org/gpt2")
+    assert (result.code, result.err) == (1, "llm-anatomy: org/gpt2: expected a token the Hub accepts, found invalid credentials (HTTP 401); `hf auth login` again, or fix HF_TOKEN\n")
+
+
 def test_unknown_repo_and_revision(online, remote_repos, cli):
     result = cli("params", "nobody/nothing")
     assert (result.code, result.err) == (1, "llm-anatomy: nobody/nothing: expected a model on the Hub, found not found, or private/gated and you are not logged in; check the name, or `hf auth login` / set HF_TOKEN\n")
     result = cli("params", "org/llama", "--revision", "v9")
     assert (result.code, result.err) == (1, "llm-anatomy: org/llama: expected revision 'v9' of a model on the Hub, found not found, or private/gated and you are not logged in; check the name, or `hf auth login` / set HF_TOKEN\n")
+
+
+def test_a_branch_is_resolved_with_the_request_huggingface_hub_sends(online, standin, llama_dir, cli):
+    """refs/pr/1: HfApi().model_info's request (the / quoted), then every file at its commit."""
+    from huggingface_hub import HfApi
+
+    pr = "c" * 40
+    standin.add("org/with-pr", llama_dir, revisions={"refs/pr/1": pr, pr: pr})
+    assert HfApi().model_info("org/with-pr", revision="refs/pr/1").sha == pr
+    theirs = [e.path for e in online.log if e.path.startswith("/api/models/")]
+    online.clear_log()
+    result = cli("params", "org/with-pr", "--revision", "refs/pr/1")
+    assert (result.code, result.err) == (0, "")
+    ours = [e.path for e in online.log if e.host == "hub"]
+    assert ours[0] == theirs[0] == "/api/models/org/with-pr/revision/refs%2Fpr%2F1"
+    assert len(ours) > 1 and all(p.startswith(f"/org/with-pr/resolve/{pr}/") for p in ours[1:])
 
 
 def test_a_429_is_retried(online, remote_repos, cli):
@@ -189,7 +211,7 @@ def test_huggingface_hub_itself_reads_the_standin(online, remote_repos, tmp_path
 
     local = open_catalog(str(folder))
     assert metadata.parameter_count == {"F32": local.total_numel}
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError, RemoteEntryNotFoundError
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError, RemoteEntryNotFoundError
 
     with pytest.raises(GatedRepoError):
         hf_hub_download("gated-org/llama", "config.json", cache_dir=tmp_path / "dl")
@@ -199,6 +221,9 @@ def test_huggingface_hub_itself_reads_the_standin(online, remote_repos, tmp_path
         HfApi().model_info("org/llama", revision="v9")
     with pytest.raises(RemoteEntryNotFoundError):
         hf_hub_download("org/llama", "missing.json", cache_dir=tmp_path / "dl")
+    with pytest.raises(HfHubHTTPError) as refused:  # a bad token is not taken for a missing repo
+        HfApi(token="hf_typo").model_info("org/llama")
+    assert refused.value.response.status_code == 401 and not isinstance(refused.value, RepositoryNotFoundError)
 
 
 def test_a_multi_range_request_gets_the_whole_file(online, remote_repos):
@@ -298,6 +323,22 @@ def test_a_missing_shard_and_an_oversized_index(online, standin, llama_dir, tmp_
     assert result.code == 1 and result.err.endswith(f"expected a file of at most {20 * 1024 * 1024} bytes, found {os.path.getsize(huge / 'model.safetensors.index.json')} bytes; the repository's file is corrupt or hostile\n")
 
 
+@pytest.mark.parametrize("filename", ["model.safetensors", "tiny.Q8_0.gguf", "pytorch_model.bin"])
+def test_an_empty_weight_file_is_refused_as_the_local_copy_is(filename, online, standin, tmp_path, cli):
+    """The CDN answers a range of an empty file with 416 (bytes */0): the reader then says
+    what it expected there, as it does for the same empty file on disk."""
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / filename).write_bytes(b"")
+    sha = standin.add(f"org/empty-{filename}", folder)
+    result = cli("params", f"org/empty-{filename}")
+    local = cli("params", folder / filename)
+    assert (result.code, local.code) == (1, 1)
+    cached_name = os.path.join(os.environ["LLM_ANATOMY_CACHE"], "hub", f"models--org--empty-{filename}", sha, filename)
+    assert result.err == local.err.replace(str(folder / filename), cached_name)
+    assert "found an empty file" in result.err and [e.status for e in online.log if e.host == "cdn"] == [416], online.log
+
+
 def test_a_hub_that_does_not_answer_in_time(online, remote_repos, cli, monkeypatch):
     monkeypatch.setattr(remote, "TIMEOUT_SECONDS", 0.3)
     online.faults["cdn:/org/gpt2/"] = "slow"
@@ -349,16 +390,22 @@ def test_stats_and_diff_stream_a_remote_model(online, remote_repos, cli, monkeyp
 
 
 def test_a_fresh_process_honours_hf_endpoint_and_stays_light(standin, remote_repos, tmp_path):
-    """HF_ENDPOINT read as huggingface_hub reads it; a header-only view of a remote model
-    imports neither numpy nor torch, and the cached call on a commit not even huggingface_hub."""
-    from conftest import imported_by
+    """HF_ENDPOINT read as huggingface_hub reads it; a view of a remote model imports neither
+    numpy nor torch nor huggingface_hub's HTTP stack, and the cached call on a commit not
+    even http.client."""
+    from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
 
     sha = remote_repos[0]["org/llama"][1]
     env = dict(os.environ, HF_ENDPOINT=standin.url, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_CACHE=str(tmp_path / "hf_cache"), LLM_ANATOMY_CACHE=str(tmp_path / "cache"))
     env.pop("HF_HUB_OFFLINE")
-    code, loaded, out = imported_by("params", "org/llama", modules=("numpy", "torch", "transformers"), env=env)
+    heavy = ("numpy", "torch", "transformers", "typing", "pathlib", "huggingface_hub.utils", "huggingface_hub.hf_api", "httpx")
+    code, loaded, out = imported_by("params", "org/llama", modules=heavy, env=env)
     assert (code, loaded) == (0, []) and out.splitlines()[-1] == "21 tensors, 78,144 parameters, 305.25 KiB in 6 files"
-    code, loaded, again = imported_by("params", "org/llama", "--revision", sha, modules=("numpy", "torch", "huggingface_hub", "httpx2"), env=env)
+    standin.clear_log()
+    code, loaded, again = imported_by("params", "org/llama", modules=heavy, env=env)
+    assert (code, loaded, again) == (0, [], out)
+    assert [e.path for e in standin.log] == ["/api/models/org/llama"]  # main -> its commit
+    code, loaded, again = imported_by("params", "org/llama", "--revision", sha, modules=NOT_ON_THE_LIGHT_PATH, env=env)
     assert (code, loaded, again) == (0, [], out)
 
 

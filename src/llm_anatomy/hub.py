@@ -43,56 +43,46 @@ def repo_cache(repo: str) -> str:
 
 
 class Hub:
-    """How to reach one commit of a repository: URLs and request headers (token, user
-    agent) from huggingface_hub, imported only when a request is sent."""
+    """How to reach one revision of a repository: URLs and request headers as
+    huggingface_hub builds them (hub_env), built when the first request is sent."""
 
-    def __init__(self, repo: str, sha: str) -> None:
-        self.repo, self.sha = repo, sha
+    def __init__(self, repo: str, revision: str) -> None:
+        self.repo, self.revision = repo, revision
         self._headers: dict[str, str] | None = None
 
     @property
     def headers(self) -> dict[str, str]:
         if self._headers is None:
-            from huggingface_hub.utils import build_hf_headers
+            from . import hub_env
 
-            self._headers = build_hf_headers()
+            self._headers = hub_env.headers()
         return self._headers
 
     def url(self, filename: str) -> str:
-        from huggingface_hub import hf_hub_url
+        from . import hub_env
 
-        return hf_hub_url(self.repo, filename, revision=self.sha)
+        return hub_env.resolve_url(self.repo, self.revision, filename)
 
 
 def model_info(repo: str, revision: str | None) -> tuple[str, list[str]]:
-    """(commit sha, file names) of a revision: the one API request, with huggingface_hub's
-    typed errors turned into one line each, and a retry with backoff on 429 and 5xx."""
-    import time
+    """(commit sha, file names) of a revision: the one request HfApi().model_info sends,
+    with its refusals as one line each and a retry with backoff on 429 and 5xx."""
+    from . import hub_env
 
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
-
-    for delay in (*remote.RETRY_DELAYS, None):
-        try:
-            info = HfApi().model_info(repo, revision=revision, timeout=remote.TIMEOUT_SECONDS)
-            break
-        except RevisionNotFoundError:
-            raise remote.not_found(repo, revision) from None
-        except GatedRepoError:
-            raise remote.gated(repo) from None
-        except RepositoryNotFoundError:
-            raise remote.not_found(repo) from None
-        except HfHubHTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if status not in remote.RETRY_STATUS or delay is None:
-                raise AnatomyError(repo, "an answer from the Hub", f"HTTP {status}", "try again later") from None
-        except Exception as exc:  # httpx's connection errors and timeouts have no common base with OSError
-            if delay is None:
-                raise AnatomyError(repo, "an answer from the Hub", escape(f"no answer ({type(exc).__name__}: {exc})")[:200], "check the network or HF_ENDPOINT, and try again later") from None
-        time.sleep(delay)
-    if not isinstance(info.sha, str) or not SHA.match(info.sha):
-        raise AnatomyError(repo, "a commit sha from the Hub", escape(repr(info.sha))[:60], "check HF_ENDPOINT")
-    return info.sha, sorted(s.rfilename for s in info.siblings or ())
+    hub = Hub(repo, revision or "main")
+    url = hub_env.model_info_url(repo, revision)
+    raw = remote.Request(hub, url=url).get_whole(repo, SMALL_FILE_BYTES)
+    try:
+        info = json.loads(raw)
+        sha, siblings = info["sha"], info.get("siblings") or []
+        files = [s["rfilename"] for s in siblings]
+    except (ValueError, TypeError, KeyError):
+        raise AnatomyError(repo, "the model's description from the Hub (JSON with sha and siblings)", escape(repr(raw[:60])), "check HF_ENDPOINT") from None
+    if not isinstance(sha, str) or not SHA.match(sha):
+        raise AnatomyError(repo, "a commit sha from the Hub", escape(repr(sha))[:60], "check HF_ENDPOINT")
+    if not all(isinstance(f, str) for f in files):
+        raise AnatomyError(repo, "file names from the Hub", "something else", "check HF_ENDPOINT")
+    return sha, sorted(files)
 
 
 def _ref_path(base: str, revision: str) -> str:

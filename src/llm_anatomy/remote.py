@@ -9,14 +9,13 @@ host while dropping the Authorization header there, and have its answer checked
 from __future__ import annotations
 
 import bisect
-import http.client
 import os
 import threading
 import time
-from urllib.parse import urljoin, urlsplit
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # http.client (with ssl and email) costs ~25 ms: imported when a request is sent
+    import http.client
     from typing import Any, BinaryIO, Iterable
 
 from .byte_io import check_range
@@ -61,6 +60,8 @@ class Stats:
 
 
 def _connection(scheme: str, netloc: str) -> http.client.HTTPConnection:
+    import http.client
+
     connections = _local.__dict__.setdefault("connections", {})
     key = (scheme, netloc)
     if key not in connections:
@@ -77,15 +78,32 @@ def _drop_connection(scheme: str, netloc: str) -> None:
         connection.close()
 
 
-def status_error(repo: str, name: str, status: int, error_code: str | None) -> AnatomyError:
-    """A refusal as one line: X-Error-Code is the header huggingface_hub reads too."""
+INVALID_TOKEN = "Invalid credentials in Authorization header"  # the Hub's X-Error-Message for a bad token
+
+
+def status_error(hub: Any, name: str, status: int, error_code: str | None, error_message: str | None) -> AnatomyError:
+    """A refusal as one line, told apart by the X-Error-Code and X-Error-Message headers as
+    huggingface_hub's hf_raise_for_status tells them apart."""
     if error_code == "GatedRepo":
-        return gated(repo)
+        return gated(hub.repo)
+    if error_code == "RevisionNotFound":
+        return not_found(hub.repo, hub.revision)
+    if status == 401 and error_message == INVALID_TOKEN:
+        return AnatomyError(hub.repo, "a token the Hub accepts", "invalid credentials (HTTP 401)", "`hf auth login` again, or fix HF_TOKEN")
     if status == 401 or error_code == "RepoNotFound":
-        return not_found(repo)
+        return not_found(hub.repo)
     if status == 404:
         return AnatomyError(name, "a file the repository lists", "HTTP 404 (no such file)", "the repository changed; try again")
+    if status == 403:
+        return AnatomyError(hub.repo, "read access", "HTTP 403 (forbidden)", "check your token's permissions (`hf auth whoami`)")
     return AnatomyError(name, "a successful HTTP answer", f"HTTP {status}", "try again later")
+
+
+def _unsatisfiable_size(content_range: str | None) -> int | None:
+    """N of a 416 answer's 'bytes */N': the file is shorter than the range asked."""
+    unit, _, span = (content_range or "").partition(" ")
+    size = span.removeprefix("*/")
+    return int(size) if unit == "bytes" and span.startswith("*/") and size.isdigit() else None
 
 
 def gated(repo: str) -> AnatomyError:
@@ -98,11 +116,12 @@ def not_found(repo: str, revision: str | None = None) -> AnatomyError:
 
 
 class Request:
-    """Requests for one file of a repository: hub.url(filename) and hub.headers (built on
-    first use: the header cache needs neither), Authorization kept to the Hub's host."""
+    """Requests for one file of a repository (hub.url(filename)), or for url; hub.headers
+    and the URL are built when the first request is sent (the header cache needs neither),
+    Authorization is kept to the host of the first URL."""
 
-    def __init__(self, hub: Any, filename: str) -> None:
-        self.hub, self.filename = hub, filename
+    def __init__(self, hub: Any, filename: str | None = None, url: str | None = None) -> None:
+        self.hub, self.filename, self.url = hub, filename, url
         self.final_url: str | None = None  # the CDN address the Hub redirected to, reused
 
     def get(self, name: str, start: int, end: int) -> tuple[bytes, int]:
@@ -124,7 +143,12 @@ class Request:
         raise AssertionError("unreachable")
 
     def _get_once(self, name: str, start: int, end: int | None, limit: int) -> tuple[bytes, int]:
-        hub_url = self.hub.url(self.filename)
+        import http.client
+        from urllib.parse import urljoin, urlsplit
+
+        if self.url is None:
+            self.url = self.hub.url(self.filename)
+        hub_url = self.url
         url = self.final_url or hub_url
         hub_host = urlsplit(hub_url).netloc
         for _ in range(MAX_REDIRECTS + 1):
@@ -146,9 +170,15 @@ class Request:
                 if status in RETRY_STATUS:
                     response.read()
                     raise _Retry(f"HTTP {status}")
+                if status == 416 and end is not None:
+                    response.read()
+                    size = _unsatisfiable_size(response.getheader("Content-Range"))
+                    if size is None or start < size:
+                        raise AnatomyError(name, f"bytes {start}-{end}", f"HTTP 416 ({response.getheader('Content-Range')!r:.40})", "the server's answer does not match the request; try again")
+                    return b"", size  # the file ends before start (it is empty): the reader says what it expected there
                 if status not in (200, 206):
                     response.read()
-                    raise status_error(self.hub.repo, name, status, response.getheader("X-Error-Code"))
+                    raise status_error(self.hub, name, status, response.getheader("X-Error-Code"), response.getheader("X-Error-Message"))
                 body, size = self._body(name, response, start, end, limit)
             except (OSError, http.client.HTTPException) as exc:
                 _drop_connection(parts.scheme, parts.netloc)

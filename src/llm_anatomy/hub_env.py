@@ -1,0 +1,123 @@
+"""Where the Hub is and what to send it (endpoint, token, user agent), read from the
+environment as huggingface_hub's constants module and get_token() read it (tests hold the
+two equal), without importing huggingface_hub's HTTP stack.
+
+Why not call huggingface_hub.utils.build_hf_headers: importing it costs about 0.4 s, and
+even its constants module 10 ms (typing, pathlib), against the one request a cached call
+on a branch sends. The rare cases are left to huggingface_hub itself, imported only then:
+its staging mode, and the token sources that do more than read (CI's OIDC exchange, a
+browser login's token that may need refreshing, Colab's secrets)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+TRUE = ("1", "ON", "YES", "TRUE")
+
+
+def _true(name: str) -> bool:
+    return os.environ.get(name, "").upper() in TRUE
+
+
+def _path(value: str) -> str:
+    return os.path.expandvars(os.path.expanduser(value))
+
+
+class _Settings:
+    """The constants huggingface_hub derives from the environment at import."""
+
+    def __init__(self) -> None:
+        if _true("HUGGINGFACE_CO_STAGING"):  # huggingface_hub's own tests: its constants know where
+            from huggingface_hub import constants
+
+            self.endpoint, self.token_path = constants.ENDPOINT, constants.HF_TOKEN_PATH
+        else:
+            self.endpoint = os.getenv("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
+            cache = os.getenv("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+            home = _path(os.getenv("HF_HOME", os.path.join(cache, "huggingface")))
+            self.token_path = _path(os.getenv("HF_TOKEN_PATH", os.path.join(home, "token")))
+        self.stored_tokens_path = os.path.join(os.path.dirname(self.token_path), "stored_tokens")
+        self.disable_implicit_token = _true("HF_HUB_DISABLE_IMPLICIT_TOKEN")
+        self.user_agent_origin = os.environ.get("HF_HUB_USER_AGENT_ORIGIN")
+
+
+def resolve_url(repo: str, revision: str, filename: str) -> str:
+    """huggingface_hub's hf_hub_url(repo, filename, revision=revision) for a model repo."""
+    from urllib.parse import quote
+
+    return f"{_Settings().endpoint}/{repo}/resolve/{quote(revision, safe='')}/{quote(filename)}"
+
+
+def model_info_url(repo: str, revision: str | None) -> str:
+    """The URL HfApi().model_info(repo, revision=revision) asks."""
+    from urllib.parse import quote
+
+    base = f"{_Settings().endpoint}/api/models/{repo}"
+    return base if revision is None else f"{base}/revision/{quote(revision, safe='')}"
+
+
+def _clean(token: str | None) -> str | None:
+    return None if token is None else token.replace("\r", "").replace("\n", "").strip() or None
+
+
+def _in_colab() -> bool:
+    import builtins
+
+    shell = getattr(builtins, "get_ipython", None)
+    return shell is not None and "google.colab" in str(shell()) and os.environ.get("VERTEX_PRODUCT") != "COLAB_ENTERPRISE"
+
+
+def _huggingface_hub_token() -> str | None:
+    from huggingface_hub.utils import get_token
+
+    return get_token()
+
+
+def token() -> str | None:
+    """huggingface_hub's get_token(): HF_TOKEN (or HUGGING_FACE_HUB_TOKEN), then the token
+    file `hf auth login` writes; huggingface_hub itself where it would do more than read."""
+    settings = _Settings()
+    if os.environ.get("HF_OIDC_RESOURCE"):
+        return _huggingface_hub_token()
+    found = _clean(os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"))
+    if found is not None:
+        return found
+    try:
+        with open(settings.token_path, encoding="utf-8") as handle:
+            found = _clean(handle.read())
+    except FileNotFoundError:
+        found = None
+    except (OSError, UnicodeDecodeError) as exc:
+        from .errors import AnatomyError
+
+        found_instead = exc.strerror if isinstance(exc, OSError) else "bytes that are not UTF-8"
+        raise AnatomyError(settings.token_path, "a readable token file", found_instead, "`hf auth login` again, or set HF_TOKEN") from None
+    if found is not None:
+        try:
+            with open(settings.stored_tokens_path, "rb") as handle:
+                refreshable = b"refresh_token" in handle.read()
+        except OSError:
+            refreshable = False
+        return _huggingface_hub_token() if refreshable else found  # a browser login's token may be due for refresh
+    return _huggingface_hub_token() if _in_colab() else None
+
+
+def user_agent() -> str:
+    """Shaped as huggingface_hub's (library/version; python/version; origin/HF_HUB_USER_AGENT_ORIGIN),
+    naming this library; not huggingface_hub, which sends none of these requests."""
+    from . import __version__
+
+    agent = f"llm-anatomy/{__version__}; python/{sys.version.split()[0]}"
+    origin = _Settings().user_agent_origin
+    return agent if origin is None else f"{agent}; origin/{origin}"
+
+
+def headers() -> dict[str, str]:
+    """build_hf_headers(): the user agent, and the token unless HF_HUB_DISABLE_IMPLICIT_TOKEN."""
+    sent = {"user-agent": user_agent()}
+    found = None if _Settings().disable_implicit_token else token()
+    if found is not None:
+        sent["authorization"] = f"Bearer {found}"
+    return sent
