@@ -1,8 +1,9 @@
 """Benchmark a model on the Hub (issue 9) against the test suite's stand-in Hub with a delay
 injected per request, on the Llama-2-7b-chat-hf layout replica (13.5 GB, sparse).
 
-Each case runs in a fresh process, interleaved, repeat times; medians of wall time, and the
-requests and body bytes the stand-in logged for the case's last run. Cases:
+Each case runs in a fresh process, interleaved, repeat times; medians of wall and CPU time
+(the child's user + system: steadier than wall on a shared machine), and the requests and
+body bytes the stand-in logged for the case's last run. Cases:
   params, cold             no header cache: model info, config, index, each shard's header
   get_safetensors_metadata HfApi().get_safetensors_metadata(repo): huggingface_hub's own header read
   values --style torch     all 291 tensors, cold
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,7 +66,7 @@ def main() -> None:
     def cold() -> None:
         shutil.rmtree(os.path.join(anatomy_cache, "hub"), ignore_errors=True)  # the skeleton cache stays: this is about the Hub
 
-    metadata_env = dict(env, HF_HUB_CACHE=os.path.join(work, "metadata_hf_cache"))  # it downloads the index there
+    metadata_env = dict(env, HF_HUB_CACHE=os.path.join(work, "metadata_hf_cache"), HF_HUB_DISABLE_PROGRESS_BARS="1")  # it downloads the index there
 
     def fresh_hf_cache() -> None:
         shutil.rmtree(metadata_env["HF_HUB_CACHE"], ignore_errors=True)
@@ -83,26 +85,31 @@ def main() -> None:
             before()
         subprocess.run(argv, env=case_env, check=True, stdout=subprocess.DEVNULL)
     samples: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
     moved: dict[str, tuple[int, int]] = {}
     for _ in range(args.repeat):
         for name, (argv, case_env, before) in cases.items():
             if before:
                 before()
             hub.clear_log()
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             subprocess.run(argv, env=case_env, check=True, stdout=subprocess.DEVNULL)
             samples[name].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name].append(after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime)
             moved[name] = hub.moved()
     hub.close()
     shutil.rmtree(work, ignore_errors=True)
-    local = statistics.median(samples["params, local (HF cache, offline)"])
-    print(f"{args.repeat} interleaved runs each, medians; {args.delay * 1000:.0f} ms added to every request.\n")
-    print("| case | wall s | x local params | requests | bytes moved |")
-    print("|---|---:|---:|---:|---:|")
+    local = "params, local (HF cache, offline)"
+    local_wall, local_cpu = statistics.median(samples[local]), statistics.median(cpu[local])
+    print(f"{args.repeat} interleaved runs each, medians; {args.delay * 1000:.0f} ms added to every request; load average {os.getloadavg()[0]:.1f}.\n")
+    print("| case | wall s | x local | CPU s | x local | requests | bytes moved |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, times in samples.items():
-        wall = statistics.median(times)
+        wall, used = statistics.median(times), statistics.median(cpu[name])
         requests, nbytes = moved[name]
-        print(f"| {name} | {wall:.3f} | {wall / local:.2f} | {requests} | {nbytes:,} |")
+        print(f"| {name} | {wall:.3f} | {wall / local_wall:.2f} | {used:.3f} | {used / local_cpu:.2f} | {requests} | {nbytes:,} |")
 
 
 if __name__ == "__main__":

@@ -281,6 +281,56 @@ def test_gguf_quantization_selector(online, gguf_repos, cli):
     assert missing.err == "llm-anatomy: org/several-GGUF:Q5_K_M: expected a quantization the repository has, found Q4_0, Q8_0; pick one, e.g. org/several-GGUF:Q4_0\n"
 
 
+def test_the_quantization_selector_reads_the_local_cache_first(online, gguf_repos, cli, monkeypatch, tmp_path):
+    """REPO:QUANT in the Hugging Face cache is read there, offline; a quantization the cache
+    lacks (downloaded one at a time) comes from the Hub, or is one line when offline."""
+    folder, sha = gguf_repos["org/several-GGUF"]
+    remote_q8 = cli("params", "org/several-GGUF:Q8_0")
+    assert remote_q8.code == 0
+    partial = tmp_path / "only-q4"
+    partial.mkdir()
+    shutil.copy(folder / "tiny-llama.Q4_0.gguf", partial)
+    as_hf_cache(partial, "org/several-GGUF", sha, os.environ["HF_HUB_CACHE"])
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "no-header-cache"))
+    online.clear_log()
+    local_q4 = cli("params", "org/several-GGUF:q4_0")
+    assert (local_q4.code, local_q4.err, online.log) == (0, "", [])
+    assert local_q4.out == cli("params", "org/several-GGUF").out  # the only quantization cached
+    assert local_q4.out.splitlines()[1:] == cli("params", partial / "tiny-llama.Q4_0.gguf").out.splitlines()[1:]
+    assert cli("params", "org/several-GGUF:Q8_0").out == remote_q8.out and online.log != []  # from the Hub
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "another-empty-header-cache"))
+    snapshot = os.path.join(os.environ["HF_HUB_CACHE"], "models--org--several-GGUF", "snapshots", sha)
+    offline_q8 = cli("params", "org/several-GGUF:Q8_0")
+    assert (offline_q8.code, offline_q8.err) == (1, f"llm-anatomy: org/several-GGUF:Q8_0: expected the Q8_0 GGUF files in the local Hugging Face cache ({snapshot}), found Q4_0; download them with `hf download org/several-GGUF --include '*Q8_0*'`\n")
+
+
+def test_a_cached_gguf_repository_with_several_quantizations_asks_for_one(online, gguf_repos, cli, monkeypatch):
+    folder, sha = gguf_repos["org/several-GGUF"]
+    as_hf_cache(folder, "org/several-GGUF", sha, os.environ["HF_HUB_CACHE"])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = cli("params", "org/several-GGUF")
+    assert (result.code, result.out) == (2, "")
+    assert result.err == "llm-anatomy: org/several-GGUF: expected one quantization (repo:QUANT), found 2: Q4_0, Q8_0; pick one, e.g. org/several-GGUF:Q4_0\n"
+    assert cli("params", "org/several-GGUF:Q8_0").out.splitlines()[1:] == cli("params", folder / "tiny-llama.Q8_0.gguf").out.splitlines()[1:]
+
+
+def test_a_split_model_half_downloaded_is_not_read_from_the_cache(online, gguf_repos, cli, monkeypatch, tmp_path):
+    folder, sha = gguf_repos["org/split-GGUF"]
+    parts = sorted(os.listdir(folder))
+    assert len(parts) == 3  # model-0000N-of-00003.gguf: the quantization tag is "model"
+    half = tmp_path / "half"
+    half.mkdir()
+    shutil.copy(folder / parts[0], half)
+    as_hf_cache(half, "org/split-GGUF", sha, os.environ["HF_HUB_CACHE"])
+    online.clear_log()
+    whole = cli("params", "org/split-GGUF:model")
+    assert whole.code == 0 and online.log != [] and whole.out.splitlines()[-1].endswith("in 3 files")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "empty-header-cache"))
+    assert cli("params", "org/split-GGUF:model").err.endswith(", found part of them; download them with `hf download org/split-GGUF --include '*model*'`\n")
+
+
 @pytest.fixture(scope="session")
 def bin_repos(standin, llama_dir, tmp_path_factory):
     repos = {

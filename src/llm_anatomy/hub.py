@@ -18,14 +18,13 @@ import re
 
 from . import remote
 from .byte_io import register
-from .errors import AnatomyError, UsageError
+from .errors import AnatomyError
 from .safe_text import escape
-from .source import Source, choose_weights
+from .source import Source, choose_quantization, choose_weights, gguf_weights
 
 SMALL_FILE_BYTES = 20 * 1024 * 1024  # config, params.json, a shard index (larger: refused)
 SMALL_FILES = ("config.json", "params.json")
 SHA = re.compile(r"^[0-9a-f]{40}$")
-SPLIT_SUFFIX = re.compile(r"-\d{5}-of-\d{5}$")
 LISTING = ".listing.json"
 RANGES = ".ranges"
 
@@ -116,34 +115,13 @@ def _commit(repo: str, revision: str | None, cache_error: AnatomyError) -> tuple
     return sha, files
 
 
-def quant_tag(filename: str) -> str:
-    """'llama-2-7b-chat.Q4_K_M.gguf' -> 'Q4_K_M': the last word of the name, as llama.cpp's
-    repo:QUANT selector matches it (split files: before -0000N-of-0000M)."""
-    stem = SPLIT_SUFFIX.sub("", os.path.basename(filename)[: -len(".gguf")])
-    return re.split(r"[-.]", stem)[-1]
-
-
-def _gguf_choice(repo: str, files: list[str], quant: str) -> list[str]:
-    """The GGUF files of one model: those of the QUANT asked for, or the only one there is."""
-    if quant:
-        chosen = [f for f in files if quant_tag(f).upper() == quant.upper()]
-        if not chosen:
-            tags = sorted({quant_tag(f) for f in files})
-            raise UsageError(f"{repo}:{quant}", "a quantization the repository has", escape(", ".join(tags)), f"pick one, e.g. {repo}:{tags[0]}" if tags else "")
-        return chosen
-    tags = sorted({quant_tag(f) for f in files})
-    if len(tags) > 1 or len(files) > 1 and not all(SPLIT_SUFFIX.search(f[: -len(".gguf")]) for f in files):
-        raise UsageError(repo, "one quantization (repo:QUANT)", f"{len(tags)}: {escape(', '.join(tags))}", f"pick one, e.g. {repo}:{tags[0]}")
-    return files
-
-
 def _choose(repo: str, listing: list[str], quant: str) -> tuple[list[str], str | None]:
     """(weight files, index file) in the repository, chosen as source.py chooses in a folder."""
     top = [n for n in listing if "/" not in n]
     weights, index = choose_weights(top)
-    gguf = [n for n in listing if n.endswith(".gguf") and not os.path.basename(n).startswith("mmproj")]
+    gguf = gguf_weights(listing)
     if quant or (not weights and index is None and gguf) or (weights and all(w.endswith(".gguf") for w in weights)):
-        return _gguf_choice(repo, gguf, quant), None
+        return choose_quantization(repo, gguf, quant), None
     if not weights and index is None:
         raise AnatomyError(repo, "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)", "none in the repository", "check the model id")
     return list(weights), index

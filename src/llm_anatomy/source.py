@@ -33,6 +33,7 @@ MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")  # :QUANT p
 REVISION = re.compile(r"^(?!.*(^|/)\.\.?(/|$))[\w.-]+(/[\w.-]+)*$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 MAX_REF_BYTES = 100  # a ref holds a 40-digit commit hash and maybe a newline
+SPLIT_SUFFIX = re.compile(r"-(\d{5})-of-(\d{5})$")  # llama.cpp's gguf-split names, before .gguf
 
 
 class Source(namedtuple("Source", "name root weight_files index_file config_file remote", defaults=(None,))):
@@ -90,6 +91,60 @@ def choose_weights(names: list[str]) -> tuple[tuple[str, ...], str | None]:
     return (), None
 
 
+def gguf_weights(names: list[str]) -> list[str]:
+    """The GGUF model files among a repository's file names (in any folder; a vision
+    projector, mmproj-*.gguf, is not the model)."""
+    return [n for n in names if n.endswith(".gguf") and not os.path.basename(n).startswith("mmproj")]
+
+
+def quant_tag(filename: str) -> str:
+    """'llama-2-7b-chat.Q4_K_M.gguf' -> 'Q4_K_M': the last word of the name, as llama.cpp's
+    repo:QUANT selector matches it (split files: before -0000N-of-0000M)."""
+    stem = SPLIT_SUFFIX.sub("", os.path.basename(filename)[: -len(".gguf")])
+    return re.split(r"[-.]", stem)[-1]
+
+
+def choose_quantization(repo: str, files: list[str], quant: str) -> list[str]:
+    """The GGUF files of one model: those of the QUANT asked for, or the only one there is;
+    never several quantizations summed."""
+    tags = sorted({quant_tag(f) for f in files})
+    if quant:
+        chosen = [f for f in files if quant_tag(f).upper() == quant.upper()]
+        if not chosen:
+            raise UsageError(f"{repo}:{quant}", "a quantization the repository has", escape(", ".join(tags)), f"pick one, e.g. {repo}:{tags[0]}" if tags else "")
+        return chosen
+    if len(tags) > 1 or len(files) > 1 and not all(SPLIT_SUFFIX.search(f[: -len(".gguf")]) for f in files):
+        raise UsageError(repo, "one quantization (repo:QUANT)", f"{len(tags)}: {escape(', '.join(tags))}", f"pick one, e.g. {repo}:{tags[0]}")
+    return files
+
+
+def _all_splits(files: list[str]) -> bool:
+    """Every part of each split model among files is there (a download may have stopped)."""
+    groups: dict[tuple[str, str], set[str]] = {}
+    for name in files:
+        split = SPLIT_SUFFIX.search(name[: -len(".gguf")])
+        if split is not None:
+            groups.setdefault((SPLIT_SUFFIX.sub("", name[: -len(".gguf")]), split[2]), set()).add(split[1])
+    return all(len(parts) == int(count) for (_, count), parts in groups.items())
+
+
+def _cached_quantization(model: str, revision: str | None) -> Source:
+    """REPO:QUANT in the local Hugging Face cache: the files of that quantization, if all
+    of them are there (a GGUF repository is often downloaded one quantization at a time)."""
+    repo, _, quant = model.partition(":")
+    snapshot = _cached_snapshot(repo, revision)
+    names = []
+    for root, _, files in os.walk(snapshot):
+        names += [os.path.relpath(os.path.join(root, f), snapshot) for f in files]
+    present = gguf_weights(sorted(names))
+    chosen = [n for n in present if quant_tag(n).upper() == quant.upper()]
+    if not chosen or not _all_splits(chosen):
+        found = "part of them" if chosen else escape(", ".join(sorted({quant_tag(n) for n in present}))) or "no GGUF files"
+        raise AnatomyError(model, f"the {quant} GGUF files in the local Hugging Face cache ({snapshot})", found, f"download them with `hf download {repo} --include '*{quant}*'`")
+    config = os.path.join(snapshot, CONFIG)
+    return Source(model, snapshot, tuple(os.path.join(snapshot, n) for n in chosen), None, config if os.path.isfile(config) else None)
+
+
 def _weights_in_folder(folder: str) -> tuple[tuple[str, ...], str | None]:
     try:
         names = sorted(os.listdir(folder))
@@ -132,8 +187,8 @@ def resolve(model: str, revision: str | None = None) -> Source:
         folder = model if stat.S_ISDIR(mode) else (os.path.dirname(model) or ".")
     elif MODEL_ID.match(model) and "/" in model:
         try:
-            if ":" in model:  # a GGUF quantization selector: the Hub's file list is needed
-                raise AnatomyError(model, "a model on the Hub (a :QUANT selector reads its file list)", "HF_HUB_OFFLINE set and no header cache of it", "run it once online")
+            if ":" in model:  # a GGUF quantization selector
+                return _cached_quantization(model, revision)
             folder = _cached_snapshot(model, revision)
             _check_complete(folder)
         except UsageError:
@@ -151,6 +206,8 @@ def resolve(model: str, revision: str | None = None) -> Source:
             return Source(os.path.basename(model), folder, (), None, model)
         return Source(os.path.basename(model), folder, (model,), None, config_file)
     weights, index = _weights_in_folder(folder)
+    if not local and gguf_weights(list(weights)):  # a GGUF repository in the cache: one quantization, as on the Hub
+        weights = tuple(choose_quantization(model, gguf_weights(list(weights)), ""))
     if not weights and index is None:
         if config_file is None:
             raise _no_weights(folder)
