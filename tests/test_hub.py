@@ -171,11 +171,27 @@ def test_a_branch_is_resolved_with_the_request_huggingface_hub_sends(online, sta
     assert len(ours) > 1 and all(p.startswith(f"/org/with-pr/resolve/{pr}/") for p in ours[1:])
 
 
-def test_a_429_is_retried(online, remote_repos, cli):
-    online.faults["cdn:/org/gpt2/"] = "429-once"
+@pytest.mark.parametrize("where", ["hub:/api/models/org/gpt2", "cdn:/org/gpt2/"])
+def test_a_429_is_retried(where, online, remote_repos, cli):
+    online.faults[where] = "429-once"
     result = cli("params", "org/gpt2")
     assert result.code == 0, result.err
-    assert [e.status for e in online.log if e.host == "cdn"] == [429, 206]
+    host, _, path = where.partition(":")
+    assert [e.status for e in online.log if e.host == host and e.path.startswith(path)] == [429, 200 if host == "hub" else 206]
+
+
+def test_a_hub_that_is_not_there(online, remote_repos, cli, monkeypatch):
+    import errno
+    import socket
+
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    result = cli("params", "org/gpt2")
+    assert (result.code, result.out) == (1, "")
+    refused = f"[Errno {errno.ECONNREFUSED}] {os.strerror(errno.ECONNREFUSED)}"
+    assert result.err == f"llm-anatomy: org/gpt2: expected an answer from the Hub, found no answer (ConnectionRefusedError: {refused}); check the network or HF_ENDPOINT, and try again later\n"
 
 
 @pytest.mark.parametrize(
