@@ -12,9 +12,10 @@ CDN:  HEAD|GET /REPO/SHA/FILE?sig=...      one Range honoured (206 + Content-Ran
 Refusals carry X-Error-Code as the Hub's do: 401 RepoNotFound for unknown repos (and
 private ones), 401/403 GatedRepo for gated repos without an allowed token, 404
 RevisionNotFound / EntryNotFound; a token it does not know is a 401 with the Hub's
-X-Error-Message "Invalid credentials in Authorization header" and no code. Faults for tests: 429 once, a delay per request, a slow
-answer, a lying Content-Range, a short body. Every request is logged (host, method, path,
-Range, status, body bytes, whether it carried Authorization)."""
+X-Error-Message "Invalid credentials in Authorization header" and no code. Faults for
+tests: 429 once, a delay per request, a slow answer, a lying Content-Range, a short body,
+JSON nested 100,000 deep. Every request is logged (host, method, path, Range, status, body
+bytes, whether it carried Authorization)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ class HubStandIn:
         self.tokens = {"hf_allowed"}  # tokens with access to gated repos
         self.valid_tokens = {"hf_allowed", "hf_other"}  # any other token is refused outright
         self.delay = 0.0  # seconds added to every request (the bench's network)
-        self.faults: dict[str, str] = {}  # path prefix -> "429-once" | "slow" | "lie-range" | "short-body"
+        self.faults: dict[str, str] = {}  # path prefix -> "429-once" | "slow" | "lie-range" | "short-body" | "nested-json"
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.hub = self._server("hub")
@@ -141,6 +142,8 @@ class HubStandIn:
             time.sleep(30)
         if fault == "429-once":
             return self._send(handler, host, 429, {}, b"", head)
+        if fault == "nested-json":  # JSON that json.loads cannot parse: it recurses once per level
+            return self._send(handler, host, 200, {"Content-Type": "application/json"}, b"[" * 100_000 + b"]" * 100_000, head)
         try:
             parts = [unquote(part) for part in path.strip("/").split("/")]  # a revision's / is %2F
             if host == "hub":

@@ -180,6 +180,13 @@ def test_a_429_is_retried(where, online, remote_repos, cli):
     assert [e.status for e in online.log if e.host == host and e.path.startswith(path)] == [429, 200 if host == "hub" else 206]
 
 
+def test_a_hostile_model_description_is_one_line(online, remote_repos, cli):
+    online.faults["hub:/api/models/org/gpt2"] = "nested-json"
+    result = cli("params", "org/gpt2")
+    assert (result.code, result.out) == (1, "")
+    assert result.err.startswith("llm-anatomy: org/gpt2: expected the model's description from the Hub (JSON)") and len(result.err.splitlines()) == 1, result.err
+
+
 def test_a_hub_that_is_not_there(online, remote_repos, cli, monkeypatch):
     import errno
     import socket

@@ -1,7 +1,8 @@
 """A model that lives only on the Hugging Face Hub: its file list and commit from the Hub's
-API (huggingface_hub: endpoint, token, URLs, typed errors), its weight files as remote byte
-sources (remote.py), and a header cache under the project's cache folder keyed by repo and
-commit sha, so a second call on the same revision reads nothing but the branch's commit.
+model-info API (the request HfApi().model_info sends, with endpoint, token and user agent
+read as huggingface_hub reads them: hub_env.py), its weight files as remote byte sources
+(remote.py), and a header cache under the project's cache folder keyed by repo and commit
+sha, so a second call on the same revision reads nothing but the branch's commit.
 
 The header cache of one commit, under cache_dir()/hub/models--ORG--NAME/:
   refs/REVISION           the commit sha a branch or tag had when last asked (for offline use)
@@ -71,12 +72,14 @@ def model_info(repo: str, revision: str | None) -> tuple[str, list[str]]:
     hub = Hub(repo, revision or "main")
     url = hub_env.model_info_url(repo, revision)
     raw = remote.Request(hub, url=url).get_whole(repo, SMALL_FILE_BYTES)
+    from .bounded_json import loads
+
+    info = loads(raw, repo, "the model's description from the Hub (JSON)", "check HF_ENDPOINT")
     try:
-        info = json.loads(raw)
         sha, siblings = info["sha"], info.get("siblings") or []
         files = [s["rfilename"] for s in siblings]
-    except (ValueError, TypeError, KeyError):
-        raise AnatomyError(repo, "the model's description from the Hub (JSON with sha and siblings)", escape(repr(raw[:60])), "check HF_ENDPOINT") from None
+    except (TypeError, KeyError, AttributeError):
+        raise AnatomyError(repo, "the model's description from the Hub (its sha and siblings)", escape(repr(raw[:60])), "check HF_ENDPOINT") from None
     if not isinstance(sha, str) or not SHA.match(sha):
         raise AnatomyError(repo, "a commit sha from the Hub", escape(repr(sha))[:60], "check HF_ENDPOINT")
     if not all(isinstance(f, str) for f in files):
