@@ -20,6 +20,7 @@ print(json.dumps({
     "token": [hub_env.token(), get_token()],
     "authorization": [our_headers.get("authorization"), theirs_headers.get("authorization")],
     "endpoint": [hub_env._Settings().endpoint, constants.ENDPOINT],
+    "offline": [hub_env.offline(), constants.HF_HUB_OFFLINE],
     "url": [hub_env.resolve_url("org/m", "refs/pr/1", "q4 dir/m+1.gguf"), hf_hub_url("org/m", "q4 dir/m+1.gguf", revision="refs/pr/1")],
     "user agent": [our_headers["user-agent"].split("; ")[1:], theirs_headers["user-agent"].split("; ")[2:]],  # after hf_hub/VERSION
 }))
@@ -49,6 +50,8 @@ CASES = {
     "HF_HUB_DISABLE_IMPLICIT_TOKEN": ({"HF_HUB_DISABLE_IMPLICIT_TOKEN": "1", "HF_TOKEN": "hf_env"}, {}),
     "HF_ENDPOINT with a slash, an origin, no telemetry": ({"HF_ENDPOINT": "http://mirror.example:8080/", "HF_HUB_USER_AGENT_ORIGIN": "spaces", "HF_HUB_DISABLE_TELEMETRY": "1"}, {}),
     "staging": ({"HUGGINGFACE_CO_STAGING": "1"}, {}),
+    "HF_HUB_OFFLINE": ({"HF_HUB_OFFLINE": "yes"}, {}),
+    "HF_HUB_OFFLINE empty, TRANSFORMERS_OFFLINE set": ({"HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "1"}, {}),
 }
 
 
@@ -57,7 +60,7 @@ def test_what_is_sent_equals_huggingface_hubs(case, tmp_path):
     env_vars, files = CASES[case]
     for path, text in files.items():
         write(str(tmp_path / path), text)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING", "XDG_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING", "XDG_", "TRANSFORMERS_"))}
     env.update({k: v.replace("{tmp}", str(tmp_path)) for k, v in env_vars.items()}, HOME=str(tmp_path / "home"))
     env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # else huggingface_hub adds the torch version, which we leave out
     result = subprocess.run([sys.executable, "-c", COMPARE], capture_output=True, text=True, env=env)

@@ -17,7 +17,7 @@ import json
 import os
 import re
 
-from . import remote
+from . import hub_env, remote
 from .byte_io import register
 from .errors import AnatomyError
 from .safe_text import escape
@@ -28,12 +28,6 @@ SMALL_FILES = ("config.json", "params.json")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 LISTING = ".listing.json"
 RANGES = ".ranges"
-
-
-def offline() -> bool:
-    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) as huggingface_hub reads it."""
-    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return value.upper() in ("1", "ON", "YES", "TRUE")
 
 
 def repo_cache(repo: str) -> str:
@@ -53,22 +47,16 @@ class Hub:
     @property
     def headers(self) -> dict[str, str]:
         if self._headers is None:
-            from . import hub_env
-
             self._headers = hub_env.headers()
         return self._headers
 
     def url(self, filename: str) -> str:
-        from . import hub_env
-
         return hub_env.resolve_url(self.repo, self.revision, filename)
 
 
 def model_info(repo: str, revision: str | None) -> tuple[str, list[str]]:
     """(commit sha, file names) of a revision: the one request HfApi().model_info sends,
     with its refusals as one line each and a retry with backoff on 429 and 5xx."""
-    from . import hub_env
-
     hub = Hub(repo, revision or "main")
     url = hub_env.model_info_url(repo, revision)
     raw = remote.Request(hub, url=url).get_whole(repo, SMALL_FILE_BYTES)
@@ -104,7 +92,7 @@ def _commit(repo: str, revision: str | None, cache_error: AnatomyError) -> tuple
     base, wanted = repo_cache(repo), revision or "main"
     if SHA.match(wanted) and os.path.isfile(os.path.join(base, wanted, LISTING)):
         return wanted, None
-    if offline():
+    if hub_env.offline():
         try:
             with open(_ref_path(base, wanted), encoding="utf-8") as handle:
                 sha = handle.read().strip()
@@ -194,7 +182,7 @@ def resolve(model: str, revision: str | None, cache_error: AnatomyError) -> Sour
     if listing is None:
         with open(os.path.join(folder, LISTING), encoding="utf-8") as handle:
             listing = json.load(handle)
-    hub = None if offline() else Hub(repo, sha)
+    hub = None if hub_env.offline() else Hub(repo, sha)
     weights, index = _choose(repo, listing, quant)
     small = [n for n in (*SMALL_FILES, index) if n is not None and n in listing]
     missing = [n for n in small if not os.path.isfile(os.path.join(folder, n))]

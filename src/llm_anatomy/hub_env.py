@@ -43,6 +43,11 @@ class _Settings:
         self.user_agent_origin = os.environ.get("HF_HUB_USER_AGENT_ORIGIN")
 
 
+def offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE), as huggingface_hub's constants read it."""
+    return (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").upper() in TRUE
+
+
 def resolve_url(repo: str, revision: str, filename: str) -> str:
     """huggingface_hub's hf_hub_url(repo, filename, revision=revision) for a model repo."""
     from urllib.parse import quote
