@@ -243,8 +243,9 @@ def weights_dtype(catalog: Catalog) -> str | None:
     return chosen.removeprefix("torch.") or None
 
 
-def meta_model(config_file: str, dtype: str | None = None) -> Any:
-    """The model transformers builds for this config, on the meta device (no memory for weights)."""
+def meta_model(config_file: str, dtype: str | None = None, experts_implementation: str | None = None) -> Any:
+    """The model transformers builds for this config, on the meta device (no memory for weights);
+    experts_implementation: how a mixture of experts runs (transformers' names; None: its default)."""
     import torch
     import transformers
 
@@ -260,8 +261,9 @@ def meta_model(config_file: str, dtype: str | None = None) -> Any:
             model_class = transformers.AutoModelForCausalLM._model_mapping[type(config)]
         except KeyError:
             model_class = transformers.AutoModel._model_mapping[type(config)]
+    options = {"experts_implementation": experts_implementation} if experts_implementation else {}
     with torch.device("meta"):
-        return model_class._from_config(config)
+        return model_class._from_config(config, **options)
 
 
 def _build(config_file: str, dtype: str | None = None) -> Skeleton:

@@ -1,7 +1,10 @@
 """The forward pass from the config alone: transformers builds the model on the meta device
-(no weights read or allocated) and runs it on meta input_ids [batch, seq]; forward hooks
-record each module's input and output shapes and dtypes, torch's FlopCounterMode its FLOPs
-(with its own module hierarchy, so every total is FlopCounterMode's by construction)."""
+(no weights read or allocated) and runs it on meta input_ids [batch, seq], or, to decode, on
+one new token per sequence over a KV cache of `context` tokens (a real cache: the one the
+model's own prefill of that length returns on the meta device). Forward hooks record each
+module's input and output shapes and dtypes, torch's FlopCounterMode its FLOPs (with its own
+module hierarchy, so every total is FlopCounterMode's by construction), trace_probes what
+happens inside attention and the peak of live activation bytes."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from .architecture import derive
 from .summary import summarize
 from .tree import Run, fold
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: decode, attention calls, KV cache layers, peak bytes, experts
 DEFAULT_SEQ = 2048  # the default length when the config's context is longer (or unnamed)
 # The largest tensor of a forward pass is usually the attention scores, B x heads x N x N:
 # beyond this many elements torch's int64 sizes overflow, so such sizes are refused up front.
@@ -47,16 +50,51 @@ class TracedModule(namedtuple("TracedModule", "path class_name params calls inpu
         return self.path.rpartition(".")[2]
 
 
-class Trace(namedtuple("Trace", "model model_class transformers_version batch seq modules total_flops params kv_cache kv_dtype kv_note")):
-    """The forward pass of model_class on input_ids [batch, seq]: modules (TracedModule, in
-    module order), total_flops (FlopCounterMode's total), params (the model's parameters, tied
-    weights once), kv_cache: memory.KVCacheRow for batch x seq as `summary` computes it, or None
-    (kv_note says why)."""
+class AttentionCall(namedtuple("AttentionCall", "path query key value scores flops")):
+    """What one attention module's core saw at its first call: query, key, value (TensorMetas
+    after the head split, [batch, heads, tokens, head_dim]; key and value hold the cached tokens
+    too), scores (q k^T: [batch, query heads, queries, keys]) and the FLOPs FlopCounterMode
+    counted inside it (q k^T and the weighted sum of v)."""
+
+    __slots__ = ()
+
+
+class CacheLayer(namedtuple("CacheLayer", "kind keys values")):
+    """One layer of the KV cache the forward returned: its class (DynamicLayer,
+    DynamicSlidingWindowLayer, ...) and the TensorMetas of its keys and values."""
 
     __slots__ = ()
 
     @property
+    def nbytes(self) -> int:
+        return sum(_numel(t.shape) * ELEMENT_BYTES.get(t.dtype, 0) for t in (self.keys, self.values))
+
+
+class Experts(namedtuple("Experts", "top_k experts")):
+    """A mixture of experts: each token runs top_k of `experts` experts per MoE layer."""
+
+    __slots__ = ()
+
+
+class Trace(namedtuple("Trace", "model model_class transformers_version batch seq context modules total_flops params attention cache peak_bytes experts kv_cache kv_dtype kv_note node")):
+    """The forward pass of model_class on input_ids [batch, seq] after `context` cached tokens
+    (0: a prefill; else a decoding step, seq 1): modules (TracedModule, in module order: the
+    subtree of `node` when one was asked for, else all), total_flops (FlopCounterMode's total
+    for the whole model), params (the model's parameters, tied weights once), attention
+    (AttentionCall per attention module), cache (CacheLayer per layer of the KV cache the
+    forward returned; empty for encoders), peak_bytes (the most bytes the forward's own tensors
+    held at once), experts (Experts, or None), kv_cache: memory.KVCacheRow for batch x (context
+    + seq) as `summary` computes it, or None (kv_note says why)."""
+
+    __slots__ = ()
+
+    @property
+    def decode(self) -> bool:
+        return self.context > 0
+
+    @property
     def tokens(self) -> int:
+        """Tokens this forward computes (the new ones: batch x seq)."""
         return self.batch * self.seq
 
     @property
@@ -64,11 +102,31 @@ class Trace(namedtuple("Trace", "model model_class transformers_version batch se
         """The 2 x parameters x tokens rule of thumb (one multiply and one add per weight per token)."""
         return 2 * self.params * self.tokens
 
+    @property
+    def attention_flops(self) -> int:
+        return sum(call.flops for call in self.attention)
 
-class TraceNode(namedtuple("TraceNode", "name module children")):
-    """A TracedModule with its children, for folding identical layers as `tree` does."""
+    @property
+    def cache_bytes(self) -> int:
+        return sum(layer.nbytes for layer in self.cache)
+
+
+class TraceNode(namedtuple("TraceNode", "name module children attention")):
+    """A TracedModule with its children and its AttentionCall (or None), for folding identical
+    layers as `tree` does."""
 
     __slots__ = ()
+
+
+# Bytes per element of the dtypes a forward pass produces (torch's names without "torch.").
+ELEMENT_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1, "bool": 1, "float8_e4m3fn": 1, "float8_e5m2": 1}
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -99,21 +157,47 @@ def default_seq(config: dict[str, Any]) -> int:
     return min(context, DEFAULT_SEQ) if context else DEFAULT_SEQ
 
 
-def _check_sizes(catalog: Catalog, config: dict[str, Any], batch: int, seq: int) -> None:
+def _check_sizes(catalog: Catalog, config: dict[str, Any], batch: int, seq: int, context: int) -> None:
+    """A decoding step's cache comes from a prefill of `context` tokens, so that length counts too."""
     heads = derive(config).num_heads or 1
-    if batch * heads * seq * seq > MAX_SCORE_ELEMENTS:
+    length, option = (context + seq, "--context") if context else (seq, "--seq")
+    if batch * heads * length * length > MAX_SCORE_ELEMENTS:
         raise UsageError(
             catalog.name,
-            f"--batch and --seq whose attention scores (batch x {heads} heads x seq x seq) fit torch's sizes (at most 2**62 elements)",
-            f"{batch} x {heads} x {seq} x {seq}",
-            "choose a shorter --seq or a smaller --batch",
+            f"--batch and {option} whose attention scores (batch x {heads} heads x tokens x tokens) fit torch's sizes (at most 2**62 elements)",
+            f"{batch} x {heads} x {length} x {length}",
+            f"choose a shorter {option} or a smaller --batch",
         )
 
 
-def _run(model: Any, batch: int, seq: int) -> tuple[dict[str, dict[str, Any]], dict[str, int], int]:
-    """Hook records by path, FLOPs by path (FlopCounterMode's module names), and its total."""
+def _cache_layers(cache: Any) -> list[list[Any]]:
+    """[kind, [keys shape, dtype], [values shape, dtype]] per layer of a transformers Cache."""
+    layers = []
+    for layer in getattr(cache, "layers", None) or ():
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if keys is None or values is None:  # a layer that caches nothing (shared KV, or not run)
+            continue
+        layers.append([type(layer).__name__, [list(keys.shape), _dtype_name(keys.dtype)], [list(values.shape), _dtype_name(values.dtype)]])
+    return layers
+
+
+def _run(model: Any, batch: int, seq: int, context: int) -> dict[str, Any]:
+    """One forward on meta input_ids [batch, seq] (after a prefill of `context` tokens when
+    decoding): hook records by path, FLOPs by path (FlopCounterMode's module names), its
+    total, the attention calls, the KV cache layers and the peak of live activation bytes."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
+
+    from .trace_probes import AttentionRecorder, LiveBytes
+
+    cache = None
+    if context:
+        with torch.no_grad():
+            prefill = model(input_ids=torch.zeros((batch, context), dtype=torch.long, device="meta"), use_cache=True)
+        cache = getattr(prefill, "past_key_values", None)
+        if cache is None:
+            raise ValueError(f"{type(model).__name__} returned no KV cache to decode with")
+        del prefill
 
     records: dict[str, dict[str, Any]] = {}
 
@@ -132,10 +216,14 @@ def _run(model: Any, batch: int, seq: int) -> tuple[dict[str, dict[str, Any]], d
 
     handles = [module.register_forward_hook(hook_for(path), with_kwargs=True) for path, module in model.named_modules()]
     counter = FlopCounterMode(display=False)
+    attention = AttentionRecorder(model, counter)
+    input_ids = torch.zeros((batch, seq), dtype=torch.long, device="meta")
+    kwargs: dict[str, Any] = {"cache": cache} if cache is not None else {}
+    existing = [*model.parameters(), *model.buffers(), input_ids, *(t for layer in getattr(cache, "layers", ()) for t in (getattr(layer, "keys", None), getattr(layer, "values", None)) if t is not None)]
+    live = LiveBytes(existing, list(model.parameters()))
     try:
-        input_ids = torch.zeros((batch, seq), dtype=torch.long, device="meta")
-        with torch.no_grad(), counter:
-            model(input_ids=input_ids)
+        with torch.no_grad(), counter, attention.installed(), live:
+            output = model(input_ids=input_ids, **kwargs)
     finally:
         for handle in handles:
             handle.remove()
@@ -145,96 +233,163 @@ def _run(model: Any, batch: int, seq: int) -> tuple[dict[str, dict[str, Any]], d
     for key, by_op in counter.get_flop_counts().items():
         if key == root or key.startswith(root + "."):
             flops[key[len(root) + 1:]] = sum(by_op.values())
-    return records, flops, counter.get_total_flops()
+    cache_out = getattr(output, "past_key_values", None) if isinstance(output, dict) else None
+    return {"records": records, "flops": flops, "total": counter.get_total_flops(), "attention": attention.calls, "cache": _cache_layers(cache_out), "peak": live.peak}
 
 
-def _trace_model(config_file: str, dtype: str | None, batch: int, seq: int) -> tuple[str, str, tuple[TracedModule, ...], int, int]:
+# The experts implementation transformers ships that runs every token through exactly its
+# router's top-k experts with static shapes (a batched matmul of each token's k expert
+# matrices): the meta device has no values to route by, so grouped or looped kernels, whose
+# shapes depend on the routing, cannot run there; FlopCounterMode counts these matmuls.
+EXPERTS_IMPLEMENTATION = "batched_mm"
+
+
+def _experts(config: Any) -> Experts | None:
+    """Top-k and the number of routed experts, from the config fields the MoE families use."""
+    for k_field in ("num_experts_per_tok", "moe_topk", "top_k"):
+        top_k = getattr(config, k_field, None)
+        if isinstance(top_k, int) and top_k > 0:
+            break
+    else:
+        return None
+    for n_field in ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts"):
+        experts = getattr(config, n_field, None)
+        if isinstance(experts, int) and experts > 0:
+            return Experts(top_k, experts)
+    return None
+
+
+def _trace_model(config_file: str, dtype: str | None, batch: int, seq: int, context: int) -> dict[str, Any]:
     import transformers
 
-    model = skeletons.meta_model(config_file, dtype).eval()
+    model = skeletons.meta_model(config_file, dtype, experts_implementation=EXPERTS_IMPLEMENTATION).eval()
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # deprecation chatter about the default cache
     try:
-        records, flops, total = _run(model, batch, seq)
+        run = _run(model, batch, seq, context)
     finally:
         transformers.logging.set_verbosity(verbosity)
+    records, flops = run["records"], run["flops"]
     modules = []
     for path, module in model.named_modules():
         record = records.get(path, {"calls": 0, "inputs": (), "outputs": (), "bytes": 0})
         params = sum(p.numel() for p in module.parameters())
         modules.append(TracedModule(path, type(module).__name__, params, record["calls"], record["inputs"], record["outputs"], flops.get(path, 0), record["bytes"]))
-    params = sum(p.numel() for p in model.parameters())
-    return transformers.__version__, type(model).__name__, tuple(modules), total, params
+    experts = _experts(model.config.get_text_config()) if any("expert" in path.rpartition(".")[2] for path, _ in model.named_modules()) else None
+    return {
+        "version": transformers.__version__,
+        "model_class": type(model).__name__,
+        "modules": _modules_json(tuple(modules)),
+        "total": run["total"],
+        "params": sum(p.numel() for p in model.parameters()),
+        "attention": [[path, [list(c["query"][0]), c["query"][1]], [list(c["key"][0]), c["key"][1]], [list(c["value"][0]), c["value"][1]], [list(c["scores"][0]), c["scores"][1]], c["flops"]] for path, c in run["attention"].items()],
+        "cache": run["cache"],
+        "peak": run["peak"],
+        "experts": list(experts) if experts else None,
+    }
 
 
 def _modules_json(modules: tuple[TracedModule, ...]) -> list[list[Any]]:
     return [[m.path, m.class_name, m.params, m.calls, [list(t) for t in m.inputs], [list(t) for t in m.outputs], m.flops, m.output_bytes] for m in modules]
 
 
+def _meta(item: list[Any]) -> TensorMeta:
+    shape, dtype = item
+    return TensorMeta(tuple(shape), dtype)
+
+
 def _modules_from_json(rows: list[list[Any]]) -> tuple[TracedModule, ...]:
-    def metas(items: list[list[Any]]) -> tuple[TensorMeta, ...]:
-        return tuple(TensorMeta(tuple(shape), dtype) for shape, dtype in items)
-
-    return tuple(TracedModule(path, cls, params, calls, metas(ins), metas(outs), flops, nbytes) for path, cls, params, calls, ins, outs, flops, nbytes in rows)
+    return tuple(TracedModule(path, cls, params, calls, tuple(map(_meta, ins)), tuple(map(_meta, outs)), flops, nbytes) for path, cls, params, calls, ins, outs, flops, nbytes in rows)
 
 
-def _traced(catalog: Catalog, batch: int, seq: int) -> tuple[str, str, tuple[TracedModule, ...], int, int]:
+def _traced(catalog: Catalog, batch: int, seq: int, context: int) -> dict[str, Any]:
     """The forward pass's record, from the cache when this config, transformers version,
-    batch and length were traced before (keyed as skeletons are), else traced and cached."""
+    batch, length and context were traced before (keyed as skeletons are), else traced and cached."""
     dtype = skeletons.weights_dtype(catalog)
     config_bytes = skeletons.config_bytes_of(catalog)
-    key = f"trace {SCHEMA_VERSION} {batch} {seq}\0" + skeletons.cache_key(config_bytes, skeletons.installed_transformers_version() or "", dtype)
+    key = f"trace {SCHEMA_VERSION} {batch} {seq} {context}\0" + skeletons.cache_key(config_bytes, skeletons.installed_transformers_version() or "", dtype)
     path = skeletons.cache_path(key, "traces")
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         if data["key"] == key:
-            return data["version"], data["model_class"], _modules_from_json(data["modules"]), data["total"], data["params"]
+            return data
     except (OSError, ValueError, KeyError, TypeError):
         pass  # absent, stale or damaged: trace again
     try:
-        version, model_class, modules, total, params = skeletons.with_config_file(catalog, config_bytes, lambda file: _trace_model(file, dtype, batch, seq))
+        data = skeletons.with_config_file(catalog, config_bytes, lambda file: _trace_model(file, dtype, batch, seq, context))
     except skeletons.NOT_THE_CONFIGS_FAULT:
         raise
     except Exception as exc:  # transformers fails on configs and on meta-device forwards in many ways
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        raise AnatomyError(catalog.config_file or catalog.name, "a config whose forward pass transformers can run on the meta device", why, "trace runs models transformers builds without remote code; mixture-of-experts routing cannot run on the meta device yet") from exc
-    skeletons.write_cached(path, {"key": key, "version": version, "model_class": model_class, "modules": _modules_json(modules), "total": total, "params": params})
-    return version, model_class, modules, total, params
+        raise AnatomyError(catalog.config_file or catalog.name, "a config whose forward pass transformers can run on the meta device", why, "trace runs models transformers builds without remote code") from exc
+    skeletons.write_cached(path, {"key": key, **data})
+    return data
 
 
-def trace(catalog: Catalog, batch: int = 1, seq: int | None = None) -> Trace:
-    """One forward pass over input_ids [batch, seq] (seq: the config's context or 2048, whichever is smaller)."""
+def _subtree(modules: tuple[TracedModule, ...], node: str, where: str) -> tuple[TracedModule, ...]:
+    """The module at `node` and those under it, or the error get_submodule raises for a bad path."""
+    paths = {m.path for m in modules}
+    if node not in paths:
+        # As torch's get_submodule words it: the first missing step, and the module lacking it.
+        parent = ""
+        for step in node.split("."):
+            path = f"{parent}.{step}" if parent else step
+            if path not in paths:
+                owner = next(m.class_name for m in modules if m.path == parent)
+                raise UsageError(where, "--node naming a submodule (a path as named_modules() prints it)", f"{owner} has no attribute `{step}`", "see `llm-anatomy tree` for the paths")
+            parent = path
+    prefix = node + "."
+    return tuple(m for m in modules if m.path == node or m.path.startswith(prefix))
+
+
+def trace(catalog: Catalog, batch: int = 1, seq: int | None = None, context: int | None = None, node: str | None = None) -> Trace:
+    """One forward pass over input_ids [batch, seq] (seq: the config's context or 2048, whichever
+    is smaller); with `context`, one decoding step (a new token per sequence) over a KV cache of
+    that many tokens. `node`: only that submodule's subtree is kept."""
     config = catalog.require_config()
     if skeletons.installed_transformers_version() is None:
         raise UsageError(catalog.name, "transformers for the forward pass", "it is not installed", "pip install 'llm-anatomy[transformers]'")
     # Before transformers sees it, as for the module tree.
     skeletons.refuse_to_build(config, catalog.config_file or (catalog.files[0] if catalog.files else catalog.name))
-    seq = default_seq(config) if seq is None else seq
-    _check_sizes(catalog, config, batch, seq)
-    version, model_class, modules, total, params = _traced(catalog, batch, seq)
-    memory = summarize(catalog, contexts=[seq], batches=[batch]).memory
+    if context is not None and derive(config).encoder_only:
+        raise UsageError(catalog.name, "--decode on a model that generates with a KV cache", f"model_type {config.get('model_type')}, an encoder", "trace it without --decode")
+    if context is not None:
+        seq = 1
+    else:
+        context = 0
+        seq = default_seq(config) if seq is None else seq
+    _check_sizes(catalog, config, batch, seq, context)
+    data = _traced(catalog, batch, seq, context)
+    modules = _modules_from_json(data["modules"])
+    if node:
+        modules = _subtree(modules, node, catalog.name)
+    memory = summarize(catalog, contexts=[context + seq], batches=[batch]).memory
     kv = memory.kv_cache
-    return Trace(catalog.name, model_class, version, batch, seq, modules, total, params, kv.rows[0] if kv else None, kv.dtype if kv else None, memory.kv_cache_note)
+    attention = tuple(AttentionCall(path, *map(_meta, (q, k, v, scores)), flops) for path, q, k, v, scores, flops in data["attention"])
+    cache = tuple(CacheLayer(kind, _meta(keys), _meta(values)) for kind, keys, values in data["cache"])
+    experts = Experts(*data["experts"]) if data["experts"] else None
+    return Trace(catalog.name, data["model_class"], data["version"], batch, seq, context, modules, data["total"], data["params"], attention, cache, data["peak"], experts, kv.rows[0] if kv else None, kv.dtype if kv else None, memory.kv_cache_note, node or "")
 
 
-def nest(modules: tuple[TracedModule, ...]) -> TraceNode:
-    """The modules (named_modules() order, so parents first) as a tree under the root."""
+def nest(modules: tuple[TracedModule, ...], attention: tuple[AttentionCall, ...] = ()) -> TraceNode:
+    """The modules (named_modules() order, so parents first) as a tree under the first."""
     children: dict[str, list[str]] = {m.path: [] for m in modules}
     by_path = {m.path: m for m in modules}
+    calls = {call.path: call for call in attention}
     for m in modules[1:]:
         children[m.path.rpartition(".")[0]].append(m.path)
 
     def node(path: str) -> TraceNode:
-        return TraceNode(path.rpartition(".")[2], by_path[path], tuple(node(c) for c in children[path]))
+        return TraceNode(path.rpartition(".")[2], by_path[path], tuple(node(c) for c in children[path]), calls.get(path))
 
-    return node("")
+    return node(modules[0].path)
 
 
 def _structure(node: TraceNode) -> tuple:
     """What makes two layers identical here: everything recorded but the path, all the way down."""
-    m = node.module
-    return (m.class_name, m.params, m.calls, m.inputs, m.outputs, m.flops, m.output_bytes, tuple((c.name, _structure(c)) for c in node.children))
+    m, call = node.module, node.attention
+    return (m.class_name, m.params, m.calls, m.inputs, m.outputs, m.flops, m.output_bytes, call and call[1:], tuple((c.name, _structure(c)) for c in node.children))
 
 
 def fold_layers(children: tuple[TraceNode, ...]) -> list[Run]:

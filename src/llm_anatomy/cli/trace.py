@@ -7,7 +7,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import TextIO
 
-from ..analysis.trace import trace
+from ..analysis.trace import default_seq, trace
+from ..errors import UsageError
 from ..formats import open_catalog
 from ..render import trace as render
 from .main import add_model_argument, whole_number
@@ -21,7 +22,8 @@ HELP = (
     "the 2 x parameters rule, and the KV cache."
 )
 EXAMPLE = """  llm-anatomy trace meta-llama/Llama-2-7b-chat-hf --seq 128 --depth 3
-  llm-anatomy trace ./Llama-2-7b-chat-hf --batch 8 --seq 4096 --json"""
+  llm-anatomy trace ./Llama-2-7b-chat-hf --batch 8 --seq 4096 --json
+  llm-anatomy trace meta-llama/Meta-Llama-3-8B --decode --context 8192 --node model.layers.0"""
 
 
 # Sizes are checked against the model once its config is read (analysis.trace); this only
@@ -33,12 +35,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("--seq", type=whole_number(1, MAX_SIZE), metavar="N", help="tokens per sequence (default: the config's context or 2048, whichever is smaller)")
     parser.add_argument("--batch", type=whole_number(1, MAX_SIZE), default=1, metavar="B", help="sequences (default: 1)")
+    parser.add_argument("--decode", action="store_true", help="one decoding step instead: a new token per sequence over a KV cache of --context tokens")
+    parser.add_argument("--context", type=whole_number(1, MAX_SIZE), metavar="C", help="with --decode: tokens already in the KV cache (default: as for --seq)")
+    parser.add_argument("--node", metavar="PATH", help="show only this submodule and what is under it (a path as `tree` shows it: model.layers.0.self_attn)")
     parser.add_argument("--depth", type=whole_number(0, MAX_DEPTH), metavar="N", help="show N levels below the model (default: all)")
     parser.add_argument("--json", action="store_true", help="machine-readable output (unfolded: every module with its path)")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    if args.decode and args.seq is not None:
+        raise UsageError("trace", "--seq for a prefill or --context for a decoding step", "--decode with --seq", "use --decode --context C")
+    if args.context is not None and not args.decode:
+        raise UsageError("trace", "--context with --decode", "--context alone", "add --decode (a prefill's length is --seq)")
     catalog = open_catalog(args.model, args.revision)
-    result = trace(catalog, args.batch, args.seq)
+    context = (args.context or default_seq(catalog.require_config())) if args.decode else None
+    result = trace(catalog, args.batch, args.seq, context, args.node)
     out.write(render.json_text(result) if args.json else render.text(result, args.depth))
     return 0

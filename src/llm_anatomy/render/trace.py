@@ -7,7 +7,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from ..analysis.trace import Trace, TraceNode, TracedModule, fold_layers, nest
+from ..analysis.trace import ELEMENT_BYTES, AttentionCall, Trace, TraceNode, TracedModule, fold_layers, nest
 from .text import human_bytes, shape_text, table, thousands, to_json
 from .tree import BRANCH, LAST_BRANCH, PIPE, SPACE
 
@@ -49,18 +49,44 @@ def _folded_summary(node: TraceNode) -> str:
     return f"  {len(node.children)}{kind}"
 
 
+def _attention_rows(call: AttentionCall, indent: str) -> list[tuple[str, ...]]:
+    """Inside the attention core (not modules, hence the parentheses): q, k and v after the head
+    split, then the scores with the core's FLOPs and the bytes the scores take."""
+    q, k, v, scores = call.query, call.key, call.value, call.scores
+    kv_heads = "KV heads" if k.shape[1:2] != q.shape[1:2] else "heads"
+    items = [
+        (f"(q: {q.shape[1]} heads)", q, "", ""),
+        (f"(k: {k.shape[1]} {kv_heads})", k, "", ""),
+        (f"(v: {v.shape[1]} {kv_heads})", v, "", ""),
+        ("(scores = q k^T; softmax; x v)", scores, flops_text(call.flops), human_bytes(_nbytes(scores))),
+    ]
+    rows = []
+    for i, (label, meta, flops, nbytes) in enumerate(items):
+        rows.append((indent + (LAST_BRANCH if i == len(items) - 1 else BRANCH) + label, "", shape_text(meta.shape), meta.dtype, flops, nbytes))
+    return rows
+
+
+def _nbytes(meta: Any) -> int:
+    n = ELEMENT_BYTES.get(meta.dtype, 0)
+    for d in meta.shape:
+        n *= d
+    return n
+
+
 def _rows(node: TraceNode, indent: str, depth: int | None) -> list[tuple[str, ...]]:
     if depth == 0:
         return []
     runs = fold_layers(node.children)
     rows = []
     for i, run in enumerate(runs):
-        last = i == len(runs) - 1
+        last = i == len(runs) - 1 and node.attention is None
         child = run.first
         each = " (each)" if run.count > 1 else ""
         label = f"{run.label}: {child.module.class_name}{each}{_folded_summary(child)}"
         rows.append((indent + (LAST_BRANCH if last else BRANCH) + label,) + _cells(child.module))
         rows += _rows(child, indent + (SPACE if last else PIPE), None if depth is None else depth - 1)
+    if node.attention is not None:
+        rows += _attention_rows(node.attention, indent)
     return rows
 
 
@@ -68,25 +94,72 @@ def _ratio(part: int, whole: int) -> str:
     return f"{part / whole:.3f}" if whole else "-"
 
 
+def attention_formula(calls: tuple[AttentionCall, ...]) -> str:
+    """The attention core's FLOPs as the shapes give them: q k^T and scores x v are each
+    2 x batch x heads x queries x keys x head_dim, summed over the layers with the same shapes."""
+    groups: dict[tuple[int, ...], int] = {}
+    for call in calls:
+        b, h, nq, dk = call.query.shape
+        shape = (b, h, nq, call.key.shape[-2], dk, call.value.shape[-1])
+        groups[shape] = groups.get(shape, 0) + 1
+    terms = [f"{n} {'layer' if n == 1 else 'layers'} x 2 x batch {b} x heads {h} x queries {nq} x keys {nk} x (head_dim {dk} + {dv})" for (b, h, nq, nk, dk, dv), n in groups.items()]
+    value = sum(n * 2 * b * h * nq * nk * (dk + dv) for (b, h, nq, nk, dk, dv), n in groups.items())
+    return f"{' + '.join(terms)} = {thousands(value)}"
+
+
+def _cache_text(trace: Trace) -> str:
+    """The cache's layers grouped by their shapes: '2 x DynamicLayer keys [1, 2, 8, 16] values [1, 2, 8, 16]'."""
+    groups: dict[tuple, int] = {}
+    for layer in trace.cache:
+        groups[layer] = groups.get(layer, 0) + 1
+    return ", ".join(f"{n} x {layer.kind} keys {shape_text(layer.keys.shape)} values {shape_text(layer.values.shape)} {layer.keys.dtype}" for layer, n in groups.items())
+
+
 def totals(trace: Trace) -> list[str]:
     """The totals under the table, each with the numbers it is made of."""
     tokens = f"{trace.batch} x {trace.seq} tokens"
-    lines = [
-        f"prefill: {thousands(trace.total_flops)} FLOPs ({flops_text(trace.total_flops)}) for {tokens}, as torch's FlopCounterMode counts them (matrix products only: norms, activations and softmax count 0)",
-        f"2 x parameters rule: 2 x {thousands(trace.params)} x {thousands(trace.tokens)} tokens = {thousands(trace.rule_flops)} ({flops_text(trace.rule_flops)}); prefill / rule = {_ratio(trace.total_flops, trace.rule_flops)}",
-    ]
+    counted = "as torch's FlopCounterMode counts them (matrix products only: norms, activations and softmax count 0)"
+    attention = trace.attention_flops
+    weights = trace.total_flops - attention
+    if trace.decode:
+        lines = [f"decoding step: {thousands(trace.total_flops)} FLOPs ({flops_text(trace.total_flops)}) for {trace.batch} new tokens (1 per sequence) over a KV cache of {trace.context} tokens, {counted}"]
+    else:
+        lines = [f"prefill: {thousands(trace.total_flops)} FLOPs ({flops_text(trace.total_flops)}) for {tokens}, {counted}"]
+    lines.append(f"  matrix products with the weights: {thousands(weights)}; the 2 x parameters rule: 2 x {thousands(trace.params)} x {thousands(trace.tokens)} tokens = {thousands(trace.rule_flops)} ({flops_text(trace.rule_flops)}); weights / rule = {_ratio(weights, trace.rule_flops)}")
+    if trace.attention:
+        grows = "linearly with the context" if trace.decode else "with the square of the length"
+        lines.append(f"  attention (q k^T and scores x v, counted {thousands(attention)}): {attention_formula(trace.attention)}; it grows {grows}")
+    per_token = trace.total_flops // trace.tokens if trace.tokens else 0
+    keys = trace.context + trace.seq if trace.decode else trace.seq
+    how = "this step's FLOPs / batch" if trace.decode else f"prefill / tokens, each query counted against all {trace.seq} keys as the meta device's attention does; --decode --context {trace.seq} measures it"
+    lines.append(f"FLOPs per generated token at {keys} tokens of context: {thousands(per_token)} ({flops_text(per_token)}; {how})")
+    if trace.experts is not None:
+        lines.append(f"experts: each token runs its router's top {trace.experts.top_k} of {trace.experts.experts} experts, counted as run (transformers' batched_mm experts); the meta device has no values to route by, so these are the expected FLOPs: exact per token, whichever experts are picked")
+    shape = f"batch {trace.batch}, 1 new token per sequence over {trace.context} cached" if trace.decode else f"batch {trace.batch}, {trace.seq} tokens"
+    lines.append(f"peak activation memory: {thousands(trace.peak_bytes)} bytes ({human_bytes(trace.peak_bytes)}) held at once by the tensors this forward creates at {shape} (weights and the cache it was given not included; attention as the math kernel runs it, scores materialized)")
+    if trace.cache:
+        lines.append(f"KV cache after this forward: {thousands(trace.cache_bytes)} bytes ({human_bytes(trace.cache_bytes)}): {_cache_text(trace)}")
     if trace.kv_cache is not None:
-        lines.append(f"KV cache after the prefill: {thousands(trace.kv_cache.nbytes)} bytes ({human_bytes(trace.kv_cache.nbytes)}, {trace.kv_dtype}) for {tokens}, as `summary` computes it")
+        lines.append(f"  `summary` computes {thousands(trace.kv_cache.nbytes)} bytes ({human_bytes(trace.kv_cache.nbytes)}, {trace.kv_dtype}) for {trace.batch} x {trace.kv_cache.context} tokens")
     elif trace.kv_note:
         lines.append(f"KV cache: none ({trace.kv_note})")
     return lines
 
 
+def heading(trace: Trace) -> str:
+    where = f"(meta device, transformers {trace.transformers_version})"
+    node = f"{trace.node} of " if trace.node else ""
+    if trace.decode:
+        return f"{node}{trace.model_class} decoding step: input_ids [{trace.batch}, 1] over a KV cache of {trace.context} tokens {where}"
+    return f"{node}{trace.model_class} forward on input_ids [{trace.batch}, {trace.seq}] {where}"
+
+
 def text(trace: Trace, depth: int | None = None) -> str:
-    root = nest(trace.modules)
-    rows = [(f"{root.module.class_name}{_folded_summary(root)}",) + _cells(root.module)]
+    root = nest(trace.modules, trace.attention)
+    label = f"{root.name}: {root.module.class_name}" if trace.node else root.module.class_name
+    rows = [(f"{label}{_folded_summary(root)}",) + _cells(root.module)]
     rows += _rows(root, "", depth)
-    lines = [f"{trace.model_class} forward on input_ids [{trace.batch}, {trace.seq}] (meta device, transformers {trace.transformers_version})"]
+    lines = [heading(trace)]
     lines += table(HEADER, rows, right=(4, 5))
     return "\n".join(lines + totals(trace)) + "\n"
 
@@ -98,17 +171,31 @@ def _meta_json(metas: tuple) -> list[dict[str, Any]]:
 def json_text(trace: Trace) -> str:
     """Unfolded: every module with its path, in module order."""
     kv = trace.kv_cache
+    subtree = {m.path for m in trace.modules}
     return to_json({
         "model": trace.model,
         "model_class": trace.model_class,
         "transformers_version": trace.transformers_version,
+        "mode": "decode" if trace.decode else "prefill",
         "batch": trace.batch,
         "seq": trace.seq,
+        "context": trace.context,
+        "node": trace.node,
         "total_flops": trace.total_flops,
+        "attention_flops": trace.attention_flops,
         "params": trace.params,
         "rule_flops": trace.rule_flops,
+        "flops_per_token": trace.total_flops // trace.tokens if trace.tokens else 0,
+        "peak_activation_bytes": trace.peak_bytes,
+        "experts": None if trace.experts is None else {"top_k": trace.experts.top_k, "experts": trace.experts.experts},
         "kv_cache": None if kv is None else {"bytes": kv.nbytes, "dtype": trace.kv_dtype, "context": kv.context, "batch": kv.batch},
         "kv_cache_note": trace.kv_note,
+        "cache_layers": [{"kind": layer.kind, "keys": _meta_json((layer.keys,))[0], "values": _meta_json((layer.values,))[0], "bytes": layer.nbytes} for layer in trace.cache],
+        "attention": [
+            {"path": call.path, "query": _meta_json((call.query,))[0], "key": _meta_json((call.key,))[0], "value": _meta_json((call.value,))[0], "scores": _meta_json((call.scores,))[0], "flops": call.flops}
+            for call in trace.attention
+            if call.path in subtree
+        ],
         "modules": [
             {
                 "path": m.path,

@@ -1,0 +1,262 @@
+"""`trace` inside attention, decoding over a KV cache, mixtures of experts and --node, each
+checked against a real CPU forward of tiny random models of the family (transformers
+save_pretrained, then from_pretrained and forward hooks, output_attentions, past_key_values)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import checkpoints
+import hostile
+
+
+def _family(folder, config_class: str, model_class: str, **fields) -> str:
+    """A tiny random model of a family, saved with save_pretrained (weights and config)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    config = getattr(transformers, config_class)(**fields)
+    model = getattr(transformers, model_class)(config)
+    model.save_pretrained(folder)
+    return folder
+
+
+FAMILIES = {
+    "mixtral": ("MixtralConfig", "MixtralForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2)),
+    "qwen2_moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=48, moe_intermediate_size=24, shared_expert_intermediate_size=40, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2)),
+    "deepseek_v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=48, moe_intermediate_size=16, num_hidden_layers=2, first_k_dense_replace=1, num_attention_heads=4, num_key_value_heads=4, n_routed_experts=4, num_experts_per_tok=2, n_group=1, topk_group=1, q_lora_rank=16, kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=12)),
+    "gpt_oss": ("GptOssConfig", "GptOssForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8, num_local_experts=4, num_experts_per_tok=2, sliding_window=4)),
+    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8, sliding_window=4, layer_types=["sliding_attention", "full_attention"])),
+}
+MOE = ("mixtral", "qwen2_moe", "deepseek_v3", "gpt_oss")
+
+
+@pytest.fixture(scope="module")
+def family(tmp_path_factory):
+    built: dict[str, object] = {}
+
+    def get(name: str):
+        if name not in built:
+            config_class, model_class, fields = FAMILIES[name]
+            built[name] = _family(tmp_path_factory.mktemp(name), config_class, model_class, **fields)
+        return built[name]
+
+    return get
+
+
+def _real_forward(folder, batch: int, seq: int, context: int = 0, attentions: bool = False):
+    """Module outputs (forward hooks) and the KV cache of a real CPU forward: over input_ids
+    [batch, seq], or one token per sequence after a real prefill of `context`. A mixture of
+    experts runs transformers' batched_mm experts, routed by the real router. attentions:
+    eager attention, whose weights (the scores after softmax) the output carries; else the
+    attention transformers picks, as on the meta device."""
+    import torch
+
+    options = {"attn_implementation": "eager"} if attentions else {}
+    model = checkpoints.reference_model(folder, experts_implementation="batched_mm", **options).eval()
+
+    def tensors(value):
+        if isinstance(value, torch.Tensor):
+            return [value]
+        if isinstance(value, dict):
+            return [t for v in value.values() for t in tensors(v)]
+        if isinstance(value, (list, tuple)):
+            return [t for v in value for t in tensors(v)]
+        return []
+
+    seen: dict[str, dict] = {}
+
+    def hook_for(path):
+        def hook(module, args, output):
+            unique = list({id(t): t for t in tensors(output)}.values())
+            seen.setdefault(path, {"calls": 0, "outputs": [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in unique]})["calls"] += 1
+
+        return hook
+
+    torch.manual_seed(0)
+    with torch.no_grad():
+        cache = model(input_ids=torch.randint(0, 100, (batch, context)), use_cache=True).past_key_values if context else None
+        for path, module in model.named_modules():
+            module.register_forward_hook(hook_for(path))
+        kwargs = {"cache": cache} if cache is not None else {}
+        output = model(input_ids=torch.randint(0, 100, (batch, 1 if context else seq)), output_attentions=attentions, use_cache=True, **kwargs)
+    return seen, output
+
+
+def _json(cli, folder, *args):
+    result = cli("trace", folder, *args, "--json")
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_every_output_shape_matches_a_real_cpu_forward(name, family, cli):
+    folder = family(name)
+    traced = _json(cli, folder, "--seq", 6, "--batch", 2)
+    seen, _ = _real_forward(folder, 2, 6)
+    for module in traced["modules"]:
+        expected = seen.get(module["path"], {"calls": 0, "outputs": []})
+        assert (module["path"], module["calls"], module["outputs"]) == (module["path"], expected["calls"], expected["outputs"])
+    assert sum(1 for m in traced["modules"] if m["calls"]) == len(seen)
+
+
+@pytest.mark.parametrize("name", ["llama", *sorted(FAMILIES)])
+def test_attention_shapes_match_eager_attention_and_the_kv_cache(name, family, llama_dir, cli):
+    """q has the config's query heads, k and v what the cache holds (GQA: fewer KV heads), and
+    the scores the shape eager attention returns as its attention weights."""
+    folder = llama_dir if name == "llama" else family(name)
+    traced = _json(cli, folder, "--seq", 6, "--batch", 2)
+    _, output = _real_forward(folder, 2, 6, attentions=True)
+    calls = traced["attention"]
+    assert len(calls) == len(output.attentions) == 2
+    for call, weights, layer in zip(calls, output.attentions, output.past_key_values.layers):
+        assert call["scores"]["shape"] == list(weights.shape)
+        assert call["query"]["shape"][:3] == list(weights.shape[:3])
+        if name != "deepseek_v3":  # MLA caches the compressed latent, not k and v
+            assert call["key"]["shape"][-2] == weights.shape[-1]
+            assert [call["key"]["shape"][1], call["value"]["shape"][1]] == [layer.keys.shape[1], layer.values.shape[1]]
+    assert traced["attention_flops"] == sum(c["flops"] for c in calls) > 0
+
+
+def test_gqa_is_visible_on_the_llama_3_8b_layout(tmp_path, cli):
+    from llm_anatomy.layouts import published_config, write_layout
+
+    write_layout(str(tmp_path), published_config("Meta-Llama-3-8B"))
+    out = cli("trace", tmp_path, "--seq", 16, "--node", "model.layers.0.self_attn").out
+    assert "├── (q: 32 heads)                                     [1, 32, 16, 128]  bfloat16\n" in out
+    assert "├── (k: 8 KV heads)                                   [1, 8, 16, 128]   bfloat16\n" in out
+    assert "└── (scores = q k^T; softmax; x v)                    [1, 32, 16, 16]   bfloat16    4.19 M     16.00 KiB\n" in out
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "gemma3", "mixtral", "deepseek_v3"])
+def test_decode_kv_cache_equals_a_real_past_key_values(name, family, llama_dir, gpt2_dir, cli):
+    folder = {"llama": llama_dir, "gpt2": gpt2_dir}.get(name) or family(name)
+    traced = _json(cli, folder, "--decode", "--context", 5, "--batch", 3)
+    seen, output = _real_forward(folder, 3, 1, context=5)
+    _, weighed = _real_forward(folder, 3, 1, context=5, attentions=True)
+    real = [{"kind": type(layer).__name__, "keys": {"shape": list(layer.keys.shape), "dtype": str(layer.keys.dtype).removeprefix("torch.")}, "values": {"shape": list(layer.values.shape), "dtype": str(layer.values.dtype).removeprefix("torch.")}} for layer in output.past_key_values.layers]
+    assert [{k: v for k, v in layer.items() if k != "bytes"} for layer in traced["cache_layers"]] == real
+    assert (traced["mode"], traced["seq"], traced["context"]) == ("decode", 1, 5)
+    for module in traced["modules"]:
+        expected = seen.get(module["path"], {"calls": 0, "outputs": []})
+        assert (module["path"], module["outputs"]) == (module["path"], expected["outputs"])
+    for call, weights in zip(traced["attention"], weighed.attentions, strict=True):
+        assert call["scores"]["shape"] == list(weights.shape)
+
+
+def test_decode_totals_show_the_attention_term_growing_with_the_context(llama_dir, cli):
+    short = _json(cli, llama_dir, "--decode", "--context", 10)
+    long = _json(cli, llama_dir, "--decode", "--context", 110)
+    layers, heads, head_dim = 2, 4, 16
+    assert long["attention_flops"] - short["attention_flops"] == layers * 2 * heads * 100 * 2 * head_dim
+    assert long["total_flops"] - long["attention_flops"] == short["total_flops"] - short["attention_flops"]
+    assert short["flops_per_token"] == short["total_flops"]
+    out = cli("trace", llama_dir, "--decode", "--context", 10).out
+    assert "attention (q k^T and scores x v, counted 5,632): 2 layers x 2 x batch 1 x heads 4 x queries 1 x keys 11 x (head_dim 16 + 16) = 5,632; it grows linearly with the context" in out
+
+
+def test_kv_cache_after_the_forward_equals_summary(llama_dir, gpt2_dir, cli):
+    for folder in (llama_dir, gpt2_dir):
+        traced = _json(cli, folder, "--seq", 12, "--batch", 3)
+        assert sum(layer["bytes"] for layer in traced["cache_layers"]) == traced["kv_cache"]["bytes"]
+        decoded = _json(cli, folder, "--decode", "--context", 11, "--batch", 3)
+        assert sum(layer["bytes"] for layer in decoded["cache_layers"]) == decoded["kv_cache"]["bytes"] == traced["kv_cache"]["bytes"]
+
+
+@pytest.mark.parametrize("name", MOE)
+def test_moe_flops_are_flopcountermode_s_with_top_k_experts_per_token(name, family, cli):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from llm_anatomy import skeleton
+
+    folder = family(name)
+    traced = _json(cli, folder, "--seq", 5, "--batch", 2)
+    model = skeleton.meta_model(str(folder / "config.json"), experts_implementation="batched_mm").eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(input_ids=torch.zeros((2, 5), dtype=torch.long, device="meta"))
+    assert traced["total_flops"] == counter.get_total_flops()
+    assert traced["experts"] == {"top_k": 2, "experts": 4}
+    config = model.config
+    experts = next(m for m in traced["modules"] if m["path"].endswith("mlp.experts"))
+    hidden = config.hidden_size
+    inner = getattr(config, "moe_intermediate_size", None) or config.intermediate_size
+    # gate and up (2 x inner outputs), then down, for 2 x 5 tokens x top-2 experts each
+    assert experts["flops"] == 2 * 5 * 2 * (2 * hidden * 2 * inner + 2 * inner * hidden)
+
+
+def test_moe_text_says_how_experts_are_counted(family, cli):
+    out = cli("trace", family("mixtral"), "--seq", 4).out
+    assert "experts: each token runs its router's top 2 of 4 experts, counted as run (transformers' batched_mm experts); the meta device has no values to route by, so these are the expected FLOPs: exact per token, whichever experts are picked" in out
+
+
+def test_node_traces_one_subtree(llama_dir, cli):
+    whole = _json(cli, llama_dir, "--seq", 8)
+    part = _json(cli, llama_dir, "--seq", 8, "--node", "model.layers.1.mlp")
+    assert [m["path"] for m in part["modules"]] == ["model.layers.1.mlp", "model.layers.1.mlp.gate_proj", "model.layers.1.mlp.up_proj", "model.layers.1.mlp.down_proj", "model.layers.1.mlp.act_fn"]
+    assert part["modules"] == [m for m in whole["modules"] if m["path"].startswith("model.layers.1.mlp")]
+    assert part["attention"] == [] and part["node"] == "model.layers.1.mlp"
+    text = cli("trace", llama_dir, "--seq", 8, "--node", "model.layers.1.mlp").out
+    assert text.splitlines()[:3] == [
+        "model.layers.1.mlp of LlamaForCausalLM forward on input_ids [1, 8] (meta device, transformers 5.24.0)",
+        "module                      input       output      dtype       FLOPs  output bytes",
+        "mlp: LlamaMLP               [1, 8, 64]  [1, 8, 64]  float32  294.91 K      2.00 KiB",
+    ]
+
+
+@pytest.mark.parametrize(("node", "found"), [
+    ("model.layers.2", "ModuleList has no attribute `2`"),
+    ("model.mlp", "LlamaModel has no attribute `mlp`"),
+    ("decoder", "LlamaForCausalLM has no attribute `decoder`"),
+])
+def test_a_bad_node_is_get_submodule_s_error(llama_dir, node, found):
+    import torch
+
+    model = checkpoints.reference_model(llama_dir)
+    with pytest.raises(AttributeError) as raised:
+        model.get_submodule(node)
+    assert str(raised.value) == found
+    outcome = hostile.run_cli("trace", llama_dir, "--seq", 4, "--node", node, timeout=120)
+    hostile.assert_refused(outcome, codes=(2,), message=f"llm-anatomy: {llama_dir.name}: expected --node naming a submodule (a path as named_modules() prints it), found {found}; see `llm-anatomy tree` for the paths")
+    del torch
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--decode", "--seq", "4"), "llm-anatomy: trace: expected --seq for a prefill or --context for a decoding step, found --decode with --seq; use --decode --context C"),
+    (("--context", "4"), "llm-anatomy: trace: expected --context with --decode, found --context alone; add --decode (a prefill's length is --seq)"),
+    (("--decode", "--context", str(2**40)), "llm-anatomy: {model}: expected --batch and --context whose attention scores (batch x 4 heads x tokens x tokens) fit torch's sizes (at most 2**62 elements), found 1 x 4 x 1099511627777 x 1099511627777; choose a shorter --context or a smaller --batch"),
+])
+def test_bad_decode_options_are_usage_errors(llama_dir, args, message):
+    outcome = hostile.run_cli("trace", llama_dir, *args)
+    hostile.assert_refused(outcome, codes=(2,), message=message.format(model=llama_dir.name))
+
+
+def test_an_encoder_does_not_decode(bert_dir):
+    outcome = hostile.run_cli("trace", bert_dir, "--decode", "--context", "4")
+    hostile.assert_refused(outcome, codes=(2,), message=f"llm-anatomy: {bert_dir.name}: expected --decode on a model that generates with a KV cache, found model_type bert, an encoder; trace it without --decode")
+
+
+def test_live_bytes_counts_each_storage_once_until_its_last_tensor_is_freed():
+    """The peak-memory instrument on ops whose lifetimes are known: views share their base's
+    bytes, a freed tensor's bytes come back, tensors that existed before are not counted."""
+    import torch
+
+    from llm_anatomy.analysis.trace_probes import LiveBytes
+
+    weight = torch.empty(1000, device="meta")
+    live = LiveBytes([weight], [weight])
+    with live:
+        a = torch.empty(100, device="meta")  # 400 bytes
+        view = a.view(10, 10).t()  # no new bytes
+        b = a * 2  # 800 live
+        del a, view
+        c = b + 1  # a freed: 800 live again
+        d = weight[torch.zeros(3, dtype=torch.long, device="meta")]  # a gather of weight rows: not counted
+        e = weight.view(10, 100).sum(0)  # the index tensor freed: b, c and e, 1200 live
+    assert live.peak == 400 + 400 + 400
+    del b, c, d, e
+    assert live.live == 0
