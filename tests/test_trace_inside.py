@@ -257,6 +257,38 @@ def test_live_bytes_counts_each_storage_once_until_its_last_tensor_is_freed():
         c = b + 1  # a freed: 800 live again
         d = weight[torch.zeros(3, dtype=torch.long, device="meta")]  # a gather of weight rows: not counted
         e = weight.view(10, 100).sum(0)  # the index tensor freed: b, c and e, 1200 live
-    assert live.peak == 400 + 400 + 400
+    assert live.peak() == 400 + 400 + 400
+    assert live.peak(leaving_out=[e.untyped_storage()._cdata]) == 400 + 400 + 24  # b, c and the index tensor
     del b, c, d, e
     assert live.live == 0
+
+
+def test_roofline_bounds_use_the_device_s_published_numbers(llama_dir, cli):
+    traced = _json(cli, llama_dir, "--seq", 8, "--device", "h100 sxm")
+    roof = traced["roofline"]
+    assert roof["device"] == {"name": "H100-SXM", "peak_flops": 989.4e12, "bandwidth": 3350e9, "precision": "bf16", "source": "NVIDIA H100 datasheet"}
+    assert traced["weight_bytes"] == traced["params"] * 4  # float32
+    moved = traced["weight_bytes"] + sum(layer["bytes"] for layer in traced["cache_layers"])
+    assert roof["prefill"] == {"flops": traced["total_flops"], "bytes": moved, "seconds_compute": traced["total_flops"] / 989.4e12, "seconds_memory": moved / 3350e9, "seconds": moved / 3350e9, "limit": "memory"}
+    assert roof["decode"]["flops"] == traced["flops_per_token"] and roof["decode_context"] == 8
+    # q_proj: 2 x 8 tokens x 64 x 64 FLOPs over its 64 x 64 fp32 weights, its input and output (8 x 64 fp32 each)
+    assert roof["intensity"]["model.layers.0.self_attn.q_proj"] == {"flops": 65536, "bytes": 4096 * 4 + 2048 + 2048, "flops_per_byte": 3.2}
+    # the attention core: q (4 heads) and k, v (2 KV heads) in, the output (q's size) out; the scores stay on chip
+    assert roof["intensity"]["model.layers.0.self_attn/attention"]["bytes"] == (512 + 256 + 256 + 512) * 4
+
+
+def test_roofline_text_names_the_numbers_it_used(llama_dir, cli):
+    # 2 x 69,632 matrix weights + attention 2 layers x 2 x 4 heads x 8 keys x (16 + 16) = 143,360 FLOPs;
+    # 78,144 fp32 weights and a cache of 2 layers x K and V x 2 KV heads x 8 tokens x 16 x 4 bytes
+    out = cli("trace", llama_dir, "--decode", "--context", 7, "--device", "RTX4090").out
+    assert out.splitlines()[1].endswith("FLOPs  output bytes  FLOP/B")
+    assert out.splitlines()[-3:] == [
+        "roofline on RTX-4090: 165.20 TFLOP/s dense bf16, 1.01 TB/s (NVIDIA Ada Lovelace whitepaper); ridge 163.9 FLOP/byte: a module whose FLOP/B (FLOPs / (weight + input + output bytes)) is below it is memory-bound",
+        "  lower bounds, not predictions: no kernel beats either roof, real ones reach neither",
+        "  decoding step >= 314 ns (memory-bound; 1 new token, 1 per sequence, over 7 cached): the larger of 143,360 FLOPs / 165.20 TFLOP/s = 0.868 ns and (weights 312.58 KB + KV cache 4.10 KB) = 316.67 KB / 1.01 TB/s = 314 ns",
+    ]
+
+
+def test_an_unknown_device_is_a_usage_error_naming_the_known_ones(llama_dir):
+    outcome = hostile.run_cli("trace", llama_dir, "--device", "TPU-v5")
+    hostile.assert_refused(outcome, codes=(2,), message="llm-anatomy: trace: expected --device naming one of H100-SXM, H100-PCIe, H200, A100-80GB, L40S, RTX-4090, RTX-3090, MI300X, MI325X, M2-Max, M3-Max, M4-Max, found 'TPU-v5'; pick the closest, or compare two")

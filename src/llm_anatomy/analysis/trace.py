@@ -76,13 +76,13 @@ class Experts(namedtuple("Experts", "top_k experts")):
     __slots__ = ()
 
 
-class Trace(namedtuple("Trace", "model model_class transformers_version batch seq context modules total_flops params attention cache peak_bytes experts kv_cache kv_dtype kv_note node")):
+class Trace(namedtuple("Trace", "model model_class transformers_version batch seq context modules total_flops params param_dtype attention cache peak_bytes experts kv_cache kv_dtype kv_note node")):
     """The forward pass of model_class on input_ids [batch, seq] after `context` cached tokens
     (0: a prefill; else a decoding step, seq 1): modules (TracedModule, in module order: the
     subtree of `node` when one was asked for, else all), total_flops (FlopCounterMode's total
     for the whole model), params (the model's parameters, tied weights once), attention
     (AttentionCall per attention module), cache (CacheLayer per layer of the KV cache the
-    forward returned; empty for encoders), peak_bytes (the most bytes the forward's own tensors
+    forward returned; empty for encoders), param_dtype (the weights' dtype as built), peak_bytes (the most bytes the forward's own tensors
     held at once), experts (Experts, or None), kv_cache: memory.KVCacheRow for batch x (context
     + seq) as `summary` computes it, or None (kv_note says why)."""
 
@@ -109,6 +109,11 @@ class Trace(namedtuple("Trace", "model model_class transformers_version batch se
     @property
     def cache_bytes(self) -> int:
         return sum(layer.nbytes for layer in self.cache)
+
+    @property
+    def weight_bytes(self) -> int:
+        """The weights at the dtype they were built in (what a forward reads once)."""
+        return self.params * ELEMENT_BYTES.get(self.param_dtype, 0)
 
 
 class TraceNode(namedtuple("TraceNode", "name module children attention")):
@@ -234,7 +239,9 @@ def _run(model: Any, batch: int, seq: int, context: int) -> dict[str, Any]:
         if key == root or key.startswith(root + "."):
             flops[key[len(root) + 1:]] = sum(by_op.values())
     cache_out = getattr(output, "past_key_values", None) if isinstance(output, dict) else None
-    return {"records": records, "flops": flops, "total": counter.get_total_flops(), "attention": attention.calls, "cache": _cache_layers(cache_out), "peak": live.peak}
+    # The cache is its own total: the peak is of what the forward holds besides it.
+    cached = [t.untyped_storage()._cdata for layer in getattr(cache_out, "layers", None) or () for t in (getattr(layer, "keys", None), getattr(layer, "values", None)) if t is not None]
+    return {"records": records, "flops": flops, "total": counter.get_total_flops(), "attention": attention.calls, "cache": _cache_layers(cache_out), "peak": live.peak(cached)}
 
 
 # The experts implementation transformers ships that runs every token through exactly its
@@ -282,6 +289,7 @@ def _trace_model(config_file: str, dtype: str | None, batch: int, seq: int, cont
         "modules": _modules_json(tuple(modules)),
         "total": run["total"],
         "params": sum(p.numel() for p in model.parameters()),
+        "param_dtype": _dtype_name(next(model.parameters()).dtype),
         "attention": [[path, [list(c["query"][0]), c["query"][1]], [list(c["key"][0]), c["key"][1]], [list(c["value"][0]), c["value"][1]], [list(c["scores"][0]), c["scores"][1]], c["flops"]] for path, c in run["attention"].items()],
         "cache": run["cache"],
         "peak": run["peak"],
@@ -369,7 +377,7 @@ def trace(catalog: Catalog, batch: int = 1, seq: int | None = None, context: int
     attention = tuple(AttentionCall(path, *map(_meta, (q, k, v, scores)), flops) for path, q, k, v, scores, flops in data["attention"])
     cache = tuple(CacheLayer(kind, _meta(keys), _meta(values)) for kind, keys, values in data["cache"])
     experts = Experts(*data["experts"]) if data["experts"] else None
-    return Trace(catalog.name, data["model_class"], data["version"], batch, seq, context, modules, data["total"], data["params"], attention, cache, data["peak"], experts, kv.rows[0] if kv else None, kv.dtype if kv else None, memory.kv_cache_note, node or "")
+    return Trace(catalog.name, data["model_class"], data["version"], batch, seq, context, modules, data["total"], data["params"], data["param_dtype"], attention, cache, data["peak"], experts, kv.rows[0] if kv else None, kv.dtype if kv else None, memory.kv_cache_note, node or "")
 
 
 def nest(modules: tuple[TracedModule, ...], attention: tuple[AttentionCall, ...] = ()) -> TraceNode:

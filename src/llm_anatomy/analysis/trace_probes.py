@@ -86,20 +86,22 @@ class AttentionRecorder:
 
 
 class LiveBytes(TorchDispatchMode):
-    """The peak of bytes held by tensors the forward creates, each storage counted once (views
-    share it) from the op that makes it until its last tensor is freed. Tensors that existed
-    before (weights, buffers, the input, a prefilled KV cache) are not counted, nor gathers of
-    weight rows (the batched_mm experts gather each token's expert matrices, which a real MoE
-    kernel reads in place)."""
+    """Bytes held by tensors the forward creates, each storage counted once (views share it)
+    from the op that makes it until its last tensor is freed: `events` in order, `peak()` the
+    most held at once. Tensors that existed before (weights, buffers, the input, a prefilled KV
+    cache) are not counted, nor gathers of weight rows (the batched_mm experts gather each
+    token's expert matrices, which a real MoE kernel reads in place)."""
 
     def __init__(self, existing: list[Any], weights: list[Any]) -> None:
         super().__init__()
         self.existing = {t.untyped_storage()._cdata for t in existing}
         self.weights = {t.untyped_storage()._cdata for t in weights}
         self.live = 0
-        self.peak = 0
-        self._tensors: dict[int, int] = {}  # storage -> how many live tensors use it
-        self._sizes: dict[int, int] = {}
+        # (allocation number, bytes gained or freed): numbered because a freed storage's address
+        # (its _cdata) is soon another's
+        self.events: list[tuple[int, int]] = []
+        self._tensors: dict[int, int] = {}  # live storage -> how many live tensors use it
+        self._sizes: dict[int, tuple[int, int]] = {}  # live storage -> (allocation number, bytes)
         self._seen: set[int] = set()
 
     def _release(self, tensor_id: int, storage: int) -> None:
@@ -107,7 +109,9 @@ class LiveBytes(TorchDispatchMode):
         self._tensors[storage] -= 1
         if not self._tensors[storage]:
             del self._tensors[storage]
-            self.live -= self._sizes.pop(storage)
+            number, size = self._sizes.pop(storage)
+            self.live -= size
+            self.events.append((number, -size))
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
@@ -120,10 +124,21 @@ class LiveBytes(TorchDispatchMode):
                 continue
             if storage not in self._tensors:
                 self._tensors[storage] = 0
-                self._sizes[storage] = 0 if gather_of_weights else tensor.untyped_storage().nbytes()
-                self.live += self._sizes[storage]
-                self.peak = max(self.peak, self.live)
+                size = 0 if gather_of_weights else tensor.untyped_storage().nbytes()
+                self._sizes[storage] = (len(self.events), size)
+                self.live += size
+                self.events.append((len(self.events), size))
             self._tensors[storage] += 1
             self._seen.add(id(tensor))
             weakref.finalize(tensor, self._release, id(tensor), storage)
         return out
+
+    def peak(self, leaving_out: Any = ()) -> int:
+        """The most bytes held at once, the live storages in leaving_out (the KV cache) not counted."""
+        skip = {self._sizes[storage][0] for storage in leaving_out if storage in self._sizes}
+        live = peak = 0
+        for number, delta in self.events:
+            if number not in skip:
+                live += delta
+                peak = max(peak, live)
+        return peak

@@ -7,6 +7,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import TextIO
 
+from ..analysis.devices import DEVICES, find_device
+from ..analysis.roofline import roofline
 from ..analysis.trace import default_seq, trace
 from ..errors import UsageError
 from ..formats import open_catalog
@@ -38,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decode", action="store_true", help="one decoding step instead: a new token per sequence over a KV cache of --context tokens")
     parser.add_argument("--context", type=whole_number(1, MAX_SIZE), metavar="C", help="with --decode: tokens already in the KV cache (default: as for --seq)")
     parser.add_argument("--node", metavar="PATH", help="show only this submodule and what is under it (a path as `tree` shows it: model.layers.0.self_attn)")
+    parser.add_argument("--device", metavar="NAME", help=f"bound the time on this accelerator (roofline, from its published peak FLOPs and bandwidth): {', '.join(DEVICES)}")
     parser.add_argument("--depth", type=whole_number(0, MAX_DEPTH), metavar="N", help="show N levels below the model (default: all)")
     parser.add_argument("--json", action="store_true", help="machine-readable output (unfolded: every module with its path)")
 
@@ -47,8 +50,14 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("trace", "--seq for a prefill or --context for a decoding step", "--decode with --seq", "use --decode --context C")
     if args.context is not None and not args.decode:
         raise UsageError("trace", "--context with --decode", "--context alone", "add --decode (a prefill's length is --seq)")
+    device = None
+    if args.device is not None:
+        device = find_device(args.device)
+        if device is None:
+            raise UsageError("trace", f"--device naming one of {', '.join(DEVICES)}", repr(args.device), "pick the closest, or compare two")
     catalog = open_catalog(args.model, args.revision)
     context = (args.context or default_seq(catalog.require_config())) if args.decode else None
     result = trace(catalog, args.batch, args.seq, context, args.node)
-    out.write(render.json_text(result) if args.json else render.text(result, args.depth))
+    roof = roofline(result, device) if device else None
+    out.write(render.json_text(result, roof) if args.json else render.text(result, args.depth, roof))
     return 0

@@ -7,6 +7,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+from ..analysis.devices import Device
+from ..analysis.roofline import Bound, Roofline
 from ..analysis.trace import ELEMENT_BYTES, AttentionCall, Trace, TraceNode, TracedModule, fold_layers, nest
 from .text import human_bytes, shape_text, table, thousands, to_json
 from .tree import BRANCH, LAST_BRANCH, PIPE, SPACE
@@ -25,6 +27,14 @@ def flops_text(n: int) -> str:
     return str(n)
 
 
+def si(n: float, unit: str) -> str:
+    """Decimal prefixes, as bandwidths and datasheets quote them: 3.35e12, 'B/s' -> '3.35 TB/s'."""
+    for threshold, prefix in FLOP_UNITS:
+        if n >= threshold:
+            return f"{n / threshold:.2f} {prefix}{unit}"
+    return f"{n:g} {unit}"
+
+
 def _first_shape(metas: tuple) -> str:
     """The first tensor's shape, '+N' when more tensors go with it (masks, position embeddings)."""
     if not metas:
@@ -33,9 +43,11 @@ def _first_shape(metas: tuple) -> str:
     return shape_text(metas[0].shape) + more
 
 
-def _cells(m: TracedModule) -> tuple[str, str, str, str, str]:
+def _cells(m: TracedModule, roof: Roofline | None = None) -> tuple[str, ...]:
     if not m.calls:
         return ("(not called)", "", "", "", "")
+    if roof is not None:
+        return _cells(m) + (_intensity(roof, m.path),)
     dtype = m.outputs[0].dtype if m.outputs else "-"
     return (_first_shape(m.inputs), _first_shape(m.outputs), dtype, flops_text(m.flops), human_bytes(m.output_bytes) if m.output_bytes else "-")
 
@@ -49,7 +61,12 @@ def _folded_summary(node: TraceNode) -> str:
     return f"  {len(node.children)}{kind}"
 
 
-def _attention_rows(call: AttentionCall, indent: str) -> list[tuple[str, ...]]:
+def _intensity(roof: Roofline, path: str) -> str:
+    found = roof.intensities.get(path)
+    return f"{found.value:,.1f}" if found else ""
+
+
+def _attention_rows(call: AttentionCall, indent: str, roof: Roofline | None) -> list[tuple[str, ...]]:
     """Inside the attention core (not modules, hence the parentheses): q, k and v after the head
     split, then the scores with the core's FLOPs and the bytes the scores take."""
     q, k, v, scores = call.query, call.key, call.value, call.scores
@@ -62,7 +79,9 @@ def _attention_rows(call: AttentionCall, indent: str) -> list[tuple[str, ...]]:
     ]
     rows = []
     for i, (label, meta, flops, nbytes) in enumerate(items):
-        rows.append((indent + (LAST_BRANCH if i == len(items) - 1 else BRANCH) + label, "", shape_text(meta.shape), meta.dtype, flops, nbytes))
+        last = i == len(items) - 1
+        row = (indent + (LAST_BRANCH if last else BRANCH) + label, "", shape_text(meta.shape), meta.dtype, flops, nbytes)
+        rows.append(row + ((_intensity(roof, call.path + "/attention") if last else "",) if roof else ()))
     return rows
 
 
@@ -73,7 +92,7 @@ def _nbytes(meta: Any) -> int:
     return n
 
 
-def _rows(node: TraceNode, indent: str, depth: int | None) -> list[tuple[str, ...]]:
+def _rows(node: TraceNode, indent: str, depth: int | None, roof: Roofline | None = None) -> list[tuple[str, ...]]:
     if depth == 0:
         return []
     runs = fold_layers(node.children)
@@ -83,10 +102,10 @@ def _rows(node: TraceNode, indent: str, depth: int | None) -> list[tuple[str, ..
         child = run.first
         each = " (each)" if run.count > 1 else ""
         label = f"{run.label}: {child.module.class_name}{each}{_folded_summary(child)}"
-        rows.append((indent + (LAST_BRANCH if last else BRANCH) + label,) + _cells(child.module))
-        rows += _rows(child, indent + (SPACE if last else PIPE), None if depth is None else depth - 1)
+        rows.append((indent + (LAST_BRANCH if last else BRANCH) + label,) + _cells(child.module, roof))
+        rows += _rows(child, indent + (SPACE if last else PIPE), None if depth is None else depth - 1, roof)
     if node.attention is not None:
-        rows += _attention_rows(node.attention, indent)
+        rows += _attention_rows(node.attention, indent, roof)
     return rows
 
 
@@ -136,7 +155,7 @@ def totals(trace: Trace) -> list[str]:
     if trace.experts is not None:
         lines.append(f"experts: each token runs its router's top {trace.experts.top_k} of {trace.experts.experts} experts, counted as run (transformers' batched_mm experts); the meta device has no values to route by, so these are the expected FLOPs: exact per token, whichever experts are picked")
     shape = f"batch {trace.batch}, 1 new token per sequence over {trace.context} cached" if trace.decode else f"batch {trace.batch}, {trace.seq} tokens"
-    lines.append(f"peak activation memory: {thousands(trace.peak_bytes)} bytes ({human_bytes(trace.peak_bytes)}) held at once by the tensors this forward creates at {shape} (weights and the cache it was given not included; attention as the math kernel runs it, scores materialized)")
+    lines.append(f"peak activation memory: {thousands(trace.peak_bytes)} bytes ({human_bytes(trace.peak_bytes)}) held at once by the tensors this forward creates at {shape} (weights and the KV cache not included; attention as the math kernel runs it, scores materialized)")
     if trace.cache:
         lines.append(f"KV cache after this forward: {thousands(trace.cache_bytes)} bytes ({human_bytes(trace.cache_bytes)}): {_cache_text(trace)}")
     if trace.kv_cache is not None:
@@ -154,21 +173,71 @@ def heading(trace: Trace) -> str:
     return f"{node}{trace.model_class} forward on input_ids [{trace.batch}, {trace.seq}] {where}"
 
 
-def text(trace: Trace, depth: int | None = None) -> str:
+def seconds_text(seconds: float) -> str:
+    """4.04e-3 -> '4.04 ms'."""
+    for scale, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def _bound_line(bound: Bound, device: Device, parts: str, what: str) -> str:
+    return (
+        f"  {bound.label} >= {seconds_text(bound.seconds)} ({bound.limit}-bound{what}): the larger of "
+        f"{thousands(bound.flops)} FLOPs / {si(device.peak_flops, 'FLOP/s')} = {seconds_text(bound.seconds_compute)} and "
+        f"{parts} = {si(bound.bytes, 'B')} / {si(device.bandwidth, 'B/s')} = {seconds_text(bound.seconds_memory)}"
+    )
+
+
+def roofline_lines(trace: Trace, roof: Roofline) -> list[str]:
+    device = roof.device
+    moved = f"(weights {si(trace.weight_bytes, 'B')} + KV cache {si(trace.cache_bytes, 'B')})"
+    lines = [
+        f"roofline on {device.name}: {si(device.peak_flops, 'FLOP/s')} dense {device.precision}, {si(device.bandwidth, 'B/s')} ({device.source}); "
+        f"ridge {device.ridge:,.1f} FLOP/byte: a module whose FLOP/B (FLOPs / (weight + input + output bytes)) is below it is memory-bound",
+        "  lower bounds, not predictions: no kernel beats either roof, real ones reach neither",
+    ]
+    if roof.prefill is not None:
+        lines.append(_bound_line(roof.prefill, device, moved, ""))
+    how = "" if trace.decode else f", estimated from the prefill's FLOPs per token; --decode --context {roof.context} measures it"
+    tokens = f"{trace.batch} new token{'s' if trace.batch != 1 else ''}, 1 per sequence"
+    lines.append(_bound_line(roof.decode, device, moved, f"; {tokens}, over {roof.context} cached{how}"))
+    return lines
+
+
+def text(trace: Trace, depth: int | None = None, roof: Roofline | None = None) -> str:
     root = nest(trace.modules, trace.attention)
     label = f"{root.name}: {root.module.class_name}" if trace.node else root.module.class_name
-    rows = [(f"{label}{_folded_summary(root)}",) + _cells(root.module)]
-    rows += _rows(root, "", depth)
+    rows = [(f"{label}{_folded_summary(root)}",) + _cells(root.module, roof)]
+    rows += _rows(root, "", depth, roof)
     lines = [heading(trace)]
-    lines += table(HEADER, rows, right=(4, 5))
-    return "\n".join(lines + totals(trace)) + "\n"
+    header = HEADER + ("FLOP/B",) if roof else HEADER
+    lines += table(header, [row + ("",) * (len(header) - len(row)) for row in rows], right=(4, 5, 6))
+    return "\n".join(lines + totals(trace) + (roofline_lines(trace, roof) if roof else [])) + "\n"
 
 
 def _meta_json(metas: tuple) -> list[dict[str, Any]]:
     return [{"shape": list(t.shape), "dtype": t.dtype} for t in metas]
 
 
-def json_text(trace: Trace) -> str:
+def _bound_json(bound: Bound | None) -> dict[str, Any] | None:
+    if bound is None:
+        return None
+    return {"flops": bound.flops, "bytes": bound.bytes, "seconds_compute": bound.seconds_compute, "seconds_memory": bound.seconds_memory, "seconds": bound.seconds, "limit": bound.limit}
+
+
+def roofline_json(roof: Roofline) -> dict[str, Any]:
+    d = roof.device
+    return {
+        "device": {"name": d.name, "peak_flops": d.peak_flops, "bandwidth": d.bandwidth, "precision": d.precision, "source": d.source},
+        "prefill": _bound_json(roof.prefill),
+        "decode": _bound_json(roof.decode),
+        "decode_context": roof.context,
+        "intensity": {path: {"flops": i.flops, "bytes": i.bytes, "flops_per_byte": i.value} for path, i in roof.intensities.items()},
+    }
+
+
+def json_text(trace: Trace, roof: Roofline | None = None) -> str:
     """Unfolded: every module with its path, in module order."""
     kv = trace.kv_cache
     subtree = {m.path for m in trace.modules}
@@ -190,6 +259,8 @@ def json_text(trace: Trace) -> str:
         "experts": None if trace.experts is None else {"top_k": trace.experts.top_k, "experts": trace.experts.experts},
         "kv_cache": None if kv is None else {"bytes": kv.nbytes, "dtype": trace.kv_dtype, "context": kv.context, "batch": kv.batch},
         "kv_cache_note": trace.kv_note,
+        "weight_bytes": trace.weight_bytes,
+        "roofline": roofline_json(roof) if roof else None,
         "cache_layers": [{"kind": layer.kind, "keys": _meta_json((layer.keys,))[0], "values": _meta_json((layer.values,))[0], "bytes": layer.nbytes} for layer in trace.cache],
         "attention": [
             {"path": call.path, "query": _meta_json((call.query,))[0], "key": _meta_json((call.key,))[0], "value": _meta_json((call.value,))[0], "scores": _meta_json((call.scores,))[0], "flops": call.flops}
