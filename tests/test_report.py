@@ -2,6 +2,7 @@
 and shapes, hostile names escaped, never written into the model folder, small for 7B."""
 
 import html
+import json
 import os
 import re
 from html.parser import HTMLParser
@@ -488,3 +489,32 @@ def test_long_class_and_model_names_wrap_between_words(tmp_path, cli):
     assert breakable("a<b>") == "a&lt;b&gt;"
     css = asset("report.css")
     assert "break-all" not in css and "anywhere" not in css
+
+
+def test_trace_adds_the_forward_pass_with_the_numbers_of_trace(llama_dir, tmp_path, cli):
+    """--trace: the forward pass section gives `trace`'s own totals and one column per layer."""
+    page = render(cli, llama_dir, tmp_path, "--trace", "--lang", "en")
+    assert_valid_and_offline(page)
+    traced = json.loads(cli("trace", llama_dir, "--json").out)
+    forward = page[page.index('<section id="forward">'):]
+    forward = forward[: forward.index("</section>")]
+    assert "One forward pass over input_ids [1, 256] on the meta device (LlamaForCausalLM, transformers 5.24.0)" in forward
+    assert f'<td>Prefill FLOPs</td><td class="num">{traced["total_flops"]:,} ' in forward
+    assert f'<td>Attention (q kᵀ and scores × v)</td><td class="num">{traced["attention_flops"]:,}</td>' in forward
+    assert f'<td>Peak activation memory</td><td class="num">{traced["peak_activation_bytes"]:,} ' in forward
+    assert forward.count("<svg") == 2 and forward.count(">0</text>") >= 2  # FLOPs and bytes, both from 0
+    assert '<a href="#forward">Forward pass</a>' in page
+    assert '<section id="forward">' not in render(cli, llama_dir, tmp_path, "--lang", "en")
+
+
+def test_layer_costs_are_the_layer_s_flops_and_its_innermost_outputs():
+    from llm_anatomy.analysis.trace import AttentionCall, TensorMeta, Trace, TracedModule, layer_costs
+
+    def module(path, flops=0, out=0):
+        return TracedModule(path, "M", 0, 1, (), (), flops, out)
+
+    modules = (module(""), module("layers"), module("layers.0", 100, 8), module("layers.0.attn", 60, 8), module("layers.0.attn.q", 30, 16), module("layers.0.mlp", 40, 4), module("layers.1", 90, 8), module("layers.1.mlp", 90, 2), module("norm", 0, 8))
+    scores = TensorMeta((1, 2, 3, 3), "float32")
+    call = AttentionCall("layers.0.attn", scores, scores, scores, scores, 10)
+    trace = Trace("m", "M", "5", 1, 3, 0, modules, 190, 0, "float32", (call,), (), 0, None, None, None, None, "")
+    assert [tuple(c) for c in layer_costs(trace)] == [(0, 100, 16 + 4 + 18 * 4), (1, 90, 2)]

@@ -292,3 +292,15 @@ def test_roofline_text_names_the_numbers_it_used(llama_dir, cli):
 def test_an_unknown_device_is_a_usage_error_naming_the_known_ones(llama_dir):
     outcome = hostile.run_cli("trace", llama_dir, "--device", "TPU-v5")
     hostile.assert_refused(outcome, codes=(2,), message="llm-anatomy: trace: expected --device naming one of H100-SXM, H100-PCIe, H200, A100-80GB, L40S, RTX-4090, RTX-3090, MI300X, MI325X, M2-Max, M3-Max, M4-Max, found 'TPU-v5'; pick the closest, or compare two")
+
+
+def test_a_damaged_or_forged_cache_entry_is_traced_again(llama_dir, cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "cache"))
+    first = cli("trace", llama_dir, "--seq", 3)
+    (entry,) = (tmp_path / "cache" / "traces").iterdir()
+    data = json.loads(entry.read_text())
+    for damage in ({"modules": [["", "X", -1, 1, [], [], 0, 0]]}, {"peak": "lots"}, {"cache": [["DynamicLayer", [[1, True], "float32"], [[1], "float32"]]]}, {"param_dtype": None}):
+        entry.write_text(json.dumps({**data, **damage}))
+        again = cli("trace", llama_dir, "--seq", 3)
+        assert (again.code, again.out, again.err) == (0, first.out, "")
+        assert json.loads(entry.read_text()) == data  # written afresh

@@ -507,7 +507,7 @@ class Model(Module):
         require("stats", "stats", "to compute weight statistics")
         return weight_stats(self.catalog, filter, by, progress)
 
-    def report(self, path: str = "report.html", stats: bool = False, lang: str | None = None, progress: Callable[[int], None] | None = None) -> ReportFile:
+    def report(self, path: str = "report.html", stats: bool = False, lang: str | None = None, progress: Callable[[int], None] | None = None, trace: bool = False) -> ReportFile:
         """Write the page `llm-anatomy report` writes (one self-contained HTML file) to path.
 
         A previous report there is replaced; any other file, and anything of the model (its
@@ -518,6 +518,8 @@ class Model(Module):
             stats: also read every weight once for the weight statistics (needs numpy).
             lang: "en" or "zh" (default: from the locale, as the CLI).
             progress: with stats, called with the number of bytes read, as they are.
+            trace: also the forward pass section, as `trace` computes it (needs transformers;
+                the model runs on the meta device, no weight is read).
 
         Returns:
             Where the page went, its size, and the tensors the statistics could not read.
@@ -534,6 +536,10 @@ class Model(Module):
             from .extras import require
 
             require("stats", "report --stats", "to compute weight statistics")
+        if trace:
+            from .extras import require
+
+            require("transformers", "report --trace", "to run the forward pass on the meta device")
         catalog = self.catalog
         marker = GENERATOR.encode()  # how a page we wrote before is told from a file to leave alone
         # A single weights file protects itself, not the folder it happens to sit in. The path is
@@ -544,7 +550,12 @@ class Model(Module):
             from .analysis.stats import weight_stats
 
             weights = weight_stats(catalog, progress=progress)
-        data = render_report(build_report(catalog, lang=lang or language_from_locale(os.environ), stats=weights if stats else None)).encode("utf-8")
+        forward = None
+        if trace:
+            from .analysis.trace import trace as trace_forward
+
+            forward = trace_forward(catalog)
+        data = render_report(build_report(catalog, lang=lang or language_from_locale(os.environ), stats=weights if stats else None, forward=forward)).encode("utf-8")
         write_output(path, data, guard, marker)
         return ReportFile(path, len(data), weights.errors if stats else ())
 

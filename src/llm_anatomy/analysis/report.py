@@ -20,6 +20,7 @@ from .summary import Summary, role_of, summarize
 
 if TYPE_CHECKING:  # stats is imported only when the report includes statistics
     from .stats import Stats, StatsReport
+    from .trace import Trace
 
 # Where a tensor outside the layers sits in the diagram, by its summary component.
 OUTER_PLACES = {"embeddings": "embedding", "norms": "final_norm", "output head": "head"}
@@ -128,6 +129,7 @@ class Report:
     explanation: Explanation | None  # None when there is no readable config.json
     stats: WeightStats | None  # only with --stats (reads every byte)
     lang: str
+    forward: Trace | None = None  # only with --trace (transformers runs the forward pass on the meta device)
 
 
 def _layer_split(name: str) -> tuple[str, int, str] | None:
@@ -265,8 +267,9 @@ def arrange_stats(report: StatsReport) -> WeightStats:
     return WeightStats(layers, tuple(trends), tuple(outside), tuple(flagged), report.errors, report.tensors, report.nbytes)
 
 
-def build_report(catalog: Catalog, lang: str = "en", stats: StatsReport | None = None) -> Report:
-    """Gather the report's content; `stats` is stats.weight_stats(catalog) when asked for."""
+def build_report(catalog: Catalog, lang: str = "en", stats: StatsReport | None = None, forward: Trace | None = None) -> Report:
+    """Gather the report's content; `stats` is stats.weight_stats(catalog) and `forward`
+    trace.trace(catalog) when asked for."""
     return Report(
         overview=overview(catalog),
         summary=summarize(catalog),
@@ -275,5 +278,6 @@ def build_report(catalog: Catalog, lang: str = "en", stats: StatsReport | None =
         explanation=explain_config(catalog, lang) if catalog.config is not None and catalog.config_error is None else None,
         stats=arrange_stats(stats) if stats is not None else None,
         lang=lang,
+        forward=forward,
     )
 

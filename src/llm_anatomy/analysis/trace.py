@@ -301,16 +301,50 @@ def _modules_json(modules: tuple[TracedModule, ...]) -> list[list[Any]]:
     return [[m.path, m.class_name, m.params, m.calls, [list(t) for t in m.inputs], [list(t) for t in m.outputs], m.flops, m.output_bytes] for m in modules]
 
 
+def _checked(kind: type, value: Any) -> Any:
+    """value if it is a `kind` (ints: not bools, not negative); TypeError or ValueError else:
+    a cache entry is a file other programs can damage or forge."""
+    if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 0)):
+        raise TypeError(f"expected {kind.__name__}, found {type(value).__name__}")
+    return value
+
+
 def _meta(item: list[Any]) -> TensorMeta:
-    shape, dtype = item
-    return TensorMeta(tuple(shape), dtype)
+    shape, dtype = _checked(list, item)
+    return TensorMeta(tuple(_checked(int, d) for d in _checked(list, shape)), _checked(str, dtype))
 
 
 def _modules_from_json(rows: list[list[Any]]) -> tuple[TracedModule, ...]:
-    return tuple(TracedModule(path, cls, params, calls, tuple(map(_meta, ins)), tuple(map(_meta, outs)), flops, nbytes) for path, cls, params, calls, ins, outs, flops, nbytes in rows)
+    return tuple(
+        TracedModule(_checked(str, path), _checked(str, cls), _checked(int, params), _checked(int, calls), tuple(map(_meta, _checked(list, ins))), tuple(map(_meta, _checked(list, outs))), _checked(int, flops), _checked(int, nbytes))
+        for path, cls, params, calls, ins, outs, flops, nbytes in _checked(list, rows)
+    )
 
 
-def _traced(catalog: Catalog, batch: int, seq: int, context: int) -> dict[str, Any]:
+class _Record(namedtuple("_Record", "version model_class modules total params param_dtype attention cache peak experts")):
+    """What a traced forward pass leaves, as read back from its JSON (cached or just made)."""
+
+    __slots__ = ()
+
+
+def _record(data: dict[str, Any]) -> _Record:
+    """The record in data; KeyError, TypeError or ValueError when it is not one we wrote."""
+    experts = data["experts"]
+    return _Record(
+        _checked(str, data["version"]),
+        _checked(str, data["model_class"]),
+        _modules_from_json(data["modules"]),
+        _checked(int, data["total"]),
+        _checked(int, data["params"]),
+        _checked(str, data["param_dtype"]),
+        tuple(AttentionCall(_checked(str, path), *map(_meta, (q, k, v, scores)), _checked(int, flops)) for path, q, k, v, scores, flops in _checked(list, data["attention"])),
+        tuple(CacheLayer(_checked(str, kind), _meta(keys), _meta(values)) for kind, keys, values in _checked(list, data["cache"])),
+        _checked(int, data["peak"]),
+        None if experts is None else Experts(*(_checked(int, n) for n in _checked(list, experts))),
+    )
+
+
+def _traced(catalog: Catalog, batch: int, seq: int, context: int) -> _Record:
     """The forward pass's record, from the cache when this config, transformers version,
     batch, length and context were traced before (keyed as skeletons are), else traced and cached."""
     dtype = skeletons.weights_dtype(catalog)
@@ -321,8 +355,8 @@ def _traced(catalog: Catalog, batch: int, seq: int, context: int) -> dict[str, A
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         if data["key"] == key:
-            return data
-    except (OSError, ValueError, KeyError, TypeError):
+            return _record(data)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         pass  # absent, stale or damaged: trace again
     try:
         data = skeletons.with_config_file(catalog, config_bytes, lambda file: _trace_model(file, dtype, batch, seq, context))
@@ -332,7 +366,7 @@ def _traced(catalog: Catalog, batch: int, seq: int, context: int) -> dict[str, A
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         raise AnatomyError(catalog.config_file or catalog.name, "a config whose forward pass transformers can run on the meta device", why, "trace runs models transformers builds without remote code") from exc
     skeletons.write_cached(path, {"key": key, **data})
-    return data
+    return _record(json.loads(json.dumps(data)))  # as a later call reads it back
 
 
 def _subtree(modules: tuple[TracedModule, ...], node: str, where: str) -> tuple[TracedModule, ...]:
@@ -368,16 +402,11 @@ def trace(catalog: Catalog, batch: int = 1, seq: int | None = None, context: int
         context = 0
         seq = default_seq(config) if seq is None else seq
     _check_sizes(catalog, config, batch, seq, context)
-    data = _traced(catalog, batch, seq, context)
-    modules = _modules_from_json(data["modules"])
-    if node:
-        modules = _subtree(modules, node, catalog.name)
+    record = _traced(catalog, batch, seq, context)
+    modules = _subtree(record.modules, node, catalog.name) if node else record.modules
     memory = summarize(catalog, contexts=[context + seq], batches=[batch]).memory
     kv = memory.kv_cache
-    attention = tuple(AttentionCall(path, *map(_meta, (q, k, v, scores)), flops) for path, q, k, v, scores, flops in data["attention"])
-    cache = tuple(CacheLayer(kind, _meta(keys), _meta(values)) for kind, keys, values in data["cache"])
-    experts = Experts(*data["experts"]) if data["experts"] else None
-    return Trace(catalog.name, data["model_class"], data["version"], batch, seq, context, modules, data["total"], data["params"], data["param_dtype"], attention, cache, data["peak"], experts, kv.rows[0] if kv else None, kv.dtype if kv else None, memory.kv_cache_note, node or "")
+    return Trace(catalog.name, record.model_class, record.version, batch, seq, context, modules, record.total, record.params, record.param_dtype, record.attention, record.cache, record.peak, record.experts, kv.rows[0] if kv else None, kv.dtype if kv else None, memory.kv_cache_note, node or "")
 
 
 def nest(modules: tuple[TracedModule, ...], attention: tuple[AttentionCall, ...] = ()) -> TraceNode:
@@ -402,3 +431,32 @@ def _structure(node: TraceNode) -> tuple:
 
 def fold_layers(children: tuple[TraceNode, ...]) -> list[Run]:
     return fold(children, _structure)
+
+
+class LayerCost(namedtuple("LayerCost", "index flops activation_bytes")):
+    """One numbered layer's FLOPs and the bytes of the activations produced inside it: what
+    its innermost modules output, plus the attention scores (the math kernel materializes them)."""
+
+    __slots__ = ()
+
+
+def layer_costs(trace: Trace) -> tuple[LayerCost, ...]:
+    """Per layer of the model's longest ModuleList of numbered layers; () when it has none."""
+    children: dict[str, list[TracedModule]] = {}
+    for m in trace.modules:
+        parent, _, name = m.path.rpartition(".")
+        if name.isdigit():
+            children.setdefault(parent, []).append(m)
+    if not children:
+        return ()
+    layers = max(children.values(), key=len)
+    parents = {m.path.rpartition(".")[0] for m in trace.modules}
+    scores = {call.path: _numel(call.scores.shape) * ELEMENT_BYTES.get(call.scores.dtype, 0) for call in trace.attention}
+    costs = []
+    for layer in layers:
+        prefix = layer.path + "."
+        inside = [m for m in trace.modules if m.path.startswith(prefix)]
+        leaves = sum(m.output_bytes for m in inside if m.path not in parents)
+        attention = sum(n for path, n in scores.items() if path.startswith(prefix))
+        costs.append(LayerCost(int(layer.name), layer.flops, leaves + attention))
+    return tuple(costs)

@@ -16,6 +16,7 @@ from .wording import labels, worded
 
 if TYPE_CHECKING:
     from ..analysis.stats import Stats
+    from ..analysis.trace import Trace
 
 # Words of the page in each language (assets/report-labels.json); the explained config
 # follows the same --lang.
@@ -271,6 +272,39 @@ def _tensor_section(report: Report, words: dict) -> str:
     return section("tensors", words["tensor_table"], note + controls + element("div", grid, class_="scroll"))
 
 
+def _forward_section(forward: Trace, words: dict) -> str:
+    """The forward pass on the meta device: FLOPs and activation bytes per layer, then the totals with how each is made."""
+    from ..analysis.trace import layer_costs
+    from .trace import attention_formula, flops_text
+
+    note = words["forward_note"].format(batch=forward.batch, seq=forward.seq, model_class=forward.model_class, version=forward.transformers_version)
+    parts = [element("p", esc(note), class_="note")]
+    costs = layer_costs(forward)
+    if costs:
+        categories = [str(c.index) for c in costs]
+        for title, axis, values, text in (
+            (words["forward_flops_chart"], words["flops_axis"], [c.flops for c in costs], lambda v: flops_text(int(v)) if v else "0"),
+            (words["forward_bytes_chart"], words["bytes_axis"], [c.activation_bytes for c in costs], lambda v: human_bytes(v) if v else "0"),
+        ):
+            chart = column_chart(categories, [Series(title, tuple(float(v) for v in values))], text, words["layer_axis"], axis, title)
+            parts += [element("h3", esc(title)), element("div", chart, class_="figure")]
+    weights = forward.total_flops - forward.attention_flops
+    per_token = forward.total_flops // forward.tokens if forward.tokens else 0
+    rows = [
+        (words["prefill_flops"], f"{thousands(forward.total_flops)} ({flops_text(forward.total_flops)})", f"{forward.batch} x {forward.seq} tokens, FlopCounterMode"),
+        (words["weights_flops"], thousands(weights), f"{words['rule_flops']}: 2 x {thousands(forward.params)} x {thousands(forward.tokens)} = {thousands(forward.rule_flops)}"),
+        (words["attention_flops"], thousands(forward.attention_flops), attention_formula(forward.attention) if forward.attention else "-"),
+        (words["per_token_flops"], f"{thousands(per_token)} ({flops_text(per_token)})", f"{thousands(forward.total_flops)} / {thousands(forward.tokens)} tokens, at {forward.seq} tokens of context"),
+        (words["peak_activation"], f"{thousands(forward.peak_bytes)} ({human_bytes(forward.peak_bytes)})", "KV cache and weights not included"),
+    ]
+    if forward.cache:
+        rows.append((words["kv_cache_forward"], f"{thousands(forward.cache_bytes)} ({human_bytes(forward.cache_bytes)})", f"{len(forward.cache)} layers x keys {shape_text(forward.cache[0].keys.shape)} + values {shape_text(forward.cache[0].values.shape)}"))
+    parts.append(table((words["forward"], words["forward_total"], words["forward_formula"]), [tuple(esc(c) for c in row) for row in rows], numeric=(1,)))
+    if forward.experts is not None:
+        parts.append(element("p", esc(words["experts_counted"].format(top_k=forward.experts.top_k, experts=forward.experts.experts)), class_="note"))
+    return section("forward", words["forward"], "".join(parts))
+
+
 def render_report(report: Report) -> str:
     """The whole page as one string."""
     words = LABELS[report.lang]
@@ -282,6 +316,8 @@ def render_report(report: Report) -> str:
     ]
     if report.stats is not None:
         sections.insert(2, ("stats", words["stats"], _stats_section(report.stats, words)))
+    if report.forward is not None:
+        sections.insert(2, ("forward", words["forward"], _forward_section(report.forward, words)))
     footer = element("footer", esc(words["footer"].format(version=__version__, stats=words["footer_stats"] if report.stats else "")))
     body = element("main", _header(report, words, [(a, t) for a, t, _ in sections]) + "".join(s for _, _, s in sections) + footer)
     return page(f"{report.overview.model} · llm-anatomy", report.lang, body, asset("report.css"), asset("report.js"))

@@ -137,14 +137,15 @@ def _cache_text(trace: Trace) -> str:
 def totals(trace: Trace) -> list[str]:
     """The totals under the table, each with the numbers it is made of."""
     tokens = f"{trace.batch} x {trace.seq} tokens"
+    new = f"{trace.batch} new token{'s' if trace.batch != 1 else ''}"
     counted = "as torch's FlopCounterMode counts them (matrix products only: norms, activations and softmax count 0)"
     attention = trace.attention_flops
     weights = trace.total_flops - attention
     if trace.decode:
-        lines = [f"decoding step: {thousands(trace.total_flops)} FLOPs ({flops_text(trace.total_flops)}) for {trace.batch} new tokens (1 per sequence) over a KV cache of {trace.context} tokens, {counted}"]
+        lines = [f"decoding step: {thousands(trace.total_flops)} FLOPs ({flops_text(trace.total_flops)}) for {new} (1 per sequence) over a KV cache of {trace.context} tokens, {counted}"]
     else:
         lines = [f"prefill: {thousands(trace.total_flops)} FLOPs ({flops_text(trace.total_flops)}) for {tokens}, {counted}"]
-    lines.append(f"  matrix products with the weights: {thousands(weights)}; the 2 x parameters rule: 2 x {thousands(trace.params)} x {thousands(trace.tokens)} tokens = {thousands(trace.rule_flops)} ({flops_text(trace.rule_flops)}); weights / rule = {_ratio(weights, trace.rule_flops)}")
+    lines.append(f"  matrix products with the weights: {thousands(weights)}; the 2 x parameters rule: 2 x {thousands(trace.params)} x {thousands(trace.tokens)} token{'s' if trace.tokens != 1 else ''} = {thousands(trace.rule_flops)} ({flops_text(trace.rule_flops)}); weights / rule = {_ratio(weights, trace.rule_flops)}")
     if trace.attention:
         grows = "linearly with the context" if trace.decode else "with the square of the length"
         lines.append(f"  attention (q k^T and scores x v, counted {thousands(attention)}): {attention_formula(trace.attention)}; it grows {grows}")
