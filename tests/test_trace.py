@@ -169,7 +169,8 @@ def test_unbuildable_config_is_one_line(llama_bf16_dir, tmp_path):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("--seq", str(10**12)), "llm-anatomy: {model}: expected --batch and --seq whose attention scores (batch x 4 heads x tokens x tokens) fit torch's sizes (at most 2**62 elements), found 1 x 4 x 1000000000000 x 1000000000000; choose a shorter --seq or a smaller --batch"),
+    (("--seq", str(10**12)), "llm-anatomy: {model}: expected --batch and --seq whose attention scores (batch x 4 heads x tokens x tokens) fit torch's sizes (at most 2**60 elements), found 1 x 4 x 1000000000000 x 1000000000000; choose a shorter --seq or a smaller --batch"),
+    (("--seq", "2", "--batch", str(2**55)), "llm-anatomy: {model}: expected --batch and --seq whose activations (batch x tokens x vocab_size 128) fit torch's sizes (at most 2**60 elements), found 36028797018963968 x 2 x 128; choose a shorter --seq or a smaller --batch"),
     (("--seq", "0"), None),
     (("--batch", "-3"), None),
 ])

@@ -228,7 +228,7 @@ def test_a_bad_node_is_get_submodule_s_error(llama_dir, node, found):
 @pytest.mark.parametrize(("args", "message"), [
     (("--decode", "--seq", "4"), "llm-anatomy: trace: expected --seq for a prefill or --context for a decoding step, found --decode with --seq; use --decode --context C"),
     (("--context", "4"), "llm-anatomy: trace: expected --context with --decode, found --context alone; add --decode (a prefill's length is --seq)"),
-    (("--decode", "--context", str(2**40)), "llm-anatomy: {model}: expected --batch and --context whose attention scores (batch x 4 heads x tokens x tokens) fit torch's sizes (at most 2**62 elements), found 1 x 4 x 1099511627777 x 1099511627777; choose a shorter --context or a smaller --batch"),
+    (("--decode", "--context", str(2**40)), "llm-anatomy: {model}: expected --batch and --context whose attention scores (batch x 4 heads x tokens x tokens) fit torch's sizes (at most 2**60 elements), found 1 x 4 x 1099511627777 x 1099511627777; choose a shorter --context or a smaller --batch"),
 ])
 def test_bad_decode_options_are_usage_errors(llama_dir, args, message):
     outcome = hostile.run_cli("trace", llama_dir, *args)

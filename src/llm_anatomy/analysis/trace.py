@@ -25,8 +25,9 @@ from .tree import Run, fold
 SCHEMA_VERSION = 2  # 2: decode, attention calls, KV cache layers, peak bytes, experts
 DEFAULT_SEQ = 2048  # the default length when the config's context is longer (or unnamed)
 # The largest tensor of a forward pass is usually the attention scores, B x heads x N x N:
-# beyond this many elements torch's int64 sizes overflow, so such sizes are refused up front.
-MAX_SCORE_ELEMENTS = 2**62
+# torch counts a tensor's bytes in an int64, so beyond this many elements (of up to 8 bytes)
+# it overflows, and such sizes are refused up front.
+MAX_ELEMENTS = 2**60
 
 
 class TensorMeta(namedtuple("TensorMeta", "shape dtype")):
@@ -162,16 +163,40 @@ def default_seq(config: dict[str, Any]) -> int:
     return min(context, DEFAULT_SEQ) if context else DEFAULT_SEQ
 
 
+def _widest(config: dict[str, Any]) -> tuple[int, str]:
+    """The most elements a forward makes per token in one tensor besides the scores, and which:
+    the logits, the feed-forward's inner activations, or the expert matrices transformers'
+    batched_mm experts gather for each token."""
+    arch = derive(config)
+    experts = (arch.experts_per_token or 0) * 2 * (arch.moe_intermediate_size or arch.intermediate_size or 0) * (arch.hidden_size or 0)
+    return max(
+        (arch.vocab_size or 0, "vocab_size"),
+        (arch.intermediate_size or 0, "intermediate_size"),
+        (arch.hidden_size or 0, "hidden_size"),
+        (experts, "experts per token x 2 x expert size x hidden_size"),
+    )
+
+
 def _check_sizes(catalog: Catalog, config: dict[str, Any], batch: int, seq: int, context: int) -> None:
-    """A decoding step's cache comes from a prefill of `context` tokens, so that length counts too."""
+    """Sizes torch can hold (its sizes are int64), checked before transformers runs. A decoding
+    step's cache comes from a prefill of `context` tokens, so that length counts too."""
     heads = derive(config).num_heads or 1
     length, option = (context + seq, "--context") if context else (seq, "--seq")
-    if batch * heads * length * length > MAX_SCORE_ELEMENTS:
+    todo = f"choose a shorter {option} or a smaller --batch"
+    if batch * heads * length * length > MAX_ELEMENTS:
         raise UsageError(
             catalog.name,
-            f"--batch and {option} whose attention scores (batch x {heads} heads x tokens x tokens) fit torch's sizes (at most 2**62 elements)",
+            f"--batch and {option} whose attention scores (batch x {heads} heads x tokens x tokens) fit torch's sizes (at most 2**60 elements)",
             f"{batch} x {heads} x {length} x {length}",
-            f"choose a shorter {option} or a smaller --batch",
+            todo,
+        )
+    width, what = _widest(config)
+    if batch * length * width > MAX_ELEMENTS:
+        raise UsageError(
+            catalog.name,
+            f"--batch and {option} whose activations (batch x tokens x {what} {width}) fit torch's sizes (at most 2**60 elements)",
+            f"{batch} x {length} x {width}",
+            todo,
         )
 
 
