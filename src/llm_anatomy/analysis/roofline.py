@@ -42,22 +42,16 @@ class Roofline(namedtuple("Roofline", "device prefill decode context intensities
     __slots__ = ()
 
 
-def _nbytes(meta) -> int:
-    n = ELEMENT_BYTES.get(meta.dtype, 0)
-    for d in meta.shape:
-        n *= d
-    return n
-
-
 def module_bytes(m: TracedModule, weight_element: int) -> int:
     """Its weights, its inputs (first call) and what it outputs: what it must move at least."""
-    return m.params * weight_element + sum(_nbytes(t) for t in m.inputs) + m.output_bytes
+    return m.params * weight_element + sum(t.nbytes for t in m.inputs) + m.output_bytes
 
 
 def core_bytes(call: AttentionCall) -> int:
     """q, k and v in, the output out (q's shape with v's head size); a fused kernel keeps the scores on chip."""
-    out = _nbytes(call.query) // call.query.shape[-1] * call.value.shape[-1] if call.query.shape[-1] else 0
-    return _nbytes(call.query) + _nbytes(call.key) + _nbytes(call.value) + out
+    q = call.query.nbytes
+    out = q // call.query.shape[-1] * call.value.shape[-1] if call.query.shape[-1] else 0
+    return q + call.key.nbytes + call.value.nbytes + out
 
 
 def _bound(label: str, flops: int, nbytes: int, device: Device) -> Bound:

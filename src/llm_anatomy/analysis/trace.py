@@ -35,6 +35,10 @@ class TensorMeta(namedtuple("TensorMeta", "shape dtype")):
 
     __slots__ = ()
 
+    @property
+    def nbytes(self) -> int:
+        return _numel(self.shape) * ELEMENT_BYTES.get(self.dtype, 0)
+
 
 class TracedModule(namedtuple("TracedModule", "path class_name params calls inputs outputs flops output_bytes")):
     """One module of the forward pass, in named_modules() order. params: sum(p.numel() for p in
@@ -68,7 +72,7 @@ class CacheLayer(namedtuple("CacheLayer", "kind keys values")):
 
     @property
     def nbytes(self) -> int:
-        return sum(_numel(t.shape) * ELEMENT_BYTES.get(t.dtype, 0) for t in (self.keys, self.values))
+        return self.keys.nbytes + self.values.nbytes
 
 
 class Experts(namedtuple("Experts", "top_k experts")):
@@ -476,7 +480,7 @@ def layer_costs(trace: Trace) -> tuple[LayerCost, ...]:
         return ()
     layers = max(children.values(), key=len)
     parents = {m.path.rpartition(".")[0] for m in trace.modules}
-    scores = {call.path: _numel(call.scores.shape) * ELEMENT_BYTES.get(call.scores.dtype, 0) for call in trace.attention}
+    scores = {call.path: call.scores.nbytes for call in trace.attention}
     costs = []
     for layer in layers:
         prefix = layer.path + "."

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 from ..analysis.devices import Device
 from ..analysis.roofline import Bound, Roofline
-from ..analysis.trace import ELEMENT_BYTES, AttentionCall, Trace, TraceNode, TracedModule, fold_layers, nest
+from ..analysis.trace import AttentionCall, Trace, TraceNode, TracedModule, fold_layers, nest
 from .text import human_bytes, shape_text, table, thousands, to_json
 from .tree import BRANCH, LAST_BRANCH, PIPE, SPACE
 
@@ -75,7 +75,7 @@ def _attention_rows(call: AttentionCall, indent: str, roof: Roofline | None) -> 
         (f"(q: {q.shape[1]} heads)", q, "", ""),
         (f"(k: {k.shape[1]} {kv_heads})", k, "", ""),
         (f"(v: {v.shape[1]} {kv_heads})", v, "", ""),
-        ("(scores = q k^T; softmax; x v)", scores, flops_text(call.flops), human_bytes(_nbytes(scores))),
+        ("(scores = q k^T; softmax; x v)", scores, flops_text(call.flops), human_bytes(scores.nbytes)),
     ]
     rows = []
     for i, (label, meta, flops, nbytes) in enumerate(items):
@@ -83,13 +83,6 @@ def _attention_rows(call: AttentionCall, indent: str, roof: Roofline | None) -> 
         row = (indent + (LAST_BRANCH if last else BRANCH) + label, "", shape_text(meta.shape), meta.dtype, flops, nbytes)
         rows.append(row + ((_intensity(roof, call.path + "/attention") if last else "",) if roof else ()))
     return rows
-
-
-def _nbytes(meta: Any) -> int:
-    n = ELEMENT_BYTES.get(meta.dtype, 0)
-    for d in meta.shape:
-        n *= d
-    return n
 
 
 def _rows(node: TraceNode, indent: str, depth: int | None, roof: Roofline | None = None) -> list[tuple[str, ...]]:
