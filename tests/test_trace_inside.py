@@ -220,7 +220,7 @@ def test_a_bad_node_is_get_submodule_s_error(llama_dir, node, found):
     with pytest.raises(AttributeError) as raised:
         model.get_submodule(node)
     assert str(raised.value) == found
-    outcome = hostile.run_cli("trace", llama_dir, "--seq", 4, "--node", node, timeout=120)
+    outcome = hostile.run_cli("trace", llama_dir, "--seq", 4, "--node", node, timeout=300)  # torch and transformers import first
     hostile.assert_refused(outcome, codes=(2,), message=f"llm-anatomy: {llama_dir.name}: expected --node naming a submodule (a path as named_modules() prints it), found {found}; see `llm-anatomy tree` for the paths")
     del torch
 
@@ -231,12 +231,12 @@ def test_a_bad_node_is_get_submodule_s_error(llama_dir, node, found):
     (("--decode", "--context", str(2**40)), "llm-anatomy: {model}: expected --batch and --context whose attention scores (batch x 4 heads x tokens x tokens) fit torch's sizes (at most 2**60 elements), found 1 x 4 x 1099511627777 x 1099511627777; choose a shorter --context or a smaller --batch"),
 ])
 def test_bad_decode_options_are_usage_errors(llama_dir, args, message):
-    outcome = hostile.run_cli("trace", llama_dir, *args)
+    outcome = hostile.run_cli("trace", llama_dir, *args, timeout=60)  # a hang bound: refused before torch is imported
     hostile.assert_refused(outcome, codes=(2,), message=message.format(model=llama_dir.name))
 
 
 def test_an_encoder_does_not_decode(bert_dir):
-    outcome = hostile.run_cli("trace", bert_dir, "--decode", "--context", "4")
+    outcome = hostile.run_cli("trace", bert_dir, "--decode", "--context", "4", timeout=60)
     hostile.assert_refused(outcome, codes=(2,), message=f"llm-anatomy: {bert_dir.name}: expected --decode on a model that generates with a KV cache, found model_type bert, an encoder; trace it without --decode")
 
 
@@ -290,7 +290,7 @@ def test_roofline_text_names_the_numbers_it_used(llama_dir, cli):
 
 
 def test_an_unknown_device_is_a_usage_error_naming_the_known_ones(llama_dir):
-    outcome = hostile.run_cli("trace", llama_dir, "--device", "TPU-v5")
+    outcome = hostile.run_cli("trace", llama_dir, "--device", "TPU-v5", timeout=60)
     hostile.assert_refused(outcome, codes=(2,), message="llm-anatomy: trace: expected --device naming one of H100-SXM, H100-PCIe, H200, A100-80GB, L40S, RTX-4090, RTX-3090, MI300X, MI325X, M2-Max, M3-Max, M4-Max, found 'TPU-v5'; pick the closest, or compare two")
 
 
