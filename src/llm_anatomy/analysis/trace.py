@@ -112,6 +112,12 @@ class Trace(namedtuple("Trace", "model model_class transformers_version batch se
         return sum(call.flops for call in self.attention)
 
     @property
+    def params_per_token(self) -> int:
+        """The weights each token is multiplied with: the matrix products' FLOPs are 2 x these x
+        tokens (an embedding is looked up, not multiplied; a mixture of experts runs top-k)."""
+        return (self.total_flops - self.attention_flops) // (2 * self.tokens) if self.tokens else 0
+
+    @property
     def cache_bytes(self) -> int:
         return sum(layer.nbytes for layer in self.cache)
 
