@@ -18,10 +18,13 @@ from .tree import MAX_DEPTH
 
 HELP = (
     "The forward pass, dissected without the weights: transformers builds the model from "
-    "config.json on the meta device and runs it on input_ids [batch, seq]; each module shows its "
-    "input and output shapes, dtype, FLOPs (as torch's FlopCounterMode counts them) and the bytes "
-    "of the activations it outputs; identical layers are folded. Totals: prefill FLOPs beside "
-    "the 2 x parameters rule, and the KV cache."
+    "config.json on the meta device and runs it on input_ids [batch, seq], or one decoding step "
+    "over a KV cache (--decode); each module shows its input and output shapes, dtype, FLOPs (as "
+    "torch's FlopCounterMode counts them) and the bytes of the activations it outputs, attention "
+    "its q, k, v and scores; identical layers are folded; a mixture of experts counts its top-k "
+    "experts per token. Totals with their formulas: FLOPs beside the 2 x parameters rule and the "
+    "attention term, FLOPs per generated token, peak activation memory, the KV cache; with "
+    "--device, roofline lower bounds for the time."
 )
 EXAMPLE = """  llm-anatomy trace meta-llama/Llama-2-7b-chat-hf --seq 128 --depth 3
   llm-anatomy trace ./Llama-2-7b-chat-hf --batch 8 --seq 4096 --json
