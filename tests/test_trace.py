@@ -134,7 +134,7 @@ LlamaForCausalLM                                        [1, 8]         [1, 8, 12
 │   └── rotary_emb: LlamaRotaryEmbedding                [1, 8, 64] +1  [1, 8, 16] +1  float32         -      1.00 KiB
 └── lm_head: Linear                                     [1, 8, 64]     [1, 8, 128]    float32  131.07 K      4.00 KiB
 prefill: 1,146,880 FLOPs (1.15 M) for 1 x 8 tokens, as torch's FlopCounterMode counts them (matrix products only: norms, activations and softmax count 0)
-  matrix products with the weights: 1,114,112 = 2 x 69,632 parameters each token is multiplied with x 8 tokens; the 2 x parameters rule: 2 x 78,144 x 8 tokens = 1,250,304 (1.25 M); weights / rule = 0.891
+  matrix products with the weights: 1,114,112 = 2 x 69,632 multiply-adds per token x 8 tokens; the 2 x parameters rule: 2 x 78,144 x 8 tokens = 1,250,304 (1.25 M); weights / rule = 0.891
   attention (q k^T and scores x v, counted 32,768): 2 layers x 2 x batch 1 x heads 4 x queries 8 x keys 8 x (head_dim 16 + 16) = 32,768; it grows with the square of the length
 FLOPs per generated token at 8 tokens of context: 143,360 (143.36 K; prefill / tokens, each query counted against all 8 keys as the meta device's attention does; --decode --context 8 measures it)
 peak activation memory: 18,752 bytes (18.31 KiB) held at once by the tensors this forward creates at batch 1, 8 tokens (weights and the KV cache not included; attention as the math kernel runs it, scores materialized)

@@ -155,7 +155,7 @@ def test_decode_totals_show_the_attention_term_growing_with_the_context(llama_di
     assert long["total_flops"] - long["attention_flops"] == short["total_flops"] - short["attention_flops"]
     assert short["flops_per_token"] == short["total_flops"]
     # every weight but the embedding (128 x 64) and the five norms of 64: 78,144 - 8,192 - 320
-    assert short["params_per_token"] == long["params_per_token"] == 69_632
+    assert short["weight_macs_per_token"] == long["weight_macs_per_token"] == 69_632
     out = cli("trace", llama_dir, "--decode", "--context", 10).out
     assert "attention (q k^T and scores x v, counted 5,632): 2 layers x 2 x batch 1 x heads 4 x queries 1 x keys 11 x (head_dim 16 + 16) = 5,632; it grows linearly with the context" in out
 

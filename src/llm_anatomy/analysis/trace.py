@@ -112,9 +112,11 @@ class Trace(namedtuple("Trace", "model model_class transformers_version batch se
         return sum(call.flops for call in self.attention)
 
     @property
-    def params_per_token(self) -> int:
-        """The weights each token is multiplied with: the matrix products' FLOPs are 2 x these x
-        tokens (an embedding is looked up, not multiplied; a mixture of experts runs top-k)."""
+    def weight_macs_per_token(self) -> int:
+        """Multiply-adds with weights per new token: the matrix products' FLOPs are 2 x these x
+        tokens. Usually the weights a token is multiplied with (an embedding is looked up, not
+        multiplied; a mixture of experts runs top-k); more where a layer works on the cache too
+        (transformers' DeepSeek-V2 re-expands its cached latents with kv_b_proj at every step)."""
         return (self.total_flops - self.attention_flops) // (2 * self.tokens) if self.tokens else 0
 
     @property

@@ -138,7 +138,7 @@ def totals(trace: Trace) -> list[str]:
         lines = [f"decoding step: {thousands(trace.total_flops)} FLOPs ({flops_text(trace.total_flops)}) for {new} (1 per sequence) over a KV cache of {trace.context} tokens, {counted}"]
     else:
         lines = [f"prefill: {thousands(trace.total_flops)} FLOPs ({flops_text(trace.total_flops)}) for {tokens}, {counted}"]
-    lines.append(f"  matrix products with the weights: {thousands(weights)} = 2 x {thousands(trace.params_per_token)} parameters each token is multiplied with x {thousands(trace.tokens)} token{'s' if trace.tokens != 1 else ''}; the 2 x parameters rule: 2 x {thousands(trace.params)} x {thousands(trace.tokens)} token{'s' if trace.tokens != 1 else ''} = {thousands(trace.rule_flops)} ({flops_text(trace.rule_flops)}); weights / rule = {_ratio(weights, trace.rule_flops)}")
+    lines.append(f"  matrix products with the weights: {thousands(weights)} = 2 x {thousands(trace.weight_macs_per_token)} multiply-adds per token x {thousands(trace.tokens)} token{'s' if trace.tokens != 1 else ''}; the 2 x parameters rule: 2 x {thousands(trace.params)} x {thousands(trace.tokens)} token{'s' if trace.tokens != 1 else ''} = {thousands(trace.rule_flops)} ({flops_text(trace.rule_flops)}); weights / rule = {_ratio(weights, trace.rule_flops)}")
     if trace.attention:
         grows = "linearly with the context" if trace.decode else "with the square of the length"
         lines.append(f"  attention (q k^T and scores x v, counted {thousands(attention)}): {attention_formula(trace.attention)}; it grows {grows}")
@@ -248,7 +248,7 @@ def json_text(trace: Trace, roof: Roofline | None = None) -> str:
         "attention_flops": trace.attention_flops,
         "params": trace.params,
         "rule_flops": trace.rule_flops,
-        "params_per_token": trace.params_per_token,
+        "weight_macs_per_token": trace.weight_macs_per_token,
         "flops_per_token": trace.total_flops // trace.tokens if trace.tokens else 0,
         "peak_activation_bytes": trace.peak_bytes,
         "experts": None if trace.experts is None else {"top_k": trace.experts.top_k, "experts": trace.experts.experts},
