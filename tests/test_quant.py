@@ -161,15 +161,17 @@ def test_tree_without_config_shows_logical_weights(tmp_path, published, cli):
     assert "qweight" not in out and "q_proj" in out
 
 
-def test_values_of_a_quantized_weight_names_its_stored_tensors(published, cli):
-    """Dequantized values are not shown yet: the logical name gets one line naming the stored tensors."""
+def test_values_of_a_scheme_without_a_dequantizer_is_one_line(published, cli, monkeypatch):
+    """A scheme whose dequantizer is not in quant.dequant.DEQUANTIZERS: one line, the stored tensors still shown."""
+    from llm_anatomy.quant import dequant
+
+    monkeypatch.delitem(dequant.DEQUANTIZERS, "awq", raising=False)
     folder = published("Llama-2-7B-AWQ", layouts.quantized_specs)
     result = cli("values", folder, "model.layers.0.mlp.up_proj.weight[0]")
-    assert (result.code, result.out) == (2, "")
+    assert (result.code, result.out) == (1, "")
     assert result.err == (
-        "llm-anatomy: Llama-2-7B-AWQ: expected model.layers.0.mlp.up_proj.weight as stored values, found a weight stored quantized"
-        " (AWQ 4 bit, group 128, zero point, GEMM) as model.layers.0.mlp.up_proj.qweight, model.layers.0.mlp.up_proj.qzeros, model.layers.0.mlp.up_proj.scales;"
-        " its dequantized values are not shown yet: show the stored tensors by those names\n"
+        f"llm-anatomy: {folder}/model.safetensors: tensor model.layers.0.mlp.up_proj.qweight: expected a quantization scheme whose values llm-anatomy dequantizes,"
+        " found AWQ 4 bit, group 128, zero point, GEMM, not dequantized yet; its stored tensors are shown by their own names (`llm-anatomy params --stored` lists them)\n"
     )
     assert cli("values", folder, "model.layers.0.mlp.up_proj.scales[0, :2]").out.endswith("\ntensor([0., 0.], dtype=torch.float16)\n")
 

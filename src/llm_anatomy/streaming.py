@@ -299,10 +299,26 @@ class Reader:
             yield self._read(info, position, want)
             position += want
 
+    def read_bytes(self, info: TensorInfo, start: int, length: int) -> np.ndarray:
+        """`length` bytes of the tensor's data from its byte `start`, copied out of the reused
+        raw buffer (a dequantizer's packed stripe or scales)."""
+        self._check(info)
+        if start < 0 or length < 0 or start + length > info.nbytes:
+            raise AnatomyError(f"{info.file}: tensor {info.name}", f"bytes {start}..{start + length} inside its {info.nbytes}", "a range past its end")
+        out = np.empty(length, np.uint8)
+        for done in range(0, length, self.chunk_bytes):
+            want = min(self.chunk_bytes, length - done)
+            out[done : done + want] = self._read(info, info.offset + start + done, want)
+        return out
+
     def blocks(self, info: TensorInfo) -> Iterator[np.ndarray]:
         """The tensor's values as float64 in storage order, one reused block at a time: every
         block holds the same number of values (but the last), whatever the dtype, so two
-        tensors' blocks line up."""
+        tensors' blocks line up. A quantized weight (quant.dequant.Dequantized) gives its
+        dequantized values in logical order."""
+        if hasattr(info, "dequantizer"):
+            yield from info.blocks(self)  # type: ignore[attr-defined]
+            return
         decoder = decoder_for(info)
         units_per_block = max(1, len(self.block) // decoder.unit_elems)
         block_bytes = units_per_block * decoder.unit_bytes

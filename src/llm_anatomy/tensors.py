@@ -196,8 +196,9 @@ CASTS: dict[str, Callable[[list], list]] = {
 
 
 def decoder_for(info: TensorInfo, as_dtype: str | None = None) -> Decoder:
-    """The decoder of the tensor's dtype; with as_dtype (a CASTS key), its values converted to that dtype."""
-    decoder = DECODERS.get(info.dtype)
+    """The decoder of the tensor's dtype; with as_dtype (a CASTS key), its values converted to
+    that dtype. A quantized weight (quant.dequant.Dequantized) decodes as its loaded dtype."""
+    decoder = DECODERS.get(getattr(info, "loaded", info.dtype))
     if decoder is None:
         raise AnatomyError(
             f"{info.file}: tensor {info.name}",
@@ -205,11 +206,11 @@ def decoder_for(info: TensorInfo, as_dtype: str | None = None) -> Decoder:
             info.dtype,
             "its names, shapes and sizes are still shown by `llm-anatomy params`",
         )
-    if info.dtype in GGML_DEQUANTIZABLE:
+    if info.dtype in GGML_DEQUANTIZABLE and not hasattr(info, "loaded"):
         from .extras import require
 
         require("gguf", f"{info.file}: tensor {info.name}", f"to dequantize {info.dtype} blocks")
-    if as_dtype is None or as_dtype == info.dtype:
+    if as_dtype is None or as_dtype == getattr(info, "loaded", info.dtype):
         return decoder
     cast, decode = CASTS[as_dtype], decoder.decode
     return decoder._replace(torch_dtype=DECODERS[as_dtype].torch_dtype, decode=lambda data: cast(decode(data)))
@@ -260,6 +261,8 @@ class ElementReader:
         these (tensor, positions, as_dtype): a remote file sends them in parallel requests."""
         ranges: dict[str, list[tuple[int, int]]] = {}
         for info, positions, as_dtype in wanted:
+            if hasattr(info, "dequantizer"):  # its parts are read when it is
+                continue
             decoder = decoder_for(info, as_dtype)
             block_bytes = decoder.block_bytes
             runs = _runs(positions, decoder.block_elems, max(1, MERGE_GAP_BYTES // block_bytes), max(1, MAX_RUN_BYTES // block_bytes))
@@ -269,7 +272,10 @@ class ElementReader:
 
     def read(self, info: TensorInfo, positions: Sequence[int], as_dtype: str | None = None) -> list:
         """The values at these ascending flat positions (row-major element indices) of the
-        tensor; with as_dtype, converted to that float dtype (see decoder_for)."""
+        tensor; with as_dtype, converted to that float dtype (see decoder_for). A quantized
+        weight (quant.dequant.Dequantized) reads the parts those positions need."""
+        if hasattr(info, "dequantizer"):
+            return info.read(self, positions, as_dtype)  # type: ignore[attr-defined]
         decoder = decoder_for(info, as_dtype)
         if positions and not 0 <= positions[0] <= positions[-1] < info.numel:
             raise AnatomyError(f"{info.file}: tensor {info.name}", f"element positions inside its {info.numel} elements", f"{positions[0]}..{positions[-1]}")

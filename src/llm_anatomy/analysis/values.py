@@ -251,26 +251,23 @@ def no_tensors(catalog: Catalog) -> UsageError:
     return UsageError(catalog.name, "a tensor to show", "none (the file holds metadata only)", "see it with `llm-anatomy params --metadata`")
 
 
-def _refuse_logical(catalog: Catalog, name: str) -> None:
-    """A quantized weight asked for by its logical name: say which stored tensors hold it,
-    as its dequantized values are not shown yet (better than "no such tensor")."""
-    from ..quant import view
+def dequantized(catalog: Catalog) -> Catalog:
+    """The catalog with each quantized weight one tensor of dequantized values, in the dtype
+    the loader gives it (quant.dequant); any other catalog as it is."""
+    from ..quant.dequant import logical_catalog
 
-    qview = view(catalog)
-    weight = next((w for w in qview.quantized if w.name == name), None) if qview else None
-    if weight is not None:
-        stored = ", ".join(t.name for t in weight.parts)
-        raise UsageError(catalog.name, f"{name} as stored values", f"a weight stored quantized ({qview.description}) as {stored}", "its dequantized values are not shown yet: show the stored tensors by those names")
+    return logical_catalog(catalog, lambda: load_dtype(catalog))
 
 
-def tensor_views(catalog: Catalog, target: str | None, pattern: str | None) -> list[View]:
-    """The TENSOR[INDEX] argument, or every tensor matching --filter (with an optional trailing index), in natural order."""
+def tensor_views(catalog: Catalog, target: str | None, pattern: str | None, stored: Catalog | None = None) -> list[View]:
+    """The TENSOR[INDEX] argument, or every tensor matching --filter (with an optional trailing
+    index), in natural order; stored: the catalog as stored, where a name not in `catalog`
+    (a quantized weight's scales, packed words) is looked up too."""
     if target is not None:
         # A name that itself ends in [..] is taken whole.
-        name, index = (target, None) if target in catalog.by_name else split_index(target)
-        if name not in catalog.by_name:
-            _refuse_logical(catalog, name)
-        view = View.whole(catalog.get(name))
+        known = catalog.by_name if stored is None else {**stored.by_name, **catalog.by_name}
+        name, index = (target, None) if target in known else split_index(target)
+        view = View.whole(known[name] if name in known else catalog.get(name))
     else:
         pattern, index = split_index(pattern, glob=True) if pattern is not None else (None, None)
         tensors = sorted(matching(catalog, pattern), key=lambda t: natural_key(t.name))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 
-from ..analysis.values import PrintOptions, parameter_views, prefetch, show, split_index, tensor_views
+from ..analysis.values import PrintOptions, dequantized, parameter_views, prefetch, show, split_index, tensor_views
 from ..api import Model, open as open_model
 from ..byte_io import is_local
 from ..catalog import no_match
@@ -59,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--linewidth", metavar="N", type=whole_number(0, MAX_LINEWIDTH), default=DEFAULTS.linewidth, help=f"characters per line before wrapping (default 80, at most {MAX_LINEWIDTH:,})")
     parser.add_argument("--full", action="store_true", help="print every element (threshold=inf); reads whole tensors, streaming")
     parser.add_argument("--json", action="store_true", help="machine-readable: shape, dtype, the shown positions per dimension and their values")
+    parser.add_argument("--stored", action="store_true", help="a quantized model's tensors as stored (packed words, FP8 values, scales), not dequantized")
     parser.add_argument("--hf-names", action="store_true", help="name GGUF and Meta tensors by their Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)")
     _allow_options_before_tensor(parser)
 
@@ -80,11 +81,13 @@ def _allow_options_before_tensor(parser: argparse.ArgumentParser) -> None:
 
 
 def _views(model: Model, catalog, args: argparse.Namespace) -> list:
-    """The views to print; catalog: the model's, under the names the command shows."""
+    """The views to print; catalog: the model's, under the names the command shows; quantized
+    weights dequantized unless --stored (their stored tensors still found by their names)."""
     if args.tensor is not None and args.filter is not None:
         raise UsageError(args.tensor, "either TENSOR or --filter", "both", "drop one of them")
+    shown = catalog if args.stored else dequantized(catalog)
     if args.style != "torch":
-        return tensor_views(catalog, args.tensor, args.filter)
+        return tensor_views(shown, args.tensor, args.filter, catalog)
     from ..analysis.values import gguf_loaded, no_tensors
 
     if not catalog.tensors:
@@ -95,7 +98,7 @@ def _views(model: Model, catalog, args: argparse.Namespace) -> list:
         raise UsageError(text, "whole parameters with --style torch, as print(p) shows them", "an index", "drop the index, or use the default style")
     stored = model.catalog  # GGUF's loader transforms go by the names as stored
     loaded = gguf_loaded(stored) if stored.format == "gguf" else None
-    views = parameter_views(catalog, model.skeleton, text if is_glob else glob.escape(text), loaded)
+    views = parameter_views(shown, model.skeleton, text if is_glob else glob.escape(text), loaded)
     if not views:
         if is_glob:
             raise no_match(catalog.name, text, "parameter", "llm-anatomy params --style torch")

@@ -35,14 +35,16 @@ class LogicalWeight(namedtuple("LogicalWeight", "name shape scheme parts setting
         return sum(t.nbytes for t in self.parts)
 
 
-class QuantView(namedtuple("QuantView", "method scheme description weights problems")):
+class QuantView(namedtuple("QuantView", "method scheme description weights problems settings", defaults=(None,))):
     """method: the quant_method as config.json spells it; scheme: a SCHEMES key, or None when
     the method is not one we read (stored elements are counted then); description: the scheme
     in words; weights: LogicalWeight per weight, in stored order; problems: (where, expected,
     found, what the count did, like) where the config and the tensors disagree; like says which
 disagreement it is, the same for its repeats in other weights: ("unreadable",) a packed tensor
 the settings cannot read, ("missing", suffix) a part not beside its weight, ("shape", suffix)
-a part of another shape, ("none",) no packed tensor at all."""
+a part of another shape, ("none",) no packed tensor at all.
+settings: the scheme's settings from the config (bits, group_size, weight_block_size, ...),
+which hold for every weight whose own settings are None (the dequantizers read them)."""
 
     __slots__ = ()
 
@@ -166,4 +168,4 @@ def _group(catalog: Catalog, method: str, key: str, q: dict[str, Any], own: dict
         problems.append((catalog.name, f"{scheme.main} tensors of {scheme.describe(q)} (quant_method {method!r} in config.json)", "none", STORED, ("none",)))
     weights = tuple(logical.get(t.name) or LogicalWeight(t.name, t.shape, "", (t,)) for t in catalog.tensors if t.name in logical or t.name not in taken)
     words = scheme.describe(q) + "".join(f"; {text} in {n} weight{'s' if n > 1 else ''}" for text, n in other.items())
-    return QuantView(method, key, words, weights, tuple(problems))
+    return QuantView(method, key, words, weights, tuple(problems), q)
