@@ -43,7 +43,9 @@ def llama_fp8(tmp_path_factory):
     torch.manual_seed(0)
     config = LlamaConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, vocab_size=128, dtype="bfloat16")
     folder = tmp_path_factory.mktemp("llama-fp8")
-    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(folder)
+    model = LlamaForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(folder)
+    model.save_pretrained(folder.parent / "llama-bf16")  # the model before quantization, for diff
     stored = {}
     for name, tensor in load_file(str(folder / "model.safetensors")).items():
         if name.endswith("proj.weight"):
@@ -233,3 +235,58 @@ def test_scale_grid_that_does_not_match_the_blocks_is_one_line(tmp_path, cli):
         " its weight cannot be dequantized; check quantization_config in config.json\n"
     )
     assert "model.layers.0.mlp.up_proj.weight_scale_inv: expected shape [2, 2] (FP8 E4M3, 32x32 blocks (weight_scale_inv)), found [2, 3];" in cli("summary", folder).out
+
+
+def test_stats_are_those_of_the_loaded_weights(llama_fp8, gpt_oss_mxfp4, cli):
+    """stats of a quantized model: every figure of every weight as torch computes it in float64
+    on the weights from_pretrained loads (MXFP4 with its inf left out, as stats leaves it out)."""
+    for folder, label, quantized in ((llama_fp8, "FP8", ("proj.weight",)), (gpt_oss_mxfp4, "MXFP4", ("experts.gate_up_proj", "experts.down_proj"))):
+        loaded = dict(_loaded(folder).named_parameters())
+        rows = json.loads(cli("stats", folder, "--json").out)["rows"]
+        assert {r["name"] for r in rows} == set(loaded)
+        for row in rows:
+            values = loaded[row["name"]].detach().to(torch.float64).flatten()
+            finite = values[torch.isfinite(values)]
+            assert row["dtype"] == (label if row["name"].endswith(quantized) else "BF16")
+            assert (row["numel"], row["inf"], row["min"], row["max"]) == (values.numel(), int(torch.isinf(values).sum()), finite.min().item(), finite.max().item())
+            assert row["mean"] == pytest.approx(finite.mean().item(), rel=1e-12, abs=1e-15)
+            assert row["std"] == pytest.approx(finite.std(correction=0).item(), rel=1e-12)
+            assert row["l2"] == pytest.approx(finite.norm().item(), rel=1e-12)
+
+
+def test_diff_against_the_unquantized_model_is_the_quantization_error(llama_fp8, cli):
+    """diff bf16 fp8: per weight, ||B - A|| / ||A||, cosine and max |B - A| as torch computes
+    them in float64 on the original weights and the ones from_pretrained dequantizes."""
+    original = llama_fp8.parent / "llama-bf16"
+    a = dict(_loaded(original).named_parameters())
+    b = dict(_loaded(llama_fp8).named_parameters())
+    result = cli("diff", original, llama_fp8, "--json")
+    report = json.loads(result.out)
+    assert result.code == 0 and report["only_in_a"] == report["only_in_b"] == []
+    changes = {row["name"]: row for row in report["tensors"]}
+    quantized = [n for n in a if n.endswith("proj.weight")]
+    assert len(quantized) == 7 and all(not changes[n]["identical"] for n in quantized)
+    assert all(changes[n]["identical"] for n in a if n not in quantized)
+    for name in quantized:
+        x, y = a[name].detach().double().flatten(), b[name].detach().double().flatten()
+        row = changes[name]
+        assert (row["dtype_a"], row["dtype_b"]) == ("BF16", "FP8")
+        assert row["relative"] == pytest.approx(((y - x).norm() / x.norm()).item(), rel=1e-12)
+        assert row["cosine"] == pytest.approx((x @ y / (x.norm() * y.norm())).item(), rel=1e-12)
+        assert row["max_abs_diff"] == (y - x).abs().max().item()
+    assert cli("diff", llama_fp8, llama_fp8, "--json").out.count('"identical": true') == len(a)
+
+
+def test_api_parameters_are_the_loaded_weights(gpt_oss_mxfp4, llama_fp8):
+    """get_parameter(...)[index], numpy() and print(p) of a quantized weight: the dequantized values."""
+    import llm_anatomy
+
+    for folder in (gpt_oss_mxfp4, llama_fp8):
+        loaded = dict(_loaded(folder).named_parameters())
+        model = llm_anatomy.open(str(folder))
+        for name, parameter in model.named_parameters():
+            reference = loaded[name].detach()
+            assert (str(parameter), parameter.dtype, tuple(parameter.shape)) == (str(loaded[name]), str(reference.dtype), tuple(reference.shape))
+            _same(parameter.numpy().astype(np.float64), reference)
+        weight = model.get_parameter("model.layers.0.mlp.experts.down_proj" if folder == gpt_oss_mxfp4 else "model.layers.0.mlp.down_proj.weight")
+        _same(weight[1, :3, -2:].astype(np.float64) if weight.ndim == 3 else weight[1:3, -2:].astype(np.float64), loaded[weight.name].detach()[1, :3, -2:] if weight.ndim == 3 else loaded[weight.name].detach()[1:3, -2:])

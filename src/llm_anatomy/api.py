@@ -154,7 +154,7 @@ class Parameter:
         from .analysis.values import PrintOptions, show
         from .tensors import ElementReader
 
-        dtype = NUMPY_DTYPES.get(view.dtype or view.tensor.dtype, WIDENED)
+        dtype = NUMPY_DTYPES.get(view.dtype or getattr(view.tensor, "loaded", view.tensor.dtype), WIDENED)
         with ElementReader() as reader:
             shown = show(reader, view, PrintOptions(threshold=float("inf")))
             flat = numpy.fromiter(shown.values(), dtype=dtype, count=prod(view.shape))
@@ -418,6 +418,14 @@ class Model(Module):
         return with_hf_names(self.catalog)
 
     @cached_property
+    def loaded_catalog(self) -> Catalog:
+        """hf_catalog with each quantized weight one tensor of dequantized values (quant.dequant),
+        as from_pretrained loads it on the CPU."""
+        from .analysis.values import dequantized
+
+        return dequantized(self.hf_catalog)
+
+    @cached_property
     def skeleton(self) -> Skeleton:
         """The model as transformers builds it (cached; see skeleton.py). SkeletonUnavailable
         when transformers is missing or cannot build this config."""
@@ -490,8 +498,9 @@ class Model(Module):
 
         return summarize(self.catalog, context, batch, kv_dtype)
 
-    def stats(self, filter: str | None = None, by: str | None = None, progress: Callable[[int], None] | None = None) -> StatsReport:
-        """The record `llm-anatomy stats` renders: every selected tensor read once (all cores).
+    def stats(self, filter: str | None = None, by: str | None = None, progress: Callable[[int], None] | None = None, stored: bool = False) -> StatsReport:
+        """The record `llm-anatomy stats` renders: every selected tensor read once (all cores),
+        a quantized weight by its dequantized values.
 
         A tensor that cannot be read is listed in .errors, the others reported. Needs numpy
         (the [stats] extra).
@@ -500,12 +509,15 @@ class Model(Module):
             filter: only tensors whose stored names match this shell glob.
             by: "layer" or "role" for one row per group instead of one per tensor.
             progress: called with the number of bytes read, as they are.
+            stored: a quantized model's tensors as stored (packed words, scales), not dequantized.
         """
         from .analysis.stats import weight_stats
         from .extras import require
 
         require("stats", "stats", "to compute weight statistics")
-        return weight_stats(self.catalog, filter, by, progress)
+        from .analysis.values import dequantized
+
+        return weight_stats(self.catalog if stored else dequantized(self.catalog), filter, by, progress)
 
     def report(self, path: str = "report.html", stats: bool = False, lang: str | None = None, progress: Callable[[int], None] | None = None, trace: bool = False) -> ReportFile:
         """Write the page `llm-anatomy report` writes (one self-contained HTML file) to path.
@@ -548,8 +560,9 @@ class Model(Module):
         check_output(path, guard, marker)
         if stats:
             from .analysis.stats import weight_stats
+            from .analysis.values import dequantized
 
-            weights = weight_stats(catalog, progress=progress)
+            weights = weight_stats(dequantized(catalog), progress=progress)  # a quantized weight: its dequantized values
         forward = None
         if trace:
             from .analysis.trace import trace as trace_forward
@@ -572,23 +585,23 @@ class Model(Module):
     def _parameter(self, name: str, shape: tuple[int, ...]) -> Parameter:
         if name not in self._parameters:
             skeleton = self._skeleton_or_none()
-            if skeleton is None:  # the tree of stored tensor names: every tensor as it is
-                tensor = self.catalog.by_name.get(name)
-                dtype = tensor.dtype if tensor is not None else None
+            if skeleton is None:  # the tree of stored tensor names: every tensor as it is, quantized ones dequantized
+                tensor = self.loaded_catalog.by_name.get(name)
+                dtype = getattr(tensor, "loaded", tensor.dtype) if tensor is not None else None
             else:
                 from .analysis.values import load_dtype
                 from .skeleton import stored_tensor_finder
                 from .tensors import CASTS, DECODERS
 
                 if not hasattr(self, "_find"):
-                    self._find = stored_tensor_finder(self.hf_catalog, skeleton)
+                    self._find = stored_tensor_finder(self.loaded_catalog, skeleton)
                     self._model_dtype = load_dtype(self.hf_catalog)
                 tensor = self._find(name)
                 if tensor is None:  # transformers initialises it, in the dtype the model is loaded in
                     dtype = self._model_dtype or "F32"
                 else:
-                    dtype = self._model_dtype if tensor.dtype in CASTS and self._model_dtype else tensor.dtype
-                if tensor is not None and tensor.dtype in DECODERS and DECODERS[tensor.dtype].block_elems > 1:
+                    dtype = self._model_dtype if tensor.dtype in CASTS and self._model_dtype else getattr(tensor, "loaded", tensor.dtype)
+                if tensor is not None and not hasattr(tensor, "loaded") and tensor.dtype in DECODERS and DECODERS[tensor.dtype].block_elems > 1:
                     dtype = "F32"  # GGML blocks load dequantized to float32
             self._parameters[name] = Parameter(self, name, shape, tensor, dtype)
         return self._parameters[name]
@@ -598,7 +611,7 @@ class Model(Module):
 
         skeleton = self._skeleton_or_none()
         if skeleton is None:
-            return View.whole(self.catalog.get(param.name))
+            return View.whole(self.loaded_catalog.get(param.name))
         loaded = gguf_loaded(self.catalog) if self.catalog.format == "gguf" else None
         from .skeleton import Parameter as SkeletonParameter
 
@@ -696,7 +709,7 @@ class ReportFile(namedtuple("ReportFile", "path nbytes errors")):
     errors: tuple[tuple[str, str], ...]
 
 
-def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], filter: str | None = None, *, hf_names: bool = False, values: bool = True, progress: Callable[[int], None] | None = None) -> Diff:
+def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], filter: str | None = None, *, hf_names: bool = False, values: bool = True, progress: Callable[[int], None] | None = None, stored: bool = False) -> Diff:
     """What changed between two checkpoints, as `llm-anatomy diff`.
 
     Args:
@@ -706,6 +719,7 @@ def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], f
         hf_names: compare under Hugging Face names, so a GGUF pairs with its original.
         values: False to compare the headers only (then Diff.with_values() reads the values).
         progress: called with the number of bytes read, as they are.
+        stored: compare quantized weights' stored tensors, not their dequantized values.
 
     Comparing values needs numpy (the [stats] extra).
 
@@ -722,5 +736,9 @@ def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], f
         require("stats", "diff", "to compare tensor values")
     models = [side if isinstance(side, Model) else open(side, allow_truncated=True) for side in (a, b)]
     catalogs = [m.hf_catalog if hf_names else m.catalog for m in models]
+    if not stored:  # quantized weights by their dequantized values: diff(model, model_fp8) is the quantization error
+        from .analysis.values import dequantized
+
+        catalogs = [dequantized(c) for c in catalogs]
     found = Diff(compare_headers(catalogs[0], catalogs[1], filter), None)
     return found.with_values(progress) if values else found

@@ -49,6 +49,13 @@ BATCH_ELEMS = 1 << 20
 BATCH_TENSORS = 4096
 
 
+def batch_numel(info: TensorInfo) -> int:
+    """The values a tensor counts for batching (run_batched's numel): a quantized weight
+    (quant.dequant.Dequantized) is never batched, its values come from its dequantizer and
+    not from one read of its bytes."""
+    return SMALL_ELEMS + 1 if hasattr(info, "dequantizer") else info.numel
+
+
 @dataclass(frozen=True)
 class Decoder:
     """How raw bytes become float64: `unit_bytes` bytes hold `unit_elems` values."""

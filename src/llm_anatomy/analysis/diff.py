@@ -174,8 +174,23 @@ def _same_place(a: TensorInfo, b: TensorInfo) -> bool:
     return (a.offset, a.nbytes) == (b.offset, b.nbytes) and _same_file(a.file, b.file)
 
 
+def _stored_pairs(a: TensorInfo, b: TensorInfo) -> list[tuple[TensorInfo, TensorInfo]] | None:
+    """The stored tensors whose equal bytes make the two bit-identical: the tensors themselves,
+    or the parts of two quantized weights of one scheme and settings; None: compare by value."""
+    quantized = [hasattr(x, "dequantizer") for x in (a, b)]
+    if not any(quantized):
+        return [(a, b)]
+    same = all(quantized) and (a.dtype, a.settings, a.loaded, len(a.weight.parts)) == (b.dtype, b.settings, b.loaded, len(b.weight.parts))  # type: ignore[attr-defined]
+    if not same:
+        return None
+    return list(zip(a.weight.parts, b.weight.parts))  # type: ignore[attr-defined]
+
+
 def compare_pair(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reader") -> TensorChange:
-    if a.dtype == b.dtype and (_same_place(a, b) or _same_bytes(a, b, reader_a, reader_b)):
+    """Bit-identical by place or bytes (a quantized weight, quant.dequant: each of its stored
+    tensors, under the same settings), else by the values (dequantized)."""
+    pairs = _stored_pairs(a, b)
+    if pairs is not None and all((x.dtype, x.shape) == (y.dtype, y.shape) and (_same_place(x, y) or _same_bytes(x, y, reader_a, reader_b)) for x, y in pairs):
         return TensorChange(a.name, a.dtype, b.dtype, a.numel, True, 0.0, 1.0, 0.0)
     return _by_value(a, b, reader_a, reader_b)
 
@@ -242,7 +257,7 @@ def _order(change: TensorChange) -> tuple:
 def compare_values(header: HeaderDiff, progress: Callable[[int], None] | None = None) -> ValueDiff:
     """Every pair of the header diff compared on all cores; a pair that cannot be read
     becomes a line in `errors` and the others are still compared."""
-    from ..streaming import run_batched
+    from ..streaming import batch_numel, run_batched
 
     def work(pair: tuple[TensorInfo, TensorInfo], reader_a: "Reader", reader_b: "Reader") -> TensorChange | str:
         try:
@@ -256,7 +271,7 @@ def compare_values(header: HeaderDiff, progress: Callable[[int], None] | None = 
         pairs,
         work,
         batch_compare,
-        numel=lambda p: p[0].numel,
+        numel=lambda p: max(batch_numel(p[0]), batch_numel(p[1])),
         place=lambda p: (p[0].file, p[0].offset),
         weight=lambda p: p[0].nbytes + p[1].nbytes,
         readers_per_worker=2,

@@ -254,7 +254,7 @@ def _histogram_stats(info: TensorInfo, reader: "Reader", unit_bytes: int) -> Sta
 
 
 def tensor_stats(info: TensorInfo, reader: "Reader", keep: int = TAIL_KEEP) -> Stats:
-    dtype = DTYPES.get(info.dtype)
+    dtype = DTYPES.get(info.dtype) if not hasattr(info, "dequantizer") else None  # a quantized weight: its dequantized values
     if dtype is not None and dtype.kind in HISTOGRAM_KINDS and dtype.bits in (8, 16):
         return _histogram_stats(info, reader, dtype.bits // 8)
     acc = _Accumulator(info.numel, keep)
@@ -338,7 +338,7 @@ def weight_stats(catalog: Catalog, pattern: str | None = None, by: str | None = 
 
     A tensor that cannot be read (truncated file, unsupported dtype) becomes a line in
     `errors` and the rest are still computed."""
-    from ..streaming import run_batched
+    from ..streaming import batch_numel, run_batched
 
     chosen = sorted(matching(catalog, pattern), key=lambda t: natural_key(t.name))
 
@@ -349,7 +349,7 @@ def weight_stats(catalog: Catalog, pattern: str | None = None, by: str | None = 
             return exc.line()
 
     done = (lambda info: progress(info.nbytes)) if progress is not None else None
-    results = run_batched(chosen, work, batch_stats, numel=lambda t: t.numel, place=lambda t: (t.file, t.offset), weight=lambda t: t.nbytes, done=done)
+    results = run_batched(chosen, work, batch_stats, numel=batch_numel, place=lambda t: (t.file, t.offset), weight=lambda t: t.nbytes, done=done)
     rows = [r for r in results if isinstance(r, Stats)]
     errors = tuple((t.name, r) for t, r in zip(chosen, results) if isinstance(r, str))
     if by is not None:

@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--filter", metavar="GLOB", help="only tensors whose names match this shell pattern")
     parser.add_argument("--top", type=whole_number(0, MAX_TOP), metavar="N", help=f"only the N tensors that changed most (0..{MAX_TOP:,})")
     parser.add_argument("--hf-names", action="store_true", help="match GGUF and Meta tensor names to Hugging Face names on both sides, so a GGUF pairs with its HF original")
+    parser.add_argument("--stored", action="store_true", help="compare quantized models' tensors as stored (packed words, FP8 values, scales), not dequantized")
     parser.add_argument("--json", action="store_true", help="machine-readable output (one document, after the values)")
 
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     require("stats", "diff", "to compare tensor values")
     model_a = open_model(args.a, args.revision, allow_truncated=True)
     model_b = open_model(args.b, args.revision_b, allow_truncated=True)
-    found = diff(model_a, model_b, args.filter, hf_names=args.hf_names, values=False)
+    found = diff(model_a, model_b, args.filter, hf_names=args.hf_names, values=False, stored=args.stored)
     header = found.header
     if not args.json:  # the headers' differences at once, before the values are read
         out.write(render.header_text(header) + "\n")
