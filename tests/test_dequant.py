@@ -290,3 +290,31 @@ def test_api_parameters_are_the_loaded_weights(gpt_oss_mxfp4, llama_fp8):
             _same(parameter.numpy().astype(np.float64), reference)
         weight = model.get_parameter("model.layers.0.mlp.experts.down_proj" if folder == gpt_oss_mxfp4 else "model.layers.0.mlp.down_proj.weight")
         _same(weight[1, :3, -2:].astype(np.float64) if weight.ndim == 3 else weight[1:3, -2:].astype(np.float64), loaded[weight.name].detach()[1, :3, -2:] if weight.ndim == 3 else loaded[weight.name].detach()[1:3, -2:])
+
+
+def test_published_layouts_stay_small_in_memory(published, tmp_path):
+    """values of gpt-oss-20b's and block-FP8 Llama-3-8B's replicas read only what they print;
+    stats of a gpt-oss layer (experts of gpt-oss-20b's size, 2 of them) streams them; all
+    within the hostile harness's memory bound."""
+    from hostile import MAX_RSS_BYTES, run_cli
+
+    from llm_anatomy import layouts
+
+    name = "model.layers.23.mlp.experts.gate_up_proj"
+    outcome = run_cli("values", published("gpt-oss-20b", layouts.gpt_oss_specs), name, timeout=60)
+    assert (outcome.code, outcome.err) == (0, "") and outcome.max_rss < MAX_RSS_BYTES
+    assert outcome.out.startswith(f"{name}  [32, 2880, 5760]  MXFP4\ntensor([[[0., 0., 0.,  ..., 0., 0., 0.],\n")
+    assert outcome.out.endswith("         [0., 0., 0.,  ..., 0., 0., 0.]]], dtype=torch.bfloat16)\n")
+    outcome = run_cli("values", published("Meta-Llama-3-8B-FP8-block", layouts.quantized_specs), "--filter", "model.layers.31.*", timeout=60)
+    assert (outcome.code, outcome.err) == (0, "") and outcome.max_rss < MAX_RSS_BYTES
+    assert outcome.out.startswith("model.layers.31.input_layernorm.weight  [4096]  BF16\n")
+    assert "\nmodel.layers.31.mlp.down_proj.weight  [4096, 14336]  FP8\ntensor([[0., 0., 0.,  ..., 0., 0., 0.],\n" in outcome.out
+    config = dict(layouts.published_config("gpt-oss-20b"), num_hidden_layers=1, num_local_experts=2, vocab_size=1024)
+    layouts.write_layout(str(tmp_path), config, layouts.gpt_oss_specs(config))
+    outcome = run_cli("stats", tmp_path, "--filter", "*experts.*_proj", "--json", timeout=120)
+    assert (outcome.code, outcome.err) == (0, "") and outcome.max_rss < MAX_RSS_BYTES
+    rows = json.loads(outcome.out)["rows"]
+    assert [(r["name"], r["dtype"], r["numel"], r["zeros"]) for r in rows] == [
+        ("model.layers.0.mlp.experts.down_proj", "MXFP4", 2 * 2880 * 2880, 2 * 2880 * 2880),
+        ("model.layers.0.mlp.experts.gate_up_proj", "MXFP4", 2 * 2880 * 5760, 2 * 2880 * 5760),
+    ]

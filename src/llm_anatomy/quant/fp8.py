@@ -93,7 +93,9 @@ def _read(reader: ElementReader, tensor: Dequantized, positions: Sequence[int]) 
     wanted = [g.scale_index(p) for p in positions]
     unique = sorted(set(wanted))
     scale_of = dict(zip(unique, _scales(reader.read(g.scale, unique), g.scale.dtype)))
-    products = round_values([w * scale_of[s] for w, s in zip(weights, wanted)], g.compute)  # exact in float64: 4 x 24 significant bits
+    products = [w * scale_of[s] for w, s in zip(weights, wanted)]  # exact in float64: 4 x 24 significant bits
+    if g.compute != "F32" or tensor.loaded == "F64":  # a cast to F32, F16 or BF16 goes through float32 already
+        products = round_values(products, g.compute)
     return round_values(products, tensor.loaded)
 
 
@@ -117,13 +119,18 @@ def _stream(reader: Reader, tensor: Dequantized) -> Iterator[np.ndarray]:
     scales = _scale_array(reader, g)
     done = 0
     for block in reader.blocks(g.weight):  # the fp8 values as float64, in row-major order
-        positions = np.arange(done, done + block.size, dtype=np.int64)
-        matrix, rest = np.divmod(positions, g.rows * g.cols)
-        row, col = np.divmod(rest, g.cols)
-        matrix = matrix if scales.shape[0] > 1 else np.zeros_like(matrix)
-        block *= scales[matrix, row // g.brows, col // g.bcols]
+        if done % g.cols == 0 and block.size % g.cols == 0:  # whole rows (most blocks): a scale row per row, widened
+            rows = np.arange(done // g.cols, (done + block.size) // g.cols)
+            per_row = scales[rows // g.rows if scales.shape[0] > 1 else 0, rows % g.rows // g.brows]
+            block.reshape(-1, g.cols)[...] *= np.repeat(per_row, g.bcols, axis=1)[:, : g.cols]
+        else:
+            matrix, rest = np.divmod(np.arange(done, done + block.size, dtype=np.int64), g.rows * g.cols)
+            row, col = np.divmod(rest, g.cols)
+            block *= scales[matrix if scales.shape[0] > 1 else 0, row // g.brows, col // g.bcols]
         done += block.size
-        yield round_array(round_array(block, g.compute), tensor.loaded)
+        if g.compute != "F32" or tensor.loaded == "F64":  # a cast to F32, F16 or BF16 goes through float32 already
+            round_array(block, g.compute)
+        yield round_array(block, tensor.loaded)
 
 
 DEQUANTIZER = Dequantizer(loaded_or("BF16"), _check, _read, _stream)
