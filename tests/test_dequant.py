@@ -318,3 +318,18 @@ def test_published_layouts_stay_small_in_memory(published, tmp_path):
         ("model.layers.0.mlp.experts.down_proj", "MXFP4", 2 * 2880 * 2880, 2 * 2880 * 2880),
         ("model.layers.0.mlp.experts.gate_up_proj", "MXFP4", 2 * 2880 * 5760, 2 * 2880 * 5760),
     ]
+
+
+def test_mxfp4_scales_that_do_not_match_the_blocks_are_one_line(tmp_path, cli):
+    name = "model.layers.0.mlp.experts.down_proj"
+    tensors = {name + "_blocks": torch.zeros(2, 4, 2, 16, dtype=torch.uint8), name + "_scales": torch.full((2, 4, 3), 127, dtype=torch.uint8)}
+    folder = _save(tmp_path, tensors, {"quantization_config": {"quant_method": "mxfp4"}})
+    result = cli("values", folder, name)
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        f"llm-anatomy: {folder}/model.safetensors: tensor {name}_scales: expected shape [2, 4, 2], one scale per block of 32 values of {name}_blocks"
+        " (MXFP4: 4-bit E2M1 values in blocks of 32 sharing one E8M0 scale), found shape [2, 4, 3]; its weight cannot be dequantized; check quantization_config in config.json\n"
+    )
+    assert f"{name}_scales: expected shape [2, 4, 2] (MXFP4: 4-bit E2M1 values in blocks of 32 sharing one E8M0 scale), found [2, 4, 3];" in cli("summary", folder).out
+    stats = cli("stats", folder)
+    assert stats.code == 1 and f"tensor {name}_scales: expected shape [2, 4, 2]" in stats.out + stats.err

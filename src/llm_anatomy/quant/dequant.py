@@ -29,10 +29,14 @@ use) defining DEQUANTIZER = Dequantizer(dtype, check, read, stream):
         tensors' blocks line up in diff), in memory bounded by the parts' scales and one
         stripe of the weight: reader.blocks(part), reader.read_bytes(part, start, length).
 
-tensor.settings holds the scheme's settings from config.json (bits, group_size,
-weight_block_size, ... with quant.schemes.DEFAULTS filled in); round_values / round_array
-round to a dtype as torch's casts do. tests/test_dequant.py holds each scheme to the
-reference implementation (transformers' own converters where it has them).
+Helpers for a dequantizer: tensor.part(suffix) is the stored tensor <base><suffix> beside the
+main one (None when missing); tensor.settings the scheme's settings from config.json (bits,
+group_size, weight_block_size, ... with quant.schemes.DEFAULTS filled in); missing_part and
+bad_part build the one-line errors; round_values / round_array round to a dtype as torch's
+casts do (through float32); loaded_or(default) is a ready-made dtype(). To add a scheme: a
+module here with DEQUANTIZER, one line in DEQUANTIZERS, and tests that compare every element
+with the reference implementation (tests/test_dequant.py does so for FP8 and MXFP4 against
+transformers' own converters and from_pretrained on the CPU).
 """
 
 from __future__ import annotations
