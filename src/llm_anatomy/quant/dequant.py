@@ -30,8 +30,9 @@ use) defining DEQUANTIZER = Dequantizer(dtype, check, read, stream):
         stripe of the weight: reader.blocks(part), reader.read_bytes(part, start, length).
 
 Helpers for a dequantizer: tensor.part(suffix) is the stored tensor <base><suffix> beside the
-main one (None when missing); tensor.settings the scheme's settings from config.json (bits,
-group_size, weight_block_size, ... with quant.schemes.DEFAULTS filled in); missing_part and
+main one (None when missing); tensor.settings the weight's settings (LogicalWeight.settings when it
+has its own, else the scheme's from config.json: bits, group_size, weight_block_size, ...
+with quant.schemes.DEFAULTS filled in); missing_part and
 bad_part build the one-line errors; round_values / round_array round to a dtype as torch's
 casts do (through float32); loaded_or(default) is a ready-made dtype(). To add a scheme: a
 module here with DEQUANTIZER, one line in DEQUANTIZERS, and tests that compare every element
@@ -179,7 +180,8 @@ def logical_catalog(catalog: Catalog, model_dtype: Callable[[], str | None]) -> 
             continue
         found = dequantizer_for(weight.scheme)
         loaded = found.dtype(weight, dtype) if found is not None else (dtype or "BF16")
-        tensors.append(Dequantized(weight, qview.settings, loaded, qview.description))
+        settings = weight.settings if weight.settings is not None else qview.settings  # a weight's own (MLX per module, bnb state) first
+        tensors.append(Dequantized(weight, settings or {}, loaded, qview.description))
     return catalog._replace(tensors=tuple(tensors))
 
 
