@@ -241,3 +241,16 @@ def bnb_llama(folder: str, source: str, mode: str) -> str:
 
     model = AutoModelForCausalLM.from_pretrained(source, quantization_config=BitsAndBytesConfig(**BNB_MODES[mode]), device_map="cpu", dtype=torch.float16)
     return _save(model, folder)
+
+
+def word_tokenizer(folder: str, vocab_size: int) -> str:
+    """A whitespace word-level tokenizer ("[UNK]", "w0", "w1", ...) of vocab_size entries,
+    written beside a tiny model with tokenizers and transformers' save_pretrained."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["[UNK]"] + [f"w{i}" for i in range(vocab_size - 1)]
+    tokenizer = Tokenizer(models.WordLevel({word: i for i, word in enumerate(words)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]").save_pretrained(folder)
+    return folder

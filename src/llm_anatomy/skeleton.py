@@ -254,16 +254,24 @@ def meta_model(config_file: str, dtype: str | None = None, experts_implementatio
     config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=False)
     if dtype is not None:
         config.dtype = getattr(torch, dtype)
-    architectures = getattr(config, "architectures", None) or []
-    model_class = next((getattr(transformers, a) for a in architectures if hasattr(transformers, a)), None)
-    if model_class is None:
-        try:
-            model_class = transformers.AutoModelForCausalLM._model_mapping[type(config)]
-        except KeyError:
-            model_class = transformers.AutoModel._model_mapping[type(config)]
     options = {"experts_implementation": experts_implementation} if experts_implementation else {}
     with torch.device("meta"):
-        return model_class._from_config(config, **options)
+        return model_class_for(config)._from_config(config, **options)
+
+
+def model_class_for(config: Any) -> Any:
+    """The class a config's `architectures` names (when transformers has it), else the causal LM
+    class for its model type, else the bare model: what `tree`, `trace` and `trace --run` build."""
+    import transformers
+
+    architectures = getattr(config, "architectures", None) or []
+    model_class = next((getattr(transformers, a) for a in architectures if hasattr(transformers, a)), None)
+    if model_class is not None:
+        return model_class
+    try:
+        return transformers.AutoModelForCausalLM._model_mapping[type(config)]
+    except KeyError:
+        return transformers.AutoModel._model_mapping[type(config)]
 
 
 def _build(config_file: str, dtype: str | None = None) -> Skeleton:

@@ -28,7 +28,8 @@ HELP = (
 )
 EXAMPLE = """  llm-anatomy trace meta-llama/Llama-2-7b-chat-hf --seq 128 --depth 3
   llm-anatomy trace ./Llama-2-7b-chat-hf --batch 8 --seq 4096 --json
-  llm-anatomy trace meta-llama/Meta-Llama-3-8B --decode --context 8192 --node model.layers.0"""
+  llm-anatomy trace meta-llama/Meta-Llama-3-8B --decode --context 8192 --node model.layers.0
+  llm-anatomy trace ./gemma-3-270m-q4_k_m.gguf --run "The capital of France is\""""
 
 
 # Sizes are checked against the model once its config is read (analysis.trace); this only
@@ -46,9 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", metavar="NAME", help=f"bound the time on this accelerator (roofline, from its published peak FLOPs and bandwidth): {', '.join(DEVICES)}")
     parser.add_argument("--depth", type=whole_number(0, MAX_DEPTH), metavar="N", help="show N levels below the model (default: all)")
     parser.add_argument("--json", action="store_true", help="machine-readable output (unfolded: every module with its path)")
+    parser.add_argument("--run", metavar="TEXT", help="run the real weights (small models, on CPU) on TEXT: per layer the hidden-state norms, largest activations, attention entropy per head, and the logit lens")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    if args.run is not None:
+        from . import trace_run
+
+        return trace_run.run(args, out)
     if args.decode and args.seq is not None:
         raise UsageError("trace", "--seq for a prefill or --context for a decoding step", "--decode with --seq", "use --decode --context C")
     if args.context is not None and not args.decode:

@@ -1,0 +1,338 @@
+"""`trace --run`: the real forward pass of a small model on CPU, on a text tokenized by the
+model's own tokenizer. Per layer, the residual stream as it leaves the layer (forward hooks on
+the decoder layers): its norm, its largest activations and their channels ("massive
+activations", Sun et al. 2024), each head's attention entropy, and for causal LMs the logit
+lens (nostalgebraist 2020): the model's final norm and output head applied to the stream after
+each layer, at the last position."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections import namedtuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+from .. import skeleton as skeletons
+from ..catalog import Catalog
+from ..errors import AnatomyError, UsageError
+from ..extras import require
+
+# Weights load as float32 (CPU matrix products in bf16 are slow, in fp16 partly missing; GGUF
+# dequantizes to float32 anyway), so a model needs parameters x 4 bytes, and loading may
+# briefly hold a second copy: the limit is the smaller of 4 GB and half the available memory.
+BYTES_PER_PARAMETER = 4
+RUN_LIMIT = 4 * 10**9
+# output_attentions keeps layers x heads x tokens x tokens probabilities: 512 tokens on a
+# 16-layer, 32-head model are 0.5 GB.
+MAX_TOKENS = 512
+TOP_ACTIVATIONS = 3  # the largest |activations| shown per layer
+LENS_TOP = 5  # tokens the logit lens shows per layer
+# The final norm of the base model, by the names transformers' decoders give it.
+FINAL_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "norm_f")
+EMBEDDINGS = "embeddings"  # the label of the stream entering the first layer
+# A folder holds a tokenizer when it holds one of these (transformers' fast, sentencepiece,
+# BPE and WordPiece files); a GGUF when its metadata has the first key of its tokenizer.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "spiece.model", "vocab.json", "vocab.txt")
+GGUF_TOKENIZER_KEY = "tokenizer.ggml.model"
+
+
+class Activation(namedtuple("Activation", "value position channel")):
+    """One activation of the residual stream: its value (signed), token position and channel."""
+
+    __slots__ = ()
+
+
+class Prediction(namedtuple("Prediction", "token_id text probability")):
+    """A token the model (or the logit lens) predicts next: id, decoded text, softmax probability."""
+
+    __slots__ = ()
+
+
+class LayerRun(namedtuple("LayerRun", "label norm_last norm_mean median_abs top entropy lens")):
+    """The residual stream after one layer (label: its index, or "embeddings" for the stream
+    entering the first layer). norm_last: L2 norm at the last position; norm_mean: the L2 norm
+    per position, averaged; median_abs: torch.median of |h| over positions and channels (the
+    lower middle value); top: the TOP_ACTIVATIONS largest |h| as Activations; entropy: per head,
+    the attention entropy in nats (-sum p ln p over keys) averaged over query positions, () for
+    the embeddings; lens: the LENS_TOP Predictions of the logit lens at the last position, ()
+    without a lens."""
+
+    __slots__ = ()
+
+
+class RunTrace(namedtuple("RunTrace", "model model_class transformers_version text token_ids tokens params layers_path layer_class layers lens_norm lens_norm_class lens_head softcap prediction notes")):
+    """One real forward pass. tokens: each token id decoded; params: the loaded model's
+    parameters; layers_path: the ModuleList hooked ("model.layers"); layers: LayerRuns, the
+    embeddings first; lens_norm, lens_head: paths of the modules the logit lens applies (None:
+    no lens, notes say why), lens_norm_class: the norm's class name; softcap: the final logit
+    soft-capping the lens applies as the model does, or None; prediction: the model's own top LENS_TOP next tokens (None for an
+    encoder); notes: what could not be shown, and why."""
+
+    __slots__ = ()
+
+
+def mem_available() -> int | None:
+    """MemAvailable from /proc/meminfo in bytes, or None where there is none (not Linux)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_size(catalog: Catalog, available: int | None) -> None:
+    """Refuse a model whose float32 weights exceed RUN_LIMIT or half the available memory."""
+    params = catalog.total_numel
+    needed = params * BYTES_PER_PARAMETER
+    limit, why = RUN_LIMIT, "4 GB"
+    if available is not None and available // 2 < limit:
+        limit, why = available // 2, f"half of MemAvailable {available:,} bytes"
+    if needed > limit:
+        raise AnatomyError(
+            catalog.name,
+            f"a model whose float32 weights fit trace --run's limit of {limit:,} bytes ({why})",
+            f"{params:,} parameters x {BYTES_PER_PARAMETER} bytes = {needed:,} bytes",
+            "trace without --run shows the forward pass of any size from the config alone",
+        )
+
+
+def _place(catalog: Catalog) -> tuple[str, dict[str, Any]]:
+    """The folder from_pretrained reads, and its keyword arguments: never the network, never a
+    checkpoint's own code."""
+    kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
+    if catalog.format == "gguf":
+        folder, name = os.path.split(catalog.files[0])
+        kwargs["gguf_file"] = name
+        return folder or ".", kwargs
+    return catalog.root, kwargs
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _check_tokenizer(catalog: Catalog, folder: str) -> None:
+    """Refuse up front, in words of our own, a model that carries no tokenizer at all."""
+    if catalog.format == "gguf":
+        if GGUF_TOKENIZER_KEY not in catalog.metadata:
+            raise AnatomyError(catalog.files[0], f"the model's own tokenizer (the {GGUF_TOKENIZER_KEY} metadata and its vocabulary)", "none", "trace --run tokenizes with the model's tokenizer; use a GGUF converted with its vocabulary")
+    elif not any(os.path.isfile(os.path.join(folder, name)) for name in TOKENIZER_FILES):
+        raise AnatomyError(folder, f"the model's own tokenizer ({', '.join(TOKENIZER_FILES)})", "none of them", "trace --run tokenizes with the model's tokenizer; copy its tokenizer files next to config.json")
+
+
+def _tokenize(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) -> tuple[Any, list[int]]:
+    import transformers
+
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **kwargs)
+        ids = list(tokenizer(text)["input_ids"])
+    except Exception as exc:  # tokenizer files transformers cannot read: many exception types
+        raise AnatomyError(catalog.files[0] if catalog.format == "gguf" else folder, "a tokenizer transformers can load", _first_line(exc), "trace --run tokenizes with the model's own tokenizer") from exc
+    if not ids or len(ids) > MAX_TOKENS:
+        raise UsageError(catalog.name, f"a --run text of 1 to {MAX_TOKENS} tokens", f"{len(ids)} tokens", "give a shorter text" if ids else "give a non-empty text")
+    return tokenizer, ids
+
+
+def _load(catalog: Catalog, folder: str, kwargs: dict[str, Any]) -> Any:
+    import torch
+    import transformers
+
+    try:
+        # The GGUF loader's tqdm bar ignores transformers' switch for progress bars.
+        with contextlib.redirect_stderr(io.StringIO()):
+            config = transformers.AutoConfig.from_pretrained(folder, **kwargs)
+            model_class = skeletons.model_class_for(config)
+            # eager attention: the other implementations return no attention probabilities.
+            return model_class.from_pretrained(folder, config=config, dtype=torch.float32, attn_implementation="eager", **kwargs).eval()
+    except Exception as exc:  # transformers fails on checkpoints in many ways
+        raise AnatomyError(catalog.name, "weights transformers loads without remote code", _first_line(exc), "trace --run runs models transformers can load from local files") from exc
+
+
+def _layers(model: Any, count: int | None) -> tuple[str, Any] | None:
+    """The decoder layers: the ModuleList of num_hidden_layers modules (the first such, so a
+    vision tower's list after it is not taken), as (path, ModuleList)."""
+    import torch
+
+    for path, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) and len(module) == count:
+            return path, module
+    return None
+
+
+def _final_norm(model: Any) -> tuple[str, Any] | None:
+    base = model.base_model
+    prefix = model.base_model_prefix if base is not model else ""
+    for name in FINAL_NORM_NAMES:
+        module = getattr(base, name, None)
+        if module is not None:
+            return (f"{prefix}.{name}" if prefix else name), module
+    return None
+
+
+def _first_tensor(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+        return value[0]
+    raise TypeError(f"a layer returned {type(value).__name__}, not a tensor")
+
+
+def _stream_stats(h: Any) -> tuple[float, float, float, tuple[Activation, ...]]:
+    """Norms, median |h| and the largest |h| of one [tokens, hidden] residual stream, in float64."""
+    import torch
+
+    h = h.double()
+    norms = torch.linalg.vector_norm(h, dim=-1)
+    magnitude = h.abs().flatten()
+    top = torch.topk(magnitude, min(TOP_ACTIVATIONS, magnitude.numel()))
+    width = h.shape[-1]
+    activations = tuple(Activation(h.flatten()[i].item(), int(i) // width, int(i) % width) for i in top.indices.tolist())
+    return norms[-1].item(), norms.mean().item(), magnitude.median().item(), activations
+
+
+def entropy_per_head(probabilities: Any) -> tuple[float, ...]:
+    """[heads, queries, keys] attention probabilities -> each head's entropy in nats, averaged
+    over query positions (masked keys have p = 0, which adds 0)."""
+    import torch
+
+    p = probabilities.double()
+    return tuple(torch.special.entr(p).sum(-1).mean(-1).tolist())
+
+
+def _predictions(logits: Any, tokenizer: Any) -> tuple[Prediction, ...]:
+    import torch
+
+    probabilities = torch.softmax(logits.double(), dim=-1)
+    top = torch.topk(probabilities, min(LENS_TOP, probabilities.numel()))
+    return tuple(Prediction(i, tokenizer.decode([i]), p) for i, p in zip(top.indices.tolist(), top.values.tolist()))
+
+
+def _softcapped(logits: Any, softcap: float | None) -> Any:
+    import torch
+
+    return logits if not softcap else torch.tanh(logits / softcap) * softcap
+
+
+def _forward(model: Any, layers: Any, ids: list[int]) -> tuple[list[Any], Any]:
+    """Run the model once; the residual stream entering the first layer and leaving each layer
+    (batch row 0, as [tokens, hidden]), and the model's output."""
+    import torch
+
+    streams: list[Any] = []
+
+    def before_first(module: Any, args: tuple, kwargs: dict) -> None:
+        streams.append((args[0] if args else kwargs["hidden_states"])[0].detach())
+
+    def after(module: Any, args: tuple, output: Any) -> None:
+        streams.append(_first_tensor(output)[0].detach())
+
+    handles = [layers[0].register_forward_pre_hook(before_first, with_kwargs=True)]
+    handles += [layer.register_forward_hook(after) for layer in layers]
+    try:
+        with torch.no_grad():
+            output = model(input_ids=torch.tensor([ids]), output_attentions=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return streams, output
+
+
+def _quiet_transformers() -> Any:
+    """Silence transformers' loading chatter and progress bars; returns the undo."""
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+    def undo() -> None:
+        transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
+
+    return undo
+
+
+def run_trace(catalog: Catalog, text: str, available: int | None = -1) -> RunTrace:
+    """Load the weights on CPU (float32), tokenize text, run one forward pass and record each
+    layer. available: the memory the size limit weighs against (-1: read MemAvailable)."""
+    catalog.require_config()
+    require("transformers", catalog.name, "to run the model")
+    if not catalog.tensors:
+        raise AnatomyError(catalog.name, "weights to run", "none (only a config)", "trace without --run needs only the config")
+    check_size(catalog, mem_available() if available == -1 else available)
+    folder, kwargs = _place(catalog)
+    if not all(os.path.isfile(file) for file in catalog.files):
+        raise AnatomyError(catalog.name, "weights on this machine", "a model read over the network", "download it first (huggingface-cli download), then trace its folder")
+    _check_tokenizer(catalog, folder)
+    undo = _quiet_transformers()
+    try:
+        return _trace(catalog, folder, kwargs, text)
+    finally:
+        undo()
+
+
+def _trace(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) -> RunTrace:
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    tokenizer, ids = _tokenize(catalog, folder, kwargs, text)
+    model = _load(catalog, folder, kwargs)
+    text_config = model.config.get_text_config()
+    found = _layers(model, getattr(text_config, "num_hidden_layers", None))
+    if found is None:
+        raise AnatomyError(catalog.name, f"a list of num_hidden_layers decoder layers in {type(model).__name__}", "none", "trace --run needs the layers to hook")
+    layers_path, layers = found
+    try:
+        streams, output = _forward(model, layers, ids)
+    except Exception as exc:  # a model's forward can fail in many ways on odd weights or configs
+        raise AnatomyError(catalog.name, "a forward pass transformers can run", _first_line(exc), "") from exc
+    notes = []
+    attentions = getattr(output, "attentions", None) or ()
+    if len(attentions) != len(layers):
+        notes.append(f"no attention entropy: {type(model).__name__} returned {len(attentions)} attention maps for {len(layers)} layers")
+        attentions = ()
+    causal = type(model).__name__ in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    norm = _final_norm(model) if causal else None
+    head = model.get_output_embeddings() if causal else None
+    softcap = getattr(text_config, "final_logit_softcapping", None) if causal else None
+    lens = norm is not None and head is not None
+    if not causal:
+        notes.append(f"no logit lens: {type(model).__name__} is not a causal language model")
+    elif not lens:
+        notes.append(f"no logit lens: no final norm ({', '.join(FINAL_NORM_NAMES)}) or output head found in {type(model).__name__}")
+    lensed: list[tuple[Prediction, ...]] = [()] * len(streams)
+    if lens:
+        import torch
+
+        with torch.no_grad():
+            last = torch.stack([h[-1] for h in streams])
+            logits = _softcapped(head(norm[1](last)), softcap)
+        lensed = [_predictions(row, tokenizer) for row in logits]
+    rows = []
+    for index, h in enumerate(streams):
+        norm_last, norm_mean, median_abs, top = _stream_stats(h)
+        entropy = entropy_per_head(attentions[index - 1][0]) if index and attentions else ()
+        rows.append(LayerRun(EMBEDDINGS if index == 0 else str(index - 1), norm_last, norm_mean, median_abs, top, entropy, lensed[index]))
+    logits = getattr(output, "logits", None)
+    prediction = _predictions(logits[0, -1], tokenizer) if causal and logits is not None else None
+    return RunTrace(
+        catalog.name, type(model).__name__, transformers.__version__, text, tuple(ids), tuple(tokenizer.decode([i]) for i in ids),
+        sum(p.numel() for p in model.parameters()), layers_path, type(layers[0]).__name__, tuple(rows),
+        norm[0] if lens else None, type(norm[1]).__name__ if lens else None, _module_path(model, head) if lens else None, softcap, prediction, tuple(notes),
+    )
+
+
+def _module_path(model: Any, module: Any) -> str:
+    return next(path for path, m in model.named_modules() if m is module)

@@ -1,0 +1,120 @@
+"""Render `trace --run`: the residual stream layer by layer (norms, massive activations,
+attention entropy), the logit lens, and the model's own prediction; or JSON."""
+
+from __future__ import annotations
+
+import json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+from ..analysis.trace_run import EMBEDDINGS, RunTrace
+from ..safe_text import escape
+from .text import significant, table, thousands, to_json
+
+LAYER_HEADER = ("after", "norm last", "norm mean", "median |h|", "largest h (position:channel)", "max/median", "entropy min", "entropy mean", "lens top-1")
+
+
+def quoted(text: str) -> str:
+    """A token's text in double quotes, spaces visible and newlines escaped: ' Paris' -> '" Paris"'."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _lens_cell(predictions: tuple) -> str:
+    return f"{quoted(predictions[0].text)} {predictions[0].probability:.3f}" if predictions else "-"
+
+
+def _ratio(top: tuple, median: float) -> str:
+    return f"{abs(top[0].value) / median:.1f}" if top and median else "-"
+
+
+def _layer_rows(trace: RunTrace) -> list[tuple[str, ...]]:
+    rows = []
+    for layer in trace.layers:
+        entropy = layer.entropy
+        rows.append((
+            layer.label,
+            significant(layer.norm_last),
+            significant(layer.norm_mean),
+            significant(layer.median_abs),
+            ", ".join(f"{significant(a.value)} @{a.position}:{a.channel}" for a in layer.top),
+            _ratio(layer.top, layer.median_abs),
+            f"{min(entropy):.3f}" if entropy else "-",
+            f"{sum(entropy) / len(entropy):.3f}" if entropy else "-",
+            _lens_cell(layer.lens),
+        ))
+    return rows
+
+
+def _entropy_lines(trace: RunTrace) -> list[str]:
+    layers = [layer for layer in trace.layers if layer.entropy]
+    if not layers:
+        return []
+    heads = len(layers[0].entropy)
+    header = ("layer",) + tuple(f"h{i}" for i in range(heads))
+    rows = [(layer.label,) + tuple(f"{e:.3f}" for e in layer.entropy) for layer in layers]
+    return ["", "attention entropy per head, nats, averaged over query positions (0: each query attends to one key; a uniform spread over n keys: ln n)"] + table(header, rows, right=range(1, heads + 1))
+
+
+def _lens_lines(trace: RunTrace) -> list[str]:
+    if trace.lens_norm is None:
+        return []
+    softcap = f", logits soft-capped at {trace.softcap:g} as the model does" if trace.softcap else ""
+    lines = ["", f"logit lens at the last position ({quoted(trace.tokens[-1])}): {trace.lens_norm} ({trace.lens_norm_class}) then {trace.lens_head} applied to the stream after each layer{softcap}; top {len(trace.layers[0].lens)} next tokens with probabilities"]
+    rows = [(layer.label, "  ".join(f"{quoted(p.text)} {p.probability:.3f}" for p in layer.lens)) for layer in trace.layers]
+    return lines + table(("after", "tokens"), rows)
+
+
+def text(trace: RunTrace) -> str:
+    first, last = trace.layers[1].label, trace.layers[-1].label
+    lines = [
+        f"{trace.model_class} forward on {len(trace.token_ids)} tokens with its weights (CPU, float32, {thousands(trace.params)} parameters, transformers {trace.transformers_version})",
+        "tokens: " + "  ".join(f"{i}:{quoted(t)}" for i, t in enumerate(trace.tokens)),
+        f"residual stream entering {trace.layers_path}.0 ({EMBEDDINGS}) and leaving each of {trace.layers_path}.{first}-{last} ({trace.layer_class}): L2 norms over the hidden size, at the last position and averaged over positions",
+    ]
+    lines += table(LAYER_HEADER, _layer_rows(trace), right=(1, 2, 3, 5, 6, 7))
+    lines += _entropy_lines(trace)
+    lines += _lens_lines(trace)
+    if trace.prediction:
+        lines += ["", "the model's own next token: " + "  ".join(f"{quoted(p.text)} {p.probability:.3f}" for p in trace.prediction)]
+    lines += [escape(f"note: {note}") for note in trace.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _predictions_json(predictions: tuple | None) -> list[dict[str, Any]] | None:
+    if predictions is None:
+        return None
+    return [{"token_id": p.token_id, "text": p.text, "probability": p.probability} for p in predictions]
+
+
+def json_text(trace: RunTrace) -> str:
+    return to_json({
+        "model": trace.model,
+        "model_class": trace.model_class,
+        "transformers_version": trace.transformers_version,
+        "text": trace.text,
+        "token_ids": list(trace.token_ids),
+        "tokens": list(trace.tokens),
+        "params": trace.params,
+        "layers_path": trace.layers_path,
+        "layer_class": trace.layer_class,
+        "lens_norm": trace.lens_norm,
+        "lens_norm_class": trace.lens_norm_class,
+        "lens_head": trace.lens_head,
+        "softcap": trace.softcap,
+        "prediction": _predictions_json(trace.prediction),
+        "layers": [
+            {
+                "after": layer.label,
+                "norm_last": layer.norm_last,
+                "norm_mean": layer.norm_mean,
+                "median_abs": layer.median_abs,
+                "top": [{"value": a.value, "position": a.position, "channel": a.channel} for a in layer.top],
+                "entropy": list(layer.entropy),
+                "lens": _predictions_json(layer.lens) if layer.lens else [],
+            }
+            for layer in trace.layers
+        ],
+        "notes": list(trace.notes),
+    }) + "\n"
