@@ -50,8 +50,32 @@ def _hooked_reference(folder: str, family: str, text: str) -> dict:
     for layer in model.get_submodule(layers_path):
         layer.register_forward_hook(lambda m, a, out: streams.append((out[0] if isinstance(out, tuple) else out)[0]))
         layer.get_submodule(attention).register_forward_hook(lambda m, a, out: maps.append(out[1][0]))
+    outputs = {}
+
+    def first_tensor(value):
+        if isinstance(value, torch.Tensor):
+            return value
+        values = list(value.values()) if isinstance(value, dict) else list(value) if isinstance(value, tuple) else []
+        return next((t for t in map(first_tensor, values) if t is not None), None)
+
+    def keep_first(path):
+        def hook(module, args, out):  # returns None: a hook's result would replace the output
+            outputs.setdefault(path, first_tensor(out))
+
+        return hook
+
+    for path, module in model.named_modules():
+        module.register_forward_hook(keep_first(path))
     with torch.no_grad():
         output = model(input_ids=torch.tensor([ids]))
+        modules = {}
+        for path, module in model.named_modules():
+            x = outputs.get(path)
+            if x is None:
+                modules[path] = (type(module).__name__, None, None, None, None)
+                continue
+            per_token = [x[0, t].double().pow(2).sum().sqrt().item() for t in range(len(ids))] if x.dim() == 3 and x.shape[:2] == (1, len(ids)) else None
+            modules[path] = (type(module).__name__, list(x.shape), per_token and per_token[-1], per_token and sum(per_token) / len(per_token), x.double().abs().max().item())
         layers = []
         for index, h in enumerate(streams):
             h = h.double()
@@ -81,11 +105,11 @@ def _hooked_reference(folder: str, family: str, text: str) -> dict:
         probabilities = torch.softmax(output.logits[0, -1].double(), -1)
         values, indices = probabilities.sort(descending=True)
         greedy = list(zip(indices[:5].tolist(), values[:5].tolist()))
-    return {"ids": ids, "tokens": [tokenizer.decode([i]) for i in ids], "layers": layers, "greedy": greedy, "class": type(model).__name__}
+    return {"ids": ids, "tokens": [tokenizer.decode([i]) for i in ids], "layers": layers, "greedy": greedy, "class": type(model).__name__, "modules": modules}
 
 
 def _approx(value):
-    return pytest.approx(value, rel=1e-6, abs=1e-9)
+    return None if value is None else pytest.approx(value, rel=1e-6, abs=1e-9)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -105,6 +129,11 @@ def test_statistics_equal_torch_hooks(models, family, cli):
         assert [(a["value"], a["position"], a["channel"]) for a in ours["top"]] == [(_approx(v), p, c) for v, p, c in theirs["top"]]
         assert ours["entropy"] == _approx(theirs["entropy"])
         assert [(t["token_id"], t["probability"]) for t in ours["lens"]] == [(i, _approx(p)) for i, p in theirs["lens"]]
+    assert [m["path"] for m in data["modules"]] == list(reference["modules"])
+    for m in data["modules"]:
+        class_name, shape, norm_last, norm_mean, max_abs = reference["modules"][m["path"]]
+        assert (m["class"], m["shape"]) == (class_name, shape)
+        assert (m["norm_last"], m["norm_mean"], m["max_abs"]) == (_approx(norm_last), _approx(norm_mean), _approx(max_abs)), m["path"]
     assert len(data["layers"][1]["entropy"]) == {"llama": 4, "gpt2": 2, "bert": 2}[family]
     if reference["greedy"] is None:
         assert (data["prediction"], data["lens_norm"], data["notes"]) == (None, None, ["no logit lens: BertModel is not a causal language model"])
@@ -137,6 +166,35 @@ def test_text_output(models, cli):
     assert lines[12:14] == ["", 'logit lens at the last position ("w1"): model.norm (LlamaRMSNorm) then lm_head applied to the stream after each layer; top 5 next tokens with probabilities']
     assert [line.split() for line in lines[15:18]] == [[layer["after"]] + [x for t in layer["lens"] for x in (f'"{t["text"]}"', f"{t['probability']:.3f}")] for layer in data["layers"]]
     assert lines[18:] == ["", "the model's own next token: " + "  ".join(f'"{t["text"]}" {t["probability"]:.3f}' for t in data["prediction"])]
+
+
+def test_depth_adds_the_module_tree(models, cli):
+    plain = cli("trace", models["gpt2"], "--run", TEXT).out
+    result = cli("trace", models["gpt2"], "--run", TEXT, "--depth", "2")
+    assert (result.code, result.err) == (0, "")
+    assert result.out.startswith(plain)
+    modules = {m["path"]: m for m in json.loads(cli("trace", models["gpt2"], "--run", TEXT, "--json").out)["modules"]}
+
+    def row(label, path):
+        m = modules[path]
+        if not m["calls"]:
+            return [*label.split(), "(not", "called)"]
+        shape = "[" + ", ".join(map(str, m["shape"])) + "]"
+        return [*label.split(), *shape.split(), *(f"{m[k]:.4g}" for k in ("norm_last", "norm_mean", "max_abs"))]
+
+    expected = [
+        row("GPT2LMHeadModel", ""),
+        row("├── transformer: GPT2Model", "transformer"),
+        row("│ ├── wte: Embedding", "transformer.wte"),
+        row("│ ├── wpe: Embedding", "transformer.wpe"),
+        row("│ ├── drop: Dropout", "transformer.drop"),
+        row("│ ├── h: ModuleList", "transformer.h"),
+        row("│ └── ln_f: LayerNorm", "transformer.ln_f"),
+        row("└── lm_head: Linear", "lm_head"),
+    ]
+    tail = result.out[len(plain):].splitlines()
+    assert tail[:3] == ["", "each module's output (its first tensor, at its first call): L2 norms over the last dimension at the last token and averaged over tokens, and the largest |x|", "module                      output        norm last  norm mean  max |x|"]
+    assert [line.split() for line in tail[3:]] == expected
 
 
 def test_bert_says_why_there_is_no_lens(models, cli):

@@ -64,13 +64,13 @@ class LayerRun(namedtuple("LayerRun", "label norm_last norm_mean median_abs top 
     __slots__ = ()
 
 
-class RunTrace(namedtuple("RunTrace", "model model_class transformers_version text token_ids tokens params layers_path layer_class layers lens_norm lens_norm_class lens_head softcap prediction notes")):
+class RunTrace(namedtuple("RunTrace", "model model_class transformers_version text token_ids tokens params layers_path layer_class layers lens_norm lens_norm_class lens_head softcap prediction modules notes")):
     """One real forward pass. tokens: each token id decoded; params: the loaded model's
     parameters; layers_path: the ModuleList hooked ("model.layers"); layers: LayerRuns, the
     embeddings first; lens_norm, lens_head: paths of the modules the logit lens applies (None:
     no lens, notes say why), lens_norm_class: the norm's class name; softcap: the final logit
     soft-capping the lens applies as the model does, or None; prediction: the model's own top LENS_TOP next tokens (None for an
-    encoder); notes: what could not be shown, and why."""
+    encoder); modules: ModuleRuns, every module's output; notes: what could not be shown, and why."""
 
     __slots__ = ()
 
@@ -178,13 +178,13 @@ def _final_norm(model: Any) -> tuple[str, Any] | None:
 
 
 def _first_tensor(value: Any) -> Any:
+    """The first tensor in a module's output (tuples, lists and ModelOutputs walked), or None."""
     import torch
 
     if isinstance(value, torch.Tensor):
         return value
-    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
-        return value[0]
-    raise TypeError(f"a layer returned {type(value).__name__}, not a tensor")
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else ()
+    return next((t for t in map(_first_tensor, items) if t is not None), None)
 
 
 def _stream_stats(h: Any) -> tuple[float, float, float, tuple[Activation, ...]]:
@@ -223,28 +223,70 @@ def _softcapped(logits: Any, softcap: float | None) -> Any:
     return logits if not softcap else torch.tanh(logits / softcap) * softcap
 
 
-def _forward(model: Any, layers: Any, ids: list[int]) -> tuple[list[Any], Any]:
+class ModuleRun(namedtuple("ModuleRun", "path class_name calls shape norm_last norm_mean max_abs")):
+    """One module's output in the real forward pass (its first tensor, at its first call), in
+    named_modules() order. calls: how often forward ran it (0: never, then the rest is empty);
+    shape: of that tensor; norm_last, norm_mean: L2 norms over its last dimension at the last
+    token and averaged over tokens, when it is [1, tokens, width] (else None); max_abs: max |x|."""
+
+    __slots__ = ()
+
+
+def _module_stats(path: str, module: Any, calls: int, output: Any, tokens: int) -> ModuleRun:
+    import torch
+
+    if output is None:
+        return ModuleRun(path, type(module).__name__, calls, None, None, None, None)
+    x = output.detach().double()
+    shape = tuple(output.shape)
+    norm_last = norm_mean = None
+    if x.dim() == 3 and shape[:2] == (1, tokens):
+        norms = torch.linalg.vector_norm(x[0], dim=-1)
+        norm_last, norm_mean = norms[-1].item(), norms.mean().item()
+    max_abs = x.abs().max().item() if x.numel() else None
+    return ModuleRun(path, type(module).__name__, calls, shape, norm_last, norm_mean, max_abs)
+
+
+def _forward(model: Any, layers: Any, ids: list[int]) -> tuple[list[Any], Any, tuple[ModuleRun, ...]]:
     """Run the model once; the residual stream entering the first layer and leaving each layer
-    (batch row 0, as [tokens, hidden]), and the model's output."""
+    (batch row 0, as [tokens, hidden]), the model's output, and every module's output."""
     import torch
 
     streams: list[Any] = []
+    stats: dict[str, ModuleRun] = {}
+    calls: dict[str, int] = {}
 
     def before_first(module: Any, args: tuple, kwargs: dict) -> None:
         streams.append((args[0] if args else kwargs["hidden_states"])[0].detach())
 
     def after(module: Any, args: tuple, output: Any) -> None:
-        streams.append(_first_tensor(output)[0].detach())
+        stream = _first_tensor(output)
+        if stream is None:
+            raise TypeError(f"{type(module).__name__} returned {type(output).__name__}, no tensor")
+        streams.append(stream[0].detach())
+
+    def recorder(path: str):
+        def record(module: Any, args: tuple, output: Any) -> None:
+            calls[path] = calls.get(path, 0) + 1
+            if path not in stats:  # now, so that no module's output outlives the forward
+                stats[path] = _module_stats(path, module, 1, _first_tensor(output), len(ids))
+
+        return record
 
     handles = [layers[0].register_forward_pre_hook(before_first, with_kwargs=True)]
     handles += [layer.register_forward_hook(after) for layer in layers]
+    handles += [module.register_forward_hook(recorder(path)) for path, module in model.named_modules()]
     try:
         with torch.no_grad():
             output = model(input_ids=torch.tensor([ids]), output_attentions=True)
     finally:
         for handle in handles:
             handle.remove()
-    return streams, output
+    modules = tuple(
+        stats[path]._replace(calls=calls[path]) if path in stats else _module_stats(path, module, 0, None, len(ids))
+        for path, module in model.named_modules()
+    )
+    return streams, output, modules
 
 
 def _quiet_transformers() -> Any:
@@ -295,7 +337,7 @@ def _trace(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) -> 
         raise AnatomyError(catalog.name, f"a list of num_hidden_layers decoder layers in {type(model).__name__}", "none", "trace --run needs the layers to hook")
     layers_path, layers = found
     try:
-        streams, output = _forward(model, layers, ids)
+        streams, output, modules = _forward(model, layers, ids)
     except Exception as exc:  # a model's forward can fail in many ways on odd weights or configs
         raise AnatomyError(catalog.name, "a forward pass transformers can run", _first_line(exc), "") from exc
     notes = []
@@ -330,7 +372,7 @@ def _trace(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) -> 
     return RunTrace(
         catalog.name, type(model).__name__, transformers.__version__, text, tuple(ids), tuple(tokenizer.decode([i]) for i in ids),
         sum(p.numel() for p in model.parameters()), layers_path, type(layers[0]).__name__, tuple(rows),
-        norm[0] if lens else None, type(norm[1]).__name__ if lens else None, _module_path(model, head) if lens else None, softcap, prediction, tuple(notes),
+        norm[0] if lens else None, type(norm[1]).__name__ if lens else None, _module_path(model, head) if lens else None, softcap, prediction, modules, tuple(notes),
     )
 
 

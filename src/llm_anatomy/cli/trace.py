@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", type=whole_number(1, MAX_SIZE), metavar="C", help="with --decode: tokens already in the KV cache (default: as for --seq)")
     parser.add_argument("--node", metavar="PATH", help="show only this submodule and what is under it (a path as `tree` shows it: model.layers.0.self_attn)")
     parser.add_argument("--device", metavar="NAME", help=f"bound the time on this accelerator (roofline, from its published peak FLOPs and bandwidth): {', '.join(DEVICES)}")
-    parser.add_argument("--depth", type=whole_number(0, MAX_DEPTH), metavar="N", help="show N levels below the model (default: all)")
+    parser.add_argument("--depth", type=whole_number(0, MAX_DEPTH), metavar="N", help="show N levels below the model (default: all; with --run: the module tree is shown only with --depth)")
     parser.add_argument("--json", action="store_true", help="machine-readable output (unfolded: every module with its path)")
     parser.add_argument("--run", metavar="TEXT", help="run the real weights (small models, on CPU) on TEXT: per layer the hidden-state norms, largest activations, attention entropy per head, and the logit lens")
 

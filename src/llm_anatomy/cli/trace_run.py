@@ -19,5 +19,5 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(args.model, "--run without --seq or --batch", "--seq or --batch with it", "--run runs one text, as many tokens long as it is")
     catalog = open_catalog(args.model, args.revision)
     result = run_trace(catalog, args.run)
-    out.write(render.json_text(result) if args.json else render.text(result))
+    out.write(render.json_text(result) if args.json else render.text(result, args.depth))
     return 0

@@ -9,9 +9,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from ..analysis.trace_run import EMBEDDINGS, RunTrace
+from ..analysis.trace_run import EMBEDDINGS, ModuleRun, RunTrace
 from ..safe_text import escape
-from .text import significant, table, thousands, to_json
+from .text import shape_text, significant, table, thousands, to_json
+from .tree import BRANCH, LAST_BRANCH, PIPE, SPACE
 
 LAYER_HEADER = ("after", "norm last", "norm mean", "median |h|", "largest h (position:channel)", "max/median", "entropy min", "entropy mean", "lens top-1")
 
@@ -66,7 +67,45 @@ def _lens_lines(trace: RunTrace) -> list[str]:
     return lines + table(("after", "tokens"), rows)
 
 
-def text(trace: RunTrace) -> str:
+MODULE_HEADER = ("module", "output", "norm last", "norm mean", "max |x|")
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else significant(value)
+
+
+def _module_cells(m: ModuleRun) -> tuple[str, ...]:
+    if not m.calls:
+        return ("(not called)", "", "", "")
+    calls = f" ({m.calls} calls, the first)" if m.calls > 1 else ""
+    return ("-" if m.shape is None else shape_text(m.shape) + calls, _number(m.norm_last), _number(m.norm_mean), _number(m.max_abs))
+
+
+def module_lines(trace: RunTrace, depth: int) -> list[str]:
+    """Every module down to depth levels below the model, box-drawn as `tree` draws it (layers
+    are not folded: each has its own values), with its output's norms and largest |x|."""
+    children: dict[str, list[ModuleRun]] = {m.path: [] for m in trace.modules}
+    for m in trace.modules[1:]:
+        children[m.path.rpartition(".")[0]].append(m)
+
+    def rows(path: str, indent: str, left: int) -> list[tuple[str, ...]]:
+        if left == 0:
+            return []
+        out = []
+        for i, child in enumerate(children[path]):
+            last = i == len(children[path]) - 1
+            out.append((f"{indent}{LAST_BRANCH if last else BRANCH}{child.path.rpartition('.')[2]}: {child.class_name}",) + _module_cells(child))
+            out += rows(child.path, indent + (SPACE if last else PIPE), left - 1)
+        return out
+
+    root = trace.modules[0]
+    body = [(root.class_name,) + _module_cells(root)] + rows(root.path, "", depth)
+    title = "each module's output (its first tensor, at its first call): L2 norms over the last dimension at the last token and averaged over tokens, and the largest |x|"
+    return ["", title] + table(MODULE_HEADER, body, right=(2, 3, 4))
+
+
+def text(trace: RunTrace, depth: int | None = None) -> str:
+    """The layer tables; with depth, the module tree down to that many levels as well."""
     first, last = trace.layers[1].label, trace.layers[-1].label
     lines = [
         f"{trace.model_class} forward on {len(trace.token_ids)} tokens with its weights (CPU, float32, {thousands(trace.params)} parameters, transformers {trace.transformers_version})",
@@ -78,6 +117,8 @@ def text(trace: RunTrace) -> str:
     lines += _lens_lines(trace)
     if trace.prediction:
         lines += ["", "the model's own next token: " + "  ".join(f"{quoted(p.text)} {p.probability:.3f}" for p in trace.prediction)]
+    if depth:
+        lines += module_lines(trace, depth)
     lines += [escape(f"note: {note}") for note in trace.notes]
     return "\n".join(lines) + "\n"
 
@@ -115,6 +156,10 @@ def json_text(trace: RunTrace) -> str:
                 "lens": _predictions_json(layer.lens) if layer.lens else [],
             }
             for layer in trace.layers
+        ],
+        "modules": [
+            {"path": m.path, "class": m.class_name, "calls": m.calls, "shape": None if m.shape is None else list(m.shape), "norm_last": m.norm_last, "norm_mean": m.norm_mean, "max_abs": m.max_abs}
+            for m in trace.modules
         ],
         "notes": list(trace.notes),
     }) + "\n"
