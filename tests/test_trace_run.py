@@ -314,3 +314,46 @@ def test_real_gemma3_logit_lens_ends_on_its_greedy_token(gemma3_270m, cli):
     assert tokenizer.decode([greedy]) == " Berlin"
     assert (data["layers_path"], data["lens_norm"], data["lens_head"], len(data["layers"])) == ("model.layers", "model.norm", "lm_head", 19)
     assert all(len(layer["entropy"]) == 4 for layer in data["layers"][1:])
+
+
+# ---------------------------------------------------------------- the report's section
+
+
+def test_report_run_section(models, tmp_path, cli):
+    import html
+    import re
+
+    page_file = tmp_path / "page.html"
+    result = cli("report", models["llama"], "--run", TEXT, "-o", page_file)
+    assert (result.code, result.err) == (0, "")
+    data = json.loads(cli("trace", models["llama"], "--run", TEXT, "--json").out)
+    page = page_file.read_text(encoding="utf-8")
+    section = re.search(r'<section id="run">(.*?)</section>', page).group(1)
+    assert html.unescape(re.search(r'<p class="note">(.*?)</p>', section).group(1)) == (
+        "LlamaForCausalLM ran its weights on CPU (float32) over 6 tokens of “w5 w17 w3 w42 w9 w1”, tokenized by its own tokenizer. "
+        "Below: the residual stream entering the first layer (emb) and leaving each layer, and each layer's attention entropy (nats, averaged over query positions)."
+    )
+    assert [html.unescape(t) for t in re.findall(r"<h3>(.*?)</h3>", section)] == ["Residual-stream L2 norm by layer", "Attention entropy by layer", "Largest activations and the logit lens"]
+    rows = [[html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)] for row in re.findall(r"<tr>(.*?)</tr>", section)]
+    expected = [
+        [
+            "emb" if layer["after"] == "embeddings" else layer["after"],
+            ", ".join(f"{a['value']:.4g} @{a['position']}:{a['channel']}" for a in layer["top"]),
+            f"{abs(layer['top'][0]['value']) / layer['median_abs']:.1f}",
+            "  ".join(f'"{t["text"]}" {t["probability"]:.3f}' for t in layer["lens"]),
+        ]
+        for layer in data["layers"]
+    ]
+    assert rows[-3:] == expected
+    assert "the forward pass section ran the model&#x27;s weights.</footer>" in page
+    assert re.search(r'<a href="#run">', page)
+
+
+def test_report_run_section_of_an_encoder_in_chinese(models, tmp_path, cli):
+    import re
+
+    page_file = tmp_path / "page.html"
+    assert cli("report", models["bert"], "--run", TEXT, "-o", page_file, "--lang", "zh").code == 0
+    section = re.search(r'<section id="run">(.*?)</section>', page_file.read_text(encoding="utf-8")).group(1)
+    assert section.startswith("<h2>在一段文本上的前向传播</h2>")
+    assert "logit lens" not in section.split("</th>")[-2] and "note: no logit lens: BertModel is not a causal language model" in section

@@ -519,7 +519,7 @@ class Model(Module):
 
         return weight_stats(self.catalog if stored else dequantized(self.catalog), filter, by, progress)
 
-    def report(self, path: str = "report.html", stats: bool = False, lang: str | None = None, progress: Callable[[int], None] | None = None, trace: bool = False) -> ReportFile:
+    def report(self, path: str = "report.html", stats: bool = False, lang: str | None = None, progress: Callable[[int], None] | None = None, trace: bool = False, run: str | None = None) -> ReportFile:
         """Write the page `llm-anatomy report` writes (one self-contained HTML file) to path.
 
         A previous report there is replaced; any other file, and anything of the model (its
@@ -532,6 +532,8 @@ class Model(Module):
             progress: with stats, called with the number of bytes read, as they are.
             trace: also the forward pass section, as `trace` computes it (needs transformers;
                 the model runs on the meta device, no weight is read).
+            run: a text: also the section of `trace --run` on it (loads the weights on CPU;
+                small models only).
 
         Returns:
             Where the page went, its size, and the tensors the statistics could not read.
@@ -568,7 +570,12 @@ class Model(Module):
             from .analysis.trace import trace as trace_forward
 
             forward = trace_forward(catalog)
-        data = render_report(build_report(catalog, lang=lang or language_from_locale(os.environ), stats=weights if stats else None, forward=forward)).encode("utf-8")
+        ran = None
+        if run is not None:
+            from .analysis.trace_run import run_trace
+
+            ran = run_trace(catalog, run)
+        data = render_report(build_report(catalog, lang=lang or language_from_locale(os.environ), stats=weights if stats else None, forward=forward, run=ran)).encode("utf-8")
         write_output(path, data, guard, marker)
         return ReportFile(path, len(data), weights.errors if stats else ())
 

@@ -21,6 +21,7 @@ from .summary import Summary, role_of, summarize
 if TYPE_CHECKING:  # stats is imported only when the report includes statistics
     from .stats import Stats, StatsReport
     from .trace import Trace
+    from .trace_run import RunTrace
 
 # Where a tensor outside the layers sits in the diagram, by its summary component.
 OUTER_PLACES = {"embeddings": "embedding", "norms": "final_norm", "output head": "head"}
@@ -130,6 +131,7 @@ class Report:
     stats: WeightStats | None  # only with --stats (reads every byte)
     lang: str
     forward: Trace | None = None  # only with --trace (transformers runs the forward pass on the meta device)
+    run: RunTrace | None = None  # only with --run: trace_run.run_trace(catalog, text)
 
 
 def _layer_split(name: str) -> tuple[str, int, str] | None:
@@ -267,9 +269,9 @@ def arrange_stats(report: StatsReport) -> WeightStats:
     return WeightStats(layers, tuple(trends), tuple(outside), tuple(flagged), report.errors, report.tensors, report.nbytes)
 
 
-def build_report(catalog: Catalog, lang: str = "en", stats: StatsReport | None = None, forward: Trace | None = None) -> Report:
-    """Gather the report's content; `stats` is stats.weight_stats(catalog) and `forward`
-    trace.trace(catalog) when asked for."""
+def build_report(catalog: Catalog, lang: str = "en", stats: StatsReport | None = None, forward: Trace | None = None, run: RunTrace | None = None) -> Report:
+    """Gather the report's content; `stats` is stats.weight_stats(catalog), `forward`
+    trace.trace(catalog) and `run` trace_run.run_trace(catalog, text) when asked for."""
     return Report(
         overview=overview(catalog),
         summary=summarize(catalog),
@@ -279,5 +281,6 @@ def build_report(catalog: Catalog, lang: str = "en", stats: StatsReport | None =
         stats=arrange_stats(stats) if stats is not None else None,
         lang=lang,
         forward=forward,
+        run=run,
     )
 

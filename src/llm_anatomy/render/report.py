@@ -318,6 +318,11 @@ def render_report(report: Report) -> str:
         sections.insert(2, ("stats", words["stats"], _stats_section(report.stats, words)))
     if report.forward is not None:
         sections.insert(2, ("forward", words["forward"], _forward_section(report.forward, words)))
-    footer = element("footer", esc(words["footer"].format(version=__version__, stats=words["footer_stats"] if report.stats else "")))
+    if report.run is not None:
+        from .trace_run import report_section
+
+        sections.insert(1, ("run", words["run"], report_section(report.run, words)))
+    footer_words = words["footer_run" if report.run is not None else "footer"]
+    footer = element("footer", esc(footer_words.format(version=__version__, stats=words["footer_stats"] if report.stats else "")))
     body = element("main", _header(report, words, [(a, t) for a, t, _ in sections]) + "".join(s for _, _, s in sections) + footer)
     return page(f"{report.overview.model} · llm-anatomy", report.lang, body, asset("report.css"), asset("report.js"))

@@ -163,3 +163,46 @@ def json_text(trace: RunTrace) -> str:
         ],
         "notes": list(trace.notes),
     }) + "\n"
+
+
+def _chart_label(label: str) -> str:
+    return "emb" if label == EMBEDDINGS else label
+
+
+def report_section(trace: RunTrace, words: dict) -> str:
+    """The report's forward-pass section: norms and attention entropy by layer as charts, then
+    each layer's largest activations and logit lens as a table."""
+    from .html import element, esc, section, table as html_table
+    from .svg import Series, line_chart
+
+    categories = [_chart_label(layer.label) for layer in trace.layers]
+    note = words["run_note"].format(model_class=trace.model_class, count=len(trace.token_ids), text=trace.text)
+    parts = [element("p", esc(note), class_="note")]
+    norms = [Series(words["norm_last"], tuple(layer.norm_last for layer in trace.layers)), Series(words["norm_mean"], tuple(layer.norm_mean for layer in trace.layers))]
+    chart = line_chart(categories, norms, significant, words["layer_axis"], words["norm_axis"] + words["log"], words["run_norm_chart"], log=True)
+    parts += [element("h3", esc(words["run_norm_chart"])), element("div", chart, class_="figure")]
+    if any(layer.entropy for layer in trace.layers):
+        entropy = [
+            Series(words["entropy_min"], tuple(min(layer.entropy) if layer.entropy else None for layer in trace.layers)),
+            Series(words["entropy_mean"], tuple(sum(layer.entropy) / len(layer.entropy) if layer.entropy else None for layer in trace.layers)),
+        ]
+        chart = line_chart(categories, entropy, lambda v: f"{v:.3g}", words["layer_axis"], words["entropy_axis"], words["run_entropy_chart"])
+        parts += [element("h3", esc(words["run_entropy_chart"])), element("div", chart, class_="figure")]
+    parts.append(element("h3", esc(words["run_table"])))
+    if trace.lens_norm is not None:
+        lens_note = words["run_lens_note"].format(norm=trace.lens_norm, norm_class=trace.lens_norm_class, head=trace.lens_head, token=quoted(trace.tokens[-1]))
+        parts.append(element("p", esc(lens_note), class_="note"))
+    header = (words["after"], words["largest"], words["max_median"]) + ((words["lens"],) if trace.lens_norm is not None else ())
+    rows = []
+    for layer in trace.layers:
+        row = (
+            esc(_chart_label(layer.label)),
+            element("code", esc(", ".join(f"{significant(a.value)} @{a.position}:{a.channel}" for a in layer.top))),
+            esc(_ratio(layer.top, layer.median_abs)),
+        )
+        if trace.lens_norm is not None:
+            row += (element("code", esc("  ".join(f"{quoted(p.text)} {p.probability:.3f}" for p in layer.lens))),)
+        rows.append(row)
+    parts.append(element("div", html_table(header, rows, numeric=(2,)), class_="scroll"))
+    parts += [element("p", esc(f"note: {n}"), class_="note") for n in trace.notes]
+    return section("run", words["run"], "".join(parts))
