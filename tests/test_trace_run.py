@@ -229,6 +229,20 @@ def test_refuses_a_model_above_the_limit(models, tmp_path, cli, monkeypatch):
     )
 
 
+def test_a_model_above_the_limit_is_refused_before_anything_loads(models, tmp_path):
+    """In a fresh interpreter under the hostile-input bounds (500 MB): the 5 GB of weights are
+    never read, and nothing is written into the model folder."""
+    from hostile import assert_refused, run_cli, snapshot
+
+    shutil.copy(os.path.join(models["llama"], "config.json"), tmp_path)
+    _sparse_safetensors(str(tmp_path), 1_250_000_001)
+    before = snapshot(tmp_path)
+    outcome = run_cli("trace", tmp_path, "--run", TEXT)
+    assert_refused(outcome, (1,))
+    assert "found 1,250,000,001 parameters x 4 bytes = 5,000,000,004 bytes; " in outcome.err
+    assert snapshot(tmp_path) == before
+
+
 def test_the_limit_is_half_the_available_memory_when_that_is_less(models):
     from llm_anatomy.formats import open_catalog
 
@@ -271,6 +285,14 @@ def test_refuses_weights_transformers_cannot_load(models, tmp_path, cli):
     assert (result.code, result.out) == (1, "")
     assert result.err.startswith("llm-anatomy: meta: expected weights transformers loads without remote code, found ")
     assert result.err.endswith("; trace --run runs models transformers can load from local files\n") and result.err.count("\n") == 1
+
+
+def test_refuses_a_file_of_unknown_format(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("hello\n")
+    result = cli("trace", "notes.txt", "--run", TEXT)
+    assert (result.code, result.out) == (1, "")
+    assert result.err == "llm-anatomy: notes.txt: expected a checkpoint (safetensors, gguf, torch), found a file starting with b'hello\\n'; the file is empty, truncated or of an unsupported format\n"
 
 
 @pytest.mark.parametrize("args, found", [
