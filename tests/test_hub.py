@@ -465,7 +465,7 @@ def test_stats_and_diff_stream_a_remote_model(online, remote_repos, cli, monkeyp
 def test_a_fresh_process_honours_hf_endpoint_and_stays_light(standin, remote_repos, tmp_path):
     """HF_ENDPOINT read as huggingface_hub reads it; a view of a remote model imports neither
     numpy nor torch nor huggingface_hub's HTTP stack, and the cached call on a commit not
-    even http.client."""
+    even http.client, nor skeleton.py (params on a local folder does not)."""
     from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
 
     sha = remote_repos[0]["org/llama"][1]
@@ -478,7 +478,7 @@ def test_a_fresh_process_honours_hf_endpoint_and_stays_light(standin, remote_rep
     code, loaded, again = imported_by("params", "org/llama", modules=heavy, env=env)
     assert (code, loaded, again) == (0, [], out)
     assert [e.path for e in standin.log] == ["/api/models/org/llama"]  # main -> its commit
-    code, loaded, again = imported_by("params", "org/llama", "--revision", sha, modules=NOT_ON_THE_LIGHT_PATH, env=env)
+    code, loaded, again = imported_by("params", "org/llama", "--revision", sha, modules=(*NOT_ON_THE_LIGHT_PATH, "llm_anatomy.skeleton"), env=env)
     assert (code, loaded, again) == (0, [], out)
 
 

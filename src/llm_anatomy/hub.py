@@ -31,7 +31,7 @@ RANGES = ".ranges"
 
 
 def repo_cache(repo: str) -> str:
-    from .skeleton import cache_dir
+    from .cache_folder import cache_dir
 
     return os.path.join(cache_dir(), "hub", "models--" + repo.replace("/", "--"))
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 from .bounded_json import MAX_CONFIG_BYTES
 from .byte_io import read_capped
+from .cache_folder import cache_dir
 from .catalog import Catalog, TensorInfo
 from .config_schema import refuse_to_build
 from .dtypes import DTYPES
@@ -108,17 +109,6 @@ def _shape(value: Any) -> tuple[int, ...]:
     if len(shape) > MAX_RANK or any(isinstance(d, bool) or not 0 <= d < MAX_DIM for d in shape):
         raise ValueError(f"expected a tensor shape, found {len(shape)} dimensions")
     return shape
-
-
-def cache_dir() -> str:
-    """LLM_ANATOMY_CACHE, else $XDG_CACHE_HOME/llm-anatomy, else ~/.cache/llm-anatomy.
-    A relative XDG_CACHE_HOME is ignored, as the XDG spec asks (it would put the cache in
-    whatever folder the command runs in, a model folder perhaps)."""
-    if os.environ.get("LLM_ANATOMY_CACHE"):
-        return os.environ["LLM_ANATOMY_CACHE"]
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.cache")
-    return os.path.join(base, "llm-anatomy")
 
 
 def installed_transformers_version() -> str | None:
