@@ -305,11 +305,12 @@ def test_refuses_texts_of_no_or_too_many_tokens(models, cli, args, found):
     assert result.err == f"llm-anatomy: {os.path.basename(models['gpt2'])}: expected a --run text of 1 to {trace_run.MAX_TOKENS} tokens, found {found}\n"
 
 
-@pytest.mark.parametrize("option", [("--seq", "8"), ("--batch", "2")])
-def test_seq_and_batch_do_not_go_with_run(models, cli, option):
+@pytest.mark.parametrize("option", [("--seq", "8"), ("--batch", "2"), ("--decode",), ("--decode", "--context", "4"), ("--node", "model"), ("--device", "H100")])
+def test_options_of_the_config_only_trace_do_not_go_with_run(models, cli, option):
     result = cli("trace", models["gpt2"], "--run", TEXT, *option)
     assert (result.code, result.out) == (2, "")
-    assert result.err == f"llm-anatomy: {models['gpt2']}: expected --run without --seq or --batch, found --seq or --batch with it; --run runs one text, as many tokens long as it is\n"
+    given = " and ".join(o for o in option if o.startswith("--"))
+    assert result.err == f"llm-anatomy: {models['gpt2']}: expected --run without the options of the config-only trace, found {given}; --run runs one text, as many tokens long as it is, through the whole model on CPU\n"
 
 
 # ---------------------------------------------------------------- a real trained model

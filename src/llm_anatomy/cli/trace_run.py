@@ -15,8 +15,9 @@ from ..render import trace_run as render
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     # --batch 1 is the default, so only a larger batch can be told from it.
-    if args.seq is not None or args.batch != 1:
-        raise UsageError(args.model, "--run without --seq or --batch", "--seq or --batch with it", "--run runs one text, as many tokens long as it is")
+    given = [option for option, value in (("--seq", args.seq), ("--batch", args.batch != 1 or None), ("--decode", args.decode or None), ("--context", args.context), ("--node", args.node), ("--device", args.device)) if value is not None]
+    if given:
+        raise UsageError(args.model, "--run without the options of the config-only trace", " and ".join(given), "--run runs one text, as many tokens long as it is, through the whole model on CPU")
     catalog = open_catalog(args.model, args.revision)
     result = run_trace(catalog, args.run)
     out.write(render.json_text(result) if args.json else render.text(result, args.depth))
