@@ -452,7 +452,7 @@ def _quant_findings(qview: QuantView) -> list[Finding]:
     for like, (where, expected, found, todo, _) in first.items():
         label = escape(where) + (f" (and {more[like]} more like it)" if more[like] else "")
         findings.append(Finding(label, expected, found, todo, kind="quant_mismatch", args={"where": escape(where), "more": more[like]}))
-    if qview.scheme is None:
+    if qview.scheme is None and not qview.problems:  # a method read, but with unreadable settings, is the problem above
         findings.append(Finding("config.json", f"a quant_method llm-anatomy reads ({', '.join(QUANT_METHODS)}, or MLX's quantization)", f"quant_method {escape(qview.method)!r}", "parameters are counted as stored elements: packed values count as one each", kind="quant_unknown", args={"method": escape(qview.method)}))
     return findings
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..catalog import Catalog, TensorInfo
-from .schemes import DEFAULTS, QUANT_METHODS, SCHEMES, SWITCHED_BY, Mismatch
+from .schemes import COMPRESSED_TENSORS_FORMATS, DEFAULTS, QUANT_METHODS, SCHEMES, SWITCHED_BY, Mismatch
 from .state import read_states
 
 
@@ -77,8 +77,22 @@ def _settings(config: dict[str, Any]) -> tuple[str | None, dict[str, Any], dict[
     q = config.get("quantization_config")
     if isinstance(q, dict):
         method = q.get("quant_method")
+        if method == "compressed-tensors":
+            return method, {**q, **_compressed_tensors_weights(q)}, {}
         return (str(method) if method is not None else "unknown"), q, {}
     return None, {}, {}
+
+
+def _compressed_tensors_weights(q: dict[str, Any]) -> dict[str, Any]:
+    """The weight settings of compressed-tensors' first integer config group, in the names the
+    other schemes use (bits, group_size, sym, strategy)."""
+    groups = q.get("config_groups")
+    for group in groups.values() if isinstance(groups, dict) else ():
+        weights = group.get("weights") if isinstance(group, dict) else None
+        if isinstance(weights, dict) and weights.get("type", "int") == "int":
+            names = {"bits": "num_bits", "group_size": "group_size", "sym": "symmetric", "strategy": "strategy"}
+            return {ours: weights[theirs] for ours, theirs in names.items() if weights.get(theirs) is not None}
+    return {}
 
 
 def _from_names(names: set[str]) -> tuple[str, str, dict[str, Any]] | None:
@@ -98,13 +112,21 @@ def _from_names(names: set[str]) -> tuple[str, str, dict[str, Any]] | None:
     return None
 
 
+KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
 def _values(scheme: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The scheme's settings from the config (defaults where it gives none); raises Mismatch
+    naming the first one of the wrong kind (a hostile config: bits "4", or 0)."""
     q = dict(DEFAULTS[scheme])
     aliases = {"bits": ("bits", "w_bit"), "group_size": ("group_size", "q_group_size")}
     for key in (*q, "weight_block_size"):
         for alias in aliases.get(key, (key,)):
             if settings.get(alias) is not None:
-                q[key] = settings[alias]
+                value, kind = settings[alias], type(DEFAULTS[scheme].get(key, settings[alias]))
+                if type(value) is not kind and not (kind is float and type(value) is int) or key == "bits" and not 1 <= value <= 8:
+                    raise Mismatch(f"{alias} {value!r} in its quantization settings, not {'an integer 1..8' if key == 'bits' else KINDS.get(kind, kind.__name__)}")
+                q[key] = value
                 break
     return q
 
@@ -121,11 +143,19 @@ def view(catalog: Catalog) -> QuantView | None:
     scheme = QUANT_METHODS.get(method.lower(), method.lower() if method.lower() in SCHEMES else None)
     if scheme in SWITCHED_BY and settings.get(SWITCHED_BY[scheme][0]):
         scheme = SWITCHED_BY[scheme][1]
+    if method.lower() == "compressed-tensors":  # its format (or its packed tensors) says which scheme
+        packed = any(n.endswith(SCHEMES["pack"].main) for n in names)
+        scheme = "pack" if packed else COMPRESSED_TENSORS_FORMATS.get(str(settings.get("format")), "fp8")
+    as_stored = tuple(LogicalWeight(t.name, t.shape, "", (t,)) for t in catalog.tensors)
     if scheme is None:
-        weights = tuple(LogicalWeight(t.name, t.shape, "", (t,)) for t in catalog.tensors)
-        return QuantView(method, None, f"{method} (not a scheme llm-anatomy reads)", weights, ())
-    own = {name: _values(scheme, {**settings, **value}) for name, value in modules.items()}
-    return _group(catalog, method, scheme, _values(scheme, settings), own)
+        return QuantView(method, None, f"{method} (not a scheme llm-anatomy reads)", as_stored, ())
+    try:
+        q = _values(scheme, settings)
+        own = {name: _values(scheme, {**settings, **value}) for name, value in modules.items()}
+    except Mismatch as exc:
+        problem = ("config.json", f"quantization settings llm-anatomy can read (quant_method {method!r})", str(exc), STORED, ("settings",))
+        return QuantView(method, None, f"{method} (its settings unreadable)", as_stored, (problem,))
+    return _group(catalog, method, scheme, q, own)
 
 
 def _group(catalog: Catalog, method: str, key: str, q: dict[str, Any], own: dict[str, dict[str, Any]] | None = None) -> QuantView:

@@ -127,6 +127,29 @@ def _bnb4_words(q):
     return f"bitsandbytes 4 bit {q['bnb_4bit_quant_type']}, block {block}" + (", double quant" if q.get("bnb_4bit_use_double_quant") else "")
 
 
+def _pack(shape, q):
+    # compressed-tensors pack-quantized: [..., out, ceil(in * bits / 32)] words. The header alone
+    # gives in when the codes fill whole words (weight_shape, a stored tensor, is checked when
+    # the values are read).
+    *lead, out, words = shape
+    inner = _unpacked(words, q["bits"], "weight_packed columns")
+    strategy = q.get("strategy") or "group"
+    groups = _groups(inner, q["group_size"], "input size") if strategy == "group" else 1
+    rows = out if strategy in ("group", "channel") else 1
+    expected = {".weight_shape": (2,)}
+    if strategy != "tensor":
+        expected[".weight_scale"] = (*lead, rows, groups)
+    if not q.get("sym", True) and strategy != "tensor":
+        expected[".weight_zero_point"] = (*lead, -(-rows * q["bits"] // 32), groups)
+    return (*lead, out, inner), expected
+
+
+def _pack_words(q):
+    strategy = q.get("strategy") or "group"
+    how = _group(q) if strategy == "group" else f"per {'column' if strategy == 'channel' else strategy}"
+    return f"compressed-tensors pack-quantized int{q['bits']}, {how}, {_sym(q)}"
+
+
 def _sym(q):
     return "symmetric" if q.get("sym", True) else "asymmetric"
 
@@ -149,10 +172,11 @@ SCHEMES = {
     "mxfp4": Scheme("mxfp4", "_blocks", ("U8",), ("_scales",), "", _mxfp4,
                     lambda q: "MXFP4: 4-bit E2M1 values in blocks of 32 sharing one E8M0 scale"),
     "mlx": Scheme("mlx", ".weight", ("U32",), (".scales", ".biases"), ".weight", _mlx,
-                  lambda q: f"MLX affine {q['bits']} bit, group {q['group_size']} (scales and biases)"),
+                  lambda q: f"MLX {q['mode']} {q['bits']} bit, group {q['group_size']}" + (" (scales and biases)" if q["mode"] == "affine" else "")),
     "bnb4": Scheme("bnb4", ".weight", ("U8",), (".weight.absmax", ".weight.quant_map", ".weight.nested_absmax", ".weight.nested_quant_map", *BNB4_STATES), ".weight", _bnb4, _bnb4_words, BNB4_STATES),
     "bnb8": Scheme("bnb8", ".weight", ("I8",), (".SCB", ".weight_format"), ".weight", _bnb8,
                    lambda q: f"bitsandbytes 8 bit (LLM.int8), per-row scales (SCB), outlier threshold {q['llm_int8_threshold']}"),
+    "pack": Scheme("pack", ".weight_packed", ("I32",), (".weight_scale", ".weight_zero_point", ".weight_shape"), ".weight", _pack, _pack_words),
 }
 
 # config.json's quantization_config.quant_method -> scheme key.
@@ -163,11 +187,16 @@ SWITCHED_BY = {"bnb4": ("load_in_8bit", "bnb8")}
 
 # Settings each scheme reads from the config, with the defaults its writers use.
 DEFAULTS = {
-    "gptq": {"bits": 4, "group_size": 128, "sym": True, "desc_act": False},
+    "gptq": {"bits": 4, "group_size": 128, "sym": True, "desc_act": False, "checkpoint_format": "gptq"},
     "awq": {"bits": 4, "group_size": 128, "zero_point": True, "version": "gemm"},
     "fp8": {},
     "mxfp4": {},
-    "mlx": {"bits": 4, "group_size": 64},
+    "mlx": {"bits": 4, "group_size": 64, "mode": "affine"},
     "bnb4": {"bnb_4bit_quant_type": "fp4", "bnb_4bit_use_double_quant": False},  # BitsAndBytesConfig's defaults
     "bnb8": {"llm_int8_threshold": 6.0},
+    "pack": {"bits": 4, "group_size": 128, "strategy": "group", "sym": True},
 }
+
+# compressed-tensors' quantization_config.format -> scheme key: its integer formats packed in
+# int32 words are their own scheme, its float ones read as FP8.
+COMPRESSED_TENSORS_FORMATS = {"pack-quantized": "pack", "float-quantized": "fp8", "naive-quantized": "fp8"}
