@@ -1,0 +1,411 @@
+"""The integer schemes dequantized exactly: GPTQ (2/3/4/8 bit, act-order on and off, v1 and v2
+zeros), AWQ GEMM, MLX affine (2..8 bit, an embedding too) and compressed-tensors
+pack-quantized. Each test writes a real safetensors file packed by an independent packer
+(the published packing loops, or the reference library itself where it runs on CPU) and
+compares every dequantized element, bit for bit, with the reference dequantization run in
+torch (or mlx, or compressed-tensors)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from checkpoints import safetensors_file
+from llm_anatomy.errors import AnatomyError
+from llm_anatomy.formats import open_catalog
+from llm_anatomy.quant import view
+from llm_anatomy.quant.integer import LAYOUTS, values
+from llm_anatomy.quant.integer_arrays import Box, dequantize_box, stripes
+from llm_anatomy.tensors import ElementReader
+
+TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
+
+
+def _write(folder, quantization, tensors, key="quantization_config"):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump({"model_type": "llama", "architectures": ["LlamaForCausalLM"], key: quantization}, f)
+    safetensors_file(os.path.join(folder, "model.safetensors"), tensors)
+    return folder
+
+
+def _fetch(info, start, length):
+    with open(info.file, "rb") as f:
+        f.seek(info.offset + start)
+        return f.read(length)
+
+
+def _dequantize(folder, name, rows=None, cols=None):
+    """The logical weight `name` dequantized over a box (all of it by default), as stats
+    computes it (numpy, by boxes) and as values computes it (plain Python, element by element):
+    (its dtype, the values as float32), the two ways equal."""
+    qview = view(open_catalog(str(folder)))
+    weight = next(w for w in qview.weights if w.name == name)
+    layout = LAYOUTS[qview.scheme](weight, qview.settings)
+    (r0, r1), (c0, c1) = rows or (0, layout.out), cols or (0, layout.inner)
+    if rows is cols is None:  # the whole weight, as stats and diff stream it
+        box = np.concatenate(list(stripes(layout, _fetch))).astype(np.float32).reshape(layout.out, layout.inner)
+    else:
+        box = dequantize_box(layout, _fetch, Box((r0, r1), (c0, c1)))
+    with ElementReader() as reader:
+        each = values(layout, reader.read, [r * layout.inner + c for r in range(r0, r1) for c in range(c0, c1)])
+    _same(box, torch.tensor(each, dtype=torch.float32).reshape(box.shape))
+    return layout.dtype, box
+
+
+def _same(values, reference):
+    """Every element equal once widened to float32, NaN to NaN, -0.0 to -0.0 (torch prints the sign)."""
+    expected = reference.float().numpy()
+    assert values.dtype == np.float32 and values.shape == expected.shape
+    assert np.array_equal(values, expected, equal_nan=True)
+    assert np.array_equal(np.signbit(values), np.signbit(expected))
+
+
+# ---------------------------------------------------------------- GPTQ
+
+
+def gptq_pack_rows(intweight, bits):
+    """AutoGPTQ's QuantLinear.pack loop (qlinear_cuda_old): rows of b-bit values into int32 rows;
+    3-bit values are laid 10, then one split across words, then 10, one split, 10."""
+    intweight = intweight.astype(np.uint32)
+    qweight = np.zeros((intweight.shape[0] // 32 * bits, intweight.shape[1]), dtype=np.uint32)
+    i = row = 0
+    while row < qweight.shape[0]:
+        if bits in (2, 4, 8):
+            for j in range(i, i + 32 // bits):
+                qweight[row] |= intweight[j] << (bits * (j - i))
+            i += 32 // bits
+            row += 1
+        else:
+            for j in range(i, i + 10):
+                qweight[row] |= intweight[j] << (3 * (j - i))
+            i += 10
+            qweight[row] |= intweight[i] << 30
+            row += 1
+            qweight[row] |= (intweight[i] >> 2) & 1
+            i += 1
+            for j in range(i, i + 10):
+                qweight[row] |= intweight[j] << (3 * (j - i) + 1)
+            i += 10
+            qweight[row] |= intweight[i] << 31
+            row += 1
+            qweight[row] |= (intweight[i] >> 1) & 0x3
+            i += 1
+            for j in range(i, i + 10):
+                qweight[row] |= intweight[j] << (3 * (j - i) + 2)
+            i += 10
+            row += 1
+    return torch.from_numpy(qweight.view(np.int32))
+
+
+def gptq_checkpoint(folder, bits, group_size, act_order, v2=False, out=64, inner=256, seed=0, dtype=torch.float16):
+    """A GPTQ layer as AutoGPTQ stores it, and its reference dequantization (gptqmodel's
+    dequantize_weight: scales[g_idx] * (weight - zeros[g_idx]), transposed to [out, in])."""
+    rng = np.random.default_rng(seed)
+    maxq = 2**bits - 1
+    groups = 1 if group_size == -1 else inner // group_size
+    g_idx = np.arange(inner) // (inner if group_size == -1 else group_size)
+    if act_order:
+        g_idx = rng.permutation(g_idx)
+    codes = rng.integers(0, maxq + 1, (inner, out))
+    zeros = rng.integers(0 if v2 else 1, maxq + 1, (groups, out))  # v1 stores zero - 1: a zero of 0 cannot be stored
+    scales = torch.from_numpy(rng.uniform(-0.05, 0.05, (groups, out))).to(dtype)
+    stored_zeros = zeros if v2 else zeros - 1
+    prefix = "model.layers.0.self_attn.q_proj"
+    tensors = {
+        f"{prefix}.qweight": gptq_pack_rows(codes, bits),
+        f"{prefix}.qzeros": gptq_pack_rows(stored_zeros.T, bits).T.contiguous(),
+        f"{prefix}.scales": scales,
+        f"{prefix}.g_idx": torch.from_numpy(g_idx.astype(np.int32)),
+    }
+    config = {"quant_method": "gptq", "bits": bits, "group_size": group_size, "desc_act": act_order, "sym": True}
+    if v2:
+        config["checkpoint_format"] = "gptq_v2"
+    _write(folder, config, tensors)
+    g = torch.from_numpy(g_idx).long()
+    reference = scales[g] * (torch.from_numpy(codes).to(torch.int16) - torch.from_numpy(zeros).to(torch.int16)[g])
+    return f"{prefix}.weight", reference.T
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+@pytest.mark.parametrize("group_size, act_order", [(64, False), (64, True), (-1, False), (32, True)])
+def test_gptq_every_element(tmp_path, bits, group_size, act_order):
+    name, reference = gptq_checkpoint(tmp_path, bits, group_size, act_order, seed=bits)
+    dtype, values = _dequantize(tmp_path, name)
+    assert dtype == "F16"
+    _same(values, reference)
+
+
+@pytest.mark.parametrize("bits", [3, 4])
+def test_gptq_a_box_reads_what_it_needs(tmp_path, bits):
+    """Rows and columns from the middle: words straddling 3-bit boundaries, act-order groups."""
+    name, reference = gptq_checkpoint(tmp_path, bits, 32, act_order=True, seed=7)
+    _, values = _dequantize(tmp_path, name, rows=(5, 41), cols=(11, 203))
+    _same(values, reference[5:41, 11:203])
+
+
+def test_gptq_v2_zeros_and_bfloat16_scales(tmp_path):
+    name, reference = gptq_checkpoint(tmp_path, 4, 64, act_order=False, v2=True, dtype=torch.bfloat16)
+    dtype, values = _dequantize(tmp_path, name)
+    assert dtype == "BF16"
+    _same(values, reference)
+
+
+def test_gptq_group_index_out_of_range_is_one_error(tmp_path):
+    name, _ = gptq_checkpoint(tmp_path, 4, 64, act_order=True)
+    from safetensors.torch import load_file, save_file
+
+    path = os.path.join(tmp_path, "model.safetensors")
+    tensors = load_file(path)
+    tensors["model.layers.0.self_attn.q_proj.g_idx"][7] = 9
+    save_file(tensors, path)
+    with pytest.raises(AnatomyError) as error:
+        _dequantize(tmp_path, name)
+    assert error.value.line() == f"{path}: tensor model.layers.0.self_attn.q_proj.g_idx: expected group indices in 0..3, found 9; the checkpoint is corrupt; download it again"
+
+
+# ---------------------------------------------------------------- AWQ
+
+
+def awq_pack(intweight):
+    """AutoAWQ's WQLinear_GEMM packing: column 8*c + order[n] of each row goes to nibble n of word c."""
+    order = [0, 2, 4, 6, 1, 3, 5, 7]
+    intweight = intweight.astype(np.uint32)
+    packed = np.zeros((intweight.shape[0], intweight.shape[1] // 8), dtype=np.uint32)
+    for col in range(packed.shape[1]):
+        for n in range(8):
+            packed[:, col] |= intweight[:, col * 8 + order[n]] << (n * 4)
+    return torch.from_numpy(packed.view(np.int32))
+
+
+def awq_checkpoint(folder, group_size, out=96, inner=256, seed=0):
+    """An AWQ GEMM layer and AutoAWQ's dequantize_gemm: (iweight - izeros) * scales, per group of inputs."""
+    rng = np.random.default_rng(seed)
+    groups = inner // group_size
+    codes, zeros = rng.integers(0, 16, (inner, out)), rng.integers(0, 16, (groups, out))
+    scales = torch.from_numpy(rng.uniform(0, 0.05, (groups, out))).half()
+    prefix = "model.layers.0.mlp.down_proj"
+    tensors = {f"{prefix}.qweight": awq_pack(codes), f"{prefix}.qzeros": awq_pack(zeros), f"{prefix}.scales": scales}
+    _write(folder, {"quant_method": "awq", "bits": 4, "group_size": group_size, "zero_point": True, "version": "gemm"}, tensors)
+    iweight, izeros = torch.from_numpy(codes).to(torch.int8), torch.from_numpy(zeros).to(torch.int8)
+    reference = (iweight - izeros.repeat_interleave(group_size, dim=0)) * scales.repeat_interleave(group_size, dim=0)
+    return f"{prefix}.weight", reference.T
+
+
+@pytest.mark.parametrize("group_size", [32, 128])
+def test_awq_every_element(tmp_path, group_size):
+    name, reference = awq_checkpoint(tmp_path, group_size)
+    dtype, values = _dequantize(tmp_path, name)
+    assert dtype == "F16"
+    _same(values, reference)
+    _, box = _dequantize(tmp_path, name, rows=(3, 70), cols=(30, 100))  # rows that start and end mid-word
+    _same(box, reference[3:70, 30:100])
+
+
+def test_awq_gemv_is_refused_in_one_line(tmp_path):
+    name, _ = awq_checkpoint(tmp_path, 32)
+    config_path = os.path.join(tmp_path, "config.json")
+    config = json.load(open(config_path))
+    config["quantization_config"]["version"] = "gemv"
+    json.dump(config, open(config_path, "w"))
+    with pytest.raises(AnatomyError) as error:
+        _dequantize(tmp_path, name)
+    assert error.value.line().endswith(": expected AWQ 4 bit, GEMM layout, found 4 bit, GEMV; llm-anatomy reads AWQ's GEMM layout only")
+
+
+# ---------------------------------------------------------------- MLX
+
+
+def bit_stream(values, bits):
+    """Rows of b-bit values as little-endian uint32 words, value k at bits [k*b, k*b + b), one bit at a time."""
+    rows, count = values.shape
+    words = np.zeros((rows, -(-count * bits // 32)), dtype=np.uint32)
+    for k in range(count):
+        for bit in range(bits):
+            position = k * bits + bit
+            words[:, position // 32] |= ((values[:, k].astype(np.uint32) >> bit) & 1) << (position % 32)
+    return words
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 8])
+@pytest.mark.parametrize("dtype", ["F16", "BF16"])
+def test_mlx_formula_every_element(tmp_path, bits, dtype):
+    """w = scales * q + biases, each operation in the scales' dtype (mlx's CPU backend does so)."""
+    rng = np.random.default_rng(bits)
+    out, inner, group = 40, 256, 64
+    codes = rng.integers(0, 2**bits, (out, inner))
+    scales = torch.from_numpy(rng.uniform(-0.1, 0.1, (out, inner // group))).to(TORCH_DTYPES[dtype])
+    biases = torch.from_numpy(rng.uniform(-1, 1, (out, inner // group))).to(TORCH_DTYPES[dtype])
+    tensors = {"model.embed_tokens.weight": torch.from_numpy(bit_stream(codes, bits)), "model.embed_tokens.scales": scales, "model.embed_tokens.biases": biases}
+    _write(tmp_path, {"group_size": group, "bits": bits}, tensors, key="quantization")
+    reference = scales.repeat_interleave(group, dim=1) * torch.from_numpy(codes) + biases.repeat_interleave(group, dim=1)
+    got, values = _dequantize(tmp_path, "model.embed_tokens.weight")
+    assert got == dtype
+    _same(values, reference)
+    _, box = _dequantize(tmp_path, "model.embed_tokens.weight", rows=(1, 39), cols=(13, 250))
+    _same(box, reference[1:39, 13:250])
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 8])
+@pytest.mark.parametrize("group", [32, 64, 128])
+def test_mlx_against_mlx_itself(tmp_path, bits, group):
+    mx = pytest.importorskip("mlx.core")
+    rng = np.random.default_rng(bits * group)
+    for dtype, mx_dtype in (("F16", mx.float16), ("BF16", mx.bfloat16), ("F32", mx.float32)):
+        w = mx.array(rng.standard_normal((24, 256)).astype(np.float32)).astype(mx_dtype)
+        packed, scales, biases = mx.quantize(w, group_size=group, bits=bits)
+        reference = torch.from_numpy(np.array(mx.dequantize(packed, scales, biases, group_size=group, bits=bits).astype(mx.float32)))
+        as_torch = {a: torch.from_numpy(np.array(v.astype(mx.float32))).to(TORCH_DTYPES[dtype]) for a, v in (("scales", scales), ("biases", biases))}
+        tensors = {"lm_head.weight": torch.from_numpy(np.array(packed)), **{f"lm_head.{a}": v for a, v in as_torch.items()}}
+        folder = _write(tmp_path / dtype, {"group_size": group, "bits": bits}, tensors, key="quantization")
+        got, values = _dequantize(folder, "lm_head.weight")
+        assert got == dtype
+        _same(values, reference)
+
+
+# ---------------------------------------------------------------- compressed-tensors pack-quantized
+
+
+def pack_quantized_checkpoint(folder, bits, strategy, group_size, symmetric, out=48, inner=256, seed=0):
+    """A layer compressed by compressed-tensors itself, and its own decompression."""
+    from compressed_tensors.compressors.pack_quantized.base import PackedQuantizationCompressor
+    from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
+
+    args = QuantizationArgs(num_bits=bits, type="int", symmetric=symmetric, strategy=strategy, group_size=group_size)
+    scheme = QuantizationScheme(targets=["Linear"], weights=args)
+    torch.manual_seed(seed)
+    groups = inner // group_size if strategy == "group" else 1
+    state = {"weight": torch.randn(out, inner, dtype=torch.bfloat16), "weight_scale": (torch.rand(out, groups) * 0.1 + 0.01).to(torch.bfloat16)}
+    if not symmetric:
+        state["weight_zero_point"] = torch.randint(-(2 ** (bits - 1)), 2 ** (bits - 1), (out, groups), dtype=torch.int8)
+    stored = PackedQuantizationCompressor.compress(state, scheme)
+    reference = PackedQuantizationCompressor.decompress(stored, scheme)["weight"]
+    prefix = "model.layers.0.mlp.up_proj"
+    config = {"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {"group_0": {"targets": ["Linear"], "weights": args.model_dump(mode="json")}}}
+    _write(folder, config, {f"{prefix}.{k}": v for k, v in stored.items()})
+    return f"{prefix}.weight", reference
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("strategy, group_size", [("group", 32), ("group", 128), ("channel", None)])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_pack_quantized_against_compressed_tensors(tmp_path, bits, strategy, group_size, symmetric):
+    name, reference = pack_quantized_checkpoint(tmp_path, bits, strategy, group_size, symmetric, seed=bits)
+    dtype, values = _dequantize(tmp_path, name)
+    assert dtype == "BF16"
+    _same(values, reference)
+    _, box = _dequantize(tmp_path, name, rows=(9, 33), cols=(5, 77))
+    _same(box, reference[9:33, 5:77])
+
+
+def test_pack_quantized_counts_the_unpacked_shape(tmp_path):
+    name, _ = pack_quantized_checkpoint(tmp_path, 4, "group", 32, False)
+    qview = view(open_catalog(str(tmp_path)))
+    assert (qview.scheme, qview.description, qview.problems) == ("pack", "compressed-tensors pack-quantized int4, group 32, asymmetric", ())
+    (weight,) = qview.weights
+    assert (weight.name, weight.shape, [p.name.rsplit(".", 1)[1] for p in weight.parts]) == (name, (48, 256), ["weight_packed", "weight_scale", "weight_zero_point", "weight_shape"])
+
+
+def test_pack_quantized_weight_shape_that_disagrees_is_one_error(tmp_path):
+    name, _ = pack_quantized_checkpoint(tmp_path, 4, "channel", None, True)
+    from safetensors.torch import load_file, save_file
+
+    path = os.path.join(tmp_path, "model.safetensors")
+    tensors = load_file(path)
+    tensors["model.layers.0.mlp.up_proj.weight_shape"] = torch.tensor([48, 250])
+    save_file(tensors, path)
+    with pytest.raises(AnatomyError) as error:
+        _dequantize(tmp_path, name)
+    assert error.value.line() == f"{path}: tensor model.layers.0.mlp.up_proj.weight_shape: expected [48, 256] (from the shapes of model.layers.0.mlp.up_proj.weight_packed and its scales), found [48, 250]; the checkpoint is corrupt; download it again"
+
+
+# ---------------------------------------------------------------- checkpoints that disagree with their config
+
+
+def _edit_config(folder, **changes):
+    path = os.path.join(folder, "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    config[next(k for k in ("quantization_config", "quantization") if k in config)].update(changes)
+    with open(path, "w") as f:
+        json.dump(config, f)
+
+
+def test_gptq_group_size_that_disagrees_is_a_finding_and_one_error(tmp_path):
+    """act-order's g_idx would still say each input's group, but the loader sizes scales by group_size."""
+    name, _ = gptq_checkpoint(tmp_path, 4, 64, act_order=True)
+    _edit_config(tmp_path, group_size=32)
+    qview = view(open_catalog(str(tmp_path)))
+    assert [p[:3] for p in qview.problems] == [
+        ("model.layers.0.self_attn.q_proj.qzeros", "shape [8, 8] (GPTQ 4 bit, group 32, symmetric, act-order on)", "[4, 8]"),
+        ("model.layers.0.self_attn.q_proj.scales", "shape [8, 64] (GPTQ 4 bit, group 32, symmetric, act-order on)", "[4, 64]"),
+    ]
+    with pytest.raises(AnatomyError) as error:
+        _dequantize(tmp_path, name)
+    path = os.path.join(tmp_path, "model.safetensors")
+    assert error.value.line() == f"{path}: tensor model.layers.0.self_attn.q_proj.scales: expected shape [8, 64] (GPTQ scales: one row per group of 32 inputs), found [4, 64]; the checkpoint is not what its quantization_config says"
+
+
+def test_mlx_packed_words_that_do_not_divide_are_a_finding(tmp_path):
+    """3-bit codes in 7 words are 74.67 values a row: counted as stored, never dequantized."""
+    tensors = {"lm_head.weight": torch.zeros(8, 7, dtype=torch.uint32), "lm_head.scales": torch.zeros(8, 2, dtype=torch.float16), "lm_head.biases": torch.zeros(8, 2, dtype=torch.float16)}
+    _write(tmp_path, {"group_size": 32, "bits": 3}, tensors, key="quantization")
+    qview = view(open_catalog(str(tmp_path)))
+    assert [p[:3] for p in qview.problems] == [("lm_head.weight", "MLX affine 3 bit, group 32 (scales and biases)", "packed columns 7 words of 32 bits holding 3-bit values (not a whole number)")]
+    assert not qview.quantized
+
+
+def test_awq_missing_zeros_is_one_error(tmp_path):
+    name, _ = awq_checkpoint(tmp_path, 32)
+    from safetensors.torch import load_file, save_file
+
+    path = os.path.join(tmp_path, "model.safetensors")
+    tensors = load_file(path)
+    del tensors["model.layers.0.mlp.down_proj.qzeros"]
+    save_file(tensors, path)
+    with pytest.raises(AnatomyError) as error:
+        _dequantize(tmp_path, name)
+    assert error.value.line() == f"{path}: tensor model.layers.0.mlp.down_proj.qweight: expected a tensor .qzeros beside it, found none; the checkpoint is incomplete; download it again"
+
+
+@pytest.mark.parametrize("key, value, found", [
+    ("bits", "4", "bits '4' in its quantization settings, not an integer 1..8"),
+    ("bits", 0, "bits 0 in its quantization settings, not an integer 1..8"),
+    ("group_size", 12.5, "group_size 12.5 in its quantization settings, not an integer"),
+    ("desc_act", "yes", "desc_act 'yes' in its quantization settings, not true or false"),
+])
+def test_settings_of_the_wrong_kind_are_a_finding_not_a_traceback(tmp_path, cli, key, value, found):
+    gptq_checkpoint(tmp_path, 4, 64, act_order=False)
+    _edit_config(tmp_path, **{key: value})
+    result = cli("summary", tmp_path)
+    assert result.code == 0
+    assert f"  config.json: expected quantization settings llm-anatomy can read (quant_method 'gptq'), found {found}; those tensors are counted as stored elements; check quantization_config in config.json\n" in result.out
+    assert "quant_method llm-anatomy reads" not in result.out
+    assert cli("params", tmp_path).code == 0
+
+
+def test_mlx_modes_other_than_affine_are_refused_in_one_line(tmp_path):
+    tensors = {"lm_head.weight": torch.zeros(8, 4, dtype=torch.uint32), "lm_head.scales": torch.zeros(8, 1, dtype=torch.float16), "lm_head.biases": torch.zeros(8, 1, dtype=torch.float16)}
+    _write(tmp_path, {"group_size": 32, "bits": 4, "mode": "mxfp4"}, tensors, key="quantization")
+    assert view(open_catalog(str(tmp_path))).description == "MLX mxfp4 4 bit, group 32"
+    with pytest.raises(AnatomyError) as error:
+        _dequantize(tmp_path, "lm_head.weight")
+    assert error.value.line().endswith("tensor lm_head.weight: expected MLX affine quantization with a positive group size, found mode mxfp4, group size 32; llm-anatomy dequantizes MLX's affine mode only")
+
+
+def test_mlx_mixed_quantization_reads_each_module_at_its_own_bits(tmp_path):
+    """mlx-lm's mixed recipes store a module's own bits and group size under its path in `quantization`."""
+    rng = np.random.default_rng(3)
+    tensors, references = {}, {}
+    for name, bits, group in (("model.layers.0.mlp.down_proj", 4, 64), ("model.layers.0.mlp.up_proj", 6, 32)):
+        codes = rng.integers(0, 2**bits, (16, 128))
+        scales, biases = (torch.from_numpy(rng.uniform(-0.1, 0.1, (16, 128 // group))).half() for _ in range(2))
+        tensors |= {f"{name}.weight": torch.from_numpy(bit_stream(codes, bits)), f"{name}.scales": scales, f"{name}.biases": biases}
+        references[f"{name}.weight"] = scales.repeat_interleave(group, dim=1) * torch.from_numpy(codes) + biases.repeat_interleave(group, dim=1)
+    _write(tmp_path, {"group_size": 64, "bits": 4, "model.layers.0.mlp.up_proj": {"group_size": 32, "bits": 6}}, tensors, key="quantization")
+    qview = view(open_catalog(str(tmp_path)))
+    assert qview.problems == () and [(w.name, w.shape) for w in qview.weights] == [(n, (16, 128)) for n in sorted(references)]
+    for name, reference in references.items():
+        _same(_dequantize(tmp_path, name)[1], reference)
