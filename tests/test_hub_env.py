@@ -21,6 +21,7 @@ print(json.dumps({
     "authorization": [our_headers.get("authorization"), theirs_headers.get("authorization")],
     "endpoint": [hub_env._Settings().endpoint, constants.ENDPOINT],
     "offline": [hub_env.offline(), constants.HF_HUB_OFFLINE],
+    "hub cache": [hub_env.hub_cache(), constants.HF_HUB_CACHE],
     "url": [hub_env.resolve_url("org/m", "refs/pr/1", "q4 dir/m+1.gguf"), hf_hub_url("org/m", "q4 dir/m+1.gguf", revision="refs/pr/1")],
     "user agent": [our_headers["user-agent"].split("; ")[1:], theirs_headers["user-agent"].split("; ")[2:]],  # after hf_hub/VERSION
 }))
@@ -51,6 +52,10 @@ CASES = {
     "HF_ENDPOINT with a slash, an origin, no telemetry": ({"HF_ENDPOINT": "http://mirror.example:8080/", "HF_HUB_USER_AGENT_ORIGIN": "spaces", "HF_HUB_DISABLE_TELEMETRY": "1"}, {}),
     "staging": ({"HUGGINGFACE_CO_STAGING": "1"}, {}),
     "HF_HUB_OFFLINE": ({"HF_HUB_OFFLINE": "yes"}, {}),
+    "HF_HUB_CACHE with ~ and a variable": ({"HF_HUB_CACHE": "~/$USER_DIR/hub", "USER_DIR": "me"}, {}),
+    "the legacy HUGGINGFACE_HUB_CACHE": ({"HUGGINGFACE_HUB_CACHE": "{tmp}/legacy"}, {}),
+    "HF_HUB_CACHE over the legacy variable": ({"HF_HUB_CACHE": "{tmp}/new", "HUGGINGFACE_HUB_CACHE": "{tmp}/legacy"}, {}),
+    "HF_HOME with a variable": ({"HF_HOME": "$HOME/hf"}, {}),
     "HF_HUB_OFFLINE empty, TRANSFORMERS_OFFLINE set": ({"HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "1"}, {}),
 }
 

@@ -219,6 +219,17 @@ def test_without_transformers_the_tree_comes_from_names(llama_dir, cli, monkeypa
     )
 
 
+@pytest.mark.parametrize("named", ["pipeline", "AutoTokenizer", "PreTrainedModel.__class__"])
+def test_architectures_that_name_no_model_class_fall_back_to_the_model_type(llama_bf16_dir, tmp_path, cli, named):
+    """architectures comes from the checkpoint: a function or another class of transformers'
+    namespace is never called with its config."""
+    plain = cli("tree", llama_bf16_dir, "--depth", "1").out
+    folder = checkpoints.with_config(llama_bf16_dir, tmp_path / "odd", lambda c: c.update(architectures=[named]))
+    result = cli("tree", folder, "--depth", "1")
+    assert (result.code, result.out) == (0, plain)
+    assert "LlamaForCausalLM" in plain
+
+
 def test_tree_when_transformers_cannot_build_the_config(llama_bf16_dir, tmp_path, cli):
     import transformers
 

@@ -35,12 +35,21 @@ class _Settings:
             self.endpoint, self.token_path = constants.ENDPOINT, constants.HF_TOKEN_PATH
         else:
             self.endpoint = os.getenv("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
-            cache = os.getenv("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
-            home = _path(os.getenv("HF_HOME", os.path.join(cache, "huggingface")))
-            self.token_path = _path(os.getenv("HF_TOKEN_PATH", os.path.join(home, "token")))
+            self.token_path = _path(os.getenv("HF_TOKEN_PATH", os.path.join(_hf_home(), "token")))
         self.stored_tokens_path = os.path.join(os.path.dirname(self.token_path), "stored_tokens")
         self.disable_implicit_token = _true("HF_HUB_DISABLE_IMPLICIT_TOKEN")
         self.user_agent_origin = os.environ.get("HF_HUB_USER_AGENT_ORIGIN")
+
+
+def _hf_home() -> str:
+    cache = os.getenv("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+    return _path(os.getenv("HF_HOME", os.path.join(cache, "huggingface")))
+
+
+def hub_cache() -> str:
+    """The Hugging Face cache folder: HF_HUB_CACHE, the legacy HUGGINGFACE_HUB_CACHE, else
+    HF_HOME/hub, with ~ and $VARS expanded (staging mode does not move it)."""
+    return _path(os.getenv("HF_HUB_CACHE", os.getenv("HUGGINGFACE_HUB_CACHE", os.path.join(_hf_home(), "hub"))))
 
 
 def offline() -> bool:

@@ -255,7 +255,10 @@ def model_class_for(config: Any) -> Any:
     import transformers
 
     architectures = getattr(config, "architectures", None) or []
-    model_class = next((getattr(transformers, a) for a in architectures if hasattr(transformers, a)), None)
+    named = (getattr(transformers, a, None) for a in architectures if isinstance(a, str))
+    # Only model classes: the names come from the checkpoint, and transformers' namespace also
+    # holds functions and other classes (pipeline, AutoTokenizer) that would be called with it.
+    model_class = next((c for c in named if isinstance(c, type) and issubclass(c, transformers.PreTrainedModel)), None)
     if model_class is not None:
         return model_class
     try:

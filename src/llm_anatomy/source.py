@@ -12,6 +12,7 @@ from collections import namedtuple
 
 from .byte_io import kind_of, os_error, read_capped
 from .errors import AnatomyError, UsageError
+from .hub_env import hub_cache
 from .safe_text import escape
 
 # Weight layouts in a model folder, most preferred first: an index file that names the
@@ -45,15 +46,8 @@ class Source(namedtuple("Source", "name root weight_files index_file config_file
     __slots__ = ()
 
 
-def hub_cache_dir() -> str:
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.environ["HF_HUB_CACHE"]
-    hf_home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface")
-    return os.path.join(hf_home, "hub")
-
-
 def _cached_snapshot(model_id: str, revision: str | None) -> str:
-    cache = hub_cache_dir()
+    cache = hub_cache()
     repo_dir = os.path.join(cache, "models--" + model_id.replace("/", "--"))
     download = f"download it with `hf download {model_id}" + (f" --revision {revision}" if revision else "") + "`"
     if not os.path.isdir(repo_dir):
