@@ -211,16 +211,25 @@ def test_values_torch_style_equals_the_original_model(arch, tmp_path, cli):
     assert result.out == "".join(f"{p}\n" for p in model.parameters())
 
 
-def test_values_torch_style_says_what_it_cannot_rebuild(tmp_path, cli):
+def test_mamba_a_log_is_numpys_float32_log_of_minus_a(tmp_path, cli):
+    """llama.cpp stores Mamba's A_log as A = -exp(A_log); transformers loads log(-A) computed by
+    numpy in float32: every element at 10 digits equals what from_pretrained(gguf_file=) holds."""
+    import torch
+    import transformers
+
     path, _ = gguf_writers.whole_model(str(tmp_path), "mamba")
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path))
     result = cli("values", path, "--style", "torch")
-    assert (result.code, result.out) == (1, "")
-    assert result.err == (
-        f"llm-anatomy: {path}: tensor blk.0.ssm_a: expected a tensor whose loaded values llm-anatomy can rebuild "
-        "(backbone.layers.0.mixer.A_log), found one it cannot; transformers loads it as log(-A) computed in numpy float32, "
-        "which llm-anatomy does not reproduce exactly; the default style shows the stored tensor\n"
-    )
-    assert cli("values", path, "--style", "torch", "--filter", "backbone.layers.0.mixer.conv1d.*").code == 0
+    assert result.code == 0, result.err
+    assert result.out == "".join(f"{p}\n" for p in model.parameters())
+    full = cli("values", path, "--style", "torch", "--filter", "*.A_log", "--full", "--precision", "10")
+    assert full.code == 0, full.err
+    torch.set_printoptions(precision=10, threshold=float("inf"))
+    try:
+        expected = "".join(f"{p}\n" for n, p in model.named_parameters() if n.endswith(".A_log"))
+    finally:
+        torch.set_printoptions(profile="default")
+    assert full.out == expected
 
 
 def test_hf_names_of_gemma3_are_transformers_names(tmp_path, cli):

@@ -86,12 +86,12 @@ def parse_index(target: str, index: str) -> tuple:
     return tuple(items)
 
 
-class View(namedtuple("View", "name tensor shape strides offset dtype row_order shift", defaults=(None, None, None))):
+class View(namedtuple("View", "name tensor shape strides offset dtype row_order elementwise", defaults=(None, None, None))):
     """Elements of a stored tensor seen through an index. name: as shown ("lm_head.weight[0, :8]");
     tensor: the TensorInfo; shape; strides and offset: in stored elements, row-major; dtype:
     the float dtype to show the values in (a tensors.CASTS key), None for the stored one;
     row_order: the stored index of each index of the first dimension, None for the same;
-    shift: a number added to each value (in float32, as the GGUF loader does), or None."""
+    elementwise: an ELEMENTWISE key, what the GGUF loader computes from each value, or None."""
 
     __slots__ = ()
 
@@ -204,12 +204,24 @@ def _read_any(reader: ElementReader, view: View, positions: list[int]) -> list:
         values = [found[p] for p in positions]
     else:
         values = reader.read(view.tensor, positions, view.dtype)
-    return values if view.shift is None else _shifted(values, view.shift)
+    return values if view.elementwise is None else ELEMENTWISE[view.elementwise](values)
 
 
-def _shifted(values: Iterable, shift: float) -> list:
-    """float32(value + shift): the sum of two float32 is exact in float64, so rounding it once is float32 arithmetic."""
-    return CASTS["F32"]([v + shift for v in values])
+def _minus_one(values: Iterable) -> list:
+    """float32(value - 1): the difference of two float32 is exact in float64, so rounding it once is float32 arithmetic."""
+    return CASTS["F32"]([v - 1.0 for v in values])
+
+
+def _log_of_negated(values: Iterable) -> list:
+    """numpy's float32 log(-value), as transformers computes Mamba's A_log: numpy's float32 log
+    (its own SIMD code on most x86 CPUs) need not round as float64's log rounded to float32 does."""
+    import numpy as np
+
+    return np.log(-np.array(values, dtype=np.float32)).tolist()
+
+
+# What transformers' GGUF loader computes from each stored value (in float32, as it does).
+ELEMENTWISE = {"minus_one": _minus_one, "log_of_negated": _log_of_negated}
 
 
 def show(reader: ElementReader, view: View, options: PrintOptions) -> ShownTensor:
@@ -234,7 +246,7 @@ def show(reader: ElementReader, view: View, options: PrintOptions) -> ShownTenso
         for start in _row_starts(view, indices):
             if isinstance(last, range):  # the whole row, in bounded chunks
                 chunks = reader.stream(view.tensor, start, len(last), last_stride, view.dtype)
-                yield itertools.chain.from_iterable(chunks if view.shift is None else (_shifted(c, view.shift) for c in chunks))
+                yield itertools.chain.from_iterable(chunks if view.elementwise is None else map(ELEMENTWISE[view.elementwise], chunks))
             else:  # the row's two ends
                 yield _read_any(reader, view, [start + i * last_stride for i in last])
 
@@ -341,10 +353,8 @@ def gguf_loaded(catalog: Catalog) -> Callable[[View], View]:
         if transform is None:
             return view
         kind, arg = transform
-        if kind == "refuse":
-            raise AnatomyError(f"{view.tensor.file}: tensor {name}", f"a tensor whose loaded values llm-anatomy can rebuild ({view.name})", "one it cannot", f"{arg}; the default style shows the stored tensor")
-        if kind == "minus_one":
-            return view._replace(shift=-1.0)
+        if kind == "elementwise":
+            return view._replace(elementwise=arg)
         if kind == "transpose" and len(view.shape) == 2:
             return view._replace(shape=view.shape[::-1], strides=view.strides[::-1])
         if kind == "unsqueeze":

@@ -6,9 +6,8 @@ would hold.
 The converters reorder the rows of Llama's q and k within each head (rotary layout) and of
 Bloom's fused qkv (by head, then q/k/v, to q/k/v, then head), store Gemma's and Nemotron's
 norm weights as 1 + w, store GPT-2's Conv1D weights transposed, and drop unit dimensions
-(Mamba's and LFM2's convolutions, Qwen-MoE's shared-expert gate). Mamba's A is stored as
--exp(A_log): transformers takes log(-A) in numpy float32, whose rounding this reader does
-not reproduce, so that one is refused. Falcon's fused qkv rows, which llama.cpp's converter
+(Mamba's and LFM2's convolutions, Qwen-MoE's shared-expert gate), and store Mamba's A_log
+as A = -exp(A_log), which transformers loads as log(-A) computed by numpy in float32. Falcon's fused qkv rows, which llama.cpp's converter
 reorders for Falcon-40B's grouped heads, transformers loads as stored; so do we."""
 
 from __future__ import annotations
@@ -17,11 +16,11 @@ import re
 from collections import namedtuple
 
 # Transform kinds: unpermute (args: the config field with the head count), bloom_qkv,
-# minus_one, transpose, unsqueeze (args: the dimension), refuse (args: why).
+# elementwise (args: the analysis.values.ELEMENTWISE key), transpose, unsqueeze (args: the dimension).
 Transform = namedtuple("Transform", "kind arg")
 
 # general.architecture -> ((pattern searched in the GGUF tensor name, Transform), ...), first match wins.
-NORM_PLUS_ONE = ((r"norm\.weight", Transform("minus_one", None)),)
+NORM_PLUS_ONE = ((r"norm\.weight", Transform("elementwise", "minus_one")),)
 SHARED_EXPERT_GATE = ((r"ffn_gate_inp_shexp", Transform("unsqueeze", 0)),)
 TRANSFORMS = {
     "llama": ((r"\.attn_q\.", Transform("unpermute", "num_attention_heads")), (r"\.attn_k\.", Transform("unpermute", "num_key_value_heads"))),
@@ -30,7 +29,7 @@ TRANSFORMS = {
     "nemotron": NORM_PLUS_ONE,
     "gpt2": ((r"attn_qkv\.weight|ffn_down\.weight|ffn_up\.weight|attn_output\.weight", Transform("transpose", None)),),
     "bloom": ((r"attn_qkv", Transform("bloom_qkv", None)),),
-    "mamba": ((r"ssm_conv1d\.weight", Transform("unsqueeze", 1)), (r"ssm_a", Transform("refuse", "transformers loads it as log(-A) computed in numpy float32, which llm-anatomy does not reproduce exactly"))),
+    "mamba": ((r"ssm_conv1d\.weight", Transform("unsqueeze", 1)), (r"ssm_a", Transform("elementwise", "log_of_negated"))),
     "lfm2": ((r"shortconv\.conv\.weight", Transform("unsqueeze", 1)),),
     "qwen2moe": SHARED_EXPERT_GATE,
     "qwen3moe": SHARED_EXPERT_GATE,
