@@ -404,6 +404,15 @@ def _lfm2_tensor(hf_name, data, config):
     return data.squeeze(1) if "conv.conv" in hf_name else data
 
 
+def _stacked_experts(hf_name, data, config):
+    """Qwen2MoeModel.modify_tensors stacks the experts' gate and up matrices into ffn_gate_exps
+    and ffn_up_exps ([experts, inter, hidden]): transformers 5 holds them fused as gate_up_proj."""
+    if hf_name.endswith("mlp.experts.gate_up_proj"):
+        gate, up = data.chunk(2, dim=1)
+        return {"ffn_gate_exps": gate, "ffn_up_exps": up}
+    return data
+
+
 def torch_cat(parts):
     import torch
 
@@ -414,6 +423,7 @@ def torch_cat(parts):
 CONVERTED = {
     "llama": _llama_tensor, "gemma2": _norm_plus_one, "gemma3": _norm_plus_one, "nemotron": _norm_plus_one,
     "gpt2": _gpt2_tensor, "bloom": _bloom_tensor, "mamba": _mamba_tensor, "lfm2": _lfm2_tensor,
+    "qwen2moe": _stacked_experts, "qwen3moe": _stacked_experts,
 }
 
 
@@ -440,14 +450,21 @@ def whole_model(folder: str, arch: str, seed: int = 0, types: dict | None = None
     tensors = {}
     for hf_name, value in model.state_dict().items():
         name = names.get_name(hf_name, try_suffixes=(".weight", ".bias")) or names.get_name(hf_name.partition(".")[2], try_suffixes=(".weight", ".bias"))
-        if name is None or hf_name in tied:
+        converted = CONVERTED.get(arch, lambda n, d, c: d)(hf_name, value.detach().float(), config)
+        if isinstance(converted, dict):  # one fused parameter, several GGUF tensors
+            block = hf_name.split(".")[2]
+            converted = {f"blk.{block}.{part}.weight": data for part, data in converted.items()}
+        elif name is None or hf_name in tied:
             continue  # buffers (rotary frequencies), tied weights
-        array = CONVERTED.get(arch, lambda n, d, c: d)(hf_name, value.detach().float(), config).contiguous().numpy()
-        kind = next((t for prefix, t in (types or {}).items() if name.startswith(prefix + ".")), "F32")
-        if kind == "F32":
-            tensors[name] = array
-        else:
-            qtype = gguf.GGMLQuantizationType[kind]
-            tensors[name] = (gguf.quants.quantize(array, qtype), qtype)
+        else:  # llama.cpp names stacked experts (transformers' down_proj, no suffix) NAME.weight
+            converted = {name + ".weight" if name.endswith("_exps") else name: converted}
+        for name, data in converted.items():
+            array = data.squeeze().contiguous().numpy()  # ModelBase.prepare_tensors drops unit dimensions
+            kind = next((t for prefix, t in (types or {}).items() if name.startswith(prefix + ".")), "F32")
+            if kind == "F32":
+                tensors[name] = array
+            else:
+                qtype = gguf.GGMLQuantizationType[kind]
+                tensors[name] = (gguf.quants.quantize(array, qtype), qtype)
     os.makedirs(folder, exist_ok=True)
     return write_gguf(os.path.join(folder, f"tiny-{arch}.gguf"), arch, config.to_dict(), tensors, tokens=config.vocab_size), config

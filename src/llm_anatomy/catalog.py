@@ -42,6 +42,19 @@ class TensorInfo(namedtuple("TensorInfo", "name dtype shape file offset nbytes")
         return prod(self.shape)
 
 
+class FusedTensor(namedtuple("FusedTensor", "name dtype shape file offset nbytes segments")):
+    """A parameter transformers builds on load from several stored tensors (conversions.py:
+    MoE experts stacked, gate and up concatenated): its row-major elements are its segments'
+    in turn, each segment (TensorInfo, first element, element count) of one stored tensor.
+    name: the parameter's; dtype, file and offset: its first segment's; nbytes: the segments'."""
+
+    __slots__ = ()
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+
 # The field names spelled out in the call, where type checkers read them.
 class Catalog(namedtuple("Catalog", "name format root files tensors config config_file config_error metadata", defaults=(None, None, None, MappingProxyType({})))):
     """Tensors in the order the files store them, plus config and where they came from.

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 from .bounded_json import MAX_CONFIG_BYTES
 from .byte_io import read_capped
 from .cache_folder import cache_dir
-from .catalog import Catalog, TensorInfo
+from .catalog import Catalog, FusedTensor, TensorInfo
 from .config_schema import refuse_to_build
 from .dtypes import DTYPES
 from .errors import AnatomyError, note
@@ -376,20 +376,32 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
     return skeleton
 
 
-def stored_tensor_finder(catalog: Catalog, skeleton: Skeleton) -> Callable[[str], TensorInfo | None]:
+def stored_tensor_finder(catalog: Catalog, skeleton: Skeleton) -> Callable[[str], TensorInfo | FusedTensor | None]:
     """How from_pretrained finds a parameter's tensor: by its name, by the name of a weight
     tied to it, or across the base model's prefix (GPT-2's 'h.0.attn...' loaded into
-    GPT2LMHeadModel's 'transformer.h.0.attn...', or 'bert.embeddings...' into BertModel)."""
-    stored = catalog.by_name
-    aliases = {canonical: alias for alias, canonical in skeleton.tied.items()}
-    without_prefix = {t.name.partition(".")[2]: t for t in catalog.tensors}
+    GPT2LMHeadModel's 'transformer.h.0.attn...', or 'bert.embeddings...' into BertModel),
+    after its checkpoint conversion mapping renamed the stored names; a parameter it fuses
+    from several stored tensors (MoE experts) is a FusedTensor of them."""
+    from .conversions import fused_parameter, renamer
+    from .ggml_types import KEY_ARCHITECTURE
 
-    def find(name: str) -> TensorInfo | None:
+    model_type = (catalog.config or {}).get("model_type")
+    gguf_arch = catalog.metadata.get(KEY_ARCHITECTURE) if catalog.format == "gguf" else None
+    rename = renamer(model_type) if gguf_arch is None else None
+    stored = catalog.by_name if rename is None else {rename(t.name): t for t in catalog.tensors}
+    aliases = {canonical: alias for alias, canonical in skeleton.tied.items()}
+    without_prefix = {name.partition(".")[2]: t for name, t in stored.items()}
+    shapes = {p.name: p.shape for p in skeleton.parameters}
+
+    def stored_tensor(name: str) -> TensorInfo | None:
+        return stored.get(name) or stored.get(name.partition(".")[2]) or without_prefix.get(name)
+
+    def find(name: str) -> TensorInfo | FusedTensor | None:
         for candidate in (name, aliases.get(name)):
             if candidate is not None:
-                tensor = stored.get(candidate) or stored.get(candidate.partition(".")[2]) or without_prefix.get(candidate)
+                tensor = stored_tensor(candidate)
                 if tensor is not None:
                     return tensor
-        return None
+        return fused_parameter(name, shapes.get(name, ()), model_type, gguf_arch, stored_tensor)
 
     return find

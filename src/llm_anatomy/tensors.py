@@ -234,6 +234,25 @@ def _runs(positions: Sequence[int], per_block: int, gap_blocks: int, max_blocks:
     return runs
 
 
+def _by_segment(info: TensorInfo, positions: Sequence[int]) -> list[tuple[TensorInfo, Sequence[int]]]:
+    """Ascending positions of a tensor as (stored tensor, its positions): a FusedTensor's
+    (catalog.py) fall into its segments in turn; any other tensor's are its own."""
+    segments = getattr(info, "segments", None)
+    if segments is None:
+        return [(info, positions)]
+    parts: list[tuple[TensorInfo, Sequence[int]]] = []
+    index, end = 0, 0
+    for tensor, first, count in segments:
+        start, end = end, end + count
+        taken = []
+        while index < len(positions) and positions[index] < end:
+            taken.append(positions[index] - start + first)
+            index += 1
+        if taken:
+            parts.append((tensor, taken))
+    return parts
+
+
 class ElementReader:
     """Reads elements of tensors by flat position, one open byte source per file."""
 
@@ -260,7 +279,8 @@ class ElementReader:
         """Let each file's byte source fetch, all at once, the runs that read() will ask for
         these (tensor, positions, as_dtype): a remote file sends them in parallel requests."""
         ranges: dict[str, list[tuple[int, int]]] = {}
-        for info, positions, as_dtype in wanted:
+        stored = [(part, local, as_dtype) for info, positions, as_dtype in wanted for part, local in _by_segment(info, positions)]
+        for info, positions, as_dtype in stored:
             if hasattr(info, "dequantizer"):  # its parts are read when it is
                 continue
             decoder = decoder_for(info, as_dtype)
@@ -279,6 +299,8 @@ class ElementReader:
         decoder = decoder_for(info, as_dtype)
         if positions and not 0 <= positions[0] <= positions[-1] < info.numel:
             raise AnatomyError(f"{info.file}: tensor {info.name}", f"element positions inside its {info.numel} elements", f"{positions[0]}..{positions[-1]}")
+        if getattr(info, "segments", None) is not None:  # a FusedTensor: read from each stored part
+            return [value for part, local in _by_segment(info, positions) for value in self.read(part, local, as_dtype)]
         source = self._file(info.file)
         per_block, block_bytes, decode = decoder.block_elems, decoder.block_bytes, decoder.decode
         max_blocks = max(1, MAX_RUN_BYTES // block_bytes)

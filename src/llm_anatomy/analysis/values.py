@@ -348,6 +348,8 @@ def gguf_loaded(catalog: Catalog) -> Callable[[View], View]:
     stored_name = {(t.file, t.offset): t.name for t in catalog.tensors}
 
     def loaded(view: View) -> View:
+        if getattr(view.tensor, "segments", None) is not None:
+            return view  # experts fused on load (conversions.py) are copied as stored
         name = stored_name.get((view.tensor.file, view.tensor.offset), view.tensor.name)
         transform = gt.transform_of(arch, name)
         if transform is None:
