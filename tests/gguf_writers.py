@@ -27,6 +27,7 @@ TINY = {
     "mamba": ("MambaConfig", dict(vocab_size=128, hidden_size=64, state_size=8, num_hidden_layers=2, conv_kernel=3, expand=2, time_step_rank=8, layer_norm_epsilon=1e-6)),
     "t5": ("T5Config", dict(vocab_size=128, d_model=64, d_kv=16, d_ff=96, num_layers=2, num_heads=4, relative_attention_num_buckets=16, layer_norm_epsilon=1e-6, feed_forward_proj="gated-gelu", decoder_start_token_id=0)),
     "lfm2": ("Lfm2Config", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, norm_eps=1e-6, conv_L_cache=3, block_auto_adjust_ff_dim=False, layer_types=["conv", "full_attention", "conv", "full_attention"])),
+    "minimax-m2": ("MiniMaxM2Config", dict(vocab_size=128, hidden_size=64, intermediate_size=32, head_dim=16, rotary_dim=8, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=256, rms_norm_eps=1e-6, scoring_func="sigmoid", use_routing_bias=True, bos_token_id=1, eos_token_id=2)),
     "gpt-oss": ("GptOssConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=32, head_dim=16, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=256, rms_norm_eps=1e-6, sliding_window=64)),
 }
 
@@ -226,11 +227,25 @@ def _gpt_oss(writer, h):
     writer.add_expert_feed_forward_length(h["intermediate_size"])
 
 
+# convert_hf_to_gguf's ExpertGatingFuncType, written by TextModel from the config's scoring_func.
+GATING_FUNC = {"softmax": "SOFTMAX", "sigmoid": "SIGMOID"}
+
+
+def _minimax_m2(writer, h):
+    text_model_metadata(writer, h)
+    import gguf
+
+    writer.add_expert_gating_func(gguf.ExpertGatingFuncType[GATING_FUNC[h["scoring_func"]]])
+    writer.add_expert_feed_forward_length(h["intermediate_size"])
+    writer.add_rope_dimension_count(h["rotary_dim"])
+
+
 METADATA = {
     "llama": _llama, "qwen2": text_model_metadata, "qwen2moe": _qwen2moe, "qwen3": text_model_metadata,
     "qwen3moe": _qwen3moe, "phi3": _phi3, "gemma2": _gemma2, "gemma3": _gemma3, "nemotron": _nemotron,
     "starcoder2": text_model_metadata, "stablelm": _stablelm, "falcon": _falcon, "bloom": _bloom,
     "gpt2": _gpt2, "mamba": _mamba, "t5": _t5, "lfm2": _lfm2, "gpt-oss": _gpt_oss,
+    "minimax-m2": _minimax_m2,
 }
 
 
@@ -409,7 +424,9 @@ def _stacked_experts(hf_name, data, config):
     and ffn_up_exps ([experts, inter, hidden]): transformers 5 holds them fused as gate_up_proj."""
     if hf_name.endswith("mlp.experts.gate_up_proj"):
         gate, up = data.chunk(2, dim=1)
-        return {"ffn_gate_exps": gate, "ffn_up_exps": up}
+        return {"ffn_gate_exps.weight": gate, "ffn_up_exps.weight": up}
+    if hf_name.endswith("mlp.e_score_correction_bias"):  # MiniMax-M2's routing bias (a buffer)
+        return {"exp_probs_b.bias": data}
     return data
 
 
@@ -423,7 +440,7 @@ def torch_cat(parts):
 CONVERTED = {
     "llama": _llama_tensor, "gemma2": _norm_plus_one, "gemma3": _norm_plus_one, "nemotron": _norm_plus_one,
     "gpt2": _gpt2_tensor, "bloom": _bloom_tensor, "mamba": _mamba_tensor, "lfm2": _lfm2_tensor,
-    "qwen2moe": _stacked_experts, "qwen3moe": _stacked_experts,
+    "qwen2moe": _stacked_experts, "qwen3moe": _stacked_experts, "minimax-m2": _stacked_experts,
 }
 
 
@@ -453,7 +470,7 @@ def whole_model(folder: str, arch: str, seed: int = 0, types: dict | None = None
         converted = CONVERTED.get(arch, lambda n, d, c: d)(hf_name, value.detach().float(), config)
         if isinstance(converted, dict):  # one fused parameter, several GGUF tensors
             block = hf_name.split(".")[2]
-            converted = {f"blk.{block}.{part}.weight": data for part, data in converted.items()}
+            converted = {f"blk.{block}.{part}": data for part, data in converted.items()}
         elif name is None or hf_name in tied:
             continue  # buffers (rotary frequencies), tied weights
         else:  # llama.cpp names stacked experts (transformers' down_proj, no suffix) NAME.weight

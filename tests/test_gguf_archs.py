@@ -114,12 +114,30 @@ def test_mistral_named_llama_file_is_mistral(tmp_path):
     assert open_catalog(path).config["architectures"] == ["LlamaForCausalLM"]
 
 
-def test_other_architectures_fall_back_to_the_name_tree(tmp_path, cli):
+def test_every_architecture_transformers_maps_has_a_row_or_falls_back():
+    """transformers' GGUF_CONFIG_MAPPING, architecture by architecture: a row here, or one of
+    the two that fall back to the name tree (tested below)."""
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+
+    from llm_anatomy.formats.gguf_archs import ARCHITECTURES
+
+    ours = {row.model_type for row in ARCHITECTURES.values()} | set(ARCHITECTURES)
+    theirs = set(GGUF_CONFIG_MAPPING) - {"general", "tokenizer"}
+    assert {arch for arch in theirs if arch not in ours and arch.replace("_", "-") not in ours} == set(FALLING_BACK)
+
+
+# transformers' GGUF table lists them, but has no config class for deci and carries too little
+# of Gemma-4's layout (per-layer head sizes, shared KV layers, per-layer inputs) to build it.
+FALLING_BACK = ("deci", "gemma4")
+
+
+@pytest.mark.parametrize("arch", ("rwkv7",) + FALLING_BACK)
+def test_other_architectures_fall_back_to_the_name_tree(arch, tmp_path, cli):
     import gguf
     import numpy as np
 
     path = str(tmp_path / "rwkv.gguf")
-    writer = gguf.GGUFWriter(path, "rwkv7")
+    writer = gguf.GGUFWriter(path, arch)
     writer.add_tensor("blk.0.time_mix.weight", np.zeros((2, 4), np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -127,7 +145,7 @@ def test_other_architectures_fall_back_to_the_name_tree(tmp_path, cli):
     writer.close()
     tree = cli("tree", path)
     assert (tree.code, tree.err) == (0, "")
-    assert tree.out.splitlines()[-1] == "note: no class names (transformers has no config for GGUF architecture 'rwkv7'); this tree is built from the tensor names, and its counts include every stored tensor (buffers too)"
+    assert tree.out.splitlines()[-1] == f"note: no class names (transformers has no config for GGUF architecture '{arch}'); this tree is built from the tensor names, and its counts include every stored tensor (buffers too)"
     config = cli("config", path)
     assert config.code == 1
     assert config.err.startswith(f"llm-anatomy: {path}: expected a GGUF architecture that maps to a transformers config (llama, mistral, qwen2, ")
@@ -146,13 +164,17 @@ def test_name_table_is_what_transformers_gguf_loader_maps():
 def test_name_table_rows_are_gguf_tensor_name_map_rows():
     """Each row, read forwards, is what gguf's own TensorNameMap for that architecture gives for
     the transformers name, or (as transformers also looks in submodules) for it without its
-    first component: Bloom's `transformer.h.0...` is TensorNameMap's `h.0...`."""
+    first component: Bloom's `transformer.h.0...` is TensorNameMap's `h.0...`; but for the rows
+    an architecture's own tensor processor in transformers maps (MiniMax-M2's routing bias)."""
     import gguf
 
     arch_of = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
+    mapped_by_processor = {("minimax-m2", "blk.{bid}.exp_probs_b.bias")}  # MiniMaxM2TensorProcessor.perform_fallback_tensor_mapping
     for arch, table in name_maps.gguf_tables().items():
         names = gguf.TensorNameMap(arch_of[arch], 4)
         for gguf_name, hf in table.items():
+            if (arch, gguf_name) in mapped_by_processor:
+                continue
             base = gguf_name.rpartition(".")[0] if hf.endswith((".weight", ".bias")) else gguf_name
             hf_base = hf.rpartition(".")[0] if hf.endswith((".weight", ".bias")) else hf
             expected = base.format(bid=3).removesuffix(".weight")
@@ -175,7 +197,7 @@ def test_gemma3_ffn_norm_is_the_pre_feedforward_norm(tmp_path, cli):
 
 # Quantized rows check that reordered and transposed views read the right blocks.
 QUANTIZED = {"blk.0.attn_q": "Q8_0", "blk.0.attn_k": "Q8_0", "blk.1.ffn_up": "Q4_0", "blk.0.attn_qkv": "Q8_0"}
-LOADED_BY_TRANSFORMERS = ("bloom", "falcon", "gemma2", "gemma3", "lfm2", "llama", "nemotron", "phi3", "qwen2", "stablelm", "starcoder2")
+LOADED_BY_TRANSFORMERS = ("bloom", "falcon", "gemma2", "gemma3", "lfm2", "llama", "minimax-m2", "nemotron", "phi3", "qwen2", "stablelm", "starcoder2")
 
 
 @pytest.mark.parametrize("arch", LOADED_BY_TRANSFORMERS)

@@ -18,7 +18,7 @@ from ..errors import AnatomyError, ConfigUnavailable
 from ..safe_text import escape
 from ..ggml_types import KEY_ARCHITECTURE, KEY_TOKENS
 from . import read_json_object
-from .gguf_archs import ARCHITECTURES, RENAMED, RENAMED_ROWS, TOKEN_FIELDS, Arch
+from .gguf_archs import ARCHITECTURES, RENAMED, RENAMED_ROWS, TOKEN_FIELDS, VALUE_NAMES, Arch
 
 GGUF_EMBEDDING, GGUF_OUTPUT = "token_embd.weight", "output.weight"
 
@@ -55,6 +55,14 @@ def _per_layer(value: Any) -> Any:
     return max(items) if items else value
 
 
+def _named(field: str, value: Any) -> Any:
+    """A number GGUF stores for a setting transformers names (VALUE_NAMES), as its name."""
+    if field not in VALUE_NAMES or not isinstance(value, int):
+        return value
+    names, default = VALUE_NAMES[field]
+    return names.get(value, default)
+
+
 def from_gguf(path: str, metadata: dict[str, Any], tensors: dict[str, TensorInfo]) -> dict[str, Any]:
     arch, row = gguf_architecture(metadata)
     if row is None:
@@ -64,7 +72,7 @@ def from_gguf(path: str, metadata: dict[str, Any], tensors: dict[str, TensorInfo
     for key, field in row.fields:
         value = metadata.get(f"{arch}.{key}")
         if value is not None and field not in config:
-            config[field] = _per_layer(value)
+            config[field] = _named(field, _per_layer(value))
     for key, field in TOKEN_FIELDS:
         if key in metadata:
             config[field] = metadata[key]

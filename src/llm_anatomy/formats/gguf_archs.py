@@ -119,8 +119,16 @@ ARCHITECTURES = {
     # llama.cpp runs T5 with a gated GELU (Flan-T5's), which the converter does not write down.
     "t5": Arch("t5", "T5ForConditionalGeneration", T5_FIELDS, {"feed_forward_proj": "gated-gelu"}, ()),
     "t5encoder": Arch("t5", "T5EncoderModel", T5_FIELDS, {"feed_forward_proj": "gated-gelu"}, ()),
+    "minimax-m2": Arch("minimax_m2", "MiniMaxM2ForCausalLM", DECODER + LOCAL_EXPERTS + (
+        ("rope.dimension_count", "rotary_dim"),
+        ("expert_gating_func", "scoring_func"),
+    ), {"use_routing_bias": True}, ()),
     "lfm2": Arch("lfm2", "Lfm2ForCausalLM", _renamed(DECODER, "attention.layer_norm_rms_epsilon", "norm_eps") + (("shortconv.l_cache", "conv_L_cache"),), {"block_auto_adjust_ff_dim": False}, ()),
 }
+
+# Fields GGUF stores as a number that transformers names: llama.cpp's ExpertGatingFuncType, and
+# transformers' own default for a number it does not know.
+VALUE_NAMES = {"scoring_func": ({0: "none", 1: "softmax", 2: "sigmoid"}, "softmax")}
 
 # (general.architecture, general.name test, row to use instead), as transformers decides: llama.cpp
 # writes Mistral as "llama" (transformers takes it for Mistral only when the name is exactly
