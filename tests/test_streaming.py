@@ -180,13 +180,30 @@ def _kill_self(task, *readers):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def test_warm_chunks_are_mapped_in_workers_and_read_the_same(tmp_path):
+    """A worker's reader maps each resident chunk instead of copying it; the values, and every
+    statistic of a 16-bit tensor (its histogram), are those a copying reader gets."""
+    from llm_anatomy.analysis.stats import tensor_stats
+
+    tensor = torch.randn(3 << 20)  # 12 MiB of F32, 6 MiB of F16: chunks of 8 MiB
+    path = safetensors_file(str(tmp_path / "t.safetensors"), {"t": tensor, "h": tensor.half()})
+    catalog = open_catalog(path)
+    with open(path, "rb") as handle:  # as `cat` would: every page in the cache
+        handle.read()
+    mapped = Reader(mapped=True)
+    np.testing.assert_array_equal(_stream(catalog.get("t"), mapped), tensor.to(torch.float64).numpy())
+    assert (mapped.mapped_reads, mapped.cached_reads, mapped.direct_reads) == (2, 0, 0)
+    assert tensor_stats(catalog.get("h"), Reader(mapped=True)) == tensor_stats(catalog.get("h"), Reader(direct=False))
+    assert Reader().mapped is False  # outside a worker: copies (a SIGBUS there would end the command)
+
+
 def test_a_killed_worker_is_an_error_not_a_hang(monkeypatch):
     from llm_anatomy import streaming
 
     monkeypatch.setattr(streaming, "workers", lambda: 2)
     with pytest.raises(AnatomyError) as caught:
         run_parallel([1, 2, 3], _kill_self, weight=lambda task: task)
-    assert caught.value.line() == "a worker process: expected to finish its tensors, found it was killed (perhaps for lack of memory); run again, or read fewer tensors at once with --filter"
+    assert caught.value.line() == "a worker process: expected to finish its tensors, found it was killed (perhaps for lack of memory, or a weights file was truncated while it was read); run again, or read fewer tensors at once with --filter"
 
 
 def test_bool_bytes_other_than_0_and_1_read_as_torch_reads_them(tmp_path):
