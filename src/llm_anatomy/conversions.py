@@ -106,24 +106,22 @@ def _fused(name: str, shape: tuple[int, ...], parts: list[list[tuple[TensorInfo,
 
 def _per_expert(name: str, shape: tuple[int, ...], fuse: Fuse, find: Callable[[str], TensorInfo | None]) -> FusedTensor | None:
     prefix = name[: -len(fuse.target)]
-    parts = []
+    parts: list[list[tuple[TensorInfo, int, int]]] = []
     for expert in range(shape[0]):
-        tensors = [find(prefix + source.replace("*", str(expert))) for source in fuse.sources]
-        if any(t is None or t.shape[1:] != shape[2:] for t in tensors):
-            return None
-        if sum(t.shape[0] for t in tensors) != shape[1]:
+        found = [find(prefix + source.replace("*", str(expert))) for source in fuse.sources]
+        tensors = [t for t in found if t is not None and t.shape[1:] == shape[2:]]
+        if len(tensors) < len(found) or sum(t.shape[0] for t in tensors) != shape[1]:
             return None
         parts.append([(t, 0, t.numel) for t in tensors])
     return _fused(name, shape, parts)
 
 
 def _stacked(name: str, shape: tuple[int, ...], sources: tuple[str, ...], bid: str, find: Callable[[str], TensorInfo | None]) -> FusedTensor | None:
-    tensors = [find(source.format(bid=bid)) for source in sources]
-    if any(t is None or len(t.shape) != len(shape) or t.shape[0] != shape[0] or t.shape[2:] != shape[2:] for t in tensors):
+    found = [find(source.format(bid=bid)) for source in sources]
+    tensors = [t for t in found if t is not None and len(t.shape) == len(shape) and t.shape[0] == shape[0] and t.shape[2:] == shape[2:]]
+    if len(tensors) < len(found) or sum(t.shape[1] for t in tensors) != shape[1]:
         return None
-    if sum(t.shape[1] for t in tensors) != shape[1]:
-        return None
-    parts = []
+    parts: list[list[tuple[TensorInfo, int, int]]] = []
     for expert in range(shape[0]):
         parts.append([(t, expert * (t.numel // t.shape[0]), t.numel // t.shape[0]) for t in tensors])
     return _fused(name, shape, parts)
