@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from .analysis.summary import Summary
     from .analysis.tree import ModuleTree, TreeNode
     from .analysis.values import View
-    from .catalog import Catalog, TensorInfo
+    from .catalog import Catalog, FusedTensor, TensorInfo
     from .skeleton import Skeleton
 
 __all__ = ["open", "diff", "Model", "Module", "Parameter", "Size", "SubmoduleError", "Diff", "ReportFile"]
@@ -99,7 +99,7 @@ class Parameter:
         (torch.Size([64, 64]), 'torch.bfloat16', 4096, 64)
     """
 
-    def __init__(self, model: Model, name: str, shape: tuple[int, ...], tensor: TensorInfo | None, dtype: str | None) -> None:
+    def __init__(self, model: Model, name: str, shape: tuple[int, ...], tensor: TensorInfo | FusedTensor | None, dtype: str | None) -> None:
         self._model = model
         self.name = name
         """The full name named_parameters() gives it (tied weights: the first name)."""
@@ -107,7 +107,8 @@ class Parameter:
         """Its shape, as param.shape: torch.Size([4096, 4096])."""
         self.tensor = tensor
         """The stored tensor (TensorInfo: file, offset, dtype as stored) its values are read
-        from; None when it is not stored under its name (transformers initialises it)."""
+        from; a FusedTensor of several when transformers fuses them on load (MoE experts);
+        None when it is not stored (transformers initialises it)."""
         self._dtype_key = dtype  # a DTYPES key: the dtype its values have once loaded
         self._view: View | None = None
 
@@ -593,7 +594,7 @@ class Model(Module):
         if name not in self._parameters:
             skeleton = self._skeleton_or_none()
             if skeleton is None:  # the tree of stored tensor names: every tensor as it is, quantized ones dequantized
-                tensor = self.loaded_catalog.by_name.get(name)
+                tensor: TensorInfo | FusedTensor | None = self.loaded_catalog.by_name.get(name)
                 dtype = getattr(tensor, "loaded", tensor.dtype) if tensor is not None else None
             else:
                 from .analysis.values import load_dtype

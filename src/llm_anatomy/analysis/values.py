@@ -19,7 +19,7 @@ TYPE_CHECKING = False  # typing and dataclasses cost ~8 ms to import: records ar
 if TYPE_CHECKING:
     from typing import Callable, Iterable, Iterator, Sequence
 
-    from ..catalog import Catalog, TensorInfo
+    from ..catalog import Catalog, FusedTensor, TensorInfo
     from ..skeleton import Skeleton
     from ..tensors import Decoder, ElementReader
 
@@ -324,7 +324,7 @@ def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None,
     return views
 
 
-def parameter_view(catalog: Catalog, model_class: str, param, tensor: TensorInfo | None, model_dtype: str | None, loaded: Callable[[View], View] | None = None) -> View:
+def parameter_view(catalog: Catalog, model_class: str, param, tensor: TensorInfo | FusedTensor | None, model_dtype: str | None, loaded: Callable[[View], View] | None = None) -> View:
     """One parameter (a skeleton Parameter) as the model holds it, read from its stored tensor
     (None: not stored under its own name); model_dtype: load_dtype(catalog)."""
     if tensor is None:
