@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, unquote, urlsplit
 
 LFS_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pth", ".pt")
-LIFETIME_SECONDS = 1800  # the servers stop by themselves after this, whatever the tests do
+IDLE_SECONDS = 1800  # the servers stop by themselves after this long without a request, whatever the tests do
 
 
 class Repo:
@@ -65,6 +65,7 @@ class HubStandIn:
         self.faults: dict[str, str] = {}  # path prefix -> "429-once" | "slow" | "lie-range" | "short-body" | "nested-json"
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._last_request = time.monotonic()
         self.hub = self._server("hub")
         self.cdn = self._server("cdn")
         self.url = f"http://127.0.0.1:{self.hub.server_address[1]}"
@@ -95,8 +96,8 @@ class HubStandIn:
             thread.join(timeout=5)
 
     def _serve(self, server):
-        deadline = time.monotonic() + LIFETIME_SECONDS
-        while not self._stop.is_set() and time.monotonic() < deadline:
+        # Idle time, not age: a session-wide stand-in lives as long as a slow suite needs it.
+        while not self._stop.is_set() and time.monotonic() - self._last_request < IDLE_SECONDS:
             server.handle_request()  # returns after server.timeout without a request
 
     def _server(self, host):
@@ -134,6 +135,7 @@ class HubStandIn:
         return None
 
     def _handle(self, handler, host, head):
+        self._last_request = time.monotonic()
         if self.delay:
             time.sleep(self.delay)
         path = urlsplit(handler.path).path
