@@ -409,3 +409,172 @@ def test_mlx_mixed_quantization_reads_each_module_at_its_own_bits(tmp_path):
     assert qview.problems == () and [(w.name, w.shape) for w in qview.weights] == [(n, (16, 128)) for n in sorted(references)]
     for name, reference in references.items():
         _same(_dequantize(tmp_path, name)[1], reference)
+
+
+# ---------------------------------------------------------------- a tiny Llama stored quantized: values, stats, diff
+
+
+def _minmax(weight, bits, groups_of_inputs):
+    """Asymmetric min-max quantization of a float [out, in] weight, one scale and zero per
+    (output, group): codes [out, in], scales and zeros [out, groups] (zeros in 1..maxq)."""
+    maxq = 2**bits - 1
+    w = weight.float()
+    count = int(groups_of_inputs.max()) + 1
+    codes = torch.empty_like(w)
+    scales, zeros = torch.empty(w.shape[0], count), torch.empty(w.shape[0], count)
+    for g in range(count):
+        cols = (groups_of_inputs == g).nonzero().flatten()
+        lo, hi = w[:, cols].amin(1).clamp(max=0), w[:, cols].amax(1).clamp(min=0)
+        scale = ((hi - lo) / maxq).clamp(min=1e-6)
+        zero = torch.round(-lo / scale).clamp(1, maxq)
+        codes[:, cols] = torch.clamp(torch.round(w[:, cols] / scale[:, None]) + zero[:, None], 0, maxq)
+        scales[:, g], zeros[:, g] = scale, zero
+    return codes.long(), scales, zeros.long()
+
+
+def _gptq(prefix, weight, bits=4, group=32, act_order=True, seed=0):
+    out, inner = weight.shape
+    g_idx = torch.arange(inner) // group
+    if act_order:
+        g_idx = g_idx[torch.from_numpy(np.random.default_rng(seed).permutation(inner))]
+    codes, scales, zeros = _minmax(weight, bits, g_idx)
+    scales = scales.half()
+    stored = {
+        f"{prefix}.qweight": gptq_pack_rows(codes.T.numpy(), bits),
+        f"{prefix}.qzeros": gptq_pack_rows((zeros - 1).numpy(), bits).T.contiguous(),
+        f"{prefix}.scales": scales.T.contiguous(),
+        f"{prefix}.g_idx": g_idx.int(),
+    }
+    return stored, (scales.T[g_idx] * (codes.T - zeros.T[g_idx])).T  # gptqmodel's dequantize_weight, as [out, in]
+
+
+def _awq(prefix, weight, group=32, **_):
+    g = torch.arange(weight.shape[1]) // group
+    codes, scales, zeros = _minmax(weight, 4, g)
+    scales = scales.half()
+    stored = {f"{prefix}.qweight": awq_pack(codes.T.numpy()), f"{prefix}.qzeros": awq_pack(zeros.T.numpy()), f"{prefix}.scales": scales.T.contiguous()}
+    return stored, ((codes.T - zeros.T[g]) * scales.T[g]).T
+
+
+def _mlx(prefix, weight, bits=4, group=32, **_):
+    g = torch.arange(weight.shape[1]) // group
+    codes, scales, zeros = _minmax(weight, bits, g)
+    scales, biases = scales.to(weight.dtype), (-scales * zeros).to(weight.dtype)
+    stored = {f"{prefix}.weight": torch.from_numpy(bit_stream(codes.numpy(), bits)), f"{prefix}.scales": scales, f"{prefix}.biases": biases}
+    return stored, scales[:, g] * codes + biases[:, g]
+
+
+def _pack(prefix, weight, group=32):
+    """compressed-tensors' own compressor and decompression, with min-max scales and zero points."""
+    from compressed_tensors.compressors.pack_quantized.base import PackedQuantizationCompressor
+    from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
+
+    scheme = QuantizationScheme(targets=["Linear"], weights=QuantizationArgs(**PACK_ARGS))
+    _, scales, zeros = _minmax(weight, 4, torch.arange(weight.shape[1]) // group)
+    state = {"weight": weight, "weight_scale": scales.to(weight.dtype), "weight_zero_point": (zeros - 8).to(torch.int8)}
+    stored = PackedQuantizationCompressor.compress(state, scheme)
+    return {f"{prefix}.{k}": v for k, v in stored.items()}, PackedQuantizationCompressor.decompress(stored, scheme)["weight"]
+
+
+PACK_ARGS = {"num_bits": 4, "type": "int", "symmetric": False, "strategy": "group", "group_size": 32}
+SCHEME_WRITERS = {
+    # scheme: (writer, its quantization config, the model's dtype, the embedding quantized too)
+    "gptq": (_gptq, {"quant_method": "gptq", "bits": 4, "group_size": 32, "desc_act": True, "sym": False}, torch.float16, False),
+    "gptq-3bit": (lambda p, w: _gptq(p, w, bits=3, act_order=False), {"quant_method": "gptq", "bits": 3, "group_size": 32, "desc_act": False, "sym": False}, torch.float16, False),
+    "awq": (_awq, {"quant_method": "awq", "bits": 4, "group_size": 32, "zero_point": True, "version": "gemm"}, torch.float16, False),
+    "mlx": (_mlx, {"group_size": 32, "bits": 4}, torch.bfloat16, True),
+    "pack": (_pack, {"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {"group_0": {"targets": ["Linear"], "weights": PACK_ARGS}}}, torch.bfloat16, False),
+}
+
+
+@pytest.fixture(scope="module", params=list(SCHEME_WRITERS))
+def quantized_llama(request, tmp_path_factory):
+    """(original folder, quantized folder, the model with its quantized weights replaced by the
+    reference dequantization): a tiny Llama saved by transformers, its linear layers (and for
+    MLX its embedding) then stored quantized."""
+    from safetensors.torch import load_file
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    writer, quantization, dtype, embedding = SCHEME_WRITERS[request.param]
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, vocab_size=96, dtype=str(dtype).split(".")[1], tie_word_embeddings=False)
+    model = LlamaForCausalLM(config).to(dtype)
+    base = tmp_path_factory.mktemp(request.param)
+    original, quantized = base / "original", base / "quantized"
+    model.save_pretrained(original)
+    stored = {}
+    for name, tensor in load_file(str(original / "model.safetensors")).items():
+        if name.endswith("proj.weight") or (embedding and name == "model.embed_tokens.weight"):
+            parts, reference = writer(name[: -len(".weight")], tensor)
+            stored.update(parts)
+            model.get_parameter(name).data = reference.to(dtype)
+        else:
+            stored[name] = tensor
+    key = "quantization" if request.param == "mlx" else "quantization_config"
+    config = json.loads((original / "config.json").read_text())
+    _write(quantized, quantization, stored, key=key)
+    (quantized / "config.json").write_text(json.dumps({**config, key: quantization}))
+    return original, quantized, model
+
+
+def test_torch_style_prints_the_reference_parameters(quantized_llama, cli):
+    _, folder, model = quantized_llama
+    assert cli("values", folder, "--style", "torch").out == "".join(f"{p}\n" for p in model.parameters())
+
+
+def test_values_of_a_quantized_weight_and_an_index(quantized_llama, cli):
+    _, folder, model = quantized_llama
+    reference = model.get_parameter("model.layers.0.mlp.down_proj.weight").detach()
+    assert cli("values", folder, "model.layers.0.mlp.down_proj.weight").out == f"model.layers.0.mlp.down_proj.weight  [64, 128]  {view(open_catalog(str(folder))).scheme.upper()}\n{reference}\n"
+    out = cli("values", folder, "model.layers.0.mlp.down_proj.weight[5:9, 30:100:7]").out
+    assert out.endswith(f"\n{reference[5:9, 30:100:7]}\n")
+
+
+def test_stats_are_those_of_the_reference(quantized_llama, cli):
+    _, folder, model = quantized_llama
+    rows = {row["name"]: row for row in json.loads(cli("stats", folder, "--json").out)["rows"]}
+    for name, parameter in model.named_parameters():
+        values, row = parameter.detach().double().flatten(), rows[name]
+        assert (row["numel"], row["min"], row["max"]) == (values.numel(), values.min().item(), values.max().item())
+        assert row["mean"] == pytest.approx(values.mean().item(), rel=1e-12, abs=1e-15)
+        assert row["std"] == pytest.approx(values.std(correction=0).item(), rel=1e-12)
+
+
+def test_diff_against_the_original_is_the_quantization_error(quantized_llama, cli):
+    original, folder, model = quantized_llama
+    from safetensors.torch import load_file
+
+    before = load_file(str(original / "model.safetensors"))
+    report = json.loads(cli("diff", original, folder, "--json").out)
+    changes = {row["name"]: row for row in report["tensors"]}
+    assert report["only_in_a"] == report["only_in_b"] == []
+    for name, parameter in model.named_parameters():
+        x, y = before[name].double().flatten(), parameter.detach().double().flatten()
+        row = changes[name]
+        if torch.equal(x, y):
+            assert row["identical"]
+            continue
+        assert row["relative"] == pytest.approx(((y - x).norm() / x.norm()).item(), rel=1e-12)
+        assert row["cosine"] == pytest.approx((x @ y / (x.norm() * y.norm())).item(), rel=1e-12)
+        assert row["max_abs_diff"] == (y - x).abs().max().item()
+
+
+def test_api_parameters_are_the_reference(quantized_llama):
+    import llm_anatomy
+
+    _, folder, model = quantized_llama
+    reference = dict(model.named_parameters())
+    opened = llm_anatomy.open(str(folder))
+    for name, parameter in opened.named_parameters():
+        assert (str(parameter), tuple(parameter.shape)) == (str(reference[name]), tuple(reference[name].shape))
+        _same(parameter.numpy().astype(np.float32), reference[name].detach())
+
+
+def test_values_of_a_quantized_weight_stay_light(tmp_path):
+    """A few dequantized values are computed in plain Python: neither numpy nor torch is imported."""
+    from conftest import imported_by
+
+    name, reference = gptq_checkpoint(tmp_path, 3, 64, act_order=True)
+    code, loaded, out = imported_by("values", tmp_path, name)
+    assert (code, loaded) == (0, [])
+    assert out == f"{name}  [64, 256]  GPTQ\n{reference}\n"

@@ -62,6 +62,10 @@ if TYPE_CHECKING:
 DEQUANTIZERS = {
     "fp8": "fp8",
     "mxfp4": "mxfp4",
+    "gptq": "integer",
+    "awq": "integer",
+    "mlx": "integer",
+    "pack": "integer",
 }
 
 

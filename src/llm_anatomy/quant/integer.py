@@ -8,9 +8,10 @@ The four store b-bit codes alike: one little-endian bit stream per packed row, c
 [k*b, k*b + b) of the 32-bit words laid end to end (so 3-bit GPTQ and mlx's 3, 5 and 6-bit
 codes cross word boundaries); AWQ alone permutes the eight nibbles of each word.
 
-A few values are computed here in plain Python from the stored elements they need (showing a
-quantized weight need not import numpy); whole weights are computed over boxes of rows with
-numpy in integer_arrays."""
+A few values (`values`, the API) are computed here in plain Python from the stored elements
+they need, so showing a quantized weight imports no numpy; whole weights (stats, diff) are
+computed over boxes of rows with numpy in integer_arrays. DEQUANTIZER plugs the four schemes
+into quant.dequant's table."""
 
 from __future__ import annotations
 
@@ -18,13 +19,19 @@ from math import prod
 
 from ..errors import AnatomyError
 from ..tensors import CASTS
+from .dequant import Dequantizer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Sequence
+    from typing import Any, Callable, Iterator, Sequence
+
+    import numpy as np
 
     from ..catalog import TensorInfo
+    from ..streaming import Reader
+    from ..tensors import ElementReader
     from . import LogicalWeight
+    from .dequant import Dequantized
 
     At = Callable[[TensorInfo, int], Any]  # the stored value of a part at a flat position
 
@@ -271,3 +278,33 @@ def values(layout: Layout, read: Callable[[TensorInfo, list[int]], list], positi
         for name, (info, wanted) in missing.items():
             ordered = sorted(wanted)
             known.setdefault(name, {}).update(zip(ordered, read(info, ordered)))
+
+
+# ---------------------------------------------------------------- the dequantizer table's entry (quant.dequant)
+
+
+def _layout(tensor: Dequantized) -> Layout:
+    return LAYOUTS[tensor.weight.scheme](tensor.weight, tensor.settings)
+
+
+def _dtype(weight: LogicalWeight, model_dtype: str | None) -> str:
+    """The scales' dtype, which every reference computes in (F16 until check() refuses a weight without float scales)."""
+    scales = _part(weight, LAYOUTS[weight.scheme].scales, required=False)
+    return scales.dtype if scales is not None and scales.dtype in FLOAT_PARTS else "F16"
+
+
+def _check(tensor: Dequantized) -> None:
+    _layout(tensor)
+
+
+def _read(reader: ElementReader, tensor: Dequantized, positions: Sequence[int]) -> list:
+    return values(_layout(tensor), reader.read, positions)
+
+
+def _stream(reader: Reader, tensor: Dequantized) -> Iterator[np.ndarray]:
+    from .integer_arrays import stripes  # numpy: only whole weights (stats, diff) need it
+
+    return stripes(_layout(tensor), reader.read_bytes)
+
+
+DEQUANTIZER = Dequantizer(_dtype, _check, _read, _stream)
