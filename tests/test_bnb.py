@@ -172,3 +172,33 @@ def test_a_state_too_large_is_not_read(tmp_path):
         f" found {name} as JSON bytes (U8, at most 16384 bytes): U8 [20175];"
         " those tensors are counted as stored elements; check quantization_config in config.json"
     )
+
+
+def test_hostile_states_and_settings_are_findings_in_clean_text(tmp_path):
+    """A quant type with terminal controls in config.json, a state claiming 2**80 values, a state
+    of 16 KiB of brackets, a state that is not UTF-8: summary counts on, each a finding, escaped."""
+    from hostile import assert_clean_output, run_cli
+
+    hostile = {
+        "model.layers.0.self_attn.q_proj": b'{"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [1099511627776, 1099511627776]}',
+        "model.layers.0.self_attn.k_proj": b"[" * 16_000,
+        "model.layers.1.self_attn.v_proj": b'{"shape": "\xff\xfe"}',
+    }
+
+    def state(name, raw):
+        return next((bad for base, bad in hostile.items() if name.startswith(base + ".")), raw)
+
+    _small(tmp_path, lambda c: c["quantization_config"].update(bnb_4bit_quant_type="\x1b[31mnf4\u202e"), state=state)
+    outcome = run_cli("summary", tmp_path, timeout=120)
+    assert (outcome.code, outcome.err) == (0, "")
+    assert_clean_output(outcome.out)
+    findings = outcome.out.split("Findings:\n")[1].splitlines()
+    words = "bitsandbytes 4 bit \\x1b[31mnf4\\u202e, block 64, double quant"
+    assert findings[:3] == [  # the weights with a readable state are counted by it
+        f"  model.layers.0.mlp.down_proj.weight (and 10 more like it): expected model.layers.0.mlp.down_proj.weight.quant_state.bitsandbytes__\\x1b[31mnf4\\u202e beside it ({words}),"
+        " found missing; the count uses the packed tensor's shape; check quantization_config in config.json",
+        f"  model.layers.0.self_attn.k_proj.weight (and 1 more like it): expected {words}, found model.layers.0.self_attn.k_proj.weight.quant_state.bitsandbytes__nf4 as a JSON object:"
+        " deeper nesting; those tensors are counted as stored elements; check quantization_config in config.json",
+        f"  model.layers.0.self_attn.q_proj.weight: expected {words}, found packed weight of 8388608 bytes for the 1208925819614629174706176 four-bit values"
+        " of shape [1099511627776, 1099511627776] (604462909807314587353088 bytes); those tensors are counted as stored elements; check quantization_config in config.json",
+    ]

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..catalog import Catalog, TensorInfo
+from ..safe_text import escape
 from .schemes import COMPRESSED_TENSORS_FORMATS, DEFAULTS, QUANT_METHODS, SCHEMES, SWITCHED_BY, Mismatch
 from .state import read_states
 
@@ -40,11 +41,11 @@ class QuantView(namedtuple("QuantView", "method scheme description weights probl
     the method is not one we read (stored elements are counted then); description: the scheme
     in words; weights: LogicalWeight per weight, in stored order; problems: (where, expected,
     found, what the count did, like) where the config and the tensors disagree; like says which
-disagreement it is, the same for its repeats in other weights: ("unreadable",) a packed tensor
-the settings cannot read, ("missing", suffix) a part not beside its weight, ("shape", suffix)
-a part of another shape, ("none",) no packed tensor at all.
-settings: the scheme's settings from the config (bits, group_size, weight_block_size, ...),
-which hold for every weight whose own settings are None (the dequantizers read them)."""
+    disagreement it is, the same for its repeats in other weights: ("unreadable", the Mismatch's
+    kind) a packed tensor the settings cannot read, ("missing", suffix) a part not beside its
+    weight, ("shape", suffix) a part of another shape, ("none",) no packed tensor at all.
+    settings: the scheme's settings from the config (bits, group_size, weight_block_size, ...),
+    which hold for every weight whose own settings are None (the dequantizers read them)."""
 
     __slots__ = ()
 
@@ -174,20 +175,22 @@ def _group(catalog: Catalog, method: str, key: str, q: dict[str, Any], own: dict
     for t in mains:
         base = t.name[: len(t.name) - len(scheme.main)]
         qw = own.get(base, q)
+        words = escape(scheme.describe(qw))  # the settings are config.json's: escaped as any text from a checkpoint
         try:
             shape, expected = scheme.shape(t.shape, {**qw, "state": states.get(base)} if scheme.state else qw)
         except Mismatch as exc:
-            problems.append((t.name, scheme.describe(qw), str(exc), STORED, ("unreadable",)))
+            problems.append((t.name, words, escape(str(exc)), STORED, ("unreadable", exc.kind)))
             continue
         parts = [t]
-        for suffix in scheme.parts:
+        # every part the scheme stores, and any the settings expect that it never does (a quant type bitsandbytes has no table for)
+        for suffix in (*scheme.parts, *(s for s in expected if s not in scheme.parts)):
             part = by_name.get(base + suffix)
             if part is None:
                 if suffix in expected:
-                    problems.append((t.name, f"{base + suffix} beside it ({scheme.describe(qw)})", "missing", PACKED, ("missing", suffix)))
+                    problems.append((t.name, f"{escape(base + suffix)} beside it ({words})", "missing", PACKED, ("missing", suffix)))
                 continue
             if expected.get(suffix) is not None and tuple(part.shape) != tuple(expected[suffix]):
-                problems.append((part.name, f"shape {list(expected[suffix])} ({scheme.describe(qw)})", str(list(part.shape)), PACKED, ("shape", suffix)))
+                problems.append((part.name, f"shape {list(expected[suffix])} ({words})", str(list(part.shape)), PACKED, ("shape", suffix)))
             parts.append(part)
         if qw is not q:
             other[scheme.describe(qw)] = other.get(scheme.describe(qw), 0) + 1
@@ -195,7 +198,7 @@ def _group(catalog: Catalog, method: str, key: str, q: dict[str, Any], own: dict
         own_settings = {**qw, "state": states[base]} if scheme.state else (qw if qw is not q else None)
         logical[t.name] = LogicalWeight(base + scheme.logical, shape, key, tuple(parts), own_settings)
     if not logical and not problems:
-        problems.append((catalog.name, f"{scheme.main} tensors of {scheme.describe(q)} (quant_method {method!r} in config.json)", "none", STORED, ("none",)))
+        problems.append((catalog.name, f"{scheme.main} tensors of {escape(scheme.describe(q))} (quant_method {escape(repr(method))} in config.json)", "none", STORED, ("none",)))
     weights = tuple(logical.get(t.name) or LogicalWeight(t.name, t.shape, "", (t,)) for t in catalog.tensors if t.name in logical or t.name not in taken)
     words = scheme.describe(q) + "".join(f"; {text} in {n} weight{'s' if n > 1 else ''}" for text, n in other.items())
     return QuantView(method, key, words, weights, tuple(problems), q)

@@ -17,7 +17,12 @@ from math import ceil
 
 
 class Mismatch(ValueError):
-    """The stored shape cannot be what the settings say (a finding, never a wrong count)."""
+    """The stored shape cannot be what the settings say (a finding, never a wrong count).
+    kind: which check failed; repeats of one kind in other weights fold into one finding."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class Scheme(namedtuple("Scheme", "key main main_dtypes parts logical shape describe state", defaults=((),))):
@@ -27,7 +32,7 @@ class Scheme(namedtuple("Scheme", "key main main_dtypes parts logical shape desc
 def _unpacked(packed: int, bits: int, what: str) -> int:
     """Values in `packed` 32-bit words of `bits`-bit values."""
     if (packed * 32) % bits:
-        raise Mismatch(f"{what} {packed} words of 32 bits holding {bits}-bit values (not a whole number)")
+        raise Mismatch(f"{what} {packed} words of 32 bits holding {bits}-bit values (not a whole number)", "words")
     return packed * 32 // bits
 
 
@@ -35,7 +40,7 @@ def _groups(size: int, group: int, what: str) -> int:
     if group <= 0:  # GPTQ's group_size -1: one group over the whole input
         return 1
     if size % group:
-        raise Mismatch(f"{what} {size} not divisible by group_size {group}")
+        raise Mismatch(f"{what} {size} not divisible by group_size {group}", "group")
     return size // group
 
 
@@ -68,7 +73,7 @@ def _mxfp4(shape, q):
     # gpt-oss experts: [experts, rows, blocks, 16 bytes = 32 values]; transformers' parameter
     # is [experts, columns, rows] (GptOssExperts.gate_up_proj: experts x hidden x 2*expert_dim).
     if len(shape) < 3 or shape[-1] != 16:
-        raise Mismatch(f"blocks of 16 bytes (32 four-bit values) as the last dimension, found shape {list(shape)}")
+        raise Mismatch(f"blocks of 16 bytes (32 four-bit values) as the last dimension, found shape {list(shape)}", "blocks")
     *lead, rows, blocks, _ = shape
     return (*lead, blocks * 32, rows), {"_scales": (*lead, rows, blocks)}
 
@@ -90,12 +95,12 @@ BNB4_STATES = (".weight.quant_state.bitsandbytes__nf4", ".weight.quant_state.bit
 def _bnb4(shape, q):
     state = q.get("state")
     if not isinstance(state, dict):
-        raise Mismatch(state or "a quant_state beside it: missing")
+        raise Mismatch(state or "a quant_state beside it: missing", "state")
     logical, block = state.get("shape"), state.get("blocksize")
     if not isinstance(logical, list) or not logical or not all(type(d) is int and d >= 0 for d in logical):
-        raise Mismatch(f"quant_state shape {logical!r} (not a list of sizes)")
+        raise Mismatch(f"quant_state shape {logical!r} (not a list of sizes)", "state shape")
     if type(block) is not int or block <= 0:
-        raise Mismatch(f"quant_state blocksize {block!r} (not a positive whole number)")
+        raise Mismatch(f"quant_state blocksize {block!r} (not a positive whole number)", "state blocksize")
     n = 1
     for d in logical:
         n *= d
@@ -103,13 +108,13 @@ def _bnb4(shape, q):
     for d in shape:
         packed *= d
     if packed != -(-n // 2):
-        raise Mismatch(f"packed weight of {packed} bytes for the {n} four-bit values of shape {logical} ({-(-n // 2)} bytes)")
+        raise Mismatch(f"packed weight of {packed} bytes for the {n} four-bit values of shape {logical} ({-(-n // 2)} bytes)", "packed")
     blocks = -(-n // block)
     expected = {".weight.absmax": (blocks,), ".weight.quant_map": (16,), f".weight.quant_state.bitsandbytes__{q['bnb_4bit_quant_type']}": None}
     if q.get("bnb_4bit_use_double_quant"):
         nested = state.get("nested_blocksize")
         if type(nested) is not int or nested <= 0:
-            raise Mismatch(f"quant_state nested_blocksize {nested!r} (not a positive whole number)")
+            raise Mismatch(f"quant_state nested_blocksize {nested!r} (not a positive whole number)", "state nested")
         expected.update({".weight.nested_absmax": (-(-blocks // nested),), ".weight.nested_quant_map": (256,)})
     return tuple(logical), expected
 
@@ -118,7 +123,7 @@ def _bnb8(shape, q):
     # LLM.int8 (Linear8bitLt._save_to_state_dict): `weight` I8 [out, in] as the logical shape,
     # `SCB` F32 [out] (each row's absmax) and `weight_format` (0: row-major) beside the module.
     if len(shape) != 2:
-        raise Mismatch(f"an int8 weight of 2 dimensions, found shape {list(shape)}")
+        raise Mismatch(f"an int8 weight of 2 dimensions, found shape {list(shape)}", "rank")
     return tuple(shape), {".SCB": (shape[0],)}
 
 
