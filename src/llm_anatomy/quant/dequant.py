@@ -66,6 +66,8 @@ DEQUANTIZERS = {
     "awq": "integer",
     "mlx": "integer",
     "pack": "integer",
+    "bnb4": "bnb4",
+    "bnb8": "bnb8",
 }
 
 
