@@ -126,7 +126,7 @@ def _values(scheme: str, settings: dict[str, Any]) -> dict[str, Any]:
             if settings.get(alias) is not None:
                 value, kind = settings[alias], type(DEFAULTS[scheme].get(key, settings[alias]))
                 if type(value) is not kind and not (kind is float and type(value) is int) or key == "bits" and not 1 <= value <= 8:
-                    raise Mismatch(f"{alias} {value!r} in its quantization settings, not {'an integer 1..8' if key == 'bits' else KINDS.get(kind, kind.__name__)}")
+                    raise Mismatch(f"{alias} {value!r} in its quantization settings, not {'an integer 1..8' if key == 'bits' else KINDS.get(kind, kind.__name__)}", "settings")
                 q[key] = value
                 break
     return q
