@@ -200,3 +200,18 @@ def test_gpt_oss_attention_sinks_are_attention(published, cli):
     attention = next(c for c in summary.components if c.name == "attention")
     assert (attention.params, attention.tensors) == (637_203_456, 24 * 9)
     assert [c.name for c in summary.components] == ["embeddings", "attention", "experts", "router", "norms", "output head"]
+
+
+def test_deepseek_v3_in_block_fp8_counts_as_in_bf16(tmp_path):
+    """DeepSeek-V3 as published (its linear layers block FP8 with weight_scale_inv): the same
+    671B total, 37.6B active and multi-token-prediction layer as the BF16 layout."""
+    config = layouts.published_config("DeepSeek-V3")
+    config["quantization_config"] = {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]}
+    specs = layouts.quantized_specs(config, layouts.deepseek_specs)
+    layouts.write_layout(str(tmp_path), config, specs, max_shard_bytes=10**13)
+    summary = summarize(open_catalog(str(tmp_path)))
+    mtp = {c.name: c for c in summary.not_counted}["multi-token prediction"]
+    assert (summary.total_params, summary.moe.active, mtp.params) == (671_026_404_352, 37_552_282_624, 13_463_426_304)
+    assert summary.quant.description == "FP8 E4M3, 128x128 blocks (weight_scale_inv)"
+    assert summary.quant.weights == sum(s.dtype == "F8_E4M3" for s in specs)
+    assert summary.findings == ()

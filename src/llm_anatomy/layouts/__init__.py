@@ -10,7 +10,7 @@ import random
 import struct
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 TORCH_DTYPE_TO_SAFETENSORS = {"float16": "F16", "bfloat16": "BF16", "float32": "F32"}
 BYTES_PER_ELEMENT = {"F16": 2, "BF16": 2, "F32": 4, "I32": 4, "U32": 4, "U8": 1, "F8_E4M3": 1}
@@ -142,6 +142,7 @@ def deepseek_specs(config: dict[str, Any]) -> list[TensorSpec]:
 
 # Quantized layouts: each published repo's stored tensors for one linear weight [out, in].
 LINEAR = (".q_proj.weight", ".k_proj.weight", ".v_proj.weight", ".o_proj.weight", ".gate_proj.weight", ".up_proj.weight", ".down_proj.weight")
+LINEAR += (".q_a_proj.weight", ".q_b_proj.weight", ".kv_a_proj_with_mqa.weight", ".kv_b_proj.weight")  # DeepSeek's latent attention
 
 
 def _gptq_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) -> list[TensorSpec]:
@@ -188,14 +189,15 @@ def _bnb4_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) 
 QUANTIZED_PARTS = {"gptq": _gptq_parts, "awq": _awq_parts, "fp8": _fp8_block_parts, "mlx": _mlx_parts, "bitsandbytes": _bnb4_parts}
 
 
-def quantized_specs(config: dict[str, Any]) -> list[TensorSpec]:
-    """A Llama-family checkpoint with its linear layers stored as config.json's quantization
-    says (GPTQ, AWQ, block FP8, bitsandbytes 4 bit; MLX also quantizes the embedding), the rest as is."""
+def quantized_specs(config: dict[str, Any], base: Callable[[dict[str, Any]], list[TensorSpec]] = llama_family_specs) -> list[TensorSpec]:
+    """A checkpoint (Llama-family unless base says otherwise) with its linear layers stored as
+    config.json's quantization says (GPTQ, AWQ, block FP8, bitsandbytes 4 bit; MLX also
+    quantizes the embedding), the rest as is."""
     mlx = config.get("quantization")
     q = mlx or config["quantization_config"]
     scheme = "mlx" if mlx else q["quant_method"]
     specs = []
-    for spec in llama_family_specs(config):
+    for spec in base(config):
         if spec.name.endswith(LINEAR) or (scheme == "mlx" and spec.name.endswith(("embed_tokens.weight", "lm_head.weight"))):
             specs += QUANTIZED_PARTS[scheme](spec.name[: -len(".weight")], *spec.shape, spec.dtype, q)
         else:
