@@ -329,3 +329,16 @@ def test_report_never_writes_into_the_model(llama_dir, tmp_path, cli):
             la.open(llama_dir).report(str(target))
         assert cli("report", llama_dir, "-o", target).err == f"llm-anatomy: {raised.value.line()}\n"
     assert sorted(os.listdir(llama_dir)) == before
+
+
+def test_trace_is_the_record_the_cli_renders(llama_dir, cli):
+    from llm_anatomy.analysis.trace import default_seq, trace
+    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.render import trace as render
+
+    m = la.open(str(llama_dir))
+    prefill = m.trace(seq=8)
+    assert prefill == trace(open_catalog(str(llama_dir)), 1, 8)
+    assert cli("trace", llama_dir, "--seq", "8").out == render.text(prefill, None, None)
+    decoding = m.trace(batch=2, decode=True, node="model.layers.0.self_attn")
+    assert (decoding.batch, decoding.context, decoding.node) == (2, default_seq(m.config), "model.layers.0.self_attn")

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from .analysis.params import ParamListing
     from .analysis.stats import StatsReport
     from .analysis.summary import Summary
+    from .analysis.trace import Trace
+    from .analysis.trace_run import RunTrace
     from .analysis.tree import ModuleTree, TreeNode
     from .analysis.values import View
     from .catalog import Catalog, FusedTensor, TensorInfo
@@ -520,6 +522,37 @@ class Model(Module):
 
         return weight_stats(self.catalog if stored else dequantized(self.catalog), filter, by, progress)
 
+    def trace(self, batch: int = 1, seq: int | None = None, decode: bool = False, context: int | None = None, node: str | None = None) -> Trace:
+        """The record `llm-anatomy trace` renders: one forward pass on the meta device, built from
+        the config alone (no weight is read), with every module's shapes, FLOPs and activation bytes.
+
+        Needs transformers (the [transformers] extra).
+
+        Args:
+            batch: sequences in the batch.
+            seq: tokens per sequence of a prefill (default: the config's context or 2048, whichever is smaller).
+            decode: one decoding step instead (a new token per sequence) over a KV cache of `context` tokens.
+            context: with decode, the tokens already in the cache (default: as for seq).
+            node: only this submodule and what is under it (a path as `tree` shows it).
+        """
+        from .analysis.trace import default_seq, trace
+
+        if decode and context is None:
+            context = default_seq(self.catalog.require_config())
+        return trace(self.catalog, batch, seq, context if decode else None, node)
+
+    def trace_run(self, text: str) -> RunTrace:
+        """The record `llm-anatomy trace --run` renders: the real weights loaded on CPU (small
+        models only; larger ones are refused with the numbers), text run through them once,
+        and per layer the hidden-state norms, largest activations, attention entropy and logit lens.
+
+        Args:
+            text: what to tokenize (with the model's own tokenizer) and run.
+        """
+        from .analysis.trace_run import run_trace
+
+        return run_trace(self.catalog, text)
+
     def report(self, path: str = "report.html", stats: bool = False, lang: str | None = None, progress: Callable[[int], None] | None = None, trace: bool = False, run: str | None = None) -> ReportFile:
         """Write the page `llm-anatomy report` writes (one self-contained HTML file) to path.
 
@@ -566,16 +599,8 @@ class Model(Module):
             from .analysis.values import dequantized
 
             weights = weight_stats(dequantized(catalog), progress=progress)  # a quantized weight: its dequantized values
-        forward = None
-        if trace:
-            from .analysis.trace import trace as trace_forward
-
-            forward = trace_forward(catalog)
-        ran = None
-        if run is not None:
-            from .analysis.trace_run import run_trace
-
-            ran = run_trace(catalog, run)
+        forward = self.trace() if trace else None
+        ran = self.trace_run(run) if run is not None else None
         data = render_report(build_report(catalog, lang=lang or language_from_locale(os.environ), stats=weights if stats else None, forward=forward, run=ran)).encode("utf-8")
         write_output(path, data, guard, marker)
         return ReportFile(path, len(data), weights.errors if stats else ())

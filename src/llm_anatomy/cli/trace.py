@@ -9,9 +9,8 @@ if TYPE_CHECKING:
 
 from ..analysis.devices import DEVICES, find_device
 from ..analysis.roofline import roofline
-from ..analysis.trace import default_seq, trace
+from ..api import open as open_model
 from ..errors import UsageError
-from ..formats import open_catalog
 from ..render import trace as render
 from .main import add_model_argument, whole_number
 from .tree import MAX_DEPTH
@@ -64,9 +63,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         device = find_device(args.device)
         if device is None:
             raise UsageError("trace", f"--device naming one of {', '.join(DEVICES)}", repr(args.device), "pick the closest, or compare two")
-    catalog = open_catalog(args.model, args.revision)
-    context = (args.context or default_seq(catalog.require_config())) if args.decode else None
-    result = trace(catalog, args.batch, args.seq, context, args.node)
+    result = open_model(args.model, args.revision).trace(args.batch, args.seq, args.decode, args.context, args.node)
     roof = roofline(result, device) if device else None
     out.write(render.json_text(result, roof) if args.json else render.text(result, args.depth, roof))
     return 0

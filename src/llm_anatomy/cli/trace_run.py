@@ -7,9 +7,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import TextIO
 
-from ..analysis.trace_run import run_trace
 from ..errors import UsageError
-from ..formats import open_catalog
+from ..api import open as open_model
 from ..render import trace_run as render
 
 
@@ -18,7 +17,6 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     given = [option for option, value in (("--seq", args.seq), ("--batch", args.batch != 1 or None), ("--decode", args.decode or None), ("--context", args.context), ("--node", args.node), ("--device", args.device)) if value is not None]
     if given:
         raise UsageError(args.model, "--run without the options of the config-only trace", " and ".join(given), "--run runs one text, as many tokens long as it is, through the whole model on CPU")
-    catalog = open_catalog(args.model, args.revision)
-    result = run_trace(catalog, args.run)
+    result = open_model(args.model, args.revision).trace_run(args.run)
     out.write(render.json_text(result) if args.json else render.text(result, args.depth))
     return 0
