@@ -235,6 +235,25 @@ def test_html_repr_is_the_folded_tree(llama_dir, cli):
         assert pre.text == cli("tree", llama_dir, *(["--node", path] if path else [])).out
 
 
+def test_a_layer_and_the_model_show_the_reports_layer_diagram(llama_dir):
+    import html5lib
+
+    from llm_anatomy.analysis.report import build_report
+    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.render.report import render_report
+
+    page = render_report(build_report(open_catalog(str(llama_dir)), lang="en"))
+    at = page.index("<svg", page.index('id="diagram"'))
+    figure = page[at : page.index("</svg>", at) + len("</svg>")]
+    m = la.open(llama_dir)
+    for shown in (m, m.model.layers[0], m.get_submodule("model.layers.1")):
+        fragment = shown._repr_html_()
+        html5lib.HTMLParser(strict=True).parseFragment(fragment)
+        assert fragment.endswith(f"<div>{figure}</div>")
+    for shown in (m.model, m.model.layers, m.model.layers[0].self_attn):
+        assert "<svg" not in shown._repr_html_()
+
+
 def test_readme_python_api_session_runs_as_a_doctest(tmp_path, monkeypatch):
     """The README's session, run by doctest on the checkpoint it shows (tiny bfloat16 Llama, seed 0)."""
     import doctest

@@ -384,7 +384,20 @@ class Module:
         from .render import tree as render
 
         # The tree's text is already free of control characters (render.text escapes names); html.escape keeps the newlines.
-        return f"<pre>{html.escape(render.text(self._model.tree, self._node))}</pre>"
+        return f"<pre>{html.escape(render.text(self._model.tree, self._node))}</pre>" + self._layer_figure()
+
+    def _layer_figure(self) -> str:
+        """The report's layer diagram, under the model and under each of its numbered layers."""
+        from .analysis.report import layer_diagram
+        from .render.report import layer_figure
+
+        diagram = layer_diagram(self._model.hf_catalog)
+        if diagram is None:
+            return ""
+        number = self.path[len(diagram.prefix) :] if self.path.startswith(diagram.prefix) else ""
+        if self.path and not number.isdigit():
+            return ""
+        return f"<div>{layer_figure(diagram, self._model.summary().architecture)}</div>"
 
 
 class Model(Module):

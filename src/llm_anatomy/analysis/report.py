@@ -90,6 +90,7 @@ class DiagramBlock:
 
 @dataclass(frozen=True)
 class LayerDiagram:
+    prefix: str  # where the numbered layers sit: "model.layers."
     layers: int
     outer: tuple[DiagramBlock, ...]  # embedding, final_norm, head (those present)
     layer: tuple[DiagramBlock, ...]  # layer 0's blocks in LAYER_PLACES, then POST_NORM_PLACES order
@@ -216,7 +217,7 @@ def layer_diagram(catalog: Catalog) -> LayerDiagram | None:
         for place in ("embedding", "final_norm", "head")
         if place in outer
     )
-    return LayerDiagram(len(by_layer[prefix]), outer_blocks, layer_blocks, _folded(other))
+    return LayerDiagram(prefix, len(by_layer[prefix]), outer_blocks, layer_blocks, _folded(other))
 
 
 def overview(catalog: Catalog) -> Overview:

@@ -119,12 +119,17 @@ def _arch_facts(arch: Architecture | None, lang: str) -> str:
     return element("dl", "".join(rows), class_="arch")
 
 
+def layer_figure(diagram: LayerDiagram, arch: Architecture | None, lang: str = "en") -> str:
+    """The decoder-layer diagram as SVG: the report's figure, and a layer's view in Jupyter."""
+    words = LABELS[lang]
+    return flow_diagram(diagram_flow(diagram, arch, words), words["diagram"])
+
+
 def _diagram_section(report: Report, words: dict) -> str:
     facts = _arch_facts(report.summary.architecture, report.lang)
     if report.diagram is None:
         return section("diagram", words["diagram"], element("p", esc(words["no_layers"]), class_="note") + facts)
-    flow = diagram_flow(report.diagram, report.summary.architecture, words)
-    svg = flow_diagram(flow, words["diagram"])
+    svg = layer_figure(report.diagram, report.summary.architecture, report.lang)
     row = element("div", element("div", svg, class_="figure") + facts, class_="diagram-row")
     return section("diagram", words["diagram"], element("p", esc(words["diagram_note"]), class_="note") + row)
 
