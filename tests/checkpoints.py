@@ -254,3 +254,31 @@ def word_tokenizer(folder: str, vocab_size: int) -> str:
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]").save_pretrained(folder)
     return folder
+
+
+def record_module_outputs(model) -> dict[str, dict]:
+    """Forward hooks on every module of model: path -> {"calls": n, "outputs": [{"shape",
+    "dtype"}]}, filled by the forwards run after this call (a tensor once however nested)."""
+    import torch
+
+    def tensors(value):
+        if isinstance(value, torch.Tensor):
+            return [value]
+        if isinstance(value, dict):
+            return [t for v in value.values() for t in tensors(v)]
+        if isinstance(value, (list, tuple)):
+            return [t for v in value for t in tensors(v)]
+        return []
+
+    seen: dict[str, dict] = {}
+
+    def hook_for(path):
+        def hook(module, args, output):
+            unique = list({id(t): t for t in tensors(output)}.values())
+            seen.setdefault(path, {"calls": 0, "outputs": [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in unique]})["calls"] += 1
+
+        return hook
+
+    for path, module in model.named_modules():
+        module.register_forward_hook(hook_for(path))
+    return seen

@@ -10,26 +10,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from test_bnb import bnb  # noqa: F401  (the session's bitsandbytes checkpoints)
-from llm_anatomy.formats import open_catalog
-from llm_anatomy.quant.dequant import logical_catalog
-from llm_anatomy.streaming import Reader
-from llm_anatomy.tensors import ElementReader
+from test_dequant import every_value
 
 QUANTIZED = ("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight", "gate_proj.weight", "up_proj.weight", "down_proj.weight")
 
 
-def _every_value(folder, name, model_dtype="F16"):
-    """(values read element by element as `values` reads them, values streamed as stats and diff read them), float64."""
-    catalog = logical_catalog(open_catalog(str(folder)), lambda: model_dtype)
-    tensor = catalog.by_name[name]
-    with ElementReader() as reader:
-        shown = np.array(reader.read(tensor, range(tensor.numel)), np.float64).reshape(tensor.shape)
-    reader = Reader(block_elems=100)  # pieces that cut across the 64-value blocks
-    try:
-        streamed = np.concatenate([block.copy() for block in reader.blocks(tensor)]).reshape(tensor.shape)
-    finally:
-        reader.close()
-    return shown, streamed
+def _every_value(folder, name):
+    return every_value(folder, name, "F16", block_elems=100)  # pieces that cut across the 64-value blocks
 
 
 def _same(values, reference):

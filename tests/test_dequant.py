@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from llm_anatomy.formats import open_catalog
 from llm_anatomy.quant.dequant import logical_catalog
-from llm_anatomy.streaming import Reader
+from llm_anatomy.streaming import BLOCK_ELEMS, Reader
 from llm_anatomy.tensors import ElementReader
 
 BLOCK = 32
@@ -91,13 +91,13 @@ def _loaded(folder):
     return AutoModelForCausalLM.from_pretrained(str(folder))
 
 
-def _every_value(folder, name):
+def every_value(folder, name, model_dtype="BF16", block_elems=BLOCK_ELEMS):
     """(values read element by element as `values` reads them, values streamed as stats and diff read them), float64."""
-    catalog = logical_catalog(open_catalog(str(folder)), lambda: "BF16")
+    catalog = logical_catalog(open_catalog(str(folder)), lambda: model_dtype)
     tensor = catalog.by_name[name]
     with ElementReader() as reader:
         shown = np.array(reader.read(tensor, range(tensor.numel)), np.float64).reshape(tensor.shape)
-    reader = Reader()
+    reader = Reader(block_elems=block_elems)
     try:
         streamed = np.concatenate([block.copy() for block in reader.blocks(tensor)]).reshape(tensor.shape)
     finally:
@@ -128,7 +128,7 @@ def test_fp8_every_element_equals_transformers(llama_fp8):
     stored = load_file(str(llama_fp8 / "model.safetensors"))
     for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"):
         reference = Fp8Dequantize(None)._dequantize_one(stored[name], stored[name + "_scale_inv"], output_dtype=torch.bfloat16)
-        for values in _every_value(llama_fp8, name):
+        for values in every_value(llama_fp8, name):
             _same(values, reference)
 
 
@@ -142,7 +142,7 @@ def test_fp8_blocks_that_do_not_divide_the_weight(tmp_path):
     weight[0, :4] = torch.tensor([float("nan"), -0.0, 448, -448]).to(torch.float8_e4m3fn)
     folder = _save(tmp_path, {"w.weight": weight, "w.weight_scale_inv": scale}, {"quantization_config": {"quant_method": "fp8", "weight_block_size": [32, 48]}})
     reference = _dequantize_fp8_weight(weight.clone(), scale, [32, 48], torch.float32).to(torch.bfloat16)
-    for values in _every_value(folder, "w.weight"):
+    for values in every_value(folder, "w.weight"):
         _same(values, reference)
 
 
@@ -175,7 +175,7 @@ def test_mxfp4_every_element_equals_convert_moe_packed_tensors(gpt_oss_mxfp4):
     for name in ("model.layers.0.mlp.experts.gate_up_proj", "model.layers.0.mlp.experts.down_proj"):
         reference = convert_moe_packed_tensors(stored[name + "_blocks"], stored[name + "_scales"], dtype=torch.bfloat16)
         assert torch.isinf(reference).any() or name.endswith("down_proj")  # the 255 exponent
-        for values in _every_value(gpt_oss_mxfp4, name):
+        for values in every_value(gpt_oss_mxfp4, name):
             _same(values, reference)
 
 

@@ -20,27 +20,7 @@ def _reference_outputs(folder, batch: int, seq: int) -> dict[str, dict]:
 
     model = checkpoints.reference_model(folder).eval()
 
-    def tensors(value):
-        if isinstance(value, torch.Tensor):
-            return [value]
-        if isinstance(value, dict):
-            return [t for v in value.values() for t in tensors(v)]
-        if isinstance(value, (list, tuple)):
-            return [t for v in value for t in tensors(v)]
-        return []
-
-    seen: dict[str, dict] = {}
-
-    def hook_for(path):
-        def hook(module, args, output):
-            unique = list({id(t): t for t in tensors(output)}.values())
-            entry = seen.setdefault(path, {"calls": 0, "outputs": [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in unique]})
-            entry["calls"] += 1
-
-        return hook
-
-    for path, module in model.named_modules():
-        module.register_forward_hook(hook_for(path))
+    seen = checkpoints.record_module_outputs(model)
     torch.manual_seed(0)
     with torch.no_grad():
         model(input_ids=torch.randint(0, model.config.vocab_size, (batch, seq)))

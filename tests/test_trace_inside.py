@@ -58,29 +58,10 @@ def _real_forward(folder, batch: int, seq: int, context: int = 0, attentions: bo
     options = {"attn_implementation": "eager"} if attentions else {}
     model = checkpoints.reference_model(folder, experts_implementation="batched_mm", **options).eval()
 
-    def tensors(value):
-        if isinstance(value, torch.Tensor):
-            return [value]
-        if isinstance(value, dict):
-            return [t for v in value.values() for t in tensors(v)]
-        if isinstance(value, (list, tuple)):
-            return [t for v in value for t in tensors(v)]
-        return []
-
-    seen: dict[str, dict] = {}
-
-    def hook_for(path):
-        def hook(module, args, output):
-            unique = list({id(t): t for t in tensors(output)}.values())
-            seen.setdefault(path, {"calls": 0, "outputs": [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in unique]})["calls"] += 1
-
-        return hook
-
     torch.manual_seed(0)
     with torch.no_grad():
         cache = model(input_ids=torch.randint(0, 100, (batch, context)), use_cache=True).past_key_values if context else None
-        for path, module in model.named_modules():
-            module.register_forward_hook(hook_for(path))
+        seen = checkpoints.record_module_outputs(model)
         kwargs = {"cache": cache} if cache is not None else {}
         output = model(input_ids=torch.randint(0, 100, (batch, 1 if context else seq)), output_attentions=attentions, use_cache=True, **kwargs)
     return seen, output
