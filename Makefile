@@ -67,4 +67,4 @@ bench: $(TEST_STAMP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf '$(VENV)' build dist site *.egg-info src/*.egg-info
+	rm -rf '$(VENV)' build dist site *.egg-info src/*.egg-info src/llm_anatomy/_codes.*.so

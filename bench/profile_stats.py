@@ -8,7 +8,9 @@ Stages, each over every F16/BF16 tensor of FILE:
 - map: each 8 MiB chunk as a transient read-only mapping (what a warm run's worker does);
 - read: preadv of each 8 MiB chunk into one buffer through the page cache (what a warm
   run's worker did before, and what the command's own process still does);
-- bincount: np.bincount of the chunk's uint16 codes, slice by slice as stats.py does (numpy
+- C counter: code_counts' compiled loop (llm_anatomy._codes, built by `pip install -e .` or
+  `python setup.py build_ext --inplace`), what stats.py uses when it is built;
+- bincount: np.bincount of the chunk's uint16 codes, slice by slice as code_counts' numpy fallback does (numpy
   widens the codes to int64 inside bincount, then checks their range, then scatters);
 - the same with other slice sizes, np.add.at into the counts instead, and torch.bincount on
   int32 codes when torch is installed: the exact alternatives the installed libraries offer;
@@ -32,6 +34,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from views import PYTHON  # noqa: E402
 
+from llm_anatomy import code_counts  # noqa: E402
 from llm_anatomy.formats import open_catalog  # noqa: E402
 from llm_anatomy.streaming import CHUNK_BYTES, Reader  # noqa: E402
 
@@ -81,12 +84,20 @@ def stages(path: str, chunk_bytes: int = CHUNK_BYTES) -> dict[str, float]:
             for chunk in reader.chunks(info, 2):
                 np.add.at(counts, chunk.view("<u2"), 1)
 
+    def compiled() -> None:
+        for info in tensors:
+            counts = np.zeros(CODES, np.int64)
+            for chunk in reader.chunks(info, 2):
+                code_counts.count_compiled(chunk, counts)  # type: ignore[misc]
+
     copying = reader
     reader = Reader(chunk_bytes=chunk_bytes, mapped=True)  # as in the workers: warm chunks mapped
     figures = {
         "map (transient mmap, populated)": _cpu(read_only),
-        "map + bincount, 512K slices (stats.py)": _cpu(lambda: histogram(1 << 19)),
+        "map + bincount, 512K slices (numpy fallback)": _cpu(lambda: histogram(1 << 19)),
     }
+    if code_counts.count_compiled is not None:
+        figures["map + C counter (stats.py)"] = _cpu(compiled)
     reader = copying
     figures |= {
         "read (preadv, page cache)": _cpu(read_only),

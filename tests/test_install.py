@@ -29,9 +29,9 @@ def bare(tmp_path_factory):
     base = tmp_path_factory.mktemp("bare-install")
     source = base / "source"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(os.path.join(ROOT, name), source)
-    shutil.copytree(os.path.join(ROOT, "src"), source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(os.path.join(ROOT, "src"), source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.so"))
     build = _run(sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "-w", base / "dist", source)
     assert build.returncode == 0, build.stdout + build.stderr
     venv = _run(sys.executable, "-m", "venv", "--without-pip", base / "venv")
@@ -70,6 +70,18 @@ def test_build_prints_no_setuptools_deprecation(bare):
     _, build_output = bare
     assert "running bdist_wheel" in build_output  # the backend's own output is there to be checked
     assert "Warning" not in build_output and "deprecated" not in build_output
+
+
+def test_the_wheel_carries_the_compiled_code_counter(bare):
+    """setup.py builds stats' C counter (llm_anatomy._codes) into the wheel; it needs no numpy."""
+    from test_code_counts import has_c_compiler
+
+    if not has_c_compiler():
+        pytest.skip("no C compiler: the wheel is built without the optional extension")
+    python, build_output = bare
+    assert "building 'llm_anatomy._codes' extension" in build_output
+    probe = _run(python, "-c", "import llm_anatomy._codes as c; print(c.count.__doc__.split(':')[0])")
+    assert (probe.stdout, probe.stderr) == ("count(data, counts)\n", "")
 
 
 VERSION_IMPORTS = (

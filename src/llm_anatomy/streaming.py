@@ -509,7 +509,7 @@ def run_parallel(
     in this process as each one finishes.
 
     Workers are forked processes, each with its own bounded Reader: on this project's
-    2-core machine they beat threads by 19% (np.bincount and the per-block Python hold the
+    2-core machine they beat threads by 19% (numpy's bincount, then, and the per-block Python hold the
     GIL; bench/RESULTS.md). Results must pickle. Where fork is missing, tasks run here."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
