@@ -160,9 +160,10 @@ def test_absurd_sizes_are_refused(llama_dir, args, message):
 
 
 def test_a_repeated_trace_comes_from_the_cache_without_torch(llama_dir, cli):
-
+    """Nor summary (its patterns take milliseconds to compile: the KV cache row is computed
+    without it), the roofline (only for --device) or importlib.util."""
     first = cli("trace", llama_dir, "--seq", 5, "--batch", 2)
-    code, loaded, out = imported_by("trace", str(llama_dir), "--seq", "5", "--batch", "2", modules=("torch", "transformers", "numpy"))
+    code, loaded, out = imported_by("trace", str(llama_dir), "--seq", "5", "--batch", "2", modules=("torch", "transformers", "numpy", "llm_anatomy.analysis.summary", "llm_anatomy.analysis.roofline", "importlib.util"))
     assert (code, loaded, out) == (0, [], first.out)
     other_length = cli("trace", llama_dir, "--seq", 6, "--batch", 2, "--json")
     assert json.loads(other_length.out)["modules"][0]["outputs"][0]["shape"] == [2, 6, 128]

@@ -32,6 +32,12 @@ FAMILIES = {
     "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8, sliding_window=4, layer_types=["sliding_attention", "full_attention"])),
 }
 MOE = ("mixtral", "qwen2_moe", "deepseek_v3", "gpt_oss")
+# Sliding-window families beyond gemma3 and gpt_oss, for the KV cache only: Gemma 2 alternates
+# sliding and full layers without layer_types; Mistral slides on every layer.
+SLIDING = {
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8, sliding_window=4)),
+    "mistral": ("MistralConfig", "MistralForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8, sliding_window=4)),
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +46,7 @@ def family(tmp_path_factory):
 
     def get(name: str):
         if name not in built:
-            config_class, model_class, fields = FAMILIES[name]
+            config_class, model_class, fields = FAMILIES.get(name) or SLIDING[name]
             built[name] = _family(tmp_path_factory.mktemp(name), config_class, model_class, **fields)
         return built[name]
 
@@ -147,6 +153,24 @@ def test_kv_cache_after_the_forward_equals_summary(llama_dir, gpt2_dir, cli):
         assert sum(layer["bytes"] for layer in traced["cache_layers"]) == traced["kv_cache"]["bytes"]
         decoded = _json(cli, folder, "--decode", "--context", 11, "--batch", 3)
         assert sum(layer["bytes"] for layer in decoded["cache_layers"]) == decoded["kv_cache"]["bytes"] == traced["kv_cache"]["bytes"]
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "bert", "no_dtype", "gemma3", "gpt_oss", "deepseek_v3", *SLIDING])
+def test_trace_s_kv_cache_row_is_summary_s(name, family, llama_dir, gpt2_dir, bert_dir, llama_bf16_dir, tmp_path, cli):
+    """One computation for both (memory.kv_cache_of): sliding windows capped alike (window 4,
+    7 tokens), MLA's latent, an encoder's note, and the dtype when config.json names none
+    (bf16, the stored weights', where the default would be fp16)."""
+    folders = {"llama": llama_dir, "gpt2": gpt2_dir, "bert": bert_dir}
+    if name == "no_dtype":
+        folders[name] = checkpoints.with_config(llama_bf16_dir, tmp_path / "no_dtype", lambda c: [c.pop(k, None) for k in ("dtype", "torch_dtype")])
+    folder = folders.get(name) or family(name)
+    memory = json.loads(cli("summary", folder, "--context", 7, "--batch", 2, "--json").out)["memory"]
+    expected = {"bytes": memory["kv_cache"]["rows"][0]["nbytes"], "dtype": memory["kv_cache"]["dtype"], "context": 7, "batch": 2} if memory["kv_cache"] else None
+    for args in (("--seq", 7), ("--decode", "--context", 6))[: 1 if name == "bert" else 2]:  # an encoder does not decode
+        traced = _json(cli, folder, *args, "--batch", 2)
+        assert (traced["kv_cache"], traced["kv_cache_note"]) == (expected, memory["kv_cache_note"])
+    if name == "no_dtype":
+        assert expected["dtype"] == "bf16"
 
 
 @pytest.mark.parametrize("name", MOE)
@@ -282,7 +306,7 @@ def test_a_damaged_or_forged_cache_entry_is_traced_again(llama_dir, cli, tmp_pat
     first = cli("trace", llama_dir, "--seq", 3)
     (entry,) = (tmp_path / "cache" / "traces").iterdir()
     data = json.loads(entry.read_text())
-    for damage in ({"modules": [["", "X", -1, 1, [], [], 0, 0]]}, {"peak": "lots"}, {"cache": [["DynamicLayer", [[1, True], "float32"], [[1], "float32"]]]}, {"param_dtype": None}):
+    for damage in ({"modules": [["", "X", -1, 1, [], [], 0, 0]]}, {"modules": [["", "X", 1, 1, [99], [], 0, 0]]}, {"metas": [[[1, True], "float32"]]}, {"peak": "lots"}, {"cache": [["DynamicLayer", [[1, True], "float32"], [[1], "float32"]]]}, {"param_dtype": None}):
         entry.write_text(json.dumps({**data, **damage}))
         again = cli("trace", llama_dir, "--seq", 3)
         assert (again.code, again.out, again.err) == (0, first.out, "")

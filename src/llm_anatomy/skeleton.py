@@ -7,11 +7,11 @@ neither torch nor transformers."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import stat
+import sys
 import zlib
 from collections import namedtuple
 
@@ -111,9 +111,24 @@ def _shape(value: Any) -> tuple[int, ...]:
     return shape
 
 
+def _find_spec(name: str) -> Any:
+    """importlib.util.find_spec(name) for a top-level module: sys.meta_path's finders asked as
+    the import system asks them. Importing importlib.util (with contextlib) would cost every
+    cached `tree` or `trace` ~1 ms."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return getattr(module, "__spec__", None)
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        spec = find_spec(name, None) if find_spec is not None else None
+        if spec is not None:
+            return spec
+    return None
+
+
 def installed_transformers_version() -> str | None:
     """Read transformers' version from its __init__.py: importing it (or importlib.metadata) costs 50+ ms."""
-    spec = importlib.util.find_spec("transformers")
+    spec = _find_spec("transformers")
     if spec is None or spec.origin is None:
         return None
     with open(spec.origin, encoding="utf-8") as handle:

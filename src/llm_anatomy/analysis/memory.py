@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import namedtuple
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Sequence
+    from typing import Callable, Sequence
 
 from ..dtypes import DTYPES
 from .architecture import Architecture
@@ -128,20 +128,25 @@ def default_contexts(arch: Architecture | None) -> tuple[int, ...]:
     return tuple(c for c in DEFAULT_CONTEXTS if c < longest) + (longest,)
 
 
-def default_kv_dtype(arch: Architecture | None, stored_dtype: str | None) -> str:
-    """The config's torch_dtype, else the weights' dtype, else fp16."""
-    for name in (arch.dtype if arch else None, stored_dtype):
-        if name in KV_DTYPE_FOR:
-            return KV_DTYPE_FOR[name]
-    return "fp16"
+def default_kv_dtype(arch: Architecture | None, stored_dtype: Callable[[], str | None]) -> str:
+    """The config's torch_dtype, else the dtype most weights are stored in (asked for only
+    then: finding it means counting the tensors), else fp16."""
+    if arch is not None and arch.dtype in KV_DTYPE_FOR:
+        return KV_DTYPE_FOR[arch.dtype]
+    return KV_DTYPE_FOR.get(stored_dtype() or "", "fp16")
+
+
+def kv_cache_of(arch: Architecture, stored_dtype: Callable[[], str | None], contexts: Sequence[int], batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> tuple[KVCache | None, str | None]:
+    """The KV cache `summary` shows (for `trace` too, so the two cannot disagree), or None and
+    why there is none (an encoder; None when the config lacks what its size needs).
+    stored_dtype: returns the dtype most weights are stored in (see default_kv_dtype)."""
+    if arch.encoder_only:
+        return None, f"model_type {arch.model_type} is an encoder: it reads the whole input in one pass and caches no keys or values"
+    return kv_cache(arch, kv_dtype or default_kv_dtype(arch, stored_dtype), contexts, batches or DEFAULT_BATCHES), None
 
 
 def estimate(arch: Architecture | None, params: int, stored_nbytes: int, stored_dtype: str | None, contexts: Sequence[int] | None = None, batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> Memory:
     """Weights memory from the parameter count; KV cache from the architecture."""
-    cache = note = None
     contexts = contexts or default_contexts(arch)
-    if arch is not None and arch.encoder_only:
-        note = f"model_type {arch.model_type} is an encoder: it reads the whole input in one pass and caches no keys or values"
-    elif arch is not None:
-        cache = kv_cache(arch, kv_dtype or default_kv_dtype(arch, stored_dtype), contexts, batches or DEFAULT_BATCHES)
+    cache, note = kv_cache_of(arch, lambda: stored_dtype, contexts, batches, kv_dtype) if arch is not None else (None, None)
     return Memory(params, stored_nbytes, weight_table(params, stored_nbytes), cache, note, context_limit(arch, contexts))

@@ -418,7 +418,7 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         qcount = QuantCount(qview.method, qview.description, len(quantized), qparams, qbytes, qbytes * 8 / qparams if qparams else 0.0, convention)
 
     layer_keys = sorted(by_layer, key=lambda k: (k is None, k or 0))
-    dominant = max(by_dtype, key=lambda d: sum(t.numel for t in by_dtype[d])) if by_dtype else None
+    dtypes = tuple(_count(d, ts) for d, ts in sorted(by_dtype.items(), key=lambda kv: -sum(t.numel for t in kv[1])))
     return Summary(
         model=catalog.name,
         format=catalog.format,
@@ -426,17 +426,28 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         total_nbytes=total_nbytes,
         components=tuple(_count(c, by_component[c]) for c in COMPONENTS if by_component.get(c)),
         layers=tuple(LayerCount(k, sum(t.numel for t in by_layer[k]), sum(t.nbytes for t in by_layer[k])) for k in layer_keys),
-        dtypes=tuple(_count(d, ts) for d, ts in sorted(by_dtype.items(), key=lambda kv: -sum(t.numel for t in kv[1]))),
+        dtypes=dtypes,
         not_counted=tuple(_count(group, apart[group]) for group in NOT_COUNTED if apart.get(group)),
         tied=tuple(tied_notes),
         moe=moe,
         implied=tuple(implied),
         architecture=arch,
-        memory=estimate(arch, total, total_nbytes, dominant, contexts, batches, kv_dtype),
+        memory=estimate(arch, total, total_nbytes, _dominant(dtypes), contexts, batches, kv_dtype),
         findings=tuple(findings),
         implied_by=implied_by,
         quant=qcount,
     )
+
+
+def _dominant(dtypes: tuple[Count, ...]) -> str | None:
+    """The dtype most parameters are stored in (dtypes: largest first)."""
+    return dtypes[0].name if dtypes else None
+
+
+def stored_dtype(catalog: Catalog) -> str | None:
+    """The dtype most parameters are stored in, as summarize counts them (the KV cache's dtype
+    when the config names none)."""
+    return _dominant(summarize(catalog).dtypes)
 
 
 def _quant_findings(qview: QuantView) -> list[Finding]:

@@ -18,11 +18,11 @@ if TYPE_CHECKING:
 from .. import skeleton as skeletons
 from ..catalog import Catalog
 from ..errors import AnatomyError, UsageError
-from .architecture import derive
-from .summary import summarize
+from .architecture import Architecture, derive
+from .memory import kv_cache_of
 from .tree import Run, fold
 
-SCHEMA_VERSION = 2  # 2: decode, attention calls, KV cache layers, peak bytes, experts
+SCHEMA_VERSION = 3  # 2: decode, attention calls, KV cache layers, peak bytes, experts; 3: "metas" table
 DEFAULT_SEQ = 2048  # the default length when the config's context is longer (or unnamed)
 # The largest tensor of a forward pass is usually the attention scores, B x heads x N x N:
 # torch counts a tensor's bytes in an int64, so beyond this many elements (of up to 8 bytes)
@@ -171,15 +171,17 @@ def _metas(tensors: list[Any]) -> tuple[TensorMeta, ...]:
 
 
 def default_seq(config: dict[str, Any]) -> int:
-    context = derive(config).context_length
-    return min(context, DEFAULT_SEQ) if context else DEFAULT_SEQ
+    return _default_seq(derive(config))
 
 
-def _widest(config: dict[str, Any]) -> tuple[int, str]:
+def _default_seq(arch: Architecture) -> int:
+    return min(arch.context_length, DEFAULT_SEQ) if arch.context_length else DEFAULT_SEQ
+
+
+def _widest(arch: Architecture) -> tuple[int, str]:
     """The most elements a forward makes per token in one tensor besides the scores, and which:
     the logits, the feed-forward's inner activations, or the expert matrices transformers'
     batched_mm experts gather for each token."""
-    arch = derive(config)
     experts = (arch.experts_per_token or 0) * 2 * (arch.moe_intermediate_size or arch.intermediate_size or 0) * (arch.hidden_size or 0)
     return max(
         (arch.vocab_size or 0, "vocab_size"),
@@ -189,10 +191,10 @@ def _widest(config: dict[str, Any]) -> tuple[int, str]:
     )
 
 
-def _check_sizes(catalog: Catalog, config: dict[str, Any], batch: int, seq: int, context: int) -> None:
+def _check_sizes(catalog: Catalog, arch: Architecture, batch: int, seq: int, context: int) -> None:
     """Sizes torch can hold (its sizes are int64), checked before transformers runs. A decoding
     step's cache comes from a prefill of `context` tokens, so that length counts too."""
-    heads = derive(config).num_heads or 1
+    heads = arch.num_heads or 1
     length, option = (context + seq, "--context") if context else (seq, "--seq")
     todo = f"choose a shorter {option} or a smaller --batch"
     if batch * heads * length * length > MAX_ELEMENTS:
@@ -202,7 +204,7 @@ def _check_sizes(catalog: Catalog, config: dict[str, Any], batch: int, seq: int,
             f"{batch} x {heads} x {length} x {length}",
             todo,
         )
-    width, what = _widest(config)
+    width, what = _widest(arch)
     if batch * length * width > MAX_ELEMENTS:
         raise UsageError(
             catalog.name,
@@ -323,7 +325,7 @@ def _trace_model(config_file: str, dtype: str | None, batch: int, seq: int, cont
     return {
         "version": transformers.__version__,
         "model_class": type(model).__name__,
-        "modules": _modules_json(tuple(modules)),
+        **_modules_json(tuple(modules)),
         "total": run["total"],
         "params": sum(p.numel() for p in model.parameters()),
         "param_dtype": _dtype_name(next(model.parameters()).dtype),
@@ -334,8 +336,13 @@ def _trace_model(config_file: str, dtype: str | None, batch: int, seq: int, cont
     }
 
 
-def _modules_json(modules: tuple[TracedModule, ...]) -> list[list[Any]]:
-    return [[m.path, m.class_name, m.params, m.calls, [list(t) for t in m.inputs], [list(t) for t in m.outputs], m.flops, m.output_bytes] for m in modules]
+def _modules_json(modules: tuple[TracedModule, ...]) -> dict[str, list[Any]]:
+    """{"metas": each distinct TensorMeta once, "modules": rows whose inputs and outputs are
+    indices into metas}: a 7B's modules pass a few dozen distinct tensors (reading thousands
+    back cost a cached trace milliseconds)."""
+    index: dict[TensorMeta, int] = {}
+    rows = [[m.path, m.class_name, m.params, m.calls, [index.setdefault(t, len(index)) for t in m.inputs], [index.setdefault(t, len(index)) for t in m.outputs], m.flops, m.output_bytes] for m in modules]
+    return {"metas": [[list(t.shape), t.dtype] for t in index], "modules": rows}
 
 
 def _checked(kind: type, value: Any) -> Any:
@@ -347,15 +354,32 @@ def _checked(kind: type, value: Any) -> Any:
 
 
 def _meta(item: list[Any]) -> TensorMeta:
-    shape, dtype = _checked(list, item)
-    return TensorMeta(tuple(_checked(int, d) for d in _checked(list, shape)), _checked(str, dtype))
+    shape, dtype = item
+    if type(shape) is not list or type(dtype) is not str or not all(type(d) is int and d >= 0 for d in shape):
+        raise TypeError(f"expected [shape, dtype], found {type(shape).__name__} and {type(dtype).__name__}")
+    return TensorMeta(tuple(shape), dtype)
 
 
-def _modules_from_json(rows: list[list[Any]]) -> tuple[TracedModule, ...]:
-    return tuple(
-        TracedModule(_checked(str, path), _checked(str, cls), _checked(int, params), _checked(int, calls), tuple(map(_meta, _checked(list, ins))), tuple(map(_meta, _checked(list, outs))), _checked(int, flops), _checked(int, nbytes))
-        for path, cls, params, calls, ins, outs, flops, nbytes in _checked(list, rows)
-    )
+def _modules_from_json(metas: list[list[Any]], rows: list[list[Any]]) -> tuple[TracedModule, ...]:
+    table = tuple(map(_meta, _checked(list, metas)))
+    seen: dict[tuple[Any, ...], tuple[TensorMeta, ...]] = {}  # most modules repeat a few index lists
+
+    def tensors(indices: Any) -> tuple[TensorMeta, ...]:
+        key = tuple(_checked(list, indices))
+        found = seen.get(key)
+        if found is None:
+            if not all(type(i) is int and 0 <= i < len(table) for i in key):
+                raise TypeError("expected indices into metas")
+            found = seen[key] = tuple(table[i] for i in key)
+        return found
+
+    def module(path: Any, cls: Any, params: Any, calls: Any, ins: Any, outs: Any, flops: Any, nbytes: Any) -> TracedModule:
+        # Checked inline, not with _checked: a 7B has hundreds of modules.
+        if type(path) is not str or type(cls) is not str or not all(type(n) is int and n >= 0 for n in (params, calls, flops, nbytes)):
+            raise TypeError(f"expected a traced module, found {type(path).__name__} {type(cls).__name__}")
+        return TracedModule(path, cls, params, calls, tensors(ins), tensors(outs), flops, nbytes)
+
+    return tuple(module(*row) for row in _checked(list, rows))
 
 
 class _Record(namedtuple("_Record", "version model_class modules total params param_dtype attention cache peak experts")):
@@ -370,7 +394,7 @@ def _record(data: dict[str, Any]) -> _Record:
     return _Record(
         _checked(str, data["version"]),
         _checked(str, data["model_class"]),
-        _modules_from_json(data["modules"]),
+        _modules_from_json(data["metas"], data["modules"]),
         _checked(int, data["total"]),
         _checked(int, data["params"]),
         _checked(str, data["param_dtype"]),
@@ -381,12 +405,12 @@ def _record(data: dict[str, Any]) -> _Record:
     )
 
 
-def _traced(catalog: Catalog, batch: int, seq: int, context: int) -> _Record:
+def _traced(catalog: Catalog, version: str, batch: int, seq: int, context: int) -> _Record:
     """The forward pass's record, from the cache when this config, transformers version,
     batch, length and context were traced before (keyed as skeletons are), else traced and cached."""
     dtype = skeletons.weights_dtype(catalog)
     config_bytes = skeletons.config_bytes_of(catalog)
-    key = f"trace {SCHEMA_VERSION} {batch} {seq} {context}\0" + skeletons.cache_key(config_bytes, skeletons.installed_transformers_version() or "", dtype)
+    key = f"trace {SCHEMA_VERSION} {batch} {seq} {context}\0" + skeletons.cache_key(config_bytes, version, dtype)
     path = skeletons.cache_path(key, "traces")
     try:
         with open(path, encoding="utf-8") as handle:
@@ -427,23 +451,32 @@ def trace(catalog: Catalog, batch: int = 1, seq: int | None = None, context: int
     is smaller); with `context`, one decoding step (a new token per sequence) over a KV cache of
     that many tokens. `node`: only that submodule's subtree is kept."""
     config = catalog.require_config()
-    if skeletons.installed_transformers_version() is None:
+    version = skeletons.installed_transformers_version()
+    if version is None:
         raise UsageError(catalog.name, "transformers for the forward pass", "it is not installed", "pip install 'llm-anatomy[transformers]'")
     # Before transformers sees it, as for the module tree.
     skeletons.refuse_to_build(config, catalog.config_file or (catalog.files[0] if catalog.files else catalog.name))
-    if context is not None and derive(config).encoder_only:
+    arch = derive(config)
+    if context is not None and arch.encoder_only:
         raise UsageError(catalog.name, "--decode on a model that generates with a KV cache", f"model_type {config.get('model_type')}, an encoder", "trace it without --decode")
     if context is not None:
         seq = 1
     else:
         context = 0
-        seq = default_seq(config) if seq is None else seq
-    _check_sizes(catalog, config, batch, seq, context)
-    record = _traced(catalog, batch, seq, context)
+        seq = _default_seq(arch) if seq is None else seq
+    _check_sizes(catalog, arch, batch, seq, context)
+    record = _traced(catalog, version, batch, seq, context)
     modules = _subtree(record.modules, node, catalog.name) if node else record.modules
-    memory = summarize(catalog, contexts=[context + seq], batches=[batch]).memory
-    kv = memory.kv_cache
-    return Trace(catalog.name, record.model_class, record.version, batch, seq, context, modules, record.total, record.params, record.param_dtype, record.attention, record.cache, record.peak, record.experts, kv.rows[0] if kv else None, kv.dtype if kv else None, memory.kv_cache_note, node or "")
+    kv, kv_note = kv_cache_of(arch, lambda: _stored_dtype(catalog), [context + seq], [batch])
+    return Trace(catalog.name, record.model_class, record.version, batch, seq, context, modules, record.total, record.params, record.param_dtype, record.attention, record.cache, record.peak, record.experts, kv.rows[0] if kv else None, kv.dtype if kv else None, kv_note, node or "")
+
+
+def _stored_dtype(catalog: Catalog) -> str | None:
+    # Counting the tensors (summary's patterns cost ~5 ms to compile): only for a config that
+    # names no dtype.
+    from .summary import stored_dtype
+
+    return stored_dtype(catalog)
 
 
 def nest(modules: tuple[TracedModule, ...], attention: tuple[AttentionCall, ...] = ()) -> TraceNode:

@@ -8,7 +8,6 @@ if TYPE_CHECKING:
     from typing import TextIO
 
 from ..analysis.devices import DEVICES, find_device
-from ..analysis.roofline import roofline
 from ..api import open as open_model
 from ..errors import UsageError
 from ..render import trace as render
@@ -64,6 +63,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if device is None:
             raise UsageError("trace", f"--device naming one of {', '.join(DEVICES)}", repr(args.device), "pick the closest, or compare two")
     result = open_model(args.model, args.revision).trace(args.batch, args.seq, args.decode, args.context, args.node)
-    roof = roofline(result, device) if device else None
+    roof = None
+    if device:
+        from ..analysis.roofline import roofline  # only with --device
+
+        roof = roofline(result, device)
     out.write(render.json_text(result, roof) if args.json else render.text(result, args.depth, roof))
     return 0

@@ -4,11 +4,12 @@ and output shapes, FLOPs and activation bytes, then the totals; or JSON (unfolde
 from __future__ import annotations
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: roofline is imported with --device
     from typing import Any
 
-from ..analysis.devices import Device
-from ..analysis.roofline import Bound, Roofline
+    from ..analysis.devices import Device
+    from ..analysis.roofline import Bound, Roofline
+
 from ..analysis.trace import AttentionCall, Trace, TraceNode, TracedModule, fold_layers, nest
 from .text import human_bytes, shape_text, table, thousands, to_json
 from .tree import BRANCH, LAST_BRANCH, PIPE, SPACE
