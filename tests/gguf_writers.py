@@ -28,6 +28,9 @@ TINY = {
     "t5": ("T5Config", dict(vocab_size=128, d_model=64, d_kv=16, d_ff=96, num_layers=2, num_heads=4, relative_attention_num_buckets=16, layer_norm_epsilon=1e-6, feed_forward_proj="gated-gelu", decoder_start_token_id=0)),
     "lfm2": ("Lfm2Config", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, norm_eps=1e-6, conv_L_cache=3, block_auto_adjust_ff_dim=False, layer_types=["conv", "full_attention", "conv", "full_attention"])),
     "minimax-m2": ("MiniMaxM2Config", dict(vocab_size=128, hidden_size=64, intermediate_size=32, head_dim=16, rotary_dim=8, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=256, rms_norm_eps=1e-6, scoring_func="sigmoid", use_routing_bias=True, bos_token_id=1, eos_token_id=2)),
+    # Gemma-4 E2B's layout in small: sliding and full layers with their own head sizes, the last
+    # two layers reusing earlier layers' KV, per-layer inputs; rope bases off the class defaults.
+    "gemma4": ("Gemma4TextConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16, global_head_dim=32, max_position_embeddings=256, rms_norm_eps=1e-6, sliding_window=64, layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"], num_kv_shared_layers=2, hidden_size_per_layer_input=8, vocab_size_per_layer_input=128, final_logit_softcapping=20.0, eos_token_id=[1, 106, 50], rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 20000.0}, "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 500000.0}})),
     "gpt-oss": ("GptOssConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=32, head_dim=16, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=256, rms_norm_eps=1e-6, sliding_window=64)),
 }
 
@@ -37,6 +40,12 @@ def tiny_config(arch: str):
 
     class_name, settings = TINY[arch]
     return getattr(transformers, class_name)(**settings)
+
+
+def hparams_of(arch: str, config) -> dict:
+    """What the converter reads: config.json as transformers saves CONFIG, with the settings as the
+    original names them (Gemma-4's global_head_dim is folded into per_layer_config on load)."""
+    return {**config.to_dict(), **TINY[arch][1]}
 
 
 def _find(hparams: dict, keys: list[str]):
@@ -58,9 +67,10 @@ def text_model_metadata(writer, hparams: dict) -> None:
         if value is not None:
             add(value)
     rope = hparams.get("rope_parameters") or {}
-    rope = rope.get("full_attention", rope)
-    if rope.get("rope_theta") is not None:
-        writer.add_rope_freq_base(rope["rope_theta"])
+    if rope.get("full_attention", rope).get("rope_theta") is not None:
+        writer.add_rope_freq_base(rope.get("full_attention", rope)["rope_theta"])
+    if rope.get("sliding_attention", {}).get("rope_theta") is not None:
+        writer.add_rope_freq_base_swa(rope["sliding_attention"]["rope_theta"])
     for add, keys in (
         (writer.add_layer_norm_rms_eps, ["rms_norm_eps", "norm_eps"]),
         (writer.add_layer_norm_eps, ["layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"]),
@@ -135,6 +145,31 @@ def _gemma3(writer, h):
         writer.add_final_logit_softcapping(h["final_logit_softcapping"])
     writer.add_sliding_window(h["sliding_window"])
     writer.add_head_count_kv(h["num_key_value_heads"])
+
+
+def _gemma4(writer, h):
+    """Gemma4Model.set_gguf_parameters: Gemma3Model's keys, then the full layers' head size as
+    key_length (the sliding layers' as key_length_swa), the layer pattern, the KV-shared layer
+    count and the per-layer input size; per-layer arrays for double-wide MLPs and global KV heads."""
+    _gemma3(writer, h)
+    writer.add_shared_kv_layers(h["num_kv_shared_layers"])
+    writer.add_embedding_length_per_layer_input(h.get("hidden_size_per_layer_input") or 0)
+    swa = [t == "sliding_attention" for t in h["layer_types"]]
+    writer.add_sliding_window_pattern(swa)
+    writer.add_key_length(h["global_head_dim"])
+    writer.add_value_length(h["global_head_dim"])
+    writer.add_key_length_swa(h["head_dim"])
+    writer.add_value_length_swa(h["head_dim"])
+    if h.get("moe_intermediate_size") is not None:
+        writer.add_expert_feed_forward_length(h["moe_intermediate_size"])
+    first_shared = h["num_hidden_layers"] - h["num_kv_shared_layers"]
+    if h.get("use_double_wide_mlp"):
+        writer.add_feed_forward_length([h["intermediate_size"] * (1 if i < first_shared else 2) for i in range(h["num_hidden_layers"])])
+    if h.get("num_global_key_value_heads") is not None:
+        writer.add_head_count_kv([h["num_key_value_heads"] if s else h["num_global_key_value_heads"] for s in swa])
+    writer.add_rope_dimension_count(h["global_head_dim"])
+    writer.add_rope_dimension_count_swa(int(h["head_dim"] * h.get("partial_rotary_factor", 1.0)))
+    writer.add_eos_token_id(1)  # SpecialVocab writes one id (the tokenizer's eos); the config lists three
 
 
 def _nemotron(writer, h):
@@ -245,7 +280,7 @@ METADATA = {
     "qwen3moe": _qwen3moe, "phi3": _phi3, "gemma2": _gemma2, "gemma3": _gemma3, "nemotron": _nemotron,
     "starcoder2": text_model_metadata, "stablelm": _stablelm, "falcon": _falcon, "bloom": _bloom,
     "gpt2": _gpt2, "mamba": _mamba, "t5": _t5, "lfm2": _lfm2, "gpt-oss": _gpt_oss,
-    "minimax-m2": _minimax_m2,
+    "minimax-m2": _minimax_m2, "gemma4": _gemma4,
 }
 
 
@@ -287,7 +322,7 @@ def embedding_only(folder: str, arch: str, **kwargs) -> tuple[str, object]:
     import numpy as np
 
     config = tiny_config(arch)
-    hparams = config.to_dict()
+    hparams = hparams_of(arch, config)
     hidden = _find(hparams, ["hidden_size", "n_embd", "d_model"])
     tensors = {"token_embd.weight": np.zeros((hparams["vocab_size"], hidden), np.float32)}
     for tensor_name, shape, needed in FLAG_TENSORS.get(arch, ()):
@@ -430,6 +465,24 @@ def _stacked_experts(hf_name, data, config):
     return data
 
 
+def _gemma4_tensor(hf_name, data, config):
+    """Gemma4Model.filter_tensors names the layer scalar (a buffer) NAME.weight; norms are stored as they are."""
+    return {"layer_output_scale.weight": data} if hf_name.endswith(".layer_scalar") else data
+
+
+def _gemma4_rope_freqs(h):
+    """Gemma4Model.generate_extra_tensors: the full layers' proportional rope as frequency factors,
+    1 for the rotated pairs and 1e30 for the rest."""
+    import numpy as np
+
+    rotated = int(h["global_head_dim"] * h["rope_parameters"]["full_attention"]["partial_rotary_factor"] / 2)
+    return {"rope_freqs.weight": np.array([1.0] * rotated + [1e30] * (h["global_head_dim"] // 2 - rotated), np.float32)}
+
+
+# general.architecture -> tensors the converter adds that no transformers weight gives: {name: array}.
+EXTRA_TENSORS = {"gemma4": _gemma4_rope_freqs}
+
+
 def torch_cat(parts):
     import torch
 
@@ -441,6 +494,7 @@ CONVERTED = {
     "llama": _llama_tensor, "gemma2": _norm_plus_one, "gemma3": _norm_plus_one, "nemotron": _norm_plus_one,
     "gpt2": _gpt2_tensor, "bloom": _bloom_tensor, "mamba": _mamba_tensor, "lfm2": _lfm2_tensor,
     "qwen2moe": _stacked_experts, "qwen3moe": _stacked_experts, "minimax-m2": _stacked_experts,
+    "gemma4": _gemma4_tensor,
 }
 
 
@@ -468,7 +522,7 @@ def whole_model(folder: str, arch: str, seed: int = 0, types: dict | None = None
     for hf_name, value in model.state_dict().items():
         name = names.get_name(hf_name, try_suffixes=(".weight", ".bias")) or names.get_name(hf_name.partition(".")[2], try_suffixes=(".weight", ".bias"))
         converted = CONVERTED.get(arch, lambda n, d, c: d)(hf_name, value.detach().float(), config)
-        if isinstance(converted, dict):  # one fused parameter, several GGUF tensors
+        if isinstance(converted, dict):  # one fused parameter as several GGUF tensors, or a name the map does not give
             block = hf_name.split(".")[2]
             converted = {f"blk.{block}.{part}": data for part, data in converted.items()}
         elif name is None or hf_name in tied:
@@ -476,7 +530,7 @@ def whole_model(folder: str, arch: str, seed: int = 0, types: dict | None = None
         else:  # llama.cpp names stacked experts (transformers' down_proj, no suffix) NAME.weight
             converted = {name + ".weight" if name.endswith("_exps") else name: converted}
         for name, data in converted.items():
-            array = data.squeeze().contiguous().numpy()  # ModelBase.prepare_tensors drops unit dimensions
+            array = data.squeeze().contiguous().numpy() if data.numel() > 1 else data.reshape(1).numpy()  # ModelBase.prepare_tensors drops unit dimensions
             kind = next((t for prefix, t in (types or {}).items() if name.startswith(prefix + ".")), "F32")
             if kind == "F32":
                 tensors[name] = array
@@ -484,4 +538,6 @@ def whole_model(folder: str, arch: str, seed: int = 0, types: dict | None = None
                 qtype = gguf.GGMLQuantizationType[kind]
                 tensors[name] = (gguf.quants.quantize(array, qtype), qtype)
     os.makedirs(folder, exist_ok=True)
-    return write_gguf(os.path.join(folder, f"tiny-{arch}.gguf"), arch, config.to_dict(), tensors, tokens=config.vocab_size), config
+    for name, data in EXTRA_TENSORS.get(arch, lambda h: {})(hparams_of(arch, config)).items():
+        tensors[name] = data
+    return write_gguf(os.path.join(folder, f"tiny-{arch}.gguf"), arch, hparams_of(arch, config), tensors, tokens=config.vocab_size), config

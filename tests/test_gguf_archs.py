@@ -28,6 +28,21 @@ TRANSFORMERS_WRONG = {
     "mamba": {"max_position_embeddings": (None, 1048576)},
     "t5": {"feed_forward_proj": ("gated-gelu", "relu"), "dense_act_fn": ("gelu_new", "relu")},
     "gpt-oss": {"head_dim": (16, 64), "sliding_window": (64, 128)},
+    # transformers reads key_length (the full layers' head size) but not key_length_swa, the layer
+    # pattern, the KV-shared layers, the per-layer input size, the softcap or the rope bases.
+    "gemma4": {
+        "head_dim": (16, 256),
+        "layer_types": (["sliding_attention", "full_attention", "sliding_attention", "full_attention"], ["sliding_attention", "sliding_attention", "sliding_attention", "full_attention"]),
+        "per_layer_config": ({"1": {"head_dim": 32}, "3": {"head_dim": 32}}, {"3": {"head_dim": 32}}),
+        "num_kv_shared_layers": (2, 0),
+        "hidden_size_per_layer_input": (8, 256),
+        "vocab_size_per_layer_input": (128, 262144),
+        "final_logit_softcapping": (20.0, None),
+        "rope_parameters": (
+            {"sliding_attention": {"rope_type": "default", "rope_theta": 20000.0}, "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 500000.0}},
+            {"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}, "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 1000000.0}},
+        ),
+    },
 }
 # Fields GGUF stores as float32: transformers keeps the float32 value, we the decimal it stands for.
 FLOAT32_FIELDS = {"rms_norm_eps", "norm_eps", "norm_epsilon", "layer_norm_eps", "layer_norm_epsilon"}
@@ -115,8 +130,8 @@ def test_mistral_named_llama_file_is_mistral(tmp_path):
 
 
 def test_every_architecture_transformers_maps_has_a_row_or_falls_back():
-    """transformers' GGUF_CONFIG_MAPPING, architecture by architecture: a row here, or one of
-    the two that fall back to the name tree (tested below)."""
+    """transformers' GGUF_CONFIG_MAPPING, architecture by architecture: a row here, or the one
+    that falls back to the name tree (tested below)."""
     from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
 
     from llm_anatomy.formats.gguf_archs import ARCHITECTURES
@@ -126,9 +141,8 @@ def test_every_architecture_transformers_maps_has_a_row_or_falls_back():
     assert {arch for arch in theirs if arch not in ours and arch.replace("_", "-") not in ours} == set(FALLING_BACK)
 
 
-# transformers' GGUF table lists them, but has no config class for deci and carries too little
-# of Gemma-4's layout (per-layer head sizes, shared KV layers, per-layer inputs) to build it.
-FALLING_BACK = ("deci", "gemma4")
+# transformers' GGUF table lists it, but has no config class for it.
+FALLING_BACK = ("deci",)
 
 
 @pytest.mark.parametrize("arch", ("rwkv7",) + FALLING_BACK)
@@ -214,11 +228,11 @@ def test_values_torch_style_equals_transformers_gguf_loading(arch, tmp_path, cli
     assert result.out == "".join(f"{p}\n" for p in model.parameters())
 
 
-@pytest.mark.parametrize("arch", ("gpt2", "qwen3"))
+@pytest.mark.parametrize("arch", ("gemma4", "gpt2", "qwen3"))
 def test_values_torch_style_equals_the_original_model(arch, tmp_path, cli):
     """Where transformers' GGUF config is wrong, from_pretrained(gguf_file=) fails on the shapes;
     the values still equal the original model's (F32 throughout: conversion is lossless), GPT-2's
-    Conv1D weights transposed back."""
+    Conv1D weights transposed back, Gemma-4's norms as stored (its converter adds no 1)."""
     import torch
     import transformers
 
@@ -231,6 +245,30 @@ def test_values_torch_style_equals_the_original_model(arch, tmp_path, cli):
     result = cli("values", path, "--style", "torch")
     assert result.code == 0, result.err
     assert result.out == "".join(f"{p}\n" for p in model.parameters())
+
+
+def test_gemma4_values_equal_transformers_gguf_loading_with_the_derived_config(tmp_path, cli):
+    """transformers' own Gemma-4 GGUF config builds a different model (head_dim 256, no shared KV
+    layers, ...), so from_pretrained(gguf_file=) refuses the file; given the derived config, its
+    loader holds exactly what `values --style torch` prints (quantized rows too), and `summary`
+    and `tree` count its parameters. It misses only the layer scalars, which it looks for as
+    blk.N.layer_output_scale where the converter writes blk.N.layer_output_scale.weight."""
+    import transformers
+
+    path, _ = gguf_writers.whole_model(str(tmp_path), "gemma4", types=QUANTIZED)
+    with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
+        transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path))
+    config = transformers.AutoConfig.for_model(**open_catalog(path).config)
+    model, info = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path), config=config, output_loading_info=True)
+    assert sorted(info["missing_keys"]) == [f"model.layers.{i}.layer_scalar" for i in range(4)]
+    assert not info["mismatched_keys"] and not info["unexpected_keys"]
+    result = cli("values", path, "--style", "torch")
+    assert result.code == 0, result.err
+    assert result.out == "".join(f"{p}\n" for p in model.parameters())
+    summary = json.loads(cli("summary", path, "--json").out)
+    total = sum(p.numel() for p in model.parameters())
+    assert summary["total_params"] == total
+    assert cli("tree", path).out.splitlines()[1].split()[-1] == f"{total:,}"
 
 
 def test_mamba_a_log_is_numpys_float32_log_of_minus_a(tmp_path, cli):

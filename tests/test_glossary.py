@@ -26,7 +26,7 @@ REQUIRED = {
     "tokens and generation": ["bos_token_id", "eos_token_id", "pad_token_id", "max_length", "do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "num_beams"],
 }
 
-TRANSFORMERS_CONFIGS = ["LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen2MoeConfig", "Qwen3Config", "Qwen3MoeConfig", "GemmaConfig", "Gemma2Config", "Gemma3TextConfig", "Phi3Config", "GPT2Config", "BertConfig", "DeepseekV2Config", "DeepseekV3Config"]
+TRANSFORMERS_CONFIGS = ["LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen2MoeConfig", "Qwen3Config", "Qwen3MoeConfig", "GemmaConfig", "Gemma2Config", "Gemma3TextConfig", "Gemma4TextConfig", "Phi3Config", "GPT2Config", "BertConfig", "DeepseekV2Config", "DeepseekV3Config"]
 
 
 def _entries():

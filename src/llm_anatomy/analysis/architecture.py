@@ -140,6 +140,7 @@ def _configured_context(rope: dict[str, Any], context: int | None) -> tuple[int 
 # original length x factor (Qwen2.5, DeepSeek-V3). llama3, longrope: max_position_embeddings
 # already is the extended length (Llama 3.1, Phi-3). dynamic: NTK scaling raises the RoPE
 # base past max_position_embeddings with no fixed limit, so the configured length is reported.
+# proportional (Gemma 4's full layers): partial rotation, no scaling.
 ROPE_CONTEXT_RULES: dict[str, Callable[[dict[str, Any], int | None], tuple[int | None, str]]] = {
     "default": _configured_context,
     "linear": _scaled_context,
@@ -148,6 +149,7 @@ ROPE_CONTEXT_RULES: dict[str, Callable[[dict[str, Any], int | None], tuple[int |
     "llama3": _configured_context,
     "longrope": _configured_context,
     "su": _configured_context,
+    "proportional": _configured_context,
 }
 
 

@@ -10,8 +10,8 @@ from ..catalog import Catalog
 from .architecture import Architecture, derive
 
 # Object-valued fields shown as one value rather than field by field: their keys are
-# labels or task names, not config fields.
-OPAQUE_OBJECTS = frozenset({"id2label", "label2id", "task_specific_params", "pruned_heads", "auto_map"})
+# labels, task names or layer indices, not config fields.
+OPAQUE_OBJECTS = frozenset({"id2label", "label2id", "task_specific_params", "pruned_heads", "auto_map", "per_layer_config"})
 
 
 class FieldExplanation(namedtuple("FieldExplanation", "path depth value text")):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, Sequence
+    from typing import Any, Callable, Sequence
 
 from ..catalog import TensorInfo
 from ..config_schema import check_meta_params
@@ -85,10 +85,65 @@ def from_gguf(path: str, metadata: dict[str, Any], tensors: dict[str, TensorInfo
         for field, tensor, value in row.tensor_flags:
             config[field] = value if tensor in tensors else not value
     config.update(row.constants)
-    kv_heads = getattr(metadata.get(f"{arch}.attention.head_count_kv"), "items", None)
-    if row.model_type == "lfm2" and kv_heads:
-        config["layer_types"] = ["full_attention" if n > 0 else "conv" for n in kv_heads]
+    layout = LAYOUTS.get(row.model_type)
+    if layout is not None:
+        layout(lambda key: metadata.get(f"{arch}.{key}"), tensors, config)
     return config
+
+
+def _items(value: Any) -> tuple | None:
+    """The items of a per-layer array, None for a scalar or a missing key."""
+    return getattr(value, "items", None)
+
+
+def _lfm2_layout(get: Callable[[str], Any], tensors: dict[str, TensorInfo], config: dict[str, Any]) -> None:
+    """LFM2's head_count_kv is 0 for its convolution layers."""
+    kv_heads = _items(get("attention.head_count_kv"))
+    if kv_heads:
+        config["layer_types"] = ["full_attention" if n > 0 else "conv" for n in kv_heads]
+
+
+def _gemma4_layout(get: Callable[[str], Any], tensors: dict[str, TensorInfo], config: dict[str, Any]) -> None:
+    """Gemma-4's per-layer settings, as llama.cpp's Gemma4Model writes them: the sliding/full
+    pattern, KV heads and feed-forward sizes as per-layer arrays (the full layers' KV heads differ
+    when the model has global KV heads; the KV-sharing layers' MLPs are twice as wide when it has
+    double-wide MLPs); the full and sliding rope bases; experts, when it has a MoE block; keys
+    that are also the values on full layers (attention_k_eq_v) only as a missing attn_v tensor."""
+    sliding = _items(get("attention.sliding_window_pattern"))
+    if sliding:
+        config["layer_types"] = ["sliding_attention" if s else "full_attention" for s in sliding]
+    kv_heads = _items(get("attention.head_count_kv"))
+    if kv_heads and sliding and len(kv_heads) == len(sliding):
+        by_type: dict[bool, int] = {}  # the first layer of each type
+        for is_sliding, heads in zip(sliding, kv_heads):
+            by_type.setdefault(bool(is_sliding), heads)
+        config["num_key_value_heads"] = by_type.get(True, max(kv_heads))
+        if False in by_type:
+            config["num_global_key_value_heads"] = by_type[False]
+    widths = _items(get("feed_forward_length"))
+    if widths:
+        config["intermediate_size"] = widths[0]
+        config["use_double_wide_mlp"] = any(w != widths[0] for w in widths)
+    full, local = get("rope.freq_base"), get("rope.freq_base_swa")
+    if full is not None or local is not None:
+        # The full layers' partial rotary factor is written only as rope_freqs' values (1e30
+        # for unrotated pairs); every Gemma-4 has 0.25, the class default.
+        config["rope_parameters"] = {
+            "sliding_attention": {"rope_type": "default", "rope_theta": local if local is not None else GEMMA4_ROPE_THETA["sliding_attention"]},
+            "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": full if full is not None else GEMMA4_ROPE_THETA["full_attention"]},
+        }
+    if config.get("num_experts"):
+        config["enable_moe_block"] = True
+    if config.get("hidden_size_per_layer_input"):
+        config["vocab_size_per_layer_input"] = _first_dim(tensors, "per_layer_token_embd.weight") or config.get("vocab_size")
+    first_full = next((i for i, s in enumerate(sliding or ()) if not s), None)
+    if first_full is not None and f"blk.{first_full}.attn_k.weight" in tensors:
+        config["attention_k_eq_v"] = f"blk.{first_full}.attn_v.weight" not in tensors
+
+
+GEMMA4_ROPE_THETA = {"sliding_attention": 10_000.0, "full_attention": 1_000_000.0}  # Gemma4TextConfig's defaults
+# model_type -> what the per-layer arrays and tensors of its GGUF set beyond the table's fields.
+LAYOUTS = {"lfm2": _lfm2_layout, "gemma4_text": _gemma4_layout}
 
 
 def _meta_intermediate_size(params: dict[str, Any]) -> int | None:

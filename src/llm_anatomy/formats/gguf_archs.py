@@ -123,6 +123,28 @@ ARCHITECTURES = {
         ("rope.dimension_count", "rotary_dim"),
         ("expert_gating_func", "scoring_func"),
     ), {"use_routing_bias": True}, ()),
+    # Gemma-4's per-layer settings (layer pattern, global KV heads, double-wide MLPs), rope bases
+    # and MoE switch are derived from arrays and tensors in derived_config.GEMMA4; transformers
+    # sets the three end-of-generation ids of Gemma-4's vocabulary, where GGUF stores one.
+    "gemma4": Arch("gemma4_text", "Gemma4ForCausalLM", (
+        ("context_length", "max_position_embeddings"),
+        ("block_count", "num_hidden_layers"),
+        ("feed_forward_length", "intermediate_size"),
+        ("embedding_length", "hidden_size"),
+        ("attention.head_count", "num_attention_heads"),
+        ("attention.head_count_kv", "num_key_value_heads"),
+        ("attention.layer_norm_rms_epsilon", "rms_norm_eps"),
+        ("attention.key_length", "global_head_dim"),  # the full layers'; transformers' only head size
+        ("attention.key_length_swa", "head_dim"),  # the sliding layers'
+        ("attention.sliding_window", "sliding_window"),
+        ("final_logit_softcapping", "final_logit_softcapping"),
+        ("attention.shared_kv_layers", "num_kv_shared_layers"),
+        ("embedding_length_per_layer_input", "hidden_size_per_layer_input"),
+        ("expert_count", "num_experts"),
+        ("expert_used_count", "top_k_experts"),
+        ("expert_feed_forward_length", "moe_intermediate_size"),
+        ("vocab_size", "vocab_size"),
+    ), {"eos_token_id": [1, 106, 50]}, ()),
     "lfm2": Arch("lfm2", "Lfm2ForCausalLM", _renamed(DECODER, "attention.layer_norm_rms_epsilon", "norm_eps") + (("shortconv.l_cache", "conv_L_cache"),), {"block_auto_adjust_ff_dim": False}, ()),
 }
 
