@@ -31,8 +31,20 @@ TINY = {
     # Gemma-4 E2B's layout in small: sliding and full layers with their own head sizes, the last
     # two layers reusing earlier layers' KV, per-layer inputs; rope bases off the class defaults.
     "gemma4": ("Gemma4TextConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16, global_head_dim=32, max_position_embeddings=256, rms_norm_eps=1e-6, sliding_window=64, layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"], num_kv_shared_layers=2, hidden_size_per_layer_input=8, vocab_size_per_layer_input=128, final_logit_softcapping=20.0, eos_token_id=[1, 106, 50], rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 20000.0}, "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 500000.0}})),
+    # Gemma-4 26B-A4B's and 31B's layout in small: a MoE block beside each MLP, full layers whose
+    # keys are their values with their own KV head count, double-wide MLPs, no per-layer inputs.
+    "gemma4-moe": ("Gemma4TextConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16, global_head_dim=32, num_global_key_value_heads=1, attention_k_eq_v=True, max_position_embeddings=256, rms_norm_eps=1e-6, sliding_window=64, layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"], num_kv_shared_layers=2, hidden_size_per_layer_input=0, use_double_wide_mlp=True, enable_moe_block=True, num_experts=4, top_k_experts=2, moe_intermediate_size=32, eos_token_id=[1, 106, 50])),
     "gpt-oss": ("GptOssConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=32, head_dim=16, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=256, rms_norm_eps=1e-6, sliding_window=64)),
 }
+
+
+# Variants: TINY keys that are written as another general.architecture.
+VARIANT_OF = {"gemma4-moe": "gemma4"}
+
+
+def gguf_arch(key: str) -> str:
+    """The general.architecture a TINY key is written as."""
+    return VARIANT_OF.get(key, key)
 
 
 def tiny_config(arch: str):
@@ -314,6 +326,7 @@ def write_gguf(path: str, arch: str, hparams: dict, tensors: dict, name: str | N
 # Settings the converter writes only as the presence of a tensor: (name, shape, when).
 FLAG_TENSORS = {
     "stablelm": (("blk.0.ffn_norm.weight", (64,), lambda c: not c.use_parallel_residual), ("blk.0.attn_q.bias", (64,), lambda c: c.use_qkv_bias)),
+    "gemma4-moe": (("blk.1.attn_k.weight", (32, 64), lambda c: c.attention_k_eq_v),),  # the first full layer: keys, no values
 }
 
 
@@ -332,7 +345,7 @@ def embedding_only(folder: str, arch: str, **kwargs) -> tuple[str, object]:
         tensors["output.weight"] = np.zeros((hparams["vocab_size"], hidden), np.float32)
     os.makedirs(folder, exist_ok=True)
     kwargs.setdefault("tokens", hparams["vocab_size"])
-    return write_gguf(os.path.join(folder, f"tiny-{arch}.gguf"), arch, hparams, tensors, **kwargs), config
+    return write_gguf(os.path.join(folder, f"tiny-{arch}.gguf"), gguf_arch(arch), hparams, tensors, **kwargs), config
 
 
 # ---------------------------------------------------------------- transformers' name table
@@ -370,7 +383,7 @@ def transformers_name_table(arch: str) -> dict[str, str]:
         config = open_config(path)
     with torch.device("meta"):
         model = getattr(transformers, config["architectures"][0])._from_config(transformers.AutoConfig.for_model(**config))
-    processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=config)
+    processor = TENSOR_PROCESSORS.get(gguf_arch(arch), TensorProcessor)(config=config)
     mapping = get_gguf_hf_weights_map(model, processor)
     targets = [hf for hf in mapping.values()]
     table: dict[str, str] = {}
@@ -395,7 +408,13 @@ def open_config(path: str) -> dict:
 
 
 def name_tables() -> dict[str, dict[str, str]]:
-    return {arch: transformers_name_table(arch) for arch in sorted(TINY)}
+    """general.architecture -> its table; a variant's rows join its architecture's."""
+    tables: dict[str, dict[str, str]] = {}
+    for key in sorted(TINY):
+        table = tables.setdefault(gguf_arch(key), {})
+        for gguf_name, hf_name in transformers_name_table(key).items():
+            assert table.setdefault(gguf_name, hf_name) == hf_name, (key, gguf_name)
+    return {arch: dict(sorted(table.items())) for arch, table in tables.items()}
 
 
 if __name__ == "__main__":  # regenerate the packaged table: python tests/gguf_writers.py
@@ -465,9 +484,19 @@ def _stacked_experts(hf_name, data, config):
     return data
 
 
+# Gemma4Model.filter_tensors and modify_tensors: the layer scalar (a buffer) and the stacked
+# experts named NAME.weight, the router's scales renamed; norms are stored as they are.
+GEMMA4_RENAMED = {
+    ".layer_scalar": "layer_output_scale.weight",
+    ".experts.gate_up_proj": "ffn_gate_up_exps.weight",
+    ".experts.down_proj": "ffn_down_exps.weight",
+    ".router.scale": "ffn_gate_inp.scale",
+    ".router.per_expert_scale": "ffn_down_exps.scale",
+}
+
+
 def _gemma4_tensor(hf_name, data, config):
-    """Gemma4Model.filter_tensors names the layer scalar (a buffer) NAME.weight; norms are stored as they are."""
-    return {"layer_output_scale.weight": data} if hf_name.endswith(".layer_scalar") else data
+    return next(({name: data} for suffix, name in GEMMA4_RENAMED.items() if hf_name.endswith(suffix)), data)
 
 
 def _gemma4_rope_freqs(h):
@@ -511,17 +540,17 @@ def whole_model(folder: str, arch: str, seed: int = 0, types: dict | None = None
     torch.manual_seed(seed)
     from llm_anatomy.formats.gguf_archs import ARCHITECTURES
 
-    model = getattr(transformers, ARCHITECTURES[arch].class_name)(config)
+    model = getattr(transformers, ARCHITECTURES[gguf_arch(arch)].class_name)(config)
     with torch.no_grad():
         for p in model.parameters():
             p.normal_()
-    arch_id = next(a for a, name in gguf.MODEL_ARCH_NAMES.items() if name == arch)
+    arch_id = next(a for a, name in gguf.MODEL_ARCH_NAMES.items() if name == gguf_arch(arch))
     names = gguf.get_tensor_name_map(arch_id, config.num_hidden_layers)
     tied = {alias for alias in model.state_dict() if alias not in dict(model.named_parameters())}
     tensors = {}
     for hf_name, value in model.state_dict().items():
         name = names.get_name(hf_name, try_suffixes=(".weight", ".bias")) or names.get_name(hf_name.partition(".")[2], try_suffixes=(".weight", ".bias"))
-        converted = CONVERTED.get(arch, lambda n, d, c: d)(hf_name, value.detach().float(), config)
+        converted = CONVERTED.get(gguf_arch(arch), lambda n, d, c: d)(hf_name, value.detach().float(), config)
         if isinstance(converted, dict):  # one fused parameter as several GGUF tensors, or a name the map does not give
             block = hf_name.split(".")[2]
             converted = {f"blk.{block}.{part}": data for part, data in converted.items()}
@@ -538,6 +567,6 @@ def whole_model(folder: str, arch: str, seed: int = 0, types: dict | None = None
                 qtype = gguf.GGMLQuantizationType[kind]
                 tensors[name] = (gguf.quants.quantize(array, qtype), qtype)
     os.makedirs(folder, exist_ok=True)
-    for name, data in EXTRA_TENSORS.get(arch, lambda h: {})(hparams_of(arch, config)).items():
+    for name, data in EXTRA_TENSORS.get(gguf_arch(arch), lambda h: {})(hparams_of(arch, config)).items():
         tensors[name] = data
-    return write_gguf(os.path.join(folder, f"tiny-{arch}.gguf"), arch, hparams_of(arch, config), tensors, tokens=config.vocab_size), config
+    return write_gguf(os.path.join(folder, f"tiny-{arch}.gguf"), gguf_arch(arch), hparams_of(arch, config), tensors, tokens=config.vocab_size), config

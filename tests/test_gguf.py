@@ -240,7 +240,7 @@ def test_good_hand_packed_file_reads(tmp_path, cli):
     catalog = open_catalog(str(path))
     assert [(t.name, t.shape, t.dtype, t.offset, t.nbytes) for t in catalog.tensors] == [("w", (2, 4), "F32", 128, 32)]
     assert catalog.config is None
-    assert str(catalog.config_error) == f"{path}: expected a GGUF architecture that maps to a transformers config (llama, mistral, qwen2, qwen2moe, qwen3, qwen3moe, gpt-oss, phi3, gemma2, gemma3, nemotron, starcoder2, stablelm, falcon, bloom, gpt2, mamba, t5, t5encoder, minimax-m2, lfm2), found None; params, values and tree (by tensor names) work; config needs a config.json"
+    assert str(catalog.config_error) == f"{path}: expected a GGUF architecture that maps to a transformers config (llama, mistral, qwen2, qwen2moe, qwen3, qwen3moe, gpt-oss, phi3, gemma2, gemma3, nemotron, starcoder2, stablelm, falcon, bloom, gpt2, mamba, t5, t5encoder, minimax-m2, gemma4, lfm2), found None; params, values and tree (by tensor names) work; config needs a config.json"
 
 
 def test_values_torch_style_prints_each_parameter_from_its_gguf_tensor(llama_gguf, cli):

@@ -5,6 +5,7 @@ with the one built from the original transformers config."""
 
 import json
 import os
+import re
 import struct
 
 import pytest
@@ -44,6 +45,8 @@ TRANSFORMERS_WRONG = {
         ),
     },
 }
+# Where transformers' GGUF config cannot be built at all: the error it raises.
+TRANSFORMERS_REFUSES = {"gemma4-moe": "Field 'intermediate_size' expected int, got list"}  # per-layer feed_forward_length
 # Fields GGUF stores as float32: transformers keeps the float32 value, we the decimal it stands for.
 FLOAT32_FIELDS = {"rms_norm_eps", "norm_eps", "norm_epsilon", "layer_norm_eps", "layer_norm_epsilon"}
 
@@ -73,8 +76,13 @@ def test_derived_config_equals_transformers_gguf_config(arch, tmp_path):
     import transformers
 
     path, original = gguf_writers.embedding_only(str(tmp_path / "gguf"), arch)
-    theirs = _config_dict(transformers.AutoConfig.from_pretrained(tmp_path / "gguf", gguf_file=os.path.basename(path)))
     derived = open_catalog(path).config
+    if arch in TRANSFORMERS_REFUSES:  # ours still equals the original config, field by field
+        with pytest.raises(Exception, match=re.escape(TRANSFORMERS_REFUSES[arch])):
+            transformers.AutoConfig.from_pretrained(tmp_path / "gguf", gguf_file=os.path.basename(path))
+        assert _config_dict(_ours(tmp_path, derived)) == {**_config_dict(original), "architectures": derived["architectures"]}
+        return
+    theirs = _config_dict(transformers.AutoConfig.from_pretrained(tmp_path / "gguf", gguf_file=os.path.basename(path)))
     ours = _config_dict(_ours(tmp_path, derived))
     assert ours["architectures"] == derived["architectures"]
     wrong = TRANSFORMERS_WRONG.get(arch, {})
@@ -228,7 +236,7 @@ def test_values_torch_style_equals_transformers_gguf_loading(arch, tmp_path, cli
     assert result.out == "".join(f"{p}\n" for p in model.parameters())
 
 
-@pytest.mark.parametrize("arch", ("gemma4", "gpt2", "qwen3"))
+@pytest.mark.parametrize("arch", ("gemma4", "gemma4-moe", "gpt2", "qwen3"))
 def test_values_torch_style_equals_the_original_model(arch, tmp_path, cli):
     """Where transformers' GGUF config is wrong, from_pretrained(gguf_file=) fails on the shapes;
     the values still equal the original model's (F32 throughout: conversion is lossless), GPT-2's
@@ -269,6 +277,26 @@ def test_gemma4_values_equal_transformers_gguf_loading_with_the_derived_config(t
     total = sum(p.numel() for p in model.parameters())
     assert summary["total_params"] == total
     assert cli("tree", path).out.splitlines()[1].split()[-1] == f"{total:,}"
+
+
+def test_gemma4_tensors_transformers_loader_misses_are_named_from_the_converter(tmp_path, cli):
+    """Given the derived config, transformers' loader leaves exactly the parameters and buffers
+    of name_maps.CONVERTER_NAMES initialised in the MoE variant (the converter writes them under
+    other names); `--hf-names` gives those tensors their transformers names all the same."""
+    import transformers
+
+    path, _ = gguf_writers.whole_model(str(tmp_path), "gemma4-moe")
+    config = transformers.AutoConfig.for_model(**open_catalog(path).config)
+    model, info = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path), config=config, output_loading_info=True)
+    stored = {t.name for t in open_catalog(path).tensors}
+    renamed = {hf.format(bid=b) for g, hf in name_maps.CONVERTER_NAMES["gemma4"].items() for b in range(4) if g.format(bid=b) in stored}
+    assert "model.layers.3.experts.gate_up_proj" in renamed and "model.layers.0.router.per_expert_scale" in renamed
+    assert set(info["missing_keys"]) == renamed
+    assert not info["mismatched_keys"] and not info["unexpected_keys"]
+    lines = cli("params", path, "--hf-names").out.splitlines()
+    assert lines[-1].startswith("note: 5 of these tensors are buffers of the model, not parameters (model.layers.0.layer_scalar, ")
+    hf_names = {line.split()[0] for line in lines[1:-2]}
+    assert hf_names == {n for n, _ in model.named_parameters()} | {f"model.layers.{b}.layer_scalar" for b in range(4)} | {"rope_freqs.weight"}
 
 
 def test_mamba_a_log_is_numpys_float32_log_of_minus_a(tmp_path, cli):

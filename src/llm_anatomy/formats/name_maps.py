@@ -53,9 +53,29 @@ def gguf_tables() -> dict[str, dict[str, str]]:
         return json.load(handle)
 
 
+# Tensors llama.cpp's converter writes under names transformers' loader does not look for:
+# Gemma-4's converter appends `.weight` to the layer scalar and the stacked experts (the loader
+# looks for blk.N.layer_output_scale and blk.N.ffn_gate_up_exps) and writes the router's scales
+# as ffn_gate_inp.scale and ffn_down_exps.scale (the loader maps no name to them). transformers
+# leaves these parameters as initialised; their names here are those of the tensors they hold.
+CONVERTER_NAMES = {
+    "gemma4": {
+        "blk.{bid}.layer_output_scale.weight": "model.layers.{bid}.layer_scalar",
+        "blk.{bid}.ffn_gate_up_exps.weight": "model.layers.{bid}.experts.gate_up_proj",
+        "blk.{bid}.ffn_down_exps.weight": "model.layers.{bid}.experts.down_proj",
+        "blk.{bid}.ffn_gate_inp.scale": "model.layers.{bid}.router.scale",
+        "blk.{bid}.ffn_down_exps.scale": "model.layers.{bid}.router.per_expert_scale",
+    },
+}
+
+
 def gguf_table(metadata) -> dict[str, str] | None:
     arch = metadata.get(KEY_ARCHITECTURE)
-    return gguf_tables().get(SAME_NAMES.get(arch, arch)) if isinstance(arch, str) else None
+    if not isinstance(arch, str):
+        return None
+    arch = SAME_NAMES.get(arch, arch)
+    table = gguf_tables().get(arch)
+    return table if table is None or arch not in CONVERTER_NAMES else {**table, **CONVERTER_NAMES[arch]}
 
 
 def _renamed(name: str, table: dict[str, str], block: re.Pattern[str], whole_names: bool) -> str:
