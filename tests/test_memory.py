@@ -105,7 +105,7 @@ def test_effective_context_after_rope_scaling():
     v5 = {**llama31, "max_position_embeddings": 4096, "rope_scaling": None, "rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}}
     assert derive(v5).effective_context == 8192
     unknown = {**llama31, "rope_scaling": {"rope_type": "warp", "factor": 2.0}}
-    assert [f.line() for f in derive(unknown).findings] == ["config.json: expected a RoPE scaling type this tool knows (default, linear, dynamic, yarn, llama3, longrope, su), found 'warp'"]
+    assert [f.line() for f in derive(unknown).findings] == ["config.json: expected a RoPE scaling type this tool knows (default, linear, dynamic, yarn, llama3, longrope, su, proportional), found 'warp'"]
 
 
 @pytest.fixture

@@ -155,6 +155,31 @@ def test_families_match_transformers(family, tmp_path):
     assert "other" not in [c.name for c in summary.components]
 
 
+@pytest.mark.parametrize("variant", ("gemma4", "gemma4-moe"))
+def test_gemma4_layers_that_differ(variant, tmp_path):
+    """Gemma 4 as transformers saves it (per_layer_config, no global_head_dim): full layers with
+    their own head size (and KV heads, the MoE variant's keys being its values), the last
+    layers reusing earlier layers' keys and values (no k and v), and in the MoE variant a dense
+    MLP beside the experts, twice as wide in the KV-sharing layers. The config check is clean,
+    and the KV cache counts only the layers with a k_proj, each with its own width."""
+    import torch
+    import transformers
+
+    import gguf_writers
+
+    torch.manual_seed(0)
+    model = transformers.Gemma4ForCausalLM(gguf_writers.tiny_config(variant))
+    model.save_pretrained(str(tmp_path))
+    assert "global_head_dim" not in json.loads((tmp_path / "config.json").read_text())
+    summary = summarize(open_catalog(str(tmp_path)))
+    assert summary.total_params == _parameter_count(model)
+    assert summary.findings == ()
+    assert [i.from_config == i.from_tensors for i in summary.implied] == [True] * len(summary.implied)
+    caching = [layer.self_attn.k_proj.out_features for layer in model.model.layers if hasattr(layer.self_attn, "k_proj")]
+    assert len(caching) == 2
+    assert summary.memory.kv_cache.bytes_per_token == sum(2 * width * 4 for width in caching)  # K and V, fp32
+
+
 def test_moe_active_counts_experts_per_token(tmp_path):
     model = _save_family(str(tmp_path), "Mixtral")
     routed = sum(p.numel() for name, p in model.named_parameters() if ".experts." in name)

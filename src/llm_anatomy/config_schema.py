@@ -83,7 +83,7 @@ FIELDS: dict[str, Rule] = {
     **dict.fromkeys(("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"), _ints(1, MAX_CONTEXT)),
     # mixtures of experts: 0 means none
     **dict.fromkeys(("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts"), _ints(0, MAX_EXPERTS)),
-    **dict.fromkeys(("num_experts_per_tok", "moe_top_k", "num_experts_per_token"), _ints(0, MAX_EXPERTS)),
+    **dict.fromkeys(("num_experts_per_tok", "moe_top_k", "num_experts_per_token", "top_k_experts"), _ints(0, MAX_EXPERTS)),
     **dict.fromkeys(("n_shared_experts", "num_shared_experts"), _ints(0, MAX_EXPERTS)),
     **dict.fromkeys(("moe_intermediate_size", "shared_expert_intermediate_size"), _per_layer(0, MAX_WIDTH * 16)),
     "first_k_dense_replace": _ints(0, MAX_LAYERS),

@@ -29,7 +29,7 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "vocab_size": ("vocab_size", "n_vocab", "padded_vocab_size"),
     "context_length": ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"),
     "num_experts": ("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts"),
-    "experts_per_token": ("num_experts_per_tok", "moe_top_k", "num_experts_per_token"),
+    "experts_per_token": ("num_experts_per_tok", "moe_top_k", "num_experts_per_token", "top_k_experts"),
     "num_shared_experts": ("n_shared_experts", "num_shared_experts"),
     "moe_intermediate_size": ("moe_intermediate_size",),
     "shared_intermediate_size": ("shared_expert_intermediate_size",),
@@ -173,7 +173,7 @@ _ARCHITECTURE_FIELDS = (
     "kv_lora_rank q_lora_rank qk_rope_head_dim qk_nope_head_dim v_head_dim "
     "ffn gated_ffn intermediate_size num_experts experts_per_token num_shared_experts moe_intermediate_size shared_intermediate_size moe_layers "
     "vocab_size type_vocab_size learned_positions context_length rope_type effective_context effective_context_source "
-    "tied_embeddings has_output_head encoder_only sliding_window sliding_layers mtp_layers dtype fields findings"
+    "tied_embeddings has_output_head encoder_only sliding_window sliding_layers layer_attention dense_mlp_sizes mtp_layers dtype fields findings"
 )
 
 
@@ -194,6 +194,11 @@ class Architecture(namedtuple("Architecture", _ARCHITECTURE_FIELDS)):
     has_output_head: from architectures[]; None when config.json names none
     encoder_only: an encoder (BERT): attends over the whole input at once and caches nothing
     sliding_window: window size when some layer uses it; sliding_layers: those layers
+    layer_attention: one LayerAttention per layer when layers differ in their attention (Gemma 4:
+        full layers with their own head size and KV heads, layers reusing earlier layers' KV), else ()
+    dense_mlp_sizes: each layer's dense MLP inner size when that is not simply intermediate_size
+        in the layers without experts (Gemma 4: a dense MLP beside the experts in every layer,
+        twice as wide in the KV-sharing layers with use_double_wide_mlp), else ()
     mtp_layers: multi-token-prediction layers stored after the last layer (DeepSeek-V3), or None
     dtype: torch_dtype as a dtypes-table name ("F16")
     fields: quantity -> the config field it was read from ("hidden_size" -> "n_embd")
@@ -201,6 +206,51 @@ class Architecture(namedtuple("Architecture", _ARCHITECTURE_FIELDS)):
     """
 
     __slots__ = ()
+
+
+class LayerAttention(namedtuple("LayerAttention", "head_dim kv_heads keys values")):
+    """One layer's attention: its head size and KV heads; keys, values: whether the layer has
+    its own key and value projections (and so its own KV cache)."""
+
+    __slots__ = ()
+
+
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _layer_attention(config: dict[str, Any], layers: int | None, head_dim: int | None, kv_heads: int | None) -> tuple[LayerAttention, ...]:
+    """Gemma 4's per-layer attention, as Gemma4TextConfig builds it: full-attention layers use
+    global_head_dim (and num_global_key_value_heads when their keys are also their values, with
+    no value projection); the last num_kv_shared_layers layers reuse earlier layers' keys and
+    values. per_layer_config (how transformers saves it) gives the same per layer."""
+    if not layers or head_dim is None or kv_heads is None or not isinstance(config.get("layer_types"), list):
+        return ()
+    full = [kind == "full_attention" for kind in config["layer_types"][:layers]] + [False] * layers
+    k_eq_v = config.get("attention_k_eq_v") is True
+    global_dim = _positive(config.get("global_head_dim"))
+    global_kv = _positive(config.get("num_global_key_value_heads")) if k_eq_v else None
+    saved = config.get("per_layer_config")  # keys are layer numbers as strings, zero-padded ("05")
+    per_layer = {int(k): v for k, v in saved.items() if isinstance(k, str) and k.isdigit() and isinstance(v, dict)} if isinstance(saved, dict) else {}
+    shared = _positive(config.get("num_kv_shared_layers")) or 0
+    result = []
+    for i in range(layers):
+        own = per_layer.get(i, {})
+        dim = _positive(own.get("head_dim")) or (global_dim if full[i] else None) or head_dim
+        heads = _positive(own.get("num_key_value_heads")) or (global_kv if full[i] else None) or kv_heads
+        keys = i < layers - shared
+        result.append(LayerAttention(dim, heads, keys, keys and not (k_eq_v and full[i])))
+    return tuple(result) if len(set(result)) > 1 or result[0] != LayerAttention(head_dim, kv_heads, True, True) else ()
+
+
+def _dense_mlp_sizes(config: dict[str, Any], layers: int | None, intermediate: int | None) -> tuple[int, ...]:
+    """Gemma 4's dense MLPs: in every layer, beside the MoE block (enable_moe_block), and twice
+    as wide in the last num_kv_shared_layers layers (use_double_wide_mlp)."""
+    double = config.get("use_double_wide_mlp") is True
+    if not layers or intermediate is None or not (double or config.get("enable_moe_block") is True):
+        return ()
+    first_shared = layers - (_positive(config.get("num_kv_shared_layers")) or 0)
+    return tuple(intermediate * (2 if double and i >= first_shared else 1) for i in range(layers))
 
 
 def _text_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -360,6 +410,11 @@ def derive(config: dict[str, Any]) -> Architecture:
     num_shared = read.integer("num_shared_experts")
     if shared is None and num_shared and moe_inter:
         shared = num_shared * moe_inter
+    intermediate = _intermediate(read, hidden)
+    layer_attention = _layer_attention(config, layers, head_dim, kv_heads) if attention != "MLA" else ()
+    if layer_attention:  # where the full layers' sizes were read, for messages
+        read.fields["global_head_dim"] = "global_head_dim" if "global_head_dim" in config else "per_layer_config head_dim"
+        read.fields["global_kv_heads"] = "num_global_key_value_heads" if "num_global_key_value_heads" in config else "per_layer_config num_key_value_heads"
     return Architecture(
         model_type=model_type,
         hidden_size=hidden,
@@ -377,7 +432,7 @@ def derive(config: dict[str, Any]) -> Architecture:
         v_head_dim=read.integer("v_head_dim"),
         ffn="MoE" if num_experts else "dense",
         gated_ffn=model_type not in UNGATED_FFN_MODEL_TYPES,
-        intermediate_size=_intermediate(read, hidden),
+        intermediate_size=intermediate,
         num_experts=num_experts,
         experts_per_token=experts_per_token,
         num_shared_experts=num_shared,
@@ -396,6 +451,8 @@ def derive(config: dict[str, Any]) -> Architecture:
         encoder_only=model_type in ENCODER_MODEL_TYPES and config.get("is_decoder") is not True,
         sliding_window=window if sliding else None,  # Qwen2 sets a window but disables it
         sliding_layers=sliding,
+        layer_attention=layer_attention,
+        dense_mlp_sizes=_dense_mlp_sizes(config, layers, intermediate),
         mtp_layers=read.integer("mtp_layers"),
         dtype=CONFIG_DTYPE_NAMES.get(torch_dtype) if isinstance(torch_dtype, str) else None,
         fields=dict(read.fields),

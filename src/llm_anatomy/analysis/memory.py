@@ -82,7 +82,45 @@ def _per_layer(arch: Architecture, element_bytes: int, dtype: str) -> tuple[int,
     return None
 
 
+def _layered_kv_cache(arch: Architecture, dtype: str, contexts: Sequence[int], batches: Sequence[int]) -> KVCache:
+    """The KV cache when layers differ (arch.layer_attention, Gemma 4): each layer with its own
+    keys and values caches 2 x its KV heads x its head_dim; the layers that reuse earlier
+    layers' keys and values cache nothing."""
+    element_bytes = KV_DTYPE_BYTES[dtype]
+    f = arch.fields
+    full_bytes = window_bytes = 0
+    terms: dict[tuple[int, int], int] = {}
+    for i, layer in enumerate(arch.layer_attention):
+        if not layer.keys:
+            continue
+        nbytes = 2 * layer.kv_heads * layer.head_dim * element_bytes
+        if i in arch.sliding_layers:
+            window_bytes += nbytes
+        else:
+            full_bytes += nbytes
+        terms[layer.kv_heads, layer.head_dim] = terms.get((layer.kv_heads, layer.head_dim), 0) + 1
+    per_token = full_bytes + window_bytes
+    caching = sum(terms.values())
+    sum_text = " + ".join(f"{n} x {heads} KV heads x head_dim {dim}" for (heads, dim), n in terms.items())
+    formula = [f"per token = 2 (K and V) x {element_bytes} bytes ({dtype}) x ({sum_text}) = {per_token:,} bytes"]
+    if caching < len(arch.layer_attention):
+        formula.append(f"{len(arch.layer_attention) - caching} of {len(arch.layer_attention)} layers reuse earlier layers' keys and values (num_kv_shared_layers) and cache none")
+    window = arch.sliding_window or 0
+    if window_bytes:
+        formula.append(f"cache = ({full_bytes:,} bytes x context + {window_bytes:,} bytes x min(context, {f.get('sliding_window', 'sliding_window')} {window})) x batch")
+    else:
+        formula.append("cache = per token x context x batch")
+    rows = tuple(
+        KVCacheRow(context, batch, (full_bytes * context + window_bytes * min(context, window)) * batch, context > _longest(arch))
+        for context in contexts
+        for batch in batches
+    )
+    return KVCache(dtype, per_token, rows, tuple(formula))
+
+
 def kv_cache(arch: Architecture, dtype: str, contexts: Sequence[int], batches: Sequence[int]) -> KVCache | None:
+    if arch.layer_attention:
+        return _layered_kv_cache(arch, dtype, contexts, batches)
     element_bytes = KV_DTYPE_BYTES[dtype]
     per_layer = _per_layer(arch, element_bytes, dtype)
     if per_layer is None or not arch.num_layers:

@@ -10,7 +10,7 @@ roles per layer), so any disagreement between the two is reported as a finding."
 from __future__ import annotations
 
 import re
-from collections import defaultdict, namedtuple
+from collections import Counter, defaultdict, namedtuple
 from functools import lru_cache
 from math import prod
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 from ..catalog import Catalog, TensorInfo
 from ..safe_text import escape
-from .architecture import Architecture, Finding, Phrase, derive
+from .architecture import Architecture, Finding, LayerAttention, Phrase, derive
 from .memory import Memory, estimate
 from .roles import BUFFER, INDEX, LAYER_PREFIX
 from ..quant import QuantView, view as quant_view
@@ -223,6 +223,45 @@ def _quantities(arch: Architecture) -> dict[str, tuple[int, str]]:
     return {q: (value, text) for q, (value, text) in named.items() if value}
 
 
+class _Layer(namedtuple("_Layer", "attention mlp_size")):
+    """What sets one layer's weight shapes where layers differ: its LayerAttention (None: the
+    config's), and its dense MLP's inner size (None: no dense MLP)."""
+
+    __slots__ = ()
+
+
+def _layers(arch: Architecture) -> list[_Layer]:
+    moe = set(arch.moe_layers)
+    return [
+        _Layer(
+            arch.layer_attention[i] if arch.layer_attention else None,
+            arch.dense_mlp_sizes[i] if arch.dense_mlp_sizes else (arch.intermediate_size if i not in moe else None),
+        )
+        for i in range(arch.num_layers or 0)
+    ]
+
+
+def _layer_quantities(arch: Architecture, quantities: dict[str, tuple[int, str]], layer: _Layer) -> dict[str, tuple[int, str]]:
+    """The quantities of one layer where layers differ (arch.layer_attention, arch.dense_mlp_sizes)."""
+    f = arch.fields
+    own = dict(quantities)
+    attention = layer.attention
+    if attention is not None and attention.head_dim != arch.head_dim:
+        own["head_dim"] = own["q_head_dim"] = own["o_head_dim"] = (attention.head_dim, f"{f['global_head_dim']} {attention.head_dim}")
+    if attention is not None and attention.kv_heads != arch.num_kv_heads:
+        own["num_kv_heads"] = (attention.kv_heads, f"{f['global_kv_heads']} {attention.kv_heads}")
+    if layer.mlp_size is not None and layer.mlp_size != arch.intermediate_size:
+        own["intermediate_size"] = (layer.mlp_size, f"2 x {f['intermediate_size']} {arch.intermediate_size} (use_double_wide_mlp)")
+    return own
+
+
+def _attention_roles(attention: LayerAttention | None) -> tuple[str, ...]:
+    """A layer reusing earlier layers' keys and values has no k and v; one whose keys are its values no v."""
+    if attention is None:
+        return ("q", "k", "v", "o")
+    return ("q",) + ("k",) * attention.keys + ("v",) * attention.values + ("o",)
+
+
 def expected_shape(role: str, quantities: dict[str, tuple[int, str]]) -> tuple[tuple[int, ...], str] | None:
     """The (out, in) shape a role's weight should have, and the config fields behind it."""
     dims = ROLE_SHAPES.get(role)
@@ -233,44 +272,47 @@ def expected_shape(role: str, quantities: dict[str, tuple[int, str]]) -> tuple[t
     return shape, why
 
 
-def _plan(arch: Architecture) -> dict[str, list[tuple[str, int]]]:
-    """Component -> [(role, how many such matrices)] that the config alone implies."""
+def _plan(arch: Architecture) -> dict[str, list[tuple[str, int, dict[str, tuple[int, str]]]]]:
+    """Component -> [(role, how many such matrices, the quantities their shape comes from)] that
+    the config alone implies."""
+    quantities = _quantities(arch)
     layers = arch.num_layers or 0
     moe_layers = len(arch.moe_layers)
-    dense_layers = layers - moe_layers
     ffn_roles = ("gate", "up", "down") if arch.gated_ffn else ("up", "down")
-    plan: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    plan["embeddings"].append(("embed", 1))
+    plan: dict[str, list[tuple[str, int, dict[str, tuple[int, str]]]]] = defaultdict(list)
+    plan["embeddings"].append(("embed", 1, quantities))
     if arch.learned_positions:
-        plan["embeddings"].append(("pos_embed", 1))
+        plan["embeddings"].append(("pos_embed", 1, quantities))
     if arch.type_vocab_size:
-        plan["embeddings"].append(("type_embed", 1))
+        plan["embeddings"].append(("type_embed", 1, quantities))
     if arch.num_layers is not None:  # without a (valid) layer count the config implies nothing per layer
         if arch.attention == "MLA":
             q_roles = ("q_a", "q_b") if arch.q_lora_rank else ("q",)
-            plan["attention"] += [(r, layers) for r in (*q_roles, "kv_a", "kv_b", "o")]
-        else:
-            plan["attention"] += [(r, layers) for r in ("q", "k", "v", "o")]
-        plan["mlp"] += [(r, dense_layers) for r in ffn_roles]
+            plan["attention"] += [(r, layers, quantities) for r in (*q_roles, "kv_a", "kv_b", "o")]
+            plan["mlp"] += [(r, layers - moe_layers, quantities) for r in ffn_roles]
+        else:  # layers grouped by what sets their shapes (one group unless they differ, as Gemma 4's)
+            for layer, count in Counter(_layers(arch)).items():
+                own = _layer_quantities(arch, quantities, layer)
+                plan["attention"] += [(r, count, own) for r in _attention_roles(layer.attention)]
+                plan["mlp"] += [(r, count if layer.mlp_size is not None else 0, own) for r in ffn_roles]  # 0: an all-MoE model
         if moe_layers and arch.num_experts:
-            plan["experts"] += [("expert_" + r, moe_layers * arch.num_experts) for r in ffn_roles]
-            plan["router"].append(("router", moe_layers))
+            plan["experts"] += [("expert_" + r, moe_layers * arch.num_experts, quantities) for r in ffn_roles]
+            plan["router"].append(("router", moe_layers, quantities))
             if arch.shared_intermediate_size:
-                plan["shared experts"] += [("shared_" + r, moe_layers) for r in ffn_roles]
+                plan["shared experts"] += [("shared_" + r, moe_layers, quantities) for r in ffn_roles]
             if arch.fields.get("shared_intermediate_size") == "shared_expert_intermediate_size":
-                plan["router"].append(("shared_router", moe_layers))  # Qwen2-MoE gates its shared expert
+                plan["router"].append(("shared_router", moe_layers, quantities))  # Qwen2-MoE gates its shared expert
     if arch.has_output_head and not arch.tied_embeddings:  # None (no architectures[]): a head is not assumed
-        plan["output head"].append(("head", 1))
+        plan["output head"].append(("head", 1, quantities))
     return plan
 
 
 def implied_by_config(arch: Architecture) -> dict[str, int]:
     """Weight-matrix parameters per component from the config alone; components whose
     shapes the config does not fully determine are left out."""
-    quantities = _quantities(arch)
     implied = {}
     for component, roles in _plan(arch).items():
-        shapes = [(expected_shape(role, quantities), count) for role, count in roles]
+        shapes = [(expected_shape(role, quantities), count) for role, count, quantities in roles]
         if all(shape is not None for shape, _ in shapes):
             implied[component] = sum(prod(shape[0]) * count for shape, count in shapes if shape)
     return implied
@@ -280,10 +322,13 @@ def _shape_findings(placed: Sequence[Placed], arch: Architecture) -> list[Findin
     """Weights whose shape disagrees with the config; repeats folded into the first."""
     quantities = _quantities(arch)
     expected_by_role = {role: expected_shape(role, quantities) for role in ROLE_SHAPES}
+    differ = arch.layer_attention or arch.dense_mlp_sizes
+    by_layer = [{role: expected_shape(role, _layer_quantities(arch, quantities, layer)) for role in ("q", "k", "v", "o", "gate", "up", "down")} for layer in (_layers(arch) if differ else ())]
     groups: dict[tuple[str, tuple[int, ...], tuple[int, ...]], list[str]] = defaultdict(list)
     whys: dict[tuple[str, tuple[int, ...], tuple[int, ...]], str] = {}
-    for tensor, _, role, _ in placed:
-        expected = expected_by_role.get(role)
+    for tensor, _, role, layer in placed:
+        own = by_layer[layer] if layer is not None and layer < len(by_layer) else {}
+        expected = own[role] if role in own else expected_by_role.get(role)
         if expected is None or len(tensor.shape) < 2:
             continue
         shape, why = expected
