@@ -171,6 +171,75 @@ def test_a_branch_is_resolved_with_the_request_huggingface_hub_sends(online, sta
     assert len(ours) > 1 and all(p.startswith(f"/org/with-pr/resolve/{pr}/") for p in ours[1:])
 
 
+def local_out(cli, command, folder, repo, *args):
+    """What COMMAND prints on folder, named as the model id (as the Hub's copy names it)."""
+    return cli(command, str(folder), *args).out.replace(os.path.basename(folder), repo, 1)
+
+
+def test_a_cached_call_on_a_branch_that_moved_reads_the_new_commit(online, standin, remote_repos, cli, monkeypatch, tmp_path):
+    """The CLI goes ahead from the commit main had last time while the Hub is asked; when
+    main has moved, nothing of that is shown: the command runs again on the new commit
+    (params: held back at the first write; values: before fetching; stats: before forking)."""
+    llama, gpt2 = remote_repos[0]["org/llama"][0], remote_repos[0]["org/gpt2"][0]
+    refs_main = os.path.join(os.environ["LLM_ANATOMY_CACHE"], "hub", "models--org--moving", "refs", "main")
+    cases = [("params", ()), ("values", ("--filter", "*.0.*")), ("stats", ("--json",))]
+    for folder, (command, args) in zip([gpt2, llama, gpt2], cases):
+        standin.add("org/moving", llama if folder == gpt2 else gpt2)
+        assert cli(command, "org/moving", *args).code == 0  # main's commit and headers cached
+        sha = standin.add("org/moving", folder)  # main moves
+        online.clear_log()
+        result = cli(command, "org/moving", *args)
+        assert (result.code, result.err) == (0, ""), result.err
+        assert result.out == local_out(cli, command, folder, "org/moving", *args), command
+        assert [e.path for e in online.log if e.host == "hub"][0] == "/api/models/org/moving"
+        assert all(sha in path for path in [e.path for e in online.log if e.host == "hub"][1:]), online.log  # nothing of the old commit
+        with open(refs_main) as handle:
+            assert handle.read() == sha
+    standin.add("org/moving", llama, sha="e" * 40)
+    online.faults["cdn:/org/moving/"] = "short-body"  # the new commit's headers cannot be read
+    failed = cli("report", "org/moving", "-o", tmp_path / "moved.html")
+    assert failed.code == 1 and not (tmp_path / "moved.html").exists()  # and no page from the old commit
+    del online.faults["cdn:/org/moving/"]
+    moved = cli("report", "org/moving", "-o", tmp_path / "moved.html")  # a file written: held back too
+    cache = os.environ["LLM_ANATOMY_CACHE"]
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "cold"))
+    cold = cli("report", "org/moving", "-o", tmp_path / "cold.html")
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", cache)
+    assert (moved.code, moved.err, moved.out) == (0, "", cold.out.replace("cold.html", "moved.html"))
+    assert (tmp_path / "moved.html").read_text() == (tmp_path / "cold.html").read_text()
+    sha = standin.add("org/moving", gpt2)
+    online.clear_log()
+    assert cli("params", "org/moving").out == local_out(cli, "params", gpt2, "org/moving")
+    assert [e.path for e in online.log] == ["/api/models/org/moving"]  # unmoved: the one request
+    as_hf_cache(gpt2, "org/moving", sha, os.environ["HF_HUB_CACHE"])
+    online.clear_log()
+    assert cli("params", "org/moving").out == local_out(cli, "params", gpt2, "org/moving")
+    assert online.log == []  # held by the Hugging Face cache: never asked, not even early
+
+
+def test_a_cached_call_says_what_the_hub_refuses_as_a_first_call_does(online, standin, remote_repos, cli, monkeypatch):
+    """The Hub's refusal of the one request, not what the cached headers of the last commit
+    would have printed: the same line as without a cache."""
+    import errno
+    import socket
+
+    standin.add("org/closing", remote_repos[0]["org/llama"][0])
+    assert cli("params", "org/closing").code == 0
+    del standin.repos["org/closing"]
+    for command in (("params",), ("values", "--filter", "*.0.*"), ("stats",)):
+        result = cli(*command[:1], "org/closing", *command[1:])
+        assert (result.code, result.out) == (1, "")
+        assert result.err == "llm-anatomy: org/closing: expected a model on the Hub, found not found, or private/gated and you are not logged in; check the name, or `hf auth login` / set HF_TOKEN\n"
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    result = cli("params", "org/closing")
+    refused = f"[Errno {errno.ECONNREFUSED}] {os.strerror(errno.ECONNREFUSED)}"
+    assert (result.code, result.out) == (1, "")
+    assert result.err == f"llm-anatomy: org/closing: expected an answer from the Hub, found no answer (ConnectionRefusedError: {refused}); check the network or HF_ENDPOINT, and try again later\n"
+
+
 @pytest.mark.parametrize("where", ["hub:/api/models/org/gpt2", "cdn:/org/gpt2/"])
 def test_a_429_is_retried(where, online, remote_repos, cli):
     online.faults[where] = "429-once"
@@ -464,14 +533,14 @@ def test_stats_and_diff_stream_a_remote_model(online, remote_repos, cli, monkeyp
 
 def test_a_fresh_process_honours_hf_endpoint_and_stays_light(standin, remote_repos, tmp_path):
     """HF_ENDPOINT read as huggingface_hub reads it; a view of a remote model imports neither
-    numpy nor torch nor huggingface_hub's HTTP stack, and the cached call on a commit not
-    even http.client, nor skeleton.py (params on a local folder does not)."""
+    numpy nor torch nor huggingface_hub's HTTP stack nor http.client (nor ssl on http), and
+    the cached call on a commit not even skeleton.py (params on a local folder does not)."""
     from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
 
     sha = remote_repos[0]["org/llama"][1]
     env = dict(os.environ, HF_ENDPOINT=standin.url, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_CACHE=str(tmp_path / "hf_cache"), LLM_ANATOMY_CACHE=str(tmp_path / "cache"))
     env.pop("HF_HUB_OFFLINE")
-    heavy = ("numpy", "torch", "transformers", "typing", "pathlib", "huggingface_hub.utils", "huggingface_hub.hf_api", "httpx")
+    heavy = ("numpy", "torch", "transformers", "typing", "pathlib", "huggingface_hub.utils", "huggingface_hub.hf_api", "httpx", "http.client", "ssl")
     code, loaded, out = imported_by("params", "org/llama", modules=heavy, env=env)
     assert (code, loaded) == (0, []) and out.splitlines()[-1] == "21 tensors, 78,144 parameters, 305.25 KiB in 6 files"
     standin.clear_log()

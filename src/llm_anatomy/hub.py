@@ -5,7 +5,8 @@ read as huggingface_hub reads them: hub_env.py), its weight files as remote byte
 sha, so a second call on the same revision reads nothing but the branch's commit.
 
 The header cache of one commit, under cache_dir()/hub/models--ORG--NAME/:
-  refs/REVISION           the commit sha a branch or tag had when last asked (for offline use)
+  refs/REVISION           the commit sha a branch or tag had when last asked (for offline use,
+                          and for the CLI to go ahead from while the Hub is asked again)
   SHA/config.json, ...    the small files, whole (config, params.json, the shard index)
   SHA/.ranges/FILE        each weight file's size and the byte ranges fetched for its header
   SHA/.listing.json       the repository's file list; written last, so its presence means complete
@@ -15,95 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 from . import hub_env, remote
 from .byte_io import register
 from .errors import AnatomyError
-from .safe_text import escape
+from .hub_commit import LISTING, SMALL_FILE_BYTES, Hub, commit, repo_cache, write_atomic
 from .source import Source, choose_quantization, choose_weights, gguf_weights
 
-SMALL_FILE_BYTES = 20 * 1024 * 1024  # config, params.json, a shard index (larger: refused)
 SMALL_FILES = ("config.json", "params.json")
-SHA = re.compile(r"^[0-9a-f]{40}$")
-LISTING = ".listing.json"
 RANGES = ".ranges"
-
-
-def repo_cache(repo: str) -> str:
-    from .cache_folder import cache_dir
-
-    return os.path.join(cache_dir(), "hub", "models--" + repo.replace("/", "--"))
-
-
-class Hub:
-    """How to reach one revision of a repository: URLs and request headers as
-    huggingface_hub builds them (hub_env), built when the first request is sent."""
-
-    def __init__(self, repo: str, revision: str) -> None:
-        self.repo, self.revision = repo, revision
-        self._headers: dict[str, str] | None = None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        if self._headers is None:
-            self._headers = hub_env.headers()
-        return self._headers
-
-    def url(self, filename: str) -> str:
-        return hub_env.resolve_url(self.repo, self.revision, filename)
-
-
-def model_info(repo: str, revision: str | None) -> tuple[str, list[str]]:
-    """(commit sha, file names) of a revision: the one request HfApi().model_info sends,
-    with its refusals as one line each and a retry with backoff on 429 and 5xx."""
-    hub = Hub(repo, revision or "main")
-    url = hub_env.model_info_url(repo, revision)
-    raw = remote.Request(hub, url=url).get_whole(repo, SMALL_FILE_BYTES)
-    from .bounded_json import loads
-
-    info = loads(raw, repo, "the model's description from the Hub (JSON)", "check HF_ENDPOINT")
-    try:
-        sha, siblings = info["sha"], info.get("siblings") or []
-        files = [s["rfilename"] for s in siblings]
-    except (TypeError, KeyError, AttributeError):
-        raise AnatomyError(repo, "the model's description from the Hub (its sha and siblings)", escape(repr(raw[:60])), "check HF_ENDPOINT") from None
-    if not isinstance(sha, str) or not SHA.match(sha):
-        raise AnatomyError(repo, "a commit sha from the Hub", escape(repr(sha))[:60], "check HF_ENDPOINT")
-    if not all(isinstance(f, str) for f in files):
-        raise AnatomyError(repo, "file names from the Hub", "something else", "check HF_ENDPOINT")
-    return sha, sorted(files)
-
-
-def _ref_path(base: str, revision: str) -> str:
-    return os.path.join(base, "refs", revision.replace("/", "%2F"))
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = f"{path}.{os.getpid()}.partial"
-    with open(partial, "wb") as handle:
-        handle.write(data)
-    os.replace(partial, path)
-
-
-def _commit(repo: str, revision: str | None, cache_error: AnatomyError) -> tuple[str, list[str] | None]:
-    """The commit to read, and the file list when the Hub was asked for it."""
-    base, wanted = repo_cache(repo), revision or "main"
-    if SHA.match(wanted) and os.path.isfile(os.path.join(base, wanted, LISTING)):
-        return wanted, None
-    if hub_env.offline():
-        try:
-            with open(_ref_path(base, wanted), encoding="utf-8") as handle:
-                sha = handle.read().strip()
-        except OSError:
-            raise cache_error from None
-        if not SHA.match(sha) or not os.path.isfile(os.path.join(base, sha, LISTING)):
-            raise cache_error
-        return sha, None
-    sha, files = model_info(repo, revision)
-    _write_atomic(_ref_path(base, wanted), sha.encode())
-    return sha, files
 
 
 def _choose(repo: str, listing: list[str], quant: str) -> tuple[list[str], str | None]:
@@ -134,10 +55,10 @@ class Snapshot:
                 continue
             ranges = [[start, len(data)] for start, data in chunks]
             head = json.dumps({"size": source.size, "ranges": ranges}).encode() + b"\n"
-            _write_atomic(_ranges_path(self.folder, filename), head + b"".join(data for _, data in chunks))
+            write_atomic(_ranges_path(self.folder, filename), head + b"".join(data for _, data in chunks))
             self._saved[filename] = len(chunks)
         if self.fresh:
-            _write_atomic(os.path.join(self.folder, LISTING), json.dumps(self.listing).encode())
+            write_atomic(os.path.join(self.folder, LISTING), json.dumps(self.listing).encode())
             self.fresh = False
 
 
@@ -176,20 +97,20 @@ def resolve(model: str, revision: str | None, cache_error: AnatomyError) -> Sour
     """The Source of a model on the Hub (MODEL is REPO or REPO:QUANT); cache_error is why the
     Hugging Face cache did not have it, raised as it was when offline without a header cache."""
     repo, _, quant = model.partition(":")
-    sha, listing = _commit(repo, revision, cache_error)
+    sha, listing, check = commit(repo, revision, cache_error)
     folder = os.path.join(repo_cache(repo), sha)
     fresh = listing is not None and not os.path.isfile(os.path.join(folder, LISTING))
     if listing is None:
         with open(os.path.join(folder, LISTING), encoding="utf-8") as handle:
             listing = json.load(handle)
-    hub = None if hub_env.offline() else Hub(repo, sha)
+    hub = None if hub_env.offline() else Hub(repo, sha, check)
     weights, index = _choose(repo, listing, quant)
     small = [n for n in (*SMALL_FILES, index) if n is not None and n in listing]
     missing = [n for n in small if not os.path.isfile(os.path.join(folder, n))]
     if missing and hub is None:
         raise cache_error
     for filename, data in zip(missing, remote.parallel(missing, lambda n: remote.Request(hub, n).get_whole(os.path.join(folder, n), SMALL_FILE_BYTES))):
-        _write_atomic(os.path.join(folder, filename), data)
+        write_atomic(os.path.join(folder, filename), data)
     if index is not None:
         from .formats import safetensors
 

@@ -199,6 +199,9 @@ def check_output(path: str, guard: Guard, marker: bytes, what: str = "report") -
 def write_output(path: str, data: bytes, guard: Guard, marker: bytes, what: str = "report") -> None:
     """Write data to path (atomically, never through a link, never onto the model); raise
     AnatomyError (exit 1) for a failing file system, UsageError (exit 2) for a path refused."""
+    from . import speculation
+
+    speculation.confirm()  # nothing from a guessed commit of a model on the Hub is written before the Hub confirms it
     folder, name = _resolve(path, guard, what)
     folder_fd = _open_folder(path, folder, what)
     partial = None

@@ -4,7 +4,10 @@ single-range GET requests and kept in memory as the chunks fetched so far.
 Why not a library: each request must carry one Range header (S3-backed CDNs answer a
 multi-range request with the whole object), keep it across the Hub's redirect to the CDN
 host while dropping the Authorization header there, and have its answer checked
-(a 200 for a ranged request is the whole file: refused unread)."""
+(a 200 for a ranged request is the whole file: refused unread). Why not even http.client:
+importing it (email, and ssl even for http) costs ~20 ms, more than a cached call's own
+work; a GET and its answer (RFC 9112: a status line, headers, a body framed by its length,
+by chunks or by the close) take a hundred lines here, with http.client's caps."""
 
 from __future__ import annotations
 
@@ -14,8 +17,7 @@ import threading
 import time
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # http.client (with ssl and email) costs ~25 ms: imported when a request is sent
-    import http.client
+if TYPE_CHECKING:
     from typing import Any, BinaryIO, Iterable
 
 from .byte_io import check_range
@@ -59,16 +61,180 @@ class Stats:
             cls.bytes += nbytes
 
 
-def _connection(scheme: str, netloc: str) -> http.client.HTTPConnection:
-    import http.client
+class ProtocolError(Exception):
+    """An answer that is not HTTP/1.1 as it should be (a dropped connection's kin: retried)."""
 
+
+MAX_LINE = 65536  # a status, header or chunk-size line, as http.client caps them
+MAX_HEADERS = 100
+DRAIN_BYTES = 64 * 1024  # an error's or redirect's body up to this is read to keep the connection
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection on a standard library socket (why not http.client:
+    see the module's docstring)."""
+
+    def __init__(self, scheme: str, netloc: str) -> None:
+        self.scheme, self.netloc = scheme, netloc
+        self.sock: Any = None
+        self.stream: Any = None  # the socket's buffered reader, for the connection's lifetime
+
+    def _open(self) -> None:
+        import socket
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(f"//{self.netloc}")
+        host = parts.hostname or ""
+        sock = socket.create_connection((host, parts.port or (443 if self.scheme == "https" else 80)), TIMEOUT_SECONDS)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as http.client: a request is one write, sent at once
+            if self.scheme == "https":
+                import ssl
+
+                context = ssl.create_default_context()  # as http.client's default: verified, SSL_CERT_FILE honoured
+                context.set_alpn_protocols(["http/1.1"])
+                sock = context.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock, self.stream = sock, sock.makefile("rb")
+
+    def request(self, target: str, headers: dict[str, str]) -> None:
+        """Send GET target: the request line, Host, then headers, as http.client sends them."""
+        lines = [f"GET {target} HTTP/1.1", f"Host: {self.netloc}", *(f"{key}: {value}" for key, value in headers.items())]
+        if any(bad in line for line in lines for bad in "\r\n\0") or " " in target:
+            raise AnatomyError(self.netloc, "a request without line breaks in its address or headers", "one", "check HF_ENDPOINT, HF_TOKEN and HF_HUB_USER_AGENT_ORIGIN")
+        try:
+            message = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")  # as http.client encodes headers
+        except UnicodeEncodeError:
+            raise AnatomyError(self.netloc, "a request in Latin-1 characters", "other characters", "check HF_ENDPOINT, HF_TOKEN and HF_HUB_USER_AGENT_ORIGIN") from None
+        if self.sock is None:
+            self._open()
+        self.sock.sendall(message)
+
+    def getresponse(self) -> _Response:
+        return _Response(self)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.stream.close()
+            self.sock.close()
+            self.sock = self.stream = None
+
+
+class _Response:
+    """One answer on a connection: status, headers, and a body framed by Content-Length,
+    by chunks, or by the connection's close (RFC 9112 section 6); 1xx answers skipped."""
+
+    def __init__(self, connection: _Connection) -> None:
+        self._connection, self._stream = connection, connection.stream
+        self.status = 100
+        while 100 <= self.status < 200:
+            version, _, rest = self._line().partition(" ")
+            code = rest[:3]
+            if not version.startswith("HTTP/1.") or not code.isdigit():
+                raise ProtocolError(f"status line {version[:20]!r}")
+            self.status, self._version = int(code), version
+            self._headers = self._read_headers()
+        self._chunked = "chunked" in self._headers.get("transfer-encoding", "").lower()
+        length = self._headers.get("content-length", "")
+        self._left: int | None = None  # body bytes still to come; None: chunked, or up to the close
+        if self.status in (204, 304):
+            self._left = 0
+        elif not self._chunked and length:
+            if not length.isdigit():
+                raise ProtocolError(f"Content-Length {length[:20]!r}")
+            self._left = int(length)
+        self._chunk_left = 0  # chunked: bytes left in the current chunk
+        self._done = self._left == 0
+        options = self._headers.get("connection", "").lower()
+        self._close = "close" in options or (version == "HTTP/1.0" and "keep-alive" not in options) or (self._left is None and not self._chunked)
+        if self._done and self._close:
+            connection.close()
+
+    def _line(self) -> str:
+        line = self._stream.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise ProtocolError("a line longer than 64 KiB")
+        if not line:
+            raise ProtocolError("the connection closed without an answer")
+        return line.decode("latin-1").rstrip("\r\n")
+
+    def _read_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for _ in range(MAX_HEADERS + 1):
+            line = self._line()
+            if not line:
+                return headers
+            key, _, value = line.partition(":")
+            key, value = key.strip().lower(), value.strip()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        raise ProtocolError(f"more than {MAX_HEADERS} headers")
+
+    def getheader(self, name: str) -> str | None:
+        return self._headers.get(name.lower())
+
+    def _next_chunk(self) -> None:
+        size = self._line().partition(";")[0].strip()
+        try:
+            self._chunk_left = int(size, 16)
+        except ValueError:
+            raise ProtocolError(f"chunk size {size[:20]!r}") from None
+        if self._chunk_left == 0:
+            while self._line():  # trailers, up to the empty line
+                pass
+            self._done = True
+
+    def read(self, n: int) -> bytes:
+        """Up to n bytes of the body (fewer only where it ends or the connection drops)."""
+        parts, wanted = [], n
+        while wanted > 0 and not self._done:
+            if self._chunked and self._chunk_left == 0:
+                self._next_chunk()
+                if self._done:
+                    break
+            budget = self._chunk_left if self._chunked else self._left
+            data = self._stream.read(wanted if budget is None else min(wanted, budget))
+            if not data:
+                self._close, self._done = True, True  # cut short: the caller counts the bytes
+                break
+            parts.append(data)
+            wanted -= len(data)
+            if self._chunked:
+                self._chunk_left -= len(data)
+                if self._chunk_left == 0:
+                    self._line()  # the CRLF after the chunk
+            elif self._left is not None:
+                self._left -= len(data)
+                self._done = self._left == 0
+        return b"".join(parts)
+
+    def finish(self) -> None:
+        """The body was read: the connection serves the next request if the answer ends here."""
+        if self._chunked and not self._done and self._chunk_left == 0:
+            self._next_chunk()  # the last chunk, of size 0
+        if self._close or not self._done:
+            self._connection.close()
+
+    def discard(self) -> None:
+        """Read the rest of a small body (a redirect's, an error's) so the connection serves
+        the next request; otherwise close it."""
+        if self._chunked or self._left is not None and self._left <= DRAIN_BYTES:
+            self.read(DRAIN_BYTES)
+        self.finish()
+
+
+def import_sender() -> None:
+    """Import what sending a request takes."""
+    import socket  # noqa: F401
+    import urllib.parse  # noqa: F401
+
+
+def _connection(scheme: str, netloc: str) -> _Connection:
     connections = _local.__dict__.setdefault("connections", {})
     key = (scheme, netloc)
     if key not in connections:
-        if scheme == "https":
-            connections[key] = http.client.HTTPSConnection(netloc, timeout=TIMEOUT_SECONDS)
-        else:
-            connections[key] = http.client.HTTPConnection(netloc, timeout=TIMEOUT_SECONDS)
+        connections[key] = _Connection(scheme, netloc)
     return connections[key]
 
 
@@ -133,6 +299,8 @@ class Request:
         return self._retrying(name, 0, None, limit)[0]
 
     def _retrying(self, name: str, start: int, end: int | None, limit: int) -> tuple[bytes, int]:
+        if self.hub.check is not None:  # the commit is a guess: nothing is fetched for it before the Hub confirms it
+            self.hub.check.confirm()
         for delay in (*RETRY_DELAYS, None):
             try:
                 return self._get_once(name, start, end, limit)
@@ -143,7 +311,6 @@ class Request:
         raise AssertionError("unreachable")
 
     def _get_once(self, name: str, start: int, end: int | None, limit: int) -> tuple[bytes, int]:
-        import http.client
         from urllib.parse import urljoin, urlsplit
 
         if self.url is None:
@@ -160,27 +327,27 @@ class Request:
             Stats.add(requests=1)
             connection = _connection(parts.scheme, parts.netloc)
             try:
-                connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
+                connection.request(parts.path + (f"?{parts.query}" if parts.query else ""), headers)
                 response = connection.getresponse()
                 status = response.status
                 if status in (301, 302, 303, 307, 308):
-                    response.read()
+                    response.discard()
                     url = urljoin(url, response.getheader("Location") or "")
                     continue
                 if status in RETRY_STATUS:
-                    response.read()
+                    response.discard()
                     raise _Retry(f"HTTP {status}")
                 if status == 416 and end is not None:
-                    response.read()
+                    response.discard()
                     size = _unsatisfiable_size(response.getheader("Content-Range"))
                     if size is None or start < size:
                         raise AnatomyError(name, f"bytes {start}-{end}", f"HTTP 416 ({response.getheader('Content-Range')!r:.40})", "the server's answer does not match the request; try again")
                     return b"", size  # the file ends before start (it is empty): the reader says what it expected there
                 if status not in (200, 206):
-                    response.read()
+                    response.discard()
                     raise status_error(self.hub, name, status, response.getheader("X-Error-Code"), response.getheader("X-Error-Message"))
                 body, size = self._body(name, response, start, end, limit)
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, ProtocolError) as exc:
                 _drop_connection(parts.scheme, parts.netloc)
                 raise _Retry(f"no answer ({type(exc).__name__}: {exc})") from None
             except AnatomyError:
@@ -192,7 +359,7 @@ class Request:
         raise AnatomyError(name, f"at most {MAX_REDIRECTS} redirects", "more", "check HF_ENDPOINT")
 
     @staticmethod
-    def _body(name: str, response: http.client.HTTPResponse, start: int, end: int | None, limit: int) -> tuple[bytes, int]:
+    def _body(name: str, response: _Response, start: int, end: int | None, limit: int) -> tuple[bytes, int]:
         length = response.getheader("Content-Length")
         if end is None:  # a whole small file
             if response.status != 200 or length is None or not length.isdigit():
@@ -216,6 +383,7 @@ class Request:
                 asked = _CONTENT_RANGE.format(start, wanted_last, size)
                 raise AnatomyError(name, f"Content-Range {asked}", repr(content_range)[:80], "the server's answer does not match the request; try again")
         body = response.read(last - first + 1)
+        response.finish()
         Stats.add(nbytes=len(body))
         if len(body) != last - first + 1 or (length is not None and int(length) != len(body)):
             raise AnatomyError(name, f"{last - first + 1} bytes", f"{len(body)} bytes", "the answer was cut short; try again")

@@ -166,6 +166,16 @@ def _check_complete(snapshot: str) -> None:
                 raise AnatomyError(index, f"shard {escape(shard)} named by the index", "no such file", "download the missing shard")
 
 
+def cached_copy(model: str, revision: str | None) -> Source | str:
+    """Where the local Hugging Face cache holds model id MODEL whole: the Source of REPO:QUANT,
+    else the snapshot folder; AnatomyError saying why not."""
+    if ":" in model:  # a GGUF quantization selector
+        return _cached_quantization(model, revision)
+    folder = _cached_snapshot(model, revision)
+    _check_complete(folder)
+    return folder
+
+
 def resolve(model: str, revision: str | None = None) -> Source:
     """Find the weights and config for MODEL; raise AnatomyError saying what is missing."""
     local = os.path.exists(model)
@@ -181,16 +191,16 @@ def resolve(model: str, revision: str | None = None) -> Source:
         folder = model if stat.S_ISDIR(mode) else (os.path.dirname(model) or ".")
     elif MODEL_ID.match(model) and "/" in model:
         try:
-            if ":" in model:  # a GGUF quantization selector
-                return _cached_quantization(model, revision)
-            folder = _cached_snapshot(model, revision)
-            _check_complete(folder)
+            found = cached_copy(model, revision)
         except UsageError:
             raise  # a revision that is no name anywhere
         except AnatomyError as not_cached:
             from . import hub
 
             return hub.resolve(model, revision, not_cached)
+        if isinstance(found, Source):
+            return found
+        folder = found
     else:
         raise AnatomyError(model, "a model folder, a weights file, or a model id such as meta-llama/Llama-2-7b-chat-hf", "no such file or folder", "check the path")
     config = os.path.join(folder, CONFIG)
