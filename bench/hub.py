@@ -3,7 +3,8 @@ injected per request, on the Llama-2-7b-chat-hf layout replica (13.5 GB, sparse)
 
 Each case runs in a fresh process, interleaved, repeat times; medians of wall and CPU time
 (the child's user + system: steadier than wall on a shared machine), and the requests and
-body bytes the stand-in logged for the case's last run. Cases:
+body bytes the stand-in logged for the case's last run, and when its first request reached
+the stand-in (median, from the process's start). Cases:
   params, cold             no header cache: model info, config, index, each shard's header
   get_safetensors_metadata HfApi().get_safetensors_metadata(repo): huggingface_hub's own header read
   values --style torch     all 291 tensors, cold
@@ -87,15 +88,18 @@ def main() -> None:
     samples: dict[str, list[float]] = {name: [] for name in cases}
     cpu: dict[str, list[float]] = {name: [] for name in cases}
     moved: dict[str, tuple[int, int]] = {}
+    first: dict[str, list[float]] = {name: [] for name in cases}  # seconds from the start to the first request's arrival
     for _ in range(args.repeat):
         for name, (argv, case_env, before) in cases.items():
             if before:
                 before()
             hub.clear_log()
             used = resource.getrusage(resource.RUSAGE_CHILDREN)
-            start = time.perf_counter()
+            start = time.monotonic()  # the stand-in's clock
             subprocess.run(argv, env=case_env, check=True, stdout=subprocess.DEVNULL)
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append(time.monotonic() - start)
+            if hub.log:
+                first[name].append(min(e.arrived for e in hub.log) - start)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu[name].append(after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime)
             moved[name] = hub.moved()
@@ -104,12 +108,13 @@ def main() -> None:
     local = "params, local (HF cache, offline)"
     local_wall, local_cpu = statistics.median(samples[local]), statistics.median(cpu[local])
     print(f"{args.repeat} interleaved runs each, medians; {args.delay * 1000:.0f} ms added to every request; load average {os.getloadavg()[0]:.1f}.\n")
-    print("| case | wall s | x local | CPU s | x local | requests | bytes moved |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| case | wall s | x local | CPU s | x local | requests | bytes moved | 1st request at s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, times in samples.items():
         wall, used = statistics.median(times), statistics.median(cpu[name])
         requests, nbytes = moved[name]
-        print(f"| {name} | {wall:.3f} | {wall / local_wall:.2f} | {used:.3f} | {used / local_cpu:.2f} | {requests} | {nbytes:,} |")
+        at = f"{statistics.median(first[name]):.3f}" if first[name] else "-"
+        print(f"| {name} | {wall:.3f} | {wall / local_wall:.2f} | {used:.3f} | {used / local_cpu:.2f} | {requests} | {nbytes:,} | {at} |")
 
 
 if __name__ == "__main__":

@@ -45,8 +45,9 @@ class Repo:
 
 
 class LogEntry:
-    def __init__(self, host, method, path, range_header, status, nbytes, authorized):
+    def __init__(self, host, method, path, range_header, status, nbytes, authorized, arrived):
         self.host, self.method, self.path, self.range = host, method, path, range_header
+        self.arrived = arrived  # time.monotonic() when the request came in, before the delay
         self.status, self.nbytes, self.authorized = status, nbytes, authorized
 
     def __repr__(self):
@@ -135,7 +136,7 @@ class HubStandIn:
         return None
 
     def _handle(self, handler, host, head):
-        self._last_request = time.monotonic()
+        self._last_request = handler.arrived = time.monotonic()
         if self.delay:
             time.sleep(self.delay)
         path = urlsplit(handler.path).path
@@ -159,7 +160,7 @@ class HubStandIn:
         sent = body[: len(body) // 2] if not head and fault == "short-body" else body
         with self._lock:  # logged before the client sees a byte (end_headers sends), so a test reads a complete log
             authorized = "authorization" in {k.lower() for k in handler.headers}
-            self.log.append(LogEntry(host, handler.command, handler.path, handler.headers.get("Range"), status, 0 if head else len(sent), authorized))
+            self.log.append(LogEntry(host, handler.command, handler.path, handler.headers.get("Range"), status, 0 if head else len(sent), authorized, handler.arrived))
         handler.send_response(status)
         for key, value in headers.items():
             handler.send_header(key, value)

@@ -240,6 +240,25 @@ def test_a_cached_call_says_what_the_hub_refuses_as_a_first_call_does(online, st
     assert result.err == f"llm-anatomy: org/closing: expected an answer from the Hub, found no answer (ConnectionRefusedError: {refused}); check the network or HF_ENDPOINT, and try again later\n"
 
 
+def test_a_token_file_that_is_no_file_is_one_line(online, remote_repos, cli, tmp_path, monkeypatch):
+    """huggingface_hub reads the token file whole, whatever it is (a fifo: it waits forever);
+    here a regular file of at most 64 KiB, else one line, on a first call and a cached one."""
+    from hostile import assert_refused, run_cli
+
+    fifo, huge = tmp_path / "fifo", tmp_path / "huge"
+    os.mkfifo(fifo)
+    with open(huge, "wb") as handle:
+        handle.truncate(2**30)
+    todo = "`hf auth login` again, or set HF_TOKEN"
+    for path, line in [(fifo, "expected a regular file, found a fifo"), (huge, "expected a token file of at most 65536 bytes, found 1073741824 bytes"), (tmp_path, "expected a regular file, found a folder")]:
+        monkeypatch.setenv("HF_TOKEN_PATH", str(path))
+        assert_refused(run_cli("params", "org/gpt2"), message=f"llm-anatomy: {path}: {line}; {todo}")
+    monkeypatch.delenv("HF_TOKEN_PATH")
+    assert cli("params", "org/gpt2").code == 0  # cached: main is asked early, on a thread
+    monkeypatch.setenv("HF_TOKEN_PATH", str(fifo))
+    assert_refused(run_cli("params", "org/gpt2"), message=f"llm-anatomy: {fifo}: expected a regular file, found a fifo; {todo}")
+
+
 @pytest.mark.parametrize("where", ["hub:/api/models/org/gpt2", "cdn:/org/gpt2/"])
 def test_a_429_is_retried(where, online, remote_repos, cli):
     online.faults[where] = "429-once"

@@ -150,7 +150,10 @@ def ask_early(model: str, revision: str | None) -> None:
             return
         except AnatomyError:
             pass
-    speculation.started[key] = Check(repo, revision, guess)
+    try:
+        speculation.started[key] = Check(repo, revision, guess)
+    except AnatomyError:
+        pass  # an unreadable token, say: said in its place, when the command asks the Hub itself
 
 
 def commit(repo: str, revision: str | None, cache_error: AnatomyError) -> tuple[str, list[str] | None, Check | None]:

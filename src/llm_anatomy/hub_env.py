@@ -15,6 +15,9 @@ import sys
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 TRUE = ("1", "ON", "YES", "TRUE")
+TOKEN_FILE_BYTES = 64 * 1024  # a token is ~40 characters; a browser login's a few hundred
+STORED_TOKENS_BYTES = 1024 * 1024  # every token `hf auth login` stored, by name
+RELOGIN = "`hf auth login` again, or set HF_TOKEN"
 
 
 def _true(name: str) -> bool:
@@ -98,21 +101,23 @@ def token() -> str | None:
     found = _clean(os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"))
     if found is not None:
         return found
-    try:
-        with open(settings.token_path, encoding="utf-8") as handle:
-            found = _clean(handle.read())
-    except FileNotFoundError:
-        found = None
-    except (OSError, UnicodeDecodeError) as exc:
-        from .errors import AnatomyError
+    from .byte_io import read_capped
+    from .errors import AnatomyError
 
-        found_instead = exc.strerror if isinstance(exc, OSError) else "bytes that are not UTF-8"
-        raise AnatomyError(settings.token_path, "a readable token file", found_instead, "`hf auth login` again, or set HF_TOKEN") from None
-    if found is not None:
+    # huggingface_hub reads the file whole, whatever it is (a fifo: it waits for a writer
+    # forever): here a regular file of at most TOKEN_FILE_BYTES, else one line.
+    if os.path.exists(settings.token_path):
         try:
-            with open(settings.stored_tokens_path, "rb") as handle:
-                refreshable = b"refresh_token" in handle.read()
-        except OSError:
+            text = read_capped(settings.token_path, TOKEN_FILE_BYTES, "a token file", RELOGIN).decode("utf-8")
+        except AnatomyError as exc:
+            raise AnatomyError(settings.token_path, exc.expected, exc.found, RELOGIN) from None
+        except UnicodeDecodeError:
+            raise AnatomyError(settings.token_path, "a readable token file", "bytes that are not UTF-8", RELOGIN) from None
+        found = _clean(text)
+    if found is not None:
+        try:  # beside the token file, written by the same login: read as warily, any doubt is no refresh
+            refreshable = b"refresh_token" in read_capped(settings.stored_tokens_path, STORED_TOKENS_BYTES, "", "")
+        except AnatomyError:
             refreshable = False
         return _huggingface_hub_token() if refreshable else found  # a browser login's token may be due for refresh
     return _huggingface_hub_token() if _in_colab() else None
