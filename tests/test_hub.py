@@ -454,7 +454,7 @@ def bin_repos(standin, llama_dir, tmp_path_factory):
 @pytest.mark.parametrize("repo", ["org/llama-bin", "org/llama-bin-sharded"])
 def test_bin_repos_print_what_the_cached_copy_prints(repo, online, bin_repos, cli, monkeypatch):
     folder, sha = bin_repos[repo]
-    commands = [("params",), ("tree",), ("values", "--style", "torch")]
+    commands = [("params",), ("tree",), ("values", "--style", "torch"), ("stats", "--json")]
     remote_out = {args: cli(args[0], repo, *args[1:]) for args in commands}
     assert all(e.range is None or "," not in e.range for e in online.log)
     as_hf_cache(folder, repo, sha, os.environ["HF_HUB_CACHE"])
@@ -462,6 +462,47 @@ def test_bin_repos_print_what_the_cached_copy_prints(repo, online, bin_repos, cl
     for args, result in remote_out.items():
         assert (result.code, result.err) == (0, ""), (args, result.err)
         assert result.out == cli(args[0], repo, *args[1:]).out, args
+
+
+def test_a_bin_repo_header_view_reads_no_local_header(online, bin_repos, cli):
+    """The storages' starts come from the zip's directory (torch.save's 64-byte boundaries):
+    params fetches the directory and data.pkl only, not one local header per storage."""
+    assert cli("params", "org/llama-bin").code == 0
+    assert [e.range is not None for e in online.log if e.host == "cdn"] == [True, True]
+
+
+def with_bytes_between_members(source, target, after):
+    """source's members rewritten stored, each one's bytes on a 64-byte boundary behind an
+    'FB' padding field as torch.save writes them, with 64 stray bytes after member `after`."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, open(target, "wb") as handle, zipfile.ZipFile(handle, "w") as new:
+        for info in sorted(old.infolist(), key=lambda i: i.header_offset):
+            member = zipfile.ZipInfo(info.filename, info.date_time)
+            pad = -(handle.tell() + 30 + len(info.filename.encode()) + 4) % 64
+            member.extra = struct.pack("<HH", 0x4246, pad) + b"\0" * pad
+            new.writestr(member, old.read(info))
+            if info.filename == after:
+                handle.write(b"\xee" * 64)
+                new.start_dir = handle.tell()  # where zipfile goes on writing (it seeks there first)
+
+
+def test_a_bin_whose_directory_misleads_is_refused_before_its_bytes_are_read(online, standin, bin_repos, cli, tmp_path):
+    """Starts taken from the directory are held to the local headers before any tensor byte is
+    read: stray bytes between members, which torch.save never writes, are one line."""
+    folder = tmp_path / "stray"
+    shutil.copytree(bin_repos["org/llama-bin"][0], folder)
+    with_bytes_between_members(os.path.join(bin_repos["org/llama-bin"][0], "pytorch_model.bin"), folder / "pytorch_model.bin", "pytorch_model/data/0")
+    standin.add("org/stray", folder)
+    local = cli("values", str(folder), "--filter", "*.0.*")
+    assert local.code == 0  # the local reader reads every local header
+    assert cli("params", "org/stray").out == cli("params", str(folder)).out.replace("stray", "org/stray", 1)
+    result = cli("values", "org/stray", "--filter", "*.0.*")
+    assert (result.code, result.out) == (1, "")
+    cached = os.path.join(os.environ["LLM_ANATOMY_CACHE"], "hub", "models--org--stray", standin.repos["org/stray"].sha, "pytorch_model.bin")
+    assert result.err.startswith(f"llm-anatomy: {cached}: expected pytorch_model/data/0 followed by the next member (as torch.save writes a zip), found its bytes at ")
+    assert result.err.endswith(", then 64 bytes more; the file is corrupt or hostile; download it again\n")
 
 
 # ---------------------------------------------------------------- more refusals

@@ -80,7 +80,8 @@ def test_the_wheel_carries_the_compiled_code_counter(bare):
         pytest.skip("no C compiler: the wheel is built without the optional extension")
     python, build_output = bare
     assert "building 'llm_anatomy._codes' extension" in build_output
-    probe = _run(python, "-c", "import llm_anatomy._codes as c; print(c.count.__doc__.split(':')[0])")
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}  # the wheel's, not a source tree's
+    probe = _run(python, "-c", "import llm_anatomy._codes as c; print(c.count.__doc__.split(':')[0])", env=env)
     assert (probe.stdout, probe.stderr) == ("count(data, counts)\n", "")
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None: ...  # (offset, length) read soon
         def fileobj(self) -> BinaryIO: ...  # seekable, for zipfile
         def close(self) -> None: ...
+        def settle(self) -> None: ...  # run what waits for the first read
 
 from .errors import AnatomyError
 
@@ -30,6 +31,13 @@ _REGISTERED: dict[str, "ByteSource"] = {}
 
 def register(source: ByteSource) -> None:
     _REGISTERED[source.name] = source
+
+
+def settle_registered() -> None:
+    """Before forking workers: what the registered sources would do on their first read,
+    done once here (torch_zip's check of local headers) rather than in every worker."""
+    for source in list(_REGISTERED.values()):
+        source.settle()
 
 
 # What a path is when it is not a regular file, for the error line.
@@ -160,6 +168,9 @@ class LocalFile:
 
     def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Nothing to do: a local read costs no more than a cached one (remote sources fetch here)."""
+
+    def settle(self) -> None:
+        """Nothing waits for a local file's first read."""
 
     def fileobj(self) -> BinaryIO:
         if self._handle is None:

@@ -18,7 +18,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Iterable
+    from typing import Any, BinaryIO, Callable, Iterable
 
 from .byte_io import check_range
 from .errors import AnatomyError
@@ -417,8 +417,23 @@ class RemoteFile:
         self._lock = threading.Lock()
         self._next_fetch = (-1, MIN_FETCH_BYTES)  # (where a sequential read would continue, its fetch size)
         self._kept: set[int] | None = None  # after keep(): the header's chunks; the rest a prefetch drops
+        self._before_data: Callable[[], None] | None = None
         for start, data in chunks:
             self._add(start, data)
+
+    def check_before_data(self, check: Callable[[], None]) -> None:
+        """Run check() before the next read: what a format's reader leaves unverified while
+        only headers are read, once it is done (torch_zip's local headers)."""
+        self._before_data = check
+
+    def settle(self) -> None:
+        """Run now what waits for the first read (before forking: each worker would run it)."""
+        self._data_read()
+
+    def _data_read(self) -> None:
+        if self._before_data is not None:
+            check, self._before_data = self._before_data, None
+            check()
 
     def __enter__(self) -> "RemoteFile":
         return self
@@ -473,6 +488,7 @@ class RemoteFile:
 
     def stream(self, offset: int, length: int, what: str) -> bytes:
         """Bytes read once (stats, diff): fetched and handed over, never kept."""
+        self._data_read()
         check_range(self.name, offset, length, self.size, what)
         cached = self._cached(offset, length)
         return cached if cached is not None else self._get(offset, length)
@@ -485,6 +501,7 @@ class RemoteFile:
         return b""
 
     def read(self, offset: int, length: int, what: str) -> bytes:
+        self._data_read()
         check_range(self.name, offset, length, self.size, what)
         data = self._cached(offset, length)
         if data is None:
@@ -507,6 +524,7 @@ class RemoteFile:
     def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Fetch these (offset, length) ranges in parallel requests, nearby ones together,
         in place of the tensor bytes fetched before (see keep())."""
+        self._data_read()
         self._release()
         merged: list[list[int]] = []
         for offset, length in sorted(ranges):

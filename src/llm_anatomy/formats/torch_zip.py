@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from ..byte_io import ByteSource
 
-from ..byte_io import open_bytes
+from ..byte_io import is_local, open_bytes
 from ..catalog import MAX_NAME_CHARS, MAX_TENSORS, TensorInfo
 from ..dtypes import DTYPES
 from ..errors import AnatomyError
@@ -31,6 +31,8 @@ END_RECORD = struct.Struct("<4s4H2LH")
 ZIP64_LOCATOR = struct.Struct("<4sLQL")
 ZIP64_END_RECORD = struct.Struct("<4sQ2H2L4Q")
 MAX_COMMENT = 0xFFFF
+DATA_DESCRIPTOR_BYTES = (16, 24, 12, 20)  # after a member's bytes, when its flags say so (APPNOTE 4.3.9)
+STORAGE_ALIGNMENT = 64  # torch.save's: every member's bytes start on this boundary
 MAX_MEMBERS = MAX_TENSORS + 16  # one per storage, plus data.pkl, byteorder, version, ...
 MAX_DIRECTORY_BYTES = 64 * 1024 * 1024  # ~100 bytes a member
 READABLE_PICKLE_COMPRESSION = (0, 8)  # stored, deflated: both read with bounded output
@@ -149,14 +151,52 @@ def _read_member(path: str, archive: Any, name: str, limit: int) -> bytes:
     return data
 
 
-def _storage_span(source: ByteSource, archive: Any, member: str, where: str) -> tuple[int, int]:
-    """(file offset of a storage's first byte, its byte count): the member's bytes as stored."""
+def _storage_span(source: ByteSource, archive: Any, member: str, where: str, starts: dict[str, int] | None) -> tuple[int, int]:
+    """(file offset of a storage's first byte, its byte count): the member's bytes as stored,
+    where its local header says, or where starts says (see _starts_from_directory)."""
     info = archive.NameToInfo.get(member)
     if info is None:
         raise AnatomyError(where, f"storage member {escape(member)}", "no such member", "the file is truncated or corrupt")
     if info.compress_type != 0:
         raise AnatomyError(where, "an uncompressed storage (torch.save writes them stored)", f"compression method {info.compress_type}", "the zip was recompressed; save it again with torch.save")
-    return _data_offset(source, info), info.file_size
+    return (_data_offset(source, info) if starts is None else starts[member]), info.file_size
+
+
+def _starts_from_directory(archive: Any, wanted: set[str]) -> dict[str, int] | None:
+    """Where the wanted members' bytes start, from the central directory alone: each one's
+    bytes, then its data descriptor (when its flags say so: 16 bytes, or 24 in zip64, 12 or
+    20 without a signature) end where the next member's local header begins, or the
+    directory; torch.save starts every member's bytes on a 64-byte boundary, which leaves
+    one start. On the Hub that spares a view that reads no tensor byte the local headers,
+    one small request each (78 for OPT-125m); _check_local_headers holds the starts to them
+    before any tensor byte is read. None where no single start fits (then they are read)."""
+    members = sorted(archive.infolist(), key=lambda info: info.header_offset)
+    ends = [info.header_offset for info in members[1:]] + [archive.start_dir]
+    starts = {}
+    for info, end in zip(members, ends):
+        if info.filename not in wanted:
+            continue
+        try:
+            header_end = info.header_offset + LOCAL_HEADER.size + len(info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437"))
+        except UnicodeEncodeError:
+            return None
+        descriptors = DATA_DESCRIPTOR_BYTES if info.flag_bits & 0x08 else (0,)
+        fits = [start for start in (end - info.compress_size - d for d in descriptors) if start % STORAGE_ALIGNMENT == 0 and 0 <= start - header_end <= 0xFFFF]
+        if len(fits) != 1:
+            return None
+        starts[info.filename] = fits[0]
+    return starts
+
+
+def _check_local_headers(source: ByteSource, infos: list[Any], starts: dict[str, int]) -> None:
+    """The starts taken from the directory, against the members' local headers (all of them
+    in parallel requests): bytes between members, which torch.save never writes, are refused."""
+    source.prefetch({(info.header_offset, LOCAL_HEADER.size) for info in infos})
+    for info in infos:
+        start = _data_offset(source, info)
+        if start != starts[info.filename]:
+            found = f"its bytes at {start}, then {starts[info.filename] - start} bytes more"
+            raise AnatomyError(source.name, f"{escape(info.filename)} followed by the next member (as torch.save writes a zip)", found, CORRUPT_ZIP)
 
 
 def _tensor(path: str, name: str, ref: Any, span: tuple[int, int]) -> TensorInfo:
@@ -196,7 +236,9 @@ def _read_state(source: ByteSource, archive: Any, pickle_info: Any, prefix: str)
     if len(refs) > MAX_TENSORS:
         raise AnatomyError(path, f"at most {MAX_TENSORS} tensors", f"{len(refs)}", CORRUPT_ZIP)
     storages = [archive.NameToInfo.get(f"{prefix}data/{ref.storage.key}") for _, ref in refs]
-    source.prefetch({(info.header_offset, LOCAL_HEADER.size) for info in storages if info is not None})  # one request each, in parallel, on the Hub
+    starts = None if is_local(path) else _starts_from_directory(archive, {info.filename for info in storages if info is not None})
+    if starts is None:
+        source.prefetch({(info.header_offset, LOCAL_HEADER.size) for info in storages if info is not None})  # one request each, in parallel, on the Hub
     spans: dict[str, tuple[int, int]] = {}
     tensors = []
     for name, ref in refs:
@@ -206,6 +248,9 @@ def _read_state(source: ByteSource, archive: Any, pickle_info: Any, prefix: str)
             raise AnatomyError(path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
         key = ref.storage.key
         if key not in spans:
-            spans[key] = _storage_span(source, archive, f"{prefix}data/{key}", f"{path}: tensor {escape(name)}")
+            spans[key] = _storage_span(source, archive, f"{prefix}data/{key}", f"{path}: tensor {escape(name)}", starts)
         tensors.append(_tensor(path, name, ref, spans[key]))
+    if starts is not None:
+        used = [archive.NameToInfo[f"{prefix}data/{key}"] for key in spans]
+        source.check_before_data(lambda: _check_local_headers(source, used, starts))
     return tensors, metadata
