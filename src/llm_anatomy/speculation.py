@@ -1,9 +1,10 @@
 """A command on a branch of a model read from the Hub before goes ahead from the commit the
-branch had last time, while a thread asks the Hub which commit it has now (hub.Check): the
+branch had last time, while a thread asks the Hub which commit it has now (hub_commit.Check): the
 one request of a cached call then costs no wait of its own. Nothing computed from that
 guess may reach the user before the answer: the CLI confirms before its first write, before
 an error line and at the end; remote.py before sending a request for the guessed commit;
-streaming.py before forking (a thread does not survive fork). confirm() raises the Hub's
+output_file.py before writing a page; streaming.py before forking (a thread does not
+survive fork). confirm() raises the Hub's
 refusal as the request would have raised it, or Stale if the branch moved: the CLI then
 runs the command again, on the Hub's answer.
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 enabled = False  # the CLI's, while a command runs
-started: dict[tuple[str, str | None], Any] = {}  # (repo, revision) -> hub.Check, asked but maybe not used
+started: dict[tuple[str, str | None], Any] = {}  # (repo, revision) -> hub_commit.Check, asked but maybe not used
 used: list[Any] = []  # the checks whose guess the command went ahead from, in order
 answers: dict[tuple[str, str | None], tuple[str, list[str]]] = {}  # (repo, revision) -> the Hub's (sha, files)
 

@@ -226,7 +226,7 @@ def _ask_hub_early(name: str, argv: list[str]) -> None:
     commit its branch has now, before the command's modules are even imported: the answer
     comes while the command works from the commit the branch had last time (speculation.py).
     Only where the id is sure to be the model (right after the command, --revision spelled
-    out) and online; hub.ask_early checks the rest."""
+    out) and online; hub_commit.ask_early checks the rest."""
     at = argv.index(name) + 1
     model = argv[at] if at < len(argv) else ""
     if "/" not in model or model.startswith("-") or os.path.exists(model):
