@@ -84,6 +84,13 @@ def test_bodies_by_length_chunks_or_close_and_connections_kept(request_to):
         (b"SSH-2.0-OpenSSH\r\n\r\n", "ProtocolError: status line 'SSH-2.0-OpenSSH'"),
         (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "ProtocolError: chunk size 'zz'"),
         (b"HTTP/1.1 206 Partial\r\nContent-Length: -5\r\n\r\n", "ProtocolError: Content-Length '-5'"),
+        # what int() takes but HTTP does not: a negative chunk would read up to the close
+        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n0123456789", "ProtocolError: chunk size '-5'"),
+        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\n", "ProtocolError: chunk size '0x5'"),
+        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n", "ProtocolError: chunk size '1_0'"),
+        (b"HTTP/1.1 206 Partial\r\nContent-Length: \xb2\r\n\r\n", "ProtocolError: Content-Length '\u00b2'"),
+        (b"HTTP/1.1 2\xb20 OK\r\n\r\n", "ProtocolError: status line 'HTTP/1.1'"),
+        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + b"X-T: 1\r\n" * 101 + b"\r\n", "ProtocolError: more than 100 headers"),
     ],
 )
 def test_a_garbled_answer_is_retried_then_one_line(answer, found, request_to):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 import threading
 import time
 
@@ -65,6 +66,10 @@ class ProtocolError(Exception):
     """An answer that is not HTTP/1.1 as it should be (a dropped connection's kin: retried)."""
 
 
+# What int() would also take but HTTP does not: signs, underscores, "0x", and the non-ASCII
+# digits str.isdigit() accepts ("²"): a negative chunk size would read up to the close.
+_DIGITS = re.compile(r"[0-9]+")
+_HEX_DIGITS = re.compile(r"[0-9A-Fa-f]{1,16}")
 MAX_LINE = 65536  # a status, header or chunk-size line, as http.client caps them
 MAX_HEADERS = 100
 DRAIN_BYTES = 64 * 1024  # an error's or redirect's body up to this is read to keep the connection
@@ -132,7 +137,7 @@ class _Response:
         while 100 <= self.status < 200:
             version, _, rest = self._line().partition(" ")
             code = rest[:3]
-            if not version.startswith("HTTP/1.") or not code.isdigit():
+            if not version.startswith("HTTP/1.") or not _DIGITS.fullmatch(code):
                 raise ProtocolError(f"status line {version[:20]!r}")
             self.status, self._version = int(code), version
             self._headers = self._read_headers()
@@ -142,7 +147,7 @@ class _Response:
         if self.status in (204, 304):
             self._left = 0
         elif not self._chunked and length:
-            if not length.isdigit():
+            if not _DIGITS.fullmatch(length):
                 raise ProtocolError(f"Content-Length {length[:20]!r}")
             self._left = int(length)
         self._chunk_left = 0  # chunked: bytes left in the current chunk
@@ -176,13 +181,11 @@ class _Response:
 
     def _next_chunk(self) -> None:
         size = self._line().partition(";")[0].strip()
-        try:
-            self._chunk_left = int(size, 16)
-        except ValueError:
-            raise ProtocolError(f"chunk size {size[:20]!r}") from None
+        if not _HEX_DIGITS.fullmatch(size):
+            raise ProtocolError(f"chunk size {size[:20]!r}")
+        self._chunk_left = int(size, 16)
         if self._chunk_left == 0:
-            while self._line():  # trailers, up to the empty line
-                pass
+            self._read_headers()  # the trailers, up to the empty line
             self._done = True
 
     def read(self, n: int) -> bytes:
