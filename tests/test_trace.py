@@ -118,7 +118,7 @@ prefill: 1,146,880 FLOPs (1.15 M) for 1 x 8 tokens, as torch's FlopCounterMode c
   attention (q k^T and scores x v, counted 32,768): 2 layers x 2 x batch 1 x heads 4 x queries 8 x keys 8 x (head_dim 16 + 16) = 32,768; it grows with the square of the length
 FLOPs per generated token at 8 tokens of context: 143,360 (143.36 K; prefill / tokens, each query counted against all 8 keys as the meta device's attention does; --decode --context 8 measures it)
 peak activation memory: 18,752 bytes (18.31 KiB) held at once by the tensors this forward creates at batch 1, 8 tokens (weights and the KV cache not included; attention as the math kernel runs it, scores materialized)
-KV cache after this forward: 4,096 bytes (4.00 KiB): 2 x DynamicLayer keys [1, 2, 8, 16] values [1, 2, 8, 16] float32
+KV cache after this forward: 4,096 bytes (4.00 KiB) held by 2 x DynamicLayer keys [1, 2, 8, 16] values [1, 2, 8, 16] float32
   `summary` computes 4,096 bytes (4.00 KiB, fp32) for 1 x 8 tokens
 """
 

@@ -118,13 +118,19 @@ def test_gqa_is_visible_on_the_llama_3_8b_layout(tmp_path, cli):
     assert "└── (scores = q k^T; softmax; x v)                    [1, 32, 16, 16]   bfloat16    4.19 M     16.00 KiB\n" in out
 
 
+def _held(layers) -> int:
+    """Bytes of the storages a real cache's keys and values are views of, each counted once."""
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for layer in layers for t in (layer.keys, layer.values)}
+    return sum(storages.values())
+
+
 @pytest.mark.parametrize("name", ["llama", "gpt2", "gemma3", "mixtral", "deepseek_v3"])
 def test_decode_kv_cache_equals_a_real_past_key_values(name, family, llama_dir, gpt2_dir, cli):
     folder = {"llama": llama_dir, "gpt2": gpt2_dir}.get(name) or family(name)
     traced = _json(cli, folder, "--decode", "--context", 5, "--batch", 3)
     seen, output = _real_forward(folder, 3, 1, context=5)
     _, weighed = _real_forward(folder, 3, 1, context=5, attentions=True)
-    real = [{"kind": type(layer).__name__, "keys": {"shape": list(layer.keys.shape), "dtype": str(layer.keys.dtype).removeprefix("torch.")}, "values": {"shape": list(layer.values.shape), "dtype": str(layer.values.dtype).removeprefix("torch.")}} for layer in output.past_key_values.layers]
+    real = [{"kind": type(layer).__name__, "keys": {"shape": list(layer.keys.shape), "dtype": str(layer.keys.dtype).removeprefix("torch.")}, "values": {"shape": list(layer.values.shape), "dtype": str(layer.values.dtype).removeprefix("torch.")}, "held_bytes": _held([layer])} for layer in output.past_key_values.layers]
     assert [{k: v for k, v in layer.items() if k != "bytes"} for layer in traced["cache_layers"]] == real
     assert (traced["mode"], traced["seq"], traced["context"]) == ("decode", 1, 5)
     for module in traced["modules"]:
@@ -153,6 +159,39 @@ def test_kv_cache_after_the_forward_equals_summary(llama_dir, gpt2_dir, cli):
         assert sum(layer["bytes"] for layer in traced["cache_layers"]) == traced["kv_cache"]["bytes"]
         decoded = _json(cli, folder, "--decode", "--context", 11, "--batch", 3)
         assert sum(layer["bytes"] for layer in decoded["cache_layers"]) == decoded["kv_cache"]["bytes"] == traced["kv_cache"]["bytes"]
+
+
+@pytest.mark.parametrize("name", ["gemma3", "gpt_oss", *SLIDING])
+def test_sliding_window_kv_cache_is_what_a_real_cache_holds(name, family, cli):
+    """Window 4. Decoding a real CPU cache token by token, each sliding-window layer shows its
+    last 3 tokens (DynamicSlidingWindowLayer keeps window - 1) as views of the 4 it concatenated:
+    what `summary` counts at each context (min(context, window)) and what trace holds after a
+    decoding step. A prefill's cache still holds all its tokens until the next step: trace says
+    so and shows it."""
+    import torch
+
+    folder = family(name)
+    contexts = range(2, 9)
+    rows = json.loads(cli("summary", folder, "--context", ",".join(map(str, contexts)), "--batch", 2, "--json").out)["memory"]["kv_cache"]["rows"]
+    model = checkpoints.reference_model(folder).eval()
+    held = {}
+    with torch.no_grad():
+        output = model(input_ids=torch.randint(0, 100, (2, contexts[0])), use_cache=True)
+        held[contexts[0]] = _held(output.past_key_values.layers)
+        for context in contexts[1:]:
+            output = model(input_ids=torch.randint(0, 100, (2, 1)), cache=output.past_key_values, use_cache=True)
+            held[context] = _held(output.past_key_values.layers)
+        prefill = model(input_ids=torch.randint(0, 100, (2, 7)), use_cache=True).past_key_values
+    assert [row["nbytes"] for row in rows] == [held[c] for c in contexts]
+    assert [layer.keys.shape[-2] for layer in prefill.layers if type(layer).__name__ == "DynamicSlidingWindowLayer"] != []
+    for context in contexts[1:]:
+        decoded = _json(cli, folder, "--decode", "--context", context - 1, "--batch", 2)
+        assert sum(layer["held_bytes"] for layer in decoded["cache_layers"]) == decoded["kv_cache"]["bytes"] == held[context]
+    traced = _json(cli, folder, "--seq", 7, "--batch", 2)
+    assert sum(layer["held_bytes"] for layer in traced["cache_layers"]) == _held(prefill.layers) > traced["kv_cache"]["bytes"] == held[7]
+    out = cli("trace", folder, "--seq", 7, "--batch", 2).out
+    assert "DynamicSlidingWindowLayer keys [2, 2, 3, 8] values [2, 2, 3, 8] float32 (views of the last 3 of 7 tokens held)" in out
+    assert "until the first decoding step, these layers still hold the prefill's tokens" in out
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2", "bert", "no_dtype", "gemma3", "gpt_oss", "deepseek_v3", *SLIDING])
@@ -275,7 +314,7 @@ def test_roofline_bounds_use_the_device_s_published_numbers(llama_dir, cli):
     roof = traced["roofline"]
     assert roof["device"] == {"name": "H100-SXM", "peak_flops": 989.4e12, "bandwidth": 3350e9, "precision": "bf16", "source": "NVIDIA H100 datasheet"}
     assert traced["weight_bytes"] == traced["params"] * 4  # float32
-    moved = traced["weight_bytes"] + sum(layer["bytes"] for layer in traced["cache_layers"])
+    moved = traced["weight_bytes"] + sum(layer["held_bytes"] for layer in traced["cache_layers"])
     assert roof["prefill"] == {"flops": traced["total_flops"], "bytes": moved, "seconds_compute": traced["total_flops"] / 989.4e12, "seconds_memory": moved / 3350e9, "seconds": moved / 3350e9, "limit": "memory"}
     assert roof["decode"]["flops"] == traced["flops_per_token"] and roof["decode_context"] == 8
     # q_proj: 2 x 8 tokens x 64 x 64 FLOPs over its 64 x 64 fp32 weights, its input and output (8 x 64 fp32 each)

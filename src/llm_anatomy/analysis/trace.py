@@ -22,7 +22,7 @@ from .architecture import Architecture, derive
 from .memory import kv_cache_of
 from .tree import Run, fold
 
-SCHEMA_VERSION = 3  # 2: decode, attention calls, KV cache layers, peak bytes, experts; 3: "metas" table
+SCHEMA_VERSION = 4  # 2: decode, attention calls, KV cache layers, peak bytes, experts; 3: "metas" table; 4: cache layers' held bytes
 DEFAULT_SEQ = 2048  # the default length when the config's context is longer (or unnamed)
 # The largest tensor of a forward pass is usually the attention scores, B x heads x N x N:
 # torch counts a tensor's bytes in an int64, so beyond this many elements (of up to 8 bytes)
@@ -64,15 +64,25 @@ class AttentionCall(namedtuple("AttentionCall", "path query key value scores flo
     __slots__ = ()
 
 
-class CacheLayer(namedtuple("CacheLayer", "kind keys values")):
+class CacheLayer(namedtuple("CacheLayer", "kind keys values held")):
     """One layer of the KV cache the forward returned: its class (DynamicLayer,
-    DynamicSlidingWindowLayer, ...) and the TensorMetas of its keys and values."""
+    DynamicSlidingWindowLayer, ...), the TensorMetas of its keys and values, and held: the
+    bytes of the storage they are views of. A sliding-window layer shows its last window - 1
+    tokens but holds the tensor it cut them from: the window after a decoding step, the whole
+    prefill after a prefill (until the next step)."""
 
     __slots__ = ()
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the keys and values as shaped."""
         return self.keys.nbytes + self.values.nbytes
+
+    @property
+    def held_tokens(self) -> int:
+        """Tokens the held storage has room for (keys [batch, heads, tokens, head_dim])."""
+        tokens = self.keys.shape[-2] if self.keys.shape else 0
+        return self.held * tokens // self.nbytes if self.nbytes else 0
 
 
 class Experts(namedtuple("Experts", "top_k experts")):
@@ -121,7 +131,8 @@ class Trace(namedtuple("Trace", "model model_class transformers_version batch se
 
     @property
     def cache_bytes(self) -> int:
-        return sum(layer.nbytes for layer in self.cache)
+        """The bytes the KV cache holds (CacheLayer.held)."""
+        return sum(layer.held for layer in self.cache)
 
     @property
     def weight_bytes(self) -> int:
@@ -215,13 +226,20 @@ def _check_sizes(catalog: Catalog, arch: Architecture, batch: int, seq: int, con
 
 
 def _cache_layers(cache: Any) -> list[list[Any]]:
-    """[kind, [keys shape, dtype], [values shape, dtype]] per layer of a transformers Cache."""
+    """[kind, [keys shape, dtype], [values shape, dtype], bytes held] per layer of a
+    transformers Cache (storages shared by keys and values, or by layers, counted once)."""
+    counted: set[int] = set()
     layers = []
     for layer in getattr(cache, "layers", None) or ():
         keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
         if keys is None or values is None:  # a layer that caches nothing (shared KV, or not run)
             continue
-        layers.append([type(layer).__name__, [list(keys.shape), _dtype_name(keys.dtype)], [list(values.shape), _dtype_name(values.dtype)]])
+        held = 0
+        for storage in (keys.untyped_storage(), values.untyped_storage()):
+            if storage._cdata not in counted:
+                counted.add(storage._cdata)
+                held += storage.nbytes()
+        layers.append([type(layer).__name__, [list(keys.shape), _dtype_name(keys.dtype)], [list(values.shape), _dtype_name(values.dtype)], held])
     return layers
 
 
@@ -399,7 +417,7 @@ def _record(data: dict[str, Any]) -> _Record:
         _checked(int, data["params"]),
         _checked(str, data["param_dtype"]),
         tuple(AttentionCall(_checked(str, path), *map(_meta, (q, k, v, scores)), _checked(int, flops)) for path, q, k, v, scores, flops in _checked(list, data["attention"])),
-        tuple(CacheLayer(_checked(str, kind), _meta(keys), _meta(values)) for kind, keys, values in _checked(list, data["cache"])),
+        tuple(CacheLayer(_checked(str, kind), _meta(keys), _meta(values), _checked(int, held)) for kind, keys, values, held in _checked(list, data["cache"])),
         _checked(int, data["peak"]),
         None if experts is None else Experts(*(_checked(int, n) for n in _checked(list, experts))),
     )

@@ -280,7 +280,7 @@ def _tensor_section(report: Report, words: dict) -> str:
 def _forward_section(forward: Trace, words: dict) -> str:
     """The forward pass on the meta device: FLOPs and activation bytes per layer, then the totals with how each is made."""
     from ..analysis.trace import layer_costs
-    from .trace import attention_formula, flops_text
+    from .trace import attention_formula, cache_text, flops_text
 
     note = words["forward_note"].format(batch=forward.batch, seq=forward.seq, model_class=forward.model_class, version=forward.transformers_version)
     parts = [element("p", esc(note), class_="note")]
@@ -303,7 +303,7 @@ def _forward_section(forward: Trace, words: dict) -> str:
         (words["peak_activation"], f"{thousands(forward.peak_bytes)} ({human_bytes(forward.peak_bytes)})", "KV cache and weights not included"),
     ]
     if forward.cache:
-        rows.append((words["kv_cache_forward"], f"{thousands(forward.cache_bytes)} ({human_bytes(forward.cache_bytes)})", f"{len(forward.cache)} layers x keys {shape_text(forward.cache[0].keys.shape)} + values {shape_text(forward.cache[0].values.shape)}"))
+        rows.append((words["kv_cache_forward"], f"{thousands(forward.cache_bytes)} ({human_bytes(forward.cache_bytes)})", cache_text(forward)))
     parts.append(table((words["forward"], words["forward_total"], words["forward_formula"]), [tuple(esc(c) for c in row) for row in rows], numeric=(1,)))
     if forward.experts is not None:
         parts.append(element("p", esc(words["experts_counted"].format(top_k=forward.experts.top_k, experts=forward.experts.experts)), class_="note"))

@@ -10,7 +10,7 @@ if TYPE_CHECKING:  # annotations only: roofline is imported with --device
     from ..analysis.devices import Device
     from ..analysis.roofline import Bound, Roofline
 
-from ..analysis.trace import AttentionCall, Trace, TraceNode, TracedModule, fold_layers, nest
+from ..analysis.trace import AttentionCall, CacheLayer, Trace, TraceNode, TracedModule, fold_layers, nest
 from .text import human_bytes, shape_text, table, thousands, to_json
 from .tree import BRANCH, LAST_BRANCH, PIPE, SPACE
 
@@ -120,12 +120,20 @@ def attention_formula(calls: tuple[AttentionCall, ...]) -> str:
     return f"{' + '.join(terms)} = {thousands(value)}"
 
 
-def _cache_text(trace: Trace) -> str:
-    """The cache's layers grouped by their shapes: '2 x DynamicLayer keys [1, 2, 8, 16] values [1, 2, 8, 16]'."""
+def cache_text(trace: Trace) -> str:
+    """The cache's layers grouped by their shapes: '2 x DynamicLayer keys [1, 2, 8, 16] values
+    [1, 2, 8, 16] float32', and where a layer's tensors are views of a larger storage, its tokens
+    ('(views of the last 3 of 4 tokens held)')."""
     groups: dict[tuple, int] = {}
     for layer in trace.cache:
         groups[layer] = groups.get(layer, 0) + 1
-    return ", ".join(f"{n} x {layer.kind} keys {shape_text(layer.keys.shape)} values {shape_text(layer.values.shape)} {layer.keys.dtype}" for layer, n in groups.items())
+    return ", ".join(f"{n} x {layer.kind} keys {shape_text(layer.keys.shape)} values {shape_text(layer.values.shape)} {layer.keys.dtype}{_held_text(layer)}" for layer, n in groups.items())
+
+
+def _held_text(layer: CacheLayer) -> str:
+    if layer.held <= layer.nbytes:
+        return ""
+    return f" (views of the last {layer.keys.shape[-2]} of {layer.held_tokens} tokens held)"
 
 
 def totals(trace: Trace) -> list[str]:
@@ -152,12 +160,19 @@ def totals(trace: Trace) -> list[str]:
     shape = f"batch {trace.batch}, 1 new token per sequence over {trace.context} cached" if trace.decode else f"batch {trace.batch}, {trace.seq} tokens"
     lines.append(f"peak activation memory: {thousands(trace.peak_bytes)} bytes ({human_bytes(trace.peak_bytes)}) held at once by the tensors this forward creates at {shape} (weights and the KV cache not included; attention as the math kernel runs it, scores materialized)")
     if trace.cache:
-        lines.append(f"KV cache after this forward: {thousands(trace.cache_bytes)} bytes ({human_bytes(trace.cache_bytes)}): {_cache_text(trace)}")
+        lines.append(f"KV cache after this forward: {thousands(trace.cache_bytes)} bytes ({human_bytes(trace.cache_bytes)}) held by {cache_text(trace)}")
     if trace.kv_cache is not None:
-        lines.append(f"  `summary` computes {thousands(trace.kv_cache.nbytes)} bytes ({human_bytes(trace.kv_cache.nbytes)}, {trace.kv_dtype}) for {trace.batch} x {trace.kv_cache.context} tokens")
+        lines.append(f"  `summary` computes {thousands(trace.kv_cache.nbytes)} bytes ({human_bytes(trace.kv_cache.nbytes)}, {trace.kv_dtype}) for {trace.batch} x {trace.kv_cache.context} tokens{_prefill_held_text(trace)}")
     elif trace.kv_note:
         lines.append(f"KV cache: none ({trace.kv_note})")
     return lines
+
+
+def _prefill_held_text(trace: Trace) -> str:
+    """Why a prefill's cache can hold more than `summary` counts: sliding-window layers."""
+    if trace.decode or not any(layer.held > layer.nbytes for layer in trace.cache):
+        return ""
+    return ", what decoding holds (a sliding-window layer: the window); until the first decoding step, these layers still hold the prefill's tokens"
 
 
 def heading(trace: Trace) -> str:
@@ -257,7 +272,7 @@ def json_text(trace: Trace, roof: Roofline | None = None) -> str:
         "kv_cache_note": trace.kv_note,
         "weight_bytes": trace.weight_bytes,
         "roofline": roofline_json(roof) if roof else None,
-        "cache_layers": [{"kind": layer.kind, "keys": _meta_json((layer.keys,))[0], "values": _meta_json((layer.values,))[0], "bytes": layer.nbytes} for layer in trace.cache],
+        "cache_layers": [{"kind": layer.kind, "keys": _meta_json((layer.keys,))[0], "values": _meta_json((layer.values,))[0], "bytes": layer.nbytes, "held_bytes": layer.held} for layer in trace.cache],
         "attention": [
             {"path": call.path, "query": _meta_json((call.query,))[0], "key": _meta_json((call.key,))[0], "value": _meta_json((call.value,))[0], "scores": _meta_json((call.scores,))[0], "flops": call.flops}
             for call in trace.attention
