@@ -187,8 +187,9 @@ def test_sliding_window_kv_cache_is_what_a_real_cache_holds(name, family, cli):
     for context in contexts[1:]:
         decoded = _json(cli, folder, "--decode", "--context", context - 1, "--batch", 2)
         assert sum(layer["held_bytes"] for layer in decoded["cache_layers"]) == decoded["kv_cache"]["bytes"] == held[context]
-    traced = _json(cli, folder, "--seq", 7, "--batch", 2)
+    traced = _json(cli, folder, "--seq", 7, "--batch", 2, "--device", "h100 sxm")
     assert sum(layer["held_bytes"] for layer in traced["cache_layers"]) == _held(prefill.layers) > traced["kv_cache"]["bytes"] == held[7]
+    assert traced["roofline"]["decode"]["bytes"] == traced["weight_bytes"] + held[7]  # the next step reads what decoding holds
     out = cli("trace", folder, "--seq", 7, "--batch", 2).out
     assert "DynamicSlidingWindowLayer keys [2, 2, 3, 8] values [2, 2, 3, 8] float32 (views of the last 3 of 7 tokens held)" in out
     assert "until the first decoding step, these layers still hold the prefill's tokens" in out

@@ -72,6 +72,9 @@ def roofline(trace: Trace, device: Device) -> Roofline:
     else:
         prefill = _bound("prefill", trace.total_flops, trace.weight_bytes + trace.cache_bytes, device)
         per_token = trace.total_flops // trace.tokens if trace.tokens else 0
-        decode = _bound("decoding step", per_token * trace.batch, trace.weight_bytes + trace.cache_bytes, device)
+        # The next step reads the cache as decoding holds it (`summary`'s row): a prefill's
+        # sliding-window layers still hold all its tokens, of which that step keeps the window.
+        cache = trace.kv_cache.nbytes if trace.kv_cache is not None else trace.cache_bytes
+        decode = _bound("decoding step", per_token * trace.batch, trace.weight_bytes + cache, device)
         context = trace.seq
     return Roofline(device, prefill, decode, context, {i.path: i for i in intensities})

@@ -201,17 +201,20 @@ def _bound_line(bound: Bound, device: Device, parts: str, what: str) -> str:
 
 def roofline_lines(trace: Trace, roof: Roofline) -> list[str]:
     device = roof.device
-    moved = f"(weights {si(trace.weight_bytes, 'B')} + KV cache {si(trace.cache_bytes, 'B')})"
+
+    def moved(bound: Bound) -> str:
+        return f"(weights {si(trace.weight_bytes, 'B')} + KV cache {si(bound.bytes - trace.weight_bytes, 'B')})"
+
     lines = [
         f"roofline on {device.name}: {si(device.peak_flops, 'FLOP/s')} dense {device.precision}, {si(device.bandwidth, 'B/s')} ({device.source}); "
         f"ridge {device.ridge:,.1f} FLOP/byte: a module whose FLOP/B (FLOPs / (weight + input + output bytes)) is below it is memory-bound",
         "  lower bounds, not predictions: no kernel beats either roof, real ones reach neither",
     ]
     if roof.prefill is not None:
-        lines.append(_bound_line(roof.prefill, device, moved, ""))
+        lines.append(_bound_line(roof.prefill, device, moved(roof.prefill), ""))
     how = "" if trace.decode else f", estimated from the prefill's FLOPs per token; --decode --context {roof.context} measures it"
     tokens = f"{trace.batch} new token{'s' if trace.batch != 1 else ''}, 1 per sequence"
-    lines.append(_bound_line(roof.decode, device, moved, f"; {tokens}, over {roof.context} cached{how}"))
+    lines.append(_bound_line(roof.decode, device, moved(roof.decode), f"; {tokens}, over {roof.context} cached{how}"))
     return lines
 
 
