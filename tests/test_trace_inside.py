@@ -193,6 +193,7 @@ def test_sliding_window_kv_cache_is_what_a_real_cache_holds(name, family, cli):
     out = cli("trace", folder, "--seq", 7, "--batch", 2).out
     assert "DynamicSlidingWindowLayer keys [2, 2, 3, 8] values [2, 2, 3, 8] float32 (views of the last 3 of 7 tokens held)" in out
     assert "until the first decoding step, these layers still hold the prefill's tokens" in out
+    assert "until the first decoding step" not in cli("trace", folder, "--seq", 4, "--batch", 2).out  # the window: as summary
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2", "bert", "no_dtype", "gemma3", "gpt_oss", "deepseek_v3", *SLIDING])

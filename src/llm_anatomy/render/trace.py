@@ -170,7 +170,8 @@ def totals(trace: Trace) -> list[str]:
 
 def _prefill_held_text(trace: Trace) -> str:
     """Why a prefill's cache can hold more than `summary` counts: sliding-window layers."""
-    if trace.decode or not any(layer.held > layer.nbytes for layer in trace.cache):
+    beyond = trace.kv_cache is not None and trace.cache_bytes > trace.kv_cache.nbytes
+    if trace.decode or not beyond or not any(layer.held > layer.nbytes for layer in trace.cache):
         return ""
     return ", what decoding holds (a sliding-window layer: the window); until the first decoding step, these layers still hold the prefill's tokens"
 
