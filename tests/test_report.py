@@ -461,7 +461,7 @@ def test_chinese_report_has_no_english_sentence_left(llama_dir, gpt2_dir, bert_d
         english = [t for t in parser.texts if ENGLISH_RUN.search(t)]
         assert english == []
     assert "输出头与 transformer.wte.weight 绑定（tie_word_embeddings）：只存储并计数一次" in pages[1]
-    assert "config.json：RoPE 缩放类型应为本工具已知的一种（default, linear, dynamic, yarn, llama3, longrope, su），实际为 &#x27;wild&#x27;" in pages[3]
+    assert "config.json：RoPE 缩放类型应为本工具已知的一种（default, linear, dynamic, yarn, llama3, longrope, su, proportional），实际为 &#x27;wild&#x27;" in pages[3]
     assert "注意力：按 config.json 推算，权重矩阵应有 28,672 个参数，张量中实际为 24,576" in pages[3]
     assert "rwkv.gguf：无法读取或推导出配置（英文原因见悬停提示），因此不做配置检查" in pages[4]
     assert "w.safetensors：旁边没有 config.json；配置检查和 KV 缓存需要它" in pages[5]
