@@ -115,3 +115,188 @@ def test_no_line_break_reaches_a_request(request_to, monkeypatch):
         request_to(server).get("file", 0, 9)
     assert refused.value.line().endswith(": expected a request without line breaks in its address or headers, found one; check HF_ENDPOINT, HF_TOKEN and HF_HUB_USER_AGENT_ORIGIN")
     assert server.requests == []
+
+
+# ---------------------------------------------------------------- proxies and TLS, as huggingface_hub's client honours them
+
+
+def pipe(a, b):
+    """Copy bytes both ways between two sockets until either side closes."""
+
+    def copy(source, target):
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, target):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    threading.Thread(target=copy, args=(a, b), daemon=True).start()
+    threading.Thread(target=copy, args=(b, a), daemon=True).start()
+
+
+class Proxy:
+    """An HTTP proxy on 127.0.0.1: CONNECT tunnels, and requests for http:// URLs passed on
+    to their host as they come; the first line of each connection and its Proxy-Authorization
+    are kept."""
+
+    def __init__(self):
+        self.seen = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            client, _ = self.server.accept()
+            head = b""
+            while b"\r\n\r\n" not in head and (data := client.recv(65536)):
+                head += data
+            first, *lines = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+            credentials = next((line.split(": ", 1)[1] for line in lines if line.lower().startswith("proxy-authorization:")), None)
+            self.seen.append((first, credentials))
+            method, target, _ = first.split(" ")
+            host, _, port = (target if method == "CONNECT" else target.split("/")[2]).rpartition(":")
+            upstream = socket.create_connection((host, int(port)))
+            if method == "CONNECT":
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            else:
+                upstream.sendall(head)
+            pipe(client, upstream)
+
+
+@pytest.fixture
+def hub_env(monkeypatch, tmp_path):
+    """The stand-in Hub with a small repo; no proxy or certificate settings from outside."""
+    from hub_standin import HubStandIn
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR", "HF_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(remote, "RETRY_DELAYS", (0.01, 0.01, 0.01))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    hub = HubStandIn()
+    hub.add("org/m", folder)
+    for name, value in {"HF_ENDPOINT": hub.url, "HF_HOME": tmp_path / "home", "HF_HUB_CACHE": tmp_path / "hf", "LLM_ANATOMY_CACHE": tmp_path / "cache"}.items():
+        monkeypatch.setenv(name, str(value))
+    remote._forget_connections()
+    yield hub
+    remote._forget_connections()
+    hub.close()
+
+
+def model_info():
+    from llm_anatomy import hub_commit
+
+    return hub_commit.model_info("org/m", None)
+
+
+def test_http_through_the_proxy_the_environment_names(hub_env, monkeypatch):
+    proxy = Proxy()
+    monkeypatch.setenv("http_proxy", proxy.url.replace("http://", "http://me:p%40ss@"))
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the lower case one wins, as urllib reads them
+    assert model_info()[1] == ["config.json"]
+    assert proxy.seen == [(f"GET {hub_env.url}/api/models/org/m HTTP/1.1", "Basic bWU6cEBzcw==")]  # me:p@ss
+    assert [e.path for e in hub_env.log] == [f"{hub_env.url}/api/models/org/m"]  # the whole URL: it came through the proxy
+    remote._forget_connections()
+    monkeypatch.setenv("NO_PROXY", "example.com, 127.0.0.1")
+    hub_env.clear_log()
+    assert model_info()[1] == ["config.json"]
+    assert [e.path for e in hub_env.log] == ["/api/models/org/m"] and len(proxy.seen) == 1
+
+
+def test_https_through_a_tunnel_with_the_certificates_ssl_cert_file_names(hub_env, monkeypatch, tmp_path):
+    """An https:// endpoint (a TLS front for the stand-in) through the proxy's CONNECT; the
+    certificate is trusted because SSL_CERT_FILE names it, and refused otherwise."""
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert], capture_output=True)
+    assert made.returncode == 0, made.stderr
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    front = socket.create_server(("127.0.0.1", 0))
+    hub_port = int(hub_env.url.rpartition(":")[2])
+
+    def serve():
+        while True:
+            client, _ = front.accept()
+            try:
+                secure = context.wrap_socket(client, server_side=True)
+            except (OSError, ssl.SSLError):
+                continue  # a client that does not trust us
+            pipe(secure, socket.create_connection(("127.0.0.1", hub_port)))
+
+    threading.Thread(target=serve, daemon=True).start()
+    endpoint = f"https://127.0.0.1:{front.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    proxy = Proxy()
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    with pytest.raises(AnatomyError) as untrusted:
+        model_info()
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.value.line()
+    remote._forget_connections()
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    assert model_info()[1] == ["config.json"]
+    assert proxy.seen[-1] == (f"CONNECT 127.0.0.1:{front.getsockname()[1]} HTTP/1.1", None)
+    assert [e.path for e in hub_env.log][-1] == "/api/models/org/m"
+
+
+def test_a_proxy_that_is_not_http_is_one_line(hub_env, monkeypatch):
+    monkeypatch.setenv("ALL_PROXY", "socks5://me:secret@127.0.0.1:1080")
+    with pytest.raises(AnatomyError) as refused:
+        model_info()
+    assert refused.value.line() == "127.0.0.1:1080: expected an http:// proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY), found socks5://; use an http:// proxy, or NO_PROXY for this host"
+
+
+PROXY_CASES = [
+    ({"HTTPS_PROXY": "http://p:1"}, "https://huggingface.co/api/models/x"),
+    ({"HTTP_PROXY": "http://p:1"}, "https://huggingface.co/x"),
+    ({"HTTP_PROXY": "http://p:1"}, "http://mirror.example:8080/x"),
+    ({"ALL_PROXY": "http://p:2"}, "https://huggingface.co/x"),
+    ({"ALL_PROXY": "http://p:2", "HTTPS_PROXY": "http://p:1"}, "https://huggingface.co/x"),
+    ({"https_proxy": "http://lower:1", "HTTPS_PROXY": "http://upper:1"}, "https://huggingface.co/x"),
+    ({"HTTPS_PROXY": "p:3128"}, "https://huggingface.co/x"),
+    ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "huggingface.co"}, "https://huggingface.co/x"),
+    ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "huggingface.co"}, "https://cdn-lfs.huggingface.co/x"),
+    ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "huggingface.co"}, "https://nothuggingface.co/x"),
+    ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": ".huggingface.co"}, "https://huggingface.co/x"),
+    ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": ".huggingface.co"}, "https://cas-bridge.huggingface.co/x"),
+    ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "*.huggingface.co"}, "https://huggingface.co/x"),
+    ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "*"}, "https://huggingface.co/x"),
+    ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": " , example.com ,127.0.0.0/8"}, "https://127.0.0.1:8443/x"),
+    ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "localhost"}, "http://localhost:8080/x"),
+    ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "::1"}, "http://[::1]:8080/x"),
+    ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "http://huggingface.co"}, "https://huggingface.co/x"),
+    ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "http://mirror.example"}, "http://mirror.example/x"),
+]
+
+
+@pytest.mark.parametrize("env, url", PROXY_CASES)
+def test_the_proxy_is_the_one_huggingface_hubs_client_picks(env, url, monkeypatch):
+    """hub_env.proxy_for against httpx2 (huggingface_hub's HTTP client) itself: its
+    environment proxies and NO_PROXY patterns, most specific first, as its Client mounts them."""
+    from urllib.parse import urlsplit
+
+    from httpx2 import URL
+    from httpx2._utils import URLPattern, get_environment_proxies
+
+    from llm_anatomy.hub_env import proxy_for
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    mounts = sorted((URLPattern(key), proxy) for key, proxy in get_environment_proxies().items())
+    theirs = next((proxy for pattern, proxy in mounts if pattern.matches(URL(url))), None)
+    parts = urlsplit(url)
+    assert proxy_for(parts.scheme, parts.hostname) == theirs

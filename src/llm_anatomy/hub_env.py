@@ -140,3 +140,84 @@ def headers() -> dict[str, str]:
     if found is not None:
         sent["authorization"] = f"Bearer {found}"
     return sent
+
+
+def proxy_for(scheme: str, host: str) -> str | None:
+    """The proxy a request to scheme://host goes through, as huggingface_hub's HTTP client
+    (httpx, trusting the environment) picks it: HTTPS_PROXY or HTTP_PROXY by the scheme,
+    else ALL_PROXY, each lower case first as urllib's getproxies reads them (HTTP_PROXY not
+    under CGI), none for a host NO_PROXY names ("*"; a name, and the names under it;
+    ".name" or "*.name": those under it only). A proxy without a scheme is http://."""
+    settings = {name: _proxy_variable(name) for name in ("http", "https", "all", "no")}
+    if "REQUEST_METHOD" in os.environ:
+        settings["http"] = None  # a CGI request's Proxy: header arrives as HTTP_PROXY
+    proxy = settings[scheme] or settings["all"]
+    host = host.lower().strip("[]")
+    for entry in (settings["no"] or "").split(","):
+        only, _, rest = entry.strip().lower().rpartition("://")
+        if only and only not in (scheme, "all"):
+            continue  # http://name: that scheme's requests only
+        entry = rest.strip("[]")
+        if entry == "*":
+            return None
+        if "/" in entry:  # a network (127.0.0.0/8, ::1/128): for an address in it
+            if _in_network(host, entry.replace("]", "")):
+                return None
+        elif entry.startswith(("*.", ".")):
+            if host.endswith(entry.lstrip("*")):
+                return None
+        elif entry and (host == entry or host.endswith("." + entry)):
+            return None
+    if proxy and "://" not in proxy:
+        proxy = "http://" + proxy
+    return proxy or None
+
+
+def _in_network(host: str, network: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host) in ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return False  # a name, or an entry that is no network: ignored, as httpx ignores it
+
+
+def _proxy_variable(name: str) -> str | None:
+    lower = os.environ.get(f"{name}_proxy")
+    return (lower or None) if lower is not None else os.environ.get(f"{name.upper()}_PROXY") or None
+
+
+# Where OpenSSL's compiled-in paths are missing: the bundles of the main Linux families, as
+# huggingface_hub's HTTP client (httpcore) looks for them, after truststore.
+CA_FILE_CANDIDATES = ("/etc/ssl/cert.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/pki/tls/cert.pem", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/ca-bundle.pem")
+
+
+def tls_context() -> object:
+    """The certificates to trust, as huggingface_hub's HTTP client (httpcore's
+    default_ssl_context) chooses them: SSL_CERT_FILE, else SSL_CERT_DIR, else the system's
+    (truststore on macOS and Windows; on Linux OpenSSL's compiled-in paths, else the first
+    of CA_FILE_CANDIDATES)."""
+    import ssl
+
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    if sys.platform in ("darwin", "win32"):
+        try:
+            import truststore
+
+            return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        except ImportError:
+            return ssl.create_default_context()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    paths = ssl.get_default_verify_paths()
+    cafile = paths.openssl_cafile if os.path.isfile(paths.openssl_cafile) else None
+    capath = paths.openssl_capath if os.path.isdir(paths.openssl_capath) else None
+    if capath and not cafile and not any(len(f) > 9 and f[8] == "." and f[9:].isdigit() for f in os.listdir(capath)):
+        capath = None  # a folder without OpenSSL's hashed names (XXXXXXXX.0) trusts nothing
+    if not cafile and not capath:
+        cafile = next(filter(os.path.isfile, CA_FILE_CANDIDATES), None)
+    if cafile or capath:
+        context.load_verify_locations(cafile, capath)
+    return context

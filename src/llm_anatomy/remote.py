@@ -80,39 +80,69 @@ class _Connection:
     see the module's docstring)."""
 
     def __init__(self, scheme: str, netloc: str) -> None:
+        from urllib.parse import unquote, urlsplit
+
+        from .hub_env import proxy_for
+
         self.scheme, self.netloc = scheme, netloc
         self.sock: Any = None
         self.stream: Any = None  # the socket's buffered reader, for the connection's lifetime
+        target = urlsplit(f"//{netloc}")
+        self.host, self.port = target.hostname or "", target.port or (443 if scheme == "https" else 80)
+        self.proxy = proxy_for(scheme, self.host)
+        self.proxy_headers: dict[str, str] = {}
+        if self.proxy is not None:
+            proxy = urlsplit(self.proxy)
+            if proxy.scheme != "http" or not proxy.hostname:
+                raise AnatomyError(self.proxy.partition("@")[2] or self.proxy, "an http:// proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)", f"{proxy.scheme}://", "use an http:// proxy, or NO_PROXY for this host")
+            self.proxy_address = (proxy.hostname, proxy.port or 80)
+            if proxy.username is not None:
+                import base64
+
+                credentials = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
+                self.proxy_headers["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
 
     def _open(self) -> None:
         import socket
-        from urllib.parse import urlsplit
 
-        parts = urlsplit(f"//{self.netloc}")
-        host = parts.hostname or ""
-        sock = socket.create_connection((host, parts.port or (443 if self.scheme == "https" else 80)), TIMEOUT_SECONDS)
+        sock = socket.create_connection(self.proxy_address if self.proxy else (self.host, self.port), TIMEOUT_SECONDS)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as http.client: a request is one write, sent at once
             if self.scheme == "https":
-                import ssl
+                if self.proxy:
+                    self._tunnel(sock)
+                from .hub_env import tls_context
 
-                context = ssl.create_default_context()  # as http.client's default: verified, SSL_CERT_FILE honoured
+                context: Any = tls_context()
                 context.set_alpn_protocols(["http/1.1"])
-                sock = context.wrap_socket(sock, server_hostname=host)
+                sock = context.wrap_socket(sock, server_hostname=self.host)
         except BaseException:
             sock.close()
             raise
         self.sock, self.stream = sock, sock.makefile("rb")
 
-    def request(self, target: str, headers: dict[str, str]) -> None:
-        """Send GET target: the request line, Host, then headers, as http.client sends them."""
-        lines = [f"GET {target} HTTP/1.1", f"Host: {self.netloc}", *(f"{key}: {value}" for key, value in headers.items())]
-        if any(bad in line for line in lines for bad in "\r\n\0") or " " in target:
-            raise AnatomyError(self.netloc, "a request without line breaks in its address or headers", "one", "check HF_ENDPOINT, HF_TOKEN and HF_HUB_USER_AGENT_ORIGIN")
+    def _tunnel(self, sock: Any) -> None:
+        """CONNECT host:port through the proxy: its 200 (and headers) read, then TLS inside."""
+        lines = [f"CONNECT {self.host}:{self.port} HTTP/1.1", f"Host: {self.host}:{self.port}", *(f"{k}: {v}" for k, v in self.proxy_headers.items())]
+        sock.sendall(_encode(self.netloc, lines))
+        self.sock, self.stream = sock, sock.makefile("rb")  # the proxy says nothing more before TLS starts
         try:
-            message = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")  # as http.client encodes headers
-        except UnicodeEncodeError:
-            raise AnatomyError(self.netloc, "a request in Latin-1 characters", "other characters", "check HF_ENDPOINT, HF_TOKEN and HF_HUB_USER_AGENT_ORIGIN") from None
+            answer = _Response(self)
+        finally:
+            if self.stream is not None:
+                self.stream.close()  # the reader, not the socket
+            self.sock = self.stream = None
+        if answer.status != 200:
+            raise AnatomyError(self.netloc, "a tunnel through the proxy (HTTPS_PROXY)", f"HTTP {answer.status}", "check the proxy's address and credentials")
+
+    def request(self, target: str, headers: dict[str, str]) -> None:
+        """Send GET target: the request line, Host, then headers, as http.client sends them
+        (to an http:// address through a proxy: the whole URL, and the proxy's credentials)."""
+        if " " in target:
+            raise AnatomyError(self.netloc, "a request without spaces in its address", repr(target)[:60], "check HF_ENDPOINT")
+        if self.proxy and self.scheme == "http":
+            target, headers = f"http://{self.netloc}{target}", {**headers, **self.proxy_headers}
+        message = _encode(self.netloc, [f"GET {target} HTTP/1.1", f"Host: {self.netloc}", *(f"{key}: {value}" for key, value in headers.items())])
         if self.sock is None:
             self._open()
         self.sock.sendall(message)
@@ -125,6 +155,16 @@ class _Connection:
             self.stream.close()
             self.sock.close()
             self.sock = self.stream = None
+
+
+def _encode(netloc: str, lines: list[str]) -> bytes:
+    """A request's head, refused if a line break or NUL would split it (from HF_TOKEN, say)."""
+    if any(bad in line for line in lines for bad in "\r\n\0"):
+        raise AnatomyError(netloc, "a request without line breaks in its address or headers", "one", "check HF_ENDPOINT, HF_TOKEN and HF_HUB_USER_AGENT_ORIGIN")
+    try:
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")  # as http.client encodes headers
+    except UnicodeEncodeError:
+        raise AnatomyError(netloc, "a request in Latin-1 characters", "other characters", "check HF_ENDPOINT, HF_TOKEN and HF_HUB_USER_AGENT_ORIGIN") from None
 
 
 class _Response:
