@@ -101,6 +101,19 @@ def test_a_garbled_answer_is_retried_then_one_line(answer, found, request_to):
     assert len(server.requests) == 4
 
 
+def test_numbers_outside_the_framing_are_ascii_digits_too(request_to):
+    """'²' is a digit to str.isdigit() and not to int(): a 416's size and a whole file's
+    Content-Length beside chunks are one line, not a traceback."""
+    server = Canned([(b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */\xb2\r\nContent-Length: 0\r\n\r\n", False), (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: \xb2\r\n\r\n0\r\n\r\n", False)])
+    request = request_to(server)
+    with pytest.raises(AnatomyError) as refused:
+        request.get("file", 0, 9)
+    assert refused.value.line() == "file: expected bytes 0-9, found HTTP 416 ('bytes */\u00b2'); the server's answer does not match the request; try again"
+    with pytest.raises(AnatomyError) as refused:
+        request.get_whole("file", 1000)
+    assert refused.value.line() == "file: expected a whole file with its Content-Length, found HTTP 200, Content-Length \u00b2; check HF_ENDPOINT"
+
+
 def test_a_body_cut_short_is_refused(request_to):
     head = b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: 10\r\n\r\n"
     with pytest.raises(AnatomyError) as refused:

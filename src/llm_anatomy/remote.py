@@ -312,7 +312,7 @@ def _unsatisfiable_size(content_range: str | None) -> int | None:
     """N of a 416 answer's 'bytes */N': the file is shorter than the range asked."""
     unit, _, span = (content_range or "").partition(" ")
     size = span.removeprefix("*/")
-    return int(size) if unit == "bytes" and span.startswith("*/") and size.isdigit() else None
+    return int(size) if unit == "bytes" and span.startswith("*/") and _DIGITS.fullmatch(size) else None
 
 
 def gated(repo: str) -> AnatomyError:
@@ -405,7 +405,7 @@ class Request:
     def _body(name: str, response: _Response, start: int, end: int | None, limit: int) -> tuple[bytes, int]:
         length = response.getheader("Content-Length")
         if end is None:  # a whole small file
-            if response.status != 200 or length is None or not length.isdigit():
+            if response.status != 200 or length is None or not _DIGITS.fullmatch(length):  # chunked: not checked on arrival
                 raise AnatomyError(name, "a whole file with its Content-Length", f"HTTP {response.status}, Content-Length {length}", "check HF_ENDPOINT")
             if int(length) > limit:
                 raise AnatomyError(name, f"a file of at most {limit} bytes", f"{length} bytes", "the repository's file is corrupt or hostile")
