@@ -252,3 +252,29 @@ def test_label_maps_shown_whole(tmp_path, cli):
     lines = cli("config", _config_folder(tmp_path / "m", config), "--explain", "--lang", "en").out.splitlines()
     assert lines[lines.index('id2label = {"0": "NEGATIVE", "1": "POSITIVE"}') + 1] == "    For classification heads: the label name of each output index."
     assert not any(line.lstrip().startswith("id2label.") for line in lines)
+
+
+def test_gemma4_layers_that_differ_derived_text(tmp_path, cli):
+    """Gemma 4's MoE layout as llama.cpp converts it (the tests' tiny GGUF): the full-attention
+    layers' own head size and KV heads, keys as values, the KV-sharing layers, the dense MLP
+    beside the experts and its double width; every derived field explained."""
+    import gguf_writers
+
+    path, _ = gguf_writers.whole_model(str(tmp_path), "gemma4-moe")
+    result = cli("config", path, "--explain", "--lang", "en")
+    assert result.out.split("Derived from the config:\n")[1] == (
+        "  head_dim: 16 (head_dim in config.json)\n"
+        "  attention: GQA (grouped-query): 4 query heads share 2 key/value heads, 2 per group\n"
+        "  KV heads: 2\n"
+        "  full-attention layers: head_dim 32, KV heads 1; keys are also the values (no v_proj)\n"
+        "  shared KV: the last 2 of 4 layers reuse earlier layers' keys and values and cache none\n"
+        "  layers: 4\n"
+        "  feed-forward: MoE: 4 experts, 2 per token, inner size 32 each; beside a dense MLP with inner size 96 in every layer; dense MLPs twice as wide (192) in the 2 KV-sharing layers\n"
+        "  vocabulary: 128 tokens\n"
+        "  context: 256 tokens\n"
+        "  embeddings: tied: the output head reuses the embedding matrix\n"
+        "  sliding window: 64 tokens, in 2 of 4 layers\n"
+    )
+    assert "(no glossary entry)" not in result.out
+    lines = cli("config", path, "--explain", "--lang", "zh").out.splitlines()
+    assert "  共享键值：4 层中的最后 2 层复用前面层的键和值，自己不缓存" in lines

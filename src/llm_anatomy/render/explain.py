@@ -39,6 +39,11 @@ TEXT: dict[str, dict[str, str]] = {
         "attention.MLA": "MLA (multi-head latent): {heads} query heads; keys and values are cached as a {rank}-dim latent plus a {rope}-dim RoPE key per token",
         "kv_heads": "KV heads",
         "kv_heads.MLA": "none (MLA caches one latent per token)",
+        "full_layers": "full-attention layers",
+        "full_layers.value": "head_dim {dim}, KV heads {kv}",
+        "full_layers.k_eq_v": "; keys are also the values (no v_proj)",
+        "kv_shared": "shared KV",
+        "kv_shared.value": "the last {shared} of {layers} layers reuse earlier layers' keys and values and cache none",
         "layers": "layers",
         "ffn": "feed-forward",
         "ffn.dense": "dense, inner size {size} ({matrices})",
@@ -47,6 +52,8 @@ TEXT: dict[str, dict[str, str]] = {
         "ffn.moe": "MoE: {experts} experts, {per_token} per token, inner size {size} each",
         "ffn.shared": "; shared experts with inner size {size} in all",
         "ffn.moe_layers": "; experts in {moe} of {layers} layers, the others dense",
+        "ffn.beside": "; beside a dense MLP with inner size {size} in every layer",
+        "ffn.double": "; dense MLPs twice as wide ({size}) in the {count} KV-sharing layers",
         "vocab": "vocabulary",
         "vocab.value": "{vocab} tokens",
         "context": "context",
@@ -84,6 +91,11 @@ TEXT: dict[str, dict[str, str]] = {
         "attention.MLA": "MLA（多头潜在注意力）：{heads} 个查询头；每个词元的键和值缓存为一个 {rank} 维潜在向量加一个 {rope} 维 RoPE 键",
         "kv_heads": "键/值头数",
         "kv_heads.MLA": "无（MLA 每个词元只缓存一个潜在向量）",
+        "full_layers": "全注意力层",
+        "full_layers.value": "head_dim {dim}，键/值头数 {kv}",
+        "full_layers.k_eq_v": "；键同时用作值（没有 v_proj）",
+        "kv_shared": "共享键值",
+        "kv_shared.value": "{layers} 层中的最后 {shared} 层复用前面层的键和值，自己不缓存",
         "layers": "层数",
         "ffn": "前馈网络",
         "ffn.dense": "稠密，中间维度 {size}（{matrices}）",
@@ -92,6 +104,8 @@ TEXT: dict[str, dict[str, str]] = {
         "ffn.moe": "混合专家（MoE）：{experts} 个专家，每个词元使用 {per_token} 个，每个专家中间维度 {size}",
         "ffn.shared": "；共享专家的中间维度合计 {size}",
         "ffn.moe_layers": "；{layers} 层中有 {moe} 层使用专家，其余为稠密层",
+        "ffn.beside": "；每层另有一个中间维度为 {size} 的稠密 MLP",
+        "ffn.double": "；共享键值的 {count} 层中稠密 MLP 宽度加倍（{size}）",
         "vocab": "词表",
         "vocab.value": "{vocab} 个词元",
         "context": "上下文长度",
@@ -143,13 +157,34 @@ def _attention(arch: Architecture, t: dict[str, str]) -> str:
 def _ffn(arch: Architecture, t: dict[str, str]) -> str:
     matrices = t["ffn.gated"] if arch.gated_ffn else t["ffn.ungated"]
     if arch.ffn != "MoE":
-        return t["ffn.dense"].format(size=arch.intermediate_size, matrices=matrices) if arch.intermediate_size else t["unknown"]
+        if not arch.intermediate_size:
+            return t["unknown"]
+        return t["ffn.dense"].format(size=arch.intermediate_size, matrices=matrices) + _double_wide(arch, t)
     text = t["ffn.moe"].format(experts=arch.num_experts, per_token=arch.experts_per_token or "?", size=arch.moe_intermediate_size or arch.intermediate_size)
     if arch.shared_intermediate_size:
         text += t["ffn.shared"].format(size=arch.shared_intermediate_size)
     if arch.num_layers and len(arch.moe_layers) != arch.num_layers:
         text += t["ffn.moe_layers"].format(moe=len(arch.moe_layers), layers=arch.num_layers)
+    if arch.dense_mlp_sizes:  # Gemma 4: a dense MLP beside the experts
+        text += t["ffn.beside"].format(size=arch.intermediate_size) + _double_wide(arch, t)
     return text
+
+
+def _double_wide(arch: Architecture, t: dict[str, str]) -> str:
+    wide = [size for size in arch.dense_mlp_sizes if size != arch.intermediate_size]
+    return t["ffn.double"].format(size=wide[0], count=len(wide)) if wide else ""
+
+
+def _layer_rows(arch: Architecture, t: dict[str, str]) -> list[tuple[str, str]]:
+    """Where layers differ (Gemma 4): the full-attention layers' own sizes, the KV-sharing layers."""
+    full = next((layer for i, layer in enumerate(arch.layer_attention) if i not in arch.sliding_layers and layer.keys), None)
+    rows = []
+    if full is not None and (full.head_dim, full.kv_heads, full.values) != (arch.head_dim, arch.num_kv_heads, True):
+        rows.append((t["full_layers"], t["full_layers.value"].format(dim=full.head_dim, kv=full.kv_heads) + ("" if full.values else t["full_layers.k_eq_v"])))
+    shared = sum(not layer.keys for layer in arch.layer_attention)
+    if shared:
+        rows.append((t["kv_shared"], t["kv_shared.value"].format(shared=shared, layers=arch.num_layers)))
+    return rows
 
 
 def _effective(arch: Architecture, t: dict[str, str]) -> str:
@@ -178,12 +213,13 @@ def derived_facts(arch: Architecture, lang: str) -> list[tuple[str, str]]:
         (t["head_dim"], _head_dim(arch, t)),
         (t["attention"], _attention(arch, t)),
         (t["kv_heads"], t["kv_heads.MLA"] if arch.attention == "MLA" else _known(arch.num_kv_heads, "{v}", t, v=arch.num_kv_heads)),
+        *_layer_rows(arch, t),
         (t["layers"], _known(arch.num_layers, "{v}", t, v=arch.num_layers)),
         (t["ffn"], _ffn(arch, t)),
         (t["vocab"], _known(arch.vocab_size, t["vocab.value"], t, vocab=arch.vocab_size)),
         (t["context"], _known(arch.context_length, t["context.value"], t, context=arch.context_length)),
     ]
-    if arch.rope_type not in (None, "default"):
+    if arch.rope_type not in (None, "default", "proportional"):  # proportional (Gemma 4) rotates part of each head, no scaling
         rows.append((t["effective"], _effective(arch, t)))
     rows.append((t["tied"], _tied(arch, t)))
     window = t["sliding.value"].format(window=arch.sliding_window, count=len(arch.sliding_layers), layers=arch.num_layers) if arch.sliding_window else t["sliding.none"]
