@@ -213,6 +213,20 @@ def reference_model(folder, **kwargs):
     return getattr(transformers, architecture).from_pretrained(str(folder), **kwargs)
 
 
+def printed_parameters(model, names=lambda name: True) -> str:
+    """What the tutorial's loop prints: `for name, p in model.named_parameters(): print(p)`,
+    for the parameters whose name `names` accepts."""
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        for name, p in model.named_parameters():
+            if names(name):
+                print(p)
+    return buffer.getvalue()
+
+
 def with_config(src, dst, edit):
     """A copy of the checkpoint at src whose config.json is changed by edit(config_dict)."""
     import json

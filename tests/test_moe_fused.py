@@ -3,8 +3,6 @@ what from_pretrained holds in `experts.gate_up_proj` / `experts.down_proj`, read
 stored per-expert tensors (safetensors, as save_pretrained writes them) or stacked ones
 (GGUF), reading only the elements shown."""
 
-import contextlib
-import io
 import os
 
 import pytest
@@ -37,15 +35,6 @@ def tiny_moe(folder: str, model_type: str, dtype: str = "float32") -> str:
     return checkpoints._save(model.to(getattr(torch, dtype)), folder)
 
 
-def _printout(model, names=lambda name: True) -> str:
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        for name, p in model.named_parameters():
-            if names(name):
-                print(p)
-    return buffer.getvalue()
-
-
 def test_conversion_table_is_transformers_own():
     """Each row equals what transformers' get_checkpoint_conversion_mapping gives that model type."""
     from transformers.conversion_mapping import get_checkpoint_conversion_mapping
@@ -76,11 +65,11 @@ def test_values_torch_style_of_fused_experts_equals_transformers(model_type, tmp
     assert any(name.endswith("experts.gate_up_proj") for name, _ in model.named_parameters())
     result = cli("values", folder, "--style", "torch")
     assert result.code == 0, result.err
-    assert result.out == _printout(model)
+    assert result.out == checkpoints.printed_parameters(model)
     experts = cli("values", folder, "--style", "torch", "--filter", "*.experts.*", "--full", "--precision", "8")
     torch.set_printoptions(precision=8, threshold=float("inf"))
     try:
-        assert experts.out == _printout(model, lambda name: ".experts." in name)
+        assert experts.out == checkpoints.printed_parameters(model, lambda name: ".experts." in name)
     finally:
         torch.set_printoptions(profile="default")
 
@@ -90,7 +79,7 @@ def test_fused_experts_in_the_dtype_from_pretrained_gives(tmp_path, cli, capsys)
     capsys.readouterr()
     result = cli("values", folder, "--style", "torch", "--filter", "*.experts.*")
     assert result.code == 0, result.err
-    assert result.out == _printout(checkpoints.reference_model(folder), lambda name: ".experts." in name)
+    assert result.out == checkpoints.printed_parameters(checkpoints.reference_model(folder), lambda name: ".experts." in name)
     assert "dtype=torch.bfloat16" in result.out
 
 
@@ -138,4 +127,4 @@ def test_gguf_stacked_experts_equal_transformers_gguf_loading(arch, tmp_path, cl
     model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path), config=config)
     result = cli("values", path, "--style", "torch")
     assert result.code == 0, result.err
-    assert result.out == _printout(model)
+    assert result.out == checkpoints.printed_parameters(model)

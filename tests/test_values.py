@@ -1,7 +1,5 @@
 """`values`: the printout equals torch's own, character for character, read from the file."""
 
-import contextlib
-import io
 import json
 import math
 import os
@@ -140,13 +138,7 @@ def test_rarer_dtypes_print_as_torch_prints_them(tmp_path, dtype, shape):
 
 
 def _parameters_printout(folder, names=lambda name: True):
-    model = checkpoints.reference_model(folder)
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        for name, p in model.named_parameters():
-            if names(name):
-                print(p)
-    return buffer.getvalue()
+    return checkpoints.printed_parameters(checkpoints.reference_model(folder), names)
 
 
 @pytest.mark.parametrize("fixture", ["llama_dir", "llama_tied_dir", "llama_bf16_dir", "bert_dir", "gpt2_dir"])
