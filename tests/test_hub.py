@@ -633,3 +633,17 @@ def test_gguf_metadata_comes_in_doubling_ranges(online, standin, tmp_path, cli):
     assert sum(e.nbytes for e in online.log if e.host == "cdn") == size - 31  # 31 bytes stepped over, nothing twice
     # The first 100 KB, the rest of the reader's first 1 MB window, then each range twice the last.
     assert ranges == ["bytes=0-99999", "bytes=100000-1048575", "bytes=1048607-2097182", "bytes=2097183-4194334", f"bytes=4194335-{size - 1}"]
+
+
+def test_a_header_cache_that_cannot_be_written_is_one_line(online, remote_repos, cli, tmp_path, monkeypatch):
+    """The commit's folder in the header cache is where a model on the Hub is read from: a
+    cache under a file is one line and exit 1, not a traceback."""
+    (tmp_path / "file").write_text("x")
+    cache = tmp_path / "file" / "cache"
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", str(cache))
+    result = cli("params", "org/gpt2")
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        f"llm-anatomy: {cache}/hub/models--org--gpt2/refs/main: expected a file llm-anatomy can write in its cache of models on the Hub,"
+        " found Not a directory; set LLM_ANATOMY_CACHE to a writable folder\n"
+    )

@@ -189,3 +189,26 @@ def test_forged_unbuildable_entry_is_escaped(unbuildable, tmp_path):
     found = ("\\x1b]0;owned\\x07\\x0a" + "x" * 1000)[:297] + "..."
     line = f"llm-anatomy: {unbuildable}/config.json: expected a config transformers can build, found {found}; class names and parameter order fall back to tensor names"
     assert_refused(run_cli("values", unbuildable, "--style", "torch", env={"LLM_ANATOMY_CACHE": str(cache)}), (1,), line)
+
+
+def test_cache_files_are_never_written_through_a_link(tmp_path):
+    """cache_folder.write_file, which the skeleton, trace and Hub header caches write with: a
+    link planted at its temporary name is refused, a link at the file's own name is replaced
+    (the link, not what it points to), and nothing it points to is written."""
+    from llm_anatomy.cache_folder import write_file
+
+    victim = tmp_path / "weights.safetensors"
+    victim.write_bytes(b"precious")
+    entry = tmp_path / "cache" / "entry.json"
+    entry.parent.mkdir()
+    planted = tmp_path / "cache" / f"entry.json.{os.getpid()}.partial"
+    planted.symlink_to(victim)
+    with pytest.raises(FileExistsError):
+        write_file(str(entry), b"{}")
+    assert victim.read_bytes() == b"precious" and not entry.exists()
+    planted.unlink()
+    entry.symlink_to(victim)
+    write_file(str(entry), b"{}")
+    assert victim.read_bytes() == b"precious"
+    assert not entry.is_symlink() and entry.read_bytes() == b"{}"
+    assert sorted(p.name for p in entry.parent.iterdir()) == ["entry.json"]

@@ -75,11 +75,14 @@ def _ref_path(base: str, revision: str) -> str:
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = f"{path}.{os.getpid()}.partial"
-    with open(partial, "wb") as handle:
-        handle.write(data)
-    os.replace(partial, path)
+    """Keep a file of the header cache: the commit's folder is where a model on the Hub is
+    read from, so a cache that cannot be written is one line, not a traceback."""
+    from .cache_folder import write_file
+
+    try:
+        write_file(path, data)
+    except OSError as exc:
+        raise AnatomyError(path, "a file llm-anatomy can write in its cache of models on the Hub", exc.strerror or type(exc).__name__, "set LLM_ANATOMY_CACHE to a writable folder") from None
 
 
 def _last_commit(base: str, wanted: str) -> str | None:

@@ -188,24 +188,12 @@ def _read_cached(path: str, key: str) -> Skeleton | str | None:
 def write_cached(path: str, entry: dict[str, Any]) -> None:
     """Store an entry; a cache that cannot be written (no permission, a file where its folder
     should be, a full disk) leaves the command working without it, with a note."""
-    tmp = f"{path}.{os.getpid()}.tmp"
+    from .cache_folder import write_file
+
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        # O_EXCL | O_NOFOLLOW: never write through a link or into a file planted at tmp.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        write_file(path, json.dumps(entry).encode())
     except OSError as exc:
         note(f"cannot write the skeleton cache in {os.path.dirname(path)} ({exc.strerror or type(exc).__name__}); continuing without it")
-        return
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(entry, handle)
-        os.replace(tmp, path)
-    except OSError as exc:
-        note(f"cannot write the skeleton cache entry {path} ({exc.strerror or type(exc).__name__}); continuing without it")
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
 
 
 # Called with True just before transformers builds a skeleton (seconds: torch and transformers
