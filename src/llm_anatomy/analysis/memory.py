@@ -110,12 +110,7 @@ def _layered_kv_cache(arch: Architecture, dtype: str, contexts: Sequence[int], b
         formula.append(f"cache = ({full_bytes:,} bytes x context + {window_bytes:,} bytes x min(context, {f.get('sliding_window', 'sliding_window')} {window})) x batch")
     else:
         formula.append("cache = per token x context x batch")
-    rows = tuple(
-        KVCacheRow(context, batch, (full_bytes * context + window_bytes * min(context, window)) * batch, context > _longest(arch))
-        for context in contexts
-        for batch in batches
-    )
-    return KVCache(dtype, per_token, rows, tuple(formula))
+    return KVCache(dtype, per_token, _rows(arch, full_bytes, window_bytes, contexts, batches), tuple(formula))
 
 
 def kv_cache(arch: Architecture, dtype: str, contexts: Sequence[int], batches: Sequence[int]) -> KVCache | None:
@@ -136,12 +131,18 @@ def kv_cache(arch: Architecture, dtype: str, contexts: Sequence[int], batches: S
         formula.append(f"cache = {layer_bytes:,} bytes x ({layers - sliding} x context + {sliding} x min(context, {window})) x batch")
     else:
         formula.append("cache = per token x context x batch")
-    rows = tuple(
-        KVCacheRow(context, batch, layer_bytes * ((layers - sliding) * context + sliding * min(context, window)) * batch, context > _longest(arch))
+    return KVCache(dtype, per_token, _rows(arch, layer_bytes * (layers - sliding), layer_bytes * sliding, contexts, batches), tuple(formula))
+
+
+def _rows(arch: Architecture, full_bytes: int, window_bytes: int, contexts: Sequence[int], batches: Sequence[int]) -> tuple[KVCacheRow, ...]:
+    """The cache at each context and batch: full_bytes (the full-attention layers' bytes per
+    token) for every token, window_bytes (the sliding layers') for at most the window."""
+    window = arch.sliding_window or 0
+    return tuple(
+        KVCacheRow(context, batch, (full_bytes * context + window_bytes * min(context, window)) * batch, context > _longest(arch))
         for context in contexts
         for batch in batches
     )
-    return KVCache(dtype, per_token, rows, tuple(formula))
 
 
 def _longest(arch: Architecture | None) -> float:
