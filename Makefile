@@ -14,7 +14,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # those in a venv of its own before you lock them).
 LOCK := constraints/test.txt
 
-.PHONY: demo test test-latest lock docs bench clean
+.PHONY: demo test test-fast test-latest lock docs bench clean
 
 # A venv whose Python cannot run pip (made by a Python without ensurepip, or cut short) would
 # fail every later install with "No module named pip": remake it, or say what to run. A new
@@ -59,9 +59,17 @@ demo: $(DEMO_STAMP)
 
 # pytest exits 5 when it collects no test (e.g. a PYTEST_ARGS=-k that matches nothing):
 # say so and do not fail.
+define RUN_PYTEST
+$(PY) -m pytest -q $(1) $(PYTEST_ARGS); status=$$?; \
+if [ $$status -eq 5 ]; then echo "make $@: pytest collected no tests"; exit 0; fi; exit $$status
+endef
+
 test: $(TEST_STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS); status=$$?; \
-	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; exit 0; fi; exit $$status
+	$(call RUN_PYTEST,)
+
+# Everything but the tests marked slow (pyproject.toml's markers): an answer in about two minutes.
+test-fast: $(TEST_STAMP)
+	$(call RUN_PYTEST,-m 'not slow')
 
 # The suite on the newest releases pyproject.toml allows, unlocked, in a venv of its own.
 test-latest:

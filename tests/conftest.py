@@ -1,3 +1,5 @@
+import ast
+import functools
 import os
 import subprocess
 import sys
@@ -141,3 +143,39 @@ def published(tmp_path_factory):
         return folder
 
     return write
+
+
+# Markers that follow from what a test imports, so they stay true as tests change: a test that
+# imports torch or transformers (itself, or its module at the top) is `torch`; a test module
+# that imports the Hub stand-in is `hub_standin`. `slow` and `browser` are set by hand.
+IMPORT_MARKERS = {"torch": "torch", "transformers": "torch", "hub_standin": "hub_standin"}
+
+
+def _imported(node: ast.AST, top_level_only: bool = False) -> set[str]:
+    nodes = ast.iter_child_nodes(node) if top_level_only else ast.walk(node)
+    names = set()
+    for child in nodes:
+        if isinstance(child, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in child.names)
+        elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
+            names.add(child.module.split(".")[0])
+    return names
+
+
+@functools.cache
+def _module_imports(path: str) -> tuple[set[str], dict[str, set[str]]]:
+    """(what the module imports at its top, {function name: what it imports in its body})."""
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
+    functions = {node.name: _imported(node) for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return _imported(tree, top_level_only=True), functions
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        top, functions = _module_imports(str(item.path))
+        imported = top | functions.get(item.originalname, set())
+        for marker in sorted({IMPORT_MARKERS[name] for name in imported if name in IMPORT_MARKERS}):
+            item.add_marker(marker)
