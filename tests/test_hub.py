@@ -9,7 +9,7 @@ import pytest
 
 import checkpoints
 from hub_standin import HubStandIn
-from llm_anatomy import remote
+from llm_anatomy import http_transport, remote
 
 
 @pytest.fixture(scope="session")
@@ -542,7 +542,7 @@ def test_an_empty_weight_file_is_refused_as_the_local_copy_is(filename, online, 
 
 
 def test_a_hub_that_does_not_answer_in_time(online, remote_repos, cli, monkeypatch):
-    monkeypatch.setattr(remote, "TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(http_transport, "TIMEOUT_SECONDS", 0.3)
     online.faults["cdn:/org/gpt2/"] = "slow"
     result = cli("params", "org/gpt2")
     assert result.code == 1 and result.err.endswith("found no answer (TimeoutError: timed out); check the network or HF_ENDPOINT, and try again later\n"), result.err
@@ -593,14 +593,15 @@ def test_stats_and_diff_stream_a_remote_model(online, remote_repos, cli, monkeyp
 
 def test_a_fresh_process_honours_hf_endpoint_and_stays_light(standin, remote_repos, tmp_path):
     """HF_ENDPOINT read as huggingface_hub reads it; a view of a remote model imports neither
-    numpy nor torch nor huggingface_hub's HTTP stack nor http.client (nor ssl on http), and
-    the cached call on a commit not even skeleton.py (params on a local folder does not)."""
+    numpy nor torch nor huggingface_hub's HTTP stack (http.client and ssl, the standard
+    library's, it does: bench/RESULTS.md has their cost), and the cached call on a commit
+    sends nothing, so imports neither, nor even skeleton.py (params on a local folder does not)."""
     from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
 
     sha = remote_repos[0]["org/llama"][1]
     env = dict(os.environ, HF_ENDPOINT=standin.url, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_CACHE=str(tmp_path / "hf_cache"), LLM_ANATOMY_CACHE=str(tmp_path / "cache"))
     env.pop("HF_HUB_OFFLINE")
-    heavy = ("numpy", "torch", "transformers", "typing", "pathlib", "huggingface_hub.utils", "huggingface_hub.hf_api", "httpx", "http.client", "ssl")
+    heavy = ("numpy", "torch", "transformers", "typing", "pathlib", "huggingface_hub.utils", "huggingface_hub.hf_api", "httpx")
     code, loaded, out = imported_by("params", "org/llama", modules=heavy, env=env)
     assert (code, loaded) == (0, []) and out.splitlines()[-1] == "21 tensors, 78,144 parameters, 305.25 KiB in 6 files"
     standin.clear_log()
