@@ -1,6 +1,6 @@
-"""remote.py's HTTP/1.1 reader against answers the stand-in Hub never sends (it always sends
-a Content-Length): chunked bodies, bodies up to the close, 1xx answers, keep-alive, and
-garbled or oversized answers as one line."""
+"""The HTTP client (http_transport.py on http.client, remote.py's policy) against answers the
+stand-in Hub never sends (it always sends a Content-Length): chunked bodies, bodies up to the
+close, 1xx answers, keep-alive, and garbled or oversized answers as one line; proxies and TLS."""
 
 import socket
 import threading
@@ -292,7 +292,7 @@ PROXY_CASES = [
 
 @pytest.mark.parametrize("env, url", PROXY_CASES)
 def test_the_proxy_is_the_one_huggingface_hubs_client_picks(env, url, monkeypatch):
-    """hub_env.proxy_for against httpx2 (huggingface_hub's HTTP client) itself: its
+    """http_transport.proxy_for against httpx2 (huggingface_hub's HTTP client) itself: its
     environment proxies and NO_PROXY patterns, most specific first, as its Client mounts them."""
     from urllib.parse import urlsplit
 

@@ -220,3 +220,14 @@ def test_a_malformed_endpoint_is_one_line(endpoint, short_limits):
     with pytest.raises(AnatomyError) as refused:
         ranged_request(endpoint).get("file", 0, 9)
     assert refused.value.line() == f"file: expected an http:// or https:// address, found '{endpoint}/file'; check HF_ENDPOINT"
+
+
+def test_a_whole_file_for_a_range_is_refused_unread(short_limits):
+    """The head says 10 GB are coming: refused on the head, the connection dropped unread."""
+    server = Canned([(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n" + b"x" * 100, True), (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: 10\r\n\r\n0123456789", False)])
+    request = ranged_request(server.url)
+    with pytest.raises(AnatomyError) as refused:
+        request.get("file", 0, 9)
+    assert refused.value.line() == "file: expected a partial answer (206) for bytes 0-9, found the whole file (200); the server ignores ranges; check HF_ENDPOINT"
+    assert request.get("file", 0, 9) == (b"0123456789", 100)
+    assert server.connections == 2 and server.answers == []
