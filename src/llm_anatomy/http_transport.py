@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from .errors import AnatomyError
+from .safe_text import escape
 
 TIMEOUT_SECONDS = 20.0  # connect, and each read: this long without a byte fails
 # One request (connect, TLS, head and body, redirects included) ends within DEADLINE_SECONDS
@@ -163,7 +164,9 @@ class Connection(http.client.HTTPConnection):
         self.clock = clock
         if self.via_proxy and self.scheme == "http":
             headers = {**headers, **self.proxy_headers}
-        if self.sock is None:
+        if self.sock is not None:
+            self.sock.settimeout(clock.timeout())  # the request's write: the last read left its own
+        else:
             try:
                 self.connect()
             except OSError as exc:
@@ -171,7 +174,7 @@ class Connection(http.client.HTTPConnection):
                 # failed: 407 ..."), where the socket's own errors carry one
                 if self.via_proxy and self.scheme == "https" and exc.errno is None and not isinstance(exc, TimeoutError):
                     self.close()
-                    raise AnatomyError(f"{self.target_host}:{self.target_port}", "a tunnel through the proxy (HTTPS_PROXY)", _shown(str(exc)), "check the proxy's address and credentials") from None
+                    raise AnatomyError(f"{self.target_host}:{self.target_port}", "a tunnel through the proxy (HTTPS_PROXY)", escape(str(exc)[:120]), "check the proxy's address and credentials") from None
                 raise
         self.request("GET", self.target(path), headers=headers)
         return self.getresponse()
@@ -180,12 +183,6 @@ class Connection(http.client.HTTPConnection):
 def _netloc(host: str, port: int, default: int) -> str:
     name = f"[{host}]" if ":" in host else host
     return name if port == default else f"{name}:{port}"
-
-
-def _shown(text: str, limit: int = 80) -> str:
-    from .safe_text import escape
-
-    return escape(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 def _proxy(proxy: str) -> tuple[str, int, dict[str, str]]:

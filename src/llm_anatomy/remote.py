@@ -267,15 +267,17 @@ def _retry_after(value: str | None) -> float | None:
     MAX_RETRY_AFTER_SECONDS; None without a readable one (the backoff applies)."""
     if value is None:
         return None
-    seconds = _number(value.strip())
-    if seconds is None:
+    number = _number(value.strip())
+    if number is not None:
+        seconds = float(number)
+    else:
         from email.utils import parsedate_to_datetime
 
         try:
             seconds = parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
-    return min(MAX_RETRY_AFTER_SECONDS, max(0.0, float(seconds)))
+    return min(MAX_RETRY_AFTER_SECONDS, max(0.0, seconds))
 
 
 def _body(name: str, response: Any, start: int, end: int | None, limit: int, clock: Any) -> tuple[bytes, int]:
