@@ -426,6 +426,37 @@ def test_a_cached_gguf_repository_with_several_quantizations_asks_for_one(online
     assert cli("params", "org/several-GGUF:Q8_0").out.splitlines()[1:] == cli("params", folder / "tiny-llama.Q8_0.gguf").out.splitlines()[1:]
 
 
+@pytest.mark.parametrize("claim", ["2^40 metadata keys", "an array of 2^40 strings"])
+def test_a_gguf_too_large_to_exist_is_one_line(claim, online, standin, tmp_path, cli):
+    """A Hub GGUF generated as it is read (2^50 bytes): refused on its counts, in one line,
+    after the first megabyte (the local reader's caps hold for remote files too)."""
+    import struct
+
+    from test_http_remote_file import GGUF_ARRAY, GGUF_STRING, U64, distinct_keys, gguf_head, key, periodic
+
+    if claim == "2^40 metadata keys":
+        content, size = distinct_keys(1 << 40)
+        line = "expected at most 65536 metadata keys, found 1099511627776"
+    else:
+        prefix = gguf_head(1) + key("tokenizer.ggml.tokens") + struct.pack("<IIQ", GGUF_ARRAY, GGUF_STRING, 1 << 40)
+        content, size = periodic(prefix, U64.pack(1) + b"a", 1 << 40)
+        line = "expected at most 16777216 items in tokenizer.ggml.tokens, found 1099511627776"
+    served = []
+
+    def serve(first, last):  # a reader that does not stop gets no more than 64 MB: it fails, never hangs
+        served.append(last - first + 1)
+        assert sum(served) <= 64 << 20
+        return content(first, last + 1)
+
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    sha = standin.add("org/evil-GGUF", folder, generated={"evil.gguf": (size, serve)})
+    result = cli("params", "org/evil-GGUF")
+    cached = os.path.join(os.environ["LLM_ANATOMY_CACHE"], "hub", "models--org--evil-GGUF", sha, "evil.gguf")
+    assert (result.code, result.out, result.err) == (1, "", f"llm-anatomy: {cached}: {line}; the file is corrupt or hostile\n")
+    assert sum(e.nbytes for e in online.log if e.host == "cdn") == 1 << 20  # the first 100 KB, then the reader's first window
+
+
 def test_a_split_model_half_downloaded_is_not_read_from_the_cache(online, gguf_repos, cli, monkeypatch, tmp_path):
     folder, sha = gguf_repos["org/split-GGUF"]
     parts = sorted(os.listdir(folder))

@@ -127,7 +127,7 @@ class Connection(http.client.HTTPConnection):
 
     def __init__(self, scheme: str, host: str, port: int) -> None:
         self.scheme, self.target_host, self.target_port = scheme, host, port
-        self.clock = Clock(DEADLINE_SECONDS)
+        self.clock: Clock | None = None  # each request's own, from get()
         proxy = proxy_for(scheme, host)
         self.proxy_headers: dict[str, str] = {}
         if proxy is None:
@@ -142,9 +142,11 @@ class Connection(http.client.HTTPConnection):
         self.response_class = self._response
 
     def _response(self, sock: Any, *args: Any, **kwargs: Any) -> _Response:
+        assert self.clock is not None
         return _Response(sock, *args, clock=self.clock, **kwargs)
 
     def connect(self) -> None:
+        assert self.clock is not None
         self.timeout = self.clock.timeout()
         super().connect()  # TCP, and the tunnel if any (its answer read on the clock)
         if self.scheme == "https":
