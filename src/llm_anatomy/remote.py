@@ -163,17 +163,6 @@ class Request:
         """A small file (config, index) whole, refused if larger than limit."""
         return self._retrying(name, 0, None, limit)[0]
 
-    def fetcher(self, name: str, size: int) -> Callable[[int, int], bytes]:
-        """fetch(start, end): bytes start..end-1 of a file of `size` bytes (remote_file's source)."""
-
-        def fetch(start: int, end: int) -> bytes:
-            data, found = self.get(name, start, end - 1)
-            if found != size:
-                raise AnatomyError(name, f"a file of {size} bytes", f"{found} bytes", "the file changed on the Hub; try again")
-            return data
-
-        return fetch
-
     def _retrying(self, name: str, start: int, end: int | None, limit: int) -> tuple[bytes, int]:
         if self.hub.check is not None:  # the commit is a guess: nothing is fetched for it before the Hub confirms it
             self.hub.check.confirm()
@@ -249,6 +238,17 @@ class Request:
                 self.final = (address.url, authorized)
             return body, size
         raise AnatomyError(name, f"at most {MAX_REDIRECTS} redirects", "more", "check HF_ENDPOINT")
+
+    def fetcher(self, name: str, size: int) -> Callable[[int, int], bytes]:
+        """fetch(start, end): bytes start..end-1 of a file of `size` bytes (remote_file's source)."""
+
+        def fetch(start: int, end: int) -> bytes:
+            data, found = self.get(name, start, end - 1)
+            if found != size:
+                raise AnatomyError(name, f"a file of {size} bytes", f"{found} bytes", "the file changed on the Hub; try again")
+            return data
+
+        return fetch
 
 
 def _discard(response: Any, where: tuple[str, str, int]) -> None:
