@@ -283,6 +283,8 @@ def _count(cursor: _Cursor, what: str, min_bytes: int) -> int:
 
 
 def _metadata(cursor: _Cursor, kv_count: int) -> dict[str, Any]:
+    if kv_count > MAX_METADATA_KEYS:
+        raise AnatomyError(cursor.path, f"at most {MAX_METADATA_KEYS} metadata keys", f"{kv_count}", "the file is corrupt or hostile")
     metadata: dict[str, Any] = {}
     for _ in range(kv_count):
         key = cursor.text("a metadata key", MAX_KEY_BYTES)
@@ -346,10 +348,7 @@ def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, Any]]:
         tensor_count = _count(cursor, "tensor", MIN_TENSOR_INFO_BYTES)
         if tensor_count > MAX_TENSORS:
             raise AnatomyError(path, f"at most {MAX_TENSORS} tensors", f"{tensor_count}", "the file is corrupt or hostile")
-        kv_count = _count(cursor, "metadata key", MIN_KV_BYTES)
-        if kv_count > MAX_METADATA_KEYS:
-            raise AnatomyError(path, f"at most {MAX_METADATA_KEYS} metadata keys", f"{kv_count}", "the file is corrupt or hostile")
-        metadata = _metadata(cursor, kv_count)
+        metadata = _metadata(cursor, _count(cursor, "metadata key", MIN_KV_BYTES))
         infos = _tensor_infos(cursor, tensor_count)
     alignment = _alignment(path, metadata)
     data_start = -(-cursor.pos // alignment) * alignment
