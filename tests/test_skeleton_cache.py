@@ -191,17 +191,19 @@ def test_forged_unbuildable_entry_is_escaped(unbuildable, tmp_path):
     assert_refused(run_cli("values", unbuildable, "--style", "torch", env={"LLM_ANATOMY_CACHE": str(cache)}), (1,), line)
 
 
-def test_cache_files_are_never_written_through_a_link(tmp_path):
+def test_cache_files_are_never_written_through_a_link(tmp_path, monkeypatch):
     """cache_folder.write_file, which the skeleton, trace and Hub header caches write with: a
     link planted at its temporary name is refused, a link at the file's own name is replaced
     (the link, not what it points to), and nothing it points to is written."""
     from llm_anatomy.cache_folder import write_file
 
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "cache"))
     victim = tmp_path / "weights.safetensors"
     victim.write_bytes(b"precious")
     entry = tmp_path / "cache" / "entry.json"
     entry.parent.mkdir()
-    planted = tmp_path / "cache" / f"entry.json.{os.getpid()}.partial"
+    monkeypatch.setattr(os, "urandom", lambda n: b"\x00" * n)  # every temporary name the same
+    planted = tmp_path / "cache" / f".entry.json.{'00' * 6}.partial"
     planted.symlink_to(victim)
     with pytest.raises(FileExistsError):
         write_file(str(entry), b"{}")

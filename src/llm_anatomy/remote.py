@@ -342,8 +342,6 @@ class Request:
         return self._retrying(name, 0, None, limit)[0]
 
     def _retrying(self, name: str, start: int, end: int | None, limit: int) -> tuple[bytes, int]:
-        if self.hub.check is not None:  # the commit is a guess: nothing is fetched for it before the Hub confirms it
-            self.hub.check.confirm()
         for delay in (*RETRY_DELAYS, None):
             try:
                 return self._get_once(name, start, end, limit)
