@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from .errors import AnatomyError
+from .errors import MissingExtra
 
 # extra -> the modules llm-anatomy imports from it (pyproject.toml's optional-dependencies).
 EXTRAS = {
@@ -14,10 +14,6 @@ EXTRAS = {
     "gguf": ("gguf", "numpy"),
     "transformers": ("transformers", "torch"),
 }
-
-
-class MissingExtra(AnatomyError):
-    """A command needs an optional extra that is not installed. Exit status 1."""
 
 
 def require(extra: str, where: object, purpose: str) -> None:

@@ -14,7 +14,7 @@ import threading
 
 from . import hub_env, remote
 from .byte_io import read_capped
-from .errors import AnatomyError
+from .errors import AnatomyError, HubError
 from .safe_text import escape
 
 SMALL_FILE_BYTES = 20 * 1024 * 1024  # config, params.json, a shard index, the model info (larger: refused)
@@ -60,11 +60,11 @@ def model_info(repo: str, revision: str | None, request: remote.Request | None =
         sha, siblings = info["sha"], info.get("siblings") or []
         files = [s["rfilename"] for s in siblings]
     except (TypeError, KeyError, AttributeError):
-        raise AnatomyError(repo, "the model's description from the Hub (its sha and siblings)", escape(repr(raw[:60])), "check HF_ENDPOINT") from None
+        raise HubError(repo, "the model's description from the Hub (its sha and siblings)", escape(repr(raw[:60])), "check HF_ENDPOINT") from None
     if not isinstance(sha, str) or not hub_env.is_commit(sha):
-        raise AnatomyError(repo, "a commit sha from the Hub", escape(repr(sha))[:60], "check HF_ENDPOINT")
+        raise HubError(repo, "a commit sha from the Hub", escape(repr(sha))[:60], "check HF_ENDPOINT")
     if not all(isinstance(f, str) for f in files):
-        raise AnatomyError(repo, "file names from the Hub", "something else", "check HF_ENDPOINT")
+        raise HubError(repo, "file names from the Hub", "something else", "check HF_ENDPOINT")
     return sha, sorted(files)
 
 
@@ -80,7 +80,7 @@ def write_atomic(path: str, data: bytes) -> None:
     try:
         write_file(path, data)
     except LinkInCache as exc:
-        raise AnatomyError(exc.link, "a folder of llm-anatomy's cache of models on the Hub", "a symbolic link", "remove it; llm-anatomy never writes through a link in its cache") from None
+        raise AnatomyError(exc.link, "a folder of llm-anatomy's cache of models on the Hub", "a symbolic link", "remove the link (llm-anatomy never writes through one in its cache)") from None
     except OSError as exc:
         raise AnatomyError(path, "a file llm-anatomy can write in its cache of models on the Hub", exc.strerror or type(exc).__name__, "set LLM_ANATOMY_CACHE to a writable folder") from None
 
