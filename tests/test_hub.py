@@ -177,9 +177,10 @@ def local_out(cli, command, folder, repo, *args):
 
 
 def test_a_cached_call_on_a_branch_that_moved_reads_the_new_commit(online, standin, remote_repos, cli, monkeypatch, tmp_path):
-    """The CLI goes ahead from the commit main had last time while the Hub is asked; when
-    main has moved, nothing of that is shown: the command runs again on the new commit
-    (params: held back at the first write; values: before fetching; stats: before forking)."""
+    """The CLI asks the Hub which commit main is before it imports the command's modules,
+    and the command waits for that answer before it uses a commit: when main has moved, it
+    reads the new commit on its first run, and nothing of the old one is fetched or shown
+    (params, values, stats; a report page written only from the new commit)."""
     llama, gpt2 = remote_repos[0]["org/llama"][0], remote_repos[0]["org/gpt2"][0]
     refs_main = os.path.join(os.environ["LLM_ANATOMY_CACHE"], "hub", "models--org--moving", "refs", "main")
     cases = [("params", ()), ("values", ("--filter", "*.0.*")), ("stats", ("--json",))]
