@@ -219,34 +219,34 @@ def _show_build_notice(building: bool) -> None:
     stream.flush()
 
 
-def _ask_hub_early(name: str, argv: list[str]) -> object | None:
+def _ask_hub_early(name: str, argv: list[str]) -> bool:
     """For `COMMAND ORG/NAME ...`, a model read from the Hub before, start asking the Hub which
     commit its branch has now, before the command's modules are even imported: the answer
     comes while they load, and the command waits for it before it uses the commit
     (hub_commit.commit). Only where the id is sure to be the model (right after the command,
-    --revision spelled out) and online; hub_commit.ask_early checks the rest. Returns
-    hub_commit when it was asked, for the CLI to forget what the command did not use."""
+    --revision spelled out) and online; hub_commit.ask_early checks the rest. True when
+    hub_commit was asked: what the command did not use is forgotten when it ends."""
     at = argv.index(name) + 1
     model = argv[at] if at < len(argv) else ""
     if "/" not in model or model.startswith("-") or os.path.exists(model):
-        return None
+        return False
     revision = None
     for i, arg in enumerate(argv):
         option, equals, value = arg.partition("=")
         if option == "--revision":
             revision = value if equals else argv[i + 1] if i + 1 < len(argv) else ""
         elif len(option) > 2 and "--revision".startswith(option):  # an abbreviation: argparse's to read
-            return None
+            return False
     from .. import hub_env
     from ..cache_folder import cache_dir, repo_folder
 
     repo = model.partition(":")[0]
     if revision == "" or hub_env.offline() or not os.path.isdir(os.path.join(cache_dir(), "hub", repo_folder(repo))):
-        return None
+        return False
     from .. import hub_commit
 
     hub_commit.ask_early(model, revision)
-    return hub_commit
+    return True
 
 
 def _run_command(module: object, args: argparse.Namespace) -> int:
@@ -295,12 +295,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: list[str]) -> int:
     """Parse and run the command; a bad input becomes its one line on stderr, after stdout."""
     name = _command_in(argv)
-    early = _ask_hub_early(name, argv) if name else None
+    asked = name is not None and _ask_hub_early(name, argv)
     try:
         return _parse_and_run(name, argv)
     finally:
-        if early is not None:
-            early.forget_early()  # type: ignore[attr-defined]
+        if asked:
+            from .. import hub_commit
+
+            hub_commit.forget_early()
 
 
 def _parse_and_run(name: str | None, argv: list[str]) -> int:
