@@ -29,7 +29,7 @@ SMALL_FILES = ("config.json", "params.json")
 RANGES = ".ranges"
 # A cached header: a safetensors header is at most 100 MB, GGUF metadata and a zip's
 # directory and pickle tens of MB; the JSON line of its ranges a few KB.
-MAX_RANGES_BYTES = 1 << 30
+MAX_RANGES_BYTES = 256 << 20
 MAX_RANGES_LINE = 1 << 20
 
 
