@@ -53,6 +53,19 @@ def test_cache_is_a_file(model, reference, tmp_path):
     assert cache.read_text() == "not a folder"
 
 
+def test_a_linked_skeletons_folder_is_not_written_through(model, reference, tmp_path):
+    """A shared cache whose skeletons/ folder is a link into a model folder: the skeleton is
+    built and shown, nothing lands behind the link, and the note says why it is not kept."""
+    cache, victim = tmp_path / "cache", tmp_path / "model-folder"
+    cache.mkdir()
+    shutil.copytree(model, victim)
+    (cache / "skeletons").symlink_to(victim)
+    before = snapshot(victim)
+    line = _one_note(_tree(model, LLM_ANATOMY_CACHE=str(cache)), reference)
+    assert line == f"llm-anatomy: note: cannot write the skeleton cache in {cache}/skeletons (a symbolic link); continuing without it"
+    assert snapshot(victim) == before
+
+
 def test_cache_is_a_device(model, reference):
     line = _one_note(_tree(model, LLM_ANATOMY_CACHE="/dev/null"), reference)
     assert line == "llm-anatomy: note: cannot write the skeleton cache in /dev/null/skeletons (Not a directory); continuing without it"
