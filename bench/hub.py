@@ -10,9 +10,14 @@ the stand-in (median, from the process's start). Cases:
   values --style torch     all 291 tensors, cold
   params, cached (main)    the header cache, and one request to resolve main to its commit
   params, cached (sha)     --revision SHA: no request at all
+  params, cached offline   main's commit as last seen (HF_HUB_OFFLINE=1): no request at all
   params, local            the same files in the Hugging Face cache, HF_HUB_OFFLINE=1
 
-    .venv/bin/python bench/hub.py [--data DIR] [--delay 0.05] [--repeat 5]
+    .venv/bin/python bench/hub.py [--data DIR] [--delay 0.05] [--repeat 5] [--only cached,local]
+
+--only keeps the cases whose names contain one of the words (the local case always runs: the
+ratios are to it). PYTHONPATH picks the code measured, so one checkout's script can time
+another's src side by side.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ def main() -> None:
     parser.add_argument("--data", default=os.path.join(HERE, "out"), help="where to write the sparse layout")
     parser.add_argument("--delay", type=float, default=0.05, help="seconds the stand-in adds to every request")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", default="", help="comma-separated words: run only the cases whose names contain one")
     args = parser.parse_args()
 
     from hub_standin import HubStandIn
@@ -78,8 +84,13 @@ def main() -> None:
         "values --style torch (291 tensors), cold": (CLI + ["values", REPO, "--style", "torch"], env, cold),
         "params, cached (main)": (CLI + ["params", REPO], env, None),
         "params, cached (--revision sha)": (CLI + ["params", REPO, "--revision", sha], env, None),
+        "params, cached (main, HF_HUB_OFFLINE=1)": (CLI + ["params", REPO], dict(env, HF_HUB_OFFLINE="1"), None),
         "params, local (HF cache, offline)": (CLI + ["params", REPO], dict(env, HF_HUB_CACHE=hf_cache, HF_HUB_OFFLINE="1"), None),
     }
+    local = "params, local (HF cache, offline)"
+    if args.only:
+        words = args.only.split(",")
+        cases = {name: case for name, case in cases.items() if name == local or any(word in name for word in words)}
     # One warm-up run each (page cache, skeleton cache, huggingface_hub's once-a-day registry).
     for argv, case_env, before in cases.values():
         if before:
@@ -105,7 +116,6 @@ def main() -> None:
             moved[name] = hub.moved()
     hub.close()
     shutil.rmtree(work, ignore_errors=True)
-    local = "params, local (HF cache, offline)"
     local_wall, local_cpu = statistics.median(samples[local]), statistics.median(cpu[local])
     print(f"{args.repeat} interleaved runs each, medians; {args.delay * 1000:.0f} ms added to every request; load average {os.getloadavg()[0]:.1f}.\n")
     print("| case | wall s | x local | CPU s | x local | requests | bytes moved | 1st request at s |")

@@ -177,9 +177,10 @@ def local_out(cli, command, folder, repo, *args):
 
 
 def test_a_cached_call_on_a_branch_that_moved_reads_the_new_commit(online, standin, remote_repos, cli, monkeypatch, tmp_path):
-    """The CLI goes ahead from the commit main had last time while the Hub is asked; when
-    main has moved, nothing of that is shown: the command runs again on the new commit
-    (params: held back at the first write; values: before fetching; stats: before forking)."""
+    """The CLI asks the Hub which commit main is before it imports the command's modules,
+    and the command waits for that answer before it uses a commit: when main has moved, it
+    reads the new commit on its first run, and nothing of the old one is fetched or shown
+    (params, values, stats; a report page written only from the new commit)."""
     llama, gpt2 = remote_repos[0]["org/llama"][0], remote_repos[0]["org/gpt2"][0]
     refs_main = os.path.join(os.environ["LLM_ANATOMY_CACHE"], "hub", "models--org--moving", "refs", "main")
     cases = [("params", ()), ("values", ("--filter", "*.0.*")), ("stats", ("--json",))]
@@ -679,3 +680,190 @@ def test_a_header_cache_that_cannot_be_written_is_one_line(online, remote_repos,
         f"llm-anatomy: {cache}/hub/models--org--gpt2/refs/main: expected a file llm-anatomy can write in its cache of models on the Hub,"
         " found Not a directory; set LLM_ANATOMY_CACHE to a writable folder\n"
     )
+
+
+# ---------------------------------------------------------------- the header cache read and written as hostile
+
+
+def _gpt2_cache(cli):
+    """(first output, the commit's folder in the header cache) after one online call on org/gpt2."""
+    first = cli("params", "org/gpt2")
+    assert first.code == 0, first.err
+    base = os.path.join(os.environ["LLM_ANATOMY_CACHE"], "hub", "models--org--gpt2")
+    with open(os.path.join(base, "refs", "main")) as handle:
+        return first, os.path.join(base, handle.read())
+
+
+def _nesting_bomb(path):
+    with open(path, "wb") as handle:
+        handle.write(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+
+
+def _sparse_3gb(path):
+    os.remove(path)
+    with open(path, "wb") as handle:
+        handle.truncate(3 * 2**30)
+
+
+def _replace(content):
+    def damage(path):
+        with open(path, "wb") as handle:
+            handle.write(content)
+
+    return damage
+
+
+def _link_to_dev_zero(path):
+    os.remove(path)
+    os.symlink("/dev/zero", path)
+
+
+def _fifo(path):
+    os.remove(path)
+    os.mkfifo(path)
+
+
+DAMAGED_CACHE = {
+    # .ranges/FILE: a JSON line {"size": N, "ranges": [[start, length], ...]}, then the bytes
+    "ranges-list-head": (".ranges/model.safetensors", _replace(b"[1, 2]\n")),
+    "ranges-missing-key": (".ranges/model.safetensors", _replace(b'{"size": 10}\n')),
+    "ranges-bad-types": (".ranges/model.safetensors", _replace(b'{"size": "10", "ranges": [["a", 1]]}\n')),
+    "ranges-past-the-size": (".ranges/model.safetensors", _replace(b'{"size": 10, "ranges": [[8, 4]]}\nabcd')),
+    "ranges-bytes-short": (".ranges/model.safetensors", _replace(b'{"size": 100, "ranges": [[0, 8]]}\nabc')),
+    "ranges-nesting-bomb": (".ranges/model.safetensors", _nesting_bomb),
+    "ranges-devzero": (".ranges/model.safetensors", _link_to_dev_zero),
+    "ranges-sparse-3GB": (".ranges/model.safetensors", _sparse_3gb),
+    "ranges-fifo": (".ranges/model.safetensors", _fifo),
+    "listing-int": (".listing.json", _replace(b"5")),
+    "listing-ints": (".listing.json", _replace(b"[1, 2]")),
+    "listing-nesting-bomb": (".listing.json", _nesting_bomb),
+    "listing-sparse-3GB": (".listing.json", _sparse_3gb),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED_CACHE)
+def test_a_damaged_header_cache_is_a_miss(case, online, remote_repos, cli, tmp_path, monkeypatch):
+    """Each file of the header cache is read capped and shape-checked (hostile report R4,
+    C1-C3): whatever is wrong with it, the call goes on as if it were not cached: online it
+    reads the Hub again (and repairs the file), offline it says the model is not cached, in
+    one line, in bounded time and memory."""
+    from hostile import assert_refused, run_cli
+
+    first, folder = _gpt2_cache(cli)
+    name, damage = DAMAGED_CACHE[case]
+    damage(os.path.join(folder, name))
+    cache = os.environ["LLM_ANATOMY_CACHE"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = run_cli("params", "org/gpt2")
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "never-filled"))
+    uncached = cli("params", "org/gpt2")
+    assert uncached.code == 1 and uncached.err.startswith("llm-anatomy: org/gpt2: expected a model folder, a weights file, or a model in the local Hugging Face cache")
+    assert_refused(offline, codes=(1,), message=uncached.err.rstrip("\n"))
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", cache)
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # back online, on the damaged cache
+    online.clear_log()
+    again = run_cli("params", "org/gpt2")
+    assert (again.code, again.err, again.out) == (0, "", first.out)
+    assert [e.path for e in online.log if e.host == "hub"][0] == "/api/models/org/gpt2"
+    assert os.path.isfile(os.path.join(folder, name)) and not os.path.islink(os.path.join(folder, name))  # repaired
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli("params", "org/gpt2").out == first.out
+
+
+@pytest.mark.parametrize("case", ["ranges-folder", "listing-folder"])
+def test_a_folder_in_the_header_cache_is_a_miss(case, online, remote_repos, cli, monkeypatch):
+    """A folder where a cache file should be: offline a miss; online the file cannot be
+    replaced, and says so in one line."""
+    first, folder = _gpt2_cache(cli)
+    path = os.path.join(folder, ".ranges/model.safetensors" if case == "ranges-folder" else ".listing.json")
+    os.remove(path)
+    os.mkdir(path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = cli("params", "org/gpt2")
+    assert (offline.code, offline.out) == (1, "")
+    assert offline.err.startswith("llm-anatomy: org/gpt2: expected a model folder, a weights file, or a model in the local Hugging Face cache")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    result = cli("params", "org/gpt2")
+    assert (result.code, result.out) == (1, "")
+    assert result.err == f"llm-anatomy: {path}: expected a file llm-anatomy can write in its cache of models on the Hub, found Is a directory; set LLM_ANATOMY_CACHE to a writable folder\n"
+
+
+@pytest.mark.parametrize("link", [".ranges", "SHA"])
+def test_the_header_cache_never_writes_through_a_link(link, online, remote_repos, gpt2_dir, cli, tmp_path):
+    """Hostile report C4: in a shared LLM_ANATOMY_CACHE, `.ranges` or the commit's folder
+    replaced by a link to a model folder. The next online call would write the cache's
+    records over the model's weights: it refuses in one line naming the link, and nothing
+    in the model folder changes."""
+    from hostile import snapshot
+
+    _, folder = _gpt2_cache(cli)
+    victim = tmp_path / "victim"
+    shutil.copytree(gpt2_dir, victim)
+    linked = os.path.join(folder, ".ranges") if link == ".ranges" else folder
+    shutil.rmtree(linked)
+    os.symlink(victim, linked)
+    before = snapshot(victim)
+    weights = (victim / "model.safetensors").read_bytes()
+    result = cli("params", "org/gpt2")
+    assert (result.code, result.out) == (1, "")
+    assert result.err == f"llm-anatomy: {linked}: expected a folder of llm-anatomy's cache of models on the Hub, found a symbolic link; remove the link (llm-anatomy never writes through one in its cache)\n"
+    assert snapshot(victim) == before and (victim / "model.safetensors").read_bytes() == weights
+
+
+def test_a_commit_sha_with_a_final_newline_is_refused(online, standin, gpt2_dir, cli):
+    """Hostile report R8: `$` matched before a final newline, so a model description whose
+    sha ended in one named a cache folder and the URLs with it."""
+    standin.add("org/newline", gpt2_dir, sha="0123abcd" * 5 + "\n")
+    result = cli("params", "org/newline")
+    assert (result.code, result.out) == (1, "")
+    assert result.err == "llm-anatomy: org/newline: expected a commit sha from the Hub, found '0123abcd0123abcd0123abcd0123abcd0123abcd\\n'; check HF_ENDPOINT\n"
+    assert not os.path.exists(os.path.join(os.environ["LLM_ANATOMY_CACHE"], "hub", "models--org--newline"))
+
+
+@pytest.mark.parametrize("revision", ["..", "a/../b", ".hidden", "v1.lock", "refs/heads/x.lock", "a@{1}", "@", "a//b", "/main", "main/", "v1.", "a b", "v1~1", "v1^", "a:b", "a?", "a*", "a[", "a\\b", "main\n", "v1\x1b[2J", "v1\x7f"])
+def test_a_revision_that_is_no_git_ref_name_is_refused_before_any_request(revision, online, remote_repos, cli):
+    """git check-ref-format's rules, as the Hub refuses such names: `--revision ..` reached
+    the Hub as a dot-segment and wrote refs/.. (hostile report R8); now exit 2, nothing sent."""
+    assert cli("params", "org/gpt2").code == 0  # main cached: the early request is not sent either
+    online.clear_log()
+    result = cli("params", "org/gpt2", "--revision", revision)
+    shown = repr(revision).replace("\x1b", "\\x1b").replace("\x7f", "\\x7f")
+    assert (result.code, result.out) == (2, "")
+    assert result.err == f"llm-anatomy: org/gpt2: expected a revision (branch, tag or commit), found {shown}; pass a name such as main, v1.0 or refs/pr/1\n"
+    assert online.log == []
+
+
+@pytest.mark.parametrize("revision", ["refs/pr/1", "v1.0-rc+1", "release/2024.01", "x.locked", "@x", "ünïcode"])
+def test_revisions_git_accepts_reach_the_hub(revision, online, remote_repos, standin, gpt2_dir, cli):
+    sha = "feed" * 10
+    standin.add("org/revisions", gpt2_dir, revisions={revision: sha, sha: sha})
+    result = cli("params", "org/revisions", "--revision", revision)
+    assert (result.code, result.err) == (0, "")
+
+
+def test_api_users_catch_each_kind_of_refusal(online, remote_repos, tmp_path):
+    """Typed errors under AnatomyError: an API user catches one case and lets the others
+    through; each still carries the CLI's one line."""
+    import struct
+
+    import llm_anatomy as la
+    from llm_anatomy import extras
+
+    with pytest.raises(la.GatedRepo) as gated:
+        la.open("gated-org/llama")
+    assert str(gated.value) == "gated-org/llama: expected a model you may read, found a gated model; accept its license on the model page, then `hf auth login` or set HF_TOKEN"
+    with pytest.raises(la.RepoNotFound):
+        la.open("nobody/nothing")
+    with pytest.raises(la.RevisionNotFound) as revision:
+        la.open("org/llama", revision="v9")
+    assert not isinstance(revision.value, la.RepoNotFound)
+    with pytest.raises(la.UsageError):
+        la.open("org/llama", revision="..")
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(struct.pack("<Q", 2**40) + b"{}")
+    with pytest.raises(la.CorruptFile):
+        la.open(corrupt)
+    assert la.MissingExtra is extras.MissingExtra
+    kinds = (la.HubError, la.RepoNotFound, la.GatedRepo, la.RevisionNotFound, la.CorruptFile, la.MissingExtra, la.UsageError)
+    assert all(issubclass(kind, la.AnatomyError) for kind in kinds)
+    assert all(issubclass(kind, la.HubError) for kind in (la.RepoNotFound, la.GatedRepo, la.RevisionNotFound))

@@ -53,6 +53,19 @@ def test_cache_is_a_file(model, reference, tmp_path):
     assert cache.read_text() == "not a folder"
 
 
+def test_a_linked_skeletons_folder_is_not_written_through(model, reference, tmp_path):
+    """A shared cache whose skeletons/ folder is a link into a model folder: the skeleton is
+    built and shown, nothing lands behind the link, and the note says why it is not kept."""
+    cache, victim = tmp_path / "cache", tmp_path / "model-folder"
+    cache.mkdir()
+    shutil.copytree(model, victim)
+    (cache / "skeletons").symlink_to(victim)
+    before = snapshot(victim)
+    line = _one_note(_tree(model, LLM_ANATOMY_CACHE=str(cache)), reference)
+    assert line == f"llm-anatomy: note: cannot write the skeleton cache in {cache}/skeletons (a symbolic link); continuing without it"
+    assert snapshot(victim) == before
+
+
 def test_cache_is_a_device(model, reference):
     line = _one_note(_tree(model, LLM_ANATOMY_CACHE="/dev/null"), reference)
     assert line == "llm-anatomy: note: cannot write the skeleton cache in /dev/null/skeletons (Not a directory); continuing without it"
@@ -191,17 +204,19 @@ def test_forged_unbuildable_entry_is_escaped(unbuildable, tmp_path):
     assert_refused(run_cli("values", unbuildable, "--style", "torch", env={"LLM_ANATOMY_CACHE": str(cache)}), (1,), line)
 
 
-def test_cache_files_are_never_written_through_a_link(tmp_path):
+def test_cache_files_are_never_written_through_a_link(tmp_path, monkeypatch):
     """cache_folder.write_file, which the skeleton, trace and Hub header caches write with: a
     link planted at its temporary name is refused, a link at the file's own name is replaced
     (the link, not what it points to), and nothing it points to is written."""
     from llm_anatomy.cache_folder import write_file
 
+    monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "cache"))
     victim = tmp_path / "weights.safetensors"
     victim.write_bytes(b"precious")
     entry = tmp_path / "cache" / "entry.json"
     entry.parent.mkdir()
-    planted = tmp_path / "cache" / f"entry.json.{os.getpid()}.partial"
+    monkeypatch.setattr(os, "urandom", lambda n: b"\x00" * n)  # every temporary name the same
+    planted = tmp_path / "cache" / f".entry.json.{'00' * 6}.partial"
     planted.symlink_to(victim)
     with pytest.raises(FileExistsError):
         write_file(str(entry), b"{}")

@@ -35,6 +35,10 @@ def refused(path: str) -> str:
         la.open(path).get_submodule("model.foo")
     except la.SubmoduleError as error:
         return str(error)
+    except la.GatedRepo as error:  # the Hub's refusals by kind, as huggingface_hub's GatedRepoError
+        return f"accept the license first: {error.line()}"
+    except (la.RepoNotFound, la.RevisionNotFound, la.HubError, la.CorruptFile, la.MissingExtra) as error:
+        return error.line()
     except la.AnatomyError as error:
         return error.line()
     return ""

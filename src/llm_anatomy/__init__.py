@@ -5,17 +5,20 @@ imported on first use, so `import llm_anatomy` costs what the header-only comman
 
 __version__ = "0.1.0"
 
-__all__ = ["open", "diff", "Model", "Module", "Parameter", "Size", "SubmoduleError", "Diff", "ReportFile", "AnatomyError", "UsageError"]
+# The error kinds (llm_anatomy.errors), importable without importing the API.
+_ERRORS = ("AnatomyError", "UsageError", "CorruptFile", "MissingExtra", "HubError", "RepoNotFound", "GatedRepo", "RevisionNotFound")
+
+__all__ = ["open", "diff", "Model", "Module", "Parameter", "Size", "SubmoduleError", "Diff", "ReportFile", *_ERRORS]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .api import Diff, Model, Module, Parameter, ReportFile, Size, SubmoduleError, diff, open
-    from .errors import AnatomyError, UsageError
+    from .errors import AnatomyError, CorruptFile, GatedRepo, HubError, MissingExtra, RepoNotFound, RevisionNotFound, UsageError
 
 
 def __getattr__(name: str) -> object:
     """PEP 562: the API's names, imported when first asked for."""
-    if name in ("AnatomyError", "UsageError"):
+    if name in _ERRORS:
         from . import errors
 
         return getattr(errors, name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from .errors import AnatomyError
+from .errors import CorruptFile
 from .ggml_types import GGML_TYPES
 
 
@@ -100,4 +100,4 @@ def lookup(name: str, where: object) -> DType:
         return DTYPES[name]
     except KeyError:
         known = ", ".join(SAFETENSORS_DTYPES)
-        raise AnatomyError(where, f"a known dtype ({known})", f"{name!r}", "the file may be corrupt or from a newer writer") from None
+        raise CorruptFile(where, f"a known dtype ({known})", f"{name!r}", "the file may be corrupt or from a newer writer") from None

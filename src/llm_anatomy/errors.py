@@ -1,5 +1,6 @@
-"""The project's one error type: every bad input becomes a single line that names the
-file, what was expected, what was found, and what to do."""
+"""The project's one error type and its kinds: every bad input becomes a single line that
+names the file, what was expected, what was found, and what to do. The kinds let library
+users catch one case (`except llm_anatomy.GatedRepo`); the CLI prints each as its line."""
 
 from __future__ import annotations
 
@@ -37,6 +38,31 @@ class UsageError(AnatomyError):
 class ConfigUnavailable(AnatomyError):
     """The checkpoint carries no config transformers can read (a GGUF architecture transformers
     maps to no config): commands that need one refuse, views that can fall back to tensor names do."""
+
+
+class CorruptFile(AnatomyError):
+    """A checkpoint file that is not what its format promises (a header that contradicts
+    itself, offsets past the end, a zip or pickle torch.save never writes). Exit status 1."""
+
+
+class MissingExtra(AnatomyError):
+    """A command needs an optional extra that is not installed (extras.require). Exit status 1."""
+
+
+class HubError(AnatomyError):
+    """The Hub refused a request or gave an answer that cannot be used. Exit status 1."""
+
+
+class RepoNotFound(HubError):
+    """No such repository on the Hub, or a private one the token may not see."""
+
+
+class GatedRepo(HubError):
+    """A gated repository whose license the token's user has not accepted."""
+
+
+class RevisionNotFound(HubError):
+    """The repository has no such branch, tag or commit."""
 
 
 # Where notes go: things the user should know that do not stop the command (a skeleton

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from .errors import AnatomyError
+from .errors import MissingExtra
 
 # extra -> the modules llm-anatomy imports from it (pyproject.toml's optional-dependencies).
 EXTRAS = {
@@ -16,10 +16,6 @@ EXTRAS = {
     # transformers' own GGUF loader (trace --run on a GGUF) needs gguf and accelerate as well.
     "all": ("transformers", "torch", "accelerate", "gguf", "numpy"),
 }
-
-
-class MissingExtra(AnatomyError):
-    """A command needs an optional extra that is not installed. Exit status 1."""
 
 
 def require(extra: str, where: object, purpose: str) -> None:

@@ -5,12 +5,13 @@ read as huggingface_hub reads them: hub_env.py), its weight files as remote byte
 sha, so a second call on the same revision reads nothing but the branch's commit.
 
 The header cache of one commit, under cache_dir()/hub/models--ORG--NAME/:
-  refs/REVISION           the commit sha a branch or tag had when last asked (for offline use,
-                          and for the CLI to go ahead from while the Hub is asked again)
+  refs/REVISION           the commit sha a branch or tag had when last asked (for offline use)
   SHA/config.json, ...    the small files, whole (config, params.json, the shard index)
   SHA/.ranges/FILE        each weight file's size and the byte ranges fetched for its header
   SHA/.listing.json       the repository's file list; written last, so its presence means complete
-Nothing is ever written into the Hugging Face cache, and no code from a repository runs."""
+Nothing is ever written into the Hugging Face cache, and no code from a repository runs.
+The cache is read back as hostile (capped, shape-checked: any doubt is a miss) and written
+through no link (cache_folder.write_file)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import json
 import os
 
 from . import hub_env, remote
-from .byte_io import register
+from .bounded_json import loads
+from .byte_io import read_capped, register
 from .errors import AnatomyError
 from .hub_commit import LISTING, SMALL_FILE_BYTES, Hub, commit, repo_cache, write_atomic
 from .remote_file import RemoteFile, parallel
@@ -26,6 +28,10 @@ from .source import Source, choose_quantization, choose_weights, gguf_weights
 
 SMALL_FILES = ("config.json", "params.json")
 RANGES = ".ranges"
+# A cached header: a safetensors header is at most 100 MB, GGUF metadata and a zip's
+# directory and pickle tens of MB; the JSON line of its ranges a few KB.
+MAX_RANGES_BYTES = 256 << 20
+MAX_RANGES_LINE = 1 << 20
 
 
 def _choose(repo: str, listing: list[str], quant: str) -> tuple[list[str], str | None]:
@@ -67,18 +73,35 @@ def _ranges_path(folder: str, filename: str) -> str:
     return os.path.join(folder, RANGES, filename.replace("/", "%2F"))
 
 
+def _whole(value: object) -> bool:
+    return type(value) is int and value >= 0  # type(): a JSON true is no size
+
+
 def _load_ranges(folder: str, filename: str) -> tuple[int, list[tuple[int, bytes]]] | None:
+    """(size, chunks) of a weight file's header as Snapshot.save wrote it: a JSON line
+    {"size": N, "ranges": [[start, length], ...]}, then the chunks' bytes in that order.
+    None when absent or in any doubt (too large, no such line, another shape, bytes that do
+    not add up, not a regular file): a miss, read from the Hub again."""
+    path = _ranges_path(folder, filename)
     try:
-        with open(_ranges_path(folder, filename), "rb") as handle:
-            head = json.loads(handle.readline())
-            chunks, rest = [], handle.read()
-    except (OSError, ValueError):
+        data = read_capped(path, MAX_RANGES_BYTES, "a header cache file", "")
+        end = data.find(b"\n", 0, MAX_RANGES_LINE)
+        head = loads(data[:end], path, "the header cache's ranges", "") if end >= 0 else None
+    except AnatomyError:
         return None
-    position = 0
-    for start, length in head["ranges"]:
-        chunks.append((start, rest[position : position + length]))
+    size = head.get("size") if isinstance(head, dict) else None
+    ranges = head.get("ranges") if isinstance(head, dict) else None
+    if not _whole(size) or not isinstance(ranges, list):
+        return None
+    if not all(isinstance(r, list) and len(r) == 2 and _whole(r[0]) and _whole(r[1]) and r[0] + r[1] <= size for r in ranges):
+        return None
+    if sum(length for _, length in ranges) != len(data) - end - 1:
+        return None
+    chunks, position = [], end + 1
+    for start, length in ranges:
+        chunks.append((start, data[position : position + length]))
         position += length
-    return head["size"], chunks
+    return size, chunks
 
 
 def _fetch_head(hub: Hub, folder: str, filename: str) -> RemoteFile:
@@ -98,13 +121,9 @@ def resolve(model: str, revision: str | None, cache_error: AnatomyError) -> Sour
     """The Source of a model on the Hub (MODEL is REPO or REPO:QUANT); cache_error is why the
     Hugging Face cache did not have it, raised as it was when offline without a header cache."""
     repo, _, quant = model.partition(":")
-    sha, listing, check = commit(repo, revision, cache_error)
+    sha, listing, fresh = commit(repo, revision, cache_error)
     folder = os.path.join(repo_cache(repo), sha)
-    fresh = listing is not None and not os.path.isfile(os.path.join(folder, LISTING))
-    if listing is None:
-        with open(os.path.join(folder, LISTING), encoding="utf-8") as handle:
-            listing = json.load(handle)
-    hub = None if hub_env.offline() else Hub(repo, sha, check)
+    hub = None if hub_env.offline() else Hub(repo, sha)
     weights, index = _choose(repo, listing, quant)
     small = [n for n in (*SMALL_FILES, index) if n is not None and n in listing]
     missing = [n for n in small if not os.path.isfile(os.path.join(folder, n))]

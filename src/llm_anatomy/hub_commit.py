@@ -1,40 +1,38 @@
 """Which commit of a repository on the Hub a command reads: the Hub's answer to the request
 HfApi().model_info sends (commit sha and file list), remembered per branch or tag under the
-header cache (refs/REVISION), and for the CLI the early check (speculation.py): the Hub asked
-on a thread while the command goes ahead from the commit last seen.
+header cache (refs/REVISION), and for the CLI the request sent early (Early): the Hub asked
+on a thread while the command's modules are imported, its answer awaited before the commit
+is used.
 
-Apart from hub.py so that the early check, sent before the command's modules are imported,
-imports only what sending takes."""
+Apart from hub.py so that the early request, sent before the command's modules are
+imported, imports only what sending takes."""
 
 from __future__ import annotations
 
 import os
-import re
 import threading
 
-from . import hub_env, remote, speculation
+from . import hub_env, remote
 from .byte_io import read_capped
-from .errors import AnatomyError
+from .errors import AnatomyError, HubError
 from .safe_text import escape
 
 SMALL_FILE_BYTES = 20 * 1024 * 1024  # config, params.json, a shard index, the model info (larger: refused)
-SHA = re.compile(r"^[0-9a-f]{40}$")
 LISTING = ".listing.json"  # in a commit's folder: its headers are cached whole (hub.py)
 
 
 def repo_cache(repo: str) -> str:
-    from .cache_folder import cache_dir
+    from .cache_folder import cache_dir, repo_folder
 
-    return os.path.join(cache_dir(), "hub", "models--" + repo.replace("/", "--"))
+    return os.path.join(cache_dir(), "hub", repo_folder(repo))
 
 
 class Hub:
     """How to reach one revision of a repository: URLs and request headers as
-    huggingface_hub builds them (hub_env), built when the first request is sent. check:
-    the Check a guessed commit waits on; remote.py confirms it before sending a request."""
+    huggingface_hub builds them (hub_env), built when the first request is sent."""
 
-    def __init__(self, repo: str, revision: str, check: Check | None = None) -> None:
-        self.repo, self.revision, self.check = repo, revision, check
+    def __init__(self, repo: str, revision: str) -> None:
+        self.repo, self.revision = repo, revision
         self._headers: dict[str, str] | None = None
 
     @property
@@ -62,11 +60,11 @@ def model_info(repo: str, revision: str | None, request: remote.Request | None =
         sha, siblings = info["sha"], info.get("siblings") or []
         files = [s["rfilename"] for s in siblings]
     except (TypeError, KeyError, AttributeError):
-        raise AnatomyError(repo, "the model's description from the Hub (its sha and siblings)", escape(repr(raw[:60])), "check HF_ENDPOINT") from None
-    if not isinstance(sha, str) or not SHA.match(sha):
-        raise AnatomyError(repo, "a commit sha from the Hub", escape(repr(sha))[:60], "check HF_ENDPOINT")
+        raise HubError(repo, "the model's description from the Hub (its sha and siblings)", escape(repr(raw[:60])), "check HF_ENDPOINT") from None
+    if not isinstance(sha, str) or not hub_env.is_commit(sha):
+        raise HubError(repo, "a commit sha from the Hub", escape(repr(sha))[:60], "check HF_ENDPOINT")
     if not all(isinstance(f, str) for f in files):
-        raise AnatomyError(repo, "file names from the Hub", "something else", "check HF_ENDPOINT")
+        raise HubError(repo, "file names from the Hub", "something else", "check HF_ENDPOINT")
     return sha, sorted(files)
 
 
@@ -77,10 +75,12 @@ def _ref_path(base: str, revision: str) -> str:
 def write_atomic(path: str, data: bytes) -> None:
     """Keep a file of the header cache: the commit's folder is where a model on the Hub is
     read from, so a cache that cannot be written is one line, not a traceback."""
-    from .cache_folder import write_file
+    from .cache_folder import LinkInCache, write_file
 
     try:
         write_file(path, data)
+    except LinkInCache as exc:
+        raise AnatomyError(exc.link, "a folder of llm-anatomy's cache of models on the Hub", "a symbolic link", "remove the link (llm-anatomy never writes through one in its cache)") from None
     except OSError as exc:
         raise AnatomyError(path, "a file llm-anatomy can write in its cache of models on the Hub", exc.strerror or type(exc).__name__, "set LLM_ANATOMY_CACHE to a writable folder") from None
 
@@ -91,61 +91,70 @@ def _last_commit(base: str, wanted: str) -> str | None:
         sha = read_capped(_ref_path(base, wanted), 100, "a commit sha", "").strip().decode("ascii", "replace")
     except AnatomyError:
         return None
-    return sha if SHA.match(sha) and os.path.isfile(os.path.join(base, sha, LISTING)) else None
+    return sha if hub_env.is_commit(sha) and os.path.isfile(os.path.join(base, sha, LISTING)) else None
 
 
-class Check:
-    """The Hub asked on a thread which commit a revision has now (model_info), while the
-    command goes on from `guess`, the commit it had when last asked (see speculation.py)."""
+def cached_listing(folder: str) -> list[str] | None:
+    """The file list of the commit whose headers folder caches; None when absent or in any
+    doubt (too large, nested too deep, not a list of names, not a regular file): a miss."""
+    from .bounded_json import read
 
-    def __init__(self, repo: str, revision: str | None, guess: str) -> None:
-        self.repo, self.revision, self.guess = repo, revision, guess
-        self.confirmed = False  # the answer is in and was checked against the guess
+    try:
+        listing = read(os.path.join(folder, LISTING), "a file list", SMALL_FILE_BYTES, "")
+    except AnatomyError:
+        return None
+    return listing if isinstance(listing, list) and all(isinstance(name, str) for name in listing) else None
+
+
+class Early:
+    """The Hub asked on a thread which commit a revision has now (model_info), sent by the CLI
+    before it imports the command's modules; commit() joins the thread and uses the answer."""
+
+    def __init__(self, repo: str, revision: str | None, last: str) -> None:
+        self.last = last  # the commit the revision had when last asked: its ref is rewritten only if it moved
         self._answer: tuple[str, list[str]] | None = None
         self._error: BaseException | None = None
-        self._lock = threading.Lock()
         # The request is made ready here: on the thread, each file read (the token, the
         # modules imported) would wait for the GIL the command holds, up to 5 ms a time.
-        self._request = _info_request(repo, revision)
-        self._request.hub.headers
+        request = _info_request(repo, revision)
+        request.hub.headers
         remote.import_sender()
-        self._thread = threading.Thread(target=self._ask, daemon=True)  # a command that fails first need not wait
+        self._thread = threading.Thread(target=self._ask, args=(repo, revision, request), daemon=True)  # a command that fails first need not wait
         self._thread.start()
 
-    def _ask(self) -> None:
+    def _ask(self, repo: str, revision: str | None, request: remote.Request) -> None:
         try:
-            self._answer = model_info(self.repo, self.revision, self._request)
-        except BaseException as exc:  # raised where the answer is awaited, as it would have been
+            self._answer = model_info(repo, revision, request)
+        except BaseException as exc:  # raised where the answer is awaited, as the request would have raised it
             self._error = exc
 
-    def confirm(self) -> None:
-        """Wait for the answer: the Hub's refusal raised, Stale if the revision moved."""
-        with self._lock:
-            self._thread.join()
-            if not self.confirmed:
-                self.confirmed = True
-                if self._answer is not None:
-                    speculation.answers[(self.repo, self.revision)] = self._answer
-                    if self._answer[0] != self.guess:
-                        write_atomic(_ref_path(repo_cache(self.repo), self.revision or "main"), self._answer[0].encode())
+    def answer(self) -> tuple[str, list[str]]:
+        self._thread.join()
         if self._error is not None:
             raise self._error
-        if self._answer is not None and self._answer[0] != self.guess:
-            raise speculation.Stale(self.repo)
+        assert self._answer is not None
+        return self._answer
+
+
+# (repo, revision) -> the request the CLI sent early for the command it runs; commit() takes
+# it out, and the CLI forgets what is left when the command ends (forget_early).
+_early: dict[tuple[str, str | None], Early] = {}
 
 
 def ask_early(model: str, revision: str | None) -> None:
-    """Start the check of MODEL before the command line is parsed (the CLI sees the model
-    id first): only for an id read from the Hub before, on a revision that is no commit,
-    online, and not held by the local Hugging Face cache (that one stays offline)."""
+    """Send MODEL's model_info request before the command line is parsed (the CLI sees the
+    model id first): only for an id read from the Hub before, on a revision that is a name
+    and no commit, online, and not held by the local Hugging Face cache (that one stays offline)."""
     repo, _, _ = model.partition(":")
     key = (repo, revision)
-    if not speculation.enabled or key in speculation.started or hub_env.offline() or SHA.match(revision or ""):
+    if key in _early or hub_env.offline() or hub_env.is_commit(revision or "") or not hub_env.valid_revision(revision or "main"):
+        return  # a revision that is no name is refused before any request, where the command resolves it
+    last = _last_commit(repo_cache(repo), revision or "main")
+    if last is None:
         return
-    guess = _last_commit(repo_cache(repo), revision or "main")
-    if guess is None:
-        return
-    if os.path.isdir(os.path.join(hub_env.hub_cache(), "models--" + repo.replace("/", "--"))):
+    from .cache_folder import repo_folder
+
+    if os.path.isdir(os.path.join(hub_env.hub_cache(), repo_folder(repo))):
         from .source import cached_copy
 
         try:
@@ -154,34 +163,33 @@ def ask_early(model: str, revision: str | None) -> None:
         except AnatomyError:
             pass
     try:
-        speculation.started[key] = Check(repo, revision, guess)
+        _early[key] = Early(repo, revision, last)
     except AnatomyError:
         pass  # an unreadable token, say: said in its place, when the command asks the Hub itself
 
 
-def commit(repo: str, revision: str | None, cache_error: AnatomyError) -> tuple[str, list[str] | None, Check | None]:
-    """The commit to read, the file list when the Hub was asked for it, and the Check the
-    commit is a guess of (the CLI goes ahead from the commit last seen: speculation.py)."""
+def forget_early() -> None:
+    """The command ended: a request it sent early and did not use answers no later one."""
+    _early.clear()
+
+
+def commit(repo: str, revision: str | None, cache_error: AnatomyError) -> tuple[str, list[str], bool]:
+    """(the commit to read, its file list, whether the header cache lacks that list): from
+    the header cache for a commit it holds or offline, else from the Hub (the answer to the
+    request the CLI sent early, if it sent one). Offline, a miss raises cache_error."""
     base, wanted = repo_cache(repo), revision or "main"
-    if SHA.match(wanted) and os.path.isfile(os.path.join(base, wanted, LISTING)):
-        return wanted, None, None
+    if hub_env.is_commit(wanted):
+        listing = cached_listing(os.path.join(base, wanted))
+        if listing is not None:
+            return wanted, listing, False
     if hub_env.offline():
         sha = _last_commit(base, wanted)
-        if sha is None:
+        listing = None if sha is None else cached_listing(os.path.join(base, sha))
+        if sha is None or listing is None:
             raise cache_error
-        return sha, None, None
-    key = (repo, revision)
-    answer = speculation.answers.get(key)
-    if answer is None and speculation.enabled:
-        check = speculation.started.get(key)
-        guess = None if check is not None else _last_commit(base, wanted)
-        if guess is not None:
-            check = speculation.started[key] = Check(repo, revision, guess)
-        if check is not None:
-            if check not in speculation.used:
-                speculation.used.append(check)
-            return check.guess, None, check
-    if answer is None:
-        answer = model_info(repo, revision)
-        write_atomic(_ref_path(base, wanted), answer[0].encode())
-    return answer[0], answer[1], None
+        return sha, listing, False
+    early = _early.pop((repo, revision), None)
+    sha, files = early.answer() if early is not None else model_info(repo, revision)
+    if early is None or sha != early.last:
+        write_atomic(_ref_path(base, wanted), sha.encode())
+    return sha, files, cached_listing(os.path.join(base, sha)) != files

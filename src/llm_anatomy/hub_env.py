@@ -11,6 +11,7 @@ browser login's token that may need refreshing, Colab's secrets)."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -58,6 +59,25 @@ def hub_cache() -> str:
 def offline() -> bool:
     """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE), as huggingface_hub's constants read it."""
     return (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").upper() in TRUE
+
+
+# A commit as the Hub names it: 40 lower-case hex digits, and nothing after them (fullmatch:
+# `$` would let a final newline through, into a cache folder's name and the URLs).
+COMMIT = re.compile(r"[0-9a-f]{40}")
+# What git check-ref-format refuses in a branch or tag name (the Hub's are git refs): control
+# characters, space, ~ ^ : ? * [ \, "..", "@{", "//", a component that starts with "." or
+# ends in ".lock", a leading or trailing "/", a trailing ".", and "@" alone.
+BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|(\A|/)\.|\.lock(/|\Z)|\A/|/\Z|\.\Z|\A@\Z")
+
+
+def is_commit(text: str) -> bool:
+    return COMMIT.fullmatch(text) is not None
+
+
+def valid_revision(text: str) -> bool:
+    """Whether text can name a branch, tag or commit (refs/pr/1 included): checked before
+    it reaches a URL or a file name under refs/, as the Hub itself refuses the others."""
+    return bool(text) and BAD_REF.search(text) is None
 
 
 def resolve_url(repo: str, revision: str, filename: str) -> str:

@@ -5,7 +5,8 @@ model folder or onto a weights file, a hard link to a shard, a hub-cache blob, a
 resolve every link first, refuse a target inside a guarded folder or on a guarded file
 (compared by device and inode, never by spelling), replace only a regular file that we wrote
 before (it carries our marker near its start), and write through a temporary file created
-with O_EXCL | O_NOFOLLOW beside the real target, renamed over it only when complete."""
+with O_EXCL | O_NOFOLLOW beside the real target, renamed over it only when complete
+(cache_folder.replace_in_folder, the one atomic writer)."""
 
 from __future__ import annotations
 
@@ -162,12 +163,6 @@ def _check_replaceable(folder_fd: int, name: str, path: str, guard: Guard, marke
         raise UsageError(path, f"a new file or a previous llm-anatomy {what}", "a file llm-anatomy did not write", "remove it or pass -o with another path")
 
 
-def _write_all(handle: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(handle, view):]
-
-
 def _open_folder(path: str, folder: str, what: str) -> int:
     """The target's folder, opened: every later step works relative to this descriptor."""
     try:
@@ -199,40 +194,18 @@ def check_output(path: str, guard: Guard, marker: bytes, what: str = "report") -
 def write_output(path: str, data: bytes, guard: Guard, marker: bytes, what: str = "report") -> None:
     """Write data to path (atomically, never through a link, never onto the model); raise
     AnatomyError (exit 1) for a failing file system, UsageError (exit 2) for a path refused."""
-    from . import speculation
+    from .cache_folder import TEMPORARY_TRIES, replace_in_folder
 
-    speculation.confirm()  # nothing from a guessed commit of a model on the Hub is written before the Hub confirms it
     folder, name = _resolve(path, guard, what)
     folder_fd = _open_folder(path, folder, what)
-    partial = None
     try:
         _check_replaceable(folder_fd, name, path, guard, marker, what)
-        for _ in range(100):
-            # Part of the name only: the whole one plus a suffix may exceed the file system's limit.
-            candidate = f".{name[:64]}.{os.urandom(6).hex()}.partial"
-            try:
-                handle = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=folder_fd)
-            except FileExistsError:
-                continue
-            partial = candidate
-            break
-        else:
-            raise AnatomyError(path, "a free temporary name beside it", "100 taken", "remove the *.partial files beside it")
-        try:
-            _write_all(handle, data)
-            os.fsync(handle)  # a full disk shows here on file systems that allocate late
-        finally:
-            os.close(handle)
-        os.replace(partial, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
-        partial = None
+        replace_in_folder(folder_fd, name, data, sync=True)
+    except FileExistsError:  # the rename cannot raise it: _check_replaceable refused folders
+        raise AnatomyError(path, "a free temporary name beside it", f"{TEMPORARY_TRIES} taken", "remove the *.partial files beside it") from None
     except OSError as exc:
         raise _os_error(path, exc, what) from None
     finally:
-        if partial is not None:
-            try:
-                os.unlink(partial, dir_fd=folder_fd)
-            except OSError:
-                pass
         os.close(folder_fd)
 
 

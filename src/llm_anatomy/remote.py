@@ -18,7 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-from .errors import AnatomyError
+from .errors import AnatomyError, GatedRepo, HubError, RepoNotFound, RevisionNotFound
 from .safe_text import escape
 
 HEAD_BYTES = 100_000  # the first range of each weight file: most safetensors headers fit
@@ -76,14 +76,14 @@ def status_error(hub: Any, name: str, status: int, error_code: str | None, error
     if error_code == "RevisionNotFound":
         return not_found(hub.repo, hub.revision)
     if status == 401 and error_message == INVALID_TOKEN:
-        return AnatomyError(hub.repo, "a token the Hub accepts", "invalid credentials (HTTP 401)", "`hf auth login` again, or fix HF_TOKEN")
+        return HubError(hub.repo, "a token the Hub accepts", "invalid credentials (HTTP 401)", "`hf auth login` again, or fix HF_TOKEN")
     if status == 401 or error_code == "RepoNotFound":
         return not_found(hub.repo)
     if status == 404:
-        return AnatomyError(name, "a file the repository lists", "HTTP 404 (no such file)", "the repository changed; try again")
+        return HubError(name, "a file the repository lists", "HTTP 404 (no such file)", "the repository changed; try again")
     if status == 403:
-        return AnatomyError(hub.repo, "read access", "HTTP 403 (forbidden)", "check your token's permissions (`hf auth whoami`)")
-    return AnatomyError(name, "a successful HTTP answer", f"HTTP {status}", "try again later")
+        return HubError(hub.repo, "read access", "HTTP 403 (forbidden)", "check your token's permissions (`hf auth whoami`)")
+    return HubError(name, "a successful HTTP answer", f"HTTP {status}", "try again later")
 
 
 def _unsatisfiable_size(content_range: str | None) -> int | None:
@@ -93,12 +93,12 @@ def _unsatisfiable_size(content_range: str | None) -> int | None:
 
 
 def gated(repo: str) -> AnatomyError:
-    return AnatomyError(repo, "a model you may read", "a gated model", "accept its license on the model page, then `hf auth login` or set HF_TOKEN")
+    return GatedRepo(repo, "a model you may read", "a gated model", "accept its license on the model page, then `hf auth login` or set HF_TOKEN")
 
 
 def not_found(repo: str, revision: str | None = None) -> AnatomyError:
     what = f"revision {revision!r} of a model on the Hub" if revision else "a model on the Hub"
-    return AnatomyError(repo, what, "not found, or private/gated and you are not logged in", "check the name, or `hf auth login` / set HF_TOKEN")
+    return (RevisionNotFound if revision else RepoNotFound)(repo, what, "not found, or private/gated and you are not logged in", "check the name, or `hf auth login` / set HF_TOKEN")
 
 
 class _Address:
@@ -164,8 +164,6 @@ class Request:
         return self._retrying(name, 0, None, limit)[0]
 
     def _retrying(self, name: str, start: int, end: int | None, limit: int) -> tuple[bytes, int]:
-        if self.hub.check is not None:  # the commit is a guess: nothing is fetched for it before the Hub confirms it
-            self.hub.check.confirm()
         for delay in (*RETRY_DELAYS, None):
             try:
                 return self._get_once(name, start, end, limit)

@@ -12,7 +12,8 @@ from collections import namedtuple
 
 from .byte_io import kind_of, os_error, read_capped
 from .errors import AnatomyError, UsageError
-from .hub_env import hub_cache
+from .cache_folder import repo_folder
+from .hub_env import hub_cache, is_commit, valid_revision
 from .safe_text import escape
 
 # Weight layouts in a model folder, most preferred first: an index file that names the
@@ -30,9 +31,6 @@ FOLDER_LAYOUTS: tuple[tuple[str | None, str | None], ...] = (
 
 CONFIG = "config.json"
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")  # :QUANT picks a GGUF file on the Hub
-# A branch, tag or commit as the Hub names them (refs/pr/1 included), never leaving refs/.
-REVISION = re.compile(r"^(?!.*(^|/)\.\.?(/|$))[\w.-]+(/[\w.-]+)*$")
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
 MAX_REF_BYTES = 100  # a ref holds a 40-digit commit hash and maybe a newline
 SPLIT_SUFFIX = re.compile(r"-(\d{5})-of-(\d{5})$")  # llama.cpp's gguf-split names, before .gguf
 
@@ -48,19 +46,18 @@ class Source(namedtuple("Source", "name root weight_files index_file config_file
 
 def _cached_snapshot(model_id: str, revision: str | None) -> str:
     cache = hub_cache()
-    repo_dir = os.path.join(cache, "models--" + model_id.replace("/", "--"))
+    repo_dir = os.path.join(cache, repo_folder(model_id))
     download = f"download it with `hf download {model_id}" + (f" --revision {revision}" if revision else "") + "`"
     if not os.path.isdir(repo_dir):
         raise AnatomyError(model_id, f"a model folder, a weights file, or a model in the local Hugging Face cache ({cache})", "none of these", download)
     wanted = revision or "main"
-    if not REVISION.match(wanted):
-        raise UsageError(model_id, "a revision (branch, tag or commit)", f"{escape(repr(wanted))}", "pass a name such as main, v1.0 or refs/pr/1")
+    check_revision(model_id, wanted)
     ref = os.path.join(repo_dir, "refs", wanted)
     if os.path.isfile(ref):
         damaged = "the cache is damaged; download the model again"
         text = read_capped(ref, MAX_REF_BYTES, "a commit hash", damaged).strip()
         commit = text.decode("ascii") if text.isascii() else ""
-        if not COMMIT.match(commit):
+        if not is_commit(commit):
             raise AnatomyError(ref, "a commit hash", escape(repr(commit if text.isascii() else text)), damaged)
     else:
         commit = wanted  # a commit hash given directly
@@ -70,6 +67,13 @@ def _cached_snapshot(model_id: str, revision: str | None) -> str:
     if not os.path.isdir(snapshot):
         raise AnatomyError(model_id, f"revision {wanted!r} in the local Hugging Face cache ({repo_dir})", "no such snapshot", download)
     return snapshot
+
+
+def check_revision(model_id: str, revision: str) -> None:
+    """Refuse a revision that names no branch, tag or commit (hub_env.valid_revision), before
+    it reaches a file name under refs/ or a request to the Hub: exit 2."""
+    if not valid_revision(revision):
+        raise UsageError(model_id, "a revision (branch, tag or commit)", f"{escape(repr(revision))}", "pass a name such as main, v1.0 or refs/pr/1")
 
 
 def choose_weights(names: list[str]) -> tuple[tuple[str, ...], str | None]:
@@ -190,6 +194,7 @@ def resolve(model: str, revision: str | None = None) -> Source:
             raise AnatomyError(model, "a model folder or a weights file", kind_of(mode), "pass a model folder or a weights file")
         folder = model if stat.S_ISDIR(mode) else (os.path.dirname(model) or ".")
     elif MODEL_ID.match(model) and "/" in model:
+        check_revision(model, revision or "main")
         try:
             found = cached_copy(model, revision)
         except UsageError:

@@ -511,10 +511,8 @@ def run_parallel(
     Workers are forked processes, each with its own bounded Reader: on this project's
     2-core machine they beat threads by 19% (numpy's bincount, then, and the per-block Python hold the
     GIL; bench/RESULTS.md). Results must pickle. Where fork is missing, tasks run here."""
-    from . import speculation
     from .byte_io import settle_registered
 
-    speculation.confirm()  # the thread asking the Hub would not survive the fork
     settle_registered()
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed

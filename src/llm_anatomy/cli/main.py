@@ -13,7 +13,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Callable, Iterable, Sequence, TextIO
 
-from .. import __version__, errors, speculation
+from .. import __version__, errors
 from ..errors import AnatomyError
 from ..safe_text import escape, escape_json, escape_page
 
@@ -95,8 +95,6 @@ class Escaping:
         self._name = name
 
     def write(self, text: str) -> int:
-        if speculation.used and speculation.pending():  # nothing computed from a guessed commit before the Hub confirms it
-            speculation.confirm()
         try:
             if self.raw is None:  # Python's stand-in for a descriptor closed at start-up (>&-)
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
@@ -221,50 +219,34 @@ def _show_build_notice(building: bool) -> None:
     stream.flush()
 
 
-def _ask_hub_early(name: str, argv: list[str]) -> None:
+def _ask_hub_early(name: str, argv: list[str]) -> bool:
     """For `COMMAND ORG/NAME ...`, a model read from the Hub before, start asking the Hub which
     commit its branch has now, before the command's modules are even imported: the answer
-    comes while the command works from the commit the branch had last time (speculation.py).
-    Only where the id is sure to be the model (right after the command, --revision spelled
-    out) and online; hub_commit.ask_early checks the rest."""
+    comes while they load, and the command waits for it before it uses the commit
+    (hub_commit.commit). Only where the id is sure to be the model (right after the command,
+    --revision spelled out) and online; hub_commit.ask_early checks the rest. True when
+    hub_commit was asked: what the command did not use is forgotten when it ends."""
     at = argv.index(name) + 1
     model = argv[at] if at < len(argv) else ""
     if "/" not in model or model.startswith("-") or os.path.exists(model):
-        return
+        return False
     revision = None
     for i, arg in enumerate(argv):
         option, equals, value = arg.partition("=")
         if option == "--revision":
             revision = value if equals else argv[i + 1] if i + 1 < len(argv) else ""
         elif len(option) > 2 and "--revision".startswith(option):  # an abbreviation: argparse's to read
-            return
+            return False
     from .. import hub_env
-    from ..cache_folder import cache_dir
+    from ..cache_folder import cache_dir, repo_folder
 
     repo = model.partition(":")[0]
-    if revision == "" or hub_env.offline() or not os.path.isdir(os.path.join(cache_dir(), "hub", "models--" + repo.replace("/", "--"))):
-        return
+    if revision == "" or hub_env.offline() or not os.path.isdir(os.path.join(cache_dir(), "hub", repo_folder(repo))):
+        return False
     from .. import hub_commit
 
     hub_commit.ask_early(model, revision)
-
-
-def _run_confirmed(module: object, args: argparse.Namespace, notes: list[str]) -> int:
-    """_run_command once every guessed commit is confirmed (its exit status, or the Hub's
-    refusal, which comes before what the guessed commit's files say); run again, on the
-    Hub's answer, if a branch moved (speculation.py)."""
-    while True:
-        try:
-            try:
-                code = _run_command(module, args)
-            except AnatomyError:
-                speculation.confirm()
-                raise
-            speculation.confirm()
-            return code
-        except speculation.Stale:
-            notes.clear()
-            speculation.restart()
+    return True
 
 
 def _run_command(module: object, args: argparse.Namespace) -> int:
@@ -285,7 +267,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = sys.stdout, sys.stderr
     sys.stdout = Escaping(sys.stdout, escape_page, "stdout")  # type: ignore[assignment]
     sys.stderr = Escaping(sys.stderr, escape_page, "stderr")  # type: ignore[assignment]
-    speculation.begin()
     try:
         return _run(argv)
     except OutputFailed as exc:
@@ -308,17 +289,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         return getattr(exc, "exit_code", 130)
     finally:
-        speculation.end()
         sys.stdout, sys.stderr = saved
 
 
 def _run(argv: list[str]) -> int:
     """Parse and run the command; a bad input becomes its one line on stderr, after stdout."""
+    name = _command_in(argv)
+    asked = name is not None and _ask_hub_early(name, argv)
+    try:
+        return _parse_and_run(name, argv)
+    finally:
+        if asked:
+            from .. import hub_commit
+
+            hub_commit.forget_early()
+
+
+def _parse_and_run(name: str | None, argv: list[str]) -> int:
     # Without a known command (--help, a typo) argparse needs every command to list them;
     # --version needs none of them.
-    name = _command_in(argv)
-    if name:
-        _ask_hub_early(name, argv)
     needed = [name] if name else [] if "--version" in argv else COMMANDS
     modules = {n: _command_module(n) for n in needed}
     parser = build_parser(modules)
@@ -338,7 +327,7 @@ def _run(argv: list[str]) -> int:
             notes: list[str] = []
             errors.note_sink = notes.append
             try:
-                code = _run_confirmed(modules[args.command], args, notes)
+                code = _run_command(modules[args.command], args)
             except AnatomyError as exc:
                 if getattr(args, "debug", False):
                     raise

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 from .. import bounded_json
 from ..byte_io import is_file, open_bytes
 from ..catalog import MAX_TENSORS, Catalog, TensorInfo
-from ..errors import AnatomyError
+from ..errors import AnatomyError, CorruptFile
 from ..ggml_types import GGUF_MAGIC
 from ..safe_text import escape
 from ..source import Source, resolve
@@ -99,12 +99,12 @@ def catalog_from_source(source: Source, allow_truncated: bool = False) -> Catalo
         file_tensors, file_metadata = reader(path)
         for t in file_tensors:
             if t.name in seen:
-                raise AnatomyError(path, "each tensor name once", f"{escape(t.name)} also in {seen[t.name]}", "the checkpoint is corrupt")
+                raise CorruptFile(path, "each tensor name once", f"{escape(t.name)} also in {seen[t.name]}", "the checkpoint is corrupt")
             seen[t.name] = path
         tensors.extend(file_tensors)
         metadata.update(file_metadata)
         if len(tensors) > MAX_TENSORS:
-            raise AnatomyError(source.root, f"at most {MAX_TENSORS} tensors in one checkpoint", f"{len(tensors)} in its first {files.index(path) + 1} files", "the checkpoint is corrupt or hostile")
+            raise CorruptFile(source.root, f"at most {MAX_TENSORS} tensors in one checkpoint", f"{len(tensors)} in its first {files.index(path) + 1} files", "the checkpoint is corrupt or hostile")
     if weight_map is not None:
         missing = sorted(name for name in weight_map if name not in seen)
         if missing:

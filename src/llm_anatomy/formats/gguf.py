@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 from ..byte_io import open_bytes
 from ..catalog import MAX_DIM, MAX_NAME_CHARS, MAX_TENSORS, TensorInfo
-from ..errors import AnatomyError
+from ..errors import AnatomyError, CorruptFile
 from ..safe_text import escape, has_unsafe
 from ..ggml_types import (
     FLOAT32,
@@ -289,7 +289,7 @@ def _metadata(cursor: _Cursor, kv_count: int) -> dict[str, Any]:
     for _ in range(kv_count):
         key = cursor.text("a metadata key", MAX_KEY_BYTES)
         if key in metadata:
-            raise AnatomyError(cursor.path, "each metadata key once", f"{escape(key)} twice", "the file is corrupt")
+            raise CorruptFile(cursor.path, "each metadata key once", f"{escape(key)} twice", "the file is corrupt")
         metadata[key] = _value(cursor, _value_type(cursor, escape(key)), escape(key))
     return metadata
 
@@ -297,7 +297,7 @@ def _metadata(cursor: _Cursor, kv_count: int) -> dict[str, Any]:
 def _alignment(path: str, metadata: dict[str, Any]) -> int:
     alignment = metadata.get(KEY_ALIGNMENT, GGUF_DEFAULT_ALIGNMENT)
     if type(alignment) is not int or alignment <= 0 or alignment & (alignment - 1):
-        raise AnatomyError(path, f"{KEY_ALIGNMENT} a power of two", escape(repr(alignment)), "the file is corrupt")
+        raise CorruptFile(path, f"{KEY_ALIGNMENT} a power of two", escape(repr(alignment)), "the file is corrupt")
     return alignment
 
 
@@ -307,9 +307,9 @@ def _tensor_infos(cursor: _Cursor, count: int) -> list[tuple[str, tuple[int, ...
     for _ in range(count):
         name = cursor.text("a tensor name", MAX_NAME_BYTES)
         if has_unsafe(name):
-            raise AnatomyError(cursor.path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
+            raise CorruptFile(cursor.path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
         if name in seen:
-            raise AnatomyError(cursor.path, "each tensor name once", f"{escape(name)} twice", "the file is corrupt")
+            raise CorruptFile(cursor.path, "each tensor name once", f"{escape(name)} twice", "the file is corrupt")
         seen.add(name)
         (n_dims,) = cursor.unpack(U32, f"the rank of {name}")
         if n_dims > MAX_DIMS:
@@ -327,13 +327,13 @@ def _tensor(path: str, info: tuple[str, tuple[int, ...], int, int], data_start: 
     name, dims, type_id, offset = info
     where = f"{path}: tensor {escape(name)}"
     if type_id not in GGML_TYPES:
-        raise AnatomyError(where, "a GGML type known to gguf", f"type {type_id}", "upgrade the gguf package, or the file is corrupt")
+        raise CorruptFile(where, "a GGML type known to gguf", f"type {type_id}", "upgrade the gguf package, or the file is corrupt")
     type_name, block_size, block_bytes = GGML_TYPES[type_id]
     if dims and dims[0] % block_size:
-        raise AnatomyError(where, f"rows of whole {type_name} blocks ({block_size} elements)", f"a row of {dims[0]}", "the file is corrupt")
+        raise CorruptFile(where, f"rows of whole {type_name} blocks ({block_size} elements)", f"a row of {dims[0]}", "the file is corrupt")
     nbytes = prod(dims) // block_size * block_bytes
     if offset % alignment:
-        raise AnatomyError(where, f"data offset aligned to {alignment} bytes", f"offset {offset}", "the file is corrupt")
+        raise CorruptFile(where, f"data offset aligned to {alignment} bytes", f"offset {offset}", "the file is corrupt")
     if data_start + offset + nbytes > size:
         raise AnatomyError(where, f"{nbytes} data bytes at {data_start + offset}", f"a file of {size} bytes", TRUNCATED)
     return TensorInfo(name, type_name, tuple(reversed(dims)), path, data_start + offset, nbytes)
@@ -347,7 +347,7 @@ def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, Any]]:
         _read_version(cursor)
         tensor_count = _count(cursor, "tensor", MIN_TENSOR_INFO_BYTES)
         if tensor_count > MAX_TENSORS:
-            raise AnatomyError(path, f"at most {MAX_TENSORS} tensors", f"{tensor_count}", "the file is corrupt or hostile")
+            raise CorruptFile(path, f"at most {MAX_TENSORS} tensors", f"{tensor_count}", "the file is corrupt or hostile")
         metadata = _metadata(cursor, _count(cursor, "metadata key", MIN_KV_BYTES))
         infos = _tensor_infos(cursor, tensor_count)
     alignment = _alignment(path, metadata)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..catalog import MAX_DIM, MAX_RANK
-from ..errors import AnatomyError
+from ..errors import AnatomyError, CorruptFile
 from ..safe_text import escape
 
 MAX_NESTING = 16  # dict-in-dict levels walked when collecting tensors
@@ -252,9 +252,9 @@ def load(path: str, data: bytes) -> Any:
         expected, _, found = message.partition(", found ")
         raise AnatomyError(path, escape(expected), escape(found) or "something else", exc.todo) from None
     except RecursionError:
-        raise AnatomyError(path, "a pickle nested at most a few levels deep", "deeper nesting", "the file is corrupt or hostile") from None
+        raise CorruptFile(path, "a pickle nested at most a few levels deep", "deeper nesting", "the file is corrupt or hostile") from None
     except Exception as exc:  # a corrupt pickle raises anything from the pickle machine
-        raise AnatomyError(path, "a readable pickle (data.pkl)", escape(f"{type(exc).__name__}: {exc}")[:200], "the file is corrupt; download it again") from None
+        raise CorruptFile(path, "a readable pickle (data.pkl)", escape(f"{type(exc).__name__}: {exc}")[:200], "the file is corrupt; download it again") from None
 
 
 def collect(path: str, obj: Any) -> tuple[list[tuple[str, TensorRef]], dict[str, str]]:

@@ -13,7 +13,7 @@ from .. import bounded_json
 from ..byte_io import open_bytes
 from ..catalog import MAX_DIM, MAX_NAME_CHARS, MAX_RANK, MAX_TENSORS, TensorInfo
 from ..dtypes import lookup
-from ..errors import AnatomyError
+from ..errors import AnatomyError, CorruptFile
 from ..safe_text import escape, has_unsafe
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the limit the safetensors library itself enforces
@@ -28,14 +28,14 @@ def read_header(path: str) -> tuple[dict[str, Any], int, int]:
             raise AnatomyError(path, "a safetensors file (8-byte header length, JSON header, data)", f"{size} bytes", "the file is empty or truncated; download it again")
         (header_len,) = struct.unpack("<Q", source.read(0, 8, "the header length"))
         if header_len > MAX_HEADER_BYTES:
-            raise AnatomyError(path, f"a header of at most {MAX_HEADER_BYTES} bytes", f"a header length of {header_len} bytes", "the file is corrupt or not safetensors")
+            raise CorruptFile(path, f"a header of at most {MAX_HEADER_BYTES} bytes", f"a header length of {header_len} bytes", "the file is corrupt or not safetensors")
         if 8 + header_len > size:
             raise AnatomyError(path, f"a header of {header_len} bytes after the 8-byte length", f"a file of {size} bytes", "the file is truncated; download it again")
         raw = source.read(8, header_len, "the JSON header")
     outside = bounded_json.scan(raw, path, "a JSON header", CORRUPT)
     entries = outside.count(b"{") - 1  # objects inside the header: tensors, and __metadata__
     if entries > MAX_TENSORS + 1:
-        raise AnatomyError(path, f"at most {MAX_TENSORS} tensors in one file", f"{entries} header entries", "the file is corrupt or hostile")
+        raise CorruptFile(path, f"at most {MAX_TENSORS} tensors in one file", f"{entries} header entries", "the file is corrupt or hostile")
     header = bounded_json.parse(raw, path, "a JSON header", CORRUPT)
     # formats.detect() saw '{', so valid JSON here is always an object.
     return header, 8 + header_len, size
@@ -43,9 +43,9 @@ def read_header(path: str) -> tuple[dict[str, Any], int, int]:
 
 def _entry(path: str, name: str, entry: Any, data_start: int, data_size: int) -> TensorInfo:
     if len(name) > MAX_NAME_CHARS:
-        raise AnatomyError(path, f"tensor names of at most {MAX_NAME_CHARS} characters", f"a name of {len(name)} characters", "the file is corrupt or hostile")
+        raise CorruptFile(path, f"tensor names of at most {MAX_NAME_CHARS} characters", f"a name of {len(name)} characters", "the file is corrupt or hostile")
     if has_unsafe(name):
-        raise AnatomyError(path, "tensor names without control characters", f"'{escape(name)}'", "the file is corrupt or hostile; do not trust it")
+        raise CorruptFile(path, "tensor names without control characters", f"'{escape(name)}'", "the file is corrupt or hostile; do not trust it")
     where = f"{path}: tensor {name}"
     if not isinstance(entry, dict):
         raise AnatomyError(where, "an object with dtype, shape and data_offsets", type(entry).__name__)
@@ -58,10 +58,10 @@ def _entry(path: str, name: str, entry: Any, data_start: int, data_size: int) ->
         raise AnatomyError(where, "data_offsets [begin, end]", escape(repr(offsets))[:80])
     begin, end = offsets
     if not 0 <= begin <= end <= data_size:
-        raise AnatomyError(where, f"data_offsets inside the {data_size} data bytes", f"[{begin}, {end}]", "the file is truncated or corrupt")
+        raise CorruptFile(where, f"data_offsets inside the {data_size} data bytes", f"[{begin}, {end}]", "the file is truncated or corrupt")
     info = TensorInfo(name, dtype.name, tuple(shape), path, data_start + begin, end - begin)
     if dtype.nbytes(info.numel) != info.nbytes:
-        raise AnatomyError(where, f"{dtype.nbytes(info.numel)} bytes for shape {list(shape)} of {dtype.name}", f"{info.nbytes} bytes", "the header is corrupt")
+        raise CorruptFile(where, f"{dtype.nbytes(info.numel)} bytes for shape {list(shape)} of {dtype.name}", f"{info.nbytes} bytes", "the header is corrupt")
     return info
 
 
@@ -78,14 +78,14 @@ def read_tensors(path: str, allow_truncated: bool = False) -> tuple[list[TensorI
     header, data_start, size = read_header(path)
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
-        raise AnatomyError(path, "__metadata__ as an object of strings", type(metadata).__name__, "the file is corrupt")
+        raise CorruptFile(path, "__metadata__ as an object of strings", type(metadata).__name__, "the file is corrupt")
     data_size = size - data_start
     limit = max([data_size, *(_declared_end(entry) for entry in header.values())]) if allow_truncated else data_size
     tensors = [_entry(path, name, entry, data_start, limit) for name, entry in header.items()]
     previous_end, previous_name = data_start, None
     for info in sorted(tensors, key=lambda t: (t.offset, t.nbytes)):
         if info.offset < previous_end and info.nbytes:
-            raise AnatomyError(path, "tensor data that does not overlap", f"{escape(info.name)} overlapping {escape(previous_name or '')}", "the file is corrupt or hostile")
+            raise CorruptFile(path, "tensor data that does not overlap", f"{escape(info.name)} overlapping {escape(previous_name or '')}", "the file is corrupt or hostile")
         if info.nbytes:
             previous_end, previous_name = info.offset + info.nbytes, info.name
     return tensors, {str(k): str(v) for k, v in metadata.items()}
@@ -99,11 +99,11 @@ def read_index(index_path: str) -> dict[str, str]:
     if not isinstance(weight_map, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
         raise AnatomyError(index_path, "a weight_map of tensor name -> shard file", "none", todo)
     if len(weight_map) > MAX_TENSORS:
-        raise AnatomyError(index_path, f"at most {MAX_TENSORS} tensors", f"{len(weight_map)}", "the index is corrupt or hostile")
+        raise CorruptFile(index_path, f"at most {MAX_TENSORS} tensors", f"{len(weight_map)}", "the index is corrupt or hostile")
     longest = max(map(len, weight_map), default=0)
     if longest > MAX_NAME_CHARS:
-        raise AnatomyError(index_path, f"tensor names of at most {MAX_NAME_CHARS} characters", f"a name of {longest} characters", "the index is corrupt or hostile")
+        raise CorruptFile(index_path, f"tensor names of at most {MAX_NAME_CHARS} characters", f"a name of {longest} characters", "the index is corrupt or hostile")
     for shard in set(weight_map.values()):
         if len(shard) > MAX_NAME_CHARS or "/" in shard or "\\" in shard or shard in (".", ".."):
-            raise AnatomyError(index_path, "shard names inside the model folder", f"{escape(shard[:200])!r}", "the index is corrupt or hostile")
+            raise CorruptFile(index_path, "shard names inside the model folder", f"{escape(shard[:200])!r}", "the index is corrupt or hostile")
     return weight_map

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 from ..byte_io import is_local, open_bytes
 from ..catalog import MAX_NAME_CHARS, MAX_TENSORS, TensorInfo
 from ..dtypes import DTYPES
-from ..errors import AnatomyError
+from ..errors import AnatomyError, CorruptFile
 from ..safe_text import escape, has_unsafe
 
 # torch.save(..., _use_new_zipfile_serialization=False) starts with LEGACY_MAGIC, a protocol-2
@@ -74,7 +74,7 @@ def _data_offset(source: ByteSource, info: Any) -> int:
     header = source.read(info.header_offset, LOCAL_HEADER.size, f"the zip header of {escape(info.filename)}")
     signature, name_length, extra_length = LOCAL_HEADER.unpack(header)
     if signature != ZIP_MAGIC:
-        raise AnatomyError(path, f"a zip local header for {escape(info.filename)}", escape(repr(signature)), "the file is corrupt; download it again")
+        raise CorruptFile(path, f"a zip local header for {escape(info.filename)}", escape(repr(signature)), "the file is corrupt; download it again")
     start = info.header_offset + LOCAL_HEADER.size + name_length + extra_length
     if start + info.file_size > size:
         raise AnatomyError(path, f"{info.file_size} bytes of {escape(info.filename)} at {start}", f"a file of {size} bytes", "the file is truncated; download it again")
@@ -111,9 +111,9 @@ def _check_directory(source: ByteSource) -> None:
             if record[0] == b"PK\x06\x06":
                 members, directory_bytes = max(members, record[7]), max(directory_bytes, record[8])
     if directory_bytes > min(size, MAX_DIRECTORY_BYTES):
-        raise AnatomyError(path, f"a zip directory of at most {min(size, MAX_DIRECTORY_BYTES)} bytes", f"{directory_bytes} bytes", CORRUPT_ZIP)
+        raise CorruptFile(path, f"a zip directory of at most {min(size, MAX_DIRECTORY_BYTES)} bytes", f"{directory_bytes} bytes", CORRUPT_ZIP)
     if members > MAX_MEMBERS:
-        raise AnatomyError(path, f"a zip of at most {MAX_MEMBERS} members", f"{members}", CORRUPT_ZIP)
+        raise CorruptFile(path, f"a zip of at most {MAX_MEMBERS} members", f"{members}", CORRUPT_ZIP)
 
 
 def _open_archive(source: ByteSource) -> tuple[Any, Any, str]:
@@ -125,7 +125,7 @@ def _open_archive(source: ByteSource) -> tuple[Any, Any, str]:
     try:
         archive = zipfile.ZipFile(source.fileobj())
     except Exception as exc:  # zipfile raises many types on a damaged directory (NotImplementedError for "version 6.4", ...)
-        raise AnatomyError(path, "a torch zip checkpoint", escape(f"an unreadable zip ({exc})"), "the file is truncated or corrupt; download it again") from None
+        raise CorruptFile(path, "a torch zip checkpoint", escape(f"an unreadable zip ({exc})"), "the file is truncated or corrupt; download it again") from None
     pickles = [i for i in archive.infolist() if i.filename.count("/") == 1 and i.filename.endswith("/data.pkl")]
     if len(pickles) != 1:
         archive.close()
@@ -136,7 +136,7 @@ def _open_archive(source: ByteSource) -> tuple[Any, Any, str]:
         raise AnatomyError(path, f"{escape(info.filename)} stored or deflated", f"compression method {info.compress_type}", "save it again with torch.save")
     if info.file_size > MAX_PICKLE_BYTES or info.compress_size > source.size:
         archive.close()
-        raise AnatomyError(path, f"{escape(info.filename)} of at most {MAX_PICKLE_BYTES} bytes", f"{info.file_size} bytes ({info.compress_size} stored)", CORRUPT_ZIP)
+        raise CorruptFile(path, f"{escape(info.filename)} of at most {MAX_PICKLE_BYTES} bytes", f"{info.file_size} bytes ({info.compress_size} stored)", CORRUPT_ZIP)
     return archive, info, info.filename[: -len("data.pkl")]
 
 
@@ -145,9 +145,9 @@ def _read_member(path: str, archive: Any, name: str, limit: int) -> bytes:
         with archive.open(name) as member:
             data = member.read(limit + 1)
     except Exception as exc:  # as in _open_archive: CRC errors, unsupported or encrypted members, zlib errors, ...
-        raise AnatomyError(path, f"a readable {escape(name)}", escape(f"{type(exc).__name__}: {exc}")[:200], "the file is corrupt; download it again") from None
+        raise CorruptFile(path, f"a readable {escape(name)}", escape(f"{type(exc).__name__}: {exc}")[:200], "the file is corrupt; download it again") from None
     if len(data) > limit:
-        raise AnatomyError(path, f"{escape(name)} of at most {limit} bytes", "more", "the file is corrupt or not a state dict")
+        raise CorruptFile(path, f"{escape(name)} of at most {limit} bytes", "more", "the file is corrupt or not a state dict")
     return data
 
 
@@ -156,7 +156,7 @@ def _storage_span(source: ByteSource, archive: Any, member: str, where: str, sta
     where its local header says, or where starts says (see _starts_from_directory)."""
     info = archive.NameToInfo.get(member)
     if info is None:
-        raise AnatomyError(where, f"storage member {escape(member)}", "no such member", "the file is truncated or corrupt")
+        raise CorruptFile(where, f"storage member {escape(member)}", "no such member", "the file is truncated or corrupt")
     if info.compress_type != 0:
         raise AnatomyError(where, "an uncompressed storage (torch.save writes them stored)", f"compression method {info.compress_type}", "the zip was recompressed; save it again with torch.save")
     return (_data_offset(source, info) if starts is None else starts[member]), info.file_size
@@ -196,7 +196,7 @@ def _check_local_headers(source: ByteSource, infos: list[Any], starts: dict[str,
         start = _data_offset(source, info)
         if start != starts[info.filename]:
             found = f"its bytes at {start}, then {starts[info.filename] - start} bytes more"
-            raise AnatomyError(source.name, f"{escape(info.filename)} followed by the next member (as torch.save writes a zip)", found, CORRUPT_ZIP)
+            raise CorruptFile(source.name, f"{escape(info.filename)} followed by the next member (as torch.save writes a zip)", found, CORRUPT_ZIP)
 
 
 def _tensor(path: str, name: str, ref: Any, span: tuple[int, int]) -> TensorInfo:
@@ -208,7 +208,7 @@ def _tensor(path: str, name: str, ref: Any, span: tuple[int, int]) -> TensorInfo
     itemsize = DTYPES[ref.dtype].bits // 8
     begin, nbytes = ref.offset * itemsize, prod(ref.shape) * itemsize
     if begin + nbytes > storage_bytes:
-        raise AnatomyError(where, f"{nbytes} bytes at byte {begin} of its storage", f"a storage of {storage_bytes} bytes", "the file is truncated or corrupt")
+        raise CorruptFile(where, f"{nbytes} bytes at byte {begin} of its storage", f"a storage of {storage_bytes} bytes", "the file is truncated or corrupt")
     return TensorInfo(name, ref.dtype, ref.shape, path, start + begin, nbytes)
 
 
@@ -234,7 +234,7 @@ def _read_state(source: ByteSource, archive: Any, pickle_info: Any, prefix: str)
     state = restricted_pickle.load(path, _read_member(path, archive, pickle_info.filename, MAX_PICKLE_BYTES))
     refs, metadata = restricted_pickle.collect(path, state)
     if len(refs) > MAX_TENSORS:
-        raise AnatomyError(path, f"at most {MAX_TENSORS} tensors", f"{len(refs)}", CORRUPT_ZIP)
+        raise CorruptFile(path, f"at most {MAX_TENSORS} tensors", f"{len(refs)}", CORRUPT_ZIP)
     storages = [archive.NameToInfo.get(f"{prefix}data/{ref.storage.key}") for _, ref in refs]
     starts = None if is_local(path) else _starts_from_directory(archive, {info.filename for info in storages if info is not None})
     if starts is None:
@@ -243,9 +243,9 @@ def _read_state(source: ByteSource, archive: Any, pickle_info: Any, prefix: str)
     tensors = []
     for name, ref in refs:
         if len(name) > MAX_NAME_CHARS:
-            raise AnatomyError(path, f"tensor names of at most {MAX_NAME_CHARS} characters", f"a name of {len(name)} characters", "the file is corrupt or hostile")
+            raise CorruptFile(path, f"tensor names of at most {MAX_NAME_CHARS} characters", f"a name of {len(name)} characters", "the file is corrupt or hostile")
         if has_unsafe(name):
-            raise AnatomyError(path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
+            raise CorruptFile(path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
         key = ref.storage.key
         if key not in spans:
             spans[key] = _storage_span(source, archive, f"{prefix}data/{key}", f"{path}: tensor {escape(name)}", starts)
