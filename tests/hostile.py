@@ -15,7 +15,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-WALL_SECONDS = 10.0
+# A hang guard, not a speed limit (speed is measured in bench/): far above what any case needs
+# on a quiet machine, so that a loaded one (other jobs on its 2 cores) does not fail a test.
+WALL_SECONDS = 60.0
 MAX_RSS_BYTES = 500 * 2**20
 # A hard stop, far above MAX_RSS_BYTES (importing numpy maps a few hundred MB it never
 # touches), so that a memory blow-up fails one test instead of taking the machine down.
