@@ -412,6 +412,17 @@ def _laughs(depth=20, fan=10):
 HASH_BOMB = b"\x80\x02}" + b")" + b"q\x00h\x00\x86" * 100 + b"K\x01s."
 
 
+def _long1(value: int) -> bytes:
+    raw = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+    return b"\x8a" + bytes([len(raw)]) + raw
+
+
+# Python hashes an int modulo 2**61 - 1: these keys all hash to 1, so a dict of n of them
+# costs n**2 / 2 comparisons (100,000 keys: 43 s). SETITEMS: the pairs, then one insertion.
+COLLIDING = [1 + i * (2**61 - 1) for i in range(100_000)]
+COLLISION_BOMB = b"\x80\x02}(" + b"".join(_long1(k) + b"K\x00" for k in COLLIDING) + b"u."
+
+
 PICKLES = {
     "billion-laughs": (_pt(_laughs()), f"expected a state dict holding each of its dicts once, found the dict under {'k0.' * 14}k1 again; {NOT_LOADABLE}"),
     "dict-spray-deflated": (_pt(raw=b"\x80\x02" + b"}" * 3_000_000 + b".", compression=zipfile.ZIP_DEFLATED), f"expected a pickle of at most 2500000 operations, found more; {NOT_LOADABLE}"),
@@ -420,6 +431,7 @@ PICKLES = {
     "set-protocol-2": (_pt({"w": {1, 2}}), "expected only tensors and state dicts, found the disallowed global __builtin__.set; the file is not a plain state dict and may run code when loaded with torch.load; do not load it"),
     "set-protocol-4": (_pt(raw=pickle.dumps({"w": {1, 2}}, protocol=4)), f"expected a state dict, found a set; {NOT_LOADABLE}"),
     "frozenset": (_pt(raw=pickle.dumps({"w": frozenset({1})}, protocol=4)), f"expected a state dict, found a frozenset; {NOT_LOADABLE}"),
+    "int-key-hash-collision": (_pt(raw=COLLISION_BOMB), f"expected integer dict keys below 2**61, found an integer key of 62 bits; {NOT_LOADABLE}"),
     "long4-int": (_pt({"w": 1 << 4000}), f"expected a state dict, found an integer of more than 255 bytes; {NOT_LOADABLE}"),
     "bzip2-data-pkl": (_pt({"w": 1}, compression=zipfile.ZIP_BZIP2), "expected archive/data.pkl stored or deflated, found compression method 12; save it again with torch.save"),
 }
@@ -430,6 +442,32 @@ def test_pickle_bombs(tmp_path, case):
     build, message = PICKLES[case]
     path = build(tmp_path)
     _refused(("params", path), f"{path}: {message}", [tmp_path])
+
+
+def test_colliding_int_keys_are_refused_before_they_are_hashed():
+    """The work is bounded by the rule, not by luck: keys set one SETITEM at a time are
+    refused at the first that could collide, after 8 operations (PROTO, EMPTY_DICT, then key,
+    value and SETITEM twice), with one key in the dict; every int key the rule admits hashes
+    to itself, so no two admitted keys share a hash but -1 and -2."""
+    from llm_anatomy.formats.restricted_pickle import MAX_KEY_INT, Machine, TooLarge
+
+    data = b"\x80\x02}" + b"".join(_long1(k) + b"K\x00s" for k in COLLIDING) + b"."
+    machine = Machine(data)
+    with pytest.raises(TooLarge, match="found an integer key of 62 bits"):
+        machine.run()
+    assert machine.operations == 8
+    assert machine.stack == [{1: 0}]
+    assert [hash(k) for k in (MAX_KEY_INT, -MAX_KEY_INT, 2**40 + 3)] == [MAX_KEY_INT, -MAX_KEY_INT, 2**40 + 3]
+    assert hash(MAX_KEY_INT + 1) == 0  # the first int past the rule shares the hash of 0
+
+
+def test_many_small_int_keys_read(tmp_path):
+    """What the rule admits: 100,000 small int keys (an optimizer's parameter numbers) read."""
+    keys = range(100_000)
+    data = b"\x80\x02}(" + b"".join(_long1(k) + b"K\x00" for k in keys) + b"u."
+    from llm_anatomy.formats.restricted_pickle import Machine
+
+    assert Machine(data).run() == dict.fromkeys(keys, 0)
 
 
 def _patched(path, find: bytes, offset: int, value: bytes) -> None:

@@ -233,6 +233,33 @@ def test_build_on_an_allowed_global_is_refused(tmp_path, cli):
     assert result.err == f"llm-anatomy: {path}: expected object state only on dicts, found state for function; the file is not a plain state dict and may run code when loaded with torch.load; do not load it\n"
 
 
+NOT_A_STATE_DICT = "the file is not a plain state dict and may run code when loaded with torch.load; do not load it"
+CORRUPT_PICKLE = "the file is corrupt; download it again"
+
+
+@pytest.mark.parametrize(
+    "pickle_bytes, message",
+    [
+        (b"\x80\x02ccollections\nOrderedDict\n)\x81.", f"expected a state dict, found the pickle operation NEWOBJ; {NOT_A_STATE_DICT}"),
+        (b"\x80\x02(X\x02\x00\x00\x00idiposix\nsystem\n.", f"expected a state dict, found the pickle operation INST; {NOT_A_STATE_DICT}"),
+        (b"\x80\x02]K\x00K\x01s.", f"expected items set only on dicts, found items set on list; {NOT_A_STATE_DICT}"),
+        (b"\x80\x02}K\x01a.", f"expected items appended only to lists, found items appended to dict; {NOT_A_STATE_DICT}"),
+        (b"\x80\x02ctorch\nFloatStorage\n)R.", f"expected calls of the allowed functions only, found a call of StorageType; {NOT_A_STATE_DICT}"),
+        (b"\x80\x02\xff.", f"expected a readable pickle (data.pkl), found an unknown operation 0xff at byte 2; {CORRUPT_PICKLE}"),
+        (b"\x80\x02}", f"expected a readable pickle (data.pkl), found the pickle cut short before its STOP; {CORRUPT_PICKLE}"),
+        (b"\x80\x02X\xff\xff\xff\xff.", f"expected a readable pickle (data.pkl), found 4294967295 bytes at byte 7 of a pickle of 8 bytes; {CORRUPT_PICKLE}"),
+        (b"\x80\x02h\x05.", f"expected a readable pickle (data.pkl), found memo entry 5; {CORRUPT_PICKLE}"),
+    ],
+    ids=["newobj", "inst", "setitem-on-list", "append-to-dict", "call-a-storage-type", "unknown-operation", "no-stop", "string-past-the-end", "memo-miss"],
+)
+def test_operations_outside_a_state_dict(tmp_path, cli, pickle_bytes, message):
+    """The opcode loop's refusals, one line each: operations it does not follow, targets it
+    does not set items on, calls it does not make, and pickles it cannot follow."""
+    path = _torch_like_zip(tmp_path / "model.pt", pickle_bytes)
+    result = cli("params", path)
+    assert (result.err, result.code) == (f"llm-anatomy: {path}: {message}\n", 1)
+
+
 def test_other_refusals(tmp_path, cli):
     import torch
 
@@ -294,6 +321,13 @@ def test_params_imports_neither_torch_nor_numpy(bin_dir, cli):
     code, loaded, out = imported_by("params", bin_dir, modules=("numpy", "torch", "transformers", "typing", "dataclasses"))
     assert (code, loaded) == (0, [])
     assert out == cli("params", bin_dir).out  # the light path prints the same text
+
+
+def test_the_unpickler_is_our_own(bin_dir):
+    """data.pkl is read by restricted_pickle's own opcode loop: Python's pickle module, whose
+    private parts a subclass would depend on, is not even imported."""
+    code, loaded, _ = imported_by("params", bin_dir, modules=("pickle", "_pickle"))
+    assert (code, loaded) == (0, [])
 
 
 @pytest.mark.parametrize("fixture", ["bin_dir", "sharded_bin_dir"])
