@@ -193,6 +193,73 @@ def test_model_that_is_not_a_file_or_folder(tmp_path, make, command):
     _refused((command, path), f"{path}: expected a model folder or a weights file, found {kind}; pass a model folder or a weights file", [tmp_path])
 
 
+SHARD = "model-00001-of-00001.safetensors"
+
+
+def _shard_fifo(folder):
+    os.mkfifo(folder / SHARD)
+    return "a fifo", "put the shard file in its place, or download it again"
+
+
+def _shard_folder(folder):
+    (folder / SHARD).mkdir()
+    return "a folder", "put the shard file in its place, or download it again"
+
+
+def _shard_link_loop(folder):
+    os.symlink(SHARD + ".other", folder / SHARD)
+    os.symlink(SHARD, folder / (SHARD + ".other"))
+    return "a symlink loop", "put the shard file in its place, or download it again"
+
+
+def _shard_link_to(target):
+    def make(folder):
+        os.symlink(target, folder / SHARD)
+        return "a character device", "put the shard file in its place, or download it again"
+
+    return make
+
+
+def _shard_broken_link(folder):
+    os.symlink(folder / "gone.safetensors", folder / SHARD)
+    return "a broken symlink", "put the shard file in its place, or download it again"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_shard_fifo, _shard_link_to("/dev/zero"), _shard_link_to("/dev/urandom"), _shard_folder, _shard_link_loop, _shard_broken_link],
+    ids=["fifo", "link-to-dev-zero", "link-to-dev-urandom", "folder", "symlink-loop", "broken-link"],
+)
+@pytest.mark.parametrize("command", ["params", "values", "stats"])
+def test_index_shard_that_is_not_a_file(tmp_path, make, command):
+    """What the index names is said for what it is (it was "no such file"), and never opened:
+    a fifo would block, /dev/zero would never end."""
+    (tmp_path / "model.safetensors.index.json").write_text('{"weight_map": {"w": "%s"}}' % SHARD)
+    kind, todo = make(tmp_path)
+    index = tmp_path / "model.safetensors.index.json"
+    _refused((command, tmp_path), f"{index}: expected shard {SHARD} named by the index, found {kind}; {todo}", [tmp_path])
+
+
+def test_index_shard_linked_outside_the_folder_is_refused(tmp_path):
+    """A downloaded model's index cannot make the tools read a file elsewhere on the machine
+    (docs/security.md): a shard that is a link out of the model folder is refused, even to a
+    readable safetensors file; a link to a file inside the folder is read."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    _safetensors(outside / "secret.safetensors", F32_2)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors.index.json").write_text('{"weight_map": {"w": "%s"}}' % SHARD)
+    os.symlink(outside / "secret.safetensors", model / SHARD)
+    index = model / "model.safetensors.index.json"
+    _refused(("params", model), f"{index}: expected shard {SHARD} named by the index inside the model folder, found a link to {outside / 'secret.safetensors'}; copy the shard into the model folder", [tmp_path])
+    os.unlink(model / SHARD)
+    _safetensors(model / "stored.safetensors", F32_2)
+    os.symlink("stored.safetensors", model / SHARD)
+    outcome = run_cli("params", model)
+    assert (outcome.code, outcome.out.splitlines()[1]) == (0, f"w     [2]    F32         2    8 B  {SHARD}"), outcome.err
+
+
 def _tiny_torch(path):
     import torch
 
