@@ -363,6 +363,26 @@ def _gguf_info(name: bytes, dims: tuple) -> bytes:
     return struct.pack("<Q", len(name)) + name + struct.pack(f"<I{len(dims)}QIQ", len(dims), *dims, 0, 0)
 
 
+@pytest.mark.parametrize("command", ["params", "values", "stats"])
+def test_gguf_quantized_tensor_of_0_dimensions(tmp_path, command):
+    """One element cannot fill a 32-element Q4_0 block: said so by every command (params said
+    "1 parameter, 0 B", values "truncated", stats printed a 4.941e-324 row)."""
+    q4_0 = 2
+    info = struct.pack("<Q", 1) + b"w" + struct.pack("<IIQ", 0, q4_0, 0)
+    path = tmp_path / "model.gguf"
+    path.write_bytes(_gguf_bytes(info, 1))
+    _refused((command, path), f"{path}: tensor w: expected rows of whole Q4_0 blocks (32 elements), found a tensor of 0 dimensions (one element); the file is corrupt", [tmp_path])
+
+
+def test_gguf_plain_tensor_of_0_dimensions_is_a_scalar(tmp_path):
+    """The same shape in F32 is a scalar: one element, 4 bytes."""
+    info = struct.pack("<Q", 1) + b"w" + struct.pack("<IIQ", 0, 0, 0)
+    path = tmp_path / "model.gguf"
+    path.write_bytes(_gguf_bytes(info, 1))
+    outcome = run_cli("params", path)
+    assert (outcome.code, outcome.out.splitlines()[-1]) == (0, "1 tensor, 1 parameter, 4 B in 1 file"), outcome.err
+
+
 def _gguf(content: bytes, size: int | None = None):
     def build(tmp):
         path = tmp / "model.gguf"
