@@ -363,8 +363,16 @@ def test_strided_values_match_print(strided_pair, cli):
         assert text.rstrip("\n") == str(loaded[name]), name
 
 
-def test_strided_view_past_its_storage(tmp_path, cli):
-    """A view whose strides reach past the storage's elements is refused in one line."""
+@pytest.mark.parametrize(
+    "stride, found",
+    [
+        ((1, 3), "tensor w: expected storage elements 1..12 (shape [3, 4], strides [1, 3]), found a storage of 12 elements; the file is truncated or corrupt"),
+        ((1, -3), "tensor w: expected strides of 0 or more (as torch makes them), found strides [1, -3]; the file is corrupt or hostile"),
+    ],
+    ids=["past-the-storage", "negative-stride"],
+)
+def test_strided_view_outside_its_storage(tmp_path, cli, stride, found):
+    """A view whose strides reach past the storage's elements, or go backwards, is refused in one line."""
     import io
     import pickle
     from collections import OrderedDict
@@ -376,7 +384,7 @@ def test_strided_view_past_its_storage(tmp_path, cli):
 
     class View:
         def __reduce__(self):
-            return torch._utils._rebuild_tensor_v2, (STORAGE, 1, (3, 4), (1, 3), False, OrderedDict())
+            return torch._utils._rebuild_tensor_v2, (STORAGE, 1, (3, 4), stride, False, OrderedDict())
 
     STORAGE = Storage()
     buffer = io.BytesIO()
@@ -387,7 +395,7 @@ def test_strided_view_past_its_storage(tmp_path, cli):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("archive/data.pkl", buffer.getvalue())
         archive.writestr("archive/data/0", b"\0" * 48)
-    assert cli("params", path).err == f"llm-anatomy: {path}: tensor w: expected storage elements 1..12 (shape [3, 4], strides [1, 3]), found a storage of 12 elements; the file is truncated or corrupt\n"
+    assert cli("params", path).err == f"llm-anatomy: {path}: {found}\n"
 
 
 def test_legacy_conversion_hint_runs_on_a_cpu_only_machine(tmp_path, cli):

@@ -32,6 +32,7 @@ MAX_LONG_BYTES = 255  # LONG1's limit; a state dict's ints fit in 9 bytes
 # hash, and neither do str keys (hashed with a per-process secret): a dict of such keys is
 # built in linear time. Larger ints collide at will (k + i * (2**61 - 1)): 100,000 such
 # keys took 43 s. A state dict keys by name; an optimizer's by small parameter numbers.
+# (A float shares its hash only with the few dozen floats x * 2**(61 * k) a double holds.)
 MAX_KEY_INT = 2**61 - 2
 HOSTILE = "the file is corrupt or hostile; do not load it"
 NOT_A_STATE_DICT = "the file is not a plain state dict and may run code when loaded with torch.load; do not load it"
