@@ -200,7 +200,7 @@ class Machine:
 
     def run(self) -> Any:
         """Follow the operations up to STOP; return the object on top of the stack."""
-        data, size, operations = self.data, len(self.data), OPERATIONS
+        data, size, operations = self.data, len(self.data), BY_BYTE
         count = 0  # a local in the loop, self.operations after it: the loop runs ~30 times a tensor
         try:
             while True:
@@ -214,7 +214,7 @@ class Machine:
                     raise TooLarge(f"a pickle of at most {MAX_OPCODES} operations, found more")
                 if op == STOP:
                     return self.pop()
-                handler = operations.get(op)
+                handler = operations[op]
                 if handler is None:
                     _refuse_operation(op, at)
                 handler(self)
@@ -222,10 +222,16 @@ class Machine:
             self.operations = count
 
     # Reading the operation's argument bytes, never past the end.
+    def cut_short(self, count: int) -> Corrupt:
+        return Corrupt(f"{count} bytes at byte {self.pos} of a pickle of {len(self.data)} bytes")
+
+    def empty(self) -> Corrupt:
+        return Corrupt(f"an object on the stack at byte {self.pos - 1}")
+
     def take(self, count: int) -> bytes:
         end = self.pos + count
         if count < 0 or end > len(self.data):
-            raise Corrupt(f"{count} bytes at byte {self.pos} of a pickle of {len(self.data)} bytes")
+            raise self.cut_short(count)
         chunk = self.data[self.pos : end]
         self.pos = end
         return chunk
@@ -233,7 +239,7 @@ class Machine:
     def unpack(self, layout: struct.Struct) -> Any:
         at = self.pos
         if at + layout.size > len(self.data):
-            raise Corrupt(f"{layout.size} bytes at byte {at} of a pickle of {len(self.data)} bytes")
+            raise self.cut_short(layout.size)
         self.pos = at + layout.size
         return layout.unpack_from(self.data, at)[0]
 
@@ -251,12 +257,12 @@ class Machine:
 
     def pop(self) -> Any:
         if not self.stack:
-            raise Corrupt(f"an object on the stack at byte {self.pos - 1}")
+            raise self.empty()
         return self.stack.pop()
 
     def top(self) -> Any:
         if not self.stack:
-            raise Corrupt(f"an object on the stack at byte {self.pos - 1}")
+            raise self.empty()
         return self.stack[-1]
 
     def pop_mark(self) -> list:
@@ -301,7 +307,7 @@ class Machine:
 
     def remember(self, index: int) -> None:
         if not self.stack:
-            raise Corrupt(f"an object on the stack at byte {self.pos - 1}")
+            raise self.empty()
         self.memo[index] = self.stack[-1]
 
     def recall(self, index: int) -> None:
@@ -356,7 +362,10 @@ def _appends(m: Machine) -> None:
 
 def _append(m: Machine) -> None:
     value = m.pop()
-    m.append(m.top(), [value])
+    target = m.top()
+    if type(target) is not list:
+        m.append(target, [value])  # refused there
+    target.append(value)
 
 
 def _tuple_of(count: int) -> Any:
@@ -401,8 +410,14 @@ def _constant(value: Any) -> Any:
 
 
 def _number(layout: struct.Struct) -> Any:
+    size, unpack_from = layout.size, layout.unpack_from  # inlined: ints come in every tensor's sizes
+
     def push(m: Machine) -> None:
-        m.stack.append(m.unpack(layout))
+        at = m.pos
+        if at + size > len(m.data):
+            raise m.cut_short(size)
+        m.pos = at + size
+        m.stack.append(unpack_from(m.data, at)[0])
 
     return push
 
@@ -445,8 +460,16 @@ def _mark(m: Machine) -> None:
 
 
 def _put(layout: struct.Struct) -> Any:
+    size, unpack_from = layout.size, layout.unpack_from  # inlined: torch.save memoizes nearly every object
+
     def put(m: Machine) -> None:
-        m.remember(m.unpack(layout))
+        at = m.pos
+        if at + size > len(m.data):
+            raise m.cut_short(size)
+        if not m.stack:
+            raise m.empty()
+        m.pos = at + size
+        m.memo[unpack_from(m.data, at)[0]] = m.stack[-1]
 
     return put
 
@@ -526,6 +549,8 @@ OPERATIONS: dict[int, Any] = {
         "Q": _binpersid,  # BINPERSID
     }.items()
 }
+
+BY_BYTE = [OPERATIONS.get(op) for op in range(256)]  # a list: indexing it beats a dict lookup in the loop
 
 # Operations a pickle may hold that the machine refuses by name: those that build what a
 # state dict never holds (sets, huge ints), and those that create objects, call or look up
