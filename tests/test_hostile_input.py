@@ -260,6 +260,29 @@ def test_index_shard_linked_outside_the_folder_is_refused(tmp_path):
     assert (outcome.code, outcome.out.splitlines()[1]) == (0, f"w     [2]    F32         2    8 B  {SHARD}"), outcome.err
 
 
+@pytest.mark.parametrize("blob", ["../../blobs/b1", "../../../elsewhere.safetensors"], ids=["into-blobs", "out-of-the-repository"])
+def test_cache_snapshot_shards_link_into_their_blobs(tmp_path, blob):
+    """A Hugging Face cache snapshot's files are links into the repository's blobs/ folder:
+    those are inside; a link out of the repository is refused as in any folder."""
+    sha = "0123abcd" * 5
+    env, _ = _hub_repo(tmp_path, sha.encode())
+    repo = tmp_path / "hub" / "models--acme--m"
+    snapshot = repo / "snapshots" / sha
+    snapshot.mkdir()
+    (repo / "blobs").mkdir()
+    _safetensors(repo / "blobs" / "b1", F32_2)
+    _safetensors(tmp_path / "hub" / "elsewhere.safetensors", F32_2)
+    (repo / "blobs" / "b2").write_text('{"weight_map": {"w": "%s"}}' % SHARD)
+    os.symlink("../../blobs/b2", snapshot / "model.safetensors.index.json")
+    os.symlink(blob, snapshot / SHARD)
+    outcome = run_cli("params", snapshot, env=dict(os.environ, **env, HF_HUB_OFFLINE="1"))
+    if blob.startswith("../../blobs"):
+        assert (outcome.code, outcome.out.splitlines()[1]) == (0, f"w     [2]    F32         2    8 B  {SHARD}"), outcome.err
+    else:
+        index = snapshot / "model.safetensors.index.json"
+        assert_refused(outcome, (1,), f"llm-anatomy: {index}: expected shard {SHARD} named by the index inside the model folder, found a link to {tmp_path / 'hub' / 'elsewhere.safetensors'}; copy the shard into the model folder")
+
+
 def _tiny_torch(path):
     import torch
 
