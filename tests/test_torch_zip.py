@@ -350,6 +350,17 @@ def test_strided_views_diff_by_value(strided_pair, cli):
     assert all(row.split()[2] == "0" and row.split()[4] == "0" for row in rows), rows
 
 
+def test_same_strided_views_are_bit_identical(strided_pair, tmp_path, cli):
+    """Two files holding the same views over the same storage bytes are bit-identical: their
+    storages' bytes are compared (a copy of the file, so not the same place)."""
+    strided, _ = strided_pair
+    copy = tmp_path / "model.pt"
+    copy.write_bytes(strided.read_bytes())
+    result = cli("diff", strided, copy)
+    assert result.code == 0, result.err
+    assert "7 tensors compared: 7 bit-identical" in result.out, result.out
+
+
 def test_strided_values_match_print(strided_pair, cli):
     import torch
 
