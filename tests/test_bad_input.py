@@ -36,11 +36,17 @@ F32_2 = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
          "tensor w: expected a known dtype (BOOL, U8, I8, U16, I16, U32, I32, U64, I64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2, F8_E4M3FNUZ, F8_E5M2FNUZ, F8_E8M0, F6_E2M3, F6_E3M2, F4, C64, C128), found 'Q9'; the file may be corrupt or from a newer writer"),
         (_packed({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8),
          "tensor w: expected 12 bytes for shape [3] of F32, found 8 bytes; the header is corrupt"),
+        (_packed({"w": {"dtype": "F4", "shape": [3], "data_offsets": [0, 2]}}, b"\0" * 2),
+         "tensor w: expected a shape of F4 elements filling whole bytes, found shape [3]: 12 bits (1.5 bytes); the header is corrupt"),
+        (_packed({"w": {"dtype": "F6_E2M3", "shape": [5], "data_offsets": [0, 4]}}, b"\0" * 4),
+         "tensor w: expected a shape of F6_E2M3 elements filling whole bytes, found shape [5]: 30 bits (3.75 bytes); the header is corrupt"),
+        (_packed({"w": {"dtype": "F4", "shape": [4], "data_offsets": [0, 3]}}, b"\0" * 3),
+         "tensor w: expected 2 bytes for shape [4] of F4, found 3 bytes; the header is corrupt"),
         (_packed({"w\x1b[31mred": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8),
          "expected tensor names without control characters, found 'w\\x1b[31mred'; the file is corrupt or hostile; do not trust it"),
         (_packed({"__metadata__": 5}), "expected __metadata__ as an object of strings, found int; the file is corrupt"),
     ],
-    ids=["empty", "tiny", "truncated-header", "huge-header", "bad-json", "offset-beyond", "overlap", "unknown-dtype", "shape-mismatch", "control-chars", "bad-metadata"],
+    ids=["empty", "tiny", "truncated-header", "huge-header", "bad-json", "offset-beyond", "overlap", "unknown-dtype", "shape-mismatch", "f4-odd-count", "f6-partial-byte", "f4-even-count", "control-chars", "bad-metadata"],
 )
 def test_corrupt_file_gives_one_line(tmp_path, cli_subprocess, content, message):
     path = _write(tmp_path, content)

@@ -193,6 +193,96 @@ def test_model_that_is_not_a_file_or_folder(tmp_path, make, command):
     _refused((command, path), f"{path}: expected a model folder or a weights file, found {kind}; pass a model folder or a weights file", [tmp_path])
 
 
+SHARD = "model-00001-of-00001.safetensors"
+
+
+def _shard_fifo(folder):
+    os.mkfifo(folder / SHARD)
+    return "a fifo", "put the shard file in its place, or download it again"
+
+
+def _shard_folder(folder):
+    (folder / SHARD).mkdir()
+    return "a folder", "put the shard file in its place, or download it again"
+
+
+def _shard_link_loop(folder):
+    os.symlink(SHARD + ".other", folder / SHARD)
+    os.symlink(SHARD, folder / (SHARD + ".other"))
+    return "a symlink loop", "put the shard file in its place, or download it again"
+
+
+def _shard_link_to(target):
+    def make(folder):
+        os.symlink(target, folder / SHARD)
+        return "a character device", "put the shard file in its place, or download it again"
+
+    return make
+
+
+def _shard_broken_link(folder):
+    os.symlink(folder / "gone.safetensors", folder / SHARD)
+    return "a broken symlink", "put the shard file in its place, or download it again"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_shard_fifo, _shard_link_to("/dev/zero"), _shard_link_to("/dev/urandom"), _shard_folder, _shard_link_loop, _shard_broken_link],
+    ids=["fifo", "link-to-dev-zero", "link-to-dev-urandom", "folder", "symlink-loop", "broken-link"],
+)
+@pytest.mark.parametrize("command", ["params", "values", "stats"])
+def test_index_shard_that_is_not_a_file(tmp_path, make, command):
+    """What the index names is said for what it is (it was "no such file"), and never opened:
+    a fifo would block, /dev/zero would never end."""
+    (tmp_path / "model.safetensors.index.json").write_text('{"weight_map": {"w": "%s"}}' % SHARD)
+    kind, todo = make(tmp_path)
+    index = tmp_path / "model.safetensors.index.json"
+    _refused((command, tmp_path), f"{index}: expected shard {SHARD} named by the index, found {kind}; {todo}", [tmp_path])
+
+
+def test_index_shard_linked_outside_the_folder_is_refused(tmp_path):
+    """A downloaded model's index cannot make the tools read a file elsewhere on the machine
+    (docs/security.md): a shard that is a link out of the model folder is refused, even to a
+    readable safetensors file; a link to a file inside the folder is read."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    _safetensors(outside / "secret.safetensors", F32_2)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors.index.json").write_text('{"weight_map": {"w": "%s"}}' % SHARD)
+    os.symlink(outside / "secret.safetensors", model / SHARD)
+    index = model / "model.safetensors.index.json"
+    _refused(("params", model), f"{index}: expected shard {SHARD} named by the index inside the model folder, found a link to {outside / 'secret.safetensors'}; copy the shard into the model folder", [tmp_path])
+    os.unlink(model / SHARD)
+    _safetensors(model / "stored.safetensors", F32_2)
+    os.symlink("stored.safetensors", model / SHARD)
+    outcome = run_cli("params", model)
+    assert (outcome.code, outcome.out.splitlines()[1]) == (0, f"w     [2]    F32         2    8 B  {SHARD}"), outcome.err
+
+
+@pytest.mark.parametrize("blob", ["../../blobs/b1", "../../../elsewhere.safetensors"], ids=["into-blobs", "out-of-the-repository"])
+def test_cache_snapshot_shards_link_into_their_blobs(tmp_path, blob):
+    """A Hugging Face cache snapshot's files are links into the repository's blobs/ folder:
+    those are inside; a link out of the repository is refused as in any folder."""
+    sha = "0123abcd" * 5
+    env, _ = _hub_repo(tmp_path, sha.encode())
+    repo = tmp_path / "hub" / "models--acme--m"
+    snapshot = repo / "snapshots" / sha
+    snapshot.mkdir()
+    (repo / "blobs").mkdir()
+    _safetensors(repo / "blobs" / "b1", F32_2)
+    _safetensors(tmp_path / "hub" / "elsewhere.safetensors", F32_2)
+    (repo / "blobs" / "b2").write_text('{"weight_map": {"w": "%s"}}' % SHARD)
+    os.symlink("../../blobs/b2", snapshot / "model.safetensors.index.json")
+    os.symlink(blob, snapshot / SHARD)
+    outcome = run_cli("params", snapshot, env=dict(os.environ, **env, HF_HUB_OFFLINE="1"))
+    if blob.startswith("../../blobs"):
+        assert (outcome.code, outcome.out.splitlines()[1]) == (0, f"w     [2]    F32         2    8 B  {SHARD}"), outcome.err
+    else:
+        index = snapshot / "model.safetensors.index.json"
+        assert_refused(outcome, (1,), f"llm-anatomy: {index}: expected shard {SHARD} named by the index inside the model folder, found a link to {tmp_path / 'hub' / 'elsewhere.safetensors'}; copy the shard into the model folder")
+
+
 def _tiny_torch(path):
     import torch
 
@@ -294,6 +384,26 @@ def _gguf_bytes(tensor_infos: bytes, count: int, data: bytes = b"\0" * 64) -> by
 
 def _gguf_info(name: bytes, dims: tuple) -> bytes:
     return struct.pack("<Q", len(name)) + name + struct.pack(f"<I{len(dims)}QIQ", len(dims), *dims, 0, 0)
+
+
+@pytest.mark.parametrize("command", ["params", "values", "stats"])
+def test_gguf_quantized_tensor_of_0_dimensions(tmp_path, command):
+    """One element cannot fill a 32-element Q4_0 block: said so by every command (params said
+    "1 parameter, 0 B", values "truncated", stats printed a 4.941e-324 row)."""
+    q4_0 = 2
+    info = struct.pack("<Q", 1) + b"w" + struct.pack("<IIQ", 0, q4_0, 0)
+    path = tmp_path / "model.gguf"
+    path.write_bytes(_gguf_bytes(info, 1))
+    _refused((command, path), f"{path}: tensor w: expected rows of whole Q4_0 blocks (32 elements), found a tensor of 0 dimensions (one element); the file is corrupt", [tmp_path])
+
+
+def test_gguf_plain_tensor_of_0_dimensions_is_a_scalar(tmp_path):
+    """The same shape in F32 is a scalar: one element, 4 bytes."""
+    info = struct.pack("<Q", 1) + b"w" + struct.pack("<IIQ", 0, 0, 0)
+    path = tmp_path / "model.gguf"
+    path.write_bytes(_gguf_bytes(info, 1))
+    outcome = run_cli("params", path)
+    assert (outcome.code, outcome.out.splitlines()[-1]) == (0, "1 tensor, 1 parameter, 4 B in 1 file"), outcome.err
 
 
 def _gguf(content: bytes, size: int | None = None):
@@ -413,6 +523,17 @@ def _laughs(depth=20, fan=10):
 HASH_BOMB = b"\x80\x02}" + b")" + b"q\x00h\x00\x86" * 100 + b"K\x01s."
 
 
+def _long1(value: int) -> bytes:
+    raw = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+    return b"\x8a" + bytes([len(raw)]) + raw
+
+
+# Python hashes an int modulo 2**61 - 1: these keys all hash to 1, so a dict of n of them
+# costs n**2 / 2 comparisons (100,000 keys: 43 s). SETITEMS: the pairs, then one insertion.
+COLLIDING = [1 + i * (2**61 - 1) for i in range(100_000)]
+COLLISION_BOMB = b"\x80\x02}(" + b"".join(_long1(k) + b"K\x00" for k in COLLIDING) + b"u."
+
+
 PICKLES = {
     "billion-laughs": (_pt(_laughs()), f"expected a state dict holding each of its dicts once, found the dict under {'k0.' * 14}k1 again; {NOT_LOADABLE}"),
     "dict-spray-deflated": (_pt(raw=b"\x80\x02" + b"}" * 3_000_000 + b".", compression=zipfile.ZIP_DEFLATED), f"expected a pickle of at most 2500000 operations, found more; {NOT_LOADABLE}"),
@@ -421,6 +542,7 @@ PICKLES = {
     "set-protocol-2": (_pt({"w": {1, 2}}), "expected only tensors and state dicts, found the disallowed global __builtin__.set; the file is not a plain state dict and may run code when loaded with torch.load; do not load it"),
     "set-protocol-4": (_pt(raw=pickle.dumps({"w": {1, 2}}, protocol=4)), f"expected a state dict, found a set; {NOT_LOADABLE}"),
     "frozenset": (_pt(raw=pickle.dumps({"w": frozenset({1})}, protocol=4)), f"expected a state dict, found a frozenset; {NOT_LOADABLE}"),
+    "int-key-hash-collision": (_pt(raw=COLLISION_BOMB), f"expected integer dict keys below 2**61, found an integer key of 62 bits; {NOT_LOADABLE}"),
     "long4-int": (_pt({"w": 1 << 4000}), f"expected a state dict, found an integer of more than 255 bytes; {NOT_LOADABLE}"),
     "bzip2-data-pkl": (_pt({"w": 1}, compression=zipfile.ZIP_BZIP2), "expected archive/data.pkl stored or deflated, found compression method 12; save it again with torch.save"),
 }
@@ -431,6 +553,32 @@ def test_pickle_bombs(tmp_path, case):
     build, message = PICKLES[case]
     path = build(tmp_path)
     _refused(("params", path), f"{path}: {message}", [tmp_path])
+
+
+def test_colliding_int_keys_are_refused_before_they_are_hashed():
+    """The work is bounded by the rule, not by luck: keys set one SETITEM at a time are
+    refused at the first that could collide, after 8 operations (PROTO, EMPTY_DICT, then key,
+    value and SETITEM twice), with one key in the dict; every int key the rule admits hashes
+    to itself, so no two admitted keys share a hash but -1 and -2."""
+    from llm_anatomy.formats.restricted_pickle import MAX_KEY_INT, Machine, TooLarge
+
+    data = b"\x80\x02}" + b"".join(_long1(k) + b"K\x00s" for k in COLLIDING) + b"."
+    machine = Machine(data)
+    with pytest.raises(TooLarge, match="found an integer key of 62 bits"):
+        machine.run()
+    assert machine.operations == 8
+    assert machine.stack == [{1: 0}]
+    assert [hash(k) for k in (MAX_KEY_INT, -MAX_KEY_INT, 2**40 + 3)] == [MAX_KEY_INT, -MAX_KEY_INT, 2**40 + 3]
+    assert hash(MAX_KEY_INT + 1) == 0  # the first int past the rule shares the hash of 0
+
+
+def test_many_small_int_keys_read(tmp_path):
+    """What the rule admits: 100,000 small int keys (an optimizer's parameter numbers) read."""
+    keys = range(100_000)
+    data = b"\x80\x02}(" + b"".join(_long1(k) + b"K\x00" for k in keys) + b"u."
+    from llm_anatomy.formats.restricted_pickle import Machine
+
+    assert Machine(data).run() == dict.fromkeys(keys, 0)
 
 
 def _patched(path, find: bytes, offset: int, value: bytes) -> None:

@@ -233,13 +233,38 @@ def test_build_on_an_allowed_global_is_refused(tmp_path, cli):
     assert result.err == f"llm-anatomy: {path}: expected object state only on dicts, found state for function; the file is not a plain state dict and may run code when loaded with torch.load; do not load it\n"
 
 
+NOT_A_STATE_DICT = "the file is not a plain state dict and may run code when loaded with torch.load; do not load it"
+CORRUPT_PICKLE = "the file is corrupt; download it again"
+
+
+@pytest.mark.parametrize(
+    "pickle_bytes, message",
+    [
+        (b"\x80\x02ccollections\nOrderedDict\n)\x81.", f"expected a state dict, found the pickle operation NEWOBJ; {NOT_A_STATE_DICT}"),
+        (b"\x80\x02(X\x02\x00\x00\x00idiposix\nsystem\n.", f"expected a state dict, found the pickle operation INST; {NOT_A_STATE_DICT}"),
+        (b"\x80\x02]K\x00K\x01s.", f"expected items set only on dicts, found items set on list; {NOT_A_STATE_DICT}"),
+        (b"\x80\x02}K\x01a.", f"expected items appended only to lists, found items appended to dict; {NOT_A_STATE_DICT}"),
+        (b"\x80\x02ctorch\nFloatStorage\n)R.", f"expected calls of the allowed functions only, found a call of StorageType; {NOT_A_STATE_DICT}"),
+        (b"\x80\x02\xff.", f"expected a readable pickle (data.pkl), found an unknown operation 0xff at byte 2; {CORRUPT_PICKLE}"),
+        (b"\x80\x02}", f"expected a readable pickle (data.pkl), found the pickle cut short before its STOP; {CORRUPT_PICKLE}"),
+        (b"\x80\x02X\xff\xff\xff\xff.", f"expected a readable pickle (data.pkl), found 4294967295 bytes at byte 7 of a pickle of 8 bytes; {CORRUPT_PICKLE}"),
+        (b"\x80\x02h\x05.", f"expected a readable pickle (data.pkl), found memo entry 5; {CORRUPT_PICKLE}"),
+    ],
+    ids=["newobj", "inst", "setitem-on-list", "append-to-dict", "call-a-storage-type", "unknown-operation", "no-stop", "string-past-the-end", "memo-miss"],
+)
+def test_operations_outside_a_state_dict(tmp_path, cli, pickle_bytes, message):
+    """The opcode loop's refusals, one line each: operations it does not follow, targets it
+    does not set items on, calls it does not make, and pickles it cannot follow."""
+    path = _torch_like_zip(tmp_path / "model.pt", pickle_bytes)
+    result = cli("params", path)
+    assert (result.err, result.code) == (f"llm-anatomy: {path}: {message}\n", 1)
+
+
 def test_other_refusals(tmp_path, cli):
     import torch
 
     legacy = tmp_path / "legacy.pt"
     torch.save({"w": torch.zeros(2)}, str(legacy), _use_new_zipfile_serialization=False)
-    transposed = tmp_path / "transposed.pt"
-    torch.save({"w": torch.zeros(3, 4).t()}, str(transposed))
     single = tmp_path / "single.pt"
     torch.save(torch.zeros(2), str(single))
     plain = tmp_path / "plain.zip"
@@ -252,13 +277,136 @@ def test_other_refusals(tmp_path, cli):
             target.writestr(info.filename, source.read(info))
     expected = {
         legacy: "expected a torch checkpoint in the zip format (torch >= 1.6), found the legacy torch.save format; convert it once where you trust it: torch.save(torch.load(PATH, map_location='cpu', weights_only=True), 'converted.pt')",
-        transposed: "tensor w: expected a contiguous tensor (strides of shape [4, 3] in row-major order), found strides [1, 4]; save it with tensor.contiguous()",
         single: "expected a state dict (a dict of tensors), found a single tensor; save a dict such as model.state_dict()",
         plain: "expected a torch zip checkpoint with one <name>/data.pkl, found 0 data.pkl members; the zip was not written by torch.save",
         recompressed: "tensor w: expected an uncompressed storage (torch.save writes them stored), found compression method 8; the zip was recompressed; save it again with torch.save",
     }
     for path, message in expected.items():
         assert cli("params", path).err == f"llm-anatomy: {path}: {message}\n", path
+
+
+def _views():
+    """Tensors torch.save stores as views of a larger storage, not in row-major order."""
+    import torch
+
+    torch.manual_seed(0)
+    t = torch.randn(3, 4)
+    grid = torch.arange(60, dtype=torch.float32).reshape(6, 10)
+    return {
+        "transposed": t.T,  # strides (1, 4)
+        "sliced": t[:, ::2],  # strides (4, 2)
+        "offset": grid[2:5, 3:7],  # storage offset 23, strides (10, 1)
+        "column": grid[1:, 7],  # 1-D, offset 17, stride 10
+        "half_transposed": torch.randn(5, 4).half().T,
+        "broadcast": torch.arange(3, dtype=torch.bfloat16).reshape(3, 1).expand(3, 4),  # stride 0
+        "plain": t.clone(),
+    }
+
+
+@pytest.fixture(scope="module")
+def strided_pair(tmp_path_factory):
+    """The views saved as they are, and the same values saved contiguous, each as model.pt."""
+    import torch
+
+    folder = tmp_path_factory.mktemp("strided")
+    strided, contiguous = folder / "strided" / "model.pt", folder / "contiguous" / "model.pt"
+    for path, state in ((strided, _views()), (contiguous, {k: v.contiguous() for k, v in _views().items()})):
+        path.parent.mkdir()
+        torch.save(state, str(path))
+    return strided, contiguous
+
+
+def test_strided_views_equal_torch_load(strided_pair):
+    """Every element of a view comes from storage[offset + sum(index * stride)], as torch reads it."""
+    import torch
+
+    strided, _ = strided_pair
+    assert {k: (v.is_contiguous(), v.storage_offset()) for k, v in torch.load(str(strided)).items() if k != "plain"} == {
+        "transposed": (False, 0), "sliced": (False, 0), "offset": (False, 23), "column": (False, 17), "half_transposed": (False, 0), "broadcast": (False, 0)
+    }
+    catalog = open_catalog(str(strided))
+    _assert_equals_torch_load(catalog, [str(strided)])
+
+
+@pytest.mark.parametrize("command", [("params",), ("values",), ("stats",), ("values", "--full"), ("params", "--json")])
+def test_strided_views_read_by_every_command(strided_pair, cli, command):
+    """params, values and stats print for the views what they print for the same values saved
+    contiguous; values prints each as torch's print(tensor) does."""
+    strided, contiguous = strided_pair
+    result = cli(*command[:1], strided, *command[1:])
+    assert result.code == 0, result.err
+    assert result.out == cli(*command[:1], contiguous, *command[1:]).out.replace(str(contiguous), str(strided))
+
+
+def test_strided_views_diff_by_value(strided_pair, cli):
+    """diff compares a view with its contiguous copy by value (their bytes differ in order): no difference."""
+    strided, contiguous = strided_pair
+    result = cli("diff", strided, contiguous)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("name "))
+    rows = lines[header + 1 : header + 8]
+    assert sorted(row.split()[0] for row in rows) == sorted(_views())
+    assert all(row.split()[2] == "0" and row.split()[4] == "0" for row in rows), rows
+
+
+def test_same_strided_views_are_bit_identical(strided_pair, tmp_path, cli):
+    """Two files holding the same views over the same storage bytes are bit-identical: their
+    storages' bytes are compared (a copy of the file, so not the same place)."""
+    strided, _ = strided_pair
+    copy = tmp_path / "model.pt"
+    copy.write_bytes(strided.read_bytes())
+    result = cli("diff", strided, copy)
+    assert result.code == 0, result.err
+    assert "7 tensors compared: 7 bit-identical" in result.out, result.out
+
+
+def test_strided_values_match_print(strided_pair, cli):
+    import torch
+
+    strided, _ = strided_pair
+    loaded = torch.load(str(strided))
+    blocks = cli("values", strided).out.split("\n\n")
+    assert len(blocks) == len(loaded)
+    for block in blocks:
+        header, _, text = block.partition("\n")
+        name = header.split()[0]
+        assert text.rstrip("\n") == str(loaded[name]), name
+
+
+@pytest.mark.parametrize(
+    "stride, found",
+    [
+        ((1, 3), "tensor w: expected storage elements 1..12 (shape [3, 4], strides [1, 3]), found a storage of 12 elements; the file is truncated or corrupt"),
+        ((1, -3), "tensor w: expected strides of 0 or more (as torch makes them), found strides [1, -3]; the file is corrupt or hostile"),
+    ],
+    ids=["past-the-storage", "negative-stride"],
+)
+def test_strided_view_outside_its_storage(tmp_path, cli, stride, found):
+    """A view whose strides reach past the storage's elements, or go backwards, is refused in one line."""
+    import io
+    import pickle
+    from collections import OrderedDict
+
+    import torch
+
+    class Storage:
+        pass
+
+    class View:
+        def __reduce__(self):
+            return torch._utils._rebuild_tensor_v2, (STORAGE, 1, (3, 4), stride, False, OrderedDict())
+
+    STORAGE = Storage()
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=2)
+    pickler.persistent_id = lambda obj: ("storage", torch.FloatStorage, "0", "cpu", 12) if obj is STORAGE else None
+    pickler.dump({"w": View()})
+    path = tmp_path / "model.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", buffer.getvalue())
+        archive.writestr("archive/data/0", b"\0" * 48)
+    assert cli("params", path).err == f"llm-anatomy: {path}: {found}\n"
 
 
 def test_legacy_conversion_hint_runs_on_a_cpu_only_machine(tmp_path, cli):
@@ -294,6 +442,13 @@ def test_params_imports_neither_torch_nor_numpy(bin_dir, cli):
     code, loaded, out = imported_by("params", bin_dir, modules=("numpy", "torch", "transformers", "typing", "dataclasses"))
     assert (code, loaded) == (0, [])
     assert out == cli("params", bin_dir).out  # the light path prints the same text
+
+
+def test_the_unpickler_is_our_own(bin_dir):
+    """data.pkl is read by restricted_pickle's own opcode loop: Python's pickle module, whose
+    private parts a subclass would depend on, is not even imported."""
+    code, loaded, _ = imported_by("params", bin_dir, modules=("pickle", "_pickle"))
+    assert (code, loaded) == (0, [])
 
 
 @pytest.mark.parametrize("fixture", ["bin_dir", "sharded_bin_dir"])

@@ -11,7 +11,7 @@ from functools import cached_property
 from math import prod
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, Iterable
+    from typing import Any, Iterable, Iterator, Sequence
 
 from .errors import AnatomyError, UsageError
 
@@ -53,6 +53,74 @@ class FusedTensor(namedtuple("FusedTensor", "name dtype shape file offset nbytes
     @property
     def numel(self) -> int:
         return prod(self.shape)
+
+
+# A strided view is read for stats and diff by holding the storage elements it reaches as
+# float64: 2**27 of them is 1 GiB. A transposed 8192 x 8192 weight stays inside.
+MAX_STRIDED_SPAN = 2**27
+
+
+class StridedTensor(namedtuple("StridedTensor", "name dtype shape file offset nbytes stride storage")):
+    """A tensor torch.save stored as a view that is not in row-major order (t.T, t[:, ::2]):
+    element (i0, i1, ...) of the view is element i0 * stride[0] + i1 * stride[1] + ... of
+    `storage`, as torch reads it. name, dtype, shape, file: as TensorInfo; offset: the file
+    offset of its first element; nbytes: its elements' bytes (torch's tensor.nbytes);
+    stride: in elements; storage: a 1-D TensorInfo over the storage elements the view
+    reaches, from its first (whose bytes the readers check and read)."""
+
+    __slots__ = ()
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+    def storage_positions(self, positions: Iterable[int]) -> list[int]:
+        """Where in `storage` the elements at these flat row-major positions of the view are."""
+        dims = list(zip(reversed(self.shape), reversed(self.stride)))
+        found = []
+        for position in positions:
+            at = 0
+            for size, step in dims:
+                position, index = divmod(position, size)
+                at += index * step
+            found.append(at)
+        return found
+
+    def read(self, reader: Any, positions: Sequence[int], as_dtype: str | None = None) -> list:
+        """The values at ascending flat positions (tensors.ElementReader.read's contract): the
+        storage elements they map to, each read once, in storage order."""
+        if positions and not 0 <= positions[0] <= positions[-1] < self.numel:
+            raise AnatomyError(f"{self.file}: tensor {self.name}", f"element positions inside its {self.numel} elements", f"{positions[0]}..{positions[-1]}")
+        where = self.storage_positions(positions)
+        order = sorted(set(where))
+        value_at = dict(zip(order, reader.read(self.storage, order, as_dtype)))
+        return [value_at[at] for at in where]
+
+    def blocks(self, reader: Any) -> Iterator[Any]:
+        """Every value as float64 in row-major order, in blocks of the reader's block size
+        (streaming.Reader.blocks' contract), from the storage elements it reaches held in memory."""
+        import numpy as np
+
+        span = self.storage.numel
+        if span > MAX_STRIDED_SPAN:
+            raise AnatomyError(f"{self.file}: tensor {self.name}", f"a strided view over at most {MAX_STRIDED_SPAN} storage elements", f"{span}", "save it with tensor.contiguous()")
+        values = np.empty(span, np.float64)
+        filled = 0
+        for block in reader.blocks(self.storage):
+            values[filled : filled + len(block)] = block
+            filled += len(block)
+        step = len(reader.block)
+        for start in range(0, self.numel, step):
+            flat = np.arange(start, min(start + step, self.numel), dtype=np.int64)
+            at = np.zeros(len(flat), np.int64)
+            for size, stride in zip(reversed(self.shape), reversed(self.stride)):
+                flat, index = np.divmod(flat, size)
+                at += index * stride
+            yield values[at]
+
+
+def is_strided(info: Any) -> bool:
+    return isinstance(info, StridedTensor)
 
 
 # The field names spelled out in the call, where type checkers read them.

@@ -10,7 +10,7 @@ import re
 import stat
 from collections import namedtuple
 
-from .byte_io import kind_of, os_error, read_capped
+from .byte_io import is_local, kind_of, os_error, read_capped, what_is_at
 from .errors import AnatomyError, UsageError
 from .cache_folder import repo_folder
 from .hub_env import hub_cache, is_commit, valid_revision
@@ -156,6 +156,37 @@ def _no_weights(folder: str) -> AnatomyError:
     return AnatomyError(folder, "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)", "none", "point at the folder that holds the weights")
 
 
+def _allowed_folder(root: str) -> str:
+    """Where the files of the model in root may lie: root itself, or for a snapshot of the
+    Hugging Face cache (models--org--name/snapshots/SHA, whose files are links into the
+    repository's blobs/ folder) the whole repository folder."""
+    real = os.path.realpath(root)
+    snapshots = os.path.dirname(real)
+    repository = os.path.dirname(snapshots)
+    if os.path.basename(snapshots) == "snapshots" and os.path.basename(repository).startswith("models--"):
+        return repository
+    return real
+
+
+def shard_path(index_file: str, root: str, shard: str) -> str:
+    """The path of a shard an index names: a regular file inside the model folder, or one
+    line saying what is there instead (a fifo, a folder, a symlink loop: never opened), or
+    where a link leads outside the folder. A downloaded model's index must not make the
+    tools read a file elsewhere on the machine (the README's promise); a Hugging Face cache
+    snapshot's links into its own blobs/ folder are inside."""
+    path = os.path.join(root, shard)
+    if not is_local(path):
+        return path
+    found = what_is_at(path)
+    if found is not None:
+        todo = "download the missing shard" if found == "no such file" else "put the shard file in its place, or download it again"
+        raise AnatomyError(index_file, f"shard {escape(shard)} named by the index", found, todo)
+    allowed, target = _allowed_folder(root), os.path.realpath(path)
+    if os.path.commonpath([allowed, target]) != allowed:
+        raise AnatomyError(index_file, f"shard {escape(shard)} named by the index inside the model folder", f"a link to {escape(target)}", "copy the shard into the model folder")
+    return path
+
+
 def _check_complete(snapshot: str) -> None:
     """A snapshot of the HF cache may hold only some files (`hf download REPO config.json`,
     or huggingface_hub fetching an index): then the model is read from the Hub instead."""
@@ -166,8 +197,7 @@ def _check_complete(snapshot: str) -> None:
         from .formats.safetensors import read_index
 
         for shard in sorted(set(read_index(index).values())):
-            if not os.path.isfile(os.path.join(snapshot, shard)):
-                raise AnatomyError(index, f"shard {escape(shard)} named by the index", "no such file", "download the missing shard")
+            shard_path(index, snapshot, shard)
 
 
 def cached_copy(model: str, revision: str | None) -> Source | str:

@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 import numpy as np
 
 from .byte_io import file_size, is_local, open_bytes, open_regular_descriptor
-from .catalog import TensorInfo
+from .catalog import TensorInfo, is_strided
 from .dtypes import DTYPES
 from .errors import AnatomyError
 from .ggml_types import GGML_DEQUANTIZABLE
@@ -51,9 +51,9 @@ BATCH_TENSORS = 4096
 
 def batch_numel(info: TensorInfo) -> int:
     """The values a tensor counts for batching (run_batched's numel): a quantized weight
-    (quant.dequant.Dequantized) is never batched, its values come from its dequantizer and
-    not from one read of its bytes."""
-    return SMALL_ELEMS + 1 if hasattr(info, "dequantizer") else info.numel
+    (quant.dequant.Dequantized) or a strided view (catalog.StridedTensor) is never batched,
+    its values come from its dequantizer or its storage and not from one read of its bytes."""
+    return SMALL_ELEMS + 1 if hasattr(info, "dequantizer") or is_strided(info) else info.numel
 
 
 @dataclass(frozen=True)
@@ -343,8 +343,9 @@ class Reader:
         """The tensor's values as float64 in storage order, one reused block at a time: every
         block holds the same number of values (but the last), whatever the dtype, so two
         tensors' blocks line up. A quantized weight (quant.dequant.Dequantized) gives its
-        dequantized values in logical order."""
-        if hasattr(info, "dequantizer"):
+        dequantized values in logical order, a strided view (catalog.StridedTensor) its values
+        in its own row-major order."""
+        if hasattr(info, "dequantizer") or is_strided(info):
             yield from info.blocks(self)  # type: ignore[attr-defined]
             return
         decoder = decoder_for(info)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .dtypes import DType
 
 from .byte_io import open_bytes
-from .catalog import TensorInfo
+from .catalog import TensorInfo, is_strided
 from .dtypes import DTYPES, SAFETENSORS_DTYPES
 from .errors import AnatomyError
 from .ggml_types import GGML_DEQUANTIZABLE
@@ -281,7 +281,7 @@ class ElementReader:
         ranges: dict[str, list[tuple[int, int]]] = {}
         stored = [(part, local, as_dtype) for info, positions, as_dtype in wanted for part, local in _by_segment(info, positions)]
         for info, positions, as_dtype in stored:
-            if hasattr(info, "dequantizer"):  # its parts are read when it is
+            if hasattr(info, "dequantizer") or is_strided(info):  # its parts (its storage) are read when it is
                 continue
             decoder = decoder_for(info, as_dtype)
             block_bytes = decoder.block_bytes
@@ -293,8 +293,9 @@ class ElementReader:
     def read(self, info: TensorInfo, positions: Sequence[int], as_dtype: str | None = None) -> list:
         """The values at these ascending flat positions (row-major element indices) of the
         tensor; with as_dtype, converted to that float dtype (see decoder_for). A quantized
-        weight (quant.dequant.Dequantized) reads the parts those positions need."""
-        if hasattr(info, "dequantizer"):
+        weight (quant.dequant.Dequantized) reads the parts those positions need, a strided view
+        (catalog.StridedTensor) the storage elements they map to."""
+        if hasattr(info, "dequantizer") or is_strided(info):
             return info.read(self, positions, as_dtype)  # type: ignore[attr-defined]
         decoder = decoder_for(info, as_dtype)
         if positions and not 0 <= positions[0] <= positions[-1] < info.numel:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..catalog import Catalog, TensorInfo, natural_key, select
+from ..catalog import Catalog, TensorInfo, is_strided, natural_key, select
 from ..errors import AnatomyError
 
 if TYPE_CHECKING:
@@ -177,6 +177,9 @@ def _same_place(a: TensorInfo, b: TensorInfo) -> bool:
 def _stored_pairs(a: TensorInfo, b: TensorInfo) -> list[tuple[TensorInfo, TensorInfo]] | None:
     """The stored tensors whose equal bytes make the two bit-identical: the tensors themselves,
     or the parts of two quantized weights of one scheme and settings; None: compare by value."""
+    if is_strided(a) or is_strided(b):  # a view's bytes from its offset are not its values in order
+        same_view = is_strided(a) and is_strided(b) and (a.shape, a.stride) == (b.shape, b.stride)  # type: ignore[attr-defined]
+        return [(a.storage, b.storage)] if same_view else None  # type: ignore[attr-defined]
     quantized = [hasattr(x, "dequantizer") for x in (a, b)]
     if not any(quantized):
         return [(a, b)]

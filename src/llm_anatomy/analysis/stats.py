@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
-from ..catalog import Catalog, TensorInfo, matching, natural_key
+from ..catalog import Catalog, TensorInfo, is_strided, matching, natural_key
 from ..dtypes import DTYPES
 from ..errors import AnatomyError
 from .roles import group_names
@@ -269,7 +269,7 @@ def _histogram_stats(info: TensorInfo, reader: "Reader", unit_bytes: int) -> Sta
 
 
 def tensor_stats(info: TensorInfo, reader: "Reader", keep: int = TAIL_KEEP) -> Stats:
-    dtype = DTYPES.get(info.dtype) if not hasattr(info, "dequantizer") else None  # a quantized weight: its dequantized values
+    dtype = DTYPES.get(info.dtype) if not (hasattr(info, "dequantizer") or is_strided(info)) else None  # a quantized weight, a strided view: values, not bytes
     if dtype is not None and dtype.kind in HISTOGRAM_KINDS and dtype.bits in (8, 16):
         return _histogram_stats(info, reader, dtype.bits // 8)
     acc = _Accumulator(info.numel, keep)

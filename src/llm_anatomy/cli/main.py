@@ -3,11 +3,11 @@ exit status (1 bad input, 2 bad usage), quiet on closed pipes, tracebacks only w
 
 from __future__ import annotations
 
-import _signal  # signal's wrapper builds enums of every signal (~0.6 ms) for nothing used here
 import argparse
 import errno
 import importlib
 import os
+import signal
 import sys
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -204,8 +204,8 @@ def catch_signals() -> None:
     """Install the handlers (the command-line entry only: a host program keeps its own)."""
     global _main_pid
     _main_pid = os.getpid()
-    for signum in (_signal.SIGINT, _signal.SIGTERM):
-        _signal.signal(signum, _interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
 
 
 BUILD_NOTICE = "building the module tree with transformers, once per config ..."

@@ -9,12 +9,12 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 from .. import bounded_json
-from ..byte_io import is_file, open_bytes
+from ..byte_io import open_bytes
 from ..catalog import MAX_TENSORS, Catalog, TensorInfo
 from ..errors import AnatomyError, CorruptFile
 from ..ggml_types import GGUF_MAGIC
 from ..safe_text import escape
-from ..source import Source, resolve
+from ..source import Source, resolve, shard_path
 from . import safetensors
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save since torch 1.6
@@ -72,11 +72,7 @@ def _shard_files(source: Source) -> tuple[list[str], dict[str, str] | None]:
     if source.index_file is None:
         return list(source.weight_files), None
     weight_map = safetensors.read_index(source.index_file)
-    shards = sorted(set(weight_map.values()))
-    files = [os.path.join(source.root, shard) for shard in shards]
-    for shard, path in zip(shards, files):
-        if not is_file(path):
-            raise AnatomyError(source.index_file, f"shard {escape(shard)} named by the index", "no such file", "download the missing shard")
+    files = [shard_path(source.index_file, source.root, shard) for shard in sorted(set(weight_map.values()))]
     return files, weight_map
 
 

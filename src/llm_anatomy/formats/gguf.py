@@ -329,8 +329,10 @@ def _tensor(path: str, info: tuple[str, tuple[int, ...], int, int], data_start: 
     if type_id not in GGML_TYPES:
         raise CorruptFile(where, "a GGML type known to gguf", f"type {type_id}", "upgrade the gguf package, or the file is corrupt")
     type_name, block_size, block_bytes = GGML_TYPES[type_id]
-    if dims and dims[0] % block_size:
-        raise CorruptFile(where, f"rows of whole {type_name} blocks ({block_size} elements)", f"a row of {dims[0]}", "the file is corrupt")
+    row = dims[0] if dims else 1  # a tensor of 0 dimensions holds one element, as ggml counts it (ne[0] = 1)
+    if row % block_size:
+        found = f"a row of {row}" if dims else "a tensor of 0 dimensions (one element)"
+        raise CorruptFile(where, f"rows of whole {type_name} blocks ({block_size} elements)", found, "the file is corrupt")
     nbytes = prod(dims) // block_size * block_bytes
     if offset % alignment:
         raise CorruptFile(where, f"data offset aligned to {alignment} bytes", f"offset {offset}", "the file is corrupt")

@@ -1,15 +1,17 @@
 """Read the pickle inside a torch checkpoint (data.pkl) without torch and without running it.
 
-The pickle machine only calls what find_class returns, so find_class accepts a short
-allowlist (the classes a state dict needs) and returns lightweight stand-ins that record
-where each tensor's bytes are; every other global is refused by name before anything
-from the file is called. This is the "Restricting Globals" recipe of the pickle docs,
-the same idea as torch.load(weights_only=True) but with no torch at all."""
+A small pickle machine of its own (the opcode loop in Machine.run), as torch's
+weights-only unpickler is, rather than Python's pickle with its handlers narrowed: it
+knows only the operations a state dict needs (OPERATIONS), looks globals up in a short
+allowlist (ALLOWED) of lightweight stand-ins that record where each tensor's bytes are,
+calls nothing but those, sets items only on dicts, appends only to lists, takes object
+state only on dicts (and drops it), and counts every operation against a budget. Every
+other operation, global or target is refused by name before anything is built from it.
+It uses no private API of the pickle module, so a Python upgrade cannot change it."""
 
 from __future__ import annotations
 
-import io
-import pickle
+import struct
 from collections import OrderedDict, namedtuple
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -26,6 +28,12 @@ MAX_NESTING = 16  # dict-in-dict levels walked when collecting tensors
 # opcodes a tensor: the ceiling admits ~75,000 tensors in one file.
 MAX_OPCODES = 2_500_000
 MAX_LONG_BYTES = 255  # LONG1's limit; a state dict's ints fit in 9 bytes
+# Python hashes an int to itself modulo 2**61 - 1, so ints below that size never share a
+# hash, and neither do str keys (hashed with a per-process secret): a dict of such keys is
+# built in linear time. Larger ints collide at will (k + i * (2**61 - 1)): 100,000 such
+# keys took 43 s. A state dict keys by name; an optimizer's by small parameter numbers.
+# (A float shares its hash only with the few dozen floats x * 2**(61 * k) a double holds.)
+MAX_KEY_INT = 2**61 - 2
 HOSTILE = "the file is corrupt or hostile; do not load it"
 NOT_A_STATE_DICT = "the file is not a plain state dict and may run code when loaded with torch.load; do not load it"
 
@@ -150,110 +158,442 @@ ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 
-def _counted(handler: Any) -> Any:
-    def step(unpickler: "_Unpickler") -> None:
-        unpickler.opcodes_left -= 1
-        if unpickler.opcodes_left < 0:
-            raise TooLarge(f"a pickle of at most {unpickler.opcode_limit} operations, found more")
-        handler(unpickler)
-
-    return step
+# What REDUCE may call: the functions among the allowed globals (not the storage and dtype stand-ins).
+CALLABLE = {id(value) for value in ALLOWED.values() if callable(value)}
 
 
-def _refused_opcode(what: str) -> Any:
-    def refuse(unpickler: "_Unpickler") -> None:
-        raise TooLarge(f"a state dict, found {what}")
-
-    return refuse
+class Corrupt(Exception):
+    """The bytes are not a pickle the machine can follow (cut short, an unknown operation,
+    an empty stack): one "expected a readable pickle" line."""
 
 
 FLAT_KEYS = (str, int, float, bool, type(None))
 
 
-def _check_keys(items: list) -> None:
-    """Dict keys are hashed when set, and a tuple's hash walks all of it: a tuple built of
-    itself 64 levels deep through the memo takes 2**64 steps. State dicts key by name."""
-    for key in items[::2]:
-        if type(key) not in FLAT_KEYS:
-            raise TooLarge(f"dict keys that are strings or numbers, found a key of type {type(key).__name__}")
+def _check_keys(keys: list) -> None:
+    """Dict keys are hashed when set: a tuple's hash walks all of it (a tuple built of
+    itself 64 levels deep through the memo takes 2**64 steps), and large ints can all share
+    one hash (MAX_KEY_INT). State dicts key by name."""
+    for key in keys:
+        kind = type(key)
+        if kind not in FLAT_KEYS:
+            raise TooLarge(f"dict keys that are strings or numbers, found a key of type {kind.__name__}")
+        if kind is int and not -MAX_KEY_INT <= key <= MAX_KEY_INT:
+            raise TooLarge(f"integer dict keys below 2**61, found an integer key of {key.bit_length()} bits")
 
 
-def _load_setitem(unpickler: "_Unpickler") -> None:
-    _check_keys(unpickler.stack[-2:-1])
-    pickle._Unpickler.load_setitem(unpickler)  # type: ignore[attr-defined]
+U8, U16, U32, I32, U64, F64 = (struct.Struct(code) for code in ("<B", "<H", "<I", "<i", "<Q", ">d"))
 
 
-def _load_setitems(unpickler: "_Unpickler") -> None:
-    _check_keys(unpickler.stack)
-    pickle._Unpickler.load_setitems(unpickler)  # type: ignore[attr-defined]
-
-
-def _load_dict(unpickler: "_Unpickler") -> None:
-    _check_keys(unpickler.stack)
-    pickle._Unpickler.load_dict(unpickler)  # type: ignore[attr-defined]
-
-
-def _load_build(unpickler: "_Unpickler") -> None:
-    """BUILD sets state on the object below it; allow it only on dicts (a state dict's
-    _metadata), so a pickle cannot rewrite the stand-ins or functions it was given."""
-    if not isinstance(unpickler.stack[-2], dict):
-        raise Refused(f"object state only on dicts, found state for {type(unpickler.stack[-2]).__name__}")
-    pickle._Unpickler.load_build(unpickler)  # type: ignore[attr-defined]
-
-
-class _Unpickler(pickle._Unpickler):  # type: ignore[name-defined]
-    """The pure-Python unpickler: its opcode table can be narrowed (the C one cannot)."""
-
-    dispatch = {
-        opcode: _counted(handler)
-        for opcode, handler in {
-            **pickle._Unpickler.dispatch,  # type: ignore[attr-defined]
-            pickle.BUILD[0]: _load_build,
-            pickle.SETITEM[0]: _load_setitem,
-            pickle.SETITEMS[0]: _load_setitems,
-            pickle.DICT[0]: _load_dict,
-            pickle.LONG4[0]: _refused_opcode(f"an integer of more than {MAX_LONG_BYTES} bytes"),
-            pickle.EMPTY_SET[0]: _refused_opcode("a set"),
-            pickle.ADDITEMS[0]: _refused_opcode("a set"),
-            pickle.FROZENSET[0]: _refused_opcode("a frozenset"),
-        }.items()
-    }
+class Machine:
+    """The state of one unpickling: the bytes and where the next operation starts, the
+    stack, the marks (stacks set aside by MARK), the memo, the storages met, and the
+    operations followed so far (at most MAX_OPCODES)."""
 
     def __init__(self, data: bytes) -> None:
-        super().__init__(io.BytesIO(data))
+        self.data, self.pos = data, 0
+        self.stack: list = []
+        self.marks: list[list] = []
+        self.memo: dict[int, Any] = {}
         self.storages: dict[str, StorageRef] = {}
-        self.opcode_limit = self.opcodes_left = MAX_OPCODES
+        self.operations = 0
 
-    def find_class(self, module: str, name: str) -> Any:
+    def run(self) -> Any:
+        """Follow the operations up to STOP; return the object on top of the stack."""
+        data, size, operations = self.data, len(self.data), BY_BYTE
+        count = 0  # a local in the loop, self.operations after it: the loop runs ~30 times a tensor
         try:
-            return ALLOWED[(module, name)]
-        except (KeyError, TypeError):
-            raise Refused(f"only tensors and state dicts, found the disallowed global {module}.{name}") from None
+            while True:
+                at = self.pos
+                if at >= size:
+                    raise Corrupt("the pickle cut short before its STOP")
+                op = data[at]
+                self.pos = at + 1
+                count += 1
+                if count > MAX_OPCODES:
+                    raise TooLarge(f"a pickle of at most {MAX_OPCODES} operations, found more")
+                if op == STOP:
+                    return self.pop()
+                handler = operations[op]
+                if handler is None:
+                    _refuse_operation(op, at)
+                handler(self)
+        finally:
+            self.operations = count
 
-    def persistent_load(self, pid: Any) -> StorageRef:
+    # Reading the operation's argument bytes, never past the end.
+    def cut_short(self, count: int) -> Corrupt:
+        return Corrupt(f"{count} bytes at byte {self.pos} of a pickle of {len(self.data)} bytes")
+
+    def empty(self) -> Corrupt:
+        return Corrupt(f"an object on the stack at byte {self.pos - 1}")
+
+    def take(self, count: int) -> bytes:
+        end = self.pos + count
+        if count < 0 or end > len(self.data):
+            raise self.cut_short(count)
+        chunk = self.data[self.pos : end]
+        self.pos = end
+        return chunk
+
+    def unpack(self, layout: struct.Struct) -> Any:
+        at = self.pos
+        if at + layout.size > len(self.data):
+            raise self.cut_short(layout.size)
+        self.pos = at + layout.size
+        return layout.unpack_from(self.data, at)[0]
+
+    def line(self) -> str:
+        end = self.data.find(b"\n", self.pos)
+        if end < 0:
+            raise Corrupt(f"a line ending at byte {self.pos}")
+        text = self.data[self.pos : end]
+        self.pos = end + 1
+        return text.decode("utf-8", "surrogateescape")
+
+    # The stack.
+    def push(self, value: Any) -> None:
+        self.stack.append(value)
+
+    def pop(self) -> Any:
+        if not self.stack:
+            raise self.empty()
+        return self.stack.pop()
+
+    def top(self) -> Any:
+        if not self.stack:
+            raise self.empty()
+        return self.stack[-1]
+
+    def pop_mark(self) -> list:
+        """The objects pushed since the last MARK; the stack before it comes back."""
+        if not self.marks:
+            raise Corrupt(f"a MARK before byte {self.pos - 1}")
+        items, self.stack = self.stack, self.marks.pop()
+        return items
+
+    # What the operations build.
+    def find_global(self, module: str, name: str) -> None:
+        value = ALLOWED.get((module, name))
+        if value is None:
+            raise Refused(f"only tensors and state dicts, found the disallowed global {module}.{name}")
+        self.push(value)
+
+    def persistent(self, pid: Any) -> StorageRef:
         """('storage', storage type, key, location, numel), as torch.save writes it."""
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+        if not (type(pid) is tuple and len(pid) == 5 and pid[0] == "storage"):
             raise Refused("a storage reference ('storage', type, key, location, numel)")
         _, storage_type, key, _location, numel = pid
-        if not isinstance(storage_type, StorageType) or not isinstance(key, str) or type(numel) is not int or numel < 0:
+        if not isinstance(storage_type, StorageType) or type(key) is not str or type(numel) is not int or numel < 0:
             raise Refused("a storage reference of a known storage type")
         storage = StorageRef(key, storage_type.dtype, numel)
         if self.storages.setdefault(key, storage) != storage:
             raise Refused(f"one element type per storage, found storage {key} read as two")
         return storage
 
+    def set_items(self, target: Any, items: list) -> None:
+        if not isinstance(target, dict):
+            raise Refused(f"items set only on dicts, found items set on {type(target).__name__}")
+        if len(items) % 2:
+            raise Corrupt("key and value pairs")
+        _check_keys(items[::2])
+        for at in range(0, len(items), 2):
+            target[items[at]] = items[at + 1]
+
+    def append(self, target: Any, items: list) -> None:
+        if type(target) is not list:
+            raise Refused(f"items appended only to lists, found items appended to {type(target).__name__}")
+        target.extend(items)
+
+    def remember(self, index: int) -> None:
+        if not self.stack:
+            raise self.empty()
+        self.memo[index] = self.stack[-1]
+
+    def recall(self, index: int) -> None:
+        try:
+            self.stack.append(self.memo[index])
+        except KeyError:
+            raise Corrupt(f"memo entry {index}") from None
+
+
+def _reduce(m: Machine) -> None:
+    """REDUCE: call an allowed function (a tensor rebuilt, an OrderedDict made) on a tuple."""
+    args = m.pop()
+    function = m.pop()
+    if id(function) not in CALLABLE:
+        raise Refused(f"calls of the allowed functions only, found a call of {type(function).__name__}")
+    if type(args) is not tuple:
+        raise Corrupt(f"a tuple of arguments, found {type(args).__name__}")
+    m.push(function(*args))
+
+
+def _build(m: Machine) -> None:
+    """BUILD sets state on the object below it; allow it only on dicts (a state dict's
+    _metadata), so a pickle cannot rewrite the stand-ins or functions it was given. The
+    state itself is not used: the tensors are the dict's items."""
+    m.pop()
+    if not isinstance(m.top(), dict):
+        raise Refused(f"object state only on dicts, found state for {type(m.top()).__name__}")
+
+
+def _setitem(m: Machine) -> None:
+    value = m.pop()
+    key = m.pop()
+    m.set_items(m.top(), [key, value])
+
+
+def _setitems(m: Machine) -> None:
+    items = m.pop_mark()
+    m.set_items(m.top(), items)
+
+
+def _dict(m: Machine) -> None:
+    items = m.pop_mark()
+    target: dict = {}
+    m.set_items(target, items)
+    m.push(target)
+
+
+def _appends(m: Machine) -> None:
+    items = m.pop_mark()
+    m.append(m.top(), items)
+
+
+def _append(m: Machine) -> None:
+    value = m.pop()
+    target = m.top()
+    if type(target) is not list:
+        m.append(target, [value])  # refused there
+    target.append(value)
+
+
+def _tuple_of(count: int) -> Any:
+    def build(m: Machine) -> None:
+        if len(m.stack) < count:
+            raise Corrupt(f"{count} objects on the stack at byte {m.pos - 1}")
+        items = tuple(m.stack[len(m.stack) - count :])
+        del m.stack[len(m.stack) - count :]
+        m.push(items)
+
+    return build
+
+
+def _text(length: struct.Struct) -> Any:
+    """A UTF-8 string, its byte count first (in the layout `length`)."""
+    def read(m: Machine) -> None:
+        m.stack.append(m.take(m.unpack(length)).decode("utf-8", "surrogatepass"))
+
+    return read
+
+
+def _ascii(length: struct.Struct) -> Any:
+    """A protocol-2 byte string (Python 2's str), read as torch reads it: ASCII text."""
+    def read(m: Machine) -> None:
+        m.push(m.take(m.unpack(length)).decode("ascii"))
+
+    return read
+
+
+def _bytes(length: struct.Struct) -> Any:
+    def read(m: Machine) -> None:
+        m.push(m.take(m.unpack(length)))
+
+    return read
+
+
+def _constant(value: Any) -> Any:
+    def push(m: Machine) -> None:
+        m.stack.append(value)
+
+    return push
+
+
+def _number(layout: struct.Struct) -> Any:
+    size, unpack_from = layout.size, layout.unpack_from  # inlined: ints come in every tensor's sizes
+
+    def push(m: Machine) -> None:
+        at = m.pos
+        if at + size > len(m.data):
+            raise m.cut_short(size)
+        m.pos = at + size
+        m.stack.append(unpack_from(m.data, at)[0])
+
+    return push
+
+
+def _long1(m: Machine) -> None:
+    m.push(int.from_bytes(m.take(m.unpack(U8)), "little", signed=True))
+
+
+def _proto(m: Machine) -> None:
+    version = m.unpack(U8)
+    if version > 5:
+        raise Corrupt(f"a pickle protocol of at most 5, found {version}")
+
+
+def _frame(m: Machine) -> None:
+    """FRAME only says how many bytes the next operations take: a hint for reading files."""
+    m.unpack(U64)
+
+
+def _global(m: Machine) -> None:
+    module = m.line()
+    m.find_global(module, m.line())
+
+
+def _stack_global(m: Machine) -> None:
+    name = m.pop()
+    module = m.pop()
+    if type(module) is not str or type(name) is not str:
+        raise Corrupt("a module and a name as strings")
+    m.find_global(module, name)
+
+
+def _binpersid(m: Machine) -> None:
+    m.push(m.persistent(m.pop()))
+
+
+def _mark(m: Machine) -> None:
+    m.marks.append(m.stack)
+    m.stack = []
+
+
+def _put(layout: struct.Struct) -> Any:
+    size, unpack_from = layout.size, layout.unpack_from  # inlined: torch.save memoizes nearly every object
+
+    def put(m: Machine) -> None:
+        at = m.pos
+        if at + size > len(m.data):
+            raise m.cut_short(size)
+        if not m.stack:
+            raise m.empty()
+        m.pos = at + size
+        m.memo[unpack_from(m.data, at)[0]] = m.stack[-1]
+
+    return put
+
+
+def _get(layout: struct.Struct) -> Any:
+    def get(m: Machine) -> None:
+        m.recall(m.unpack(layout))
+
+    return get
+
+
+def _memoize(m: Machine) -> None:
+    m.remember(len(m.memo))
+
+
+def _empty(kind: type) -> Any:
+    def push(m: Machine) -> None:
+        m.push(kind())
+
+    return push
+
+
+def _list(m: Machine) -> None:
+    m.push(m.pop_mark())
+
+
+def _tuple(m: Machine) -> None:
+    m.push(tuple(m.pop_mark()))
+
+
+STOP = ord(".")
+# Every operation the machine follows (pickletools documents each), by its byte: what
+# protocols 2 to 5 write for a state dict of tensors, strings, numbers, lists and tuples.
+OPERATIONS: dict[int, Any] = {
+    ord(op): handler
+    for op, handler in {
+        "\x80": _proto,  # PROTO
+        "\x95": _frame,  # FRAME
+        "(": _mark,  # MARK
+        "N": _constant(None),  # NONE
+        "\x88": _constant(True),  # NEWTRUE
+        "\x89": _constant(False),  # NEWFALSE
+        "J": _number(I32),  # BININT
+        "K": _number(U8),  # BININT1
+        "M": _number(U16),  # BININT2
+        "\x8a": _long1,  # LONG1
+        "G": _number(F64),  # BINFLOAT
+        "X": _text(U32),  # BINUNICODE
+        "\x8c": _text(U8),  # SHORT_BINUNICODE
+        "\x8d": _text(U64),  # BINUNICODE8
+        "U": _ascii(U8),  # SHORT_BINSTRING
+        "T": _ascii(I32),  # BINSTRING
+        "C": _bytes(U8),  # SHORT_BINBYTES
+        "B": _bytes(U32),  # BINBYTES
+        ")": _constant(()),  # EMPTY_TUPLE
+        "t": _tuple,  # TUPLE
+        "\x85": _tuple_of(1),  # TUPLE1
+        "\x86": _tuple_of(2),  # TUPLE2
+        "\x87": _tuple_of(3),  # TUPLE3
+        "]": _empty(list),  # EMPTY_LIST
+        "l": _list,  # LIST
+        "a": _append,  # APPEND
+        "e": _appends,  # APPENDS
+        "}": _empty(dict),  # EMPTY_DICT
+        "d": _dict,  # DICT
+        "s": _setitem,  # SETITEM
+        "u": _setitems,  # SETITEMS
+        "q": _put(U8),  # BINPUT
+        "r": _put(U32),  # LONG_BINPUT
+        "\x94": _memoize,  # MEMOIZE
+        "h": _get(U8),  # BINGET
+        "j": _get(U32),  # LONG_BINGET
+        "c": _global,  # GLOBAL
+        "\x93": _stack_global,  # STACK_GLOBAL
+        "R": _reduce,  # REDUCE
+        "b": _build,  # BUILD
+        "Q": _binpersid,  # BINPERSID
+    }.items()
+}
+
+BY_BYTE = [OPERATIONS.get(op) for op in range(256)]  # a list: indexing it beats a dict lookup in the loop
+
+# Operations a pickle may hold that the machine refuses by name: those that build what a
+# state dict never holds (sets, huge ints), and those that create objects, call or look up
+# things other than through the allowlist, or belong to protocols 0 and 1.
+REFUSED: dict[int, tuple[str, type]] = {
+    ord(op): refusal
+    for op, refusal in {
+        "\x8b": (f"an integer of more than {MAX_LONG_BYTES} bytes", TooLarge),  # LONG4
+        "\x8f": ("a set", TooLarge),  # EMPTY_SET
+        "\x90": ("a set", TooLarge),  # ADDITEMS
+        "\x91": ("a frozenset", TooLarge),  # FROZENSET
+        **{
+            op: (f"the pickle operation {name}", Refused)
+            for op, name in {
+                "i": "INST", "o": "OBJ", "\x81": "NEWOBJ", "\x92": "NEWOBJ_EX", "P": "PERSID",
+                "\x82": "EXT1", "\x83": "EXT2", "\x84": "EXT4", "\x96": "BYTEARRAY8", "\x97": "NEXT_BUFFER",
+                "\x98": "READONLY_BUFFER", "0": "POP", "1": "POP_MARK", "2": "DUP", "I": "INT", "L": "LONG",
+                "F": "FLOAT", "S": "STRING", "V": "UNICODE", "p": "PUT", "g": "GET", "\x8e": "BINBYTES8",
+            }.items()
+        },
+    }.items()
+}
+
+
+def _refuse_operation(op: int, at: int) -> None:
+    refusal = REFUSED.get(op)
+    if refusal is None:
+        raise Corrupt(f"an unknown operation {op:#04x} at byte {at}")
+    found, kind = refusal
+    raise kind(f"a state dict, found {found}")
+
 
 def load(path: str, data: bytes) -> Any:
     """Unpickle data.pkl; tensors come back as TensorRef, nothing in the file is executed."""
     try:
-        return _Unpickler(data).load()
+        return Machine(data).run()
     except Refused as exc:
         message = str(exc)
         expected, _, found = message.partition(", found ")
         raise AnatomyError(path, escape(expected), escape(found) or "something else", exc.todo) from None
-    except RecursionError:
-        raise CorruptFile(path, "a pickle nested at most a few levels deep", "deeper nesting", "the file is corrupt or hostile") from None
-    except Exception as exc:  # a corrupt pickle raises anything from the pickle machine
+    except Corrupt as exc:
+        raise CorruptFile(path, "a readable pickle (data.pkl)", escape(str(exc))[:200], "the file is corrupt; download it again") from None
+    except (UnicodeDecodeError, TypeError) as exc:  # text that is not UTF-8; an allowed function given the wrong number of arguments
         raise CorruptFile(path, "a readable pickle (data.pkl)", escape(f"{type(exc).__name__}: {exc}")[:200], "the file is corrupt; download it again") from None
 
 

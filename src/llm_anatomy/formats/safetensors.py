@@ -60,8 +60,14 @@ def _entry(path: str, name: str, entry: Any, data_start: int, data_size: int) ->
     if not 0 <= begin <= end <= data_size:
         raise CorruptFile(where, f"data_offsets inside the {data_size} data bytes", f"[{begin}, {end}]", "the file is truncated or corrupt")
     info = TensorInfo(name, dtype.name, tuple(shape), path, data_start + begin, end - begin)
-    if dtype.nbytes(info.numel) != info.nbytes:
-        raise CorruptFile(where, f"{dtype.nbytes(info.numel)} bytes for shape {list(shape)} of {dtype.name}", f"{info.nbytes} bytes", "the header is corrupt")
+    expected = dtype.nbytes(info.numel)
+    if expected is None and dtype.is_block:
+        raise CorruptFile(where, f"a shape of whole {dtype.name} blocks ({dtype.block_size} elements)", f"shape {list(shape)}: {info.numel} elements", "the header is corrupt")
+    if expected is None:  # 4- and 6-bit elements that end inside a byte: the safetensors library refuses them too
+        bits = info.numel * dtype.bits
+        raise CorruptFile(where, f"a shape of {dtype.name} elements filling whole bytes", f"shape {list(shape)}: {bits} bits ({bits / 8:g} bytes)", "the header is corrupt")
+    if expected != info.nbytes:
+        raise CorruptFile(where, f"{expected} bytes for shape {list(shape)} of {dtype.name}", f"{info.nbytes} bytes", "the header is corrupt")
     return info
 
 

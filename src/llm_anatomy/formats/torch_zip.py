@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..byte_io import ByteSource
 
 from ..byte_io import is_local, open_bytes
-from ..catalog import MAX_NAME_CHARS, MAX_TENSORS, TensorInfo
+from ..catalog import MAX_NAME_CHARS, MAX_TENSORS, StridedTensor, TensorInfo
 from ..dtypes import DTYPES
 from ..errors import AnatomyError, CorruptFile
 from ..safe_text import escape, has_unsafe
@@ -82,11 +82,12 @@ def _data_offset(source: ByteSource, info: Any) -> int:
 
 
 def _is_contiguous(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
-    """torch's is_contiguous(): row-major strides, ignoring dimensions of size 1."""
+    """torch's is_contiguous(): row-major strides, ignoring dimensions of size 1; a tensor
+    without elements always is."""
+    if 0 in shape:
+        return True
     expected = 1
     for dim, step in zip(reversed(shape), reversed(stride)):
-        if dim == 0:
-            return True
         if dim != 1 and step != expected:
             return False
         expected *= dim
@@ -199,17 +200,26 @@ def _check_local_headers(source: ByteSource, infos: list[Any], starts: dict[str,
             raise CorruptFile(source.name, f"{escape(info.filename)} followed by the next member (as torch.save writes a zip)", found, CORRUPT_ZIP)
 
 
-def _tensor(path: str, name: str, ref: Any, span: tuple[int, int]) -> TensorInfo:
+def _tensor(path: str, name: str, ref: Any, span: tuple[int, int]) -> TensorInfo | StridedTensor:
+    """The tensor's place in its storage: one run of bytes when it is contiguous, else a
+    StridedTensor (a view such as t.T saved as it is), read element by element as torch
+    does, over the storage elements it reaches, all of which must be stored."""
     where = f"{path}: tensor {escape(name)}"
-    if not _is_contiguous(ref.shape, ref.stride):
-        raise AnatomyError(where, f"a contiguous tensor (strides of shape {list(ref.shape)} in row-major order)", f"strides {list(ref.stride)}", "save it with tensor.contiguous()")
     start, member_bytes = span
     storage_bytes = min(member_bytes, ref.storage.numel * DTYPES[ref.storage.dtype].bits // 8)  # as stored, as the pickle declares
     itemsize = DTYPES[ref.dtype].bits // 8
     begin, nbytes = ref.offset * itemsize, prod(ref.shape) * itemsize
-    if begin + nbytes > storage_bytes:
-        raise CorruptFile(where, f"{nbytes} bytes at byte {begin} of its storage", f"a storage of {storage_bytes} bytes", "the file is truncated or corrupt")
-    return TensorInfo(name, ref.dtype, ref.shape, path, start + begin, nbytes)
+    if _is_contiguous(ref.shape, ref.stride):
+        if begin + nbytes > storage_bytes:
+            raise CorruptFile(where, f"{nbytes} bytes at byte {begin} of its storage", f"a storage of {storage_bytes} bytes", "the file is truncated or corrupt")
+        return TensorInfo(name, ref.dtype, ref.shape, path, start + begin, nbytes)
+    if any(step < 0 for step in ref.stride):
+        raise CorruptFile(where, "strides of 0 or more (as torch makes them)", f"strides {list(ref.stride)}", "the file is corrupt or hostile")
+    reach = 1 + sum((size - 1) * step for size, step in zip(ref.shape, ref.stride))  # elements from the first to the last it reads
+    if begin + reach * itemsize > storage_bytes:
+        raise CorruptFile(where, f"storage elements {ref.offset}..{ref.offset + reach - 1} (shape {list(ref.shape)}, strides {list(ref.stride)})", f"a storage of {storage_bytes // itemsize} elements", "the file is truncated or corrupt")
+    storage = TensorInfo(name, ref.dtype, (reach,), path, start + begin, reach * itemsize)
+    return StridedTensor(name, ref.dtype, ref.shape, path, start + begin, nbytes, ref.stride, storage)
 
 
 def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, str]]:
