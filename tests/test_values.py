@@ -289,11 +289,15 @@ def test_index_into_an_empty_dimension_says_it_is_empty(tmp_path, cli):
     assert cli("values", path, "e[:, 1]").out == "e[:, 1]  [0]  F32\n" + str(torch.zeros(0, 3)[:, 1]) + "\n"
 
 
-def test_filter_matching_nothing_and_index_with_torch_style_are_usage_errors(small_file, llama_dir, cli):
+def test_filter_matching_nothing_is_a_usage_error_and_torch_style_takes_an_index(small_file, llama_dir, cli):
     result = cli("values", small_file[0], "--filter", "nope.*")
     assert (result.code, result.err) == (2, "llm-anatomy: m.safetensors: expected a tensor matching 'nope.*', found none; list the names with `llm-anatomy params`\n")
-    result = cli("values", llama_dir, "lm_head.weight[0]", "--style", "torch")
-    assert (result.code, result.err) == (2, "llm-anatomy: lm_head.weight[0]: expected whole parameters with --style torch, as print(p) shows them, found an index; drop the index, or use the default style\n")
+    model = checkpoints.reference_model(llama_dir)
+    for index, items in (("[0]", 0), ("[:4, -2:]", (slice(None, 4), slice(-2, None))), ("[..., 0]", (Ellipsis, 0)), ("[:, :]", (slice(None), slice(None)))):
+        result = cli("values", llama_dir, "lm_head.weight" + index, "--style", "torch")
+        assert (result.code, result.out) == (0, str(model.lm_head.weight[items]) + "\n"), result.err
+    result = cli("values", llama_dir, "lm_head.weight[0, 0, 0]", "--style", "torch")
+    assert (result.code, result.err) == (2, "llm-anatomy: lm_head.weight[0, 0, 0]: expected at most 2 indices for shape [128, 64], found 3\n")
 
 
 def test_options_change_the_printout_like_set_printoptions(small_file, cli):
