@@ -499,7 +499,7 @@ class Model(Module):
         Args:
             context: context lengths of the KV cache table (default: common ones up to the model's).
             batch: batch sizes of the KV cache table (default: 1).
-            kv_dtype: the KV cache's precision, e.g. "fp8" (default: the config's dtype).
+            kv_dtype: the KV cache's precision, e.g. "fp8" (default: the dtype transformers loads the model in; docs/kv-cache.md).
 
         Examples:
             >>> s = m.summary()
