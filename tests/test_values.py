@@ -408,3 +408,24 @@ def test_values_imports_neither_numpy_torch_transformers_nor_typing(llama_dir, c
     assert (code, loaded) == (0, [])
     assert out == in_process.out  # the light path prints the same text
     assert out.startswith("Parameter containing:\n" if style == "torch" else "lm_head.weight  [128, 64]  F32\ntensor([[")
+
+
+def test_full_json_streams_in_bounded_memory(tmp_path):
+    """`values --full --json` of 2,000,000 elements (8 MB in the file): the positions list of the
+    one dimension was built whole (4M elements took 246 MB, hostile-2026-12 A11); streamed,
+    the process stays near its baseline, and the document is the one json.loads reads."""
+    import subprocess
+    import sys
+
+    import torch
+
+    items = torch.arange(2_000_000, dtype=torch.float32)
+    path = checkpoints.safetensors_file(str(tmp_path / "big.safetensors"), {"w": items})
+    # The peak resident set of this process alone (VmHWM starts afresh at exec).
+    script = "import sys\nfrom llm_anatomy.cli.main import main\ncode = main(sys.argv[1:])\nprint(code, [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1], file=sys.stderr)"
+    with open(tmp_path / "out.json", "w") as out:
+        result = subprocess.run([sys.executable, "-c", script, "values", path, "w", "--full", "--json"], stdout=out, stderr=subprocess.PIPE, text=True, timeout=600)
+    code, peak_kib = result.stderr.split()
+    tensor = json.loads((tmp_path / "out.json").read_text())["tensors"][0]
+    assert tensor["indices"] == [list(range(2_000_000))] and tensor["values"] == items.tolist()
+    assert (code, int(peak_kib) < 60 * 1024) == ("0", True), peak_kib
