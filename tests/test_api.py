@@ -406,25 +406,6 @@ def _reference_and_path(kind, tmp_path, llama_dir, llama_bf16_dir):
     return _loaded(str(folder)), str(folder)
 
 
-def random_index(rng, shape):
-    """A random index expression torch takes: integers (negative too), slices with steps and
-    out-of-range bounds, at most one ..., fewer items than dimensions; one item alone or a tuple."""
-    explicit = rng.randint(1, len(shape))
-    at = rng.randint(0, explicit) if rng.random() < 0.4 else None  # where the ... goes
-    dims = list(range(explicit)) if at is None else [*range(at), *range(len(shape) - explicit + at, len(shape))]
-    items = []
-    for dim in dims:
-        size = shape[dim]
-        if rng.random() < 0.35:
-            items.append(rng.randrange(-size, size))
-        else:
-            bound = lambda: rng.choice([None, rng.randint(-size - 2, size + 2)])  # noqa: E731
-            items.append(slice(bound(), bound(), rng.choice([None, 1, 2, 3])))
-    if at is not None:
-        items.insert(at, Ellipsis)
-    return items[0] if len(items) == 1 and rng.random() < 0.5 else tuple(items)
-
-
 @pytest.mark.parametrize("kind", ["safetensors", "safetensors-bf16", "bin", "gguf-llama", "gguf-gemma3"])
 def test_every_index_holds_what_numpy_and_transformers_hold(kind, tmp_path, llama_dir, llama_bf16_dir):
     """p[idx] == p.numpy()[idx] == transformers' p[idx], bit for bit, for random index
@@ -443,7 +424,7 @@ def test_every_index_holds_what_numpy_and_transformers_hold(kind, tmp_path, llam
         assert (_bits(whole) == _bits(theirs)).all(), name
         rng = random.Random(name)
         for _ in range(12):
-            index = random_index(rng, p.shape)
+            index = checkpoints.random_index(rng, p.shape)
             got = p[index]
             assert isinstance(got, numpy.ndarray) and got.shape == theirs[index].shape, (name, index)
             assert (_bits(got) == _bits(whole[index])).all(), (name, index)

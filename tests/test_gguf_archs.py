@@ -419,3 +419,29 @@ def test_values_torch_style_with_an_index_is_print_of_the_indexed_parameter(inde
     result = cli("values", path, "--style", "torch", "--filter", "model.layers.0.self_attn.*" + index)
     assert result.code == 0, result.err
     assert result.out == _printed([p[items] for n, p in model.named_parameters() if n.startswith("model.layers.0.self_attn.")])
+
+
+@pytest.mark.parametrize("arch", (*LOADED_BY_TRANSFORMERS, "mamba"))
+def test_indexed_parameters_hold_what_transformers_gguf_loading_holds(arch, tmp_path):
+    """p[idx] of the API equals p.numpy()[idx] and transformers' p[idx] for random index
+    expressions on every parameter, through every loader transform: rows reordered (Llama's
+    q/k, Bloom's qkv), values computed (norms minus one, Mamba's log(-A)), dimensions added
+    (LFM2, Mamba), experts fused, block types dequantized."""
+    import random
+
+    import checkpoints
+    import llm_anatomy as la
+    import transformers
+
+    path, _ = gguf_writers.whole_model(str(tmp_path), arch, types=QUANTIZED)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path))
+    m = la.open(path)
+    for name, reference in model.named_parameters():
+        p = m.get_parameter(name)
+        whole, theirs = p.numpy(), reference.detach().numpy()
+        assert whole.tobytes() == theirs.tobytes(), name
+        rng = random.Random(name)
+        for _ in range(8):
+            index = checkpoints.random_index(rng, p.shape)
+            assert p[index].tobytes() == whole[index].tobytes() == theirs[index].tobytes(), (name, index)
+            assert p[index].shape == theirs[index].shape, (name, index)

@@ -450,8 +450,8 @@ def gguf_loaded(catalog: Catalog) -> Callable[[View], View]:
             return view._replace(elementwise=arg)
         if kind == "transpose" and len(view.shape) == 2:
             return view._replace(shape=view.shape[::-1], strides=view.strides[::-1])
-        if kind == "unsqueeze":
-            return view._replace(shape=view.shape[:arg] + (1,) + view.shape[arg:], strides=view.strides[:arg] + (0,) + view.strides[arg:])
+        if kind == "unsqueeze":  # a dimension of size 1: its stride only ever steps once, over one element
+            return view._replace(shape=view.shape[:arg] + (1,) + view.shape[arg:], strides=view.strides[:arg] + (1,) + view.strides[arg:])
         if kind == "unpermute":
             heads = config.get(arg)
             if not isinstance(heads, int) or not isinstance(config.get("num_attention_heads"), int) or not isinstance(config.get("num_key_value_heads"), int):
