@@ -179,14 +179,15 @@ def default_kv_dtype(arch: Architecture | None, loaded_dtype: Callable[[], str |
     return KV_DTYPE_FOR.get(loaded_dtype() or "", "fp32")
 
 
-def loaded_dtype(catalog: Catalog) -> str | None:
-    """The float dtype (F32, F16, BF16) from_pretrained(dtype="auto") loads this checkpoint in."""
+def loaded_dtype(catalog: Catalog | None) -> str | None:
+    """The float dtype (F32, F16, BF16) from_pretrained(dtype="auto") loads this checkpoint in;
+    None without one (a config alone)."""
     from .values import load_dtype
 
-    return load_dtype(catalog)
+    return load_dtype(catalog) if catalog is not None else None
 
 
-def kv_cache_of(arch: Architecture, catalog: Catalog, contexts: Sequence[int], batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> tuple[KVCache | None, str | None]:
+def kv_cache_of(arch: Architecture, catalog: Catalog | None, contexts: Sequence[int], batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> tuple[KVCache | None, str | None]:
     """The KV cache `summary` shows (for `trace` too, so the two cannot disagree), or None and
     why there is none (an encoder; None when the config lacks what its size needs); its dtype:
     kv_dtype, else default_kv_dtype."""
@@ -195,7 +196,7 @@ def kv_cache_of(arch: Architecture, catalog: Catalog, contexts: Sequence[int], b
     return kv_cache(arch, kv_dtype or default_kv_dtype(arch, lambda: loaded_dtype(catalog)), contexts, batches or DEFAULT_BATCHES), None
 
 
-def estimate(arch: Architecture | None, params: int, stored_nbytes: int, catalog: Catalog, contexts: Sequence[int] | None = None, batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> Memory:
+def estimate(arch: Architecture | None, params: int, stored_nbytes: int, catalog: Catalog | None, contexts: Sequence[int] | None = None, batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> Memory:
     """Weights memory from the parameter count; KV cache from the architecture."""
     contexts = contexts or default_contexts(arch)
     cache, note = kv_cache_of(arch, catalog, contexts, batches, kv_dtype) if arch is not None else (None, None)
