@@ -301,3 +301,24 @@ def record_module_outputs(model) -> dict[str, dict]:
     for path, module in model.named_modules():
         module.register_forward_hook(hook_for(path))
     return seen
+
+
+def random_index(rng, shape):
+    """A random index expression torch takes: integers (negative too), slices with steps and
+    out-of-range bounds, at most one ..., fewer items than dimensions; one item alone or a tuple."""
+    if not shape:
+        return ()
+    explicit = rng.randint(1, len(shape))
+    at = rng.randint(0, explicit) if rng.random() < 0.4 else None  # where the ... goes
+    dims = list(range(explicit)) if at is None else [*range(at), *range(len(shape) - explicit + at, len(shape))]
+    items = []
+    for dim in dims:
+        size = shape[dim]
+        if size and rng.random() < 0.35:
+            items.append(rng.randrange(-size, size))
+        else:
+            bound = lambda: rng.choice([None, rng.randint(-size - 2, size + 2)])  # noqa: E731
+            items.append(slice(bound(), bound(), rng.choice([None, 1, 2, 3])))
+    if at is not None:
+        items.insert(at, Ellipsis)
+    return items[0] if len(items) == 1 and rng.random() < 0.5 else tuple(items)

@@ -158,6 +158,27 @@ def test_bad_index_is_a_usage_error(llama_dir):
     assert str(raised.value) == "lm_head.weight: expected a slice step of at least 1, found -1; torch slices only step forwards"
 
 
+@pytest.mark.parametrize(
+    "index, message",
+    [
+        (10**5000, "lm_head.weight[an integer of 5,001 digits]: expected an index in -128..127 for dimension 0 of size 128, found an integer of 5,001 digits"),
+        ((0, -(10**30)), "lm_head.weight[0, an integer of 31 digits]: expected an index in -64..63 for dimension 1 of size 64, found an integer of 31 digits"),
+        (slice(None, None, -(10**5000)), "lm_head.weight: expected a slice step of at least 1, found an integer of 5,001 digits; torch slices only step forwards"),
+        (slice(10**5000, 1.5), "lm_head.weight: expected an index of integers, slices and ..., found slice(an integer of 5,001 digits, 1.5, None)"),
+        ((Ellipsis, 0, Ellipsis), "lm_head.weight[..., 0, ...]: expected at most one '...', found 2"),
+        (None, "lm_head.weight: expected an index of integers, slices and ..., found None"),
+        ([0] * 1000, "lm_head.weight: expected an index of integers, slices and ..., found [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0..."),
+    ],
+    ids=["5000-digits", "30-digits", "step-5000-digits", "float-slice", "two-ellipses", "none", "long-list"],
+)
+def test_hostile_index_is_one_usage_error_line(llama_dir, index, message):
+    """w[10**5000] (hostile-2026-12 R7): the project's usage error, no str() of a huge integer."""
+    w = la.open(llama_dir).get_parameter("lm_head.weight")
+    with pytest.raises(la.UsageError) as raised:
+        w[index]
+    assert str(raised.value) == message
+
+
 def test_open_errors_are_the_cli_lines(tmp_path, cli):
     (tmp_path / "empty.safetensors").write_bytes(b"")
     with pytest.raises(la.AnatomyError) as raised:
@@ -361,3 +382,72 @@ def test_trace_is_the_record_the_cli_renders(llama_dir, cli):
     assert cli("trace", llama_dir, "--seq", "8").out == render.text(prefill, None, None)
     decoding = m.trace(batch=2, decode=True, node="model.layers.0.self_attn")
     assert (decoding.batch, decoding.context, decoding.node) == (2, default_seq(m.config), "model.layers.0.self_attn")
+
+
+# ---------------------------------------------------------------- p[index] holds what p.numpy() and transformers hold
+
+# Quantized rows check that an indexed view of reordered rows reads the right blocks.
+GGUF_QUANTIZED = {"blk.0.attn_q": "Q8_0", "blk.0.attn_k": "Q8_0", "blk.1.ffn_up": "Q4_0"}
+
+
+def _reference_and_path(kind, tmp_path, llama_dir, llama_bf16_dir):
+    """(the model transformers loads, what la.open takes) for each kind of checkpoint: GGUF's
+    Llama stores q and k rows permuted, Gemma-3's norms as 1 + w; both with block types."""
+    import transformers
+
+    import gguf_writers
+
+    if kind.startswith("gguf-"):
+        path, _ = gguf_writers.whole_model(str(tmp_path), kind.removeprefix("gguf-"), types=GGUF_QUANTIZED)
+        return transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path)), path
+    folder = {"safetensors": llama_dir, "safetensors-bf16": llama_bf16_dir}.get(kind)
+    if folder is None:  # pytorch_model.bin
+        folder = checkpoints.torch_bin(str(llama_dir), str(tmp_path / "bin"))
+    return _loaded(str(folder)), str(folder)
+
+
+@pytest.mark.parametrize("kind", ["safetensors", "safetensors-bf16", "bin", "gguf-llama", "gguf-gemma3"])
+def test_every_index_holds_what_numpy_and_transformers_hold(kind, tmp_path, llama_dir, llama_bf16_dir):
+    """p[idx] == p.numpy()[idx] == transformers' p[idx], bit for bit, for random index
+    expressions on every parameter: GGUF's loader conventions (un-permuted q/k rows, norms
+    minus one) hold for every accessor, not only for whole tensors."""
+    import random
+
+    import numpy
+
+    model, path = _reference_and_path(kind, tmp_path, llama_dir, llama_bf16_dir)
+    m = la.open(path)
+    for name, reference in model.named_parameters():
+        p = m.get_parameter(name)
+        whole = p.numpy()
+        theirs = reference.detach().float().numpy()
+        assert (_bits(whole) == _bits(theirs)).all(), name
+        rng = random.Random(name)
+        for _ in range(12):
+            index = checkpoints.random_index(rng, p.shape)
+            got = p[index]
+            assert isinstance(got, numpy.ndarray) and got.shape == theirs[index].shape, (name, index)
+            assert (_bits(got) == _bits(whole[index])).all(), (name, index)
+            assert (_bits(got) == _bits(theirs[index])).all(), (name, index)
+
+
+def test_indexed_gguf_parameters_are_transformers_values(tmp_path):
+    """The issue's two cases by hand: Gemma's norm is the stored 1 + w minus one, Llama's q row 1
+    is llama.cpp's stored row 2 (rows within a head interleaved by the converter)."""
+    import gguf_writers
+
+    gemma, _ = gguf_writers.whole_model(str(tmp_path / "gemma"), "gemma3")
+    norm = la.open(gemma).get_parameter("model.norm.weight")
+    assert norm[:4].tolist() == norm.numpy()[:4].tolist() == norm.to_torch()[:4].tolist() == [v - 1 for v in _stored(gemma, "output_norm.weight")[:4]]
+    llama, _ = gguf_writers.whole_model(str(tmp_path / "llama"), "llama")
+    q = la.open(llama).get_parameter("model.layers.0.self_attn.q_proj.weight")
+    assert q[:3, :4].tolist() == q.numpy()[:3, :4].tolist() == q.to_torch()[:3, :4].tolist()
+    stored = _stored(llama, "blk.0.attn_q.weight")
+    assert q[:3, :4].tolist() == [stored[0][:4], stored[2][:4], stored[4][:4]]
+
+
+def _stored(path, name):
+    import gguf
+
+    tensor = next(t for t in gguf.GGUFReader(path).tensors if t.name == name)
+    return tensor.data.reshape(tuple(reversed([int(n) for n in tensor.shape]))).tolist()

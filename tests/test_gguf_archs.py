@@ -356,3 +356,96 @@ def test_real_gemma3_gguf_against_transformers(gemma3_270m, tmp_path, cli):
     hf_names = {line.split()[0] for line in cli("params", gemma3_270m, "--hf-names").out.splitlines()[1:-1]}
     assert hf_names == {n for n, _ in model.named_parameters()}
     assert cli("values", gemma3_270m, "--style", "torch").out == "".join(f"{p}\n" for p in model.parameters())
+
+
+# ---------------------------------------------------------------- values --hf-names: transformers' values under transformers' names
+
+
+def _printed(tensors):
+    return "".join(str(t) + "\n" for t in tensors)  # print(t): str(), not format(), which a 0-d tensor gives as a number
+
+
+def test_hf_names_show_transformers_values_and_stored_shows_the_stored_ones(tmp_path, cli):
+    """Under transformers' names, the values from_pretrained(gguf_file=) holds (Gemma's norm
+    minus one, Llama's q rows un-permuted, block types dequantized); the stored values go with
+    the stored names, or with --stored."""
+    import torch
+    import transformers
+
+    for arch, name, index, stored_name, convention in [
+        ("gemma3", "model.norm.weight", (slice(None, 4),), "output_norm.weight", lambda stored: stored[:4] - 1),
+        ("llama", "model.layers.0.self_attn.q_proj.weight", (slice(None, 3), slice(None, 4)), "blk.0.attn_q.weight", lambda stored: stored[[0, 2, 4], :4]),
+    ]:
+        folder = tmp_path / arch
+        path, _ = gguf_writers.whole_model(str(folder), arch, types=QUANTIZED)
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=os.path.basename(path))
+        text = "[:4]" if len(index) == 1 else "[:3, :4]"
+        dtype = open_catalog(path).get(stored_name).dtype
+        expected = model.get_parameter(name).detach()[index]
+        result = cli("values", path, name + text, "--hf-names")
+        assert result.code == 0, result.err
+        assert result.out == f"{name}{text}  {list(expected.shape)}  {dtype}\n{expected}\n"
+        whole = torch.tensor(_stored_values(path, stored_name))
+        assert torch.equal(convention(whole), expected)
+        stored = whole[index]
+        assert not torch.equal(stored, expected)
+        assert cli("values", path, name + text, "--hf-names", "--stored").out == f"{name}{text}  {list(stored.shape)}  {dtype}\n{stored}\n"
+        if len(index) == 1:
+            assert cli("values", path, stored_name + text).out == f"{stored_name}{text}  {list(stored.shape)}  {dtype}\n{stored}\n"
+
+
+def _stored_values(path, name):
+    """The tensor as the file stores it (blocks dequantized), by gguf's own reader."""
+    import gguf
+    import numpy as np
+
+    tensor = next(t for t in gguf.GGUFReader(path).tensors if t.name == name)
+    data = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+    return np.asarray(data, dtype=np.float32).reshape(tuple(reversed([int(n) for n in tensor.shape]))).tolist()
+
+
+@pytest.mark.parametrize("index", ["[:4]", "[0]", "[..., 1]", "[:, :]", "[0, :4]", "[:2, 3]", "[-1, 1::3]", "[1:, ...]", "[...]"])
+def test_values_torch_style_with_an_index_is_print_of_the_indexed_parameter(index, tmp_path, cli):
+    """`values M 'NAME[INDEX]' --style torch` prints print(p[INDEX]) of transformers' parameter,
+    grad_fn included; a --filter with an index prints it for every matching parameter."""
+    import transformers
+
+    path, _ = gguf_writers.whole_model(str(tmp_path), "llama", types=QUANTIZED)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path))
+    items = eval(f"numpy.s_{index}", {"numpy": __import__("numpy")})  # noqa: S307 (the test's own literal)
+    for name in ("model.layers.0.self_attn.q_proj.weight", "model.norm.weight"):
+        p = model.get_parameter(name)
+        if index.count(",") + 1 - index.count("...") > p.dim():
+            continue
+        result = cli("values", path, name + index, "--style", "torch")
+        assert result.code == 0, result.err
+        assert result.out == _printed([p[items]])
+    result = cli("values", path, "--style", "torch", "--filter", "model.layers.0.self_attn.*" + index)
+    assert result.code == 0, result.err
+    assert result.out == _printed([p[items] for n, p in model.named_parameters() if n.startswith("model.layers.0.self_attn.")])
+
+
+@pytest.mark.parametrize("arch", (*LOADED_BY_TRANSFORMERS, "mamba"))
+def test_indexed_parameters_hold_what_transformers_gguf_loading_holds(arch, tmp_path):
+    """p[idx] of the API equals p.numpy()[idx] and transformers' p[idx] for random index
+    expressions on every parameter, through every loader transform: rows reordered (Llama's
+    q/k, Bloom's qkv), values computed (norms minus one, Mamba's log(-A)), dimensions added
+    (LFM2, Mamba), experts fused, block types dequantized."""
+    import random
+
+    import checkpoints
+    import llm_anatomy as la
+    import transformers
+
+    path, _ = gguf_writers.whole_model(str(tmp_path), arch, types=QUANTIZED)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path))
+    m = la.open(path)
+    for name, reference in model.named_parameters():
+        p = m.get_parameter(name)
+        whole, theirs = p.numpy(), reference.detach().numpy()
+        assert whole.tobytes() == theirs.tobytes(), name
+        rng = random.Random(name)
+        for _ in range(8):
+            index = checkpoints.random_index(rng, p.shape)
+            assert p[index].tobytes() == whole[index].tobytes() == theirs[index].tobytes(), (name, index)
+            assert p[index].shape == theirs[index].shape, (name, index)

@@ -90,8 +90,10 @@ def test_gguf_quant_types_come_from_the_dtypes_table(monkeypatch):
 
 
 def test_defaults_follow_the_config():
-    memory = estimate(derive(layouts.published_config("Meta-Llama-3-8B")), 10, 20, "BF16")
+    memory = estimate(derive(layouts.published_config("Meta-Llama-3-8B")), 10, 20, None)  # config.json's dtype: no weights asked
     assert memory.kv_cache.dtype == "bf16"
+    without = {k: v for k, v in layouts.published_config("Meta-Llama-3-8B").items() if k not in ("dtype", "torch_dtype")}
+    assert estimate(derive(without), 10, 20, None).kv_cache.dtype == "fp32"  # torch's default dtype, as transformers loads it
     assert [row.context for row in memory.kv_cache.rows] == [1024, 4096, 8192]
 
 

@@ -215,3 +215,57 @@ def test_deepseek_v3_in_block_fp8_counts_as_in_bf16(tmp_path):
     assert summary.quant.description == "FP8 E4M3, 128x128 blocks (weight_scale_inv)"
     assert summary.quant.weights == sum(s.dtype == "F8_E4M3" for s in specs)
     assert summary.findings == ()
+
+
+# ---------------------------------------------------------------- hostile settings and shapes (hostile-2026-12 R6)
+
+TINY_LLAMA = dict(num_hidden_layers=1, vocab_size=256, hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=2)
+
+
+def _tiny(folder, name, change_config=None, reshape=None):
+    """A one-layer, 256-wide replica of a published quantized layout, its config or one shape edited."""
+    config = dict(layouts.published_config(name), **TINY_LLAMA)
+    specs = layouts.quantized_specs(config)
+    if change_config:
+        change_config(config)
+    specs = [layouts.TensorSpec(s.name, s.dtype, (reshape or {}).get(s.name, s.shape)) for s in specs]
+    layouts.write_layout(str(folder), config, specs)
+    return folder
+
+
+def _every_command_answers(cli, folder, weight):
+    """params lists the stored tensors; summary, tree, values, stats and diff answer without a traceback."""
+    params = cli("params", folder)
+    assert (params.code, params.err) == (0, "")
+    for args in (("summary",), ("tree",), ("values", f"{weight}[:2]"), ("values", "--filter", "*.q_proj.*", "--json"), ("stats", "--filter", "*.q_proj.*"), ("diff", folder, folder)):
+        result = cli(args[0], *args[1:]) if args[0] == "diff" else cli(args[0], folder, *args[1:])
+        assert result.code == 0 and "Traceback" not in result.err, (args, result.err)
+    return params.out, cli("summary", folder).out
+
+
+BAD_BLOCK_SIZES = [[0, 0], [128], "abc", 128, [[1], [2]], {"a": 1}, [-1, 128], [1.5, 2.5], [True, True]]
+
+
+@pytest.mark.parametrize("block", BAD_BLOCK_SIZES, ids=[json.dumps(b) for b in BAD_BLOCK_SIZES])
+def test_bad_fp8_weight_block_size_is_one_finding_in_every_command(block, tmp_path, cli):
+    """FP8 quantization_config.weight_block_size must be two positive integers; anything else
+    was a ZeroDivisionError, IndexError, TypeError or KeyError in every command, params included."""
+    folder = _tiny(tmp_path / "fp8", "Meta-Llama-3-8B-FP8-block", lambda c: c["quantization_config"].update(weight_block_size=block))
+    params, summary = _every_command_answers(cli, folder, "model.layers.0.self_attn.q_proj.weight")
+    assert "model.layers.0.self_attn.q_proj.weight            [256, 256]  F8_E4M3   65,536   64.00 KiB  model.safetensors\n" in params
+    assert "model.layers.0.self_attn.q_proj.weight_scale_inv  [2, 2]      F32            4        16 B  model.safetensors\n" in params
+    assert (
+        f"  config.json: expected quantization settings llm-anatomy can read (quant_method 'fp8'), found weight_block_size {block!r} in its quantization settings, "
+        "not a list of two positive integers; those tensors are counted as stored elements; check quantization_config in config.json\n"
+    ) in summary
+
+
+def test_one_dimensional_gptq_qweight_is_one_finding_in_every_command(tmp_path, cli):
+    """A GPTQ qweight of rank 1 was `not enough values to unpack` in params, values, stats, diff and summary."""
+    folder = _tiny(tmp_path / "gptq", "Llama-2-7B-GPTQ", reshape={"model.layers.0.self_attn.q_proj.qweight": (8192,)})
+    params, summary = _every_command_answers(cli, folder, "model.layers.0.self_attn.q_proj.qweight")
+    assert "model.layers.0.self_attn.q_proj.qweight         [8192]      I32      8,192   32.00 KiB  model.safetensors\n" in params
+    assert (
+        "  model.layers.0.self_attn.q_proj.qweight: expected GPTQ 4 bit, group 128, symmetric, act-order off, found a qweight of shape [8192], "
+        "not of 2 dimensions; those tensors are counted as stored elements; check quantization_config in config.json\n"
+    ) in summary

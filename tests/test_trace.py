@@ -167,3 +167,35 @@ def test_a_repeated_trace_comes_from_the_cache_without_torch(llama_dir, cli):
     assert (code, loaded, out) == (0, [], first.out)
     other_length = cli("trace", llama_dir, "--seq", 6, "--batch", 2, "--json")
     assert json.loads(other_length.out)["modules"][0]["outputs"][0]["shape"] == [2, 6, 128]
+
+
+# Every weight matrix in a block type: the dtype most parameters are stored in is no float.
+ALL_BLOCKS = {f"blk.{layer}.{name}": "Q8_0" for layer in range(4) for name in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")} | {"token_embd": "Q8_0"}
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_quantized_gguf_kv_cache_is_the_one_transformers_fills_in_summary_and_trace(arch, tmp_path, cli):
+    """summary and trace give one KV cache for a quantized GGUF (they said fp16 and float32):
+    transformers' GGUF loader loads it in float32, so the cache it fills holds float32 keys and
+    values, byte for byte the figure both commands print (docs/kv-cache.md)."""
+    import os
+
+    import torch
+    import transformers
+
+    import gguf_writers
+
+    path, _ = gguf_writers.whole_model(str(tmp_path), arch, types=ALL_BLOCKS)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path))
+    with torch.no_grad():
+        cache = model(input_ids=torch.zeros((2, 7), dtype=torch.long), use_cache=True).past_key_values
+    held = sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers)
+    assert {layer.keys.dtype for layer in cache.layers} == {torch.float32}
+    memory = json.loads(cli("summary", path, "--context", 7, "--batch", 2, "--json").out)["memory"]
+    assert memory["kv_cache"]["dtype"] == "fp32"
+    assert memory["kv_cache"]["rows"] == [{"context": 7, "batch": 2, "nbytes": held, "beyond_context": False}]
+    traced = json.loads(cli("trace", path, "--seq", 7, "--batch", 2, "--json").out)
+    assert traced["kv_cache"] == {"bytes": held, "dtype": "fp32", "context": 7, "batch": 2}
+    text = cli("summary", path, "--context", 7, "--batch", 2).out
+    assert "\nKV cache (fp32): " in text
+    assert f"  `summary` computes {held:,} bytes ({held / 1024:.2f} KiB, fp32) for 2 x 7 tokens\n" in cli("trace", path, "--seq", 7, "--batch", 2).out

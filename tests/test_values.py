@@ -289,11 +289,15 @@ def test_index_into_an_empty_dimension_says_it_is_empty(tmp_path, cli):
     assert cli("values", path, "e[:, 1]").out == "e[:, 1]  [0]  F32\n" + str(torch.zeros(0, 3)[:, 1]) + "\n"
 
 
-def test_filter_matching_nothing_and_index_with_torch_style_are_usage_errors(small_file, llama_dir, cli):
+def test_filter_matching_nothing_is_a_usage_error_and_torch_style_takes_an_index(small_file, llama_dir, cli):
     result = cli("values", small_file[0], "--filter", "nope.*")
     assert (result.code, result.err) == (2, "llm-anatomy: m.safetensors: expected a tensor matching 'nope.*', found none; list the names with `llm-anatomy params`\n")
-    result = cli("values", llama_dir, "lm_head.weight[0]", "--style", "torch")
-    assert (result.code, result.err) == (2, "llm-anatomy: lm_head.weight[0]: expected whole parameters with --style torch, as print(p) shows them, found an index; drop the index, or use the default style\n")
+    model = checkpoints.reference_model(llama_dir)
+    for index, items in (("[0]", 0), ("[:4, -2:]", (slice(None, 4), slice(-2, None))), ("[..., 0]", (Ellipsis, 0)), ("[:, :]", (slice(None), slice(None)))):
+        result = cli("values", llama_dir, "lm_head.weight" + index, "--style", "torch")
+        assert (result.code, result.out) == (0, str(model.lm_head.weight[items]) + "\n"), result.err
+    result = cli("values", llama_dir, "lm_head.weight[0, 0, 0]", "--style", "torch")
+    assert (result.code, result.err) == (2, "llm-anatomy: lm_head.weight[0, 0, 0]: expected at most 2 indices for shape [128, 64], found 3\n")
 
 
 def test_options_change_the_printout_like_set_printoptions(small_file, cli):
@@ -404,3 +408,24 @@ def test_values_imports_neither_numpy_torch_transformers_nor_typing(llama_dir, c
     assert (code, loaded) == (0, [])
     assert out == in_process.out  # the light path prints the same text
     assert out.startswith("Parameter containing:\n" if style == "torch" else "lm_head.weight  [128, 64]  F32\ntensor([[")
+
+
+def test_full_json_streams_in_bounded_memory(tmp_path):
+    """`values --full --json` of 2,000,000 elements (8 MB in the file): the positions list of the
+    one dimension was built whole (4M elements took 246 MB, hostile-2026-12 A11); streamed,
+    the process stays near its baseline, and the document is the one json.loads reads."""
+    import subprocess
+    import sys
+
+    import torch
+
+    items = torch.arange(2_000_000, dtype=torch.float32)
+    path = checkpoints.safetensors_file(str(tmp_path / "big.safetensors"), {"w": items})
+    # The peak resident set of this process alone (VmHWM starts afresh at exec).
+    script = "import sys\nfrom llm_anatomy.cli.main import main\ncode = main(sys.argv[1:])\nprint(code, [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1], file=sys.stderr)"
+    with open(tmp_path / "out.json", "w") as out:
+        result = subprocess.run([sys.executable, "-c", script, "values", path, "w", "--full", "--json"], stdout=out, stderr=subprocess.PIPE, text=True, timeout=600)
+    code, peak_kib = result.stderr.split()
+    tensor = json.loads((tmp_path / "out.json").read_text())["tensors"][0]
+    assert tensor["indices"] == [list(range(2_000_000))] and tensor["values"] == items.tolist()
+    assert (code, int(peak_kib) < 60 * 1024) == ("0", True), peak_kib

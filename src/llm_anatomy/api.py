@@ -174,14 +174,10 @@ class Parameter:
             >>> w[0, :4]
             array([-0.01733398,  0.02929688, -0.02038574,  0.01647949], dtype=float32)
         """
-        items = index if isinstance(index, tuple) else (index,)
-        for item in items:
-            if not (item is Ellipsis or isinstance(item, (int, slice))) or isinstance(item, bool):
-                raise UsageError(self.name, "an index of integers, slices and ...", repr(item))
-            if isinstance(item, slice) and item.step is not None and item.step < 1:
-                raise UsageError(self.name, "a slice step of at least 1", str(item.step), "torch slices only step forwards")
-        view = self.view()
-        return self._read(view.index(f"{self.name}{list(items)}", items))
+        from .analysis.values import check_items, index_target
+
+        items = check_items(self.name, index if isinstance(index, tuple) else (index,))
+        return self._read(self.view().index(index_target(self.name, items), items))
 
     def numpy(self) -> numpy.ndarray:
         """The whole tensor, read in bounded chunks (bfloat16 and 8-bit floats as float32)."""
@@ -503,7 +499,7 @@ class Model(Module):
         Args:
             context: context lengths of the KV cache table (default: common ones up to the model's).
             batch: batch sizes of the KV cache table (default: 1).
-            kv_dtype: the KV cache's precision, e.g. "fp8" (default: the config's dtype).
+            kv_dtype: the KV cache's precision, e.g. "fp8" (default: the dtype transformers loads the model in; docs/kv-cache.md).
 
         Examples:
             >>> s = m.summary()
@@ -653,12 +649,14 @@ class Model(Module):
         return self._parameters[name]
 
     def _view_of(self, param: Parameter) -> View:
-        from .analysis.values import View, gguf_loaded, parameter_view
+        from .analysis.values import View, loader_transform, parameter_view
 
+        # Under transformers' names, the values transformers holds (GGUF's loader transforms)
+        loaded = loader_transform(self.catalog) if self.hf_catalog is not self.catalog else None
         skeleton = self._skeleton_or_none()
         if skeleton is None:
-            return View.whole(self.loaded_catalog.get(param.name))
-        loaded = gguf_loaded(self.catalog) if self.catalog.format == "gguf" else None
+            view = View.whole(self.loaded_catalog.get(param.name))
+            return view if loaded is None else loaded(view)
         from .skeleton import Parameter as SkeletonParameter
 
         return parameter_view(self.hf_catalog, skeleton.model_class, SkeletonParameter(param.name, tuple(param.shape)), param.tensor, self._model_dtype, loaded)

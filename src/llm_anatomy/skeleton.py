@@ -220,15 +220,34 @@ def _unbuildable(catalog: Catalog, why: str) -> SkeletonUnavailable:
 DTYPES_FLOATING = re.compile(r"torch\.(float(16|32|64)|bfloat16|half|double)$")
 
 
+# GGUF architectures of transformers' newer GGUF path (integrations/gguf GGUF_ARCHS): a file of
+# plain float tensors only loads in its half type (GgufHeader.dtype). Every other GGUF goes
+# through the loader that dequantizes each tensor to float32 (F16 ones too) and loads the model
+# in torch's default dtype, float32; so does a file with block types on the newer path.
+GGUF_HEADER_DTYPE_ARCHS = frozenset({"qwen35", "qwen35moe", "lfm2"})
+GGUF_PLAIN_FLOATS = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}  # the half type first
+
+
+def _gguf_dtype(catalog: Catalog) -> str:
+    from .ggml_types import KEY_ARCHITECTURE
+
+    types = {t.dtype for t in catalog.tensors}
+    if catalog.metadata.get(KEY_ARCHITECTURE) in GGUF_HEADER_DTYPE_ARCHS and types <= GGUF_PLAIN_FLOATS.keys():
+        return next(name for key, name in GGUF_PLAIN_FLOATS.items() if key in types or key == "F32")
+    return "float32"
+
+
 def weights_dtype(catalog: Catalog) -> str | None:
     """The dtype from_pretrained(dtype="auto") settles on when config.json names none, else None.
 
-    transformers then takes the first floating, non-fp8/fp4 dtype among the first weight
+    A GGUF: float32, but see GGUF_HEADER_DTYPE_ARCHS. Other weights: transformers takes the first floating, non-fp8/fp4 dtype among the first weight
     file's tensors in name order (the first dtype if none is floating) and writes it into
     model.config, so `print(model.config)` shows it; _from_config alone would not."""
     config = catalog.config or {}
     if config.get("dtype") is not None or config.get("torch_dtype") is not None or not catalog.files:
         return None
+    if catalog.format == "gguf":
+        return _gguf_dtype(catalog)
     first = sorted((t for t in catalog.tensors if t.file == catalog.files[0]), key=lambda t: t.name)
     torch_names = [DTYPES[t.dtype].torch_name or "" for t in first if t.dtype in DTYPES]
     floating = [n for n in torch_names if DTYPES_FLOATING.match(n)]

@@ -8,6 +8,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Callable, Sequence
 
+    from ..catalog import Catalog
+
 from ..dtypes import DTYPES
 from .architecture import Architecture
 
@@ -167,25 +169,35 @@ def default_contexts(arch: Architecture | None) -> tuple[int, ...]:
     return tuple(c for c in DEFAULT_CONTEXTS if c < longest) + (longest,)
 
 
-def default_kv_dtype(arch: Architecture | None, stored_dtype: Callable[[], str | None]) -> str:
-    """The config's torch_dtype, else the dtype most weights are stored in (asked for only
-    then: finding it means counting the tensors), else fp16."""
+def default_kv_dtype(arch: Architecture | None, loaded_dtype: Callable[[], str | None]) -> str:
+    """The KV cache holds keys and values in the dtype the model computes in, as transformers
+    loads the checkpoint by default (docs/kv-cache.md): config.json's dtype, else loaded_dtype()
+    (asked for only then: the weights' dtype as from_pretrained(dtype="auto") settles on it,
+    float32 for a GGUF), else torch's default, fp32."""
     if arch is not None and arch.dtype in KV_DTYPE_FOR:
         return KV_DTYPE_FOR[arch.dtype]
-    return KV_DTYPE_FOR.get(stored_dtype() or "", "fp16")
+    return KV_DTYPE_FOR.get(loaded_dtype() or "", "fp32")
 
 
-def kv_cache_of(arch: Architecture, stored_dtype: Callable[[], str | None], contexts: Sequence[int], batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> tuple[KVCache | None, str | None]:
+def loaded_dtype(catalog: Catalog | None) -> str | None:
+    """The float dtype (F32, F16, BF16) from_pretrained(dtype="auto") loads this checkpoint in;
+    None without one (a config alone)."""
+    from .values import load_dtype
+
+    return load_dtype(catalog) if catalog is not None else None
+
+
+def kv_cache_of(arch: Architecture, catalog: Catalog | None, contexts: Sequence[int], batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> tuple[KVCache | None, str | None]:
     """The KV cache `summary` shows (for `trace` too, so the two cannot disagree), or None and
-    why there is none (an encoder; None when the config lacks what its size needs).
-    stored_dtype: returns the dtype most weights are stored in (see default_kv_dtype)."""
+    why there is none (an encoder; None when the config lacks what its size needs); its dtype:
+    kv_dtype, else default_kv_dtype."""
     if arch.encoder_only:
         return None, f"model_type {arch.model_type} is an encoder: it reads the whole input in one pass and caches no keys or values"
-    return kv_cache(arch, kv_dtype or default_kv_dtype(arch, stored_dtype), contexts, batches or DEFAULT_BATCHES), None
+    return kv_cache(arch, kv_dtype or default_kv_dtype(arch, lambda: loaded_dtype(catalog)), contexts, batches or DEFAULT_BATCHES), None
 
 
-def estimate(arch: Architecture | None, params: int, stored_nbytes: int, stored_dtype: str | None, contexts: Sequence[int] | None = None, batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> Memory:
+def estimate(arch: Architecture | None, params: int, stored_nbytes: int, catalog: Catalog | None, contexts: Sequence[int] | None = None, batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> Memory:
     """Weights memory from the parameter count; KV cache from the architecture."""
     contexts = contexts or default_contexts(arch)
-    cache, note = kv_cache_of(arch, lambda: stored_dtype, contexts, batches, kv_dtype) if arch is not None else (None, None)
+    cache, note = kv_cache_of(arch, catalog, contexts, batches, kv_dtype) if arch is not None else (None, None)
     return Memory(params, stored_nbytes, weight_table(params, stored_nbytes), cache, note, context_limit(arch, contexts))

@@ -477,22 +477,11 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         moe=moe,
         implied=tuple(implied),
         architecture=arch,
-        memory=estimate(arch, total, total_nbytes, _dominant(dtypes), contexts, batches, kv_dtype),
+        memory=estimate(arch, total, total_nbytes, catalog, contexts, batches, kv_dtype),
         findings=tuple(findings),
         implied_by=implied_by,
         quant=qcount,
     )
-
-
-def _dominant(dtypes: tuple[Count, ...]) -> str | None:
-    """The dtype most parameters are stored in (dtypes: largest first)."""
-    return dtypes[0].name if dtypes else None
-
-
-def stored_dtype(catalog: Catalog) -> str | None:
-    """The dtype most parameters are stored in, as summarize counts them (the KV cache's dtype
-    when the config names none)."""
-    return _dominant(summarize(catalog).dtypes)
 
 
 def _quant_findings(qview: QuantView) -> list[Finding]:

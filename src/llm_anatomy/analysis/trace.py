@@ -486,16 +486,8 @@ def trace(catalog: Catalog, batch: int = 1, seq: int | None = None, context: int
     _check_sizes(catalog, arch, batch, seq, context)
     record = _traced(catalog, version, batch, seq, context)
     modules = _subtree(record.modules, node, catalog.name) if node else record.modules
-    kv, kv_note = kv_cache_of(arch, lambda: _stored_dtype(catalog), [context + seq], [batch])
+    kv, kv_note = kv_cache_of(arch, catalog, [context + seq], [batch])
     return Trace(catalog.name, record.model_class, record.version, batch, seq, context, modules, record.total, record.params, record.param_dtype, record.attention, record.cache, record.peak, record.experts, kv.rows[0] if kv else None, kv.dtype if kv else None, kv_note, node or "")
-
-
-def _stored_dtype(catalog: Catalog) -> str | None:
-    # Counting the tensors (summary's patterns cost ~5 ms to compile): only for a config that
-    # names no dtype.
-    from .summary import stored_dtype
-
-    return stored_dtype(catalog)
 
 
 def nest(modules: tuple[TracedModule, ...], attention: tuple[AttentionCall, ...] = ()) -> TraceNode:

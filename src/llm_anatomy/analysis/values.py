@@ -63,6 +63,54 @@ def _index_int(target: str, text: str) -> int:
     return int(text)
 
 
+def _int_text(value: int) -> str:
+    """An index as an error shows it: its digits, or how many there are (str() of more than
+    4,300 digits raises, and a line of thousands of digits helps nobody)."""
+    if -(10**MAX_INDEX_DIGITS) < value < 10**MAX_INDEX_DIGITS:
+        return str(value)
+    magnitude = abs(value)
+    digits = (magnitude.bit_length() - 1) * 30103 // 100000 + 1  # at most the true count
+    while 10**digits <= magnitude:
+        digits += 1
+    return f"an integer of {digits:,} digits"
+
+
+def _item_text(item) -> str:
+    if item is Ellipsis:
+        return "..."
+    if isinstance(item, slice):
+        parts = ["" if v is None else _int_text(v) for v in (item.start, item.stop, item.step)]
+        return ":".join(parts if item.step is not None else parts[:2])
+    return _int_text(item)
+
+
+def check_items(name: str, items: tuple) -> tuple:
+    """Index items given in Python (p[0, :4]) checked as parse_index checks typed ones: integers,
+    slices of integers stepping forwards, at most one ...; returns them."""
+    for item in items:
+        if item is Ellipsis:
+            continue
+        parts = (item.start, item.stop, item.step) if isinstance(item, slice) else (item,)
+        if item is None or not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in parts):
+            raise UsageError(name, "an index of integers, slices and ...", _short_repr(item))
+        if isinstance(item, slice) and item.step is not None and item.step < 1:
+            raise UsageError(name, "a slice step of at least 1", _int_text(item.step), "torch slices only step forwards")
+    if items.count(Ellipsis) > 1:
+        raise UsageError(index_target(name, items), "at most one '...'", str(items.count(Ellipsis)))
+    return items
+
+
+def _short_repr(item) -> str:
+    """repr() of what is not an index, cut short: it could be anything, of any size."""
+    text = f"slice({', '.join(_short_repr(v) if not isinstance(v, int) else _int_text(v) for v in (item.start, item.stop, item.step))})" if isinstance(item, slice) else repr(item)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def index_target(name: str, items: tuple) -> str:
+    """name[items] as torch syntax: 'lm_head.weight[0, :4, ...]', each huge integer by its digit count."""
+    return f"{name}[{', '.join(map(_item_text, items))}]"
+
+
 def parse_index(target: str, index: str) -> tuple:
     """'0, :8' -> (0, slice(None, 8, None)); target names the whole expression in errors."""
     items: list = []
@@ -101,7 +149,11 @@ class View(namedtuple("View", "name tensor shape strides offset dtype row_order 
         return cls(tensor.name, tensor, tensor.shape, strides, 0)
 
     def index(self, target: str, items: tuple) -> "View":
-        """This view indexed as torch indexes: integers drop a dimension, slices keep it."""
+        """This view indexed as torch indexes: integers drop a dimension, slices keep it.
+
+        The loader's transforms carry over (the dtype, what is computed from each value, the
+        order of the first dimension's rows), so an indexed view holds what the whole view holds
+        at those positions: every accessor reads through the one conversion."""
         explicit = len(items) - items.count(Ellipsis)
         if explicit > len(self.shape):
             raise UsageError(target, f"at most {len(self.shape)} indices for shape {list(self.shape)}", str(explicit))
@@ -109,20 +161,49 @@ class View(namedtuple("View", "name tensor shape strides offset dtype row_order 
             at = items.index(Ellipsis)
             items = items[:at] + (slice(None),) * (len(self.shape) - explicit) + items[at + 1 :]
         items = items + (slice(None),) * (len(self.shape) - len(items))
-        shape, strides, offset = [], [], self.offset
+        shape, strides, offset, row_order = [], [], self.offset, None
         for dim, (item, size, stride) in enumerate(zip(items, self.shape, self.strides)):
+            order = self.row_order if dim == 0 else None  # the stored row of each row of this dimension
             if isinstance(item, int):
                 if not -size <= item < size:
                     expected = f"an index in {-size}..{size - 1}" if size else "no index (it is empty)"
-                    raise UsageError(target, f"{expected} for dimension {dim} of size {size}", str(item))
-                offset += (item % size) * stride
+                    raise UsageError(target, f"{expected} for dimension {dim} of size {size}", _int_text(item))
+                at = item % size
+                offset += (order[at] if order is not None else at) * stride
+            elif order is not None:  # the rows kept, each still at its own stored row
+                row_order = order[item]
+                shape.append(len(row_order))
+                strides.append(stride)
             else:
                 start, stop, step = item.indices(size)
                 count = len(range(start, stop, step))
                 offset += start * stride if count else 0
                 shape.append(count)
                 strides.append(stride * step)
-        return View(target, self.tensor, tuple(shape), tuple(strides), offset, self.dtype)
+        return self._replace(name=target, shape=tuple(shape), strides=tuple(strides), offset=offset, row_order=row_order)
+
+
+def grad_fn(items: tuple, shape: tuple[int, ...]) -> str:
+    """The grad_fn torch gives p[items] for a parameter p of this shape (what print shows after
+    grad_fn=): the last indexing operation that is not a no-op. One item is indexed as p[item]
+    (any slice is a SliceBackward0); several as a tuple, where a slice from the start past
+    the end with step 1 returns the tensor itself and the result is then an alias."""
+    if len(items) == 1 and items[0] is not Ellipsis:
+        return "SelectBackward0" if isinstance(items[0], int) else "SliceBackward0"
+    found = "AliasBackward0"
+    explicit = len(items) - items.count(Ellipsis)
+    dims = iter(range(len(shape)))
+    for item in items:
+        if item is Ellipsis:
+            for _ in range(len(shape) - explicit):
+                next(dims)
+            continue
+        size = shape[next(dims)]
+        if isinstance(item, int):
+            found = "SelectBackward0"
+        elif item.start not in (None, 0) or item.step not in (None, 1) or (item.stop is not None and item.stop < size):
+            found = "SliceBackward0"
+    return found
 
 
 # ---------------------------------------------------------------- which elements torch shows
@@ -271,23 +352,25 @@ def dequantized(catalog: Catalog) -> Catalog:
     return logical_catalog(catalog, lambda: load_dtype(catalog))
 
 
-def tensor_views(catalog: Catalog, target: str | None, pattern: str | None, stored: Catalog | None = None) -> list[View]:
+def tensor_views(catalog: Catalog, target: str | None, pattern: str | None, stored: Catalog | None = None, loaded: Callable[[View], View] | None = None) -> list[View]:
     """The TENSOR[INDEX] argument, or every tensor matching --filter (with an optional trailing
     index), in natural order; stored: the catalog as stored, where a name not in `catalog`
-    (a quantized weight's scales, packed words) is looked up too."""
+    (a quantized weight's scales, packed words) is looked up too; loaded: how the loader turns
+    a stored tensor into the one under its name (loader_transform), applied before the index."""
+    whole = View.whole if loaded is None else lambda tensor: loaded(View.whole(tensor))
     if target is not None:
         # A name that itself ends in [..] is taken whole.
         known = catalog.by_name if stored is None else {**stored.by_name, **catalog.by_name}
         name, index = (target, None) if target in known else split_index(target)
-        view = View.whole(known[name] if name in known else catalog.get(name))
+        view = whole(known[name] if name in known else catalog.get(name))
     else:
         pattern, index = split_index(pattern, glob=True) if pattern is not None else (None, None)
         tensors = sorted(matching(catalog, pattern), key=lambda t: natural_key(t.name))
         if not tensors:
             raise no_tensors(catalog)
         if index is None:
-            return [View.whole(t) for t in tensors]
-        return [View.whole(t).index(f"{t.name}[{index}]", parse_index(f"{t.name}[{index}]", index)) for t in tensors]
+            return [whole(t) for t in tensors]
+        return [whole(t).index(f"{t.name}[{index}]", parse_index(f"{t.name}[{index}]", index)) for t in tensors]
     if index is None:
         return [view]
     return [view.index(target, parse_index(target, index))]
@@ -337,6 +420,14 @@ def parameter_view(catalog: Catalog, model_class: str, param, tensor: TensorInfo
     return view
 
 
+def loader_transform(stored: Catalog) -> Callable[[View], View] | None:
+    """How from_pretrained turns each tensor of this catalog (as stored, with its stored names)
+    into the one transformers holds under its own name: GGUF's loader transforms, None where
+    values load as stored. The one place every accessor of values under transformers' names
+    (`values --hf-names`, `--style torch`, the API's Parameter) goes through."""
+    return gguf_loaded(stored) if stored.format == "gguf" else None
+
+
 def gguf_loaded(catalog: Catalog) -> Callable[[View], View]:
     """How transformers' GGUF loader turns each stored tensor of this GGUF catalog (with its
     llama.cpp names) into a parameter: a View -> View for parameter_views."""
@@ -359,8 +450,8 @@ def gguf_loaded(catalog: Catalog) -> Callable[[View], View]:
             return view._replace(elementwise=arg)
         if kind == "transpose" and len(view.shape) == 2:
             return view._replace(shape=view.shape[::-1], strides=view.strides[::-1])
-        if kind == "unsqueeze":
-            return view._replace(shape=view.shape[:arg] + (1,) + view.shape[arg:], strides=view.strides[:arg] + (0,) + view.strides[arg:])
+        if kind == "unsqueeze":  # a dimension of size 1: its stride only ever steps once, over one element
+            return view._replace(shape=view.shape[:arg] + (1,) + view.shape[arg:], strides=view.strides[:arg] + (1,) + view.strides[arg:])
         if kind == "unpermute":
             heads = config.get(arg)
             if not isinstance(heads, int) or not isinstance(config.get("num_attention_heads"), int) or not isinstance(config.get("num_key_value_heads"), int):

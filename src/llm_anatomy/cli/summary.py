@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("--context", type=whole_numbers(MAX_CONTEXT), metavar="N[,N...]", help="context lengths for the KV cache table (default: common lengths up to the model's context)")
     parser.add_argument("--batch", type=whole_numbers(MAX_BATCH), metavar="N[,N...]", help="batch sizes for the KV cache table (default: 1)")
-    parser.add_argument("--kv-dtype", choices=tuple(KV_DTYPE_BYTES), help="KV cache precision (default: the config's torch_dtype)")
+    parser.add_argument("--kv-dtype", choices=tuple(KV_DTYPE_BYTES), help="KV cache precision (default: the dtype transformers loads the model in: the config's dtype, float32 for a GGUF; see docs/kv-cache.md)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 

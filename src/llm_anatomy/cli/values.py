@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 
-from ..analysis.values import PrintOptions, dequantized, parameter_views, prefetch, show, split_index, tensor_views
+from ..analysis.values import PrintOptions, dequantized, grad_fn, loader_transform, parameter_views, parse_index, prefetch, show, split_index, tensor_views
 from ..api import Model, open as open_model
 from ..byte_io import is_local
 from ..catalog import no_match
@@ -52,15 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("tensor", metavar="TENSOR[INDEX]", nargs="?", help="one tensor by exact name, optionally indexed: 'lm_head.weight[0, :8]'")
     parser.add_argument("--filter", metavar="GLOB", help="tensors whose names match this shell pattern; a trailing [INDEX] indexes each one")
-    parser.add_argument("--style", choices=("named", "torch"), default="named", help="torch: exactly `for p in model.parameters(): print(p)` (transformers' order, tied weights once)")
+    parser.add_argument("--style", choices=("named", "torch"), default="named", help="torch: exactly `for p in model.parameters(): print(p)` (transformers' order, tied weights once); with an index, print(p[INDEX])")
     parser.add_argument("--edgeitems", metavar="N", type=whole_number(0, MAX_EDGEITEMS), default=DEFAULTS.edgeitems, help=f"items shown at each end of a summarized dimension (default 3, at most {MAX_EDGEITEMS:,})")
     parser.add_argument("--precision", metavar="N", type=whole_number(0, MAX_PRECISION), default=DEFAULTS.precision, help=f"digits after the decimal point (default 4, at most {MAX_PRECISION})")
     parser.add_argument("--threshold", metavar="N", type=_threshold, default=DEFAULTS.threshold, help=f"summarize tensors with more elements than this (default 1000, at most {MAX_THRESHOLD:,}; --full for every element)")
     parser.add_argument("--linewidth", metavar="N", type=whole_number(0, MAX_LINEWIDTH), default=DEFAULTS.linewidth, help=f"characters per line before wrapping (default 80, at most {MAX_LINEWIDTH:,})")
     parser.add_argument("--full", action="store_true", help="print every element (threshold=inf); reads whole tensors, streaming")
     parser.add_argument("--json", action="store_true", help="machine-readable: shape, dtype, the shown positions per dimension and their values")
-    parser.add_argument("--stored", action="store_true", help="a quantized model's tensors as stored (packed words, FP8 values, scales), not dequantized")
-    parser.add_argument("--hf-names", action="store_true", help="name GGUF and Meta tensors by their Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)")
+    parser.add_argument("--stored", action="store_true", help="tensors as stored: a quantized model's packed words, FP8 values and scales, not dequantized; with --hf-names, a GGUF's values before the loader's transforms (Gemma's 1 + w norms, llama.cpp's q/k row order)")
+    parser.add_argument("--hf-names", action="store_true", help="name GGUF and Meta tensors by their Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj), with the values transformers holds under them")
     _allow_options_before_tensor(parser)
 
 
@@ -81,29 +81,37 @@ def _allow_options_before_tensor(parser: argparse.ArgumentParser) -> None:
 
 
 def _views(model: Model, catalog, args: argparse.Namespace) -> list:
-    """The views to print; catalog: the model's, under the names the command shows; quantized
-    weights dequantized unless --stored (their stored tensors still found by their names)."""
+    """(view, grad_fn) of each tensor to print; catalog: the model's, under the names the command
+    shows (transformers' names: the values transformers holds, unless --stored); quantized
+    weights dequantized unless --stored (their stored tensors still found by their names);
+    grad_fn: torch's, for a parameter indexed in torch style, else None."""
     if args.tensor is not None and args.filter is not None:
         raise UsageError(args.tensor, "either TENSOR or --filter", "both", "drop one of them")
     shown = catalog if args.stored else dequantized(catalog)
+    loaded = loader_transform(model.catalog)  # GGUF's loader transforms go by the names as stored
     if args.style != "torch":
-        return tensor_views(shown, args.tensor, args.filter, catalog)
-    from ..analysis.values import gguf_loaded, no_tensors
+        under_hf_names = catalog is not model.catalog and not args.stored
+        return [(view, None) for view in tensor_views(shown, args.tensor, args.filter, catalog, loaded if under_hf_names else None)]
+    from ..analysis.values import no_tensors
 
     if not catalog.tensors:
         raise no_tensors(catalog)
 
     text, is_glob = (args.filter, True) if args.tensor is None else (args.tensor, False)
-    if text is not None and split_index(text, glob=is_glob)[1] is not None:
-        raise UsageError(text, "whole parameters with --style torch, as print(p) shows them", "an index", "drop the index, or use the default style")
-    stored = model.catalog  # GGUF's loader transforms go by the names as stored
-    loaded = gguf_loaded(stored) if stored.format == "gguf" else None
-    views = parameter_views(shown, model.skeleton, text if is_glob else glob.escape(text), loaded)
+    name, index = split_index(text, glob=is_glob) if text is not None else (None, None)
+    views = parameter_views(shown, model.skeleton, name if is_glob else glob.escape(name), loaded)
     if not views:
         if is_glob:
             raise no_match(catalog.name, text, "parameter", "llm-anatomy params --style torch")
         raise UsageError(catalog.name, f"a parameter named {text!r}", "none", "list the names with `llm-anatomy params --style torch`")
-    return views
+    if index is None:
+        return [(view, None) for view in views]
+    indexed = []
+    for view in views:  # print(p[index]) of each
+        target = f"{view.name}[{index}]"
+        items = parse_index(target, index)
+        indexed.append((view.index(target, items), grad_fn(items, view.shape)))
+    return indexed
 
 
 # Views whose bytes a remote model fetches together (in parallel requests), then lets go.
@@ -121,16 +129,16 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         from ..render import values_json
 
         out.write(values_json.json_head(catalog.name, options))
-    remote = not all(is_local(view.tensor.file) for view in views)  # a model on the Hub
+    remote = not all(is_local(view.tensor.file) for view, _ in views)  # a model on the Hub
     with ElementReader() as reader:
-        for number, view in enumerate(views):
+        for number, (view, indexed) in enumerate(views):
             if remote and number % PREFETCH_VIEWS == 0:
-                prefetch(reader, views[number : number + PREFETCH_VIEWS], options)
+                prefetch(reader, [v for v, _ in views[number : number + PREFETCH_VIEWS]], options)
             shown = show(reader, view, options)
             if args.json:
                 pieces = values_json.json_tensor(shown, number == 0)
             elif args.style == "torch":
-                pieces = render.parameter_text(shown, options)
+                pieces = render.parameter_text(shown, options) if indexed is None else render.indexed_parameter_text(shown, options, indexed)
             else:
                 pieces = render.named_text(shown, options, number == 0)
             if args.full:  # stream: a whole tensor's text may not fit in memory

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 from ..catalog import Catalog, TensorInfo
 from ..safe_text import escape
-from .schemes import COMPRESSED_TENSORS_FORMATS, DEFAULTS, QUANT_METHODS, SCHEMES, SWITCHED_BY, Mismatch
+from .schemes import COMPRESSED_TENSORS_FORMATS, DEFAULTS, OPTIONAL, QUANT_METHODS, SCHEMES, SWITCHED_BY, Mismatch
 from .state import read_states
 
 
@@ -121,15 +121,29 @@ def _values(scheme: str, settings: dict[str, Any]) -> dict[str, Any]:
     naming the first one of the wrong kind (a hostile config: bits "4", or 0)."""
     q = dict(DEFAULTS[scheme])
     aliases = {"bits": ("bits", "w_bit"), "group_size": ("group_size", "q_group_size")}
-    for key in (*q, "weight_block_size"):
+    optional = OPTIONAL.get(scheme, {})
+    for key in (*q, *optional):
         for alias in aliases.get(key, (key,)):
             if settings.get(alias) is not None:
-                value, kind = settings[alias], type(DEFAULTS[scheme].get(key, settings[alias]))
+                value = settings[alias]
+                if key in optional:
+                    check, words = optional[key]
+                    if not check(value):
+                        raise Mismatch(f"{alias} {_short_repr(value)} in its quantization settings, not {words}", "settings")
+                    q[key] = value
+                    break
+                kind = type(DEFAULTS[scheme][key])
                 if type(value) is not kind and not (kind is float and type(value) is int) or key == "bits" and not 1 <= value <= 8:
-                    raise Mismatch(f"{alias} {value!r} in its quantization settings, not {'an integer 1..8' if key == 'bits' else KINDS.get(kind, kind.__name__)}", "settings")
+                    raise Mismatch(f"{alias} {_short_repr(value)} in its quantization settings, not {'an integer 1..8' if key == 'bits' else KINDS.get(kind, kind.__name__)}", "settings")
                 q[key] = value
                 break
     return q
+
+
+def _short_repr(value: Any) -> str:
+    """repr() of a config value, cut short (a hostile config's value can be anything, of any size)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def view(catalog: Catalog) -> QuantView | None:

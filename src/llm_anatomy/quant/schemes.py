@@ -44,7 +44,14 @@ def _groups(size: int, group: int, what: str) -> int:
     return size // group
 
 
+def _rank(shape, rank: int, what: str) -> None:
+    """A stored tensor of another rank than the scheme packs (a hostile header): a finding."""
+    if len(shape) != rank:
+        raise Mismatch(f"{what} of shape {list(shape)}, not of {rank} dimensions", "rank")
+
+
 def _gptq(shape, q):
+    _rank(shape, 2, "a qweight")
     rows, out = shape
     inner = _unpacked(rows, q["bits"], "qweight rows")
     groups = _groups(inner, q["group_size"], "input size")
@@ -52,6 +59,7 @@ def _gptq(shape, q):
 
 
 def _awq(shape, q):
+    _rank(shape, 2, "a qweight")
     inner, cols = shape
     out = _unpacked(cols, q["bits"], "qweight columns")
     groups = _groups(inner, q["group_size"], "input size")
@@ -79,6 +87,8 @@ def _mxfp4(shape, q):
 
 
 def _mlx(shape, q):
+    if not shape:
+        raise Mismatch("packed words of shape [], not of at least 1 dimension", "rank")
     *lead, packed = shape
     inner = _unpacked(packed, q["bits"], "packed columns")
     groups = _groups(inner, q["group_size"], "input size")
@@ -136,6 +146,8 @@ def _pack(shape, q):
     # compressed-tensors pack-quantized: [..., out, ceil(in * bits / 32)] words. The header alone
     # gives in when the codes fill whole words (weight_shape, a stored tensor, is checked when
     # the values are read).
+    if len(shape) < 2:
+        raise Mismatch(f"a weight_packed of shape {list(shape)}, not of at least 2 dimensions", "rank")
     *lead, out, words = shape
     inner = _unpacked(words, q["bits"], "weight_packed columns")
     strategy = q.get("strategy") or "group"
@@ -189,6 +201,13 @@ QUANT_METHODS = {"gptq": "gptq", "awq": "awq", "fp8": "fp8", "fbgemm_fp8": "fp8"
 
 # A setting that picks another scheme of the same quant_method: scheme -> (setting, scheme when it is true).
 SWITCHED_BY = {"bnb4": ("load_in_8bit", "bnb8")}
+
+def _block_size(value) -> bool:
+    return type(value) is list and len(value) == 2 and all(type(b) is int and b > 0 for b in value)
+
+
+# Settings a scheme reads without a default, and what each must be: (check, in words).
+OPTIONAL = {"fp8": {"weight_block_size": (_block_size, "a list of two positive integers")}}
 
 # Settings each scheme reads from the config, with the defaults its writers use.
 DEFAULTS = {

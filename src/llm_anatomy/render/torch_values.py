@@ -154,8 +154,9 @@ class _Printer:
         yield "]"
 
 
-def tensor_text(shown: ShownTensor, options: PrintOptions, requires_grad: bool = False) -> Iterator[str]:
-    """What print(tensor) writes, without the final newline (torch's _str_intern + _add_suffixes)."""
+def tensor_text(shown: ShownTensor, options: PrintOptions, autograd: str | None = None) -> Iterator[str]:
+    """What print(tensor) writes, without the final newline (torch's _str_intern + _add_suffixes);
+    autograd: its last suffix, "requires_grad=True" or "grad_fn=<SliceBackward0>", if any."""
     prefix = "tensor("
     indent = len(prefix)
     torch_dtype = shown.decoder.torch_dtype
@@ -172,8 +173,8 @@ def tensor_text(shown: ShownTensor, options: PrintOptions, requires_grad: bool =
         if torch_dtype not in DEFAULT_DTYPES:
             suffixes.append(f"dtype={torch_dtype}")
         body = _Printer(shown, options).tensor(shown.shape, shown.rows(), indent)
-    if requires_grad:
-        suffixes.append("requires_grad=True")
+    if autograd is not None:
+        suffixes.append(autograd)
     last_line = 0
     for piece in itertools.chain([prefix], body):
         newline = piece.rfind("\n")
@@ -194,7 +195,13 @@ def tensor_text(shown: ShownTensor, options: PrintOptions, requires_grad: bool =
 def parameter_text(shown: ShownTensor, options: PrintOptions) -> Iterator[str]:
     """`print(p)` for a parameter of a model: `Parameter containing:` then the tensor, requires_grad=True."""
     yield "Parameter containing:\n"
-    yield from tensor_text(shown, options, requires_grad=True)
+    yield from tensor_text(shown, options, "requires_grad=True")
+    yield "\n"
+
+
+def indexed_parameter_text(shown: ShownTensor, options: PrintOptions, grad_fn: str) -> Iterator[str]:
+    """`print(p[index])` for a parameter of a model: a plain tensor with the grad_fn of the indexing."""
+    yield from tensor_text(shown, options, f"grad_fn=<{grad_fn}>")
     yield "\n"
 
 

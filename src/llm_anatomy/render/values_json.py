@@ -11,7 +11,7 @@ JSON_ROW_CHUNK = 4096
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Iterable, Iterator
+    from typing import Iterable, Iterator, Sequence
 
     from ..analysis.values import PrintOptions, ShownTensor
 
@@ -59,6 +59,18 @@ def json_head(model: str, options: PrintOptions) -> str:
     return "{\n  " + json.dumps({"model": model, "options": settings})[1:-1] + ',\n  "tensors": [\n'
 
 
+def _json_indices(indices: tuple[Sequence[int], ...]) -> Iterator[str]:
+    """The shown positions per dimension, as json.dumps writes the lists, in chunks: with --full
+    a dimension's positions are a range of its whole size, never built as one list."""
+    yield "["
+    for number, positions in enumerate(indices):
+        yield ", [" if number else "["
+        for start in range(0, len(positions), JSON_ROW_CHUNK):
+            yield (", " if start else "") + json.dumps(list(positions[start : start + JSON_ROW_CHUNK]))[1:-1]
+        yield "]"
+    yield "]"
+
+
 def json_tensor(shown: ShownTensor, first: bool) -> Iterator[str]:
     """One entry of the "tensors" list: "values" nests the shown elements, at the positions "indices" lists per dimension."""
     head = {
@@ -69,8 +81,9 @@ def json_tensor(shown: ShownTensor, first: bool) -> Iterator[str]:
         "stored_shape": list(shown.tensor.shape),
         "shape": list(shown.shape),
         "summarized": shown.summarize,
-        "indices": [list(i) for i in shown.indices],
     }
-    yield ("" if first else ",\n") + "    " + json.dumps(head)[:-1] + ', "values": '
+    yield ("" if first else ",\n") + "    " + json.dumps(head)[:-1] + ', "indices": '
+    yield from _json_indices(shown.indices)
+    yield ', "values": '
     yield from _json_values(shown, 0, shown.rows())
     yield "}"
