@@ -583,23 +583,31 @@ class Config(dict):  # type: ignore[type-arg]  # dict[str, Any]
     __str__ = __repr__
 
 
-# Below this many elements, a block between the first and last wanted element is read at once.
-DENSE_READ = 4096
+# When the span from the first to the last wanted element holds at most this many elements per
+# wanted one, it is read at once; sparser ones are read row by row (or element by element).
+DENSE = 4
 
 
 def _gather(parameter: Parameter, prefix: tuple[int, ...], shape: tuple[int, ...], flat: numpy.ndarray) -> numpy.ndarray:
     """The values at sorted flat positions of parameter[prefix] (of this shape), read as
     parameter slices: one read of the span from the first to the last position when it is
-    dense enough, else one per index of the first dimension that holds a wanted position."""
+    dense enough, else one per index of the first dimension that holds a wanted position
+    (one per position in the last dimension)."""
     import numpy
 
     if not shape:
         return numpy.asarray(parameter[prefix] if prefix else parameter.numpy()).reshape(1)[flat]
+    if not len(flat):  # nothing wanted: an empty read, for the dtype
+        return parameter[prefix + (slice(0, 0),)].reshape(-1)
     block = prod(shape[1:])
     rows = flat // block
     first, last = int(rows[0]), int(rows[-1])
-    if len(shape) == 1 or (last - first + 1) * block <= max(4 * len(flat), DENSE_READ):
+    if first == last and len(shape) > 1:  # all in one row: only the part of it they span
+        return _gather(parameter, prefix + (first,), shape[1:], flat - first * block)
+    if (last - first + 1) * block <= DENSE * len(flat):
         return parameter[prefix + (slice(first, last + 1),)].reshape(-1)[flat - first * block]
+    if len(shape) == 1:  # far apart in one row: each on its own
+        return numpy.concatenate([parameter[prefix + (int(i),)].reshape(1) for i in flat])
     starts = numpy.flatnonzero(numpy.diff(rows, prepend=-1))
     parts = [_gather(parameter, prefix + (int(rows[a]),), shape[1:], flat[a:b] - int(rows[a]) * block) for a, b in zip(starts, [*starts[1:], len(flat)])]
     return numpy.concatenate(parts)
@@ -754,8 +762,10 @@ class Module:
               ...
             llm_anatomy.api.SubmoduleError: `weight` is not an nn.Module
         """
+        if not target:
+            return self  # as torch: the module itself
         node = self._node
-        for item in target.split(".") if target else ():
+        for item in target.split("."):
             child = next((c for c in node.children if c.name == item), None)
             if child is None:
                 raise self._model._not_found(node, target, item, "nn.Module")
