@@ -813,12 +813,12 @@ class Module:
 
     def _repr_html_(self) -> str:
         """In Jupyter: the folded tree under this module with its counts, as `llm-anatomy tree --node` prints it."""
-        import html
-
         from .render import tree as render
+        from .render.html import notebook, pre
 
-        # The tree's text is already free of control characters (render.text escapes names); html.escape keeps the newlines.
-        return f"<pre>{html.escape(render.text(self._model.tree, self._node))}</pre>" + self._layer_figure()
+        # A <pre> that keeps its columns in any notebook or export (monospace, never wrapped), and
+        # the figure with the report's styles (render.html.notebook).
+        return notebook(pre(render.text(self._model.tree, self._node)) + self._layer_figure())
 
     def _layer_figure(self) -> str:
         """The report's layer diagram, under the model and under each of its numbered layers."""
@@ -831,7 +831,7 @@ class Module:
         number = self.path[len(diagram.prefix) :] if self.path.startswith(diagram.prefix) else ""
         if self.path and not number.isdigit():
             return ""
-        return f"<div>{layer_figure(diagram, self._model.summary().architecture)}</div>"
+        return f'<div class="figure">{layer_figure(diagram, self._model.summary().architecture)}</div>'
 
 
 class Model(Module):
@@ -959,15 +959,17 @@ class Model(Module):
 
     def explain(self, lang: str = "en") -> Explanation:
         """The record `llm-anatomy config --explain` renders: every field with its value and what
-        it means ("en" or "zh"), then the facts derived from them."""
+        it means ("en" or "zh"), then the facts derived from them. print() shows the command's
+        text; Jupyter, tables."""
         from .analysis.explain import explain_config
+        from .render.explain import NotebookExplanation
 
-        return explain_config(self.catalog, lang)
+        return NotebookExplanation._make(explain_config(self.catalog, lang))
 
     def summary(self, context: Sequence[int] | None = None, batch: Sequence[int] | None = None, kv_dtype: str | None = None) -> Summary:
         """The record `llm-anatomy summary` renders: counts by component, layer and dtype; memory; KV cache.
 
-        In Jupyter it shows as tables.
+        print() shows what the command prints; Jupyter, its tables.
 
         Args:
             context: context lengths of the KV cache table (default: common ones up to the model's).
@@ -980,14 +982,16 @@ class Model(Module):
             (78144, [('embeddings', 8192), ('attention', 24576), ('mlp', 36864), ('norms', 320), ('output head', 8192)])
         """
         from .analysis.summary import summarize
+        from .render.summary import NotebookSummary
 
-        return summarize(self.catalog, context, batch, kv_dtype)
+        return NotebookSummary._make(summarize(self.catalog, context, batch, kv_dtype))
 
     def stats(self, filter: str | None = None, by: str | None = None, progress: Callable[[int], None] | None = None, stored: bool = False) -> StatsReport:
         """The record `llm-anatomy stats` renders: every selected tensor read once (all cores),
         a quantized weight by its dequantized values.
 
-        A tensor that cannot be read is listed in .errors, the others reported. Needs numpy
+        A tensor that cannot be read is listed in .errors, the others reported. print() shows
+        what the command prints; Jupyter, the report's charts and the table. Needs numpy
         (the [stats] extra).
 
         Args:
@@ -1002,11 +1006,14 @@ class Model(Module):
         require("stats", "stats", "to compute weight statistics")
         from .analysis.values import dequantized
 
-        return weight_stats(self.catalog if stored else dequantized(self.catalog), filter, by, progress)
+        from .render.stats import notebook_stats
+
+        return notebook_stats(weight_stats(self.catalog if stored else dequantized(self.catalog), filter, by, progress))
 
     def trace(self, batch: int = 1, seq: int | None = None, decode: bool = False, context: int | None = None, node: str | None = None) -> Trace:
         """The record `llm-anatomy trace` renders: one forward pass on the meta device, built from
         the config alone (no weight is read), with every module's shapes, FLOPs and activation bytes.
+        print() shows what the command prints; Jupyter, the report's charts and tables.
 
         Needs transformers (the [transformers] extra).
 
@@ -1021,7 +1028,9 @@ class Model(Module):
 
         if decode and context is None:
             context = default_seq(self.catalog.require_config())
-        return trace(self.catalog, batch, seq, context if decode else None, node)
+        from .render.trace import NotebookTrace
+
+        return NotebookTrace._make(trace(self.catalog, batch, seq, context if decode else None, node))
 
     def trace_run(self, text: str) -> RunTrace:
         """The record `llm-anatomy trace --run` renders: the real weights loaded on CPU (small
