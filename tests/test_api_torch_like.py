@@ -212,3 +212,15 @@ def test_a_bad_view_is_one_line(llama_dir, shape, line):
         p.view(*shape)
     assert error.value.line() == line
     assert p.view((4, 16)).shape == p.view(4, 16).shape == p.view([4, -1]).shape == (4, 16)
+
+
+def test_a_gguf_walks_as_the_model_transformers_builds(llama_tied_dir, tmp_path):
+    """A GGUF under transformers' names: class names, state_dict keys and config attributes as for its original."""
+    model = _loaded(str(llama_tied_dir))
+    m = la.open(checkpoints.llama_gguf(str(llama_tied_dir), str(tmp_path / "m.gguf")))
+    assert m.__class__.__name__ == type(model).__name__
+    assert [(n, c.__class__.__name__) for n, c in m.model.named_children()] == [(n, type(c).__name__) for n, c in model.model.named_children()]
+    assert list(m.state_dict()) == list(model.state_dict())
+    assert (m.config.hidden_size, m.config.num_key_value_heads, m.config.tie_word_embeddings) == (model.config.hidden_size, model.config.num_key_value_heads, model.config.tie_word_embeddings)
+    flat = m.get_parameter("model.norm.weight").view(-1)
+    assert flat.shape == (64,) and flat[3] == model.model.norm.weight.view(-1)[3].item()

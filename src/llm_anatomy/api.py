@@ -570,6 +570,8 @@ class Config(dict):  # type: ignore[type-arg]  # dict[str, Any]
             config = self._model._meta_model().config
         except ImportError:
             raise AttributeError(f"'{view.class_name}' object has no attribute '{name}' in config.json or what transformers prints; its class's defaults need transformers (pip install 'llm-anatomy[transformers]')") from None
+        except AnatomyError as exc:  # transformers cannot build this config: hasattr() must still answer
+            raise AttributeError(f"'{view.class_name}' object has no attribute '{name}' in config.json or what transformers prints ({exc.line()})") from None
         try:
             return getattr(config, name)
         except AttributeError:
