@@ -251,7 +251,7 @@ def test_html_repr_is_the_folded_tree(llama_dir, cli):
     m = la.open(llama_dir)
     for path, shown in (("", m), ("model.layers.0", m.model.layers[0])):
         document = html5lib.HTMLParser(strict=True).parseFragment(shown._repr_html_())
-        pre = document[0]
+        pre = document[0][1]  # after the view's <style>
         assert pre.tag.endswith("pre")
         assert pre.text == cli("tree", llama_dir, *(["--node", path] if path else [])).out
 
@@ -270,7 +270,7 @@ def test_a_layer_and_the_model_show_the_reports_layer_diagram(llama_dir):
     for shown in (m, m.model.layers[0], m.get_submodule("model.layers.1")):
         fragment = shown._repr_html_()
         html5lib.HTMLParser(strict=True).parseFragment(fragment)
-        assert fragment.endswith(f"<div>{figure}</div>")
+        assert fragment.endswith(f'<div class="figure">{figure}</div></div>')
     for shown in (m.model, m.model.layers, m.model.layers[0].self_attn):
         assert "<svg" not in shown._repr_html_()
 
@@ -327,7 +327,7 @@ def test_summary_html_has_the_text_tables(llama_dir, cli):
         block = text.split(f"\n{title}:\n", 1)[1].split("\n\n", 1)[0].splitlines()
         assert [row.split() for row in block] == [" ".join(cells).split() for cells in rows], title
     assert rows[0] == ["component", "config.json", "tensors", ""]
-    assert "".join(document[0][1].itertext()) == text.splitlines()[0]
+    assert "".join(document[0][1][0].itertext()) == text.splitlines()[0]
     memory = [element.text for element in document.iter(f"{namespace}pre")]
     assert memory == [text.split("\n\nWeights memory:\n", 1)[1].join(["Weights memory:\n", ""]).rstrip("\n")]
 

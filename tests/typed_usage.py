@@ -21,6 +21,21 @@ def walk(path: str) -> int:
     corner: numpy.ndarray = weight[:2, -3:]
     whole: numpy.ndarray = weight.numpy()
     config: dict = m.config
+    hidden = m.config.hidden_size  # attribute access: Any, as transformers' config
+    kind: str = m.__class__.__name__
+    for child_name, child in m.named_children():
+        child_class: str = child.__class__.__name__
+    state: la.api.StateDict = m.state_dict()
+    names: list[str] = list(state.keys())
+    for buffer_name, buffer in m.named_buffers():
+        persistent: bool = buffer.persistent
+    modules: list[la.Module] = list(m.modules())
+    trainable: bool = weight.requires_grad
+    device: str = weight.device
+    as_array: numpy.ndarray = numpy.asarray(weight)
+    flat: la.api.Reshaped = weight.view(-1)
+    element: numpy.ndarray = flat[5]
+    rows: tuple[int, ...] = weight.reshape(2, -1).shape
     text: str = m.config_text
     params: int = m.summary().total_params
     written: la.ReportFile = m.report("out.html", lang="en")

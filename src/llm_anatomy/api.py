@@ -21,7 +21,7 @@ from collections import namedtuple
 from functools import cached_property
 from math import prod
 
-from .errors import UsageError
+from .errors import AnatomyError, UsageError
 from .formats import open_catalog
 
 # Everything else is imported where it is first needed: `params` (a table of the headers)
@@ -31,10 +31,11 @@ from .formats import open_catalog
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     import os
-    from typing import Any, Callable, Iterator, Sequence
+    from typing import Any, Callable, Iterator, KeysView, Sequence, overload
 
     import numpy
     import torch
+    from numpy import ndarray  # in classes whose numpy() method hides the module
 
     from .analysis.config_view import ConfigView
     from .analysis.diff import HeaderDiff, ValueDiff
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from .catalog import Catalog, FusedTensor, TensorInfo
     from .skeleton import Skeleton
 
-__all__ = ["open", "diff", "Model", "Module", "Parameter", "Size", "SubmoduleError", "Diff", "ReportFile"]
+__all__ = ["open", "diff", "Model", "Module", "Parameter", "Buffer", "Reshaped", "Config", "StateDict", "Size", "DType", "Device", "SubmoduleError", "Diff", "ReportFile"]
 
 # numpy dtype of the values of each stored (or loaded) dtype; bfloat16 and the 8-bit floats
 # have no numpy type and are widened to float32, which holds each of their values exactly.
@@ -78,6 +79,61 @@ class Size(tuple):
         return prod(self)
 
 
+class DType(str):
+    """A dtype as torch names it: a str ("torch.bfloat16") whose repr is torch's (torch.bfloat16),
+    equal to that string and to the torch.dtype itself.
+
+    Examples:
+        >>> dtype = m.get_parameter("lm_head.weight").dtype
+        >>> dtype, dtype == "torch.bfloat16", dtype.is_floating_point
+        (torch.bfloat16, True, True)
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other).__name__ == "dtype" and type(other).__module__ == "torch":  # torch.bfloat16, without importing torch
+            return str(other) == str(self)
+        return str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
+
+    @property
+    def is_floating_point(self) -> bool:
+        """As torch.dtype.is_floating_point: the float types (8-bit ones too), not complex."""
+        return "float" in self
+
+    @property
+    def is_complex(self) -> bool:
+        return "complex" in self
+
+
+class Device(str):
+    """A device as torch names it: a str ("cpu") whose repr is torch's (device(type='cpu'))."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"device(type={str(self)!r})"
+
+    @property
+    def type(self) -> str:
+        return str(self)
+
+
+# Where the values of a parameter are, as torch would say it. A Parameter holds no tensor: its
+# values are read into CPU memory when asked for (numpy(), to_torch(), indexing), and
+# from_pretrained without a device_map puts the model on the CPU, so a tutorial's `p.device`
+# reads as it does there; "meta" would wrongly say that no value can be had.
+CPU = Device("cpu")
+
+
 class SubmoduleError(UsageError, AttributeError):
     """A path get_submodule / get_parameter cannot follow. str() is torch's message
     ("LlamaModel has no attribute `foo`"), so code catching AttributeError behaves as with
@@ -98,7 +154,7 @@ class Parameter:
     Examples:
         >>> w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
         >>> w.shape, w.dtype, w.numel(), w.size(1)
-        (torch.Size([64, 64]), 'torch.bfloat16', 4096, 64)
+        (torch.Size([64, 64]), torch.bfloat16, 4096, 64)
     """
 
     def __init__(self, model: Model, name: str, shape: tuple[int, ...], tensor: TensorInfo | FusedTensor | None, dtype: str | None) -> None:
@@ -115,17 +171,17 @@ class Parameter:
         self._view: View | None = None
 
     @property
-    def dtype(self) -> str:
-        """torch's name of the loaded dtype: "torch.bfloat16"."""
+    def dtype(self) -> DType:
+        """torch's name of the loaded dtype: torch.bfloat16 (a DType: a str that prints as torch's dtype)."""
         from .tensors import DECODERS
 
         key = self._dtype_key
         decoder = DECODERS.get(key) if key else None
         if decoder is not None:
-            return decoder.torch_dtype
+            return DType(decoder.torch_dtype)
         from .dtypes import DTYPES
 
-        return (DTYPES[key].torch_name if key in DTYPES else None) or str(key)
+        return DType((DTYPES[key].torch_name if key in DTYPES else None) or str(key))
 
     @property
     def ndim(self) -> int:
@@ -144,9 +200,29 @@ class Parameter:
         """The number of dimensions, as tensor.dim()."""
         return len(self.shape)
 
-    def view(self) -> View:
-        """The elements as the model holds them (GGUF's loader transforms applied); errors if
-        transformers would convert this weight on load, as `values --style torch` does."""
+    if TYPE_CHECKING:  # typing's overload only for type checkers: the header-only path does not import typing
+
+        @overload
+        def view(self) -> View: ...
+
+        @overload
+        def view(self, *shape: int | Sequence[int]) -> Reshaped: ...
+
+    def view(self, *shape: int | Sequence[int]) -> View | Reshaped:
+        """p.view(-1), p.view(4, 16): the same elements in another shape (one size may be -1),
+        lazily, as tensor.view: a Reshaped that reads only the elements it is indexed with.
+
+        With no shape: the View of stored elements that indexing and printing read through,
+        with GGUF's loader transforms applied; it errors if transformers would convert this
+        weight on load, as `values --style torch` does.
+
+        Examples:
+            >>> flat = m.get_parameter("model.layers.0.self_attn.q_proj.weight").view(-1)
+            >>> flat.shape, flat[5]
+            (torch.Size([4096]), array(-0.00126648, dtype=float32))
+        """
+        if shape:
+            return self.reshape(*shape)
         if self._view is None:
             self._view = self._model._view_of(self)
         return self._view
@@ -201,6 +277,30 @@ class Parameter:
             return torch.from_numpy((values.view("uint32") >> 16).astype("uint16")).view(torch.bfloat16)
         return torch.from_numpy(values).to(dtype)
 
+    @property
+    def requires_grad(self) -> bool:
+        """As from_pretrained gives it: True for float (and complex) parameters, which are trainable;
+        torch allows no gradient on integer ones."""
+        return self.dtype.is_floating_point or self.dtype.is_complex
+
+    @property
+    def device(self) -> Device:
+        """cpu, as after from_pretrained without a device_map: the values, once read, are in CPU memory."""
+        return CPU
+
+    def reshape(self, *shape: int | Sequence[int]) -> Reshaped:
+        """p.reshape(4, -1): as view(); a parameter's elements are in one row-major order, so it never copies."""
+        return Reshaped(self, _new_shape(self.name, self.numel(), shape))
+
+    def flatten(self) -> Reshaped:
+        """p.flatten(): reshape(-1) (a 0-d parameter becomes one element)."""
+        return self.reshape(-1)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> ndarray:
+        """np.asarray(p): numpy() (the whole tensor read), in dtype if asked for. copy=False
+        cannot be honoured (the values are read from the file into a new array) and says so."""
+        return _as_array(self.name, self.numpy, dtype, copy)
+
     def __str__(self) -> str:
         """Exactly what print(param) prints (torch's defaults), reading only the elements shown.
 
@@ -222,6 +322,293 @@ class Parameter:
             return "".join(parameter_text(show(reader, self.view(), options), options)).removesuffix("\n")
 
     __repr__ = __str__
+
+
+def _new_shape(name: str, numel: int, shape: tuple[int | Sequence[int], ...]) -> Size:
+    """The shape view(*shape) asks for (one -1 inferred), or torch's error in one line."""
+    given = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    if not all(isinstance(size, int) and not isinstance(size, bool) for size in given):
+        raise UsageError(name, "a shape of integers, as tensor.view takes", repr(shape))
+    sizes: tuple[int, ...] = given  # type: ignore[assignment]  # integers, as just checked
+    known = prod(size for size in sizes if size != -1)
+    if sizes.count(-1) > 1 or any(size < -1 for size in sizes):
+        raise UsageError(name, "a shape with sizes of at least 0 and at most one -1", repr(list(sizes)))
+    if -1 in sizes:
+        if known == 0 or numel % known:
+            raise UsageError(name, f"a shape of {numel} elements", repr(list(sizes)), "one size may be -1, to be inferred")
+        sizes = tuple(numel // known if size == -1 else size for size in sizes)
+    elif known != numel:
+        raise UsageError(name, f"a shape of {numel} elements", repr(list(sizes)), "one size may be -1, to be inferred")
+    return Size(sizes)
+
+
+def _as_array(name: str, read: Callable[[], numpy.ndarray], dtype: Any, copy: bool | None) -> numpy.ndarray:
+    """numpy's __array__ protocol (numpy 2's copy argument included) over a read of every value."""
+    if copy is False:
+        raise ValueError(f"{name}: expected copy=None or True, found copy=False; its values are read from the file into a new array, never shared (np.asarray(p) reads them)")
+    values = read()
+    return values if dtype is None else values.astype(dtype, copy=False)
+
+
+class Reshaped:
+    """A parameter's elements in another shape (p.view(-1), p.reshape(4, -1)): nothing is read
+    until it is indexed, and indexing reads only the elements asked for (through the
+    parameter's own indexing, so its values are exactly the parameter's).
+
+    Examples:
+        >>> rows = m.get_parameter("model.norm.weight").view(4, 16)
+        >>> rows
+        <view of model.norm.weight: torch.Size([4, 16]), torch.bfloat16>
+        >>> rows[1, :3]
+        array([1., 1., 1.], dtype=float32)
+    """
+
+    def __init__(self, parameter: Parameter, shape: Size) -> None:
+        self.parameter = parameter
+        """The parameter whose elements these are."""
+        self.shape = shape
+        """The new shape, as torch.Size."""
+
+    @property
+    def dtype(self) -> DType:
+        return self.parameter.dtype
+
+    @property
+    def device(self) -> Device:
+        return self.parameter.device
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def numel(self) -> int:
+        return self.shape.numel()
+
+    def size(self, dim: int | None = None) -> Size | int:
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self) -> int:
+        return len(self.shape)
+
+    def view(self, *shape: int | Sequence[int]) -> Reshaped:
+        """A view of the view: the same elements in yet another shape."""
+        return Reshaped(self.parameter, _new_shape(self.parameter.name, self.numel(), shape))
+
+    reshape = view
+
+    def numpy(self) -> numpy.ndarray:
+        """Every element, in this shape (the parameter read whole)."""
+        return self.parameter.numpy().reshape(self.shape)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> ndarray:
+        return _as_array(self.parameter.name, self.numpy, dtype, copy)
+
+    def __getitem__(self, index: Any) -> ndarray:
+        """v[5], v[1, :3]: integers, forward slices and ... as torch indexes; reads only those elements."""
+        import numpy
+
+        from .analysis.values import View
+
+        items = index if isinstance(index, tuple) else (index,)
+        for item in items:
+            if not (item is Ellipsis or isinstance(item, (int, slice))) or isinstance(item, bool):
+                raise UsageError(self.parameter.name, "an index of integers, slices and ...", repr(item))
+            if isinstance(item, slice) and item.step is not None and item.step < 1:
+                raise UsageError(self.parameter.name, "a slice step of at least 1", str(item.step), "torch slices only step forwards")
+        # The element positions asked for, in the parameter's row-major order: its flat index.
+        shape = tuple(self.shape)
+        row_major = View(self.parameter.name, None, shape, tuple(prod(shape[d + 1 :]) for d in range(len(shape))), 0)
+        picked = row_major.index(f"{self.parameter.name}.view({list(self.shape)}){list(items)}", items)
+        flat = numpy.full(picked.shape, picked.offset, dtype=numpy.int64)
+        for dim, (size, stride) in enumerate(zip(picked.shape, picked.strides)):
+            flat += (numpy.arange(size, dtype=numpy.int64) * stride).reshape([size if d == dim else 1 for d in range(len(picked.shape))])
+        wanted, where = numpy.unique(flat.ravel(), return_inverse=True)
+        return _gather(self.parameter, (), tuple(self.parameter.shape), wanted)[where].reshape(picked.shape)
+
+    def __repr__(self) -> str:
+        return f"<view of {self.parameter.name}: {self.shape!r}, {self.dtype!r}>"
+
+
+class Buffer(Parameter):
+    """A buffer of the model (rotary inv_freq, BERT's position_ids): shape and dtype as
+    named_buffers() gives them. Its values can be read only when the checkpoint stores them;
+    most buffers are computed by transformers when it builds the model, and then reading says so."""
+
+    def __init__(self, model: Model, name: str, shape: tuple[int, ...], tensor: TensorInfo | FusedTensor | None, persistent: bool) -> None:
+        stored_dtype = getattr(tensor, "loaded", tensor.dtype) if tensor is not None else None
+        super().__init__(model, name, shape, tensor, stored_dtype)
+        self.persistent = persistent
+        """Whether state_dict() holds it (register_buffer's persistent)."""
+
+    @property
+    def dtype(self) -> DType:
+        """Its dtype in transformers' model (asked of the model it builds on the meta device:
+        a buffer's dtype is the model's choice, not the file's); the stored one without transformers."""
+        try:
+            return DType(str(self._model._meta_model().get_buffer(self.name).dtype))
+        except ImportError:
+            if self.tensor is None:
+                raise UsageError(self.name, "transformers, to tell the dtype of a buffer it computes", "no transformers", "pip install 'llm-anatomy[transformers]'") from None
+            return super().dtype
+
+    @property
+    def requires_grad(self) -> bool:
+        """False: buffers are not trained."""
+        return False
+
+    def _stored(self) -> None:
+        if self.tensor is None:
+            raise AnatomyError(self._model.name, f"buffer {self.name} in the checkpoint", "none stored", "transformers computes it when it builds the model; read it there (from_pretrained)")
+
+    def __getitem__(self, index: Any) -> numpy.ndarray:
+        self._stored()
+        return super().__getitem__(index)
+
+    def numpy(self) -> numpy.ndarray:
+        self._stored()
+        return super().numpy()
+
+    def __str__(self) -> str:
+        """What print(buffer) prints: a plain tensor (no requires_grad), read as a parameter is."""
+        from .analysis.values import PrintOptions, show
+        from .render.torch_values import tensor_text
+        from .tensors import ElementReader
+
+        self._stored()
+        options = PrintOptions()
+        with ElementReader() as reader:
+            return "".join(tensor_text(show(reader, self.view(), options), options))
+
+    def __repr__(self) -> str:
+        return f"<buffer {self.name}: {self.shape!r}>"
+
+
+class StateDict:
+    """module.state_dict() without loading: name -> Parameter (a Buffer for a persistent buffer),
+    in torch's order. Keys come from the module tree; each value is made when it is looked up,
+    and reads nothing until its values are asked for. A read-only mapping (dict(sd) copies it);
+    not a collections.abc.Mapping subclass, whose import the header-only commands would pay."""
+
+    def __init__(self, model: Model, entries: list[tuple[str, str, tuple[int, ...], bool]]) -> None:
+        self._model = model
+        self._entries = {key: (name, shape, buffer) for key, name, shape, buffer in entries}
+
+    def __getitem__(self, key: str) -> Parameter:
+        name, shape, buffer = self._entries[key]
+        if buffer:
+            return dict(self._model._buffers_under(""))[name]
+        return self._model._parameter(name, shape)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def keys(self) -> KeysView[str]:
+        return self._entries.keys()
+
+    def values(self) -> Iterator[Parameter]:
+        for key in self._entries:
+            yield self[key]
+
+    def items(self) -> Iterator[tuple[str, Parameter]]:
+        for key in self._entries:
+            yield key, self[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self._entries else default
+
+    def __repr__(self) -> str:
+        keys = list(self._entries)
+        shown = f"{keys[0]!r} ... {keys[-1]!r}" if len(keys) > 2 else ", ".join(map(repr, keys))
+        return f"<state_dict of {self._model.name}: {len(keys)} tensors, {shown}>"
+
+
+class Config(dict):  # type: ignore[type-arg]  # dict[str, Any]
+    """model.config: config.json as the dict it is (m.config["hidden_size"]), its keys as
+    attributes (m.config.hidden_size), printing exactly what print(model.config) prints.
+
+    An attribute config.json lacks is what transformers prints (a value it derives, such as
+    head_dim), else what transformers' config holds (a default of its class: asked of
+    transformers, when it is installed); a nested config (text_config) is a Config too.
+    """
+
+    def __init__(self, values: dict[str, Any], model: Model | None = None) -> None:
+        super().__init__(values)
+        self._model = model
+        self._view: ConfigView | None = None
+
+    def _printed(self) -> ConfigView:
+        if self._view is None:
+            if self._model is not None:
+                self._view = self._model.config_view()
+            else:  # a nested config: as stored, under transformers' generic name
+                from .analysis.config_view import BASE_CONFIG_CLASS, ConfigView, printout
+
+                self._view = ConfigView("", BASE_CONFIG_CLASS, dict(self), printout(BASE_CONFIG_CLASS, dict(self)), False)
+        return self._view
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self:
+            value = self[name]
+            return Config(value) if isinstance(value, dict) and "model_type" in value else value
+        # Private names (IPython's _repr_*_ probes, numpy's __array_interface__) never ask transformers.
+        if name.startswith("_") or self._model is None:
+            raise AttributeError(f"'{self._printed().class_name}' object has no attribute '{name}'")
+        view = self._printed()
+        if name in view.values:
+            return view.values[name]
+        try:
+            config = self._model._meta_model().config
+        except ImportError:
+            raise AttributeError(f"'{view.class_name}' object has no attribute '{name}' in config.json or what transformers prints; its class's defaults need transformers (pip install 'llm-anatomy[transformers]')") from None
+        except AnatomyError as exc:  # transformers cannot build this config: hasattr() must still answer
+            raise AttributeError(f"'{view.class_name}' object has no attribute '{name}' in config.json or what transformers prints ({exc.line()})") from None
+        try:
+            return getattr(config, name)
+        except AttributeError:
+            raise AttributeError(f"'{view.class_name}' object has no attribute '{name}'") from None
+
+    def __repr__(self) -> str:
+        """str(model.config): the class name, then the values transformers shows as sorted JSON
+        (ending in a newline, as transformers' does; print() adds one more)."""
+        return self._printed().text
+
+    __str__ = __repr__
+
+
+# When the span from the first to the last wanted element holds at most this many elements per
+# wanted one, it is read at once; sparser ones are read row by row (or element by element).
+DENSE = 4
+
+
+def _gather(parameter: Parameter, prefix: tuple[int, ...], shape: tuple[int, ...], flat: numpy.ndarray) -> numpy.ndarray:
+    """The values at sorted flat positions of parameter[prefix] (of this shape), read as
+    parameter slices: one read of the span from the first to the last position when it is
+    dense enough, else one per index of the first dimension that holds a wanted position
+    (one per position in the last dimension)."""
+    import numpy
+
+    if not shape:
+        return numpy.asarray(parameter[prefix] if prefix else parameter.numpy()).reshape(1)[flat]
+    if not len(flat):  # nothing wanted: an empty read, for the dtype
+        return parameter[prefix + (slice(0, 0),)].reshape(-1)
+    block = prod(shape[1:])
+    rows = flat // block
+    first, last = int(rows[0]), int(rows[-1])
+    if first == last and len(shape) > 1:  # all in one row: only the part of it they span
+        return _gather(parameter, prefix + (first,), shape[1:], flat - first * block)
+    if (last - first + 1) * block <= DENSE * len(flat):
+        return parameter[prefix + (slice(first, last + 1),)].reshape(-1)[flat - first * block]
+    if len(shape) == 1:  # far apart in one row: each on its own
+        return numpy.concatenate([parameter[prefix + (int(i),)].reshape(1) for i in flat])
+    starts = numpy.flatnonzero(numpy.diff(rows, prepend=-1))
+    parts = [_gather(parameter, prefix + (int(rows[a]),), shape[1:], flat[a:b] - int(rows[a]) * block) for a, b in zip(starts, [*starts[1:], len(flat)])]
+    return numpy.concatenate(parts)
 
 
 class Module:
@@ -262,7 +649,7 @@ class Module:
             [('model', <LlamaModel model: 69,952 parameters>), ('lm_head', <Linear lm_head: 8,192 parameters>)]
         """
         for child in self._node.children:
-            yield child.name, Module(self._model, child)
+            yield child.name, self._model._module(child)
 
     def children(self) -> Iterator[Module]:
         """The direct children, as named_children() without the names."""
@@ -279,6 +666,53 @@ class Module:
         yield prefix, self
         for name, child in self.named_children():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every module below it, as named_modules() without the paths."""
+        for _, module in self.named_modules():
+            yield module
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Buffer]]:
+        """(name, buffer) of every buffer under this module, persistent or not, in torch's order
+        (rotary inv_freq, BERT's position_ids...); none when the tree is built from tensor names.
+
+        Examples:
+            >>> [(name, b.shape, b.persistent) for name, b in m.named_buffers()]
+            [('model.rotary_emb.inv_freq', torch.Size([8]), False), ('model.rotary_emb.original_inv_freq', torch.Size([8]), False)]
+        """
+        at = f"{prefix}." if prefix else ""
+        for name, buffer in self._model._buffers_under(self.path):
+            yield at + name, buffer
+
+    def buffers(self) -> Iterator[Buffer]:
+        """The buffers, as named_buffers() without the names."""
+        for _, buffer in self.named_buffers():
+            yield buffer
+
+    def state_dict(self) -> StateDict:
+        """name -> Parameter (or persistent Buffer), as module.state_dict() names them and in its
+        order: each module's own parameters, then its persistent buffers, module by module;
+        a tied weight under each of its names. Lazy: nothing is read until a value is asked for.
+
+        Examples:
+            >>> sd = m.state_dict()
+            >>> len(sd), list(sd)[:2], sd["lm_head.weight"].shape
+            (21, ['model.embed_tokens.weight', 'model.layers.0.self_attn.q_proj.weight'], torch.Size([128, 64]))
+        """
+        return StateDict(self._model, self._state_names())
+
+    def _state_names(self) -> list[tuple[str, str, tuple[int, ...], bool]]:
+        """(key, full name, shape, is a buffer) of each state_dict() entry, in torch's order."""
+        persistent: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+        for name, buffer in self._model._buffers_under(self.path):
+            if buffer.persistent:
+                persistent.setdefault(buffer.name.rpartition(".")[0], []).append((name, tuple(buffer.shape)))
+        entries = []
+        for path, module in self.named_modules():
+            at = f"{path}." if path else ""
+            entries += [(at + p.name, p.canonical, tuple(p.shape), False) for p in module._node.parameters]
+            entries += [(name, name if not self.path else f"{self.path}.{name}", shape, True) for name, shape in persistent.get(module.path, ())]
+        return entries
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """(name, parameter) in module order, names relative to this module, tied weights once (as torch).
@@ -326,13 +760,15 @@ class Module:
               ...
             llm_anatomy.api.SubmoduleError: `weight` is not an nn.Module
         """
+        if not target:
+            return self  # as torch: the module itself
         node = self._node
-        for item in target.split(".") if target else ():
+        for item in target.split("."):
             child = next((c for c in node.children if c.name == item), None)
             if child is None:
                 raise self._model._not_found(node, target, item, "nn.Module")
             node = child
-        return Module(self._model, node)
+        return self._model._module(node)
 
     def get_parameter(self, target: str) -> Parameter:
         """The parameter at a dotted path, as nn.Module.get_parameter finds it (torch's errors).
@@ -364,7 +800,7 @@ class Module:
     def __getitem__(self, index: int) -> Module:
         """m.model.layers[0], as on a ModuleList."""
         children = self._node.children
-        return Module(self._model, children[index])
+        return self._model._module(children[index])
 
     def __len__(self) -> int:
         return len(self._node.children)
@@ -375,12 +811,12 @@ class Module:
 
     def _repr_html_(self) -> str:
         """In Jupyter: the folded tree under this module with its counts, as `llm-anatomy tree --node` prints it."""
-        import html
-
         from .render import tree as render
+        from .render.html import notebook, pre
 
-        # The tree's text is already free of control characters (render.text escapes names); html.escape keeps the newlines.
-        return f"<pre>{html.escape(render.text(self._model.tree, self._node))}</pre>" + self._layer_figure()
+        # A <pre> that keeps its columns in any notebook or export (monospace, never wrapped), and
+        # the figure with the report's styles (render.html.notebook).
+        return notebook(pre(render.text(self._model.tree, self._node)) + self._layer_figure())
 
     def _layer_figure(self) -> str:
         """The report's layer diagram, under the model and under each of its numbered layers."""
@@ -393,7 +829,7 @@ class Module:
         number = self.path[len(diagram.prefix) :] if self.path.startswith(diagram.prefix) else ""
         if self.path and not number.isdigit():
             return ""
-        return f"<div>{layer_figure(diagram, self._model.summary().architecture)}</div>"
+        return f'<div class="figure">{layer_figure(diagram, self._model.summary().architecture)}</div>'
 
 
 class Model(Module):
@@ -409,6 +845,8 @@ class Model(Module):
         self._skeleton: Skeleton | None | bool = False  # False: not looked up yet
         self._parameters: dict[str, Parameter] = {}
         self._meta: Any = None  # transformers' model on the meta device, built only for _has_attribute
+        self._classes: dict[tuple[str, type], type] = {}  # transformers' class name -> its Module subclass
+        self._buffers: dict[str, Buffer] = {}
 
     @cached_property
     def tree(self) -> ModuleTree:
@@ -452,20 +890,53 @@ class Model(Module):
 
         return list_parameters(self.hf_catalog, self.skeleton, pattern)
 
+    @property  # type: ignore[misc]  # read-only: the class follows from the checkpoint
+    def __class__(self) -> type[Model]:  # type: ignore[override]
+        """A subclass of Model named as transformers' model class (LlamaForCausalLM), so
+        m.__class__.__name__ reads as on the model from_pretrained gives. A property, not the
+        type open() makes: open() reads headers only, and the class is known from the module
+        tree (isinstance(m, llm_anatomy.Model) holds either way). Model when the tree cannot be built."""
+        try:
+            return self._class_of(self._get_name(), Model)  # type: ignore[return-value]
+        except AnatomyError:  # isinstance() asks for __class__ too, and must not raise for a bad checkpoint
+            return Model
+
+    @property
+    def dtype(self) -> DType:
+        """As model.dtype after from_pretrained: the dtype of the first float parameter."""
+        last = None
+        for _, p in self.named_parameters():
+            if p.dtype.is_floating_point:
+                return p.dtype
+            last = p.dtype
+        return last or DType("torch.float32")
+
+    @property
+    def device(self) -> Device:
+        """cpu, as after from_pretrained without a device_map (see Parameter.device)."""
+        return CPU
+
     @property
     def name(self) -> str:
         """The model's name: what was opened, or its folder or file name."""
         return self.catalog.name
 
-    @property
-    def config(self) -> dict[str, Any]:
-        """config.json (or the config derived from GGUF metadata / params.json), as a dict.
+    @cached_property
+    def config(self) -> Config:
+        """config.json (or the config derived from GGUF metadata / params.json), as a dict whose
+        keys are attributes too, printing what print(model.config) prints.
 
         Examples:
-            >>> m.config["hidden_size"], m.config["num_hidden_layers"]
+            >>> m.config.hidden_size, m.config["num_hidden_layers"]
             (64, 2)
+            >>> print(m.config)  # doctest: +ELLIPSIS
+            LlamaConfig {
+              "architectures": [
+                "LlamaForCausalLM"
+              ],
+            ...
         """
-        return dict(self.catalog.require_config())
+        return Config(self.catalog.require_config(), self)
 
     @property
     def config_text(self) -> str:
@@ -486,15 +957,17 @@ class Model(Module):
 
     def explain(self, lang: str = "en") -> Explanation:
         """The record `llm-anatomy config --explain` renders: every field with its value and what
-        it means ("en" or "zh"), then the facts derived from them."""
+        it means ("en" or "zh"), then the facts derived from them. print() shows the command's
+        text; Jupyter, tables."""
         from .analysis.explain import explain_config
+        from .render.explain import NotebookExplanation
 
-        return explain_config(self.catalog, lang)
+        return NotebookExplanation._make(explain_config(self.catalog, lang))
 
     def summary(self, context: Sequence[int] | None = None, batch: Sequence[int] | None = None, kv_dtype: str | None = None) -> Summary:
         """The record `llm-anatomy summary` renders: counts by component, layer and dtype; memory; KV cache.
 
-        In Jupyter it shows as tables.
+        print() shows what the command prints; Jupyter, its tables.
 
         Args:
             context: context lengths of the KV cache table (default: common ones up to the model's).
@@ -507,14 +980,16 @@ class Model(Module):
             (78144, [('embeddings', 8192), ('attention', 24576), ('mlp', 36864), ('norms', 320), ('output head', 8192)])
         """
         from .analysis.summary import summarize
+        from .render.summary import NotebookSummary
 
-        return summarize(self.catalog, context, batch, kv_dtype)
+        return NotebookSummary._make(summarize(self.catalog, context, batch, kv_dtype))
 
     def stats(self, filter: str | None = None, by: str | None = None, progress: Callable[[int], None] | None = None, stored: bool = False) -> StatsReport:
         """The record `llm-anatomy stats` renders: every selected tensor read once (all cores),
         a quantized weight by its dequantized values.
 
-        A tensor that cannot be read is listed in .errors, the others reported. Needs numpy
+        A tensor that cannot be read is listed in .errors, the others reported. print() shows
+        what the command prints; Jupyter, the report's charts and the table. Needs numpy
         (the [stats] extra).
 
         Args:
@@ -529,11 +1004,14 @@ class Model(Module):
         require("stats", "stats", "to compute weight statistics")
         from .analysis.values import dequantized
 
-        return weight_stats(self.catalog if stored else dequantized(self.catalog), filter, by, progress)
+        from .render.stats import notebook_stats
+
+        return notebook_stats(weight_stats(self.catalog if stored else dequantized(self.catalog), filter, by, progress))
 
     def trace(self, batch: int = 1, seq: int | None = None, decode: bool = False, context: int | None = None, node: str | None = None) -> Trace:
         """The record `llm-anatomy trace` renders: one forward pass on the meta device, built from
         the config alone (no weight is read), with every module's shapes, FLOPs and activation bytes.
+        print() shows what the command prints; Jupyter, the report's charts and tables.
 
         Needs transformers (the [transformers] extra).
 
@@ -548,7 +1026,9 @@ class Model(Module):
 
         if decode and context is None:
             context = default_seq(self.catalog.require_config())
-        return trace(self.catalog, batch, seq, context if decode else None, node)
+        from .render.trace import NotebookTrace
+
+        return NotebookTrace._make(trace(self.catalog, batch, seq, context if decode else None, node))
 
     def trace_run(self, text: str) -> RunTrace:
         """The record `llm-anatomy trace --run` renders: the real weights loaded on CPU (small
@@ -624,6 +1104,55 @@ class Model(Module):
                 self._skeleton = None
         return self._skeleton  # type: ignore[return-value]
 
+    def _class_of(self, class_name: str | None, base: type) -> type:
+        """The Module (or Model) subclass named class_name, made once per model: type(child).__name__
+        is transformers' class name, and isinstance(child, llm_anatomy.Module) holds."""
+        if class_name is None or class_name == base.__name__:
+            return base
+        key = (class_name, base)
+        if key not in self._classes:
+            doc = f"transformers' {class_name}, as llm_anatomy shows it: a {base.__name__} read from the checkpoint, never loaded."
+            self._classes[key] = type(class_name, (base,), {"__module__": __name__, "__qualname__": class_name, "__doc__": doc})
+        return self._classes[key]
+
+    def _module(self, node: TreeNode) -> Module:
+        module: Module = self._class_of(node.class_name, Module)(self, node)
+        return module
+
+    def _buffers_under(self, path: str) -> list[tuple[str, Buffer]]:
+        """(name relative to path, Buffer) of every buffer of transformers' model under path, in
+        named_buffers() order; none when there is no skeleton (the tree from tensor names)."""
+        skeleton = self._skeleton_or_none()
+        if skeleton is None:
+            return []
+        prefix = f"{path}." if path else ""
+        found = []
+        for b in skeleton.buffers:
+            if b.name.startswith(prefix):
+                if b.name not in self._buffers:
+                    if not hasattr(self, "_find"):
+                        self._parameter_finder(skeleton)
+                    self._buffers[b.name] = Buffer(self, b.name, tuple(b.shape), self._find(b.name), b.persistent)
+                found.append((b.name[len(prefix) :], self._buffers[b.name]))
+        return found
+
+    def _parameter_finder(self, skeleton: Skeleton) -> None:
+        from .analysis.values import load_dtype
+        from .skeleton import stored_tensor_finder
+
+        self._find = stored_tensor_finder(self.loaded_catalog, skeleton)
+        self._model_dtype = load_dtype(self.hf_catalog)
+
+    def _meta_model(self) -> Any:
+        """transformers' model on the meta device (built once, needs transformers): what no
+        header says, such as the dtype of a buffer transformers computes."""
+        if self._meta is None:
+            from .skeleton import config_bytes_of, meta_model, weights_dtype, with_config_file
+
+            catalog = self.hf_catalog
+            self._meta = with_config_file(catalog, config_bytes_of(catalog), lambda config: meta_model(config, weights_dtype(catalog)))
+        return self._meta
+
     def _parameter(self, name: str, shape: tuple[int, ...]) -> Parameter:
         if name not in self._parameters:
             skeleton = self._skeleton_or_none()
@@ -683,15 +1212,11 @@ class Model(Module):
         False when there is no transformers to ask."""
         if self._skeleton_or_none() is None:
             return False
-        if self._meta is None:
-            from .skeleton import config_bytes_of, meta_model, weights_dtype, with_config_file
-
-            catalog = self.hf_catalog
-            try:
-                self._meta = with_config_file(catalog, config_bytes_of(catalog), lambda config: meta_model(config, weights_dtype(catalog)))
-            except ImportError:  # class names from the shipped skeleton, without transformers
-                return False
-        return hasattr(self._meta.get_submodule(path), item)
+        try:
+            meta = self._meta_model()
+        except ImportError:  # class names from the shipped skeleton, without transformers
+            return False
+        return hasattr(meta.get_submodule(path), item)
 
     def __repr__(self) -> str:
         return f"<llm_anatomy.Model {self.name!r}: {self._get_name()}, {self.num_parameters():,} parameters, {self.catalog.format}>"

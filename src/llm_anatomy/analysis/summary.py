@@ -165,12 +165,6 @@ class Summary(namedtuple("Summary", "model format total_params total_nbytes comp
 
     __slots__ = ()
 
-    def _repr_html_(self) -> str:
-        """In Jupyter: the tables `llm-anatomy summary` prints, as HTML."""
-        from ..render.summary import html
-
-        return html(self)
-
 
 class Placed(namedtuple("Placed", "tensor component role layer")):
     """A tensor with its component, role and layer index (None outside the layers)."""

@@ -8,7 +8,7 @@ import json
 from ..analysis.architecture import Architecture, Finding
 from ..analysis.explain import OPAQUE_OBJECTS, Explanation
 from ..safe_text import escape
-from .text import to_json
+from .text import printed, to_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -287,3 +287,46 @@ def plain(value: object) -> object:
     if isinstance(value, dict):
         return {key: plain(item) for key, item in value.items()}
     return value
+
+
+class NotebookExplanation(Explanation):
+    """The Explanation Model.explain() returns: print() shows what `llm-anatomy config --explain`
+    prints, Jupyter a table of the fields and one of the derived facts."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return printed(text(self))
+
+    def __repr__(self) -> str:
+        return f"<Explanation {self.model}: {len(self.fields)} fields, {len(self.unexplained)} unexplained, {self.lang}>"
+
+    def _repr_html_(self) -> str:
+        return html(self)
+
+
+def html(explanation: Explanation) -> str:
+    """The explained config as tables: field, value, meaning (nested fields indented), then the derived facts."""
+    from .html import element, esc, notebook, table
+
+    t = TEXT[explanation.lang]
+    title = t["title"] if explanation.config_file else t["title.derived"]
+    indent = "\u00a0\u00a0"
+    rows = [
+        (
+            element("code", esc(indent * f.depth + f.path)),
+            element("code", esc(value_text(f.value, f.path))),
+            esc(f.text) if f.text is not None else element("span", esc(t["no_entry"]), class_="missing"),
+        )
+        for f in explanation.fields
+    ]
+    facts = [(esc(label), esc(value)) for label, value in derived_facts(explanation.architecture, explanation.lang)]
+    parts = [
+        element("p", esc(title.format(model=explanation.model, count=len(explanation.fields)))),
+        element("div", table(("field", "value", "meaning"), rows), class_="explain"),
+        element("h3", esc(t["derived"])),
+        table(("", ""), facts),
+    ]
+    if explanation.architecture.findings:
+        parts += [element("h3", esc(t["findings"])), element("ul", "".join(element("li", esc(f.line())) for f in explanation.architecture.findings))]
+    return notebook("".join(parts))

@@ -96,3 +96,49 @@ def page(title: str, lang: str, body: str, css: str, script: str = "") -> str:
     )
     tail = f"<script>{script}</script>" if script else ""
     return f'<!DOCTYPE html>\n<html lang="{esc(lang)}"><head>{head}</head><body>{body}{tail}</body></html>\n'
+
+
+# ---------------------------------------------------------------- Jupyter views
+
+# The notebook views (Model, Module, Summary, Trace... _repr_html_) sit in a page that is not
+# ours (JupyterLab, an nbconvert export): the report's stylesheet comes along scoped to this
+# class, so the figures draw as in the report (their SVG shapes are styled by class: without
+# the rules a box is solid black) and nothing leaks into the notebook's own styles.
+NOTEBOOK_CLASS = "llm-anatomy"
+_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_MEDIA = re.compile(r"@media[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}")
+_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
+# Page-level selectors that become the view's own box; the page's column (main) is not the view's.
+_PAGE_SELECTORS = {":root", "body"}
+_PAGE_ONLY = {"main"}
+
+# Text tables (the tree, the trace) must keep their columns: monospace, never wrapped. Inline,
+# so that no notebook or export stylesheet (pre-wrap, a proportional font) can override it.
+PRE_STYLE = (
+    "font-family: ui-monospace, SFMono-Regular, DejaVu Sans Mono, Menlo, Consolas, monospace; "
+    "font-size: 12.5px; line-height: 1.35; white-space: pre; overflow-wrap: normal; word-break: normal; "
+    "overflow-x: auto; tab-size: 8; margin: 6px 0; padding: 0; background: none"
+)
+
+
+def scoped_css(css: str, scope: str) -> str:
+    """The report's rules with each selector under `scope` (its page selectors become scope
+    itself); @media blocks (print) left out."""
+    rules = []
+    for selectors, body in _RULE.findall(_MEDIA.sub("", _COMMENT.sub("", css))):
+        if selectors.strip() in _PAGE_ONLY:
+            continue
+        scoped = (scope if s.strip() in _PAGE_SELECTORS else f"{scope} {s.strip()}" for s in selectors.split(","))
+        rules.append(f"{', '.join(scoped)} {{{' '.join(body.split())}}}")
+    return "\n".join(rules)
+
+
+def pre(text: str) -> str:
+    """A text table in a notebook: escaped line by line (esc() would show a newline as \\x0a)."""
+    return element("pre", "\n".join(esc(line) for line in text.split("\n")), style=PRE_STYLE)
+
+
+def notebook(body: str) -> str:
+    """A Jupyter view: body with the report's styles, scoped to it."""
+    style = element("style", scoped_css(asset("report.css"), f".{NOTEBOOK_CLASS}"))
+    return element("div", style + body, class_=NOTEBOOK_CLASS)

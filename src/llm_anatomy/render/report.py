@@ -225,7 +225,7 @@ def _flag_row(row: Stats) -> tuple[str, ...]:
     )
 
 
-def _stats_section(stats: WeightStats, words: dict) -> str:
+def stats_section(stats: WeightStats, words: dict) -> str:
     parts = [element("p", esc(words["stats_note"].format(tensors=thousands(stats.tensors), size=human_bytes(stats.nbytes))), class_="note")]
     if stats.trends:
         parts += [_stats_chart(stats, "std", words), _stats_chart(stats, "absmax", words)]
@@ -277,7 +277,7 @@ def _tensor_section(report: Report, words: dict) -> str:
     return section("tensors", words["tensor_table"], note + controls + element("div", grid, class_="scroll"))
 
 
-def _forward_section(forward: Trace, words: dict) -> str:
+def forward_section(forward: Trace, words: dict) -> str:
     """The forward pass on the meta device: FLOPs and activation bytes per layer, then the totals with how each is made."""
     from ..analysis.trace import layer_costs
     from .trace import attention_formula, cache_text, flops_text
@@ -320,9 +320,9 @@ def render_report(report: Report) -> str:
         ("tensors", words["tensor_table"], _tensor_section(report, words)),
     ]
     if report.stats is not None:
-        sections.insert(2, ("stats", words["stats"], _stats_section(report.stats, words)))
+        sections.insert(2, ("stats", words["stats"], stats_section(report.stats, words)))
     if report.forward is not None:
-        sections.insert(2, ("forward", words["forward"], _forward_section(report.forward, words)))
+        sections.insert(2, ("forward", words["forward"], forward_section(report.forward, words)))
     if report.run is not None:
         from .trace_run import report_section
 

@@ -7,7 +7,7 @@ import io
 import math
 
 from ..analysis.stats import SIGMAS, StatsReport
-from .text import human_bytes, json_number, significant, table, thousands, to_json
+from .text import human_bytes, json_number, printed, significant, table, thousands, to_json
 
 NOTES = (
     "std: population (divides by n); NaN and Inf are counted apart and left out of mean, std, min, max, absmax, l2 and >6sd",
@@ -36,7 +36,8 @@ FIELDS = {
 }
 
 
-def text(report: StatsReport) -> str:
+def _table(report: StatsReport) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The header and the rows of cells, as text() and html() show them."""
     label = {None: "name", "layer": "layer", "role": "role"}[report.by]
     header = (label, "dtype") + (("tensors",) if report.by else ()) + ("mean", "std", "min", "max", "absmax", "l2", "zeros", "nan", "inf", f">{SIGMAS}sd")
     rows = []
@@ -44,13 +45,46 @@ def text(report: StatsReport) -> str:
         group = (str(s.tensors),) if report.by else ()
         moments = (s.mean, s.std, FIELDS["min"](s), FIELDS["max"](s), s.absmax, s.l2)
         rows.append((s.name, s.dtype) + group + tuple(map(significant, moments)) + (f"{s.zero_fraction:.2%}", thousands(s.nan), thousands(s.inf), thousands(s.beyond)))
-    right = tuple(range(2, len(header)))
-    lines = table(header, rows, right=right)
+    return header, rows
+
+
+def _footer(report: StatsReport) -> list[str]:
     unread = f", {len(report.errors)} could not be read" if report.errors else ""
-    lines.append(f"{report.tensors} tensors, {human_bytes(report.nbytes)}{unread}")
+    lines = [f"{report.tensors} tensors, {human_bytes(report.nbytes)}{unread}"]
     lines += list(NOTES) + ([GROUP_NOTE] if report.by else [])
-    lines += [f"error: {line}" for _, line in report.errors]
-    return "\n".join(lines) + "\n"
+    return lines + [f"error: {line}" for _, line in report.errors]
+
+
+def text(report: StatsReport) -> str:
+    header, rows = _table(report)
+    lines = table(header, rows, right=tuple(range(2, len(header))))
+    return "\n".join(lines + _footer(report)) + "\n"
+
+
+class NotebookStats(StatsReport):
+    """The StatsReport Model.stats() returns: print() shows what `llm-anatomy stats` prints,
+    Jupyter the report's charts (std and largest |value| per layer, by role) and the table."""
+
+    def __str__(self) -> str:
+        return printed(text(self))
+
+    def __repr__(self) -> str:
+        by = f" by {self.by}" if self.by else ""
+        return f"<StatsReport {self.model}{by}: {len(self.rows)} rows, {self.tensors} tensors, {human_bytes(self.nbytes)}, {len(self.errors)} unreadable>"
+
+    def _repr_html_(self) -> str:
+        from ..analysis.report import arrange_stats
+        from .html import element, esc, notebook, pre, table as html_table
+        from .report import LABELS, TABLE_ROWS, stats_section
+
+        header, rows = _table(self)
+        cells = [tuple(element("code", esc(c)) if i == 0 else esc(c) for i, c in enumerate(row)) for row in rows[:TABLE_ROWS]]
+        grid = element("div", html_table(header, cells, numeric=tuple(range(2, len(header)))), class_="scroll")
+        return notebook(stats_section(arrange_stats(self), LABELS["en"]) + element("h3", "All rows") + grid + pre("\n".join(_footer(self))))
+
+
+def notebook_stats(report: StatsReport) -> NotebookStats:
+    return NotebookStats(report.model, report.rows, report.by, report.errors, report.tensors, report.nbytes)
 
 
 def json_text(report: StatsReport) -> str:

@@ -7,7 +7,7 @@ from ..analysis.memory import Memory
 from ..analysis.summary import LayerCount, QuantCount, Summary
 from ..safe_text import escape
 from .explain import plain
-from .text import human_bytes, human_count, share, table, thousands, to_json
+from .text import human_bytes, human_count, printed, share, table, thousands, to_json
 
 
 NOT_COUNTED_TEXT = {
@@ -137,20 +137,34 @@ def text(summary: Summary) -> str:
 
 
 # Numbers right-aligned, as in the text; scoped to the summary, as a notebook holds other output.
-JUPYTER_STYLE = ".llm-anatomy-summary td.num, .llm-anatomy-summary th.num { text-align: right; }"
+class NotebookSummary(Summary):
+    """The Summary Model.summary() returns: print() shows what `llm-anatomy summary` prints,
+    Jupyter its tables. Here, not in analysis (which must not import render)."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return printed(text(self))
+
+    def __repr__(self) -> str:
+        return f"<Summary {self.model}: {self.total_params:,} parameters, {human_bytes(self.total_nbytes)}>"
+
+    def _repr_html_(self) -> str:
+        return html(self)
 
 
 def html(summary: Summary) -> str:
-    """The summary in Jupyter (Summary._repr_html_): the same rows as text(), as HTML tables;
-    memory, KV cache and findings as the text shows them."""
-    from .html import element, esc
+    """The summary in Jupyter (NotebookSummary._repr_html_): the same rows as text(), as HTML
+    tables; memory, KV cache and findings as the text shows them."""
+    from .html import element, esc, notebook
+    from .html import pre as text_block
     from .html import table as html_table
 
     def titled(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]], numeric: tuple[int, ...]) -> str:
         return element("h4", esc(title)) + html_table(header, [tuple(esc(cell) for cell in row) for row in rows], numeric=numeric)
 
     def pre(lines: list[str]) -> str:
-        return element("pre", "\n".join(esc(line) for line in lines))  # line by line: esc() shows a newline as \x0a
+        return text_block("\n".join(lines))
 
     dtypes = ", ".join(d.name for d in summary.dtypes)
     parts = [element("p", element("b", esc(summary.model)) + esc(f": {_head(summary)}"))]
@@ -167,7 +181,7 @@ def html(summary: Summary) -> str:
     parts.append(pre(_memory_lines(summary.memory, dtypes)))
     if summary.findings:
         parts.append(pre(["Findings:"] + [f"  {finding.line()}" for finding in summary.findings]))
-    return element("div", element("style", JUPYTER_STYLE) + "".join(parts), class_="llm-anatomy-summary")
+    return notebook(element("div", "".join(parts), class_="llm-anatomy-summary"))
 
 
 def json_text(summary: Summary) -> str:

@@ -8,7 +8,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, Sequence
 
-from ..safe_text import escape
+from ..safe_text import escape, escape_page
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -83,3 +83,9 @@ def to_json(data: Any) -> str:
             pieces.append("".join(chunks))
             chunks.clear()
     return "".join(pieces) + "".join(chunks)
+
+
+def printed(output: str) -> str:
+    """str() of a record the API returns: the command's stdout (escaped as the CLI escapes it)
+    without its last newline, which print() adds back, so print(record) writes what the command does."""
+    return escape_page(output).removesuffix("\n")

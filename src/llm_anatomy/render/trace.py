@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # annotations only: roofline is imported with --device
     from ..analysis.roofline import Bound, Roofline
 
 from ..analysis.trace import AttentionCall, CacheLayer, Trace, TraceNode, TracedModule, fold_layers, nest
-from .text import human_bytes, shape_text, table, thousands, to_json
+from .text import human_bytes, printed, shape_text, table, thousands, to_json
 from .tree import BRANCH, LAST_BRANCH, PIPE, SPACE
 
 HEADER = ("module", "input", "output", "dtype", "FLOPs", "output bytes")
@@ -296,3 +296,25 @@ def json_text(trace: Trace, roof: Roofline | None = None) -> str:
             for m in trace.modules
         ],
     }) + "\n"
+
+
+class NotebookTrace(Trace):
+    """The Trace Model.trace() returns: print() shows what `llm-anatomy trace` prints, its repr
+    is one line, and Jupyter shows the report's charts (FLOPs and activation bytes per layer),
+    its totals table, and the module table as text."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return printed(text(self))
+
+    def __repr__(self) -> str:
+        node = f" {self.node}" if self.node else ""
+        step = f" decode over {self.context}" if self.decode else ""
+        return f"<Trace {self.model_class}{node} [{self.batch}, {self.seq}]{step}: {flops_text(self.total_flops)}FLOPs>"
+
+    def _repr_html_(self) -> str:
+        from .html import notebook, pre
+        from .report import LABELS, forward_section
+
+        return notebook(forward_section(self, LABELS["en"]) + pre(text(self)))
