@@ -1,5 +1,5 @@
-# Two commands on a fresh machine: `make demo` and `make test`. `make docs` builds the API
-# reference into site/ (offline). `make clean` starts over.
+# Two commands on a fresh machine: `make demo` and `make test`. `make docs` builds the documentation
+# site (docs/ and the API reference) into site/ (offline). `make clean` starts over.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -39,7 +39,7 @@ $(DEMO_STAMP): pyproject.toml
 	$(PY) -m pip install -q -e .
 	touch $(DEMO_STAMP)
 
-# torch is pinned to 2.13.0; on Linux pip's default is its CUDA build (README: Install).
+# torch is pinned to 2.13.0; on Linux pip's default is its CUDA build (docs/install.md).
 $(TEST_STAMP): pyproject.toml
 	@$(ENSURE_VENV)
 	$(PY) -m pip install -q -e '.[test]'
@@ -59,7 +59,7 @@ test: $(TEST_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; exit 0; fi; exit $$status
 
-# MkDocs + mkdocstrings read the docstrings (mkdocs.yml); nothing is fetched.
+# MkDocs builds docs/ (mkdocs.yml), mkdocstrings reads the docstrings; nothing is fetched.
 docs: $(DOCS_STAMP)
 	$(PY) -m mkdocs build --strict --site-dir site
 
