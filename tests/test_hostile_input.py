@@ -390,7 +390,8 @@ def test_gguf_metadata_strings_are_kept_within_a_budget(tmp_path):
     before = snapshot(tmp_path)
     outcome = run_cli("params", path, "--metadata")
     assert outcome.code == 0, outcome.err
-    assert outcome.max_rss < 500 << 20 and outcome.seconds < 10
+    # Stepped over, not read: 3 GB of strings, of which the shown first characters are read.
+    assert outcome.max_rss < 500 << 20 and outcome.read_chars < 256 << 20, (outcome.max_rss, outcome.read_chars)
     lines = outcome.out.splitlines()
     assert len(lines) == 32 and lines[-1] == "30 metadata keys in gguf"
     for number, line in enumerate(lines[1:-1]):

@@ -1,13 +1,13 @@
-"""remote.py's HTTP/1.1 reader against answers the stand-in Hub never sends (it always sends
-a Content-Length): chunked bodies, bodies up to the close, 1xx answers, keep-alive, and
-garbled or oversized answers as one line."""
+"""The HTTP client (http_transport.py on http.client, remote.py's policy) against answers the
+stand-in Hub never sends (it always sends a Content-Length): chunked bodies, bodies up to the
+close, 1xx answers, keep-alive, and garbled or oversized answers as one line; proxies and TLS."""
 
 import socket
 import threading
 
 import pytest
 
-from llm_anatomy import remote
+from llm_anatomy import http_transport, remote
 from llm_anatomy.errors import AnatomyError
 from llm_anatomy.hub_commit import Hub
 
@@ -60,7 +60,7 @@ def request_to(monkeypatch):
     monkeypatch.setattr(remote, "RETRY_DELAYS", (0.01, 0.01, 0.01))
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", "/nonexistent")
-    remote._forget_connections()
+    http_transport.forget_connections()
     return lambda server: remote.Request(Hub("org/x", "main"), url=server.url + "/file")
 
 
@@ -79,18 +79,15 @@ def test_bodies_by_length_chunks_or_close_and_connections_kept(request_to):
 @pytest.mark.parametrize(
     "answer, found",
     [
-        (b"HTTP/1.1 200 OK\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", "ProtocolError: more than 100 headers"),
-        (b"HTTP/1.1 200 OK\r\nX-A: " + b"a" * 70_000 + b"\r\n\r\n", "ProtocolError: a line longer than 64 KiB"),
-        (b"SSH-2.0-OpenSSH\r\n\r\n", "ProtocolError: status line 'SSH-2.0-OpenSSH'"),
-        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "ProtocolError: chunk size 'zz'"),
-        (b"HTTP/1.1 206 Partial\r\nContent-Length: -5\r\n\r\n", "ProtocolError: Content-Length '-5'"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", "HTTPException: got more than 100 headers"),
+        (b"HTTP/1.1 200 OK\r\nX-A: " + b"a" * 70_000 + b"\r\n\r\n", "LineTooLong: got more than 65536 bytes when reading header line"),
+        (b"SSH-2.0-OpenSSH\r\n\r\n", "BadStatusLine: SSH-2.0-OpenSSH"),
+        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "IncompleteRead: IncompleteRead(0 bytes read)"),
         # what int() takes but HTTP does not: a negative chunk would read up to the close
-        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n0123456789", "ProtocolError: chunk size '-5'"),
-        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\n", "ProtocolError: chunk size '0x5'"),
-        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n", "ProtocolError: chunk size '1_0'"),
-        (b"HTTP/1.1 206 Partial\r\nContent-Length: \xb2\r\n\r\n", "ProtocolError: Content-Length '\u00b2'"),
-        (b"HTTP/1.1 2\xb20 OK\r\n\r\n", "ProtocolError: status line 'HTTP/1.1'"),
-        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + b"X-T: 1\r\n" * 101 + b"\r\n", "ProtocolError: more than 100 headers"),
+        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n0123456789", "ValueError: read length must be non-negative or -1"),
+        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\n", "IncompleteRead: IncompleteRead(0 bytes read)"),
+        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n", "IncompleteRead: IncompleteRead(0 bytes read)"),
+        (b"HTTP/1.1 2\xb20 OK\r\n\r\n", "BadStatusLine: HTTP/1.1 2\u00b20 OK"),
     ],
 )
 def test_a_garbled_answer_is_retried_then_one_line(answer, found, request_to):
@@ -199,9 +196,9 @@ def hub_env(monkeypatch, tmp_path):
     hub.add("org/m", folder)
     for name, value in {"HF_ENDPOINT": hub.url, "HF_HOME": tmp_path / "home", "HF_HUB_CACHE": tmp_path / "hf", "LLM_ANATOMY_CACHE": tmp_path / "cache"}.items():
         monkeypatch.setenv(name, str(value))
-    remote._forget_connections()
+    http_transport.forget_connections()
     yield hub
-    remote._forget_connections()
+    http_transport.forget_connections()
     hub.close()
 
 
@@ -218,7 +215,7 @@ def test_http_through_the_proxy_the_environment_names(hub_env, monkeypatch):
     assert model_info()[1] == ["config.json"]
     assert proxy.seen == [(f"GET {hub_env.url}/api/models/org/m HTTP/1.1", "Basic bWU6cEBzcw==")]  # me:p@ss
     assert [e.path for e in hub_env.log] == [f"{hub_env.url}/api/models/org/m"]  # the whole URL: it came through the proxy
-    remote._forget_connections()
+    http_transport.forget_connections()
     monkeypatch.setenv("NO_PROXY", "example.com, 127.0.0.1")
     hub_env.clear_log()
     assert model_info()[1] == ["config.json"]
@@ -256,10 +253,10 @@ def test_https_through_a_tunnel_with_the_certificates_ssl_cert_file_names(hub_en
     with pytest.raises(AnatomyError) as untrusted:
         model_info()
     assert "CERTIFICATE_VERIFY_FAILED" in untrusted.value.line()
-    remote._forget_connections()
+    http_transport.forget_connections()
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     assert model_info()[1] == ["config.json"]
-    assert proxy.seen[-1] == (f"CONNECT 127.0.0.1:{front.getsockname()[1]} HTTP/1.1", None)
+    assert proxy.seen[-1] == (f"CONNECT 127.0.0.1:{front.getsockname()[1]} HTTP/1.0", None)
     assert [e.path for e in hub_env.log][-1] == "/api/models/org/m"
 
 
@@ -295,14 +292,14 @@ PROXY_CASES = [
 
 @pytest.mark.parametrize("env, url", PROXY_CASES)
 def test_the_proxy_is_the_one_huggingface_hubs_client_picks(env, url, monkeypatch):
-    """hub_env.proxy_for against httpx2 (huggingface_hub's HTTP client) itself: its
+    """http_transport.proxy_for against httpx2 (huggingface_hub's HTTP client) itself: its
     environment proxies and NO_PROXY patterns, most specific first, as its Client mounts them."""
     from urllib.parse import urlsplit
 
     from httpx2 import URL
     from httpx2._utils import URLPattern, get_environment_proxies
 
-    from llm_anatomy.hub_env import proxy_for
+    from llm_anatomy.http_transport import proxy_for
 
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD"):
         monkeypatch.delenv(name, raising=False)

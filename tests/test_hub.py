@@ -9,7 +9,7 @@ import pytest
 
 import checkpoints
 from hub_standin import HubStandIn
-from llm_anatomy import remote
+from llm_anatomy import http_transport, remote
 
 
 @pytest.fixture(scope="session")
@@ -426,6 +426,37 @@ def test_a_cached_gguf_repository_with_several_quantizations_asks_for_one(online
     assert cli("params", "org/several-GGUF:Q8_0").out.splitlines()[1:] == cli("params", folder / "tiny-llama.Q8_0.gguf").out.splitlines()[1:]
 
 
+@pytest.mark.parametrize("claim", ["2^40 metadata keys", "an array of 2^40 strings"])
+def test_a_gguf_too_large_to_exist_is_one_line(claim, online, standin, tmp_path, cli):
+    """A Hub GGUF generated as it is read (2^50 bytes): refused on its counts, in one line,
+    after the first megabyte (the local reader's caps hold for remote files too)."""
+    import struct
+
+    from test_http_remote_file import GGUF_ARRAY, GGUF_STRING, U64, distinct_keys, gguf_head, key, periodic
+
+    if claim == "2^40 metadata keys":
+        content, size = distinct_keys(1 << 40)
+        line = "expected at most 65536 metadata keys, found 1099511627776"
+    else:
+        prefix = gguf_head(1) + key("tokenizer.ggml.tokens") + struct.pack("<IIQ", GGUF_ARRAY, GGUF_STRING, 1 << 40)
+        content, size = periodic(prefix, U64.pack(1) + b"a", 1 << 40)
+        line = "expected at most 16777216 items in tokenizer.ggml.tokens, found 1099511627776"
+    served = []
+
+    def serve(first, last):  # a reader that does not stop gets no more than 64 MB: it fails, never hangs
+        served.append(last - first + 1)
+        assert sum(served) <= 64 << 20
+        return content(first, last + 1)
+
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    sha = standin.add("org/evil-GGUF", folder, generated={"evil.gguf": (size, serve)})
+    result = cli("params", "org/evil-GGUF")
+    cached = os.path.join(os.environ["LLM_ANATOMY_CACHE"], "hub", "models--org--evil-GGUF", sha, "evil.gguf")
+    assert (result.code, result.out, result.err) == (1, "", f"llm-anatomy: {cached}: {line}; the file is corrupt or hostile\n")
+    assert sum(e.nbytes for e in online.log if e.host == "cdn") == 1 << 20  # the first 100 KB, then the reader's first window
+
+
 def test_a_split_model_half_downloaded_is_not_read_from_the_cache(online, gguf_repos, cli, monkeypatch, tmp_path):
     folder, sha = gguf_repos["org/split-GGUF"]
     parts = sorted(os.listdir(folder))
@@ -542,7 +573,7 @@ def test_an_empty_weight_file_is_refused_as_the_local_copy_is(filename, online, 
 
 
 def test_a_hub_that_does_not_answer_in_time(online, remote_repos, cli, monkeypatch):
-    monkeypatch.setattr(remote, "TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(http_transport, "TIMEOUT_SECONDS", 0.3)
     online.faults["cdn:/org/gpt2/"] = "slow"
     result = cli("params", "org/gpt2")
     assert result.code == 1 and result.err.endswith("found no answer (TimeoutError: timed out); check the network or HF_ENDPOINT, and try again later\n"), result.err
@@ -593,14 +624,15 @@ def test_stats_and_diff_stream_a_remote_model(online, remote_repos, cli, monkeyp
 
 def test_a_fresh_process_honours_hf_endpoint_and_stays_light(standin, remote_repos, tmp_path):
     """HF_ENDPOINT read as huggingface_hub reads it; a view of a remote model imports neither
-    numpy nor torch nor huggingface_hub's HTTP stack nor http.client (nor ssl on http), and
-    the cached call on a commit not even skeleton.py (params on a local folder does not)."""
+    numpy nor torch nor huggingface_hub's HTTP stack (http.client and ssl, the standard
+    library's, it does: bench/RESULTS.md has their cost), and the cached call on a commit
+    sends nothing, so imports neither, nor even skeleton.py (params on a local folder does not)."""
     from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
 
     sha = remote_repos[0]["org/llama"][1]
     env = dict(os.environ, HF_ENDPOINT=standin.url, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_CACHE=str(tmp_path / "hf_cache"), LLM_ANATOMY_CACHE=str(tmp_path / "cache"))
     env.pop("HF_HUB_OFFLINE")
-    heavy = ("numpy", "torch", "transformers", "typing", "pathlib", "huggingface_hub.utils", "huggingface_hub.hf_api", "httpx", "http.client", "ssl")
+    heavy = ("numpy", "torch", "transformers", "typing", "pathlib", "huggingface_hub.utils", "huggingface_hub.hf_api", "httpx")
     code, loaded, out = imported_by("params", "org/llama", modules=heavy, env=env)
     assert (code, loaded) == (0, []) and out.splitlines()[-1] == "21 tensors, 78,144 parameters, 305.25 KiB in 6 files"
     standin.clear_log()

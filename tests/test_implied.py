@@ -96,17 +96,13 @@ def test_config_of_a_vocab_file_leaves_the_head_untied(vocab_gguf, cli):
     assert cli("config", vocab_gguf).code == 0
 
 
-LLAMA_CPP_MODELS = os.environ.get("LLAMA_CPP_MODELS", "")  # llama.cpp's models/ (the llama-cpp-python sdist: vendor/llama.cpp/models)
-
-
-@pytest.mark.skipif(not os.path.isfile(os.path.join(LLAMA_CPP_MODELS, "ggml-vocab-llama-bpe.gguf")), reason="set LLAMA_CPP_MODELS to llama.cpp's models folder to test its vocab files")
-def test_llama_cpp_vocab_files(cli):
-    real = os.path.join(LLAMA_CPP_MODELS, "ggml-vocab-llama-bpe.gguf")
+def test_llama_cpp_vocab_files(llama_cpp_models, cli):
+    real = os.path.join(llama_cpp_models, "ggml-vocab-llama-bpe.gguf")
     assert cli("summary", real).out.splitlines()[0] == "ggml-vocab-llama-bpe.gguf: 8,030,261,248 parameters (8.03B) implied by its metadata (the file holds no tensors), 29.92 GiB in F32 as loaded"
     assert cli("tree", real, "--style", "torch").err == f"llm-anatomy: note: {NOTE}\n"
-    for name in sorted(os.listdir(LLAMA_CPP_MODELS)):
+    for name in sorted(os.listdir(llama_cpp_models)):
         if name.endswith(".gguf"):
-            path = os.path.join(LLAMA_CPP_MODELS, name)
+            path = os.path.join(llama_cpp_models, name)
             assert cli("params", path).out.endswith("the file holds metadata only, no tensors: `params --metadata` shows it; tree, config and summary show the model it implies\n"), name
             assert cli("tree", path).code == 0, name  # a derived config, or the name-based fallback
 

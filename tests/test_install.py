@@ -114,6 +114,10 @@ def test_version_is_the_installed_metadata(bare):
         (("report", "{llama}", "--stats", "-o", "r.html"), "report --stats: expected numpy to compute weight statistics, found numpy is not installed; pip install 'llm-anatomy[stats]'"),
         (("values", "{gguf}", "blk.0.ffn_gate.weight"), "{gguf}: tensor blk.0.ffn_gate.weight: expected gguf and numpy to dequantize Q4_0 blocks, found gguf and numpy are not installed; pip install 'llm-anatomy[gguf]'"),
         (("values", "{gguf}", "--filter", "blk.0.attn_*"), "{gguf}: tensor blk.0.attn_k.weight: expected gguf and numpy to dequantize Q8_0 blocks, found gguf and numpy are not installed; pip install 'llm-anatomy[gguf]'"),
+        # Exit 1 as every missing extra (they were usage errors, exit 2).
+        (("tree", "{llama}", "--style", "torch"), "tree --style torch: expected transformers and torch for class names, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
+        (("trace", "{llama}"), "trace: expected transformers and torch for the forward pass, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
+        (("trace", "{gguf}", "--run", "Hello"), "trace: expected transformers and torch for the forward pass, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
     ],
 )
 def test_what_needs_an_extra_names_it_in_one_line(bare, models, tmp_path, argv, line):

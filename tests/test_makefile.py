@@ -40,8 +40,9 @@ def project(tmp_path):
         pytest.skip("make is not installed")
     folder = tmp_path / "project"
     folder.mkdir()
-    for name in ("Makefile", "pyproject.toml"):
-        shutil.copy(os.path.join(ROOT, name), folder)
+    for name in ("Makefile", "pyproject.toml", "constraints/test.txt"):
+        (folder / name).parent.mkdir(exist_ok=True)
+        shutil.copy(os.path.join(ROOT, name), folder / name)
     stubs = tmp_path / "stubs"
     stubs.mkdir()
     for name, text in (("venv-python", VENV_PYTHON), ("llm-anatomy", TOOL), ("python", BASE_PYTHON)):
@@ -64,17 +65,18 @@ def make(project, target, **env):
 
 FRESH_VENV = ["base -m venv .venv", "python -m pip install -q pip>=22.3"]
 PIP_OK = "python -m pip --version"
+TEST_INSTALL = "python -m pip install -q -c constraints/test.txt -e .[test]"  # the locked releases
 
 
 def test_demo_installs_no_extra_then_test_adds_them_and_neither_repeats(project):
     assert make(project, "demo") == (0, "", [*FRESH_VENV, "python -m pip install -q -e .", "llm-anatomy demo"])
-    assert make(project, "test") == (0, "", [PIP_OK, "python -m pip install -q -e .[test]", "python -m pytest -q"])
+    assert make(project, "test") == (0, "", [PIP_OK, TEST_INSTALL, "python -m pytest -q"])
     assert make(project, "demo") == (0, "", ["llm-anatomy demo"])
     assert make(project, "test") == (0, "", ["python -m pytest -q"])
 
 
 def test_after_test_demo_installs_nothing(project):
-    assert make(project, "test")[2] == [*FRESH_VENV, "python -m pip install -q -e .[test]", "python -m pytest -q"]
+    assert make(project, "test")[2] == [*FRESH_VENV, TEST_INSTALL, "python -m pytest -q"]
     assert make(project, "demo") == (0, "", ["llm-anatomy demo"])
 
 
@@ -94,7 +96,15 @@ def test_a_changed_pyproject_reinstalls(project):
     stamp = os.stat(project / ".venv" / ".installed-test").st_mtime
     os.utime(project / "pyproject.toml", (stamp + 10, stamp + 10))
     assert make(project, "demo")[2] == [PIP_OK, "python -m pip install -q -e .", "llm-anatomy demo"]
-    assert make(project, "test")[2] == [PIP_OK, "python -m pip install -q -e .[test]", "python -m pytest -q"]
+    assert make(project, "test")[2] == [PIP_OK, TEST_INSTALL, "python -m pytest -q"]
+
+
+def test_a_changed_lock_reinstalls_the_test_venv_only(project):
+    make(project, "test")
+    stamp = os.stat(project / ".venv" / ".installed-test").st_mtime
+    os.utime(project / "constraints" / "test.txt", (stamp + 10, stamp + 10))
+    assert make(project, "demo")[2] == ["llm-anatomy demo"]
+    assert make(project, "test")[2] == [PIP_OK, TEST_INSTALL, "python -m pytest -q"]
 
 
 def test_a_venv_without_pip_is_made_again(project):
@@ -136,6 +146,6 @@ def test_clean_removes_the_venv_and_build_leftovers(project):
     (project / "src" / "llm_anatomy" / "_codes.c").write_text("source")
     (project / "src" / "llm_anatomy" / "_codes.cpython-311-x86_64-linux-gnu.so").write_text("built in place by pip install -e")
     assert make(project, "clean")[0] == 0
-    assert sorted(os.listdir(project)) == ["Makefile", "pyproject.toml", "src"]
+    assert sorted(os.listdir(project)) == ["Makefile", "constraints", "pyproject.toml", "src"]
     assert os.listdir(project / "src") == ["llm_anatomy"]
     assert os.listdir(project / "src" / "llm_anatomy") == ["_codes.c"]

@@ -498,7 +498,7 @@ def test_trace_adds_the_forward_pass_with_the_numbers_of_trace(llama_dir, tmp_pa
     traced = json.loads(cli("trace", llama_dir, "--json").out)
     forward = page[page.index('<section id="forward">'):]
     forward = forward[: forward.index("</section>")]
-    assert "One forward pass over input_ids [1, 256] on the meta device (LlamaForCausalLM, transformers 5.24.0)" in forward
+    assert f"One forward pass over input_ids [1, 256] on the meta device (LlamaForCausalLM, transformers {checkpoints.TRANSFORMERS_VERSION})" in forward
     assert f'<td>Prefill FLOPs</td><td class="num">{traced["total_flops"]:,} ' in forward
     assert f'<td>Attention (q kᵀ and scores × v)</td><td class="num">{traced["attention_flops"]:,}</td>' in forward
     assert f'<td>Peak activation memory</td><td class="num">{traced["peak_activation_bytes"]:,} ' in forward

@@ -19,7 +19,11 @@ from llm_anatomy.formats import open_catalog
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT = 60  # seconds for any single answer from the browser
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does) to run the browser test")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does) to run the browser test"),
+]
 
 
 class Browser:

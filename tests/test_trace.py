@@ -86,8 +86,8 @@ def test_trace_text_of_tiny_llama(llama_dir, cli):
     assert result.err == ""
 
 
-EXPECTED_LLAMA = """\
-LlamaForCausalLM forward on input_ids [1, 8] (meta device, transformers 5.24.0)
+EXPECTED_LLAMA = f"""\
+LlamaForCausalLM forward on input_ids [1, 8] (meta device, transformers {checkpoints.TRANSFORMERS_VERSION})
 module                                                  input          output         dtype       FLOPs  output bytes
 LlamaForCausalLM                                        [1, 8]         [1, 8, 128]    float32    1.15 M      4.00 KiB
 ├── model: LlamaModel                                   [1, 8]         [1, 8, 64]     float32    1.02 M      2.00 KiB

@@ -250,7 +250,7 @@ def test_node_traces_one_subtree(llama_dir, cli):
     assert part["attention"] == [] and part["node"] == "model.layers.1.mlp"
     text = cli("trace", llama_dir, "--seq", 8, "--node", "model.layers.1.mlp").out
     assert text.splitlines()[:3] == [
-        "model.layers.1.mlp of LlamaForCausalLM forward on input_ids [1, 8] (meta device, transformers 5.24.0)",
+        f"model.layers.1.mlp of LlamaForCausalLM forward on input_ids [1, 8] (meta device, transformers {checkpoints.TRANSFORMERS_VERSION})",
         "module                      input       output      dtype       FLOPs  output bytes",
         "mlp: LlamaMLP               [1, 8, 64]  [1, 8, 64]  float32  294.91 K      2.00 KiB",
     ]

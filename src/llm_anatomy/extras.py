@@ -13,6 +13,8 @@ EXTRAS = {
     "stats": ("numpy",),
     "gguf": ("gguf", "numpy"),
     "transformers": ("transformers", "torch"),
+    # transformers' own GGUF loader (trace --run on a GGUF) needs gguf and accelerate as well.
+    "all": ("transformers", "torch", "accelerate", "gguf", "numpy"),
 }
 
 

@@ -21,6 +21,7 @@ from . import hub_env, remote
 from .byte_io import register
 from .errors import AnatomyError
 from .hub_commit import LISTING, SMALL_FILE_BYTES, Hub, commit, repo_cache, write_atomic
+from .remote_file import RemoteFile, parallel
 from .source import Source, choose_quantization, choose_weights, gguf_weights
 
 SMALL_FILES = ("config.json", "params.json")
@@ -42,7 +43,7 @@ def _choose(repo: str, listing: list[str], quant: str) -> tuple[list[str], str |
 class Snapshot:
     """The remote files of one commit, registered as byte sources; save() keeps what was fetched."""
 
-    def __init__(self, folder: str, listing: list[str], files: dict[str, remote.RemoteFile], cached: set[str], fresh: bool) -> None:
+    def __init__(self, folder: str, listing: list[str], files: dict[str, RemoteFile], cached: set[str], fresh: bool) -> None:
         self.folder, self.listing, self.files, self.fresh = folder, listing, files, fresh
         self._saved = {name: len(f.chunks()) if name in cached else 0 for name, f in files.items()}
 
@@ -80,12 +81,12 @@ def _load_ranges(folder: str, filename: str) -> tuple[int, list[tuple[int, bytes
     return head["size"], chunks
 
 
-def _fetch_head(hub: Hub, folder: str, filename: str) -> remote.RemoteFile:
+def _fetch_head(hub: Hub, folder: str, filename: str) -> RemoteFile:
     """A weight file's first HEAD_BYTES; for safetensors, the rest of the header if longer."""
     request = remote.Request(hub, filename)
     name = os.path.join(folder, filename)
     data, size = request.get(name, 0, remote.HEAD_BYTES - 1)
-    source = remote.RemoteFile(name, size, request, [(0, data)])
+    source = RemoteFile(name, size, request.fetcher(name, size), [(0, data)])
     if len(data) >= 9 and data[8:9] == b"{":
         header_end = 8 + int.from_bytes(data[:8], "little")
         if len(data) < header_end <= min(size, 8 + 100 * 1024 * 1024):
@@ -109,26 +110,26 @@ def resolve(model: str, revision: str | None, cache_error: AnatomyError) -> Sour
     missing = [n for n in small if not os.path.isfile(os.path.join(folder, n))]
     if missing and hub is None:
         raise cache_error
-    for filename, data in zip(missing, remote.parallel(missing, lambda n: remote.Request(hub, n).get_whole(os.path.join(folder, n), SMALL_FILE_BYTES))):
+    for filename, data in zip(missing, parallel(missing, lambda n: remote.Request(hub, n).get_whole(os.path.join(folder, n), SMALL_FILE_BYTES))):
         write_atomic(os.path.join(folder, filename), data)
     if index is not None:
         from .formats import safetensors
 
         weights = sorted(set(safetensors.read_index(os.path.join(folder, index)).values()))
-    files: dict[str, remote.RemoteFile] = {}
+    files: dict[str, RemoteFile] = {}
     to_fetch = []
     for filename in weights:
         if filename not in listing:
             continue  # formats reports a shard the index names but the repository lacks
         cached = _load_ranges(folder, filename)
         if cached is not None:
-            request = remote.Request(hub, filename) if hub is not None else None
-            files[filename] = remote.RemoteFile(os.path.join(folder, filename), cached[0], request, cached[1])
+            name, size = os.path.join(folder, filename), cached[0]
+            files[filename] = RemoteFile(name, size, remote.Request(hub, filename).fetcher(name, size) if hub is not None else None, cached[1])
         elif hub is None:
             raise cache_error
         else:
             to_fetch.append(filename)
-    files.update(zip(to_fetch, remote.parallel(to_fetch, lambda n: _fetch_head(hub, folder, n))))
+    files.update(zip(to_fetch, parallel(to_fetch, lambda n: _fetch_head(hub, folder, n))))
     for source in files.values():
         register(source)
     config = os.path.join(folder, "config.json")

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 from .. import skeleton as skeletons
 from ..catalog import Catalog
 from ..errors import AnatomyError, UsageError
+from ..extras import require
 from .architecture import Architecture, derive
 from .memory import kv_cache_of
 from .tree import Run, fold
@@ -471,7 +472,7 @@ def trace(catalog: Catalog, batch: int = 1, seq: int | None = None, context: int
     config = catalog.require_config()
     version = skeletons.installed_transformers_version()
     if version is None:
-        raise UsageError(catalog.name, "transformers for the forward pass", "it is not installed", "pip install 'llm-anatomy[transformers]'")
+        require("transformers", catalog.name, "for the forward pass")
     # Before transformers sees it, as for the module tree.
     skeletons.refuse_to_build(config, catalog.config_file or (catalog.files[0] if catalog.files else catalog.name))
     arch = derive(config)

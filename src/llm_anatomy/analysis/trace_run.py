@@ -311,6 +311,8 @@ def run_trace(catalog: Catalog, text: str, available: int | None = -1) -> RunTra
     layer. available: the memory the size limit weighs against (-1: read MemAvailable)."""
     catalog.require_config()
     require("transformers", catalog.name, "to run the model")
+    if catalog.format == "gguf":
+        require("all", catalog.name, "to load a GGUF's weights with transformers")
     if not catalog.tensors:
         raise AnatomyError(catalog.name, "weights to run", "none (only a config)", "trace without --run needs only the config")
     check_size(catalog, mem_available() if available == -1 else available)

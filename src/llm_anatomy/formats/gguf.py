@@ -46,6 +46,11 @@ MAX_NAME_BYTES = MAX_NAME_CHARS  # llama.cpp allows 64-byte tensor names
 MAX_KEPT_STRING_BYTES = 32 * 1024 * 1024
 LONG_STRING_HEAD = 120
 MAX_ARRAY_DEPTH = 3
+# Counts past any real model's (some 50 keys; a vocabulary or merges list of up to a few
+# hundred thousand items), refused before the loop over them: a Hub GGUF generated on the
+# fly can claim 2^40 of either, which no file-size check bounds.
+MAX_METADATA_KEYS = 1 << 16
+MAX_ARRAY_ITEMS = 1 << 24
 SPLIT_NAME = re.compile(r"-\d{5}-of-\d{5}\.gguf$")  # gguf-split's file names
 HEAD_ITEMS = 3  # items of an array kept to show
 PER_LAYER_ITEMS = 4096  # numeric arrays up to this long are kept whole (per-layer settings, not vocabularies)
@@ -232,6 +237,8 @@ def _array(cursor: _Cursor, where: str, depth: int) -> ArraySummary:
     item_size = SCALARS[item_type].size if item_type in SCALARS else (8 if item_type == STRING else 12)
     if count > cursor.remaining() // item_size:
         raise AnatomyError(cursor.path, f"{count} items of {where} within the file", f"{cursor.remaining()} bytes left", TRUNCATED)
+    if count > MAX_ARRAY_ITEMS:
+        raise AnatomyError(cursor.path, f"at most {MAX_ARRAY_ITEMS} items in {where}", f"{count}", "the file is corrupt or hostile")
     if item_type in SCALARS and count <= PER_LAYER_ITEMS:
         items = [_value(cursor, item_type, where, depth + 1) for _ in range(count)]
         return ArraySummary(item_name, count, items[:HEAD_ITEMS], items, cursor.path, offset)
@@ -276,6 +283,8 @@ def _count(cursor: _Cursor, what: str, min_bytes: int) -> int:
 
 
 def _metadata(cursor: _Cursor, kv_count: int) -> dict[str, Any]:
+    if kv_count > MAX_METADATA_KEYS:
+        raise AnatomyError(cursor.path, f"at most {MAX_METADATA_KEYS} metadata keys", f"{kv_count}", "the file is corrupt or hostile")
     metadata: dict[str, Any] = {}
     for _ in range(kv_count):
         key = cursor.text("a metadata key", MAX_KEY_BYTES)
