@@ -26,7 +26,12 @@ import pytest
 
 import checkpoints
 from conftest import _gemma3_270m
+from hub_standin import HubStandIn
 from test_dequant import llama_fp8  # noqa: F401 (a fixture: the block-FP8 tiny Llama and its BF16 original)
+
+# The examples' models are written with torch and transformers, and some examples build
+# skeletons or run trace: minutes in all.
+pytestmark = [pytest.mark.slow, pytest.mark.torch]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = ["README.md"] + sorted(os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))
@@ -179,8 +184,6 @@ def hub(workdir, tmp_path_factory):
     """The stand-in Hub (tests/hub_standin.py) serving docs/hub.md's repositories: the replica as
     meta-llama/Llama-2-7b-chat-hf, gated, to the token the page shows; TheBloke's GGUF repo by
     its file names."""
-    from hub_standin import HubStandIn
-
     work, _ = workdir
     standin = HubStandIn()
     standin.tokens.add("hf_...")
@@ -220,7 +223,10 @@ def _versions(text):
     return re.sub(r"transformers \d+\.\d+\.\d+", f"transformers {transformers.__version__}", text)
 
 
-@pytest.mark.parametrize(("page", "number", "command", "expected"), EXAMPLES, ids=[f"{page}:{number}" for page, number, _, _ in EXAMPLES])
+@pytest.mark.parametrize(
+    ("page", "number", "command", "expected"),
+    [pytest.param(*example, id=f"{example[0]}:{example[1]}", marks=[pytest.mark.real] if example[2] in REAL_FILES else []) for example in EXAMPLES],
+)
 def test_command_example_prints_what_the_page_shows(page, number, command, expected, shell):
     if command in WAIVED:
         pytest.skip(WAIVED[command])
