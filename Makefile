@@ -1,5 +1,5 @@
-# Two commands on a fresh machine: `make demo` and `make test`. `make docs` builds the API
-# reference into site/ (offline). `make clean` starts over.
+# Two commands on a fresh machine: `make demo` and `make test`. `make docs` builds the documentation
+# site (docs/ and the API reference) into site/ (offline). `make clean` starts over.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -43,7 +43,7 @@ $(DEMO_STAMP): pyproject.toml
 	$(PY) -m pip install -q -e .
 	touch $(DEMO_STAMP)
 
-# torch is pinned to 2.13.0; on Linux pip's default is its CUDA build (README: Install).
+# torch is pinned to 2.13.0; on Linux pip's default is its CUDA build (docs/install.md).
 $(TEST_STAMP): pyproject.toml $(LOCK)
 	@$(ENSURE_VENV)
 	$(PY) -m pip install -q -c $(LOCK) -e '.[test]'
@@ -90,7 +90,7 @@ lock:
 	  .venv-lock/bin/python -m pip freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/'; } > $(LOCK)
 	rm -rf .venv-lock
 
-# MkDocs + mkdocstrings read the docstrings (mkdocs.yml); nothing is fetched.
+# MkDocs builds docs/ (mkdocs.yml), mkdocstrings reads the docstrings; nothing is fetched.
 docs: $(DOCS_STAMP)
 	$(PY) -m mkdocs build --strict --site-dir site
 

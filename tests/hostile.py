@@ -213,7 +213,7 @@ def snapshot(*folders: object) -> dict[str, tuple]:
 
 
 def assert_refused(outcome: Outcome, codes: tuple[int, ...] = (1, 2), message: str | None = None) -> None:
-    """A refusal as the README promises it: exit 1 or 2, nothing on stdout, one stderr line
+    """A refusal as docs/safety.md promises it: exit 1 or 2, nothing on stdout, one stderr line
     starting "llm-anatomy: " with no terminal controls, no traceback, within time and memory,
     no process left behind. message: the exact line, when the test knows it."""
     assert outcome.code is not None, f"killed after {outcome.seconds:.1f} s; stderr: {outcome.err[-500:]!r}"

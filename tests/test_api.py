@@ -275,23 +275,6 @@ def test_a_layer_and_the_model_show_the_reports_layer_diagram(llama_dir):
         assert "<svg" not in shown._repr_html_()
 
 
-def test_readme_python_api_session_runs_as_a_doctest(tmp_path, monkeypatch):
-    """The README's session, run by doctest on the checkpoint it shows (tiny bfloat16 Llama, seed 0)."""
-    import doctest
-    import os
-    import re
-
-    checkpoints.tiny_llama(str(tmp_path / "tiny-llama"), dtype="bfloat16", shard=None)
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
-    section = readme.split("## Python API\n", 1)[1].split("\n## ", 1)[0]
-    session = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    monkeypatch.chdir(tmp_path)
-    test = doctest.DocTestParser().get_doctest(session, {}, "README Python API", "README.md", 0)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    runner.run(test)
-    assert runner.summarize(verbose=False) == doctest.TestResults(failed=0, attempted=9)
-
-
 @pytest.mark.parametrize("args", [(), ("model.layers.0.*", "role")])
 def test_stats_is_the_cli_record(llama_dir, cli, args):
     from llm_anatomy.render import stats as render

@@ -492,15 +492,20 @@ def quantized_llama(request, tmp_path_factory):
     """(original folder, quantized folder, the model with its quantized weights replaced by the
     reference dequantization): a tiny Llama saved by transformers, its linear layers (and for
     MLX its embedding) then stored quantized."""
+    base = tmp_path_factory.mktemp(request.param)
+    return quantized_tiny_llama(base / "original", base / "quantized", request.param)
+
+
+def quantized_tiny_llama(original, quantized, scheme):
+    """The quantized_llama fixture's checkpoints for one scheme, written to the two folders
+    (docs/quantized.md shows the GPTQ one's values)."""
     from safetensors.torch import load_file
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    writer, quantization, dtype, embedding = SCHEME_WRITERS[request.param]
+    writer, quantization, dtype, embedding = SCHEME_WRITERS[scheme]
     torch.manual_seed(0)
     config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, vocab_size=96, dtype=str(dtype).split(".")[1], tie_word_embeddings=False)
     model = LlamaForCausalLM(config).to(dtype)
-    base = tmp_path_factory.mktemp(request.param)
-    original, quantized = base / "original", base / "quantized"
     model.save_pretrained(original)
     stored = {}
     for name, tensor in load_file(str(original / "model.safetensors")).items():
@@ -510,7 +515,7 @@ def quantized_llama(request, tmp_path_factory):
             model.get_parameter(name).data = reference.to(dtype)
         else:
             stored[name] = tensor
-    key = "quantization" if request.param == "mlx" else "quantization_config"
+    key = "quantization" if scheme == "mlx" else "quantization_config"
     config = json.loads((original / "config.json").read_text())
     _write(quantized, quantization, stored, key=key)
     (quantized / "config.json").write_text(json.dumps({**config, key: quantization}))

@@ -247,3 +247,15 @@ def test_hf_names_match_a_gguf_with_its_original(llama_dir, tmp_path, cli):
         assert changed == [f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("k", "q")]
     text = cli("diff", llama_dir, gguf_path, "--hf-names").out
     assert "model.layers.0.self_attn.q_proj.weight" not in text.split("\n\n")[0]  # paired, so not listed as only in one
+
+
+def test_help_says_both_models_may_be_read_from_the_hub(cli):
+    """diff reads model ids from the Hub as every command does (test_hub streams one): its help
+    said they had to be in the local cache."""
+    result = cli("diff", "--help")
+    text = " ".join(result.out.split())  # argparse wraps to the terminal's width
+    assert result.code == 0
+    assert "A the first model: model folder, weights file, or model id (the local Hugging Face cache, else the Hub; REPO:QUANT picks a GGUF quantization)" in text
+    assert "B the second model, in the same forms as A" in text
+    assert "--revision-b REVISION_B branch, tag or commit of B when it is a model id (default: main)" in text
+    assert "cached model id" not in text and "in the local Hugging Face cache" not in text

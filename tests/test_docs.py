@@ -4,6 +4,7 @@ notebook runs and prints what transformers prints, and mypy accepts the public A
 
 import doctest
 import os
+import re
 import subprocess
 import sys
 
@@ -190,3 +191,46 @@ def test_tutorial_prints_what_transformers_prints(tutorial, transformers_llama):
     assert shown["slice"][1][0]["text/plain"] == repr(numpy.zeros((2, 4), numpy.float16))
     assert shown["print"][0] == f"{torch.nn.Parameter(torch.zeros(4096, dtype=model.model.norm.weight.dtype))}\n"
     assert "<td>total</td><td class=\"num\">6,738,415,616</td>" in shown["summary"][1][0]["text/html"]
+
+
+def test_tutorial_page_shows_the_notebook_with_its_outputs(site):
+    """docs/tutorial.md's marker becomes the notebook (mkdocs_hooks.py): its code, its printed
+    text and its HTML results (the summary's tables), not a link to the raw .ipynb alone."""
+    import html
+
+    import nbformat
+
+    page = (site / "tutorial" / "index.html").read_text(encoding="utf-8")
+    assert "NOTEBOOK-OUTPUT" not in page and "<!-- notebook:" not in page
+    text = html.unescape(page)
+    stored = nbformat.read(TUTORIAL, as_version=4)
+    for cell in stored.cells:
+        if cell.cell_type == "code":
+            assert cell.source in text, cell.id
+    stdout, _ = _shown(stored)["count"]
+    assert stdout.strip() in text
+    assert "<td>total</td><td class=\"num\">6,738,415,616</td>" in page  # summary()'s HTML table
+    assert (site / "tutorial.ipynb").is_file()  # the page's download link
+
+
+def test_benchmarks_page_holds_bench_results(site):
+    """bench/RESULTS.md is shown on the benchmarks page as it stands (one copy, in bench/)."""
+    import re
+
+    page = (site / "benchmarks" / "index.html").read_text(encoding="utf-8")
+    with open(os.path.join(ROOT, "bench", "RESULTS.md"), encoding="utf-8") as handle:
+        headings = re.findall(r"^## (.+)$", handle.read(), re.M)
+    assert len(headings) > 20
+    for heading in headings:
+        assert re.sub(r"`([^`]*)`", r"<code>\1</code>", heading.replace("&", "&amp;")) in page, heading
+
+
+def test_readme_is_one_page_that_starts_with_the_two_commands():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        readme = handle.read()
+    assert len(readme.encode()) <= 12 * 1024
+    quick = readme.split("## Quick start\n\n```sh\n", 1)[1].split("```", 1)[0]
+    assert [line.split("#")[0].strip() for line in quick.splitlines()] == ["make demo", "make test"]
+    assert readme.index("## Quick start") < readme.index("## ", readme.index("## Quick start") + 1)
+    for page in re.findall(r"\]\((docs/[^)#]+)\)", readme):
+        assert os.path.isfile(os.path.join(ROOT, page)), page

@@ -14,10 +14,10 @@ import gguf_writers
 from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
 from llm_anatomy.formats import name_maps, open_catalog
 
-README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
+FORMATS_PAGE = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "formats.md")
 
 # Where transformers' GGUF config is wrong, per architecture: field -> (ours, transformers').
-# Ours equals the original transformers config in every case; the README lists each one.
+# Ours equals the original transformers config in every case; docs/formats.md lists each one.
 # AS_ORIGINAL: ours is whatever the installed transformers writes for the original config (a field
 # whose default some releases write into to_dict() and others leave out).
 AS_ORIGINAL = object()
@@ -105,8 +105,8 @@ def test_derived_config_equals_transformers_gguf_config(arch, tmp_path):
             assert mine == expected[field], field
 
 
-def test_readme_lists_each_field_transformers_gets_wrong():
-    with open(README, encoding="utf-8") as handle:
+def test_formats_page_lists_each_field_transformers_gets_wrong():
+    with open(FORMATS_PAGE, encoding="utf-8") as handle:
         text = handle.read()
     section = text[text.index("Where transformers' own GGUF loader"):]
     section = section[: section.index("\n\n")]

@@ -120,7 +120,7 @@ def test_only_the_shown_expert_elements_are_read(tmp_path, cli, capsys, monkeypa
 def test_gguf_stacked_experts_equal_transformers_gguf_loading(arch, tmp_path, cli):
     """ffn_gate_exps and ffn_up_exps (one quantized) into gate_up_proj, as transformers' GGUF
     loader copies them; given the original config, as its own GGUF config gets the experts'
-    size wrong (README)."""
+    size wrong (docs/formats.md)."""
     import transformers
 
     path, config = gguf_writers.whole_model(str(tmp_path), arch, types={"blk.0.ffn_gate_exps": "Q8_0", "blk.1.ffn_up_exps": "Q4_0"})

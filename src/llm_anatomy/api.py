@@ -6,7 +6,7 @@
     w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
     w[:2, -3:]                                         # a numpy array; reads only those elements
 
-(README.md's "Python API" session is run as a doctest by tests/test_api.py, and the examples
+(docs/python.md's session is run as a doctest by tests/test_docs_examples.py, and the examples
 in these docstrings by tests/test_docs.py, on a tiny bfloat16 Llama opened as
 `m = la.open("tiny-llama")`.)
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 from .errors import AnatomyError, UsageError
 
-# Bounds every reader holds a checkpoint to before building TensorInfo (README, "Limits").
+# Bounds every reader holds a checkpoint to before building TensorInfo (docs/safety.md, its table of limits).
 # Real checkpoints stay far inside them: DeepSeek-V3 stores ~91,000 tensors, names run to
 # ~100 characters, ranks to 5; torch sizes are int64, and a dimension past that cannot be
 # sliced or ranged over. Each tensor costs ~1 KB from header to printed row, so a million

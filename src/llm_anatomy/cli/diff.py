@@ -6,7 +6,7 @@ import argparse
 from typing import TextIO
 
 from ..api import diff, open as open_model
-from .main import whole_number
+from .main import MODEL_FORMS, whole_number
 from .progress import progress_for
 
 HELP = (
@@ -23,10 +23,10 @@ MAX_TOP = 10**9
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("a", metavar="A", help="the first model: folder, weights file, or model id in the local Hugging Face cache")
-    parser.add_argument("b", metavar="B", help="the second model")
-    parser.add_argument("--revision", help="revision of A when it is a cached model id")
-    parser.add_argument("--revision-b", help="revision of B when it is a cached model id")
+    parser.add_argument("a", metavar="A", help=f"the first model: {MODEL_FORMS}")
+    parser.add_argument("b", metavar="B", help="the second model, in the same forms as A")
+    parser.add_argument("--revision", help="branch, tag or commit of A when it is a model id (default: main)")
+    parser.add_argument("--revision-b", help="branch, tag or commit of B when it is a model id (default: main)")
     parser.add_argument("--filter", metavar="GLOB", help="only tensors whose names match this shell pattern")
     parser.add_argument("--top", type=whole_number(0, MAX_TOP), metavar="N", help=f"only the N tensors that changed most (0..{MAX_TOP:,})")
     parser.add_argument("--hf-names", action="store_true", help="match GGUF and Meta tensor names to Hugging Face names on both sides, so a GGUF pairs with its HF original")

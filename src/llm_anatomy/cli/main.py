@@ -68,8 +68,12 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return first if first in COMMANDS else None
 
 
+# What a model argument may be: every command's MODEL, and both sides of `diff`.
+MODEL_FORMS = "model folder, weights file, or model id (the local Hugging Face cache, else the Hub; REPO:QUANT picks a GGUF quantization)"
+
+
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="model folder, weights file, or model id (the local Hugging Face cache, else the Hub; REPO:QUANT picks a GGUF quantization)")
+    parser.add_argument("model", metavar="MODEL", help=MODEL_FORMS)
     parser.add_argument("--revision", help="branch, tag or commit of a model id (default: main)")
 
 

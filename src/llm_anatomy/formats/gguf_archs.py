@@ -3,7 +3,7 @@ own GGUF loader maps (transformers.integrations.ggml.GGUF_CONFIG_MAPPING).
 
 Each row names the config class transformers builds and which `{arch}.KEY` metadata fills
 which config field. The fields follow transformers' table, corrected where llama.cpp's
-converter writes a key transformers ignores or misnames (the README lists each one):
+converter writes a key transformers ignores or misnames (docs/formats.md lists each one):
 those keys set fields that change the model's shapes or its numerics, and a config that
 drops them builds a different model from the one in the file."""
 
