@@ -92,7 +92,7 @@ class Experts(namedtuple("Experts", "top_k experts")):
     __slots__ = ()
 
 
-class Trace(namedtuple("Trace", "model model_class transformers_version batch seq context modules total_flops params param_dtype attention cache peak_bytes experts kv_cache kv_dtype kv_note node")):
+class Trace(namedtuple("Trace", "model model_class transformers_version batch seq context modules total_flops params param_dtype attention cache peak_bytes experts kv_cache kv_dtype kv_note node generates", defaults=(True,))):
     """The forward pass of model_class on input_ids [batch, seq] after `context` cached tokens
     (0: a prefill; else a decoding step, seq 1): modules (TracedModule, in module order: the
     subtree of `node` when one was asked for, else all), total_flops (FlopCounterMode's total
@@ -100,7 +100,8 @@ class Trace(namedtuple("Trace", "model model_class transformers_version batch se
     (AttentionCall per attention module), cache (CacheLayer per layer of the KV cache the
     forward returned; empty for encoders), param_dtype (the weights' dtype as built), peak_bytes (the most bytes the forward's own tensors
     held at once), experts (Experts, or None), kv_cache: memory.KVCacheRow for batch x (context
-    + seq) as `summary` computes it, or None (kv_note says why)."""
+    + seq) as `summary` computes it, or None (kv_note says why); generates: False for an encoder
+    (no decoding step, so no FLOPs per generated token)."""
 
     __slots__ = ()
 
@@ -487,7 +488,7 @@ def trace(catalog: Catalog, batch: int = 1, seq: int | None = None, context: int
     record = _traced(catalog, version, batch, seq, context)
     modules = _subtree(record.modules, node, catalog.name) if node else record.modules
     kv, kv_note = kv_cache_of(arch, lambda: _stored_dtype(catalog), [context + seq], [batch])
-    return Trace(catalog.name, record.model_class, record.version, batch, seq, context, modules, record.total, record.params, record.param_dtype, record.attention, record.cache, record.peak, record.experts, kv.rows[0] if kv else None, kv.dtype if kv else None, kv_note, node or "")
+    return Trace(catalog.name, record.model_class, record.version, batch, seq, context, modules, record.total, record.params, record.param_dtype, record.attention, record.cache, record.peak, record.experts, kv.rows[0] if kv else None, kv.dtype if kv else None, kv_note, node or "", not arch.encoder_only)
 
 
 def _stored_dtype(catalog: Catalog) -> str | None:
