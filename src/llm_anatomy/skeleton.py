@@ -14,10 +14,12 @@ import stat
 import sys
 import zlib
 from collections import namedtuple
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 TYPE_CHECKING = False  # typing, pathlib and hashlib cost ~9 ms to import: tree and config run on every call
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from typing import Any, Callable, Iterator
 
 from .bounded_json import MAX_CONFIG_BYTES
 from .byte_io import read_capped
@@ -196,10 +198,25 @@ def write_cached(path: str, entry: dict[str, Any]) -> None:
         note(f"cannot write the skeleton cache in {os.path.dirname(path)} ({exc.strerror or type(exc).__name__}); continuing without it")
 
 
-# Called with True just before transformers builds a skeleton (seconds: torch and transformers
-# are imported) and with False once it is done, however it ends. The CLI sets it on a
+# Who hears of slow work (a skeleton build, a traced forward, loading and running weights):
+# called with the stage's name ("build", "trace", "load", "run") when it starts and with None
+# once it ends, however it ends. The CLI sets it, for the command's context only, on a
 # terminal to say why it is silent; the library itself prints nothing.
-on_build: Callable[[bool], None] | None = None
+NOTICE: ContextVar[Callable[[str | None], None] | None] = ContextVar("llm_anatomy_notice", default=None)
+
+
+@contextmanager
+def announced(stage: str) -> Iterator[None]:
+    """Tells NOTICE's listener, if any, that `stage` runs for the length of the block."""
+    notify = NOTICE.get()
+    if notify is None:
+        yield
+        return
+    notify(stage)
+    try:
+        yield
+    finally:
+        notify(None)
 
 # Failures of this machine (a broken torch, no memory), not of the config: never cached.
 NOT_THE_CONFIGS_FAULT = (ImportError, OSError, MemoryError)
@@ -362,19 +379,14 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
         raise _unbuildable(catalog, cached)
     if cached is not None:
         return cached
-    notify = on_build
-    if notify is not None:
-        notify(True)
     try:
-        skeleton = with_config_file(catalog, config_bytes, lambda path: _build(path, dtype))
+        with announced("build"):
+            skeleton = with_config_file(catalog, config_bytes, lambda path: _build(path, dtype))
     except Exception as exc:  # transformers rejects configs in many ways; say which, in one line
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if not isinstance(exc, NOT_THE_CONFIGS_FAULT):
             write_cached(path, {"key": key, "unbuildable": why})
         raise _unbuildable(catalog, why) from exc
-    finally:
-        if notify is not None:
-            notify(False)
     write_cached(path, {"key": key, **skeleton.to_json()})
     return skeleton
 

@@ -440,7 +440,8 @@ def _traced(catalog: Catalog, version: str, batch: int, seq: int, context: int) 
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         pass  # absent, stale or damaged: trace again
     try:
-        data = skeletons.with_config_file(catalog, config_bytes, lambda file: _trace_model(file, dtype, batch, seq, context))
+        with skeletons.announced("trace"):
+            data = skeletons.with_config_file(catalog, config_bytes, lambda file: _trace_model(file, dtype, batch, seq, context))
     except skeletons.NOT_THE_CONFIGS_FAULT:
         raise
     except Exception as exc:  # transformers fails on configs and on meta-device forwards in many ways

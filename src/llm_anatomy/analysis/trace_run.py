@@ -328,18 +328,20 @@ def run_trace(catalog: Catalog, text: str, available: int | None = -1) -> RunTra
 
 
 def _trace(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) -> RunTrace:
-    import transformers
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    with skeletons.announced("load"):  # importing torch and transformers, then the weights: most of the wait
+        import transformers
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    tokenizer, ids = _tokenize(catalog, folder, kwargs, text)
-    model = _load(catalog, folder, kwargs)
+        tokenizer, ids = _tokenize(catalog, folder, kwargs, text)
+        model = _load(catalog, folder, kwargs)
     text_config = model.config.get_text_config()
     found = _layers(model, getattr(text_config, "num_hidden_layers", None))
     if found is None:
         raise AnatomyError(catalog.name, f"a list of num_hidden_layers decoder layers in {type(model).__name__}", "none", "trace --run needs the layers to hook")
     layers_path, layers = found
     try:
-        streams, output, modules = _forward(model, layers, ids)
+        with skeletons.announced("run"):
+            streams, output, modules = _forward(model, layers, ids)
     except Exception as exc:  # a model's forward can fail in many ways on odd weights or configs
         raise AnatomyError(catalog.name, "a forward pass transformers can run", _first_line(exc), "") from exc
     notes = []

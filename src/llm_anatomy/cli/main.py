@@ -211,13 +211,20 @@ def catch_signals() -> None:
 
 
 BUILD_NOTICE = "building the module tree with transformers, once per config ..."
+# What each slow stage (skeleton.announced) shows on a terminal while it runs.
+NOTICES = {
+    "build": BUILD_NOTICE,
+    "trace": "tracing the forward pass on the meta device, once per config and shape ...",
+    "load": "loading the tokenizer and the weights with transformers ...",
+    "run": "running the weights on the text, on CPU ...",
+}
 
 
-def _show_build_notice(building: bool) -> None:
-    """skeleton.on_build on a terminal: the first command on a new config waits seconds for
-    torch and transformers; the line is cleared when the build ends."""
+def _show_notice(stage: str | None) -> None:
+    """skeleton.NOTICE on a terminal: the first command on a new config waits seconds for
+    torch and transformers, trace --run for a minute; the line is cleared when a stage ends."""
     stream = getattr(sys.stderr, "raw", sys.stderr)  # past the escaping: its controls are meant
-    stream.write(BUILD_NOTICE if building else "\r\x1b[K")
+    stream.write(NOTICES[stage] if stage else "\r\x1b[K")
     stream.flush()
 
 
@@ -268,16 +275,16 @@ def _run_confirmed(module: object, args: argparse.Namespace, notes: list[str]) -
 
 
 def _run_command(module: object, args: argparse.Namespace) -> int:
-    """The command's exit status; on a terminal, skeleton builds are announced meanwhile."""
+    """The command's exit status; on a terminal, slow stages are announced meanwhile."""
     if not sys.stderr.isatty():
         return module.run(args, sys.stdout) or 0  # type: ignore[attr-defined]
     from .. import skeleton
 
-    previous, skeleton.on_build = skeleton.on_build, _show_build_notice
+    token = skeleton.NOTICE.set(_show_notice)
     try:
         return module.run(args, sys.stdout) or 0  # type: ignore[attr-defined]
     finally:
-        skeleton.on_build = previous
+        skeleton.NOTICE.reset(token)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -191,7 +191,12 @@ def _params_section(report: Report, words: dict) -> str:
     rows = [(esc(d.name), esc(thousands(d.tensors)), esc(thousands(d.params)), esc(human_bytes(d.nbytes)), esc(share(d.params, total))) for d in summary.dtypes]
     parts += [element("h3", esc(words["by_dtype"])), table((words["dtype"], words["tensors"], words["params"], words["bytes"], words["share"]), rows, numeric=(1, 2, 3, 4))]
     parts.append(element("h3", esc(words["findings"])))
-    parts.append(_marked([worded(f, words) for f in summary.findings], "warn") if summary.findings else _all_clear(words["no_findings"]))
+    if summary.findings:
+        parts.append(_marked([worded(f, words) for f in summary.findings], "warn"))
+    elif summary.implied_by:  # the shapes are the ones the config implies: nothing was checked
+        parts.append(element("p", esc(words["nothing_to_check"]), class_="note"))
+    else:
+        parts.append(_all_clear(words["no_findings"]))
     return section("params", words["parameters"], "".join(parts))
 
 
