@@ -14,12 +14,10 @@ import stat
 import sys
 import zlib
 from collections import namedtuple
-from contextlib import contextmanager
-from contextvars import ContextVar
 
 TYPE_CHECKING = False  # typing, pathlib and hashlib cost ~9 ms to import: tree and config run on every call
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator
+    from typing import Any, Callable
 
 from .bounded_json import MAX_CONFIG_BYTES
 from .byte_io import read_capped
@@ -198,26 +196,6 @@ def write_cached(path: str, entry: dict[str, Any]) -> None:
         note(f"cannot write the skeleton cache in {os.path.dirname(path)} ({exc.strerror or type(exc).__name__}); continuing without it")
 
 
-# Who hears of slow work (a skeleton build, a traced forward, loading and running weights):
-# called with the stage's name ("build", "trace", "load", "run") when it starts and with None
-# once it ends, however it ends. The CLI sets it, for the command's context only, on a
-# terminal to say why it is silent; the library itself prints nothing.
-NOTICE: ContextVar[Callable[[str | None], None] | None] = ContextVar("llm_anatomy_notice", default=None)
-
-
-@contextmanager
-def announced(stage: str) -> Iterator[None]:
-    """Tells NOTICE's listener, if any, that `stage` runs for the length of the block."""
-    notify = NOTICE.get()
-    if notify is None:
-        yield
-        return
-    notify(stage)
-    try:
-        yield
-    finally:
-        notify(None)
-
 # Failures of this machine (a broken torch, no memory), not of the config: never cached.
 NOT_THE_CONFIGS_FAULT = (ImportError, OSError, MemoryError)
 
@@ -379,6 +357,8 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
         raise _unbuildable(catalog, cached)
     if cached is not None:
         return cached
+    from .notice import announced  # only when building: seconds anyway
+
     try:
         with announced("build"):
             skeleton = with_config_file(catalog, config_bytes, lambda path: _build(path, dtype))

@@ -19,6 +19,7 @@ from .. import skeleton as skeletons
 from ..catalog import Catalog
 from ..errors import AnatomyError, UsageError
 from ..extras import require
+from ..notice import announced
 from .architecture import Architecture, derive
 from .memory import kv_cache_of
 from .tree import Run, fold
@@ -440,7 +441,7 @@ def _traced(catalog: Catalog, version: str, batch: int, seq: int, context: int) 
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         pass  # absent, stale or damaged: trace again
     try:
-        with skeletons.announced("trace"):
+        with announced("trace"):
             data = skeletons.with_config_file(catalog, config_bytes, lambda file: _trace_model(file, dtype, batch, seq, context))
     except skeletons.NOT_THE_CONFIGS_FAULT:
         raise

@@ -211,7 +211,7 @@ def catch_signals() -> None:
 
 
 BUILD_NOTICE = "building the module tree with transformers, once per config ..."
-# What each slow stage (skeleton.announced) shows on a terminal while it runs.
+# What each slow stage (notice.announced) shows on a terminal while it runs.
 NOTICES = {
     "build": BUILD_NOTICE,
     "trace": "tracing the forward pass on the meta device, once per config and shape ...",
@@ -221,7 +221,7 @@ NOTICES = {
 
 
 def _show_notice(stage: str | None) -> None:
-    """skeleton.NOTICE on a terminal: the first command on a new config waits seconds for
+    """notice.LISTENER on a terminal: the first command on a new config waits seconds for
     torch and transformers, trace --run for a minute; the line is cleared when a stage ends."""
     stream = getattr(sys.stderr, "raw", sys.stderr)  # past the escaping: its controls are meant
     stream.write(NOTICES[stage] if stage else "\r\x1b[K")
@@ -278,13 +278,13 @@ def _run_command(module: object, args: argparse.Namespace) -> int:
     """The command's exit status; on a terminal, slow stages are announced meanwhile."""
     if not sys.stderr.isatty():
         return module.run(args, sys.stdout) or 0  # type: ignore[attr-defined]
-    from .. import skeleton
+    from ..notice import LISTENER
 
-    token = skeleton.NOTICE.set(_show_notice)
+    token = LISTENER.set(_show_notice)
     try:
         return module.run(args, sys.stdout) or 0  # type: ignore[attr-defined]
     finally:
-        skeleton.NOTICE.reset(token)
+        LISTENER.reset(token)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -182,7 +182,7 @@ def totals(trace: Trace) -> list[str]:
     if trace.generates:
         lines.append(f"FLOPs per generated token at {keys} tokens of context: {thousands(per_token)} ({flops_text(per_token)}; {how})")
     else:  # an encoder reads its input in one pass: there is no decoding step to point to
-        lines.append(f"FLOPs per token of a {keys}-token input: {thousands(per_token)} ({flops_text(per_token)}; prefill / tokens, each query counted against all {keys} keys; an encoder generates no tokens)")
+        lines.append(f"FLOPs per token of an input of {keys} tokens: {thousands(per_token)} ({flops_text(per_token)}; prefill / tokens, each query counted against all {keys} keys; an encoder generates no tokens)")
     if trace.experts is not None:
         lines.append(f"experts: each token runs its router's top {trace.experts.top_k} of {trace.experts.experts} experts, counted as run (transformers' batched_mm experts); the meta device has no values to route by, so these are the expected FLOPs: exact per token, whichever experts are picked")
     shape = f"batch {trace.batch}, 1 new token per sequence over {trace.context} cached" if trace.decode else f"batch {trace.batch}, {trace.seq} tokens"

@@ -70,7 +70,7 @@ def _rows(node: TreeNode, indent: str, depth: int | None, params: bool) -> list[
 def text(tree: ModuleTree, node: TreeNode, depth: int | None = None, params: bool = False) -> str:
     """The box-drawn tree under node, down to depth levels (None: all)."""
     root_label = _label(node.path, node.class_name) if node.path else (node.class_name or "(root)")
-    rows = [(root_label + _folded_summary(node), _count(node.own), _count(node.total))]
+    rows = [(root_label + _folded_summary(node) + ("" if params else _tied_summary(node)), _count(node.own), _count(node.total))]
     rows += _rows(node, "", depth, params)
     lines = table(("module", "own params", "total params"), rows, right=(1, 2))
     lines.append(f"{thousands(node.total)} parameters ({human_count(node.total)})")
