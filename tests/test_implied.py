@@ -117,6 +117,7 @@ def test_llama_cpp_vocab_files(cli):
     real = os.path.join(LLAMA_CPP_MODELS, "ggml-vocab-llama-bpe.gguf")
     assert cli("summary", real).out.splitlines()[0] == "ggml-vocab-llama-bpe.gguf: 8,030,261,248 parameters (8.03B) implied by its metadata (the file holds no tensors), 29.92 GiB in F32 as loaded"
     assert cli("tree", real, "--style", "torch").err == f"llm-anatomy: note: {NOTE}\n"
+    assert "\nWeight matrices, config.json vs tensors: nothing to check (the file holds no tensors)\n" in cli("summary", real).out
     for name in sorted(os.listdir(LLAMA_CPP_MODELS)):
         if name.endswith(".gguf"):
             path = os.path.join(LLAMA_CPP_MODELS, name)
