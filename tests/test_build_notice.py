@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import checkpoints
-from llm_anatomy import skeleton
+from llm_anatomy.notice import LISTENER
 from llm_anatomy.cli.main import BUILD_NOTICE
 
 CLEAR = "\r\x1b[K"
@@ -16,7 +16,7 @@ CLEAR = "\r\x1b[K"
 @pytest.fixture
 def cold_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(skeleton, "on_build", None)  # restored after the test: main() sets it on a terminal
+    assert LISTENER.get() is None  # main() sets it only while a command runs
 
 
 def test_on_a_terminal_the_build_is_announced_once(llama_dir, cli, cold_cache, monkeypatch):
@@ -40,10 +40,10 @@ def test_the_line_is_cleared_when_the_build_fails(llama_dir, tmp_path, cli, cold
 def test_the_hook_is_set_only_while_the_command_runs(llama_dir, cli, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert cli("params", llama_dir).code == 0
-    assert skeleton.on_build is None  # a later command on a pipe stays silent
+    assert LISTENER.get() is None  # a later command on a pipe stays silent
 
 
 def test_not_a_terminal_no_notice(llama_dir, cli, cold_cache):
     result = cli("tree", llama_dir)
     assert (result.code, result.err) == (0, "")
-    assert skeleton.on_build is None
+    assert LISTENER.get() is None

@@ -3,6 +3,7 @@ written with gguf.GGUFWriter, the derived config equals the Hugging Face one, an
 hand-packed corrupt files each give one exact line."""
 
 import json
+import os
 import struct
 
 import pytest
@@ -123,7 +124,21 @@ def test_derived_config_prints_as_the_hf_config(llama_gguf, llama_dir, cli):
     }
     from_gguf, from_hf = cli("config", llama_gguf), cli("config", llama_dir)
     assert from_gguf.code == 0, from_gguf.err
-    assert from_gguf.out == from_hf.out
+    # The same but for the GGUF quantizer's block (the next test).
+    name = os.path.basename(llama_gguf)
+    block = f'  "quantization_config": {{\n    "dequantize": false,\n    "gguf_file": "{name}",\n    "quant_method": "gguf"\n  }},\n'
+    assert from_gguf.out == from_hf.out.replace('  "rms_norm_eps"', block + '  "rms_norm_eps"')
+
+
+def test_config_shows_the_quantization_config_from_pretrained_sets(llama_gguf, cli):
+    """print(model.config) after from_pretrained(folder, gguf_file=NAME) has GgufConfig's block."""
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(os.path.dirname(llama_gguf), gguf_file=os.path.basename(llama_gguf))
+    theirs = json.loads(str(model.config).partition(" ")[2])["quantization_config"]
+    assert theirs == {"dequantize": False, "gguf_file": os.path.basename(llama_gguf), "quant_method": "gguf"}
+    assert json.loads(cli("config", llama_gguf).out.partition(" ")[2])["quantization_config"] == theirs
+    assert json.loads(cli("config", llama_gguf, "--json").out)["quantization_config"] == theirs
 
 
 def test_tree_and_torch_style_params_match_the_hf_folder(llama_gguf, llama_dir, cli):

@@ -88,6 +88,19 @@ def test_summary_counts_the_parameters_the_metadata_implies(vocab_gguf, cli):
     assert (data["total_params"], data["implied_by"]) == (LLAMA_3_8B, "its metadata")
 
 
+def test_summary_of_a_file_without_tensors_checks_nothing_and_stores_nothing(vocab_gguf, cli):
+    """The counts are the ones the metadata implies: no "config.json vs tensors ok" against
+    themselves, no memory row for stored weights that are not there."""
+    import json
+
+    out = cli("summary", vocab_gguf).out
+    assert "\nWeight matrices, config.json vs tensors: nothing to check (the file holds no tensors)\n" in out
+    assert "  ok" not in out and "stored" not in out
+    assert out.split("Weights memory:\n")[1].splitlines()[:2] == ["  precision  bits/weight     memory", "  fp32             32.00  29.92 GiB"]
+    data = json.loads(cli("summary", vocab_gguf, "--json").out)
+    assert data["implied"] == [] and "stored" not in [row["label"] for row in data["memory"]["weights"]]
+
+
 def test_config_of_a_vocab_file_leaves_the_head_untied(vocab_gguf, cli):
     """No output.weight because there are no tensors at all, not because the head is tied."""
     from llm_anatomy.formats import open_catalog
@@ -100,6 +113,7 @@ def test_llama_cpp_vocab_files(llama_cpp_models, cli):
     real = os.path.join(llama_cpp_models, "ggml-vocab-llama-bpe.gguf")
     assert cli("summary", real).out.splitlines()[0] == "ggml-vocab-llama-bpe.gguf: 8,030,261,248 parameters (8.03B) implied by its metadata (the file holds no tensors), 29.92 GiB in F32 as loaded"
     assert cli("tree", real, "--style", "torch").err == f"llm-anatomy: note: {NOTE}\n"
+    assert "\nWeight matrices, config.json vs tensors: nothing to check (the file holds no tensors)\n" in cli("summary", real).out
     for name in sorted(os.listdir(llama_cpp_models)):
         if name.endswith(".gguf"):
             path = os.path.join(llama_cpp_models, name)

@@ -518,3 +518,126 @@ def test_layer_costs_are_the_layer_s_flops_and_its_innermost_outputs():
     call = AttentionCall("layers.0.attn", scores, scores, scores, scores, 10)
     trace = Trace("m", "M", "5", 1, 3, 0, modules, 190, 0, "float32", (call,), (), 0, None, None, None, None, "")
     assert [tuple(c) for c in layer_costs(trace)] == [(0, 100, 16 + 4 + 18 * 4), (1, 90, 2)]
+
+
+def _forward_section(page):
+    forward = page[page.index('<section id="forward">'):]
+    return forward[: forward.index("</section>")]
+
+
+def test_chinese_forward_pass_formulas_are_in_chinese(llama_dir, tmp_path, cli):
+    """--trace --lang zh: the formulas column is worded from the zh table, numbers as in English."""
+    forward = _forward_section(render(cli, llama_dir, tmp_path, "--trace", "--lang", "zh"))
+    parser = VisibleText()
+    parser.feed(forward)
+    assert [t for t in parser.texts if ENGLISH_RUN.search(t)] == []
+    assert "<td>1 x 256 个 token，FlopCounterMode 计数</td>" in forward
+    assert "<td>2 层 x 2 x 批量 1 x 头数 4 x 查询 256 x 键 256 x (head_dim 16 + 16) = 33,554,432</td>" in forward
+    total = json.loads(cli("trace", llama_dir, "--json").out)["total_flops"]
+    assert f"<td>{total:,} / 256 个 token，上下文 256 个 token</td>" in forward
+    assert "<td>不含 KV 缓存和权重</td>" in forward
+    assert "<td>2 x DynamicLayer 键 [1, 2, 256, 16] 值 [1, 2, 256, 16] float32</td>" in forward
+    english = _forward_section(render(cli, llama_dir, tmp_path, "--trace", "--lang", "en"))
+    assert "<td>2 layers x 2 x batch 1 x heads 4 x queries 256 x keys 256 x (head_dim 16 + 16) = 33,554,432</td>" in english
+    assert "<td>2 x DynamicLayer keys [1, 2, 256, 16] values [1, 2, 256, 16] float32</td>" in english
+
+
+def test_an_encoder_has_flops_per_token_not_per_generated_token(bert_dir, llama_dir, tmp_path, cli):
+    forward = _forward_section(render(cli, bert_dir, tmp_path, "--trace", "--lang", "en"))
+    assert "<td>FLOPs per token</td>" in forward and "generated" not in forward
+    assert "<td>FLOPs per generated token</td>" in _forward_section(render(cli, llama_dir, tmp_path, "--trace", "--lang", "en"))
+
+
+def test_the_legend_of_what_is_outside_the_layers_names_what_is_there(bert_dir, llama_tied_dir, tmp_path, cli):
+    """BERT has no final norm and no head: its embeddings and its pooler (other) sit outside."""
+    assert 'aria-label="By layer"' in render(cli, bert_dir, tmp_path, "--lang", "en")
+    assert ">outside them (embeddings, other)</text>" in render(cli, bert_dir, tmp_path, "--lang", "en")
+    assert ">层外（嵌入、其他）</text>" in render(cli, bert_dir, tmp_path, "--lang", "zh")
+    assert ">outside them (embeddings, final norm, head)</text>" in render(cli, llama_tied_dir, tmp_path, "--lang", "en")
+
+
+def test_a_file_without_tensors_has_nothing_to_check(tmp_path, cli):
+    from test_implied import _vocab_only
+
+    page = render(cli, _vocab_only(str(tmp_path / "vocab.gguf")), tmp_path, "--lang", "en")
+    assert '<p class="note">Nothing to check: the checkpoint holds no tensors, and every count on this page is what its config implies.</p>' in page
+    assert "The tensor shapes agree with config.json." not in page
+
+
+# The font advance each kind of chart text is laid out with (render/svg.py).
+def _advances():
+    from llm_anatomy.render import svg
+
+    return {"box-row": svg.MONO_ADVANCE, "box-title": svg.TITLE_ADVANCE, "repeat-label": 0.62 * 15}
+
+
+def _measured(text, advance):
+    """The width a browser gives text: the font's advance per character, a full em (Chinese) per wide one."""
+    import unicodedata
+
+    return sum(advance / 0.6 if unicodedata.east_asian_width(c) in "WF" else advance for c in text)
+
+
+def _text_boxes(page):
+    """(svg width, text, left, right) of every <text> with x and an anchor, as _measured measures it."""
+    from llm_anatomy.render import svg
+
+    advances = _advances()
+    boxes = []
+    for width, body in re.findall(r'<svg [^>]*viewBox="0 0 ([\d.]+) [\d.]+"[^>]*>(.*?)</svg>', page, re.S):
+        for x, anchor, klass, text in re.findall(r'<text x="([\d.-]+)" y="[\d.-]+" text-anchor="(\w+)"(?: class="([\w-]+)")?>([^<]*)</text>', body):
+            text = html.unescape(text)
+            w = _measured(text, advances.get(klass, svg.SANS_ADVANCE))
+            left = float(x) - {"start": 0, "middle": w / 2, "end": w}[anchor]
+            boxes.append((float(width), text, left, left + w))
+    return boxes
+
+
+def test_cjk_text_is_measured_a_full_em_wide():
+    from llm_anatomy.render import svg
+
+    assert svg._text_width("注意力") == 36.0  # 3 x 12 px, where 0.6 em each would clip the first
+    assert svg._text_width("norms") == 36.0
+    assert svg._text_width("归一化 (x)") == 3 * 12 + 4 * 7.2
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_chart_label_fits_inside_its_chart(llama_tied_dir, bert_dir, tmp_path, cli, lang):
+    """No clipped label: each text's estimated box lies within its SVG (the first character of
+    "注意力" fell off the left edge of the component chart)."""
+    pages = [render(cli, llama_tied_dir, tmp_path, "--lang", lang, "--stats", "--trace"), render(cli, bert_dir, tmp_path, "--lang", lang)]
+    boxes = [box for page in pages for box in _text_boxes(page)]
+    assert len(boxes) > 100
+    assert [b for b in boxes if b[2] < 0 or b[3] > b[0]] == []
+    labels = [b[1] for b in boxes]
+    if lang == "zh":
+        assert {"注意力", "归一化", "嵌入", "层外（嵌入、最终归一化、输出头）"} <= set(labels)
+
+
+def test_legend_entries_do_not_overlap(tmp_path):
+    """Each legend entry starts after the previous one's text ends, CJK names included."""
+    from llm_anatomy.render import svg
+
+    series = [svg.Series(name, (1.0, 2.0)) for name in ("编号层内", "层外（嵌入、最终归一化、输出头）", "自注意力", "前馈网络")]
+    chart = svg.column_chart(["0", "1"], series, str, "层", "参数量", "按层")
+    swatches = [float(x) for x in re.findall(r'<rect x="([\d.]+)" y="[\d.]+" width="12" height="12"', chart)]
+    texts = [(float(x), html.unescape(t)) for x, t in re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="start" class="legend">([^<]*)</text>', chart)]
+    assert len(swatches) == len(texts) == 4
+    for (x, text), next_swatch in zip(texts, swatches[1:]):
+        assert x + _measured(text, svg.SANS_ADVANCE) < next_swatch
+
+
+def test_every_role_of_a_wide_layer_has_its_own_colour():
+    """Gemma's layers have 13 to 16 roles: each line and legend swatch a colour of its own;
+    ten series or fewer keep Tableau 10, as before."""
+    from llm_anatomy.render import svg
+
+    for count in (9, 10, 13, 16, 20):
+        series = [svg.Series(f"role{i}", (0.1 + i, 0.2 + i)) for i in range(count)]
+        chart = svg.line_chart(["0", "1"], series, str, "layer", "std", "std")
+        strokes = re.findall(r'<polyline points="[^"]*" fill="none" stroke="(#[0-9a-f]{6})"', chart)
+        swatches = re.findall(r'<rect [^>]*fill="(#[0-9a-f]{6})" class="swatch"', chart)
+        assert len(strokes) == len(set(strokes)) == count
+        assert swatches == strokes
+        if count <= 10:
+            assert strokes == list(svg.PALETTE[:count])

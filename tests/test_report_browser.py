@@ -209,3 +209,59 @@ def test_report_loads_without_errors_and_draws_its_charts(llama_tied_dir, tmp_pa
     # Keep the picture for a person to look at when asked (e.g. in CI artifacts).
     if os.environ.get("LLM_ANATOMY_SCREENSHOT_DIR"):
         shutil.copy(screenshot, os.path.join(os.environ["LLM_ANATOMY_SCREENSHOT_DIR"], "report.png"))
+
+
+# Every chart text as the browser laid it out, in the SVG's own units: its box and whether it
+# lies within the SVG; and each legend row's entries, left to right.
+TEXT_BOXES = """JSON.stringify(Array.from(document.querySelectorAll('svg')).map(function (svg) {
+  var width = svg.viewBox.baseVal.width;
+  var texts = Array.from(svg.querySelectorAll('text')).map(function (t) {
+    var box = t.getBBox();
+    return {text: t.textContent, cls: t.getAttribute('class') || '', x: box.x, y: box.y, right: box.x + box.width, rotated: t.hasAttribute('transform')};
+  });
+  return {label: svg.getAttribute('aria-label'), width: width, texts: texts};
+}))"""
+
+
+def _screenshot(browser, session, path):
+    size = browser.send("Page.getLayoutMetrics", session)["cssContentSize"]
+    shot = browser.send("Page.captureScreenshot", session, format="png", captureBeyondViewport=True,
+                        clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+    png = base64.b64decode(shot["data"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    path.write_bytes(png)
+    if os.environ.get("LLM_ANATOMY_SCREENSHOT_DIR"):
+        shutil.copy(path, os.path.join(os.environ["LLM_ANATOMY_SCREENSHOT_DIR"], path.name))
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_no_chart_text_is_clipped_or_overlaps_in_either_language(llama_tied_dir, bert_dir, tmp_path, cli, lang):
+    """As the browser measures the text: every label inside its chart (the zh component chart
+    lost the first character of 注意力 and 归一化), and no two legend entries overlapping."""
+    pages = []
+    for name, model, extra in (("llama", llama_tied_dir, ("--stats", "--trace")), ("bert", bert_dir, ())):
+        page = tmp_path / f"report-{name}-{lang}.html"
+        assert cli("report", model, "-o", page, "--lang", lang, *extra).code == 0
+        pages.append(page)
+    browser = Browser(tmp_path / "profile")
+    try:
+        measured = []
+        for page in pages:
+            session = open_page(browser, page)
+            measured += evaluate(browser, session, TEXT_BOXES)
+            _screenshot(browser, session, page.with_suffix(".png"))
+        problems = browser.problems()
+    finally:
+        browser.close()
+    assert problems == []
+    clipped = [(chart["label"], t["text"], round(t["x"], 1), round(t["right"], 1), chart["width"])
+               for chart in measured for t in chart["texts"] if not t["rotated"] and (t["x"] < -0.5 or t["right"] > chart["width"] + 0.5)]
+    assert clipped == []
+    for chart in measured:
+        legend = sorted((t for t in chart["texts"] if t["cls"] == "legend"), key=lambda t: (round(t["y"]), t["x"]))
+        for left, right in zip(legend, legend[1:]):
+            if round(left["y"]) == round(right["y"]):
+                assert left["right"] + 12 < right["x"], (chart["label"], left["text"], right["text"])
+    labels = {t["text"] for chart in measured for t in chart["texts"]}
+    if lang == "zh":
+        assert {"注意力", "归一化", "层外（嵌入、其他）", "层外（嵌入、最终归一化、输出头）"} <= labels

@@ -199,3 +199,25 @@ def test_quantized_gguf_kv_cache_is_the_one_transformers_fills_in_summary_and_tr
     text = cli("summary", path, "--context", 7, "--batch", 2).out
     assert "\nKV cache (fp32): " in text
     assert f"  `summary` computes {held:,} bytes ({held / 1024:.2f} KiB, fp32) for 2 x 7 tokens\n" in cli("trace", path, "--seq", 7, "--batch", 2).out
+
+
+def test_an_encoder_has_flops_per_input_token_and_no_decoding_step(bert_dir, cli):
+    """BERT generates nothing: no "per generated token", no `--decode` to point to (it is
+    refused for encoders), and no decoding-step bound under --device."""
+    out = cli("trace", bert_dir, "--seq", SEQ, "--depth", 0, "--device", "h100").out
+    per_token = [line for line in out.splitlines() if line.startswith("FLOPs per")]
+    assert per_token == ["FLOPs per token of an input of 8 tokens: 30,976 (30.98 K; prefill / tokens, each query counted against all 8 keys; an encoder generates no tokens)"]
+    assert "--decode" not in out and "decoding step" not in out
+    assert json.loads(cli("trace", bert_dir, "--seq", SEQ, "--device", "h100", "--json").out)["roofline"]["decode"] is None
+
+
+def test_depth_shows_the_layers_of_a_module_list_it_hides(bert_dir, llama_dir, cli):
+    """A ModuleList is never called itself: cut by --depth, its row shows its layers' cells
+    (each) instead of "(not called)" over nothing."""
+    bert = cli("trace", bert_dir, "--seq", SEQ, "--depth", 2).out.splitlines()
+    assert bert[10] == "│   └── layer: ModuleList  2 x BertLayer (each)  [1, 8, 32]  [1, 8, 32]     float32  122.88 K      1.00 KiB"
+    assert "(not called)" not in "\n".join(bert)
+    llama = cli("trace", llama_dir, "--seq", SEQ, "--depth", 2).out.splitlines()
+    assert llama[5] == "│   ├── layers: ModuleList  2 x LlamaDecoderLayer (each)  [1, 8, 64] +3  [1, 8, 64]     float32  507.90 K      2.00 KiB"
+    # Unfolded below, the ModuleList is shown as it is: not called, its layers under it.
+    assert "│   ├── layers: ModuleList  2 x LlamaDecoderLayer       (not called)" in EXPECTED_LLAMA

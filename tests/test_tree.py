@@ -259,3 +259,17 @@ def test_unbuildable_config_is_cached_too(llama_bf16_dir, tmp_path, cli, monkeyp
     second = cli("tree", folder)
     assert second.code == 0 and second.out == first.out
     assert "note: no class names (transformers could not build the config: ValueError: " in second.out
+
+
+def test_a_tied_head_is_marked_as_transformers_ties_it(llama_tied_dir, gpt2_dir, cli):
+    """lm_head.weight is model.embed_tokens.weight: named_parameters() shows it once, under that name."""
+    assert cli("tree", llama_tied_dir, "--depth", 1).out == (
+        "module                                                  own params  total params\n"
+        "LlamaForCausalLM                                                 -        69,952\n"
+        "├── model: LlamaModel                                            -        69,952\n"
+        "└── lm_head: Linear  tied to model.embed_tokens.weight       8,192         8,192\n"
+        "69,952 parameters (69.95K)\n"
+    )
+    assert cli("tree", llama_tied_dir, "--node", "lm_head").out.splitlines()[1] == "lm_head: Linear  tied to model.embed_tokens.weight       8,192         8,192"
+    assert cli("tree", gpt2_dir, "--depth", 1).out.splitlines()[-2] == "└── lm_head: Linear  tied to transformer.wte.weight       3,200         3,200"
+    assert "tied" not in cli("tree", llama_tied_dir, "--depth", 0).out

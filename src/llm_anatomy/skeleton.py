@@ -196,11 +196,6 @@ def write_cached(path: str, entry: dict[str, Any]) -> None:
         note(f"cannot write the skeleton cache in {os.path.dirname(path)} ({exc.strerror or type(exc).__name__}); continuing without it")
 
 
-# Called with True just before transformers builds a skeleton (seconds: torch and transformers
-# are imported) and with False once it is done, however it ends. The CLI sets it on a
-# terminal to say why it is silent; the library itself prints nothing.
-on_build: Callable[[bool], None] | None = None
-
 # Failures of this machine (a broken torch, no memory), not of the config: never cached.
 NOT_THE_CONFIGS_FAULT = (ImportError, OSError, MemoryError)
 
@@ -381,19 +376,16 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
         raise _unbuildable(catalog, cached)
     if cached is not None:
         return cached
-    notify = on_build
-    if notify is not None:
-        notify(True)
+    from .notice import announced  # only when building: seconds anyway
+
     try:
-        skeleton = with_config_file(catalog, config_bytes, lambda path: _build(path, dtype))
+        with announced("build"):
+            skeleton = with_config_file(catalog, config_bytes, lambda path: _build(path, dtype))
     except Exception as exc:  # transformers rejects configs in many ways; say which, in one line
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if not isinstance(exc, NOT_THE_CONFIGS_FAULT):
             write_cached(path, {"key": key, "unbuildable": why})
         raise _unbuildable(catalog, why) from exc
-    finally:
-        if notify is not None:
-            notify(False)
     write_cached(path, {"key": key, **skeleton.to_json()})
     return skeleton
 

@@ -48,4 +48,9 @@ def load_config_view(catalog: Catalog) -> ConfigView:
         note = f"note: this is {stored} as stored, not as transformers would print it ({exc.found}); class name {class_name} guessed from `architectures`"
         return ConfigView(catalog.name, class_name, config, printout(class_name, config), False, (note,))
     values = json.loads(skeleton.config_text.partition(" ")[2])
+    if catalog.format == "gguf" and catalog.files:
+        # from_pretrained(..., gguf_file=NAME) loads through transformers' GGUF quantizer, which
+        # sets model.config.quantization_config to GgufConfig(gguf_file=NAME), whatever the types.
+        values["quantization_config"] = {"dequantize": False, "gguf_file": catalog.files[0].rpartition("/")[2], "quant_method": "gguf"}
+        return ConfigView(catalog.name, skeleton.config_class, values, printout(skeleton.config_class, values), True)
     return ConfigView(catalog.name, skeleton.config_class, values, skeleton.config_text, True)

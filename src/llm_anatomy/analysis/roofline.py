@@ -37,7 +37,8 @@ class Intensity(namedtuple("Intensity", "path flops bytes")):
 class Roofline(namedtuple("Roofline", "device prefill decode context intensities")):
     """prefill: Bound for this prefill (None when decoding); decode: Bound for one decoding step
     (batch new tokens) over `context` cached tokens: measured when the trace decoded, else with
-    the prefill's FLOPs per token and its KV cache; intensities: by module path."""
+    the prefill's FLOPs per token and its KV cache, None for an encoder (it never decodes);
+    intensities: by module path."""
 
     __slots__ = ()
 
@@ -75,6 +76,6 @@ def roofline(trace: Trace, device: Device) -> Roofline:
         # The next step reads the cache as decoding holds it (`summary`'s row): a prefill's
         # sliding-window layers still hold all its tokens, of which that step keeps the window.
         cache = trace.kv_cache.nbytes if trace.kv_cache is not None else trace.cache_bytes
-        decode = _bound("decoding step", per_token * trace.batch, trace.weight_bytes + cache, device)
+        decode = _bound("decoding step", per_token * trace.batch, trace.weight_bytes + cache, device) if trace.generates else None
         context = trace.seq
     return Roofline(device, prefill, decode, context, {i.path: i for i in intensities})

@@ -430,7 +430,8 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
 
     implied: list[ImpliedCount] = []
     moe = None
-    if arch is not None:
+    # Tensors a config implied cannot be checked against that config: there are none to check.
+    if arch is not None and not implied_by:
         findings += _shape_findings(params, arch)
         matrices: dict[str, int] = defaultdict(int)
         for t, component, role, _ in params:
@@ -443,6 +444,7 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
             if count != matrices.get(component, 0):
                 found = f"{matrices.get(component, 0):,}"
                 findings.append(Finding(component, f"{count:,} parameters in weight matrices, as config.json implies", f"{found} in the tensors", INCOMPLETE, kind="implied", args={"component": component, "count": f"{count:,}", "found": found}))
+    if arch is not None:
         moe, moe_findings = _moe(total, routed_by_layer, arch)
         findings += moe_findings
 
@@ -458,6 +460,7 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
 
     layer_keys = sorted(by_layer, key=lambda k: (k is None, k or 0))
     dtypes = tuple(_count(d, ts) for d, ts in sorted(by_dtype.items(), key=lambda kv: -sum(t.numel for t in kv[1])))
+    memory = estimate(arch, total, total_nbytes, catalog, contexts, batches, kv_dtype)
     return Summary(
         model=catalog.name,
         format=catalog.format,
@@ -471,11 +474,16 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         moe=moe,
         implied=tuple(implied),
         architecture=arch,
-        memory=estimate(arch, total, total_nbytes, catalog, contexts, batches, kv_dtype),
+        memory=_without_stored(memory) if implied_by else memory,
         findings=tuple(findings),
         implied_by=implied_by,
         quant=qcount,
     )
+
+
+def _without_stored(memory: Memory) -> Memory:
+    """No stored row where nothing is stored (a vocab-only GGUF, config.json alone)."""
+    return memory._replace(weights=tuple(row for row in memory.weights if row.label != "stored"))
 
 
 def _quant_findings(qview: QuantView) -> list[Finding]:

@@ -19,6 +19,7 @@ from .. import skeleton as skeletons
 from ..catalog import Catalog
 from ..errors import AnatomyError, UsageError
 from ..extras import require
+from ..notice import announced
 from .architecture import Architecture, derive
 from .memory import kv_cache_of
 from .tree import Run, fold
@@ -92,7 +93,7 @@ class Experts(namedtuple("Experts", "top_k experts")):
     __slots__ = ()
 
 
-class Trace(namedtuple("Trace", "model model_class transformers_version batch seq context modules total_flops params param_dtype attention cache peak_bytes experts kv_cache kv_dtype kv_note node")):
+class Trace(namedtuple("Trace", "model model_class transformers_version batch seq context modules total_flops params param_dtype attention cache peak_bytes experts kv_cache kv_dtype kv_note node generates", defaults=(True,))):
     """The forward pass of model_class on input_ids [batch, seq] after `context` cached tokens
     (0: a prefill; else a decoding step, seq 1): modules (TracedModule, in module order: the
     subtree of `node` when one was asked for, else all), total_flops (FlopCounterMode's total
@@ -100,7 +101,8 @@ class Trace(namedtuple("Trace", "model model_class transformers_version batch se
     (AttentionCall per attention module), cache (CacheLayer per layer of the KV cache the
     forward returned; empty for encoders), param_dtype (the weights' dtype as built), peak_bytes (the most bytes the forward's own tensors
     held at once), experts (Experts, or None), kv_cache: memory.KVCacheRow for batch x (context
-    + seq) as `summary` computes it, or None (kv_note says why)."""
+    + seq) as `summary` computes it, or None (kv_note says why); generates: False for an encoder
+    (no decoding step, so no FLOPs per generated token)."""
 
     __slots__ = ()
 
@@ -439,7 +441,8 @@ def _traced(catalog: Catalog, version: str, batch: int, seq: int, context: int) 
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         pass  # absent, stale or damaged: trace again
     try:
-        data = skeletons.with_config_file(catalog, config_bytes, lambda file: _trace_model(file, dtype, batch, seq, context))
+        with announced("trace"):
+            data = skeletons.with_config_file(catalog, config_bytes, lambda file: _trace_model(file, dtype, batch, seq, context))
     except skeletons.NOT_THE_CONFIGS_FAULT:
         raise
     except Exception as exc:  # transformers fails on configs and on meta-device forwards in many ways

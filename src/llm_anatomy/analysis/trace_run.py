@@ -20,6 +20,7 @@ from .. import skeleton as skeletons
 from ..catalog import Catalog
 from ..errors import AnatomyError, UsageError
 from ..extras import require
+from ..notice import announced
 
 # Weights load as float32 (CPU matrix products in bf16 are slow, in fp16 partly missing; GGUF
 # dequantizes to float32 anyway), so a model needs parameters x 4 bytes, and loading may
@@ -328,18 +329,20 @@ def run_trace(catalog: Catalog, text: str, available: int | None = -1) -> RunTra
 
 
 def _trace(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) -> RunTrace:
-    import transformers
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    with announced("load"):  # importing torch and transformers, then the weights: most of the wait
+        import transformers
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    tokenizer, ids = _tokenize(catalog, folder, kwargs, text)
-    model = _load(catalog, folder, kwargs)
+        tokenizer, ids = _tokenize(catalog, folder, kwargs, text)
+        model = _load(catalog, folder, kwargs)
     text_config = model.config.get_text_config()
     found = _layers(model, getattr(text_config, "num_hidden_layers", None))
     if found is None:
         raise AnatomyError(catalog.name, f"a list of num_hidden_layers decoder layers in {type(model).__name__}", "none", "trace --run needs the layers to hook")
     layers_path, layers = found
     try:
-        streams, output, modules = _forward(model, layers, ids)
+        with announced("run"):
+            streams, output, modules = _forward(model, layers, ids)
     except Exception as exc:  # a model's forward can fail in many ways on odd weights or configs
         raise AnatomyError(catalog.name, "a forward pass transformers can run", _first_line(exc), "") from exc
     notes = []

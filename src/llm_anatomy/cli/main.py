@@ -213,13 +213,20 @@ def catch_signals() -> None:
 
 
 BUILD_NOTICE = "building the module tree with transformers, once per config ..."
+# What each slow stage (notice.announced) shows on a terminal while it runs.
+NOTICES = {
+    "build": BUILD_NOTICE,
+    "trace": "tracing the forward pass on the meta device, once per config and shape ...",
+    "load": "loading the tokenizer and the weights with transformers ...",
+    "run": "running the weights on the text, on CPU ...",
+}
 
 
-def _show_build_notice(building: bool) -> None:
-    """skeleton.on_build on a terminal: the first command on a new config waits seconds for
-    torch and transformers; the line is cleared when the build ends."""
+def _show_notice(stage: str | None) -> None:
+    """notice.LISTENER on a terminal: the first command on a new config waits seconds for
+    torch and transformers, trace --run for a minute; the line is cleared when a stage ends."""
     stream = getattr(sys.stderr, "raw", sys.stderr)  # past the escaping: its controls are meant
-    stream.write(BUILD_NOTICE if building else "\r\x1b[K")
+    stream.write(NOTICES[stage] if stage else "\r\x1b[K")
     stream.flush()
 
 
@@ -254,16 +261,16 @@ def _ask_hub_early(name: str, argv: list[str]) -> bool:
 
 
 def _run_command(module: object, args: argparse.Namespace) -> int:
-    """The command's exit status; on a terminal, skeleton builds are announced meanwhile."""
+    """The command's exit status; on a terminal, slow stages are announced meanwhile."""
     if not sys.stderr.isatty():
         return module.run(args, sys.stdout) or 0  # type: ignore[attr-defined]
-    from .. import skeleton
+    from ..notice import LISTENER
 
-    previous, skeleton.on_build = skeleton.on_build, _show_build_notice
+    token = LISTENER.set(_show_notice)
     try:
         return module.run(args, sys.stdout) or 0  # type: ignore[attr-defined]
     finally:
-        skeleton.on_build = previous
+        LISTENER.reset(token)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,7 @@ here, and a few lines of inline script for sorting and filtering the tables."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Sequence
 
 from .. import __version__
@@ -151,6 +152,22 @@ def _axis_count(n: float) -> str:
     return (number.rstrip("0").rstrip(".") if "." in number else number) + text[len(number):]
 
 
+def _outside_parts(report: Report, words: dict) -> str:
+    """What sits outside the numbered layers, as the diagram draws it ("embeddings, final norm,
+    head"), and "other" for tensors it has no box for (BERT's pooler)."""
+    diagram, arch = report.diagram, report.summary.architecture
+    if diagram is None:
+        return words["outside_parts"]["other"]
+    places = [b.place for b in diagram.outer]
+    if "head" not in places and arch is not None and arch.tied_embeddings and arch.has_output_head:
+        places.append("head")  # drawn as the tied head
+    drawn = sum(math.prod(t.shape) * t.count for b in diagram.outer for t in b.tensors)
+    outside = sum(layer.params for layer in report.summary.layers if layer.index is None)
+    if outside > drawn:
+        places.append("other")
+    return words["outside_parts_joiner"].join(words["outside_parts"][p] for p in places)
+
+
 def _params_section(report: Report, words: dict) -> str:
     summary = report.summary
     total = summary.total_params
@@ -168,13 +185,18 @@ def _params_section(report: Report, words: dict) -> str:
     if any(layer.index is not None for layer in summary.layers):  # a model of numbered layers
         categories = [words["outside"] if layer.index is None else str(layer.index) for layer in summary.layers]
         inside = Series(words["in_layers"], tuple(float(layer.params) if layer.index is not None else None for layer in summary.layers))
-        outside = Series(words["outside_layers"], tuple(float(layer.params) if layer.index is None else None for layer in summary.layers))
+        outside = Series(words["outside_layers"].format(parts=_outside_parts(report, words)), tuple(float(layer.params) if layer.index is None else None for layer in summary.layers))
         chart = column_chart(categories, [inside, outside], _axis_count, words["layer_axis"], words["params_axis"], words["by_layer"])
         parts += [element("h3", esc(words["by_layer"])), element("div", chart, class_="figure")]
     rows = [(esc(d.name), esc(thousands(d.tensors)), esc(thousands(d.params)), esc(human_bytes(d.nbytes)), esc(share(d.params, total))) for d in summary.dtypes]
     parts += [element("h3", esc(words["by_dtype"])), table((words["dtype"], words["tensors"], words["params"], words["bytes"], words["share"]), rows, numeric=(1, 2, 3, 4))]
     parts.append(element("h3", esc(words["findings"])))
-    parts.append(_marked([worded(f, words) for f in summary.findings], "warn") if summary.findings else _all_clear(words["no_findings"]))
+    if summary.findings:
+        parts.append(_marked([worded(f, words) for f in summary.findings], "warn"))
+    elif summary.implied_by:  # the shapes are the ones the config implies: nothing was checked
+        parts.append(element("p", esc(words["nothing_to_check"]), class_="note"))
+    else:
+        parts.append(_all_clear(words["no_findings"]))
     return section("params", words["parameters"], "".join(parts))
 
 
@@ -280,7 +302,8 @@ def _tensor_section(report: Report, words: dict) -> str:
 def forward_section(forward: Trace, words: dict) -> str:
     """The forward pass on the meta device: FLOPs and activation bytes per layer, then the totals with how each is made."""
     from ..analysis.trace import layer_costs
-    from .trace import attention_formula, cache_text, flops_text
+    # The formulas' words are render.trace's English unless the language has its own.
+    from .trace import ATTENTION_TERM, CACHE_GROUP, CACHE_HELD, attention_formula, cache_text, flops_text
 
     note = words["forward_note"].format(batch=forward.batch, seq=forward.seq, model_class=forward.model_class, version=forward.transformers_version)
     parts = [element("p", esc(note), class_="note")]
@@ -296,14 +319,15 @@ def forward_section(forward: Trace, words: dict) -> str:
     weights = forward.total_flops - forward.attention_flops
     per_token = forward.total_flops // forward.tokens if forward.tokens else 0
     rows = [
-        (words["prefill_flops"], f"{thousands(forward.total_flops)} ({flops_text(forward.total_flops)})", f"{forward.batch} x {forward.seq} tokens, FlopCounterMode"),
+        (words["prefill_flops"], f"{thousands(forward.total_flops)} ({flops_text(forward.total_flops)})", words["prefill_how"].format(batch=forward.batch, seq=forward.seq)),
         (words["weights_flops"], thousands(weights), f"{words['rule_flops']}: 2 x {thousands(forward.params)} x {thousands(forward.tokens)} = {thousands(forward.rule_flops)}"),
-        (words["attention_flops"], thousands(forward.attention_flops), attention_formula(forward.attention) if forward.attention else "-"),
-        (words["per_token_flops"], f"{thousands(per_token)} ({flops_text(per_token)})", f"{thousands(forward.total_flops)} / {thousands(forward.tokens)} tokens, at {forward.seq} tokens of context"),
-        (words["peak_activation"], f"{thousands(forward.peak_bytes)} ({human_bytes(forward.peak_bytes)})", "KV cache and weights not included"),
+        (words["attention_flops"], thousands(forward.attention_flops), attention_formula(forward.attention, words.get("attention_term", ATTENTION_TERM)) if forward.attention else "-"),
+        # An encoder generates nothing: its FLOPs are per token of the input.
+        (words["per_token_flops" if forward.generates else "per_input_token_flops"], f"{thousands(per_token)} ({flops_text(per_token)})", words["per_token_how"].format(total=thousands(forward.total_flops), tokens=thousands(forward.tokens), seq=forward.seq)),
+        (words["peak_activation"], f"{thousands(forward.peak_bytes)} ({human_bytes(forward.peak_bytes)})", words["peak_how"]),
     ]
     if forward.cache:
-        rows.append((words["kv_cache_forward"], f"{thousands(forward.cache_bytes)} ({human_bytes(forward.cache_bytes)})", cache_text(forward)))
+        rows.append((words["kv_cache_forward"], f"{thousands(forward.cache_bytes)} ({human_bytes(forward.cache_bytes)})", cache_text(forward, words.get("cache_group", CACHE_GROUP), words.get("cache_held", CACHE_HELD))))
     parts.append(table((words["forward"], words["forward_total"], words["forward_formula"]), [tuple(esc(c) for c in row) for row in rows], numeric=(1,)))
     if forward.experts is not None:
         parts.append(element("p", esc(words["experts_counted"].format(top_k=forward.experts.top_k, experts=forward.experts.experts)), class_="note"))

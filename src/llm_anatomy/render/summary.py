@@ -68,13 +68,17 @@ def _quant_lines(q: QuantCount) -> list[str]:
     ]
 
 
+def _holds(summary: Summary) -> str:
+    """Why a summary's counts are implied: what the checkpoint lacks."""
+    return "the file holds no tensors" if summary.implied_by == "its metadata" else "no weights beside config.json"
+
+
 def _head(summary: Summary) -> str:
     """The first line, after the model's name."""
     total = summary.total_params
     dtypes = ", ".join(d.name for d in summary.dtypes)
     if summary.implied_by:
-        holds = "the file holds no tensors" if summary.implied_by == "its metadata" else "no weights beside config.json"
-        return f"{thousands(total)} parameters ({human_count(total)}) implied by {summary.implied_by} ({holds}), {human_bytes(summary.total_nbytes)} in {dtypes or 'no tensors'} as loaded"
+        return f"{thousands(total)} parameters ({human_count(total)}) implied by {summary.implied_by} ({_holds(summary)}), {human_bytes(summary.total_nbytes)} in {dtypes or 'no tensors'} as loaded"
     return f"{thousands(total)} parameters ({human_count(total)}), {human_bytes(summary.total_nbytes)} in {dtypes or 'no tensors'}"
 
 
@@ -130,6 +134,8 @@ def text(summary: Summary) -> str:
     lines += ["", "By dtype:"] + ["  " + line for line in table(DTYPE_HEADER, _dtype_rows(summary), right=(1, 2, 3))]
     if summary.implied:
         lines += ["", "Weight matrices, config.json vs tensors:"] + ["  " + line for line in table(IMPLIED_HEADER, _implied_rows(summary), right=(1, 2))]
+    elif summary.implied_by:
+        lines += ["", f"Weight matrices, config.json vs tensors: nothing to check ({_holds(summary)})"]
     lines += [""] + _memory_lines(summary.memory, dtypes)
     if summary.findings:
         lines += ["", "Findings:"] + [f"  {finding.line()}" for finding in summary.findings]
@@ -178,6 +184,8 @@ def html(summary: Summary) -> str:
     parts.append(titled("By dtype", DTYPE_HEADER, _dtype_rows(summary), (1, 2, 3)))
     if summary.implied:
         parts.append(titled("Weight matrices, config.json vs tensors", IMPLIED_HEADER, _implied_rows(summary), (1, 2)))
+    elif summary.implied_by:
+        parts.append(pre([f"Weight matrices, config.json vs tensors: nothing to check ({_holds(summary)})"]))
     parts.append(pre(_memory_lines(summary.memory, dtypes)))
     if summary.findings:
         parts.append(pre(["Findings:"] + [f"  {finding.line()}" for finding in summary.findings]))

@@ -1,12 +1,14 @@
 """Small inline-SVG charts drawn in Python: horizontal bars, stacked columns, lines, and a
 block-diagram flow. No library and no script: the page works offline and prints as is.
 
-Text sizes are estimated from the character count (labels that hold names and shapes use
-the monospace font, whose advance is 0.6 em), which is enough to lay out axes and boxes."""
+Text sizes are estimated from the characters (labels that hold names and shapes use the
+monospace font, whose advance is 0.6 em; wide characters, Chinese among them, take 1 em),
+which is enough to lay out axes and boxes."""
 
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -14,6 +16,12 @@ from .html import esc
 
 # Tableau 10: distinguishable, and still readable for the common colour-blindness types.
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
+# Tableau 20 (ten hues, each dark then light), for charts of more than ten series: the roles
+# of a Gemma layer number 13 to 16, and Tableau 10 has near twins of Tableau 20's lights.
+PALETTE_20 = (
+    "#4e79a7", "#a0cbe8", "#f28e2b", "#ffbe7d", "#59a14f", "#8cd17d", "#b6992d", "#f1ce63", "#499894", "#86bcb6",
+    "#e15759", "#ff9d9a", "#79706e", "#bab0ac", "#d37295", "#fabfd2", "#b07aa1", "#d4a6c8", "#9d7660", "#d7b5a6",
+)
 FONT = 12  # px, the size of every chart label
 MONO_ADVANCE = 0.6 * FONT
 SANS_ADVANCE = 0.6 * FONT  # a little generous for system-ui, so labels never collide
@@ -21,12 +29,19 @@ TITLE_ADVANCE = 0.64 * 13  # the diagram's bold 13 px box titles
 WIDTH = 960  # the page's content width; the SVGs scale down on narrow screens
 
 
-def color(index: int) -> str:
-    return PALETTE[index % len(PALETTE)]
+def color(index: int, palette: Sequence[str] = PALETTE) -> str:
+    return palette[index % len(palette)]
+
+
+def palette_for(series: Sequence[object]) -> Sequence[str]:
+    """Tableau 10 while it gives every series its own colour, else Tableau 20."""
+    return PALETTE if len(series) <= len(PALETTE) else PALETTE_20
 
 
 def _text_width(text: str, advance: float = SANS_ADVANCE) -> float:
-    return len(text) * advance
+    """advance per character, and a full em (advance / 0.6) per wide one ("注", "Ａ")."""
+    wide = sum(unicodedata.east_asian_width(c) in "WF" for c in text)
+    return (len(text) - wide) * advance + wide * advance / 0.6
 
 
 def _num(value: float) -> str:
@@ -174,11 +189,12 @@ def _legend_rows(series: Sequence[Series], width: float) -> list[list[tuple[int,
 def _legend(series: Sequence[Series], width: float) -> str:
     if len(series) < 2:
         return ""
+    palette = palette_for(series)
     out = []
     for r, row in enumerate(_legend_rows(series, width)):
         x, y = 12.0, 4 + 18 * r
         for i, w in row:
-            out.append(_rect(x, y + 2, 12, 12, color(i), "swatch", rx=2))
+            out.append(_rect(x, y + 2, 12, 12, color(i, palette), "swatch", rx=2))
             out.append(_text(x + 17, y + 12, series[i].name, "start", "legend"))
             x += w
     return "".join(out)
@@ -215,6 +231,7 @@ def column_chart(categories: Sequence[str], series: Sequence[Series], y_text: Ca
     slot = (frame.right - frame.left) / max(len(categories), 1)
     bar = max(min(slot * 0.72, 48), 1)
     body = [_legend(series, width), _axes(frame, scale, y_text, categories, x_label, y_label)]
+    palette = palette_for(series)
     for i, category in enumerate(categories):
         base = 0.0
         x = frame.x_center(i, len(categories)) - bar / 2
@@ -224,7 +241,7 @@ def column_chart(categories: Sequence[str], series: Sequence[Series], y_text: Ca
                 continue
             y_top = scale.position(base + value, frame.bottom, frame.top)
             y_bottom = scale.position(base, frame.bottom, frame.top)
-            body.append(_rect(x, y_top, bar, y_bottom - y_top, color(k), "bar", f"{category} · {s.name}: {y_text(value)}"))
+            body.append(_rect(x, y_top, bar, y_bottom - y_top, color(k, palette), "bar", f"{category} · {s.name}: {y_text(value)}"))
             base += value
     return _svg(width, frame.height, "".join(body), label)
 
@@ -241,6 +258,7 @@ def line_chart(categories: Sequence[str], series: Sequence[Series], y_text: Call
         scale = linear_scale(min(values, default=0), max(values, default=1))
     frame = _frame(series, [y_text(t) for t in scale.ticks], width)
     body = [_legend(series, width), _axes(frame, scale, y_text, categories, x_label, y_label)]
+    palette = palette_for(series)
     for k, s in enumerate(series):
         points = [
             (frame.x_center(i, len(categories)), scale.position(v, frame.bottom, frame.top), categories[i], v)
@@ -249,9 +267,9 @@ def line_chart(categories: Sequence[str], series: Sequence[Series], y_text: Call
         ]
         if len(points) > 1:
             path = " ".join(f"{_num(x)},{_num(y)}" for x, y, _, _ in points)
-            body.append(f'<polyline points="{path}" fill="none" stroke="{color(k)}" class="series"/>')
+            body.append(f'<polyline points="{path}" fill="none" stroke="{color(k, palette)}" class="series"/>')
         for x, y, category, v in points:
-            body.append(f'<circle cx="{_num(x)}" cy="{_num(y)}" r="2.5" fill="{color(k)}"><title>{esc(f"{s.name} · {category}: {y_text(v)}")}</title></circle>')
+            body.append(f'<circle cx="{_num(x)}" cy="{_num(y)}" r="2.5" fill="{color(k, palette)}"><title>{esc(f"{s.name} · {category}: {y_text(v)}")}</title></circle>')
     return _svg(width, frame.height, "".join(body), label)
 
 

@@ -96,44 +96,69 @@ def _rows(node: TraceNode, indent: str, depth: int | None, roof: Roofline | None
         child = run.first
         each = " (each)" if run.count > 1 else ""
         label = f"{run.label}: {child.module.class_name}{each}{_folded_summary(child)}"
-        rows.append((indent + (LAST_BRANCH if last else BRANCH) + label,) + _cells(child.module, roof))
-        rows += _rows(child, indent + (SPACE if last else PIPE), None if depth is None else depth - 1, roof)
+        below = None if depth is None else depth - 1
+        rows.append((indent + (LAST_BRANCH if last else BRANCH) + label + _hidden_run_suffix(child, below),) + _cells(_shown_module(child, below), roof))
+        rows += _rows(child, indent + (SPACE if last else PIPE), below, roof)
     if node.attention is not None:
         rows += _attention_rows(node.attention, indent, roof)
     return rows
+
+
+def _hidden_run(node: TraceNode, depth: int | None) -> TraceNode | None:
+    """The layer that stands for a container --depth hides: a ModuleList is never called
+    itself, so its row shows its layers' (each) when they all fold into one run."""
+    if depth != 0 or node.module.calls or not node.children:
+        return None
+    runs = fold_layers(node.children)
+    return runs[0].first if len(runs) == 1 and runs[0].first.module.calls else None
+
+
+def _hidden_run_suffix(node: TraceNode, depth: int | None) -> str:
+    return " (each)" if _hidden_run(node, depth) is not None and len(node.children) > 1 else ""
+
+
+def _shown_module(node: TraceNode, depth: int | None) -> TracedModule:
+    layer = _hidden_run(node, depth)
+    return node.module if layer is None else layer.module
 
 
 def _ratio(part: int, whole: int) -> str:
     return f"{part / whole:.3f}" if whole else "-"
 
 
-def attention_formula(calls: tuple[AttentionCall, ...]) -> str:
+ATTENTION_TERM = "{n} {layers} x 2 x batch {b} x heads {h} x queries {nq} x keys {nk} x (head_dim {dk} + {dv})"
+CACHE_GROUP = "{n} x {kind} keys {keys} values {values} {dtype}{held}"
+CACHE_HELD = " (views of the last {last} of {tokens} tokens held)"
+
+
+def attention_formula(calls: tuple[AttentionCall, ...], term: str = ATTENTION_TERM) -> str:
     """The attention core's FLOPs as the shapes give them: q k^T and scores x v are each
-    2 x batch x heads x queries x keys x head_dim, summed over the layers with the same shapes."""
+    2 x batch x heads x queries x keys x head_dim, summed over the layers with the same shapes.
+    term: the words of one group (the report's other languages)."""
     groups: dict[tuple[int, ...], int] = {}
     for call in calls:
         b, h, nq, dk = call.query.shape
         shape = (b, h, nq, call.key.shape[-2], dk, call.value.shape[-1])
         groups[shape] = groups.get(shape, 0) + 1
-    terms = [f"{n} {'layer' if n == 1 else 'layers'} x 2 x batch {b} x heads {h} x queries {nq} x keys {nk} x (head_dim {dk} + {dv})" for (b, h, nq, nk, dk, dv), n in groups.items()]
+    terms = [term.format(n=n, layers="layer" if n == 1 else "layers", b=b, h=h, nq=nq, nk=nk, dk=dk, dv=dv) for (b, h, nq, nk, dk, dv), n in groups.items()]
     value = sum(n * 2 * b * h * nq * nk * (dk + dv) for (b, h, nq, nk, dk, dv), n in groups.items())
     return f"{' + '.join(terms)} = {thousands(value)}"
 
 
-def cache_text(trace: Trace) -> str:
+def cache_text(trace: Trace, group: str = CACHE_GROUP, held: str = CACHE_HELD) -> str:
     """The cache's layers grouped by their shapes: '2 x DynamicLayer keys [1, 2, 8, 16] values
     [1, 2, 8, 16] float32', and where a layer's tensors are views of a larger storage, its tokens
-    ('(views of the last 3 of 4 tokens held)')."""
+    ('(views of the last 3 of 4 tokens held)'); group and held: the words (the report's other languages)."""
     groups: dict[tuple, int] = {}
     for layer in trace.cache:
         groups[layer] = groups.get(layer, 0) + 1
-    return ", ".join(f"{n} x {layer.kind} keys {shape_text(layer.keys.shape)} values {shape_text(layer.values.shape)} {layer.keys.dtype}{_held_text(layer)}" for layer, n in groups.items())
+    return ", ".join(group.format(n=n, kind=layer.kind, keys=shape_text(layer.keys.shape), values=shape_text(layer.values.shape), dtype=layer.keys.dtype, held=_held_text(layer, held)) for layer, n in groups.items())
 
 
-def _held_text(layer: CacheLayer) -> str:
+def _held_text(layer: CacheLayer, held: str) -> str:
     if layer.held <= layer.nbytes:
         return ""
-    return f" (views of the last {layer.keys.shape[-2]} of {layer.held_tokens} tokens held)"
+    return held.format(last=layer.keys.shape[-2], tokens=layer.held_tokens)
 
 
 def totals(trace: Trace) -> list[str]:
@@ -154,7 +179,10 @@ def totals(trace: Trace) -> list[str]:
     per_token = trace.total_flops // trace.tokens if trace.tokens else 0
     keys = trace.context + trace.seq if trace.decode else trace.seq
     how = "this step's FLOPs / batch" if trace.decode else f"prefill / tokens, each query counted against all {trace.seq} keys as the meta device's attention does; --decode --context {trace.seq} measures it"
-    lines.append(f"FLOPs per generated token at {keys} tokens of context: {thousands(per_token)} ({flops_text(per_token)}; {how})")
+    if trace.generates:
+        lines.append(f"FLOPs per generated token at {keys} tokens of context: {thousands(per_token)} ({flops_text(per_token)}; {how})")
+    else:  # an encoder reads its input in one pass: there is no decoding step to point to
+        lines.append(f"FLOPs per token of an input of {keys} tokens: {thousands(per_token)} ({flops_text(per_token)}; prefill / tokens, each query counted against all {keys} keys; an encoder generates no tokens)")
     if trace.experts is not None:
         lines.append(f"experts: each token runs its router's top {trace.experts.top_k} of {trace.experts.experts} experts, counted as run (transformers' batched_mm experts); the meta device has no values to route by, so these are the expected FLOPs: exact per token, whichever experts are picked")
     shape = f"batch {trace.batch}, 1 new token per sequence over {trace.context} cached" if trace.decode else f"batch {trace.batch}, {trace.seq} tokens"
@@ -215,7 +243,8 @@ def roofline_lines(trace: Trace, roof: Roofline) -> list[str]:
         lines.append(_bound_line(roof.prefill, device, moved(roof.prefill), ""))
     how = "" if trace.decode else f", estimated from the prefill's FLOPs per token; --decode --context {roof.context} measures it"
     tokens = f"{trace.batch} new token{'s' if trace.batch != 1 else ''}, 1 per sequence"
-    lines.append(_bound_line(roof.decode, device, moved(roof.decode), f"; {tokens}, over {roof.context} cached{how}"))
+    if roof.decode is not None:
+        lines.append(_bound_line(roof.decode, device, moved(roof.decode), f"; {tokens}, over {roof.context} cached{how}"))
     return lines
 
 

@@ -31,6 +31,18 @@ def _folded_summary(node: TreeNode) -> str:
     return f"  {len(node.children)}{kind}"
 
 
+def _tied_summary(node: TreeNode) -> str:
+    """'  tied to model.embed_tokens.weight' for a module whose parameter is another module's
+    (a tied output head), as named_parameters() names it; each such parameter by name when
+    the module has more than one (table() escapes the names)."""
+    tied = [p for p in node.parameters if p.canonical != f"{node.path}.{p.name}"]
+    if not tied:
+        return ""
+    if len(node.parameters) == 1:
+        return f"  tied to {tied[0].canonical}"
+    return "  " + ", ".join(f"{p.name} tied to {p.canonical}" for p in tied)
+
+
 def _rows(node: TreeNode, indent: str, depth: int | None, params: bool) -> list[tuple[str, str, str]]:
     if depth == 0:
         return []
@@ -49,7 +61,8 @@ def _rows(node: TreeNode, indent: str, depth: int | None, params: bool) -> list[
             continue
         child = entry.first
         each = " (each)" if entry.count > 1 else ""
-        rows.append((branch + _label(entry.label, child.class_name) + each + _folded_summary(child), _count(child.own), _count(child.total)))
+        tied = "" if params else _tied_summary(child)  # with --params, each parameter's row says it
+        rows.append((branch + _label(entry.label, child.class_name) + each + _folded_summary(child) + tied, _count(child.own), _count(child.total)))
         rows += _rows(child, indent + (SPACE if last else PIPE), None if depth is None else depth - 1, params)
     return rows
 
@@ -57,7 +70,7 @@ def _rows(node: TreeNode, indent: str, depth: int | None, params: bool) -> list[
 def text(tree: ModuleTree, node: TreeNode, depth: int | None = None, params: bool = False) -> str:
     """The box-drawn tree under node, down to depth levels (None: all)."""
     root_label = _label(node.path, node.class_name) if node.path else (node.class_name or "(root)")
-    rows = [(root_label + _folded_summary(node), _count(node.own), _count(node.total))]
+    rows = [(root_label + _folded_summary(node) + ("" if params else _tied_summary(node)), _count(node.own), _count(node.total))]
     rows += _rows(node, "", depth, params)
     lines = table(("module", "own params", "total params"), rows, right=(1, 2))
     lines.append(f"{thousands(node.total)} parameters ({human_count(node.total)})")
