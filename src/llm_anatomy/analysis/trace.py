@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 from .. import skeleton as skeletons
 from ..catalog import Catalog
 from ..errors import AnatomyError, UsageError
-from ..extras import require
 from ..notice import announced
 from .architecture import Architecture, derive
 from .memory import kv_cache_of
@@ -475,7 +474,9 @@ def trace(catalog: Catalog, batch: int = 1, seq: int | None = None, context: int
     config = catalog.require_config()
     version = skeletons.installed_transformers_version()
     if version is None:
-        require("transformers", catalog.name, "for the forward pass")
+        from ..extras import require  # importlib.util only then: a cached trace imports neither
+
+        require("transformers", "trace", "for the forward pass")
     # Before transformers sees it, as for the module tree.
     skeletons.refuse_to_build(config, catalog.config_file or (catalog.files[0] if catalog.files else catalog.name))
     arch = derive(config)
@@ -490,7 +491,7 @@ def trace(catalog: Catalog, batch: int = 1, seq: int | None = None, context: int
     record = _traced(catalog, version, batch, seq, context)
     modules = _subtree(record.modules, node, catalog.name) if node else record.modules
     kv, kv_note = kv_cache_of(arch, catalog, [context + seq], [batch])
-    return Trace(catalog.name, record.model_class, record.version, batch, seq, context, modules, record.total, record.params, record.param_dtype, record.attention, record.cache, record.peak, record.experts, kv.rows[0] if kv else None, kv.dtype if kv else None, kv_note, node or "")
+    return Trace(catalog.name, record.model_class, record.version, batch, seq, context, modules, record.total, record.params, record.param_dtype, record.attention, record.cache, record.peak, record.experts, kv.rows[0] if kv else None, kv.dtype if kv else None, kv_note, node or "", not arch.encoder_only)
 
 
 def nest(modules: tuple[TracedModule, ...], attention: tuple[AttentionCall, ...] = ()) -> TraceNode:

@@ -10,7 +10,6 @@ if TYPE_CHECKING:
 from ..analysis.devices import DEVICES, find_device
 from ..api import open as open_model
 from ..errors import UsageError
-from ..extras import require
 from ..render import trace as render
 from .main import add_model_argument, whole_number
 from .tree import MAX_DEPTH
@@ -50,7 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    require("transformers", "trace", "for the forward pass")  # said before any file is read
     if args.run is not None:
         from . import trace_run
 

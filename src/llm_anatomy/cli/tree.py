@@ -11,7 +11,6 @@ if TYPE_CHECKING:
 from ..analysis.tree import find_node
 from ..api import open as open_model
 from ..errors import UsageError
-from ..extras import require
 from ..render import tree as render
 from .main import add_model_argument, whole_number
 
@@ -42,6 +41,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     node = find_node(tree, args.node)
     if args.style == "torch":
         if not tree.class_names:
+            from ..extras import require  # only here: trace imports this module, and its cached call needs no importlib.util
+
             require("transformers", "tree --style torch", "for class names")  # a missing extra: exit 1
             raise UsageError(tree.model, "class names for --style torch", "none", tree.no_class_names_because)
         out.write(render.torch_parameters(node) if args.params else render.torch_children(node))
