@@ -55,6 +55,12 @@ def ranged(body, size=100, framing="length"):
     return (head + "Connection: close\r\n\r\n").encode() + body, True  # up to the close
 
 
+
+@pytest.fixture(autouse=True)
+def _retries_without_waiting(monkeypatch):
+    """Retries happen at once: no test sleeps through the backoff (test_http_limits counts the waits)."""
+    monkeypatch.setattr(remote, "sleep", lambda seconds: None)
+
 @pytest.fixture
 def request_to(monkeypatch):
     monkeypatch.setattr(remote, "RETRY_DELAYS", (0.01, 0.01, 0.01))

@@ -12,6 +12,12 @@ from hub_standin import HubStandIn
 from llm_anatomy import http_transport, remote
 
 
+
+@pytest.fixture(autouse=True)
+def _retries_without_waiting(monkeypatch):
+    """Retries happen at once: no test sleeps through the backoff (test_http_limits counts the waits)."""
+    monkeypatch.setattr(remote, "sleep", lambda seconds: None)
+
 @pytest.fixture(scope="session")
 def standin():
     hub = HubStandIn()
