@@ -98,4 +98,4 @@ bench: $(TEST_STAMP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf '$(VENV)' .venv-latest .venv-lock build dist site *.egg-info src/*.egg-info src/llm_anatomy/_codes.*.so
+	rm -rf '$(VENV)' .venv-latest .venv-lock build dist site *.egg-info src/*.egg-info src/llm_anatomy/decode/_codes.*.so

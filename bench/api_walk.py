@@ -47,12 +47,12 @@ def run(code: str, folder: str) -> tuple[float, float, int, int]:
 
 
 def main() -> None:
-    from llm_anatomy import layouts
+    from llm_anatomy import replicas
 
     folder = sys.argv[1] if len(sys.argv) > 1 else os.path.join(tempfile.mkdtemp(), "Llama-2-70b-hf")
     if not os.path.exists(folder):
-        config = layouts.published_config("Llama-2-70b-hf")
-        layouts.write_layout(folder, config, layouts.llama_family_specs(config), max_shard_bytes=10**13)
+        config = replicas.published_config("Llama-2-70b-hf")
+        replicas.write_layout(folder, config, replicas.llama_family_specs(config), max_shard_bytes=10**13)
     run(API, folder)  # warms the skeleton cache
     for label, code in (("llm_anatomy.open", API), ("transformers, meta device", TRANSFORMERS)):
         wall, cpu, peak, count = run(code, folder)

@@ -27,14 +27,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
 
-    from llm_anatomy import layouts
+    from llm_anatomy import replicas
 
     folders = {}
-    for name, specs in (("Meta-Llama-3-8B", layouts.llama_family_specs), ("Meta-Llama-3-8B-FP8-block", layouts.quantized_specs), ("gpt-oss-20b", layouts.gpt_oss_specs)):
+    for name, specs in (("Meta-Llama-3-8B", replicas.llama_family_specs), ("Meta-Llama-3-8B-FP8-block", replicas.quantized_specs), ("gpt-oss-20b", replicas.gpt_oss_specs)):
         folders[name] = os.path.join(args.data, name)
         if not os.path.isdir(folders[name]):
-            config = layouts.published_config(name)
-            layouts.write_layout(folders[name], config, specs(config))
+            config = replicas.published_config(name)
+            replicas.write_layout(folders[name], config, specs(config))
 
     os.environ.setdefault("LLM_ANATOMY_CACHE", tempfile.mkdtemp(prefix="llm-anatomy-bench-"))
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # time the package as installed, .pyc written

@@ -17,7 +17,7 @@ from views import CLI, PYTHON, print_table, run_all
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
 
-from llm_anatomy import layouts  # noqa: E402
+from llm_anatomy import replicas  # noqa: E402
 
 REPLICAS = ("Meta-Llama-3-8B", "Meta-Llama-3-8B-FP8-block", "llama-3-8b-bnb-4bit")
 
@@ -33,8 +33,8 @@ def main() -> None:
     for name in REPLICAS:
         folder = os.path.join(args.data, name)
         if not os.path.isdir(folder):
-            config = layouts.published_config(name)
-            layouts.write_layout(folder, config, layouts.quantized_specs(config) if "quantization_config" in config else None, max_shard_bytes=10**13)
+            config = replicas.published_config(name)
+            replicas.write_layout(folder, config, replicas.quantized_specs(config) if "quantization_config" in config else None, max_shard_bytes=10**13)
         cases[f"summary ({name})"] = CLI + ["summary", folder]
         cases[f"params ({name})"] = CLI + ["params", folder]
     results = run_all(cases, args.repeat)

@@ -22,11 +22,11 @@ from views import print_wall_cpu, run_all, wall_cpu_ratio
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
 
-from llm_anatomy import layouts  # noqa: E402
+from llm_anatomy import replicas  # noqa: E402
 
 PYTHON = sys.executable
 ENTRY = "import sys\nfrom llm_anatomy.cli.main import entry\nsys.argv[0] = 'llm-anatomy'\nentry()\n"
-REPLICAS = {"F16": ("Llama-2-7b-chat-hf", layouts.llama_family_specs), "GPTQ": ("Llama-2-7B-GPTQ", layouts.quantized_specs)}
+REPLICAS = {"F16": ("Llama-2-7b-chat-hf", replicas.llama_family_specs), "GPTQ": ("Llama-2-7B-GPTQ", replicas.quantized_specs)}
 # (what is shown, the values arguments after MODEL)
 ASKS = [
     ("one weight", ["model.layers.0.self_attn.q_proj.weight"]),
@@ -39,8 +39,8 @@ ASKS = [
 def replica(data: str, name: str, specs) -> str:
     folder = os.path.join(data, name)
     if not os.path.isdir(folder):
-        config = layouts.published_config(name)
-        layouts.write_layout(folder, config, specs(config))
+        config = replicas.published_config(name)
+        replicas.write_layout(folder, config, specs(config))
     return folder
 
 

@@ -93,9 +93,9 @@ def threads_vs_processes(folder: str, pattern: str, repeat: int) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from llm_anatomy.analysis.stats import tensor_stats, weight_stats
-    from llm_anatomy.catalog import select
+    from llm_anatomy.core.catalog import select
     from llm_anatomy.formats import open_catalog
-    from llm_anatomy.streaming import Reader, workers
+    from llm_anatomy.decode.stream import Reader, workers
 
     catalog = open_catalog(folder)
     chosen = sorted(select(catalog.tensors, pattern), key=lambda t: -t.nbytes)
@@ -203,7 +203,7 @@ def main() -> None:
         threads_vs_processes(os.path.join(args.data, "llama2-7b-random"), args.threads_vs_processes, args.repeat)
         return
 
-    from llm_anatomy.layouts import published_config, write_layout
+    from llm_anatomy.replicas import published_config, write_layout
 
     a = os.path.join(args.data, "llama2-7b-random")
     b = a + "-b"

@@ -23,7 +23,7 @@ from views import print_wall_cpu, run_all, wall_cpu_ratio
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
 
-from llm_anatomy.layouts import published_config, write_layout  # noqa: E402
+from llm_anatomy.replicas import published_config, write_layout  # noqa: E402
 
 PYTHON = sys.executable
 ENTRY = "import sys\nfrom llm_anatomy.cli.main import entry\nsys.argv[0] = 'llm-anatomy'\n"

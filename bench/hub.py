@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from hub_standin import HubStandIn
-    from llm_anatomy.layouts import published_config, write_layout
+    from llm_anatomy.replicas import published_config, write_layout
 
     folder = os.path.join(args.data, "Llama-2-7b-chat-hf")
     if not os.path.isdir(folder):

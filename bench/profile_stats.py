@@ -8,7 +8,7 @@ Stages, each over every F16/BF16 tensor of FILE:
 - map: each 8 MiB chunk as a transient read-only mapping (what a warm run's worker does);
 - read: preadv of each 8 MiB chunk into one buffer through the page cache (what a warm
   run's worker did before, and what the command's own process still does);
-- C counter: code_counts' compiled loop (llm_anatomy._codes, built by `pip install -e .` or
+- C counter: code_counts' compiled loop (llm_anatomy.decode._codes, built by `pip install -e .` or
   `python setup.py build_ext --inplace`), what stats.py uses when it is built;
 - bincount: np.bincount of the chunk's uint16 codes, slice by slice as code_counts' numpy fallback does (numpy
   widens the codes to int64 inside bincount, then checks their range, then scatters);
@@ -34,9 +34,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from views import PYTHON  # noqa: E402
 
-from llm_anatomy import code_counts  # noqa: E402
+from llm_anatomy.decode import histogram as code_counts  # noqa: E402
 from llm_anatomy.formats import open_catalog  # noqa: E402
-from llm_anatomy.streaming import CHUNK_BYTES, Reader  # noqa: E402
+from llm_anatomy.decode.stream import CHUNK_BYTES, Reader  # noqa: E402
 
 CODES = 1 << 16
 
@@ -140,7 +140,7 @@ def main() -> None:
         cpu = statistics.median(run[name] for run in runs)
         print(f"{name:44s} {cpu:7.2f} {cpu / gigabytes:9.2f}")
     for label, command in (("cat FILE", ["cat", args.file]),
-                           ("python + numpy + stats imports", [PYTHON, "-c", "import numpy, llm_anatomy.analysis.stats, llm_anatomy.streaming"]),
+                           ("python + numpy + stats imports", [PYTHON, "-c", "import numpy, llm_anatomy.analysis.stats, llm_anatomy.decode.stream"]),
                            ("stats FILE (CLI, workers included)", [PYTHON, "-m", "llm_anatomy.cli.main", "stats", args.file])):
         timings = [_child_cpu(command) for _ in range(args.repeat)]
         wall, cpu = statistics.median(t[0] for t in timings), statistics.median(t[1] for t in timings)

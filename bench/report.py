@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
 
-    from llm_anatomy.layouts import published_config, write_layout
+    from llm_anatomy.replicas import published_config, write_layout
 
     folder = os.path.join(args.data, "Llama-2-7b-chat-hf")
     if not os.path.isdir(folder):

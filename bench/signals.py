@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from llm_anatomy.layouts import TensorSpec, write_safetensors_layout
+from llm_anatomy.replicas import TensorSpec, write_safetensors_layout
 
 # Thirty-two 256 MiB tensors of zeros in a sparse file, as tests/test_signals.py builds them.
 TENSORS = [TensorSpec(f"model.layers.{i}.mlp.down_proj.weight", "F32", (8192, 8192)) for i in range(32)]

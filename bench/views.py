@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--no-tutorial", action="store_true", help="skip the transformers baselines (slow)")
     args = parser.parse_args()
 
-    from llm_anatomy.layouts import published_config, write_layout
+    from llm_anatomy.replicas import published_config, write_layout
 
     sparse = os.path.join(args.data, "Llama-2-7b-chat-hf")
     if not os.path.isdir(sparse):

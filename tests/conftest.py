@@ -161,13 +161,13 @@ def imported_by(*argv, modules=NOT_ON_THE_LIGHT_PATH, env=None):
 def published(tmp_path_factory):
     """Layout replicas (zero, sparse, one shard) of published checkpoints, written once per
     session: published("Llama-2-7b-chat-hf"), published("DeepSeek-V3", layouts.deepseek_specs)."""
-    from llm_anatomy import layouts
+    from llm_anatomy import replicas
 
-    def write(name, specs=layouts.llama_family_specs):
+    def write(name, specs=replicas.llama_family_specs):
         folder = tmp_path_factory.getbasetemp() / "layouts" / name
         if not folder.exists():
-            config = layouts.published_config(name)
-            layouts.write_layout(str(folder), config, specs(config), max_shard_bytes=10**13)
+            config = replicas.published_config(name)
+            replicas.write_layout(str(folder), config, specs(config), max_shard_bytes=10**13)
         return folder
 
     return write

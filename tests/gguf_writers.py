@@ -350,7 +350,7 @@ def embedding_only(folder: str, arch: str, **kwargs) -> tuple[str, object]:
 
 # ---------------------------------------------------------------- transformers' name table
 
-NAME_TABLE = os.path.join(os.path.dirname(__file__), os.pardir, "src", "llm_anatomy", "formats", "gguf_names.json")
+NAME_TABLE = os.path.join(os.path.dirname(__file__), os.pardir, "src", "llm_anatomy", "hf", "gguf_names.json")
 
 
 def _templated(gguf_name: str, hf_name: str) -> tuple[str, str] | None:

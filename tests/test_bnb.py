@@ -9,7 +9,7 @@ import pytest
 
 import checkpoints
 from conftest import imported_by
-from llm_anatomy import layouts
+from llm_anatomy import replicas
 from llm_anatomy.analysis.summary import summarize
 from llm_anatomy.formats import open_catalog
 
@@ -98,10 +98,10 @@ REPLICA = "llama-3-8b-bnb-4bit"
 
 
 def test_published_4bit_llama_3_8b(published, cli):
-    folder = published(REPLICA, layouts.quantized_specs)
+    folder = published(REPLICA, replicas.quantized_specs)
     summary = summarize(open_catalog(str(folder)))
     assert (summary.total_params, summary.findings) == (8_030_261_248, ())
-    specs = layouts.quantized_specs(layouts.published_config(REPLICA))
+    specs = replicas.quantized_specs(replicas.published_config(REPLICA))
     assert summary.total_nbytes == sum(s.nbytes for s in specs) == 5_702_578_336
     assert (summary.quant.weights, summary.quant.params, summary.quant.nbytes) == (224, 6_979_321_856, 3_600_699_552)
     out = cli("summary", folder).out
@@ -110,19 +110,19 @@ def test_published_4bit_llama_3_8b(published, cli):
 
 def test_counting_reads_only_headers_and_states(published):
     """The quant states are a few hundred bytes each: read without numpy or torch."""
-    code, loaded, out = imported_by("summary", published(REPLICA, layouts.quantized_specs))
+    code, loaded, out = imported_by("summary", published(REPLICA, replicas.quantized_specs))
     assert (code, loaded) == (0, [])
     assert out.startswith(f"{REPLICA}: 8,030,261,248 parameters (8.03B)")
 
 
 def _small(tmp_path, edit=None, drop=(), state=None):
     """A 2-layer replica of llama-3-8b-bnb-4bit; state(name, raw) may rewrite a quant state's bytes."""
-    config = dict(layouts.published_config(REPLICA), num_hidden_layers=2, vocab_size=1024)
-    specs = layouts.quantized_specs(config)
+    config = dict(replicas.published_config(REPLICA), num_hidden_layers=2, vocab_size=1024)
+    specs = replicas.quantized_specs(config)
     if edit:
         edit(config)
-    specs = [s if not (state and s.data) else layouts.TensorSpec(s.name, s.dtype, (len(state(s.name, s.data)),), state(s.name, s.data)) for s in specs if s.name not in drop]
-    layouts.write_layout(str(tmp_path), config, specs)
+    specs = [s if not (state and s.data) else replicas.TensorSpec(s.name, s.dtype, (len(state(s.name, s.data)),), state(s.name, s.data)) for s in specs if s.name not in drop]
+    replicas.write_layout(str(tmp_path), config, specs)
     return summarize(open_catalog(str(tmp_path)))
 
 

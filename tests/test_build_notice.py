@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import checkpoints
-from llm_anatomy.notice import LISTENER
+from llm_anatomy.core.notice import LISTENER
 from llm_anatomy.cli.main import BUILD_NOTICE
 
 CLEAR = "\r\x1b[K"

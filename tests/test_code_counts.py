@@ -13,12 +13,12 @@ import sysconfig
 import numpy as np
 import pytest
 
-from llm_anatomy import code_counts
+from llm_anatomy.decode import histogram
 from llm_anatomy.analysis.stats import weight_stats
 from llm_anatomy.formats import open_catalog
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SOURCE = os.path.join(ROOT, "src", "llm_anatomy", "_codes.c")
+SOURCE = os.path.join(ROOT, "src", "llm_anatomy", "decode", "_codes.c")
 
 
 def has_c_compiler() -> bool:
@@ -28,8 +28,8 @@ def has_c_compiler() -> bool:
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-    if code_counts.count_compiled is not None:
-        return code_counts.count_compiled
+    if histogram.count_compiled is not None:
+        return histogram.count_compiled
     if not has_c_compiler():
         pytest.skip("no C compiler: the install falls back to numpy's bincount")
     from setuptools import Distribution, Extension
@@ -64,7 +64,7 @@ def test_compiled_counts_equal_bincount(compiled, codes, values, offset):
     compiled(data, counts)
     assert np.array_equal(counts - start, bincount(data, codes))
     numpy_counts = start.copy()
-    code_counts.count_with_numpy(data, numpy_counts)
+    histogram.count_with_numpy(data, numpy_counts)
     assert np.array_equal(numpy_counts, counts)
 
 
@@ -112,9 +112,9 @@ def test_stats_are_the_same_with_either_counter(compiled, tmp_path, monkeypatch)
     path = str(tmp_path / "model.safetensors")
     save_file(tensors, path)
     catalog = open_catalog(path)
-    monkeypatch.setattr(code_counts, "count", compiled)
+    monkeypatch.setattr(histogram, "count", compiled)
     with_c = weight_stats(catalog)
-    monkeypatch.setattr(code_counts, "count", code_counts.count_with_numpy)
+    monkeypatch.setattr(histogram, "count", histogram.count_with_numpy)
     with_numpy = weight_stats(catalog)
     assert with_c == with_numpy
 
@@ -122,6 +122,6 @@ def test_stats_are_the_same_with_either_counter(compiled, tmp_path, monkeypatch)
         compiled(data, counts)
         counts[0] += 1
 
-    monkeypatch.setattr(code_counts, "count", miscounting)
+    monkeypatch.setattr(histogram, "count", miscounting)
     assert weight_stats(catalog) != with_c  # the figures above did come from the counter
     assert sorted(row.name for row in with_c.rows) == sorted(tensors) and not with_c.errors

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from llm_anatomy import skeleton
-from llm_anatomy.layouts import published_config, write_layout
+from llm_anatomy.hf import skeleton
+from llm_anatomy.replicas import published_config, write_layout
 
 import checkpoints
 

@@ -16,7 +16,7 @@ import pytest
 import checkpoints
 from hostile import assert_clean_output, assert_refused, run_cli
 from llm_anatomy.analysis.architecture import FIELD_ALIASES, ZERO_MEANS_NONE, derive
-from llm_anatomy.config_schema import FIELDS, MAX_BUILD_LAYERS, found_text, validate
+from llm_anatomy.core.config_schema import FIELDS, MAX_BUILD_LAYERS, found_text, validate
 
 BUILD_TODO = "fix the config; `llm-anatomy config --explain` lists every field out of range"
 
@@ -232,8 +232,8 @@ def test_per_layer_numbers_build():
     """Real models give some sizes per layer or stage (Gemma 3n's intermediate_size, Swin's
     num_heads, LXMERT's num_hidden_layers per part): the builder takes them, each checked;
     the analyses, which need one number, report them."""
-    from llm_anatomy.config_schema import refuse_to_build
-    from llm_anatomy.errors import AnatomyError
+    from llm_anatomy.core.config_schema import refuse_to_build
+    from llm_anatomy.core.errors import AnatomyError
 
     refuse_to_build({"intermediate_size": [8192] * 35, "num_heads": [3, 6, 12, 24], "num_hidden_layers": {"vision": 5, "language": 9}}, "c")
     with pytest.raises(AnatomyError) as refused:
@@ -258,7 +258,7 @@ def test_every_transformers_config_passes():
 
     from transformers import CONFIG_MAPPING
 
-    from llm_anatomy.config_schema import refuse_to_build
+    from llm_anatomy.core.config_schema import refuse_to_build
 
     checked = 0
     logging.disable(logging.WARNING)

@@ -6,7 +6,7 @@ import os
 import shlex
 import tempfile
 
-from llm_anatomy import skeleton
+from llm_anatomy.hf import skeleton
 from llm_anatomy.cli import demo
 
 NOTICE = (

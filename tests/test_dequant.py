@@ -11,8 +11,8 @@ from safetensors.torch import load_file, save_file
 
 from llm_anatomy.formats import open_catalog
 from llm_anatomy.quant.dequant import logical_catalog
-from llm_anatomy.streaming import BLOCK_ELEMS, Reader
-from llm_anatomy.tensors import ElementReader
+from llm_anatomy.decode.stream import BLOCK_ELEMS, Reader
+from llm_anatomy.decode.elements import ElementReader
 
 BLOCK = 32
 
@@ -298,19 +298,19 @@ def test_published_layouts_stay_small_in_memory(published, tmp_path):
     within the hostile harness's memory bound."""
     from hostile import MAX_RSS_BYTES, run_cli
 
-    from llm_anatomy import layouts
+    from llm_anatomy import replicas
 
     name = "model.layers.23.mlp.experts.gate_up_proj"
-    outcome = run_cli("values", published("gpt-oss-20b", layouts.gpt_oss_specs), name, timeout=60)
+    outcome = run_cli("values", published("gpt-oss-20b", replicas.gpt_oss_specs), name, timeout=60)
     assert (outcome.code, outcome.err) == (0, "") and outcome.max_rss < MAX_RSS_BYTES
     assert outcome.out.startswith(f"{name}  [32, 2880, 5760]  MXFP4\ntensor([[[0., 0., 0.,  ..., 0., 0., 0.],\n")
     assert outcome.out.endswith("         [0., 0., 0.,  ..., 0., 0., 0.]]], dtype=torch.bfloat16)\n")
-    outcome = run_cli("values", published("Meta-Llama-3-8B-FP8-block", layouts.quantized_specs), "--filter", "model.layers.31.*", timeout=60)
+    outcome = run_cli("values", published("Meta-Llama-3-8B-FP8-block", replicas.quantized_specs), "--filter", "model.layers.31.*", timeout=60)
     assert (outcome.code, outcome.err) == (0, "") and outcome.max_rss < MAX_RSS_BYTES
     assert outcome.out.startswith("model.layers.31.input_layernorm.weight  [4096]  BF16\n")
     assert "\nmodel.layers.31.mlp.down_proj.weight  [4096, 14336]  FP8\ntensor([[0., 0., 0.,  ..., 0., 0., 0.],\n" in outcome.out
-    config = dict(layouts.published_config("gpt-oss-20b"), num_hidden_layers=1, num_local_experts=2, vocab_size=1024)
-    layouts.write_layout(str(tmp_path), config, layouts.gpt_oss_specs(config))
+    config = dict(replicas.published_config("gpt-oss-20b"), num_hidden_layers=1, num_local_experts=2, vocab_size=1024)
+    replicas.write_layout(str(tmp_path), config, replicas.gpt_oss_specs(config))
     outcome = run_cli("stats", tmp_path, "--filter", "*experts.*_proj", "--json", timeout=120)
     assert (outcome.code, outcome.err) == (0, "") and outcome.max_rss < MAX_RSS_BYTES
     rows = json.loads(outcome.out)["rows"]

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from checkpoints import safetensors_file
-from llm_anatomy.errors import AnatomyError
+from llm_anatomy.core.errors import AnatomyError
 from llm_anatomy.formats import open_catalog
 from llm_anatomy.quant import view
 from llm_anatomy.quant.integer import LAYOUTS, values
-from llm_anatomy.quant.integer_arrays import Box, dequantize_box, stripes
-from llm_anatomy.tensors import ElementReader
+from llm_anatomy.quant.integer.arrays import Box, dequantize_box, stripes
+from llm_anatomy.decode.elements import ElementReader
 
 TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
 

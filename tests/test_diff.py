@@ -46,9 +46,9 @@ def expected_change(a, b):
 @pytest.fixture(params=["batched", "alone"])
 def batching(request, monkeypatch):
     """Run once with the small tensors batched (as by default), once with each pair read alone."""
-    from llm_anatomy import streaming
+    from llm_anatomy.decode import stream
 
-    monkeypatch.setattr(streaming, "SMALL_ELEMS", 1 << 20 if request.param == "batched" else 0)
+    monkeypatch.setattr(stream, "SMALL_ELEMS", 1 << 20 if request.param == "batched" else 0)
     return request.param
 
 

@@ -159,7 +159,7 @@ def transformers_llama(tmp_path_factory):
     import torch
     import transformers
 
-    from llm_anatomy.layouts import published_config, write_layout
+    from llm_anatomy.replicas import published_config, write_layout
 
     folder = tmp_path_factory.mktemp("replica") / REPLICA
     write_layout(str(folder), published_config(REPLICA))

@@ -140,7 +140,7 @@ def workdir(tmp_path_factory, llama_fp8):
     """The folder the examples run in, with every model they name, and a `llm-anatomy` on PATH
     that runs the package under test."""
     import gguf_writers
-    from llm_anatomy.layouts import published_config, write_layout
+    from llm_anatomy.replicas import published_config, write_layout
     from test_dequant_integer import quantized_tiny_llama
     from test_implied import _vocab_only
 

@@ -4,7 +4,7 @@ the derived facts (head_dim, attention kind, FFN, context), and bad input."""
 import json
 import pytest
 
-from llm_anatomy import layouts
+from llm_anatomy import replicas
 from llm_anatomy.analysis.architecture import derive
 from llm_anatomy.render.explain import language_from_locale
 
@@ -17,7 +17,7 @@ def llama7b(published):
 def _config_folder(folder, config):
     folder.mkdir(exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config))
-    layouts.write_safetensors_layout(str(folder / "model.safetensors"), [layouts.TensorSpec("w", "F32", (1,))])
+    replicas.write_safetensors_layout(str(folder / "model.safetensors"), [replicas.TensorSpec("w", "F32", (1,))])
     return folder
 
 
@@ -97,7 +97,7 @@ def test_locale_picks_the_default_language(llama7b, cli_subprocess):
 
 
 def test_field_without_glossary_entry(tmp_path, cli):
-    folder = _config_folder(tmp_path / "m", {**layouts.published_config("Llama-2-7b-chat-hf"), "my_private_knob": [1, 2]})
+    folder = _config_folder(tmp_path / "m", {**replicas.published_config("Llama-2-7b-chat-hf"), "my_private_knob": [1, 2]})
     lines = cli("config", folder, "--explain", "--lang", "en").out.splitlines()
     assert lines[lines.index("my_private_knob = [1, 2]") + 1] == "    (no glossary entry)"
     assert "1 of 22 fields have no glossary entry." in lines
@@ -107,7 +107,7 @@ def test_field_without_glossary_entry(tmp_path, cli):
 
 
 def test_nested_rope_scaling_and_effective_context(tmp_path, cli):
-    config = {**layouts.published_config("Meta-Llama-3-8B"), "max_position_embeddings": 131072, "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"}}
+    config = {**replicas.published_config("Meta-Llama-3-8B"), "max_position_embeddings": 131072, "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"}}
     lines = cli("config", _config_folder(tmp_path / "m", config), "--explain", "--lang", "en").out.splitlines()
     assert lines[lines.index("rope_scaling = {...}") + 2 : lines.index("rope_scaling = {...}") + 4] == [
         "  rope_scaling.factor = 8.0",
@@ -119,7 +119,7 @@ def test_nested_rope_scaling_and_effective_context(tmp_path, cli):
 
 
 def test_transformers5_rope_parameters(tmp_path, cli):
-    config = {**layouts.published_config("Llama-2-7b-chat-hf"), "rope_parameters": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096, "rope_theta": 10000.0}}
+    config = {**replicas.published_config("Llama-2-7b-chat-hf"), "rope_parameters": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096, "rope_theta": 10000.0}}
     del config["rope_scaling"]
     result = cli("config", _config_folder(tmp_path / "m", config), "--explain", "--lang", "zh")
     lines = result.out.splitlines()
@@ -248,7 +248,7 @@ def test_heads_not_a_multiple_of_kv_heads():
 
 def test_label_maps_shown_whole(tmp_path, cli):
     """Objects keyed by labels or class names are one value, not fields to explain."""
-    config = {**layouts.published_config("Llama-2-7b-chat-hf"), "id2label": {"0": "NEGATIVE", "1": "POSITIVE"}}
+    config = {**replicas.published_config("Llama-2-7b-chat-hf"), "id2label": {"0": "NEGATIVE", "1": "POSITIVE"}}
     lines = cli("config", _config_folder(tmp_path / "m", config), "--explain", "--lang", "en").out.splitlines()
     assert lines[lines.index('id2label = {"0": "NEGATIVE", "1": "POSITIVE"}') + 1] == "    For classification heads: the label name of each output index."
     assert not any(line.lstrip().startswith("id2label.") for line in lines)

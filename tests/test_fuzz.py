@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import checkpoints
-from llm_anatomy.catalog import Catalog
-from llm_anatomy.errors import AnatomyError
+from llm_anatomy.core.catalog import Catalog
+from llm_anatomy.core.errors import AnatomyError
 from llm_anatomy.formats import open_catalog
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], database=None)
@@ -203,7 +203,7 @@ def test_nesting_scan_agrees_with_the_parsed_depth(value, wrap, ensure_ascii):
     backslashes inside strings included): it refuses exactly the documents deeper than 64."""
     import json
 
-    from llm_anatomy import bounded_json
+    from llm_anatomy.io import bounded_json
 
     document = [value]
     for _ in range(wrap):
@@ -219,7 +219,7 @@ def test_nesting_scan_agrees_with_the_parsed_depth(value, wrap, ensure_ascii):
 
 # ---------------------------------------------------------------- config.json contents
 
-from llm_anatomy.config_schema import FIELDS, ROPE_FIELDS  # noqa: E402
+from llm_anatomy.core.config_schema import FIELDS, ROPE_FIELDS  # noqa: E402
 
 # Any JSON value, NaN and the infinities included (Python's json reads and writes them).
 CONFIG_VALUES = st.recursive(

@@ -10,11 +10,11 @@ import pytest
 
 import checkpoints
 from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
-from llm_anatomy.dtypes import DTYPES
-from llm_anatomy import ggml_types
+from llm_anatomy.core.dtypes import DTYPES
+from llm_anatomy.core import ggml_types
 from llm_anatomy.formats import open_catalog
-from llm_anatomy.formats.name_maps import META_TO_HF, meta_hf_name
-from llm_anatomy.tensors import ElementReader
+from llm_anatomy.hf.names import META_TO_HF, meta_hf_name
+from llm_anatomy.decode.elements import ElementReader
 
 
 @pytest.fixture(scope="session")
@@ -278,8 +278,8 @@ def test_k_and_i_quants_read_only_the_blocks_shown(tmp_path, monkeypatch):
     import gguf
     import numpy as np
 
-    from llm_anatomy import tensors
-    from llm_anatomy.byte_io import LocalFile
+    from llm_anatomy.decode import elements as tensors
+    from llm_anatomy.io.sources import LocalFile
 
     rng = np.random.default_rng(0)
     path = str(tmp_path / "kquants.gguf")

@@ -634,7 +634,7 @@ def test_a_million_tiny_tensors_are_refused_at_once(tmp_path):
 def test_the_tensor_cap_holds_across_shards(tmp_path, monkeypatch):
     """Shards each under the cap, together over it: refused for the checkpoint."""
     import llm_anatomy.formats as formats
-    from llm_anatomy.errors import AnatomyError
+    from llm_anatomy.core.errors import AnatomyError
 
     _safetensors(tmp_path / "a.safetensors", b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}')
     _safetensors(tmp_path / "b.safetensors", b'{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}')

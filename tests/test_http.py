@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from llm_anatomy import http_transport, remote
-from llm_anatomy.errors import AnatomyError
-from llm_anatomy.hub_commit import Hub
+from llm_anatomy.hub import transport, http
+from llm_anatomy.core.errors import AnatomyError
+from llm_anatomy.hub.commit import Hub
 
 
 class Canned:
@@ -59,15 +59,15 @@ def ranged(body, size=100, framing="length"):
 @pytest.fixture(autouse=True)
 def _retries_without_waiting(monkeypatch):
     """Retries happen at once: no test sleeps through the backoff (test_http_limits counts the waits)."""
-    monkeypatch.setattr(remote, "sleep", lambda seconds: None)
+    monkeypatch.setattr(http, "sleep", lambda seconds: None)
 
 @pytest.fixture
 def request_to(monkeypatch):
-    monkeypatch.setattr(remote, "RETRY_DELAYS", (0.01, 0.01, 0.01))
+    monkeypatch.setattr(http, "RETRY_DELAYS", (0.01, 0.01, 0.01))
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", "/nonexistent")
-    http_transport.forget_connections()
-    return lambda server: remote.Request(Hub("org/x", "main"), url=server.url + "/file")
+    transport.forget_connections()
+    return lambda server: http.Request(Hub("org/x", "main"), url=server.url + "/file")
 
 
 def test_bodies_by_length_chunks_or_close_and_connections_kept(request_to):
@@ -194,7 +194,7 @@ def hub_env(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(remote, "RETRY_DELAYS", (0.01, 0.01, 0.01))
+    monkeypatch.setattr(http, "RETRY_DELAYS", (0.01, 0.01, 0.01))
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "config.json").write_text('{"model_type": "llama"}')
@@ -202,16 +202,16 @@ def hub_env(monkeypatch, tmp_path):
     hub.add("org/m", folder)
     for name, value in {"HF_ENDPOINT": hub.url, "HF_HOME": tmp_path / "home", "HF_HUB_CACHE": tmp_path / "hf", "LLM_ANATOMY_CACHE": tmp_path / "cache"}.items():
         monkeypatch.setenv(name, str(value))
-    http_transport.forget_connections()
+    transport.forget_connections()
     yield hub
-    http_transport.forget_connections()
+    transport.forget_connections()
     hub.close()
 
 
 def model_info():
-    from llm_anatomy import hub_commit
+    from llm_anatomy.hub import commit
 
-    return hub_commit.model_info("org/m", None)
+    return commit.model_info("org/m", None)
 
 
 def test_http_through_the_proxy_the_environment_names(hub_env, monkeypatch):
@@ -221,7 +221,7 @@ def test_http_through_the_proxy_the_environment_names(hub_env, monkeypatch):
     assert model_info()[1] == ["config.json"]
     assert proxy.seen == [(f"GET {hub_env.url}/api/models/org/m HTTP/1.1", "Basic bWU6cEBzcw==")]  # me:p@ss
     assert [e.path for e in hub_env.log] == [f"{hub_env.url}/api/models/org/m"]  # the whole URL: it came through the proxy
-    http_transport.forget_connections()
+    transport.forget_connections()
     monkeypatch.setenv("NO_PROXY", "example.com, 127.0.0.1")
     hub_env.clear_log()
     assert model_info()[1] == ["config.json"]
@@ -259,7 +259,7 @@ def test_https_through_a_tunnel_with_the_certificates_ssl_cert_file_names(hub_en
     with pytest.raises(AnatomyError) as untrusted:
         model_info()
     assert "CERTIFICATE_VERIFY_FAILED" in untrusted.value.line()
-    http_transport.forget_connections()
+    transport.forget_connections()
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     assert model_info()[1] == ["config.json"]
     assert proxy.seen[-1] == (f"CONNECT 127.0.0.1:{front.getsockname()[1]} HTTP/1.0", None)
@@ -305,7 +305,7 @@ def test_the_proxy_is_the_one_huggingface_hubs_client_picks(env, url, monkeypatc
     from httpx2 import URL
     from httpx2._utils import URLPattern, get_environment_proxies
 
-    from llm_anatomy.http_transport import proxy_for
+    from llm_anatomy.hub.transport import proxy_for
 
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD"):
         monkeypatch.delenv(name, raising=False)

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from test_http import Canned
-from llm_anatomy import http_transport, remote
-from llm_anatomy.errors import AnatomyError
-from llm_anatomy.hub_commit import Hub
+from llm_anatomy.hub import transport, http
+from llm_anatomy.core.errors import AnatomyError
+from llm_anatomy.hub.commit import Hub
 
 GIVE_UP = "check the network or HF_ENDPOINT, and try again later"
 
@@ -75,21 +75,21 @@ SCRIPTS = {
 @pytest.fixture
 def short_limits(monkeypatch, tmp_path):
     """Deadline 0.3 s, 0.2 s per read; backoff waits counted, not slept; no proxy, no token."""
-    monkeypatch.setattr(http_transport, "DEADLINE_SECONDS", 0.3)
-    monkeypatch.setattr(http_transport, "TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(transport, "DEADLINE_SECONDS", 0.3)
+    monkeypatch.setattr(transport, "TIMEOUT_SECONDS", 0.2)
     waits = []
-    monkeypatch.setattr(remote, "sleep", waits.append)
+    monkeypatch.setattr(http, "sleep", waits.append)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "HF_TOKEN"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
-    http_transport.forget_connections()
+    transport.forget_connections()
     yield waits
-    http_transport.forget_connections()
+    transport.forget_connections()
 
 
 def ranged_request(url):
-    return remote.Request(Hub("org/x", "main"), url=url + "/file")
+    return http.Request(Hub("org/x", "main"), url=url + "/file")
 
 
 @pytest.mark.parametrize("where", list(SCRIPTS))
@@ -98,7 +98,7 @@ def test_a_slow_server_meets_the_deadline_of_the_request(where, short_limits):
     server = Scripted(SCRIPTS[where])
     with pytest.raises(AnatomyError) as late:
         ranged_request(server.url).get("file", 0, 999)
-    seconds = 0.3 + 1000 / http_transport.MIN_BYTES_PER_SECOND
+    seconds = 0.3 + 1000 / transport.MIN_BYTES_PER_SECOND
     assert late.value.line() == f"file: expected an answer from the Hub, found none complete within {seconds:.3g} s (a request's deadline); {GIVE_UP}"
     assert len(server.requests) == 1 and short_limits == []
     server.close()
@@ -143,7 +143,7 @@ def test_a_proxy_that_never_opens_the_tunnel(short_limits, monkeypatch):
     assert refused.value.line() == "127.0.0.1:9: expected a tunnel through the proxy (HTTPS_PROXY), found Tunnel connection failed: 100 Continue; check the proxy's address and credentials"
     proxy = Scripted(lambda c: (c.sendall(b"HTTP/1.1 200 Connection established\r\n"), drip(c, b"X-Slow: " + b"a" * 1000)))
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-    http_transport.forget_connections()
+    transport.forget_connections()
     with pytest.raises(AnatomyError) as late:
         ranged_request("https://127.0.0.1:9").get("file", 0, 9)
     assert late.value.line() == f"file: expected an answer from the Hub, found none complete within 0.3 s (a request's deadline); {GIVE_UP}"
@@ -151,7 +151,7 @@ def test_a_proxy_that_never_opens_the_tunnel(short_limits, monkeypatch):
 
 
 def test_retry_after_is_waited_but_capped(short_limits, monkeypatch):
-    monkeypatch.setattr(remote, "RETRY_DELAYS", (0.5, 1.0, 2.0))
+    monkeypatch.setattr(http, "RETRY_DELAYS", (0.5, 1.0, 2.0))
     answers = [
         (b"HTTP/1.1 503 Busy\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n", False),
         (b"HTTP/1.1 429 Slow down\r\nRetry-After: 99999\r\nContent-Length: 0\r\n\r\n", False),
@@ -160,9 +160,9 @@ def test_retry_after_is_waited_but_capped(short_limits, monkeypatch):
     ]
     assert ranged_request(Canned(answers).url).get("file", 0, 9) == (b"0123456789", 100)
     assert short_limits == [7.0, 30.0, 2.0]
-    assert remote._retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date gone by
-    assert remote._retry_after("soon") is None
-    assert remote._retry_after("9" * 5000) is None
+    assert http._retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date gone by
+    assert http._retry_after("soon") is None
+    assert http._retry_after("9" * 5000) is None
 
 
 @pytest.mark.parametrize(

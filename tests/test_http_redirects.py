@@ -11,9 +11,9 @@ import threading
 
 import pytest
 
-from llm_anatomy import http_transport, remote
-from llm_anatomy.errors import AnatomyError
-from llm_anatomy.hub_commit import Hub
+from llm_anatomy.hub import transport, http
+from llm_anatomy.core.errors import AnatomyError
+from llm_anatomy.hub.commit import Hub
 
 TOKEN = "hf_SECRETtoken0123456789"
 
@@ -88,12 +88,12 @@ def origins(certificate, monkeypatch):
         monkeypatch.delenv(name.lower(), raising=False)
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate[1]))
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setattr(remote, "RETRY_DELAYS", ())
-    http_transport.forget_connections()
+    monkeypatch.setattr(http, "RETRY_DELAYS", ())
+    transport.forget_connections()
     log = []
     pair = Origin(*certificate, log), Origin(*certificate, log)
     yield pair
-    http_transport.forget_connections()
+    transport.forget_connections()
     for origin in pair:
         origin.close()
 
@@ -120,7 +120,7 @@ def test_the_token_follows_a_redirect_only_within_its_origin(kind, origins):
     scheme, location, kept = REDIRECTS[kind]
     first, other = origins
     first.location = location.format(P=first.port, Q=other.port)
-    request = remote.Request(Hub("org/x", "main"), url=f"{scheme}://127.0.0.1:{first.port}/start")
+    request = http.Request(Hub("org/x", "main"), url=f"{scheme}://127.0.0.1:{first.port}/start")
     assert request.get("file", 0, 9) == (b"0123456789", 100)
     assert request.get("file", 0, 9) == (b"0123456789", 100)  # the address redirected to, asked directly
     start, *files = first.log  # one log for both origins
@@ -134,7 +134,7 @@ def test_once_dropped_the_token_stays_dropped(origins):
     first, _ = origins
     plain = f"http://127.0.0.1:{first.port}/start"
     first.location = plain
-    request = remote.Request(Hub("org/x", "main"), url=f"https://127.0.0.1:{first.port}/start")
+    request = http.Request(Hub("org/x", "main"), url=f"https://127.0.0.1:{first.port}/start")
     with pytest.raises(AnatomyError) as looped:
         request.get("file", 0, 9)
     assert looped.value.line() == "file: expected at most 5 redirects, found more; check HF_ENDPOINT"
@@ -145,7 +145,7 @@ def test_same_origin_rule():
     """The rule itself, for what loopback servers cannot show: the default ports."""
 
     def keeps(a, b):
-        return remote._Address(a, "f", "x").keeps_authorization(remote._Address(b, "f", "x"))
+        return http._Address(a, "f", "x").keeps_authorization(http._Address(b, "f", "x"))
 
     assert keeps("http://hub.example/a", "https://hub.example/b")  # 80 -> 443: httpx's upgrade
     assert keeps("http://hub.example:80/a", "https://hub.example:443/b")
@@ -172,6 +172,6 @@ def test_a_redirect_to_no_http_address_is_one_line(location, found, origins):
     first, _ = origins
     first.location = location
     with pytest.raises(AnatomyError) as refused:
-        remote.Request(Hub("org/x", "main"), url=f"https://127.0.0.1:{first.port}/start").get("file", 0, 9)
+        http.Request(Hub("org/x", "main"), url=f"https://127.0.0.1:{first.port}/start").get("file", 0, 9)
     assert refused.value.line() == f"file: expected a redirect to an http:// or https:// address, found {found}; check HF_ENDPOINT"
     assert len(first.log) == 1  # nothing fetched there

@@ -6,9 +6,10 @@ import struct
 
 import pytest
 
-from llm_anatomy import byte_io, remote_file
-from llm_anatomy.errors import AnatomyError
-from llm_anatomy.remote_file import RemoteFile
+from llm_anatomy.io import sources
+from llm_anatomy.hub import remote_file
+from llm_anatomy.core.errors import AnatomyError
+from llm_anatomy.hub.remote_file import RemoteFile
 
 
 class Fetcher:
@@ -152,10 +153,10 @@ def distinct_keys(count):
 def read_gguf(monkeypatch, name, content, size, budget=64 << 20):
     from llm_anatomy.formats import gguf
 
-    monkeypatch.setattr(byte_io, "_REGISTERED", {})
+    monkeypatch.setattr(sources, "_REGISTERED", {})
     fetch = Fetcher(content, budget)
     source = remote(name, size, fetch, [(0, content(0, min(size, 100_000)))])
-    byte_io.register(source)
+    sources.register(source)
     return fetch, lambda: gguf.read_tensors(name)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import checkpoints
 from hub_standin import HubStandIn
-from llm_anatomy import http_transport, remote
+from llm_anatomy.hub import transport, http as remote
 
 
 
@@ -580,7 +580,7 @@ def test_an_empty_weight_file_is_refused_as_the_local_copy_is(filename, online, 
 
 
 def test_a_hub_that_does_not_answer_in_time(online, remote_repos, cli, monkeypatch):
-    monkeypatch.setattr(http_transport, "TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(transport, "TIMEOUT_SECONDS", 0.3)
     online.faults["cdn:/org/gpt2/"] = "slow"
     result = cli("params", "org/gpt2")
     assert result.code == 1 and result.err.endswith("found no answer (TimeoutError: timed out); check the network or HF_ENDPOINT, and try again later\n"), result.err
@@ -646,7 +646,7 @@ def test_a_fresh_process_honours_hf_endpoint_and_stays_light(standin, remote_rep
     code, loaded, again = imported_by("params", "org/llama", modules=heavy, env=env)
     assert (code, loaded, again) == (0, [], out)
     assert [e.path for e in standin.log] == ["/api/models/org/llama"]  # main -> its commit
-    code, loaded, again = imported_by("params", "org/llama", "--revision", sha, modules=(*NOT_ON_THE_LIGHT_PATH, "llm_anatomy.skeleton"), env=env)
+    code, loaded, again = imported_by("params", "org/llama", "--revision", sha, modules=(*NOT_ON_THE_LIGHT_PATH, "llm_anatomy.hf.skeleton"), env=env)
     assert (code, loaded, again) == (0, [], out)
 
 
@@ -853,7 +853,7 @@ def test_api_users_catch_each_kind_of_refusal(online, remote_repos, tmp_path):
     import struct
 
     import llm_anatomy as la
-    from llm_anatomy import extras
+    from llm_anatomy.core import extras
 
     with pytest.raises(la.GatedRepo) as gated:
         la.open("gated-org/llama")

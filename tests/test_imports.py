@@ -37,11 +37,11 @@ def test_cold_cache_does_import_transformers(llama_bf16_dir, tmp_path):
 
 def test_the_error_kinds_come_without_the_api():
     """`except llm_anatomy.GatedRepo:` costs what `import llm_anatomy` costs: the error kinds
-    come from llm_anatomy.errors, the API is not imported for them."""
+    come from llm_anatomy.core.errors, the API is not imported for them."""
     import subprocess
     import sys
 
     names = ("AnatomyError", "UsageError", "CorruptFile", "MissingExtra", "HubError", "RepoNotFound", "GatedRepo", "RevisionNotFound")
     script = f"import sys, llm_anatomy\nkinds = [getattr(llm_anatomy, n) for n in {names!r}]\nprint([k.__module__ for k in kinds], 'llm_anatomy.api' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert result.stdout == f"{['llm_anatomy.errors'] * len(names)} False\n"
+    assert result.stdout == f"{['llm_anatomy.core.errors'] * len(names)} False\n"

@@ -73,15 +73,15 @@ def test_build_prints_no_setuptools_deprecation(bare):
 
 
 def test_the_wheel_carries_the_compiled_code_counter(bare):
-    """setup.py builds stats' C counter (llm_anatomy._codes) into the wheel; it needs no numpy."""
+    """setup.py builds stats' C counter (llm_anatomy.decode._codes) into the wheel; it needs no numpy."""
     from test_code_counts import has_c_compiler
 
     if not has_c_compiler():
         pytest.skip("no C compiler: the wheel is built without the optional extension")
     python, build_output = bare
-    assert "building 'llm_anatomy._codes' extension" in build_output
+    assert "building 'llm_anatomy.decode._codes' extension" in build_output
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}  # the wheel's, not a source tree's
-    probe = _run(python, "-c", "import llm_anatomy._codes as c; print(c.count.__doc__.split(':')[0])", env=env)
+    probe = _run(python, "-c", "import llm_anatomy.decode._codes as c; print(c.count.__doc__.split(':')[0])", env=env)
     assert (probe.stdout, probe.stderr) == ("count(data, counts)\n", "")
 
 

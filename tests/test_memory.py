@@ -3,12 +3,12 @@ and the --context / --batch / --kv-dtype options."""
 
 import pytest
 
-from llm_anatomy import layouts
+from llm_anatomy import replicas
 from llm_anatomy.analysis.architecture import derive
 from llm_anatomy.analysis.memory import KVCacheRow, estimate, kv_cache, weight_table
-from llm_anatomy.dtypes import DTYPES
+from llm_anatomy.core.dtypes import DTYPES
 
-LLAMA_2_7B = layouts.published_config("Llama-2-7b-chat-hf")
+LLAMA_2_7B = replicas.published_config("Llama-2-7b-chat-hf")
 
 
 def test_llama2_7b_kv_cache_per_token_and_at_full_context():
@@ -22,13 +22,13 @@ def test_llama2_7b_kv_cache_per_token_and_at_full_context():
 
 
 def test_gqa_divides_the_cache_by_the_group_size():
-    gqa = derive(layouts.published_config("Llama-2-70b-hf"))
+    gqa = derive(replicas.published_config("Llama-2-70b-hf"))
     assert kv_cache(gqa, "fp16", (1,), (1,)).bytes_per_token == 320 * 1024
-    assert kv_cache(derive(layouts.published_config("Meta-Llama-3-8B")), "bf16", (1,), (1,)).bytes_per_token == 128 * 1024
+    assert kv_cache(derive(replicas.published_config("Meta-Llama-3-8B")), "bf16", (1,), (1,)).bytes_per_token == 128 * 1024
 
 
 def test_sliding_window_caps_the_cache():
-    mistral = derive(layouts.published_config("Mistral-7B-v0.1"))
+    mistral = derive(replicas.published_config("Mistral-7B-v0.1"))
     cache = kv_cache(mistral, "bf16", (4096, 32768), (1,))
     assert [row.nbytes for row in cache.rows] == [512 * 1024**2, 512 * 1024**2]
     assert cache.formula[1:] == (
@@ -82,7 +82,7 @@ def test_weight_table_precisions():
 
 
 def test_gguf_quant_types_come_from_the_dtypes_table(monkeypatch):
-    from llm_anatomy.dtypes import DType
+    from llm_anatomy.core.dtypes import DType
 
     monkeypatch.setitem(DTYPES, "Q4_K", DType("Q4_K", 144 * 8, None, "quant", block_size=256, block_bytes=144))
     rows = {row.label: row for row in weight_table(256_000, 512_000)}
@@ -90,15 +90,15 @@ def test_gguf_quant_types_come_from_the_dtypes_table(monkeypatch):
 
 
 def test_defaults_follow_the_config():
-    memory = estimate(derive(layouts.published_config("Meta-Llama-3-8B")), 10, 20, None)  # config.json's dtype: no weights asked
+    memory = estimate(derive(replicas.published_config("Meta-Llama-3-8B")), 10, 20, None)  # config.json's dtype: no weights asked
     assert memory.kv_cache.dtype == "bf16"
-    without = {k: v for k, v in layouts.published_config("Meta-Llama-3-8B").items() if k not in ("dtype", "torch_dtype")}
+    without = {k: v for k, v in replicas.published_config("Meta-Llama-3-8B").items() if k not in ("dtype", "torch_dtype")}
     assert estimate(derive(without), 10, 20, None).kv_cache.dtype == "fp32"  # torch's default dtype, as transformers loads it
     assert [row.context for row in memory.kv_cache.rows] == [1024, 4096, 8192]
 
 
 def test_effective_context_after_rope_scaling():
-    llama31 = {**layouts.published_config("Meta-Llama-3-8B"), "max_position_embeddings": 131072, "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"}}
+    llama31 = {**replicas.published_config("Meta-Llama-3-8B"), "max_position_embeddings": 131072, "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"}}
     assert (derive(llama31).effective_context, derive(llama31).effective_context_source) == (131072, "max_position_embeddings 131072")
     yarn = {**llama31, "max_position_embeddings": 32768, "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}}
     assert (derive(yarn).effective_context, derive(yarn).effective_context_source) == (131072, "original_max_position_embeddings 32768 x factor 4")

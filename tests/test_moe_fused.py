@@ -9,8 +9,8 @@ import pytest
 
 import checkpoints
 import gguf_writers
-from llm_anatomy.byte_io import LocalFile
-from llm_anatomy.conversions import BY_MODEL_TYPE, Fuse, Rename
+from llm_anatomy.io.sources import LocalFile
+from llm_anatomy.hf.conversions import BY_MODEL_TYPE, Fuse, Rename
 
 MOE = {
     "mixtral": ("MixtralConfig", dict(num_local_experts=4)),

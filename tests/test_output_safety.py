@@ -11,7 +11,7 @@ import pytest
 
 import checkpoints
 from hostile import assert_refused, run_cli, snapshot
-from llm_anatomy import output_file
+from llm_anatomy.io import files
 
 INSIDE = "expected an output path outside the model folder, found {found}; pass -o with another folder; llm-anatomy never writes into a model folder"
 COMMIT = "0123abcd" * 5
@@ -177,7 +177,7 @@ def test_a_failing_file_system_is_one_line_and_leaves_nothing(model, tmp_path, c
     def fail(fd):
         raise OSError(failure, os.strerror(failure))
 
-    monkeypatch.setattr(output_file.os, "fsync", fail)
+    monkeypatch.setattr(files.os, "fsync", fail)
     result = cli("report", model[0], "-o", tmp_path / "r.html")
     todo = {errno.ENOSPC: "free some space or pass -o with another folder", errno.EACCES: "pass -o with a folder you can write to"}[failure]
     name = errno.errorcode[failure]

@@ -7,22 +7,22 @@ import json
 import pytest
 
 from conftest import imported_by
-from llm_anatomy import layouts
+from llm_anatomy import replicas
 from llm_anatomy.analysis.summary import summarize
 from llm_anatomy.formats import open_catalog
 
 # (replica, its layout, total parameters, the scheme in words, quantized weights, their stored bytes)
 PUBLISHED = [
     # TheBloke/Llama-2-7B-GPTQ: qweight [in/8, out], qzeros [in/128, out/8], scales [in/128, out], g_idx [in]
-    ("Llama-2-7B-GPTQ", layouts.quantized_specs, 6_738_415_616, "GPTQ 4 bit, group 128, symmetric, act-order off", 224, 3_369_041_920),
+    ("Llama-2-7B-GPTQ", replicas.quantized_specs, 6_738_415_616, "GPTQ 4 bit, group 128, symmetric, act-order off", 224, 3_369_041_920),
     # TheBloke/Llama-2-7B-AWQ: qweight [in, out/8], qzeros [in/128, out/8], scales [in/128, out]
-    ("Llama-2-7B-AWQ", layouts.quantized_specs, 6_738_415_616, "AWQ 4 bit, group 128, zero point, GEMM", 224, 3_364_487_168),
+    ("Llama-2-7B-AWQ", replicas.quantized_specs, 6_738_415_616, "AWQ 4 bit, group 128, zero point, GEMM", 224, 3_364_487_168),
     # Fine-grained FP8 as DeepSeek-V3 / Qwen3-FP8 store it, on Llama-3-8B
-    ("Meta-Llama-3-8B-FP8-block", layouts.quantized_specs, 8_030_261_248, "FP8 E4M3, 128x128 blocks (weight_scale_inv)", 224, 6_981_025_792),
+    ("Meta-Llama-3-8B-FP8-block", replicas.quantized_specs, 8_030_261_248, "FP8 E4M3, 128x128 blocks (weight_scale_inv)", 224, 6_981_025_792),
     # openai/gpt-oss-20b: MXFP4 experts
-    ("gpt-oss-20b", layouts.gpt_oss_specs, 20_914_757_184, "MXFP4: 4-bit E2M1 values in blocks of 32 sharing one E8M0 scale", 48, 10_152_345_600),
+    ("gpt-oss-20b", replicas.gpt_oss_specs, 20_914_757_184, "MXFP4: 4-bit E2M1 values in blocks of 32 sharing one E8M0 scale", 48, 10_152_345_600),
     # mlx-community/Llama-3.2-1B-Instruct-4bit: the tied embedding quantized too
-    ("Llama-3.2-1B-Instruct-4bit", layouts.quantized_specs, 1_235_814_400, "MLX affine 4 bit, group 64 (scales and biases)", 113, 695_107_584),
+    ("Llama-3.2-1B-Instruct-4bit", replicas.quantized_specs, 1_235_814_400, "MLX affine 4 bit, group 64 (scales and biases)", 113, 695_107_584),
 ]
 
 
@@ -33,13 +33,13 @@ def test_published_quantized_counts(published, name, specs, total, words, weight
     assert summary.total_params == total
     assert summary.findings == ()
     assert (summary.quant.description, summary.quant.weights, summary.quant.nbytes) == (words, weights, nbytes)
-    assert summary.total_nbytes == sum(s.nbytes for s in specs(layouts.published_config(name)))  # every stored byte
+    assert summary.total_nbytes == sum(s.nbytes for s in specs(replicas.published_config(name)))  # every stored byte
     assert summary.memory.weights[0].nbytes == summary.total_nbytes
 
 
 def test_gpt_oss_active_beside_its_model_card(published, cli):
     """Active by our rule (embeddings included, as for Mixtral) and as OpenAI counts (3.61B)."""
-    folder = published("gpt-oss-20b", layouts.gpt_oss_specs)
+    folder = published("gpt-oss-20b", replicas.gpt_oss_specs)
     summary = summarize(open_catalog(str(folder)))
     assert (summary.moe.total, summary.moe.active, summary.quant.active_convention) == (20_914_757_184, 4_187_440_704, 3_608_307_264)
     out = cli("summary", folder).out
@@ -48,7 +48,7 @@ def test_gpt_oss_active_beside_its_model_card(published, cli):
 
 
 def test_gptq_summary_text_and_json(published, cli):
-    folder = published("Llama-2-7B-GPTQ", layouts.quantized_specs)
+    folder = published("Llama-2-7B-GPTQ", replicas.quantized_specs)
     out = cli("summary", folder).out
     assert out.startswith("Llama-2-7B-GPTQ: 6,738,415,616 parameters (6.74B), 3.63 GiB in GPTQ, F16\n")
     assert "Quantization: GPTQ 4 bit, group 128, symmetric, act-order off (quant_method gptq)\n" in out
@@ -58,19 +58,19 @@ def test_gptq_summary_text_and_json(published, cli):
 
 
 def test_quantized_summary_stays_header_only(published):
-    code, loaded, out = imported_by("summary", published("Llama-3.2-1B-Instruct-4bit", layouts.quantized_specs))
+    code, loaded, out = imported_by("summary", published("Llama-3.2-1B-Instruct-4bit", replicas.quantized_specs))
     assert (code, loaded) == (0, [])
     assert out.startswith("Llama-3.2-1B-Instruct-4bit: 1,235,814,400 parameters (1.24B)")
 
 
 def _small(tmp_path, name, change_config=None, drop=None, reshape=None):
     """A 2-layer replica of a published quantized layout, edited to disagree with itself."""
-    config = dict(layouts.published_config(name), num_hidden_layers=2, vocab_size=1024)
-    specs = (layouts.gpt_oss_specs if name == "gpt-oss-20b" else layouts.quantized_specs)(config)
+    config = dict(replicas.published_config(name), num_hidden_layers=2, vocab_size=1024)
+    specs = (replicas.gpt_oss_specs if name == "gpt-oss-20b" else replicas.quantized_specs)(config)
     if change_config:
         change_config(config)
-    specs = [layouts.TensorSpec(s.name, s.dtype, reshape.get(s.name, s.shape) if reshape else s.shape) for s in specs if s.name != drop]
-    layouts.write_layout(str(tmp_path), config, specs)
+    specs = [replicas.TensorSpec(s.name, s.dtype, reshape.get(s.name, s.shape) if reshape else s.shape) for s in specs if s.name != drop]
+    replicas.write_layout(str(tmp_path), config, specs)
     return summarize(open_catalog(str(tmp_path)))
 
 
@@ -105,7 +105,7 @@ def test_packed_shape_that_does_not_divide_is_a_finding(tmp_path):
 
 def test_unknown_quant_method_counts_stored_elements(tmp_path):
     summary = _small(tmp_path, "Llama-2-7B-GPTQ", lambda c: c["quantization_config"].update(quant_method="hqq"))
-    stored = sum(s.nbytes // layouts.BYTES_PER_ELEMENT[s.dtype] for s in layouts.quantized_specs(dict(layouts.published_config("Llama-2-7B-GPTQ"), num_hidden_layers=2, vocab_size=1024)))
+    stored = sum(s.nbytes // replicas.BYTES_PER_ELEMENT[s.dtype] for s in replicas.quantized_specs(dict(replicas.published_config("Llama-2-7B-GPTQ"), num_hidden_layers=2, vocab_size=1024)))
     assert summary.total_params == stored
     assert summary.quant.description == "hqq (not a scheme llm-anatomy reads)"
     assert [f.line() for f in summary.findings if f.kind == "quant_unknown"] == [
@@ -115,7 +115,7 @@ def test_unknown_quant_method_counts_stored_elements(tmp_path):
 
 
 def test_params_lists_logical_weights_and_stored_on_request(published, cli):
-    folder = published("Llama-2-7B-GPTQ", layouts.quantized_specs)
+    folder = published("Llama-2-7B-GPTQ", replicas.quantized_specs)
     out = cli("params", folder, "--filter", "model.layers.0.self_attn.q_proj.*").out
     assert out == (
         "name                                    shape         dtype      params     bytes  file\n"
@@ -140,7 +140,7 @@ def test_params_lists_logical_weights_and_stored_on_request(published, cli):
 
 def test_mxfp4_experts_have_transformers_shapes(published, cli):
     """GptOssExperts.gate_up_proj is [experts, hidden, 2 x expert_dim]; down_proj [experts, expert_dim, hidden]."""
-    out = cli("params", published("gpt-oss-20b", layouts.gpt_oss_specs), "--filter", "model.layers.0.mlp.experts.*_proj").out
+    out = cli("params", published("gpt-oss-20b", replicas.gpt_oss_specs), "--filter", "model.layers.0.mlp.experts.*_proj").out
     assert [line.split()[:5] for line in out.splitlines()[1:3]] == [
         ["model.layers.0.mlp.experts.down_proj", "[32,", "2880,", "2880]", "MXFP4"],
         ["model.layers.0.mlp.experts.gate_up_proj", "[32,", "2880,", "5760]", "MXFP4"],
@@ -148,14 +148,14 @@ def test_mxfp4_experts_have_transformers_shapes(published, cli):
 
 
 def test_params_of_quantized_model_stays_header_only(published):
-    code, loaded, out = imported_by("params", published("Llama-2-7B-AWQ", layouts.quantized_specs))
+    code, loaded, out = imported_by("params", published("Llama-2-7B-AWQ", replicas.quantized_specs))
     assert (code, loaded) == (0, [])
     assert "291 tensors, 6,738,415,616 parameters" in out
 
 
 def test_tree_without_config_shows_logical_weights(tmp_path, published, cli):
     """Without config.json the tree comes from the names: each quantized weight is one parameter."""
-    (tmp_path / "model.safetensors").symlink_to(published("Llama-2-7B-GPTQ", layouts.quantized_specs) / "model.safetensors")
+    (tmp_path / "model.safetensors").symlink_to(published("Llama-2-7B-GPTQ", replicas.quantized_specs) / "model.safetensors")
     out = cli("tree", tmp_path).out
     assert out.splitlines()[1].split() == ["(root)", "-", "6,738,415,616"]
     assert "qweight" not in out and "q_proj" in out
@@ -166,7 +166,7 @@ def test_values_of_a_scheme_without_a_dequantizer_is_one_line(published, cli, mo
     from llm_anatomy.quant import dequant
 
     monkeypatch.delitem(dequant.DEQUANTIZERS, "awq", raising=False)
-    folder = published("Llama-2-7B-AWQ", layouts.quantized_specs)
+    folder = published("Llama-2-7B-AWQ", replicas.quantized_specs)
     result = cli("values", folder, "model.layers.0.mlp.up_proj.weight[0]")
     assert (result.code, result.out) == (1, "")
     assert result.err == (
@@ -178,14 +178,14 @@ def test_values_of_a_scheme_without_a_dequantizer_is_one_line(published, cli, mo
 
 def test_mlx_modules_with_their_own_bits(tmp_path, cli):
     """mlx-lm's mixed recipes: a module's own bits under its path in `quantization`, false when left as is."""
-    config = dict(layouts.published_config("Llama-3.2-1B-Instruct-4bit"), num_hidden_layers=2, vocab_size=1024)
+    config = dict(replicas.published_config("Llama-3.2-1B-Instruct-4bit"), num_hidden_layers=2, vocab_size=1024)
     own = {"model.layers.0.mlp.down_proj": {"group_size": 64, "bits": 8}, "model.layers.1.self_attn.q_proj": False}
-    specs = [s for s in layouts.quantized_specs(config) if not s.name.startswith(tuple(own))]
-    specs += layouts.QUANTIZED_PARTS["mlx"]("model.layers.0.mlp.down_proj", 2048, 8192, "BF16", {"group_size": 64, "bits": 8})
-    specs += [layouts.TensorSpec("model.layers.1.self_attn.q_proj.weight", "BF16", (2048, 2048))]
+    specs = [s for s in replicas.quantized_specs(config) if not s.name.startswith(tuple(own))]
+    specs += replicas.QUANTIZED_PARTS["mlx"]("model.layers.0.mlp.down_proj", 2048, 8192, "BF16", {"group_size": 64, "bits": 8})
+    specs += [replicas.TensorSpec("model.layers.1.self_attn.q_proj.weight", "BF16", (2048, 2048))]
     for key in ("quantization", "quantization_config"):
         config[key] = {**config[key], **own}
-    layouts.write_layout(str(tmp_path), config, specs)
+    replicas.write_layout(str(tmp_path), config, specs)
     summary = summarize(open_catalog(str(tmp_path)))
     assert (summary.total_params, summary.findings) == (1024 * 2048 + 2 * 60_821_504 + 2048, ())
     assert (summary.quant.description, summary.quant.weights) == ("MLX affine 4 bit, group 64 (scales and biases); MLX affine 8 bit, group 64 (scales and biases) in 1 weight", 14)
@@ -196,7 +196,7 @@ def test_mlx_modules_with_their_own_bits(tmp_path, cli):
 
 def test_gpt_oss_attention_sinks_are_attention(published, cli):
     """self_attn.sinks ([heads], one logit per head joining the softmax) counted with attention, not as "other"."""
-    summary = summarize(open_catalog(str(published("gpt-oss-20b", layouts.gpt_oss_specs))))
+    summary = summarize(open_catalog(str(published("gpt-oss-20b", replicas.gpt_oss_specs))))
     attention = next(c for c in summary.components if c.name == "attention")
     assert (attention.params, attention.tensors) == (637_203_456, 24 * 9)
     assert [c.name for c in summary.components] == ["embeddings", "attention", "experts", "router", "norms", "output head"]
@@ -205,10 +205,10 @@ def test_gpt_oss_attention_sinks_are_attention(published, cli):
 def test_deepseek_v3_in_block_fp8_counts_as_in_bf16(tmp_path):
     """DeepSeek-V3 as published (its linear layers block FP8 with weight_scale_inv): the same
     671B total, 37.6B active and multi-token-prediction layer as the BF16 layout."""
-    config = layouts.published_config("DeepSeek-V3")
+    config = replicas.published_config("DeepSeek-V3")
     config["quantization_config"] = {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]}
-    specs = layouts.quantized_specs(config, layouts.deepseek_specs)
-    layouts.write_layout(str(tmp_path), config, specs, max_shard_bytes=10**13)
+    specs = replicas.quantized_specs(config, replicas.deepseek_specs)
+    replicas.write_layout(str(tmp_path), config, specs, max_shard_bytes=10**13)
     summary = summarize(open_catalog(str(tmp_path)))
     mtp = {c.name: c for c in summary.not_counted}["multi-token prediction"]
     assert (summary.total_params, summary.moe.active, mtp.params) == (671_026_404_352, 37_552_282_624, 13_463_426_304)
@@ -224,12 +224,12 @@ TINY_LLAMA = dict(num_hidden_layers=1, vocab_size=256, hidden_size=256, intermed
 
 def _tiny(folder, name, change_config=None, reshape=None):
     """A one-layer, 256-wide replica of a published quantized layout, its config or one shape edited."""
-    config = dict(layouts.published_config(name), **TINY_LLAMA)
-    specs = layouts.quantized_specs(config)
+    config = dict(replicas.published_config(name), **TINY_LLAMA)
+    specs = replicas.quantized_specs(config)
     if change_config:
         change_config(config)
-    specs = [layouts.TensorSpec(s.name, s.dtype, (reshape or {}).get(s.name, s.shape)) for s in specs]
-    layouts.write_layout(str(folder), config, specs)
+    specs = [replicas.TensorSpec(s.name, s.dtype, (reshape or {}).get(s.name, s.shape)) for s in specs]
+    replicas.write_layout(str(folder), config, specs)
     return folder
 
 

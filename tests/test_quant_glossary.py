@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from llm_anatomy import layouts
+from llm_anatomy import replicas
 
 # quantization_config as the quantizers write it where transformers has no config class that
 # writes the whole of it: published repos' config.json, verbatim.
@@ -32,7 +32,7 @@ TRANSFORMERS_CLASSES = ["GPTQConfig", "AwqConfig", "FineGrainedFP8Config", "Fbge
 def _explained(tmp_path, cli, config, *args):
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / "config.json").write_text(json.dumps(config))
-    layouts.write_safetensors_layout(str(tmp_path / "model.safetensors"), [layouts.TensorSpec("w", "F32", (1,))])
+    replicas.write_safetensors_layout(str(tmp_path / "model.safetensors"), [replicas.TensorSpec("w", "F32", (1,))])
     result = cli("config", tmp_path, "--explain", *args)
     assert result.code == 0, result.err
     return result.out

@@ -13,7 +13,7 @@ import pytest
 import checkpoints
 from conftest import imported_by
 from llm_anatomy import glossary
-from llm_anatomy.layouts import published_config, write_layout
+from llm_anatomy.replicas import published_config, write_layout
 
 
 @pytest.fixture(autouse=True)

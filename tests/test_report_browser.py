@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from llm_anatomy.catalog import natural_key
+from llm_anatomy.core.catalog import natural_key
 from llm_anatomy.formats import open_catalog
 
 CHROMIUM = "/usr/bin/chromium"

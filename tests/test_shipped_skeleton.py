@@ -11,14 +11,15 @@ import tempfile
 
 import pytest
 
-from llm_anatomy import layouts, skeleton
+from llm_anatomy import replicas
+from llm_anatomy.hf import skeleton
 from llm_anatomy.formats import open_catalog
 
 
 def shipped_entry(name, folder):
     """What layouts/skeletons/NAME.json holds: the replica's config and weights dtype (what
     the lookup matches) and the skeleton transformers builds from them."""
-    layouts.write_layout(folder, layouts.published_config(name))
+    replicas.write_layout(folder, replicas.published_config(name))
     catalog = open_catalog(folder)
     dtype = skeleton.weights_dtype(catalog)
     return {"config": catalog.config, "weights_dtype": dtype, **skeleton._build(catalog.config_file, dtype).to_json()}
@@ -54,8 +55,8 @@ def test_without_transformers_the_views_of_the_replica_are_the_built_ones(publis
 
 
 def test_a_config_that_differs_gets_no_shipped_skeleton(tmp_path, cli, monkeypatch):
-    config = dict(layouts.published_config("Llama-2-7b-chat-hf"), num_hidden_layers=2)
-    layouts.write_layout(str(tmp_path), config)
+    config = dict(replicas.published_config("Llama-2-7b-chat-hf"), num_hidden_layers=2)
+    replicas.write_layout(str(tmp_path), config)
     monkeypatch.setattr(skeleton, "installed_transformers_version", lambda: None)
     result = cli("tree", tmp_path)
     assert result.code == 0

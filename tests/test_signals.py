@@ -10,7 +10,7 @@ import time
 import pytest
 
 from hostile import run_cli
-from llm_anatomy.layouts import TensorSpec, write_safetensors_layout
+from llm_anatomy.replicas import TensorSpec, write_safetensors_layout
 
 # Thirty-two 256 MiB tensors of zeros in a sparse file: no disk, but seconds of work per worker.
 TENSORS = [TensorSpec(f"model.layers.{i}.mlp.down_proj.weight", "F32", (8192, 8192)) for i in range(32)]

@@ -208,7 +208,7 @@ def test_cache_files_are_never_written_through_a_link(tmp_path, monkeypatch):
     """cache_folder.write_file, which the skeleton, trace and Hub header caches write with: a
     link planted at its temporary name is refused, a link at the file's own name is replaced
     (the link, not what it points to), and nothing it points to is written."""
-    from llm_anatomy.cache_folder import write_file
+    from llm_anatomy.io.cache_dir import write_file
 
     monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "cache"))
     victim = tmp_path / "weights.safetensors"

@@ -51,7 +51,7 @@ def test_training_args_bin_is_not_taken_for_weights(tmp_path):
 
     import torch
 
-    from llm_anatomy.source import resolve
+    from llm_anatomy.locate import resolve
 
     torch.save({"w": torch.zeros(2)}, tmp_path / "pytorch_model.bin")
     (tmp_path / "training_args.bin").write_bytes(pickle.dumps({"learning_rate": 1e-4}))

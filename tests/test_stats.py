@@ -78,7 +78,7 @@ def _close(got, expected):
 def batching(request, monkeypatch):
     """Run once with small tensors batched (the default: every tensor here has at most
     SMALL_ELEMS values or is near it) and once with every tensor read alone."""
-    from llm_anatomy import streaming
+    from llm_anatomy.decode import stream as streaming
 
     monkeypatch.setattr(streaming, "SMALL_ELEMS", 1 << 20 if request.param == "batched" else 0)
     return request.param

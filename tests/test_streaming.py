@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from checkpoints import llama_gguf, safetensors_file
-from llm_anatomy import streaming
-from llm_anatomy.errors import AnatomyError
+from llm_anatomy.decode import stream
+from llm_anatomy.core.errors import AnatomyError
 from llm_anatomy.formats import open_catalog
-from llm_anatomy.streaming import Reader, _Residency, run_parallel
+from llm_anatomy.decode.stream import Reader, _Residency, run_parallel
 
 SPECIALS = torch.tensor([0.0, -0.0, 1.0, -2.5, 1e-3, 65504.0, float("nan"), float("inf"), float("-inf")])
 
@@ -67,7 +67,7 @@ def test_every_dtype_decodes_to_torch_float64_through_small_chunks(tmp_path, nam
     info = open_catalog(path).get("t")
     assert info.dtype == name
     _evict(path)
-    monkeypatch.setattr(streaming, "DIRECT_MIN_BYTES", 0)  # reads this small go direct too
+    monkeypatch.setattr(stream, "DIRECT_MIN_BYTES", 0)  # reads this small go direct too
     reader = Reader(chunk_bytes=40, block_elems=8, direct=direct)  # 5 values of F64 per read, blocks of 8
     got = _stream(info, reader)
     assert (reader.direct_reads > 0, reader.cached_reads > 0) == (direct, not direct)  # /tmp here allows direct reads
@@ -126,7 +126,7 @@ def test_gather_decodes_many_tensors_as_torch_does_across_reads_and_pieces(tmp_p
     catalog = open_catalog(path)
     infos = [catalog.get(name) for name in reversed(list(tensors))]  # any order: read in file order
     _evict(path)
-    monkeypatch.setattr(streaming, "DIRECT_MIN_BYTES", 0)
+    monkeypatch.setattr(stream, "DIRECT_MIN_BYTES", 0)
     reader = Reader(chunk_bytes=256, block_elems=8, direct=direct)  # several reads, runs decoded 8 values at a time
     got = reader.gather(infos, keep_raw=True)
     assert got.errors == {} and (reader.direct_reads > 0, reader.cached_reads > 0) == (direct, not direct)
@@ -198,9 +198,9 @@ def test_warm_chunks_are_mapped_in_workers_and_read_the_same(tmp_path):
 
 
 def test_a_killed_worker_is_an_error_not_a_hang(monkeypatch):
-    from llm_anatomy import streaming
+    from llm_anatomy.decode import stream
 
-    monkeypatch.setattr(streaming, "workers", lambda: 2)
+    monkeypatch.setattr(stream, "workers", lambda: 2)
     with pytest.raises(AnatomyError) as caught:
         run_parallel([1, 2, 3], _kill_self, weight=lambda task: task)
     assert caught.value.line() == "a worker process: expected to finish its tensors, found it was killed (perhaps for lack of memory, or a weights file was truncated while it was read); run again, or read fewer tensors at once with --filter"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from llm_anatomy import layouts
+from llm_anatomy import replicas
 from llm_anatomy.analysis.summary import Count, role_of, summarize
 from llm_anatomy.formats import open_catalog
 
@@ -127,7 +127,7 @@ def test_deepseek_v3_figures(published):
     """DeepSeek-V3 (BF16 layout): 671B parameters (the model card's figure), 37.6B active
     (the card says 37B), the multi-token-prediction layer (13.5B; the card rounds to 14B)
     apart, MLA caching 576 values per layer and token."""
-    summary = summarize(open_catalog(str(published("DeepSeek-V3", layouts.deepseek_specs))))
+    summary = summarize(open_catalog(str(published("DeepSeek-V3", replicas.deepseek_specs))))
     mtp = {c.name: c for c in summary.not_counted}["multi-token prediction"]
     assert (summary.total_params, summary.moe.active, mtp.params) == (671_026_404_352, 37_552_282_624, 13_463_426_304)
     assert (round(summary.total_params / 1e9), round(summary.moe.active / 1e9), round(mtp.params / 1e9, 1)) == (671, 38, 13.5)
@@ -206,8 +206,8 @@ def test_tied_fixture_counts_embedding_once(llama_tied_dir, cli):
 
 def test_tied_head_stored_twice_counted_once(tmp_path):
     config = {**TINY, "model_type": "llama", "architectures": ["LlamaForCausalLM"], "tie_word_embeddings": True, "torch_dtype": "float32"}
-    specs = layouts.llama_family_specs(config) + [layouts.TensorSpec("lm_head.weight", "F32", (128, 64))]
-    layouts.write_layout(str(tmp_path), config, specs)
+    specs = replicas.llama_family_specs(config) + [replicas.TensorSpec("lm_head.weight", "F32", (128, 64))]
+    replicas.write_layout(str(tmp_path), config, specs)
     summary = summarize(open_catalog(str(tmp_path)))
     assert summary.tied == ("lm_head.weight repeats the tied model.embed_tokens.weight (tie_word_embeddings): counted once",)
     assert summary.total_params == sum(s.shape[0] * (s.shape[1] if len(s.shape) > 1 else 1) for s in specs) - 128 * 64
@@ -217,7 +217,7 @@ def test_tied_head_stored_twice_counted_once(tmp_path):
 def _contradicting_layout(folder):
     """Tensors written for 2 KV heads, config.json then edited to claim 4."""
     config = {**TINY, "model_type": "llama", "architectures": ["LlamaForCausalLM"], "tie_word_embeddings": False, "torch_dtype": "float32"}
-    layouts.write_layout(str(folder), config)
+    replicas.write_layout(str(folder), config)
     (folder / "config.json").write_text(json.dumps({**config, "num_key_value_heads": 4}))
     return folder
 
@@ -235,7 +235,7 @@ def test_config_contradicting_tensors(tmp_path, cli):
 
 
 def test_config_not_json_still_counts(tmp_path, cli):
-    layouts.write_layout(str(tmp_path), {**TINY, "torch_dtype": "float32"})
+    replicas.write_layout(str(tmp_path), {**TINY, "torch_dtype": "float32"})
     (tmp_path / "config.json").write_text("{not json")
     result = cli("summary", tmp_path)
     assert result.code == 0
@@ -248,7 +248,7 @@ def test_config_not_json_still_counts(tmp_path, cli):
 
 def test_config_missing_field(tmp_path, cli):
     config = {**TINY, "torch_dtype": "float32"}
-    layouts.write_layout(str(tmp_path), config)
+    replicas.write_layout(str(tmp_path), config)
     del config["num_attention_heads"]
     (tmp_path / "config.json").write_text(json.dumps(config))
     result = cli("summary", tmp_path)

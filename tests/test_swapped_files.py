@@ -9,7 +9,7 @@ import signal
 import pytest
 
 import llm_anatomy as la
-from llm_anatomy.errors import AnatomyError
+from llm_anatomy.core.errors import AnatomyError
 
 
 def _waited_too_long(signum, frame):

@@ -6,9 +6,9 @@ import struct
 import pytest
 
 import checkpoints
-from llm_anatomy import tensors
+from llm_anatomy.decode import elements
 from llm_anatomy.formats import open_catalog
-from llm_anatomy.tensors import DECODERS, ElementReader, _runs
+from llm_anatomy.decode.elements import DECODERS, ElementReader, _runs
 
 FP8 = {
     "F8_E4M3": "float8_e4m3fn",
@@ -84,7 +84,7 @@ def test_block_decoders_read_whole_blocks(tmp_path, monkeypatch):
         calls.append(len(data))
         return [float(b) for b in data]  # one element per byte, blocks of 4 bytes
 
-    monkeypatch.setitem(DECODERS, "U8", tensors.Decoder("torch.float32", "float", one_per_byte, block_bytes=4, block_elems=4))
+    monkeypatch.setitem(DECODERS, "U8", elements.Decoder("torch.float32", "float", one_per_byte, block_bytes=4, block_elems=4))
     import torch
 
     path = checkpoints.safetensors_file(str(tmp_path / "b.safetensors"), {"b": torch.arange(16, dtype=torch.uint8)})
@@ -108,7 +108,7 @@ def test_a_merged_read_decodes_only_the_wanted_stretches(tmp_path, monkeypatch):
 def test_stream_yields_bounded_chunks_in_order(tmp_path, monkeypatch):
     import torch
 
-    monkeypatch.setattr(tensors, "STREAM_CHUNK_ELEMS", 7)
+    monkeypatch.setattr(elements, "STREAM_CHUNK_ELEMS", 7)
     tensor = torch.arange(50, dtype=torch.int32)
     path = checkpoints.safetensors_file(str(tmp_path / "s.safetensors"), {"s": tensor})
     with ElementReader() as reader:
@@ -122,7 +122,7 @@ def test_undecodable_dtype_is_one_clear_line(tmp_path):
     path = tmp_path / "f4.safetensors"
     path.write_bytes(struct.pack("<Q", len(header)) + header + b"\x12\x34")
     info = open_catalog(str(path)).get("x")
-    with pytest.raises(tensors.AnatomyError) as caught, ElementReader() as reader:
+    with pytest.raises(elements.AnatomyError) as caught, ElementReader() as reader:
         reader.read(info, [0])
     assert caught.value.line() == (
         f"{path}: tensor x: expected a dtype whose values llm-anatomy can decode, found F4; "
@@ -140,13 +140,13 @@ def test_casts_round_as_tensor_to_does(source, target):
     specials = torch.tensor([math.nan, math.inf, -math.inf, -0.0, 0.0, 65504.0, 65519.99, 65520.0, -7e4, 3.4e38, 1e-8, 6e-8, 1 + 2**-8, 1 + 3 * 2**-9], dtype=torch.float64)
     values = torch.cat([wide, specials]).to(getattr(torch, source))
     torch_target = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}[target]
-    assert _same(tensors.CASTS[target](values.double().tolist()), values.to(torch_target).double().tolist())
+    assert _same(elements.CASTS[target](values.double().tolist()), values.to(torch_target).double().tolist())
 
 
 def test_positions_outside_the_tensor_are_refused(tmp_path):
     import torch
 
     path = checkpoints.safetensors_file(str(tmp_path / "p.safetensors"), {"a": torch.zeros(4), "b": torch.ones(4)})
-    with pytest.raises(tensors.AnatomyError) as caught, ElementReader() as reader:
+    with pytest.raises(elements.AnatomyError) as caught, ElementReader() as reader:
         reader.read(open_catalog(path).get("a"), [2, 4])
     assert caught.value.line() == f"{path}: tensor a: expected element positions inside its 4 elements, found 2..4"

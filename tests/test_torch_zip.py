@@ -9,7 +9,7 @@ import pytest
 import checkpoints
 from conftest import imported_by
 from llm_anatomy.formats import open_catalog
-from llm_anatomy.tensors import ElementReader
+from llm_anatomy.decode.elements import ElementReader
 
 TORCH_DTYPES = {"torch.float32": "F32", "torch.bfloat16": "BF16", "torch.float16": "F16", "torch.int64": "I64", "torch.float8_e4m3fn": "F8_E4M3", "torch.bool": "BOOL"}
 
@@ -159,7 +159,7 @@ def test_broken_params_json_is_one_line_and_params_still_works(meta_dir, tmp_pat
 )
 def test_tensor_past_its_storage(numel, offset, found):
     """The smaller of the member's bytes and the storage size the pickle declares bounds a tensor."""
-    from llm_anatomy.errors import AnatomyError
+    from llm_anatomy.core.errors import AnatomyError
     from llm_anatomy.formats import torch_zip
     from llm_anatomy.formats.restricted_pickle import StorageRef, TensorRef
 

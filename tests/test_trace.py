@@ -46,7 +46,7 @@ def test_flops_are_flopcountermode_s_on_the_same_meta_model(fixture, request, cl
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from llm_anatomy import skeleton
+    from llm_anatomy.hf import skeleton
 
     folder = request.getfixturevalue(fixture)
     traced = json.loads(cli("trace", folder, "--seq", SEQ, "--json").out)

@@ -109,7 +109,7 @@ def test_attention_shapes_match_eager_attention_and_the_kv_cache(name, family, l
 
 
 def test_gqa_is_visible_on_the_llama_3_8b_layout(tmp_path, cli):
-    from llm_anatomy.layouts import published_config, write_layout
+    from llm_anatomy.replicas import published_config, write_layout
 
     write_layout(str(tmp_path), published_config("Meta-Llama-3-8B"))
     out = cli("trace", tmp_path, "--seq", 16, "--node", "model.layers.0.self_attn").out
@@ -219,7 +219,7 @@ def test_moe_flops_are_flopcountermode_s_with_top_k_experts_per_token(name, fami
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from llm_anatomy import skeleton
+    from llm_anatomy.hf import skeleton
 
     folder = family(name)
     traced = _json(cli, folder, "--seq", 5, "--batch", 2)

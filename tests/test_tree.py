@@ -7,7 +7,7 @@ import json
 import pytest
 
 import checkpoints
-from llm_anatomy import skeleton
+from llm_anatomy.hf import skeleton
 from llm_anatomy.analysis.tree import build_tree, find_node
 from llm_anatomy.formats import open_catalog
 from llm_anatomy.render import tree as render

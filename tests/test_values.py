@@ -8,12 +8,12 @@ import pytest
 
 import checkpoints
 from conftest import imported_by
-from llm_anatomy import tensors
-from llm_anatomy.byte_io import LocalFile
+from llm_anatomy.decode import elements
+from llm_anatomy.io.sources import LocalFile
 from llm_anatomy.analysis.values import PrintOptions, View, show
 from llm_anatomy.formats import open_catalog
 from llm_anatomy.render.torch_values import tensor_text
-from llm_anatomy.tensors import ElementReader
+from llm_anatomy.decode.elements import ElementReader
 
 SHAPES = [(), (0,), (5,), (1000,), (1001,), (3, 4), (7, 2000), (2, 3, 1100), (4, 5, 6, 7), (1,), (1, 1), (0, 3), (3, 0, 2)]
 FLOAT_DTYPES = ["float32", "float16", "bfloat16", "float64", "float8_e4m3fn", "float8_e5m2"]
@@ -331,7 +331,7 @@ def test_full_streams_long_rows_in_pieces(tmp_path, cli, monkeypatch):
 
     monkeypatch.setattr(torch_values, "LINES_PER_PIECE", 3)
     monkeypatch.setattr(values_json, "JSON_ROW_CHUNK", 7)
-    monkeypatch.setattr(tensors, "STREAM_CHUNK_ELEMS", 11)
+    monkeypatch.setattr(elements, "STREAM_CHUNK_ELEMS", 11)
     vector = torch.randn(250, generator=torch.Generator().manual_seed(4)).half()
     path = checkpoints.safetensors_file(str(tmp_path / "v.safetensors"), {"v": vector})
     result = cli("values", path, "v", "--full")

@@ -3,9 +3,9 @@
 The Python API (llm_anatomy.open, llm_anatomy.diff, Model, Module, Parameter) lives in llm_anatomy.api and is
 imported on first use, so `import llm_anatomy` costs what the header-only commands cost."""
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__  # re-exported: llm_anatomy.__version__
 
-# The error kinds (llm_anatomy.errors), importable without importing the API.
+# The error kinds (llm_anatomy.core.errors), importable without importing the API.
 _ERRORS = ("AnatomyError", "UsageError", "CorruptFile", "MissingExtra", "HubError", "RepoNotFound", "GatedRepo", "RevisionNotFound")
 
 __all__ = ["open", "diff", "Model", "Module", "Parameter", "Size", "SubmoduleError", "Diff", "ReportFile", *_ERRORS]
@@ -13,13 +13,13 @@ __all__ = ["open", "diff", "Model", "Module", "Parameter", "Size", "SubmoduleErr
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .api import Diff, Model, Module, Parameter, ReportFile, Size, SubmoduleError, diff, open
-    from .errors import AnatomyError, CorruptFile, GatedRepo, HubError, MissingExtra, RepoNotFound, RevisionNotFound, UsageError
+    from .core.errors import AnatomyError, CorruptFile, GatedRepo, HubError, MissingExtra, RepoNotFound, RevisionNotFound, UsageError
 
 
 def __getattr__(name: str) -> object:
     """PEP 562: the API's names, imported when first asked for."""
     if name in _ERRORS:
-        from . import errors
+        from .core import errors
 
         return getattr(errors, name)
     if name in __all__:

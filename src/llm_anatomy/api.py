@@ -21,7 +21,7 @@ from collections import namedtuple
 from functools import cached_property
 from math import prod
 
-from .errors import AnatomyError, UsageError
+from .core.errors import AnatomyError, UsageError
 from .formats import open_catalog
 
 # Everything else is imported where it is first needed: `params` (a table of the headers)
@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from .analysis.trace_run import RunTrace
     from .analysis.tree import ModuleTree, TreeNode
     from .analysis.values import View
-    from .catalog import Catalog, FusedTensor, TensorInfo
-    from .skeleton import Skeleton
+    from .core.catalog import Catalog, FusedTensor, TensorInfo
+    from .hf.skeleton import Skeleton
 
 __all__ = ["open", "diff", "Model", "Module", "Parameter", "Buffer", "Reshaped", "Config", "StateDict", "Size", "DType", "Device", "SubmoduleError", "Diff", "ReportFile"]
 
@@ -173,13 +173,13 @@ class Parameter:
     @property
     def dtype(self) -> DType:
         """torch's name of the loaded dtype: torch.bfloat16 (a DType: a str that prints as torch's dtype)."""
-        from .tensors import DECODERS
+        from .decode.elements import DECODERS
 
         key = self._dtype_key
         decoder = DECODERS.get(key) if key else None
         if decoder is not None:
             return DType(decoder.torch_dtype)
-        from .dtypes import DTYPES
+        from .core.dtypes import DTYPES
 
         return DType((DTYPES[key].torch_name if key in DTYPES else None) or str(key))
 
@@ -231,7 +231,7 @@ class Parameter:
         import numpy
 
         from .analysis.values import PrintOptions, show
-        from .tensors import ElementReader
+        from .decode.elements import ElementReader
 
         dtype = NUMPY_DTYPES.get(view.dtype or getattr(view.tensor, "loaded", view.tensor.dtype), WIDENED)
         with ElementReader() as reader:
@@ -266,7 +266,7 @@ class Parameter:
             >>> m.get_parameter("lm_head.weight").to_torch().dtype
             torch.bfloat16
         """
-        from .extras import require
+        from .core.extras import require
 
         require("transformers", self.name, "for to_torch()")
         import torch
@@ -315,7 +315,7 @@ class Parameter:
         """
         from .analysis.values import PrintOptions, show
         from .render.torch_values import parameter_text
-        from .tensors import ElementReader
+        from .decode.elements import ElementReader
 
         options = PrintOptions()
         with ElementReader() as reader:
@@ -472,7 +472,7 @@ class Buffer(Parameter):
         """What print(buffer) prints: a plain tensor (no requires_grad), read as a parameter is."""
         from .analysis.values import PrintOptions, show
         from .render.torch_values import tensor_text
-        from .tensors import ElementReader
+        from .decode.elements import ElementReader
 
         self._stored()
         options = PrintOptions()
@@ -863,7 +863,7 @@ class Model(Module):
     @cached_property
     def hf_catalog(self) -> Catalog:
         """The tensors under transformers' names (GGUF and Meta checkpoints renamed), as from_pretrained finds them."""
-        from .formats.name_maps import with_hf_names
+        from .hf.names import with_hf_names
 
         return with_hf_names(self.catalog)
 
@@ -879,7 +879,7 @@ class Model(Module):
     def skeleton(self) -> Skeleton:
         """The model as transformers builds it (cached; see skeleton.py). SkeletonUnavailable
         when transformers is missing or cannot build this config."""
-        from .skeleton import load_skeleton
+        from .hf.skeleton import load_skeleton
 
         return load_skeleton(self.hf_catalog)
 
@@ -999,7 +999,7 @@ class Model(Module):
             stored: a quantized model's tensors as stored (packed words, scales), not dequantized.
         """
         from .analysis.stats import weight_stats
-        from .extras import require
+        from .core.extras import require
 
         require("stats", "stats", "to compute weight statistics")
         from .analysis.values import dequantized
@@ -1064,17 +1064,17 @@ class Model(Module):
         import os
 
         from .analysis.report import build_report
-        from .output_file import check_output, guard_model, write_output
+        from .io.files import check_output, guard_model, write_output
         from .render.explain import language_from_locale
         from .render.html import GENERATOR
         from .render.report import render_report
 
         if stats:
-            from .extras import require
+            from .core.extras import require
 
             require("stats", "report --stats", "to compute weight statistics")
         if trace:
-            from .extras import require
+            from .core.extras import require
 
             require("transformers", "report --trace", "to run the forward pass on the meta device")
         catalog = self.catalog
@@ -1095,7 +1095,7 @@ class Model(Module):
         return ReportFile(path, len(data), weights.errors if stats else ())
 
     def _skeleton_or_none(self) -> Skeleton | None:
-        from .skeleton import SkeletonUnavailable
+        from .hf.skeleton import SkeletonUnavailable
 
         if self._skeleton is False:
             try:
@@ -1138,7 +1138,7 @@ class Model(Module):
 
     def _parameter_finder(self, skeleton: Skeleton) -> None:
         from .analysis.values import load_dtype
-        from .skeleton import stored_tensor_finder
+        from .hf.skeleton import stored_tensor_finder
 
         self._find = stored_tensor_finder(self.loaded_catalog, skeleton)
         self._model_dtype = load_dtype(self.hf_catalog)
@@ -1147,7 +1147,7 @@ class Model(Module):
         """transformers' model on the meta device (built once, needs transformers): what no
         header says, such as the dtype of a buffer transformers computes."""
         if self._meta is None:
-            from .skeleton import config_bytes_of, meta_model, weights_dtype, with_config_file
+            from .hf.skeleton import config_bytes_of, meta_model, weights_dtype, with_config_file
 
             catalog = self.hf_catalog
             self._meta = with_config_file(catalog, config_bytes_of(catalog), lambda config: meta_model(config, weights_dtype(catalog)))
@@ -1161,8 +1161,8 @@ class Model(Module):
                 dtype = getattr(tensor, "loaded", tensor.dtype) if tensor is not None else None
             else:
                 from .analysis.values import load_dtype
-                from .skeleton import stored_tensor_finder
-                from .tensors import CASTS, DECODERS
+                from .hf.skeleton import stored_tensor_finder
+                from .decode.elements import CASTS, DECODERS
 
                 if not hasattr(self, "_find"):
                     self._find = stored_tensor_finder(self.loaded_catalog, skeleton)
@@ -1186,7 +1186,7 @@ class Model(Module):
         if skeleton is None:
             view = View.whole(self.loaded_catalog.get(param.name))
             return view if loaded is None else loaded(view)
-        from .skeleton import Parameter as SkeletonParameter
+        from .hf.skeleton import Parameter as SkeletonParameter
 
         return parameter_view(self.hf_catalog, skeleton.model_class, SkeletonParameter(param.name, tuple(param.shape)), param.tensor, self._model_dtype, loaded)
 
@@ -1300,7 +1300,7 @@ def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], f
     from .analysis.diff import compare_headers
 
     if values:
-        from .extras import require
+        from .core.extras import require
 
         require("stats", "diff", "to compare tensor values")
     models = [side if isinstance(side, Model) else open(side, allow_truncated=True) for side in (a, b)]

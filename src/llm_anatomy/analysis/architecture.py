@@ -14,9 +14,9 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-from ..config_schema import Finding, validate
-from ..dtypes import CONFIG_DTYPE_NAMES
-from ..safe_text import escape
+from ..core.config_schema import Finding, validate
+from ..core.dtypes import CONFIG_DTYPE_NAMES
+from ..core.text import escape
 
 # Quantity -> config field names that hold it, most common first.
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {

@@ -10,8 +10,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any
 
-from ..catalog import Catalog
-from ..skeleton import SkeletonUnavailable, load_skeleton
+from ..core.catalog import Catalog
+from ..hf.skeleton import SkeletonUnavailable, load_skeleton
 
 # LlamaForCausalLM / GPT2LMHeadModel / BertModel -> Llama / GPT2 / Bert: transformers' own naming
 # of config classes, used only to label config.json when transformers is not there to ask.

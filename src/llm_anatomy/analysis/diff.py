@@ -14,11 +14,11 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..catalog import Catalog, TensorInfo, is_strided, natural_key, select
-from ..errors import AnatomyError
+from ..core.catalog import Catalog, TensorInfo, is_strided, natural_key, select
+from ..core.errors import AnatomyError
 
 if TYPE_CHECKING:
-    from ..streaming import Reader
+    from ..decode.stream import Reader
 
 ABSENT = object()  # a config field missing on one side
 
@@ -164,7 +164,7 @@ def _same_file(path_a: str, path_b: str) -> bool:
     """One file, or hard links to it; a file on the Hub is only ever itself."""
     import os
 
-    from ..byte_io import is_local
+    from ..io.sources import is_local
 
     return os.path.samefile(path_a, path_b) if is_local(path_a) and is_local(path_b) else path_a == path_b
 
@@ -260,7 +260,7 @@ def _order(change: TensorChange) -> tuple:
 def compare_values(header: HeaderDiff, progress: Callable[[int], None] | None = None) -> ValueDiff:
     """Every pair of the header diff compared on all cores; a pair that cannot be read
     becomes a line in `errors` and the others are still compared."""
-    from ..streaming import batch_numel, run_batched
+    from ..decode.stream import batch_numel, run_batched
 
     def work(pair: tuple[TensorInfo, TensorInfo], reader_a: "Reader", reader_b: "Reader") -> TensorChange | str:
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from .. import glossary
-from ..catalog import Catalog
+from ..core.catalog import Catalog
 from .architecture import Architecture, derive
 
 # Object-valued fields shown as one value rather than field by field: their keys are

@@ -8,9 +8,9 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Callable, Sequence
 
-    from ..catalog import Catalog
+    from ..core.catalog import Catalog
 
-from ..dtypes import DTYPES
+from ..core.dtypes import DTYPES
 from .architecture import Architecture
 
 # Precisions the weight table always shows: (label, bits per weight).

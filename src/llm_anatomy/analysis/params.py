@@ -6,13 +6,13 @@ import os
 from collections import namedtuple
 from math import prod
 
-from ..catalog import Catalog, compile_filter, matching, natural_key, no_match
+from ..core.catalog import Catalog, compile_filter, matching, natural_key, no_match
 from .roles import BUFFER
 from ..quant import QuantView
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from ..skeleton import Skeleton
+    from ..hf.skeleton import Skeleton
 
 
 # Named tuples rather than dataclasses, to keep `params` within 4x `python -c pass` (catalog.py).
@@ -84,7 +84,7 @@ def list_parameters(catalog: Catalog, skeleton: "Skeleton", pattern: str | None 
 
     Shapes are the model's; dtype, bytes and file come from the checkpoint tensor that
     from_pretrained would load into it (see skeleton.stored_tensor_finder)."""
-    from ..skeleton import stored_tensor_finder
+    from ..hf.skeleton import stored_tensor_finder
 
     regex = compile_filter(pattern)
     find = stored_tensor_finder(catalog, skeleton)

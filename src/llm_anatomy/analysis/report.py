@@ -10,9 +10,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..byte_io import file_size
-from ..catalog import Catalog, TensorInfo, natural_key
-from ..ggml_types import KEY_ARCHITECTURE
+from ..io.sources import file_size
+from ..core.catalog import Catalog, TensorInfo, natural_key
+from ..core.ggml_types import KEY_ARCHITECTURE
 from .explain import Explanation, explain_config
 from .params import ParamListing, list_tensors
 from .roles import LAYER_PREFIX, role_key

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ..catalog import natural_key
+from ..core.catalog import natural_key
 
 # Tensors some writers save beside the parameters that are buffers of the model, not
 # parameters: RoPE's inv_freq, position ids, GPT-2's attention masks, DeepSeek-V3's router

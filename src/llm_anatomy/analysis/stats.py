@@ -27,15 +27,15 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
-from ..catalog import Catalog, TensorInfo, is_strided, matching, natural_key
-from ..dtypes import DTYPES
-from ..errors import AnatomyError
+from ..core.catalog import Catalog, TensorInfo, is_strided, matching, natural_key
+from ..core.dtypes import DTYPES
+from ..core.errors import AnatomyError
 from .roles import group_names
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..streaming import Reader
+    from ..decode.stream import Reader
 
 SIGMAS = 6
 TAIL_KEEP = 1 << 14
@@ -225,7 +225,7 @@ def _code_values(info: TensorInfo) -> np.ndarray:
     per dtype: a model has hundreds of tensors of the same one)."""
     import numpy as np
 
-    from ..streaming import Scratch, decoder_for
+    from ..decode.stream import Scratch, decoder_for
 
     decoder = decoder_for(info)
     if info.dtype not in _CODE_VALUES:
@@ -246,13 +246,13 @@ def _histogram_stats(info: TensorInfo, reader: "Reader", unit_bytes: int) -> Sta
     the (value, count) pairs: sums with math.fsum, the 6-sigma count from the final mean."""
     import numpy as np
 
-    from ..streaming import Scratch, decoder_for
+    from ..decode.stream import Scratch, decoder_for
 
-    from .. import code_counts
+    from ..decode import histogram
 
     counts = np.zeros(1 << (8 * unit_bytes), np.int64)
     for chunk in reader.chunks(info, unit_bytes):
-        code_counts.count(chunk, counts)
+        histogram.count(chunk, counts)
     values = _code_values(info)
     nan, inf = int(counts[np.isnan(values)].sum()), int(counts[np.isinf(values)].sum())
     present = (counts > 0) & np.isfinite(values)
@@ -353,7 +353,7 @@ def weight_stats(catalog: Catalog, pattern: str | None = None, by: str | None = 
 
     A tensor that cannot be read (truncated file, unsupported dtype) becomes a line in
     `errors` and the rest are still computed."""
-    from ..streaming import batch_numel, run_batched
+    from ..decode.stream import batch_numel, run_batched
 
     chosen = sorted(matching(catalog, pattern), key=lambda t: natural_key(t.name))
 

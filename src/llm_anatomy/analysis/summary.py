@@ -17,8 +17,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Sequence
 
-from ..catalog import Catalog, TensorInfo
-from ..safe_text import escape
+from ..core.catalog import Catalog, TensorInfo
+from ..core.text import escape
 from .architecture import Architecture, Finding, LayerAttention, Phrase, derive
 from .memory import Memory, estimate
 from .roles import BUFFER, INDEX, LAYER_PREFIX
@@ -507,8 +507,8 @@ def _quant_findings(qview: QuantView) -> list[Finding]:
 def _implied_tensors(catalog: Catalog, findings: list[Finding]) -> tuple[TensorInfo, ...]:
     """The parameters of the model transformers builds from the config, as tensors of the
     config's dtype (float32 when it names none, as transformers loads it); none without transformers."""
-    from ..dtypes import CONFIG_DTYPE_NAMES, DTYPES
-    from ..skeleton import SkeletonUnavailable, load_skeleton
+    from ..core.dtypes import CONFIG_DTYPE_NAMES, DTYPES
+    from ..hf.skeleton import SkeletonUnavailable, load_skeleton
 
     try:
         skeleton = load_skeleton(catalog)

@@ -15,10 +15,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
-from .. import skeleton as skeletons
-from ..catalog import Catalog
-from ..errors import AnatomyError, UsageError
-from ..notice import announced
+from ..hf import skeleton as skeletons
+from ..core.catalog import Catalog
+from ..core.errors import AnatomyError, UsageError
+from ..core.notice import announced
 from .architecture import Architecture, derive
 from .memory import kv_cache_of
 from .tree import Run, fold
@@ -474,7 +474,7 @@ def trace(catalog: Catalog, batch: int = 1, seq: int | None = None, context: int
     config = catalog.require_config()
     version = skeletons.installed_transformers_version()
     if version is None:
-        from ..extras import require  # importlib.util only then: a cached trace imports neither
+        from ..core.extras import require  # importlib.util only then: a cached trace imports neither
 
         require("transformers", "trace", "for the forward pass")
     # Before transformers sees it, as for the module tree.

@@ -16,11 +16,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from .. import skeleton as skeletons
-from ..catalog import Catalog
-from ..errors import AnatomyError, UsageError
-from ..extras import require
-from ..notice import announced
+from ..hf import skeleton as skeletons
+from ..core.catalog import Catalog
+from ..core.errors import AnatomyError, UsageError
+from ..core.extras import require
+from ..core.notice import announced
 
 # Weights load as float32 (CPU matrix products in bf16 are slow, in fp16 partly missing; GGUF
 # dequantizes to float32 anyway), so a model needs parameters x 4 bytes, and loading may

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections import namedtuple
 from math import prod
 
-from ..catalog import Catalog, TensorInfo, natural_key
-from ..errors import ConfigUnavailable, UsageError
-from .. import skeleton as skeletons  # by module, so tests can stand in for installed_transformers_version
+from ..core.catalog import Catalog, TensorInfo, natural_key
+from ..core.errors import ConfigUnavailable, UsageError
+from ..hf import skeleton as skeletons  # by module, so tests can stand in for installed_transformers_version
 
 SHOWN_NAMES = 5  # valid names listed when --node names no module
 

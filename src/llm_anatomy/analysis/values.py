@@ -10,18 +10,18 @@ import re
 from collections import namedtuple
 from math import prod
 
-from ..catalog import compile_filter, matching, natural_key
-from ..dtypes import CONFIG_DTYPE_NAMES
-from ..errors import AnatomyError, UsageError
-from ..tensors import CASTS, decoder_for
+from ..core.catalog import compile_filter, matching, natural_key
+from ..core.dtypes import CONFIG_DTYPE_NAMES
+from ..core.errors import AnatomyError, UsageError
+from ..decode.elements import CASTS, decoder_for
 
 TYPE_CHECKING = False  # typing and dataclasses cost ~8 ms to import: records are named tuples
 if TYPE_CHECKING:
     from typing import Callable, Iterable, Iterator, Sequence
 
-    from ..catalog import Catalog, FusedTensor, TensorInfo
-    from ..skeleton import Skeleton
-    from ..tensors import Decoder, ElementReader
+    from ..core.catalog import Catalog, FusedTensor, TensorInfo
+    from ..hf.skeleton import Skeleton
+    from ..decode.elements import Decoder, ElementReader
 
 
 class PrintOptions(namedtuple("PrintOptions", "precision threshold edgeitems linewidth", defaults=(4, 1000, 3, 80))):
@@ -379,7 +379,7 @@ def tensor_views(catalog: Catalog, target: str | None, pattern: str | None, stor
 def load_dtype(catalog: Catalog) -> str | None:
     """The float dtype from_pretrained(dtype="auto") gives a model's parameters: config.json's
     dtype, else the weights' (transformers casts every float tensor to it on load)."""
-    from ..skeleton import weights_dtype
+    from ..hf.skeleton import weights_dtype
 
     config = catalog.config or {}
     name = config.get("dtype") or config.get("torch_dtype") or weights_dtype(catalog)
@@ -396,7 +396,7 @@ def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None,
     turns a stored tensor into the parameter (a GGUF's transforms), if it does."""
     regex = compile_filter(pattern)
     model_dtype = load_dtype(catalog)
-    from ..skeleton import stored_tensor_finder
+    from ..hf.skeleton import stored_tensor_finder
 
     find = stored_tensor_finder(catalog, skeleton)
     views = []
@@ -431,8 +431,8 @@ def loader_transform(stored: Catalog) -> Callable[[View], View] | None:
 def gguf_loaded(catalog: Catalog) -> Callable[[View], View]:
     """How transformers' GGUF loader turns each stored tensor of this GGUF catalog (with its
     llama.cpp names) into a parameter: a View -> View for parameter_views."""
-    from ..formats import gguf_transforms as gt
-    from ..ggml_types import KEY_ARCHITECTURE
+    from ..hf import gguf_transforms as gt
+    from ..core.ggml_types import KEY_ARCHITECTURE
 
     arch = catalog.metadata.get(KEY_ARCHITECTURE)
     config = catalog.config or {}

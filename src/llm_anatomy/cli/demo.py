@@ -12,8 +12,8 @@ import tempfile
 
 from ..analysis.params import list_tensors
 from ..api import open as open_model
-from ..layouts import published_config, write_layout
-from ..output_file import new_folder
+from ..replicas import published_config, write_layout
+from ..io.files import new_folder
 from ..render.params import totals
 from .main import build_parser
 

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from ..extras import require
+    from ..core.extras import require
     from ..render import diff as render
 
     require("stats", "diff", "to compare tensor values")

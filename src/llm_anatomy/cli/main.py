@@ -13,9 +13,10 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Callable, Iterable, Sequence, TextIO
 
-from .. import __version__, errors
-from ..errors import AnatomyError
-from ..safe_text import escape, escape_json, escape_page
+from .._version import __version__
+from ..core import errors
+from ..core.errors import AnatomyError
+from ..core.text import escape, escape_json, escape_page
 
 # Command -> its one-line summary. Each command lives in the module of the same name under
 # llm_anatomy.cli, which defines HELP, EXAMPLE, add_arguments(parser) and run(args, out).
@@ -248,15 +249,15 @@ def _ask_hub_early(name: str, argv: list[str]) -> bool:
             revision = value if equals else argv[i + 1] if i + 1 < len(argv) else ""
         elif len(option) > 2 and "--revision".startswith(option):  # an abbreviation: argparse's to read
             return False
-    from .. import hub_env
-    from ..cache_folder import cache_dir, repo_folder
+    from ..hub import settings
+    from ..io.cache_dir import cache_dir, repo_folder
 
     repo = model.partition(":")[0]
-    if revision == "" or hub_env.offline() or not os.path.isdir(os.path.join(cache_dir(), "hub", repo_folder(repo))):
+    if revision == "" or settings.offline() or not os.path.isdir(os.path.join(cache_dir(), "hub", repo_folder(repo))):
         return False
-    from .. import hub_commit
+    from ..hub import commit
 
-    hub_commit.ask_early(model, revision)
+    commit.ask_early(model, revision)
     return True
 
 
@@ -264,7 +265,7 @@ def _run_command(module: object, args: argparse.Namespace) -> int:
     """The command's exit status; on a terminal, slow stages are announced meanwhile."""
     if not sys.stderr.isatty():
         return module.run(args, sys.stdout) or 0  # type: ignore[attr-defined]
-    from ..notice import LISTENER
+    from ..core.notice import LISTENER
 
     token = LISTENER.set(_show_notice)
     try:
@@ -311,9 +312,9 @@ def _run(argv: list[str]) -> int:
         return _parse_and_run(name, argv)
     finally:
         if asked:
-            from .. import hub_commit
+            from ..hub import commit
 
-            hub_commit.forget_early()
+            commit.forget_early()
 
 
 def _parse_and_run(name: str | None, argv: list[str]) -> int:

@@ -10,7 +10,7 @@ from ..api import open as open_model
 from ..render.explain import language_from_locale
 from ..render.report import LABELS
 from ..render.text import human_bytes
-from ..safe_text import escape
+from ..core.text import escape
 from .main import add_model_argument
 
 HELP = (
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.stats:
-        from ..extras import require
+        from ..core.extras import require
 
         require("stats", "report --stats", "to compute weight statistics")
     model = open_model(args.model, args.revision)

@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from ..catalog import select
-    from ..extras import require
+    from ..core.catalog import select
+    from ..core.extras import require
     from ..render import stats as render
 
     require("stats", "stats", "to compute weight statistics")  # said before any file is read

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 from ..analysis.devices import DEVICES, find_device
 from ..api import open as open_model
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..render import trace as render
 from .main import add_model_argument, whole_number
 from .tree import MAX_DEPTH

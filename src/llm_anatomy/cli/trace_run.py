@@ -7,7 +7,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import TextIO
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..api import open as open_model
 from ..render import trace_run as render
 

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 from ..analysis.tree import find_node
 from ..api import open as open_model
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..render import tree as render
 from .main import add_model_argument, whole_number
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     node = find_node(tree, args.node)
     if args.style == "torch":
         if not tree.class_names:
-            from ..extras import require  # only here: trace imports this module, and its cached call needs no importlib.util
+            from ..core.extras import require  # only here: trace imports this module, and its cached call needs no importlib.util
 
             require("transformers", "tree --style torch", "for class names")  # a missing extra: exit 1
             raise UsageError(tree.model, "class names for --style torch", "none", tree.no_class_names_because)

@@ -7,11 +7,11 @@ import glob
 
 from ..analysis.values import PrintOptions, dequantized, grad_fn, loader_transform, parameter_views, parse_index, prefetch, show, split_index, tensor_views
 from ..api import Model, open as open_model
-from ..byte_io import is_local
-from ..catalog import no_match
-from ..errors import UsageError
+from ..io.sources import is_local
+from ..core.catalog import no_match
+from ..core.errors import UsageError
 from ..render import torch_values as render
-from ..tensors import ElementReader
+from ..decode.elements import ElementReader
 from .main import add_model_argument, shown_argument, whole_number
 
 TYPE_CHECKING = False

@@ -8,13 +8,13 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-from .. import bounded_json
-from ..byte_io import open_bytes
-from ..catalog import MAX_TENSORS, Catalog, TensorInfo
-from ..errors import AnatomyError, CorruptFile
-from ..ggml_types import GGUF_MAGIC
-from ..safe_text import escape
-from ..source import Source, resolve, shard_path
+from ..io import bounded_json
+from ..io.sources import open_bytes
+from ..core.catalog import MAX_TENSORS, Catalog, TensorInfo
+from ..core.errors import AnatomyError, CorruptFile
+from ..core.ggml_types import GGUF_MAGIC
+from ..core.text import escape
+from ..locate import Source, resolve, shard_path
 from . import safetensors
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save since torch 1.6

@@ -12,11 +12,11 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, Callable, Sequence
 
-from ..catalog import TensorInfo
-from ..config_schema import check_meta_params
-from ..errors import AnatomyError, ConfigUnavailable
-from ..safe_text import escape
-from ..ggml_types import KEY_ARCHITECTURE, KEY_TOKENS
+from ..core.catalog import TensorInfo
+from ..core.config_schema import check_meta_params
+from ..core.errors import AnatomyError, ConfigUnavailable
+from ..core.text import escape
+from ..core.ggml_types import KEY_ARCHITECTURE, KEY_TOKENS
 from . import read_json_object
 from .gguf_archs import ARCHITECTURES, RENAMED, RENAMED_ROWS, TOKEN_FIELDS, VALUE_NAMES, Arch
 

@@ -18,13 +18,13 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, Iterator, Sequence
 
-    from ..byte_io import ByteSource
+    from ..io.sources import ByteSource
 
-from ..byte_io import open_bytes
-from ..catalog import MAX_DIM, MAX_NAME_CHARS, MAX_TENSORS, TensorInfo
-from ..errors import AnatomyError, CorruptFile
-from ..safe_text import escape, has_unsafe
-from ..ggml_types import (
+from ..io.sources import open_bytes
+from ..core.catalog import MAX_DIM, MAX_NAME_CHARS, MAX_TENSORS, TensorInfo
+from ..core.errors import AnatomyError, CorruptFile
+from ..core.text import escape, has_unsafe
+from ..core.ggml_types import (
     FLOAT32,
     GGML_TYPES,
     GGUF_DEFAULT_ALIGNMENT,

@@ -17,9 +17,9 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any
 
-from ..catalog import MAX_DIM, MAX_RANK
-from ..errors import AnatomyError, CorruptFile
-from ..safe_text import escape
+from ..core.catalog import MAX_DIM, MAX_RANK
+from ..core.errors import AnatomyError, CorruptFile
+from ..core.text import escape
 
 MAX_NESTING = 16  # dict-in-dict levels walked when collecting tensors
 # Every object the unpickler builds costs an opcode, so counting opcodes bounds memory and

@@ -9,12 +9,12 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any
 
-from .. import bounded_json
-from ..byte_io import open_bytes
-from ..catalog import MAX_DIM, MAX_NAME_CHARS, MAX_RANK, MAX_TENSORS, TensorInfo
-from ..dtypes import lookup
-from ..errors import AnatomyError, CorruptFile
-from ..safe_text import escape, has_unsafe
+from ..io import bounded_json
+from ..io.sources import open_bytes
+from ..core.catalog import MAX_DIM, MAX_NAME_CHARS, MAX_RANK, MAX_TENSORS, TensorInfo
+from ..core.dtypes import lookup
+from ..core.errors import AnatomyError, CorruptFile
+from ..core.text import escape, has_unsafe
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the limit the safetensors library itself enforces
 CORRUPT = "the file is corrupt; download it again"

@@ -12,13 +12,13 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, Sequence
 
-    from ..byte_io import ByteSource
+    from ..io.sources import ByteSource
 
-from ..byte_io import is_local, open_bytes
-from ..catalog import MAX_NAME_CHARS, MAX_TENSORS, StridedTensor, TensorInfo
-from ..dtypes import DTYPES
-from ..errors import AnatomyError, CorruptFile
-from ..safe_text import escape, has_unsafe
+from ..io.sources import is_local, open_bytes
+from ..core.catalog import MAX_NAME_CHARS, MAX_TENSORS, StridedTensor, TensorInfo
+from ..core.dtypes import DTYPES
+from ..core.errors import AnatomyError, CorruptFile
+from ..core.text import escape, has_unsafe
 
 # torch.save(..., _use_new_zipfile_serialization=False) starts with LEGACY_MAGIC, a protocol-2
 # pickle of torch's magic number 0x1950a86a20f9469cfc6c; formats/__init__ detects by both.

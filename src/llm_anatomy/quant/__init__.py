@@ -13,8 +13,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any
 
-from ..catalog import Catalog, TensorInfo
-from ..safe_text import escape
+from ..core.catalog import Catalog, TensorInfo
+from ..core.text import escape
 from .schemes import COMPRESSED_TENSORS_FORMATS, DEFAULTS, OPTIONAL, QUANT_METHODS, SCHEMES, SWITCHED_BY, Mismatch
 from .state import read_states
 

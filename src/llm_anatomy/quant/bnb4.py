@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from ..catalog import TensorInfo
-    from ..streaming import Reader
-    from ..tensors import ElementReader
+    from ..core.catalog import TensorInfo
+    from ..decode.stream import Reader
+    from ..decode.elements import ElementReader
     from . import LogicalWeight
     from .dequant import Dequantized
 

@@ -44,8 +44,8 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from ..catalog import TensorInfo
-from ..errors import AnatomyError
+from ..core.catalog import TensorInfo
+from ..core.errors import AnatomyError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,9 +53,9 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from ..catalog import Catalog
-    from ..streaming import Reader
-    from ..tensors import ElementReader
+    from ..core.catalog import Catalog
+    from ..decode.stream import Reader
+    from ..decode.elements import ElementReader
     from . import LogicalWeight
 
 # scheme key (quant.schemes.SCHEMES) -> module of llm_anatomy.quant defining DEQUANTIZER.
@@ -126,7 +126,7 @@ class Dequantized(TensorInfo):
         dequantizer.check(self)
         values = dequantizer.read(reader, self, positions) if positions else []
         if as_dtype is not None and as_dtype != self.loaded:
-            from ..tensors import CASTS
+            from ..decode.elements import CASTS
 
             values = CASTS[as_dtype](values)
         return values
@@ -211,7 +211,7 @@ def bad_part(tensor: Dequantized, part: TensorInfo, expected: str, found: str) -
 
 def round_values(values: list, dtype: str) -> list:
     """Python floats rounded to a float dtype (a CASTS key) as tensor.to(dtype) rounds them."""
-    from ..tensors import CASTS
+    from ..decode.elements import CASTS
 
     return CASTS[dtype](values)
 

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from ..streaming import Reader
-    from ..tensors import ElementReader
+    from ..decode.stream import Reader
+    from ..decode.elements import ElementReader
     from .dequant import Dequantized
 
 # weight_scale_inv: transformers multiplies in float32; weight_scale: in the scale's dtype.

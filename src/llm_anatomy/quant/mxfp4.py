@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from ..catalog import TensorInfo
-    from ..streaming import Reader
-    from ..tensors import ElementReader
+    from ..core.catalog import TensorInfo
+    from ..decode.stream import Reader
+    from ..decode.elements import ElementReader
     from .dequant import Dequantized
 
 # transformers' FP4_VALUES: the E2M1 code of each nibble.

@@ -8,11 +8,11 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, Sequence
 
-from .. import bounded_json
-from ..byte_io import open_bytes
-from ..catalog import Catalog, TensorInfo
-from ..errors import AnatomyError
-from ..safe_text import escape
+from ..io import bounded_json
+from ..io.sources import open_bytes
+from ..core.catalog import Catalog, TensorInfo
+from ..core.errors import AnatomyError
+from ..core.text import escape
 
 # bitsandbytes writes ~170 bytes; a state past this is not one, and is never read whole.
 MAX_STATE_BYTES = 16 * 1024

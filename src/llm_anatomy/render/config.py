@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..analysis.config_view import ConfigView
-from ..safe_text import escape
+from ..core.text import escape
 from .text import to_json
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from ..analysis.diff import ABSENT, HeaderDiff, TensorChange, ValueDiff
-from ..safe_text import escape
+from ..core.text import escape
 from .text import human_bytes, json_number, shape_text, significant, table, thousands, to_json
 
 LISTED = 10  # names shown per header section in text; --json lists them all

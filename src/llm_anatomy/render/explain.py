@@ -7,7 +7,7 @@ import json
 
 from ..analysis.architecture import Architecture, Finding
 from ..analysis.explain import OPAQUE_OBJECTS, Explanation
-from ..safe_text import escape
+from ..core.text import escape
 from .text import printed, to_json
 
 TYPE_CHECKING = False

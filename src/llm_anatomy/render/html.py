@@ -12,7 +12,7 @@ import os
 import re
 from typing import Sequence
 
-from ..safe_text import escape
+from ..core.text import escape
 
 # Only inline styles, inline scripts and data: images; nothing is ever fetched.
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"

@@ -8,7 +8,7 @@ import json
 import math
 from json.encoder import encode_basestring  # json.dumps's own string escaping, ensure_ascii=False
 
-from ..catalog import Catalog, compile_filter
+from ..core.catalog import Catalog, compile_filter
 from .text import table
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..analysis.params import ParamListing
-from ..safe_text import escape
+from ..core.text import escape
 from .text import counted, human_bytes, shape_text, table, thousands, to_json
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..analysis.architecture import Architecture
 from ..analysis.report import DiagramBlock, DiagramTensor, LayerDiagram, Report, WeightStats, finite_or_none
 from .explain import derived_facts, value_text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..analysis.memory import Memory
 from ..analysis.summary import LayerCount, QuantCount, Summary
-from ..safe_text import escape
+from ..core.text import escape
 from .explain import plain
 from .text import human_bytes, human_count, printed, share, table, thousands, to_json
 

@@ -8,7 +8,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, Sequence
 
-from ..safe_text import escape, escape_page
+from ..core.text import escape, escape_page
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 
-from ..safe_text import escape
+from ..core.text import escape
 from .text import shape_text
 
 # Dtypes torch leaves out of the printout (torch.get_default_dtype() is float32).

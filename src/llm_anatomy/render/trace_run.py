@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..analysis.trace_run import EMBEDDINGS, ModuleRun, RunTrace
-from ..safe_text import escape
+from ..core.text import escape
 from .text import shape_text, significant, table, thousands, to_json
 from .tree import BRANCH, LAST_BRANCH, PIPE, SPACE
 

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..analysis.tree import ModuleTree, TreeNode, fold, named_children, named_parameters
-from ..safe_text import escape
+from ..core.text import escape
 from .text import human_count, shape_text, table, thousands, to_json
 
 BRANCH, LAST_BRANCH, PIPE, SPACE = "├── ", "└── ", "│   ", "    "

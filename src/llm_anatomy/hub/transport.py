@@ -19,8 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from .errors import AnatomyError
-from .safe_text import escape
+from ..core.errors import AnatomyError
+from ..core.text import escape
 
 TIMEOUT_SECONDS = 20.0  # connect, and each read: this long without a byte fails
 # One request (connect, TLS, head and body, redirects included) ends within DEADLINE_SECONDS

@@ -12,17 +12,17 @@ from __future__ import annotations
 import os
 import threading
 
-from . import hub_env, remote
-from .byte_io import read_capped
-from .errors import AnatomyError, HubError
-from .safe_text import escape
+from . import settings, http
+from ..io.sources import read_capped
+from ..core.errors import AnatomyError, HubError
+from ..core.text import escape
 
 SMALL_FILE_BYTES = 20 * 1024 * 1024  # config, params.json, a shard index, the model info (larger: refused)
 LISTING = ".listing.json"  # in a commit's folder: its headers are cached whole (hub.py)
 
 
 def repo_cache(repo: str) -> str:
-    from .cache_folder import cache_dir, repo_folder
+    from ..io.cache_dir import cache_dir, repo_folder
 
     return os.path.join(cache_dir(), "hub", repo_folder(repo))
 
@@ -38,22 +38,22 @@ class Hub:
     @property
     def headers(self) -> dict[str, str]:
         if self._headers is None:
-            self._headers = hub_env.headers()
+            self._headers = settings.headers()
         return self._headers
 
     def url(self, filename: str) -> str:
-        return hub_env.resolve_url(self.repo, self.revision, filename)
+        return settings.resolve_url(self.repo, self.revision, filename)
 
 
-def _info_request(repo: str, revision: str | None) -> remote.Request:
-    return remote.Request(Hub(repo, revision or "main"), url=hub_env.model_info_url(repo, revision))
+def _info_request(repo: str, revision: str | None) -> http.Request:
+    return http.Request(Hub(repo, revision or "main"), url=settings.model_info_url(repo, revision))
 
 
-def model_info(repo: str, revision: str | None, request: remote.Request | None = None) -> tuple[str, list[str]]:
+def model_info(repo: str, revision: str | None, request: http.Request | None = None) -> tuple[str, list[str]]:
     """(commit sha, file names) of a revision: the one request HfApi().model_info sends,
     with its refusals as one line each and a retry with backoff on 429 and 5xx."""
     raw = (request or _info_request(repo, revision)).get_whole(repo, SMALL_FILE_BYTES)
-    from .bounded_json import loads
+    from ..io.bounded_json import loads
 
     info = loads(raw, repo, "the model's description from the Hub (JSON)", "check HF_ENDPOINT")
     try:
@@ -61,7 +61,7 @@ def model_info(repo: str, revision: str | None, request: remote.Request | None =
         files = [s["rfilename"] for s in siblings]
     except (TypeError, KeyError, AttributeError):
         raise HubError(repo, "the model's description from the Hub (its sha and siblings)", escape(repr(raw[:60])), "check HF_ENDPOINT") from None
-    if not isinstance(sha, str) or not hub_env.is_commit(sha):
+    if not isinstance(sha, str) or not settings.is_commit(sha):
         raise HubError(repo, "a commit sha from the Hub", escape(repr(sha))[:60], "check HF_ENDPOINT")
     if not all(isinstance(f, str) for f in files):
         raise HubError(repo, "file names from the Hub", "something else", "check HF_ENDPOINT")
@@ -75,7 +75,7 @@ def _ref_path(base: str, revision: str) -> str:
 def write_atomic(path: str, data: bytes) -> None:
     """Keep a file of the header cache: the commit's folder is where a model on the Hub is
     read from, so a cache that cannot be written is one line, not a traceback."""
-    from .cache_folder import LinkInCache, write_file
+    from ..io.cache_dir import LinkInCache, write_file
 
     try:
         write_file(path, data)
@@ -91,13 +91,13 @@ def _last_commit(base: str, wanted: str) -> str | None:
         sha = read_capped(_ref_path(base, wanted), 100, "a commit sha", "").strip().decode("ascii", "replace")
     except AnatomyError:
         return None
-    return sha if hub_env.is_commit(sha) and os.path.isfile(os.path.join(base, sha, LISTING)) else None
+    return sha if settings.is_commit(sha) and os.path.isfile(os.path.join(base, sha, LISTING)) else None
 
 
 def cached_listing(folder: str) -> list[str] | None:
     """The file list of the commit whose headers folder caches; None when absent or in any
     doubt (too large, nested too deep, not a list of names, not a regular file): a miss."""
-    from .bounded_json import read
+    from ..io.bounded_json import read
 
     try:
         listing = read(os.path.join(folder, LISTING), "a file list", SMALL_FILE_BYTES, "")
@@ -118,11 +118,11 @@ class Early:
         # modules imported) would wait for the GIL the command holds, up to 5 ms a time.
         request = _info_request(repo, revision)
         request.hub.headers
-        remote.import_sender()
+        http.import_sender()
         self._thread = threading.Thread(target=self._ask, args=(repo, revision, request), daemon=True)  # a command that fails first need not wait
         self._thread.start()
 
-    def _ask(self, repo: str, revision: str | None, request: remote.Request) -> None:
+    def _ask(self, repo: str, revision: str | None, request: http.Request) -> None:
         try:
             self._answer = model_info(repo, revision, request)
         except BaseException as exc:  # raised where the answer is awaited, as the request would have raised it
@@ -147,15 +147,15 @@ def ask_early(model: str, revision: str | None) -> None:
     and no commit, online, and not held by the local Hugging Face cache (that one stays offline)."""
     repo, _, _ = model.partition(":")
     key = (repo, revision)
-    if key in _early or hub_env.offline() or hub_env.is_commit(revision or "") or not hub_env.valid_revision(revision or "main"):
+    if key in _early or settings.offline() or settings.is_commit(revision or "") or not settings.valid_revision(revision or "main"):
         return  # a revision that is no name is refused before any request, where the command resolves it
     last = _last_commit(repo_cache(repo), revision or "main")
     if last is None:
         return
-    from .cache_folder import repo_folder
+    from ..io.cache_dir import repo_folder
 
-    if os.path.isdir(os.path.join(hub_env.hub_cache(), repo_folder(repo))):
-        from .source import cached_copy
+    if os.path.isdir(os.path.join(settings.hub_cache(), repo_folder(repo))):
+        from ..locate import cached_copy
 
         try:
             cached_copy(model, revision)
@@ -178,11 +178,11 @@ def commit(repo: str, revision: str | None, cache_error: AnatomyError) -> tuple[
     the header cache for a commit it holds or offline, else from the Hub (the answer to the
     request the CLI sent early, if it sent one). Offline, a miss raises cache_error."""
     base, wanted = repo_cache(repo), revision or "main"
-    if hub_env.is_commit(wanted):
+    if settings.is_commit(wanted):
         listing = cached_listing(os.path.join(base, wanted))
         if listing is not None:
             return wanted, listing, False
-    if hub_env.offline():
+    if settings.offline():
         sha = _last_commit(base, wanted)
         listing = None if sha is None else cached_listing(os.path.join(base, sha))
         if sha is None or listing is None:

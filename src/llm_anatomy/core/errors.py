@@ -4,7 +4,7 @@ users catch one case (`except llm_anatomy.GatedRepo`); the CLI prints each as it
 
 from __future__ import annotations
 
-from .safe_text import escape
+from .text import escape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

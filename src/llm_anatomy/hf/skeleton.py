@@ -19,14 +19,14 @@ TYPE_CHECKING = False  # typing, pathlib and hashlib cost ~9 ms to import: tree 
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-from .bounded_json import MAX_CONFIG_BYTES
-from .byte_io import read_capped
-from .cache_folder import cache_dir
-from .catalog import Catalog, FusedTensor, TensorInfo
-from .config_schema import refuse_to_build
-from .dtypes import DTYPES
-from .errors import AnatomyError, note
-from .safe_text import escape
+from ..io.bounded_json import MAX_CONFIG_BYTES
+from ..io.sources import read_capped
+from ..io.cache_dir import cache_dir
+from ..core.catalog import Catalog, FusedTensor, TensorInfo
+from ..core.config_schema import refuse_to_build
+from ..core.dtypes import DTYPES
+from ..core.errors import AnatomyError, note
+from ..core.text import escape
 
 SCHEMA_VERSION = 3  # 2: config_text carries the dtype from_pretrained infers from the weights; 3: "key" stored
 
@@ -188,7 +188,7 @@ def _read_cached(path: str, key: str) -> Skeleton | str | None:
 def write_cached(path: str, entry: dict[str, Any]) -> None:
     """Store an entry; a cache that cannot be written (no permission, a file where its folder
     should be, a full disk) leaves the command working without it, with a note."""
-    from .cache_folder import write_file
+    from ..io.cache_dir import write_file
 
     try:
         write_file(path, json.dumps(entry).encode())
@@ -224,7 +224,7 @@ GGUF_PLAIN_FLOATS = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}  # 
 
 
 def _gguf_dtype(catalog: Catalog) -> str:
-    from .ggml_types import KEY_ARCHITECTURE
+    from ..core.ggml_types import KEY_ARCHITECTURE
 
     types = {t.dtype for t in catalog.tensors}
     if catalog.metadata.get(KEY_ARCHITECTURE) in GGUF_HEADER_DTYPE_ARCHS and types <= GGUF_PLAIN_FLOATS.keys():
@@ -342,7 +342,7 @@ SHIPPED = ("Llama-2-7b-chat-hf",)
 
 
 def shipped_path(name: str) -> str:
-    return os.path.join(os.path.dirname(__file__), "layouts", "skeletons", f"{name}.json")
+    return os.path.join(os.path.dirname(os.path.dirname(__file__)), "replicas", "skeletons", f"{name}.json")
 
 
 def shipped_skeleton(config: dict[str, Any], dtype: str | None) -> Skeleton | None:
@@ -376,7 +376,7 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
         raise _unbuildable(catalog, cached)
     if cached is not None:
         return cached
-    from .notice import announced  # only when building: seconds anyway
+    from ..core.notice import announced  # only when building: seconds anyway
 
     try:
         with announced("build"):
@@ -397,7 +397,7 @@ def stored_tensor_finder(catalog: Catalog, skeleton: Skeleton) -> Callable[[str]
     after its checkpoint conversion mapping renamed the stored names; a parameter it fuses
     from several stored tensors (MoE experts) is a FusedTensor of them."""
     from .conversions import fused_parameter, renamer
-    from .ggml_types import KEY_ARCHITECTURE
+    from ..core.ggml_types import KEY_ARCHITECTURE
 
     model_type = (catalog.config or {}).get("model_type")
     gguf_arch = catalog.metadata.get(KEY_ARCHITECTURE) if catalog.format == "gguf" else None

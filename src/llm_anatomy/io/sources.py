@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         def close(self) -> None: ...
         def settle(self) -> None: ...  # run what waits for the first read
 
-from .errors import AnatomyError
+from ..core.errors import AnatomyError
 
 # Byte sources that are not local files, by name: hub.py registers a model's remote weight
 # files here, under names no local path has, before any reader runs.

@@ -21,12 +21,12 @@ from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from .byte_io import file_size, is_local, open_bytes, open_regular_descriptor
-from .catalog import TensorInfo, is_strided
-from .dtypes import DTYPES
-from .errors import AnatomyError
-from .ggml_types import GGML_DEQUANTIZABLE
-from .tensors import EIGHT_BIT_FLOATS, eight_bit_float_values
+from ..io.sources import file_size, is_local, open_bytes, open_regular_descriptor
+from ..core.catalog import TensorInfo, is_strided
+from ..core.dtypes import DTYPES
+from ..core.errors import AnatomyError
+from ..core.ggml_types import GGML_DEQUANTIZABLE
+from .elements import EIGHT_BIT_FLOATS, eight_bit_float_values
 
 # Raw bytes per read: direct reads need big requests to keep the disk busy (1 MiB ones ran
 # at 0.8 GB/s here, 8 MiB ones at the disk's speed).
@@ -512,7 +512,7 @@ def run_parallel(
     Workers are forked processes, each with its own bounded Reader: on this project's
     2-core machine they beat threads by 19% (numpy's bincount, then, and the per-block Python hold the
     GIL; bench/RESULTS.md). Results must pickle. Where fork is missing, tasks run here."""
-    from .byte_io import settle_registered
+    from ..io.sources import settle_registered
 
     settle_registered()
     import multiprocessing

@@ -19,8 +19,8 @@ import os
 import re
 from functools import lru_cache, partial
 
-from ..catalog import Catalog
-from ..ggml_types import KEY_ARCHITECTURE
+from ..core.catalog import Catalog
+from ..core.ggml_types import KEY_ARCHITECTURE
 
 GGUF_NAMES = os.path.join(os.path.dirname(__file__), "gguf_names.json")
 # general.architecture -> the architecture whose table names its tensors (same modules).

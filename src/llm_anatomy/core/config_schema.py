@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from .errors import AnatomyError
-from .safe_text import escape
+from .text import escape
 
 
 class Finding(namedtuple("Finding", "where expected found todo kind args", defaults=("", None, None))):

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from math import prod
 
-from ..errors import AnatomyError
-from ..tensors import CASTS
-from .dequant import Dequantizer
+from ...core.errors import AnatomyError
+from ...decode.elements import CASTS
+from ..dequant import Dequantizer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,11 +27,11 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from ..catalog import TensorInfo
-    from ..streaming import Reader
-    from ..tensors import ElementReader
-    from . import LogicalWeight
-    from .dequant import Dequantized
+    from ...core.catalog import TensorInfo
+    from ...decode.stream import Reader
+    from ...decode.elements import ElementReader
+    from .. import LogicalWeight
+    from ..dequant import Dequantized
 
     At = Callable[[TensorInfo, int], Any]  # the stored value of a part at a flat position
 
@@ -302,7 +302,7 @@ def _read(reader: ElementReader, tensor: Dequantized, positions: Sequence[int]) 
 
 
 def _stream(reader: Reader, tensor: Dequantized) -> Iterator[np.ndarray]:
-    from .integer_arrays import stripes  # numpy: only whole weights (stats, diff) need it
+    from .arrays import stripes  # numpy: only whole weights (stats, diff) need it
 
     return stripes(_layout(tensor), reader.read_bytes)
 

@@ -17,14 +17,14 @@ import re
 from collections import namedtuple
 from math import prod
 
-from .catalog import FusedTensor
-from .ggml_types import GGML_DEQUANTIZABLE
+from ..core.catalog import FusedTensor
+from ..core.ggml_types import GGML_DEQUANTIZABLE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
 
-    from .catalog import TensorInfo
+    from ..core.catalog import TensorInfo
 
 
 class Rename(namedtuple("Rename", "source target")):

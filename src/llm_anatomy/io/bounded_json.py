@@ -14,9 +14,9 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any
 
-from .byte_io import read_capped
-from .errors import AnatomyError
-from .safe_text import escape
+from .sources import read_capped
+from ..core.errors import AnatomyError
+from ..core.text import escape
 
 MAX_DEPTH = 64  # config.json nests 4 levels, tokenizer.json 6; torch and transformers never 64
 DELETE_ALL_BUT_STRUCTURE = bytes(range(256)).translate(None, b'"[]{},')  # translate() deletes these bytes

@@ -17,15 +17,15 @@ TYPE_CHECKING = False  # typing and dataclasses cost ~8 ms to import; annotation
 if TYPE_CHECKING:
     from typing import Callable, Iterable, Iterator, Sequence
 
-    from .byte_io import ByteSource
+    from ..io.sources import ByteSource
 
-    from .dtypes import DType
+    from ..core.dtypes import DType
 
-from .byte_io import open_bytes
-from .catalog import TensorInfo, is_strided
-from .dtypes import DTYPES, SAFETENSORS_DTYPES
-from .errors import AnatomyError
-from .ggml_types import GGML_DEQUANTIZABLE
+from ..io.sources import open_bytes
+from ..core.catalog import TensorInfo, is_strided
+from ..core.dtypes import DTYPES, SAFETENSORS_DTYPES
+from ..core.errors import AnatomyError
+from ..core.ggml_types import GGML_DEQUANTIZABLE
 
 # Two wanted elements closer than this many bytes are read in one run (one read beats two
 # seeks); no single read is longer than MAX_RUN_BYTES, so memory stays bounded.
@@ -207,7 +207,7 @@ def decoder_for(info: TensorInfo, as_dtype: str | None = None) -> Decoder:
             "its names, shapes and sizes are still shown by `llm-anatomy params`",
         )
     if info.dtype in GGML_DEQUANTIZABLE and not hasattr(info, "loaded"):
-        from .extras import require
+        from ..core.extras import require
 
         require("gguf", f"{info.file}: tensor {info.name}", f"to dequantize {info.dtype} blocks")
     if as_dtype is None or as_dtype == getattr(info, "loaded", info.dtype):

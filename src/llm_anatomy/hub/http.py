@@ -18,8 +18,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-from .errors import AnatomyError, GatedRepo, HubError, RepoNotFound, RevisionNotFound
-from .safe_text import escape
+from ..core.errors import AnatomyError, GatedRepo, HubError, RepoNotFound, RevisionNotFound
+from ..core.text import escape
 
 HEAD_BYTES = 100_000  # the first range of each weight file: most safetensors headers fit
 RETRY_DELAYS = (0.5, 1.0, 2.0)  # backoff on 429, 5xx and dropped connections
@@ -61,7 +61,7 @@ def _shown(text: str | None, limit: int = 40) -> str:
 
 def import_sender() -> None:
     """Import what sending a request takes."""
-    from . import http_transport  # noqa: F401
+    from . import transport as http_transport  # noqa: F401
     import urllib.parse  # noqa: F401
 
 
@@ -177,7 +177,7 @@ class Request:
         import http.client
         from urllib.parse import urljoin
 
-        from . import http_transport as transport
+        from . import transport
 
         if self.url is None:
             self.url = self.hub.url(self.filename)
@@ -252,7 +252,7 @@ class Request:
 def _discard(response: Any, where: tuple[str, str, int]) -> None:
     """Read a small body (a redirect's, an error's) so the connection serves the next
     request; otherwise close it."""
-    from . import http_transport as transport
+    from . import transport
 
     if response.chunked or response.length is not None and response.length <= DRAIN_BYTES:
         response.read(DRAIN_BYTES)
@@ -279,7 +279,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _body(name: str, response: Any, start: int, end: int | None, limit: int, clock: Any) -> tuple[bytes, int]:
-    from . import http_transport as transport
+    from . import transport
 
     length_text = response.getheader("Content-Length")
     length = _number(length_text)

@@ -17,8 +17,8 @@ import stat
 import tempfile
 from collections import namedtuple
 
-from .errors import AnatomyError, UsageError
-from .safe_text import escape
+from ..core.errors import AnatomyError, UsageError
+from ..core.text import escape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def check_output(path: str, guard: Guard, marker: bytes, what: str = "report") -
 def write_output(path: str, data: bytes, guard: Guard, marker: bytes, what: str = "report") -> None:
     """Write data to path (atomically, never through a link, never onto the model); raise
     AnatomyError (exit 1) for a failing file system, UsageError (exit 2) for a path refused."""
-    from .cache_folder import TEMPORARY_TRIES, replace_in_folder
+    from .cache_dir import TEMPORARY_TRIES, replace_in_folder
 
     folder, name = _resolve(path, guard, what)
     folder_fd = _open_folder(path, folder, what)

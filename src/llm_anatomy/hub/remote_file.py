@@ -14,8 +14,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO, Callable, Iterable
 
-from .byte_io import check_range
-from .errors import AnatomyError
+from ..io.sources import check_range
+from ..core.errors import AnatomyError
 
 MIN_FETCH_BYTES = 64 * 1024  # a header read past what is cached fetches at least this much...
 MAX_FETCH_BYTES = 16 << 20  # ...doubling while reads run on sequentially (GGUF metadata), up to this

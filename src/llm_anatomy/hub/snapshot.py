@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import os
 
-from . import hub_env, remote
-from .bounded_json import loads
-from .byte_io import read_capped, register
-from .errors import AnatomyError
-from .hub_commit import LISTING, SMALL_FILE_BYTES, Hub, commit, repo_cache, write_atomic
+from . import settings, http
+from ..io.bounded_json import loads
+from ..io.sources import read_capped, register
+from ..core.errors import AnatomyError
+from .commit import LISTING, SMALL_FILE_BYTES, Hub, commit, repo_cache, write_atomic
 from .remote_file import RemoteFile, parallel
-from .source import Source, choose_quantization, choose_weights, gguf_weights
+from ..locate import Source, choose_quantization, choose_weights, gguf_weights
 
 SMALL_FILES = ("config.json", "params.json")
 RANGES = ".ranges"
@@ -106,9 +106,9 @@ def _load_ranges(folder: str, filename: str) -> tuple[int, list[tuple[int, bytes
 
 def _fetch_head(hub: Hub, folder: str, filename: str) -> RemoteFile:
     """A weight file's first HEAD_BYTES; for safetensors, the rest of the header if longer."""
-    request = remote.Request(hub, filename)
+    request = http.Request(hub, filename)
     name = os.path.join(folder, filename)
-    data, size = request.get(name, 0, remote.HEAD_BYTES - 1)
+    data, size = request.get(name, 0, http.HEAD_BYTES - 1)
     source = RemoteFile(name, size, request.fetcher(name, size), [(0, data)])
     if len(data) >= 9 and data[8:9] == b"{":
         header_end = 8 + int.from_bytes(data[:8], "little")
@@ -123,16 +123,16 @@ def resolve(model: str, revision: str | None, cache_error: AnatomyError) -> Sour
     repo, _, quant = model.partition(":")
     sha, listing, fresh = commit(repo, revision, cache_error)
     folder = os.path.join(repo_cache(repo), sha)
-    hub = None if hub_env.offline() else Hub(repo, sha)
+    hub = None if settings.offline() else Hub(repo, sha)
     weights, index = _choose(repo, listing, quant)
     small = [n for n in (*SMALL_FILES, index) if n is not None and n in listing]
     missing = [n for n in small if not os.path.isfile(os.path.join(folder, n))]
     if missing and hub is None:
         raise cache_error
-    for filename, data in zip(missing, parallel(missing, lambda n: remote.Request(hub, n).get_whole(os.path.join(folder, n), SMALL_FILE_BYTES))):
+    for filename, data in zip(missing, parallel(missing, lambda n: http.Request(hub, n).get_whole(os.path.join(folder, n), SMALL_FILE_BYTES))):
         write_atomic(os.path.join(folder, filename), data)
     if index is not None:
-        from .formats import safetensors
+        from ..formats import safetensors
 
         weights = sorted(set(safetensors.read_index(os.path.join(folder, index)).values()))
     files: dict[str, RemoteFile] = {}
@@ -143,7 +143,7 @@ def resolve(model: str, revision: str | None, cache_error: AnatomyError) -> Sour
         cached = _load_ranges(folder, filename)
         if cached is not None:
             name, size = os.path.join(folder, filename), cached[0]
-            files[filename] = RemoteFile(name, size, remote.Request(hub, filename).fetcher(name, size) if hub is not None else None, cached[1])
+            files[filename] = RemoteFile(name, size, http.Request(hub, filename).fetcher(name, size) if hub is not None else None, cached[1])
         elif hub is None:
             raise cache_error
         else:

@@ -121,8 +121,8 @@ def token() -> str | None:
     found = _clean(os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"))
     if found is not None:
         return found
-    from .byte_io import read_capped
-    from .errors import AnatomyError
+    from ..io.sources import read_capped
+    from ..core.errors import AnatomyError
 
     # huggingface_hub reads the file whole, whatever it is (a fifo: it waits for a writer
     # forever): here a regular file of at most TOKEN_FILE_BYTES, else one line.
@@ -146,7 +146,7 @@ def token() -> str | None:
 def user_agent() -> str:
     """Shaped as huggingface_hub's (library/version; python/version; origin/HF_HUB_USER_AGENT_ORIGIN),
     naming this library; not huggingface_hub, which sends none of these requests."""
-    from . import __version__
+    from .._version import __version__
 
     agent = f"llm-anatomy/{__version__}; python/{sys.version.split()[0]}"
     origin = _Settings().user_agent_origin

@@ -10,11 +10,11 @@ import re
 import stat
 from collections import namedtuple
 
-from .byte_io import is_local, kind_of, os_error, read_capped, what_is_at
-from .errors import AnatomyError, UsageError
-from .cache_folder import repo_folder
-from .hub_env import hub_cache, is_commit, valid_revision
-from .safe_text import escape
+from .io.sources import is_local, kind_of, os_error, read_capped, what_is_at
+from .core.errors import AnatomyError, UsageError
+from .io.cache_dir import repo_folder
+from .hub.settings import hub_cache, is_commit, valid_revision
+from .core.text import escape
 
 # Weight layouts in a model folder, most preferred first: an index file that names the
 # shards, or a glob of weight files (every matching file).
@@ -230,7 +230,7 @@ def resolve(model: str, revision: str | None = None) -> Source:
         except UsageError:
             raise  # a revision that is no name anywhere
         except AnatomyError as not_cached:
-            from . import hub
+            from .hub import snapshot as hub
 
             return hub.resolve(model, revision, not_cached)
         if isinstance(found, Source):

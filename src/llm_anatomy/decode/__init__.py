@@ -1,0 +1,1 @@
+"""Stored bytes to values: element decoding, bulk reading, the optional histogram extension."""
