@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -17,8 +16,7 @@ from ..core.text import escape
 from ..locate import Source, resolve, shard_path
 from . import safetensors
 
-ZIP_MAGIC = b"PK\x03\x04"  # torch.save since torch 1.6
-LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickle protocol 2, then torch's magic number
+from .signatures import LEGACY_TORCH_MAGIC, ZIP_MAGIC
 
 # How each format's files begin, and the module under llm_anatomy.formats that reads them.
 # Detection is by content, never by file name. A reader module is imported only when one of
@@ -54,18 +52,6 @@ def detect(path: str) -> str:
 def reader_module(format_name: str):
     module_name = next(module for name, module, _ in FORMATS if name == format_name)
     return importlib.import_module(f"{__name__}.{module_name}")
-
-
-def read_json_object(path: str, what: str) -> tuple[dict[str, Any] | None, AnatomyError | None]:
-    """(object, None), or (None, why not) for a config file: config.json, Meta's params.json."""
-    todo = f"fix or re-download {escape(os.path.basename(path))}"
-    try:
-        value = bounded_json.read(path, what, bounded_json.MAX_CONFIG_BYTES, todo)
-    except AnatomyError as exc:
-        return None, exc
-    if not isinstance(value, dict):
-        return None, AnatomyError(path, "a JSON object", type(value).__name__, todo)
-    return value, None
 
 
 def _shard_files(source: Source) -> tuple[list[str], dict[str, str] | None]:
@@ -105,7 +91,7 @@ def catalog_from_source(source: Source, allow_truncated: bool = False) -> Catalo
         missing = sorted(name for name in weight_map if name not in seen)
         if missing:
             raise AnatomyError(source.index_file, f"tensor {escape(missing[0])} in {escape(weight_map[missing[0]])}", "it is not in that shard", "download the shards again")
-    config, config_error = read_json_object(source.config_file, "a JSON config") if source.config_file else (None, None)
+    config, config_error = bounded_json.read_json_object(source.config_file, "a JSON config") if source.config_file else (None, None)
     if config is None and config_error is None:  # GGUF metadata or Meta's params.json
         from . import derived_config
 

@@ -17,7 +17,7 @@ from ..core.config_schema import check_meta_params
 from ..core.errors import AnatomyError, ConfigUnavailable
 from ..core.text import escape
 from ..core.ggml_types import KEY_ARCHITECTURE, KEY_TOKENS
-from . import read_json_object
+from ..io.bounded_json import read_json_object
 from .gguf_archs import ARCHITECTURES, RENAMED, RENAMED_ROWS, TOKEN_FIELDS, VALUE_NAMES, Arch
 
 GGUF_EMBEDDING, GGUF_OUTPUT = "token_embd.weight", "output.weight"

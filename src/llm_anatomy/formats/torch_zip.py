@@ -22,7 +22,7 @@ from ..core.text import escape, has_unsafe
 
 # torch.save(..., _use_new_zipfile_serialization=False) starts with LEGACY_MAGIC, a protocol-2
 # pickle of torch's magic number 0x1950a86a20f9469cfc6c; formats/__init__ detects by both.
-from . import LEGACY_TORCH_MAGIC as LEGACY_MAGIC, ZIP_MAGIC  # noqa: E402
+from .signatures import LEGACY_TORCH_MAGIC as LEGACY_MAGIC, ZIP_MAGIC  # noqa: E402
 MAX_PICKLE_BYTES = 32 * 1024 * 1024  # ~100 bytes a tensor: 300,000 tensors
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra length
 # The end of the central directory (APPNOTE 4.3.16) and its zip64 forms (4.3.14, 4.3.15):

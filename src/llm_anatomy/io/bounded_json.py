@@ -10,6 +10,7 @@ quotes, split on quotes, keep the even pieces."""
 from __future__ import annotations
 
 import json
+import os
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
@@ -97,3 +98,15 @@ def loads(raw: bytes, path: str, what: str, todo: str, max_values: int | None = 
 def read(path: str, what: str, limit: int, todo: str, max_values: int | None = None) -> Any:
     """A whole small JSON file (index, config), refused past limit bytes before reading."""
     return loads(read_capped(path, limit, what, todo), path, what, todo, max_values)
+
+
+def read_json_object(path: str, what: str) -> tuple[dict[str, Any] | None, AnatomyError | None]:
+    """(object, None), or (None, why not) for a config file: config.json, Meta's params.json."""
+    todo = f"fix or re-download {escape(os.path.basename(path))}"
+    try:
+        value = read(path, what, MAX_CONFIG_BYTES, todo)
+    except AnatomyError as exc:
+        return None, exc
+    if not isinstance(value, dict):
+        return None, AnatomyError(path, "a JSON object", type(value).__name__, todo)
+    return value, None
