@@ -9,14 +9,14 @@ from collections import namedtuple
 import numpy as np
 
 from ...core.errors import AnatomyError
-from . import AWQ, AWQ_NIBBLE, GPTQ, MLX, NOT_AS_CONFIGURED, PackQuantized, bad_group
+from .layout import AWQ, AWQ_NIBBLE, GPTQ, MLX, NOT_AS_CONFIGURED, PackQuantized, bad_group
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, Iterator
 
     from ...core.catalog import TensorInfo
-    from . import Layout
+    from .layout import Layout
 
     Fetch = Callable[[TensorInfo, int, int], bytes]  # (part, start, length) -> bytes of its data
     ReadBox = Callable[[TensorInfo, tuple[int, int], tuple[int, int]], np.ndarray]
