@@ -91,7 +91,7 @@ VERSION_IMPORTS = (
     "try:\n"
     "    main(['--version'])\n"
     "finally:\n"
-    "    print(sorted(m for m in sys.modules if m.split('.')[0] in ('typing', 'dataclasses', 'pathlib') or m.startswith('llm_anatomy.cli.') and m != 'llm_anatomy.cli.main'))\n"
+    "    print(sorted(m for m in sys.modules if m.split('.')[0] in ('typing', 'dataclasses', 'pathlib') or m.startswith('llm_anatomy.cli.') and m not in ('llm_anatomy.cli.main', 'llm_anatomy.cli._args')))\n"
 )
 
 

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 from ..api import open as open_model
 from ..glossary import LANGUAGES
 from ..render import config as render
-from .main import add_model_argument
+from ._args import add_model_argument
 
 HELP = (
     "The config as `print(model.config)` shows it after from_pretrained (LlamaConfig { ... }), "

@@ -15,7 +15,7 @@ from ..api import open as open_model
 from ..replicas import published_config, write_layout
 from ..io.files import new_folder
 from ..render.params import totals
-from .main import build_parser
+from ._args import build_parser
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

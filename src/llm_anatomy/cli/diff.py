@@ -6,7 +6,7 @@ import argparse
 from typing import TextIO
 
 from ..api import diff, open as open_model
-from .main import MODEL_FORMS, whole_number
+from ._args import MODEL_FORMS, whole_number
 from .progress import progress_for
 
 HELP = (

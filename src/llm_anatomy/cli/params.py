@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 from ..analysis.params import list_logical, list_tensors
 from ..api import open as open_model
 from ..render import params as render
-from .main import add_model_argument
+from ._args import add_model_argument
 
 HELP = "List every tensor: name, shape, dtype, element count, bytes and file, with totals. Reads headers only."
 EXAMPLE = """  llm-anatomy params meta-llama/Llama-2-7b-chat-hf --filter 'model.layers.0.*'

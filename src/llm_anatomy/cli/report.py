@@ -11,7 +11,7 @@ from ..render.explain import language_from_locale
 from ..render.report import LABELS
 from ..render.text import human_bytes
 from ..core.text import escape
-from .main import add_model_argument
+from ._args import add_model_argument
 
 HELP = (
     "Write one self-contained HTML page about the model: overview, a diagram of a decoder layer with "

@@ -7,7 +7,7 @@ from typing import TextIO
 
 from ..analysis.roles import GROUPINGS
 from ..api import open as open_model
-from .main import add_model_argument
+from ._args import add_model_argument
 from .progress import progress_for
 
 HELP = (

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 from ..analysis.memory import KV_DTYPE_BYTES
 from ..api import open as open_model
 from ..render import summary as render
-from .main import add_model_argument, parse_whole_number, shown_argument
+from ._args import add_model_argument, parse_whole_number, shown_argument
 
 HELP = (
     "Where the parameters sit (by component, layer and dtype; tied weights once; MoE total and "

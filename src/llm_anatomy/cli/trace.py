@@ -11,8 +11,7 @@ from ..analysis.devices import DEVICES, find_device
 from ..api import open as open_model
 from ..core.errors import UsageError
 from ..render import trace as render
-from .main import add_model_argument, whole_number
-from .tree import MAX_DEPTH
+from ._args import MAX_DEPTH, add_model_argument, whole_number
 
 HELP = (
     "The forward pass, dissected without the weights: transformers builds the model from "

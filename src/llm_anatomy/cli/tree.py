@@ -12,7 +12,7 @@ from ..analysis.tree import find_node
 from ..api import open as open_model
 from ..core.errors import UsageError
 from ..render import tree as render
-from .main import add_model_argument, whole_number
+from ._args import MAX_DEPTH, add_model_argument, whole_number
 
 HELP = (
     "The module hierarchy: each module with its class name, its own and total parameter count; "
@@ -22,9 +22,6 @@ HELP = (
 EXAMPLE = """  llm-anatomy tree meta-llama/Llama-2-7b-chat-hf --depth 2
   llm-anatomy tree ./Llama-2-7b-chat-hf --node model.layers.0 --style torch      # as named_children() prints
   llm-anatomy tree ./Llama-2-7b-chat-hf --node lm_head --style torch --params    # as named_parameters() prints"""
-
-
-MAX_DEPTH = 10_000  # deeper than any model; --depth beyond a model's depth shows it all
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ from ..core.catalog import no_match
 from ..core.errors import UsageError
 from ..render import torch_values as render
 from ..decode.elements import ElementReader
-from .main import add_model_argument, shown_argument, whole_number
+from ._args import add_model_argument, shown_argument, whole_number
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
