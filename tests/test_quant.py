@@ -162,10 +162,10 @@ def test_tree_without_config_shows_logical_weights(tmp_path, published, cli):
 
 
 def test_values_of_a_scheme_without_a_dequantizer_is_one_line(published, cli, monkeypatch):
-    """A scheme whose dequantizer is not in quant.dequant.DEQUANTIZERS: one line, the stored tensors still shown."""
-    from llm_anatomy.quant import dequant
+    """A scheme whose dequantizer is not in quant.logical.DEQUANTIZERS: one line, the stored tensors still shown."""
+    from llm_anatomy.quant import logical
 
-    monkeypatch.delitem(dequant.DEQUANTIZERS, "awq", raising=False)
+    monkeypatch.delitem(logical.DEQUANTIZERS, "awq", raising=False)
     folder = published("Llama-2-7B-AWQ", replicas.quantized_specs)
     result = cli("values", folder, "model.layers.0.mlp.up_proj.weight[0]")
     assert (result.code, result.out) == (1, "")

@@ -347,7 +347,7 @@ def no_tensors(catalog: Catalog) -> UsageError:
 def dequantized(catalog: Catalog) -> Catalog:
     """The catalog with each quantized weight one tensor of dequantized values, in the dtype
     the loader gives it (quant.dequant); any other catalog as it is."""
-    from ..quant.dequant import logical_catalog
+    from ..quant.logical import logical_catalog
 
     return logical_catalog(catalog, lambda: load_dtype(catalog))
 

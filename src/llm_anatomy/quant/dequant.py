@@ -1,13 +1,14 @@
 """Dequantization: a quantized weight's values as transformers' loader gives them, reading only
 the stored bytes the wanted elements need.
 
-How it plugs in. `logical_catalog(catalog, model_dtype)` replaces each quantized weight's
+How it plugs in. `quant.logical.logical_catalog(catalog, model_dtype)` replaces each quantized weight's
 stored tensors by one `Dequantized` tensor (a TensorInfo: logical name and shape, dtype the
 scheme's label such as "FP8", file/offset of its main stored tensor, nbytes of all its stored
 tensors). Every reader asks that tensor for its values instead of decoding bytes:
 `tensors.ElementReader.read` (values, the API) calls `Dequantized.read`, and
 `streaming.Reader.blocks` (stats, diff) calls `Dequantized.blocks`; both go to the scheme's
-Dequantizer, found in DEQUANTIZERS by the scheme key of quant.schemes.SCHEMES.
+Dequantizer, found in quant.logical.DEQUANTIZERS by the scheme key of quant.schemes.SCHEMES
+when the Dequantized tensor is made (this module, which every scheme imports, imports none).
 
 A scheme's dequantizer is a module of this package (named in DEQUANTIZERS, imported on first
 use) defining DEQUANTIZER = Dequantizer(dtype, check, read, stream):
@@ -35,8 +36,8 @@ has its own, else the scheme's from config.json: bits, group_size, weight_block_
 with quant.schemes.DEFAULTS filled in); missing_part and
 bad_part build the one-line errors; round_values / round_array round to a dtype as torch's
 casts do (through float32); loaded_or(default) is a ready-made dtype(). To add a scheme: a
-module here with DEQUANTIZER, one line in DEQUANTIZERS, and tests that compare every element
-with the reference implementation (tests/test_dequant.py does so for FP8 and MXFP4 against
+module here with DEQUANTIZER, one line in quant.logical.DEQUANTIZERS, and tests that compare
+every element with the reference implementation (tests/test_dequant.py does so for FP8 and MXFP4 against
 transformers' own converters and from_pretrained on the CPU).
 """
 
@@ -53,23 +54,9 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from ..core.catalog import Catalog
     from ..decode.stream import Reader
     from ..decode.elements import ElementReader
     from . import LogicalWeight
-
-# scheme key (quant.schemes.SCHEMES) -> module of llm_anatomy.quant defining DEQUANTIZER.
-DEQUANTIZERS = {
-    "fp8": "fp8",
-    "mxfp4": "mxfp4",
-    "gptq": "integer",
-    "awq": "integer",
-    "mlx": "integer",
-    "pack": "integer",
-    "bnb4": "bnb4",
-    "bnb8": "bnb8",
-}
-
 
 class Dequantizer(namedtuple("Dequantizer", "dtype check read stream")):
     """One scheme's dequantization (see the module docstring for each function's contract)."""
@@ -77,33 +64,25 @@ class Dequantizer(namedtuple("Dequantizer", "dtype check read stream")):
     __slots__ = ()
 
 
-def dequantizer_for(scheme: str) -> Dequantizer | None:
-    module = DEQUANTIZERS.get(scheme)
-    if module is None:
-        return None
-    from importlib import import_module
-
-    return import_module(f"{__package__}.{module}").DEQUANTIZER
-
-
 class Dequantized(TensorInfo):
     """A quantized weight as the one tensor the loader makes of it. name and shape: logical;
     dtype: the scheme's label ("FP8"); file, offset: of the main stored tensor; nbytes: all
     its stored bytes. weight: the LogicalWeight; settings: the scheme's settings; loaded:
-    the dtype of its values (a tensors.CASTS key); description: the scheme in words."""
+    the dtype of its values (a tensors.CASTS key); description: the scheme in words;
+    found: the scheme's Dequantizer, None if llm-anatomy has none (an error when read)."""
 
-    def __new__(cls, weight: LogicalWeight, settings: dict[str, Any], loaded: str, description: str) -> "Dequantized":
+    def __new__(cls, weight: LogicalWeight, settings: dict[str, Any], loaded: str, description: str, found: Dequantizer | None) -> "Dequantized":
         main = weight.parts[0]
         self = super().__new__(cls, weight.name, weight.scheme.upper(), tuple(weight.shape), main.file, main.offset, weight.nbytes)
-        self.weight, self.settings, self.loaded, self.description = weight, settings, loaded, description
+        self.weight, self.settings, self.loaded, self.description, self.found = weight, settings, loaded, description, found
         return self
 
     def __getnewargs__(self) -> tuple:  # pickles as itself, not as the six fields
-        return (self.weight, self.settings, self.loaded, self.description)
+        return (self.weight, self.settings, self.loaded, self.description, self.found)
 
     @property
     def dequantizer(self) -> Dequantizer:
-        found = dequantizer_for(self.weight.scheme)
+        found = self.found
         if found is None:
             raise AnatomyError(
                 f"{self.file}: tensor {self.weight.parts[0].name}",
@@ -168,29 +147,6 @@ def is_dequantized(info: TensorInfo) -> bool:
     return isinstance(info, Dequantized)
 
 
-def logical_catalog(catalog: Catalog, model_dtype: Callable[[], str | None]) -> Catalog:
-    """The catalog as the model holds its weights: each quantized weight one Dequantized
-    tensor in place of its stored tensors; unquantized tensors as stored. model_dtype() (asked
-    only of a quantized model): the dtype from_pretrained gives the model
-    (analysis.values.load_dtype), None if unknown."""
-    from . import view
-
-    qview = view(catalog)
-    if qview is None or qview.scheme is None or not qview.quantized:
-        return catalog
-    dtype = model_dtype()
-    tensors = []
-    for weight in qview.weights:
-        if not weight.scheme:
-            tensors.append(weight.parts[0])
-            continue
-        found = dequantizer_for(weight.scheme)
-        loaded = found.dtype(weight, dtype) if found is not None else (dtype or "BF16")
-        settings = weight.settings if weight.settings is not None else qview.settings  # a weight's own (MLX per module, bnb state) first
-        tensors.append(Dequantized(weight, settings or {}, loaded, qview.description))
-    return catalog._replace(tensors=tuple(tensors))
-
-
 def missing_part(tensor: Dequantized, wanted: str) -> AnatomyError:
     """The one-line error of a weight whose part `wanted` (a name, or names joined by "or") is not stored."""
     main = tensor.weight.parts[0]
@@ -238,10 +194,13 @@ def round_array(values: np.ndarray, dtype: str) -> np.ndarray:
     return values
 
 
+def _model_dtype_or(default: str, weight: LogicalWeight, model_dtype: str | None) -> str:
+    return model_dtype or default
+
+
 def loaded_or(default: str) -> Callable[[LogicalWeight, str | None], str]:
-    """A Dequantizer.dtype: the model's dtype, or `default` when the config names none."""
+    """A Dequantizer.dtype: the model's dtype, or `default` when the config names none (a
+    partial, not a closure: a Dequantized tensor pickles with its Dequantizer)."""
+    from functools import partial
 
-    def dtype(weight: LogicalWeight, model_dtype: str | None) -> str:
-        return model_dtype or default
-
-    return dtype
+    return partial(_model_dtype_or, default)
