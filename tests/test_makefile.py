@@ -142,10 +142,11 @@ def test_clean_removes_the_venv_and_build_leftovers(project):
     make(project, "demo")
     for leftover in ("build", "dist", "site", "llm_anatomy.egg-info", "src/llm_anatomy.egg-info"):
         (project / leftover).mkdir(parents=True)
-    (project / "src" / "llm_anatomy").mkdir()
+    (project / "src" / "llm_anatomy" / "decode").mkdir(parents=True)
     (project / "src" / "llm_anatomy" / "decode" / "_codes.c").write_text("source")
     (project / "src" / "llm_anatomy" / "decode" / "_codes.cpython-311-x86_64-linux-gnu.so").write_text("built in place by pip install -e")
     assert make(project, "clean")[0] == 0
     assert sorted(os.listdir(project)) == ["Makefile", "constraints", "pyproject.toml", "src"]
     assert os.listdir(project / "src") == ["llm_anatomy"]
-    assert os.listdir(project / "src" / "llm_anatomy") == ["_codes.c"]
+    assert os.listdir(project / "src" / "llm_anatomy") == ["decode"]
+    assert os.listdir(project / "src" / "llm_anatomy" / "decode") == ["_codes.c"]
