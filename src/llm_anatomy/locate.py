@@ -4,44 +4,27 @@ handed to hub.py, which alone touches the network."""
 
 from __future__ import annotations
 
-import fnmatch
 import os  # os.path, not pathlib: importing pathlib costs more than reading a 7B model's headers
 import re
 import stat
-from collections import namedtuple
 
-from .io.sources import is_local, kind_of, os_error, read_capped, what_is_at
+from .io.sources import kind_of, os_error, read_capped
 from .core.errors import AnatomyError, UsageError
 from .io.cache_dir import repo_folder
 from .hub.settings import hub_cache, is_commit, valid_revision
 from .core.text import escape
 
-# Weight layouts in a model folder, most preferred first: an index file that names the
-# shards, or a glob of weight files (every matching file).
-FOLDER_LAYOUTS: tuple[tuple[str | None, str | None], ...] = (
-    ("model.safetensors.index.json", None),
-    (None, "*.safetensors"),
-    ("pytorch_model.bin.index.json", None),
-    (None, "pytorch_model*.bin"),  # not *.bin: training_args.bin is a pickled object, not weights
-    (None, "*.gguf"),
-    (None, "consolidated.*.pth"),
-    (None, "*.pth"),
-    (None, "*.pt"),
-)
 
 CONFIG = "config.json"
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")  # :QUANT picks a GGUF file on the Hub
 MAX_REF_BYTES = 100  # a ref holds a 40-digit commit hash and maybe a newline
-SPLIT_SUFFIX = re.compile(r"-(\d{5})-of-(\d{5})$")  # llama.cpp's gguf-split names, before .gguf
 
-
-class Source(namedtuple("Source", "name root weight_files index_file config_file remote", defaults=(None,))):
-    """name: what to call the model in output; root: the folder holding the files;
-    weight_files: the weights (empty when index_file names the shards, or for config.json alone); index_file and
-    config_file: their paths or None; remote: for a model on the Hub, hub.Snapshot (its
-    save() keeps the headers read). (A named tuple rather than a dataclass: see catalog.py.)"""
-
-    __slots__ = ()
+# The rules on file names (formats.files) are imported where they are applied: the CLI
+# imports this module to check the local cache before it sends its early request to the
+# Hub (ask_early), and loading the formats package first would hold that request back.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .formats.files import Source
 
 
 def _cached_snapshot(model_id: str, revision: str | None) -> str:
@@ -76,48 +59,10 @@ def check_revision(model_id: str, revision: str) -> None:
         raise UsageError(model_id, "a revision (branch, tag or commit)", f"{escape(repr(revision))}", "pass a name such as main, v1.0 or refs/pr/1")
 
 
-def choose_weights(names: list[str]) -> tuple[tuple[str, ...], str | None]:
-    """(weight file names, index name) by the first row of FOLDER_LAYOUTS the files match."""
-    for index_name, pattern in FOLDER_LAYOUTS:
-        if index_name is not None:
-            if index_name in names:
-                return (), index_name
-        else:
-            files = tuple(fnmatch.filter(names, pattern))
-            if files:
-                return files, None
-    return (), None
-
-
-def gguf_weights(names: list[str]) -> list[str]:
-    """The GGUF model files among a repository's file names (in any folder; a vision
-    projector, mmproj-*.gguf, is not the model)."""
-    return [n for n in names if n.endswith(".gguf") and not os.path.basename(n).startswith("mmproj")]
-
-
-def quant_tag(filename: str) -> str:
-    """'llama-2-7b-chat.Q4_K_M.gguf' -> 'Q4_K_M': the last word of the name, as llama.cpp's
-    repo:QUANT selector matches it (split files: before -0000N-of-0000M)."""
-    stem = SPLIT_SUFFIX.sub("", os.path.basename(filename)[: -len(".gguf")])
-    return re.split(r"[-.]", stem)[-1]
-
-
-def choose_quantization(repo: str, files: list[str], quant: str) -> list[str]:
-    """The GGUF files of one model: those of the QUANT asked for, or the only one there is;
-    never several quantizations summed."""
-    tags = sorted({quant_tag(f) for f in files})
-    if quant:
-        chosen = [f for f in files if quant_tag(f).upper() == quant.upper()]
-        if not chosen:
-            raise UsageError(f"{repo}:{quant}", "a quantization the repository has", escape(", ".join(tags)), f"pick one, e.g. {repo}:{tags[0]}" if tags else "")
-        return chosen
-    if len(tags) > 1 or len(files) > 1 and not all(SPLIT_SUFFIX.search(f[: -len(".gguf")]) for f in files):
-        raise UsageError(repo, "one quantization (repo:QUANT)", f"{len(tags)}: {escape(', '.join(tags))}", f"pick one, e.g. {repo}:{tags[0]}")
-    return files
-
-
 def _all_splits(files: list[str]) -> bool:
     """Every part of each split model among files is there (a download may have stopped)."""
+    from .formats.files import SPLIT_SUFFIX
+
     groups: dict[tuple[str, str], set[str]] = {}
     for name in files:
         split = SPLIT_SUFFIX.search(name[: -len(".gguf")])
@@ -129,6 +74,8 @@ def _all_splits(files: list[str]) -> bool:
 def _cached_quantization(model: str, revision: str | None) -> Source:
     """REPO:QUANT in the local Hugging Face cache: the files of that quantization, if all
     of them are there (a GGUF repository is often downloaded one quantization at a time)."""
+    from .formats.files import Source, gguf_weights, quant_tag
+
     repo, _, quant = model.partition(":")
     snapshot = _cached_snapshot(repo, revision)
     names = []
@@ -144,6 +91,8 @@ def _cached_quantization(model: str, revision: str | None) -> Source:
 
 
 def _weights_in_folder(folder: str) -> tuple[tuple[str, ...], str | None]:
+    from .formats.files import choose_weights
+
     try:
         names = sorted(os.listdir(folder))
     except OSError as exc:
@@ -156,40 +105,11 @@ def _no_weights(folder: str) -> AnatomyError:
     return AnatomyError(folder, "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)", "none", "point at the folder that holds the weights")
 
 
-def _allowed_folder(root: str) -> str:
-    """Where the files of the model in root may lie: root itself, or for a snapshot of the
-    Hugging Face cache (models--org--name/snapshots/SHA, whose files are links into the
-    repository's blobs/ folder) the whole repository folder."""
-    real = os.path.realpath(root)
-    snapshots = os.path.dirname(real)
-    repository = os.path.dirname(snapshots)
-    if os.path.basename(snapshots) == "snapshots" and os.path.basename(repository).startswith("models--"):
-        return repository
-    return real
-
-
-def shard_path(index_file: str, root: str, shard: str) -> str:
-    """The path of a shard an index names: a regular file inside the model folder, or one
-    line saying what is there instead (a fifo, a folder, a symlink loop: never opened), or
-    where a link leads outside the folder. A downloaded model's index must not make the
-    tools read a file elsewhere on the machine (the README's promise); a Hugging Face cache
-    snapshot's links into its own blobs/ folder are inside."""
-    path = os.path.join(root, shard)
-    if not is_local(path):
-        return path
-    found = what_is_at(path)
-    if found is not None:
-        todo = "download the missing shard" if found == "no such file" else "put the shard file in its place, or download it again"
-        raise AnatomyError(index_file, f"shard {escape(shard)} named by the index", found, todo)
-    allowed, target = _allowed_folder(root), os.path.realpath(path)
-    if os.path.commonpath([allowed, target]) != allowed:
-        raise AnatomyError(index_file, f"shard {escape(shard)} named by the index inside the model folder", f"a link to {escape(target)}", "copy the shard into the model folder")
-    return path
-
-
 def _check_complete(snapshot: str) -> None:
     """A snapshot of the HF cache may hold only some files (`hf download REPO config.json`,
     or huggingface_hub fetching an index): then the model is read from the Hub instead."""
+    from .formats.files import shard_path
+
     weights, index = _weights_in_folder(snapshot)
     if not weights and index is None:
         raise _no_weights(snapshot)
@@ -210,8 +130,25 @@ def cached_copy(model: str, revision: str | None) -> Source | str:
     return folder
 
 
+def ask_early(model: str, revision: str | None) -> None:
+    """For the CLI, before its command's modules are imported: the Hub asked early about
+    model id MODEL (hub.commit.ask_early), unless the local Hugging Face cache holds it whole
+    (that one stays offline)."""
+    if os.path.isdir(os.path.join(hub_cache(), repo_folder(model.partition(":")[0]))):
+        try:
+            cached_copy(model, revision)
+            return
+        except AnatomyError:
+            pass
+    from .hub import commit
+
+    commit.ask_early(model, revision)
+
+
 def resolve(model: str, revision: str | None = None) -> Source:
     """Find the weights and config for MODEL; raise AnatomyError saying what is missing."""
+    from .formats.files import Source, choose_quantization, gguf_weights
+
     local = os.path.exists(model)
     if local:
         if revision:

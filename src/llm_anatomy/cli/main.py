@@ -151,9 +151,9 @@ def _ask_hub_early(name: str, argv: list[str]) -> bool:
     repo = model.partition(":")[0]
     if revision == "" or settings.offline() or not os.path.isdir(os.path.join(cache_dir(), "hub", repo_folder(repo))):
         return False
-    from ..hub import commit
+    from ..locate import ask_early
 
-    commit.ask_early(model, revision)
+    ask_early(model, revision)
     return True
 
 

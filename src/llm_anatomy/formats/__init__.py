@@ -13,9 +13,10 @@ from ..core.catalog import MAX_TENSORS, Catalog, TensorInfo
 from ..core.errors import AnatomyError, CorruptFile
 from ..core.ggml_types import GGUF_MAGIC
 from ..core.text import escape
-from ..locate import Source, resolve, shard_path
+from ..locate import resolve
 from . import safetensors
 
+from .files import Source, shard_path
 from .signatures import LEGACY_TORCH_MAGIC, ZIP_MAGIC
 
 # How each format's files begin, and the module under llm_anatomy.formats that reads them.

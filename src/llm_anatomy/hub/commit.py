@@ -144,7 +144,8 @@ _early: dict[tuple[str, str | None], Early] = {}
 def ask_early(model: str, revision: str | None) -> None:
     """Send MODEL's model_info request before the command line is parsed (the CLI sees the
     model id first): only for an id read from the Hub before, on a revision that is a name
-    and no commit, online, and not held by the local Hugging Face cache (that one stays offline)."""
+    and no commit, online (locate.ask_early has found it is not held by the local Hugging
+    Face cache, which stays offline)."""
     repo, _, _ = model.partition(":")
     key = (repo, revision)
     if key in _early or settings.offline() or settings.is_commit(revision or "") or not settings.valid_revision(revision or "main"):
@@ -152,16 +153,6 @@ def ask_early(model: str, revision: str | None) -> None:
     last = _last_commit(repo_cache(repo), revision or "main")
     if last is None:
         return
-    from ..io.cache_dir import repo_folder
-
-    if os.path.isdir(os.path.join(settings.hub_cache(), repo_folder(repo))):
-        from ..locate import cached_copy
-
-        try:
-            cached_copy(model, revision)
-            return
-        except AnatomyError:
-            pass
     try:
         _early[key] = Early(repo, revision, last)
     except AnatomyError:

@@ -24,7 +24,7 @@ from ..io.sources import read_capped, register
 from ..core.errors import AnatomyError
 from .commit import LISTING, SMALL_FILE_BYTES, Hub, commit, repo_cache, write_atomic
 from .remote_file import RemoteFile, parallel
-from ..locate import Source, choose_quantization, choose_weights, gguf_weights
+from ..formats.files import Source, choose_quantization, choose_weights, gguf_weights
 
 SMALL_FILES = ("config.json", "params.json")
 RANGES = ".ranges"
