@@ -74,7 +74,7 @@ def make_b(a: str, b: str) -> None:
     """B = a copy of A whose CHANGED tensors hold other random values."""
     import numpy as np
 
-    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.locate import open_catalog
 
     shutil.copytree(a, b)
     rng = np.random.default_rng(1)
@@ -94,7 +94,7 @@ def threads_vs_processes(folder: str, pattern: str, repeat: int) -> None:
 
     from llm_anatomy.analysis.stats import tensor_stats, weight_stats
     from llm_anatomy.core.catalog import select
-    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.locate import open_catalog
     from llm_anatomy.decode.stream import Reader, workers
 
     catalog = open_catalog(folder)

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from views import PYTHON  # noqa: E402
 
 from llm_anatomy.decode import histogram as code_counts  # noqa: E402
-from llm_anatomy.formats import open_catalog  # noqa: E402
+from llm_anatomy.locate import open_catalog  # noqa: E402
 from llm_anatomy.decode.stream import CHUNK_BYTES, Reader  # noqa: E402
 
 CODES = 1 << 16

@@ -402,7 +402,7 @@ def transformers_name_table(arch: str) -> dict[str, str]:
 
 
 def open_config(path: str) -> dict:
-    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.locate import open_catalog
 
     return open_catalog(path).config
 

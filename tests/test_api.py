@@ -260,7 +260,7 @@ def test_a_layer_and_the_model_show_the_reports_layer_diagram(llama_dir):
     import html5lib
 
     from llm_anatomy.analysis.report import build_report
-    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.locate import open_catalog
     from llm_anatomy.render.report import render_report
 
     page = render_report(build_report(open_catalog(str(llama_dir)), lang="en"))
@@ -356,7 +356,7 @@ def test_report_never_writes_into_the_model(llama_dir, tmp_path, cli):
 
 def test_trace_is_the_record_the_cli_renders(llama_dir, cli):
     from llm_anatomy.analysis.trace import default_seq, trace
-    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.locate import open_catalog
     from llm_anatomy.render import trace as render
 
     m = la.open(str(llama_dir))

@@ -11,7 +11,7 @@ import checkpoints
 from conftest import imported_by
 from llm_anatomy import replicas
 from llm_anatomy.analysis.summary import summarize
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 from llm_anatomy.quant.logical import logical_catalog
 from llm_anatomy.decode.stream import BLOCK_ELEMS, Reader
 from llm_anatomy.decode.elements import ElementReader

@@ -14,7 +14,7 @@ import torch
 
 from checkpoints import safetensors_file
 from llm_anatomy.core.errors import AnatomyError
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 from llm_anatomy.quant import view
 from llm_anatomy.quant.integer import LAYOUTS, values
 from llm_anatomy.quant.integer.arrays import Box, dequantize_box, stripes

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import checkpoints
 from llm_anatomy.core.catalog import Catalog
 from llm_anatomy.core.errors import AnatomyError
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], database=None)
 

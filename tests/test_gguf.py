@@ -12,7 +12,7 @@ import checkpoints
 from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
 from llm_anatomy.core.dtypes import DTYPES
 from llm_anatomy.core import ggml_types
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 from llm_anatomy.hf.names import META_TO_HF, meta_hf_name
 from llm_anatomy.decode.elements import ElementReader
 

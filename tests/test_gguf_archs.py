@@ -13,7 +13,7 @@ import pytest
 import gguf_writers
 from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
 from llm_anatomy.hf import names as name_maps
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 
 FORMATS_PAGE = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "formats.md")
 

@@ -90,7 +90,7 @@ def test_json_nested_within_the_bound_still_reads(tmp_path):
     folder.mkdir()
     _safetensors(folder / "model.safetensors", F32_2)
     (folder / "config.json").write_bytes(b'{"deep":' + b"[" * 60 + b"]" * 60 + b', "name": "[[[{{{\\"\\\\", "model_type": "llama"}')
-    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.locate import open_catalog
 
     config = open_catalog(str(folder)).require_config()
     assert config["name"] == '[[[{{{"\\' and config["model_type"] == "llama"
@@ -635,15 +635,16 @@ def test_the_tensor_cap_holds_across_shards(tmp_path, monkeypatch):
     """Shards each under the cap, together over it: refused for the checkpoint."""
     import llm_anatomy.formats as formats
     from llm_anatomy.core.errors import AnatomyError
+    from llm_anatomy.locate import open_catalog
 
     _safetensors(tmp_path / "a.safetensors", b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}')
     _safetensors(tmp_path / "b.safetensors", b'{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}')
     monkeypatch.setattr(formats, "MAX_TENSORS", 3)
     with pytest.raises(AnatomyError) as refused:
-        formats.open_catalog(str(tmp_path))
+        open_catalog(str(tmp_path))
     assert refused.value.line() == f"{tmp_path}: expected at most 3 tensors in one checkpoint, found 4 in its first 2 files; the checkpoint is corrupt or hostile"
     monkeypatch.setattr(formats, "MAX_TENSORS", 4)
-    assert len(formats.open_catalog(str(tmp_path)).tensors) == 4
+    assert len(open_catalog(str(tmp_path)).tensors) == 4
 
 
 def test_names_with_unusual_digits_sort_as_numbers_where_they_are_digits(tmp_path):

@@ -325,7 +325,7 @@ def test_huggingface_hub_itself_reads_the_standin(online, remote_repos, tmp_path
     assert os.path.dirname(weights).endswith(f"snapshots/{sha}")
     metadata = HfApi().get_safetensors_metadata("org/llama")
     assert metadata.sharded and set(metadata.files_metadata) == {n for n in os.listdir(folder) if n.endswith(".safetensors")}
-    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.locate import open_catalog
 
     local = open_catalog(str(folder))
     assert metadata.parameter_count == {"F32": local.total_numel}

@@ -103,7 +103,7 @@ def test_summary_of_a_file_without_tensors_checks_nothing_and_stores_nothing(voc
 
 def test_config_of_a_vocab_file_leaves_the_head_untied(vocab_gguf, cli):
     """No output.weight because there are no tensors at all, not because the head is tied."""
-    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.locate import open_catalog
 
     assert "tie_word_embeddings" not in open_catalog(vocab_gguf).config
     assert cli("config", vocab_gguf).code == 0
@@ -143,7 +143,7 @@ def test_config_and_explain_from_config_json_alone(config_only, llama_dir, cli):
 
 def test_summary_from_config_json_alone(config_only, llama_dir, cli):
     from llm_anatomy.analysis.summary import summarize
-    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.locate import open_catalog
 
     stored = summarize(open_catalog(str(llama_dir)))
     for target, name in ((config_only, "Tiny-Llama"), (config_only / "config.json", "config.json")):

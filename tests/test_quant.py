@@ -9,7 +9,7 @@ import pytest
 from conftest import imported_by
 from llm_anatomy import replicas
 from llm_anatomy.analysis.summary import summarize
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 
 # (replica, its layout, total parameters, the scheme in words, quantized weights, their stored bytes)
 PUBLISHED = [

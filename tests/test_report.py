@@ -241,7 +241,7 @@ def test_stats_highlight_nan_inf_and_outliers(tmp_path, cli):
     ]
     assert "There is no readable config.json beside the weights" in page
     from llm_anatomy.analysis.summary import summarize
-    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.locate import open_catalog
 
     (finding,) = summarize(open_catalog(str(tmp_path / "planted"))).findings  # no config.json
     assert f'<li><span class="pill warn">!</span> {html.escape(finding.line())}</li>' in page
@@ -335,7 +335,7 @@ def test_experts_of_a_moe_layer_fold_into_one_row_each(tmp_path, cli):
     import torch
 
     from llm_anatomy.analysis.report import DiagramBlock, DiagramTensor, layer_diagram
-    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.locate import open_catalog
 
     tensors = {"model.embed_tokens.weight": torch.zeros(10, 4), "model.norm.weight": torch.zeros(4), "lm_head.weight": torch.zeros(10, 4)}
     for layer in range(2):
@@ -367,7 +367,7 @@ def test_experts_of_a_moe_layer_fold_into_one_row_each(tmp_path, cli):
 
 def _flow(folder, lang="en"):
     from llm_anatomy.analysis.report import build_report
-    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.locate import open_catalog
     from llm_anatomy.render.report import LABELS, diagram_flow
 
     report = build_report(open_catalog(str(folder)), lang)

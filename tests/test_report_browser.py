@@ -14,7 +14,7 @@ import time
 import pytest
 
 from llm_anatomy.core.catalog import natural_key
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT = 60  # seconds for any single answer from the browser

@@ -13,7 +13,7 @@ import pytest
 
 from llm_anatomy import replicas
 from llm_anatomy.hf import skeleton
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 
 
 def shipped_entry(name, folder):

@@ -16,7 +16,7 @@ from checkpoints import _hf_state_dict, safetensors_file
 from llm_anatomy.analysis import stats as stats_module
 from llm_anatomy.analysis.stats import weight_stats
 from llm_anatomy.cli.progress import Progress, progress_for
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 from llm_anatomy.render.text import human_bytes
 
 FLOAT_FIELDS = ("mean", "std", "min", "max", "absmax", "l2", "zero_fraction")

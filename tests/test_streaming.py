@@ -11,7 +11,7 @@ import torch
 from checkpoints import llama_gguf, safetensors_file
 from llm_anatomy.decode import stream
 from llm_anatomy.core.errors import AnatomyError
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 from llm_anatomy.decode.stream import Reader, _Residency, run_parallel
 
 SPECIALS = torch.tensor([0.0, -0.0, 1.0, -2.5, 1e-3, 65504.0, float("nan"), float("inf"), float("-inf")])

@@ -7,7 +7,7 @@ import pytest
 
 from llm_anatomy import replicas
 from llm_anatomy.analysis.summary import Count, role_of, summarize
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 
 import checkpoints
 from conftest import imported_by

@@ -7,7 +7,7 @@ import pytest
 
 import checkpoints
 from llm_anatomy.decode import elements
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 from llm_anatomy.decode.elements import DECODERS, ElementReader, _runs
 
 FP8 = {

@@ -8,7 +8,7 @@ import pytest
 
 import checkpoints
 from conftest import imported_by
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 from llm_anatomy.decode.elements import ElementReader
 
 TORCH_DTYPES = {"torch.float32": "F32", "torch.bfloat16": "BF16", "torch.float16": "F16", "torch.int64": "I64", "torch.float8_e4m3fn": "F8_E4M3", "torch.bool": "BOOL"}

@@ -244,7 +244,7 @@ def test_a_model_above_the_limit_is_refused_before_anything_loads(models, tmp_pa
 
 
 def test_the_limit_is_half_the_available_memory_when_that_is_less(models):
-    from llm_anatomy.formats import open_catalog
+    from llm_anatomy.locate import open_catalog
 
     catalog = open_catalog(models["llama"])
     trace_run.check_size(catalog, 2 * 4 * catalog.total_numel)  # exactly fits

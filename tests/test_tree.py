@@ -9,7 +9,7 @@ import pytest
 import checkpoints
 from llm_anatomy.hf import skeleton
 from llm_anatomy.analysis.tree import build_tree, find_node
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 from llm_anatomy.render import tree as render
 
 FIXTURES = ["llama_dir", "llama_tied_dir", "llama_bf16_dir", "bert_dir", "gpt2_dir"]

@@ -11,7 +11,7 @@ from conftest import imported_by
 from llm_anatomy.decode import elements
 from llm_anatomy.io.sources import LocalFile
 from llm_anatomy.analysis.values import PrintOptions, View, show
-from llm_anatomy.formats import open_catalog
+from llm_anatomy.locate import open_catalog
 from llm_anatomy.render.torch_values import tensor_text
 from llm_anatomy.decode.elements import ElementReader
 

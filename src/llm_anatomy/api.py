@@ -22,7 +22,7 @@ from functools import cached_property
 from math import prod
 
 from .core.errors import AnatomyError, UsageError
-from .formats import open_catalog
+from .locate import open_catalog
 
 # Everything else is imported where it is first needed: `params` (a table of the headers)
 # goes through this module and must cost no more than open_catalog itself; the element

@@ -19,11 +19,13 @@ CONFIG = "config.json"
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")  # :QUANT picks a GGUF file on the Hub
 MAX_REF_BYTES = 100  # a ref holds a 40-digit commit hash and maybe a newline
 
-# The rules on file names (formats.files) are imported where they are applied: the CLI
-# imports this module to check the local cache before it sends its early request to the
-# Hub (ask_early), and loading the formats package first would hold that request back.
+# The rules on file names (formats.files) and the readers (formats) are imported where
+# they are used: the CLI imports this module to check the local cache before it sends its
+# early request to the Hub (ask_early), and loading the formats package first would hold
+# that request back.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .core.catalog import Catalog
     from .formats.files import Source
 
 
@@ -190,3 +192,14 @@ def resolve(model: str, revision: str | None = None) -> Source:
         weights = ()  # config.json alone: config, tree and summary show the model it implies
     name = os.path.basename(os.path.abspath(model)) if local else model
     return Source(name, folder, weights, index, config_file)
+
+
+def open_catalog(model: str, revision: str | None = None, allow_truncated: bool = False) -> Catalog:
+    """The Catalog of MODEL: a folder, a weights file, or a model id (local HF cache, or the Hub)."""
+    from .formats import catalog_from_source
+
+    source = resolve(model, revision)
+    catalog = catalog_from_source(source, allow_truncated)
+    if source.remote is not None:
+        source.remote.save()  # the header cache, once every header has been read
+    return catalog

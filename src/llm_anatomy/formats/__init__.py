@@ -13,7 +13,6 @@ from ..core.catalog import MAX_TENSORS, Catalog, TensorInfo
 from ..core.errors import AnatomyError, CorruptFile
 from ..core.ggml_types import GGUF_MAGIC
 from ..core.text import escape
-from ..locate import resolve
 from . import safetensors
 
 from .files import Source, shard_path
@@ -108,12 +107,3 @@ def catalog_from_source(source: Source, allow_truncated: bool = False) -> Catalo
         config_error=config_error,
         metadata=metadata,
     )
-
-
-def open_catalog(model: str, revision: str | None = None, allow_truncated: bool = False) -> Catalog:
-    """The Catalog of MODEL: a folder, a weights file, or a model id (local HF cache, or the Hub)."""
-    source = resolve(model, revision)
-    catalog = catalog_from_source(source, allow_truncated)
-    if source.remote is not None:
-        source.remote.save()  # the header cache, once every header has been read
-    return catalog
