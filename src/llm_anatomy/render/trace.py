@@ -327,6 +327,42 @@ def json_text(trace: Trace, roof: Roofline | None = None) -> str:
     }) + "\n"
 
 
+def forward_section(forward: Trace, words: dict) -> str:
+    """The forward pass on the meta device: FLOPs and activation bytes per layer, then the totals with how each is made."""
+    from ..analysis.trace import layer_costs
+    from .html import element, esc, section
+    from .html import table as html_table
+    from .svg import Series, column_chart
+
+    note = words["forward_note"].format(batch=forward.batch, seq=forward.seq, model_class=forward.model_class, version=forward.transformers_version)
+    parts = [element("p", esc(note), class_="note")]
+    costs = layer_costs(forward)
+    if costs:
+        categories = [str(c.index) for c in costs]
+        for title, axis, values, text in (
+            (words["forward_flops_chart"], words["flops_axis"], [c.flops for c in costs], lambda v: flops_text(int(v)) if v else "0"),
+            (words["forward_bytes_chart"], words["bytes_axis"], [c.activation_bytes for c in costs], lambda v: human_bytes(v) if v else "0"),
+        ):
+            chart = column_chart(categories, [Series(title, tuple(float(v) for v in values))], text, words["layer_axis"], axis, title)
+            parts += [element("h3", esc(title)), element("div", chart, class_="figure")]
+    weights = forward.total_flops - forward.attention_flops
+    per_token = forward.total_flops // forward.tokens if forward.tokens else 0
+    rows = [
+        (words["prefill_flops"], f"{thousands(forward.total_flops)} ({flops_text(forward.total_flops)})", words["prefill_how"].format(batch=forward.batch, seq=forward.seq)),
+        (words["weights_flops"], thousands(weights), f"{words['rule_flops']}: 2 x {thousands(forward.params)} x {thousands(forward.tokens)} = {thousands(forward.rule_flops)}"),
+        (words["attention_flops"], thousands(forward.attention_flops), attention_formula(forward.attention, words.get("attention_term", ATTENTION_TERM)) if forward.attention else "-"),
+        # An encoder generates nothing: its FLOPs are per token of the input.
+        (words["per_token_flops" if forward.generates else "per_input_token_flops"], f"{thousands(per_token)} ({flops_text(per_token)})", words["per_token_how"].format(total=thousands(forward.total_flops), tokens=thousands(forward.tokens), seq=forward.seq)),
+        (words["peak_activation"], f"{thousands(forward.peak_bytes)} ({human_bytes(forward.peak_bytes)})", words["peak_how"]),
+    ]
+    if forward.cache:
+        rows.append((words["kv_cache_forward"], f"{thousands(forward.cache_bytes)} ({human_bytes(forward.cache_bytes)})", cache_text(forward, words.get("cache_group", CACHE_GROUP), words.get("cache_held", CACHE_HELD))))
+    parts.append(html_table((words["forward"], words["forward_total"], words["forward_formula"]), [tuple(esc(c) for c in row) for row in rows], numeric=(1,)))
+    if forward.experts is not None:
+        parts.append(element("p", esc(words["experts_counted"].format(top_k=forward.experts.top_k, experts=forward.experts.experts)), class_="note"))
+    return section("forward", words["forward"], "".join(parts))
+
+
 class NotebookTrace(Trace):
     """The Trace Model.trace() returns: print() shows what `llm-anatomy trace` prints, its repr
     is one line, and Jupyter shows the report's charts (FLOPs and activation bytes per layer),
@@ -344,6 +380,6 @@ class NotebookTrace(Trace):
 
     def _repr_html_(self) -> str:
         from .html import notebook, pre
-        from .report import LABELS, forward_section
+        from .wording import labels
 
-        return notebook(forward_section(self, LABELS["en"]) + pre(text(self)))
+        return notebook(forward_section(self, labels()["en"]) + pre(text(self)))
