@@ -5,11 +5,13 @@ the original strings (as \\u escapes); the same holds when stdout is a terminal.
 import json
 import os
 import pty
+import re
 import shutil
 import subprocess
 import sys
 
 import pytest
+import torch
 from safetensors.torch import load_file, save_file
 
 import checkpoints
@@ -170,3 +172,115 @@ def test_on_a_terminal(hostile_models, tmp_path, args, which):
     assert TERMINAL_UNSAFE.search(text) is None, text[:2000]
     if "--json" in args:
         json.loads(text)
+
+
+# --- Invisible characters in names (hostile report 2026-12, O1) ---------------------------------
+
+# Names that read as lm_head.weight on a terminal: a zero-width space, LRM, RLM, the Arabic
+# letter mark, a BOM, a tag character and an interlinear annotation anchor.
+LOOKALIKES = ["lm_head\u200b.weight", "lm_head.weight\u200e", "lm_head.weight\u200f", "\u061clm_head.weight", "lm_head.\ufeffweight", "lm_head.weight\U000e0041", "lm_\ufff9head.weight"]
+
+
+@pytest.fixture(scope="module")
+def lookalikes(tmp_path_factory, llama_dir):
+    """(the tiny Llama in one safetensors file, beside its real lm_head.weight the LOOKALIKES of
+    shape [2, 3], and a metadata key and value with a word joiner; the same names without a
+    config, lm_head.weight of shape [4, 2]), in a safetensors header as the safetensors
+    library writes it."""
+    root = tmp_path_factory.mktemp("lookalikes")
+    folder, bare = root / "model", root / "bare"
+    folder.mkdir()
+    bare.mkdir()
+    shutil.copy(llama_dir / "config.json", folder)
+    tensors = {}
+    for shard in sorted(llama_dir.glob("*.safetensors")):
+        tensors.update(load_file(shard))
+    fakes = {name: torch.full((2, 3), float(i)) for i, name in enumerate(LOOKALIKES)}
+    save_file({**tensors, **fakes}, folder / "model.safetensors", metadata={"format": "pt", "no\u2060te": "x\u2060y"})
+    save_file({"lm_head.weight": torch.zeros(4, 2), **fakes}, bare / "model.safetensors")
+    return folder, bare
+
+
+PROGRESS = re.compile(r"[^\n]*\r\x1b\[K")
+
+
+def _lines_with(text, part):
+    return [line for line in text.split("\n") if part in line]
+
+
+# What each command shows of the lookalikes: (arguments, which model, a part of the lines to
+# keep, those lines exactly). The llama folder is A of the diff.
+PARAMS_ROW = "{:<48}{:<11}F32         6       24 B  model.safetensors"
+LOOKALIKE_VIEWS = {
+    "params": (("params",), 0, "lm_", [
+        "lm_head.weight                                  [128, 64]  F32     8,192  32.00 KiB  model.safetensors",
+        *(PARAMS_ROW.format(name, "[2, 3]") for name in ("lm_head.weight\\u200e", "lm_head.weight\\u200f", "lm_head.weight\\U000e0041", "lm_head.\\ufeffweight", "lm_head\\u200b.weight", "lm_\\ufff9head.weight", "\\u061clm_head.weight")),
+    ]),
+    "metadata": (("params", "--metadata"), 0, "no", ["no\\u2060te  x\\u2060y"]),
+    "values": (("values", "--filter", "*lm_*head*"), 0, "F32", [
+        "lm_head.weight  [128, 64]  F32", "lm_head.weight\\u200e  [2, 3]  F32", "lm_head.weight\\u200f  [2, 3]  F32", "lm_head.weight\\U000e0041  [2, 3]  F32",
+        "lm_head.\\ufeffweight  [2, 3]  F32", "lm_head\\u200b.weight  [2, 3]  F32", "lm_\\ufff9head.weight  [2, 3]  F32", "\\u061clm_head.weight  [2, 3]  F32",
+    ]),
+    "tree": (("tree",), 1, "lm_", ["├── lm_head                32            32", "├── lm_head\\u200b           6             6", "├── lm_\\ufff9head           6             6", "└── \\u061clm_head           6             6"]),
+    "diff": (("diff", "llama"), 0, "  lm_", ["  lm_head.weight\\u200e", "  lm_head.weight\\u200f", "  lm_head.weight\\U000e0041", "  lm_head.\\ufeffweight", "  lm_head\\u200b.weight", "  lm_\\ufff9head.weight"]),
+    "summary": (("summary",), 0, "lm_", ["  lm_head.weight\\u200e (and 3 more like it): expected shape [128, 64] (vocab_size 128, hidden_size 64) from config.json, found [2, 3]"]),
+}
+
+
+def _lookalike_args(lookalikes, llama_dir, view):
+    args, which, part, lines = LOOKALIKE_VIEWS[view]
+    model = lookalikes[which]
+    if args[0] == "diff":  # diff A B: the real Llama, then the one with lookalikes
+        return ("diff", llama_dir, model), part, lines
+    return (args[0], model, *args[1:]), part, lines
+
+
+@pytest.mark.parametrize("view", LOOKALIKE_VIEWS)
+def test_lookalike_names_are_shown_escaped_on_a_pipe(lookalikes, llama_dir, cli_subprocess, view):
+    args, part, lines = _lookalike_args(lookalikes, llama_dir, view)
+    result = cli_subprocess(*args)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert_clean_output(result.stdout)
+    assert _lines_with(result.stdout, part) == lines
+
+
+@pytest.mark.parametrize("view", LOOKALIKE_VIEWS)
+def test_lookalike_names_are_shown_escaped_on_a_terminal(lookalikes, llama_dir, tmp_path, view):
+    args, part, lines = _lookalike_args(lookalikes, llama_dir, view)
+    code, shown = _on_a_terminal(tmp_path, *args)
+    # The terminal's line discipline; our progress lines (diff's, the build notice), their
+    # controls meant, each cleared at its end.
+    text = PROGRESS.sub("", shown.replace("\r\n", "\n"))
+    assert code == 0, text
+    assert TERMINAL_UNSAFE.search(text) is None, text[:2000]
+    assert _lines_with(text, part) == lines
+
+
+JSON_VIEWS = {  # arguments: (which model, strings the document holds, a JSON escape it shows)
+    ("params", "--json"): (0, LOOKALIKES, "lm_head.weight\\udb40\\udc41"),
+    ("params", "--metadata", "--json"): (0, ["no\u2060te", "x\u2060y"], "no\\u2060te"),
+    ("tree", "--json"): (1, ["weight\u200e", "weight\U000e0041", "lm_head\u200b"], "weight\\u200e"),
+}
+
+
+@pytest.mark.parametrize("args", JSON_VIEWS, ids=" ".join)
+def test_lookalike_names_round_trip_in_json(lookalikes, cli_subprocess, args):
+    which, held, shown = JSON_VIEWS[args]
+    result = cli_subprocess(args[0], lookalikes[which], *args[1:])
+    assert result.returncode == 0, result.stderr
+    assert_clean_output(result.stdout)
+    assert shown in result.stdout
+    strings = set(_strings(json.loads(result.stdout)))
+    assert set(held) <= strings
+
+
+def test_the_html_report_shows_lookalike_names_escaped(lookalikes, tmp_path, cli):
+    page = tmp_path / "report.html"
+    result = cli("report", lookalikes[0], "-o", page)
+    assert result.code == 0, result.err
+    html = page.read_text(encoding="utf-8")
+    assert TERMINAL_UNSAFE.search(html) is None
+    shown = html.replace("<wbr>", "")  # where a long name may wrap
+    escaped = ["lm_head\\u200b.weight", "lm_head.weight\\u200e", "lm_head.weight\\u200f", "\\u061clm_head.weight", "lm_head.\\ufeffweight", "lm_head.weight\\U000e0041", "lm_\\ufff9head.weight"]
+    assert [f"<td><code>{name}</code></td><td><code>[2, 3]</code></td>" in shown for name in escaped] == [True] * len(LOOKALIKES)
+    assert "</span> lm_head.weight\\u200e (and 3 more like it): expected shape [128, 64] (vocab_size 128, hidden_size 64) from config.json, found [2, 3]" in shown

@@ -262,6 +262,45 @@ def test_refuses_a_model_without_a_tokenizer(models, tmp_path, cli):
     assert result.err == f"llm-anatomy: {folder}: expected the model's own tokenizer (tokenizer.json, tokenizer_config.json, tokenizer.model, spiece.model, vocab.json, vocab.txt), found none of them; trace --run tokenizes with the model's tokenizer; copy its tokenizer files next to config.json\n"
 
 
+@pytest.mark.parametrize("name", ["tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt"])
+def test_refuses_a_2gb_tokenizer_file_unread(models, tmp_path, name):
+    """Hostile report R9: a 2 GB sparse tokenizer file beside a tiny model, which transformers
+    would read whole (2.4 GB), is refused by its size, in a fresh interpreter under the
+    hostile-input bounds (500 MB); nothing is written into the folder."""
+    from hostile import assert_refused, run_cli, snapshot
+
+    folder = tmp_path / "model"
+    shutil.copytree(models["llama"], folder)
+    with open(folder / name, "ab") as handle:  # a hole: no disk used
+        handle.truncate(2 * 2**30)
+    before = snapshot(folder)
+    outcome = run_cli("trace", folder, "--run", TEXT)
+    assert_refused(outcome, (1,), f"llm-anatomy: {folder}/{name}: expected a tokenizer file of at most 134217728 bytes, found 2147483648 bytes; real tokenizers are under 40 MB; fix or re-download {name}")
+    assert snapshot(folder) == before
+
+
+def test_tokenizer_files_at_the_cap_are_read(models, tmp_path, cli, monkeypatch):
+    """The cap itself is allowed: a tokenizer.json of exactly MAX_TOKENIZER_BYTES loads."""
+    folder = tmp_path / "model"
+    shutil.copytree(models["llama"], folder)
+    monkeypatch.setattr(trace_run, "MAX_TOKENIZER_BYTES", os.path.getsize(folder / "tokenizer.json"))
+    assert cli("trace", folder, "--run", TEXT).code == 0
+    monkeypatch.setattr(trace_run, "MAX_TOKENIZER_BYTES", os.path.getsize(folder / "tokenizer.json") - 1)
+    assert cli("trace", folder, "--run", TEXT).err.startswith(f"llm-anatomy: {folder}/tokenizer.json: expected a tokenizer file of at most ")
+
+
+def test_refuses_a_fifo_in_place_of_a_tokenizer_file(models, tmp_path):
+    """transformers would wait on it for a writer forever."""
+    from hostile import assert_refused, run_cli
+
+    folder = tmp_path / "model"
+    shutil.copytree(models["llama"], folder)
+    os.remove(folder / "tokenizer.json")
+    os.mkfifo(folder / "tokenizer.json")
+    outcome = run_cli("trace", folder, "--run", TEXT, timeout=60)
+    assert_refused(outcome, (1,), f"llm-anatomy: {folder}/tokenizer.json: expected a regular file, found a fifo; trace --run reads the model's tokenizer files; put the file itself there")
+
+
 def test_refuses_a_gguf_without_a_vocabulary(models, tmp_path, cli):
     path = checkpoints.llama_gguf(models["llama"], str(tmp_path / "model.gguf"), vocab_tokens=False)
     result = cli("trace", path, "--run", TEXT)

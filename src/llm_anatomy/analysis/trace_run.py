@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 from collections import namedtuple
 
 TYPE_CHECKING = False
@@ -21,6 +22,7 @@ from ..core.catalog import Catalog
 from ..core.errors import AnatomyError, UsageError
 from ..core.extras import require
 from ..core.notice import announced
+from ..io.sources import kind_of
 
 # Weights load as float32 (CPU matrix products in bf16 are slow, in fp16 partly missing; GGUF
 # dequantizes to float32 anyway), so a model needs parameters x 4 bytes, and loading may
@@ -39,6 +41,18 @@ EMBEDDINGS = "embeddings"  # the label of the stream entering the first layer
 # BPE and WordPiece files); a GGUF when its metadata has the first key of its tokenizer.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "spiece.model", "vocab.json", "vocab.txt")
 GGUF_TOKENIZER_KEY = "tokenizer.ggml.model"
+# The files transformers' tokenizers read whole, by the names its tokenizer classes ask for
+# (tokenizers parses tokenizer.json in memory, sentencepiece loads its model, the slow ones
+# read vocab and merges): capped before transformers sees them, as config files are. The
+# largest real ones are ~33 MB (Gemma 3's tokenizer.json, 262k tokens), and loading a 35 MB
+# tokenizer.json (a 1.5M-word vocabulary) peaks at 0.86 GB: 128 MiB leaves real tokenizers
+# room to grow 4-fold and holds a hostile one to about 3 GB, below the 4 GB trace --run
+# allows the weights (256 MiB would allow ~6 GB).
+MAX_TOKENIZER_BYTES = 128 * 2**20
+TOKENIZER_READS = TOKENIZER_FILES + (
+    "special_tokens_map.json", "added_tokens.json", "chat_template.json", "chat_template.jinja",
+    "merges.txt", "sentencepiece.bpe.model", "sentencepiece.model", "spm.model", "bpe.codes",
+)
 
 
 class Activation(namedtuple("Activation", "value position channel")):
@@ -127,6 +141,23 @@ def _check_tokenizer(catalog: Catalog, folder: str) -> None:
             raise AnatomyError(catalog.files[0], f"the model's own tokenizer (the {GGUF_TOKENIZER_KEY} metadata and its vocabulary)", "none", "trace --run tokenizes with the model's tokenizer; use a GGUF converted with its vocabulary")
     elif not any(os.path.isfile(os.path.join(folder, name)) for name in TOKENIZER_FILES):
         raise AnatomyError(folder, f"the model's own tokenizer ({', '.join(TOKENIZER_FILES)})", "none of them", "trace --run tokenizes with the model's tokenizer; copy its tokenizer files next to config.json")
+
+
+def _check_tokenizer_files(folder: str) -> None:
+    """Refuse a tokenizer file over MAX_TOKENIZER_BYTES, or a fifo or device in its place (which
+    transformers would wait on or read forever), by its size alone: nothing of it is read."""
+    for name in TOKENIZER_READS:
+        path = os.path.join(folder, name)
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue  # absent: transformers does without it; unreadable: transformers says so
+        if stat.S_ISDIR(info.st_mode):
+            continue  # transformers looks for files only
+        if not stat.S_ISREG(info.st_mode):
+            raise AnatomyError(path, "a regular file", kind_of(info.st_mode), "trace --run reads the model's tokenizer files; put the file itself there")
+        if info.st_size > MAX_TOKENIZER_BYTES:
+            raise AnatomyError(path, f"a tokenizer file of at most {MAX_TOKENIZER_BYTES} bytes", f"{info.st_size} bytes", f"real tokenizers are under 40 MB; fix or re-download {name}")
 
 
 def _tokenize(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) -> tuple[Any, list[int]]:
@@ -321,6 +352,8 @@ def run_trace(catalog: Catalog, text: str, available: int | None = -1) -> RunTra
     if not all(os.path.isfile(file) for file in catalog.files):
         raise AnatomyError(catalog.name, "weights on this machine", "a model read over the network", "download it first (huggingface-cli download), then trace its folder")
     _check_tokenizer(catalog, folder)
+    if catalog.format != "gguf":  # a GGUF's vocabulary is in its metadata, which its reader caps
+        _check_tokenizer_files(folder)
     undo = _quiet_transformers()
     try:
         return _trace(catalog, folder, kwargs, text)
