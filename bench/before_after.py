@@ -30,7 +30,10 @@ WRITE_DATA = """
 import json, os, sys
 import numpy as np
 from safetensors.numpy import save_file
-from llm_anatomy import layouts
+try:
+    from llm_anatomy import replicas as layouts
+except ImportError:  # a baseline from before the layout move
+    from llm_anatomy import layouts
 
 folder = sys.argv[1]
 config = layouts.published_config("Llama-2-7b-chat-hf")

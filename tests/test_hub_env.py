@@ -13,7 +13,7 @@ COMPARE = """
 import json
 from huggingface_hub import constants, hf_hub_url
 from huggingface_hub.utils import build_hf_headers, get_token
-from llm_anatomy import hub_env
+from llm_anatomy.hub import settings as hub_env
 
 theirs_headers, our_headers = build_hf_headers(), hub_env.headers()
 print(json.dumps({

@@ -19,7 +19,7 @@ def test_statistics_numbers():
     assert [json_number(math.nan), json_number(-math.inf), json_number(1.5), json_number(3)] == [None, None, 1.5, 3]
 
 
-# --- safe_text: what is escaped ---------------------------------------------------------------
+# --- core.text: what is escaped ---------------------------------------------------------------
 
 import json  # noqa: E402
 import sys  # noqa: E402
@@ -28,7 +28,7 @@ import unicodedata  # noqa: E402
 import pytest  # noqa: E402
 import regex  # noqa: E402  (transformers' dependency: Unicode properties the re module lacks)
 
-from llm_anatomy.safe_text import CONTROLS, INVISIBLE, escape, escape_json, escape_page, has_unsafe  # noqa: E402
+from llm_anatomy.core.text import CONTROLS, INVISIBLE, escape, escape_json, escape_page, has_unsafe  # noqa: E402
 
 ALL = range(sys.maxunicode + 1)
 TABLE = {code for first, last, _ in CONTROLS + INVISIBLE for code in range(first, last + 1)}

@@ -41,7 +41,7 @@ class OutputFailed(Exception):
 class Escaping:
     """stdout or stderr as everything in the process sees it while a command runs: every
     string from a file, a path or a library message reaches the terminal escaped (see
-    safe_text), whoever writes it: renderers, notes, transformers' logging, warnings. A
+    core/text.py), whoever writes it: renderers, notes, transformers' logging, warnings. A
     failing write becomes OutputFailed; a closed pipe stays BrokenPipeError."""
 
     def __init__(self, stream: TextIO | None, escape_text: Callable[[str], str], name: str) -> None:

@@ -1,7 +1,7 @@
 """HTML building blocks: escaping, elements, tables and the self-contained page shell.
 
 Everything that came from a checkpoint passes through esc(): control characters are
-shown as \\xNN (safe_text) and then HTML-escaped, so a tensor name can neither break the
+shown as \\xNN (core/text.py) and then HTML-escaped, so a tensor name can neither break the
 markup nor hide itself. The page allows no external resource at all: a Content Security
 Policy forbids every fetch, so the report stays offline even if a bug slipped a URL in."""
 
