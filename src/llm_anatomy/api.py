@@ -1285,7 +1285,8 @@ def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], f
         a: the first model: a Model, or what open() takes.
         b: the second model.
         filter: only tensors whose names match this shell glob.
-        hf_names: compare under Hugging Face names, so a GGUF pairs with its original.
+        hf_names: compare under Hugging Face names (two GGUFs, say); checkpoints of two
+            formats always are, with the converter's conventions undone.
         values: False to compare the headers only (then Diff.with_values() reads the values).
         progress: called with the number of bytes read, as they are.
         stored: compare quantized weights' stored tensors, not their dequantized values.
@@ -1304,7 +1305,14 @@ def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], f
 
         require("stats", "diff", "to compare tensor values")
     models = [side if isinstance(side, Model) else open(side, allow_truncated=True) for side in (a, b)]
-    catalogs = [m.hf_catalog if hf_names else m.catalog for m in models]
+    # Across formats (an HF folder and its GGUF) tensors pair under transformers' names and are
+    # compared as transformers loads them, the converter's conventions undone.
+    across = models[0].catalog.format != models[1].catalog.format
+    catalogs = [m.hf_catalog if hf_names or across else m.catalog for m in models]
+    if across:
+        from .analysis.diff import undo_conventions
+
+        catalogs = [undo_conventions(c, m.catalog) for c, m in zip(catalogs, models)]
     if not stored:  # quantized weights by their dequantized values: diff(model, model_fp8) is the quantization error
         from .analysis.values import dequantized
 
