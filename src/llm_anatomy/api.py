@@ -18,7 +18,7 @@ costs megabytes. numpy is imported only when values are asked for, torch only by
 from __future__ import annotations
 
 from collections import namedtuple
-from functools import cached_property
+from functools import cached_property, partial
 from math import prod
 
 from .errors import AnatomyError, UsageError
@@ -1341,6 +1341,10 @@ def verify(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str],
         progress: called with the number of bytes read, as they are.
 
     Needs numpy (the [stats] extra).
+
+    Examples:
+        >>> la.verify(m, "tiny-llama").verdict
+        'pass'
     """
     from .analysis.diff import compare_headers
     from .analysis.verify import verify_pairs
@@ -1349,8 +1353,11 @@ def verify(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str],
     require("stats", "verify", "to compare tensor values")
     models = [side if isinstance(side, Model) else open(side, allow_truncated=True) for side in (a, b)]
     catalogs = _compared_catalogs(models, True, False)
-    stored_names = []
-    for model in models:  # each tensor's name as its file stores it (a GGUF's blk.0.attn_q.weight)
-        by_place = {(t.file, t.offset): t.name for t in model.catalog.tensors}
-        stored_names.append(lambda tensor, by_place=by_place: by_place.get((tensor.file, tensor.offset), tensor.name))
+    # each tensor's name as its file stores it (a GGUF's blk.0.attn_q.weight)
+    places = [{(t.file, t.offset): t.name for t in model.catalog.tensors} for model in models]
+    stored_names = tuple(partial(_stored_name, place) for place in places)
     return verify_pairs(compare_headers(catalogs[0], catalogs[1], filter), (stored_names[0], stored_names[1]), progress)
+
+
+def _stored_name(places: dict[tuple[str, int], str], tensor: TensorInfo) -> str:
+    return places.get((tensor.file, tensor.offset), tensor.name)
