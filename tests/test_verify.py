@@ -211,3 +211,45 @@ def test_an_unreadable_tensor_exits_1(hf, tmp_path, cli):
         handle.truncate(os.path.getsize(gguf_path) - 100)
     result = cli("verify", hf, gguf_path)
     assert result.code == 1
+
+
+def gemma_pair(folder, convert=None):
+    """Tiny Gemma-3 as gguf_writers.whole_model converts it (norms stored as 1 + w), and the same
+    weights (same seed, same initialisation) saved by transformers; CONVERT: the converter's
+    transform of Gemma-3's tensors instead of its own."""
+    import torch
+    import transformers
+    from llm_anatomy.formats.gguf_archs import ARCHITECTURES
+
+    original = gguf_writers.CONVERTED["gemma3"]
+    if convert is not None:
+        gguf_writers.CONVERTED["gemma3"] = convert
+    try:
+        path, config = gguf_writers.whole_model(folder, "gemma3")
+    finally:
+        gguf_writers.CONVERTED["gemma3"] = original
+    torch.manual_seed(0)
+    model = getattr(transformers, ARCHITECTURES["gemma3"].class_name)(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    model.save_pretrained(os.path.join(folder, "hf"))
+    return os.path.join(folder, "hf"), path
+
+
+def test_gemma_norms_stored_as_one_plus_w_are_the_same(tmp_path, cli):
+    """1 + w rounded to float32 and 1 taken off again: `same` within that rounding, not identical."""
+    hf_gemma, gguf_path = gemma_pair(str(tmp_path))
+    result = cli("verify", hf_gemma, gguf_path)
+    lines = result.out.splitlines()
+    assert (result.code, lines[2]) == (0, "verdict: pass")
+    assert lines[5] == "model.layers.0.input_layernorm.weight             F32    same       1.192e-07  3.898e-08    148.2       1  norm weight stored as 1 + w: 1 subtracted"
+    assert "F32        28  15 identical, 13 same  2.384e-07  3.58e-09    168.9           1" in lines
+
+
+def test_gemma_norms_the_converter_did_not_shift_differ_by_exactly_one(tmp_path, cli):
+    hf_gemma, gguf_path = gemma_pair(str(tmp_path), convert=lambda name, data, config: data)
+    result = cli("verify", hf_gemma, gguf_path)
+    lines = result.out.splitlines()
+    assert (result.code, lines[2], lines[3]) == (3, "verdict: fail", "  model.layers.0.input_layernorm.weight (blk.0.attn_norm.weight in B): norm weights differ by exactly -1 (B = A - 1)")
+    assert sum("differ by exactly -1" in line for line in lines) == 13

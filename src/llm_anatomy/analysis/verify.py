@@ -126,12 +126,19 @@ def _allowed(a: Any, b: Any) -> Callable[[Any, Any], Any] | None:
     """(A's block, B's block) -> the largest |B - A| each element may show; None: no bound known."""
     import numpy as np
 
+    conventions = {t.convention for t in (a, b) if isinstance(t, Converted)}
+    if "log_of_negated" in conventions:
+        return None  # Mamba's -exp(A_log) and back: no bound derived yet
+    if "minus_one" in conventions:
+        if _quantized_side(a, b) is not None:
+            return None  # the blocks hold 1 + w: their steps are not read back from w
+        return _minus_one_allowed(a, b)
     if a.dtype == b.dtype:
         return lambda block_a, block_b: np.zeros(block_a.shape)
     quantized = _quantized_side(a, b)
     if quantized is not None:
         side, noise = quantized
-        if any(isinstance(t, Converted) and t.convention == "transpose" for t in (a, b)):
+        if "transpose" in conventions:
             return None  # the blocks run along the stored rows, not the loaded ones
 
         def block_bound(block_a: Any, block_b: Any) -> Any:
@@ -152,6 +159,25 @@ def _allowed(a: Any, b: Any) -> Callable[[Any, Any], Any] | None:
         roundoff, tiny = max(FLOAT_NOISE[a.dtype], FLOAT_NOISE[b.dtype])
         return lambda block_a, block_b: np.maximum(np.abs(block_a), np.abs(block_b)) * roundoff + tiny
     return None
+
+
+def _minus_one_allowed(a: Any, b: Any) -> Callable[[Any, Any], Any]:
+    """A norm stored as 1 + w (Gemma): the converter rounds 1 + w to the stored dtype (u_s: its
+    unit roundoff), the loader subtracts 1 in float32; so besides the two dtypes' own rounding,
+    |B - A| may reach u_s * (|w| + 1) + u_32 * |w'| (w' the loaded value)."""
+    import numpy as np
+
+    converted, plain = (a, b) if isinstance(a, Converted) else (b, a)
+    stored_roundoff = FLOAT_NOISE.get(converted.dtype, (1.0, 0.0))[0]
+    roundoff, tiny = max(FLOAT_NOISE.get(a.dtype, (1.0, 0.0)), FLOAT_NOISE.get(b.dtype, (1.0, 0.0)))
+    converted_is_a = converted is a
+
+    def bound(block_a: Any, block_b: Any) -> Any:
+        loaded, original = (block_a, block_b) if converted_is_a else (block_b, block_a)
+        rounding = np.zeros(loaded.shape) if a.dtype == b.dtype else np.maximum(np.abs(loaded), np.abs(original)) * roundoff + tiny
+        return rounding + stored_roundoff * (np.abs(original) + 1) + F32_ROUNDOFF * np.abs(loaded)
+
+    return bound
 
 
 def check_pair(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> TensorCheck:
