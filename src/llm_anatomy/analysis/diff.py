@@ -137,7 +137,8 @@ class Converted(namedtuple("Converted", "name dtype shape file offset nbytes sto
                 yield block.copy()
 
 
-def _blocks(info: Any, reader: "Reader") -> Iterator[Any]:
+def value_blocks(info: Any, reader: "Reader") -> Iterator[Any]:
+    """A tensor's values as float64 blocks (streaming.Reader.blocks), a Converted one's as loaded."""
     return info.blocks(reader) if isinstance(info, Converted) else reader.blocks(info)
 
 
@@ -269,7 +270,7 @@ def _by_value(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reade
 
     sum_aa = sum_bb = sum_ab = sum_dd = 0.0
     max_abs, skipped = 0.0, 0
-    for block_a, block_b in zip(_blocks(a, reader_a), _blocks(b, reader_b)):
+    for block_a, block_b in zip(value_blocks(a, reader_a), value_blocks(b, reader_b)):
         if not (math.isfinite(float(block_a.sum())) and math.isfinite(float(block_b.sum()))):
             finite = np.isfinite(block_a) & np.isfinite(block_b)
             skipped += block_a.size - int(np.count_nonzero(finite))

@@ -23,9 +23,9 @@ from collections import namedtuple
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..catalog import TensorInfo, natural_key
+from ..catalog import natural_key
 from ..errors import AnatomyError
-from .diff import Converted, HeaderDiff, _blocks
+from .diff import Converted, HeaderDiff, value_blocks
 
 if TYPE_CHECKING:
     from ..streaming import Reader
@@ -189,7 +189,7 @@ def check_pair(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> Tensor
     sum_ab = 0.0
     max_abs, excess, skipped = 0.0, 0.0, 0
     low, high = math.inf, -math.inf
-    for block_a, block_b in zip(_blocks(a, reader_a), _blocks(b, reader_b)):
+    for block_a, block_b in zip(value_blocks(a, reader_a), value_blocks(b, reader_b)):
         bound = allowed(block_a, block_b) if allowed is not None else None
         finite = np.isfinite(block_a) & np.isfinite(block_b)
         if not finite.all():
@@ -226,14 +226,14 @@ def check_pair(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> Tensor
     return TensorCheck(
         a.name, b.name, a.dtype, b.dtype, a.numel, status, tuple(x.convention for x in (a, b) if isinstance(x, Converted)),
         max_abs, relative, sqnr, cosine, noise_words(a, b), excess, (sum_aa, sum_bb, sum_dd, sum_a, sum_b),
-        (low if sum_dd or low != math.inf else 0.0, high if high != -math.inf else 0.0), skipped,
+        (low if math.isfinite(low) else 0.0, high if math.isfinite(high) else 0.0), skipped,
     )
 
 
 def _whole(tensor: Any, reader: "Reader") -> Any:
     import numpy as np
 
-    return np.concatenate([block.copy() for block in _blocks(tensor, reader)] or [np.empty(0)])
+    return np.concatenate([block.copy() for block in value_blocks(tensor, reader)] or [np.empty(0)])
 
 
 # ---------------------------------------------------------------- what went wrong, in words
