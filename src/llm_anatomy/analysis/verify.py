@@ -230,6 +230,20 @@ def check_pair(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> Tensor
     )
 
 
+def _agrees(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> bool:
+    """Every element within its allowance (equal, where none is derived); stops at the first
+    block beyond it, so that telling most candidates apart reads one block of each."""
+    import numpy as np
+
+    allowed = _allowed(a, b)
+    for block_a, block_b in zip(value_blocks(a, reader_a), value_blocks(b, reader_b)):
+        magnitude = np.abs(block_b - block_a)
+        bound = allowed(block_a, block_b) if allowed is not None else 0.0
+        if not (magnitude <= bound).all():
+            return False
+    return True
+
+
 def _whole(tensor: Any, reader: "Reader") -> Any:
     import numpy as np
 
@@ -239,6 +253,11 @@ def _whole(tensor: Any, reader: "Reader") -> Any:
 # ---------------------------------------------------------------- what went wrong, in words
 
 LAYER = re.compile(r"^(.*?\blayers\.)(\d+)(\..*)$")
+# Values of one tensor a side held whole to test a q/k permutation (Llama-2-7B's q_proj: 4096 x 4096).
+MAX_HELD = 1 << 24
+# Swapped layers are looked for where at most this many layers differ in one tensor: a swap
+# changes two, and telling every pair of many layers apart would read the model over again.
+MAX_SWAP_LAYERS = 8
 
 
 def _named(name: str, check: TensorCheck) -> str:
@@ -274,7 +293,7 @@ def _rotary_finding(a: Any, b: Any, check: TensorCheck, reader_a: "Reader", read
     import numpy as np
 
     converted = next((t for t in (a, b) if isinstance(t, Converted) and t.convention == ROTARY), None)
-    if converted is None or check.status != "different" or converted.numel > 1 << 27:
+    if converted is None or check.status != "different" or converted.numel > MAX_HELD:
         return None
     other = a if converted is b else b
     order = np.asarray(converted.view.row_order, np.int64)
@@ -296,7 +315,7 @@ def _rotary_finding(a: Any, b: Any, check: TensorCheck, reader_a: "Reader", read
 
 def _swaps(checks: dict[str, TensorCheck], pairs: dict[str, tuple[Any, Any]], reader_a: "Reader", reader_b: "Reader") -> tuple[list[str], set[str]]:
     """Different tensors equal to the same tensor of another layer on the other side: 'layers i
-    and j are swapped'. Candidates by their sums, confirmed by comparing the values."""
+    and j are swapped', confirmed by comparing the values crosswise."""
     by_place: dict[tuple[str, str], dict[int, str]] = {}
     for name, check in checks.items():
         match = LAYER.match(name)
@@ -305,6 +324,8 @@ def _swaps(checks: dict[str, TensorCheck], pairs: dict[str, tuple[Any, Any]], re
     swapped: dict[tuple[str, int, int], list[str]] = {}
     explained: set[str] = set()
     for (prefix, suffix), layers in sorted(by_place.items()):
+        if len(layers) > MAX_SWAP_LAYERS:
+            continue
         for i, name_i in sorted(layers.items()):
             for j, name_j in sorted(layers.items()):
                 if j <= i or name_i in explained or name_j in explained:
@@ -313,7 +334,7 @@ def _swaps(checks: dict[str, TensorCheck], pairs: dict[str, tuple[Any, Any]], re
                 aj, bj = pairs[name_j]
                 if (ai.shape, ai.dtype, bi.dtype) != (aj.shape, aj.dtype, bj.dtype):
                     continue
-                if check_pair(ai, bj, reader_a, reader_b).status in ("identical", "same") and check_pair(aj, bi, reader_a, reader_b).status in ("identical", "same"):
+                if _agrees(ai, bj, reader_a, reader_b) and _agrees(aj, bi, reader_a, reader_b):
                     swapped.setdefault((prefix, i, j), []).append(suffix)
                     explained.update((name_i, name_j))
     lines = []
