@@ -253,3 +253,11 @@ def test_gemma_norms_the_converter_did_not_shift_differ_by_exactly_one(tmp_path,
     lines = result.out.splitlines()
     assert (result.code, lines[2], lines[3]) == (3, "verdict: fail", "  model.layers.0.input_layernorm.weight (blk.0.attn_norm.weight in B): norm weights differ by exactly -1 (B = A - 1)")
     assert sum("differ by exactly -1" in line for line in lines) == 13
+
+
+def test_each_tensor_says_what_noise_it_was_allowed(hf, tmp_path, cli):
+    hf_gemma, gemma_gguf = gemma_pair(str(tmp_path / "gemma"))
+    gemma = {t["a_name"]: t["noise"] for t in json.loads(cli("verify", hf_gemma, gemma_gguf, "--json").out)["tensors"]}
+    llama = {t["a_name"]: t["noise"] for t in json.loads(cli("verify", hf, converted(hf, str(tmp_path), MIXED), "--json").out)["tensors"]}
+    assert (gemma["model.layers.0.input_layernorm.weight"], gemma["model.layers.0.mlp.up_proj.weight"]) == ("rounding of 1 + w to F32", "none (same dtype)")
+    assert [llama[n] for n in ("lm_head.weight", "model.embed_tokens.weight", "model.layers.1.self_attn.k_proj.weight")] == ["BF16 rounding", "F16 rounding", "Q4_1 rounding (per block of 32)"]

@@ -110,16 +110,19 @@ def _quantized_side(a: Any, b: Any) -> tuple[int, BlockNoise] | None:
 
 
 def noise_words(a: Any, b: Any) -> str:
-    """The noise allowed for this pair, in words."""
+    """The noise allowed for this pair, in words (what _allowed allows)."""
+    if _allowed(a, b) is None:
+        return "no derived bound"
+    converted = next((t for t in (a, b) if isinstance(t, Converted) and t.convention == "minus_one"), None)
+    if converted is not None:
+        return f"rounding of 1 + w to {converted.dtype}" + ("" if a.dtype == b.dtype else f", {a.dtype}/{b.dtype} rounding")
     if a.dtype == b.dtype:
         return "none (same dtype)"
     quantized = _quantized_side(a, b)
     if quantized is not None:
         return f"{(a, b)[quantized[0]].dtype} rounding (per block of {quantized[1].elems})"
-    if a.dtype in FLOAT_NOISE and b.dtype in FLOAT_NOISE:
-        coarser = max((a.dtype, b.dtype), key=lambda d: FLOAT_NOISE[d][0])
-        return f"{coarser} rounding"
-    return "no derived bound"
+    coarser = max((a.dtype, b.dtype), key=lambda d: FLOAT_NOISE[d][0])  # _allowed knows no other pair
+    return f"{coarser} rounding"
 
 
 def _allowed(a: Any, b: Any) -> Callable[[Any, Any], Any] | None:
