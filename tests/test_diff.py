@@ -197,7 +197,7 @@ def test_tiny_tensors_against_themselves_and_a_changed_copy(tmp_path):
     doc = json.loads(outcome.out)
     assert (doc["compared"], doc["identical"]) == (50_000, 49_999)
     assert doc["tensors"] == [
-        {"name": "t.49999", "dtype_a": "F16", "dtype_b": "F16", "numel": 2, "identical": False, "relative": 4 / 2.5, "cosine": (2.25 - 4) / 6.25, "max_abs_diff": 4.0, "skipped_nonfinite": 0}
+        {"name": "t.49999", "dtype_a": "F16", "dtype_b": "F16", "numel": 2, "identical": False, "relative": 4 / 2.5, "cosine": (2.25 - 4) / 6.25, "max_abs_diff": 4.0, "skipped_nonfinite": 0, "transforms": []}
     ]
 
 
@@ -230,23 +230,46 @@ def test_filter_selecting_nothing_is_not_the_same_tensor_names(llama_dir, cli):
     assert _header_lines(result) == ["same config", "no tensor names in common: nothing to compare by value"]
 
 
-def test_hf_names_match_a_gguf_with_its_original(llama_dir, tmp_path, cli):
-    """An F32 GGUF written from the HF folder: llama.cpp's names share nothing with the
-    original's until --hf-names maps them, then every tensor pairs up: bit-identical but
-    for q and k, whose rows the converter permutes."""
+def test_a_gguf_pairs_with_its_original_and_matches_once_conventions_are_undone(llama_dir, tmp_path, cli):
+    """An F32 GGUF written from the HF folder as llama.cpp's converter writes it: across formats
+    every tensor pairs under transformers' names without --hf-names, q and k are compared with
+    the converter's rotary row permutation undone (the conversion `values --hf-names` reads
+    through), so nothing changed; the config fields GGUF does not store are no difference.
+    (Before: 21 tensors only in A, and with --hf-names q/k changed and 14 config differences.)"""
     import checkpoints
 
     gguf_path = checkpoints.llama_gguf(str(llama_dir), str(tmp_path / "m.gguf"), types={})
-    plain = json.loads(cli("diff", llama_dir, gguf_path, "--json").out)
-    assert plain["compared"] == 0 and len(plain["only_in_a"]) == 21
-    for args in ((llama_dir, gguf_path), (gguf_path, llama_dir)):
-        result = cli("diff", *args, "--hf-names", "--json")
+    qk = [f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("k", "q")]
+    for args in ((llama_dir, gguf_path), (gguf_path, llama_dir), (llama_dir, gguf_path, "--hf-names")):
+        result = cli("diff", *args, "--json")
         doc = json.loads(result.out)
-        assert (result.code, doc["only_in_a"], doc["only_in_b"], doc["compared"], doc["identical"]) == (0, [], [], 21, 17)
-        changed = sorted(t["name"] for t in doc["tensors"] if not t["identical"])
-        assert changed == [f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("k", "q")]
-    text = cli("diff", llama_dir, gguf_path, "--hf-names").out
-    assert "model.layers.0.self_attn.q_proj.weight" not in text.split("\n\n")[0]  # paired, so not listed as only in one
+        assert (result.code, doc["only_in_a"], doc["only_in_b"], doc["config_changed"], doc["compared"], doc["identical"]) == (0, [], [], [], 21, 21)
+        assert sorted(t["name"] for t in doc["tensors"] if t["transforms"]) == qk
+        assert {tuple(t["transforms"]) for t in doc["tensors"] if t["transforms"]} == {("unpermute",)}
+    lines = cli("diff", llama_dir, gguf_path).out.splitlines()
+    assert lines[2] == "same tensor names, shapes and dtypes; same config"
+    assert "model.layers.0.self_attn.q_proj.weight          F32           0       1             0  identical once rotary row permutation of q/k undone (llama.cpp's layout)" in lines
+    assert lines[-2] == "21 tensors compared: 21 identical (4 once a converter's convention is undone), 0 changed; 610.50 KiB of tensor data"
+
+
+def test_a_config_field_gguf_states_differently_is_a_difference(llama_dir, tmp_path, cli):
+    """Across formats, fields both state are compared as meaning: rope_theta (nested in
+    config.json's rope_parameters) and the norm epsilon at float32 precision."""
+    import checkpoints
+
+    hf = tmp_path / "hf"
+    shutil.copytree(llama_dir, hf)
+    gguf_path = checkpoints.llama_gguf(str(llama_dir), str(tmp_path / "m.gguf"), types={})
+    config = json.loads((hf / "config.json").read_text())
+    config["rope_parameters"]["rope_theta"] = 500000.0
+    config["max_position_embeddings"] = 512
+    (hf / "config.json").write_text(json.dumps(config))
+    assert _header_lines(cli("diff", hf, gguf_path)) == [
+        "config differs (2):",
+        "  max_position_embeddings: 512 -> 256",
+        "  rope_parameters.rope_theta: 500000.0 -> 10000.0",
+        "same tensor names, shapes and dtypes",
+    ]
 
 
 def test_help_says_both_models_may_be_read_from_the_hub(cli):

@@ -18,7 +18,7 @@ costs megabytes. numpy is imported only when values are asked for, torch only by
 from __future__ import annotations
 
 from collections import namedtuple
-from functools import cached_property
+from functools import cached_property, partial
 from math import prod
 
 from .core.errors import AnatomyError, UsageError
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .analysis.trace import Trace
     from .analysis.trace_run import RunTrace
     from .analysis.tree import ModuleTree, TreeNode
+    from .analysis.verify import Verification
     from .analysis.values import View
     from .core.catalog import Catalog, FusedTensor, TensorInfo
     from .hf.skeleton import Skeleton
@@ -1285,7 +1286,8 @@ def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], f
         a: the first model: a Model, or what open() takes.
         b: the second model.
         filter: only tensors whose names match this shell glob.
-        hf_names: compare under Hugging Face names, so a GGUF pairs with its original.
+        hf_names: compare under Hugging Face names (two GGUFs, say); checkpoints of two
+            formats always are, with the converter's conventions undone.
         values: False to compare the headers only (then Diff.with_values() reads the values).
         progress: called with the number of bytes read, as they are.
         stored: compare quantized weights' stored tensors, not their dequantized values.
@@ -1304,10 +1306,58 @@ def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], f
 
         require("stats", "diff", "to compare tensor values")
     models = [side if isinstance(side, Model) else open(side, allow_truncated=True) for side in (a, b)]
-    catalogs = [m.hf_catalog if hf_names else m.catalog for m in models]
+    catalogs = _compared_catalogs(models, hf_names, stored)
+    found = Diff(compare_headers(catalogs[0], catalogs[1], filter), None)
+    return found.with_values(progress) if values else found
+
+
+def _compared_catalogs(models: list[Model], hf_names: bool, stored: bool) -> list[Catalog]:
+    """The two sides as diff and verify compare them. Across formats (an HF folder and its GGUF)
+    tensors pair under transformers' names and are compared as transformers loads them, the
+    converter's conventions undone; quantized weights by their dequantized values unless stored."""
+    across = models[0].catalog.format != models[1].catalog.format
+    catalogs = [m.hf_catalog if hf_names or across else m.catalog for m in models]
+    if across:
+        from .analysis.diff import undo_conventions
+
+        catalogs = [undo_conventions(c, m.catalog) for c, m in zip(catalogs, models)]
     if not stored:  # quantized weights by their dequantized values: diff(model, model_fp8) is the quantization error
         from .analysis.values import dequantized
 
         catalogs = [dequantized(c) for c in catalogs]
-    found = Diff(compare_headers(catalogs[0], catalogs[1], filter), None)
-    return found.with_values(progress) if values else found
+    return catalogs
+
+
+def verify(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], filter: str | None = None, *, progress: Callable[[int], None] | None = None) -> Verification:
+    """Did converting A into B keep the model? As `llm-anatomy verify`: every paired tensor
+    (names paired and conventions undone as diff() does across formats) `identical`, `same`
+    within the noise the two dtypes or the quantization type allow, or `different`; a summary
+    per type; the verdict (pass, warn, fail) and the findings in words, failures first.
+
+    Args:
+        a: the original: a Model, or what open() takes.
+        b: the converted model.
+        filter: only tensors whose names (transformers' names) match this shell glob.
+        progress: called with the number of bytes read, as they are.
+
+    Needs numpy (the [stats] extra).
+
+    Examples:
+        >>> la.verify(m, "tiny-llama").verdict
+        'pass'
+    """
+    from .analysis.diff import compare_headers
+    from .analysis.verify import verify_pairs
+    from .core.extras import require
+
+    require("stats", "verify", "to compare tensor values")
+    models = [side if isinstance(side, Model) else open(side, allow_truncated=True) for side in (a, b)]
+    catalogs = _compared_catalogs(models, True, False)
+    # each tensor's name as its file stores it (a GGUF's blk.0.attn_q.weight)
+    places = [{(t.file, t.offset): t.name for t in model.catalog.tensors} for model in models]
+    stored_names = tuple(partial(_stored_name, place) for place in places)
+    return verify_pairs(compare_headers(catalogs[0], catalogs[1], filter), (stored_names[0], stored_names[1]), progress)
+
+
+def _stored_name(places: dict[tuple[str, int], str], tensor: TensorInfo) -> str:
+    return places.get((tensor.file, tensor.offset), tensor.name)

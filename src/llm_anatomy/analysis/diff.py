@@ -11,10 +11,13 @@ the tensor is compared by value from its start (the prefix comes back from the p
 from __future__ import annotations
 
 import math
+import struct
+from collections import namedtuple
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from math import prod
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from ..core.catalog import Catalog, TensorInfo, is_strided, natural_key, select
+from ..core.catalog import MAX_STRIDED_SPAN, Catalog, TensorInfo, is_strided, natural_key, select
 from ..core.errors import AnatomyError
 
 if TYPE_CHECKING:
@@ -55,6 +58,7 @@ class TensorChange:
     cosine: float
     max_abs: float
     skipped: int = 0  # element pairs left out because either value is NaN or Inf
+    transforms: tuple[str, ...] = ()  # the converter conventions undone before comparing (gguf_transforms.CONVENTIONS keys)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,102 @@ class ValueDiff:
         return sum(r.identical for r in self.rows)
 
 
+class Converted(namedtuple("Converted", "name dtype shape file offset nbytes stored view convention")):
+    """A stored tensor as transformers' loader holds it (analysis.values.loader_transform): its
+    values streamed in the loaded order, with the converter's convention undone. stored: the
+    TensorInfo; view: the whole-tensor View loader_transform gives; convention: its
+    gguf_transforms.CONVENTIONS key."""
+
+    __slots__ = ()
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+    def blocks(self, reader: "Reader") -> Iterator[Any]:
+        """Every loaded value as float64 in row-major order, in blocks of the reader's block
+        size (streaming.Reader.blocks' contract), so that they line up with the other side's."""
+        import numpy as np
+
+        out = np.empty(len(reader.block), np.float64)
+        filled = 0
+        for piece in self._pieces(reader):
+            while piece.size:
+                take = min(out.size - filled, piece.size)
+                out[filled : filled + take] = piece[:take]
+                filled += take
+                piece = piece[take:]
+                if filled == out.size:
+                    yield out
+                    filled = 0
+        if filled:
+            yield out[:filled]
+
+    def _values(self, reader: "Reader", tensor: TensorInfo) -> Any:
+        import numpy as np
+
+        return np.concatenate([block.copy() for block in reader.blocks(tensor)] or [np.empty(0)])
+
+    def _pieces(self, reader: "Reader") -> Iterator[Any]:
+        """The loaded values in order, a window of rows at a time: a reordering of rows reads the
+        stored rows each window needs (q/k's rows move only within their head), a transpose
+        reads the whole tensor (GPT-2's Conv1D weights, capped as a strided view is)."""
+        import numpy as np
+
+        from .values import ELEMENTWISE
+
+        view, stored = self.view, self.stored
+        if view.row_order is not None and stored.shape:
+            rows = stored.shape[0]
+            row_elems, row_bytes = prod(stored.shape[1:]), stored.nbytes // max(rows, 1)
+            window = max(1, len(reader.block) // max(row_elems, 1))
+            for first in range(0, rows, window):
+                wanted = np.asarray(view.row_order[first : first + window], np.int64)
+                low, high = int(wanted.min()), int(wanted.max()) + 1
+                span = stored._replace(shape=(high - low, *stored.shape[1:]), offset=stored.offset + low * row_bytes, nbytes=(high - low) * row_bytes)
+                yield self._values(reader, span).reshape(high - low, row_elems)[wanted - low].reshape(-1)
+        elif view.elementwise is not None:  # norms and Mamba's A: one row of values
+            yield np.asarray(ELEMENTWISE[view.elementwise](self._values(reader, stored).tolist()), np.float64)
+        elif len(stored.shape) == 2 and view.shape == stored.shape[::-1] and stored.shape[0] > 1 and stored.shape[1] > 1:
+            if stored.numel > MAX_STRIDED_SPAN:
+                raise AnatomyError(f"{stored.file}: tensor {stored.name}", f"a transposed tensor of at most {MAX_STRIDED_SPAN} elements", f"{stored.numel}")
+            yield np.ascontiguousarray(self._values(reader, stored).reshape(stored.shape).T).reshape(-1)
+        else:  # a unit dimension restored: the values in stored order
+            for block in reader.blocks(stored):
+                yield block.copy()
+
+
+def value_blocks(info: Any, reader: "Reader") -> Iterator[Any]:
+    """A tensor's values as float64 blocks (streaming.Reader.blocks), a Converted one's as loaded."""
+    return info.blocks(reader) if isinstance(info, Converted) else reader.blocks(info)
+
+
+def undo_conventions(catalog: Catalog, stored: Catalog) -> Catalog:
+    """CATALOG (STORED's tensors, perhaps renamed) with each tensor whose values a converter
+    changed replaced by a Converted one: values as transformers loads them, through the one
+    conversion (analysis.values.loader_transform) that `values --hf-names` uses."""
+    from .values import View, loader_convention, loader_transform
+
+    loaded = loader_transform(stored)
+    if loaded is None:
+        return catalog
+    convention = loader_convention(stored)
+    tensors = []
+    for tensor in catalog.tensors:
+        whole = View.whole(tensor)
+        view = loaded(whole)
+        kind = convention(tensor)
+        if view == whole or kind is None or not isinstance(tensor, TensorInfo):
+            tensors.append(tensor)
+            continue
+        tensors.append(Converted(tensor.name, tensor.dtype, view.shape, tensor.file, tensor.offset, tensor.nbytes, tensor, view, kind))
+    return catalog._replace(tensors=tuple(tensors))
+
+
+def _undone(a: Any, b: Any) -> tuple[str, ...]:
+    return tuple(x.convention for x in (a, b) if isinstance(x, Converted))
+
+
 def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(config, dict) and config:
         flat: dict[str, Any] = {}
@@ -77,10 +177,45 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: config}
 
 
+# A field a derived config (GGUF metadata, Meta's params.json) names at the top level and a
+# config.json may hold nested (transformers 5 keeps rope_theta in rope_parameters).
+CONFIG_ALIASES = {"rope_theta": ("rope_theta", "rope_parameters.rope_theta")}
+
+
+def _derived(catalog: Catalog) -> bool:
+    """The config was derived from the weights' own metadata, not read from a config.json."""
+    return catalog.config is not None and catalog.config_file is None
+
+
+def _float32(value: Any) -> Any:
+    """A float as GGUF stores it (float32), so 1e-06 read back from GGUF equals config.json's."""
+    return struct.unpack("<f", struct.pack("<f", value))[0] if isinstance(value, float) and math.isfinite(value) and abs(value) < 3e38 else value
+
+
+def _stated_changes(derived: dict[str, Any], full: dict[str, Any], derived_is_a: bool) -> list[tuple[str, Any, Any]]:
+    """Fields the derived side states that the config.json states otherwise, compared as
+    meaning (numbers at float32 precision); a field either side does not state is no difference."""
+    changes = []
+    for key, value in derived.items():
+        other_key = next((k for k in CONFIG_ALIASES.get(key, (key,)) if k in full), None)
+        if other_key is None:
+            continue
+        other = full[other_key]
+        if isinstance(value, (int, float)) and isinstance(other, (int, float)) and not isinstance(value, bool) and not isinstance(other, bool):
+            same = _float32(float(value)) == _float32(float(other))
+        else:
+            same = value == other and type(value) is type(other)
+        if not same:
+            changes.append((key, value, other) if derived_is_a else (other_key, other, value))
+    return sorted(changes, key=lambda change: natural_key(change[0]))
+
+
 def _config_changes(a: Catalog, b: Catalog) -> tuple[tuple[str, Any, Any], ...]:
     if a.config is None or b.config is None:
         return ()
     flat_a, flat_b = _flatten(a.config), _flatten(b.config)
+    if _derived(a) != _derived(b):  # across formats: only what both state
+        return tuple(_stated_changes(flat_a, flat_b, True) if _derived(a) else _stated_changes(flat_b, flat_a, False))
     changes = []
     for key in sorted(flat_a.keys() | flat_b.keys(), key=natural_key):
         va, vb = flat_a.get(key, ABSENT), flat_b.get(key, ABSENT)
@@ -135,7 +270,7 @@ def _by_value(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reade
 
     sum_aa = sum_bb = sum_ab = sum_dd = 0.0
     max_abs, skipped = 0.0, 0
-    for block_a, block_b in zip(reader_a.blocks(a), reader_b.blocks(b)):
+    for block_a, block_b in zip(value_blocks(a, reader_a), value_blocks(b, reader_b)):
         if not (math.isfinite(float(block_a.sum())) and math.isfinite(float(block_b.sum()))):
             finite = np.isfinite(block_a) & np.isfinite(block_b)
             skipped += block_a.size - int(np.count_nonzero(finite))
@@ -157,7 +292,10 @@ def _change(a: TensorInfo, b: TensorInfo, sum_aa: float, sum_bb: float, sum_ab: 
     relative = norm_d / norm_a if norm_a else (0.0 if norm_d == 0 else math.inf)
     denominator = norm_a * math.sqrt(sum_bb)
     cosine = sum_ab / denominator if denominator else math.nan
-    return TensorChange(a.name, a.dtype, b.dtype, a.numel, False, relative, cosine, max_abs, skipped)
+    undone = _undone(a, b)
+    # Bytes in another order are not bit-identical, but equal values of one dtype are the same bits.
+    identical = bool(undone) and sum_dd == 0 and skipped == 0 and a.dtype == b.dtype
+    return TensorChange(a.name, a.dtype, b.dtype, a.numel, identical, relative, cosine, max_abs, skipped, undone)
 
 
 def _same_file(path_a: str, path_b: str) -> bool:
@@ -177,6 +315,8 @@ def _same_place(a: TensorInfo, b: TensorInfo) -> bool:
 def _stored_pairs(a: TensorInfo, b: TensorInfo) -> list[tuple[TensorInfo, TensorInfo]] | None:
     """The stored tensors whose equal bytes make the two bit-identical: the tensors themselves,
     or the parts of two quantized weights of one scheme and settings; None: compare by value."""
+    if isinstance(a, Converted) or isinstance(b, Converted):  # the bytes are in another order or form
+        return None
     if is_strided(a) or is_strided(b):  # a view's bytes from its offset are not its values in order
         same_view = is_strided(a) and is_strided(b) and (a.shape, a.stride) == (b.shape, b.stride)  # type: ignore[attr-defined]
         return [(a.storage, b.storage)] if same_view else None  # type: ignore[attr-defined]
@@ -260,7 +400,7 @@ def _order(change: TensorChange) -> tuple:
 def compare_values(header: HeaderDiff, progress: Callable[[int], None] | None = None) -> ValueDiff:
     """Every pair of the header diff compared on all cores; a pair that cannot be read
     becomes a line in `errors` and the others are still compared."""
-    from ..decode.stream import batch_numel, run_batched
+    from ..decode.stream import SMALL_ELEMS, batch_numel, run_batched
 
     def work(pair: tuple[TensorInfo, TensorInfo], reader_a: "Reader", reader_b: "Reader") -> TensorChange | str:
         try:
@@ -274,7 +414,8 @@ def compare_values(header: HeaderDiff, progress: Callable[[int], None] | None = 
         pairs,
         work,
         batch_compare,
-        numel=lambda p: max(batch_numel(p[0]), batch_numel(p[1])),
+        # a Converted tensor's values come from its blocks(), never from one batched read of its bytes
+        numel=lambda p: SMALL_ELEMS + 1 if isinstance(p[0], Converted) or isinstance(p[1], Converted) else max(batch_numel(p[0]), batch_numel(p[1])),
         place=lambda p: (p[0].file, p[0].offset),
         weight=lambda p: p[0].nbytes + p[1].nbytes,
         readers_per_worker=2,

@@ -428,21 +428,53 @@ def loader_transform(stored: Catalog) -> Callable[[View], View] | None:
     return gguf_loaded(stored) if stored.format == "gguf" else None
 
 
-def gguf_loaded(catalog: Catalog) -> Callable[[View], View]:
-    """How transformers' GGUF loader turns each stored tensor of this GGUF catalog (with its
-    llama.cpp names) into a parameter: a View -> View for parameter_views."""
+def loader_convention(stored: Catalog) -> Callable[[TensorInfo], str | None]:
+    """The converter convention loader_transform undoes for each tensor of this catalog (as
+    stored): an hf.gguf_transforms.CONVENTIONS key, or None where values load as stored.
+    diff and verify name it beside each tensor they compared through the conversion."""
+    if stored.format != "gguf":
+        return lambda tensor: None
+    transform_for = _gguf_transform_for(stored)
+
+    def convention(tensor: TensorInfo) -> str | None:
+        transform = transform_for(tensor)
+        return None if transform is None else (transform.arg if transform.kind == "elementwise" else transform.kind)
+
+    return convention
+
+
+def _gguf_transform_for(catalog: Catalog) -> Callable:
+    """TensorInfo (stored or renamed) -> the gguf_transforms.Transform transformers' loader
+    applies to it, or None: not for experts fused on load, nor a q/k permutation without head counts."""
     from ..hf import gguf_transforms as gt
     from ..core.ggml_types import KEY_ARCHITECTURE
 
     arch = catalog.metadata.get(KEY_ARCHITECTURE)
     config = catalog.config or {}
     stored_name = {(t.file, t.offset): t.name for t in catalog.tensors}
+    heads_known = all(isinstance(config.get(key), int) for key in ("num_attention_heads", "num_key_value_heads"))
+
+    def transform_for(tensor) -> "gt.Transform | None":
+        if getattr(tensor, "segments", None) is not None:
+            return None  # experts fused on load (conversions.py) are copied as stored
+        transform = gt.transform_of(arch, stored_name.get((tensor.file, tensor.offset), tensor.name))
+        if transform is not None and transform.kind == "unpermute" and not (heads_known and isinstance(config.get(transform.arg), int)):
+            return None  # transformers then loads the rows as stored
+        return transform
+
+    return transform_for
+
+
+def gguf_loaded(catalog: Catalog) -> Callable[[View], View]:
+    """How transformers' GGUF loader turns each stored tensor of this GGUF catalog (with its
+    llama.cpp names) into a parameter: a View -> View for parameter_views."""
+    from ..hf import gguf_transforms as gt
+
+    config = catalog.config or {}
+    transform_for = _gguf_transform_for(catalog)
 
     def loaded(view: View) -> View:
-        if getattr(view.tensor, "segments", None) is not None:
-            return view  # experts fused on load (conversions.py) are copied as stored
-        name = stored_name.get((view.tensor.file, view.tensor.offset), view.tensor.name)
-        transform = gt.transform_of(arch, name)
+        transform = transform_for(view.tensor)
         if transform is None:
             return view
         kind, arg = transform
@@ -453,10 +485,7 @@ def gguf_loaded(catalog: Catalog) -> Callable[[View], View]:
         if kind == "unsqueeze":  # a dimension of size 1: its stride only ever steps once, over one element
             return view._replace(shape=view.shape[:arg] + (1,) + view.shape[arg:], strides=view.strides[:arg] + (1,) + view.strides[arg:])
         if kind == "unpermute":
-            heads = config.get(arg)
-            if not isinstance(heads, int) or not isinstance(config.get("num_attention_heads"), int) or not isinstance(config.get("num_key_value_heads"), int):
-                return view  # transformers then loads the rows as stored
-            return view._replace(row_order=gt.unpermuted_rows(view.shape[0], heads))
+            return view._replace(row_order=gt.unpermuted_rows(view.shape[0], config[arg]))
         if kind == "bloom_qkv":
             return view._replace(row_order=gt.bloom_qkv_rows(view.shape[0], config["n_head"]))
         return view

@@ -23,6 +23,7 @@ COMMANDS = {
     "trace": "the forward pass from the config: shapes, FLOPs and activations per module",
     "stats": "weight statistics per tensor, layer or role, streamed",
     "diff": "what changed between two checkpoints",
+    "verify": "did a conversion keep the model: a verdict, with what differs in words",
     "report": "one self-contained HTML page about the model",
     "demo": "the four views on a zero-weight replica of Llama-2-7b-chat-hf",
 }

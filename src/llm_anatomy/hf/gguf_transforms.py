@@ -56,3 +56,15 @@ def bloom_qkv_rows(rows: int, heads: int) -> tuple[int, ...]:
     part = rows // 3
     head_dim = part // heads
     return tuple(j * part + h * head_dim + i for h in range(heads) for j in range(3) for i in range(head_dim))
+
+
+# What each transform undoes, in words (diff and verify name it beside each tensor): the
+# Transform kind, or for an elementwise one its ELEMENTWISE key.
+CONVENTIONS = {
+    "unpermute": "rotary row permutation of q/k undone (llama.cpp's layout)",
+    "bloom_qkv": "fused qkv rows reordered (llama.cpp's Bloom layout)",
+    "minus_one": "norm weight stored as 1 + w: 1 subtracted",
+    "log_of_negated": "A stored as -exp(A_log): log(-A) taken",
+    "transpose": "transposed back (GGUF stores Conv1D weights transposed)",
+    "unsqueeze": "unit dimension restored (GGUF drops it)",
+}

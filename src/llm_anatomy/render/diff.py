@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from ..analysis.diff import ABSENT, HeaderDiff, TensorChange, ValueDiff
+from ..hf.gguf_transforms import CONVENTIONS
 from ..core.text import escape
 from .text import human_bytes, json_number, shape_text, significant, table, thousands, to_json
 
@@ -51,11 +52,17 @@ def header_text(header: HeaderDiff) -> str:
     return "\n".join(escape(line) for line in lines) + "\n"
 
 
+def undone_text(transforms: tuple[str, ...]) -> str:
+    """The conventions undone before comparing, in words."""
+    return "; ".join(CONVENTIONS[t] for t in transforms)
+
+
 def _row(change: TensorChange) -> tuple[str, ...]:
     dtype = change.dtype_a if change.dtype_a == change.dtype_b else f"{change.dtype_a}->{change.dtype_b}"
     if change.identical:
-        return (change.name, dtype, "0", "1", "0", "bit-identical")
-    note = f"{thousands(change.skipped)} NaN/Inf pairs left out" if change.skipped else ""
+        return (change.name, dtype, "0", "1", "0", f"identical once {undone_text(change.transforms)}" if change.transforms else "bit-identical")
+    notes = [f"{thousands(change.skipped)} NaN/Inf pairs left out"] if change.skipped else []
+    note = "; ".join(notes + ([undone_text(change.transforms)] if change.transforms else []))
     return (change.name, dtype, significant(change.relative), significant(change.cosine), significant(change.max_abs), note)
 
 
@@ -67,7 +74,9 @@ def values_text(values: ValueDiff, top: int | None = None) -> str:
         if len(shown) < len(values.rows):
             lines.append(f"... {len(values.rows) - len(shown)} more (--top)")
     changed = len(values.rows) - values.identical
-    lines.append(f"{len(values.rows)} tensors compared: {values.identical} bit-identical, {changed} changed; {human_bytes(values.nbytes)} of tensor data")
+    undone = sum(r.identical and bool(r.transforms) for r in values.rows)
+    identical = f"{values.identical} identical ({undone} once a converter's convention is undone)" if undone else f"{values.identical} bit-identical"
+    lines.append(f"{len(values.rows)} tensors compared: {identical}, {changed} changed; {human_bytes(values.nbytes)} of tensor data")
     lines.append("relative = ||B - A|| / ||A||; cosine = A.B / (||A|| ||B||); over float64 values, NaN/Inf pairs left out")
     lines += [f"error: {line}" for _, line in values.errors]
     return "\n".join(lines) + "\n"
@@ -99,6 +108,7 @@ def json_text(header: HeaderDiff, values: ValueDiff, top: int | None = None) -> 
                     "cosine": json_number(c.cosine),
                     "max_abs_diff": json_number(c.max_abs),
                     "skipped_nonfinite": c.skipped,
+                    "transforms": list(c.transforms),
                 }
                 for c in shown
             ],

@@ -1,0 +1,438 @@
+"""Did a conversion keep the model? Every tensor pair of a diff (names paired, conventions undone:
+analysis.diff) checked against the noise the two dtypes or the quantization type allow, one
+status per tensor, a summary per type, and a verdict with the failures said in words.
+
+Expected noise, per element (docs/verify.md derives each):
+- two float dtypes: rounding to the coarser one, |B - A| <= u * max(|A|, |B|) + t, where u is
+  its unit roundoff (half a unit in the last place relative to the value) and t half its
+  smallest subnormal (FLOAT_NOISE); one dtype: no noise at all.
+- a GGML block type against floats: within each block of 32, the error of rounding to the
+  block's step (the scale d: half a step, a whole one where the type clips its top code), plus
+  the float16 rounding of the stored scale (and minimum) times the largest code, plus float32's
+  rounding of the product (BLOCK_NOISE). The step is read back from the block's dequantized
+  values: its largest magnitude is exactly qmax steps (symmetric types), its range exactly
+  qmax steps (affine ones).
+Other types (K-quants, I-quants, quantized checkpoint schemes) have no derived bound yet: their
+tensors are `unchecked` and the verdict is at best `warn`."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import namedtuple
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..core.catalog import natural_key
+from ..core.errors import AnatomyError
+from .diff import Converted, HeaderDiff, value_blocks
+
+if TYPE_CHECKING:
+    from ..decode.stream import Reader
+
+# dtype -> (unit roundoff: half a unit in the last place relative to 1; half the smallest subnormal).
+FLOAT_NOISE = {
+    "F64": (2.0**-53, 2.0**-1075),
+    "F32": (2.0**-24, 2.0**-150),
+    "F16": (2.0**-11, 2.0**-25),
+    "BF16": (2.0**-8, 2.0**-134),
+}
+F16_ROUNDOFF = 2.0**-11  # GGML blocks store their scale (and minimum) as float16
+F32_ROUNDOFF = 2.0**-24  # the dequantized value d * q is a float32 product
+
+# A GGML block type's noise: elements per block; symmetric (x = d * q) or affine (x = d * q + m);
+# qmax: the largest code magnitude (symmetric) or code (affine); steps: the rounding error in
+# steps (1/2 for round to nearest; 1 where the top code is clipped, so that an element as large
+# as the block's extreme but of the other sign lands one step short).
+BlockNoise = namedtuple("BlockNoise", "elems affine qmax steps")
+BLOCK_NOISE = {
+    "Q8_0": BlockNoise(32, False, 127, 0.5),
+    "Q4_0": BlockNoise(32, False, 8, 1.0),
+    "Q5_0": BlockNoise(32, False, 16, 1.0),
+    "Q4_1": BlockNoise(32, True, 15, 0.5),
+    "Q5_1": BlockNoise(32, True, 31, 0.5),
+}
+
+STATUSES = ("identical", "same", "different", "unchecked")
+ROTARY = "unpermute"  # the convention whose misuse the findings recognise (gguf_transforms.CONVENTIONS)
+
+
+@dataclass(frozen=True)
+class TensorCheck:
+    a_name: str
+    b_name: str
+    dtype_a: str
+    dtype_b: str
+    numel: int
+    status: str  # one of STATUSES
+    transforms: tuple[str, ...]
+    max_abs: float
+    rel_rmse: float  # ||B - A|| / ||A||
+    sqnr_db: float  # 10 log10(||A||^2 / ||B - A||^2): inf when equal
+    cosine: float
+    noise: str  # what was allowed, in words
+    excess: float  # largest |B - A| / allowed (over 1: beyond noise)
+    sums: tuple[float, float, float, float, float]  # A.A, B.B, (B-A).(B-A), sum A, sum B
+    offset: tuple[float, float]  # min and max of B - A
+    skipped: int = 0  # NaN/Inf pairs left out
+
+
+@dataclass(frozen=True)
+class TypeSummary:
+    dtype: str
+    tensors: int
+    numel: int
+    statuses: dict[str, int]
+    rel_rmse: float  # over all its tensors' elements
+    sqnr_db: float
+    min_cosine: float
+    max_abs: float
+
+
+@dataclass(frozen=True)
+class Verification:
+    header: HeaderDiff
+    verdict: str  # pass, warn, fail
+    tensors: tuple[TensorCheck, ...]  # failing first
+    by_type: tuple[TypeSummary, ...]
+    overall: TypeSummary
+    config: tuple[tuple[str, Any, Any], ...]
+    tokenizer: tuple[str, ...]  # differences; tokenizers are not compared yet
+    findings: tuple[str, ...]  # failures first, then warnings
+    errors: tuple[tuple[str, str], ...]  # (name, error line): could not be read
+
+
+def _quantized_side(a: Any, b: Any) -> tuple[int, BlockNoise] | None:
+    for side, tensor in ((1, b), (0, a)):
+        if tensor.dtype in BLOCK_NOISE:
+            return side, BLOCK_NOISE[tensor.dtype]
+    return None
+
+
+def noise_words(a: Any, b: Any) -> str:
+    """The noise allowed for this pair, in words (what _allowed allows)."""
+    if _allowed(a, b) is None:
+        return "no derived bound"
+    converted = next((t for t in (a, b) if isinstance(t, Converted) and t.convention == "minus_one"), None)
+    if converted is not None:
+        return f"rounding of 1 + w to {converted.dtype}" + ("" if a.dtype == b.dtype else f", {a.dtype}/{b.dtype} rounding")
+    if a.dtype == b.dtype:
+        return "none (same dtype)"
+    quantized = _quantized_side(a, b)
+    if quantized is not None:
+        return f"{(a, b)[quantized[0]].dtype} rounding (per block of {quantized[1].elems})"
+    coarser = max((a.dtype, b.dtype), key=lambda d: FLOAT_NOISE[d][0])  # _allowed knows no other pair
+    return f"{coarser} rounding"
+
+
+def _allowed(a: Any, b: Any) -> Callable[[Any, Any], Any] | None:
+    """(A's block, B's block) -> the largest |B - A| each element may show; None: no bound known."""
+    import numpy as np
+
+    conventions = {t.convention for t in (a, b) if isinstance(t, Converted)}
+    if "log_of_negated" in conventions:
+        return None  # Mamba's -exp(A_log) and back: no bound derived yet
+    if "minus_one" in conventions:
+        if _quantized_side(a, b) is not None:
+            return None  # the blocks hold 1 + w: their steps are not read back from w
+        return _minus_one_allowed(a, b)
+    if a.dtype == b.dtype:
+        return lambda block_a, block_b: np.zeros(block_a.shape)
+    quantized = _quantized_side(a, b)
+    if quantized is not None:
+        side, noise = quantized
+        if "transpose" in conventions:
+            return None  # the blocks run along the stored rows, not the loaded ones
+
+        def block_bound(block_a: Any, block_b: Any) -> Any:
+            values = (block_a, block_b)[side].reshape(-1, noise.elems)
+            if noise.affine:
+                low = values.min(axis=1, keepdims=True)
+                step = (values.max(axis=1, keepdims=True) - low) / noise.qmax
+                stored = np.abs(low) * F16_ROUNDOFF
+            else:
+                step = np.abs(values).max(axis=1, keepdims=True) / noise.qmax
+                stored = 0.0
+            scale = step / (1 - F16_ROUNDOFF)  # |d| from the float16 step read back
+            bound = scale * (noise.steps + noise.qmax * F16_ROUNDOFF) + stored + np.abs(values) * 2 * F32_ROUNDOFF
+            return bound.reshape(-1)
+
+        return block_bound
+    if a.dtype in FLOAT_NOISE and b.dtype in FLOAT_NOISE:
+        roundoff, tiny = max(FLOAT_NOISE[a.dtype], FLOAT_NOISE[b.dtype])
+        return lambda block_a, block_b: np.maximum(np.abs(block_a), np.abs(block_b)) * roundoff + tiny
+    return None
+
+
+def _minus_one_allowed(a: Any, b: Any) -> Callable[[Any, Any], Any]:
+    """A norm stored as 1 + w (Gemma): the converter rounds 1 + w to the stored dtype (u_s: its
+    unit roundoff), the loader subtracts 1 in float32; so besides the two dtypes' own rounding,
+    |B - A| may reach u_s * (|w| + 1) + u_32 * |w'| (w' the loaded value)."""
+    import numpy as np
+
+    converted, plain = (a, b) if isinstance(a, Converted) else (b, a)
+    stored_roundoff = FLOAT_NOISE.get(converted.dtype, (1.0, 0.0))[0]
+    roundoff, tiny = max(FLOAT_NOISE.get(a.dtype, (1.0, 0.0)), FLOAT_NOISE.get(b.dtype, (1.0, 0.0)))
+    converted_is_a = converted is a
+
+    def bound(block_a: Any, block_b: Any) -> Any:
+        loaded, original = (block_a, block_b) if converted_is_a else (block_b, block_a)
+        rounding = np.zeros(loaded.shape) if a.dtype == b.dtype else np.maximum(np.abs(loaded), np.abs(original)) * roundoff + tiny
+        return rounding + stored_roundoff * (np.abs(original) + 1) + F32_ROUNDOFF * np.abs(loaded)
+
+    return bound
+
+
+def check_pair(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> TensorCheck:
+    """One pair streamed once: the sums behind every measure, and the largest error over its allowance."""
+    import numpy as np
+
+    allowed = _allowed(a, b)
+    sum_aa = sum_bb = sum_dd = sum_a = sum_b = 0.0
+    sum_ab = 0.0
+    max_abs, excess, skipped = 0.0, 0.0, 0
+    low, high = math.inf, -math.inf
+    for block_a, block_b in zip(value_blocks(a, reader_a), value_blocks(b, reader_b)):
+        bound = allowed(block_a, block_b) if allowed is not None else None
+        finite = np.isfinite(block_a) & np.isfinite(block_b)
+        if not finite.all():
+            skipped += int(block_a.size - np.count_nonzero(finite))
+            block_a, block_b = block_a[finite], block_b[finite]
+            bound = bound[finite] if bound is not None else None
+        if block_a.size == 0:
+            continue
+        sum_aa += float(block_a @ block_a)
+        sum_bb += float(block_b @ block_b)
+        sum_ab += float(block_a @ block_b)
+        sum_a += float(block_a.sum())
+        sum_b += float(block_b.sum())
+        difference = block_b - block_a
+        sum_dd += float(difference @ difference)
+        low, high = min(low, float(difference.min())), max(high, float(difference.max()))
+        magnitude = np.abs(difference)
+        max_abs = max(max_abs, float(magnitude.max()))
+        if bound is not None:
+            over = magnitude > bound
+            if over.any():
+                excess = max(excess, float((magnitude[over] / np.maximum(bound[over], np.finfo(np.float64).tiny)).max()))
+    norm_a, norm_d = math.sqrt(sum_aa), math.sqrt(sum_dd)
+    relative = norm_d / norm_a if norm_a else (0.0 if norm_d == 0 else math.inf)
+    sqnr = math.inf if sum_dd == 0 else (10 * math.log10(sum_aa / sum_dd) if sum_aa else -math.inf)
+    denominator = norm_a * math.sqrt(sum_bb)
+    cosine = sum_ab / denominator if denominator else (1.0 if sum_dd == 0 else math.nan)
+    if sum_dd == 0 and skipped == 0:
+        status = "identical"
+    elif allowed is None:
+        status = "unchecked"
+    else:
+        status = "same" if excess <= 1 and skipped == 0 else "different"
+    return TensorCheck(
+        a.name, b.name, a.dtype, b.dtype, a.numel, status, tuple(x.convention for x in (a, b) if isinstance(x, Converted)),
+        max_abs, relative, sqnr, cosine, noise_words(a, b), excess, (sum_aa, sum_bb, sum_dd, sum_a, sum_b),
+        (low if math.isfinite(low) else 0.0, high if math.isfinite(high) else 0.0), skipped,
+    )
+
+
+def _agrees(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> bool:
+    """Every element within its allowance (equal, where none is derived); stops at the first
+    block beyond it, so that telling most candidates apart reads one block of each."""
+    import numpy as np
+
+    allowed = _allowed(a, b)
+    for block_a, block_b in zip(value_blocks(a, reader_a), value_blocks(b, reader_b)):
+        magnitude = np.abs(block_b - block_a)
+        bound = allowed(block_a, block_b) if allowed is not None else 0.0
+        if not (magnitude <= bound).all():
+            return False
+    return True
+
+
+def _whole(tensor: Any, reader: "Reader") -> Any:
+    import numpy as np
+
+    return np.concatenate([block.copy() for block in value_blocks(tensor, reader)] or [np.empty(0)])
+
+
+# ---------------------------------------------------------------- what went wrong, in words
+
+LAYER = re.compile(r"^(.*?\blayers\.)(\d+)(\..*)$")
+# Values of one tensor a side held whole to test a q/k permutation (Llama-2-7B's q_proj: 4096 x 4096).
+MAX_HELD = 1 << 24
+# Swapped layers are looked for where at most this many layers differ in one tensor: a swap
+# changes two, and telling every pair of many layers apart would read the model over again.
+MAX_SWAP_LAYERS = 8
+
+
+def _named(name: str, check: TensorCheck) -> str:
+    """The pair's transformers name, and each side's own where its file names it otherwise."""
+    others = [f"{stored} in {side}" for side, stored in (("A", check.a_name), ("B", check.b_name)) if stored != name]
+    return f"{name} ({', '.join(others)})" if others else name
+
+
+def _offset_finding(name: str, check: TensorCheck) -> str | None:
+    """B = A + c for one constant c (a norm stored as 1 + w and read as stored)."""
+    low, high = check.offset
+    if check.status != "different" or not math.isfinite(low) or high - low > 1e-6 * max(1.0, abs(high)) or abs(high) < 1e-6:
+        return None
+    constant = (low + high) / 2
+    words = "exactly +1" if abs(constant - 1) < 1e-6 else "exactly -1" if abs(constant + 1) < 1e-6 else f"a constant {constant:+.4g}"
+    kind = "norm weights" if "norm" in check.a_name else "values"
+    return f"{_named(name, check)}: {kind} differ by {words} (B = A {'+' if constant > 0 else '-'} {abs(constant):.4g})"
+
+
+def _zero_finding(name: str, check: TensorCheck) -> str | None:
+    sum_aa, sum_bb = check.sums[:2]
+    if check.status == "different" and sum_bb == 0 and sum_aa > 0:
+        return f"{_named(name, check)}: all zero in B"
+    if check.status == "different" and sum_aa == 0 and sum_bb > 0:
+        return f"{_named(name, check)}: all zero in A"
+    return None
+
+
+def _rotary_finding(a: Any, b: Any, check: TensorCheck, reader_a: "Reader", reader_b: "Reader") -> str | None:
+    """q/k compared through the rotary permutation but still different: equal to A's rows
+    reordered once more (the file permuted twice) or with the permutation undone (the file not
+    permuted at all)?"""
+    import numpy as np
+
+    converted = next((t for t in (a, b) if isinstance(t, Converted) and t.convention == ROTARY), None)
+    if converted is None or check.status != "different" or converted.numel > MAX_HELD:
+        return None
+    other = a if converted is b else b
+    order = np.asarray(converted.view.row_order, np.int64)
+    rows = converted.shape[0]
+    mine = _whole(converted, reader_b if converted is b else reader_a).reshape(rows, -1)
+    theirs = _whole(other, reader_a if converted is b else reader_b).reshape(rows, -1)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(rows)
+    scale = max(float(np.abs(theirs).max()), 1e-30)
+    tolerance = scale * 2.0**-6  # well inside a row of another head, well outside any quantization noise
+    side = "B" if converted is b else "A"
+    other_side = "A" if converted is b else "B"
+    if np.abs(mine - theirs[inverse]).max() <= tolerance:
+        return f"{_named(converted.name, check)}: equal to {other_side}'s after the rotary permutation is applied twice ({side}'s file permutes the rows twice)"
+    if np.abs(mine - theirs[order]).max() <= tolerance:
+        return f"{_named(converted.name, check)}: equal to {other_side}'s with the rotary permutation undone ({side}'s file does not permute the rows: the converter skipped it)"
+    return None
+
+
+def _swaps(checks: dict[str, TensorCheck], pairs: dict[str, tuple[Any, Any]], reader_a: "Reader", reader_b: "Reader") -> tuple[list[str], set[str]]:
+    """Different tensors equal to the same tensor of another layer on the other side: 'layers i
+    and j are swapped', confirmed by comparing the values crosswise."""
+    by_place: dict[tuple[str, str], dict[int, str]] = {}
+    for name, check in checks.items():
+        match = LAYER.match(name)
+        if check.status == "different" and match:
+            by_place.setdefault((match.group(1), match.group(3)), {})[int(match.group(2))] = name
+    swapped: dict[tuple[str, int, int], list[str]] = {}
+    explained: set[str] = set()
+    for (prefix, suffix), layers in sorted(by_place.items()):
+        if len(layers) > MAX_SWAP_LAYERS:
+            continue
+        for i, name_i in sorted(layers.items()):
+            for j, name_j in sorted(layers.items()):
+                if j <= i or name_i in explained or name_j in explained:
+                    continue
+                ai, bi = pairs[name_i]
+                aj, bj = pairs[name_j]
+                if (ai.shape, ai.dtype, bi.dtype) != (aj.shape, aj.dtype, bj.dtype):
+                    continue
+                if _agrees(ai, bj, reader_a, reader_b) and _agrees(aj, bi, reader_a, reader_b):
+                    swapped.setdefault((prefix, i, j), []).append(suffix)
+                    explained.update((name_i, name_j))
+    lines = []
+    for (prefix, i, j), suffixes in sorted(swapped.items()):
+        what = f"{prefix}{i} and {prefix}{j}"
+        lines.append(f"layers {i} and {j} are swapped: {len(suffixes)} tensor{'s' if len(suffixes) != 1 else ''} of {what} ({', '.join(s.lstrip('.') for s in suffixes)}) hold each other's values")
+    return lines, explained
+
+
+def _summary(dtype: str, checks: list[TensorCheck]) -> TypeSummary:
+    sum_aa = sum(c.sums[0] for c in checks)
+    sum_dd = sum(c.sums[2] for c in checks)
+    relative = math.sqrt(sum_dd) / math.sqrt(sum_aa) if sum_aa else (0.0 if sum_dd == 0 else math.inf)
+    sqnr = math.inf if sum_dd == 0 else (10 * math.log10(sum_aa / sum_dd) if sum_aa else -math.inf)
+    statuses = {s: sum(c.status == s for c in checks) for s in STATUSES}
+    cosines = [c.cosine for c in checks if not math.isnan(c.cosine)]
+    return TypeSummary(dtype, len(checks), sum(c.numel for c in checks), statuses, relative, sqnr, min(cosines, default=math.nan), max((c.max_abs for c in checks), default=0.0))
+
+
+def _type_of(check: TensorCheck) -> str:
+    """The pair's type for the summary: its quantization type, else the coarser dtype."""
+    for dtype in (check.dtype_b, check.dtype_a):
+        if dtype not in FLOAT_NOISE:
+            return dtype
+    return max((check.dtype_a, check.dtype_b), key=lambda d: FLOAT_NOISE[d][0])
+
+
+def _config_words(key: str, a: Any, b: Any) -> str:
+    from .diff import ABSENT
+
+    shown = lambda v: "absent" if v is ABSENT else repr(v)  # noqa: E731
+    return f"config {key}: {shown(a)} in A, {shown(b)} in B"
+
+
+def verify_pairs(header: HeaderDiff, stored_names: tuple[Callable[[Any], str], Callable[[Any], str]], progress: Callable[[int], None] | None = None) -> Verification:
+    """Check every pair of the header diff on all cores, then say what is wrong; stored_names:
+    per side, a tensor's name as its file stores it (a GGUF's llama.cpp name)."""
+    from ..decode.stream import SMALL_ELEMS, Reader, run_batched
+
+    def work(pair: tuple[Any, Any], reader_a: "Reader", reader_b: "Reader") -> TensorCheck | str:
+        try:
+            return check_pair(*pair, reader_a, reader_b)
+        except AnatomyError as exc:
+            return exc.line()
+
+    pairs = list(header.pairs)
+    done = (lambda pair: progress(pair[0].nbytes + pair[1].nbytes)) if progress is not None else None
+    results = run_batched(
+        pairs,
+        work,
+        lambda batch, reader_a, reader_b: [work(pair, reader_a, reader_b) for pair in batch],
+        numel=lambda p: SMALL_ELEMS + 1,  # each pair alone: its allowance is per element, from its own blocks
+        place=lambda p: (p[0].file, p[0].offset),
+        weight=lambda p: p[0].nbytes + p[1].nbytes,
+        readers_per_worker=2,
+        done=done,
+    )
+    name_a, name_b = stored_names
+    checks: dict[str, TensorCheck] = {}
+    by_name: dict[str, tuple[Any, Any]] = {}
+    errors = []
+    for (a, b), result in zip(pairs, results):
+        if isinstance(result, str):
+            errors.append((a.name, result))
+            continue
+        checks[a.name] = replace(result, a_name=name_a(a), b_name=name_b(b))
+        by_name[a.name] = (a, b)
+    failures: list[str] = []
+    warnings: list[str] = []
+    failures += [f"{n}: in A, missing from B" for n in header.only_a]
+    failures += [f"{n}: in B, not in A" for n in header.only_b]
+    failures += [f"{n}: shape {list(sa)} in A, {list(sb)} in B" for n, sa, sb in header.shape_changes]
+    failures += [_config_words(*change) for change in header.config_changes]
+    reader_a, reader_b = Reader(), Reader()
+    try:
+        swap_lines, explained = _swaps(checks, by_name, reader_a, reader_b)
+        failures += swap_lines
+        for name, check in sorted(checks.items(), key=lambda item: natural_key(item[0])):
+            if check.status != "different" or name in explained:
+                continue
+            words = _offset_finding(name, check) or _zero_finding(name, check) or _rotary_finding(*by_name[name], check, reader_a, reader_b)
+            failures.append(words or f"{_named(name, check)}: differs beyond {check.noise} (max abs {check.max_abs:.4g}, {check.excess:.3g}x the allowance; relative {check.rel_rmse:.4g}, cosine {check.cosine:.4g})")
+    finally:
+        reader_a.close()
+        reader_b.close()
+    unchecked = [c for c in checks.values() if c.status == "unchecked"]
+    if unchecked:
+        types = sorted({_type_of(c) for c in unchecked})
+        warnings.append(f"{len(unchecked)} tensor{'s' if len(unchecked) != 1 else ''} of {', '.join(types)}: no derived noise bound for this type yet, compared by the measures only")
+    warnings += list(header.notes)
+    verdict = "fail" if failures else ("warn" if unchecked or header.notes else "pass")
+    rank = {"different": 0, "unchecked": 1, "same": 2, "identical": 3}
+    ordered = sorted(checks.values(), key=lambda c: (rank[c.status], natural_key(c.a_name)))
+    by_type: dict[str, list[TensorCheck]] = {}
+    for check in ordered:
+        by_type.setdefault(_type_of(check), []).append(check)
+    summaries = tuple(_summary(dtype, by_type[dtype]) for dtype in sorted(by_type))
+    return Verification(header, verdict, tuple(ordered), summaries, _summary("all", ordered), header.config_changes, (), tuple(failures + warnings), tuple(errors))

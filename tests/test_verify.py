@@ -1,0 +1,263 @@
+"""`verify A B`: an HF Llama (grouped-query attention) against the GGUF llama.cpp's converter
+writes from it passes (F32, F16, Q8_0 and Q4_0 made with gguf's own quantize functions), and
+each planted fault fails with the failing line first, saying what is wrong in words."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+import checkpoints
+import gguf_writers
+from checkpoints import _hf_state_dict, safetensors_file
+
+QK = [f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("k", "q")]
+
+
+def converted(hf_folder, folder, types=None, edit=None, convert=None):
+    """The GGUF of HF_FOLDER as llama_gguf (llama.cpp's converter's names, metadata and q/k
+    permutation) writes it, after EDIT(state dict) (a planted fault in the weights) and with
+    CONVERT(name, tensor, config) in place of the converter's tensor transform."""
+    source = os.path.join(folder, "source")
+    os.makedirs(source)
+    shutil.copy(os.path.join(hf_folder, "config.json"), source)
+    tensors = dict(_hf_state_dict(hf_folder))
+    if edit is not None:
+        edit(tensors)
+    safetensors_file(os.path.join(source, "model.safetensors"), {k: v.contiguous() for k, v in tensors.items()})
+    original = gguf_writers._llama_tensor
+    if convert is not None:
+        gguf_writers._llama_tensor = convert
+    try:
+        return checkpoints.llama_gguf(source, os.path.join(folder, "model.gguf"), types={} if types is None else types)
+    finally:
+        gguf_writers._llama_tensor = original
+
+
+@pytest.fixture(scope="module")
+def hf(tmp_path_factory):
+    return checkpoints.tiny_llama(str(tmp_path_factory.mktemp("hf") / "tiny-llama"), shard=None)
+
+
+def _permute_twice(hf_name, data, config):
+    """A converter that permutes q and k twice."""
+    once = gguf_writers._permute
+    heads = config.num_attention_heads
+    if hf_name.endswith("q_proj.weight"):
+        return once(once(data, heads, heads), heads, heads)
+    if hf_name.endswith("k_proj.weight"):
+        return once(once(data, heads, config.num_key_value_heads), heads, config.num_key_value_heads)
+    return data
+
+
+def _swap_layers(tensors):
+    for suffix in ("mlp.down_proj.weight", "mlp.up_proj.weight"):
+        a, b = f"model.layers.0.{suffix}", f"model.layers.1.{suffix}"
+        tensors[a], tensors[b] = tensors[b], tensors[a]
+
+
+def _zero(tensors):
+    tensors["model.layers.1.mlp.gate_proj.weight"] = tensors["model.layers.1.mlp.gate_proj.weight"] * 0
+
+
+def _norm_plus_one(tensors):
+    tensors["model.layers.0.input_layernorm.weight"] = tensors["model.layers.0.input_layernorm.weight"] + 1
+
+
+def _drop(tensors):
+    del tensors["model.layers.1.self_attn.v_proj.weight"]
+
+
+def _scale(tensors):
+    """1% more: the cosine stays 1, the error is past half a Q8_0 step."""
+    tensors["model.layers.0.self_attn.o_proj.weight"] = tensors["model.layers.0.self_attn.o_proj.weight"] * 1.01
+
+
+TWICE = "equal to A's after the rotary permutation is applied twice (B's file permutes the rows twice)"
+SKIPPED = "equal to A's with the rotary permutation undone (B's file does not permute the rows: the converter skipped it)"
+FAULTS = {
+    "q and k permuted twice": (dict(convert=_permute_twice, types={"blk.0.attn_q": "Q8_0"}), [
+        f"model.layers.0.self_attn.k_proj.weight (blk.0.attn_k.weight in B): {TWICE}",
+        f"model.layers.0.self_attn.q_proj.weight (blk.0.attn_q.weight in B): {TWICE}",
+        f"model.layers.1.self_attn.k_proj.weight (blk.1.attn_k.weight in B): {TWICE}",
+        f"model.layers.1.self_attn.q_proj.weight (blk.1.attn_q.weight in B): {TWICE}",
+    ]),
+    "q and k not permuted": (dict(convert=lambda name, data, config: data), [
+        f"model.layers.0.self_attn.k_proj.weight (blk.0.attn_k.weight in B): {SKIPPED}",
+        f"model.layers.0.self_attn.q_proj.weight (blk.0.attn_q.weight in B): {SKIPPED}",
+        f"model.layers.1.self_attn.k_proj.weight (blk.1.attn_k.weight in B): {SKIPPED}",
+        f"model.layers.1.self_attn.q_proj.weight (blk.1.attn_q.weight in B): {SKIPPED}",
+    ]),
+    "two layers swapped": (dict(edit=_swap_layers, types={"blk.0.ffn_up": "Q8_0", "blk.1.ffn_up": "Q8_0"}), [
+        "layers 0 and 1 are swapped: 2 tensors of model.layers.0 and model.layers.1 (mlp.down_proj.weight, mlp.up_proj.weight) hold each other's values",
+    ]),
+    "a tensor zeroed": (dict(edit=_zero, types={"blk.1.ffn_gate": "Q8_0"}), [
+        "model.layers.1.mlp.gate_proj.weight (blk.1.ffn_gate.weight in B): all zero in B",
+    ]),
+    "a norm shifted by +1": (dict(edit=_norm_plus_one), [
+        "model.layers.0.input_layernorm.weight (blk.0.attn_norm.weight in B): norm weights differ by exactly +1 (B = A + 1)",
+    ]),
+    "a missing tensor": (dict(edit=_drop), [
+        "model.layers.1.self_attn.v_proj.weight: in A, missing from B",
+    ]),
+    "a tensor 1% larger (cosine 1)": (dict(edit=_scale, types={"blk.0.attn_output": "Q8_0"}), [
+        "model.layers.0.self_attn.o_proj.weight (blk.0.attn_output.weight in B): differs beyond Q8_0 rounding (per block of 32) (max abs 0.0008343, 3.06x the allowance; relative 0.01144, cosine 1)",
+    ]),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=str)
+def test_a_planted_fault_fails_and_is_named_first(fault, hf, tmp_path, cli):
+    kwargs, findings = FAULTS[fault]
+    result = cli("verify", hf, converted(hf, str(tmp_path), **kwargs))
+    lines = result.out.splitlines()
+    assert (result.code, result.err) == (3, "")
+    assert lines[2 : len(findings) + 4] == ["verdict: fail", *(f"  {line}" for line in findings), ""]
+
+
+ROTARY = "  rotary row permutation of q/k undone (llama.cpp's layout)"
+FOOTER = [
+    "rel_rmse = ||B - A|| / ||A||; sqnr_db = 10 log10(||A||^2 / ||B - A||^2); cosine = A.B / (||A|| ||B||); over float64 values, conventions undone",
+    "tokenizers and chat templates: not compared yet",
+]
+
+
+def test_an_hf_llama_and_its_f32_gguf_are_identical(hf, tmp_path, cli):
+    """The user's case: the GGUF llama.cpp's converter writes from an HF folder is the same model,
+    q and k compared with the rotary permutation undone (GQA: 4 heads, 2 KV heads)."""
+    result = cli("verify", hf, converted(hf, str(tmp_path)))
+    assert (result.code, result.err) == (0, "")
+    names = sorted(["lm_head.weight", "model.embed_tokens.weight", "model.norm.weight"] + [
+        f"model.layers.{i}.{part}.weight" for i in (0, 1)
+        for part in ("input_layernorm", "mlp.down_proj", "mlp.gate_proj", "mlp.up_proj", "post_attention_layernorm", "self_attn.k_proj", "self_attn.o_proj", "self_attn.q_proj", "self_attn.v_proj")
+    ])
+    rows = [f"{name:<46}  F32    identical        0         0      inf       1{ROTARY if name in QK else ''}" for name in names]
+    assert result.out.splitlines() == [
+        "A: tiny-llama (21 tensors, 305.25 KiB)",
+        "B: model.gguf (21 tensors, 305.25 KiB)",
+        "verdict: pass",
+        "",
+        "name                                            dtype  status     max_abs  rel_rmse  sqnr_db  cosine",
+        *rows,
+        "",
+        "type  tensors  status        max_abs  rel_rmse  sqnr_db  min_cosine",
+        "F32        21  21 identical        0         0      inf           1",
+        "all        21  21 identical        0         0      inf           1",
+        *FOOTER,
+    ]
+
+
+MIXED = {"token_embd": "F16", "output": "BF16", "blk.0.attn_q": "Q8_0", "blk.0.attn_k": "Q8_0", "blk.1.attn_q": "Q5_1", "blk.1.attn_k": "Q4_1", "blk.0.ffn_gate": "Q4_0", "blk.0.ffn_up": "Q5_0", "blk.1.ffn_down": "Q8_0"}
+
+
+def test_f16_bf16_and_block_types_are_the_same_within_their_noise(hf, tmp_path, cli):
+    """Every type gguf can write, made with gguf's own quantize functions (q/k of Q4_1 and Q5_1 with
+    their rows permuted): each tensor `same`, within the noise its type allows; a summary per type."""
+    result = cli("verify", hf, converted(hf, str(tmp_path), MIXED))
+    lines = result.out.splitlines()
+    assert (result.code, lines[2]) == (0, "verdict: pass")
+    assert lines[5:14] == [
+        "lm_head.weight                                  F32->BF16  same       0.0002179   0.001667    55.56       1",
+        "model.embed_tokens.weight                       F32->F16   same        2.79e-05  0.0002093    73.59       1",
+        "model.layers.0.mlp.gate_proj.weight             F32->Q4_0  same        0.009019    0.08837    21.07  0.9961",
+        "model.layers.0.mlp.up_proj.weight               F32->Q5_0  same        0.003013    0.04192    27.55  0.9991",
+        "model.layers.0.self_attn.k_proj.weight          F32->Q8_0  same       0.0002793    0.00538    45.38       1" + ROTARY,
+        "model.layers.0.self_attn.q_proj.weight          F32->Q8_0  same        0.000332   0.005282    45.54       1" + ROTARY,
+        "model.layers.1.mlp.down_proj.weight             F32->Q8_0  same       0.0002826   0.005302    45.51       1",
+        "model.layers.1.self_attn.k_proj.weight          F32->Q4_1  same        0.003828    0.07937    22.01  0.9969" + ROTARY,
+        "model.layers.1.self_attn.q_proj.weight          F32->Q5_1  same        0.002034    0.03837    28.32  0.9993" + ROTARY,
+    ]
+    assert lines[-12:] == [
+        "type  tensors  status                  max_abs   rel_rmse  sqnr_db  min_cosine",
+        "BF16        1  1 same                0.0002179   0.001667    55.56           1",
+        "F16         1  1 same                 2.79e-05  0.0002093    73.59           1",
+        "F32        12  12 identical                  0          0      inf           1",
+        "Q4_0        1  1 same                 0.009019    0.08837    21.07      0.9961",
+        "Q4_1        1  1 same                 0.003828    0.07937    22.01      0.9969",
+        "Q5_0        1  1 same                 0.003013    0.04192    27.55      0.9991",
+        "Q5_1        1  1 same                 0.002034    0.03837    28.32      0.9993",
+        "Q8_0        3  3 same                 0.000332   0.005308     45.5           1",
+        "all        21  12 identical, 9 same   0.009019   0.009518    40.43      0.9961",
+        *FOOTER,
+    ]
+
+
+def test_json_and_the_api_give_one_record(hf, tmp_path, cli):
+    """--json has the fields the issue lists; la.verify(a, b) returns the same record."""
+    import llm_anatomy as la
+    from llm_anatomy.render import verify as render
+
+    gguf_path = converted(hf, str(tmp_path), {"blk.0.attn_q": "Q8_0"}, edit=_drop)
+    result = cli("verify", hf, gguf_path, "--json")
+    doc = json.loads(result.out)
+    assert (result.code, doc["verdict"], doc["findings"]) == (3, "fail", ["model.layers.1.self_attn.v_proj.weight: in A, missing from B"])
+    assert (doc["only_in_a"], doc["only_in_b"], doc["config"], doc["tokenizer"], doc["tokenizer_compared"], doc["errors"]) == (["model.layers.1.self_attn.v_proj.weight"], [], [], [], False, [])
+    q = next(t for t in doc["tensors"] if t["a_name"] == "model.layers.0.self_attn.q_proj.weight")
+    assert {k: q[k] for k in ("b_name", "dtype_a", "dtype_b", "numel", "status", "transforms", "noise", "skipped_nonfinite")} == {
+        "b_name": "blk.0.attn_q.weight", "dtype_a": "F32", "dtype_b": "Q8_0", "numel": 4096, "status": "same", "transforms": ["unpermute"],
+        "noise": "Q8_0 rounding (per block of 32)", "skipped_nonfinite": 0,
+    }
+    assert 0 < q["max_abs"] < 1e-3 and 0.9999 < q["cosine"] <= 1 and q["sqnr_db"] > 40
+    assert [(t["type"], t["tensors"], t["same"], t["identical"]) for t in doc["by_type"]] == [("F32", 19, 0, 19), ("Q8_0", 1, 1, 0)]
+    found = la.verify(hf, gguf_path)
+    assert render.json_text(found) == result.out
+    assert (found.verdict, found.tensors[0].status, found.overall.tensors) == ("fail", "same", 20)
+
+
+def test_an_unreadable_tensor_exits_1(hf, tmp_path, cli):
+    gguf_path = converted(hf, str(tmp_path))
+    with open(gguf_path, "r+b") as handle:
+        handle.truncate(os.path.getsize(gguf_path) - 100)
+    result = cli("verify", hf, gguf_path)
+    assert result.code == 1
+
+
+def gemma_pair(folder, convert=None):
+    """Tiny Gemma-3 as gguf_writers.whole_model converts it (norms stored as 1 + w), and the same
+    weights (same seed, same initialisation) saved by transformers; CONVERT: the converter's
+    transform of Gemma-3's tensors instead of its own."""
+    import torch
+    import transformers
+    from llm_anatomy.formats.gguf_archs import ARCHITECTURES
+
+    original = gguf_writers.CONVERTED["gemma3"]
+    if convert is not None:
+        gguf_writers.CONVERTED["gemma3"] = convert
+    try:
+        path, config = gguf_writers.whole_model(folder, "gemma3")
+    finally:
+        gguf_writers.CONVERTED["gemma3"] = original
+    torch.manual_seed(0)
+    model = getattr(transformers, ARCHITECTURES["gemma3"].class_name)(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    model.save_pretrained(os.path.join(folder, "hf"))
+    return os.path.join(folder, "hf"), path
+
+
+def test_gemma_norms_stored_as_one_plus_w_are_the_same(tmp_path, cli):
+    """1 + w rounded to float32 and 1 taken off again: `same` within that rounding, not identical."""
+    hf_gemma, gguf_path = gemma_pair(str(tmp_path))
+    result = cli("verify", hf_gemma, gguf_path)
+    lines = result.out.splitlines()
+    assert (result.code, lines[2]) == (0, "verdict: pass")
+    assert lines[5] == "model.layers.0.input_layernorm.weight             F32    same       1.192e-07  3.898e-08    148.2       1  norm weight stored as 1 + w: 1 subtracted"
+    assert "F32        28  15 identical, 13 same  2.384e-07  3.58e-09    168.9           1" in lines
+
+
+def test_gemma_norms_the_converter_did_not_shift_differ_by_exactly_one(tmp_path, cli):
+    hf_gemma, gguf_path = gemma_pair(str(tmp_path), convert=lambda name, data, config: data)
+    result = cli("verify", hf_gemma, gguf_path)
+    lines = result.out.splitlines()
+    assert (result.code, lines[2], lines[3]) == (3, "verdict: fail", "  model.layers.0.input_layernorm.weight (blk.0.attn_norm.weight in B): norm weights differ by exactly -1 (B = A - 1)")
+    assert sum("differ by exactly -1" in line for line in lines) == 13
+
+
+def test_each_tensor_says_what_noise_it_was_allowed(hf, tmp_path, cli):
+    hf_gemma, gemma_gguf = gemma_pair(str(tmp_path / "gemma"))
+    gemma = {t["a_name"]: t["noise"] for t in json.loads(cli("verify", hf_gemma, gemma_gguf, "--json").out)["tensors"]}
+    llama = {t["a_name"]: t["noise"] for t in json.loads(cli("verify", hf, converted(hf, str(tmp_path), MIXED), "--json").out)["tensors"]}
+    assert (gemma["model.layers.0.input_layernorm.weight"], gemma["model.layers.0.mlp.up_proj.weight"]) == ("rounding of 1 + w to F32", "none (same dtype)")
+    assert [llama[n] for n in ("lm_head.weight", "model.embed_tokens.weight", "model.layers.1.self_attn.k_proj.weight")] == ["BF16 rounding", "F16 rounding", "Q4_1 rounding (per block of 32)"]
