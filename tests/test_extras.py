@@ -193,4 +193,4 @@ def test_python_session_runs_or_names_the_extra(page, number, session, venv, wor
     if covers(extra, SESSION_NEEDS[page]):
         assert result.returncode == 0, f"[{extra}] {page}:{number}:\n{result.stdout}{result.stderr}"
     else:
-        assert result.returncode == 1 and "llm_anatomy.errors.MissingExtra: " in result.stdout, f"[{extra}] {page}:{number}:\n{result.stdout}{result.stderr}"
+        assert result.returncode == 1 and "llm_anatomy.errors.MissingExtra: " in result.stdout and f"pip install 'llm-anatomy[{SESSION_NEEDS[page]}]'" in result.stdout, f"[{extra}] {page}:{number}:\n{result.stdout}{result.stderr}"

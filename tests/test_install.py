@@ -100,7 +100,9 @@ def test_version_is_the_installed_metadata(bare):
         # Exit 1 as every missing extra (they were usage errors, exit 2).
         (("tree", "{llama}", "--style", "torch"), "tree --style torch: expected transformers and torch for class names, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
         (("trace", "{llama}"), "trace: expected transformers and torch for the forward pass, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
-        (("trace", "{gguf}", "--run", "Hello"), "trace --run: expected transformers and torch to run the model, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
+        (("trace", "{llama}", "--run", "Hello"), "trace --run: expected transformers and torch to run the model, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
+        # A GGUF needs [all]: said at once, not after [transformers] is installed.
+        (("trace", "{gguf}", "--run", "Hello"), "trace --run: expected transformers and torch and accelerate and gguf and numpy to load a GGUF's weights with transformers, found transformers and torch and accelerate and gguf and numpy are not installed; pip install 'llm-anatomy[all]'"),
     ],
 )
 def test_what_needs_an_extra_names_it_in_one_line(bare, models, tmp_path, argv, line):

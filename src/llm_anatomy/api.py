@@ -228,6 +228,9 @@ class Parameter:
         return self._view
 
     def _read(self, view: View) -> numpy.ndarray:
+        from .extras import require
+
+        require("stats", self.name, "to return values as arrays")  # MissingExtra, as the commands say it
         import numpy
 
         from .analysis.values import PrintOptions, show
@@ -405,6 +408,9 @@ class Reshaped:
 
     def __getitem__(self, index: Any) -> ndarray:
         """v[5], v[1, :3]: integers, forward slices and ... as torch indexes; reads only those elements."""
+        from .extras import require
+
+        require("stats", self.parameter.name, "to return values as arrays")
         import numpy
 
         from .analysis.values import View
