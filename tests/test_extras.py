@@ -28,8 +28,9 @@ INSTALL_PAGES = ("README.md", os.path.join("docs", "install.md"))
 PLAIN = "plain"  # the row of `pip install .`
 EXTRAS = (PLAIN, "stats", "gguf", "transformers", "all")
 ROW = re.compile(r"^\| `pip install (?:\.|'\.\[(\w+)\]')` \| ([^|]*) \| ([^|]*) \|$", re.M)
-# The Python sessions name no command: what they need, from the row that adds it.
-SESSION_NEEDS = {"README.md": "stats", os.path.join("docs", "python.md"): "stats"}  # numpy: a parameter's values as an array
+# The Python sessions name no command: what they need, from the row that adds it. Both read
+# values (numpy: an array); docs/python.md's shows a tiny Llama's class names too.
+SESSION_NEEDS = {"README.md": "stats", os.path.join("docs", "python.md"): "transformers"}
 
 
 def _table(page):
@@ -50,6 +51,12 @@ def _table(page):
 
 
 TABLE = _table(INSTALL_PAGES[1])
+# What an extra brings that its row does not name: transformers requires numpy.
+BROUGHT = {"transformers": {"numpy"}}
+
+
+def _holds(extra):
+    return TABLE[extra][0] | BROUGHT.get(extra, set())
 
 
 def test_both_tables_claim_the_same():
@@ -80,13 +87,15 @@ def _score(claim, arguments):
 # The plain row's "(the demo replica's as transformers builds it: that skeleton ships with the
 # package)": on the shipped replica, class names and `--style torch` need no transformers.
 CLASS_NAMES = "--style torch"
-# Examples that show transformers' view of a model other than the shipped replica (the
-# transformers row's "class names, parameter order and print(model.config) for any config")
-# though their command is the plain row's: without transformers they show something else.
-BUILT_BY_TRANSFORMERS = {
-    "llm-anatomy tree broken-llama": "the refusal to build a config with a NaN field (without transformers tree shows the tensor names' tree, building nothing)",
-    "llm-anatomy summary ggml-vocab-llama-bpe.gguf | head -1": "the parameters a vocab-only GGUF implies, counted on the model built from its metadata",
-    "llm-anatomy summary bert-base-uncased | tail -1": "a config alone: its parameters counted on the model transformers builds",
+# Examples that need more than their command's row, for what they read: transformers' view
+# of a model other than the shipped replica (the transformers row's "class names, parameter
+# order and print(model.config) for any config"), GGUF block quants (the gguf row's). Without
+# that extra they run, but do not print what the page shows.
+BY_WHAT_THEY_READ = {
+    "llm-anatomy tree broken-llama": ("transformers", "the refusal to build a config with a NaN field (without transformers tree shows the tensor names' tree, building nothing)"),
+    "llm-anatomy summary ggml-vocab-llama-bpe.gguf | head -1": ("transformers", "the parameters a vocab-only GGUF implies, counted on the model built from its metadata"),
+    "llm-anatomy summary bert-base-uncased | tail -1": ("transformers", "a config alone: its parameters counted on the model transformers builds"),
+    "llm-anatomy diff tiny-llama tiny-llama.gguf --hf-names --top 2 | tail -6     # the GGUF converted from it: q/k rows permuted": ("gguf", "the GGUF's Q4_0 and Q8_0 tensors"),
 }
 
 
@@ -95,8 +104,8 @@ def needs(command):
     name it (`values`: GGUF block quants apart), the one that adds least."""
     from llm_anatomy.skeleton import SHIPPED
 
-    if command in BUILT_BY_TRANSFORMERS:
-        return "transformers"
+    if command in BY_WHAT_THEY_READ:
+        return BY_WHAT_THEY_READ[command][0]
     arguments = _arguments(command)
     score, _, extra, claim = max((_score(claim, arguments), -len(adds), extra, claim) for extra, (adds, claims) in TABLE.items() for claim in claims)
     assert score, f"no row of the install table claims `{command}`"
@@ -106,7 +115,7 @@ def needs(command):
 
 def covers(extra, needed):
     """An install runs the examples of every row whose additions it holds."""
-    return TABLE[needed][0] <= TABLE[extra][0]
+    return TABLE[needed][0] <= _holds(extra)
 
 
 def test_needs_reads_the_table():
@@ -115,9 +124,9 @@ def test_needs_reads_the_table():
         PLAIN, PLAIN, "stats", "all", "transformers", "stats"]
     assert needs("llm-anatomy values tiny-llama 'lm_head.weight[0, :8]'") == PLAIN
     assert needs("llm-anatomy tree tiny-llama --style torch") == "transformers" and needs("llm-anatomy tree Llama-2-7b-chat-hf --style torch") == PLAIN
-    assert sorted(set(BUILT_BY_TRANSFORMERS) - {command for _, _, command, _ in EXAMPLES}) == []
+    assert sorted(set(BY_WHAT_THEY_READ) - {command for _, _, command, _ in EXAMPLES}) == []
     assert covers("gguf", "stats") and covers("all", "transformers") and covers("stats", PLAIN)
-    assert not covers("stats", "gguf") and not covers("transformers", "stats") and not covers(PLAIN, "stats")
+    assert not covers("stats", "gguf") and not covers("transformers", "gguf") and not covers(PLAIN, "stats") and covers("transformers", "stats")
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +153,7 @@ def test_the_venv_holds_what_its_row_adds(venv):
     extra, python, _ = venv
     everything = TABLE["all"][0]
     probe = subprocess.run([python, "-c", f"import importlib.util as u; print(sorted(m for m in {sorted(everything)!r} if u.find_spec(m)))"], capture_output=True, text=True, env={})
-    assert probe.stdout == f"{sorted(TABLE[extra][0])}\n", probe.stderr
+    assert probe.stdout == f"{sorted(_holds(extra))}\n", probe.stderr
 
 
 def _installed_transformers(python):
@@ -169,8 +178,8 @@ def test_example_runs_or_names_the_extra(page, number, command, expected, venv):
     elif covers(extra, needed):
         expected = [docs_examples.versions(line, _installed_transformers(python) or "0") for line in expected]
         assert docs_examples.matches(expected, output), f"[{extra}] {page}:{number}: `{command}` (needs [{needed}]) printed:\n{output}"
-    elif command in BUILT_BY_TRANSFORMERS:
-        assert not docs_examples.matches(expected, output), f"[{extra}] {page}:{number}: `{command}` printed what the page shows without transformers:\n{output}"
+    elif command in BY_WHAT_THEY_READ:
+        assert not docs_examples.matches(expected, output), f"[{extra}] {page}:{number}: `{command}` printed what the page shows without [{needed}]:\n{output}"
     else:
         assert status == 1 and re.fullmatch(rf"llm-anatomy: [^\n]*; pip install 'llm-anatomy\[{needed}\]'\n", output), f"[{extra}] {page}:{number}: `{command}` (needs [{needed}]) exited {status}:\n{output}"
 
@@ -193,4 +202,6 @@ def test_python_session_runs_or_names_the_extra(page, number, session, venv, wor
     if covers(extra, SESSION_NEEDS[page]):
         assert result.returncode == 0, f"[{extra}] {page}:{number}:\n{result.stdout}{result.stderr}"
     else:
-        assert result.returncode == 1 and "llm_anatomy.errors.MissingExtra: " in result.stdout and f"pip install 'llm-anatomy[{SESSION_NEEDS[page]}]'" in result.stdout, f"[{extra}] {page}:{number}:\n{result.stdout}{result.stderr}"
+        assert result.returncode == 1, f"[{extra}] {page}:{number}:\n{result.stdout}{result.stderr}"
+        if not covers(extra, "stats"):  # reading values without numpy: the one-line error, raised
+            assert "llm_anatomy.errors.MissingExtra: " in result.stdout and "pip install 'llm-anatomy[stats]'" in result.stdout, result.stdout
