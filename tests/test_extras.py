@@ -7,13 +7,15 @@ the extra to install, exit 1 (issue 22, item 9).
 The table is the only statement of who needs what: an example needs the extra of the most
 specific command its row names in backquotes (`report --stats` beats `report`, `trace --run`
 beats `trace`); an extra covers a row when it adds all that row adds ([gguf] adds numpy, so
-it runs [stats]' examples too)."""
+it runs [stats]' examples too). Where the table says more than its backquotes, it is data
+here: the shipped replica needs no transformers for class names (CLASS_NAMES), a few examples
+need more than their command's row for what they read (BY_WHAT_THEY_READ), transformers
+brings numpy (BROUGHT)."""
 
 import os
 import re
 import shlex
 import subprocess
-import sys
 
 import pytest
 
