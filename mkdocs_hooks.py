@@ -1,8 +1,9 @@
 """MkDocs hooks (mkdocs.yml: hooks): pages that show a file kept elsewhere, so that it is
 written once. A line `<!-- notebook: PATH -->` in a page becomes the notebook's cells and
-stored outputs; `<!-- include: PATH -->` becomes the file's Markdown (bench/RESULTS.md on
-the benchmarks page). PATH is relative to the page's own file. Pure Python and offline:
-the notebook is JSON, no nbconvert nor kernel (the tests run the notebook itself)."""
+stored outputs (docs/tutorial.md and docs/api-tour.md show their notebooks so);
+`<!-- include: PATH -->` becomes the file's Markdown (bench/RESULTS.md on the benchmarks
+page). PATH is relative to the page's own file. Pure Python and offline: the notebook is
+JSON, no nbconvert nor kernel (the tests run the notebook itself)."""
 
 from __future__ import annotations
 

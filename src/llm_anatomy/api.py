@@ -229,6 +229,9 @@ class Parameter:
         return self._view
 
     def _read(self, view: View) -> numpy.ndarray:
+        from .core.extras import require
+
+        require("stats", self.name, "to return values as arrays")  # MissingExtra, as the commands say it
         import numpy
 
         from .analysis.values import PrintOptions, show
@@ -406,6 +409,9 @@ class Reshaped:
 
     def __getitem__(self, index: Any) -> ndarray:
         """v[5], v[1, :3]: integers, forward slices and ... as torch indexes; reads only those elements."""
+        from .core.extras import require
+
+        require("stats", self.parameter.name, "to return values as arrays")
         import numpy
 
         from .analysis.values import View

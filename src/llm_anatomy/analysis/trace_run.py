@@ -342,9 +342,10 @@ def run_trace(catalog: Catalog, text: str, available: int | None = -1) -> RunTra
     """Load the weights on CPU (float32), tokenize text, run one forward pass and record each
     layer. available: the memory the size limit weighs against (-1: read MemAvailable)."""
     catalog.require_config()
-    require("transformers", "trace --run", "to run the model")
+    # A GGUF needs [all] (transformers' GGUF loader), named first so that one install is enough.
     if catalog.format == "gguf":
         require("all", "trace --run", "to load a GGUF's weights with transformers")
+    require("transformers", "trace --run", "to run the model")
     if not catalog.tensors:
         raise AnatomyError(catalog.name, "weights to run", "none (only a config)", "trace without --run needs only the config")
     check_size(catalog, mem_available() if available == -1 else available)
