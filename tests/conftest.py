@@ -228,6 +228,14 @@ def _module_imports(path: str) -> tuple[set[str], dict[str, set[str]]]:
 
 # Fixtures that stand for a real checkpoint from outside the project: the tests that use one are `real`.
 REAL_FIXTURES = {"gemma3_270m", "minilm_dir", "smollm2_gguf", "llama_cpp_models"}
+# Test modules whose tests are slow as a whole (fresh venvs, subprocesses per case, pseudo-
+# terminals, real forward passes, notebooks, fuzzing, models loaded by transformers per case):
+# `make test-fast` leaves them out. Slow tests elsewhere carry @pytest.mark.slow themselves.
+SLOW_MODULES = {
+    "test_install.py", "test_signals.py", "test_hostile_input.py", "test_terminal_injection.py", "test_fuzz.py",
+    "test_trace_run.py", "test_api_tour.py", "test_docs.py", "test_gguf_archs.py", "test_bnb.py", "test_bnb_values.py",
+    "test_skeleton_cache.py",
+}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -236,6 +244,9 @@ def pytest_collection_modifyitems(config, items):
             continue
         if REAL_FIXTURES & set(item.fixturenames):
             item.add_marker("real")
+            item.add_marker("slow")  # a real model, loaded by transformers to compare with
+        if item.path.name in SLOW_MODULES:
+            item.add_marker("slow")
         top, functions = _module_imports(str(item.path))
         imported = top | functions.get(item.originalname, set())
         for marker in sorted({IMPORT_MARKERS[name] for name in imported if name in IMPORT_MARKERS}):
