@@ -234,7 +234,7 @@ REAL_FIXTURES = {"gemma3_270m", "minilm_dir", "smollm2_gguf", "llama_cpp_models"
 SLOW_MODULES = {
     "test_install.py", "test_signals.py", "test_hostile_input.py", "test_terminal_injection.py", "test_fuzz.py",
     "test_trace_run.py", "test_api_tour.py", "test_docs.py", "test_gguf_archs.py", "test_bnb.py", "test_bnb_values.py",
-    "test_skeleton_cache.py",
+    "test_skeleton_cache.py", "test_config_guard.py", "test_progress_notice.py",
 }
 
 

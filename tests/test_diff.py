@@ -177,6 +177,7 @@ def test_negative_top_is_a_usage_error(llama_dir, cli):
 HANG_SECONDS = 600
 
 
+@pytest.mark.slow
 def test_tiny_tensors_against_themselves_and_a_changed_copy(tmp_path):
     from hostile import run_cli
     from test_stats import tiny_tensors_file

@@ -354,6 +354,7 @@ def tiny_tensors_file(path, count):
     return path
 
 
+@pytest.mark.slow
 def test_200k_tiny_tensors_finish_fast_in_bounded_memory(tmp_path):
     from hostile import run_cli
 
