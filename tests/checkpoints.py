@@ -317,7 +317,7 @@ def random_index(rng, shape):
         if size and rng.random() < 0.35:
             items.append(rng.randrange(-size, size))
         else:
-            bound = lambda: rng.choice([None, rng.randint(-size - 2, size + 2)])  # noqa: E731
+            bound = lambda size=size: rng.choice([None, rng.randint(-size - 2, size + 2)])  # noqa: E731
             items.append(slice(bound(), bound(), rng.choice([None, 1, 2, 3])))
     if at is not None:
         items.insert(at, Ellipsis)

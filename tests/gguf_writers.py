@@ -532,7 +532,6 @@ def whole_model(folder: str, arch: str, seed: int = 0, types: dict | None = None
     gguf's TensorNameMap, the converter's value transforms; TYPES: {GGUF name prefix: GGML type}
     for tensors to quantize (others F32)."""
     import gguf
-    import numpy as np
     import torch
     import transformers
 

@@ -62,9 +62,9 @@ def test_config_prints_and_reads_as_transformers(fixture, request):
     assert m.config.output_attentions == model.config.output_attentions
     assert m.config.is_encoder_decoder == model.config.is_encoder_decoder
     with pytest.raises(AttributeError) as ours:
-        m.config.no_such_field
+        m.config.no_such_field  # noqa: B018 (the attribute read is what raises)
     with pytest.raises(AttributeError) as theirs:
-        model.config.no_such_field
+        model.config.no_such_field  # noqa: B018 (the attribute read is what raises)
     assert str(ours.value) == str(theirs.value)
 
 
@@ -73,7 +73,7 @@ def test_config_attributes_need_no_transformers_for_what_config_json_holds(llama
     assert (config.hidden_size, config.num_key_value_heads, config["vocab_size"]) == (64, 2, 128)
     assert config.rope_parameters == {"rope_theta": 10000.0, "rope_type": "default"}
     with pytest.raises(AttributeError, match="^'LlamaConfig' object has no attribute '_repr_html_'$"):
-        config._repr_html_  # IPython's probes never build the model
+        config._repr_html_  # noqa: B018 (IPython's probes never build the model)
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)

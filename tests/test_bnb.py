@@ -3,7 +3,6 @@ bitsandbytes through transformers (BitsAndBytesConfig, CPU) and saved with save_
 plus a layout replica of a published 4-bit repo and hand-edited disagreeing ones."""
 
 import json
-import struct
 
 import pytest
 

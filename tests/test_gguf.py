@@ -309,7 +309,7 @@ def test_k_and_i_quants_read_only_the_blocks_shown(tmp_path, monkeypatch):
             positions = [0, 1, 256 * 512 + 300, 512 * 512 - 1]  # three blocks, far apart
             decoder = tensors.DECODERS[kind]
             decoded = []
-            monkeypatch.setitem(tensors.DECODERS, kind, decoder._replace(decode=lambda data, decode=decoder.decode: decoded.append(len(data)) or decode(data)))
+            monkeypatch.setitem(tensors.DECODERS, kind, decoder._replace(decode=lambda data, decode=decoder.decode, decoded=decoded: decoded.append(len(data)) or decode(data)))
             reads.clear()
             assert list(map(repr, elements.read(info, positions))) == [repr(expected[p]) for p in positions], kind  # repr: nan == nan
             assert reads == decoded == [DTYPES[kind].block_bytes] * 3, kind

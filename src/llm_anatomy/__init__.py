@@ -13,7 +13,8 @@ __all__ = ["open", "diff", "verify", "Model", "Module", "Parameter", "Size", "Su
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .api import Diff, Model, Module, Parameter, ReportFile, Size, SubmoduleError, diff, open, verify
-    from .core.errors import AnatomyError, CorruptFile, GatedRepo, HubError, MissingExtra, RepoNotFound, RevisionNotFound, UsageError
+    from .core.errors import AnatomyError as AnatomyError, CorruptFile as CorruptFile, GatedRepo as GatedRepo, HubError as HubError
+    from .core.errors import MissingExtra as MissingExtra, RepoNotFound as RepoNotFound, RevisionNotFound as RevisionNotFound, UsageError as UsageError
 
 
 def __getattr__(name: str) -> object:

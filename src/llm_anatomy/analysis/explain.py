@@ -7,7 +7,7 @@ from collections import namedtuple
 
 from .. import glossary
 from ..core.catalog import Catalog
-from .architecture import Architecture, derive
+from .architecture import derive
 
 # Object-valued fields shown as one value rather than field by field: their keys are
 # labels, task names or layer indices, not config fields.

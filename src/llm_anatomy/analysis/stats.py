@@ -246,7 +246,6 @@ def _histogram_stats(info: TensorInfo, reader: "Reader", unit_bytes: int) -> Sta
     the (value, count) pairs: sums with math.fsum, the 6-sigma count from the final mean."""
     import numpy as np
 
-    from ..decode.stream import Scratch, decoder_for
 
     from ..decode import histogram
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from ..core.catalog import Catalog, FusedTensor, TensorInfo
     from ..hf.skeleton import Skeleton
-    from ..decode.elements import Decoder, ElementReader
+    from ..decode.elements import ElementReader
 
 
 class PrintOptions(namedtuple("PrintOptions", "precision threshold edgeitems linewidth", defaults=(4, 1000, 3, 80))):

@@ -3,7 +3,6 @@ length, a JSON header, then the data) with every size and offset checked."""
 
 from __future__ import annotations
 
-import os
 import struct
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:

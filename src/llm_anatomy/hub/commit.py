@@ -117,7 +117,7 @@ class Early:
         # The request is made ready here: on the thread, each file read (the token, the
         # modules imported) would wait for the GIL the command holds, up to 5 ms a time.
         request = _info_request(repo, revision)
-        request.hub.headers
+        _ = request.hub.headers
         http.import_sender()
         self._thread = threading.Thread(target=self._ask, args=(repo, revision, request), daemon=True)  # a command that fails first need not wait
         self._thread.start()

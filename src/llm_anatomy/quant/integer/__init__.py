@@ -43,7 +43,7 @@ def values(layout: Layout, read: Callable[[TensorInfo, list[int]], list], positi
     while True:
         missing: dict[str, tuple[TensorInfo, set[int]]] = {}
 
-        def at(info: TensorInfo, position: int) -> Any:
+        def at(info: TensorInfo, position: int, missing: dict[str, tuple[TensorInfo, set[int]]] = missing) -> Any:
             found = known.get(info.name, {}).get(position)
             if found is None:
                 missing.setdefault(info.name, (info, set()))[1].add(position)
