@@ -1,0 +1,369 @@
+"""Pickles as `scan` reads them: every global outside the loader's allowlist, how a load
+would reach it, and the oddities around it, without running or building anything.
+
+The loader's restricted unpickler (formats/restricted_pickle) stops at the first thing it
+refuses, as a loader must; a scan has to go on past it to list everything. So the scan
+follows the opcodes with the standard library's reader (pickletools.genops, which decodes
+arguments and never executes) over a stack of symbols: strings stay strings (to name the
+globals STACK_GLOBAL builds), globals stay globals (to see which ones REDUCE, NEWOBJ,
+INST, OBJ or BUILD reach), everything else is a placeholder, so no container is ever
+built and a pickle bomb costs what its opcodes cost. The allowlist is the loader's own
+(ALLOWED): what the readers load is exactly what the scan does not report."""
+
+from __future__ import annotations
+
+import io
+import pickletools
+import zipfile
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+from ...core.text import escape
+from ...formats.restricted_pickle import ALLOWED, MAX_OPCODES
+from ...formats.signatures import LEGACY_TORCH_MAGIC, ZIP_MAGIC
+from ...formats.torch_zip import MAX_MEMBERS, MAX_PICKLE_BYTES
+from .rules import Finding
+
+# Plain data types torch's weights_only unpickler accepts too: nothing runs through them.
+DATA_GLOBALS = {
+    ("builtins", "set"), ("__builtin__", "set"), ("builtins", "frozenset"), ("__builtin__", "frozenset"),
+    ("builtins", "bytearray"), ("__builtin__", "bytearray"), ("builtins", "complex"), ("__builtin__", "complex"),
+    ("collections", "Counter"), ("torch", "device"),
+}
+# torch.save before 1.6: magic number, protocol, system info, the object, storage keys; then raw storages.
+LEGACY_PICKLES = 5
+MAX_PICKLES = 16  # pickles followed one after the other in one file
+MAX_NESTING = 2  # pickles in byte strings in pickles, followed this deep
+NESTED_MAGIC = (ZIP_MAGIC, b"\x80")  # a zip, or a pickle of protocol 2 or later
+CALLS = {"REDUCE", "NEWOBJ", "NEWOBJ_EX", "INST", "OBJ", "BUILD"}
+STRINGS = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"}
+BYTES = {"BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"}
+PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
+GETS = {"GET", "BINGET", "LONG_BINGET"}
+UNKNOWN = object()  # any value the scan does not follow
+
+
+class _Global:
+    """A global as the pickle names it: the first byte naming it, and how loading reaches it."""
+
+    def __init__(self, module: str, name: str, at: int) -> None:
+        self.module, self.name, self.at = module, name, at
+        self.count = 0
+        self.uses: set[str] = set()
+
+    @property
+    def allowed(self) -> bool:
+        return (self.module, self.name) in ALLOWED
+
+
+class _Made:
+    """What calling something returns; dict-like when it is an allowed OrderedDict()."""
+
+    def __init__(self, of: Any) -> None:
+        self.of = of
+        self.dictlike = isinstance(of, _Global) and (of.module, of.name) == ("collections", "OrderedDict")
+
+
+class _Dict:
+    """A dict the pickle builds (EMPTY_DICT, DICT): where BUILD may set state."""
+
+
+class _Scan:
+    """One pickle followed from `start` in `data`: its stack of symbols, marks and memo, and
+    the globals it names. Findings go to `out`; `place` turns an offset into a location."""
+
+    def __init__(self, data: bytes, file: str, place: Callable[[int], str], out: list[Finding], depth: int) -> None:
+        self.data, self.file, self.place, self.out, self.depth = data, file, place, out, depth
+        self.stack: list = []
+        self.marks: list[list] = []
+        self.memo: dict[Any, Any] = {}
+        self.globals: dict[tuple[str, str], _Global] = {}
+
+    def pop(self) -> Any:
+        return self.stack.pop() if self.stack else UNKNOWN  # a loader would fail here; the scan goes on
+
+    def top(self) -> Any:
+        return self.stack[-1] if self.stack else UNKNOWN
+
+    def pop_mark(self) -> list:
+        items = self.stack
+        self.stack = self.marks.pop() if self.marks else []
+        return items
+
+    def name_global(self, module: str, name: str, at: int) -> _Global:
+        found = self.globals.setdefault((module, name), _Global(module, name, at))
+        found.count += 1
+        return found
+
+    def reach(self, value: Any, how: str) -> None:
+        if isinstance(value, _Global):
+            value.uses.add(how)
+
+    def add(self, rule: str, at: int, message: str) -> None:
+        self.out.append(Finding(rule, self.file, self.place(at), message))
+
+    def run(self, start: int) -> int | None:
+        """Follow one pickle; the offset after its STOP, or None when it cannot be followed."""
+        stream = io.BytesIO(self.data)
+        stream.seek(start)
+        operations = 0
+        try:
+            for op, arg, at in pickletools.genops(stream):
+                operations += 1
+                if operations > MAX_OPCODES:
+                    self.add("LA-PICKLE-008", at, f"more than {MAX_OPCODES} operations; the scan stopped here")
+                    return None
+                if op.name == "STOP":
+                    return stream.tell()
+                self.step(op, arg, at)
+        except Exception as exc:  # pickletools' readers raise ValueError, UnicodeDecodeError, struct errors, ... on damaged bytes
+            self.add("LA-PICKLE-007", stream.tell(), escape(f"{type(exc).__name__}: {exc}")[:200])
+            return None
+        finally:
+            self.report_globals()
+        self.add("LA-PICKLE-007", stream.tell(), "the data ends before the pickle's STOP")
+        return None
+
+    def report_globals(self) -> None:
+        for (module, name), found in self.globals.items():
+            if found.allowed:
+                continue
+            what = escape(f"{module}.{name}")
+            times = f" ({found.count} times)" if found.count > 1 else ""
+            if (module, name) in DATA_GLOBALS:
+                self.add("LA-PICKLE-003", found.at, f"{what}{times}")
+            elif found.uses:
+                self.add("LA-PICKLE-001", found.at, f"{what} reached by {'/'.join(sorted(found.uses))}{times}")
+            else:
+                self.add("LA-PICKLE-002", found.at, f"{what} named, never called{times}")
+
+    def step(self, op: Any, arg: Any, at: int) -> None:
+        name = op.name
+        handler = HANDLERS.get(name)
+        if handler is not None:
+            handler(self, arg, at)
+        elif name in STRINGS:
+            self.stack.append(arg if isinstance(arg, str) else UNKNOWN)
+        elif name in BYTES:
+            self.stack.append(UNKNOWN)
+            if isinstance(arg, (bytes, bytearray)) and self.depth < MAX_NESTING and bytes(arg[:4]).startswith(NESTED_MAGIC):
+                self.nested(bytes(arg), at)
+        elif name in PUTS:
+            self.memo[arg] = self.top()
+        elif name in GETS:
+            self.stack.append(self.memo.get(arg, UNKNOWN))
+        else:
+            self.generic(op)
+
+    def generic(self, op: Any) -> None:
+        """Any other operation by its documented stack effect: what it takes off, placeholders on."""
+        before = op.stack_before
+        if pickletools.markobject in before:
+            self.pop_mark()
+            before = before[: before.index(pickletools.markobject)]
+        for _ in before:
+            self.pop()
+        self.stack.extend(UNKNOWN for _ in op.stack_after)
+
+    def nested(self, blob: bytes, at: int) -> None:
+        """A pickle or zip inside a byte string: code in the pickle can load it (torch.load(BytesIO(...)))."""
+        self.add("LA-PICKLE-009", at, f"a byte string of {len(blob)} bytes starting {escape(repr(blob[:4]))}")
+        inner = f"{self.place(at)} > "
+        if blob.startswith(ZIP_MAGIC):
+            scan_zip(io.BytesIO(blob), self.file, self.out, inner, self.depth + 1)
+        else:
+            scan_pickles(blob, self.file, self.out, inner, self.depth + 1)
+
+
+def _mark(s: _Scan, arg: Any, at: int) -> None:
+    s.marks.append(s.stack)
+    s.stack = []
+
+
+def _dup(s: _Scan, arg: Any, at: int) -> None:
+    s.stack.append(s.top())
+
+
+def _memoize(s: _Scan, arg: Any, at: int) -> None:
+    s.memo[len(s.memo)] = s.top()
+
+
+def _global(s: _Scan, arg: Any, at: int) -> None:
+    module, _, name = str(arg).partition(" ")
+    s.stack.append(s.name_global(module, name, at))
+
+
+def _stack_global(s: _Scan, arg: Any, at: int) -> None:
+    name, module = s.pop(), s.pop()
+    if isinstance(module, str) and isinstance(name, str):
+        s.stack.append(s.name_global(module, name, at))
+    else:
+        s.add("LA-PICKLE-004", at, "STACK_GLOBAL of a module and name that are not plain strings in the pickle")
+        s.stack.append(UNKNOWN)
+
+
+def _extension(s: _Scan, arg: Any, at: int) -> None:
+    s.add("LA-PICKLE-004", at, f"extension code {arg} (copyreg's registry names the global)")
+    s.stack.append(UNKNOWN)
+
+
+def _inst(s: _Scan, arg: Any, at: int) -> None:
+    module, _, name = str(arg).partition(" ")
+    s.pop_mark()
+    found = s.name_global(module, name, at)
+    s.reach(found, "INST")
+    s.stack.append(_Made(found))
+
+
+def _obj(s: _Scan, arg: Any, at: int) -> None:
+    items = s.pop_mark()
+    target = items[0] if items else UNKNOWN
+    s.reach(target, "OBJ")
+    s.stack.append(_Made(target))
+
+
+def _call(how: str, arguments: int) -> Callable[[_Scan, Any, int], None]:
+    def call(s: _Scan, arg: Any, at: int) -> None:
+        for _ in range(arguments):
+            s.pop()
+        target = s.pop()
+        s.reach(target, how)
+        s.stack.append(_Made(target))
+
+    return call
+
+
+def _build(s: _Scan, arg: Any, at: int) -> None:
+    s.pop()
+    target = s.top()
+    if isinstance(target, _Dict) or (isinstance(target, _Made) and target.dictlike):
+        return
+    if isinstance(target, _Global) and not target.allowed:
+        s.reach(target, "BUILD")
+    elif isinstance(target, _Made) and isinstance(target.of, _Global) and not target.of.allowed:
+        s.reach(target.of, "BUILD")
+    else:
+        kind = f"the global {target.module}.{target.name}" if isinstance(target, _Global) else "an object the scan does not follow"
+        s.add("LA-PICKLE-005", at, escape(f"state set on {kind}"))
+
+
+def _new_dict(s: _Scan, arg: Any, at: int) -> None:
+    s.stack.append(_Dict())
+
+
+def _dict(s: _Scan, arg: Any, at: int) -> None:
+    s.pop_mark()
+    s.stack.append(_Dict())
+
+
+def _in_place(takes_mark: bool) -> Callable[[_Scan, Any, int], None]:
+    """SETITEM(S), APPEND(S), ADDITEMS: the target stays on the stack as it was."""
+    def fill(s: _Scan, arg: Any, at: int) -> None:
+        if takes_mark:
+            s.pop_mark()
+        else:
+            s.pop()
+            s.pop()
+
+    return fill
+
+
+def _append(s: _Scan, arg: Any, at: int) -> None:
+    s.pop()
+
+
+HANDLERS: dict[str, Callable[[_Scan, Any, int], None]] = {
+    "MARK": _mark,
+    "DUP": _dup,
+    "MEMOIZE": _memoize,
+    "GLOBAL": _global,
+    "STACK_GLOBAL": _stack_global,
+    "EXT1": _extension,
+    "EXT2": _extension,
+    "EXT4": _extension,
+    "INST": _inst,
+    "OBJ": _obj,
+    "REDUCE": _call("REDUCE", 1),
+    "NEWOBJ": _call("NEWOBJ", 1),
+    "NEWOBJ_EX": _call("NEWOBJ_EX", 2),
+    "BUILD": _build,
+    "EMPTY_DICT": _new_dict,
+    "DICT": _dict,
+    "SETITEM": _in_place(False),
+    "SETITEMS": _in_place(True),
+    "APPENDS": _in_place(True),
+    "ADDITEMS": _in_place(True),
+    "APPEND": _append,
+}
+
+
+def _at(prefix: str, base: int = 0) -> Callable[[int], str]:
+    return lambda at: f"{prefix}byte {at - base}"
+
+
+def scan_pickles(data: bytes, file: str, out: list[Finding], prefix: str = "", depth: int = 0) -> None:
+    """Every pickle in data, one after the other as a loader that reads on would see them;
+    a legacy torch file's five, then its raw storages."""
+    legacy = data.startswith(LEGACY_TORCH_MAGIC)
+    limit = LEGACY_PICKLES if legacy else MAX_PICKLES
+    place = _at(prefix)
+    end = _Scan(data, file, place, out, depth).run(0)
+    followed = 1
+    while end is not None and end < len(data) and followed < limit:
+        if not legacy and followed == 1:
+            out.append(Finding("LA-PICKLE-006", file, place(end), f"{len(data) - end} bytes after the STOP at byte {end - 1}"))
+        # Bytes after STOP are followed as another pickle only when one reads to its STOP:
+        # random trailing bytes are reported once, above, not as a damaged pickle.
+        trial: list[Finding] = []
+        next_end = _Scan(data, file, place, trial, depth).run(end) if legacy or data[end] in b"\x80(c}]" else None
+        if next_end is None and not legacy:
+            return
+        out.extend(trial)
+        end, followed = next_end, followed + 1
+
+
+def _escapes(name: str) -> bool:
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts
+
+
+def scan_zip(fileobj: Any, file: str, out: list[Finding], prefix: str = "", depth: int = 0) -> None:
+    """A zip as torch.save writes it: entry names (twice, or escaping), then every .pkl entry's pickles."""
+    try:
+        archive = zipfile.ZipFile(fileobj)
+    except Exception as exc:  # zipfile raises many types on a damaged directory
+        out.append(Finding("LA-ZIP-003", file, prefix.rstrip(" >") or "zip directory", escape(f"{type(exc).__name__}: {exc}")[:200]))
+        return
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_MEMBERS:
+            out.append(Finding("LA-ZIP-003", file, prefix + "zip directory", f"{len(infos)} entries, more than {MAX_MEMBERS}"))
+            return
+        seen: dict[str, int] = {}
+        for info in infos:
+            seen[info.filename] = seen.get(info.filename, 0) + 1
+            if seen[info.filename] == 2:
+                out.append(Finding("LA-ZIP-001", file, prefix + escape(info.filename), f"entry {escape(info.filename)} stored more than once"))
+            if _escapes(info.filename):
+                out.append(Finding("LA-ZIP-002", file, prefix + escape(info.filename), f"entry name {escape(info.filename)!r}"))
+        for info in infos:
+            if info.filename.endswith(".pkl"):
+                _scan_member(archive, info, file, out, prefix, depth)
+
+
+def _scan_member(archive: Any, info: Any, file: str, out: list[Finding], prefix: str, depth: int) -> None:
+    where = prefix + escape(info.filename)
+    if info.file_size > MAX_PICKLE_BYTES:
+        out.append(Finding("LA-ZIP-003", file, where, f"a pickle of {info.file_size} bytes, more than {MAX_PICKLE_BYTES}"))
+        return
+    try:
+        with archive.open(info) as member:
+            data = member.read(MAX_PICKLE_BYTES + 1)
+    except Exception as exc:  # as above: CRC errors, unsupported compression, encryption, zlib errors
+        out.append(Finding("LA-ZIP-003", file, where, escape(f"{type(exc).__name__}: {exc}")[:200]))
+        return
+    if len(data) > MAX_PICKLE_BYTES:
+        out.append(Finding("LA-ZIP-003", file, where, f"a pickle of more than {MAX_PICKLE_BYTES} bytes"))
+        return
+    scan_pickles(data, file, out, f"{where}, ", depth)
