@@ -29,11 +29,12 @@ def scan_model(path: str) -> ScanResult:
         try:
             why = files.check_file(rel, full, findings)
         except OSError as exc:
-            why = escape(f"unreadable: {exc.strerror or exc}")
+            skipped.append((rel, "UNREADABLE", escape(f"unreadable: {exc.strerror or exc}")))
+            continue
         if why is None:
             scanned.append(rel)
         else:
-            skipped.append((rel, why))
+            skipped.append((rel, "SCAN_NOT_SUPPORTED", why))
     present = {rel for rel, _ in entries}
     for rel, full in entries:
         if rel.endswith(files.INDEX_SUFFIX):

@@ -41,7 +41,7 @@ def _refusal(exc: AnatomyError, path: str) -> tuple[str, str]:
     return where or "header", f"expected {exc.expected}, found {exc.found}"
 
 
-def walk(root: str) -> tuple[list[tuple[str, str]], list[Finding], list[tuple[str, str]]]:
+def walk(root: str) -> tuple[list[tuple[str, str]], list[Finding], list[tuple[str, str, str]]]:
     """(relative name, path) of each regular file to read, link findings, and what was skipped.
     Links are not followed out of the folder, nor into folders (os.walk's followlinks=False)."""
     allowed = os.path.realpath(root)
@@ -55,13 +55,13 @@ def walk(root: str) -> tuple[list[tuple[str, str]], list[Finding], list[tuple[st
             path = os.path.join(folder, name)
             rel = os.path.relpath(path, root)
             if len(files) + len(skipped) >= MAX_FILES:
-                skipped.append((rel, f"more than {MAX_FILES} files; the rest were not read"))
+                skipped.append((rel, "TOO_MANY_FILES", f"more than {MAX_FILES} files; the rest were not read"))
                 return files, findings, skipped
             if os.path.islink(path):
                 target = os.path.realpath(path)
                 if os.path.commonpath([allowed, target]) != allowed:
                     findings.append(Finding("LA-FILE-002", rel, "link", escape(f"points to {os.readlink(path)}")))
-                    skipped.append((rel, "a link out of the folder, not followed"))
+                    skipped.append((rel, "LINK_NOT_FOLLOWED", "a link out of the folder, not followed"))
                     continue
                 if not os.path.isfile(target):
                     continue

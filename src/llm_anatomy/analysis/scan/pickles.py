@@ -100,8 +100,8 @@ class _Scan:
         if isinstance(value, _Global):
             value.uses.add(how)
 
-    def add(self, rule: str, at: int, message: str) -> None:
-        self.out.append(Finding(rule, self.file, self.place(at), message))
+    def add(self, rule: str, at: int, message: str, symbol: tuple[str, str] = ("", "")) -> None:
+        self.out.append(Finding(rule, self.file, self.place(at), message, escape(symbol[0]), escape(symbol[1])))
 
     def run(self, start: int) -> int | None:
         """Follow one pickle; the offset after its STOP, or None when it cannot be followed."""
@@ -132,11 +132,11 @@ class _Scan:
             what = escape(f"{module}.{name}")
             times = f" ({found.count} times)" if found.count > 1 else ""
             if (module, name) in DATA_GLOBALS:
-                self.add("LA-PICKLE-003", found.at, f"{what}{times}")
+                self.add("LA-PICKLE-003", found.at, f"{what}{times}", (module, name))
             elif found.uses:
-                self.add("LA-PICKLE-001", found.at, f"{what} reached by {'/'.join(sorted(found.uses))}{times}")
+                self.add("LA-PICKLE-001", found.at, f"{what} reached by {'/'.join(sorted(found.uses))}{times}", (module, name))
             else:
-                self.add("LA-PICKLE-002", found.at, f"{what} named, never called{times}")
+                self.add("LA-PICKLE-002", found.at, f"{what} named, never called{times}", (module, name))
 
     def step(self, op: Any, arg: Any, at: int) -> None:
         name = op.name

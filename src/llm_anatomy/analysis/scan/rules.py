@@ -72,6 +72,8 @@ class Finding:
     file: str
     location: str
     message: str
+    module: str = ""  # a pickle global's module and name (ModelScan's module and operator)
+    operator: str = ""
 
     @property
     def severity(self) -> str:
@@ -88,12 +90,13 @@ class Finding:
 
 @dataclass
 class ScanResult:
-    """What a scan found, and which files it inspected or skipped (and why)."""
+    """What a scan found, and which files it inspected or skipped: (file, category, why),
+    categories as ModelScan names them where it has one (SCAN_NOT_SUPPORTED)."""
 
     target: str
     findings: list[Finding]
     scanned: list[str]
-    skipped: list[tuple[str, str]]
+    skipped: list[tuple[str, str, str]]
 
     def sorted_findings(self) -> list[Finding]:
         return sorted(self.findings, key=lambda f: (-RANK[f.severity], f.file, f.rule, f.location))
