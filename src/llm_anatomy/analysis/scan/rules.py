@@ -99,7 +99,8 @@ class ScanResult:
     skipped: list[tuple[str, str, str]]
 
     def sorted_findings(self) -> list[Finding]:
-        return sorted(self.findings, key=lambda f: (-RANK[f.severity], f.file, f.rule, f.location))
+        """Most severe first; within a severity by file, then in the order found (a pickle's by offset)."""
+        return sorted(self.findings, key=lambda f: (-RANK[f.severity], f.file))
 
     def at_or_above(self, severity: str) -> list[Finding]:
         return [f for f in self.findings if RANK[f.severity] >= RANK[severity]]
