@@ -293,7 +293,7 @@ def test_text_output_and_exit_status(tmp_path, cli):
     assert result.out == (
         "critical  LA-PICKLE-001  model.pkl (byte 2): runpy._run_code reached by REDUCE\n"
         f"          {RULES['LA-PICKLE-001'].title}; {RULES['LA-PICKLE-001'].advice}\n"
-        "1 finding (1 critical) in 1 file inspected, 1 skipped (--json lists them)\n"
+        "1 finding (1 critical) in 1 file inspected; 1 file skipped (--json lists it)\n"
     )
     assert (result.code, result.err) == (4, "")
     assert cli("scan", path, "--fail-on", "critical").code == 4
@@ -307,7 +307,7 @@ def test_fail_on(tmp_path, cli):
 
 def test_no_findings_wording(tmp_path, cli):
     result = cli("scan", scan_corpus.BENIGN["torch-zip"](tmp_path))
-    assert (result.out, result.code) == ("no findings in what was inspected (1 file inspected)\n", 0)
+    assert (result.out, result.code) == ("no findings in what was inspected (1 file)\n", 0)
     assert "safe" not in result.out
 
 
@@ -362,3 +362,10 @@ def test_sarif_is_valid(tmp_path, cli):
     assert [r["id"] for r in run["tool"]["driver"]["rules"]] == list(RULES)
     assert all(run["tool"]["driver"]["rules"][r["ruleIndex"]]["id"] == r["ruleId"] for r in run["results"])
     assert run["results"][3]["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "tokenizer_config.json", "uriBaseId": "MODEL"}
+
+
+def test_the_page_lists_every_rule():
+    page = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "scan.md")
+    with open(page, encoding="utf-8") as handle:
+        rows = [line for line in handle.read().splitlines() if line.startswith("| `LA-")]
+    assert rows == [f"| `{r.id}` | {r.severity} | {r.title.replace('_', chr(92) + '_')} |" for r in RULES.values()]

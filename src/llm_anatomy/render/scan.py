@@ -28,13 +28,14 @@ def text(result: ScanResult) -> str:
         lines.append(f"{f.severity:<8}  {f.rule}  {escape(f.file)} ({escape(f.location)}): {escape(f.message)}")
         lines.append(f"          {f.title}; {f.advice}")
     counts = {s: sum(f.severity == s for f in result.findings) for s in SEVERITIES}
-    files = f"{len(result.scanned)} file{'s' * (len(result.scanned) != 1)} inspected"
-    skipped = f", {len(result.skipped)} skipped (--json lists them)" if result.skipped else ""
+    files = f"{len(result.scanned)} file{'s' * (len(result.scanned) != 1)}"
+    left = len(result.skipped)
+    skipped = f"; {left} file{'s' * (left != 1)} skipped (--json lists {'it' if left == 1 else 'them'})" if left else ""
     if result.findings:
         by = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-        lines.append(f"{len(result.findings)} finding{'s' * (len(result.findings) != 1)} ({by}) in {files}{skipped}")
+        lines.append(f"{len(result.findings)} finding{'s' * (len(result.findings) != 1)} ({by}) in {files} inspected{skipped}")
     else:
-        lines.append(f"no findings in what was inspected ({files}{skipped})")
+        lines.append(f"no findings in what was inspected ({files}){skipped}")
     return "\n".join(lines) + "\n"
 
 

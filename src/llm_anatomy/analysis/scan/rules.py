@@ -42,7 +42,7 @@ _RULES = (
     Rule("LA-FILE-002", "high", "a symbolic link that leads out of the model folder", "a loader reads whatever it points to; replace the link with the file"),
     Rule("LA-FILE-003", "medium", "the index names a file that is not there", "loading fails or picks up a file dropped in later; download the checkpoint again"),
     Rule("LA-FILE-004", "low", "a weights file that the index does not name", "loaders that follow the index ignore it, tools that glob read it; remove it or find out what it is"),
-    Rule("LA-FILE-005", "high", "a weights file its reader refuses", "the reader's reason follows; a loader may read it differently, so do not load it"),
+    Rule("LA-FILE-005", "high", "a file its reader refuses", "the reader's reason follows; a loader may read it differently, so do not load it"),
     # safetensors (the format's one-page spec; the safetensors library refuses the same).
     Rule("LA-ST-001", "high", "tensor data that overlaps another tensor's", "two names share bytes: writing one changes the other; the safetensors library refuses it"),
     Rule("LA-ST-002", "medium", "bytes between tensors that no tensor covers", "a place to hide data; the safetensors library refuses it; convert the file again"),
@@ -53,7 +53,7 @@ _RULES = (
     # GGUF.
     Rule("LA-GGUF-001", "high", "tensor data that overlaps another tensor's", "two names share bytes; convert the model again"),
     # Chat templates (Jinja), rendered only in jinja2's ImmutableSandboxedEnvironment.
-    Rule("LA-TEMPLATE-001", "critical", "a chat template that reaches dunder attributes (__class__, __globals__, ...)", "the shape of a template-injection exploit (CVE-2024-34359): render it only in jinja2's sandbox, or replace the template"),
+    Rule("LA-TEMPLATE-001", "critical", "a chat template that reaches dunder attributes such as __class__ or __globals__", "the shape of a template-injection exploit (CVE-2024-34359): render it only in jinja2's sandbox, or replace the template"),
     Rule("LA-TEMPLATE-002", "high", "a chat template the sandbox refuses to render", "it tries what a chat template never needs: render it only in jinja2's sandbox, or replace the template"),
     Rule("LA-TEMPLATE-003", "high", "a chat template that reaches private attributes (cycler, joiner, namespace internals)", "render it only in jinja2's sandbox, or replace the template"),
     Rule("LA-TEMPLATE-004", "medium", "a chat template beyond the rendering bounds (size, output or loop steps)", "a renderer without bounds can hang or run out of memory on it; replace the template"),
