@@ -369,3 +369,32 @@ def test_the_page_lists_every_rule():
     with open(page, encoding="utf-8") as handle:
         rows = [line for line in handle.read().splitlines() if line.startswith("| `LA-")]
     assert rows == [f"| `{r.id}` | {r.severity} | {r.title.replace('_', chr(92) + '_')} |" for r in RULES.values()]
+
+
+def test_scan_imports_neither_numpy_nor_torch(tmp_path):
+    """`scan` is in the plain install row: its pickles, zips and headers need neither."""
+    from conftest import imported_by
+
+    scan_corpus.MALICIOUS["inst-posix-system"](tmp_path)
+    _json(tmp_path / "config.json", {"auto_map": {"AutoModel": "m.M"}})
+    code, loaded, out = imported_by("scan", tmp_path, modules=("numpy", "torch", "transformers"))
+    assert (code, loaded) == (4, []), out
+
+
+def test_templates_without_jinja2_are_checked_by_their_text(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "jinja2", None)  # import jinja2 raises ImportError
+    _json(tmp_path / "tokenizer_config.json", {"chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}\n{{ cycler.__init__.__globals__ }}{{ j._last }}"})
+    assert _findings(tmp_path) == [
+        ("LA-TEMPLATE-001", "tokenizer_config.json", "chat_template, line 2", "attribute __init__"),
+        ("LA-TEMPLATE-001", "tokenizer_config.json", "chat_template, line 2", "attribute __globals__"),
+        ("LA-TEMPLATE-003", "tokenizer_config.json", "chat_template, line 2", "attribute _last"),
+        ("LA-TEMPLATE-006", "tokenizer_config.json", "chat_template", "checked by its text only"),
+    ]
+
+
+def test_names_with_terminal_controls_are_escaped(tmp_path, cli):
+    (tmp_path / "evil\x1b[2Jname.so").write_bytes(b"")
+    result = cli("scan", tmp_path)
+    assert result.out.splitlines()[0] == "high      LA-FILE-001  evil\\x1b[2Jname.so (file): a .so file"

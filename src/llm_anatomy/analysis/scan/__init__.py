@@ -18,12 +18,12 @@ def scan_model(path: str) -> ScanResult:
     """Scan a local model folder (every file under it) or one file."""
     if not os.path.lexists(path):
         raise AnatomyError(path, "a model folder or file", "no such path", "check the path")
-    if os.path.isdir(path) and not os.path.islink(path):
+    if os.path.isdir(path):
         entries, findings, skipped = files.walk(path)
     elif os.path.isfile(path):
         entries, findings, skipped = [(os.path.basename(path), path)], [], []
     else:
-        raise AnatomyError(path, "a model folder or file", "something else (a link to a folder, a device, a socket)", "pass the folder itself")
+        raise AnatomyError(path, "a model folder or file", "something else (a broken link, a device, a socket)", "pass the model's folder or one of its files")
     scanned = []
     for rel, full in entries:
         try:

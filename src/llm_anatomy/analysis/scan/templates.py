@@ -35,8 +35,8 @@ SHAPES: dict[str, list[dict[str, Any]]] = {
 }
 CONTEXT = {"bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
 # Without jinja2: the template's text, by the same two patterns the syntax tree is read for.
-DUNDER_TEXT = re.compile(r"__[A-Za-z0-9_]*__")
-PRIVATE_TEXT = re.compile(r"\.\s*_[A-Za-z]\w*|attr\(\s*['\"]_[A-Za-z]\w*")
+DUNDER_TEXT = re.compile(r"(__[A-Za-z0-9_]*__)")
+PRIVATE_TEXT = re.compile(r"(?:\.\s*|attr\(\s*['\"])(_[A-Za-z]\w*)")
 
 
 class _Bounds(Exception):
@@ -60,9 +60,11 @@ def check(source: str, file: str, where: str, out: list[Finding]) -> None:
 
 def _check_text(source: str, file: str, at: str, out: list[Finding]) -> None:
     for rule, pattern in (("LA-TEMPLATE-001", DUNDER_TEXT), ("LA-TEMPLATE-003", PRIVATE_TEXT)):
-        for name in dict.fromkeys(m.group() for m in pattern.finditer(source)):
-            line = source.count("\n", 0, source.index(name)) + 1
-            out.append(Finding(rule, file, f"{at}line {line}", escape(f"attribute {name}")))
+        first: dict[str, int] = {}
+        for match in pattern.finditer(source):
+            first.setdefault(match.group(1), match.start(1))
+        for name, start in first.items():
+            out.append(Finding(rule, file, f"{at}line {source.count(chr(10), 0, start) + 1}", escape(f"attribute {name}")))
 
 
 def _environment(steps: list[int]) -> Any:
