@@ -398,3 +398,29 @@ def test_names_with_terminal_controls_are_escaped(tmp_path, cli):
     (tmp_path / "evil\x1b[2Jname.so").write_bytes(b"")
     result = cli("scan", tmp_path)
     assert result.out.splitlines()[0] == "high      LA-FILE-001  evil\\x1b[2Jname.so (file): a .so file"
+
+
+# tests/test_hostile_input.py's pickle bombs: the two that take a loader unbounded time to hash
+# and the two sprays past the opcode budget are findings; the others build nothing here (the
+# scan makes no containers), and a set is plain data.
+HOSTILE_PICKLES = {
+    "billion-laughs": [],
+    "dict-spray-deflated": [("LA-PICKLE-008", "archive/data.pkl, byte 2500001", "more than 2500000 operations; the scan stopped here")],
+    "list-spray": [("LA-PICKLE-008", "archive/data.pkl, byte 2500001", "more than 2500000 operations; the scan stopped here")],
+    "hash-bomb-key": [("LA-PICKLE-010", "archive/data.pkl, byte 506", "a dict key that is a tuple")],
+    "set-protocol-2": [("LA-PICKLE-003", "archive/data.pkl, byte 13", "__builtin__.set")],
+    "set-protocol-4": [],
+    "frozenset": [],
+    "int-key-hash-collision": [("LA-PICKLE-010", "archive/data.pkl, byte 1398967", "a dict key that is an integer of 62 bits")],
+    "long4-int": [],
+    "bzip2-data-pkl": [],
+}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if "spray" in c else c for c in HOSTILE_PICKLES])
+def test_the_hostile_input_pickles(tmp_path, case):
+    from test_hostile_input import PICKLES
+
+    assert set(PICKLES) == set(HOSTILE_PICKLES)
+    path = PICKLES[case][0](tmp_path)
+    assert [(rule, where, message) for rule, _, where, message in _findings(path)] == HOSTILE_PICKLES[case]

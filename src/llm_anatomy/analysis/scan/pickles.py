@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 from ...core.text import escape
-from ...formats.restricted_pickle import ALLOWED, MAX_OPCODES
+from ...formats.restricted_pickle import ALLOWED, MAX_KEY_INT, MAX_OPCODES
 from ...formats.signatures import LEGACY_TORCH_MAGIC, ZIP_MAGIC
 from ...formats.torch_zip import MAX_MEMBERS, MAX_PICKLE_BYTES
 from .rules import Finding
@@ -39,6 +39,8 @@ NESTED_MAGIC = (ZIP_MAGIC, b"\x80")  # a zip, or a pickle of protocol 2 or later
 CALLS = {"REDUCE", "NEWOBJ", "NEWOBJ_EX", "INST", "OBJ", "BUILD"}
 STRINGS = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"}
 BYTES = {"BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"}
+NUMBERS = {"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"}
+TUPLES = {"TUPLE", "EMPTY_TUPLE", "TUPLE1", "TUPLE2", "TUPLE3"}
 PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
 GETS = {"GET", "BINGET", "LONG_BINGET"}
 UNKNOWN = object()  # any value the scan does not follow
@@ -69,6 +71,10 @@ class _Dict:
     """A dict the pickle builds (EMPTY_DICT, DICT): where BUILD may set state."""
 
 
+class _Tuple:
+    """A tuple: as a dict key, hashing it walks all of it (and what the memo shares, again)."""
+
+
 class _Scan:
     """One pickle followed from `start` in `data`: its stack of symbols, marks and memo, and
     the globals it names. Findings go to `out`; `place` turns an offset into a location."""
@@ -79,6 +85,7 @@ class _Scan:
         self.marks: list[list] = []
         self.memo: dict[Any, Any] = {}
         self.globals: dict[tuple[str, str], _Global] = {}
+        self.bad_key = False  # one finding per pickle for keys that hash at unbounded cost
 
     def pop(self) -> Any:
         return self.stack.pop() if self.stack else UNKNOWN  # a loader would fail here; the scan goes on
@@ -95,6 +102,18 @@ class _Scan:
         found = self.globals.setdefault((module, name), _Global(module, name, at))
         found.count += 1
         return found
+
+    def check_keys(self, keys: list, at: int) -> None:
+        """Keys a loader hashes when it sets them: a tuple (a tuple of itself through the memo,
+        64 deep, takes 2**64 steps) or integers past MAX_KEY_INT (which can all share a hash)."""
+        if self.bad_key:
+            return
+        for key in keys:
+            if isinstance(key, _Tuple) or (type(key) is int and not -MAX_KEY_INT <= key <= MAX_KEY_INT):
+                self.bad_key = True
+                kind = "a tuple" if isinstance(key, _Tuple) else f"an integer of {key.bit_length()} bits"
+                self.add("LA-PICKLE-010", at, f"a dict key that is {kind}")
+                return
 
     def reach(self, value: Any, how: str) -> None:
         if isinstance(value, _Global):
@@ -145,6 +164,11 @@ class _Scan:
             handler(self, arg, at)
         elif name in STRINGS:
             self.stack.append(arg if isinstance(arg, str) else UNKNOWN)
+        elif name in NUMBERS:
+            self.stack.append(arg if type(arg) is int else UNKNOWN)
+        elif name in TUPLES:
+            self.generic(op)
+            self.stack[-1] = _Tuple()
         elif name in BYTES:
             self.stack.append(UNKNOWN)
             if isinstance(arg, (bytes, bytearray)) and self.depth < MAX_NESTING and bytes(arg[:4]).startswith(NESTED_MAGIC):
@@ -253,20 +277,22 @@ def _new_dict(s: _Scan, arg: Any, at: int) -> None:
 
 
 def _dict(s: _Scan, arg: Any, at: int) -> None:
-    s.pop_mark()
+    s.check_keys(s.pop_mark()[::2], at)
     s.stack.append(_Dict())
 
 
-def _in_place(takes_mark: bool) -> Callable[[_Scan, Any, int], None]:
-    """SETITEM(S), APPEND(S), ADDITEMS: the target stays on the stack as it was."""
-    def fill(s: _Scan, arg: Any, at: int) -> None:
-        if takes_mark:
-            s.pop_mark()
-        else:
-            s.pop()
-            s.pop()
+def _setitem(s: _Scan, arg: Any, at: int) -> None:
+    s.pop()
+    s.check_keys([s.pop()], at)
 
-    return fill
+
+def _setitems(s: _Scan, arg: Any, at: int) -> None:
+    s.check_keys(s.pop_mark()[::2], at)
+
+
+def _add_marked(s: _Scan, arg: Any, at: int) -> None:
+    """APPENDS, ADDITEMS: the target stays on the stack as it was."""
+    s.pop_mark()
 
 
 def _append(s: _Scan, arg: Any, at: int) -> None:
@@ -290,10 +316,10 @@ HANDLERS: dict[str, Callable[[_Scan, Any, int], None]] = {
     "BUILD": _build,
     "EMPTY_DICT": _new_dict,
     "DICT": _dict,
-    "SETITEM": _in_place(False),
-    "SETITEMS": _in_place(True),
-    "APPENDS": _in_place(True),
-    "ADDITEMS": _in_place(True),
+    "SETITEM": _setitem,
+    "SETITEMS": _setitems,
+    "APPENDS": _add_marked,
+    "ADDITEMS": _add_marked,
     "APPEND": _append,
 }
 

@@ -29,6 +29,7 @@ _RULES = (
     Rule("LA-PICKLE-007", "high", "a pickle that cannot be followed to its end", "a loader may read it differently from this scan; do not load it"),
     Rule("LA-PICKLE-008", "high", "a pickle of more operations than any state dict needs", "it is a memory or time bomb, or not a checkpoint; do not load it"),
     Rule("LA-PICKLE-009", "medium", "a byte string in the pickle holding another pickle or zip", "code in the pickle can load it (torch.load of bytes); its own findings follow"),
+    Rule("LA-PICKLE-010", "high", "a dict key that a loader hashes at unbounded cost (a tuple, or an integer of 2**61 or more)", "a time bomb for torch.load and pickle alike; do not load it"),
     # Zip archives (torch.save since 1.6).
     Rule("LA-ZIP-001", "high", "a zip entry name appears twice", "readers pick different copies (the first or the last); do not load it"),
     Rule("LA-ZIP-002", "high", "a zip entry name escapes the archive (absolute, '..' or a drive)", "an extracting tool writes outside its folder; do not extract or load it"),
