@@ -424,3 +424,45 @@ def test_the_hostile_input_pickles(tmp_path, case):
     assert set(PICKLES) == set(HOSTILE_PICKLES)
     path = PICKLES[case][0](tmp_path)
     assert [(rule, where, message) for rule, _, where, message in _findings(path)] == HOSTILE_PICKLES[case]
+
+
+def test_unreadable_files_and_folders(tmp_path, cli):
+    from hostile import permissions_bind, run_cli
+
+    reason = permissions_bind()
+    if reason:
+        pytest.skip(reason)
+    locked = tmp_path / "model.pkl"
+    locked.write_bytes(scan_corpus.EVIL_P0)
+    os.chmod(locked, 0)
+    (tmp_path / "sub").mkdir()
+    os.chmod(tmp_path / "sub", 0)
+    try:
+        alone = run_cli("scan", locked, unprivileged=True)
+        folder = run_cli("scan", tmp_path, "--json", unprivileged=True)
+    finally:
+        os.chmod(locked, 0o644)
+        os.chmod(tmp_path / "sub", 0o755)
+    assert (alone.code, alone.err) == (1, f"llm-anatomy: {locked}: expected a readable file, found Permission denied; check its permissions\n")
+    assert folder.code == 0
+    assert json.loads(folder.out)["summary"]["skipped"]["skipped_files"] == [
+        {"category": "UNREADABLE", "description": "unreadable: Permission denied", "source": "sub"},
+        {"category": "UNREADABLE", "description": "unreadable: Permission denied", "source": "model.pkl"},
+    ]
+
+
+def test_random_and_damaged_pickles_never_raise():
+    """The scan follows whatever bytes it is given to a finding, never an exception."""
+    import random
+
+    from llm_anatomy.analysis.scan.pickles import scan_pickles
+
+    rng = random.Random(0)
+    seeds = [scan_corpus.GETATTR, scan_corpus.ATTRGETTER, scan_corpus.COMPUTED, scan_corpus.EVIL_P0, scan_corpus.PIP]
+    for _ in range(2000):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        scan_pickles(bytes(data), "f", [])
+    for _ in range(500):
+        scan_pickles(b"\x80\x04" + rng.randbytes(rng.randint(0, 64)), "f", [])

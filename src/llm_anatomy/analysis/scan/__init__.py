@@ -29,6 +29,8 @@ def scan_model(path: str) -> ScanResult:
         try:
             why = files.check_file(rel, full, findings)
         except OSError as exc:
+            if not os.path.isdir(path):  # the one file asked for: nothing was inspected
+                raise AnatomyError(path, "a readable file", escape(exc.strerror or str(exc)), "check its permissions") from None
             skipped.append((rel, "UNREADABLE", escape(f"unreadable: {exc.strerror or exc}")))
             continue
         if why is None:

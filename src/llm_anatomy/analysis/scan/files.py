@@ -49,7 +49,11 @@ def walk(root: str) -> tuple[list[tuple[str, str]], list[Finding], list[tuple[st
         # A Hugging Face cache snapshot links each file to ../../blobs/: inside the repo's folder.
         allowed = os.path.dirname(os.path.dirname(allowed))
     files, findings, skipped = [], [], []
-    for folder, dirs, names in os.walk(root):
+
+    def unreadable(error: OSError) -> None:  # os.walk's onerror: a folder it cannot list
+        skipped.append((os.path.relpath(error.filename or root, root), "UNREADABLE", escape(f"unreadable: {error.strerror or error}")))
+
+    for folder, dirs, names in os.walk(root, onerror=unreadable):
         dirs.sort()
         for name in sorted(names) + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
             path = os.path.join(folder, name)
