@@ -132,3 +132,20 @@ BENIGN = {
     "torch-legacy": lambda d: _benign_torch(d, _use_new_zipfile_serialization=False),
     "gguf-with-template": _benign_gguf,
 }
+
+
+def tar_checkpoint(path, members: dict) -> str:
+    """torch.save's format before 0.4, as torch.load still reads it: a tar of named members."""
+    import tarfile
+
+    with tarfile.open(path, "w") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+MALICIOUS["tar-pickle-member"] = lambda d: tar_checkpoint(
+    d / "model.tar", {"sys_info": pickle.dumps({"protocol_version": 1001}, protocol=2), "pickle": EVIL_P0, "storages": pickle.dumps(0, protocol=2) + b"\0" * 16}
+)

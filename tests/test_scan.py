@@ -3,6 +3,7 @@ templates and container oddities; the outputs (text, JSON, SARIF) and exit statu
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -55,6 +56,7 @@ PICKLED = {
         ("LA-ZIP-001", "model.pt", "archive/data.pkl", "entry archive/data.pkl stored more than once"),
     ],
     "legacy-torch": [("LA-PICKLE-001", "model.pt", "byte 167", "posix.system reached by REDUCE")],
+    "tar-pickle-member": [("LA-PICKLE-001", "model.tar", "pickle, byte 0", "os.system reached by REDUCE")],
     "named-only": [("LA-PICKLE-002", "model.pt", "archive/data.pkl, byte 9", "os.system named, never called")],
     "dict-spray": [("LA-PICKLE-008", "model.pt", "archive/data.pkl, byte 2500001", "more than 2500000 operations; the scan stopped here")],
 }
@@ -466,3 +468,25 @@ def test_random_and_damaged_pickles_never_raise():
         scan_pickles(bytes(data), "f", [])
     for _ in range(500):
         scan_pickles(b"\x80\x04" + rng.randbytes(rng.randint(0, 64)), "f", [])
+
+
+def test_tar_checkpoints(tmp_path):
+    """The storages member's raw bytes after its pickle are the format, not a finding; names
+    escaping the tar and long-name headers past the bound are."""
+    benign = scan_corpus.tar_checkpoint(tmp_path / "benign.tar", {"sys_info": b"\x80\x02}.", "pickle": b"\x80\x02}.", "storages": b"\x80\x02K\x00." + bytes(64)})
+    assert _findings(benign) == []
+    escaping = scan_corpus.tar_checkpoint(tmp_path / "escaping.tar", {"../x.pkl": scan_corpus.EVIL_P0})
+    assert _findings(escaping) == [
+        ("LA-PICKLE-001", "escaping.tar", "../x.pkl, byte 0", "os.system reached by REDUCE"),
+        ("LA-ZIP-002", "escaping.tar", "../x.pkl", "entry name '../x.pkl'"),
+    ]
+    import tarfile
+
+    long_name = tmp_path / "long.tar"
+    with tarfile.open(long_name, "w", format=tarfile.GNU_FORMAT) as archive:
+        info = tarfile.TarInfo("n" * 200)
+        archive.addfile(info, io.BytesIO(b""))
+    raw = bytearray(long_name.read_bytes())
+    raw[124:136] = b"%011o\0" % (2**30)  # the long-name header now claims 1 GB of name
+    long_name.write_bytes(bytes(raw))
+    assert _findings(long_name) == [("LA-ZIP-003", "long.tar", "tar", "a L header of 1073741824 bytes")]

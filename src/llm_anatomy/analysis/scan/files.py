@@ -22,6 +22,7 @@ from .rules import Finding
 
 MAX_FILES = 100_000  # entries walked in one folder
 GGUF_MAGIC = b"GGUF"
+TAR_MAGIC, TAR_MAGIC_AT = b"ustar", 257  # POSIX and GNU tars say so in their first header
 # Suffixes of files that no model loader reads: native code and scripts.
 FOREIGN = {".so", ".dll", ".dylib", ".exe", ".sh", ".bash", ".bat", ".cmd", ".ps1"}
 WEIGHTS = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".pkl", ".pickle"}
@@ -86,13 +87,16 @@ def check_file(rel: str, path: str, out: list[Finding]) -> str | None:
         out.append(Finding("LA-CODE-002", rel, "file", "Python source"))
         return None
     with open(path, "rb") as handle:
-        head = handle.read(16)
+        head = handle.read(TAR_MAGIC_AT + len(TAR_MAGIC))
     if suffix == ".safetensors":
         _safetensors(rel, path, out)
     elif suffix == ".gguf" or head.startswith(GGUF_MAGIC):
         _gguf(rel, path, out)
     elif head.startswith(ZIP_MAGIC):
         _zip(rel, path, out)
+    elif head[TAR_MAGIC_AT:] == TAR_MAGIC:
+        with open(path, "rb") as handle:
+            pickles.scan_tar(handle, rel, out)
     elif head.startswith(b"\x80") or suffix in (".pkl", ".pickle"):
         with open(path, "rb") as handle:
             pickles.scan_pickles(handle.read(MAX_PICKLE_BYTES), rel, out)

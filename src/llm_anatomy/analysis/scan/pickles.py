@@ -328,25 +328,90 @@ def _at(prefix: str, base: int = 0) -> Callable[[int], str]:
     return lambda at: f"{prefix}byte {at - base}"
 
 
-def scan_pickles(data: bytes, file: str, out: list[Finding], prefix: str = "", depth: int = 0) -> None:
-    """Every pickle in data, one after the other as a loader that reads on would see them;
-    a legacy torch file's five, then its raw storages."""
-    legacy = data.startswith(LEGACY_TORCH_MAGIC)
-    limit = LEGACY_PICKLES if legacy else MAX_PICKLES
+def scan_pickles(data: bytes, file: str, out: list[Finding], prefix: str = "", depth: int = 0, leading: int | None = None) -> None:
+    """Every pickle in data, one after the other as a loader that reads on would see them.
+    leading: the format puts that many pickles first, then raw bytes (a legacy torch file's
+    five, then its storages; the one of a tar checkpoint's `storages` member)."""
+    if leading is None and data.startswith(LEGACY_TORCH_MAGIC):
+        leading = LEGACY_PICKLES
+    limit = leading or MAX_PICKLES
     place = _at(prefix)
     end = _Scan(data, file, place, out, depth).run(0)
     followed = 1
     while end is not None and end < len(data) and followed < limit:
-        if not legacy and followed == 1:
+        if leading is None and followed == 1:
             out.append(Finding("LA-PICKLE-006", file, place(end), f"{len(data) - end} bytes after the STOP at byte {end - 1}"))
         # Bytes after STOP are followed as another pickle only when one reads to its STOP:
         # random trailing bytes are reported once, above, not as a damaged pickle.
         trial: list[Finding] = []
-        next_end = _Scan(data, file, place, trial, depth).run(end) if legacy or data[end] in b"\x80(c}]" else None
-        if next_end is None and not legacy:
+        next_end = _Scan(data, file, place, trial, depth).run(end) if leading or data[end] in b"\x80(c}]" else None
+        if next_end is None and not leading:
             return
         out.extend(trial)
         end, followed = next_end, followed + 1
+
+
+# torch.save's format before 0.4 (torch.load still reads it): a tar of these members.
+TAR_PICKLES = {"sys_info": None, "pickle": None, "tensors": 1, "storages": 1}  # name -> leading pickles (None: pickles only)
+MAX_TAR_MEMBERS = 1024
+
+
+TAR_BLOCK = 512
+MAX_TAR_HEADER_DATA = 1 << 20  # a long name or pax header of more is no checkpoint's
+HEADER_TYPES = b"LKxg"  # GNU long name and link, pax extended and global headers: tarfile reads their data whole
+
+
+def _tar_headers_bounded(fileobj: Any) -> str | None:
+    """None when no long-name or pax header holds more than MAX_TAR_HEADER_DATA bytes (tarfile
+    reads those into memory whole), else what was found: checked header by header first."""
+    at = 0
+    for _ in range(MAX_TAR_MEMBERS + 1):
+        fileobj.seek(at)
+        header = fileobj.read(TAR_BLOCK)
+        if len(header) < TAR_BLOCK or header == bytes(TAR_BLOCK):
+            return None
+        try:
+            size = int(header[124:136].strip(b"\0 ") or b"0", 8)
+        except ValueError:
+            return None  # left to tarfile to refuse
+        if header[156:157] and header[156:157] in HEADER_TYPES and size > MAX_TAR_HEADER_DATA:
+            return f"a {header[156:157].decode()} header of {size} bytes"
+        at += TAR_BLOCK + -(-size // TAR_BLOCK) * TAR_BLOCK
+    return None
+
+
+def scan_tar(fileobj: Any, file: str, out: list[Finding]) -> None:
+    """A tar checkpoint: names escaping it, then each member torch.load unpickles."""
+    import tarfile
+
+    oversized = _tar_headers_bounded(fileobj)
+    if oversized:
+        out.append(Finding("LA-ZIP-003", file, "tar", oversized))
+        return
+    fileobj.seek(0)
+    try:
+        archive = tarfile.open(fileobj=fileobj, mode="r:")
+        members = []
+        for member in archive:  # one header at a time: a tar has no directory to size first
+            members.append(member)
+            if len(members) > MAX_TAR_MEMBERS:
+                out.append(Finding("LA-ZIP-003", file, "tar", f"more than {MAX_TAR_MEMBERS} members"))
+                return
+    except (tarfile.TarError, OSError) as exc:
+        out.append(Finding("LA-ZIP-003", file, "tar", escape(f"{type(exc).__name__}: {exc}")[:200]))
+        return
+    for member in members:
+        where = escape(member.name)
+        if _escapes(member.name):
+            out.append(Finding("LA-ZIP-002", file, where, f"entry name {where!r}"))
+        if not member.isfile() or not (member.name in TAR_PICKLES or member.name.endswith(".pkl")):
+            continue
+        if member.size > MAX_PICKLE_BYTES and TAR_PICKLES.get(member.name) is None:
+            out.append(Finding("LA-ZIP-003", file, where, f"a pickle of {member.size} bytes, more than {MAX_PICKLE_BYTES}"))
+            continue
+        handle = archive.extractfile(member)
+        if handle is not None:
+            scan_pickles(handle.read(MAX_PICKLE_BYTES), file, out, f"{where}, ", leading=TAR_PICKLES.get(member.name))
 
 
 def _escapes(name: str) -> bool:
