@@ -490,3 +490,18 @@ def test_tar_checkpoints(tmp_path):
     raw[124:136] = b"%011o\0" % (2**30)  # the long-name header now claims 1 GB of name
     long_name.write_bytes(bytes(raw))
     assert _findings(long_name) == [("LA-ZIP-003", "long.tar", "tar", "a L header of 1073741824 bytes")]
+
+
+def test_a_zip_in_a_pickle_is_bounded_before_it_is_read(tmp_path):
+    """A byte string holding a zip whose end record claims a directory of 100 MB: refused by
+    the loader's directory check before zipfile reads it and builds one object per entry."""
+    end_record = b"PK\x05\x06" + struct.pack("<4H2LH", 0, 0, 1, 1, 100_000_000, 0, 0)
+    blob = b"PK\x03\x04" + bytes(60) + end_record
+    data = b"\x80\x02ctorch\nload\n(B" + len(blob).to_bytes(4, "little") + blob + b"tR."
+    path = tmp_path / "model.pkl"
+    path.write_bytes(data)
+    assert _findings(path) == [
+        ("LA-PICKLE-001", "model.pkl", "byte 2", "torch.load reached by REDUCE"),
+        ("LA-ZIP-003", "model.pkl", "byte 15 > zip directory", "expected a zip directory of at most 86 bytes, found 100000000 bytes"),
+        ("LA-PICKLE-009", "model.pkl", "byte 15", "a byte string of 86 bytes starting b'PK\\x03\\x04'"),
+    ]

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 from ...core.text import escape
 from ...formats.restricted_pickle import ALLOWED, MAX_KEY_INT, MAX_OPCODES
 from ...formats.signatures import LEGACY_TORCH_MAGIC, ZIP_MAGIC
-from ...formats.torch_zip import MAX_MEMBERS, MAX_PICKLE_BYTES
+from ...core.errors import AnatomyError
+from ...formats.torch_zip import MAX_MEMBERS, MAX_PICKLE_BYTES, _check_directory
 from .rules import Finding
 
 # Plain data types torch's weights_only unpickler accepts too: nothing runs through them.
@@ -195,9 +196,24 @@ class _Scan:
         self.add("LA-PICKLE-009", at, f"a byte string of {len(blob)} bytes starting {escape(repr(blob[:4]))}")
         inner = f"{self.place(at)} > "
         if blob.startswith(ZIP_MAGIC):
+            try:
+                _check_directory(_Blob(blob, self.file))  # the loader's bounds, before zipfile builds the directory
+            except AnatomyError as exc:
+                self.out.append(Finding("LA-ZIP-003", self.file, inner + "zip directory", f"expected {exc.expected}, found {exc.found}"))
+                return
             scan_zip(io.BytesIO(blob), self.file, self.out, inner, self.depth + 1)
         else:
             scan_pickles(blob, self.file, self.out, inner, self.depth + 1)
+
+
+class _Blob:
+    """Bytes as the byte source torch_zip's directory check reads from."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data, self.size, self.name = data, len(data), name
+
+    def read(self, start: int, length: int, what: str) -> bytes:
+        return self.data[start : start + length]
 
 
 def _mark(s: _Scan, arg: Any, at: int) -> None:
