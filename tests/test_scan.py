@@ -505,3 +505,14 @@ def test_a_zip_in_a_pickle_is_bounded_before_it_is_read(tmp_path):
         ("LA-ZIP-003", "model.pkl", "byte 15 > zip directory", "expected a zip directory of at most 86 bytes, found 100000000 bytes"),
         ("LA-PICKLE-009", "model.pkl", "byte 15", "a byte string of 86 bytes starting b'PK\\x03\\x04'"),
     ]
+
+
+def test_safetensors_header_near_the_cap(tmp_path, monkeypatch):
+    """At 90% of the 100 MB the safetensors library allows (lowered here to 50 bytes, so
+    that the test does not write 90 MB)."""
+    from llm_anatomy.analysis.scan import files
+
+    monkeypatch.setattr(files, "SAFETENSORS_NEAR_CAP", 50)
+    header = {"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "__metadata__": {"pad": "x" * 40}}
+    path = _safetensors(tmp_path / "model.safetensors", header, b"\0" * 4)
+    assert _findings(path) == [("LA-ST-005", "model.safetensors", "header", "a header of 130 bytes")]
