@@ -516,3 +516,10 @@ def test_safetensors_header_near_the_cap(tmp_path, monkeypatch):
     header = {"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "__metadata__": {"pad": "x" * 40}}
     path = _safetensors(tmp_path / "model.safetensors", header, b"\0" * 4)
     assert _findings(path) == [("LA-ST-005", "model.safetensors", "header", "a header of 130 bytes")]
+
+
+def test_safetensors_shape_and_offsets_disagreeing(tmp_path):
+    """The reader's own checks, as a finding: 2 F32 elements in 4 bytes."""
+    header = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}
+    path = _safetensors(tmp_path / "model.safetensors", header, b"\0" * 4)
+    assert _findings(path) == [("LA-FILE-005", "model.safetensors", "tensor w", "expected 8 bytes for shape [2] of F32, found 4 bytes")]
