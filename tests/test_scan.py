@@ -523,3 +523,19 @@ def test_safetensors_shape_and_offsets_disagreeing(tmp_path):
     header = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}
     path = _safetensors(tmp_path / "model.safetensors", header, b"\0" * 4)
     assert _findings(path) == [("LA-FILE-005", "model.safetensors", "tensor w", "expected 8 bytes for shape [2] of F32, found 4 bytes")]
+
+
+def test_gguf_metadata_with_terminal_controls(tmp_path):
+    import gguf
+    import numpy as np
+
+    path = str(tmp_path / "model.gguf")
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_string("general.name", "tiny\x1b[2J\x1b[Hllama")
+    writer.add_string("general.description", "two\nlines\tand a tab")
+    writer.add_tensor("w", np.zeros(8, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert _findings(path) == [("LA-GGUF-002", "model.gguf", "general.name", "'tiny\\x1b[2J\\x1b[Hllama'")]

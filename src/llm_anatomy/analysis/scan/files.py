@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 from ...core.errors import AnatomyError
-from ...core.text import escape, has_unsafe
+from ...core.text import escape
 from ...formats import gguf, safetensors
 from ...formats.signatures import ZIP_MAGIC
 from ...formats.torch_zip import MAX_PICKLE_BYTES, _check_directory
@@ -22,6 +23,10 @@ from .rules import Finding
 
 MAX_FILES = 100_000  # entries walked in one folder
 GGUF_MAGIC = b"GGUF"
+# What rewrites a terminal when printed: controls but tab, newline and carriage return (which
+# descriptions and templates hold), DEL and C1 (0x9b is a one-byte CSI), line separators,
+# bidi overrides and isolates.
+TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 TAR_MAGIC, TAR_MAGIC_AT = b"ustar", 257  # POSIX and GNU tars say so in their first header
 # Suffixes of files that no model loader reads: native code and scripts.
 FOREIGN = {".so", ".dll", ".dylib", ".exe", ".sh", ".bash", ".bat", ".cmd", ".ps1"}
@@ -133,7 +138,7 @@ def _safetensors(rel: str, path: str, out: list[Finding]) -> None:
     metadata = header.pop("__metadata__", None)
     if isinstance(metadata, dict):
         for key, value in metadata.items():
-            if has_unsafe(str(key)) or has_unsafe(str(value)):
+            if TERMINAL_CONTROLS.search(f"{key}{value}"):
                 out.append(Finding("LA-ST-006", rel, escape(f"__metadata__.{key}"), escape(f"{str(value)[:80]!r}")))
     spans = []
     for name, entry in header.items():
@@ -177,6 +182,8 @@ def _gguf(rel: str, path: str, out: list[Finding]) -> None:
         if info.offset + info.nbytes > previous_end:
             previous_end, previous = info.offset + info.nbytes, info.name
     for key, value in metadata.items():
+        if type(value) is str and TERMINAL_CONTROLS.search(f"{key}{value}"):  # not ArraySummary or LongString: summaries the reader wrote
+            out.append(Finding("LA-GGUF-002", rel, escape(key), escape(f"{value[:80]!r}")))
         if key == "tokenizer.chat_template" or key.startswith("tokenizer.chat_template."):
             if isinstance(value, gguf.LongString):
                 out.append(Finding("LA-TEMPLATE-004", rel, escape(key), f"a template of more than {gguf.MAX_KEPT_STRING_BYTES} bytes; not rendered"))

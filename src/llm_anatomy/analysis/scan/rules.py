@@ -53,6 +53,7 @@ _RULES = (
     Rule("LA-ST-006", "medium", "a metadata string with terminal control characters", "printed as is it can rewrite what a terminal shows; read it escaped"),
     # GGUF.
     Rule("LA-GGUF-001", "high", "tensor data that overlaps another tensor's", "two names share bytes; convert the model again"),
+    Rule("LA-GGUF-002", "medium", "a metadata string with terminal control characters", "printed as is it can rewrite what a terminal shows; read it escaped"),
     # Chat templates (Jinja), rendered only in jinja2's ImmutableSandboxedEnvironment.
     Rule("LA-TEMPLATE-001", "critical", "a chat template that reaches dunder attributes such as __class__ or __globals__", "the shape of a template-injection exploit (CVE-2024-34359): render it only in jinja2's sandbox, or replace the template"),
     Rule("LA-TEMPLATE-002", "high", "a chat template the sandbox refuses to render", "it tries what a chat template never needs: render it only in jinja2's sandbox, or replace the template"),
