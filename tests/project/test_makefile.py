@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo import ROOT
 
 # The venv's python: logs every call; `-m pip` fails as in a venv made without ensurepip
 # when the venv holds a file named no-pip.
