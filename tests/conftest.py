@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+# The shared helpers (checkpoints, hostile, ...) live here; the tests live in folders that mirror
+# the package (tests/hub/ for llm_anatomy/hub/, ...) and import each other's fixtures and helpers
+# by module name, so every folder is on the path (module names are unique across folders).
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [_TESTS] + sorted(entry.path for entry in os.scandir(_TESTS) if entry.is_dir() and not entry.name.startswith(("_", ".")))
 
 import checkpoints  # noqa: E402
 
@@ -63,7 +67,7 @@ def wheel(tmp_path_factory):
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory, wheel):
     """installed(extra) -> the python of a fresh venv holding the wheel with that extra (None:
-    none), made once per session: tests/test_install.py and tests/test_extras.py share them."""
+    none), made once per session: tests/project/test_install.py and tests/project/test_extras.py share them."""
     import installs
 
     made = {}

@@ -6,8 +6,8 @@
     w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
     w[:2, -3:]                                         # a numpy array; reads only those elements
 
-(docs/python.md's session is run as a doctest by tests/test_docs_examples.py, and the examples
-in these docstrings by tests/test_docs.py, on a tiny bfloat16 Llama opened as
+(docs/python.md's session is run as a doctest by tests/project/test_docs_examples.py, and the examples
+in these docstrings by tests/project/test_docs.py, on a tiny bfloat16 Llama opened as
 `m = la.open("tiny-llama")`.)
 
 Names, shapes and the module tree come from the headers and the cached skeleton
