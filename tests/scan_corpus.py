@@ -1,4 +1,4 @@
-"""The corpus `scan` is measured on (tests/test_scan.py, bench/scan_compare.py): hostile
+"""The corpus `scan` is measured on (tests/analysis/test_scan.py, bench/scan_compare.py): hostile
 pickles (the project's own gadgets, and published bypasses of picklescan and ModelScan
 rebuilt from their advisories) and benign checkpoints written by the real writers.
 Each builder takes a folder and returns the path to scan."""
@@ -12,7 +12,7 @@ import zipfile
 
 
 class RunsACommand:
-    """tests/test_torch_zip.py's gadget: os.system through __reduce__."""
+    """tests/formats/test_torch_zip.py's gadget: os.system through __reduce__."""
 
     def __reduce__(self):
         return (os.system, ("touch pwned",))

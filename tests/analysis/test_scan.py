@@ -93,7 +93,7 @@ def test_benign_transformers_folders(llama_dir, tmp_path):
     assert (result.findings, result.scanned) == ([], ["config.json", "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin", "pytorch_model.bin.index.json"])
 
 
-# The refusals of the loader's own unpickler (test_torch_zip.py): the scan reports what can
+# The refusals of the loader's own unpickler (tests/formats/test_torch_zip.py): the scan reports what can
 # run code, and keeps going where the loader stops; plain oddities are no finding.
 LOADER_REFUSALS = {
     b"\x80\x02ccollections\nOrderedDict\n)\x81.": [],
@@ -346,7 +346,7 @@ def test_json_follows_modelscan_fields(tmp_path, cli):
 
 
 def test_sarif_is_valid(tmp_path, cli):
-    """Checked against a hand-written subset of the SARIF 2.1.0 schema (tests/data/sarif-2.1.0-subset.json):
+    """Checked against a hand-written subset of the SARIF 2.1.0 schema (sarif-2.1.0-subset.json beside this file):
     no package on the index ships the official schema file."""
     import jsonschema
 
@@ -354,7 +354,7 @@ def test_sarif_is_valid(tmp_path, cli):
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ x.__class__ }}"}))
     result = cli("scan", tmp_path, "--sarif")
     log = json.loads(result.out)
-    with open(os.path.join(os.path.dirname(__file__), "data", "sarif-2.1.0-subset.json")) as handle:
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "sarif-2.1.0-subset.json")) as handle:
         jsonschema.validate(log, json.load(handle))
     run = log["runs"][0]
     assert [(r["ruleId"], r["level"]) for r in run["results"]] == [
@@ -367,7 +367,9 @@ def test_sarif_is_valid(tmp_path, cli):
 
 
 def test_the_page_lists_every_rule():
-    page = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "scan.md")
+    from repo import ROOT
+
+    page = os.path.join(ROOT, "docs", "scan.md")
     with open(page, encoding="utf-8") as handle:
         rows = [line for line in handle.read().splitlines() if line.startswith("| `LA-")]
     assert rows == [f"| `{r.id}` | {r.severity} | {r.title.replace('_', chr(92) + '_')} |" for r in RULES.values()]
@@ -402,7 +404,7 @@ def test_names_with_terminal_controls_are_escaped(tmp_path, cli):
     assert result.out.splitlines()[0] == "high      LA-FILE-001  evil\\x1b[2Jname.so (file): a .so file"
 
 
-# tests/test_hostile_input.py's pickle bombs: the two that take a loader unbounded time to hash
+# tests/formats/test_hostile_input.py's pickle bombs: the two that take a loader unbounded time to hash
 # and the two sprays past the opcode budget are findings; the others build nothing here (the
 # scan makes no containers), and a set is plain data.
 HOSTILE_PICKLES = {
