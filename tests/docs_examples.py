@@ -138,6 +138,20 @@ def _evil_bin(path):
         archive.writestr("archive/version", "3\n")
 
 
+def _downloaded_model(folder):
+    """docs/scan.md's model folder: a tiny Llama whose config asks for remote code, with the
+    code beside it and a pytorch_model.bin whose pickle calls posix.system."""
+    checkpoints.tiny_llama(folder, shard=None)
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"}
+    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as handle:
+        json.dump(config, handle)
+    with open(os.path.join(folder, "modeling_custom.py"), "w", encoding="utf-8") as handle:
+        handle.write("import os\n")
+    _evil_bin(os.path.join(folder, "pytorch_model.bin"))
+
+
 def _nested_index(folder):
     os.makedirs(folder)
     with open(os.path.join(folder, "model.safetensors.index.json"), "w", encoding="utf-8") as handle:
@@ -176,6 +190,7 @@ def build_models(work, tmp_path_factory, llama_fp8):
     _broken_llama(str(work / "broken-llama"))
     _evil_bin(str(work / "evil.bin"))
     _nested_index(str(work / "model"))
+    _downloaded_model(str(work / "downloaded-model"))
     for name, find, _ in REAL_FILES.values():
         path = find()
         if path and os.path.isfile(path):
