@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import torch
     from numpy import ndarray  # in classes whose numpy() method hides the module
 
+    from .analysis.adapter import Adapter
     from .analysis.config_view import ConfigView
     from .analysis.diff import HeaderDiff, ValueDiff
     from .analysis.explain import Explanation
@@ -866,6 +867,44 @@ class Model(Module):
     @property
     def _node(self) -> TreeNode:  # type: ignore[override]
         return self.tree.root
+
+    @cached_property
+    def adapter(self) -> Adapter | None:
+        """For a PEFT LoRA adapter (adapter_config.json and its weights), what it does to its base
+        model: the modules it adapts with rank, alpha and scaling, its trainable parameters
+        (analysis.adapter.Adapter); None for a model."""
+        from .analysis.adapter import describe, is_adapter
+
+        return describe(self.catalog) if is_adapter(self.catalog) else None
+
+    base: Model | None = None
+    """For an adapter opened with open(adapter, base=...), the base model; else None."""
+
+    def local_base(self) -> Model | None:
+        """The adapter's base_model_name_or_path opened, when it is a folder here or a model whole
+        in the local Hugging Face cache (never the network); None otherwise."""
+        import os
+
+        from .locate import cached_copy
+
+        name = self.adapter.base_model if self.adapter is not None else None
+        if name is None:
+            return None
+        if not os.path.exists(name):
+            try:
+                cached_copy(name, None)
+            except AnatomyError:
+                return None
+        return open(name)
+
+    def check_base(self, base: Model) -> list[AnatomyError]:
+        """Every way `base` does not fit this adapter, one error each (empty: it fits), from the
+        headers: targeted modules the base lacks, in/out features, modules_to_save shapes."""
+        from .analysis.adapter import check_base
+
+        if self.adapter is None:
+            raise UsageError(self.name, "a PEFT adapter to check a base against", "a model", "open the adapter")
+        return check_base(self.adapter, base.hf_catalog)
 
     @cached_property
     def hf_catalog(self) -> Catalog:

@@ -16,6 +16,7 @@ from .core.text import escape
 
 
 CONFIG = "config.json"
+ADAPTER_CONFIG = "adapter_config.json"  # a PEFT adapter's, read as its config when there is no config.json
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")  # :QUANT picks a GGUF file on the Hub
 MAX_REF_BYTES = 100  # a ref holds a 40-digit commit hash and maybe a newline
 
@@ -177,10 +178,9 @@ def resolve(model: str, revision: str | None = None) -> Source:
         folder = found
     else:
         raise AnatomyError(model, "a model folder, a weights file, or a model id such as meta-llama/Llama-2-7b-chat-hf", "no such file or folder", "check the path")
-    config = os.path.join(folder, CONFIG)
-    config_file = config if os.path.isfile(config) else None
+    config_file = next((path for path in (os.path.join(folder, n) for n in (CONFIG, ADAPTER_CONFIG)) if os.path.isfile(path)), None)
     if local and stat.S_ISREG(mode):
-        if os.path.basename(model) == CONFIG:  # a model studied before its weights are downloaded
+        if os.path.basename(model) in (CONFIG, ADAPTER_CONFIG):  # a model studied before its weights are downloaded; an adapter's config
             return Source(os.path.basename(model), folder, (), None, model)
         return Source(os.path.basename(model), folder, (model,), None, config_file)
     weights, index = _weights_in_folder(folder)

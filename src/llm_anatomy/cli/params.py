@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 from ..analysis.params import list_logical, list_tensors
 from ..api import open as open_model
 from ..render import params as render
+from ._adapter import add_base_argument, base_of, check
 from ._args import add_model_argument
 
 HELP = "List every tensor: name, shape, dtype, element count, bytes and file, with totals. Reads headers only."
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stored", action="store_true", help="for a quantized checkpoint, the stored tensors (packed words, scales, zeros) instead of the logical weights")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--hf-names", action="store_true", help="show GGUF and Meta tensor names as Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)")
+    add_base_argument(parser)
     parser.add_argument("--metadata", action="store_true", help="the file's key/values instead of its tensors (GGUF metadata with arrays summarized, whole with --json; safetensors __metadata__); --filter matches keys")
 
 
@@ -59,4 +61,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             print(f"llm-anatomy: note: {implied_note(catalog)}", file=sys.stderr)
     else:
         out.write(render.text(listing))
-    return 0
+    if model.adapter is not None and not args.json and args.style == "table" and not args.filter:
+        from ..render import adapter as render_adapter
+
+        out.write("\n".join(render_adapter.sections(model.adapter)) + "\n")
+    return check(model, base_of(model, args), out)
