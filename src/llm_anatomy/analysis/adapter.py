@@ -133,6 +133,21 @@ def describe(catalog: Catalog) -> Adapter:
     )
 
 
+# A tied base stores its output head once, as the input embedding: a modules_to_save copy of the
+# head is checked against that. The head's name -> the embedding's names in transformers' families.
+TIED_HEADS = {"lm_head.weight": ("model.embed_tokens.weight", "transformer.wte.weight", "model.decoder.embed_tokens.weight", "gpt_neox.embed_in.weight")}
+
+
+def _base_weight(base: Catalog, name: str) -> TensorInfo | None:
+    found = base.by_name.get(name)
+    if found is None and name in TIED_HEADS and base.config is not None and not peft.is_adapter_config(base.config):
+        from .architecture import derive
+
+        if derive(base.config).tied_embeddings:
+            found = next((base.by_name[n] for n in TIED_HEADS[name] if n in base.by_name), None)
+    return found
+
+
 def _shape(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
@@ -158,8 +173,8 @@ def check_base(adapter: Adapter, base: Catalog) -> list[AnatomyError]:
         else:
             what = f"{escape(m.name)}.weight {_shape(expected)} (in_features {m.in_features}, out_features {m.out_features})"
         found.append(AnatomyError(where, what, f"{_shape(weight.shape)} in {escape(base.name)}", todo))
-    for t in adapter.saved + adapter.copies:
-        weight = base.by_name.get(t.name)
+    for t in adapter.saved:  # (the copies of targeted embeddings: checked with their module above)
+        weight = _base_weight(base, t.name)
         if weight is None:
             found.append(AnatomyError(where, f"{escape(t.name)} (modules_to_save) in the base {escape(base.name)}", "no such weight", todo))
         elif tuple(weight.shape) != tuple(t.shape):

@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     model = open_model(args.model, args.revision)
+    base = base_of(model, args)
     catalog = model.catalog
     if args.metadata:
         from ..render import metadata
@@ -65,4 +66,4 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         from ..render import adapter as render_adapter
 
         out.write("\n".join(render_adapter.sections(model.adapter)) + "\n")
-    return check(model, base_of(model, args), out)
+    return check(model, base, out)
