@@ -1,0 +1,191 @@
+"""LoRA adapters read as what they do to their base model: adapters made and saved by PEFT
+itself on the tiny Llama; PEFT's own counts, ranks, alphas and scalings are the reference."""
+
+import contextlib
+import io
+import json
+import shutil
+
+import pytest
+
+import llm_anatomy as la
+
+import checkpoints
+from conftest import imported_by
+
+pytestmark = pytest.mark.torch  # adapters made by PEFT, on models made by transformers
+
+# name -> LoraConfig arguments: plain LoRA with per-module rank and alpha and a saved head,
+# rsLoRA, DoRA on an embedding and the attention output (a regex target_modules), the old
+# pickled adapter_model.bin.
+KINDS = {
+    "lora": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], rank_pattern={"layers.1.self_attn.q_proj": 2}, alpha_pattern={"v_proj": 3}, modules_to_save=["lm_head"]),
+    "rslora": dict(r=8, lora_alpha=16, target_modules=["k_proj", "down_proj"], use_rslora=True),
+    "dora": dict(r=4, lora_alpha=8, target_modules=r".*\.(embed_tokens|o_proj)", use_dora=True),
+    "bin": dict(r=2, lora_alpha=4, target_modules=["gate_proj", "up_proj"], layers_to_transform=[1]),
+}
+
+
+@pytest.fixture(scope="module")
+def adapters(llama_dir, tmp_path_factory):
+    made = {}
+    for name, lora in KINDS.items():
+        folder = tmp_path_factory.mktemp(f"adapter-{name}")
+        made[name] = checkpoints.peft_lora(str(llama_dir), str(folder), safe_serialization=name != "bin", **lora)
+    return made
+
+
+def _peft_reference(llama_dir, adapter):
+    """(PEFT's trainable count, its printed line, {module: (r, alpha, scaling, dora)})."""
+    from peft.tuners.lora import LoraLayer
+
+    model = checkpoints.peft_model(str(llama_dir), adapter)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        model.print_trainable_parameters()
+    layers = {}
+    for name, module in model.base_model.model.named_modules():
+        if isinstance(module, LoraLayer) and "default" in module.r:
+            layers[name] = (module.r["default"], module.lora_alpha["default"], module.scaling["default"], "default" in module.lora_magnitude_vector)
+    return model.get_nb_trainable_parameters()[0], printed.getvalue().strip(), layers
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_modules_and_counts_as_peft_builds_them(kind, adapters, llama_dir):
+    trainable, _, layers = _peft_reference(llama_dir, adapters[kind])
+    adapter = la.open(adapters[kind]).adapter
+    assert adapter.trainable == trainable
+    assert {m.name: (m.rank, m.alpha, m.scaling, m.dora) for m in adapter.modules} == layers
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_summary_with_its_base_prints_peft_line(kind, adapters, llama_dir, cli, capsys):
+    _, printed, _ = _peft_reference(llama_dir, adapters[kind])
+    capsys.readouterr()  # transformers' loading bars
+    result = cli("summary", adapters[kind])  # the base is base_model_name_or_path, a folder here
+    assert result.code == 0 and result.err == ""
+    assert f"on {llama_dir.name}, as PEFT prints it: {printed}" in result.out.splitlines()
+    assert cli("summary", adapters[kind], "--base", llama_dir).out == result.out
+
+
+def test_summary_text(adapters, llama_dir, cli):
+    result = cli("summary", adapters["lora"])
+    name = adapters["lora"].rsplit("/", 1)[-1]
+    assert result.out == f"""\
+{name}: LoRA adapter of {llama_dir} (LlamaForCausalLM)
+adapted modules: 4, rank 2 to 4, scaling = alpha / r
+trainable parameters: 9,728 (LoRA 1,536, modules_to_save 8,192)
+stored: 38.00 KiB in F32
+on {llama_dir.name}, as PEFT prints it: trainable params: 9,728 || all params: 87,872 || trainable%: 11.0706
+
+Adapted modules:
+  module                           kind    rank  alpha  scaling  in  out  params
+  model.layers.0.self_attn.q_proj  linear     4      8        2  64   64     512
+  model.layers.0.self_attn.v_proj  linear     4      3     0.75  64   32     384
+  model.layers.1.self_attn.q_proj  linear     2      8        4  64   64     256
+  model.layers.1.self_attn.v_proj  linear     4      3     0.75  64   32     384
+
+Saved whole (modules_to_save):
+  weight          shape      params
+  lm_head.weight  [128, 64]   8,192
+"""
+    data = json.loads(cli("summary", adapters["lora"], "--json").out)
+    assert (data["trainable_params"], data["lora_params"], data["base"]["all_params"]) == (9728, 1536, 87872)
+    assert data["modules"][1] == {"name": "model.layers.0.self_attn.v_proj", "kind": "linear", "rank": 4, "alpha": 3, "scaling": 0.75, "in_features": 64, "out_features": 32, "params": 384, "dora": False}
+
+
+def test_dora_embedding_and_rslora_scaling(adapters, cli):
+    out = cli("summary", adapters["dora"]).out.splitlines()
+    assert out[0].endswith("LoRA (DoRA) adapter of " + str(la.open(adapters["dora"]).adapter.base_model) + " (LlamaForCausalLM)")
+    assert "also stored: 1 base weight of the targeted embeddings, not trained (model.embed_tokens.weight)" in out
+    assert "  model.embed_tokens               embedding + DoRA     4      8        2  128   64     832" in out
+    assert "adapted modules: 4, rank 8, scaling = alpha / sqrt(r) (rsLoRA)" in cli("summary", adapters["rslora"]).out
+
+
+def test_params_lists_tensors_then_modules(adapters, cli):
+    out = cli("params", adapters["bin"]).out
+    assert "base_model.model.model.layers.1.mlp.gate_proj.lora_A.weight  [2, 64]" in out
+    assert out.endswith("""\
+4 tensors, 640 parameters, 2.50 KiB in 1 file
+
+Adapted modules:
+  module                    kind    rank  alpha  scaling  in  out  params
+  model.layers.1.mlp.gate_proj  linear     2      4        2  64   96     320
+  model.layers.1.mlp.up_proj    linear     2      4        2  64   96     320
+""".replace("module                    kind", "module                        kind"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_adapter_field_explained(kind, adapters, cli):
+    for lang in ("en", "zh"):
+        result = cli("config", adapters[kind], "--explain", "--lang", lang)
+        assert result.code == 0 and "(no glossary entry)" not in result.out and "术语表中没有此字段" not in result.out
+    assert result.out.startswith(f"{adapters[kind].rsplit('/', 1)[-1]}：adapter_config.json（PEFT 适配器）的 ")
+    data = json.loads(cli("config", adapters[kind] + "/adapter_config.json", "--explain", "--json").out)
+    assert data["architecture"] is None and all(f["explanation"] for f in data["fields"])
+
+
+def test_every_lora_config_field_has_an_entry():
+    from peft import LoraConfig
+
+    from llm_anatomy import glossary
+
+    fields = LoraConfig(target_modules=["q_proj"]).to_dict()
+    assert [f for f in fields if glossary.entry(f"peft.{f}") is None] == []
+
+
+def _base(folder, **changes):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    LlamaForCausalLM(LlamaConfig(**{**config, **changes})).save_pretrained(folder)
+    return folder
+
+
+def test_mismatched_base_one_line_each(adapters, llama_dir, tmp_path, cli, capsys):
+    wide = _base(tmp_path / "wide", hidden_size=32, num_hidden_layers=1, vocab_size=256)
+    vocab = _base(tmp_path / "vocab", vocab_size=256)
+    capsys.readouterr()  # transformers' saving bars
+    result = cli("summary", adapters["lora"], "--base", wide)
+    weights = f"{adapters['lora']}/adapter_model.safetensors"
+    todo = f"use the base model the adapter was trained on ({llama_dir})"
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        f"llm-anatomy: {weights}: expected model.layers.0.self_attn.q_proj.weight [64, 64] (in_features 64, out_features 64), found [32, 32] in wide; {todo}",
+        f"llm-anatomy: {weights}: expected model.layers.0.self_attn.v_proj.weight [32, 64] (in_features 64, out_features 32), found [16, 32] in wide; {todo}",
+        f"llm-anatomy: {weights}: expected module model.layers.1.self_attn.q_proj in the base wide, found no such weight; {todo}",
+        f"llm-anatomy: {weights}: expected module model.layers.1.self_attn.v_proj in the base wide, found no such weight; {todo}",
+        f"llm-anatomy: {weights}: expected lm_head.weight [128, 64] as saved, found [256, 32] in wide; {todo}",
+    ]
+    assert result.out.startswith(adapters["lora"].rsplit("/", 1)[-1] + ": LoRA adapter")
+    result = cli("params", adapters["dora"], "--base", vocab)
+    assert result.code == 1 and result.err.splitlines() == [
+        f"llm-anatomy: {adapters['dora']}/adapter_model.safetensors: expected model.embed_tokens.weight [128, 64] (a vocabulary of 128 tokens of width 64), found [256, 64] in vocab; {todo}",
+    ]
+
+
+def test_tied_base_head_is_its_embedding(adapters, llama_tied_dir, cli):
+    assert cli("summary", adapters["lora"], "--base", llama_tied_dir).code == 0
+
+
+def test_base_refused_for_a_model(llama_dir, cli):
+    result = cli("summary", llama_dir, "--base", llama_dir)
+    assert (result.code, result.out, result.err) == (2, "", f"llm-anatomy: {llama_dir.name}: expected a PEFT adapter (adapter_config.json) with --base, found a model; drop --base\n")
+
+
+def test_damaged_config_is_one_line(adapters, tmp_path, cli):
+    folder = tmp_path / "damaged"
+    shutil.copytree(adapters["lora"], folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    (folder / "adapter_config.json").write_text(json.dumps({**config, "rank_pattern": {"q_proj": 3}}))
+    result = cli("summary", folder)
+    assert (result.code, result.out) == (1, "")
+    assert result.err == f"llm-anatomy: {folder}/adapter_model.safetensors: expected rank 3 for model.layers.0.self_attn.q_proj (rank_pattern 'q_proj' in adapter_config.json), found lora_A [4, 64]; the adapter config does not belong to these weights\n"
+
+
+@pytest.mark.parametrize("command", ["params", "summary"])
+def test_header_only(command, adapters):
+    code, loaded, _ = imported_by(command, adapters["lora"])
+    assert (code, loaded) == (0, [])
