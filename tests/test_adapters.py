@@ -185,7 +185,68 @@ def test_damaged_config_is_one_line(adapters, tmp_path, cli):
     assert result.err == f"llm-anatomy: {folder}/adapter_model.safetensors: expected rank 3 for model.layers.0.self_attn.q_proj (rank_pattern 'q_proj' in adapter_config.json), found lora_A [4, 64]; the adapter config does not belong to these weights\n"
 
 
-@pytest.mark.parametrize("command", ["params", "summary"])
-def test_header_only(command, adapters):
-    code, loaded, _ = imported_by(command, adapters["lora"])
+@pytest.mark.parametrize("argv", [["params"], ["summary"], ["values", "model.layers.0.self_attn.q_proj.weight", "--merged"]])
+def test_header_only(argv, adapters):
+    code, loaded, _ = imported_by(argv[0], adapters["lora"], *argv[1:])
     assert (code, loaded) == (0, [])
+
+
+def _merged_reference(base, adapter):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    return PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base)), str(adapter)).merge_and_unload()
+
+
+@pytest.fixture(scope="module")
+def more_adapters(llama_bf16_dir, gpt2_dir, llama_dir, tmp_path_factory):
+    """(base, adapter) of LoRAs the merge must follow: a bfloat16 base and adapter, an embedding
+    and the head, GPT-2's Conv1D weights stored [in, out] (fan_in_fan_out)."""
+    make = lambda name, base, **lora: (base, checkpoints.peft_lora(str(base), str(tmp_path_factory.mktemp(name)), **lora))  # noqa: E731
+    return {
+        "bf16": make("bf16", llama_bf16_dir, r=4, lora_alpha=16, target_modules=["q_proj", "down_proj"]),
+        "embedding": make("embedding", llama_dir, r=4, lora_alpha=4, target_modules=["embed_tokens", "lm_head"], use_rslora=True),
+        "gpt2": make("gpt2", gpt2_dir, r=2, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True),
+    }
+
+
+@pytest.mark.parametrize("kind", ["lora", "rslora", "bin", "bf16", "embedding", "gpt2"])
+def test_merged_equals_merge_and_unload(kind, adapters, more_adapters, llama_dir):
+    """Every element of every parameter, against PEFT's merged model."""
+    import numpy as np
+
+    base, adapter = more_adapters[kind] if kind in more_adapters else (llama_dir, adapters[kind])
+    model = la.open(adapter, base=base)
+    for name, parameter in _merged_reference(base, adapter).named_parameters():
+        expected = parameter.detach().float().numpy()
+        assert np.array_equal(model.get_parameter(name).merged(), expected), name
+    name = next(m.name for m in model.adapter.modules) + ".weight"
+    rows, cols = model.get_parameter(name).shape
+    assert np.array_equal(model.get_parameter(name).merged(-1, slice(1, cols, 3)), model.get_parameter(name).merged()[-1, 1::3])
+
+
+def test_values_merged_prints_as_torch(adapters, llama_dir, cli, capsys):
+    merged = _merged_reference(llama_dir, adapters["lora"])
+    capsys.readouterr()
+    name = "model.layers.1.self_attn.q_proj.weight"
+    result = cli("values", adapters["lora"], name, "--merged")
+    assert (result.code, result.err) == (0, "")
+    assert result.out == f"{name}  [64, 64]  F32\n{merged.get_parameter(name).data}\n"
+    result = cli("values", adapters["lora"], f"{name}[2, :8]", "--merged", "--base", llama_dir)
+    assert result.out == f"{name}[2, :8]  [8]  F32\n{merged.get_parameter(name).data[2, :8]}\n"
+
+
+def test_merged_refusals(adapters, llama_dir, cli):
+    weight = "model.layers.0.self_attn.o_proj.weight"
+    result = cli("values", adapters["dora"], weight, "--merged")
+    assert (result.code, result.err) == (2, f"llm-anatomy: {weight}: expected a LoRA module without DoRA to merge, found a DoRA magnitude vector; merged DoRA weights are not computed yet\n")
+    result = cli("values", llama_dir, weight, "--base", llama_dir)
+    assert (result.code, result.err) == (2, f"llm-anatomy: {llama_dir}: expected --base with --merged (values of a LoRA adapter merged into its base), found --base alone; add --merged, or drop --base\n")
+    with pytest.raises(la.SubmoduleError):
+        la.open(adapters["lora"], base=llama_dir).get_parameter("model.layers.0.self_attn.q_proj.bias")
+    assert [name for name, _ in la.open(adapters["bin"]).named_parameters()] == [
+        "base_model.model.model.layers.1.mlp.gate_proj.lora_A.weight",
+        "base_model.model.model.layers.1.mlp.gate_proj.lora_B.weight",
+        "base_model.model.model.layers.1.mlp.up_proj.lora_A.weight",
+        "base_model.model.model.layers.1.mlp.up_proj.lora_B.weight",
+    ]

@@ -328,6 +328,31 @@ class Parameter:
 
     __repr__ = __str__
 
+    _merged_by: Model | None = None  # the adapter whose merge this base weight shows (Model.get_parameter)
+
+    def merged(self, *index: Any) -> numpy.ndarray:
+        """For a base weight got from an adapter opened with open(adapter, base=...): its values
+        after PEFT's merge_and_unload() (W + scaling * B @ A), computed as PEFT computes them
+        for only the elements asked: p.merged() the whole weight, p.merged(0, slice(0, 8)) as
+        p[0, :8]. A numpy array (bfloat16 widened to float32); needs numpy (the [stats] extra)."""
+        if self._merged_by is None or self._merged_by.adapter is None or self._merged_by.base is None:
+            raise UsageError(self.name, "a base weight from open(adapter, base=...).get_parameter()", "a parameter of a model", "open the adapter with its base")
+        from .core.extras import require
+
+        require("stats", self.name, "to return values as arrays")
+        import numpy
+
+        from .analysis.adapter import merged_shown
+        from .analysis.values import PrintOptions, check_items, index_target
+        from .decode.elements import ElementReader
+
+        target = self.name if not index else index_target(self.name, check_items(self.name, index))
+        adapter = self._merged_by
+        with ElementReader() as reader:
+            shown = merged_shown(reader, adapter.adapter, adapter.base.hf_catalog, target, PrintOptions(threshold=float("inf")))  # type: ignore[union-attr]
+            dtype = NUMPY_DTYPES.get(shown.tensor.dtype, WIDENED)
+            return numpy.fromiter(shown.values(), dtype=dtype, count=prod(shown.shape)).reshape(shown.shape)
+
 
 def _new_shape(name: str, numel: int, shape: tuple[int | Sequence[int], ...]) -> Size:
     """The shape view(*shape) asks for (one -1 inferred), or torch's error in one line."""
@@ -880,6 +905,19 @@ class Model(Module):
     base: Model | None = None
     """For an adapter opened with open(adapter, base=...), the base model; else None."""
 
+    def get_parameter(self, target: str) -> Parameter:
+        """As Module.get_parameter; for an adapter opened with its base, a name the adapter does not
+        store is the base's parameter, whose merged() gives it as PEFT's merge leaves it."""
+        if self.base is None:
+            return super().get_parameter(target)
+        try:
+            return super().get_parameter(target)
+        except SubmoduleError:
+            found = self.base.get_parameter(target)
+        merged = Parameter(self.base, found.name, tuple(found.shape), found.tensor, found._dtype_key)
+        merged._merged_by = self
+        return merged
+
     def local_base(self) -> Model | None:
         """The adapter's base_model_name_or_path opened, when it is a folder here or a model whole
         in the local Hugging Face cache (never the network); None otherwise."""
@@ -1268,7 +1306,7 @@ class Model(Module):
         return f"<llm_anatomy.Model {self.name!r}: {self._get_name()}, {self.num_parameters():,} parameters, {self.catalog.format}>"
 
 
-def open(model: str | os.PathLike[str], revision: str | None = None, *, allow_truncated: bool = False) -> Model:
+def open(model: str | os.PathLike[str], revision: str | None = None, *, allow_truncated: bool = False, base: Model | str | os.PathLike[str] | None = None) -> Model:
     """Open a checkpoint: a folder, a weights file, or a model id in the local Hugging Face
     cache (read from the Hub when it is not there). Reads headers and config only.
 
@@ -1278,6 +1316,8 @@ def open(model: str | os.PathLike[str], revision: str | None = None, *, allow_tr
         allow_truncated: list the tensors of a safetensors file cut short too, so stats()
             and diff() report each unreadable one as an error and go on (as the CLI's stats
             and diff do); otherwise such a file is refused.
+        base: for a PEFT LoRA adapter, its base model (a Model, or what open() takes): then
+            get_parameter() of a base weight gives it with merged(), as merge_and_unload() leaves it.
 
     Raises:
         AnatomyError: bad input (the CLI's exit 1), with the CLI's one-line message.
@@ -1289,7 +1329,12 @@ def open(model: str | os.PathLike[str], revision: str | None = None, *, allow_tr
         <llm_anatomy.Model 'tiny-llama': LlamaForCausalLM, 78,144 parameters, safetensors>
     """
     source = str(model)
-    return Model(open_catalog(source, revision, allow_truncated), source)
+    opened = Model(open_catalog(source, revision, allow_truncated), source)
+    if base is not None:
+        if opened.adapter is None:
+            raise UsageError(source, "a PEFT adapter (adapter_config.json) with base=", "a model", "drop base=")
+        opened.base = base if isinstance(base, Model) else open(base)
+    return opened
 
 
 class Diff(namedtuple("Diff", "header values")):

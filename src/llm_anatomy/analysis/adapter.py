@@ -5,16 +5,19 @@ From the headers and adapter_config.json alone, as PEFT's LoraModel would build 
 from __future__ import annotations
 
 import math
+import struct
 from collections import namedtuple
 
 from ..core.catalog import Catalog, natural_key
-from ..core.errors import AnatomyError
+from ..core.errors import AnatomyError, UsageError
 from ..core.text import escape
 from ..hf import peft
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..core.catalog import TensorInfo
+    from ..decode.elements import ElementReader
+    from .values import PrintOptions, ShownTensor
 
 
 class AdaptedModule(namedtuple("AdaptedModule", "name kind rank alpha scaling in_features out_features params dora tensors")):
@@ -180,3 +183,138 @@ def check_base(adapter: Adapter, base: Catalog) -> list[AnatomyError]:
         elif tuple(weight.shape) != tuple(t.shape):
             found.append(AnatomyError(where, f"{escape(t.name)} {_shape(t.shape)} as saved", f"{_shape(weight.shape)} in {escape(base.name)}", todo))
     return found
+
+
+# ---------------------------------------------------------------- merged values, as torch computes them
+#
+# PEFT merges with torch: delta = (B @ A) in float32 (half types are widened on the CPU), times
+# scaling, cast back to the adapter's dtype, added in place to W. torch's CPU matmul computes each
+# element as a chain of fused multiply-adds over k in order (checked on every element of the
+# tests' adapters), so the elements asked for are computed here the same way, in Python floats,
+# each float32 operation rounded once as the hardware rounds it: merge_and_unload()'s values
+# without reading or multiplying the rest of B and A.
+
+_F32 = struct.Struct("<f")
+_F16 = struct.Struct("<e")
+
+
+def _to_f32(x: float) -> float:
+    try:
+        return _F32.unpack(_F32.pack(x))[0]
+    except OverflowError:  # past float32's largest finite value: rounds to infinity, as torch does
+        return math.copysign(math.inf, x)
+
+
+def _neighbour_f32(x: float, toward: float) -> float:
+    """The float32 next to float32 x on the side of `toward`."""
+    if x == 0:
+        return math.copysign(2.0**-149, toward)
+    bits = struct.unpack("<i", _F32.pack(x))[0]
+    return struct.unpack("<f", struct.pack("<i", bits + (1 if (toward > x) == (x > 0) else -1)))[0]
+
+
+def _round_f32(high: float, low: float) -> float:
+    """The float32 nearest to high + low (exactly; high = fl64(high + low)), ties to even: the
+    float64 sum rounded again would be off where it lies exactly between two float32 values."""
+    near = _to_f32(high)
+    if low == 0 or near == high or not math.isfinite(near):
+        return near
+    other = _neighbour_f32(near, high)
+    if (near + other) / 2 != high:  # high is no float32 midpoint: rounding it rounds the exact sum
+        return near
+    return other if (low > 0) == (other > near) else near  # the exact sum lies past the midpoint
+
+
+def _add_f32(x: float, y: float) -> float:
+    """round32(x + y) with one rounding (Knuth's two-sum gives the float64 sum's error)."""
+    total = x + y
+    virtual = total - x
+    error = (x - (total - virtual)) + (y - virtual)
+    return _round_f32(total, error)
+
+
+def _dot_f32(row: list[float], column: list[float]) -> float:
+    """One element of a float32 matmul as torch's CPU kernels compute it: fma over k in order.
+    The product of two float32 is exact in float64; only the additions round."""
+    total = 0.0
+    for a, b in zip(row, column):
+        total = _add_f32(total, a * b)
+    return total
+
+
+def _to_bf16(x: float) -> float:
+    bits = struct.unpack("<I", _F32.pack(x))[0]
+    if math.isnan(x):
+        return x
+    bits += 0x7FFF + ((bits >> 16) & 1)  # round to nearest, ties to even, as torch casts
+    return struct.unpack("<f", struct.pack("<I", (bits >> 16 << 16) & 0xFFFFFFFF))[0]
+
+
+def _to_f16(x: float) -> float:
+    try:
+        return _F16.unpack(_F16.pack(x))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+# A dtype's values as torch casts a float32 to it (round to nearest, ties to even).
+CAST = {"F32": lambda x: x, "BF16": _to_bf16, "F16": _to_f16}
+
+
+def merged_shown(reader: ElementReader, adapter: Adapter, base: Catalog, target: str, options: PrintOptions) -> ShownTensor:
+    """What print() shows of base weight `target` (a name with an optional [index]) after PEFT's
+    merge_and_unload(): W + scaling * B @ A, for the rows of B and the columns of A the shown
+    elements need, and nothing else. A modules_to_save weight shows the adapter's copy; a weight
+    the adapter leaves alone, the base's."""
+    from ..decode.elements import decoder_for
+    from .values import ShownTensor, View, _read_at_once, _shown, parse_index, show, split_index
+
+    name, index = split_index(target)
+    saved = {t.name: t for t in adapter.saved}
+    weight = saved.get(name) or base.get(name)
+    view = View.whole(weight)
+    if index is not None:
+        view = view.index(target, parse_index(target, index))
+    module = next((m for m in adapter.modules if name == m.name + ".weight"), None)
+    if not view.shape or module is None:
+        return show(reader, view, options)
+    if module.dora:
+        raise UsageError(target, "a LoRA module without DoRA to merge", "a DoRA magnitude vector", "merged DoRA weights are not computed yet")
+    a, b = (module.tensors["embedding_A"], module.tensors["embedding_B"]) if module.kind == "embedding" else (module.tensors["A"], module.tensors["B"])
+    for tensor, where in ((a, adapter.weights_file), (b, adapter.weights_file), (weight, base.name)):
+        if tensor.dtype not in CAST:
+            raise UsageError(where, f"a float32, float16 or bfloat16 {escape(tensor.name)} to merge", tensor.dtype, "merge into an unquantized base")
+    summarize, indices = _shown(view, options)
+    positions = _read_at_once(view, True, indices)
+    if positions is None or len(positions) > MAX_MERGED:
+        raise UsageError(target, f"at most {MAX_MERGED:,} merged elements at once", "more", "index a part of the weight, e.g. NAME[0, :8]")
+    # delta[i, j] of W's element (i, j) is B[i] . A[:, j]; transposed (an embedding, or GPT-2's
+    # [in, out] Conv1D weights with fan_in_fan_out) it is B[j] . A[:, i].
+    transposed = module.kind == "embedding" or adapter.fan_in_fan_out
+    pairs = [divmod(p, weight.shape[1]) for p in positions]
+    pairs_ab = [(j, i) if transposed else (i, j) for i, j in pairs]
+    r, width = module.rank, a.shape[1]
+    b_rows = sorted({i for i, _ in pairs_ab})
+    a_cols = sorted({j for _, j in pairs_ab})
+    b_values = reader.read(b, [i * r + k for i in b_rows for k in range(r)])
+    row_of_b = {i: b_values[n * r : (n + 1) * r] for n, i in enumerate(b_rows)}
+    a_positions = sorted(k * width + j for k in range(r) for j in a_cols)
+    a_at = dict(zip(a_positions, reader.read(a, a_positions)))
+    column_of_a = {j: [a_at[k * width + j] for k in range(r)] for j in a_cols}
+    scale = _to_f32(module.scaling)  # torch multiplies a float32 tensor by the scalar as a float32
+    cast_lora, cast_base = CAST[b.dtype], CAST[weight.dtype]
+    ordered = sorted(set(positions))
+    w_at = dict(zip(ordered, reader.read(weight, ordered)))
+    merged = []
+    for p, (i, j) in zip(positions, pairs_ab):
+        delta = cast_lora(_to_f32(_dot_f32(row_of_b[i], column_of_a[j]) * scale))  # the product is exact in float64
+        merged.append(cast_base(_add_f32(w_at[p], delta)))
+    shown_width = len(indices[-1])
+
+    def rows():
+        return (merged[n : n + shown_width] for n in range(0, len(merged), shown_width))
+
+    return ShownTensor(view.name, view.tensor, decoder_for(view.tensor), view.shape, summarize, indices, rows)
+
+
+MAX_MERGED = 1 << 20  # elements merged at once: their rows of B and columns of A are held in memory
