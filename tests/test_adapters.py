@@ -250,3 +250,19 @@ def test_merged_refusals(adapters, llama_dir, cli):
         "base_model.model.model.layers.1.mlp.up_proj.lora_A.weight",
         "base_model.model.model.layers.1.mlp.up_proj.lora_B.weight",
     ]
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"r": "4"}, "{config}: expected a positive whole number as r, found '4'; the adapter config is damaged"),
+    ({"rank_pattern": ["q_proj"]}, "{config}: expected an object of module patterns as rank_pattern, found list; the adapter config is damaged"),
+    ({"alpha_pattern": {"q_proj": "x\x1b[31m"}}, "{weights}: expected a number as alpha of model.layers.0.self_attn.q_proj in adapter_config.json, found 'x\\x1b[31m'; the adapter config is damaged"),
+    ({"peft_type": "IA3"}, "{config}: expected a LoRA adapter (peft_type LORA), found peft_type IA3; only LoRA adapters are read so far"),
+])
+def test_hostile_config_one_line(change, expected, adapters, tmp_path, cli):
+    folder = tmp_path / "hostile"
+    shutil.copytree(adapters["lora"], folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    (folder / "adapter_config.json").write_text(json.dumps({**config, **change}))
+    result = cli("summary", folder)
+    assert (result.code, result.out) == (1, "")
+    assert result.err == "llm-anatomy: " + expected.format(config=folder / "adapter_config.json", weights=folder / "adapter_model.safetensors") + "\n"

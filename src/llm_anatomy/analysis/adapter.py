@@ -54,18 +54,18 @@ def _number(config: dict, key: str, where: str, whole: bool) -> float:
     value = config.get(key)
     kinds = (int,) if whole else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        raise AnatomyError(where, f"{key} a positive {'whole ' if whole else ''}number", escape(repr(value)), "the adapter config is damaged")
+        raise AnatomyError(where, f"a positive {'whole ' if whole else ''}number as {key}", escape(repr(value))[:40], "the adapter config is damaged")
     return value
 
 
 def _pattern(config: dict, key: str, where: str) -> dict:
     value = config.get(key) or {}
     if not isinstance(value, dict):
-        raise AnatomyError(where, f"{key} an object of module patterns", type(value).__name__, "the adapter config is damaged")
+        raise AnatomyError(where, f"an object of module patterns as {key}", type(value).__name__, "the adapter config is damaged")
     return value
 
 
-def _module(name: str, parts: dict[str, TensorInfo], config: dict, where: str, weights: str) -> AdaptedModule:
+def _module(name: str, parts: dict[str, TensorInfo], config: dict, patterns: tuple[list[str], list[str]], weights: str) -> AdaptedModule:
     embedding = "embedding_A" in parts or "embedding_B" in parts
     a_role, b_role = ("embedding_A", "embedding_B") if embedding else ("A", "B")
     for role in (a_role, b_role):
@@ -75,15 +75,17 @@ def _module(name: str, parts: dict[str, TensorInfo], config: dict, where: str, w
     if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[0] != b.shape[1]:
         raise AnatomyError(weights, f"lora_A [r, in] and lora_B [out, r] of {escape(name)}", f"{list(a.shape)} and {list(b.shape)}", "the adapter is corrupt")
     rank = a.shape[0]
-    rank_key = peft.pattern_key(list(_pattern(config, "rank_pattern", where)), name)
-    alpha_key = peft.pattern_key(list(_pattern(config, "alpha_pattern", where)), name)
+    rank_key = peft.pattern_key(patterns[0], name)
+    alpha_key = peft.pattern_key(patterns[1], name)
     configured = config["rank_pattern"][rank_key] if rank_key is not None else config["r"]
+    if isinstance(configured, bool) or not isinstance(configured, int):
+        raise AnatomyError(weights, f"a whole number as the rank of {escape(name)} in {peft.ADAPTER_CONFIG}", escape(repr(configured))[:40], "the adapter config is damaged")
     if configured != rank:
         said = f"rank_pattern {rank_key!r}" if rank_key is not None else "r"
         raise AnatomyError(weights, f"rank {configured} for {escape(name)} ({escape(said)} in {peft.ADAPTER_CONFIG})", f"lora_A {list(a.shape)}", "the adapter config does not belong to these weights")
     alpha = config["alpha_pattern"][alpha_key] if alpha_key is not None else config["lora_alpha"]
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise AnatomyError(where, f"a number as alpha of {escape(name)}", escape(repr(alpha)), "the adapter config is damaged")
+        raise AnatomyError(weights, f"a number as alpha of {escape(name)} in {peft.ADAPTER_CONFIG}", escape(repr(alpha))[:40], "the adapter config is damaged")
     scaling = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
     in_features, out_features = (a.shape[1], b.shape[0])
     params = sum(t.numel for role, t in parts.items() if role in peft.TRAINED_ROLES)
@@ -112,7 +114,8 @@ def describe(catalog: Catalog) -> Adapter:
             copies.append(t._replace(name=module + ".weight"))
         else:
             grouped.setdefault(module, {})[role] = t
-    modules = tuple(_module(name, grouped[name], config, where, weights) for name in sorted(grouped, key=natural_key))
+    patterns = (list(config["rank_pattern"]), list(config["alpha_pattern"]))
+    modules = tuple(_module(name, grouped[name], config, patterns, weights) for name in sorted(grouped, key=natural_key))
     lora = sum(m.params for m in modules)
     auto = config.get("auto_mapping")
     base_class = auto.get("base_model_class") if isinstance(auto, dict) and isinstance(auto.get("base_model_class"), str) else None

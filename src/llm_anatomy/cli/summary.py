@@ -9,7 +9,6 @@ if TYPE_CHECKING:
 
 from ..analysis.memory import KV_DTYPE_BYTES
 from ..api import open as open_model
-from ..render import summary as render
 from ._adapter import add_base_argument, base_of, check
 from ._args import add_model_argument, parse_whole_number, shown_argument
 
@@ -61,6 +60,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         page = render_adapter.json_text if args.json else render_adapter.text
         out.write(page(model.adapter, None if base is None else base.name, base_params))
         return check(model, base, out)
+    from ..render import summary as render  # not on an adapter's path: it imports the role tables
+
     summary = model.summary(args.context, args.batch, args.kv_dtype)
     out.write(render.json_text(summary) if args.json else render.text(summary))
     return 0

@@ -14,21 +14,21 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 PREFIX = "base_model.model."
 
-# The tail of a stored name -> what that tensor is to the module it adapts.
+# The last one or two parts of a stored name -> what that tensor is to the module it adapts.
 # lora_embedding_A/B have no `.weight`: PEFT keeps them as bare parameters of an Embedding's
 # LoRA; DoRA's magnitude vector is saved bare too (older PEFT: `.weight`). A targeted
 # embedding is saved whole too (`base_layer.weight`, save_embedding_layers): a copy of the
 # base's weight, not trained.
-PART_ROLES = (
-    (".lora_A.weight", "A"),
-    (".lora_B.weight", "B"),
-    (".lora_B.bias", "bias"),
-    (".lora_embedding_A", "embedding_A"),
-    (".lora_embedding_B", "embedding_B"),
-    (".lora_magnitude_vector.weight", "magnitude"),
-    (".lora_magnitude_vector", "magnitude"),
-    (".base_layer.weight", "base_copy"),
-)
+PART_ROLES = {
+    ("lora_A", "weight"): "A",
+    ("lora_B", "weight"): "B",
+    ("lora_B", "bias"): "bias",
+    ("lora_magnitude_vector", "weight"): "magnitude",
+    ("base_layer", "weight"): "base_copy",
+    ("lora_embedding_A",): "embedding_A",
+    ("lora_embedding_B",): "embedding_B",
+    ("lora_magnitude_vector",): "magnitude",
+}
 TRAINED_ROLES = frozenset({"A", "B", "bias", "embedding_A", "embedding_B", "magnitude"})
 
 
@@ -41,10 +41,12 @@ def split_name(stored: str) -> tuple[str, str]:
     """'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' ->
     ('model.layers.0.self_attn.q_proj', 'A'); a modules_to_save weight -> (its base name, 'saved')."""
     name = stored[len(PREFIX):] if stored.startswith(PREFIX) else stored
-    for tail, role in PART_ROLES:
-        if name.endswith(tail):
-            return name[: -len(tail)], role
-    return name, "saved"
+    rest, _, last = name.rpartition(".")
+    if (last,) in PART_ROLES:
+        return rest, PART_ROLES[(last,)]
+    module, _, part = rest.rpartition(".")
+    role = PART_ROLES.get((part, last))
+    return (module, role) if role is not None else (name, "saved")
 
 
 def pattern_key(keys: list[str], module: str) -> str | None:
