@@ -12,6 +12,7 @@ import llm_anatomy as la
 
 import checkpoints
 from conftest import imported_by
+from test_hub import online, standin  # noqa: F401  (fixtures of the stand-in Hub)
 
 pytestmark = pytest.mark.torch  # adapters made by PEFT, on models made by transformers
 
@@ -266,3 +267,18 @@ def test_hostile_config_one_line(change, expected, adapters, tmp_path, cli):
     result = cli("summary", folder)
     assert (result.code, result.out) == (1, "")
     assert result.err == "llm-anatomy: " + expected.format(config=folder / "adapter_config.json", weights=folder / "adapter_model.safetensors") + "\n"
+
+
+@pytest.mark.hub_standin
+def test_an_adapter_on_the_hub(adapters, llama_dir, request, cli):
+    """An adapter repository read from the Hub (the stand-in): adapter_config.json is fetched
+    whole beside the weights' header, and the adapter is the same as in its folder."""
+    from test_hub import local_out
+
+    online = request.getfixturevalue("online")
+    online.add("org/tiny-lora", adapters["lora"])
+    result = cli("summary", "org/tiny-lora", "--base", llama_dir)
+    assert (result.code, result.err) == (0, "")
+    assert result.out == local_out(cli, "summary", adapters["lora"], "org/tiny-lora")
+    fetched = sorted({e.path.rsplit("/", 1)[-1] for e in online.log if e.host == "hub" and "/resolve/" in e.path})
+    assert fetched == ["adapter_config.json", "adapter_model.safetensors"]
