@@ -126,6 +126,14 @@ def test_every_adapter_field_explained(kind, adapters, cli):
     assert data["architecture"] is None and all(f["explanation"] for f in data["fields"])
 
 
+def test_config_is_the_json_as_stored(adapters, cli):
+    result = cli("config", adapters["lora"])
+    stored = (adapters["lora"] + "/adapter_config.json")
+    with open(stored) as handle:
+        assert result.out.splitlines()[:-1] == json.dumps(json.load(handle), indent=2).splitlines()
+    assert result.out.splitlines()[-1] == f"note: this is {stored}, a PEFT adapter's config, as stored; `config --explain` explains each field"
+
+
 def test_every_lora_config_field_has_an_entry():
     from peft import LoraConfig
 
@@ -186,7 +194,7 @@ def test_damaged_config_is_one_line(adapters, tmp_path, cli):
     assert result.err == f"llm-anatomy: {folder}/adapter_model.safetensors: expected rank 3 for model.layers.0.self_attn.q_proj (rank_pattern 'q_proj' in adapter_config.json), found lora_A [4, 64]; the adapter config does not belong to these weights\n"
 
 
-@pytest.mark.parametrize("argv", [["params"], ["summary"], ["values", "model.layers.0.self_attn.q_proj.weight", "--merged"]])
+@pytest.mark.parametrize("argv", [["params"], ["summary"], ["config"], ["config", "--explain"], ["values", "model.layers.0.self_attn.q_proj.weight", "--merged"]])
 def test_header_only(argv, adapters):
     code, loaded, _ = imported_by(argv[0], adapters["lora"], *argv[1:])
     assert (code, loaded) == (0, [])
