@@ -92,6 +92,7 @@ Saved whole (modules_to_save):
 """
     data = json.loads(cli("summary", adapters["lora"], "--json").out)
     assert (data["trainable_params"], data["lora_params"], data["base"]["all_params"]) == (9728, 1536, 87872)
+    assert json.loads(cli("params", adapters["lora"], "--json").out)["adapter"] == {key: value for key, value in data.items() if key != "base"}
     assert data["modules"][1] == {"name": "model.layers.0.self_attn.v_proj", "kind": "linear", "rank": 4, "alpha": 3, "scaling": 0.75, "in_features": 64, "out_features": 32, "params": 384, "dora": False}
 
 

@@ -53,7 +53,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         qview = None if args.stored else view(catalog)
         listing = list_tensors(catalog, args.filter) if qview is None else list_logical(catalog, qview, args.filter)
     if args.json:
-        out.write(render.json_text(listing))
+        adapter = None
+        if model.adapter is not None and not args.filter:
+            from ..render import adapter as render_adapter
+
+            adapter = render_adapter.json_data(model.adapter)
+        out.write(render.json_text(listing, adapter))
     elif args.style == "torch":
         out.write(render.torch_style(listing))
         from ..analysis.tree import implied_note

@@ -66,6 +66,11 @@ def text(adapter: Adapter, base_name: str | None = None, base_params: int | None
 
 
 def json_text(adapter: Adapter, base_name: str | None = None, base_params: int | None = None) -> str:
+    return to_json(json_data(adapter, base_name, base_params)) + "\n"
+
+
+def json_data(adapter: Adapter, base_name: str | None = None, base_params: int | None = None) -> dict:
+    """summary --json of an adapter, and the `adapter` object params --json adds."""
     data = {
         "adapter": adapter.name,
         "peft_type": "LORA",
@@ -84,4 +89,4 @@ def json_text(adapter: Adapter, base_name: str | None = None, base_params: int |
     }
     if base_params is not None:
         data["base"] = {"model": base_name, "params": base_params, "all_params": base_params + adapter.trainable}
-    return to_json(data) + "\n"
+    return data
