@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 import llm_anatomy as la
+from llm_anatomy.core.errors import UsageError
 
 import checkpoints
 from conftest import imported_by
@@ -254,6 +255,10 @@ def test_merged_refusals(adapters, llama_dir, cli):
     assert (result.code, result.err) == (2, f"llm-anatomy: {llama_dir}: expected --base with --merged (values of a LoRA adapter merged into its base), found --base alone; add --merged, or drop --base\n")
     with pytest.raises(la.SubmoduleError):
         la.open(adapters["lora"], base=llama_dir).get_parameter("model.layers.0.self_attn.q_proj.bias")
+    with pytest.raises(UsageError, match=r"^model.norm.weight: expected a base weight from open\(adapter, base=...\).get_parameter\(\), found a parameter of a model; open the adapter with its base$"):
+        la.open(llama_dir).get_parameter("model.norm.weight").merged()
+    with pytest.raises(UsageError, match="expected a PEFT adapter"):
+        la.open(llama_dir, base=llama_dir)
     assert [name for name, _ in la.open(adapters["bin"]).named_parameters()] == [
         "base_model.model.model.layers.1.mlp.gate_proj.lora_A.weight",
         "base_model.model.model.layers.1.mlp.gate_proj.lora_B.weight",

@@ -330,12 +330,15 @@ class Parameter:
 
     _merged_by: Model | None = None  # the adapter whose merge this base weight shows (Model.get_parameter)
 
-    def merged(self, *index: Any) -> numpy.ndarray:
+    def merged(self, *index: Any) -> ndarray:
         """For a base weight got from an adapter opened with open(adapter, base=...): its values
         after PEFT's merge_and_unload() (W + scaling * B @ A), computed as PEFT computes them
         for only the elements asked: p.merged() the whole weight, p.merged(0, slice(0, 8)) as
         p[0, :8]. A numpy array (bfloat16 widened to float32); needs numpy (the [stats] extra)."""
-        if self._merged_by is None or self._merged_by.adapter is None or self._merged_by.base is None:
+        opened = self._merged_by
+        adapter = None if opened is None else opened.adapter
+        base = None if opened is None else opened.base
+        if adapter is None or base is None:
             raise UsageError(self.name, "a base weight from open(adapter, base=...).get_parameter()", "a parameter of a model", "open the adapter with its base")
         from .core.extras import require
 
@@ -347,9 +350,8 @@ class Parameter:
         from .decode.elements import ElementReader
 
         target = self.name if not index else index_target(self.name, check_items(self.name, index))
-        adapter = self._merged_by
         with ElementReader() as reader:
-            shown = merged_shown(reader, adapter.adapter, adapter.base.hf_catalog, target, PrintOptions(threshold=float("inf")))  # type: ignore[union-attr]
+            shown = merged_shown(reader, adapter, base.hf_catalog, target, PrintOptions(threshold=float("inf")))
             dtype = NUMPY_DTYPES.get(shown.tensor.dtype, WIDENED)
             return numpy.fromiter(shown.values(), dtype=dtype, count=prod(shown.shape)).reshape(shown.shape)
 
