@@ -181,6 +181,17 @@ def test_tied_base_head_is_its_embedding(adapters, llama_tied_dir, cli):
     assert cli("summary", adapters["lora"], "--base", llama_tied_dir).code == 0
 
 
+def test_an_unreadable_own_base_is_a_note(adapters, tmp_path, cli):
+    folder = tmp_path / "adapter"
+    shutil.copytree(adapters["lora"], folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    (tmp_path / "empty").mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(tmp_path / "empty")}))
+    result = cli("summary", folder)
+    assert result.code == 0 and "as PEFT prints it" not in result.out
+    assert result.err == f"llm-anatomy: note: the adapter's base_model_name_or_path is not read: {tmp_path / 'empty'}: expected weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index), found none; point at the folder that holds the weights\n"
+
+
 def test_base_refused_for_a_model(llama_dir, cli):
     result = cli("summary", llama_dir, "--base", llama_dir)
     assert (result.code, result.out, result.err) == (2, "", f"llm-anatomy: {llama_dir.name}: expected a PEFT adapter (adapter_config.json) with --base, found a model; drop --base\n")
@@ -245,6 +256,18 @@ def test_values_merged_prints_as_torch(adapters, llama_dir, cli, capsys):
     assert result.out == f"{name}  [64, 64]  F32\n{merged.get_parameter(name).data}\n"
     result = cli("values", adapters["lora"], f"{name}[2, :8]", "--merged", "--base", llama_dir)
     assert result.out == f"{name}[2, :8]  [8]  F32\n{merged.get_parameter(name).data[2, :8]}\n"
+
+
+def test_a_gguf_base_is_checked_but_not_merged_into(adapters, llama_dir, tmp_path, cli):
+    """The GGUF converted from the base fits the adapter (its tensors under transformers' names
+    and shapes); its q and k rows are in llama.cpp's order, which the merge does not undo."""
+    gguf = checkpoints.llama_gguf(str(llama_dir), str(tmp_path / "base.gguf"))
+    result = cli("summary", adapters["lora"], "--base", gguf)
+    assert (result.code, result.err) == (0, "")
+    assert "on base.gguf, as PEFT prints it: trainable params: 9,728 || all params: 87,872 || trainable%: 11.0706" in result.out.splitlines()
+    result = cli("values", adapters["lora"], "model.layers.0.self_attn.q_proj.weight", "--merged", "--base", gguf)
+    assert (result.code, result.out) == (2, "")
+    assert result.err == "llm-anatomy: base.gguf: expected a base in transformers' layout to merge into (safetensors or a transformers .bin), found a gguf checkpoint with its own names and row order; pass the Hugging Face base model\n"
 
 
 def test_merged_refusals(adapters, llama_dir, cli):

@@ -345,13 +345,13 @@ class Parameter:
         require("stats", self.name, "to return values as arrays")
         import numpy
 
-        from .analysis.adapter import merged_shown
+        from .analysis.adapter import merge_base, merged_shown
         from .analysis.values import PrintOptions, check_items, index_target
         from .decode.elements import ElementReader
 
         target = self.name if not index else index_target(self.name, check_items(self.name, index))
         with ElementReader() as reader:
-            shown = merged_shown(reader, adapter, base.hf_catalog, target, PrintOptions(threshold=float("inf")))
+            shown = merged_shown(reader, adapter, merge_base(base.catalog, base.hf_catalog), target, PrintOptions(threshold=float("inf")))
             dtype = NUMPY_DTYPES.get(shown.tensor.dtype, WIDENED)
             return numpy.fromiter(shown.values(), dtype=dtype, count=prod(shown.shape)).reshape(shown.shape)
 
@@ -930,12 +930,16 @@ class Model(Module):
         name = self.adapter.base_model if self.adapter is not None else None
         if name is None:
             return None
-        if not os.path.exists(name):
-            try:
+        try:
+            if not os.path.exists(name):
                 cached_copy(name, None)
-            except AnatomyError:
-                return None
-        return open(name)
+            return open(name)
+        except AnatomyError as error:  # not here, or not readable: the adapter is still shown
+            from .core.errors import note
+
+            if os.path.exists(name):
+                note(f"the adapter's base_model_name_or_path is not read: {error.line()}")
+            return None
 
     def check_base(self, base: Model) -> list[AnatomyError]:
         """Every way `base` does not fit this adapter, one error each (empty: it fits), from the
@@ -944,7 +948,7 @@ class Model(Module):
 
         if self.adapter is None:
             raise UsageError(self.name, "a PEFT adapter to check a base against", "a model", "open the adapter")
-        return check_base(self.adapter, base.hf_catalog)
+        return check_base(self.adapter, base.loaded_catalog)  # quantized weights by their logical shapes
 
     @cached_property
     def hf_catalog(self) -> Catalog:

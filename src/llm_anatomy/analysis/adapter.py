@@ -8,14 +8,13 @@ import math
 import struct
 from collections import namedtuple
 
-from ..core.catalog import Catalog, natural_key
+from ..core.catalog import Catalog, TensorInfo, natural_key
 from ..core.errors import AnatomyError, UsageError
 from ..core.text import escape
 from ..hf import peft
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..core.catalog import TensorInfo
     from ..decode.elements import ElementReader
     from .values import PrintOptions, ShownTensor
 
@@ -264,6 +263,15 @@ def _to_f16(x: float) -> float:
 CAST = {"F32": lambda x: x, "BF16": _to_bf16, "F16": _to_f16}
 
 
+def merge_base(stored: Catalog, hf: Catalog) -> Catalog:
+    """The base's tensors to merge into: its catalog as stored, when transformers' names are the
+    stored ones. A GGUF or Meta checkpoint stores q and k in another row order, which the merge
+    does not undo: refused."""
+    if hf is not stored:
+        raise UsageError(stored.name, "a base in transformers' layout to merge into (safetensors or a transformers .bin)", f"a {escape(stored.format)} checkpoint with its own names and row order", "pass the Hugging Face base model")
+    return stored
+
+
 def merged_shown(reader: ElementReader, adapter: Adapter, base: Catalog, target: str, options: PrintOptions) -> ShownTensor:
     """What print() shows of base weight `target` (a name with an optional [index]) after PEFT's
     merge_and_unload(): W + scaling * B @ A, for the rows of B and the columns of A the shown
@@ -285,7 +293,7 @@ def merged_shown(reader: ElementReader, adapter: Adapter, base: Catalog, target:
         raise UsageError(target, "a LoRA module without DoRA to merge", "a DoRA magnitude vector", "merged DoRA weights are not computed yet")
     a, b = (module.tensors["embedding_A"], module.tensors["embedding_B"]) if module.kind == "embedding" else (module.tensors["A"], module.tensors["B"])
     for tensor, where in ((a, adapter.weights_file), (b, adapter.weights_file), (weight, base.name)):
-        if tensor.dtype not in CAST:
+        if tensor.dtype not in CAST or type(tensor) is not TensorInfo:
             raise UsageError(where, f"a float32, float16 or bfloat16 {escape(tensor.name)} to merge", tensor.dtype, "merge into an unquantized base")
     summarize, indices = _shown(view, options)
     positions = _read_at_once(view, True, indices)

@@ -125,7 +125,7 @@ PREFETCH_VIEWS = 256
 
 def _merged(model: Model, args: argparse.Namespace, options: PrintOptions, out: TextIO) -> int:
     """values ADAPTER NAME --merged: one base weight as the merged model holds it."""
-    from ..analysis.adapter import merged_shown
+    from ..analysis.adapter import merge_base, merged_shown
 
     if model.adapter is None:
         raise UsageError(model.name, "a PEFT adapter with --merged", "a model", "drop --merged")
@@ -137,7 +137,7 @@ def _merged(model: Model, args: argparse.Namespace, options: PrintOptions, out: 
     if check(model, base, out):
         return 1
     with ElementReader() as reader:
-        out.write("".join(render.named_text(merged_shown(reader, model.adapter, base.hf_catalog, args.tensor, options), options, True)))
+        out.write("".join(render.named_text(merged_shown(reader, model.adapter, merge_base(base.catalog, base.hf_catalog), args.tensor, options), options, True)))
     return 0
 
 
