@@ -4,6 +4,7 @@ itself on the tiny Llama; PEFT's own counts, ranks, alphas and scalings are the 
 import contextlib
 import io
 import json
+import re
 import shutil
 
 import pytest
@@ -319,3 +320,23 @@ def test_an_adapter_on_the_hub(adapters, llama_dir, request, cli):
     assert result.out == local_out(cli, "summary", adapters["lora"], "org/tiny-lora")
     fetched = sorted({e.path.rsplit("/", 1)[-1] for e in online.log if e.host == "hub" and "/resolve/" in e.path})
     assert fetched == ["adapter_config.json", "adapter_model.safetensors"]
+
+
+def test_tree_marks_the_adapted_modules_of_the_base(adapters, llama_dir, cli):
+    result = cli("tree", adapters["lora"], "--node", "model.layers.1.self_attn")
+    assert (result.code, result.err) == (0, "")
+    assert result.out == """\
+module                                    own params  total params
+model.layers.1.self_attn: LlamaAttention           -        12,288
+├── q_proj: Linear + LoRA r=2 alpha=8          4,096         4,096
+├── k_proj: Linear                             2,048         2,048
+├── v_proj: Linear + LoRA r=4 alpha=3          2,048         2,048
+└── o_proj: Linear                             4,096         4,096
+12,288 parameters (12.29K)
+"""
+    labels = lambda adapter, depth: [re.sub(r"\s+\S+\s+\S+$", "", line) for line in cli("tree", adapter, "--depth", depth).out.splitlines()]  # noqa: E731
+    assert "│   │   └── 0-1: LlamaDecoderLayer (each)" in labels(adapters["rslora"], "3")  # adapted alike: folded
+    assert ["│   │   ├── 0: LlamaDecoderLayer", "│   │   └── 1: LlamaDecoderLayer"] == [line for line in labels(adapters["lora"], "3") if "DecoderLayer" in line]
+    assert "└── lm_head: Linear + saved whole by the adapter" in labels(adapters["lora"], "1")
+    result = cli("tree", adapters["lora"], "--style", "torch")
+    assert (result.code, result.err) == (2, f"llm-anatomy: {adapters['lora'].rsplit('/', 1)[-1]}: expected a model for --style torch, found a LoRA adapter (PEFT's module classes are not shown); drop --style torch\n")

@@ -16,6 +16,7 @@ from ..hf import peft
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..decode.elements import ElementReader
+    from .tree import ModuleTree
     from .values import PrintOptions, ShownTensor
 
 
@@ -329,3 +330,22 @@ def merged_shown(reader: ElementReader, adapter: Adapter, base: Catalog, target:
 
 
 MAX_MERGED = 1 << 20  # elements merged at once: their rows of B and columns of A are held in memory
+
+
+def adapted_tree(tree: ModuleTree, adapter: Adapter) -> ModuleTree:
+    """The base's module tree with the adapter's modules marked beside their class names (LoRA
+    rank and alpha, DoRA; modules_to_save replaced whole): layers adapted alike still fold
+    together, layers adapted differently (a rank_pattern) no longer do."""
+    from .tree import TreeNode
+
+    marks = {m.name: f"LoRA r={m.rank} alpha={m.alpha:g}" + (" + DoRA" if m.dora else "") for m in adapter.modules}
+    for t in adapter.saved:
+        marks.setdefault(t.name.rpartition(".")[0], "saved whole by the adapter")
+
+    def marked(node: TreeNode) -> TreeNode:
+        children = tuple(marked(c) for c in node.children)
+        mark = marks.get(node.path)
+        class_name = node.class_name if mark is None else f"{node.class_name} + {mark}" if node.class_name else mark
+        return node._replace(class_name=class_name, children=children)
+
+    return tree._replace(root=marked(tree.root))
