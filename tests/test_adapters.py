@@ -340,3 +340,19 @@ model.layers.1.self_attn: LlamaAttention           -        12,288
     assert "└── lm_head: Linear + saved whole by the adapter" in labels(adapters["lora"], "1")
     result = cli("tree", adapters["lora"], "--style", "torch")
     assert (result.code, result.err) == (2, f"llm-anatomy: {adapters['lora'].rsplit('/', 1)[-1]}: expected a model for --style torch, found a LoRA adapter (PEFT's module classes are not shown); drop --style torch\n")
+
+
+def test_another_kind_of_adapter_is_its_tensors(llama_dir, tmp_path, cli):
+    """An IA3 adapter (PEFT's, not LoRA): params lists its tensors as any checkpoint's; the views
+    that describe an adapter refuse it in one line."""
+    import torch
+    from peft import IA3Config, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(str(llama_dir)), IA3Config(target_modules=["k_proj", "down_proj"], feedforward_modules=["down_proj"])).save_pretrained(str(tmp_path / "ia3"))
+    result = cli("params", tmp_path / "ia3")
+    assert result.code == 0 and result.out.splitlines()[-1] == "4 tensors, 256 parameters, 1.00 KiB in 1 file"  # k_proj: 32 each, down_proj: 96 each
+    result = cli("summary", tmp_path / "ia3")
+    assert (result.code, result.out) == (1, "")
+    assert result.err.endswith("adapter_config.json: expected a LoRA adapter (peft_type LORA), found peft_type IA3; only LoRA adapters are read so far\n")

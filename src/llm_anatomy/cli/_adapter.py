@@ -25,7 +25,10 @@ def base_of(model: Model, args: argparse.Namespace) -> Model | None:
     """The base model --base names (refused for a model that is no adapter), else the adapter's
     own base_model_name_or_path if it is a folder here or a model whole in the local cache."""
     from ..api import open as open_model
+    from ..hf.peft import is_lora_config
 
+    if args.base is None and not is_lora_config(model.catalog.config):
+        return None  # (another kind of adapter, without --base: its tensors are listed as they are)
     if model.adapter is None:
         if args.base is not None:
             raise UsageError(model.name, "a PEFT adapter (adapter_config.json) with --base", "a model", "drop --base")

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 from ..analysis.params import list_logical, list_tensors
 from ..api import open as open_model
+from ..hf.peft import is_lora_config
 from ..render import params as render
 from ._adapter import add_base_argument, base_of, check
 from ._args import add_model_argument
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     model = open_model(args.model, args.revision)
     base = base_of(model, args)
     catalog = model.catalog
+    adapter = model.adapter if is_lora_config(catalog.config) else None  # another kind of adapter: its tensors only
     if args.metadata:
         from ..render import metadata
 
@@ -53,12 +55,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         qview = None if args.stored else view(catalog)
         listing = list_tensors(catalog, args.filter) if qview is None else list_logical(catalog, qview, args.filter)
     if args.json:
-        adapter = None
-        if model.adapter is not None and not args.filter:
+        described = None
+        if adapter is not None and not args.filter:
             from ..render import adapter as render_adapter
 
-            adapter = render_adapter.json_data(model.adapter)
-        out.write(render.json_text(listing, adapter))
+            described = render_adapter.json_data(adapter)
+        out.write(render.json_text(listing, described))
     elif args.style == "torch":
         out.write(render.torch_style(listing))
         from ..analysis.tree import implied_note
@@ -67,8 +69,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             print(f"llm-anatomy: note: {implied_note(catalog)}", file=sys.stderr)
     else:
         out.write(render.text(listing))
-    if model.adapter is not None and not args.json and args.style == "table" and not args.filter:
+    if adapter is not None and not args.json and args.style == "table" and not args.filter:
         from ..render import adapter as render_adapter
 
-        out.write("\n".join(render_adapter.sections(model.adapter)) + "\n")
+        out.write("\n".join(render_adapter.sections(adapter)) + "\n")
     return check(model, base, out)

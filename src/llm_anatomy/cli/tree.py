@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     model = open_model(args.model, args.revision)
     base = base_of(model, args)
-    if model.adapter is not None and base is not None:  # the base's tree, the adapted modules marked
+    if base is not None and model.adapter is not None:  # the base's tree, the adapted modules marked
         if args.style == "torch":
             raise UsageError(model.name, "a model for --style torch", "a LoRA adapter (PEFT's module classes are not shown)", "drop --style torch")
         from ..analysis.adapter import adapted_tree

@@ -37,6 +37,11 @@ def is_adapter_config(config: object) -> bool:
     return isinstance(config, dict) and isinstance(config.get("peft_type"), str)
 
 
+def is_lora_config(config: object) -> bool:
+    """A LoRA adapter's config: the adapters llm-anatomy reads as adapters (others: their tensors)."""
+    return is_adapter_config(config) and config["peft_type"] == "LORA"  # type: ignore[index]
+
+
 def split_name(stored: str) -> tuple[str, str]:
     """'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' ->
     ('model.layers.0.self_attn.q_proj', 'A'); a modules_to_save weight -> (its base name, 'saved')."""
