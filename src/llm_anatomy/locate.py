@@ -13,10 +13,10 @@ from .core.errors import AnatomyError, UsageError
 from .io.cache_dir import repo_folder
 from .hub.settings import hub_cache, is_commit, valid_revision
 from .core.text import escape
+from .hf.peft import ADAPTER_CONFIG  # a PEFT adapter's config, read as its config when there is no config.json
 
 
 CONFIG = "config.json"
-ADAPTER_CONFIG = "adapter_config.json"  # a PEFT adapter's, read as its config when there is no config.json
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")  # :QUANT picks a GGUF file on the Hub
 MAX_REF_BYTES = 100  # a ref holds a 40-digit commit hash and maybe a newline
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 PREFIX = "base_model.model."
 
 # The last one or two parts of a stored name -> what that tensor is to the module it adapts.
