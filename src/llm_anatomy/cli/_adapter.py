@@ -27,15 +27,11 @@ def base_of(model: Model, args: argparse.Namespace) -> Model | None:
     from ..api import open as open_model
     from ..hf.peft import is_lora_config
 
-    if args.base is None and not is_lora_config(model.catalog.config):
-        return None  # (another kind of adapter, without --base: its tensors are listed as they are)
+    if args.base is None:  # (another kind of adapter: its tensors are listed as they are)
+        return model.local_base() if is_lora_config(model.catalog.config) else None
     if model.adapter is None:
-        if args.base is not None:
-            raise UsageError(model.name, "a PEFT adapter (adapter_config.json) with --base", "a model", "drop --base")
-        return None
-    if args.base is not None:
-        return open_model(args.base)
-    return model.local_base()
+        raise UsageError(model.name, "a PEFT adapter (adapter_config.json) with --base", "a model", "drop --base")
+    return open_model(args.base)
 
 
 def check(model: Model, base: Model | None, out: TextIO) -> int:
