@@ -207,7 +207,7 @@ def published(tmp_path_factory):
 # Markers that follow from what a test imports, so they stay true as tests change: a test that
 # imports torch or transformers (itself, or its module at the top) is `torch`; a test module
 # that imports the Hub stand-in is `hub_standin`. `slow` and `browser` are set by hand.
-IMPORT_MARKERS = {"torch": "torch", "transformers": "torch", "hub_standin": "hub_standin"}
+IMPORT_MARKERS = {"torch": "torch", "transformers": "torch", "peft": "torch", "hub_standin": "hub_standin"}
 
 
 def _imported(node: ast.AST, top_level_only: bool = False) -> set[str]:

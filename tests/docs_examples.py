@@ -15,6 +15,7 @@ An example that cannot run here is listed in WAIVED with the reason, one on a re
 may be absent in REAL_FILES; an entry whose example is gone from the pages fails, so that the
 lists cannot go stale."""
 
+import contextlib
 import glob
 import json
 import os
@@ -186,6 +187,8 @@ def build_models(work, tmp_path_factory, llama_fp8):
         write_layout(str(work / name), published_config(name))
     tiny = checkpoints.tiny_llama(str(work / "tiny-llama"), shard=None)
     checkpoints.llama_gguf(tiny, str(work / "tiny-llama.gguf"))
+    with contextlib.chdir(work):  # the adapter names its base as typed: tiny-llama, as docs/adapters.md shows
+        checkpoints.peft_lora("tiny-llama", "tiny-lora", r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], rank_pattern={"layers.1.self_attn.q_proj": 2}, alpha_pattern={"v_proj": 16}, modules_to_save=["lm_head"])
     _vocab_only(str(work / "ggml-vocab-llama-bpe.gguf"))
     _broken_llama(str(work / "broken-llama"))
     _evil_bin(str(work / "evil.bin"))
