@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from ..io.sources import file_size, is_local, open_bytes, open_regular_descriptor
+from ..io.sources import file_size, is_local, open_bytes, open_regular_descriptor, settle
 from ..core.catalog import TensorInfo, is_strided
 from ..core.dtypes import DTYPES
 from ..core.errors import AnatomyError
@@ -512,9 +512,6 @@ def run_parallel(
     Workers are forked processes, each with its own bounded Reader: on this project's
     2-core machine they beat threads by 19% (numpy's bincount, then, and the per-block Python hold the
     GIL; bench/RESULTS.md). Results must pickle. Where fork is missing, tasks run here."""
-    from ..io.sources import settle_registered
-
-    settle_registered()
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -566,7 +563,9 @@ def run_batched(
 ) -> list[Result]:
     """Like run_parallel, but tasks of at most SMALL_ELEMS values go in batches: many(batch,
     *readers) returns one result per task of the batch. Batches are cut in the order of
-    place(task) (file and offset), so that neighbours in a file share a batch and a read."""
+    place(task) (file and offset), so that neighbours in a file share a batch and a read.
+    Tasks are tensors or tuples of them: their remote sources are settled before the fork."""
+    settle(tasks)
     small = sorted((i for i in range(len(tasks)) if numel(tasks[i]) <= SMALL_ELEMS), key=lambda i: place(tasks[i]))
     groups: list[tuple[bool, list[int]]] = [(False, [i]) for i in range(len(tasks)) if numel(tasks[i]) > SMALL_ELEMS]
     batch: list[int] = []
