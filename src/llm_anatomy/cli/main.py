@@ -233,7 +233,7 @@ def _parse_and_run(name: str | None, argv: list[str]) -> int:
             code = 2
         else:
             notes: list[str] = []
-            errors.note_sink = notes.append
+            token = errors.NOTES.set(notes.append)
             try:
                 code = _run_command(modules[args.command], args)
             except AnatomyError as exc:
@@ -242,7 +242,7 @@ def _parse_and_run(name: str | None, argv: list[str]) -> int:
                 # escape(), not the page's escape: a message with a newline is still one line.
                 line, code = f"llm-anatomy: {escape(exc.line())}", exc.exit_code
             finally:
-                errors.note_sink = None
+                errors.NOTES.reset(token)
             if line is None:  # notes after the output, once each; a failing command says only why
                 line = "\n".join(f"llm-anatomy: note: {escape(text)}" for text in dict.fromkeys(notes)) or None
     sys.stdout.flush()  # a full disk (or /dev/full) shows here, while it can still be said
