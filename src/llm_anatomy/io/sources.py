@@ -86,10 +86,15 @@ def what_is_at(path: str) -> str | None:
     return None if stat.S_ISREG(mode) else kind_of(mode)
 
 
-def os_error(path: str, exc: OSError, expected: str = "a readable file") -> AnatomyError:
+class Unreadable(AnatomyError):
+    """An OSError on a path (no such file, permission denied, an I/O error) as its one line: a
+    cache reader tells a miss from an entry that is there but is not one it wrote."""
+
+
+def os_error(path: str, exc: OSError, expected: str = "a readable file") -> Unreadable:
     """One line for an OSError (permission denied, vanished, I/O error) on path."""
     todo = "check its permissions" if isinstance(exc, PermissionError) else "check the path"
-    return AnatomyError(path, expected, (exc.strerror or type(exc).__name__).lower(), todo)
+    return Unreadable(path, expected, (exc.strerror or type(exc).__name__).lower(), todo)
 
 
 def file_size(path: str) -> int:
