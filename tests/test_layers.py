@@ -174,7 +174,7 @@ def test_the_check_sees_function_level_and_type_checking_imports(tmp_path):
 # allowed only where a process must hold it, each for its reason. Caches of pure functions
 # (functools.cache) and tables built once are not set through `global` and need no entry.
 GLOBAL_STATE_ALLOWED = {
-    "llm_anatomy.decode.stream": "the job a forked worker runs and its readers: set in each worker process, which inherits the job through fork (the work function need not pickle)",
+    "llm_anatomy.io.parallel": "the job a forked worker runs and its resources: set by each worker's initializer in the worker process, never in the caller (the job is inherited through fork, so the work function need not pickle)",
 }
 
 

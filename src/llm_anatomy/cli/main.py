@@ -96,7 +96,7 @@ class _Interrupts:
     def __call__(self, signum: int, frame: object) -> None:
         if self.unwinding or os.getpid() != self.main_pid:
             # A second signal while unwinding, or a worker forked before it set its own handlers
-            # (decode.stream.run_parallel): end now, quietly; workers die with their parent.
+            # (io.parallel.run_parallel): end now, quietly; workers die with their parent.
             os._exit(128 + signum)
         self.unwinding = True
         raise Interrupted(signum)
