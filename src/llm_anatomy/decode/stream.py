@@ -23,10 +23,9 @@ import numpy as np
 from ..io import parallel
 from ..io.sources import file_size, is_local, open_bytes, open_regular_descriptor, settle
 from ..core.catalog import TensorInfo, is_strided
-from ..core.dtypes import DTYPES
+from ..core.dtypes import DTYPES, DType
 from ..core.errors import AnatomyError
-from ..core.ggml_types import GGML_DEQUANTIZABLE
-from .elements import EIGHT_BIT_FLOATS, eight_bit_float_values
+from .elements import DECODING, eight_bit_float_values
 
 # Raw bytes per read: direct reads need big requests to keep the disk busy (1 MiB ones ran
 # at 0.8 GB/s here, 8 MiB ones at the disk's speed).
@@ -113,24 +112,22 @@ def _gguf_quant(name: str) -> Callable[[np.ndarray, np.ndarray, Scratch], None]:
     return decode
 
 
+# Each kind of elements.DECODING as numpy decodes it; complex has no order to take statistics of.
+_BUILDERS: dict[str, Callable[[DType], Decoder]] = {
+    "bf16": lambda dtype: Decoder(2, 1, _bf16),
+    "byte table": lambda dtype: Decoder(1, 1, _lookup(dtype.name)),
+    "struct": lambda dtype: Decoder(dtype.bits // 8, 1, _numpy_cast("<" + dtype.struct_code)),  # numpy reads struct codes alike
+    "ggml blocks": lambda dtype: Decoder(dtype.block_bytes, dtype.block_size, _gguf_quant(dtype.name)),
+}
+
+
 def _decoder(name: str) -> Decoder | None:
-    """The same dtypes as tensors.py decodes (complex aside: it has no order to take statistics
-    of), from the same table: plain types by their struct code, which numpy reads alike."""
-    dtype = DTYPES.get(name)
-    if dtype is None or dtype.kind == "complex":
-        return None
-    if name == "BF16":
-        return Decoder(2, 1, _bf16)
-    if name in EIGHT_BIT_FLOATS:
-        return Decoder(1, 1, _lookup(name))
-    if dtype.struct_code:
-        return Decoder(dtype.bits // 8, 1, _numpy_cast("<" + dtype.struct_code))
-    if name in GGML_DEQUANTIZABLE:
-        try:
-            return Decoder(dtype.block_bytes, dtype.block_size, _gguf_quant(name))
-        except ImportError:
-            return None  # the gguf package is not installed
-    return None
+    """The numpy decoder of a dtype, by the kind elements.DECODING gives it; None when it has none."""
+    build = _BUILDERS.get(DECODING.get(name, ""))
+    try:
+        return build(DTYPES[name]) if build is not None else None
+    except ImportError:
+        return None  # the gguf package is not installed
 
 
 _DECODERS: dict[str, Decoder | None] = {}
