@@ -34,6 +34,11 @@ def register(source: ByteSource) -> None:
     _REGISTERED[source.name] = source
 
 
+def unregister(name: str) -> None:
+    """Let a registered source go (an inventory reads thousands of models, one after another)."""
+    _REGISTERED.pop(name, None)
+
+
 def settle_registered() -> None:
     """Before forking workers: what the registered sources would do on their first read,
     done once here (torch_zip's check of local headers) rather than in every worker."""
@@ -119,7 +124,13 @@ def open_regular(path: str) -> BinaryIO:
 
 def read_capped(path: str, limit: int, what: str, todo: str) -> bytes:
     """The whole of a small local file (an index, a config, a cache ref), refused beyond
-    limit bytes before any of it is read: a 3 GB sparse file costs nothing to refuse."""
+    limit bytes before any of it is read: a 3 GB sparse file costs nothing to refuse. A
+    registered source (a config in an object store) is read through it."""
+    source = _REGISTERED.get(path)
+    if source is not None:
+        if source.size > limit:
+            raise AnatomyError(path, f"{what} of at most {limit} bytes", f"{source.size} bytes", todo)
+        return source.read(0, source.size, what)
     with open_regular(path) as handle:
         size = os.fstat(handle.fileno()).st_size
         if size > limit:
