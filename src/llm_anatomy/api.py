@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from numpy import ndarray  # in classes whose numpy() method hides the module
 
     from .analysis.config_view import ConfigView
+    from .analysis.inventory import Row as InventoryRow
     from .analysis.diff import HeaderDiff, ValueDiff
     from .analysis.explain import Explanation
     from .analysis.params import ParamListing
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from .core.catalog import Catalog, FusedTensor, TensorInfo
     from .hf.skeleton import Skeleton
 
-__all__ = ["open", "diff", "Model", "Module", "Parameter", "Buffer", "Reshaped", "Config", "StateDict", "Size", "DType", "Device", "SubmoduleError", "Diff", "ReportFile"]
+__all__ = ["open", "diff", "inventory", "Inventory", "Model", "Module", "Parameter", "Buffer", "Reshaped", "Config", "StateDict", "Size", "DType", "Device", "SubmoduleError", "Diff", "ReportFile"]
 
 # numpy dtype of the values of each stored (or loaded) dtype; bfloat16 and the 8-bit floats
 # have no numpy type and are widened to float32, which holds each of their values exactly.
@@ -1367,3 +1368,116 @@ def verify(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str],
 
 def _stored_name(places: dict[tuple[str, int], str], tensor: TensorInfo) -> str:
     return places.get((tensor.file, tensor.offset), tensor.name)
+
+
+class Inventory(namedtuple("Inventory", "rows skipped")):
+    """What inventory() read: rows, one analysis.inventory.Row per checkpoint read this run
+    (sorted by location); skipped, how many the --out file already held for the same content."""
+
+    __slots__ = ()
+    rows: list[InventoryRow]
+    skipped: int
+
+
+OUT_FORMATS = (".jsonl", ".csv")
+
+
+def inventory(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None, *, workers: int = 16) -> Inventory:
+    """One row per checkpoint under inputs: local folders (walked) and s3://BUCKET/PREFIX
+    (listed), mixed; headers only, `workers` checkpoints read at once.
+
+    Args:
+        inputs: folders, weights files and s3:// prefixes.
+        out: a .jsonl or .csv file the rows are appended to as they come; a rerun with the
+            same file skips the checkpoints it holds for the same content (sizes and ETags or
+            modification times), so an interrupted inventory resumes.
+        workers: checkpoints in flight at once.
+
+    Raises:
+        AnatomyError: an input that is neither a folder nor a readable prefix (an unreadable
+            checkpoint is a row with its error instead).
+        UsageError: an out file of another kind.
+    """
+
+    from .analysis import inventory as inv
+
+    path = None if out is None else str(out)
+    if path is not None and not path.endswith(OUT_FORMATS):
+        raise UsageError(path, "an output file ending in .jsonl or .csv", "another name", "name it FILE.jsonl or FILE.csv")
+    done = set() if path is None else _written(path)
+    writer = None if path is None else _Appender(path, fresh=not done and not _has_header(path))
+    rows: list[InventoryRow] = []
+    skipped = 0
+
+    def skip(target: inv.Target) -> bool:
+        nonlocal skipped
+        if (target.location, target.content) in done:
+            skipped += 1
+            return True
+        return False
+
+    try:
+        for row in inv.inventory([str(i) for i in inputs], skip, workers):
+            rows.append(row)
+            if writer is not None:
+                writer.write(row)
+    finally:
+        if writer is not None:
+            writer.close()
+    return Inventory(sorted(rows, key=lambda r: r.location), skipped)
+
+
+def _has_header(path: str) -> bool:
+    import os
+
+    return os.path.isfile(path) and os.path.getsize(path) > 0
+
+
+def _written(path: str) -> set[tuple[str, str]]:
+    """(location, content) of the rows an earlier run wrote to path (a JSON line or a CSV
+    record each; a line cut short by an interruption is left out, so read again)."""
+    import builtins
+    import csv
+    import json
+    import os
+
+    if not os.path.isfile(path):
+        return set()
+    done = set()
+    with builtins.open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        if path.endswith(".csv"):
+            for record in csv.DictReader(handle):
+                if record.get("location") and record.get("content"):
+                    done.add((record["location"], record["content"]))
+        else:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("location"), str) and isinstance(record.get("content"), str):
+                    done.add((record["location"], record["content"]))
+    return done
+
+
+class _Appender:
+    """Rows appended to the out file as they come, each line whole (flushed), never through
+    a link: an interrupted run leaves every row it finished."""
+
+    def __init__(self, path: str, fresh: bool) -> None:
+        import os
+
+        from .render import inventory as render
+
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+        self.handle = os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+        self.line = render.csv_line if path.endswith(".csv") else render.json_line
+        if fresh and path.endswith(".csv"):
+            self.handle.write(render.csv_header())
+
+    def write(self, row: InventoryRow) -> None:
+        self.handle.write(self.line(row))
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()

@@ -25,6 +25,7 @@ COMMANDS = {
     "diff": "what changed between two checkpoints",
     "verify": "did a conversion keep the model: a verdict, with what differs in words",
     "report": "one self-contained HTML page about the model",
+    "inventory": "one row per checkpoint under folders and s3:// prefixes (resumable --out)",
     "demo": "the four views on a zero-weight replica of Llama-2-7b-chat-hf",
 }
 
