@@ -45,12 +45,15 @@ BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 NO_CREDENTIALS = ("no AWS credentials", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
 DENIED = ("access denied", "check the credentials' permissions on the bucket")
+BAD_KEY = ("a key with an empty, '.' or '..' path segment", "read the models under another prefix, or rename the key")
 # obstore's exception kinds (FileNotFoundError is the built-in one) -> (found, todo)
 REFUSALS_BY_KIND = (
     ("FileNotFoundError", "no such key", "check the path"),
     ("PreconditionError", "an object changed since it was listed", "run again once the upload is finished"),
     ("PermissionDeniedError", *DENIED),
     ("UnauthenticatedError", *NO_CREDENTIALS),
+    # obstore refuses keys with empty, "." or ".." segments, in a listing too (the page is lost)
+    ("InvalidPathError", *BAD_KEY),
 )
 # What obstore's GenericError says, in order: S3 codes, then the credential chain's last
 # resort (the instance metadata endpoint) failing, then the network.
@@ -85,6 +88,8 @@ def split(url: str) -> tuple[str, str]:
     bucket, _, key = url[len(SCHEME) :].partition("/")
     if not BUCKET.fullmatch(bucket):
         raise UsageError(url, "s3://BUCKET/PREFIX with a bucket name of 3-63 lowercase letters, digits, dots and hyphens", escape(repr(bucket)), "check the address")
+    if key and any(part in ("", ".", "..") for part in key.rstrip("/").split("/")):
+        raise AnatomyError(url, "an object store's answer", BAD_KEY[0], BAD_KEY[1])
     return bucket, key
 
 
