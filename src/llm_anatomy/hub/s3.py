@@ -8,7 +8,7 @@ If-Match with the listed ETag, so an object replaced meanwhile is one line, neve
 two versions.
 
 The client is obstore (the `s3` extra; bench/RESULTS.md has the measurements): one wheel
-with no dependency, 20 ms to import, one request per ranged read with the object's size and
+with no dependency, 28 ms to import, one request per ranged read with the object's size and
 ETag in its answer, conditional reads (If-Match), a streamed listing, and the environment's
 credential chain (keys, web identity, container and instance credentials), to which this
 module adds the shared credentials file's profile. boto3, s3fs (through aiobotocore) and
