@@ -30,7 +30,7 @@ WORKERS = 16  # checkpoints in flight: each waits on a few round trips, not on t
 README_BYTES = 16 * 1024  # the front matter sits at the top of a model card
 KV_TOKENS = 1024
 WEIGHTS = (".safetensors", ".gguf", ".bin", ".pth", ".pt")
-SMALL_JSON = ("config.json", "tokenizer_config.json")
+MAX_JSON_VALUES = 1_000_000  # tokenizer_config.json holds a few thousand (added tokens)
 
 
 @dataclass(frozen=True)
@@ -144,16 +144,22 @@ def list_s3(address: str, store: Any) -> Iterator[Target]:
         yield from close(done)
 
 
-def _sha256_json(data: bytes | None) -> str | None:
-    """The fingerprint of a JSON file: sha256 of its canonical form (keys sorted, no spaces),
-    so two copies that differ only in layout are the same; None when absent or not JSON."""
+def _sha256(value: Any) -> str:
+    """The fingerprint of a JSON value: sha256 of its canonical form (keys sorted, no
+    spaces), so two copies that differ only in layout are the same."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+
+
+def _json_sha256(data: bytes | None, name: str) -> str | None:
+    """_sha256 of a small JSON file's bytes (depth and size bounded); None when absent or no JSON."""
+    from ..io.bounded_json import loads
+
     if data is None:
         return None
     try:
-        value = json.loads(data)
-    except (ValueError, RecursionError):
+        return _sha256(loads(data, name, "a JSON file", "", MAX_JSON_VALUES))
+    except AnatomyError:
         return None
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
 
 
 def _license(readme: bytes | None) -> str | None:
@@ -179,11 +185,12 @@ def _row(target: Target, source: Any, read_small: Callable[[str, int], bytes | N
     from ..formats import catalog_from_source
     from .summary import summarize
 
-    summary = summarize(catalog_from_source(source))
+    catalog = catalog_from_source(source)
+    summary = summarize(catalog)
     arch, memory, quant = summary.architecture, summary.memory, summary.quant
-    kv = memory.kv_cache if memory is not None else None
-    config = read_small("config.json", 4 << 20) if source.config_file else None
-    names = json.loads(config).get("architectures") if config else None
+    kv = memory.kv_cache
+    config = catalog.config if source.config_file and isinstance(catalog.config, dict) else None  # a file's, not one derived from GGUF metadata
+    names = (config or {}).get("architectures")
     return Row(
         location=escape(target.location),
         content=target.content,
@@ -198,8 +205,8 @@ def _row(target: Target, source: Any, read_small: Callable[[str, int], bytes | N
         weights_memory=memory.weights[0].nbytes,  # as stored
         kv_cache_per_1k_tokens=kv.bytes_per_token * KV_TOKENS if kv is not None else None,
         context_length=arch.effective_context if arch is not None else None,
-        config_sha256=_sha256_json(config),
-        tokenizer_sha256=_sha256_json(read_small("tokenizer_config.json", 4 << 20)),
+        config_sha256=_sha256(config) if config is not None else None,
+        tokenizer_sha256=_json_sha256(read_small("tokenizer_config.json", 4 << 20), "tokenizer_config.json"),
         license=_license(read_small("README.md", README_BYTES)),
     )
 
@@ -215,7 +222,7 @@ def _local_row(target: Target) -> Row:
         if not os.path.isfile(path) or os.path.islink(path):
             return None
         try:
-            return read_capped(path, limit, name, "") if name != "README.md" else _head_of(path, limit)
+            return _head_of(path, limit) if name == "README.md" else read_capped(path, limit, name, "")
         except AnatomyError:
             return None
 
@@ -238,10 +245,6 @@ def _s3_row(target: Target, store: Any) -> Row:
     folder = key + "/" if target.entries is not None else key.rpartition("/")[0] + "/"
 
     def read_small(name: str, limit: int) -> bytes | None:
-        if name == "config.json" and source.config_file is not None:
-            from ..io.sources import read_capped
-
-            return read_capped(source.config_file, limit, name, "")
         if name not in entries:
             return None
         size, etag = entries[name]

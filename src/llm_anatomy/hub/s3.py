@@ -229,7 +229,11 @@ class Opened:
     forget() lets them go (the inventory studies thousands, one after another)."""
 
     def __init__(self, files: list[RemoteFile]) -> None:
-        self.files = files
+        self.files: list[RemoteFile] = []
+        self.add(files)
+
+    def add(self, files: list[RemoteFile]) -> None:
+        self.files += files
         for source in files:
             register(source)
 
@@ -286,20 +290,24 @@ def resolve(url: str, s3: Any = None, entries: dict[str, tuple[int, str]] | None
         weights = tuple(choose_quantization(url, gguf_weights(list(weights)), ""))
     small = [n for n in (*SMALL_FILES, index) if n is not None and n in entries]
     fetched = dict(zip(small, parallel(small, lambda n: _small(s3, bucket, prefix + n, entries[n][1]))))
-    root = url_of(bucket, prefix.rstrip("/"))
-    if index is not None:
-        from ..formats import safetensors
+    opened = Opened(list(fetched.values()))  # registered: read_index and the config reader read them by name
+    try:
+        root = url_of(bucket, prefix.rstrip("/"))
+        if index is not None:
+            from ..formats import safetensors
 
-        Opened([fetched[index]])  # read_index reads it through the registry
-        shard_names = sorted(set(safetensors.read_index(fetched[index].name).values()))
-        absent = [s for s in shard_names if s not in entries]
-        if absent:
-            raise AnatomyError(fetched[index].name, f"shard {escape(absent[0])} named by the index", "no such key", "upload the missing shard")
-        weights = tuple(shard_names)
-    if not weights and index is None and "config.json" not in fetched:
-        raise AnatomyError(root, "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)", "none", "point at the folder that holds the weights")
-    heads = parallel(list(weights), lambda n: _head(s3, bucket, prefix + n, entries[n][1]))
-    opened = Opened([*fetched.values(), *heads])
+            shard_names = sorted(set(safetensors.read_index(fetched[index].name).values()))
+            absent = [s for s in shard_names if s not in entries]
+            if absent:
+                raise AnatomyError(fetched[index].name, f"shard {escape(absent[0])} named by the index", "no such key", "upload the missing shard")
+            weights = tuple(shard_names)
+        if not weights and index is None and "config.json" not in fetched:
+            raise AnatomyError(root, "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)", "none", "point at the folder that holds the weights")
+        heads = parallel(list(weights), lambda n: _head(s3, bucket, prefix + n, entries[n][1]))
+    except BaseException:
+        opened.forget()
+        raise
+    opened.add(heads)
     name = prefix.rstrip("/").rpartition("/")[2] or bucket
     config = fetched.get("config.json")
     return Source(
