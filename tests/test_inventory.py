@@ -188,6 +188,22 @@ def test_dot_dot_keys(tree, server, store, tmp_path, monkeypatch, capsys):
     assert os.listdir(tmp_path) == []
 
 
+def test_links_inside_the_root_count_and_links_out_do_not(tree, tmp_path):
+    """A Hugging Face cache's snapshot links into its blobs (inside: read); a link to a model
+    elsewhere on the machine is not followed."""
+    root = tmp_path / "cache"
+    (root / "blobs").mkdir(parents=True)
+    (root / "snapshots" / "abc").mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tree / "single" / name, root / "blobs" / name)
+        os.symlink(root / "blobs" / name, root / "snapshots" / "abc" / name)
+    (root / "outside").mkdir()
+    os.symlink(tree / "sharded" / "model.safetensors.index.json", root / "outside" / "model.safetensors.index.json")
+    os.symlink(tree / "sharded", root / "linked-folder")
+    rows = api.inventory([str(root)]).rows
+    assert [(r.location, r.parameters, r.error) for r in rows] == [(str(root / "blobs"), 69952, None), (str(root / "snapshots" / "abc"), 69952, None)]
+
+
 def test_many_keys_streamed_in_bounded_memory(store):
     """5,000 keys that hold no checkpoint, listed in pages and let go folder by folder."""
     def generated(prefix, after, limit):

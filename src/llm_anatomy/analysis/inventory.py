@@ -92,12 +92,13 @@ def _checkpoints_in(names: list[str]) -> list[list[str]]:
 
 
 def walk_local(root: str) -> Iterator[Target]:
-    """Checkpoints under a local folder (or the file itself): the walk follows no link,
-    goes MAX_DEPTH deep and looks at MAX_ENTRIES files at most."""
+    """Checkpoints under a local folder (or the file itself). The walk enters no linked
+    folder, goes MAX_DEPTH deep and looks at MAX_ENTRIES files at most; a linked file counts
+    only when it leads inside root (a Hugging Face cache's snapshots link into its blobs)."""
     if os.path.isfile(root):
-        stat = os.stat(root)
-        yield Target(root, content_key([(os.path.basename(root), stat.st_size, str(stat.st_mtime_ns))]))
+        yield Target(root, _local_key(os.path.dirname(root), [os.path.basename(root)]))
         return
+    inside = os.path.realpath(root)
     seen = 0
     base_depth = root.rstrip(os.sep).count(os.sep)
     for folder, subfolders, files in os.walk(root, followlinks=False):
@@ -107,11 +108,32 @@ def walk_local(root: str) -> Iterator[Target]:
         seen += len(files)
         if seen > MAX_ENTRIES:
             raise AnatomyError(root, f"at most {MAX_ENTRIES} files to walk", "more", "point at a smaller folder")
-        regular = sorted(f for f in files if not os.path.islink(os.path.join(folder, f)))
-        for names in _checkpoints_in(regular):
-            stats = [(n, os.stat(os.path.join(folder, n))) for n in names if n.endswith(WEIGHTS) or n.endswith(".json")]
-            key = content_key((n, s.st_size, str(s.st_mtime_ns)) for n, s in stats)
-            yield Target(folder if len(names) > 1 or not names[0].endswith(".gguf") else os.path.join(folder, names[0]), key)
+        kept = sorted(f for f in files if _inside(os.path.join(folder, f), inside))
+        for names in _checkpoints_in(kept):
+            single_gguf = len(names) == 1 and names[0].endswith(".gguf")
+            yield Target(os.path.join(folder, names[0]) if single_gguf else folder, _local_key(folder, names))
+
+
+def _inside(path: str, root: str) -> bool:
+    """A regular file, or a link to one inside root."""
+    if not os.path.islink(path):
+        return True
+    target = os.path.realpath(path)
+    return os.path.commonpath([root, target]) == root and os.path.isfile(target)
+
+
+def _local_key(folder: str, names: list[str]) -> str:
+    """content_key of local files: sizes and modification times (a file gone meanwhile: its
+    row says so when read)."""
+    items = []
+    for name in names:
+        if name.endswith(WEIGHTS) or name.endswith(".json"):
+            try:
+                stat = os.stat(os.path.join(folder, name))
+                items.append((name, stat.st_size, str(stat.st_mtime_ns)))
+            except OSError:
+                items.append((name, -1, ""))
+    return content_key(items)
 
 
 def list_s3(address: str, store: Any) -> Iterator[Target]:
