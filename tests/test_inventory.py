@@ -106,6 +106,12 @@ def test_a_row_holds_what_summary_says(tree):
     }
 
 
+def test_gguf_row_names_its_block_quantization(tree):
+    row = api.inventory([str(tree / "gguf")]).rows[0]
+    assert (row.format, row.quantization, row.dtypes) == ("gguf", "Q4_0", "F32:59% Q4_0:18% F16:12% Q8_0:9% BF16:3%")
+    assert row.bits_per_weight == round(8 * row.bytes / row.parameters, 3)
+
+
 def test_s3_rows_equal_local_rows(tree, store):
     local = {os.path.relpath(r.location, tree.parent): facts(r) for r in api.inventory([str(tree)]).rows}
     remote = {r.location.removeprefix("s3://models/team/"): facts(r) for r in api.inventory(["s3://models/team/"]).rows}

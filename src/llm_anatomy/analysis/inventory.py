@@ -202,6 +202,16 @@ def _dtypes(summary: Any) -> str:
     return " ".join(f"{d.name}:{100 * d.params / total:.0f}%" for d in summary.dtypes)
 
 
+def _gguf_scheme(summary: Any) -> str | None:
+    """The block quantization holding most parameters of a GGUF (Q4_K in a Q4_K_M file,
+    whose few Q6_K and F32 tensors are its mix), or None when none is block-quantized."""
+    from ..core.ggml_types import GGML_TYPES
+
+    blocks = {name for name, per_block, _ in GGML_TYPES.values() if per_block > 1}
+    quantized = [d for d in summary.dtypes if d.name in blocks]
+    return max(quantized, key=lambda d: d.params).name if quantized else None
+
+
 def _row(target: Target, source: Any, read_small: Callable[[str, int], bytes | None]) -> Row:
     """The row of one checkpoint opened as source (a formats.files.Source)."""
     from ..formats import catalog_from_source
@@ -222,7 +232,7 @@ def _row(target: Target, source: Any, read_small: Callable[[str, int], bytes | N
         active_parameters=summary.moe.active if summary.moe is not None else None,
         bytes=summary.total_nbytes,
         dtypes=_dtypes(summary),
-        quantization=quant.method if quant is not None else None,
+        quantization=quant.method if quant is not None else _gguf_scheme(summary) if summary.format == "gguf" else None,
         bits_per_weight=round((quant or memory.weights[0]).bits_per_weight, 3),
         weights_memory=memory.weights[0].nbytes,  # as stored
         kv_cache_per_1k_tokens=kv.bytes_per_token * KV_TOKENS if kv is not None else None,
