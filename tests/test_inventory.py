@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import tracemalloc
 
 import pytest
@@ -150,9 +151,29 @@ def test_resume_csv(tree, tmp_path):
     assert api.inventory([str(tree)], out) == api.Inventory([], 3)
 
 
+def test_resume_parquet(tree, tmp_path):
+    import pyarrow.parquet
+
+    out = tmp_path / "inventory.parquet"
+    first = api.inventory([str(tree / "single")], out).rows
+    assert api.inventory([str(tree)], out) == api.Inventory([r for r in api.inventory([str(tree)]).rows if r.location != str(tree / "single")], 1)
+    table = pyarrow.parquet.read_table(out)
+    assert table.column_names == list(inv.COLUMNS)
+    assert sorted(r["location"] for r in table.to_pylist()) == [str(tree / n) for n in ("gguf/tiny.Q8_0.gguf", "sharded", "single")]
+    assert [r for r in table.to_pylist() if r["location"] == str(tree / "single")] == [dataclasses.asdict(first[0])]
+    assert os.listdir(tmp_path) == ["inventory.parquet"]
+
+
+def test_parquet_needs_its_extra(tree, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # find_spec: not installed
+    out = tmp_path / "rows.parquet"
+    assert main(["inventory", str(tree), "--out", str(out)]) == 1
+    assert capsys.readouterr() == ("", f"llm-anatomy: {out}: expected pyarrow to write Parquet, found pyarrow is not installed; pip install 'llm-anatomy[parquet]'\n")
+
+
 def test_out_of_another_kind_is_a_usage_error(tree, capsys):
     assert main(["inventory", str(tree), "--out", "rows.txt"]) == 2
-    assert capsys.readouterr().err == "llm-anatomy: rows.txt: expected an output file ending in .jsonl or .csv, found another name; name it FILE.jsonl or FILE.csv\n"
+    assert capsys.readouterr().err == "llm-anatomy: rows.txt: expected an output file ending in .jsonl, .csv or .parquet, found another name; name it FILE.jsonl, FILE.csv or FILE.parquet\n"
 
 
 def test_object_changed_between_listing_and_reading(tree, server, store):

@@ -1379,7 +1379,7 @@ class Inventory(namedtuple("Inventory", "rows skipped")):
     skipped: int
 
 
-OUT_FORMATS = (".jsonl", ".csv")
+OUT_FORMATS = (".jsonl", ".csv", ".parquet")
 
 
 def inventory(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None, *, workers: int = 16) -> Inventory:
@@ -1388,8 +1388,9 @@ def inventory(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
 
     Args:
         inputs: folders, weights files and s3:// prefixes.
-        out: a .jsonl or .csv file the rows are appended to as they come; a rerun with the
-            same file skips the checkpoints it holds for the same content (sizes and ETags or
+        out: a .jsonl or .csv file the rows are appended to as they come, or a .parquet
+            file (the `parquet` extra) rewritten with them at the end; a rerun with the same
+            file skips the checkpoints it holds for the same content (sizes and ETags or
             modification times), so an interrupted inventory resumes.
         workers: checkpoints in flight at once.
 
@@ -1403,9 +1404,16 @@ def inventory(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
 
     path = None if out is None else str(out)
     if path is not None and not path.endswith(OUT_FORMATS):
-        raise UsageError(path, "an output file ending in .jsonl or .csv", "another name", "name it FILE.jsonl or FILE.csv")
-    done = set() if path is None else _written(path)
-    writer = None if path is None else _Appender(path, fresh=not done and not _has_header(path))
+        raise UsageError(path, "an output file ending in .jsonl, .csv or .parquet", "another name", "name it FILE.jsonl, FILE.csv or FILE.parquet")
+    writer: _Appender | _ParquetFile | None = None
+    if path is not None and path.endswith(".parquet"):
+        writer = _ParquetFile(path)
+        done = {(r["location"], r["content"]) for r in writer.previous}
+    elif path is not None:
+        done = _written(path)
+        writer = _Appender(path, fresh=not done and not _has_header(path))
+    else:
+        done = set()
     rows: list[InventoryRow] = []
     skipped = 0
 
@@ -1481,3 +1489,47 @@ class _Appender:
 
     def close(self) -> None:
         self.handle.close()
+
+
+class _ParquetFile:
+    """Rows for a Parquet file, which cannot be appended to: the rows it holds are read
+    first, and the file is written anew with them and the new rows at the end (an
+    interrupted run too), through a temporary file beside it, renamed over it."""
+
+    def __init__(self, path: str) -> None:
+        import os
+
+        from .core.extras import require
+
+        require("parquet", path, "to write Parquet")
+        self.path = path
+        self.previous: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []
+        if os.path.isfile(path):
+            import pyarrow.parquet
+
+            try:
+                self.previous = pyarrow.parquet.read_table(path).to_pylist()
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                raise AnatomyError(path, "a Parquet file an inventory wrote", type(exc).__name__, "name another --out file") from None
+
+    def write(self, row: InventoryRow) -> None:
+        from dataclasses import asdict
+
+        self.rows.append(asdict(row))
+
+    def close(self) -> None:
+        import os
+        import tempfile
+
+        import pyarrow
+        import pyarrow.parquet
+
+        descriptor, temporary = tempfile.mkstemp(suffix=".parquet.partial", dir=os.path.dirname(os.path.abspath(self.path)))
+        os.close(descriptor)
+        try:
+            pyarrow.parquet.write_table(pyarrow.Table.from_pylist(self.previous + self.rows), temporary)
+            os.replace(temporary, self.path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
