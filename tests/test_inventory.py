@@ -171,6 +171,18 @@ def test_parquet_needs_its_extra(tree, tmp_path, monkeypatch, capsys):
     assert capsys.readouterr() == ("", f"llm-anatomy: {out}: expected pyarrow to write Parquet, found pyarrow is not installed; pip install 'llm-anatomy[parquet]'\n")
 
 
+def test_json_lines_on_stdout(tree, capsys):
+    assert main(["inventory", str(tree / "single"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert [dataclasses.asdict(row) for row in api.inventory([str(tree / "single")]).rows] == [json.loads(line) for line in out.splitlines()]
+    assert err == ""
+
+
+def test_workers_at_least_one(tree, capsys):
+    assert main(["inventory", str(tree), "--workers", "0"]) == 2
+    assert capsys.readouterr() == ("", "llm-anatomy: --workers: expected at least 1, found 0; pass --workers 16\n")
+
+
 def test_out_of_another_kind_is_a_usage_error(tree, capsys):
     assert main(["inventory", str(tree), "--out", "rows.txt"]) == 2
     assert capsys.readouterr().err == "llm-anatomy: rows.txt: expected an output file ending in .jsonl, .csv or .parquet, found another name; name it FILE.jsonl, FILE.csv or FILE.parquet\n"

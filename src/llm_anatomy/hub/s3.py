@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -65,18 +64,6 @@ REFUSALS_BY_TEXT = (
     ("/latest/meta-data/", *NO_CREDENTIALS),
     ("error sending request", "no connection", "check the network or AWS_ENDPOINT_URL"),
 )
-
-
-class Stats:
-    """Requests sent to S3 in this process (the tests and the bench read them)."""
-
-    requests = 0
-    _lock = threading.Lock()
-
-    @classmethod
-    def add(cls, requests: int = 1) -> None:
-        with cls._lock:
-            cls.requests += requests
 
 
 def is_s3(model: str) -> bool:
@@ -150,8 +137,7 @@ def refused(where: str, exc: Exception) -> AnatomyError:
 
 
 def _calling(where: str, call: Callable[[], Any]) -> Any:
-    """call(), one request counted; obstore's errors as one line about where."""
-    Stats.add()
+    """call(); obstore's errors as one line about where."""
     try:
         return call()
     except AnatomyError:
@@ -193,7 +179,6 @@ def get(s3: Any, bucket: str, key: str, start: int, end: int | None, etag: str, 
     if end is None and size > limit:
         raise AnatomyError(where, f"a file of at most {limit} bytes", f"{size} bytes", "check that this is the model's file")
     data = _calling(where, lambda: bytes(answer.bytes()))
-    Stats.add(-1)  # the body of the one request counted above
     return data, size, str(answer.meta.get("e_tag") or "")
 
 
