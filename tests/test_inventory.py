@@ -135,7 +135,7 @@ def test_resume_jsonl(tree, tmp_path, capsys):
     assert [json.loads(line)["location"] for line in first.splitlines()] != []
     capsys.readouterr()
     assert main(["inventory", str(tree), "--out", str(out)]) == 0
-    assert capsys.readouterr() == ("0 checkpoints, 0 unreadable\n", f"llm-anatomy: note: 3 checkpoints already in {out} for the same content were skipped\n")
+    assert capsys.readouterr() == ("0 checkpoints, 0 unreadable\n", f"llm-anatomy: note: 3 checkpoints already in {out} for the same content skipped\n")
     assert out.read_text() == first
     os.utime(tree / "single" / "model.safetensors", ns=(1, 1))  # changed content: read again
     assert [r.location for r in api.inventory([str(tree)], out).rows] == [str(tree / "single")]

@@ -41,5 +41,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(render.text(result.rows))
     if result.skipped:
-        print(f"llm-anatomy: note: {result.skipped} checkpoints already in {args.out} for the same content were skipped", file=sys.stderr)
+        from ..render.text import counted
+
+        print(f"llm-anatomy: note: {counted(result.skipped, 'checkpoint')} already in {args.out} for the same content skipped", file=sys.stderr)
     return 0

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from typing import Sequence
 
 from ..analysis.inventory import COLUMNS, Row
-from .text import human_bytes, human_count, table
+from .text import counted, human_bytes, human_count, table
 
 
 def json_line(row: Row) -> str:
@@ -54,5 +54,5 @@ def text(rows: Sequence[Row]) -> str:
     header = ("location", "format", "architecture", "params", "dtypes", "weights", "KV/1k tokens")
     lines = table(header, [_cells(r) for r in ordered], right=(3, 5, 6)) if ordered else []
     failed = sum(r.error is not None for r in ordered)
-    lines.append(f"{len(ordered)} checkpoints, {failed} unreadable")
+    lines.append(f"{counted(len(ordered), 'checkpoint')}, {failed} unreadable")
     return "\n".join(lines) + "\n"
