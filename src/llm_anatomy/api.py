@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from .analysis.adapter import Adapter
     from .analysis.config_view import ConfigView
+    from .analysis.inventory import Row as InventoryRow
     from .analysis.diff import HeaderDiff, ValueDiff
     from .analysis.explain import Explanation
     from .analysis.params import ParamListing
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from .core.catalog import Catalog, FusedTensor, TensorInfo
     from .hf.skeleton import Skeleton
 
-__all__ = ["open", "diff", "Model", "Module", "Parameter", "Buffer", "Reshaped", "Config", "StateDict", "Size", "DType", "Device", "SubmoduleError", "Diff", "ReportFile"]
+__all__ = ["open", "diff", "inventory", "Inventory", "Model", "Module", "Parameter", "Buffer", "Reshaped", "Config", "StateDict", "Size", "DType", "Device", "SubmoduleError", "Diff", "ReportFile"]
 
 # numpy dtype of the values of each stored (or loaded) dtype; bfloat16 and the 8-bit floats
 # have no numpy type and are widened to float32, which holds each of their values exactly.
@@ -1457,3 +1458,168 @@ def verify(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str],
 
 def _stored_name(places: dict[tuple[str, int], str], tensor: TensorInfo) -> str:
     return places.get((tensor.file, tensor.offset), tensor.name)
+
+
+class Inventory(namedtuple("Inventory", "rows skipped")):
+    """What inventory() read: rows, one analysis.inventory.Row per checkpoint read this run
+    (sorted by location); skipped, how many the --out file already held for the same content."""
+
+    __slots__ = ()
+    rows: list[InventoryRow]
+    skipped: int
+
+
+OUT_FORMATS = (".jsonl", ".csv", ".parquet")
+
+
+def inventory(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None, *, workers: int = 16) -> Inventory:
+    """One row per checkpoint under inputs: local folders (walked) and s3://BUCKET/PREFIX
+    (listed), mixed; headers only, `workers` checkpoints read at once.
+
+    Args:
+        inputs: folders, weights files and s3:// prefixes.
+        out: a .jsonl or .csv file the rows are appended to as they come, or a .parquet
+            file (the `parquet` extra) rewritten with them at the end; a rerun with the same
+            file skips the checkpoints it holds for the same content (sizes and ETags or
+            modification times), so an interrupted inventory resumes.
+        workers: checkpoints in flight at once.
+
+    Raises:
+        AnatomyError: an input that is neither a folder nor a readable prefix (an unreadable
+            checkpoint is a row with its error instead).
+        UsageError: an out file of another kind.
+    """
+
+    from .analysis import inventory as inv
+
+    path = None if out is None else str(out)
+    if path is not None and not path.endswith(OUT_FORMATS):
+        raise UsageError(path, "an output file ending in .jsonl, .csv or .parquet", "another name", "name it FILE.jsonl, FILE.csv or FILE.parquet")
+    writer: _Appender | _ParquetFile | None = None
+    if path is not None and path.endswith(".parquet"):
+        writer = _ParquetFile(path)
+        done = {(r["location"], r["content"]) for r in writer.previous}
+    elif path is not None:
+        done = _written(path)
+        writer = _Appender(path, fresh=not done and not _has_header(path))
+    else:
+        done = set()
+    rows: list[InventoryRow] = []
+    skipped = 0
+
+    def skip(target: inv.Target) -> bool:
+        nonlocal skipped
+        if (target.location, target.content) in done:
+            skipped += 1
+            return True
+        return False
+
+    try:
+        for row in inv.inventory([str(i) for i in inputs], skip, workers):
+            rows.append(row)
+            if writer is not None:
+                writer.write(row)
+    finally:
+        if writer is not None:
+            writer.close()
+    return Inventory(sorted(rows, key=lambda r: r.location), skipped)
+
+
+def _has_header(path: str) -> bool:
+    import os
+
+    return os.path.isfile(path) and os.path.getsize(path) > 0
+
+
+def _written(path: str) -> set[tuple[str, str]]:
+    """(location, content) of the rows an earlier run wrote to path (a JSON line or a CSV
+    record each; a line cut short by an interruption is left out, so read again)."""
+    import builtins
+    import csv
+    import json
+    import os
+
+    if not os.path.isfile(path):
+        return set()
+    done = set()
+    with builtins.open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        if path.endswith(".csv"):
+            for record in csv.DictReader(handle):
+                if record.get("location") and record.get("content"):
+                    done.add((record["location"], record["content"]))
+        else:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("location"), str) and isinstance(record.get("content"), str):
+                    done.add((record["location"], record["content"]))
+    return done
+
+
+class _Appender:
+    """Rows appended to the out file as they come, each line whole (flushed), never through
+    a link: an interrupted run leaves every row it finished."""
+
+    def __init__(self, path: str, fresh: bool) -> None:
+        import os
+
+        from .render import inventory as render
+
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+        self.handle = os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+        self.line = render.csv_line if path.endswith(".csv") else render.json_line
+        if fresh and path.endswith(".csv"):
+            self.handle.write(render.csv_header())
+
+    def write(self, row: InventoryRow) -> None:
+        self.handle.write(self.line(row))
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class _ParquetFile:
+    """Rows for a Parquet file, which cannot be appended to: the rows it holds are read
+    first, and the file is written anew with them and the new rows at the end (an
+    interrupted run too), through a temporary file beside it, renamed over it."""
+
+    def __init__(self, path: str) -> None:
+        import os
+
+        from .core.extras import require
+
+        require("parquet", path, "to write Parquet")
+        self.path = path
+        self.previous: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []
+        if os.path.isfile(path):
+            import pyarrow.parquet
+
+            try:
+                self.previous = pyarrow.parquet.read_table(path).to_pylist()
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                raise AnatomyError(path, "a Parquet file an inventory wrote", type(exc).__name__, "name another --out file") from None
+
+    def write(self, row: InventoryRow) -> None:
+        from dataclasses import asdict
+
+        self.rows.append(asdict(row))
+
+    def close(self) -> None:
+        import os
+        import tempfile
+
+        import pyarrow
+        import pyarrow.parquet
+
+        descriptor, temporary = tempfile.mkstemp(suffix=".parquet.partial", dir=os.path.dirname(os.path.abspath(self.path)))
+        os.close(descriptor)
+        try:
+            pyarrow.parquet.write_table(pyarrow.Table.from_pylist(self.previous + self.rows), temporary)
+            os.replace(temporary, self.path)
+        except BaseException:
+            os.unlink(temporary)
+            raise

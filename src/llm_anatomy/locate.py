@@ -18,6 +18,7 @@ from .hf.peft import ADAPTER_CONFIG  # a PEFT adapter's config, read as its conf
 
 CONFIG = "config.json"
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")  # :QUANT picks a GGUF file on the Hub
+S3 = "s3://"  # a model in an S3 bucket (hub/s3.py), never a local path
 MAX_REF_BYTES = 100  # a ref holds a 40-digit commit hash and maybe a newline
 
 # The rules on file names (formats.files) and the readers (formats) are imported where
@@ -150,9 +151,16 @@ def ask_early(model: str, revision: str | None) -> Early | None:
 
 
 def resolve(model: str, revision: str | None = None) -> Source:
-    """Find the weights and config for MODEL; raise AnatomyError saying what is missing."""
+    """Find the weights and config for MODEL (a local path, a model id, or s3://BUCKET/PREFIX);
+    raise AnatomyError saying what is missing."""
     from .formats.files import Source, choose_quantization, gguf_weights
 
+    if model.startswith(S3):
+        if revision:
+            raise UsageError(model, "a model id with --revision", "an s3:// address", "drop --revision for s3:// models")
+        from .hub import s3
+
+        return s3.resolve(model)
     local = os.path.exists(model)
     if local:
         if revision:

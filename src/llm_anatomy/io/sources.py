@@ -137,7 +137,13 @@ def open_regular(path: str) -> BinaryIO:
 
 def read_capped(path: str, limit: int, what: str, todo: str) -> bytes:
     """The whole of a small local file (an index, a config, a cache ref), refused beyond
-    limit bytes before any of it is read: a 3 GB sparse file costs nothing to refuse."""
+    limit bytes before any of it is read: a 3 GB sparse file costs nothing to refuse. A
+    SourcedPath (a config or an index in an object store) is read through its source."""
+    if isinstance(path, SourcedPath):
+        size = path.source.size
+        if size > limit:
+            raise AnatomyError(path, f"{what} of at most {limit} bytes", f"{size} bytes", todo)
+        return path.source.read(0, size, what)
     with open_regular(path) as handle:
         size = os.fstat(handle.fileno()).st_size
         if size > limit:

@@ -1,0 +1,273 @@
+"""The inventory: one row per checkpoint under local folders and s3:// prefixes (the S3
+stand-in of tests/s3_standin.py), the same row from either, resumable --out files, and
+hostile listings (many keys, `..` in keys, control characters in names, objects that
+change between listing and reading) as rows or lines, never a crash."""
+
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tracemalloc
+
+import pytest
+
+import checkpoints
+from s3_standin import S3StandIn
+
+from llm_anatomy import api
+from llm_anatomy.analysis import inventory as inv
+from llm_anatomy.cli.main import main
+from llm_anatomy.hub import s3
+
+SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory, llama_dir, llama_tied_dir):
+    """models/{sharded,single,gguf/tiny.Q8_0.gguf} plus files that are no checkpoint."""
+    root = tmp_path_factory.mktemp("tree") / "models"
+    shutil.copytree(llama_dir, root / "sharded")
+    shutil.copytree(llama_tied_dir, root / "single")
+    (root / "single" / "README.md").write_text("---\nlicense: apache-2.0\ntags: [x]\n---\n# tiny\n")
+    (root / "gguf").mkdir()
+    checkpoints.llama_gguf(str(llama_tied_dir), str(root / "gguf" / "tiny.Q8_0.gguf"))
+    (root / "notes").mkdir()
+    (root / "notes" / "todo.txt").write_text("nothing here")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tree):
+    with S3StandIn() as standin:
+        for folder, _, files in os.walk(tree):
+            for name in files:
+                path = os.path.join(folder, name)
+                with open(path, "rb") as handle:
+                    standin.put("models", "team/" + os.path.relpath(path, tree.parent), handle.read())
+        yield standin
+
+
+@pytest.fixture
+def store(server, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    return server
+
+
+def facts(row):
+    """A row without where it was found (location, content key)."""
+    return {k: v for k, v in dataclasses.asdict(row).items() if k not in ("location", "content")}
+
+
+def test_local_rows(tree, monkeypatch, capsys):
+    monkeypatch.chdir(tree.parent)
+    assert main(["inventory", "models"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.splitlines() == [
+        "location                    format       architecture      params  dtypes                                       weights  KV/1k tokens",
+        "models/gguf/tiny.Q8_0.gguf  gguf         llama             69.95K  F32:59% Q4_0:18% F16:12% Q8_0:9% BF16:3%  194.38 KiB    512.00 KiB",
+        "models/sharded              safetensors  LlamaForCausalLM  78.14K  F32:100%                                  305.25 KiB    512.00 KiB",
+        "models/single               safetensors  LlamaForCausalLM  69.95K  F32:100%                                  273.25 KiB    512.00 KiB",
+        "3 checkpoints, 0 unreadable",
+    ]
+
+
+def test_a_row_holds_what_summary_says(tree):
+    rows = {r.location: r for r in api.inventory([str(tree)]).rows}
+    single = rows[str(tree / "single")]
+    with open(tree / "single" / "config.json", "rb") as handle:
+        config = json.loads(handle.read())
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    import hashlib
+
+    assert dataclasses.asdict(single) == {
+        "location": str(tree / "single"),
+        "content": single.content,
+        "format": "safetensors",
+        "architecture": "LlamaForCausalLM",
+        "parameters": 69952,  # tied: the embedding counted once
+        "active_parameters": None,
+        "bytes": 279808,
+        "dtypes": "F32:100%",
+        "quantization": None,
+        "bits_per_weight": 32.0,
+        "weights_memory": 279808,
+        "kv_cache_per_1k_tokens": 2 * 2 * 2 * 16 * 4 * 1024,  # layers x K,V x kv heads x head_dim x fp32
+        "context_length": 256,
+        "config_sha256": hashlib.sha256(canonical).hexdigest(),
+        "tokenizer_sha256": None,
+        "license": "apache-2.0",
+        "error": None,
+        "findings": None,
+    }
+
+
+def test_gguf_row_names_its_block_quantization(tree):
+    row = api.inventory([str(tree / "gguf")]).rows[0]
+    assert (row.format, row.quantization, row.dtypes) == ("gguf", "Q4_0", "F32:59% Q4_0:18% F16:12% Q8_0:9% BF16:3%")
+    assert row.bits_per_weight == round(8 * row.bytes / row.parameters, 3)
+
+
+def test_s3_rows_equal_local_rows(tree, store):
+    local = {os.path.relpath(r.location, tree.parent): facts(r) for r in api.inventory([str(tree)]).rows}
+    remote = {r.location.removeprefix("s3://models/team/"): facts(r) for r in api.inventory(["s3://models/team/"]).rows}
+    assert remote == local
+    assert len(remote) == 3
+
+
+def test_mixed_inputs_and_requests_per_checkpoint(tree, store):
+    before = store.count()
+    rows = api.inventory([str(tree / "single"), "s3://models/team/models/single"]).rows
+    assert [facts(r) for r in rows][0] == facts(rows[1])
+    # one listing page, then config.json, the header, README.md (license) for the folder
+    assert store.count() - before == 4
+
+
+def test_resume_jsonl(tree, tmp_path, capsys):
+    out = tmp_path / "inventory.jsonl"
+    assert main(["inventory", str(tree), "--out", str(out)]) == 0
+    first = out.read_text()
+    assert [json.loads(line)["location"] for line in first.splitlines()] != []
+    capsys.readouterr()
+    assert main(["inventory", str(tree), "--out", str(out)]) == 0
+    assert capsys.readouterr() == ("0 checkpoints, 0 unreadable\n", f"llm-anatomy: note: 3 checkpoints already in {out} for the same content skipped\n")
+    assert out.read_text() == first
+    os.utime(tree / "single" / "model.safetensors", ns=(1, 1))  # changed content: read again
+    assert [r.location for r in api.inventory([str(tree)], out).rows] == [str(tree / "single")]
+
+
+def test_resume_csv(tree, tmp_path):
+    out = tmp_path / "inventory.csv"
+    api.inventory([str(tree)], out)
+    with open(out, newline="") as handle:
+        records = list(csv.DictReader(handle))
+    assert [r["location"] for r in sorted(records, key=lambda r: r["location"])] == [str(tree / n) for n in ("gguf/tiny.Q8_0.gguf", "sharded", "single")]
+    assert list(records[0]) == list(inv.COLUMNS)
+    assert api.inventory([str(tree)], out) == api.Inventory([], 3)
+
+
+def test_resume_parquet(tree, tmp_path):
+    import pyarrow.parquet
+
+    out = tmp_path / "inventory.parquet"
+    first = api.inventory([str(tree / "single")], out).rows
+    assert api.inventory([str(tree)], out) == api.Inventory([r for r in api.inventory([str(tree)]).rows if r.location != str(tree / "single")], 1)
+    table = pyarrow.parquet.read_table(out)
+    assert table.column_names == list(inv.COLUMNS)
+    assert sorted(r["location"] for r in table.to_pylist()) == [str(tree / n) for n in ("gguf/tiny.Q8_0.gguf", "sharded", "single")]
+    assert [r for r in table.to_pylist() if r["location"] == str(tree / "single")] == [dataclasses.asdict(first[0])]
+    assert os.listdir(tmp_path) == ["inventory.parquet"]
+
+
+def test_parquet_needs_its_extra(tree, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # find_spec: not installed
+    out = tmp_path / "rows.parquet"
+    assert main(["inventory", str(tree), "--out", str(out)]) == 1
+    assert capsys.readouterr() == ("", f"llm-anatomy: {out}: expected pyarrow to write Parquet, found pyarrow is not installed; pip install 'llm-anatomy[parquet]'\n")
+
+
+def test_json_lines_on_stdout(tree, capsys):
+    assert main(["inventory", str(tree / "single"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert [dataclasses.asdict(row) for row in api.inventory([str(tree / "single")]).rows] == [json.loads(line) for line in out.splitlines()]
+    assert err == ""
+
+
+def test_workers_at_least_one(tree, capsys):
+    assert main(["inventory", str(tree), "--workers", "0"]) == 2
+    assert capsys.readouterr() == ("", "llm-anatomy: --workers: expected at least 1, found 0; pass --workers 16\n")
+
+
+def test_out_of_another_kind_is_a_usage_error(tree, capsys):
+    assert main(["inventory", str(tree), "--out", "rows.txt"]) == 2
+    assert capsys.readouterr().err == "llm-anatomy: rows.txt: expected an output file ending in .jsonl, .csv or .parquet, found another name; name it FILE.jsonl, FILE.csv or FILE.parquet\n"
+
+
+def test_object_changed_between_listing_and_reading(tree, server, store):
+    """The listing's ETag goes with each read: a replaced header is an error row."""
+    targets = list(inv.list_s3("s3://models/team/models/single", s3.store("models")))
+    key = "team/models/single/model.safetensors"
+    original = server.buckets["models"][key]
+    server.put("models", key, original[:-4] + b"\0\0\0\0")
+    try:
+        rows = [inv.row_of(t, s3.store) for t in targets]
+    finally:
+        server.put("models", key, original)
+    assert [(r.location, r.error, r.parameters) for r in rows] == [
+        ("s3://models/team/models/single", f"s3://models/{key}: expected an object store's answer, found an object changed since it was listed; run again once the upload is finished", None)
+    ]
+
+
+def test_control_characters_escaped(tree, tmp_path, monkeypatch):
+    """A folder name with control characters is escaped in every output, and nothing is
+    written beside the models."""
+    evil = tmp_path / "evil\x1b[31mname"
+    shutil.copytree(tree / "single", evil)
+    out = tmp_path / "rows.jsonl"
+    rows = api.inventory([str(evil)], out).rows
+    assert [(r.location, r.parameters, r.error) for r in rows] == [(str(tmp_path / "evil\\x1b[31mname"), 69952, None)]
+    assert "\x1b" not in out.read_text()
+    assert sorted(os.listdir(tmp_path)) == sorted([evil.name, "rows.jsonl"])
+
+
+def test_dot_dot_keys(tree, server, store, tmp_path, monkeypatch, capsys):
+    """`..` in a key is never a local path: obstore refuses such a key, in a listing too,
+    and that is one line naming the prefix."""
+    server.put("hostile", "a/../../single/model.safetensors", b"\0" * 16)
+    monkeypatch.chdir(tmp_path)
+    assert main(["inventory", "s3://hostile/"]) == 1
+    assert capsys.readouterr() == ("", "llm-anatomy: s3://hostile/: expected an object store's answer, found a key with an empty, '.' or '..' path segment; read the models under another prefix, or rename the key\n")
+    assert main(["params", "s3://hostile/a/../../single/model.safetensors"]) == 1
+    assert capsys.readouterr().err == "llm-anatomy: s3://hostile/a/../../single/model.safetensors: expected an object store's answer, found a key with an empty, '.' or '..' path segment; read the models under another prefix, or rename the key\n"
+    assert os.listdir(tmp_path) == []
+
+
+def test_links_inside_the_root_count_and_links_out_do_not(tree, tmp_path):
+    """A Hugging Face cache's snapshot links into its blobs (inside: read); a link to a model
+    elsewhere on the machine is not followed."""
+    root = tmp_path / "cache"
+    (root / "blobs").mkdir(parents=True)
+    (root / "snapshots" / "abc").mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tree / "single" / name, root / "blobs" / name)
+        os.symlink(root / "blobs" / name, root / "snapshots" / "abc" / name)
+    (root / "outside").mkdir()
+    os.symlink(tree / "sharded" / "model.safetensors.index.json", root / "outside" / "model.safetensors.index.json")
+    os.symlink(tree / "sharded", root / "linked-folder")
+    rows = api.inventory([str(root)]).rows
+    assert [(r.location, r.parameters, r.error) for r in rows] == [(str(root / "blobs"), 69952, None), (str(root / "snapshots" / "abc"), 69952, None)]
+
+
+def test_many_keys_streamed_in_bounded_memory(store):
+    """5,000 keys that hold no checkpoint, listed in pages and let go folder by folder."""
+    def generated(prefix, after, limit):
+        names = (f"junk/{i:05d}/notes.txt" for i in range(5000))
+        return [(n, b"x") for n in names if n.startswith(prefix) and n > after][:limit]
+
+    store.generated["many"] = generated
+    before = store.count()
+    tracemalloc.start()
+    try:
+        rows = api.inventory(["s3://many/"]).rows
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rows == []
+    assert store.count() - before == 5  # pages of 1,000 keys
+    assert peak < 4 << 20
+
+
+def test_credentials_never_in_output(store, tmp_path, capsys):
+    out = tmp_path / "rows.jsonl"
+    store.denied.add("locked")
+    store.buckets["locked"] = {}
+    assert main(["inventory", "s3://locked/x", "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == "llm-anatomy: s3://locked/x: expected an object store's answer, found access denied; check the credentials' permissions on the bucket\n"
+    for text in (captured.out, captured.err, out.read_text()):
+        assert SECRET not in text and "AKIAEXAMPLE" not in text
