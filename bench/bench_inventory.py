@@ -1,10 +1,10 @@
 """Benchmark the inventory (issue 20) against a plain obstore script that fetches the same
 headers with the same concurrency, on N header-only checkpoints (a tiny Llama's config.json
-and model.safetensors, the same bytes under N prefixes) in the S3 stand-in of
-tests/s3_standin.py, run in its own process with a delay slept before every answer.
+and model.safetensors, the same bytes under N prefixes) in moto's S3 server (tests/s3_moto.py),
+run in its own process with a delay slept before every answer.
 
 Cases, each in a fresh process, interleaved, `--repeat` times; medians of wall time, the
-requests the stand-in counted per checkpoint, and the child's peak RSS:
+requests the server counted per checkpoint, and the child's peak RSS:
   inventory        `llm-anatomy inventory s3://bench/ --workers W` (list, config, header; summarize)
   obstore script   list, then per checkpoint the config whole and the header's first 100 KB,
                    W at a time in a ThreadPoolExecutor: the floor for the same requests
@@ -31,10 +31,10 @@ PYTHON = sys.executable
 SERVER = """
 import os, sys, time
 sys.path.insert(0, {tests!r})
-from s3_standin import S3StandIn
+from s3_moto import MotoS3
 folder, n, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 files = {{name: open(os.path.join(folder, name), "rb").read() for name in ("config.json", "model.safetensors")}}
-with S3StandIn(latency=delay) as standin:
+with MotoS3(latency=delay) as standin:
     for i in range(n):
         for name, data in files.items():
             standin.put("bench", f"models/m{{i:05d}}/{{name}}", data)

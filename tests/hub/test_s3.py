@@ -1,21 +1,19 @@
 """s3://BUCKET/PREFIX as a model for every command: the same output as the local files
 give, in a handful of ranged requests, and one line for each refusal. The store is
-tests/s3_standin.py on 127.0.0.1."""
+moto's server on 127.0.0.1 (tests/s3_moto.py)."""
 
 import os
 import sys
 
+import moto.settings
 import pytest
 
 import checkpoints
-from s3_standin import S3StandIn, etag
+from s3_moto import MotoS3, etag
 
 from llm_anatomy.cli.main import main
 from llm_anatomy.core.errors import AnatomyError
 from llm_anatomy.hub import s3
-
-SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
-
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, llama_dir, llama_tied_dir):
@@ -27,21 +25,22 @@ def models(tmp_path_factory, llama_dir, llama_tied_dir):
 
 @pytest.fixture(scope="module")
 def server(models):
-    with S3StandIn() as standin:
+    with MotoS3() as standin:
         for path in models.values():
             for name in os.listdir(path):
                 standin.put("models", f"org/{path.name}/{name}", (path / name).read_bytes())
         standin.put("secret", "x/config.json", b"{}")
-        standin.denied.add("secret")
+        standin.key = standin.reader(denied=("secret",))
         yield standin
 
 
 @pytest.fixture
 def store(server, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.key[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.key[1])
     monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # signatures and policies checked
     return server
 
 
@@ -106,7 +105,7 @@ def test_sharded_header_one_request_per_shard(store, models, capsys):
 
 def refusal(store, capsys, address):
     code, out, err = run(capsys, "params", address)
-    assert SECRET not in out + err and "AKIAEXAMPLE" not in out + err
+    assert store.key[1] not in out + err and store.key[0] not in out + err
     return code, out, err
 
 
@@ -142,7 +141,7 @@ def test_no_credentials(store, monkeypatch, tmp_path, capsys):
 def test_profile_from_the_shared_credentials_file(store, models, monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    (tmp_path / "credentials").write_text(f"[team]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = {SECRET}\n")
+    (tmp_path / "credentials").write_text(f"[team]\naws_access_key_id = {store.key[0]}\naws_secret_access_key = {store.key[1]}\n")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     monkeypatch.setenv("AWS_PROFILE", "team")
     monkeypatch.setenv("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9")
@@ -158,7 +157,7 @@ def test_missing_extra(store, monkeypatch, capsys):
 def test_object_changed_since_listing(store, models):
     """The listing's ETag goes with every read: a replaced object is one line, not a mix."""
     prefix = f"org/{models['single'].name}/"
-    entries = {name: (len(data), etag(data)) for name, data in ((k[len(prefix):], v) for k, v in store.buckets["models"].items() if k.startswith(prefix))}
+    entries = {name: (len(data), etag(data)) for name, data in ((p.name, p.read_bytes()) for p in models["single"].iterdir())}
     entries["model.safetensors"] = (entries["model.safetensors"][0], '"0123456789abcdef0123456789abcdef"')
     with pytest.raises(AnatomyError) as caught:
         s3.resolve(url(models, "single"), entries=entries)

@@ -11,9 +11,9 @@ The client is obstore (the `s3` extra; bench/RESULTS.md has the measurements): o
 with no dependency, 28 ms to import, one request per ranged read with the object's size and
 ETag in its answer, conditional reads (If-Match), a streamed listing, and the environment's
 credential chain (keys, web identity, container and instance credentials), to which this
-module adds the shared credentials file's profile. boto3, s3fs (through aiobotocore) and
-moto need botocore, which requires python-dateutil<3: they cannot be installed beside the
-python-dateutil 4 the test environment is locked to. Credentials stay inside obstore: no
+module adds the shared credentials file's profile. boto3 and s3fs (through aiobotocore)
+bring botocore, whose import alone costs more than obstore's (the tests have it, for moto's
+server). Credentials stay inside obstore: no
 message or output of this module names them, and its errors are reported by kind, never by
 their text."""
 
