@@ -5,7 +5,7 @@ run in its own process with a delay slept before every answer.
 
 Cases, each in a fresh process, interleaved, `--repeat` times; medians of wall time, the
 requests the server counted per checkpoint, and the child's peak RSS:
-  inventory        `llm-anatomy inventory s3://bench/ --workers W` (list, config, header; summarize)
+  inventory        `llm-anatomy scan s3://bench/ --workers W` (list, config, header; summarize)
   obstore script   list, then per checkpoint the config whole and the header's first 100 KB,
                    W at a time in a ThreadPoolExecutor: the floor for the same requests
   obstore import   `import obstore` alone (what the [s3] extra adds to a command's start)
@@ -138,7 +138,7 @@ def main() -> None:
             return int(server.stdout.readline())
 
         cases = {
-            "inventory": [PYTHON, "-m", "llm_anatomy.cli.main", "inventory", "s3://bench/", "--workers", str(args.workers)],
+            "inventory": [PYTHON, "-m", "llm_anatomy.cli.main", "scan", "s3://bench/", "--workers", str(args.workers)],
             "obstore script": [PYTHON, "-c", PLAIN, str(args.workers)],
             "obstore import": [PYTHON, "-c", "import obstore"],
             "python -c pass": [PYTHON, "-c", "pass"],

@@ -1474,7 +1474,8 @@ OUT_FORMATS = (".jsonl", ".csv", ".parquet")
 
 def inventory(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None, *, workers: int = 16) -> Inventory:
     """One row per checkpoint under inputs: local folders (walked) and s3://BUCKET/PREFIX
-    (listed), mixed; headers only, `workers` checkpoints read at once.
+    (listed), mixed; headers only, `workers` checkpoints read at once. What `llm-anatomy
+    scan` writes for many models: a local checkpoint's row counts scan's findings on it.
 
     Args:
         inputs: folders, weights files and s3:// prefixes.

@@ -60,20 +60,21 @@ def store(server, monkeypatch):
 
 
 def facts(row):
-    """A row without where it was found (location, content key)."""
-    return {k: v for k, v in dataclasses.asdict(row).items() if k not in ("location", "content")}
+    """A row without where it was found (location, content key) and the scan's findings
+    (local checkpoints only)."""
+    return {k: v for k, v in dataclasses.asdict(row).items() if k not in ("location", "content", "findings")}
 
 
 def test_local_rows(tree, monkeypatch, capsys):
     monkeypatch.chdir(tree.parent)
-    assert main(["inventory", "models"]) == 0
+    assert main(["scan", "models"]) == 0
     out, err = capsys.readouterr()
     assert err == ""
     assert out.splitlines() == [
-        "location                    format       architecture      params  dtypes                                       weights  KV/1k tokens",
-        "models/gguf/tiny.Q8_0.gguf  gguf         llama             69.95K  F32:59% Q4_0:18% F16:12% Q8_0:9% BF16:3%  194.38 KiB    512.00 KiB",
-        "models/sharded              safetensors  LlamaForCausalLM  78.14K  F32:100%                                  305.25 KiB    512.00 KiB",
-        "models/single               safetensors  LlamaForCausalLM  69.95K  F32:100%                                  273.25 KiB    512.00 KiB",
+        "location                    format       architecture      params  dtypes                                       weights  KV/1k tokens  findings",
+        "models/gguf/tiny.Q8_0.gguf  gguf         llama             69.95K  F32:59% Q4_0:18% F16:12% Q8_0:9% BF16:3%  194.38 KiB    512.00 KiB  0",
+        "models/sharded              safetensors  LlamaForCausalLM  78.14K  F32:100%                                  305.25 KiB    512.00 KiB  0",
+        "models/single               safetensors  LlamaForCausalLM  69.95K  F32:100%                                  273.25 KiB    512.00 KiB  0",
         "3 checkpoints, 0 unreadable",
     ]
 
@@ -104,7 +105,7 @@ def test_a_row_holds_what_summary_says(tree):
         "tokenizer_sha256": None,
         "license": "apache-2.0",
         "error": None,
-        "findings": None,
+        "findings": "0",
     }
 
 
@@ -116,9 +117,11 @@ def test_gguf_row_names_its_block_quantization(tree):
 
 def test_s3_rows_equal_local_rows(tree, store):
     local = {os.path.relpath(r.location, tree.parent): facts(r) for r in api.inventory([str(tree)]).rows}
-    remote = {r.location.removeprefix("s3://models/team/"): facts(r) for r in api.inventory(["s3://models/team/"]).rows}
+    rows = api.inventory(["s3://models/team/"]).rows
+    remote = {r.location.removeprefix("s3://models/team/"): facts(r) for r in rows}
     assert remote == local
     assert len(remote) == 3
+    assert [r.findings for r in rows] == [None, None, None]  # scan's rules read local files
 
 
 def test_mixed_inputs_and_requests_per_checkpoint(tree, store):
@@ -131,11 +134,11 @@ def test_mixed_inputs_and_requests_per_checkpoint(tree, store):
 
 def test_resume_jsonl(tree, tmp_path, capsys):
     out = tmp_path / "inventory.jsonl"
-    assert main(["inventory", str(tree), "--out", str(out)]) == 0
+    assert main(["scan", str(tree), "--out", str(out)]) == 0
     first = out.read_text()
     assert [json.loads(line)["location"] for line in first.splitlines()] != []
     capsys.readouterr()
-    assert main(["inventory", str(tree), "--out", str(out)]) == 0
+    assert main(["scan", str(tree), "--out", str(out)]) == 0
     assert capsys.readouterr() == ("0 checkpoints, 0 unreadable\n", f"llm-anatomy: note: 3 checkpoints already in {out} for the same content skipped\n")
     assert out.read_text() == first
     os.utime(tree / "single" / "model.safetensors", ns=(1, 1))  # changed content: read again
@@ -168,24 +171,51 @@ def test_resume_parquet(tree, tmp_path):
 def test_parquet_needs_its_extra(tree, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # find_spec: not installed
     out = tmp_path / "rows.parquet"
-    assert main(["inventory", str(tree), "--out", str(out)]) == 1
+    assert main(["scan", str(tree), "--out", str(out)]) == 1
     assert capsys.readouterr() == ("", f"llm-anatomy: {out}: expected pyarrow to write Parquet, found pyarrow is not installed; pip install 'llm-anatomy[parquet]'\n")
 
 
 def test_json_lines_on_stdout(tree, capsys):
-    assert main(["inventory", str(tree / "single"), "--json"]) == 0
+    models = [str(tree / "single"), str(tree / "gguf")]
+    assert main(["scan", *models, "--json"]) == 0
     out, err = capsys.readouterr()
-    assert [dataclasses.asdict(row) for row in api.inventory([str(tree / "single")]).rows] == [json.loads(line) for line in out.splitlines()]
+    assert [dataclasses.asdict(row) for row in api.inventory(models).rows] == [json.loads(line) for line in out.splitlines()]
     assert err == ""
 
 
+def test_one_checkpoint_is_scanned_as_before(tree, capsys):
+    """One MODEL that is one checkpoint: scan's own report, not a row."""
+    assert main(["scan", str(tree / "single")]) == 0
+    assert capsys.readouterr().out == "no findings in what was inspected (2 files); 2 files skipped (--json lists them)\n"
+
+
+def test_sarif_is_for_one_model(tree, capsys):
+    assert main(["scan", str(tree), "--sarif"]) == 2
+    assert capsys.readouterr() == ("", "llm-anatomy: --sarif: expected one model, found an inventory of several; scan each model with --sarif, or pass --json\n")
+
+
+def test_findings_counted_by_severity(tree, tmp_path, capsys):
+    """Each row counts scan's findings on its checkpoint; the exit status is scan's, over all rows."""
+    root = tmp_path / "models"
+    shutil.copytree(tree / "single", root / "plain")
+    shutil.copytree(tree / "single", root / "custom")
+    config = json.loads((root / "custom" / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"}
+    (root / "custom" / "config.json").write_text(json.dumps(config))
+    (root / "custom" / "modeling_custom.py").write_text("import os\n")
+    assert main(["scan", str(root), "--json"]) == 4  # a high finding, at --fail-on high
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(os.path.basename(r["location"]), r["findings"]) for r in rows] == [("custom", "high:1 medium:1"), ("plain", "0")]
+    assert main(["scan", str(root), "--fail-on", "critical"]) == 0
+
+
 def test_workers_at_least_one(tree, capsys):
-    assert main(["inventory", str(tree), "--workers", "0"]) == 2
+    assert main(["scan", str(tree), "--workers", "0"]) == 2
     assert capsys.readouterr() == ("", "llm-anatomy: --workers: expected at least 1, found 0; pass --workers 16\n")
 
 
 def test_out_of_another_kind_is_a_usage_error(tree, capsys):
-    assert main(["inventory", str(tree), "--out", "rows.txt"]) == 2
+    assert main(["scan", str(tree), "--out", "rows.txt"]) == 2
     assert capsys.readouterr().err == "llm-anatomy: rows.txt: expected an output file ending in .jsonl, .csv or .parquet, found another name; name it FILE.jsonl, FILE.csv or FILE.parquet\n"
 
 
@@ -223,7 +253,7 @@ def test_dot_dot_keys(tree, server, store, tmp_path, monkeypatch, capsys):
     and that is one line naming the prefix."""
     server.put("hostile", "a/../../single/model.safetensors", b"\0" * 16)
     monkeypatch.chdir(tmp_path)
-    assert main(["inventory", "s3://hostile/"]) == 1
+    assert main(["scan", "s3://hostile/"]) == 1
     assert capsys.readouterr() == ("", "llm-anatomy: s3://hostile/: expected an object store's answer, found a key with an empty, '.' or '..' path segment; read the models under another prefix, or rename the key\n")
     assert main(["params", "s3://hostile/a/../../single/model.safetensors"]) == 1
     assert capsys.readouterr().err == "llm-anatomy: s3://hostile/a/../../single/model.safetensors: expected an object store's answer, found a key with an empty, '.' or '..' path segment; read the models under another prefix, or rename the key\n"
@@ -271,7 +301,7 @@ def test_many_keys_streamed_in_bounded_memory(store):
 
 def test_credentials_never_in_output(store, tmp_path, capsys):
     out = tmp_path / "rows.jsonl"
-    assert main(["inventory", "s3://locked/x", "--out", str(out)]) == 1
+    assert main(["scan", "s3://locked/x", "--out", str(out)]) == 1
     captured = capsys.readouterr()
     assert captured.err == "llm-anatomy: s3://locked/x: expected an object store's answer, found access denied; check the credentials' permissions on the bucket\n"
     for text in (captured.out, captured.err, out.read_text()):

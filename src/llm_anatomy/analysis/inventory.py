@@ -1,7 +1,8 @@
 """An inventory of many checkpoints: one Row each (what it is, how big, in which precision,
 what serving it costs), from local folders walked and s3:// prefixes listed, many read at
 once, headers only. Each row is what `summary` computes (summarize: architecture, counts,
-quantization, memory and KV cache), never computed again here.
+quantization, memory and KV cache), never computed again here, with `scan`'s findings on a
+local checkpoint counted by severity (scan_model's, run as `scan` runs it).
 
 Bounded whatever the count: the walk and the listing are streamed (a folder's keys are
 held only while the listing is inside it: S3 lists in key order, so a folder's keys come
@@ -11,6 +12,7 @@ byte sources their SourcedPaths carry (nothing registered: a row's files go with
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -38,7 +40,8 @@ class Row:
     """One checkpoint. location: its path or s3:// address (escaped); content: a hash of
     its files' names, sizes and ETags (or modification times), what resuming compares;
     error: the one line that says why it could not be read (the other fields then None);
-    findings: the scan's, when run (None: not inspected)."""
+    findings: `scan`'s findings on it counted by severity, most severe first ("high:1
+    low:2"; "0": none), None where not inspected (an s3:// checkpoint)."""
 
     location: str
     content: str
@@ -57,7 +60,7 @@ class Row:
     tokenizer_sha256: str | None = None
     license: str | None = None
     error: str | None = None
-    findings: Any = None
+    findings: str | None = None
 
 
 COLUMNS = tuple(f.name for f in fields(Row))
@@ -261,6 +264,23 @@ def _local_row(target: Target) -> Row:
     return _row(target, source, read_small)
 
 
+def findings_of(location: str) -> str:
+    """`scan`'s findings on a local checkpoint (a folder, its subfolders included, or a GGUF
+    file), counted by severity: what it reads is bounded as `scan`'s is (headers, the
+    pickles of torch files, at most 32 MB of a legacy one), never the weights' data."""
+    from .scan import SEVERITIES, scan_model
+
+    found = scan_model(location).findings
+    counts = {severity: sum(f.severity == severity for f in found) for severity in SEVERITIES}
+    return " ".join(f"{severity}:{count}" for severity, count in counts.items() if count) or "0"
+
+
+def counts_of(findings: str | None) -> dict[str, int]:
+    """A row's findings as {severity: count} (empty when none or not inspected)."""
+    pairs = (part.partition(":") for part in (findings or "").split())
+    return {name: int(count) for name, _, count in pairs if count.isdigit()}
+
+
 def _head_of(path: str, limit: int) -> bytes:
     from ..io.sources import open_regular
 
@@ -286,15 +306,24 @@ def _s3_row(target: Target, store: Any) -> Row:
 
 
 def row_of(target: Target, store: Callable[[str], Any]) -> Row:
-    """The row of one checkpoint; an unreadable one is a row with its error line."""
-    try:
-        if target.location.startswith("s3://"):
-            from ..hub import s3
+    """The row of one checkpoint; an unreadable one is a row with its error line. A local
+    one's findings are `scan`'s, whether or not it could be read (a pickle the reader
+    refuses is what the scan is for)."""
+    if target.location.startswith("s3://"):
+        from ..hub import s3
 
+        try:
             return _s3_row(target, store(s3.split(target.location)[0]))
-        return _local_row(target)
+        except AnatomyError as exc:
+            return Row(location=escape(target.location), content=target.content, error=exc.line())
+    try:
+        row = _local_row(target)
     except AnatomyError as exc:
-        return Row(location=escape(target.location), content=target.content, error=exc.line())
+        row = Row(location=escape(target.location), content=target.content, error=exc.line())
+    try:
+        return dataclasses.replace(row, findings=findings_of(target.location))
+    except AnatomyError:  # the path gone since the walk: the row says what its reading found
+        return row
 
 
 def targets(inputs: Iterable[str], store: Callable[[str], Any]) -> Iterator[Target]:

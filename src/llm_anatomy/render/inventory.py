@@ -36,7 +36,7 @@ def csv_line(row: Row) -> str:
 
 def _cells(row: Row) -> list[str]:
     if row.error is not None:
-        return [row.location, "error", "", "", "", "", row.error]
+        return [row.location, "error", "", "", "", "", "", row.error]
     return [
         row.location,
         row.format or "",
@@ -45,13 +45,14 @@ def _cells(row: Row) -> list[str]:
         row.dtypes or "",
         human_bytes(row.weights_memory or 0),
         human_bytes(row.kv_cache_per_1k_tokens) if row.kv_cache_per_1k_tokens is not None else "",
+        row.findings if row.findings is not None else "-",  # "-": not inspected (s3://)
     ]
 
 
 def text(rows: Sequence[Row]) -> str:
     """The table of rows, then a line of totals."""
     ordered = sorted(rows, key=lambda r: r.location)
-    header = ("location", "format", "architecture", "params", "dtypes", "weights", "KV/1k tokens")
+    header = ("location", "format", "architecture", "params", "dtypes", "weights", "KV/1k tokens", "findings")
     lines = table(header, [_cells(r) for r in ordered], right=(3, 5, 6)) if ordered else []
     failed = sum(r.error is not None for r in ordered)
     lines.append(f"{counted(len(ordered), 'checkpoint')}, {failed} unreadable")
