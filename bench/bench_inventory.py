@@ -29,9 +29,10 @@ TESTS = os.path.join(HERE, "..", "tests")
 PYTHON = sys.executable
 
 SERVER = """
-import os, sys, time
+import logging, os, sys, time
 sys.path.insert(0, {tests!r})
 from s3_moto import MotoS3
+logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
 folder, n, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 files = {{name: open(os.path.join(folder, name), "rb").read() for name in ("config.json", "model.safetensors")}}
 with MotoS3(latency=delay) as standin:
