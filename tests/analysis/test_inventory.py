@@ -60,9 +60,8 @@ def store(server, monkeypatch):
 
 
 def facts(row):
-    """A row without where it was found (location, content key) and the scan's findings
-    (local checkpoints only)."""
-    return {k: v for k, v in dataclasses.asdict(row).items() if k not in ("location", "content", "findings")}
+    """A row without where it was found (location, content key)."""
+    return {k: v for k, v in dataclasses.asdict(row).items() if k not in ("location", "content")}
 
 
 def test_local_rows(tree, monkeypatch, capsys):
@@ -117,11 +116,28 @@ def test_gguf_row_names_its_block_quantization(tree):
 
 def test_s3_rows_equal_local_rows(tree, store):
     local = {os.path.relpath(r.location, tree.parent): facts(r) for r in api.inventory([str(tree)]).rows}
-    rows = api.inventory(["s3://models/team/"]).rows
-    remote = {r.location.removeprefix("s3://models/team/"): facts(r) for r in rows}
+    remote = {r.location.removeprefix("s3://models/team/"): facts(r) for r in api.inventory(["s3://models/team/"]).rows}
     assert remote == local
     assert len(remote) == 3
-    assert [r.findings for r in rows] == [None, None, None]  # scan's rules read local files
+
+
+def test_s3_findings_from_headers_and_names(tree, server, store):
+    """An s3:// row's findings: the config's auto_map and the .py file by its name, from what
+    the row read and the listing; a pickle beside the weights is not read, and the row says so."""
+    config = json.loads((tree / "single" / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"}
+    files = {
+        "config.json": json.dumps(config).encode(),
+        "model.safetensors": (tree / "single" / "model.safetensors").read_bytes(),
+        "modeling_custom.py": b"import os\n",
+        "training_args.bin": b"\x80\x02}q\x00.",
+    }
+    for name, data in files.items():
+        server.put("models", f"custom/{name}", data)
+    before = store.count()
+    rows = api.inventory(["s3://models/custom/"]).rows
+    assert [(r.location, r.findings, r.error) for r in rows] == [("s3://models/custom", "high:1 medium:1 (pickles not read)", None)]
+    assert store.count() - before == 3  # the listing, config.json, the header: nothing more for the findings
 
 
 def test_mixed_inputs_and_requests_per_checkpoint(tree, store):

@@ -41,7 +41,8 @@ class Row:
     its files' names, sizes and ETags (or modification times), what resuming compares;
     error: the one line that says why it could not be read (the other fields then None);
     findings: `scan`'s findings on it counted by severity, most severe first ("high:1
-    low:2"; "0": none), None where not inspected (an s3:// checkpoint)."""
+    low:2"; "0": none; an s3:// one's end in " (pickles not read)" when it has pickles),
+    None where not inspected (a checkpoint in an object store that could not be read)."""
 
     location: str
     content: str
@@ -268,11 +269,47 @@ def findings_of(location: str) -> str:
     """`scan`'s findings on a local checkpoint (a folder, its subfolders included, or a GGUF
     file), counted by severity: what it reads is bounded as `scan`'s is (headers, the
     pickles of torch files, at most 32 MB of a legacy one), never the weights' data."""
-    from .scan import SEVERITIES, scan_model
+    from .scan import scan_model
 
-    found = scan_model(location).findings
-    counts = {severity: sum(f.severity == severity for f in found) for severity in SEVERITIES}
-    return " ".join(f"{severity}:{count}" for severity, count in counts.items() if count) or "0"
+    return _counted(scan_model(location))
+
+
+def _counted(result: Any) -> str:
+    """A ScanResult's findings by severity, most severe first; " (pickles not read)" when
+    some were skipped for it (an object store's)."""
+    from .scan import SEVERITIES
+    from .scan.files import PICKLES_NOT_READ
+
+    counts = {severity: sum(f.severity == severity for f in result.findings) for severity in SEVERITIES}
+    text = " ".join(f"{severity}:{count}" for severity, count in counts.items() if count) or "0"
+    return text + " (pickles not read)" if any(why == PICKLES_NOT_READ for _, _, why in result.skipped) else text
+
+
+def _s3_findings(location: str, source: Any, listed: dict[str, tuple[int, str]], fetch: Callable[[str], Any]) -> str:
+    """`scan`'s findings on an s3:// checkpoint from what its row read (each weights file's
+    header, the config, the index) and the folder's listing (.py and native files by name),
+    plus the other JSON files a loader follows (tokenizer_config.json...: fetch(name), one
+    request each). Pickles are not read: they would need the files' bytes."""
+    from ..io.sources import SourcedPath
+    from .scan import scan_entries
+    from .scan.files import AUTO_MAP_FILES, FOREIGN, PICKLES_NOT_READ, TEMPLATE_KEYS, WEIGHTS
+
+    known = {name: SourcedPath(remote) for name, remote in source.remote.files.items()}
+    for path in (source.config_file, source.index_file):
+        if isinstance(path, SourcedPath):
+            known[path.rpartition("/")[2]] = path
+    entries, skipped = [], []
+    for name in sorted(listed):
+        suffix = os.path.splitext(name)[1].lower()
+        if name not in known and (name in AUTO_MAP_FILES or name in TEMPLATE_KEYS):
+            known[name] = SourcedPath(fetch(name))
+        if name in known:
+            entries.append((name, known[name]))
+        elif suffix in FOREIGN or suffix == ".py":
+            entries.append((name, location + "/" + name))  # judged by its name, never opened
+        else:
+            skipped.append((name, "SCAN_NOT_SUPPORTED", PICKLES_NOT_READ if suffix in WEIGHTS else "no check reads this kind of file"))
+    return _counted(scan_entries(location, entries, [], skipped))
 
 
 def counts_of(findings: str | None) -> dict[str, int]:
@@ -302,7 +339,9 @@ def _s3_row(target: Target, store: Any) -> Row:
         size, etag = entries[name]
         return s3.get(store, bucket, folder + name, 0, min(size, limit), etag)[0] if size else b""
 
-    return _row(target, source, read_small)
+    row = _row(target, source, read_small)
+    listed = entries or {key.rpartition("/")[2]: (0, "")}  # one weights file named: itself
+    return dataclasses.replace(row, findings=_s3_findings(target.location, source, listed, lambda name: s3.whole(store, bucket, folder + name, entries[name][1])))
 
 
 def row_of(target: Target, store: Callable[[str], Any]) -> Row:

@@ -204,7 +204,8 @@ def _head(s3: Any, bucket: str, key: str, etag: str) -> RemoteFile:
     return source
 
 
-def _small(s3: Any, bucket: str, key: str, etag: str) -> RemoteFile:
+def whole(s3: Any, bucket: str, key: str, etag: str) -> RemoteFile:
+    """A small file (a config, an index) whole, refused past MAX_SMALL_FILE_BYTES unread."""
     data, size, etag = get(s3, bucket, key, 0, None, etag, MAX_SMALL_FILE_BYTES)
     return remote_file(s3, bucket, key, size, etag, [(0, data)])
 
@@ -245,7 +246,7 @@ def resolve(url: str, s3: Any = None, entries: dict[str, tuple[int, str]] | None
         files = {weight: _head(s3, bucket, key, "")}
         prefix = folder + "/" if folder else ""
         try:
-            files["config.json"] = _small(s3, bucket, prefix + "config.json", "")
+            files["config.json"] = whole(s3, bucket, prefix + "config.json", "")
         except AnatomyError as missing:
             if missing.found != "no such key":
                 raise
@@ -262,7 +263,7 @@ def resolve(url: str, s3: Any = None, entries: dict[str, tuple[int, str]] | None
         weights = tuple(choose_quantization(url, gguf_weights(list(weights)), ""))
     small = [n for n in (*SMALL_FILES, index) if n is not None and n in entries]
     # SourcedPaths: read_index and the config reader read them through their sources
-    fetched = {n: SourcedPath(f) for n, f in zip(small, parallel(small, lambda n: _small(s3, bucket, prefix + n, entries[n][1])))}
+    fetched = {n: SourcedPath(f) for n, f in zip(small, parallel(small, lambda n: whole(s3, bucket, prefix + n, entries[n][1])))}
     root = url_of(bucket, prefix.rstrip("/"))
     if index is not None:
         from ..formats import safetensors

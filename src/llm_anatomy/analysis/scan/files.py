@@ -17,7 +17,7 @@ from ...formats import gguf, safetensors
 from ...formats.signatures import ZIP_MAGIC
 from ...formats.torch_zip import MAX_PICKLE_BYTES, _check_directory
 from ...io import bounded_json
-from ...io.sources import open_bytes
+from ...io.sources import is_local, open_bytes
 from . import pickles, templates
 from .rules import Finding
 
@@ -81,8 +81,14 @@ def walk(root: str) -> tuple[list[tuple[str, str]], list[Finding], list[tuple[st
     return files, findings, skipped
 
 
+# Why a remote file (an s3:// inventory row) whose checks would read its bytes beyond the
+# header already fetched is skipped: a pickle's bytes, the whole of a weights file in time.
+PICKLES_NOT_READ = "a pickle in an object store, not read (its checks need the file's bytes: scan a local copy)"
+
+
 def check_file(rel: str, path: str, out: list[Finding]) -> str | None:
-    """Run the checks that fit one file; None when it was read, else why it was skipped."""
+    """Run the checks that fit one file; None when it was read, else why it was skipped. A
+    remote file (a SourcedPath) is read through its source: headers and small files only."""
     name = os.path.basename(rel)
     suffix = os.path.splitext(name)[1].lower()
     if suffix in FOREIGN:
@@ -91,8 +97,14 @@ def check_file(rel: str, path: str, out: list[Finding]) -> str | None:
     if suffix == ".py":
         out.append(Finding("LA-CODE-002", rel, "file", "Python source"))
         return None
-    with open(path, "rb") as handle:
-        head = handle.read(TAR_MAGIC_AT + len(TAR_MAGIC))
+    if not is_local(path):
+        with open_bytes(path) as source:
+            head = source.read(0, min(source.size, TAR_MAGIC_AT + len(TAR_MAGIC)), "the first bytes")
+        if suffix != ".safetensors" and not (suffix == ".gguf" or head.startswith(GGUF_MAGIC)) and not (name in AUTO_MAP_FILES or name in TEMPLATE_KEYS) and not name.endswith(INDEX_SUFFIX):
+            return PICKLES_NOT_READ if head.startswith((ZIP_MAGIC, b"\x80")) or head[TAR_MAGIC_AT:] == TAR_MAGIC or suffix in WEIGHTS else "no check reads this kind of file"
+    else:
+        with open(path, "rb") as handle:
+            head = handle.read(TAR_MAGIC_AT + len(TAR_MAGIC))
     if suffix == ".safetensors":
         _safetensors(rel, path, out)
     elif suffix == ".gguf" or head.startswith(GGUF_MAGIC):
