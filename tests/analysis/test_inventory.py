@@ -205,6 +205,17 @@ def test_one_checkpoint_is_scanned_as_before(tree, capsys):
     assert capsys.readouterr().out == "no findings in what was inspected (2 files); 2 files skipped (--json lists them)\n"
 
 
+def test_a_model_folder_with_more_weights_inside_is_one_model(tree, tmp_path, capsys):
+    """A model folder that keeps other weights in a subfolder (Meta's original/) is scanned
+    as one model; a folder of models is an inventory."""
+    shutil.copytree(tree / "single", tmp_path / "model")
+    shutil.copytree(tree / "single", tmp_path / "model" / "original")
+    assert main(["scan", str(tmp_path / "model")]) == 0
+    assert capsys.readouterr().out == "no findings in what was inspected (4 files); 4 files skipped (--json lists them)\n"
+    assert main(["scan", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "2 checkpoints, 0 unreadable"
+
+
 def test_sarif_is_for_one_model(tree, capsys):
     assert main(["scan", str(tree), "--sarif"]) == 2
     assert capsys.readouterr() == ("", "llm-anatomy: --sarif: expected one model, found an inventory of several; scan each model with --sarif, or pass --json\n")

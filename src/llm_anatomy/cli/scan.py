@@ -46,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _is_inventory(args: argparse.Namespace) -> bool:
-    """Many models: several, an s3:// prefix, --out, or one folder that holds several checkpoints."""
+    """Many models: several, an s3:// prefix, --out, or one folder that holds several
+    checkpoints and is none itself (a model folder with more weights in a subfolder, as
+    Meta's repositories keep original/, is one model: scanned whole, as before)."""
     if len(args.models) > 1 or args.out is not None or args.models[0].startswith(S3):
         return True
     import itertools
@@ -54,7 +56,11 @@ def _is_inventory(args: argparse.Namespace) -> bool:
 
     from ..analysis.inventory import walk_local
 
-    return os.path.isdir(args.models[0]) and len(list(itertools.islice(walk_local(args.models[0]), 2))) > 1
+    folder = args.models[0]
+    if not os.path.isdir(folder):
+        return False
+    found = list(itertools.islice(walk_local(folder), 2))  # the walk is top-down: the folder itself first
+    return len(found) > 1 and found[0].location != folder
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
