@@ -51,6 +51,12 @@ def _permute_twice(hf_name, data, config):
     return data
 
 
+def _k_not_permuted(hf_name, data, config):
+    """A converter that permutes q but forgets k."""
+    heads = config.num_attention_heads
+    return gguf_writers._permute(data, heads, heads) if hf_name.endswith("q_proj.weight") else data
+
+
 def _swap_layers(tensors):
     for suffix in ("mlp.down_proj.weight", "mlp.up_proj.weight"):
         a, b = f"model.layers.0.{suffix}", f"model.layers.1.{suffix}"
@@ -67,6 +73,18 @@ def _norm_plus_one(tensors):
 
 def _drop(tensors):
     del tensors["model.layers.1.self_attn.v_proj.weight"]
+
+
+def _transpose(tensors):
+    """A converter that writes two matrices the other way round: a square one (the same shape, other
+    values) and one of 64 x 96 (another shape)."""
+    for name in ("model.layers.0.self_attn.o_proj.weight", "model.layers.0.mlp.down_proj.weight"):
+        tensors[name] = tensors[name].T
+
+
+def _truncate(tensors):
+    """The embedding cut short: 100 of its 128 rows."""
+    tensors["model.embed_tokens.weight"] = tensors["model.embed_tokens.weight"][:100]
 
 
 def _scale(tensors):
@@ -100,6 +118,18 @@ FAULTS = {
     ]),
     "a missing tensor": (dict(edit=_drop), [
         "model.layers.1.self_attn.v_proj.weight: in A, missing from B",
+    ]),
+    "a transposed matrix": (dict(edit=_transpose, types={"blk.0.attn_output": "Q8_0"}), [
+        "model.layers.0.mlp.down_proj.weight (blk.0.ffn_down.weight in B): shape [64, 96] in A, [96, 64] in B: B holds A's matrix transposed",
+        "model.layers.0.self_attn.o_proj.weight (blk.0.attn_output.weight in B): equal to A's transposed (B's file stores the matrix transposed)",
+    ]),
+    "a truncated tensor": (dict(edit=_truncate, types={"token_embd": "F16"}), [
+        "model.embed_tokens.weight (token_embd.weight in B): shape [128, 64] in A, [100, 64] in B: B holds only A's first 100 of 128 rows (truncated)",
+        "config vocab_size: 128 in A, 100 in B",  # the converter counts the embedding's rows
+    ]),
+    "only k not permuted": (dict(convert=_k_not_permuted), [
+        f"model.layers.0.self_attn.k_proj.weight (blk.0.attn_k.weight in B): {SKIPPED}",
+        f"model.layers.1.self_attn.k_proj.weight (blk.1.attn_k.weight in B): {SKIPPED}",
     ]),
     "a tensor 1% larger (cosine 1)": (dict(edit=_scale, types={"blk.0.attn_output": "Q8_0"}), [
         "model.layers.0.self_attn.o_proj.weight (blk.0.attn_output.weight in B): differs beyond Q8_0 rounding (per block of 32) (max abs 0.0008343, 3.06x the allowance; relative 0.01144, cosine 1)",

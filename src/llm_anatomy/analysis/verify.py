@@ -264,8 +264,12 @@ MAX_SWAP_LAYERS = 8
 
 
 def _named(name: str, check: TensorCheck) -> str:
+    return _named_as(name, check.a_name, check.b_name)
+
+
+def _named_as(name: str, a_name: str, b_name: str) -> str:
     """The pair's transformers name, and each side's own where its file names it otherwise."""
-    others = [f"{stored} in {side}" for side, stored in (("A", check.a_name), ("B", check.b_name)) if stored != name]
+    others = [f"{stored} in {side}" for side, stored in (("A", a_name), ("B", b_name)) if stored != name]
     return f"{name} ({', '.join(others)})" if others else name
 
 
@@ -314,6 +318,41 @@ def _rotary_finding(a: Any, b: Any, check: TensorCheck, reader_a: "Reader", read
     if np.abs(mine - theirs[order]).max() <= tolerance:
         return f"{_named(converted.name, check)}: equal to {other_side}'s with the rotary permutation undone ({side}'s file does not permute the rows: the converter skipped it)"
     return None
+
+
+def _close(mine: Any, theirs: Any) -> bool:
+    """Equal up to far less than a quantization step could move them (the rotary finding's tolerance)."""
+    import numpy as np
+
+    scale = max(float(np.abs(theirs).max(initial=0.0)), 1e-30)
+    return mine.shape == theirs.shape and bool(np.abs(mine - theirs).max(initial=0.0) <= scale * 2.0**-6)
+
+
+def _transposed_finding(a: Any, b: Any, check: TensorCheck, reader_a: "Reader", reader_b: "Reader") -> str | None:
+    """A square matrix that differs: is B's A transposed (a converter that wrote it the other way round)?"""
+    if check.status != "different" or len(a.shape) != 2 or a.numel > MAX_HELD or isinstance(a, Converted) or isinstance(b, Converted):
+        return None
+    if _close(_whole(b, reader_b).reshape(b.shape), _whole(a, reader_a).reshape(a.shape).T):
+        return f"{_named(a.name, check)}: equal to A's transposed (B's file stores the matrix transposed)"
+    return None
+
+
+def _reshaped_words(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> str:
+    """Another shape in B: A's matrix transposed, or A's first rows only (a tensor cut short)?"""
+    words = f"shape {list(a.shape)} in A, {list(b.shape)} in B"
+    if max(a.numel, b.numel) > MAX_HELD or not a.shape or not b.shape or isinstance(a, Converted) or isinstance(b, Converted):
+        return words
+    try:
+        mine, theirs = _whole(b, reader_b).reshape(b.shape), _whole(a, reader_a).reshape(a.shape)
+    except AnatomyError:
+        return words
+    if len(a.shape) == 2 and b.shape == a.shape[::-1] and _close(mine, theirs.T):
+        return f"{words}: B holds A's matrix transposed"
+    if a.shape[1:] == b.shape[1:] and b.shape[0] < a.shape[0] and _close(mine, theirs[: b.shape[0]]):
+        return f"{words}: B holds only A's first {b.shape[0]} of {a.shape[0]} rows (truncated)"
+    if a.shape[1:] == b.shape[1:] and a.shape[0] < b.shape[0] and _close(theirs, mine[: a.shape[0]]):
+        return f"{words}: B holds A's {a.shape[0]} rows and {b.shape[0] - a.shape[0]} more"
+    return words
 
 
 def _swaps(checks: dict[str, TensorCheck], pairs: dict[str, tuple[Any, Any]], reader_a: "Reader", reader_b: "Reader") -> tuple[list[str], set[str]]:
@@ -409,16 +448,27 @@ def verify_pairs(header: HeaderDiff, stored_names: tuple[Callable[[Any], str], C
     warnings: list[str] = []
     failures += [f"{n}: in A, missing from B" for n in header.only_a]
     failures += [f"{n}: in B, not in A" for n in header.only_b]
-    failures += [f"{n}: shape {list(sa)} in A, {list(sb)} in B" for n, sa, sb in header.shape_changes]
-    failures += [_config_words(*change) for change in header.config_changes]
     reader_a, reader_b = Reader(), Reader()
     try:
+        reshaped = {a.name: (a, b) for a, b in header.reshaped}
+        for n, shape_a, shape_b in header.shape_changes:
+            if n in reshaped:
+                a, b = reshaped[n]
+                failures.append(f"{_named_as(n, name_a(a), name_b(b))}: {_reshaped_words(a, b, reader_a, reader_b)}")
+            else:
+                failures.append(f"{n}: shape {list(shape_a)} in A, {list(shape_b)} in B")
+        failures += [_config_words(*change) for change in header.config_changes]
         swap_lines, explained = _swaps(checks, by_name, reader_a, reader_b)
         failures += swap_lines
         for name, check in sorted(checks.items(), key=lambda item: natural_key(item[0])):
             if check.status != "different" or name in explained:
                 continue
-            words = _offset_finding(name, check) or _zero_finding(name, check) or _rotary_finding(*by_name[name], check, reader_a, reader_b)
+            words = (
+                _offset_finding(name, check)
+                or _zero_finding(name, check)
+                or _rotary_finding(*by_name[name], check, reader_a, reader_b)
+                or _transposed_finding(*by_name[name], check, reader_a, reader_b)
+            )
             failures.append(words or f"{_named(name, check)}: differs beyond {check.noise} (max abs {check.max_abs:.4g}, {check.excess:.3g}x the allowance; relative {check.rel_rmse:.4g}, cosine {check.cosine:.4g})")
     finally:
         reader_a.close()
