@@ -149,7 +149,7 @@ def test_a_planted_fault_fails_and_is_named_first(fault, hf, tmp_path, cli):
 ROTARY = "  rotary row permutation of q/k undone (llama.cpp's layout)"
 FOOTER = [
     "rel_rmse = ||B - A|| / ||A||; sqnr_db = 10 log10(||A||^2 / ||B - A||^2); cosine = A.B / (||A|| ||B||); over float64 values, conventions undone",
-    "tokenizers and chat templates: not compared yet",
+    "tokenizers: not compared (A has none read here)",
 ]
 
 
@@ -291,3 +291,67 @@ def test_each_tensor_says_what_noise_it_was_allowed(hf, tmp_path, cli):
     llama = {t["a_name"]: t["noise"] for t in json.loads(cli("verify", hf, converted(hf, str(tmp_path), MIXED), "--json").out)["tensors"]}
     assert (gemma["model.layers.0.input_layernorm.weight"], gemma["model.layers.0.mlp.up_proj.weight"]) == ("rounding of 1 + w to F32", "none (same dtype)")
     assert [llama[n] for n in ("lm_head.weight", "model.embed_tokens.weight", "model.layers.1.self_attn.k_proj.weight")] == ["BF16 rounding", "F16 rounding", "Q4_1 rounding (per block of 32)"]
+
+
+def tokenizer_gguf(path, tokens=("a", "b", "c", "ab", "abc"), merges=("a b", "ab c"), template="{% for m in messages %}{{ m.content }}{% endfor %}", eos=2):
+    """A GGUF holding a GPT-2-style tokenizer (tokens, merges, special ids, chat template) and one tensor."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(list(tokens))
+    writer.add_token_merges(list(merges))
+    writer.add_bos_token_id(0)
+    writer.add_eos_token_id(eos)
+    writer.add_chat_template(template)
+    writer.add_tensor("token_embd.weight", np.ones((len(tokens), 4), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+TOKENIZER_FAULTS = {
+    "one merge changed": (dict(merges=("a b", "a bc")), 3, "fail", ["tokenizer: merge 1: 'ab c' in A, 'a bc' in B"]),
+    "a token changed": (dict(tokens=("a", "b", "c", "ab", "abd")), 3, "fail", ["tokenizer: token 4: 'abc' in A, 'abd' in B"]),
+    "the chat template and eos changed": (dict(template="{% for m in messages %}{{ m.role }}{% endfor %}", eos=1), 0, "warn", [
+        "tokenizer: eos token id 2 in A, 1 in B",
+        "chat template: differs from line 1 (50 characters in A, 47 in B)",
+    ]),
+}
+
+
+@pytest.mark.parametrize("fault", TOKENIZER_FAULTS, ids=str)
+def test_tokenizers_that_map_differently_fail_and_prompting_changes_warn(fault, tmp_path, cli):
+    kwargs, code, verdict, findings = TOKENIZER_FAULTS[fault]
+    a = tokenizer_gguf(str(tmp_path / "a.gguf"))
+    b = tokenizer_gguf(str(tmp_path / "b.gguf"), **kwargs)
+    result = cli("verify", a, b)
+    lines = result.out.splitlines()
+    assert (result.code, lines[2 : len(findings) + 4]) == (code, [f"verdict: {verdict}", *(f"  {line}" for line in findings), ""])
+    n = len(findings)
+    assert lines[-1] == f"tokenizers and chat templates: {n} difference{'s' if n > 1 else ''} (above); compared 5 tokens, merges, special token ids, chat template"
+    doc = json.loads(cli("verify", a, b, "--json").out)
+    assert (doc["tokenizer"], doc["tokenizer_compared"], doc["verdict"]) == (findings, True, verdict)
+
+
+def test_the_same_tokenizer_passes(tmp_path, cli):
+    a = tokenizer_gguf(str(tmp_path / "a.gguf"))
+    result = cli("verify", a, tokenizer_gguf(str(tmp_path / "b.gguf")))
+    assert (result.code, result.out.splitlines()[2], result.out.splitlines()[-1]) == (
+        0, "verdict: pass", "tokenizers and chat templates: the same; compared 5 tokens, merges, special token ids, chat template",
+    )
+
+
+def test_a_tokenizer_past_its_cap_is_refused_before_reading(hf, tmp_path, cli):
+    """A 65 MB tokenizer.json (sparse: costs nothing) is refused by its size; the weights are still verified."""
+    folder = str(tmp_path / "hf")
+    shutil.copytree(hf, folder)
+    with open(os.path.join(folder, "tokenizer.json"), "wb") as handle:
+        handle.truncate(65 * 1024 * 1024)
+    result = cli("verify", folder, converted(hf, str(tmp_path)))
+    lines = result.out.splitlines()
+    reason = f"{folder}/tokenizer.json: expected tokenizer.json of at most 67108864 bytes, found 68157440 bytes; fix or re-download tokenizer.json"
+    assert (result.code, lines[2:5], lines[-1]) == (0, ["verdict: warn", f"  tokenizer of A unreadable: {reason}", ""], "tokenizers: not compared")

@@ -138,6 +138,7 @@ def test_the_real_converters_output_passes(model, outtype, pairs, cli):
     assert (result.code, result.err, lines[2], lines[3]) == (0, "", "verdict: pass", "")
     start = lines.index(next(line for line in lines if line.startswith("type ")))
     assert lines[start : start + len(SUMMARIES[model, outtype])] == SUMMARIES[model, outtype]
+    assert lines[-1] == "tokenizers and chat templates: the same; compared 128 tokens, merges against scores, special token ids, chat template"
     doc = json.loads(cli("verify", hf, gguf_path, "--json").out)
     unpermuted = sorted(t["a_name"] for t in doc["tensors"] if t["transforms"] == ["unpermute"])
     assert unpermuted == ([f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("k", "q")] if model == "llama" else [])
@@ -149,3 +150,58 @@ def test_diff_pairs_every_tensor_of_each_conversion(pairs, cli):
         doc = json.loads(cli("diff", hf, gguf_path, "--json").out)
         assert (model, outtype, doc["only_in_a"], doc["only_in_b"], doc["shape_changed"], doc["config_changed"]) == (model, outtype, [], [], [], [])
         assert doc["compared"] == doc["a"]["tensors"] == doc["b"]["tensors"]
+
+
+def _edit_json(folder, name, edit):
+    path = os.path.join(folder, name)
+    with open(path, encoding="utf-8") as handle:
+        document = json.load(handle)
+    edit(document)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, ensure_ascii=False)
+
+
+def _swap_merges(document):
+    merges = document["model"]["merges"]
+    merges[10], merges[40] = merges[40], merges[10]
+
+
+def _rename_token(document):
+    vocab = document["model"]["vocab"]
+    vocab["\u2581brown"] = vocab.pop("\u2581fox")
+
+
+def _template(folder):
+    with open(os.path.join(folder, "chat_template.jinja"), "a", encoding="utf-8") as handle:
+        handle.write("\n{{ eos_token }}")
+
+
+HF_TOKENIZER_FAULTS = {
+    "two merges swapped": (lambda f: _edit_json(f, "tokenizer.json", _swap_merges), 3, "fail"),
+    "a token renamed": (lambda f: _edit_json(f, "tokenizer.json", _rename_token), 3, "fail"),
+    "the eos token changed": (lambda f: _edit_json(f, "tokenizer_config.json", lambda d: d.update(eos_token="<unk>")), 0, "warn"),
+    "the chat template changed": (_template, 0, "warn"),
+}
+
+
+def test_a_changed_hf_tokenizer_against_the_converters_gguf(pairs, tmp_path, cli):
+    """The HF side's tokenizer edited after the conversion: what changes the ids fails, what changes
+    the prompt warns, each said in words (merges checked against the GGUF's sentencepiece scores)."""
+    import shutil
+
+    hf, gguf_path = pairs["llama", "q8_0"]
+    findings = {}
+    for fault, (edit, code, verdict) in HF_TOKENIZER_FAULTS.items():
+        folder = str(tmp_path / fault.replace(" ", "-"))
+        shutil.copytree(hf, folder)
+        edit(folder)
+        result = cli("verify", folder, gguf_path)
+        lines = result.out.splitlines()
+        assert (fault, result.code, lines[2]) == (fault, code, f"verdict: {verdict}")
+        findings[fault] = lines[3]
+    assert findings == {
+        "two merges swapped": "  tokenizer: A's merge 11 ('\u2581 b') comes after merge 10 ('d el'), but its result scores higher in B",
+        "a token renamed": "  tokenizer: token 65: '\u2581brown' in A, '\u2581fox' in B",
+        "the eos token changed": "  tokenizer: eos token id 0 in A, 2 in B",
+        "the chat template changed": "  chat template: differs from line 2 (93 characters in A, 77 in B)",
+    }

@@ -29,6 +29,7 @@ from .diff import Converted, HeaderDiff, value_blocks
 
 if TYPE_CHECKING:
     from ..decode.stream import Reader
+    from .tokenizer_compare import TokenizerComparison
 
 # dtype -> (unit roundoff: half a unit in the last place relative to 1; half the smallest subnormal).
 FLOAT_NOISE = {
@@ -97,9 +98,11 @@ class Verification:
     by_type: tuple[TypeSummary, ...]
     overall: TypeSummary
     config: tuple[tuple[str, Any, Any], ...]
-    tokenizer: tuple[str, ...]  # differences; tokenizers are not compared yet
+    tokenizer: tuple[str, ...]  # differences of the tokenizers and chat templates (analysis.tokenizer_compare)
     findings: tuple[str, ...]  # failures first, then warnings
     errors: tuple[tuple[str, str], ...]  # (name, error line): could not be read
+    tokenizer_compared: bool = False
+    tokenizer_summary: str = "tokenizers: not compared"
 
 
 def _quantized_side(a: Any, b: Any) -> tuple[int, BlockNoise] | None:
@@ -411,9 +414,15 @@ def _config_words(key: str, a: Any, b: Any) -> str:
     return f"config {key}: {shown(a)} in A, {shown(b)} in B"
 
 
-def verify_pairs(header: HeaderDiff, stored_names: tuple[Callable[[Any], str], Callable[[Any], str]], progress: Callable[[int], None] | None = None) -> Verification:
+def verify_pairs(
+    header: HeaderDiff,
+    stored_names: tuple[Callable[[Any], str], Callable[[Any], str]],
+    progress: Callable[[int], None] | None = None,
+    tokenizer: "TokenizerComparison | None" = None,
+) -> Verification:
     """Check every pair of the header diff on all cores, then say what is wrong; stored_names:
-    per side, a tensor's name as its file stores it (a GGUF's llama.cpp name)."""
+    per side, a tensor's name as its file stores it (a GGUF's llama.cpp name); tokenizer: the
+    two tokenizers compared (its failures fail the verdict, its warnings warn)."""
     from ..decode.stream import SMALL_ELEMS, Reader, run_batched
 
     def work(pair: tuple[Any, Any], reader_a: "Reader", reader_b: "Reader") -> TensorCheck | str:
@@ -457,7 +466,12 @@ def verify_pairs(header: HeaderDiff, stored_names: tuple[Callable[[Any], str], C
                 failures.append(f"{_named_as(n, name_a(a), name_b(b))}: {_reshaped_words(a, b, reader_a, reader_b)}")
             else:
                 failures.append(f"{n}: shape {list(shape_a)} in A, {list(shape_b)} in B")
-        failures += [_config_words(*change) for change in header.config_changes]
+        # A special token's id changes how the model is prompted, not its weights: a warning,
+        # said once (the tokenizers' comparison names it when it ran).
+        token_ids = [c for c in header.config_changes if c[0].endswith("_token_id")]
+        failures += [_config_words(*change) for change in header.config_changes if change not in token_ids]
+        if tokenizer is None or not tokenizer.compared:
+            warnings += [_config_words(*change) for change in token_ids]
         swap_lines, explained = _swaps(checks, by_name, reader_a, reader_b)
         failures += swap_lines
         for name, check in sorted(checks.items(), key=lambda item: natural_key(item[0])):
@@ -478,11 +492,18 @@ def verify_pairs(header: HeaderDiff, stored_names: tuple[Callable[[Any], str], C
         types = sorted({_type_of(c) for c in unchecked})
         warnings.append(f"{len(unchecked)} tensor{'s' if len(unchecked) != 1 else ''} of {', '.join(types)}: no derived noise bound for this type yet, compared by the measures only")
     warnings += list(header.notes)
-    verdict = "fail" if failures else ("warn" if unchecked or header.notes else "pass")
+    if tokenizer is not None:
+        failures += tokenizer.failures
+        warnings += tokenizer.warnings
+    verdict = "fail" if failures else ("warn" if warnings else "pass")
     rank = {"different": 0, "unchecked": 1, "same": 2, "identical": 3}
     ordered = sorted(checks.values(), key=lambda c: (rank[c.status], natural_key(c.a_name)))
     by_type: dict[str, list[TensorCheck]] = {}
     for check in ordered:
         by_type.setdefault(_type_of(check), []).append(check)
     summaries = tuple(_summary(dtype, by_type[dtype]) for dtype in sorted(by_type))
-    return Verification(header, verdict, tuple(ordered), summaries, _summary("all", ordered), header.config_changes, (), tuple(failures + warnings), tuple(errors))
+    return Verification(
+        header, verdict, tuple(ordered), summaries, _summary("all", ordered), header.config_changes,
+        tokenizer.differences if tokenizer is not None else (), tuple(failures + warnings), tuple(errors),
+        tokenizer is not None and tokenizer.compared, tokenizer.summary if tokenizer is not None else "tokenizers: not compared",
+    )

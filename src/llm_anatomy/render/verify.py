@@ -9,7 +9,6 @@ from ..core.text import escape
 from .diff import undone_text
 from .text import human_bytes, json_number, significant, table, thousands, to_json
 
-NOT_COMPARED = "tokenizers and chat templates: not compared yet"
 MEASURES = "rel_rmse = ||B - A|| / ||A||; sqnr_db = 10 log10(||A||^2 / ||B - A||^2); cosine = A.B / (||A|| ||B||); over float64 values, conventions undone"
 
 
@@ -42,7 +41,7 @@ def text(found: Verification) -> str:
         lines.append("")
         lines += table(("type", "tensors", "status", "max_abs", "rel_rmse", "sqnr_db", "min_cosine"), [_type_row(s) for s in (*found.by_type, found.overall)], right=(1, 3, 4, 5, 6))
     lines.append(MEASURES)
-    lines.append(NOT_COMPARED)
+    lines.append(found.tokenizer_summary)
     return "\n".join(escape(line) for line in lines) + "\n"
 
 
@@ -92,7 +91,7 @@ def json_text(found: Verification) -> str:
             "config": [{"field": key, **{side: value for side, value in (("a", va), ("b", vb)) if value is not ABSENT}} for key, va, vb in found.config],
             "config_compared": header.config_compared,
             "tokenizer": list(found.tokenizer),
-            "tokenizer_compared": False,
+            "tokenizer_compared": found.tokenizer_compared,
             "errors": [{"name": name, "error": line} for name, line in found.errors],
         }
     ) + "\n"
