@@ -171,6 +171,11 @@ def test_an_hf_llama_and_its_f32_gguf_are_identical(hf, tmp_path, cli):
         "name                                            dtype  status     max_abs  rel_rmse  sqnr_db  cosine",
         *rows,
         "",
+        "layer  tensors  status       max_abs  rel_rmse  sqnr_db  min_cosine",
+        "0            9  9 identical        0         0      inf           1",
+        "1            9  9 identical        0         0      inf           1",
+        "other        3  3 identical        0         0      inf           1",
+        "",
         "type  tensors  status        max_abs  rel_rmse  sqnr_db  min_cosine",
         "F32        21  21 identical        0         0      inf           1",
         "all        21  21 identical        0         0      inf           1",
@@ -230,6 +235,7 @@ def test_json_and_the_api_give_one_record(hf, tmp_path, cli):
     }
     assert 0 < q["max_abs"] < 1e-3 and 0.9999 < q["cosine"] <= 1 and q["sqnr_db"] > 40
     assert [(t["type"], t["tensors"], t["same"], t["identical"]) for t in doc["by_type"]] == [("F32", 19, 0, 19), ("Q8_0", 1, 1, 0)]
+    assert [(t["layer"], t["tensors"], t["same"], t["identical"]) for t in doc["by_layer"]] == [(0, 9, 1, 8), (1, 8, 0, 8), ("other", 3, 0, 3)]
     found = la.verify(hf, gguf_path)
     assert render.json_text(found) == result.out
     assert (found.verdict, found.tensors[0].status, found.overall.tensors) == ("fail", "same", 20)

@@ -144,6 +144,20 @@ def test_the_real_converters_output_passes(model, outtype, pairs, cli):
     assert unpermuted == ([f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("k", "q")] if model == "llama" else [])
 
 
+def test_a_summary_per_layer(pairs, cli):
+    """Each layer's tensors together (RMSE and SQNR over all their elements), then what lies outside the layers."""
+    hf, gguf_path = pairs["llama", "q8_0"]
+    lines = cli("verify", hf, gguf_path).out.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("layer ")))
+    assert lines[start : start + 5] == [
+        "layer  tensors  status                 max_abs  rel_rmse  sqnr_db  min_cosine",
+        "0            9  2 identical, 7 same  0.0003573  0.003788    48.43           1",
+        "1            9  2 identical, 7 same  0.0003001  0.003922    48.13           1",
+        "other        3  1 identical, 2 same  0.0003178  0.003918    48.14           1",
+        "",
+    ]
+
+
 def test_diff_pairs_every_tensor_of_each_conversion(pairs, cli):
     """No tensor left unpaired on either side, and no config field reported that GGUF does not store."""
     for (model, outtype), (hf, gguf_path) in pairs.items():

@@ -103,6 +103,7 @@ class Verification:
     errors: tuple[tuple[str, str], ...]  # (name, error line): could not be read
     tokenizer_compared: bool = False
     tokenizer_summary: str = "tokenizers: not compared"
+    by_layer: tuple[TypeSummary, ...] = ()  # dtype: the layer's number, then OUTSIDE_LAYERS
 
 
 def _quantized_side(a: Any, b: Any) -> tuple[int, BlockNoise] | None:
@@ -261,6 +262,7 @@ def _whole(tensor: Any, reader: "Reader") -> Any:
 LAYER = re.compile(r"^(.*?\blayers\.)(\d+)(\..*)$")
 # Values of one tensor a side held whole to test a q/k permutation (Llama-2-7B's q_proj: 4096 x 4096).
 MAX_HELD = 1 << 24
+OUTSIDE_LAYERS = "other"  # the per-layer summary's row for the embeddings, the final norm, the head
 # Swapped layers are looked for where at most this many layers differ in one tensor: a swap
 # changes two, and telling every pair of many layers apart would read the model over again.
 MAX_SWAP_LAYERS = 8
@@ -502,8 +504,13 @@ def verify_pairs(
     for check in ordered:
         by_type.setdefault(_type_of(check), []).append(check)
     summaries = tuple(_summary(dtype, by_type[dtype]) for dtype in sorted(by_type))
+    by_layer: dict[str, list[TensorCheck]] = {}
+    for name, check in checks.items():
+        match = LAYER.match(name)
+        by_layer.setdefault(match.group(2) if match else OUTSIDE_LAYERS, []).append(check)
+    layers = tuple(_summary(layer, by_layer[layer]) for layer in sorted(by_layer, key=lambda k: (k == OUTSIDE_LAYERS, int(k) if k.isdigit() else 0)))
     return Verification(
         header, verdict, tuple(ordered), summaries, _summary("all", ordered), header.config_changes,
         tokenizer.differences if tokenizer is not None else (), tuple(failures + warnings), tuple(errors),
-        tokenizer is not None and tokenizer.compared, tokenizer.summary if tokenizer is not None else "tokenizers: not compared",
+        tokenizer is not None and tokenizer.compared, tokenizer.summary if tokenizer is not None else "tokenizers: not compared", layers,
     )

@@ -39,15 +39,18 @@ def text(found: Verification) -> str:
     if found.tensors:
         lines += table(("name", "dtype", "status", "max_abs", "rel_rmse", "sqnr_db", "cosine", ""), [_row(c) for c in found.tensors], right=(3, 4, 5, 6))
         lines.append("")
+        if found.by_layer:
+            lines += table(("layer", "tensors", "status", "max_abs", "rel_rmse", "sqnr_db", "min_cosine"), [_type_row(s) for s in found.by_layer], right=(1, 3, 4, 5, 6))
+            lines.append("")
         lines += table(("type", "tensors", "status", "max_abs", "rel_rmse", "sqnr_db", "min_cosine"), [_type_row(s) for s in (*found.by_type, found.overall)], right=(1, 3, 4, 5, 6))
     lines.append(MEASURES)
     lines.append(found.tokenizer_summary)
     return "\n".join(escape(line) for line in lines) + "\n"
 
 
-def _summary_json(summary: TypeSummary) -> dict:
+def _summary_json(summary: TypeSummary, key: str = "type") -> dict:
     return {
-        "type": summary.dtype,
+        key: int(summary.dtype) if key == "layer" and summary.dtype.isdigit() else summary.dtype,
         "tensors": summary.tensors,
         "numel": summary.numel,
         **{status: summary.statuses[status] for status in STATUSES},
@@ -85,6 +88,7 @@ def json_text(found: Verification) -> str:
                 for c in found.tensors
             ],
             "by_type": [_summary_json(s) for s in found.by_type],
+            "by_layer": [_summary_json(s, "layer") for s in found.by_layer],
             "overall": _summary_json(found.overall),
             "only_in_a": list(header.only_a),
             "only_in_b": list(header.only_b),
