@@ -219,3 +219,41 @@ def test_a_changed_hf_tokenizer_against_the_converters_gguf(pairs, tmp_path, cli
         "the eos token changed": "  tokenizer: eos token id 0 in A, 2 in B",
         "the chat template changed": "  chat template: differs from line 2 (93 characters in A, 77 in B)",
     }
+
+
+@pytest.fixture(scope="module")
+def smollm2_hf(smollm2_gguf, tmp_path_factory):
+    """SmolLM2-135M-Instruct's HF form as transformers' GGUF loader makes it from the published Q4_1
+    GGUF: the dequantized weights (saved with safetensors: transformers will not save a GGUF-loaded
+    model), its config, and the tokenizer it converts from the GGUF's tokenizer.ggml.* keys."""
+    import safetensors.torch
+    import torch
+    import transformers
+
+    folder = str(tmp_path_factory.mktemp("smollm2") / "hf")
+    where, name = os.path.split(smollm2_gguf)
+    model = transformers.AutoModelForCausalLM.from_pretrained(where, gguf_file=name, dtype=torch.float32)
+    tied = model.config.tie_word_embeddings
+    os.makedirs(folder)
+    weights = {k: v.contiguous() for k, v in model.state_dict().items() if not (tied and k == "lm_head.weight")}
+    safetensors.torch.save_file(weights, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    model.config.save_pretrained(folder)
+    transformers.AutoTokenizer.from_pretrained(where, gguf_file=name).save_pretrained(folder)
+    return folder
+
+
+def test_a_published_gguf_against_its_hf_form_raises_no_false_alarm(smollm2_gguf, smollm2_hf, cli):
+    """A real trained model and a real tokenizer (49,152 tokens, GPT-2 merges, a chat template):
+    every tensor identical once dequantized, the tokenizers the same."""
+    result = cli("verify", smollm2_hf, smollm2_gguf)
+    lines = result.out.splitlines()
+    assert (result.code, lines[2], lines[3]) == (0, "verdict: pass", "")
+    assert lines[-7:] == [
+        "type  tensors  status         max_abs  rel_rmse  sqnr_db  min_cosine",
+        "F32        61  61 identical         0         0      inf           1",
+        "Q4_1      210  210 identical        0         0      inf           1",
+        "Q8_0        1  1 identical          0         0      inf           1",
+        "all       272  272 identical        0         0      inf           1",
+        "rel_rmse = ||B - A|| / ||A||; sqnr_db = 10 log10(||A||^2 / ||B - A||^2); cosine = A.B / (||A|| ||B||); over float64 values, conventions undone",
+        "tokenizers and chat templates: the same; compared 49152 tokens, merges, special token ids, chat template",
+    ]
