@@ -361,3 +361,50 @@ def test_a_tokenizer_past_its_cap_is_refused_before_reading(hf, tmp_path, cli):
     lines = result.out.splitlines()
     reason = f"{folder}/tokenizer.json: expected tokenizer.json of at most 67108864 bytes, found 68157440 bytes; fix or re-download tokenizer.json"
     assert (result.code, lines[2:5], lines[-1]) == (0, ["verdict: warn", f"  tokenizer of A unreadable: {reason}", ""], "tokenizers: not compared")
+
+
+D_FIELDS = {"Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}
+
+
+def kquant_pair(folder, dtype, push=0.45, seed=0):
+    """B: a K-quant tensor of random super-blocks (any bytes are codes, scales and mins; the
+    float16 d and dmin set to small positive values), dequantized by gguf's own dequantize; A: the
+    floats it could have been quantized from, each within PUSH steps of its code (and pushed
+    outward past the range's end where its code is that end, as clamping leaves it)."""
+    import gguf
+    import numpy as np
+    from gguf.quants import dequantize
+    from llm_anatomy.analysis.verify import KQUANT, kquant_steps
+
+    kind = KQUANT[dtype]
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 256, (32, kind.block_bytes), dtype=np.uint8)
+    for at in D_FIELDS[dtype]:
+        raw[:, at : at + 2] = np.abs(rng.normal(0, 0.01, 32)).astype(np.float16).view(np.uint8).reshape(32, 2)
+    values = dequantize(raw.reshape(-1), getattr(gguf.GGMLQuantizationType, dtype)).astype(np.float64).reshape(-1)
+    steps, offsets = (x.reshape(-1).astype(np.float64).repeat(kind.sub_elems) for x in kquant_steps(dtype, raw.reshape(-1)))
+    codes = np.where(steps != 0, (values + offsets) / np.where(steps != 0, steps, 1), 0)
+    assert np.abs(codes - np.rint(codes)).max() < 1e-4 and kind.low <= np.rint(codes).min() and np.rint(codes).max() <= kind.high  # the layout, against gguf's dequantize
+    shift = rng.uniform(-push, push, values.size)
+    shift = np.where(np.rint(codes) == kind.high, np.abs(shift) * 4, np.where(np.rint(codes) == kind.low, -np.abs(shift) * 4, shift))
+    original = np.where(steps != 0, values + shift * steps, values).astype(np.float32)
+    paths = []
+    for name, tensor, raw_dtype in (("a", original.reshape(32, 256), None), ("b", raw, getattr(gguf.GGMLQuantizationType, dtype))):
+        writer = gguf.GGUFWriter(os.path.join(folder, f"{name}.gguf"), "llama")
+        writer.add_tensor("blk.0.ffn_up.weight", tensor, raw_dtype=raw_dtype)  # shape from the bytes: [32, 256]
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        paths.append(os.path.join(folder, f"{name}.gguf"))
+    return paths
+
+
+@pytest.mark.parametrize("dtype", sorted(D_FIELDS))
+def test_k_quants_within_half_a_step_are_the_same_and_beyond_are_different(dtype, tmp_path, cli):
+    (tmp_path / "within").mkdir()
+    (tmp_path / "beyond").mkdir()
+    within = json.loads(cli("verify", *kquant_pair(str(tmp_path / "within"), dtype), "--json").out)
+    beyond = json.loads(cli("verify", *kquant_pair(str(tmp_path / "beyond"), dtype, push=0.7), "--json").out)
+    words = f"{dtype} rounding (per sub-block of {16 if dtype in ('Q2_K', 'Q3_K', 'Q6_K') else 32}, codes clamped)"
+    assert [(d["verdict"], d["tensors"][0]["status"], d["tensors"][0]["noise"]) for d in (within, beyond)] == [("pass", "same", words), ("fail", "different", words)]

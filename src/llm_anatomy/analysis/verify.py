@@ -12,8 +12,11 @@ Expected noise, per element (docs/verify.md derives each):
   rounding of the product (BLOCK_NOISE). The step is read back from the block's dequantized
   values: its largest magnitude is exactly qmax steps (symmetric types), its range exactly
   qmax steps (affine ones).
-Other types (K-quants, I-quants, quantized checkpoint schemes) have no derived bound yet: their
-tensors are `unchecked` and the verdict is at best `warn`."""
+- a K-quant against floats: each element within half a step of its code under its sub-block's
+  stored step (read from the bytes: kquant_steps), or past the end of the codes' range when its
+  code is that end (KQUANT).
+Other types (I-quants, quantized checkpoint schemes) have no derived bound yet: their tensors
+are `unchecked` and the verdict is at best `warn`."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from collections import namedtuple
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..core.catalog import natural_key
+from ..core.catalog import TensorInfo, natural_key
 from ..core.errors import AnatomyError
 from .diff import Converted, HeaderDiff, value_blocks
 
@@ -53,6 +56,25 @@ BLOCK_NOISE = {
     "Q4_1": BlockNoise(32, True, 15, 0.5),
     "Q5_1": BlockNoise(32, True, 31, 0.5),
 }
+
+# A K-quant (llama.cpp's super-blocks of 256): bytes per super-block; elements per sub-block,
+# each with its own step (and offset, affine types); the codes' range. Every value is
+# step * q - offset with q an integer in [low, high] (kquant_steps reads step and offset from
+# the bytes), and llama.cpp's quantizers, whatever scales they search for, end by rounding each
+# element to the nearest code under the stored step, clamped to the range (docs/verify.md).
+KQuant = namedtuple("KQuant", "block_bytes sub_elems low high")
+KQUANT = {
+    "Q2_K": KQuant(84, 16, 0, 3),
+    "Q3_K": KQuant(110, 16, -4, 3),
+    "Q4_K": KQuant(144, 32, 0, 15),
+    "Q5_K": KQuant(176, 32, 0, 31),
+    "Q6_K": KQuant(210, 16, -32, 31),
+}
+# Steps held for one K-quant tensor (two float32 per sub-block): 2^27 elements is 64 MB of them.
+MAX_KQUANT_ELEMS = 1 << 27
+# The float32 arithmetic of the quantizer (x / step, rounded to the nearest code) and of the
+# dequantization (step * q - offset): a few float32 roundings of the magnitudes involved.
+KQUANT_SLACK = 2.0**-21
 
 STATUSES = ("identical", "same", "different", "unchecked")
 ROTARY = "unpermute"  # the convention whose misuse the findings recognise (gguf_transforms.CONVENTIONS)
@@ -113,8 +135,110 @@ def _quantized_side(a: Any, b: Any) -> tuple[int, BlockNoise] | None:
     return None
 
 
+def _f16(blocks: Any, at: int) -> Any:
+    import numpy as np
+
+    return blocks[:, at : at + 2].copy().view(np.float16)[:, 0].astype(np.float32)
+
+
+def _scale_min_k4(packed: Any) -> tuple[Any, Any]:
+    """The eight 6-bit scales and mins of a Q4_K / Q5_K super-block from its 12 bytes (ggml's get_scale_min_k4)."""
+    import numpy as np
+
+    low, mid, high = packed[:, :4], packed[:, 4:8], packed[:, 8:12]
+    scales = np.concatenate([low & 63, (high & 0xF) | ((low >> 6) << 4)], axis=1)
+    mins = np.concatenate([mid & 63, (high >> 4) | ((mid >> 6) << 4)], axis=1)
+    return scales.astype(np.float32), mins.astype(np.float32)
+
+
+def _q3_k_scales(packed: Any) -> Any:
+    """Q3_K's sixteen 6-bit scales (minus 32) from their 12 bytes, as ggml's dequantize_row_q3_K unpacks them."""
+    import numpy as np
+
+    words = packed.copy().view("<u4")
+    first, second, top = words[:, 0], words[:, 1], words[:, 2]
+    two, four = np.uint32(0x03030303), np.uint32(0x0F0F0F0F)
+    unpacked = np.stack(
+        [(first & four) | ((top & two) << 4), (second & four) | (((top >> 2) & two) << 4), ((first >> 4) & four) | (((top >> 4) & two) << 4), ((second >> 4) & four) | (((top >> 6) & two) << 4)],
+        axis=1,
+    )
+    return unpacked.astype("<u4").view(np.int8).astype(np.float32) - 32
+
+
+def kquant_steps(dtype: str, raw: Any) -> tuple[Any, Any]:
+    """(step, offset) of each sub-block, in order, from a K-quant tensor's bytes: its values are
+    step * q - offset (offset 0 for the symmetric Q3_K and Q6_K); float32, as ggml computes them."""
+    import numpy as np
+
+    blocks = raw.reshape(-1, KQUANT[dtype].block_bytes)
+    if dtype == "Q2_K":
+        packed = blocks[:, :16]
+        return _f16(blocks, 80)[:, None] * (packed & 0xF).astype(np.float32), _f16(blocks, 82)[:, None] * (packed >> 4).astype(np.float32)
+    if dtype == "Q3_K":
+        steps = _f16(blocks, 108)[:, None] * _q3_k_scales(blocks[:, 96:108])
+        return steps, np.zeros_like(steps)
+    if dtype in ("Q4_K", "Q5_K"):
+        scales, mins = _scale_min_k4(blocks[:, 4:16])
+        return _f16(blocks, 0)[:, None] * scales, _f16(blocks, 2)[:, None] * mins
+    steps = _f16(blocks, 208)[:, None] * blocks[:, 192:208].copy().view(np.int8).astype(np.float32)
+    return steps, np.zeros_like(steps)
+
+
+def _kquant_side(a: Any, b: Any) -> tuple[int, Any] | None:
+    """(side, the stored K-quant tensor) when one side is a K-quant whose sub-blocks the values
+    can be traced back to: stored as is, or with its rows reordered (q/k); else None."""
+    for side, tensor in ((1, b), (0, a)):
+        if tensor.dtype not in KQUANT or (a.dtype == b.dtype):
+            continue
+        stored = tensor.stored if isinstance(tensor, Converted) else tensor
+        if isinstance(tensor, Converted) and (tensor.view.row_order is None or tensor.shape != stored.shape):
+            return None
+        if not isinstance(stored, TensorInfo) or stored.numel > MAX_KQUANT_ELEMS or stored.numel % 256:
+            return None
+        return side, tensor
+    return None
+
+
+def _kquant_allowed(side: int, tensor: Any, reader: "Reader") -> Callable[[Any, Any, int], Any]:
+    """Per element: within half a step of its code under the stored step, or beyond the range's end
+    when its code is that end (the quantizer clamps), plus float32's rounding (KQUANT_SLACK)."""
+    import numpy as np
+
+    kind = KQUANT[tensor.dtype]
+    stored = tensor.stored if isinstance(tensor, Converted) else tensor
+    pieces = [kquant_steps(tensor.dtype, chunk) for chunk in reader.chunks(stored, kind.block_bytes)]
+    steps = np.concatenate([p[0].reshape(-1) for p in pieces]).astype(np.float64)
+    offsets = np.concatenate([p[1].reshape(-1) for p in pieces]).astype(np.float64)
+    # A sub-block whose scale rounded to 0 beside others that did not: ggml's quantizer skips its
+    # codes and every element holds -offset; how far that lies from the original is not derived.
+    per_block = 256 // kind.sub_elems
+    unbounded = (steps == 0) & np.repeat((steps != 0).reshape(-1, per_block).any(axis=1), per_block)
+    order = np.asarray(tensor.view.row_order, np.int64) if isinstance(tensor, Converted) else None
+    row_elems = stored.numel // max(stored.shape[0], 1) if stored.shape else 1
+
+    def bound(block_a: Any, block_b: Any, start: int) -> Any:
+        mine, theirs = (block_a, block_b) if side == 0 else (block_b, block_a)
+        where = np.arange(start, start + mine.size, dtype=np.int64)
+        if order is not None:
+            where = order[where // row_elems] * row_elems + where % row_elems
+        sub = where // kind.sub_elems
+        step, offset = steps[sub], offsets[sub]
+        slack = KQUANT_SLACK * (np.abs(mine) + np.abs(theirs) + offset)
+        nonzero = step != 0
+        scale = np.where(nonzero, step, 1.0)
+        code = np.rint((mine + offset) / scale)
+        position = (theirs + offset) / scale
+        clamped = (nonzero & (((code >= kind.high) & (position > kind.high)) | ((code <= kind.low) & (position < kind.low)))) | unbounded[sub]
+        return np.where(clamped, np.inf, np.where(nonzero, np.abs(step) / 2, 0.0) + slack)
+
+    return bound
+
+
 def noise_words(a: Any, b: Any) -> str:
     """The noise allowed for this pair, in words (what _allowed allows)."""
+    kquant = _kquant_side(a, b) if not any(isinstance(t, Converted) and t.convention != "unpermute" for t in (a, b)) else None
+    if kquant is not None:
+        return f"{kquant[1].dtype} rounding (per sub-block of {KQUANT[kquant[1].dtype].sub_elems}, codes clamped)"
     if _allowed(a, b) is None:
         return "no derived bound"
     converted = next((t for t in (a, b) if isinstance(t, Converted) and t.convention == "minus_one"), None)
@@ -129,26 +253,30 @@ def noise_words(a: Any, b: Any) -> str:
     return f"{coarser} rounding"
 
 
-def _allowed(a: Any, b: Any) -> Callable[[Any, Any], Any] | None:
-    """(A's block, B's block) -> the largest |B - A| each element may show; None: no bound known."""
+def _allowed(a: Any, b: Any, reader_a: "Reader | None" = None, reader_b: "Reader | None" = None) -> Callable[[Any, Any, int], Any] | None:
+    """(A's block, B's block, the index of its first element) -> the largest |B - A| each element
+    may show; None: no bound known. A K-quant's bound reads its steps with the readers."""
     import numpy as np
 
     conventions = {t.convention for t in (a, b) if isinstance(t, Converted)}
+    kquant = _kquant_side(a, b) if conventions <= {"unpermute"} else None
+    if kquant is not None and reader_a is not None and reader_b is not None:
+        return _kquant_allowed(kquant[0], kquant[1], (reader_a, reader_b)[kquant[0]])
     if "log_of_negated" in conventions:
         return None  # Mamba's -exp(A_log) and back: no bound derived yet
     if "minus_one" in conventions:
-        if _quantized_side(a, b) is not None:
+        if a.dtype not in FLOAT_NOISE or b.dtype not in FLOAT_NOISE:
             return None  # the blocks hold 1 + w: their steps are not read back from w
         return _minus_one_allowed(a, b)
     if a.dtype == b.dtype:
-        return lambda block_a, block_b: np.zeros(block_a.shape)
+        return lambda block_a, block_b, start: np.zeros(block_a.shape)
     quantized = _quantized_side(a, b)
     if quantized is not None:
         side, noise = quantized
         if "transpose" in conventions:
             return None  # the blocks run along the stored rows, not the loaded ones
 
-        def block_bound(block_a: Any, block_b: Any) -> Any:
+        def block_bound(block_a: Any, block_b: Any, start: int) -> Any:
             values = (block_a, block_b)[side].reshape(-1, noise.elems)
             if noise.affine:
                 low = values.min(axis=1, keepdims=True)
@@ -164,11 +292,11 @@ def _allowed(a: Any, b: Any) -> Callable[[Any, Any], Any] | None:
         return block_bound
     if a.dtype in FLOAT_NOISE and b.dtype in FLOAT_NOISE:
         roundoff, tiny = max(FLOAT_NOISE[a.dtype], FLOAT_NOISE[b.dtype])
-        return lambda block_a, block_b: np.maximum(np.abs(block_a), np.abs(block_b)) * roundoff + tiny
+        return lambda block_a, block_b, start: np.maximum(np.abs(block_a), np.abs(block_b)) * roundoff + tiny
     return None
 
 
-def _minus_one_allowed(a: Any, b: Any) -> Callable[[Any, Any], Any]:
+def _minus_one_allowed(a: Any, b: Any) -> Callable[[Any, Any, int], Any]:
     """A norm stored as 1 + w (Gemma): the converter rounds 1 + w to the stored dtype (u_s: its
     unit roundoff), the loader subtracts 1 in float32; so besides the two dtypes' own rounding,
     |B - A| may reach u_s * (|w| + 1) + u_32 * |w'| (w' the loaded value)."""
@@ -179,7 +307,7 @@ def _minus_one_allowed(a: Any, b: Any) -> Callable[[Any, Any], Any]:
     roundoff, tiny = max(FLOAT_NOISE.get(a.dtype, (1.0, 0.0)), FLOAT_NOISE.get(b.dtype, (1.0, 0.0)))
     converted_is_a = converted is a
 
-    def bound(block_a: Any, block_b: Any) -> Any:
+    def bound(block_a: Any, block_b: Any, start: int) -> Any:
         loaded, original = (block_a, block_b) if converted_is_a else (block_b, block_a)
         rounding = np.zeros(loaded.shape) if a.dtype == b.dtype else np.maximum(np.abs(loaded), np.abs(original)) * roundoff + tiny
         return rounding + stored_roundoff * (np.abs(original) + 1) + F32_ROUNDOFF * np.abs(loaded)
@@ -191,13 +319,15 @@ def check_pair(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> Tensor
     """One pair streamed once: the sums behind every measure, and the largest error over its allowance."""
     import numpy as np
 
-    allowed = _allowed(a, b)
+    allowed = _allowed(a, b, reader_a, reader_b)
+    start = 0
     sum_aa = sum_bb = sum_dd = sum_a = sum_b = 0.0
     sum_ab = 0.0
     max_abs, excess, skipped = 0.0, 0.0, 0
     low, high = math.inf, -math.inf
     for block_a, block_b in zip(value_blocks(a, reader_a), value_blocks(b, reader_b)):
-        bound = allowed(block_a, block_b) if allowed is not None else None
+        bound = allowed(block_a, block_b, start) if allowed is not None else None
+        start += block_a.size
         finite = np.isfinite(block_a) & np.isfinite(block_b)
         if not finite.all():
             skipped += int(block_a.size - np.count_nonzero(finite))
@@ -242,10 +372,12 @@ def _agrees(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> bool:
     block beyond it, so that telling most candidates apart reads one block of each."""
     import numpy as np
 
-    allowed = _allowed(a, b)
+    allowed = _allowed(a, b, reader_a, reader_b)
+    start = 0
     for block_a, block_b in zip(value_blocks(a, reader_a), value_blocks(b, reader_b)):
         magnitude = np.abs(block_b - block_a)
-        bound = allowed(block_a, block_b) if allowed is not None else 0.0
+        bound = allowed(block_a, block_b, start) if allowed is not None else 0.0
+        start += block_a.size
         if not (magnitude <= bound).all():
             return False
     return True
