@@ -19,7 +19,7 @@ LOCK := constraints/test.txt
 # A venv whose Python cannot run pip (made by a Python without ensurepip, or cut short) would
 # fail every later install with "No module named pip": remake it, or say what to run. A new
 # venv's pip is upgraded only if it predates editable installs from pyproject.toml (21.3) or
-# `pip --python` (22.3, which tests/test_install.py uses).
+# `pip --python` (22.3, which tests/project/test_install.py uses).
 define ENSURE_VENV
 if ! $(PY) -m pip --version >/dev/null 2>&1; then \
   if [ -e '$(VENV)' ]; then \

@@ -1,5 +1,5 @@
 """How promptly `stats` and `diff` end after SIGTERM or SIGINT while their workers are busy
-(tests/test_signals.py checks the outcome: exit status, no output, no process left; the time is
+(tests/cli/test_signals.py checks the outcome: exit status, no output, no process left; the time is
 measured here, not asserted in a test). Baseline: the time the same command needs to read one
 of its tensors, so the ratio says whether it stopped at once or finished the tensors in hand.
 
@@ -17,7 +17,7 @@ import time
 
 from llm_anatomy.replicas import TensorSpec, write_safetensors_layout
 
-# Thirty-two 256 MiB tensors of zeros in a sparse file, as tests/test_signals.py builds them.
+# Thirty-two 256 MiB tensors of zeros in a sparse file, as tests/cli/test_signals.py builds them.
 TENSORS = [TensorSpec(f"model.layers.{i}.mlp.down_proj.weight", "F32", (8192, 8192)) for i in range(32)]
 ONE_TENSOR = [TENSORS[0]]
 

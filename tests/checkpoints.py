@@ -322,3 +322,24 @@ def random_index(rng, shape):
     if at is not None:
         items.insert(at, Ellipsis)
     return items[0] if len(items) == 1 and rng.random() < 0.5 else tuple(items)
+
+
+def peft_lora(base: str, folder: str, *, seed: int = 0, safe_serialization: bool = True, **lora) -> str:
+    """A LoRA adapter of the model in `base`, made and saved by PEFT itself (LoraConfig(**lora));
+    A and B both random (init_lora_weights=False), so the merged weights differ from the base's."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(init_lora_weights=False, **lora))
+    model.save_pretrained(folder, safe_serialization=safe_serialization)
+    return folder
+
+
+def peft_model(base: str, adapter: str):
+    """PEFT's own reading of a saved adapter on its base, trainable as when it was saved."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    return PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter, is_trainable=True)

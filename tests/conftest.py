@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+# The shared helpers (checkpoints, hostile, ...) live here; the tests live in folders that mirror
+# the package (tests/hub/ for llm_anatomy/hub/, ...) and import each other's fixtures and helpers
+# by module name, so every folder is on the path (module names are unique across folders).
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [_TESTS] + sorted(entry.path for entry in os.scandir(_TESTS) if entry.is_dir() and not entry.name.startswith(("_", ".")))
 
 import checkpoints  # noqa: E402
 
@@ -63,7 +67,7 @@ def wheel(tmp_path_factory):
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory, wheel):
     """installed(extra) -> the python of a fresh venv holding the wheel with that extra (None:
-    none), made once per session: tests/test_install.py and tests/test_extras.py share them."""
+    none), made once per session: tests/project/test_install.py and tests/project/test_extras.py share them."""
     import installs
 
     made = {}
@@ -213,7 +217,7 @@ def published(tmp_path_factory):
 # Markers that follow from what a test imports, so they stay true as tests change: a test that
 # imports torch or transformers (itself, or its module at the top) is `torch`; a test module
 # that imports the Hub stand-in is `hub_standin`. `slow` and `browser` are set by hand.
-IMPORT_MARKERS = {"torch": "torch", "transformers": "torch", "hub_standin": "hub_standin"}
+IMPORT_MARKERS = {"torch": "torch", "transformers": "torch", "peft": "torch", "hub_standin": "hub_standin"}
 
 
 def _imported(node: ast.AST, top_level_only: bool = False) -> set[str]:

@@ -1,6 +1,6 @@
 """The examples of README.md and docs/*.md, the folder of models they run in, and how one
-runs and is compared with its page: shared by tests/test_docs_examples.py (the package under
-test) and tests/test_extras.py (each extra installed in a fresh venv).
+runs and is compared with its page: shared by tests/project/test_docs_examples.py (the package under
+test) and tests/project/test_extras.py (each extra installed in a fresh venv).
 
 A command example is a fenced block whose lines start with `$ llm-anatomy ...` (a shell line:
 pipes such as `| head -6`, `LANG=...` in front and `# comments` after it are the shell's),
@@ -15,6 +15,7 @@ An example that cannot run here is listed in WAIVED with the reason, one on a re
 may be absent in REAL_FILES; an entry whose example is gone from the pages fails, so that the
 lists cannot go stale."""
 
+import contextlib
 import glob
 import json
 import os
@@ -27,10 +28,10 @@ import checkpoints
 from conftest import _gemma3_270m
 from hub_standin import HubStandIn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo import ROOT
 PAGES = ["README.md"] + sorted(os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))
 
-HUB = "a real repository's headers, which the tests cannot reach (tests/test_hub.py checks remote reads on its stand-in)"
+HUB = "a real repository's headers, which the tests cannot reach (tests/hub/test_hub.py checks remote reads on its stand-in)"
 WAIVED = {
     "llm-anatomy config unsloth/llama-3-8b-bnb-4bit --explain | grep -A1 use_double_quant": HUB,
     "llm-anatomy diff llama2-7b-random llama2-7b-random-b --top 4      # B: three tensors rewritten": "reads two random-filled 13.5 GB replicas (bench/bench_stream.py writes them)",
@@ -38,7 +39,7 @@ WAIVED = {
     "llm-anatomy stats llama2-7b-random --by role --filter 'model.layers.*' | head -3": "reads a random-filled 13.5 GB replica (bench/bench_stream.py writes it)",
     "llm-anatomy params llama-2-7b-chat.Q4_0.gguf --hf-names --filter 'model.layers.0.self_attn.*'": "TheBloke's 3.8 GB GGUF",
     "llm-anatomy summary TheBloke/Llama-2-7B-Chat-GGUF:Q4_K_M     # llama.cpp's repo:QUANT selector": "shows no output on the page: it names the selector",
-    "llm-anatomy tree facebook/opt-125m --depth 3                  # an older repo: pytorch_model.bin, no safetensors": "OPT-125m's 500 MB of weights written by torch.save (tests/test_hub.py reads a .bin repo on the stand-in)",
+    "llm-anatomy tree facebook/opt-125m --depth 3                  # an older repo: pytorch_model.bin, no safetensors": "OPT-125m's 500 MB of weights written by torch.save (tests/hub/test_hub.py reads a .bin repo on the stand-in)",
     "llm-anatomy diff ./my-finetune meta-llama/Llama-2-7b-chat-hf  # streams the base, downloads nothing": "shows no output on the page: it says what is read",
     "llm-anatomy summary openai/gpt-oss-20b | sed -n '1p;13,19p'": HUB,
     "llm-anatomy summary TheBloke/Llama-2-7B-GPTQ | grep -A1 Quantization": HUB,
@@ -46,8 +47,8 @@ WAIVED = {
     "llm-anatomy params TheBloke/Llama-2-7B-GPTQ --filter 'model.layers.0.self_attn.q_proj.*'": HUB,
     "llm-anatomy params TheBloke/Llama-2-7B-GPTQ --filter 'model.layers.0.self_attn.q_proj.*' --stored": HUB,
 }
-# Examples of what an install without an extra prints: tests/test_extras.py runs them in the
-# venvs that lack it (and tests/test_install.py checks the message of each missing extra).
+# Examples of what an install without an extra prints: tests/project/test_extras.py runs them in the
+# venvs that lack it (and tests/project/test_install.py checks the message of each missing extra).
 WITHOUT_AN_EXTRA = {"llm-anatomy stats Llama-2-7b-chat-hf"}
 # Examples on real files, run when the file is at hand (conftest's way of finding it), else skipped.
 REAL_FILES = {
@@ -80,7 +81,7 @@ def skip_reason(command, folder):
     if command in WAIVED:
         return WAIVED[command]
     if command in WITHOUT_AN_EXTRA:
-        return "needs an install without the extra: tests/test_extras.py runs it in a venv without it"
+        return "needs an install without the extra: tests/project/test_extras.py runs it in a venv without it"
     if command in REAL_FILES and not os.path.exists(os.path.join(folder, REAL_FILES[command][0])):
         return REAL_FILES[command][2]
     return None
@@ -138,6 +139,20 @@ def _evil_bin(path):
         archive.writestr("archive/version", "3\n")
 
 
+def _downloaded_model(folder):
+    """docs/scan.md's model folder: a tiny Llama whose config asks for remote code, with the
+    code beside it and a pytorch_model.bin whose pickle calls posix.system."""
+    checkpoints.tiny_llama(folder, shard=None)
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"}
+    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as handle:
+        json.dump(config, handle)
+    with open(os.path.join(folder, "modeling_custom.py"), "w", encoding="utf-8") as handle:
+        handle.write("import os\n")
+    _evil_bin(os.path.join(folder, "pytorch_model.bin"))
+
+
 def _nested_index(folder):
     os.makedirs(folder)
     with open(os.path.join(folder, "model.safetensors.index.json"), "w", encoding="utf-8") as handle:
@@ -154,7 +169,7 @@ BERT_BASE_UNCASED = {
 
 
 def build_models(work, tmp_path_factory, llama_fp8):
-    """Every model the examples name, written into `work` (llama_fp8: tests/test_dequant.py's fixture)."""
+    """Every model the examples name, written into `work` (llama_fp8: tests/quant/test_dequant.py's fixture)."""
     import gguf_writers
     from llm_anatomy.replicas import published_config, write_layout
     from test_dequant_integer import quantized_tiny_llama
@@ -172,10 +187,13 @@ def build_models(work, tmp_path_factory, llama_fp8):
         write_layout(str(work / name), published_config(name))
     tiny = checkpoints.tiny_llama(str(work / "tiny-llama"), shard=None)
     checkpoints.llama_gguf(tiny, str(work / "tiny-llama.gguf"))
+    with contextlib.chdir(work):  # the adapter names its base as typed: tiny-llama, as docs/adapters.md shows
+        checkpoints.peft_lora("tiny-llama", "tiny-lora", r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], rank_pattern={"layers.1.self_attn.q_proj": 2}, alpha_pattern={"v_proj": 16}, modules_to_save=["lm_head"])
     _vocab_only(str(work / "ggml-vocab-llama-bpe.gguf"))
     _broken_llama(str(work / "broken-llama"))
     _evil_bin(str(work / "evil.bin"))
     _nested_index(str(work / "model"))
+    _downloaded_model(str(work / "downloaded-model"))
     for name, find, _ in REAL_FILES.values():
         path = find()
         if path and os.path.isfile(path):

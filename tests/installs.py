@@ -2,14 +2,14 @@
 writes build/ and *.egg-info beside them) with this interpreter's setuptools, installed
 with one extra into a fresh virtual environment (no system site packages, no pip of its own:
 this interpreter's pip installs into it), its dependencies at the releases of
-constraints/test.txt. Used by tests/test_install.py (no extra) and tests/test_extras.py."""
+constraints/test.txt. Used by tests/project/test_install.py (no extra) and tests/project/test_extras.py."""
 
 import os
 import shutil
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo import ROOT
 LOCK = os.path.join(ROOT, "constraints", "test.txt")
 
 

@@ -6,8 +6,8 @@
     w = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
     w[:2, -3:]                                         # a numpy array; reads only those elements
 
-(docs/python.md's session is run as a doctest by tests/test_docs_examples.py, and the examples
-in these docstrings by tests/test_docs.py, on a tiny bfloat16 Llama opened as
+(docs/python.md's session is run as a doctest by tests/project/test_docs_examples.py, and the examples
+in these docstrings by tests/project/test_docs.py, on a tiny bfloat16 Llama opened as
 `m = la.open("tiny-llama")`.)
 
 Names, shapes and the module tree come from the headers and the cached skeleton
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import torch
     from numpy import ndarray  # in classes whose numpy() method hides the module
 
+    from .analysis.adapter import Adapter
     from .analysis.config_view import ConfigView
     from .analysis.diff import HeaderDiff, ValueDiff
     from .analysis.explain import Explanation
@@ -326,6 +327,33 @@ class Parameter:
             return "".join(parameter_text(show(reader, self.view(), options), options)).removesuffix("\n")
 
     __repr__ = __str__
+
+    _merged_by: Model | None = None  # the adapter whose merge this base weight shows (Model.get_parameter)
+
+    def merged(self, *index: Any) -> ndarray:
+        """For a base weight got from an adapter opened with open(adapter, base=...): its values
+        after PEFT's merge_and_unload() (W + scaling * B @ A), computed as PEFT computes them
+        for only the elements asked: p.merged() the whole weight, p.merged(0, slice(0, 8)) as
+        p[0, :8]. A numpy array (bfloat16 widened to float32); needs numpy (the [stats] extra)."""
+        opened = self._merged_by
+        adapter = None if opened is None else opened.adapter
+        base = None if opened is None else opened.base
+        if adapter is None or base is None:
+            raise UsageError(self.name, "a base weight from open(adapter, base=...).get_parameter()", "a parameter of a model", "open the adapter with its base")
+        from .core.extras import require
+
+        require("stats", self.name, "to return values as arrays")
+        import numpy
+
+        from .analysis.adapter import merge_base, merged_shown
+        from .analysis.values import PrintOptions, check_items, index_target
+        from .decode.elements import ElementReader
+
+        target = self.name if not index else index_target(self.name, check_items(self.name, index))
+        with ElementReader() as reader:
+            shown = merged_shown(reader, adapter, merge_base(base.catalog, base.hf_catalog), target, PrintOptions(threshold=float("inf")))
+            dtype = NUMPY_DTYPES.get(shown.tensor.dtype, WIDENED)
+            return numpy.fromiter(shown.values(), dtype=dtype, count=prod(shown.shape)).reshape(shown.shape)
 
 
 def _new_shape(name: str, numel: int, shape: tuple[int | Sequence[int], ...]) -> Size:
@@ -868,6 +896,61 @@ class Model(Module):
         return self.tree.root
 
     @cached_property
+    def adapter(self) -> Adapter | None:
+        """For a PEFT LoRA adapter (adapter_config.json and its weights), what it does to its base
+        model: the modules it adapts with rank, alpha and scaling, its trainable parameters
+        (analysis.adapter.Adapter); None for a model."""
+        from .analysis.adapter import describe, is_adapter
+
+        return describe(self.catalog) if is_adapter(self.catalog) else None
+
+    base: Model | None = None
+    """For an adapter opened with open(adapter, base=...), the base model; else None."""
+
+    def get_parameter(self, target: str) -> Parameter:
+        """As Module.get_parameter; for an adapter opened with its base, a name the adapter does not
+        store is the base's parameter, whose merged() gives it as PEFT's merge leaves it."""
+        if self.base is None:
+            return super().get_parameter(target)
+        try:
+            return super().get_parameter(target)
+        except SubmoduleError:
+            found = self.base.get_parameter(target)
+        merged = Parameter(self.base, found.name, tuple(found.shape), found.tensor, found._dtype_key)
+        merged._merged_by = self
+        return merged
+
+    def local_base(self) -> Model | None:
+        """The adapter's base_model_name_or_path opened, when it is a folder here or a model whole
+        in the local Hugging Face cache (never the network); None otherwise."""
+        import os
+
+        from .locate import cached_copy
+
+        name = self.adapter.base_model if self.adapter is not None else None
+        if name is None:
+            return None
+        try:
+            if not os.path.exists(name):
+                cached_copy(name, None)
+            return open(name)
+        except AnatomyError as error:  # not here, or not readable: the adapter is still shown
+            from .core.errors import note
+
+            if os.path.exists(name):
+                note(f"the adapter's base_model_name_or_path is not read: {error.line()}")
+            return None
+
+    def check_base(self, base: Model) -> list[AnatomyError]:
+        """Every way `base` does not fit this adapter, one error each (empty: it fits), from the
+        headers: targeted modules the base lacks, in/out features, modules_to_save shapes."""
+        from .analysis.adapter import check_base
+
+        if self.adapter is None:
+            raise UsageError(self.name, "a PEFT adapter to check a base against", "a model", "open the adapter")
+        return check_base(self.adapter, base.loaded_catalog)  # quantized weights by their logical shapes
+
+    @cached_property
     def hf_catalog(self) -> Catalog:
         """The tensors under transformers' names (GGUF and Meta checkpoints renamed), as from_pretrained finds them."""
         from .hf.names import with_hf_names
@@ -1229,7 +1312,7 @@ class Model(Module):
         return f"<llm_anatomy.Model {self.name!r}: {self._get_name()}, {self.num_parameters():,} parameters, {self.catalog.format}>"
 
 
-def open(model: str | os.PathLike[str], revision: str | None = None, *, allow_truncated: bool = False) -> Model:
+def open(model: str | os.PathLike[str], revision: str | None = None, *, allow_truncated: bool = False, base: Model | str | os.PathLike[str] | None = None) -> Model:
     """Open a checkpoint: a folder, a weights file, or a model id in the local Hugging Face
     cache (read from the Hub when it is not there). Reads headers and config only.
 
@@ -1239,6 +1322,8 @@ def open(model: str | os.PathLike[str], revision: str | None = None, *, allow_tr
         allow_truncated: list the tensors of a safetensors file cut short too, so stats()
             and diff() report each unreadable one as an error and go on (as the CLI's stats
             and diff do); otherwise such a file is refused.
+        base: for a PEFT LoRA adapter, its base model (a Model, or what open() takes): then
+            get_parameter() of a base weight gives it with merged(), as merge_and_unload() leaves it.
 
     Raises:
         AnatomyError: bad input (the CLI's exit 1), with the CLI's one-line message.
@@ -1250,7 +1335,12 @@ def open(model: str | os.PathLike[str], revision: str | None = None, *, allow_tr
         <llm_anatomy.Model 'tiny-llama': LlamaForCausalLM, 78,144 parameters, safetensors>
     """
     source = str(model)
-    return Model(open_catalog(source, revision, allow_truncated), source)
+    opened = Model(open_catalog(source, revision, allow_truncated), source)
+    if base is not None:
+        if opened.adapter is None:
+            raise UsageError(source, "a PEFT adapter (adapter_config.json) with base=", "a model", "drop base=")
+        opened.base = base if isinstance(base, Model) else open(base)
+    return opened
 
 
 class Diff(namedtuple("Diff", "header values")):

@@ -13,6 +13,7 @@ from .core.errors import AnatomyError, UsageError
 from .io.cache_dir import repo_folder
 from .hub.settings import hub_cache, is_commit, valid_revision
 from .core.text import escape
+from .hf.peft import ADAPTER_CONFIG  # a PEFT adapter's config, read as its config when there is no config.json
 
 
 CONFIG = "config.json"
@@ -177,10 +178,9 @@ def resolve(model: str, revision: str | None = None) -> Source:
         folder = found
     else:
         raise AnatomyError(model, "a model folder, a weights file, or a model id such as meta-llama/Llama-2-7b-chat-hf", "no such file or folder", "check the path")
-    config = os.path.join(folder, CONFIG)
-    config_file = config if os.path.isfile(config) else None
+    config_file = next((path for path in (os.path.join(folder, n) for n in (CONFIG, ADAPTER_CONFIG)) if os.path.isfile(path)), None)
     if local and stat.S_ISREG(mode):
-        if os.path.basename(model) == CONFIG:  # a model studied before its weights are downloaded
+        if os.path.basename(model) in (CONFIG, ADAPTER_CONFIG):  # a model studied before its weights are downloaded; an adapter's config
             return Source(os.path.basename(model), folder, (), None, model)
         return Source(os.path.basename(model), folder, (model,), None, config_file)
     weights, index = _weights_in_folder(folder)

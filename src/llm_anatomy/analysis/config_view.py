@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..core.catalog import Catalog
+from ..hf.peft import is_adapter_config
 from ..hf.skeleton import SkeletonUnavailable, load_skeleton
 
 # LlamaForCausalLM / GPT2LMHeadModel / BertModel -> Llama / GPT2 / Bert: transformers' own naming
@@ -38,8 +39,14 @@ def guess_class_name(config: dict[str, Any]) -> str:
     return f"{stem}Config" if stem and stem != first else BASE_CONFIG_CLASS
 
 
+ADAPTER_CLASS = "LoraConfig"  # PEFT's config class of a LoRA adapter (others are refused by the adapter views)
+
+
 def load_config_view(catalog: Catalog) -> ConfigView:
     config = catalog.require_config()
+    if is_adapter_config(config):  # no model transformers could build: the JSON as PEFT wrote it
+        note = f"note: this is {catalog.config_file}, a PEFT adapter's config, as stored; `config --explain` explains each field"
+        return ConfigView(catalog.name, ADAPTER_CLASS, config, json.dumps(config, indent=2), False, (note,))
     try:
         skeleton = load_skeleton(catalog)
     except SkeletonUnavailable as exc:

@@ -7,7 +7,12 @@ from collections import namedtuple
 
 from .. import glossary
 from ..core.catalog import Catalog
+from ..hf.peft import is_adapter_config
 from .architecture import derive
+
+# Where the glossary explains the fields of a PEFT adapter_config.json: they are no model's
+# fields (r, bias, revision mean other things there).
+ADAPTER_GLOSSARY = "peft."
 
 # Object-valued fields shown as one value rather than field by field: their keys are
 # labels, task names or layer indices, not config fields.
@@ -24,7 +29,8 @@ class FieldExplanation(namedtuple("FieldExplanation", "path depth value text")):
 
 class Explanation(namedtuple("Explanation", "model config_file lang fields architecture")):
     """The explained config: lang is one of glossary.LANGUAGES; fields in config.json's order,
-    nested fields after their parent; architecture: the facts derived from the config."""
+    nested fields after their parent; architecture: the facts derived from the config (None for
+    a PEFT adapter's adapter_config.json, which describes no model)."""
 
     __slots__ = ()
 
@@ -33,15 +39,18 @@ class Explanation(namedtuple("Explanation", "model config_file lang fields archi
         return tuple(f for f in self.fields if f.text is None)
 
 
-def _walk(config: dict, lang: str, prefix: str = "", depth: int = 0):
+def _walk(config: dict, lang: str, prefix: str = "", depth: int = 0, under: str = ""):
+    """under: the glossary's prefix for these fields ("peft." for an adapter's)."""
     for key, value in config.items():
         path = prefix + key
-        yield FieldExplanation(path, depth, value, glossary.explain(path, value, lang, prefix[:-1], key))
+        yield FieldExplanation(path, depth, value, glossary.explain(under + path, value, lang, (under + prefix)[:-1], key))
         if isinstance(value, dict) and key not in OPAQUE_OBJECTS:
-            yield from _walk(value, lang, path + ".", depth + 1)
+            yield from _walk(value, lang, path + ".", depth + 1, under)
 
 
 def explain_config(catalog: Catalog, lang: str) -> Explanation:
     """Raises the catalog's config error (bad JSON, no config.json): nothing to explain then."""
     config = catalog.require_config()
+    if is_adapter_config(config):
+        return Explanation(catalog.name, catalog.config_file, lang, tuple(_walk(config, lang, under=ADAPTER_GLOSSARY)), None)
     return Explanation(catalog.name, catalog.config_file, lang, tuple(_walk(config, lang)), derive(config))

@@ -25,6 +25,7 @@ COMMANDS = {
     "diff": "what changed between two checkpoints",
     "verify": "did a conversion keep the model: a verdict, with what differs in words",
     "report": "one self-contained HTML page about the model",
+    "scan": "what a loader would run or misread: findings by severity (text, JSON, SARIF)",
     "demo": "the four views on a zero-weight replica of Llama-2-7b-chat-hf",
 }
 

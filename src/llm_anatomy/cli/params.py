@@ -10,7 +10,9 @@ if TYPE_CHECKING:
 
 from ..analysis.params import list_logical, list_tensors
 from ..api import open as open_model
+from ..hf.peft import is_lora_config
 from ..render import params as render
+from ._adapter import add_base_argument, base_of, check
 from ._args import add_model_argument
 
 HELP = "List every tensor: name, shape, dtype, element count, bytes and file, with totals. Reads headers only."
@@ -25,12 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stored", action="store_true", help="for a quantized checkpoint, the stored tensors (packed words, scales, zeros) instead of the logical weights")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--hf-names", action="store_true", help="show GGUF and Meta tensor names as Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)")
+    add_base_argument(parser)
     parser.add_argument("--metadata", action="store_true", help="the file's key/values instead of its tensors (GGUF metadata with arrays summarized, whole with --json; safetensors __metadata__); --filter matches keys")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     model = open_model(args.model, args.revision)
+    base = base_of(model, args)
     catalog = model.catalog
+    adapter = model.adapter if is_lora_config(catalog.config) else None  # another kind of adapter: its tensors only
     if args.metadata:
         from ..render import metadata
 
@@ -50,7 +55,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         qview = None if args.stored else view(catalog)
         listing = list_tensors(catalog, args.filter) if qview is None else list_logical(catalog, qview, args.filter)
     if args.json:
-        out.write(render.json_text(listing))
+        described = None
+        if adapter is not None and not args.filter:
+            from ..render import adapter as render_adapter
+
+            described = render_adapter.json_data(adapter)
+        out.write(render.json_text(listing, described))
     elif args.style == "torch":
         out.write(render.torch_style(listing))
         from ..analysis.tree import implied_note
@@ -59,4 +69,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             print(f"llm-anatomy: note: {implied_note(catalog)}", file=sys.stderr)
     else:
         out.write(render.text(listing))
-    return 0
+    if adapter is not None and not args.json and args.style == "table" and not args.filter:
+        from ..render import adapter as render_adapter
+
+        out.write("\n".join(render_adapter.sections(adapter)) + "\n")
+    return check(model, base, out)

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 from ..analysis.memory import KV_DTYPE_BYTES
 from ..api import open as open_model
-from ..render import summary as render
+from ._adapter import add_base_argument, base_of, check
 from ._args import add_model_argument, parse_whole_number, shown_argument
 
 HELP = (
@@ -18,6 +18,7 @@ HELP = (
     "KV cache per token and per context, with the formula. Reads headers only."
 )
 EXAMPLE = """  llm-anatomy summary meta-llama/Llama-2-7b-chat-hf
+  llm-anatomy summary ./my-lora --base meta-llama/Llama-2-7b-hf   # a LoRA adapter: modules, rank, alpha; does the base fit
   llm-anatomy summary ./Mixtral-8x7B-v0.1 --context 4096,32768 --batch 1,8 --kv-dtype fp8"""
 
 
@@ -45,10 +46,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", type=whole_numbers(MAX_CONTEXT), metavar="N[,N...]", help="context lengths for the KV cache table (default: common lengths up to the model's context)")
     parser.add_argument("--batch", type=whole_numbers(MAX_BATCH), metavar="N[,N...]", help="batch sizes for the KV cache table (default: 1)")
     parser.add_argument("--kv-dtype", choices=tuple(KV_DTYPE_BYTES), help="KV cache precision (default: the dtype transformers loads the model in: the config's dtype, float32 for a GGUF; see docs/kv-cache.md)")
+    add_base_argument(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    summary = open_model(args.model, args.revision).summary(args.context, args.batch, args.kv_dtype)
+    model = open_model(args.model, args.revision)
+    base = base_of(model, args)
+    if model.adapter is not None:
+        from ..render import adapter as render_adapter
+
+        base_params = None if base is None else base.catalog.total_numel
+        page = render_adapter.json_text if args.json else render_adapter.text
+        out.write(page(model.adapter, None if base is None else base.name, base_params))
+        return check(model, base, out)
+    from ..render import summary as render  # not on an adapter's path: it imports the role tables
+
+    summary = model.summary(args.context, args.batch, args.kv_dtype)
     out.write(render.json_text(summary) if args.json else render.text(summary))
     return 0

@@ -12,6 +12,7 @@ from ..analysis.tree import find_node
 from ..api import open as open_model
 from ..core.errors import UsageError
 from ..render import tree as render
+from ._adapter import add_base_argument, base_of, check
 from ._args import MAX_DEPTH, add_model_argument, whole_number
 
 HELP = (
@@ -30,11 +31,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", type=whole_number(0, MAX_DEPTH), metavar="N", help="show N levels below the node (default: all)")
     parser.add_argument("--params", action="store_true", help="also list each module's own parameters; with --style torch, print named_parameters() instead of named_children()")
     parser.add_argument("--style", choices=("tree", "torch"), default="tree", help="torch: `name: ClassName` for each child of --node, as named_children() prints")
+    add_base_argument(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output (unfolded: every module with its path)")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    tree = open_model(args.model, args.revision).tree
+    model = open_model(args.model, args.revision)
+    base = base_of(model, args)
+    if base is not None and model.adapter is not None:  # the base's tree, the adapted modules marked
+        if args.style == "torch":
+            raise UsageError(model.name, "a model for --style torch", "a LoRA adapter (PEFT's module classes are not shown)", "drop --style torch")
+        from ..analysis.adapter import adapted_tree
+
+        tree = adapted_tree(base.tree, model.adapter)
+    else:
+        tree = model.tree
     node = find_node(tree, args.node)
     if args.style == "torch":
         if not tree.class_names:
@@ -49,4 +60,4 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         out.write(render.json_text(tree, node, args.depth))
     else:
         out.write(render.text(tree, node, args.depth, args.params))
-    return 0
+    return check(model, base, out)

@@ -10,8 +10,10 @@ from ..api import Model, open as open_model
 from ..io.sources import is_local
 from ..core.catalog import no_match
 from ..core.errors import UsageError
+from ..core.text import escape
 from ..render import torch_values as render
 from ..decode.elements import ElementReader
+from ._adapter import add_base_argument, base_of, check
 from ._args import add_model_argument, shown_argument, whole_number
 
 TYPE_CHECKING = False
@@ -27,7 +29,8 @@ HELP = (
 )
 EXAMPLE = """  llm-anatomy values meta-llama/Llama-2-7b-chat-hf 'lm_head.weight[0, :8]'
   llm-anatomy values ./Llama-2-7b-chat-hf --filter 'model.layers.0.*' --edgeitems 2
-  llm-anatomy values ./Llama-2-7b-chat-hf --style torch   # as `for p in model.parameters(): print(p)`"""
+  llm-anatomy values ./Llama-2-7b-chat-hf --style torch   # as `for p in model.parameters(): print(p)`
+  llm-anatomy values ./my-lora 'model.layers.0.self_attn.q_proj.weight[0, :8]' --base ./Llama-2-7b-hf --merged"""
 
 
 # Sane ranges of torch.set_printoptions' settings. Past MAX_THRESHOLD elements a tensor's
@@ -61,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable: shape, dtype, the shown positions per dimension and their values")
     parser.add_argument("--stored", action="store_true", help="tensors as stored: a quantized model's packed words, FP8 values and scales, not dequantized; with --hf-names, a GGUF's values before the loader's transforms (Gemma's 1 + w norms, llama.cpp's q/k row order)")
     parser.add_argument("--hf-names", action="store_true", help="name GGUF and Meta tensors by their Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj), with the values transformers holds under them")
+    add_base_argument(parser)
+    parser.add_argument("--merged", action="store_true", help="for a LoRA adapter, base weight TENSOR as PEFT's merge_and_unload() leaves it (W + scaling * B @ A), reading only the rows of B and columns of A the shown elements need")
     _allow_options_before_tensor(parser)
 
 
@@ -118,8 +123,30 @@ def _views(model: Model, catalog, args: argparse.Namespace) -> list:
 PREFETCH_VIEWS = 256
 
 
+def _merged(model: Model, args: argparse.Namespace, options: PrintOptions, out: TextIO) -> int:
+    """values ADAPTER NAME --merged: one base weight as the merged model holds it."""
+    from ..analysis.adapter import merge_base, merged_shown
+
+    if model.adapter is None:
+        raise UsageError(model.name, "a PEFT adapter with --merged", "a model", "drop --merged")
+    if args.tensor is None or args.filter is not None or args.style != "named" or args.json or args.full:
+        raise UsageError(model.name, "one base weight by name with --merged (no --filter, --style torch, --json or --full)", "other options", "name the weight, e.g. 'model.layers.0.self_attn.q_proj.weight[0, :8]'")
+    base = base_of(model, args)
+    if base is None:
+        raise UsageError(model.name, "the base model with --merged", f"base_model_name_or_path {escape(model.adapter.base_model or 'unset')}, not on this machine", "pass --base BASE")
+    if check(model, base, out):
+        return 1
+    with ElementReader() as reader:
+        out.write("".join(render.named_text(merged_shown(reader, model.adapter, merge_base(base.catalog, base.hf_catalog), args.tensor, options), options, True)))
+    return 0
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     model = open_model(args.model, args.revision)
+    if args.merged:
+        return _merged(model, args, PrintOptions(args.precision, args.threshold, args.edgeitems, args.linewidth), out)
+    if args.base is not None:
+        raise UsageError(args.base, "--base with --merged (values of a LoRA adapter merged into its base)", "--base alone", "add --merged, or drop --base")
     # transformers' view needs transformers' names
     catalog = model.hf_catalog if args.hf_names or args.style == "torch" else model.catalog
     threshold = float("inf") if args.full else args.threshold

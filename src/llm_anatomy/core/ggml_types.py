@@ -1,7 +1,7 @@
 """GGUF's type tables, copied from the `gguf` package (llama.cpp's gguf-py, the source of
 truth) so that header-only commands need neither gguf nor the numpy it imports.
 
-tests/test_gguf.py checks every table here against the installed gguf package and prints
+tests/formats/test_gguf.py checks every table here against the installed gguf package and prints
 the up-to-date literal when gguf adds a type."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import re
 
 # What is never shown raw, as (first, last) code points and why. Unicode's general
 # categories Cc, Zl, Zp and Cf, and its Default_Ignorable_Code_Point property (characters a
-# renderer shows as nothing when it does not support them); tests/test_text.py checks the
+# renderer shows as nothing when it does not support them); tests/core/test_text.py checks the
 # table against both. Letters, marks and spaces of every script (CJK, Arabic, Devanagari...)
 # are not in it: only characters that control, reorder or vanish.
 CONTROLS = (  # refused in tensor names by the readers (has_unsafe): they move the cursor or reorder a line

@@ -21,6 +21,7 @@ FOLDER_LAYOUTS: tuple[tuple[str | None, str | None], ...] = (
     (None, "*.safetensors"),
     ("pytorch_model.bin.index.json", None),
     (None, "pytorch_model*.bin"),  # not *.bin: training_args.bin is a pickled object, not weights
+    (None, "adapter_model.bin"),  # a PEFT adapter saved with safe_serialization=False
     (None, "*.gguf"),
     (None, "consolidated.*.pth"),
     (None, "*.pth"),

@@ -5,7 +5,7 @@ GGUF names go through their architecture's own table (gguf_names.json): for each
 architecture transformers' GGUF loader maps, the GGUF name of each parameter of the model
 transformers builds, as that loader finds it (gguf's TensorNameMap for the architecture,
 applied to transformers' names). The table is data, so header-only commands import neither
-gguf nor numpy; tests/test_gguf_archs.py regenerates it with transformers and gguf and
+gguf nor numpy; tests/formats/test_gguf_archs.py regenerates it with transformers and gguf and
 checks it is equal. GGUF tensors that transformers fuses into one parameter (stacked
 experts' gate and up) keep their GGUF names, as do architectures without a table.
 

@@ -337,7 +337,7 @@ def config_bytes_of(catalog: Catalog) -> bytes:
 
 # Skeletons shipped with the package (layouts/skeletons/NAME.json), as transformers built them:
 # `demo` shows class names and transformers' config printout without torch or transformers.
-# tests/test_shipped_skeleton.py rebuilds each with the installed transformers and compares.
+# tests/hf/test_shipped_skeleton.py rebuilds each with the installed transformers and compares.
 SHIPPED = ("Llama-2-7b-chat-hf",)
 
 

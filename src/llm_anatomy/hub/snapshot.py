@@ -25,8 +25,9 @@ from ..core.errors import AnatomyError
 from .commit import LISTING, SMALL_FILE_BYTES, Hub, commit, repo_cache, write_atomic
 from .remote_file import RemoteFile, parallel
 from ..formats.files import Source, choose_quantization, choose_weights, gguf_weights
+from ..hf.peft import ADAPTER_CONFIG
 
-SMALL_FILES = ("config.json", "params.json")
+SMALL_FILES = ("config.json", "params.json", ADAPTER_CONFIG)
 RANGES = ".ranges"
 # A cached header: a safetensors header is at most 100 MB, GGUF metadata and a zip's
 # directory and pickle tens of MB; the JSON line of its ranges a few KB.
@@ -151,13 +152,14 @@ def resolve(model: str, revision: str | None, cache_error: AnatomyError) -> Sour
     files.update(zip(to_fetch, parallel(to_fetch, lambda n: _fetch_head(hub, folder, n))))
     for source in files.values():
         register(source)
-    config = os.path.join(folder, "config.json")
+    # A PEFT adapter's repository has adapter_config.json instead (read as its config, as in a folder).
+    config = next((path for path in (os.path.join(folder, n) for n in ("config.json", ADAPTER_CONFIG)) if os.path.isfile(path)), "")
     snapshot = Snapshot(folder, listing, files, set(files) - set(to_fetch), fresh)
     return Source(
         model,
         folder,
         () if index is not None else tuple(os.path.join(folder, w) for w in weights),
         os.path.join(folder, index) if index is not None else None,
-        config if os.path.isfile(config) else None,
+        config or None,
         snapshot,
     )

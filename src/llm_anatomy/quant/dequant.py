@@ -37,7 +37,7 @@ with quant.schemes.DEFAULTS filled in); missing_part and
 bad_part build the one-line errors; round_values / round_array round to a dtype as torch's
 casts do (through float32); loaded_or(default) is a ready-made dtype(). To add a scheme: a
 module here with DEQUANTIZER, one line in quant.logical.DEQUANTIZERS, and tests that compare
-every element with the reference implementation (tests/test_dequant.py does so for FP8 and MXFP4 against
+every element with the reference implementation (tests/quant/test_dequant.py does so for FP8 and MXFP4 against
 transformers' own converters and from_pretrained on the CPU).
 """
 

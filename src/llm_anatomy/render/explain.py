@@ -21,6 +21,7 @@ TEXT: dict[str, dict[str, str]] = {
     "en": {
         "title": "{model}: the {count} fields of config.json, explained",
         "title.derived": "{model}: the {count} fields of the config derived from the checkpoint's metadata, explained",
+        "title.adapter": "{model}: the {count} fields of adapter_config.json (a PEFT adapter), explained",
         "no_entry": "(no glossary entry)",
         "unexplained": "{missing} of {count} fields have no glossary entry.",
         "derived": "Derived from the config:",
@@ -73,6 +74,7 @@ TEXT: dict[str, dict[str, str]] = {
     "zh": {
         "title": "{model}：config.json 的 {count} 个字段及其含义",
         "title.derived": "{model}：由检查点元数据推导出的配置的 {count} 个字段及其含义",
+        "title.adapter": "{model}：adapter_config.json（PEFT 适配器）的 {count} 个字段及其含义",
         "no_entry": "（术语表中没有此字段）",
         "unexplained": "{count} 个字段中有 {missing} 个在术语表中没有条目。",
         "derived": "由配置推导出的信息：",
@@ -238,10 +240,16 @@ def value_text(value: object, path: str = "") -> str:
     return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 3] + "..."
 
 
+def _title(explanation: Explanation) -> str:
+    """GGUF metadata and Meta's params.json give a derived config, not a config.json; an
+    adapter's config describes no model (and has no derived facts)."""
+    t = TEXT[explanation.lang]
+    return t["title.adapter"] if explanation.architecture is None else t["title"] if explanation.config_file else t["title.derived"]
+
+
 def text(explanation: Explanation) -> str:
     t = TEXT[explanation.lang]
-    # GGUF metadata and Meta's params.json give a derived config, not a config.json.
-    title = t["title"] if explanation.config_file else t["title.derived"]
+    title = _title(explanation)
     lines = [title.format(model=escape(explanation.model), count=len(explanation.fields)), ""]
     for field in explanation.fields:
         indent = "  " * field.depth
@@ -250,6 +258,8 @@ def text(explanation: Explanation) -> str:
     missing = len(explanation.unexplained)
     if missing:
         lines += ["", t["unexplained"].format(missing=missing, count=len(explanation.fields))]
+    if explanation.architecture is None:
+        return "\n".join(lines) + "\n"
     lines += ["", t["derived"]]
     lines += [f"  {label}{t['colon']}{value}" for label, value in derived_facts(explanation.architecture, explanation.lang)]
     findings = explanation.architecture.findings
@@ -264,6 +274,8 @@ def text(explanation: Explanation) -> str:
 
 def json_text(explanation: Explanation) -> str:
     arch = explanation.architecture
+    if arch is None:
+        return to_json({"model": explanation.model, "lang": explanation.lang, "fields": [{"path": f.path, "value": f.value, "explanation": f.text} for f in explanation.fields], "derived": [], "architecture": None, "findings": []}) + "\n"
     return to_json(
         {
             "model": explanation.model,
@@ -310,7 +322,7 @@ def html(explanation: Explanation) -> str:
     from .html import element, esc, notebook, table
 
     t = TEXT[explanation.lang]
-    title = t["title"] if explanation.config_file else t["title.derived"]
+    title = _title(explanation)
     indent = "\u00a0\u00a0"
     rows = [
         (
@@ -320,13 +332,14 @@ def html(explanation: Explanation) -> str:
         )
         for f in explanation.fields
     ]
-    facts = [(esc(label), esc(value)) for label, value in derived_facts(explanation.architecture, explanation.lang)]
     parts = [
         element("p", esc(title.format(model=explanation.model, count=len(explanation.fields)))),
         element("div", table(("field", "value", "meaning"), rows), class_="explain"),
-        element("h3", esc(t["derived"])),
-        table(("", ""), facts),
     ]
+    if explanation.architecture is None:
+        return notebook("".join(parts))
+    facts = [(esc(label), esc(value)) for label, value in derived_facts(explanation.architecture, explanation.lang)]
+    parts += [element("h3", esc(t["derived"])), table(("", ""), facts)]
     if explanation.architecture.findings:
         parts += [element("h3", esc(t["findings"])), element("ul", "".join(element("li", esc(f.line())) for f in explanation.architecture.findings))]
     return notebook("".join(parts))

@@ -34,10 +34,11 @@ def _tensor_json(r) -> dict:
     return row
 
 
-def json_text(listing: ParamListing) -> str:
+def json_text(listing: ParamListing, adapter: dict | None = None) -> str:
     """tensors: the rows; for a quantized checkpoint the logical weights (each with the names of
-    its stored tensors), and stored_tensors beside them."""
-    extra = {}
+    its stored tensors), and stored_tensors beside them; for a LoRA adapter, `adapter` (what
+    summary --json gives for it)."""
+    extra: dict = {} if adapter is None else {"adapter": adapter}
     if listing.stored is not None:
         extra["stored_tensors"] = [_tensor_json(r) for r in listing.stored.rows]
     return to_json(

@@ -1,6 +1,6 @@
 """Every example in README.md and docs/*.md runs with the package under test, and prints what
 the page shows (tests/docs_examples.py finds them, builds the models they name and runs them;
-tests/test_extras.py runs them again with each extra installed in a fresh venv)."""
+tests/project/test_extras.py runs them again with each extra installed in a fresh venv)."""
 
 import doctest
 import os

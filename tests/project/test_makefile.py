@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo import ROOT
 
 # The venv's python: logs every call; `-m pip` fails as in a venv made without ensurepip
 # when the venv holds a file named no-pip.
@@ -66,17 +66,18 @@ def make(project, target, **env):
 FRESH_VENV = ["base -m venv .venv", "python -m pip install -q pip>=22.3"]
 PIP_OK = "python -m pip --version"
 TEST_INSTALL = "python -m pip install -q -c constraints/test.txt -e .[test]"  # the locked releases
+RUN_TESTS = ["python -m ruff check -q src tests bench", "python -m pytest -q"]  # lint first
 
 
 def test_demo_installs_no_extra_then_test_adds_them_and_neither_repeats(project):
     assert make(project, "demo") == (0, "", [*FRESH_VENV, "python -m pip install -q -e .", "llm-anatomy demo"])
-    assert make(project, "test") == (0, "", [PIP_OK, TEST_INSTALL, "python -m pytest -q"])
+    assert make(project, "test") == (0, "", [PIP_OK, TEST_INSTALL, *RUN_TESTS])
     assert make(project, "demo") == (0, "", ["llm-anatomy demo"])
-    assert make(project, "test") == (0, "", ["python -m pytest -q"])
+    assert make(project, "test") == (0, "", RUN_TESTS)
 
 
 def test_after_test_demo_installs_nothing(project):
-    assert make(project, "test")[2] == [*FRESH_VENV, TEST_INSTALL, "python -m pytest -q"]
+    assert make(project, "test")[2] == [*FRESH_VENV, TEST_INSTALL, *RUN_TESTS]
     assert make(project, "demo") == (0, "", ["llm-anatomy demo"])
 
 
@@ -96,7 +97,7 @@ def test_a_changed_pyproject_reinstalls(project):
     stamp = os.stat(project / ".venv" / ".installed-test").st_mtime
     os.utime(project / "pyproject.toml", (stamp + 10, stamp + 10))
     assert make(project, "demo")[2] == [PIP_OK, "python -m pip install -q -e .", "llm-anatomy demo"]
-    assert make(project, "test")[2] == [PIP_OK, TEST_INSTALL, "python -m pytest -q"]
+    assert make(project, "test")[2] == [PIP_OK, TEST_INSTALL, *RUN_TESTS]
 
 
 def test_a_changed_lock_reinstalls_the_test_venv_only(project):
@@ -104,7 +105,7 @@ def test_a_changed_lock_reinstalls_the_test_venv_only(project):
     stamp = os.stat(project / ".venv" / ".installed-test").st_mtime
     os.utime(project / "constraints" / "test.txt", (stamp + 10, stamp + 10))
     assert make(project, "demo")[2] == ["llm-anatomy demo"]
-    assert make(project, "test")[2] == [PIP_OK, TEST_INSTALL, "python -m pytest -q"]
+    assert make(project, "test")[2] == [PIP_OK, TEST_INSTALL, *RUN_TESTS]
 
 
 def test_a_venv_without_pip_is_made_again(project):

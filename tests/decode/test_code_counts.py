@@ -17,7 +17,7 @@ from llm_anatomy.decode import histogram
 from llm_anatomy.analysis.stats import weight_stats
 from llm_anatomy.locate import open_catalog
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo import ROOT
 SOURCE = os.path.join(ROOT, "src", "llm_anatomy", "decode", "_codes.c")
 
 

@@ -1,4 +1,4 @@
-"""A user's code against the public API, type-checked by mypy (tests/test_docs.py), never run:
+"""A user's code against the public API, type-checked by mypy (tests/project/test_docs.py), never run:
 the names, signatures and return types a notebook relies on resolve to real types, not Any."""
 
 import numpy

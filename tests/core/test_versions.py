@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 import checkpoints
+import repo
 
-TESTS = Path(__file__).parent
+TESTS = Path(repo.TESTS)
 DEPENDENCIES = ("transformers", "torch", "numpy", "safetensors", "gguf", "huggingface_hub", "tokenizers", "accelerate", "mlx", "bitsandbytes", "compressed-tensors")
 RELEASE = re.compile(rf"\b({'|'.join(map(re.escape, DEPENDENCIES))})[ =v-]+[0-9]+\.[0-9]+\.[0-9]+")
 

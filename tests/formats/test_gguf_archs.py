@@ -11,11 +11,12 @@ import struct
 import pytest
 
 import gguf_writers
+from repo import ROOT
 from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
 from llm_anatomy.hf import names as name_maps
 from llm_anatomy.locate import open_catalog
 
-FORMATS_PAGE = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "formats.md")
+FORMATS_PAGE = os.path.join(ROOT, "docs", "formats.md")
 
 # Where transformers' GGUF config is wrong, per architecture: field -> (ours, transformers').
 # Ours equals the original transformers config in every case; docs/formats.md lists each one.

@@ -97,6 +97,7 @@ BY_WHAT_THEY_READ = {
     "llm-anatomy tree broken-llama": ("transformers", "the refusal to build a config with a NaN field (without transformers tree shows the tensor names' tree, building nothing)"),
     "llm-anatomy summary ggml-vocab-llama-bpe.gguf | head -1": ("transformers", "the parameters a vocab-only GGUF implies, counted on the model built from its metadata"),
     "llm-anatomy summary bert-base-uncased | tail -1": ("transformers", "a config alone: its parameters counted on the model transformers builds"),
+    "llm-anatomy tree tiny-lora --node model.layers.1.self_attn": ("transformers", "the class names of the adapter's base, tiny-llama"),
     "llm-anatomy diff tiny-llama tiny-llama.gguf --top 3 | tail -7     # the GGUF converted from it, partly quantized": ("gguf", "the GGUF's Q4_0 and Q8_0 tensors"),
     "llm-anatomy verify tiny-llama tiny-llama.gguf | tail -9     # the GGUF converted from it: F16, BF16, Q8_0 and Q4_0 tensors": ("gguf", "the GGUF's Q4_0 and Q8_0 tensors"),
 }

@@ -2,7 +2,7 @@
 transformers builds from their replicas' configs (transformers' version aside), and
 without transformers the views show them as they would show a freshly built one.
 
-After a change of transformers' output, regenerate them: python tests/test_shipped_skeleton.py"""
+After a change of transformers' output, regenerate them: python tests/hf/test_shipped_skeleton.py"""
 
 import json
 import os
@@ -38,7 +38,7 @@ def test_shipped_skeleton_is_what_transformers_builds(name, tmp_path):
         shipped = json.load(handle)
     built = shipped_entry(name, str(tmp_path / name))
     assert '"transformers_version": "%s"' % built["transformers_version"] in built["config_text"]  # what the mark replaces
-    assert without_version(shipped) == without_version(built), "regenerate: python tests/test_shipped_skeleton.py"
+    assert without_version(shipped) == without_version(built), "regenerate: python tests/hf/test_shipped_skeleton.py"
 
 
 @pytest.mark.parametrize("view", [("tree",), ("tree", "--style", "torch"), ("config",), ("params", "--style", "torch")])

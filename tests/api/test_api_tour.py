@@ -10,7 +10,7 @@ import pytest
 
 import checkpoints
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo import ROOT
 TOUR = os.path.join(ROOT, "docs", "api-tour.ipynb")
 
 

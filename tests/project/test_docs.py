@@ -12,7 +12,7 @@ import pytest
 
 import checkpoints
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_docstring_examples(test, tiny_llama_folder, monkeypatch):
 
 
 def test_mypy_accepts_the_public_api_and_a_users_code():
-    """[tool.mypy] in pyproject.toml: api.py fully annotated, tests/typed_usage.py type-checks against it."""
+    """[tool.mypy] in pyproject.toml: api.py fully annotated, tests/api/typed_usage.py type-checks against it."""
     result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("Success: no issues found in 3 source files")

@@ -168,3 +168,15 @@ def test_the_check_sees_function_level_and_type_checking_imports(tmp_path):
     source.write_text("TYPE_CHECKING = False\nif TYPE_CHECKING:\n    from .a import X\n\ndef f():\n    from ..b import c\n")
     known = {"llm_anatomy.p.m": str(source), "llm_anatomy.p.a": "", "llm_anatomy.b": "", "llm_anatomy.b.c": ""}
     assert imports("llm_anatomy.p.m", str(source), known) == [("llm_anatomy.p.a", 3), ("llm_anatomy.b.c", 6)]
+
+
+def test_tests_mirror_the_package():
+    """Each test file lives in the folder of the package part it tests (tests/hub/ for
+    llm_anatomy/hub/, tests/api/ for api.py), or in tests/project/ for what spans the project
+    (docs, install, layers); tests/ itself holds only the shared helpers."""
+    from repo import TESTS
+
+    parts = {entry.name for entry in os.scandir(ROOT) if entry.is_dir() and not entry.name.startswith("_")} | {"api", "locate"}
+    folders = {entry.name for entry in os.scandir(TESTS) if entry.is_dir() and not entry.name.startswith(("_", "."))}
+    assert folders - parts == {"project"}
+    assert [name for name in os.listdir(TESTS) if name.startswith("test_")] == []

@@ -13,7 +13,7 @@ import pytest
 
 import checkpoints
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo import ROOT
 EXTRA_MODULES = ("numpy", "gguf", "torch", "transformers", "safetensors")
 
 

@@ -1,0 +1,351 @@
+"""A LoRA adapter read as what it does to its base model: which modules it adapts, with what
+rank, alpha and scaling, how many parameters it trains, and whether a base model fits it.
+From the headers and adapter_config.json alone, as PEFT's LoraModel would build it."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections import namedtuple
+
+from ..core.catalog import Catalog, TensorInfo, natural_key
+from ..core.errors import AnatomyError, UsageError
+from ..core.text import escape
+from ..hf import peft
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..decode.elements import ElementReader
+    from .tree import ModuleTree
+    from .values import PrintOptions, ShownTensor
+
+
+class AdaptedModule(namedtuple("AdaptedModule", "name kind rank alpha scaling in_features out_features params dora tensors")):
+    """One module of the base the adapter changes: name (the base's module name), kind ("linear"
+    or "embedding"), rank, alpha and scaling as PEFT's layer holds them (scaling = alpha / r,
+    alpha / sqrt(r) with use_rslora), in_features and out_features of the base's layer (for an
+    embedding: vocabulary and width), params (the adapter's trained elements for it), dora (a
+    magnitude vector is stored), tensors: role -> TensorInfo (hf.peft.PART_ROLES)."""
+
+    __slots__ = ()
+
+    @property
+    def base_shape(self) -> tuple[int, int]:
+        """The shape of the base weight this module's delta B @ A is added to (before fan_in_fan_out)."""
+        return (self.in_features, self.out_features) if self.kind == "embedding" else (self.out_features, self.in_features)
+
+
+class Adapter(namedtuple("Adapter", "name config_file weights_file base_model base_class use_rslora use_dora fan_in_fan_out modules saved copies trainable lora_params nbytes dtypes")):
+    """A PEFT LoRA adapter: name, its config and weights files, base_model (the config's
+    base_model_name_or_path), base_class (auto_mapping's base_model_class, or None), the flags,
+    modules (AdaptedModule, in natural name order), saved: the whole weights of modules_to_save
+    (TensorInfo under the base's names), copies: base weights saved beside the LoRA of a targeted
+    embedding (not trained), trainable: the count get_nb_trainable_parameters() gives first,
+    lora_params: its LoRA part, nbytes: all stored bytes, dtypes: the stored dtypes."""
+
+    __slots__ = ()
+
+
+def is_adapter(catalog: Catalog) -> bool:
+    return peft.is_adapter_config(catalog.config)
+
+
+def _number(config: dict, key: str, where: str, whole: bool) -> float:
+    value = config.get(key)
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        raise AnatomyError(where, f"a positive {'whole ' if whole else ''}number as {key}", escape(repr(value))[:40], "the adapter config is damaged")
+    return value
+
+
+def _pattern(config: dict, key: str, where: str) -> dict:
+    value = config.get(key) or {}
+    if not isinstance(value, dict):
+        raise AnatomyError(where, f"an object of module patterns as {key}", type(value).__name__, "the adapter config is damaged")
+    return value
+
+
+def _module(name: str, parts: dict[str, TensorInfo], config: dict, patterns: tuple[list[str], list[str]], weights: str) -> AdaptedModule:
+    embedding = "embedding_A" in parts or "embedding_B" in parts
+    a_role, b_role = ("embedding_A", "embedding_B") if embedding else ("A", "B")
+    for role in (a_role, b_role):
+        if role not in parts:
+            raise AnatomyError(weights, f"lora_{role} of {escape(name)}", "none", "the adapter is incomplete; save it again")
+    a, b = parts[a_role], parts[b_role]
+    if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[0] != b.shape[1]:
+        raise AnatomyError(weights, f"lora_A [r, in] and lora_B [out, r] of {escape(name)}", f"{list(a.shape)} and {list(b.shape)}", "the adapter is corrupt")
+    rank = a.shape[0]
+    rank_key = peft.pattern_key(patterns[0], name)
+    alpha_key = peft.pattern_key(patterns[1], name)
+    configured = config["rank_pattern"][rank_key] if rank_key is not None else config["r"]
+    if isinstance(configured, bool) or not isinstance(configured, int):
+        raise AnatomyError(weights, f"a whole number as the rank of {escape(name)} in {peft.ADAPTER_CONFIG}", escape(repr(configured))[:40], "the adapter config is damaged")
+    if configured != rank:
+        said = f"rank_pattern {rank_key!r}" if rank_key is not None else "r"
+        raise AnatomyError(weights, f"rank {configured} for {escape(name)} ({escape(said)} in {peft.ADAPTER_CONFIG})", f"lora_A {list(a.shape)}", "the adapter config does not belong to these weights")
+    alpha = config["alpha_pattern"][alpha_key] if alpha_key is not None else config["lora_alpha"]
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise AnatomyError(weights, f"a number as alpha of {escape(name)} in {peft.ADAPTER_CONFIG}", escape(repr(alpha))[:40], "the adapter config is damaged")
+    scaling = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
+    in_features, out_features = (a.shape[1], b.shape[0])
+    params = sum(t.numel for role, t in parts.items() if role in peft.TRAINED_ROLES)
+    return AdaptedModule(name, "embedding" if embedding else "linear", rank, alpha, scaling, in_features, out_features, params, "magnitude" in parts, dict(parts))
+
+
+def describe(catalog: Catalog) -> Adapter:
+    """The adapter in catalog (a PEFT folder: adapter_config.json and its weights)."""
+    config = catalog.require_config()
+    where = catalog.config_file or catalog.root
+    weights = catalog.weights_place
+    if not peft.is_adapter_config(config):
+        raise AnatomyError(where, "a PEFT adapter_config.json (with peft_type)", "a model's config", "pass an adapter folder")
+    if config["peft_type"] != "LORA":
+        raise AnatomyError(where, "a LoRA adapter (peft_type LORA)", f"peft_type {escape(config['peft_type'])}", "only LoRA adapters are read so far")
+    _number(config, "r", where, True)
+    _number(config, "lora_alpha", where, False)
+    config = {**config, "rank_pattern": _pattern(config, "rank_pattern", where), "alpha_pattern": _pattern(config, "alpha_pattern", where)}
+    grouped: dict[str, dict[str, TensorInfo]] = {}
+    saved, copies = [], []
+    for t in catalog.tensors:
+        module, role = peft.split_name(t.name)
+        if role == "saved":
+            saved.append(t._replace(name=module))
+        elif role == "base_copy":
+            copies.append(t._replace(name=module + ".weight"))
+        else:
+            grouped.setdefault(module, {})[role] = t
+    patterns = (list(config["rank_pattern"]), list(config["alpha_pattern"]))
+    modules = tuple(_module(name, grouped[name], config, patterns, weights) for name in sorted(grouped, key=natural_key))
+    lora = sum(m.params for m in modules)
+    auto = config.get("auto_mapping")
+    base_class = auto.get("base_model_class") if isinstance(auto, dict) and isinstance(auto.get("base_model_class"), str) else None
+    base_model = config.get("base_model_name_or_path")
+    return Adapter(
+        name=catalog.name,
+        config_file=catalog.config_file,
+        weights_file=weights,
+        base_model=base_model if isinstance(base_model, str) and base_model else None,
+        base_class=base_class,
+        use_rslora=bool(config.get("use_rslora")),
+        use_dora=bool(config.get("use_dora")),
+        fan_in_fan_out=bool(config.get("fan_in_fan_out")),
+        modules=modules,
+        saved=tuple(saved),
+        copies=tuple(copies),
+        trainable=lora + sum(t.numel for t in saved),
+        lora_params=lora,
+        nbytes=catalog.total_nbytes,
+        dtypes=tuple(sorted({t.dtype for t in catalog.tensors})),
+    )
+
+
+# A tied base stores its output head once, as the input embedding: a modules_to_save copy of the
+# head is checked against that. The head's name -> the embedding's names in transformers' families.
+TIED_HEADS = {"lm_head.weight": ("model.embed_tokens.weight", "transformer.wte.weight", "model.decoder.embed_tokens.weight", "gpt_neox.embed_in.weight")}
+
+
+def _base_weight(base: Catalog, name: str) -> TensorInfo | None:
+    found = base.by_name.get(name)
+    if found is None and name in TIED_HEADS and base.config is not None and not peft.is_adapter_config(base.config):
+        from .architecture import derive
+
+        if derive(base.config).tied_embeddings:
+            found = next((base.by_name[n] for n in TIED_HEADS[name] if n in base.by_name), None)
+    return found
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def check_base(adapter: Adapter, base: Catalog) -> list[AnatomyError]:
+    """Every way the base model does not fit the adapter, from the headers (PEFT finds them only
+    when it loads the weights): a targeted module or saved weight the base lacks, a LoRA whose
+    in_features or out_features differ from the base weight's, a saved weight or vocabulary of
+    another size. base: the base's tensors under transformers' names."""
+    found = []
+    todo = f"use the base model the adapter was trained on ({escape(adapter.base_model)})" if adapter.base_model else "use the base model the adapter was trained on"
+    where = adapter.weights_file
+    for m in adapter.modules:
+        weight = base.by_name.get(m.name + ".weight")
+        if weight is None:
+            found.append(AnatomyError(where, f"module {escape(m.name)} in the base {escape(base.name)}", "no such weight", todo))
+            continue
+        expected = m.base_shape[::-1] if adapter.fan_in_fan_out and m.kind == "linear" else m.base_shape
+        if tuple(weight.shape) == expected:
+            continue
+        if m.kind == "embedding":
+            what = f"{escape(m.name)}.weight {_shape(expected)} (a vocabulary of {m.in_features:,} tokens of width {m.out_features})"
+        else:
+            what = f"{escape(m.name)}.weight {_shape(expected)} (in_features {m.in_features}, out_features {m.out_features})"
+        found.append(AnatomyError(where, what, f"{_shape(weight.shape)} in {escape(base.name)}", todo))
+    for t in adapter.saved:  # (the copies of targeted embeddings: checked with their module above)
+        weight = _base_weight(base, t.name)
+        if weight is None:
+            found.append(AnatomyError(where, f"{escape(t.name)} (modules_to_save) in the base {escape(base.name)}", "no such weight", todo))
+        elif tuple(weight.shape) != tuple(t.shape):
+            found.append(AnatomyError(where, f"{escape(t.name)} {_shape(t.shape)} as saved", f"{_shape(weight.shape)} in {escape(base.name)}", todo))
+    return found
+
+
+# ---------------------------------------------------------------- merged values, as torch computes them
+#
+# PEFT merges with torch: delta = (B @ A) in float32 (half types are widened on the CPU), times
+# scaling, cast back to the adapter's dtype, added in place to W. torch's CPU matmul computes each
+# element as a chain of fused multiply-adds over k in order (checked on every element of the
+# tests' adapters), so the elements asked for are computed here the same way, in Python floats,
+# each float32 operation rounded once as the hardware rounds it: merge_and_unload()'s values
+# without reading or multiplying the rest of B and A.
+
+_F32 = struct.Struct("<f")
+_F16 = struct.Struct("<e")
+
+
+def _to_f32(x: float) -> float:
+    try:
+        return _F32.unpack(_F32.pack(x))[0]
+    except OverflowError:  # past float32's largest finite value: rounds to infinity, as torch does
+        return math.copysign(math.inf, x)
+
+
+def _neighbour_f32(x: float, toward: float) -> float:
+    """The float32 next to float32 x on the side of `toward`."""
+    if x == 0:
+        return math.copysign(2.0**-149, toward)
+    bits = struct.unpack("<i", _F32.pack(x))[0]
+    return struct.unpack("<f", struct.pack("<i", bits + (1 if (toward > x) == (x > 0) else -1)))[0]
+
+
+def _round_f32(high: float, low: float) -> float:
+    """The float32 nearest to high + low (exactly; high = fl64(high + low)), ties to even: the
+    float64 sum rounded again would be off where it lies exactly between two float32 values."""
+    near = _to_f32(high)
+    if low == 0 or near == high or not math.isfinite(near):
+        return near
+    other = _neighbour_f32(near, high)
+    if (near + other) / 2 != high:  # high is no float32 midpoint: rounding it rounds the exact sum
+        return near
+    return other if (low > 0) == (other > near) else near  # the exact sum lies past the midpoint
+
+
+def _add_f32(x: float, y: float) -> float:
+    """round32(x + y) with one rounding (Knuth's two-sum gives the float64 sum's error)."""
+    total = x + y
+    virtual = total - x
+    error = (x - (total - virtual)) + (y - virtual)
+    return _round_f32(total, error)
+
+
+def _dot_f32(row: list[float], column: list[float]) -> float:
+    """One element of a float32 matmul as torch's CPU kernels compute it: fma over k in order.
+    The product of two float32 is exact in float64; only the additions round."""
+    total = 0.0
+    for a, b in zip(row, column):
+        total = _add_f32(total, a * b)
+    return total
+
+
+def _to_bf16(x: float) -> float:
+    bits = struct.unpack("<I", _F32.pack(x))[0]
+    if math.isnan(x):
+        return x
+    bits += 0x7FFF + ((bits >> 16) & 1)  # round to nearest, ties to even, as torch casts
+    return struct.unpack("<f", struct.pack("<I", (bits >> 16 << 16) & 0xFFFFFFFF))[0]
+
+
+def _to_f16(x: float) -> float:
+    try:
+        return _F16.unpack(_F16.pack(x))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+# A dtype's values as torch casts a float32 to it (round to nearest, ties to even).
+CAST = {"F32": lambda x: x, "BF16": _to_bf16, "F16": _to_f16}
+
+
+def merge_base(stored: Catalog, hf: Catalog) -> Catalog:
+    """The base's tensors to merge into: its catalog as stored, when transformers' names are the
+    stored ones. A GGUF or Meta checkpoint stores q and k in another row order, which the merge
+    does not undo: refused."""
+    if hf is not stored:
+        raise UsageError(stored.name, "a base in transformers' layout to merge into (safetensors or a transformers .bin)", f"a {escape(stored.format)} checkpoint with its own names and row order", "pass the Hugging Face base model")
+    return stored
+
+
+def merged_shown(reader: ElementReader, adapter: Adapter, base: Catalog, target: str, options: PrintOptions) -> ShownTensor:
+    """What print() shows of base weight `target` (a name with an optional [index]) after PEFT's
+    merge_and_unload(): W + scaling * B @ A, for the rows of B and the columns of A the shown
+    elements need, and nothing else. A modules_to_save weight shows the adapter's copy; a weight
+    the adapter leaves alone, the base's."""
+    from ..decode.elements import decoder_for
+    from .values import ShownTensor, View, _read_at_once, _shown, parse_index, show, split_index
+
+    name, index = split_index(target)
+    saved = {t.name: t for t in adapter.saved}
+    weight = saved.get(name) or base.get(name)
+    view = View.whole(weight)
+    if index is not None:
+        view = view.index(target, parse_index(target, index))
+    module = next((m for m in adapter.modules if name == m.name + ".weight"), None)
+    if not view.shape or module is None:
+        return show(reader, view, options)
+    if module.dora:
+        raise UsageError(target, "a LoRA module without DoRA to merge", "a DoRA magnitude vector", "merged DoRA weights are not computed yet")
+    a, b = (module.tensors["embedding_A"], module.tensors["embedding_B"]) if module.kind == "embedding" else (module.tensors["A"], module.tensors["B"])
+    for tensor, where in ((a, adapter.weights_file), (b, adapter.weights_file), (weight, base.name)):
+        if tensor.dtype not in CAST or type(tensor) is not TensorInfo:
+            raise UsageError(where, f"a float32, float16 or bfloat16 {escape(tensor.name)} to merge", tensor.dtype, "merge into an unquantized base")
+    summarize, indices = _shown(view, options)
+    positions = _read_at_once(view, True, indices)
+    if positions is None or len(positions) > MAX_MERGED:
+        raise UsageError(target, f"at most {MAX_MERGED:,} merged elements at once", "more", "index a part of the weight, e.g. NAME[0, :8]")
+    # delta[i, j] of W's element (i, j) is B[i] . A[:, j]; transposed (an embedding, or GPT-2's
+    # [in, out] Conv1D weights with fan_in_fan_out) it is B[j] . A[:, i].
+    transposed = module.kind == "embedding" or adapter.fan_in_fan_out
+    pairs = [divmod(p, weight.shape[1]) for p in positions]
+    pairs_ab = [(j, i) if transposed else (i, j) for i, j in pairs]
+    r, width = module.rank, a.shape[1]
+    b_rows = sorted({i for i, _ in pairs_ab})
+    a_cols = sorted({j for _, j in pairs_ab})
+    b_values = reader.read(b, [i * r + k for i in b_rows for k in range(r)])
+    row_of_b = {i: b_values[n * r : (n + 1) * r] for n, i in enumerate(b_rows)}
+    a_positions = sorted(k * width + j for k in range(r) for j in a_cols)
+    a_at = dict(zip(a_positions, reader.read(a, a_positions)))
+    column_of_a = {j: [a_at[k * width + j] for k in range(r)] for j in a_cols}
+    scale = _to_f32(module.scaling)  # torch multiplies a float32 tensor by the scalar as a float32
+    cast_lora, cast_base = CAST[b.dtype], CAST[weight.dtype]
+    ordered = sorted(set(positions))
+    w_at = dict(zip(ordered, reader.read(weight, ordered)))
+    merged = []
+    for p, (i, j) in zip(positions, pairs_ab):
+        delta = cast_lora(_to_f32(_dot_f32(row_of_b[i], column_of_a[j]) * scale))  # the product is exact in float64
+        merged.append(cast_base(_add_f32(w_at[p], delta)))
+    shown_width = len(indices[-1])
+
+    def rows():
+        return (merged[n : n + shown_width] for n in range(0, len(merged), shown_width))
+
+    return ShownTensor(view.name, view.tensor, decoder_for(view.tensor), view.shape, summarize, indices, rows)
+
+
+MAX_MERGED = 1 << 20  # elements merged at once: their rows of B and columns of A are held in memory
+
+
+def adapted_tree(tree: ModuleTree, adapter: Adapter) -> ModuleTree:
+    """The base's module tree with the adapter's modules marked beside their class names (LoRA
+    rank and alpha, DoRA; modules_to_save replaced whole): layers adapted alike still fold
+    together, layers adapted differently (a rank_pattern) no longer do."""
+    from .tree import TreeNode
+
+    marks = {m.name: f"LoRA r={m.rank} alpha={m.alpha:g}" + (" + DoRA" if m.dora else "") for m in adapter.modules}
+    for t in adapter.saved:
+        marks.setdefault(t.name.rpartition(".")[0], "saved whole by the adapter")
+
+    def marked(node: TreeNode) -> TreeNode:
+        children = tuple(marked(c) for c in node.children)
+        mark = marks.get(node.path)
+        class_name = node.class_name if mark is None else f"{node.class_name} + {mark}" if node.class_name else mark
+        return node._replace(class_name=class_name, children=children)
+
+    return tree._replace(root=marked(tree.root))

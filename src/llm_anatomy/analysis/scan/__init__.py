@@ -1,0 +1,44 @@
+"""`scan`: what in a model's files a loader would run or misread, as findings with a rule id,
+a severity, the file and the place inside it. Nothing is executed, imported or unpickled;
+pickles are followed opcode by opcode, templates rendered only in jinja2's sandbox."""
+
+from __future__ import annotations
+
+import os
+
+from ...core.errors import AnatomyError
+from ...core.text import escape
+from . import files
+from .rules import RULES, SEVERITIES, Finding, Rule, ScanResult
+
+__all__ = ["RULES", "SEVERITIES", "Finding", "Rule", "ScanResult", "scan_model"]
+
+
+def scan_model(path: str) -> ScanResult:
+    """Scan a local model folder (every file under it) or one file."""
+    if not os.path.lexists(path):
+        raise AnatomyError(path, "a model folder or file", "no such path", "check the path")
+    if os.path.isdir(path):
+        entries, findings, skipped = files.walk(path)
+    elif os.path.isfile(path):
+        entries, findings, skipped = [(os.path.basename(path), path)], [], []
+    else:
+        raise AnatomyError(path, "a model folder or file", "something else (a broken link, a device, a socket)", "pass the model's folder or one of its files")
+    scanned = []
+    for rel, full in entries:
+        try:
+            why = files.check_file(rel, full, findings)
+        except OSError as exc:
+            if not os.path.isdir(path):  # the one file asked for: nothing was inspected
+                raise AnatomyError(path, "a readable file", escape(exc.strerror or str(exc)), "check its permissions") from None
+            skipped.append((rel, "UNREADABLE", escape(f"unreadable: {exc.strerror or exc}")))
+            continue
+        if why is None:
+            scanned.append(rel)
+        else:
+            skipped.append((rel, "SCAN_NOT_SUPPORTED", why))
+    present = {rel for rel, _ in entries}
+    for rel, full in entries:
+        if rel.endswith(files.INDEX_SUFFIX):
+            files.check_index(rel, full, present, findings)
+    return ScanResult(path, findings, sorted(scanned), skipped)
