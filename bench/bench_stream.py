@@ -95,7 +95,8 @@ def threads_vs_processes(folder: str, pattern: str, repeat: int) -> None:
     from llm_anatomy.analysis.stats import tensor_stats, weight_stats
     from llm_anatomy.core.catalog import select
     from llm_anatomy.locate import open_catalog
-    from llm_anatomy.decode.stream import Reader, workers
+    from llm_anatomy.decode.stream import Reader
+    from llm_anatomy.io.parallel import workers
 
     catalog = open_catalog(folder)
     chosen = sorted(select(catalog.tensors, pattern), key=lambda t: -t.nbytes)

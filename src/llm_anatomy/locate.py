@@ -28,6 +28,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .core.catalog import Catalog
     from .formats.files import Source
+    from .hub.commit import Early
 
 
 def _cached_snapshot(model_id: str, revision: str | None) -> str:
@@ -133,19 +134,19 @@ def cached_copy(model: str, revision: str | None) -> Source | str:
     return folder
 
 
-def ask_early(model: str, revision: str | None) -> None:
+def ask_early(model: str, revision: str | None) -> Early | None:
     """For the CLI, before its command's modules are imported: the Hub asked early about
     model id MODEL (hub.commit.ask_early), unless the local Hugging Face cache holds it whole
-    (that one stays offline)."""
+    (that one stays offline). The request sent, or None."""
     if os.path.isdir(os.path.join(hub_cache(), repo_folder(model.partition(":")[0]))):
         try:
             cached_copy(model, revision)
-            return
+            return None
         except AnatomyError:
             pass
     from .hub import commit
 
-    commit.ask_early(model, revision)
+    return commit.ask_early(model, revision)
 
 
 def resolve(model: str, revision: str | None = None) -> Source:

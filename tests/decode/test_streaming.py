@@ -198,9 +198,9 @@ def test_warm_chunks_are_mapped_in_workers_and_read_the_same(tmp_path):
 
 
 def test_a_killed_worker_is_an_error_not_a_hang(monkeypatch):
-    from llm_anatomy.decode import stream
+    from llm_anatomy.io import parallel
 
-    monkeypatch.setattr(stream, "workers", lambda: 2)
+    monkeypatch.setattr(parallel, "workers", lambda: 2)
     with pytest.raises(AnatomyError) as caught:
         run_parallel([1, 2, 3], _kill_self, weight=lambda task: task)
     assert caught.value.line() == "a worker process: expected to finish its tensors, found it was killed (perhaps for lack of memory, or a weights file was truncated while it was read); run again, or read fewer tensors at once with --filter"

@@ -153,11 +153,9 @@ def distinct_keys(count):
 def read_gguf(monkeypatch, name, content, size, budget=64 << 20):
     from llm_anatomy.formats import gguf
 
-    monkeypatch.setattr(sources, "_REGISTERED", {})
     fetch = Fetcher(content, budget)
     source = remote(name, size, fetch, [(0, content(0, min(size, 100_000)))])
-    sources.register(source)
-    return fetch, lambda: gguf.read_tensors(name)
+    return fetch, lambda: gguf.read_tensors(sources.SourcedPath(source))
 
 
 def test_2_40_metadata_entries_are_refused_before_they_are_read(monkeypatch):

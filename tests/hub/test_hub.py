@@ -873,3 +873,28 @@ def test_api_users_catch_each_kind_of_refusal(online, remote_repos, tmp_path):
     kinds = (la.HubError, la.RepoNotFound, la.GatedRepo, la.RevisionNotFound, la.CorruptFile, la.MissingExtra, la.UsageError)
     assert all(issubclass(kind, la.AnatomyError) for kind in kinds)
     assert all(issubclass(kind, la.HubError) for kind in (la.RepoNotFound, la.GatedRepo, la.RevisionNotFound))
+
+
+def test_models_opened_in_one_process_share_no_byte_source(online, remote_repos):
+    """A Hub model's remote files travel with its catalog (io.sources.SourcedPath), not in a
+    registry of the process: a second open of the same repository reads through its own
+    sources, a local model through its files, and a model let go frees its header chunks."""
+    import gc
+    import weakref
+
+    import llm_anatomy as la
+    from llm_anatomy.io import sources
+
+    folder, _ = remote_repos[0]["org/gpt2"]
+    first, second, local = la.open("org/gpt2"), la.open("org/gpt2"), la.open(str(folder))
+    name = "transformer.h.0.attn.c_attn.bias"
+    (file_a,), (file_b,), (file_local,) = first.catalog.files, second.catalog.files, local.catalog.files
+    assert file_a == file_b and file_a.source is not file_b.source
+    assert not sources.is_local(file_a) and sources.is_local(file_local)
+    values = local.get_parameter(name).numpy().tolist()
+    assert first.get_parameter(name).numpy().tolist() == second.get_parameter(name).numpy().tolist() == values
+    held = weakref.ref(file_a.source)
+    del first, file_a
+    gc.collect()
+    assert held() is None
+    assert second.get_parameter(name).numpy().tolist() == values

@@ -11,6 +11,7 @@ format readers, dequantizers), counts as an import of every module of that packa
 name the importing module spells out in a string (its table of commands, readers, schemes)."""
 
 import ast
+import functools
 import os
 
 import llm_anatomy
@@ -37,6 +38,13 @@ ROOT_MODULES = {"__init__", "_version", "api", "locate"}
 LAYER = {package: level for level, packages in enumerate(LAYERS) for package in packages}
 
 
+@functools.cache
+def parsed(path: str) -> ast.Module:
+    """One parse per file for every check here (each walks the whole package)."""
+    return ast.parse(open(path, encoding="utf-8").read(), path)
+
+
+@functools.cache
 def modules() -> dict[str, str]:
     """Dotted name -> file, for every module of the package."""
     found = {}
@@ -54,7 +62,7 @@ def modules() -> dict[str, str]:
 def imports(module: str, path: str, known: dict[str, str]) -> list[tuple[str, int]]:
     """(imported module of ours, line) for every import in one file."""
     package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
-    tree = ast.parse(open(path, encoding="utf-8").read(), path)
+    tree = parsed(path)
     named = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str) and f"{package}.{node.value}" in known}
     found = []
     for node in ast.walk(tree):
@@ -76,6 +84,7 @@ def imports(module: str, path: str, known: dict[str, str]) -> list[tuple[str, in
     return sorted({(name, line) for name, line in found if name in known and name != module}, key=lambda edge: (edge[1], edge[0]))
 
 
+@functools.cache
 def graph() -> dict[str, list[tuple[str, int]]]:
     known = modules()
     return {module: imports(module, path, known) for module, path in known.items()}
@@ -180,3 +189,36 @@ def test_tests_mirror_the_package():
     folders = {entry.name for entry in os.scandir(TESTS) if entry.is_dir() and not entry.name.startswith(("_", "."))}
     assert folders - parts == {"project"}
     assert [name for name in os.listdir(TESTS) if name.startswith("test_")] == []
+
+
+# Module state that the code sets at run time (DESIGN.md habit 11: no global mutable state),
+# allowed only where a process must hold it, each for its reason. Caches of pure functions
+# (functools.cache) and tables built once are not set through `global` and need no entry.
+GLOBAL_STATE_ALLOWED = {
+    "llm_anatomy.io.parallel": "the job a forked worker runs and its resources: set by each worker's initializer in the worker process, never in the caller (the job is inherited through fork, so the work function need not pickle)",
+}
+
+
+def global_state(path: str) -> list[tuple[int, str]]:
+    """(line, what) for each module-level name a function rebinds (`global NAME`), and each
+    attribute of one of our modules assigned from outside it (`errors.note_sink = f`)."""
+    tree = parsed(path)
+    ours = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith(PACKAGE)) for alias in node.names}
+    found = [(node.lineno, f"global {', '.join(node.names)}") for node in ast.walk(tree) if isinstance(node, ast.Global)]
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        for target in targets:
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id in ours and target.value.id[:1].islower():
+                found.append((node.lineno, f"{ast.unparse(target)} = ..."))
+    return sorted(found)
+
+
+def test_no_module_state_is_set_at_run_time():
+    found = [f"{where(module, line)}: {what}" for module, path in modules().items() if module not in GLOBAL_STATE_ALLOWED for line, what in global_state(path)]
+    assert found == [], "module-level state set at run time (pass it, or use a context variable as core.notice does):\n" + "\n".join(found)
+
+
+def test_the_state_check_sees_globals_and_assigned_module_attributes(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("from ..core import errors\nfrom .x import Thing\n_n = 0\n\ndef f(thing):\n    global _n\n    _n = 1\n    errors.note_sink = print\n    thing.size = 2\n    Thing.x = 3\n")
+    assert global_state(str(source)) == [(6, "global _n"), (8, "errors.note_sink = ...")]

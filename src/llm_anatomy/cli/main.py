@@ -12,6 +12,7 @@ import sys
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Callable, Iterable, Sequence, TextIO
+    from ..hub.commit import Early
 
 from ..core import errors
 from ..core.errors import AnatomyError
@@ -85,28 +86,27 @@ class Interrupted(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
-_interrupted_pid = 0  # the process that already unwinds for a first signal
+class _Interrupts:
+    """The handler of SIGINT and SIGTERM, installed by catch_signals in the process it names."""
 
+    def __init__(self, main_pid: int) -> None:
+        self.main_pid = main_pid
+        self.unwinding = False  # a first signal is being unwound
 
-def _interrupt(signum: int, frame: object) -> None:
-    global _interrupted_pid
-    if os.getpid() == _interrupted_pid or os.getpid() != _main_pid:
-        # A second signal while unwinding, or a worker forked before it set its own handlers
-        # (streaming.run_parallel): end now, quietly; workers die with their parent.
-        os._exit(128 + signum)
-    _interrupted_pid = os.getpid()
-    raise Interrupted(signum)
-
-
-_main_pid = 0
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.unwinding or os.getpid() != self.main_pid:
+            # A second signal while unwinding, or a worker forked before it set its own handlers
+            # (io.parallel.run_parallel): end now, quietly; workers die with their parent.
+            os._exit(128 + signum)
+        self.unwinding = True
+        raise Interrupted(signum)
 
 
 def catch_signals() -> None:
     """Install the handlers (the command-line entry only: a host program keeps its own)."""
-    global _main_pid
-    _main_pid = os.getpid()
+    handler = _Interrupts(os.getpid())
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _interrupt)
+        signal.signal(signum, handler)
 
 
 BUILD_NOTICE = "building the module tree with transformers, once per config ..."
@@ -127,34 +127,33 @@ def _show_notice(stage: str | None) -> None:
     stream.flush()
 
 
-def _ask_hub_early(name: str, argv: list[str]) -> bool:
+def _ask_hub_early(name: str, argv: list[str]) -> Early | None:
     """For `COMMAND ORG/NAME ...`, a model read from the Hub before, start asking the Hub which
     commit its branch has now, before the command's modules are even imported: the answer
     comes while they load, and the command waits for it before it uses the commit
     (hub_commit.commit). Only where the id is sure to be the model (right after the command,
-    --revision spelled out) and online; hub_commit.ask_early checks the rest. True when
-    hub_commit was asked: what the command did not use is forgotten when it ends."""
+    --revision spelled out) and online; hub_commit.ask_early checks the rest. The request
+    sent, or None."""
     at = argv.index(name) + 1
     model = argv[at] if at < len(argv) else ""
     if "/" not in model or model.startswith("-") or os.path.exists(model):
-        return False
+        return None
     revision = None
     for i, arg in enumerate(argv):
         option, equals, value = arg.partition("=")
         if option == "--revision":
             revision = value if equals else argv[i + 1] if i + 1 < len(argv) else ""
         elif len(option) > 2 and "--revision".startswith(option):  # an abbreviation: argparse's to read
-            return False
+            return None
     from ..hub import settings
     from ..io.cache_dir import cache_dir, repo_folder
 
     repo = model.partition(":")[0]
     if revision == "" or settings.offline() or not os.path.isdir(os.path.join(cache_dir(), "hub", repo_folder(repo))):
-        return False
+        return None
     from ..locate import ask_early
 
-    ask_early(model, revision)
-    return True
+    return ask_early(model, revision)
 
 
 def _run_command(module: object, args: argparse.Namespace) -> int:
@@ -203,14 +202,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: list[str]) -> int:
     """Parse and run the command; a bad input becomes its one line on stderr, after stdout."""
     name = _command_in(argv)
-    asked = name is not None and _ask_hub_early(name, argv)
+    early = _ask_hub_early(name, argv) if name is not None else None
+    if early is None:
+        return _parse_and_run(name, argv)
+    from ..hub import commit
+
+    token = commit.EARLY.set(early)  # for this command only: what it did not use answers no later one
     try:
         return _parse_and_run(name, argv)
     finally:
-        if asked:
-            from ..hub import commit
-
-            commit.forget_early()
+        commit.EARLY.reset(token)
 
 
 def _parse_and_run(name: str | None, argv: list[str]) -> int:
@@ -233,7 +234,7 @@ def _parse_and_run(name: str | None, argv: list[str]) -> int:
             code = 2
         else:
             notes: list[str] = []
-            errors.note_sink = notes.append
+            token = errors.NOTES.set(notes.append)
             try:
                 code = _run_command(modules[args.command], args)
             except AnatomyError as exc:
@@ -242,7 +243,7 @@ def _parse_and_run(name: str | None, argv: list[str]) -> int:
                 # escape(), not the page's escape: a message with a newline is still one line.
                 line, code = f"llm-anatomy: {escape(exc.line())}", exc.exit_code
             finally:
-                errors.note_sink = None
+                errors.NOTES.reset(token)
             if line is None:  # notes after the output, once each; a failing command says only why
                 line = "\n".join(f"llm-anatomy: note: {escape(text)}" for text in dict.fromkeys(notes)) or None
     sys.stdout.flush()  # a full disk (or /dev/full) shows here, while it can still be said

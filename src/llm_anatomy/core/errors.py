@@ -4,6 +4,8 @@ users catch one case (`except llm_anatomy.GatedRepo`); the CLI prints each as it
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from .text import escape
 
 TYPE_CHECKING = False
@@ -66,14 +68,16 @@ class RevisionNotFound(HubError):
 
 
 # Where notes go: things the user should know that do not stop the command (a skeleton
-# cache that cannot be written). None: a Python warning, for library callers; the CLI sets
-# a function that prints them, escaped, one line each.
-note_sink: "Callable[[str], None] | None" = None
+# cache that cannot be written). None: a Python warning, for library callers; the CLI sets,
+# for the length of one command, a function that prints them, escaped, one line each. A
+# context variable, as core.notice's listener: one command's sink is no one else's.
+NOTES: "ContextVar[Callable[[str], None] | None]" = ContextVar("llm_anatomy_notes", default=None)
 
 
 def note(text: str) -> None:
-    if note_sink is not None:
-        note_sink(text)
+    sink = NOTES.get()
+    if sink is not None:
+        sink(text)
         return
     import warnings
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 from ..io.sources import open_bytes
 from ..core.catalog import TensorInfo, is_strided
-from ..core.dtypes import DTYPES, SAFETENSORS_DTYPES
+from ..core.dtypes import DTYPES
 from ..core.errors import AnatomyError
 from ..core.ggml_types import GGML_DEQUANTIZABLE
 
@@ -119,25 +119,24 @@ def _lookup(name: str) -> Callable[[bytes], list]:
     return decode
 
 
-# Types struct cannot decode; the others follow from dtypes.py (struct code, size, torch name).
-_SPECIAL_DECODE = {"BF16": _bf16, **{name: _lookup(name) for name in EIGHT_BIT_FLOATS}}
+def decoding(dtype: DType) -> str | None:
+    """How a dtype's stored bytes become values, the one rule both decoders follow (this
+    module's pure-Python ones for `values`, decode.stream's numpy ones for whole tensors), or
+    None when they cannot be decoded (F4, F6). A kind, each decoder module building its own."""
+    if dtype.name == "BF16":
+        return "bf16"  # the top half of a float32
+    if dtype.name in EIGHT_BIT_FLOATS:
+        return "byte table"  # 256 values, one per code
+    if dtype.kind == "complex":
+        return "complex"
+    if dtype.struct_code:
+        return "struct"
+    if dtype.name in GGML_DEQUANTIZABLE:  # from the tables alone: no GGUF reader imported
+        return "ggml blocks"  # whole blocks, through the gguf package
+    return None
 
 
-def _plain_decoder(dtype: DType) -> Decoder | None:
-    """The decoder of a safetensors dtype, or None when its values cannot be decoded (F4, F6)."""
-    size = dtype.bits // 8
-    if dtype.name in _SPECIAL_DECODE:
-        decode = _SPECIAL_DECODE[dtype.name]
-    elif dtype.kind == "complex":
-        decode = _complex(dtype.struct_code[0], size)
-    elif dtype.struct_code:
-        decode = _struct(dtype.struct_code, size)
-    else:
-        return None
-    return Decoder(dtype.torch_name, "int" if dtype.kind == "uint" else dtype.kind, decode, size)
-
-
-DECODERS: dict[str, Decoder] = {name: decoder for name, dtype in SAFETENSORS_DTYPES.items() if (decoder := _plain_decoder(dtype))}
+DECODING: dict[str, str] = {name: kind for name, dtype in DTYPES.items() if (kind := decoding(dtype))}
 
 
 def _dequantizer(name: str) -> Callable[[bytes], list]:
@@ -154,12 +153,20 @@ def _dequantizer(name: str) -> Callable[[bytes], list]:
     return decode
 
 
-# GGML block types (Q4_0, Q4_K, IQ2_XS, ...) that gguf can dequantize, from the tables alone:
-# a safetensors model's `values` imports neither the GGUF reader nor typing.
-DECODERS.update(
-    (name, Decoder("torch.float32", "float", _dequantizer(name), DTYPES[name].block_bytes, DTYPES[name].block_size))
-    for name in sorted(GGML_DEQUANTIZABLE)
-)
+def _plain(dtype: DType, decode: Callable[[bytes], list]) -> Decoder:
+    return Decoder(dtype.torch_name, "int" if dtype.kind == "uint" else dtype.kind, decode, dtype.bits // 8)
+
+
+# Each kind of DECODING as this module decodes it.
+_BUILDERS: dict[str, Callable[[DType], Decoder]] = {
+    "bf16": lambda dtype: _plain(dtype, _bf16),
+    "byte table": lambda dtype: _plain(dtype, _lookup(dtype.name)),
+    "complex": lambda dtype: _plain(dtype, _complex(dtype.struct_code[0], dtype.bits // 8)),
+    "struct": lambda dtype: _plain(dtype, _struct(dtype.struct_code, dtype.bits // 8)),
+    # the dtype transformers gives GGUF weights when it loads them
+    "ggml blocks": lambda dtype: Decoder("torch.float32", "float", _dequantizer(dtype.name), dtype.block_bytes, dtype.block_size),
+}
+DECODERS: dict[str, Decoder] = {name: _BUILDERS[kind](DTYPES[name]) for name, kind in DECODING.items()}
 
 
 def _round(code: str, values: list) -> list:

@@ -7,26 +7,25 @@ the float64 block, so memory stays the same whatever the model's size. Every ran
 checked against the file's size before it is read (a truncated file becomes an
 AnatomyError for that tensor, not a short read).
 
-Workers are forked processes, two per core, each with its own bounded buffers, so the
-bound holds per worker (measured against threads in bench/bench_stream.py)."""
+Tensors are read on all cores by io.parallel's forked workers, each with its own bounded
+Readers, so the bound holds per worker (measured against threads in bench/bench_stream.py)."""
 
 from __future__ import annotations
 
 import errno
 import mmap
 import os
-import sys
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from ..io.sources import file_size, is_local, open_bytes, open_regular_descriptor
+from ..io import parallel
+from ..io.sources import file_size, is_local, open_bytes, open_regular_descriptor, settle
 from ..core.catalog import TensorInfo, is_strided
-from ..core.dtypes import DTYPES
+from ..core.dtypes import DTYPES, DType
 from ..core.errors import AnatomyError
-from ..core.ggml_types import GGML_DEQUANTIZABLE
-from .elements import EIGHT_BIT_FLOATS, eight_bit_float_values
+from .elements import DECODING, eight_bit_float_values
 
 # Raw bytes per read: direct reads need big requests to keep the disk busy (1 MiB ones ran
 # at 0.8 GB/s here, 8 MiB ones at the disk's speed).
@@ -113,24 +112,22 @@ def _gguf_quant(name: str) -> Callable[[np.ndarray, np.ndarray, Scratch], None]:
     return decode
 
 
+# Each kind of elements.DECODING as numpy decodes it; complex has no order to take statistics of.
+_BUILDERS: dict[str, Callable[[DType], Decoder]] = {
+    "bf16": lambda dtype: Decoder(2, 1, _bf16),
+    "byte table": lambda dtype: Decoder(1, 1, _lookup(dtype.name)),
+    "struct": lambda dtype: Decoder(dtype.bits // 8, 1, _numpy_cast("<" + dtype.struct_code)),  # numpy reads struct codes alike
+    "ggml blocks": lambda dtype: Decoder(dtype.block_bytes, dtype.block_size, _gguf_quant(dtype.name)),
+}
+
+
 def _decoder(name: str) -> Decoder | None:
-    """The same dtypes as tensors.py decodes (complex aside: it has no order to take statistics
-    of), from the same table: plain types by their struct code, which numpy reads alike."""
-    dtype = DTYPES.get(name)
-    if dtype is None or dtype.kind == "complex":
-        return None
-    if name == "BF16":
-        return Decoder(2, 1, _bf16)
-    if name in EIGHT_BIT_FLOATS:
-        return Decoder(1, 1, _lookup(name))
-    if dtype.struct_code:
-        return Decoder(dtype.bits // 8, 1, _numpy_cast("<" + dtype.struct_code))
-    if name in GGML_DEQUANTIZABLE:
-        try:
-            return Decoder(dtype.block_bytes, dtype.block_size, _gguf_quant(name))
-        except ImportError:
-            return None  # the gguf package is not installed
-    return None
+    """The numpy decoder of a dtype, by the kind elements.DECODING gives it; None when it has none."""
+    build = _BUILDERS.get(DECODING.get(name, ""))
+    try:
+        return build(DTYPES[name]) if build is not None else None
+    except ImportError:
+        return None  # the gguf package is not installed
 
 
 _DECODERS: dict[str, Decoder | None] = {}
@@ -447,55 +444,8 @@ class Gathered:
     raw_bounds: np.ndarray
 
 
-def workers() -> int:
-    """Two per core: reads are synchronous, so while one worker waits for the disk the other
-    computes (on 2 cores, 4 workers took 13.2 s for Llama-2-7B where 2 took 16 s)."""
-    return 2 * (os.cpu_count() or 1)
-
-
 Task = TypeVar("Task")
 Result = TypeVar("Result")
-
-# The job a forked worker inherits from its parent: (tasks, work, readers per worker). Only
-# task indices go to the workers and results come back, so `work` may be any function.
-_JOB: tuple | None = None
-_WORKER_READERS: list[Reader] = []
-_IN_WORKER = False  # set in forked workers, whose readers map warm chunks (Reader._mapped_chunk)
-
-
-def _worker_start(parent: int) -> None:
-    """In each forked worker, first: die with the parent, and leave signals to it."""
-    import signal
-
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the death signal was asked for
-        os._exit(1)
-    global _IN_WORKER
-    _IN_WORKER = True
-    # Ctrl-C reaches the whole process group: the parent ends the workers; a plain SIGTERM ends one.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _stop_workers(pool) -> None:
-    """End the workers at once (an interrupt, an error): never wait for their current tensors."""
-    import multiprocessing
-
-    for process in multiprocessing.active_children():
-        process.kill()
-    pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _run_one(index: int) -> tuple[int, object]:
-    tasks, work, readers = _JOB  # type: ignore[misc]
-    if not _WORKER_READERS:
-        _WORKER_READERS.extend(Reader(mapped=_IN_WORKER) for _ in range(readers))
-    with np.errstate(invalid="ignore", over="ignore"):  # signalling-NaN codes, sums of huge F64 values
-        return index, work(tasks[index], *_WORKER_READERS)
 
 
 def run_parallel(
@@ -505,53 +455,15 @@ def run_parallel(
     readers_per_worker: int = 1,
     done: Callable[[Task], None] | None = None,
 ) -> list[Result]:
-    """work(task, *readers) for every task on all cores, largest first (so the last ones to
-    finish are small and the cores stay busy); results in the order of `tasks`; done(task)
-    in this process as each one finishes.
+    """work(task, *readers) for every task on all cores (io.parallel.run_parallel), each
+    worker with its own bounded Readers, whose reads map warm chunks in a forked worker
+    (Reader._mapped_chunk) and copy them here. Results must pickle."""
 
-    Workers are forked processes, each with its own bounded Reader: on this project's
-    2-core machine they beat threads by 19% (numpy's bincount, then, and the per-block Python hold the
-    GIL; bench/RESULTS.md). Results must pickle. Where fork is missing, tasks run here."""
-    from ..io.sources import settle_registered
+    def guarded(task: Task, *readers: Reader) -> Result:
+        with np.errstate(invalid="ignore", over="ignore"):  # signalling-NaN codes, sums of huge F64 values
+            return work(task, *readers)
 
-    settle_registered()
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    global _JOB
-    order = sorted(range(len(tasks)), key=lambda i: -weight(tasks[i]))
-    results: list = [None] * len(tasks)
-    count = min(workers(), len(tasks))
-    _JOB = (tasks, work, readers_per_worker)
-    try:
-        if count > 1 and "fork" in multiprocessing.get_all_start_methods():
-            # concurrent.futures, not multiprocessing.Pool: when a worker is killed (say, by
-            # the out-of-memory killer) Pool waits forever, this raises BrokenProcessPool.
-            pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start, initargs=(os.getpid(),))
-            try:
-                for future in as_completed([pool.submit(_run_one, i) for i in order]):
-                    index, result = future.result()
-                    results[index] = result
-                    if done is not None:
-                        done(tasks[index])
-            except BaseException:
-                _stop_workers(pool)
-                raise
-            pool.shutdown()
-        else:
-            for index in order:
-                results[index] = _run_one(index)[1]
-                if done is not None:
-                    done(tasks[index])
-    except BrokenProcessPool:
-        raise AnatomyError("a worker process", "to finish its tensors", "it was killed (perhaps for lack of memory, or a weights file was truncated while it was read)", "run again, or read fewer tensors at once with --filter") from None
-    finally:
-        _JOB = None
-        for reader in _WORKER_READERS:
-            reader.close()
-        _WORKER_READERS.clear()
-    return results
+    return parallel.run_parallel(tasks, guarded, weight, lambda in_worker: [Reader(mapped=in_worker) for _ in range(readers_per_worker)], done)
 
 
 def run_batched(
@@ -566,7 +478,9 @@ def run_batched(
 ) -> list[Result]:
     """Like run_parallel, but tasks of at most SMALL_ELEMS values go in batches: many(batch,
     *readers) returns one result per task of the batch. Batches are cut in the order of
-    place(task) (file and offset), so that neighbours in a file share a batch and a read."""
+    place(task) (file and offset), so that neighbours in a file share a batch and a read.
+    Tasks are tensors or tuples of them: their remote sources are settled before the fork."""
+    settle(tasks)
     small = sorted((i for i in range(len(tasks)) if numel(tasks[i]) <= SMALL_ELEMS), key=lambda i: place(tasks[i]))
     groups: list[tuple[bool, list[int]]] = [(False, [i]) for i in range(len(tasks)) if numel(tasks[i]) > SMALL_ELEMS]
     batch: list[int] = []

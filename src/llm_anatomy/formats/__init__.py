@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 from ..io import bounded_json
-from ..io.sources import open_bytes
+from ..io.sources import SourcedPath, open_bytes
 from ..core.catalog import MAX_TENSORS, Catalog, TensorInfo
 from ..core.errors import AnatomyError, CorruptFile
 from ..core.ggml_types import GGUF_MAGIC
@@ -58,7 +58,8 @@ def _shard_files(source: Source) -> tuple[list[str], dict[str, str] | None]:
     if source.index_file is None:
         return list(source.weight_files), None
     weight_map = safetensors.read_index(source.index_file)
-    files = [shard_path(source.index_file, source.root, shard) for shard in sorted(set(weight_map.values()))]
+    remote = source.remote.files if source.remote is not None else {}  # a model on the Hub: its shards' sources
+    files = [SourcedPath(remote[shard]) if shard in remote else shard_path(source.index_file, source.root, shard) for shard in sorted(set(weight_map.values()))]
     return files, weight_map
 
 

@@ -87,7 +87,7 @@ class ArraySummary(str):
             yield from self.items
             return
         with open_bytes(self.file) as source:
-            cursor = _Cursor(source)
+            cursor = _Cursor(source, self.file)
             cursor.pos = self.offset
             yield from _items(cursor)
 
@@ -124,8 +124,9 @@ class LongString(str):
 class _Cursor:
     """Reads the header front to back through a window of the file; nothing past the end."""
 
-    def __init__(self, source: ByteSource) -> None:
-        self.path, self.source, self.size = source.name, source, source.size
+    def __init__(self, source: ByteSource, path: str) -> None:
+        # path: as the reader was given it (a remote one carries its source, for ArraySummary)
+        self.path, self.source, self.size = path, source, source.size
         self.buffer, self.start, self.pos = b"", 0, 0
         self.string_budget = MAX_KEPT_STRING_BYTES
 
@@ -345,7 +346,7 @@ def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, Any]]:
     """Tensors of one GGUF file, in file order, and its metadata key/values."""
     with open_bytes(path) as source:
         size = source.size
-        cursor = _Cursor(source)
+        cursor = _Cursor(source, path)
         _read_version(cursor)
         tensor_count = _count(cursor, "tensor", MIN_TENSOR_INFO_BYTES)
         if tensor_count > MAX_TENSORS:

@@ -229,15 +229,15 @@ def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, str]]:
         _refuse_legacy(source)
         archive, pickle_info, prefix = _open_archive(source)
         with archive:
-            tensors, metadata = _read_state(source, archive, pickle_info, prefix)
+            tensors, metadata = _read_state(path, source, archive, pickle_info, prefix)
     return tensors, metadata
 
 
-def _read_state(source: ByteSource, archive: Any, pickle_info: Any, prefix: str) -> tuple[list[TensorInfo], dict[str, str]]:
-    """The state dict of an opened archive: data.pkl through the restricted unpickler, then each storage's span."""
+def _read_state(path: str, source: ByteSource, archive: Any, pickle_info: Any, prefix: str) -> tuple[list[TensorInfo], dict[str, str]]:
+    """The state dict of an opened archive: data.pkl through the restricted unpickler, then
+    each storage's span. path: as given to read_tensors (a remote one carries its source)."""
     from . import restricted_pickle
 
-    path = source.name
     byteorder = prefix + "byteorder"
     if byteorder in archive.NameToInfo and _read_member(path, archive, byteorder, 16) != b"little":
         raise AnatomyError(path, "a little-endian torch checkpoint", "a big-endian one", "load and save it again on a little-endian machine")

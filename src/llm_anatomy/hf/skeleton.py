@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import sys
 import zlib
 from collections import namedtuple
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 from ..io.bounded_json import MAX_CONFIG_BYTES
-from ..io.sources import read_capped
+from ..io.sources import Unreadable, read_capped
 from ..io.cache_dir import cache_dir
 from ..core.catalog import Catalog, FusedTensor, TensorInfo
 from ..core.config_schema import refuse_to_build
@@ -155,14 +154,15 @@ MAX_ENTRY_BYTES = 64 * 2**20
 
 
 def _read_entry(path: str) -> bytes:
-    """The bytes of a regular file of at most MAX_ENTRY_BYTES; OSError or ValueError otherwise.
-    O_NONBLOCK: a FIFO planted in the cache must not hang the command."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ENTRY_BYTES:
-            raise ValueError("not a cache entry")
-        return handle.read(MAX_ENTRY_BYTES + 1)
+    """The bytes of an entry through io's capped reader (never blocked by a FIFO planted in the
+    cache); OSError when it cannot be read (absent: not cached yet), ValueError when what is
+    there is no entry (not a regular file, past MAX_ENTRY_BYTES)."""
+    try:
+        return read_capped(path, MAX_ENTRY_BYTES, "a skeleton cache entry", "")
+    except Unreadable as exc:
+        raise OSError(exc.line()) from None
+    except AnatomyError:
+        raise ValueError("not a cache entry") from None
 
 
 def _read_cached(path: str, key: str) -> Skeleton | str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextvars import ContextVar
 
 from . import settings, http
 from ..io.sources import read_capped
@@ -112,6 +113,7 @@ class Early:
 
     def __init__(self, repo: str, revision: str | None, last: str) -> None:
         self.last = last  # the commit the revision had when last asked: its ref is rewritten only if it moved
+        self._for: tuple[str, str | None] | None = (repo, revision)  # None once commit() has taken it
         self._answer: tuple[str, list[str]] | None = None
         self._error: BaseException | None = None
         # The request is made ready here: on the thread, each file read (the token, the
@@ -128,6 +130,13 @@ class Early:
         except BaseException as exc:  # raised where the answer is awaited, as the request would have raised it
             self._error = exc
 
+    def take(self, repo: str, revision: str | None) -> bool:
+        """True the first time the command asks for this repo and revision: the answer is for it."""
+        if self._for != (repo, revision):
+            return False
+        self._for = None
+        return True
+
     def answer(self) -> tuple[str, list[str]]:
         self._thread.join()
         if self._error is not None:
@@ -136,32 +145,27 @@ class Early:
         return self._answer
 
 
-# (repo, revision) -> the request the CLI sent early for the command it runs; commit() takes
-# it out, and the CLI forgets what is left when the command ends (forget_early).
-_early: dict[tuple[str, str | None], Early] = {}
+# The request the CLI sent early, for the length of the command it runs (the CLI sets it
+# around the command: a context variable, so no other command or library call sees it);
+# commit() takes it for the repo and revision it was sent for.
+EARLY: ContextVar[Early | None] = ContextVar("llm_anatomy_early_commit", default=None)
 
 
-def ask_early(model: str, revision: str | None) -> None:
+def ask_early(model: str, revision: str | None) -> Early | None:
     """Send MODEL's model_info request before the command line is parsed (the CLI sees the
     model id first): only for an id read from the Hub before, on a revision that is a name
     and no commit, online (locate.ask_early has found it is not held by the local Hugging
-    Face cache, which stays offline)."""
+    Face cache, which stays offline). The request sent, or None."""
     repo, _, _ = model.partition(":")
-    key = (repo, revision)
-    if key in _early or settings.offline() or settings.is_commit(revision or "") or not settings.valid_revision(revision or "main"):
-        return  # a revision that is no name is refused before any request, where the command resolves it
+    if settings.offline() or settings.is_commit(revision or "") or not settings.valid_revision(revision or "main"):
+        return None  # a revision that is no name is refused before any request, where the command resolves it
     last = _last_commit(repo_cache(repo), revision or "main")
     if last is None:
-        return
+        return None
     try:
-        _early[key] = Early(repo, revision, last)
+        return Early(repo, revision, last)
     except AnatomyError:
-        pass  # an unreadable token, say: said in its place, when the command asks the Hub itself
-
-
-def forget_early() -> None:
-    """The command ended: a request it sent early and did not use answers no later one."""
-    _early.clear()
+        return None  # an unreadable token, say: said in its place, when the command asks the Hub itself
 
 
 def commit(repo: str, revision: str | None, cache_error: AnatomyError) -> tuple[str, list[str], bool]:
@@ -179,7 +183,9 @@ def commit(repo: str, revision: str | None, cache_error: AnatomyError) -> tuple[
         if sha is None or listing is None:
             raise cache_error
         return sha, listing, False
-    early = _early.pop((repo, revision), None)
+    early = EARLY.get()
+    if early is not None and not early.take(repo, revision):
+        early = None
     sha, files = early.answer() if early is not None else model_info(repo, revision)
     if early is None or sha != early.last:
         write_atomic(_ref_path(base, wanted), sha.encode())

@@ -20,7 +20,7 @@ import os
 
 from . import settings, http
 from ..io.bounded_json import loads
-from ..io.sources import read_capped, register
+from ..io.sources import SourcedPath, read_capped
 from ..core.errors import AnatomyError
 from .commit import LISTING, SMALL_FILE_BYTES, Hub, commit, repo_cache, write_atomic
 from .remote_file import RemoteFile, parallel
@@ -48,7 +48,7 @@ def _choose(repo: str, listing: list[str], quant: str) -> tuple[list[str], str |
 
 
 class Snapshot:
-    """The remote files of one commit, registered as byte sources; save() keeps what was fetched."""
+    """The remote files of one commit (files: by name in the repository); save() keeps what was fetched."""
 
     def __init__(self, folder: str, listing: list[str], files: dict[str, RemoteFile], cached: set[str], fresh: bool) -> None:
         self.folder, self.listing, self.files, self.fresh = folder, listing, files, fresh
@@ -150,15 +150,13 @@ def resolve(model: str, revision: str | None, cache_error: AnatomyError) -> Sour
         else:
             to_fetch.append(filename)
     files.update(zip(to_fetch, parallel(to_fetch, lambda n: _fetch_head(hub, folder, n))))
-    for source in files.values():
-        register(source)
     # A PEFT adapter's repository has adapter_config.json instead (read as its config, as in a folder).
     config = next((path for path in (os.path.join(folder, n) for n in ("config.json", ADAPTER_CONFIG)) if os.path.isfile(path)), "")
     snapshot = Snapshot(folder, listing, files, set(files) - set(to_fetch), fresh)
     return Source(
         model,
         folder,
-        () if index is not None else tuple(os.path.join(folder, w) for w in weights),
+        () if index is not None else tuple(SourcedPath(files[w]) if w in files else os.path.join(folder, w) for w in weights),
         os.path.join(folder, index) if index is not None else None,
         config or None,
         snapshot,

@@ -25,20 +25,34 @@ if TYPE_CHECKING:
 
 from ..core.errors import AnatomyError
 
-# Byte sources that are not local files, by name: hub.py registers a model's remote weight
-# files here, under names no local path has, before any reader runs.
-_REGISTERED: dict[str, "ByteSource"] = {}
+
+class SourcedPath(str):
+    """The name of a file whose bytes come from a byte source that is not a local file (a
+    weight file on the Hub, named by its place in the header cache): it prints, compares and
+    hashes as that name, and carries its source. So the source travels with every Source,
+    Catalog and TensorInfo that names the file, and goes when they go: nothing is registered
+    in the process, and two models opened one after the other share nothing."""
+
+    def __new__(cls, source: ByteSource) -> "SourcedPath":
+        self = super().__new__(cls, source.name)
+        self.source = source
+        return self
+
+    def __reduce__(self) -> tuple:  # pickled (a result sent back by a worker), it is only a name
+        return (str, (str(self),))
 
 
-def register(source: ByteSource) -> None:
-    _REGISTERED[source.name] = source
-
-
-def settle_registered() -> None:
-    """Before forking workers: what the registered sources would do on their first read,
-    done once here (torch_zip's check of local headers) rather than in every worker."""
-    for source in list(_REGISTERED.values()):
-        source.settle()
+def settle(items: Iterable[object]) -> None:
+    """Before forking workers: what the byte sources of these items' files (a TensorInfo, or
+    a tuple of them) would do on their first read, done once here (torch_zip's check of
+    local headers) rather than in every worker."""
+    settled: set[int] = set()
+    for item in items:
+        for each in item if isinstance(item, tuple) else (item,):
+            path = getattr(each, "file", None)
+            if isinstance(path, SourcedPath) and id(path.source) not in settled:
+                settled.add(id(path.source))
+                path.source.settle()
 
 
 # What a path is when it is not a regular file, for the error line.
@@ -56,10 +70,10 @@ def kind_of(mode: int) -> str:
 
 
 def what_is_at(path: str) -> str | None:
-    """None when path is a regular file (a registered remote one counts); else what is there,
+    """None when path is a regular file (a remote one counts); else what is there,
     for an error line: "no such file", "a fifo", "a folder", "a symlink loop", "a broken
     symlink", "permission denied". Asks only stat: a fifo or a device is never opened."""
-    if path in _REGISTERED:
+    if isinstance(path, SourcedPath):
         return None
     try:
         mode = os.stat(path).st_mode
@@ -72,16 +86,20 @@ def what_is_at(path: str) -> str | None:
     return None if stat.S_ISREG(mode) else kind_of(mode)
 
 
-def os_error(path: str, exc: OSError, expected: str = "a readable file") -> AnatomyError:
+class Unreadable(AnatomyError):
+    """An OSError on a path (no such file, permission denied, an I/O error) as its one line: a
+    cache reader tells a miss from an entry that is there but is not one it wrote."""
+
+
+def os_error(path: str, exc: OSError, expected: str = "a readable file") -> Unreadable:
     """One line for an OSError (permission denied, vanished, I/O error) on path."""
     todo = "check its permissions" if isinstance(exc, PermissionError) else "check the path"
-    return AnatomyError(path, expected, (exc.strerror or type(exc).__name__).lower(), todo)
+    return Unreadable(path, expected, (exc.strerror or type(exc).__name__).lower(), todo)
 
 
 def file_size(path: str) -> int:
-    source = _REGISTERED.get(path)
-    if source is not None:
-        return source.size
+    if isinstance(path, SourcedPath):
+        return path.source.size
     try:
         return os.stat(path).st_size
     except OSError as exc:
@@ -146,7 +164,7 @@ def _read_up_to(handle: BinaryIO, limit: int) -> bytes:
 
 
 def is_local(path: str) -> bool:
-    return path not in _REGISTERED
+    return not isinstance(path, SourcedPath)
 
 
 def check_range(name: str, offset: int, length: int, size: int, what: str) -> None:
@@ -204,7 +222,6 @@ class LocalFile:
 
 
 def open_bytes(path: str) -> ByteSource:
-    """The byte source of a weight file: a registered remote one, or the local file. Use it
-    with `with`: a local file is closed at the end, a remote one stays (it holds its cache)."""
-    source = _REGISTERED.get(path)
-    return source if source is not None else LocalFile(path)
+    """The byte source of a weight file: the one a SourcedPath carries, or the local file. Use
+    it with `with`: a local file is closed at the end, a remote one stays (it holds its cache)."""
+    return path.source if isinstance(path, SourcedPath) else LocalFile(path)
