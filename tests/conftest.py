@@ -132,6 +132,16 @@ def llama_cpp_models():
     return folder
 
 
+@pytest.fixture(scope="session")
+def llama_cpp_converter():
+    """llama.cpp's convert_hf_to_gguf.py with its conversion/ package and gguf-py (vendor/llama.cpp
+    in the llama-cpp-python sdist): the real converter, run in a subprocess."""
+    folder = _real("LLAMA_CPP_CONVERTER", "the folder holding llama.cpp's convert_hf_to_gguf.py, conversion/ and gguf-py/")
+    if not all(os.path.exists(os.path.join(folder, part)) for part in ("convert_hf_to_gguf.py", "conversion", "gguf-py")):
+        pytest.skip(f"{folder} lacks convert_hf_to_gguf.py, conversion/ or gguf-py/")
+    return folder
+
+
 class CliResult:
     def __init__(self, code, out, err):
         self.code, self.out, self.err = code, out, err
@@ -231,7 +241,7 @@ def _module_imports(path: str) -> tuple[set[str], dict[str, set[str]]]:
 
 
 # Fixtures that stand for a real checkpoint from outside the project: the tests that use one are `real`.
-REAL_FIXTURES = {"gemma3_270m", "minilm_dir", "smollm2_gguf", "llama_cpp_models"}
+REAL_FIXTURES = {"gemma3_270m", "minilm_dir", "smollm2_gguf", "llama_cpp_models", "llama_cpp_converter"}
 # Test modules whose tests are slow as a whole (fresh venvs, subprocesses per case, pseudo-
 # terminals, real forward passes, notebooks, fuzzing, models loaded by transformers per case):
 # `make test-fast` leaves them out. Slow tests elsewhere carry @pytest.mark.slow themselves.

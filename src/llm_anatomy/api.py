@@ -1444,6 +1444,7 @@ def verify(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str],
         'pass'
     """
     from .analysis.diff import compare_headers
+    from .analysis.tokenizer_compare import compare_tokenizers
     from .analysis.verify import verify_pairs
     from .core.extras import require
 
@@ -1453,7 +1454,8 @@ def verify(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str],
     # each tensor's name as its file stores it (a GGUF's blk.0.attn_q.weight)
     places = [{(t.file, t.offset): t.name for t in model.catalog.tensors} for model in models]
     stored_names = tuple(partial(_stored_name, place) for place in places)
-    return verify_pairs(compare_headers(catalogs[0], catalogs[1], filter), (stored_names[0], stored_names[1]), progress)
+    tokenizers = compare_tokenizers(models[0].catalog, models[1].catalog)
+    return verify_pairs(compare_headers(catalogs[0], catalogs[1], filter), (stored_names[0], stored_names[1]), progress, tokenizers)
 
 
 def _stored_name(places: dict[tuple[str, int], str], tensor: TensorInfo) -> str:

@@ -123,6 +123,7 @@ def test_mixtral_total_and_active(published):
     assert summary.findings == ()
 
 
+@pytest.mark.slow  # writes DeepSeek-V3's 671B layout replica (~9 s)
 def test_deepseek_v3_figures(published):
     """DeepSeek-V3 (BF16 layout): 671B parameters (the model card's figure), 37.6B active
     (the card says 37B), the multi-token-prediction layer (13.5B; the card rounds to 14B)

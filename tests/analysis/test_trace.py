@@ -141,6 +141,7 @@ def test_default_seq_is_the_context_or_2048(gpt2_dir, cli):
     assert json.loads(cli("trace", gpt2_dir, "--json").out)["seq"] == 64  # n_positions
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch and transformers (~8 s)
 def test_unbuildable_config_is_one_line(llama_bf16_dir, tmp_path):
     folder = checkpoints.with_config(llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="not-a-model-type"))
     outcome = hostile.run_cli("trace", folder, "--seq", 4, timeout=120)  # torch and transformers import first

@@ -410,6 +410,7 @@ def test_values_imports_neither_numpy_torch_transformers_nor_typing(llama_dir, c
     assert out.startswith("Parameter containing:\n" if style == "torch" else "lm_head.weight  [128, 64]  F32\ntensor([[")
 
 
+@pytest.mark.slow  # a subprocess streams 2,000,000 elements under a memory watch (~6 s)
 def test_full_json_streams_in_bounded_memory(tmp_path):
     """`values --full --json` of 2,000,000 elements (8 MB in the file): the positions list of the
     one dimension was built whole (4M elements took 246 MB, hostile-2026-12 A11); streamed,

@@ -51,6 +51,12 @@ def _permute_twice(hf_name, data, config):
     return data
 
 
+def _k_not_permuted(hf_name, data, config):
+    """A converter that permutes q but forgets k."""
+    heads = config.num_attention_heads
+    return gguf_writers._permute(data, heads, heads) if hf_name.endswith("q_proj.weight") else data
+
+
 def _swap_layers(tensors):
     for suffix in ("mlp.down_proj.weight", "mlp.up_proj.weight"):
         a, b = f"model.layers.0.{suffix}", f"model.layers.1.{suffix}"
@@ -67,6 +73,18 @@ def _norm_plus_one(tensors):
 
 def _drop(tensors):
     del tensors["model.layers.1.self_attn.v_proj.weight"]
+
+
+def _transpose(tensors):
+    """A converter that writes two matrices the other way round: a square one (the same shape, other
+    values) and one of 64 x 96 (another shape)."""
+    for name in ("model.layers.0.self_attn.o_proj.weight", "model.layers.0.mlp.down_proj.weight"):
+        tensors[name] = tensors[name].T
+
+
+def _truncate(tensors):
+    """The embedding cut short: 100 of its 128 rows."""
+    tensors["model.embed_tokens.weight"] = tensors["model.embed_tokens.weight"][:100]
 
 
 def _scale(tensors):
@@ -101,6 +119,18 @@ FAULTS = {
     "a missing tensor": (dict(edit=_drop), [
         "model.layers.1.self_attn.v_proj.weight: in A, missing from B",
     ]),
+    "a transposed matrix": (dict(edit=_transpose, types={"blk.0.attn_output": "Q8_0"}), [
+        "model.layers.0.mlp.down_proj.weight (blk.0.ffn_down.weight in B): shape [64, 96] in A, [96, 64] in B: B holds A's matrix transposed",
+        "model.layers.0.self_attn.o_proj.weight (blk.0.attn_output.weight in B): equal to A's transposed (B's file stores the matrix transposed)",
+    ]),
+    "a truncated tensor": (dict(edit=_truncate, types={"token_embd": "F16"}), [
+        "model.embed_tokens.weight (token_embd.weight in B): shape [128, 64] in A, [100, 64] in B: B holds only A's first 100 of 128 rows (truncated)",
+        "config vocab_size: 128 in A, 100 in B",  # the converter counts the embedding's rows
+    ]),
+    "only k not permuted": (dict(convert=_k_not_permuted), [
+        f"model.layers.0.self_attn.k_proj.weight (blk.0.attn_k.weight in B): {SKIPPED}",
+        f"model.layers.1.self_attn.k_proj.weight (blk.1.attn_k.weight in B): {SKIPPED}",
+    ]),
     "a tensor 1% larger (cosine 1)": (dict(edit=_scale, types={"blk.0.attn_output": "Q8_0"}), [
         "model.layers.0.self_attn.o_proj.weight (blk.0.attn_output.weight in B): differs beyond Q8_0 rounding (per block of 32) (max abs 0.0008343, 3.06x the allowance; relative 0.01144, cosine 1)",
     ]),
@@ -119,7 +149,7 @@ def test_a_planted_fault_fails_and_is_named_first(fault, hf, tmp_path, cli):
 ROTARY = "  rotary row permutation of q/k undone (llama.cpp's layout)"
 FOOTER = [
     "rel_rmse = ||B - A|| / ||A||; sqnr_db = 10 log10(||A||^2 / ||B - A||^2); cosine = A.B / (||A|| ||B||); over float64 values, conventions undone",
-    "tokenizers and chat templates: not compared yet",
+    "tokenizers: not compared (A has none read here)",
 ]
 
 
@@ -140,6 +170,11 @@ def test_an_hf_llama_and_its_f32_gguf_are_identical(hf, tmp_path, cli):
         "",
         "name                                            dtype  status     max_abs  rel_rmse  sqnr_db  cosine",
         *rows,
+        "",
+        "layer  tensors  status       max_abs  rel_rmse  sqnr_db  min_cosine",
+        "0            9  9 identical        0         0      inf           1",
+        "1            9  9 identical        0         0      inf           1",
+        "other        3  3 identical        0         0      inf           1",
         "",
         "type  tensors  status        max_abs  rel_rmse  sqnr_db  min_cosine",
         "F32        21  21 identical        0         0      inf           1",
@@ -200,6 +235,7 @@ def test_json_and_the_api_give_one_record(hf, tmp_path, cli):
     }
     assert 0 < q["max_abs"] < 1e-3 and 0.9999 < q["cosine"] <= 1 and q["sqnr_db"] > 40
     assert [(t["type"], t["tensors"], t["same"], t["identical"]) for t in doc["by_type"]] == [("F32", 19, 0, 19), ("Q8_0", 1, 1, 0)]
+    assert [(t["layer"], t["tensors"], t["same"], t["identical"]) for t in doc["by_layer"]] == [(0, 9, 1, 8), (1, 8, 0, 8), ("other", 3, 0, 3)]
     found = la.verify(hf, gguf_path)
     assert render.json_text(found) == result.out
     assert (found.verdict, found.tensors[0].status, found.overall.tensors) == ("fail", "same", 20)
@@ -261,3 +297,114 @@ def test_each_tensor_says_what_noise_it_was_allowed(hf, tmp_path, cli):
     llama = {t["a_name"]: t["noise"] for t in json.loads(cli("verify", hf, converted(hf, str(tmp_path), MIXED), "--json").out)["tensors"]}
     assert (gemma["model.layers.0.input_layernorm.weight"], gemma["model.layers.0.mlp.up_proj.weight"]) == ("rounding of 1 + w to F32", "none (same dtype)")
     assert [llama[n] for n in ("lm_head.weight", "model.embed_tokens.weight", "model.layers.1.self_attn.k_proj.weight")] == ["BF16 rounding", "F16 rounding", "Q4_1 rounding (per block of 32)"]
+
+
+def tokenizer_gguf(path, tokens=("a", "b", "c", "ab", "abc"), merges=("a b", "ab c"), template="{% for m in messages %}{{ m.content }}{% endfor %}", eos=2):
+    """A GGUF holding a GPT-2-style tokenizer (tokens, merges, special ids, chat template) and one tensor."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(list(tokens))
+    writer.add_token_merges(list(merges))
+    writer.add_bos_token_id(0)
+    writer.add_eos_token_id(eos)
+    writer.add_chat_template(template)
+    writer.add_tensor("token_embd.weight", np.ones((len(tokens), 4), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+TOKENIZER_FAULTS = {
+    "one merge changed": (dict(merges=("a b", "a bc")), 3, "fail", ["tokenizer: merge 1: 'ab c' in A, 'a bc' in B"]),
+    "a token changed": (dict(tokens=("a", "b", "c", "ab", "abd")), 3, "fail", ["tokenizer: token 4: 'abc' in A, 'abd' in B"]),
+    "the chat template and eos changed": (dict(template="{% for m in messages %}{{ m.role }}{% endfor %}", eos=1), 0, "warn", [
+        "tokenizer: eos token id 2 in A, 1 in B",
+        "chat template: differs from line 1 (50 characters in A, 47 in B)",
+    ]),
+}
+
+
+@pytest.mark.parametrize("fault", TOKENIZER_FAULTS, ids=str)
+def test_tokenizers_that_map_differently_fail_and_prompting_changes_warn(fault, tmp_path, cli):
+    kwargs, code, verdict, findings = TOKENIZER_FAULTS[fault]
+    a = tokenizer_gguf(str(tmp_path / "a.gguf"))
+    b = tokenizer_gguf(str(tmp_path / "b.gguf"), **kwargs)
+    result = cli("verify", a, b)
+    lines = result.out.splitlines()
+    assert (result.code, lines[2 : len(findings) + 4]) == (code, [f"verdict: {verdict}", *(f"  {line}" for line in findings), ""])
+    n = len(findings)
+    assert lines[-1] == f"tokenizers and chat templates: {n} difference{'s' if n > 1 else ''} (above); compared 5 tokens, merges, special token ids, chat template"
+    doc = json.loads(cli("verify", a, b, "--json").out)
+    assert (doc["tokenizer"], doc["tokenizer_compared"], doc["verdict"]) == (findings, True, verdict)
+
+
+def test_the_same_tokenizer_passes(tmp_path, cli):
+    a = tokenizer_gguf(str(tmp_path / "a.gguf"))
+    result = cli("verify", a, tokenizer_gguf(str(tmp_path / "b.gguf")))
+    assert (result.code, result.out.splitlines()[2], result.out.splitlines()[-1]) == (
+        0, "verdict: pass", "tokenizers and chat templates: the same; compared 5 tokens, merges, special token ids, chat template",
+    )
+
+
+def test_a_tokenizer_past_its_cap_is_refused_before_reading(hf, tmp_path, cli):
+    """A 65 MB tokenizer.json (sparse: costs nothing) is refused by its size; the weights are still verified."""
+    folder = str(tmp_path / "hf")
+    shutil.copytree(hf, folder)
+    with open(os.path.join(folder, "tokenizer.json"), "wb") as handle:
+        handle.truncate(65 * 1024 * 1024)
+    result = cli("verify", folder, converted(hf, str(tmp_path)))
+    lines = result.out.splitlines()
+    reason = f"{folder}/tokenizer.json: expected tokenizer.json of at most 67108864 bytes, found 68157440 bytes; fix or re-download tokenizer.json"
+    assert (result.code, lines[2:5], lines[-1]) == (0, ["verdict: warn", f"  tokenizer of A unreadable: {reason}", ""], "tokenizers: not compared")
+
+
+D_FIELDS = {"Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}
+
+
+def kquant_pair(folder, dtype, push=0.45, seed=0):
+    """B: a K-quant tensor of random super-blocks (any bytes are codes, scales and mins; the
+    float16 d and dmin set to small positive values), dequantized by gguf's own dequantize; A: the
+    floats it could have been quantized from, each within PUSH steps of its code (and pushed
+    outward past the range's end where its code is that end, as clamping leaves it)."""
+    import gguf
+    import numpy as np
+    from gguf.quants import dequantize
+    from llm_anatomy.analysis.verify import KQUANT, kquant_steps
+
+    kind = KQUANT[dtype]
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 256, (32, kind.block_bytes), dtype=np.uint8)
+    for at in D_FIELDS[dtype]:
+        raw[:, at : at + 2] = np.abs(rng.normal(0, 0.01, 32)).astype(np.float16).view(np.uint8).reshape(32, 2)
+    values = dequantize(raw.reshape(-1), getattr(gguf.GGMLQuantizationType, dtype)).astype(np.float64).reshape(-1)
+    steps, offsets = (x.reshape(-1).astype(np.float64).repeat(kind.sub_elems) for x in kquant_steps(dtype, raw.reshape(-1)))
+    codes = np.where(steps != 0, (values + offsets) / np.where(steps != 0, steps, 1), 0)
+    assert np.abs(codes - np.rint(codes)).max() < 1e-4 and kind.low <= np.rint(codes).min() and np.rint(codes).max() <= kind.high  # the layout, against gguf's dequantize
+    shift = rng.uniform(-push, push, values.size)
+    shift = np.where(np.rint(codes) == kind.high, np.abs(shift) * 4, np.where(np.rint(codes) == kind.low, -np.abs(shift) * 4, shift))
+    original = np.where(steps != 0, values + shift * steps, values).astype(np.float32)
+    paths = []
+    for name, tensor, raw_dtype in (("a", original.reshape(32, 256), None), ("b", raw, getattr(gguf.GGMLQuantizationType, dtype))):
+        writer = gguf.GGUFWriter(os.path.join(folder, f"{name}.gguf"), "llama")
+        writer.add_tensor("blk.0.ffn_up.weight", tensor, raw_dtype=raw_dtype)  # shape from the bytes: [32, 256]
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        paths.append(os.path.join(folder, f"{name}.gguf"))
+    return paths
+
+
+@pytest.mark.parametrize("dtype", sorted(D_FIELDS))
+def test_k_quants_within_half_a_step_are_the_same_and_beyond_are_different(dtype, tmp_path, cli):
+    (tmp_path / "within").mkdir()
+    (tmp_path / "beyond").mkdir()
+    within = json.loads(cli("verify", *kquant_pair(str(tmp_path / "within"), dtype), "--json").out)
+    beyond = json.loads(cli("verify", *kquant_pair(str(tmp_path / "beyond"), dtype, push=0.7), "--json").out)
+    words = f"{dtype} rounding (per sub-block of {16 if dtype in ('Q2_K', 'Q3_K', 'Q6_K') else 32}, codes clamped)"
+    assert [(d["verdict"], d["tensors"][0]["status"], d["tensors"][0]["noise"]) for d in (within, beyond)] == [("pass", "same", words), ("fail", "different", words)]

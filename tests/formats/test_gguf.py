@@ -401,6 +401,7 @@ def test_metadata_json_gives_arrays_whole_as_gguf_reads_them(llama_gguf, cli):
     assert cli("params", llama_gguf, "--metadata", "--filter", "tokenizer.ggml.tokens").out.splitlines()[1] == "tokenizer.ggml.tokens  array of 128 strings ['<t0>', '<t1>', '<t2>', ...]"
 
 
+@pytest.mark.slow  # a subprocess streams 3,000,000 items under a memory watch (~6 s)
 def test_metadata_json_streams_a_huge_array(tmp_path):
     """3,000,000 int32 items (12 MB in the file): decoded into one list they would take over
     100 MB; streamed, the process stays near its baseline."""

@@ -29,6 +29,7 @@ def test_header_only_commands_stay_light(llama_dir, cli, argv):
     assert out == cli(argv[0], llama_dir, *argv[1:]).out
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch and transformers to build the skeleton (~13 s)
 def test_cold_cache_does_import_transformers(llama_bf16_dir, tmp_path):
     """The check is real: building the skeleton is what pulls transformers in."""
     code, loaded, _ = imported_by("tree", llama_bf16_dir, env=dict(os.environ, LLM_ANATOMY_CACHE=str(tmp_path / "cold")))

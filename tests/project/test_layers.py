@@ -11,6 +11,7 @@ format readers, dequantizers), counts as an import of every module of that packa
 name the importing module spells out in a string (its table of commands, readers, schemes)."""
 
 import ast
+import functools
 import os
 
 import llm_anatomy
@@ -37,6 +38,13 @@ ROOT_MODULES = {"__init__", "_version", "api", "locate"}
 LAYER = {package: level for level, packages in enumerate(LAYERS) for package in packages}
 
 
+@functools.cache
+def parsed(path: str) -> ast.Module:
+    """One parse per file for every check here (each walks the whole package)."""
+    return ast.parse(open(path, encoding="utf-8").read(), path)
+
+
+@functools.cache
 def modules() -> dict[str, str]:
     """Dotted name -> file, for every module of the package."""
     found = {}
@@ -54,7 +62,7 @@ def modules() -> dict[str, str]:
 def imports(module: str, path: str, known: dict[str, str]) -> list[tuple[str, int]]:
     """(imported module of ours, line) for every import in one file."""
     package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
-    tree = ast.parse(open(path, encoding="utf-8").read(), path)
+    tree = parsed(path)
     named = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str) and f"{package}.{node.value}" in known}
     found = []
     for node in ast.walk(tree):
@@ -76,6 +84,7 @@ def imports(module: str, path: str, known: dict[str, str]) -> list[tuple[str, in
     return sorted({(name, line) for name, line in found if name in known and name != module}, key=lambda edge: (edge[1], edge[0]))
 
 
+@functools.cache
 def graph() -> dict[str, list[tuple[str, int]]]:
     known = modules()
     return {module: imports(module, path, known) for module, path in known.items()}
@@ -193,7 +202,7 @@ GLOBAL_STATE_ALLOWED = {
 def global_state(path: str) -> list[tuple[int, str]]:
     """(line, what) for each module-level name a function rebinds (`global NAME`), and each
     attribute of one of our modules assigned from outside it (`errors.note_sink = f`)."""
-    tree = ast.parse(open(path, encoding="utf-8").read(), path)
+    tree = parsed(path)
     ours = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith(PACKAGE)) for alias in node.names}
     found = [(node.lineno, f"global {', '.join(node.names)}") for node in ast.walk(tree) if isinstance(node, ast.Global)]
     for node in ast.walk(tree):

@@ -292,6 +292,7 @@ def test_api_parameters_are_the_loaded_weights(gpt_oss_mxfp4, llama_fp8):
         _same(weight[1, :3, -2:].astype(np.float64) if weight.ndim == 3 else weight[1:3, -2:].astype(np.float64), loaded[weight.name].detach()[1, :3, -2:] if weight.ndim == 3 else loaded[weight.name].detach()[1:3, -2:])
 
 
+@pytest.mark.slow  # subprocesses read gpt-oss and FP8 replicas under a memory watch (~5 s)
 def test_published_layouts_stay_small_in_memory(published, tmp_path):
     """values of gpt-oss-20b's and block-FP8 Llama-3-8B's replicas read only what they print;
     stats of a gpt-oss layer (experts of gpt-oss-20b's size, 2 of them) streams them; all

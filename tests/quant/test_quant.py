@@ -202,6 +202,7 @@ def test_gpt_oss_attention_sinks_are_attention(published, cli):
     assert [c.name for c in summary.components] == ["embeddings", "attention", "experts", "router", "norms", "output head"]
 
 
+@pytest.mark.slow  # writes DeepSeek-V3's 671B layout as a block-FP8 replica (~20 s)
 def test_deepseek_v3_in_block_fp8_counts_as_in_bf16(tmp_path):
     """DeepSeek-V3 as published (its linear layers block FP8 with weight_scale_inv): the same
     671B total, 37.6B active and multi-token-prediction layer as the BF16 layout."""

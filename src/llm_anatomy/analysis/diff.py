@@ -45,6 +45,7 @@ class HeaderDiff:
     pairs: tuple[tuple[TensorInfo, TensorInfo], ...]  # same name and shape: compared by value
     notes: tuple[str, ...] = ()
     config_compared: bool = False  # both configs readable; config_changes means something only then
+    reshaped: tuple[tuple[TensorInfo, TensorInfo], ...] = ()  # same name, another shape: verify says what became of it
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,7 @@ def compare_headers(a: Catalog, b: Catalog, pattern: str | None = None) -> Heade
         pairs,
         tuple(notes),
         all(c.config is not None and c.config_error is None for c in (a, b)),
+        tuple((tensors_a[n], tensors_b[n]) for n, _, _ in shape_changes),
     )
 
 

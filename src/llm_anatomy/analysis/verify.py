@@ -12,8 +12,11 @@ Expected noise, per element (docs/verify.md derives each):
   rounding of the product (BLOCK_NOISE). The step is read back from the block's dequantized
   values: its largest magnitude is exactly qmax steps (symmetric types), its range exactly
   qmax steps (affine ones).
-Other types (K-quants, I-quants, quantized checkpoint schemes) have no derived bound yet: their
-tensors are `unchecked` and the verdict is at best `warn`."""
+- a K-quant against floats: each element within half a step of its code under its sub-block's
+  stored step (read from the bytes: kquant_steps), or past the end of the codes' range when its
+  code is that end (KQUANT).
+Other types (I-quants, quantized checkpoint schemes) have no derived bound yet: their tensors
+are `unchecked` and the verdict is at best `warn`."""
 
 from __future__ import annotations
 
@@ -23,12 +26,13 @@ from collections import namedtuple
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..core.catalog import natural_key
+from ..core.catalog import TensorInfo, natural_key
 from ..core.errors import AnatomyError
 from .diff import Converted, HeaderDiff, value_blocks
 
 if TYPE_CHECKING:
     from ..decode.stream import Reader
+    from .tokenizer_compare import TokenizerComparison
 
 # dtype -> (unit roundoff: half a unit in the last place relative to 1; half the smallest subnormal).
 FLOAT_NOISE = {
@@ -52,6 +56,25 @@ BLOCK_NOISE = {
     "Q4_1": BlockNoise(32, True, 15, 0.5),
     "Q5_1": BlockNoise(32, True, 31, 0.5),
 }
+
+# A K-quant (llama.cpp's super-blocks of 256): bytes per super-block; elements per sub-block,
+# each with its own step (and offset, affine types); the codes' range. Every value is
+# step * q - offset with q an integer in [low, high] (kquant_steps reads step and offset from
+# the bytes), and llama.cpp's quantizers, whatever scales they search for, end by rounding each
+# element to the nearest code under the stored step, clamped to the range (docs/verify.md).
+KQuant = namedtuple("KQuant", "block_bytes sub_elems low high")
+KQUANT = {
+    "Q2_K": KQuant(84, 16, 0, 3),
+    "Q3_K": KQuant(110, 16, -4, 3),
+    "Q4_K": KQuant(144, 32, 0, 15),
+    "Q5_K": KQuant(176, 32, 0, 31),
+    "Q6_K": KQuant(210, 16, -32, 31),
+}
+# Steps held for one K-quant tensor (two float32 per sub-block): 2^27 elements is 64 MB of them.
+MAX_KQUANT_ELEMS = 1 << 27
+# The float32 arithmetic of the quantizer (x / step, rounded to the nearest code) and of the
+# dequantization (step * q - offset): a few float32 roundings of the magnitudes involved.
+KQUANT_SLACK = 2.0**-21
 
 STATUSES = ("identical", "same", "different", "unchecked")
 ROTARY = "unpermute"  # the convention whose misuse the findings recognise (gguf_transforms.CONVENTIONS)
@@ -97,9 +120,12 @@ class Verification:
     by_type: tuple[TypeSummary, ...]
     overall: TypeSummary
     config: tuple[tuple[str, Any, Any], ...]
-    tokenizer: tuple[str, ...]  # differences; tokenizers are not compared yet
+    tokenizer: tuple[str, ...]  # differences of the tokenizers and chat templates (analysis.tokenizer_compare)
     findings: tuple[str, ...]  # failures first, then warnings
     errors: tuple[tuple[str, str], ...]  # (name, error line): could not be read
+    tokenizer_compared: bool = False
+    tokenizer_summary: str = "tokenizers: not compared"
+    by_layer: tuple[TypeSummary, ...] = ()  # dtype: the layer's number, then OUTSIDE_LAYERS
 
 
 def _quantized_side(a: Any, b: Any) -> tuple[int, BlockNoise] | None:
@@ -109,8 +135,110 @@ def _quantized_side(a: Any, b: Any) -> tuple[int, BlockNoise] | None:
     return None
 
 
+def _f16(blocks: Any, at: int) -> Any:
+    import numpy as np
+
+    return blocks[:, at : at + 2].copy().view(np.float16)[:, 0].astype(np.float32)
+
+
+def _scale_min_k4(packed: Any) -> tuple[Any, Any]:
+    """The eight 6-bit scales and mins of a Q4_K / Q5_K super-block from its 12 bytes (ggml's get_scale_min_k4)."""
+    import numpy as np
+
+    low, mid, high = packed[:, :4], packed[:, 4:8], packed[:, 8:12]
+    scales = np.concatenate([low & 63, (high & 0xF) | ((low >> 6) << 4)], axis=1)
+    mins = np.concatenate([mid & 63, (high >> 4) | ((mid >> 6) << 4)], axis=1)
+    return scales.astype(np.float32), mins.astype(np.float32)
+
+
+def _q3_k_scales(packed: Any) -> Any:
+    """Q3_K's sixteen 6-bit scales (minus 32) from their 12 bytes, as ggml's dequantize_row_q3_K unpacks them."""
+    import numpy as np
+
+    words = packed.copy().view("<u4")
+    first, second, top = words[:, 0], words[:, 1], words[:, 2]
+    two, four = np.uint32(0x03030303), np.uint32(0x0F0F0F0F)
+    unpacked = np.stack(
+        [(first & four) | ((top & two) << 4), (second & four) | (((top >> 2) & two) << 4), ((first >> 4) & four) | (((top >> 4) & two) << 4), ((second >> 4) & four) | (((top >> 6) & two) << 4)],
+        axis=1,
+    )
+    return unpacked.astype("<u4").view(np.int8).astype(np.float32) - 32
+
+
+def kquant_steps(dtype: str, raw: Any) -> tuple[Any, Any]:
+    """(step, offset) of each sub-block, in order, from a K-quant tensor's bytes: its values are
+    step * q - offset (offset 0 for the symmetric Q3_K and Q6_K); float32, as ggml computes them."""
+    import numpy as np
+
+    blocks = raw.reshape(-1, KQUANT[dtype].block_bytes)
+    if dtype == "Q2_K":
+        packed = blocks[:, :16]
+        return _f16(blocks, 80)[:, None] * (packed & 0xF).astype(np.float32), _f16(blocks, 82)[:, None] * (packed >> 4).astype(np.float32)
+    if dtype == "Q3_K":
+        steps = _f16(blocks, 108)[:, None] * _q3_k_scales(blocks[:, 96:108])
+        return steps, np.zeros_like(steps)
+    if dtype in ("Q4_K", "Q5_K"):
+        scales, mins = _scale_min_k4(blocks[:, 4:16])
+        return _f16(blocks, 0)[:, None] * scales, _f16(blocks, 2)[:, None] * mins
+    steps = _f16(blocks, 208)[:, None] * blocks[:, 192:208].copy().view(np.int8).astype(np.float32)
+    return steps, np.zeros_like(steps)
+
+
+def _kquant_side(a: Any, b: Any) -> tuple[int, Any] | None:
+    """(side, the stored K-quant tensor) when one side is a K-quant whose sub-blocks the values
+    can be traced back to: stored as is, or with its rows reordered (q/k); else None."""
+    for side, tensor in ((1, b), (0, a)):
+        if tensor.dtype not in KQUANT or (a.dtype == b.dtype):
+            continue
+        stored = tensor.stored if isinstance(tensor, Converted) else tensor
+        if isinstance(tensor, Converted) and (tensor.view.row_order is None or tensor.shape != stored.shape):
+            return None
+        if not isinstance(stored, TensorInfo) or stored.numel > MAX_KQUANT_ELEMS or stored.numel % 256:
+            return None
+        return side, tensor
+    return None
+
+
+def _kquant_allowed(side: int, tensor: Any, reader: "Reader") -> Callable[[Any, Any, int], Any]:
+    """Per element: within half a step of its code under the stored step, or beyond the range's end
+    when its code is that end (the quantizer clamps), plus float32's rounding (KQUANT_SLACK)."""
+    import numpy as np
+
+    kind = KQUANT[tensor.dtype]
+    stored = tensor.stored if isinstance(tensor, Converted) else tensor
+    pieces = [kquant_steps(tensor.dtype, chunk) for chunk in reader.chunks(stored, kind.block_bytes)]
+    steps = np.concatenate([p[0].reshape(-1) for p in pieces]).astype(np.float64)
+    offsets = np.concatenate([p[1].reshape(-1) for p in pieces]).astype(np.float64)
+    # A sub-block whose scale rounded to 0 beside others that did not: ggml's quantizer skips its
+    # codes and every element holds -offset; how far that lies from the original is not derived.
+    per_block = 256 // kind.sub_elems
+    unbounded = (steps == 0) & np.repeat((steps != 0).reshape(-1, per_block).any(axis=1), per_block)
+    order = np.asarray(tensor.view.row_order, np.int64) if isinstance(tensor, Converted) else None
+    row_elems = stored.numel // max(stored.shape[0], 1) if stored.shape else 1
+
+    def bound(block_a: Any, block_b: Any, start: int) -> Any:
+        mine, theirs = (block_a, block_b) if side == 0 else (block_b, block_a)
+        where = np.arange(start, start + mine.size, dtype=np.int64)
+        if order is not None:
+            where = order[where // row_elems] * row_elems + where % row_elems
+        sub = where // kind.sub_elems
+        step, offset = steps[sub], offsets[sub]
+        slack = KQUANT_SLACK * (np.abs(mine) + np.abs(theirs) + offset)
+        nonzero = step != 0
+        scale = np.where(nonzero, step, 1.0)
+        code = np.rint((mine + offset) / scale)
+        position = (theirs + offset) / scale
+        clamped = (nonzero & (((code >= kind.high) & (position > kind.high)) | ((code <= kind.low) & (position < kind.low)))) | unbounded[sub]
+        return np.where(clamped, np.inf, np.where(nonzero, np.abs(step) / 2, 0.0) + slack)
+
+    return bound
+
+
 def noise_words(a: Any, b: Any) -> str:
     """The noise allowed for this pair, in words (what _allowed allows)."""
+    kquant = _kquant_side(a, b) if not any(isinstance(t, Converted) and t.convention != "unpermute" for t in (a, b)) else None
+    if kquant is not None:
+        return f"{kquant[1].dtype} rounding (per sub-block of {KQUANT[kquant[1].dtype].sub_elems}, codes clamped)"
     if _allowed(a, b) is None:
         return "no derived bound"
     converted = next((t for t in (a, b) if isinstance(t, Converted) and t.convention == "minus_one"), None)
@@ -125,26 +253,30 @@ def noise_words(a: Any, b: Any) -> str:
     return f"{coarser} rounding"
 
 
-def _allowed(a: Any, b: Any) -> Callable[[Any, Any], Any] | None:
-    """(A's block, B's block) -> the largest |B - A| each element may show; None: no bound known."""
+def _allowed(a: Any, b: Any, reader_a: "Reader | None" = None, reader_b: "Reader | None" = None) -> Callable[[Any, Any, int], Any] | None:
+    """(A's block, B's block, the index of its first element) -> the largest |B - A| each element
+    may show; None: no bound known. A K-quant's bound reads its steps with the readers."""
     import numpy as np
 
     conventions = {t.convention for t in (a, b) if isinstance(t, Converted)}
+    kquant = _kquant_side(a, b) if conventions <= {"unpermute"} else None
+    if kquant is not None and reader_a is not None and reader_b is not None:
+        return _kquant_allowed(kquant[0], kquant[1], (reader_a, reader_b)[kquant[0]])
     if "log_of_negated" in conventions:
         return None  # Mamba's -exp(A_log) and back: no bound derived yet
     if "minus_one" in conventions:
-        if _quantized_side(a, b) is not None:
+        if a.dtype not in FLOAT_NOISE or b.dtype not in FLOAT_NOISE:
             return None  # the blocks hold 1 + w: their steps are not read back from w
         return _minus_one_allowed(a, b)
     if a.dtype == b.dtype:
-        return lambda block_a, block_b: np.zeros(block_a.shape)
+        return lambda block_a, block_b, start: np.zeros(block_a.shape)
     quantized = _quantized_side(a, b)
     if quantized is not None:
         side, noise = quantized
         if "transpose" in conventions:
             return None  # the blocks run along the stored rows, not the loaded ones
 
-        def block_bound(block_a: Any, block_b: Any) -> Any:
+        def block_bound(block_a: Any, block_b: Any, start: int) -> Any:
             values = (block_a, block_b)[side].reshape(-1, noise.elems)
             if noise.affine:
                 low = values.min(axis=1, keepdims=True)
@@ -160,11 +292,11 @@ def _allowed(a: Any, b: Any) -> Callable[[Any, Any], Any] | None:
         return block_bound
     if a.dtype in FLOAT_NOISE and b.dtype in FLOAT_NOISE:
         roundoff, tiny = max(FLOAT_NOISE[a.dtype], FLOAT_NOISE[b.dtype])
-        return lambda block_a, block_b: np.maximum(np.abs(block_a), np.abs(block_b)) * roundoff + tiny
+        return lambda block_a, block_b, start: np.maximum(np.abs(block_a), np.abs(block_b)) * roundoff + tiny
     return None
 
 
-def _minus_one_allowed(a: Any, b: Any) -> Callable[[Any, Any], Any]:
+def _minus_one_allowed(a: Any, b: Any) -> Callable[[Any, Any, int], Any]:
     """A norm stored as 1 + w (Gemma): the converter rounds 1 + w to the stored dtype (u_s: its
     unit roundoff), the loader subtracts 1 in float32; so besides the two dtypes' own rounding,
     |B - A| may reach u_s * (|w| + 1) + u_32 * |w'| (w' the loaded value)."""
@@ -175,7 +307,7 @@ def _minus_one_allowed(a: Any, b: Any) -> Callable[[Any, Any], Any]:
     roundoff, tiny = max(FLOAT_NOISE.get(a.dtype, (1.0, 0.0)), FLOAT_NOISE.get(b.dtype, (1.0, 0.0)))
     converted_is_a = converted is a
 
-    def bound(block_a: Any, block_b: Any) -> Any:
+    def bound(block_a: Any, block_b: Any, start: int) -> Any:
         loaded, original = (block_a, block_b) if converted_is_a else (block_b, block_a)
         rounding = np.zeros(loaded.shape) if a.dtype == b.dtype else np.maximum(np.abs(loaded), np.abs(original)) * roundoff + tiny
         return rounding + stored_roundoff * (np.abs(original) + 1) + F32_ROUNDOFF * np.abs(loaded)
@@ -187,13 +319,15 @@ def check_pair(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> Tensor
     """One pair streamed once: the sums behind every measure, and the largest error over its allowance."""
     import numpy as np
 
-    allowed = _allowed(a, b)
+    allowed = _allowed(a, b, reader_a, reader_b)
+    start = 0
     sum_aa = sum_bb = sum_dd = sum_a = sum_b = 0.0
     sum_ab = 0.0
     max_abs, excess, skipped = 0.0, 0.0, 0
     low, high = math.inf, -math.inf
     for block_a, block_b in zip(value_blocks(a, reader_a), value_blocks(b, reader_b)):
-        bound = allowed(block_a, block_b) if allowed is not None else None
+        bound = allowed(block_a, block_b, start) if allowed is not None else None
+        start += block_a.size
         finite = np.isfinite(block_a) & np.isfinite(block_b)
         if not finite.all():
             skipped += int(block_a.size - np.count_nonzero(finite))
@@ -238,10 +372,12 @@ def _agrees(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> bool:
     block beyond it, so that telling most candidates apart reads one block of each."""
     import numpy as np
 
-    allowed = _allowed(a, b)
+    allowed = _allowed(a, b, reader_a, reader_b)
+    start = 0
     for block_a, block_b in zip(value_blocks(a, reader_a), value_blocks(b, reader_b)):
         magnitude = np.abs(block_b - block_a)
-        bound = allowed(block_a, block_b) if allowed is not None else 0.0
+        bound = allowed(block_a, block_b, start) if allowed is not None else 0.0
+        start += block_a.size
         if not (magnitude <= bound).all():
             return False
     return True
@@ -258,14 +394,19 @@ def _whole(tensor: Any, reader: "Reader") -> Any:
 LAYER = re.compile(r"^(.*?\blayers\.)(\d+)(\..*)$")
 # Values of one tensor a side held whole to test a q/k permutation (Llama-2-7B's q_proj: 4096 x 4096).
 MAX_HELD = 1 << 24
+OUTSIDE_LAYERS = "other"  # the per-layer summary's row for the embeddings, the final norm, the head
 # Swapped layers are looked for where at most this many layers differ in one tensor: a swap
 # changes two, and telling every pair of many layers apart would read the model over again.
 MAX_SWAP_LAYERS = 8
 
 
 def _named(name: str, check: TensorCheck) -> str:
+    return _named_as(name, check.a_name, check.b_name)
+
+
+def _named_as(name: str, a_name: str, b_name: str) -> str:
     """The pair's transformers name, and each side's own where its file names it otherwise."""
-    others = [f"{stored} in {side}" for side, stored in (("A", check.a_name), ("B", check.b_name)) if stored != name]
+    others = [f"{stored} in {side}" for side, stored in (("A", a_name), ("B", b_name)) if stored != name]
     return f"{name} ({', '.join(others)})" if others else name
 
 
@@ -314,6 +455,41 @@ def _rotary_finding(a: Any, b: Any, check: TensorCheck, reader_a: "Reader", read
     if np.abs(mine - theirs[order]).max() <= tolerance:
         return f"{_named(converted.name, check)}: equal to {other_side}'s with the rotary permutation undone ({side}'s file does not permute the rows: the converter skipped it)"
     return None
+
+
+def _close(mine: Any, theirs: Any) -> bool:
+    """Equal up to far less than a quantization step could move them (the rotary finding's tolerance)."""
+    import numpy as np
+
+    scale = max(float(np.abs(theirs).max(initial=0.0)), 1e-30)
+    return mine.shape == theirs.shape and bool(np.abs(mine - theirs).max(initial=0.0) <= scale * 2.0**-6)
+
+
+def _transposed_finding(a: Any, b: Any, check: TensorCheck, reader_a: "Reader", reader_b: "Reader") -> str | None:
+    """A square matrix that differs: is B's A transposed (a converter that wrote it the other way round)?"""
+    if check.status != "different" or len(a.shape) != 2 or a.numel > MAX_HELD or isinstance(a, Converted) or isinstance(b, Converted):
+        return None
+    if _close(_whole(b, reader_b).reshape(b.shape), _whole(a, reader_a).reshape(a.shape).T):
+        return f"{_named(a.name, check)}: equal to A's transposed (B's file stores the matrix transposed)"
+    return None
+
+
+def _reshaped_words(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> str:
+    """Another shape in B: A's matrix transposed, or A's first rows only (a tensor cut short)?"""
+    words = f"shape {list(a.shape)} in A, {list(b.shape)} in B"
+    if max(a.numel, b.numel) > MAX_HELD or not a.shape or not b.shape or isinstance(a, Converted) or isinstance(b, Converted):
+        return words
+    try:
+        mine, theirs = _whole(b, reader_b).reshape(b.shape), _whole(a, reader_a).reshape(a.shape)
+    except AnatomyError:
+        return words
+    if len(a.shape) == 2 and b.shape == a.shape[::-1] and _close(mine, theirs.T):
+        return f"{words}: B holds A's matrix transposed"
+    if a.shape[1:] == b.shape[1:] and b.shape[0] < a.shape[0] and _close(mine, theirs[: b.shape[0]]):
+        return f"{words}: B holds only A's first {b.shape[0]} of {a.shape[0]} rows (truncated)"
+    if a.shape[1:] == b.shape[1:] and a.shape[0] < b.shape[0] and _close(theirs, mine[: a.shape[0]]):
+        return f"{words}: B holds A's {a.shape[0]} rows and {b.shape[0] - a.shape[0]} more"
+    return words
 
 
 def _swaps(checks: dict[str, TensorCheck], pairs: dict[str, tuple[Any, Any]], reader_a: "Reader", reader_b: "Reader") -> tuple[list[str], set[str]]:
@@ -372,9 +548,15 @@ def _config_words(key: str, a: Any, b: Any) -> str:
     return f"config {key}: {shown(a)} in A, {shown(b)} in B"
 
 
-def verify_pairs(header: HeaderDiff, stored_names: tuple[Callable[[Any], str], Callable[[Any], str]], progress: Callable[[int], None] | None = None) -> Verification:
+def verify_pairs(
+    header: HeaderDiff,
+    stored_names: tuple[Callable[[Any], str], Callable[[Any], str]],
+    progress: Callable[[int], None] | None = None,
+    tokenizer: "TokenizerComparison | None" = None,
+) -> Verification:
     """Check every pair of the header diff on all cores, then say what is wrong; stored_names:
-    per side, a tensor's name as its file stores it (a GGUF's llama.cpp name)."""
+    per side, a tensor's name as its file stores it (a GGUF's llama.cpp name); tokenizer: the
+    two tokenizers compared (its failures fail the verdict, its warnings warn)."""
     from ..decode.stream import SMALL_ELEMS, Reader, run_batched
 
     def work(pair: tuple[Any, Any], reader_a: "Reader", reader_b: "Reader") -> TensorCheck | str:
@@ -409,16 +591,32 @@ def verify_pairs(header: HeaderDiff, stored_names: tuple[Callable[[Any], str], C
     warnings: list[str] = []
     failures += [f"{n}: in A, missing from B" for n in header.only_a]
     failures += [f"{n}: in B, not in A" for n in header.only_b]
-    failures += [f"{n}: shape {list(sa)} in A, {list(sb)} in B" for n, sa, sb in header.shape_changes]
-    failures += [_config_words(*change) for change in header.config_changes]
     reader_a, reader_b = Reader(), Reader()
     try:
+        reshaped = {a.name: (a, b) for a, b in header.reshaped}
+        for n, shape_a, shape_b in header.shape_changes:
+            if n in reshaped:
+                a, b = reshaped[n]
+                failures.append(f"{_named_as(n, name_a(a), name_b(b))}: {_reshaped_words(a, b, reader_a, reader_b)}")
+            else:
+                failures.append(f"{n}: shape {list(shape_a)} in A, {list(shape_b)} in B")
+        # A special token's id changes how the model is prompted, not its weights: a warning,
+        # said once (the tokenizers' comparison names it when it ran).
+        token_ids = [c for c in header.config_changes if c[0].endswith("_token_id")]
+        failures += [_config_words(*change) for change in header.config_changes if change not in token_ids]
+        if tokenizer is None or not tokenizer.compared:
+            warnings += [_config_words(*change) for change in token_ids]
         swap_lines, explained = _swaps(checks, by_name, reader_a, reader_b)
         failures += swap_lines
         for name, check in sorted(checks.items(), key=lambda item: natural_key(item[0])):
             if check.status != "different" or name in explained:
                 continue
-            words = _offset_finding(name, check) or _zero_finding(name, check) or _rotary_finding(*by_name[name], check, reader_a, reader_b)
+            words = (
+                _offset_finding(name, check)
+                or _zero_finding(name, check)
+                or _rotary_finding(*by_name[name], check, reader_a, reader_b)
+                or _transposed_finding(*by_name[name], check, reader_a, reader_b)
+            )
             failures.append(words or f"{_named(name, check)}: differs beyond {check.noise} (max abs {check.max_abs:.4g}, {check.excess:.3g}x the allowance; relative {check.rel_rmse:.4g}, cosine {check.cosine:.4g})")
     finally:
         reader_a.close()
@@ -428,11 +626,23 @@ def verify_pairs(header: HeaderDiff, stored_names: tuple[Callable[[Any], str], C
         types = sorted({_type_of(c) for c in unchecked})
         warnings.append(f"{len(unchecked)} tensor{'s' if len(unchecked) != 1 else ''} of {', '.join(types)}: no derived noise bound for this type yet, compared by the measures only")
     warnings += list(header.notes)
-    verdict = "fail" if failures else ("warn" if unchecked or header.notes else "pass")
+    if tokenizer is not None:
+        failures += tokenizer.failures
+        warnings += tokenizer.warnings
+    verdict = "fail" if failures else ("warn" if warnings else "pass")
     rank = {"different": 0, "unchecked": 1, "same": 2, "identical": 3}
     ordered = sorted(checks.values(), key=lambda c: (rank[c.status], natural_key(c.a_name)))
     by_type: dict[str, list[TensorCheck]] = {}
     for check in ordered:
         by_type.setdefault(_type_of(check), []).append(check)
     summaries = tuple(_summary(dtype, by_type[dtype]) for dtype in sorted(by_type))
-    return Verification(header, verdict, tuple(ordered), summaries, _summary("all", ordered), header.config_changes, (), tuple(failures + warnings), tuple(errors))
+    by_layer: dict[str, list[TensorCheck]] = {}
+    for name, check in checks.items():
+        match = LAYER.match(name)
+        by_layer.setdefault(match.group(2) if match else OUTSIDE_LAYERS, []).append(check)
+    layers = tuple(_summary(layer, by_layer[layer]) for layer in sorted(by_layer, key=lambda k: (k == OUTSIDE_LAYERS, int(k) if k.isdigit() else 0)))
+    return Verification(
+        header, verdict, tuple(ordered), summaries, _summary("all", ordered), header.config_changes,
+        tokenizer.differences if tokenizer is not None else (), tuple(failures + warnings), tuple(errors),
+        tokenizer is not None and tokenizer.compared, tokenizer.summary if tokenizer is not None else "tokenizers: not compared", layers,
+    )

@@ -9,7 +9,6 @@ from ..core.text import escape
 from .diff import undone_text
 from .text import human_bytes, json_number, significant, table, thousands, to_json
 
-NOT_COMPARED = "tokenizers and chat templates: not compared yet"
 MEASURES = "rel_rmse = ||B - A|| / ||A||; sqnr_db = 10 log10(||A||^2 / ||B - A||^2); cosine = A.B / (||A|| ||B||); over float64 values, conventions undone"
 
 
@@ -40,15 +39,18 @@ def text(found: Verification) -> str:
     if found.tensors:
         lines += table(("name", "dtype", "status", "max_abs", "rel_rmse", "sqnr_db", "cosine", ""), [_row(c) for c in found.tensors], right=(3, 4, 5, 6))
         lines.append("")
+        if found.by_layer:
+            lines += table(("layer", "tensors", "status", "max_abs", "rel_rmse", "sqnr_db", "min_cosine"), [_type_row(s) for s in found.by_layer], right=(1, 3, 4, 5, 6))
+            lines.append("")
         lines += table(("type", "tensors", "status", "max_abs", "rel_rmse", "sqnr_db", "min_cosine"), [_type_row(s) for s in (*found.by_type, found.overall)], right=(1, 3, 4, 5, 6))
     lines.append(MEASURES)
-    lines.append(NOT_COMPARED)
+    lines.append(found.tokenizer_summary)
     return "\n".join(escape(line) for line in lines) + "\n"
 
 
-def _summary_json(summary: TypeSummary) -> dict:
+def _summary_json(summary: TypeSummary, key: str = "type") -> dict:
     return {
-        "type": summary.dtype,
+        key: int(summary.dtype) if key == "layer" and summary.dtype.isdigit() else summary.dtype,
         "tensors": summary.tensors,
         "numel": summary.numel,
         **{status: summary.statuses[status] for status in STATUSES},
@@ -86,13 +88,14 @@ def json_text(found: Verification) -> str:
                 for c in found.tensors
             ],
             "by_type": [_summary_json(s) for s in found.by_type],
+            "by_layer": [_summary_json(s, "layer") for s in found.by_layer],
             "overall": _summary_json(found.overall),
             "only_in_a": list(header.only_a),
             "only_in_b": list(header.only_b),
             "config": [{"field": key, **{side: value for side, value in (("a", va), ("b", vb)) if value is not ABSENT}} for key, va, vb in found.config],
             "config_compared": header.config_compared,
             "tokenizer": list(found.tokenizer),
-            "tokenizer_compared": False,
+            "tokenizer_compared": found.tokenizer_compared,
             "errors": [{"name": name, "error": line} for name, line in found.errors],
         }
     ) + "\n"
