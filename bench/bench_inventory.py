@@ -99,13 +99,23 @@ print(f"obstore import {imported * 1000:.1f} ms; 64 MB range: obstore {size / ou
 
 
 def clients() -> None:
-    server = SERVER.format(tests=TESTS).replace("for i in range(n):", "standin.put('bench', 'big', os.urandom(64 << 20))\n    for i in range(n):")
+    server = SERVER.format(tests=TESTS).replace(
+        "for i in range(n):", "standin.put('bench', 'big', os.urandom(64 << 20))\n    for i in range(n):"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         open(os.path.join(tmp, "config.json"), "w").close()
         open(os.path.join(tmp, "model.safetensors"), "w").close()
-        child = subprocess.Popen([PYTHON, "-c", server, tmp, "0", "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [PYTHON, "-c", server, tmp, "0", "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         endpoint = child.stdout.readline().strip()
-        env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_REGION": "us-east-1",
+        }
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         subprocess.run([PYTHON, "-c", "import obstore"], env=env, check=True)  # .pyc written
         subprocess.run([PYTHON, "-c", CLIENTS], env=env, check=True)
@@ -128,9 +138,20 @@ def main() -> None:
         folder = os.path.join(tmp, "tiny")
         build = f"import sys; sys.path.insert(0, {TESTS!r}); import checkpoints; checkpoints.tiny_llama({folder!r}, shard=None)"
         subprocess.run([PYTHON, "-c", build], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        server = subprocess.Popen([PYTHON, "-c", SERVER.format(tests=TESTS), folder, str(args.n), str(args.delay)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen(
+            [PYTHON, "-c", SERVER.format(tests=TESTS), folder, str(args.n), str(args.delay)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         endpoint = server.stdout.readline().strip()
-        env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_REGION": "us-east-1",
+        }
         env.pop("PYTHONDONTWRITEBYTECODE", None)
 
         def requests() -> int:
@@ -157,7 +178,9 @@ def main() -> None:
             server.stdin.close()
             server.wait(10)
     base = statistics.median(w for w, _, _ in results["obstore script"])
-    print(f"N={args.n} checkpoints, {args.delay * 1000:.0f} ms per request, {args.workers} workers, median of {args.repeat}")
+    print(
+        f"N={args.n} checkpoints, {args.delay * 1000:.0f} ms per request, {args.workers} workers, median of {args.repeat}"
+    )
     print("| case | wall s | x obstore script | requests per checkpoint | peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
     for name, rows in results.items():

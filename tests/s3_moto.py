@@ -49,7 +49,13 @@ class MotoS3:
         """A boto3 client of this server (a write between a listing and a read, as a user's upload)."""
         import boto3
 
-        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id=key[0], aws_secret_access_key=key[1])
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=key[0],
+            aws_secret_access_key=key[1],
+        )
 
     def reader(self, denied: tuple[str, ...] = ()) -> tuple[str, str]:
         """(key id, secret) of an IAM user moto holds to its policy: every bucket but `denied`.
@@ -60,7 +66,11 @@ class MotoS3:
         refused = [arn for name in denied for arn in (f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*")]
         statements = [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]
         statements += [{"Effect": "Deny", "Action": "s3:*", "Resource": refused}] if refused else []
-        iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+        iam.put_user_policy(
+            UserName="reader",
+            PolicyName="read",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+        )
         key = iam.create_access_key(UserName="reader")["AccessKey"]
         return key["AccessKeyId"], key["SecretAccessKey"]
 
@@ -86,7 +96,9 @@ class MotoS3:
 
     def __exit__(self, *exc: object) -> None:
         # moto's backends live as long as the process: emptied through its own reset
-        urllib.request.urlopen(urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST"), timeout=30).close()
+        urllib.request.urlopen(
+            urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST"), timeout=30
+        ).close()
         self.server.stop()
         self.server._server.server_close()
 

@@ -22,6 +22,7 @@ from llm_anatomy.analysis import inventory as inv
 from llm_anatomy.cli.main import main
 from llm_anatomy.hub import s3
 
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory, llama_dir, llama_tied_dir):
     """models/{sharded,single,gguf/tiny.Q8_0.gguf} plus files that are no checkpoint."""
@@ -136,7 +137,9 @@ def test_s3_findings_from_headers_and_names(tree, server, store):
         server.put("models", f"custom/{name}", data)
     before = store.count()
     rows = api.inventory(["s3://models/custom/"]).rows
-    assert [(r.location, r.findings, r.error) for r in rows] == [("s3://models/custom", "high:1 medium:1 (pickles not read)", None)]
+    assert [(r.location, r.findings, r.error) for r in rows] == [
+        ("s3://models/custom", "high:1 medium:1 (pickles not read)", None)
+    ]
     assert store.count() - before == 3  # the listing, config.json, the header: nothing more for the findings
 
 
@@ -155,7 +158,10 @@ def test_resume_jsonl(tree, tmp_path, capsys):
     assert [json.loads(line)["location"] for line in first.splitlines()] != []
     capsys.readouterr()
     assert main(["scan", str(tree), "--out", str(out)]) == 0
-    assert capsys.readouterr() == ("0 checkpoints, 0 unreadable\n", f"llm-anatomy: note: 3 checkpoints already in {out} for the same content skipped\n")
+    assert capsys.readouterr() == (
+        "0 checkpoints, 0 unreadable\n",
+        f"llm-anatomy: note: 3 checkpoints already in {out} for the same content skipped\n",
+    )
     assert out.read_text() == first
     os.utime(tree / "single" / "model.safetensors", ns=(1, 1))  # changed content: read again
     assert [r.location for r in api.inventory([str(tree)], out).rows] == [str(tree / "single")]
@@ -166,7 +172,9 @@ def test_resume_csv(tree, tmp_path):
     api.inventory([str(tree)], out)
     with open(out, newline="") as handle:
         records = list(csv.DictReader(handle))
-    assert [r["location"] for r in sorted(records, key=lambda r: r["location"])] == [str(tree / n) for n in ("gguf/tiny.Q8_0.gguf", "sharded", "single")]
+    assert [r["location"] for r in sorted(records, key=lambda r: r["location"])] == [
+        str(tree / n) for n in ("gguf/tiny.Q8_0.gguf", "sharded", "single")
+    ]
     assert list(records[0]) == list(inv.COLUMNS)
     assert api.inventory([str(tree)], out) == api.Inventory([], 3)
 
@@ -176,10 +184,14 @@ def test_resume_parquet(tree, tmp_path):
 
     out = tmp_path / "inventory.parquet"
     first = api.inventory([str(tree / "single")], out).rows
-    assert api.inventory([str(tree)], out) == api.Inventory([r for r in api.inventory([str(tree)]).rows if r.location != str(tree / "single")], 1)
+    assert api.inventory([str(tree)], out) == api.Inventory(
+        [r for r in api.inventory([str(tree)]).rows if r.location != str(tree / "single")], 1
+    )
     table = pyarrow.parquet.read_table(out)
     assert table.column_names == list(inv.COLUMNS)
-    assert sorted(r["location"] for r in table.to_pylist()) == [str(tree / n) for n in ("gguf/tiny.Q8_0.gguf", "sharded", "single")]
+    assert sorted(r["location"] for r in table.to_pylist()) == [
+        str(tree / n) for n in ("gguf/tiny.Q8_0.gguf", "sharded", "single")
+    ]
     assert [r for r in table.to_pylist() if r["location"] == str(tree / "single")] == [dataclasses.asdict(first[0])]
     assert os.listdir(tmp_path) == ["inventory.parquet"]
 
@@ -188,21 +200,28 @@ def test_parquet_needs_its_extra(tree, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # find_spec: not installed
     out = tmp_path / "rows.parquet"
     assert main(["scan", str(tree), "--out", str(out)]) == 1
-    assert capsys.readouterr() == ("", f"llm-anatomy: {out}: expected pyarrow to write Parquet, found pyarrow is not installed; pip install 'llm-anatomy[parquet]'\n")
+    assert capsys.readouterr() == (
+        "",
+        f"llm-anatomy: {out}: expected pyarrow to write Parquet, found pyarrow is not installed; pip install 'llm-anatomy[parquet]'\n",
+    )
 
 
 def test_json_lines_on_stdout(tree, capsys):
     models = [str(tree / "single"), str(tree / "gguf")]
     assert main(["scan", *models, "--json"]) == 0
     out, err = capsys.readouterr()
-    assert [dataclasses.asdict(row) for row in api.inventory(models).rows] == [json.loads(line) for line in out.splitlines()]
+    assert [dataclasses.asdict(row) for row in api.inventory(models).rows] == [
+        json.loads(line) for line in out.splitlines()
+    ]
     assert err == ""
 
 
 def test_one_checkpoint_is_scanned_as_before(tree, capsys):
     """One MODEL that is one checkpoint: scan's own report, not a row."""
     assert main(["scan", str(tree / "single")]) == 0
-    assert capsys.readouterr().out == "no findings in what was inspected (2 files); 2 files skipped (--json lists them)\n"
+    assert (
+        capsys.readouterr().out == "no findings in what was inspected (2 files); 2 files skipped (--json lists them)\n"
+    )
 
 
 def test_a_model_folder_with_more_weights_inside_is_one_model(tree, tmp_path, capsys):
@@ -211,14 +230,19 @@ def test_a_model_folder_with_more_weights_inside_is_one_model(tree, tmp_path, ca
     shutil.copytree(tree / "single", tmp_path / "model")
     shutil.copytree(tree / "single", tmp_path / "model" / "original")
     assert main(["scan", str(tmp_path / "model")]) == 0
-    assert capsys.readouterr().out == "no findings in what was inspected (4 files); 4 files skipped (--json lists them)\n"
+    assert (
+        capsys.readouterr().out == "no findings in what was inspected (4 files); 4 files skipped (--json lists them)\n"
+    )
     assert main(["scan", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "2 checkpoints, 0 unreadable"
 
 
 def test_sarif_is_for_one_model(tree, capsys):
     assert main(["scan", str(tree), "--sarif"]) == 2
-    assert capsys.readouterr() == ("", "llm-anatomy: --sarif: expected one model, found an inventory of several; scan each model with --sarif, or pass --json\n")
+    assert capsys.readouterr() == (
+        "",
+        "llm-anatomy: --sarif: expected one model, found an inventory of several; scan each model with --sarif, or pass --json\n",
+    )
 
 
 def test_findings_counted_by_severity(tree, tmp_path, capsys):
@@ -232,7 +256,10 @@ def test_findings_counted_by_severity(tree, tmp_path, capsys):
     (root / "custom" / "modeling_custom.py").write_text("import os\n")
     assert main(["scan", str(root), "--json"]) == 4  # a high finding, at --fail-on high
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(os.path.basename(r["location"]), r["findings"]) for r in rows] == [("custom", "high:1 medium:1"), ("plain", "0")]
+    assert [(os.path.basename(r["location"]), r["findings"]) for r in rows] == [
+        ("custom", "high:1 medium:1"),
+        ("plain", "0"),
+    ]
     assert main(["scan", str(root), "--fail-on", "critical"]) == 0
 
 
@@ -243,7 +270,10 @@ def test_workers_at_least_one(tree, capsys):
 
 def test_out_of_another_kind_is_a_usage_error(tree, capsys):
     assert main(["scan", str(tree), "--out", "rows.txt"]) == 2
-    assert capsys.readouterr().err == "llm-anatomy: rows.txt: expected an output file ending in .jsonl, .csv or .parquet, found another name; name it FILE.jsonl, FILE.csv or FILE.parquet\n"
+    assert (
+        capsys.readouterr().err
+        == "llm-anatomy: rows.txt: expected an output file ending in .jsonl, .csv or .parquet, found another name; name it FILE.jsonl, FILE.csv or FILE.parquet\n"
+    )
 
 
 def test_object_changed_between_listing_and_reading(tree, server, store):
@@ -259,7 +289,11 @@ def test_object_changed_between_listing_and_reading(tree, server, store):
     finally:
         client.put_object(Bucket="models", Key=key, Body=original)
     assert [(r.location, r.error, r.parameters) for r in rows] == [
-        ("s3://models/team/models/single", f"s3://models/{key}: expected an object store's answer, found an object changed since it was listed; run again once the upload is finished", None)
+        (
+            "s3://models/team/models/single",
+            f"s3://models/{key}: expected an object store's answer, found an object changed since it was listed; run again once the upload is finished",
+            None,
+        )
     ]
 
 
@@ -281,9 +315,15 @@ def test_dot_dot_keys(tree, server, store, tmp_path, monkeypatch, capsys):
     server.put("hostile", "a/../../single/model.safetensors", b"\0" * 16)
     monkeypatch.chdir(tmp_path)
     assert main(["scan", "s3://hostile/"]) == 1
-    assert capsys.readouterr() == ("", "llm-anatomy: s3://hostile/: expected an object store's answer, found a key with an empty, '.' or '..' path segment; read the models under another prefix, or rename the key\n")
+    assert capsys.readouterr() == (
+        "",
+        "llm-anatomy: s3://hostile/: expected an object store's answer, found a key with an empty, '.' or '..' path segment; read the models under another prefix, or rename the key\n",
+    )
     assert main(["params", "s3://hostile/a/../../single/model.safetensors"]) == 1
-    assert capsys.readouterr().err == "llm-anatomy: s3://hostile/a/../../single/model.safetensors: expected an object store's answer, found a key with an empty, '.' or '..' path segment; read the models under another prefix, or rename the key\n"
+    assert (
+        capsys.readouterr().err
+        == "llm-anatomy: s3://hostile/a/../../single/model.safetensors: expected an object store's answer, found a key with an empty, '.' or '..' path segment; read the models under another prefix, or rename the key\n"
+    )
     assert os.listdir(tmp_path) == []
 
 
@@ -300,7 +340,10 @@ def test_links_inside_the_root_count_and_links_out_do_not(tree, tmp_path):
     os.symlink(tree / "sharded" / "model.safetensors.index.json", root / "outside" / "model.safetensors.index.json")
     os.symlink(tree / "sharded", root / "linked-folder")
     rows = api.inventory([str(root)]).rows
-    assert [(r.location, r.parameters, r.error) for r in rows] == [(str(root / "blobs"), 69952, None), (str(root / "snapshots" / "abc"), 69952, None)]
+    assert [(r.location, r.parameters, r.error) for r in rows] == [
+        (str(root / "blobs"), 69952, None),
+        (str(root / "snapshots" / "abc"), 69952, None),
+    ]
 
 
 @pytest.mark.slow  # 6,000 objects put into moto's backend
@@ -330,6 +373,9 @@ def test_credentials_never_in_output(store, tmp_path, capsys):
     out = tmp_path / "rows.jsonl"
     assert main(["scan", "s3://locked/x", "--out", str(out)]) == 1
     captured = capsys.readouterr()
-    assert captured.err == "llm-anatomy: s3://locked/x: expected an object store's answer, found access denied; check the credentials' permissions on the bucket\n"
+    assert (
+        captured.err
+        == "llm-anatomy: s3://locked/x: expected an object store's answer, found access denied; check the credentials' permissions on the bucket\n"
+    )
     for text in (captured.out, captured.err, out.read_text()):
         assert store.key[1] not in text and store.key[0] not in text

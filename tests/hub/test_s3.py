@@ -15,6 +15,7 @@ from llm_anatomy.cli.main import main
 from llm_anatomy.core.errors import AnatomyError
 from llm_anatomy.hub import s3
 
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, llama_dir, llama_tied_dir):
     """{kind: local path}: a sharded safetensors folder, a single-file one, and a GGUF folder."""
@@ -112,10 +113,22 @@ def refusal(store, capsys, address):
 @pytest.mark.parametrize(
     "address, line",
     [
-        ("s3://nobucket/x", "s3://nobucket/x/: expected an object store's answer, found no such bucket; check the bucket name and AWS_ENDPOINT_URL"),
-        ("s3://models/nothing", "s3://models/nothing: expected a model folder or a weights file in the bucket, found no such key or prefix; check the path"),
-        ("s3://models/org/x.safetensors", "s3://models/org/x.safetensors: expected an object store's answer, found no such key; check the path"),
-        ("s3://secret/x", "s3://secret/x/: expected an object store's answer, found access denied; check the credentials' permissions on the bucket"),
+        (
+            "s3://nobucket/x",
+            "s3://nobucket/x/: expected an object store's answer, found no such bucket; check the bucket name and AWS_ENDPOINT_URL",
+        ),
+        (
+            "s3://models/nothing",
+            "s3://models/nothing: expected a model folder or a weights file in the bucket, found no such key or prefix; check the path",
+        ),
+        (
+            "s3://models/org/x.safetensors",
+            "s3://models/org/x.safetensors: expected an object store's answer, found no such key; check the path",
+        ),
+        (
+            "s3://secret/x",
+            "s3://secret/x/: expected an object store's answer, found access denied; check the credentials' permissions on the bucket",
+        ),
     ],
 )
 def test_refusals_are_one_line(store, capsys, address, line):
@@ -141,7 +154,9 @@ def test_no_credentials(store, monkeypatch, tmp_path, capsys):
 def test_profile_from_the_shared_credentials_file(store, models, monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    (tmp_path / "credentials").write_text(f"[team]\naws_access_key_id = {store.key[0]}\naws_secret_access_key = {store.key[1]}\n")
+    (tmp_path / "credentials").write_text(
+        f"[team]\naws_access_key_id = {store.key[0]}\naws_secret_access_key = {store.key[1]}\n"
+    )
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     monkeypatch.setenv("AWS_PROFILE", "team")
     monkeypatch.setenv("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9")
@@ -157,8 +172,13 @@ def test_missing_extra(store, monkeypatch, capsys):
 def test_object_changed_since_listing(store, models):
     """The listing's ETag goes with every read: a replaced object is one line, not a mix."""
     prefix = f"org/{models['single'].name}/"
-    entries = {name: (len(data), etag(data)) for name, data in ((p.name, p.read_bytes()) for p in models["single"].iterdir())}
+    entries = {
+        name: (len(data), etag(data)) for name, data in ((p.name, p.read_bytes()) for p in models["single"].iterdir())
+    }
     entries["model.safetensors"] = (entries["model.safetensors"][0], '"0123456789abcdef0123456789abcdef"')
     with pytest.raises(AnatomyError) as caught:
         s3.resolve(url(models, "single"), entries=entries)
-    assert caught.value.line() == f"s3://models/{prefix}model.safetensors: expected an object store's answer, found an object changed since it was listed; run again once the upload is finished"
+    assert (
+        caught.value.line()
+        == f"s3://models/{prefix}model.safetensors: expected an object store's answer, found an object changed since it was listed; run again once the upload is finished"
+    )

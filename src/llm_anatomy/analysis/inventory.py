@@ -173,7 +173,9 @@ def list_s3(address: str, store: Any) -> Iterator[Target]:
 def _sha256(value: Any) -> str:
     """The fingerprint of a JSON value: sha256 of its canonical form (keys sorted, no
     spaces), so two copies that differ only in layout are the same."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()
 
 
 def _json_sha256(data: bytes | None, name: str) -> str | None:
@@ -225,13 +227,19 @@ def _row(target: Target, source: Any, read_small: Callable[[str, int], bytes | N
     summary = summarize(catalog)
     arch, memory, quant = summary.architecture, summary.memory, summary.quant
     kv = memory.kv_cache
-    config = catalog.config if source.config_file and isinstance(catalog.config, dict) else None  # a file's, not one derived from GGUF metadata
+    config = (
+        catalog.config if source.config_file and isinstance(catalog.config, dict) else None
+    )  # a file's, not one derived from GGUF metadata
     names = (config or {}).get("architectures")
     return Row(
         location=escape(target.location),
         content=target.content,
         format=summary.format,
-        architecture=escape(str(names[0])) if isinstance(names, list) and names else arch.model_type if arch is not None else None,
+        architecture=escape(str(names[0]))
+        if isinstance(names, list) and names
+        else arch.model_type
+        if arch is not None
+        else None,
         parameters=summary.total_params,
         active_parameters=summary.moe.active if summary.moe is not None else None,
         bytes=summary.total_nbytes,
@@ -308,7 +316,13 @@ def _s3_findings(location: str, source: Any, listed: dict[str, tuple[int, str]],
         elif suffix in FOREIGN or suffix == ".py":
             entries.append((name, location + "/" + name))  # judged by its name, never opened
         else:
-            skipped.append((name, "SCAN_NOT_SUPPORTED", PICKLES_NOT_READ if suffix in WEIGHTS else "no check reads this kind of file"))
+            skipped.append(
+                (
+                    name,
+                    "SCAN_NOT_SUPPORTED",
+                    PICKLES_NOT_READ if suffix in WEIGHTS else "no check reads this kind of file",
+                )
+            )
     return _counted(scan_entries(location, entries, [], skipped))
 
 
@@ -341,7 +355,12 @@ def _s3_row(target: Target, store: Any) -> Row:
 
     row = _row(target, source, read_small)
     listed = entries or {key.rpartition("/")[2]: (0, "")}  # one weights file named: itself
-    return dataclasses.replace(row, findings=_s3_findings(target.location, source, listed, lambda name: s3.whole(store, bucket, folder + name, entries[name][1])))
+    return dataclasses.replace(
+        row,
+        findings=_s3_findings(
+            target.location, source, listed, lambda name: s3.whole(store, bucket, folder + name, entries[name][1])
+        ),
+    )
 
 
 def row_of(target: Target, store: Callable[[str], Any]) -> Row:
@@ -375,10 +394,14 @@ def targets(inputs: Iterable[str], store: Callable[[str], Any]) -> Iterator[Targ
         elif os.path.exists(given):
             yield from walk_local(given)
         else:
-            raise AnatomyError(given, "a local folder or an s3://BUCKET/PREFIX", "no such file or folder", "check the path")
+            raise AnatomyError(
+                given, "a local folder or an s3://BUCKET/PREFIX", "no such file or folder", "check the path"
+            )
 
 
-def inventory(inputs: Iterable[str], skip: Callable[[Target], bool] = lambda target: False, workers: int = WORKERS) -> Iterator[Row]:
+def inventory(
+    inputs: Iterable[str], skip: Callable[[Target], bool] = lambda target: False, workers: int = WORKERS
+) -> Iterator[Row]:
     """A Row per checkpoint under inputs, as each is read (not in input order), at most
     `workers` read at once; skip(target) leaves out those already done (a resumed run)."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait

@@ -89,7 +89,9 @@ def whole_number(low: int, high: int):
     def parse(text: str) -> int:
         value = parse_whole_number(text, low, high)
         if value is None:
-            raise argparse.ArgumentTypeError(f"expected a whole number in {low:,}..{high:,}, found {shown_argument(text)}")
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number in {low:,}..{high:,}, found {shown_argument(text)}"
+            )
         return value
 
     return parse

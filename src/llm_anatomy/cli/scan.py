@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import TextIO
@@ -34,15 +35,32 @@ S3 = "s3://"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "models", nargs="+", metavar="MODEL",
+        "models",
+        nargs="+",
+        metavar="MODEL",
         help="a local model folder (every file under it) or one file; several, a folder holding several checkpoints, or s3://BUCKET/PREFIX: an inventory",
     )
     output = parser.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="one JSON document (fields as ModelScan's report where they mean the same); an inventory's rows as JSON lines")
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON document (fields as ModelScan's report where they mean the same); an inventory's rows as JSON lines",
+    )
     output.add_argument("--sarif", action="store_true", help="SARIF 2.1.0, for code-scanning pages (one model)")
-    parser.add_argument("--fail-on", choices=SEVERITIES, default="high", help="exit 4 when a finding is at or above this severity (default: high)")
-    parser.add_argument("--out", metavar="FILE", help="the inventory's rows to FILE.jsonl or FILE.csv (appended) or FILE.parquet; a rerun skips the checkpoints it holds for the same content")
-    parser.add_argument("--workers", type=int, default=16, metavar="N", help="checkpoints an inventory reads at once (default 16)")
+    parser.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        default="high",
+        help="exit 4 when a finding is at or above this severity (default: high)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help="the inventory's rows to FILE.jsonl or FILE.csv (appended) or FILE.parquet; a rerun skips the checkpoints it holds for the same content",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=16, metavar="N", help="checkpoints an inventory reads at once (default 16)"
+    )
 
 
 def _is_inventory(args: argparse.Namespace) -> bool:
@@ -67,7 +85,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if _is_inventory(args):
         return _inventory(args, out)
     result = scan_model(args.models[0])
-    out.write(render.json_text(result) if args.json else render.sarif_text(result) if args.sarif else render.text(result))
+    out.write(
+        render.json_text(result) if args.json else render.sarif_text(result) if args.sarif else render.text(result)
+    )
     return FINDINGS_EXIT if result.at_or_above(args.fail_on) else 0
 
 
@@ -78,7 +98,9 @@ def _inventory(args: argparse.Namespace, out: TextIO) -> int:
     from ..render import inventory as table
 
     if args.sarif:
-        raise UsageError("--sarif", "one model", "an inventory of several", "scan each model with --sarif, or pass --json")
+        raise UsageError(
+            "--sarif", "one model", "an inventory of several", "scan each model with --sarif, or pass --json"
+        )
     if args.workers < 1:
         raise UsageError("--workers", "at least 1", str(args.workers), "pass --workers 16")
     result = inventory(args.models, args.out, workers=args.workers)
@@ -89,6 +111,9 @@ def _inventory(args: argparse.Namespace, out: TextIO) -> int:
     if result.skipped:
         from ..render.text import counted
 
-        print(f"llm-anatomy: note: {counted(result.skipped, 'checkpoint')} already in {args.out} for the same content skipped", file=sys.stderr)
+        print(
+            f"llm-anatomy: note: {counted(result.skipped, 'checkpoint')} already in {args.out} for the same content skipped",
+            file=sys.stderr,
+        )
     worst = [RANK[name] for row in result.rows for name in counts_of(row.findings)]
     return FINDINGS_EXIT if worst and max(worst) >= RANK[args.fail_on] else 0

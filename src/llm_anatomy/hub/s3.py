@@ -74,7 +74,12 @@ def split(url: str) -> tuple[str, str]:
     """(bucket, key or prefix) of s3://BUCKET/KEY; UsageError for anything else."""
     bucket, _, key = url[len(SCHEME) :].partition("/")
     if not BUCKET.fullmatch(bucket):
-        raise UsageError(url, "s3://BUCKET/PREFIX with a bucket name of 3-63 lowercase letters, digits, dots and hyphens", escape(repr(bucket)), "check the address")
+        raise UsageError(
+            url,
+            "s3://BUCKET/PREFIX with a bucket name of 3-63 lowercase letters, digits, dots and hyphens",
+            escape(repr(bucket)),
+            "check the address",
+        )
     if key and any(part in ("", ".", "..") for part in key.rstrip("/").split("/")):
         raise AnatomyError(url, "an object store's answer", BAD_KEY[0], BAD_KEY[1])
     return bucket, key
@@ -117,7 +122,11 @@ def _profile() -> dict[str, str]:
     section = os.environ.get("AWS_PROFILE", "default")
     if not parser.has_section(section):
         return {}
-    keys = {"aws_access_key_id": "access_key_id", "aws_secret_access_key": "secret_access_key", "aws_session_token": "session_token"}
+    keys = {
+        "aws_access_key_id": "access_key_id",
+        "aws_secret_access_key": "secret_access_key",
+        "aws_session_token": "session_token",
+    }
     return {ours: parser.get(section, theirs) for theirs, ours in keys.items() if parser.has_option(section, theirs)}
 
 
@@ -133,7 +142,9 @@ def refused(where: str, exc: Exception) -> AnatomyError:
     for mark, found, todo in REFUSALS_BY_TEXT:
         if mark in text:
             return AnatomyError(where, "an object store's answer", found, todo)
-    return AnatomyError(where, "an object store's answer", escape(type(exc).__name__), "check the address and the credentials")
+    return AnatomyError(
+        where, "an object store's answer", escape(type(exc).__name__), "check the address and the credentials"
+    )
 
 
 def _calling(where: str, call: Callable[[], Any]) -> Any:
@@ -165,7 +176,9 @@ def listing(s3: Any, bucket: str, prefix: str, start_after: str = "") -> Iterato
             yield meta["path"], int(meta["size"]), str(meta.get("e_tag") or "")
 
 
-def get(s3: Any, bucket: str, key: str, start: int, end: int | None, etag: str, limit: int = 0) -> tuple[bytes, int, str]:
+def get(
+    s3: Any, bucket: str, key: str, start: int, end: int | None, etag: str, limit: int = 0
+) -> tuple[bytes, int, str]:
     """(bytes start..end-1, object size, ETag); end None: the whole object, refused past
     limit bytes unread. etag "": any version (a key not listed first)."""
     import obstore
@@ -177,7 +190,9 @@ def get(s3: Any, bucket: str, key: str, start: int, end: int | None, etag: str, 
     answer = _calling(where, lambda: obstore.get(s3, key, options=options))
     size = int(answer.meta["size"])
     if end is None and size > limit:
-        raise AnatomyError(where, f"a file of at most {limit} bytes", f"{size} bytes", "check that this is the model's file")
+        raise AnatomyError(
+            where, f"a file of at most {limit} bytes", f"{size} bytes", "check that this is the model's file"
+        )
     data = _calling(where, lambda: bytes(answer.bytes()))
     return data, size, str(answer.meta.get("e_tag") or "")
 
@@ -227,7 +242,12 @@ def _folder_entries(s3: Any, bucket: str, prefix: str) -> dict[str, tuple[int, s
     entries: dict[str, tuple[int, str]] = {}
     for count, (key, size, etag) in enumerate(listing(s3, bucket, prefix)):
         if count >= MAX_FOLDER_KEYS:
-            raise AnatomyError(url_of(bucket, prefix), f"a model folder of at most {MAX_FOLDER_KEYS} objects", "more", "point at the folder that holds the weights")
+            raise AnatomyError(
+                url_of(bucket, prefix),
+                f"a model folder of at most {MAX_FOLDER_KEYS} objects",
+                "more",
+                "point at the folder that holds the weights",
+            )
         if "/" not in key[len(prefix) :]:
             entries[key[len(prefix) :]] = (size, etag)
     return entries
@@ -251,19 +271,31 @@ def resolve(url: str, s3: Any = None, entries: dict[str, tuple[int, str]] | None
             if missing.found != "no such key":
                 raise
         config = files.pop("config.json", None)
-        return Source(weight, url_of(bucket, folder), (SourcedPath(files[weight]),), None, config and SourcedPath(config), Opened(files))
+        return Source(
+            weight,
+            url_of(bucket, folder),
+            (SourcedPath(files[weight]),),
+            None,
+            config and SourcedPath(config),
+            Opened(files),
+        )
     prefix = key if not key or key.endswith("/") else key + "/"
     if entries is None:
         entries = _folder_entries(s3, bucket, prefix)
     if not entries:
-        raise AnatomyError(url, "a model folder or a weights file in the bucket", "no such key or prefix", "check the path")
+        raise AnatomyError(
+            url, "a model folder or a weights file in the bucket", "no such key or prefix", "check the path"
+        )
     names = sorted(entries)
     weights, index = choose_weights(names)
     if weights and all(w.endswith(".gguf") for w in weights):
         weights = tuple(choose_quantization(url, gguf_weights(list(weights)), ""))
     small = [n for n in (*SMALL_FILES, index) if n is not None and n in entries]
     # SourcedPaths: read_index and the config reader read them through their sources
-    fetched = {n: SourcedPath(f) for n, f in zip(small, parallel(small, lambda n: whole(s3, bucket, prefix + n, entries[n][1])))}
+    fetched = {
+        n: SourcedPath(f)
+        for n, f in zip(small, parallel(small, lambda n: whole(s3, bucket, prefix + n, entries[n][1])))
+    }
     root = url_of(bucket, prefix.rstrip("/"))
     if index is not None:
         from ..formats import safetensors
@@ -271,10 +303,20 @@ def resolve(url: str, s3: Any = None, entries: dict[str, tuple[int, str]] | None
         shard_names = sorted(set(safetensors.read_index(fetched[index]).values()))
         absent = [s for s in shard_names if s not in entries]
         if absent:
-            raise AnatomyError(fetched[index], f"shard {escape(absent[0])} named by the index", "no such key", "upload the missing shard")
+            raise AnatomyError(
+                fetched[index],
+                f"shard {escape(absent[0])} named by the index",
+                "no such key",
+                "upload the missing shard",
+            )
         weights = tuple(shard_names)
     if not weights and index is None and "config.json" not in fetched:
-        raise AnatomyError(root, "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)", "none", "point at the folder that holds the weights")
+        raise AnatomyError(
+            root,
+            "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)",
+            "none",
+            "point at the folder that holds the weights",
+        )
     heads = dict(zip(weights, parallel(list(weights), lambda n: _head(s3, bucket, prefix + n, entries[n][1]))))
     name = prefix.rstrip("/").rpartition("/")[2] or bucket
     return Source(

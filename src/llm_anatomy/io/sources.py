@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import BinaryIO, Iterable, Protocol
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
         def fileobj(self) -> BinaryIO: ...  # seekable, for zipfile
         def close(self) -> None: ...
         def settle(self) -> None: ...  # run what waits for the first read
+
 
 from ..core.errors import AnatomyError
 
@@ -201,7 +203,9 @@ class LocalFile:
         except OSError as exc:
             raise os_error(self.name, exc) from None
         if len(data) != length:
-            raise AnatomyError(self.name, f"{length} bytes of {what}", f"{len(data)} bytes", "the file changed while it was read")
+            raise AnatomyError(
+                self.name, f"{length} bytes of {what}", f"{len(data)} bytes", "the file changed while it was read"
+            )
         return data
 
     def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:
