@@ -79,7 +79,11 @@ def make(project, target, **env):
 FRESH_VENV = ["base -m venv .venv", "python -m pip install -q pip>=22.3"]
 PIP_OK = "python -m pip --version"
 TEST_INSTALL = "python -m pip install -q -c constraints/test.txt -e .[test]"  # the locked releases
-RUN_TESTS = ["python -m ruff check -q src tests bench", "python -m pytest -q"]  # lint first
+RUN_TESTS = [
+    "python -m ruff check -q src tests bench",
+    "python -m ruff format -q --check src tests bench",
+    "python -m pytest -q",
+]  # lint first
 
 
 def test_demo_installs_no_extra_then_test_adds_them_and_neither_repeats(project):
