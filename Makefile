@@ -64,10 +64,11 @@ $(PY) -m pytest -q $(1) $(PYTEST_ARGS); status=$$?; \
 if [ $$status -eq 5 ]; then echo "make $@: pytest collected no tests"; exit 0; fi; exit $$status
 endef
 
-# Lint first (pyproject.toml's [tool.ruff]): an unused import or a loop variable a closure
-# captures fails in a second, before 30 minutes of tests.
+# Lint and format check first (pyproject.toml's [tool.ruff]): an unused import, a loop variable
+# a closure captures or an unformatted file fails in a second, before 30 minutes of tests.
 test: $(TEST_STAMP)
 	$(PY) -m ruff check -q src tests bench
+	$(PY) -m ruff format -q --check src tests bench
 	$(call RUN_PYTEST,)
 
 # Everything but the tests marked slow (pyproject.toml's markers): an answer in about two minutes.

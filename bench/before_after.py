@@ -66,7 +66,9 @@ def _run(src: str, args: list[str], cache: str) -> tuple[float, float]:
     env = dict(os.environ, PYTHONPATH=src, LLM_ANATOMY_CACHE=cache, HF_HUB_OFFLINE="1")
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     start = time.perf_counter()
-    process = subprocess.Popen([PYTHON, "-m", "llm_anatomy.cli.main", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        [PYTHON, "-m", "llm_anatomy.cli.main", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -85,12 +87,20 @@ def main() -> None:
         subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", "-q", base, options.baseline], check=True)
         try:
             for tree in (base, ROOT):  # the optional C histogram, built in place as `pip install -e` does
-                subprocess.run([PYTHON, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree, check=True, capture_output=True)
+                subprocess.run(
+                    [PYTHON, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree, check=True, capture_output=True
+                )
             data = os.path.join(scratch, "data")
-            subprocess.run([PYTHON, "-c", WRITE_DATA, data, str(options.stats_mib)], check=True, env=dict(os.environ, PYTHONPATH=os.path.join(base, "src")))
+            subprocess.run(
+                [PYTHON, "-c", WRITE_DATA, data, str(options.stats_mib)],
+                check=True,
+                env=dict(os.environ, PYTHONPATH=os.path.join(base, "src")),
+            )
             trees = {"baseline": os.path.join(base, "src"), "this tree": os.path.join(ROOT, "src")}
             caches = {name: os.path.join(scratch, f"cache-{i}") for i, name in enumerate(trees)}
-            print(f"| command | {options.baseline} CPU s | this tree CPU s | ratio | {options.baseline} wall s | this tree wall s |")
+            print(
+                f"| command | {options.baseline} CPU s | this tree CPU s | ratio | {options.baseline} wall s | this tree wall s |"
+            )
             print("|---|---:|---:|---:|---:|---:|")
             for label, args in _commands(data).items():
                 for name, src in trees.items():  # bytecode, skeleton and trace caches
@@ -101,7 +111,10 @@ def main() -> None:
                         times[name].append(_run(src, args, caches[name]))
                 cpu = {name: statistics.median(t[0] for t in runs) for name, runs in times.items()}
                 wall = {name: statistics.median(t[1] for t in runs) for name, runs in times.items()}
-                print(f"| {label} | {cpu['baseline']:.3f} | {cpu['this tree']:.3f} | {cpu['this tree'] / cpu['baseline']:.2f}x | {wall['baseline']:.3f} | {wall['this tree']:.3f} |", flush=True)
+                print(
+                    f"| {label} | {cpu['baseline']:.3f} | {cpu['this tree']:.3f} | {cpu['this tree'] / cpu['baseline']:.2f}x | {wall['baseline']:.3f} | {wall['this tree']:.3f} |",
+                    flush=True,
+                )
         finally:
             subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", base], check=False)
             shutil.rmtree(base, ignore_errors=True)

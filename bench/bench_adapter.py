@@ -27,8 +27,13 @@ from llm_anatomy import replicas  # noqa: E402
 
 # Llama-2-7B's projections: module -> (in_features, out_features).
 PROJECTIONS = {
-    "self_attn.q_proj": (4096, 4096), "self_attn.k_proj": (4096, 4096), "self_attn.v_proj": (4096, 4096),
-    "self_attn.o_proj": (4096, 4096), "mlp.gate_proj": (4096, 11008), "mlp.up_proj": (4096, 11008), "mlp.down_proj": (11008, 4096),
+    "self_attn.q_proj": (4096, 4096),
+    "self_attn.k_proj": (4096, 4096),
+    "self_attn.v_proj": (4096, 4096),
+    "self_attn.o_proj": (4096, 4096),
+    "mlp.gate_proj": (4096, 11008),
+    "mlp.up_proj": (4096, 11008),
+    "mlp.down_proj": (11008, 4096),
 }
 RANK = 16
 
@@ -41,7 +46,11 @@ def write_adapter(folder: str, layers: int, base: str, sparse: bool) -> None:
         for module, (n_in, n_out) in PROJECTIONS.items():
             for part, shape in (("lora_A", [RANK, n_in]), ("lora_B", [n_out, RANK])):
                 size = 2 * shape[0] * shape[1]
-                header[f"base_model.model.model.layers.{layer}.{module}.{part}.weight"] = {"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + size]}
+                header[f"base_model.model.model.layers.{layer}.{module}.{part}.weight"] = {
+                    "dtype": "F16",
+                    "shape": shape,
+                    "data_offsets": [offset, offset + size],
+                }
                 offset += size
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
@@ -51,14 +60,24 @@ def write_adapter(folder: str, layers: int, base: str, sparse: bool) -> None:
             handle.truncate(8 + len(text) + offset)
         else:
             handle.write(bytes(offset))
-    config = {"peft_type": "LORA", "r": RANK, "lora_alpha": 32, "target_modules": sorted(m.split(".")[1] for m in PROJECTIONS), "base_model_name_or_path": base, "rank_pattern": {}, "alpha_pattern": {}}
+    config = {
+        "peft_type": "LORA",
+        "r": RANK,
+        "lora_alpha": 32,
+        "target_modules": sorted(m.split(".")[1] for m in PROJECTIONS),
+        "base_model_name_or_path": base,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+    }
     with open(os.path.join(folder, "adapter_config.json"), "w") as handle:
         json.dump(config, handle)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.path.join(HERE, "out"), help="where to write the adapters and the layout replica")
+    parser.add_argument(
+        "--data", default=os.path.join(HERE, "out"), help="where to write the adapters and the layout replica"
+    )
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     os.environ.setdefault("LLM_ANATOMY_CACHE", tempfile.mkdtemp(prefix="llm-anatomy-bench-"))

@@ -30,7 +30,11 @@ def main() -> None:
     from llm_anatomy import replicas
 
     folders = {}
-    for name, specs in (("Meta-Llama-3-8B", replicas.llama_family_specs), ("Meta-Llama-3-8B-FP8-block", replicas.quantized_specs), ("gpt-oss-20b", replicas.gpt_oss_specs)):
+    for name, specs in (
+        ("Meta-Llama-3-8B", replicas.llama_family_specs),
+        ("Meta-Llama-3-8B-FP8-block", replicas.quantized_specs),
+        ("gpt-oss-20b", replicas.gpt_oss_specs),
+    ):
         folders[name] = os.path.join(args.data, name)
         if not os.path.isdir(folders[name]):
             config = replicas.published_config(name)
@@ -47,7 +51,9 @@ def main() -> None:
     print_table(results)
     print()
     for style in ("values", "values --style torch"):
-        print(f"- {style}: block FP8 over BF16 {wall_cpu_ratio(results, f'{style} (Meta-Llama-3-8B-FP8-block)', f'{style} (Meta-Llama-3-8B)')}")
+        print(
+            f"- {style}: block FP8 over BF16 {wall_cpu_ratio(results, f'{style} (Meta-Llama-3-8B-FP8-block)', f'{style} (Meta-Llama-3-8B)')}"
+        )
 
 
 if __name__ == "__main__":

@@ -103,17 +103,24 @@ def main() -> None:
         f"llm-anatomy params {os.path.basename(path)}": CLI + ["params", path],
         f"gguf-dump {os.path.basename(path)}": GGUF_DUMP + [path],
         # Every metadata array whole, as JSON (issue 12): ours streams the items from the file.
-        f"llm-anatomy params {os.path.basename(path)} --metadata --json": CLI + ["params", path, "--metadata", "--json"],
+        f"llm-anatomy params {os.path.basename(path)} --metadata --json": CLI
+        + ["params", path, "--metadata", "--json"],
         f"gguf-dump --json --json-array {os.path.basename(path)}": GGUF_DUMP + ["--json", "--json-array", path],
     }
     results = run_all(cases, args.repeat)
     ours, dump, ours_json, dump_json = (results[name] for name in list(cases)[1:])
-    print(f"{args.repeat} interleaved runs each, medians; peak RSS is the maximum over runs. File: {os.path.getsize(path) / 2**30:.2f} GiB, sparse.\n")
+    print(
+        f"{args.repeat} interleaved runs each, medians; peak RSS is the maximum over runs. File: {os.path.getsize(path) / 2**30:.2f} GiB, sparse.\n"
+    )
     print_table(results)
     if not isinstance(ours, str) and not isinstance(dump, str):
-        print(f"\nparams / gguf-dump: {ours[0] / dump[0]:.3f} of the wall time (target <= 0.2), {ours[1] / dump[1]:.3f} of the CPU time; params peak RSS {ours[2] / 1024:.1f} MB (target <= 60)")
+        print(
+            f"\nparams / gguf-dump: {ours[0] / dump[0]:.3f} of the wall time (target <= 0.2), {ours[1] / dump[1]:.3f} of the CPU time; params peak RSS {ours[2] / 1024:.1f} MB (target <= 60)"
+        )
     if not isinstance(ours_json, str) and not isinstance(dump_json, str):
-        print(f"params --metadata --json / gguf-dump --json --json-array: {ours_json[0] / dump_json[0]:.3f} of the wall time, {ours_json[1] / dump_json[1]:.3f} of the CPU time; peak RSS {ours_json[2] / 1024:.1f} MB vs {dump_json[2] / 1024:.1f} MB")
+        print(
+            f"params --metadata --json / gguf-dump --json --json-array: {ours_json[0] / dump_json[0]:.3f} of the wall time, {ours_json[1] / dump_json[1]:.3f} of the CPU time; peak RSS {ours_json[2] / 1024:.1f} MB vs {dump_json[2] / 1024:.1f} MB"
+        )
     sys.stdout.flush()
 
 

@@ -34,7 +34,12 @@ def main() -> None:
         folder = os.path.join(args.data, name)
         if not os.path.isdir(folder):
             config = replicas.published_config(name)
-            replicas.write_layout(folder, config, replicas.quantized_specs(config) if "quantization_config" in config else None, max_shard_bytes=10**13)
+            replicas.write_layout(
+                folder,
+                config,
+                replicas.quantized_specs(config) if "quantization_config" in config else None,
+                max_shard_bytes=10**13,
+            )
         cases[f"summary ({name})"] = CLI + ["summary", folder]
         cases[f"params ({name})"] = CLI + ["params", folder]
     results = run_all(cases, args.repeat)

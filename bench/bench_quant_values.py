@@ -26,7 +26,10 @@ from llm_anatomy import replicas  # noqa: E402
 
 PYTHON = sys.executable
 ENTRY = "import sys\nfrom llm_anatomy.cli.main import entry\nsys.argv[0] = 'llm-anatomy'\nentry()\n"
-REPLICAS = {"F16": ("Llama-2-7b-chat-hf", replicas.llama_family_specs), "GPTQ": ("Llama-2-7B-GPTQ", replicas.quantized_specs)}
+REPLICAS = {
+    "F16": ("Llama-2-7b-chat-hf", replicas.llama_family_specs),
+    "GPTQ": ("Llama-2-7B-GPTQ", replicas.quantized_specs),
+}
 # (what is shown, the values arguments after MODEL)
 ASKS = [
     ("one weight", ["model.layers.0.self_attn.q_proj.weight"]),

@@ -35,7 +35,11 @@ from views import PYTHON, medians  # noqa: E402
 # to time a work tree), not whichever llm-anatomy the venv installed.
 CLI = [PYTHON, "-m", "llm_anatomy.cli.main"]
 
-CHANGED = ("model.layers.3.mlp.down_proj.weight", "model.layers.17.self_attn.q_proj.weight", "model.layers.31.post_attention_layernorm.weight")
+CHANGED = (
+    "model.layers.3.mlp.down_proj.weight",
+    "model.layers.17.self_attn.q_proj.weight",
+    "model.layers.31.post_attention_layernorm.weight",
+)
 
 MEMMAP_LOOP = """
 import sys, glob, json, struct, numpy as np
@@ -195,10 +199,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="/work/bench-data")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=("cold", "warm", "tiny"), action="append", help="run only these parts (default: all three)")
+    parser.add_argument(
+        "--only", choices=("cold", "warm", "tiny"), action="append", help="run only these parts (default: all three)"
+    )
     parser.add_argument("--tiny", type=int, default=1_200_000, help="tensors in the many-tiny-tensors file")
-    parser.add_argument("--baselines", action="store_true", help="also time the numpy memory-map loop and the torch loop (slow, 14 GB)")
-    parser.add_argument("--threads-vs-processes", metavar="GLOB", help="only compare threads and a process pool on these tensors, warm cache")
+    parser.add_argument(
+        "--baselines", action="store_true", help="also time the numpy memory-map loop and the torch loop (slow, 14 GB)"
+    )
+    parser.add_argument(
+        "--threads-vs-processes",
+        metavar="GLOB",
+        help="only compare threads and a process pool on these tensors, warm cache",
+    )
     args = parser.parse_args()
     if args.threads_vs_processes:
         threads_vs_processes(os.path.join(args.data, "llama2-7b-random"), args.threads_vs_processes, args.repeat)
@@ -244,10 +256,24 @@ def main() -> None:
         a2, b2 = shards(a)[-1], shards(b)[-1]
         drop_caches()
         subprocess.run(cat(*shards(a)), check=True)
-        series("warm", [("cat A", cat(*shards(a)), size(shards(a)), None), ("stats A", CLI + ["stats", a], size(shards(a)), "cat A")], cold=False)
+        series(
+            "warm",
+            [
+                ("cat A", cat(*shards(a)), size(shards(a)), None),
+                ("stats A", CLI + ["stats", a], size(shards(a)), "cat A"),
+            ],
+            cold=False,
+        )
         drop_caches()
         subprocess.run(cat(a2, b2), check=True)
-        series("warm", [("cat A2 B2", cat(a2, b2), size([a2, b2]), None), ("diff A2 B2", CLI + ["diff", a2, b2], size([a2, b2]), "cat A2 B2")], cold=False)
+        series(
+            "warm",
+            [
+                ("cat A2 B2", cat(a2, b2), size([a2, b2]), None),
+                ("diff A2 B2", CLI + ["diff", a2, b2], size([a2, b2]), "cat A2 B2"),
+            ],
+            cold=False,
+        )
     if "tiny" in parts:
         tiny = tiny_file(os.path.join(args.data, f"tiny-{args.tiny}.safetensors"), args.tiny)
         copy = tiny[: -len(".safetensors")] + "-copy.safetensors"
@@ -263,12 +289,18 @@ def main() -> None:
             cold=False,
         )
     if args.baselines:
-        table.append(("cold", "numpy memory-map loop", [timed([PYTHON, "-c", MEMMAP_LOOP, a], True)], size(shards(a)), "cat A"))
-        table.append(("cold", "torch loop (float16)", [timed([PYTHON, "-c", TORCH_LOOP, a], True)], size(shards(a)), "cat A"))
+        table.append(
+            ("cold", "numpy memory-map loop", [timed([PYTHON, "-c", MEMMAP_LOOP, a], True)], size(shards(a)), "cat A")
+        )
+        table.append(
+            ("cold", "torch loop (float16)", [timed([PYTHON, "-c", TORCH_LOOP, a], True)], size(shards(a)), "cat A")
+        )
 
     with open("/proc/loadavg") as handle:
         load = handle.read().split()[:3]
-    print(f"{args.repeat} interleaved runs each, medians; cold: page cache dropped before every run; peak RSS: maximum over runs; load average after: {' '.join(load)}\n")
+    print(
+        f"{args.repeat} interleaved runs each, medians; cold: page cache dropped before every run; peak RSS: maximum over runs; load average after: {' '.join(load)}\n"
+    )
     print("| cache | case | wall s | ratio | CPU s | CPU s per GB | peak RSS MB |")
     print("|---|---|---:|---:|---:|---:|---:|")
     walls = {(part, name): medians(runs)[0] for part, name, runs, _, _ in table}

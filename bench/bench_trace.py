@@ -53,7 +53,11 @@ def cases(replica: str, cache: str, seq: str, warm_only: bool = False) -> dict[s
     cold = shlex.join([PYTHON, "-c", ENTRY, "trace", replica, "--seq", seq])
     first = {
         "bare transformers: meta build + hooks + FlopCounterMode forward": [PYTHON, "-c", BARE, replica, seq],
-        "trace, cold cache": ["sh", "-c", f"rm -rf {shlex.quote(fresh)} && LLM_ANATOMY_CACHE={shlex.quote(fresh)} exec {cold}"],
+        "trace, cold cache": [
+            "sh",
+            "-c",
+            f"rm -rf {shlex.quote(fresh)} && LLM_ANATOMY_CACHE={shlex.quote(fresh)} exec {cold}",
+        ],
     }
     return {
         "python -c pass": [PYTHON, "-c", "pass"],
@@ -80,9 +84,15 @@ def main() -> None:
 
     print()
     if not args.warm_only:
-        print(f"- first trace / bare transformers: {wall_cpu_ratio(results, 'trace, cold cache', 'bare transformers: meta build + hooks + FlopCounterMode forward')}")
+        print(
+            f"- first trace / bare transformers: {wall_cpu_ratio(results, 'trace, cold cache', 'bare transformers: meta build + hooks + FlopCounterMode forward')}"
+        )
     warm, bare = results["trace, warm cache"], results["python -c pass"]
-    ms = "" if isinstance(warm, str) or isinstance(bare, str) else f" ({warm[0] * 1000:.1f} ms against {bare[0] * 1000:.1f} ms wall)"
+    ms = (
+        ""
+        if isinstance(warm, str) or isinstance(bare, str)
+        else f" ({warm[0] * 1000:.1f} ms against {bare[0] * 1000:.1f} ms wall)"
+    )
     print(f"- repeated trace / python -c pass: {wall_cpu_ratio(results, 'trace, warm cache', 'python -c pass')}{ms}")
 
 

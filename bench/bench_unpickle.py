@@ -20,8 +20,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _baseline_module():
-    source = subprocess.run(["git", "show", f"{BASELINE}:src/llm_anatomy/formats/restricted_pickle.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    path = os.path.join(ROOT, "src", "llm_anatomy", "formats", "_baseline_restricted_pickle.py")  # beside it: its relative imports resolve
+    source = subprocess.run(
+        ["git", "show", f"{BASELINE}:src/llm_anatomy/formats/restricted_pickle.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    path = os.path.join(
+        ROOT, "src", "llm_anatomy", "formats", "_baseline_restricted_pickle.py"
+    )  # beside it: its relative imports resolve
     with open(path, "w") as handle:
         handle.write(source)
     try:
@@ -56,8 +64,15 @@ def _import_cost(module: str) -> float:
     """Self time of importing module after what `params` has already imported (re, argparse)."""
     costs = []
     for _ in range(ROUNDS * 3):
-        err = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import re, argparse; import {module}"], capture_output=True, text=True, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="")).stderr
-        costs.append(int(next(line for line in err.splitlines() if line.endswith(f"| {module}")).split("|")[0].split(":")[1]))
+        err = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", f"import re, argparse; import {module}"],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONDONTWRITEBYTECODE=""),
+        ).stderr
+        costs.append(
+            int(next(line for line in err.splitlines() if line.endswith(f"| {module}")).split("|")[0].split(":")[1])
+        )
     return min(costs) / 1000
 
 
@@ -72,7 +87,9 @@ def main() -> None:
         times["baseline"].append(_best(lambda: baseline.load("x", data)))
         times["now"].append(_best(lambda: restricted_pickle.load("x", data)))
     old, new = min(times["baseline"]), min(times["now"])
-    print(f"data.pkl of {count} tensors ({len(data)} bytes): baseline {old * 1000:.0f} ms, opcode loop {new * 1000:.0f} ms, ratio {new / old:.2f}")
+    print(
+        f"data.pkl of {count} tensors ({len(data)} bytes): baseline {old * 1000:.0f} ms, opcode loop {new * 1000:.0f} ms, ratio {new / old:.2f}"
+    )
     signal_cost, private_cost = _import_cost("signal"), _import_cost("_signal")
     print(f"import after re and argparse: _signal {private_cost:.2f} ms, signal {signal_cost:.2f} ms")
 

@@ -74,7 +74,9 @@ def main() -> None:
     own_build = "transformers' own build (AutoConfig, meta)"
     print()
     print(f"- tree cold / transformers' own build: {wall_cpu_ratio(results, 'tree, cold cache (builds)', own_build)}")
-    print(f"- demo with the shipped skeleton / demo building it: {wall_cpu_ratio(results, 'demo, transformers hidden (shipped skeleton)', 'demo, cold cache (builds)')}")
+    print(
+        f"- demo with the shipped skeleton / demo building it: {wall_cpu_ratio(results, 'demo, transformers hidden (shipped skeleton)', 'demo, cold cache (builds)')}"
+    )
 
 
 if __name__ == "__main__":

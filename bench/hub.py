@@ -66,14 +66,24 @@ def main() -> None:
     with open(os.path.join(repo_dir, "refs", "main"), "w") as handle:
         handle.write(sha)
     anatomy_cache = os.path.join(work, "anatomy")
-    env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HOME=os.path.join(work, "hf_home"), LLM_ANATOMY_CACHE=anatomy_cache, HF_HUB_CACHE=os.path.join(work, "empty_hf_cache"))
+    env = dict(
+        os.environ,
+        HF_ENDPOINT=hub.url,
+        HF_HOME=os.path.join(work, "hf_home"),
+        LLM_ANATOMY_CACHE=anatomy_cache,
+        HF_HUB_CACHE=os.path.join(work, "empty_hf_cache"),
+    )
     for name in ("HF_HUB_OFFLINE", "HF_TOKEN", "PYTHONDONTWRITEBYTECODE"):  # timed with compiled bytecode, as installed
         env.pop(name, None)
 
     def cold() -> None:
-        shutil.rmtree(os.path.join(anatomy_cache, "hub"), ignore_errors=True)  # the skeleton cache stays: this is about the Hub
+        shutil.rmtree(
+            os.path.join(anatomy_cache, "hub"), ignore_errors=True
+        )  # the skeleton cache stays: this is about the Hub
 
-    metadata_env = dict(env, HF_HUB_CACHE=os.path.join(work, "metadata_hf_cache"), HF_HUB_DISABLE_PROGRESS_BARS="1")  # it downloads the index there
+    metadata_env = dict(
+        env, HF_HUB_CACHE=os.path.join(work, "metadata_hf_cache"), HF_HUB_DISABLE_PROGRESS_BARS="1"
+    )  # it downloads the index there
 
     def fresh_hf_cache() -> None:
         shutil.rmtree(metadata_env["HF_HUB_CACHE"], ignore_errors=True)
@@ -85,7 +95,11 @@ def main() -> None:
         "params, cached (main)": (CLI + ["params", REPO], env, None),
         "params, cached (--revision sha)": (CLI + ["params", REPO, "--revision", sha], env, None),
         "params, cached (main, HF_HUB_OFFLINE=1)": (CLI + ["params", REPO], dict(env, HF_HUB_OFFLINE="1"), None),
-        "params, local (HF cache, offline)": (CLI + ["params", REPO], dict(env, HF_HUB_CACHE=hf_cache, HF_HUB_OFFLINE="1"), None),
+        "params, local (HF cache, offline)": (
+            CLI + ["params", REPO],
+            dict(env, HF_HUB_CACHE=hf_cache, HF_HUB_OFFLINE="1"),
+            None,
+        ),
     }
     local = "params, local (HF cache, offline)"
     if args.only:
@@ -99,7 +113,9 @@ def main() -> None:
     samples: dict[str, list[float]] = {name: [] for name in cases}
     cpu: dict[str, list[float]] = {name: [] for name in cases}
     moved: dict[str, tuple[int, int]] = {}
-    first: dict[str, list[float]] = {name: [] for name in cases}  # seconds from the start to the first request's arrival
+    first: dict[str, list[float]] = {
+        name: [] for name in cases
+    }  # seconds from the start to the first request's arrival
     for _ in range(args.repeat):
         for name, (argv, case_env, before) in cases.items():
             if before:
@@ -117,14 +133,18 @@ def main() -> None:
     hub.close()
     shutil.rmtree(work, ignore_errors=True)
     local_wall, local_cpu = statistics.median(samples[local]), statistics.median(cpu[local])
-    print(f"{args.repeat} interleaved runs each, medians; {args.delay * 1000:.0f} ms added to every request; load average {os.getloadavg()[0]:.1f}.\n")
+    print(
+        f"{args.repeat} interleaved runs each, medians; {args.delay * 1000:.0f} ms added to every request; load average {os.getloadavg()[0]:.1f}.\n"
+    )
     print("| case | wall s | x local | CPU s | x local | requests | bytes moved | 1st request at s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, times in samples.items():
         wall, used = statistics.median(times), statistics.median(cpu[name])
         requests, nbytes = moved[name]
         at = f"{statistics.median(first[name]):.3f}" if first[name] else "-"
-        print(f"| {name} | {wall:.3f} | {wall / local_wall:.2f} | {used:.3f} | {used / local_cpu:.2f} | {requests} | {nbytes:,} | {at} |")
+        print(
+            f"| {name} | {wall:.3f} | {wall / local_wall:.2f} | {used:.3f} | {used / local_cpu:.2f} | {requests} | {nbytes:,} | {at} |"
+        )
 
 
 if __name__ == "__main__":

@@ -134,18 +134,27 @@ def main() -> None:
     gigabytes = sum(t.nbytes for t in _tensors(args.file)) / 1e9
     subprocess.run(["cat", args.file], stdout=subprocess.DEVNULL, check=True)  # warm it
     runs = [stages(args.file) for _ in range(args.repeat)]
-    print(f"{gigabytes:.2f} GB of 16-bit tensors, warm; medians of {args.repeat} runs, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{gigabytes:.2f} GB of 16-bit tensors, warm; medians of {args.repeat} runs, load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'stage':44s} {'CPU s':>7s} {'CPU s/GB':>9s}")
     for name in runs[0]:
         cpu = statistics.median(run[name] for run in runs)
         print(f"{name:44s} {cpu:7.2f} {cpu / gigabytes:9.2f}")
-    for label, command in (("cat FILE", ["cat", args.file]),
-                           ("python + numpy + stats imports", [PYTHON, "-c", "import numpy, llm_anatomy.analysis.stats, llm_anatomy.decode.stream"]),
-                           ("stats FILE (CLI, workers included)", [PYTHON, "-m", "llm_anatomy.cli.main", "stats", args.file])):
+    for label, command in (
+        ("cat FILE", ["cat", args.file]),
+        (
+            "python + numpy + stats imports",
+            [PYTHON, "-c", "import numpy, llm_anatomy.analysis.stats, llm_anatomy.decode.stream"],
+        ),
+        ("stats FILE (CLI, workers included)", [PYTHON, "-m", "llm_anatomy.cli.main", "stats", args.file]),
+    ):
         timings = [_child_cpu(command) for _ in range(args.repeat)]
         wall, cpu = statistics.median(t[0] for t in timings), statistics.median(t[1] for t in timings)
         print(f"{label:44s} {cpu:7.2f} {cpu / gigabytes:9.2f}   wall {wall:.2f} s")
-    print(f"cores: {os.cpu_count()}; max RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB")
+    print(
+        f"cores: {os.cpu_count()}; max RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,9 @@ def main() -> None:
     print("| file | expected | llm-anatomy scan | " + " | ".join(others) + " |")
     print("|---|---|---|" + "---|" * len(others))
     totals = {name: 0 for name in ["llm-anatomy scan", *others]}
-    cases = [(name, build, "flagged") for name, build in scan_corpus.MALICIOUS.items()] + [(name, build, "clean") for name, build in scan_corpus.BENIGN.items()]
+    cases = [(name, build, "flagged") for name, build in scan_corpus.MALICIOUS.items()] + [
+        (name, build, "clean") for name, build in scan_corpus.BENIGN.items()
+    ]
     with tempfile.TemporaryDirectory() as work:
         for name, build, expected in cases:
             folder = pathlib.Path(work) / name

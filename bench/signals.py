@@ -51,7 +51,9 @@ def _command(*args: str) -> list[str]:
 
 def seconds_to_exit(args: list[str], signum: int) -> float:
     """From the signal, sent once two workers have run half a second, to the parent's exit."""
-    process = subprocess.Popen(_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        _command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 30
     while len(_children(process.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -86,7 +88,9 @@ def main() -> None:
         for command, args in (("stats", [paths[0]]), ("diff", paths)):
             for signum in (signal.SIGTERM, signal.SIGINT):
                 seconds = seconds_to_exit([command, *args], signum)
-                print(f"| {command} | {signal.Signals(signum).name} | {seconds:.2f} | {baseline:.2f} | {seconds / baseline:.2f}x |")
+                print(
+                    f"| {command} | {signal.Signals(signum).name} | {seconds:.2f} | {baseline:.2f} | {seconds / baseline:.2f}x |"
+                )
 
 
 if __name__ == "__main__":

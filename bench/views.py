@@ -79,7 +79,9 @@ def medians(runs: list[tuple[float, float, int]]) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.path.join(HERE, "out"), help="where to write the sparse layout")
-    parser.add_argument("--random", help="an existing random-filled layout folder (write_layout fill='random') to time values on")
+    parser.add_argument(
+        "--random", help="an existing random-filled layout folder (write_layout fill='random') to time values on"
+    )
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--no-tutorial", action="store_true", help="skip the transformers baselines (slow)")
     args = parser.parse_args()
@@ -110,10 +112,20 @@ def main() -> None:
     results = run_all(cases, args.repeat)
     if not args.no_tutorial:
         folder = models.get("random", sparse)
-        tutorial_cases = {f"tutorial {view} (transformers, {'random' if 'random' in models else 'sparse'})": [PYTHON, "-c", TUTORIAL_PRELUDE + code, folder] for view, code in TUTORIAL.items()}
+        tutorial_cases = {
+            f"tutorial {view} (transformers, {'random' if 'random' in models else 'sparse'})": [
+                PYTHON,
+                "-c",
+                TUTORIAL_PRELUDE + code,
+                folder,
+            ]
+            for view, code in TUTORIAL.items()
+        }
         results.update(run_all(tutorial_cases, max(1, args.repeat // 4)))
 
-    print(f"{args.repeat} interleaved runs each (tutorial: {max(1, args.repeat // 4)}), medians; peak RSS is the maximum over runs.\n")
+    print(
+        f"{args.repeat} interleaved runs each (tutorial: {max(1, args.repeat // 4)}), medians; peak RSS is the maximum over runs.\n"
+    )
     print_table(results)
 
 
@@ -127,7 +139,9 @@ def print_table(results: dict[str, tuple[float, float, int] | str]) -> None:
             print(f"| {name} | {outcome} | | | | |")
         else:
             wall, cpu, rss = outcome
-            print(f"| {name} | {wall:.3f} | {wall / base_wall:.1f} | {cpu:.3f} | {cpu / base_cpu:.1f} | {rss / 1024:.1f} |")
+            print(
+                f"| {name} | {wall:.3f} | {wall / base_wall:.1f} | {cpu:.3f} | {cpu / base_cpu:.1f} | {rss / 1024:.1f} |"
+            )
 
 
 if __name__ == "__main__":
@@ -139,7 +153,11 @@ def print_wall_cpu(results: dict[str, tuple[float, float, int] | str], title: st
     print(f"| {title} | wall s | CPU s |")
     print("|---|---:|---:|")
     for name, outcome in results.items():
-        print(f"| {name} | {outcome} | |" if isinstance(outcome, str) else f"| {name} | {outcome[0]:.2f} | {outcome[1]:.2f} |")
+        print(
+            f"| {name} | {outcome} | |"
+            if isinstance(outcome, str)
+            else f"| {name} | {outcome[0]:.2f} | {outcome[1]:.2f} |"
+        )
 
 
 def wall_cpu_ratio(results: dict[str, tuple[float, float, int] | str], a: str, b: str) -> str:

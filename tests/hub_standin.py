@@ -79,7 +79,9 @@ class HubStandIn:
         self.tokens = {"hf_allowed"}  # tokens with access to gated repos
         self.valid_tokens = {"hf_allowed", "hf_other"}  # any other token is refused outright
         self.delay = 0.0  # seconds added to every request (the bench's network)
-        self.faults: dict[str, str] = {}  # path prefix -> "429-once" | "slow" | "lie-range" | "short-body" | "nested-json"
+        self.faults: dict[
+            str, str
+        ] = {}  # path prefix -> "429-once" | "slow" | "lie-range" | "short-body" | "nested-json"
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._last_request = time.monotonic()
@@ -162,7 +164,9 @@ class HubStandIn:
         if fault == "429-once":
             return self._send(handler, host, 429, {}, b"", head)
         if fault == "nested-json":  # JSON that json.loads cannot parse: it recurses once per level
-            return self._send(handler, host, 200, {"Content-Type": "application/json"}, b"[" * 100_000 + b"]" * 100_000, head)
+            return self._send(
+                handler, host, 200, {"Content-Type": "application/json"}, b"[" * 100_000 + b"]" * 100_000, head
+            )
         try:
             parts = [unquote(part) for part in path.strip("/").split("/")]  # a revision's / is %2F
             if host == "hub":
@@ -176,7 +180,18 @@ class HubStandIn:
         sent = body[: len(body) // 2] if not head and fault == "short-body" else body
         with self._lock:  # logged before the client sees a byte (end_headers sends), so a test reads a complete log
             authorized = "authorization" in {k.lower() for k in handler.headers}
-            self.log.append(LogEntry(host, handler.command, handler.path, handler.headers.get("Range"), status, 0 if head else len(sent), authorized, handler.arrived))
+            self.log.append(
+                LogEntry(
+                    host,
+                    handler.command,
+                    handler.path,
+                    handler.headers.get("Range"),
+                    status,
+                    0 if head else len(sent),
+                    authorized,
+                    handler.arrived,
+                )
+            )
         handler.send_response(status)
         for key, value in headers.items():
             handler.send_header(key, value)
@@ -188,7 +203,14 @@ class HubStandIn:
             handler.wfile.write(sent)
 
     def _error(self, handler, status, code, message, head):
-        self._send(handler, "hub", status, {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json"}, json.dumps({"error": message}).encode(), head)
+        self._send(
+            handler,
+            "hub",
+            status,
+            {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json"},
+            json.dumps({"error": message}).encode(),
+            head,
+        )
 
     def _repo_and_rest(self, parts):
         for n in (2, 1):
@@ -204,10 +226,21 @@ class HubStandIn:
     def _hub(self, handler, parts, head, fault):
         if parts == ["api", "agent-harnesses"]:  # huggingface_hub's user agent asks for it, at most once a day
             registry = {"standardEnvVars": [], "harnesses": {}}
-            return self._send(handler, "hub", 200, {"Content-Type": "application/json"}, json.dumps(registry).encode(), head)
+            return self._send(
+                handler, "hub", 200, {"Content-Type": "application/json"}, json.dumps(registry).encode(), head
+            )
         auth = handler.headers.get("Authorization")
-        if auth is not None and auth.removeprefix("Bearer ") not in self.valid_tokens:  # as the Hub answers a bad token, whatever the repo
-            return self._send(handler, "hub", 401, {"X-Error-Message": "Invalid credentials in Authorization header", "Content-Type": "application/json"}, b'{"error":"Invalid credentials in Authorization header"}', head)
+        if (
+            auth is not None and auth.removeprefix("Bearer ") not in self.valid_tokens
+        ):  # as the Hub answers a bad token, whatever the repo
+            return self._send(
+                handler,
+                "hub",
+                401,
+                {"X-Error-Message": "Invalid credentials in Authorization header", "Content-Type": "application/json"},
+                b'{"error":"Invalid credentials in Authorization header"}',
+                head,
+            )
         if parts[:2] == ["api", "models"]:
             repo_id, repo, rest = self._repo_and_rest(parts[2:])
             if repo is None:
@@ -224,7 +257,9 @@ class HubStandIn:
                 "disabled": False,
                 "siblings": [{"rfilename": name} for name in repo.files()],
             }
-            return self._send(handler, "hub", 200, {"Content-Type": "application/json"}, json.dumps(info).encode(), head)
+            return self._send(
+                handler, "hub", 200, {"Content-Type": "application/json"}, json.dumps(info).encode(), head
+            )
         repo_id, repo, rest = self._repo_and_rest(parts)
         if repo is None or rest[:1] != ["resolve"] or len(rest) < 3:
             return self._error(handler, 401, "RepoNotFound", "Repository not found", head)
@@ -241,7 +276,12 @@ class HubStandIn:
         common = {"X-Repo-Commit": sha, "ETag": f'"{etag}"'}
         if filename.endswith(LFS_SUFFIXES):
             location = f"{self.cdn_url}/{quote(repo_id)}/{sha}/{quote(filename)}?sig=standin"
-            headers = {**common, "Location": location, "X-Linked-Size": str(repo.size(filename)), "X-Linked-Etag": f'"{etag}"'}
+            headers = {
+                **common,
+                "Location": location,
+                "X-Linked-Size": str(repo.size(filename)),
+                "X-Linked-Etag": f'"{etag}"',
+            }
             return self._send(handler, "hub", 302, headers, b"", head)
         return self._file(handler, "hub", repo, filename, head, common, fault)
 
@@ -265,4 +305,12 @@ class HubStandIn:
             return self._send(handler, host, 416, {"Content-Range": f"bytes */{size}"}, b"", head)
         body = repo.read(filename, first, last)
         shown_first = first + 1 if fault == "lie-range" else first
-        return self._send(handler, host, 206, {**headers, "Content-Range": f"bytes {shown_first}-{last}/{size}"}, body, head, fault=fault)
+        return self._send(
+            handler,
+            host,
+            206,
+            {**headers, "Content-Range": f"bytes {shown_first}-{last}/{size}"},
+            body,
+            head,
+            fault=fault,
+        )

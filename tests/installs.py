@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from repo import ROOT
+
 LOCK = os.path.join(ROOT, "constraints", "test.txt")
 
 
@@ -23,8 +24,12 @@ def build_wheel(base):
     source.mkdir()
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(os.path.join(ROOT, name), source)
-    shutil.copytree(os.path.join(ROOT, "src"), source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.so"))
-    build = run(sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "-w", base / "dist", source)
+    shutil.copytree(
+        os.path.join(ROOT, "src"), source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.so")
+    )
+    build = run(
+        sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "-w", base / "dist", source
+    )
     assert build.returncode == 0, build.stdout + build.stderr
     (wheel,) = (base / "dist").iterdir()
     return wheel, build.stdout + build.stderr
@@ -42,6 +47,18 @@ def fresh_venv(folder, wheel, extra=None):
     if venv.returncode != 0:
         raise NoVenv(venv.stderr.strip())
     python = folder / "bin" / "python"
-    install = run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-compile", "-c", LOCK, f"{wheel}[{extra}]" if extra else wheel)
+    install = run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        python,
+        "install",
+        "-q",
+        "--no-compile",
+        "-c",
+        LOCK,
+        f"{wheel}[{extra}]" if extra else wheel,
+    )
     assert install.returncode == 0, install.stdout + install.stderr
     return python

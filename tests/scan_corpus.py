@@ -52,7 +52,13 @@ EVIL_P0 = b"cos\nsystem\n(S'touch pwned'\ntR."  # protocol 0: GLOBAL, MARK, STRI
 # builtins.getattr(builtins.__import__('os'), 'system')('touch pwned'): picklescan's
 # denylist knew os.system but not the getattr route (GHSA advisories on getattr gadgets).
 GETATTR = (
-    b"\x80\x02cbuiltins\ngetattr\n(cbuiltins\n__import__\n(" + _text("os") + b"tR" + _text("system") + b"tR(" + _text("touch pwned") + b"tR."
+    b"\x80\x02cbuiltins\ngetattr\n(cbuiltins\n__import__\n("
+    + _text("os")
+    + b"tR"
+    + _text("system")
+    + b"tR("
+    + _text("touch pwned")
+    + b"tR."
 )
 # runpy._run_code(code, globals): runs source text (a ModelScan bypass, its issue 263).
 RUNPY = b"\x80\x02crunpy\n_run_code\n(" + _text("import os; os.system('touch pwned')") + b"}tR."
@@ -60,11 +66,25 @@ RUNPY = b"\x80\x02crunpy\n_run_code\n(" + _text("import os; os.system('touch pwn
 PIP = b"\x80\x02cpip\nmain\n((" + _text("install") + _text("evil-package") + b"ltR."
 # operator.attrgetter('system')(__import__('os'))('touch pwned'): no os.system global at all.
 ATTRGETTER = (
-    b"\x80\x02coperator\nattrgetter\n(" + _text("system") + b"tR(cbuiltins\n__import__\n(" + _text("os") + b"tRtR(" + _text("touch pwned") + b"tR."
+    b"\x80\x02coperator\nattrgetter\n("
+    + _text("system")
+    + b"tR(cbuiltins\n__import__\n("
+    + _text("os")
+    + b"tRtR("
+    + _text("touch pwned")
+    + b"tR."
 )
 # STACK_GLOBAL of a module name computed while loading (str('os')), then 'system': a
 # scanner that reads the two strings before STACK_GLOBAL sees no module at all.
-COMPUTED = b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00cbuiltins\nstr\n(" + _text("os") + b"tR" + _text("system") + b"\x93(" + _text("touch pwned") + b"tR."
+COMPUTED = (
+    b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00cbuiltins\nstr\n("
+    + _text("os")
+    + b"tR"
+    + _text("system")
+    + b"\x93("
+    + _text("touch pwned")
+    + b"tR."
+)
 
 
 def _nested_torch_load() -> bytes:
@@ -88,7 +108,9 @@ def _duplicate_entry(path) -> str:
 MALICIOUS = {
     "reduce-os-system": lambda d: _write(d / "pytorch_model.bin", _saved({"w": 0, "payload": RunsACommand()})),
     "inst-posix-system": lambda d: torch_zip(d / "model.pt", b"\x80\x02(X\x02\x00\x00\x00idiposix\nsystem\n."),
-    "build-on-allowed-global": lambda d: torch_zip(d / "model.pt", b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n}X\x01\x00\x00\x00aK\x01sb."),
+    "build-on-allowed-global": lambda d: torch_zip(
+        d / "model.pt", b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n}X\x01\x00\x00\x00aK\x01sb."
+    ),
     "builtins-getattr": lambda d: _write(d / "model.pkl", GETATTR),
     "runpy-run-code": lambda d: _write(d / "model.pkl", RUNPY),
     "pip-main": lambda d: _write(d / "model.pkl", PIP),
@@ -96,10 +118,14 @@ MALICIOUS = {
     "stack-global-computed": lambda d: _write(d / "model.pkl", COMPUTED),
     "torch-load-nested": lambda d: _write(d / "model.pkl", _nested_torch_load()),
     "protocol-0-in-zip": lambda d: torch_zip(d / "model.pt", EVIL_P0),
-    "protocol-0-in-other-member": lambda d: torch_zip(d / "model.pt", pickle.dumps({}, protocol=2), {"archive/extra/state.pkl": EVIL_P0}),
+    "protocol-0-in-other-member": lambda d: torch_zip(
+        d / "model.pt", pickle.dumps({}, protocol=2), {"archive/extra/state.pkl": EVIL_P0}
+    ),
     "pickle-after-stop": lambda d: _write(d / "model.pkl", pickle.dumps({"w": 1}, protocol=2) + EVIL_P0),
     "duplicate-zip-entry": lambda d: _duplicate_entry(d / "model.pt"),
-    "legacy-torch": lambda d: _write(d / "model.pt", _saved({"w": 0, "payload": RunsACommand()}, _use_new_zipfile_serialization=False)),
+    "legacy-torch": lambda d: _write(
+        d / "model.pt", _saved({"w": 0, "payload": RunsACommand()}, _use_new_zipfile_serialization=False)
+    ),
     "named-only": lambda d: torch_zip(d / "model.pt", b"\x80\x02}X\x01\x00\x00\x00acos\nsystem\ns."),
     "dict-spray": lambda d: torch_zip(d / "model.pt", b"\x80\x02" + b"}" * 3_000_000 + b"."),
 }
@@ -108,7 +134,10 @@ MALICIOUS = {
 def _benign_torch(d, **kwargs) -> str:
     import torch
 
-    return _write(d / "model.pt", _saved({"w": torch.arange(6.0).reshape(2, 3), "b": torch.zeros(3, dtype=torch.bfloat16)}, **kwargs))
+    return _write(
+        d / "model.pt",
+        _saved({"w": torch.arange(6.0).reshape(2, 3), "b": torch.zeros(3, dtype=torch.bfloat16)}, **kwargs),
+    )
 
 
 def _benign_gguf(d) -> str:
@@ -117,7 +146,9 @@ def _benign_gguf(d) -> str:
 
     path = str(d / "model.gguf")
     writer = gguf.GGUFWriter(path, "llama")
-    writer.add_chat_template("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    writer.add_chat_template(
+        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
     writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
     writer.add_tensor("output_norm.weight", np.ones(8, dtype=np.float32))
     writer.write_header_to_file()
@@ -147,5 +178,10 @@ def tar_checkpoint(path, members: dict) -> str:
 
 
 MALICIOUS["tar-pickle-member"] = lambda d: tar_checkpoint(
-    d / "model.tar", {"sys_info": pickle.dumps({"protocol_version": 1001}, protocol=2), "pickle": EVIL_P0, "storages": pickle.dumps(0, protocol=2) + b"\0" * 16}
+    d / "model.tar",
+    {
+        "sys_info": pickle.dumps({"protocol_version": 1001}, protocol=2),
+        "pickle": EVIL_P0,
+        "storages": pickle.dumps(0, protocol=2) + b"\0" * 16,
+    },
 )

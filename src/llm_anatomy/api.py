@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from .analysis.adapter import Adapter
     from .analysis.config_view import ConfigView
+    from .analysis.inventory import Row as InventoryRow
     from .analysis.diff import HeaderDiff, ValueDiff
     from .analysis.explain import Explanation
     from .analysis.params import ParamListing
@@ -52,14 +53,43 @@ if TYPE_CHECKING:
     from .core.catalog import Catalog, FusedTensor, TensorInfo
     from .hf.skeleton import Skeleton
 
-__all__ = ["open", "diff", "Model", "Module", "Parameter", "Buffer", "Reshaped", "Config", "StateDict", "Size", "DType", "Device", "SubmoduleError", "Diff", "ReportFile"]
+__all__ = [
+    "open",
+    "diff",
+    "inventory",
+    "Inventory",
+    "Model",
+    "Module",
+    "Parameter",
+    "Buffer",
+    "Reshaped",
+    "Config",
+    "StateDict",
+    "Size",
+    "DType",
+    "Device",
+    "SubmoduleError",
+    "Diff",
+    "ReportFile",
+]
 
 # numpy dtype of the values of each stored (or loaded) dtype; bfloat16 and the 8-bit floats
 # have no numpy type and are widened to float32, which holds each of their values exactly.
 NUMPY_DTYPES = {
-    "BOOL": "bool", "U8": "uint8", "I8": "int8", "U16": "uint16", "I16": "int16", "U32": "uint32",
-    "I32": "int32", "U64": "uint64", "I64": "int64", "F16": "float16", "F32": "float32", "F64": "float64",
-    "C64": "complex64", "C128": "complex128",
+    "BOOL": "bool",
+    "U8": "uint8",
+    "I8": "int8",
+    "U16": "uint16",
+    "I16": "int16",
+    "U32": "uint32",
+    "I32": "int32",
+    "U64": "uint64",
+    "I64": "int64",
+    "F16": "float16",
+    "F32": "float32",
+    "F64": "float64",
+    "C64": "complex64",
+    "C128": "complex128",
 }
 WIDENED = "float32"  # BF16, F8_*, and GGML blocks (dequantized to float32, as transformers' GGUF loader does)
 
@@ -97,7 +127,9 @@ class DType(str):
         return str(self)
 
     def __eq__(self, other: object) -> bool:
-        if type(other).__name__ == "dtype" and type(other).__module__ == "torch":  # torch.bfloat16, without importing torch
+        if (
+            type(other).__name__ == "dtype" and type(other).__module__ == "torch"
+        ):  # torch.bfloat16, without importing torch
             return str(other) == str(self)
         return str.__eq__(self, other)
 
@@ -159,7 +191,14 @@ class Parameter:
         (torch.Size([64, 64]), torch.bfloat16, 4096, 64)
     """
 
-    def __init__(self, model: Model, name: str, shape: tuple[int, ...], tensor: TensorInfo | FusedTensor | None, dtype: str | None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        name: str,
+        shape: tuple[int, ...],
+        tensor: TensorInfo | FusedTensor | None,
+        dtype: str | None,
+    ) -> None:
         self._model = model
         self.name = name
         """The full name named_parameters() gives it (tied weights: the first name)."""
@@ -278,7 +317,9 @@ class Parameter:
 
         values = self.numpy()
         dtype = getattr(torch, self.dtype.removeprefix("torch."))
-        if dtype == torch.bfloat16:  # the top half of the widened float32, bit for bit (torch's own cast turns NaN into 0xFFFF)
+        if (
+            dtype == torch.bfloat16
+        ):  # the top half of the widened float32, bit for bit (torch's own cast turns NaN into 0xFFFF)
             return torch.from_numpy((values.view("uint32") >> 16).astype("uint16")).view(torch.bfloat16)
         return torch.from_numpy(values).to(dtype)
 
@@ -339,7 +380,12 @@ class Parameter:
         adapter = None if opened is None else opened.adapter
         base = None if opened is None else opened.base
         if adapter is None or base is None:
-            raise UsageError(self.name, "a base weight from open(adapter, base=...).get_parameter()", "a parameter of a model", "open the adapter with its base")
+            raise UsageError(
+                self.name,
+                "a base weight from open(adapter, base=...).get_parameter()",
+                "a parameter of a model",
+                "open the adapter with its base",
+            )
         from .core.extras import require
 
         require("stats", self.name, "to return values as arrays")
@@ -351,7 +397,9 @@ class Parameter:
 
         target = self.name if not index else index_target(self.name, check_items(self.name, index))
         with ElementReader() as reader:
-            shown = merged_shown(reader, adapter, merge_base(base.catalog, base.hf_catalog), target, PrintOptions(threshold=float("inf")))
+            shown = merged_shown(
+                reader, adapter, merge_base(base.catalog, base.hf_catalog), target, PrintOptions(threshold=float("inf"))
+            )
             dtype = NUMPY_DTYPES.get(shown.tensor.dtype, WIDENED)
             return numpy.fromiter(shown.values(), dtype=dtype, count=prod(shown.shape)).reshape(shown.shape)
 
@@ -367,7 +415,9 @@ def _new_shape(name: str, numel: int, shape: tuple[int | Sequence[int], ...]) ->
         raise UsageError(name, "a shape with sizes of at least 0 and at most one -1", repr(list(sizes)))
     if -1 in sizes:
         if known == 0 or numel % known:
-            raise UsageError(name, f"a shape of {numel} elements", repr(list(sizes)), "one size may be -1, to be inferred")
+            raise UsageError(
+                name, f"a shape of {numel} elements", repr(list(sizes)), "one size may be -1, to be inferred"
+            )
         sizes = tuple(numel // known if size == -1 else size for size in sizes)
     elif known != numel:
         raise UsageError(name, f"a shape of {numel} elements", repr(list(sizes)), "one size may be -1, to be inferred")
@@ -377,7 +427,9 @@ def _new_shape(name: str, numel: int, shape: tuple[int | Sequence[int], ...]) ->
 def _as_array(name: str, read: Callable[[], numpy.ndarray], dtype: Any, copy: bool | None) -> numpy.ndarray:
     """numpy's __array__ protocol (numpy 2's copy argument included) over a read of every value."""
     if copy is False:
-        raise ValueError(f"{name}: expected copy=None or True, found copy=False; its values are read from the file into a new array, never shared (np.asarray(p) reads them)")
+        raise ValueError(
+            f"{name}: expected copy=None or True, found copy=False; its values are read from the file into a new array, never shared (np.asarray(p) reads them)"
+        )
     values = read()
     return values if dtype is None else values.astype(dtype, copy=False)
 
@@ -449,14 +501,18 @@ class Reshaped:
             if not (item is Ellipsis or isinstance(item, (int, slice))) or isinstance(item, bool):
                 raise UsageError(self.parameter.name, "an index of integers, slices and ...", repr(item))
             if isinstance(item, slice) and item.step is not None and item.step < 1:
-                raise UsageError(self.parameter.name, "a slice step of at least 1", str(item.step), "torch slices only step forwards")
+                raise UsageError(
+                    self.parameter.name, "a slice step of at least 1", str(item.step), "torch slices only step forwards"
+                )
         # The element positions asked for, in the parameter's row-major order: its flat index.
         shape = tuple(self.shape)
         row_major = View(self.parameter.name, None, shape, tuple(prod(shape[d + 1 :]) for d in range(len(shape))), 0)
         picked = row_major.index(f"{self.parameter.name}.view({list(self.shape)}){list(items)}", items)
         flat = numpy.full(picked.shape, picked.offset, dtype=numpy.int64)
         for dim, (size, stride) in enumerate(zip(picked.shape, picked.strides)):
-            flat += (numpy.arange(size, dtype=numpy.int64) * stride).reshape([size if d == dim else 1 for d in range(len(picked.shape))])
+            flat += (numpy.arange(size, dtype=numpy.int64) * stride).reshape(
+                [size if d == dim else 1 for d in range(len(picked.shape))]
+            )
         wanted, where = numpy.unique(flat.ravel(), return_inverse=True)
         return _gather(self.parameter, (), tuple(self.parameter.shape), wanted)[where].reshape(picked.shape)
 
@@ -469,7 +525,9 @@ class Buffer(Parameter):
     named_buffers() gives them. Its values can be read only when the checkpoint stores them;
     most buffers are computed by transformers when it builds the model, and then reading says so."""
 
-    def __init__(self, model: Model, name: str, shape: tuple[int, ...], tensor: TensorInfo | FusedTensor | None, persistent: bool) -> None:
+    def __init__(
+        self, model: Model, name: str, shape: tuple[int, ...], tensor: TensorInfo | FusedTensor | None, persistent: bool
+    ) -> None:
         stored_dtype = getattr(tensor, "loaded", tensor.dtype) if tensor is not None else None
         super().__init__(model, name, shape, tensor, stored_dtype)
         self.persistent = persistent
@@ -483,7 +541,12 @@ class Buffer(Parameter):
             return DType(str(self._model._meta_model().get_buffer(self.name).dtype))
         except ImportError:
             if self.tensor is None:
-                raise UsageError(self.name, "transformers, to tell the dtype of a buffer it computes", "no transformers", "pip install 'llm-anatomy[transformers]'") from None
+                raise UsageError(
+                    self.name,
+                    "transformers, to tell the dtype of a buffer it computes",
+                    "no transformers",
+                    "pip install 'llm-anatomy[transformers]'",
+                ) from None
             return super().dtype
 
     @property
@@ -493,7 +556,12 @@ class Buffer(Parameter):
 
     def _stored(self) -> None:
         if self.tensor is None:
-            raise AnatomyError(self._model.name, f"buffer {self.name} in the checkpoint", "none stored", "transformers computes it when it builds the model; read it there (from_pretrained)")
+            raise AnatomyError(
+                self._model.name,
+                f"buffer {self.name} in the checkpoint",
+                "none stored",
+                "transformers computes it when it builds the model; read it there (from_pretrained)",
+            )
 
     def __getitem__(self, index: Any) -> numpy.ndarray:
         self._stored()
@@ -584,7 +652,9 @@ class Config(dict):  # type: ignore[type-arg]  # dict[str, Any]
             else:  # a nested config: as stored, under transformers' generic name
                 from .analysis.config_view import BASE_CONFIG_CLASS, ConfigView, printout
 
-                self._view = ConfigView("", BASE_CONFIG_CLASS, dict(self), printout(BASE_CONFIG_CLASS, dict(self)), False)
+                self._view = ConfigView(
+                    "", BASE_CONFIG_CLASS, dict(self), printout(BASE_CONFIG_CLASS, dict(self)), False
+                )
         return self._view
 
     def __getattr__(self, name: str) -> Any:
@@ -600,9 +670,13 @@ class Config(dict):  # type: ignore[type-arg]  # dict[str, Any]
         try:
             config = self._model._meta_model().config
         except ImportError:
-            raise AttributeError(f"'{view.class_name}' object has no attribute '{name}' in config.json or what transformers prints; its class's defaults need transformers (pip install 'llm-anatomy[transformers]')") from None
+            raise AttributeError(
+                f"'{view.class_name}' object has no attribute '{name}' in config.json or what transformers prints; its class's defaults need transformers (pip install 'llm-anatomy[transformers]')"
+            ) from None
         except AnatomyError as exc:  # transformers cannot build this config: hasattr() must still answer
-            raise AttributeError(f"'{view.class_name}' object has no attribute '{name}' in config.json or what transformers prints ({exc.line()})") from None
+            raise AttributeError(
+                f"'{view.class_name}' object has no attribute '{name}' in config.json or what transformers prints ({exc.line()})"
+            ) from None
         try:
             return getattr(config, name)
         except AttributeError:
@@ -621,7 +695,9 @@ class Config(dict):  # type: ignore[type-arg]  # dict[str, Any]
 DENSE = 4
 
 
-def _gather(parameter: Parameter, prefix: tuple[int, ...], shape: tuple[int, ...], flat: numpy.ndarray) -> numpy.ndarray:
+def _gather(
+    parameter: Parameter, prefix: tuple[int, ...], shape: tuple[int, ...], flat: numpy.ndarray
+) -> numpy.ndarray:
     """The values at sorted flat positions of parameter[prefix] (of this shape), read as
     parameter slices: one read of the span from the first to the last position when it is
     dense enough, else one per index of the first dimension that holds a wanted position
@@ -642,7 +718,10 @@ def _gather(parameter: Parameter, prefix: tuple[int, ...], shape: tuple[int, ...
     if len(shape) == 1:  # far apart in one row: each on its own
         return numpy.concatenate([parameter[prefix + (int(i),)].reshape(1) for i in flat])
     starts = numpy.flatnonzero(numpy.diff(rows, prepend=-1))
-    parts = [_gather(parameter, prefix + (int(rows[a]),), shape[1:], flat[a:b] - int(rows[a]) * block) for a, b in zip(starts, [*starts[1:], len(flat)])]
+    parts = [
+        _gather(parameter, prefix + (int(rows[a]),), shape[1:], flat[a:b] - int(rows[a]) * block)
+        for a, b in zip(starts, [*starts[1:], len(flat)])
+    ]
     return numpy.concatenate(parts)
 
 
@@ -746,7 +825,10 @@ class Module:
         for path, module in self.named_modules():
             at = f"{path}." if path else ""
             entries += [(at + p.name, p.canonical, tuple(p.shape), False) for p in module._node.parameters]
-            entries += [(name, name if not self.path else f"{self.path}.{name}", shape, True) for name, shape in persistent.get(module.path, ())]
+            entries += [
+                (name, name if not self.path else f"{self.path}.{name}", shape, True)
+                for name, shape in persistent.get(module.path, ())
+            ]
         return entries
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
@@ -1054,7 +1136,9 @@ class Model(Module):
 
         return NotebookExplanation._make(explain_config(self.catalog, lang))
 
-    def summary(self, context: Sequence[int] | None = None, batch: Sequence[int] | None = None, kv_dtype: str | None = None) -> Summary:
+    def summary(
+        self, context: Sequence[int] | None = None, batch: Sequence[int] | None = None, kv_dtype: str | None = None
+    ) -> Summary:
         """The record `llm-anatomy summary` renders: counts by component, layer and dtype; memory; KV cache.
 
         print() shows what the command prints; Jupyter, its tables.
@@ -1074,7 +1158,13 @@ class Model(Module):
 
         return NotebookSummary._make(summarize(self.catalog, context, batch, kv_dtype))
 
-    def stats(self, filter: str | None = None, by: str | None = None, progress: Callable[[int], None] | None = None, stored: bool = False) -> StatsReport:
+    def stats(
+        self,
+        filter: str | None = None,
+        by: str | None = None,
+        progress: Callable[[int], None] | None = None,
+        stored: bool = False,
+    ) -> StatsReport:
         """The record `llm-anatomy stats` renders: every selected tensor read once (all cores),
         a quantized weight by its dequantized values.
 
@@ -1098,7 +1188,14 @@ class Model(Module):
 
         return notebook_stats(weight_stats(self.catalog if stored else dequantized(self.catalog), filter, by, progress))
 
-    def trace(self, batch: int = 1, seq: int | None = None, decode: bool = False, context: int | None = None, node: str | None = None) -> Trace:
+    def trace(
+        self,
+        batch: int = 1,
+        seq: int | None = None,
+        decode: bool = False,
+        context: int | None = None,
+        node: str | None = None,
+    ) -> Trace:
         """The record `llm-anatomy trace` renders: one forward pass on the meta device, built from
         the config alone (no weight is read), with every module's shapes, FLOPs and activation bytes.
         print() shows what the command prints; Jupyter, the report's charts and tables.
@@ -1132,7 +1229,15 @@ class Model(Module):
 
         return run_trace(self.catalog, text)
 
-    def report(self, path: str = "report.html", stats: bool = False, lang: str | None = None, progress: Callable[[int], None] | None = None, trace: bool = False, run: str | None = None) -> ReportFile:
+    def report(
+        self,
+        path: str = "report.html",
+        stats: bool = False,
+        lang: str | None = None,
+        progress: Callable[[int], None] | None = None,
+        trace: bool = False,
+        run: str | None = None,
+    ) -> ReportFile:
         """Write the page `llm-anatomy report` writes (one self-contained HTML file) to path.
 
         A previous report there is replaced; any other file, and anything of the model (its
@@ -1171,16 +1276,31 @@ class Model(Module):
         marker = GENERATOR.encode()  # how a page we wrote before is told from a file to leave alone
         # A single weights file protects itself, not the folder it happens to sit in. The path is
         # checked before any work, and again as the page is written.
-        guard = guard_model(catalog.root, catalog.files, tuple(filter(None, [catalog.config_file])), whole_folder=not os.path.isfile(self.source))
+        guard = guard_model(
+            catalog.root,
+            catalog.files,
+            tuple(filter(None, [catalog.config_file])),
+            whole_folder=not os.path.isfile(self.source),
+        )
         check_output(path, guard, marker)
         if stats:
             from .analysis.stats import weight_stats
             from .analysis.values import dequantized
 
-            weights = weight_stats(dequantized(catalog), progress=progress)  # a quantized weight: its dequantized values
+            weights = weight_stats(
+                dequantized(catalog), progress=progress
+            )  # a quantized weight: its dequantized values
         forward = self.trace() if trace else None
         ran = self.trace_run(run) if run is not None else None
-        data = render_report(build_report(catalog, lang=lang or language_from_locale(os.environ), stats=weights if stats else None, forward=forward, run=ran)).encode("utf-8")
+        data = render_report(
+            build_report(
+                catalog,
+                lang=lang or language_from_locale(os.environ),
+                stats=weights if stats else None,
+                forward=forward,
+                run=ran,
+            )
+        ).encode("utf-8")
         write_output(path, data, guard, marker)
         return ReportFile(path, len(data), weights.errors if stats else ())
 
@@ -1202,7 +1322,9 @@ class Model(Module):
         key = (class_name, base)
         if key not in self._classes:
             doc = f"transformers' {class_name}, as llm_anatomy shows it: a {base.__name__} read from the checkpoint, never loaded."
-            self._classes[key] = type(class_name, (base,), {"__module__": __name__, "__qualname__": class_name, "__doc__": doc})
+            self._classes[key] = type(
+                class_name, (base,), {"__module__": __name__, "__qualname__": class_name, "__doc__": doc}
+            )
         return self._classes[key]
 
     def _module(self, node: TreeNode) -> Module:
@@ -1240,7 +1362,9 @@ class Model(Module):
             from .hf.skeleton import config_bytes_of, meta_model, weights_dtype, with_config_file
 
             catalog = self.hf_catalog
-            self._meta = with_config_file(catalog, config_bytes_of(catalog), lambda config: meta_model(config, weights_dtype(catalog)))
+            self._meta = with_config_file(
+                catalog, config_bytes_of(catalog), lambda config: meta_model(config, weights_dtype(catalog))
+            )
         return self._meta
 
     def _parameter(self, name: str, shape: tuple[int, ...]) -> Parameter:
@@ -1261,8 +1385,17 @@ class Model(Module):
                 if tensor is None:  # transformers initialises it, in the dtype the model is loaded in
                     dtype = self._model_dtype or "F32"
                 else:
-                    dtype = self._model_dtype if tensor.dtype in CASTS and self._model_dtype else getattr(tensor, "loaded", tensor.dtype)
-                if tensor is not None and not hasattr(tensor, "loaded") and tensor.dtype in DECODERS and DECODERS[tensor.dtype].block_elems > 1:
+                    dtype = (
+                        self._model_dtype
+                        if tensor.dtype in CASTS and self._model_dtype
+                        else getattr(tensor, "loaded", tensor.dtype)
+                    )
+                if (
+                    tensor is not None
+                    and not hasattr(tensor, "loaded")
+                    and tensor.dtype in DECODERS
+                    and DECODERS[tensor.dtype].block_elems > 1
+                ):
                     dtype = "F32"  # GGML blocks load dequantized to float32
             self._parameters[name] = Parameter(self, name, shape, tensor, dtype)
         return self._parameters[name]
@@ -1278,7 +1411,14 @@ class Model(Module):
             return view if loaded is None else loaded(view)
         from .hf.skeleton import Parameter as SkeletonParameter
 
-        return parameter_view(self.hf_catalog, skeleton.model_class, SkeletonParameter(param.name, tuple(param.shape)), param.tensor, self._model_dtype, loaded)
+        return parameter_view(
+            self.hf_catalog,
+            skeleton.model_class,
+            SkeletonParameter(param.name, tuple(param.shape)),
+            param.tensor,
+            self._model_dtype,
+            loaded,
+        )
 
     def _leaf_names(self, node: TreeNode) -> set[str]:
         """Parameters and buffers registered on this module itself: attributes that are not modules."""
@@ -1286,13 +1426,21 @@ class Model(Module):
         skeleton = self._skeleton_or_none()
         if skeleton is not None:
             prefix = f"{node.path}." if node.path else ""
-            names.update(b.name[len(prefix):] for b in skeleton.buffers if b.name.startswith(prefix) and "." not in b.name[len(prefix):])
+            names.update(
+                b.name[len(prefix) :]
+                for b in skeleton.buffers
+                if b.name.startswith(prefix) and "." not in b.name[len(prefix) :]
+            )
         return names
 
     def _not_found(self, node: TreeNode, target: str, item: str, kind: str) -> SubmoduleError:
         """torch's AttributeError for `item` of node's module, which is not a `kind`: either it
         is another kind of attribute (a child, parameter, buffer, config, method...) or none."""
-        if any(c.name == item for c in node.children) or item in self._leaf_names(node) or self._has_attribute(node.path, item):
+        if (
+            any(c.name == item for c in node.children)
+            or item in self._leaf_names(node)
+            or self._has_attribute(node.path, item)
+        ):
             return SubmoduleError(self.name, target, f"`{item}` is not an {kind}")
         return SubmoduleError(self.name, target, f"{node.class_name or 'Module'} has no attribute `{item}`")
 
@@ -1312,7 +1460,13 @@ class Model(Module):
         return f"<llm_anatomy.Model {self.name!r}: {self._get_name()}, {self.num_parameters():,} parameters, {self.catalog.format}>"
 
 
-def open(model: str | os.PathLike[str], revision: str | None = None, *, allow_truncated: bool = False, base: Model | str | os.PathLike[str] | None = None) -> Model:
+def open(
+    model: str | os.PathLike[str],
+    revision: str | None = None,
+    *,
+    allow_truncated: bool = False,
+    base: Model | str | os.PathLike[str] | None = None,
+) -> Model:
     """Open a checkpoint: a folder, a weights file, or a model id in the local Hugging Face
     cache (read from the Hub when it is not there). Reads headers and config only.
 
@@ -1375,7 +1529,16 @@ class ReportFile(namedtuple("ReportFile", "path nbytes errors")):
     errors: tuple[tuple[str, str], ...]
 
 
-def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], filter: str | None = None, *, hf_names: bool = False, values: bool = True, progress: Callable[[int], None] | None = None, stored: bool = False) -> Diff:
+def diff(
+    a: Model | str | os.PathLike[str],
+    b: Model | str | os.PathLike[str],
+    filter: str | None = None,
+    *,
+    hf_names: bool = False,
+    values: bool = True,
+    progress: Callable[[int], None] | None = None,
+    stored: bool = False,
+) -> Diff:
     """What changed between two checkpoints, as `llm-anatomy diff`.
 
     Args:
@@ -1424,7 +1587,13 @@ def _compared_catalogs(models: list[Model], hf_names: bool, stored: bool) -> lis
     return catalogs
 
 
-def verify(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], filter: str | None = None, *, progress: Callable[[int], None] | None = None) -> Verification:
+def verify(
+    a: Model | str | os.PathLike[str],
+    b: Model | str | os.PathLike[str],
+    filter: str | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Verification:
     """Did converting A into B keep the model? As `llm-anatomy verify`: every paired tensor
     (names paired and conventions undone as diff() does across formats) `identical`, `same`
     within the noise the two dtypes or the quantization type allow, or `different`; a summary
@@ -1454,8 +1623,195 @@ def verify(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str],
     places = [{(t.file, t.offset): t.name for t in model.catalog.tensors} for model in models]
     stored_names = tuple(partial(_stored_name, place) for place in places)
     tokenizers = compare_tokenizers(models[0].catalog, models[1].catalog)
-    return verify_pairs(compare_headers(catalogs[0], catalogs[1], filter), (stored_names[0], stored_names[1]), progress, tokenizers)
+    return verify_pairs(
+        compare_headers(catalogs[0], catalogs[1], filter), (stored_names[0], stored_names[1]), progress, tokenizers
+    )
 
 
 def _stored_name(places: dict[tuple[str, int], str], tensor: TensorInfo) -> str:
     return places.get((tensor.file, tensor.offset), tensor.name)
+
+
+class Inventory(namedtuple("Inventory", "rows skipped")):
+    """What inventory() read: rows, one analysis.inventory.Row per checkpoint read this run
+    (sorted by location); skipped, how many the --out file already held for the same content."""
+
+    __slots__ = ()
+    rows: list[InventoryRow]
+    skipped: int
+
+
+OUT_FORMATS = (".jsonl", ".csv", ".parquet")
+
+
+def inventory(
+    inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None, *, workers: int = 16
+) -> Inventory:
+    """One row per checkpoint under inputs: local folders (walked) and s3://BUCKET/PREFIX
+    (listed), mixed; headers only, `workers` checkpoints read at once. What `llm-anatomy
+    scan` writes for many models: a local checkpoint's row counts scan's findings on it.
+
+    Args:
+        inputs: folders, weights files and s3:// prefixes.
+        out: a .jsonl or .csv file the rows are appended to as they come, or a .parquet
+            file (the `parquet` extra) rewritten with them at the end; a rerun with the same
+            file skips the checkpoints it holds for the same content (sizes and ETags or
+            modification times), so an interrupted inventory resumes.
+        workers: checkpoints in flight at once.
+
+    Raises:
+        AnatomyError: an input that is neither a folder nor a readable prefix (an unreadable
+            checkpoint is a row with its error instead).
+        UsageError: an out file of another kind.
+    """
+
+    from .analysis import inventory as inv
+
+    path = None if out is None else str(out)
+    if path is not None and not path.endswith(OUT_FORMATS):
+        raise UsageError(
+            path,
+            "an output file ending in .jsonl, .csv or .parquet",
+            "another name",
+            "name it FILE.jsonl, FILE.csv or FILE.parquet",
+        )
+    writer: _Appender | _ParquetFile | None = None
+    if path is not None and path.endswith(".parquet"):
+        writer = _ParquetFile(path)
+        done = {(r["location"], r["content"]) for r in writer.previous}
+    elif path is not None:
+        done = _written(path)
+        writer = _Appender(path, fresh=not done and not _has_header(path))
+    else:
+        done = set()
+    rows: list[InventoryRow] = []
+    skipped = 0
+
+    def skip(target: inv.Target) -> bool:
+        nonlocal skipped
+        if (target.location, target.content) in done:
+            skipped += 1
+            return True
+        return False
+
+    try:
+        for row in inv.inventory([str(i) for i in inputs], skip, workers):
+            rows.append(row)
+            if writer is not None:
+                writer.write(row)
+    finally:
+        if writer is not None:
+            writer.close()
+    return Inventory(sorted(rows, key=lambda r: r.location), skipped)
+
+
+def _has_header(path: str) -> bool:
+    import os
+
+    return os.path.isfile(path) and os.path.getsize(path) > 0
+
+
+def _written(path: str) -> set[tuple[str, str]]:
+    """(location, content) of the rows an earlier run wrote to path (a JSON line or a CSV
+    record each; a line cut short by an interruption is left out, so read again)."""
+    import builtins
+    import csv
+    import json
+    import os
+
+    if not os.path.isfile(path):
+        return set()
+    done = set()
+    with builtins.open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        if path.endswith(".csv"):
+            for record in csv.DictReader(handle):
+                if record.get("location") and record.get("content"):
+                    done.add((record["location"], record["content"]))
+        else:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if (
+                    isinstance(record, dict)
+                    and isinstance(record.get("location"), str)
+                    and isinstance(record.get("content"), str)
+                ):
+                    done.add((record["location"], record["content"]))
+    return done
+
+
+class _Appender:
+    """Rows appended to the out file as they come, each line whole (flushed), never through
+    a link: an interrupted run leaves every row it finished."""
+
+    def __init__(self, path: str, fresh: bool) -> None:
+        import os
+
+        from .render import inventory as render
+
+        descriptor = os.open(
+            path,
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
+            0o644,
+        )
+        self.handle = os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+        self.line = render.csv_line if path.endswith(".csv") else render.json_line
+        if fresh and path.endswith(".csv"):
+            self.handle.write(render.csv_header())
+
+    def write(self, row: InventoryRow) -> None:
+        self.handle.write(self.line(row))
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class _ParquetFile:
+    """Rows for a Parquet file, which cannot be appended to: the rows it holds are read
+    first, and the file is written anew with them and the new rows at the end (an
+    interrupted run too), through a temporary file beside it, renamed over it."""
+
+    def __init__(self, path: str) -> None:
+        import os
+
+        from .core.extras import require
+
+        require("parquet", path, "to write Parquet")
+        self.path = path
+        self.previous: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []
+        if os.path.isfile(path):
+            import pyarrow.parquet
+
+            try:
+                self.previous = pyarrow.parquet.read_table(path).to_pylist()
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                raise AnatomyError(
+                    path, "a Parquet file an inventory wrote", type(exc).__name__, "name another --out file"
+                ) from None
+
+    def write(self, row: InventoryRow) -> None:
+        from dataclasses import asdict
+
+        self.rows.append(asdict(row))
+
+    def close(self) -> None:
+        import os
+        import tempfile
+
+        import pyarrow
+        import pyarrow.parquet
+
+        descriptor, temporary = tempfile.mkstemp(
+            suffix=".parquet.partial", dir=os.path.dirname(os.path.abspath(self.path))
+        )
+        os.close(descriptor)
+        try:
+            pyarrow.parquet.write_table(pyarrow.Table.from_pylist(self.previous + self.rows), temporary)
+            os.replace(temporary, self.path)
+        except BaseException:
+            os.unlink(temporary)
+            raise

@@ -18,6 +18,7 @@ from .hf.peft import ADAPTER_CONFIG  # a PEFT adapter's config, read as its conf
 
 CONFIG = "config.json"
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")  # :QUANT picks a GGUF file on the Hub
+S3 = "s3://"  # a model in an S3 bucket (hub/s3.py), never a local path
 MAX_REF_BYTES = 100  # a ref holds a 40-digit commit hash and maybe a newline
 
 # The rules on file names (formats.files) and the readers (formats) are imported where
@@ -36,7 +37,12 @@ def _cached_snapshot(model_id: str, revision: str | None) -> str:
     repo_dir = os.path.join(cache, repo_folder(model_id))
     download = f"download it with `hf download {model_id}" + (f" --revision {revision}" if revision else "") + "`"
     if not os.path.isdir(repo_dir):
-        raise AnatomyError(model_id, f"a model folder, a weights file, or a model in the local Hugging Face cache ({cache})", "none of these", download)
+        raise AnatomyError(
+            model_id,
+            f"a model folder, a weights file, or a model in the local Hugging Face cache ({cache})",
+            "none of these",
+            download,
+        )
     wanted = revision or "main"
     check_revision(model_id, wanted)
     ref = os.path.join(repo_dir, "refs", wanted)
@@ -49,10 +55,17 @@ def _cached_snapshot(model_id: str, revision: str | None) -> str:
     else:
         commit = wanted  # a commit hash given directly
     if "/" in commit:
-        raise AnatomyError(model_id, f"revision {wanted!r} in the local Hugging Face cache ({repo_dir})", "no such branch or tag", download)
+        raise AnatomyError(
+            model_id,
+            f"revision {wanted!r} in the local Hugging Face cache ({repo_dir})",
+            "no such branch or tag",
+            download,
+        )
     snapshot = os.path.join(repo_dir, "snapshots", commit)
     if not os.path.isdir(snapshot):
-        raise AnatomyError(model_id, f"revision {wanted!r} in the local Hugging Face cache ({repo_dir})", "no such snapshot", download)
+        raise AnatomyError(
+            model_id, f"revision {wanted!r} in the local Hugging Face cache ({repo_dir})", "no such snapshot", download
+        )
     return snapshot
 
 
@@ -60,7 +73,12 @@ def check_revision(model_id: str, revision: str) -> None:
     """Refuse a revision that names no branch, tag or commit (hub_env.valid_revision), before
     it reaches a file name under refs/ or a request to the Hub: exit 2."""
     if not valid_revision(revision):
-        raise UsageError(model_id, "a revision (branch, tag or commit)", f"{escape(repr(revision))}", "pass a name such as main, v1.0 or refs/pr/1")
+        raise UsageError(
+            model_id,
+            "a revision (branch, tag or commit)",
+            f"{escape(repr(revision))}",
+            "pass a name such as main, v1.0 or refs/pr/1",
+        )
 
 
 def _all_splits(files: list[str]) -> bool:
@@ -88,10 +106,23 @@ def _cached_quantization(model: str, revision: str | None) -> Source:
     present = gguf_weights(sorted(names))
     chosen = [n for n in present if quant_tag(n).upper() == quant.upper()]
     if not chosen or not _all_splits(chosen):
-        found = "part of them" if chosen else escape(", ".join(sorted({quant_tag(n) for n in present}))) or "no GGUF files"
-        raise AnatomyError(model, f"the {quant} GGUF files in the local Hugging Face cache ({snapshot})", found, f"download them with `hf download {repo} --include '*{quant}*'`")
+        found = (
+            "part of them" if chosen else escape(", ".join(sorted({quant_tag(n) for n in present}))) or "no GGUF files"
+        )
+        raise AnatomyError(
+            model,
+            f"the {quant} GGUF files in the local Hugging Face cache ({snapshot})",
+            found,
+            f"download them with `hf download {repo} --include '*{quant}*'`",
+        )
     config = os.path.join(snapshot, CONFIG)
-    return Source(model, snapshot, tuple(os.path.join(snapshot, n) for n in chosen), None, config if os.path.isfile(config) else None)
+    return Source(
+        model,
+        snapshot,
+        tuple(os.path.join(snapshot, n) for n in chosen),
+        None,
+        config if os.path.isfile(config) else None,
+    )
 
 
 def _weights_in_folder(folder: str) -> tuple[tuple[str, ...], str | None]:
@@ -106,7 +137,12 @@ def _weights_in_folder(folder: str) -> tuple[tuple[str, ...], str | None]:
 
 
 def _no_weights(folder: str) -> AnatomyError:
-    return AnatomyError(folder, "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)", "none", "point at the folder that holds the weights")
+    return AnatomyError(
+        folder,
+        "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)",
+        "none",
+        "point at the folder that holds the weights",
+    )
 
 
 def _check_complete(snapshot: str) -> None:
@@ -150,19 +186,32 @@ def ask_early(model: str, revision: str | None) -> Early | None:
 
 
 def resolve(model: str, revision: str | None = None) -> Source:
-    """Find the weights and config for MODEL; raise AnatomyError saying what is missing."""
+    """Find the weights and config for MODEL (a local path, a model id, or s3://BUCKET/PREFIX);
+    raise AnatomyError saying what is missing."""
     from .formats.files import Source, choose_quantization, gguf_weights
 
+    if model.startswith(S3):
+        if revision:
+            raise UsageError(
+                model, "a model id with --revision", "an s3:// address", "drop --revision for s3:// models"
+            )
+        from .hub import s3
+
+        return s3.resolve(model)
     local = os.path.exists(model)
     if local:
         if revision:
-            raise UsageError(model, "a model id with --revision", "a local path", "drop --revision for local folders and files")
+            raise UsageError(
+                model, "a model id with --revision", "a local path", "drop --revision for local folders and files"
+            )
         try:
             mode = os.stat(model).st_mode
         except OSError as exc:
             raise os_error(model, exc, "a model folder or a weights file") from None
         if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-            raise AnatomyError(model, "a model folder or a weights file", kind_of(mode), "pass a model folder or a weights file")
+            raise AnatomyError(
+                model, "a model folder or a weights file", kind_of(mode), "pass a model folder or a weights file"
+            )
         folder = model if stat.S_ISDIR(mode) else (os.path.dirname(model) or ".")
     elif MODEL_ID.match(model) and "/" in model:
         check_revision(model, revision or "main")
@@ -178,10 +227,20 @@ def resolve(model: str, revision: str | None = None) -> Source:
             return found
         folder = found
     else:
-        raise AnatomyError(model, "a model folder, a weights file, or a model id such as meta-llama/Llama-2-7b-chat-hf", "no such file or folder", "check the path")
-    config_file = next((path for path in (os.path.join(folder, n) for n in (CONFIG, ADAPTER_CONFIG)) if os.path.isfile(path)), None)
+        raise AnatomyError(
+            model,
+            "a model folder, a weights file, or a model id such as meta-llama/Llama-2-7b-chat-hf",
+            "no such file or folder",
+            "check the path",
+        )
+    config_file = next(
+        (path for path in (os.path.join(folder, n) for n in (CONFIG, ADAPTER_CONFIG)) if os.path.isfile(path)), None
+    )
     if local and stat.S_ISREG(mode):
-        if os.path.basename(model) in (CONFIG, ADAPTER_CONFIG):  # a model studied before its weights are downloaded; an adapter's config
+        if os.path.basename(model) in (
+            CONFIG,
+            ADAPTER_CONFIG,
+        ):  # a model studied before its weights are downloaded; an adapter's config
             return Source(os.path.basename(model), folder, (), None, model)
         return Source(os.path.basename(model), folder, (model,), None, config_file)
     weights, index = _weights_in_folder(folder)

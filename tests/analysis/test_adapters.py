@@ -22,7 +22,14 @@ pytestmark = pytest.mark.torch  # adapters made by PEFT, on models made by trans
 # rsLoRA, DoRA on an embedding and the attention output (a regex target_modules), the old
 # pickled adapter_model.bin.
 KINDS = {
-    "lora": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], rank_pattern={"layers.1.self_attn.q_proj": 2}, alpha_pattern={"v_proj": 3}, modules_to_save=["lm_head"]),
+    "lora": dict(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "v_proj"],
+        rank_pattern={"layers.1.self_attn.q_proj": 2},
+        alpha_pattern={"v_proj": 3},
+        modules_to_save=["lm_head"],
+    ),
     "rslora": dict(r=8, lora_alpha=16, target_modules=["k_proj", "down_proj"], use_rslora=True),
     "dora": dict(r=4, lora_alpha=8, target_modules=r".*\.(embed_tokens|o_proj)", use_dora=True),
     "bin": dict(r=2, lora_alpha=4, target_modules=["gate_proj", "up_proj"], layers_to_transform=[1]),
@@ -49,7 +56,12 @@ def _peft_reference(llama_dir, adapter):
     layers = {}
     for name, module in model.base_model.model.named_modules():
         if isinstance(module, LoraLayer) and "default" in module.r:
-            layers[name] = (module.r["default"], module.lora_alpha["default"], module.scaling["default"], "default" in module.lora_magnitude_vector)
+            layers[name] = (
+                module.r["default"],
+                module.lora_alpha["default"],
+                module.scaling["default"],
+                "default" in module.lora_magnitude_vector,
+            )
     return model.get_nb_trainable_parameters()[0], printed.getvalue().strip(), layers
 
 
@@ -74,7 +86,9 @@ def test_summary_with_its_base_prints_peft_line(kind, adapters, llama_dir, cli, 
 def test_summary_text(adapters, llama_dir, cli):
     result = cli("summary", adapters["lora"])
     name = adapters["lora"].rsplit("/", 1)[-1]
-    assert result.out == f"""\
+    assert (
+        result.out
+        == f"""\
 {name}: LoRA adapter of {llama_dir} (LlamaForCausalLM)
 adapted modules: 4, rank 2 to 4, scaling = alpha / r
 trainable parameters: 9,728 (LoRA 1,536, modules_to_save 8,192)
@@ -92,15 +106,30 @@ Saved whole (modules_to_save):
   weight          shape      params
   lm_head.weight  [128, 64]   8,192
 """
+    )
     data = json.loads(cli("summary", adapters["lora"], "--json").out)
     assert (data["trainable_params"], data["lora_params"], data["base"]["all_params"]) == (9728, 1536, 87872)
-    assert json.loads(cli("params", adapters["lora"], "--json").out)["adapter"] == {key: value for key, value in data.items() if key != "base"}
-    assert data["modules"][1] == {"name": "model.layers.0.self_attn.v_proj", "kind": "linear", "rank": 4, "alpha": 3, "scaling": 0.75, "in_features": 64, "out_features": 32, "params": 384, "dora": False}
+    assert json.loads(cli("params", adapters["lora"], "--json").out)["adapter"] == {
+        key: value for key, value in data.items() if key != "base"
+    }
+    assert data["modules"][1] == {
+        "name": "model.layers.0.self_attn.v_proj",
+        "kind": "linear",
+        "rank": 4,
+        "alpha": 3,
+        "scaling": 0.75,
+        "in_features": 64,
+        "out_features": 32,
+        "params": 384,
+        "dora": False,
+    }
 
 
 def test_dora_embedding_and_rslora_scaling(adapters, cli):
     out = cli("summary", adapters["dora"]).out.splitlines()
-    assert out[0].endswith("LoRA (DoRA) adapter of " + str(la.open(adapters["dora"]).adapter.base_model) + " (LlamaForCausalLM)")
+    assert out[0].endswith(
+        "LoRA (DoRA) adapter of " + str(la.open(adapters["dora"]).adapter.base_model) + " (LlamaForCausalLM)"
+    )
     assert "also stored: 1 base weight of the targeted embeddings, not trained (model.embed_tokens.weight)" in out
     assert "  model.embed_tokens               embedding + DoRA     4      8        2  128   64     832" in out
     assert "adapted modules: 4, rank 8, scaling = alpha / sqrt(r) (rsLoRA)" in cli("summary", adapters["rslora"]).out
@@ -109,14 +138,16 @@ def test_dora_embedding_and_rslora_scaling(adapters, cli):
 def test_params_lists_tensors_then_modules(adapters, cli):
     out = cli("params", adapters["bin"]).out
     assert "base_model.model.model.layers.1.mlp.gate_proj.lora_A.weight  [2, 64]" in out
-    assert out.endswith("""\
+    assert out.endswith(
+        """\
 4 tensors, 640 parameters, 2.50 KiB in 1 file
 
 Adapted modules:
   module                    kind    rank  alpha  scaling  in  out  params
   model.layers.1.mlp.gate_proj  linear     2      4        2  64   96     320
   model.layers.1.mlp.up_proj    linear     2      4        2  64   96     320
-""".replace("module                    kind", "module                        kind"))
+""".replace("module                    kind", "module                        kind")
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -131,10 +162,13 @@ def test_every_adapter_field_explained(kind, adapters, cli):
 
 def test_config_is_the_json_as_stored(adapters, cli):
     result = cli("config", adapters["lora"])
-    stored = (adapters["lora"] + "/adapter_config.json")
+    stored = adapters["lora"] + "/adapter_config.json"
     with open(stored) as handle:
         assert result.out.splitlines()[:-1] == json.dumps(json.load(handle), indent=2).splitlines()
-    assert result.out.splitlines()[-1] == f"note: this is {stored}, a PEFT adapter's config, as stored; `config --explain` explains each field"
+    assert (
+        result.out.splitlines()[-1]
+        == f"note: this is {stored}, a PEFT adapter's config, as stored; `config --explain` explains each field"
+    )
 
 
 def test_every_lora_config_field_has_an_entry():
@@ -151,7 +185,15 @@ def _base(folder, **changes):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    config = dict(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
     LlamaForCausalLM(LlamaConfig(**{**config, **changes})).save_pretrained(folder)
     return folder
 
@@ -187,15 +229,24 @@ def test_an_unreadable_own_base_is_a_note(adapters, tmp_path, cli):
     shutil.copytree(adapters["lora"], folder)
     config = json.loads((folder / "adapter_config.json").read_text())
     (tmp_path / "empty").mkdir()
-    (folder / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(tmp_path / "empty")}))
+    (folder / "adapter_config.json").write_text(
+        json.dumps({**config, "base_model_name_or_path": str(tmp_path / "empty")})
+    )
     result = cli("summary", folder)
     assert result.code == 0 and "as PEFT prints it" not in result.out
-    assert result.err == f"llm-anatomy: note: the adapter's base_model_name_or_path is not read: {tmp_path / 'empty'}: expected weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index), found none; point at the folder that holds the weights\n"
+    assert (
+        result.err
+        == f"llm-anatomy: note: the adapter's base_model_name_or_path is not read: {tmp_path / 'empty'}: expected weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index), found none; point at the folder that holds the weights\n"
+    )
 
 
 def test_base_refused_for_a_model(llama_dir, cli):
     result = cli("summary", llama_dir, "--base", llama_dir)
-    assert (result.code, result.out, result.err) == (2, "", f"llm-anatomy: {llama_dir.name}: expected a PEFT adapter (adapter_config.json) with --base, found a model; drop --base\n")
+    assert (result.code, result.out, result.err) == (
+        2,
+        "",
+        f"llm-anatomy: {llama_dir.name}: expected a PEFT adapter (adapter_config.json) with --base, found a model; drop --base\n",
+    )
 
 
 def test_damaged_config_is_one_line(adapters, tmp_path, cli):
@@ -205,10 +256,22 @@ def test_damaged_config_is_one_line(adapters, tmp_path, cli):
     (folder / "adapter_config.json").write_text(json.dumps({**config, "rank_pattern": {"q_proj": 3}}))
     result = cli("summary", folder)
     assert (result.code, result.out) == (1, "")
-    assert result.err == f"llm-anatomy: {folder}/adapter_model.safetensors: expected rank 3 for model.layers.0.self_attn.q_proj (rank_pattern 'q_proj' in adapter_config.json), found lora_A [4, 64]; the adapter config does not belong to these weights\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {folder}/adapter_model.safetensors: expected rank 3 for model.layers.0.self_attn.q_proj (rank_pattern 'q_proj' in adapter_config.json), found lora_A [4, 64]; the adapter config does not belong to these weights\n"
+    )
 
 
-@pytest.mark.parametrize("argv", [["params"], ["summary"], ["config"], ["config", "--explain"], ["values", "model.layers.0.self_attn.q_proj.weight", "--merged"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["params"],
+        ["summary"],
+        ["config"],
+        ["config", "--explain"],
+        ["values", "model.layers.0.self_attn.q_proj.weight", "--merged"],
+    ],
+)
 def test_header_only(argv, adapters):
     code, loaded, _ = imported_by(argv[0], adapters["lora"], *argv[1:])
     assert (code, loaded) == (0, [])
@@ -225,10 +288,15 @@ def _merged_reference(base, adapter):
 def more_adapters(llama_bf16_dir, gpt2_dir, llama_dir, tmp_path_factory):
     """(base, adapter) of LoRAs the merge must follow: a bfloat16 base and adapter, an embedding
     and the head, GPT-2's Conv1D weights stored [in, out] (fan_in_fan_out)."""
-    make = lambda name, base, **lora: (base, checkpoints.peft_lora(str(base), str(tmp_path_factory.mktemp(name)), **lora))  # noqa: E731
+
+    def make(name, base, **lora):
+        return base, checkpoints.peft_lora(str(base), str(tmp_path_factory.mktemp(name)), **lora)
+
     return {
         "bf16": make("bf16", llama_bf16_dir, r=4, lora_alpha=16, target_modules=["q_proj", "down_proj"]),
-        "embedding": make("embedding", llama_dir, r=4, lora_alpha=4, target_modules=["embed_tokens", "lm_head"], use_rslora=True),
+        "embedding": make(
+            "embedding", llama_dir, r=4, lora_alpha=4, target_modules=["embed_tokens", "lm_head"], use_rslora=True
+        ),
         "gpt2": make("gpt2", gpt2_dir, r=2, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True),
     }
 
@@ -245,7 +313,9 @@ def test_merged_equals_merge_and_unload(kind, adapters, more_adapters, llama_dir
         assert np.array_equal(model.get_parameter(name).merged(), expected), name
     name = next(m.name for m in model.adapter.modules) + ".weight"
     rows, cols = model.get_parameter(name).shape
-    assert np.array_equal(model.get_parameter(name).merged(-1, slice(1, cols, 3)), model.get_parameter(name).merged()[-1, 1::3])
+    assert np.array_equal(
+        model.get_parameter(name).merged(-1, slice(1, cols, 3)), model.get_parameter(name).merged()[-1, 1::3]
+    )
 
 
 def test_values_merged_prints_as_torch(adapters, llama_dir, cli, capsys):
@@ -265,21 +335,36 @@ def test_a_gguf_base_is_checked_but_not_merged_into(adapters, llama_dir, tmp_pat
     gguf = checkpoints.llama_gguf(str(llama_dir), str(tmp_path / "base.gguf"))
     result = cli("summary", adapters["lora"], "--base", gguf)
     assert (result.code, result.err) == (0, "")
-    assert "on base.gguf, as PEFT prints it: trainable params: 9,728 || all params: 87,872 || trainable%: 11.0706" in result.out.splitlines()
+    assert (
+        "on base.gguf, as PEFT prints it: trainable params: 9,728 || all params: 87,872 || trainable%: 11.0706"
+        in result.out.splitlines()
+    )
     result = cli("values", adapters["lora"], "model.layers.0.self_attn.q_proj.weight", "--merged", "--base", gguf)
     assert (result.code, result.out) == (2, "")
-    assert result.err == "llm-anatomy: base.gguf: expected a base in transformers' layout to merge into (safetensors or a transformers .bin), found a gguf checkpoint with its own names and row order; pass the Hugging Face base model\n"
+    assert (
+        result.err
+        == "llm-anatomy: base.gguf: expected a base in transformers' layout to merge into (safetensors or a transformers .bin), found a gguf checkpoint with its own names and row order; pass the Hugging Face base model\n"
+    )
 
 
 def test_merged_refusals(adapters, llama_dir, cli):
     weight = "model.layers.0.self_attn.o_proj.weight"
     result = cli("values", adapters["dora"], weight, "--merged")
-    assert (result.code, result.err) == (2, f"llm-anatomy: {weight}: expected a LoRA module without DoRA to merge, found a DoRA magnitude vector; merged DoRA weights are not computed yet\n")
+    assert (result.code, result.err) == (
+        2,
+        f"llm-anatomy: {weight}: expected a LoRA module without DoRA to merge, found a DoRA magnitude vector; merged DoRA weights are not computed yet\n",
+    )
     result = cli("values", llama_dir, weight, "--base", llama_dir)
-    assert (result.code, result.err) == (2, f"llm-anatomy: {llama_dir}: expected --base with --merged (values of a LoRA adapter merged into its base), found --base alone; add --merged, or drop --base\n")
+    assert (result.code, result.err) == (
+        2,
+        f"llm-anatomy: {llama_dir}: expected --base with --merged (values of a LoRA adapter merged into its base), found --base alone; add --merged, or drop --base\n",
+    )
     with pytest.raises(la.SubmoduleError):
         la.open(adapters["lora"], base=llama_dir).get_parameter("model.layers.0.self_attn.q_proj.bias")
-    with pytest.raises(UsageError, match=r"^model.norm.weight: expected a base weight from open\(adapter, base=...\).get_parameter\(\), found a parameter of a model; open the adapter with its base$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^model.norm.weight: expected a base weight from open\(adapter, base=...\).get_parameter\(\), found a parameter of a model; open the adapter with its base$",
+    ):
         la.open(llama_dir).get_parameter("model.norm.weight").merged()
     with pytest.raises(UsageError, match="expected a PEFT adapter"):
         la.open(llama_dir, base=llama_dir)
@@ -291,12 +376,24 @@ def test_merged_refusals(adapters, llama_dir, cli):
     ]
 
 
-@pytest.mark.parametrize("change, expected", [
-    ({"r": "4"}, "{config}: expected a positive whole number as r, found '4'; the adapter config is damaged"),
-    ({"rank_pattern": ["q_proj"]}, "{config}: expected an object of module patterns as rank_pattern, found list; the adapter config is damaged"),
-    ({"alpha_pattern": {"q_proj": "x\x1b[31m"}}, "{weights}: expected a number as alpha of model.layers.0.self_attn.q_proj in adapter_config.json, found 'x\\x1b[31m'; the adapter config is damaged"),
-    ({"peft_type": "IA3"}, "{config}: expected a LoRA adapter (peft_type LORA), found peft_type IA3; only LoRA adapters are read so far"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"r": "4"}, "{config}: expected a positive whole number as r, found '4'; the adapter config is damaged"),
+        (
+            {"rank_pattern": ["q_proj"]},
+            "{config}: expected an object of module patterns as rank_pattern, found list; the adapter config is damaged",
+        ),
+        (
+            {"alpha_pattern": {"q_proj": "x\x1b[31m"}},
+            "{weights}: expected a number as alpha of model.layers.0.self_attn.q_proj in adapter_config.json, found 'x\\x1b[31m'; the adapter config is damaged",
+        ),
+        (
+            {"peft_type": "IA3"},
+            "{config}: expected a LoRA adapter (peft_type LORA), found peft_type IA3; only LoRA adapters are read so far",
+        ),
+    ],
+)
 def test_hostile_config_one_line(change, expected, adapters, tmp_path, cli):
     folder = tmp_path / "hostile"
     shutil.copytree(adapters["lora"], folder)
@@ -304,7 +401,12 @@ def test_hostile_config_one_line(change, expected, adapters, tmp_path, cli):
     (folder / "adapter_config.json").write_text(json.dumps({**config, **change}))
     result = cli("summary", folder)
     assert (result.code, result.out) == (1, "")
-    assert result.err == "llm-anatomy: " + expected.format(config=folder / "adapter_config.json", weights=folder / "adapter_model.safetensors") + "\n"
+    assert (
+        result.err
+        == "llm-anatomy: "
+        + expected.format(config=folder / "adapter_config.json", weights=folder / "adapter_model.safetensors")
+        + "\n"
+    )
 
 
 @pytest.mark.hub_standin
@@ -325,7 +427,9 @@ def test_an_adapter_on_the_hub(adapters, llama_dir, request, cli):
 def test_tree_marks_the_adapted_modules_of_the_base(adapters, llama_dir, cli):
     result = cli("tree", adapters["lora"], "--node", "model.layers.1.self_attn")
     assert (result.code, result.err) == (0, "")
-    assert result.out == """\
+    assert (
+        result.out
+        == """\
 module                                    own params  total params
 model.layers.1.self_attn: LlamaAttention           -        12,288
 ├── q_proj: Linear + LoRA r=2 alpha=8          4,096         4,096
@@ -334,12 +438,21 @@ model.layers.1.self_attn: LlamaAttention           -        12,288
 └── o_proj: Linear                             4,096         4,096
 12,288 parameters (12.29K)
 """
-    labels = lambda adapter, depth: [re.sub(r"\s+\S+\s+\S+$", "", line) for line in cli("tree", adapter, "--depth", depth).out.splitlines()]  # noqa: E731
+    )
+
+    def labels(adapter, depth):
+        return [re.sub(r"\s+\S+\s+\S+$", "", line) for line in cli("tree", adapter, "--depth", depth).out.splitlines()]
+
     assert "│   │   └── 0-1: LlamaDecoderLayer (each)" in labels(adapters["rslora"], "3")  # adapted alike: folded
-    assert ["│   │   ├── 0: LlamaDecoderLayer", "│   │   └── 1: LlamaDecoderLayer"] == [line for line in labels(adapters["lora"], "3") if "DecoderLayer" in line]
+    assert ["│   │   ├── 0: LlamaDecoderLayer", "│   │   └── 1: LlamaDecoderLayer"] == [
+        line for line in labels(adapters["lora"], "3") if "DecoderLayer" in line
+    ]
     assert "└── lm_head: Linear + saved whole by the adapter" in labels(adapters["lora"], "1")
     result = cli("tree", adapters["lora"], "--style", "torch")
-    assert (result.code, result.err) == (2, f"llm-anatomy: {adapters['lora'].rsplit('/', 1)[-1]}: expected a model for --style torch, found a LoRA adapter (PEFT's module classes are not shown); drop --style torch\n")
+    assert (result.code, result.err) == (
+        2,
+        f"llm-anatomy: {adapters['lora'].rsplit('/', 1)[-1]}: expected a model for --style torch, found a LoRA adapter (PEFT's module classes are not shown); drop --style torch\n",
+    )
 
 
 def test_another_kind_of_adapter_is_its_tensors(llama_dir, tmp_path, cli):
@@ -350,9 +463,16 @@ def test_another_kind_of_adapter_is_its_tensors(llama_dir, tmp_path, cli):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
-    get_peft_model(AutoModelForCausalLM.from_pretrained(str(llama_dir)), IA3Config(target_modules=["k_proj", "down_proj"], feedforward_modules=["down_proj"])).save_pretrained(str(tmp_path / "ia3"))
+    get_peft_model(
+        AutoModelForCausalLM.from_pretrained(str(llama_dir)),
+        IA3Config(target_modules=["k_proj", "down_proj"], feedforward_modules=["down_proj"]),
+    ).save_pretrained(str(tmp_path / "ia3"))
     result = cli("params", tmp_path / "ia3")
-    assert result.code == 0 and result.out.splitlines()[-1] == "4 tensors, 256 parameters, 1.00 KiB in 1 file"  # k_proj: 32 each, down_proj: 96 each
+    assert (
+        result.code == 0 and result.out.splitlines()[-1] == "4 tensors, 256 parameters, 1.00 KiB in 1 file"
+    )  # k_proj: 32 each, down_proj: 96 each
     result = cli("summary", tmp_path / "ia3")
     assert (result.code, result.out) == (1, "")
-    assert result.err.endswith("adapter_config.json: expected a LoRA adapter (peft_type LORA), found peft_type IA3; only LoRA adapters are read so far\n")
+    assert result.err.endswith(
+        "adapter_config.json: expected a LoRA adapter (peft_type LORA), found peft_type IA3; only LoRA adapters are read so far\n"
+    )

@@ -51,7 +51,14 @@ def test_dtype_from_the_weights_when_config_names_none(llama_bf16_dir, tmp_path,
 def test_published_llama2_config_style(tmp_path, cli):
     """Llama-2's own config.json (torch_dtype, _name_or_path, rope_scaling: null, old version), shrunk."""
     config = published_config("Llama-2-7b-chat-hf")
-    config.update(hidden_size=32, intermediate_size=48, num_attention_heads=2, num_key_value_heads=2, num_hidden_layers=1, vocab_size=64)
+    config.update(
+        hidden_size=32,
+        intermediate_size=48,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        num_hidden_layers=1,
+        vocab_size=64,
+    )
     folder = tmp_path / "llama2"
     write_layout(str(folder), config)
     result = cli("config", folder)
@@ -81,7 +88,13 @@ def test_without_transformers_prints_the_file_as_stored(gpt2_dir, cli, monkeypat
 
 @pytest.mark.parametrize(
     ("architectures", "expected"),
-    [(["LlamaForCausalLM"], "LlamaConfig"), (["GPT2LMHeadModel"], "GPT2Config"), (["BertModel"], "BertConfig"), (None, "PreTrainedConfig"), (["Custom"], "PreTrainedConfig")],
+    [
+        (["LlamaForCausalLM"], "LlamaConfig"),
+        (["GPT2LMHeadModel"], "GPT2Config"),
+        (["BertModel"], "BertConfig"),
+        (None, "PreTrainedConfig"),
+        (["Custom"], "PreTrainedConfig"),
+    ],
 )
 def test_guessed_class_name(architectures, expected):
     from llm_anatomy.analysis.config_view import guess_class_name
@@ -106,7 +119,10 @@ def test_no_config_beside_a_weights_file(llama_bf16_dir, tmp_path, cli):
     shutil.copy(llama_bf16_dir / "model.safetensors", weights)
     result = cli("config", weights)
     assert result.code == 1
-    assert result.err == f"llm-anatomy: {weights}: expected a config.json beside it, found none; copy the model's config.json next to the weights\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {weights}: expected a config.json beside it, found none; copy the model's config.json next to the weights\n"
+    )
 
 
 def test_lone_pth_in_the_current_folder_names_the_file(tmp_path, cli, monkeypatch):
@@ -117,16 +133,27 @@ def test_lone_pth_in_the_current_folder_names_the_file(tmp_path, cli, monkeypatc
     monkeypatch.chdir(tmp_path)
     for command in (("config",), ("config", "--explain")):
         result = cli(*command, "model.pth")
-        assert (result.code, result.err) == (1, "llm-anatomy: model.pth: expected a config.json beside it, found none; copy the model's config.json next to the weights\n")
-    assert cli("summary", "model.pth").out.endswith("Findings:\n  model.pth: expected a config.json beside it, found none; the config check and KV cache need it\n")
+        assert (result.code, result.err) == (
+            1,
+            "llm-anatomy: model.pth: expected a config.json beside it, found none; copy the model's config.json next to the weights\n",
+        )
+    assert cli("summary", "model.pth").out.endswith(
+        "Findings:\n  model.pth: expected a config.json beside it, found none; the config check and KV cache need it\n"
+    )
 
 
 def test_config_transformers_cannot_build_is_printed_as_stored(llama_bf16_dir, tmp_path, cli):
-    folder = checkpoints.with_config(llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="no-such-model", architectures=["NoSuchForCausalLM"]))
+    folder = checkpoints.with_config(
+        llama_bf16_dir,
+        tmp_path / "unknown",
+        lambda c: c.update(model_type="no-such-model", architectures=["NoSuchForCausalLM"]),
+    )
     stored = json.loads((folder / "config.json").read_text())
     result = cli("config", folder)
     assert result.code == 0, result.err
     printed, note = result.out.split("\n\n")
     assert printed == "NoSuchConfig " + json.dumps(stored, indent=2, sort_keys=True)
-    assert note.startswith(f"note: this is {folder / 'config.json'} as stored, not as transformers would print it (ValueError: ")
+    assert note.startswith(
+        f"note: this is {folder / 'config.json'} as stored, not as transformers would print it (ValueError: "
+    )
     assert note.endswith("); class name NoSuchConfig guessed from `architectures`\n")

@@ -10,7 +10,11 @@ import torch
 
 from checkpoints import _hf_state_dict, safetensors_file
 
-PLANTED = ("model.layers.1.mlp.up_proj.weight", "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.o_proj.weight")
+PLANTED = (
+    "model.layers.1.mlp.up_proj.weight",
+    "model.layers.0.self_attn.q_proj.weight",
+    "model.layers.0.self_attn.o_proj.weight",
+)
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +25,10 @@ def pair(llama_dir, tmp_path_factory):
     b = dict(a)
     torch.manual_seed(7)
     b["model.layers.1.mlp.up_proj.weight"] = a["model.layers.1.mlp.up_proj.weight"] * 1.1
-    b["model.layers.0.self_attn.q_proj.weight"] = a["model.layers.0.self_attn.q_proj.weight"] + torch.randn_like(a["model.layers.0.self_attn.q_proj.weight"]) * 1e-3
+    b["model.layers.0.self_attn.q_proj.weight"] = (
+        a["model.layers.0.self_attn.q_proj.weight"]
+        + torch.randn_like(a["model.layers.0.self_attn.q_proj.weight"]) * 1e-3
+    )
     b["model.layers.0.self_attn.o_proj.weight"] = a["model.layers.0.self_attn.o_proj.weight"].to(torch.bfloat16)
     del b["lm_head.weight"]
     b["extra.weight"] = torch.ones(3)
@@ -115,7 +122,21 @@ def test_identical_checkpoints(llama_dir, cli):
     result = cli("diff", llama_dir, llama_dir, "--json", "--top", "0")
     doc = json.loads(result.out)
     assert result.code == 0 and doc["tensors"] == [] and doc["compared"] == doc["identical"] == 21
-    assert list(doc) == ["a", "b", "only_in_a", "only_in_b", "shape_changed", "dtype_changed", "config_changed", "config_compared", "notes", "tensors", "compared", "identical", "errors"]
+    assert list(doc) == [
+        "a",
+        "b",
+        "only_in_a",
+        "only_in_b",
+        "shape_changed",
+        "dtype_changed",
+        "config_changed",
+        "config_compared",
+        "notes",
+        "tensors",
+        "compared",
+        "identical",
+        "errors",
+    ]
 
 
 def test_nothing_in_common(llama_dir, tmp_path, cli):
@@ -164,12 +185,22 @@ def test_nan_pairs_are_left_out_and_counted(tmp_path, cli, batching):
     a = safetensors_file(str(tmp_path / "a.safetensors"), {"w": torch.tensor([1.0, 2.0, float("nan"), 4.0])})
     b = safetensors_file(str(tmp_path / "b.safetensors"), {"w": torch.tensor([1.0, 2.0, 3.0, float("inf")])})
     row = json.loads(cli("diff", a, b, "--json").out)["tensors"][0]
-    assert (row["identical"], row["relative"], row["cosine"], row["max_abs_diff"], row["skipped_nonfinite"]) == (False, 0.0, pytest.approx(1.0), 0.0, 2)
+    assert (row["identical"], row["relative"], row["cosine"], row["max_abs_diff"], row["skipped_nonfinite"]) == (
+        False,
+        0.0,
+        pytest.approx(1.0),
+        0.0,
+        2,
+    )
 
 
 def test_negative_top_is_a_usage_error(llama_dir, cli):
     result = cli("diff", llama_dir, llama_dir, "--top", "-1")
-    assert (result.code, result.out, result.err) == (2, "", "llm-anatomy diff: error: argument --top: expected a whole number in 0..1,000,000,000, found -1\n")
+    assert (result.code, result.out, result.err) == (
+        2,
+        "",
+        "llm-anatomy diff: error: argument --top: expected a whole number in 0..1,000,000,000, found -1\n",
+    )
 
 
 # A hang bound, not a speed test: these diffs take tens of seconds on a loaded 2-core machine
@@ -188,7 +219,9 @@ def test_tiny_tensors_against_themselves_and_a_changed_copy(tmp_path):
     doc = json.loads(outcome.out)
     assert doc["compared"] == doc["identical"] == 200_000
     assert outcome.max_rss < 500 * 2**20 and outcome.leftover == []
-    a = tiny_tensors_file(str(tmp_path / "a.safetensors"), 50_000)  # a copy is read whole: smaller, to keep the test short
+    a = tiny_tensors_file(
+        str(tmp_path / "a.safetensors"), 50_000
+    )  # a copy is read whole: smaller, to keep the test short
     b = str(tmp_path / "b.safetensors")
     shutil.copyfile(a, b)
     with open(b, "r+b") as handle:  # the last tensor [1.5, -2.0] becomes [1.5, 2.0]
@@ -198,7 +231,18 @@ def test_tiny_tensors_against_themselves_and_a_changed_copy(tmp_path):
     doc = json.loads(outcome.out)
     assert (doc["compared"], doc["identical"]) == (50_000, 49_999)
     assert doc["tensors"] == [
-        {"name": "t.49999", "dtype_a": "F16", "dtype_b": "F16", "numel": 2, "identical": False, "relative": 4 / 2.5, "cosine": (2.25 - 4) / 6.25, "max_abs_diff": 4.0, "skipped_nonfinite": 0, "transforms": []}
+        {
+            "name": "t.49999",
+            "dtype_a": "F16",
+            "dtype_b": "F16",
+            "numel": 2,
+            "identical": False,
+            "relative": 4 / 2.5,
+            "cosine": (2.25 - 4) / 6.25,
+            "max_abs_diff": 4.0,
+            "skipped_nonfinite": 0,
+            "transforms": [],
+        }
     ]
 
 
@@ -222,7 +266,11 @@ def test_unreadable_config_is_never_called_the_same(llama_dir, tmp_path, cli):
 def test_no_config_on_either_side_is_not_the_same_config(tmp_path, cli):
     a = safetensors_file(str(tmp_path / "a.safetensors"), {"x": torch.ones(2)})
     b = safetensors_file(str(tmp_path / "b.safetensors"), {"x": torch.ones(2)})
-    assert _header_lines(cli("diff", a, b)) == ["same tensor names, shapes and dtypes", "A has no config: configs not compared", "B has no config: configs not compared"]
+    assert _header_lines(cli("diff", a, b)) == [
+        "same tensor names, shapes and dtypes",
+        "A has no config: configs not compared",
+        "B has no config: configs not compared",
+    ]
 
 
 def test_filter_selecting_nothing_is_not_the_same_tensor_names(llama_dir, cli):
@@ -244,13 +292,26 @@ def test_a_gguf_pairs_with_its_original_and_matches_once_conventions_are_undone(
     for args in ((llama_dir, gguf_path), (gguf_path, llama_dir), (llama_dir, gguf_path, "--hf-names")):
         result = cli("diff", *args, "--json")
         doc = json.loads(result.out)
-        assert (result.code, doc["only_in_a"], doc["only_in_b"], doc["config_changed"], doc["compared"], doc["identical"]) == (0, [], [], [], 21, 21)
+        assert (
+            result.code,
+            doc["only_in_a"],
+            doc["only_in_b"],
+            doc["config_changed"],
+            doc["compared"],
+            doc["identical"],
+        ) == (0, [], [], [], 21, 21)
         assert sorted(t["name"] for t in doc["tensors"] if t["transforms"]) == qk
         assert {tuple(t["transforms"]) for t in doc["tensors"] if t["transforms"]} == {("unpermute",)}
     lines = cli("diff", llama_dir, gguf_path).out.splitlines()
     assert lines[2] == "same tensor names, shapes and dtypes; same config"
-    assert "model.layers.0.self_attn.q_proj.weight          F32           0       1             0  identical once rotary row permutation of q/k undone (llama.cpp's layout)" in lines
-    assert lines[-2] == "21 tensors compared: 21 identical (4 once a converter's convention is undone), 0 changed; 610.50 KiB of tensor data"
+    assert (
+        "model.layers.0.self_attn.q_proj.weight          F32           0       1             0  identical once rotary row permutation of q/k undone (llama.cpp's layout)"
+        in lines
+    )
+    assert (
+        lines[-2]
+        == "21 tensors compared: 21 identical (4 once a converter's convention is undone), 0 changed; 610.50 KiB of tensor data"
+    )
 
 
 def test_a_config_field_gguf_states_differently_is_a_difference(llama_dir, tmp_path, cli):
@@ -279,7 +340,10 @@ def test_help_says_both_models_may_be_read_from_the_hub(cli):
     result = cli("diff", "--help")
     text = " ".join(result.out.split())  # argparse wraps to the terminal's width
     assert result.code == 0
-    assert "A the first model: model folder, weights file, or model id (the local Hugging Face cache, else the Hub; REPO:QUANT picks a GGUF quantization)" in text
+    assert (
+        "A the first model: model folder, weights file, or model id (the local Hugging Face cache, else the Hub; REPO:QUANT picks a GGUF quantization)"
+        in text
+    )
     assert "B the second model, in the same forms as A" in text
     assert "--revision-b REVISION_B branch, tag or commit of B when it is a model id (default: main)" in text
     assert "cached model id" not in text and "in the local Hugging Face cache" not in text

@@ -27,13 +27,19 @@ def test_english(llama7b, cli):
     lines = result.out.splitlines()
     assert lines[0] == "Llama-2-7b-chat-hf: the 21 fields of config.json, explained"
     at = lines.index("hidden_size = 4096")
-    assert lines[at + 1] == "    The width of the model: the length of the vector that represents each token, at the output of the embedding and of every layer."
+    assert (
+        lines[at + 1]
+        == "    The width of the model: the length of the vector that represents each token, at the output of the embedding and of every layer."
+    )
     at = lines.index('torch_dtype = "float16"')
     assert lines[at + 1] == (
         "    The precision the weights are stored in and loaded as by default. Each parameter takes 4 bytes in float32 and 2 bytes in float16 or bfloat16. "
         "float16: half precision, half the memory of float32 with a narrower range (largest value 65504)."
     )
-    assert lines[lines.index("rope_scaling = null") + 1] == "    How rotary position embedding is stretched to reach longer contexts than it was trained on; null means no scaling."
+    assert (
+        lines[lines.index("rope_scaling = null") + 1]
+        == "    How rotary position embedding is stretched to reach longer contexts than it was trained on; null means no scaling."
+    )
     assert "(no glossary entry)" not in result.out
     assert result.out.split("Derived from the config:\n")[1] == (
         "  head_dim: 128 (hidden_size / num_attention_heads = 4096 / 32)\n"
@@ -53,9 +59,18 @@ def test_chinese(llama7b, cli):
     result = cli("config", llama7b, "--explain", "--lang", "zh")
     lines = result.out.splitlines()
     assert lines[0] == "Llama-2-7b-chat-hf：config.json 的 21 个字段及其含义"
-    assert lines[lines.index("hidden_size = 4096") + 1] == "    模型的宽度：表示每个词元的向量长度，即嵌入层和每一层输出的维度。"
-    assert lines[lines.index("intermediate_size = 11008") + 1] == "    每层前馈网络（MLP）的中间维度：隐藏向量先投影到这个维度，再投影回 hidden_size。"
-    assert lines[lines.index("max_position_embeddings = 4096") + 1] == "    模型设计支持的最长序列长度（以词元计），即上下文长度。"
+    assert (
+        lines[lines.index("hidden_size = 4096") + 1]
+        == "    模型的宽度：表示每个词元的向量长度，即嵌入层和每一层输出的维度。"
+    )
+    assert (
+        lines[lines.index("intermediate_size = 11008") + 1]
+        == "    每层前馈网络（MLP）的中间维度：隐藏向量先投影到这个维度，再投影回 hidden_size。"
+    )
+    assert (
+        lines[lines.index("max_position_embeddings = 4096") + 1]
+        == "    模型设计支持的最长序列长度（以词元计），即上下文长度。"
+    )
     assert lines[lines.index('torch_dtype = "float16"') + 1] == (
         "    权重保存时的精度，也是默认加载的精度。float32 每个参数占 4 字节，float16 或 bfloat16 占 2 字节。"
         "float16：半精度，内存只有 float32 的一半，但数值范围较窄（最大 65504）。"
@@ -97,7 +112,9 @@ def test_locale_picks_the_default_language(llama7b, cli_subprocess):
 
 
 def test_field_without_glossary_entry(tmp_path, cli):
-    folder = _config_folder(tmp_path / "m", {**replicas.published_config("Llama-2-7b-chat-hf"), "my_private_knob": [1, 2]})
+    folder = _config_folder(
+        tmp_path / "m", {**replicas.published_config("Llama-2-7b-chat-hf"), "my_private_knob": [1, 2]}
+    )
     lines = cli("config", folder, "--explain", "--lang", "en").out.splitlines()
     assert lines[lines.index("my_private_knob = [1, 2]") + 1] == "    (no glossary entry)"
     assert "1 of 22 fields have no glossary entry." in lines
@@ -107,31 +124,72 @@ def test_field_without_glossary_entry(tmp_path, cli):
 
 
 def test_nested_rope_scaling_and_effective_context(tmp_path, cli):
-    config = {**replicas.published_config("Meta-Llama-3-8B"), "max_position_embeddings": 131072, "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"}}
+    config = {
+        **replicas.published_config("Meta-Llama-3-8B"),
+        "max_position_embeddings": 131072,
+        "rope_scaling": {
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+            "rope_type": "llama3",
+        },
+    }
     lines = cli("config", _config_folder(tmp_path / "m", config), "--explain", "--lang", "en").out.splitlines()
     assert lines[lines.index("rope_scaling = {...}") + 2 : lines.index("rope_scaling = {...}") + 4] == [
         "  rope_scaling.factor = 8.0",
         "      How many times the context is stretched by the scaling.",
     ]
-    assert lines[lines.index('  rope_scaling.rope_type = "llama3"') + 1].startswith("      The rotary position embedding variant. llama3: Llama 3.1's scaling")
+    assert lines[lines.index('  rope_scaling.rope_type = "llama3"') + 1].startswith(
+        "      The rotary position embedding variant. llama3: Llama 3.1's scaling"
+    )
     assert "  effective context: 131072 tokens after RoPE scaling llama3 (max_position_embeddings 131072)" in lines
     assert "  attention: GQA (grouped-query): 32 query heads share 8 key/value heads, 4 per group" in lines
 
 
 def test_transformers5_rope_parameters(tmp_path, cli):
-    config = {**replicas.published_config("Llama-2-7b-chat-hf"), "rope_parameters": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096, "rope_theta": 10000.0}}
+    config = {
+        **replicas.published_config("Llama-2-7b-chat-hf"),
+        "rope_parameters": {
+            "rope_type": "yarn",
+            "factor": 4.0,
+            "original_max_position_embeddings": 4096,
+            "rope_theta": 10000.0,
+        },
+    }
     del config["rope_scaling"]
     result = cli("config", _config_folder(tmp_path / "m", config), "--explain", "--lang", "zh")
     lines = result.out.splitlines()
     assert lines[lines.index("  rope_parameters.factor = 4.0") + 1] == "      缩放把上下文拉伸的倍数。"
-    assert lines[lines.index("  rope_parameters.rope_theta = 10000.0") + 1] == "      旋转位置编码频率的底数；底数越大越适合长上下文。"
-    assert "  有效上下文：RoPE 缩放（yarn）后为 16384 个词元（original_max_position_embeddings 4096 x factor 4）" in lines
+    assert (
+        lines[lines.index("  rope_parameters.rope_theta = 10000.0") + 1]
+        == "      旋转位置编码频率的底数；底数越大越适合长上下文。"
+    )
+    assert (
+        "  有效上下文：RoPE 缩放（yarn）后为 16384 个词元（original_max_position_embeddings 4096 x factor 4）" in lines
+    )
     assert "（术语表中没有此字段）" not in result.out
 
 
 def test_qwen3_head_dim_from_config(tmp_path, cli):
     """Qwen3-0.6B: head_dim 128 while hidden_size / num_attention_heads is 64."""
-    config = {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 40960, "vocab_size": 151936, "tie_word_embeddings": True, "torch_dtype": "bfloat16", "sliding_window": None, "use_sliding_window": False, "max_window_layers": 28}
+    config = {
+        "architectures": ["Qwen3ForCausalLM"],
+        "model_type": "qwen3",
+        "hidden_size": 1024,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "max_position_embeddings": 40960,
+        "vocab_size": 151936,
+        "tie_word_embeddings": True,
+        "torch_dtype": "bfloat16",
+        "sliding_window": None,
+        "use_sliding_window": False,
+        "max_window_layers": 28,
+    }
     lines = cli("config", _config_folder(tmp_path / "m", config), "--explain", "--lang", "en").out.splitlines()
     assert "  head_dim: 128 (head_dim in config.json; hidden_size / num_attention_heads would give 64)" in lines
     assert "  embeddings: tied: the output head reuses the embedding matrix" in lines
@@ -140,7 +198,10 @@ def test_qwen3_head_dim_from_config(tmp_path, cli):
 
 def test_base_model_claims_no_tied_head(bert_dir, cli):
     """BertModel has no output head, though tie_word_embeddings defaults to true."""
-    assert '"BertModel"' in (bert_dir / "config.json").read_text() and '"tie_word_embeddings": true' in (bert_dir / "config.json").read_text()
+    assert (
+        '"BertModel"' in (bert_dir / "config.json").read_text()
+        and '"tie_word_embeddings": true' in (bert_dir / "config.json").read_text()
+    )
     result = cli("config", bert_dir, "--explain", "--lang", "en")
     assert result.out.split("Derived from the config:\n")[1] == (
         "  head_dim: 16 (hidden_size / num_attention_heads = 32 / 2)\n"
@@ -160,7 +221,10 @@ def test_base_model_claims_no_tied_head(bert_dir, cli):
 
 def test_gpt2_field_names(gpt2_dir, cli):
     lines = cli("config", gpt2_dir, "--explain", "--lang", "en").out.splitlines()
-    assert lines[lines.index("n_embd = 32") + 1] == "    GPT-2's name for hidden_size: the length of the vector that represents each token."
+    assert (
+        lines[lines.index("n_embd = 32") + 1]
+        == "    GPT-2's name for hidden_size: the length of the vector that represents each token."
+    )
     assert "  head_dim: 16 (n_embd / n_head = 32 / 2)" in lines
     assert "  feed-forward: dense, inner size 128 (up, down)" in lines
     assert "  context: 64 tokens" in lines
@@ -174,7 +238,19 @@ def test_gpt2_field_names(gpt2_dir, cli):
         ({"hidden_size": 8192, "num_attention_heads": 64, "num_key_value_heads": 8}, "GQA", 8, 8),
         ({"hidden_size": 2048, "num_attention_heads": 8, "num_key_value_heads": 1}, "MQA", 1, 8),
         ({"hidden_size": 768, "n_head": 12}, "MHA", 12, 1),
-        ({"hidden_size": 5120, "num_attention_heads": 128, "num_key_value_heads": 128, "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64}, "MLA", None, None),
+        (
+            {
+                "hidden_size": 5120,
+                "num_attention_heads": 128,
+                "num_key_value_heads": 128,
+                "kv_lora_rank": 512,
+                "q_lora_rank": 1536,
+                "qk_rope_head_dim": 64,
+            },
+            "MLA",
+            None,
+            None,
+        ),
     ],
 )
 def test_attention_kind(config, attention, kv_heads, group):
@@ -183,7 +259,38 @@ def test_attention_kind(config, attention, kv_heads, group):
 
 
 def test_mla_and_moe_derived_text(tmp_path, cli):
-    config = {"architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3", "hidden_size": 7168, "intermediate_size": 18432, "moe_intermediate_size": 2048, "num_hidden_layers": 61, "num_attention_heads": 128, "num_key_value_heads": 128, "n_routed_experts": 256, "n_shared_experts": 1, "num_experts_per_tok": 8, "first_k_dense_replace": 3, "moe_layer_freq": 1, "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64, "qk_nope_head_dim": 128, "v_head_dim": 128, "max_position_embeddings": 163840, "vocab_size": 129280, "tie_word_embeddings": False, "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0, "mscale_all_dim": 1.0, "original_max_position_embeddings": 4096, "type": "yarn"}}
+    config = {
+        "architectures": ["DeepseekV3ForCausalLM"],
+        "model_type": "deepseek_v3",
+        "hidden_size": 7168,
+        "intermediate_size": 18432,
+        "moe_intermediate_size": 2048,
+        "num_hidden_layers": 61,
+        "num_attention_heads": 128,
+        "num_key_value_heads": 128,
+        "n_routed_experts": 256,
+        "n_shared_experts": 1,
+        "num_experts_per_tok": 8,
+        "first_k_dense_replace": 3,
+        "moe_layer_freq": 1,
+        "kv_lora_rank": 512,
+        "q_lora_rank": 1536,
+        "qk_rope_head_dim": 64,
+        "qk_nope_head_dim": 128,
+        "v_head_dim": 128,
+        "max_position_embeddings": 163840,
+        "vocab_size": 129280,
+        "tie_word_embeddings": False,
+        "rope_scaling": {
+            "beta_fast": 32,
+            "beta_slow": 1,
+            "factor": 40,
+            "mscale": 1.0,
+            "mscale_all_dim": 1.0,
+            "original_max_position_embeddings": 4096,
+            "type": "yarn",
+        },
+    }
     result = cli("config", _config_folder(tmp_path / "m", config), "--explain", "--lang", "en")
     assert result.out.split("Derived from the config:\n")[1] == (
         "  head_dim: 192 for queries and keys (qk_nope_head_dim 128 + qk_rope_head_dim 64), 128 for values (v_head_dim)\n"
@@ -207,7 +314,10 @@ def test_config_not_json(tmp_path, cli):
     result = cli("config", folder, "--explain")
     assert result.code == 1
     assert result.out == ""
-    assert result.err == f"llm-anatomy: {folder}/config.json: expected a JSON config, found invalid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); fix or re-download config.json\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {folder}/config.json: expected a JSON config, found invalid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); fix or re-download config.json\n"
+    )
 
 
 def test_missing_fields_are_findings(tmp_path, cli):
@@ -230,7 +340,11 @@ def test_missing_fields_are_findings(tmp_path, cli):
 
 def test_json(llama7b, cli):
     data = json.loads(cli("config", llama7b, "--explain", "--lang", "zh", "--json").out)
-    assert data["fields"][5] == {"path": "hidden_size", "value": 4096, "explanation": "模型的宽度：表示每个词元的向量长度，即嵌入层和每一层输出的维度。"}
+    assert data["fields"][5] == {
+        "path": "hidden_size",
+        "value": 4096,
+        "explanation": "模型的宽度：表示每个词元的向量长度，即嵌入层和每一层输出的维度。",
+    }
     assert data["architecture"]["head_dim"] == 128
     assert data["architecture"]["attention"] == "MHA"
     assert data["findings"] == []
@@ -242,15 +356,29 @@ def test_json(llama7b, cli):
 
 
 def test_heads_not_a_multiple_of_kv_heads():
-    arch = derive({"hidden_size": 96, "num_hidden_layers": 2, "num_attention_heads": 6, "num_key_value_heads": 4, "vocab_size": 10})
-    assert (arch.attention, [f.line() for f in arch.findings]) == (None, ["config.json: expected num_attention_heads 6 to be a multiple of num_key_value_heads, found 4"])
+    arch = derive(
+        {
+            "hidden_size": 96,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 6,
+            "num_key_value_heads": 4,
+            "vocab_size": 10,
+        }
+    )
+    assert (arch.attention, [f.line() for f in arch.findings]) == (
+        None,
+        ["config.json: expected num_attention_heads 6 to be a multiple of num_key_value_heads, found 4"],
+    )
 
 
 def test_label_maps_shown_whole(tmp_path, cli):
     """Objects keyed by labels or class names are one value, not fields to explain."""
     config = {**replicas.published_config("Llama-2-7b-chat-hf"), "id2label": {"0": "NEGATIVE", "1": "POSITIVE"}}
     lines = cli("config", _config_folder(tmp_path / "m", config), "--explain", "--lang", "en").out.splitlines()
-    assert lines[lines.index('id2label = {"0": "NEGATIVE", "1": "POSITIVE"}') + 1] == "    For classification heads: the label name of each output index."
+    assert (
+        lines[lines.index('id2label = {"0": "NEGATIVE", "1": "POSITIVE"}') + 1]
+        == "    For classification heads: the label name of each output index."
+    )
     assert not any(line.lstrip().startswith("id2label.") for line in lines)
 
 

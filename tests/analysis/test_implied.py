@@ -71,19 +71,33 @@ def test_tree_is_the_model_the_metadata_implies(vocab_gguf, cli):
 
 def test_torch_style_stays_torch_text_and_says_so_on_stderr(vocab_gguf, cli):
     tree = cli("tree", vocab_gguf, "--style", "torch")
-    assert (tree.code, tree.out, tree.err) == (0, "model: LlamaModel\nlm_head: Linear\n", f"llm-anatomy: note: {NOTE}\n")
+    assert (tree.code, tree.out, tree.err) == (
+        0,
+        "model: LlamaModel\nlm_head: Linear\n",
+        f"llm-anatomy: note: {NOTE}\n",
+    )
     params = cli("params", vocab_gguf, "--style", "torch", "--filter", "lm_head.*")
-    assert (params.code, params.out, params.err) == (0, "lm_head.weight: torch.Size([128256, 4096])\n", f"llm-anatomy: note: {NOTE}\n")
+    assert (params.code, params.out, params.err) == (
+        0,
+        "lm_head.weight: torch.Size([128256, 4096])\n",
+        f"llm-anatomy: note: {NOTE}\n",
+    )
     values = cli("values", vocab_gguf, "--style", "torch")
     assert (values.code, values.out) == (2, "")
-    assert values.err == "llm-anatomy: ggml-vocab-llama-bpe.gguf: expected a tensor to show, found none (the file holds metadata only); see it with `llm-anatomy params --metadata`\n"
+    assert (
+        values.err
+        == "llm-anatomy: ggml-vocab-llama-bpe.gguf: expected a tensor to show, found none (the file holds metadata only); see it with `llm-anatomy params --metadata`\n"
+    )
 
 
 def test_summary_counts_the_parameters_the_metadata_implies(vocab_gguf, cli):
     import json
 
     result = cli("summary", vocab_gguf)
-    assert result.out.splitlines()[0] == "ggml-vocab-llama-bpe.gguf: 8,030,261,248 parameters (8.03B) implied by its metadata (the file holds no tensors), 29.92 GiB in F32 as loaded"
+    assert (
+        result.out.splitlines()[0]
+        == "ggml-vocab-llama-bpe.gguf: 8,030,261,248 parameters (8.03B) implied by its metadata (the file holds no tensors), 29.92 GiB in F32 as loaded"
+    )
     data = json.loads(cli("summary", vocab_gguf, "--json").out)
     assert (data["total_params"], data["implied_by"]) == (LLAMA_3_8B, "its metadata")
 
@@ -96,7 +110,10 @@ def test_summary_of_a_file_without_tensors_checks_nothing_and_stores_nothing(voc
     out = cli("summary", vocab_gguf).out
     assert "\nWeight matrices, config.json vs tensors: nothing to check (the file holds no tensors)\n" in out
     assert "  ok" not in out and "stored" not in out
-    assert out.split("Weights memory:\n")[1].splitlines()[:2] == ["  precision  bits/weight     memory", "  fp32             32.00  29.92 GiB"]
+    assert out.split("Weights memory:\n")[1].splitlines()[:2] == [
+        "  precision  bits/weight     memory",
+        "  fp32             32.00  29.92 GiB",
+    ]
     data = json.loads(cli("summary", vocab_gguf, "--json").out)
     assert data["implied"] == [] and "stored" not in [row["label"] for row in data["memory"]["weights"]]
 
@@ -111,13 +128,21 @@ def test_config_of_a_vocab_file_leaves_the_head_untied(vocab_gguf, cli):
 
 def test_llama_cpp_vocab_files(llama_cpp_models, cli):
     real = os.path.join(llama_cpp_models, "ggml-vocab-llama-bpe.gguf")
-    assert cli("summary", real).out.splitlines()[0] == "ggml-vocab-llama-bpe.gguf: 8,030,261,248 parameters (8.03B) implied by its metadata (the file holds no tensors), 29.92 GiB in F32 as loaded"
+    assert (
+        cli("summary", real).out.splitlines()[0]
+        == "ggml-vocab-llama-bpe.gguf: 8,030,261,248 parameters (8.03B) implied by its metadata (the file holds no tensors), 29.92 GiB in F32 as loaded"
+    )
     assert cli("tree", real, "--style", "torch").err == f"llm-anatomy: note: {NOTE}\n"
-    assert "\nWeight matrices, config.json vs tensors: nothing to check (the file holds no tensors)\n" in cli("summary", real).out
+    assert (
+        "\nWeight matrices, config.json vs tensors: nothing to check (the file holds no tensors)\n"
+        in cli("summary", real).out
+    )
     for name in sorted(os.listdir(llama_cpp_models)):
         if name.endswith(".gguf"):
             path = os.path.join(llama_cpp_models, name)
-            assert cli("params", path).out.endswith("the file holds metadata only, no tensors: `params --metadata` shows it; tree, config and summary show the model it implies\n"), name
+            assert cli("params", path).out.endswith(
+                "the file holds metadata only, no tensors: `params --metadata` shows it; tree, config and summary show the model it implies\n"
+            ), name
             assert cli("tree", path).code == 0, name  # a derived config, or the name-based fallback
 
 
@@ -149,16 +174,25 @@ def test_summary_from_config_json_alone(config_only, llama_dir, cli):
     for target, name in ((config_only, "Tiny-Llama"), (config_only / "config.json", "config.json")):
         result = cli("summary", target)
         assert result.code == 0, result.err
-        assert result.out.splitlines()[0] == f"{name}: {stored.total_params:,} parameters (78.14K) implied by its config (no weights beside config.json), 305.25 KiB in F32 as loaded"
+        assert (
+            result.out.splitlines()[0]
+            == f"{name}: {stored.total_params:,} parameters (78.14K) implied by its config (no weights beside config.json), 305.25 KiB in F32 as loaded"
+        )
         implied = summarize(open_catalog(str(target)))
         assert [(c.name, c.params) for c in implied.components] == [(c.name, c.params) for c in stored.components]
 
 
 def test_params_tree_and_values_of_config_json_alone(config_only, llama_dir, cli):
     params = cli("params", config_only)
-    assert params.out.splitlines()[-1] == "no weights: only config.json; tree, config and summary show the model it implies"
+    assert (
+        params.out.splitlines()[-1]
+        == "no weights: only config.json; tree, config and summary show the model it implies"
+    )
     tree = cli("tree", config_only)
     assert tree.out.splitlines()[:-1] == cli("tree", llama_dir).out.splitlines()
     assert tree.out.splitlines()[-1] == "note: only config.json, no weights: this is the model its config implies"
     values = cli("values", config_only)
-    assert (values.code, values.err) == (2, "llm-anatomy: Tiny-Llama: expected a tensor to show, found none (only config.json, no weights); see the model it implies with `llm-anatomy params --style torch`\n")
+    assert (values.code, values.err) == (
+        2,
+        "llm-anatomy: Tiny-Llama: expected a tensor to show, found none (only config.json, no weights); see the model it implies with `llm-anatomy params --style torch`\n",
+    )

@@ -32,10 +32,13 @@ def test_torch_style_filter(llama_dir, cli):
 def test_table_lists_every_tensor_with_totals(tmp_path, cli):
     import torch
 
-    path = checkpoints.safetensors_file(str(tmp_path / "one.safetensors"), {
-        "b.weight": torch.zeros(3, 4, dtype=torch.float16),
-        "a.bias": torch.zeros(5, dtype=torch.bfloat16),
-    })
+    path = checkpoints.safetensors_file(
+        str(tmp_path / "one.safetensors"),
+        {
+            "b.weight": torch.zeros(3, 4, dtype=torch.float16),
+            "a.bias": torch.zeros(5, dtype=torch.bfloat16),
+        },
+    )
     result = cli("params", path)
     assert result.code == 0
     assert result.out == (
@@ -50,7 +53,9 @@ def test_json_schema(llama_dir, cli):
     result = cli("params", llama_dir, "--json", "--filter", "model.norm.*")
     data = json.loads(result.out)
     shard = json.loads((llama_dir / "model.safetensors.index.json").read_text())["weight_map"]["model.norm.weight"]
-    assert data["tensors"] == [{"name": "model.norm.weight", "shape": [64], "dtype": "F32", "numel": 64, "nbytes": 256, "file": shard}]
+    assert data["tensors"] == [
+        {"name": "model.norm.weight", "shape": [64], "dtype": "F32", "numel": 64, "nbytes": 256, "file": shard}
+    ]
     assert data["total"] == {"tensors": 1, "numel": 64, "nbytes": 256}
 
 
@@ -84,7 +89,9 @@ def test_torch_style_names_parameters_the_checkpoint_lacks(llama_tied_dir, tmp_p
     save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
     assert cli("params", folder, "--style", "torch").out == cli("params", llama_tied_dir, "--style", "torch").out
     data = json.loads(cli("params", folder, "--style", "torch", "--json", "--filter", "model.norm.*").out)
-    assert data["tensors"] == [{"name": "model.norm.weight", "shape": [64], "dtype": "?", "numel": 64, "nbytes": 0, "file": ""}]
+    assert data["tensors"] == [
+        {"name": "model.norm.weight", "shape": [64], "dtype": "?", "numel": 64, "nbytes": 0, "file": ""}
+    ]
     assert data["notes"] == [
         "parameters of LlamaForCausalLM not stored under their own names in the checkpoint: 1 (first: model.norm.weight); "
         "transformers would initialise or convert them on load"
@@ -111,7 +118,11 @@ NO_MATCH = "llm-anatomy: {model}: expected a {what} matching 'nothing.*', found 
 def test_a_filter_matching_nothing_is_the_same_usage_error_everywhere(llama_dir, cli, command, what, style):
     """params, values and stats: one line naming the filter, exit status 2, nothing on stdout."""
     result = cli(command[0], llama_dir, *command[1:], "--filter", "nothing.*")
-    assert (result.code, result.out, result.err) == (2, "", NO_MATCH.format(model=llama_dir.name, what=what, style=style))
+    assert (result.code, result.out, result.err) == (
+        2,
+        "",
+        NO_MATCH.format(model=llama_dir.name, what=what, style=style),
+    )
 
 
 def test_values_of_a_file_without_tensors_says_so_in_words(tmp_path, cli):
@@ -125,4 +136,8 @@ def test_values_of_a_file_without_tensors_says_so_in_words(tmp_path, cli):
     writer.write_tensors_to_file()
     writer.close()
     result = cli("values", tmp_path / "vocab.gguf")
-    assert (result.code, result.out, result.err) == (2, "", "llm-anatomy: vocab.gguf: expected a tensor to show, found none (the file holds metadata only); see it with `llm-anatomy params --metadata`\n")
+    assert (result.code, result.out, result.err) == (
+        2,
+        "",
+        "llm-anatomy: vocab.gguf: expected a tensor to show, found none (the file holds metadata only); see it with `llm-anatomy params --metadata`\n",
+    )

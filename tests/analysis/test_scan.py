@@ -22,9 +22,18 @@ def _findings(path):
 
 
 PICKLED = {
-    "reduce-os-system": [("LA-PICKLE-001", "pytorch_model.bin", "archive/data.pkl, byte 30", "posix.system reached by REDUCE")],
+    "reduce-os-system": [
+        ("LA-PICKLE-001", "pytorch_model.bin", "archive/data.pkl, byte 30", "posix.system reached by REDUCE")
+    ],
     "inst-posix-system": [("LA-PICKLE-001", "model.pt", "archive/data.pkl, byte 10", "posix.system reached by INST")],
-    "build-on-allowed-global": [("LA-PICKLE-005", "model.pt", "archive/data.pkl, byte 45", "state set on the global torch._utils._rebuild_tensor_v2")],
+    "build-on-allowed-global": [
+        (
+            "LA-PICKLE-005",
+            "model.pt",
+            "archive/data.pkl, byte 45",
+            "state set on the global torch._utils._rebuild_tensor_v2",
+        )
+    ],
     "builtins-getattr": [
         ("LA-PICKLE-001", "model.pkl", "byte 2", "builtins.getattr reached by REDUCE"),
         ("LA-PICKLE-001", "model.pkl", "byte 21", "builtins.__import__ reached by REDUCE"),
@@ -37,7 +46,12 @@ PICKLED = {
     ],
     "stack-global-computed": [
         ("LA-PICKLE-001", "model.pkl", "byte 11", "builtins.str reached by REDUCE"),
-        ("LA-PICKLE-004", "model.pkl", "byte 46", "STACK_GLOBAL of a module and name that are not plain strings in the pickle"),
+        (
+            "LA-PICKLE-004",
+            "model.pkl",
+            "byte 46",
+            "STACK_GLOBAL of a module and name that are not plain strings in the pickle",
+        ),
     ],
     "torch-load-nested": [
         ("LA-PICKLE-001", "model.pkl", "byte 29 > archive/data.pkl, byte 13", "posix.system reached by REDUCE"),
@@ -46,7 +60,9 @@ PICKLED = {
         ("LA-PICKLE-009", "model.pkl", "byte 29", "a byte string of 1261 bytes starting b'PK\\x03\\x04'"),
     ],
     "protocol-0-in-zip": [("LA-PICKLE-001", "model.pt", "archive/data.pkl, byte 0", "os.system reached by REDUCE")],
-    "protocol-0-in-other-member": [("LA-PICKLE-001", "model.pt", "archive/extra/state.pkl, byte 0", "os.system reached by REDUCE")],
+    "protocol-0-in-other-member": [
+        ("LA-PICKLE-001", "model.pt", "archive/extra/state.pkl, byte 0", "os.system reached by REDUCE")
+    ],
     "pickle-after-stop": [
         ("LA-PICKLE-001", "model.pkl", "byte 17", "os.system reached by REDUCE"),
         ("LA-PICKLE-006", "model.pkl", "byte 17", "30 bytes after the STOP at byte 16"),
@@ -58,7 +74,14 @@ PICKLED = {
     "legacy-torch": [("LA-PICKLE-001", "model.pt", "byte 167", "posix.system reached by REDUCE")],
     "tar-pickle-member": [("LA-PICKLE-001", "model.tar", "pickle, byte 0", "os.system reached by REDUCE")],
     "named-only": [("LA-PICKLE-002", "model.pt", "archive/data.pkl, byte 9", "os.system named, never called")],
-    "dict-spray": [("LA-PICKLE-008", "model.pt", "archive/data.pkl, byte 2500001", "more than 2500000 operations; the scan stopped here")],
+    "dict-spray": [
+        (
+            "LA-PICKLE-008",
+            "model.pt",
+            "archive/data.pkl, byte 2500001",
+            "more than 2500000 operations; the scan stopped here",
+        )
+    ],
 }
 
 
@@ -90,21 +113,41 @@ def test_benign_transformers_folders(llama_dir, tmp_path):
 
     assert scan_model(llama_dir).findings == []
     result = scan_model(checkpoints.torch_bin(llama_dir, str(tmp_path / "bin"), shards=2))
-    assert (result.findings, result.scanned) == ([], ["config.json", "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin", "pytorch_model.bin.index.json"])
+    assert (result.findings, result.scanned) == (
+        [],
+        [
+            "config.json",
+            "pytorch_model-00001-of-00002.bin",
+            "pytorch_model-00002-of-00002.bin",
+            "pytorch_model.bin.index.json",
+        ],
+    )
 
 
 # The refusals of the loader's own unpickler (tests/formats/test_torch_zip.py): the scan reports what can
 # run code, and keeps going where the loader stops; plain oddities are no finding.
 LOADER_REFUSALS = {
     b"\x80\x02ccollections\nOrderedDict\n)\x81.": [],
-    b"\x80\x02(X\x02\x00\x00\x00idiposix\nsystem\n.": [("LA-PICKLE-001", "archive/data.pkl, byte 10", "posix.system reached by INST")],
+    b"\x80\x02(X\x02\x00\x00\x00idiposix\nsystem\n.": [
+        ("LA-PICKLE-001", "archive/data.pkl, byte 10", "posix.system reached by INST")
+    ],
     b"\x80\x02]K\x00K\x01s.": [],
     b"\x80\x02ctorch\nFloatStorage\n)R.": [],
-    b"\x80\x02\xff.": [("LA-PICKLE-007", "archive/data.pkl, byte 3", "ValueError: at position 2, opcode b'\\xff' unknown")],
+    b"\x80\x02\xff.": [
+        ("LA-PICKLE-007", "archive/data.pkl, byte 3", "ValueError: at position 2, opcode b'\\xff' unknown")
+    ],
     b"\x80\x02}": [("LA-PICKLE-007", "archive/data.pkl, byte 3", "ValueError: pickle exhausted before seeing STOP")],
-    b"\x80\x02X\xff\xff\xff\xff.": [("LA-PICKLE-007", "archive/data.pkl, byte 8", "ValueError: expected 4294967295 bytes in a unicodestring4, but only 1 remain")],
+    b"\x80\x02X\xff\xff\xff\xff.": [
+        (
+            "LA-PICKLE-007",
+            "archive/data.pkl, byte 8",
+            "ValueError: expected 4294967295 bytes in a unicodestring4, but only 1 remain",
+        )
+    ],
     # Named once, reached again through the memo: one finding, at the byte that names it.
-    b"\x80\x02cos\nsystem\nq\x00h\x00h\x00(tRK\x01R.": [("LA-PICKLE-001", "archive/data.pkl, byte 2", "os.system reached by REDUCE")],
+    b"\x80\x02cos\nsystem\nq\x00h\x00h\x00(tRK\x01R.": [
+        ("LA-PICKLE-001", "archive/data.pkl, byte 2", "os.system reached by REDUCE")
+    ],
 }
 
 
@@ -148,12 +191,22 @@ def test_code_a_loader_would_run_and_files_no_loader_reads(tmp_path, llama_dir):
     assert _findings(model) == [
         ("LA-CODE-001", "config.json", "auto_map.AutoConfig", '"configuration_x.XConfig"'),
         ("LA-CODE-001", "config.json", "auto_map.AutoModelForCausalLM", '"modeling_x.XForCausalLM"'),
-        ("LA-CODE-003", "config.json", "custom_pipelines.text-generation", '{"impl": "pipeline_x.XPipeline", "pt": ["AutoModelForCausalLM"]}'),
+        (
+            "LA-CODE-003",
+            "config.json",
+            "custom_pipelines.text-generation",
+            '{"impl": "pipeline_x.XPipeline", "pt": ["AutoModelForCausalLM"]}',
+        ),
         ("LA-FILE-001", "libpayload.so", "file", "a .so file"),
         ("LA-FILE-001", "setup.sh", "file", "a .sh file"),
         ("LA-CODE-001", "tokenizer_config.json", "auto_map.AutoTokenizer", '["tokenization_x.XTokenizer", null]'),
         ("LA-FILE-002", "vocab.txt", "link", "points to /etc/passwd"),
-        ("LA-FILE-003", "model.safetensors.index.json", "weight_map", "model-00002-of-00006.safetensors is not in the folder"),
+        (
+            "LA-FILE-003",
+            "model.safetensors.index.json",
+            "weight_map",
+            "model-00002-of-00006.safetensors is not in the folder",
+        ),
         ("LA-CODE-002", "modeling_x.py", "file", "Python source"),
         ("LA-FILE-004", "model-extra.safetensors", "file", "not named by model.safetensors.index.json"),
     ]
@@ -179,12 +232,20 @@ TEMPLATES = {
         ("LA-TEMPLATE-001", "chat_template, line 1", "attribute __subclasses__"),
         ("LA-TEMPLATE-001", "chat_template, line 1", "attribute __mro__"),
         ("LA-TEMPLATE-001", "chat_template, line 1", "attribute __class__"),
-        ("LA-TEMPLATE-002", "chat_template, rendered with a user message", "access to attribute '__class__' of 'str' object is unsafe."),
+        (
+            "LA-TEMPLATE-002",
+            "chat_template, rendered with a user message",
+            "access to attribute '__class__' of 'str' object is unsafe.",
+        ),
     ],
     "{% set x = cycler.__init__.__globals__ %}{{ x.os.popen('id').read() }}": [
         ("LA-TEMPLATE-001", "chat_template, line 1", "attribute __globals__"),
         ("LA-TEMPLATE-001", "chat_template, line 1", "attribute __init__"),
-        ("LA-TEMPLATE-002", "chat_template, rendered with a user message", "access to attribute '__init__' of 'type' object is unsafe."),
+        (
+            "LA-TEMPLATE-002",
+            "chat_template, rendered with a user message",
+            "access to attribute '__init__' of 'type' object is unsafe.",
+        ),
     ],
     "{% set j = joiner(',') %}{{ j|attr('_last') }}": [
         ("LA-TEMPLATE-003", "chat_template, line 1", "attribute _last"),
@@ -192,8 +253,16 @@ TEMPLATES = {
     "{% for i in range(100000) %}{% for k in range(100000) %}{% endfor %}{% endfor %}": [
         ("LA-TEMPLATE-004", "chat_template, rendered with a user message", "more than 1000000 loop steps over range()"),
     ],
-    "{{ 'x' * 10 ** 9 }}": [("LA-TEMPLATE-004", "chat_template, rendered with a user message", "a repetition to 1000000000 items")],
-    "{% for m in messages %}": [("LA-TEMPLATE-005", "chat_template, line 1", "Unexpected end of template. Jinja was looking for the following tags: 'endfor' or 'else'. The innermost block that needs to be closed is 'for'.")],
+    "{{ 'x' * 10 ** 9 }}": [
+        ("LA-TEMPLATE-004", "chat_template, rendered with a user message", "a repetition to 1000000000 items")
+    ],
+    "{% for m in messages %}": [
+        (
+            "LA-TEMPLATE-005",
+            "chat_template, line 1",
+            "Unexpected end of template. Jinja was looking for the following tags: 'endfor' or 'else'. The innermost block that needs to be closed is 'for'.",
+        )
+    ],
     # Zephyr's template: it raises for roles it does not know, which is no finding.
     "{% for message in messages %}{% if message['role'] not in ['user', 'system', 'assistant'] %}{{ raise_exception('unknown role') }}{% endif %}<|{{ message['role'] }}|>\n{{ message['content'] }}{{ eos_token }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}": [],
 }
@@ -208,7 +277,15 @@ def test_chat_templates(tmp_path, template):
 
 def test_template_file_and_named_templates(tmp_path):
     (tmp_path / "chat_template.jinja").write_text("hi\n{{ self.__init__ }}")
-    _json(tmp_path / "tokenizer_config.json", {"chat_template": [{"name": "default", "template": "ok"}, {"name": "tool_use", "template": "{{ x.__class__ }}"}]})
+    _json(
+        tmp_path / "tokenizer_config.json",
+        {
+            "chat_template": [
+                {"name": "default", "template": "ok"},
+                {"name": "tool_use", "template": "{{ x.__class__ }}"},
+            ]
+        },
+    )
     assert _findings(tmp_path) == [
         ("LA-TEMPLATE-001", "chat_template.jinja", "line 2", "attribute __init__"),
         ("LA-TEMPLATE-001", "tokenizer_config.json", "chat_template[tool_use], line 1", "attribute __class__"),
@@ -230,7 +307,12 @@ def test_gguf_chat_template(tmp_path):
     assert _findings(path) == [
         ("LA-TEMPLATE-001", "model.gguf", "tokenizer.chat_template, line 1", "attribute __base__"),
         ("LA-TEMPLATE-001", "model.gguf", "tokenizer.chat_template, line 1", "attribute __class__"),
-        ("LA-TEMPLATE-002", "model.gguf", "tokenizer.chat_template, rendered with a user message", "access to attribute '__class__' of 'list' object is unsafe."),
+        (
+            "LA-TEMPLATE-002",
+            "model.gguf",
+            "tokenizer.chat_template, rendered with a user message",
+            "access to attribute '__class__' of 'list' object is unsafe.",
+        ),
     ]
 
 
@@ -259,9 +341,14 @@ def test_safetensors_offsets_and_metadata(tmp_path):
 
 
 def test_safetensors_overlap(tmp_path):
-    header = {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}
+    header = {
+        "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+        "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]},
+    }
     path = _safetensors(tmp_path / "model.safetensors", header, b"\0" * 8)
-    assert _findings(path) == [("LA-ST-001", "model.safetensors", "tensor b", "data bytes 4..8 overlap a's, which end at 8")]
+    assert _findings(path) == [
+        ("LA-ST-001", "model.safetensors", "tensor b", "data bytes 4..8 overlap a's, which end at 8")
+    ]
 
 
 def test_unreadable_weights_are_findings_and_the_scan_goes_on(tmp_path):
@@ -282,7 +369,9 @@ def test_gguf_tensor_data_overlapping(tmp_path):
 
     body = b"GGUF" + struct.pack("<IQQ", 3, 2, 0) + info(b"a", 0) + info(b"b", 0)
     (tmp_path / "model.gguf").write_bytes(body + b"\0" * (-len(body) % 32) + b"\0" * 32)
-    assert _findings(tmp_path) == [("LA-GGUF-001", "model.gguf", "tensor b", "bytes 96..128 overlap a's, which end at 128")]
+    assert _findings(tmp_path) == [
+        ("LA-GGUF-001", "model.gguf", "tensor b", "bytes 96..128 overlap a's, which end at 128")
+    ]
 
 
 # ---------------------------------------------------------------- the command
@@ -315,7 +404,10 @@ def test_no_findings_wording(tmp_path, cli):
 
 def test_usage_and_unreadable(tmp_path, cli):
     missing = cli("scan", tmp_path / "nothing")
-    assert (missing.code, missing.err) == (1, f"llm-anatomy: {tmp_path / 'nothing'}: expected a model folder or file, found no such path; check the path\n")
+    assert (missing.code, missing.err) == (
+        1,
+        f"llm-anatomy: {tmp_path / 'nothing'}: expected a model folder or file, found no such path; check the path\n",
+    )
     usage = cli("scan", tmp_path, "--fail-on", "severe")
     assert usage.code == 2 and "invalid choice: 'severe'" in usage.err
     assert cli("scan", tmp_path, "--json", "--sarif").code == 2
@@ -358,12 +450,18 @@ def test_sarif_is_valid(tmp_path, cli):
         jsonschema.validate(log, json.load(handle))
     run = log["runs"][0]
     assert [(r["ruleId"], r["level"]) for r in run["results"]] == [
-        ("LA-PICKLE-001", "error"), ("LA-PICKLE-001", "error"), ("LA-PICKLE-001", "error"),
-        ("LA-TEMPLATE-001", "error"), ("LA-PICKLE-009", "warning"),
+        ("LA-PICKLE-001", "error"),
+        ("LA-PICKLE-001", "error"),
+        ("LA-PICKLE-001", "error"),
+        ("LA-TEMPLATE-001", "error"),
+        ("LA-PICKLE-009", "warning"),
     ]
     assert [r["id"] for r in run["tool"]["driver"]["rules"]] == list(RULES)
     assert all(run["tool"]["driver"]["rules"][r["ruleIndex"]]["id"] == r["ruleId"] for r in run["results"])
-    assert run["results"][3]["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "tokenizer_config.json", "uriBaseId": "MODEL"}
+    assert run["results"][3]["locations"][0]["physicalLocation"]["artifactLocation"] == {
+        "uri": "tokenizer_config.json",
+        "uriBaseId": "MODEL",
+    }
 
 
 def test_the_page_lists_every_rule():
@@ -389,7 +487,12 @@ def test_templates_without_jinja2_are_checked_by_their_text(tmp_path, monkeypatc
     import sys
 
     monkeypatch.setitem(sys.modules, "jinja2", None)  # import jinja2 raises ImportError
-    _json(tmp_path / "tokenizer_config.json", {"chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}\n{{ cycler.__init__.__globals__ }}{{ j._last }}"})
+    _json(
+        tmp_path / "tokenizer_config.json",
+        {
+            "chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}\n{{ cycler.__init__.__globals__ }}{{ j._last }}"
+        },
+    )
     assert _findings(tmp_path) == [
         ("LA-TEMPLATE-001", "tokenizer_config.json", "chat_template, line 2", "attribute __init__"),
         ("LA-TEMPLATE-001", "tokenizer_config.json", "chat_template, line 2", "attribute __globals__"),
@@ -409,19 +512,27 @@ def test_names_with_terminal_controls_are_escaped(tmp_path, cli):
 # scan makes no containers), and a set is plain data.
 HOSTILE_PICKLES = {
     "billion-laughs": [],
-    "dict-spray-deflated": [("LA-PICKLE-008", "archive/data.pkl, byte 2500001", "more than 2500000 operations; the scan stopped here")],
-    "list-spray": [("LA-PICKLE-008", "archive/data.pkl, byte 2500001", "more than 2500000 operations; the scan stopped here")],
+    "dict-spray-deflated": [
+        ("LA-PICKLE-008", "archive/data.pkl, byte 2500001", "more than 2500000 operations; the scan stopped here")
+    ],
+    "list-spray": [
+        ("LA-PICKLE-008", "archive/data.pkl, byte 2500001", "more than 2500000 operations; the scan stopped here")
+    ],
     "hash-bomb-key": [("LA-PICKLE-010", "archive/data.pkl, byte 506", "a dict key that is a tuple")],
     "set-protocol-2": [("LA-PICKLE-003", "archive/data.pkl, byte 13", "__builtin__.set")],
     "set-protocol-4": [],
     "frozenset": [],
-    "int-key-hash-collision": [("LA-PICKLE-010", "archive/data.pkl, byte 1398967", "a dict key that is an integer of 62 bits")],
+    "int-key-hash-collision": [
+        ("LA-PICKLE-010", "archive/data.pkl, byte 1398967", "a dict key that is an integer of 62 bits")
+    ],
     "long4-int": [],
     "bzip2-data-pkl": [],
 }
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if "spray" in c else c for c in HOSTILE_PICKLES])
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=pytest.mark.slow) if "spray" in c else c for c in HOSTILE_PICKLES]
+)
 def test_the_hostile_input_pickles(tmp_path, case):
     from test_hostile_input import PICKLES
 
@@ -447,7 +558,10 @@ def test_unreadable_files_and_folders(tmp_path, cli):
     finally:
         os.chmod(locked, 0o644)
         os.chmod(tmp_path / "sub", 0o755)
-    assert (alone.code, alone.err) == (1, f"llm-anatomy: {locked}: expected a readable file, found Permission denied; check its permissions\n")
+    assert (alone.code, alone.err) == (
+        1,
+        f"llm-anatomy: {locked}: expected a readable file, found Permission denied; check its permissions\n",
+    )
     assert folder.code == 0
     assert json.loads(folder.out)["summary"]["skipped"]["skipped_files"] == [
         {"category": "UNREADABLE", "description": "unreadable: Permission denied", "source": "sub"},
@@ -475,7 +589,10 @@ def test_random_and_damaged_pickles_never_raise():
 def test_tar_checkpoints(tmp_path):
     """The storages member's raw bytes after its pickle are the format, not a finding; names
     escaping the tar and long-name headers past the bound are."""
-    benign = scan_corpus.tar_checkpoint(tmp_path / "benign.tar", {"sys_info": b"\x80\x02}.", "pickle": b"\x80\x02}.", "storages": b"\x80\x02K\x00." + bytes(64)})
+    benign = scan_corpus.tar_checkpoint(
+        tmp_path / "benign.tar",
+        {"sys_info": b"\x80\x02}.", "pickle": b"\x80\x02}.", "storages": b"\x80\x02K\x00." + bytes(64)},
+    )
     assert _findings(benign) == []
     escaping = scan_corpus.tar_checkpoint(tmp_path / "escaping.tar", {"../x.pkl": scan_corpus.EVIL_P0})
     assert _findings(escaping) == [
@@ -504,7 +621,12 @@ def test_a_zip_in_a_pickle_is_bounded_before_it_is_read(tmp_path):
     path.write_bytes(data)
     assert _findings(path) == [
         ("LA-PICKLE-001", "model.pkl", "byte 2", "torch.load reached by REDUCE"),
-        ("LA-ZIP-003", "model.pkl", "byte 15 > zip directory", "expected a zip directory of at most 86 bytes, found 100000000 bytes"),
+        (
+            "LA-ZIP-003",
+            "model.pkl",
+            "byte 15 > zip directory",
+            "expected a zip directory of at most 86 bytes, found 100000000 bytes",
+        ),
         ("LA-PICKLE-009", "model.pkl", "byte 15", "a byte string of 86 bytes starting b'PK\\x03\\x04'"),
     ]
 
@@ -524,7 +646,9 @@ def test_safetensors_shape_and_offsets_disagreeing(tmp_path):
     """The reader's own checks, as a finding: 2 F32 elements in 4 bytes."""
     header = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}
     path = _safetensors(tmp_path / "model.safetensors", header, b"\0" * 4)
-    assert _findings(path) == [("LA-FILE-005", "model.safetensors", "tensor w", "expected 8 bytes for shape [2] of F32, found 4 bytes")]
+    assert _findings(path) == [
+        ("LA-FILE-005", "model.safetensors", "tensor w", "expected 8 bytes for shape [2] of F32, found 4 bytes")
+    ]
 
 
 def test_gguf_metadata_with_terminal_controls(tmp_path):

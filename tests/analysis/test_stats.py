@@ -170,7 +170,10 @@ def test_groups_combine_exactly(llama_dir, cli, by, groups, batching):
 def test_text_output_is_exact(tmp_path, cli):
     path = safetensors_file(
         str(tmp_path / "small.safetensors"),
-        {"model.layers.0.w": torch.tensor([0.0, 1.0, 2.0, 3.0, float("nan"), float("inf")]), "model.norm.weight": torch.ones(4, dtype=torch.float16)},
+        {
+            "model.layers.0.w": torch.tensor([0.0, 1.0, 2.0, 3.0, float("nan"), float("inf")]),
+            "model.norm.weight": torch.ones(4, dtype=torch.float16),
+        },
     )
     result = cli("stats", path)
     assert result.code == 0 and result.err == ""
@@ -185,7 +188,24 @@ def test_text_output_is_exact(tmp_path, cli):
 
 
 CSV_HEADER = "name,dtype,tensors,numel,count,mean,std,min,max,absmax,l2,zero_fraction,zeros,nan,inf,beyond_6_std,error"
-JSON_ROW_KEYS = ["name", "dtype", "tensors", "numel", "count", "mean", "std", "min", "max", "absmax", "l2", "zero_fraction", "zeros", "nan", "inf", "beyond_6_std"]
+JSON_ROW_KEYS = [
+    "name",
+    "dtype",
+    "tensors",
+    "numel",
+    "count",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "absmax",
+    "l2",
+    "zero_fraction",
+    "zeros",
+    "nan",
+    "inf",
+    "beyond_6_std",
+]
 
 
 def test_json_and_csv_schema(llama_dir, cli):
@@ -232,7 +252,9 @@ def test_truncated_shard_is_reported_and_the_rest_still_computed(llama_dir, tmp_
     assert text.out.splitlines()[-1] == "error: " + failed[0]["error"]
     assert f"{len(catalog.tensors)} tensors, " in text.out and ", 1 could not be read" in text.out
     total = human_bytes(sum(t.nbytes for t in catalog.tensors))
-    assert text.out.splitlines()[-4] == f"{len(catalog.tensors)} tensors, {total}, 1 could not be read"  # then 2 notes, the error
+    assert (
+        text.out.splitlines()[-4] == f"{len(catalog.tensors)} tensors, {total}, 1 could not be read"
+    )  # then 2 notes, the error
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(llama_dir, cli):
@@ -247,13 +269,17 @@ def test_progress_line_format():
     progress(2_000_000_000)
     assert stream.getvalue().startswith("\rstats 100% 2.00/2.00 GB ")
     assert stream.getvalue().endswith(" GB/s")
-    assert re.fullmatch(r"\rstats 100% 2\.00/2\.00 GB +\d+\.\d\d GB/s", stream.getvalue())  # the rate depends on the clock
+    assert re.fullmatch(
+        r"\rstats 100% 2\.00/2\.00 GB +\d+\.\d\d GB/s", stream.getvalue()
+    )  # the rate depends on the clock
     progress.close()
     assert stream.getvalue().endswith("\r\x1b[K")
 
 
 def test_mean_is_nan_free_for_infinite_values(tmp_path):
-    catalog = open_catalog(safetensors_file(str(tmp_path / "i.safetensors"), {"i": torch.tensor([float("inf"), 2.0, 4.0])}))
+    catalog = open_catalog(
+        safetensors_file(str(tmp_path / "i.safetensors"), {"i": torch.tensor([float("inf"), 2.0, 4.0])})
+    )
     row = weight_stats(catalog).rows[0]
     assert (row.mean, row.std, row.inf, row.max) == (3.0, 1.0, 1, 4.0) and not math.isnan(row.l2)
 
@@ -263,7 +289,10 @@ def test_progress_goes_to_a_terminal_stderr_and_never_into_machine_output(llama_
     shown = cli("stats", llama_dir)
     assert shown.err.startswith("\rstats ") and shown.err.endswith("\r\x1b[K") and "100% 0.00/0.00 GB" in shown.err
     assert shown.out.startswith("name ")
-    assert re.fullmatch(r"(\rstats +\d+% \d\.\d\d/0\.00 GB +\d+\.\d\d GB/s)*\rstats 100% 0\.00/0\.00 GB +\d+\.\d\d GB/s\r\x1b\[K", shown.err)
+    assert re.fullmatch(
+        r"(\rstats +\d+% \d\.\d\d/0\.00 GB +\d+\.\d\d GB/s)*\rstats 100% 0\.00/0\.00 GB +\d+\.\d\d GB/s\r\x1b\[K",
+        shown.err,
+    )
     assert shown.out == cli("stats", llama_dir).out  # the same table as without a terminal
     for flag in ("--json", "--csv"):
         quiet = cli("stats", llama_dir, flag)
@@ -274,7 +303,11 @@ def test_progress_goes_to_a_terminal_stderr_and_never_into_machine_output(llama_
     ("name", "layer", "role"),
     [
         ("model.layers.7.self_attn.q_proj.weight", "model.layers.7", "self_attn.q_proj.weight"),
-        ("model.layers.3.block_sparse_moe.experts.5.w1.weight", "model.layers.3", "block_sparse_moe.experts.*.w1.weight"),
+        (
+            "model.layers.3.block_sparse_moe.experts.5.w1.weight",
+            "model.layers.3",
+            "block_sparse_moe.experts.*.w1.weight",
+        ),
         ("transformer.h.11.attn.c_attn.bias", "transformer.h.11", "attn.c_attn.bias"),
         ("encoder.layer.0.attention.self.query.weight", "encoder.layer.0", "attention.self.query.weight"),
         ("blk.0.ffn_down.weight", "blk.0", "ffn_down.weight"),
@@ -295,7 +328,13 @@ def test_bool_bytes_other_than_0_and_1_count_as_true_as_in_torch(tmp_path):
         handle.write(bytes([0, 1, 2, 255]))
     stored = torch.frombuffer(bytearray([0, 1, 2, 255]), dtype=torch.bool).double()
     row = weight_stats(open_catalog(path)).rows[0]
-    assert (row.mean, row.std, row.min, row.max, row.zeros) == (stored.mean().item(), stored.std(correction=0).item(), 0.0, 1.0, 1)
+    assert (row.mean, row.std, row.min, row.max, row.zeros) == (
+        stored.mean().item(),
+        stored.std(correction=0).item(),
+        0.0,
+        1.0,
+        1,
+    )
 
 
 def test_progress_line_is_cleared_when_the_work_fails(monkeypatch):
@@ -325,10 +364,20 @@ def test_a_batch_mixes_dtypes_and_empty_tensors_exactly(tmp_path, cli):
         "g_outlier": torch.cat([torch.zeros(99), torch.tensor([1.0])]),
         "h_bool": torch.tensor([True, False, True]),
     }
-    rows = {row["name"]: row for row in json.loads(cli("stats", safetensors_file(str(tmp_path / "m.safetensors"), tensors), "--json").out)["rows"]}
+    rows = {
+        row["name"]: row
+        for row in json.loads(cli("stats", safetensors_file(str(tmp_path / "m.safetensors"), tensors), "--json").out)[
+            "rows"
+        ]
+    }
     for name, tensor in tensors.items():
         if tensor.numel() == 0:
-            assert (rows[name]["numel"], rows[name]["count"], rows[name]["mean"], rows[name]["zeros"]) == (0, 0, None, 0)
+            assert (rows[name]["numel"], rows[name]["count"], rows[name]["mean"], rows[name]["zeros"]) == (
+                0,
+                0,
+                None,
+                0,
+            )
             continue
         expected = reference(tensor)
         for field in COUNT_FIELDS:

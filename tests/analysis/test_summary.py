@@ -12,7 +12,14 @@ from llm_anatomy.locate import open_catalog
 import checkpoints
 from conftest import imported_by
 
-TINY = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+TINY = dict(
+    vocab_size=128,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+)
 
 # transformers class prefix -> config overrides: one tiny model per family the role table covers.
 FAMILIES = {
@@ -20,11 +27,40 @@ FAMILIES = {
     "Mistral": dict(num_key_value_heads=1, sliding_window=16),
     "Qwen2": dict(),
     "Qwen3": dict(head_dim=32),
-    "Qwen2Moe": dict(moe_intermediate_size=32, shared_expert_intermediate_size=48, num_experts=4, num_experts_per_tok=2),
+    "Qwen2Moe": dict(
+        moe_intermediate_size=32, shared_expert_intermediate_size=48, num_experts=4, num_experts_per_tok=2
+    ),
     "Gemma2": dict(head_dim=32),
     "Phi3": dict(pad_token_id=0, eos_token_id=1, bos_token_id=1),
-    "DeepseekV2": dict(moe_intermediate_size=32, n_routed_experts=4, n_shared_experts=2, num_experts_per_tok=2, first_k_dense_replace=1, num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=None, qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=16),
-    "DeepseekV3": dict(moe_intermediate_size=32, n_routed_experts=4, n_shared_experts=1, num_experts_per_tok=2, n_group=2, topk_group=1, num_hidden_layers=3, first_k_dense_replace=1, num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=24, qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=16),
+    "DeepseekV2": dict(
+        moe_intermediate_size=32,
+        n_routed_experts=4,
+        n_shared_experts=2,
+        num_experts_per_tok=2,
+        first_k_dense_replace=1,
+        num_key_value_heads=4,
+        kv_lora_rank=16,
+        q_lora_rank=None,
+        qk_rope_head_dim=8,
+        qk_nope_head_dim=16,
+        v_head_dim=16,
+    ),
+    "DeepseekV3": dict(
+        moe_intermediate_size=32,
+        n_routed_experts=4,
+        n_shared_experts=1,
+        num_experts_per_tok=2,
+        n_group=2,
+        topk_group=1,
+        num_hidden_layers=3,
+        first_k_dense_replace=1,
+        num_key_value_heads=4,
+        kv_lora_rank=16,
+        q_lora_rank=24,
+        qk_rope_head_dim=8,
+        qk_nope_head_dim=16,
+        v_head_dim=16,
+    ),
 }
 
 
@@ -119,7 +155,10 @@ def test_mixtral_total_and_active(published):
     assert summary.total_params == 46_702_792_704
     assert summary.moe.active == 12_879_925_248
     assert (round(summary.moe.total / 1e9, 1), round(summary.moe.active / 1e9, 1)) == (46.7, 12.9)
-    assert summary.moe.formula == "active = total 46,702,792,704 - routed experts 45,097,156,608 + 2 of 8 experts x 45,097,156,608 / 8 = 12,879,925,248"
+    assert (
+        summary.moe.formula
+        == "active = total 46,702,792,704 - routed experts 45,097,156,608 + 2 of 8 experts x 45,097,156,608 / 8 = 12,879,925,248"
+    )
     assert summary.findings == ()
 
 
@@ -131,7 +170,11 @@ def test_deepseek_v3_figures(published):
     summary = summarize(open_catalog(str(published("DeepSeek-V3", replicas.deepseek_specs))))
     mtp = {c.name: c for c in summary.not_counted}["multi-token prediction"]
     assert (summary.total_params, summary.moe.active, mtp.params) == (671_026_404_352, 37_552_282_624, 13_463_426_304)
-    assert (round(summary.total_params / 1e9), round(summary.moe.active / 1e9), round(mtp.params / 1e9, 1)) == (671, 38, 13.5)
+    assert (round(summary.total_params / 1e9), round(summary.moe.active / 1e9), round(mtp.params / 1e9, 1)) == (
+        671,
+        38,
+        13.5,
+    )
     assert summary.memory.kv_cache.bytes_per_token == 61 * 576 * 2
     assert summary.findings == ()
 
@@ -176,7 +219,9 @@ def test_gemma4_layers_that_differ(variant, tmp_path):
     assert summary.total_params == _parameter_count(model)
     assert summary.findings == ()
     assert [i.from_config == i.from_tensors for i in summary.implied] == [True] * len(summary.implied)
-    caching = [layer.self_attn.k_proj.out_features for layer in model.model.layers if hasattr(layer.self_attn, "k_proj")]
+    caching = [
+        layer.self_attn.k_proj.out_features for layer in model.model.layers if hasattr(layer.self_attn, "k_proj")
+    ]
     assert len(caching) == 2
     assert summary.memory.kv_cache.bytes_per_token == sum(2 * width * 4 for width in caching)  # K and V, fp32
 
@@ -186,7 +231,11 @@ def test_moe_active_counts_experts_per_token(tmp_path):
     routed = sum(p.numel() for name, p in model.named_parameters() if ".experts." in name)
     total = _parameter_count(model)
     summary = summarize(open_catalog(str(tmp_path)))
-    assert (summary.moe.total, summary.moe.routed, summary.moe.active) == (total, routed, total - routed + routed * 2 // 4)
+    assert (summary.moe.total, summary.moe.routed, summary.moe.active) == (
+        total,
+        routed,
+        total - routed + routed * 2 // 4,
+    )
 
 
 def test_deepseek_shared_experts_and_dense_layers(tmp_path):
@@ -200,24 +249,46 @@ def test_deepseek_shared_experts_and_dense_layers(tmp_path):
 
 def test_tied_fixture_counts_embedding_once(llama_tied_dir, cli):
     result = cli("summary", llama_tied_dir)
-    assert "  the output head is tied to model.embed_tokens.weight (tie_word_embeddings): stored and counted once" in result.out.splitlines()
+    assert (
+        "  the output head is tied to model.embed_tokens.weight (tie_word_embeddings): stored and counted once"
+        in result.out.splitlines()
+    )
     assert "output head" not in result.out.split("By layer:")[0].replace("the output head is tied", "")
-    assert [c.name for c in summarize(open_catalog(str(llama_tied_dir))).components] == ["embeddings", "attention", "mlp", "norms"]
+    assert [c.name for c in summarize(open_catalog(str(llama_tied_dir))).components] == [
+        "embeddings",
+        "attention",
+        "mlp",
+        "norms",
+    ]
 
 
 def test_tied_head_stored_twice_counted_once(tmp_path):
-    config = {**TINY, "model_type": "llama", "architectures": ["LlamaForCausalLM"], "tie_word_embeddings": True, "torch_dtype": "float32"}
+    config = {
+        **TINY,
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+    }
     specs = replicas.llama_family_specs(config) + [replicas.TensorSpec("lm_head.weight", "F32", (128, 64))]
     replicas.write_layout(str(tmp_path), config, specs)
     summary = summarize(open_catalog(str(tmp_path)))
-    assert summary.tied == ("lm_head.weight repeats the tied model.embed_tokens.weight (tie_word_embeddings): counted once",)
+    assert summary.tied == (
+        "lm_head.weight repeats the tied model.embed_tokens.weight (tie_word_embeddings): counted once",
+    )
     assert summary.total_params == sum(s.shape[0] * (s.shape[1] if len(s.shape) > 1 else 1) for s in specs) - 128 * 64
     assert summary.findings == ()
 
 
 def _contradicting_layout(folder):
     """Tensors written for 2 KV heads, config.json then edited to claim 4."""
-    config = {**TINY, "model_type": "llama", "architectures": ["LlamaForCausalLM"], "tie_word_embeddings": False, "torch_dtype": "float32"}
+    config = {
+        **TINY,
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+    }
     replicas.write_layout(str(folder), config)
     (folder / "config.json").write_text(json.dumps({**config, "num_key_value_heads": 4}))
     return folder
@@ -254,14 +325,32 @@ def test_config_missing_field(tmp_path, cli):
     (tmp_path / "config.json").write_text(json.dumps(config))
     result = cli("summary", tmp_path)
     assert result.code == 0
-    assert "  config.json: expected num_attention_heads (or n_head, num_heads, n_heads) for the attention heads, found no such field" in result.out.splitlines()
+    assert (
+        "  config.json: expected num_attention_heads (or n_head, num_heads, n_heads) for the attention heads, found no such field"
+        in result.out.splitlines()
+    )
     assert "KV cache: not computed (config.json lacks what it needs; see findings)" in result.out
     assert "78,144 parameters" in result.out
 
 
 def test_roles_of_gguf_and_other_spellings():
-    assert [role_of(n) for n in ("blk.3.attn_q.weight", "blk.3.ffn_gate_exps.weight", "blk.0.attn_kv_a_mqa.weight", "token_embd.weight", "output.weight", "output_norm.weight")] == [
-        ("attention", "q"), ("experts", "expert_gate"), ("attention", "kv_a"), ("embeddings", "embed"), ("output head", "head"), ("norms", "norm"),
+    assert [
+        role_of(n)
+        for n in (
+            "blk.3.attn_q.weight",
+            "blk.3.ffn_gate_exps.weight",
+            "blk.0.attn_kv_a_mqa.weight",
+            "token_embd.weight",
+            "output.weight",
+            "output_norm.weight",
+        )
+    ] == [
+        ("attention", "q"),
+        ("experts", "expert_gate"),
+        ("attention", "kv_a"),
+        ("embeddings", "embed"),
+        ("output head", "head"),
+        ("norms", "norm"),
     ]
     assert role_of("transformer.h.0.attn.c_attn.weight") == ("attention", "qkv")
     assert role_of("transformer.h.0.mlp.c_proj.weight") == ("mlp", "down")
@@ -306,12 +395,18 @@ def test_weights_file_without_config(tmp_path, cli):
 
     import checkpoints
 
-    path = checkpoints.safetensors_file(str(tmp_path / "w.safetensors"), {"model.embed_tokens.weight": torch.zeros(10, 4), "model.layers.0.mlp.up_proj.weight": torch.zeros(6, 4)})
+    path = checkpoints.safetensors_file(
+        str(tmp_path / "w.safetensors"),
+        {"model.embed_tokens.weight": torch.zeros(10, 4), "model.layers.0.mlp.up_proj.weight": torch.zeros(6, 4)},
+    )
     result = cli("summary", path)
     assert result.code == 0
     assert result.out.startswith("w.safetensors: 64 parameters (64), 256 B in F32\n")
     assert "KV cache: not computed (config.json lacks what it needs; see findings)" in result.out
-    assert result.out.split("Findings:\n")[1] == f"  {path}: expected a config.json beside it, found none; the config check and KV cache need it\n"
+    assert (
+        result.out.split("Findings:\n")[1]
+        == f"  {path}: expected a config.json beside it, found none; the config check and KV cache need it\n"
+    )
 
 
 def test_deepseek_v3_multi_token_prediction_layer(tmp_path, cli):
@@ -323,13 +418,20 @@ def test_deepseek_v3_multi_token_prediction_layer(tmp_path, cli):
     model = _save_family(str(tmp_path), "DeepseekV3")
     config = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**config, "num_nextn_predict_layers": 1}))
-    extra = {"model.layers.3.eh_proj.weight": torch.zeros(64, 128), "model.layers.3.enorm.weight": torch.zeros(64), "model.layers.3.shared_head.head.weight": torch.zeros(128, 64)}
+    extra = {
+        "model.layers.3.eh_proj.weight": torch.zeros(64, 128),
+        "model.layers.3.enorm.weight": torch.zeros(64),
+        "model.layers.3.shared_head.head.weight": torch.zeros(128, 64),
+    }
     checkpoints.safetensors_file(str(tmp_path / "mtp.safetensors"), extra)
     summary = summarize(open_catalog(str(tmp_path)))
     assert summary.total_params == _parameter_count(model)
     assert summary.not_counted[1:] == (Count("multi-token prediction", 64 * 128 * 2 + 64, 4 * (64 * 128 * 2 + 64), 3),)
     assert summary.findings == ()
-    assert "  not counted: 3 tensors (16,448 parameters) of the multi-token-prediction layers after the last layer (num_nextn_predict_layers), which transformers does not load" in cli("summary", tmp_path).out.splitlines()
+    assert (
+        "  not counted: 3 tensors (16,448 parameters) of the multi-token-prediction layers after the last layer (num_nextn_predict_layers), which transformers does not load"
+        in cli("summary", tmp_path).out.splitlines()
+    )
 
 
 def test_fp8_scales_are_not_parameters(tmp_path):
@@ -339,7 +441,10 @@ def test_fp8_scales_are_not_parameters(tmp_path):
     import checkpoints
 
     model = _save_family(str(tmp_path), "DeepseekV3")
-    scales = {"model.layers.0.self_attn.q_a_proj.weight_scale_inv": torch.ones(1, 1), "model.layers.1.mlp.experts.0.up_proj.weight_scale_inv": torch.ones(1, 1)}
+    scales = {
+        "model.layers.0.self_attn.q_a_proj.weight_scale_inv": torch.ones(1, 1),
+        "model.layers.1.mlp.experts.0.up_proj.weight_scale_inv": torch.ones(1, 1),
+    }
     checkpoints.safetensors_file(str(tmp_path / "scales.safetensors"), scales)
     summary = summarize(open_catalog(str(tmp_path)))
     assert summary.total_params == _parameter_count(model)
@@ -353,8 +458,13 @@ def test_encoder_keeps_no_kv_cache(bert_dir, cli):
     assert summary.architecture.encoder_only is True
     assert summary.memory.kv_cache is None
     out = cli("summary", bert_dir).out
-    assert out.endswith("\nKV cache: none (model_type bert is an encoder: it reads the whole input in one pass and caches no keys or values)\n")
-    assert json.loads(cli("summary", bert_dir, "--json").out)["memory"]["kv_cache_note"] == "model_type bert is an encoder: it reads the whole input in one pass and caches no keys or values"
+    assert out.endswith(
+        "\nKV cache: none (model_type bert is an encoder: it reads the whole input in one pass and caches no keys or values)\n"
+    )
+    assert (
+        json.loads(cli("summary", bert_dir, "--json").out)["memory"]["kv_cache_note"]
+        == "model_type bert is an encoder: it reads the whole input in one pass and caches no keys or values"
+    )
 
 
 def test_bert_as_a_decoder_keeps_its_cache(bert_dir, tmp_path):
@@ -396,7 +506,10 @@ def test_context_beyond_the_model_is_flagged(llama_dir, cli):
         "      128      1  64.00 KiB",
         "    4,096      1   2.00 MiB  beyond the model's context",
     ]
-    assert "  ! 4,096 is beyond the model's context of 256 tokens (max_position_embeddings 256): it was not trained for such lengths" in lines
+    assert (
+        "  ! 4,096 is beyond the model's context of 256 tokens (max_position_embeddings 256): it was not trained for such lengths"
+        in lines
+    )
 
 
 def test_encoder_context_beyond_its_positions_is_flagged(bert_dir, cli):

@@ -37,7 +37,11 @@ def test_every_output_shape_matches_a_real_cpu_forward(fixture, request, cli):
     assert [m["path"] for m in traced] == [path for path, _ in checkpoints.reference_model(folder).named_modules()]
     for module in traced:
         expected = reference.get(module["path"], {"calls": 0, "outputs": []})
-        assert (module["path"], module["calls"], module["outputs"]) == (module["path"], expected["calls"], expected["outputs"])
+        assert (module["path"], module["calls"], module["outputs"]) == (
+            module["path"],
+            expected["calls"],
+            expected["outputs"],
+        )
     assert sum(1 for m in traced if m["calls"]) == len(reference) > 10
 
 
@@ -127,7 +131,9 @@ def test_depth_and_kv_cache_agree_with_summary(llama_dir, cli):
     out = cli("trace", llama_dir, "--seq", 100, "--batch", 3, "--depth", 2).out
     summary = json.loads(cli("summary", llama_dir, "--context", 100, "--batch", 3, "--json").out)
     traced = json.loads(cli("trace", llama_dir, "--seq", 100, "--batch", 3, "--json").out)
-    assert traced["kv_cache"]["bytes"] == 2 * 2 * 2 * 16 * 4 * 100 * 3  # K and V x layers x KV heads x head_dim x fp32 x tokens
+    assert (
+        traced["kv_cache"]["bytes"] == 2 * 2 * 2 * 16 * 4 * 100 * 3
+    )  # K and V x layers x KV heads x head_dim x fp32 x tokens
     assert str(traced["kv_cache"]["bytes"]) in json.dumps(summary)
     assert "layers: ModuleList" in out and "0-1: LlamaDecoderLayer" not in out
 
@@ -143,18 +149,31 @@ def test_default_seq_is_the_context_or_2048(gpt2_dir, cli):
 
 @pytest.mark.slow  # a fresh interpreter imports torch and transformers (~8 s)
 def test_unbuildable_config_is_one_line(llama_bf16_dir, tmp_path):
-    folder = checkpoints.with_config(llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="not-a-model-type"))
+    folder = checkpoints.with_config(
+        llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="not-a-model-type")
+    )
     outcome = hostile.run_cli("trace", folder, "--seq", 4, timeout=120)  # torch and transformers import first
     hostile.assert_refused(outcome, codes=(1,))
-    assert outcome.err.startswith(f"llm-anatomy: {folder}/config.json: expected a config whose forward pass transformers can run on the meta device, found ValueError: ")
+    assert outcome.err.startswith(
+        f"llm-anatomy: {folder}/config.json: expected a config whose forward pass transformers can run on the meta device, found ValueError: "
+    )
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--seq", str(10**12)), "llm-anatomy: {model}: expected --batch and --seq whose attention scores (batch x 4 heads x tokens x tokens) fit torch's sizes (at most 2**60 elements), found 1 x 4 x 1000000000000 x 1000000000000; choose a shorter --seq or a smaller --batch"),
-    (("--seq", "2", "--batch", str(2**55)), "llm-anatomy: {model}: expected --batch and --seq whose activations (batch x tokens x vocab_size 128) fit torch's sizes (at most 2**60 elements), found 36028797018963968 x 2 x 128; choose a shorter --seq or a smaller --batch"),
-    (("--seq", "0"), None),
-    (("--batch", "-3"), None),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--seq", str(10**12)),
+            "llm-anatomy: {model}: expected --batch and --seq whose attention scores (batch x 4 heads x tokens x tokens) fit torch's sizes (at most 2**60 elements), found 1 x 4 x 1000000000000 x 1000000000000; choose a shorter --seq or a smaller --batch",
+        ),
+        (
+            ("--seq", "2", "--batch", str(2**55)),
+            "llm-anatomy: {model}: expected --batch and --seq whose activations (batch x tokens x vocab_size 128) fit torch's sizes (at most 2**60 elements), found 36028797018963968 x 2 x 128; choose a shorter --seq or a smaller --batch",
+        ),
+        (("--seq", "0"), None),
+        (("--batch", "-3"), None),
+    ],
+)
 def test_absurd_sizes_are_refused(llama_dir, args, message):
     outcome = hostile.run_cli("trace", llama_dir, *args)
     hostile.assert_refused(outcome, codes=(2,), message=message and message.format(model=llama_dir.name))
@@ -164,14 +183,33 @@ def test_a_repeated_trace_comes_from_the_cache_without_torch(llama_dir, cli):
     """Nor summary (its patterns take milliseconds to compile: the KV cache row is computed
     without it), the roofline (only for --device) or importlib.util."""
     first = cli("trace", llama_dir, "--seq", 5, "--batch", 2)
-    code, loaded, out = imported_by("trace", str(llama_dir), "--seq", "5", "--batch", "2", modules=("torch", "transformers", "numpy", "llm_anatomy.analysis.summary", "llm_anatomy.analysis.roofline", "importlib.util"))
+    code, loaded, out = imported_by(
+        "trace",
+        str(llama_dir),
+        "--seq",
+        "5",
+        "--batch",
+        "2",
+        modules=(
+            "torch",
+            "transformers",
+            "numpy",
+            "llm_anatomy.analysis.summary",
+            "llm_anatomy.analysis.roofline",
+            "importlib.util",
+        ),
+    )
     assert (code, loaded, out) == (0, [], first.out)
     other_length = cli("trace", llama_dir, "--seq", 6, "--batch", 2, "--json")
     assert json.loads(other_length.out)["modules"][0]["outputs"][0]["shape"] == [2, 6, 128]
 
 
 # Every weight matrix in a block type: the dtype most parameters are stored in is no float.
-ALL_BLOCKS = {f"blk.{layer}.{name}": "Q8_0" for layer in range(4) for name in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")} | {"token_embd": "Q8_0"}
+ALL_BLOCKS = {
+    f"blk.{layer}.{name}": "Q8_0"
+    for layer in range(4)
+    for name in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+} | {"token_embd": "Q8_0"}
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])
@@ -199,7 +237,10 @@ def test_quantized_gguf_kv_cache_is_the_one_transformers_fills_in_summary_and_tr
     assert traced["kv_cache"] == {"bytes": held, "dtype": "fp32", "context": 7, "batch": 2}
     text = cli("summary", path, "--context", 7, "--batch", 2).out
     assert "\nKV cache (fp32): " in text
-    assert f"  `summary` computes {held:,} bytes ({held / 1024:.2f} KiB, fp32) for 2 x 7 tokens\n" in cli("trace", path, "--seq", 7, "--batch", 2).out
+    assert (
+        f"  `summary` computes {held:,} bytes ({held / 1024:.2f} KiB, fp32) for 2 x 7 tokens\n"
+        in cli("trace", path, "--seq", 7, "--batch", 2).out
+    )
 
 
 def test_an_encoder_has_flops_per_input_token_and_no_decoding_step(bert_dir, cli):
@@ -207,18 +248,28 @@ def test_an_encoder_has_flops_per_input_token_and_no_decoding_step(bert_dir, cli
     refused for encoders), and no decoding-step bound under --device."""
     out = cli("trace", bert_dir, "--seq", SEQ, "--depth", 0, "--device", "h100").out
     per_token = [line for line in out.splitlines() if line.startswith("FLOPs per")]
-    assert per_token == ["FLOPs per token of an input of 8 tokens: 30,976 (30.98 K; prefill / tokens, each query counted against all 8 keys; an encoder generates no tokens)"]
+    assert per_token == [
+        "FLOPs per token of an input of 8 tokens: 30,976 (30.98 K; prefill / tokens, each query counted against all 8 keys; an encoder generates no tokens)"
+    ]
     assert "--decode" not in out and "decoding step" not in out
-    assert json.loads(cli("trace", bert_dir, "--seq", SEQ, "--device", "h100", "--json").out)["roofline"]["decode"] is None
+    assert (
+        json.loads(cli("trace", bert_dir, "--seq", SEQ, "--device", "h100", "--json").out)["roofline"]["decode"] is None
+    )
 
 
 def test_depth_shows_the_layers_of_a_module_list_it_hides(bert_dir, llama_dir, cli):
     """A ModuleList is never called itself: cut by --depth, its row shows its layers' cells
     (each) instead of "(not called)" over nothing."""
     bert = cli("trace", bert_dir, "--seq", SEQ, "--depth", 2).out.splitlines()
-    assert bert[10] == "│   └── layer: ModuleList  2 x BertLayer (each)  [1, 8, 32]  [1, 8, 32]     float32  122.88 K      1.00 KiB"
+    assert (
+        bert[10]
+        == "│   └── layer: ModuleList  2 x BertLayer (each)  [1, 8, 32]  [1, 8, 32]     float32  122.88 K      1.00 KiB"
+    )
     assert "(not called)" not in "\n".join(bert)
     llama = cli("trace", llama_dir, "--seq", SEQ, "--depth", 2).out.splitlines()
-    assert llama[5] == "│   ├── layers: ModuleList  2 x LlamaDecoderLayer (each)  [1, 8, 64] +3  [1, 8, 64]     float32  507.90 K      2.00 KiB"
+    assert (
+        llama[5]
+        == "│   ├── layers: ModuleList  2 x LlamaDecoderLayer (each)  [1, 8, 64] +3  [1, 8, 64]     float32  507.90 K      2.00 KiB"
+    )
     # Unfolded below, the ModuleList is shown as it is: not called, its layers under it.
     assert "│   ├── layers: ModuleList  2 x LlamaDecoderLayer       (not called)" in EXPECTED_LLAMA

@@ -25,18 +25,123 @@ def _family(folder, config_class: str, model_class: str, **fields) -> str:
 
 
 FAMILIES = {
-    "mixtral": ("MixtralConfig", "MixtralForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2)),
-    "qwen2_moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=48, moe_intermediate_size=24, shared_expert_intermediate_size=40, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2)),
-    "deepseek_v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=48, moe_intermediate_size=16, num_hidden_layers=2, first_k_dense_replace=1, num_attention_heads=4, num_key_value_heads=4, n_routed_experts=4, num_experts_per_tok=2, n_group=1, topk_group=1, q_lora_rank=16, kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=12)),
-    "gpt_oss": ("GptOssConfig", "GptOssForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8, num_local_experts=4, num_experts_per_tok=2, sliding_window=4)),
-    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8, sliding_window=4, layer_types=["sliding_attention", "full_attention"])),
+    "mixtral": (
+        "MixtralConfig",
+        "MixtralForCausalLM",
+        dict(
+            vocab_size=100,
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+        ),
+    ),
+    "qwen2_moe": (
+        "Qwen2MoeConfig",
+        "Qwen2MoeForCausalLM",
+        dict(
+            vocab_size=100,
+            hidden_size=32,
+            intermediate_size=48,
+            moe_intermediate_size=24,
+            shared_expert_intermediate_size=40,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            num_experts=4,
+            num_experts_per_tok=2,
+        ),
+    ),
+    "deepseek_v3": (
+        "DeepseekV3Config",
+        "DeepseekV3ForCausalLM",
+        dict(
+            vocab_size=100,
+            hidden_size=32,
+            intermediate_size=48,
+            moe_intermediate_size=16,
+            num_hidden_layers=2,
+            first_k_dense_replace=1,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            n_routed_experts=4,
+            num_experts_per_tok=2,
+            n_group=1,
+            topk_group=1,
+            q_lora_rank=16,
+            kv_lora_rank=16,
+            qk_rope_head_dim=8,
+            qk_nope_head_dim=8,
+            v_head_dim=12,
+        ),
+    ),
+    "gpt_oss": (
+        "GptOssConfig",
+        "GptOssForCausalLM",
+        dict(
+            vocab_size=100,
+            hidden_size=32,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+            sliding_window=4,
+        ),
+    ),
+    "gemma3": (
+        "Gemma3TextConfig",
+        "Gemma3ForCausalLM",
+        dict(
+            vocab_size=100,
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            sliding_window=4,
+            layer_types=["sliding_attention", "full_attention"],
+        ),
+    ),
 }
 MOE = ("mixtral", "qwen2_moe", "deepseek_v3", "gpt_oss")
 # Sliding-window families beyond gemma3 and gpt_oss, for the KV cache only: Gemma 2 alternates
 # sliding and full layers without layer_types; Mistral slides on every layer.
 SLIDING = {
-    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8, sliding_window=4)),
-    "mistral": ("MistralConfig", "MistralForCausalLM", dict(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8, sliding_window=4)),
+    "gemma2": (
+        "Gemma2Config",
+        "Gemma2ForCausalLM",
+        dict(
+            vocab_size=100,
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            sliding_window=4,
+        ),
+    ),
+    "mistral": (
+        "MistralConfig",
+        "MistralForCausalLM",
+        dict(
+            vocab_size=100,
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            sliding_window=4,
+        ),
+    ),
 }
 
 
@@ -66,10 +171,19 @@ def _real_forward(folder, batch: int, seq: int, context: int = 0, attentions: bo
 
     torch.manual_seed(0)
     with torch.no_grad():
-        cache = model(input_ids=torch.randint(0, 100, (batch, context)), use_cache=True).past_key_values if context else None
+        cache = (
+            model(input_ids=torch.randint(0, 100, (batch, context)), use_cache=True).past_key_values
+            if context
+            else None
+        )
         seen = checkpoints.record_module_outputs(model)
         kwargs = {"cache": cache} if cache is not None else {}
-        output = model(input_ids=torch.randint(0, 100, (batch, 1 if context else seq)), output_attentions=attentions, use_cache=True, **kwargs)
+        output = model(
+            input_ids=torch.randint(0, 100, (batch, 1 if context else seq)),
+            output_attentions=attentions,
+            use_cache=True,
+            **kwargs,
+        )
     return seen, output
 
 
@@ -86,7 +200,11 @@ def test_every_output_shape_matches_a_real_cpu_forward(name, family, cli):
     seen, _ = _real_forward(folder, 2, 6)
     for module in traced["modules"]:
         expected = seen.get(module["path"], {"calls": 0, "outputs": []})
-        assert (module["path"], module["calls"], module["outputs"]) == (module["path"], expected["calls"], expected["outputs"])
+        assert (module["path"], module["calls"], module["outputs"]) == (
+            module["path"],
+            expected["calls"],
+            expected["outputs"],
+        )
     assert sum(1 for m in traced["modules"] if m["calls"]) == len(seen)
 
 
@@ -115,12 +233,19 @@ def test_gqa_is_visible_on_the_llama_3_8b_layout(tmp_path, cli):
     out = cli("trace", tmp_path, "--seq", 16, "--node", "model.layers.0.self_attn").out
     assert "├── (q: 32 heads)                                     [1, 32, 16, 128]  bfloat16\n" in out
     assert "├── (k: 8 KV heads)                                   [1, 8, 16, 128]   bfloat16\n" in out
-    assert "└── (scores = q k^T; softmax; x v)                    [1, 32, 16, 16]   bfloat16    4.19 M     16.00 KiB\n" in out
+    assert (
+        "└── (scores = q k^T; softmax; x v)                    [1, 32, 16, 16]   bfloat16    4.19 M     16.00 KiB\n"
+        in out
+    )
 
 
 def _held(layers) -> int:
     """Bytes of the storages a real cache's keys and values are views of, each counted once."""
-    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for layer in layers for t in (layer.keys, layer.values)}
+    storages = {
+        t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+        for layer in layers
+        for t in (layer.keys, layer.values)
+    }
     return sum(storages.values())
 
 
@@ -130,7 +255,15 @@ def test_decode_kv_cache_equals_a_real_past_key_values(name, family, llama_dir, 
     traced = _json(cli, folder, "--decode", "--context", 5, "--batch", 3)
     seen, output = _real_forward(folder, 3, 1, context=5)
     _, weighed = _real_forward(folder, 3, 1, context=5, attentions=True)
-    real = [{"kind": type(layer).__name__, "keys": {"shape": list(layer.keys.shape), "dtype": str(layer.keys.dtype).removeprefix("torch.")}, "values": {"shape": list(layer.values.shape), "dtype": str(layer.values.dtype).removeprefix("torch.")}, "held_bytes": _held([layer])} for layer in output.past_key_values.layers]
+    real = [
+        {
+            "kind": type(layer).__name__,
+            "keys": {"shape": list(layer.keys.shape), "dtype": str(layer.keys.dtype).removeprefix("torch.")},
+            "values": {"shape": list(layer.values.shape), "dtype": str(layer.values.dtype).removeprefix("torch.")},
+            "held_bytes": _held([layer]),
+        }
+        for layer in output.past_key_values.layers
+    ]
     assert [{k: v for k, v in layer.items() if k != "bytes"} for layer in traced["cache_layers"]] == real
     assert (traced["mode"], traced["seq"], traced["context"]) == ("decode", 1, 5)
     for module in traced["modules"]:
@@ -150,7 +283,10 @@ def test_decode_totals_show_the_attention_term_growing_with_the_context(llama_di
     # every weight but the embedding (128 x 64) and the five norms of 64: 78,144 - 8,192 - 320
     assert short["weight_macs_per_token"] == long["weight_macs_per_token"] == 69_632
     out = cli("trace", llama_dir, "--decode", "--context", 10).out
-    assert "attention (q k^T and scores x v, counted 5,632): 2 layers x 2 x batch 1 x heads 4 x queries 1 x keys 11 x (head_dim 16 + 16) = 5,632; it grows linearly with the context" in out
+    assert (
+        "attention (q k^T and scores x v, counted 5,632): 2 layers x 2 x batch 1 x heads 4 x queries 1 x keys 11 x (head_dim 16 + 16) = 5,632; it grows linearly with the context"
+        in out
+    )
 
 
 def test_kv_cache_after_the_forward_equals_summary(llama_dir, gpt2_dir, cli):
@@ -158,7 +294,11 @@ def test_kv_cache_after_the_forward_equals_summary(llama_dir, gpt2_dir, cli):
         traced = _json(cli, folder, "--seq", 12, "--batch", 3)
         assert sum(layer["bytes"] for layer in traced["cache_layers"]) == traced["kv_cache"]["bytes"]
         decoded = _json(cli, folder, "--decode", "--context", 11, "--batch", 3)
-        assert sum(layer["bytes"] for layer in decoded["cache_layers"]) == decoded["kv_cache"]["bytes"] == traced["kv_cache"]["bytes"]
+        assert (
+            sum(layer["bytes"] for layer in decoded["cache_layers"])
+            == decoded["kv_cache"]["bytes"]
+            == traced["kv_cache"]["bytes"]
+        )
 
 
 @pytest.mark.parametrize("name", ["gemma3", "gpt_oss", *SLIDING])
@@ -172,7 +312,9 @@ def test_sliding_window_kv_cache_is_what_a_real_cache_holds(name, family, cli):
 
     folder = family(name)
     contexts = range(2, 9)
-    rows = json.loads(cli("summary", folder, "--context", ",".join(map(str, contexts)), "--batch", 2, "--json").out)["memory"]["kv_cache"]["rows"]
+    rows = json.loads(cli("summary", folder, "--context", ",".join(map(str, contexts)), "--batch", 2, "--json").out)[
+        "memory"
+    ]["kv_cache"]["rows"]
     model = checkpoints.reference_model(folder).eval()
     held = {}
     with torch.no_grad():
@@ -183,17 +325,35 @@ def test_sliding_window_kv_cache_is_what_a_real_cache_holds(name, family, cli):
             held[context] = _held(output.past_key_values.layers)
         prefill = model(input_ids=torch.randint(0, 100, (2, 7)), use_cache=True).past_key_values
     assert [row["nbytes"] for row in rows] == [held[c] for c in contexts]
-    assert [layer.keys.shape[-2] for layer in prefill.layers if type(layer).__name__ == "DynamicSlidingWindowLayer"] != []
+    assert [
+        layer.keys.shape[-2] for layer in prefill.layers if type(layer).__name__ == "DynamicSlidingWindowLayer"
+    ] != []
     for context in contexts[1:]:
         decoded = _json(cli, folder, "--decode", "--context", context - 1, "--batch", 2)
-        assert sum(layer["held_bytes"] for layer in decoded["cache_layers"]) == decoded["kv_cache"]["bytes"] == held[context]
+        assert (
+            sum(layer["held_bytes"] for layer in decoded["cache_layers"])
+            == decoded["kv_cache"]["bytes"]
+            == held[context]
+        )
     traced = _json(cli, folder, "--seq", 7, "--batch", 2, "--device", "h100 sxm")
-    assert sum(layer["held_bytes"] for layer in traced["cache_layers"]) == _held(prefill.layers) > traced["kv_cache"]["bytes"] == held[7]
-    assert traced["roofline"]["decode"]["bytes"] == traced["weight_bytes"] + held[7]  # the next step reads what decoding holds
+    assert (
+        sum(layer["held_bytes"] for layer in traced["cache_layers"])
+        == _held(prefill.layers)
+        > traced["kv_cache"]["bytes"]
+        == held[7]
+    )
+    assert (
+        traced["roofline"]["decode"]["bytes"] == traced["weight_bytes"] + held[7]
+    )  # the next step reads what decoding holds
     out = cli("trace", folder, "--seq", 7, "--batch", 2).out
-    assert "DynamicSlidingWindowLayer keys [2, 2, 3, 8] values [2, 2, 3, 8] float32 (views of the last 3 of 7 tokens held)" in out
+    assert (
+        "DynamicSlidingWindowLayer keys [2, 2, 3, 8] values [2, 2, 3, 8] float32 (views of the last 3 of 7 tokens held)"
+        in out
+    )
     assert "until the first decoding step, these layers still hold the prefill's tokens" in out
-    assert "until the first decoding step" not in cli("trace", folder, "--seq", 4, "--batch", 2).out  # the window: as summary
+    assert (
+        "until the first decoding step" not in cli("trace", folder, "--seq", 4, "--batch", 2).out
+    )  # the window: as summary
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2", "bert", "no_dtype", "gemma3", "gpt_oss", "deepseek_v3", *SLIDING])
@@ -203,11 +363,24 @@ def test_trace_s_kv_cache_row_is_summary_s(name, family, llama_dir, gpt2_dir, be
     (bf16, the stored weights', where the default would be fp16)."""
     folders = {"llama": llama_dir, "gpt2": gpt2_dir, "bert": bert_dir}
     if name == "no_dtype":
-        folders[name] = checkpoints.with_config(llama_bf16_dir, tmp_path / "no_dtype", lambda c: [c.pop(k, None) for k in ("dtype", "torch_dtype")])
+        folders[name] = checkpoints.with_config(
+            llama_bf16_dir, tmp_path / "no_dtype", lambda c: [c.pop(k, None) for k in ("dtype", "torch_dtype")]
+        )
     folder = folders.get(name) or family(name)
     memory = json.loads(cli("summary", folder, "--context", 7, "--batch", 2, "--json").out)["memory"]
-    expected = {"bytes": memory["kv_cache"]["rows"][0]["nbytes"], "dtype": memory["kv_cache"]["dtype"], "context": 7, "batch": 2} if memory["kv_cache"] else None
-    for args in (("--seq", 7), ("--decode", "--context", 6))[: 1 if name == "bert" else 2]:  # an encoder does not decode
+    expected = (
+        {
+            "bytes": memory["kv_cache"]["rows"][0]["nbytes"],
+            "dtype": memory["kv_cache"]["dtype"],
+            "context": 7,
+            "batch": 2,
+        }
+        if memory["kv_cache"]
+        else None
+    )
+    for args in (("--seq", 7), ("--decode", "--context", 6))[
+        : 1 if name == "bert" else 2
+    ]:  # an encoder does not decode
         traced = _json(cli, folder, *args, "--batch", 2)
         assert (traced["kv_cache"], traced["kv_cache_note"]) == (expected, memory["kv_cache_note"])
     if name == "no_dtype":
@@ -239,13 +412,22 @@ def test_moe_flops_are_flopcountermode_s_with_top_k_experts_per_token(name, fami
 
 def test_moe_text_says_how_experts_are_counted(family, cli):
     out = cli("trace", family("mixtral"), "--seq", 4).out
-    assert "experts: each token runs its router's top 2 of 4 experts, counted as run (transformers' batched_mm experts); the meta device has no values to route by, so these are the expected FLOPs: exact per token, whichever experts are picked" in out
+    assert (
+        "experts: each token runs its router's top 2 of 4 experts, counted as run (transformers' batched_mm experts); the meta device has no values to route by, so these are the expected FLOPs: exact per token, whichever experts are picked"
+        in out
+    )
 
 
 def test_node_traces_one_subtree(llama_dir, cli):
     whole = _json(cli, llama_dir, "--seq", 8)
     part = _json(cli, llama_dir, "--seq", 8, "--node", "model.layers.1.mlp")
-    assert [m["path"] for m in part["modules"]] == ["model.layers.1.mlp", "model.layers.1.mlp.gate_proj", "model.layers.1.mlp.up_proj", "model.layers.1.mlp.down_proj", "model.layers.1.mlp.act_fn"]
+    assert [m["path"] for m in part["modules"]] == [
+        "model.layers.1.mlp",
+        "model.layers.1.mlp.gate_proj",
+        "model.layers.1.mlp.up_proj",
+        "model.layers.1.mlp.down_proj",
+        "model.layers.1.mlp.act_fn",
+    ]
     assert part["modules"] == [m for m in whole["modules"] if m["path"].startswith("model.layers.1.mlp")]
     assert part["attention"] == [] and part["node"] == "model.layers.1.mlp"
     text = cli("trace", llama_dir, "--seq", 8, "--node", "model.layers.1.mlp").out
@@ -256,11 +438,14 @@ def test_node_traces_one_subtree(llama_dir, cli):
     ]
 
 
-@pytest.mark.parametrize(("node", "found"), [
-    ("model.layers.2", "ModuleList has no attribute `2`"),
-    ("model.mlp", "LlamaModel has no attribute `mlp`"),
-    ("decoder", "LlamaForCausalLM has no attribute `decoder`"),
-])
+@pytest.mark.parametrize(
+    ("node", "found"),
+    [
+        ("model.layers.2", "ModuleList has no attribute `2`"),
+        ("model.mlp", "LlamaModel has no attribute `mlp`"),
+        ("decoder", "LlamaForCausalLM has no attribute `decoder`"),
+    ],
+)
 def test_a_bad_node_is_get_submodule_s_error(llama_dir, node, found):
     import torch
 
@@ -268,16 +453,34 @@ def test_a_bad_node_is_get_submodule_s_error(llama_dir, node, found):
     with pytest.raises(AttributeError) as raised:
         model.get_submodule(node)
     assert str(raised.value) == found
-    outcome = hostile.run_cli("trace", llama_dir, "--seq", 4, "--node", node, timeout=300)  # torch and transformers import first
-    hostile.assert_refused(outcome, codes=(2,), message=f"llm-anatomy: {llama_dir.name}: expected --node naming a submodule (a path as named_modules() prints it), found {found}; see `llm-anatomy tree` for the paths")
+    outcome = hostile.run_cli(
+        "trace", llama_dir, "--seq", 4, "--node", node, timeout=300
+    )  # torch and transformers import first
+    hostile.assert_refused(
+        outcome,
+        codes=(2,),
+        message=f"llm-anatomy: {llama_dir.name}: expected --node naming a submodule (a path as named_modules() prints it), found {found}; see `llm-anatomy tree` for the paths",
+    )
     del torch
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--decode", "--seq", "4"), "llm-anatomy: trace: expected --seq for a prefill or --context for a decoding step, found --decode with --seq; use --decode --context C"),
-    (("--context", "4"), "llm-anatomy: trace: expected --context with --decode, found --context alone; add --decode (a prefill's length is --seq)"),
-    (("--decode", "--context", str(2**40)), "llm-anatomy: {model}: expected --batch and --context whose attention scores (batch x 4 heads x tokens x tokens) fit torch's sizes (at most 2**60 elements), found 1 x 4 x 1099511627777 x 1099511627777; choose a shorter --context or a smaller --batch"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--decode", "--seq", "4"),
+            "llm-anatomy: trace: expected --seq for a prefill or --context for a decoding step, found --decode with --seq; use --decode --context C",
+        ),
+        (
+            ("--context", "4"),
+            "llm-anatomy: trace: expected --context with --decode, found --context alone; add --decode (a prefill's length is --seq)",
+        ),
+        (
+            ("--decode", "--context", str(2**40)),
+            "llm-anatomy: {model}: expected --batch and --context whose attention scores (batch x 4 heads x tokens x tokens) fit torch's sizes (at most 2**60 elements), found 1 x 4 x 1099511627777 x 1099511627777; choose a shorter --context or a smaller --batch",
+        ),
+    ],
+)
 def test_bad_decode_options_are_usage_errors(llama_dir, args, message):
     outcome = hostile.run_cli("trace", llama_dir, *args, timeout=60)  # a hang bound: refused before torch is imported
     hostile.assert_refused(outcome, codes=(2,), message=message.format(model=llama_dir.name))
@@ -285,7 +488,11 @@ def test_bad_decode_options_are_usage_errors(llama_dir, args, message):
 
 def test_an_encoder_does_not_decode(bert_dir):
     outcome = hostile.run_cli("trace", bert_dir, "--decode", "--context", "4", timeout=60)
-    hostile.assert_refused(outcome, codes=(2,), message=f"llm-anatomy: {bert_dir.name}: expected --decode on a model that generates with a KV cache, found model_type bert, an encoder; trace it without --decode")
+    hostile.assert_refused(
+        outcome,
+        codes=(2,),
+        message=f"llm-anatomy: {bert_dir.name}: expected --decode on a model that generates with a KV cache, found model_type bert, an encoder; trace it without --decode",
+    )
 
 
 def test_live_bytes_counts_each_storage_once_until_its_last_tensor_is_freed():
@@ -314,13 +521,30 @@ def test_live_bytes_counts_each_storage_once_until_its_last_tensor_is_freed():
 def test_roofline_bounds_use_the_device_s_published_numbers(llama_dir, cli):
     traced = _json(cli, llama_dir, "--seq", 8, "--device", "h100 sxm")
     roof = traced["roofline"]
-    assert roof["device"] == {"name": "H100-SXM", "peak_flops": 989.4e12, "bandwidth": 3350e9, "precision": "bf16", "source": "NVIDIA H100 datasheet"}
+    assert roof["device"] == {
+        "name": "H100-SXM",
+        "peak_flops": 989.4e12,
+        "bandwidth": 3350e9,
+        "precision": "bf16",
+        "source": "NVIDIA H100 datasheet",
+    }
     assert traced["weight_bytes"] == traced["params"] * 4  # float32
     moved = traced["weight_bytes"] + sum(layer["held_bytes"] for layer in traced["cache_layers"])
-    assert roof["prefill"] == {"flops": traced["total_flops"], "bytes": moved, "seconds_compute": traced["total_flops"] / 989.4e12, "seconds_memory": moved / 3350e9, "seconds": moved / 3350e9, "limit": "memory"}
+    assert roof["prefill"] == {
+        "flops": traced["total_flops"],
+        "bytes": moved,
+        "seconds_compute": traced["total_flops"] / 989.4e12,
+        "seconds_memory": moved / 3350e9,
+        "seconds": moved / 3350e9,
+        "limit": "memory",
+    }
     assert roof["decode"]["flops"] == traced["flops_per_token"] and roof["decode_context"] == 8
     # q_proj: 2 x 8 tokens x 64 x 64 FLOPs over its 64 x 64 fp32 weights, its input and output (8 x 64 fp32 each)
-    assert roof["intensity"]["model.layers.0.self_attn.q_proj"] == {"flops": 65536, "bytes": 4096 * 4 + 2048 + 2048, "flops_per_byte": 3.2}
+    assert roof["intensity"]["model.layers.0.self_attn.q_proj"] == {
+        "flops": 65536,
+        "bytes": 4096 * 4 + 2048 + 2048,
+        "flops_per_byte": 3.2,
+    }
     # the attention core: q (4 heads) and k, v (2 KV heads) in, the output (q's size) out; the scores stay on chip
     assert roof["intensity"]["model.layers.0.self_attn/attention"]["bytes"] == (512 + 256 + 256 + 512) * 4
 
@@ -339,7 +563,11 @@ def test_roofline_text_names_the_numbers_it_used(llama_dir, cli):
 
 def test_an_unknown_device_is_a_usage_error_naming_the_known_ones(llama_dir):
     outcome = hostile.run_cli("trace", llama_dir, "--device", "TPU-v5", timeout=60)
-    hostile.assert_refused(outcome, codes=(2,), message="llm-anatomy: trace: expected --device naming one of H100-SXM, H100-PCIe, H200, A100-80GB, L40S, RTX-4090, RTX-3090, MI300X, MI325X, M2-Max, M3-Max, M4-Max, found 'TPU-v5'; pick the closest, or compare two")
+    hostile.assert_refused(
+        outcome,
+        codes=(2,),
+        message="llm-anatomy: trace: expected --device naming one of H100-SXM, H100-PCIe, H200, A100-80GB, L40S, RTX-4090, RTX-3090, MI300X, MI325X, M2-Max, M3-Max, M4-Max, found 'TPU-v5'; pick the closest, or compare two",
+    )
 
 
 def test_a_damaged_or_forged_cache_entry_is_traced_again(llama_dir, cli, tmp_path, monkeypatch):
@@ -347,7 +575,14 @@ def test_a_damaged_or_forged_cache_entry_is_traced_again(llama_dir, cli, tmp_pat
     first = cli("trace", llama_dir, "--seq", 3)
     (entry,) = (tmp_path / "cache" / "traces").iterdir()
     data = json.loads(entry.read_text())
-    for damage in ({"modules": [["", "X", -1, 1, [], [], 0, 0]]}, {"modules": [["", "X", 1, 1, [99], [], 0, 0]]}, {"metas": [[[1, True], "float32"]]}, {"peak": "lots"}, {"cache": [["DynamicLayer", [[1, True], "float32"], [[1], "float32"]]]}, {"param_dtype": None}):
+    for damage in (
+        {"modules": [["", "X", -1, 1, [], [], 0, 0]]},
+        {"modules": [["", "X", 1, 1, [99], [], 0, 0]]},
+        {"metas": [[[1, True], "float32"]]},
+        {"peak": "lots"},
+        {"cache": [["DynamicLayer", [[1, True], "float32"], [[1], "float32"]]]},
+        {"param_dtype": None},
+    ):
         entry.write_text(json.dumps({**data, **damage}))
         again = cli("trace", llama_dir, "--seq", 3)
         assert (again.code, again.out, again.err) == (0, first.out, "")

@@ -74,7 +74,10 @@ def test_cli_torch_style(fixture, node, request, cli):
 
 def test_tutorial_lm_head_and_root(llama_dir, cli):
     assert cli("tree", llama_dir, "--style", "torch").out == "model: LlamaModel\nlm_head: Linear\n"
-    assert cli("tree", llama_dir, "--style", "torch", "--node", "lm_head", "--params").out == "weight: torch.Size([128, 64])\n"
+    assert (
+        cli("tree", llama_dir, "--style", "torch", "--node", "lm_head", "--params").out
+        == "weight: torch.Size([128, 64])\n"
+    )
 
 
 LLAMA_TREE = """\
@@ -158,7 +161,9 @@ def test_json_is_unfolded_with_paths(llama_dir, cli):
     ]
     assert all("children" not in c for c in node["children"])
     lm_head = json.loads(cli("tree", llama_dir, "--json", "--node", "lm_head").out)["node"]
-    assert lm_head["parameters"] == [{"name": "weight", "shape": [128, 64], "numel": 8192, "canonical": "lm_head.weight"}]
+    assert lm_head["parameters"] == [
+        {"name": "weight", "shape": [128, 64], "numel": 8192, "canonical": "lm_head.weight"}
+    ]
     assert lm_head["children"] == []
 
 
@@ -233,7 +238,11 @@ def test_architectures_that_name_no_model_class_fall_back_to_the_model_type(llam
 def test_tree_when_transformers_cannot_build_the_config(llama_bf16_dir, tmp_path, cli):
     import transformers
 
-    folder = checkpoints.with_config(llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="no-such\x1b[31m-model", architectures=["NoSuchForCausalLM"]))
+    folder = checkpoints.with_config(
+        llama_bf16_dir,
+        tmp_path / "unknown",
+        lambda c: c.update(model_type="no-such\x1b[31m-model", architectures=["NoSuchForCausalLM"]),
+    )
     with pytest.raises(ValueError) as rejected:
         transformers.AutoConfig.from_pretrained(folder)
     result = cli("tree", folder, "--depth", "1")
@@ -253,7 +262,9 @@ def test_tree_when_transformers_cannot_build_the_config(llama_bf16_dir, tmp_path
 
 def test_unbuildable_config_is_cached_too(llama_bf16_dir, tmp_path, cli, monkeypatch):
     """A config transformers rejects costs the transformers import once, not on every call."""
-    folder = checkpoints.with_config(llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="not-a-model-type"))
+    folder = checkpoints.with_config(
+        llama_bf16_dir, tmp_path / "unknown", lambda c: c.update(model_type="not-a-model-type")
+    )
     first = cli("tree", folder)
     monkeypatch.setattr(skeleton, "_build", lambda *a, **k: pytest.fail("rebuilt"))
     second = cli("tree", folder)
@@ -270,6 +281,12 @@ def test_a_tied_head_is_marked_as_transformers_ties_it(llama_tied_dir, gpt2_dir,
         "└── lm_head: Linear  tied to model.embed_tokens.weight       8,192         8,192\n"
         "69,952 parameters (69.95K)\n"
     )
-    assert cli("tree", llama_tied_dir, "--node", "lm_head").out.splitlines()[1] == "lm_head: Linear  tied to model.embed_tokens.weight       8,192         8,192"
-    assert cli("tree", gpt2_dir, "--depth", 1).out.splitlines()[-2] == "└── lm_head: Linear  tied to transformer.wte.weight       3,200         3,200"
+    assert (
+        cli("tree", llama_tied_dir, "--node", "lm_head").out.splitlines()[1]
+        == "lm_head: Linear  tied to model.embed_tokens.weight       8,192         8,192"
+    )
+    assert (
+        cli("tree", gpt2_dir, "--depth", 1).out.splitlines()[-2]
+        == "└── lm_head: Linear  tied to transformer.wte.weight       3,200         3,200"
+    )
     assert "tied" not in cli("tree", llama_tied_dir, "--depth", 0).out

@@ -15,7 +15,21 @@ from llm_anatomy.locate import open_catalog
 from llm_anatomy.render.torch_values import tensor_text
 from llm_anatomy.decode.elements import ElementReader
 
-SHAPES = [(), (0,), (5,), (1000,), (1001,), (3, 4), (7, 2000), (2, 3, 1100), (4, 5, 6, 7), (1,), (1, 1), (0, 3), (3, 0, 2)]
+SHAPES = [
+    (),
+    (0,),
+    (5,),
+    (1000,),
+    (1001,),
+    (3, 4),
+    (7, 2000),
+    (2, 3, 1100),
+    (4, 5, 6, 7),
+    (1,),
+    (1, 1),
+    (0, 3),
+    (3, 0, 2),
+]
 FLOAT_DTYPES = ["float32", "float16", "bfloat16", "float64", "float8_e4m3fn", "float8_e5m2"]
 INT_DTYPES = ["int8", "int16", "int32", "int64", "uint8"]
 
@@ -49,7 +63,9 @@ def _ints(dtype, shape, seed):
 
     info = torch.iinfo(getattr(torch, dtype))
     low, high = max(info.min, -(2**40)), min(info.max, 2**40)
-    return torch.randint(low, high, shape, generator=torch.Generator().manual_seed(seed), dtype=torch.int64).to(getattr(torch, dtype))
+    return torch.randint(low, high, shape, generator=torch.Generator().manual_seed(seed), dtype=torch.int64).to(
+        getattr(torch, dtype)
+    )
 
 
 def _ours(tmp_path, tensor, options=PrintOptions()):
@@ -62,7 +78,12 @@ def _ours(tmp_path, tensor, options=PrintOptions()):
 def _torch_str(tensor, options=PrintOptions()):
     import torch
 
-    with torch._tensor_str.printoptions(precision=options.precision, threshold=options.threshold, edgeitems=options.edgeitems, linewidth=options.linewidth):
+    with torch._tensor_str.printoptions(
+        precision=options.precision,
+        threshold=options.threshold,
+        edgeitems=options.edgeitems,
+        linewidth=options.linewidth,
+    ):
         return str(tensor)
 
 
@@ -105,7 +126,17 @@ OPTIONS = [
 
 
 @pytest.mark.parametrize("shape", [(), (5,), (1001,), (3, 4), (7, 2000), (2, 3, 1100), (4, 5, 6, 7), (0, 3)], ids=str)
-@pytest.mark.parametrize("dtype, kind", [("float32", "normal"), ("float16", "wide"), ("bfloat16", "specials"), ("float64", "integers"), ("int64", None), ("bool", None)])
+@pytest.mark.parametrize(
+    "dtype, kind",
+    [
+        ("float32", "normal"),
+        ("float16", "wide"),
+        ("bfloat16", "specials"),
+        ("float64", "integers"),
+        ("int64", None),
+        ("bool", None),
+    ],
+)
 @pytest.mark.parametrize("options", OPTIONS, ids=repr)
 def test_print_options_as_torch_set_printoptions(tmp_path, options, dtype, kind, shape):
     import torch
@@ -119,7 +150,9 @@ def test_print_options_as_torch_set_printoptions(tmp_path, options, dtype, kind,
     assert _ours(tmp_path, tensor, options) == _torch_str(tensor, options)
 
 
-@pytest.mark.parametrize("dtype", ["float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "complex64", "uint16", "uint32", "uint64"])
+@pytest.mark.parametrize(
+    "dtype", ["float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "complex64", "uint16", "uint32", "uint64"]
+)
 @pytest.mark.parametrize("shape", [(), (6,), (3, 4), (7, 2000)], ids=str)
 def test_rarer_dtypes_print_as_torch_prints_them(tmp_path, dtype, shape):
     import torch
@@ -149,7 +182,10 @@ def test_torch_style_equals_print_of_every_parameter(fixture, request, cli):
     assert result.out == _parameters_printout(str(folder))
 
 
-@pytest.mark.parametrize("stored, config_dtype", [("float32", "bfloat16"), ("bfloat16", "float32"), ("float32", "float16"), ("bfloat16", None)])
+@pytest.mark.parametrize(
+    "stored, config_dtype",
+    [("float32", "bfloat16"), ("bfloat16", "float32"), ("float32", "float16"), ("bfloat16", None)],
+)
 def test_torch_style_shows_values_in_the_dtype_from_pretrained_gives(tmp_path, cli, stored, config_dtype):
     """transformers casts every float weight to config.json's dtype (the weights' own when it names none)."""
     folder = checkpoints.tiny_llama(str(tmp_path / "m"), dtype=stored, shard=None)
@@ -163,8 +199,13 @@ def test_torch_style_shows_values_in_the_dtype_from_pretrained_gives(tmp_path, c
     result = cli("values", folder, "--style", "torch")
     assert result.code == 0, result.err
     assert result.out == _parameters_printout(folder)
-    norm = json.loads(cli("values", folder, "--style", "torch", "--json", "--filter", "model.norm.weight").out)["tensors"][0]
-    assert (norm["dtype"], norm["torch_dtype"]) == ({"float32": "F32", "bfloat16": "BF16"}[stored], f"torch.{config_dtype or stored}")
+    norm = json.loads(cli("values", folder, "--style", "torch", "--json", "--filter", "model.norm.weight").out)[
+        "tensors"
+    ][0]
+    assert (norm["dtype"], norm["torch_dtype"]) == (
+        {"float32": "F32", "bfloat16": "BF16"}[stored],
+        f"torch.{config_dtype or stored}",
+    )
 
 
 def _rename_tensors(folder, rename):
@@ -177,10 +218,16 @@ def _rename_tensors(folder, rename):
     return folder
 
 
-@pytest.mark.parametrize("builder, rename", [
-    (checkpoints.tiny_gpt2, lambda name: None if name.startswith("lm_head.") else name.removeprefix("transformer.")),  # as openai-community/gpt2
-    (checkpoints.tiny_bert, lambda name: "bert." + name),  # a head model's checkpoint loaded into BertModel
-])
+@pytest.mark.parametrize(
+    "builder, rename",
+    [
+        (
+            checkpoints.tiny_gpt2,
+            lambda name: None if name.startswith("lm_head.") else name.removeprefix("transformer."),
+        ),  # as openai-community/gpt2
+        (checkpoints.tiny_bert, lambda name: "bert." + name),  # a head model's checkpoint loaded into BertModel
+    ],
+)
 def test_torch_style_finds_weights_across_the_base_model_prefix(tmp_path, cli, builder, rename):
     folder = _rename_tensors(builder(str(tmp_path / "m")), rename)
     result = cli("values", folder, "--style", "torch")
@@ -189,7 +236,9 @@ def test_torch_style_finds_weights_across_the_base_model_prefix(tmp_path, cli, b
 
 
 def test_torch_style_says_when_transformers_converts_weights_on_load(tmp_path, cli, capsys):
-    folder = _rename_tensors(checkpoints.tiny_llama(str(tmp_path / "m"), shard=None), lambda name: name.replace("mlp.up_proj", "mlp.w3"))
+    folder = _rename_tensors(
+        checkpoints.tiny_llama(str(tmp_path / "m"), shard=None), lambda name: name.replace("mlp.up_proj", "mlp.w3")
+    )
     capsys.readouterr()  # save_pretrained's progress bar
     result = cli("values", folder, "--style", "torch")
     assert (result.code, result.out) == (1, "")
@@ -201,7 +250,10 @@ def test_torch_style_says_when_transformers_converts_weights_on_load(tmp_path, c
 
 def test_torch_style_one_parameter_by_name(llama_tied_dir, cli):
     result = cli("values", llama_tied_dir, "lm_head.weight", "--style", "torch")  # tied: not a parameter of its own
-    assert (result.code, result.err) == (2, f"llm-anatomy: {llama_tied_dir.name}: expected a parameter named 'lm_head.weight', found none; list the names with `llm-anatomy params --style torch`\n")
+    assert (result.code, result.err) == (
+        2,
+        f"llm-anatomy: {llama_tied_dir.name}: expected a parameter named 'lm_head.weight', found none; list the names with `llm-anatomy params --style torch`\n",
+    )
     result = cli("values", llama_tied_dir, "model.norm.weight", "--style", "torch")
     assert result.out == _parameters_printout(str(llama_tied_dir), lambda name: name == "model.norm.weight")
 
@@ -220,7 +272,11 @@ def small_file(tmp_path):
     import torch
 
     torch.manual_seed(0)
-    tensors_ = {"w": torch.randn(40, 50), "layers.10.b": torch.arange(6, dtype=torch.int16), "layers.2.b": torch.ones(3).half()}
+    tensors_ = {
+        "w": torch.randn(40, 50),
+        "layers.10.b": torch.arange(6, dtype=torch.int16),
+        "layers.2.b": torch.ones(3).half(),
+    }
     return checkpoints.safetensors_file(str(tmp_path / "m.safetensors"), tensors_), tensors_
 
 
@@ -235,7 +291,9 @@ def test_default_style_names_each_tensor_in_natural_order(small_file, cli):
     )
 
 
-@pytest.mark.parametrize("index", ["0, :8", "-1", "5:9, ::7", "...", "..., -2", "1:30:4, 3", "7:2", "-40, -50:", "3, 4", ":, 49"])
+@pytest.mark.parametrize(
+    "index", ["0, :8", "-1", "5:9, ::7", "...", "..., -2", "1:30:4, 3", "7:2", "-40, -50:", "3, 4", ":, 49"]
+)
 def test_index_prints_what_torch_prints_for_that_slice(small_file, cli, index):
     path, tensors_ = small_file
     result = cli("values", path, f"w[{index}]")
@@ -264,15 +322,30 @@ def test_index_in_filter_applies_to_every_match(small_file, cli):
 @pytest.mark.parametrize(
     "argument, line",
     [
-        ("w[0, :x]", "llm-anatomy: w[0, :x]: expected an index of integers, start:stop:step slices and '...' separated by commas, found ':x'; for example 'lm_head.weight[0, :8]'"),
-        ("w[]", "llm-anatomy: w[]: expected an index of integers, start:stop:step slices and '...' separated by commas, found ''; for example 'lm_head.weight[0, :8]'"),
+        (
+            "w[0, :x]",
+            "llm-anatomy: w[0, :x]: expected an index of integers, start:stop:step slices and '...' separated by commas, found ':x'; for example 'lm_head.weight[0, :8]'",
+        ),
+        (
+            "w[]",
+            "llm-anatomy: w[]: expected an index of integers, start:stop:step slices and '...' separated by commas, found ''; for example 'lm_head.weight[0, :8]'",
+        ),
         ("w[40]", "llm-anatomy: w[40]: expected an index in -40..39 for dimension 0 of size 40, found 40"),
         ("w[0, -51]", "llm-anatomy: w[0, -51]: expected an index in -50..49 for dimension 1 of size 50, found -51"),
         ("w[1, 2, 3]", "llm-anatomy: w[1, 2, 3]: expected at most 2 indices for shape [40, 50], found 3"),
-        ("w[::0]", "llm-anatomy: w[::0]: expected a slice step of at least 1, found 0; torch slices only step forwards"),
+        (
+            "w[::0]",
+            "llm-anatomy: w[::0]: expected a slice step of at least 1, found 0; torch slices only step forwards",
+        ),
         ("w[..., ...]", "llm-anatomy: w[..., ...]: expected at most one '...', found 2"),
-        ("lm_head.weight", "llm-anatomy: m.safetensors: expected a tensor named 'lm_head.weight', found no such tensor; list the names with `llm-anatomy params`"),
-        ("lm_head.weight[0]", "llm-anatomy: m.safetensors: expected a tensor named 'lm_head.weight', found no such tensor; list the names with `llm-anatomy params`"),
+        (
+            "lm_head.weight",
+            "llm-anatomy: m.safetensors: expected a tensor named 'lm_head.weight', found no such tensor; list the names with `llm-anatomy params`",
+        ),
+        (
+            "lm_head.weight[0]",
+            "llm-anatomy: m.safetensors: expected a tensor named 'lm_head.weight', found no such tensor; list the names with `llm-anatomy params`",
+        ),
     ],
 )
 def test_bad_index_or_name_is_one_exact_line(small_file, cli, argument, line):
@@ -285,25 +358,43 @@ def test_index_into_an_empty_dimension_says_it_is_empty(tmp_path, cli):
 
     path = checkpoints.safetensors_file(str(tmp_path / "e.safetensors"), {"e": torch.zeros(0, 3)})
     result = cli("values", path, "e[0]")
-    assert (result.code, result.out, result.err) == (2, "", "llm-anatomy: e[0]: expected no index (it is empty) for dimension 0 of size 0, found 0\n")
+    assert (result.code, result.out, result.err) == (
+        2,
+        "",
+        "llm-anatomy: e[0]: expected no index (it is empty) for dimension 0 of size 0, found 0\n",
+    )
     assert cli("values", path, "e[:, 1]").out == "e[:, 1]  [0]  F32\n" + str(torch.zeros(0, 3)[:, 1]) + "\n"
 
 
 def test_filter_matching_nothing_is_a_usage_error_and_torch_style_takes_an_index(small_file, llama_dir, cli):
     result = cli("values", small_file[0], "--filter", "nope.*")
-    assert (result.code, result.err) == (2, "llm-anatomy: m.safetensors: expected a tensor matching 'nope.*', found none; list the names with `llm-anatomy params`\n")
+    assert (result.code, result.err) == (
+        2,
+        "llm-anatomy: m.safetensors: expected a tensor matching 'nope.*', found none; list the names with `llm-anatomy params`\n",
+    )
     model = checkpoints.reference_model(llama_dir)
-    for index, items in (("[0]", 0), ("[:4, -2:]", (slice(None, 4), slice(-2, None))), ("[..., 0]", (Ellipsis, 0)), ("[:, :]", (slice(None), slice(None)))):
+    for index, items in (
+        ("[0]", 0),
+        ("[:4, -2:]", (slice(None, 4), slice(-2, None))),
+        ("[..., 0]", (Ellipsis, 0)),
+        ("[:, :]", (slice(None), slice(None))),
+    ):
         result = cli("values", llama_dir, "lm_head.weight" + index, "--style", "torch")
         assert (result.code, result.out) == (0, str(model.lm_head.weight[items]) + "\n"), result.err
     result = cli("values", llama_dir, "lm_head.weight[0, 0, 0]", "--style", "torch")
-    assert (result.code, result.err) == (2, "llm-anatomy: lm_head.weight[0, 0, 0]: expected at most 2 indices for shape [128, 64], found 3\n")
+    assert (result.code, result.err) == (
+        2,
+        "llm-anatomy: lm_head.weight[0, 0, 0]: expected at most 2 indices for shape [128, 64], found 3\n",
+    )
 
 
 def test_options_change_the_printout_like_set_printoptions(small_file, cli):
     path, tensors_ = small_file
     result = cli("values", path, "w", "--edgeitems", "1", "--precision", "2", "--linewidth", "60")
-    assert result.out == "w  [40, 50]  F32\n" + _torch_str(tensors_["w"], PrintOptions(precision=2, edgeitems=1, linewidth=60)) + "\n"
+    assert (
+        result.out
+        == "w  [40, 50]  F32\n" + _torch_str(tensors_["w"], PrintOptions(precision=2, edgeitems=1, linewidth=60)) + "\n"
+    )
     result = cli("values", path, "w", "--threshold", "10000")
     assert result.out == "w  [40, 50]  F32\n" + _torch_str(tensors_["w"], PrintOptions(threshold=10000)) + "\n"
 
@@ -321,7 +412,10 @@ def test_options_may_come_before_or_after_tensor(small_file, cli):
 def test_full_prints_every_element(small_file, cli):
     path, tensors_ = small_file
     result = cli("values", path, "w[:, 1:]", "--full")
-    assert result.out == "w[:, 1:]  [40, 49]  F32\n" + _torch_str(tensors_["w"][:, 1:], PrintOptions(threshold=math.inf)) + "\n"
+    assert (
+        result.out
+        == "w[:, 1:]  [40, 49]  F32\n" + _torch_str(tensors_["w"][:, 1:], PrintOptions(threshold=math.inf)) + "\n"
+    )
 
 
 def test_full_streams_long_rows_in_pieces(tmp_path, cli, monkeypatch):
@@ -357,8 +451,14 @@ def test_json_lists_the_shown_positions_and_their_values(small_file, cli):
     assert data["options"] == {"precision": 4, "threshold": 1000, "edgeitems": 1, "linewidth": 80}
     w = data["tensors"][2]
     assert {k: v for k, v in w.items() if k != "values"} == {
-        "name": "w", "tensor": "w", "dtype": "F32", "torch_dtype": "torch.float32", "stored_shape": [40, 50],
-        "shape": [40, 50], "summarized": True, "indices": [[0, 39], [0, 49]],
+        "name": "w",
+        "tensor": "w",
+        "dtype": "F32",
+        "torch_dtype": "torch.float32",
+        "stored_shape": [40, 50],
+        "shape": [40, 50],
+        "summarized": True,
+        "indices": [[0, 39], [0, 49]],
     }
     assert w["values"] == [[tensors_["w"][i, j].item() for j in (0, 49)] for i in (0, 39)]
     assert data["tensors"][1]["values"] == [0, 1, 2, 3, 4, 5] and data["tensors"][1]["summarized"] is False
@@ -367,7 +467,10 @@ def test_json_lists_the_shown_positions_and_their_values(small_file, cli):
 def test_json_spells_out_non_finite_values_and_scalars(tmp_path, cli):
     import torch
 
-    path = checkpoints.safetensors_file(str(tmp_path / "n.safetensors"), {"n": torch.tensor([math.nan, math.inf, -math.inf, -0.0]), "s": torch.tensor(2.5)})
+    path = checkpoints.safetensors_file(
+        str(tmp_path / "n.safetensors"),
+        {"n": torch.tensor([math.nan, math.inf, -math.inf, -0.0]), "s": torch.tensor(2.5)},
+    )
     data = json.loads(cli("values", path, "--json").out)
     assert data["tensors"][0]["values"] == ["nan", "inf", "-inf", -0.0]
     assert data["tensors"][1]["values"] == 2.5 and data["tensors"][1]["shape"] == []
@@ -407,7 +510,9 @@ def test_values_imports_neither_numpy_torch_transformers_nor_typing(llama_dir, c
     code, loaded, out = imported_by("values", llama_dir, "--style", style)
     assert (code, loaded) == (0, [])
     assert out == in_process.out  # the light path prints the same text
-    assert out.startswith("Parameter containing:\n" if style == "torch" else "lm_head.weight  [128, 64]  F32\ntensor([[")
+    assert out.startswith(
+        "Parameter containing:\n" if style == "torch" else "lm_head.weight  [128, 64]  F32\ntensor([["
+    )
 
 
 @pytest.mark.slow  # a subprocess streams 2,000,000 elements under a memory watch (~6 s)
@@ -425,7 +530,13 @@ def test_full_json_streams_in_bounded_memory(tmp_path):
     # The peak resident set of this process alone (VmHWM starts afresh at exec).
     script = "import sys\nfrom llm_anatomy.cli.main import main\ncode = main(sys.argv[1:])\nprint(code, [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1], file=sys.stderr)"
     with open(tmp_path / "out.json", "w") as out:
-        result = subprocess.run([sys.executable, "-c", script, "values", path, "w", "--full", "--json"], stdout=out, stderr=subprocess.PIPE, text=True, timeout=600)
+        result = subprocess.run(
+            [sys.executable, "-c", script, "values", path, "w", "--full", "--json"],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=600,
+        )
     code, peak_kib = result.stderr.split()
     tensor = json.loads((tmp_path / "out.json").read_text())["tensors"][0]
     assert tensor["indices"] == [list(range(2_000_000))] and tensor["values"] == items.tolist()

@@ -93,47 +93,79 @@ def _scale(tensors):
 
 
 TWICE = "equal to A's after the rotary permutation is applied twice (B's file permutes the rows twice)"
-SKIPPED = "equal to A's with the rotary permutation undone (B's file does not permute the rows: the converter skipped it)"
+SKIPPED = (
+    "equal to A's with the rotary permutation undone (B's file does not permute the rows: the converter skipped it)"
+)
 FAULTS = {
-    "q and k permuted twice": (dict(convert=_permute_twice, types={"blk.0.attn_q": "Q8_0"}), [
-        f"model.layers.0.self_attn.k_proj.weight (blk.0.attn_k.weight in B): {TWICE}",
-        f"model.layers.0.self_attn.q_proj.weight (blk.0.attn_q.weight in B): {TWICE}",
-        f"model.layers.1.self_attn.k_proj.weight (blk.1.attn_k.weight in B): {TWICE}",
-        f"model.layers.1.self_attn.q_proj.weight (blk.1.attn_q.weight in B): {TWICE}",
-    ]),
-    "q and k not permuted": (dict(convert=lambda name, data, config: data), [
-        f"model.layers.0.self_attn.k_proj.weight (blk.0.attn_k.weight in B): {SKIPPED}",
-        f"model.layers.0.self_attn.q_proj.weight (blk.0.attn_q.weight in B): {SKIPPED}",
-        f"model.layers.1.self_attn.k_proj.weight (blk.1.attn_k.weight in B): {SKIPPED}",
-        f"model.layers.1.self_attn.q_proj.weight (blk.1.attn_q.weight in B): {SKIPPED}",
-    ]),
-    "two layers swapped": (dict(edit=_swap_layers, types={"blk.0.ffn_up": "Q8_0", "blk.1.ffn_up": "Q8_0"}), [
-        "layers 0 and 1 are swapped: 2 tensors of model.layers.0 and model.layers.1 (mlp.down_proj.weight, mlp.up_proj.weight) hold each other's values",
-    ]),
-    "a tensor zeroed": (dict(edit=_zero, types={"blk.1.ffn_gate": "Q8_0"}), [
-        "model.layers.1.mlp.gate_proj.weight (blk.1.ffn_gate.weight in B): all zero in B",
-    ]),
-    "a norm shifted by +1": (dict(edit=_norm_plus_one), [
-        "model.layers.0.input_layernorm.weight (blk.0.attn_norm.weight in B): norm weights differ by exactly +1 (B = A + 1)",
-    ]),
-    "a missing tensor": (dict(edit=_drop), [
-        "model.layers.1.self_attn.v_proj.weight: in A, missing from B",
-    ]),
-    "a transposed matrix": (dict(edit=_transpose, types={"blk.0.attn_output": "Q8_0"}), [
-        "model.layers.0.mlp.down_proj.weight (blk.0.ffn_down.weight in B): shape [64, 96] in A, [96, 64] in B: B holds A's matrix transposed",
-        "model.layers.0.self_attn.o_proj.weight (blk.0.attn_output.weight in B): equal to A's transposed (B's file stores the matrix transposed)",
-    ]),
-    "a truncated tensor": (dict(edit=_truncate, types={"token_embd": "F16"}), [
-        "model.embed_tokens.weight (token_embd.weight in B): shape [128, 64] in A, [100, 64] in B: B holds only A's first 100 of 128 rows (truncated)",
-        "config vocab_size: 128 in A, 100 in B",  # the converter counts the embedding's rows
-    ]),
-    "only k not permuted": (dict(convert=_k_not_permuted), [
-        f"model.layers.0.self_attn.k_proj.weight (blk.0.attn_k.weight in B): {SKIPPED}",
-        f"model.layers.1.self_attn.k_proj.weight (blk.1.attn_k.weight in B): {SKIPPED}",
-    ]),
-    "a tensor 1% larger (cosine 1)": (dict(edit=_scale, types={"blk.0.attn_output": "Q8_0"}), [
-        "model.layers.0.self_attn.o_proj.weight (blk.0.attn_output.weight in B): differs beyond Q8_0 rounding (per block of 32) (max abs 0.0008343, 3.06x the allowance; relative 0.01144, cosine 1)",
-    ]),
+    "q and k permuted twice": (
+        dict(convert=_permute_twice, types={"blk.0.attn_q": "Q8_0"}),
+        [
+            f"model.layers.0.self_attn.k_proj.weight (blk.0.attn_k.weight in B): {TWICE}",
+            f"model.layers.0.self_attn.q_proj.weight (blk.0.attn_q.weight in B): {TWICE}",
+            f"model.layers.1.self_attn.k_proj.weight (blk.1.attn_k.weight in B): {TWICE}",
+            f"model.layers.1.self_attn.q_proj.weight (blk.1.attn_q.weight in B): {TWICE}",
+        ],
+    ),
+    "q and k not permuted": (
+        dict(convert=lambda name, data, config: data),
+        [
+            f"model.layers.0.self_attn.k_proj.weight (blk.0.attn_k.weight in B): {SKIPPED}",
+            f"model.layers.0.self_attn.q_proj.weight (blk.0.attn_q.weight in B): {SKIPPED}",
+            f"model.layers.1.self_attn.k_proj.weight (blk.1.attn_k.weight in B): {SKIPPED}",
+            f"model.layers.1.self_attn.q_proj.weight (blk.1.attn_q.weight in B): {SKIPPED}",
+        ],
+    ),
+    "two layers swapped": (
+        dict(edit=_swap_layers, types={"blk.0.ffn_up": "Q8_0", "blk.1.ffn_up": "Q8_0"}),
+        [
+            "layers 0 and 1 are swapped: 2 tensors of model.layers.0 and model.layers.1 (mlp.down_proj.weight, mlp.up_proj.weight) hold each other's values",
+        ],
+    ),
+    "a tensor zeroed": (
+        dict(edit=_zero, types={"blk.1.ffn_gate": "Q8_0"}),
+        [
+            "model.layers.1.mlp.gate_proj.weight (blk.1.ffn_gate.weight in B): all zero in B",
+        ],
+    ),
+    "a norm shifted by +1": (
+        dict(edit=_norm_plus_one),
+        [
+            "model.layers.0.input_layernorm.weight (blk.0.attn_norm.weight in B): norm weights differ by exactly +1 (B = A + 1)",
+        ],
+    ),
+    "a missing tensor": (
+        dict(edit=_drop),
+        [
+            "model.layers.1.self_attn.v_proj.weight: in A, missing from B",
+        ],
+    ),
+    "a transposed matrix": (
+        dict(edit=_transpose, types={"blk.0.attn_output": "Q8_0"}),
+        [
+            "model.layers.0.mlp.down_proj.weight (blk.0.ffn_down.weight in B): shape [64, 96] in A, [96, 64] in B: B holds A's matrix transposed",
+            "model.layers.0.self_attn.o_proj.weight (blk.0.attn_output.weight in B): equal to A's transposed (B's file stores the matrix transposed)",
+        ],
+    ),
+    "a truncated tensor": (
+        dict(edit=_truncate, types={"token_embd": "F16"}),
+        [
+            "model.embed_tokens.weight (token_embd.weight in B): shape [128, 64] in A, [100, 64] in B: B holds only A's first 100 of 128 rows (truncated)",
+            "config vocab_size: 128 in A, 100 in B",  # the converter counts the embedding's rows
+        ],
+    ),
+    "only k not permuted": (
+        dict(convert=_k_not_permuted),
+        [
+            f"model.layers.0.self_attn.k_proj.weight (blk.0.attn_k.weight in B): {SKIPPED}",
+            f"model.layers.1.self_attn.k_proj.weight (blk.1.attn_k.weight in B): {SKIPPED}",
+        ],
+    ),
+    "a tensor 1% larger (cosine 1)": (
+        dict(edit=_scale, types={"blk.0.attn_output": "Q8_0"}),
+        [
+            "model.layers.0.self_attn.o_proj.weight (blk.0.attn_output.weight in B): differs beyond Q8_0 rounding (per block of 32) (max abs 0.0008343, 3.06x the allowance; relative 0.01144, cosine 1)",
+        ],
+    ),
 }
 
 
@@ -158,11 +190,28 @@ def test_an_hf_llama_and_its_f32_gguf_are_identical(hf, tmp_path, cli):
     q and k compared with the rotary permutation undone (GQA: 4 heads, 2 KV heads)."""
     result = cli("verify", hf, converted(hf, str(tmp_path)))
     assert (result.code, result.err) == (0, "")
-    names = sorted(["lm_head.weight", "model.embed_tokens.weight", "model.norm.weight"] + [
-        f"model.layers.{i}.{part}.weight" for i in (0, 1)
-        for part in ("input_layernorm", "mlp.down_proj", "mlp.gate_proj", "mlp.up_proj", "post_attention_layernorm", "self_attn.k_proj", "self_attn.o_proj", "self_attn.q_proj", "self_attn.v_proj")
-    ])
-    rows = [f"{name:<46}  F32    identical        0         0      inf       1{ROTARY if name in QK else ''}" for name in names]
+    names = sorted(
+        ["lm_head.weight", "model.embed_tokens.weight", "model.norm.weight"]
+        + [
+            f"model.layers.{i}.{part}.weight"
+            for i in (0, 1)
+            for part in (
+                "input_layernorm",
+                "mlp.down_proj",
+                "mlp.gate_proj",
+                "mlp.up_proj",
+                "post_attention_layernorm",
+                "self_attn.k_proj",
+                "self_attn.o_proj",
+                "self_attn.q_proj",
+                "self_attn.v_proj",
+            )
+        ]
+    )
+    rows = [
+        f"{name:<46}  F32    identical        0         0      inf       1{ROTARY if name in QK else ''}"
+        for name in names
+    ]
     assert result.out.splitlines() == [
         "A: tiny-llama (21 tensors, 305.25 KiB)",
         "B: model.gguf (21 tensors, 305.25 KiB)",
@@ -183,7 +232,17 @@ def test_an_hf_llama_and_its_f32_gguf_are_identical(hf, tmp_path, cli):
     ]
 
 
-MIXED = {"token_embd": "F16", "output": "BF16", "blk.0.attn_q": "Q8_0", "blk.0.attn_k": "Q8_0", "blk.1.attn_q": "Q5_1", "blk.1.attn_k": "Q4_1", "blk.0.ffn_gate": "Q4_0", "blk.0.ffn_up": "Q5_0", "blk.1.ffn_down": "Q8_0"}
+MIXED = {
+    "token_embd": "F16",
+    "output": "BF16",
+    "blk.0.attn_q": "Q8_0",
+    "blk.0.attn_k": "Q8_0",
+    "blk.1.attn_q": "Q5_1",
+    "blk.1.attn_k": "Q4_1",
+    "blk.0.ffn_gate": "Q4_0",
+    "blk.0.ffn_up": "Q5_0",
+    "blk.1.ffn_down": "Q8_0",
+}
 
 
 def test_f16_bf16_and_block_types_are_the_same_within_their_noise(hf, tmp_path, cli):
@@ -197,11 +256,15 @@ def test_f16_bf16_and_block_types_are_the_same_within_their_noise(hf, tmp_path, 
         "model.embed_tokens.weight                       F32->F16   same        2.79e-05  0.0002093    73.59       1",
         "model.layers.0.mlp.gate_proj.weight             F32->Q4_0  same        0.009019    0.08837    21.07  0.9961",
         "model.layers.0.mlp.up_proj.weight               F32->Q5_0  same        0.003013    0.04192    27.55  0.9991",
-        "model.layers.0.self_attn.k_proj.weight          F32->Q8_0  same       0.0002793    0.00538    45.38       1" + ROTARY,
-        "model.layers.0.self_attn.q_proj.weight          F32->Q8_0  same        0.000332   0.005282    45.54       1" + ROTARY,
+        "model.layers.0.self_attn.k_proj.weight          F32->Q8_0  same       0.0002793    0.00538    45.38       1"
+        + ROTARY,
+        "model.layers.0.self_attn.q_proj.weight          F32->Q8_0  same        0.000332   0.005282    45.54       1"
+        + ROTARY,
         "model.layers.1.mlp.down_proj.weight             F32->Q8_0  same       0.0002826   0.005302    45.51       1",
-        "model.layers.1.self_attn.k_proj.weight          F32->Q4_1  same        0.003828    0.07937    22.01  0.9969" + ROTARY,
-        "model.layers.1.self_attn.q_proj.weight          F32->Q5_1  same        0.002034    0.03837    28.32  0.9993" + ROTARY,
+        "model.layers.1.self_attn.k_proj.weight          F32->Q4_1  same        0.003828    0.07937    22.01  0.9969"
+        + ROTARY,
+        "model.layers.1.self_attn.q_proj.weight          F32->Q5_1  same        0.002034    0.03837    28.32  0.9993"
+        + ROTARY,
     ]
     assert lines[-12:] == [
         "type  tensors  status                  max_abs   rel_rmse  sqnr_db  min_cosine",
@@ -226,16 +289,42 @@ def test_json_and_the_api_give_one_record(hf, tmp_path, cli):
     gguf_path = converted(hf, str(tmp_path), {"blk.0.attn_q": "Q8_0"}, edit=_drop)
     result = cli("verify", hf, gguf_path, "--json")
     doc = json.loads(result.out)
-    assert (result.code, doc["verdict"], doc["findings"]) == (3, "fail", ["model.layers.1.self_attn.v_proj.weight: in A, missing from B"])
-    assert (doc["only_in_a"], doc["only_in_b"], doc["config"], doc["tokenizer"], doc["tokenizer_compared"], doc["errors"]) == (["model.layers.1.self_attn.v_proj.weight"], [], [], [], False, [])
+    assert (result.code, doc["verdict"], doc["findings"]) == (
+        3,
+        "fail",
+        ["model.layers.1.self_attn.v_proj.weight: in A, missing from B"],
+    )
+    assert (
+        doc["only_in_a"],
+        doc["only_in_b"],
+        doc["config"],
+        doc["tokenizer"],
+        doc["tokenizer_compared"],
+        doc["errors"],
+    ) == (["model.layers.1.self_attn.v_proj.weight"], [], [], [], False, [])
     q = next(t for t in doc["tensors"] if t["a_name"] == "model.layers.0.self_attn.q_proj.weight")
-    assert {k: q[k] for k in ("b_name", "dtype_a", "dtype_b", "numel", "status", "transforms", "noise", "skipped_nonfinite")} == {
-        "b_name": "blk.0.attn_q.weight", "dtype_a": "F32", "dtype_b": "Q8_0", "numel": 4096, "status": "same", "transforms": ["unpermute"],
-        "noise": "Q8_0 rounding (per block of 32)", "skipped_nonfinite": 0,
+    assert {
+        k: q[k] for k in ("b_name", "dtype_a", "dtype_b", "numel", "status", "transforms", "noise", "skipped_nonfinite")
+    } == {
+        "b_name": "blk.0.attn_q.weight",
+        "dtype_a": "F32",
+        "dtype_b": "Q8_0",
+        "numel": 4096,
+        "status": "same",
+        "transforms": ["unpermute"],
+        "noise": "Q8_0 rounding (per block of 32)",
+        "skipped_nonfinite": 0,
     }
     assert 0 < q["max_abs"] < 1e-3 and 0.9999 < q["cosine"] <= 1 and q["sqnr_db"] > 40
-    assert [(t["type"], t["tensors"], t["same"], t["identical"]) for t in doc["by_type"]] == [("F32", 19, 0, 19), ("Q8_0", 1, 1, 0)]
-    assert [(t["layer"], t["tensors"], t["same"], t["identical"]) for t in doc["by_layer"]] == [(0, 9, 1, 8), (1, 8, 0, 8), ("other", 3, 0, 3)]
+    assert [(t["type"], t["tensors"], t["same"], t["identical"]) for t in doc["by_type"]] == [
+        ("F32", 19, 0, 19),
+        ("Q8_0", 1, 1, 0),
+    ]
+    assert [(t["layer"], t["tensors"], t["same"], t["identical"]) for t in doc["by_layer"]] == [
+        (0, 9, 1, 8),
+        (1, 8, 0, 8),
+        ("other", 3, 0, 3),
+    ]
     found = la.verify(hf, gguf_path)
     assert render.json_text(found) == result.out
     assert (found.verdict, found.tensors[0].status, found.overall.tensors) == ("fail", "same", 20)
@@ -279,7 +368,10 @@ def test_gemma_norms_stored_as_one_plus_w_are_the_same(tmp_path, cli):
     result = cli("verify", hf_gemma, gguf_path)
     lines = result.out.splitlines()
     assert (result.code, lines[2]) == (0, "verdict: pass")
-    assert lines[5] == "model.layers.0.input_layernorm.weight             F32    same       1.192e-07  3.898e-08    148.2       1  norm weight stored as 1 + w: 1 subtracted"
+    assert (
+        lines[5]
+        == "model.layers.0.input_layernorm.weight             F32    same       1.192e-07  3.898e-08    148.2       1  norm weight stored as 1 + w: 1 subtracted"
+    )
     assert "F32        28  15 identical, 13 same  2.384e-07  3.58e-09    168.9           1" in lines
 
 
@@ -287,19 +379,37 @@ def test_gemma_norms_the_converter_did_not_shift_differ_by_exactly_one(tmp_path,
     hf_gemma, gguf_path = gemma_pair(str(tmp_path), convert=lambda name, data, config: data)
     result = cli("verify", hf_gemma, gguf_path)
     lines = result.out.splitlines()
-    assert (result.code, lines[2], lines[3]) == (3, "verdict: fail", "  model.layers.0.input_layernorm.weight (blk.0.attn_norm.weight in B): norm weights differ by exactly -1 (B = A - 1)")
+    assert (result.code, lines[2], lines[3]) == (
+        3,
+        "verdict: fail",
+        "  model.layers.0.input_layernorm.weight (blk.0.attn_norm.weight in B): norm weights differ by exactly -1 (B = A - 1)",
+    )
     assert sum("differ by exactly -1" in line for line in lines) == 13
 
 
 def test_each_tensor_says_what_noise_it_was_allowed(hf, tmp_path, cli):
     hf_gemma, gemma_gguf = gemma_pair(str(tmp_path / "gemma"))
     gemma = {t["a_name"]: t["noise"] for t in json.loads(cli("verify", hf_gemma, gemma_gguf, "--json").out)["tensors"]}
-    llama = {t["a_name"]: t["noise"] for t in json.loads(cli("verify", hf, converted(hf, str(tmp_path), MIXED), "--json").out)["tensors"]}
-    assert (gemma["model.layers.0.input_layernorm.weight"], gemma["model.layers.0.mlp.up_proj.weight"]) == ("rounding of 1 + w to F32", "none (same dtype)")
-    assert [llama[n] for n in ("lm_head.weight", "model.embed_tokens.weight", "model.layers.1.self_attn.k_proj.weight")] == ["BF16 rounding", "F16 rounding", "Q4_1 rounding (per block of 32)"]
+    llama = {
+        t["a_name"]: t["noise"]
+        for t in json.loads(cli("verify", hf, converted(hf, str(tmp_path), MIXED), "--json").out)["tensors"]
+    }
+    assert (gemma["model.layers.0.input_layernorm.weight"], gemma["model.layers.0.mlp.up_proj.weight"]) == (
+        "rounding of 1 + w to F32",
+        "none (same dtype)",
+    )
+    assert [
+        llama[n] for n in ("lm_head.weight", "model.embed_tokens.weight", "model.layers.1.self_attn.k_proj.weight")
+    ] == ["BF16 rounding", "F16 rounding", "Q4_1 rounding (per block of 32)"]
 
 
-def tokenizer_gguf(path, tokens=("a", "b", "c", "ab", "abc"), merges=("a b", "ab c"), template="{% for m in messages %}{{ m.content }}{% endfor %}", eos=2):
+def tokenizer_gguf(
+    path,
+    tokens=("a", "b", "c", "ab", "abc"),
+    merges=("a b", "ab c"),
+    template="{% for m in messages %}{{ m.content }}{% endfor %}",
+    eos=2,
+):
     """A GGUF holding a GPT-2-style tokenizer (tokens, merges, special ids, chat template) and one tensor."""
     import gguf
     import numpy as np
@@ -321,11 +431,21 @@ def tokenizer_gguf(path, tokens=("a", "b", "c", "ab", "abc"), merges=("a b", "ab
 
 TOKENIZER_FAULTS = {
     "one merge changed": (dict(merges=("a b", "a bc")), 3, "fail", ["tokenizer: merge 1: 'ab c' in A, 'a bc' in B"]),
-    "a token changed": (dict(tokens=("a", "b", "c", "ab", "abd")), 3, "fail", ["tokenizer: token 4: 'abc' in A, 'abd' in B"]),
-    "the chat template and eos changed": (dict(template="{% for m in messages %}{{ m.role }}{% endfor %}", eos=1), 0, "warn", [
-        "tokenizer: eos token id 2 in A, 1 in B",
-        "chat template: differs from line 1 (50 characters in A, 47 in B)",
-    ]),
+    "a token changed": (
+        dict(tokens=("a", "b", "c", "ab", "abd")),
+        3,
+        "fail",
+        ["tokenizer: token 4: 'abc' in A, 'abd' in B"],
+    ),
+    "the chat template and eos changed": (
+        dict(template="{% for m in messages %}{{ m.role }}{% endfor %}", eos=1),
+        0,
+        "warn",
+        [
+            "tokenizer: eos token id 2 in A, 1 in B",
+            "chat template: differs from line 1 (50 characters in A, 47 in B)",
+        ],
+    ),
 }
 
 
@@ -336,9 +456,15 @@ def test_tokenizers_that_map_differently_fail_and_prompting_changes_warn(fault, 
     b = tokenizer_gguf(str(tmp_path / "b.gguf"), **kwargs)
     result = cli("verify", a, b)
     lines = result.out.splitlines()
-    assert (result.code, lines[2 : len(findings) + 4]) == (code, [f"verdict: {verdict}", *(f"  {line}" for line in findings), ""])
+    assert (result.code, lines[2 : len(findings) + 4]) == (
+        code,
+        [f"verdict: {verdict}", *(f"  {line}" for line in findings), ""],
+    )
     n = len(findings)
-    assert lines[-1] == f"tokenizers and chat templates: {n} difference{'s' if n > 1 else ''} (above); compared 5 tokens, merges, special token ids, chat template"
+    assert (
+        lines[-1]
+        == f"tokenizers and chat templates: {n} difference{'s' if n > 1 else ''} (above); compared 5 tokens, merges, special token ids, chat template"
+    )
     doc = json.loads(cli("verify", a, b, "--json").out)
     assert (doc["tokenizer"], doc["tokenizer_compared"], doc["verdict"]) == (findings, True, verdict)
 
@@ -347,7 +473,9 @@ def test_the_same_tokenizer_passes(tmp_path, cli):
     a = tokenizer_gguf(str(tmp_path / "a.gguf"))
     result = cli("verify", a, tokenizer_gguf(str(tmp_path / "b.gguf")))
     assert (result.code, result.out.splitlines()[2], result.out.splitlines()[-1]) == (
-        0, "verdict: pass", "tokenizers and chat templates: the same; compared 5 tokens, merges, special token ids, chat template",
+        0,
+        "verdict: pass",
+        "tokenizers and chat templates: the same; compared 5 tokens, merges, special token ids, chat template",
     )
 
 
@@ -360,7 +488,11 @@ def test_a_tokenizer_past_its_cap_is_refused_before_reading(hf, tmp_path, cli):
     result = cli("verify", folder, converted(hf, str(tmp_path)))
     lines = result.out.splitlines()
     reason = f"{folder}/tokenizer.json: expected tokenizer.json of at most 67108864 bytes, found 68157440 bytes; fix or re-download tokenizer.json"
-    assert (result.code, lines[2:5], lines[-1]) == (0, ["verdict: warn", f"  tokenizer of A unreadable: {reason}", ""], "tokenizers: not compared")
+    assert (result.code, lines[2:5], lines[-1]) == (
+        0,
+        ["verdict: warn", f"  tokenizer of A unreadable: {reason}", ""],
+        "tokenizers: not compared",
+    )
 
 
 D_FIELDS = {"Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}
@@ -382,14 +514,25 @@ def kquant_pair(folder, dtype, push=0.45, seed=0):
     for at in D_FIELDS[dtype]:
         raw[:, at : at + 2] = np.abs(rng.normal(0, 0.01, 32)).astype(np.float16).view(np.uint8).reshape(32, 2)
     values = dequantize(raw.reshape(-1), getattr(gguf.GGMLQuantizationType, dtype)).astype(np.float64).reshape(-1)
-    steps, offsets = (x.reshape(-1).astype(np.float64).repeat(kind.sub_elems) for x in kquant_steps(dtype, raw.reshape(-1)))
+    steps, offsets = (
+        x.reshape(-1).astype(np.float64).repeat(kind.sub_elems) for x in kquant_steps(dtype, raw.reshape(-1))
+    )
     codes = np.where(steps != 0, (values + offsets) / np.where(steps != 0, steps, 1), 0)
-    assert np.abs(codes - np.rint(codes)).max() < 1e-4 and kind.low <= np.rint(codes).min() and np.rint(codes).max() <= kind.high  # the layout, against gguf's dequantize
+    assert (
+        np.abs(codes - np.rint(codes)).max() < 1e-4
+        and kind.low <= np.rint(codes).min()
+        and np.rint(codes).max() <= kind.high
+    )  # the layout, against gguf's dequantize
     shift = rng.uniform(-push, push, values.size)
-    shift = np.where(np.rint(codes) == kind.high, np.abs(shift) * 4, np.where(np.rint(codes) == kind.low, -np.abs(shift) * 4, shift))
+    shift = np.where(
+        np.rint(codes) == kind.high, np.abs(shift) * 4, np.where(np.rint(codes) == kind.low, -np.abs(shift) * 4, shift)
+    )
     original = np.where(steps != 0, values + shift * steps, values).astype(np.float32)
     paths = []
-    for name, tensor, raw_dtype in (("a", original.reshape(32, 256), None), ("b", raw, getattr(gguf.GGMLQuantizationType, dtype))):
+    for name, tensor, raw_dtype in (
+        ("a", original.reshape(32, 256), None),
+        ("b", raw, getattr(gguf.GGMLQuantizationType, dtype)),
+    ):
         writer = gguf.GGUFWriter(os.path.join(folder, f"{name}.gguf"), "llama")
         writer.add_tensor("blk.0.ffn_up.weight", tensor, raw_dtype=raw_dtype)  # shape from the bytes: [32, 256]
         writer.write_header_to_file()
@@ -407,4 +550,7 @@ def test_k_quants_within_half_a_step_are_the_same_and_beyond_are_different(dtype
     within = json.loads(cli("verify", *kquant_pair(str(tmp_path / "within"), dtype), "--json").out)
     beyond = json.loads(cli("verify", *kquant_pair(str(tmp_path / "beyond"), dtype, push=0.7), "--json").out)
     words = f"{dtype} rounding (per sub-block of {16 if dtype in ('Q2_K', 'Q3_K', 'Q6_K') else 32}, codes clamped)"
-    assert [(d["verdict"], d["tensors"][0]["status"], d["tensors"][0]["noise"]) for d in (within, beyond)] == [("pass", "same", words), ("fail", "different", words)]
+    assert [(d["verdict"], d["tensors"][0]["status"], d["tensors"][0]["noise"]) for d in (within, beyond)] == [
+        ("pass", "same", words),
+        ("fail", "different", words),
+    ]

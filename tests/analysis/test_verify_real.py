@@ -12,7 +12,11 @@ import sys
 
 import pytest
 
-TEXT = ["the quick brown fox jumps over the lazy dog", "a model is built from its checkpoint files", "llamas and gemmas and qwens convert to gguf"] * 20
+TEXT = [
+    "the quick brown fox jumps over the lazy dog",
+    "a model is built from its checkpoint files",
+    "llamas and gemmas and qwens convert to gguf",
+] * 20
 CHAT_TEMPLATE = "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
 OUTTYPES = ("f16", "q8_0")
 # One interpreter runs every conversion: importing torch and transformers is most of one.
@@ -29,29 +33,55 @@ def sentencepiece_tokenizer(folder, vocab_size):
 
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(TEXT), model_writer=model, vocab_size=vocab_size, model_type="bpe",
-        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2, num_threads=1,
+        sentence_iterator=iter(TEXT),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="bpe",
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        minloglevel=2,
+        num_threads=1,
     )
     with open(os.path.join(folder, "tokenizer.model"), "wb") as handle:
         handle.write(model.getvalue())
     processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
     pieces = {processor.id_to_piece(i): i for i in range(processor.get_piece_size())}
     splits = ((piece[:k], piece[k:]) for piece in pieces for k in range(1, len(piece)))
-    merges = sorted((pair for pair in splits if pair[0] in pieces and pair[1] in pieces), key=lambda pair: (pieces[pair[0] + pair[1]], pieces[pair[0]], pieces[pair[1]]))
+    merges = sorted(
+        (pair for pair in splits if pair[0] in pieces and pair[1] in pieces),
+        key=lambda pair: (pieces[pair[0] + pair[1]], pieces[pair[0]], pieces[pair[1]]),
+    )
     tokenizer = Tokenizer(models.BPE(pieces, merges, unk_token="<unk>", fuse_unk=True))
     tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
     tokenizer.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>", chat_template=CHAT_TEMPLATE)
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>", chat_template=CHAT_TEMPLATE
+    )
     fast.save_pretrained(folder)
 
 
 def _config(name):
     import transformers
 
-    common = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, bos_token_id=1, eos_token_id=2)
+    common = dict(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     return {
         "llama": ("LlamaForCausalLM", transformers.LlamaConfig(**common)),
-        "gemma": ("Gemma3ForCausalLM", transformers.Gemma3TextConfig(**common, head_dim=16, sliding_window=64, pad_token_id=0)),
+        "gemma": (
+            "Gemma3ForCausalLM",
+            transformers.Gemma3TextConfig(**common, head_dim=16, sliding_window=64, pad_token_id=0),
+        ),
         "qwen": ("Qwen2ForCausalLM", transformers.Qwen2Config(**common, tie_word_embeddings=False)),
     }[name]
 
@@ -82,8 +112,13 @@ def pairs(tmp_path_factory, llama_cpp_converter):
     folders = {name: hf_model(str(root / name), name) for name in MODELS}
     jobs = {(name, outtype): str(root / f"{name}-{outtype}.gguf") for name in MODELS for outtype in OUTTYPES}
     argv = [[folders[name], "--outtype", outtype, "--outfile", path] for (name, outtype), path in jobs.items()]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(llama_cpp_converter, "gguf-py"), llama_cpp_converter])}
-    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(argv)], env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([os.path.join(llama_cpp_converter, "gguf-py"), llama_cpp_converter]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(argv)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return {key: (folders[key[0]], path) for key, path in jobs.items()}
 
@@ -138,10 +173,15 @@ def test_the_real_converters_output_passes(model, outtype, pairs, cli):
     assert (result.code, result.err, lines[2], lines[3]) == (0, "", "verdict: pass", "")
     start = lines.index(next(line for line in lines if line.startswith("type ")))
     assert lines[start : start + len(SUMMARIES[model, outtype])] == SUMMARIES[model, outtype]
-    assert lines[-1] == "tokenizers and chat templates: the same; compared 128 tokens, merges against scores, special token ids, chat template"
+    assert (
+        lines[-1]
+        == "tokenizers and chat templates: the same; compared 128 tokens, merges against scores, special token ids, chat template"
+    )
     doc = json.loads(cli("verify", hf, gguf_path, "--json").out)
     unpermuted = sorted(t["a_name"] for t in doc["tensors"] if t["transforms"] == ["unpermute"])
-    assert unpermuted == ([f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("k", "q")] if model == "llama" else [])
+    assert unpermuted == (
+        [f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("k", "q")] if model == "llama" else []
+    )
 
 
 def test_a_summary_per_layer(pairs, cli):
@@ -162,7 +202,14 @@ def test_diff_pairs_every_tensor_of_each_conversion(pairs, cli):
     """No tensor left unpaired on either side, and no config field reported that GGUF does not store."""
     for (model, outtype), (hf, gguf_path) in pairs.items():
         doc = json.loads(cli("diff", hf, gguf_path, "--json").out)
-        assert (model, outtype, doc["only_in_a"], doc["only_in_b"], doc["shape_changed"], doc["config_changed"]) == (model, outtype, [], [], [], [])
+        assert (model, outtype, doc["only_in_a"], doc["only_in_b"], doc["shape_changed"], doc["config_changed"]) == (
+            model,
+            outtype,
+            [],
+            [],
+            [],
+            [],
+        )
         assert doc["compared"] == doc["a"]["tensors"] == doc["b"]["tensors"]
 
 
@@ -193,7 +240,11 @@ def _template(folder):
 HF_TOKENIZER_FAULTS = {
     "two merges swapped": (lambda f: _edit_json(f, "tokenizer.json", _swap_merges), 3, "fail"),
     "a token renamed": (lambda f: _edit_json(f, "tokenizer.json", _rename_token), 3, "fail"),
-    "the eos token changed": (lambda f: _edit_json(f, "tokenizer_config.json", lambda d: d.update(eos_token="<unk>")), 0, "warn"),
+    "the eos token changed": (
+        lambda f: _edit_json(f, "tokenizer_config.json", lambda d: d.update(eos_token="<unk>")),
+        0,
+        "warn",
+    ),
     "the chat template changed": (_template, 0, "warn"),
 }
 

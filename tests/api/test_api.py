@@ -37,16 +37,35 @@ def test_every_module_children_and_class_equal_transformers(fixture, request):
     for path, module in model.named_modules():
         mine = m.get_submodule(path)
         assert mine.class_name == type(module).__name__, path
-        assert [(n, c.class_name) for n, c in mine.named_children()] == [(n, type(c).__name__) for n, c in module.named_children()], path
+        assert [(n, c.class_name) for n, c in mine.named_children()] == [
+            (n, type(c).__name__) for n, c in module.named_children()
+        ], path
         assert [n for n, _ in mine.named_parameters()] == [n for n, _ in module.named_parameters()], path
         assert mine.num_parameters() == sum(p.numel() for p in module.parameters()), path
 
 
 # Attributes that are not modules: parameters, buffers, and plain attributes (config, numbers,
 # methods, nn.Module's own) that torch finds with hasattr().
-NOT_MODULES = ["model.layers.0.self_attn.q_proj.weight", "model.rotary_emb.inv_freq", "config", "model.layers.0.self_attn.head_dim", "model.layers.0.mlp.forward", "training", "model.embed_tokens.padding_idx"]
+NOT_MODULES = [
+    "model.layers.0.self_attn.q_proj.weight",
+    "model.rotary_emb.inv_freq",
+    "config",
+    "model.layers.0.self_attn.head_dim",
+    "model.layers.0.mlp.forward",
+    "training",
+    "model.embed_tokens.padding_idx",
+]
 BAD_SUBMODULES = ["model.layers.9", "model.foo", "lm_head.weight.x", "x", *NOT_MODULES]
-BAD_PARAMETERS = ["model.layers.0.self_attn.q_proj", "model.norm.bias", "model.layers.0.mlp.foo.weight", "model.rotary_emb.inv_freq", "nothing", "model.layers.0.self_attn.layer_idx", "lm_head.in_features", "model.forward"]
+BAD_PARAMETERS = [
+    "model.layers.0.self_attn.q_proj",
+    "model.norm.bias",
+    "model.layers.0.mlp.foo.weight",
+    "model.rotary_emb.inv_freq",
+    "nothing",
+    "model.layers.0.self_attn.layer_idx",
+    "lm_head.in_features",
+    "model.forward",
+]
 
 
 def _torch_error(call, target):
@@ -72,7 +91,11 @@ def test_not_a_module_is_torch_wording(llama_dir):
     for target in NOT_MODULES:
         with pytest.raises(AttributeError) as raised:
             m.get_submodule(target)
-        assert str(raised.value) == f"`{target.rpartition('.')[2]}` is not an nn.Module" == _torch_error(model.get_submodule, target)
+        assert (
+            str(raised.value)
+            == f"`{target.rpartition('.')[2]}` is not an nn.Module"
+            == _torch_error(model.get_submodule, target)
+        )
 
 
 @pytest.mark.parametrize("target", BAD_PARAMETERS)
@@ -136,7 +159,10 @@ def test_slices_equal_safe_open_bit_for_bit(dtype, tmp_path):
             assert (_bits(got) == _bits(expected.numpy())).all(), index
         assert (_bits(w.numpy()) == _bits((stored.float() if dtype == "bfloat16" else stored).numpy())).all()
         assert w.to_torch().dtype == stored.dtype
-        assert torch.equal(w.to_torch().view(torch.int16 if stored.element_size() == 2 else torch.int32), stored.view(torch.int16 if stored.element_size() == 2 else torch.int32))
+        assert torch.equal(
+            w.to_torch().view(torch.int16 if stored.element_size() == 2 else torch.int32),
+            stored.view(torch.int16 if stored.element_size() == 2 else torch.int32),
+        )
 
 
 def test_parameter_slices_equal_loaded_bf16_model(llama_bf16_dir):
@@ -155,19 +181,37 @@ def test_bad_index_is_a_usage_error(llama_dir):
     assert str(raised.value) == "lm_head.weight[0, 0, 0]: expected at most 2 indices for shape [128, 64], found 3"
     with pytest.raises(la.UsageError) as raised:
         w[::-1]
-    assert str(raised.value) == "lm_head.weight: expected a slice step of at least 1, found -1; torch slices only step forwards"
+    assert (
+        str(raised.value)
+        == "lm_head.weight: expected a slice step of at least 1, found -1; torch slices only step forwards"
+    )
 
 
 @pytest.mark.parametrize(
     "index, message",
     [
-        (10**5000, "lm_head.weight[an integer of 5,001 digits]: expected an index in -128..127 for dimension 0 of size 128, found an integer of 5,001 digits"),
-        ((0, -(10**30)), "lm_head.weight[0, an integer of 31 digits]: expected an index in -64..63 for dimension 1 of size 64, found an integer of 31 digits"),
-        (slice(None, None, -(10**5000)), "lm_head.weight: expected a slice step of at least 1, found an integer of 5,001 digits; torch slices only step forwards"),
-        (slice(10**5000, 1.5), "lm_head.weight: expected an index of integers, slices and ..., found slice(an integer of 5,001 digits, 1.5, None)"),
+        (
+            10**5000,
+            "lm_head.weight[an integer of 5,001 digits]: expected an index in -128..127 for dimension 0 of size 128, found an integer of 5,001 digits",
+        ),
+        (
+            (0, -(10**30)),
+            "lm_head.weight[0, an integer of 31 digits]: expected an index in -64..63 for dimension 1 of size 64, found an integer of 31 digits",
+        ),
+        (
+            slice(None, None, -(10**5000)),
+            "lm_head.weight: expected a slice step of at least 1, found an integer of 5,001 digits; torch slices only step forwards",
+        ),
+        (
+            slice(10**5000, 1.5),
+            "lm_head.weight: expected an index of integers, slices and ..., found slice(an integer of 5,001 digits, 1.5, None)",
+        ),
         ((Ellipsis, 0, Ellipsis), "lm_head.weight[..., 0, ...]: expected at most one '...', found 2"),
         (None, "lm_head.weight: expected an index of integers, slices and ..., found None"),
-        ([0] * 1000, "lm_head.weight: expected an index of integers, slices and ..., found [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0..."),
+        (
+            [0] * 1000,
+            "lm_head.weight: expected an index of integers, slices and ..., found [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0...",
+        ),
     ],
     ids=["5000-digits", "30-digits", "step-5000-digits", "float-slice", "two-ellipses", "none", "long-list"],
 )
@@ -339,7 +383,10 @@ def test_diff_headers_first_then_values(llama_dir, llama_bf16_dir):
 
 def test_report_writes_the_cli_page(llama_dir, tmp_path, cli):
     written = la.open(llama_dir).report(str(tmp_path / "api.html"), lang="en")
-    assert cli("report", llama_dir, "-o", tmp_path / "cli.html", "--lang", "en").out == f"wrote {tmp_path / 'cli.html'} ({written.nbytes / 1024:.2f} KiB)\n"
+    assert (
+        cli("report", llama_dir, "-o", tmp_path / "cli.html", "--lang", "en").out
+        == f"wrote {tmp_path / 'cli.html'} ({written.nbytes / 1024:.2f} KiB)\n"
+    )
     assert written == la.ReportFile(str(tmp_path / "api.html"), (tmp_path / "api.html").stat().st_size, ())
     assert (tmp_path / "api.html").read_bytes() == (tmp_path / "cli.html").read_bytes()
 
@@ -421,7 +468,12 @@ def test_indexed_gguf_parameters_are_transformers_values(tmp_path):
 
     gemma, _ = gguf_writers.whole_model(str(tmp_path / "gemma"), "gemma3")
     norm = la.open(gemma).get_parameter("model.norm.weight")
-    assert norm[:4].tolist() == norm.numpy()[:4].tolist() == norm.to_torch()[:4].tolist() == [v - 1 for v in _stored(gemma, "output_norm.weight")[:4]]
+    assert (
+        norm[:4].tolist()
+        == norm.numpy()[:4].tolist()
+        == norm.to_torch()[:4].tolist()
+        == [v - 1 for v in _stored(gemma, "output_norm.weight")[:4]]
+    )
     llama, _ = gguf_writers.whole_model(str(tmp_path / "llama"), "llama")
     q = la.open(llama).get_parameter("model.layers.0.self_attn.q_proj.weight")
     assert q[:3, :4].tolist() == q.numpy()[:3, :4].tolist() == q.to_torch()[:3, :4].tolist()

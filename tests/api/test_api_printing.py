@@ -22,12 +22,18 @@ def _printed(value):
 # (method call, the command's arguments after the model)
 RECORDS = [
     (lambda m: m.summary(), ["summary"]),
-    (lambda m: m.summary(context=(128, 1024), batch=(1, 4), kv_dtype="fp8"), ["summary", "--context", "128,1024", "--batch", "1,4", "--kv-dtype", "fp8"]),
+    (
+        lambda m: m.summary(context=(128, 1024), batch=(1, 4), kv_dtype="fp8"),
+        ["summary", "--context", "128,1024", "--batch", "1,4", "--kv-dtype", "fp8"],
+    ),
     (lambda m: m.explain(), ["config", "--explain", "--lang", "en"]),
     (lambda m: m.explain("zh"), ["config", "--explain", "--lang", "zh"]),
     (lambda m: m.trace(), ["trace"]),
     (lambda m: m.trace(batch=2, seq=8), ["trace", "--batch", "2", "--seq", "8"]),
-    (lambda m: m.trace(decode=True, context=16, node="model.layers.0"), ["trace", "--decode", "--context", "16", "--node", "model.layers.0"]),
+    (
+        lambda m: m.trace(decode=True, context=16, node="model.layers.0"),
+        ["trace", "--decode", "--context", "16", "--node", "model.layers.0"],
+    ),
     (lambda m: m.stats(), ["stats"]),
     (lambda m: m.stats(by="role"), ["stats", "--by", "role"]),
 ]
@@ -56,25 +62,35 @@ def test_reprs_are_one_short_line(llama_tied_dir):
     assert repr(m.summary()) == f"<Summary {name}: 69,952 parameters, 273.25 KiB>"
     assert repr(m.explain()) == f"<Explanation {name}: 27 fields, 0 unexplained, en>"
     assert repr(m.trace(seq=8)) == "<Trace LlamaForCausalLM [1, 8]: 1.15 MFLOPs>"
-    assert repr(m.trace(decode=True, context=16, node="model.layers.0")) == "<Trace LlamaForCausalLM model.layers.0 [1, 1] decode over 16: 147.97 KFLOPs>"
+    assert (
+        repr(m.trace(decode=True, context=16, node="model.layers.0"))
+        == "<Trace LlamaForCausalLM model.layers.0 [1, 1] decode over 16: 147.97 KFLOPs>"
+    )
     assert repr(m.stats(by="layer")) == f"<StatsReport {name} by layer: 4 rows, 20 tensors, 273.25 KiB, 0 unreadable>"
 
 
-@pytest.mark.parametrize("call, svgs, tables", [
-    (lambda m: m.summary(), 0, 4),
-    (lambda m: m.explain(), 0, 2),
-    (lambda m: m.trace(seq=8), 2, 1),
-    (lambda m: m.stats(), 2, 2),
-    (lambda m: m, 1, 0),
-    (lambda m: m.model.layers[0], 1, 0),
-    (lambda m: m.model.layers[0].mlp, 0, 0),
-])
+@pytest.mark.parametrize(
+    "call, svgs, tables",
+    [
+        (lambda m: m.summary(), 0, 4),
+        (lambda m: m.explain(), 0, 2),
+        (lambda m: m.trace(seq=8), 2, 1),
+        (lambda m: m.stats(), 2, 2),
+        (lambda m: m, 1, 0),
+        (lambda m: m.model.layers[0], 1, 0),
+        (lambda m: m.model.layers[0].mlp, 0, 0),
+    ],
+)
 def test_jupyter_views_are_tables_and_figures_with_their_styles(llama_tied_dir, call, svgs, tables):
     html = call(la.open(str(llama_tied_dir)))._repr_html_()
     assert html.startswith(f'<div class="{NOTEBOOK_CLASS}"><style>')
     style = html[html.index("<style>") + 7 : html.index("</style>")]
-    assert f".{NOTEBOOK_CLASS} svg .box.attention {{fill: #fff4e8; stroke: #f28e2b;}}" in style.splitlines()  # the diagram's boxes
-    assert all(rule.startswith(f".{NOTEBOOK_CLASS}") for rule in style.splitlines())  # nothing styles the notebook around it
+    assert (
+        f".{NOTEBOOK_CLASS} svg .box.attention {{fill: #fff4e8; stroke: #f28e2b;}}" in style.splitlines()
+    )  # the diagram's boxes
+    assert all(
+        rule.startswith(f".{NOTEBOOK_CLASS}") for rule in style.splitlines()
+    )  # nothing styles the notebook around it
     assert (html.count("<svg"), html.count("<table")) == (svgs, tables)
     assert not re.search(r"\w+\((model|name|rows)=", html)  # no record dump
     for pre in re.findall(r"<pre[^>]*>", html):

@@ -43,10 +43,14 @@ def test_class_names_equal_transformers(fixture, request):
     assert isinstance(m, la.Model) and isinstance(m, la.Module)
     for path, module in model.named_modules():
         mine = m.get_submodule(path)
-        assert [(n, c.__class__.__name__) for n, c in mine.named_children()] == [(n, c.__class__.__name__) for n, c in module.named_children()], path
+        assert [(n, c.__class__.__name__) for n, c in mine.named_children()] == [
+            (n, c.__class__.__name__) for n, c in module.named_children()
+        ], path
         assert all(isinstance(c, la.Module) and type(c).__name__ == c.class_name for c in mine.children()), path
     first = next(iter(m.named_children()))[0]
-    assert m.get_submodule("") is m and type(getattr(m, first)) is type(m.get_submodule(first))  # one class per name and model
+    assert m.get_submodule("") is m and type(getattr(m, first)) is type(
+        m.get_submodule(first)
+    )  # one class per name and model
     assert [c.__class__.__name__ for _, c in m.named_modules()] == [type(c).__name__ for _, c in model.named_modules()]
 
 
@@ -82,7 +86,9 @@ def test_state_dict_equals_transformers(fixture, request):
     theirs, ours = model.state_dict(), m.state_dict()
     assert list(ours.keys()) == list(theirs.keys())
     assert len(ours) == len(theirs) and "lm_head.weight" in ours or fixture == "bert_dir"
-    assert [(k, repr(p.shape), repr(p.dtype)) for k, p in ours.items()] == [(k, repr(t.shape), repr(t.dtype)) for k, t in theirs.items()]
+    assert [(k, repr(p.shape), repr(p.dtype)) for k, p in ours.items()] == [
+        (k, repr(t.shape), repr(t.dtype)) for k, t in theirs.items()
+    ]
     layer = m.model.layers[0] if fixture.startswith("llama") else None
     if layer is not None:
         assert list(layer.state_dict()) == list(model.model.layers[0].state_dict())
@@ -92,7 +98,9 @@ def test_state_dict_is_lazy_and_names_tied_weights_twice(gpt2_dir, monkeypatch):
     m = la.open(str(gpt2_dir))
     made = []
     original = la.Model._parameter
-    monkeypatch.setattr(la.Model, "_parameter", lambda self, name, shape: made.append(name) or original(self, name, shape))
+    monkeypatch.setattr(
+        la.Model, "_parameter", lambda self, name, shape: made.append(name) or original(self, name, shape)
+    )
     state = m.state_dict()
     assert made == []
     tied = state["lm_head.weight"]
@@ -103,7 +111,12 @@ def test_state_dict_is_lazy_and_names_tied_weights_twice(gpt2_dir, monkeypatch):
 @pytest.mark.parametrize("fixture", FIXTURES)
 def test_buffers_modules_and_parameters_equal_torch(fixture, request):
     model, m = _both(request, fixture)
-    persistent = {f"{path}.{name}".lstrip(".") for path, module in model.named_modules() for name in module._buffers if name not in module._non_persistent_buffers_set}
+    persistent = {
+        f"{path}.{name}".lstrip(".")
+        for path, module in model.named_modules()
+        for name in module._buffers
+        if name not in module._non_persistent_buffers_set
+    }
     assert [(n, repr(b.shape), repr(b.dtype), b.persistent, b.requires_grad) for n, b in m.named_buffers()] == [
         (n, repr(b.shape), repr(b.dtype), n in persistent, b.requires_grad) for n, b in model.named_buffers()
     ]
@@ -113,7 +126,13 @@ def test_buffers_modules_and_parameters_equal_torch(fixture, request):
     assert [p.shape for p in m.parameters()] == [p.shape for p in model.parameters()]
     assert (repr(m.dtype), repr(m.device), str(m.device)) == (repr(model.dtype), repr(model.device), str(model.device))
     for (name, p), (_, q) in zip(m.named_parameters(), model.named_parameters()):
-        assert (repr(p.dtype), repr(p.device), p.requires_grad, p.numel(), p.shape) == (repr(q.dtype), repr(q.device), q.requires_grad, q.numel(), q.shape), name
+        assert (repr(p.dtype), repr(p.device), p.requires_grad, p.numel(), p.shape) == (
+            repr(q.dtype),
+            repr(q.device),
+            q.requires_grad,
+            q.numel(),
+            q.shape,
+        ), name
         assert p.dtype == q.dtype and p.dtype == str(q.dtype)
 
 
@@ -123,7 +142,10 @@ def test_a_buffer_transformers_computes_says_so(bert_dir):
     assert repr(buffer) == "<buffer embeddings.position_ids: torch.Size([1, 64])>"
     with pytest.raises(la.AnatomyError) as error:
         buffer[0, :3]
-    assert error.value.line() == f"{m.name}: expected buffer embeddings.position_ids in the checkpoint, found none stored; transformers computes it when it builds the model; read it there (from_pretrained)"
+    assert (
+        error.value.line()
+        == f"{m.name}: expected buffer embeddings.position_ids in the checkpoint, found none stored; transformers computes it when it builds the model; read it there (from_pretrained)"
+    )
 
 
 @pytest.mark.parametrize("fixture", ["llama_dir", "llama_bf16_dir", "gpt2_dir"])
@@ -139,7 +161,10 @@ def test_asarray_equals_torch(fixture, request):
     assert np.array(p, copy=True).shape == tuple(p.shape)
     with pytest.raises(ValueError) as error:
         np.asarray(p, copy=False)
-    assert str(error.value) == f"{name}: expected copy=None or True, found copy=False; its values are read from the file into a new array, never shared (np.asarray(p) reads them)"
+    assert (
+        str(error.value)
+        == f"{name}: expected copy=None or True, found copy=False; its values are read from the file into a new array, never shared (np.asarray(p) reads them)"
+    )
 
 
 def _random_index(shape, rng):
@@ -152,7 +177,13 @@ def _random_index(shape, rng):
             index.append(rng.randrange(-size, size))
         else:
             start, stop = sorted(rng.randrange(-size, size + 1) for _ in range(2))
-            index.append(slice(start if rng.random() < 0.7 else None, stop if rng.random() < 0.7 else None, rng.choice([None, 1, 2, 3, 7])))
+            index.append(
+                slice(
+                    start if rng.random() < 0.7 else None,
+                    stop if rng.random() < 0.7 else None,
+                    rng.choice([None, 1, 2, 3, 7]),
+                )
+            )
     return (Ellipsis, *index) if trailing else tuple(index)
 
 
@@ -166,7 +197,11 @@ def test_views_and_reshapes_equal_torch(fixture, request):
         assert isinstance(flat, Reshaped) and flat.shape == p.view(-1).shape and flat.numel() == p.numel()
         assert flat[5].item() == p.view(-1)[5].item() if p.numel() > 5 else True
         n = p.numel()
-        shapes = [(-1,), (n,), (1, -1), (-1, 1)] + [(d, -1) for d in (2, 4, 8) if n % d == 0] + [(2, -1, 4) for _ in [0] if n % 8 == 0]
+        shapes = (
+            [(-1,), (n,), (1, -1), (-1, 1)]
+            + [(d, -1) for d in (2, 4, 8) if n % d == 0]
+            + [(2, -1, 4) for _ in [0] if n % 8 == 0]
+        )
         for shape in shapes:
             view, expected = mine.reshape(*shape), p.detach().reshape(*shape)
             assert view.shape == expected.shape and view.size() == expected.size()
@@ -174,7 +209,10 @@ def test_views_and_reshapes_equal_torch(fixture, request):
                 index = _random_index(tuple(expected.shape), rng)
                 got, want = view[index], expected[index].float().numpy()
                 assert got.shape == want.shape and np.array_equal(got, want), (name, shape, index)
-        assert np.array_equal(np.asarray(mine.view(2, -1) if n % 2 == 0 else mine.view(-1)), p.detach().float().reshape(2, -1).numpy() if n % 2 == 0 else p.detach().float().reshape(-1).numpy())
+        assert np.array_equal(
+            np.asarray(mine.view(2, -1) if n % 2 == 0 else mine.view(-1)),
+            p.detach().float().reshape(2, -1).numpy() if n % 2 == 0 else p.detach().float().reshape(-1).numpy(),
+        )
 
 
 def test_a_view_reads_only_the_elements_asked_for(llama_dir, monkeypatch):
@@ -200,12 +238,21 @@ def test_a_view_reads_only_the_elements_asked_for(llama_dir, monkeypatch):
     assert asked == [39]
 
 
-@pytest.mark.parametrize("shape, line", [
-    ((5, 7), "model.norm.weight: expected a shape of 64 elements, found [5, 7]; one size may be -1, to be inferred"),
-    ((-1, 5), "model.norm.weight: expected a shape of 64 elements, found [-1, 5]; one size may be -1, to be inferred"),
-    ((-1, -1), "model.norm.weight: expected a shape with sizes of at least 0 and at most one -1, found [-1, -1]"),
-    ((2.0, 32), "model.norm.weight: expected a shape of integers, as tensor.view takes, found (2.0, 32)"),
-])
+@pytest.mark.parametrize(
+    "shape, line",
+    [
+        (
+            (5, 7),
+            "model.norm.weight: expected a shape of 64 elements, found [5, 7]; one size may be -1, to be inferred",
+        ),
+        (
+            (-1, 5),
+            "model.norm.weight: expected a shape of 64 elements, found [-1, 5]; one size may be -1, to be inferred",
+        ),
+        ((-1, -1), "model.norm.weight: expected a shape with sizes of at least 0 and at most one -1, found [-1, -1]"),
+        ((2.0, 32), "model.norm.weight: expected a shape of integers, as tensor.view takes, found (2.0, 32)"),
+    ],
+)
 def test_a_bad_view_is_one_line(llama_dir, shape, line):
     p = la.open(str(llama_dir)).get_parameter("model.norm.weight")
     with pytest.raises(la.UsageError) as error:
@@ -219,8 +266,14 @@ def test_a_gguf_walks_as_the_model_transformers_builds(llama_tied_dir, tmp_path)
     model = _loaded(str(llama_tied_dir))
     m = la.open(checkpoints.llama_gguf(str(llama_tied_dir), str(tmp_path / "m.gguf")))
     assert m.__class__.__name__ == type(model).__name__
-    assert [(n, c.__class__.__name__) for n, c in m.model.named_children()] == [(n, type(c).__name__) for n, c in model.model.named_children()]
+    assert [(n, c.__class__.__name__) for n, c in m.model.named_children()] == [
+        (n, type(c).__name__) for n, c in model.model.named_children()
+    ]
     assert list(m.state_dict()) == list(model.state_dict())
-    assert (m.config.hidden_size, m.config.num_key_value_heads, m.config.tie_word_embeddings) == (model.config.hidden_size, model.config.num_key_value_heads, model.config.tie_word_embeddings)
+    assert (m.config.hidden_size, m.config.num_key_value_heads, m.config.tie_word_embeddings) == (
+        model.config.hidden_size,
+        model.config.num_key_value_heads,
+        model.config.tie_word_embeddings,
+    )
     flat = m.get_parameter("model.norm.weight").view(-1)
     assert flat.shape == (64,) and flat[3] == model.model.norm.weight.view(-1)[3].item()

@@ -11,6 +11,7 @@ import pytest
 import checkpoints
 
 from repo import ROOT
+
 TOUR = os.path.join(ROOT, "docs", "api-tour.ipynb")
 
 
@@ -26,10 +27,15 @@ def tour(tmp_path_factory):
     run = copy.deepcopy(stored)
     folder = tmp_path_factory.mktemp("tour")
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("PYTHONPATH", os.pathsep.join([os.path.dirname(os.path.dirname(llm_anatomy.__file__)), os.environ.get("PYTHONPATH", "")]))
+        env.setenv(
+            "PYTHONPATH",
+            os.pathsep.join([os.path.dirname(os.path.dirname(llm_anatomy.__file__)), os.environ.get("PYTHONPATH", "")]),
+        )
         env.setenv("LLM_ANATOMY_CACHE", str(tmp_path_factory.mktemp("tour-cache")))
         env.setenv("HF_HUB_OFFLINE", "1")
-        NotebookClient(run, timeout=600, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(folder)}}).execute()
+        NotebookClient(
+            run, timeout=600, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(folder)}}
+        ).execute()
     return stored, run, folder
 
 
@@ -41,7 +47,10 @@ def _shown(notebook):
             errors = [f"{o.ename}: {o.evalue}" for o in cell.outputs if o.output_type == "error"]
             assert not errors, (cell.id, errors)
             stdout = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
-            shown[cell.id] = (stdout, [dict(o.data) for o in cell.outputs if o.output_type in ("execute_result", "display_data")])
+            shown[cell.id] = (
+                stdout,
+                [dict(o.data) for o in cell.outputs if o.output_type in ("execute_result", "display_data")],
+            )
     return shown
 
 
@@ -63,20 +72,37 @@ def test_tour_shows_what_transformers_and_torch_show(tour):
     model = checkpoints.reference_model(tour[2] / "tiny-llama")
     plain = {cell: data[0]["text/plain"] for cell, (_, data) in shown.items() if data}
     assert shown["config-print"][0] == f"{model.config}\n"
-    assert plain["config-attributes"] == pretty((model.config.hidden_size, model.config.num_attention_heads, model.config.num_key_value_heads))
+    assert plain["config-attributes"] == pretty(
+        (model.config.hidden_size, model.config.num_attention_heads, model.config.num_key_value_heads)
+    )
     children = [f"{name} {child.__class__.__name__}\n" for name, child in model.named_children()]
-    children += [f"model.layers.0.{name} {child.__class__.__name__}\n" for name, child in model.model.layers[0].named_children()]
+    children += [
+        f"model.layers.0.{name} {child.__class__.__name__}\n" for name, child in model.model.layers[0].named_children()
+    ]
     assert shown["children"][0] == "".join(children)
-    assert plain["modules"] == pretty(([name for name, _ in model.named_modules()][:6], len(list(model.modules())), True))
+    assert plain["modules"] == pretty(
+        ([name for name, _ in model.named_modules()][:6], len(list(model.modules())), True)
+    )
     p = model.get_parameter("model.layers.0.self_attn.q_proj.weight")
-    assert plain["parameter"] == pretty((p.shape, p.dtype, p.device, p.requires_grad, p.numel(), sum(q.numel() for q in model.parameters())))
+    assert plain["parameter"] == pretty(
+        (p.shape, p.dtype, p.device, p.requires_grad, p.numel(), sum(q.numel() for q in model.parameters()))
+    )
     assert plain["asarray"] == repr(p.detach().float().numpy()[:2, :4])
     view = Shown(f"<view of model.layers.0.self_attn.q_proj.weight: {p.view(-1).shape}, {p.dtype}>")
-    assert plain["view"] == pretty((view, p.view(-1).shape, p.view(-1)[5].float().detach().numpy(), p.reshape(8, -1)[1, :4].float().detach().numpy()))
+    assert plain["view"] == pretty(
+        (
+            view,
+            p.view(-1).shape,
+            p.view(-1)[5].float().detach().numpy(),
+            p.reshape(8, -1)[1, :4].float().detach().numpy(),
+        )
+    )
     state = model.state_dict()
     assert plain["state-dict"] == pretty((len(state), list(state)[:3], state["lm_head.weight"].shape))
     non_persistent = {f"model.rotary_emb.{name}" for name in model.model.rotary_emb._non_persistent_buffers_set}
-    assert plain["buffers"] == pretty([(name, b.shape, b.dtype, name not in non_persistent) for name, b in model.named_buffers()])
+    assert plain["buffers"] == pretty(
+        [(name, b.shape, b.dtype, name not in non_persistent) for name, b in model.named_buffers()]
+    )
     assert np.asarray(p.detach().float()).shape == (64, 64)
 
 
@@ -90,7 +116,9 @@ def test_tour_prints_what_the_commands_print(tour, cli):
     assert shown["trace"][0] == "<Trace LlamaForCausalLM [1, 8]: 1.15 MFLOPs>\n"
     html = {cell: data[0]["text/html"] for cell, (_, data) in shown.items() if data and "text/html" in data[0]}
     assert set(html) == {"open", "summary", "trace", "layer"}
-    assert html["summary"].count("<table") == 4 and html["trace"].count("<svg") == 2 and html["layer"].count("<svg") == 1
+    assert (
+        html["summary"].count("<table") == 4 and html["trace"].count("<svg") == 2 and html["layer"].count("<svg") == 1
+    )
 
 
 def test_tour_shows_what_is_stored(tour):
@@ -101,5 +129,9 @@ def test_tour_shows_what_is_stored(tour):
     stored, run, _ = tour
     made_with = re.search(r'"transformers_version": "([^"]+)"', _shown(stored)["config-print"][0]).group(1)
     if made_with != transformers.__version__:
-        pytest.skip(f"docs/api-tour.ipynb was stored with transformers {made_with}, {transformers.__version__} is installed")
-    assert _shown(run) == _shown(stored), "docs/api-tour.ipynb's outputs differ from a fresh run; if meant, run it again and store it (jupyter execute --inplace)"
+        pytest.skip(
+            f"docs/api-tour.ipynb was stored with transformers {made_with}, {transformers.__version__} is installed"
+        )
+    assert _shown(run) == _shown(stored), (
+        "docs/api-tour.ipynb's outputs differ from a fresh run; if meant, run it again and store it (jupyter execute --inplace)"
+    )

@@ -39,7 +39,12 @@ def test_keep_shows_the_four_views_of_the_kept_replica(tmp_path, cli):
     assert "\ntensor([0., 0., 0.,  ..., 0., 0., 0.], dtype=torch.float16)\n" in result.out
     assert len(result.out.splitlines()) <= 85
     names = sorted(os.listdir(folder))
-    assert names == ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]
+    assert names == [
+        "config.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+    ]
     shard = os.stat(folder / names[1])
     assert shard.st_size == 9976570304 and shard.st_blocks * 512 < 1 << 20  # sparse
 
@@ -69,7 +74,10 @@ def test_temporary_replica_is_deleted(tmp_path, cli, monkeypatch):
     # The same page as with --keep (checked view by view above), but for the folder and its fate.
     with_keep = cli("demo", "--keep", kept).out
     assert result.out == with_keep.replace(f"Replica: {kept} (kept)", f"Replica: {replica} (deleted afterwards)")
-    assert result.out.startswith(NOTICE + f"Replica: {replica} (deleted afterwards)\n\n$ llm-anatomy params Llama-2-7b-chat-hf --filter 'model.layers.0.*'\n")
+    assert result.out.startswith(
+        NOTICE
+        + f"Replica: {replica} (deleted afterwards)\n\n$ llm-anatomy params Llama-2-7b-chat-hf --filter 'model.layers.0.*'\n"
+    )
 
 
 def test_replica_deleted_even_when_a_view_fails(tmp_path, cli, monkeypatch):
@@ -84,7 +92,10 @@ def test_keep_refuses_a_folder_with_files(tmp_path, cli):
     (tmp_path / "notes.txt").write_text("mine")
     result = cli("demo", "--keep", tmp_path)
     assert result.code == 2
-    assert result.err == f"llm-anatomy: {tmp_path}: expected a new or empty folder for --keep, found an existing file or a folder with files in it; name a new folder\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {tmp_path}: expected a new or empty folder for --keep, found an existing file or a folder with files in it; name a new folder\n"
+    )
     assert os.listdir(tmp_path) == ["notes.txt"]
 
 
@@ -97,6 +108,8 @@ def test_without_transformers_the_demo_is_the_same_page(tmp_path, cli, monkeypat
     monkeypatch.setattr(skeleton, "installed_transformers_version", lambda: None)
     result = cli("demo", "--keep", tmp_path / "bare")
     assert (result.code, result.err) == (0, "")
-    assert result.out == built.out.replace(str(tmp_path / "built"), str(tmp_path / "bare")).replace(installed, shipped.transformers_version)
+    assert result.out == built.out.replace(str(tmp_path / "built"), str(tmp_path / "bare")).replace(
+        installed, shipped.transformers_version
+    )
     assert "│   │   └── 0-31: LlamaDecoderLayer (each)                        -    202,383,360\n" in result.out
     assert "note:" not in result.out

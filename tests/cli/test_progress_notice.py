@@ -22,7 +22,13 @@ TIMEOUT = 300  # seconds: transformers imports and builds the model from nothing
 def _with_stderr_on_a_terminal(args, env):
     """(exit status, stdout, what the terminal showed on stderr) of the CLI."""
     controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "llm_anatomy.cli.main", *map(str, args)], stdout=subprocess.PIPE, stderr=terminal, stdin=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llm_anatomy.cli.main", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
     os.close(terminal)
     shown = b""
     deadline = time.monotonic() + TIMEOUT
@@ -78,6 +84,9 @@ def test_trace_run_says_loading_then_running_on_a_terminal_only(llama_with_token
     code, out, shown = _with_stderr_on_a_terminal(("trace", llama_with_tokenizer, "--run", "the cat sat"), cold_env)
     assert code == 0, shown
     assert shown == NOTICES["load"] + CLEAR + NOTICES["run"] + CLEAR
-    assert (NOTICES["load"], NOTICES["run"]) == ("loading the tokenizer and the weights with transformers ...", "running the weights on the text, on CPU ...")
+    assert (NOTICES["load"], NOTICES["run"]) == (
+        "loading the tokenizer and the weights with transformers ...",
+        "running the weights on the text, on CPU ...",
+    )
     piped = cli_subprocess("trace", llama_with_tokenizer, "--run", "the cat sat", env=cold_env)
     assert (piped.returncode, piped.stdout, piped.stderr) == (0, out, "")

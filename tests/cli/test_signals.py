@@ -90,6 +90,13 @@ def test_signal_ends_the_whole_tree(slow_models, command, signum, whole_group, c
 
 def test_sigterm_during_report_stats_leaves_no_file(slow_models, tmp_path):
     sent = []
-    outcome = run_cli("report", slow_models[0], "-o", tmp_path / "r.html", "--stats", after_start=_signal_once_working(signal.SIGTERM, False, sent))
+    outcome = run_cli(
+        "report",
+        slow_models[0],
+        "-o",
+        tmp_path / "r.html",
+        "--stats",
+        after_start=_signal_once_working(signal.SIGTERM, False, sent),
+    )
     assert sent and (outcome.code, outcome.out, outcome.err, outcome.leftover) == (143, "", "", [])
     assert os.listdir(tmp_path) == []

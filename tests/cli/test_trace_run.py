@@ -74,8 +74,18 @@ def _hooked_reference(folder: str, family: str, text: str) -> dict:
             if x is None:
                 modules[path] = (type(module).__name__, None, None, None, None)
                 continue
-            per_token = [x[0, t].double().pow(2).sum().sqrt().item() for t in range(len(ids))] if x.dim() == 3 and x.shape[:2] == (1, len(ids)) else None
-            modules[path] = (type(module).__name__, list(x.shape), per_token and per_token[-1], per_token and sum(per_token) / len(per_token), x.double().abs().max().item())
+            per_token = (
+                [x[0, t].double().pow(2).sum().sqrt().item() for t in range(len(ids))]
+                if x.dim() == 3 and x.shape[:2] == (1, len(ids))
+                else None
+            )
+            modules[path] = (
+                type(module).__name__,
+                list(x.shape),
+                per_token and per_token[-1],
+                per_token and sum(per_token) / len(per_token),
+                x.double().abs().max().item(),
+            )
         layers = []
         for index, h in enumerate(streams):
             h = h.double()
@@ -105,7 +115,14 @@ def _hooked_reference(folder: str, family: str, text: str) -> dict:
         probabilities = torch.softmax(output.logits[0, -1].double(), -1)
         values, indices = probabilities.sort(descending=True)
         greedy = list(zip(indices[:5].tolist(), values[:5].tolist()))
-    return {"ids": ids, "tokens": [tokenizer.decode([i]) for i in ids], "layers": layers, "greedy": greedy, "class": type(model).__name__, "modules": modules}
+    return {
+        "ids": ids,
+        "tokens": [tokenizer.decode([i]) for i in ids],
+        "layers": layers,
+        "greedy": greedy,
+        "class": type(model).__name__,
+        "modules": modules,
+    }
 
 
 def _approx(value):
@@ -126,23 +143,39 @@ def test_statistics_equal_torch_hooks(models, family, cli):
     for ours, theirs in zip(data["layers"], reference["layers"], strict=True):
         for key in ("norm_last", "norm_mean", "median_abs"):
             assert ours[key] == _approx(theirs[key]), key
-        assert [(a["value"], a["position"], a["channel"]) for a in ours["top"]] == [(_approx(v), p, c) for v, p, c in theirs["top"]]
+        assert [(a["value"], a["position"], a["channel"]) for a in ours["top"]] == [
+            (_approx(v), p, c) for v, p, c in theirs["top"]
+        ]
         assert ours["entropy"] == _approx(theirs["entropy"])
         assert [(t["token_id"], t["probability"]) for t in ours["lens"]] == [(i, _approx(p)) for i, p in theirs["lens"]]
     assert [m["path"] for m in data["modules"]] == list(reference["modules"])
     for m in data["modules"]:
         class_name, shape, norm_last, norm_mean, max_abs = reference["modules"][m["path"]]
         assert (m["class"], m["shape"]) == (class_name, shape)
-        assert (m["norm_last"], m["norm_mean"], m["max_abs"]) == (_approx(norm_last), _approx(norm_mean), _approx(max_abs)), m["path"]
+        assert (m["norm_last"], m["norm_mean"], m["max_abs"]) == (
+            _approx(norm_last),
+            _approx(norm_mean),
+            _approx(max_abs),
+        ), m["path"]
     assert len(data["layers"][1]["entropy"]) == {"llama": 4, "gpt2": 2, "bert": 2}[family]
     if reference["greedy"] is None:
-        assert (data["prediction"], data["lens_norm"], data["notes"]) == (None, None, ["no logit lens: BertModel is not a causal language model"])
+        assert (data["prediction"], data["lens_norm"], data["notes"]) == (
+            None,
+            None,
+            ["no logit lens: BertModel is not a causal language model"],
+        )
     else:
-        assert [(t["token_id"], t["probability"]) for t in data["prediction"]] == [(i, _approx(p)) for i, p in reference["greedy"]]
+        assert [(t["token_id"], t["probability"]) for t in data["prediction"]] == [
+            (i, _approx(p)) for i, p in reference["greedy"]
+        ]
         # The lens after the last layer is the model's own output: same norm, same head.
         assert data["layers"][-1]["lens"] == data["prediction"]
         norm_class = type(checkpoints.reference_model(models[family]).get_submodule(FAMILIES[family][5])).__name__
-        assert (data["lens_norm"], data["lens_norm_class"], data["lens_head"]) == (FAMILIES[family][5], norm_class, "lm_head")
+        assert (data["lens_norm"], data["lens_norm_class"], data["lens_head"]) == (
+            FAMILIES[family][5],
+            norm_class,
+            "lm_head",
+        )
 
 
 def test_text_output(models, cli):
@@ -150,22 +183,57 @@ def test_text_output(models, cli):
     assert (result.code, result.err) == (0, "")
     data = json.loads(cli("trace", models["llama"], "--run", TEXT, "--json").out)
     lines = result.out.splitlines()
-    assert lines[0] == f"LlamaForCausalLM forward on 6 tokens with its weights (CPU, float32, {data['params']:,} parameters, transformers {transformers.__version__})"
+    assert (
+        lines[0]
+        == f"LlamaForCausalLM forward on 6 tokens with its weights (CPU, float32, {data['params']:,} parameters, transformers {transformers.__version__})"
+    )
     assert lines[1] == 'tokens: 0:"w5"  1:"w17"  2:"w3"  3:"w42"  4:"w9"  5:"w1"'
-    assert lines[2] == "residual stream entering model.layers.0 (embeddings) and leaving each of model.layers.0-1 (LlamaDecoderLayer): L2 norms over the hidden size, at the last position and averaged over positions"
-    assert lines[3].split() == "after norm last norm mean median |h| largest h (position:channel) max/median entropy min entropy mean lens top-1".split()
+    assert (
+        lines[2]
+        == "residual stream entering model.layers.0 (embeddings) and leaving each of model.layers.0-1 (LlamaDecoderLayer): L2 norms over the hidden size, at the last position and averaged over positions"
+    )
+    assert (
+        lines[3].split()
+        == "after norm last norm mean median |h| largest h (position:channel) max/median entropy min entropy mean lens top-1".split()
+    )
     for line, layer in zip(lines[4:7], data["layers"], strict=True):
         top = ", ".join(f"{a['value']:.4g} @{a['position']}:{a['channel']}" for a in layer["top"])
-        entropy = [f"{min(layer['entropy']):.3f}", f"{sum(layer['entropy']) / 4:.3f}"] if layer["entropy"] else ["-", "-"]
+        entropy = (
+            [f"{min(layer['entropy']):.3f}", f"{sum(layer['entropy']) / 4:.3f}"] if layer["entropy"] else ["-", "-"]
+        )
         lens = layer["lens"][0]
-        expected = [layer["after"], f"{layer['norm_last']:.4g}", f"{layer['norm_mean']:.4g}", f"{layer['median_abs']:.4g}", *top.split(), f"{abs(layer['top'][0]['value']) / layer['median_abs']:.1f}", *entropy, f'"{lens["text"]}"', f"{lens['probability']:.3f}"]
+        expected = [
+            layer["after"],
+            f"{layer['norm_last']:.4g}",
+            f"{layer['norm_mean']:.4g}",
+            f"{layer['median_abs']:.4g}",
+            *top.split(),
+            f"{abs(layer['top'][0]['value']) / layer['median_abs']:.1f}",
+            *entropy,
+            f'"{lens["text"]}"',
+            f"{lens['probability']:.3f}",
+        ]
         assert line.split() == expected
-    assert lines[7:9] == ["", "attention entropy per head, nats, averaged over query positions (0: each query attends to one key; a uniform spread over n keys: ln n)"]
+    assert lines[7:9] == [
+        "",
+        "attention entropy per head, nats, averaged over query positions (0: each query attends to one key; a uniform spread over n keys: ln n)",
+    ]
     assert lines[9].split() == ["layer", "h0", "h1", "h2", "h3"]
-    assert [line.split() for line in lines[10:12]] == [[layer["after"]] + [f"{e:.3f}" for e in layer["entropy"]] for layer in data["layers"][1:]]
-    assert lines[12:14] == ["", 'logit lens at the last position ("w1"): model.norm (LlamaRMSNorm) then lm_head applied to the stream after each layer; top 5 next tokens with probabilities']
-    assert [line.split() for line in lines[15:18]] == [[layer["after"]] + [x for t in layer["lens"] for x in (f'"{t["text"]}"', f"{t['probability']:.3f}")] for layer in data["layers"]]
-    assert lines[18:] == ["", "the model's own next token: " + "  ".join(f'"{t["text"]}" {t["probability"]:.3f}' for t in data["prediction"])]
+    assert [line.split() for line in lines[10:12]] == [
+        [layer["after"]] + [f"{e:.3f}" for e in layer["entropy"]] for layer in data["layers"][1:]
+    ]
+    assert lines[12:14] == [
+        "",
+        'logit lens at the last position ("w1"): model.norm (LlamaRMSNorm) then lm_head applied to the stream after each layer; top 5 next tokens with probabilities',
+    ]
+    assert [line.split() for line in lines[15:18]] == [
+        [layer["after"]] + [x for t in layer["lens"] for x in (f'"{t["text"]}"', f"{t['probability']:.3f}")]
+        for layer in data["layers"]
+    ]
+    assert lines[18:] == [
+        "",
+        "the model's own next token: " + "  ".join(f'"{t["text"]}" {t["probability"]:.3f}' for t in data["prediction"]),
+    ]
 
 
 def test_depth_adds_the_module_tree(models, cli):
@@ -192,8 +260,12 @@ def test_depth_adds_the_module_tree(models, cli):
         row("│ └── ln_f: LayerNorm", "transformer.ln_f"),
         row("└── lm_head: Linear", "lm_head"),
     ]
-    tail = result.out[len(plain):].splitlines()
-    assert tail[:3] == ["", "each module's output (its first tensor, at its first call): L2 norms over the last dimension at the last token and averaged over tokens, and the largest |x|", "module                      output        norm last  norm mean  max |x|"]
+    tail = result.out[len(plain) :].splitlines()
+    assert tail[:3] == [
+        "",
+        "each module's output (its first tensor, at its first call): L2 norms over the last dimension at the last token and averaged over tokens, and the largest |x|",
+        "module                      output        norm last  norm mean  max |x|",
+    ]
     assert [line.split() for line in tail[3:]] == expected
 
 
@@ -251,7 +323,10 @@ def test_the_limit_is_half_the_available_memory_when_that_is_less(models):
     with pytest.raises(trace_run.AnatomyError) as refused:
         trace_run.check_size(catalog, 2 * 4 * catalog.total_numel - 2)
     limit = 4 * catalog.total_numel - 1
-    assert refused.value.expected == f"a model whose float32 weights fit trace --run's limit of {limit:,} bytes (half of MemAvailable {2 * limit:,} bytes)"
+    assert (
+        refused.value.expected
+        == f"a model whose float32 weights fit trace --run's limit of {limit:,} bytes (half of MemAvailable {2 * limit:,} bytes)"
+    )
 
 
 def test_refuses_a_model_without_a_tokenizer(models, tmp_path, cli):
@@ -259,10 +334,15 @@ def test_refuses_a_model_without_a_tokenizer(models, tmp_path, cli):
     shutil.copytree(models["llama"], folder, ignore=shutil.ignore_patterns("tokenizer*"))
     result = cli("trace", folder, "--run", TEXT)
     assert (result.code, result.out) == (1, "")
-    assert result.err == f"llm-anatomy: {folder}: expected the model's own tokenizer (tokenizer.json, tokenizer_config.json, tokenizer.model, spiece.model, vocab.json, vocab.txt), found none of them; trace --run tokenizes with the model's tokenizer; copy its tokenizer files next to config.json\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {folder}: expected the model's own tokenizer (tokenizer.json, tokenizer_config.json, tokenizer.model, spiece.model, vocab.json, vocab.txt), found none of them; trace --run tokenizes with the model's tokenizer; copy its tokenizer files next to config.json\n"
+    )
 
 
-@pytest.mark.parametrize("name", ["tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt"])
+@pytest.mark.parametrize(
+    "name", ["tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt"]
+)
 def test_refuses_a_2gb_tokenizer_file_unread(models, tmp_path, name):
     """Hostile report R9: a 2 GB sparse tokenizer file beside a tiny model, which transformers
     would read whole (2.4 GB), is refused by its size, in a fresh interpreter under the
@@ -275,7 +355,11 @@ def test_refuses_a_2gb_tokenizer_file_unread(models, tmp_path, name):
         handle.truncate(2 * 2**30)
     before = snapshot(folder)
     outcome = run_cli("trace", folder, "--run", TEXT)
-    assert_refused(outcome, (1,), f"llm-anatomy: {folder}/{name}: expected a tokenizer file of at most 134217728 bytes, found 2147483648 bytes; real tokenizers are under 40 MB; fix or re-download {name}")
+    assert_refused(
+        outcome,
+        (1,),
+        f"llm-anatomy: {folder}/{name}: expected a tokenizer file of at most 134217728 bytes, found 2147483648 bytes; real tokenizers are under 40 MB; fix or re-download {name}",
+    )
     assert snapshot(folder) == before
 
 
@@ -286,7 +370,9 @@ def test_tokenizer_files_at_the_cap_are_read(models, tmp_path, cli, monkeypatch)
     monkeypatch.setattr(trace_run, "MAX_TOKENIZER_BYTES", os.path.getsize(folder / "tokenizer.json"))
     assert cli("trace", folder, "--run", TEXT).code == 0
     monkeypatch.setattr(trace_run, "MAX_TOKENIZER_BYTES", os.path.getsize(folder / "tokenizer.json") - 1)
-    assert cli("trace", folder, "--run", TEXT).err.startswith(f"llm-anatomy: {folder}/tokenizer.json: expected a tokenizer file of at most ")
+    assert cli("trace", folder, "--run", TEXT).err.startswith(
+        f"llm-anatomy: {folder}/tokenizer.json: expected a tokenizer file of at most "
+    )
 
 
 def test_refuses_a_fifo_in_place_of_a_tokenizer_file(models, tmp_path):
@@ -298,21 +384,31 @@ def test_refuses_a_fifo_in_place_of_a_tokenizer_file(models, tmp_path):
     os.remove(folder / "tokenizer.json")
     os.mkfifo(folder / "tokenizer.json")
     outcome = run_cli("trace", folder, "--run", TEXT, timeout=60)
-    assert_refused(outcome, (1,), f"llm-anatomy: {folder}/tokenizer.json: expected a regular file, found a fifo; trace --run reads the model's tokenizer files; put the file itself there")
+    assert_refused(
+        outcome,
+        (1,),
+        f"llm-anatomy: {folder}/tokenizer.json: expected a regular file, found a fifo; trace --run reads the model's tokenizer files; put the file itself there",
+    )
 
 
 def test_refuses_a_gguf_without_a_vocabulary(models, tmp_path, cli):
     path = checkpoints.llama_gguf(models["llama"], str(tmp_path / "model.gguf"), vocab_tokens=False)
     result = cli("trace", path, "--run", TEXT)
     assert (result.code, result.out) == (1, "")
-    assert result.err == f"llm-anatomy: {path}: expected the model's own tokenizer (the tokenizer.ggml.model metadata and its vocabulary), found none; trace --run tokenizes with the model's tokenizer; use a GGUF converted with its vocabulary\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {path}: expected the model's own tokenizer (the tokenizer.ggml.model metadata and its vocabulary), found none; trace --run tokenizes with the model's tokenizer; use a GGUF converted with its vocabulary\n"
+    )
 
 
 def test_refuses_a_config_without_weights(models, tmp_path, cli):
     shutil.copy(os.path.join(models["llama"], "config.json"), tmp_path)
     result = cli("trace", tmp_path, "--run", TEXT)
     assert (result.code, result.out) == (1, "")
-    assert result.err == f"llm-anatomy: {tmp_path.name}: expected weights to run, found none (only a config); trace without --run needs only the config\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {tmp_path.name}: expected weights to run, found none (only a config); trace without --run needs only the config\n"
+    )
 
 
 def test_refuses_weights_transformers_cannot_load(models, tmp_path, cli):
@@ -323,7 +419,10 @@ def test_refuses_weights_transformers_cannot_load(models, tmp_path, cli):
     result = cli("trace", folder, "--run", TEXT)
     assert (result.code, result.out) == (1, "")
     assert result.err.startswith("llm-anatomy: meta: expected weights transformers loads without remote code, found ")
-    assert result.err.endswith("; trace --run runs models transformers can load from local files\n") and result.err.count("\n") == 1
+    assert (
+        result.err.endswith("; trace --run runs models transformers can load from local files\n")
+        and result.err.count("\n") == 1
+    )
 
 
 def test_refuses_a_file_of_unknown_format(tmp_path, cli, monkeypatch):
@@ -331,25 +430,50 @@ def test_refuses_a_file_of_unknown_format(tmp_path, cli, monkeypatch):
     (tmp_path / "notes.txt").write_text("hello\n")
     result = cli("trace", "notes.txt", "--run", TEXT)
     assert (result.code, result.out) == (1, "")
-    assert result.err == "llm-anatomy: notes.txt: expected a checkpoint (safetensors, gguf, torch), found a file starting with b'hello\\n'; the file is empty, truncated or of an unsupported format\n"
+    assert (
+        result.err
+        == "llm-anatomy: notes.txt: expected a checkpoint (safetensors, gguf, torch), found a file starting with b'hello\\n'; the file is empty, truncated or of an unsupported format\n"
+    )
 
 
-@pytest.mark.parametrize("args, found", [
-    (("--run", ""), "0 tokens; give a non-empty text"),
-    (("--run", " ".join(["w1"] * (trace_run.MAX_TOKENS + 1))), f"{trace_run.MAX_TOKENS + 1} tokens; give a shorter text"),
-])
+@pytest.mark.parametrize(
+    "args, found",
+    [
+        (("--run", ""), "0 tokens; give a non-empty text"),
+        (
+            ("--run", " ".join(["w1"] * (trace_run.MAX_TOKENS + 1))),
+            f"{trace_run.MAX_TOKENS + 1} tokens; give a shorter text",
+        ),
+    ],
+)
 def test_refuses_texts_of_no_or_too_many_tokens(models, cli, args, found):
     result = cli("trace", models["gpt2"], *args)
     assert (result.code, result.out) == (2, "")
-    assert result.err == f"llm-anatomy: {os.path.basename(models['gpt2'])}: expected a --run text of 1 to {trace_run.MAX_TOKENS} tokens, found {found}\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {os.path.basename(models['gpt2'])}: expected a --run text of 1 to {trace_run.MAX_TOKENS} tokens, found {found}\n"
+    )
 
 
-@pytest.mark.parametrize("option", [("--seq", "8"), ("--batch", "2"), ("--decode",), ("--decode", "--context", "4"), ("--node", "model"), ("--device", "H100")])
+@pytest.mark.parametrize(
+    "option",
+    [
+        ("--seq", "8"),
+        ("--batch", "2"),
+        ("--decode",),
+        ("--decode", "--context", "4"),
+        ("--node", "model"),
+        ("--device", "H100"),
+    ],
+)
 def test_options_of_the_config_only_trace_do_not_go_with_run(models, cli, option):
     result = cli("trace", models["gpt2"], "--run", TEXT, *option)
     assert (result.code, result.out) == (2, "")
     given = " and ".join(o for o in option if o.startswith("--"))
-    assert result.err == f"llm-anatomy: {models['gpt2']}: expected --run without the options of the config-only trace, found {given}; --run runs one text, as many tokens long as it is, through the whole model on CPU\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {models['gpt2']}: expected --run without the options of the config-only trace, found {given}; --run runs one text, as many tokens long as it is, through the whole model on CPU\n"
+    )
 
 
 # ---------------------------------------------------------------- a real trained model
@@ -374,7 +498,12 @@ def test_real_gemma3_logit_lens_ends_on_its_greedy_token(gemma3_270m, cli):
     assert data["token_ids"] == ids[0].tolist()
     assert data["layers"][-1]["lens"][0]["token_id"] == greedy == data["prediction"][0]["token_id"]
     assert tokenizer.decode([greedy]) == " Berlin"
-    assert (data["layers_path"], data["lens_norm"], data["lens_head"], len(data["layers"])) == ("model.layers", "model.norm", "lm_head", 19)
+    assert (data["layers_path"], data["lens_norm"], data["lens_head"], len(data["layers"])) == (
+        "model.layers",
+        "model.norm",
+        "lm_head",
+        19,
+    )
     assert all(len(layer["entropy"]) == 4 for layer in data["layers"][1:])
 
 
@@ -395,8 +524,15 @@ def test_report_run_section(models, tmp_path, cli):
         "LlamaForCausalLM ran its weights on CPU (float32) over 6 tokens of “w5 w17 w3 w42 w9 w1”, tokenized by its own tokenizer. "
         "Below: the residual stream entering the first layer (emb) and leaving each layer, and each layer's attention entropy (nats, averaged over query positions)."
     )
-    assert [html.unescape(t) for t in re.findall(r"<h3>(.*?)</h3>", section)] == ["Residual-stream L2 norm by layer", "Attention entropy by layer", "Largest activations and the logit lens"]
-    rows = [[html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)] for row in re.findall(r"<tr>(.*?)</tr>", section)]
+    assert [html.unescape(t) for t in re.findall(r"<h3>(.*?)</h3>", section)] == [
+        "Residual-stream L2 norm by layer",
+        "Attention entropy by layer",
+        "Largest activations and the logit lens",
+    ]
+    rows = [
+        [html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", section)
+    ]
     expected = [
         [
             "emb" if layer["after"] == "embeddings" else layer["after"],
@@ -418,4 +554,7 @@ def test_report_run_section_of_an_encoder_in_chinese(models, tmp_path, cli):
     assert cli("report", models["bert"], "--run", TEXT, "-o", page_file, "--lang", "zh").code == 0
     section = re.search(r'<section id="run">(.*?)</section>', page_file.read_text(encoding="utf-8")).group(1)
     assert section.startswith("<h2>在一段文本上的前向传播</h2>")
-    assert "logit lens" not in section.split("</th>")[-2] and "note: no logit lens: BertModel is not a causal language model" in section
+    assert (
+        "logit lens" not in section.split("</th>")[-2]
+        and "note: no logit lens: BertModel is not a causal language model" in section
+    )

@@ -6,12 +6,27 @@ from llm_anatomy.render.text import counted, human_bytes, human_count, json_numb
 
 
 def test_share():
-    assert [share(1, 3), share(266_240, 6_738_415_616), share(0, 5), share(5, 5), share(0, 0)] == ["33.3%", "<0.1%", "0.0%", "100.0%", "-"]
+    assert [share(1, 3), share(266_240, 6_738_415_616), share(0, 5), share(5, 5), share(0, 0)] == [
+        "33.3%",
+        "<0.1%",
+        "0.0%",
+        "100.0%",
+        "-",
+    ]
 
 
 def test_counts_and_sizes():
-    assert [counted(1, "tensor"), counted(291, "tensor"), counted(6_738_415_616, "parameter")] == ["1 tensor", "291 tensors", "6,738,415,616 parameters"]
-    assert [human_bytes(34), human_bytes(13_476_831_232), human_count(6_738_415_616), human_count(999)] == ["34 B", "12.55 GiB", "6.74B", "999"]
+    assert [counted(1, "tensor"), counted(291, "tensor"), counted(6_738_415_616, "parameter")] == [
+        "1 tensor",
+        "291 tensors",
+        "6,738,415,616 parameters",
+    ]
+    assert [human_bytes(34), human_bytes(13_476_831_232), human_count(6_738_415_616), human_count(999)] == [
+        "34 B",
+        "12.55 GiB",
+        "6.74B",
+        "999",
+    ]
 
 
 def test_statistics_numbers():
@@ -69,7 +84,17 @@ def test_invisible_characters_are_escaped_and_kept_in_names(name):
     assert escape_json(dumped).isascii() and json.loads(escape_json(dumped)) == {name: 1}
 
 
-LEGITIMATE = ["模型的权重", "モデル　の重み", "모델 가중치", "نموذج اللغة", "मॉडल", "Модель", "μοντέλο", "🦙 llama", "naïve café"]
+LEGITIMATE = [
+    "模型的权重",
+    "モデル　の重み",
+    "모델 가중치",
+    "نموذج اللغة",
+    "मॉडल",
+    "Модель",
+    "μοντέλο",
+    "🦙 llama",
+    "naïve café",
+]
 
 
 def test_text_of_other_scripts_is_shown_as_it_is():

@@ -10,7 +10,19 @@ import checkpoints
 import repo
 
 TESTS = Path(repo.TESTS)
-DEPENDENCIES = ("transformers", "torch", "numpy", "safetensors", "gguf", "huggingface_hub", "tokenizers", "accelerate", "mlx", "bitsandbytes", "compressed-tensors")
+DEPENDENCIES = (
+    "transformers",
+    "torch",
+    "numpy",
+    "safetensors",
+    "gguf",
+    "huggingface_hub",
+    "tokenizers",
+    "accelerate",
+    "mlx",
+    "bitsandbytes",
+    "compressed-tensors",
+)
 RELEASE = re.compile(rf"\b({'|'.join(map(re.escape, DEPENDENCIES))})[ =v-]+[0-9]+\.[0-9]+\.[0-9]+")
 
 
@@ -27,7 +39,9 @@ def test_the_check_sees_the_spellings_tests_used():
     # Spelled in pieces, or this file would hold what it forbids.
     sample = '"(meta device, transformers {0})", torch=={1} numpy v{2}'.format("5.24.0", "2.13.0", "2.4.6")
     assert hard_coded_releases(sample) == ["transformers " + "5.24.0", "torch==" + "2.13.0", "numpy v" + "2.4.6"]
-    assert hard_coded_releases(f"transformers {checkpoints.TRANSFORMERS_VERSION}") != []  # what a built string looks like once formatted
+    assert (
+        hard_coded_releases(f"transformers {checkpoints.TRANSFORMERS_VERSION}") != []
+    )  # what a built string looks like once formatted
     assert hard_coded_releases("transformers {checkpoints.TRANSFORMERS_VERSION}; torch>=2") == []
 
 

@@ -18,6 +18,7 @@ from llm_anatomy.analysis.stats import weight_stats
 from llm_anatomy.locate import open_catalog
 
 from repo import ROOT
+
 SOURCE = os.path.join(ROOT, "src", "llm_anatomy", "decode", "_codes.c")
 
 

@@ -139,7 +139,10 @@ def test_gather_decodes_many_tensors_as_torch_does_across_reads_and_pieces(tmp_p
 
 
 def test_gather_reports_each_unreadable_tensor_and_reads_the_rest(tmp_path):
-    path = safetensors_file(str(tmp_path / "t.safetensors"), {"a": torch.ones(4), "b": torch.full((4,), 2.0), "c": torch.ones(2, dtype=torch.complex64)})
+    path = safetensors_file(
+        str(tmp_path / "t.safetensors"),
+        {"a": torch.ones(4), "b": torch.full((4,), 2.0), "c": torch.ones(2, dtype=torch.complex64)},
+    )
     catalog = open_catalog(path)
     os.truncate(path, catalog.get("b").offset + 10)
     got = Reader().gather([catalog.get("c"), catalog.get("b"), catalog.get("a")])
@@ -154,7 +157,10 @@ def test_data_past_the_end_of_a_truncated_file_is_one_exact_error(tmp_path):
     os.truncate(path, info.offset + 10)
     with pytest.raises(AnatomyError) as caught:
         list(Reader().blocks(info))
-    assert caught.value.line() == f"{path}: tensor b: expected data at bytes {info.offset}..{info.offset + 16}, found a file of {info.offset + 10} bytes; the file is truncated; download it again"
+    assert (
+        caught.value.line()
+        == f"{path}: tensor b: expected data at bytes {info.offset}..{info.offset + 16}, found a file of {info.offset + 10} bytes; the file is truncated; download it again"
+    )
 
 
 def test_unsupported_dtype_is_one_exact_error(tmp_path):
@@ -170,7 +176,12 @@ def test_unsupported_dtype_is_one_exact_error(tmp_path):
 
 def test_run_parallel_keeps_task_order_and_gives_each_worker_its_own_reader():
     finished = []
-    results = run_parallel([3, 1, 2, 5], lambda task, reader: (task * 2, isinstance(reader, Reader), os.getpid()), weight=lambda t: t, done=finished.append)
+    results = run_parallel(
+        [3, 1, 2, 5],
+        lambda task, reader: (task * 2, isinstance(reader, Reader), os.getpid()),
+        weight=lambda t: t,
+        done=finished.append,
+    )
     assert [r[:2] for r in results] == [(6, True), (2, True), (4, True), (10, True)]
     assert sorted(finished) == [1, 2, 3, 5]
     assert os.getpid() not in {r[2] for r in results} or (os.cpu_count() or 1) == 1  # forked workers
@@ -203,7 +214,10 @@ def test_a_killed_worker_is_an_error_not_a_hang(monkeypatch):
     monkeypatch.setattr(parallel, "workers", lambda: 2)
     with pytest.raises(AnatomyError) as caught:
         run_parallel([1, 2, 3], _kill_self, weight=lambda task: task)
-    assert caught.value.line() == "a worker process: expected to finish its tensors, found it was killed (perhaps for lack of memory, or a weights file was truncated while it was read); run again, or read fewer tensors at once with --filter"
+    assert (
+        caught.value.line()
+        == "a worker process: expected to finish its tensors, found it was killed (perhaps for lack of memory, or a weights file was truncated while it was read); run again, or read fewer tensors at once with --filter"
+    )
 
 
 def test_bool_bytes_other_than_0_and_1_read_as_torch_reads_them(tmp_path):

@@ -15,14 +15,23 @@ from llm_anatomy.core.catalog import Catalog
 from llm_anatomy.core.errors import AnatomyError
 from llm_anatomy.locate import open_catalog
 
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], database=None)
+FUZZ = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    database=None,
+)
 
 
 def _small_state_dict():
     import torch
 
     torch.manual_seed(0)
-    return {"embed.weight": torch.randn(8, 4), "norm.weight": torch.ones(4, dtype=torch.bfloat16), "ids": torch.arange(3)}
+    return {
+        "embed.weight": torch.randn(8, 4),
+        "norm.weight": torch.ones(4, dtype=torch.bfloat16),
+        "ids": torch.arange(3),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +49,11 @@ def seeds(tmp_path_factory):
     writer.add_block_count(1)
     writer.add_token_list(["a", "b", "c", "d"])
     writer.add_tensor("token_embd.weight", state["embed.weight"].numpy())
-    writer.add_tensor("blk.0.attn_q.weight", gguf.quants.quantize(np.ones((2, 32), np.float32), gguf.GGMLQuantizationType.Q8_0), raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    writer.add_tensor(
+        "blk.0.attn_q.weight",
+        gguf.quants.quantize(np.ones((2, 32), np.float32), gguf.GGMLQuantizationType.Q8_0),
+        raw_dtype=gguf.GGMLQuantizationType.Q8_0,
+    )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -72,8 +85,14 @@ def test_unmutated_seeds_read(seeds, fmt, tmp_path):
     """The fuzzing starts from files the readers accept, so a reader that refused everything would fail here."""
     path = tmp_path / f"seed.{fmt}"
     path.write_bytes(seeds[fmt][0])
-    state = {"embed.weight": ("F32", (8, 4)), "norm.weight": ("BF16", (4,)), "ids": ("I64", (3,))}  # _small_state_dict()
-    expected = {"token_embd.weight": ("F32", (8, 4)), "blk.0.attn_q.weight": ("Q8_0", (2, 32))} if fmt == "gguf" else state
+    state = {
+        "embed.weight": ("F32", (8, 4)),
+        "norm.weight": ("BF16", (4,)),
+        "ids": ("I64", (3,)),
+    }  # _small_state_dict()
+    expected = (
+        {"token_embd.weight": ("F32", (8, 4)), "blk.0.attn_q.weight": ("Q8_0", (2, 32))} if fmt == "gguf" else state
+    )
     assert {t.name: (t.dtype, t.shape) for t in open_catalog(str(path)).tensors} == expected
 
 
@@ -126,11 +145,20 @@ def test_mutated_torch_zip_bytes(seeds, edits, cut):
 # JSON values as they come in configs and indexes, hostile ones included: deep nesting,
 # huge integers, strings full of brackets, quotes and escapes.
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(alphabet='[]{}",:\\ab.0') | st.sampled_from(["seed.safetensors", "../seed.safetensors", "", ".", "a/b"]),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(alphabet="ab.0[{\"\\"), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(alphabet='[]{}",:\\ab.0')
+    | st.sampled_from(["seed.safetensors", "../seed.safetensors", "", ".", "a/b"]),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(alphabet='ab.0[{"\\'), children, max_size=4)
+    ),
     max_leaves=20,
 )
-RAW_EDITS = st.lists(st.tuples(st.integers(0, 1 << 16), st.sampled_from(list(b'[]{}",:\\0123456789-e.\xff '))), max_size=6)
+RAW_EDITS = st.lists(
+    st.tuples(st.integers(0, 1 << 16), st.sampled_from(list(b'[]{}",:\\0123456789-e.\xff '))), max_size=6
+)
 
 
 def _json_bytes(value, edits, cut) -> bytes:
@@ -158,19 +186,40 @@ def _read_folder(seeds, files: dict) -> None:
 
 
 @FUZZ
-@given(weight_map=st.dictionaries(st.sampled_from(["embed.weight", "norm.weight", "ids", "missing"]), JSON_VALUES, max_size=4) | JSON_VALUES, edits=RAW_EDITS, cut=st.one_of(st.none(), st.integers(0, 400)))
+@given(
+    weight_map=st.dictionaries(
+        st.sampled_from(["embed.weight", "norm.weight", "ids", "missing"]), JSON_VALUES, max_size=4
+    )
+    | JSON_VALUES,
+    edits=RAW_EDITS,
+    cut=st.one_of(st.none(), st.integers(0, 400)),
+)
 def test_fuzzed_index_files(seeds, weight_map, edits, cut):
     _read_folder(seeds, {"model.safetensors.index.json": _json_bytes({"weight_map": weight_map}, edits, cut)})
 
 
 @FUZZ
-@given(config=st.dictionaries(st.sampled_from(["model_type", "num_hidden_layers", "hidden_size", "architectures", "rope_scaling"]), JSON_VALUES, max_size=5) | JSON_VALUES, edits=RAW_EDITS, cut=st.one_of(st.none(), st.integers(0, 400)))
+@given(
+    config=st.dictionaries(
+        st.sampled_from(["model_type", "num_hidden_layers", "hidden_size", "architectures", "rope_scaling"]),
+        JSON_VALUES,
+        max_size=5,
+    )
+    | JSON_VALUES,
+    edits=RAW_EDITS,
+    cut=st.one_of(st.none(), st.integers(0, 400)),
+)
 def test_fuzzed_config_files(seeds, config, edits, cut):
     _read_folder(seeds, {"config.json": _json_bytes(config, edits, cut)})
 
 
 @FUZZ
-@given(depth=st.integers(0, 5000), opener=st.sampled_from(["[", "{\"a\":"]), closed=st.booleans(), inside_string=st.booleans())
+@given(
+    depth=st.integers(0, 5000),
+    opener=st.sampled_from(["[", '{"a":']),
+    closed=st.booleans(),
+    inside_string=st.booleans(),
+)
 def test_fuzzed_nesting_in_configs(seeds, depth, opener, closed, inside_string):
     """Nesting of any depth, closed or not, in or out of strings: never a RecursionError."""
     closer = "]" if opener == "[" else "}"
@@ -193,7 +242,13 @@ def _depth(value) -> int:
     return 0
 
 
-NESTED = st.recursive(st.text(alphabet='[]{}",\\a'), lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(alphabet='[]{}"\\a'), children, max_size=3), max_leaves=12)
+NESTED = st.recursive(
+    st.text(alphabet='[]{}",\\a'),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(alphabet='[]{}"\\a'), children, max_size=3)
+    ),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -229,14 +284,31 @@ CONFIG_VALUES = st.recursive(
 )
 # Values in the ranges a real config has, so that edits also reach the analyses and the
 # skeleton builder instead of being refused at the schema.
-SANE_VALUES = st.integers(0, 48) | st.sampled_from(["linear", "yarn", "dynamic", "llama3", "sliding_attention", "float16"]) | st.lists(st.integers(0, 3), max_size=3)
-ROPE_EDITS = st.dictionaries(st.sampled_from(sorted(ROPE_FIELDS)), CONFIG_VALUES | SANE_VALUES | st.floats(0.5, 64), max_size=4)
+SANE_VALUES = (
+    st.integers(0, 48)
+    | st.sampled_from(["linear", "yarn", "dynamic", "llama3", "sliding_attention", "float16"])
+    | st.lists(st.integers(0, 3), max_size=3)
+)
+ROPE_EDITS = st.dictionaries(
+    st.sampled_from(sorted(ROPE_FIELDS)), CONFIG_VALUES | SANE_VALUES | st.floats(0.5, 64), max_size=4
+)
 CONFIG_EDITS = st.dictionaries(
     st.sampled_from(sorted(FIELDS)),
-    CONFIG_VALUES | SANE_VALUES | ROPE_EDITS | st.fixed_dictionaries({"num_hidden_layers": CONFIG_VALUES | SANE_VALUES}),
+    CONFIG_VALUES
+    | SANE_VALUES
+    | ROPE_EDITS
+    | st.fixed_dictionaries({"num_hidden_layers": CONFIG_VALUES | SANE_VALUES}),
     max_size=6,
 )
-CONFIG_COMMANDS = (("summary",), ("config", "--explain"), ("config",), ("tree",), ("params", "--style", "torch"), ("values", "--style", "torch"), ("report", "-o", "REPORT"))
+CONFIG_COMMANDS = (
+    ("summary",),
+    ("config", "--explain"),
+    ("config",),
+    ("tree",),
+    ("params", "--style", "torch"),
+    ("values", "--style", "torch"),
+    ("report", "-o", "REPORT"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +327,12 @@ def _one_line_or_output(code, out: str, err: str) -> None:
     assert not TERMINAL_UNSAFE.search(lines[0])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], database=None)
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    database=None,
+)
 @given(edits=CONFIG_EDITS)
 def test_config_contents(config_model, tmp_path, capsys, edits):
     """Random JSON values for the fields config_schema checks, through every command that reads

@@ -29,7 +29,11 @@ TRANSFORMERS_WRONG = {
     "phi3": {"original_max_position_embeddings": (256, 4096)},
     "qwen3moe": {"moe_intermediate_size": (32, 768)},
     "gemma2": {"attn_logit_softcapping": (40.0, 50.0), "final_logit_softcapping": (20.0, 30.0)},
-    "falcon": {"layer_norm_epsilon": (1e-06, 1e-05), "intermediate_size": (None, 256), "num_key_value_heads": (AS_ORIGINAL, 4)},  # multi-query: 1 KV head
+    "falcon": {
+        "layer_norm_epsilon": (1e-06, 1e-05),
+        "intermediate_size": (None, 256),
+        "num_key_value_heads": (AS_ORIGINAL, 4),
+    },  # multi-query: 1 KV head
     "gpt2": {"n_positions": (256, 1024), "feed_forward_length": (None, 256)},
     "mamba": {"max_position_embeddings": (None, 1048576)},
     "t5": {"feed_forward_proj": ("gated-gelu", "relu"), "dense_act_fn": ("gelu_new", "relu")},
@@ -38,20 +42,31 @@ TRANSFORMERS_WRONG = {
     # pattern, the KV-shared layers, the per-layer input size, the softcap or the rope bases.
     "gemma4": {
         "head_dim": (16, 256),
-        "layer_types": (["sliding_attention", "full_attention", "sliding_attention", "full_attention"], ["sliding_attention", "sliding_attention", "sliding_attention", "full_attention"]),
+        "layer_types": (
+            ["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+            ["sliding_attention", "sliding_attention", "sliding_attention", "full_attention"],
+        ),
         "per_layer_config": ({"1": {"head_dim": 32}, "3": {"head_dim": 32}}, {"3": {"head_dim": 32}}),
         "num_kv_shared_layers": (2, 0),
         "hidden_size_per_layer_input": (8, 256),
         "vocab_size_per_layer_input": (128, 262144),
         "final_logit_softcapping": (20.0, None),
         "rope_parameters": (
-            {"sliding_attention": {"rope_type": "default", "rope_theta": 20000.0}, "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 500000.0}},
-            {"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}, "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 1000000.0}},
+            {
+                "sliding_attention": {"rope_type": "default", "rope_theta": 20000.0},
+                "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 500000.0},
+            },
+            {
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 1000000.0},
+            },
         ),
     },
 }
 # Where transformers' GGUF config cannot be built at all: the error it raises.
-TRANSFORMERS_REFUSES = {"gemma4-moe": "Field 'intermediate_size' expected int, got list"}  # per-layer feed_forward_length
+TRANSFORMERS_REFUSES = {
+    "gemma4-moe": "Field 'intermediate_size' expected int, got list"
+}  # per-layer feed_forward_length
 # Fields GGUF stores as float32: transformers keeps the float32 value, we the decimal it stands for.
 FLOAT32_FIELDS = {"rms_norm_eps", "norm_eps", "norm_epsilon", "layer_norm_eps", "layer_norm_epsilon"}
 
@@ -85,7 +100,10 @@ def test_derived_config_equals_transformers_gguf_config(arch, tmp_path):
     if arch in TRANSFORMERS_REFUSES:  # ours still equals the original config, field by field
         with pytest.raises(Exception, match=re.escape(TRANSFORMERS_REFUSES[arch])):
             transformers.AutoConfig.from_pretrained(tmp_path / "gguf", gguf_file=os.path.basename(path))
-        assert _config_dict(_ours(tmp_path, derived)) == {**_config_dict(original), "architectures": derived["architectures"]}
+        assert _config_dict(_ours(tmp_path, derived)) == {
+            **_config_dict(original),
+            "architectures": derived["architectures"],
+        }
         return
     theirs = _config_dict(transformers.AutoConfig.from_pretrained(tmp_path / "gguf", gguf_file=os.path.basename(path)))
     ours = _config_dict(_ours(tmp_path, derived))
@@ -98,7 +116,10 @@ def test_derived_config_equals_transformers_gguf_config(arch, tmp_path):
             assert mine == [derived["architectures"][0]] and other in (None, mine)
         elif field in wrong:
             ours_expected, theirs_expected = wrong[field]
-            assert (mine, other) == (expected.get(field) if ours_expected is AS_ORIGINAL else ours_expected, theirs_expected), field
+            assert (mine, other) == (
+                expected.get(field) if ours_expected is AS_ORIGINAL else ours_expected,
+                theirs_expected,
+            ), field
         elif field in FLOAT32_FIELDS and isinstance(mine, float):
             assert other == _float32(mine) and mine == expected[field], field
         else:
@@ -110,7 +131,7 @@ def test_derived_config_equals_transformers_gguf_config(arch, tmp_path):
 def test_formats_page_lists_each_field_transformers_gets_wrong():
     with open(FORMATS_PAGE, encoding="utf-8") as handle:
         text = handle.read()
-    section = text[text.index("Where transformers' own GGUF loader"):]
+    section = text[text.index("Where transformers' own GGUF loader") :]
     section = section[: section.index("\n\n")]
     for arch, fields in TRANSFORMERS_WRONG.items():
         for field in fields:
@@ -173,10 +194,15 @@ def test_other_architectures_fall_back_to_the_name_tree(arch, tmp_path, cli):
     writer.close()
     tree = cli("tree", path)
     assert (tree.code, tree.err) == (0, "")
-    assert tree.out.splitlines()[-1] == f"note: no class names (transformers has no config for GGUF architecture '{arch}'); this tree is built from the tensor names, and its counts include every stored tensor (buffers too)"
+    assert (
+        tree.out.splitlines()[-1]
+        == f"note: no class names (transformers has no config for GGUF architecture '{arch}'); this tree is built from the tensor names, and its counts include every stored tensor (buffers too)"
+    )
     config = cli("config", path)
     assert config.code == 1
-    assert config.err.startswith(f"llm-anatomy: {path}: expected a GGUF architecture that maps to a transformers config (llama, mistral, qwen2, ")
+    assert config.err.startswith(
+        f"llm-anatomy: {path}: expected a GGUF architecture that maps to a transformers config (llama, mistral, qwen2, "
+    )
 
 
 # ---------------------------------------------------------------- --hf-names: each architecture's own table
@@ -197,7 +223,9 @@ def test_name_table_rows_are_gguf_tensor_name_map_rows():
     import gguf
 
     arch_of = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
-    mapped_by_processor = {("minimax-m2", "blk.{bid}.exp_probs_b.bias")}  # MiniMaxM2TensorProcessor.perform_fallback_tensor_mapping
+    mapped_by_processor = {
+        ("minimax-m2", "blk.{bid}.exp_probs_b.bias")
+    }  # MiniMaxM2TensorProcessor.perform_fallback_tensor_mapping
     for arch, table in name_maps.gguf_tables().items():
         names = gguf.TensorNameMap(arch_of[arch], 4)
         for gguf_name, hf in table.items():
@@ -212,20 +240,38 @@ def test_name_table_rows_are_gguf_tensor_name_map_rows():
 
 def test_gemma3_ffn_norm_is_the_pre_feedforward_norm(tmp_path, cli):
     path, _ = gguf_writers.embedding_only(str(tmp_path), "gemma3")
-    assert name_maps.hf_name("blk.0.ffn_norm.weight", name_maps.gguf_table(open_catalog(path).metadata)) == "model.layers.0.pre_feedforward_layernorm.weight"
+    assert (
+        name_maps.hf_name("blk.0.ffn_norm.weight", name_maps.gguf_table(open_catalog(path).metadata))
+        == "model.layers.0.pre_feedforward_layernorm.weight"
+    )
     llama = name_maps.gguf_tables()["llama"]
     assert name_maps.hf_name("blk.0.ffn_norm.weight", llama) == "model.layers.0.post_attention_layernorm.weight"
     assert name_maps.hf_name("blk.12.attn_q.weight", llama) == "model.layers.12.self_attn.q_proj.weight"
     qwen2moe = name_maps.gguf_tables()["qwen2moe"]
     assert name_maps.hf_name("blk.0.ffn_down_exps.weight", qwen2moe) == "model.layers.0.mlp.experts.down_proj"
-    assert name_maps.hf_name("blk.0.ffn_gate_exps.weight", qwen2moe) == "blk.0.ffn_gate_exps.weight"  # fused with up: kept
+    assert (
+        name_maps.hf_name("blk.0.ffn_gate_exps.weight", qwen2moe) == "blk.0.ffn_gate_exps.weight"
+    )  # fused with up: kept
 
 
 # ---------------------------------------------------------------- values --style torch: the loader's transforms undone
 
 # Quantized rows check that reordered and transposed views read the right blocks.
 QUANTIZED = {"blk.0.attn_q": "Q8_0", "blk.0.attn_k": "Q8_0", "blk.1.ffn_up": "Q4_0", "blk.0.attn_qkv": "Q8_0"}
-LOADED_BY_TRANSFORMERS = ("bloom", "falcon", "gemma2", "gemma3", "lfm2", "llama", "minimax-m2", "nemotron", "phi3", "qwen2", "stablelm", "starcoder2")
+LOADED_BY_TRANSFORMERS = (
+    "bloom",
+    "falcon",
+    "gemma2",
+    "gemma3",
+    "lfm2",
+    "llama",
+    "minimax-m2",
+    "nemotron",
+    "phi3",
+    "qwen2",
+    "stablelm",
+    "starcoder2",
+)
 
 
 @pytest.mark.parametrize("arch", LOADED_BY_TRANSFORMERS)
@@ -273,7 +319,9 @@ def test_gemma4_values_equal_transformers_gguf_loading_with_the_derived_config(t
     with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
         transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path))
     config = transformers.AutoConfig.for_model(**open_catalog(path).config)
-    model, info = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path), config=config, output_loading_info=True)
+    model, info = transformers.AutoModelForCausalLM.from_pretrained(
+        tmp_path, gguf_file=os.path.basename(path), config=config, output_loading_info=True
+    )
     assert sorted(info["missing_keys"]) == [f"model.layers.{i}.layer_scalar" for i in range(4)]
     assert not info["mismatched_keys"] and not info["unexpected_keys"]
     result = cli("values", path, "--style", "torch")
@@ -293,16 +341,27 @@ def test_gemma4_tensors_transformers_loader_misses_are_named_from_the_converter(
 
     path, _ = gguf_writers.whole_model(str(tmp_path), "gemma4-moe")
     config = transformers.AutoConfig.for_model(**open_catalog(path).config)
-    model, info = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path), config=config, output_loading_info=True)
+    model, info = transformers.AutoModelForCausalLM.from_pretrained(
+        tmp_path, gguf_file=os.path.basename(path), config=config, output_loading_info=True
+    )
     stored = {t.name for t in open_catalog(path).tensors}
-    renamed = {hf.format(bid=b) for g, hf in name_maps.CONVERTER_NAMES["gemma4"].items() for b in range(4) if g.format(bid=b) in stored}
+    renamed = {
+        hf.format(bid=b)
+        for g, hf in name_maps.CONVERTER_NAMES["gemma4"].items()
+        for b in range(4)
+        if g.format(bid=b) in stored
+    }
     assert "model.layers.3.experts.gate_up_proj" in renamed and "model.layers.0.router.per_expert_scale" in renamed
     assert set(info["missing_keys"]) == renamed
     assert not info["mismatched_keys"] and not info["unexpected_keys"]
     lines = cli("params", path, "--hf-names").out.splitlines()
-    assert lines[-1].startswith("note: 5 of these tensors are buffers of the model, not parameters (model.layers.0.layer_scalar, ")
+    assert lines[-1].startswith(
+        "note: 5 of these tensors are buffers of the model, not parameters (model.layers.0.layer_scalar, "
+    )
     hf_names = {line.split()[0] for line in lines[1:-2]}
-    assert hf_names == {n for n, _ in model.named_parameters()} | {f"model.layers.{b}.layer_scalar" for b in range(4)} | {"rope_freqs.weight"}
+    assert hf_names == {n for n, _ in model.named_parameters()} | {
+        f"model.layers.{b}.layer_scalar" for b in range(4)
+    } | {"rope_freqs.weight"}
 
 
 def test_mamba_a_log_is_numpys_float32_log_of_minus_a(tmp_path, cli):
@@ -353,8 +412,12 @@ def test_real_gemma3_gguf_against_transformers(gemma3_270m, tmp_path, cli):
     assert differ == {"architectures", "rms_norm_eps", "_model_name_or_path"}
     assert (ours["rms_norm_eps"], theirs["rms_norm_eps"]) == (1e-06, _float32(1e-06))
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
-    assert cli("tree", gemma3_270m, "--style", "torch").out == "".join(f"{n}: {type(c).__name__}\n" for n, c in model.named_children())
-    assert cli("params", gemma3_270m, "--style", "torch").out == "".join(f"{n}: {p.shape}\n" for n, p in model.named_parameters())
+    assert cli("tree", gemma3_270m, "--style", "torch").out == "".join(
+        f"{n}: {type(c).__name__}\n" for n, c in model.named_children()
+    )
+    assert cli("params", gemma3_270m, "--style", "torch").out == "".join(
+        f"{n}: {p.shape}\n" for n, p in model.named_parameters()
+    )
     hf_names = {line.split()[0] for line in cli("params", gemma3_270m, "--hf-names").out.splitlines()[1:-1]}
     assert hf_names == {n for n, _ in model.named_parameters()}
     assert cli("values", gemma3_270m, "--style", "torch").out == "".join(f"{p}\n" for p in model.parameters())
@@ -364,7 +427,9 @@ def test_real_gemma3_gguf_against_transformers(gemma3_270m, tmp_path, cli):
 
 
 def _printed(tensors):
-    return "".join(str(t) + "\n" for t in tensors)  # print(t): str(), not format(), which a 0-d tensor gives as a number
+    return "".join(
+        str(t) + "\n" for t in tensors
+    )  # print(t): str(), not format(), which a 0-d tensor gives as a number
 
 
 def test_hf_names_show_transformers_values_and_stored_shows_the_stored_ones(tmp_path, cli):
@@ -376,7 +441,13 @@ def test_hf_names_show_transformers_values_and_stored_shows_the_stored_ones(tmp_
 
     for arch, name, index, stored_name, convention in [
         ("gemma3", "model.norm.weight", (slice(None, 4),), "output_norm.weight", lambda stored: stored[:4] - 1),
-        ("llama", "model.layers.0.self_attn.q_proj.weight", (slice(None, 3), slice(None, 4)), "blk.0.attn_q.weight", lambda stored: stored[[0, 2, 4], :4]),
+        (
+            "llama",
+            "model.layers.0.self_attn.q_proj.weight",
+            (slice(None, 3), slice(None, 4)),
+            "blk.0.attn_q.weight",
+            lambda stored: stored[[0, 2, 4], :4],
+        ),
     ]:
         folder = tmp_path / arch
         path, _ = gguf_writers.whole_model(str(folder), arch, types=QUANTIZED)
@@ -391,9 +462,15 @@ def test_hf_names_show_transformers_values_and_stored_shows_the_stored_ones(tmp_
         assert torch.equal(convention(whole), expected)
         stored = whole[index]
         assert not torch.equal(stored, expected)
-        assert cli("values", path, name + text, "--hf-names", "--stored").out == f"{name}{text}  {list(stored.shape)}  {dtype}\n{stored}\n"
+        assert (
+            cli("values", path, name + text, "--hf-names", "--stored").out
+            == f"{name}{text}  {list(stored.shape)}  {dtype}\n{stored}\n"
+        )
         if len(index) == 1:
-            assert cli("values", path, stored_name + text).out == f"{stored_name}{text}  {list(stored.shape)}  {dtype}\n{stored}\n"
+            assert (
+                cli("values", path, stored_name + text).out
+                == f"{stored_name}{text}  {list(stored.shape)}  {dtype}\n{stored}\n"
+            )
 
 
 def _stored_values(path, name):
@@ -406,7 +483,9 @@ def _stored_values(path, name):
     return np.asarray(data, dtype=np.float32).reshape(tuple(reversed([int(n) for n in tensor.shape]))).tolist()
 
 
-@pytest.mark.parametrize("index", ["[:4]", "[0]", "[..., 1]", "[:, :]", "[0, :4]", "[:2, 3]", "[-1, 1::3]", "[1:, ...]", "[...]"])
+@pytest.mark.parametrize(
+    "index", ["[:4]", "[0]", "[..., 1]", "[:, :]", "[0, :4]", "[:2, 3]", "[-1, 1::3]", "[1:, ...]", "[...]"]
+)
 def test_values_torch_style_with_an_index_is_print_of_the_indexed_parameter(index, tmp_path, cli):
     """`values M 'NAME[INDEX]' --style torch` prints print(p[INDEX]) of transformers' parameter,
     grad_fn included; a --filter with an index prints it for every matching parameter."""
@@ -424,7 +503,9 @@ def test_values_torch_style_with_an_index_is_print_of_the_indexed_parameter(inde
         assert result.out == _printed([p[items]])
     result = cli("values", path, "--style", "torch", "--filter", "model.layers.0.self_attn.*" + index)
     assert result.code == 0, result.err
-    assert result.out == _printed([p[items] for n, p in model.named_parameters() if n.startswith("model.layers.0.self_attn.")])
+    assert result.out == _printed(
+        [p[items] for n, p in model.named_parameters() if n.startswith("model.layers.0.self_attn.")]
+    )
 
 
 @pytest.mark.parametrize("arch", (*LOADED_BY_TRANSFORMERS, "mamba"))

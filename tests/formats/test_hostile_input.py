@@ -36,6 +36,7 @@ def _refused(args, message, folders=(), codes=(1,), **kwargs):
 
 # --- JSON: every JSON file of a checkpoint, every kind of bomb -------------------------------
 
+
 def _header_kind(folder, value: bytes):
     path = _safetensors(folder / "model.safetensors", b'{"w":' + value + b"}")
     return ("params", path), path, "a JSON header", "the file is corrupt; download it again", 5
@@ -65,12 +66,24 @@ def _meta_params_kind(folder, value: bytes):
 JSON_KINDS = {"header": _header_kind, "index": _index_kind, "config": _config_kind, "params.json": _meta_params_kind}
 
 JSON_BOMBS = {
-    "nested-100000": (b"[" * 100_000 + b"]" * 100_000, "expected {what} nested at most 64 levels deep, found deeper nesting; {todo}"),
+    "nested-100000": (
+        b"[" * 100_000 + b"]" * 100_000,
+        "expected {what} nested at most 64 levels deep, found deeper nesting; {todo}",
+    ),
     "unclosed-100000": (b"[" * 100_000, "expected {what} nested at most 64 levels deep, found deeper nesting; {todo}"),
-    "objects-65": (b'{"a":' * 65 + b"1" + b"}" * 65, "expected {what} nested at most 64 levels deep, found deeper nesting; {todo}"),
-    "brackets-in-strings": (b'["' + b"[" * 100_000 + b'"' + b',"\\\\"' * 3 + b"," + b"[" * 70 + b"]" * 70 + b"]", "expected {what} nested at most 64 levels deep, found deeper nesting; {todo}"),
+    "objects-65": (
+        b'{"a":' * 65 + b"1" + b"}" * 65,
+        "expected {what} nested at most 64 levels deep, found deeper nesting; {todo}",
+    ),
+    "brackets-in-strings": (
+        b'["' + b"[" * 100_000 + b'"' + b',"\\\\"' * 3 + b"," + b"[" * 70 + b"]" * 70 + b"]",
+        "expected {what} nested at most 64 levels deep, found deeper nesting; {todo}",
+    ),
     "int-5000-digits": (b"1" * 5000, "expected {what}, found an integer of more than 4300 digits; {todo}"),
-    "negative-int-5000-digits": (b"[-" + b"9" * 5000 + b"]", "expected {what}, found an integer of more than 4300 digits; {todo}"),
+    "negative-int-5000-digits": (
+        b"[-" + b"9" * 5000 + b"]",
+        "expected {what}, found an integer of more than 4300 digits; {todo}",
+    ),
     "invalid-utf8": (b'"\xff"', "expected {what}, found invalid UTF-8 at byte {at}; {todo}"),
 }
 
@@ -89,7 +102,9 @@ def test_json_nested_within_the_bound_still_reads(tmp_path):
     folder = tmp_path / "m"
     folder.mkdir()
     _safetensors(folder / "model.safetensors", F32_2)
-    (folder / "config.json").write_bytes(b'{"deep":' + b"[" * 60 + b"]" * 60 + b', "name": "[[[{{{\\"\\\\", "model_type": "llama"}')
+    (folder / "config.json").write_bytes(
+        b'{"deep":' + b"[" * 60 + b"]" * 60 + b', "name": "[[[{{{\\"\\\\", "model_type": "llama"}'
+    )
     from llm_anatomy.locate import open_catalog
 
     config = open_catalog(str(folder)).require_config()
@@ -99,9 +114,18 @@ def test_json_nested_within_the_bound_still_reads(tmp_path):
 @pytest.mark.parametrize(
     "kind, message",
     [
-        ("index", "{path}: expected a JSON index with a weight_map of at most 20971520 bytes, found 3221225472 bytes; download the index again"),
-        ("config", "{path}: expected a JSON config of at most 4194304 bytes, found 3221225472 bytes; fix or re-download config.json"),
-        ("params.json", "{path}: expected Meta's params.json of at most 4194304 bytes, found 3221225472 bytes; fix or re-download params.json"),
+        (
+            "index",
+            "{path}: expected a JSON index with a weight_map of at most 20971520 bytes, found 3221225472 bytes; download the index again",
+        ),
+        (
+            "config",
+            "{path}: expected a JSON config of at most 4194304 bytes, found 3221225472 bytes; fix or re-download config.json",
+        ),
+        (
+            "params.json",
+            "{path}: expected Meta's params.json of at most 4194304 bytes, found 3221225472 bytes; fix or re-download params.json",
+        ),
     ],
 )
 def test_sparse_3gb_json_files_are_refused_unread(tmp_path, kind, message):
@@ -114,10 +138,15 @@ def test_sparse_3gb_header_length(tmp_path):
     path = tmp_path / "model.safetensors"
     path.write_bytes(struct.pack("<Q", GB3) + b"{")
     os.truncate(path, GB3 + 8)
-    _refused(("params", path), f"{path}: expected a header of at most 104857600 bytes, found a header length of 3221225472 bytes; the file is corrupt or not safetensors", [tmp_path])
+    _refused(
+        ("params", path),
+        f"{path}: expected a header of at most 104857600 bytes, found a header length of 3221225472 bytes; the file is corrupt or not safetensors",
+        [tmp_path],
+    )
 
 
 # --- The Hugging Face cache's refs -------------------------------------------------------------
+
 
 def _hub_repo(tmp_path, ref_content: bytes):
     repo = tmp_path / "hub" / "models--acme--m"
@@ -152,17 +181,29 @@ def test_refs_main_must_hold_a_commit_hash(tmp_path, content, found):
 def test_refs_main_is_read_at_most_100_bytes(tmp_path, size):
     env, ref = _hub_repo(tmp_path, b"0123abcd" * 5)
     os.truncate(ref, size)
-    _refused(("params", "acme/m"), f"{ref}: expected a commit hash of at most 100 bytes, found {size} bytes; {DAMAGED}", [tmp_path], env=env)
+    _refused(
+        ("params", "acme/m"),
+        f"{ref}: expected a commit hash of at most 100 bytes, found {size} bytes; {DAMAGED}",
+        [tmp_path],
+        env=env,
+    )
 
 
 @pytest.mark.parametrize("revision", ["../../../etc", "/etc", "a/../../b", "..", "v1\x1b[2J"])
 def test_revisions_that_leave_refs_are_usage_errors(tmp_path, revision):
     env, _ = _hub_repo(tmp_path, b"0123abcd" * 5)
     shown = repr(revision).replace("\x1b", "\\x1b")
-    _refused(("params", "acme/m", "--revision", revision), f"acme/m: expected a revision (branch, tag or commit), found {shown}; pass a name such as main, v1.0 or refs/pr/1", [tmp_path], codes=(2,), env=env)
+    _refused(
+        ("params", "acme/m", "--revision", revision),
+        f"acme/m: expected a revision (branch, tag or commit), found {shown}; pass a name such as main, v1.0 or refs/pr/1",
+        [tmp_path],
+        codes=(2,),
+        env=env,
+    )
 
 
 # --- Paths that are not regular files, or not readable ------------------------------------------
+
 
 def _fifo(tmp_path):
     path = tmp_path / "model.safetensors"
@@ -184,13 +225,27 @@ def _link_to_device(tmp_path):
     return str(path), "a character device"
 
 
-@pytest.mark.parametrize("make", [lambda _: ("/dev/null", "a character device"), lambda _: ("/dev/zero", "a character device"), _fifo, _socket, _link_to_device], ids=["dev-null", "dev-zero", "fifo", "socket", "link-to-device"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda _: ("/dev/null", "a character device"),
+        lambda _: ("/dev/zero", "a character device"),
+        _fifo,
+        _socket,
+        _link_to_device,
+    ],
+    ids=["dev-null", "dev-zero", "fifo", "socket", "link-to-device"],
+)
 @pytest.mark.parametrize("command", ["params", "values", "summary", "stats"])
 def test_model_that_is_not_a_file_or_folder(tmp_path, make, command):
     """Named as given (never its folder, as `params /dev/null` once said of /dev), at once:
     a fifo is never opened for reading, which would block until a writer came."""
     path, kind = make(tmp_path)
-    _refused((command, path), f"{path}: expected a model folder or a weights file, found {kind}; pass a model folder or a weights file", [tmp_path])
+    _refused(
+        (command, path),
+        f"{path}: expected a model folder or a weights file, found {kind}; pass a model folder or a weights file",
+        [tmp_path],
+    )
 
 
 SHARD = "model-00001-of-00001.safetensors"
@@ -227,7 +282,14 @@ def _shard_broken_link(folder):
 
 @pytest.mark.parametrize(
     "make",
-    [_shard_fifo, _shard_link_to("/dev/zero"), _shard_link_to("/dev/urandom"), _shard_folder, _shard_link_loop, _shard_broken_link],
+    [
+        _shard_fifo,
+        _shard_link_to("/dev/zero"),
+        _shard_link_to("/dev/urandom"),
+        _shard_folder,
+        _shard_link_loop,
+        _shard_broken_link,
+    ],
     ids=["fifo", "link-to-dev-zero", "link-to-dev-urandom", "folder", "symlink-loop", "broken-link"],
 )
 @pytest.mark.parametrize("command", ["params", "values", "stats"])
@@ -237,7 +299,9 @@ def test_index_shard_that_is_not_a_file(tmp_path, make, command):
     (tmp_path / "model.safetensors.index.json").write_text('{"weight_map": {"w": "%s"}}' % SHARD)
     kind, todo = make(tmp_path)
     index = tmp_path / "model.safetensors.index.json"
-    _refused((command, tmp_path), f"{index}: expected shard {SHARD} named by the index, found {kind}; {todo}", [tmp_path])
+    _refused(
+        (command, tmp_path), f"{index}: expected shard {SHARD} named by the index, found {kind}; {todo}", [tmp_path]
+    )
 
 
 def test_index_shard_linked_outside_the_folder_is_refused(tmp_path):
@@ -252,15 +316,23 @@ def test_index_shard_linked_outside_the_folder_is_refused(tmp_path):
     (model / "model.safetensors.index.json").write_text('{"weight_map": {"w": "%s"}}' % SHARD)
     os.symlink(outside / "secret.safetensors", model / SHARD)
     index = model / "model.safetensors.index.json"
-    _refused(("params", model), f"{index}: expected shard {SHARD} named by the index inside the model folder, found a link to {outside / 'secret.safetensors'}; copy the shard into the model folder", [tmp_path])
+    _refused(
+        ("params", model),
+        f"{index}: expected shard {SHARD} named by the index inside the model folder, found a link to {outside / 'secret.safetensors'}; copy the shard into the model folder",
+        [tmp_path],
+    )
     os.unlink(model / SHARD)
     _safetensors(model / "stored.safetensors", F32_2)
     os.symlink("stored.safetensors", model / SHARD)
     outcome = run_cli("params", model)
-    assert (outcome.code, outcome.out.splitlines()[1]) == (0, f"w     [2]    F32         2    8 B  {SHARD}"), outcome.err
+    assert (outcome.code, outcome.out.splitlines()[1]) == (0, f"w     [2]    F32         2    8 B  {SHARD}"), (
+        outcome.err
+    )
 
 
-@pytest.mark.parametrize("blob", ["../../blobs/b1", "../../../elsewhere.safetensors"], ids=["into-blobs", "out-of-the-repository"])
+@pytest.mark.parametrize(
+    "blob", ["../../blobs/b1", "../../../elsewhere.safetensors"], ids=["into-blobs", "out-of-the-repository"]
+)
 def test_cache_snapshot_shards_link_into_their_blobs(tmp_path, blob):
     """A Hugging Face cache snapshot's files are links into the repository's blobs/ folder:
     those are inside; a link out of the repository is refused as in any folder."""
@@ -277,10 +349,16 @@ def test_cache_snapshot_shards_link_into_their_blobs(tmp_path, blob):
     os.symlink(blob, snapshot / SHARD)
     outcome = run_cli("params", snapshot, env=dict(os.environ, **env, HF_HUB_OFFLINE="1"))
     if blob.startswith("../../blobs"):
-        assert (outcome.code, outcome.out.splitlines()[1]) == (0, f"w     [2]    F32         2    8 B  {SHARD}"), outcome.err
+        assert (outcome.code, outcome.out.splitlines()[1]) == (0, f"w     [2]    F32         2    8 B  {SHARD}"), (
+            outcome.err
+        )
     else:
         index = snapshot / "model.safetensors.index.json"
-        assert_refused(outcome, (1,), f"llm-anatomy: {index}: expected shard {SHARD} named by the index inside the model folder, found a link to {tmp_path / 'hub' / 'elsewhere.safetensors'}; copy the shard into the model folder")
+        assert_refused(
+            outcome,
+            (1,),
+            f"llm-anatomy: {index}: expected shard {SHARD} named by the index inside the model folder, found a link to {tmp_path / 'hub' / 'elsewhere.safetensors'}; copy the shard into the model folder",
+        )
 
 
 def _tiny_torch(path):
@@ -364,12 +442,19 @@ def test_unreadable_files_and_folders(tmp_path, case):
         pytest.skip(why_not)
     args, path, expected, *env = UNREADABLE[case](tmp_path)
     try:
-        _refused(args, f"{path}: expected {expected}, found permission denied; check its permissions", [], env=env[0] if env else None, unprivileged=True)
+        _refused(
+            args,
+            f"{path}: expected {expected}, found permission denied; check its permissions",
+            [],
+            env=env[0] if env else None,
+            unprivileged=True,
+        )
     finally:
         os.chmod(path, 0o755)  # so that pytest can remove it
 
 
 # --- Names, counts, ranks and dimensions, in every format ---------------------------------------
+
 
 def _st(entries):
     """entries: the header, or a function making it (built only when its case runs)."""
@@ -394,7 +479,11 @@ def test_gguf_quantized_tensor_of_0_dimensions(tmp_path, command):
     info = struct.pack("<Q", 1) + b"w" + struct.pack("<IIQ", 0, q4_0, 0)
     path = tmp_path / "model.gguf"
     path.write_bytes(_gguf_bytes(info, 1))
-    _refused((command, path), f"{path}: tensor w: expected rows of whole Q4_0 blocks (32 elements), found a tensor of 0 dimensions (one element); the file is corrupt", [tmp_path])
+    _refused(
+        (command, path),
+        f"{path}: tensor w: expected rows of whole Q4_0 blocks (32 elements), found a tensor of 0 dimensions (one element); the file is corrupt",
+        [tmp_path],
+    )
 
 
 def test_gguf_plain_tensor_of_0_dimensions_is_a_scalar(tmp_path):
@@ -463,17 +552,50 @@ HOSTILE = "the file is corrupt or hostile"
 NOT_LOADABLE = "the file is corrupt or hostile; do not load it"
 TRUNCATED = "the file is truncated or corrupt; download it again"
 STRUCTURE = {
-    "safetensors-long-name": (_st(F32_2.replace(b'"w"', f'"{LONG}"'.encode())), f"expected tensor names of at most 1024 characters, found a name of 2000 characters; {HOSTILE}"),
-    "safetensors-rank-20000": (_st(b'{"w":{"dtype":"F32","shape":[' + b",".join([b"1"] * 20000) + b'],"data_offsets":[0,4]}}'), "tensor w: expected a shape of at most 64 integers in 0..2**63-1, found a shape of rank 20000"),
-    "safetensors-dim-2**64": (_st(b'{"w":{"dtype":"F32","shape":[0,18446744073709551616],"data_offsets":[0,0]}}'), "tensor w: expected a shape of at most 64 integers in 0..2**63-1, found [0, 18446744073709551616]"),
-    "safetensors-offset-2**70": (_st(b'{"w":{"dtype":"F32","shape":[0],"data_offsets":[0,1180591620717411303424]}}'), "tensor w: expected data_offsets [begin, end], found [0, 1180591620717411303424]"),
-    "safetensors-1000002-tensors": (_st(lambda: b"{" + b",".join(b'"%d":{}' % i for i in range(1_000_002)) + b"}"), f"expected at most 1000000 tensors in one file, found 1000002 header entries; {HOSTILE}"),
-    "gguf-long-name": (_gguf(_gguf_bytes(_gguf_info(LONG.encode(), (4,)), 1)), f"expected a tensor name of at most 1024 bytes, found 2000 bytes; {TRUNCATED}"),
-    "gguf-dim-2**63": (_gguf(_gguf_bytes(_gguf_info(b"w", (2**63, 0)), 1)), f"expected dimensions below 2**63 for w, found 9223372036854775808; {TRUNCATED}"),
-    "gguf-3000000-tensors": (_gguf(_gguf_bytes(b"", 3_000_000), 100 << 20), f"expected at most 1000000 tensors, found 3000000; {HOSTILE}"),
-    "torch-long-name": (_pt({LONG: _Tensor((2,), (1,))}), f"expected tensor names of at most 1024 characters, found a name of 2000 characters; {HOSTILE}"),
-    "torch-rank-20000": (_pt({"w": _Tensor((1,) * 20000, (1,) * 20000)}), "expected a tensor of rank at most 64, found rank 20000; the file is not a plain state dict and may run code when loaded with torch.load; do not load it"),
-    "torch-dim-2**64": (_pt({"w": _Tensor((0, 2**64), (2**64, 1))}), "expected a tensor with an offset, shape and strides of integers in 0..2**63-1, found something else; the file is not a plain state dict and may run code when loaded with torch.load; do not load it"),
+    "safetensors-long-name": (
+        _st(F32_2.replace(b'"w"', f'"{LONG}"'.encode())),
+        f"expected tensor names of at most 1024 characters, found a name of 2000 characters; {HOSTILE}",
+    ),
+    "safetensors-rank-20000": (
+        _st(b'{"w":{"dtype":"F32","shape":[' + b",".join([b"1"] * 20000) + b'],"data_offsets":[0,4]}}'),
+        "tensor w: expected a shape of at most 64 integers in 0..2**63-1, found a shape of rank 20000",
+    ),
+    "safetensors-dim-2**64": (
+        _st(b'{"w":{"dtype":"F32","shape":[0,18446744073709551616],"data_offsets":[0,0]}}'),
+        "tensor w: expected a shape of at most 64 integers in 0..2**63-1, found [0, 18446744073709551616]",
+    ),
+    "safetensors-offset-2**70": (
+        _st(b'{"w":{"dtype":"F32","shape":[0],"data_offsets":[0,1180591620717411303424]}}'),
+        "tensor w: expected data_offsets [begin, end], found [0, 1180591620717411303424]",
+    ),
+    "safetensors-1000002-tensors": (
+        _st(lambda: b"{" + b",".join(b'"%d":{}' % i for i in range(1_000_002)) + b"}"),
+        f"expected at most 1000000 tensors in one file, found 1000002 header entries; {HOSTILE}",
+    ),
+    "gguf-long-name": (
+        _gguf(_gguf_bytes(_gguf_info(LONG.encode(), (4,)), 1)),
+        f"expected a tensor name of at most 1024 bytes, found 2000 bytes; {TRUNCATED}",
+    ),
+    "gguf-dim-2**63": (
+        _gguf(_gguf_bytes(_gguf_info(b"w", (2**63, 0)), 1)),
+        f"expected dimensions below 2**63 for w, found 9223372036854775808; {TRUNCATED}",
+    ),
+    "gguf-3000000-tensors": (
+        _gguf(_gguf_bytes(b"", 3_000_000), 100 << 20),
+        f"expected at most 1000000 tensors, found 3000000; {HOSTILE}",
+    ),
+    "torch-long-name": (
+        _pt({LONG: _Tensor((2,), (1,))}),
+        f"expected tensor names of at most 1024 characters, found a name of 2000 characters; {HOSTILE}",
+    ),
+    "torch-rank-20000": (
+        _pt({"w": _Tensor((1,) * 20000, (1,) * 20000)}),
+        "expected a tensor of rank at most 64, found rank 20000; the file is not a plain state dict and may run code when loaded with torch.load; do not load it",
+    ),
+    "torch-dim-2**64": (
+        _pt({"w": _Tensor((0, 2**64), (2**64, 1))}),
+        "expected a tensor with an offset, shape and strides of integers in 0..2**63-1, found something else; the file is not a plain state dict and may run code when loaded with torch.load; do not load it",
+    ),
 }
 
 
@@ -511,6 +633,7 @@ def test_gguf_metadata_strings_are_kept_within_a_budget(tmp_path):
 
 # --- Pickles: memory and time bombs -----------------------------------------------------------
 
+
 def _laughs(depth=20, fan=10):
     level = {"x": 1}
     for _ in range(depth):
@@ -535,16 +658,46 @@ COLLISION_BOMB = b"\x80\x02}(" + b"".join(_long1(k) + b"K\x00" for k in COLLIDIN
 
 
 PICKLES = {
-    "billion-laughs": (_pt(_laughs()), f"expected a state dict holding each of its dicts once, found the dict under {'k0.' * 14}k1 again; {NOT_LOADABLE}"),
-    "dict-spray-deflated": (_pt(raw=b"\x80\x02" + b"}" * 3_000_000 + b".", compression=zipfile.ZIP_DEFLATED), f"expected a pickle of at most 2500000 operations, found more; {NOT_LOADABLE}"),
-    "list-spray": (_pt(raw=b"\x80\x02]" + b"]a" * 1_500_000 + b"."), f"expected a pickle of at most 2500000 operations, found more; {NOT_LOADABLE}"),
-    "hash-bomb-key": (_pt(raw=HASH_BOMB), f"expected dict keys that are strings or numbers, found a key of type tuple; {NOT_LOADABLE}"),
-    "set-protocol-2": (_pt({"w": {1, 2}}), "expected only tensors and state dicts, found the disallowed global __builtin__.set; the file is not a plain state dict and may run code when loaded with torch.load; do not load it"),
-    "set-protocol-4": (_pt(raw=pickle.dumps({"w": {1, 2}}, protocol=4)), f"expected a state dict, found a set; {NOT_LOADABLE}"),
-    "frozenset": (_pt(raw=pickle.dumps({"w": frozenset({1})}, protocol=4)), f"expected a state dict, found a frozenset; {NOT_LOADABLE}"),
-    "int-key-hash-collision": (_pt(raw=COLLISION_BOMB), f"expected integer dict keys below 2**61, found an integer key of 62 bits; {NOT_LOADABLE}"),
-    "long4-int": (_pt({"w": 1 << 4000}), f"expected a state dict, found an integer of more than 255 bytes; {NOT_LOADABLE}"),
-    "bzip2-data-pkl": (_pt({"w": 1}, compression=zipfile.ZIP_BZIP2), "expected archive/data.pkl stored or deflated, found compression method 12; save it again with torch.save"),
+    "billion-laughs": (
+        _pt(_laughs()),
+        f"expected a state dict holding each of its dicts once, found the dict under {'k0.' * 14}k1 again; {NOT_LOADABLE}",
+    ),
+    "dict-spray-deflated": (
+        _pt(raw=b"\x80\x02" + b"}" * 3_000_000 + b".", compression=zipfile.ZIP_DEFLATED),
+        f"expected a pickle of at most 2500000 operations, found more; {NOT_LOADABLE}",
+    ),
+    "list-spray": (
+        _pt(raw=b"\x80\x02]" + b"]a" * 1_500_000 + b"."),
+        f"expected a pickle of at most 2500000 operations, found more; {NOT_LOADABLE}",
+    ),
+    "hash-bomb-key": (
+        _pt(raw=HASH_BOMB),
+        f"expected dict keys that are strings or numbers, found a key of type tuple; {NOT_LOADABLE}",
+    ),
+    "set-protocol-2": (
+        _pt({"w": {1, 2}}),
+        "expected only tensors and state dicts, found the disallowed global __builtin__.set; the file is not a plain state dict and may run code when loaded with torch.load; do not load it",
+    ),
+    "set-protocol-4": (
+        _pt(raw=pickle.dumps({"w": {1, 2}}, protocol=4)),
+        f"expected a state dict, found a set; {NOT_LOADABLE}",
+    ),
+    "frozenset": (
+        _pt(raw=pickle.dumps({"w": frozenset({1})}, protocol=4)),
+        f"expected a state dict, found a frozenset; {NOT_LOADABLE}",
+    ),
+    "int-key-hash-collision": (
+        _pt(raw=COLLISION_BOMB),
+        f"expected integer dict keys below 2**61, found an integer key of 62 bits; {NOT_LOADABLE}",
+    ),
+    "long4-int": (
+        _pt({"w": 1 << 4000}),
+        f"expected a state dict, found an integer of more than 255 bytes; {NOT_LOADABLE}",
+    ),
+    "bzip2-data-pkl": (
+        _pt({"w": 1}, compression=zipfile.ZIP_BZIP2),
+        "expected archive/data.pkl stored or deflated, found compression method 12; save it again with torch.save",
+    ),
 }
 
 
@@ -595,14 +748,22 @@ def test_declared_pickle_size_is_checked_before_inflating(tmp_path):
     entry = data.find(central)  # the first member: data.pkl
     _patched(path, data[entry : entry + 46], 24, struct.pack("<I", 0xFFFFFFF0))
     stored = len(_data_pkl({"w": _Tensor((2,), (1,))}))
-    _refused(("params", path), f"{path}: expected archive/data.pkl of at most 33554432 bytes, found 4294967280 bytes ({stored} stored); the file is corrupt or hostile; download it again", [tmp_path])
+    _refused(
+        ("params", path),
+        f"{path}: expected archive/data.pkl of at most 33554432 bytes, found 4294967280 bytes ({stored} stored); the file is corrupt or hostile; download it again",
+        [tmp_path],
+    )
 
 
 def test_central_directory_larger_than_the_file(tmp_path):
     path = _torch_zip(tmp_path / "model.pt", _data_pkl({"w": _Tensor((2,), (1,))}))
     _patched(path, b"PK\x05\x06", 12, struct.pack("<I", 0x7FFFFFFF))
     size = os.path.getsize(path)
-    _refused(("params", path), f"{path}: expected a zip directory of at most {size} bytes, found 2147483647 bytes; the file is corrupt or hostile; download it again", [tmp_path])
+    _refused(
+        ("params", path),
+        f"{path}: expected a zip directory of at most {size} bytes, found 2147483647 bytes; the file is corrupt or hostile; download it again",
+        [tmp_path],
+    )
 
 
 def test_hand_built_pickles_read_when_sound(tmp_path):
@@ -622,13 +783,23 @@ def test_a_million_tiny_tensors_are_refused_at_once(tmp_path):
     """The issue's 1.2 million two-value tensors (params took 65 s and 1.2 GB): refused from
     the header's bytes, before a single entry is parsed, by every command."""
     count = 1_200_000
-    header = b"{" + b",".join(b'"t.%d":{"dtype":"F16","shape":[2],"data_offsets":[%d,%d]}' % (i, 4 * i, 4 * i + 4) for i in range(count)) + b"}"
+    header = (
+        b"{"
+        + b",".join(
+            b'"t.%d":{"dtype":"F16","shape":[2],"data_offsets":[%d,%d]}' % (i, 4 * i, 4 * i + 4) for i in range(count)
+        )
+        + b"}"
+    )
     path = tmp_path / "tiny.safetensors"
     with open(path, "wb") as handle:
         handle.write(struct.pack("<Q", len(header)) + header)
     os.truncate(path, 8 + len(header) + 4 * count)
     for command in ("params", "stats", "summary", "values"):
-        _refused((command, path), f"{path}: expected at most 1000000 tensors in one file, found 1200000 header entries; {HOSTILE}", [tmp_path])
+        _refused(
+            (command, path),
+            f"{path}: expected at most 1000000 tensors in one file, found 1200000 header entries; {HOSTILE}",
+            [tmp_path],
+        )
 
 
 def test_the_tensor_cap_holds_across_shards(tmp_path, monkeypatch):
@@ -637,12 +808,21 @@ def test_the_tensor_cap_holds_across_shards(tmp_path, monkeypatch):
     from llm_anatomy.core.errors import AnatomyError
     from llm_anatomy.locate import open_catalog
 
-    _safetensors(tmp_path / "a.safetensors", b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}')
-    _safetensors(tmp_path / "b.safetensors", b'{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}')
+    _safetensors(
+        tmp_path / "a.safetensors",
+        b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}',
+    )
+    _safetensors(
+        tmp_path / "b.safetensors",
+        b'{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}',
+    )
     monkeypatch.setattr(formats, "MAX_TENSORS", 3)
     with pytest.raises(AnatomyError) as refused:
         open_catalog(str(tmp_path))
-    assert refused.value.line() == f"{tmp_path}: expected at most 3 tensors in one checkpoint, found 4 in its first 2 files; the checkpoint is corrupt or hostile"
+    assert (
+        refused.value.line()
+        == f"{tmp_path}: expected at most 3 tensors in one checkpoint, found 4 in its first 2 files; the checkpoint is corrupt or hostile"
+    )
     monkeypatch.setattr(formats, "MAX_TENSORS", 4)
     assert len(open_catalog(str(tmp_path)).tensors) == 4
 
@@ -651,7 +831,14 @@ def test_names_with_unusual_digits_sort_as_numbers_where_they_are_digits(tmp_pat
     """Superscripts are no decimal digits (int('²') fails): they sort as text; other
     scripts' decimal digits (Arabic-Indic ٣) are numbers."""
     names = ["w1²", "w10", "w2", "w٣", "w²"]
-    header = "{" + ",".join(f'"{name}":{{"dtype":"F32","shape":[1],"data_offsets":[{4 * i},{4 * i + 4}]}}' for i, name in enumerate(names)) + "}"
+    header = (
+        "{"
+        + ",".join(
+            f'"{name}":{{"dtype":"F32","shape":[1],"data_offsets":[{4 * i},{4 * i + 4}]}}'
+            for i, name in enumerate(names)
+        )
+        + "}"
+    )
     path = _safetensors(tmp_path / "model.safetensors", header.encode(), b"\0" * 20)
     outcome = run_cli("params", path)
     assert outcome.code == 0, outcome.err

@@ -47,15 +47,29 @@ def test_bf16_and_f16_decode_every_bit_pattern():
 
 @pytest.mark.parametrize(
     "name, dtype",
-    [("F64", "float64"), ("F32", "float32"), ("I64", "int64"), ("I32", "int32"), ("I16", "int16"), ("I8", "int8"),
-     ("U8", "uint8"), ("U16", "uint16"), ("U32", "uint32"), ("U64", "uint64"), ("BOOL", "bool"), ("C64", "complex64")],
+    [
+        ("F64", "float64"),
+        ("F32", "float32"),
+        ("I64", "int64"),
+        ("I32", "int32"),
+        ("I16", "int16"),
+        ("I8", "int8"),
+        ("U8", "uint8"),
+        ("U16", "uint16"),
+        ("U32", "uint32"),
+        ("U64", "uint64"),
+        ("BOOL", "bool"),
+        ("C64", "complex64"),
+    ],
 )
 def test_plain_dtypes_read_back_what_safetensors_wrote(tmp_path, name, dtype):
     import torch
 
     torch.manual_seed(1)
     source = torch.randn(4, 9, dtype=torch.float64) * 1000
-    tensor = source.to(getattr(torch, dtype)) if dtype != "complex64" else torch.complex(source, -source).to(torch.complex64)
+    tensor = (
+        source.to(getattr(torch, dtype)) if dtype != "complex64" else torch.complex(source, -source).to(torch.complex64)
+    )
     path = checkpoints.safetensors_file(str(tmp_path / "t.safetensors"), {"t": tensor})
     info = open_catalog(path).get("t")
     assert info.dtype == name
@@ -84,7 +98,9 @@ def test_block_decoders_read_whole_blocks(tmp_path, monkeypatch):
         calls.append(len(data))
         return [float(b) for b in data]  # one element per byte, blocks of 4 bytes
 
-    monkeypatch.setitem(DECODERS, "U8", elements.Decoder("torch.float32", "float", one_per_byte, block_bytes=4, block_elems=4))
+    monkeypatch.setitem(
+        DECODERS, "U8", elements.Decoder("torch.float32", "float", one_per_byte, block_bytes=4, block_elems=4)
+    )
     import torch
 
     path = checkpoints.safetensors_file(str(tmp_path / "b.safetensors"), {"b": torch.arange(16, dtype=torch.uint8)})
@@ -98,7 +114,9 @@ def test_a_merged_read_decodes_only_the_wanted_stretches(tmp_path, monkeypatch):
 
     decoded = []
     plain = DECODERS["U8"].decode
-    monkeypatch.setitem(DECODERS, "U8", DECODERS["U8"]._replace(decode=lambda data: decoded.append(len(data)) or plain(data)))
+    monkeypatch.setitem(
+        DECODERS, "U8", DECODERS["U8"]._replace(decode=lambda data: decoded.append(len(data)) or plain(data))
+    )
     path = checkpoints.safetensors_file(str(tmp_path / "u.safetensors"), {"u": torch.arange(3000).to(torch.uint8)})
     with ElementReader() as reader:
         assert reader.read(open_catalog(path).get("u"), [0, 1, 2, 2000, 2001]) == [0, 1, 2, 2000 % 256, 2001 % 256]
@@ -137,7 +155,25 @@ def test_casts_round_as_tensor_to_does(source, target):
 
     torch.manual_seed(5)
     wide = torch.randn(4000, dtype=torch.float64) * 10.0 ** torch.randint(-44, 40, (4000,))
-    specials = torch.tensor([math.nan, math.inf, -math.inf, -0.0, 0.0, 65504.0, 65519.99, 65520.0, -7e4, 3.4e38, 1e-8, 6e-8, 1 + 2**-8, 1 + 3 * 2**-9], dtype=torch.float64)
+    specials = torch.tensor(
+        [
+            math.nan,
+            math.inf,
+            -math.inf,
+            -0.0,
+            0.0,
+            65504.0,
+            65519.99,
+            65520.0,
+            -7e4,
+            3.4e38,
+            1e-8,
+            6e-8,
+            1 + 2**-8,
+            1 + 3 * 2**-9,
+        ],
+        dtype=torch.float64,
+    )
     values = torch.cat([wide, specials]).to(getattr(torch, source))
     torch_target = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}[target]
     assert _same(elements.CASTS[target](values.double().tolist()), values.to(torch_target).double().tolist())

@@ -11,7 +11,14 @@ from conftest import imported_by
 from llm_anatomy.locate import open_catalog
 from llm_anatomy.decode.elements import ElementReader
 
-TORCH_DTYPES = {"torch.float32": "F32", "torch.bfloat16": "BF16", "torch.float16": "F16", "torch.int64": "I64", "torch.float8_e4m3fn": "F8_E4M3", "torch.bool": "BOOL"}
+TORCH_DTYPES = {
+    "torch.float32": "F32",
+    "torch.bfloat16": "BF16",
+    "torch.float16": "F16",
+    "torch.int64": "I64",
+    "torch.float8_e4m3fn": "F8_E4M3",
+    "torch.bool": "BOOL",
+}
 
 
 @pytest.fixture(scope="session")
@@ -48,11 +55,21 @@ def _assert_equals_torch_load(catalog, files):
     with ElementReader() as elements:
         for info in catalog.tensors:
             tensor = loaded[info.name]
-            assert (info.shape, info.dtype, info.nbytes) == (tuple(tensor.shape), TORCH_DTYPES[str(tensor.dtype)], tensor.numel() * tensor.element_size())
+            assert (info.shape, info.dtype, info.nbytes) == (
+                tuple(tensor.shape),
+                TORCH_DTYPES[str(tensor.dtype)],
+                tensor.numel() * tensor.element_size(),
+            )
             assert elements.read(info, range(info.numel)) == tensor.flatten().tolist(), info.name
     for path in files:  # each tensor's storage starts where torch's reader puts a storage record
-        starts = {t.offset - loaded[t.name].storage_offset() * loaded[t.name].element_size() for t in catalog.tensors if t.file == path}
-        assert starts <= _storage_offsets(path) and len(starts) == len({loaded[t.name].untyped_storage().data_ptr() for t in catalog.tensors if t.file == path})
+        starts = {
+            t.offset - loaded[t.name].storage_offset() * loaded[t.name].element_size()
+            for t in catalog.tensors
+            if t.file == path
+        }
+        assert starts <= _storage_offsets(path) and len(starts) == len(
+            {loaded[t.name].untyped_storage().data_ptr() for t in catalog.tensors if t.file == path}
+        )
 
 
 def test_bin_equals_torch_load(bin_dir):
@@ -63,7 +80,10 @@ def test_bin_equals_torch_load(bin_dir):
 
 def test_sharded_bin_equals_torch_load(sharded_bin_dir):
     catalog = open_catalog(sharded_bin_dir)
-    assert [os.path.basename(f) for f in catalog.files] == ["pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"]
+    assert [os.path.basename(f) for f in catalog.files] == [
+        "pytorch_model-00001-of-00002.bin",
+        "pytorch_model-00002-of-00002.bin",
+    ]
     _assert_equals_torch_load(catalog, catalog.files)
 
 
@@ -129,7 +149,10 @@ def test_model_parallel_shards_are_refused(meta_dir, tmp_path, cli):
     shutil.copytree(meta_dir, folder)
     shutil.copy(folder / "consolidated.00.pth", folder / "consolidated.01.pth")
     result = cli("params", folder)
-    assert result.err == f"llm-anatomy: {folder}: expected one consolidated.00.pth (a model that is not split for model parallelism), found 2 model-parallel shards; pass one shard file, or convert with transformers' convert_llama_weights_to_hf.py\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {folder}: expected one consolidated.00.pth (a model that is not split for model parallelism), found 2 model-parallel shards; pass one shard file, or convert with transformers' convert_llama_weights_to_hf.py\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -148,7 +171,10 @@ def test_broken_params_json_is_one_line_and_params_still_works(meta_dir, tmp_pat
     (folder / "params.json").write_text(text)
     expected = "Meta's params.json" if text.startswith("{") else "a JSON object"
     result = cli("config", folder)
-    assert (result.code, result.err) == (1, f"llm-anatomy: {folder / 'params.json'}: expected {expected}, found {found}; fix or re-download params.json\n")
+    assert (result.code, result.err) == (
+        1,
+        f"llm-anatomy: {folder / 'params.json'}: expected {expected}, found {found}; fix or re-download params.json\n",
+    )
     assert cli("params", folder).out == cli("params", meta_dir).out  # the same folder name, so the same text
 
 
@@ -166,7 +192,10 @@ def test_tensor_past_its_storage(numel, offset, found):
     ref = TensorRef(StorageRef("0", "F32", numel), offset, (4,), (1,), "F32")
     with pytest.raises(AnatomyError) as caught:
         torch_zip._tensor("m.bin", "w", ref, (64, 16))
-    assert caught.value.line() == f"m.bin: tensor w: expected 16 bytes at byte {offset * 4} of its storage, found {found}; the file is truncated or corrupt"
+    assert (
+        caught.value.line()
+        == f"m.bin: tensor w: expected 16 bytes at byte {offset * 4} of its storage, found {found}; the file is truncated or corrupt"
+    )
     assert torch_zip._tensor("m.bin", "w", ref._replace(offset=0, shape=(numel,)), (64, 16)).nbytes == numel * 4
 
 
@@ -175,7 +204,15 @@ def test_shared_views_offsets_and_new_dtypes(tmp_path):
     import torch
 
     base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
-    state = {"a": base, "tied": base, "row": base[1], "p": torch.nn.Parameter(torch.ones(2)), "f8": torch.full((4,), 0.5).to(torch.float8_e4m3fn), "ids": torch.arange(3), "mask": torch.tensor([True, False])}
+    state = {
+        "a": base,
+        "tied": base,
+        "row": base[1],
+        "p": torch.nn.Parameter(torch.ones(2)),
+        "f8": torch.full((4,), 0.5).to(torch.float8_e4m3fn),
+        "ids": torch.arange(3),
+        "mask": torch.tensor([True, False]),
+    }
     path = str(tmp_path / "state.pt")
     torch.save(state, path)
     catalog = open_catalog(path)
@@ -212,7 +249,10 @@ def test_pickle_that_runs_a_command_is_refused(tmp_path, cli):
     path = tmp_path / "evil.bin"
     torch.save({"w": torch.zeros(2), "payload": RunsACommand(marker)}, str(path))
     result = cli("params", path)
-    assert result.err == f"llm-anatomy: {path}: expected only tensors and state dicts, found the disallowed global posix.system; the file is not a plain state dict and may run code when loaded with torch.load; do not load it\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {path}: expected only tensors and state dicts, found the disallowed global posix.system; the file is not a plain state dict and may run code when loaded with torch.load; do not load it\n"
+    )
     assert result.code == 1
     assert not marker.exists()
     torch.load(str(path), weights_only=False)  # the same file does run the command when torch loads it unrestricted
@@ -230,7 +270,10 @@ def test_build_on_an_allowed_global_is_refused(tmp_path, cli):
     evil = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n}X\x01\x00\x00\x00aK\x01sb."
     path = _torch_like_zip(tmp_path / "build.pt", evil)
     result = cli("params", path)
-    assert result.err == f"llm-anatomy: {path}: expected object state only on dicts, found state for function; the file is not a plain state dict and may run code when loaded with torch.load; do not load it\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {path}: expected object state only on dicts, found state for function; the file is not a plain state dict and may run code when loaded with torch.load; do not load it\n"
+    )
 
 
 NOT_A_STATE_DICT = "the file is not a plain state dict and may run code when loaded with torch.load; do not load it"
@@ -240,17 +283,48 @@ CORRUPT_PICKLE = "the file is corrupt; download it again"
 @pytest.mark.parametrize(
     "pickle_bytes, message",
     [
-        (b"\x80\x02ccollections\nOrderedDict\n)\x81.", f"expected a state dict, found the pickle operation NEWOBJ; {NOT_A_STATE_DICT}"),
-        (b"\x80\x02(X\x02\x00\x00\x00idiposix\nsystem\n.", f"expected a state dict, found the pickle operation INST; {NOT_A_STATE_DICT}"),
+        (
+            b"\x80\x02ccollections\nOrderedDict\n)\x81.",
+            f"expected a state dict, found the pickle operation NEWOBJ; {NOT_A_STATE_DICT}",
+        ),
+        (
+            b"\x80\x02(X\x02\x00\x00\x00idiposix\nsystem\n.",
+            f"expected a state dict, found the pickle operation INST; {NOT_A_STATE_DICT}",
+        ),
         (b"\x80\x02]K\x00K\x01s.", f"expected items set only on dicts, found items set on list; {NOT_A_STATE_DICT}"),
-        (b"\x80\x02}K\x01a.", f"expected items appended only to lists, found items appended to dict; {NOT_A_STATE_DICT}"),
-        (b"\x80\x02ctorch\nFloatStorage\n)R.", f"expected calls of the allowed functions only, found a call of StorageType; {NOT_A_STATE_DICT}"),
-        (b"\x80\x02\xff.", f"expected a readable pickle (data.pkl), found an unknown operation 0xff at byte 2; {CORRUPT_PICKLE}"),
-        (b"\x80\x02}", f"expected a readable pickle (data.pkl), found the pickle cut short before its STOP; {CORRUPT_PICKLE}"),
-        (b"\x80\x02X\xff\xff\xff\xff.", f"expected a readable pickle (data.pkl), found 4294967295 bytes at byte 7 of a pickle of 8 bytes; {CORRUPT_PICKLE}"),
+        (
+            b"\x80\x02}K\x01a.",
+            f"expected items appended only to lists, found items appended to dict; {NOT_A_STATE_DICT}",
+        ),
+        (
+            b"\x80\x02ctorch\nFloatStorage\n)R.",
+            f"expected calls of the allowed functions only, found a call of StorageType; {NOT_A_STATE_DICT}",
+        ),
+        (
+            b"\x80\x02\xff.",
+            f"expected a readable pickle (data.pkl), found an unknown operation 0xff at byte 2; {CORRUPT_PICKLE}",
+        ),
+        (
+            b"\x80\x02}",
+            f"expected a readable pickle (data.pkl), found the pickle cut short before its STOP; {CORRUPT_PICKLE}",
+        ),
+        (
+            b"\x80\x02X\xff\xff\xff\xff.",
+            f"expected a readable pickle (data.pkl), found 4294967295 bytes at byte 7 of a pickle of 8 bytes; {CORRUPT_PICKLE}",
+        ),
         (b"\x80\x02h\x05.", f"expected a readable pickle (data.pkl), found memo entry 5; {CORRUPT_PICKLE}"),
     ],
-    ids=["newobj", "inst", "setitem-on-list", "append-to-dict", "call-a-storage-type", "unknown-operation", "no-stop", "string-past-the-end", "memo-miss"],
+    ids=[
+        "newobj",
+        "inst",
+        "setitem-on-list",
+        "append-to-dict",
+        "call-a-storage-type",
+        "unknown-operation",
+        "no-stop",
+        "string-past-the-end",
+        "memo-miss",
+    ],
 )
 def test_operations_outside_a_state_dict(tmp_path, cli, pickle_bytes, message):
     """The opcode loop's refusals, one line each: operations it does not follow, targets it
@@ -321,8 +395,15 @@ def test_strided_views_equal_torch_load(strided_pair):
     import torch
 
     strided, _ = strided_pair
-    assert {k: (v.is_contiguous(), v.storage_offset()) for k, v in torch.load(str(strided)).items() if k != "plain"} == {
-        "transposed": (False, 0), "sliced": (False, 0), "offset": (False, 23), "column": (False, 17), "half_transposed": (False, 0), "broadcast": (False, 0)
+    assert {
+        k: (v.is_contiguous(), v.storage_offset()) for k, v in torch.load(str(strided)).items() if k != "plain"
+    } == {
+        "transposed": (False, 0),
+        "sliced": (False, 0),
+        "offset": (False, 23),
+        "column": (False, 17),
+        "half_transposed": (False, 0),
+        "broadcast": (False, 0),
     }
     catalog = open_catalog(str(strided))
     _assert_equals_torch_load(catalog, [str(strided)])
@@ -377,8 +458,14 @@ def test_strided_values_match_print(strided_pair, cli):
 @pytest.mark.parametrize(
     "stride, found",
     [
-        ((1, 3), "tensor w: expected storage elements 1..12 (shape [3, 4], strides [1, 3]), found a storage of 12 elements; the file is truncated or corrupt"),
-        ((1, -3), "tensor w: expected strides of 0 or more (as torch makes them), found strides [1, -3]; the file is corrupt or hostile"),
+        (
+            (1, 3),
+            "tensor w: expected storage elements 1..12 (shape [3, 4], strides [1, 3]), found a storage of 12 elements; the file is truncated or corrupt",
+        ),
+        (
+            (1, -3),
+            "tensor w: expected strides of 0 or more (as torch makes them), found strides [1, -3]; the file is corrupt or hostile",
+        ),
     ],
     ids=["past-the-storage", "negative-stride"],
 )
@@ -434,12 +521,17 @@ def test_truncated_zip(bin_dir, tmp_path, cli):
     data = open(os.path.join(bin_dir, "pytorch_model.bin"), "rb").read()
     path = tmp_path / "truncated.bin"
     path.write_bytes(data[: len(data) // 2])
-    assert cli("params", path).err == f"llm-anatomy: {path}: expected a torch zip checkpoint, found an unreadable zip (File is not a zip file); the file is truncated or corrupt; download it again\n"
+    assert (
+        cli("params", path).err
+        == f"llm-anatomy: {path}: expected a torch zip checkpoint, found an unreadable zip (File is not a zip file); the file is truncated or corrupt; download it again\n"
+    )
 
 
 def test_params_imports_neither_torch_nor_numpy(bin_dir, cli):
     # pathlib comes with zipfile, so it is not checked here.
-    code, loaded, out = imported_by("params", bin_dir, modules=("numpy", "torch", "transformers", "typing", "dataclasses"))
+    code, loaded, out = imported_by(
+        "params", bin_dir, modules=("numpy", "torch", "transformers", "typing", "dataclasses")
+    )
     assert (code, loaded) == (0, [])
     assert out == cli("params", bin_dir).out  # the light path prints the same text
 

@@ -13,20 +13,132 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 # The fields the glossary promises, by family (issue 3).
 REQUIRED = {
-    "Llama": ["hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "max_position_embeddings", "vocab_size", "rms_norm_eps", "rope_theta", "rope_scaling", "pretraining_tp", "torch_dtype", "tie_word_embeddings", "hidden_act"],
-    "RoPE scaling": ["rope_scaling.rope_type", "rope_scaling.factor", "rope_scaling.original_max_position_embeddings", "rope_scaling.low_freq_factor", "rope_scaling.high_freq_factor", "rope_scaling.beta_fast", "rope_scaling.beta_slow", "rope_parameters", "rope_parameters.rope_theta"],
+    "Llama": [
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "max_position_embeddings",
+        "vocab_size",
+        "rms_norm_eps",
+        "rope_theta",
+        "rope_scaling",
+        "pretraining_tp",
+        "torch_dtype",
+        "tie_word_embeddings",
+        "hidden_act",
+    ],
+    "RoPE scaling": [
+        "rope_scaling.rope_type",
+        "rope_scaling.factor",
+        "rope_scaling.original_max_position_embeddings",
+        "rope_scaling.low_freq_factor",
+        "rope_scaling.high_freq_factor",
+        "rope_scaling.beta_fast",
+        "rope_scaling.beta_slow",
+        "rope_parameters",
+        "rope_parameters.rope_theta",
+    ],
     "Mistral": ["sliding_window"],
-    "Mixtral": ["num_local_experts", "num_experts_per_tok", "router_aux_loss_coef", "output_router_logits", "router_jitter_noise"],
-    "Qwen": ["head_dim", "use_sliding_window", "max_window_layers", "num_experts", "moe_intermediate_size", "shared_expert_intermediate_size", "decoder_sparse_step", "mlp_only_layers", "norm_topk_prob"],
-    "Gemma": ["query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", "hidden_activation", "sliding_window_pattern", "rope_local_base_freq"],
-    "Phi-3": ["original_max_position_embeddings", "embd_pdrop", "resid_pdrop", "rope_scaling.long_factor", "rope_scaling.short_factor"],
-    "GPT-2": ["n_embd", "n_layer", "n_head", "n_positions", "n_ctx", "n_inner", "activation_function", "layer_norm_epsilon"],
-    "BERT": ["type_vocab_size", "layer_norm_eps", "hidden_dropout_prob", "attention_probs_dropout_prob", "position_embedding_type"],
-    "DeepSeek": ["kv_lora_rank", "q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "n_routed_experts", "n_shared_experts", "first_k_dense_replace", "moe_layer_freq", "routed_scaling_factor", "topk_method", "n_group", "topk_group", "scoring_func"],
-    "tokens and generation": ["bos_token_id", "eos_token_id", "pad_token_id", "max_length", "do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "num_beams"],
+    "Mixtral": [
+        "num_local_experts",
+        "num_experts_per_tok",
+        "router_aux_loss_coef",
+        "output_router_logits",
+        "router_jitter_noise",
+    ],
+    "Qwen": [
+        "head_dim",
+        "use_sliding_window",
+        "max_window_layers",
+        "num_experts",
+        "moe_intermediate_size",
+        "shared_expert_intermediate_size",
+        "decoder_sparse_step",
+        "mlp_only_layers",
+        "norm_topk_prob",
+    ],
+    "Gemma": [
+        "query_pre_attn_scalar",
+        "attn_logit_softcapping",
+        "final_logit_softcapping",
+        "hidden_activation",
+        "sliding_window_pattern",
+        "rope_local_base_freq",
+    ],
+    "Phi-3": [
+        "original_max_position_embeddings",
+        "embd_pdrop",
+        "resid_pdrop",
+        "rope_scaling.long_factor",
+        "rope_scaling.short_factor",
+    ],
+    "GPT-2": [
+        "n_embd",
+        "n_layer",
+        "n_head",
+        "n_positions",
+        "n_ctx",
+        "n_inner",
+        "activation_function",
+        "layer_norm_epsilon",
+    ],
+    "BERT": [
+        "type_vocab_size",
+        "layer_norm_eps",
+        "hidden_dropout_prob",
+        "attention_probs_dropout_prob",
+        "position_embedding_type",
+    ],
+    "DeepSeek": [
+        "kv_lora_rank",
+        "q_lora_rank",
+        "qk_rope_head_dim",
+        "qk_nope_head_dim",
+        "v_head_dim",
+        "n_routed_experts",
+        "n_shared_experts",
+        "first_k_dense_replace",
+        "moe_layer_freq",
+        "routed_scaling_factor",
+        "topk_method",
+        "n_group",
+        "topk_group",
+        "scoring_func",
+    ],
+    "tokens and generation": [
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+        "max_length",
+        "do_sample",
+        "temperature",
+        "top_k",
+        "top_p",
+        "repetition_penalty",
+        "num_beams",
+    ],
 }
 
-TRANSFORMERS_CONFIGS = ["LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen2MoeConfig", "Qwen3Config", "Qwen3MoeConfig", "GemmaConfig", "Gemma2Config", "Gemma3TextConfig", "Gemma4TextConfig", "Phi3Config", "GPT2Config", "BertConfig", "DeepseekV2Config", "DeepseekV3Config"]
+TRANSFORMERS_CONFIGS = [
+    "LlamaConfig",
+    "MistralConfig",
+    "MixtralConfig",
+    "Qwen2Config",
+    "Qwen2MoeConfig",
+    "Qwen3Config",
+    "Qwen3MoeConfig",
+    "GemmaConfig",
+    "Gemma2Config",
+    "Gemma3TextConfig",
+    "Gemma4TextConfig",
+    "Phi3Config",
+    "GPT2Config",
+    "BertConfig",
+    "DeepseekV2Config",
+    "DeepseekV3Config",
+]
 
 
 def _entries():
@@ -82,8 +194,13 @@ def test_aliases():
 
 
 def test_value_explanation_appended():
-    assert glossary.explain("torch_dtype", "bfloat16", "en").endswith("float32's range but fewer mantissa bits; the usual training precision of recent LLMs.")
-    assert glossary.explain("hidden_act", "silu", "zh") == "前馈网络中使用的激活函数。silu（swish），即 x * sigmoid(x)；在 Llama 类模型中用作门控，与上投影相乘（SwiGLU）。"
+    assert glossary.explain("torch_dtype", "bfloat16", "en").endswith(
+        "float32's range but fewer mantissa bits; the usual training precision of recent LLMs."
+    )
+    assert (
+        glossary.explain("hidden_act", "silu", "zh")
+        == "前馈网络中使用的激活函数。silu（swish），即 x * sigmoid(x)；在 Llama 类模型中用作门控，与上投影相乘（SwiGLU）。"
+    )
     assert glossary.explain("hidden_act", "mish", "en") == "The activation function inside the feed-forward network."
 
 

@@ -37,7 +37,9 @@ def test_shipped_skeleton_is_what_transformers_builds(name, tmp_path):
     with open(skeleton.shipped_path(name), encoding="utf-8") as handle:
         shipped = json.load(handle)
     built = shipped_entry(name, str(tmp_path / name))
-    assert '"transformers_version": "%s"' % built["transformers_version"] in built["config_text"]  # what the mark replaces
+    assert (
+        '"transformers_version": "%s"' % built["transformers_version"] in built["config_text"]
+    )  # what the mark replaces
     assert without_version(shipped) == without_version(built), "regenerate: python tests/hf/test_shipped_skeleton.py"
 
 
@@ -61,7 +63,10 @@ def test_a_config_that_differs_gets_no_shipped_skeleton(tmp_path, cli, monkeypat
     monkeypatch.setattr(skeleton, "installed_transformers_version", lambda: None)
     result = cli("tree", tmp_path)
     assert result.code == 0
-    assert "note: no class names (they need the [transformers] extra: pip install 'llm-anatomy[transformers]')" in result.out
+    assert (
+        "note: no class names (they need the [transformers] extra: pip install 'llm-anatomy[transformers]')"
+        in result.out
+    )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,10 @@ def test_cache_is_a_file(model, reference, tmp_path):
     cache = tmp_path / "cache"
     cache.write_text("not a folder")
     line = _one_note(_tree(model, LLM_ANATOMY_CACHE=str(cache)), reference)
-    assert line == f"llm-anatomy: note: cannot write the skeleton cache in {cache}/skeletons (Not a directory); continuing without it"
+    assert (
+        line
+        == f"llm-anatomy: note: cannot write the skeleton cache in {cache}/skeletons (Not a directory); continuing without it"
+    )
     assert cache.read_text() == "not a folder"
 
 
@@ -62,25 +65,36 @@ def test_a_linked_skeletons_folder_is_not_written_through(model, reference, tmp_
     (cache / "skeletons").symlink_to(victim)
     before = snapshot(victim)
     line = _one_note(_tree(model, LLM_ANATOMY_CACHE=str(cache)), reference)
-    assert line == f"llm-anatomy: note: cannot write the skeleton cache in {cache}/skeletons (a symbolic link); continuing without it"
+    assert (
+        line
+        == f"llm-anatomy: note: cannot write the skeleton cache in {cache}/skeletons (a symbolic link); continuing without it"
+    )
     assert snapshot(victim) == before
 
 
 def test_cache_is_a_device(model, reference):
     line = _one_note(_tree(model, LLM_ANATOMY_CACHE="/dev/null"), reference)
-    assert line == "llm-anatomy: note: cannot write the skeleton cache in /dev/null/skeletons (Not a directory); continuing without it"
+    assert (
+        line
+        == "llm-anatomy: note: cannot write the skeleton cache in /dev/null/skeletons (Not a directory); continuing without it"
+    )
 
 
 def test_xdg_cache_is_a_file(model, reference, tmp_path):
     (tmp_path / "xdg").write_text("")
     line = _one_note(_tree(model, LLM_ANATOMY_CACHE="", XDG_CACHE_HOME=str(tmp_path / "xdg")), reference)
-    assert line == f"llm-anatomy: note: cannot write the skeleton cache in {tmp_path}/xdg/llm-anatomy/skeletons (Not a directory); continuing without it"
+    assert (
+        line
+        == f"llm-anatomy: note: cannot write the skeleton cache in {tmp_path}/xdg/llm-anatomy/skeletons (Not a directory); continuing without it"
+    )
 
 
 def test_home_not_writable(model, reference):
     """/proc refuses new folders even to root, as a read-only HOME would."""
     line = _one_note(_tree(model, LLM_ANATOMY_CACHE="", XDG_CACHE_HOME="", HOME="/proc/self/fdinfo"), reference)
-    assert line.startswith("llm-anatomy: note: cannot write the skeleton cache in /proc/self/fdinfo/.cache/llm-anatomy/skeletons (")
+    assert line.startswith(
+        "llm-anatomy: note: cannot write the skeleton cache in /proc/self/fdinfo/.cache/llm-anatomy/skeletons ("
+    )
     assert line.endswith("); continuing without it")
 
 
@@ -89,13 +103,18 @@ def test_cache_folder_read_only(model, reference, tmp_path):
     cache = tmp_path / "ro"
     cache.mkdir(mode=0o555)
     line = _one_note(_tree(model, LLM_ANATOMY_CACHE=str(cache)), reference)
-    assert line == f"llm-anatomy: note: cannot write the skeleton cache in {cache}/skeletons (Permission denied); continuing without it"
+    assert (
+        line
+        == f"llm-anatomy: note: cannot write the skeleton cache in {cache}/skeletons (Permission denied); continuing without it"
+    )
 
 
 def test_relative_xdg_cache_is_ignored(model, reference, tmp_path):
     """XDG_CACHE_HOME=. run from the model folder would put the cache into it."""
     before = snapshot(model)
-    sources = os.pathsep.join(os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)  # cwd changes
+    sources = os.pathsep.join(
+        os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p
+    )  # cwd changes
     env = {"LLM_ANATOMY_CACHE": "", "XDG_CACHE_HOME": ".", "HOME": str(tmp_path), "PYTHONPATH": sources}
     outcome = run_cli("tree", model, "--depth", "2", env=env, cwd=model, timeout=BUILD_SECONDS)
     assert (outcome.code, outcome.err, outcome.out) == (0, "", reference)
@@ -184,10 +203,17 @@ def test_transformers_message_is_one_escaped_line(unbuildable, tmp_path):
     cache = str(tmp_path / "cache")
     line = f"llm-anatomy: {unbuildable}/config.json: expected a config transformers can build, found ValueError: The checkpoint you are trying to load has model type `\\x1b[31mevil; class names and parameter order fall back to tensor names"
     for _ in range(2):  # built, then read back from the cache
-        assert_refused(run_cli("values", unbuildable, "--style", "torch", env={"LLM_ANATOMY_CACHE": cache}, timeout=BUILD_SECONDS), (1,), line)
+        assert_refused(
+            run_cli("values", unbuildable, "--style", "torch", env={"LLM_ANATOMY_CACHE": cache}, timeout=BUILD_SECONDS),
+            (1,),
+            line,
+        )
     outcome = run_cli("tree", unbuildable, env={"LLM_ANATOMY_CACHE": cache})
     assert outcome.code == 0 and not TERMINAL_UNSAFE.search(outcome.out.replace("\n", ""))
-    assert "note: no class names (transformers could not build the config: ValueError: The checkpoint you are trying to load has model type `\\x1b[31mevil); " in outcome.out
+    assert (
+        "note: no class names (transformers could not build the config: ValueError: The checkpoint you are trying to load has model type `\\x1b[31mevil); "
+        in outcome.out
+    )
 
 
 def test_forged_unbuildable_entry_is_escaped(unbuildable, tmp_path):
@@ -201,7 +227,9 @@ def test_forged_unbuildable_entry_is_escaped(unbuildable, tmp_path):
         json.dump(data, handle)
     found = ("\\x1b]0;owned\\x07\\x0a" + "x" * 1000)[:297] + "..."
     line = f"llm-anatomy: {unbuildable}/config.json: expected a config transformers can build, found {found}; class names and parameter order fall back to tensor names"
-    assert_refused(run_cli("values", unbuildable, "--style", "torch", env={"LLM_ANATOMY_CACHE": str(cache)}), (1,), line)
+    assert_refused(
+        run_cli("values", unbuildable, "--style", "torch", env={"LLM_ANATOMY_CACHE": str(cache)}), (1,), line
+    )
 
 
 def test_cache_files_are_never_written_through_a_link(tmp_path, monkeypatch):

@@ -55,11 +55,11 @@ def ranged(body, size=100, framing="length"):
     return (head + "Connection: close\r\n\r\n").encode() + body, True  # up to the close
 
 
-
 @pytest.fixture(autouse=True)
 def _retries_without_waiting(monkeypatch):
     """Retries happen at once: no test sleeps through the backoff (test_http_limits counts the waits)."""
     monkeypatch.setattr(http, "sleep", lambda seconds: None)
+
 
 @pytest.fixture
 def request_to(monkeypatch):
@@ -73,7 +73,15 @@ def request_to(monkeypatch):
 def test_bodies_by_length_chunks_or_close_and_connections_kept(request_to):
     body = b"0123456789"
     interim = b"HTTP/1.1 100 Continue\r\n\r\n"
-    server = Canned([ranged(body), ranged(body, framing="chunked"), (interim + ranged(body)[0], False), ranged(body, framing="close"), ranged(body)])
+    server = Canned(
+        [
+            ranged(body),
+            ranged(body, framing="chunked"),
+            (interim + ranged(body)[0], False),
+            ranged(body, framing="close"),
+            ranged(body),
+        ]
+    )
     request = request_to(server)
     for _ in range(5):
         assert request.get("file", 0, 9) == (body, 100)
@@ -86,13 +94,28 @@ def test_bodies_by_length_chunks_or_close_and_connections_kept(request_to):
     "answer, found",
     [
         (b"HTTP/1.1 200 OK\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", "HTTPException: got more than 100 headers"),
-        (b"HTTP/1.1 200 OK\r\nX-A: " + b"a" * 70_000 + b"\r\n\r\n", "LineTooLong: got more than 65536 bytes when reading header line"),
+        (
+            b"HTTP/1.1 200 OK\r\nX-A: " + b"a" * 70_000 + b"\r\n\r\n",
+            "LineTooLong: got more than 65536 bytes when reading header line",
+        ),
         (b"SSH-2.0-OpenSSH\r\n\r\n", "BadStatusLine: SSH-2.0-OpenSSH"),
-        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "IncompleteRead: IncompleteRead(0 bytes read)"),
+        (
+            b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            "IncompleteRead: IncompleteRead(0 bytes read)",
+        ),
         # what int() takes but HTTP does not: a negative chunk would read up to the close
-        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n0123456789", "ValueError: read length must be non-negative or -1"),
-        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\n", "IncompleteRead: IncompleteRead(0 bytes read)"),
-        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n", "IncompleteRead: IncompleteRead(0 bytes read)"),
+        (
+            b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n0123456789",
+            "ValueError: read length must be non-negative or -1",
+        ),
+        (
+            b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\n",
+            "IncompleteRead: IncompleteRead(0 bytes read)",
+        ),
+        (
+            b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n",
+            "IncompleteRead: IncompleteRead(0 bytes read)",
+        ),
         (b"HTTP/1.1 2\xb20 OK\r\n\r\n", "BadStatusLine: HTTP/1.1 2\u00b20 OK"),
     ],
 )
@@ -100,21 +123,35 @@ def test_a_garbled_answer_is_retried_then_one_line(answer, found, request_to):
     server = Canned([(answer, True)] * 4)
     with pytest.raises(AnatomyError) as refused:
         request_to(server).get("file", 0, 9)
-    assert refused.value.line() == f"file: expected an answer from the Hub, found no answer ({found}); check the network or HF_ENDPOINT, and try again later"
+    assert (
+        refused.value.line()
+        == f"file: expected an answer from the Hub, found no answer ({found}); check the network or HF_ENDPOINT, and try again later"
+    )
     assert len(server.requests) == 4
 
 
 def test_numbers_outside_the_framing_are_ascii_digits_too(request_to):
     """'²' is a digit to str.isdigit() and not to int(): a 416's size and a whole file's
     Content-Length beside chunks are one line, not a traceback."""
-    server = Canned([(b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */\xb2\r\nContent-Length: 0\r\n\r\n", False), (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: \xb2\r\n\r\n0\r\n\r\n", False)])
+    server = Canned(
+        [
+            (b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */\xb2\r\nContent-Length: 0\r\n\r\n", False),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: \xb2\r\n\r\n0\r\n\r\n", False),
+        ]
+    )
     request = request_to(server)
     with pytest.raises(AnatomyError) as refused:
         request.get("file", 0, 9)
-    assert refused.value.line() == "file: expected bytes 0-9, found HTTP 416 ('bytes */\u00b2'); the server's answer does not match the request; try again"
+    assert (
+        refused.value.line()
+        == "file: expected bytes 0-9, found HTTP 416 ('bytes */\u00b2'); the server's answer does not match the request; try again"
+    )
     with pytest.raises(AnatomyError) as refused:
         request.get_whole("file", 1000)
-    assert refused.value.line() == "file: expected a whole file with its Content-Length, found HTTP 200, Content-Length \u00b2; check HF_ENDPOINT"
+    assert (
+        refused.value.line()
+        == "file: expected a whole file with its Content-Length, found HTTP 200, Content-Length \u00b2; check HF_ENDPOINT"
+    )
 
 
 def test_a_body_cut_short_is_refused(request_to):
@@ -129,7 +166,9 @@ def test_no_line_break_reaches_a_request(request_to, monkeypatch):
     server = Canned([ranged(b"0123456789")])
     with pytest.raises(AnatomyError) as refused:
         request_to(server).get("file", 0, 9)
-    assert refused.value.line().endswith(": expected a request without line breaks in its address or headers, found one; check HF_ENDPOINT, HF_TOKEN and HF_HUB_USER_AGENT_ORIGIN")
+    assert refused.value.line().endswith(
+        ": expected a request without line breaks in its address or headers, found one; check HF_ENDPOINT, HF_TOKEN and HF_HUB_USER_AGENT_ORIGIN"
+    )
     assert server.requests == []
 
 
@@ -173,7 +212,9 @@ class Proxy:
             while b"\r\n\r\n" not in head and (data := client.recv(65536)):
                 head += data
             first, *lines = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
-            credentials = next((line.split(": ", 1)[1] for line in lines if line.lower().startswith("proxy-authorization:")), None)
+            credentials = next(
+                (line.split(": ", 1)[1] for line in lines if line.lower().startswith("proxy-authorization:")), None
+            )
             self.seen.append((first, credentials))
             method, target, _ = first.split(" ")
             host, _, port = (target if method == "CONNECT" else target.split("/")[2]).rpartition(":")
@@ -200,7 +241,12 @@ def hub_env(monkeypatch, tmp_path):
     (folder / "config.json").write_text('{"model_type": "llama"}')
     hub = HubStandIn()
     hub.add("org/m", folder)
-    for name, value in {"HF_ENDPOINT": hub.url, "HF_HOME": tmp_path / "home", "HF_HUB_CACHE": tmp_path / "hf", "LLM_ANATOMY_CACHE": tmp_path / "cache"}.items():
+    for name, value in {
+        "HF_ENDPOINT": hub.url,
+        "HF_HOME": tmp_path / "home",
+        "HF_HUB_CACHE": tmp_path / "hf",
+        "LLM_ANATOMY_CACHE": tmp_path / "cache",
+    }.items():
         monkeypatch.setenv(name, str(value))
     transport.forget_connections()
     yield hub
@@ -220,7 +266,9 @@ def test_http_through_the_proxy_the_environment_names(hub_env, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the lower case one wins, as urllib reads them
     assert model_info()[1] == ["config.json"]
     assert proxy.seen == [(f"GET {hub_env.url}/api/models/org/m HTTP/1.1", "Basic bWU6cEBzcw==")]  # me:p@ss
-    assert [e.path for e in hub_env.log] == [f"{hub_env.url}/api/models/org/m"]  # the whole URL: it came through the proxy
+    assert [e.path for e in hub_env.log] == [
+        f"{hub_env.url}/api/models/org/m"
+    ]  # the whole URL: it came through the proxy
     transport.forget_connections()
     monkeypatch.setenv("NO_PROXY", "example.com, 127.0.0.1")
     hub_env.clear_log()
@@ -235,7 +283,27 @@ def test_https_through_a_tunnel_with_the_certificates_ssl_cert_file_names(hub_en
     import subprocess
 
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert], capture_output=True)
+    made = subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        ],
+        capture_output=True,
+    )
     assert made.returncode == 0, made.stderr
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -270,7 +338,10 @@ def test_a_proxy_that_is_not_http_is_one_line(hub_env, monkeypatch):
     monkeypatch.setenv("ALL_PROXY", "socks5://me:secret@127.0.0.1:1080")
     with pytest.raises(AnatomyError) as refused:
         model_info()
-    assert refused.value.line() == "127.0.0.1:1080: expected an http:// proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY), found socks5://; use an http:// proxy, or NO_PROXY for this host"
+    assert (
+        refused.value.line()
+        == "127.0.0.1:1080: expected an http:// proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY), found socks5://; use an http:// proxy, or NO_PROXY for this host"
+    )
 
 
 PROXY_CASES = [

@@ -99,7 +99,10 @@ def test_a_slow_server_meets_the_deadline_of_the_request(where, short_limits):
     with pytest.raises(AnatomyError) as late:
         ranged_request(server.url).get("file", 0, 999)
     seconds = 0.3 + 1000 / transport.MIN_BYTES_PER_SECOND
-    assert late.value.line() == f"file: expected an answer from the Hub, found none complete within {seconds:.3g} s (a request's deadline); {GIVE_UP}"
+    assert (
+        late.value.line()
+        == f"file: expected an answer from the Hub, found none complete within {seconds:.3g} s (a request's deadline); {GIVE_UP}"
+    )
     assert len(server.requests) == 1 and short_limits == []
     server.close()
 
@@ -108,14 +111,25 @@ def test_endless_interim_answers_are_capped(short_limits):
     server = Scripted(endless_continue)
     with pytest.raises(AnatomyError) as refused:
         ranged_request(server.url).get("file", 0, 9)
-    assert refused.value.line() == f"file: expected an answer from the Hub, found no answer (TooManyInterim: more than 10 interim answers (HTTP 1xx)); {GIVE_UP}"
+    assert (
+        refused.value.line()
+        == f"file: expected an answer from the Hub, found no answer (TooManyInterim: more than 10 interim answers (HTTP 1xx)); {GIVE_UP}"
+    )
     assert len(server.requests) == 4  # retried as a garbled answer is
     server.close()
 
 
 def test_a_few_interim_answers_are_skipped(short_limits):
     interim = b"HTTP/1.1 100 Continue\r\nX-A: 1\r\n\r\n" * 10
-    server = Canned([(interim + b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: 10\r\n\r\n0123456789", False)])
+    server = Canned(
+        [
+            (
+                interim
+                + b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: 10\r\n\r\n0123456789",
+                False,
+            )
+        ]
+    )
     assert ranged_request(server.url).get("file", 0, 9) == (b"0123456789", 100)
 
 
@@ -129,8 +143,16 @@ def test_the_cli_says_one_line_and_exits_1(where, command, short_limits, cli, mo
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     result = cli(command[0], "org/x")
-    found = "no answer (TooManyInterim: more than 10 interim answers (HTTP 1xx))" if where == "endless 100 Continue" else "none complete within 0.3 s (a request's deadline)"
-    assert (result.code, result.out, result.err) == (1, "", f"llm-anatomy: org/x: expected an answer from the Hub, found {found}; {GIVE_UP}\n")
+    found = (
+        "no answer (TooManyInterim: more than 10 interim answers (HTTP 1xx))"
+        if where == "endless 100 Continue"
+        else "none complete within 0.3 s (a request's deadline)"
+    )
+    assert (result.code, result.out, result.err) == (
+        1,
+        "",
+        f"llm-anatomy: org/x: expected an answer from the Hub, found {found}; {GIVE_UP}\n",
+    )
     server.close()
 
 
@@ -140,13 +162,21 @@ def test_a_proxy_that_never_opens_the_tunnel(short_limits, monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     with pytest.raises(AnatomyError) as refused:
         ranged_request("https://127.0.0.1:9").get("file", 0, 9)
-    assert refused.value.line() == "127.0.0.1:9: expected a tunnel through the proxy (HTTPS_PROXY), found Tunnel connection failed: 100 Continue; check the proxy's address and credentials"
-    proxy = Scripted(lambda c: (c.sendall(b"HTTP/1.1 200 Connection established\r\n"), drip(c, b"X-Slow: " + b"a" * 1000)))
+    assert (
+        refused.value.line()
+        == "127.0.0.1:9: expected a tunnel through the proxy (HTTPS_PROXY), found Tunnel connection failed: 100 Continue; check the proxy's address and credentials"
+    )
+    proxy = Scripted(
+        lambda c: (c.sendall(b"HTTP/1.1 200 Connection established\r\n"), drip(c, b"X-Slow: " + b"a" * 1000))
+    )
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     transport.forget_connections()
     with pytest.raises(AnatomyError) as late:
         ranged_request("https://127.0.0.1:9").get("file", 0, 9)
-    assert late.value.line() == f"file: expected an answer from the Hub, found none complete within 0.3 s (a request's deadline); {GIVE_UP}"
+    assert (
+        late.value.line()
+        == f"file: expected an answer from the Hub, found none complete within 0.3 s (a request's deadline); {GIVE_UP}"
+    )
     assert proxy.requests == ["CONNECT 127.0.0.1:9 HTTP/1.0"]
 
 
@@ -169,11 +199,21 @@ def test_retry_after_is_waited_but_capped(short_limits, monkeypatch):
     "answer, line",
     [
         (
-            b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n0123456789",
-            "file: expected a Content-Length of 1 to 19 digits 0-9, found '" + "9" * 39 + "...; the server's answer is malformed; check HF_ENDPOINT",
+            b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: "
+            + b"9" * 5000
+            + b"\r\n\r\n0123456789",
+            "file: expected a Content-Length of 1 to 19 digits 0-9, found '"
+            + "9" * 39
+            + "...; the server's answer is malformed; check HF_ENDPOINT",
         ),
-        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: -5\r\n\r\n", "file: expected a Content-Length of 1 to 19 digits 0-9, found '-5'; the server's answer is malformed; check HF_ENDPOINT"),
-        (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: \xb2\r\n\r\n", "file: expected a Content-Length of 1 to 19 digits 0-9, found '\u00b2'; the server's answer is malformed; check HF_ENDPOINT"),
+        (
+            b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: -5\r\n\r\n",
+            "file: expected a Content-Length of 1 to 19 digits 0-9, found '-5'; the server's answer is malformed; check HF_ENDPOINT",
+        ),
+        (
+            b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: \xb2\r\n\r\n",
+            "file: expected a Content-Length of 1 to 19 digits 0-9, found '\u00b2'; the server's answer is malformed; check HF_ENDPOINT",
+        ),
         (
             b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: 15\r\n\r\n0123456789ABCDE",
             "file: expected a Content-Length of 10 bytes (its Content-Range bytes 0-9/100), found Content-Length 15; the server's answer does not match the request; try again",
@@ -183,8 +223,12 @@ def test_retry_after_is_waited_but_capped(short_limits, monkeypatch):
             "file: expected 10 bytes, found more; the server's answer does not match the request; try again",
         ),
         (
-            b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-" + b"9" * 5000 + b"/100\r\nContent-Length: 10\r\n\r\n0123456789",
-            "file: expected a Content-Range header, found 'bytes 0-" + "9" * 71 + "...; the server's answer is malformed; check HF_ENDPOINT",
+            b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-"
+            + b"9" * 5000
+            + b"/100\r\nContent-Length: 10\r\n\r\n0123456789",
+            "file: expected a Content-Range header, found 'bytes 0-"
+            + "9" * 71
+            + "...; the server's answer is malformed; check HF_ENDPOINT",
         ),
     ],
 )
@@ -198,7 +242,12 @@ def test_a_model_description_with_a_5000_digit_length(short_limits):
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n{}"
     with pytest.raises(AnatomyError) as refused:
         ranged_request(Canned([(answer, True)]).url).get_whole("org/x", 1000)
-    assert refused.value.line() == "org/x: expected a whole file with its Content-Length, found HTTP 200, Content-Length " + "9" * 40 + "...; check HF_ENDPOINT"
+    assert (
+        refused.value.line()
+        == "org/x: expected a whole file with its Content-Length, found HTTP 200, Content-Length "
+        + "9" * 40
+        + "...; check HF_ENDPOINT"
+    )
 
 
 @pytest.mark.parametrize(
@@ -212,22 +261,36 @@ def test_a_malformed_proxy_address_is_one_line(proxy, where, found, short_limits
     monkeypatch.setenv("HTTPS_PROXY", proxy)
     with pytest.raises(AnatomyError) as refused:
         ranged_request("https://127.0.0.1:9").get("file", 0, 9)
-    assert refused.value.line() == f"{where}: expected an http:// proxy address (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY), found one urllib refuses ({found}); fix the proxy's address"
+    assert (
+        refused.value.line()
+        == f"{where}: expected an http:// proxy address (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY), found one urllib refuses ({found}); fix the proxy's address"
+    )
 
 
 @pytest.mark.parametrize("endpoint", ["http://127.0.0.1:99999", "http://[::1", "ftp://127.0.0.1"])
 def test_a_malformed_endpoint_is_one_line(endpoint, short_limits):
     with pytest.raises(AnatomyError) as refused:
         ranged_request(endpoint).get("file", 0, 9)
-    assert refused.value.line() == f"file: expected an http:// or https:// address, found '{endpoint}/file'; check HF_ENDPOINT"
+    assert (
+        refused.value.line()
+        == f"file: expected an http:// or https:// address, found '{endpoint}/file'; check HF_ENDPOINT"
+    )
 
 
 def test_a_whole_file_for_a_range_is_refused_unread(short_limits):
     """The head says 10 GB are coming: refused on the head, the connection dropped unread."""
-    server = Canned([(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n" + b"x" * 100, True), (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: 10\r\n\r\n0123456789", False)])
+    server = Canned(
+        [
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n" + b"x" * 100, True),
+            (b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: 10\r\n\r\n0123456789", False),
+        ]
+    )
     request = ranged_request(server.url)
     with pytest.raises(AnatomyError) as refused:
         request.get("file", 0, 9)
-    assert refused.value.line() == "file: expected a partial answer (206) for bytes 0-9, found the whole file (200); the server ignores ranges; check HF_ENDPOINT"
+    assert (
+        refused.value.line()
+        == "file: expected a partial answer (206) for bytes 0-9, found the whole file (200); the server ignores ranges; check HF_ENDPOINT"
+    )
     assert request.get("file", 0, 9) == (b"0123456789", 100)
     assert server.connections == 2 and server.answers == []

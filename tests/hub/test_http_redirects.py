@@ -24,7 +24,24 @@ def certificate(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
     key, cert = folder / "key.pem", folder / "cert.pem"
     made = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        ],
         capture_output=True,
     )
     assert made.returncode == 0, made.stderr
@@ -68,12 +85,18 @@ class Origin:
                 head += data
             first, *lines = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
             path = first.split(" ")[1]
-            authorization = next((line.split(": ", 1)[1] for line in lines if line.lower().startswith("authorization:")), None)
+            authorization = next(
+                (line.split(": ", 1)[1] for line in lines if line.lower().startswith("authorization:")), None
+            )
             self.log.append((tls, self.port, path, authorization))
             if path == "/start":
-                client.sendall(f"HTTP/1.1 302 Found\r\nLocation: {self.location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+                client.sendall(
+                    f"HTTP/1.1 302 Found\r\nLocation: {self.location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+                )
             else:
-                client.sendall(b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/100\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789")
+                client.sendall(
+                    b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/100\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789"
+                )
         except (OSError, ssl.SSLError, IndexError):
             pass
         finally:
@@ -126,7 +149,9 @@ def test_the_token_follows_a_redirect_only_within_its_origin(kind, origins):
     start, *files = first.log  # one log for both origins
     assert start == (scheme == "https", first.port, "/start", f"Bearer {TOKEN}")
     assert len(files) == 2
-    assert all((path, authorization) == ("/file", f"Bearer {TOKEN}" if kept else None) for _, _, path, authorization in files), files
+    assert all(
+        (path, authorization) == ("/file", f"Bearer {TOKEN}" if kept else None) for _, _, path, authorization in files
+    ), files
 
 
 def test_once_dropped_the_token_stays_dropped(origins):
@@ -138,7 +163,9 @@ def test_once_dropped_the_token_stays_dropped(origins):
     with pytest.raises(AnatomyError) as looped:
         request.get("file", 0, 9)
     assert looped.value.line() == "file: expected at most 5 redirects, found more; check HF_ENDPOINT"
-    assert [(tls, authorization) for tls, _, _, authorization in first.log] == [(True, f"Bearer {TOKEN}")] + [(False, None)] * 5
+    assert [(tls, authorization) for tls, _, _, authorization in first.log] == [(True, f"Bearer {TOKEN}")] + [
+        (False, None)
+    ] * 5
 
 
 def test_same_origin_rule():
@@ -173,5 +200,8 @@ def test_a_redirect_to_no_http_address_is_one_line(location, found, origins):
     first.location = location
     with pytest.raises(AnatomyError) as refused:
         http.Request(Hub("org/x", "main"), url=f"https://127.0.0.1:{first.port}/start").get("file", 0, 9)
-    assert refused.value.line() == f"file: expected a redirect to an http:// or https:// address, found {found}; check HF_ENDPOINT"
+    assert (
+        refused.value.line()
+        == f"file: expected a redirect to an http:// or https:// address, found {found}; check HF_ENDPOINT"
+    )
     assert len(first.log) == 1  # nothing fetched there

@@ -48,7 +48,14 @@ def test_sequential_reads_fetch_doubling_ranges():
     while position < 3_000_000:
         assert source.read(position, 4096, "x") == data[position : position + 4096]
         position += 4096
-    assert fetch.calls == [(100_000, 165_536), (165_536, 296_608), (296_608, 558_752), (558_752, 1_083_040), (1_083_040, 2_131_616), (2_131_616, 4_228_768)]
+    assert fetch.calls == [
+        (100_000, 165_536),
+        (165_536, 296_608),
+        (296_608, 558_752),
+        (558_752, 1_083_040),
+        (1_083_040, 2_131_616),
+        (2_131_616, 4_228_768),
+    ]
 
 
 def test_a_read_near_the_end_fetches_backwards_and_stream_keeps_nothing():
@@ -67,7 +74,10 @@ def test_prefetch_merges_near_ranges_and_lets_go_of_tensor_bytes():
     source = remote("f", len(data), fetch, [(0, data[:1000])])
     source.keep()  # the header: kept
     source.prefetch([(2000, 100), (2000 + 100 + remote_file.PREFETCH_GAP_BYTES, 10), (1_000_000, 50), (500, 10)])
-    assert sorted(fetch.calls) == [(2000, 2000 + 100 + remote_file.PREFETCH_GAP_BYTES + 10), (1_000_000, 1_000_050)]  # (500, 10) was cached
+    assert sorted(fetch.calls) == [
+        (2000, 2000 + 100 + remote_file.PREFETCH_GAP_BYTES + 10),
+        (1_000_000, 1_000_050),
+    ]  # (500, 10) was cached
     assert source.read(1_000_000, 50, "x") == data[1_000_000:1_000_050]
     source.prefetch([(1_500_000, 10)])
     assert [start for start, _ in source.chunks()] == [0, 1_500_000]
@@ -78,7 +88,10 @@ def test_offline_and_a_fetch_of_the_wrong_length_are_one_line():
     assert offline.read(0, 100, "x") == b"x" * 100
     with pytest.raises(AnatomyError) as refused:
         offline.read(100, 10, "x")  # near the end: the tail from 0 would have been fetched
-    assert refused.value.line() == "cache/f: expected bytes 0..1000 in the header cache, found they were never fetched; run without HF_HUB_OFFLINE=1 to read them from the Hub"
+    assert (
+        refused.value.line()
+        == "cache/f: expected bytes 0..1000 in the header cache, found they were never fetched; run without HF_HUB_OFFLINE=1 to read them from the Hub"
+    )
     short = RemoteFile("f", 1000, lambda start, end: b"y" * (end - start - 1))
     with pytest.raises(AnatomyError) as refused:
         short.stream(0, 10, "x")
@@ -163,7 +176,10 @@ def test_2_40_metadata_entries_are_refused_before_they_are_read(monkeypatch):
     fetch, read = read_gguf(monkeypatch, "hub/evil.gguf", content, size)
     with pytest.raises(AnatomyError) as refused:
         read()
-    assert refused.value.line() == "hub/evil.gguf: expected at most 65536 metadata keys, found 1099511627776; the file is corrupt or hostile"
+    assert (
+        refused.value.line()
+        == "hub/evil.gguf: expected at most 65536 metadata keys, found 1099511627776; the file is corrupt or hostile"
+    )
     assert fetch.calls == [(100_000, 1 << 20)]  # the reader's first window, nothing more
 
 
@@ -173,7 +189,10 @@ def test_an_array_of_2_40_strings_is_refused_before_it_is_read(monkeypatch):
     fetch, read = read_gguf(monkeypatch, "hub/evil.gguf", content, size)
     with pytest.raises(AnatomyError) as refused:
         read()
-    assert refused.value.line() == "hub/evil.gguf: expected at most 16777216 items in tokenizer.ggml.tokens, found 1099511627776; the file is corrupt or hostile"
+    assert (
+        refused.value.line()
+        == "hub/evil.gguf: expected at most 16777216 items in tokenizer.ggml.tokens, found 1099511627776; the file is corrupt or hostile"
+    )
     assert fetch.calls == [(100_000, 1 << 20)]
 
 
@@ -182,7 +201,11 @@ def test_a_large_header_is_read_in_bounded_memory(monkeypatch):
     (made 4 MiB here) and one fetch, not every chunk fetched on the way."""
     monkeypatch.setattr(remote_file, "MAX_KEPT_BYTES", 4 << 20)
     count = 600_000
-    prefix = gguf_head(1, tensor_count=1) + key("tokenizer.ggml.tokens") + struct.pack("<IIQ", GGUF_ARRAY, GGUF_STRING, count)
+    prefix = (
+        gguf_head(1, tensor_count=1)
+        + key("tokenizer.ggml.tokens")
+        + struct.pack("<IIQ", GGUF_ARRAY, GGUF_STRING, count)
+    )
     infos = key("token_embd.weight") + struct.pack("<IQQIQ", 2, 16, 8, 0, 0)  # 2 dims, F32, offset 0
     metadata_end = len(prefix) + 100 * count
     padding = b"\0" * (-(metadata_end + len(infos)) % 32)

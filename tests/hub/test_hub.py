@@ -12,11 +12,11 @@ from hub_standin import HubStandIn
 from llm_anatomy.hub import transport, http as remote
 
 
-
 @pytest.fixture(autouse=True)
 def _retries_without_waiting(monkeypatch):
     """Retries happen at once: no test sleeps through the backoff (test_http_limits counts the waits)."""
     monkeypatch.setattr(remote, "sleep", lambda seconds: None)
+
 
 @pytest.fixture(scope="session")
 def standin():
@@ -38,7 +38,11 @@ def online(standin, tmp_path, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     # huggingface_hub reads these at import, and this process may have imported it already.
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", standin.url)
-    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE", standin.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(
+        huggingface_hub.constants,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        standin.url + "/{repo_id}/resolve/{revision}/{filename}",
+    )
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf_cache"))
     monkeypatch.setattr(remote, "RETRY_DELAYS", (0.01, 0.01, 0.01))
@@ -108,7 +112,11 @@ def test_headers_come_in_few_requests_and_the_second_call_from_the_cache(online,
     sha = remote_repos[0]["org/llama"][1]
     # One model info, the two small files, and per shard: the Hub's redirect and one CDN range.
     assert sorted(p for p in paths if p[2] != "/api/agent-harnesses") == sorted(
-        [("hub", "GET", "/api/models/org/llama"), ("hub", "GET", f"/org/llama/resolve/{sha}/config.json"), ("hub", "GET", f"/org/llama/resolve/{sha}/model.safetensors.index.json")]
+        [
+            ("hub", "GET", "/api/models/org/llama"),
+            ("hub", "GET", f"/org/llama/resolve/{sha}/config.json"),
+            ("hub", "GET", f"/org/llama/resolve/{sha}/model.safetensors.index.json"),
+        ]
         + [("hub", "GET", f"/org/llama/resolve/{sha}/{s}") for s in shards]
         + [("cdn", "GET", f"/org/llama/{sha}/{s}") for s in shards]
     )
@@ -116,7 +124,9 @@ def test_headers_come_in_few_requests_and_the_second_call_from_the_cache(online,
     online.clear_log()
     again = cli("params", "org/llama")
     assert again.out == first.out
-    assert [e.path for e in online.log if e.path != "/api/agent-harnesses"] == ["/api/models/org/llama"]  # main -> sha, nothing else
+    assert [e.path for e in online.log if e.path != "/api/agent-harnesses"] == [
+        "/api/models/org/llama"
+    ]  # main -> sha, nothing else
     online.clear_log()
     assert cli("params", "org/llama", "--revision", sha).out == first.out
     assert online.log == []
@@ -130,20 +140,29 @@ def test_offline_the_header_cache_serves_and_nothing_is_sent(online, remote_repo
     assert online.log == []
     values = cli("values", "org/gpt2", "--filter", "*wte.weight")
     assert values.code == 1 and online.log == []
-    assert "in the header cache, found they were never fetched; run without HF_HUB_OFFLINE=1 to read them from the Hub" in values.err
+    assert (
+        "in the header cache, found they were never fetched; run without HF_HUB_OFFLINE=1 to read them from the Hub"
+        in values.err
+    )
 
 
 def test_the_token_goes_to_the_hub_and_never_to_the_cdn(online, remote_repos, cli, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_allowed")
     result = cli("params", "gated-org/llama")
     assert result.code == 0, result.err
-    assert {(e.host, e.authorized) for e in online.log if e.path != "/api/agent-harnesses"} == {("hub", True), ("cdn", False)}
+    assert {(e.host, e.authorized) for e in online.log if e.path != "/api/agent-harnesses"} == {
+        ("hub", True),
+        ("cdn", False),
+    }
 
 
 def test_gated_without_access(online, remote_repos, cli, monkeypatch):
     result = cli("params", "gated-org/llama")
     assert (result.code, result.out) == (1, "")
-    assert result.err == "llm-anatomy: gated-org/llama: expected a model you may read, found a gated model; accept its license on the model page, then `hf auth login` or set HF_TOKEN\n"
+    assert (
+        result.err
+        == "llm-anatomy: gated-org/llama: expected a model you may read, found a gated model; accept its license on the model page, then `hf auth login` or set HF_TOKEN\n"
+    )
     monkeypatch.setenv("HF_TOKEN", "hf_other")
     assert cli("params", "gated-org/llama").err == result.err
 
@@ -151,14 +170,23 @@ def test_gated_without_access(online, remote_repos, cli, monkeypatch):
 def test_a_token_the_hub_does_not_know(online, remote_repos, cli, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_typo")
     result = cli("params", "org/gpt2")
-    assert (result.code, result.err) == (1, "llm-anatomy: org/gpt2: expected a token the Hub accepts, found invalid credentials (HTTP 401); `hf auth login` again, or fix HF_TOKEN\n")
+    assert (result.code, result.err) == (
+        1,
+        "llm-anatomy: org/gpt2: expected a token the Hub accepts, found invalid credentials (HTTP 401); `hf auth login` again, or fix HF_TOKEN\n",
+    )
 
 
 def test_unknown_repo_and_revision(online, remote_repos, cli):
     result = cli("params", "nobody/nothing")
-    assert (result.code, result.err) == (1, "llm-anatomy: nobody/nothing: expected a model on the Hub, found not found, or private/gated and you are not logged in; check the name, or `hf auth login` / set HF_TOKEN\n")
+    assert (result.code, result.err) == (
+        1,
+        "llm-anatomy: nobody/nothing: expected a model on the Hub, found not found, or private/gated and you are not logged in; check the name, or `hf auth login` / set HF_TOKEN\n",
+    )
     result = cli("params", "org/llama", "--revision", "v9")
-    assert (result.code, result.err) == (1, "llm-anatomy: org/llama: expected revision 'v9' of a model on the Hub, found not found, or private/gated and you are not logged in; check the name, or `hf auth login` / set HF_TOKEN\n")
+    assert (result.code, result.err) == (
+        1,
+        "llm-anatomy: org/llama: expected revision 'v9' of a model on the Hub, found not found, or private/gated and you are not logged in; check the name, or `hf auth login` / set HF_TOKEN\n",
+    )
 
 
 def test_a_branch_is_resolved_with_the_request_huggingface_hub_sends(online, standin, llama_dir, cli):
@@ -182,7 +210,9 @@ def local_out(cli, command, folder, repo, *args):
     return cli(command, str(folder), *args).out.replace(os.path.basename(folder), repo, 1)
 
 
-def test_a_cached_call_on_a_branch_that_moved_reads_the_new_commit(online, standin, remote_repos, cli, monkeypatch, tmp_path):
+def test_a_cached_call_on_a_branch_that_moved_reads_the_new_commit(
+    online, standin, remote_repos, cli, monkeypatch, tmp_path
+):
     """The CLI asks the Hub which commit main is before it imports the command's modules,
     and the command waits for that answer before it uses a commit: when main has moved, it
     reads the new commit on its first run, and nothing of the old one is fetched or shown
@@ -199,7 +229,9 @@ def test_a_cached_call_on_a_branch_that_moved_reads_the_new_commit(online, stand
         assert (result.code, result.err) == (0, ""), result.err
         assert result.out == local_out(cli, command, folder, "org/moving", *args), command
         assert [e.path for e in online.log if e.host == "hub"][0] == "/api/models/org/moving"
-        assert all(sha in path for path in [e.path for e in online.log if e.host == "hub"][1:]), online.log  # nothing of the old commit
+        assert all(sha in path for path in [e.path for e in online.log if e.host == "hub"][1:]), (
+            online.log
+        )  # nothing of the old commit
         with open(refs_main) as handle:
             assert handle.read() == sha
     standin.add("org/moving", llama, sha="e" * 40)
@@ -236,7 +268,10 @@ def test_a_cached_call_says_what_the_hub_refuses_as_a_first_call_does(online, st
     for command in (("params",), ("values", "--filter", "*.0.*"), ("stats",)):
         result = cli(*command[:1], "org/closing", *command[1:])
         assert (result.code, result.out) == (1, "")
-        assert result.err == "llm-anatomy: org/closing: expected a model on the Hub, found not found, or private/gated and you are not logged in; check the name, or `hf auth login` / set HF_TOKEN\n"
+        assert (
+            result.err
+            == "llm-anatomy: org/closing: expected a model on the Hub, found not found, or private/gated and you are not logged in; check the name, or `hf auth login` / set HF_TOKEN\n"
+        )
     with socket.socket() as closed:  # a port nobody listens on
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
@@ -244,7 +279,10 @@ def test_a_cached_call_says_what_the_hub_refuses_as_a_first_call_does(online, st
     result = cli("params", "org/closing")
     refused = f"[Errno {errno.ECONNREFUSED}] {os.strerror(errno.ECONNREFUSED)}"
     assert (result.code, result.out) == (1, "")
-    assert result.err == f"llm-anatomy: org/closing: expected an answer from the Hub, found no answer (ConnectionRefusedError: {refused}); check the network or HF_ENDPOINT, and try again later\n"
+    assert (
+        result.err
+        == f"llm-anatomy: org/closing: expected an answer from the Hub, found no answer (ConnectionRefusedError: {refused}); check the network or HF_ENDPOINT, and try again later\n"
+    )
 
 
 def test_a_token_file_that_is_no_file_is_one_line(online, remote_repos, cli, tmp_path, monkeypatch):
@@ -257,13 +295,19 @@ def test_a_token_file_that_is_no_file_is_one_line(online, remote_repos, cli, tmp
     with open(huge, "wb") as handle:
         handle.truncate(2**30)
     todo = "`hf auth login` again, or set HF_TOKEN"
-    for path, line in [(fifo, "expected a regular file, found a fifo"), (huge, "expected a token file of at most 65536 bytes, found 1073741824 bytes"), (tmp_path, "expected a regular file, found a folder")]:
+    for path, line in [
+        (fifo, "expected a regular file, found a fifo"),
+        (huge, "expected a token file of at most 65536 bytes, found 1073741824 bytes"),
+        (tmp_path, "expected a regular file, found a folder"),
+    ]:
         monkeypatch.setenv("HF_TOKEN_PATH", str(path))
         assert_refused(run_cli("params", "org/gpt2"), message=f"llm-anatomy: {path}: {line}; {todo}")
     monkeypatch.delenv("HF_TOKEN_PATH")
     assert cli("params", "org/gpt2").code == 0  # cached: main is asked early, on a thread
     monkeypatch.setenv("HF_TOKEN_PATH", str(fifo))
-    assert_refused(run_cli("params", "org/gpt2"), message=f"llm-anatomy: {fifo}: expected a regular file, found a fifo; {todo}")
+    assert_refused(
+        run_cli("params", "org/gpt2"), message=f"llm-anatomy: {fifo}: expected a regular file, found a fifo; {todo}"
+    )
 
 
 @pytest.mark.parametrize("where", ["hub:/api/models/org/gpt2", "cdn:/org/gpt2/"])
@@ -272,14 +316,20 @@ def test_a_429_is_retried(where, online, remote_repos, cli):
     result = cli("params", "org/gpt2")
     assert result.code == 0, result.err
     host, _, path = where.partition(":")
-    assert [e.status for e in online.log if e.host == host and e.path.startswith(path)] == [429, 200 if host == "hub" else 206]
+    assert [e.status for e in online.log if e.host == host and e.path.startswith(path)] == [
+        429,
+        200 if host == "hub" else 206,
+    ]
 
 
 def test_a_hostile_model_description_is_one_line(online, remote_repos, cli):
     online.faults["hub:/api/models/org/gpt2"] = "nested-json"
     result = cli("params", "org/gpt2")
     assert (result.code, result.out) == (1, "")
-    assert result.err.startswith("llm-anatomy: org/gpt2: expected the model's description from the Hub (JSON)") and len(result.err.splitlines()) == 1, result.err
+    assert (
+        result.err.startswith("llm-anatomy: org/gpt2: expected the model's description from the Hub (JSON)")
+        and len(result.err.splitlines()) == 1
+    ), result.err
 
 
 def test_a_hub_that_is_not_there(online, remote_repos, cli, monkeypatch):
@@ -293,7 +343,10 @@ def test_a_hub_that_is_not_there(online, remote_repos, cli, monkeypatch):
     result = cli("params", "org/gpt2")
     assert (result.code, result.out) == (1, "")
     refused = f"[Errno {errno.ECONNREFUSED}] {os.strerror(errno.ECONNREFUSED)}"
-    assert result.err == f"llm-anatomy: org/gpt2: expected an answer from the Hub, found no answer (ConnectionRefusedError: {refused}); check the network or HF_ENDPOINT, and try again later\n"
+    assert (
+        result.err
+        == f"llm-anatomy: org/gpt2: expected an answer from the Hub, found no answer (ConnectionRefusedError: {refused}); check the network or HF_ENDPOINT, and try again later\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -324,12 +377,20 @@ def test_huggingface_hub_itself_reads_the_standin(online, remote_repos, tmp_path
     assert open(weights, "rb").read() == (folder / shard).read_bytes()
     assert os.path.dirname(weights).endswith(f"snapshots/{sha}")
     metadata = HfApi().get_safetensors_metadata("org/llama")
-    assert metadata.sharded and set(metadata.files_metadata) == {n for n in os.listdir(folder) if n.endswith(".safetensors")}
+    assert metadata.sharded and set(metadata.files_metadata) == {
+        n for n in os.listdir(folder) if n.endswith(".safetensors")
+    }
     from llm_anatomy.locate import open_catalog
 
     local = open_catalog(str(folder))
     assert metadata.parameter_count == {"F32": local.total_numel}
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError, RemoteEntryNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+        RemoteEntryNotFoundError,
+    )
 
     with pytest.raises(GatedRepoError):
         hf_hub_download("gated-org/llama", "config.json", cache_dir=tmp_path / "dl")
@@ -390,13 +451,21 @@ def test_gguf_repos_print_what_the_cached_copy_prints(repo, online, gguf_repos, 
 def test_gguf_quantization_selector(online, gguf_repos, cli):
     several = cli("params", "org/several-GGUF")
     assert (several.code, several.out) == (2, "")
-    assert several.err == "llm-anatomy: org/several-GGUF: expected one quantization (repo:QUANT), found 2: Q4_0, Q8_0; pick one, e.g. org/several-GGUF:Q4_0\n"
+    assert (
+        several.err
+        == "llm-anatomy: org/several-GGUF: expected one quantization (repo:QUANT), found 2: Q4_0, Q8_0; pick one, e.g. org/several-GGUF:Q4_0\n"
+    )
     online.clear_log()
     chosen = cli("params", "org/several-GGUF:q8_0")
     assert chosen.code == 0 and chosen.out.splitlines()[-1].endswith("in 1 file")
-    assert {e.path.split("/")[-1].split("?")[0] for e in online.log if "resolve" in e.path or e.host == "cdn"} == {"tiny-llama.Q8_0.gguf"}
+    assert {e.path.split("/")[-1].split("?")[0] for e in online.log if "resolve" in e.path or e.host == "cdn"} == {
+        "tiny-llama.Q8_0.gguf"
+    }
     missing = cli("params", "org/several-GGUF:Q5_K_M")
-    assert missing.err == "llm-anatomy: org/several-GGUF:Q5_K_M: expected a quantization the repository has, found Q4_0, Q8_0; pick one, e.g. org/several-GGUF:Q4_0\n"
+    assert (
+        missing.err
+        == "llm-anatomy: org/several-GGUF:Q5_K_M: expected a quantization the repository has, found Q4_0, Q8_0; pick one, e.g. org/several-GGUF:Q4_0\n"
+    )
 
 
 def test_the_quantization_selector_reads_the_local_cache_first(online, gguf_repos, cli, monkeypatch, tmp_path):
@@ -420,7 +489,10 @@ def test_the_quantization_selector_reads_the_local_cache_first(online, gguf_repo
     monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "another-empty-header-cache"))
     snapshot = os.path.join(os.environ["HF_HUB_CACHE"], "models--org--several-GGUF", "snapshots", sha)
     offline_q8 = cli("params", "org/several-GGUF:Q8_0")
-    assert (offline_q8.code, offline_q8.err) == (1, f"llm-anatomy: org/several-GGUF:Q8_0: expected the Q8_0 GGUF files in the local Hugging Face cache ({snapshot}), found Q4_0; download them with `hf download org/several-GGUF --include '*Q8_0*'`\n")
+    assert (offline_q8.code, offline_q8.err) == (
+        1,
+        f"llm-anatomy: org/several-GGUF:Q8_0: expected the Q8_0 GGUF files in the local Hugging Face cache ({snapshot}), found Q4_0; download them with `hf download org/several-GGUF --include '*Q8_0*'`\n",
+    )
 
 
 def test_a_cached_gguf_repository_with_several_quantizations_asks_for_one(online, gguf_repos, cli, monkeypatch):
@@ -429,8 +501,14 @@ def test_a_cached_gguf_repository_with_several_quantizations_asks_for_one(online
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = cli("params", "org/several-GGUF")
     assert (result.code, result.out) == (2, "")
-    assert result.err == "llm-anatomy: org/several-GGUF: expected one quantization (repo:QUANT), found 2: Q4_0, Q8_0; pick one, e.g. org/several-GGUF:Q4_0\n"
-    assert cli("params", "org/several-GGUF:Q8_0").out.splitlines()[1:] == cli("params", folder / "tiny-llama.Q8_0.gguf").out.splitlines()[1:]
+    assert (
+        result.err
+        == "llm-anatomy: org/several-GGUF: expected one quantization (repo:QUANT), found 2: Q4_0, Q8_0; pick one, e.g. org/several-GGUF:Q4_0\n"
+    )
+    assert (
+        cli("params", "org/several-GGUF:Q8_0").out.splitlines()[1:]
+        == cli("params", folder / "tiny-llama.Q8_0.gguf").out.splitlines()[1:]
+    )
 
 
 @pytest.mark.parametrize("claim", ["2^40 metadata keys", "an array of 2^40 strings"])
@@ -460,8 +538,14 @@ def test_a_gguf_too_large_to_exist_is_one_line(claim, online, standin, tmp_path,
     sha = standin.add("org/evil-GGUF", folder, generated={"evil.gguf": (size, serve)})
     result = cli("params", "org/evil-GGUF")
     cached = os.path.join(os.environ["LLM_ANATOMY_CACHE"], "hub", "models--org--evil-GGUF", sha, "evil.gguf")
-    assert (result.code, result.out, result.err) == (1, "", f"llm-anatomy: {cached}: {line}; the file is corrupt or hostile\n")
-    assert sum(e.nbytes for e in online.log if e.host == "cdn") == 1 << 20  # the first 100 KB, then the reader's first window
+    assert (result.code, result.out, result.err) == (
+        1,
+        "",
+        f"llm-anatomy: {cached}: {line}; the file is corrupt or hostile\n",
+    )
+    assert (
+        sum(e.nbytes for e in online.log if e.host == "cdn") == 1 << 20
+    )  # the first 100 KB, then the reader's first window
 
 
 def test_a_split_model_half_downloaded_is_not_read_from_the_cache(online, gguf_repos, cli, monkeypatch, tmp_path):
@@ -477,14 +561,18 @@ def test_a_split_model_half_downloaded_is_not_read_from_the_cache(online, gguf_r
     assert whole.code == 0 and online.log != [] and whole.out.splitlines()[-1].endswith("in 3 files")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "empty-header-cache"))
-    assert cli("params", "org/split-GGUF:model").err.endswith(", found part of them; download them with `hf download org/split-GGUF --include '*model*'`\n")
+    assert cli("params", "org/split-GGUF:model").err.endswith(
+        ", found part of them; download them with `hf download org/split-GGUF --include '*model*'`\n"
+    )
 
 
 @pytest.fixture(scope="session")
 def bin_repos(standin, llama_dir, tmp_path_factory):
     repos = {
         "org/llama-bin": checkpoints.torch_bin(str(llama_dir), str(tmp_path_factory.mktemp("bin") / "llama")),
-        "org/llama-bin-sharded": checkpoints.torch_bin(str(llama_dir), str(tmp_path_factory.mktemp("bin") / "llama"), shards=2),
+        "org/llama-bin-sharded": checkpoints.torch_bin(
+            str(llama_dir), str(tmp_path_factory.mktemp("bin") / "llama"), shards=2
+        ),
     }
     return {repo: (folder, standin.add(repo, folder)) for repo, folder in repos.items()}
 
@@ -531,15 +619,27 @@ def test_a_bin_whose_directory_misleads_is_refused_before_its_bytes_are_read(onl
     read: stray bytes between members, which torch.save never writes, are one line."""
     folder = tmp_path / "stray"
     shutil.copytree(bin_repos["org/llama-bin"][0], folder)
-    with_bytes_between_members(os.path.join(bin_repos["org/llama-bin"][0], "pytorch_model.bin"), folder / "pytorch_model.bin", "pytorch_model/data/0")
+    with_bytes_between_members(
+        os.path.join(bin_repos["org/llama-bin"][0], "pytorch_model.bin"),
+        folder / "pytorch_model.bin",
+        "pytorch_model/data/0",
+    )
     standin.add("org/stray", folder)
     local = cli("values", str(folder), "--filter", "*.0.*")
     assert local.code == 0  # the local reader reads every local header
     assert cli("params", "org/stray").out == cli("params", str(folder)).out.replace("stray", "org/stray", 1)
     result = cli("values", "org/stray", "--filter", "*.0.*")
     assert (result.code, result.out) == (1, "")
-    cached = os.path.join(os.environ["LLM_ANATOMY_CACHE"], "hub", "models--org--stray", standin.repos["org/stray"].sha, "pytorch_model.bin")
-    assert result.err.startswith(f"llm-anatomy: {cached}: expected pytorch_model/data/0 followed by the next member (as torch.save writes a zip), found its bytes at ")
+    cached = os.path.join(
+        os.environ["LLM_ANATOMY_CACHE"],
+        "hub",
+        "models--org--stray",
+        standin.repos["org/stray"].sha,
+        "pytorch_model.bin",
+    )
+    assert result.err.startswith(
+        f"llm-anatomy: {cached}: expected pytorch_model/data/0 followed by the next member (as torch.save writes a zip), found its bytes at "
+    )
     assert result.err.endswith(", then 64 bytes more; the file is corrupt or hostile; download it again\n")
 
 
@@ -553,14 +653,18 @@ def test_a_missing_shard_and_an_oversized_index(online, standin, llama_dir, tmp_
     os.remove(broken / shard)
     standin.add("org/broken", broken)
     result = cli("params", "org/broken")
-    assert result.code == 1 and result.err.endswith(f"expected shard {shard} named by the index, found no such file; download the missing shard\n")
+    assert result.code == 1 and result.err.endswith(
+        f"expected shard {shard} named by the index, found no such file; download the missing shard\n"
+    )
     huge = tmp_path / "huge"
     shutil.copytree(llama_dir, huge)
     with open(huge / "model.safetensors.index.json", "a") as handle:
         handle.write(" " * (20 * 1024 * 1024))
     standin.add("org/huge-index", huge)
     result = cli("params", "org/huge-index")
-    assert result.code == 1 and result.err.endswith(f"expected a file of at most {20 * 1024 * 1024} bytes, found {os.path.getsize(huge / 'model.safetensors.index.json')} bytes; the repository's file is corrupt or hostile\n")
+    assert result.code == 1 and result.err.endswith(
+        f"expected a file of at most {20 * 1024 * 1024} bytes, found {os.path.getsize(huge / 'model.safetensors.index.json')} bytes; the repository's file is corrupt or hostile\n"
+    )
 
 
 @pytest.mark.parametrize("filename", ["model.safetensors", "tiny.Q8_0.gguf", "pytorch_model.bin"])
@@ -576,14 +680,18 @@ def test_an_empty_weight_file_is_refused_as_the_local_copy_is(filename, online, 
     assert (result.code, local.code) == (1, 1)
     cached_name = os.path.join(os.environ["LLM_ANATOMY_CACHE"], "hub", f"models--org--empty-{filename}", sha, filename)
     assert result.err == local.err.replace(str(folder / filename), cached_name)
-    assert "found an empty file" in result.err and [e.status for e in online.log if e.host == "cdn"] == [416], online.log
+    assert "found an empty file" in result.err and [e.status for e in online.log if e.host == "cdn"] == [416], (
+        online.log
+    )
 
 
 def test_a_hub_that_does_not_answer_in_time(online, remote_repos, cli, monkeypatch):
     monkeypatch.setattr(transport, "TIMEOUT_SECONDS", 0.3)
     online.faults["cdn:/org/gpt2/"] = "slow"
     result = cli("params", "org/gpt2")
-    assert result.code == 1 and result.err.endswith("found no answer (TimeoutError: timed out); check the network or HF_ENDPOINT, and try again later\n"), result.err
+    assert result.code == 1 and result.err.endswith(
+        "found no answer (TimeoutError: timed out); check the network or HF_ENDPOINT, and try again later\n"
+    ), result.err
 
 
 def test_a_snapshot_without_the_weights_is_read_from_the_hub(online, remote_repos, cli, monkeypatch, capsys):
@@ -601,7 +709,10 @@ def test_a_snapshot_without_the_weights_is_read_from_the_hub(online, remote_repo
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("LLM_ANATOMY_CACHE", str(os.environ["LLM_ANATOMY_CACHE"]) + "-empty")
     shard = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))[0]
-    assert cli("params", "org/llama").err == f"llm-anatomy: {snapshot}/model.safetensors.index.json: expected shard {shard} named by the index, found no such file; download the missing shard\n"
+    assert (
+        cli("params", "org/llama").err
+        == f"llm-anatomy: {snapshot}/model.safetensors.index.json: expected shard {shard} named by the index, found no such file; download the missing shard\n"
+    )
 
 
 # ---------------------------------------------------------------- stats and diff stream the bytes
@@ -623,7 +734,9 @@ def test_stats_and_diff_stream_a_remote_model(online, remote_repos, cli, monkeyp
     expected = cli("diff", finetune, str(folder)).out
     assert "21 tensors compared: 5 bit-identical, 16 changed" in expected  # the norms are ones in both
     assert diff.out == expected.replace(f"B: {os.path.basename(folder)} ", "B: org/llama ", 1)
-    assert not os.path.exists(os.path.join(os.environ["HF_HUB_CACHE"], "models--org--llama"))  # nothing written for the data
+    assert not os.path.exists(
+        os.path.join(os.environ["HF_HUB_CACHE"], "models--org--llama")
+    )  # nothing written for the data
 
 
 # ---------------------------------------------------------------- in a fresh process, as users run it
@@ -637,16 +750,33 @@ def test_a_fresh_process_honours_hf_endpoint_and_stays_light(standin, remote_rep
     from conftest import NOT_ON_THE_LIGHT_PATH, imported_by
 
     sha = remote_repos[0]["org/llama"][1]
-    env = dict(os.environ, HF_ENDPOINT=standin.url, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_CACHE=str(tmp_path / "hf_cache"), LLM_ANATOMY_CACHE=str(tmp_path / "cache"))
+    env = dict(
+        os.environ,
+        HF_ENDPOINT=standin.url,
+        HF_HOME=str(tmp_path / "hf_home"),
+        HF_HUB_CACHE=str(tmp_path / "hf_cache"),
+        LLM_ANATOMY_CACHE=str(tmp_path / "cache"),
+    )
     env.pop("HF_HUB_OFFLINE")
-    heavy = ("numpy", "torch", "transformers", "typing", "pathlib", "huggingface_hub.utils", "huggingface_hub.hf_api", "httpx")
+    heavy = (
+        "numpy",
+        "torch",
+        "transformers",
+        "typing",
+        "pathlib",
+        "huggingface_hub.utils",
+        "huggingface_hub.hf_api",
+        "httpx",
+    )
     code, loaded, out = imported_by("params", "org/llama", modules=heavy, env=env)
     assert (code, loaded) == (0, []) and out.splitlines()[-1] == "21 tensors, 78,144 parameters, 305.25 KiB in 6 files"
     standin.clear_log()
     code, loaded, again = imported_by("params", "org/llama", modules=heavy, env=env)
     assert (code, loaded, again) == (0, [], out)
     assert [e.path for e in standin.log] == ["/api/models/org/llama"]  # main -> its commit
-    code, loaded, again = imported_by("params", "org/llama", "--revision", sha, modules=(*NOT_ON_THE_LIGHT_PATH, "llm_anatomy.hf.skeleton"), env=env)
+    code, loaded, again = imported_by(
+        "params", "org/llama", "--revision", sha, modules=(*NOT_ON_THE_LIGHT_PATH, "llm_anatomy.hf.skeleton"), env=env
+    )
     assert (code, loaded, again) == (0, [], out)
 
 
@@ -671,7 +801,13 @@ def test_gguf_metadata_comes_in_doubling_ranges(online, standin, tmp_path, cli):
     size = os.path.getsize(folder / "big-vocab.gguf")
     assert sum(e.nbytes for e in online.log if e.host == "cdn") == size - 31  # 31 bytes stepped over, nothing twice
     # The first 100 KB, the rest of the reader's first 1 MB window, then each range twice the last.
-    assert ranges == ["bytes=0-99999", "bytes=100000-1048575", "bytes=1048607-2097182", "bytes=2097183-4194334", f"bytes=4194335-{size - 1}"]
+    assert ranges == [
+        "bytes=0-99999",
+        "bytes=100000-1048575",
+        "bytes=1048607-2097182",
+        "bytes=2097183-4194334",
+        f"bytes=4194335-{size - 1}",
+    ]
 
 
 def test_a_header_cache_that_cannot_be_written_is_one_line(online, remote_repos, cli, tmp_path, monkeypatch):
@@ -763,7 +899,9 @@ def test_a_damaged_header_cache_is_a_miss(case, online, remote_repos, cli, tmp_p
     offline = run_cli("params", "org/gpt2")
     monkeypatch.setenv("LLM_ANATOMY_CACHE", str(tmp_path / "never-filled"))
     uncached = cli("params", "org/gpt2")
-    assert uncached.code == 1 and uncached.err.startswith("llm-anatomy: org/gpt2: expected a model folder, a weights file, or a model in the local Hugging Face cache")
+    assert uncached.code == 1 and uncached.err.startswith(
+        "llm-anatomy: org/gpt2: expected a model folder, a weights file, or a model in the local Hugging Face cache"
+    )
     assert_refused(offline, codes=(1,), message=uncached.err.rstrip("\n"))
     monkeypatch.setenv("LLM_ANATOMY_CACHE", cache)
     monkeypatch.delenv("HF_HUB_OFFLINE")  # back online, on the damaged cache
@@ -787,11 +925,16 @@ def test_a_folder_in_the_header_cache_is_a_miss(case, online, remote_repos, cli,
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     offline = cli("params", "org/gpt2")
     assert (offline.code, offline.out) == (1, "")
-    assert offline.err.startswith("llm-anatomy: org/gpt2: expected a model folder, a weights file, or a model in the local Hugging Face cache")
+    assert offline.err.startswith(
+        "llm-anatomy: org/gpt2: expected a model folder, a weights file, or a model in the local Hugging Face cache"
+    )
     monkeypatch.delenv("HF_HUB_OFFLINE")
     result = cli("params", "org/gpt2")
     assert (result.code, result.out) == (1, "")
-    assert result.err == f"llm-anatomy: {path}: expected a file llm-anatomy can write in its cache of models on the Hub, found Is a directory; set LLM_ANATOMY_CACHE to a writable folder\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {path}: expected a file llm-anatomy can write in its cache of models on the Hub, found Is a directory; set LLM_ANATOMY_CACHE to a writable folder\n"
+    )
 
 
 @pytest.mark.parametrize("link", [".ranges", "SHA"])
@@ -812,7 +955,10 @@ def test_the_header_cache_never_writes_through_a_link(link, online, remote_repos
     weights = (victim / "model.safetensors").read_bytes()
     result = cli("params", "org/gpt2")
     assert (result.code, result.out) == (1, "")
-    assert result.err == f"llm-anatomy: {linked}: expected a folder of llm-anatomy's cache of models on the Hub, found a symbolic link; remove the link (llm-anatomy never writes through one in its cache)\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {linked}: expected a folder of llm-anatomy's cache of models on the Hub, found a symbolic link; remove the link (llm-anatomy never writes through one in its cache)\n"
+    )
     assert snapshot(victim) == before and (victim / "model.safetensors").read_bytes() == weights
 
 
@@ -822,11 +968,40 @@ def test_a_commit_sha_with_a_final_newline_is_refused(online, standin, gpt2_dir,
     standin.add("org/newline", gpt2_dir, sha="0123abcd" * 5 + "\n")
     result = cli("params", "org/newline")
     assert (result.code, result.out) == (1, "")
-    assert result.err == "llm-anatomy: org/newline: expected a commit sha from the Hub, found '0123abcd0123abcd0123abcd0123abcd0123abcd\\n'; check HF_ENDPOINT\n"
+    assert (
+        result.err
+        == "llm-anatomy: org/newline: expected a commit sha from the Hub, found '0123abcd0123abcd0123abcd0123abcd0123abcd\\n'; check HF_ENDPOINT\n"
+    )
     assert not os.path.exists(os.path.join(os.environ["LLM_ANATOMY_CACHE"], "hub", "models--org--newline"))
 
 
-@pytest.mark.parametrize("revision", ["..", "a/../b", ".hidden", "v1.lock", "refs/heads/x.lock", "a@{1}", "@", "a//b", "/main", "main/", "v1.", "a b", "v1~1", "v1^", "a:b", "a?", "a*", "a[", "a\\b", "main\n", "v1\x1b[2J", "v1\x7f"])
+@pytest.mark.parametrize(
+    "revision",
+    [
+        "..",
+        "a/../b",
+        ".hidden",
+        "v1.lock",
+        "refs/heads/x.lock",
+        "a@{1}",
+        "@",
+        "a//b",
+        "/main",
+        "main/",
+        "v1.",
+        "a b",
+        "v1~1",
+        "v1^",
+        "a:b",
+        "a?",
+        "a*",
+        "a[",
+        "a\\b",
+        "main\n",
+        "v1\x1b[2J",
+        "v1\x7f",
+    ],
+)
 def test_a_revision_that_is_no_git_ref_name_is_refused_before_any_request(revision, online, remote_repos, cli):
     """git check-ref-format's rules, as the Hub refuses such names: `--revision ..` reached
     the Hub as a dot-segment and wrote refs/.. (hostile report R8); now exit 2, nothing sent."""
@@ -835,7 +1010,10 @@ def test_a_revision_that_is_no_git_ref_name_is_refused_before_any_request(revisi
     result = cli("params", "org/gpt2", "--revision", revision)
     shown = repr(revision).replace("\x1b", "\\x1b").replace("\x7f", "\\x7f")
     assert (result.code, result.out) == (2, "")
-    assert result.err == f"llm-anatomy: org/gpt2: expected a revision (branch, tag or commit), found {shown}; pass a name such as main, v1.0 or refs/pr/1\n"
+    assert (
+        result.err
+        == f"llm-anatomy: org/gpt2: expected a revision (branch, tag or commit), found {shown}; pass a name such as main, v1.0 or refs/pr/1\n"
+    )
     assert online.log == []
 
 
@@ -857,7 +1035,10 @@ def test_api_users_catch_each_kind_of_refusal(online, remote_repos, tmp_path):
 
     with pytest.raises(la.GatedRepo) as gated:
         la.open("gated-org/llama")
-    assert str(gated.value) == "gated-org/llama: expected a model you may read, found a gated model; accept its license on the model page, then `hf auth login` or set HF_TOKEN"
+    assert (
+        str(gated.value)
+        == "gated-org/llama: expected a model you may read, found a gated model; accept its license on the model page, then `hf auth login` or set HF_TOKEN"
+    )
     with pytest.raises(la.RepoNotFound):
         la.open("nobody/nothing")
     with pytest.raises(la.RevisionNotFound) as revision:
@@ -870,7 +1051,15 @@ def test_api_users_catch_each_kind_of_refusal(online, remote_repos, tmp_path):
     with pytest.raises(la.CorruptFile):
         la.open(corrupt)
     assert la.MissingExtra is extras.MissingExtra
-    kinds = (la.HubError, la.RepoNotFound, la.GatedRepo, la.RevisionNotFound, la.CorruptFile, la.MissingExtra, la.UsageError)
+    kinds = (
+        la.HubError,
+        la.RepoNotFound,
+        la.GatedRepo,
+        la.RevisionNotFound,
+        la.CorruptFile,
+        la.MissingExtra,
+        la.UsageError,
+    )
     assert all(issubclass(kind, la.AnatomyError) for kind in kinds)
     assert all(issubclass(kind, la.HubError) for kind in (la.RepoNotFound, la.GatedRepo, la.RevisionNotFound))
 

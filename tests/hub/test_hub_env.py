@@ -46,15 +46,28 @@ CASES = {
     "an empty token file": ({}, {"home/.cache/huggingface/token": " \n"}),
     "a browser login's token, not due": (
         {},
-        {"home/.cache/huggingface/token": "hf_oauth", "home/.cache/huggingface/stored_tokens": "[web]\nhf_token = hf_oauth\nrefresh_token = r\nexpires_at = 99999999999\n"},
+        {
+            "home/.cache/huggingface/token": "hf_oauth",
+            "home/.cache/huggingface/stored_tokens": "[web]\nhf_token = hf_oauth\nrefresh_token = r\nexpires_at = 99999999999\n",
+        },
     ),
     "HF_HUB_DISABLE_IMPLICIT_TOKEN": ({"HF_HUB_DISABLE_IMPLICIT_TOKEN": "1", "HF_TOKEN": "hf_env"}, {}),
-    "HF_ENDPOINT with a slash, an origin, no telemetry": ({"HF_ENDPOINT": "http://mirror.example:8080/", "HF_HUB_USER_AGENT_ORIGIN": "spaces", "HF_HUB_DISABLE_TELEMETRY": "1"}, {}),
+    "HF_ENDPOINT with a slash, an origin, no telemetry": (
+        {
+            "HF_ENDPOINT": "http://mirror.example:8080/",
+            "HF_HUB_USER_AGENT_ORIGIN": "spaces",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+        },
+        {},
+    ),
     "staging": ({"HUGGINGFACE_CO_STAGING": "1"}, {}),
     "HF_HUB_OFFLINE": ({"HF_HUB_OFFLINE": "yes"}, {}),
     "HF_HUB_CACHE with ~ and a variable": ({"HF_HUB_CACHE": "~/$USER_DIR/hub", "USER_DIR": "me"}, {}),
     "the legacy HUGGINGFACE_HUB_CACHE": ({"HUGGINGFACE_HUB_CACHE": "{tmp}/legacy"}, {}),
-    "HF_HUB_CACHE over the legacy variable": ({"HF_HUB_CACHE": "{tmp}/new", "HUGGINGFACE_HUB_CACHE": "{tmp}/legacy"}, {}),
+    "HF_HUB_CACHE over the legacy variable": (
+        {"HF_HUB_CACHE": "{tmp}/new", "HUGGINGFACE_HUB_CACHE": "{tmp}/legacy"},
+        {},
+    ),
     "HF_HOME with a variable": ({"HF_HOME": "$HOME/hf"}, {}),
     "HF_HUB_OFFLINE empty, TRANSFORMERS_OFFLINE set": ({"HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "1"}, {}),
 }

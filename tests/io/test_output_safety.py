@@ -100,39 +100,76 @@ def test_hard_link_to_a_weights_file(model, tmp_path):
     os.link(shard, tmp_path / "out.html")
     _refused(model, tmp_path, tmp_path / "out.html", INSIDE.format(found=f"the weights file {shard}"))
     os.link(blob, tmp_path / "blob.html")  # the blob behind the snapshot's link
-    _refused(model, tmp_path, tmp_path / "blob.html", INSIDE.format(found=f"the weights file {snap / shard.name}"), by_id=True)
+    _refused(
+        model,
+        tmp_path,
+        tmp_path / "blob.html",
+        INSIDE.format(found=f"the weights file {snap / shard.name}"),
+        by_id=True,
+    )
 
 
 def test_hard_link_to_the_index_beside_a_model_file(model, tmp_path):
     folder = model[0]
     os.link(folder / "model.safetensors.index.json", tmp_path / "out.html")
-    _refused(model, tmp_path, tmp_path / "out.html", INSIDE.format(found=f"the model file {folder / 'model.safetensors.index.json'}"))
+    _refused(
+        model,
+        tmp_path,
+        tmp_path / "out.html",
+        INSIDE.format(found=f"the model file {folder / 'model.safetensors.index.json'}"),
+    )
 
 
 def test_fifo_is_refused_without_waiting(model, tmp_path):
     os.mkfifo(tmp_path / "out.html")
-    _refused(model, tmp_path, tmp_path / "out.html", "expected a file name for the report, found a fifo; pass -o with another path")
+    _refused(
+        model,
+        tmp_path,
+        tmp_path / "out.html",
+        "expected a file name for the report, found a fifo; pass -o with another path",
+    )
 
 
 def test_folder_is_refused(model, tmp_path):
     (tmp_path / "pages").mkdir()
-    _refused(model, tmp_path, tmp_path / "pages", "expected a file name for the report, found a folder; pass -o FOLDER/report.html")
+    _refused(
+        model,
+        tmp_path,
+        tmp_path / "pages",
+        "expected a file name for the report, found a folder; pass -o FOLDER/report.html",
+    )
 
 
 def test_unrelated_file_is_left_alone(model, tmp_path):
     (tmp_path / "notes.html").write_text("<!DOCTYPE html>\n<html><head><title>mine</title></head></html>\n")
-    _refused(model, tmp_path, tmp_path / "notes.html", "expected a new file or a previous llm-anatomy report, found a file llm-anatomy did not write; remove it or pass -o with another path")
+    _refused(
+        model,
+        tmp_path,
+        tmp_path / "notes.html",
+        "expected a new file or a previous llm-anatomy report, found a file llm-anatomy did not write; remove it or pass -o with another path",
+    )
     assert (tmp_path / "notes.html").read_text().endswith("<title>mine</title></head></html>\n")
 
 
 def test_dangling_symlink_is_refused(model, tmp_path):
     os.symlink(tmp_path / "nowhere" / "x.html", tmp_path / "out.html")
-    _refused(model, tmp_path, tmp_path / "out.html", "expected a file name for the report, found a symbolic link that leads nowhere; remove the link or pass -o with another path")
+    _refused(
+        model,
+        tmp_path,
+        tmp_path / "out.html",
+        "expected a file name for the report, found a symbolic link that leads nowhere; remove the link or pass -o with another path",
+    )
 
 
 def test_missing_output_folder(model, tmp_path):
     output = tmp_path / "nope" / "report.html"
-    _refused(model, tmp_path, output, f"expected an existing folder for the report, found no folder {tmp_path / 'nope'}; create it or pass -o with another path", code=1)
+    _refused(
+        model,
+        tmp_path,
+        output,
+        f"expected an existing folder for the report, found no folder {tmp_path / 'nope'}; create it or pass -o with another path",
+        code=1,
+    )
 
 
 def test_previous_report_is_replaced_and_planted_partials_are_not_followed(model, tmp_path):
@@ -155,7 +192,13 @@ def test_previous_report_is_replaced_and_planted_partials_are_not_followed(model
     assert sorted(os.listdir(out_dir)) == [".report.html.partial", "report.html", "report.html.partial"]
     assert os.readlink(out_dir / "report.html.partial") == str(shard)
     assert snapshot(folder, cache) == before
-    assert (out_dir / "report.html").read_text(encoding="utf-8").startswith('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="llm-anatomy">')
+    assert (
+        (out_dir / "report.html")
+        .read_text(encoding="utf-8")
+        .startswith(
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="llm-anatomy">'
+        )
+    )
 
 
 def test_a_symlink_to_a_previous_report_replaces_the_report(model, tmp_path):
@@ -179,10 +222,16 @@ def test_a_failing_file_system_is_one_line_and_leaves_nothing(model, tmp_path, c
 
     monkeypatch.setattr(files.os, "fsync", fail)
     result = cli("report", model[0], "-o", tmp_path / "r.html")
-    todo = {errno.ENOSPC: "free some space or pass -o with another folder", errno.EACCES: "pass -o with a folder you can write to"}[failure]
+    todo = {
+        errno.ENOSPC: "free some space or pass -o with another folder",
+        errno.EACCES: "pass -o with a folder you can write to",
+    }[failure]
     name = errno.errorcode[failure]
     assert (result.code, result.out) == (1, "")
-    assert result.err == f"llm-anatomy: {tmp_path / 'r.html'}: expected to write the report, found {os.strerror(failure).lower()} ({name}); {todo}\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {tmp_path / 'r.html'}: expected to write the report, found {os.strerror(failure).lower()} ({name}); {todo}\n"
+    )
     assert os.listdir(tmp_path) == []
 
 
@@ -194,9 +243,17 @@ def test_demo_keep_refuses_links(tmp_path):
     (tmp_path / "planted").mkdir()
     os.symlink(empty / "x", tmp_path / "planted" / "config.json")
     before = snapshot(tmp_path)
-    for name, found in (("link", "a symbolic link"), ("dangling", "a symbolic link"), ("planted", "an existing file or a folder with files in it")):
+    for name, found in (
+        ("link", "a symbolic link"),
+        ("dangling", "a symbolic link"),
+        ("planted", "an existing file or a folder with files in it"),
+    ):
         outcome = run_cli("demo", "--keep", tmp_path / name)
-        assert_refused(outcome, codes=(2,), message=f"llm-anatomy: {tmp_path / name}: expected a new or empty folder for --keep, found {found}; name a new folder")
+        assert_refused(
+            outcome,
+            codes=(2,),
+            message=f"llm-anatomy: {tmp_path / name}: expected a new or empty folder for --keep, found {found}; name a new folder",
+        )
     assert snapshot(tmp_path) == before
 
 
@@ -214,7 +271,17 @@ FULL = "llm-anatomy: stdout: expected to write the output, found no space left o
 
 @pytest.mark.parametrize(
     "args",
-    [("params", "MODEL"), ("params", "MODEL", "--json"), ("values", "MODEL", "--style", "torch"), ("tree", "MODEL"), ("config", "MODEL", "--explain"), ("summary", "MODEL", "--json"), ("stats", "MODEL", "--csv"), ("report", "MODEL", "-o", "OUT"), ("--help",)],
+    [
+        ("params", "MODEL"),
+        ("params", "MODEL", "--json"),
+        ("values", "MODEL", "--style", "torch"),
+        ("tree", "MODEL"),
+        ("config", "MODEL", "--explain"),
+        ("summary", "MODEL", "--json"),
+        ("stats", "MODEL", "--csv"),
+        ("report", "MODEL", "-o", "OUT"),
+        ("--help",),
+    ],
 )
 def test_dev_full_as_stdout(model, tmp_path, cli, args):
     """Output that cannot be written (here /dev/full) is one line and exit 1, however much
@@ -232,12 +299,19 @@ def test_a_single_file_of_a_hub_snapshot_guards_its_repository(model, tmp_path):
     before = snapshot(model[0], cache, tmp_path)
     for output in (snap / "report.html", repo / "blobs" / "report.html"):
         outcome = run_cli("report", shard, "-o", output)
-        assert_refused(outcome, codes=(2,), message=f"llm-anatomy: {output}: " + INSIDE.format(found=f"a path inside {repo}"))
+        assert_refused(
+            outcome, codes=(2,), message=f"llm-anatomy: {output}: " + INSIDE.format(found=f"a path inside {repo}")
+        )
     assert snapshot(model[0], cache, tmp_path) == before
 
 
 def test_a_trailing_slash_names_a_folder_and_a_long_name_still_fits(model, tmp_path):
-    _refused(model, tmp_path, f"{tmp_path}/pages/", "expected a file name for the report, found a folder; pass -o FOLDER/report.html")
+    _refused(
+        model,
+        tmp_path,
+        f"{tmp_path}/pages/",
+        "expected a file name for the report, found a folder; pass -o FOLDER/report.html",
+    )
     long_name = "r" * 250 + ".html"  # 255 bytes: the most a name may have; the temporary file's name must fit too
     outcome = run_cli("report", model[0], "-o", tmp_path / long_name)
     assert (outcome.code, outcome.err) == (0, "")
@@ -249,5 +323,13 @@ def test_closed_stdout(model):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "llm_anatomy.cli.main", "params", model[0]], stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
-    assert (result.returncode, result.stderr) == (1, "llm-anatomy: stdout: expected to write the output, found bad file descriptor (EBADF); send the output elsewhere\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_anatomy.cli.main", "params", model[0]],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert (result.returncode, result.stderr) == (
+        1,
+        "llm-anatomy: stdout: expected to write the output, found bad file descriptor (EBADF); send the output elsewhere\n",
+    )

@@ -60,17 +60,25 @@ def test_training_args_bin_is_not_taken_for_weights(tmp_path):
 
 def test_revision_of_a_local_folder_is_a_usage_error(llama_dir, cli):
     result = cli("params", llama_dir, "--revision", "v1")
-    assert (result.code, result.err) == (2, f"llm-anatomy: {llama_dir}: expected a model id with --revision, found a local path; drop --revision for local folders and files\n")
+    assert (result.code, result.err) == (
+        2,
+        f"llm-anatomy: {llama_dir}: expected a model id with --revision, found a local path; drop --revision for local folders and files\n",
+    )
 
 
 def test_a_ref_that_leaves_the_snapshots_folder_is_refused(tmp_path, llama_dir, cli, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     repo = _fake_hub_cache(tmp_path, "acme/tiny-llama", llama_dir, commit="../../elsewhere")
     result = cli("params", "acme/tiny-llama")
-    assert (result.code, result.err) == (1, f"llm-anatomy: {repo / 'refs' / 'main'}: expected a commit hash, found '../../elsewhere'; the cache is damaged; download the model again\n")
+    assert (result.code, result.err) == (
+        1,
+        f"llm-anatomy: {repo / 'refs' / 'main'}: expected a commit hash, found '../../elsewhere'; the cache is damaged; download the model again\n",
+    )
 
 
-@pytest.mark.parametrize("command", ["params", "values", "tree", "config", "summary", "stats", "diff", "report", "demo"])
+@pytest.mark.parametrize(
+    "command", ["params", "values", "tree", "config", "summary", "stats", "diff", "report", "demo"]
+)
 def test_every_help_shows_an_example(command, cli_subprocess):
     result = cli_subprocess(command, "--help")
     assert result.returncode == 0, result.stderr

@@ -38,6 +38,7 @@ def test_stats_refuses_a_shard_swapped_for_a_fifo(llama_copy):
     assert report.errors and all(message == line for _, message in report.errors)
     assert {name for name, _ in report.errors} == {t.name for t in model.catalog.tensors if t.file == str(shard)}
 
+
 def test_tree_refuses_a_config_grown_past_the_cap(llama_copy):
     model = la.open(str(llama_copy))
     config = llama_copy / "config.json"
@@ -45,4 +46,7 @@ def test_tree_refuses_a_config_grown_past_the_cap(llama_copy):
         handle.truncate(5 * 1024 * 1024)  # sparse: the cap is checked before reading
     with pytest.raises(AnatomyError) as caught:
         list(model.named_children())
-    assert str(caught.value) == f"{config}: expected a config file of at most 4194304 bytes, found 5242880 bytes; fix or re-download config.json"
+    assert (
+        str(caught.value)
+        == f"{config}: expected a config file of at most 4194304 bytes, found 5242880 bytes; fix or re-download config.json"
+    )

@@ -31,7 +31,17 @@ def _docstring_tests():
 
 def test_the_public_api_has_examples():
     named = {test.name.removeprefix("llm_anatomy.api.") for test in _docstring_tests()}
-    assert {"open", "diff", "Size", "Parameter", "Parameter.__getitem__", "Parameter.__str__", "Module", "Module.get_submodule", "Model.summary"} <= named
+    assert {
+        "open",
+        "diff",
+        "Size",
+        "Parameter",
+        "Parameter.__getitem__",
+        "Parameter.__str__",
+        "Module",
+        "Module.get_submodule",
+        "Model.summary",
+    } <= named
 
 
 @pytest.mark.parametrize("test", _docstring_tests(), ids=lambda test: test.name.removeprefix("llm_anatomy.api."))
@@ -56,7 +66,11 @@ def _page_of(name):
     """The reference page a public name is documented on (docs/reference/*.md)."""
     import llm_anatomy
 
-    return "errors" if isinstance(getattr(llm_anatomy, name), type) and issubclass(getattr(llm_anatomy, name), Exception) else name
+    return (
+        "errors"
+        if isinstance(getattr(llm_anatomy, name), type) and issubclass(getattr(llm_anatomy, name), Exception)
+        else name
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +79,16 @@ def site(tmp_path_factory):
     port, so that any fetch would fail the build."""
     site = tmp_path_factory.mktemp("site")
     dead = "http://127.0.0.1:9"
-    env = dict(os.environ, HTTP_PROXY=dead, HTTPS_PROXY=dead, http_proxy=dead, https_proxy=dead, NO_PROXY="", no_proxy="")
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], cwd=ROOT, capture_output=True, text=True, env=env)
+    env = dict(
+        os.environ, HTTP_PROXY=dead, HTTPS_PROXY=dead, http_proxy=dead, https_proxy=dead, NO_PROXY="", no_proxy=""
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     return site
 
@@ -97,7 +119,9 @@ def test_pages_fetch_nothing(site):
     import re
 
     for page in site.rglob("*.html"):
-        assert not re.findall(r'<(?:script|link|img)[^>]*(?:src|href)="(?:https?:)?//', page.read_text(encoding="utf-8")), page
+        assert not re.findall(
+            r'<(?:script|link|img)[^>]*(?:src|href)="(?:https?:)?//', page.read_text(encoding="utf-8")
+        ), page
 
 
 TUTORIAL = os.path.join(ROOT, "docs", "tutorial.ipynb")
@@ -118,10 +142,19 @@ def tutorial(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as env:
         # The kernel imports the llm_anatomy under test (a relative PYTHONPATH=src would not reach it from the notebook's folder).
-        env.setenv("PYTHONPATH", os.pathsep.join([os.path.dirname(os.path.dirname(llm_anatomy.__file__)), os.environ.get("PYTHONPATH", "")]))
+        env.setenv(
+            "PYTHONPATH",
+            os.pathsep.join([os.path.dirname(os.path.dirname(llm_anatomy.__file__)), os.environ.get("PYTHONPATH", "")]),
+        )
         env.setenv("LLM_ANATOMY_CACHE", str(tmp_path_factory.mktemp("tutorial-cache")))
         env.setenv("HF_HUB_OFFLINE", "1")
-        NotebookClient(run, timeout=600, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(tmp_path_factory.mktemp("tutorial"))}}).execute()
+        NotebookClient(
+            run,
+            timeout=600,
+            kernel_name="python3",
+            record_timing=False,
+            resources={"metadata": {"path": str(tmp_path_factory.mktemp("tutorial"))}},
+        ).execute()
     return stored, run
 
 
@@ -133,7 +166,10 @@ def _shown(notebook):
             errors = [f"{o.ename}: {o.evalue}" for o in cell.outputs if o.output_type == "error"]
             assert not errors, (cell.id, errors)
             stdout = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
-            shown[cell.id] = (stdout, [dict(o.data) for o in cell.outputs if o.output_type in ("execute_result", "display_data")])
+            shown[cell.id] = (
+                stdout,
+                [dict(o.data) for o in cell.outputs if o.output_type in ("execute_result", "display_data")],
+            )
     return shown
 
 
@@ -148,8 +184,12 @@ def test_tutorial_shows_what_is_stored(tutorial):
     stored, run = tutorial
     made_with = re.search(r'"transformers_version": "([^"]+)"', _shown(stored)["config-text"][0]).group(1)
     if made_with != transformers.__version__:
-        pytest.skip(f"docs/tutorial.ipynb was stored with transformers {made_with}, {transformers.__version__} is installed")
-    assert _shown(run) == _shown(stored), "docs/tutorial.ipynb's outputs differ from a fresh run; if meant, run `jupyter execute --inplace docs/tutorial.ipynb`"
+        pytest.skip(
+            f"docs/tutorial.ipynb was stored with transformers {made_with}, {transformers.__version__} is installed"
+        )
+    assert _shown(run) == _shown(stored), (
+        "docs/tutorial.ipynb's outputs differ from a fresh run; if meant, run `jupyter execute --inplace docs/tutorial.ipynb`"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -178,19 +218,29 @@ def test_tutorial_prints_what_transformers_prints(tutorial, transformers_llama):
     parameters = list(model.named_parameters())
     total = sum(p.numel() for _, p in parameters)
     assert total == 6_738_415_616
-    assert shown["open"][1][0]["text/plain"] == f"<llm_anatomy.Model '{REPLICA}': {type(model).__name__}, {total:,} parameters, safetensors>"
+    assert (
+        shown["open"][1][0]["text/plain"]
+        == f"<llm_anatomy.Model '{REPLICA}': {type(model).__name__}, {total:,} parameters, safetensors>"
+    )
     assert shown["parameters"][0] == "".join(f"{name} {p.shape} {p.dtype}\n" for name, p in parameters[:10])
     assert shown["count"][0] == f"{total:,} parameters in {len(parameters)} tensors\n"
     children = [f"{name} {type(child).__name__}\n" for name, child in model.named_children()]
-    children += [f"model.{name} {type(child).__name__} {sum(p.numel() for p in child.parameters()):,}\n" for name, child in model.model.named_children()]
+    children += [
+        f"model.{name} {type(child).__name__} {sum(p.numel() for p in child.parameters()):,}\n"
+        for name, child in model.model.named_children()
+    ]
     assert shown["children"][0] == "".join(children)
-    assert shown["layer"][0] == "".join(f"{name} {type(child).__name__}\n" for name, child in model.model.layers[0].named_children())
-    assert shown["attention"][1][0]["text/plain"] == pretty([(name, p.shape) for name, p in model.model.layers[0].self_attn.named_parameters()])
+    assert shown["layer"][0] == "".join(
+        f"{name} {type(child).__name__}\n" for name, child in model.model.layers[0].named_children()
+    )
+    assert shown["attention"][1][0]["text/plain"] == pretty(
+        [(name, p.shape) for name, p in model.model.layers[0].self_attn.named_parameters()]
+    )
     assert shown["config-text"][0] == f"{model.config}\n"
     # The replica's weights are zero: what torch shows for zeros of the same shape and dtype.
     assert shown["slice"][1][0]["text/plain"] == repr(numpy.zeros((2, 4), numpy.float16))
     assert shown["print"][0] == f"{torch.nn.Parameter(torch.zeros(4096, dtype=model.model.norm.weight.dtype))}\n"
-    assert "<td>total</td><td class=\"num\">6,738,415,616</td>" in shown["summary"][1][0]["text/html"]
+    assert '<td>total</td><td class="num">6,738,415,616</td>' in shown["summary"][1][0]["text/html"]
 
 
 # The notebooks the site shows, each on the page of the same name (mkdocs_hooks.py renders them alike).

@@ -48,7 +48,12 @@ def shell(workdir, tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("page", "number", "command", "expected"),
-    [pytest.param(*example, id=f"{example[0]}:{example[1]}", marks=[pytest.mark.real] if example[2] in REAL_FILES else []) for example in EXAMPLES],
+    [
+        pytest.param(
+            *example, id=f"{example[0]}:{example[1]}", marks=[pytest.mark.real] if example[2] in REAL_FILES else []
+        )
+        for example in EXAMPLES
+    ],
 )
 def test_command_example_prints_what_the_page_shows(page, number, command, expected, shell):
     import transformers
@@ -65,7 +70,9 @@ def test_the_python_sessions_are_found():
     assert {page for page, _, _ in SESSIONS} >= {"README.md", os.path.join("docs", "python.md")}
 
 
-@pytest.mark.parametrize(("page", "number", "session"), SESSIONS, ids=[f"{page}:{number}" for page, number, _ in SESSIONS])
+@pytest.mark.parametrize(
+    ("page", "number", "session"), SESSIONS, ids=[f"{page}:{number}" for page, number, _ in SESSIONS]
+)
 def test_python_session_runs_as_a_doctest(page, number, session, workdir, tmp_path, monkeypatch):
     monkeypatch.chdir(docs_examples.session_folder(page, workdir[0], tmp_path))
     test = doctest.DocTestParser().get_doctest(session, {}, f"{page}:{number}", page, number)

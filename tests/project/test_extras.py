@@ -47,7 +47,11 @@ def _table(page):
         added = set(re.findall(r"[a-z][a-z_-]*", adds.replace("all three", ""))) - {"and", "nothing"}
         if adds.startswith("all three"):
             added |= set().union(*(table[other][0] for other in ("stats", "gguf", "transformers")))
-        commands = [claim for claim in re.findall(r"`([^`]+)`", claims) if claim.split()[0] in COMMANDS or claim.startswith("--")]
+        commands = [
+            claim
+            for claim in re.findall(r"`([^`]+)`", claims)
+            if claim.split()[0] in COMMANDS or claim.startswith("--")
+        ]
         table[extra] = (added, commands)
     return table
 
@@ -94,12 +98,30 @@ CLASS_NAMES = "--style torch"
 # order and print(model.config) for any config"), GGUF block quants (the gguf row's). Without
 # that extra they run, but do not print what the page shows.
 BY_WHAT_THEY_READ = {
-    "llm-anatomy tree broken-llama": ("transformers", "the refusal to build a config with a NaN field (without transformers tree shows the tensor names' tree, building nothing)"),
-    "llm-anatomy summary ggml-vocab-llama-bpe.gguf | head -1": ("transformers", "the parameters a vocab-only GGUF implies, counted on the model built from its metadata"),
-    "llm-anatomy summary bert-base-uncased | tail -1": ("transformers", "a config alone: its parameters counted on the model transformers builds"),
-    "llm-anatomy tree tiny-lora --node model.layers.1.self_attn": ("transformers", "the class names of the adapter's base, tiny-llama"),
-    "llm-anatomy diff tiny-llama tiny-llama.gguf --top 3 | tail -7     # the GGUF converted from it, partly quantized": ("gguf", "the GGUF's Q4_0 and Q8_0 tensors"),
-    "llm-anatomy verify tiny-llama tiny-llama.gguf | tail -9     # the GGUF converted from it: F16, BF16, Q8_0 and Q4_0 tensors": ("gguf", "the GGUF's Q4_0 and Q8_0 tensors"),
+    "llm-anatomy tree broken-llama": (
+        "transformers",
+        "the refusal to build a config with a NaN field (without transformers tree shows the tensor names' tree, building nothing)",
+    ),
+    "llm-anatomy summary ggml-vocab-llama-bpe.gguf | head -1": (
+        "transformers",
+        "the parameters a vocab-only GGUF implies, counted on the model built from its metadata",
+    ),
+    "llm-anatomy summary bert-base-uncased | tail -1": (
+        "transformers",
+        "a config alone: its parameters counted on the model transformers builds",
+    ),
+    "llm-anatomy tree tiny-lora --node model.layers.1.self_attn": (
+        "transformers",
+        "the class names of the adapter's base, tiny-llama",
+    ),
+    "llm-anatomy diff tiny-llama tiny-llama.gguf --top 3 | tail -7     # the GGUF converted from it, partly quantized": (
+        "gguf",
+        "the GGUF's Q4_0 and Q8_0 tensors",
+    ),
+    "llm-anatomy verify tiny-llama tiny-llama.gguf | tail -9     # the GGUF converted from it: F16, BF16, Q8_0 and Q4_0 tensors": (
+        "gguf",
+        "the GGUF's Q4_0 and Q8_0 tensors",
+    ),
 }
 
 
@@ -111,7 +133,11 @@ def needs(command):
     if command in BY_WHAT_THEY_READ:
         return BY_WHAT_THEY_READ[command][0]
     arguments = _arguments(command)
-    score, _, extra, claim = max((_score(claim, arguments), -len(adds), extra, claim) for extra, (adds, claims) in TABLE.items() for claim in claims)
+    score, _, extra, claim = max(
+        (_score(claim, arguments), -len(adds), extra, claim)
+        for extra, (adds, claims) in TABLE.items()
+        for claim in claims
+    )
     assert score, f"no row of the install table claims `{command}`"
     model = next((word for word in arguments[1:] if not word.startswith("-")), "")
     return PLAIN if claim == CLASS_NAMES and os.path.basename(model) in SHIPPED else extra
@@ -123,14 +149,35 @@ def covers(extra, needed):
 
 
 def test_needs_reads_the_table():
-    lines = ("params x", "report x -o r.html", "report x --stats -o r.html", "trace x --run 'a b'", "tree x --style torch | head -3", "diff a b # c")
+    lines = (
+        "params x",
+        "report x -o r.html",
+        "report x --stats -o r.html",
+        "trace x --run 'a b'",
+        "tree x --style torch | head -3",
+        "diff a b # c",
+    )
     assert [needs(f"LANG=C llm-anatomy {line}") for line in lines] == [
-        PLAIN, PLAIN, "stats", "all", "transformers", "stats"]
+        PLAIN,
+        PLAIN,
+        "stats",
+        "all",
+        "transformers",
+        "stats",
+    ]
     assert needs("llm-anatomy values tiny-llama 'lm_head.weight[0, :8]'") == PLAIN
-    assert needs("llm-anatomy tree tiny-llama --style torch") == "transformers" and needs("llm-anatomy tree Llama-2-7b-chat-hf --style torch") == PLAIN
+    assert (
+        needs("llm-anatomy tree tiny-llama --style torch") == "transformers"
+        and needs("llm-anatomy tree Llama-2-7b-chat-hf --style torch") == PLAIN
+    )
     assert sorted(set(BY_WHAT_THEY_READ) - {command for _, _, command, _ in EXAMPLES}) == []
     assert covers("gguf", "stats") and covers("all", "transformers") and covers("stats", PLAIN)
-    assert not covers("stats", "gguf") and not covers("transformers", "gguf") and not covers(PLAIN, "stats") and covers("transformers", "stats")
+    assert (
+        not covers("stats", "gguf")
+        and not covers("transformers", "gguf")
+        and not covers(PLAIN, "stats")
+        and covers("transformers", "stats")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -156,16 +203,32 @@ def test_the_venv_holds_what_its_row_adds(venv):
     """The extra's additions are installed, the others' are not (no system site packages)."""
     extra, python, _ = venv
     everything = TABLE["all"][0]
-    probe = subprocess.run([python, "-c", f"import importlib.util as u; print(sorted(m for m in {sorted(everything)!r} if u.find_spec(m)))"], capture_output=True, text=True, env={})
+    probe = subprocess.run(
+        [
+            python,
+            "-c",
+            f"import importlib.util as u; print(sorted(m for m in {sorted(everything)!r} if u.find_spec(m)))",
+        ],
+        capture_output=True,
+        text=True,
+        env={},
+    )
     assert probe.stdout == f"{sorted(_holds(extra))}\n", probe.stderr
 
 
 def _installed_transformers(python):
-    probe = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('transformers'))"], capture_output=True, text=True, env={})
+    probe = subprocess.run(
+        [python, "-c", "import importlib.metadata as m; print(m.version('transformers'))"],
+        capture_output=True,
+        text=True,
+        env={},
+    )
     return probe.stdout.strip()
 
 
-@pytest.mark.parametrize(("page", "number", "command", "expected"), EXAMPLES, ids=[f"{page}:{number}" for page, number, *_ in EXAMPLES])
+@pytest.mark.parametrize(
+    ("page", "number", "command", "expected"), EXAMPLES, ids=[f"{page}:{number}" for page, number, *_ in EXAMPLES]
+)
 def test_example_runs_or_names_the_extra(page, number, command, expected, venv):
     extra, python, shell = venv
     needed = needs(command)
@@ -178,14 +241,22 @@ def test_example_runs_or_names_the_extra(page, number, command, expected, venv):
             pytest.skip(reason)
     status, output = shell.run(command)
     if command in docs_examples.WITHOUT_AN_EXTRA:
-        assert (status, output) == (1, "".join(line + "\n" for line in expected)), f"[{extra}] {page}:{number}: `{command}` exited {status}:\n{output}"
+        assert (status, output) == (1, "".join(line + "\n" for line in expected)), (
+            f"[{extra}] {page}:{number}: `{command}` exited {status}:\n{output}"
+        )
     elif covers(extra, needed):
         expected = [docs_examples.versions(line, _installed_transformers(python) or "0") for line in expected]
-        assert docs_examples.matches(expected, output), f"[{extra}] {page}:{number}: `{command}` (needs [{needed}]) printed:\n{output}"
+        assert docs_examples.matches(expected, output), (
+            f"[{extra}] {page}:{number}: `{command}` (needs [{needed}]) printed:\n{output}"
+        )
     elif command in BY_WHAT_THEY_READ:
-        assert not docs_examples.matches(expected, output), f"[{extra}] {page}:{number}: `{command}` printed what the page shows without [{needed}]:\n{output}"
+        assert not docs_examples.matches(expected, output), (
+            f"[{extra}] {page}:{number}: `{command}` printed what the page shows without [{needed}]:\n{output}"
+        )
     else:
-        assert status == 1 and re.fullmatch(rf"llm-anatomy: [^\n]*; pip install 'llm-anatomy\[{needed}\]'\n", output), f"[{extra}] {page}:{number}: `{command}` (needs [{needed}]) exited {status}:\n{output}"
+        assert status == 1 and re.fullmatch(rf"llm-anatomy: [^\n]*; pip install 'llm-anatomy\[{needed}\]'\n", output), (
+            f"[{extra}] {page}:{number}: `{command}` (needs [{needed}]) exited {status}:\n{output}"
+        )
 
 
 SESSION_RUNNER = """\
@@ -198,14 +269,27 @@ sys.exit(results.failed != 0 or results.attempted != len(test.examples))
 """
 
 
-@pytest.mark.parametrize(("page", "number", "session"), SESSIONS, ids=[f"{page}:{number}" for page, number, _ in SESSIONS])
+@pytest.mark.parametrize(
+    ("page", "number", "session"), SESSIONS, ids=[f"{page}:{number}" for page, number, _ in SESSIONS]
+)
 def test_python_session_runs_or_names_the_extra(page, number, session, venv, work, tmp_path):
     extra, python, shell = venv
     folder = docs_examples.session_folder(page, work[0], tmp_path)
-    result = subprocess.run([python, "-c", SESSION_RUNNER, f"{page}:{number}"], input=session, cwd=folder, env=shell.env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [python, "-c", SESSION_RUNNER, f"{page}:{number}"],
+        input=session,
+        cwd=folder,
+        env=shell.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if covers(extra, SESSION_NEEDS[page]):
         assert result.returncode == 0, f"[{extra}] {page}:{number}:\n{result.stdout}{result.stderr}"
     else:
         assert result.returncode == 1, f"[{extra}] {page}:{number}:\n{result.stdout}{result.stderr}"
         if not covers(extra, "stats"):  # reading values without numpy: the one-line error, raised
-            assert "llm_anatomy.core.errors.MissingExtra: " in result.stdout and "pip install 'llm-anatomy[stats]'" in result.stdout, result.stdout
+            assert (
+                "llm_anatomy.core.errors.MissingExtra: " in result.stdout
+                and "pip install 'llm-anatomy[stats]'" in result.stdout
+            ), result.stdout

@@ -32,7 +32,9 @@ def test_header_only_commands_stay_light(llama_dir, cli, argv):
 @pytest.mark.slow  # a fresh interpreter imports torch and transformers to build the skeleton (~13 s)
 def test_cold_cache_does_import_transformers(llama_bf16_dir, tmp_path):
     """The check is real: building the skeleton is what pulls transformers in."""
-    code, loaded, _ = imported_by("tree", llama_bf16_dir, env=dict(os.environ, LLM_ANATOMY_CACHE=str(tmp_path / "cold")))
+    code, loaded, _ = imported_by(
+        "tree", llama_bf16_dir, env=dict(os.environ, LLM_ANATOMY_CACHE=str(tmp_path / "cold"))
+    )
     assert code == 0 and "transformers" in loaded and "torch" in loaded
 
 
@@ -42,7 +44,16 @@ def test_the_error_kinds_come_without_the_api():
     import subprocess
     import sys
 
-    names = ("AnatomyError", "UsageError", "CorruptFile", "MissingExtra", "HubError", "RepoNotFound", "GatedRepo", "RevisionNotFound")
+    names = (
+        "AnatomyError",
+        "UsageError",
+        "CorruptFile",
+        "MissingExtra",
+        "HubError",
+        "RepoNotFound",
+        "GatedRepo",
+        "RevisionNotFound",
+    )
     script = f"import sys, llm_anatomy\nkinds = [getattr(llm_anatomy, n) for n in {names!r}]\nprint([k.__module__ for k in kinds], 'llm_anatomy.api' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout == f"{['llm_anatomy.core.errors'] * len(names)} False\n"

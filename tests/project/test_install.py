@@ -14,6 +14,7 @@ import pytest
 import checkpoints
 
 from repo import ROOT
+
 EXTRA_MODULES = ("numpy", "gguf", "torch", "transformers", "safetensors")
 
 
@@ -63,7 +64,9 @@ def test_the_wheel_carries_the_compiled_code_counter(bare):
         pytest.skip("no C compiler: the wheel is built without the optional extension")
     python, build_output = bare
     assert "building 'llm_anatomy.decode._codes' extension" in build_output
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}  # the wheel's, not a source tree's
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")
+    }  # the wheel's, not a source tree's
     probe = _run(python, "-c", "import llm_anatomy.decode._codes as c; print(c.count.__doc__.split(':')[0])", env=env)
     assert (probe.stdout, probe.stderr) == ("count(data, counts)\n", "")
 
@@ -92,17 +95,44 @@ def test_version_is_the_installed_metadata(bare):
 @pytest.mark.parametrize(
     "argv, line",
     [
-        (("stats", "{llama}"), "stats: expected numpy to compute weight statistics, found numpy is not installed; pip install 'llm-anatomy[stats]'"),
-        (("diff", "{llama}", "{gguf}"), "diff: expected numpy to compare tensor values, found numpy is not installed; pip install 'llm-anatomy[stats]'"),
-        (("report", "{llama}", "--stats", "-o", "r.html"), "report --stats: expected numpy to compute weight statistics, found numpy is not installed; pip install 'llm-anatomy[stats]'"),
-        (("values", "{gguf}", "blk.0.ffn_gate.weight"), "{gguf}: tensor blk.0.ffn_gate.weight: expected gguf and numpy to dequantize Q4_0 blocks, found gguf and numpy are not installed; pip install 'llm-anatomy[gguf]'"),
-        (("values", "{gguf}", "--filter", "blk.0.attn_*"), "{gguf}: tensor blk.0.attn_k.weight: expected gguf and numpy to dequantize Q8_0 blocks, found gguf and numpy are not installed; pip install 'llm-anatomy[gguf]'"),
+        (
+            ("stats", "{llama}"),
+            "stats: expected numpy to compute weight statistics, found numpy is not installed; pip install 'llm-anatomy[stats]'",
+        ),
+        (
+            ("diff", "{llama}", "{gguf}"),
+            "diff: expected numpy to compare tensor values, found numpy is not installed; pip install 'llm-anatomy[stats]'",
+        ),
+        (
+            ("report", "{llama}", "--stats", "-o", "r.html"),
+            "report --stats: expected numpy to compute weight statistics, found numpy is not installed; pip install 'llm-anatomy[stats]'",
+        ),
+        (
+            ("values", "{gguf}", "blk.0.ffn_gate.weight"),
+            "{gguf}: tensor blk.0.ffn_gate.weight: expected gguf and numpy to dequantize Q4_0 blocks, found gguf and numpy are not installed; pip install 'llm-anatomy[gguf]'",
+        ),
+        (
+            ("values", "{gguf}", "--filter", "blk.0.attn_*"),
+            "{gguf}: tensor blk.0.attn_k.weight: expected gguf and numpy to dequantize Q8_0 blocks, found gguf and numpy are not installed; pip install 'llm-anatomy[gguf]'",
+        ),
         # Exit 1 as every missing extra (they were usage errors, exit 2).
-        (("tree", "{llama}", "--style", "torch"), "tree --style torch: expected transformers and torch for class names, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
-        (("trace", "{llama}"), "trace: expected transformers and torch for the forward pass, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
-        (("trace", "{llama}", "--run", "Hello"), "trace --run: expected transformers and torch to run the model, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'"),
+        (
+            ("tree", "{llama}", "--style", "torch"),
+            "tree --style torch: expected transformers and torch for class names, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'",
+        ),
+        (
+            ("trace", "{llama}"),
+            "trace: expected transformers and torch for the forward pass, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'",
+        ),
+        (
+            ("trace", "{llama}", "--run", "Hello"),
+            "trace --run: expected transformers and torch to run the model, found transformers and torch are not installed; pip install 'llm-anatomy[transformers]'",
+        ),
         # A GGUF needs [all]: said at once, not after [transformers] is installed.
-        (("trace", "{gguf}", "--run", "Hello"), "trace --run: expected transformers and torch and accelerate and gguf and numpy to load a GGUF's weights with transformers, found transformers and torch and accelerate and gguf and numpy are not installed; pip install 'llm-anatomy[all]'"),
+        (
+            ("trace", "{gguf}", "--run", "Hello"),
+            "trace --run: expected transformers and torch and accelerate and gguf and numpy to load a GGUF's weights with transformers, found transformers and torch and accelerate and gguf and numpy are not installed; pip install 'llm-anatomy[all]'",
+        ),
     ],
 )
 def test_what_needs_an_extra_names_it_in_one_line(bare, models, tmp_path, argv, line):

@@ -63,7 +63,11 @@ def imports(module: str, path: str, known: dict[str, str]) -> list[tuple[str, in
     """(imported module of ours, line) for every import in one file."""
     package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
     tree = parsed(path)
-    named = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str) and f"{package}.{node.value}" in known}
+    named = {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and f"{package}.{node.value}" in known
+    }
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -77,11 +81,21 @@ def imports(module: str, path: str, known: dict[str, str]) -> list[tuple[str, in
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
                 found.append((sub if sub in known else base, node.lineno))
-        elif isinstance(node, ast.Call) and ast.unparse(node.func) in ("importlib.import_module", "import_module") and node.args:
+        elif (
+            isinstance(node, ast.Call)
+            and ast.unparse(node.func) in ("importlib.import_module", "import_module")
+            and node.args
+        ):
             first = node.args[0]
-            if isinstance(first, ast.JoinedStr) and first.values and ast.unparse(first.values[0]) in ("{__package__}", "{__name__}"):
+            if (
+                isinstance(first, ast.JoinedStr)
+                and first.values
+                and ast.unparse(first.values[0]) in ("{__package__}", "{__name__}")
+            ):
                 found += [(f"{package}.{name}", node.lineno) for name in named]
-    return sorted({(name, line) for name, line in found if name in known and name != module}, key=lambda edge: (edge[1], edge[0]))
+    return sorted(
+        {(name, line) for name, line in found if name in known and name != module}, key=lambda edge: (edge[1], edge[0])
+    )
 
 
 @functools.cache
@@ -107,7 +121,9 @@ def test_every_package_has_a_layer():
 
 def test_package_root_holds_only_the_four():
     extra = sorted(name for name in os.listdir(ROOT) if name.endswith(".py") and name[:-3] not in ROOT_MODULES)
-    assert extra == [], f"modules in src/llm_anatomy/ besides {sorted(ROOT_MODULES)}: {extra}; move each into its layer's package"
+    assert extra == [], (
+        f"modules in src/llm_anatomy/ besides {sorted(ROOT_MODULES)}: {extra}; move each into its layer's package"
+    )
 
 
 def test_imports_only_go_down():
@@ -120,7 +136,9 @@ def test_imports_only_go_down():
             if mine == theirs or mine not in LAYER or theirs not in LAYER:
                 continue
             if LAYER[theirs] >= LAYER[mine]:
-                upward.append(f"{where(module, line)}: {module} ({mine or PACKAGE}, layer {LAYER[mine]}) -> {target} ({theirs or PACKAGE}, layer {LAYER[theirs]})")
+                upward.append(
+                    f"{where(module, line)}: {module} ({mine or PACKAGE}, layer {LAYER[mine]}) -> {target} ({theirs or PACKAGE}, layer {LAYER[theirs]})"
+                )
     assert upward == [], "imports that go up or sideways between layers:\n" + "\n".join(upward)
 
 
@@ -167,14 +185,18 @@ def test_no_import_circles():
     for component in sorted(components):
         inside = set(component)
         circles.append("circle of " + ", ".join(component) + ":")
-        circles += [f"  {where(a, line)}: {a} -> {b}" for (a, b), line in sorted(line_of.items()) if a in inside and b in inside]
+        circles += [
+            f"  {where(a, line)}: {a} -> {b}" for (a, b), line in sorted(line_of.items()) if a in inside and b in inside
+        ]
     assert circles == [], "modules that import each other (counting function-level imports):\n" + "\n".join(circles)
 
 
 def test_the_check_sees_function_level_and_type_checking_imports(tmp_path):
     """The walk is not fooled by where an import sits."""
     source = tmp_path / "m.py"
-    source.write_text("TYPE_CHECKING = False\nif TYPE_CHECKING:\n    from .a import X\n\ndef f():\n    from ..b import c\n")
+    source.write_text(
+        "TYPE_CHECKING = False\nif TYPE_CHECKING:\n    from .a import X\n\ndef f():\n    from ..b import c\n"
+    )
     known = {"llm_anatomy.p.m": str(source), "llm_anatomy.p.a": "", "llm_anatomy.b": "", "llm_anatomy.b.c": ""}
     assert imports("llm_anatomy.p.m", str(source), known) == [("llm_anatomy.p.a", 3), ("llm_anatomy.b.c", 6)]
 
@@ -185,7 +207,10 @@ def test_tests_mirror_the_package():
     (docs, install, layers); tests/ itself holds only the shared helpers."""
     from repo import TESTS
 
-    parts = {entry.name for entry in os.scandir(ROOT) if entry.is_dir() and not entry.name.startswith("_")} | {"api", "locate"}
+    parts = {entry.name for entry in os.scandir(ROOT) if entry.is_dir() and not entry.name.startswith("_")} | {
+        "api",
+        "locate",
+    }
     folders = {entry.name for entry in os.scandir(TESTS) if entry.is_dir() and not entry.name.startswith(("_", "."))}
     assert folders - parts == {"project"}
     assert [name for name in os.listdir(TESTS) if name.startswith("test_")] == []
@@ -203,22 +228,50 @@ def global_state(path: str) -> list[tuple[int, str]]:
     """(line, what) for each module-level name a function rebinds (`global NAME`), and each
     attribute of one of our modules assigned from outside it (`errors.note_sink = f`)."""
     tree = parsed(path)
-    ours = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith(PACKAGE)) for alias in node.names}
-    found = [(node.lineno, f"global {', '.join(node.names)}") for node in ast.walk(tree) if isinstance(node, ast.Global)]
+    ours = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith(PACKAGE))
+        for alias in node.names
+    }
+    found = [
+        (node.lineno, f"global {', '.join(node.names)}") for node in ast.walk(tree) if isinstance(node, ast.Global)
+    ]
     for node in ast.walk(tree):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, (ast.AugAssign, ast.AnnAssign))
+            else []
+        )
         for target in targets:
-            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id in ours and target.value.id[:1].islower():
+            if (
+                isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id in ours
+                and target.value.id[:1].islower()
+            ):
                 found.append((node.lineno, f"{ast.unparse(target)} = ..."))
     return sorted(found)
 
 
 def test_no_module_state_is_set_at_run_time():
-    found = [f"{where(module, line)}: {what}" for module, path in modules().items() if module not in GLOBAL_STATE_ALLOWED for line, what in global_state(path)]
-    assert found == [], "module-level state set at run time (pass it, or use a context variable as core.notice does):\n" + "\n".join(found)
+    found = [
+        f"{where(module, line)}: {what}"
+        for module, path in modules().items()
+        if module not in GLOBAL_STATE_ALLOWED
+        for line, what in global_state(path)
+    ]
+    assert found == [], (
+        "module-level state set at run time (pass it, or use a context variable as core.notice does):\n"
+        + "\n".join(found)
+    )
 
 
 def test_the_state_check_sees_globals_and_assigned_module_attributes(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text("from ..core import errors\nfrom .x import Thing\n_n = 0\n\ndef f(thing):\n    global _n\n    _n = 1\n    errors.note_sink = print\n    thing.size = 2\n    Thing.x = 3\n")
+    source.write_text(
+        "from ..core import errors\nfrom .x import Thing\n_n = 0\n\ndef f(thing):\n    global _n\n    _n = 1\n    errors.note_sink = print\n    thing.size = 2\n    Thing.x = 3\n"
+    )
     assert global_state(str(source)) == [(6, "global _n"), (8, "errors.note_sink = ...")]

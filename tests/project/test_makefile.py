@@ -56,17 +56,34 @@ def make(project, target, **env):
     log = project.parent / "calls.log"
     log.write_text("")
     full_env = dict(os.environ, MAKE_TEST_LOG=str(log), MAKE_TEST_STUBS=str(project.parent / "stubs"), **env)
-    for inherited in ("MAKEFLAGS", "MAKEOVERRIDES", "MFLAGS", "MAKELEVEL", "VENV", "PYTEST_ARGS"):  # when run under `make test`
+    for inherited in (
+        "MAKEFLAGS",
+        "MAKEOVERRIDES",
+        "MFLAGS",
+        "MAKELEVEL",
+        "VENV",
+        "PYTEST_ARGS",
+    ):  # when run under `make test`
         full_env.pop(inherited, None)
     base = project.parent / "stubs" / "python"
-    result = subprocess.run(["make", "-s", target, f"PYTHON={base}", "PYTEST_ARGS="], cwd=project, capture_output=True, text=True, env=full_env)
+    result = subprocess.run(
+        ["make", "-s", target, f"PYTHON={base}", "PYTEST_ARGS="],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=full_env,
+    )
     return result.returncode, result.stderr, log.read_text().splitlines()
 
 
 FRESH_VENV = ["base -m venv .venv", "python -m pip install -q pip>=22.3"]
 PIP_OK = "python -m pip --version"
 TEST_INSTALL = "python -m pip install -q -c constraints/test.txt -e .[test]"  # the locked releases
-RUN_TESTS = ["python -m ruff check -q src tests bench", "python -m pytest -q"]  # lint first
+RUN_TESTS = [
+    "python -m ruff check -q src tests bench",
+    "python -m ruff format -q --check src tests bench",
+    "python -m pytest -q",
+]  # lint first
 
 
 def test_demo_installs_no_extra_then_test_adds_them_and_neither_repeats(project):
@@ -82,7 +99,11 @@ def test_after_test_demo_installs_nothing(project):
 
 
 def test_docs_installs_the_docs_extra_once_and_test_covers_it(project):
-    assert make(project, "docs") == (0, "", [*FRESH_VENV, "python -m pip install -q -e .[docs]", "python -m mkdocs build --strict --site-dir site"])
+    assert make(project, "docs") == (
+        0,
+        "",
+        [*FRESH_VENV, "python -m pip install -q -e .[docs]", "python -m mkdocs build --strict --site-dir site"],
+    )
     assert make(project, "docs") == (0, "", ["python -m mkdocs build --strict --site-dir site"])
     assert make(project, "demo") == (0, "", ["llm-anatomy demo"])  # the docs install holds the package
 
@@ -135,7 +156,9 @@ def test_a_folder_that_is_no_venv_is_left_alone(project):
     (project / ".venv").mkdir()
     (project / ".venv" / "notes.txt").write_text("mine")
     code, err, calls = make(project, "demo")
-    assert code != 0 and err.startswith("make: .venv is not a virtual environment; move it away or pass VENV=another-folder\n")
+    assert code != 0 and err.startswith(
+        "make: .venv is not a virtual environment; move it away or pass VENV=another-folder\n"
+    )
     assert os.listdir(project / ".venv") == ["notes.txt"] and calls == []
 
 
@@ -145,7 +168,9 @@ def test_clean_removes_the_venv_and_build_leftovers(project):
         (project / leftover).mkdir(parents=True)
     (project / "src" / "llm_anatomy" / "decode").mkdir(parents=True)
     (project / "src" / "llm_anatomy" / "decode" / "_codes.c").write_text("source")
-    (project / "src" / "llm_anatomy" / "decode" / "_codes.cpython-311-x86_64-linux-gnu.so").write_text("built in place by pip install -e")
+    (project / "src" / "llm_anatomy" / "decode" / "_codes.cpython-311-x86_64-linux-gnu.so").write_text(
+        "built in place by pip install -e"
+    )
     assert make(project, "clean")[0] == 0
     assert sorted(os.listdir(project)) == ["Makefile", "constraints", "pyproject.toml", "src"]
     assert os.listdir(project / "src") == ["llm_anatomy"]

@@ -15,7 +15,10 @@ from test_report_browser import CHROMIUM, Browser, evaluate, open_page
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does) to run the browser test"),
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM),
+        reason=f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does) to run the browser test",
+    ),
 ]
 
 # The diagram's box in page coordinates (the page may scroll), and its computed colours.
@@ -77,8 +80,18 @@ def _exported_notebook(llama_tied_dir, path):
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
     layer = la.open(str(llama_tied_dir)).model.layers[0]
-    cell = new_code_cell("m.model.layers[0]", outputs=[new_output("execute_result", data={"text/html": layer._repr_html_(), "text/plain": repr(layer)}, execution_count=1)], execution_count=1)
-    notebook = new_notebook(cells=[cell], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    cell = new_code_cell(
+        "m.model.layers[0]",
+        outputs=[
+            new_output(
+                "execute_result", data={"text/html": layer._repr_html_(), "text/plain": repr(layer)}, execution_count=1
+            )
+        ],
+        execution_count=1,
+    )
+    notebook = new_notebook(
+        cells=[cell], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
     body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.from_dict(notebook))
     path.write_text(body, encoding="utf-8")
     return path
@@ -98,17 +111,32 @@ def test_the_layer_diagram_in_an_exported_notebook_draws_as_in_the_report(llama_
         boxes, shots = [], []
         for page in (report, exported):
             session = open_page(browser, page)
-            browser.send("Emulation.setDeviceMetricsOverride", session, width=1400, height=900, deviceScaleFactor=1, mobile=False)
+            browser.send(
+                "Emulation.setDeviceMetricsOverride", session, width=1400, height=900, deviceScaleFactor=1, mobile=False
+            )
             box = evaluate(browser, session, DIAGRAM)
             boxes.append(box)
             shots.append(_shot(browser, session, box))
-        answer = browser.send("Runtime.evaluate", session, expression=COMPARE % (json.dumps(shots[0]), json.dumps(shots[1])), returnByValue=True, awaitPromise=True)
+        answer = browser.send(
+            "Runtime.evaluate",
+            session,
+            expression=COMPARE % (json.dumps(shots[0]), json.dumps(shots[1])),
+            returnByValue=True,
+            awaitPromise=True,
+        )
         compared = json.loads(answer["result"]["value"])
     finally:
         browser.close()
     report_box, notebook_box = boxes
-    assert (notebook_box["fill"], notebook_box["stroke"]) == (report_box["fill"], report_box["stroke"]) == ("rgb(255, 244, 232)", "rgb(242, 142, 43)")
-    assert (round(notebook_box["width"]), round(notebook_box["height"])) == (round(report_box["width"]), round(report_box["height"]))
+    assert (
+        (notebook_box["fill"], notebook_box["stroke"])
+        == (report_box["fill"], report_box["stroke"])
+        == ("rgb(255, 244, 232)", "rgb(242, 142, 43)")
+    )
+    assert (round(notebook_box["width"]), round(notebook_box["height"])) == (
+        round(report_box["width"]),
+        round(report_box["height"]),
+    )
     assert compared["differ"] < 0.01, compared  # anti-aliasing at another sub-pixel offset, no more
     assert compared["dark"][1] < 0.05, compared  # no solid black box
     for name, data in zip(("report", "notebook"), shots):
@@ -124,12 +152,16 @@ def test_the_tree_in_an_exported_notebook_keeps_its_columns(llama_tied_dir, tmp_
     browser = Browser(tmp_path / "profile")
     try:
         session = open_page(browser, exported)
-        browser.send("Emulation.setDeviceMetricsOverride", session, width=420, height=900, deviceScaleFactor=1, mobile=False)
+        browser.send(
+            "Emulation.setDeviceMetricsOverride", session, width=420, height=900, deviceScaleFactor=1, mobile=False
+        )
         tree = evaluate(browser, session, TREE_LINES)
     finally:
         browser.close()
     assert tree["whiteSpace"] == "pre" and tree["visible"]  # wider than its box: it scrolls
-    assert len(tree["lines"]) == len([line for line in cli("tree", llama_tied_dir, "--node", "model.layers.0").out.splitlines() if line])
+    assert len(tree["lines"]) == len(
+        [line for line in cli("tree", llama_tied_dir, "--node", "model.layers.0").out.splitlines() if line]
+    )
     assert all(line["boxes"] == 1 for line in tree["lines"]), tree
     widths = [line["perChar"] for line in tree["lines"]]
     assert max(widths) - min(widths) < 0.01, widths

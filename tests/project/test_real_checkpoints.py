@@ -20,8 +20,12 @@ def minilm(minilm_dir):
 
 
 def test_minilm_parameters_children_and_config_as_transformers_prints_them(minilm_dir, minilm, cli):
-    assert cli("params", minilm_dir, "--style", "torch").out == "".join(f"{n}: {p.shape}\n" for n, p in minilm.named_parameters())
-    assert cli("tree", minilm_dir, "--style", "torch").out == "".join(f"{n}: {type(c).__name__}\n" for n, c in minilm.named_children())
+    assert cli("params", minilm_dir, "--style", "torch").out == "".join(
+        f"{n}: {p.shape}\n" for n, p in minilm.named_parameters()
+    )
+    assert cli("tree", minilm_dir, "--style", "torch").out == "".join(
+        f"{n}: {type(c).__name__}\n" for n, c in minilm.named_children()
+    )
     assert cli("config", minilm_dir).out == f"{minilm.config}\n"
 
 
@@ -36,7 +40,11 @@ def test_minilm_api_indexing_equals_the_loaded_weights(minilm_dir, minilm):
 
     model = la.open(minilm_dir)
     loaded = dict(minilm.named_parameters())
-    for name in ("embeddings.word_embeddings.weight", "encoder.layer.5.attention.self.query.weight", "pooler.dense.bias"):
+    for name in (
+        "embeddings.word_embeddings.weight",
+        "encoder.layer.5.attention.self.query.weight",
+        "pooler.dense.bias",
+    ):
         parameter = model.get_parameter(name)
         expected = loaded[name].detach().numpy()
         for index in ((slice(None, 3), slice(None, 4)), (slice(-2, None), slice(None, None, 97)), (7,)):
@@ -51,8 +59,12 @@ def smollm2(smollm2_gguf):
 
 
 def test_smollm2_gguf_parameters_and_children_as_transformers_loads_them(smollm2_gguf, smollm2, cli):
-    assert cli("params", smollm2_gguf, "--style", "torch").out == "".join(f"{n}: {p.shape}\n" for n, p in smollm2.named_parameters())
-    assert cli("tree", smollm2_gguf, "--style", "torch").out == "".join(f"{n}: {type(c).__name__}\n" for n, c in smollm2.named_children())
+    assert cli("params", smollm2_gguf, "--style", "torch").out == "".join(
+        f"{n}: {p.shape}\n" for n, p in smollm2.named_parameters()
+    )
+    assert cli("tree", smollm2_gguf, "--style", "torch").out == "".join(
+        f"{n}: {type(c).__name__}\n" for n, c in smollm2.named_children()
+    )
 
 
 def _indexed_as_loaded(path, loaded_model, names, indices):
@@ -77,11 +89,18 @@ def test_smollm2_indexing_gives_the_rows_transformers_holds(smollm2_gguf, smollm
     """llama.cpp stores q and k with their rows permuted for its rotary layout: indexing
     returns transformers' row order, as numpy() and print(p) do."""
     names = ("model.layers.0.self_attn.q_proj.weight", "model.layers.29.self_attn.k_proj.weight", "model.norm.weight")
-    _indexed_as_loaded(smollm2_gguf, smollm2, names, [(slice(None, 3), slice(None, 4)), (slice(60, 70), slice(None, None, 50)), (-1,)])
+    _indexed_as_loaded(
+        smollm2_gguf, smollm2, names, [(slice(None, 3), slice(None, 4)), (slice(60, 70), slice(None, None, 50)), (-1,)]
+    )
 
 
 def test_gemma3_norms_index_as_transformers_holds_them(gemma3_270m):
     """Gemma's GGUF stores norm weights plus one: indexing gives transformers' values."""
     folder, name = os.path.split(gemma3_270m)
     model = _transformers_model(folder, "AutoModelForCausalLM", gguf_file=name)
-    _indexed_as_loaded(gemma3_270m, model, ("model.norm.weight", "model.layers.3.input_layernorm.weight"), [(slice(None, 4),), (slice(-7, None, 3),)])
+    _indexed_as_loaded(
+        gemma3_270m,
+        model,
+        ("model.norm.weight", "model.layers.3.input_layernorm.weight"),
+        [(slice(None, 4),), (slice(-7, None, 3),)],
+    )

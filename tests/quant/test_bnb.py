@@ -31,11 +31,26 @@ def _stored(folder):
         return {k: f.get_slice(k) for k in f.keys()}
 
 
-@pytest.mark.parametrize("mode, words, weights_line", [
-    ("nf4", "bitsandbytes 4 bit nf4, block 64, double quant", "  14 quantized weights: 61,440 parameters as unquantized, 48.15 KiB stored, 6.42 bits per weight (scales, zeros and indices included)\n"),
-    ("fp4", "bitsandbytes 4 bit fp4, block 64", "  14 quantized weights: 61,440 parameters as unquantized, 35.68 KiB stored, 4.76 bits per weight (scales, zeros and indices included)\n"),
-    ("int8", "bitsandbytes 8 bit (LLM.int8), per-row scales (SCB), outlier threshold 6.0", "  14 quantized weights: 61,440 parameters as unquantized, 63.51 KiB stored, 8.47 bits per weight (scales, zeros and indices included)\n"),
-])
+@pytest.mark.parametrize(
+    "mode, words, weights_line",
+    [
+        (
+            "nf4",
+            "bitsandbytes 4 bit nf4, block 64, double quant",
+            "  14 quantized weights: 61,440 parameters as unquantized, 48.15 KiB stored, 6.42 bits per weight (scales, zeros and indices included)\n",
+        ),
+        (
+            "fp4",
+            "bitsandbytes 4 bit fp4, block 64",
+            "  14 quantized weights: 61,440 parameters as unquantized, 35.68 KiB stored, 4.76 bits per weight (scales, zeros and indices included)\n",
+        ),
+        (
+            "int8",
+            "bitsandbytes 8 bit (LLM.int8), per-row scales (SCB), outlier threshold 6.0",
+            "  14 quantized weights: 61,440 parameters as unquantized, 63.51 KiB stored, 8.47 bits per weight (scales, zeros and indices included)\n",
+        ),
+    ],
+)
 def test_counts_are_the_unquantized_models(bnb, cli, mode, words, weights_line):
     """Every logical weight has the name and shape of the float16 model's; totals are transformers' numel."""
     from transformers import AutoModelForCausalLM
@@ -88,7 +103,10 @@ def test_names_alone_show_bitsandbytes(bnb, tmp_path, cli):
     for mode in ("nf4", "int8"):
         (tmp_path / mode).mkdir()
         (tmp_path / mode / "model.safetensors").symlink_to(f"{bnb[mode]}/model.safetensors")
-    assert "\nQuantization: bitsandbytes 4 bit nf4, block 64, double quant (quant_method bitsandbytes)\n" in cli("summary", tmp_path / "nf4").out
+    assert (
+        "\nQuantization: bitsandbytes 4 bit nf4, block 64, double quant (quant_method bitsandbytes)\n"
+        in cli("summary", tmp_path / "nf4").out
+    )
     assert cli("tree", tmp_path / "int8").out.splitlines()[1].split() == ["(root)", "-", "78,144"]
 
 
@@ -104,7 +122,10 @@ def test_published_4bit_llama_3_8b(published, cli):
     assert summary.total_nbytes == sum(s.nbytes for s in specs) == 5_702_578_336
     assert (summary.quant.weights, summary.quant.params, summary.quant.nbytes) == (224, 6_979_321_856, 3_600_699_552)
     out = cli("summary", folder).out
-    assert "  224 quantized weights: 6,979,321,856 parameters as unquantized, 3.35 GiB stored, 4.13 bits per weight (scales, zeros and indices included)\n" in out
+    assert (
+        "  224 quantized weights: 6,979,321,856 parameters as unquantized, 3.35 GiB stored, 4.13 bits per weight (scales, zeros and indices included)\n"
+        in out
+    )
 
 
 def test_counting_reads_only_headers_and_states(published):
@@ -120,7 +141,13 @@ def _small(tmp_path, edit=None, drop=(), state=None):
     specs = replicas.quantized_specs(config)
     if edit:
         edit(config)
-    specs = [s if not (state and s.data) else replicas.TensorSpec(s.name, s.dtype, (len(state(s.name, s.data)),), state(s.name, s.data)) for s in specs if s.name not in drop]
+    specs = [
+        s
+        if not (state and s.data)
+        else replicas.TensorSpec(s.name, s.dtype, (len(state(s.name, s.data)),), state(s.name, s.data))
+        for s in specs
+        if s.name not in drop
+    ]
     replicas.write_layout(str(tmp_path), config, specs)
     return summarize(open_catalog(str(tmp_path)))
 
@@ -136,7 +163,19 @@ def test_unreadable_state_is_a_finding(tmp_path):
         f" found {q_state} as a JSON object: invalid JSON (Expecting ',' delimiter: line 1 column 16 (char 15));"
         " those tensors are counted as stored elements; check quantization_config in config.json"
     )
-    assert summary.total_params == 2 * LAYER_PARAMS + 2 * 1024 * 4096 + 4096 - 4096 * 4096 + 8_388_608 + 262_144 + 16 + 1024 + 256 + len(b'{"shape": [4096')
+    assert (
+        summary.total_params
+        == 2 * LAYER_PARAMS
+        + 2 * 1024 * 4096
+        + 4096
+        - 4096 * 4096
+        + 8_388_608
+        + 262_144
+        + 16
+        + 1024
+        + 256
+        + len(b'{"shape": [4096')
+    )
 
 
 def test_state_shape_that_disagrees_with_the_packed_bytes(tmp_path):
@@ -153,7 +192,11 @@ def test_state_shape_that_disagrees_with_the_packed_bytes(tmp_path):
 
 def test_findings_of_different_kinds_are_not_folded_together(tmp_path):
     """A missing absmax and the config's quant type disagreeing with the states are two findings, each folding its own repeats."""
-    summary = _small(tmp_path, lambda c: c["quantization_config"].update(bnb_4bit_quant_type="fp4"), drop={"model.layers.1.mlp.up_proj.weight.absmax"})
+    summary = _small(
+        tmp_path,
+        lambda c: c["quantization_config"].update(bnb_4bit_quant_type="fp4"),
+        drop={"model.layers.1.mlp.up_proj.weight.absmax"},
+    )
     assert [f.line() for f in summary.findings] == [
         "model.layers.0.mlp.down_proj.weight (and 13 more like it): expected model.layers.0.mlp.down_proj.weight.quant_state.bitsandbytes__fp4 beside it"
         " (bitsandbytes 4 bit fp4, block 64, double quant), found missing; the count uses the packed tensor's shape; check quantization_config in config.json",

@@ -12,7 +12,15 @@ from safetensors.torch import load_file, save_file
 from test_bnb import bnb  # noqa: F401  (the session's bitsandbytes checkpoints)
 from test_dequant import every_value
 
-QUANTIZED = ("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight", "gate_proj.weight", "up_proj.weight", "down_proj.weight")
+QUANTIZED = (
+    "q_proj.weight",
+    "k_proj.weight",
+    "v_proj.weight",
+    "o_proj.weight",
+    "gate_proj.weight",
+    "up_proj.weight",
+    "down_proj.weight",
+)
 
 
 def _every_value(folder, name):
@@ -36,12 +44,16 @@ def _reference_4bit(stored, name):
     import bitsandbytes.functional as F
     from bitsandbytes.backends.default.ops import _dequantize_4bit_compute
 
-    state = F.QuantState.from_dict({k[len(name) + 1 :]: v for k, v in stored.items() if k.startswith(name + ".")}, torch.device("cpu"))
+    state = F.QuantState.from_dict(
+        {k[len(name) + 1 :]: v for k, v in stored.items() if k.startswith(name + ".")}, torch.device("cpu")
+    )
     absmax = state.absmax
     if state.nested:
         absmax = F.dequantize_blockwise(state.absmax, state.state2) + state.offset
     code = F.get_4bit_type(state.quant_type, device="cpu")
-    return _dequantize_4bit_compute(stored[name].reshape(-1), absmax.float(), code, state.blocksize, state.shape, state.dtype)
+    return _dequantize_4bit_compute(
+        stored[name].reshape(-1), absmax.float(), code, state.blocksize, state.shape, state.dtype
+    )
 
 
 @pytest.mark.parametrize("mode", ["nf4", "fp4"])
@@ -70,7 +82,10 @@ def test_every_element_equals_transformers_dequantize(bnb, mode):
                 _same(values, parameter, signed_zeros=mode != "fp4")
 
 
-@pytest.mark.parametrize("shape, dtype, blocksize, double", [((33, 17), torch.float16, 64, True), ((5, 7, 9), torch.bfloat16, 128, False), ((3, 100), torch.float32, 32, True)])
+@pytest.mark.parametrize(
+    "shape, dtype, blocksize, double",
+    [((33, 17), torch.float16, 64, True), ((5, 7, 9), torch.bfloat16, 128, False), ((3, 100), torch.float32, 32, True)],
+)
 @pytest.mark.parametrize("quant_type", ["nf4", "fp4"])
 def test_4bit_odd_shapes_and_block_sizes(tmp_path, shape, dtype, blocksize, double, quant_type):
     """bitsandbytes.functional.quantize_4bit saved as Params4bit saves it (weight, then each
@@ -78,10 +93,23 @@ def test_4bit_odd_shapes_and_block_sizes(tmp_path, shape, dtype, blocksize, doub
     import bitsandbytes.functional as F
 
     torch.manual_seed(1)
-    packed, state = F.quantize_4bit(torch.randn(shape).to(dtype), blocksize=blocksize, quant_type=quant_type, compress_statistics=double)
+    packed, state = F.quantize_4bit(
+        torch.randn(shape).to(dtype), blocksize=blocksize, quant_type=quant_type, compress_statistics=double
+    )
     stored = {"w.weight": packed, **{f"w.weight.{k}": v for k, v in state.as_dict(packed=True).items()}}
     save_file(stored, str(tmp_path / "model.safetensors"))
-    (tmp_path / "config.json").write_text(json.dumps({"quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": quant_type, "bnb_4bit_use_double_quant": double}}))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "quantization_config": {
+                    "quant_method": "bitsandbytes",
+                    "load_in_4bit": True,
+                    "bnb_4bit_quant_type": quant_type,
+                    "bnb_4bit_use_double_quant": double,
+                }
+            }
+        )
+    )
     reference = F.dequantize_4bit(packed, state) if shape[-1] % blocksize == 0 else _reference_4bit(stored, "w.weight")
     assert tuple(reference.shape) == shape
     for values in _every_value(tmp_path, "w.weight"):
@@ -115,7 +143,12 @@ def test_stats_and_diff_are_those_of_the_dequantized_weights(bnb, cli):
     for name, parameter in loaded.items():
         values = parameter.detach().double().flatten()
         row = rows[name]
-        assert (row["dtype"], row["numel"], row["min"], row["max"]) == ("BNB8" if name.endswith(QUANTIZED) else "F16", values.numel(), values.min().item(), values.max().item())
+        assert (row["dtype"], row["numel"], row["min"], row["max"]) == (
+            "BNB8" if name.endswith(QUANTIZED) else "F16",
+            values.numel(),
+            values.min().item(),
+            values.max().item(),
+        )
         assert row["std"] == pytest.approx(values.std(correction=0).item(), rel=1e-12)
         x = original[name].detach().double().flatten()
         assert changes[name]["identical"] == (not name.endswith(QUANTIZED))

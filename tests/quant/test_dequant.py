@@ -41,7 +41,15 @@ def llama_fp8(tmp_path_factory):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, vocab_size=128, dtype="bfloat16")
+    config = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=128,
+        dtype="bfloat16",
+    )
     folder = tmp_path_factory.mktemp("llama-fp8")
     model = LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(folder)
@@ -53,7 +61,11 @@ def llama_fp8(tmp_path_factory):
         else:
             stored[name] = tensor
     config = json.loads((folder / "config.json").read_text())
-    config["quantization_config"] = {"quant_method": "fp8", "weight_block_size": [BLOCK, BLOCK], "activation_scheme": "dynamic"}
+    config["quantization_config"] = {
+        "quant_method": "fp8",
+        "weight_block_size": [BLOCK, BLOCK],
+        "activation_scheme": "dynamic",
+    }
     return _save(folder, stored, config)
 
 
@@ -65,8 +77,17 @@ def gpt_oss_mxfp4(tmp_path_factory):
 
     torch.manual_seed(0)
     config = GptOssConfig(
-        hidden_size=64, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-        vocab_size=128, num_local_experts=4, num_experts_per_tok=2, dtype="bfloat16", layer_types=["full_attention"],
+        hidden_size=64,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        vocab_size=128,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        dtype="bfloat16",
+        layer_types=["full_attention"],
     )
     folder = tmp_path_factory.mktemp("gpt-oss-mxfp4")
     GptOssForCausalLM(config).to(torch.bfloat16).save_pretrained(folder)
@@ -81,7 +102,15 @@ def gpt_oss_mxfp4(tmp_path_factory):
         else:
             stored[name] = tensor
     config = json.loads((folder / "config.json").read_text())
-    config["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
+    config["quantization_config"] = {
+        "quant_method": "mxfp4",
+        "modules_to_not_convert": [
+            "model.layers.*.self_attn",
+            "model.layers.*.mlp.router",
+            "model.embed_tokens",
+            "lm_head",
+        ],
+    }
     return _save(folder, stored, config)
 
 
@@ -127,7 +156,9 @@ def test_fp8_every_element_equals_transformers(llama_fp8):
 
     stored = load_file(str(llama_fp8 / "model.safetensors"))
     for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"):
-        reference = Fp8Dequantize(None)._dequantize_one(stored[name], stored[name + "_scale_inv"], output_dtype=torch.bfloat16)
+        reference = Fp8Dequantize(None)._dequantize_one(
+            stored[name], stored[name + "_scale_inv"], output_dtype=torch.bfloat16
+        )
         for values in every_value(llama_fp8, name):
             _same(values, reference)
 
@@ -140,7 +171,11 @@ def test_fp8_blocks_that_do_not_divide_the_weight(tmp_path):
     torch.manual_seed(1)
     weight, scale = _fp8_blocks(torch.randn(70, 100), (32, 48))
     weight[0, :4] = torch.tensor([float("nan"), -0.0, 448, -448]).to(torch.float8_e4m3fn)
-    folder = _save(tmp_path, {"w.weight": weight, "w.weight_scale_inv": scale}, {"quantization_config": {"quant_method": "fp8", "weight_block_size": [32, 48]}})
+    folder = _save(
+        tmp_path,
+        {"w.weight": weight, "w.weight_scale_inv": scale},
+        {"quantization_config": {"quant_method": "fp8", "weight_block_size": [32, 48]}},
+    )
     reference = _dequantize_fp8_weight(weight.clone(), scale, [32, 48], torch.float32).to(torch.bfloat16)
     for values in every_value(folder, "w.weight"):
         _same(values, reference)
@@ -154,9 +189,18 @@ def test_fp8_weight_scale_as_compressed_tensors_dequantizes(tmp_path, scale_dtyp
     torch.manual_seed(2)
     weight = (torch.randn(48, 64) * 50).to(torch.float8_e4m3fn)
     scale = (torch.rand(scale_shape) * 0.02 + 1e-3).to(scale_dtype)
-    config = {"quantization_config": {"quant_method": "compressed-tensors", "format": "float-quantized"}, "dtype": "float16"}
+    config = {
+        "quantization_config": {"quant_method": "compressed-tensors", "format": "float-quantized"},
+        "dtype": "float16",
+    }
     folder = _save(tmp_path, {"w.weight": weight, "w.weight_scale": scale}, config)
-    grid = scale.reshape(-1, 1) if scale_shape == (48, 1) else scale.repeat_interleave(16, 0).repeat_interleave(16, 1) if scale_shape == (3, 4) else scale
+    grid = (
+        scale.reshape(-1, 1)
+        if scale_shape == (48, 1)
+        else scale.repeat_interleave(16, 0).repeat_interleave(16, 1)
+        if scale_shape == (3, 4)
+        else scale
+    )
     reference = (weight.to(scale_dtype) * grid).to(torch.float16)
     catalog = logical_catalog(open_catalog(str(folder)), lambda: "F16")
     assert catalog.by_name["w.weight"].loaded == "F16"
@@ -189,13 +233,18 @@ def test_values_of_an_index_reads_the_dequantized_elements(gpt_oss_mxfp4, llama_
     assert out == f"{name}[1, :3, -2:]  [3, 2]  MXFP4\n{reference[1, :3, -2:]}\n"
     loaded = _loaded(llama_fp8)
     out = cli("values", llama_fp8, "model.layers.0.mlp.up_proj.weight").out
-    assert out == f"model.layers.0.mlp.up_proj.weight  [96, 64]  FP8\n{loaded.model.layers[0].mlp.up_proj.weight.data}\n"
+    assert (
+        out == f"model.layers.0.mlp.up_proj.weight  [96, 64]  FP8\n{loaded.model.layers[0].mlp.up_proj.weight.data}\n"
+    )
 
 
 def test_stored_tensors_stay_reachable(llama_fp8, cli):
     stored = load_file(str(llama_fp8 / "model.safetensors"))
     name = "model.layers.0.self_attn.k_proj.weight"
-    assert cli("values", llama_fp8, name + "_scale_inv").out == f"{name}_scale_inv  [1, 2]  F32\n{stored[name + '_scale_inv']}\n"
+    assert (
+        cli("values", llama_fp8, name + "_scale_inv").out
+        == f"{name}_scale_inv  [1, 2]  F32\n{stored[name + '_scale_inv']}\n"
+    )
     assert cli("values", llama_fp8, name, "--stored").out == f"{name}  [32, 64]  F8_E4M3\n{stored[name]}\n"
     listed = cli("values", llama_fp8, "--filter", "model.layers.0.self_attn.k_*", "--edgeitems", "1").out
     assert [line for line in listed.splitlines() if line.startswith("model.")] == [f"{name}  [32, 64]  FP8"]
@@ -204,7 +253,10 @@ def test_stored_tensors_stay_reachable(llama_fp8, cli):
 def _broken(tmp_path, drop=None, scale=None):
     torch.manual_seed(3)
     weight, good = _fp8_blocks(torch.randn(64, 64), (32, 32))
-    tensors = {"model.layers.0.mlp.up_proj.weight": weight, "model.layers.0.mlp.up_proj.weight_scale_inv": good if scale is None else scale}
+    tensors = {
+        "model.layers.0.mlp.up_proj.weight": weight,
+        "model.layers.0.mlp.up_proj.weight_scale_inv": good if scale is None else scale,
+    }
     if drop:
         del tensors[drop]
     return _save(tmp_path, tensors, {"quantization_config": {"quant_method": "fp8", "weight_block_size": [32, 32]}})
@@ -234,13 +286,19 @@ def test_scale_grid_that_does_not_match_the_blocks_is_one_line(tmp_path, cli):
         " one scale per 32x32 block of model.layers.0.mlp.up_proj.weight's 64x64 (FP8 E4M3, 32x32 blocks (weight_scale_inv)), found shape [2, 3];"
         " its weight cannot be dequantized; check quantization_config in config.json\n"
     )
-    assert "model.layers.0.mlp.up_proj.weight_scale_inv: expected shape [2, 2] (FP8 E4M3, 32x32 blocks (weight_scale_inv)), found [2, 3];" in cli("summary", folder).out
+    assert (
+        "model.layers.0.mlp.up_proj.weight_scale_inv: expected shape [2, 2] (FP8 E4M3, 32x32 blocks (weight_scale_inv)), found [2, 3];"
+        in cli("summary", folder).out
+    )
 
 
 def test_stats_are_those_of_the_loaded_weights(llama_fp8, gpt_oss_mxfp4, cli):
     """stats of a quantized model: every figure of every weight as torch computes it in float64
     on the weights from_pretrained loads (MXFP4 with its inf left out, as stats leaves it out)."""
-    for folder, label, quantized in ((llama_fp8, "FP8", ("proj.weight",)), (gpt_oss_mxfp4, "MXFP4", ("experts.gate_up_proj", "experts.down_proj"))):
+    for folder, label, quantized in (
+        (llama_fp8, "FP8", ("proj.weight",)),
+        (gpt_oss_mxfp4, "MXFP4", ("experts.gate_up_proj", "experts.down_proj")),
+    ):
         loaded = dict(_loaded(folder).named_parameters())
         rows = json.loads(cli("stats", folder, "--json").out)["rows"]
         assert {r["name"] for r in rows} == set(loaded)
@@ -248,7 +306,12 @@ def test_stats_are_those_of_the_loaded_weights(llama_fp8, gpt_oss_mxfp4, cli):
             values = loaded[row["name"]].detach().to(torch.float64).flatten()
             finite = values[torch.isfinite(values)]
             assert row["dtype"] == (label if row["name"].endswith(quantized) else "BF16")
-            assert (row["numel"], row["inf"], row["min"], row["max"]) == (values.numel(), int(torch.isinf(values).sum()), finite.min().item(), finite.max().item())
+            assert (row["numel"], row["inf"], row["min"], row["max"]) == (
+                values.numel(),
+                int(torch.isinf(values).sum()),
+                finite.min().item(),
+                finite.max().item(),
+            )
             assert row["mean"] == pytest.approx(finite.mean().item(), rel=1e-12, abs=1e-15)
             assert row["std"] == pytest.approx(finite.std(correction=0).item(), rel=1e-12)
             assert row["l2"] == pytest.approx(finite.norm().item(), rel=1e-12)
@@ -286,10 +349,19 @@ def test_api_parameters_are_the_loaded_weights(gpt_oss_mxfp4, llama_fp8):
         model = llm_anatomy.open(str(folder))
         for name, parameter in model.named_parameters():
             reference = loaded[name].detach()
-            assert (str(parameter), parameter.dtype, tuple(parameter.shape)) == (str(loaded[name]), str(reference.dtype), tuple(reference.shape))
+            assert (str(parameter), parameter.dtype, tuple(parameter.shape)) == (
+                str(loaded[name]),
+                str(reference.dtype),
+                tuple(reference.shape),
+            )
             _same(parameter.numpy().astype(np.float64), reference)
-        weight = model.get_parameter("model.layers.0.mlp.experts.down_proj" if folder == gpt_oss_mxfp4 else "model.layers.0.mlp.down_proj.weight")
-        _same(weight[1, :3, -2:].astype(np.float64) if weight.ndim == 3 else weight[1:3, -2:].astype(np.float64), loaded[weight.name].detach()[1, :3, -2:] if weight.ndim == 3 else loaded[weight.name].detach()[1:3, -2:])
+        weight = model.get_parameter(
+            "model.layers.0.mlp.experts.down_proj" if folder == gpt_oss_mxfp4 else "model.layers.0.mlp.down_proj.weight"
+        )
+        _same(
+            weight[1, :3, -2:].astype(np.float64) if weight.ndim == 3 else weight[1:3, -2:].astype(np.float64),
+            loaded[weight.name].detach()[1, :3, -2:] if weight.ndim == 3 else loaded[weight.name].detach()[1:3, -2:],
+        )
 
 
 @pytest.mark.slow  # subprocesses read gpt-oss and FP8 replicas under a memory watch (~5 s)
@@ -306,10 +378,19 @@ def test_published_layouts_stay_small_in_memory(published, tmp_path):
     assert (outcome.code, outcome.err) == (0, "") and outcome.max_rss < MAX_RSS_BYTES
     assert outcome.out.startswith(f"{name}  [32, 2880, 5760]  MXFP4\ntensor([[[0., 0., 0.,  ..., 0., 0., 0.],\n")
     assert outcome.out.endswith("         [0., 0., 0.,  ..., 0., 0., 0.]]], dtype=torch.bfloat16)\n")
-    outcome = run_cli("values", published("Meta-Llama-3-8B-FP8-block", replicas.quantized_specs), "--filter", "model.layers.31.*", timeout=60)
+    outcome = run_cli(
+        "values",
+        published("Meta-Llama-3-8B-FP8-block", replicas.quantized_specs),
+        "--filter",
+        "model.layers.31.*",
+        timeout=60,
+    )
     assert (outcome.code, outcome.err) == (0, "") and outcome.max_rss < MAX_RSS_BYTES
     assert outcome.out.startswith("model.layers.31.input_layernorm.weight  [4096]  BF16\n")
-    assert "\nmodel.layers.31.mlp.down_proj.weight  [4096, 14336]  FP8\ntensor([[0., 0., 0.,  ..., 0., 0., 0.],\n" in outcome.out
+    assert (
+        "\nmodel.layers.31.mlp.down_proj.weight  [4096, 14336]  FP8\ntensor([[0., 0., 0.,  ..., 0., 0., 0.],\n"
+        in outcome.out
+    )
     config = dict(replicas.published_config("gpt-oss-20b"), num_hidden_layers=1, num_local_experts=2, vocab_size=1024)
     replicas.write_layout(str(tmp_path), config, replicas.gpt_oss_specs(config))
     outcome = run_cli("stats", tmp_path, "--filter", "*experts.*_proj", "--json", timeout=120)
@@ -323,7 +404,10 @@ def test_published_layouts_stay_small_in_memory(published, tmp_path):
 
 def test_mxfp4_scales_that_do_not_match_the_blocks_are_one_line(tmp_path, cli):
     name = "model.layers.0.mlp.experts.down_proj"
-    tensors = {name + "_blocks": torch.zeros(2, 4, 2, 16, dtype=torch.uint8), name + "_scales": torch.full((2, 4, 3), 127, dtype=torch.uint8)}
+    tensors = {
+        name + "_blocks": torch.zeros(2, 4, 2, 16, dtype=torch.uint8),
+        name + "_scales": torch.full((2, 4, 3), 127, dtype=torch.uint8),
+    }
     folder = _save(tmp_path, tensors, {"quantization_config": {"quant_method": "mxfp4"}})
     result = cli("values", folder, name)
     assert (result.code, result.out) == (1, "")
@@ -331,6 +415,9 @@ def test_mxfp4_scales_that_do_not_match_the_blocks_are_one_line(tmp_path, cli):
         f"llm-anatomy: {folder}/model.safetensors: tensor {name}_scales: expected shape [2, 4, 2], one scale per block of 32 values of {name}_blocks"
         " (MXFP4: 4-bit E2M1 values in blocks of 32 sharing one E8M0 scale), found shape [2, 4, 3]; its weight cannot be dequantized; check quantization_config in config.json\n"
     )
-    assert f"{name}_scales: expected shape [2, 4, 2] (MXFP4: 4-bit E2M1 values in blocks of 32 sharing one E8M0 scale), found [2, 4, 3];" in cli("summary", folder).out
+    assert (
+        f"{name}_scales: expected shape [2, 4, 2] (MXFP4: 4-bit E2M1 values in blocks of 32 sharing one E8M0 scale), found [2, 4, 3];"
+        in cli("summary", folder).out
+    )
     stats = cli("stats", folder)
     assert stats.code == 1 and f"tensor {name}_scales: expected shape [2, 4, 2]" in stats.out + stats.err

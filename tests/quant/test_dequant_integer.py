@@ -163,7 +163,10 @@ def test_gptq_group_index_out_of_range_is_one_error(tmp_path):
     save_file(tensors, path)
     with pytest.raises(AnatomyError) as error:
         _dequantize(tmp_path, name)
-    assert error.value.line() == f"{path}: tensor model.layers.0.self_attn.q_proj.g_idx: expected group indices in 0..3, found 9; the checkpoint is corrupt; download it again"
+    assert (
+        error.value.line()
+        == f"{path}: tensor model.layers.0.self_attn.q_proj.g_idx: expected group indices in 0..3, found 9; the checkpoint is corrupt; download it again"
+    )
 
 
 # ---------------------------------------------------------------- AWQ
@@ -188,7 +191,11 @@ def awq_checkpoint(folder, group_size, out=96, inner=256, seed=0):
     scales = torch.from_numpy(rng.uniform(0, 0.05, (groups, out))).half()
     prefix = "model.layers.0.mlp.down_proj"
     tensors = {f"{prefix}.qweight": awq_pack(codes), f"{prefix}.qzeros": awq_pack(zeros), f"{prefix}.scales": scales}
-    _write(folder, {"quant_method": "awq", "bits": 4, "group_size": group_size, "zero_point": True, "version": "gemm"}, tensors)
+    _write(
+        folder,
+        {"quant_method": "awq", "bits": 4, "group_size": group_size, "zero_point": True, "version": "gemm"},
+        tensors,
+    )
     iweight, izeros = torch.from_numpy(codes).to(torch.int8), torch.from_numpy(zeros).to(torch.int8)
     reference = (iweight - izeros.repeat_interleave(group_size, dim=0)) * scales.repeat_interleave(group_size, dim=0)
     return f"{prefix}.weight", reference.T
@@ -212,7 +219,9 @@ def test_awq_gemv_is_refused_in_one_line(tmp_path):
     json.dump(config, open(config_path, "w"))
     with pytest.raises(AnatomyError) as error:
         _dequantize(tmp_path, name)
-    assert error.value.line().endswith(": expected AWQ 4 bit, GEMM layout, found 4 bit, GEMV; llm-anatomy reads AWQ's GEMM layout only")
+    assert error.value.line().endswith(
+        ": expected AWQ 4 bit, GEMM layout, found 4 bit, GEMV; llm-anatomy reads AWQ's GEMM layout only"
+    )
 
 
 # ---------------------------------------------------------------- MLX
@@ -238,9 +247,15 @@ def test_mlx_formula_every_element(tmp_path, bits, dtype):
     codes = rng.integers(0, 2**bits, (out, inner))
     scales = torch.from_numpy(rng.uniform(-0.1, 0.1, (out, inner // group))).to(TORCH_DTYPES[dtype])
     biases = torch.from_numpy(rng.uniform(-1, 1, (out, inner // group))).to(TORCH_DTYPES[dtype])
-    tensors = {"model.embed_tokens.weight": torch.from_numpy(bit_stream(codes, bits)), "model.embed_tokens.scales": scales, "model.embed_tokens.biases": biases}
+    tensors = {
+        "model.embed_tokens.weight": torch.from_numpy(bit_stream(codes, bits)),
+        "model.embed_tokens.scales": scales,
+        "model.embed_tokens.biases": biases,
+    }
     _write(tmp_path, {"group_size": group, "bits": bits}, tensors, key="quantization")
-    reference = scales.repeat_interleave(group, dim=1) * torch.from_numpy(codes) + biases.repeat_interleave(group, dim=1)
+    reference = scales.repeat_interleave(group, dim=1) * torch.from_numpy(codes) + biases.repeat_interleave(
+        group, dim=1
+    )
     got, values = _dequantize(tmp_path, "model.embed_tokens.weight")
     assert got == dtype
     _same(values, reference)
@@ -256,9 +271,17 @@ def test_mlx_against_mlx_itself(tmp_path, bits, group):
     for dtype, mx_dtype in (("F16", mx.float16), ("BF16", mx.bfloat16), ("F32", mx.float32)):
         w = mx.array(rng.standard_normal((24, 256)).astype(np.float32)).astype(mx_dtype)
         packed, scales, biases = mx.quantize(w, group_size=group, bits=bits)
-        reference = torch.from_numpy(np.array(mx.dequantize(packed, scales, biases, group_size=group, bits=bits).astype(mx.float32)))
-        as_torch = {a: torch.from_numpy(np.array(v.astype(mx.float32))).to(TORCH_DTYPES[dtype]) for a, v in (("scales", scales), ("biases", biases))}
-        tensors = {"lm_head.weight": torch.from_numpy(np.array(packed)), **{f"lm_head.{a}": v for a, v in as_torch.items()}}
+        reference = torch.from_numpy(
+            np.array(mx.dequantize(packed, scales, biases, group_size=group, bits=bits).astype(mx.float32))
+        )
+        as_torch = {
+            a: torch.from_numpy(np.array(v.astype(mx.float32))).to(TORCH_DTYPES[dtype])
+            for a, v in (("scales", scales), ("biases", biases))
+        }
+        tensors = {
+            "lm_head.weight": torch.from_numpy(np.array(packed)),
+            **{f"lm_head.{a}": v for a, v in as_torch.items()},
+        }
         folder = _write(tmp_path / dtype, {"group_size": group, "bits": bits}, tensors, key="quantization")
         got, values = _dequantize(folder, "lm_head.weight")
         assert got == dtype
@@ -277,13 +300,20 @@ def pack_quantized_checkpoint(folder, bits, strategy, group_size, symmetric, out
     scheme = QuantizationScheme(targets=["Linear"], weights=args)
     torch.manual_seed(seed)
     groups = inner // group_size if strategy == "group" else 1
-    state = {"weight": torch.randn(out, inner, dtype=torch.bfloat16), "weight_scale": (torch.rand(out, groups) * 0.1 + 0.01).to(torch.bfloat16)}
+    state = {
+        "weight": torch.randn(out, inner, dtype=torch.bfloat16),
+        "weight_scale": (torch.rand(out, groups) * 0.1 + 0.01).to(torch.bfloat16),
+    }
     if not symmetric:
         state["weight_zero_point"] = torch.randint(-(2 ** (bits - 1)), 2 ** (bits - 1), (out, groups), dtype=torch.int8)
     stored = PackedQuantizationCompressor.compress(state, scheme)
     reference = PackedQuantizationCompressor.decompress(stored, scheme)["weight"]
     prefix = "model.layers.0.mlp.up_proj"
-    config = {"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {"group_0": {"targets": ["Linear"], "weights": args.model_dump(mode="json")}}}
+    config = {
+        "quant_method": "compressed-tensors",
+        "format": "pack-quantized",
+        "config_groups": {"group_0": {"targets": ["Linear"], "weights": args.model_dump(mode="json")}},
+    }
     _write(folder, config, {f"{prefix}.{k}": v for k, v in stored.items()})
     return f"{prefix}.weight", reference
 
@@ -303,9 +333,17 @@ def test_pack_quantized_against_compressed_tensors(tmp_path, bits, strategy, gro
 def test_pack_quantized_counts_the_unpacked_shape(tmp_path):
     name, _ = pack_quantized_checkpoint(tmp_path, 4, "group", 32, False)
     qview = view(open_catalog(str(tmp_path)))
-    assert (qview.scheme, qview.description, qview.problems) == ("pack", "compressed-tensors pack-quantized int4, group 32, asymmetric", ())
+    assert (qview.scheme, qview.description, qview.problems) == (
+        "pack",
+        "compressed-tensors pack-quantized int4, group 32, asymmetric",
+        (),
+    )
     (weight,) = qview.weights
-    assert (weight.name, weight.shape, [p.name.rsplit(".", 1)[1] for p in weight.parts]) == (name, (48, 256), ["weight_packed", "weight_scale", "weight_zero_point", "weight_shape"])
+    assert (weight.name, weight.shape, [p.name.rsplit(".", 1)[1] for p in weight.parts]) == (
+        name,
+        (48, 256),
+        ["weight_packed", "weight_scale", "weight_zero_point", "weight_shape"],
+    )
 
 
 def test_pack_quantized_weight_shape_that_disagrees_is_one_error(tmp_path):
@@ -318,7 +356,10 @@ def test_pack_quantized_weight_shape_that_disagrees_is_one_error(tmp_path):
     save_file(tensors, path)
     with pytest.raises(AnatomyError) as error:
         _dequantize(tmp_path, name)
-    assert error.value.line() == f"{path}: tensor model.layers.0.mlp.up_proj.weight_shape: expected [48, 256] (from the shapes of model.layers.0.mlp.up_proj.weight_packed and its scales), found [48, 250]; the checkpoint is corrupt; download it again"
+    assert (
+        error.value.line()
+        == f"{path}: tensor model.layers.0.mlp.up_proj.weight_shape: expected [48, 256] (from the shapes of model.layers.0.mlp.up_proj.weight_packed and its scales), found [48, 250]; the checkpoint is corrupt; download it again"
+    )
 
 
 # ---------------------------------------------------------------- checkpoints that disagree with their config
@@ -339,21 +380,42 @@ def test_gptq_group_size_that_disagrees_is_a_finding_and_one_error(tmp_path):
     _edit_config(tmp_path, group_size=32)
     qview = view(open_catalog(str(tmp_path)))
     assert [p[:3] for p in qview.problems] == [
-        ("model.layers.0.self_attn.q_proj.qzeros", "shape [8, 8] (GPTQ 4 bit, group 32, symmetric, act-order on)", "[4, 8]"),
-        ("model.layers.0.self_attn.q_proj.scales", "shape [8, 64] (GPTQ 4 bit, group 32, symmetric, act-order on)", "[4, 64]"),
+        (
+            "model.layers.0.self_attn.q_proj.qzeros",
+            "shape [8, 8] (GPTQ 4 bit, group 32, symmetric, act-order on)",
+            "[4, 8]",
+        ),
+        (
+            "model.layers.0.self_attn.q_proj.scales",
+            "shape [8, 64] (GPTQ 4 bit, group 32, symmetric, act-order on)",
+            "[4, 64]",
+        ),
     ]
     with pytest.raises(AnatomyError) as error:
         _dequantize(tmp_path, name)
     path = os.path.join(tmp_path, "model.safetensors")
-    assert error.value.line() == f"{path}: tensor model.layers.0.self_attn.q_proj.scales: expected shape [8, 64] (GPTQ scales: one row per group of 32 inputs), found [4, 64]; the checkpoint is not what its quantization_config says"
+    assert (
+        error.value.line()
+        == f"{path}: tensor model.layers.0.self_attn.q_proj.scales: expected shape [8, 64] (GPTQ scales: one row per group of 32 inputs), found [4, 64]; the checkpoint is not what its quantization_config says"
+    )
 
 
 def test_mlx_packed_words_that_do_not_divide_are_a_finding(tmp_path):
     """3-bit codes in 7 words are 74.67 values a row: counted as stored, never dequantized."""
-    tensors = {"lm_head.weight": torch.zeros(8, 7, dtype=torch.uint32), "lm_head.scales": torch.zeros(8, 2, dtype=torch.float16), "lm_head.biases": torch.zeros(8, 2, dtype=torch.float16)}
+    tensors = {
+        "lm_head.weight": torch.zeros(8, 7, dtype=torch.uint32),
+        "lm_head.scales": torch.zeros(8, 2, dtype=torch.float16),
+        "lm_head.biases": torch.zeros(8, 2, dtype=torch.float16),
+    }
     _write(tmp_path, {"group_size": 32, "bits": 3}, tensors, key="quantization")
     qview = view(open_catalog(str(tmp_path)))
-    assert [p[:3] for p in qview.problems] == [("lm_head.weight", "MLX affine 3 bit, group 32 (scales and biases)", "packed columns 7 words of 32 bits holding 3-bit values (not a whole number)")]
+    assert [p[:3] for p in qview.problems] == [
+        (
+            "lm_head.weight",
+            "MLX affine 3 bit, group 32 (scales and biases)",
+            "packed columns 7 words of 32 bits holding 3-bit values (not a whole number)",
+        )
+    ]
     assert not qview.quantized
 
 
@@ -367,32 +429,47 @@ def test_awq_missing_zeros_is_one_error(tmp_path):
     save_file(tensors, path)
     with pytest.raises(AnatomyError) as error:
         _dequantize(tmp_path, name)
-    assert error.value.line() == f"{path}: tensor model.layers.0.mlp.down_proj.qweight: expected a tensor .qzeros beside it, found none; the checkpoint is incomplete; download it again"
+    assert (
+        error.value.line()
+        == f"{path}: tensor model.layers.0.mlp.down_proj.qweight: expected a tensor .qzeros beside it, found none; the checkpoint is incomplete; download it again"
+    )
 
 
-@pytest.mark.parametrize("key, value, found", [
-    ("bits", "4", "bits '4' in its quantization settings, not an integer 1..8"),
-    ("bits", 0, "bits 0 in its quantization settings, not an integer 1..8"),
-    ("group_size", 12.5, "group_size 12.5 in its quantization settings, not an integer"),
-    ("desc_act", "yes", "desc_act 'yes' in its quantization settings, not true or false"),
-])
+@pytest.mark.parametrize(
+    "key, value, found",
+    [
+        ("bits", "4", "bits '4' in its quantization settings, not an integer 1..8"),
+        ("bits", 0, "bits 0 in its quantization settings, not an integer 1..8"),
+        ("group_size", 12.5, "group_size 12.5 in its quantization settings, not an integer"),
+        ("desc_act", "yes", "desc_act 'yes' in its quantization settings, not true or false"),
+    ],
+)
 def test_settings_of_the_wrong_kind_are_a_finding_not_a_traceback(tmp_path, cli, key, value, found):
     gptq_checkpoint(tmp_path, 4, 64, act_order=False)
     _edit_config(tmp_path, **{key: value})
     result = cli("summary", tmp_path)
     assert result.code == 0
-    assert f"  config.json: expected quantization settings llm-anatomy can read (quant_method 'gptq'), found {found}; those tensors are counted as stored elements; check quantization_config in config.json\n" in result.out
+    assert (
+        f"  config.json: expected quantization settings llm-anatomy can read (quant_method 'gptq'), found {found}; those tensors are counted as stored elements; check quantization_config in config.json\n"
+        in result.out
+    )
     assert "quant_method llm-anatomy reads" not in result.out
     assert cli("params", tmp_path).code == 0
 
 
 def test_mlx_modes_other_than_affine_are_refused_in_one_line(tmp_path):
-    tensors = {"lm_head.weight": torch.zeros(8, 4, dtype=torch.uint32), "lm_head.scales": torch.zeros(8, 1, dtype=torch.float16), "lm_head.biases": torch.zeros(8, 1, dtype=torch.float16)}
+    tensors = {
+        "lm_head.weight": torch.zeros(8, 4, dtype=torch.uint32),
+        "lm_head.scales": torch.zeros(8, 1, dtype=torch.float16),
+        "lm_head.biases": torch.zeros(8, 1, dtype=torch.float16),
+    }
     _write(tmp_path, {"group_size": 32, "bits": 4, "mode": "mxfp4"}, tensors, key="quantization")
     assert view(open_catalog(str(tmp_path))).description == "MLX mxfp4 4 bit, group 32"
     with pytest.raises(AnatomyError) as error:
         _dequantize(tmp_path, "lm_head.weight")
-    assert error.value.line().endswith("tensor lm_head.weight: expected MLX affine quantization with a positive group size, found mode mxfp4, group size 32; llm-anatomy dequantizes MLX's affine mode only")
+    assert error.value.line().endswith(
+        "tensor lm_head.weight: expected MLX affine quantization with a positive group size, found mode mxfp4, group size 32; llm-anatomy dequantizes MLX's affine mode only"
+    )
 
 
 def test_mlx_mixed_quantization_reads_each_module_at_its_own_bits(tmp_path):
@@ -402,11 +479,24 @@ def test_mlx_mixed_quantization_reads_each_module_at_its_own_bits(tmp_path):
     for name, bits, group in (("model.layers.0.mlp.down_proj", 4, 64), ("model.layers.0.mlp.up_proj", 6, 32)):
         codes = rng.integers(0, 2**bits, (16, 128))
         scales, biases = (torch.from_numpy(rng.uniform(-0.1, 0.1, (16, 128 // group))).half() for _ in range(2))
-        tensors |= {f"{name}.weight": torch.from_numpy(bit_stream(codes, bits)), f"{name}.scales": scales, f"{name}.biases": biases}
-        references[f"{name}.weight"] = scales.repeat_interleave(group, dim=1) * torch.from_numpy(codes) + biases.repeat_interleave(group, dim=1)
-    _write(tmp_path, {"group_size": 64, "bits": 4, "model.layers.0.mlp.up_proj": {"group_size": 32, "bits": 6}}, tensors, key="quantization")
+        tensors |= {
+            f"{name}.weight": torch.from_numpy(bit_stream(codes, bits)),
+            f"{name}.scales": scales,
+            f"{name}.biases": biases,
+        }
+        references[f"{name}.weight"] = scales.repeat_interleave(group, dim=1) * torch.from_numpy(
+            codes
+        ) + biases.repeat_interleave(group, dim=1)
+    _write(
+        tmp_path,
+        {"group_size": 64, "bits": 4, "model.layers.0.mlp.up_proj": {"group_size": 32, "bits": 6}},
+        tensors,
+        key="quantization",
+    )
     qview = view(open_catalog(str(tmp_path)))
-    assert qview.problems == () and [(w.name, w.shape) for w in qview.weights] == [(n, (16, 128)) for n in sorted(references)]
+    assert qview.problems == () and [(w.name, w.shape) for w in qview.weights] == [
+        (n, (16, 128)) for n in sorted(references)
+    ]
     for name, reference in references.items():
         _same(_dequantize(tmp_path, name)[1], reference)
 
@@ -452,7 +542,11 @@ def _awq(prefix, weight, group=32, **_):
     g = torch.arange(weight.shape[1]) // group
     codes, scales, zeros = _minmax(weight, 4, g)
     scales = scales.half()
-    stored = {f"{prefix}.qweight": awq_pack(codes.T.numpy()), f"{prefix}.qzeros": awq_pack(zeros.T.numpy()), f"{prefix}.scales": scales.T.contiguous()}
+    stored = {
+        f"{prefix}.qweight": awq_pack(codes.T.numpy()),
+        f"{prefix}.qzeros": awq_pack(zeros.T.numpy()),
+        f"{prefix}.scales": scales.T.contiguous(),
+    }
     return stored, ((codes.T - zeros.T[g]) * scales.T[g]).T
 
 
@@ -460,7 +554,11 @@ def _mlx(prefix, weight, bits=4, group=32, **_):
     g = torch.arange(weight.shape[1]) // group
     codes, scales, zeros = _minmax(weight, bits, g)
     scales, biases = scales.to(weight.dtype), (-scales * zeros).to(weight.dtype)
-    stored = {f"{prefix}.weight": torch.from_numpy(bit_stream(codes.numpy(), bits)), f"{prefix}.scales": scales, f"{prefix}.biases": biases}
+    stored = {
+        f"{prefix}.weight": torch.from_numpy(bit_stream(codes.numpy(), bits)),
+        f"{prefix}.scales": scales,
+        f"{prefix}.biases": biases,
+    }
     return stored, scales[:, g] * codes + biases[:, g]
 
 
@@ -473,17 +571,43 @@ def _pack(prefix, weight, group=32):
     _, scales, zeros = _minmax(weight, 4, torch.arange(weight.shape[1]) // group)
     state = {"weight": weight, "weight_scale": scales.to(weight.dtype), "weight_zero_point": (zeros - 8).to(torch.int8)}
     stored = PackedQuantizationCompressor.compress(state, scheme)
-    return {f"{prefix}.{k}": v for k, v in stored.items()}, PackedQuantizationCompressor.decompress(stored, scheme)["weight"]
+    return {f"{prefix}.{k}": v for k, v in stored.items()}, PackedQuantizationCompressor.decompress(stored, scheme)[
+        "weight"
+    ]
 
 
 PACK_ARGS = {"num_bits": 4, "type": "int", "symmetric": False, "strategy": "group", "group_size": 32}
 SCHEME_WRITERS = {
     # scheme: (writer, its quantization config, the model's dtype, the embedding quantized too)
-    "gptq": (_gptq, {"quant_method": "gptq", "bits": 4, "group_size": 32, "desc_act": True, "sym": False}, torch.float16, False),
-    "gptq-3bit": (lambda p, w: _gptq(p, w, bits=3, act_order=False), {"quant_method": "gptq", "bits": 3, "group_size": 32, "desc_act": False, "sym": False}, torch.float16, False),
-    "awq": (_awq, {"quant_method": "awq", "bits": 4, "group_size": 32, "zero_point": True, "version": "gemm"}, torch.float16, False),
+    "gptq": (
+        _gptq,
+        {"quant_method": "gptq", "bits": 4, "group_size": 32, "desc_act": True, "sym": False},
+        torch.float16,
+        False,
+    ),
+    "gptq-3bit": (
+        lambda p, w: _gptq(p, w, bits=3, act_order=False),
+        {"quant_method": "gptq", "bits": 3, "group_size": 32, "desc_act": False, "sym": False},
+        torch.float16,
+        False,
+    ),
+    "awq": (
+        _awq,
+        {"quant_method": "awq", "bits": 4, "group_size": 32, "zero_point": True, "version": "gemm"},
+        torch.float16,
+        False,
+    ),
     "mlx": (_mlx, {"group_size": 32, "bits": 4}, torch.bfloat16, True),
-    "pack": (_pack, {"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {"group_0": {"targets": ["Linear"], "weights": PACK_ARGS}}}, torch.bfloat16, False),
+    "pack": (
+        _pack,
+        {
+            "quant_method": "compressed-tensors",
+            "format": "pack-quantized",
+            "config_groups": {"group_0": {"targets": ["Linear"], "weights": PACK_ARGS}},
+        },
+        torch.bfloat16,
+        False,
+    ),
 }
 
 
@@ -504,7 +628,16 @@ def quantized_tiny_llama(original, quantized, scheme):
 
     writer, quantization, dtype, embedding = SCHEME_WRITERS[scheme]
     torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, vocab_size=96, dtype=str(dtype).split(".")[1], tie_word_embeddings=False)
+    config = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=96,
+        dtype=str(dtype).split(".")[1],
+        tie_word_embeddings=False,
+    )
     model = LlamaForCausalLM(config).to(dtype)
     model.save_pretrained(original)
     stored = {}
@@ -530,7 +663,10 @@ def test_torch_style_prints_the_reference_parameters(quantized_llama, cli):
 def test_values_of_a_quantized_weight_and_an_index(quantized_llama, cli):
     _, folder, model = quantized_llama
     reference = model.get_parameter("model.layers.0.mlp.down_proj.weight").detach()
-    assert cli("values", folder, "model.layers.0.mlp.down_proj.weight").out == f"model.layers.0.mlp.down_proj.weight  [64, 128]  {view(open_catalog(str(folder))).scheme.upper()}\n{reference}\n"
+    assert (
+        cli("values", folder, "model.layers.0.mlp.down_proj.weight").out
+        == f"model.layers.0.mlp.down_proj.weight  [64, 128]  {view(open_catalog(str(folder))).scheme.upper()}\n{reference}\n"
+    )
     out = cli("values", folder, "model.layers.0.mlp.down_proj.weight[5:9, 30:100:7]").out
     assert out.endswith(f"\n{reference[5:9, 30:100:7]}\n")
 

@@ -26,7 +26,16 @@ def tiny_moe(folder: str, model_type: str, dtype: str = "float32") -> str:
     import transformers
 
     class_name, settings = MOE[model_type]
-    config = getattr(transformers, class_name)(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, num_experts_per_tok=2, **settings)
+    config = getattr(transformers, class_name)(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_experts_per_tok=2,
+        **settings,
+    )
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(config)
     with torch.no_grad():
@@ -79,7 +88,9 @@ def test_fused_experts_in_the_dtype_from_pretrained_gives(tmp_path, cli, capsys)
     capsys.readouterr()
     result = cli("values", folder, "--style", "torch", "--filter", "*.experts.*")
     assert result.code == 0, result.err
-    assert result.out == checkpoints.printed_parameters(checkpoints.reference_model(folder), lambda name: ".experts." in name)
+    assert result.out == checkpoints.printed_parameters(
+        checkpoints.reference_model(folder), lambda name: ".experts." in name
+    )
     assert "dtype=torch.bfloat16" in result.out
 
 
@@ -123,7 +134,9 @@ def test_gguf_stacked_experts_equal_transformers_gguf_loading(arch, tmp_path, cl
     size wrong (docs/formats.md)."""
     import transformers
 
-    path, config = gguf_writers.whole_model(str(tmp_path), arch, types={"blk.0.ffn_gate_exps": "Q8_0", "blk.1.ffn_up_exps": "Q4_0"})
+    path, config = gguf_writers.whole_model(
+        str(tmp_path), arch, types={"blk.0.ffn_gate_exps": "Q8_0", "blk.1.ffn_up_exps": "Q4_0"}
+    )
     model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=os.path.basename(path), config=config)
     result = cli("values", path, "--style", "torch")
     assert result.code == 0, result.err

@@ -36,7 +36,9 @@ class Checker(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
-        self.links += [value for name, value in attrs if name in ("src", "href", "xlink:href", "action", "srcset", "poster")]
+        self.links += [
+            value for name, value in attrs if name in ("src", "href", "xlink:href", "action", "srcset", "poster")
+        ]
         if tag not in VOID:
             self.stack.append(tag)
 
@@ -108,16 +110,29 @@ def test_report_of_tiny_llama_is_valid_offline_html_with_the_real_numbers(llama_
     assert "<dt>Layers</dt><dd>2</dd>" in page
     assert "× 2 layers" in text
     # The diagram rows: names and the real shapes, heads from the config.
-    for row in ("q_proj  [64, 64]", "k_proj  [32, 64]", "v_proj  [32, 64]", "o_proj  [64, 64]",
-                "gate_proj  [96, 64]", "up_proj    [96, 64]", "down_proj  [64, 96]",
-                "input_layernorm  [64]", "post_attention_layernorm  [64]", "model.embed_tokens  [128, 64]", "lm_head  [128, 64]"):
+    for row in (
+        "q_proj  [64, 64]",
+        "k_proj  [32, 64]",
+        "v_proj  [32, 64]",
+        "o_proj  [64, 64]",
+        "gate_proj  [96, 64]",
+        "up_proj    [96, 64]",
+        "down_proj  [64, 96]",
+        "input_layernorm  [64]",
+        "post_attention_layernorm  [64]",
+        "model.embed_tokens  [128, 64]",
+        "lm_head  [128, 64]",
+    ):
         assert f">{row}</text>" in page, row
     assert "GQA: 4 heads · 2 KV heads · head_dim 16" in text
     # Every tensor in the table, sortable by its raw count.
     assert tensor_table(page).count("<tr><td><code>") == 21
     assert tensor_table(page).count("<tr><td><code>model.<wbr>layers.<wbr>") == 18
     # The config, explained from the glossary.
-    assert f"<tr><td><code>hidden_size</code></td><td><code>64</code></td><td>{html.escape(glossary.explain('hidden_size', 64, 'en'))}</td></tr>" in page
+    assert (
+        f"<tr><td><code>hidden_size</code></td><td><code>64</code></td><td>{html.escape(glossary.explain('hidden_size', 64, 'en'))}</td></tr>"
+        in page
+    )
     assert '<td class="num" data-sort="8192">' in page  # embed_tokens: 128 x 64
     assert page.count("<svg") == 3  # diagram, components, layers
 
@@ -127,7 +142,10 @@ def test_report_in_chinese(llama_dir, tmp_path, cli):
     assert_valid_and_offline(page)
     assert '<html lang="zh">' in page
     assert "一个 Transformer 层" in page and "× 2 层" in page and "按组件" in page
-    assert f"<td><code>hidden_size</code></td><td><code>64</code></td><td>{html.escape(glossary.explain('hidden_size', 64, 'zh'))}</td>" in page
+    assert (
+        f"<td><code>hidden_size</code></td><td><code>64</code></td><td>{html.escape(glossary.explain('hidden_size', 64, 'zh'))}</td>"
+        in page
+    )
 
 
 def test_language_follows_the_locale_unless_given(llama_dir, tmp_path, cli, monkeypatch):
@@ -142,8 +160,12 @@ def test_hostile_names_and_config_values_are_escaped(tmp_path, cli):
     folder = tmp_path / "hostile"
     # The reader refuses control characters in names (tested elsewhere); markup is allowed.
     hostile = 'model.layers.0.<script>alert(1)</script>"&amp;.weight'
-    checkpoints.safetensors_file(str(folder / "model.safetensors"), {hostile: torch.zeros(2, 2), "model.norm.weight": torch.zeros(2)})
-    (folder / "config.json").write_text('{"model_type": "<img src=x onerror=alert(1)>", "note": "</style><b>\\u001b[31m"}')
+    checkpoints.safetensors_file(
+        str(folder / "model.safetensors"), {hostile: torch.zeros(2, 2), "model.norm.weight": torch.zeros(2)}
+    )
+    (folder / "config.json").write_text(
+        '{"model_type": "<img src=x onerror=alert(1)>", "note": "</style><b>\\u001b[31m"}'
+    )
     page = render(cli, folder, tmp_path)
     assert_valid_and_offline(page)
     assert "<script>alert" not in page and "<img" not in page and "</style><b>" not in page
@@ -225,14 +247,21 @@ def test_stats_highlight_nan_inf_and_outliers(tmp_path, cli):
     import torch
 
     torch.manual_seed(0)
-    tensors = {f"model.layers.{i}.self_attn.{p}.weight": torch.randn(16, 16) for i in (0, 1) for p in ("q_proj", "k_proj", "v_proj")}
+    tensors = {
+        f"model.layers.{i}.self_attn.{p}.weight": torch.randn(16, 16)
+        for i in (0, 1)
+        for p in ("q_proj", "k_proj", "v_proj")
+    }
     tensors["model.layers.1.self_attn.q_proj.weight"][3, 4] = float("nan")
     tensors["model.layers.0.self_attn.v_proj.weight"][0, 0] = float("inf")
     tensors["model.layers.0.self_attn.k_proj.weight"][5, 5] = 1000.0
     checkpoints.safetensors_file(str(tmp_path / "planted" / "model.safetensors"), tensors)
     page = render(cli, tmp_path / "planted", tmp_path, "--stats")
     assert_valid_and_offline(page)
-    rows = re.findall(r'<tr class="(bad|warn)"><td><code>([^<]*(?:<wbr>[^<]*)*)</code></td><td class="num" data-sort="(\d+)">\d+</td><td class="num" data-sort="(\d+)">', page)
+    rows = re.findall(
+        r'<tr class="(bad|warn)"><td><code>([^<]*(?:<wbr>[^<]*)*)</code></td><td class="num" data-sort="(\d+)">\d+</td><td class="num" data-sort="(\d+)">',
+        page,
+    )
     # NaN/Inf first (errors), then outliers (warnings); in name order within each.
     assert [(kind, name.replace("<wbr>", ""), nan, inf) for kind, name, nan, inf in rows] == [
         ("bad", "model.layers.0.self_attn.v_proj.weight", "0", "1"),
@@ -257,7 +286,9 @@ def test_bert_embedding_norm_belongs_to_the_embedding(bert_dir, tmp_path, cli):
 
 
 def test_report_without_stats_imports_neither_numpy_nor_torch(llama_dir, tmp_path):
-    code, loaded, out = imported_by("report", llama_dir, "-o", tmp_path / "r.html", "--lang", "en", modules=("numpy", "torch", "transformers"))
+    code, loaded, out = imported_by(
+        "report", llama_dir, "-o", tmp_path / "r.html", "--lang", "en", modules=("numpy", "torch", "transformers")
+    )
     assert (code, loaded) == (0, [])
     assert out == f"wrote {tmp_path / 'r.html'} ({size_text((tmp_path / 'r.html').stat().st_size)})\n"
 
@@ -280,10 +311,18 @@ def test_gguf_and_meta_checkpoints_get_their_diagram(llama_dir, tmp_path, cli):
         assert row in page, row
     result = cli("report", gguf, "-o", gguf)
     assert result.code == 2
-    assert result.err == f"llm-anatomy: {gguf}: expected an output path outside the model folder, found the weights file {gguf}; pass -o with another folder; llm-anatomy never writes into a model folder\n"
+    assert (
+        result.err
+        == f"llm-anatomy: {gguf}: expected an output path outside the model folder, found the weights file {gguf}; pass -o with another folder; llm-anatomy never writes into a model folder\n"
+    )
     meta = checkpoints.meta_checkpoint(str(llama_dir), str(tmp_path / "meta"))
     page = render(cli, meta, tmp_path)
-    assert page.index(">wq  [64, 64]<") < page.index(">wk  [32, 64]<") < page.index(">wv  [32, 64]<") < page.index(">wo  [64, 64]<")
+    assert (
+        page.index(">wq  [64, 64]<")
+        < page.index(">wk  [32, 64]<")
+        < page.index(">wv  [32, 64]<")
+        < page.index(">wo  [64, 64]<")
+    )
 
 
 def test_unreadable_tensors_are_listed_and_the_exit_status_says_so(llama_dir, tmp_path, cli, monkeypatch):
@@ -294,22 +333,33 @@ def test_unreadable_tensors_are_listed_and_the_exit_status_says_so(llama_dir, tm
     def with_one_error(catalog, **kwargs):
         report = real(catalog, **kwargs)
         line = "shard.safetensors: expected 256 bytes of model.norm.weight, found 100 (file truncated)"
-        return stats.StatsReport(report.model, report.rows[1:], None, (("model.norm.weight", line),), report.tensors, report.nbytes)
+        return stats.StatsReport(
+            report.model, report.rows[1:], None, (("model.norm.weight", line),), report.tensors, report.nbytes
+        )
 
     monkeypatch.setattr(stats, "weight_stats", with_one_error)
     out = tmp_path / "report.html"
     result = cli("report", llama_dir, "-o", out, "--stats")
     assert result.code == 1
     page = out.read_text(encoding="utf-8")
-    assert result.out == f"wrote {out} ({size_text(len(page.encode()))})\n1 tensor could not be read; the page lists it under Weight statistics\n"
+    assert (
+        result.out
+        == f"wrote {out} ({size_text(len(page.encode()))})\n1 tensor could not be read; the page lists it under Weight statistics\n"
+    )
     assert_valid_and_offline(page)
-    assert '<h3>Tensors that could not be read</h3><ul class="findings"><li><span class="pill bad">!</span> shard.safetensors: expected 256 bytes' in page
+    assert (
+        '<h3>Tensors that could not be read</h3><ul class="findings"><li><span class="pill bad">!</span> shard.safetensors: expected 256 bytes'
+        in page
+    )
 
 
 def test_no_layers_no_config_still_gives_a_page(tmp_path, cli):
     import torch
 
-    path = checkpoints.safetensors_file(str(tmp_path / "plain.safetensors"), {"a.weight": torch.zeros(3, 4, dtype=torch.float16), "b.bias": torch.zeros(5)})
+    path = checkpoints.safetensors_file(
+        str(tmp_path / "plain.safetensors"),
+        {"a.weight": torch.zeros(3, 4, dtype=torch.float16), "b.bias": torch.zeros(5)},
+    )
     page = render(cli, path, tmp_path)
     assert_valid_and_offline(page)
     assert "No repeated layers were found in the tensor names, so there is no layer diagram." in page
@@ -337,7 +387,11 @@ def test_experts_of_a_moe_layer_fold_into_one_row_each(tmp_path, cli):
     from llm_anatomy.analysis.report import DiagramBlock, DiagramTensor, layer_diagram
     from llm_anatomy.locate import open_catalog
 
-    tensors = {"model.embed_tokens.weight": torch.zeros(10, 4), "model.norm.weight": torch.zeros(4), "lm_head.weight": torch.zeros(10, 4)}
+    tensors = {
+        "model.embed_tokens.weight": torch.zeros(10, 4),
+        "model.norm.weight": torch.zeros(4),
+        "lm_head.weight": torch.zeros(10, 4),
+    }
     for layer in range(2):
         prefix = f"model.layers.{layer}."
         tensors[prefix + "input_layernorm.weight"] = torch.zeros(4)
@@ -361,7 +415,13 @@ def test_experts_of_a_moe_layer_fold_into_one_row_each(tmp_path, cli):
     )
     page = render(cli, path, tmp_path)
     assert_valid_and_offline(page)
-    rows = [">Experts (block_sparse_moe)<", ">gate              [3, 4]<", ">experts.*.w1 × 3  [6, 4]<", ">experts.*.w3 × 3  [6, 4]<", ">experts.*.w2 × 3  [4, 6]<"]
+    rows = [
+        ">Experts (block_sparse_moe)<",
+        ">gate              [3, 4]<",
+        ">experts.*.w1 × 3  [6, 4]<",
+        ">experts.*.w3 × 3  [6, 4]<",
+        ">experts.*.w2 × 3  [4, 6]<",
+    ]
     assert [page.index(row) for row in rows] == sorted(page.index(row) for row in rows)
 
 
@@ -377,7 +437,10 @@ def _flow(folder, lang="en"):
 def test_bert_is_drawn_post_norm(bert_dir, tmp_path, cli):
     """BERT normalises after each residual sum (attention -> add -> LayerNorm), not before the block."""
     flow = _flow(bert_dir)
-    assert [[b.title for b in r.boxes] for r in flow.repeated] == [["Self-attention (attention)"], ["Feed-forward network (intermediate, output)"]]
+    assert [[b.title for b in r.boxes] for r in flow.repeated] == [
+        ["Self-attention (attention)"],
+        ["Feed-forward network (intermediate, output)"],
+    ]
     assert [[(b.title, b.rows) for b in r.after] for r in flow.repeated] == [
         [("Norm (after ⊕)", ("attention.output.LayerNorm       [32]", "attention.output.LayerNorm.bias  [32]"))],
         [("Norm (after ⊕)", ("output.LayerNorm       [32]", "output.LayerNorm.bias  [32]"))],
@@ -392,7 +455,10 @@ def test_bert_is_drawn_post_norm(bert_dir, tmp_path, cli):
 
 def test_pre_norm_llama_keeps_its_norms_before_the_blocks(llama_dir):
     flow = _flow(llama_dir)
-    assert [[b.title for b in r.boxes] for r in flow.repeated] == [["Norm", "Self-attention (self_attn)"], ["Norm", "Feed-forward network (mlp)"]]
+    assert [[b.title for b in r.boxes] for r in flow.repeated] == [
+        ["Norm", "Self-attention (self_attn)"],
+        ["Norm", "Feed-forward network (mlp)"],
+    ]
     assert [r.after for r in flow.repeated] == [(), ()]
 
 
@@ -451,9 +517,22 @@ class VisibleText(HTMLParser):
 def test_chinese_report_has_no_english_sentence_left(llama_dir, gpt2_dir, bert_dir, tmp_path, cli):
     """Every label and generated sentence under --lang zh: stats, tied head, findings, a config
     that cannot be derived, a config that contradicts the tensors."""
-    broken = checkpoints.with_config(llama_dir, tmp_path / "broken", lambda c: c.update(intermediate_size=100, num_key_value_heads=3, rope_scaling={"rope_type": "wild"}))
-    lone = checkpoints.safetensors_file(str(tmp_path / "lone" / "w.safetensors"), {"model.layers.0.mlp.up_proj.weight": __import__("torch").zeros(6, 4)})
-    models = ((llama_dir, ("--stats",)), (gpt2_dir, ()), (bert_dir, ()), (broken, ()), (_rwkv_gguf(tmp_path / "rwkv.gguf"), ()), (lone, ()))
+    broken = checkpoints.with_config(
+        llama_dir,
+        tmp_path / "broken",
+        lambda c: c.update(intermediate_size=100, num_key_value_heads=3, rope_scaling={"rope_type": "wild"}),
+    )
+    lone = checkpoints.safetensors_file(
+        str(tmp_path / "lone" / "w.safetensors"), {"model.layers.0.mlp.up_proj.weight": __import__("torch").zeros(6, 4)}
+    )
+    models = (
+        (llama_dir, ("--stats",)),
+        (gpt2_dir, ()),
+        (bert_dir, ()),
+        (broken, ()),
+        (_rwkv_gguf(tmp_path / "rwkv.gguf"), ()),
+        (lone, ()),
+    )
     pages = [render(cli, folder, tmp_path, "--lang", "zh", *extra) for folder, extra in models]
     for page in pages:
         parser = VisibleText()
@@ -461,7 +540,10 @@ def test_chinese_report_has_no_english_sentence_left(llama_dir, gpt2_dir, bert_d
         english = [t for t in parser.texts if ENGLISH_RUN.search(t)]
         assert english == []
     assert "输出头与 transformer.wte.weight 绑定（tie_word_embeddings）：只存储并计数一次" in pages[1]
-    assert "config.json：RoPE 缩放类型应为本工具已知的一种（default, linear, dynamic, yarn, llama3, longrope, su, proportional），实际为 &#x27;wild&#x27;" in pages[3]
+    assert (
+        "config.json：RoPE 缩放类型应为本工具已知的一种（default, linear, dynamic, yarn, llama3, longrope, su, proportional），实际为 &#x27;wild&#x27;"
+        in pages[3]
+    )
     assert "注意力：按 config.json 推算，权重矩阵应有 28,672 个参数，张量中实际为 24,576" in pages[3]
     assert "rwkv.gguf：无法读取或推导出配置（英文原因见悬停提示），因此不做配置检查" in pages[4]
     assert "w.safetensors：旁边没有 config.json；配置检查和 KV 缓存需要它" in pages[5]
@@ -472,7 +554,12 @@ def test_every_kind_of_finding_and_note_has_a_chinese_sentence():
     import llm_anatomy
     from llm_anatomy.render.report import LABELS
 
-    source = "".join(open(os.path.join(root, name), encoding="utf-8").read() for root, _, names in os.walk(os.path.dirname(llm_anatomy.__file__)) for name in names if name.endswith(".py"))
+    source = "".join(
+        open(os.path.join(root, name), encoding="utf-8").read()
+        for root, _, names in os.walk(os.path.dirname(llm_anatomy.__file__))
+        for name in names
+        if name.endswith(".py")
+    )
     kinds = set(re.findall(r'kind="(\w+)"', source)) | set(re.findall(r'Phrase\(f?"[^"]*", "(\w+)"', source))
     assert len(kinds) == 15
     assert kinds == set(LABELS["zh"]["sentences"])
@@ -496,9 +583,12 @@ def test_trace_adds_the_forward_pass_with_the_numbers_of_trace(llama_dir, tmp_pa
     page = render(cli, llama_dir, tmp_path, "--trace", "--lang", "en")
     assert_valid_and_offline(page)
     traced = json.loads(cli("trace", llama_dir, "--json").out)
-    forward = page[page.index('<section id="forward">'):]
+    forward = page[page.index('<section id="forward">') :]
     forward = forward[: forward.index("</section>")]
-    assert f"One forward pass over input_ids [1, 256] on the meta device (LlamaForCausalLM, transformers {checkpoints.TRANSFORMERS_VERSION})" in forward
+    assert (
+        f"One forward pass over input_ids [1, 256] on the meta device (LlamaForCausalLM, transformers {checkpoints.TRANSFORMERS_VERSION})"
+        in forward
+    )
     assert f'<td>Prefill FLOPs</td><td class="num">{traced["total_flops"]:,} ' in forward
     assert f'<td>Attention (q kᵀ and scores × v)</td><td class="num">{traced["attention_flops"]:,}</td>' in forward
     assert f'<td>Peak activation memory</td><td class="num">{traced["peak_activation_bytes"]:,} ' in forward
@@ -513,7 +603,17 @@ def test_layer_costs_are_the_layer_s_flops_and_its_innermost_outputs():
     def module(path, flops=0, out=0):
         return TracedModule(path, "M", 0, 1, (), (), flops, out)
 
-    modules = (module(""), module("layers"), module("layers.0", 100, 8), module("layers.0.attn", 60, 8), module("layers.0.attn.q", 30, 16), module("layers.0.mlp", 40, 4), module("layers.1", 90, 8), module("layers.1.mlp", 90, 2), module("norm", 0, 8))
+    modules = (
+        module(""),
+        module("layers"),
+        module("layers.0", 100, 8),
+        module("layers.0.attn", 60, 8),
+        module("layers.0.attn.q", 30, 16),
+        module("layers.0.mlp", 40, 4),
+        module("layers.1", 90, 8),
+        module("layers.1.mlp", 90, 2),
+        module("norm", 0, 8),
+    )
     scores = TensorMeta((1, 2, 3, 3), "float32")
     call = AttentionCall("layers.0.attn", scores, scores, scores, scores, 10)
     trace = Trace("m", "M", "5", 1, 3, 0, modules, 190, 0, "float32", (call,), (), 0, None, None, None, None, "")
@@ -521,7 +621,7 @@ def test_layer_costs_are_the_layer_s_flops_and_its_innermost_outputs():
 
 
 def _forward_section(page):
-    forward = page[page.index('<section id="forward">'):]
+    forward = page[page.index('<section id="forward">') :]
     return forward[: forward.index("</section>")]
 
 
@@ -538,14 +638,19 @@ def test_chinese_forward_pass_formulas_are_in_chinese(llama_dir, tmp_path, cli):
     assert "<td>不含 KV 缓存和权重</td>" in forward
     assert "<td>2 x DynamicLayer 键 [1, 2, 256, 16] 值 [1, 2, 256, 16] float32</td>" in forward
     english = _forward_section(render(cli, llama_dir, tmp_path, "--trace", "--lang", "en"))
-    assert "<td>2 layers x 2 x batch 1 x heads 4 x queries 256 x keys 256 x (head_dim 16 + 16) = 33,554,432</td>" in english
+    assert (
+        "<td>2 layers x 2 x batch 1 x heads 4 x queries 256 x keys 256 x (head_dim 16 + 16) = 33,554,432</td>"
+        in english
+    )
     assert "<td>2 x DynamicLayer keys [1, 2, 256, 16] values [1, 2, 256, 16] float32</td>" in english
 
 
 def test_an_encoder_has_flops_per_token_not_per_generated_token(bert_dir, llama_dir, tmp_path, cli):
     forward = _forward_section(render(cli, bert_dir, tmp_path, "--trace", "--lang", "en"))
     assert "<td>FLOPs per token</td>" in forward and "generated" not in forward
-    assert "<td>FLOPs per generated token</td>" in _forward_section(render(cli, llama_dir, tmp_path, "--trace", "--lang", "en"))
+    assert "<td>FLOPs per generated token</td>" in _forward_section(
+        render(cli, llama_dir, tmp_path, "--trace", "--lang", "en")
+    )
 
 
 def test_the_legend_of_what_is_outside_the_layers_names_what_is_there(bert_dir, llama_tied_dir, tmp_path, cli):
@@ -553,14 +658,19 @@ def test_the_legend_of_what_is_outside_the_layers_names_what_is_there(bert_dir, 
     assert 'aria-label="By layer"' in render(cli, bert_dir, tmp_path, "--lang", "en")
     assert ">outside them (embeddings, other)</text>" in render(cli, bert_dir, tmp_path, "--lang", "en")
     assert ">层外（嵌入、其他）</text>" in render(cli, bert_dir, tmp_path, "--lang", "zh")
-    assert ">outside them (embeddings, final norm, head)</text>" in render(cli, llama_tied_dir, tmp_path, "--lang", "en")
+    assert ">outside them (embeddings, final norm, head)</text>" in render(
+        cli, llama_tied_dir, tmp_path, "--lang", "en"
+    )
 
 
 def test_a_file_without_tensors_has_nothing_to_check(tmp_path, cli):
     from test_implied import _vocab_only
 
     page = render(cli, _vocab_only(str(tmp_path / "vocab.gguf")), tmp_path, "--lang", "en")
-    assert '<p class="note">Nothing to check: the checkpoint holds no tensors, and every count on this page is what its config implies.</p>' in page
+    assert (
+        '<p class="note">Nothing to check: the checkpoint holds no tensors, and every count on this page is what its config implies.</p>'
+        in page
+    )
     assert "The tensor shapes agree with config.json." not in page
 
 
@@ -585,7 +695,9 @@ def _text_boxes(page):
     advances = _advances()
     boxes = []
     for width, body in re.findall(r'<svg [^>]*viewBox="0 0 ([\d.]+) [\d.]+"[^>]*>(.*?)</svg>', page, re.S):
-        for x, anchor, klass, text in re.findall(r'<text x="([\d.-]+)" y="[\d.-]+" text-anchor="(\w+)"(?: class="([\w-]+)")?>([^<]*)</text>', body):
+        for x, anchor, klass, text in re.findall(
+            r'<text x="([\d.-]+)" y="[\d.-]+" text-anchor="(\w+)"(?: class="([\w-]+)")?>([^<]*)</text>', body
+        ):
             text = html.unescape(text)
             w = _measured(text, advances.get(klass, svg.SANS_ADVANCE))
             left = float(x) - {"start": 0, "middle": w / 2, "end": w}[anchor]
@@ -605,7 +717,10 @@ def test_cjk_text_is_measured_a_full_em_wide():
 def test_every_chart_label_fits_inside_its_chart(llama_tied_dir, bert_dir, tmp_path, cli, lang):
     """No clipped label: each text's estimated box lies within its SVG (the first character of
     "注意力" fell off the left edge of the component chart)."""
-    pages = [render(cli, llama_tied_dir, tmp_path, "--lang", lang, "--stats", "--trace"), render(cli, bert_dir, tmp_path, "--lang", lang)]
+    pages = [
+        render(cli, llama_tied_dir, tmp_path, "--lang", lang, "--stats", "--trace"),
+        render(cli, bert_dir, tmp_path, "--lang", lang),
+    ]
     boxes = [box for page in pages for box in _text_boxes(page)]
     assert len(boxes) > 100
     assert [b for b in boxes if b[2] < 0 or b[3] > b[0]] == []
@@ -618,10 +733,18 @@ def test_legend_entries_do_not_overlap(tmp_path):
     """Each legend entry starts after the previous one's text ends, CJK names included."""
     from llm_anatomy.render import svg
 
-    series = [svg.Series(name, (1.0, 2.0)) for name in ("编号层内", "层外（嵌入、最终归一化、输出头）", "自注意力", "前馈网络")]
+    series = [
+        svg.Series(name, (1.0, 2.0))
+        for name in ("编号层内", "层外（嵌入、最终归一化、输出头）", "自注意力", "前馈网络")
+    ]
     chart = svg.column_chart(["0", "1"], series, str, "层", "参数量", "按层")
     swatches = [float(x) for x in re.findall(r'<rect x="([\d.]+)" y="[\d.]+" width="12" height="12"', chart)]
-    texts = [(float(x), html.unescape(t)) for x, t in re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="start" class="legend">([^<]*)</text>', chart)]
+    texts = [
+        (float(x), html.unescape(t))
+        for x, t in re.findall(
+            r'<text x="([\d.]+)" y="[\d.]+" text-anchor="start" class="legend">([^<]*)</text>', chart
+        )
+    ]
     assert len(swatches) == len(texts) == 4
     for (x, text), next_swatch in zip(texts, swatches[1:]):
         assert x + _measured(text, svg.SANS_ADVANCE) < next_swatch

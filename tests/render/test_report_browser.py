@@ -22,7 +22,10 @@ TIMEOUT = 60  # seconds for any single answer from the browser
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does) to run the browser test"),
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM),
+        reason=f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does) to run the browser test",
+    ),
 ]
 
 
@@ -38,14 +41,31 @@ class Browser:
             os.dup2(read_end, 3)
             os.dup2(write_end, 4)
 
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", "--remote-debugging-pipe"]
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-pipe",
+        ]
         # stderr to a file, not a pipe: chromium's chatter must never fill a buffer nobody reads.
         self._log_path = os.path.join(profile, "chromium.log")
         os.makedirs(profile, exist_ok=True)
         self._log = open(self._log_path, "wb")
-        self.process = subprocess.Popen([CHROMIUM, *flags, "about:blank"], pass_fds=(3, 4), preexec_fn=wire_pipes,
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log)
+        self.process = subprocess.Popen(
+            [CHROMIUM, *flags, "about:blank"],
+            pass_fds=(3, 4),
+            preexec_fn=wire_pipes,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
         os.close(to_browser)
         os.close(from_browser)
         self._buffer = b""
@@ -106,7 +126,10 @@ class Browser:
         for event in self.events:
             method, params = event["method"], event["params"]
             if method == "Runtime.exceptionThrown":
-                found.append(params["exceptionDetails"].get("exception", {}).get("description") or params["exceptionDetails"]["text"])
+                found.append(
+                    params["exceptionDetails"].get("exception", {}).get("description")
+                    or params["exceptionDetails"]["text"]
+                )
             elif method == "Runtime.consoleAPICalled" and params["type"] in ("error", "warning", "assert"):
                 found.append(" ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
             elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
@@ -152,7 +175,9 @@ def open_page(browser, path):
     session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
     for domain in ("Runtime.enable", "Log.enable", "Page.enable"):
         browser.send(domain, session)
-    browser.send("Emulation.setDeviceMetricsOverride", session, width=1200, height=900, deviceScaleFactor=1, mobile=False)
+    browser.send(
+        "Emulation.setDeviceMetricsOverride", session, width=1200, height=900, deviceScaleFactor=1, mobile=False
+    )
     browser.send("Page.navigate", session, url=path.as_uri())
     browser.wait_for("Page.loadEventFired")
     return session
@@ -163,7 +188,15 @@ def test_the_harness_sees_script_errors_and_blocked_fetches(tmp_path):
     from llm_anatomy.render.html import page
 
     bad = tmp_path / "bad.html"
-    bad.write_text(page("bad", "en", '<img src="https://example.invalid/x.png" alt="">', "", "console.error('boom'); undefinedFunction();"))
+    bad.write_text(
+        page(
+            "bad",
+            "en",
+            '<img src="https://example.invalid/x.png" alt="">',
+            "",
+            "console.error('boom'); undefinedFunction();",
+        )
+    )
     browser = Browser(tmp_path / "profile")
     try:
         open_page(browser, bad)
@@ -186,18 +219,32 @@ def test_report_loads_without_errors_and_draws_its_charts(llama_tied_dir, tmp_pa
         filtered = evaluate(browser, session, FILTER)
         by_size = evaluate(browser, session, SORT)
         size = browser.send("Page.getLayoutMetrics", session)["cssContentSize"]
-        shot = browser.send("Page.captureScreenshot", session, format="png", captureBeyondViewport=True,
-                            clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+        shot = browser.send(
+            "Page.captureScreenshot",
+            session,
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+        )
         problems = browser.problems()
     finally:
         browser.close()
 
     assert problems == []
-    assert [c["label"] for c in charts] == ["One transformer layer", "By component", "By layer", "Standard deviation per layer, by role", "Largest |value| per layer, by role"]
+    assert [c["label"] for c in charts] == [
+        "One transformer layer",
+        "By component",
+        "By layer",
+        "Standard deviation per layer, by role",
+        "Largest |value| per layer, by role",
+    ]
     for chart in charts:
         assert chart["shapes"] > 3 and chart["texts"] > 3, chart
         assert chart["width"] > 300 and chart["height"] > 100, chart
-    assert filtered == {"names": ["model.layers.0.self_attn.k_proj.weight", "model.layers.1.self_attn.k_proj.weight"], "counter": "2"}
+    assert filtered == {
+        "names": ["model.layers.0.self_attn.k_proj.weight", "model.layers.1.self_attn.k_proj.weight"],
+        "counter": "2",
+    }
     # Largest first; the sort is stable, so equal counts keep the table's name order.
     tensors = sorted(open_catalog(str(llama_tied_dir)).tensors, key=lambda t: natural_key(t.name))
     assert by_size == [t.name for t in sorted(tensors, key=lambda t: -t.numel)]
@@ -225,8 +272,13 @@ TEXT_BOXES = """JSON.stringify(Array.from(document.querySelectorAll('svg')).map(
 
 def _screenshot(browser, session, path):
     size = browser.send("Page.getLayoutMetrics", session)["cssContentSize"]
-    shot = browser.send("Page.captureScreenshot", session, format="png", captureBeyondViewport=True,
-                        clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+    shot = browser.send(
+        "Page.captureScreenshot",
+        session,
+        format="png",
+        captureBeyondViewport=True,
+        clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+    )
     png = base64.b64decode(shot["data"])
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     path.write_bytes(png)
@@ -254,8 +306,12 @@ def test_no_chart_text_is_clipped_or_overlaps_in_either_language(llama_tied_dir,
     finally:
         browser.close()
     assert problems == []
-    clipped = [(chart["label"], t["text"], round(t["x"], 1), round(t["right"], 1), chart["width"])
-               for chart in measured for t in chart["texts"] if not t["rotated"] and (t["x"] < -0.5 or t["right"] > chart["width"] + 0.5)]
+    clipped = [
+        (chart["label"], t["text"], round(t["x"], 1), round(t["right"], 1), chart["width"])
+        for chart in measured
+        for t in chart["texts"]
+        if not t["rotated"] and (t["x"] < -0.5 or t["right"] > chart["width"] + 0.5)
+    ]
     assert clipped == []
     for chart in measured:
         legend = sorted((t for t in chart["texts"] if t["cls"] == "legend"), key=lambda t: (round(t["y"]), t["x"]))

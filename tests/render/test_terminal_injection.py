@@ -36,9 +36,16 @@ def hostile_models(tmp_path_factory, llama_dir):
     for shard in sorted(folder.glob("*.safetensors")):
         save_file(load_file(shard), shard, metadata={"format": "pt", "note": HOSTILE, "creator" + HOSTILE: "x"})
     config = json.loads((folder / "config.json").read_text())
-    config.update(note=HOSTILE, torch_dtype="float32", architectures=["LlamaForCausalLM"], rope_scaling={"rope_type": "default", "comment": HOSTILE})
+    config.update(
+        note=HOSTILE,
+        torch_dtype="float32",
+        architectures=["LlamaForCausalLM"],
+        rope_scaling={"rope_type": "default", "comment": HOSTILE},
+    )
     (folder / "config.json").write_text(json.dumps(config))
-    gguf = checkpoints.llama_gguf(str(llama_dir), str(root / f"{FOLDER}.gguf"), strings={"general.name": HOSTILE, "general.description": HOSTILE})
+    gguf = checkpoints.llama_gguf(
+        str(llama_dir), str(root / f"{FOLDER}.gguf"), strings={"general.name": HOSTILE, "general.description": HOSTILE}
+    )
     rejected = root / (FOLDER + "rejected")
     shutil.copytree(llama_dir, rejected)
     config = json.loads((rejected / "config.json").read_text())
@@ -73,7 +80,15 @@ TEXT_COMMANDS = [
     ("stats",),
     ("stats", "--csv"),
 ]
-JSON_COMMANDS = [("params", "--json"), ("params", "--metadata", "--json"), ("tree", "--json"), ("config", "--json"), ("summary", "--json"), ("stats", "--json"), ("values", "model.norm.weight", "--json")]
+JSON_COMMANDS = [
+    ("params", "--json"),
+    ("params", "--metadata", "--json"),
+    ("tree", "--json"),
+    ("config", "--json"),
+    ("summary", "--json"),
+    ("stats", "--json"),
+    ("values", "model.norm.weight", "--json"),
+]
 
 
 def _strings(value):
@@ -109,7 +124,14 @@ def test_every_output_is_clean(hostile_models, cli, which, args):
         json.loads(result.out)  # still one valid document
 
 
-@pytest.mark.parametrize("args, where", [(("params", "--metadata", "--json"), "folder"), (("params", "--metadata", "--json"), "gguf"), (("config", "--json"), "folder")])
+@pytest.mark.parametrize(
+    "args, where",
+    [
+        (("params", "--metadata", "--json"), "folder"),
+        (("params", "--metadata", "--json"), "gguf"),
+        (("config", "--json"), "folder"),
+    ],
+)
 def test_json_round_trips_the_hostile_strings(hostile_models, cli, args, where):
     result = cli(args[0], _model(hostile_models, where), *args[1:])
     assert result.code == 0, result.err
@@ -132,7 +154,10 @@ def test_stats_error_lines_name_the_shard_escaped(hostile_models, cli):
         assert_clean_output(result.out)
         assert "shardevil" in result.out
     errors = json.loads(cli("stats", hostile_models[3], "--json").out)["errors"]
-    assert "/shardevil\\x1b[31mRED\\x1b[2J\\x1b]0;pwned\\x07\\x9b1m\\x7f\\u202eslh.\\u2028end.safetensors: tensor " in errors[0]["error"]
+    assert (
+        "/shardevil\\x1b[31mRED\\x1b[2J\\x1b]0;pwned\\x07\\x9b1m\\x7f\\u202eslh.\\u2028end.safetensors: tensor "
+        in errors[0]["error"]
+    )
 
 
 def test_relayed_transformers_message_is_escaped(hostile_models, cli):
@@ -146,7 +171,13 @@ def _on_a_terminal(cache, *args):
     A fresh skeleton cache, so that transformers builds the model and says what it says."""
     main, child = pty.openpty()
     env = {**os.environ, "LLM_ANATOMY_CACHE": str(cache)}
-    process = subprocess.Popen([sys.executable, "-m", "llm_anatomy.cli.main", *map(str, args)], stdout=child, stderr=child, stdin=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llm_anatomy.cli.main", *map(str, args)],
+        stdout=child,
+        stderr=child,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
     os.close(child)
     shown = b""
     while True:
@@ -161,7 +192,17 @@ def _on_a_terminal(cache, *args):
     return process.wait(timeout=60), shown.decode("utf-8", "replace")
 
 
-@pytest.mark.parametrize("args, which", [(("params", "--metadata"), 0), (("params", "--metadata", "--json"), 0), (("config", "--explain"), 4), (("config",), 4), (("tree",), 2), (("stats", "--json"), 0)])
+@pytest.mark.parametrize(
+    "args, which",
+    [
+        (("params", "--metadata"), 0),
+        (("params", "--metadata", "--json"), 0),
+        (("config", "--explain"), 4),
+        (("config",), 4),
+        (("tree",), 2),
+        (("stats", "--json"), 0),
+    ],
+)
 def test_on_a_terminal(hostile_models, tmp_path, args, which):
     which = hostile_models[which]
     code, shown = _on_a_terminal(tmp_path, args[0], which, *args[1:])
@@ -178,7 +219,15 @@ def test_on_a_terminal(hostile_models, tmp_path, args, which):
 
 # Names that read as lm_head.weight on a terminal: a zero-width space, LRM, RLM, the Arabic
 # letter mark, a BOM, a tag character and an interlinear annotation anchor.
-LOOKALIKES = ["lm_head\u200b.weight", "lm_head.weight\u200e", "lm_head.weight\u200f", "\u061clm_head.weight", "lm_head.\ufeffweight", "lm_head.weight\U000e0041", "lm_\ufff9head.weight"]
+LOOKALIKES = [
+    "lm_head\u200b.weight",
+    "lm_head.weight\u200e",
+    "lm_head.weight\u200f",
+    "\u061clm_head.weight",
+    "lm_head.\ufeffweight",
+    "lm_head.weight\U000e0041",
+    "lm_\ufff9head.weight",
+]
 
 
 @pytest.fixture(scope="module")
@@ -212,18 +261,74 @@ def _lines_with(text, part):
 # keep, those lines exactly). The llama folder is A of the diff.
 PARAMS_ROW = "{:<48}{:<11}F32         6       24 B  model.safetensors"
 LOOKALIKE_VIEWS = {
-    "params": (("params",), 0, "lm_", [
-        "lm_head.weight                                  [128, 64]  F32     8,192  32.00 KiB  model.safetensors",
-        *(PARAMS_ROW.format(name, "[2, 3]") for name in ("lm_head.weight\\u200e", "lm_head.weight\\u200f", "lm_head.weight\\U000e0041", "lm_head.\\ufeffweight", "lm_head\\u200b.weight", "lm_\\ufff9head.weight", "\\u061clm_head.weight")),
-    ]),
+    "params": (
+        ("params",),
+        0,
+        "lm_",
+        [
+            "lm_head.weight                                  [128, 64]  F32     8,192  32.00 KiB  model.safetensors",
+            *(
+                PARAMS_ROW.format(name, "[2, 3]")
+                for name in (
+                    "lm_head.weight\\u200e",
+                    "lm_head.weight\\u200f",
+                    "lm_head.weight\\U000e0041",
+                    "lm_head.\\ufeffweight",
+                    "lm_head\\u200b.weight",
+                    "lm_\\ufff9head.weight",
+                    "\\u061clm_head.weight",
+                )
+            ),
+        ],
+    ),
     "metadata": (("params", "--metadata"), 0, "no", ["no\\u2060te  x\\u2060y"]),
-    "values": (("values", "--filter", "*lm_*head*"), 0, "F32", [
-        "lm_head.weight  [128, 64]  F32", "lm_head.weight\\u200e  [2, 3]  F32", "lm_head.weight\\u200f  [2, 3]  F32", "lm_head.weight\\U000e0041  [2, 3]  F32",
-        "lm_head.\\ufeffweight  [2, 3]  F32", "lm_head\\u200b.weight  [2, 3]  F32", "lm_\\ufff9head.weight  [2, 3]  F32", "\\u061clm_head.weight  [2, 3]  F32",
-    ]),
-    "tree": (("tree",), 1, "lm_", ["├── lm_head                32            32", "├── lm_head\\u200b           6             6", "├── lm_\\ufff9head           6             6", "└── \\u061clm_head           6             6"]),
-    "diff": (("diff", "llama"), 0, "  lm_", ["  lm_head.weight\\u200e", "  lm_head.weight\\u200f", "  lm_head.weight\\U000e0041", "  lm_head.\\ufeffweight", "  lm_head\\u200b.weight", "  lm_\\ufff9head.weight"]),
-    "summary": (("summary",), 0, "lm_", ["  lm_head.weight\\u200e (and 3 more like it): expected shape [128, 64] (vocab_size 128, hidden_size 64) from config.json, found [2, 3]"]),
+    "values": (
+        ("values", "--filter", "*lm_*head*"),
+        0,
+        "F32",
+        [
+            "lm_head.weight  [128, 64]  F32",
+            "lm_head.weight\\u200e  [2, 3]  F32",
+            "lm_head.weight\\u200f  [2, 3]  F32",
+            "lm_head.weight\\U000e0041  [2, 3]  F32",
+            "lm_head.\\ufeffweight  [2, 3]  F32",
+            "lm_head\\u200b.weight  [2, 3]  F32",
+            "lm_\\ufff9head.weight  [2, 3]  F32",
+            "\\u061clm_head.weight  [2, 3]  F32",
+        ],
+    ),
+    "tree": (
+        ("tree",),
+        1,
+        "lm_",
+        [
+            "├── lm_head                32            32",
+            "├── lm_head\\u200b           6             6",
+            "├── lm_\\ufff9head           6             6",
+            "└── \\u061clm_head           6             6",
+        ],
+    ),
+    "diff": (
+        ("diff", "llama"),
+        0,
+        "  lm_",
+        [
+            "  lm_head.weight\\u200e",
+            "  lm_head.weight\\u200f",
+            "  lm_head.weight\\U000e0041",
+            "  lm_head.\\ufeffweight",
+            "  lm_head\\u200b.weight",
+            "  lm_\\ufff9head.weight",
+        ],
+    ),
+    "summary": (
+        ("summary",),
+        0,
+        "lm_",
+        [
+            "  lm_head.weight\\u200e (and 3 more like it): expected shape [128, 64] (vocab_size 128, hidden_size 64) from config.json, found [2, 3]"
+        ],
+    ),
 }
 
 
@@ -281,6 +386,19 @@ def test_the_html_report_shows_lookalike_names_escaped(lookalikes, tmp_path, cli
     html = page.read_text(encoding="utf-8")
     assert TERMINAL_UNSAFE.search(html) is None
     shown = html.replace("<wbr>", "")  # where a long name may wrap
-    escaped = ["lm_head\\u200b.weight", "lm_head.weight\\u200e", "lm_head.weight\\u200f", "\\u061clm_head.weight", "lm_head.\\ufeffweight", "lm_head.weight\\U000e0041", "lm_\\ufff9head.weight"]
-    assert [f"<td><code>{name}</code></td><td><code>[2, 3]</code></td>" in shown for name in escaped] == [True] * len(LOOKALIKES)
-    assert "</span> lm_head.weight\\u200e (and 3 more like it): expected shape [128, 64] (vocab_size 128, hidden_size 64) from config.json, found [2, 3]" in shown
+    escaped = [
+        "lm_head\\u200b.weight",
+        "lm_head.weight\\u200e",
+        "lm_head.weight\\u200f",
+        "\\u061clm_head.weight",
+        "lm_head.\\ufeffweight",
+        "lm_head.weight\\U000e0041",
+        "lm_\\ufff9head.weight",
+    ]
+    assert [f"<td><code>{name}</code></td><td><code>[2, 3]</code></td>" in shown for name in escaped] == [True] * len(
+        LOOKALIKES
+    )
+    assert (
+        "</span> lm_head.weight\\u200e (and 3 more like it): expected shape [128, 64] (vocab_size 128, hidden_size 64) from config.json, found [2, 3]"
+        in shown
+    )

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from .values import PrintOptions, ShownTensor
 
 
-class AdaptedModule(namedtuple("AdaptedModule", "name kind rank alpha scaling in_features out_features params dora tensors")):
+class AdaptedModule(
+    namedtuple("AdaptedModule", "name kind rank alpha scaling in_features out_features params dora tensors")
+):
     """One module of the base the adapter changes: name (the base's module name), kind ("linear"
     or "embedding"), rank, alpha and scaling as PEFT's layer holds them (scaling = alpha / r,
     alpha / sqrt(r) with use_rslora), in_features and out_features of the base's layer (for an
@@ -32,10 +34,17 @@ class AdaptedModule(namedtuple("AdaptedModule", "name kind rank alpha scaling in
     @property
     def base_shape(self) -> tuple[int, int]:
         """The shape of the base weight this module's delta B @ A is added to (before fan_in_fan_out)."""
-        return (self.in_features, self.out_features) if self.kind == "embedding" else (self.out_features, self.in_features)
+        return (
+            (self.in_features, self.out_features) if self.kind == "embedding" else (self.out_features, self.in_features)
+        )
 
 
-class Adapter(namedtuple("Adapter", "name config_file weights_file base_model base_class use_rslora use_dora fan_in_fan_out modules saved copies trainable lora_params nbytes dtypes")):
+class Adapter(
+    namedtuple(
+        "Adapter",
+        "name config_file weights_file base_model base_class use_rslora use_dora fan_in_fan_out modules saved copies trainable lora_params nbytes dtypes",
+    )
+):
     """A PEFT LoRA adapter: name, its config and weights files, base_model (the config's
     base_model_name_or_path), base_class (auto_mapping's base_model_class, or None), the flags,
     modules (AdaptedModule, in natural name order), saved: the whole weights of modules_to_save
@@ -54,42 +63,84 @@ def _number(config: dict, key: str, where: str, whole: bool) -> float:
     value = config.get(key)
     kinds = (int,) if whole else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        raise AnatomyError(where, f"a positive {'whole ' if whole else ''}number as {key}", escape(repr(value))[:40], "the adapter config is damaged")
+        raise AnatomyError(
+            where,
+            f"a positive {'whole ' if whole else ''}number as {key}",
+            escape(repr(value))[:40],
+            "the adapter config is damaged",
+        )
     return value
 
 
 def _pattern(config: dict, key: str, where: str) -> dict:
     value = config.get(key) or {}
     if not isinstance(value, dict):
-        raise AnatomyError(where, f"an object of module patterns as {key}", type(value).__name__, "the adapter config is damaged")
+        raise AnatomyError(
+            where, f"an object of module patterns as {key}", type(value).__name__, "the adapter config is damaged"
+        )
     return value
 
 
-def _module(name: str, parts: dict[str, TensorInfo], config: dict, patterns: tuple[list[str], list[str]], weights: str) -> AdaptedModule:
+def _module(
+    name: str, parts: dict[str, TensorInfo], config: dict, patterns: tuple[list[str], list[str]], weights: str
+) -> AdaptedModule:
     embedding = "embedding_A" in parts or "embedding_B" in parts
     a_role, b_role = ("embedding_A", "embedding_B") if embedding else ("A", "B")
     for role in (a_role, b_role):
         if role not in parts:
-            raise AnatomyError(weights, f"lora_{role} of {escape(name)}", "none", "the adapter is incomplete; save it again")
+            raise AnatomyError(
+                weights, f"lora_{role} of {escape(name)}", "none", "the adapter is incomplete; save it again"
+            )
     a, b = parts[a_role], parts[b_role]
     if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[0] != b.shape[1]:
-        raise AnatomyError(weights, f"lora_A [r, in] and lora_B [out, r] of {escape(name)}", f"{list(a.shape)} and {list(b.shape)}", "the adapter is corrupt")
+        raise AnatomyError(
+            weights,
+            f"lora_A [r, in] and lora_B [out, r] of {escape(name)}",
+            f"{list(a.shape)} and {list(b.shape)}",
+            "the adapter is corrupt",
+        )
     rank = a.shape[0]
     rank_key = peft.pattern_key(patterns[0], name)
     alpha_key = peft.pattern_key(patterns[1], name)
     configured = config["rank_pattern"][rank_key] if rank_key is not None else config["r"]
     if isinstance(configured, bool) or not isinstance(configured, int):
-        raise AnatomyError(weights, f"a whole number as the rank of {escape(name)} in {peft.ADAPTER_CONFIG}", escape(repr(configured))[:40], "the adapter config is damaged")
+        raise AnatomyError(
+            weights,
+            f"a whole number as the rank of {escape(name)} in {peft.ADAPTER_CONFIG}",
+            escape(repr(configured))[:40],
+            "the adapter config is damaged",
+        )
     if configured != rank:
         said = f"rank_pattern {rank_key!r}" if rank_key is not None else "r"
-        raise AnatomyError(weights, f"rank {configured} for {escape(name)} ({escape(said)} in {peft.ADAPTER_CONFIG})", f"lora_A {list(a.shape)}", "the adapter config does not belong to these weights")
+        raise AnatomyError(
+            weights,
+            f"rank {configured} for {escape(name)} ({escape(said)} in {peft.ADAPTER_CONFIG})",
+            f"lora_A {list(a.shape)}",
+            "the adapter config does not belong to these weights",
+        )
     alpha = config["alpha_pattern"][alpha_key] if alpha_key is not None else config["lora_alpha"]
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise AnatomyError(weights, f"a number as alpha of {escape(name)} in {peft.ADAPTER_CONFIG}", escape(repr(alpha))[:40], "the adapter config is damaged")
+        raise AnatomyError(
+            weights,
+            f"a number as alpha of {escape(name)} in {peft.ADAPTER_CONFIG}",
+            escape(repr(alpha))[:40],
+            "the adapter config is damaged",
+        )
     scaling = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
     in_features, out_features = (a.shape[1], b.shape[0])
     params = sum(t.numel for role, t in parts.items() if role in peft.TRAINED_ROLES)
-    return AdaptedModule(name, "embedding" if embedding else "linear", rank, alpha, scaling, in_features, out_features, params, "magnitude" in parts, dict(parts))
+    return AdaptedModule(
+        name,
+        "embedding" if embedding else "linear",
+        rank,
+        alpha,
+        scaling,
+        in_features,
+        out_features,
+        params,
+        "magnitude" in parts,
+        dict(parts),
+    )
 
 
 def describe(catalog: Catalog) -> Adapter:
@@ -98,12 +149,23 @@ def describe(catalog: Catalog) -> Adapter:
     where = catalog.config_file or catalog.root
     weights = catalog.weights_place
     if not peft.is_adapter_config(config):
-        raise AnatomyError(where, "a PEFT adapter_config.json (with peft_type)", "a model's config", "pass an adapter folder")
+        raise AnatomyError(
+            where, "a PEFT adapter_config.json (with peft_type)", "a model's config", "pass an adapter folder"
+        )
     if config["peft_type"] != "LORA":
-        raise AnatomyError(where, "a LoRA adapter (peft_type LORA)", f"peft_type {escape(config['peft_type'])}", "only LoRA adapters are read so far")
+        raise AnatomyError(
+            where,
+            "a LoRA adapter (peft_type LORA)",
+            f"peft_type {escape(config['peft_type'])}",
+            "only LoRA adapters are read so far",
+        )
     _number(config, "r", where, True)
     _number(config, "lora_alpha", where, False)
-    config = {**config, "rank_pattern": _pattern(config, "rank_pattern", where), "alpha_pattern": _pattern(config, "alpha_pattern", where)}
+    config = {
+        **config,
+        "rank_pattern": _pattern(config, "rank_pattern", where),
+        "alpha_pattern": _pattern(config, "alpha_pattern", where),
+    }
     grouped: dict[str, dict[str, TensorInfo]] = {}
     saved, copies = [], []
     for t in catalog.tensors:
@@ -115,10 +177,16 @@ def describe(catalog: Catalog) -> Adapter:
         else:
             grouped.setdefault(module, {})[role] = t
     patterns = (list(config["rank_pattern"]), list(config["alpha_pattern"]))
-    modules = tuple(_module(name, grouped[name], config, patterns, weights) for name in sorted(grouped, key=natural_key))
+    modules = tuple(
+        _module(name, grouped[name], config, patterns, weights) for name in sorted(grouped, key=natural_key)
+    )
     lora = sum(m.params for m in modules)
     auto = config.get("auto_mapping")
-    base_class = auto.get("base_model_class") if isinstance(auto, dict) and isinstance(auto.get("base_model_class"), str) else None
+    base_class = (
+        auto.get("base_model_class")
+        if isinstance(auto, dict) and isinstance(auto.get("base_model_class"), str)
+        else None
+    )
     base_model = config.get("base_model_name_or_path")
     return Adapter(
         name=catalog.name,
@@ -141,7 +209,14 @@ def describe(catalog: Catalog) -> Adapter:
 
 # A tied base stores its output head once, as the input embedding: a modules_to_save copy of the
 # head is checked against that. The head's name -> the embedding's names in transformers' families.
-TIED_HEADS = {"lm_head.weight": ("model.embed_tokens.weight", "transformer.wte.weight", "model.decoder.embed_tokens.weight", "gpt_neox.embed_in.weight")}
+TIED_HEADS = {
+    "lm_head.weight": (
+        "model.embed_tokens.weight",
+        "transformer.wte.weight",
+        "model.decoder.embed_tokens.weight",
+        "gpt_neox.embed_in.weight",
+    )
+}
 
 
 def _base_weight(base: Catalog, name: str) -> TensorInfo | None:
@@ -164,12 +239,18 @@ def check_base(adapter: Adapter, base: Catalog) -> list[AnatomyError]:
     in_features or out_features differ from the base weight's, a saved weight or vocabulary of
     another size. base: the base's tensors under transformers' names."""
     found = []
-    todo = f"use the base model the adapter was trained on ({escape(adapter.base_model)})" if adapter.base_model else "use the base model the adapter was trained on"
+    todo = (
+        f"use the base model the adapter was trained on ({escape(adapter.base_model)})"
+        if adapter.base_model
+        else "use the base model the adapter was trained on"
+    )
     where = adapter.weights_file
     for m in adapter.modules:
         weight = base.by_name.get(m.name + ".weight")
         if weight is None:
-            found.append(AnatomyError(where, f"module {escape(m.name)} in the base {escape(base.name)}", "no such weight", todo))
+            found.append(
+                AnatomyError(where, f"module {escape(m.name)} in the base {escape(base.name)}", "no such weight", todo)
+            )
             continue
         expected = m.base_shape[::-1] if adapter.fan_in_fan_out and m.kind == "linear" else m.base_shape
         if tuple(weight.shape) == expected:
@@ -182,9 +263,20 @@ def check_base(adapter: Adapter, base: Catalog) -> list[AnatomyError]:
     for t in adapter.saved:  # (the copies of targeted embeddings: checked with their module above)
         weight = _base_weight(base, t.name)
         if weight is None:
-            found.append(AnatomyError(where, f"{escape(t.name)} (modules_to_save) in the base {escape(base.name)}", "no such weight", todo))
+            found.append(
+                AnatomyError(
+                    where, f"{escape(t.name)} (modules_to_save) in the base {escape(base.name)}", "no such weight", todo
+                )
+            )
         elif tuple(weight.shape) != tuple(t.shape):
-            found.append(AnatomyError(where, f"{escape(t.name)} {_shape(t.shape)} as saved", f"{_shape(weight.shape)} in {escape(base.name)}", todo))
+            found.append(
+                AnatomyError(
+                    where,
+                    f"{escape(t.name)} {_shape(t.shape)} as saved",
+                    f"{_shape(weight.shape)} in {escape(base.name)}",
+                    todo,
+                )
+            )
     return found
 
 
@@ -269,11 +361,18 @@ def merge_base(stored: Catalog, hf: Catalog) -> Catalog:
     stored ones. A GGUF or Meta checkpoint stores q and k in another row order, which the merge
     does not undo: refused."""
     if hf is not stored:
-        raise UsageError(stored.name, "a base in transformers' layout to merge into (safetensors or a transformers .bin)", f"a {escape(stored.format)} checkpoint with its own names and row order", "pass the Hugging Face base model")
+        raise UsageError(
+            stored.name,
+            "a base in transformers' layout to merge into (safetensors or a transformers .bin)",
+            f"a {escape(stored.format)} checkpoint with its own names and row order",
+            "pass the Hugging Face base model",
+        )
     return stored
 
 
-def merged_shown(reader: ElementReader, adapter: Adapter, base: Catalog, target: str, options: PrintOptions) -> ShownTensor:
+def merged_shown(
+    reader: ElementReader, adapter: Adapter, base: Catalog, target: str, options: PrintOptions
+) -> ShownTensor:
     """What print() shows of base weight `target` (a name with an optional [index]) after PEFT's
     merge_and_unload(): W + scaling * B @ A, for the rows of B and the columns of A the shown
     elements need, and nothing else. A modules_to_save weight shows the adapter's copy; a weight
@@ -291,15 +390,34 @@ def merged_shown(reader: ElementReader, adapter: Adapter, base: Catalog, target:
     if not view.shape or module is None:
         return show(reader, view, options)
     if module.dora:
-        raise UsageError(target, "a LoRA module without DoRA to merge", "a DoRA magnitude vector", "merged DoRA weights are not computed yet")
-    a, b = (module.tensors["embedding_A"], module.tensors["embedding_B"]) if module.kind == "embedding" else (module.tensors["A"], module.tensors["B"])
+        raise UsageError(
+            target,
+            "a LoRA module without DoRA to merge",
+            "a DoRA magnitude vector",
+            "merged DoRA weights are not computed yet",
+        )
+    a, b = (
+        (module.tensors["embedding_A"], module.tensors["embedding_B"])
+        if module.kind == "embedding"
+        else (module.tensors["A"], module.tensors["B"])
+    )
     for tensor, where in ((a, adapter.weights_file), (b, adapter.weights_file), (weight, base.name)):
         if tensor.dtype not in CAST or type(tensor) is not TensorInfo:
-            raise UsageError(where, f"a float32, float16 or bfloat16 {escape(tensor.name)} to merge", tensor.dtype, "merge into an unquantized base")
+            raise UsageError(
+                where,
+                f"a float32, float16 or bfloat16 {escape(tensor.name)} to merge",
+                tensor.dtype,
+                "merge into an unquantized base",
+            )
     summarize, indices = _shown(view, options)
     positions = _read_at_once(view, True, indices)
     if positions is None or len(positions) > MAX_MERGED:
-        raise UsageError(target, f"at most {MAX_MERGED:,} merged elements at once", "more", "index a part of the weight, e.g. NAME[0, :8]")
+        raise UsageError(
+            target,
+            f"at most {MAX_MERGED:,} merged elements at once",
+            "more",
+            "index a part of the weight, e.g. NAME[0, :8]",
+        )
     # delta[i, j] of W's element (i, j) is B[i] . A[:, j]; transposed (an embedding, or GPT-2's
     # [in, out] Conv1D weights with fan_in_fan_out) it is B[j] . A[:, i].
     transposed = module.kind == "embedding" or adapter.fan_in_fan_out

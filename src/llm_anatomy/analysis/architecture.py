@@ -10,6 +10,7 @@ of range, and what cannot be derived is None, plus a Finding naming the field.""
 from __future__ import annotations
 
 from collections import namedtuple
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -45,22 +46,90 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 
 # Quantities a config may set to 0 to mean "none" (Qwen2-MoE writes sliding_window 0):
 # exactly those whose fields config_schema lets be 0.
-ZERO_MEANS_NONE = frozenset({"mtp_layers", "sliding_window", "num_experts", "experts_per_token", "num_shared_experts", "q_lora_rank", "kv_lora_rank", "shared_intermediate_size", "moe_intermediate_size", "type_vocab_size", "head_dim", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"})
+ZERO_MEANS_NONE = frozenset(
+    {
+        "mtp_layers",
+        "sliding_window",
+        "num_experts",
+        "experts_per_token",
+        "num_shared_experts",
+        "q_lora_rank",
+        "kv_lora_rank",
+        "shared_intermediate_size",
+        "moe_intermediate_size",
+        "type_vocab_size",
+        "head_dim",
+        "qk_rope_head_dim",
+        "qk_nope_head_dim",
+        "v_head_dim",
+    }
+)
 
 # Families whose feed-forward block is up -> activation -> down (two matrices) rather
 # than the gated SwiGLU/GeGLU form (gate, up, down: three matrices).
-UNGATED_FFN_MODEL_TYPES = frozenset({"gpt2", "bert", "roberta", "xlm-roberta", "distilbert", "electra", "gpt_neox", "gptj", "gpt_neo", "opt", "phi", "falcon", "starcoder2", "bloom"})
+UNGATED_FFN_MODEL_TYPES = frozenset(
+    {
+        "gpt2",
+        "bert",
+        "roberta",
+        "xlm-roberta",
+        "distilbert",
+        "electra",
+        "gpt_neox",
+        "gptj",
+        "gpt_neo",
+        "opt",
+        "phi",
+        "falcon",
+        "starcoder2",
+        "bloom",
+    }
+)
 
 # Families that learn a position-embedding table (max positions x hidden) instead of RoPE.
-LEARNED_POSITION_MODEL_TYPES = frozenset({"gpt2", "bert", "roberta", "xlm-roberta", "distilbert", "electra", "gpt_neo", "opt"})
+LEARNED_POSITION_MODEL_TYPES = frozenset(
+    {"gpt2", "bert", "roberta", "xlm-roberta", "distilbert", "electra", "gpt_neo", "opt"}
+)
 
 # Families of encoders: every token attends to the whole input in one pass, so nothing is
 # cached between steps (no KV cache), unless config.json sets is_decoder (BertLMHeadModel).
-ENCODER_MODEL_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "camembert", "deberta", "deberta-v2", "mpnet", "ernie", "modernbert", "nomic_bert", "xlm", "flaubert", "megatron-bert", "roformer", "data2vec-text", "xlm-roberta-xl", "nezha", "mobilebert", "squeezebert", "layoutlm", "canine", "funnel", "ibert", "esm"})
+ENCODER_MODEL_TYPES = frozenset(
+    {
+        "bert",
+        "roberta",
+        "xlm-roberta",
+        "distilbert",
+        "electra",
+        "albert",
+        "camembert",
+        "deberta",
+        "deberta-v2",
+        "mpnet",
+        "ernie",
+        "modernbert",
+        "nomic_bert",
+        "xlm",
+        "flaubert",
+        "megatron-bert",
+        "roformer",
+        "data2vec-text",
+        "xlm-roberta-xl",
+        "nezha",
+        "mobilebert",
+        "squeezebert",
+        "layoutlm",
+        "canine",
+        "funnel",
+        "ibert",
+        "esm",
+    }
+)
 
 # tie_word_embeddings when config.json leaves it out: transformers' PretrainedConfig
 # default is True; these families' config classes default to False.
-UNTIED_BY_DEFAULT = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "deepseek_v2", "deepseek_v3"})
+UNTIED_BY_DEFAULT = frozenset(
+    {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "deepseek_v2", "deepseek_v3"}
+)
 
 # architectures[] suffixes of models that end in an output head over the vocabulary.
 HEAD_ARCHITECTURE_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForMaskedLM")
@@ -219,7 +288,9 @@ def _positive(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def _layer_attention(config: dict[str, Any], layers: int | None, head_dim: int | None, kv_heads: int | None) -> tuple[LayerAttention, ...]:
+def _layer_attention(
+    config: dict[str, Any], layers: int | None, head_dim: int | None, kv_heads: int | None
+) -> tuple[LayerAttention, ...]:
     """Gemma 4's per-layer attention, as Gemma4TextConfig builds it: full-attention layers use
     global_head_dim (and num_global_key_value_heads when their keys are also their values, with
     no value projection); the last num_kv_shared_layers layers reuse earlier layers' keys and
@@ -231,7 +302,11 @@ def _layer_attention(config: dict[str, Any], layers: int | None, head_dim: int |
     global_dim = _positive(config.get("global_head_dim"))
     global_kv = _positive(config.get("num_global_key_value_heads")) if k_eq_v else None
     saved = config.get("per_layer_config")  # keys are layer numbers as strings, zero-padded ("05")
-    per_layer = {int(k): v for k, v in saved.items() if isinstance(k, str) and k.isdigit() and isinstance(v, dict)} if isinstance(saved, dict) else {}
+    per_layer = (
+        {int(k): v for k, v in saved.items() if isinstance(k, str) and k.isdigit() and isinstance(v, dict)}
+        if isinstance(saved, dict)
+        else {}
+    )
     shared = _positive(config.get("num_kv_shared_layers")) or 0
     result = []
     for i in range(layers):
@@ -284,7 +359,15 @@ class _Reader:
         if needed_for:
             names = FIELD_ALIASES[quantity]
             spelled = names[0] + (f" (or {', '.join(names[1:])})" if len(names) > 1 else "")
-            self.findings.append(Finding("config.json", f"{spelled} for {needed_for}", "no such field", kind="missing_field", args={"field": names[0], "others": ", ".join(names[1:]), "need": needed_for}))
+            self.findings.append(
+                Finding(
+                    "config.json",
+                    f"{spelled} for {needed_for}",
+                    "no such field",
+                    kind="missing_field",
+                    args={"field": names[0], "others": ", ".join(names[1:]), "need": needed_for},
+                )
+            )
         return None
 
 
@@ -305,7 +388,20 @@ def _attention(read: _Reader, heads: int | None, kv_heads: int | None) -> tuple[
     if heads is None or kv_heads is None:
         return None, None
     if heads % kv_heads:
-        read.findings.append(Finding("config.json", f"{read.fields['num_heads']} {heads} to be a multiple of {read.fields['num_kv_heads']}", str(kv_heads), kind="heads_multiple", args={"heads_field": read.fields["num_heads"], "heads": heads, "kv_field": read.fields["num_kv_heads"], "kv": kv_heads}))
+        read.findings.append(
+            Finding(
+                "config.json",
+                f"{read.fields['num_heads']} {heads} to be a multiple of {read.fields['num_kv_heads']}",
+                str(kv_heads),
+                kind="heads_multiple",
+                args={
+                    "heads_field": read.fields["num_heads"],
+                    "heads": heads,
+                    "kv_field": read.fields["num_kv_heads"],
+                    "kv": kv_heads,
+                },
+            )
+        )
         return None, None
     if kv_heads == heads:
         return "MHA", 1
@@ -319,12 +415,27 @@ def _head_dim(read: _Reader, hidden: int | None, heads: int | None) -> tuple[int
     if hidden is None or heads is None:
         return None, "unknown"
     if hidden % heads:
-        read.findings.append(Finding("config.json", f"{read.fields['hidden_size']} {hidden} divisible by {read.fields['num_heads']} {heads}, or a head_dim field", "neither", kind="head_dim_divisible", args={"hidden_field": read.fields["hidden_size"], "hidden": hidden, "heads_field": read.fields["num_heads"], "heads": heads}))
+        read.findings.append(
+            Finding(
+                "config.json",
+                f"{read.fields['hidden_size']} {hidden} divisible by {read.fields['num_heads']} {heads}, or a head_dim field",
+                "neither",
+                kind="head_dim_divisible",
+                args={
+                    "hidden_field": read.fields["hidden_size"],
+                    "hidden": hidden,
+                    "heads_field": read.fields["num_heads"],
+                    "heads": heads,
+                },
+            )
+        )
         return None, "unknown"
     return hidden // heads, f"{read.fields['hidden_size']} / {read.fields['num_heads']}"
 
 
-def _sliding_layers(config: dict[str, Any], model_type: str | None, layers: int | None, window: int | None) -> tuple[int, ...]:
+def _sliding_layers(
+    config: dict[str, Any], model_type: str | None, layers: int | None, window: int | None
+) -> tuple[int, ...]:
     if window is None or not layers:
         return ()
     layer_types = config.get("layer_types")
@@ -385,14 +496,29 @@ def derive(config: dict[str, Any]) -> Architecture:
     if attention == "MLA":
         kv_heads = None
         # MLA heads are not hidden_size / heads wide: queries and keys have a no-position and a RoPE part.
-        head_dim, head_dim_source = (nope_dim + rope_dim, "qk_nope_head_dim + qk_rope_head_dim") if nope_dim and rope_dim else (None, "unknown")
+        head_dim, head_dim_source = (
+            (nope_dim + rope_dim, "qk_nope_head_dim + qk_rope_head_dim") if nope_dim and rope_dim else (None, "unknown")
+        )
     else:
         head_dim, head_dim_source = _head_dim(read, hidden, heads)
     num_experts = read.integer("num_experts")
     experts_per_token = read.integer("experts_per_token", "the experts used per token") if num_experts else None
     if experts_per_token and experts_per_token > num_experts:
-        fields = {"per_token_field": read.fields["experts_per_token"], "experts_field": read.fields["num_experts"], "experts": num_experts, "value": experts_per_token}
-        read.findings.append(Finding("config.json", f"{read.fields['experts_per_token']} at most {read.fields['num_experts']} {num_experts}", str(experts_per_token), kind="too_many_experts", args=fields))
+        fields = {
+            "per_token_field": read.fields["experts_per_token"],
+            "experts_field": read.fields["num_experts"],
+            "experts": num_experts,
+            "value": experts_per_token,
+        }
+        read.findings.append(
+            Finding(
+                "config.json",
+                f"{read.fields['experts_per_token']} at most {read.fields['num_experts']} {num_experts}",
+                str(experts_per_token),
+                kind="too_many_experts",
+                args=fields,
+            )
+        )
         experts_per_token = None
     window = read.integer("sliding_window")
     sliding = _sliding_layers(config, model_type, layers, window)
@@ -401,7 +527,15 @@ def derive(config: dict[str, Any]) -> Architecture:
     context = read.integer("context_length")
     rule = ROPE_CONTEXT_RULES.get(rope_type or "default")
     if rule is None:
-        read.findings.append(Finding("config.json", f"a RoPE scaling type this tool knows ({', '.join(ROPE_CONTEXT_RULES)})", escape(repr(rope_type)), kind="rope_type", args={"known": ", ".join(ROPE_CONTEXT_RULES), "value": escape(repr(rope_type))}))
+        read.findings.append(
+            Finding(
+                "config.json",
+                f"a RoPE scaling type this tool knows ({', '.join(ROPE_CONTEXT_RULES)})",
+                escape(repr(rope_type)),
+                kind="rope_type",
+                args={"known": ", ".join(ROPE_CONTEXT_RULES), "value": escape(repr(rope_type))},
+            )
+        )
         rule = _configured_context
     effective, effective_source = rule(rope, context)
     torch_dtype = config.get("torch_dtype") or config.get("dtype")
@@ -413,8 +547,14 @@ def derive(config: dict[str, Any]) -> Architecture:
     intermediate = _intermediate(read, hidden)
     layer_attention = _layer_attention(config, layers, head_dim, kv_heads) if attention != "MLA" else ()
     if layer_attention:  # where the full layers' sizes were read, for messages
-        read.fields["global_head_dim"] = "global_head_dim" if "global_head_dim" in config else "per_layer_config head_dim"
-        read.fields["global_kv_heads"] = "num_global_key_value_heads" if "num_global_key_value_heads" in config else "per_layer_config num_key_value_heads"
+        read.fields["global_head_dim"] = (
+            "global_head_dim" if "global_head_dim" in config else "per_layer_config head_dim"
+        )
+        read.fields["global_kv_heads"] = (
+            "num_global_key_value_heads"
+            if "num_global_key_value_heads" in config
+            else "per_layer_config num_key_value_heads"
+        )
     return Architecture(
         model_type=model_type,
         hidden_size=hidden,

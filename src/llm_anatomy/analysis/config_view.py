@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections import namedtuple
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
@@ -34,7 +35,11 @@ def printout(class_name: str, values: dict[str, Any]) -> str:
 
 def guess_class_name(config: dict[str, Any]) -> str:
     architectures = config.get("architectures")
-    first = architectures[0] if isinstance(architectures, list) and architectures and isinstance(architectures[0], str) else ""
+    first = (
+        architectures[0]
+        if isinstance(architectures, list) and architectures and isinstance(architectures[0], str)
+        else ""
+    )
     stem = ARCHITECTURE_SUFFIX.sub("", first)
     return f"{stem}Config" if stem and stem != first else BASE_CONFIG_CLASS
 
@@ -58,6 +63,10 @@ def load_config_view(catalog: Catalog) -> ConfigView:
     if catalog.format == "gguf" and catalog.files:
         # from_pretrained(..., gguf_file=NAME) loads through transformers' GGUF quantizer, which
         # sets model.config.quantization_config to GgufConfig(gguf_file=NAME), whatever the types.
-        values["quantization_config"] = {"dequantize": False, "gguf_file": catalog.files[0].rpartition("/")[2], "quant_method": "gguf"}
+        values["quantization_config"] = {
+            "dequantize": False,
+            "gguf_file": catalog.files[0].rpartition("/")[2],
+            "quant_method": "gguf",
+        }
         return ConfigView(catalog.name, skeleton.config_class, values, printout(skeleton.config_class, values), True)
     return ConfigView(catalog.name, skeleton.config_class, values, skeleton.config_text, True)

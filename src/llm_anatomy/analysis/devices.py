@@ -48,9 +48,27 @@ DEVICES = {
         Device("RTX-3090", 71 * TERA, 936 * GIGA, "bf16", "NVIDIA Ampere GA102 whitepaper"),
         Device("MI300X", 1307.4 * TERA, 5300 * GIGA, "bf16", "AMD Instinct MI300X product page"),
         Device("MI325X", 1307.4 * TERA, 6000 * GIGA, "bf16", "AMD Instinct MI325X product page"),
-        Device("M2-Max", 38 * 128 * 2 * 1.398 * GIGA, 400 * GIGA, "fp16", "Apple (bandwidth); FLOPs derived from 38 GPU cores at 1.398 GHz"),
-        Device("M3-Max", 40 * 128 * 2 * 1.398 * GIGA, 400 * GIGA, "fp16", "Apple (bandwidth); FLOPs derived from 40 GPU cores at 1.398 GHz"),
-        Device("M4-Max", 40 * 128 * 2 * 1.578 * GIGA, 546 * GIGA, "fp16", "Apple (bandwidth); FLOPs derived from 40 GPU cores at 1.578 GHz"),
+        Device(
+            "M2-Max",
+            38 * 128 * 2 * 1.398 * GIGA,
+            400 * GIGA,
+            "fp16",
+            "Apple (bandwidth); FLOPs derived from 38 GPU cores at 1.398 GHz",
+        ),
+        Device(
+            "M3-Max",
+            40 * 128 * 2 * 1.398 * GIGA,
+            400 * GIGA,
+            "fp16",
+            "Apple (bandwidth); FLOPs derived from 40 GPU cores at 1.398 GHz",
+        ),
+        Device(
+            "M4-Max",
+            40 * 128 * 2 * 1.578 * GIGA,
+            546 * GIGA,
+            "fp16",
+            "Apple (bandwidth); FLOPs derived from 40 GPU cores at 1.578 GHz",
+        ),
     )
 }
 

@@ -59,7 +59,9 @@ class TensorChange:
     cosine: float
     max_abs: float
     skipped: int = 0  # element pairs left out because either value is NaN or Inf
-    transforms: tuple[str, ...] = ()  # the converter conventions undone before comparing (gguf_transforms.CONVENTIONS keys)
+    transforms: tuple[
+        str, ...
+    ] = ()  # the converter conventions undone before comparing (gguf_transforms.CONVENTIONS keys)
 
 
 @dataclass(frozen=True)
@@ -125,13 +127,23 @@ class Converted(namedtuple("Converted", "name dtype shape file offset nbytes sto
             for first in range(0, rows, window):
                 wanted = np.asarray(view.row_order[first : first + window], np.int64)
                 low, high = int(wanted.min()), int(wanted.max()) + 1
-                span = stored._replace(shape=(high - low, *stored.shape[1:]), offset=stored.offset + low * row_bytes, nbytes=(high - low) * row_bytes)
+                span = stored._replace(
+                    shape=(high - low, *stored.shape[1:]),
+                    offset=stored.offset + low * row_bytes,
+                    nbytes=(high - low) * row_bytes,
+                )
                 yield self._values(reader, span).reshape(high - low, row_elems)[wanted - low].reshape(-1)
         elif view.elementwise is not None:  # norms and Mamba's A: one row of values
             yield np.asarray(ELEMENTWISE[view.elementwise](self._values(reader, stored).tolist()), np.float64)
-        elif len(stored.shape) == 2 and view.shape == stored.shape[::-1] and stored.shape[0] > 1 and stored.shape[1] > 1:
+        elif (
+            len(stored.shape) == 2 and view.shape == stored.shape[::-1] and stored.shape[0] > 1 and stored.shape[1] > 1
+        ):
             if stored.numel > MAX_STRIDED_SPAN:
-                raise AnatomyError(f"{stored.file}: tensor {stored.name}", f"a transposed tensor of at most {MAX_STRIDED_SPAN} elements", f"{stored.numel}")
+                raise AnatomyError(
+                    f"{stored.file}: tensor {stored.name}",
+                    f"a transposed tensor of at most {MAX_STRIDED_SPAN} elements",
+                    f"{stored.numel}",
+                )
             yield np.ascontiguousarray(self._values(reader, stored).reshape(stored.shape).T).reshape(-1)
         else:  # a unit dimension restored: the values in stored order
             for block in reader.blocks(stored):
@@ -161,7 +173,11 @@ def undo_conventions(catalog: Catalog, stored: Catalog) -> Catalog:
         if view == whole or kind is None or not isinstance(tensor, TensorInfo):
             tensors.append(tensor)
             continue
-        tensors.append(Converted(tensor.name, tensor.dtype, view.shape, tensor.file, tensor.offset, tensor.nbytes, tensor, view, kind))
+        tensors.append(
+            Converted(
+                tensor.name, tensor.dtype, view.shape, tensor.file, tensor.offset, tensor.nbytes, tensor, view, kind
+            )
+        )
     return catalog._replace(tensors=tuple(tensors))
 
 
@@ -190,7 +206,11 @@ def _derived(catalog: Catalog) -> bool:
 
 def _float32(value: Any) -> Any:
     """A float as GGUF stores it (float32), so 1e-06 read back from GGUF equals config.json's."""
-    return struct.unpack("<f", struct.pack("<f", value))[0] if isinstance(value, float) and math.isfinite(value) and abs(value) < 3e38 else value
+    return (
+        struct.unpack("<f", struct.pack("<f", value))[0]
+        if isinstance(value, float) and math.isfinite(value) and abs(value) < 3e38
+        else value
+    )
 
 
 def _stated_changes(derived: dict[str, Any], full: dict[str, Any], derived_is_a: bool) -> list[tuple[str, Any, Any]]:
@@ -202,7 +222,12 @@ def _stated_changes(derived: dict[str, Any], full: dict[str, Any], derived_is_a:
         if other_key is None:
             continue
         other = full[other_key]
-        if isinstance(value, (int, float)) and isinstance(other, (int, float)) and not isinstance(value, bool) and not isinstance(other, bool):
+        if (
+            isinstance(value, (int, float))
+            and isinstance(other, (int, float))
+            and not isinstance(value, bool)
+            and not isinstance(other, bool)
+        ):
             same = _float32(float(value)) == _float32(float(other))
         else:
             same = value == other and type(value) is type(other)
@@ -229,8 +254,12 @@ def compare_headers(a: Catalog, b: Catalog, pattern: str | None = None) -> Heade
     tensors_a = {t.name: t for t in select(a.tensors, pattern)}
     tensors_b = {t.name: t for t in select(b.tensors, pattern)}
     common = sorted(tensors_a.keys() & tensors_b.keys(), key=natural_key)
-    shape_changes = tuple((n, tensors_a[n].shape, tensors_b[n].shape) for n in common if tensors_a[n].shape != tensors_b[n].shape)
-    dtype_changes = tuple((n, tensors_a[n].dtype, tensors_b[n].dtype) for n in common if tensors_a[n].dtype != tensors_b[n].dtype)
+    shape_changes = tuple(
+        (n, tensors_a[n].shape, tensors_b[n].shape) for n in common if tensors_a[n].shape != tensors_b[n].shape
+    )
+    dtype_changes = tuple(
+        (n, tensors_a[n].dtype, tensors_b[n].dtype) for n in common if tensors_a[n].dtype != tensors_b[n].dtype
+    )
     pairs = tuple((tensors_a[n], tensors_b[n]) for n in common if tensors_a[n].shape == tensors_b[n].shape)
     notes = []
     if not common:
@@ -288,7 +317,16 @@ def _by_value(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reade
     return _change(a, b, sum_aa, sum_bb, sum_ab, sum_dd, max_abs, skipped)
 
 
-def _change(a: TensorInfo, b: TensorInfo, sum_aa: float, sum_bb: float, sum_ab: float, sum_dd: float, max_abs: float, skipped: int) -> TensorChange:
+def _change(
+    a: TensorInfo,
+    b: TensorInfo,
+    sum_aa: float,
+    sum_bb: float,
+    sum_ab: float,
+    sum_dd: float,
+    max_abs: float,
+    skipped: int,
+) -> TensorChange:
     """The change from the sums over the finite pairs: A.A, B.B, A.B and (B - A).(B - A)."""
     norm_a, norm_d = math.sqrt(sum_aa), math.sqrt(sum_dd)
     relative = norm_d / norm_a if norm_a else (0.0 if norm_d == 0 else math.inf)
@@ -325,7 +363,12 @@ def _stored_pairs(a: TensorInfo, b: TensorInfo) -> list[tuple[TensorInfo, Tensor
     quantized = [hasattr(x, "dequantizer") for x in (a, b)]
     if not any(quantized):
         return [(a, b)]
-    same = all(quantized) and (a.dtype, a.settings, a.loaded, len(a.weight.parts)) == (b.dtype, b.settings, b.loaded, len(b.weight.parts))  # type: ignore[attr-defined]
+    same = all(quantized) and (a.dtype, a.settings, a.loaded, len(a.weight.parts)) == (
+        b.dtype,
+        b.settings,
+        b.loaded,
+        len(b.weight.parts),
+    )  # type: ignore[attr-defined]
     if not same:
         return None
     return list(zip(a.weight.parts, b.weight.parts))  # type: ignore[attr-defined]
@@ -335,12 +378,17 @@ def compare_pair(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Re
     """Bit-identical by place or bytes (a quantized weight, quant.dequant: each of its stored
     tensors, under the same settings), else by the values (dequantized)."""
     pairs = _stored_pairs(a, b)
-    if pairs is not None and all((x.dtype, x.shape) == (y.dtype, y.shape) and (_same_place(x, y) or _same_bytes(x, y, reader_a, reader_b)) for x, y in pairs):
+    if pairs is not None and all(
+        (x.dtype, x.shape) == (y.dtype, y.shape) and (_same_place(x, y) or _same_bytes(x, y, reader_a, reader_b))
+        for x, y in pairs
+    ):
         return TensorChange(a.name, a.dtype, b.dtype, a.numel, True, 0.0, 1.0, 0.0)
     return _by_value(a, b, reader_a, reader_b)
 
 
-def batch_compare(pairs: list[tuple[TensorInfo, TensorInfo]], reader_a: "Reader", reader_b: "Reader") -> list[TensorChange | str]:
+def batch_compare(
+    pairs: list[tuple[TensorInfo, TensorInfo]], reader_a: "Reader", reader_b: "Reader"
+) -> list[TensorChange | str]:
     """Many pairs of small tensors at once (streaming.SMALL_ELEMS): both sides' values in one
     float64 array each, the sums as segmented reductions (np.*.reduceat) over all the pairs;
     pairs of the same dtype and bytes are bit-identical, pairs at the same place not even read."""
@@ -377,7 +425,10 @@ def batch_compare(pairs: list[tuple[TensorInfo, TensorInfo]], reader_a: "Reader"
         skipped = lengths - np.add.reduceat(finite, starts, dtype=np.int64)
         values_a, values_b = np.where(finite, values_a, 0.0), np.where(finite, values_b, 0.0)
     differences = values_b - values_a
-    sums = [np.add.reduceat(x * y, starts).tolist() for x, y in ((values_a, values_a), (values_b, values_b), (values_a, values_b), (differences, differences))]
+    sums = [
+        np.add.reduceat(x * y, starts).tolist()
+        for x, y in ((values_a, values_a), (values_b, values_b), (values_a, values_b), (differences, differences))
+    ]
     max_abs = np.fmax.reduceat(np.abs(differences), starts).tolist()
     by_slot = {j: k for k, j in enumerate(present.tolist())}
     for j, i in enumerate(unread):
@@ -417,7 +468,11 @@ def compare_values(header: HeaderDiff, progress: Callable[[int], None] | None = 
         work,
         batch_compare,
         # a Converted tensor's values come from its blocks(), never from one batched read of its bytes
-        numel=lambda p: SMALL_ELEMS + 1 if isinstance(p[0], Converted) or isinstance(p[1], Converted) else max(batch_numel(p[0]), batch_numel(p[1])),
+        numel=lambda p: (
+            SMALL_ELEMS + 1
+            if isinstance(p[0], Converted) or isinstance(p[1], Converted)
+            else max(batch_numel(p[0]), batch_numel(p[1]))
+        ),
         place=lambda p: (p[0].file, p[0].offset),
         weight=lambda p: p[0].nbytes + p[1].nbytes,
         readers_per_worker=2,

@@ -16,7 +16,9 @@ ADAPTER_GLOSSARY = "peft."
 
 # Object-valued fields shown as one value rather than field by field: their keys are
 # labels, task names or layer indices, not config fields.
-OPAQUE_OBJECTS = frozenset({"id2label", "label2id", "task_specific_params", "pruned_heads", "auto_map", "per_layer_config"})
+OPAQUE_OBJECTS = frozenset(
+    {"id2label", "label2id", "task_specific_params", "pruned_heads", "auto_map", "per_layer_config"}
+)
 
 
 class FieldExplanation(namedtuple("FieldExplanation", "path depth value text")):
@@ -43,7 +45,9 @@ def _walk(config: dict, lang: str, prefix: str = "", depth: int = 0, under: str 
     """under: the glossary's prefix for these fields ("peft." for an adapter's)."""
     for key, value in config.items():
         path = prefix + key
-        yield FieldExplanation(path, depth, value, glossary.explain(under + path, value, lang, (under + prefix)[:-1], key))
+        yield FieldExplanation(
+            path, depth, value, glossary.explain(under + path, value, lang, (under + prefix)[:-1], key)
+        )
         if isinstance(value, dict) and key not in OPAQUE_OBJECTS:
             yield from _walk(value, lang, path + ".", depth + 1, under)
 
@@ -52,5 +56,7 @@ def explain_config(catalog: Catalog, lang: str) -> Explanation:
     """Raises the catalog's config error (bad JSON, no config.json): nothing to explain then."""
     config = catalog.require_config()
     if is_adapter_config(config):
-        return Explanation(catalog.name, catalog.config_file, lang, tuple(_walk(config, lang, under=ADAPTER_GLOSSARY)), None)
+        return Explanation(
+            catalog.name, catalog.config_file, lang, tuple(_walk(config, lang, under=ADAPTER_GLOSSARY)), None
+        )
     return Explanation(catalog.name, catalog.config_file, lang, tuple(_walk(config, lang)), derive(config))

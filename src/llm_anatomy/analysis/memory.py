@@ -4,6 +4,7 @@ for a table of context lengths and batch sizes, with the formula that produced t
 from __future__ import annotations
 
 from collections import namedtuple
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Callable, Sequence
@@ -71,16 +72,24 @@ class Memory(namedtuple("Memory", "params stored_nbytes weights kv_cache kv_cach
 def weight_table(params: int, stored_nbytes: int) -> tuple[WeightMemory, ...]:
     stored_bits = stored_nbytes * 8 / params if params else 0.0
     precisions = WEIGHT_PRECISIONS + tuple((name, DTYPES[name].bits_per_weight) for name in GGUF_PRECISIONS)
-    return (WeightMemory("stored", stored_bits, stored_nbytes),) + tuple(WeightMemory(label, bits, round(params * bits / 8)) for label, bits in precisions)
+    return (WeightMemory("stored", stored_bits, stored_nbytes),) + tuple(
+        WeightMemory(label, bits, round(params * bits / 8)) for label, bits in precisions
+    )
 
 
 def _per_layer(arch: Architecture, element_bytes: int, dtype: str) -> tuple[int, str] | None:
     """Bytes one layer caches per token, and how: MLA caches one latent, others K and V."""
     f = arch.fields
     if arch.attention == "MLA" and arch.kv_lora_rank and arch.qk_rope_head_dim:
-        return (arch.kv_lora_rank + arch.qk_rope_head_dim) * element_bytes, f"(kv_lora_rank {arch.kv_lora_rank} + qk_rope_head_dim {arch.qk_rope_head_dim}) x {element_bytes} bytes ({dtype})"
+        return (
+            (arch.kv_lora_rank + arch.qk_rope_head_dim) * element_bytes,
+            f"(kv_lora_rank {arch.kv_lora_rank} + qk_rope_head_dim {arch.qk_rope_head_dim}) x {element_bytes} bytes ({dtype})",
+        )
     if arch.num_kv_heads and arch.head_dim:
-        return 2 * arch.num_kv_heads * arch.head_dim * element_bytes, f"2 (K and V) x {f['num_kv_heads']} {arch.num_kv_heads} x head_dim {arch.head_dim} x {element_bytes} bytes ({dtype})"
+        return (
+            2 * arch.num_kv_heads * arch.head_dim * element_bytes,
+            f"2 (K and V) x {f['num_kv_heads']} {arch.num_kv_heads} x head_dim {arch.head_dim} x {element_bytes} bytes ({dtype})",
+        )
     return None
 
 
@@ -106,10 +115,14 @@ def _layered_kv_cache(arch: Architecture, dtype: str, contexts: Sequence[int], b
     sum_text = " + ".join(f"{n} x {heads} KV heads x head_dim {dim}" for (heads, dim), n in terms.items())
     formula = [f"per token = 2 (K and V) x {element_bytes} bytes ({dtype}) x ({sum_text}) = {per_token:,} bytes"]
     if caching < len(arch.layer_attention):
-        formula.append(f"{len(arch.layer_attention) - caching} of {len(arch.layer_attention)} layers reuse earlier layers' keys and values (num_kv_shared_layers) and cache none")
+        formula.append(
+            f"{len(arch.layer_attention) - caching} of {len(arch.layer_attention)} layers reuse earlier layers' keys and values (num_kv_shared_layers) and cache none"
+        )
     window = arch.sliding_window or 0
     if window_bytes:
-        formula.append(f"cache = ({full_bytes:,} bytes x context + {window_bytes:,} bytes x min(context, {f.get('sliding_window', 'sliding_window')} {window})) x batch")
+        formula.append(
+            f"cache = ({full_bytes:,} bytes x context + {window_bytes:,} bytes x min(context, {f.get('sliding_window', 'sliding_window')} {window})) x batch"
+        )
     else:
         formula.append("cache = per token x context x batch")
     return KVCache(dtype, per_token, _rows(arch, full_bytes, window_bytes, contexts, batches), tuple(formula))
@@ -130,18 +143,32 @@ def kv_cache(arch: Architecture, dtype: str, contexts: Sequence[int], batches: S
     window = arch.sliding_window or 0
     if sliding:
         formula.append(f"{sliding} of {layers} layers use sliding_window {window} and keep at most {window} tokens")
-        formula.append(f"cache = {layer_bytes:,} bytes x ({layers - sliding} x context + {sliding} x min(context, {window})) x batch")
+        formula.append(
+            f"cache = {layer_bytes:,} bytes x ({layers - sliding} x context + {sliding} x min(context, {window})) x batch"
+        )
     else:
         formula.append("cache = per token x context x batch")
-    return KVCache(dtype, per_token, _rows(arch, layer_bytes * (layers - sliding), layer_bytes * sliding, contexts, batches), tuple(formula))
+    return KVCache(
+        dtype,
+        per_token,
+        _rows(arch, layer_bytes * (layers - sliding), layer_bytes * sliding, contexts, batches),
+        tuple(formula),
+    )
 
 
-def _rows(arch: Architecture, full_bytes: int, window_bytes: int, contexts: Sequence[int], batches: Sequence[int]) -> tuple[KVCacheRow, ...]:
+def _rows(
+    arch: Architecture, full_bytes: int, window_bytes: int, contexts: Sequence[int], batches: Sequence[int]
+) -> tuple[KVCacheRow, ...]:
     """The cache at each context and batch: full_bytes (the full-attention layers' bytes per
     token) for every token, window_bytes (the sliding layers') for at most the window."""
     window = arch.sliding_window or 0
     return tuple(
-        KVCacheRow(context, batch, (full_bytes * context + window_bytes * min(context, window)) * batch, context > _longest(arch))
+        KVCacheRow(
+            context,
+            batch,
+            (full_bytes * context + window_bytes * min(context, window)) * batch,
+            context > _longest(arch),
+        )
         for context in contexts
         for batch in batches
     )
@@ -187,17 +214,38 @@ def loaded_dtype(catalog: Catalog | None) -> str | None:
     return load_dtype(catalog) if catalog is not None else None
 
 
-def kv_cache_of(arch: Architecture, catalog: Catalog | None, contexts: Sequence[int], batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> tuple[KVCache | None, str | None]:
+def kv_cache_of(
+    arch: Architecture,
+    catalog: Catalog | None,
+    contexts: Sequence[int],
+    batches: Sequence[int] | None = None,
+    kv_dtype: str | None = None,
+) -> tuple[KVCache | None, str | None]:
     """The KV cache `summary` shows (for `trace` too, so the two cannot disagree), or None and
     why there is none (an encoder; None when the config lacks what its size needs); its dtype:
     kv_dtype, else default_kv_dtype."""
     if arch.encoder_only:
-        return None, f"model_type {arch.model_type} is an encoder: it reads the whole input in one pass and caches no keys or values"
-    return kv_cache(arch, kv_dtype or default_kv_dtype(arch, lambda: loaded_dtype(catalog)), contexts, batches or DEFAULT_BATCHES), None
+        return (
+            None,
+            f"model_type {arch.model_type} is an encoder: it reads the whole input in one pass and caches no keys or values",
+        )
+    return kv_cache(
+        arch, kv_dtype or default_kv_dtype(arch, lambda: loaded_dtype(catalog)), contexts, batches or DEFAULT_BATCHES
+    ), None
 
 
-def estimate(arch: Architecture | None, params: int, stored_nbytes: int, catalog: Catalog | None, contexts: Sequence[int] | None = None, batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> Memory:
+def estimate(
+    arch: Architecture | None,
+    params: int,
+    stored_nbytes: int,
+    catalog: Catalog | None,
+    contexts: Sequence[int] | None = None,
+    batches: Sequence[int] | None = None,
+    kv_dtype: str | None = None,
+) -> Memory:
     """Weights memory from the parameter count; KV cache from the architecture."""
     contexts = contexts or default_contexts(arch)
     cache, note = kv_cache_of(arch, catalog, contexts, batches, kv_dtype) if arch is not None else (None, None)
-    return Memory(params, stored_nbytes, weight_table(params, stored_nbytes), cache, note, context_limit(arch, contexts))
+    return Memory(
+        params, stored_nbytes, weight_table(params, stored_nbytes), cache, note, context_limit(arch, contexts)
+    )

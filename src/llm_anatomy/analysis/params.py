@@ -38,14 +38,23 @@ class ParamListing(namedtuple("ParamListing", "model format rows files notes sto
 
 def list_tensors(catalog: Catalog, pattern: str | None = None) -> ParamListing:
     """Every tensor in the files, layers in numeric order (layers.2 before layers.10)."""
-    rows = tuple(ParamRow(t.name, t.shape, t.dtype, t.numel, t.nbytes, os.path.basename(t.file)) for t in sorted(matching(catalog, pattern), key=lambda t: natural_key(t.name)))
+    rows = tuple(
+        ParamRow(t.name, t.shape, t.dtype, t.numel, t.nbytes, os.path.basename(t.file))
+        for t in sorted(matching(catalog, pattern), key=lambda t: natural_key(t.name))
+    )
     buffers = [r for r in rows if BUFFER.search(r.name)]
     notes = holds_no_tensors(catalog)
     if buffers:
         shown = ", ".join(r.name for r in buffers[:3]) + (", ..." if len(buffers) > 3 else "")
         values = sum(r.numel for r in buffers)
-        what = "is a buffer of the model, not a parameter" if len(buffers) == 1 else "are buffers of the model, not parameters"
-        notes = (f"note: {len(buffers)} of these tensors {what} ({shown}: {values:,} value{'' if values == 1 else 's'}); `summary` leaves them out of its count",)
+        what = (
+            "is a buffer of the model, not a parameter"
+            if len(buffers) == 1
+            else "are buffers of the model, not parameters"
+        )
+        notes = (
+            f"note: {len(buffers)} of these tensors {what} ({shown}: {values:,} value{'' if values == 1 else 's'}); `summary` leaves them out of its count",
+        )
     return ParamListing(catalog.name, catalog.format, rows, len({r.file for r in rows}), notes)
 
 
@@ -53,18 +62,35 @@ def list_logical(catalog: Catalog, qview: QuantView, pattern: str | None = None)
     """A quantized checkpoint as the model it is: one row per logical weight (name, shape and
     parameters as unquantized; dtype the scheme; bytes all its stored tensors take)."""
     regex = compile_filter(pattern)
-    weights = sorted((w for w in qview.weights if regex is None or regex.match(w.name)), key=lambda w: natural_key(w.name))
+    weights = sorted(
+        (w for w in qview.weights if regex is None or regex.match(w.name)), key=lambda w: natural_key(w.name)
+    )
     if not weights and pattern is not None:
         raise no_match(catalog.name, pattern, "weight", "llm-anatomy params --stored")
     label = {t.name: t.dtype for t in qview.tensors()}
-    rows = tuple(ParamRow(w.name, w.shape, label[w.name], w.numel, w.nbytes, os.path.basename(w.parts[0].file), tuple(t.name for t in w.parts) if w.scheme else ()) for w in weights)
+    rows = tuple(
+        ParamRow(
+            w.name,
+            w.shape,
+            label[w.name],
+            w.numel,
+            w.nbytes,
+            os.path.basename(w.parts[0].file),
+            tuple(t.name for t in w.parts) if w.scheme else (),
+        )
+        for w in weights
+    )
     shown = {t.name for w in weights for t in w.parts}
     every = list_tensors(catalog)
     stored = every._replace(rows=tuple(r for r in every.rows if r.name in shown), notes=())
     quantized = sum(1 for r in rows if r.stored)
-    notes = (f"quantized: {qview.description}; {quantized} logical weights stand for {sum(len(r.stored) for r in rows)} stored tensors (params as unquantized, bytes as stored): `--stored` lists the stored tensors",)
+    notes = (
+        f"quantized: {qview.description}; {quantized} logical weights stand for {sum(len(r.stored) for r in rows)} stored tensors (params as unquantized, bytes as stored): `--stored` lists the stored tensors",
+    )
     if qview.scheme is None:
-        notes = (f"quantized with {qview.method}, which llm-anatomy does not read: the stored tensors are listed, packed values counted one each",)
+        notes = (
+            f"quantized with {qview.method}, which llm-anatomy does not read: the stored tensors are listed, packed values counted one each",
+        )
     return ParamListing(catalog.name, catalog.format, rows, len({r.file for r in rows}), notes, stored)
 
 
@@ -75,7 +101,9 @@ def holds_no_tensors(catalog: Catalog) -> tuple[str, ...]:
     if not catalog.files:
         return ("no weights: only config.json; tree, config and summary show the model it implies",)
     if catalog.metadata:
-        return ("the file holds metadata only, no tensors: `params --metadata` shows it; tree, config and summary show the model it implies",)
+        return (
+            "the file holds metadata only, no tensors: `params --metadata` shows it; tree, config and summary show the model it implies",
+        )
     return ()
 
 
@@ -97,10 +125,16 @@ def list_parameters(catalog: Catalog, skeleton: "Skeleton", pattern: str | None 
             missing.append(param.name)
             rows.append(ParamRow(param.name, param.shape, "?", prod(param.shape), 0, ""))
         else:
-            rows.append(ParamRow(param.name, param.shape, tensor.dtype, tensor.numel, tensor.nbytes, os.path.basename(tensor.file)))
+            rows.append(
+                ParamRow(
+                    param.name, param.shape, tensor.dtype, tensor.numel, tensor.nbytes, os.path.basename(tensor.file)
+                )
+            )
     if not rows and pattern is not None:
         raise no_match(catalog.name, pattern, "parameter", "llm-anatomy params --style torch")
     notes = ()
     if missing:
-        notes = (f"parameters of {skeleton.model_class} not stored under their own names in the checkpoint: {len(missing)} (first: {missing[0]}); transformers would initialise or convert them on load",)
+        notes = (
+            f"parameters of {skeleton.model_class} not stored under their own names in the checkpoint: {len(missing)} (first: {missing[0]}); transformers would initialise or convert them on load",
+        )
     return ParamListing(catalog.name, catalog.format, tuple(rows), len({r.file for r in rows if r.file}), notes)

@@ -29,13 +29,21 @@ OUTER_PLACES = {"embeddings": "embedding", "norms": "final_norm", "output head":
 # Where a layer's direct submodule sits in a decoder layer: before/inside/after attention
 # or the feed-forward network. Norm names are ordered by where the architecture applies them.
 LAYER_PLACES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("pre_attention_norm", re.compile(r"^(input_layernorm|ln_1|attention_norm|attn_norm|norm1|pre_attention_layernorm)$")),
+    (
+        "pre_attention_norm",
+        re.compile(r"^(input_layernorm|ln_1|attention_norm|attn_norm|norm1|pre_attention_layernorm)$"),
+    ),
     ("post_attention_norm", re.compile(r"^(post_attention_layernorm|post_attention_norm)$")),
     ("pre_ffn_norm", re.compile(r"^(pre_feedforward_layernorm|ffn_norm|ln_2|norm2)$")),
     ("post_ffn_norm", re.compile(r"^(post_feedforward_layernorm|post_ffw_norm)$")),
     # GGUF (llama.cpp) names each projection as a module of the block: attn_q, ffn_up...
     ("attention", re.compile(r"^(self_attn|attn|attention|self_attention|attn_(q|k|v|qkv|output|q_norm|k_norm))$")),
-    ("ffn", re.compile(r"^(mlp|block_sparse_moe|feed_forward|ffn|moe|intermediate|output|ffn_(gate|up|down)(_exps|_shexp)?|ffn_gate_inp)$")),
+    (
+        "ffn",
+        re.compile(
+            r"^(mlp|block_sparse_moe|feed_forward|ffn|moe|intermediate|output|ffn_(gate|up|down)(_exps|_shexp)?|ffn_gate_inp)$"
+        ),
+    ),
 )
 
 # Norms applied after a residual sum (post-norm: BERT, RoBERTa, DistilBERT), matched on the
@@ -52,13 +60,63 @@ EXPERT_INDEX = re.compile(r"(^|\.)experts\.\d+\.")
 # Inside a block, tensors are listed in the order the computation uses them (files store
 # them sorted by name: k, o, q, v). Names not listed follow, in natural order.
 COMPUTE_ORDER = (
-    "embed_tokens", "wte", "word_embeddings", "wpe", "position_embeddings", "token_type_embeddings",
-    "q_a_proj", "q_a_layernorm", "q_b_proj", "q_proj", "q_norm", "query", "wq", "attn_q", "attn_q_norm",
-    "kv_a_proj_with_mqa", "kv_a_layernorm", "kv_b_proj", "k_proj", "k_norm", "key", "wk", "attn_k", "attn_k_norm",
-    "v_proj", "value", "wv", "attn_v", "qkv_proj", "query_key_value", "c_attn", "attn_qkv",
-    "o_proj", "dense", "out_proj", "wo", "attn_output",
-    "gate", "router", "ffn_gate_inp", "shared_expert_gate", "gate_proj", "w1", "ffn_gate", "ffn_gate_exps",
-    "up_proj", "w3", "ffn_up", "ffn_up_exps", "gate_up_proj", "c_fc", "fc1", "down_proj", "w2", "ffn_down", "ffn_down_exps", "fc2",
+    "embed_tokens",
+    "wte",
+    "word_embeddings",
+    "wpe",
+    "position_embeddings",
+    "token_type_embeddings",
+    "q_a_proj",
+    "q_a_layernorm",
+    "q_b_proj",
+    "q_proj",
+    "q_norm",
+    "query",
+    "wq",
+    "attn_q",
+    "attn_q_norm",
+    "kv_a_proj_with_mqa",
+    "kv_a_layernorm",
+    "kv_b_proj",
+    "k_proj",
+    "k_norm",
+    "key",
+    "wk",
+    "attn_k",
+    "attn_k_norm",
+    "v_proj",
+    "value",
+    "wv",
+    "attn_v",
+    "qkv_proj",
+    "query_key_value",
+    "c_attn",
+    "attn_qkv",
+    "o_proj",
+    "dense",
+    "out_proj",
+    "wo",
+    "attn_output",
+    "gate",
+    "router",
+    "ffn_gate_inp",
+    "shared_expert_gate",
+    "gate_proj",
+    "w1",
+    "ffn_gate",
+    "ffn_gate_exps",
+    "up_proj",
+    "w3",
+    "ffn_up",
+    "ffn_up_exps",
+    "gate_up_proj",
+    "c_fc",
+    "fc1",
+    "down_proj",
+    "w2",
+    "ffn_down",
+    "ffn_down_exps",
+    "fc2",
 )
 RANK = {name: i for i, name in enumerate(COMPUTE_ORDER)}
 
@@ -136,7 +194,7 @@ class Report:
 
 
 def _layer_split(name: str) -> tuple[str, int, str] | None:
-    """"model.layers.7.self_attn.q_proj.weight" -> ("model.layers.", 7, "self_attn.q_proj.weight")."""
+    """ "model.layers.7.self_attn.q_proj.weight" -> ("model.layers.", 7, "self_attn.q_proj.weight")."""
     match = LAYER_PREFIX.match(name)
     if match is None:
         return None
@@ -210,7 +268,8 @@ def layer_diagram(catalog: Catalog) -> LayerDiagram | None:
                 outer.setdefault(place, []).append((t.name, t))
     place_order = [p for p, _ in LAYER_PLACES + POST_NORM_PLACES]
     layer_blocks = tuple(
-        DiagramBlock(place, ", ".join(modules[place]), _folded(layer[place])) for place in sorted(layer, key=place_order.index)
+        DiagramBlock(place, ", ".join(modules[place]), _folded(layer[place]))
+        for place in sorted(layer, key=place_order.index)
     )
     outer_blocks = tuple(
         DiagramBlock(place, ", ".join(_short(n) for n, _ in outer[place]), _folded(outer[place]))
@@ -266,11 +325,22 @@ def arrange_stats(report: StatsReport) -> WeightStats:
                 tuple(finite_or_none(merged[i].absmax) if i in merged else None for i in layers),
             )
         )
-    flagged = sorted((r for r in report.rows if r.nan or r.inf or r.beyond), key=lambda r: (-(r.nan + r.inf), -r.beyond / (r.numel or 1), natural_key(r.name)))
-    return WeightStats(layers, tuple(trends), tuple(outside), tuple(flagged), report.errors, report.tensors, report.nbytes)
+    flagged = sorted(
+        (r for r in report.rows if r.nan or r.inf or r.beyond),
+        key=lambda r: (-(r.nan + r.inf), -r.beyond / (r.numel or 1), natural_key(r.name)),
+    )
+    return WeightStats(
+        layers, tuple(trends), tuple(outside), tuple(flagged), report.errors, report.tensors, report.nbytes
+    )
 
 
-def build_report(catalog: Catalog, lang: str = "en", stats: StatsReport | None = None, forward: Trace | None = None, run: RunTrace | None = None) -> Report:
+def build_report(
+    catalog: Catalog,
+    lang: str = "en",
+    stats: StatsReport | None = None,
+    forward: Trace | None = None,
+    run: RunTrace | None = None,
+) -> Report:
     """Gather the report's content; `stats` is stats.weight_stats(catalog), `forward`
     trace.trace(catalog) and `run` trace_run.run_trace(catalog, text) when asked for."""
     return Report(
@@ -278,10 +348,11 @@ def build_report(catalog: Catalog, lang: str = "en", stats: StatsReport | None =
         summary=summarize(catalog),
         diagram=layer_diagram(catalog),
         tensors=list_tensors(catalog),
-        explanation=explain_config(catalog, lang) if catalog.config is not None and catalog.config_error is None else None,
+        explanation=explain_config(catalog, lang)
+        if catalog.config is not None and catalog.config_error is None
+        else None,
         stats=arrange_stats(stats) if stats is not None else None,
         lang=lang,
         forward=forward,
         run=run,
     )
-

@@ -17,7 +17,9 @@ from ..core.catalog import natural_key
 # parameters: RoPE's inv_freq, position ids, GPT-2's attention masks, DeepSeek-V3's router
 # bias (e_score_correction_bias; GGUF exp_probs_b), BatchNorm's running statistics, Gemma-4's
 # layer scalar (GGUF layer_output_scale).
-BUFFER = re.compile(r"(?:\.running_mean|\.running_var|\.num_batches_tracked|rotary_emb\.inv_freq|\.position_ids|\.attn\.(?:masked_)?bias|^rope_freqs\.weight|e_score_correction_bias|exp_probs_b\.\w+|\.layer_scalar|\.layer_output_scale\.weight)$")
+BUFFER = re.compile(
+    r"(?:\.running_mean|\.running_var|\.num_batches_tracked|rotary_emb\.inv_freq|\.position_ids|\.attn\.(?:masked_)?bias|^rope_freqs\.weight|e_score_correction_bias|exp_probs_b\.\w+|\.layer_scalar|\.layer_output_scale\.weight)$"
+)
 
 LAYER_PREFIX = re.compile(r"^(?:.*?\.)?(?:layers|h|layer|blk|blocks?)\.(\d+)\.")
 INDEX = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.)")

@@ -63,7 +63,11 @@ def roofline(trace: Trace, device: Device) -> Roofline:
     element = ELEMENT_BYTES.get(trace.param_dtype, 0)
     intensities = [Intensity(m.path, m.flops, module_bytes(m, element)) for m in trace.modules if m.flops]
     paths = {m.path for m in trace.modules}
-    intensities += [Intensity(call.path + "/attention", call.flops, core_bytes(call)) for call in trace.attention if call.path in paths]
+    intensities += [
+        Intensity(call.path + "/attention", call.flops, core_bytes(call))
+        for call in trace.attention
+        if call.path in paths
+    ]
     # The weights are read once per forward; the KV cache is written by a prefill, read (and
     # extended) by a decoding step.
     if trace.decode:
@@ -76,6 +80,10 @@ def roofline(trace: Trace, device: Device) -> Roofline:
         # The next step reads the cache as decoding holds it (`summary`'s row): a prefill's
         # sliding-window layers still hold all its tokens, of which that step keeps the window.
         cache = trace.kv_cache.nbytes if trace.kv_cache is not None else trace.cache_bytes
-        decode = _bound("decoding step", per_token * trace.batch, trace.weight_bytes + cache, device) if trace.generates else None
+        decode = (
+            _bound("decoding step", per_token * trace.batch, trace.weight_bytes + cache, device)
+            if trace.generates
+            else None
+        )
         context = trace.seq
     return Roofline(device, prefill, decode, context, {i.path: i for i in intensities})

@@ -231,7 +231,9 @@ def _code_values(info: TensorInfo) -> np.ndarray:
     if info.dtype not in _CODE_VALUES:
         codes = 1 << (8 * decoder.unit_bytes)
         values = np.empty(codes, np.float64)
-        decoder.decode(np.arange(codes, dtype=np.dtype("u1" if codes == 256 else "<u2")).view(np.uint8), values, Scratch(codes))
+        decoder.decode(
+            np.arange(codes, dtype=np.dtype("u1" if codes == 256 else "<u2")).view(np.uint8), values, Scratch(codes)
+        )
         values.flags.writeable = False
         _CODE_VALUES[info.dtype] = values
     return _CODE_VALUES[info.dtype]
@@ -245,7 +247,6 @@ def _histogram_stats(info: TensorInfo, reader: "Reader", unit_bytes: int) -> Sta
     (code_counts, on the raw bytes, no decoding), then compute every statistic exactly from
     the (value, count) pairs: sums with math.fsum, the 6-sigma count from the final mean."""
     import numpy as np
-
 
     from ..decode import histogram
 
@@ -264,11 +265,15 @@ def _histogram_stats(info: TensorInfo, reader: "Reader", unit_bytes: int) -> Sta
     moments = Moments(count, mean, math.fsum((deviations * deviations * counts).tolist()))
     beyond = int(counts[np.abs(deviations) > SIGMAS * moments.std].sum())
     zeros = int(counts[values == 0].sum())
-    return Stats(info.name, info.dtype, info.numel, moments, float(values.min()), float(values.max()), zeros, nan, inf, beyond)
+    return Stats(
+        info.name, info.dtype, info.numel, moments, float(values.min()), float(values.max()), zeros, nan, inf, beyond
+    )
 
 
 def tensor_stats(info: TensorInfo, reader: "Reader", keep: int = TAIL_KEEP) -> Stats:
-    dtype = DTYPES.get(info.dtype) if not (hasattr(info, "dequantizer") or is_strided(info)) else None  # a quantized weight, a strided view: values, not bytes
+    dtype = (
+        DTYPES.get(info.dtype) if not (hasattr(info, "dequantizer") or is_strided(info)) else None
+    )  # a quantized weight, a strided view: values, not bytes
     if dtype is not None and dtype.kind in HISTOGRAM_KINDS and dtype.bits in (8, 16):
         return _histogram_stats(info, reader, dtype.bits // 8)
     acc = _Accumulator(info.numel, keep)
@@ -315,8 +320,20 @@ def batch_stats(infos: Sequence[TensorInfo], reader: "Reader") -> list[Stats | s
     lows = np.nan_to_num(np.fmin.reduceat(extremes, starts), nan=math.inf)
     highs = np.nan_to_num(np.fmax.reduceat(extremes, starts), nan=-math.inf)
     zeros = np.add.reduceat(values == 0, starts, dtype=np.int64)
-    columns = zip(present.tolist(), count.tolist(), mean.tolist(), m2.tolist(), lows.tolist(), highs.tolist(), zeros.tolist(), nan.tolist(), beyond.tolist())
-    rows: list[Stats | str] = [EMPTY._replace(name=info.name, dtype=info.dtype) if not info.numel else "" for info in infos]
+    columns = zip(
+        present.tolist(),
+        count.tolist(),
+        mean.tolist(),
+        m2.tolist(),
+        lows.tolist(),
+        highs.tolist(),
+        zeros.tolist(),
+        nan.tolist(),
+        beyond.tolist(),
+    )
+    rows: list[Stats | str] = [
+        EMPTY._replace(name=info.name, dtype=info.dtype) if not info.numel else "" for info in infos
+    ]
     for i, n, mu, m, low, high, zero, nans, out in columns:
         info = infos[i]
         moments = Moments(n, mu, m) if n else Moments()
@@ -347,7 +364,13 @@ def combine(name: str, members: Sequence[Stats]) -> Stats:
     )
 
 
-def weight_stats(catalog: Catalog, pattern: str | None = None, by: str | None = None, progress: Callable[[int], None] | None = None, keep: int = TAIL_KEEP) -> StatsReport:
+def weight_stats(
+    catalog: Catalog,
+    pattern: str | None = None,
+    by: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    keep: int = TAIL_KEEP,
+) -> StatsReport:
     """Statistics of every selected tensor (or group), all cores, one read of each byte.
 
     A tensor that cannot be read (truncated file, unsupported dtype) becomes a line in
@@ -363,7 +386,15 @@ def weight_stats(catalog: Catalog, pattern: str | None = None, by: str | None = 
             return exc.line()
 
     done = (lambda info: progress(info.nbytes)) if progress is not None else None
-    results = run_batched(chosen, work, batch_stats, numel=batch_numel, place=lambda t: (t.file, t.offset), weight=lambda t: t.nbytes, done=done)
+    results = run_batched(
+        chosen,
+        work,
+        batch_stats,
+        numel=batch_numel,
+        place=lambda t: (t.file, t.offset),
+        weight=lambda t: t.nbytes,
+        done=done,
+    )
     rows = [r for r in results if isinstance(r, Stats)]
     errors = tuple((t.name, r) for t, r in zip(chosen, results) if isinstance(r, str))
     if by is not None:

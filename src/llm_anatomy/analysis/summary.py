@@ -13,6 +13,7 @@ import re
 from collections import Counter, defaultdict, namedtuple
 from functools import lru_cache
 from math import prod
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Sequence
@@ -36,7 +37,11 @@ ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         # FP8 checkpoints (DeepSeek-V3) store a scale per block of weights beside each weight.
         (r"\.(?:weight_scale_inv|weight_scale|input_scale)$", "quantization scales", "scale"),
         (r"norm|(?:^|\.)ln_(?:\d+|f)\.|LayerNorm", "norms", "norm"),
-        (r"(?:embed_tokens|(?:^|\.)wte|word_embeddings|tok_embeddings|embed_in)\.|^token_embd\.", "embeddings", "embed"),
+        (
+            r"(?:embed_tokens|(?:^|\.)wte|word_embeddings|tok_embeddings|embed_in)\.|^token_embd\.",
+            "embeddings",
+            "embed",
+        ),
         (r"(?:(?:^|\.)wpe|\.position_embeddings)\.|^position_embd\.", "embeddings", "pos_embed"),
         (r"token_type_embeddings\.|^token_types\.", "embeddings", "type_embed"),
         (r"^lm_head\.|^output\.|(?:^|\.)embed_out\.|^cls\.predictions\.(?:decoder\.|bias$)", "output head", "head"),
@@ -64,8 +69,16 @@ ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         (r"(?:o_proj|attention\.output\.dense|attn\.c_proj|attention\.wo|attn_output|out_proj)\.", "attention", "o"),
         (r"(?:gate_up_proj|ffn_gate_up)\.", "mlp", "gate_up"),
         (r"(?:mlp\.gate_proj|feed_forward\.w1|ffn_gate)\.", "mlp", "gate"),
-        (r"(?:mlp\.up_proj|feed_forward\.w3|mlp\.c_fc|intermediate\.dense|(?:^|\.)fc1|dense_h_to_4h|ffn_up)\.", "mlp", "up"),
-        (r"(?:mlp\.down_proj|feed_forward\.w2|mlp\.c_proj|(?:^|\.)output\.dense|(?:^|\.)fc2|dense_4h_to_h|ffn_down)\.", "mlp", "down"),
+        (
+            r"(?:mlp\.up_proj|feed_forward\.w3|mlp\.c_fc|intermediate\.dense|(?:^|\.)fc1|dense_h_to_4h|ffn_up)\.",
+            "mlp",
+            "up",
+        ),
+        (
+            r"(?:mlp\.down_proj|feed_forward\.w2|mlp\.c_proj|(?:^|\.)output\.dense|(?:^|\.)fc2|dense_4h_to_h|ffn_down)\.",
+            "mlp",
+            "down",
+        ),
     )
 )
 
@@ -139,7 +152,9 @@ class MoeCount(namedtuple("MoeCount", "total active routed num_experts experts_p
     __slots__ = ()
 
 
-class QuantCount(namedtuple("QuantCount", "method description weights params nbytes bits_per_weight active_convention")):
+class QuantCount(
+    namedtuple("QuantCount", "method description weights params nbytes bits_per_weight active_convention")
+):
     """A quantized checkpoint: quant_method as config.json spells it, the scheme in words,
     how many weights are quantized, their parameters (as unquantized) and stored bytes
     (packed values, scales, zeros and indices), the effective bits per weight over them, and
@@ -150,7 +165,13 @@ class QuantCount(namedtuple("QuantCount", "method description weights params nby
 
 
 # The field names spelled out in the call, where type checkers read them.
-class Summary(namedtuple("Summary", "model format total_params total_nbytes components layers dtypes not_counted tied moe implied architecture memory findings implied_by quant", defaults=(None, None))):
+class Summary(
+    namedtuple(
+        "Summary",
+        "model format total_params total_nbytes components layers dtypes not_counted tied moe implied architecture memory findings implied_by quant",
+        defaults=(None, None),
+    )
+):
     """Where the parameters sit. total_params counts tied weights once and leaves out what
     not_counted lists; components: Count per component in COMPONENTS order (empty ones left
     out); layers: LayerCount; dtypes: Count per dtype, largest first; not_counted: Count per
@@ -196,7 +217,20 @@ def _quantities(arch: Architecture) -> dict[str, tuple[int, str]]:
     f = arch.fields
     named = {
         q: (getattr(arch, q), f"{f.get(q, q)} {getattr(arch, q)}")
-        for q in ("hidden_size", "num_heads", "num_kv_heads", "head_dim", "intermediate_size", "vocab_size", "context_length", "type_vocab_size", "num_experts", "q_lora_rank", "kv_lora_rank", "shared_intermediate_size")
+        for q in (
+            "hidden_size",
+            "num_heads",
+            "num_kv_heads",
+            "head_dim",
+            "intermediate_size",
+            "vocab_size",
+            "context_length",
+            "type_vocab_size",
+            "num_experts",
+            "q_lora_rank",
+            "kv_lora_rank",
+            "shared_intermediate_size",
+        )
     }
     named["1"], named["2"] = (1, "1"), (2, "2")
     mla = arch.attention == "MLA"
@@ -211,9 +245,15 @@ def _quantities(arch: Architecture) -> dict[str, tuple[int, str]]:
     if mla and nope and v:
         named["kv_b_dim"] = (nope + v, f"(qk_nope_head_dim {nope} + v_head_dim {v})")
     if arch.num_heads and arch.num_kv_heads:
-        named["qkv_heads"] = (arch.num_heads + 2 * arch.num_kv_heads, f"({f['num_heads']} {arch.num_heads} + 2 x {f['num_kv_heads']} {arch.num_kv_heads})")
+        named["qkv_heads"] = (
+            arch.num_heads + 2 * arch.num_kv_heads,
+            f"({f['num_heads']} {arch.num_heads} + 2 x {f['num_kv_heads']} {arch.num_kv_heads})",
+        )
     expert_size = arch.moe_intermediate_size or arch.intermediate_size
-    named["expert_size"] = (expert_size, named["intermediate_size"][1] if not arch.moe_intermediate_size else f"moe_intermediate_size {expert_size}")
+    named["expert_size"] = (
+        expert_size,
+        named["intermediate_size"][1] if not arch.moe_intermediate_size else f"moe_intermediate_size {expert_size}",
+    )
     return {q: (value, text) for q, (value, text) in named.items() if value}
 
 
@@ -235,17 +275,25 @@ def _layers(arch: Architecture) -> list[_Layer]:
     ]
 
 
-def _layer_quantities(arch: Architecture, quantities: dict[str, tuple[int, str]], layer: _Layer) -> dict[str, tuple[int, str]]:
+def _layer_quantities(
+    arch: Architecture, quantities: dict[str, tuple[int, str]], layer: _Layer
+) -> dict[str, tuple[int, str]]:
     """The quantities of one layer where layers differ (arch.layer_attention, arch.dense_mlp_sizes)."""
     f = arch.fields
     own = dict(quantities)
     attention = layer.attention
     if attention is not None and attention.head_dim != arch.head_dim:
-        own["head_dim"] = own["q_head_dim"] = own["o_head_dim"] = (attention.head_dim, f"{f['global_head_dim']} {attention.head_dim}")
+        own["head_dim"] = own["q_head_dim"] = own["o_head_dim"] = (
+            attention.head_dim,
+            f"{f['global_head_dim']} {attention.head_dim}",
+        )
     if attention is not None and attention.kv_heads != arch.num_kv_heads:
         own["num_kv_heads"] = (attention.kv_heads, f"{f['global_kv_heads']} {attention.kv_heads}")
     if layer.mlp_size is not None and layer.mlp_size != arch.intermediate_size:
-        own["intermediate_size"] = (layer.mlp_size, f"2 x {f['intermediate_size']} {arch.intermediate_size} (use_double_wide_mlp)")
+        own["intermediate_size"] = (
+            layer.mlp_size,
+            f"2 x {f['intermediate_size']} {arch.intermediate_size} (use_double_wide_mlp)",
+        )
     return own
 
 
@@ -288,7 +336,9 @@ def _plan(arch: Architecture) -> dict[str, list[tuple[str, int, dict[str, tuple[
             for layer, count in Counter(_layers(arch)).items():
                 own = _layer_quantities(arch, quantities, layer)
                 plan["attention"] += [(r, count, own) for r in _attention_roles(layer.attention)]
-                plan["mlp"] += [(r, count if layer.mlp_size is not None else 0, own) for r in ffn_roles]  # 0: an all-MoE model
+                plan["mlp"] += [
+                    (r, count if layer.mlp_size is not None else 0, own) for r in ffn_roles
+                ]  # 0: an all-MoE model
         if moe_layers and arch.num_experts:
             plan["experts"] += [("expert_" + r, moe_layers * arch.num_experts, quantities) for r in ffn_roles]
             plan["router"].append(("router", moe_layers, quantities))
@@ -317,7 +367,13 @@ def _shape_findings(placed: Sequence[Placed], arch: Architecture) -> list[Findin
     quantities = _quantities(arch)
     expected_by_role = {role: expected_shape(role, quantities) for role in ROLE_SHAPES}
     differ = arch.layer_attention or arch.dense_mlp_sizes
-    by_layer = [{role: expected_shape(role, _layer_quantities(arch, quantities, layer)) for role in ("q", "k", "v", "o", "gate", "up", "down")} for layer in (_layers(arch) if differ else ())]
+    by_layer = [
+        {
+            role: expected_shape(role, _layer_quantities(arch, quantities, layer))
+            for role in ("q", "k", "v", "o", "gate", "up", "down")
+        }
+        for layer in (_layers(arch) if differ else ())
+    ]
     groups: dict[tuple[str, tuple[int, ...], tuple[int, ...]], list[str]] = defaultdict(list)
     whys: dict[tuple[str, tuple[int, ...], tuple[int, ...]], str] = {}
     for tensor, _, role, layer in placed:
@@ -336,18 +392,40 @@ def _shape_findings(placed: Sequence[Placed], arch: Architecture) -> list[Findin
     findings = []
     for key, names in groups.items():
         more = f" (and {len(names) - 1} more like it)" if len(names) > 1 else ""
-        args = {"where": escape(names[0]), "more": len(names) - 1, "shape": str(list(key[1])), "why": whys[key], "found": str(list(key[2]))}
-        findings.append(Finding(escape(names[0]) + more, f"shape {args['shape']} ({args['why']}) from config.json", args["found"], kind="shape", args=args))
+        args = {
+            "where": escape(names[0]),
+            "more": len(names) - 1,
+            "shape": str(list(key[1])),
+            "why": whys[key],
+            "found": str(list(key[2])),
+        }
+        findings.append(
+            Finding(
+                escape(names[0]) + more,
+                f"shape {args['shape']} ({args['why']}) from config.json",
+                args["found"],
+                kind="shape",
+                args=args,
+            )
+        )
     return findings
 
 
-def _moe(total: int, routed_by_layer: dict[int | None, int], arch: Architecture) -> tuple[MoeCount | None, list[Finding]]:
+def _moe(
+    total: int, routed_by_layer: dict[int | None, int], arch: Architecture
+) -> tuple[MoeCount | None, list[Finding]]:
     experts, per_token = arch.num_experts, arch.experts_per_token
     routed = sum(routed_by_layer.values())
     if not routed or not experts or not per_token:
         return None, []
     findings = [
-        Finding(f"layer {layer} experts", f"{experts} equal experts ({arch.fields['num_experts']})", f"{count:,} parameters, not a multiple of {experts}", kind="experts_multiple", args={"layer": layer, "experts": experts, "field": arch.fields["num_experts"], "count": f"{count:,}"})
+        Finding(
+            f"layer {layer} experts",
+            f"{experts} equal experts ({arch.fields['num_experts']})",
+            f"{count:,} parameters, not a multiple of {experts}",
+            kind="experts_multiple",
+            args={"layer": layer, "experts": experts, "field": arch.fields["num_experts"], "count": f"{count:,}"},
+        )
         for layer, count in routed_by_layer.items()
         if count % experts
     ]
@@ -363,9 +441,22 @@ def _tied_duplicates(placed: list[Placed], arch: Architecture | None) -> tuple[s
         return set(), []
     heads = [p.tensor for p in placed if p.role == "head" and p.tensor.shape == embed.shape]
     if heads and "tied_embeddings" in arch.fields:  # both stored: drop one only if config.json says tied
-        return {t.name for t in heads}, [Phrase(f"{escape(t.name)} repeats the tied {escape(embed.name)} (tie_word_embeddings): counted once", "tied_repeat", {"head": escape(t.name), "embed": escape(embed.name)}) for t in heads]
+        return {t.name for t in heads}, [
+            Phrase(
+                f"{escape(t.name)} repeats the tied {escape(embed.name)} (tie_word_embeddings): counted once",
+                "tied_repeat",
+                {"head": escape(t.name), "embed": escape(embed.name)},
+            )
+            for t in heads
+        ]
     if arch.has_output_head:
-        return set(), [Phrase(f"the output head is tied to {escape(embed.name)} (tie_word_embeddings): stored and counted once", "tied", {"embed": escape(embed.name)})]
+        return set(), [
+            Phrase(
+                f"the output head is tied to {escape(embed.name)} (tie_word_embeddings): stored and counted once",
+                "tied",
+                {"embed": escape(embed.name)},
+            )
+        ]
     return set(), []
 
 
@@ -381,7 +472,12 @@ def _count(name: str, tensors: Sequence[TensorInfo]) -> Count:
     return Count(name, sum(t.numel for t in tensors), sum(t.nbytes for t in tensors), len(tensors))
 
 
-def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: Sequence[int] | None = None, kv_dtype: str | None = None) -> Summary:
+def summarize(
+    catalog: Catalog,
+    contexts: Sequence[int] | None = None,
+    batches: Sequence[int] | None = None,
+    kv_dtype: str | None = None,
+) -> Summary:
     """Counts from the tensors, checked against the config; bad or missing config becomes
     a finding and the tensor-based parts are still reported."""
     findings: list[Finding] = []
@@ -391,9 +487,22 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         catalog = catalog._replace(tensors=_implied_tensors(catalog, findings))
     if catalog.config_error is not None:
         error = catalog.config_error
-        findings.append(Finding(error.where, error.expected, error.found, error.todo, kind="config_error", args={"where": error.where}))
+        findings.append(
+            Finding(
+                error.where, error.expected, error.found, error.todo, kind="config_error", args={"where": error.where}
+            )
+        )
     elif catalog.config is None:
-        findings.append(Finding(escape(catalog.weights_place), catalog.CONFIG_EXPECTED, "none", "the config check and KV cache need it", kind="no_config", args={"where": escape(catalog.weights_place)}))
+        findings.append(
+            Finding(
+                escape(catalog.weights_place),
+                catalog.CONFIG_EXPECTED,
+                "none",
+                "the config check and KV cache need it",
+                kind="no_config",
+                args={"where": escape(catalog.weights_place)},
+            )
+        )
     else:
         arch = derive(catalog.config)
         findings += arch.findings
@@ -443,7 +552,16 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
             implied.append(ImpliedCount(component, count, matrices.get(component, 0)))
             if count != matrices.get(component, 0):
                 found = f"{matrices.get(component, 0):,}"
-                findings.append(Finding(component, f"{count:,} parameters in weight matrices, as config.json implies", f"{found} in the tensors", INCOMPLETE, kind="implied", args={"component": component, "count": f"{count:,}", "found": found}))
+                findings.append(
+                    Finding(
+                        component,
+                        f"{count:,} parameters in weight matrices, as config.json implies",
+                        f"{found} in the tensors",
+                        INCOMPLETE,
+                        kind="implied",
+                        args={"component": component, "count": f"{count:,}", "found": found},
+                    )
+                )
     if arch is not None:
         moe, moe_findings = _moe(total, routed_by_layer, arch)
         findings += moe_findings
@@ -456,7 +574,15 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         convention = None
         if moe is not None:
             convention = moe.active - sum(p.tensor.numel for p in params if p.role == "embed")
-        qcount = QuantCount(qview.method, qview.description, len(quantized), qparams, qbytes, qbytes * 8 / qparams if qparams else 0.0, convention)
+        qcount = QuantCount(
+            qview.method,
+            qview.description,
+            len(quantized),
+            qparams,
+            qbytes,
+            qbytes * 8 / qparams if qparams else 0.0,
+            convention,
+        )
 
     layer_keys = sorted(by_layer, key=lambda k: (k is None, k or 0))
     dtypes = tuple(_count(d, ts) for d, ts in sorted(by_dtype.items(), key=lambda kv: -sum(t.numel for t in kv[1])))
@@ -467,7 +593,9 @@ def summarize(catalog: Catalog, contexts: Sequence[int] | None = None, batches: 
         total_params=total,
         total_nbytes=total_nbytes,
         components=tuple(_count(c, by_component[c]) for c in COMPONENTS if by_component.get(c)),
-        layers=tuple(LayerCount(k, sum(t.numel for t in by_layer[k]), sum(t.nbytes for t in by_layer[k])) for k in layer_keys),
+        layers=tuple(
+            LayerCount(k, sum(t.numel for t in by_layer[k]), sum(t.nbytes for t in by_layer[k])) for k in layer_keys
+        ),
         dtypes=dtypes,
         not_counted=tuple(_count(group, apart[group]) for group in NOT_COUNTED if apart.get(group)),
         tied=tuple(tied_notes),
@@ -491,16 +619,31 @@ def _quant_findings(qview: QuantView) -> list[Finding]:
     findings = []
     first: dict[tuple[str, ...], tuple[str, str, str, str, tuple[str, ...]]] = {}
     more: dict[tuple[str, ...], int] = defaultdict(int)
-    for problem in qview.problems:  # one disagreement repeats in every layer: the first of each kind stands for the rest
+    for (
+        problem
+    ) in qview.problems:  # one disagreement repeats in every layer: the first of each kind stands for the rest
         if problem[4] in first:
             more[problem[4]] += 1
         else:
             first[problem[4]] = problem
     for like, (where, expected, found, todo, _) in first.items():
         label = escape(where) + (f" (and {more[like]} more like it)" if more[like] else "")
-        findings.append(Finding(label, expected, found, todo, kind="quant_mismatch", args={"where": escape(where), "more": more[like]}))
+        findings.append(
+            Finding(
+                label, expected, found, todo, kind="quant_mismatch", args={"where": escape(where), "more": more[like]}
+            )
+        )
     if qview.scheme is None and not qview.problems:  # a method read, but with unreadable settings, is the problem above
-        findings.append(Finding("config.json", f"a quant_method llm-anatomy reads ({', '.join(QUANT_METHODS)}, or MLX's quantization)", f"quant_method {escape(qview.method)!r}", "parameters are counted as stored elements: packed values count as one each", kind="quant_unknown", args={"method": escape(qview.method)}))
+        findings.append(
+            Finding(
+                "config.json",
+                f"a quant_method llm-anatomy reads ({', '.join(QUANT_METHODS)}, or MLX's quantization)",
+                f"quant_method {escape(qview.method)!r}",
+                "parameters are counted as stored elements: packed values count as one each",
+                kind="quant_unknown",
+                args={"method": escape(qview.method)},
+            )
+        )
     return findings
 
 
@@ -513,9 +656,18 @@ def _implied_tensors(catalog: Catalog, findings: list[Finding]) -> tuple[TensorI
     try:
         skeleton = load_skeleton(catalog)
     except SkeletonUnavailable as exc:
-        findings.append(Finding(exc.where, exc.expected, exc.found, "the parameters it implies are counted by the model transformers builds"))
+        findings.append(
+            Finding(
+                exc.where,
+                exc.expected,
+                exc.found,
+                "the parameters it implies are counted by the model transformers builds",
+            )
+        )
         return ()
     config = catalog.config or {}
     name = config.get("dtype") or config.get("torch_dtype")
     dtype = CONFIG_DTYPE_NAMES.get(name, "F32") if isinstance(name, str) else "F32"
-    return tuple(TensorInfo(p.name, dtype, p.shape, "", 0, DTYPES[dtype].nbytes(prod(p.shape))) for p in skeleton.parameters)
+    return tuple(
+        TensorInfo(p.name, dtype, p.shape, "", 0, DTYPES[dtype].nbytes(prod(p.shape))) for p in skeleton.parameters
+    )

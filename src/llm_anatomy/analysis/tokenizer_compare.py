@@ -66,7 +66,9 @@ def _float32(value: float) -> float:
 def _json(path: str, limit: int, values: int | None = None) -> Any:
     from ..io import bounded_json
 
-    return bounded_json.read(path, os.path.basename(path), limit, f"fix or re-download {escape(os.path.basename(path))}", values)
+    return bounded_json.read(
+        path, os.path.basename(path), limit, f"fix or re-download {escape(os.path.basename(path))}", values
+    )
 
 
 def _content(token: Any) -> str | None:
@@ -83,10 +85,14 @@ def _template(config: dict[str, Any], root: str) -> str | None:
     if os.path.isfile(path):
         from ..io.sources import read_capped
 
-        return read_capped(path, MAX_TEMPLATE_BYTES, "chat_template.jinja", "fix or re-download chat_template.jinja").decode("utf-8", "replace")
+        return read_capped(
+            path, MAX_TEMPLATE_BYTES, "chat_template.jinja", "fix or re-download chat_template.jinja"
+        ).decode("utf-8", "replace")
     template = config.get("chat_template")
     if isinstance(template, list):
-        template = next((t.get("template") for t in template if isinstance(t, dict) and t.get("name") == "default"), None)
+        template = next(
+            (t.get("template") for t in template if isinstance(t, dict) and t.get("name") == "default"), None
+        )
     return template if isinstance(template, str) else None
 
 
@@ -125,7 +131,16 @@ def _hf(root: str, model_config: dict[str, Any] | None) -> Tokenizer | None:
             special[kind] = by_text[text]
         elif isinstance((model_config or {}).get(f"{kind}_token_id"), int):
             special[kind] = model_config[f"{kind}_token_id"]
-    return Tokenizer("hf", tokens, tuple(_merge(m) for m in merges) if isinstance(merges, list) else None, scores, special, frozenset(a["id"] for a in added), frozenset(), _template(config, root))
+    return Tokenizer(
+        "hf",
+        tokens,
+        tuple(_merge(m) for m in merges) if isinstance(merges, list) else None,
+        scores,
+        special,
+        frozenset(a["id"] for a in added),
+        frozenset(),
+        _template(config, root),
+    )
 
 
 def _items(metadata: dict[str, Any], key: str) -> list[Any] | None:
@@ -133,7 +148,9 @@ def _items(metadata: dict[str, Any], key: str) -> list[Any] | None:
     if array is None or not hasattr(array, "iter_items"):
         return None
     if array.item_count > MAX_VOCAB:
-        raise AnatomyError(key, f"at most {MAX_VOCAB} items to compare", str(array.item_count), "the tokenizer is not compared")
+        raise AnatomyError(
+            key, f"at most {MAX_VOCAB} items to compare", str(array.item_count), "the tokenizer is not compared"
+        )
     return list(array.iter_items())
 
 
@@ -144,12 +161,20 @@ def _gguf(metadata: dict[str, Any]) -> Tokenizer | None:
     types = _items(metadata, "tokenizer.ggml.token_type") or []
     scores = _items(metadata, "tokenizer.ggml.scores")
     merges = _items(metadata, "tokenizer.ggml.merges")
-    special = {kind: metadata[f"tokenizer.ggml.{key}"] for kind, key in GGUF_SPECIAL.items() if isinstance(metadata.get(f"tokenizer.ggml.{key}"), int)}
+    special = {
+        kind: metadata[f"tokenizer.ggml.{key}"]
+        for kind, key in GGUF_SPECIAL.items()
+        if isinstance(metadata.get(f"tokenizer.ggml.{key}"), int)
+    }
     template = metadata.get("tokenizer.chat_template")
     return Tokenizer(
-        "gguf", dict(enumerate(map(str, tokens))), tuple(map(str, merges)) if merges is not None else None,
-        {i: _float32(s) for i, s in enumerate(scores) if isinstance(s, (int, float))} if scores is not None else None, special,
-        frozenset(i for i, t in enumerate(types) if t in GGUF_ADDED_TYPES), frozenset(i for i, t in enumerate(types) if t == GGUF_UNUSED),
+        "gguf",
+        dict(enumerate(map(str, tokens))),
+        tuple(map(str, merges)) if merges is not None else None,
+        {i: _float32(s) for i, s in enumerate(scores) if isinstance(s, (int, float))} if scores is not None else None,
+        special,
+        frozenset(i for i, t in enumerate(types) if t in GGUF_ADDED_TYPES),
+        frozenset(i for i, t in enumerate(types) if t == GGUF_UNUSED),
         template if isinstance(template, str) else None,
     )
 
@@ -175,18 +200,35 @@ def _first(differing: list[int], what: str, show: Any) -> str:
 def _mapping(a: Tokenizer, b: Tokenizer) -> list[str]:
     failures = []
     common = sorted(a.tokens.keys() & b.tokens.keys())
-    texts = [i for i in common if a.tokens[i] != b.tokens[i] and not (i in a.added and i in b.added and a.tokens[i].replace("\u2581", " ") == b.tokens[i].replace("\u2581", " "))]
+    texts = [
+        i
+        for i in common
+        if a.tokens[i] != b.tokens[i]
+        and not (
+            i in a.added and i in b.added and a.tokens[i].replace("\u2581", " ") == b.tokens[i].replace("\u2581", " ")
+        )
+    ]
     if texts:
-        failures.append(_first(texts, "token", lambda i: f"{escape(repr(a.tokens[i]))} in A, {escape(repr(b.tokens[i]))} in B"))
+        failures.append(
+            _first(texts, "token", lambda i: f"{escape(repr(a.tokens[i]))} in A, {escape(repr(b.tokens[i]))} in B")
+        )
     for side, x, y in (("A", a, b), ("B", b, a)):
         ids = sorted(x.tokens.keys() - y.tokens.keys() - x.unused)  # a GGUF's padding ids are no tokens
         if ids:
-            failures.append(f"tokenizer: {len(ids)} token id{'s' if len(ids) > 1 else ''} only in {side} (the first {ids[0]}: {escape(repr(x.tokens[ids[0]]))})")
+            failures.append(
+                f"tokenizer: {len(ids)} token id{'s' if len(ids) > 1 else ''} only in {side} (the first {ids[0]}: {escape(repr(x.tokens[ids[0]]))})"
+            )
     if a.merges is not None and b.merges is not None:
         if a.merges != b.merges:
             differing = [i for i, (x, y) in enumerate(zip(a.merges, b.merges)) if x != y]
             if differing:
-                failures.append(_first(differing, "merge", lambda i: f"{escape(repr(a.merges[i]))} in A, {escape(repr(b.merges[i]))} in B"))
+                failures.append(
+                    _first(
+                        differing,
+                        "merge",
+                        lambda i: f"{escape(repr(a.merges[i]))} in A, {escape(repr(b.merges[i]))} in B",
+                    )
+                )
             if len(a.merges) != len(b.merges):
                 failures.append(f"tokenizer: {len(a.merges)} merges in A, {len(b.merges)} in B")
     elif a.scores is not None and b.scores is not None:
@@ -210,10 +252,14 @@ def _merges_against_scores(side: str, merges: tuple[str, ...], scored: Tokenizer
     for rank, merge in enumerate(merges):
         product = merge.replace(" ", "", 1)
         if product not in by_text:
-            return [f"tokenizer: {side}'s merge {rank} ({escape(repr(merge))}) makes {escape(repr(product))}, no token of {other}"]
+            return [
+                f"tokenizer: {side}'s merge {rank} ({escape(repr(merge))}) makes {escape(repr(product))}, no token of {other}"
+            ]
         score = scored.scores.get(by_text[product]) if scored.scores else None
         if previous is not None and score is not None and score > previous[1]:
-            return [f"tokenizer: {side}'s merge {rank} ({escape(repr(merge))}) comes after merge {previous[0]} ({escape(repr(merges[previous[0]]))}), but its result scores higher in {other}"]
+            return [
+                f"tokenizer: {side}'s merge {rank} ({escape(repr(merge))}) comes after merge {previous[0]} ({escape(repr(merges[previous[0]]))}), but its result scores higher in {other}"
+            ]
         if score is not None:
             previous = (rank, score)
     return []
@@ -229,13 +275,19 @@ def _prompting(a: Tokenizer, b: Tokenizer) -> list[str]:
             ordinary = sorted(i for i in x.added - y.added if i in y.tokens)
             if ordinary:
                 other = "B" if side == "A" else "A"
-                warnings.append(f"tokenizer: {len(ordinary)} added token{'s' if len(ordinary) > 1 else ''} of {side} ordinary in {other} (the first {ordinary[0]}: {escape(repr(x.tokens[ordinary[0]]))})")
+                warnings.append(
+                    f"tokenizer: {len(ordinary)} added token{'s' if len(ordinary) > 1 else ''} of {side} ordinary in {other} (the first {ordinary[0]}: {escape(repr(x.tokens[ordinary[0]]))})"
+                )
     if (a.template is None) != (b.template is None):
-        warnings.append(f"chat template: in {'A' if a.template is not None else 'B'}, not in {'B' if a.template is not None else 'A'}")
+        warnings.append(
+            f"chat template: in {'A' if a.template is not None else 'B'}, not in {'B' if a.template is not None else 'A'}"
+        )
     elif a.template is not None and b.template is not None and a.template != b.template:
         lines_a, lines_b = a.template.splitlines(), b.template.splitlines()
         line = next((i for i, (x, y) in enumerate(zip(lines_a, lines_b)) if x != y), min(len(lines_a), len(lines_b)))
-        warnings.append(f"chat template: differs from line {line + 1} ({len(a.template)} characters in A, {len(b.template)} in B)")
+        warnings.append(
+            f"chat template: differs from line {line + 1} ({len(a.template)} characters in A, {len(b.template)} in B)"
+        )
     return warnings
 
 
@@ -245,13 +297,39 @@ def compare_tokenizers(catalog_a: Any, catalog_b: Any) -> TokenizerComparison:
         try:
             read.append(read_tokenizer(catalog))
         except AnatomyError as exc:
-            return TokenizerComparison(False, (), (f"tokenizer of {side} unreadable: {exc.line()}",), "tokenizers: not compared")
+            return TokenizerComparison(
+                False, (), (f"tokenizer of {side} unreadable: {exc.line()}",), "tokenizers: not compared"
+            )
     a, b = read
     if a is None or b is None:
         missing = " and ".join(side for side, t in (("A", a), ("B", b)) if t is None)
-        return TokenizerComparison(False, (), (), f"tokenizers: not compared ({missing} {'has' if len(missing) == 1 else 'have'} none read here)")
+        return TokenizerComparison(
+            False,
+            (),
+            (),
+            f"tokenizers: not compared ({missing} {'has' if len(missing) == 1 else 'have'} none read here)",
+        )
     failures, warnings = _mapping(a, b), _prompting(a, b)
-    how = "merges" if a.merges is not None and b.merges is not None else "scores" if a.scores is not None and b.scores is not None else "merges against scores" if (a.merges or b.merges) else "no merges or scores"
-    parts = [f"{len(a.tokens)} tokens", how, "special token ids", "chat template" if a.template is not None or b.template is not None else "no chat template"]
-    verdict = "the same" if not failures and not warnings else f"{len(failures) + len(warnings)} difference{'s' if len(failures) + len(warnings) > 1 else ''} (above)"
-    return TokenizerComparison(True, tuple(failures), tuple(warnings), f"tokenizers and chat templates: {verdict}; compared {', '.join(parts)}")
+    how = (
+        "merges"
+        if a.merges is not None and b.merges is not None
+        else "scores"
+        if a.scores is not None and b.scores is not None
+        else "merges against scores"
+        if (a.merges or b.merges)
+        else "no merges or scores"
+    )
+    parts = [
+        f"{len(a.tokens)} tokens",
+        how,
+        "special token ids",
+        "chat template" if a.template is not None or b.template is not None else "no chat template",
+    ]
+    verdict = (
+        "the same"
+        if not failures and not warnings
+        else f"{len(failures) + len(warnings)} difference{'s' if len(failures) + len(warnings) > 1 else ''} (above)"
+    )
+    return TokenizerComparison(
+        True, tuple(failures), tuple(warnings), f"tokenizers and chat templates: {verdict}; compared {', '.join(parts)}"
+    )

@@ -23,7 +23,9 @@ from .architecture import Architecture, derive
 from .memory import kv_cache_of
 from .tree import Run, fold
 
-SCHEMA_VERSION = 4  # 2: decode, attention calls, KV cache layers, peak bytes, experts; 3: "metas" table; 4: cache layers' held bytes
+SCHEMA_VERSION = (
+    4  # 2: decode, attention calls, KV cache layers, peak bytes, experts; 3: "metas" table; 4: cache layers' held bytes
+)
 DEFAULT_SEQ = 2048  # the default length when the config's context is longer (or unnamed)
 # The largest tensor of a forward pass is usually the attention scores, B x heads x N x N:
 # torch counts a tensor's bytes in an int64, so beyond this many elements (of up to 8 bytes)
@@ -92,7 +94,13 @@ class Experts(namedtuple("Experts", "top_k experts")):
     __slots__ = ()
 
 
-class Trace(namedtuple("Trace", "model model_class transformers_version batch seq context modules total_flops params param_dtype attention cache peak_bytes experts kv_cache kv_dtype kv_note node generates", defaults=(True,))):
+class Trace(
+    namedtuple(
+        "Trace",
+        "model model_class transformers_version batch seq context modules total_flops params param_dtype attention cache peak_bytes experts kv_cache kv_dtype kv_note node generates",
+        defaults=(True,),
+    )
+):
     """The forward pass of model_class on input_ids [batch, seq] after `context` cached tokens
     (0: a prefill; else a decoding step, seq 1): modules (TracedModule, in module order: the
     subtree of `node` when one was asked for, else all), total_flops (FlopCounterMode's total
@@ -150,7 +158,20 @@ class TraceNode(namedtuple("TraceNode", "name module children attention")):
 
 
 # Bytes per element of the dtypes a forward pass produces (torch's names without "torch.").
-ELEMENT_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1, "bool": 1, "float8_e4m3fn": 1, "float8_e5m2": 1}
+ELEMENT_BYTES = {
+    "float64": 8,
+    "float32": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "int64": 8,
+    "int32": 4,
+    "int16": 2,
+    "int8": 1,
+    "uint8": 1,
+    "bool": 1,
+    "float8_e4m3fn": 1,
+    "float8_e5m2": 1,
+}
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -195,7 +216,12 @@ def _widest(arch: Architecture) -> tuple[int, str]:
     """The most elements a forward makes per token in one tensor besides the scores, and which:
     the logits, the feed-forward's inner activations, or the expert matrices transformers'
     batched_mm experts gather for each token."""
-    experts = (arch.experts_per_token or 0) * 2 * (arch.moe_intermediate_size or arch.intermediate_size or 0) * (arch.hidden_size or 0)
+    experts = (
+        (arch.experts_per_token or 0)
+        * 2
+        * (arch.moe_intermediate_size or arch.intermediate_size or 0)
+        * (arch.hidden_size or 0)
+    )
     return max(
         (arch.vocab_size or 0, "vocab_size"),
         (arch.intermediate_size or 0, "intermediate_size"),
@@ -241,7 +267,14 @@ def _cache_layers(cache: Any) -> list[list[Any]]:
             if storage._cdata not in counted:
                 counted.add(storage._cdata)
                 held += storage.nbytes()
-        layers.append([type(layer).__name__, [list(keys.shape), _dtype_name(keys.dtype)], [list(values.shape), _dtype_name(values.dtype)], held])
+        layers.append(
+            [
+                type(layer).__name__,
+                [list(keys.shape), _dtype_name(keys.dtype)],
+                [list(values.shape), _dtype_name(values.dtype)],
+                held,
+            ]
+        )
     return layers
 
 
@@ -270,7 +303,12 @@ def _run(model: Any, batch: int, seq: int, context: int) -> dict[str, Any]:
             outputs = list({id(t): t for t in _tensors(output)}.values())
             record = records.get(path)
             if record is None:
-                records[path] = {"calls": 1, "inputs": _metas(list(_tensors(args)) + list(_tensors(kwargs))), "outputs": _metas(outputs), "bytes": 0}
+                records[path] = {
+                    "calls": 1,
+                    "inputs": _metas(list(_tensors(args)) + list(_tensors(kwargs))),
+                    "outputs": _metas(outputs),
+                    "bytes": 0,
+                }
                 record = records[path]
             else:
                 record["calls"] += 1
@@ -283,7 +321,17 @@ def _run(model: Any, batch: int, seq: int, context: int) -> dict[str, Any]:
     attention = AttentionRecorder(model, counter)
     input_ids = torch.zeros((batch, seq), dtype=torch.long, device="meta")
     kwargs: dict[str, Any] = {"cache": cache} if cache is not None else {}
-    existing = [*model.parameters(), *model.buffers(), input_ids, *(t for layer in getattr(cache, "layers", ()) for t in (getattr(layer, "keys", None), getattr(layer, "values", None)) if t is not None)]
+    existing = [
+        *model.parameters(),
+        *model.buffers(),
+        input_ids,
+        *(
+            t
+            for layer in getattr(cache, "layers", ())
+            for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
+            if t is not None
+        ),
+    ]
     live = LiveBytes(existing, list(model.parameters()))
     try:
         with torch.no_grad(), counter, attention.installed(), live:
@@ -296,11 +344,23 @@ def _run(model: Any, batch: int, seq: int, context: int) -> dict[str, Any]:
     flops = {}
     for key, by_op in counter.get_flop_counts().items():
         if key == root or key.startswith(root + "."):
-            flops[key[len(root) + 1:]] = sum(by_op.values())
+            flops[key[len(root) + 1 :]] = sum(by_op.values())
     cache_out = getattr(output, "past_key_values", None) if isinstance(output, dict) else None
     # The cache is its own total: the peak is of what the forward holds besides it.
-    cached = [t.untyped_storage()._cdata for layer in getattr(cache_out, "layers", None) or () for t in (getattr(layer, "keys", None), getattr(layer, "values", None)) if t is not None]
-    return {"records": records, "flops": flops, "total": counter.get_total_flops(), "attention": attention.calls, "cache": _cache_layers(cache_out), "peak": live.peak(cached)}
+    cached = [
+        t.untyped_storage()._cdata
+        for layer in getattr(cache_out, "layers", None) or ()
+        for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
+        if t is not None
+    ]
+    return {
+        "records": records,
+        "flops": flops,
+        "total": counter.get_total_flops(),
+        "attention": attention.calls,
+        "cache": _cache_layers(cache_out),
+        "peak": live.peak(cached),
+    }
 
 
 # The experts implementation transformers ships that runs every token through exactly its
@@ -340,8 +400,23 @@ def _trace_model(config_file: str, dtype: str | None, batch: int, seq: int, cont
     for path, module in model.named_modules():
         record = records.get(path, {"calls": 0, "inputs": (), "outputs": (), "bytes": 0})
         params = sum(p.numel() for p in module.parameters())
-        modules.append(TracedModule(path, type(module).__name__, params, record["calls"], record["inputs"], record["outputs"], flops.get(path, 0), record["bytes"]))
-    experts = _experts(model.config.get_text_config()) if any("expert" in path.rpartition(".")[2] for path, _ in model.named_modules()) else None
+        modules.append(
+            TracedModule(
+                path,
+                type(module).__name__,
+                params,
+                record["calls"],
+                record["inputs"],
+                record["outputs"],
+                flops.get(path, 0),
+                record["bytes"],
+            )
+        )
+    experts = (
+        _experts(model.config.get_text_config())
+        if any("expert" in path.rpartition(".")[2] for path, _ in model.named_modules())
+        else None
+    )
     return {
         "version": transformers.__version__,
         "model_class": type(model).__name__,
@@ -349,7 +424,17 @@ def _trace_model(config_file: str, dtype: str | None, batch: int, seq: int, cont
         "total": run["total"],
         "params": sum(p.numel() for p in model.parameters()),
         "param_dtype": _dtype_name(next(model.parameters()).dtype),
-        "attention": [[path, [list(c["query"][0]), c["query"][1]], [list(c["key"][0]), c["key"][1]], [list(c["value"][0]), c["value"][1]], [list(c["scores"][0]), c["scores"][1]], c["flops"]] for path, c in run["attention"].items()],
+        "attention": [
+            [
+                path,
+                [list(c["query"][0]), c["query"][1]],
+                [list(c["key"][0]), c["key"][1]],
+                [list(c["value"][0]), c["value"][1]],
+                [list(c["scores"][0]), c["scores"][1]],
+                c["flops"],
+            ]
+            for path, c in run["attention"].items()
+        ],
         "cache": run["cache"],
         "peak": run["peak"],
         "experts": list(experts) if experts else None,
@@ -361,7 +446,19 @@ def _modules_json(modules: tuple[TracedModule, ...]) -> dict[str, list[Any]]:
     indices into metas}: a 7B's modules pass a few dozen distinct tensors (reading thousands
     back cost a cached trace milliseconds)."""
     index: dict[TensorMeta, int] = {}
-    rows = [[m.path, m.class_name, m.params, m.calls, [index.setdefault(t, len(index)) for t in m.inputs], [index.setdefault(t, len(index)) for t in m.outputs], m.flops, m.output_bytes] for m in modules]
+    rows = [
+        [
+            m.path,
+            m.class_name,
+            m.params,
+            m.calls,
+            [index.setdefault(t, len(index)) for t in m.inputs],
+            [index.setdefault(t, len(index)) for t in m.outputs],
+            m.flops,
+            m.output_bytes,
+        ]
+        for m in modules
+    ]
     return {"metas": [[list(t.shape), t.dtype] for t in index], "modules": rows}
 
 
@@ -393,16 +490,24 @@ def _modules_from_json(metas: list[list[Any]], rows: list[list[Any]]) -> tuple[T
             found = seen[key] = tuple(table[i] for i in key)
         return found
 
-    def module(path: Any, cls: Any, params: Any, calls: Any, ins: Any, outs: Any, flops: Any, nbytes: Any) -> TracedModule:
+    def module(
+        path: Any, cls: Any, params: Any, calls: Any, ins: Any, outs: Any, flops: Any, nbytes: Any
+    ) -> TracedModule:
         # Checked inline, not with _checked: a 7B has hundreds of modules.
-        if type(path) is not str or type(cls) is not str or not all(type(n) is int and n >= 0 for n in (params, calls, flops, nbytes)):
+        if (
+            type(path) is not str
+            or type(cls) is not str
+            or not all(type(n) is int and n >= 0 for n in (params, calls, flops, nbytes))
+        ):
             raise TypeError(f"expected a traced module, found {type(path).__name__} {type(cls).__name__}")
         return TracedModule(path, cls, params, calls, tensors(ins), tensors(outs), flops, nbytes)
 
     return tuple(module(*row) for row in _checked(list, rows))
 
 
-class _Record(namedtuple("_Record", "version model_class modules total params param_dtype attention cache peak experts")):
+class _Record(
+    namedtuple("_Record", "version model_class modules total params param_dtype attention cache peak experts")
+):
     """What a traced forward pass leaves, as read back from its JSON (cached or just made)."""
 
     __slots__ = ()
@@ -418,8 +523,14 @@ def _record(data: dict[str, Any]) -> _Record:
         _checked(int, data["total"]),
         _checked(int, data["params"]),
         _checked(str, data["param_dtype"]),
-        tuple(AttentionCall(_checked(str, path), *map(_meta, (q, k, v, scores)), _checked(int, flops)) for path, q, k, v, scores, flops in _checked(list, data["attention"])),
-        tuple(CacheLayer(_checked(str, kind), _meta(keys), _meta(values), _checked(int, held)) for kind, keys, values, held in _checked(list, data["cache"])),
+        tuple(
+            AttentionCall(_checked(str, path), *map(_meta, (q, k, v, scores)), _checked(int, flops))
+            for path, q, k, v, scores, flops in _checked(list, data["attention"])
+        ),
+        tuple(
+            CacheLayer(_checked(str, kind), _meta(keys), _meta(values), _checked(int, held))
+            for kind, keys, values, held in _checked(list, data["cache"])
+        ),
         _checked(int, data["peak"]),
         None if experts is None else Experts(*(_checked(int, n) for n in _checked(list, experts))),
     )
@@ -441,12 +552,19 @@ def _traced(catalog: Catalog, version: str, batch: int, seq: int, context: int) 
         pass  # absent, stale or damaged: trace again
     try:
         with announced("trace"):
-            data = skeletons.with_config_file(catalog, config_bytes, lambda file: _trace_model(file, dtype, batch, seq, context))
+            data = skeletons.with_config_file(
+                catalog, config_bytes, lambda file: _trace_model(file, dtype, batch, seq, context)
+            )
     except skeletons.NOT_THE_CONFIGS_FAULT:
         raise
     except Exception as exc:  # transformers fails on configs and on meta-device forwards in many ways
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        raise AnatomyError(catalog.config_file or catalog.name, "a config whose forward pass transformers can run on the meta device", why, "trace runs models transformers builds without remote code") from exc
+        raise AnatomyError(
+            catalog.config_file or catalog.name,
+            "a config whose forward pass transformers can run on the meta device",
+            why,
+            "trace runs models transformers builds without remote code",
+        ) from exc
     skeletons.write_cached(path, {"key": key, **data})
     return _record(json.loads(json.dumps(data)))  # as a later call reads it back
 
@@ -461,13 +579,20 @@ def _subtree(modules: tuple[TracedModule, ...], node: str, where: str) -> tuple[
             path = f"{parent}.{step}" if parent else step
             if path not in paths:
                 owner = next(m.class_name for m in modules if m.path == parent)
-                raise UsageError(where, "--node naming a submodule (a path as named_modules() prints it)", f"{owner} has no attribute `{step}`", "see `llm-anatomy tree` for the paths")
+                raise UsageError(
+                    where,
+                    "--node naming a submodule (a path as named_modules() prints it)",
+                    f"{owner} has no attribute `{step}`",
+                    "see `llm-anatomy tree` for the paths",
+                )
             parent = path
     prefix = node + "."
     return tuple(m for m in modules if m.path == node or m.path.startswith(prefix))
 
 
-def trace(catalog: Catalog, batch: int = 1, seq: int | None = None, context: int | None = None, node: str | None = None) -> Trace:
+def trace(
+    catalog: Catalog, batch: int = 1, seq: int | None = None, context: int | None = None, node: str | None = None
+) -> Trace:
     """One forward pass over input_ids [batch, seq] (seq: the config's context or 2048, whichever
     is smaller); with `context`, one decoding step (a new token per sequence) over a KV cache of
     that many tokens. `node`: only that submodule's subtree is kept."""
@@ -481,7 +606,12 @@ def trace(catalog: Catalog, batch: int = 1, seq: int | None = None, context: int
     skeletons.refuse_to_build(config, catalog.config_file or (catalog.files[0] if catalog.files else catalog.name))
     arch = derive(config)
     if context is not None and arch.encoder_only:
-        raise UsageError(catalog.name, "--decode on a model that generates with a KV cache", f"model_type {config.get('model_type')}, an encoder", "trace it without --decode")
+        raise UsageError(
+            catalog.name,
+            "--decode on a model that generates with a KV cache",
+            f"model_type {config.get('model_type')}, an encoder",
+            "trace it without --decode",
+        )
     if context is not None:
         seq = 1
     else:
@@ -491,7 +621,27 @@ def trace(catalog: Catalog, batch: int = 1, seq: int | None = None, context: int
     record = _traced(catalog, version, batch, seq, context)
     modules = _subtree(record.modules, node, catalog.name) if node else record.modules
     kv, kv_note = kv_cache_of(arch, catalog, [context + seq], [batch])
-    return Trace(catalog.name, record.model_class, record.version, batch, seq, context, modules, record.total, record.params, record.param_dtype, record.attention, record.cache, record.peak, record.experts, kv.rows[0] if kv else None, kv.dtype if kv else None, kv_note, node or "", not arch.encoder_only)
+    return Trace(
+        catalog.name,
+        record.model_class,
+        record.version,
+        batch,
+        seq,
+        context,
+        modules,
+        record.total,
+        record.params,
+        record.param_dtype,
+        record.attention,
+        record.cache,
+        record.peak,
+        record.experts,
+        kv.rows[0] if kv else None,
+        kv.dtype if kv else None,
+        kv_note,
+        node or "",
+        not arch.encoder_only,
+    )
 
 
 def nest(modules: tuple[TracedModule, ...], attention: tuple[AttentionCall, ...] = ()) -> TraceNode:
@@ -503,7 +653,9 @@ def nest(modules: tuple[TracedModule, ...], attention: tuple[AttentionCall, ...]
         children[m.path.rpartition(".")[0]].append(m.path)
 
     def node(path: str) -> TraceNode:
-        return TraceNode(path.rpartition(".")[2], by_path[path], tuple(node(c) for c in children[path]), calls.get(path))
+        return TraceNode(
+            path.rpartition(".")[2], by_path[path], tuple(node(c) for c in children[path]), calls.get(path)
+        )
 
     return node(modules[0].path)
 
@@ -511,7 +663,17 @@ def nest(modules: tuple[TracedModule, ...], attention: tuple[AttentionCall, ...]
 def _structure(node: TraceNode) -> tuple:
     """What makes two layers identical here: everything recorded but the path, all the way down."""
     m, call = node.module, node.attention
-    return (m.class_name, m.params, m.calls, m.inputs, m.outputs, m.flops, m.output_bytes, call and call[1:], tuple((c.name, _structure(c)) for c in node.children))
+    return (
+        m.class_name,
+        m.params,
+        m.calls,
+        m.inputs,
+        m.outputs,
+        m.flops,
+        m.output_bytes,
+        call and call[1:],
+        tuple((c.name, _structure(c)) for c in node.children),
+    )
 
 
 def fold_layers(children: tuple[TraceNode, ...]) -> list[Run]:

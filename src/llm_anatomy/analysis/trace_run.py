@@ -39,7 +39,14 @@ FINAL_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "norm
 EMBEDDINGS = "embeddings"  # the label of the stream entering the first layer
 # A folder holds a tokenizer when it holds one of these (transformers' fast, sentencepiece,
 # BPE and WordPiece files); a GGUF when its metadata has the first key of its tokenizer.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "spiece.model", "vocab.json", "vocab.txt")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "spiece.model",
+    "vocab.json",
+    "vocab.txt",
+)
 GGUF_TOKENIZER_KEY = "tokenizer.ggml.model"
 # The files transformers' tokenizers read whole, by the names its tokenizer classes ask for
 # (tokenizers parses tokenizer.json in memory, sentencepiece loads its model, the slow ones
@@ -50,8 +57,15 @@ GGUF_TOKENIZER_KEY = "tokenizer.ggml.model"
 # allows the weights (256 MiB would allow ~6 GB).
 MAX_TOKENIZER_BYTES = 128 * 2**20
 TOKENIZER_READS = TOKENIZER_FILES + (
-    "special_tokens_map.json", "added_tokens.json", "chat_template.json", "chat_template.jinja",
-    "merges.txt", "sentencepiece.bpe.model", "sentencepiece.model", "spm.model", "bpe.codes",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.json",
+    "chat_template.jinja",
+    "merges.txt",
+    "sentencepiece.bpe.model",
+    "sentencepiece.model",
+    "spm.model",
+    "bpe.codes",
 )
 
 
@@ -79,7 +93,12 @@ class LayerRun(namedtuple("LayerRun", "label norm_last norm_mean median_abs top 
     __slots__ = ()
 
 
-class RunTrace(namedtuple("RunTrace", "model model_class transformers_version text token_ids tokens params layers_path layer_class layers lens_norm lens_norm_class lens_head softcap prediction modules notes")):
+class RunTrace(
+    namedtuple(
+        "RunTrace",
+        "model model_class transformers_version text token_ids tokens params layers_path layer_class layers lens_norm lens_norm_class lens_head softcap prediction modules notes",
+    )
+):
     """One real forward pass. tokens: each token id decoded; params: the loaded model's
     parameters; layers_path: the ModuleList hooked ("model.layers"); layers: LayerRuns, the
     embeddings first; lens_norm, lens_head: paths of the modules the logit lens applies (None:
@@ -138,9 +157,19 @@ def _check_tokenizer(catalog: Catalog, folder: str) -> None:
     """Refuse up front, in words of our own, a model that carries no tokenizer at all."""
     if catalog.format == "gguf":
         if GGUF_TOKENIZER_KEY not in catalog.metadata:
-            raise AnatomyError(catalog.files[0], f"the model's own tokenizer (the {GGUF_TOKENIZER_KEY} metadata and its vocabulary)", "none", "trace --run tokenizes with the model's tokenizer; use a GGUF converted with its vocabulary")
+            raise AnatomyError(
+                catalog.files[0],
+                f"the model's own tokenizer (the {GGUF_TOKENIZER_KEY} metadata and its vocabulary)",
+                "none",
+                "trace --run tokenizes with the model's tokenizer; use a GGUF converted with its vocabulary",
+            )
     elif not any(os.path.isfile(os.path.join(folder, name)) for name in TOKENIZER_FILES):
-        raise AnatomyError(folder, f"the model's own tokenizer ({', '.join(TOKENIZER_FILES)})", "none of them", "trace --run tokenizes with the model's tokenizer; copy its tokenizer files next to config.json")
+        raise AnatomyError(
+            folder,
+            f"the model's own tokenizer ({', '.join(TOKENIZER_FILES)})",
+            "none of them",
+            "trace --run tokenizes with the model's tokenizer; copy its tokenizer files next to config.json",
+        )
 
 
 def _check_tokenizer_files(folder: str) -> None:
@@ -155,9 +184,19 @@ def _check_tokenizer_files(folder: str) -> None:
         if stat.S_ISDIR(info.st_mode):
             continue  # transformers looks for files only
         if not stat.S_ISREG(info.st_mode):
-            raise AnatomyError(path, "a regular file", kind_of(info.st_mode), "trace --run reads the model's tokenizer files; put the file itself there")
+            raise AnatomyError(
+                path,
+                "a regular file",
+                kind_of(info.st_mode),
+                "trace --run reads the model's tokenizer files; put the file itself there",
+            )
         if info.st_size > MAX_TOKENIZER_BYTES:
-            raise AnatomyError(path, f"a tokenizer file of at most {MAX_TOKENIZER_BYTES} bytes", f"{info.st_size} bytes", f"real tokenizers are under 40 MB; fix or re-download {name}")
+            raise AnatomyError(
+                path,
+                f"a tokenizer file of at most {MAX_TOKENIZER_BYTES} bytes",
+                f"{info.st_size} bytes",
+                f"real tokenizers are under 40 MB; fix or re-download {name}",
+            )
 
 
 def _tokenize(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) -> tuple[Any, list[int]]:
@@ -167,9 +206,19 @@ def _tokenize(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) 
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **kwargs)
         ids = list(tokenizer(text)["input_ids"])
     except Exception as exc:  # tokenizer files transformers cannot read: many exception types
-        raise AnatomyError(catalog.files[0] if catalog.format == "gguf" else folder, "a tokenizer transformers can load", _first_line(exc), "trace --run tokenizes with the model's own tokenizer") from exc
+        raise AnatomyError(
+            catalog.files[0] if catalog.format == "gguf" else folder,
+            "a tokenizer transformers can load",
+            _first_line(exc),
+            "trace --run tokenizes with the model's own tokenizer",
+        ) from exc
     if not ids or len(ids) > MAX_TOKENS:
-        raise UsageError(catalog.name, f"a --run text of 1 to {MAX_TOKENS} tokens", f"{len(ids)} tokens", "give a shorter text" if ids else "give a non-empty text")
+        raise UsageError(
+            catalog.name,
+            f"a --run text of 1 to {MAX_TOKENS} tokens",
+            f"{len(ids)} tokens",
+            "give a shorter text" if ids else "give a non-empty text",
+        )
     return tokenizer, ids
 
 
@@ -183,9 +232,16 @@ def _load(catalog: Catalog, folder: str, kwargs: dict[str, Any]) -> Any:
             config = transformers.AutoConfig.from_pretrained(folder, **kwargs)
             model_class = skeletons.model_class_for(config)
             # eager attention: the other implementations return no attention probabilities.
-            return model_class.from_pretrained(folder, config=config, dtype=torch.float32, attn_implementation="eager", **kwargs).eval()
+            return model_class.from_pretrained(
+                folder, config=config, dtype=torch.float32, attn_implementation="eager", **kwargs
+            ).eval()
     except Exception as exc:  # transformers fails on checkpoints in many ways
-        raise AnatomyError(catalog.name, "weights transformers loads without remote code", _first_line(exc), "trace --run runs models transformers can load from local files") from exc
+        raise AnatomyError(
+            catalog.name,
+            "weights transformers loads without remote code",
+            _first_line(exc),
+            "trace --run runs models transformers can load from local files",
+        ) from exc
 
 
 def _layers(model: Any, count: int | None) -> tuple[str, Any] | None:
@@ -228,7 +284,9 @@ def _stream_stats(h: Any) -> tuple[float, float, float, tuple[Activation, ...]]:
     magnitude = h.abs().flatten()
     top = torch.topk(magnitude, min(TOP_ACTIVATIONS, magnitude.numel()))
     width = h.shape[-1]
-    activations = tuple(Activation(h.flatten()[i].item(), int(i) // width, int(i) % width) for i in top.indices.tolist())
+    activations = tuple(
+        Activation(h.flatten()[i].item(), int(i) // width, int(i) % width) for i in top.indices.tolist()
+    )
     return norms[-1].item(), norms.mean().item(), magnitude.median().item(), activations
 
 
@@ -347,11 +405,18 @@ def run_trace(catalog: Catalog, text: str, available: int | None = -1) -> RunTra
         require("all", "trace --run", "to load a GGUF's weights with transformers")
     require("transformers", "trace --run", "to run the model")
     if not catalog.tensors:
-        raise AnatomyError(catalog.name, "weights to run", "none (only a config)", "trace without --run needs only the config")
+        raise AnatomyError(
+            catalog.name, "weights to run", "none (only a config)", "trace without --run needs only the config"
+        )
     check_size(catalog, mem_available() if available == -1 else available)
     folder, kwargs = _place(catalog)
     if not all(os.path.isfile(file) for file in catalog.files):
-        raise AnatomyError(catalog.name, "weights on this machine", "a model read over the network", "download it first (huggingface-cli download), then trace its folder")
+        raise AnatomyError(
+            catalog.name,
+            "weights on this machine",
+            "a model read over the network",
+            "download it first (huggingface-cli download), then trace its folder",
+        )
     _check_tokenizer(catalog, folder)
     if catalog.format != "gguf":  # a GGUF's vocabulary is in its metadata, which its reader caps
         _check_tokenizer_files(folder)
@@ -372,7 +437,12 @@ def _trace(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) -> 
     text_config = model.config.get_text_config()
     found = _layers(model, getattr(text_config, "num_hidden_layers", None))
     if found is None:
-        raise AnatomyError(catalog.name, f"a list of num_hidden_layers decoder layers in {type(model).__name__}", "none", "trace --run needs the layers to hook")
+        raise AnatomyError(
+            catalog.name,
+            f"a list of num_hidden_layers decoder layers in {type(model).__name__}",
+            "none",
+            "trace --run needs the layers to hook",
+        )
     layers_path, layers = found
     try:
         with announced("run"):
@@ -382,7 +452,9 @@ def _trace(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) -> 
     notes = []
     attentions = getattr(output, "attentions", None) or ()
     if len(attentions) != len(layers):
-        notes.append(f"no attention entropy: {type(model).__name__} returned {len(attentions)} attention maps for {len(layers)} layers")
+        notes.append(
+            f"no attention entropy: {type(model).__name__} returned {len(attentions)} attention maps for {len(layers)} layers"
+        )
         attentions = ()
     causal = type(model).__name__ in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
     norm = _final_norm(model) if causal else None
@@ -392,7 +464,9 @@ def _trace(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) -> 
     if not causal:
         notes.append(f"no logit lens: {type(model).__name__} is not a causal language model")
     elif not lens:
-        notes.append(f"no logit lens: no final norm ({', '.join(FINAL_NORM_NAMES)}) or output head found in {type(model).__name__}")
+        notes.append(
+            f"no logit lens: no final norm ({', '.join(FINAL_NORM_NAMES)}) or output head found in {type(model).__name__}"
+        )
     lensed: list[tuple[Prediction, ...]] = [()] * len(streams)
     if lens:
         import torch
@@ -405,13 +479,37 @@ def _trace(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) -> 
     for index, h in enumerate(streams):
         norm_last, norm_mean, median_abs, top = _stream_stats(h)
         entropy = entropy_per_head(attentions[index - 1][0]) if index and attentions else ()
-        rows.append(LayerRun(EMBEDDINGS if index == 0 else str(index - 1), norm_last, norm_mean, median_abs, top, entropy, lensed[index]))
+        rows.append(
+            LayerRun(
+                EMBEDDINGS if index == 0 else str(index - 1),
+                norm_last,
+                norm_mean,
+                median_abs,
+                top,
+                entropy,
+                lensed[index],
+            )
+        )
     logits = getattr(output, "logits", None)
     prediction = _predictions(logits[0, -1], tokenizer) if causal and logits is not None else None
     return RunTrace(
-        catalog.name, type(model).__name__, transformers.__version__, text, tuple(ids), tuple(tokenizer.decode([i]) for i in ids),
-        sum(p.numel() for p in model.parameters()), layers_path, type(layers[0]).__name__, tuple(rows),
-        norm[0] if lens else None, type(norm[1]).__name__ if lens else None, _module_path(model, head) if lens else None, softcap, prediction, modules, tuple(notes),
+        catalog.name,
+        type(model).__name__,
+        transformers.__version__,
+        text,
+        tuple(ids),
+        tuple(tokenizer.decode([i]) for i in ids),
+        sum(p.numel() for p in model.parameters()),
+        layers_path,
+        type(layers[0]).__name__,
+        tuple(rows),
+        norm[0] if lens else None,
+        type(norm[1]).__name__ if lens else None,
+        _module_path(model, head) if lens else None,
+        softcap,
+        prediction,
+        modules,
+        tuple(notes),
     )
 
 

@@ -55,7 +55,9 @@ class ModuleTree(namedtuple("ModuleTree", "model root no_class_names_because imp
     def notes(self) -> tuple[str, ...]:
         if self.class_names:
             return (f"note: {self.implied}",) if self.implied else ()
-        return (f"note: no class names ({self.no_class_names_because}); this tree is built from the tensor names, and its counts include every stored tensor (buffers too)",)
+        return (
+            f"note: no class names ({self.no_class_names_because}); this tree is built from the tensor names, and its counts include every stored tensor (buffers too)",
+        )
 
 
 def _distinct(parameters):
@@ -78,7 +80,9 @@ def _assemble(paths: list[str], classes: dict[str, str | None], parameters: dict
         own = tuple(parameters.get(path, ()))
         under = frozenset(p.canonical for p in own).union(*(names for _, names in built))
         total = sum(numel[name] for name in under)
-        return TreeNode(path.rpartition(".")[2], path, classes[path], own, total, tuple(child for child, _ in built)), under
+        return TreeNode(
+            path.rpartition(".")[2], path, classes[path], own, total, tuple(child for child, _ in built)
+        ), under
 
     return node("")[0]
 
@@ -91,7 +95,9 @@ def tree_from_skeleton(skeleton: skeletons.Skeleton) -> TreeNode:
         classes[module.path] = module.class_name
         prefix = module.path + "." if module.path else ""
         canonical = [skeleton.tied.get(prefix + name, prefix + name) for name in module.parameters]
-        parameters[module.path] = [TreeParameter(name, shapes[full], full) for name, full in zip(module.parameters, canonical)]
+        parameters[module.path] = [
+            TreeParameter(name, shapes[full], full) for name, full in zip(module.parameters, canonical)
+        ]
     return _assemble(paths, classes, parameters)
 
 
@@ -118,7 +124,11 @@ def build_tree(catalog: Catalog) -> ModuleTree:
     if catalog.config is None and catalog.config_error is None:
         return ModuleTree(catalog.name, tree_from_names(named), "they need a config.json beside the weights")
     if isinstance(catalog.config_error, ConfigUnavailable):
-        return ModuleTree(catalog.name, tree_from_names(named), f"transformers has no config for GGUF architecture {catalog.config_error.found}")
+        return ModuleTree(
+            catalog.name,
+            tree_from_names(named),
+            f"transformers has no config for GGUF architecture {catalog.config_error.found}",
+        )
     try:
         skeleton = skeletons.load_skeleton(catalog)
     except skeletons.SkeletonUnavailable as exc:
@@ -183,7 +193,11 @@ class Run(namedtuple("Run", "first last_name count")):
 
 def _structure(node: TreeNode) -> tuple:
     """What makes two blocks identical: class names, parameter names and shapes, all the way down."""
-    return (node.class_name, tuple((p.name, p.shape) for p in node.parameters), tuple((c.name, _structure(c)) for c in node.children))
+    return (
+        node.class_name,
+        tuple((p.name, p.shape) for p in node.parameters),
+        tuple((c.name, _structure(c)) for c in node.children),
+    )
 
 
 def fold(children: tuple, structure_of=_structure) -> list[Run]:

@@ -94,7 +94,9 @@ def check_items(name: str, items: tuple) -> tuple:
         if item is None or not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in parts):
             raise UsageError(name, "an index of integers, slices and ...", _short_repr(item))
         if isinstance(item, slice) and item.step is not None and item.step < 1:
-            raise UsageError(name, "a slice step of at least 1", _int_text(item.step), "torch slices only step forwards")
+            raise UsageError(
+                name, "a slice step of at least 1", _int_text(item.step), "torch slices only step forwards"
+            )
     if items.count(Ellipsis) > 1:
         raise UsageError(index_target(name, items), "at most one '...'", str(items.count(Ellipsis)))
     return items
@@ -102,7 +104,11 @@ def check_items(name: str, items: tuple) -> tuple:
 
 def _short_repr(item) -> str:
     """repr() of what is not an index, cut short: it could be anything, of any size."""
-    text = f"slice({', '.join(_short_repr(v) if not isinstance(v, int) else _int_text(v) for v in (item.start, item.stop, item.step))})" if isinstance(item, slice) else repr(item)
+    text = (
+        f"slice({', '.join(_short_repr(v) if not isinstance(v, int) else _int_text(v) for v in (item.start, item.stop, item.step))})"
+        if isinstance(item, slice)
+        else repr(item)
+    )
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -122,7 +128,9 @@ def parse_index(target: str, index: str) -> tuple:
         elif re.match(_INTEGER, item):
             items.append(_index_int(target, item))
         elif slice_match:
-            start, stop, step = (None if v is None else _index_int(target, v) for v in slice_match.group("start", "stop", "step"))
+            start, stop, step = (
+                None if v is None else _index_int(target, v) for v in slice_match.group("start", "stop", "step")
+            )
             if step is not None and step < 1:
                 raise UsageError(target, "a slice step of at least 1", str(step), "torch slices only step forwards")
             items.append(slice(start, stop, step))
@@ -134,7 +142,9 @@ def parse_index(target: str, index: str) -> tuple:
     return tuple(items)
 
 
-class View(namedtuple("View", "name tensor shape strides offset dtype row_order elementwise", defaults=(None, None, None))):
+class View(
+    namedtuple("View", "name tensor shape strides offset dtype row_order elementwise", defaults=(None, None, None))
+):
     """Elements of a stored tensor seen through an index. name: as shown ("lm_head.weight[0, :8]");
     tensor: the TensorInfo; shape; strides and offset: in stored elements, row-major; dtype:
     the float dtype to show the values in (a tensors.CASTS key), None for the stored one;
@@ -180,7 +190,9 @@ class View(namedtuple("View", "name tensor shape strides offset dtype row_order 
                 offset += start * stride if count else 0
                 shape.append(count)
                 strides.append(stride * step)
-        return self._replace(name=target, shape=tuple(shape), strides=tuple(strides), offset=offset, row_order=row_order)
+        return self._replace(
+            name=target, shape=tuple(shape), strides=tuple(strides), offset=offset, row_order=row_order
+        )
 
 
 def grad_fn(items: tuple, shape: tuple[int, ...]) -> str:
@@ -320,14 +332,24 @@ def show(reader: ElementReader, view: View, options: PrintOptions) -> ShownTenso
     if positions is not None:
         flat = _read_any(reader, view, positions)
         width = len(last)
-        return ShownTensor(view.name, view.tensor, decoder, view.shape, summarize, indices, lambda: (flat[i : i + width] for i in range(0, len(flat), width)))
+        return ShownTensor(
+            view.name,
+            view.tensor,
+            decoder,
+            view.shape,
+            summarize,
+            indices,
+            lambda: (flat[i : i + width] for i in range(0, len(flat), width)),
+        )
     last_stride = view.strides[-1]
 
     def stream() -> Iterator[Iterable]:
         for start in _row_starts(view, indices):
             if isinstance(last, range):  # the whole row, in bounded chunks
                 chunks = reader.stream(view.tensor, start, len(last), last_stride, view.dtype)
-                yield itertools.chain.from_iterable(chunks if view.elementwise is None else map(ELEMENTWISE[view.elementwise], chunks))
+                yield itertools.chain.from_iterable(
+                    chunks if view.elementwise is None else map(ELEMENTWISE[view.elementwise], chunks)
+                )
             else:  # the row's two ends
                 yield _read_any(reader, view, [start + i * last_stride for i in last])
 
@@ -340,8 +362,18 @@ def show(reader: ElementReader, view: View, options: PrintOptions) -> ShownTenso
 def no_tensors(catalog: Catalog) -> UsageError:
     """A checkpoint without tensors: a vocabulary-only GGUF, or config.json alone."""
     if not catalog.files:
-        return UsageError(catalog.name, "a tensor to show", "none (only config.json, no weights)", "see the model it implies with `llm-anatomy params --style torch`")
-    return UsageError(catalog.name, "a tensor to show", "none (the file holds metadata only)", "see it with `llm-anatomy params --metadata`")
+        return UsageError(
+            catalog.name,
+            "a tensor to show",
+            "none (only config.json, no weights)",
+            "see the model it implies with `llm-anatomy params --style torch`",
+        )
+    return UsageError(
+        catalog.name,
+        "a tensor to show",
+        "none (the file holds metadata only)",
+        "see it with `llm-anatomy params --metadata`",
+    )
 
 
 def dequantized(catalog: Catalog) -> Catalog:
@@ -352,7 +384,13 @@ def dequantized(catalog: Catalog) -> Catalog:
     return logical_catalog(catalog, lambda: load_dtype(catalog))
 
 
-def tensor_views(catalog: Catalog, target: str | None, pattern: str | None, stored: Catalog | None = None, loaded: Callable[[View], View] | None = None) -> list[View]:
+def tensor_views(
+    catalog: Catalog,
+    target: str | None,
+    pattern: str | None,
+    stored: Catalog | None = None,
+    loaded: Callable[[View], View] | None = None,
+) -> list[View]:
     """The TENSOR[INDEX] argument, or every tensor matching --filter (with an optional trailing
     index), in natural order; stored: the catalog as stored, where a name not in `catalog`
     (a quantized weight's scales, packed words) is looked up too; loaded: how the loader turns
@@ -390,7 +428,9 @@ def load_dtype(catalog: Catalog) -> str | None:
 CONVERTED_ON_LOAD = "transformers renames, fuses or initialises this weight on load, so print(p) cannot be rebuilt from the file; the default style shows the stored tensors"
 
 
-def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None, loaded: Callable[[View], View] | None = None) -> list[View]:
+def parameter_views(
+    catalog: Catalog, skeleton: "Skeleton", pattern: str | None, loaded: Callable[[View], View] | None = None
+) -> list[View]:
     """model.parameters() in transformers' order: no buffers, tied weights once, read from the
     stored tensor, float values in the dtype the model is loaded in; loaded: how the loader
     turns a stored tensor into the parameter (a GGUF's transforms), if it does."""
@@ -407,16 +447,33 @@ def parameter_views(catalog: Catalog, skeleton: "Skeleton", pattern: str | None,
     return views
 
 
-def parameter_view(catalog: Catalog, model_class: str, param, tensor: TensorInfo | FusedTensor | None, model_dtype: str | None, loaded: Callable[[View], View] | None = None) -> View:
+def parameter_view(
+    catalog: Catalog,
+    model_class: str,
+    param,
+    tensor: TensorInfo | FusedTensor | None,
+    model_dtype: str | None,
+    loaded: Callable[[View], View] | None = None,
+) -> View:
     """One parameter (a skeleton Parameter) as the model holds it, read from its stored tensor
     (None: not stored under its own name); model_dtype: load_dtype(catalog)."""
     if tensor is None:
-        raise AnatomyError(catalog.name, f"parameter {param.name} of {model_class} in the checkpoint", "no tensor of that name", CONVERTED_ON_LOAD)
+        raise AnatomyError(
+            catalog.name,
+            f"parameter {param.name} of {model_class} in the checkpoint",
+            "no tensor of that name",
+            CONVERTED_ON_LOAD,
+        )
     view = View.whole(tensor)._replace(name=param.name, dtype=model_dtype if tensor.dtype in CASTS else None)
     if loaded is not None:
         view = loaded(view)
     if view.shape != param.shape:
-        raise AnatomyError(tensor.file, f"shape {list(param.shape)} for parameter {param.name}", f"{list(view.shape)}", CONVERTED_ON_LOAD)
+        raise AnatomyError(
+            tensor.file,
+            f"shape {list(param.shape)} for parameter {param.name}",
+            f"{list(view.shape)}",
+            CONVERTED_ON_LOAD,
+        )
     return view
 
 
@@ -458,7 +515,11 @@ def _gguf_transform_for(catalog: Catalog) -> Callable:
         if getattr(tensor, "segments", None) is not None:
             return None  # experts fused on load (conversions.py) are copied as stored
         transform = gt.transform_of(arch, stored_name.get((tensor.file, tensor.offset), tensor.name))
-        if transform is not None and transform.kind == "unpermute" and not (heads_known and isinstance(config.get(transform.arg), int)):
+        if (
+            transform is not None
+            and transform.kind == "unpermute"
+            and not (heads_known and isinstance(config.get(transform.arg), int))
+        ):
             return None  # transformers then loads the rows as stored
         return transform
 
@@ -483,7 +544,9 @@ def gguf_loaded(catalog: Catalog) -> Callable[[View], View]:
         if kind == "transpose" and len(view.shape) == 2:
             return view._replace(shape=view.shape[::-1], strides=view.strides[::-1])
         if kind == "unsqueeze":  # a dimension of size 1: its stride only ever steps once, over one element
-            return view._replace(shape=view.shape[:arg] + (1,) + view.shape[arg:], strides=view.strides[:arg] + (1,) + view.strides[arg:])
+            return view._replace(
+                shape=view.shape[:arg] + (1,) + view.shape[arg:], strides=view.strides[:arg] + (1,) + view.strides[arg:]
+            )
         if kind == "unpermute":
             return view._replace(row_order=gt.unpermuted_rows(view.shape[0], config[arg]))
         if kind == "bloom_qkv":

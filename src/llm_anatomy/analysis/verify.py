@@ -159,7 +159,12 @@ def _q3_k_scales(packed: Any) -> Any:
     first, second, top = words[:, 0], words[:, 1], words[:, 2]
     two, four = np.uint32(0x03030303), np.uint32(0x0F0F0F0F)
     unpacked = np.stack(
-        [(first & four) | ((top & two) << 4), (second & four) | (((top >> 2) & two) << 4), ((first >> 4) & four) | (((top >> 4) & two) << 4), ((second >> 4) & four) | (((top >> 6) & two) << 4)],
+        [
+            (first & four) | ((top & two) << 4),
+            (second & four) | (((top >> 2) & two) << 4),
+            ((first >> 4) & four) | (((top >> 4) & two) << 4),
+            ((second >> 4) & four) | (((top >> 6) & two) << 4),
+        ],
         axis=1,
     )
     return unpacked.astype("<u4").view(np.int8).astype(np.float32) - 32
@@ -173,7 +178,9 @@ def kquant_steps(dtype: str, raw: Any) -> tuple[Any, Any]:
     blocks = raw.reshape(-1, KQUANT[dtype].block_bytes)
     if dtype == "Q2_K":
         packed = blocks[:, :16]
-        return _f16(blocks, 80)[:, None] * (packed & 0xF).astype(np.float32), _f16(blocks, 82)[:, None] * (packed >> 4).astype(np.float32)
+        return _f16(blocks, 80)[:, None] * (packed & 0xF).astype(np.float32), _f16(blocks, 82)[:, None] * (
+            packed >> 4
+        ).astype(np.float32)
     if dtype == "Q3_K":
         steps = _f16(blocks, 108)[:, None] * _q3_k_scales(blocks[:, 96:108])
         return steps, np.zeros_like(steps)
@@ -228,7 +235,9 @@ def _kquant_allowed(side: int, tensor: Any, reader: "Reader") -> Callable[[Any, 
         scale = np.where(nonzero, step, 1.0)
         code = np.rint((mine + offset) / scale)
         position = (theirs + offset) / scale
-        clamped = (nonzero & (((code >= kind.high) & (position > kind.high)) | ((code <= kind.low) & (position < kind.low)))) | unbounded[sub]
+        clamped = (
+            nonzero & (((code >= kind.high) & (position > kind.high)) | ((code <= kind.low) & (position < kind.low)))
+        ) | unbounded[sub]
         return np.where(clamped, np.inf, np.where(nonzero, np.abs(step) / 2, 0.0) + slack)
 
     return bound
@@ -236,14 +245,20 @@ def _kquant_allowed(side: int, tensor: Any, reader: "Reader") -> Callable[[Any, 
 
 def noise_words(a: Any, b: Any) -> str:
     """The noise allowed for this pair, in words (what _allowed allows)."""
-    kquant = _kquant_side(a, b) if not any(isinstance(t, Converted) and t.convention != "unpermute" for t in (a, b)) else None
+    kquant = (
+        _kquant_side(a, b)
+        if not any(isinstance(t, Converted) and t.convention != "unpermute" for t in (a, b))
+        else None
+    )
     if kquant is not None:
         return f"{kquant[1].dtype} rounding (per sub-block of {KQUANT[kquant[1].dtype].sub_elems}, codes clamped)"
     if _allowed(a, b) is None:
         return "no derived bound"
     converted = next((t for t in (a, b) if isinstance(t, Converted) and t.convention == "minus_one"), None)
     if converted is not None:
-        return f"rounding of 1 + w to {converted.dtype}" + ("" if a.dtype == b.dtype else f", {a.dtype}/{b.dtype} rounding")
+        return f"rounding of 1 + w to {converted.dtype}" + (
+            "" if a.dtype == b.dtype else f", {a.dtype}/{b.dtype} rounding"
+        )
     if a.dtype == b.dtype:
         return "none (same dtype)"
     quantized = _quantized_side(a, b)
@@ -253,7 +268,9 @@ def noise_words(a: Any, b: Any) -> str:
     return f"{coarser} rounding"
 
 
-def _allowed(a: Any, b: Any, reader_a: "Reader | None" = None, reader_b: "Reader | None" = None) -> Callable[[Any, Any, int], Any] | None:
+def _allowed(
+    a: Any, b: Any, reader_a: "Reader | None" = None, reader_b: "Reader | None" = None
+) -> Callable[[Any, Any, int], Any] | None:
     """(A's block, B's block, the index of its first element) -> the largest |B - A| each element
     may show; None: no bound known. A K-quant's bound reads its steps with the readers."""
     import numpy as np
@@ -309,7 +326,11 @@ def _minus_one_allowed(a: Any, b: Any) -> Callable[[Any, Any, int], Any]:
 
     def bound(block_a: Any, block_b: Any, start: int) -> Any:
         loaded, original = (block_a, block_b) if converted_is_a else (block_b, block_a)
-        rounding = np.zeros(loaded.shape) if a.dtype == b.dtype else np.maximum(np.abs(loaded), np.abs(original)) * roundoff + tiny
+        rounding = (
+            np.zeros(loaded.shape)
+            if a.dtype == b.dtype
+            else np.maximum(np.abs(loaded), np.abs(original)) * roundoff + tiny
+        )
         return rounding + stored_roundoff * (np.abs(original) + 1) + F32_ROUNDOFF * np.abs(loaded)
 
     return bound
@@ -348,7 +369,9 @@ def check_pair(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> Tensor
         if bound is not None:
             over = magnitude > bound
             if over.any():
-                excess = max(excess, float((magnitude[over] / np.maximum(bound[over], np.finfo(np.float64).tiny)).max()))
+                excess = max(
+                    excess, float((magnitude[over] / np.maximum(bound[over], np.finfo(np.float64).tiny)).max())
+                )
     norm_a, norm_d = math.sqrt(sum_aa), math.sqrt(sum_dd)
     relative = norm_d / norm_a if norm_a else (0.0 if norm_d == 0 else math.inf)
     sqnr = math.inf if sum_dd == 0 else (10 * math.log10(sum_aa / sum_dd) if sum_aa else -math.inf)
@@ -361,9 +384,22 @@ def check_pair(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> Tensor
     else:
         status = "same" if excess <= 1 and skipped == 0 else "different"
     return TensorCheck(
-        a.name, b.name, a.dtype, b.dtype, a.numel, status, tuple(x.convention for x in (a, b) if isinstance(x, Converted)),
-        max_abs, relative, sqnr, cosine, noise_words(a, b), excess, (sum_aa, sum_bb, sum_dd, sum_a, sum_b),
-        (low if math.isfinite(low) else 0.0, high if math.isfinite(high) else 0.0), skipped,
+        a.name,
+        b.name,
+        a.dtype,
+        b.dtype,
+        a.numel,
+        status,
+        tuple(x.convention for x in (a, b) if isinstance(x, Converted)),
+        max_abs,
+        relative,
+        sqnr,
+        cosine,
+        noise_words(a, b),
+        excess,
+        (sum_aa, sum_bb, sum_dd, sum_a, sum_b),
+        (low if math.isfinite(low) else 0.0, high if math.isfinite(high) else 0.0),
+        skipped,
     )
 
 
@@ -413,10 +449,21 @@ def _named_as(name: str, a_name: str, b_name: str) -> str:
 def _offset_finding(name: str, check: TensorCheck) -> str | None:
     """B = A + c for one constant c (a norm stored as 1 + w and read as stored)."""
     low, high = check.offset
-    if check.status != "different" or not math.isfinite(low) or high - low > 1e-6 * max(1.0, abs(high)) or abs(high) < 1e-6:
+    if (
+        check.status != "different"
+        or not math.isfinite(low)
+        or high - low > 1e-6 * max(1.0, abs(high))
+        or abs(high) < 1e-6
+    ):
         return None
     constant = (low + high) / 2
-    words = "exactly +1" if abs(constant - 1) < 1e-6 else "exactly -1" if abs(constant + 1) < 1e-6 else f"a constant {constant:+.4g}"
+    words = (
+        "exactly +1"
+        if abs(constant - 1) < 1e-6
+        else "exactly -1"
+        if abs(constant + 1) < 1e-6
+        else f"a constant {constant:+.4g}"
+    )
     kind = "norm weights" if "norm" in check.a_name else "values"
     return f"{_named(name, check)}: {kind} differ by {words} (B = A {'+' if constant > 0 else '-'} {abs(constant):.4g})"
 
@@ -467,7 +514,13 @@ def _close(mine: Any, theirs: Any) -> bool:
 
 def _transposed_finding(a: Any, b: Any, check: TensorCheck, reader_a: "Reader", reader_b: "Reader") -> str | None:
     """A square matrix that differs: is B's A transposed (a converter that wrote it the other way round)?"""
-    if check.status != "different" or len(a.shape) != 2 or a.numel > MAX_HELD or isinstance(a, Converted) or isinstance(b, Converted):
+    if (
+        check.status != "different"
+        or len(a.shape) != 2
+        or a.numel > MAX_HELD
+        or isinstance(a, Converted)
+        or isinstance(b, Converted)
+    ):
         return None
     if _close(_whole(b, reader_b).reshape(b.shape), _whole(a, reader_a).reshape(a.shape).T):
         return f"{_named(a.name, check)}: equal to A's transposed (B's file stores the matrix transposed)"
@@ -477,7 +530,13 @@ def _transposed_finding(a: Any, b: Any, check: TensorCheck, reader_a: "Reader", 
 def _reshaped_words(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> str:
     """Another shape in B: A's matrix transposed, or A's first rows only (a tensor cut short)?"""
     words = f"shape {list(a.shape)} in A, {list(b.shape)} in B"
-    if max(a.numel, b.numel) > MAX_HELD or not a.shape or not b.shape or isinstance(a, Converted) or isinstance(b, Converted):
+    if (
+        max(a.numel, b.numel) > MAX_HELD
+        or not a.shape
+        or not b.shape
+        or isinstance(a, Converted)
+        or isinstance(b, Converted)
+    ):
         return words
     try:
         mine, theirs = _whole(b, reader_b).reshape(b.shape), _whole(a, reader_a).reshape(a.shape)
@@ -492,7 +551,9 @@ def _reshaped_words(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> s
     return words
 
 
-def _swaps(checks: dict[str, TensorCheck], pairs: dict[str, tuple[Any, Any]], reader_a: "Reader", reader_b: "Reader") -> tuple[list[str], set[str]]:
+def _swaps(
+    checks: dict[str, TensorCheck], pairs: dict[str, tuple[Any, Any]], reader_a: "Reader", reader_b: "Reader"
+) -> tuple[list[str], set[str]]:
     """Different tensors equal to the same tensor of another layer on the other side: 'layers i
     and j are swapped', confirmed by comparing the values crosswise."""
     by_place: dict[tuple[str, str], dict[int, str]] = {}
@@ -519,7 +580,9 @@ def _swaps(checks: dict[str, TensorCheck], pairs: dict[str, tuple[Any, Any]], re
     lines = []
     for (prefix, i, j), suffixes in sorted(swapped.items()):
         what = f"{prefix}{i} and {prefix}{j}"
-        lines.append(f"layers {i} and {j} are swapped: {len(suffixes)} tensor{'s' if len(suffixes) != 1 else ''} of {what} ({', '.join(s.lstrip('.') for s in suffixes)}) hold each other's values")
+        lines.append(
+            f"layers {i} and {j} are swapped: {len(suffixes)} tensor{'s' if len(suffixes) != 1 else ''} of {what} ({', '.join(s.lstrip('.') for s in suffixes)}) hold each other's values"
+        )
     return lines, explained
 
 
@@ -530,7 +593,16 @@ def _summary(dtype: str, checks: list[TensorCheck]) -> TypeSummary:
     sqnr = math.inf if sum_dd == 0 else (10 * math.log10(sum_aa / sum_dd) if sum_aa else -math.inf)
     statuses = {s: sum(c.status == s for c in checks) for s in STATUSES}
     cosines = [c.cosine for c in checks if not math.isnan(c.cosine)]
-    return TypeSummary(dtype, len(checks), sum(c.numel for c in checks), statuses, relative, sqnr, min(cosines, default=math.nan), max((c.max_abs for c in checks), default=0.0))
+    return TypeSummary(
+        dtype,
+        len(checks),
+        sum(c.numel for c in checks),
+        statuses,
+        relative,
+        sqnr,
+        min(cosines, default=math.nan),
+        max((c.max_abs for c in checks), default=0.0),
+    )
 
 
 def _type_of(check: TensorCheck) -> str:
@@ -617,14 +689,19 @@ def verify_pairs(
                 or _rotary_finding(*by_name[name], check, reader_a, reader_b)
                 or _transposed_finding(*by_name[name], check, reader_a, reader_b)
             )
-            failures.append(words or f"{_named(name, check)}: differs beyond {check.noise} (max abs {check.max_abs:.4g}, {check.excess:.3g}x the allowance; relative {check.rel_rmse:.4g}, cosine {check.cosine:.4g})")
+            failures.append(
+                words
+                or f"{_named(name, check)}: differs beyond {check.noise} (max abs {check.max_abs:.4g}, {check.excess:.3g}x the allowance; relative {check.rel_rmse:.4g}, cosine {check.cosine:.4g})"
+            )
     finally:
         reader_a.close()
         reader_b.close()
     unchecked = [c for c in checks.values() if c.status == "unchecked"]
     if unchecked:
         types = sorted({_type_of(c) for c in unchecked})
-        warnings.append(f"{len(unchecked)} tensor{'s' if len(unchecked) != 1 else ''} of {', '.join(types)}: no derived noise bound for this type yet, compared by the measures only")
+        warnings.append(
+            f"{len(unchecked)} tensor{'s' if len(unchecked) != 1 else ''} of {', '.join(types)}: no derived noise bound for this type yet, compared by the measures only"
+        )
     warnings += list(header.notes)
     if tokenizer is not None:
         failures += tokenizer.failures
@@ -640,9 +717,21 @@ def verify_pairs(
     for name, check in checks.items():
         match = LAYER.match(name)
         by_layer.setdefault(match.group(2) if match else OUTSIDE_LAYERS, []).append(check)
-    layers = tuple(_summary(layer, by_layer[layer]) for layer in sorted(by_layer, key=lambda k: (k == OUTSIDE_LAYERS, int(k) if k.isdigit() else 0)))
+    layers = tuple(
+        _summary(layer, by_layer[layer])
+        for layer in sorted(by_layer, key=lambda k: (k == OUTSIDE_LAYERS, int(k) if k.isdigit() else 0))
+    )
     return Verification(
-        header, verdict, tuple(ordered), summaries, _summary("all", ordered), header.config_changes,
-        tokenizer.differences if tokenizer is not None else (), tuple(failures + warnings), tuple(errors),
-        tokenizer is not None and tokenizer.compared, tokenizer.summary if tokenizer is not None else "tokenizers: not compared", layers,
+        header,
+        verdict,
+        tuple(ordered),
+        summaries,
+        _summary("all", ordered),
+        header.config_changes,
+        tokenizer.differences if tokenizer is not None else (),
+        tuple(failures + warnings),
+        tuple(errors),
+        tokenizer is not None and tokenizer.compared,
+        tokenizer.summary if tokenizer is not None else "tokenizers: not compared",
+        layers,
     )

@@ -18,7 +18,11 @@ from ..core.text import escape
 
 
 def add_base_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--base", metavar="BASE", help="for a LoRA adapter, the base model (default: the adapter's base_model_name_or_path when it is on this machine): checked against the adapter from the headers")
+    parser.add_argument(
+        "--base",
+        metavar="BASE",
+        help="for a LoRA adapter, the base model (default: the adapter's base_model_name_or_path when it is on this machine): checked against the adapter from the headers",
+    )
 
 
 def base_of(model: Model, args: argparse.Namespace) -> Model | None:

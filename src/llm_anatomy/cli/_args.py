@@ -25,7 +25,7 @@ COMMANDS = {
     "diff": "what changed between two checkpoints",
     "verify": "did a conversion keep the model: a verdict, with what differs in words",
     "report": "one self-contained HTML page about the model",
-    "scan": "what a loader would run or misread: findings by severity (text, JSON, SARIF)",
+    "scan": "what a loader would run or misread: findings by severity; many models: one row each",
     "demo": "the four views on a zero-weight replica of Llama-2-7b-chat-hf",
 }
 
@@ -89,7 +89,9 @@ def whole_number(low: int, high: int):
     def parse(text: str) -> int:
         value = parse_whole_number(text, low, high)
         if value is None:
-            raise argparse.ArgumentTypeError(f"expected a whole number in {low:,}..{high:,}, found {shown_argument(text)}")
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number in {low:,}..{high:,}, found {shown_argument(text)}"
+            )
         return value
 
     return parse

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import TextIO
@@ -24,8 +25,16 @@ EXAMPLE = """  llm-anatomy config meta-llama/Llama-2-7b-chat-hf
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("--json", action="store_true", help="the config dict as JSON")
-    parser.add_argument("--explain", action="store_true", help="every field with its value and what it means, then the facts derived from them")
-    parser.add_argument("--lang", choices=LANGUAGES, help="language of --explain (default: zh when LC_ALL/LC_MESSAGES/LANG start with zh, else en)")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="every field with its value and what it means, then the facts derived from them",
+    )
+    parser.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        help="language of --explain (default: zh when LC_ALL/LC_MESSAGES/LANG start with zh, else en)",
+    )
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:

@@ -28,9 +28,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", help="branch, tag or commit of A when it is a model id (default: main)")
     parser.add_argument("--revision-b", help="branch, tag or commit of B when it is a model id (default: main)")
     parser.add_argument("--filter", metavar="GLOB", help="only tensors whose names match this shell pattern")
-    parser.add_argument("--top", type=whole_number(0, MAX_TOP), metavar="N", help=f"only the N tensors that changed most (0..{MAX_TOP:,})")
-    parser.add_argument("--hf-names", action="store_true", help="match GGUF and Meta tensor names to Hugging Face names on both sides, so a GGUF pairs with its HF original")
-    parser.add_argument("--stored", action="store_true", help="compare quantized models' tensors as stored (packed words, FP8 values, scales), not dequantized")
+    parser.add_argument(
+        "--top",
+        type=whole_number(0, MAX_TOP),
+        metavar="N",
+        help=f"only the N tensors that changed most (0..{MAX_TOP:,})",
+    )
+    parser.add_argument(
+        "--hf-names",
+        action="store_true",
+        help="match GGUF and Meta tensor names to Hugging Face names on both sides, so a GGUF pairs with its HF original",
+    )
+    parser.add_argument(
+        "--stored",
+        action="store_true",
+        help="compare quantized models' tensors as stored (packed words, FP8 values, scales), not dequantized",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output (one document, after the values)")
 
 

@@ -9,6 +9,7 @@ import importlib
 import os
 import signal
 import sys
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Callable, Iterable, Sequence, TextIO
@@ -18,6 +19,7 @@ from ..core import errors
 from ..core.errors import AnatomyError
 from ..core.text import escape, escape_json, escape_page
 from ._args import COMMANDS, build_parser
+
 
 def _command_module(name: str) -> object:
     return importlib.import_module(f"{__package__}.{name}")
@@ -35,7 +37,11 @@ class OutputFailed(Exception):
     def __init__(self, stream: str, error: OSError) -> None:
         code = errno.errorcode.get(error.errno or 0, type(error).__name__)
         reason = (error.strerror or "").lower()
-        todo = "free some space or send the output elsewhere" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "send the output elsewhere"
+        todo = (
+            "free some space or send the output elsewhere"
+            if error.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "send the output elsewhere"
+        )
         super().__init__(f"{stream}: expected to write the output, found {reason} ({code}); {todo}")
 
 
@@ -136,7 +142,7 @@ def _ask_hub_early(name: str, argv: list[str]) -> Early | None:
     sent, or None."""
     at = argv.index(name) + 1
     model = argv[at] if at < len(argv) else ""
-    if "/" not in model or model.startswith("-") or os.path.exists(model):
+    if "/" not in model or model.startswith(("-", "s3://")) or os.path.exists(model):
         return None
     revision = None
     for i, arg in enumerate(argv):

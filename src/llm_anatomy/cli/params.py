@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import TextIO
@@ -22,13 +23,32 @@ EXAMPLE = """  llm-anatomy params meta-llama/Llama-2-7b-chat-hf --filter 'model.
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    parser.add_argument("--filter", metavar="GLOB", help="only names matching this shell pattern, e.g. 'model.layers.0.*'")
-    parser.add_argument("--style", choices=("table", "torch"), default="table", help="torch: `name: torch.Size([...])` for each parameter, in transformers' order")
-    parser.add_argument("--stored", action="store_true", help="for a quantized checkpoint, the stored tensors (packed words, scales, zeros) instead of the logical weights")
+    parser.add_argument(
+        "--filter", metavar="GLOB", help="only names matching this shell pattern, e.g. 'model.layers.0.*'"
+    )
+    parser.add_argument(
+        "--style",
+        choices=("table", "torch"),
+        default="table",
+        help="torch: `name: torch.Size([...])` for each parameter, in transformers' order",
+    )
+    parser.add_argument(
+        "--stored",
+        action="store_true",
+        help="for a quantized checkpoint, the stored tensors (packed words, scales, zeros) instead of the logical weights",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--hf-names", action="store_true", help="show GGUF and Meta tensor names as Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)")
+    parser.add_argument(
+        "--hf-names",
+        action="store_true",
+        help="show GGUF and Meta tensor names as Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj)",
+    )
     add_base_argument(parser)
-    parser.add_argument("--metadata", action="store_true", help="the file's key/values instead of its tensors (GGUF metadata with arrays summarized, whole with --json; safetensors __metadata__); --filter matches keys")
+    parser.add_argument(
+        "--metadata",
+        action="store_true",
+        help="the file's key/values instead of its tensors (GGUF metadata with arrays summarized, whole with --json; safetensors __metadata__); --filter matches keys",
+    )
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:

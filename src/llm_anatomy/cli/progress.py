@@ -22,7 +22,9 @@ class Progress:
         if now - self.last >= 0.1 or self.done >= self.total:
             self.last = now
             rate = self.done / max(now - self.start, 1e-9) / 1e9
-            self.stream.write(f"\r{self.label} {self.done / self.total:4.0%} {self.done / 1e9:.2f}/{self.total / 1e9:.2f} GB {rate:6.2f} GB/s")
+            self.stream.write(
+                f"\r{self.label} {self.done / self.total:4.0%} {self.done / 1e9:.2f}/{self.total / 1e9:.2f} GB {rate:6.2f} GB/s"
+            )
             self.stream.flush()
 
     def close(self) -> None:

@@ -25,11 +25,33 @@ EXAMPLE = """  llm-anatomy report ./Llama-2-7b-chat-hf -o llama2.html
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    parser.add_argument("-o", "--output", metavar="FILE", default="report.html", help="where to write the page (default: report.html in the current folder; a previous report there is replaced; any other file is left alone)")
-    parser.add_argument("--stats", action="store_true", help="also read every weight once: std and absmax per layer and role, NaN/Inf/outlier findings (takes about as long as reading the files)")
-    parser.add_argument("--trace", action="store_true", help="also a forward pass section: FLOPs and activation bytes per layer and the totals of `trace` (transformers runs the model on the meta device from config.json; no weight is read)")
-    parser.add_argument("--run", metavar="TEXT", help="also run the model's weights on TEXT (small models, on CPU): a forward-pass section with norms, attention entropy, largest activations and the logit lens by layer, as `trace --run` shows them")
-    parser.add_argument("--lang", choices=sorted(LABELS), help="language of the page and of the config explanations (default: zh when LC_ALL/LC_MESSAGES/LANG start with zh, else en)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default="report.html",
+        help="where to write the page (default: report.html in the current folder; a previous report there is replaced; any other file is left alone)",
+    )
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="also read every weight once: std and absmax per layer and role, NaN/Inf/outlier findings (takes about as long as reading the files)",
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="also a forward pass section: FLOPs and activation bytes per layer and the totals of `trace` (transformers runs the model on the meta device from config.json; no weight is read)",
+    )
+    parser.add_argument(
+        "--run",
+        metavar="TEXT",
+        help="also run the model's weights on TEXT (small models, on CPU): a forward-pass section with norms, attention entropy, largest activations and the logit lens by layer, as `trace --run` shows them",
+    )
+    parser.add_argument(
+        "--lang",
+        choices=sorted(LABELS),
+        help="language of the page and of the config explanations (default: zh when LC_ALL/LC_MESSAGES/LANG start with zh, else en)",
+    )
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -43,13 +65,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         from .progress import progress_for
 
         with progress_for("report --stats", model.catalog.total_nbytes, machine_output=False) as progress:
-            written = model.report(args.output, stats=True, trace=args.trace, run=args.run, lang=lang, progress=progress)
+            written = model.report(
+                args.output, stats=True, trace=args.trace, run=args.run, lang=lang, progress=progress
+            )
     else:
         written = model.report(args.output, trace=args.trace, run=args.run, lang=lang)
     out.write(f"wrote {escape(written.path)} ({human_bytes(written.nbytes)})\n")
     if written.errors:
         # As `stats` does: the page is written, and the exit status says it is incomplete.
         count = len(written.errors)
-        out.write(f"{count} tensor{'s' if count != 1 else ''} could not be read; the page lists {'them' if count != 1 else 'it'} under Weight statistics\n")
+        out.write(
+            f"{count} tensor{'s' if count != 1 else ''} could not be read; the page lists {'them' if count != 1 else 'it'} under Weight statistics\n"
+        )
         return 1
     return 0

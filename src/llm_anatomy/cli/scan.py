@@ -1,37 +1,119 @@
-"""`llm-anatomy scan`: findings about what in a model's files a loader would run or misread."""
+"""`llm-anatomy scan`: findings about what in a model's files a loader would run or misread;
+over many models (several MODELs, a folder of checkpoints, an s3:// prefix, or --out) an
+inventory, one row per checkpoint with its findings counted by severity."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import TextIO
 
 from ..analysis.scan import SEVERITIES, scan_model
+from ..core.errors import UsageError
 from ..render import scan as render
 
 HELP = (
     "Findings, each with a severity, a rule id, the file and the place inside it: globals a pickle "
     "would import or call, code a loader would run (auto_map, .py files), chat templates that reach "
     "past jinja2's sandbox, files and offsets a loader would misread. Nothing is loaded or run. "
+    "Over many models (several MODELs, a folder holding several checkpoints, s3://BUCKET/PREFIX, "
+    "or --out) an inventory: one row per checkpoint (format, architecture, parameters, dtypes, "
+    "quantization, memory, KV cache, fingerprints, findings by severity), from headers. "
     "Exit status: 0 no finding at or above --fail-on, 4 findings, 1 unreadable, 2 usage."
 )
 EXAMPLE = """  llm-anatomy scan ./downloaded-model
   llm-anatomy scan pytorch_model.bin --json
   llm-anatomy scan ./downloaded-model --sarif > scan.sarif   # for a code-scanning page
-  llm-anatomy scan ./downloaded-model --fail-on medium        # exit 4 on medium and above"""
+  llm-anatomy scan ./downloaded-model --fail-on medium        # exit 4 on medium and above
+  llm-anatomy scan ./models s3://my-bucket/checkpoints --out inventory.jsonl   # run again to resume"""
 FINDINGS_EXIT = 4
+S3 = "s3://"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="a local model folder (every file under it) or one file")
+    parser.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="a local model folder (every file under it) or one file; several, a folder holding several checkpoints, or s3://BUCKET/PREFIX: an inventory",
+    )
     output = parser.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="one JSON document (fields as ModelScan's report where they mean the same)")
-    output.add_argument("--sarif", action="store_true", help="SARIF 2.1.0, for code-scanning pages")
-    parser.add_argument("--fail-on", choices=SEVERITIES, default="high", help="exit 4 when a finding is at or above this severity (default: high)")
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON document (fields as ModelScan's report where they mean the same); an inventory's rows as JSON lines",
+    )
+    output.add_argument("--sarif", action="store_true", help="SARIF 2.1.0, for code-scanning pages (one model)")
+    parser.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        default="high",
+        help="exit 4 when a finding is at or above this severity (default: high)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help="the inventory's rows to FILE.jsonl or FILE.csv (appended) or FILE.parquet; a rerun skips the checkpoints it holds for the same content",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=16, metavar="N", help="checkpoints an inventory reads at once (default 16)"
+    )
+
+
+def _is_inventory(args: argparse.Namespace) -> bool:
+    """Many models: several, an s3:// prefix, --out, or one folder that holds several
+    checkpoints and is none itself (a model folder with more weights in a subfolder, as
+    Meta's repositories keep original/, is one model: scanned whole, as before)."""
+    if len(args.models) > 1 or args.out is not None or args.models[0].startswith(S3):
+        return True
+    import itertools
+    import os
+
+    from ..analysis.inventory import walk_local
+
+    folder = args.models[0]
+    if not os.path.isdir(folder):
+        return False
+    found = list(itertools.islice(walk_local(folder), 2))  # the walk is top-down: the folder itself first
+    return len(found) > 1 and found[0].location != folder
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    result = scan_model(args.model)
-    out.write(render.json_text(result) if args.json else render.sarif_text(result) if args.sarif else render.text(result))
+    if _is_inventory(args):
+        return _inventory(args, out)
+    result = scan_model(args.models[0])
+    out.write(
+        render.json_text(result) if args.json else render.sarif_text(result) if args.sarif else render.text(result)
+    )
     return FINDINGS_EXIT if result.at_or_above(args.fail_on) else 0
+
+
+def _inventory(args: argparse.Namespace, out: TextIO) -> int:
+    from ..analysis.inventory import counts_of
+    from ..analysis.scan.rules import RANK
+    from ..api import inventory
+    from ..render import inventory as table
+
+    if args.sarif:
+        raise UsageError(
+            "--sarif", "one model", "an inventory of several", "scan each model with --sarif, or pass --json"
+        )
+    if args.workers < 1:
+        raise UsageError("--workers", "at least 1", str(args.workers), "pass --workers 16")
+    result = inventory(args.models, args.out, workers=args.workers)
+    if args.json:
+        out.writelines(table.json_line(row) for row in result.rows)
+    else:
+        out.write(table.text(result.rows))
+    if result.skipped:
+        from ..render.text import counted
+
+        print(
+            f"llm-anatomy: note: {counted(result.skipped, 'checkpoint')} already in {args.out} for the same content skipped",
+            file=sys.stderr,
+        )
+    worst = [RANK[name] for row in result.rows for name in counts_of(row.findings)]
+    return FINDINGS_EXIT if worst and max(worst) >= RANK[args.fail_on] else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import TextIO
@@ -35,7 +36,9 @@ def whole_numbers(high: int):
         parts = text.split(",", MAX_VALUES)
         values = tuple(parse_whole_number(part, 1, high) for part in parts)
         if len(parts) > MAX_VALUES or None in values:
-            raise argparse.ArgumentTypeError(f"expected up to {MAX_VALUES} whole numbers in 1..{high:,} separated by commas, found {shown_argument(text)}")
+            raise argparse.ArgumentTypeError(
+                f"expected up to {MAX_VALUES} whole numbers in 1..{high:,} separated by commas, found {shown_argument(text)}"
+            )
         return values
 
     return parse
@@ -43,9 +46,23 @@ def whole_numbers(high: int):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    parser.add_argument("--context", type=whole_numbers(MAX_CONTEXT), metavar="N[,N...]", help="context lengths for the KV cache table (default: common lengths up to the model's context)")
-    parser.add_argument("--batch", type=whole_numbers(MAX_BATCH), metavar="N[,N...]", help="batch sizes for the KV cache table (default: 1)")
-    parser.add_argument("--kv-dtype", choices=tuple(KV_DTYPE_BYTES), help="KV cache precision (default: the dtype transformers loads the model in: the config's dtype, float32 for a GGUF; see docs/kv-cache.md)")
+    parser.add_argument(
+        "--context",
+        type=whole_numbers(MAX_CONTEXT),
+        metavar="N[,N...]",
+        help="context lengths for the KV cache table (default: common lengths up to the model's context)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=whole_numbers(MAX_BATCH),
+        metavar="N[,N...]",
+        help="batch sizes for the KV cache table (default: 1)",
+    )
+    parser.add_argument(
+        "--kv-dtype",
+        choices=tuple(KV_DTYPE_BYTES),
+        help="KV cache precision (default: the dtype transformers loads the model in: the config's dtype, float32 for a GGUF; see docs/kv-cache.md)",
+    )
     add_base_argument(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import TextIO
@@ -36,15 +37,50 @@ MAX_SIZE = 2**62
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    parser.add_argument("--seq", type=whole_number(1, MAX_SIZE), metavar="N", help="tokens per sequence (default: the config's context or 2048, whichever is smaller)")
-    parser.add_argument("--batch", type=whole_number(1, MAX_SIZE), default=1, metavar="B", help="sequences (default: 1)")
-    parser.add_argument("--decode", action="store_true", help="one decoding step instead: a new token per sequence over a KV cache of --context tokens")
-    parser.add_argument("--context", type=whole_number(1, MAX_SIZE), metavar="C", help="with --decode: tokens already in the KV cache (default: as for --seq)")
-    parser.add_argument("--node", metavar="PATH", help="show only this submodule and what is under it (a path as `tree` shows it: model.layers.0.self_attn)")
-    parser.add_argument("--device", metavar="NAME", help=f"bound the time on this accelerator (roofline, from its published peak FLOPs and bandwidth): {', '.join(DEVICES)}")
-    parser.add_argument("--depth", type=whole_number(0, MAX_DEPTH), metavar="N", help="show N levels below the model (default: all; with --run: the module tree is shown only with --depth)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output (unfolded: every module with its path)")
-    parser.add_argument("--run", metavar="TEXT", help="run the real weights (small models, on CPU) on TEXT: per layer the hidden-state norms, largest activations, attention entropy per head, and the logit lens")
+    parser.add_argument(
+        "--seq",
+        type=whole_number(1, MAX_SIZE),
+        metavar="N",
+        help="tokens per sequence (default: the config's context or 2048, whichever is smaller)",
+    )
+    parser.add_argument(
+        "--batch", type=whole_number(1, MAX_SIZE), default=1, metavar="B", help="sequences (default: 1)"
+    )
+    parser.add_argument(
+        "--decode",
+        action="store_true",
+        help="one decoding step instead: a new token per sequence over a KV cache of --context tokens",
+    )
+    parser.add_argument(
+        "--context",
+        type=whole_number(1, MAX_SIZE),
+        metavar="C",
+        help="with --decode: tokens already in the KV cache (default: as for --seq)",
+    )
+    parser.add_argument(
+        "--node",
+        metavar="PATH",
+        help="show only this submodule and what is under it (a path as `tree` shows it: model.layers.0.self_attn)",
+    )
+    parser.add_argument(
+        "--device",
+        metavar="NAME",
+        help=f"bound the time on this accelerator (roofline, from its published peak FLOPs and bandwidth): {', '.join(DEVICES)}",
+    )
+    parser.add_argument(
+        "--depth",
+        type=whole_number(0, MAX_DEPTH),
+        metavar="N",
+        help="show N levels below the model (default: all; with --run: the module tree is shown only with --depth)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="machine-readable output (unfolded: every module with its path)"
+    )
+    parser.add_argument(
+        "--run",
+        metavar="TEXT",
+        help="run the real weights (small models, on CPU) on TEXT: per layer the hidden-state norms, largest activations, attention entropy per head, and the logit lens",
+    )
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -53,14 +89,26 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
         return trace_run.run(args, out)
     if args.decode and args.seq is not None:
-        raise UsageError("trace", "--seq for a prefill or --context for a decoding step", "--decode with --seq", "use --decode --context C")
+        raise UsageError(
+            "trace",
+            "--seq for a prefill or --context for a decoding step",
+            "--decode with --seq",
+            "use --decode --context C",
+        )
     if args.context is not None and not args.decode:
-        raise UsageError("trace", "--context with --decode", "--context alone", "add --decode (a prefill's length is --seq)")
+        raise UsageError(
+            "trace", "--context with --decode", "--context alone", "add --decode (a prefill's length is --seq)"
+        )
     device = None
     if args.device is not None:
         device = find_device(args.device)
         if device is None:
-            raise UsageError("trace", f"--device naming one of {', '.join(DEVICES)}", repr(args.device), "pick the closest, or compare two")
+            raise UsageError(
+                "trace",
+                f"--device naming one of {', '.join(DEVICES)}",
+                repr(args.device),
+                "pick the closest, or compare two",
+            )
     result = open_model(args.model, args.revision).trace(args.batch, args.seq, args.decode, args.context, args.node)
     roof = None
     if device:

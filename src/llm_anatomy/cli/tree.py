@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import TextIO
@@ -27,12 +28,30 @@ EXAMPLE = """  llm-anatomy tree meta-llama/Llama-2-7b-chat-hf --depth 2
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    parser.add_argument("--node", default="", metavar="PATH", help="show only this module's subtree, e.g. model.layers.0 (default: the whole model)")
-    parser.add_argument("--depth", type=whole_number(0, MAX_DEPTH), metavar="N", help="show N levels below the node (default: all)")
-    parser.add_argument("--params", action="store_true", help="also list each module's own parameters; with --style torch, print named_parameters() instead of named_children()")
-    parser.add_argument("--style", choices=("tree", "torch"), default="tree", help="torch: `name: ClassName` for each child of --node, as named_children() prints")
+    parser.add_argument(
+        "--node",
+        default="",
+        metavar="PATH",
+        help="show only this module's subtree, e.g. model.layers.0 (default: the whole model)",
+    )
+    parser.add_argument(
+        "--depth", type=whole_number(0, MAX_DEPTH), metavar="N", help="show N levels below the node (default: all)"
+    )
+    parser.add_argument(
+        "--params",
+        action="store_true",
+        help="also list each module's own parameters; with --style torch, print named_parameters() instead of named_children()",
+    )
+    parser.add_argument(
+        "--style",
+        choices=("tree", "torch"),
+        default="tree",
+        help="torch: `name: ClassName` for each child of --node, as named_children() prints",
+    )
     add_base_argument(parser)
-    parser.add_argument("--json", action="store_true", help="machine-readable output (unfolded: every module with its path)")
+    parser.add_argument(
+        "--json", action="store_true", help="machine-readable output (unfolded: every module with its path)"
+    )
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -40,7 +59,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     base = base_of(model, args)
     if base is not None and model.adapter is not None:  # the base's tree, the adapted modules marked
         if args.style == "torch":
-            raise UsageError(model.name, "a model for --style torch", "a LoRA adapter (PEFT's module classes are not shown)", "drop --style torch")
+            raise UsageError(
+                model.name,
+                "a model for --style torch",
+                "a LoRA adapter (PEFT's module classes are not shown)",
+                "drop --style torch",
+            )
         from ..analysis.adapter import adapted_tree
 
         tree = adapted_tree(base.tree, model.adapter)
@@ -49,7 +73,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     node = find_node(tree, args.node)
     if args.style == "torch":
         if not tree.class_names:
-            from ..core.extras import require  # only here: trace imports this module, and its cached call needs no importlib.util
+            from ..core.extras import (
+                require,
+            )  # only here: trace imports this module, and its cached call needs no importlib.util
 
             require("transformers", "tree --style torch", "for class names")  # a missing extra: exit 1
             raise UsageError(tree.model, "class names for --style torch", "none", tree.no_class_names_because)

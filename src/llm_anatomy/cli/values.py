@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 import glob
 
-from ..analysis.values import PrintOptions, dequantized, grad_fn, loader_transform, parameter_views, parse_index, prefetch, show, split_index, tensor_views
+from ..analysis.values import (
+    PrintOptions,
+    dequantized,
+    grad_fn,
+    loader_transform,
+    parameter_views,
+    parse_index,
+    prefetch,
+    show,
+    split_index,
+    tensor_views,
+)
 from ..api import Model, open as open_model
 from ..io.sources import is_local
 from ..core.catalog import no_match
@@ -47,25 +58,83 @@ def _threshold(text: str) -> float:
     except ValueError:
         value = None
     if value is None or not 0 <= value <= MAX_THRESHOLD:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"expected a number in 0..{MAX_THRESHOLD:,} (--full prints every element, streaming), found {shown_argument(text)}")
+        raise argparse.ArgumentTypeError(
+            f"expected a number in 0..{MAX_THRESHOLD:,} (--full prints every element, streaming), found {shown_argument(text)}"
+        )
     return int(value) if value.is_integer() else value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    parser.add_argument("tensor", metavar="TENSOR[INDEX]", nargs="?", help="one tensor by exact name, optionally indexed: 'lm_head.weight[0, :8]'")
-    parser.add_argument("--filter", metavar="GLOB", help="tensors whose names match this shell pattern; a trailing [INDEX] indexes each one")
-    parser.add_argument("--style", choices=("named", "torch"), default="named", help="torch: exactly `for p in model.parameters(): print(p)` (transformers' order, tied weights once); with an index, print(p[INDEX])")
-    parser.add_argument("--edgeitems", metavar="N", type=whole_number(0, MAX_EDGEITEMS), default=DEFAULTS.edgeitems, help=f"items shown at each end of a summarized dimension (default 3, at most {MAX_EDGEITEMS:,})")
-    parser.add_argument("--precision", metavar="N", type=whole_number(0, MAX_PRECISION), default=DEFAULTS.precision, help=f"digits after the decimal point (default 4, at most {MAX_PRECISION})")
-    parser.add_argument("--threshold", metavar="N", type=_threshold, default=DEFAULTS.threshold, help=f"summarize tensors with more elements than this (default 1000, at most {MAX_THRESHOLD:,}; --full for every element)")
-    parser.add_argument("--linewidth", metavar="N", type=whole_number(0, MAX_LINEWIDTH), default=DEFAULTS.linewidth, help=f"characters per line before wrapping (default 80, at most {MAX_LINEWIDTH:,})")
-    parser.add_argument("--full", action="store_true", help="print every element (threshold=inf); reads whole tensors, streaming")
-    parser.add_argument("--json", action="store_true", help="machine-readable: shape, dtype, the shown positions per dimension and their values")
-    parser.add_argument("--stored", action="store_true", help="tensors as stored: a quantized model's packed words, FP8 values and scales, not dequantized; with --hf-names, a GGUF's values before the loader's transforms (Gemma's 1 + w norms, llama.cpp's q/k row order)")
-    parser.add_argument("--hf-names", action="store_true", help="name GGUF and Meta tensors by their Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj), with the values transformers holds under them")
+    parser.add_argument(
+        "tensor",
+        metavar="TENSOR[INDEX]",
+        nargs="?",
+        help="one tensor by exact name, optionally indexed: 'lm_head.weight[0, :8]'",
+    )
+    parser.add_argument(
+        "--filter",
+        metavar="GLOB",
+        help="tensors whose names match this shell pattern; a trailing [INDEX] indexes each one",
+    )
+    parser.add_argument(
+        "--style",
+        choices=("named", "torch"),
+        default="named",
+        help="torch: exactly `for p in model.parameters(): print(p)` (transformers' order, tied weights once); with an index, print(p[INDEX])",
+    )
+    parser.add_argument(
+        "--edgeitems",
+        metavar="N",
+        type=whole_number(0, MAX_EDGEITEMS),
+        default=DEFAULTS.edgeitems,
+        help=f"items shown at each end of a summarized dimension (default 3, at most {MAX_EDGEITEMS:,})",
+    )
+    parser.add_argument(
+        "--precision",
+        metavar="N",
+        type=whole_number(0, MAX_PRECISION),
+        default=DEFAULTS.precision,
+        help=f"digits after the decimal point (default 4, at most {MAX_PRECISION})",
+    )
+    parser.add_argument(
+        "--threshold",
+        metavar="N",
+        type=_threshold,
+        default=DEFAULTS.threshold,
+        help=f"summarize tensors with more elements than this (default 1000, at most {MAX_THRESHOLD:,}; --full for every element)",
+    )
+    parser.add_argument(
+        "--linewidth",
+        metavar="N",
+        type=whole_number(0, MAX_LINEWIDTH),
+        default=DEFAULTS.linewidth,
+        help=f"characters per line before wrapping (default 80, at most {MAX_LINEWIDTH:,})",
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="print every element (threshold=inf); reads whole tensors, streaming"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="machine-readable: shape, dtype, the shown positions per dimension and their values",
+    )
+    parser.add_argument(
+        "--stored",
+        action="store_true",
+        help="tensors as stored: a quantized model's packed words, FP8 values and scales, not dequantized; with --hf-names, a GGUF's values before the loader's transforms (Gemma's 1 + w norms, llama.cpp's q/k row order)",
+    )
+    parser.add_argument(
+        "--hf-names",
+        action="store_true",
+        help="name GGUF and Meta tensors by their Hugging Face names (blk.0.attn_q -> model.layers.0.self_attn.q_proj), with the values transformers holds under them",
+    )
     add_base_argument(parser)
-    parser.add_argument("--merged", action="store_true", help="for a LoRA adapter, base weight TENSOR as PEFT's merge_and_unload() leaves it (W + scaling * B @ A), reading only the rows of B and columns of A the shown elements need")
+    parser.add_argument(
+        "--merged",
+        action="store_true",
+        help="for a LoRA adapter, base weight TENSOR as PEFT's merge_and_unload() leaves it (W + scaling * B @ A), reading only the rows of B and columns of A the shown elements need",
+    )
     _allow_options_before_tensor(parser)
 
 
@@ -96,7 +165,10 @@ def _views(model: Model, catalog, args: argparse.Namespace) -> list:
     loaded = loader_transform(model.catalog)  # GGUF's loader transforms go by the names as stored
     if args.style != "torch":
         under_hf_names = catalog is not model.catalog and not args.stored
-        return [(view, None) for view in tensor_views(shown, args.tensor, args.filter, catalog, loaded if under_hf_names else None)]
+        return [
+            (view, None)
+            for view in tensor_views(shown, args.tensor, args.filter, catalog, loaded if under_hf_names else None)
+        ]
     from ..analysis.values import no_tensors
 
     if not catalog.tensors:
@@ -108,7 +180,12 @@ def _views(model: Model, catalog, args: argparse.Namespace) -> list:
     if not views:
         if is_glob:
             raise no_match(catalog.name, text, "parameter", "llm-anatomy params --style torch")
-        raise UsageError(catalog.name, f"a parameter named {text!r}", "none", "list the names with `llm-anatomy params --style torch`")
+        raise UsageError(
+            catalog.name,
+            f"a parameter named {text!r}",
+            "none",
+            "list the names with `llm-anatomy params --style torch`",
+        )
     if index is None:
         return [(view, None) for view in views]
     indexed = []
@@ -130,14 +207,34 @@ def _merged(model: Model, args: argparse.Namespace, options: PrintOptions, out: 
     if model.adapter is None:
         raise UsageError(model.name, "a PEFT adapter with --merged", "a model", "drop --merged")
     if args.tensor is None or args.filter is not None or args.style != "named" or args.json or args.full:
-        raise UsageError(model.name, "one base weight by name with --merged (no --filter, --style torch, --json or --full)", "other options", "name the weight, e.g. 'model.layers.0.self_attn.q_proj.weight[0, :8]'")
+        raise UsageError(
+            model.name,
+            "one base weight by name with --merged (no --filter, --style torch, --json or --full)",
+            "other options",
+            "name the weight, e.g. 'model.layers.0.self_attn.q_proj.weight[0, :8]'",
+        )
     base = base_of(model, args)
     if base is None:
-        raise UsageError(model.name, "the base model with --merged", f"base_model_name_or_path {escape(model.adapter.base_model or 'unset')}, not on this machine", "pass --base BASE")
+        raise UsageError(
+            model.name,
+            "the base model with --merged",
+            f"base_model_name_or_path {escape(model.adapter.base_model or 'unset')}, not on this machine",
+            "pass --base BASE",
+        )
     if check(model, base, out):
         return 1
     with ElementReader() as reader:
-        out.write("".join(render.named_text(merged_shown(reader, model.adapter, merge_base(base.catalog, base.hf_catalog), args.tensor, options), options, True)))
+        out.write(
+            "".join(
+                render.named_text(
+                    merged_shown(
+                        reader, model.adapter, merge_base(base.catalog, base.hf_catalog), args.tensor, options
+                    ),
+                    options,
+                    True,
+                )
+            )
+        )
     return 0
 
 
@@ -146,7 +243,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.merged:
         return _merged(model, args, PrintOptions(args.precision, args.threshold, args.edgeitems, args.linewidth), out)
     if args.base is not None:
-        raise UsageError(args.base, "--base with --merged (values of a LoRA adapter merged into its base)", "--base alone", "add --merged, or drop --base")
+        raise UsageError(
+            args.base,
+            "--base with --merged (values of a LoRA adapter merged into its base)",
+            "--base alone",
+            "add --merged, or drop --base",
+        )
     # transformers' view needs transformers' names
     catalog = model.hf_catalog if args.hf_names or args.style == "torch" else model.catalog
     threshold = float("inf") if args.full else args.threshold
@@ -165,7 +267,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             if args.json:
                 pieces = values_json.json_tensor(shown, number == 0)
             elif args.style == "torch":
-                pieces = render.parameter_text(shown, options) if indexed is None else render.indexed_parameter_text(shown, options, indexed)
+                pieces = (
+                    render.parameter_text(shown, options)
+                    if indexed is None
+                    else render.indexed_parameter_text(shown, options, indexed)
+                )
             else:
                 pieces = render.named_text(shown, options, number == 0)
             if args.full:  # stream: a whole tensor's text may not fit in memory

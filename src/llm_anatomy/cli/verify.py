@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("b", metavar="B", help="the converted model, in the same forms as A")
     parser.add_argument("--revision", help="branch, tag or commit of A when it is a model id (default: main)")
     parser.add_argument("--revision-b", help="branch, tag or commit of B when it is a model id (default: main)")
-    parser.add_argument("--filter", metavar="GLOB", help="only tensors whose transformers names match this shell pattern")
+    parser.add_argument(
+        "--filter", metavar="GLOB", help="only tensors whose transformers names match this shell pattern"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output (one document)")
 
 

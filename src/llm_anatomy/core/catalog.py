@@ -9,6 +9,7 @@ from types import MappingProxyType
 from collections import namedtuple
 from functools import cached_property
 from math import prod
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Iterable, Iterator, Sequence
@@ -90,7 +91,11 @@ class StridedTensor(namedtuple("StridedTensor", "name dtype shape file offset nb
         """The values at ascending flat positions (tensors.ElementReader.read's contract): the
         storage elements they map to, each read once, in storage order."""
         if positions and not 0 <= positions[0] <= positions[-1] < self.numel:
-            raise AnatomyError(f"{self.file}: tensor {self.name}", f"element positions inside its {self.numel} elements", f"{positions[0]}..{positions[-1]}")
+            raise AnatomyError(
+                f"{self.file}: tensor {self.name}",
+                f"element positions inside its {self.numel} elements",
+                f"{positions[0]}..{positions[-1]}",
+            )
         where = self.storage_positions(positions)
         order = sorted(set(where))
         value_at = dict(zip(order, reader.read(self.storage, order, as_dtype)))
@@ -103,7 +108,12 @@ class StridedTensor(namedtuple("StridedTensor", "name dtype shape file offset nb
 
         span = self.storage.numel
         if span > MAX_STRIDED_SPAN:
-            raise AnatomyError(f"{self.file}: tensor {self.name}", f"a strided view over at most {MAX_STRIDED_SPAN} storage elements", f"{span}", "save it with tensor.contiguous()")
+            raise AnatomyError(
+                f"{self.file}: tensor {self.name}",
+                f"a strided view over at most {MAX_STRIDED_SPAN} storage elements",
+                f"{span}",
+                "save it with tensor.contiguous()",
+            )
         values = np.empty(span, np.float64)
         filled = 0
         for block in reader.blocks(self.storage):
@@ -124,7 +134,13 @@ def is_strided(info: Any) -> bool:
 
 
 # The field names spelled out in the call, where type checkers read them.
-class Catalog(namedtuple("Catalog", "name format root files tensors config config_file config_error metadata", defaults=(None, None, None, MappingProxyType({})))):
+class Catalog(
+    namedtuple(
+        "Catalog",
+        "name format root files tensors config config_file config_error metadata",
+        defaults=(None, None, None, MappingProxyType({})),
+    )
+):
     """Tensors in the order the files store them, plus config and where they came from.
 
     name: what the user typed, or the folder/file name; format: "safetensors", "gguf",
@@ -141,13 +157,17 @@ class Catalog(namedtuple("Catalog", "name format root files tensors config confi
         try:
             return self.by_name[name]
         except KeyError:
-            raise UsageError(self.name, f"a tensor named {name!r}", "no such tensor", "list the names with `llm-anatomy params`") from None
+            raise UsageError(
+                self.name, f"a tensor named {name!r}", "no such tensor", "list the names with `llm-anatomy params`"
+            ) from None
 
     def require_config(self) -> dict[str, Any]:
         if self.config_error is not None:
             raise self.config_error
         if self.config is None:
-            raise AnatomyError(self.weights_place, self.CONFIG_EXPECTED, "none", "copy the model's config.json next to the weights")
+            raise AnatomyError(
+                self.weights_place, self.CONFIG_EXPECTED, "none", "copy the model's config.json next to the weights"
+            )
         return self.config
 
     CONFIG_EXPECTED = "a config.json beside it"

@@ -76,14 +76,22 @@ FIELDS: dict[str, Rule] = {
     **dict.fromkeys(("hidden_size", "n_embd", "d_model", "dim", "model_dim"), _ints(1, MAX_WIDTH)),
     **dict.fromkeys(("num_hidden_layers", "n_layer", "num_layers", "n_layers"), _per_layer(1, MAX_LAYERS)),
     **dict.fromkeys(("num_attention_heads", "n_head", "num_heads", "n_heads"), _per_layer(1, MAX_HEADS)),
-    **dict.fromkeys(("num_key_value_heads", "num_kv_heads", "n_kv_heads", "multi_query_group_num"), _per_layer(1, MAX_HEADS)),
+    **dict.fromkeys(
+        ("num_key_value_heads", "num_kv_heads", "n_kv_heads", "multi_query_group_num"), _per_layer(1, MAX_HEADS)
+    ),
     **dict.fromkeys(("head_dim", "head_size", "kv_channels"), _per_layer(0, MAX_WIDTH)),  # GLM-5 writes 0: not set
-    **dict.fromkeys(("intermediate_size", "n_inner", "ffn_dim", "d_ff", "ffn_hidden_size"), _per_layer(1, MAX_WIDTH * 16)),
+    **dict.fromkeys(
+        ("intermediate_size", "n_inner", "ffn_dim", "d_ff", "ffn_hidden_size"), _per_layer(1, MAX_WIDTH * 16)
+    ),
     **dict.fromkeys(("vocab_size", "n_vocab", "padded_vocab_size"), _ints(1, MAX_VOCAB)),
-    **dict.fromkeys(("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"), _ints(1, MAX_CONTEXT)),
+    **dict.fromkeys(
+        ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"), _ints(1, MAX_CONTEXT)
+    ),
     # mixtures of experts: 0 means none
     **dict.fromkeys(("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts"), _ints(0, MAX_EXPERTS)),
-    **dict.fromkeys(("num_experts_per_tok", "moe_top_k", "num_experts_per_token", "top_k_experts"), _ints(0, MAX_EXPERTS)),
+    **dict.fromkeys(
+        ("num_experts_per_tok", "moe_top_k", "num_experts_per_token", "top_k_experts"), _ints(0, MAX_EXPERTS)
+    ),
     **dict.fromkeys(("n_shared_experts", "num_shared_experts"), _ints(0, MAX_EXPERTS)),
     **dict.fromkeys(("moe_intermediate_size", "shared_expert_intermediate_size"), _per_layer(0, MAX_WIDTH * 16)),
     "first_k_dense_replace": _ints(0, MAX_LAYERS),
@@ -121,7 +129,20 @@ ROPE_FIELDS: dict[str, Rule] = {
     "type": Rule(STR, None, None),
     "factor": Rule(NUMBER, 0.001, MAX_FACTOR),
     "original_max_position_embeddings": _ints(1, MAX_CONTEXT),
-    **dict.fromkeys(("low_freq_factor", "high_freq_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "attention_factor", "short_mscale", "long_mscale"), Rule(NUMBER, 0, MAX_FACTOR)),
+    **dict.fromkeys(
+        (
+            "low_freq_factor",
+            "high_freq_factor",
+            "beta_fast",
+            "beta_slow",
+            "mscale",
+            "mscale_all_dim",
+            "attention_factor",
+            "short_mscale",
+            "long_mscale",
+        ),
+        Rule(NUMBER, 0, MAX_FACTOR),
+    ),
     **dict.fromkeys(("short_factor", "long_factor"), Rule("numbers", 0, MAX_FACTOR)),
     "partial_rotary_factor": Rule(NUMBER, 0, MAX_FACTOR),
     "rope_theta": Rule(NUMBER, 0, 1e15),
@@ -170,9 +191,17 @@ def found_text(value: object) -> str:
         text = "true" if value else "false"
     elif isinstance(value, int):
         # str() of more than 4,300 digits raises; 13,000 bits are about 3,900 digits
-        text = str(value) if value.bit_length() <= 192 else f"an integer of {len(str(value)) if value.bit_length() < 13_000 else 'over 3,900'} digits"
+        text = (
+            str(value)
+            if value.bit_length() <= 192
+            else f"an integer of {len(str(value)) if value.bit_length() < 13_000 else 'over 3,900'} digits"
+        )
     elif isinstance(value, float):
-        text = "NaN" if value != value else ("Infinity" if value == float("inf") else "-Infinity" if value == float("-inf") else repr(value))
+        text = (
+            "NaN"
+            if value != value
+            else ("Infinity" if value == float("inf") else "-Infinity" if value == float("-inf") else repr(value))
+        )
     elif isinstance(value, str):
         text = '"' + value[:FOUND_WIDTH] + '"'
     elif isinstance(value, dict):
@@ -236,7 +265,15 @@ def _check_object(config: dict[str, Any], check: _Check, prefix: str, rules: dic
         if rule is not None:
             found = problem(rule, value, check.per_layer)
             if found is not None:
-                check.findings.append(Finding(check.where, expected_text(path, rule), found, kind="invalid_field", args={"field": path, "value": found, "accepted": accepted_notation(rule)}))
+                check.findings.append(
+                    Finding(
+                        check.where,
+                        expected_text(path, rule),
+                        found,
+                        kind="invalid_field",
+                        args={"field": path, "value": found, "accepted": accepted_notation(rule)},
+                    )
+                )
                 del clean[name]
                 continue
             if rule.kind == INT and isinstance(value, float):
@@ -258,7 +295,9 @@ def _check_rope(rope: dict[str, Any], check: _Check, prefix: str) -> dict[str, A
     return _check_object(rope, check, prefix, ROPE_FIELDS)
 
 
-def validate(config: dict[str, Any], where: str = "config.json", rules: dict[str, Rule] = FIELDS, per_layer: bool = False) -> Checked:
+def validate(
+    config: dict[str, Any], where: str = "config.json", rules: dict[str, Rule] = FIELDS, per_layer: bool = False
+) -> Checked:
     """The config without its invalid fields, and a finding for each one left out.
     per_layer: accept per-layer lists where a rule allows them (the builder's view)."""
     check = _Check(rules, where, per_layer, [])
@@ -288,7 +327,12 @@ def refuse_to_build(config: dict[str, Any], where: str) -> None:
         raise AnatomyError(where, first.expected, first.found, todo)
     for path, layers in _layer_counts(checked.config):
         if layers > MAX_BUILD_LAYERS:
-            raise AnatomyError(where, f"{path} at most {MAX_BUILD_LAYERS:,} to build the model's skeleton", f"{layers:,}", "summary, and params and values in their default style, work without it")
+            raise AnatomyError(
+                where,
+                f"{path} at most {MAX_BUILD_LAYERS:,} to build the model's skeleton",
+                f"{layers:,}",
+                "summary, and params and values in their default style, work without it",
+            )
 
 
 def check_meta_params(path: str, params: dict[str, Any]) -> None:

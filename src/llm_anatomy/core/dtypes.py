@@ -100,4 +100,6 @@ def lookup(name: str, where: object) -> DType:
         return DTYPES[name]
     except KeyError:
         known = ", ".join(SAFETENSORS_DTYPES)
-        raise CorruptFile(where, f"a known dtype ({known})", f"{name!r}", "the file may be corrupt or from a newer writer") from None
+        raise CorruptFile(
+            where, f"a known dtype ({known})", f"{name!r}", "the file may be corrupt or from a newer writer"
+        ) from None

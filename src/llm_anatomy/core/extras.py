@@ -13,6 +13,8 @@ EXTRAS = {
     "stats": ("numpy",),
     "gguf": ("gguf", "numpy"),
     "transformers": ("transformers", "torch"),
+    "s3": ("obstore",),  # s3:// models (hub/s3.py)
+    "parquet": ("pyarrow",),  # inventory --out FILE.parquet
     # transformers' own GGUF loader (trace --run on a GGUF) needs gguf and accelerate as well.
     "all": ("transformers", "torch", "accelerate", "gguf", "numpy"),
 }

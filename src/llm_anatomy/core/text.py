@@ -88,7 +88,7 @@ def escape_page(text: str) -> str:
 
 def _json_escape_char(match: re.Match[str]) -> str:
     units = match.group().encode("utf-16-be")  # above U+FFFF: a surrogate pair, as JSON spells it
-    return "".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04x}" for i in range(0, len(units), 2))
+    return "".join(f"\\u{int.from_bytes(units[i : i + 2], 'big'):04x}" for i in range(0, len(units), 2))
 
 
 def escape_json(text: str) -> str:

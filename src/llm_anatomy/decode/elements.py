@@ -66,14 +66,20 @@ def _complex(code: str, size: int) -> Callable[[bytes], list]:
     return decode
 
 
-def _minifloat(exp_bits: int, man_bits: int, bias: int, special: Callable[[int, int, int], float | None]) -> tuple[float, ...]:
+def _minifloat(
+    exp_bits: int, man_bits: int, bias: int, special: Callable[[int, int, int], float | None]
+) -> tuple[float, ...]:
     """All 256 values of an 8-bit float: sign, exp_bits, man_bits; special(code, exp, man) gives nan/inf codes."""
     table = []
     for code in range(256):
         exp, man = (code >> man_bits) & ((1 << exp_bits) - 1), code & ((1 << man_bits) - 1)
         value = special(code, exp, man)
         if value is None:
-            value = math.ldexp(man, 1 - bias - man_bits) if exp == 0 else math.ldexp((1 << man_bits) + man, exp - bias - man_bits)
+            value = (
+                math.ldexp(man, 1 - bias - man_bits)
+                if exp == 0
+                else math.ldexp((1 << man_bits) + man, exp - bias - man_bits)
+            )
             value = -value if code & 0x80 else value
         table.append(value)
     return tuple(table)
@@ -164,7 +170,9 @@ _BUILDERS: dict[str, Callable[[DType], Decoder]] = {
     "complex": lambda dtype: _plain(dtype, _complex(dtype.struct_code[0], dtype.bits // 8)),
     "struct": lambda dtype: _plain(dtype, _struct(dtype.struct_code, dtype.bits // 8)),
     # the dtype transformers gives GGUF weights when it loads them
-    "ggml blocks": lambda dtype: Decoder("torch.float32", "float", _dequantizer(dtype.name), dtype.block_bytes, dtype.block_size),
+    "ggml blocks": lambda dtype: Decoder(
+        "torch.float32", "float", _dequantizer(dtype.name), dtype.block_bytes, dtype.block_size
+    ),
 }
 DECODERS: dict[str, Decoder] = {name: _BUILDERS[kind](DTYPES[name]) for name, kind in DECODING.items()}
 
@@ -223,7 +231,9 @@ def decoder_for(info: TensorInfo, as_dtype: str | None = None) -> Decoder:
     return decoder._replace(torch_dtype=DECODERS[as_dtype].torch_dtype, decode=lambda data: cast(decode(data)))
 
 
-def _runs(positions: Sequence[int], per_block: int, gap_blocks: int, max_blocks: int) -> list[tuple[int, int, int, int]]:
+def _runs(
+    positions: Sequence[int], per_block: int, gap_blocks: int, max_blocks: int
+) -> list[tuple[int, int, int, int]]:
     """Group ascending element positions into runs of blocks at most gap_blocks apart and
     max_blocks long: (first block, block count, first index, end index into positions)."""
     runs = []
@@ -286,14 +296,25 @@ class ElementReader:
         """Let each file's byte source fetch, all at once, the runs that read() will ask for
         these (tensor, positions, as_dtype): a remote file sends them in parallel requests."""
         ranges: dict[str, list[tuple[int, int]]] = {}
-        stored = [(part, local, as_dtype) for info, positions, as_dtype in wanted for part, local in _by_segment(info, positions)]
+        stored = [
+            (part, local, as_dtype)
+            for info, positions, as_dtype in wanted
+            for part, local in _by_segment(info, positions)
+        ]
         for info, positions, as_dtype in stored:
             if hasattr(info, "dequantizer") or is_strided(info):  # its parts (its storage) are read when it is
                 continue
             decoder = decoder_for(info, as_dtype)
             block_bytes = decoder.block_bytes
-            runs = _runs(positions, decoder.block_elems, max(1, MERGE_GAP_BYTES // block_bytes), max(1, MAX_RUN_BYTES // block_bytes))
-            ranges.setdefault(info.file, []).extend((info.offset + first * block_bytes, blocks * block_bytes) for first, blocks, _, _ in runs)
+            runs = _runs(
+                positions,
+                decoder.block_elems,
+                max(1, MERGE_GAP_BYTES // block_bytes),
+                max(1, MAX_RUN_BYTES // block_bytes),
+            )
+            ranges.setdefault(info.file, []).extend(
+                (info.offset + first * block_bytes, blocks * block_bytes) for first, blocks, _, _ in runs
+            )
         for path, spans in ranges.items():
             self._file(path).prefetch(spans)
 
@@ -306,7 +327,11 @@ class ElementReader:
             return info.read(self, positions, as_dtype)  # type: ignore[attr-defined]
         decoder = decoder_for(info, as_dtype)
         if positions and not 0 <= positions[0] <= positions[-1] < info.numel:
-            raise AnatomyError(f"{info.file}: tensor {info.name}", f"element positions inside its {info.numel} elements", f"{positions[0]}..{positions[-1]}")
+            raise AnatomyError(
+                f"{info.file}: tensor {info.name}",
+                f"element positions inside its {info.numel} elements",
+                f"{positions[0]}..{positions[-1]}",
+            )
         if getattr(info, "segments", None) is not None:  # a FusedTensor: read from each stored part
             return [value for part, local in _by_segment(info, positions) for value in self.read(part, local, as_dtype)]
         source = self._file(info.file)
@@ -314,14 +339,20 @@ class ElementReader:
         max_blocks = max(1, MAX_RUN_BYTES // block_bytes)
         what = f"data of {info.name}"
         values: list = []
-        for first, blocks, start, end in _runs(positions, per_block, max(1, MERGE_GAP_BYTES // block_bytes), max_blocks):
+        for first, blocks, start, end in _runs(
+            positions, per_block, max(1, MERGE_GAP_BYTES // block_bytes), max_blocks
+        ):
             data = source.read(info.offset + first * block_bytes, blocks * block_bytes, what)
             wanted = positions[start:end]
             # Decode the stretches of adjacent wanted blocks, not the gaps between them
             # (a run mostly wanted is decoded whole: one call beats many).
             dense = 4 * len(wanted) >= blocks * per_block
-            for low, count, a, b in [(first, blocks, 0, len(wanted))] if dense else _runs(wanted, per_block, 1, max_blocks):
-                part = data if count == blocks else data[(low - first) * block_bytes : (low - first + count) * block_bytes]
+            for low, count, a, b in (
+                [(first, blocks, 0, len(wanted))] if dense else _runs(wanted, per_block, 1, max_blocks)
+            ):
+                part = (
+                    data if count == blocks else data[(low - first) * block_bytes : (low - first + count) * block_bytes]
+                )
                 decoded = decode(part)
                 if b - a == len(decoded):  # every element of the stretch is wanted
                     values.extend(decoded)
@@ -330,7 +361,11 @@ class ElementReader:
                     values.extend([decoded[p - base] for p in wanted[a:b]])
         return values
 
-    def stream(self, info: TensorInfo, start: int, count: int, step: int, as_dtype: str | None = None) -> Iterator[list]:
+    def stream(
+        self, info: TensorInfo, start: int, count: int, step: int, as_dtype: str | None = None
+    ) -> Iterator[list]:
         """Elements start, start+step, ... (count of them) in bounded chunks, for whole-tensor views."""
         for done in range(0, count, STREAM_CHUNK_ELEMS):
-            yield self.read(info, range(start + done * step, start + min(count, done + STREAM_CHUNK_ELEMS) * step, step), as_dtype)
+            yield self.read(
+                info, range(start + done * step, start + min(count, done + STREAM_CHUNK_ELEMS) * step, step), as_dtype
+            )

@@ -116,7 +116,9 @@ def _gguf_quant(name: str) -> Callable[[np.ndarray, np.ndarray, Scratch], None]:
 _BUILDERS: dict[str, Callable[[DType], Decoder]] = {
     "bf16": lambda dtype: Decoder(2, 1, _bf16),
     "byte table": lambda dtype: Decoder(1, 1, _lookup(dtype.name)),
-    "struct": lambda dtype: Decoder(dtype.bits // 8, 1, _numpy_cast("<" + dtype.struct_code)),  # numpy reads struct codes alike
+    "struct": lambda dtype: Decoder(
+        dtype.bits // 8, 1, _numpy_cast("<" + dtype.struct_code)
+    ),  # numpy reads struct codes alike
     "ggml blocks": lambda dtype: Decoder(dtype.block_bytes, dtype.block_size, _gguf_quant(dtype.name)),
 }
 
@@ -162,7 +164,14 @@ class _Residency:
         libc = ctypes.CDLL(None, use_errno=True)
         self._mmap, self._munmap, self._mincore = libc.mmap, libc.munmap, libc.mincore
         self._mmap.restype = ctypes.c_void_p
-        self._mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+        self._mmap.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_long,
+        ]
         self._munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
         self._mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
         self._page = ctypes.create_string_buffer(1)
@@ -177,7 +186,9 @@ class _Residency:
         if address in (None, self._failed):
             return None
         try:
-            probes = sorted({page * (pages - 1) // max(1, self.PROBES - 1) for page in range(self.PROBES)} if pages > 1 else {0})
+            probes = sorted(
+                {page * (pages - 1) // max(1, self.PROBES - 1) for page in range(self.PROBES)} if pages > 1 else {0}
+            )
             resident = 0
             for page in probes:
                 if self._mincore(address + page * mmap.PAGESIZE, mmap.PAGESIZE, self._page) != 0:
@@ -215,7 +226,9 @@ class Reader:
     wanted range rounded out to whole pages, and the chunk handed out is the wanted part of
     it. `cached_reads` and `direct_reads` count which way the chunks went."""
 
-    def __init__(self, chunk_bytes: int = CHUNK_BYTES, block_elems: int = BLOCK_ELEMS, direct: bool = True, mapped: bool = False) -> None:
+    def __init__(
+        self, chunk_bytes: int = CHUNK_BYTES, block_elems: int = BLOCK_ELEMS, direct: bool = True, mapped: bool = False
+    ) -> None:
         self.direct = direct and DIRECT_FLAG != 0
         self.mapped = mapped
         self._allocate(chunk_bytes)
@@ -264,7 +277,9 @@ class Reader:
     def _read(self, info: TensorInfo, position: int, want: int) -> np.ndarray:
         handle = self._files[info.file]
         if handle.plain < 0:
-            self.raw[:want] = np.frombuffer(open_bytes(info.file).stream(position, want, f"data of {info.name}"), np.uint8)
+            self.raw[:want] = np.frombuffer(
+                open_bytes(info.file).stream(position, want, f"data of {info.name}"), np.uint8
+            )
             return self.raw[:want]
         direct = self._go_direct(handle, position, want)
         if not direct and self.mapped and want >= DIRECT_MIN_BYTES:
@@ -280,14 +295,23 @@ class Reader:
                 os.close(handle.direct)
                 handle.direct = -1
                 return self._read(info, position, want)
-            raise AnatomyError(f"{info.file}: tensor {info.name}", f"{want} readable bytes at byte {position}", exc.strerror or type(exc).__name__) from None
+            raise AnatomyError(
+                f"{info.file}: tensor {info.name}",
+                f"{want} readable bytes at byte {position}",
+                exc.strerror or type(exc).__name__,
+            ) from None
         if direct:
             self.direct_reads += 1
         else:
             self.cached_reads += 1
         skip = position - start
         if got < skip + want:
-            raise AnatomyError(f"{info.file}: tensor {info.name}", f"{want} bytes at byte {position}", f"{max(0, got - skip)} bytes", "the file changed while it was read")
+            raise AnatomyError(
+                f"{info.file}: tensor {info.name}",
+                f"{want} bytes at byte {position}",
+                f"{max(0, got - skip)} bytes",
+                "the file changed while it was read",
+            )
         return self.raw[skip : skip + want]
 
     def _mapped_chunk(self, handle: _File, position: int, want: int) -> np.ndarray | None:
@@ -300,7 +324,13 @@ class Reader:
         line), never the command itself. None where the mapping fails: read it instead."""
         start = position - position % mmap.ALLOCATIONGRANULARITY
         try:
-            mapping = mmap.mmap(handle.plain, position + want - start, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), prot=mmap.PROT_READ, offset=start)
+            mapping = mmap.mmap(
+                handle.plain,
+                position + want - start,
+                flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
+                prot=mmap.PROT_READ,
+                offset=start,
+            )
         except (OSError, ValueError, OverflowError):
             return None
         self.mapped_reads += 1
@@ -311,7 +341,12 @@ class Reader:
         size = self._open(info.file).size
         end = info.offset + info.nbytes
         if info.offset < 0 or end > size:
-            raise AnatomyError(f"{info.file}: tensor {info.name}", f"data at bytes {info.offset}..{end}", f"a file of {size} bytes", "the file is truncated; download it again")
+            raise AnatomyError(
+                f"{info.file}: tensor {info.name}",
+                f"data at bytes {info.offset}..{end}",
+                f"a file of {size} bytes",
+                "the file is truncated; download it again",
+            )
 
     def chunks(self, info: TensorInfo, unit_bytes: int) -> Iterator[np.ndarray]:
         """The tensor's bytes as consecutive views of the one raw buffer (whole units each)."""
@@ -329,7 +364,11 @@ class Reader:
         raw buffer (a dequantizer's packed stripe or scales)."""
         self._check(info)
         if start < 0 or length < 0 or start + length > info.nbytes:
-            raise AnatomyError(f"{info.file}: tensor {info.name}", f"bytes {start}..{start + length} inside its {info.nbytes}", "a range past its end")
+            raise AnatomyError(
+                f"{info.file}: tensor {info.name}",
+                f"bytes {start}..{start + length} inside its {info.nbytes}",
+                "a range past its end",
+            )
         out = np.empty(length, np.uint8)
         for done in range(0, length, self.chunk_bytes):
             want = min(self.chunk_bytes, length - done)
@@ -381,15 +420,23 @@ class Reader:
         raw_bounds = np.zeros(len(infos) + 1, np.int64)
         if keep_raw:
             np.cumsum([0 if i in errors else info.nbytes for i, info in enumerate(infos)], out=raw_bounds[1:])
-        gathered = Gathered(np.empty(int(bounds[-1]), np.float64), bounds, errors, np.empty(int(raw_bounds[-1]), np.uint8), raw_bounds)
-        order = sorted((i for i in range(len(infos)) if i not in errors), key=lambda i: (infos[i].file, infos[i].offset))
+        gathered = Gathered(
+            np.empty(int(bounds[-1]), np.float64), bounds, errors, np.empty(int(raw_bounds[-1]), np.uint8), raw_bounds
+        )
+        order = sorted(
+            (i for i in range(len(infos)) if i not in errors), key=lambda i: (infos[i].file, infos[i].offset)
+        )
         span: list[int] = []
         for i in order:
             if span:
                 first, last = infos[span[0]], infos[span[-1]]
                 end = last.offset + last.nbytes
                 info = infos[i]
-                if info.file != first.file or not end <= info.offset <= end + ALIGN or info.offset + info.nbytes - first.offset > self.chunk_bytes:
+                if (
+                    info.file != first.file
+                    or not end <= info.offset <= end + ALIGN
+                    or info.offset + info.nbytes - first.offset > self.chunk_bytes
+                ):
                     self._decode_span(infos, span, decoders, gathered)
                     span = []
             span.append(i)
@@ -415,13 +462,25 @@ class Reader:
                 into.raw[into.raw_bounds[i] : into.raw_bounds[i + 1]] = raw[start : start + infos[i].nbytes]
         run: list[int] = []
         for i in span:
-            if run and not (decoders[i] is decoders[run[-1]] and i == run[-1] + 1 and infos[i].offset == infos[run[-1]].offset + infos[run[-1]].nbytes):
+            if run and not (
+                decoders[i] is decoders[run[-1]]
+                and i == run[-1] + 1
+                and infos[i].offset == infos[run[-1]].offset + infos[run[-1]].nbytes
+            ):
                 self._decode_run(infos, run, decoders[run[0]], raw, first.offset, into)
                 run = []
             run.append(i)
         self._decode_run(infos, run, decoders[run[0]], raw, first.offset, into)
 
-    def _decode_run(self, infos: Sequence[TensorInfo], run: list[int], decoder: Decoder, raw: np.ndarray, base: int, into: "Gathered") -> None:
+    def _decode_run(
+        self,
+        infos: Sequence[TensorInfo],
+        run: list[int],
+        decoder: Decoder,
+        raw: np.ndarray,
+        base: int,
+        into: "Gathered",
+    ) -> None:
         """Decode a run of neighbours, a scratch's length of values at a time."""
         start = infos[run[0]].offset - base
         end = infos[run[-1]].offset + infos[run[-1]].nbytes - base
@@ -430,7 +489,9 @@ class Reader:
         for piece in range(start, end, step):
             first = (piece - start) // decoder.unit_bytes * decoder.unit_elems
             raw_piece = raw[piece : min(piece + step, end)]
-            decoder.decode(raw_piece, out[first : first + len(raw_piece) // decoder.unit_bytes * decoder.unit_elems], self.scratch)
+            decoder.decode(
+                raw_piece, out[first : first + len(raw_piece) // decoder.unit_bytes * decoder.unit_elems], self.scratch
+            )
 
 
 @dataclass
@@ -463,7 +524,9 @@ def run_parallel(
         with np.errstate(invalid="ignore", over="ignore"):  # signalling-NaN codes, sums of huge F64 values
             return work(task, *readers)
 
-    return parallel.run_parallel(tasks, guarded, weight, lambda in_worker: [Reader(mapped=in_worker) for _ in range(readers_per_worker)], done)
+    return parallel.run_parallel(
+        tasks, guarded, weight, lambda in_worker: [Reader(mapped=in_worker) for _ in range(readers_per_worker)], done
+    )
 
 
 def run_batched(
@@ -505,7 +568,9 @@ def run_batched(
     # A batch weighs its bytes plus a page per tensor (what a tiny tensor costs is its calls).
     heft = lambda group: sum(weight(tasks[i]) + ALIGN for i in group[1])  # noqa: E731
     results: list = [None] * len(tasks)
-    for group, outcome in zip(groups, run_parallel(groups, work, heft, readers_per_worker, finished if done is not None else None)):
+    for group, outcome in zip(
+        groups, run_parallel(groups, work, heft, readers_per_worker, finished if done is not None else None)
+    ):
         for i, result in zip(group[1], outcome):
             results[i] = result
     return results

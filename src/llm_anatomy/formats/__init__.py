@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -46,7 +47,9 @@ def detect(path: str) -> str:
             return name
     formats = ", ".join(name for name, _, _ in FORMATS)
     found = "an empty file" if size == 0 else f"a file starting with {escape(repr(prefix[:8]))}"
-    raise AnatomyError(path, f"a checkpoint ({formats})", found, "the file is empty, truncated or of an unsupported format")
+    raise AnatomyError(
+        path, f"a checkpoint ({formats})", found, "the file is empty, truncated or of an unsupported format"
+    )
 
 
 def reader_module(format_name: str):
@@ -59,7 +62,10 @@ def _shard_files(source: Source) -> tuple[list[str], dict[str, str] | None]:
         return list(source.weight_files), None
     weight_map = safetensors.read_index(source.index_file)
     remote = source.remote.files if source.remote is not None else {}  # a model on the Hub: its shards' sources
-    files = [SourcedPath(remote[shard]) if shard in remote else shard_path(source.index_file, source.root, shard) for shard in sorted(set(weight_map.values()))]
+    files = [
+        SourcedPath(remote[shard]) if shard in remote else shard_path(source.index_file, source.root, shard)
+        for shard in sorted(set(weight_map.values()))
+    ]
     return files, weight_map
 
 
@@ -82,17 +88,34 @@ def catalog_from_source(source: Source, allow_truncated: bool = False) -> Catalo
         file_tensors, file_metadata = reader(path)
         for t in file_tensors:
             if t.name in seen:
-                raise CorruptFile(path, "each tensor name once", f"{escape(t.name)} also in {seen[t.name]}", "the checkpoint is corrupt")
+                raise CorruptFile(
+                    path,
+                    "each tensor name once",
+                    f"{escape(t.name)} also in {seen[t.name]}",
+                    "the checkpoint is corrupt",
+                )
             seen[t.name] = path
         tensors.extend(file_tensors)
         metadata.update(file_metadata)
         if len(tensors) > MAX_TENSORS:
-            raise CorruptFile(source.root, f"at most {MAX_TENSORS} tensors in one checkpoint", f"{len(tensors)} in its first {files.index(path) + 1} files", "the checkpoint is corrupt or hostile")
+            raise CorruptFile(
+                source.root,
+                f"at most {MAX_TENSORS} tensors in one checkpoint",
+                f"{len(tensors)} in its first {files.index(path) + 1} files",
+                "the checkpoint is corrupt or hostile",
+            )
     if weight_map is not None:
         missing = sorted(name for name in weight_map if name not in seen)
         if missing:
-            raise AnatomyError(source.index_file, f"tensor {escape(missing[0])} in {escape(weight_map[missing[0]])}", "it is not in that shard", "download the shards again")
-    config, config_error = bounded_json.read_json_object(source.config_file, "a JSON config") if source.config_file else (None, None)
+            raise AnatomyError(
+                source.index_file,
+                f"tensor {escape(missing[0])} in {escape(weight_map[missing[0]])}",
+                "it is not in that shard",
+                "download the shards again",
+            )
+    config, config_error = (
+        bounded_json.read_json_object(source.config_file, "a JSON config") if source.config_file else (None, None)
+    )
     if config is None and config_error is None:  # GGUF metadata or Meta's params.json
         from . import derived_config
 

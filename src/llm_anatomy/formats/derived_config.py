@@ -8,6 +8,7 @@ transformers folder. Fields are named and valued as transformers' own converters
 from __future__ import annotations
 
 import os
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Callable, Sequence
@@ -45,7 +46,9 @@ def gguf_architecture(metadata: dict[str, Any]) -> tuple[str, Arch] | tuple[Any,
     """(the metadata key prefix, its table row), or (general.architecture, None) when transformers maps no config for it."""
     arch = metadata.get(KEY_ARCHITECTURE)
     name = metadata.get("general.name")
-    row = next((row for renamed, test, row in RENAMED if arch == renamed and isinstance(name, str) and test(name)), arch)
+    row = next(
+        (row for renamed, test, row in RENAMED if arch == renamed and isinstance(name, str) and test(name)), arch
+    )
     return arch, ARCHITECTURES.get(row) if isinstance(row, str) else None
 
 
@@ -67,7 +70,12 @@ def from_gguf(path: str, metadata: dict[str, Any], tensors: dict[str, TensorInfo
     arch, row = gguf_architecture(metadata)
     if row is None:
         known = ", ".join(a for a in ARCHITECTURES if a not in RENAMED_ROWS)
-        raise ConfigUnavailable(path, f"a GGUF architecture that maps to a transformers config ({known})", escape(repr(arch)), "params, values and tree (by tensor names) work; config needs a config.json")
+        raise ConfigUnavailable(
+            path,
+            f"a GGUF architecture that maps to a transformers config ({known})",
+            escape(repr(arch)),
+            "params, values and tree (by tensor names) work; config needs a config.json",
+        )
     config: dict[str, Any] = {"architectures": [row.class_name], "model_type": row.model_type}
     for key, field in row.fields:
         value = metadata.get(f"{arch}.{key}")
@@ -129,13 +137,22 @@ def _gemma4_layout(get: Callable[[str], Any], tensors: dict[str, TensorInfo], co
         # The full layers' partial rotary factor is written only as rope_freqs' values (1e30
         # for unrotated pairs); every Gemma-4 has 0.25, the class default.
         config["rope_parameters"] = {
-            "sliding_attention": {"rope_type": "default", "rope_theta": local if local is not None else GEMMA4_ROPE_THETA["sliding_attention"]},
-            "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": full if full is not None else GEMMA4_ROPE_THETA["full_attention"]},
+            "sliding_attention": {
+                "rope_type": "default",
+                "rope_theta": local if local is not None else GEMMA4_ROPE_THETA["sliding_attention"],
+            },
+            "full_attention": {
+                "rope_type": "proportional",
+                "partial_rotary_factor": 0.25,
+                "rope_theta": full if full is not None else GEMMA4_ROPE_THETA["full_attention"],
+            },
         }
     if config.get("num_experts"):
         config["enable_moe_block"] = True
     if config.get("hidden_size_per_layer_input"):
-        config["vocab_size_per_layer_input"] = _first_dim(tensors, "per_layer_token_embd.weight") or config.get("vocab_size")
+        config["vocab_size_per_layer_input"] = _first_dim(tensors, "per_layer_token_embd.weight") or config.get(
+            "vocab_size"
+        )
     first_full = next((i for i, s in enumerate(sliding or ()) if not s), None)
     if first_full is not None and f"blk.{first_full}.attn_k.weight" in tensors:
         config["attention_k_eq_v"] = f"blk.{first_full}.attn_v.weight" not in tensors
@@ -175,7 +192,9 @@ def from_meta_params(path: str, tensors: dict[str, TensorInfo]) -> dict[str, Any
     return config
 
 
-def derive(root: str, files: Sequence[str], tensors: Sequence[TensorInfo], metadata: dict[str, Any], formats: set[str]) -> tuple[dict[str, Any] | None, AnatomyError | None]:
+def derive(
+    root: str, files: Sequence[str], tensors: Sequence[TensorInfo], metadata: dict[str, Any], formats: set[str]
+) -> tuple[dict[str, Any] | None, AnatomyError | None]:
     """(config, None), or (None, why not) for GGUF files and Meta releases; (None, None) otherwise."""
     by_name = {t.name: t for t in tensors}
     try:

@@ -74,10 +74,20 @@ def choose_quantization(repo: str, files: list[str], quant: str) -> list[str]:
     if quant:
         chosen = [f for f in files if quant_tag(f).upper() == quant.upper()]
         if not chosen:
-            raise UsageError(f"{repo}:{quant}", "a quantization the repository has", escape(", ".join(tags)), f"pick one, e.g. {repo}:{tags[0]}" if tags else "")
+            raise UsageError(
+                f"{repo}:{quant}",
+                "a quantization the repository has",
+                escape(", ".join(tags)),
+                f"pick one, e.g. {repo}:{tags[0]}" if tags else "",
+            )
         return chosen
     if len(tags) > 1 or len(files) > 1 and not all(SPLIT_SUFFIX.search(f[: -len(".gguf")]) for f in files):
-        raise UsageError(repo, "one quantization (repo:QUANT)", f"{len(tags)}: {escape(', '.join(tags))}", f"pick one, e.g. {repo}:{tags[0]}")
+        raise UsageError(
+            repo,
+            "one quantization (repo:QUANT)",
+            f"{len(tags)}: {escape(', '.join(tags))}",
+            f"pick one, e.g. {repo}:{tags[0]}",
+        )
     return files
 
 
@@ -104,9 +114,18 @@ def shard_path(index_file: str, root: str, shard: str) -> str:
         return path
     found = what_is_at(path)
     if found is not None:
-        todo = "download the missing shard" if found == "no such file" else "put the shard file in its place, or download it again"
+        todo = (
+            "download the missing shard"
+            if found == "no such file"
+            else "put the shard file in its place, or download it again"
+        )
         raise AnatomyError(index_file, f"shard {escape(shard)} named by the index", found, todo)
     allowed, target = _allowed_folder(root), os.path.realpath(path)
     if os.path.commonpath([allowed, target]) != allowed:
-        raise AnatomyError(index_file, f"shard {escape(shard)} named by the index inside the model folder", f"a link to {escape(target)}", "copy the shard into the model folder")
+        raise AnatomyError(
+            index_file,
+            f"shard {escape(shard)} named by the index inside the model folder",
+            f"a link to {escape(target)}",
+            "copy the shard into the model folder",
+        )
     return path

@@ -14,6 +14,7 @@ import os
 import re
 import struct
 from math import prod
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Iterator, Sequence
@@ -69,7 +70,15 @@ class ArraySummary(str):
     item_count: int
     items: tuple | None
 
-    def __new__(cls, item_type: str, count: int, head: list[Any], items: list[Any] | None = None, file: str = "", offset: int = 0) -> "ArraySummary":
+    def __new__(
+        cls,
+        item_type: str,
+        count: int,
+        head: list[Any],
+        items: list[Any] | None = None,
+        file: str = "",
+        offset: int = 0,
+    ) -> "ArraySummary":
         shown = ", ".join(repr(v) for v in head) + (", ..." if count > len(head) else "")
         noun = "strings" if item_type == "STRING" else item_type.lower()
         self = super().__new__(cls, f"array of {count} {noun} [{shown}]")
@@ -135,7 +144,9 @@ class _Cursor:
 
     def check(self, n: int, what: str) -> None:
         if n > self.size - self.pos:
-            raise AnatomyError(self.path, f"{what} at bytes {self.pos}..{self.pos + n}", f"a file of {self.size} bytes", TRUNCATED)
+            raise AnatomyError(
+                self.path, f"{what} at bytes {self.pos}..{self.pos + n}", f"a file of {self.size} bytes", TRUNCATED
+            )
 
     def _window(self, n: int, what: str) -> int:
         """Make n bytes at pos readable; return where they start in the buffer."""
@@ -173,7 +184,9 @@ class _Cursor:
             pos += 8 + unpack_from(buffer, pos - start)[0]
         self.pos = pos
         if pos > self.size:
-            raise AnatomyError(self.path, f"the strings of {what} to end at byte {pos}", f"a file of {self.size} bytes", TRUNCATED)
+            raise AnatomyError(
+                self.path, f"the strings of {what} to end at byte {pos}", f"a file of {self.size} bytes", TRUNCATED
+            )
 
     def string_value(self, what: str) -> str:
         """A metadata string: whole while the budget lasts, else its head (LongString)."""
@@ -203,7 +216,9 @@ class _Cursor:
 def _value_type(cursor: _Cursor, where: str) -> int:
     (type_id,) = cursor.unpack(U32, f"the value type of {where}")
     if type_id not in GGUF_VALUE_TYPES:
-        raise AnatomyError(cursor.path, f"a GGUF value type (0..{max(GGUF_VALUE_TYPES)}) for {where}", str(type_id), TRUNCATED)
+        raise AnatomyError(
+            cursor.path, f"a GGUF value type (0..{max(GGUF_VALUE_TYPES)}) for {where}", str(type_id), TRUNCATED
+        )
     return type_id
 
 
@@ -230,16 +245,22 @@ def _value(cursor: _Cursor, type_id: int, where: str, depth: int = 0) -> Any:
 def _array(cursor: _Cursor, where: str, depth: int) -> ArraySummary:
     """Keep the first few items, step over the rest without decoding them."""
     if depth >= MAX_ARRAY_DEPTH:
-        raise AnatomyError(cursor.path, f"arrays nested at most {MAX_ARRAY_DEPTH} deep in {where}", "deeper nesting", TRUNCATED)
+        raise AnatomyError(
+            cursor.path, f"arrays nested at most {MAX_ARRAY_DEPTH} deep in {where}", "deeper nesting", TRUNCATED
+        )
     offset = cursor.pos
     item_type = _value_type(cursor, f"the items of {where}")
     (count,) = cursor.unpack(U64, f"the item count of {where}")
     item_name = GGUF_VALUE_TYPES[item_type][0]
     item_size = SCALARS[item_type].size if item_type in SCALARS else (8 if item_type == STRING else 12)
     if count > cursor.remaining() // item_size:
-        raise AnatomyError(cursor.path, f"{count} items of {where} within the file", f"{cursor.remaining()} bytes left", TRUNCATED)
+        raise AnatomyError(
+            cursor.path, f"{count} items of {where} within the file", f"{cursor.remaining()} bytes left", TRUNCATED
+        )
     if count > MAX_ARRAY_ITEMS:
-        raise AnatomyError(cursor.path, f"at most {MAX_ARRAY_ITEMS} items in {where}", f"{count}", "the file is corrupt or hostile")
+        raise AnatomyError(
+            cursor.path, f"at most {MAX_ARRAY_ITEMS} items in {where}", f"{count}", "the file is corrupt or hostile"
+        )
     if item_type in SCALARS and count <= PER_LAYER_ITEMS:
         items = [_value(cursor, item_type, where, depth + 1) for _ in range(count)]
         return ArraySummary(item_name, count, items[:HEAD_ITEMS], items, cursor.path, offset)
@@ -260,32 +281,56 @@ def check_file_set(files: Sequence[str]) -> None:
     alternatives, not shards, unless named as llama.cpp's splits (-00001-of-00003.gguf)."""
     if len(files) > 1 and not all(SPLIT_NAME.search(f) for f in files):
         names = ", ".join(os.path.basename(f) for f in files[:3]) + (", ..." if len(files) > 3 else "")
-        raise AnatomyError(os.path.dirname(files[0]) or ".", "one GGUF model (a file, or the splits NAME-0000N-of-0000M.gguf)", f"{len(files)} GGUF files ({escape(names)})", "pass one of the files")
+        raise AnatomyError(
+            os.path.dirname(files[0]) or ".",
+            "one GGUF model (a file, or the splits NAME-0000N-of-0000M.gguf)",
+            f"{len(files)} GGUF files ({escape(names)})",
+            "pass one of the files",
+        )
 
 
 def _read_version(cursor: _Cursor) -> int:
     magic = cursor.raw(4, "the GGUF magic")
     if magic != GGUF_MAGIC:
-        raise AnatomyError(cursor.path, "a GGUF file starting with b'GGUF'", f"a file starting with {escape(repr(magic))}", "the file is not GGUF")
+        raise AnatomyError(
+            cursor.path,
+            "a GGUF file starting with b'GGUF'",
+            f"a file starting with {escape(repr(magic))}",
+            "the file is not GGUF",
+        )
     (version,) = cursor.unpack(U32, "the GGUF version")
     if version not in GGUF_VERSIONS and version & 0xFFFF == 0:
         swapped = int.from_bytes(version.to_bytes(4, "little"), "big")
-        raise AnatomyError(cursor.path, "a little-endian GGUF file", f"a big-endian one (version {swapped})", "convert it with `gguf-convert-endian FILE little`")
+        raise AnatomyError(
+            cursor.path,
+            "a little-endian GGUF file",
+            f"a big-endian one (version {swapped})",
+            "convert it with `gguf-convert-endian FILE little`",
+        )
     if version not in GGUF_VERSIONS:
-        raise AnatomyError(cursor.path, "GGUF version 2 or 3", f"version {version}", "convert the model again with a current llama.cpp")
+        raise AnatomyError(
+            cursor.path, "GGUF version 2 or 3", f"version {version}", "convert the model again with a current llama.cpp"
+        )
     return version
 
 
 def _count(cursor: _Cursor, what: str, min_bytes: int) -> int:
     (count,) = cursor.unpack(U64, f"the {what} count")
     if count > cursor.remaining() // min_bytes:
-        raise AnatomyError(cursor.path, f"{count} {what}s within the file (at least {min_bytes} bytes each)", f"{cursor.remaining()} bytes left", TRUNCATED)
+        raise AnatomyError(
+            cursor.path,
+            f"{count} {what}s within the file (at least {min_bytes} bytes each)",
+            f"{cursor.remaining()} bytes left",
+            TRUNCATED,
+        )
     return count
 
 
 def _metadata(cursor: _Cursor, kv_count: int) -> dict[str, Any]:
     if kv_count > MAX_METADATA_KEYS:
-        raise AnatomyError(cursor.path, f"at most {MAX_METADATA_KEYS} metadata keys", f"{kv_count}", "the file is corrupt or hostile")
+        raise AnatomyError(
+            cursor.path, f"at most {MAX_METADATA_KEYS} metadata keys", f"{kv_count}", "the file is corrupt or hostile"
+        )
     metadata: dict[str, Any] = {}
     for _ in range(kv_count):
         key = cursor.text("a metadata key", MAX_KEY_BYTES)
@@ -308,7 +353,12 @@ def _tensor_infos(cursor: _Cursor, count: int) -> list[tuple[str, tuple[int, ...
     for _ in range(count):
         name = cursor.text("a tensor name", MAX_NAME_BYTES)
         if has_unsafe(name):
-            raise CorruptFile(cursor.path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
+            raise CorruptFile(
+                cursor.path,
+                "tensor names without control characters",
+                f"{escape(name)!r}",
+                "the file is corrupt or hostile; do not trust it",
+            )
         if name in seen:
             raise CorruptFile(cursor.path, "each tensor name once", f"{escape(name)} twice", "the file is corrupt")
         seen.add(name)
@@ -324,16 +374,22 @@ def _tensor_infos(cursor: _Cursor, count: int) -> list[tuple[str, tuple[int, ...
     return infos
 
 
-def _tensor(path: str, info: tuple[str, tuple[int, ...], int, int], data_start: int, size: int, alignment: int) -> TensorInfo:
+def _tensor(
+    path: str, info: tuple[str, tuple[int, ...], int, int], data_start: int, size: int, alignment: int
+) -> TensorInfo:
     name, dims, type_id, offset = info
     where = f"{path}: tensor {escape(name)}"
     if type_id not in GGML_TYPES:
-        raise CorruptFile(where, "a GGML type known to gguf", f"type {type_id}", "upgrade the gguf package, or the file is corrupt")
+        raise CorruptFile(
+            where, "a GGML type known to gguf", f"type {type_id}", "upgrade the gguf package, or the file is corrupt"
+        )
     type_name, block_size, block_bytes = GGML_TYPES[type_id]
     row = dims[0] if dims else 1  # a tensor of 0 dimensions holds one element, as ggml counts it (ne[0] = 1)
     if row % block_size:
         found = f"a row of {row}" if dims else "a tensor of 0 dimensions (one element)"
-        raise CorruptFile(where, f"rows of whole {type_name} blocks ({block_size} elements)", found, "the file is corrupt")
+        raise CorruptFile(
+            where, f"rows of whole {type_name} blocks ({block_size} elements)", found, "the file is corrupt"
+        )
     nbytes = prod(dims) // block_size * block_bytes
     if offset % alignment:
         raise CorruptFile(where, f"data offset aligned to {alignment} bytes", f"offset {offset}", "the file is corrupt")
@@ -350,7 +406,9 @@ def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, Any]]:
         _read_version(cursor)
         tensor_count = _count(cursor, "tensor", MIN_TENSOR_INFO_BYTES)
         if tensor_count > MAX_TENSORS:
-            raise CorruptFile(path, f"at most {MAX_TENSORS} tensors", f"{tensor_count}", "the file is corrupt or hostile")
+            raise CorruptFile(
+                path, f"at most {MAX_TENSORS} tensors", f"{tensor_count}", "the file is corrupt or hostile"
+            )
         metadata = _metadata(cursor, _count(cursor, "metadata key", MIN_KV_BYTES))
         infos = _tensor_infos(cursor, tensor_count)
     alignment = _alignment(path, metadata)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict, namedtuple
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
@@ -123,7 +124,9 @@ def _rebuild_tensor_v2(storage: Any, offset: Any, size: Any, stride: Any, *_unus
     return TensorRef(storage, offset, size, stride, storage.dtype)
 
 
-def _rebuild_tensor_v3(storage: Any, offset: Any, size: Any, stride: Any, _requires_grad: Any, _hooks: Any, dtype: Any, *_unused: Any) -> TensorRef:
+def _rebuild_tensor_v3(
+    storage: Any, offset: Any, size: Any, stride: Any, _requires_grad: Any, _hooks: Any, dtype: Any, *_unused: Any
+) -> TensorRef:
     """Untyped (byte) storage plus a dtype: offsets and sizes count elements of dtype."""
     _check_tensor_args(storage, offset, size, stride)
     if not isinstance(dtype, TorchDType):
@@ -381,6 +384,7 @@ def _tuple_of(count: int) -> Any:
 
 def _text(length: struct.Struct) -> Any:
     """A UTF-8 string, its byte count first (in the layout `length`)."""
+
     def read(m: Machine) -> None:
         m.stack.append(m.take(m.unpack(length)).decode("utf-8", "surrogatepass"))
 
@@ -389,6 +393,7 @@ def _text(length: struct.Struct) -> Any:
 
 def _ascii(length: struct.Struct) -> Any:
     """A protocol-2 byte string (Python 2's str), read as torch reads it: ASCII text."""
+
     def read(m: Machine) -> None:
         m.push(m.take(m.unpack(length)).decode("ascii"))
 
@@ -565,10 +570,28 @@ REFUSED: dict[int, tuple[str, type]] = {
         **{
             op: (f"the pickle operation {name}", Refused)
             for op, name in {
-                "i": "INST", "o": "OBJ", "\x81": "NEWOBJ", "\x92": "NEWOBJ_EX", "P": "PERSID",
-                "\x82": "EXT1", "\x83": "EXT2", "\x84": "EXT4", "\x96": "BYTEARRAY8", "\x97": "NEXT_BUFFER",
-                "\x98": "READONLY_BUFFER", "0": "POP", "1": "POP_MARK", "2": "DUP", "I": "INT", "L": "LONG",
-                "F": "FLOAT", "S": "STRING", "V": "UNICODE", "p": "PUT", "g": "GET", "\x8e": "BINBYTES8",
+                "i": "INST",
+                "o": "OBJ",
+                "\x81": "NEWOBJ",
+                "\x92": "NEWOBJ_EX",
+                "P": "PERSID",
+                "\x82": "EXT1",
+                "\x83": "EXT2",
+                "\x84": "EXT4",
+                "\x96": "BYTEARRAY8",
+                "\x97": "NEXT_BUFFER",
+                "\x98": "READONLY_BUFFER",
+                "0": "POP",
+                "1": "POP_MARK",
+                "2": "DUP",
+                "I": "INT",
+                "L": "LONG",
+                "F": "FLOAT",
+                "S": "STRING",
+                "V": "UNICODE",
+                "p": "PUT",
+                "g": "GET",
+                "\x8e": "BINBYTES8",
             }.items()
         },
     }.items()
@@ -592,9 +615,19 @@ def load(path: str, data: bytes) -> Any:
         expected, _, found = message.partition(", found ")
         raise AnatomyError(path, escape(expected), escape(found) or "something else", exc.todo) from None
     except Corrupt as exc:
-        raise CorruptFile(path, "a readable pickle (data.pkl)", escape(str(exc))[:200], "the file is corrupt; download it again") from None
-    except (UnicodeDecodeError, TypeError) as exc:  # text that is not UTF-8; an allowed function given the wrong number of arguments
-        raise CorruptFile(path, "a readable pickle (data.pkl)", escape(f"{type(exc).__name__}: {exc}")[:200], "the file is corrupt; download it again") from None
+        raise CorruptFile(
+            path, "a readable pickle (data.pkl)", escape(str(exc))[:200], "the file is corrupt; download it again"
+        ) from None
+    except (
+        UnicodeDecodeError,
+        TypeError,
+    ) as exc:  # text that is not UTF-8; an allowed function given the wrong number of arguments
+        raise CorruptFile(
+            path,
+            "a readable pickle (data.pkl)",
+            escape(f"{type(exc).__name__}: {exc}")[:200],
+            "the file is corrupt; download it again",
+        ) from None
 
 
 def collect(path: str, obj: Any) -> tuple[list[tuple[str, TensorRef]], dict[str, str]]:
@@ -616,7 +649,12 @@ def collect(path: str, obj: Any) -> tuple[list[tuple[str, TensorRef]], dict[str,
             # every path would be exponential (a "billion laughs"). A state dict has no such
             # sharing of non-empty dicts.
             if value and id(value) in walked:
-                raise AnatomyError(path, "a state dict holding each of its dicts once", f"the dict under {escape(prefix[:200])} again", HOSTILE)
+                raise AnatomyError(
+                    path,
+                    "a state dict holding each of its dicts once",
+                    f"the dict under {escape(prefix[:200])} again",
+                    HOSTILE,
+                )
             walked.add(id(value))
             for key, item in value.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), item, depth + 1)

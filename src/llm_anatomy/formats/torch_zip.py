@@ -8,6 +8,7 @@ import os
 import re
 import struct
 from math import prod
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Sequence
@@ -23,6 +24,7 @@ from ..core.text import escape, has_unsafe
 # torch.save(..., _use_new_zipfile_serialization=False) starts with LEGACY_MAGIC, a protocol-2
 # pickle of torch's magic number 0x1950a86a20f9469cfc6c; formats/__init__ detects by both.
 from .signatures import LEGACY_TORCH_MAGIC as LEGACY_MAGIC, ZIP_MAGIC  # noqa: E402
+
 MAX_PICKLE_BYTES = 32 * 1024 * 1024  # ~100 bytes a tensor: 300,000 tensors
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra length
 # The end of the central directory (APPNOTE 4.3.16) and its zip64 forms (4.3.14, 4.3.15):
@@ -74,10 +76,20 @@ def _data_offset(source: ByteSource, info: Any) -> int:
     header = source.read(info.header_offset, LOCAL_HEADER.size, f"the zip header of {escape(info.filename)}")
     signature, name_length, extra_length = LOCAL_HEADER.unpack(header)
     if signature != ZIP_MAGIC:
-        raise CorruptFile(path, f"a zip local header for {escape(info.filename)}", escape(repr(signature)), "the file is corrupt; download it again")
+        raise CorruptFile(
+            path,
+            f"a zip local header for {escape(info.filename)}",
+            escape(repr(signature)),
+            "the file is corrupt; download it again",
+        )
     start = info.header_offset + LOCAL_HEADER.size + name_length + extra_length
     if start + info.file_size > size:
-        raise AnatomyError(path, f"{info.file_size} bytes of {escape(info.filename)} at {start}", f"a file of {size} bytes", "the file is truncated; download it again")
+        raise AnatomyError(
+            path,
+            f"{info.file_size} bytes of {escape(info.filename)} at {start}",
+            f"a file of {size} bytes",
+            "the file is truncated; download it again",
+        )
     return start
 
 
@@ -108,11 +120,18 @@ def _check_directory(source: ByteSource) -> None:
     if at >= ZIP64_LOCATOR.size and tail[at - ZIP64_LOCATOR.size : at - ZIP64_LOCATOR.size + 4] == b"PK\x06\x07":
         _, _, record_at, _ = ZIP64_LOCATOR.unpack_from(tail, at - ZIP64_LOCATOR.size)
         if record_at + ZIP64_END_RECORD.size <= size:
-            record = ZIP64_END_RECORD.unpack(source.read(record_at, ZIP64_END_RECORD.size, "the zip64 directory record"))
+            record = ZIP64_END_RECORD.unpack(
+                source.read(record_at, ZIP64_END_RECORD.size, "the zip64 directory record")
+            )
             if record[0] == b"PK\x06\x06":
                 members, directory_bytes = max(members, record[7]), max(directory_bytes, record[8])
     if directory_bytes > min(size, MAX_DIRECTORY_BYTES):
-        raise CorruptFile(path, f"a zip directory of at most {min(size, MAX_DIRECTORY_BYTES)} bytes", f"{directory_bytes} bytes", CORRUPT_ZIP)
+        raise CorruptFile(
+            path,
+            f"a zip directory of at most {min(size, MAX_DIRECTORY_BYTES)} bytes",
+            f"{directory_bytes} bytes",
+            CORRUPT_ZIP,
+        )
     if members > MAX_MEMBERS:
         raise CorruptFile(path, f"a zip of at most {MAX_MEMBERS} members", f"{members}", CORRUPT_ZIP)
 
@@ -125,19 +144,41 @@ def _open_archive(source: ByteSource) -> tuple[Any, Any, str]:
     _check_directory(source)
     try:
         archive = zipfile.ZipFile(source.fileobj())
-    except Exception as exc:  # zipfile raises many types on a damaged directory (NotImplementedError for "version 6.4", ...)
-        raise CorruptFile(path, "a torch zip checkpoint", escape(f"an unreadable zip ({exc})"), "the file is truncated or corrupt; download it again") from None
+    except (
+        Exception
+    ) as exc:  # zipfile raises many types on a damaged directory (NotImplementedError for "version 6.4", ...)
+        raise CorruptFile(
+            path,
+            "a torch zip checkpoint",
+            escape(f"an unreadable zip ({exc})"),
+            "the file is truncated or corrupt; download it again",
+        ) from None
     pickles = [i for i in archive.infolist() if i.filename.count("/") == 1 and i.filename.endswith("/data.pkl")]
     if len(pickles) != 1:
         archive.close()
-        raise AnatomyError(path, "a torch zip checkpoint with one <name>/data.pkl", f"{len(pickles)} data.pkl members", "the zip was not written by torch.save")
+        raise AnatomyError(
+            path,
+            "a torch zip checkpoint with one <name>/data.pkl",
+            f"{len(pickles)} data.pkl members",
+            "the zip was not written by torch.save",
+        )
     info = pickles[0]
     if info.compress_type not in READABLE_PICKLE_COMPRESSION:
         archive.close()
-        raise AnatomyError(path, f"{escape(info.filename)} stored or deflated", f"compression method {info.compress_type}", "save it again with torch.save")
+        raise AnatomyError(
+            path,
+            f"{escape(info.filename)} stored or deflated",
+            f"compression method {info.compress_type}",
+            "save it again with torch.save",
+        )
     if info.file_size > MAX_PICKLE_BYTES or info.compress_size > source.size:
         archive.close()
-        raise CorruptFile(path, f"{escape(info.filename)} of at most {MAX_PICKLE_BYTES} bytes", f"{info.file_size} bytes ({info.compress_size} stored)", CORRUPT_ZIP)
+        raise CorruptFile(
+            path,
+            f"{escape(info.filename)} of at most {MAX_PICKLE_BYTES} bytes",
+            f"{info.file_size} bytes ({info.compress_size} stored)",
+            CORRUPT_ZIP,
+        )
     return archive, info, info.filename[: -len("data.pkl")]
 
 
@@ -146,20 +187,36 @@ def _read_member(path: str, archive: Any, name: str, limit: int) -> bytes:
         with archive.open(name) as member:
             data = member.read(limit + 1)
     except Exception as exc:  # as in _open_archive: CRC errors, unsupported or encrypted members, zlib errors, ...
-        raise CorruptFile(path, f"a readable {escape(name)}", escape(f"{type(exc).__name__}: {exc}")[:200], "the file is corrupt; download it again") from None
+        raise CorruptFile(
+            path,
+            f"a readable {escape(name)}",
+            escape(f"{type(exc).__name__}: {exc}")[:200],
+            "the file is corrupt; download it again",
+        ) from None
     if len(data) > limit:
-        raise CorruptFile(path, f"{escape(name)} of at most {limit} bytes", "more", "the file is corrupt or not a state dict")
+        raise CorruptFile(
+            path, f"{escape(name)} of at most {limit} bytes", "more", "the file is corrupt or not a state dict"
+        )
     return data
 
 
-def _storage_span(source: ByteSource, archive: Any, member: str, where: str, starts: dict[str, int] | None) -> tuple[int, int]:
+def _storage_span(
+    source: ByteSource, archive: Any, member: str, where: str, starts: dict[str, int] | None
+) -> tuple[int, int]:
     """(file offset of a storage's first byte, its byte count): the member's bytes as stored,
     where its local header says, or where starts says (see _starts_from_directory)."""
     info = archive.NameToInfo.get(member)
     if info is None:
-        raise CorruptFile(where, f"storage member {escape(member)}", "no such member", "the file is truncated or corrupt")
+        raise CorruptFile(
+            where, f"storage member {escape(member)}", "no such member", "the file is truncated or corrupt"
+        )
     if info.compress_type != 0:
-        raise AnatomyError(where, "an uncompressed storage (torch.save writes them stored)", f"compression method {info.compress_type}", "the zip was recompressed; save it again with torch.save")
+        raise AnatomyError(
+            where,
+            "an uncompressed storage (torch.save writes them stored)",
+            f"compression method {info.compress_type}",
+            "the zip was recompressed; save it again with torch.save",
+        )
     return (_data_offset(source, info) if starts is None else starts[member]), info.file_size
 
 
@@ -178,11 +235,19 @@ def _starts_from_directory(archive: Any, wanted: set[str]) -> dict[str, int] | N
         if info.filename not in wanted:
             continue
         try:
-            header_end = info.header_offset + LOCAL_HEADER.size + len(info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437"))
+            header_end = (
+                info.header_offset
+                + LOCAL_HEADER.size
+                + len(info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437"))
+            )
         except UnicodeEncodeError:
             return None
         descriptors = DATA_DESCRIPTOR_BYTES if info.flag_bits & 0x08 else (0,)
-        fits = [start for start in (end - info.compress_size - d for d in descriptors) if start % STORAGE_ALIGNMENT == 0 and 0 <= start - header_end <= 0xFFFF]
+        fits = [
+            start
+            for start in (end - info.compress_size - d for d in descriptors)
+            if start % STORAGE_ALIGNMENT == 0 and 0 <= start - header_end <= 0xFFFF
+        ]
         if len(fits) != 1:
             return None
         starts[info.filename] = fits[0]
@@ -197,7 +262,12 @@ def _check_local_headers(source: ByteSource, infos: list[Any], starts: dict[str,
         start = _data_offset(source, info)
         if start != starts[info.filename]:
             found = f"its bytes at {start}, then {starts[info.filename] - start} bytes more"
-            raise CorruptFile(source.name, f"{escape(info.filename)} followed by the next member (as torch.save writes a zip)", found, CORRUPT_ZIP)
+            raise CorruptFile(
+                source.name,
+                f"{escape(info.filename)} followed by the next member (as torch.save writes a zip)",
+                found,
+                CORRUPT_ZIP,
+            )
 
 
 def _tensor(path: str, name: str, ref: Any, span: tuple[int, int]) -> TensorInfo | StridedTensor:
@@ -206,18 +276,37 @@ def _tensor(path: str, name: str, ref: Any, span: tuple[int, int]) -> TensorInfo
     does, over the storage elements it reaches, all of which must be stored."""
     where = f"{path}: tensor {escape(name)}"
     start, member_bytes = span
-    storage_bytes = min(member_bytes, ref.storage.numel * DTYPES[ref.storage.dtype].bits // 8)  # as stored, as the pickle declares
+    storage_bytes = min(
+        member_bytes, ref.storage.numel * DTYPES[ref.storage.dtype].bits // 8
+    )  # as stored, as the pickle declares
     itemsize = DTYPES[ref.dtype].bits // 8
     begin, nbytes = ref.offset * itemsize, prod(ref.shape) * itemsize
     if _is_contiguous(ref.shape, ref.stride):
         if begin + nbytes > storage_bytes:
-            raise CorruptFile(where, f"{nbytes} bytes at byte {begin} of its storage", f"a storage of {storage_bytes} bytes", "the file is truncated or corrupt")
+            raise CorruptFile(
+                where,
+                f"{nbytes} bytes at byte {begin} of its storage",
+                f"a storage of {storage_bytes} bytes",
+                "the file is truncated or corrupt",
+            )
         return TensorInfo(name, ref.dtype, ref.shape, path, start + begin, nbytes)
     if any(step < 0 for step in ref.stride):
-        raise CorruptFile(where, "strides of 0 or more (as torch makes them)", f"strides {list(ref.stride)}", "the file is corrupt or hostile")
-    reach = 1 + sum((size - 1) * step for size, step in zip(ref.shape, ref.stride))  # elements from the first to the last it reads
+        raise CorruptFile(
+            where,
+            "strides of 0 or more (as torch makes them)",
+            f"strides {list(ref.stride)}",
+            "the file is corrupt or hostile",
+        )
+    reach = 1 + sum(
+        (size - 1) * step for size, step in zip(ref.shape, ref.stride)
+    )  # elements from the first to the last it reads
     if begin + reach * itemsize > storage_bytes:
-        raise CorruptFile(where, f"storage elements {ref.offset}..{ref.offset + reach - 1} (shape {list(ref.shape)}, strides {list(ref.stride)})", f"a storage of {storage_bytes // itemsize} elements", "the file is truncated or corrupt")
+        raise CorruptFile(
+            where,
+            f"storage elements {ref.offset}..{ref.offset + reach - 1} (shape {list(ref.shape)}, strides {list(ref.stride)})",
+            f"a storage of {storage_bytes // itemsize} elements",
+            "the file is truncated or corrupt",
+        )
     storage = TensorInfo(name, ref.dtype, (reach,), path, start + begin, reach * itemsize)
     return StridedTensor(name, ref.dtype, ref.shape, path, start + begin, nbytes, ref.stride, storage)
 
@@ -233,29 +322,52 @@ def read_tensors(path: str) -> tuple[list[TensorInfo], dict[str, str]]:
     return tensors, metadata
 
 
-def _read_state(path: str, source: ByteSource, archive: Any, pickle_info: Any, prefix: str) -> tuple[list[TensorInfo], dict[str, str]]:
+def _read_state(
+    path: str, source: ByteSource, archive: Any, pickle_info: Any, prefix: str
+) -> tuple[list[TensorInfo], dict[str, str]]:
     """The state dict of an opened archive: data.pkl through the restricted unpickler, then
     each storage's span. path: as given to read_tensors (a remote one carries its source)."""
     from . import restricted_pickle
 
     byteorder = prefix + "byteorder"
     if byteorder in archive.NameToInfo and _read_member(path, archive, byteorder, 16) != b"little":
-        raise AnatomyError(path, "a little-endian torch checkpoint", "a big-endian one", "load and save it again on a little-endian machine")
+        raise AnatomyError(
+            path,
+            "a little-endian torch checkpoint",
+            "a big-endian one",
+            "load and save it again on a little-endian machine",
+        )
     state = restricted_pickle.load(path, _read_member(path, archive, pickle_info.filename, MAX_PICKLE_BYTES))
     refs, metadata = restricted_pickle.collect(path, state)
     if len(refs) > MAX_TENSORS:
         raise CorruptFile(path, f"at most {MAX_TENSORS} tensors", f"{len(refs)}", CORRUPT_ZIP)
     storages = [archive.NameToInfo.get(f"{prefix}data/{ref.storage.key}") for _, ref in refs]
-    starts = None if is_local(path) else _starts_from_directory(archive, {info.filename for info in storages if info is not None})
+    starts = (
+        None
+        if is_local(path)
+        else _starts_from_directory(archive, {info.filename for info in storages if info is not None})
+    )
     if starts is None:
-        source.prefetch({(info.header_offset, LOCAL_HEADER.size) for info in storages if info is not None})  # one request each, in parallel, on the Hub
+        source.prefetch(
+            {(info.header_offset, LOCAL_HEADER.size) for info in storages if info is not None}
+        )  # one request each, in parallel, on the Hub
     spans: dict[str, tuple[int, int]] = {}
     tensors = []
     for name, ref in refs:
         if len(name) > MAX_NAME_CHARS:
-            raise CorruptFile(path, f"tensor names of at most {MAX_NAME_CHARS} characters", f"a name of {len(name)} characters", "the file is corrupt or hostile")
+            raise CorruptFile(
+                path,
+                f"tensor names of at most {MAX_NAME_CHARS} characters",
+                f"a name of {len(name)} characters",
+                "the file is corrupt or hostile",
+            )
         if has_unsafe(name):
-            raise CorruptFile(path, "tensor names without control characters", f"{escape(name)!r}", "the file is corrupt or hostile; do not trust it")
+            raise CorruptFile(
+                path,
+                "tensor names without control characters",
+                f"{escape(name)!r}",
+                "the file is corrupt or hostile; do not trust it",
+            )
         key = ref.storage.key
         if key not in spans:
             spans[key] = _storage_span(source, archive, f"{prefix}data/{key}", f"{path}: tensor {escape(name)}", starts)

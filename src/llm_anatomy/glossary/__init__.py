@@ -34,7 +34,7 @@ def _candidates(path: str) -> list[str]:
         expanded.append(candidate)
         for prefix, target in aliases.items():
             if candidate == prefix or candidate.startswith(prefix) and prefix.endswith("."):
-                expanded.append(target + candidate[len(prefix):])
+                expanded.append(target + candidate[len(prefix) :])
     return expanded
 
 

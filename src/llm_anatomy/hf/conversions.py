@@ -70,13 +70,18 @@ BY_MODEL_TYPE = {
 # GGUF general.architecture -> (parameter, its stacked [experts, ...] sources): transformers'
 # GGUF loader (Qwen2MoeTensorProcessor, MiniMaxM2TensorProcessor) copies ffn_gate_exps into the
 # first half of dim 1 of gate_up_proj and ffn_up_exps into the second.
-_GATE_UP_EXPS = (r"model\.layers\.(?P<bid>\d+)\.mlp\.experts\.gate_up_proj", ("blk.{bid}.ffn_gate_exps.weight", "blk.{bid}.ffn_up_exps.weight"))
+_GATE_UP_EXPS = (
+    r"model\.layers\.(?P<bid>\d+)\.mlp\.experts\.gate_up_proj",
+    ("blk.{bid}.ffn_gate_exps.weight", "blk.{bid}.ffn_up_exps.weight"),
+)
 GGUF_STACKED = {"qwen2moe": (_GATE_UP_EXPS,), "qwen3moe": (_GATE_UP_EXPS,), "minimax-m2": (_GATE_UP_EXPS,)}
 
 
 def renamer(model_type: object) -> Callable[[str], str] | None:
     """The stored name -> the name transformers loads it under, or None when it renames nothing."""
-    renames = [c for c in BY_MODEL_TYPE.get(model_type, ()) if isinstance(c, Rename)] if isinstance(model_type, str) else []
+    renames = (
+        [c for c in BY_MODEL_TYPE.get(model_type, ()) if isinstance(c, Rename)] if isinstance(model_type, str) else []
+    )
     if not renames:
         return None
 
@@ -93,7 +98,12 @@ def _fused(name: str, shape: tuple[int, ...], parts: list[list[tuple[TensorInfo,
     make up exactly a [experts, rows, ...] parameter of one dtype (GGUF's block types and F32
     being float32 once dequantized)."""
     segments = [segment for expert in parts for segment in expert]
-    if not segments or len(shape) < 2 or len(parts) != shape[0] or sum(count for _, _, count in segments) != prod(shape):
+    if (
+        not segments
+        or len(shape) < 2
+        or len(parts) != shape[0]
+        or sum(count for _, _, count in segments) != prod(shape)
+    ):
         return None
     dtypes = {t.dtype for t, _, _ in segments}
     if len(dtypes) > 1 and not dtypes <= GGML_DEQUANTIZABLE | {"F32"}:
@@ -104,7 +114,9 @@ def _fused(name: str, shape: tuple[int, ...], parts: list[list[tuple[TensorInfo,
     return FusedTensor(name, dtype, shape, first.file, first.offset, nbytes, tuple(segments))
 
 
-def _per_expert(name: str, shape: tuple[int, ...], fuse: Fuse, find: Callable[[str], TensorInfo | None]) -> FusedTensor | None:
+def _per_expert(
+    name: str, shape: tuple[int, ...], fuse: Fuse, find: Callable[[str], TensorInfo | None]
+) -> FusedTensor | None:
     prefix = name[: -len(fuse.target)]
     parts: list[list[tuple[TensorInfo, int, int]]] = []
     for expert in range(shape[0]):
@@ -116,9 +128,15 @@ def _per_expert(name: str, shape: tuple[int, ...], fuse: Fuse, find: Callable[[s
     return _fused(name, shape, parts)
 
 
-def _stacked(name: str, shape: tuple[int, ...], sources: tuple[str, ...], bid: str, find: Callable[[str], TensorInfo | None]) -> FusedTensor | None:
+def _stacked(
+    name: str, shape: tuple[int, ...], sources: tuple[str, ...], bid: str, find: Callable[[str], TensorInfo | None]
+) -> FusedTensor | None:
     found = [find(source.format(bid=bid)) for source in sources]
-    tensors = [t for t in found if t is not None and len(t.shape) == len(shape) and t.shape[0] == shape[0] and t.shape[2:] == shape[2:]]
+    tensors = [
+        t
+        for t in found
+        if t is not None and len(t.shape) == len(shape) and t.shape[0] == shape[0] and t.shape[2:] == shape[2:]
+    ]
     if len(tensors) < len(found) or sum(t.shape[1] for t in tensors) != shape[1]:
         return None
     parts: list[list[tuple[TensorInfo, int, int]]] = []
@@ -127,7 +145,9 @@ def _stacked(name: str, shape: tuple[int, ...], sources: tuple[str, ...], bid: s
     return _fused(name, shape, parts)
 
 
-def fused_parameter(name: str, shape: tuple[int, ...], model_type: object, gguf_arch: object, find: Callable[[str], TensorInfo | None]) -> FusedTensor | None:
+def fused_parameter(
+    name: str, shape: tuple[int, ...], model_type: object, gguf_arch: object, find: Callable[[str], TensorInfo | None]
+) -> FusedTensor | None:
     """The stored tensors transformers fuses into this parameter, or None when it does not
     (or the checkpoint lacks them); find: a stored (renamed) name -> its tensor."""
     if not shape or 0 in shape:

@@ -23,13 +23,19 @@ Transform = namedtuple("Transform", "kind arg")
 NORM_PLUS_ONE = ((r"norm\.weight", Transform("elementwise", "minus_one")),)
 SHARED_EXPERT_GATE = ((r"ffn_gate_inp_shexp", Transform("unsqueeze", 0)),)
 TRANSFORMS = {
-    "llama": ((r"\.attn_q\.", Transform("unpermute", "num_attention_heads")), (r"\.attn_k\.", Transform("unpermute", "num_key_value_heads"))),
+    "llama": (
+        (r"\.attn_q\.", Transform("unpermute", "num_attention_heads")),
+        (r"\.attn_k\.", Transform("unpermute", "num_key_value_heads")),
+    ),
     "gemma2": NORM_PLUS_ONE,
     "gemma3": NORM_PLUS_ONE,
     "nemotron": NORM_PLUS_ONE,
     "gpt2": ((r"attn_qkv\.weight|ffn_down\.weight|ffn_up\.weight|attn_output\.weight", Transform("transpose", None)),),
     "bloom": ((r"attn_qkv", Transform("bloom_qkv", None)),),
-    "mamba": ((r"ssm_conv1d\.weight", Transform("unsqueeze", 1)), (r"ssm_a", Transform("elementwise", "log_of_negated"))),
+    "mamba": (
+        (r"ssm_conv1d\.weight", Transform("unsqueeze", 1)),
+        (r"ssm_a", Transform("elementwise", "log_of_negated")),
+    ),
     "lfm2": ((r"shortconv\.conv\.weight", Transform("unsqueeze", 1)),),
     "qwen2moe": SHARED_EXPERT_GATE,
     "qwen3moe": SHARED_EXPERT_GATE,

@@ -44,7 +44,7 @@ def is_lora_config(config: object) -> bool:
 def split_name(stored: str) -> tuple[str, str]:
     """'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' ->
     ('model.layers.0.self_attn.q_proj', 'A'); a modules_to_save weight -> (its base name, 'saved')."""
-    name = stored[len(PREFIX):] if stored.startswith(PREFIX) else stored
+    name = stored[len(PREFIX) :] if stored.startswith(PREFIX) else stored
     rest, _, last = name.rpartition(".")
     if (last,) in PART_ROLES:
         return rest, PART_ROLES[(last,)]

@@ -53,7 +53,9 @@ class Buffer(namedtuple("Buffer", "name shape persistent")):
     __slots__ = ()
 
 
-class Skeleton(namedtuple("Skeleton", "transformers_version model_class modules parameters buffers tied config_text config_class")):
+class Skeleton(
+    namedtuple("Skeleton", "transformers_version model_class modules parameters buffers tied config_text config_class")
+):
     """modules in named_modules() order; parameters in named_parameters() order, tied weights
     once; buffers; tied: alias -> the name named_parameters() shows; config_text: exactly
     str(model.config); config_class: its class name."""
@@ -64,7 +66,9 @@ class Skeleton(namedtuple("Skeleton", "transformers_version model_class modules 
         return {
             "transformers_version": self.transformers_version,
             "model_class": self.model_class,
-            "modules": [{"path": m.path, "class_name": m.class_name, "parameters": list(m.parameters)} for m in self.modules],
+            "modules": [
+                {"path": m.path, "class_name": m.class_name, "parameters": list(m.parameters)} for m in self.modules
+            ],
             "parameters": [{"name": p.name, "shape": list(p.shape)} for p in self.parameters],
             "buffers": [{"name": b.name, "shape": list(b.shape), "persistent": b.persistent} for b in self.buffers],
             "tied": dict(self.tied),
@@ -79,9 +83,17 @@ class Skeleton(namedtuple("Skeleton", "transformers_version model_class modules 
         return cls(
             transformers_version=_checked(str, data["transformers_version"]),
             model_class=_checked(str, data["model_class"]),
-            modules=tuple(Module(_checked(str, m["path"]), _checked(str, m["class_name"]), _strings(m["parameters"])) for m in _checked(list, data["modules"])),
-            parameters=tuple(Parameter(_checked(str, p["name"]), _shape(p["shape"])) for p in _checked(list, data["parameters"])),
-            buffers=tuple(Buffer(_checked(str, b["name"]), _shape(b["shape"]), _checked(bool, b["persistent"])) for b in _checked(list, data["buffers"])),
+            modules=tuple(
+                Module(_checked(str, m["path"]), _checked(str, m["class_name"]), _strings(m["parameters"]))
+                for m in _checked(list, data["modules"])
+            ),
+            parameters=tuple(
+                Parameter(_checked(str, p["name"]), _shape(p["shape"])) for p in _checked(list, data["parameters"])
+            ),
+            buffers=tuple(
+                Buffer(_checked(str, b["name"]), _shape(b["shape"]), _checked(bool, b["persistent"]))
+                for b in _checked(list, data["buffers"])
+            ),
             tied={_checked(str, alias): _checked(str, name) for alias, name in _checked(dict, data["tied"]).items()},
             config_text=_checked(str, data["config_text"]),
             config_class=_checked(str, data["config_class"]),
@@ -193,7 +205,9 @@ def write_cached(path: str, entry: dict[str, Any]) -> None:
     try:
         write_file(path, json.dumps(entry).encode())
     except OSError as exc:
-        note(f"cannot write the skeleton cache in {os.path.dirname(path)} ({exc.strerror or type(exc).__name__}); continuing without it")
+        note(
+            f"cannot write the skeleton cache in {os.path.dirname(path)} ({exc.strerror or type(exc).__name__}); continuing without it"
+        )
 
 
 # Failures of this machine (a broken torch, no memory), not of the config: never cached.
@@ -208,7 +222,12 @@ def _unbuildable(catalog: Catalog, why: str) -> SkeletonUnavailable:
     """why: transformers' message (or a cached one): escaped and cut, as it reaches the terminal."""
     why = escape(why)
     why = why if len(why) <= MAX_WHY else why[: MAX_WHY - 3] + "..."
-    return SkeletonUnavailable(catalog.config_file or catalog.name, "a config transformers can build", why, "class names and parameter order fall back to tensor names")
+    return SkeletonUnavailable(
+        catalog.config_file or catalog.name,
+        "a config transformers can build",
+        why,
+        "class names and parameter order fall back to tensor names",
+    )
 
 
 # torch.is_floating_point() dtypes that transformers accepts as a model's default dtype.
@@ -364,7 +383,12 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
         shipped = shipped_skeleton(config, weights_dtype(catalog))
         if shipped is not None:
             return shipped
-        raise SkeletonUnavailable(catalog.name, "transformers for class names and parameter order", "it is not installed", "pip install 'llm-anatomy[transformers]'")
+        raise SkeletonUnavailable(
+            catalog.name,
+            "transformers for class names and parameter order",
+            "it is not installed",
+            "pip install 'llm-anatomy[transformers]'",
+        )
     # Before transformers sees it. A config derived from GGUF metadata comes from the first file.
     refuse_to_build(config, catalog.config_file or (catalog.files[0] if catalog.files else catalog.name))
     config_bytes = config_bytes_of(catalog)

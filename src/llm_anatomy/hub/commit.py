@@ -61,7 +61,12 @@ def model_info(repo: str, revision: str | None, request: http.Request | None = N
         sha, siblings = info["sha"], info.get("siblings") or []
         files = [s["rfilename"] for s in siblings]
     except (TypeError, KeyError, AttributeError):
-        raise HubError(repo, "the model's description from the Hub (its sha and siblings)", escape(repr(raw[:60])), "check HF_ENDPOINT") from None
+        raise HubError(
+            repo,
+            "the model's description from the Hub (its sha and siblings)",
+            escape(repr(raw[:60])),
+            "check HF_ENDPOINT",
+        ) from None
     if not isinstance(sha, str) or not settings.is_commit(sha):
         raise HubError(repo, "a commit sha from the Hub", escape(repr(sha))[:60], "check HF_ENDPOINT")
     if not all(isinstance(f, str) for f in files):
@@ -81,9 +86,19 @@ def write_atomic(path: str, data: bytes) -> None:
     try:
         write_file(path, data)
     except LinkInCache as exc:
-        raise AnatomyError(exc.link, "a folder of llm-anatomy's cache of models on the Hub", "a symbolic link", "remove the link (llm-anatomy never writes through one in its cache)") from None
+        raise AnatomyError(
+            exc.link,
+            "a folder of llm-anatomy's cache of models on the Hub",
+            "a symbolic link",
+            "remove the link (llm-anatomy never writes through one in its cache)",
+        ) from None
     except OSError as exc:
-        raise AnatomyError(path, "a file llm-anatomy can write in its cache of models on the Hub", exc.strerror or type(exc).__name__, "set LLM_ANATOMY_CACHE to a writable folder") from None
+        raise AnatomyError(
+            path,
+            "a file llm-anatomy can write in its cache of models on the Hub",
+            exc.strerror or type(exc).__name__,
+            "set LLM_ANATOMY_CACHE to a writable folder",
+        ) from None
 
 
 def _last_commit(base: str, wanted: str) -> str | None:
@@ -121,7 +136,9 @@ class Early:
         request = _info_request(repo, revision)
         _ = request.hub.headers
         http.import_sender()
-        self._thread = threading.Thread(target=self._ask, args=(repo, revision, request), daemon=True)  # a command that fails first need not wait
+        self._thread = threading.Thread(
+            target=self._ask, args=(repo, revision, request), daemon=True
+        )  # a command that fails first need not wait
         self._thread.start()
 
     def _ask(self, repo: str, revision: str | None, request: http.Request) -> None:

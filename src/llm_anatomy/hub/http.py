@@ -76,13 +76,22 @@ def status_error(hub: Any, name: str, status: int, error_code: str | None, error
     if error_code == "RevisionNotFound":
         return not_found(hub.repo, hub.revision)
     if status == 401 and error_message == INVALID_TOKEN:
-        return HubError(hub.repo, "a token the Hub accepts", "invalid credentials (HTTP 401)", "`hf auth login` again, or fix HF_TOKEN")
+        return HubError(
+            hub.repo,
+            "a token the Hub accepts",
+            "invalid credentials (HTTP 401)",
+            "`hf auth login` again, or fix HF_TOKEN",
+        )
     if status == 401 or error_code == "RepoNotFound":
         return not_found(hub.repo)
     if status == 404:
-        return HubError(name, "a file the repository lists", "HTTP 404 (no such file)", "the repository changed; try again")
+        return HubError(
+            name, "a file the repository lists", "HTTP 404 (no such file)", "the repository changed; try again"
+        )
     if status == 403:
-        return HubError(hub.repo, "read access", "HTTP 403 (forbidden)", "check your token's permissions (`hf auth whoami`)")
+        return HubError(
+            hub.repo, "read access", "HTTP 403 (forbidden)", "check your token's permissions (`hf auth whoami`)"
+        )
     return HubError(name, "a successful HTTP answer", f"HTTP {status}", "try again later")
 
 
@@ -93,12 +102,22 @@ def _unsatisfiable_size(content_range: str | None) -> int | None:
 
 
 def gated(repo: str) -> AnatomyError:
-    return GatedRepo(repo, "a model you may read", "a gated model", "accept its license on the model page, then `hf auth login` or set HF_TOKEN")
+    return GatedRepo(
+        repo,
+        "a model you may read",
+        "a gated model",
+        "accept its license on the model page, then `hf auth login` or set HF_TOKEN",
+    )
 
 
 def not_found(repo: str, revision: str | None = None) -> AnatomyError:
     what = f"revision {revision!r} of a model on the Hub" if revision else "a model on the Hub"
-    return (RevisionNotFound if revision else RepoNotFound)(repo, what, "not found, or private/gated and you are not logged in", "check the name, or `hf auth login` / set HF_TOKEN")
+    return (RevisionNotFound if revision else RepoNotFound)(
+        repo,
+        what,
+        "not found, or private/gated and you are not logged in",
+        "check the name, or `hf auth login` / set HF_TOKEN",
+    )
 
 
 class _Address:
@@ -127,22 +146,38 @@ class _Address:
             return False
         if self.scheme == to.scheme:
             return self.port == to.port
-        return self.scheme == "http" and to.scheme == "https" and (self.port == to.port or (self.port, to.port) == (80, 443))
+        return (
+            self.scheme == "http"
+            and to.scheme == "https"
+            and (self.port == to.port or (self.port, to.port) == (80, 443))
+        )
 
 
 def _check_headers(name: str, target: str, headers: dict[str, str]) -> None:
     """A request's head, refused if a line break or NUL would split it (from HF_TOKEN, say),
     or if it does not fit in Latin-1 (as http.client encodes headers)."""
     if " " in target:
-        raise AnatomyError(name, "a request without spaces in its address", _shown(repr(target), 60), "check HF_ENDPOINT")
+        raise AnatomyError(
+            name, "a request without spaces in its address", _shown(repr(target), 60), "check HF_ENDPOINT"
+        )
     texts = [target, *headers, *headers.values()]
     if any(bad in text for text in texts for bad in "\r\n\0"):
-        raise AnatomyError(name, "a request without line breaks in its address or headers", "one", "check HF_ENDPOINT, HF_TOKEN and HF_HUB_USER_AGENT_ORIGIN")
+        raise AnatomyError(
+            name,
+            "a request without line breaks in its address or headers",
+            "one",
+            "check HF_ENDPOINT, HF_TOKEN and HF_HUB_USER_AGENT_ORIGIN",
+        )
     try:
         for text in texts:
             text.encode("latin-1")
     except UnicodeEncodeError:
-        raise AnatomyError(name, "a request in Latin-1 characters", "other characters", "check HF_ENDPOINT, HF_TOKEN and HF_HUB_USER_AGENT_ORIGIN") from None
+        raise AnatomyError(
+            name,
+            "a request in Latin-1 characters",
+            "other characters",
+            "check HF_ENDPOINT, HF_TOKEN and HF_HUB_USER_AGENT_ORIGIN",
+        ) from None
 
 
 class Request:
@@ -169,7 +204,12 @@ class Request:
                 return self._get_once(name, start, end, limit)
             except _Retry as retry:
                 if delay is None:
-                    raise AnatomyError(name, "an answer from the Hub", retry.found, "check the network or HF_ENDPOINT, and try again later") from None
+                    raise AnatomyError(
+                        name,
+                        "an answer from the Hub",
+                        retry.found,
+                        "check the network or HF_ENDPOINT, and try again later",
+                    ) from None
                 sleep(delay if retry.after is None else retry.after)
         raise AssertionError("unreachable")
 
@@ -183,7 +223,9 @@ class Request:
             self.url = self.hub.url(self.filename)
         url, authorized = self.final or (self.url, True)
         address = _Address(url, name, "an http:// or https:// address")
-        clock = transport.Clock(transport.DEADLINE_SECONDS + (0 if end is None else transport.body_seconds(end - start + 1)))
+        clock = transport.Clock(
+            transport.DEADLINE_SECONDS + (0 if end is None else transport.body_seconds(end - start + 1))
+        )
         for _ in range(MAX_REDIRECTS + 1):
             headers = {k: v for k, v in self.hub.headers.items() if authorized or k.lower() != "authorization"}
             if end is not None:
@@ -215,18 +257,38 @@ class Request:
                     _discard(response, where)
                     size = _unsatisfiable_size(response.getheader("Content-Range"))
                     if size is None or start < size:
-                        raise AnatomyError(name, f"bytes {start}-{end}", f"HTTP 416 ({_shown(repr(response.getheader('Content-Range')))})", "the server's answer does not match the request; try again")
+                        raise AnatomyError(
+                            name,
+                            f"bytes {start}-{end}",
+                            f"HTTP 416 ({_shown(repr(response.getheader('Content-Range')))})",
+                            "the server's answer does not match the request; try again",
+                        )
                     return b"", size  # the file ends before start (it is empty): the reader says what it expected there
                 if status not in (200, 206):
                     _discard(response, where)
-                    raise status_error(self.hub, name, status, response.getheader("X-Error-Code"), response.getheader("X-Error-Message"))
+                    raise status_error(
+                        self.hub,
+                        name,
+                        status,
+                        response.getheader("X-Error-Code"),
+                        response.getheader("X-Error-Message"),
+                    )
                 body, size = _body(name, response, start, end, limit, clock)
                 if not response.isclosed():
                     transport.drop_connection(*where)  # a body left unread
             except transport.DeadlineExceeded:
                 transport.drop_connection(*where)
-                raise AnatomyError(name, "an answer from the Hub", f"none complete within {clock.seconds:.3g} s (a request's deadline)", "check the network or HF_ENDPOINT, and try again later") from None
-            except (OSError, http.client.HTTPException, ValueError) as exc:  # http.client takes a chunk size of -5, then its read refuses it: ValueError
+                raise AnatomyError(
+                    name,
+                    "an answer from the Hub",
+                    f"none complete within {clock.seconds:.3g} s (a request's deadline)",
+                    "check the network or HF_ENDPOINT, and try again later",
+                ) from None
+            except (
+                OSError,
+                http.client.HTTPException,
+                ValueError,
+            ) as exc:  # http.client takes a chunk size of -5, then its read refuses it: ValueError
                 transport.drop_connection(*where)
                 raise _Retry(f"no answer ({type(exc).__name__}: {_shown(str(exc).strip(), 120)})") from None
             except AnatomyError:
@@ -243,7 +305,9 @@ class Request:
         def fetch(start: int, end: int) -> bytes:
             data, found = self.get(name, start, end - 1)
             if found != size:
-                raise AnatomyError(name, f"a file of {size} bytes", f"{found} bytes", "the file changed on the Hub; try again")
+                raise AnatomyError(
+                    name, f"a file of {size} bytes", f"{found} bytes", "the file changed on the Hub; try again"
+                )
             return data
 
         return fetch
@@ -285,29 +349,64 @@ def _body(name: str, response: Any, start: int, end: int | None, limit: int, clo
     length = _number(length_text)
     if end is None:  # a whole small file
         if response.status != 200 or length is None:  # chunked: not checked on arrival
-            raise AnatomyError(name, "a whole file with its Content-Length", f"HTTP {response.status}, Content-Length {_shown(length_text)}", "check HF_ENDPOINT")
+            raise AnatomyError(
+                name,
+                "a whole file with its Content-Length",
+                f"HTTP {response.status}, Content-Length {_shown(length_text)}",
+                "check HF_ENDPOINT",
+            )
         if length > limit:
-            raise AnatomyError(name, f"a file of at most {limit} bytes", f"{length} bytes", "the repository's file is corrupt or hostile")
+            raise AnatomyError(
+                name,
+                f"a file of at most {limit} bytes",
+                f"{length} bytes",
+                "the repository's file is corrupt or hostile",
+            )
         clock.extend(transport.body_seconds(length))
         size, first, last = length, 0, length - 1
     elif response.status == 200:  # the server ignored Range and is sending the whole file
-        raise AnatomyError(name, f"a partial answer (206) for bytes {start}-{end}", "the whole file (200)", "the server ignores ranges; check HF_ENDPOINT")
+        raise AnatomyError(
+            name,
+            f"a partial answer (206) for bytes {start}-{end}",
+            "the whole file (200)",
+            "the server ignores ranges; check HF_ENDPOINT",
+        )
     else:
         if length_text is not None and length is None:
-            raise AnatomyError(name, "a Content-Length of 1 to 19 digits 0-9", _shown(repr(length_text)), "the server's answer is malformed; check HF_ENDPOINT")
+            raise AnatomyError(
+                name,
+                "a Content-Length of 1 to 19 digits 0-9",
+                _shown(repr(length_text)),
+                "the server's answer is malformed; check HF_ENDPOINT",
+            )
         content_range = response.getheader("Content-Range") or ""
         unit, _, span = content_range.partition(" ")
         first_text, _, rest = span.partition("-")
         last_text, _, size_text = rest.partition("/")
         first, last, size = _number(first_text), _number(last_text), _number(size_text)
         if first is None or last is None or size is None:
-            raise AnatomyError(name, "a Content-Range header", _shown(repr(content_range), 80), "the server's answer is malformed; check HF_ENDPOINT")
+            raise AnatomyError(
+                name,
+                "a Content-Range header",
+                _shown(repr(content_range), 80),
+                "the server's answer is malformed; check HF_ENDPOINT",
+            )
         wanted_last = min(end, size - 1)
         if unit != "bytes" or first != start or last != wanted_last:
             asked = _CONTENT_RANGE.format(start, wanted_last, size)
-            raise AnatomyError(name, f"Content-Range {asked}", _shown(repr(content_range), 80), "the server's answer does not match the request; try again")
+            raise AnatomyError(
+                name,
+                f"Content-Range {asked}",
+                _shown(repr(content_range), 80),
+                "the server's answer does not match the request; try again",
+            )
         if length is not None and length != last - first + 1:
-            raise AnatomyError(name, f"a Content-Length of {last - first + 1} bytes (its Content-Range {_CONTENT_RANGE.format(first, last, size)})", f"Content-Length {length}", "the server's answer does not match the request; try again")
+            raise AnatomyError(
+                name,
+                f"a Content-Length of {last - first + 1} bytes (its Content-Range {_CONTENT_RANGE.format(first, last, size)})",
+                f"Content-Length {length}",
+                "the server's answer does not match the request; try again",
+            )
     wanted = last - first + 1
     body = response.read(wanted) if wanted > 0 else b""
     Stats.add(nbytes=len(body))

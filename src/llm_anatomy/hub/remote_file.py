@@ -43,7 +43,9 @@ class RemoteFile:
     """A file of `size` bytes: the chunks given (start, bytes), and more from fetch(start,
     end) when read; fetch None means offline (only the chunks given can be read)."""
 
-    def __init__(self, name: str, size: int, fetch: Callable[[int, int], bytes] | None, chunks: Iterable[tuple[int, bytes]] = ()) -> None:
+    def __init__(
+        self, name: str, size: int, fetch: Callable[[int, int], bytes] | None, chunks: Iterable[tuple[int, bytes]] = ()
+    ) -> None:
         self.name, self.size, self._fetcher = name, size, fetch
         self._starts: list[int] = []
         self._chunks: list[bytes] = []
@@ -120,10 +122,17 @@ class RemoteFile:
 
     def _get(self, start: int, length: int) -> bytes:
         if self._fetcher is None:
-            raise AnatomyError(self.name, f"bytes {start}..{start + length} in the header cache", "they were never fetched", "run without HF_HUB_OFFLINE=1 to read them from the Hub")
+            raise AnatomyError(
+                self.name,
+                f"bytes {start}..{start + length} in the header cache",
+                "they were never fetched",
+                "run without HF_HUB_OFFLINE=1 to read them from the Hub",
+            )
         data = self._fetcher(start, start + length)
         if len(data) != length:
-            raise AnatomyError(self.name, f"{length} bytes at {start}", f"{len(data)} bytes", "the file changed; try again")
+            raise AnatomyError(
+                self.name, f"{length} bytes at {start}", f"{len(data)} bytes", "the file changed; try again"
+            )
         return data
 
     def _fetch(self, start: int, length: int) -> None:
@@ -160,7 +169,9 @@ class RemoteFile:
             fetched = self._get(start, fetch)
             self._add(start, fetched)
             self._next_fetch = (start + fetch, fetch)
-            data = head + fetched[rest - start : rest - start + length_left]  # the chunks kept may have let go of head's
+            data = (
+                head + fetched[rest - start : rest - start + length_left]
+            )  # the chunks kept may have let go of head's
         return data
 
     def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:

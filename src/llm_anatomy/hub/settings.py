@@ -103,7 +103,9 @@ def _in_colab() -> bool:
     import builtins
 
     shell = getattr(builtins, "get_ipython", None)
-    return shell is not None and "google.colab" in str(shell()) and os.environ.get("VERTEX_PRODUCT") != "COLAB_ENTERPRISE"
+    return (
+        shell is not None and "google.colab" in str(shell()) and os.environ.get("VERTEX_PRODUCT") != "COLAB_ENTERPRISE"
+    )
 
 
 def _huggingface_hub_token() -> str | None:
@@ -132,7 +134,9 @@ def token() -> str | None:
         except AnatomyError as exc:
             raise AnatomyError(settings.token_path, exc.expected, exc.found, RELOGIN) from None
         except UnicodeDecodeError:
-            raise AnatomyError(settings.token_path, "a readable token file", "bytes that are not UTF-8", RELOGIN) from None
+            raise AnatomyError(
+                settings.token_path, "a readable token file", "bytes that are not UTF-8", RELOGIN
+            ) from None
         found = _clean(text)
     if found is not None:
         try:  # beside the token file, written by the same login: read as warily, any doubt is no refresh

@@ -43,14 +43,21 @@ def _choose(repo: str, listing: list[str], quant: str) -> tuple[list[str], str |
     if quant or (not weights and index is None and gguf) or (weights and all(w.endswith(".gguf") for w in weights)):
         return choose_quantization(repo, gguf, quant), None
     if not weights and index is None:
-        raise AnatomyError(repo, "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)", "none in the repository", "check the model id")
+        raise AnatomyError(
+            repo,
+            "weights (*.safetensors, pytorch_model*.bin, *.gguf, *.pth or *.pt files, or a shard index)",
+            "none in the repository",
+            "check the model id",
+        )
     return list(weights), index
 
 
 class Snapshot:
     """The remote files of one commit (files: by name in the repository); save() keeps what was fetched."""
 
-    def __init__(self, folder: str, listing: list[str], files: dict[str, RemoteFile], cached: set[str], fresh: bool) -> None:
+    def __init__(
+        self, folder: str, listing: list[str], files: dict[str, RemoteFile], cached: set[str], fresh: bool
+    ) -> None:
         self.folder, self.listing, self.files, self.fresh = folder, listing, files, fresh
         self._saved = {name: len(f.chunks()) if name in cached else 0 for name, f in files.items()}
 
@@ -94,7 +101,9 @@ def _load_ranges(folder: str, filename: str) -> tuple[int, list[tuple[int, bytes
     ranges = head.get("ranges") if isinstance(head, dict) else None
     if not _whole(size) or not isinstance(ranges, list):
         return None
-    if not all(isinstance(r, list) and len(r) == 2 and _whole(r[0]) and _whole(r[1]) and r[0] + r[1] <= size for r in ranges):
+    if not all(
+        isinstance(r, list) and len(r) == 2 and _whole(r[0]) and _whole(r[1]) and r[0] + r[1] <= size for r in ranges
+    ):
         return None
     if sum(length for _, length in ranges) != len(data) - end - 1:
         return None
@@ -130,7 +139,9 @@ def resolve(model: str, revision: str | None, cache_error: AnatomyError) -> Sour
     missing = [n for n in small if not os.path.isfile(os.path.join(folder, n))]
     if missing and hub is None:
         raise cache_error
-    for filename, data in zip(missing, parallel(missing, lambda n: http.Request(hub, n).get_whole(os.path.join(folder, n), SMALL_FILE_BYTES))):
+    for filename, data in zip(
+        missing, parallel(missing, lambda n: http.Request(hub, n).get_whole(os.path.join(folder, n), SMALL_FILE_BYTES))
+    ):
         write_atomic(os.path.join(folder, filename), data)
     if index is not None:
         from ..formats import safetensors
@@ -144,19 +155,26 @@ def resolve(model: str, revision: str | None, cache_error: AnatomyError) -> Sour
         cached = _load_ranges(folder, filename)
         if cached is not None:
             name, size = os.path.join(folder, filename), cached[0]
-            files[filename] = RemoteFile(name, size, http.Request(hub, filename).fetcher(name, size) if hub is not None else None, cached[1])
+            files[filename] = RemoteFile(
+                name, size, http.Request(hub, filename).fetcher(name, size) if hub is not None else None, cached[1]
+            )
         elif hub is None:
             raise cache_error
         else:
             to_fetch.append(filename)
     files.update(zip(to_fetch, parallel(to_fetch, lambda n: _fetch_head(hub, folder, n))))
     # A PEFT adapter's repository has adapter_config.json instead (read as its config, as in a folder).
-    config = next((path for path in (os.path.join(folder, n) for n in ("config.json", ADAPTER_CONFIG)) if os.path.isfile(path)), "")
+    config = next(
+        (path for path in (os.path.join(folder, n) for n in ("config.json", ADAPTER_CONFIG)) if os.path.isfile(path)),
+        "",
+    )
     snapshot = Snapshot(folder, listing, files, set(files) - set(to_fetch), fresh)
     return Source(
         model,
         folder,
-        () if index is not None else tuple(SourcedPath(files[w]) if w in files else os.path.join(folder, w) for w in weights),
+        ()
+        if index is not None
+        else tuple(SourcedPath(files[w]) if w in files else os.path.join(folder, w) for w in weights),
         os.path.join(folder, index) if index is not None else None,
         config or None,
         snapshot,

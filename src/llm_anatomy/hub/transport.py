@@ -174,9 +174,19 @@ class Connection(http.client.HTTPConnection):
             except OSError as exc:
                 # http.client's refused CONNECT: an OSError without errno ("Tunnel connection
                 # failed: 407 ..."), where the socket's own errors carry one
-                if self.via_proxy and self.scheme == "https" and exc.errno is None and not isinstance(exc, TimeoutError):
+                if (
+                    self.via_proxy
+                    and self.scheme == "https"
+                    and exc.errno is None
+                    and not isinstance(exc, TimeoutError)
+                ):
                     self.close()
-                    raise AnatomyError(f"{self.target_host}:{self.target_port}", "a tunnel through the proxy (HTTPS_PROXY)", escape(str(exc)[:120]), "check the proxy's address and credentials") from None
+                    raise AnatomyError(
+                        f"{self.target_host}:{self.target_port}",
+                        "a tunnel through the proxy (HTTPS_PROXY)",
+                        escape(str(exc)[:120]),
+                        "check the proxy's address and credentials",
+                    ) from None
                 raise
         self.request("GET", self.target(path), headers=headers)
         return self.getresponse()
@@ -196,9 +206,19 @@ def _proxy(proxy: str) -> tuple[str, int, dict[str, str]]:
         parts = urlsplit(proxy)
         host, port = parts.hostname, parts.port
     except ValueError as exc:
-        raise AnatomyError(where, "an http:// proxy address (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)", f"one urllib refuses ({exc})", "fix the proxy's address") from None
+        raise AnatomyError(
+            where,
+            "an http:// proxy address (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)",
+            f"one urllib refuses ({exc})",
+            "fix the proxy's address",
+        ) from None
     if parts.scheme != "http" or not host:
-        raise AnatomyError(where, "an http:// proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)", f"{parts.scheme}://", "use an http:// proxy, or NO_PROXY for this host")
+        raise AnatomyError(
+            where,
+            "an http:// proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)",
+            f"{parts.scheme}://",
+            "use an http:// proxy, or NO_PROXY for this host",
+        )
     headers = {}
     if parts.username is not None:
         import base64
@@ -284,7 +304,13 @@ def _proxy_variable(name: str) -> str | None:
 
 # Where OpenSSL's compiled-in paths are missing: the bundles of the main Linux families, as
 # huggingface_hub's HTTP client (httpcore) looks for them, after truststore.
-CA_FILE_CANDIDATES = ("/etc/ssl/cert.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/pki/tls/cert.pem", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/ca-bundle.pem")
+CA_FILE_CANDIDATES = (
+    "/etc/ssl/cert.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/pki/tls/cert.pem",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/ssl/ca-bundle.pem",
+)
 
 
 def tls_context() -> object:

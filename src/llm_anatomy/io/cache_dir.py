@@ -87,7 +87,9 @@ def replace_in_folder(folder_fd: int, name: str, data: bytes, sync: bool = False
         # Part of the name only: the whole one plus a suffix may exceed the file system's limit.
         partial = f".{name[:64]}.{os.urandom(6).hex()}.partial"
         try:
-            handle = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=folder_fd)
+            handle = os.open(
+                partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=folder_fd
+            )
         except FileExistsError:
             continue
         break

@@ -70,12 +70,16 @@ def _hub_repository(folder: str) -> str | None:
     blobs (where snapshot links point) belong to the model as much as the snapshot does."""
     snapshots = os.path.dirname(os.path.realpath(folder))
     repo = os.path.dirname(snapshots)
-    if os.path.basename(snapshots) == "snapshots" and os.path.basename(repo).startswith(("models--", "datasets--", "spaces--")):
+    if os.path.basename(snapshots) == "snapshots" and os.path.basename(repo).startswith(
+        ("models--", "datasets--", "spaces--")
+    ):
         return repo
     return None
 
 
-def guard_model(root: str | None, weight_files: tuple[str, ...], other_files: tuple[str, ...] = (), whole_folder: bool = True) -> Guard:
+def guard_model(
+    root: str | None, weight_files: tuple[str, ...], other_files: tuple[str, ...] = (), whole_folder: bool = True
+) -> Guard:
     """The guard for one model: its weight files and other files (by inode, so hard links and
     the blobs behind hub-cache links count), and, when whole_folder, its folder and every
     file in it (index, config, tokenizer...). A single weights file guards itself only
@@ -115,27 +119,44 @@ def _os_error(path: str, exc: OSError, what: str) -> AnatomyError:
     reason = exc.strerror.lower() if exc.strerror else type(exc).__name__
     code = errno.errorcode.get(exc.errno or 0)
     found = f"{reason} ({code})" if code else reason
-    return AnatomyError(path, f"to write the {what}", found, OS_ERROR_TODO.get(exc.errno or 0, "pass -o with another path"))
+    return AnatomyError(
+        path, f"to write the {what}", found, OS_ERROR_TODO.get(exc.errno or 0, "pass -o with another path")
+    )
 
 
 def _resolve(path: str, guard: Guard, what: str) -> tuple[str, str]:
     """(real folder, file name) of where path leads; refuse links to nothing, a missing
     folder, and any target inside a guarded folder."""
     if os.path.islink(path) and not os.path.exists(path):
-        raise UsageError(path, f"a file name for the {what}", "a symbolic link that leads nowhere", "remove the link or pass -o with another path")
+        raise UsageError(
+            path,
+            f"a file name for the {what}",
+            "a symbolic link that leads nowhere",
+            "remove the link or pass -o with another path",
+        )
     real = os.path.realpath(path)
     folder, name = os.path.split(real)
     if not name or path.endswith(os.sep):  # realpath drops the slash of "out/": a folder was meant
         raise UsageError(path, f"a file name for the {what}", "a folder", f"pass -o FOLDER/{what}.html")
     if not os.path.isdir(folder):
-        raise AnatomyError(path, f"an existing folder for the {what}", f"no folder {escape(folder)}", "create it or pass -o with another path")
+        raise AnatomyError(
+            path,
+            f"an existing folder for the {what}",
+            f"no folder {escape(folder)}",
+            "create it or pass -o with another path",
+        )
     for ancestor in _ancestors(folder) + [real]:
         try:
             identity = _identity(os.stat(ancestor))
         except OSError:
             continue  # the target itself may not exist yet
         if identity in guard.folders:
-            raise UsageError(path, "an output path outside the model folder", f"a path inside {escape(guard.folders[identity])}", "pass -o with another folder; llm-anatomy never writes into a model folder")
+            raise UsageError(
+                path,
+                "an output path outside the model folder",
+                f"a path inside {escape(guard.folders[identity])}",
+                "pass -o with another folder; llm-anatomy never writes into a model folder",
+            )
     return folder, name
 
 
@@ -146,7 +167,12 @@ def _check_replaceable(folder_fd: int, name: str, path: str, guard: Guard, marke
     except FileNotFoundError:
         return
     if _identity(info) in guard.files:
-        raise UsageError(path, "an output path outside the model folder", f"{escape(guard.files[_identity(info)])}", "pass -o with another folder; llm-anatomy never writes into a model folder")
+        raise UsageError(
+            path,
+            "an output path outside the model folder",
+            f"{escape(guard.files[_identity(info)])}",
+            "pass -o with another folder; llm-anatomy never writes into a model folder",
+        )
     kind = stat.S_IFMT(info.st_mode)
     if kind != stat.S_IFREG:
         found = NOT_A_FILE.get(kind, "a symbolic link")
@@ -156,11 +182,20 @@ def _check_replaceable(folder_fd: int, name: str, path: str, guard: Guard, marke
     handle = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder_fd)
     try:
         again = os.fstat(handle)
-        head = os.read(handle, MARKER_WINDOW) if stat.S_ISREG(again.st_mode) and _identity(again) == _identity(info) else b""
+        head = (
+            os.read(handle, MARKER_WINDOW)
+            if stat.S_ISREG(again.st_mode) and _identity(again) == _identity(info)
+            else b""
+        )
     finally:
         os.close(handle)
     if marker not in head:
-        raise UsageError(path, f"a new file or a previous llm-anatomy {what}", "a file llm-anatomy did not write", "remove it or pass -o with another path")
+        raise UsageError(
+            path,
+            f"a new file or a previous llm-anatomy {what}",
+            "a file llm-anatomy did not write",
+            "remove it or pass -o with another path",
+        )
 
 
 def _open_folder(path: str, folder: str, what: str) -> int:
@@ -202,7 +237,9 @@ def write_output(path: str, data: bytes, guard: Guard, marker: bytes, what: str 
         _check_replaceable(folder_fd, name, path, guard, marker, what)
         replace_in_folder(folder_fd, name, data, sync=True)
     except FileExistsError:  # the rename cannot raise it: _check_replaceable refused folders
-        raise AnatomyError(path, "a free temporary name beside it", f"{TEMPORARY_TRIES} taken", "remove the *.partial files beside it") from None
+        raise AnatomyError(
+            path, "a free temporary name beside it", f"{TEMPORARY_TRIES} taken", "remove the *.partial files beside it"
+        ) from None
     except OSError as exc:
         raise _os_error(path, exc, what) from None
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Callable, Sequence
@@ -86,7 +87,12 @@ def run_parallel(
             # concurrent.futures, not multiprocessing.Pool: when a worker is killed (say, by
             # the out-of-memory killer) Pool waits forever, this raises BrokenProcessPool.
             job = (tasks, work, resources)
-            pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start, initargs=(os.getpid(), job))
+            pool = ProcessPoolExecutor(
+                count,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_worker_start,
+                initargs=(os.getpid(), job),
+            )
             try:
                 for future in as_completed([pool.submit(_run_one, i) for i in order]):
                     index, result = future.result()
@@ -108,5 +114,10 @@ def run_parallel(
                 for resource in own:
                     resource.close()
     except BrokenProcessPool:
-        raise AnatomyError("a worker process", "to finish its tensors", "it was killed (perhaps for lack of memory, or a weights file was truncated while it was read)", "run again, or read fewer tensors at once with --filter") from None
+        raise AnatomyError(
+            "a worker process",
+            "to finish its tensors",
+            "it was killed (perhaps for lack of memory, or a weights file was truncated while it was read)",
+            "run again, or read fewer tensors at once with --filter",
+        ) from None
     return results

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import BinaryIO, Iterable, Protocol
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
         def fileobj(self) -> BinaryIO: ...  # seekable, for zipfile
         def close(self) -> None: ...
         def settle(self) -> None: ...  # run what waits for the first read
+
 
 from ..core.errors import AnatomyError
 
@@ -137,7 +139,13 @@ def open_regular(path: str) -> BinaryIO:
 
 def read_capped(path: str, limit: int, what: str, todo: str) -> bytes:
     """The whole of a small local file (an index, a config, a cache ref), refused beyond
-    limit bytes before any of it is read: a 3 GB sparse file costs nothing to refuse."""
+    limit bytes before any of it is read: a 3 GB sparse file costs nothing to refuse. A
+    SourcedPath (a config or an index in an object store) is read through its source."""
+    if isinstance(path, SourcedPath):
+        size = path.source.size
+        if size > limit:
+            raise AnatomyError(path, f"{what} of at most {limit} bytes", f"{size} bytes", todo)
+        return path.source.read(0, size, what)
     with open_regular(path) as handle:
         size = os.fstat(handle.fileno()).st_size
         if size > limit:
@@ -195,7 +203,9 @@ class LocalFile:
         except OSError as exc:
             raise os_error(self.name, exc) from None
         if len(data) != length:
-            raise AnatomyError(self.name, f"{length} bytes of {what}", f"{len(data)} bytes", "the file changed while it was read")
+            raise AnatomyError(
+                self.name, f"{length} bytes of {what}", f"{len(data)} bytes", "the file changed while it was read"
+            )
         return data
 
     def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:

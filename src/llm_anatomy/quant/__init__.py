@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from math import prod
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
@@ -57,7 +58,9 @@ class QuantView(namedtuple("QuantView", "method scheme description weights probl
         """Logical weights as tensors: dtype "<scheme>" for the quantized ones, nbytes as stored."""
         label = self.scheme.upper() if self.scheme else ""
         return tuple(
-            TensorInfo(w.name, label if w.scheme else w.parts[0].dtype, w.shape, w.parts[0].file, w.parts[0].offset, w.nbytes)
+            TensorInfo(
+                w.name, label if w.scheme else w.parts[0].dtype, w.shape, w.parts[0].file, w.parts[0].offset, w.nbytes
+            )
             for w in self.weights
         )
 
@@ -107,7 +110,14 @@ def _from_names(names: set[str]) -> tuple[str, str, dict[str, Any]] | None:
         return "fp8", "fp8", {}
     state = next((n for n in names if n.endswith(SCHEMES["bnb4"].state)), None)
     if state is not None:
-        return "bitsandbytes", "bnb4", {"bnb_4bit_quant_type": state.rsplit("__", 1)[1], "bnb_4bit_use_double_quant": any(n.endswith(".weight.nested_absmax") for n in names)}
+        return (
+            "bitsandbytes",
+            "bnb4",
+            {
+                "bnb_4bit_quant_type": state.rsplit("__", 1)[1],
+                "bnb_4bit_use_double_quant": any(n.endswith(".weight.nested_absmax") for n in names),
+            },
+        )
     if any(n.endswith(".SCB") for n in names):
         return "bitsandbytes", "bnb8", {}
     return None
@@ -129,12 +139,22 @@ def _values(scheme: str, settings: dict[str, Any]) -> dict[str, Any]:
                 if key in optional:
                     check, words = optional[key]
                     if not check(value):
-                        raise Mismatch(f"{alias} {_short_repr(value)} in its quantization settings, not {words}", "settings")
+                        raise Mismatch(
+                            f"{alias} {_short_repr(value)} in its quantization settings, not {words}", "settings"
+                        )
                     q[key] = value
                     break
                 kind = type(DEFAULTS[scheme][key])
-                if type(value) is not kind and not (kind is float and type(value) is int) or key == "bits" and not 1 <= value <= 8:
-                    raise Mismatch(f"{alias} {_short_repr(value)} in its quantization settings, not {'an integer 1..8' if key == 'bits' else KINDS.get(kind, kind.__name__)}", "settings")
+                if (
+                    type(value) is not kind
+                    and not (kind is float and type(value) is int)
+                    or key == "bits"
+                    and not 1 <= value <= 8
+                ):
+                    raise Mismatch(
+                        f"{alias} {_short_repr(value)} in its quantization settings, not {'an integer 1..8' if key == 'bits' else KINDS.get(kind, kind.__name__)}",
+                        "settings",
+                    )
                 q[key] = value
                 break
     return q
@@ -168,12 +188,20 @@ def view(catalog: Catalog) -> QuantView | None:
         q = _values(scheme, settings)
         own = {name: _values(scheme, {**settings, **value}) for name, value in modules.items()}
     except Mismatch as exc:
-        problem = ("config.json", f"quantization settings llm-anatomy can read (quant_method {method!r})", str(exc), STORED, ("settings",))
+        problem = (
+            "config.json",
+            f"quantization settings llm-anatomy can read (quant_method {method!r})",
+            str(exc),
+            STORED,
+            ("settings",),
+        )
         return QuantView(method, None, f"{method} (its settings unreadable)", as_stored, (problem,))
     return _group(catalog, method, scheme, q, own)
 
 
-def _group(catalog: Catalog, method: str, key: str, q: dict[str, Any], own: dict[str, dict[str, Any]] | None = None) -> QuantView:
+def _group(
+    catalog: Catalog, method: str, key: str, q: dict[str, Any], own: dict[str, dict[str, Any]] | None = None
+) -> QuantView:
     """own: module -> the settings it has instead of q (MLX's per-module bits and group size)."""
     scheme = SCHEMES[key]
     by_name = catalog.by_name
@@ -201,10 +229,20 @@ def _group(catalog: Catalog, method: str, key: str, q: dict[str, Any], own: dict
             part = by_name.get(base + suffix)
             if part is None:
                 if suffix in expected:
-                    problems.append((t.name, f"{escape(base + suffix)} beside it ({words})", "missing", PACKED, ("missing", suffix)))
+                    problems.append(
+                        (t.name, f"{escape(base + suffix)} beside it ({words})", "missing", PACKED, ("missing", suffix))
+                    )
                 continue
             if expected.get(suffix) is not None and tuple(part.shape) != tuple(expected[suffix]):
-                problems.append((part.name, f"shape {list(expected[suffix])} ({words})", str(list(part.shape)), PACKED, ("shape", suffix)))
+                problems.append(
+                    (
+                        part.name,
+                        f"shape {list(expected[suffix])} ({words})",
+                        str(list(part.shape)),
+                        PACKED,
+                        ("shape", suffix),
+                    )
+                )
             parts.append(part)
         if qw is not q:
             other[scheme.describe(qw)] = other.get(scheme.describe(qw), 0) + 1
@@ -212,7 +250,19 @@ def _group(catalog: Catalog, method: str, key: str, q: dict[str, Any], own: dict
         own_settings = {**qw, "state": states[base]} if scheme.state else (qw if qw is not q else None)
         logical[t.name] = LogicalWeight(base + scheme.logical, shape, key, tuple(parts), own_settings)
     if not logical and not problems:
-        problems.append((catalog.name, f"{scheme.main} tensors of {escape(scheme.describe(q))} (quant_method {escape(repr(method))} in config.json)", "none", STORED, ("none",)))
-    weights = tuple(logical.get(t.name) or LogicalWeight(t.name, t.shape, "", (t,)) for t in catalog.tensors if t.name in logical or t.name not in taken)
+        problems.append(
+            (
+                catalog.name,
+                f"{scheme.main} tensors of {escape(scheme.describe(q))} (quant_method {escape(repr(method))} in config.json)",
+                "none",
+                STORED,
+                ("none",),
+            )
+        )
+    weights = tuple(
+        logical.get(t.name) or LogicalWeight(t.name, t.shape, "", (t,))
+        for t in catalog.tensors
+        if t.name in logical or t.name not in taken
+    )
     words = scheme.describe(q) + "".join(f"; {text} in {n} weight{'s' if n > 1 else ''}" for text, n in other.items())
     return QuantView(method, key, words, weights, tuple(problems), q)

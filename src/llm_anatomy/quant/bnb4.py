@@ -27,8 +27,24 @@ if TYPE_CHECKING:
 # bitsandbytes' get_4bit_type tables, float32 values. nf4: quantiles of the standard normal
 # (QLoRA); fp4: 1 sign, 2 exponent, 1 mantissa bit in bit-pattern order, scaled to [-1, 1]:
 # (0, 0.0625, 8, 12, 4, 6, 2, 3) / 12, then the same negated.
-NF4 = (-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
-       0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0)
+NF4 = (
+    -1.0,
+    -0.6961928009986877,
+    -0.5250730514526367,
+    -0.39491748809814453,
+    -0.28444138169288635,
+    -0.18477343022823334,
+    -0.09105003625154495,
+    0.0,
+    0.07958029955625534,
+    0.16093020141124725,
+    0.24611230194568634,
+    0.33791524171829224,
+    0.44070982933044434,
+    0.5626170039176941,
+    0.7229568362236023,
+    1.0,
+)
 _FP4 = (0.0, 0.0052083334885537624, 0.6666666865348816, 1.0, 0.3333333432674408, 0.5, 0.1666666716337204, 0.25)
 CODES = {"nf4": NF4, "fp4": _FP4 + (0.0,) + tuple(-v for v in _FP4[1:])}  # code 8, "-0", is +0.0 in its table
 STATE_DTYPES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32"}  # what dequantize_4bit accepts
@@ -45,18 +61,25 @@ def _parts(tensor: Dequantized) -> tuple[dict[str, Any], dict[str, TensorInfo]]:
     main = tensor.weight.parts[0]
     if state.get("quant_type") not in CODES or state.get("dtype") not in STATE_DTYPES:
         found = f"quant_type {state.get('quant_type')!r}, dtype {state.get('dtype')!r}"
-        raise bad_part(tensor, main, "a quant state of quant_type nf4 or fp4 and dtype float16, bfloat16 or float32", found)
+        raise bad_part(
+            tensor, main, "a quant state of quant_type nf4 or fp4 and dtype float16, bfloat16 or float32", found
+        )
     if main.dtype != "U8":
         raise bad_part(tensor, main, "pairs of 4-bit codes stored as U8", main.dtype)
     blocks = -(-tensor.numel // state["blocksize"])  # a positive whole number: counting checked it
     nested = "nested_blocksize" in state
     if nested and not (_whole(state["nested_blocksize"]) and _number(state.get("nested_offset"))):
         found = f"nested_blocksize {state['nested_blocksize']!r}, nested_offset {state.get('nested_offset')!r}"
-        raise bad_part(tensor, main, "a quant state with a positive whole nested_blocksize and a number as nested_offset", found)
+        raise bad_part(
+            tensor, main, "a quant state with a positive whole nested_blocksize and a number as nested_offset", found
+        )
     # role -> (suffix, shape, dtype)
     expected = {"absmax": (".absmax", (blocks,), "U8" if nested else "F32")}
     if nested:
-        expected.update(code=(".nested_quant_map", (256,), "F32"), nested=(".nested_absmax", (-(-blocks // state["nested_blocksize"]),), "F32"))
+        expected.update(
+            code=(".nested_quant_map", (256,), "F32"),
+            nested=(".nested_absmax", (-(-blocks // state["nested_blocksize"]),), "F32"),
+        )
     parts = {}
     for role, (suffix, shape, dtype) in expected.items():
         part = tensor.part(".weight" + suffix)

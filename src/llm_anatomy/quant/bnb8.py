@@ -31,7 +31,9 @@ def _scb(tensor: Dequantized) -> TensorInfo:
     if scb is None:
         raise missing_part(tensor, main.name[: -len(".weight")] + ".SCB")
     if tuple(scb.shape) != (main.shape[0],) or scb.dtype != "F32":
-        raise bad_part(tensor, scb, f"F32 [{main.shape[0]}], one absmax per row of {main.name}", f"{scb.dtype} {list(scb.shape)}")
+        raise bad_part(
+            tensor, scb, f"F32 [{main.shape[0]}], one absmax per row of {main.name}", f"{scb.dtype} {list(scb.shape)}"
+        )
     return scb
 
 

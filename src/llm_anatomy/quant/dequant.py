@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from ..decode.elements import ElementReader
     from . import LogicalWeight
 
+
 class Dequantizer(namedtuple("Dequantizer", "dtype check read stream")):
     """One scheme's dequantization (see the module docstring for each function's contract)."""
 
@@ -71,10 +72,20 @@ class Dequantized(TensorInfo):
     the dtype of its values (a tensors.CASTS key); description: the scheme in words;
     found: the scheme's Dequantizer, None if llm-anatomy has none (an error when read)."""
 
-    def __new__(cls, weight: LogicalWeight, settings: dict[str, Any], loaded: str, description: str, found: Dequantizer | None) -> "Dequantized":
+    def __new__(
+        cls, weight: LogicalWeight, settings: dict[str, Any], loaded: str, description: str, found: Dequantizer | None
+    ) -> "Dequantized":
         main = weight.parts[0]
-        self = super().__new__(cls, weight.name, weight.scheme.upper(), tuple(weight.shape), main.file, main.offset, weight.nbytes)
-        self.weight, self.settings, self.loaded, self.description, self.found = weight, settings, loaded, description, found
+        self = super().__new__(
+            cls, weight.name, weight.scheme.upper(), tuple(weight.shape), main.file, main.offset, weight.nbytes
+        )
+        self.weight, self.settings, self.loaded, self.description, self.found = (
+            weight,
+            settings,
+            loaded,
+            description,
+            found,
+        )
         return self
 
     def __getnewargs__(self) -> tuple:  # pickles as itself, not as the six fields
@@ -94,13 +105,21 @@ class Dequantized(TensorInfo):
 
     def part(self, suffix: str) -> TensorInfo | None:
         """The stored tensor <base><suffix> of this weight (".weight_scale_inv"), or None."""
-        base = self.weight.parts[0].name[: -len(_MAIN_SUFFIX[self.weight.scheme])] if _MAIN_SUFFIX.get(self.weight.scheme) else self.weight.parts[0].name
+        base = (
+            self.weight.parts[0].name[: -len(_MAIN_SUFFIX[self.weight.scheme])]
+            if _MAIN_SUFFIX.get(self.weight.scheme)
+            else self.weight.parts[0].name
+        )
         return next((p for p in self.weight.parts if p.name == base + suffix), None)
 
     def read(self, reader: ElementReader, positions: Sequence[int], as_dtype: str | None = None) -> list:
         """Values at ascending flat positions, in as_dtype (a CASTS key) when given."""
         if positions and not 0 <= positions[0] <= positions[-1] < self.numel:
-            raise AnatomyError(f"{self.file}: tensor {self.name}", f"element positions inside its {self.numel} elements", f"{positions[0]}..{positions[-1]}")
+            raise AnatomyError(
+                f"{self.file}: tensor {self.name}",
+                f"element positions inside its {self.numel} elements",
+                f"{positions[0]}..{positions[-1]}",
+            )
         dequantizer = self.dequantizer
         dequantizer.check(self)
         values = dequantizer.read(reader, self, positions) if positions else []
@@ -159,7 +178,12 @@ def missing_part(tensor: Dequantized, wanted: str) -> AnatomyError:
 
 
 def bad_part(tensor: Dequantized, part: TensorInfo, expected: str, found: str) -> AnatomyError:
-    return AnatomyError(f"{part.file}: tensor {part.name}", f"{expected} ({tensor.description})", found, "its weight cannot be dequantized; check quantization_config in config.json")
+    return AnatomyError(
+        f"{part.file}: tensor {part.name}",
+        f"{expected} ({tensor.description})",
+        found,
+        "its weight cannot be dequantized; check quantization_config in config.json",
+    )
 
 
 # ---------------------------------------------------------------- rounding as torch's casts round

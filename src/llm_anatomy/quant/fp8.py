@@ -47,7 +47,9 @@ class Grid(namedtuple("Grid", "weight scale lead rows cols srows scols brows bco
 
 def grid(tensor: Dequantized) -> Grid:
     weight = tensor.weight.parts[0]
-    found = next(((part, compute) for suffix, compute in SCALE_PARTS if (part := tensor.part(suffix)) is not None), None)
+    found = next(
+        ((part, compute) for suffix, compute in SCALE_PARTS if (part := tensor.part(suffix)) is not None), None
+    )
     if found is None:
         raise missing_part(tensor, " or ".join(weight.name[: -len(".weight")] + suffix for suffix, _ in SCALE_PARTS))
     scale, compute = found
@@ -64,14 +66,24 @@ def grid(tensor: Dequantized) -> Grid:
         sshape = sshape + (1,)
     block = tensor.settings.get("weight_block_size") if tensor.part(".weight_scale_inv") is scale else None
     if len(sshape) != len(shape) or sshape[:-2] != tuple(shape[:-2]) or 0 in sshape:
-        raise bad_part(tensor, scale, f"one scale, or a grid of scales over {weight.name}'s shape {list(shape)}", f"shape {list(scale.shape)}")
+        raise bad_part(
+            tensor,
+            scale,
+            f"one scale, or a grid of scales over {weight.name}'s shape {list(shape)}",
+            f"shape {list(scale.shape)}",
+        )
     srows, scols = sshape[-2:]
     if isinstance(block, (list, tuple)) and len(block) == 2 and all(isinstance(b, int) and b > 0 for b in block):
         brows, bcols = block
     else:
         brows, bcols = ceil(rows / srows), ceil(cols / scols)
     if (ceil(rows / brows), ceil(cols / bcols)) != (srows, scols):
-        raise bad_part(tensor, scale, f"shape {[*shape[:-2], ceil(rows / brows), ceil(cols / bcols)]}, one scale per {brows}x{bcols} block of {weight.name}'s {rows}x{cols}", f"shape {list(scale.shape)}")
+        raise bad_part(
+            tensor,
+            scale,
+            f"shape {[*shape[:-2], ceil(rows / brows), ceil(cols / bcols)]}, one scale per {brows}x{bcols} block of {weight.name}'s {rows}x{cols}",
+            f"shape {list(scale.shape)}",
+        )
     return Grid(weight, scale, lead, rows, cols, srows, scols, brows, bcols, compute)
 
 

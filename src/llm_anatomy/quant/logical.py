@@ -54,6 +54,8 @@ def logical_catalog(catalog: Catalog, model_dtype: Callable[[], str | None]) -> 
             continue
         found = dequantizer_for(weight.scheme)
         loaded = found.dtype(weight, dtype) if found is not None else (dtype or "BF16")
-        settings = weight.settings if weight.settings is not None else qview.settings  # a weight's own (MLX per module, bnb state) first
+        settings = (
+            weight.settings if weight.settings is not None else qview.settings
+        )  # a weight's own (MLX per module, bnb state) first
         tensors.append(Dequantized(weight, settings or {}, loaded, qview.description, found))
     return catalog._replace(tensors=tuple(tensors))

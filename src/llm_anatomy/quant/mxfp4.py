@@ -40,11 +40,18 @@ def _parts(tensor: Dequantized) -> tuple[TensorInfo, TensorInfo, int, int, int]:
         raise missing_part(tensor, blocks.name[: -len("_blocks")] + "_scales")
     *lead, rows, groups, _ = blocks.shape
     if tuple(scales.shape) != (*lead, rows, groups):
-        raise bad_part(tensor, scales, f"shape {[*lead, rows, groups]}, one scale per block of 32 values of {blocks.name}", f"shape {list(scales.shape)}")
+        raise bad_part(
+            tensor,
+            scales,
+            f"shape {[*lead, rows, groups]}, one scale per block of 32 values of {blocks.name}",
+            f"shape {list(scales.shape)}",
+        )
     if scales.dtype != "U8":
         raise bad_part(tensor, scales, "dtype U8 (E8M0 exponents)", scales.dtype)
     if rows * groups * BLOCK_BYTES > MAX_EXPERT_BYTES:
-        raise bad_part(tensor, blocks, f"at most {MAX_EXPERT_BYTES >> 20} MiB per expert", f"{rows * groups * BLOCK_BYTES:,} bytes")
+        raise bad_part(
+            tensor, blocks, f"at most {MAX_EXPERT_BYTES >> 20} MiB per expert", f"{rows * groups * BLOCK_BYTES:,} bytes"
+        )
     return blocks, scales, prod(lead), rows, groups
 
 

@@ -81,7 +81,9 @@ def _mxfp4(shape, q):
     # gpt-oss experts: [experts, rows, blocks, 16 bytes = 32 values]; transformers' parameter
     # is [experts, columns, rows] (GptOssExperts.gate_up_proj: experts x hidden x 2*expert_dim).
     if len(shape) < 3 or shape[-1] != 16:
-        raise Mismatch(f"blocks of 16 bytes (32 four-bit values) as the last dimension, found shape {list(shape)}", "blocks")
+        raise Mismatch(
+            f"blocks of 16 bytes (32 four-bit values) as the last dimension, found shape {list(shape)}", "blocks"
+        )
     *lead, rows, blocks, _ = shape
     return (*lead, blocks * 32, rows), {"_scales": (*lead, rows, blocks)}
 
@@ -118,9 +120,16 @@ def _bnb4(shape, q):
     for d in shape:
         packed *= d
     if packed != -(-n // 2):
-        raise Mismatch(f"packed weight of {packed} bytes for the {n} four-bit values of shape {logical} ({-(-n // 2)} bytes)", "packed")
+        raise Mismatch(
+            f"packed weight of {packed} bytes for the {n} four-bit values of shape {logical} ({-(-n // 2)} bytes)",
+            "packed",
+        )
     blocks = -(-n // block)
-    expected = {".weight.absmax": (blocks,), ".weight.quant_map": (16,), f".weight.quant_state.bitsandbytes__{q['bnb_4bit_quant_type']}": None}
+    expected = {
+        ".weight.absmax": (blocks,),
+        ".weight.quant_map": (16,),
+        f".weight.quant_state.bitsandbytes__{q['bnb_4bit_quant_type']}": None,
+    }
     if q.get("bnb_4bit_use_double_quant"):
         nested = state.get("nested_blocksize")
         if type(nested) is not int or nested <= 0:
@@ -139,7 +148,9 @@ def _bnb8(shape, q):
 
 def _bnb4_words(q):
     block = q.get("state", {}).get("blocksize", 64)
-    return f"bitsandbytes 4 bit {q['bnb_4bit_quant_type']}, block {block}" + (", double quant" if q.get("bnb_4bit_use_double_quant") else "")
+    return f"bitsandbytes 4 bit {q['bnb_4bit_quant_type']}, block {block}" + (
+        ", double quant" if q.get("bnb_4bit_use_double_quant") else ""
+    )
 
 
 def _pack(shape, q):
@@ -177,30 +188,108 @@ def _group(q):
 
 def _fp8_words(q):
     block = q.get("weight_block_size")
-    return "FP8 E4M3, " + (f"{block[0]}x{block[1]} blocks (weight_scale_inv)" if block else "per-tensor or per-channel scales (weight_scale)")
+    return "FP8 E4M3, " + (
+        f"{block[0]}x{block[1]} blocks (weight_scale_inv)"
+        if block
+        else "per-tensor or per-channel scales (weight_scale)"
+    )
 
 
 SCHEMES = {
-    "gptq": Scheme("gptq", ".qweight", ("I32",), (".qzeros", ".scales", ".g_idx"), ".weight", _gptq,
-                   lambda q: f"GPTQ {q['bits']} bit, {_group(q)}, {_sym(q)}, act-order {'on' if q.get('desc_act') else 'off'}"),
-    "awq": Scheme("awq", ".qweight", ("I32",), (".qzeros", ".scales"), ".weight", _awq,
-                  lambda q: f"AWQ {q['bits']} bit, {_group(q)}, {'zero point' if q.get('zero_point', True) else 'symmetric'}, {str(q.get('version') or 'gemm').upper()}"),
-    "fp8": Scheme("fp8", ".weight", ("F8_E4M3", "F8_E5M2"), (".weight_scale_inv", ".weight_scale", ".input_scale"), ".weight", _fp8, _fp8_words),
-    "mxfp4": Scheme("mxfp4", "_blocks", ("U8",), ("_scales",), "", _mxfp4,
-                    lambda q: "MXFP4: 4-bit E2M1 values in blocks of 32 sharing one E8M0 scale"),
-    "mlx": Scheme("mlx", ".weight", ("U32",), (".scales", ".biases"), ".weight", _mlx,
-                  lambda q: f"MLX {q['mode']} {q['bits']} bit, group {q['group_size']}" + (" (scales and biases)" if q["mode"] == "affine" else "")),
-    "bnb4": Scheme("bnb4", ".weight", ("U8",), (".weight.absmax", ".weight.quant_map", ".weight.nested_absmax", ".weight.nested_quant_map", *BNB4_STATES), ".weight", _bnb4, _bnb4_words, BNB4_STATES),
-    "bnb8": Scheme("bnb8", ".weight", ("I8",), (".SCB", ".weight_format"), ".weight", _bnb8,
-                   lambda q: f"bitsandbytes 8 bit (LLM.int8), per-row scales (SCB), outlier threshold {q['llm_int8_threshold']}"),
-    "pack": Scheme("pack", ".weight_packed", ("I32",), (".weight_scale", ".weight_zero_point", ".weight_shape"), ".weight", _pack, _pack_words),
+    "gptq": Scheme(
+        "gptq",
+        ".qweight",
+        ("I32",),
+        (".qzeros", ".scales", ".g_idx"),
+        ".weight",
+        _gptq,
+        lambda q: f"GPTQ {q['bits']} bit, {_group(q)}, {_sym(q)}, act-order {'on' if q.get('desc_act') else 'off'}",
+    ),
+    "awq": Scheme(
+        "awq",
+        ".qweight",
+        ("I32",),
+        (".qzeros", ".scales"),
+        ".weight",
+        _awq,
+        lambda q: (
+            f"AWQ {q['bits']} bit, {_group(q)}, {'zero point' if q.get('zero_point', True) else 'symmetric'}, {str(q.get('version') or 'gemm').upper()}"
+        ),
+    ),
+    "fp8": Scheme(
+        "fp8",
+        ".weight",
+        ("F8_E4M3", "F8_E5M2"),
+        (".weight_scale_inv", ".weight_scale", ".input_scale"),
+        ".weight",
+        _fp8,
+        _fp8_words,
+    ),
+    "mxfp4": Scheme(
+        "mxfp4",
+        "_blocks",
+        ("U8",),
+        ("_scales",),
+        "",
+        _mxfp4,
+        lambda q: "MXFP4: 4-bit E2M1 values in blocks of 32 sharing one E8M0 scale",
+    ),
+    "mlx": Scheme(
+        "mlx",
+        ".weight",
+        ("U32",),
+        (".scales", ".biases"),
+        ".weight",
+        _mlx,
+        lambda q: (
+            f"MLX {q['mode']} {q['bits']} bit, group {q['group_size']}"
+            + (" (scales and biases)" if q["mode"] == "affine" else "")
+        ),
+    ),
+    "bnb4": Scheme(
+        "bnb4",
+        ".weight",
+        ("U8",),
+        (".weight.absmax", ".weight.quant_map", ".weight.nested_absmax", ".weight.nested_quant_map", *BNB4_STATES),
+        ".weight",
+        _bnb4,
+        _bnb4_words,
+        BNB4_STATES,
+    ),
+    "bnb8": Scheme(
+        "bnb8",
+        ".weight",
+        ("I8",),
+        (".SCB", ".weight_format"),
+        ".weight",
+        _bnb8,
+        lambda q: f"bitsandbytes 8 bit (LLM.int8), per-row scales (SCB), outlier threshold {q['llm_int8_threshold']}",
+    ),
+    "pack": Scheme(
+        "pack",
+        ".weight_packed",
+        ("I32",),
+        (".weight_scale", ".weight_zero_point", ".weight_shape"),
+        ".weight",
+        _pack,
+        _pack_words,
+    ),
 }
 
 # config.json's quantization_config.quant_method -> scheme key.
-QUANT_METHODS = {"gptq": "gptq", "awq": "awq", "fp8": "fp8", "fbgemm_fp8": "fp8", "compressed-tensors": "fp8", "mxfp4": "mxfp4", "bitsandbytes": "bnb4"}
+QUANT_METHODS = {
+    "gptq": "gptq",
+    "awq": "awq",
+    "fp8": "fp8",
+    "fbgemm_fp8": "fp8",
+    "compressed-tensors": "fp8",
+    "mxfp4": "mxfp4",
+    "bitsandbytes": "bnb4",
+}
 
 # A setting that picks another scheme of the same quant_method: scheme -> (setting, scheme when it is true).
 SWITCHED_BY = {"bnb4": ("load_in_8bit", "bnb8")}
+
 
 def _block_size(value) -> bool:
     return type(value) is list and len(value) == 2 and all(type(b) is int and b > 0 for b in value)

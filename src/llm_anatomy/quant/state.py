@@ -33,14 +33,18 @@ def read_states(catalog: Catalog, bases: Sequence[str], suffixes: Sequence[str])
     by_file: dict[str, list[tuple[str, TensorInfo]]] = {}
     for base, tensor in found.items():
         if tensor.dtype != "U8" or len(tensor.shape) != 1 or tensor.nbytes > MAX_STATE_BYTES:
-            states[base] = f"{escape(tensor.name)} as JSON bytes (U8, at most {MAX_STATE_BYTES} bytes): {tensor.dtype} {list(tensor.shape)}"
+            states[base] = (
+                f"{escape(tensor.name)} as JSON bytes (U8, at most {MAX_STATE_BYTES} bytes): {tensor.dtype} {list(tensor.shape)}"
+            )
         else:
             by_file.setdefault(tensor.file, []).append((base, tensor))
     for path, wanted in by_file.items():
         with open_bytes(path) as source:
             source.prefetch([(t.offset, t.nbytes) for _, t in wanted])
             for base, tensor in wanted:
-                states[base] = _parse(source.read(tensor.offset, tensor.nbytes, f"tensor {escape(tensor.name)}"), tensor.name)
+                states[base] = _parse(
+                    source.read(tensor.offset, tensor.nbytes, f"tensor {escape(tensor.name)}"), tensor.name
+                )
     return states
 
 

@@ -15,14 +15,27 @@ def _number(value: float) -> str:
 
 def modules_table(adapter: Adapter) -> list[str]:
     rows = [
-        (m.name, m.kind + (" + DoRA" if m.dora else ""), str(m.rank), _number(m.alpha), _number(m.scaling), str(m.in_features), str(m.out_features), thousands(m.params))
+        (
+            m.name,
+            m.kind + (" + DoRA" if m.dora else ""),
+            str(m.rank),
+            _number(m.alpha),
+            _number(m.scaling),
+            str(m.in_features),
+            str(m.out_features),
+            thousands(m.params),
+        )
         for m in adapter.modules
     ]
     return table(("module", "kind", "rank", "alpha", "scaling", "in", "out", "params"), rows, right=(2, 3, 4, 5, 6, 7))
 
 
 def saved_table(adapter: Adapter) -> list[str]:
-    return table(("weight", "shape", "params"), [(t.name, shape_text(t.shape), thousands(t.numel)) for t in adapter.saved], right=(2,))
+    return table(
+        ("weight", "shape", "params"),
+        [(t.name, shape_text(t.shape), thousands(t.numel)) for t in adapter.saved],
+        right=(2,),
+    )
 
 
 def peft_line(adapter: Adapter, base_params: int) -> str:
@@ -46,7 +59,9 @@ def heading(adapter: Adapter) -> list[str]:
         f"stored: {human_bytes(adapter.nbytes)} in {', '.join(adapter.dtypes) or '-'}",
     ]
     if adapter.copies:
-        lines.append(f"also stored: {counted(len(adapter.copies), 'base weight')} of the targeted embeddings, not trained ({', '.join(escape(t.name) for t in adapter.copies)})")
+        lines.append(
+            f"also stored: {counted(len(adapter.copies), 'base weight')} of the targeted embeddings, not trained ({', '.join(escape(t.name) for t in adapter.copies)})"
+        )
     return lines
 
 
@@ -82,7 +97,17 @@ def json_data(adapter: Adapter, base_name: str | None = None, base_params: int |
         "lora_params": adapter.lora_params,
         "nbytes": adapter.nbytes,
         "modules": [
-            {"name": m.name, "kind": m.kind, "rank": m.rank, "alpha": m.alpha, "scaling": m.scaling, "in_features": m.in_features, "out_features": m.out_features, "params": m.params, "dora": m.dora}
+            {
+                "name": m.name,
+                "kind": m.kind,
+                "rank": m.rank,
+                "alpha": m.alpha,
+                "scaling": m.scaling,
+                "in_features": m.in_features,
+                "out_features": m.out_features,
+                "params": m.params,
+                "dora": m.dora,
+            }
             for m in adapter.modules
         ],
         "modules_to_save": [{"name": t.name, "shape": list(t.shape), "params": t.numel} for t in adapter.saved],

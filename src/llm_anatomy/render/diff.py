@@ -34,7 +34,10 @@ def header_text(header: HeaderDiff) -> str:
         ("only in B", list(header.only_b)),
         ("shape changed", [f"{n}: {shape_text(sa)} -> {shape_text(sb)}" for n, sa, sb in header.shape_changes]),
         ("dtype changed", [f"{n}: {da} -> {db}" for n, da, db in header.dtype_changes]),
-        ("config differs", [f"{key}: {_config_value(va)} -> {_config_value(vb)}" for key, va, vb in header.config_changes]),
+        (
+            "config differs",
+            [f"{key}: {_config_value(va)} -> {_config_value(vb)}" for key, va, vb in header.config_changes],
+        ),
     )
     for title, names in sections:
         if names:
@@ -60,60 +63,88 @@ def undone_text(transforms: tuple[str, ...]) -> str:
 def _row(change: TensorChange) -> tuple[str, ...]:
     dtype = change.dtype_a if change.dtype_a == change.dtype_b else f"{change.dtype_a}->{change.dtype_b}"
     if change.identical:
-        return (change.name, dtype, "0", "1", "0", f"identical once {undone_text(change.transforms)}" if change.transforms else "bit-identical")
+        return (
+            change.name,
+            dtype,
+            "0",
+            "1",
+            "0",
+            f"identical once {undone_text(change.transforms)}" if change.transforms else "bit-identical",
+        )
     notes = [f"{thousands(change.skipped)} NaN/Inf pairs left out"] if change.skipped else []
     note = "; ".join(notes + ([undone_text(change.transforms)] if change.transforms else []))
-    return (change.name, dtype, significant(change.relative), significant(change.cosine), significant(change.max_abs), note)
+    return (
+        change.name,
+        dtype,
+        significant(change.relative),
+        significant(change.cosine),
+        significant(change.max_abs),
+        note,
+    )
 
 
 def values_text(values: ValueDiff, top: int | None = None) -> str:
     shown = values.rows[:top] if top is not None else values.rows
     lines = []
     if values.rows:
-        lines = table(("name", "dtype", "relative", "cosine", "max_abs_diff", ""), [_row(c) for c in shown], right=(2, 3, 4))
+        lines = table(
+            ("name", "dtype", "relative", "cosine", "max_abs_diff", ""), [_row(c) for c in shown], right=(2, 3, 4)
+        )
         if len(shown) < len(values.rows):
             lines.append(f"... {len(values.rows) - len(shown)} more (--top)")
     changed = len(values.rows) - values.identical
     undone = sum(r.identical and bool(r.transforms) for r in values.rows)
-    identical = f"{values.identical} identical ({undone} once a converter's convention is undone)" if undone else f"{values.identical} bit-identical"
-    lines.append(f"{len(values.rows)} tensors compared: {identical}, {changed} changed; {human_bytes(values.nbytes)} of tensor data")
-    lines.append("relative = ||B - A|| / ||A||; cosine = A.B / (||A|| ||B||); over float64 values, NaN/Inf pairs left out")
+    identical = (
+        f"{values.identical} identical ({undone} once a converter's convention is undone)"
+        if undone
+        else f"{values.identical} bit-identical"
+    )
+    lines.append(
+        f"{len(values.rows)} tensors compared: {identical}, {changed} changed; {human_bytes(values.nbytes)} of tensor data"
+    )
+    lines.append(
+        "relative = ||B - A|| / ||A||; cosine = A.B / (||A|| ||B||); over float64 values, NaN/Inf pairs left out"
+    )
     lines += [f"error: {line}" for _, line in values.errors]
     return "\n".join(lines) + "\n"
 
 
 def json_text(header: HeaderDiff, values: ValueDiff, top: int | None = None) -> str:
     shown = values.rows[:top] if top is not None else values.rows
-    return to_json(
-        {
-            "a": {"model": header.a.name, "tensors": header.a.tensors, "nbytes": header.a.nbytes},
-            "b": {"model": header.b.name, "tensors": header.b.tensors, "nbytes": header.b.nbytes},
-            "only_in_a": list(header.only_a),
-            "only_in_b": list(header.only_b),
-            "shape_changed": [{"name": n, "a": list(sa), "b": list(sb)} for n, sa, sb in header.shape_changes],
-            "dtype_changed": [{"name": n, "a": da, "b": db} for n, da, db in header.dtype_changes],
-            "config_changed": [
-                {"field": key, **{side: value for side, value in (("a", va), ("b", vb)) if value is not ABSENT}} for key, va, vb in header.config_changes
-            ],
-            "config_compared": header.config_compared,
-            "notes": list(header.notes),
-            "tensors": [
-                {
-                    "name": c.name,
-                    "dtype_a": c.dtype_a,
-                    "dtype_b": c.dtype_b,
-                    "numel": c.numel,
-                    "identical": c.identical,
-                    "relative": json_number(c.relative),
-                    "cosine": json_number(c.cosine),
-                    "max_abs_diff": json_number(c.max_abs),
-                    "skipped_nonfinite": c.skipped,
-                    "transforms": list(c.transforms),
-                }
-                for c in shown
-            ],
-            "compared": len(values.rows),
-            "identical": values.identical,
-            "errors": [{"name": name, "error": line} for name, line in values.errors],
-        }
-    ) + "\n"
+    return (
+        to_json(
+            {
+                "a": {"model": header.a.name, "tensors": header.a.tensors, "nbytes": header.a.nbytes},
+                "b": {"model": header.b.name, "tensors": header.b.tensors, "nbytes": header.b.nbytes},
+                "only_in_a": list(header.only_a),
+                "only_in_b": list(header.only_b),
+                "shape_changed": [{"name": n, "a": list(sa), "b": list(sb)} for n, sa, sb in header.shape_changes],
+                "dtype_changed": [{"name": n, "a": da, "b": db} for n, da, db in header.dtype_changes],
+                "config_changed": [
+                    {"field": key, **{side: value for side, value in (("a", va), ("b", vb)) if value is not ABSENT}}
+                    for key, va, vb in header.config_changes
+                ],
+                "config_compared": header.config_compared,
+                "notes": list(header.notes),
+                "tensors": [
+                    {
+                        "name": c.name,
+                        "dtype_a": c.dtype_a,
+                        "dtype_b": c.dtype_b,
+                        "numel": c.numel,
+                        "identical": c.identical,
+                        "relative": json_number(c.relative),
+                        "cosine": json_number(c.cosine),
+                        "max_abs_diff": json_number(c.max_abs),
+                        "skipped_nonfinite": c.skipped,
+                        "transforms": list(c.transforms),
+                    }
+                    for c in shown
+                ],
+                "compared": len(values.rows),
+                "identical": values.identical,
+                "errors": [{"name": name, "error": line} for name, line in values.errors],
+            }
+        )
+        + "\n"
+    )

@@ -141,19 +141,34 @@ def _head_dim(arch: Architecture, t: dict[str, str]) -> str:
     if arch.head_dim is None:
         return t["unknown"]
     if arch.attention == "MLA":
-        return t["head_dim.MLA"].format(value=arch.head_dim, nope=arch.qk_nope_head_dim, rope=arch.qk_rope_head_dim, v=arch.v_head_dim)
+        return t["head_dim.MLA"].format(
+            value=arch.head_dim, nope=arch.qk_nope_head_dim, rope=arch.qk_rope_head_dim, v=arch.v_head_dim
+        )
     if arch.head_dim_source != f"{f.get('hidden_size')} / {f.get('num_heads')}":
         naive = arch.hidden_size // arch.num_heads if arch.hidden_size and arch.num_heads else None
         if naive is not None and naive != arch.head_dim:
-            return t["head_dim.config_differs"].format(value=arch.head_dim, field=arch.head_dim_source, source=f"{f['hidden_size']} / {f['num_heads']}", naive=naive)
+            return t["head_dim.config_differs"].format(
+                value=arch.head_dim,
+                field=arch.head_dim_source,
+                source=f"{f['hidden_size']} / {f['num_heads']}",
+                naive=naive,
+            )
         return t["head_dim.config"].format(value=arch.head_dim, field=arch.head_dim_source)
-    return t["head_dim.computed"].format(value=arch.head_dim, source=arch.head_dim_source, hidden=arch.hidden_size, heads=arch.num_heads)
+    return t["head_dim.computed"].format(
+        value=arch.head_dim, source=arch.head_dim_source, hidden=arch.hidden_size, heads=arch.num_heads
+    )
 
 
 def _attention(arch: Architecture, t: dict[str, str]) -> str:
     if arch.attention is None:
         return t["unknown"]
-    return t[f"attention.{arch.attention}"].format(heads=arch.num_heads, kv=arch.num_kv_heads, group=arch.query_group_size, rank=arch.kv_lora_rank, rope=arch.qk_rope_head_dim)
+    return t[f"attention.{arch.attention}"].format(
+        heads=arch.num_heads,
+        kv=arch.num_kv_heads,
+        group=arch.query_group_size,
+        rank=arch.kv_lora_rank,
+        rope=arch.qk_rope_head_dim,
+    )
 
 
 def _ffn(arch: Architecture, t: dict[str, str]) -> str:
@@ -162,7 +177,11 @@ def _ffn(arch: Architecture, t: dict[str, str]) -> str:
         if not arch.intermediate_size:
             return t["unknown"]
         return t["ffn.dense"].format(size=arch.intermediate_size, matrices=matrices) + _double_wide(arch, t)
-    text = t["ffn.moe"].format(experts=arch.num_experts, per_token=arch.experts_per_token or "?", size=arch.moe_intermediate_size or arch.intermediate_size)
+    text = t["ffn.moe"].format(
+        experts=arch.num_experts,
+        per_token=arch.experts_per_token or "?",
+        size=arch.moe_intermediate_size or arch.intermediate_size,
+    )
     if arch.shared_intermediate_size:
         text += t["ffn.shared"].format(size=arch.shared_intermediate_size)
     if arch.num_layers and len(arch.moe_layers) != arch.num_layers:
@@ -179,10 +198,18 @@ def _double_wide(arch: Architecture, t: dict[str, str]) -> str:
 
 def _layer_rows(arch: Architecture, t: dict[str, str]) -> list[tuple[str, str]]:
     """Where layers differ (Gemma 4): the full-attention layers' own sizes, the KV-sharing layers."""
-    full = next((layer for i, layer in enumerate(arch.layer_attention) if i not in arch.sliding_layers and layer.keys), None)
+    full = next(
+        (layer for i, layer in enumerate(arch.layer_attention) if i not in arch.sliding_layers and layer.keys), None
+    )
     rows = []
     if full is not None and (full.head_dim, full.kv_heads, full.values) != (arch.head_dim, arch.num_kv_heads, True):
-        rows.append((t["full_layers"], t["full_layers.value"].format(dim=full.head_dim, kv=full.kv_heads) + ("" if full.values else t["full_layers.k_eq_v"])))
+        rows.append(
+            (
+                t["full_layers"],
+                t["full_layers.value"].format(dim=full.head_dim, kv=full.kv_heads)
+                + ("" if full.values else t["full_layers.k_eq_v"]),
+            )
+        )
     shared = sum(not layer.keys for layer in arch.layer_attention)
     if shared:
         rows.append((t["kv_shared"], t["kv_shared.value"].format(shared=shared, layers=arch.num_layers)))
@@ -194,7 +221,9 @@ def _effective(arch: Architecture, t: dict[str, str]) -> str:
         return t["unknown"]
     if arch.rope_type == "dynamic":
         return t["effective.dynamic"].format(effective=arch.effective_context)
-    return t["effective.value"].format(effective=arch.effective_context, rope=arch.rope_type, source=arch.effective_context_source)
+    return t["effective.value"].format(
+        effective=arch.effective_context, rope=arch.rope_type, source=arch.effective_context_source
+    )
 
 
 def _tied(arch: Architecture, t: dict[str, str]) -> str:
@@ -214,17 +243,28 @@ def derived_facts(arch: Architecture, lang: str) -> list[tuple[str, str]]:
     rows = [
         (t["head_dim"], _head_dim(arch, t)),
         (t["attention"], _attention(arch, t)),
-        (t["kv_heads"], t["kv_heads.MLA"] if arch.attention == "MLA" else _known(arch.num_kv_heads, "{v}", t, v=arch.num_kv_heads)),
+        (
+            t["kv_heads"],
+            t["kv_heads.MLA"] if arch.attention == "MLA" else _known(arch.num_kv_heads, "{v}", t, v=arch.num_kv_heads),
+        ),
         *_layer_rows(arch, t),
         (t["layers"], _known(arch.num_layers, "{v}", t, v=arch.num_layers)),
         (t["ffn"], _ffn(arch, t)),
         (t["vocab"], _known(arch.vocab_size, t["vocab.value"], t, vocab=arch.vocab_size)),
         (t["context"], _known(arch.context_length, t["context.value"], t, context=arch.context_length)),
     ]
-    if arch.rope_type not in (None, "default", "proportional"):  # proportional (Gemma 4) rotates part of each head, no scaling
+    if arch.rope_type not in (
+        None,
+        "default",
+        "proportional",
+    ):  # proportional (Gemma 4) rotates part of each head, no scaling
         rows.append((t["effective"], _effective(arch, t)))
     rows.append((t["tied"], _tied(arch, t)))
-    window = t["sliding.value"].format(window=arch.sliding_window, count=len(arch.sliding_layers), layers=arch.num_layers) if arch.sliding_window else t["sliding.none"]
+    window = (
+        t["sliding.value"].format(window=arch.sliding_window, count=len(arch.sliding_layers), layers=arch.num_layers)
+        if arch.sliding_window
+        else t["sliding.none"]
+    )
     rows.append((t["sliding"], window))
     if arch.dtype:
         rows.append((t["dtype"], arch.dtype))
@@ -244,7 +284,13 @@ def _title(explanation: Explanation) -> str:
     """GGUF metadata and Meta's params.json give a derived config, not a config.json; an
     adapter's config describes no model (and has no derived facts)."""
     t = TEXT[explanation.lang]
-    return t["title.adapter"] if explanation.architecture is None else t["title"] if explanation.config_file else t["title.derived"]
+    return (
+        t["title.adapter"]
+        if explanation.architecture is None
+        else t["title"]
+        if explanation.config_file
+        else t["title.derived"]
+    )
 
 
 def text(explanation: Explanation) -> str:
@@ -261,7 +307,9 @@ def text(explanation: Explanation) -> str:
     if explanation.architecture is None:
         return "\n".join(lines) + "\n"
     lines += ["", t["derived"]]
-    lines += [f"  {label}{t['colon']}{value}" for label, value in derived_facts(explanation.architecture, explanation.lang)]
+    lines += [
+        f"  {label}{t['colon']}{value}" for label, value in derived_facts(explanation.architecture, explanation.lang)
+    ]
     findings = explanation.architecture.findings
     if findings and explanation.lang != "en":
         from .wording import labels, worded  # the report's sentences; read only when needed
@@ -275,17 +323,32 @@ def text(explanation: Explanation) -> str:
 def json_text(explanation: Explanation) -> str:
     arch = explanation.architecture
     if arch is None:
-        return to_json({"model": explanation.model, "lang": explanation.lang, "fields": [{"path": f.path, "value": f.value, "explanation": f.text} for f in explanation.fields], "derived": [], "architecture": None, "findings": []}) + "\n"
-    return to_json(
-        {
-            "model": explanation.model,
-            "lang": explanation.lang,
-            "fields": [{"path": f.path, "value": f.value, "explanation": f.text} for f in explanation.fields],
-            "derived": [{"label": label, "text": value} for label, value in derived_facts(arch, explanation.lang)],
-            "architecture": plain(arch),
-            "findings": [f.line() for f in arch.findings],
-        }
-    ) + "\n"
+        return (
+            to_json(
+                {
+                    "model": explanation.model,
+                    "lang": explanation.lang,
+                    "fields": [{"path": f.path, "value": f.value, "explanation": f.text} for f in explanation.fields],
+                    "derived": [],
+                    "architecture": None,
+                    "findings": [],
+                }
+            )
+            + "\n"
+        )
+    return (
+        to_json(
+            {
+                "model": explanation.model,
+                "lang": explanation.lang,
+                "fields": [{"path": f.path, "value": f.value, "explanation": f.text} for f in explanation.fields],
+                "derived": [{"label": label, "text": value} for label, value in derived_facts(arch, explanation.lang)],
+                "architecture": plain(arch),
+                "findings": [f.line() for f in arch.findings],
+            }
+        )
+        + "\n"
+    )
 
 
 def plain(value: object) -> object:
@@ -311,7 +374,9 @@ class NotebookExplanation(Explanation):
         return printed(text(self))
 
     def __repr__(self) -> str:
-        return f"<Explanation {self.model}: {len(self.fields)} fields, {len(self.unexplained)} unexplained, {self.lang}>"
+        return (
+            f"<Explanation {self.model}: {len(self.fields)} fields, {len(self.unexplained)} unexplained, {self.lang}>"
+        )
 
     def _repr_html_(self) -> str:
         return html(self)
@@ -341,5 +406,8 @@ def html(explanation: Explanation) -> str:
     facts = [(esc(label), esc(value)) for label, value in derived_facts(explanation.architecture, explanation.lang)]
     parts += [element("h3", esc(t["derived"])), table(("", ""), facts)]
     if explanation.architecture.findings:
-        parts += [element("h3", esc(t["findings"])), element("ul", "".join(element("li", esc(f.line())) for f in explanation.architecture.findings))]
+        parts += [
+            element("h3", esc(t["findings"])),
+            element("ul", "".join(element("li", esc(f.line())) for f in explanation.architecture.findings)),
+        ]
     return notebook("".join(parts))

@@ -36,7 +36,9 @@ def breakable(name: object) -> str:
 
 def attributes(attrs: dict[str, object]) -> str:
     """` key="value"` pairs; a trailing underscore allows Python keywords (class_)."""
-    return "".join(f' {key.rstrip("_").replace("_", "-")}="{esc(value)}"' for key, value in attrs.items() if value is not None)
+    return "".join(
+        f' {key.rstrip("_").replace("_", "-")}="{esc(value)}"' for key, value in attrs.items() if value is not None
+    )
 
 
 def element(tag: str, content: str = "", **attrs: object) -> str:
@@ -65,7 +67,14 @@ def table(
     classes = row_classes if row_classes is not None else [None] * len(rows)
     head = "".join(element("th", esc(h), class_="num" if i in numeric else None) for i, h in enumerate(header))
     body = "".join(
-        element("tr", "".join(element("td", cell, class_="num" if i in numeric else None, data_sort=key) for i, (cell, key) in enumerate(zip(row, row_keys))), class_=row_class)
+        element(
+            "tr",
+            "".join(
+                element("td", cell, class_="num" if i in numeric else None, data_sort=key)
+                for i, (cell, key) in enumerate(zip(row, row_keys))
+            ),
+            class_=row_class,
+        )
         for row, row_keys, row_class in zip(rows, keys, classes)
     )
     return element("table", element("thead", element("tr", head)) + element("tbody", body), **attrs)

@@ -20,7 +20,10 @@ def totals(listing: ParamListing) -> str:
 def text(listing: ParamListing) -> str:
     lines = table(
         ("name", "shape", "dtype", "params", "bytes", "file"),
-        [(r.name, shape_text(r.shape), r.dtype, thousands(r.numel), human_bytes(r.nbytes), r.file) for r in listing.rows],
+        [
+            (r.name, shape_text(r.shape), r.dtype, thousands(r.numel), human_bytes(r.nbytes), r.file)
+            for r in listing.rows
+        ],
         right=(3, 4),
     )
     lines.append(totals(listing))
@@ -28,7 +31,14 @@ def text(listing: ParamListing) -> str:
 
 
 def _tensor_json(r) -> dict:
-    row = {"name": r.name, "shape": list(r.shape), "dtype": r.dtype, "numel": r.numel, "nbytes": r.nbytes, "file": r.file}
+    row = {
+        "name": r.name,
+        "shape": list(r.shape),
+        "dtype": r.dtype,
+        "numel": r.numel,
+        "nbytes": r.nbytes,
+        "file": r.file,
+    }
     if r.stored:
         row["stored"] = list(r.stored)
     return row
@@ -41,13 +51,16 @@ def json_text(listing: ParamListing, adapter: dict | None = None) -> str:
     extra: dict = {} if adapter is None else {"adapter": adapter}
     if listing.stored is not None:
         extra["stored_tensors"] = [_tensor_json(r) for r in listing.stored.rows]
-    return to_json(
-        {
-            "model": listing.model,
-            "format": listing.format,
-            "tensors": [_tensor_json(r) for r in listing.rows],
-            "total": {"tensors": len(listing.rows), "numel": listing.total_numel, "nbytes": listing.total_nbytes},
-            "notes": list(listing.notes),
-            **extra,
-        }
-    ) + "\n"
+    return (
+        to_json(
+            {
+                "model": listing.model,
+                "format": listing.format,
+                "tensors": [_tensor_json(r) for r in listing.rows],
+                "total": {"tensors": len(listing.rows), "numel": listing.total_numel, "nbytes": listing.total_nbytes},
+                "notes": list(listing.notes),
+                **extra,
+            }
+        )
+        + "\n"
+    )

@@ -38,11 +38,15 @@ def _subtitle(place: str, arch: Architecture | None, words: dict) -> str:
     if place == "attention" and arch.attention == "MLA" and arch.num_heads:
         return words["mla_facts"].format(heads=arch.num_heads, rank=arch.kv_lora_rank)
     if place == "attention" and arch.attention and arch.num_heads and arch.head_dim:
-        return words["attention_facts"].format(kind=arch.attention, heads=arch.num_heads, kv=arch.num_kv_heads, head_dim=arch.head_dim)
+        return words["attention_facts"].format(
+            kind=arch.attention, heads=arch.num_heads, kv=arch.num_kv_heads, head_dim=arch.head_dim
+        )
     if place == "ffn" and arch.ffn == "MoE" and arch.num_experts and arch.experts_per_token:
         return words["moe_facts"].format(experts=arch.num_experts, per_token=arch.experts_per_token)
     if place == "ffn" and arch.hidden_size and arch.intermediate_size:
-        return words["dense_facts"].format(hidden=arch.hidden_size, inner=arch.intermediate_size, gated=words["gated"] if arch.gated_ffn else "")
+        return words["dense_facts"].format(
+            hidden=arch.hidden_size, inner=arch.intermediate_size, gated=words["gated"] if arch.gated_ffn else ""
+        )
     if place == "head" and arch.vocab_size:
         return words["head_facts"].format(vocab=thousands(arch.vocab_size))
     return ""
@@ -72,7 +76,10 @@ def diagram_flow(diagram: LayerDiagram, arch: Architecture | None, words: dict) 
     ffn = ([] if sandwich else ["post_attention_norm"]) + ["pre_ffn_norm", "ffn", "post_ffn_norm"]
     groups = ((attention, "attention_residual_norm"), (ffn, "ffn_residual_norm"))
     repeated = tuple(
-        Residual(tuple(_box(places[p], arch, words) for p in group if p in places), tuple(_box(places[after], arch, words) for after in (after,) if after in places))
+        Residual(
+            tuple(_box(places[p], arch, words) for p in group if p in places),
+            tuple(_box(places[after], arch, words) for after in (after,) if after in places),
+        )
         for group, after in groups
         if any(p in places for p in group)
     )
@@ -90,7 +97,12 @@ def _facts(report: Report, words: dict) -> str:
     files = f"{o.files} {words['file' if o.files == 1 else 'files']}"
     items = [
         (words["architecture"], o.architecture or "?", o.model_type or ""),
-        (words["parameters"], human_count(summary.total_params), thousands(summary.total_params) + (words["active"].format(active=human_count(summary.moe.active)) if summary.moe else "")),
+        (
+            words["parameters"],
+            human_count(summary.total_params),
+            thousands(summary.total_params)
+            + (words["active"].format(active=human_count(summary.moe.active)) if summary.moe else ""),
+        ),
         (words["dtype"], ", ".join(d.name for d in summary.dtypes), ""),
         (words["size"], human_bytes(o.size_on_disk), f"{thousands(o.size_on_disk)} B"),
         (words["format"], o.format, files),
@@ -98,15 +110,29 @@ def _facts(report: Report, words: dict) -> str:
     ]
     if report.diagram is not None:
         items.insert(2, (words["layers"], str(report.diagram.layers), ""))
-    tiles = (element("div", element("dt", esc(k)) + element("dd", (breakable(v) if k == words["architecture"] else esc(v)) + (element("small", esc(d)) if d else ""))) for k, v, d in items)
+    tiles = (
+        element(
+            "div",
+            element("dt", esc(k))
+            + element(
+                "dd", (breakable(v) if k == words["architecture"] else esc(v)) + (element("small", esc(d)) if d else "")
+            ),
+        )
+        for k, v, d in items
+    )
     return element("dl", "".join(tiles), class_="facts")
 
 
 def _header(report: Report, words: dict, anchors: Sequence[tuple[str, str]]) -> str:
-    toc = element("nav", "".join(element("a", esc(title), href=f"#{anchor}") for anchor, title in anchors), class_="toc")
+    toc = element(
+        "nav", "".join(element("a", esc(title), href=f"#{anchor}") for anchor, title in anchors), class_="toc"
+    )
     return element(
         "header",
-        element("p", esc(words["kicker"]), class_="kicker") + element("h1", breakable(report.overview.model)) + _facts(report, words) + toc,
+        element("p", esc(words["kicker"]), class_="kicker")
+        + element("h1", breakable(report.overview.model))
+        + _facts(report, words)
+        + toc,
         class_="top",
     )
 
@@ -115,7 +141,10 @@ def _arch_facts(arch: Architecture | None, lang: str) -> str:
     """The facts the config implies (head_dim, attention kind, FFN, context...), as `config --explain` words them."""
     if arch is None:
         return ""
-    rows = (element("div", element("dt", esc(label)) + element("dd", esc(value))) for label, value in derived_facts(arch, lang))
+    rows = (
+        element("div", element("dt", esc(label)) + element("dd", esc(value)))
+        for label, value in derived_facts(arch, lang)
+    )
     return element("dl", "".join(rows), class_="arch")
 
 
@@ -137,7 +166,14 @@ def _diagram_section(report: Report, words: dict) -> str:
 def _marked(lines: Sequence[tuple[str, str | None]], severity: str) -> str:
     """Findings as a list of (text, English detail shown on hover or None), each behind a "!"
     pill coloured by severity (warn, bad)."""
-    return element("ul", "".join(element("li", element("span", "!", class_=f"pill {severity}") + " " + esc(text), title=detail) for text, detail in lines), class_="findings")
+    return element(
+        "ul",
+        "".join(
+            element("li", element("span", "!", class_=f"pill {severity}") + " " + esc(text), title=detail)
+            for text, detail in lines
+        ),
+        class_="findings",
+    )
 
 
 def _all_clear(text: str) -> str:
@@ -148,7 +184,7 @@ def _axis_count(n: float) -> str:
     """Axis ticks: 300M, 2.5B (human_count without the trailing zeros)."""
     text = human_count(n)
     number = text.rstrip("KMBT")
-    return (number.rstrip("0").rstrip(".") if "." in number else number) + text[len(number):]
+    return (number.rstrip("0").rstrip(".") if "." in number else number) + text[len(number) :]
 
 
 def _outside_parts(report: Report, words: dict) -> str:
@@ -172,23 +208,58 @@ def _params_section(report: Report, words: dict) -> str:
     total = summary.total_params
     tones = list(words["components"])
     components = [
-        Bar(words["components"].get(c.name, c.name), c.params, f"{human_count(c.params)} ({share(c.params, total)})", tones.index(c.name) if c.name in tones else -1)
+        Bar(
+            words["components"].get(c.name, c.name),
+            c.params,
+            f"{human_count(c.params)} ({share(c.params, total)})",
+            tones.index(c.name) if c.name in tones else -1,
+        )
         for c in summary.components
     ]
     parts = [element("h3", esc(words["by_component"]))]
     if components:
         parts.append(element("div", bar_chart(components, words["by_component"]), class_="figure"))
     if summary.moe is not None:
-        parts.append(element("p", esc(words["moe"].format(total=thousands(summary.moe.total), active=thousands(summary.moe.active))), class_="note"))
+        parts.append(
+            element(
+                "p",
+                esc(words["moe"].format(total=thousands(summary.moe.total), active=thousands(summary.moe.active))),
+                class_="note",
+            )
+        )
     parts += [element("p", esc(worded(note, words)[0]), class_="note") for note in summary.tied]
     if any(layer.index is not None for layer in summary.layers):  # a model of numbered layers
         categories = [words["outside"] if layer.index is None else str(layer.index) for layer in summary.layers]
-        inside = Series(words["in_layers"], tuple(float(layer.params) if layer.index is not None else None for layer in summary.layers))
-        outside = Series(words["outside_layers"].format(parts=_outside_parts(report, words)), tuple(float(layer.params) if layer.index is None else None for layer in summary.layers))
-        chart = column_chart(categories, [inside, outside], _axis_count, words["layer_axis"], words["params_axis"], words["by_layer"])
+        inside = Series(
+            words["in_layers"],
+            tuple(float(layer.params) if layer.index is not None else None for layer in summary.layers),
+        )
+        outside = Series(
+            words["outside_layers"].format(parts=_outside_parts(report, words)),
+            tuple(float(layer.params) if layer.index is None else None for layer in summary.layers),
+        )
+        chart = column_chart(
+            categories, [inside, outside], _axis_count, words["layer_axis"], words["params_axis"], words["by_layer"]
+        )
         parts += [element("h3", esc(words["by_layer"])), element("div", chart, class_="figure")]
-    rows = [(esc(d.name), esc(thousands(d.tensors)), esc(thousands(d.params)), esc(human_bytes(d.nbytes)), esc(share(d.params, total))) for d in summary.dtypes]
-    parts += [element("h3", esc(words["by_dtype"])), table((words["dtype"], words["tensors"], words["params"], words["bytes"], words["share"]), rows, numeric=(1, 2, 3, 4))]
+    rows = [
+        (
+            esc(d.name),
+            esc(thousands(d.tensors)),
+            esc(thousands(d.params)),
+            esc(human_bytes(d.nbytes)),
+            esc(share(d.params, total)),
+        )
+        for d in summary.dtypes
+    ]
+    parts += [
+        element("h3", esc(words["by_dtype"])),
+        table(
+            (words["dtype"], words["tensors"], words["params"], words["bytes"], words["share"]),
+            rows,
+            numeric=(1, 2, 3, 4),
+        ),
+    ]
     parts.append(element("h3", esc(words["findings"])))
     if summary.findings:
         parts.append(_marked([worded(f, words) for f in summary.findings], "warn"))
@@ -212,7 +283,9 @@ def _config_section(report: Report, words: dict) -> str:
         for f in explanation.fields
     ]
     note = words["config_note"].format(count=len(explanation.fields), missing=len(explanation.unexplained))
-    body = element("p", esc(note), class_="note") + table((words["field"], words["value"], words["meaning"]), rows, class_="explain")
+    body = element("p", esc(note), class_="note") + table(
+        (words["field"], words["value"], words["meaning"]), rows, class_="explain"
+    )
     return section("config", words["config"], body)
 
 
@@ -231,7 +304,15 @@ def _stats_chart(stats: WeightStats, metric: str, words: dict) -> str:
     values = [v for s in series for v in s.values if v is not None]
     log = bool(values) and min(values) > 0  # a log axis shows norms (~1) and projections (~0.02) together
     label = words[f"{metric}_chart"]
-    chart = line_chart([str(i) for i in stats.layers], series, _stat, words["layer_axis"], words[f"{metric}_axis"] + (words["log"] if log else ""), label, log=log)
+    chart = line_chart(
+        [str(i) for i in stats.layers],
+        series,
+        _stat,
+        words["layer_axis"],
+        words[f"{metric}_axis"] + (words["log"] if log else ""),
+        label,
+        log=log,
+    )
     return element("h3", esc(label)) + element("div", chart, class_="figure")
 
 
@@ -247,7 +328,13 @@ def _flag_row(row: Stats) -> tuple[str, ...]:
 
 
 def stats_section(stats: WeightStats, words: dict) -> str:
-    parts = [element("p", esc(words["stats_note"].format(tensors=thousands(stats.tensors), size=human_bytes(stats.nbytes))), class_="note")]
+    parts = [
+        element(
+            "p",
+            esc(words["stats_note"].format(tensors=thousands(stats.tensors), size=human_bytes(stats.nbytes))),
+            class_="note",
+        )
+    ]
     if stats.trends:
         parts += [_stats_chart(stats, "std", words), _stats_chart(stats, "absmax", words)]
     parts.append(element("h3", esc(words["flagged"])))
@@ -255,20 +342,54 @@ def stats_section(stats: WeightStats, words: dict) -> str:
         shown = stats.flagged[:FLAGGED_SHOWN]
         header = (words["name"], "NaN", "Inf", words["beyond"], "std", "absmax")
         rows = [_flag_row(r) for r in shown]
-        keys = [(None, r.nan, r.inf, r.beyond / (r.numel or 1), finite_or_none(r.std), finite_or_none(r.absmax)) for r in shown]
+        keys = [
+            (None, r.nan, r.inf, r.beyond / (r.numel or 1), finite_or_none(r.std), finite_or_none(r.absmax))
+            for r in shown
+        ]
         # Rows with NaN or Inf are errors, rows with only outliers are warnings.
         marks = ["bad" if r.nan or r.inf else "warn" for r in shown]
-        grid = table(header, rows, numeric=(1, 2, 3, 4, 5), sort_keys=keys, row_classes=marks, class_="sortable flagged")
+        grid = table(
+            header, rows, numeric=(1, 2, 3, 4, 5), sort_keys=keys, row_classes=marks, class_="sortable flagged"
+        )
         parts.append(element("div", grid, class_="scroll"))
         if len(stats.flagged) > FLAGGED_SHOWN:
-            parts.append(element("p", esc(words["more_flagged"].format(count=thousands(len(stats.flagged) - FLAGGED_SHOWN))), class_="note"))
+            parts.append(
+                element(
+                    "p",
+                    esc(words["more_flagged"].format(count=thousands(len(stats.flagged) - FLAGGED_SHOWN))),
+                    class_="note",
+                )
+            )
     else:
         parts.append(_all_clear(words["none_flagged"]))
     if stats.outside:
-        rows = [(element("code", _breakable(r.name)), esc(_stat(finite_or_none(r.mean))), esc(_stat(finite_or_none(r.std))), esc(_stat(finite_or_none(r.absmax))), esc(f"{r.zero_fraction:.2%}")) for r in stats.outside]
-        parts += [element("h3", esc(words["outside_stats"])), table((words["name"], words["mean"], "std", "absmax", words["zeros"]), rows, numeric=(1, 2, 3, 4))]
+        rows = [
+            (
+                element("code", _breakable(r.name)),
+                esc(_stat(finite_or_none(r.mean))),
+                esc(_stat(finite_or_none(r.std))),
+                esc(_stat(finite_or_none(r.absmax))),
+                esc(f"{r.zero_fraction:.2%}"),
+            )
+            for r in stats.outside
+        ]
+        parts += [
+            element("h3", esc(words["outside_stats"])),
+            table((words["name"], words["mean"], "std", "absmax", words["zeros"]), rows, numeric=(1, 2, 3, 4)),
+        ]
     if stats.errors:
-        parts += [element("h3", esc(words["unreadable"])), _marked([(words["unreadable_tensor"].format(name=name), line) if "unreadable_tensor" in words else (line, None) for name, line in stats.errors], "bad")]
+        parts += [
+            element("h3", esc(words["unreadable"])),
+            _marked(
+                [
+                    (words["unreadable_tensor"].format(name=name), line)
+                    if "unreadable_tensor" in words
+                    else (line, None)
+                    for name, line in stats.errors
+                ],
+                "bad",
+            ),
+        ]
     return section("stats", words["stats"], "".join(parts))
 
 
@@ -282,19 +403,39 @@ def _tensor_section(report: Report, words: dict) -> str:
     shown = listing.rows[:TABLE_ROWS]
     header = (words["name"], words["shape"], words["dtype"], words["params"], words["bytes"], words["file_column"])
     rows = [
-        (element("code", _breakable(r.name)), element("code", esc(shape_text(r.shape))), esc(r.dtype), esc(thousands(r.numel)), esc(human_bytes(r.nbytes)), esc(r.file))
+        (
+            element("code", _breakable(r.name)),
+            element("code", esc(shape_text(r.shape))),
+            esc(r.dtype),
+            esc(thousands(r.numel)),
+            esc(human_bytes(r.nbytes)),
+            esc(r.file),
+        )
         for r in shown
     ]
     keys = [(None, None, None, r.numel, r.nbytes, None) for r in shown]
     grid = table(header, rows, numeric=(3, 4), sort_keys=keys, class_="sortable", id="tensor-table")
     controls = element(
         "div",
-        element("label", esc(words["filter"]) + " " + f'<input type="search" data-filter="tensor-table" data-count="tensor-count" placeholder="{esc(words["filter_hint"])}">')
+        element(
+            "label",
+            esc(words["filter"])
+            + " "
+            + f'<input type="search" data-filter="tensor-table" data-count="tensor-count" placeholder="{esc(words["filter_hint"])}">',
+        )
         + element("span", element("span", str(len(shown)), id="tensor-count") + " " + esc(words["shown"])),
         class_="controls",
     )
     cut = len(listing.rows) - len(shown)
-    note = element("p", esc(words["table_cut"].format(shown=thousands(len(shown)), total=thousands(len(listing.rows)))), class_="note") if cut else ""
+    note = (
+        element(
+            "p",
+            esc(words["table_cut"].format(shown=thousands(len(shown)), total=thousands(len(listing.rows)))),
+            class_="note",
+        )
+        if cut
+        else ""
+    )
     return section("tensors", words["tensor_table"], note + controls + element("div", grid, class_="scroll"))
 
 
@@ -318,6 +459,10 @@ def render_report(report: Report) -> str:
 
         sections.insert(1, ("run", words["run"], report_section(report.run, words)))
     footer_words = words["footer_run" if report.run is not None else "footer"]
-    footer = element("footer", esc(footer_words.format(version=__version__, stats=words["footer_stats"] if report.stats else "")))
-    body = element("main", _header(report, words, [(a, t) for a, t, _ in sections]) + "".join(s for _, _, s in sections) + footer)
+    footer = element(
+        "footer", esc(footer_words.format(version=__version__, stats=words["footer_stats"] if report.stats else ""))
+    )
+    body = element(
+        "main", _header(report, words, [(a, t) for a, t, _ in sections]) + "".join(s for _, _, s in sections) + footer
+    )
     return page(f"{report.overview.model} · llm-anatomy", report.lang, body, asset("report.css"), asset("report.js"))

@@ -33,7 +33,9 @@ def text(result: ScanResult) -> str:
     skipped = f"; {left} file{'s' * (left != 1)} skipped (--json lists {'it' if left == 1 else 'them'})" if left else ""
     if result.findings:
         by = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-        lines.append(f"{len(result.findings)} finding{'s' * (len(result.findings) != 1)} ({by}) in {files} inspected{skipped}")
+        lines.append(
+            f"{len(result.findings)} finding{'s' * (len(result.findings) != 1)} ({by}) in {files} inspected{skipped}"
+        )
     else:
         lines.append(f"no findings in what was inspected ({files}){skipped}")
     return "\n".join(lines) + "\n"
@@ -57,7 +59,9 @@ def document(result: ScanResult) -> dict:
     ]
     return {
         "summary": {
-            "total_issues_by_severity": {s.upper(): sum(f.severity == s for f in result.findings) for s in reversed(SEVERITIES)},
+            "total_issues_by_severity": {
+                s.upper(): sum(f.severity == s for f in result.findings) for s in reversed(SEVERITIES)
+            },
             "total_issues": len(result.findings),
             "input_path": result.target,
             "absolute_path": os.path.abspath(result.target),
@@ -65,7 +69,9 @@ def document(result: ScanResult) -> dict:
             "scanned": {"total_scanned": len(result.scanned), "scanned_files": result.scanned},
             "skipped": {
                 "total_skipped": len(result.skipped),
-                "skipped_files": [{"category": c, "description": why, "source": name} for name, c, why in result.skipped],
+                "skipped_files": [
+                    {"category": c, "description": why, "source": name} for name, c, why in result.skipped
+                ],
             },
         },
         "issues": issues,
@@ -97,7 +103,9 @@ def sarif(result: ScanResult) -> dict:
             "message": {"text": f"{f.message}: {f.title}; {f.advice}"},
             "locations": [
                 {
-                    "physicalLocation": {"artifactLocation": {"uri": quote(f.file.replace(os.sep, "/")), "uriBaseId": "MODEL"}},
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": quote(f.file.replace(os.sep, "/")), "uriBaseId": "MODEL"}
+                    },
                     "logicalLocations": [{"fullyQualifiedName": f.location}],
                 }
             ],
@@ -111,7 +119,9 @@ def sarif(result: ScanResult) -> dict:
         "runs": [
             {
                 "tool": {"driver": {"name": "llm-anatomy", "version": __version__, "rules": rules}},
-                "originalUriBaseIds": {"MODEL": {"uri": "file://" + quote(base.replace(os.sep, "/").rstrip("/") + "/")}},
+                "originalUriBaseIds": {
+                    "MODEL": {"uri": "file://" + quote(base.replace(os.sep, "/").rstrip("/") + "/")}
+                },
                 "results": results,
             }
         ],

@@ -13,7 +13,9 @@ NOTES = (
     "std: population (divides by n); NaN and Inf are counted apart and left out of mean, std, min, max, absmax, l2 and >6sd",
     f"zeros: fraction of all elements equal to 0 or -0; >{SIGMAS}sd: finite values with |x - mean| > {SIGMAS} std of their own tensor",
 )
-GROUP_NOTE = f"a group's >{SIGMAS}sd adds up its tensors' own counts; its mean, std, min, max and l2 are over all its values"
+GROUP_NOTE = (
+    f"a group's >{SIGMAS}sd adds up its tensors' own counts; its mean, std, min, max and l2 are over all its values"
+)
 
 # Column name -> value of one row, in the order JSON and CSV list them.
 FIELDS = {
@@ -39,12 +41,21 @@ FIELDS = {
 def _table(report: StatsReport) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """The header and the rows of cells, as text() and html() show them."""
     label = {None: "name", "layer": "layer", "role": "role"}[report.by]
-    header = (label, "dtype") + (("tensors",) if report.by else ()) + ("mean", "std", "min", "max", "absmax", "l2", "zeros", "nan", "inf", f">{SIGMAS}sd")
+    header = (
+        (label, "dtype")
+        + (("tensors",) if report.by else ())
+        + ("mean", "std", "min", "max", "absmax", "l2", "zeros", "nan", "inf", f">{SIGMAS}sd")
+    )
     rows = []
     for s in report.rows:
         group = (str(s.tensors),) if report.by else ()
         moments = (s.mean, s.std, FIELDS["min"](s), FIELDS["max"](s), s.absmax, s.l2)
-        rows.append((s.name, s.dtype) + group + tuple(map(significant, moments)) + (f"{s.zero_fraction:.2%}", thousands(s.nan), thousands(s.inf), thousands(s.beyond)))
+        rows.append(
+            (s.name, s.dtype)
+            + group
+            + tuple(map(significant, moments))
+            + (f"{s.zero_fraction:.2%}", thousands(s.nan), thousands(s.inf), thousands(s.beyond))
+        )
     return header, rows
 
 
@@ -78,9 +89,16 @@ class NotebookStats(StatsReport):
         from .report import LABELS, TABLE_ROWS, stats_section
 
         header, rows = _table(self)
-        cells = [tuple(element("code", esc(c)) if i == 0 else esc(c) for i, c in enumerate(row)) for row in rows[:TABLE_ROWS]]
+        cells = [
+            tuple(element("code", esc(c)) if i == 0 else esc(c) for i, c in enumerate(row)) for row in rows[:TABLE_ROWS]
+        ]
         grid = element("div", html_table(header, cells, numeric=tuple(range(2, len(header)))), class_="scroll")
-        return notebook(stats_section(arrange_stats(self), LABELS["en"]) + element("h3", "All rows") + grid + pre("\n".join(_footer(self))))
+        return notebook(
+            stats_section(arrange_stats(self), LABELS["en"])
+            + element("h3", "All rows")
+            + grid
+            + pre("\n".join(_footer(self)))
+        )
 
 
 def notebook_stats(report: StatsReport) -> NotebookStats:
@@ -88,16 +106,19 @@ def notebook_stats(report: StatsReport) -> NotebookStats:
 
 
 def json_text(report: StatsReport) -> str:
-    return to_json(
-        {
-            "model": report.model,
-            "by": report.by,
-            "std": "population",
-            "rows": [{key: json_number(get(s)) for key, get in FIELDS.items()} for s in report.rows],
-            "errors": [{"name": name, "error": line} for name, line in report.errors],
-            "total": {"tensors": report.tensors, "nbytes": report.nbytes},
-        }
-    ) + "\n"
+    return (
+        to_json(
+            {
+                "model": report.model,
+                "by": report.by,
+                "std": "population",
+                "rows": [{key: json_number(get(s)) for key, get in FIELDS.items()} for s in report.rows],
+                "errors": [{"name": name, "error": line} for name, line in report.errors],
+                "total": {"tensors": report.tensors, "nbytes": report.nbytes},
+            }
+        )
+        + "\n"
+    )
 
 
 def csv_text(report: StatsReport) -> str:

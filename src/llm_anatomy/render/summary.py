@@ -24,20 +24,35 @@ def _fold_layers(layers: tuple[LayerCount, ...]) -> list[tuple[str, str, str, st
     start = 0
     while start < len(numbered):
         end = start
-        while end + 1 < len(numbered) and numbered[end + 1].params == numbered[start].params and numbered[end + 1].index == numbered[end].index + 1:
+        while (
+            end + 1 < len(numbered)
+            and numbered[end + 1].params == numbered[start].params
+            and numbered[end + 1].index == numbered[end].index + 1
+        ):
             end += 1
         first, last, run = numbered[start], numbered[end], end - start + 1
         label = str(first.index) if run == 1 else f"{first.index}-{last.index}"
         each = thousands(first.params) if run == 1 else f"{run} x {thousands(first.params)}"
         rows.append((label, each, thousands(first.params * run), human_bytes(first.nbytes * run)))
         start = end + 1
-    rows += [("outside layers", "", thousands(layer.params), human_bytes(layer.nbytes)) for layer in layers if layer.index is None]
+    rows += [
+        ("outside layers", "", thousands(layer.params), human_bytes(layer.nbytes))
+        for layer in layers
+        if layer.index is None
+    ]
     return rows
 
 
 def _memory_lines(memory: Memory, dtypes: str) -> list[str]:
     lines = ["Weights memory:"]
-    rows = [(f"stored ({dtypes})" if row.label == "stored" else row.label, f"{row.bits_per_weight:.2f}", human_bytes(row.nbytes)) for row in memory.weights]
+    rows = [
+        (
+            f"stored ({dtypes})" if row.label == "stored" else row.label,
+            f"{row.bits_per_weight:.2f}",
+            human_bytes(row.nbytes),
+        )
+        for row in memory.weights
+    ]
     lines += ["  " + line for line in table(("precision", "bits/weight", "memory"), rows, right=(1, 2))]
     cache = memory.kv_cache
     if memory.kv_cache_note:
@@ -47,14 +62,23 @@ def _memory_lines(memory: Memory, dtypes: str) -> list[str]:
     else:
         lines += ["", f"KV cache ({cache.dtype}): {human_bytes(cache.bytes_per_token)} per token"]
         beyond = any(row.beyond_context for row in cache.rows)
-        rows = [(thousands(row.context), str(row.batch), human_bytes(row.nbytes)) + (("beyond the model's context" if row.beyond_context else "",) if beyond else ()) for row in cache.rows]
-        lines += ["  " + line for line in table(("context", "batch", "KV cache") + (("",) if beyond else ()), rows, right=(0, 1, 2))]
+        rows = [
+            (thousands(row.context), str(row.batch), human_bytes(row.nbytes))
+            + (("beyond the model's context" if row.beyond_context else "",) if beyond else ())
+            for row in cache.rows
+        ]
+        lines += [
+            "  " + line
+            for line in table(("context", "batch", "KV cache") + (("",) if beyond else ()), rows, right=(0, 1, 2))
+        ]
         lines += ["  " + line for line in cache.formula]
     limit = memory.context_limit
     if limit and limit.beyond:
         asked = ", ".join(thousands(c) for c in limit.beyond)
         verb = "is" if len(limit.beyond) == 1 else "are"
-        lines.append(f"  ! {asked} {verb} beyond the model's context of {thousands(limit.tokens)} tokens ({limit.source}): it was not trained for such lengths")
+        lines.append(
+            f"  ! {asked} {verb} beyond the model's context of {thousands(limit.tokens)} tokens ({limit.source}): it was not trained for such lengths"
+        )
     return lines
 
 
@@ -90,15 +114,29 @@ IMPLIED_HEADER = ("component", "config.json", "tensors", "")
 
 def _component_rows(summary: Summary) -> list[tuple[str, ...]]:
     total = summary.total_params
-    rows = [(c.name, thousands(c.params), share(c.params, total), human_bytes(c.nbytes), str(c.tensors)) for c in summary.components]
-    rows.append(("total", thousands(total), share(total, total), human_bytes(summary.total_nbytes), str(sum(c.tensors for c in summary.components))))
+    rows = [
+        (c.name, thousands(c.params), share(c.params, total), human_bytes(c.nbytes), str(c.tensors))
+        for c in summary.components
+    ]
+    rows.append(
+        (
+            "total",
+            thousands(total),
+            share(total, total),
+            human_bytes(summary.total_nbytes),
+            str(sum(c.tensors for c in summary.components)),
+        )
+    )
     return rows
 
 
 def _component_notes(summary: Summary) -> list[str]:
     """Below the component table: how tied weights were counted, what was left out."""
     notes = list(summary.tied)
-    notes += [f"not counted: {NOT_COUNTED_TEXT[group.name].format(tensors=group.tensors, values=thousands(group.params))}" for group in summary.not_counted]
+    notes += [
+        f"not counted: {NOT_COUNTED_TEXT[group.name].format(tensors=group.tensors, values=thousands(group.params))}"
+        for group in summary.not_counted
+    ]
     return notes
 
 
@@ -106,10 +144,15 @@ def _moe_lines(summary: Summary) -> list[str]:
     moe = summary.moe
     if not moe:
         return []
-    lines = [f"Mixture of experts: {thousands(moe.total)} total ({human_count(moe.total)}), {thousands(moe.active)} active per token ({human_count(moe.active)})", f"  {moe.formula}"]
+    lines = [
+        f"Mixture of experts: {thousands(moe.total)} total ({human_count(moe.total)}), {thousands(moe.active)} active per token ({human_count(moe.active)})",
+        f"  {moe.formula}",
+    ]
     if summary.quant and summary.quant.active_convention is not None:
         convention = summary.quant.active_convention
-        lines.append(f"  without the embedding table (the output head kept), as gpt-oss's model card counts: {thousands(convention)} active ({human_count(convention)})")
+        lines.append(
+            f"  without the embedding table (the output head kept), as gpt-oss's model card counts: {thousands(convention)} active ({human_count(convention)})"
+        )
     return lines
 
 
@@ -118,22 +161,36 @@ def _dtype_rows(summary: Summary) -> list[tuple[str, ...]]:
 
 
 def _implied_rows(summary: Summary) -> list[tuple[str, ...]]:
-    return [(i.component, thousands(i.from_config), thousands(i.from_tensors), "ok" if i.from_config == i.from_tensors else "differs") for i in summary.implied]
+    return [
+        (
+            i.component,
+            thousands(i.from_config),
+            thousands(i.from_tensors),
+            "ok" if i.from_config == i.from_tensors else "differs",
+        )
+        for i in summary.implied
+    ]
 
 
 def text(summary: Summary) -> str:
     dtypes = ", ".join(d.name for d in summary.dtypes)
     lines = [f"{escape(summary.model)}: {_head(summary)}", ""]
-    lines += ["By component:"] + ["  " + line for line in table(COMPONENT_HEADER, _component_rows(summary), right=(1, 2, 3, 4))]
+    lines += ["By component:"] + [
+        "  " + line for line in table(COMPONENT_HEADER, _component_rows(summary), right=(1, 2, 3, 4))
+    ]
     lines += [f"  {note}" for note in _component_notes(summary)]
     if summary.moe:
         lines += [""] + _moe_lines(summary)
     if summary.quant:
         lines += [""] + _quant_lines(summary.quant)
-    lines += ["", "By layer:"] + ["  " + line for line in table(LAYER_HEADER, _fold_layers(summary.layers), right=(1, 2, 3))]
+    lines += ["", "By layer:"] + [
+        "  " + line for line in table(LAYER_HEADER, _fold_layers(summary.layers), right=(1, 2, 3))
+    ]
     lines += ["", "By dtype:"] + ["  " + line for line in table(DTYPE_HEADER, _dtype_rows(summary), right=(1, 2, 3))]
     if summary.implied:
-        lines += ["", "Weight matrices, config.json vs tensors:"] + ["  " + line for line in table(IMPLIED_HEADER, _implied_rows(summary), right=(1, 2))]
+        lines += ["", "Weight matrices, config.json vs tensors:"] + [
+            "  " + line for line in table(IMPLIED_HEADER, _implied_rows(summary), right=(1, 2))
+        ]
     elif summary.implied_by:
         lines += ["", f"Weight matrices, config.json vs tensors: nothing to check ({_holds(summary)})"]
     lines += [""] + _memory_lines(summary.memory, dtypes)
@@ -167,7 +224,9 @@ def html(summary: Summary) -> str:
     from .html import table as html_table
 
     def titled(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]], numeric: tuple[int, ...]) -> str:
-        return element("h4", esc(title)) + html_table(header, [tuple(esc(cell) for cell in row) for row in rows], numeric=numeric)
+        return element("h4", esc(title)) + html_table(
+            header, [tuple(esc(cell) for cell in row) for row in rows], numeric=numeric
+        )
 
     def pre(lines: list[str]) -> str:
         return text_block("\n".join(lines))

@@ -19,8 +19,26 @@ PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b
 # Tableau 20 (ten hues, each dark then light), for charts of more than ten series: the roles
 # of a Gemma layer number 13 to 16, and Tableau 10 has near twins of Tableau 20's lights.
 PALETTE_20 = (
-    "#4e79a7", "#a0cbe8", "#f28e2b", "#ffbe7d", "#59a14f", "#8cd17d", "#b6992d", "#f1ce63", "#499894", "#86bcb6",
-    "#e15759", "#ff9d9a", "#79706e", "#bab0ac", "#d37295", "#fabfd2", "#b07aa1", "#d4a6c8", "#9d7660", "#d7b5a6",
+    "#4e79a7",
+    "#a0cbe8",
+    "#f28e2b",
+    "#ffbe7d",
+    "#59a14f",
+    "#8cd17d",
+    "#b6992d",
+    "#f1ce63",
+    "#499894",
+    "#86bcb6",
+    "#e15759",
+    "#ff9d9a",
+    "#79706e",
+    "#bab0ac",
+    "#d37295",
+    "#fabfd2",
+    "#b07aa1",
+    "#d4a6c8",
+    "#9d7660",
+    "#d7b5a6",
 )
 FONT = 12  # px, the size of every chart label
 MONO_ADVANCE = 0.6 * FONT
@@ -66,7 +84,9 @@ def _line(x1: float, y1: float, x2: float, y2: float, css_class: str) -> str:
     return f'<line x1="{_num(x1)}" y1="{_num(y1)}" x2="{_num(x2)}" y2="{_num(y2)}" class="{css_class}"/>'
 
 
-def _rect(x: float, y: float, w: float, h: float, fill: str = "", css_class: str = "", tip: str = "", rx: float = 0) -> str:
+def _rect(
+    x: float, y: float, w: float, h: float, fill: str = "", css_class: str = "", tip: str = "", rx: float = 0
+) -> str:
     parts = [f'x="{_num(x)}" y="{_num(y)}" width="{_num(max(w, 0))}" height="{_num(max(h, 0))}"']
     if rx:
         parts.append(f'rx="{_num(rx)}"')
@@ -101,7 +121,18 @@ def bar_chart(bars: Sequence[Bar], label: str, width: float = WIDTH) -> str:
         y = 4 + i * row
         length = area * bar.value / top
         body.append(_text(label_width - 8, y + row / 2 + 4, bar.label, "end", "label"))
-        body.append(_rect(label_width, y + 4, length, row - 8, color(bar.tone if bar.tone >= 0 else i), "bar", f"{bar.label}: {bar.text}", rx=2))
+        body.append(
+            _rect(
+                label_width,
+                y + 4,
+                length,
+                row - 8,
+                color(bar.tone if bar.tone >= 0 else i),
+                "bar",
+                f"{bar.label}: {bar.text}",
+                rx=2,
+            )
+        )
         body.append(_text(label_width + length + 6, y + row / 2 + 4, bar.text, "start", "value"))
     return _svg(width, 8 + len(bars) * row, "".join(body), label)
 
@@ -125,7 +156,11 @@ class Scale:
     log: bool = False
 
     def position(self, value: float, bottom: float, top: float) -> float:
-        v, lo, hi = (math.log10(value), math.log10(self.low), math.log10(self.high)) if self.log else (value, self.low, self.high)
+        v, lo, hi = (
+            (math.log10(value), math.log10(self.low), math.log10(self.high))
+            if self.log
+            else (value, self.low, self.high)
+        )
         return bottom - (v - lo) / ((hi - lo) or 1) * (bottom - top)
 
 
@@ -200,7 +235,9 @@ def _legend(series: Sequence[Series], width: float) -> str:
     return "".join(out)
 
 
-def _axes(frame: Frame, scale: Scale, y_text: Callable[[float], str], categories: Sequence[str], x_label: str, y_label: str) -> str:
+def _axes(
+    frame: Frame, scale: Scale, y_text: Callable[[float], str], categories: Sequence[str], x_label: str, y_label: str
+) -> str:
     out = []
     for tick in scale.ticks:
         y = scale.position(tick, frame.bottom, frame.top)
@@ -216,14 +253,24 @@ def _axes(frame: Frame, scale: Scale, y_text: Callable[[float], str], categories
             out.append(_text(frame.x_center(i, len(categories)), frame.bottom + 16, category, "middle", "tick"))
     out.append(_text((frame.left + frame.right) / 2, frame.height - 6, x_label, "middle", "axis-label"))
     mid = (frame.top + frame.bottom) / 2
-    out.append(f'<text transform="translate(12 {_num(mid)}) rotate(-90)" text-anchor="middle" class="axis-label">{esc(y_label)}</text>')
+    out.append(
+        f'<text transform="translate(12 {_num(mid)}) rotate(-90)" text-anchor="middle" class="axis-label">{esc(y_label)}</text>'
+    )
     return "".join(out)
 
 
 # ---------------------------------------------------------------- stacked columns
 
 
-def column_chart(categories: Sequence[str], series: Sequence[Series], y_text: Callable[[float], str], x_label: str, y_label: str, label: str, width: float = WIDTH) -> str:
+def column_chart(
+    categories: Sequence[str],
+    series: Sequence[Series],
+    y_text: Callable[[float], str],
+    x_label: str,
+    y_label: str,
+    label: str,
+    width: float = WIDTH,
+) -> str:
     """One column per category, the series stacked in order (e.g. parameters per layer by component)."""
     totals = [sum(s.values[i] or 0 for s in series) for i in range(len(categories))]
     scale = linear_scale(0, max(totals, default=0))
@@ -241,7 +288,11 @@ def column_chart(categories: Sequence[str], series: Sequence[Series], y_text: Ca
                 continue
             y_top = scale.position(base + value, frame.bottom, frame.top)
             y_bottom = scale.position(base, frame.bottom, frame.top)
-            body.append(_rect(x, y_top, bar, y_bottom - y_top, color(k, palette), "bar", f"{category} · {s.name}: {y_text(value)}"))
+            body.append(
+                _rect(
+                    x, y_top, bar, y_bottom - y_top, color(k, palette), "bar", f"{category} · {s.name}: {y_text(value)}"
+                )
+            )
             base += value
     return _svg(width, frame.height, "".join(body), label)
 
@@ -249,7 +300,16 @@ def column_chart(categories: Sequence[str], series: Sequence[Series], y_text: Ca
 # ---------------------------------------------------------------- lines
 
 
-def line_chart(categories: Sequence[str], series: Sequence[Series], y_text: Callable[[float], str], x_label: str, y_label: str, label: str, log: bool = False, width: float = WIDTH) -> str:
+def line_chart(
+    categories: Sequence[str],
+    series: Sequence[Series],
+    y_text: Callable[[float], str],
+    x_label: str,
+    y_label: str,
+    label: str,
+    log: bool = False,
+    width: float = WIDTH,
+) -> str:
     """One line per series over the categories (e.g. std of each role across layers)."""
     values = [v for s in series for v in s.values if v is not None and (v > 0 or not log)]
     if log and values:
@@ -269,7 +329,9 @@ def line_chart(categories: Sequence[str], series: Sequence[Series], y_text: Call
             path = " ".join(f"{_num(x)},{_num(y)}" for x, y, _, _ in points)
             body.append(f'<polyline points="{path}" fill="none" stroke="{color(k, palette)}" class="series"/>')
         for x, y, category, v in points:
-            body.append(f'<circle cx="{_num(x)}" cy="{_num(y)}" r="2.5" fill="{color(k, palette)}"><title>{esc(f"{s.name} · {category}: {y_text(v)}")}</title></circle>')
+            body.append(
+                f'<circle cx="{_num(x)}" cy="{_num(y)}" r="2.5" fill="{color(k, palette)}"><title>{esc(f"{s.name} · {category}: {y_text(v)}")}</title></circle>'
+            )
     return _svg(width, frame.height, "".join(body), label)
 
 
@@ -315,7 +377,10 @@ def _arrow(x: float, y1: float, y2: float) -> str:
 
 def _draw_box(box: Box, x: float, y: float, width: float) -> str:
     height = _box_height(box)
-    out = [_rect(x, y, width, height, css_class=f"box {box.kind}", rx=6), _text(x + width / 2, y + 19, box.title, "middle", "box-title")]
+    out = [
+        _rect(x, y, width, height, css_class=f"box {box.kind}", rx=6),
+        _text(x + width / 2, y + 19, box.title, "middle", "box-title"),
+    ]
     if box.subtitle:
         out.append(_text(x + width / 2, y + _BOX_TITLE + 14, box.subtitle, "middle", "box-subtitle"))
         y += _BOX_ROW
@@ -327,7 +392,16 @@ def _draw_box(box: Box, x: float, y: float, width: float) -> str:
 def flow_diagram(flow: Flow, label: str) -> str:
     """Boxes top to bottom with arrows; the repeated part framed, each residual with its skip line and ⊕."""
     everything = flow.before + tuple(b for r in flow.repeated for b in r.boxes + r.after) + flow.after
-    widest = max((max([_text_width(b.title, TITLE_ADVANCE) + 24, _text_width(b.subtitle) + 24] + [_text_width(r, MONO_ADVANCE) + 28 for r in b.rows]) for b in everything), default=200)
+    widest = max(
+        (
+            max(
+                [_text_width(b.title, TITLE_ADVANCE) + 24, _text_width(b.subtitle) + 24]
+                + [_text_width(r, MONO_ADVANCE) + 28 for r in b.rows]
+            )
+            for b in everything
+        ),
+        default=200,
+    )
     box_width = max(widest, 300)
     skip_x = 54.0  # where residual skip lines run
     x = skip_x + 30
@@ -359,8 +433,12 @@ def flow_diagram(flow: Flow, label: str) -> str:
         plus = y + _GAP * 0.7 + _PLUS
         out.append(_arrow(cx, y, plus - _PLUS))
         # skip line: from the branch point, left, down, and back into the ⊕
-        out.append(f'<polyline points="{_num(cx)},{_num(branch)} {_num(skip_x)},{_num(branch)} {_num(skip_x)},{_num(plus)} {_num(cx - _PLUS - 5)},{_num(plus)}" class="skip" fill="none"/>')
-        out.append(f'<polygon points="{_num(cx - _PLUS - 6)},{_num(plus - 4)} {_num(cx - _PLUS - 6)},{_num(plus + 4)} {_num(cx - _PLUS)},{_num(plus)}" class="arrowhead"/>')
+        out.append(
+            f'<polyline points="{_num(cx)},{_num(branch)} {_num(skip_x)},{_num(branch)} {_num(skip_x)},{_num(plus)} {_num(cx - _PLUS - 5)},{_num(plus)}" class="skip" fill="none"/>'
+        )
+        out.append(
+            f'<polygon points="{_num(cx - _PLUS - 6)},{_num(plus - 4)} {_num(cx - _PLUS - 6)},{_num(plus + 4)} {_num(cx - _PLUS)},{_num(plus)}" class="arrowhead"/>'
+        )
         out.append(f'<circle cx="{_num(cx)}" cy="{_num(plus)}" r="{_num(_PLUS)}" class="plus"/>')
         out.append(_line(cx - 5, plus, cx + 5, plus, "plus-sign") + _line(cx, plus - 5, cx, plus + 5, "plus-sign"))
         y = plus + _PLUS
@@ -370,7 +448,17 @@ def flow_diagram(flow: Flow, label: str) -> str:
             place(box)
     frame_bottom = y + _GAP / 2
     if flow.repeated:
-        out.insert(0, _rect(skip_x - 30, frame_top, box_width + (x - skip_x) + 60, frame_bottom - frame_top, css_class="repeat", rx=10))
+        out.insert(
+            0,
+            _rect(
+                skip_x - 30,
+                frame_top,
+                box_width + (x - skip_x) + 60,
+                frame_bottom - frame_top,
+                css_class="repeat",
+                rx=10,
+            ),
+        )
         out.append(_text(x + box_width + 44, frame_top + 22, flow.repeat_label, "start", "repeat-label"))
     for box in flow.after:
         out.append(_arrow(cx, y, y + _GAP))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Sequence

@@ -141,7 +141,9 @@ class _Printer:
             return
         edge = self.options.edgeitems
         folded = self.summarize and shape[0] > 2 * edge
-        parts: Iterable[int | None] = itertools.chain([0] * edge, [None], [0] * edge) if folded else itertools.repeat(0, shape[0])
+        parts: Iterable[int | None] = (
+            itertools.chain([0] * edge, [None], [0] * edge) if folded else itertools.repeat(0, shape[0])
+        )
         separator = "," + "\n" * (len(shape) - 1) + " " * (indent + 1)
         yield "["
         for number, part in enumerate(parts):

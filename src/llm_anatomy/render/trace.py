@@ -50,7 +50,13 @@ def _cells(m: TracedModule, roof: Roofline | None = None) -> tuple[str, ...]:
     if roof is not None:
         return _cells(m) + (_intensity(roof, m.path),)
     dtype = m.outputs[0].dtype if m.outputs else "-"
-    return (_first_shape(m.inputs), _first_shape(m.outputs), dtype, flops_text(m.flops), human_bytes(m.output_bytes) if m.output_bytes else "-")
+    return (
+        _first_shape(m.inputs),
+        _first_shape(m.outputs),
+        dtype,
+        flops_text(m.flops),
+        human_bytes(m.output_bytes) if m.output_bytes else "-",
+    )
 
 
 def _folded_summary(node: TraceNode) -> str:
@@ -81,7 +87,14 @@ def _attention_rows(call: AttentionCall, indent: str, roof: Roofline | None) -> 
     rows = []
     for i, (label, meta, flops, nbytes) in enumerate(items):
         last = i == len(items) - 1
-        row = (indent + (LAST_BRANCH if last else BRANCH) + label, "", shape_text(meta.shape), meta.dtype, flops, nbytes)
+        row = (
+            indent + (LAST_BRANCH if last else BRANCH) + label,
+            "",
+            shape_text(meta.shape),
+            meta.dtype,
+            flops,
+            nbytes,
+        )
         rows.append(row + ((_intensity(roof, call.path + "/attention") if last else "",) if roof else ()))
     return rows
 
@@ -97,7 +110,10 @@ def _rows(node: TraceNode, indent: str, depth: int | None, roof: Roofline | None
         each = " (each)" if run.count > 1 else ""
         label = f"{run.label}: {child.module.class_name}{each}{_folded_summary(child)}"
         below = None if depth is None else depth - 1
-        rows.append((indent + (LAST_BRANCH if last else BRANCH) + label + _hidden_run_suffix(child, below),) + _cells(_shown_module(child, below), roof))
+        rows.append(
+            (indent + (LAST_BRANCH if last else BRANCH) + label + _hidden_run_suffix(child, below),)
+            + _cells(_shown_module(child, below), roof)
+        )
         rows += _rows(child, indent + (SPACE if last else PIPE), below, roof)
     if node.attention is not None:
         rows += _attention_rows(node.attention, indent, roof)
@@ -140,7 +156,10 @@ def attention_formula(calls: tuple[AttentionCall, ...], term: str = ATTENTION_TE
         b, h, nq, dk = call.query.shape
         shape = (b, h, nq, call.key.shape[-2], dk, call.value.shape[-1])
         groups[shape] = groups.get(shape, 0) + 1
-    terms = [term.format(n=n, layers="layer" if n == 1 else "layers", b=b, h=h, nq=nq, nk=nk, dk=dk, dv=dv) for (b, h, nq, nk, dk, dv), n in groups.items()]
+    terms = [
+        term.format(n=n, layers="layer" if n == 1 else "layers", b=b, h=h, nq=nq, nk=nk, dk=dk, dv=dv)
+        for (b, h, nq, nk, dk, dv), n in groups.items()
+    ]
     value = sum(n * 2 * b * h * nq * nk * (dk + dv) for (b, h, nq, nk, dk, dv), n in groups.items())
     return f"{' + '.join(terms)} = {thousands(value)}"
 
@@ -152,7 +171,17 @@ def cache_text(trace: Trace, group: str = CACHE_GROUP, held: str = CACHE_HELD) -
     groups: dict[tuple, int] = {}
     for layer in trace.cache:
         groups[layer] = groups.get(layer, 0) + 1
-    return ", ".join(group.format(n=n, kind=layer.kind, keys=shape_text(layer.keys.shape), values=shape_text(layer.values.shape), dtype=layer.keys.dtype, held=_held_text(layer, held)) for layer, n in groups.items())
+    return ", ".join(
+        group.format(
+            n=n,
+            kind=layer.kind,
+            keys=shape_text(layer.keys.shape),
+            values=shape_text(layer.values.shape),
+            dtype=layer.keys.dtype,
+            held=_held_text(layer, held),
+        )
+        for layer, n in groups.items()
+    )
 
 
 def _held_text(layer: CacheLayer, held: str) -> str:
@@ -169,28 +198,56 @@ def totals(trace: Trace) -> list[str]:
     attention = trace.attention_flops
     weights = trace.total_flops - attention
     if trace.decode:
-        lines = [f"decoding step: {thousands(trace.total_flops)} FLOPs ({flops_text(trace.total_flops)}) for {new} (1 per sequence) over a KV cache of {trace.context} tokens, {counted}"]
+        lines = [
+            f"decoding step: {thousands(trace.total_flops)} FLOPs ({flops_text(trace.total_flops)}) for {new} (1 per sequence) over a KV cache of {trace.context} tokens, {counted}"
+        ]
     else:
-        lines = [f"prefill: {thousands(trace.total_flops)} FLOPs ({flops_text(trace.total_flops)}) for {tokens}, {counted}"]
-    lines.append(f"  matrix products with the weights: {thousands(weights)} = 2 x {thousands(trace.weight_macs_per_token)} multiply-adds per token x {thousands(trace.tokens)} token{'s' if trace.tokens != 1 else ''}; the 2 x parameters rule: 2 x {thousands(trace.params)} x {thousands(trace.tokens)} token{'s' if trace.tokens != 1 else ''} = {thousands(trace.rule_flops)} ({flops_text(trace.rule_flops)}); weights / rule = {_ratio(weights, trace.rule_flops)}")
+        lines = [
+            f"prefill: {thousands(trace.total_flops)} FLOPs ({flops_text(trace.total_flops)}) for {tokens}, {counted}"
+        ]
+    lines.append(
+        f"  matrix products with the weights: {thousands(weights)} = 2 x {thousands(trace.weight_macs_per_token)} multiply-adds per token x {thousands(trace.tokens)} token{'s' if trace.tokens != 1 else ''}; the 2 x parameters rule: 2 x {thousands(trace.params)} x {thousands(trace.tokens)} token{'s' if trace.tokens != 1 else ''} = {thousands(trace.rule_flops)} ({flops_text(trace.rule_flops)}); weights / rule = {_ratio(weights, trace.rule_flops)}"
+    )
     if trace.attention:
         grows = "linearly with the context" if trace.decode else "with the square of the length"
-        lines.append(f"  attention (q k^T and scores x v, counted {thousands(attention)}): {attention_formula(trace.attention)}; it grows {grows}")
+        lines.append(
+            f"  attention (q k^T and scores x v, counted {thousands(attention)}): {attention_formula(trace.attention)}; it grows {grows}"
+        )
     per_token = trace.total_flops // trace.tokens if trace.tokens else 0
     keys = trace.context + trace.seq if trace.decode else trace.seq
-    how = "this step's FLOPs / batch" if trace.decode else f"prefill / tokens, each query counted against all {trace.seq} keys as the meta device's attention does; --decode --context {trace.seq} measures it"
+    how = (
+        "this step's FLOPs / batch"
+        if trace.decode
+        else f"prefill / tokens, each query counted against all {trace.seq} keys as the meta device's attention does; --decode --context {trace.seq} measures it"
+    )
     if trace.generates:
-        lines.append(f"FLOPs per generated token at {keys} tokens of context: {thousands(per_token)} ({flops_text(per_token)}; {how})")
+        lines.append(
+            f"FLOPs per generated token at {keys} tokens of context: {thousands(per_token)} ({flops_text(per_token)}; {how})"
+        )
     else:  # an encoder reads its input in one pass: there is no decoding step to point to
-        lines.append(f"FLOPs per token of an input of {keys} tokens: {thousands(per_token)} ({flops_text(per_token)}; prefill / tokens, each query counted against all {keys} keys; an encoder generates no tokens)")
+        lines.append(
+            f"FLOPs per token of an input of {keys} tokens: {thousands(per_token)} ({flops_text(per_token)}; prefill / tokens, each query counted against all {keys} keys; an encoder generates no tokens)"
+        )
     if trace.experts is not None:
-        lines.append(f"experts: each token runs its router's top {trace.experts.top_k} of {trace.experts.experts} experts, counted as run (transformers' batched_mm experts); the meta device has no values to route by, so these are the expected FLOPs: exact per token, whichever experts are picked")
-    shape = f"batch {trace.batch}, 1 new token per sequence over {trace.context} cached" if trace.decode else f"batch {trace.batch}, {trace.seq} tokens"
-    lines.append(f"peak activation memory: {thousands(trace.peak_bytes)} bytes ({human_bytes(trace.peak_bytes)}) held at once by the tensors this forward creates at {shape} (weights and the KV cache not included; attention as the math kernel runs it, scores materialized)")
+        lines.append(
+            f"experts: each token runs its router's top {trace.experts.top_k} of {trace.experts.experts} experts, counted as run (transformers' batched_mm experts); the meta device has no values to route by, so these are the expected FLOPs: exact per token, whichever experts are picked"
+        )
+    shape = (
+        f"batch {trace.batch}, 1 new token per sequence over {trace.context} cached"
+        if trace.decode
+        else f"batch {trace.batch}, {trace.seq} tokens"
+    )
+    lines.append(
+        f"peak activation memory: {thousands(trace.peak_bytes)} bytes ({human_bytes(trace.peak_bytes)}) held at once by the tensors this forward creates at {shape} (weights and the KV cache not included; attention as the math kernel runs it, scores materialized)"
+    )
     if trace.cache:
-        lines.append(f"KV cache after this forward: {thousands(trace.cache_bytes)} bytes ({human_bytes(trace.cache_bytes)}) held by {cache_text(trace)}")
+        lines.append(
+            f"KV cache after this forward: {thousands(trace.cache_bytes)} bytes ({human_bytes(trace.cache_bytes)}) held by {cache_text(trace)}"
+        )
     if trace.kv_cache is not None:
-        lines.append(f"  `summary` computes {thousands(trace.kv_cache.nbytes)} bytes ({human_bytes(trace.kv_cache.nbytes)}, {trace.kv_dtype}) for {trace.batch} x {trace.kv_cache.context} tokens{_prefill_held_text(trace)}")
+        lines.append(
+            f"  `summary` computes {thousands(trace.kv_cache.nbytes)} bytes ({human_bytes(trace.kv_cache.nbytes)}, {trace.kv_dtype}) for {trace.batch} x {trace.kv_cache.context} tokens{_prefill_held_text(trace)}"
+        )
     elif trace.kv_note:
         lines.append(f"KV cache: none ({trace.kv_note})")
     return lines
@@ -241,10 +298,16 @@ def roofline_lines(trace: Trace, roof: Roofline) -> list[str]:
     ]
     if roof.prefill is not None:
         lines.append(_bound_line(roof.prefill, device, moved(roof.prefill), ""))
-    how = "" if trace.decode else f", estimated from the prefill's FLOPs per token; --decode --context {roof.context} measures it"
+    how = (
+        ""
+        if trace.decode
+        else f", estimated from the prefill's FLOPs per token; --decode --context {roof.context} measures it"
+    )
     tokens = f"{trace.batch} new token{'s' if trace.batch != 1 else ''}, 1 per sequence"
     if roof.decode is not None:
-        lines.append(_bound_line(roof.decode, device, moved(roof.decode), f"; {tokens}, over {roof.context} cached{how}"))
+        lines.append(
+            _bound_line(roof.decode, device, moved(roof.decode), f"; {tokens}, over {roof.context} cached{how}")
+        )
     return lines
 
 
@@ -266,17 +329,33 @@ def _meta_json(metas: tuple) -> list[dict[str, Any]]:
 def _bound_json(bound: Bound | None) -> dict[str, Any] | None:
     if bound is None:
         return None
-    return {"flops": bound.flops, "bytes": bound.bytes, "seconds_compute": bound.seconds_compute, "seconds_memory": bound.seconds_memory, "seconds": bound.seconds, "limit": bound.limit}
+    return {
+        "flops": bound.flops,
+        "bytes": bound.bytes,
+        "seconds_compute": bound.seconds_compute,
+        "seconds_memory": bound.seconds_memory,
+        "seconds": bound.seconds,
+        "limit": bound.limit,
+    }
 
 
 def roofline_json(roof: Roofline) -> dict[str, Any]:
     d = roof.device
     return {
-        "device": {"name": d.name, "peak_flops": d.peak_flops, "bandwidth": d.bandwidth, "precision": d.precision, "source": d.source},
+        "device": {
+            "name": d.name,
+            "peak_flops": d.peak_flops,
+            "bandwidth": d.bandwidth,
+            "precision": d.precision,
+            "source": d.source,
+        },
         "prefill": _bound_json(roof.prefill),
         "decode": _bound_json(roof.decode),
         "decode_context": roof.context,
-        "intensity": {path: {"flops": i.flops, "bytes": i.bytes, "flops_per_byte": i.value} for path, i in roof.intensities.items()},
+        "intensity": {
+            path: {"flops": i.flops, "bytes": i.bytes, "flops_per_byte": i.value}
+            for path, i in roof.intensities.items()
+        },
     }
 
 
@@ -284,47 +363,72 @@ def json_text(trace: Trace, roof: Roofline | None = None) -> str:
     """Unfolded: every module with its path, in module order."""
     kv = trace.kv_cache
     subtree = {m.path for m in trace.modules}
-    return to_json({
-        "model": trace.model,
-        "model_class": trace.model_class,
-        "transformers_version": trace.transformers_version,
-        "mode": "decode" if trace.decode else "prefill",
-        "batch": trace.batch,
-        "seq": trace.seq,
-        "context": trace.context,
-        "node": trace.node,
-        "total_flops": trace.total_flops,
-        "attention_flops": trace.attention_flops,
-        "params": trace.params,
-        "rule_flops": trace.rule_flops,
-        "weight_macs_per_token": trace.weight_macs_per_token,
-        "flops_per_token": trace.total_flops // trace.tokens if trace.tokens else 0,
-        "peak_activation_bytes": trace.peak_bytes,
-        "experts": None if trace.experts is None else {"top_k": trace.experts.top_k, "experts": trace.experts.experts},
-        "kv_cache": None if kv is None else {"bytes": kv.nbytes, "dtype": trace.kv_dtype, "context": kv.context, "batch": kv.batch},
-        "kv_cache_note": trace.kv_note,
-        "weight_bytes": trace.weight_bytes,
-        "roofline": roofline_json(roof) if roof else None,
-        "cache_layers": [{"kind": layer.kind, "keys": _meta_json((layer.keys,))[0], "values": _meta_json((layer.values,))[0], "bytes": layer.nbytes, "held_bytes": layer.held} for layer in trace.cache],
-        "attention": [
-            {"path": call.path, "query": _meta_json((call.query,))[0], "key": _meta_json((call.key,))[0], "value": _meta_json((call.value,))[0], "scores": _meta_json((call.scores,))[0], "flops": call.flops}
-            for call in trace.attention
-            if call.path in subtree
-        ],
-        "modules": [
+    return (
+        to_json(
             {
-                "path": m.path,
-                "class": m.class_name,
-                "params": m.params,
-                "calls": m.calls,
-                "inputs": _meta_json(m.inputs),
-                "outputs": _meta_json(m.outputs),
-                "flops": m.flops,
-                "output_bytes": m.output_bytes,
+                "model": trace.model,
+                "model_class": trace.model_class,
+                "transformers_version": trace.transformers_version,
+                "mode": "decode" if trace.decode else "prefill",
+                "batch": trace.batch,
+                "seq": trace.seq,
+                "context": trace.context,
+                "node": trace.node,
+                "total_flops": trace.total_flops,
+                "attention_flops": trace.attention_flops,
+                "params": trace.params,
+                "rule_flops": trace.rule_flops,
+                "weight_macs_per_token": trace.weight_macs_per_token,
+                "flops_per_token": trace.total_flops // trace.tokens if trace.tokens else 0,
+                "peak_activation_bytes": trace.peak_bytes,
+                "experts": None
+                if trace.experts is None
+                else {"top_k": trace.experts.top_k, "experts": trace.experts.experts},
+                "kv_cache": None
+                if kv is None
+                else {"bytes": kv.nbytes, "dtype": trace.kv_dtype, "context": kv.context, "batch": kv.batch},
+                "kv_cache_note": trace.kv_note,
+                "weight_bytes": trace.weight_bytes,
+                "roofline": roofline_json(roof) if roof else None,
+                "cache_layers": [
+                    {
+                        "kind": layer.kind,
+                        "keys": _meta_json((layer.keys,))[0],
+                        "values": _meta_json((layer.values,))[0],
+                        "bytes": layer.nbytes,
+                        "held_bytes": layer.held,
+                    }
+                    for layer in trace.cache
+                ],
+                "attention": [
+                    {
+                        "path": call.path,
+                        "query": _meta_json((call.query,))[0],
+                        "key": _meta_json((call.key,))[0],
+                        "value": _meta_json((call.value,))[0],
+                        "scores": _meta_json((call.scores,))[0],
+                        "flops": call.flops,
+                    }
+                    for call in trace.attention
+                    if call.path in subtree
+                ],
+                "modules": [
+                    {
+                        "path": m.path,
+                        "class": m.class_name,
+                        "params": m.params,
+                        "calls": m.calls,
+                        "inputs": _meta_json(m.inputs),
+                        "outputs": _meta_json(m.outputs),
+                        "flops": m.flops,
+                        "output_bytes": m.output_bytes,
+                    }
+                    for m in trace.modules
+                ],
             }
-            for m in trace.modules
-        ],
-    }) + "\n"
+        )
+        + "\n"
+    )
 
 
 def forward_section(forward: Trace, words: dict) -> str:
@@ -334,32 +438,88 @@ def forward_section(forward: Trace, words: dict) -> str:
     from .html import table as html_table
     from .svg import Series, column_chart
 
-    note = words["forward_note"].format(batch=forward.batch, seq=forward.seq, model_class=forward.model_class, version=forward.transformers_version)
+    note = words["forward_note"].format(
+        batch=forward.batch, seq=forward.seq, model_class=forward.model_class, version=forward.transformers_version
+    )
     parts = [element("p", esc(note), class_="note")]
     costs = layer_costs(forward)
     if costs:
         categories = [str(c.index) for c in costs]
         for title, axis, values, text in (
-            (words["forward_flops_chart"], words["flops_axis"], [c.flops for c in costs], lambda v: flops_text(int(v)) if v else "0"),
-            (words["forward_bytes_chart"], words["bytes_axis"], [c.activation_bytes for c in costs], lambda v: human_bytes(v) if v else "0"),
+            (
+                words["forward_flops_chart"],
+                words["flops_axis"],
+                [c.flops for c in costs],
+                lambda v: flops_text(int(v)) if v else "0",
+            ),
+            (
+                words["forward_bytes_chart"],
+                words["bytes_axis"],
+                [c.activation_bytes for c in costs],
+                lambda v: human_bytes(v) if v else "0",
+            ),
         ):
-            chart = column_chart(categories, [Series(title, tuple(float(v) for v in values))], text, words["layer_axis"], axis, title)
+            chart = column_chart(
+                categories, [Series(title, tuple(float(v) for v in values))], text, words["layer_axis"], axis, title
+            )
             parts += [element("h3", esc(title)), element("div", chart, class_="figure")]
     weights = forward.total_flops - forward.attention_flops
     per_token = forward.total_flops // forward.tokens if forward.tokens else 0
     rows = [
-        (words["prefill_flops"], f"{thousands(forward.total_flops)} ({flops_text(forward.total_flops)})", words["prefill_how"].format(batch=forward.batch, seq=forward.seq)),
-        (words["weights_flops"], thousands(weights), f"{words['rule_flops']}: 2 x {thousands(forward.params)} x {thousands(forward.tokens)} = {thousands(forward.rule_flops)}"),
-        (words["attention_flops"], thousands(forward.attention_flops), attention_formula(forward.attention, words.get("attention_term", ATTENTION_TERM)) if forward.attention else "-"),
+        (
+            words["prefill_flops"],
+            f"{thousands(forward.total_flops)} ({flops_text(forward.total_flops)})",
+            words["prefill_how"].format(batch=forward.batch, seq=forward.seq),
+        ),
+        (
+            words["weights_flops"],
+            thousands(weights),
+            f"{words['rule_flops']}: 2 x {thousands(forward.params)} x {thousands(forward.tokens)} = {thousands(forward.rule_flops)}",
+        ),
+        (
+            words["attention_flops"],
+            thousands(forward.attention_flops),
+            attention_formula(forward.attention, words.get("attention_term", ATTENTION_TERM))
+            if forward.attention
+            else "-",
+        ),
         # An encoder generates nothing: its FLOPs are per token of the input.
-        (words["per_token_flops" if forward.generates else "per_input_token_flops"], f"{thousands(per_token)} ({flops_text(per_token)})", words["per_token_how"].format(total=thousands(forward.total_flops), tokens=thousands(forward.tokens), seq=forward.seq)),
-        (words["peak_activation"], f"{thousands(forward.peak_bytes)} ({human_bytes(forward.peak_bytes)})", words["peak_how"]),
+        (
+            words["per_token_flops" if forward.generates else "per_input_token_flops"],
+            f"{thousands(per_token)} ({flops_text(per_token)})",
+            words["per_token_how"].format(
+                total=thousands(forward.total_flops), tokens=thousands(forward.tokens), seq=forward.seq
+            ),
+        ),
+        (
+            words["peak_activation"],
+            f"{thousands(forward.peak_bytes)} ({human_bytes(forward.peak_bytes)})",
+            words["peak_how"],
+        ),
     ]
     if forward.cache:
-        rows.append((words["kv_cache_forward"], f"{thousands(forward.cache_bytes)} ({human_bytes(forward.cache_bytes)})", cache_text(forward, words.get("cache_group", CACHE_GROUP), words.get("cache_held", CACHE_HELD))))
-    parts.append(html_table((words["forward"], words["forward_total"], words["forward_formula"]), [tuple(esc(c) for c in row) for row in rows], numeric=(1,)))
+        rows.append(
+            (
+                words["kv_cache_forward"],
+                f"{thousands(forward.cache_bytes)} ({human_bytes(forward.cache_bytes)})",
+                cache_text(forward, words.get("cache_group", CACHE_GROUP), words.get("cache_held", CACHE_HELD)),
+            )
+        )
+    parts.append(
+        html_table(
+            (words["forward"], words["forward_total"], words["forward_formula"]),
+            [tuple(esc(c) for c in row) for row in rows],
+            numeric=(1,),
+        )
+    )
     if forward.experts is not None:
-        parts.append(element("p", esc(words["experts_counted"].format(top_k=forward.experts.top_k, experts=forward.experts.experts)), class_="note"))
+        parts.append(
+            element(
+                "p",
+                esc(words["experts_counted"].format(top_k=forward.experts.top_k, experts=forward.experts.experts)),
+                class_="note",
+            )
+        )
     return section("forward", words["forward"], "".join(parts))
 
 

@@ -24,7 +24,11 @@ def _label(name: str, class_name: str | None) -> str:
 
 def _folded_summary(node: TreeNode) -> str:
     """'32 x LlamaDecoderLayer' when a container's numbered children fold into one block."""
-    if not node.children or not all(c.name.isdigit() for c in node.children) or len(fold(node.children)) == len(node.children):
+    if (
+        not node.children
+        or not all(c.name.isdigit() for c in node.children)
+        or len(fold(node.children)) == len(node.children)
+    ):
         return ""
     classes = {c.class_name for c in node.children}
     kind = f" x {next(iter(classes))}" if len(classes) == 1 and None not in classes else " blocks"
@@ -62,7 +66,13 @@ def _rows(node: TreeNode, indent: str, depth: int | None, params: bool) -> list[
         child = entry.first
         each = " (each)" if entry.count > 1 else ""
         tied = "" if params else _tied_summary(child)  # with --params, each parameter's row says it
-        rows.append((branch + _label(entry.label, child.class_name) + each + _folded_summary(child) + tied, _count(child.own), _count(child.total)))
+        rows.append(
+            (
+                branch + _label(entry.label, child.class_name) + each + _folded_summary(child) + tied,
+                _count(child.own),
+                _count(child.total),
+            )
+        )
         rows += _rows(child, indent + (SPACE if last else PIPE), None if depth is None else depth - 1, params)
     return rows
 
@@ -70,7 +80,13 @@ def _rows(node: TreeNode, indent: str, depth: int | None, params: bool) -> list[
 def text(tree: ModuleTree, node: TreeNode, depth: int | None = None, params: bool = False) -> str:
     """The box-drawn tree under node, down to depth levels (None: all)."""
     root_label = _label(node.path, node.class_name) if node.path else (node.class_name or "(root)")
-    rows = [(root_label + _folded_summary(node) + ("" if params else _tied_summary(node)), _count(node.own), _count(node.total))]
+    rows = [
+        (
+            root_label + _folded_summary(node) + ("" if params else _tied_summary(node)),
+            _count(node.own),
+            _count(node.total),
+        )
+    ]
     rows += _rows(node, "", depth, params)
     lines = table(("module", "own params", "total params"), rows, right=(1, 2))
     lines.append(f"{thousands(node.total)} parameters ({human_count(node.total)})")
@@ -84,7 +100,10 @@ def _node_json(node: TreeNode, depth: int | None) -> dict[str, Any]:
         "class": node.class_name,
         "own": node.own,
         "total": node.total,
-        "parameters": [{"name": p.name, "shape": list(p.shape), "numel": p.numel, "canonical": p.canonical} for p in node.parameters],
+        "parameters": [
+            {"name": p.name, "shape": list(p.shape), "numel": p.numel, "canonical": p.canonical}
+            for p in node.parameters
+        ],
     }
     if depth != 0:
         data["children"] = [_node_json(c, None if depth is None else depth - 1) for c in node.children]
@@ -93,7 +112,17 @@ def _node_json(node: TreeNode, depth: int | None) -> dict[str, Any]:
 
 def json_text(tree: ModuleTree, node: TreeNode, depth: int | None = None) -> str:
     """Unfolded, so each module keeps its own path; `children` is absent below --depth."""
-    return to_json({"model": tree.model, "class_names": tree.class_names, "node": _node_json(node, depth), "notes": list(tree.notes)}) + "\n"
+    return (
+        to_json(
+            {
+                "model": tree.model,
+                "class_names": tree.class_names,
+                "node": _node_json(node, depth),
+                "notes": list(tree.notes),
+            }
+        )
+        + "\n"
+    )
 
 
 def torch_children(node: TreeNode) -> str:

@@ -48,7 +48,10 @@ def _dense_mlp(prefix: str, dtype: str, inter: int, hidden: int) -> list[TensorS
 
 
 def _layer_norms(prefix: str, dtype: str, hidden: int) -> list[TensorSpec]:
-    return [TensorSpec(prefix + "input_layernorm.weight", dtype, (hidden,)), TensorSpec(prefix + "post_attention_layernorm.weight", dtype, (hidden,))]
+    return [
+        TensorSpec(prefix + "input_layernorm.weight", dtype, (hidden,)),
+        TensorSpec(prefix + "post_attention_layernorm.weight", dtype, (hidden,)),
+    ]
 
 
 def llama_family_specs(config: dict[str, Any]) -> list[TensorSpec]:
@@ -94,7 +97,11 @@ def _deepseek_layer(p: str, config: dict[str, Any], dtype: str, moe: bool) -> li
     q_rank, kv_rank = config.get("q_lora_rank"), config["kv_lora_rank"]
     a = p + "self_attn."
     if q_rank:
-        specs = [TensorSpec(a + "q_a_proj.weight", dtype, (q_rank, hidden)), TensorSpec(a + "q_a_layernorm.weight", dtype, (q_rank,)), TensorSpec(a + "q_b_proj.weight", dtype, (heads * (nope + rope), q_rank))]
+        specs = [
+            TensorSpec(a + "q_a_proj.weight", dtype, (q_rank, hidden)),
+            TensorSpec(a + "q_a_layernorm.weight", dtype, (q_rank,)),
+            TensorSpec(a + "q_b_proj.weight", dtype, (heads * (nope + rope), q_rank)),
+        ]
     else:
         specs = [TensorSpec(a + "q_proj.weight", dtype, (heads * (nope + rope), hidden))]
     specs += [
@@ -134,39 +141,71 @@ def deepseek_specs(config: dict[str, Any]) -> list[TensorSpec]:
             TensorSpec(p + "eh_proj.weight", dtype, (hidden, 2 * hidden)),
         ]
         specs += _deepseek_layer(p, config, dtype, True)
-        specs += [TensorSpec(p + "shared_head.norm.weight", dtype, (hidden,)), TensorSpec(p + "shared_head.head.weight", dtype, (vocab, hidden))]
+        specs += [
+            TensorSpec(p + "shared_head.norm.weight", dtype, (hidden,)),
+            TensorSpec(p + "shared_head.head.weight", dtype, (vocab, hidden)),
+        ]
     specs.append(TensorSpec("model.norm.weight", dtype, (hidden,)))
     specs.append(TensorSpec("lm_head.weight", dtype, (vocab, hidden)))
     return specs
 
 
 # Quantized layouts: each published repo's stored tensors for one linear weight [out, in].
-LINEAR = (".q_proj.weight", ".k_proj.weight", ".v_proj.weight", ".o_proj.weight", ".gate_proj.weight", ".up_proj.weight", ".down_proj.weight")
-LINEAR += (".q_a_proj.weight", ".q_b_proj.weight", ".kv_a_proj_with_mqa.weight", ".kv_b_proj.weight")  # DeepSeek's latent attention
+LINEAR = (
+    ".q_proj.weight",
+    ".k_proj.weight",
+    ".v_proj.weight",
+    ".o_proj.weight",
+    ".gate_proj.weight",
+    ".up_proj.weight",
+    ".down_proj.weight",
+)
+LINEAR += (
+    ".q_a_proj.weight",
+    ".q_b_proj.weight",
+    ".kv_a_proj_with_mqa.weight",
+    ".kv_b_proj.weight",
+)  # DeepSeek's latent attention
 
 
 def _gptq_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) -> list[TensorSpec]:
     """AutoGPTQ: qweight [in*bits/32, out], qzeros [groups, out*bits/32], scales [groups, out], g_idx [in]."""
     bits, groups = q["bits"], inner // q["group_size"]
-    return [TensorSpec(base + ".g_idx", "I32", (inner,)), TensorSpec(base + ".qweight", "I32", (inner * bits // 32, out)), TensorSpec(base + ".qzeros", "I32", (groups, out * bits // 32)), TensorSpec(base + ".scales", "F16", (groups, out))]
+    return [
+        TensorSpec(base + ".g_idx", "I32", (inner,)),
+        TensorSpec(base + ".qweight", "I32", (inner * bits // 32, out)),
+        TensorSpec(base + ".qzeros", "I32", (groups, out * bits // 32)),
+        TensorSpec(base + ".scales", "F16", (groups, out)),
+    ]
 
 
 def _awq_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) -> list[TensorSpec]:
     """AutoAWQ GEMM: qweight [in, out*bits/32], qzeros [groups, out*bits/32], scales [groups, out]."""
     bits, groups = q["bits"], inner // q["group_size"]
-    return [TensorSpec(base + ".qweight", "I32", (inner, out * bits // 32)), TensorSpec(base + ".qzeros", "I32", (groups, out * bits // 32)), TensorSpec(base + ".scales", "F16", (groups, out))]
+    return [
+        TensorSpec(base + ".qweight", "I32", (inner, out * bits // 32)),
+        TensorSpec(base + ".qzeros", "I32", (groups, out * bits // 32)),
+        TensorSpec(base + ".scales", "F16", (groups, out)),
+    ]
 
 
 def _fp8_block_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) -> list[TensorSpec]:
     """Fine-grained FP8 (DeepSeek-V3, Qwen3-FP8): weight F8_E4M3 [out, in], weight_scale_inv F32 per block."""
     b0, b1 = q["weight_block_size"]
-    return [TensorSpec(base + ".weight", "F8_E4M3", (out, inner)), TensorSpec(base + ".weight_scale_inv", "F32", (-(-out // b0), -(-inner // b1)))]
+    return [
+        TensorSpec(base + ".weight", "F8_E4M3", (out, inner)),
+        TensorSpec(base + ".weight_scale_inv", "F32", (-(-out // b0), -(-inner // b1))),
+    ]
 
 
 def _mlx_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) -> list[TensorSpec]:
     """MLX affine: weight U32 [out, in*bits/32], scales and biases [out, in/group] in the model's dtype."""
     groups = inner // q["group_size"]
-    return [TensorSpec(base + ".biases", dtype, (out, groups)), TensorSpec(base + ".scales", dtype, (out, groups)), TensorSpec(base + ".weight", "U32", (out, inner * q["bits"] // 32))]
+    return [
+        TensorSpec(base + ".biases", dtype, (out, groups)),
+        TensorSpec(base + ".scales", dtype, (out, groups)),
+        TensorSpec(base + ".weight", "U32", (out, inner * q["bits"] // 32)),
+    ]
 
 
 def _bnb4_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) -> list[TensorSpec]:
@@ -180,16 +219,31 @@ def _bnb4_parts(base: str, out: int, inner: int, dtype: str, q: dict[str, Any]) 
         state.update(nested_blocksize=256, nested_dtype="float32", nested_offset=0.0021457672119140625)
     raw = json.dumps(state).encode()
     w = base + ".weight"
-    specs = [TensorSpec(w, "U8", (-(-n // 2), 1)), TensorSpec(w + ".absmax", "U8" if double else "F32", (blocks,)), TensorSpec(w + ".quant_map", "F32", (16,))]
+    specs = [
+        TensorSpec(w, "U8", (-(-n // 2), 1)),
+        TensorSpec(w + ".absmax", "U8" if double else "F32", (blocks,)),
+        TensorSpec(w + ".quant_map", "F32", (16,)),
+    ]
     if double:
-        specs += [TensorSpec(w + ".nested_absmax", "F32", (-(-blocks // 256),)), TensorSpec(w + ".nested_quant_map", "F32", (256,))]
+        specs += [
+            TensorSpec(w + ".nested_absmax", "F32", (-(-blocks // 256),)),
+            TensorSpec(w + ".nested_quant_map", "F32", (256,)),
+        ]
     return specs + [TensorSpec(f"{w}.quant_state.bitsandbytes__{quant_type}", "U8", (len(raw),), raw)]
 
 
-QUANTIZED_PARTS = {"gptq": _gptq_parts, "awq": _awq_parts, "fp8": _fp8_block_parts, "mlx": _mlx_parts, "bitsandbytes": _bnb4_parts}
+QUANTIZED_PARTS = {
+    "gptq": _gptq_parts,
+    "awq": _awq_parts,
+    "fp8": _fp8_block_parts,
+    "mlx": _mlx_parts,
+    "bitsandbytes": _bnb4_parts,
+}
 
 
-def quantized_specs(config: dict[str, Any], base: Callable[[dict[str, Any]], list[TensorSpec]] = llama_family_specs) -> list[TensorSpec]:
+def quantized_specs(
+    config: dict[str, Any], base: Callable[[dict[str, Any]], list[TensorSpec]] = llama_family_specs
+) -> list[TensorSpec]:
     """A checkpoint (Llama-family unless base says otherwise) with its linear layers stored as
     config.json's quantization says (GPTQ, AWQ, block FP8, bitsandbytes 4 bit; MLX also
     quantizes the embedding), the rest as is."""
@@ -198,7 +252,9 @@ def quantized_specs(config: dict[str, Any], base: Callable[[dict[str, Any]], lis
     scheme = "mlx" if mlx else q["quant_method"]
     specs = []
     for spec in base(config):
-        if spec.name.endswith(LINEAR) or (scheme == "mlx" and spec.name.endswith(("embed_tokens.weight", "lm_head.weight"))):
+        if spec.name.endswith(LINEAR) or (
+            scheme == "mlx" and spec.name.endswith(("embed_tokens.weight", "lm_head.weight"))
+        ):
             specs += QUANTIZED_PARTS[scheme](spec.name[: -len(".weight")], *spec.shape, spec.dtype, q)
         else:
             specs.append(spec)
@@ -209,19 +265,42 @@ def gpt_oss_specs(config: dict[str, Any]) -> list[TensorSpec]:
     """openai/gpt-oss: attention with biases and sinks, a router with a bias, experts fused into
     gate_up_proj / down_proj stored as MXFP4 (_blocks U8 [experts, rows, in/32, 16], _scales U8
     [experts, rows, in/32]) with BF16 biases."""
-    hidden, vocab, heads, kv = config["hidden_size"], config["vocab_size"], config["num_attention_heads"], config["num_key_value_heads"]
+    hidden, vocab, heads, kv = (
+        config["hidden_size"],
+        config["vocab_size"],
+        config["num_attention_heads"],
+        config["num_key_value_heads"],
+    )
     head_dim, inter, experts = config["head_dim"], config["intermediate_size"], config["num_local_experts"]
     specs = [TensorSpec("model.embed_tokens.weight", "BF16", (vocab, hidden))]
     for i in range(config["num_hidden_layers"]):
         p = f"model.layers.{i}."
         specs += [TensorSpec(p + "input_layernorm.weight", "BF16", (hidden,))]
-        for name, rows, cols in (("q_proj", heads * head_dim, hidden), ("k_proj", kv * head_dim, hidden), ("v_proj", kv * head_dim, hidden), ("o_proj", hidden, heads * head_dim)):
-            specs += [TensorSpec(f"{p}self_attn.{name}.weight", "BF16", (rows, cols)), TensorSpec(f"{p}self_attn.{name}.bias", "BF16", (rows,))]
-        specs += [TensorSpec(p + "self_attn.sinks", "BF16", (heads,)), TensorSpec(p + "post_attention_layernorm.weight", "BF16", (hidden,))]
-        specs += [TensorSpec(p + "mlp.router.weight", "BF16", (experts, hidden)), TensorSpec(p + "mlp.router.bias", "BF16", (experts,))]
+        for name, rows, cols in (
+            ("q_proj", heads * head_dim, hidden),
+            ("k_proj", kv * head_dim, hidden),
+            ("v_proj", kv * head_dim, hidden),
+            ("o_proj", hidden, heads * head_dim),
+        ):
+            specs += [
+                TensorSpec(f"{p}self_attn.{name}.weight", "BF16", (rows, cols)),
+                TensorSpec(f"{p}self_attn.{name}.bias", "BF16", (rows,)),
+            ]
+        specs += [
+            TensorSpec(p + "self_attn.sinks", "BF16", (heads,)),
+            TensorSpec(p + "post_attention_layernorm.weight", "BF16", (hidden,)),
+        ]
+        specs += [
+            TensorSpec(p + "mlp.router.weight", "BF16", (experts, hidden)),
+            TensorSpec(p + "mlp.router.bias", "BF16", (experts,)),
+        ]
         for name, rows, cols in (("gate_up_proj", 2 * inter, hidden), ("down_proj", hidden, inter)):
             e = f"{p}mlp.experts.{name}"
-            specs += [TensorSpec(e + "_blocks", "U8", (experts, rows, cols // 32, 16)), TensorSpec(e + "_scales", "U8", (experts, rows, cols // 32)), TensorSpec(e + "_bias", "BF16", (experts, rows))]
+            specs += [
+                TensorSpec(e + "_blocks", "U8", (experts, rows, cols // 32, 16)),
+                TensorSpec(e + "_scales", "U8", (experts, rows, cols // 32)),
+                TensorSpec(e + "_bias", "BF16", (experts, rows)),
+            ]
     specs += [TensorSpec("model.norm.weight", "BF16", (hidden,)), TensorSpec("lm_head.weight", "BF16", (vocab, hidden))]
     return specs
 
@@ -264,7 +343,11 @@ def write_safetensors_layout(path: str, specs: Iterable[TensorSpec], fill: str =
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for spec in sorted(specs, key=lambda s: s.name):
-        header[spec.name] = {"dtype": spec.dtype, "shape": list(spec.shape), "data_offsets": [offset, offset + spec.nbytes]}
+        header[spec.name] = {
+            "dtype": spec.dtype,
+            "shape": list(spec.shape),
+            "data_offsets": [offset, offset + spec.nbytes],
+        }
         offset += spec.nbytes
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)  # keep data 8-byte aligned, as the safetensors writer does
@@ -282,7 +365,13 @@ def write_safetensors_layout(path: str, specs: Iterable[TensorSpec], fill: str =
     return 8 + len(raw) + offset
 
 
-def write_layout(folder: str, config: dict[str, Any], specs: list[TensorSpec] | None = None, max_shard_bytes: int = 10_000_000_000, fill: str = "zero") -> list[str]:
+def write_layout(
+    folder: str,
+    config: dict[str, Any],
+    specs: list[TensorSpec] | None = None,
+    max_shard_bytes: int = 10_000_000_000,
+    fill: str = "zero",
+) -> list[str]:
     """Write config.json, the shards and (when sharded) model.safetensors.index.json."""
     os.makedirs(folder, exist_ok=True)
     specs = specs if specs is not None else llama_family_specs(config)
@@ -298,7 +387,10 @@ def write_layout(folder: str, config: dict[str, Any], specs: list[TensorSpec] | 
         write_safetensors_layout(os.path.join(folder, name), shard, fill=fill, seed=seed)
         weight_map.update({spec.name: name for spec in shard})
     if len(shards) > 1:
-        index = {"metadata": {"total_size": sum(s.nbytes for s in specs)}, "weight_map": dict(sorted(weight_map.items()))}
+        index = {
+            "metadata": {"total_size": sum(s.nbytes for s in specs)},
+            "weight_map": dict(sorted(weight_map.items())),
+        }
         with open(os.path.join(folder, "model.safetensors.index.json"), "w") as handle:
             json.dump(index, handle, indent=2)
     return [os.path.join(folder, n) for n in names]

@@ -11,7 +11,7 @@ from ...core.text import escape
 from . import files
 from .rules import RULES, SEVERITIES, Finding, Rule, ScanResult
 
-__all__ = ["RULES", "SEVERITIES", "Finding", "Rule", "ScanResult", "scan_model"]
+__all__ = ["RULES", "SEVERITIES", "Finding", "Rule", "ScanResult", "scan_entries", "scan_model"]
 
 
 def scan_model(path: str) -> ScanResult:
@@ -23,14 +23,29 @@ def scan_model(path: str) -> ScanResult:
     elif os.path.isfile(path):
         entries, findings, skipped = [(os.path.basename(path), path)], [], []
     else:
-        raise AnatomyError(path, "a model folder or file", "something else (a broken link, a device, a socket)", "pass the model's folder or one of its files")
+        raise AnatomyError(
+            path,
+            "a model folder or file",
+            "something else (a broken link, a device, a socket)",
+            "pass the model's folder or one of its files",
+        )
+    return scan_entries(path, entries, findings, skipped)
+
+
+def scan_entries(
+    path: str, entries: list[tuple[str, str]], findings: list[Finding], skipped: list[tuple[str, str, str]]
+) -> ScanResult:
+    """Scan these files of what path names ((name relative to it, path to read): a local
+    file, or a SourcedPath of a model in an object store, whose pickles are not read)."""
     scanned = []
     for rel, full in entries:
         try:
             why = files.check_file(rel, full, findings)
         except OSError as exc:
             if not os.path.isdir(path):  # the one file asked for: nothing was inspected
-                raise AnatomyError(path, "a readable file", escape(exc.strerror or str(exc)), "check its permissions") from None
+                raise AnatomyError(
+                    path, "a readable file", escape(exc.strerror or str(exc)), "check its permissions"
+                ) from None
             skipped.append((rel, "UNREADABLE", escape(f"unreadable: {exc.strerror or exc}")))
             continue
         if why is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -17,7 +18,7 @@ from ...formats import gguf, safetensors
 from ...formats.signatures import ZIP_MAGIC
 from ...formats.torch_zip import MAX_PICKLE_BYTES, _check_directory
 from ...io import bounded_json
-from ...io.sources import open_bytes
+from ...io.sources import is_local, open_bytes
 from . import pickles, templates
 from .rules import Finding
 
@@ -33,17 +34,26 @@ FOREIGN = {".so", ".dll", ".dylib", ".exe", ".sh", ".bash", ".bat", ".cmd", ".ps
 WEIGHTS = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".pkl", ".pickle"}
 # The JSON files whose auto_map transformers follows (config, tokenizer, processors).
 AUTO_MAP_FILES = {
-    "config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json",
-    "feature_extractor_config.json", "image_processor_config.json", "video_preprocessor_config.json",
+    "config.json",
+    "tokenizer_config.json",
+    "processor_config.json",
+    "preprocessor_config.json",
+    "feature_extractor_config.json",
+    "image_processor_config.json",
+    "video_preprocessor_config.json",
 }
-TEMPLATE_KEYS = {"tokenizer_config.json": "chat_template", "chat_template.json": "chat_template", "processor_config.json": "chat_template"}
+TEMPLATE_KEYS = {
+    "tokenizer_config.json": "chat_template",
+    "chat_template.json": "chat_template",
+    "processor_config.json": "chat_template",
+}
 INDEX_SUFFIX = ".index.json"
 SAFETENSORS_NEAR_CAP = safetensors.MAX_HEADER_BYTES * 9 // 10
 
 
 def _refusal(exc: AnatomyError, path: str) -> tuple[str, str]:
     """(location, message) of a reader's refusal, without the path it starts with."""
-    where = exc.where[len(escape(path)):].lstrip(": ") if exc.where.startswith(escape(path)) else exc.where
+    where = exc.where[len(escape(path)) :].lstrip(": ") if exc.where.startswith(escape(path)) else exc.where
     return where or "header", f"expected {exc.expected}, found {exc.found}"
 
 
@@ -57,7 +67,13 @@ def walk(root: str) -> tuple[list[tuple[str, str]], list[Finding], list[tuple[st
     files, findings, skipped = [], [], []
 
     def unreadable(error: OSError) -> None:  # os.walk's onerror: a folder it cannot list
-        skipped.append((os.path.relpath(error.filename or root, root), "UNREADABLE", escape(f"unreadable: {error.strerror or error}")))
+        skipped.append(
+            (
+                os.path.relpath(error.filename or root, root),
+                "UNREADABLE",
+                escape(f"unreadable: {error.strerror or error}"),
+            )
+        )
 
     for folder, dirs, names in os.walk(root, onerror=unreadable):
         dirs.sort()
@@ -81,8 +97,14 @@ def walk(root: str) -> tuple[list[tuple[str, str]], list[Finding], list[tuple[st
     return files, findings, skipped
 
 
+# Why a remote file (an s3:// inventory row) whose checks would read its bytes beyond the
+# header already fetched is skipped: a pickle's bytes, the whole of a weights file in time.
+PICKLES_NOT_READ = "a pickle in an object store, not read (its checks need the file's bytes: scan a local copy)"
+
+
 def check_file(rel: str, path: str, out: list[Finding]) -> str | None:
-    """Run the checks that fit one file; None when it was read, else why it was skipped."""
+    """Run the checks that fit one file; None when it was read, else why it was skipped. A
+    remote file (a SourcedPath) is read through its source: headers and small files only."""
     name = os.path.basename(rel)
     suffix = os.path.splitext(name)[1].lower()
     if suffix in FOREIGN:
@@ -91,8 +113,23 @@ def check_file(rel: str, path: str, out: list[Finding]) -> str | None:
     if suffix == ".py":
         out.append(Finding("LA-CODE-002", rel, "file", "Python source"))
         return None
-    with open(path, "rb") as handle:
-        head = handle.read(TAR_MAGIC_AT + len(TAR_MAGIC))
+    if not is_local(path):
+        with open_bytes(path) as source:
+            head = source.read(0, min(source.size, TAR_MAGIC_AT + len(TAR_MAGIC)), "the first bytes")
+        if (
+            suffix != ".safetensors"
+            and not (suffix == ".gguf" or head.startswith(GGUF_MAGIC))
+            and not (name in AUTO_MAP_FILES or name in TEMPLATE_KEYS)
+            and not name.endswith(INDEX_SUFFIX)
+        ):
+            return (
+                PICKLES_NOT_READ
+                if head.startswith((ZIP_MAGIC, b"\x80")) or head[TAR_MAGIC_AT:] == TAR_MAGIC or suffix in WEIGHTS
+                else "no check reads this kind of file"
+            )
+    else:
+        with open(path, "rb") as handle:
+            head = handle.read(TAR_MAGIC_AT + len(TAR_MAGIC))
     if suffix == ".safetensors":
         _safetensors(rel, path, out)
     elif suffix == ".gguf" or head.startswith(GGUF_MAGIC):
@@ -143,7 +180,12 @@ def _safetensors(rel: str, path: str, out: list[Finding]) -> None:
     spans = []
     for name, entry in header.items():
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
-        if isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets) and 0 <= offsets[0] <= offsets[1]:
+        if (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(type(o) is int for o in offsets)
+            and 0 <= offsets[0] <= offsets[1]
+        ):
             spans.append((offsets[0], offsets[1], name))
     ordered = sorted(spans)
     if [s[2] for s in ordered] != [s[2] for s in spans]:
@@ -153,14 +195,35 @@ def _safetensors(rel: str, path: str, out: list[Finding]) -> None:
     for begin, end, name in ordered:
         if begin < previous_end and end > begin:
             overlaps = True
-            out.append(Finding("LA-ST-001", rel, f"tensor {escape(name)}", escape(f"data bytes {begin}..{end} overlap {previous}'s, which end at {previous_end}")))
+            out.append(
+                Finding(
+                    "LA-ST-001",
+                    rel,
+                    f"tensor {escape(name)}",
+                    escape(f"data bytes {begin}..{end} overlap {previous}'s, which end at {previous_end}"),
+                )
+            )
         elif begin > previous_end:
-            out.append(Finding("LA-ST-002", rel, f"tensor {escape(name)}", f"{begin - previous_end} uncovered bytes before it, from data byte {previous_end}"))
+            out.append(
+                Finding(
+                    "LA-ST-002",
+                    rel,
+                    f"tensor {escape(name)}",
+                    f"{begin - previous_end} uncovered bytes before it, from data byte {previous_end}",
+                )
+            )
         if end > previous_end:
             previous_end, previous = end, name
     data_size = size - data_start
     if data_size > previous_end:
-        out.append(Finding("LA-ST-003", rel, "end of data", f"{data_size - previous_end} bytes after the last tensor's data, from data byte {previous_end}"))
+        out.append(
+            Finding(
+                "LA-ST-003",
+                rel,
+                "end of data",
+                f"{data_size - previous_end} bytes after the last tensor's data, from data byte {previous_end}",
+            )
+        )
     if overlaps:
         return  # the reader's refusal would say the same again
     try:
@@ -178,15 +241,33 @@ def _gguf(rel: str, path: str, out: list[Finding]) -> None:
     previous_end, previous = 0, None
     for info in sorted(tensors, key=lambda t: (t.offset, t.nbytes)):
         if info.offset < previous_end and info.nbytes:
-            out.append(Finding("LA-GGUF-001", rel, f"tensor {escape(info.name)}", escape(f"bytes {info.offset}..{info.offset + info.nbytes} overlap {previous}'s, which end at {previous_end}")))
+            out.append(
+                Finding(
+                    "LA-GGUF-001",
+                    rel,
+                    f"tensor {escape(info.name)}",
+                    escape(
+                        f"bytes {info.offset}..{info.offset + info.nbytes} overlap {previous}'s, which end at {previous_end}"
+                    ),
+                )
+            )
         if info.offset + info.nbytes > previous_end:
             previous_end, previous = info.offset + info.nbytes, info.name
     for key, value in metadata.items():
-        if type(value) is str and TERMINAL_CONTROLS.search(f"{key}{value}"):  # not ArraySummary or LongString: summaries the reader wrote
+        if type(value) is str and TERMINAL_CONTROLS.search(
+            f"{key}{value}"
+        ):  # not ArraySummary or LongString: summaries the reader wrote
             out.append(Finding("LA-GGUF-002", rel, escape(key), escape(f"{value[:80]!r}")))
         if key == "tokenizer.chat_template" or key.startswith("tokenizer.chat_template."):
             if isinstance(value, gguf.LongString):
-                out.append(Finding("LA-TEMPLATE-004", rel, escape(key), f"a template of more than {gguf.MAX_KEPT_STRING_BYTES} bytes; not rendered"))
+                out.append(
+                    Finding(
+                        "LA-TEMPLATE-004",
+                        rel,
+                        escape(key),
+                        f"a template of more than {gguf.MAX_KEPT_STRING_BYTES} bytes; not rendered",
+                    )
+                )
             elif isinstance(value, str):
                 templates.check(value, rel, escape(key), out)
 
@@ -242,7 +323,9 @@ def check_index(rel: str, path: str, present: set[str], out: list[Finding]) -> N
     named = {os.path.join(folder, shard) for shard in weight_map.values()}
     for shard in sorted(named - present):
         out.append(Finding("LA-FILE-003", rel, "weight_map", escape(f"{os.path.basename(shard)} is not in the folder")))
-    suffix = os.path.splitext(os.path.basename(rel)[: -len(INDEX_SUFFIX)])[1]  # model.safetensors.index.json -> .safetensors
+    suffix = os.path.splitext(os.path.basename(rel)[: -len(INDEX_SUFFIX)])[
+        1
+    ]  # model.safetensors.index.json -> .safetensors
     for other in sorted(present - named):
         if os.path.dirname(other) == folder and other.endswith(suffix) and suffix in WEIGHTS:
             out.append(Finding("LA-FILE-004", other, "file", escape(f"not named by {os.path.basename(rel)}")))

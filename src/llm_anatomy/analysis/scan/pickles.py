@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import pickletools
 import zipfile
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -28,9 +29,16 @@ from .rules import Finding
 
 # Plain data types torch's weights_only unpickler accepts too: nothing runs through them.
 DATA_GLOBALS = {
-    ("builtins", "set"), ("__builtin__", "set"), ("builtins", "frozenset"), ("__builtin__", "frozenset"),
-    ("builtins", "bytearray"), ("__builtin__", "bytearray"), ("builtins", "complex"), ("__builtin__", "complex"),
-    ("collections", "Counter"), ("torch", "device"),
+    ("builtins", "set"),
+    ("__builtin__", "set"),
+    ("builtins", "frozenset"),
+    ("__builtin__", "frozenset"),
+    ("builtins", "bytearray"),
+    ("__builtin__", "bytearray"),
+    ("builtins", "complex"),
+    ("__builtin__", "complex"),
+    ("collections", "Counter"),
+    ("torch", "device"),
 }
 # torch.save before 1.6: magic number, protocol, system info, the object, storage keys; then raw storages.
 LEGACY_PICKLES = 5
@@ -137,7 +145,9 @@ class _Scan:
                 if op.name == "STOP":
                     return stream.tell()
                 self.step(op, arg, at)
-        except Exception as exc:  # pickletools' readers raise ValueError, UnicodeDecodeError, struct errors, ... on damaged bytes
+        except (
+            Exception
+        ) as exc:  # pickletools' readers raise ValueError, UnicodeDecodeError, struct errors, ... on damaged bytes
             self.add("LA-PICKLE-007", stream.tell(), escape(f"{type(exc).__name__}: {exc}")[:200])
             return None
         finally:
@@ -153,7 +163,12 @@ class _Scan:
             if (module, name) in DATA_GLOBALS:
                 self.add("LA-PICKLE-003", found.at, f"{what}{times}", (module, name))
             elif found.uses:
-                self.add("LA-PICKLE-001", found.at, f"{what} reached by {'/'.join(sorted(found.uses))}{times}", (module, name))
+                self.add(
+                    "LA-PICKLE-001",
+                    found.at,
+                    f"{what} reached by {'/'.join(sorted(found.uses))}{times}",
+                    (module, name),
+                )
             else:
                 self.add("LA-PICKLE-002", found.at, f"{what} named, never called{times}", (module, name))
 
@@ -171,7 +186,11 @@ class _Scan:
             self.stack[-1] = _Tuple()
         elif name in BYTES:
             self.stack.append(UNKNOWN)
-            if isinstance(arg, (bytes, bytearray)) and self.depth < MAX_NESTING and bytes(arg[:4]).startswith(NESTED_MAGIC):
+            if (
+                isinstance(arg, (bytes, bytearray))
+                and self.depth < MAX_NESTING
+                and bytes(arg[:4]).startswith(NESTED_MAGIC)
+            ):
                 self.nested(bytes(arg), at)
         elif name in PUTS:
             self.memo[arg] = self.top()
@@ -198,7 +217,11 @@ class _Scan:
             try:
                 _check_directory(_Blob(blob, self.file))  # the loader's bounds, before zipfile builds the directory
             except AnatomyError as exc:
-                self.out.append(Finding("LA-ZIP-003", self.file, inner + "zip directory", f"expected {exc.expected}, found {exc.found}"))
+                self.out.append(
+                    Finding(
+                        "LA-ZIP-003", self.file, inner + "zip directory", f"expected {exc.expected}, found {exc.found}"
+                    )
+                )
                 return
             scan_zip(io.BytesIO(blob), self.file, self.out, inner, self.depth + 1)
         else:
@@ -283,7 +306,11 @@ def _build(s: _Scan, arg: Any, at: int) -> None:
     elif isinstance(target, _Made) and isinstance(target.of, _Global) and not target.of.allowed:
         s.reach(target.of, "BUILD")
     else:
-        kind = f"the global {target.module}.{target.name}" if isinstance(target, _Global) else "an object the scan does not follow"
+        kind = (
+            f"the global {target.module}.{target.name}"
+            if isinstance(target, _Global)
+            else "an object the scan does not follow"
+        )
         s.add("LA-PICKLE-005", at, escape(f"state set on {kind}"))
 
 
@@ -343,7 +370,9 @@ def _at(prefix: str, base: int = 0) -> Callable[[int], str]:
     return lambda at: f"{prefix}byte {at - base}"
 
 
-def scan_pickles(data: bytes, file: str, out: list[Finding], prefix: str = "", depth: int = 0, leading: int | None = None) -> None:
+def scan_pickles(
+    data: bytes, file: str, out: list[Finding], prefix: str = "", depth: int = 0, leading: int | None = None
+) -> None:
     """Every pickle in data, one after the other as a loader that reads on would see them.
     leading: the format puts that many pickles first, then raw bytes (a legacy torch file's
     five, then its storages; the one of a tar checkpoint's `storages` member)."""
@@ -355,7 +384,9 @@ def scan_pickles(data: bytes, file: str, out: list[Finding], prefix: str = "", d
     followed = 1
     while end is not None and end < len(data) and followed < limit:
         if leading is None and followed == 1:
-            out.append(Finding("LA-PICKLE-006", file, place(end), f"{len(data) - end} bytes after the STOP at byte {end - 1}"))
+            out.append(
+                Finding("LA-PICKLE-006", file, place(end), f"{len(data) - end} bytes after the STOP at byte {end - 1}")
+            )
         # Bytes after STOP are followed as another pickle only when one reads to its STOP:
         # random trailing bytes are reported once, above, not as a damaged pickle.
         trial: list[Finding] = []
@@ -367,7 +398,12 @@ def scan_pickles(data: bytes, file: str, out: list[Finding], prefix: str = "", d
 
 
 # torch.save's format before 0.4 (torch.load still reads it): a tar of these members.
-TAR_PICKLES = {"sys_info": None, "pickle": None, "tensors": 1, "storages": 1}  # name -> leading pickles (None: pickles only)
+TAR_PICKLES = {
+    "sys_info": None,
+    "pickle": None,
+    "tensors": 1,
+    "storages": 1,
+}  # name -> leading pickles (None: pickles only)
 MAX_TAR_MEMBERS = 1024
 
 
@@ -422,7 +458,9 @@ def scan_tar(fileobj: Any, file: str, out: list[Finding]) -> None:
         if not member.isfile() or not (member.name in TAR_PICKLES or member.name.endswith(".pkl")):
             continue
         if member.size > MAX_PICKLE_BYTES and TAR_PICKLES.get(member.name) is None:
-            out.append(Finding("LA-ZIP-003", file, where, f"a pickle of {member.size} bytes, more than {MAX_PICKLE_BYTES}"))
+            out.append(
+                Finding("LA-ZIP-003", file, where, f"a pickle of {member.size} bytes, more than {MAX_PICKLE_BYTES}")
+            )
             continue
         handle = archive.extractfile(member)
         if handle is not None:
@@ -439,20 +477,35 @@ def scan_zip(fileobj: Any, file: str, out: list[Finding], prefix: str = "", dept
     try:
         archive = zipfile.ZipFile(fileobj)
     except Exception as exc:  # zipfile raises many types on a damaged directory
-        out.append(Finding("LA-ZIP-003", file, prefix.rstrip(" >") or "zip directory", escape(f"{type(exc).__name__}: {exc}")[:200]))
+        out.append(
+            Finding(
+                "LA-ZIP-003", file, prefix.rstrip(" >") or "zip directory", escape(f"{type(exc).__name__}: {exc}")[:200]
+            )
+        )
         return
     with archive:
         infos = archive.infolist()
         if len(infos) > MAX_MEMBERS:
-            out.append(Finding("LA-ZIP-003", file, prefix + "zip directory", f"{len(infos)} entries, more than {MAX_MEMBERS}"))
+            out.append(
+                Finding("LA-ZIP-003", file, prefix + "zip directory", f"{len(infos)} entries, more than {MAX_MEMBERS}")
+            )
             return
         seen: dict[str, int] = {}
         for info in infos:
             seen[info.filename] = seen.get(info.filename, 0) + 1
             if seen[info.filename] == 2:
-                out.append(Finding("LA-ZIP-001", file, prefix + escape(info.filename), f"entry {escape(info.filename)} stored more than once"))
+                out.append(
+                    Finding(
+                        "LA-ZIP-001",
+                        file,
+                        prefix + escape(info.filename),
+                        f"entry {escape(info.filename)} stored more than once",
+                    )
+                )
             if _escapes(info.filename):
-                out.append(Finding("LA-ZIP-002", file, prefix + escape(info.filename), f"entry name {escape(info.filename)!r}"))
+                out.append(
+                    Finding("LA-ZIP-002", file, prefix + escape(info.filename), f"entry name {escape(info.filename)!r}")
+                )
         for info in infos:
             if info.filename.endswith(".pkl"):
                 _scan_member(archive, info, file, out, prefix, depth)
@@ -461,7 +514,9 @@ def scan_zip(fileobj: Any, file: str, out: list[Finding], prefix: str = "", dept
 def _scan_member(archive: Any, info: Any, file: str, out: list[Finding], prefix: str, depth: int) -> None:
     where = prefix + escape(info.filename)
     if info.file_size > MAX_PICKLE_BYTES:
-        out.append(Finding("LA-ZIP-003", file, where, f"a pickle of {info.file_size} bytes, more than {MAX_PICKLE_BYTES}"))
+        out.append(
+            Finding("LA-ZIP-003", file, where, f"a pickle of {info.file_size} bytes, more than {MAX_PICKLE_BYTES}")
+        )
         return
     try:
         with archive.open(info) as member:

@@ -7,6 +7,7 @@ dunder and private attributes it names are what would differ."""
 from __future__ import annotations
 
 import re
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -29,7 +30,11 @@ SHAPES: dict[str, list[dict[str, Any]]] = {
     ],
     "a tool call and its result": [
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "weather", "arguments": {"city": "Paris"}}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"type": "function", "function": {"name": "weather", "arguments": {"city": "Paris"}}}],
+        },
         {"role": "tool", "name": "weather", "content": "sunny"},
     ],
 }
@@ -47,7 +52,14 @@ def check(source: str, file: str, where: str, out: list[Finding]) -> None:
     """The findings for one template; `where` names it in its file (a key, a field, or '')."""
     at = f"{where}, " if where else ""
     if len(source) > MAX_TEMPLATE_CHARS:
-        out.append(Finding("LA-TEMPLATE-004", file, where or "template", f"a template of {len(source)} characters, more than {MAX_TEMPLATE_CHARS}; not rendered"))
+        out.append(
+            Finding(
+                "LA-TEMPLATE-004",
+                file,
+                where or "template",
+                f"a template of {len(source)} characters, more than {MAX_TEMPLATE_CHARS}; not rendered",
+            )
+        )
         return
     try:
         import jinja2  # noqa: F401  (installed with transformers and torch; scan needs no extra)
@@ -64,7 +76,9 @@ def _check_text(source: str, file: str, at: str, out: list[Finding]) -> None:
         for match in pattern.finditer(source):
             first.setdefault(match.group(1), match.start(1))
         for name, start in first.items():
-            out.append(Finding(rule, file, f"{at}line {source.count(chr(10), 0, start) + 1}", escape(f"attribute {name}")))
+            out.append(
+                Finding(rule, file, f"{at}line {source.count(chr(10), 0, start) + 1}", escape(f"attribute {name}"))
+            )
 
 
 def _environment(steps: list[int]) -> Any:
@@ -82,7 +96,11 @@ def _environment(steps: list[int]) -> Any:
                 raise _Bounds(f"a power of {right}")
             if operator == "*":
                 for sized, count in ((left, right), (right, left)):
-                    if isinstance(sized, (str, list, tuple)) and isinstance(count, int) and len(sized) * count > MAX_OUTPUT_CHARS:
+                    if (
+                        isinstance(sized, (str, list, tuple))
+                        and isinstance(count, int)
+                        and len(sized) * count > MAX_OUTPUT_CHARS
+                    ):
                         raise _Bounds(f"a repetition to {len(sized) * count} items")
             return super().call_binop(context, operator, left, right)
 
@@ -118,7 +136,12 @@ def _check_tree(source: str, file: str, at: str, out: list[Finding]) -> None:
             name = node.attr
         elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
             name = node.arg.value
-        elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args and isinstance(node.args[0], nodes.Const):
+        elif (
+            isinstance(node, nodes.Filter)
+            and node.name == "attr"
+            and node.args
+            and isinstance(node.args[0], nodes.Const)
+        ):
             name = node.args[0].value
         else:
             continue

@@ -41,7 +41,9 @@ def read_box(fetch: Fetch, info: TensorInfo, rows: tuple[int, int], cols: tuple[
     dimensions, last dimension]: integers as stored, floats as float32."""
     code = NUMPY.get(info.dtype)
     if code is None:
-        raise AnatomyError(f"{info.file}: tensor {info.name}", f"one of the dtypes {', '.join(NUMPY)}", info.dtype, NOT_AS_CONFIGURED)
+        raise AnatomyError(
+            f"{info.file}: tensor {info.name}", f"one of the dtypes {', '.join(NUMPY)}", info.dtype, NOT_AS_CONFIGURED
+        )
     width = info.shape[-1] if info.shape else 1
     (r0, r1), (c0, c1) = rows, cols
     item = np.dtype(code).itemsize
@@ -53,7 +55,9 @@ def read_box(fetch: Fetch, info: TensorInfo, rows: tuple[int, int], cols: tuple[
         for first in range(r0, r1, per_run):
             last = min(r1, first + per_run)
             data = bytes(fetch(info, first * stride + c0 * item, (last - first - 1) * stride + span))
-            out[first - r0 : last - r0] = np.frombuffer(data + bytes(stride - span), dtype=code).reshape(last - first, width)[:, : c1 - c0]
+            out[first - r0 : last - r0] = np.frombuffer(data + bytes(stride - span), dtype=code).reshape(
+                last - first, width
+            )[:, : c1 - c0]
     if info.dtype == "BF16":  # bfloat16 is the top half of a float32
         return (out.astype(np.uint32) << 16).view(np.float32)
     return out.astype(np.float32) if info.dtype == "F16" else out
@@ -127,9 +131,13 @@ def _gptq(layout: GPTQ, read: ReadBox, box: Box) -> np.ndarray:
         groups = _groups_of(c0, c1, layout.group)
     weights = codes(read(layout.main, word_span(c0, c1, bits), (r0, r1)).T, c0, c1, bits)  # [rows, columns]
     g0, g1 = int(groups.min()), int(groups.max()) + 1
-    zeros = codes(read(layout.qzeros, (g0, g1), word_span(r0, r1, bits)), r0, r1, bits) + layout.plus_one  # [groups, rows]
+    zeros = (
+        codes(read(layout.qzeros, (g0, g1), word_span(r0, r1, bits)), r0, r1, bits) + layout.plus_one
+    )  # [groups, rows]
     local = groups - g0
-    return _op(np.multiply, layout.dtype)(read(layout.scales_part, (g0, g1), (r0, r1))[local].T, weights - zeros[local].T)
+    return _op(np.multiply, layout.dtype)(
+        read(layout.scales_part, (g0, g1), (r0, r1))[local].T, weights - zeros[local].T
+    )
 
 
 def _awq_codes(words: np.ndarray, first: int, stop: int) -> np.ndarray:
@@ -166,7 +174,9 @@ def _pack(layout: PackQuantized, read: ReadBox, box: Box) -> np.ndarray:
     g0, g1 = (c0 // group, (c1 - 1) // group + 1) if group > 0 else (0, 1)
     local = np.arange(c0, c1) // group - g0 if group > 0 else np.zeros(c1 - c0, dtype=np.int64)
     rows = (r0, r1) if layout.scale_rows == layout.out else (0, 1)
-    scales = (read(layout.scale, (0, 1), (0, 1)) if layout.scale.numel == 1 else read(layout.scale, rows, (g0, g1)))[:, local]
+    scales = (read(layout.scale, (0, 1), (0, 1)) if layout.scale.numel == 1 else read(layout.scale, rows, (g0, g1)))[
+        :, local
+    ]
     if layout.zero is not None:
         if layout.zero.dtype == "I32":
             zeros = codes(read(layout.zero, word_span(*rows, bits), (g0, g1)).T, *rows, bits).T - offset
@@ -194,4 +204,8 @@ def stripes(layout: Layout, fetch: Fetch) -> Iterator[np.ndarray]:
     """Every value of the weight as float64 in row-major order, a stripe of rows at a time."""
     rows = max(1, STRIPE_VALUES // max(1, layout.inner))
     for first in range(0, layout.out, rows):
-        yield dequantize_box(layout, fetch, Box((first, min(layout.out, first + rows)), (0, layout.inner))).astype(np.float64).reshape(-1)
+        yield (
+            dequantize_box(layout, fetch, Box((first, min(layout.out, first + rows)), (0, layout.inner)))
+            .astype(np.float64)
+            .reshape(-1)
+        )

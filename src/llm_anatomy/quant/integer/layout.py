@@ -34,22 +34,33 @@ def _part(weight: LogicalWeight, suffix: str, required: bool = True) -> TensorIn
     main = weight.parts[0]
     found = next((p for p in weight.parts[1:] if p.name.endswith(suffix)), None)
     if found is None and required:
-        raise AnatomyError(f"{main.file}: tensor {main.name}", f"a tensor {suffix} beside it", "none", "the checkpoint is incomplete; download it again")
+        raise AnatomyError(
+            f"{main.file}: tensor {main.name}",
+            f"a tensor {suffix} beside it",
+            "none",
+            "the checkpoint is incomplete; download it again",
+        )
     return found
 
 
 def _expect_shape(info: TensorInfo, shape: tuple[int, ...], why: str) -> None:
     if tuple(info.shape) != tuple(shape):
-        raise AnatomyError(f"{info.file}: tensor {info.name}", f"shape {list(shape)} ({why})", str(list(info.shape)), NOT_AS_CONFIGURED)
+        raise AnatomyError(
+            f"{info.file}: tensor {info.name}", f"shape {list(shape)} ({why})", str(list(info.shape)), NOT_AS_CONFIGURED
+        )
 
 
 def _expect_dtype(info: TensorInfo, dtypes: tuple[str, ...], what: str) -> str:
     if info.dtype not in dtypes:
-        raise AnatomyError(f"{info.file}: tensor {info.name}", f"{what} of dtype {' or '.join(dtypes)}", info.dtype, NOT_AS_CONFIGURED)
+        raise AnatomyError(
+            f"{info.file}: tensor {info.name}", f"{what} of dtype {' or '.join(dtypes)}", info.dtype, NOT_AS_CONFIGURED
+        )
     return info.dtype
 
 
-def refuse(info: TensorInfo, expected: str, found: str, todo: str = "check quantization_config in config.json") -> AnatomyError:
+def refuse(
+    info: TensorInfo, expected: str, found: str, todo: str = "check quantization_config in config.json"
+) -> AnatomyError:
     return AnatomyError(f"{info.file}: tensor {info.name}", expected, found, todo)
 
 
@@ -104,14 +115,24 @@ class GPTQ(Layout):
         self.bits = q["bits"]
         if self.bits not in (2, 3, 4, 8):
             raise refuse(self.main, "GPTQ bits 2, 3, 4 or 8", str(self.bits))
-        self.qzeros, self.scales_part, self.g_idx = _part(weight, ".qzeros"), _part(weight, ".scales"), _part(weight, ".g_idx", required=False)
+        self.qzeros, self.scales_part, self.g_idx = (
+            _part(weight, ".qzeros"),
+            _part(weight, ".scales"),
+            _part(weight, ".g_idx", required=False),
+        )
         _expect_dtype(self.qzeros, ("I32",), "packed zeros")
         # The loader sizes scales and qzeros by group_size even when g_idx (act-order) says
         # which group each input is in: other shapes do not load.
         self.group = q["group_size"]
         self.groups = 1 if self.group <= 0 else -(-self.inner // self.group)
-        _expect_shape(self.scales_part, (self.groups, self.out), f"GPTQ scales: one row per group of {self.group} inputs")
-        _expect_shape(self.qzeros, (self.groups, self.out * self.bits // 32), f"GPTQ qzeros: groups x output features in {self.bits}-bit codes")
+        _expect_shape(
+            self.scales_part, (self.groups, self.out), f"GPTQ scales: one row per group of {self.group} inputs"
+        )
+        _expect_shape(
+            self.qzeros,
+            (self.groups, self.out * self.bits // 32),
+            f"GPTQ qzeros: groups x output features in {self.bits}-bit codes",
+        )
         if self.g_idx is not None:
             _expect_dtype(self.g_idx, ("I32", "I64"), "group indices")
             _expect_shape(self.g_idx, (self.inner,), "GPTQ g_idx: one group per input feature")
@@ -142,13 +163,22 @@ class AWQ(Layout):
         super().__init__(weight, q)
         version = str(q.get("version") or "gemm").lower()
         if q["bits"] != 4 or version != "gemm":
-            raise refuse(self.main, "AWQ 4 bit, GEMM layout", f"{q['bits']} bit, {version.upper()}", "llm-anatomy reads AWQ's GEMM layout only")
+            raise refuse(
+                self.main,
+                "AWQ 4 bit, GEMM layout",
+                f"{q['bits']} bit, {version.upper()}",
+                "llm-anatomy reads AWQ's GEMM layout only",
+            )
         self.qzeros, self.scales_part = _part(weight, ".qzeros"), _part(weight, ".scales")
         _expect_dtype(self.qzeros, ("I32",), "packed zeros")
         self.group = q["group_size"]
         self.groups = 1 if self.group <= 0 else -(-self.inner // self.group)
-        _expect_shape(self.scales_part, (self.groups, self.out), f"AWQ scales: one row per group of {self.group} inputs")
-        _expect_shape(self.qzeros, (self.groups, self.out // 8), "AWQ qzeros: groups x output features packed 8 per word")
+        _expect_shape(
+            self.scales_part, (self.groups, self.out), f"AWQ scales: one row per group of {self.group} inputs"
+        )
+        _expect_shape(
+            self.qzeros, (self.groups, self.out // 8), "AWQ qzeros: groups x output features packed 8 per word"
+        )
 
     def components(self, at: At, o: int, i: int) -> tuple:
         g, words, shift = (0 if self.group <= 0 else i // self.group), self.out // 8, 4 * AWQ_NIBBLE[o % 8]
@@ -167,16 +197,27 @@ class MLX(Layout):
         q = self.q
         self.bits, self.group = q["bits"], q["group_size"]
         if q.get("mode", "affine") != "affine" or self.group <= 0:
-            raise refuse(self.main, "MLX affine quantization with a positive group size", f"mode {q.get('mode')}, group size {self.group}", "llm-anatomy dequantizes MLX's affine mode only")
+            raise refuse(
+                self.main,
+                "MLX affine quantization with a positive group size",
+                f"mode {q.get('mode')}, group size {self.group}",
+                "llm-anatomy dequantizes MLX's affine mode only",
+            )
         self.groups = -(-self.inner // self.group)
         self.scales_part, self.biases = _part(weight, ".scales"), _part(weight, ".biases")
         for part in (self.scales_part, self.biases):
-            _expect_shape(part, (*weight.shape[:-1], self.groups), f"MLX scales and biases: one per group of {self.group} inputs")
+            _expect_shape(
+                part, (*weight.shape[:-1], self.groups), f"MLX scales and biases: one per group of {self.group} inputs"
+            )
         _expect_dtype(self.biases, (self.dtype,), "biases")
 
     def components(self, at: At, o: int, i: int) -> tuple:
         words, g = self.main.shape[-1], o * self.groups + i // self.group
-        return at(self.scales_part, g), _code(at, self.main, lambda w: o * words + w, i * self.bits, self.bits), at(self.biases, g)
+        return (
+            at(self.scales_part, g),
+            _code(at, self.main, lambda w: o * words + w, i * self.bits, self.bits),
+            at(self.biases, g),
+        )
 
     def combine(self, components: list[tuple]) -> list[float]:
         """scale x code + bias: the product rounded, then the sum (mlx computes in the scales' dtype)."""
@@ -196,16 +237,28 @@ class PackQuantized(Layout):
         super().__init__(weight, q)
         self.bits, strategy = q["bits"], str(q.get("strategy") or "group")
         if not 1 <= self.bits <= 8 or strategy not in ("group", "channel", "tensor") or len(weight.shape) != 2:
-            raise refuse(self.main, "pack-quantized [out, in] weights of 1..8 bits, by group, channel or tensor", f"{self.bits} bits by {strategy}, shape {list(weight.shape)}")
+            raise refuse(
+                self.main,
+                "pack-quantized [out, in] weights of 1..8 bits, by group, channel or tensor",
+                f"{self.bits} bits by {strategy}, shape {list(weight.shape)}",
+            )
         self.group = q["group_size"] if strategy == "group" else self.inner if strategy == "channel" else 0
         self.groups = -(-self.inner // self.group) if self.group > 0 else 1
         self.scale_rows = 1 if strategy == "tensor" else self.out
         self.offset = 1 << (self.bits - 1)
-        self.scale, self.zero, self.shape = _part(weight, ".weight_scale"), _part(weight, ".weight_zero_point", required=False), _part(weight, ".weight_shape", required=False)
+        self.scale, self.zero, self.shape = (
+            _part(weight, ".weight_scale"),
+            _part(weight, ".weight_zero_point", required=False),
+            _part(weight, ".weight_shape", required=False),
+        )
         if self.scale.numel != self.scale_rows * self.groups:
             _expect_shape(self.scale, (self.scale_rows, self.groups), f"weight_scale of the {strategy} strategy")
         if self.zero is not None and self.zero.dtype == "I32":  # packed along the output dimension (packed_dim=0)
-            _expect_shape(self.zero, (-(-self.scale_rows * self.bits // 32), self.groups), "weight_zero_point packed along the output dimension")
+            _expect_shape(
+                self.zero,
+                (-(-self.scale_rows * self.bits // 32), self.groups),
+                "weight_zero_point packed along the output dimension",
+            )
         elif self.zero is not None:
             _expect_dtype(self.zero, ("I8",), "zero points")
             _expect_shape(self.zero, (self.scale_rows, self.groups), "weight_zero_point: one per scale")
@@ -217,7 +270,12 @@ class PackQuantized(Layout):
     def _check_shape(self, stored: tuple[int, ...]) -> None:
         """weight_shape's values: the header gives in from whole words, the stored shape must agree."""
         if stored != (self.out, self.inner):
-            raise refuse(self.shape, f"[{self.out}, {self.inner}] (from the shapes of {self.main.name} and its scales)", str(list(stored)), "the checkpoint is corrupt; download it again")
+            raise refuse(
+                self.shape,
+                f"[{self.out}, {self.inner}] (from the shapes of {self.main.name} and its scales)",
+                str(list(stored)),
+                "the checkpoint is corrupt; download it again",
+            )
 
     def components(self, at: At, o: int, i: int) -> tuple:
         b, words = self.bits, self.main.shape[-1]
