@@ -3,6 +3,7 @@ many chunks and blocks; ranges past the end of a file become one exact error lin
 
 import os
 import signal
+import sys
 
 import numpy as np
 import pytest
@@ -248,4 +249,31 @@ def test_a_ggml_type_gguf_cannot_dequantize_is_one_exact_error(tmp_path):
     assert caught.value.line() == (
         f"{path}: tensor w: expected a dtype whose values can be streamed (float, integer, bool, 8-bit float, "
         "or a GGML quant the gguf package dequantizes), found Q8_1; its values are left out; `llm-anatomy params` still lists it"
+    )
+
+
+def test_a_ggml_block_quant_without_the_gguf_package_names_the_extra(tmp_path, monkeypatch):
+    """Streamed (stats, diff, verify) as read one element at a time (values): the line says
+    which extra dequantizes the blocks, not that the type cannot be streamed."""
+    import gguf
+
+    path = str(tmp_path / "q.gguf")
+    writer = gguf.GGUFWriter(path, "llama")
+    blocks = gguf.quants.quantize(
+        np.linspace(-1, 1, 64, dtype=np.float32).reshape(2, 32), gguf.GGMLQuantizationType.Q4_0
+    )
+    writer.add_tensor("w", blocks, raw_dtype=gguf.GGMLQuantizationType.Q4_0)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    info = open_catalog(path).get("w")
+    for module in [name for name in sys.modules if name == "gguf" or name.startswith("gguf.")]:
+        monkeypatch.setitem(sys.modules, module, None)  # find_spec: not installed; importing it: ImportError
+    monkeypatch.setattr(stream, "_DECODERS", {})  # no decoder built while it was
+    with pytest.raises(AnatomyError) as caught:
+        list(Reader().blocks(info))
+    assert caught.value.line() == (
+        f"{path}: tensor w: expected gguf to dequantize Q4_0 blocks, found gguf is not installed; "
+        "pip install 'llm-anatomy[gguf]'"
     )

@@ -23,6 +23,7 @@ import numpy as np
 from ..io import parallel
 from ..io.sources import file_size, is_local, open_bytes, open_regular_descriptor, settle
 from ..core.catalog import TensorInfo, is_strided
+from ..core.extras import require
 from ..core.dtypes import DTYPES, DType
 from ..core.errors import AnatomyError
 from .elements import DECODING, eight_bit_float_values
@@ -140,6 +141,8 @@ def decoder_for(info: TensorInfo) -> Decoder:
         _DECODERS[info.dtype] = _decoder(info.dtype)
     decoder = _DECODERS[info.dtype]
     if decoder is None:
+        if DECODING.get(info.dtype) == "ggml blocks":  # as elements.decoder_for says it: the extra to install
+            require("gguf", f"{info.file}: tensor {info.name}", f"to dequantize {info.dtype} blocks")
         raise AnatomyError(
             f"{info.file}: tensor {info.name}",
             "a dtype whose values can be streamed (float, integer, bool, 8-bit float, or a GGML quant the gguf package dequantizes)",
