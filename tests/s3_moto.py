@@ -105,3 +105,16 @@ class MotoS3:
 
 def etag(data: bytes) -> str:
     return '"' + hashlib.md5(data).hexdigest() + '"'
+
+
+def point_clients_at(server: MotoS3, monkeypatch) -> MotoS3:
+    """The environment an S3 client reads, aimed at the server with its reader's keys; moto
+    then checks signatures and policies (it skips them by default)."""
+    import moto.settings
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.key[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.key[1])
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    return server

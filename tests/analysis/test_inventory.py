@@ -11,11 +11,10 @@ import shutil
 import sys
 import tracemalloc
 
-import moto.settings
 import pytest
 
 import checkpoints
-from s3_moto import MotoS3
+from s3_moto import MotoS3, point_clients_at
 
 from llm_anatomy import api
 from llm_anatomy.analysis import inventory as inv
@@ -52,12 +51,7 @@ def server(tree):
 
 @pytest.fixture
 def store(server, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.key[0])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.key[1])
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # signatures and policies checked
-    return server
+    return point_clients_at(server, monkeypatch)
 
 
 def facts(row):

@@ -5,11 +5,10 @@ moto's server on 127.0.0.1 (tests/s3_moto.py)."""
 import os
 import sys
 
-import moto.settings
 import pytest
 
 import checkpoints
-from s3_moto import MotoS3, etag
+from s3_moto import MotoS3, etag, point_clients_at
 
 from llm_anatomy.cli.main import main
 from llm_anatomy.core.errors import AnatomyError
@@ -37,12 +36,7 @@ def server(models):
 
 @pytest.fixture
 def store(server, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.key[0])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.key[1])
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # signatures and policies checked
-    return server
+    return point_clients_at(server, monkeypatch)
 
 
 def run(capsys, *argv):

@@ -3,6 +3,7 @@ and shapes, hostile names escaped, never written into the model folder, small fo
 
 import html
 import json
+import ast
 import os
 import re
 from html.parser import HTMLParser
@@ -554,13 +555,22 @@ def test_every_kind_of_finding_and_note_has_a_chinese_sentence():
     import llm_anatomy
     from llm_anatomy.render.report import LABELS
 
-    source = "".join(
-        open(os.path.join(root, name), encoding="utf-8").read()
-        for root, _, names in os.walk(os.path.dirname(llm_anatomy.__file__))
-        for name in names
-        if name.endswith(".py")
-    )
-    kinds = set(re.findall(r'kind="(\w+)"', source)) | set(re.findall(r'Phrase\(f?"[^"]*", "(\w+)"', source))
+    kinds = set()
+    for root, _, names in os.walk(os.path.dirname(llm_anatomy.__file__)):
+        for name in names:
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(root, name), encoding="utf-8") as handle:
+                tree = ast.parse(handle.read())
+            for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
+                # Finding(..., kind="implied") and Phrase(text, "kind", ...), however they are laid out.
+                kinds |= {k.value.value for k in call.keywords if k.arg == "kind" and isinstance(k.value, ast.Constant)}
+                if (
+                    getattr(call.func, "id", None) == "Phrase"
+                    and len(call.args) > 1
+                    and isinstance(call.args[1], ast.Constant)
+                ):
+                    kinds.add(call.args[1].value)
     assert len(kinds) == 15
     assert kinds == set(LABELS["zh"]["sentences"])
 
