@@ -186,12 +186,7 @@ def _base(folder, **changes):
 
     torch.manual_seed(0)
     config = dict(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **checkpoints.TINY_DECODER,
         max_position_embeddings=256,
     )
     LlamaForCausalLM(LlamaConfig(**{**config, **changes})).save_pretrained(folder)
