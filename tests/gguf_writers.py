@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import os
 
+import checkpoints
+
 # general.architecture -> (transformers config class, tiny settings). Sizes differ from every
 # class default, so a field the loader drops shows as a difference.
 TINY = {
     "llama": (
         "LlamaConfig",
         dict(
-            vocab_size=128,
-            hidden_size=64,
-            intermediate_size=96,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
+            **checkpoints.TINY_DECODER,
             max_position_embeddings=256,
             rms_norm_eps=1e-6,
         ),
@@ -26,12 +23,7 @@ TINY = {
     "qwen2": (
         "Qwen2Config",
         dict(
-            vocab_size=128,
-            hidden_size=64,
-            intermediate_size=96,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
+            **checkpoints.TINY_DECODER,
             max_position_embeddings=256,
             rms_norm_eps=1e-6,
         ),
@@ -39,16 +31,11 @@ TINY = {
     "qwen2moe": (
         "Qwen2MoeConfig",
         dict(
-            vocab_size=128,
-            hidden_size=64,
-            intermediate_size=96,
+            **checkpoints.TINY_DECODER,
             moe_intermediate_size=32,
             shared_expert_intermediate_size=48,
             num_experts=4,
             num_experts_per_tok=2,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
             max_position_embeddings=256,
             rms_norm_eps=1e-6,
         ),
@@ -56,13 +43,8 @@ TINY = {
     "qwen3": (
         "Qwen3Config",
         dict(
-            vocab_size=128,
-            hidden_size=64,
-            intermediate_size=96,
+            **checkpoints.TINY_DECODER,
             head_dim=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
             max_position_embeddings=256,
             rms_norm_eps=1e-6,
         ),
@@ -70,17 +52,12 @@ TINY = {
     "qwen3moe": (
         "Qwen3MoeConfig",
         dict(
-            vocab_size=128,
-            hidden_size=64,
-            intermediate_size=96,
+            **checkpoints.TINY_DECODER,
             moe_intermediate_size=32,
             num_experts=4,
             num_experts_per_tok=2,
             norm_topk_prob=True,
             head_dim=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
             max_position_embeddings=256,
             rms_norm_eps=1e-6,
         ),
@@ -88,12 +65,7 @@ TINY = {
     "phi3": (
         "Phi3Config",
         dict(
-            vocab_size=128,
-            hidden_size=64,
-            intermediate_size=96,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
+            **checkpoints.TINY_DECODER,
             max_position_embeddings=256,
             original_max_position_embeddings=256,
             rms_norm_eps=1e-6,
@@ -103,13 +75,8 @@ TINY = {
     "gemma2": (
         "Gemma2Config",
         dict(
-            vocab_size=128,
-            hidden_size=64,
-            intermediate_size=96,
+            **checkpoints.TINY_DECODER,
             head_dim=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
             max_position_embeddings=256,
             rms_norm_eps=1e-6,
             sliding_window=64,
@@ -120,13 +87,8 @@ TINY = {
     "gemma3": (
         "Gemma3TextConfig",
         dict(
-            vocab_size=128,
-            hidden_size=64,
-            intermediate_size=96,
+            **checkpoints.TINY_DECODER,
             head_dim=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
             max_position_embeddings=256,
             rms_norm_eps=1e-6,
             sliding_window=64,
@@ -135,12 +97,7 @@ TINY = {
     "nemotron": (
         "NemotronConfig",
         dict(
-            vocab_size=128,
-            hidden_size=64,
-            intermediate_size=96,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
+            **checkpoints.TINY_DECODER,
             max_position_embeddings=256,
             norm_eps=1e-6,
         ),
@@ -148,12 +105,7 @@ TINY = {
     "starcoder2": (
         "Starcoder2Config",
         dict(
-            vocab_size=128,
-            hidden_size=64,
-            intermediate_size=96,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
+            **checkpoints.TINY_DECODER,
             max_position_embeddings=256,
             norm_epsilon=1e-6,
         ),
@@ -161,12 +113,7 @@ TINY = {
     "stablelm": (
         "StableLmConfig",
         dict(
-            vocab_size=128,
-            hidden_size=64,
-            intermediate_size=96,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
+            **checkpoints.TINY_DECODER,
             max_position_embeddings=256,
             layer_norm_eps=1e-6,
             use_parallel_residual=False,

@@ -186,12 +186,7 @@ def _base(folder, **changes):
 
     torch.manual_seed(0)
     config = dict(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **checkpoints.TINY_DECODER,
         max_position_embeddings=256,
     )
     LlamaForCausalLM(LlamaConfig(**{**config, **changes})).save_pretrained(folder)
@@ -448,11 +443,61 @@ model.layers.1.self_attn: LlamaAttention           -        12,288
         line for line in labels(adapters["lora"], "3") if "DecoderLayer" in line
     ]
     assert "└── lm_head: Linear + saved whole by the adapter" in labels(adapters["lora"], "1")
-    result = cli("tree", adapters["lora"], "--style", "torch")
-    assert (result.code, result.err) == (
-        2,
-        f"llm-anatomy: {adapters['lora'].rsplit('/', 1)[-1]}: expected a model for --style torch, found a LoRA adapter (PEFT's module classes are not shown); drop --style torch\n",
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tree_style_torch_is_the_model_peft_builds(kind, adapters, llama_dir, cli, capsys):
+    """tree --style torch on an adapter shows PeftModel.from_pretrained(base, adapter): every
+    module's named_children() (class names as __class__.__name__ gives them: PEFT's own Linear,
+    ModuleDict, ModulesToSaveWrapper...) and named_parameters() in PEFT's names and order."""
+    from llm_anatomy.analysis.tree import find_node, named_children
+
+    reference = checkpoints.peft_model(str(llama_dir), adapters[kind])
+    model = la.open(adapters[kind])
+    from llm_anatomy.analysis.adapter import peft_tree
+
+    tree = peft_tree(model.local_base().tree, model.adapter, model.catalog.config)
+    for path, module in reference.named_modules():
+        expected = [(name, type(child).__name__) for name, child in module.named_children()]
+        assert named_children(find_node(tree, path)) == expected, path
+    assert find_node(tree, "").class_name == type(reference).__name__
+    capsys.readouterr()  # transformers' progress bar, loading the reference
+    result = cli("tree", adapters[kind], "--style", "torch", "--params")
+    assert (result.code, result.err) == (0, "")
+    assert result.out == "".join(f"{n}: torch.Size({list(p.shape)})\n" for n, p in reference.named_parameters())
+    layer = "base_model.model.model.layers.1.self_attn"
+    result = cli("tree", adapters[kind], "--style", "torch", "--node", layer)
+    assert result.out == "".join(
+        f"{n}: {type(c).__name__}\n" for n, c in reference.get_submodule(layer).named_children()
     )
+
+
+@pytest.mark.parametrize(
+    "lora",
+    [
+        dict(r=2, lora_alpha=4, target_modules=["embed_tokens", "q_proj"], task_type="CAUSAL_LM"),
+        dict(
+            r=2, lora_alpha=4, target_modules=["q_proj"], modules_to_save=["lm_head"], lora_dropout=0.1, lora_bias=True
+        ),
+    ],
+    ids=["embedding-lora-causal-lm", "saved-tied-head-dropout-bias"],
+)
+def test_tree_style_torch_on_a_tied_base(llama_tied_dir, tmp_path, lora):
+    """A base whose head is its embedding: the tied weight named once, where PEFT's
+    named_parameters() first meets it (in the LoRA layer's base_layer, or the wrapper's
+    original_module); the trained copy of a saved head is a parameter of its own."""
+    from llm_anatomy.analysis.adapter import peft_tree
+    from llm_anatomy.analysis.tree import find_node, named_children, named_parameters
+
+    folder = checkpoints.peft_lora(str(llama_tied_dir), str(tmp_path / "adapter"), **lora)
+    reference = checkpoints.peft_model(str(llama_tied_dir), folder)
+    model = la.open(folder)
+    tree = peft_tree(model.local_base().tree, model.adapter, model.catalog.config)
+    for path, module in reference.named_modules():
+        expected = [(name, type(child).__name__) for name, child in module.named_children()]
+        assert named_children(find_node(tree, path)) == expected, path
+    assert named_parameters(tree.root) == [(n, tuple(p.shape)) for n, p in reference.named_parameters()]
+    assert find_node(tree, "").class_name == type(reference).__name__
 
 
 def test_another_kind_of_adapter_is_its_tensors(llama_dir, tmp_path, cli):

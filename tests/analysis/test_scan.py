@@ -560,13 +560,27 @@ def test_unreadable_files_and_folders(tmp_path, cli):
         os.chmod(tmp_path / "sub", 0o755)
     assert (alone.code, alone.err) == (
         1,
-        f"llm-anatomy: {locked}: expected a readable file, found Permission denied; check its permissions\n",
+        f"llm-anatomy: {locked}: expected a readable file, found permission denied; check its permissions\n",
     )
     assert folder.code == 0
     assert json.loads(folder.out)["summary"]["skipped"]["skipped_files"] == [
-        {"category": "UNREADABLE", "description": "unreadable: Permission denied", "source": "sub"},
-        {"category": "UNREADABLE", "description": "unreadable: Permission denied", "source": "model.pkl"},
+        {"category": "UNREADABLE", "description": "unreadable: permission denied", "source": "sub"},
+        {"category": "UNREADABLE", "description": "unreadable: permission denied", "source": "model.pkl"},
     ]
+
+
+@pytest.mark.parametrize("name", ["model.pkl", "weights.bin", "chat_template.jinja", "archive.pt"])
+def test_a_file_swapped_for_a_fifo_after_the_walk_is_skipped_not_waited_on(tmp_path, name):
+    """The walk saw a regular file; by the time it is read, a fifo with no writer stands there.
+    Opening it by path would block forever; the scan refuses it and goes on."""
+    from llm_anatomy.analysis.scan import files, scan_entries
+
+    (tmp_path / name).write_bytes(scan_corpus.EVIL_P0)
+    entries, findings, skipped = files.walk(str(tmp_path))
+    os.unlink(tmp_path / name)
+    os.mkfifo(tmp_path / name)
+    result = scan_entries(str(tmp_path), entries, findings, skipped)
+    assert (result.scanned, result.skipped) == ([], [(name, "UNREADABLE", "expected a regular file, found a fifo")])
 
 
 def test_random_and_damaged_pickles_never_raise():

@@ -12,15 +12,6 @@ from llm_anatomy.locate import open_catalog
 import checkpoints
 from conftest import imported_by
 
-TINY = dict(
-    vocab_size=128,
-    hidden_size=64,
-    intermediate_size=96,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-)
-
 # transformers class prefix -> config overrides: one tiny model per family the role table covers.
 FAMILIES = {
     "Mixtral": dict(num_local_experts=4, num_experts_per_tok=2),
@@ -69,7 +60,7 @@ def _save_family(folder, family):
     import transformers
 
     torch.manual_seed(0)
-    config = getattr(transformers, f"{family}Config")(**{**TINY, **FAMILIES[family]})
+    config = getattr(transformers, f"{family}Config")(**{**checkpoints.TINY_DECODER, **FAMILIES[family]})
     model = getattr(transformers, f"{family}ForCausalLM")(config)
     model.save_pretrained(folder)
     return model
@@ -264,7 +255,7 @@ def test_tied_fixture_counts_embedding_once(llama_tied_dir, cli):
 
 def test_tied_head_stored_twice_counted_once(tmp_path):
     config = {
-        **TINY,
+        **checkpoints.TINY_DECODER,
         "model_type": "llama",
         "architectures": ["LlamaForCausalLM"],
         "tie_word_embeddings": True,
@@ -283,7 +274,7 @@ def test_tied_head_stored_twice_counted_once(tmp_path):
 def _contradicting_layout(folder):
     """Tensors written for 2 KV heads, config.json then edited to claim 4."""
     config = {
-        **TINY,
+        **checkpoints.TINY_DECODER,
         "model_type": "llama",
         "architectures": ["LlamaForCausalLM"],
         "tie_word_embeddings": False,
@@ -307,7 +298,7 @@ def test_config_contradicting_tensors(tmp_path, cli):
 
 
 def test_config_not_json_still_counts(tmp_path, cli):
-    replicas.write_layout(str(tmp_path), {**TINY, "torch_dtype": "float32"})
+    replicas.write_layout(str(tmp_path), {**checkpoints.TINY_DECODER, "torch_dtype": "float32"})
     (tmp_path / "config.json").write_text("{not json")
     result = cli("summary", tmp_path)
     assert result.code == 0
@@ -319,7 +310,7 @@ def test_config_not_json_still_counts(tmp_path, cli):
 
 
 def test_config_missing_field(tmp_path, cli):
-    config = {**TINY, "torch_dtype": "float32"}
+    config = {**checkpoints.TINY_DECODER, "torch_dtype": "float32"}
     replicas.write_layout(str(tmp_path), config)
     del config["num_attention_heads"]
     (tmp_path / "config.json").write_text(json.dumps(config))

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+import checkpoints
+
 TEXT = [
     "the quick brown fox jumps over the lazy dog",
     "a model is built from its checkpoint files",
@@ -66,12 +68,7 @@ def _config(name):
     import transformers
 
     common = dict(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **checkpoints.TINY_DECODER,
         max_position_embeddings=256,
         bos_token_id=1,
         eos_token_id=2,

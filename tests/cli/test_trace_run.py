@@ -363,6 +363,31 @@ def test_refuses_a_2gb_tokenizer_file_unread(models, tmp_path, name):
     assert snapshot(folder) == before
 
 
+@pytest.mark.parametrize("kind", ["llama", "gguf"])
+def test_refuses_a_2gb_generation_config_unread(models, tmp_path, kind):
+    """from_pretrained reads generation_config.json whole, beside a GGUF too: a 2 GB sparse one
+    is refused by its size, under the hostile-input bounds; nothing is written into the folder."""
+    from hostile import assert_refused, run_cli, snapshot
+
+    folder = tmp_path / "model"
+    if kind == "gguf":
+        folder.mkdir()
+        target = checkpoints.llama_gguf(models["llama"], str(folder / "model.gguf"))
+    else:
+        shutil.copytree(models["llama"], folder)
+        target = folder
+    with open(folder / "generation_config.json", "ab") as handle:  # a hole: no disk used
+        handle.truncate(2 * 2**30)
+    before = snapshot(folder)
+    outcome = run_cli("trace", target, "--run", TEXT)
+    assert_refused(
+        outcome,
+        (1,),
+        f"llm-anatomy: {folder}/generation_config.json: expected a generation config of at most 1048576 bytes, found 2147483648 bytes; real ones are under 4 KB; fix, re-download or delete generation_config.json",
+    )
+    assert snapshot(folder) == before
+
+
 def test_tokenizer_files_at_the_cap_are_read(models, tmp_path, cli, monkeypatch):
     """The cap itself is allowed: a tokenizer.json of exactly MAX_TOKENIZER_BYTES loads."""
     folder = tmp_path / "model"

@@ -111,6 +111,19 @@ def test_corrupt_file_gives_one_line(tmp_path, cli_subprocess, content, message)
     assert sorted(os.listdir(tmp_path)) == before  # never writes into the model folder
 
 
+def test_every_reader_refuses_a_control_character_in_a_name_in_one_wording(tmp_path, cli):
+    """safetensors, GGUF and torch files name the same fault alike (core.catalog.check_tensor_name)."""
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "model.pt"
+    torch.save({"w\x1b[31mred": torch.zeros(2)}, path)
+    result = cli("params", path)
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        f"llm-anatomy: {path}: expected tensor names without control characters, found 'w\\x1b[31mred';"
+        " the file is corrupt or hostile; do not trust it\n"
+    )
+
+
 def test_traceback_only_with_debug(tmp_path, cli_subprocess):
     path = _write(tmp_path, b"")
     assert "Traceback" not in cli_subprocess("params", path).stderr

@@ -325,7 +325,7 @@ CORRUPT = {
     ),
     "control_characters": (
         _gguf(tensors=[_tensor_info(b"w\x1b[31m", (4, 2))]),
-        "expected tensor names without control characters, found 'w\\\\x1b[31m'; the file is corrupt or hostile; do not trust it",
+        "expected tensor names without control characters, found 'w\\x1b[31m'; the file is corrupt or hostile; do not trust it",
     ),
     "invalid_utf8_name": (
         _gguf(tensors=[_tensor_info(b"w\xff", (4, 2))]),

@@ -71,6 +71,25 @@ def test_same_output_as_the_local_files(store, models, capsys, kind, command):
     assert remote == local
 
 
+def test_a_config_transformers_cannot_read_is_noted_as_locally(store, models, capsys, tmp_path):
+    """config.json without a model_type: the same note as for the local folder, naming
+    transformers' own complaint with this model's place (not the local folder's, which the
+    cached verdict for these config bytes was first written for, nor an s3:// address taken
+    for a repo id)."""
+    folder = tmp_path / "no-model-type"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes((models["single"] / "model.safetensors").read_bytes())
+    for name in os.listdir(folder):
+        store.put("models", f"org/no-model-type/{name}", (folder / name).read_bytes())
+    local = run(capsys, "config", str(folder))
+    remote = run(capsys, "config", "s3://models/org/no-model-type")
+    assert local[0] == 0
+    assert "Should have a `model_type` key in its config.json" in local[1]
+    assert f"Unrecognized model in {folder}. Should" in local[1]
+    assert remote == (0, local[1].replace(str(folder), "s3://models/org/no-model-type"), "")
+
+
 def test_stats_reads_every_byte_through_ranges(store, models, capsys):
     assert run(capsys, "stats", url(models, "single")) == run(capsys, "stats", str(models["single"]))
 

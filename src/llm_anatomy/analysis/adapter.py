@@ -467,3 +467,124 @@ def adapted_tree(tree: ModuleTree, adapter: Adapter) -> ModuleTree:
         return node._replace(class_name=class_name, children=children)
 
     return tree._replace(root=marked(tree.root))
+
+
+def peft_tree(tree: ModuleTree, adapter: Adapter, config: dict) -> ModuleTree:
+    """The module tree of the model PeftModel.from_pretrained(base, adapter) gives (its
+    named_children() and named_parameters() under PEFT's names, for tree --style torch): the
+    base wrapped in the task's PeftModel class and a LoraModel; each adapted layer a LoRA layer
+    (peft.LORA_LAYER_CHILDREN) holding the base's layer as base_layer; each module in
+    modules_to_save a ModulesToSaveWrapper holding the original and its trained copy."""
+    from .tree import TreeNode, TreeParameter
+
+    adapted = {m.name: m for m in adapter.modules}
+    saved = {t.name.rpartition(".")[0] for t in adapter.saved}
+    dropout = config.get("lora_dropout")
+    dropout_class = "Dropout" if isinstance(dropout, (int, float)) and dropout > 0 else "Identity"
+    default = peft.ADAPTER_NAME
+    renamed: dict[str, str] = {}  # a base parameter's name -> its name in the PEFT model
+
+    def node(name: str, path: str, class_name: str | None, parameters=(), children=()) -> TreeNode:
+        return TreeNode(name, path, class_name, tuple(parameters), 0, tuple(children))  # totals: counted()
+
+    def moved(base: TreeNode, name: str, path: str) -> TreeNode:
+        """A base module under its place in the PEFT model: its parameters renamed there."""
+        for p in base.parameters:
+            renamed[f"{base.path}.{p.name}".lstrip(".")] = f"{path}.{p.name}"
+        children = [moved(c, c.name, f"{path}.{c.name}") for c in base.children]
+        return TreeNode(name, path, base.class_name, base.parameters, base.total, tuple(children))
+
+    def trained(name: str, path: str, class_name: str, shapes: dict[str, tuple[int, ...]]) -> TreeNode:
+        parameters = [TreeParameter(n, shape, f"{path}.{n}") for n, shape in shapes.items()]
+        return node(name, path, class_name, parameters)
+
+    def lora_layer(base: TreeNode, path: str, module: AdaptedModule) -> TreeNode:
+        parts = {role: tuple(t.shape) for role, t in module.tensors.items()}
+        linear = module.kind != "embedding"
+        contents = {
+            "base_layer": lambda p: moved(base, "base_layer", p),
+            "lora_dropout": lambda p: [trained(default, f"{p}.{default}", dropout_class, {})],
+            "lora_A": lambda p: (
+                [trained(default, f"{p}.{default}", "Linear", {"weight": parts["A"]})] if linear else []
+            ),
+            "lora_B": lambda p: (
+                [
+                    trained(
+                        default,
+                        f"{p}.{default}",
+                        "Linear",
+                        {"weight": parts["B"], **({"bias": parts["bias"]} if "bias" in parts else {})},
+                    )
+                ]
+                if linear
+                else []
+            ),
+            "lora_magnitude_vector": lambda p: (
+                [
+                    trained(
+                        default,
+                        f"{p}.{default}",
+                        "DoraLinearLayer" if linear else "DoraEmbeddingLayer",
+                        {"weight": parts["magnitude"]},
+                    )
+                ]
+                if "magnitude" in parts
+                else []
+            ),
+        }
+        children = []
+        for part, container in peft.LORA_LAYER_CHILDREN:
+            part_path = f"{path}.{part}"
+            if container is None:
+                children.append(contents[part](part_path))
+            elif container == "ParameterDict":  # an embedding's A and B: bare parameters, keyed by adapter
+                role = part.removeprefix("lora_")
+                shapes = {default: parts[role]} if role in parts else {}
+                children.append(trained(part, part_path, container, shapes))
+            else:
+                children.append(node(part, part_path, container, (), contents[part](part_path)))
+        # PEFT's own classes, named Linear and Embedding whatever the base layer was (a Conv1D too).
+        return node(base.name, path, "Linear" if linear else "Embedding", (), children)
+
+    def own(n: TreeNode) -> TreeNode:
+        """A trained copy: its parameters its own, tied to nothing."""
+        parameters = tuple(p._replace(canonical=f"{n.path}.{p.name}") for p in n.parameters)
+        return n._replace(parameters=parameters, children=tuple(own(c) for c in n.children))
+
+    def wrapper(base: TreeNode, path: str) -> TreeNode:
+        copy = own(moved(base, default, f"{path}.modules_to_save.{default}"))
+        original = moved(base, "original_module", f"{path}.original_module")  # (its names win in renamed)
+        holder = node("modules_to_save", f"{path}.modules_to_save", "ModuleDict", (), [copy])
+        return node(base.name, path, "ModulesToSaveWrapper", (), [original, holder])
+
+    def visit(base: TreeNode, path: str) -> TreeNode:
+        if base.path in adapted:
+            return lora_layer(base, path, adapted[base.path])
+        if base.path in saved:
+            return wrapper(base, path)
+        children = [visit(c, f"{path}.{c.name}") for c in base.children]
+        for p in base.parameters:
+            renamed[f"{base.path}.{p.name}".lstrip(".")] = f"{path}.{p.name}"
+        return TreeNode(base.name, path, base.class_name, base.parameters, base.total, tuple(children))
+
+    model = visit(tree.root, "base_model.model")._replace(name="model")
+
+    def canonical(n: TreeNode) -> TreeNode:
+        """Tied weights point to their first name in the PEFT model, as named_parameters() dedups them."""
+        parameters = tuple(p._replace(canonical=renamed.get(p.canonical, p.canonical)) for p in n.parameters)
+        return n._replace(parameters=parameters, children=tuple(canonical(c) for c in n.children))
+
+    def counted(n: TreeNode) -> tuple[TreeNode, dict[str, int]]:
+        """The node with its total (tied weights once), and its distinct parameters' sizes."""
+        sizes = {p.canonical: p.numel for p in n.parameters}
+        children = []
+        for child in n.children:
+            child, below = counted(child)
+            children.append(child)
+            sizes.update(below)
+        return n._replace(total=sum(sizes.values()), children=tuple(children)), sizes
+
+    task = config.get("task_type")
+    top = peft.PEFT_MODEL_CLASSES.get(task, "PeftModel") if isinstance(task, str) else "PeftModel"
+    lora_model = node("base_model", "base_model", "LoraModel", (), [canonical(model)])
+    return tree._replace(root=counted(node("", "", top, (), [lora_model]))[0])

@@ -90,21 +90,7 @@ class Converted(namedtuple("Converted", "name dtype shape file offset nbytes sto
     def blocks(self, reader: "Reader") -> Iterator[Any]:
         """Every loaded value as float64 in row-major order, in blocks of the reader's block
         size (streaming.Reader.blocks' contract), so that they line up with the other side's."""
-        import numpy as np
-
-        out = np.empty(len(reader.block), np.float64)
-        filled = 0
-        for piece in self._pieces(reader):
-            while piece.size:
-                take = min(out.size - filled, piece.size)
-                out[filled : filled + take] = piece[:take]
-                filled += take
-                piece = piece[take:]
-                if filled == out.size:
-                    yield out
-                    filled = 0
-        if filled:
-            yield out[:filled]
+        return reader.reblock(self._pieces(reader))
 
     def _values(self, reader: "Reader", tensor: TensorInfo) -> Any:
         import numpy as np

@@ -67,6 +67,8 @@ TOKENIZER_READS = TOKENIZER_FILES + (
     "spm.model",
     "bpe.codes",
 )
+# from_pretrained also reads generation_config.json whole, GGUF or not; real ones are under 4 KB.
+MAX_GENERATION_CONFIG_BYTES = 2**20
 
 
 class Activation(namedtuple("Activation", "value position channel")):
@@ -172,10 +174,35 @@ def _check_tokenizer(catalog: Catalog, folder: str) -> None:
         )
 
 
-def _check_tokenizer_files(folder: str) -> None:
-    """Refuse a tokenizer file over MAX_TOKENIZER_BYTES, or a fifo or device in its place (which
-    transformers would wait on or read forever), by its size alone: nothing of it is read."""
-    for name in TOKENIZER_READS:
+def _files_read_whole(catalog: Catalog) -> list[tuple[str, int, str, str, str]]:
+    """(name, cap, what it is, what trace --run reads, what to do when too large) of each file
+    beside the weights that transformers reads whole: a GGUF's vocabulary is in its metadata,
+    which its reader caps, but its generation config is a file like any model's."""
+    tokenizer = [
+        (
+            name,
+            MAX_TOKENIZER_BYTES,
+            "a tokenizer file",
+            "the model's tokenizer files",
+            f"real tokenizers are under 40 MB; fix or re-download {name}",
+        )
+        for name in (TOKENIZER_READS if catalog.format != "gguf" else ())
+    ]
+    generation = (
+        "generation_config.json",
+        MAX_GENERATION_CONFIG_BYTES,
+        "a generation config",
+        "the model's generation_config.json",
+        "real ones are under 4 KB; fix, re-download or delete generation_config.json",
+    )
+    return [*tokenizer, generation]
+
+
+def _check_files_read_whole(catalog: Catalog, folder: str) -> None:
+    """Refuse a file transformers reads whole (_files_read_whole) over its cap, or a fifo or
+    device in its place (which transformers would wait on or read forever), by its size alone:
+    nothing of it is read."""
+    for name, cap, what, reads, todo in _files_read_whole(catalog):
         path = os.path.join(folder, name)
         try:
             info = os.stat(path)
@@ -188,15 +215,10 @@ def _check_tokenizer_files(folder: str) -> None:
                 path,
                 "a regular file",
                 kind_of(info.st_mode),
-                "trace --run reads the model's tokenizer files; put the file itself there",
+                f"trace --run reads {reads}; put the file itself there",
             )
-        if info.st_size > MAX_TOKENIZER_BYTES:
-            raise AnatomyError(
-                path,
-                f"a tokenizer file of at most {MAX_TOKENIZER_BYTES} bytes",
-                f"{info.st_size} bytes",
-                f"real tokenizers are under 40 MB; fix or re-download {name}",
-            )
+        if info.st_size > cap:
+            raise AnatomyError(path, f"{what} of at most {cap} bytes", f"{info.st_size} bytes", todo)
 
 
 def _tokenize(catalog: Catalog, folder: str, kwargs: dict[str, Any], text: str) -> tuple[Any, list[int]]:
@@ -418,8 +440,7 @@ def run_trace(catalog: Catalog, text: str, available: int | None = -1) -> RunTra
             "download it first (huggingface-cli download), then trace its folder",
         )
     _check_tokenizer(catalog, folder)
-    if catalog.format != "gguf":  # a GGUF's vocabulary is in its metadata, which its reader caps
-        _check_tokenizer_files(folder)
+    _check_files_read_whole(catalog, folder)
     undo = _quiet_transformers()
     try:
         return _trace(catalog, folder, kwargs, text)

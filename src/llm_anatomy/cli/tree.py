@@ -57,17 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     model = open_model(args.model, args.revision)
     base = base_of(model, args)
-    if base is not None and model.adapter is not None:  # the base's tree, the adapted modules marked
-        if args.style == "torch":
-            raise UsageError(
-                model.name,
-                "a model for --style torch",
-                "a LoRA adapter (PEFT's module classes are not shown)",
-                "drop --style torch",
-            )
-        from ..analysis.adapter import adapted_tree
+    if base is not None and model.adapter is not None:
+        from ..analysis.adapter import adapted_tree, peft_tree
 
-        tree = adapted_tree(base.tree, model.adapter)
+        if args.style == "torch":  # as PeftModel.from_pretrained(base, adapter) names its modules
+            tree = peft_tree(base.tree, model.adapter, model.catalog.config)
+        else:  # the base's tree, the adapted modules marked
+            tree = adapted_tree(base.tree, model.adapter)
     else:
         tree = model.tree
     node = find_node(tree, args.node)

@@ -14,7 +14,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings h
 if TYPE_CHECKING:
     from typing import Any, Iterable, Iterator, Sequence
 
-from .errors import AnatomyError, UsageError
+from .errors import AnatomyError, CorruptFile, UsageError
+from .text import escape, has_unsafe
 
 # Bounds every reader holds a checkpoint to before building TensorInfo (docs/safety.md, its table of limits).
 # Real checkpoints stay far inside them: DeepSeek-V3 stores ~91,000 tensors, names run to
@@ -25,6 +26,25 @@ MAX_TENSORS = 1_000_000
 MAX_NAME_CHARS = 1024
 MAX_RANK = 64
 MAX_DIM = 2**63 - 1
+
+
+def check_tensor_name(path: str, name: str) -> None:
+    """Refuse a stored tensor name a reader must not pass on: longer than MAX_NAME_CHARS, or
+    holding characters that would rewrite a terminal (every reader, one wording)."""
+    if len(name) > MAX_NAME_CHARS:
+        raise CorruptFile(
+            path,
+            f"tensor names of at most {MAX_NAME_CHARS} characters",
+            f"a name of {len(name)} characters",
+            "the file is corrupt or hostile",
+        )
+    if has_unsafe(name):
+        raise CorruptFile(
+            path,
+            "tensor names without control characters",
+            f"'{escape(name)}'",
+            "the file is corrupt or hostile; do not trust it",
+        )
 
 
 # Records on the header-only path are named tuples, not dataclasses: importing dataclasses

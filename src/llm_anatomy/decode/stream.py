@@ -16,7 +16,7 @@ import errno
 import mmap
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -400,6 +400,25 @@ class Reader:
                 out = self.block[: len(raw) // decoder.unit_bytes * decoder.unit_elems]
                 decoder.decode(raw, out, self.scratch)
                 yield out
+
+    def reblock(self, pieces: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Values that come in pieces of any length (a dequantizer's rows, a reordering's
+        windows) as float64 blocks of this reader's block size, the last one shorter: the
+        blocks() contract, so that they line up with another tensor's blocks."""
+        out = np.empty(len(self.block), np.float64)
+        filled = 0
+        for piece in pieces:
+            piece = piece.reshape(-1)
+            while piece.size:
+                take = min(out.size - filled, piece.size)
+                out[filled : filled + take] = piece[:take]
+                filled += take
+                piece = piece[take:]
+                if filled == out.size:
+                    yield out
+                    filled = 0
+        if filled:
+            yield out[:filled]
 
     def gather(self, infos: Sequence[TensorInfo], keep_raw: bool = False) -> "Gathered":
         """The values of many small tensors as one float64 array, tensor i's at

@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from ..io.sources import ByteSource
 
 from ..io.sources import open_bytes
-from ..core.catalog import MAX_DIM, MAX_NAME_CHARS, MAX_TENSORS, TensorInfo
+from ..core.catalog import MAX_DIM, MAX_NAME_CHARS, MAX_TENSORS, TensorInfo, check_tensor_name
 from ..core.errors import AnatomyError, CorruptFile
-from ..core.text import escape, has_unsafe
+from ..core.text import escape
 from ..core.ggml_types import (
     FLOAT32,
     GGML_TYPES,
@@ -352,13 +352,7 @@ def _tensor_infos(cursor: _Cursor, count: int) -> list[tuple[str, tuple[int, ...
     infos, seen = [], set()
     for _ in range(count):
         name = cursor.text("a tensor name", MAX_NAME_BYTES)
-        if has_unsafe(name):
-            raise CorruptFile(
-                cursor.path,
-                "tensor names without control characters",
-                f"{escape(name)!r}",
-                "the file is corrupt or hostile; do not trust it",
-            )
+        check_tensor_name(cursor.path, name)  # (its length is capped as it is read)
         if name in seen:
             raise CorruptFile(cursor.path, "each tensor name once", f"{escape(name)} twice", "the file is corrupt")
         seen.add(name)

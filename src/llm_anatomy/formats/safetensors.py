@@ -11,10 +11,10 @@ if TYPE_CHECKING:
 
 from ..io import bounded_json
 from ..io.sources import open_bytes
-from ..core.catalog import MAX_DIM, MAX_NAME_CHARS, MAX_RANK, MAX_TENSORS, TensorInfo
+from ..core.catalog import MAX_DIM, MAX_NAME_CHARS, MAX_RANK, MAX_TENSORS, TensorInfo, check_tensor_name
 from ..core.dtypes import lookup
 from ..core.errors import AnatomyError, CorruptFile
-from ..core.text import escape, has_unsafe
+from ..core.text import escape
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the limit the safetensors library itself enforces
 CORRUPT = "the file is corrupt; download it again"
@@ -62,20 +62,7 @@ def read_header(path: str) -> tuple[dict[str, Any], int, int]:
 
 
 def _entry(path: str, name: str, entry: Any, data_start: int, data_size: int) -> TensorInfo:
-    if len(name) > MAX_NAME_CHARS:
-        raise CorruptFile(
-            path,
-            f"tensor names of at most {MAX_NAME_CHARS} characters",
-            f"a name of {len(name)} characters",
-            "the file is corrupt or hostile",
-        )
-    if has_unsafe(name):
-        raise CorruptFile(
-            path,
-            "tensor names without control characters",
-            f"'{escape(name)}'",
-            "the file is corrupt or hostile; do not trust it",
-        )
+    check_tensor_name(path, name)
     where = f"{path}: tensor {name}"
     if not isinstance(entry, dict):
         raise AnatomyError(where, "an object with dtype, shape and data_offsets", type(entry).__name__)

@@ -16,10 +16,10 @@ if TYPE_CHECKING:
     from ..io.sources import ByteSource
 
 from ..io.sources import is_local, open_bytes
-from ..core.catalog import MAX_NAME_CHARS, MAX_TENSORS, StridedTensor, TensorInfo
+from ..core.catalog import MAX_TENSORS, StridedTensor, TensorInfo, check_tensor_name
 from ..core.dtypes import DTYPES
 from ..core.errors import AnatomyError, CorruptFile
-from ..core.text import escape, has_unsafe
+from ..core.text import escape
 
 # torch.save(..., _use_new_zipfile_serialization=False) starts with LEGACY_MAGIC, a protocol-2
 # pickle of torch's magic number 0x1950a86a20f9469cfc6c; formats/__init__ detects by both.
@@ -354,20 +354,7 @@ def _read_state(
     spans: dict[str, tuple[int, int]] = {}
     tensors = []
     for name, ref in refs:
-        if len(name) > MAX_NAME_CHARS:
-            raise CorruptFile(
-                path,
-                f"tensor names of at most {MAX_NAME_CHARS} characters",
-                f"a name of {len(name)} characters",
-                "the file is corrupt or hostile",
-            )
-        if has_unsafe(name):
-            raise CorruptFile(
-                path,
-                "tensor names without control characters",
-                f"{escape(name)!r}",
-                "the file is corrupt or hostile; do not trust it",
-            )
+        check_tensor_name(path, name)
         key = ref.storage.key
         if key not in spans:
             spans[key] = _storage_span(source, archive, f"{prefix}data/{key}", f"{path}: tensor {escape(name)}", starts)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 from ..io.bounded_json import MAX_CONFIG_BYTES
-from ..io.sources import Unreadable, read_capped
+from ..io.sources import Unreadable, is_local, read_capped
 from ..io.cache_dir import cache_dir
 from ..core.catalog import Catalog, FusedTensor, TensorInfo
 from ..core.config_schema import refuse_to_build
@@ -218,9 +218,21 @@ NOT_THE_CONFIGS_FAULT = (ImportError, OSError, MemoryError)
 MAX_WHY = 300
 
 
+# transformers names the folder it read in its messages ("Unrecognized model in FOLDER."); the
+# cache is keyed by the config's bytes alone, so its entry says this instead, and the model
+# shown gets its own folder back: never another model's path, nor a temporary one.
+CONFIG_FOLDER = "{config folder}"
+
+
+def _config_folder(catalog: Catalog) -> str:
+    """Where the model's config is, as the user named it (a GGUF's folder for a derived one)."""
+    return os.path.dirname(catalog.config_file or (catalog.files[0] if catalog.files else "")) or catalog.name
+
+
 def _unbuildable(catalog: Catalog, why: str) -> SkeletonUnavailable:
-    """why: transformers' message (or a cached one): escaped and cut, as it reaches the terminal."""
-    why = escape(why)
+    """why: transformers' message (or a cached one) with CONFIG_FOLDER for the folder it read:
+    this model's folder put back, escaped and cut, as it reaches the terminal."""
+    why = escape(why.replace(CONFIG_FOLDER, _config_folder(catalog)))
     why = why if len(why) <= MAX_WHY else why[: MAX_WHY - 3] + "..."
     return SkeletonUnavailable(
         catalog.config_file or catalog.name,
@@ -334,8 +346,9 @@ def _build(config_file: str, dtype: str | None = None) -> Skeleton:
 
 def with_config_file(catalog: Catalog, config_bytes: bytes, build: Callable[[str], Any]) -> Any:
     """build(path of config.json): the model's own, or for a config derived from GGUF metadata
-    or params.json a temporary one (never in the model's folder), deleted once built."""
-    if catalog.config_file:
+    or params.json, or one in an object store (transformers would take s3://... for a repo id),
+    a temporary one (never in the model's folder), deleted once built."""
+    if catalog.config_file and is_local(catalog.config_file):
         return build(catalog.config_file)
     import tempfile
 
@@ -402,11 +415,20 @@ def load_skeleton(catalog: Catalog) -> Skeleton:
         return cached
     from ..core.notice import announced  # only when building: seconds anyway
 
+    read_from: list[str] = []
+
+    def build(config_file: str) -> Skeleton:  # absolute: a relative "." is no text to replace
+        config_file = os.path.abspath(config_file)
+        read_from.append(os.path.dirname(config_file))
+        return _build(config_file, dtype)
+
     try:
         with announced("build"):
-            skeleton = with_config_file(catalog, config_bytes, lambda path: _build(path, dtype))
+            skeleton = with_config_file(catalog, config_bytes, build)
     except Exception as exc:  # transformers rejects configs in many ways; say which, in one line
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if read_from:
+            why = why.replace(read_from[0], CONFIG_FOLDER)
         if not isinstance(exc, NOT_THE_CONFIGS_FAULT):
             write_cached(path, {"key": key, "unbuildable": why})
         raise _unbuildable(catalog, why) from exc

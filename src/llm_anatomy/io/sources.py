@@ -159,6 +159,17 @@ def read_capped(path: str, limit: int, what: str, todo: str) -> bytes:
     return data
 
 
+def read_prefix(path: str, limit: int) -> bytes:
+    """The first limit bytes of a local regular file (fewer when it is shorter): what a check
+    that looks at a file's start, or reads a bounded part of it, needs. Opened as
+    open_regular does, so a fifo or device swapped in after a walk is refused, not waited on."""
+    with open_regular(path) as handle:
+        try:
+            return _read_up_to(handle, limit)
+        except OSError as exc:
+            raise os_error(path, exc) from None
+
+
 def _read_up_to(handle: BinaryIO, limit: int) -> bytes:
     """Up to limit bytes (an unbuffered read may return fewer than asked)."""
     chunks, left = [], limit

@@ -132,24 +132,8 @@ class Dequantized(TensorInfo):
     def blocks(self, reader: Reader) -> Iterator[np.ndarray]:
         """Every value as float64 in row-major order, in blocks of the reader's block size (the
         last one shorter), so that they line up with another tensor's blocks in diff."""
-        import numpy as np
-
-        dequantizer = self.dequantizer
-        dequantizer.check(self)
-        out = np.empty(len(reader.block), np.float64)
-        filled = 0
-        for piece in dequantizer.stream(reader, self):
-            piece = piece.reshape(-1)
-            while piece.size:
-                take = min(out.size - filled, piece.size)
-                out[filled : filled + take] = piece[:take]
-                filled += take
-                piece = piece[take:]
-                if filled == out.size:
-                    yield out
-                    filled = 0
-        if filled:
-            yield out[:filled]
+        self.dequantizer.check(self)  # before the first block is asked for: refusals come first
+        return reader.reblock(self.dequantizer.stream(reader, self))
 
 
 # The stored suffix of each scheme's main tensor (the rest of its name is the weight's base).

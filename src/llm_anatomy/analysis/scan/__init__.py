@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from ...core.errors import AnatomyError
-from ...core.text import escape
+from ...io.sources import Unreadable
 from . import files
 from .rules import RULES, SEVERITIES, Finding, Rule, ScanResult
 
@@ -41,12 +41,15 @@ def scan_entries(
     for rel, full in entries:
         try:
             why = files.check_file(rel, full, findings)
-        except OSError as exc:
+        except Unreadable as exc:  # vanished, or permission denied, since the walk
             if not os.path.isdir(path):  # the one file asked for: nothing was inspected
-                raise AnatomyError(
-                    path, "a readable file", escape(exc.strerror or str(exc)), "check its permissions"
-                ) from None
-            skipped.append((rel, "UNREADABLE", escape(f"unreadable: {exc.strerror or exc}")))
+                raise
+            skipped.append((rel, "UNREADABLE", f"unreadable: {exc.found}"))
+            continue
+        except AnatomyError as exc:  # swapped for a fifo or a device since the walk
+            if not os.path.isdir(path):
+                raise
+            skipped.append((rel, "UNREADABLE", f"expected {exc.expected}, found {exc.found}"))
             continue
         if why is None:
             scanned.append(rel)

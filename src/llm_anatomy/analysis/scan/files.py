@@ -18,7 +18,7 @@ from ...formats import gguf, safetensors
 from ...formats.signatures import ZIP_MAGIC
 from ...formats.torch_zip import MAX_PICKLE_BYTES, _check_directory
 from ...io import bounded_json
-from ...io.sources import is_local, open_bytes
+from ...io.sources import is_local, open_bytes, open_regular, read_prefix
 from . import pickles, templates
 from .rules import Finding
 
@@ -71,7 +71,7 @@ def walk(root: str) -> tuple[list[tuple[str, str]], list[Finding], list[tuple[st
             (
                 os.path.relpath(error.filename or root, root),
                 "UNREADABLE",
-                escape(f"unreadable: {error.strerror or error}"),
+                escape(f"unreadable: {(error.strerror or str(error)).lower()}"),
             )
         )
 
@@ -128,8 +128,7 @@ def check_file(rel: str, path: str, out: list[Finding]) -> str | None:
                 else "no check reads this kind of file"
             )
     else:
-        with open(path, "rb") as handle:
-            head = handle.read(TAR_MAGIC_AT + len(TAR_MAGIC))
+        head = read_prefix(path, TAR_MAGIC_AT + len(TAR_MAGIC))
     if suffix == ".safetensors":
         _safetensors(rel, path, out)
     elif suffix == ".gguf" or head.startswith(GGUF_MAGIC):
@@ -137,11 +136,10 @@ def check_file(rel: str, path: str, out: list[Finding]) -> str | None:
     elif head.startswith(ZIP_MAGIC):
         _zip(rel, path, out)
     elif head[TAR_MAGIC_AT:] == TAR_MAGIC:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             pickles.scan_tar(handle, rel, out)
     elif head.startswith(b"\x80") or suffix in (".pkl", ".pickle"):
-        with open(path, "rb") as handle:
-            pickles.scan_pickles(handle.read(MAX_PICKLE_BYTES), rel, out)
+        pickles.scan_pickles(read_prefix(path, MAX_PICKLE_BYTES), rel, out)
     elif name in AUTO_MAP_FILES or name in TEMPLATE_KEYS:
         _config(rel, path, name, out)
     elif name.endswith(".jinja"):
@@ -160,7 +158,7 @@ def _zip(rel: str, path: str, out: list[Finding]) -> None:
     except AnatomyError as exc:
         out.append(Finding("LA-ZIP-003", rel, "zip directory", _refusal(exc, path)[1]))
         return
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         pickles.scan_zip(handle, rel, out)
 
 
@@ -307,8 +305,7 @@ def _config(rel: str, path: str, name: str, out: list[Finding]) -> None:
 
 
 def _template_file(rel: str, path: str, out: list[Finding]) -> None:
-    with open(path, "rb") as handle:
-        raw = handle.read(templates.MAX_TEMPLATE_CHARS * 4 + 1)
+    raw = read_prefix(path, templates.MAX_TEMPLATE_CHARS * 4 + 1)
     templates.check(raw.decode("utf-8", "replace"), rel, "", out)
 
 
