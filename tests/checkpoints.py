@@ -151,6 +151,44 @@ def llama_gguf(
     return path
 
 
+def lora_gguf(peft_folder: str, base_folder: str, path: str, name: str = "Lora") -> str:
+    """A LoRA GGUF written with gguf.GGUFWriter from a PEFT LoRA folder of a Llama, as llama.cpp's
+    convert_lora_to_gguf.py writes one: general.type adapter, adapter.type lora and
+    adapter.lora.alpha; each pair under its base weight's GGUF name + .lora_a / .lora_b, the rows
+    of q's and k's lora_b permuted as the converter permutes the base's q and k (B @ A's rows)."""
+    import json
+    from types import SimpleNamespace
+
+    from gguf_writers import _llama_tensor
+    from safetensors.numpy import load_file
+
+    import gguf
+
+    with open(os.path.join(base_folder, "config.json")) as handle:
+        config = json.load(handle)
+    with open(os.path.join(peft_folder, "adapter_config.json")) as handle:
+        alpha = json.load(handle)["lora_alpha"]
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_name(name)
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    names = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, config["num_hidden_layers"])
+    for stored, array in load_file(os.path.join(peft_folder, "adapter_model.safetensors")).items():
+        module, part = stored.removeprefix("base_model.model.").rsplit(".", 2)[:2]
+        hf_name = module + ".weight"
+        suffix = {"lora_A": ".lora_a", "lora_B": ".lora_b"}[part]
+        if suffix == ".lora_b":
+            array = _llama_tensor(hf_name, array, SimpleNamespace(**config))
+        writer.add_tensor(names.get_name(hf_name, try_suffixes=(".weight",)) + suffix, array.copy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
 # transformers' Llama names -> Meta's original ones (convert_llama_weights_to_hf.py, backwards).
 META_NAMES = (
     ("model.embed_tokens", "tok_embeddings"),

@@ -386,8 +386,10 @@ class Parameter:
                 "a parameter of a model",
                 "open the adapter with its base",
             )
+        from .analysis.adapter import require_mergeable
         from .core.extras import require
 
+        require_mergeable(adapter)
         require("stats", self.name, "to return values as arrays")
         import numpy
 
@@ -1579,12 +1581,35 @@ def _compared_catalogs(models: list[Model], hf_names: bool, stored: bool) -> lis
     if across:
         from .analysis.diff import undo_conventions
 
-        catalogs = [undo_conventions(c, m.catalog) for c, m in zip(catalogs, models)]
+        stored = [_lora_gguf_heads(m, other) for m, other in zip(models, models[::-1])]
+        catalogs = [undo_conventions(c, s) for c, s in zip(catalogs, stored)]
     if not stored:  # quantized weights by their dequantized values: diff(model, model_fp8) is the quantization error
         from .analysis.values import dequantized
 
         catalogs = [dequantized(c) for c in catalogs]
     return catalogs
+
+
+HEAD_COUNTS = ("num_attention_heads", "num_key_value_heads")
+
+
+def _lora_gguf_heads(model: Model, other: Model) -> Catalog:
+    """model's catalog; for a LoRA GGUF paired with the PEFT adapter it came from, with the head
+    counts of that adapter's base (base_model_name_or_path, when here): the converter reordered
+    the rows of Llama's q and k lora_b for llama.cpp's rotary layout, which only they undo."""
+    from .hf.peft import is_lora_gguf
+
+    catalog = model.catalog
+    if catalog.format != "gguf" or not is_lora_gguf(catalog.metadata) or other.catalog.format == "gguf":
+        return catalog
+    base = other.local_base() if other.adapter is not None else None
+    config = (base.catalog.config if base is not None else None) or {}
+    heads = config.get(HEAD_COUNTS[0])
+    if not isinstance(heads, int):
+        return catalog
+    kv_heads = config.get(HEAD_COUNTS[1])
+    counts = dict(zip(HEAD_COUNTS, (heads, kv_heads if isinstance(kv_heads, int) else heads)))
+    return catalog._replace(config={**(catalog.config or {}), **counts})
 
 
 def verify(

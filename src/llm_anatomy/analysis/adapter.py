@@ -54,9 +54,14 @@ class Adapter(
 
     __slots__ = ()
 
+    @property
+    def gguf(self) -> bool:
+        """Written by llama.cpp's convert_lora_to_gguf.py (its metadata says what the config would)."""
+        return self.config_file is None
+
 
 def is_adapter(catalog: Catalog) -> bool:
-    return peft.is_adapter_config(catalog.config)
+    return peft.is_adapter_config(catalog.config) or (catalog.format == "gguf" and peft.is_lora_gguf(catalog.metadata))
 
 
 def _number(config: dict, key: str, where: str, whole: bool) -> float:
@@ -144,7 +149,9 @@ def _module(
 
 
 def describe(catalog: Catalog) -> Adapter:
-    """The adapter in catalog (a PEFT folder: adapter_config.json and its weights)."""
+    """The adapter in catalog (a PEFT folder: adapter_config.json and its weights; or a LoRA GGUF)."""
+    if catalog.format == "gguf" and peft.is_lora_gguf(catalog.metadata):
+        return describe_gguf(catalog)
     config = catalog.require_config()
     where = catalog.config_file or catalog.root
     weights = catalog.weights_place
@@ -205,6 +212,66 @@ def describe(catalog: Catalog) -> Adapter:
         nbytes=catalog.total_nbytes,
         dtypes=tuple(sorted({t.dtype for t in catalog.tensors})),
     )
+
+
+def describe_gguf(catalog: Catalog) -> Adapter:
+    """A LoRA GGUF written by llama.cpp's convert_lora_to_gguf.py: one alpha for every module
+    (adapter.lora.alpha), each module's rank from its tensors' shapes, modules under
+    transformers' names (the GGUF name tables of hf.names)."""
+    from ..core.ggml_types import KEY_ARCHITECTURE
+    from ..hf.names import gguf_table, hf_name
+
+    where = catalog.weights_place
+    alpha = catalog.metadata.get(peft.GGUF_ALPHA)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        raise AnatomyError(
+            where, f"a positive number as {peft.GGUF_ALPHA}", escape(repr(alpha))[:40], "the LoRA GGUF is damaged"
+        )
+    table = gguf_table(catalog.metadata) or {}
+    grouped: dict[str, dict[str, TensorInfo]] = {}
+    saved = []
+    for t in catalog.tensors:
+        split = peft.split_gguf_name(t.name)
+        if split is None:  # mergekit-extract-lora's norms, saved whole
+            saved.append(t._replace(name=hf_name(t.name, table)))
+            continue
+        weight = hf_name(split[0], table)
+        embedding = split[0].split(".")[-2] in peft.EMBEDDING_MODULES
+        role = peft.GGUF_PARTS[split[1]][0]
+        grouped.setdefault(weight.removesuffix(".weight"), {})[("embedding_" if embedding else "") + role] = t
+    config = {"r": None, "lora_alpha": alpha, "rank_pattern": {}, "alpha_pattern": {}}
+    modules = tuple(_gguf_module(name, grouped[name], config, where) for name in sorted(grouped, key=natural_key))
+    lora = sum(m.params for m in modules)
+    base = catalog.metadata.get("general.base_model.0.name")
+    arch = catalog.metadata.get(KEY_ARCHITECTURE)
+    return Adapter(
+        name=catalog.name,
+        config_file=None,
+        weights_file=where,
+        base_model=base if isinstance(base, str) and base else None,
+        base_class=f"general.architecture {arch}" if isinstance(arch, str) else None,
+        use_rslora=False,
+        use_dora=False,
+        fan_in_fan_out=False,
+        modules=modules,
+        saved=tuple(saved),
+        copies=(),
+        trainable=lora + sum(t.numel for t in saved),
+        lora_params=lora,
+        nbytes=catalog.total_nbytes,
+        dtypes=tuple(sorted({t.dtype for t in catalog.tensors})),
+    )
+
+
+def _gguf_module(name: str, parts: dict[str, TensorInfo], config: dict, where: str) -> AdaptedModule:
+    """One module of a LoRA GGUF: its rank is its lora_a's (the config has none); the token
+    embedding's lora_a is stored transposed [vocab, r], as PEFT's [r, vocab] here."""
+    a = parts.get("embedding_A")
+    if a is not None and len(a.shape) == 2:
+        parts = {**parts, "embedding_A": a._replace(shape=a.shape[::-1])}
+    first = parts.get("A") or parts.get("embedding_A")
+    rank = first.shape[0] if first is not None and len(first.shape) == 2 else 0
+    return _module(name, parts, {**config, "r": rank}, ([], []), where)
 
 
 # A tied base stores its output head once, as the input embedding: a modules_to_save copy of the
@@ -368,6 +435,18 @@ def merge_base(stored: Catalog, hf: Catalog) -> Catalog:
             "pass the Hugging Face base model",
         )
     return stored
+
+
+def require_mergeable(adapter: Adapter) -> None:
+    """A LoRA GGUF is not merged here: its q and k lora_b rows are in llama.cpp's rotary order, for
+    llama.cpp's own base weights (verify against the PEFT adapter shows they are the same)."""
+    if adapter.gguf:
+        raise UsageError(
+            adapter.name,
+            "a PEFT adapter to merge",
+            "a LoRA GGUF (laid out for llama.cpp's base weights)",
+            "merge the PEFT adapter it was converted from",
+        )
 
 
 def merged_shown(

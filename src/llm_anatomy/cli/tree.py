@@ -68,6 +68,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         from ..analysis.adapter import adapted_tree
 
         tree = adapted_tree(base.tree, model.adapter)
+    elif model.catalog.format == "gguf" and model.adapter is not None:  # its metadata names no base's shape
+        raise UsageError(
+            model.name,
+            "--base MODEL for the tree of a LoRA GGUF (the base's tree, the adapted modules marked)",
+            "no base",
+            "add --base with the base model",
+        )
     else:
         tree = model.tree
     node = find_node(tree, args.node)
