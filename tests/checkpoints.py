@@ -413,3 +413,43 @@ def peft_model(base: str, adapter: str):
     from transformers import AutoModelForCausalLM
 
     return PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter, is_trainable=True)
+
+
+def mlx_lora(base: str, folder: str, *, num_layers: int, fine_tune_type: str = "lora", seed: int = 0, **parameters):
+    """An mlx-lm adapter of the model in `base`, made by mlx-lm itself: its LoRA (or DoRA) layers
+    on the last num_layers blocks (linear_to_lora_layers with lora_parameters `parameters`),
+    lora_b made random (mlx-lm starts it at zero), saved as its trainer saves them: the trainable
+    parameters to adapters.safetensors, the run's arguments to adapter_config.json. Returns
+    (folder, mlx-lm's print_trainable_parameters() line)."""
+    import contextlib
+    import io
+    import pathlib
+
+    import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_unflatten
+    from mlx_lm.lora import CONFIG_DEFAULTS
+    from mlx_lm.tuner.utils import linear_to_lora_layers, print_trainable_parameters
+    from mlx_lm.utils import load_model, save_config
+
+    model, _ = load_model(pathlib.Path(base))
+    model.freeze()
+    linear_to_lora_layers(model, num_layers, parameters, use_dora=fine_tune_type == "dora")
+    mx.random.seed(seed)
+    trainable = tree_flatten(model.trainable_parameters())
+    model.update(tree_unflatten([(n, mx.random.normal(p.shape) * 0.1) for n, p in trainable if n.endswith("lora_b")]))
+    os.makedirs(folder, exist_ok=True)
+    mx.save_safetensors(os.path.join(folder, "adapters.safetensors"), dict(tree_flatten(model.trainable_parameters())))
+    arguments = {
+        **CONFIG_DEFAULTS,
+        "model": base,
+        "train": True,
+        "fine_tune_type": fine_tune_type,
+        "num_layers": num_layers,
+        "lora_parameters": parameters,
+        "adapter_path": folder,
+    }
+    save_config(arguments, os.path.join(folder, "adapter_config.json"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        print_trainable_parameters(model)
+    return folder, printed.getvalue().strip()

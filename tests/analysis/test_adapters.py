@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 import llm_anatomy as la
+from llm_anatomy.core.catalog import natural_key
 from llm_anatomy.core.errors import UsageError
 
 import checkpoints
@@ -681,3 +682,125 @@ def test_real_converter_lora_gguf(lora_gguf, llama_dir, llama_cpp_lora_converter
                 result.code == 0 and "(no glossary entry)" not in result.out and "术语表中没有此字段" not in result.out
             )
     assert la.diff(written, outs["f32"]).values.identical == 16
+
+
+# ---------------------------------------------------------------- mlx-lm adapters (adapters.safetensors)
+
+# name -> (mlx_lora arguments): LoRA on chosen keys of both blocks; DoRA on the last block's every
+# linear layer (mlx-lm's default keys).
+MLX_KINDS = {
+    "lora": dict(num_layers=2, rank=4, scale=20.0, dropout=0.0, keys=["self_attn.q_proj", "mlp.down_proj"]),
+    "dora": dict(num_layers=1, fine_tune_type="dora", rank=2, scale=10.0, dropout=0.0),
+}
+
+
+@pytest.fixture(scope="module")
+def mlx_adapters(llama_dir, tmp_path_factory):
+    """name -> (folder, mlx-lm's print_trainable_parameters() line), made and saved by mlx-lm."""
+    pytest.importorskip("mlx_lm")
+    root = tmp_path_factory.mktemp("mlx-adapters")
+    return {name: checkpoints.mlx_lora(str(llama_dir), str(root / name), **kw) for name, kw in MLX_KINDS.items()}
+
+
+@pytest.mark.parametrize("kind", MLX_KINDS)
+def test_mlx_modules_as_mlx_lm_builds_them(kind, mlx_adapters, llama_dir, cli):
+    """Every LoRA layer mlx-lm made, with its rank, scale and shapes, and mlx-lm's own line of
+    trainable parameters on the base (adapter_config.json's model, a folder here)."""
+    import mlx.core as mx
+
+    folder, printed = mlx_adapters[kind]
+    stored = mx.load(folder + "/adapters.safetensors")
+    adapter = la.open(folder).adapter
+    parameters = MLX_KINDS[kind]
+    assert [(m.name, m.rank, m.alpha, m.scaling, m.in_features, m.out_features, m.dora) for m in adapter.modules] == [
+        (
+            name,
+            parameters["rank"],
+            None,
+            parameters["scale"],
+            stored[name + ".lora_a"].shape[0],
+            stored[name + ".lora_b"].shape[1],
+            kind == "dora",
+        )
+        for name in sorted({n.rpartition(".")[0] for n in stored}, key=natural_key)
+    ]
+    assert adapter.trainable == sum(v.size for v in stored.values())
+    result = cli("summary", folder)
+    assert (result.code, result.err) == (0, "")
+    assert f"on {llama_dir.name}, as mlx-lm prints it: {printed}" in result.out.splitlines()
+
+
+def test_mlx_summary_params_tree(mlx_adapters, llama_dir, cli):
+    folder, printed = mlx_adapters["lora"]
+    name = folder.rsplit("/", 1)[-1]
+    assert (
+        cli("summary", folder).out
+        == f"""\
+{name}: LoRA adapter of {llama_dir}
+adapted modules: 4, rank 4, scaling = scale (mlx-lm's lora_parameters)
+trainable parameters: 2,304 (LoRA 2,304, modules_to_save 0)
+stored: 9.00 KiB in F32
+on {llama_dir.name}, as mlx-lm prints it: {printed}
+
+Adapted modules:
+  module                           kind    rank  alpha  scaling  in  out  params
+  model.layers.0.mlp.down_proj     linear     4      -       20  96   64     640
+  model.layers.0.self_attn.q_proj  linear     4      -       20  64   64     512
+  model.layers.1.mlp.down_proj     linear     4      -       20  96   64     640
+  model.layers.1.self_attn.q_proj  linear     4      -       20  64   64     512
+"""
+    )
+    out = cli("params", folder).out
+    assert "model.layers.0.mlp.down_proj.lora_a     [96, 4]  F32" in out
+    assert "\n4 tensors" not in out and "8 tensors, 2,304 parameters, 9.00 KiB in 1 file\n" in out
+    data = json.loads(cli("summary", folder, "--json").out)
+    assert (data["source"], data["modules"][0]["alpha"], data["modules"][0]["scaling"]) == ("mlx", None, 20.0)
+    result = cli("tree", folder, "--node", "model.layers.1.self_attn")
+    assert result.out.splitlines()[2] == "├── q_proj: Linear + LoRA r=4 scale=20         4,096         4,096"
+
+
+def test_mlx_config_explained(mlx_adapters, cli):
+    folder, _ = mlx_adapters["lora"]
+    for lang in ("en", "zh"):
+        result = cli("config", folder, "--explain", "--lang", lang)
+        assert result.code == 0 and "(no glossary entry)" not in result.out and "术语表中没有此字段" not in result.out
+    assert result.out.startswith(f"{folder.rsplit('/', 1)[-1]}：adapter_config.json（mlx-lm 适配器）的 ")
+    result = cli("config", folder)
+    with open(folder + "/adapter_config.json") as handle:
+        assert result.out.splitlines()[:-1] == json.dumps(json.load(handle), indent=4).splitlines()
+    assert (
+        result.out.splitlines()[-1]
+        == f"note: this is {folder}/adapter_config.json, an mlx-lm adapter's config, as stored; `config --explain` explains each field"
+    )
+
+
+def test_mlx_refusals_and_mismatches(mlx_adapters, tmp_path, cli):
+    folder, _ = mlx_adapters["lora"]
+    copy = tmp_path / "mlx"
+    shutil.copytree(folder, copy)
+    config = json.loads((copy / "adapter_config.json").read_text())
+    (copy / "adapter_config.json").write_text(json.dumps({**config, "lora_parameters": {"rank": 8, "scale": 20.0}}))
+    result = cli("summary", copy, "--base", copy.parent)  # (the rank is refused before the base is opened)
+    assert (result.code, result.out) == (1, "")
+    assert (
+        result.err
+        == f"llm-anatomy: {copy}/adapters.safetensors: expected rank 8 for model.layers.0.mlp.down_proj (lora_parameters.rank in adapter_config.json), found lora_a [96, 4]; the adapter config does not belong to these weights\n"
+    )
+    (copy / "adapter_config.json").write_text(json.dumps({**config, "fine_tune_type": "full"}))
+    result = cli("summary", copy)
+    assert (result.code, result.out) == (1, "")
+    assert (
+        result.err
+        == f"llm-anatomy: {copy}/adapter_config.json: expected an mlx-lm LoRA or DoRA adapter (fine_tune_type lora or dora), found fine_tune_type full; a full fine-tune's weights are read as a model's tensors: open adapters.safetensors alone\n"
+    )
+    result = cli("values", folder, "model.layers.0.mlp.down_proj.weight", "--merged")
+    assert (result.code, result.err) == (
+        2,
+        f"llm-anatomy: {folder.rsplit('/', 1)[-1]}: expected a PEFT adapter to merge, found an mlx-lm adapter; merged values of mlx-lm adapters are not computed yet\n",
+    )
+
+
+@pytest.mark.parametrize("argv", [["params"], ["summary"], ["config", "--explain"]])
+def test_mlx_header_only(argv, mlx_adapters):
+    code, loaded, _ = imported_by(argv[0], mlx_adapters["lora"][0], *argv[1:])
+    assert (code, loaded) == (0, [])

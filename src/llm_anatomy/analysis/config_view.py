@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..core.catalog import Catalog
+from ..hf import mlx_lora
 from ..hf.peft import is_adapter_config
 from ..hf.skeleton import SkeletonUnavailable, load_skeleton
 
@@ -45,6 +46,7 @@ def guess_class_name(config: dict[str, Any]) -> str:
 
 
 ADAPTER_CLASS = "LoraConfig"  # PEFT's config class of a LoRA adapter (others are refused by the adapter views)
+MLX_ADAPTER_CLASS = "mlx-lm adapter config"  # mlx-lm saves a dict of its arguments, no class
 
 
 def load_config_view(catalog: Catalog) -> ConfigView:
@@ -52,6 +54,9 @@ def load_config_view(catalog: Catalog) -> ConfigView:
     if is_adapter_config(config):  # no model transformers could build: the JSON as PEFT wrote it
         note = f"note: this is {catalog.config_file}, a PEFT adapter's config, as stored; `config --explain` explains each field"
         return ConfigView(catalog.name, ADAPTER_CLASS, config, json.dumps(config, indent=2), False, (note,))
+    if mlx_lora.is_adapter_config(config):  # mlx-lm's training arguments, as it saved them
+        note = f"note: this is {catalog.config_file}, an mlx-lm adapter's config, as stored; `config --explain` explains each field"
+        return ConfigView(catalog.name, MLX_ADAPTER_CLASS, config, json.dumps(config, indent=4), False, (note,))
     try:
         skeleton = load_skeleton(catalog)
     except SkeletonUnavailable as exc:

@@ -8,12 +8,15 @@ from collections import namedtuple
 
 from .. import glossary
 from ..core.catalog import Catalog
+from ..hf import mlx_lora
 from ..hf.peft import is_adapter_config, is_lora_gguf
 from .architecture import derive
 
 # Where the glossary explains the fields of a PEFT adapter_config.json: they are no model's
 # fields (r, bias, revision mean other things there).
 ADAPTER_GLOSSARY = "peft."
+# ...of mlx-lm's adapter_config.json (its training arguments)...
+MLX_GLOSSARY = "mlx."
 # ...and the key/values of a LoRA GGUF, an index in a key (general.base_model.0.name) read as {n}.
 GGUF_GLOSSARY = "gguf."
 INDEX = re.compile(r"\.\d+(?=\.)")
@@ -66,8 +69,7 @@ def explain_config(catalog: Catalog, lang: str) -> Explanation:
         )
         return Explanation(catalog.name, None, lang, fields, None)
     config = catalog.require_config()
-    if is_adapter_config(config):
-        return Explanation(
-            catalog.name, catalog.config_file, lang, tuple(_walk(config, lang, under=ADAPTER_GLOSSARY)), None
-        )
+    if is_adapter_config(config) or mlx_lora.is_adapter_config(config):
+        under = ADAPTER_GLOSSARY if is_adapter_config(config) else MLX_GLOSSARY
+        return Explanation(catalog.name, catalog.config_file, lang, tuple(_walk(config, lang, under=under)), None)
     return Explanation(catalog.name, catalog.config_file, lang, tuple(_walk(config, lang)), derive(config))

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 from ..analysis.params import list_logical, list_tensors
 from ..api import open as open_model
+from ..hf import mlx_lora
 from ..hf.peft import is_lora_config, is_lora_gguf
 from ..render import params as render
 from ._adapter import add_base_argument, base_of, check
@@ -55,7 +56,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     model = open_model(args.model, args.revision)
     base = base_of(model, args)
     catalog = model.catalog
-    lora = is_lora_config(catalog.config) or (catalog.format == "gguf" and is_lora_gguf(catalog.metadata))
+    lora = (
+        is_lora_config(catalog.config)
+        or mlx_lora.is_adapter_config(catalog.config)
+        or (catalog.format == "gguf" and is_lora_gguf(catalog.metadata))
+    )
     adapter = model.adapter if lora else None  # another kind of adapter: its tensors only
     if args.metadata:
         from ..render import metadata
