@@ -233,6 +233,15 @@ def build_models(work, tmp_path_factory, llama_fp8):
             rank_pattern={"layers.1.self_attn.q_proj": 2},
         )
         checkpoints.lora_gguf("tiny-lora-attn", "tiny-llama", "tiny-lora.gguf", name="Tiny Lora Attn")
+        checkpoints.mlx_lora(  # mlx-lm's LoRA of the same modules
+            "tiny-llama",
+            "tiny-mlx-lora",
+            num_layers=2,
+            rank=4,
+            scale=20.0,
+            dropout=0.0,
+            keys=["self_attn.q_proj", "self_attn.v_proj"],
+        )
     _vocab_only(str(work / "ggml-vocab-llama-bpe.gguf"))
     _broken_llama(str(work / "broken-llama"))
     _evil_bin(str(work / "evil.bin"))
