@@ -1004,6 +1004,43 @@ class Model(Module):
         merged._merged_by = self
         return merged
 
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """As Module.named_parameters; for a PEFT adapter opened with its base, the parameters of
+        the model PEFT builds from them (get_peft_model, PeftModel.from_pretrained), under its
+        names and in its order: base_model.model.<the base's name>, an adapted layer's base weight
+        as base_layer.weight followed by its lora_A.default.weight, lora_B.default.weight, ...,
+        a modules_to_save weight as original_module.weight and modules_to_save.default.weight."""
+        adapter = self.adapter if self.base is not None and not prefix else None
+        if adapter is None or adapter.source != "peft":
+            yield from super().named_parameters(prefix)
+            return
+        from .hf import peft
+
+        adapted = {m.name: m for m in adapter.modules}
+        saved = {t.name: t for t in adapter.saved}
+        base_params = list(self.base.named_parameters())
+        last_of = {name.rpartition(".")[0]: name for name, _ in base_params}  # a layer's last parameter
+        for name, parameter in base_params:
+            layer, _, leaf = name.rpartition(".")
+            if layer in adapted:
+                yield f"{peft.PREFIX}{layer}.{peft.BASE_LAYER}.{leaf}", parameter
+                if last_of[layer] == name:
+                    tensors = adapted[layer].tensors
+                    for role, part in peft.LAYER_PARAMETERS.items():
+                        if role in tensors:
+                            full = f"{peft.PREFIX}{layer}.{part.format(adapter=peft.ADAPTER_NAME)}"
+                            yield full, self._adapter_parameter(full, tensors[role])
+            elif name in saved:
+                yield f"{peft.PREFIX}{layer}.{peft.SAVED_ORIGINAL}.{leaf}", parameter
+                full = f"{peft.PREFIX}{layer}.{peft.SAVED_COPY.format(adapter=peft.ADAPTER_NAME)}.{leaf}"
+                yield full, self._adapter_parameter(full, saved[name])
+            else:
+                yield peft.PREFIX + name, parameter
+
+    def _adapter_parameter(self, name: str, tensor: TensorInfo) -> Parameter:
+        """A stored tensor of this adapter as a parameter of the model PEFT builds, named `name`."""
+        return Parameter(self, name, tuple(tensor.shape), tensor, tensor.dtype)
+
     def local_base(self) -> Model | None:
         """The adapter's base_model_name_or_path opened, when it is a folder here or a model whole
         in the local Hugging Face cache (never the network); None otherwise."""

@@ -804,3 +804,14 @@ def test_mlx_refusals_and_mismatches(mlx_adapters, tmp_path, cli):
 def test_mlx_header_only(argv, mlx_adapters):
     code, loaded, _ = imported_by(argv[0], mlx_adapters["lora"][0], *argv[1:])
     assert (code, loaded) == (0, [])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_named_parameters_as_peft_names_them(kind, adapters, llama_dir):
+    """open(adapter, base=...).named_parameters(): the names, order and shapes of PEFT's own
+    model (PeftModel.from_pretrained) - base_layer, lora_A.default, modules_to_save.default."""
+    expected = [
+        (n, tuple(p.shape)) for n, p in checkpoints.peft_model(str(llama_dir), adapters[kind]).named_parameters()
+    ]
+    model = la.open(adapters[kind], base=llama_dir)
+    assert [(n, tuple(p.shape)) for n, p in model.named_parameters()] == expected

@@ -107,3 +107,24 @@ def gguf_peft_name(name: str, hf_weight: str) -> str:
     module = hf_weight.removesuffix(".weight")
     part = embedding if base.split(".")[-2] in EMBEDDING_MODULES else linear
     return PREFIX + module + "." + part
+
+
+# ---------------------------------------------------------------- the model PEFT builds
+#
+# get_peft_model() / PeftModel.from_pretrained() wrap the base as base_model.model.<base's name>;
+# an adapted layer keeps the base's parameters under base_layer, then holds its LoRA parameters
+# per adapter name ("default"), in the order its LoraLayer registers them; a modules_to_save
+# layer holds the base's as original_module and the saved copy as modules_to_save.<adapter>.
+ADAPTER_NAME = "default"
+BASE_LAYER = "base_layer"
+# role (PART_ROLES) -> the parameter's name within the adapted layer, in named_parameters() order.
+LAYER_PARAMETERS = {
+    "A": "lora_A.{adapter}.weight",
+    "B": "lora_B.{adapter}.weight",
+    "bias": "lora_B.{adapter}.bias",
+    "embedding_A": "lora_embedding_A.{adapter}",
+    "embedding_B": "lora_embedding_B.{adapter}",
+    "magnitude": "lora_magnitude_vector.{adapter}.weight",
+}
+SAVED_ORIGINAL = "original_module"
+SAVED_COPY = "modules_to_save.{adapter}"
