@@ -1010,15 +1010,16 @@ class Model(Module):
         names and in its order: base_model.model.<the base's name>, an adapted layer's base weight
         as base_layer.weight followed by its lora_A.default.weight, lora_B.default.weight, ...,
         a modules_to_save weight as original_module.weight and modules_to_save.default.weight."""
-        adapter = self.adapter if self.base is not None and not prefix else None
-        if adapter is None or adapter.source != "peft":
+        base = self.base
+        adapter = self.adapter if base is not None and not prefix else None
+        if base is None or adapter is None or adapter.source != "peft":
             yield from super().named_parameters(prefix)
             return
         from .hf import peft
 
         adapted = {m.name: m for m in adapter.modules}
         saved = {t.name: t for t in adapter.saved}
-        base_params = list(self.base.named_parameters())
+        base_params = list(base.named_parameters())
         last_of = {name.rpartition(".")[0]: name for name, _ in base_params}  # a layer's last parameter
         for name, parameter in base_params:
             layer, _, leaf = name.rpartition(".")
@@ -1618,8 +1619,8 @@ def _compared_catalogs(models: list[Model], hf_names: bool, stored: bool) -> lis
     if across:
         from .analysis.diff import undo_conventions
 
-        stored = [_lora_gguf_heads(m, other) for m, other in zip(models, models[::-1])]
-        catalogs = [undo_conventions(c, s) for c, s in zip(catalogs, stored)]
+        originals = [_lora_gguf_heads(m, other) for m, other in zip(models, models[::-1])]
+        catalogs = [undo_conventions(c, original) for c, original in zip(catalogs, originals)]
     if not stored:  # quantized weights by their dequantized values: diff(model, model_fp8) is the quantization error
         from .analysis.values import dequantized
 
