@@ -567,6 +567,13 @@ def test_lora_gguf_keys_explained(lora_gguf, cli):
         "",
     ]
     assert "adapter.lora.alpha = 8.0" in result.out.splitlines()
+    result = cli("config", gguf)  # no model config to derive: the key/values as stored
+    assert (result.code, result.err) == (0, "")
+    assert result.out.splitlines()[:3] == ["{", '  "general.architecture": "llama",', '  "general.type": "adapter",']
+    assert (
+        result.out.splitlines()[-1]
+        == "note: lora.gguf is a LoRA GGUF: it holds no model config; these are its key/values as stored; `config --explain` explains each"
+    )
     data = json.loads(cli("config", gguf, "--explain", "--json").out)
     assert [f["path"] for f in data["fields"]] == [
         "general.architecture",
@@ -637,7 +644,7 @@ def test_lora_gguf_refusals(lora_gguf, llama_dir, tmp_path, cli):
     )
 
 
-@pytest.mark.parametrize("argv", [["params"], ["summary"], ["config", "--explain"]])
+@pytest.mark.parametrize("argv", [["params"], ["summary"], ["config"], ["config", "--explain"]])
 def test_lora_gguf_header_only(argv, lora_gguf):
     code, loaded, _ = imported_by(argv[0], lora_gguf[1], *argv[1:])
     assert (code, loaded) == (0, [])
