@@ -1,10 +1,12 @@
 """Reading a LoRA adapter stays header-only: `params` and `summary` of a PEFT folder with 1,008
 LoRA tensors (r=16 on every projection of 72 Llama-2-7B-sized layers, float16), against
-`python -c pass` and `params` of the same file without its adapter_config.json; and `values --merged` of one base weight's corner on a Llama-2-7b-chat-hf
+`python -c pass` and `params` of the same file without its adapter_config.json; the same for a
+LoRA GGUF of the same 1,008 tensors (as llama.cpp's convert_lora_to_gguf.py names them); and `values --merged` of one base weight's corner on a Llama-2-7b-chat-hf
 layout replica with a 448-tensor adapter of its 32 layers.
 
 The adapter_model.safetensors is written as the format says (a JSON header, then the data)
-with its data left sparse: the commands read the header only.
+with its data left sparse, and so is the GGUF (gguf.GGUFWriter's header and tensor infos): the
+commands read the header only.
 
     .venv/bin/python bench/bench_adapter.py [--repeat N] [--data DIR]
 """
@@ -36,6 +38,16 @@ PROJECTIONS = {
     "mlp.down_proj": (11008, 4096),
 }
 RANK = 16
+# The same projections as llama.cpp's GGUF names them (gguf.TensorNameMap for LLAMA).
+GGUF_NAMES = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
 
 
 def write_adapter(folder: str, layers: int, base: str, sparse: bool) -> None:
@@ -73,6 +85,34 @@ def write_adapter(folder: str, layers: int, base: str, sparse: bool) -> None:
         json.dump(config, handle)
 
 
+def write_lora_gguf(path: str, layers: int) -> None:
+    """A LoRA GGUF with convert_lora_to_gguf.py's keys and names: the header and tensor infos
+    written by gguf.GGUFWriter, the data left sparse."""
+    if os.path.exists(path):
+        return
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, 32.0)
+    total = 0
+    for layer in range(layers):
+        for module, (n_in, n_out) in PROJECTIONS.items():
+            for part, shape in ((".lora_a", (RANK, n_in)), (".lora_b", (n_out, RANK))):
+                size = 2 * shape[0] * shape[1]
+                writer.add_tensor_info(f"blk.{layer}.{GGUF_NAMES[module]}.weight{part}", shape, np.float16, size)
+                total += size + (-size % 32)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    writer.close()
+    with open(path, "r+b") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        handle.truncate(end + (-end % 32) + total)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -91,6 +131,8 @@ def main() -> None:
     base = os.path.join(args.data, "Llama-2-7b-chat-hf")
     if not os.path.isdir(base):
         replicas.write_layout(base, replicas.published_config("Llama-2-7b-chat-hf"), max_shard_bytes=10**13)
+    gguf_lora = os.path.join(args.data, "lora-1008.gguf")
+    write_lora_gguf(gguf_lora, 72)
     on_base = os.path.join(args.data, "lora-448")
     write_adapter(on_base, 32, base, sparse=False)
     weight = "model.layers.31.mlp.down_proj.weight"
@@ -99,6 +141,8 @@ def main() -> None:
         "params (1,008 LoRA tensors)": CLI + ["params", big],
         "params (the same file as a plain checkpoint)": CLI + ["params", bare],
         "summary (1,008 LoRA tensors)": CLI + ["summary", big],
+        "params (1,008-tensor LoRA GGUF)": CLI + ["params", gguf_lora],
+        "summary (1,008-tensor LoRA GGUF)": CLI + ["summary", gguf_lora],
         "summary --base (448 tensors, 7B replica)": CLI + ["summary", on_base, "--base", base],
         "values --merged (4096 x 11008 corner)": CLI + ["values", on_base, weight, "--merged"],
     }

@@ -158,6 +158,44 @@ def llama_gguf(
     return path
 
 
+def lora_gguf(peft_folder: str, base_folder: str, path: str, name: str = "Lora") -> str:
+    """A LoRA GGUF written with gguf.GGUFWriter from a PEFT LoRA folder of a Llama, as llama.cpp's
+    convert_lora_to_gguf.py writes one: general.type adapter, adapter.type lora and
+    adapter.lora.alpha; each pair under its base weight's GGUF name + .lora_a / .lora_b, the rows
+    of q's and k's lora_b permuted as the converter permutes the base's q and k (B @ A's rows)."""
+    import json
+    from types import SimpleNamespace
+
+    from gguf_writers import _llama_tensor
+    from safetensors.numpy import load_file
+
+    import gguf
+
+    with open(os.path.join(base_folder, "config.json")) as handle:
+        config = json.load(handle)
+    with open(os.path.join(peft_folder, "adapter_config.json")) as handle:
+        alpha = json.load(handle)["lora_alpha"]
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_name(name)
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    names = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, config["num_hidden_layers"])
+    for stored, array in load_file(os.path.join(peft_folder, "adapter_model.safetensors")).items():
+        module, part = stored.removeprefix("base_model.model.").rsplit(".", 2)[:2]
+        hf_name = module + ".weight"
+        suffix = {"lora_A": ".lora_a", "lora_B": ".lora_b"}[part]
+        if suffix == ".lora_b":
+            array = _llama_tensor(hf_name, array, SimpleNamespace(**config))
+        writer.add_tensor(names.get_name(hf_name, try_suffixes=(".weight",)) + suffix, array.copy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
 # transformers' Llama names -> Meta's original ones (convert_llama_weights_to_hf.py, backwards).
 META_NAMES = (
     ("model.embed_tokens", "tok_embeddings"),
@@ -382,3 +420,43 @@ def peft_model(base: str, adapter: str):
     from transformers import AutoModelForCausalLM
 
     return PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter, is_trainable=True)
+
+
+def mlx_lora(base: str, folder: str, *, num_layers: int, fine_tune_type: str = "lora", seed: int = 0, **parameters):
+    """An mlx-lm adapter of the model in `base`, made by mlx-lm itself: its LoRA (or DoRA) layers
+    on the last num_layers blocks (linear_to_lora_layers with lora_parameters `parameters`),
+    lora_b made random (mlx-lm starts it at zero), saved as its trainer saves them: the trainable
+    parameters to adapters.safetensors, the run's arguments to adapter_config.json. Returns
+    (folder, mlx-lm's print_trainable_parameters() line)."""
+    import contextlib
+    import io
+    import pathlib
+
+    import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_unflatten
+    from mlx_lm.lora import CONFIG_DEFAULTS
+    from mlx_lm.tuner.utils import linear_to_lora_layers, print_trainable_parameters
+    from mlx_lm.utils import load_model, save_config
+
+    model, _ = load_model(pathlib.Path(base))
+    model.freeze()
+    linear_to_lora_layers(model, num_layers, parameters, use_dora=fine_tune_type == "dora")
+    mx.random.seed(seed)
+    trainable = tree_flatten(model.trainable_parameters())
+    model.update(tree_unflatten([(n, mx.random.normal(p.shape) * 0.1) for n, p in trainable if n.endswith("lora_b")]))
+    os.makedirs(folder, exist_ok=True)
+    mx.save_safetensors(os.path.join(folder, "adapters.safetensors"), dict(tree_flatten(model.trainable_parameters())))
+    arguments = {
+        **CONFIG_DEFAULTS,
+        "model": base,
+        "train": True,
+        "fine_tune_type": fine_tune_type,
+        "num_layers": num_layers,
+        "lora_parameters": parameters,
+        "adapter_path": folder,
+    }
+    save_config(arguments, os.path.join(folder, "adapter_config.json"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        print_trainable_parameters(model)
+    return folder, printed.getvalue().strip()

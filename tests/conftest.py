@@ -148,6 +148,16 @@ def llama_cpp_converter():
     return folder
 
 
+@pytest.fixture(scope="session")
+def llama_cpp_lora_converter(llama_cpp_converter):
+    """llama.cpp's convert_lora_to_gguf.py beside convert_hf_to_gguf.py (the same sdist): the
+    real LoRA converter, which reuses the conversion/ package and gguf-py."""
+    script = os.path.join(llama_cpp_converter, "convert_lora_to_gguf.py")
+    if not os.path.isfile(script):
+        pytest.skip(f"{llama_cpp_converter} lacks convert_lora_to_gguf.py (`make test-real` fetches it)")
+    return script
+
+
 class CliResult:
     def __init__(self, code, out, err):
         self.code, self.out, self.err = code, out, err
@@ -273,7 +283,14 @@ def _module_imports(path: str) -> tuple[set[str], dict[str, set[str]]]:
 
 
 # Fixtures that stand for a real checkpoint from outside the project: the tests that use one are `real`.
-REAL_FIXTURES = {"gemma3_270m", "minilm_dir", "smollm2_gguf", "llama_cpp_models", "llama_cpp_converter"}
+REAL_FIXTURES = {
+    "gemma3_270m",
+    "minilm_dir",
+    "smollm2_gguf",
+    "llama_cpp_models",
+    "llama_cpp_converter",
+    "llama_cpp_lora_converter",
+}
 # Test modules whose tests are slow as a whole (fresh venvs, subprocesses per case, pseudo-
 # terminals, real forward passes, notebooks, fuzzing, models loaded by transformers per case):
 # `make test-fast` leaves them out. Slow tests elsewhere carry @pytest.mark.slow themselves.

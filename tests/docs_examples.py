@@ -223,6 +223,25 @@ def build_models(work, tmp_path_factory, llama_fp8):
             alpha_pattern={"v_proj": 16},
             modules_to_save=["lm_head"],
         )
+        # llama.cpp's converter takes no modules_to_save: a LoRA of the attention alone, and its GGUF
+        checkpoints.peft_lora(
+            "tiny-llama",
+            "tiny-lora-attn",
+            r=4,
+            lora_alpha=8,
+            target_modules=["q_proj", "v_proj"],
+            rank_pattern={"layers.1.self_attn.q_proj": 2},
+        )
+        checkpoints.lora_gguf("tiny-lora-attn", "tiny-llama", "tiny-lora.gguf", name="Tiny Lora Attn")
+        checkpoints.mlx_lora(  # mlx-lm's LoRA of the same modules
+            "tiny-llama",
+            "tiny-mlx-lora",
+            num_layers=2,
+            rank=4,
+            scale=20.0,
+            dropout=0.0,
+            keys=["self_attn.q_proj", "self_attn.v_proj"],
+        )
     _vocab_only(str(work / "ggml-vocab-llama-bpe.gguf"))
     _broken_llama(str(work / "broken-llama"))
     _evil_bin(str(work / "evil.bin"))

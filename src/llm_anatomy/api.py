@@ -386,8 +386,10 @@ class Parameter:
                 "a parameter of a model",
                 "open the adapter with its base",
             )
+        from .analysis.adapter import require_mergeable
         from .core.extras import require
 
+        require_mergeable(adapter)
         require("stats", self.name, "to return values as arrays")
         import numpy
 
@@ -1002,6 +1004,44 @@ class Model(Module):
         merged._merged_by = self
         return merged
 
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """As Module.named_parameters; for a PEFT adapter opened with its base, the parameters of
+        the model PEFT builds from them (get_peft_model, PeftModel.from_pretrained), under its
+        names and in its order: base_model.model.<the base's name>, an adapted layer's base weight
+        as base_layer.weight followed by its lora_A.default.weight, lora_B.default.weight, ...,
+        a modules_to_save weight as original_module.weight and modules_to_save.default.weight."""
+        base = self.base
+        adapter = self.adapter if base is not None and not prefix else None
+        if base is None or adapter is None or adapter.source != "peft":
+            yield from super().named_parameters(prefix)
+            return
+        from .hf import peft
+
+        adapted = {m.name: m for m in adapter.modules}
+        saved = {t.name: t for t in adapter.saved}
+        base_params = list(base.named_parameters())
+        last_of = {name.rpartition(".")[0]: name for name, _ in base_params}  # a layer's last parameter
+        for name, parameter in base_params:
+            layer, _, leaf = name.rpartition(".")
+            if layer in adapted:
+                yield f"{peft.PREFIX}{layer}.{peft.BASE_LAYER}.{leaf}", parameter
+                if last_of[layer] == name:
+                    tensors = adapted[layer].tensors
+                    for role, part in peft.LAYER_PARAMETERS.items():
+                        if role in tensors:
+                            full = f"{peft.PREFIX}{layer}.{part.format(adapter=peft.ADAPTER_NAME)}"
+                            yield full, self._adapter_parameter(full, tensors[role])
+            elif name in saved:
+                yield f"{peft.PREFIX}{layer}.{peft.SAVED_ORIGINAL}.{leaf}", parameter
+                full = f"{peft.PREFIX}{layer}.{peft.SAVED_COPY.format(adapter=peft.ADAPTER_NAME)}.{leaf}"
+                yield full, self._adapter_parameter(full, saved[name])
+            else:
+                yield peft.PREFIX + name, parameter
+
+    def _adapter_parameter(self, name: str, tensor: TensorInfo) -> Parameter:
+        """A stored tensor of this adapter as a parameter of the model PEFT builds, named `name`."""
+        return Parameter(self, name, tuple(tensor.shape), tensor, tensor.dtype)
+
     def local_base(self) -> Model | None:
         """The adapter's base_model_name_or_path opened, when it is a folder here or a model whole
         in the local Hugging Face cache (never the network); None otherwise."""
@@ -1579,12 +1619,35 @@ def _compared_catalogs(models: list[Model], hf_names: bool, stored: bool) -> lis
     if across:
         from .analysis.diff import undo_conventions
 
-        catalogs = [undo_conventions(c, m.catalog) for c, m in zip(catalogs, models)]
+        originals = [_lora_gguf_heads(m, other) for m, other in zip(models, models[::-1])]
+        catalogs = [undo_conventions(c, original) for c, original in zip(catalogs, originals)]
     if not stored:  # quantized weights by their dequantized values: diff(model, model_fp8) is the quantization error
         from .analysis.values import dequantized
 
         catalogs = [dequantized(c) for c in catalogs]
     return catalogs
+
+
+HEAD_COUNTS = ("num_attention_heads", "num_key_value_heads")
+
+
+def _lora_gguf_heads(model: Model, other: Model) -> Catalog:
+    """model's catalog; for a LoRA GGUF paired with the PEFT adapter it came from, with the head
+    counts of that adapter's base (base_model_name_or_path, when here): the converter reordered
+    the rows of Llama's q and k lora_b for llama.cpp's rotary layout, which only they undo."""
+    from .hf.peft import is_lora_gguf
+
+    catalog = model.catalog
+    if catalog.format != "gguf" or not is_lora_gguf(catalog.metadata) or other.catalog.format == "gguf":
+        return catalog
+    base = other.local_base() if other.adapter is not None else None
+    config = (base.catalog.config if base is not None else None) or {}
+    heads = config.get(HEAD_COUNTS[0])
+    if not isinstance(heads, int):
+        return catalog
+    kv_heads = config.get(HEAD_COUNTS[1])
+    counts = dict(zip(HEAD_COUNTS, (heads, kv_heads if isinstance(kv_heads, int) else heads)))
+    return catalog._replace(config={**(catalog.config or {}), **counts})
 
 
 def verify(

@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 import llm_anatomy as la
+from llm_anatomy.core.catalog import natural_key
 from llm_anatomy.core.errors import UsageError
 
 import checkpoints
@@ -521,3 +522,354 @@ def test_another_kind_of_adapter_is_its_tensors(llama_dir, tmp_path, cli):
     assert result.err.endswith(
         "adapter_config.json: expected a LoRA adapter (peft_type LORA), found peft_type IA3; only LoRA adapters are read so far\n"
     )
+
+
+# ---------------------------------------------------------------- LoRA GGUF (llama.cpp's convert_lora_to_gguf.py)
+
+# A PEFT adapter llama.cpp's converter takes (no modules_to_save: it refuses whole weights), with
+# a rank per module; one alpha, as the converter keeps only lora_alpha.
+GGUF_LORA = dict(
+    r=4,
+    lora_alpha=8,
+    target_modules=["q_proj", "k_proj", "v_proj", "down_proj"],
+    rank_pattern={"layers.1.self_attn.q_proj": 2},
+)
+
+
+@pytest.fixture(scope="module")
+def lora_gguf(llama_dir, tmp_path_factory):
+    """(the PEFT folder, the LoRA GGUF gguf.GGUFWriter wrote from it as the converter does)."""
+    folder = tmp_path_factory.mktemp("gguf-lora")
+    peft_folder = checkpoints.peft_lora(str(llama_dir), str(folder / "peft"), **GGUF_LORA)
+    return peft_folder, checkpoints.lora_gguf(peft_folder, str(llama_dir), str(folder / "lora.gguf"))
+
+
+def _modules(adapter):
+    return [m[:-1] for m in adapter.modules]  # all but the tensors: the GGUF's are other files' and names
+
+
+GGUF_MODULES = """\
+Adapted modules:
+  module                           kind    rank  alpha  scaling  in  out  params
+  model.layers.0.mlp.down_proj     linear     4      8        2  96   64     640
+  model.layers.0.self_attn.k_proj  linear     4      8        2  64   32     384
+  model.layers.0.self_attn.q_proj  linear     4      8        2  64   64     512
+  model.layers.0.self_attn.v_proj  linear     4      8        2  64   32     384
+  model.layers.1.mlp.down_proj     linear     4      8        2  96   64     640
+  model.layers.1.self_attn.k_proj  linear     4      8        2  64   32     384
+  model.layers.1.self_attn.q_proj  linear     2      8        4  64   64     256
+  model.layers.1.self_attn.v_proj  linear     4      8        2  64   32     384
+"""
+
+
+def test_lora_gguf_read_as_its_peft_original(lora_gguf, llama_dir, cli):
+    """Modules, ranks (from the shapes), alpha, scaling and counts are the PEFT adapter's."""
+    peft_folder, gguf = lora_gguf
+    assert _modules(la.open(gguf).adapter) == _modules(la.open(peft_folder).adapter)
+    result = cli("summary", gguf)
+    assert (result.code, result.err) == (0, "")
+    assert (
+        result.out
+        == """\
+lora.gguf: LoRA adapter of an unnamed base (general.architecture llama)
+adapted modules: 8, rank 2 to 4, scaling = alpha / r
+trainable parameters: 3,584 (LoRA 3,584, modules_to_save 0)
+stored: 14.00 KiB in F32
+
+"""
+        + GGUF_MODULES
+    )
+    result = cli("summary", gguf, "--base", llama_dir)
+    assert (result.code, result.err) == (0, "")
+    assert result.out.splitlines()[4] == (
+        f"on {llama_dir.name}, as PEFT prints it: trainable params: 3,584 || all params: 81,728 || trainable%: 4.3853"
+    )
+    out = cli("params", gguf).out
+    assert "blk.1.attn_q.weight.lora_a    [2, 64]  F32       128     512 B  lora.gguf" in out
+    assert out.endswith("16 tensors, 3,584 parameters, 14.00 KiB in 1 file\n\n" + GGUF_MODULES)
+    assert json.loads(cli("params", gguf, "--json").out)["adapter"]["modules"][6] == {
+        "name": "model.layers.1.self_attn.q_proj",
+        "kind": "linear",
+        "rank": 2,
+        "alpha": 8.0,
+        "scaling": 4.0,
+        "in_features": 64,
+        "out_features": 64,
+        "params": 256,
+        "dora": False,
+    }
+
+
+def test_lora_gguf_keys_explained(lora_gguf, cli):
+    _, gguf = lora_gguf
+    for lang in ("en", "zh"):
+        result = cli("config", gguf, "--explain", "--lang", lang)
+        assert result.code == 0 and "(no glossary entry)" not in result.out and "术语表中没有此字段" not in result.out
+    assert result.out.startswith("lora.gguf：LoRA GGUF（llama.cpp 的适配器格式）的 6 个键值及其含义\n")
+    result = cli("config", gguf, "--explain")
+    assert result.out.splitlines()[:2] == [
+        "lora.gguf: the 6 key/values of a LoRA GGUF (llama.cpp's adapter format), explained",
+        "",
+    ]
+    assert "adapter.lora.alpha = 8.0" in result.out.splitlines()
+    result = cli("config", gguf)  # no model config to derive: the key/values as stored
+    assert (result.code, result.err) == (0, "")
+    assert result.out.splitlines()[:3] == ["{", '  "general.architecture": "llama",', '  "general.type": "adapter",']
+    assert (
+        result.out.splitlines()[-1]
+        == "note: lora.gguf is a LoRA GGUF: it holds no model config; these are its key/values as stored; `config --explain` explains each"
+    )
+    data = json.loads(cli("config", gguf, "--explain", "--json").out)
+    assert [f["path"] for f in data["fields"]] == [
+        "general.architecture",
+        "general.type",
+        "adapter.type",
+        "general.name",
+        "adapter.lora.alpha",
+        "general.quantization_version",
+    ]
+
+
+def test_lora_gguf_tree_on_its_base(lora_gguf, llama_dir, cli):
+    _, gguf = lora_gguf
+    result = cli("tree", gguf, "--base", llama_dir, "--node", "model.layers.1.self_attn")
+    assert (result.code, result.err) == (0, "")
+    assert result.out.splitlines()[1:4] == [
+        "model.layers.1.self_attn: LlamaAttention           -        12,288",
+        "├── q_proj: Linear + LoRA r=2 alpha=8          4,096         4,096",
+        "├── k_proj: Linear + LoRA r=4 alpha=8          2,048         2,048",
+    ]
+    result = cli("tree", gguf)
+    assert (result.code, result.out) == (2, "")
+    assert (
+        result.err
+        == "llm-anatomy: lora.gguf: expected --base MODEL for the tree of a LoRA GGUF (the base's tree, the adapted modules marked), found no base; add --base with the base model\n"
+    )
+    result = cli("tree", gguf, "--base", llama_dir, "--style", "torch")
+    assert (result.code, result.out) == (2, "")
+    assert (
+        result.err
+        == "llm-anatomy: lora.gguf: expected a PEFT adapter for --style torch (the model PeftModel.from_pretrained builds), found a LoRA GGUF; drop --style torch\n"
+    )
+
+
+def test_lora_gguf_pairs_with_its_peft_original(lora_gguf):
+    """verify pairs each lora_a and lora_b with PEFT's, under PEFT's names; q's and k's lora_b
+    through llama.cpp's rotary row order, undone with the heads of the adapter's base."""
+    peft_folder, gguf = lora_gguf
+    found = la.verify(peft_folder, gguf)
+    assert found.verdict == "pass" and len(found.tensors) == 16 and found.header.only_a == found.header.only_b == ()
+    assert {check.status for check in found.tensors} == {"identical"}
+    assert sorted(c.a_name for c in found.tensors if c.transforms) == [
+        f"base_model.model.model.layers.{i}.self_attn.{m}_proj.lora_B.weight" for i in (0, 1) for m in "kq"
+    ]
+    assert ("base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight", "blk.1.attn_q.weight.lora_a") in {
+        (c.a_name, c.b_name) for c in found.tensors
+    }
+
+
+def test_lora_gguf_refusals(lora_gguf, llama_dir, tmp_path, cli):
+    import gguf
+
+    _, path = lora_gguf
+    result = cli("values", path, "model.layers.0.self_attn.q_proj.weight", "--merged", "--base", llama_dir)
+    assert (result.code, result.out) == (2, "")
+    assert (
+        result.err
+        == "llm-anatomy: lora.gguf: expected a PEFT adapter to merge, found a LoRA GGUF (laid out for llama.cpp's base weights); merge the PEFT adapter it was converted from\n"
+    )
+    damaged = str(tmp_path / "damaged.gguf")
+    writer = gguf.GGUFWriter(damaged, "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_string(gguf.Keys.Adapter.LORA_ALPHA, "\x1b[31m8")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    result = cli("summary", damaged)
+    assert (result.code, result.out) == (1, "")
+    assert (
+        result.err
+        == f"llm-anatomy: {damaged}: expected a positive number as adapter.lora.alpha, found '\\x1b[31m8'; the LoRA GGUF is damaged\n"
+    )
+
+
+@pytest.mark.parametrize("argv", [["params"], ["summary"], ["config"], ["config", "--explain"]])
+def test_lora_gguf_header_only(argv, lora_gguf):
+    code, loaded, _ = imported_by(argv[0], lora_gguf[1], *argv[1:])
+    assert (code, loaded) == (0, [])
+
+
+# One interpreter runs every conversion: importing torch and transformers is most of one.
+LORA_DRIVER = "import json, runpy, sys\nscript, runs = sys.argv[1], json.loads(sys.argv[2])\nfor argv in runs:\n    sys.argv[:] = [script, *argv]\n    runpy.run_path(script, run_name='__main__')\n"
+
+
+@pytest.mark.slow
+def test_real_converter_lora_gguf(lora_gguf, llama_dir, llama_cpp_lora_converter, tmp_path, cli):
+    """convert_lora_to_gguf.py itself (F32 and F16): read as the PEFT adapter it came from, every
+    pair identical (F32) or the same within F16's rounding, every key explained, and the F32
+    file's tensors bit for bit the GGUFWriter file's that pins the reader."""
+    import os
+    import subprocess
+    import sys
+
+    peft_folder, written = lora_gguf
+    folder = os.path.dirname(llama_cpp_lora_converter)
+    outs = {outtype: str(tmp_path / f"lora-{outtype}.gguf") for outtype in ("f32", "f16")}
+    argv = [["--base", str(llama_dir), "--outtype", t, "--outfile", path, peft_folder] for t, path in outs.items()]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(folder, "gguf-py"), folder])}
+    done = subprocess.run(
+        [sys.executable, "-c", LORA_DRIVER, llama_cpp_lora_converter, json.dumps(argv)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for outtype, path in outs.items():
+        adapter = la.open(path).adapter
+        assert _modules(adapter) == _modules(la.open(peft_folder).adapter)
+        assert adapter.dtypes == (outtype.upper(),)
+        found = la.verify(peft_folder, path)
+        assert found.verdict == "pass" and len(found.tensors) == 16
+        assert {c.status for c in found.tensors} == {"identical" if outtype == "f32" else "same"}
+        for lang in ("en", "zh"):
+            result = cli("config", path, "--explain", "--lang", lang)
+            assert (
+                result.code == 0 and "(no glossary entry)" not in result.out and "术语表中没有此字段" not in result.out
+            )
+    assert la.diff(written, outs["f32"]).values.identical == 16
+
+
+# ---------------------------------------------------------------- mlx-lm adapters (adapters.safetensors)
+
+# name -> (mlx_lora arguments): LoRA on chosen keys of both blocks; DoRA on the last block's every
+# linear layer (mlx-lm's default keys).
+MLX_KINDS = {
+    "lora": dict(num_layers=2, rank=4, scale=20.0, dropout=0.0, keys=["self_attn.q_proj", "mlp.down_proj"]),
+    "dora": dict(num_layers=1, fine_tune_type="dora", rank=2, scale=10.0, dropout=0.0),
+}
+
+
+@pytest.fixture(scope="module")
+def mlx_adapters(llama_dir, tmp_path_factory):
+    """name -> (folder, mlx-lm's print_trainable_parameters() line), made and saved by mlx-lm."""
+    pytest.importorskip("mlx_lm")
+    root = tmp_path_factory.mktemp("mlx-adapters")
+    return {name: checkpoints.mlx_lora(str(llama_dir), str(root / name), **kw) for name, kw in MLX_KINDS.items()}
+
+
+@pytest.mark.parametrize("kind", MLX_KINDS)
+def test_mlx_modules_as_mlx_lm_builds_them(kind, mlx_adapters, llama_dir, cli):
+    """Every LoRA layer mlx-lm made, with its rank, scale and shapes, and mlx-lm's own line of
+    trainable parameters on the base (adapter_config.json's model, a folder here)."""
+    import mlx.core as mx
+
+    folder, printed = mlx_adapters[kind]
+    stored = mx.load(folder + "/adapters.safetensors")
+    adapter = la.open(folder).adapter
+    parameters = MLX_KINDS[kind]
+    assert [(m.name, m.rank, m.alpha, m.scaling, m.in_features, m.out_features, m.dora) for m in adapter.modules] == [
+        (
+            name,
+            parameters["rank"],
+            None,
+            parameters["scale"],
+            stored[name + ".lora_a"].shape[0],
+            stored[name + ".lora_b"].shape[1],
+            kind == "dora",
+        )
+        for name in sorted({n.rpartition(".")[0] for n in stored}, key=natural_key)
+    ]
+    assert adapter.trainable == sum(v.size for v in stored.values())
+    result = cli("summary", folder)
+    assert (result.code, result.err) == (0, "")
+    assert f"on {llama_dir.name}, as mlx-lm prints it: {printed}" in result.out.splitlines()
+
+
+def test_mlx_summary_params_tree(mlx_adapters, llama_dir, cli):
+    folder, printed = mlx_adapters["lora"]
+    name = folder.rsplit("/", 1)[-1]
+    assert (
+        cli("summary", folder).out
+        == f"""\
+{name}: LoRA adapter of {llama_dir}
+adapted modules: 4, rank 4, scaling = scale (mlx-lm's lora_parameters)
+trainable parameters: 2,304 (LoRA 2,304, modules_to_save 0)
+stored: 9.00 KiB in F32
+on {llama_dir.name}, as mlx-lm prints it: {printed}
+
+Adapted modules:
+  module                           kind    rank  alpha  scaling  in  out  params
+  model.layers.0.mlp.down_proj     linear     4      -       20  96   64     640
+  model.layers.0.self_attn.q_proj  linear     4      -       20  64   64     512
+  model.layers.1.mlp.down_proj     linear     4      -       20  96   64     640
+  model.layers.1.self_attn.q_proj  linear     4      -       20  64   64     512
+"""
+    )
+    out = cli("params", folder).out
+    assert "model.layers.0.mlp.down_proj.lora_a     [96, 4]  F32" in out
+    assert "\n4 tensors" not in out and "8 tensors, 2,304 parameters, 9.00 KiB in 1 file\n" in out
+    data = json.loads(cli("summary", folder, "--json").out)
+    assert (data["source"], data["modules"][0]["alpha"], data["modules"][0]["scaling"]) == ("mlx", None, 20.0)
+    result = cli("tree", folder, "--node", "model.layers.1.self_attn")
+    assert result.out.splitlines()[2] == "├── q_proj: Linear + LoRA r=4 scale=20         4,096         4,096"
+
+
+def test_mlx_config_explained(mlx_adapters, cli):
+    folder, _ = mlx_adapters["lora"]
+    for lang in ("en", "zh"):
+        result = cli("config", folder, "--explain", "--lang", lang)
+        assert result.code == 0 and "(no glossary entry)" not in result.out and "术语表中没有此字段" not in result.out
+    assert result.out.startswith(f"{folder.rsplit('/', 1)[-1]}：adapter_config.json（mlx-lm 适配器）的 ")
+    result = cli("config", folder)
+    with open(folder + "/adapter_config.json") as handle:
+        assert result.out.splitlines()[:-1] == json.dumps(json.load(handle), indent=4).splitlines()
+    assert (
+        result.out.splitlines()[-1]
+        == f"note: this is {folder}/adapter_config.json, an mlx-lm adapter's config, as stored; `config --explain` explains each field"
+    )
+
+
+def test_mlx_refusals_and_mismatches(mlx_adapters, tmp_path, cli):
+    folder, _ = mlx_adapters["lora"]
+    copy = tmp_path / "mlx"
+    shutil.copytree(folder, copy)
+    config = json.loads((copy / "adapter_config.json").read_text())
+    (copy / "adapter_config.json").write_text(json.dumps({**config, "lora_parameters": {"rank": 8, "scale": 20.0}}))
+    result = cli("summary", copy, "--base", copy.parent)  # (the rank is refused before the base is opened)
+    assert (result.code, result.out) == (1, "")
+    assert (
+        result.err
+        == f"llm-anatomy: {copy}/adapters.safetensors: expected rank 8 for model.layers.0.mlp.down_proj (lora_parameters.rank in adapter_config.json), found lora_a [96, 4]; the adapter config does not belong to these weights\n"
+    )
+    (copy / "adapter_config.json").write_text(json.dumps({**config, "fine_tune_type": "full"}))
+    result = cli("summary", copy)
+    assert (result.code, result.out) == (1, "")
+    assert (
+        result.err
+        == f"llm-anatomy: {copy}/adapter_config.json: expected an mlx-lm LoRA or DoRA adapter (fine_tune_type lora or dora), found fine_tune_type full; a full fine-tune's weights are read as a model's tensors: open adapters.safetensors alone\n"
+    )
+    result = cli("values", folder, "model.layers.0.mlp.down_proj.weight", "--merged")
+    assert (result.code, result.err) == (
+        2,
+        f"llm-anatomy: {folder.rsplit('/', 1)[-1]}: expected a PEFT adapter to merge, found an mlx-lm adapter; merged values of mlx-lm adapters are not computed yet\n",
+    )
+
+
+@pytest.mark.parametrize("argv", [["params"], ["summary"], ["config", "--explain"]])
+def test_mlx_header_only(argv, mlx_adapters):
+    code, loaded, _ = imported_by(argv[0], mlx_adapters["lora"][0], *argv[1:])
+    assert (code, loaded) == (0, [])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_named_parameters_as_peft_names_them(kind, adapters, llama_dir):
+    """open(adapter, base=...).named_parameters(): the names, order and shapes of PEFT's own
+    model (PeftModel.from_pretrained) - base_layer, lora_A.default, modules_to_save.default."""
+    expected = [
+        (n, tuple(p.shape)) for n, p in checkpoints.peft_model(str(llama_dir), adapters[kind]).named_parameters()
+    ]
+    model = la.open(adapters[kind], base=llama_dir)
+    assert [(n, tuple(p.shape)) for n, p in model.named_parameters()] == expected

@@ -11,7 +11,7 @@ from collections import namedtuple
 from ..core.catalog import Catalog, TensorInfo, natural_key
 from ..core.errors import AnatomyError, UsageError
 from ..core.text import escape
-from ..hf import peft
+from ..hf import mlx_lora, peft
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,7 +42,8 @@ class AdaptedModule(
 class Adapter(
     namedtuple(
         "Adapter",
-        "name config_file weights_file base_model base_class use_rslora use_dora fan_in_fan_out modules saved copies trainable lora_params nbytes dtypes",
+        "name config_file weights_file base_model base_class use_rslora use_dora fan_in_fan_out modules saved copies trainable lora_params nbytes dtypes source",
+        defaults=("peft",),
     )
 ):
     """A PEFT LoRA adapter: name, its config and weights files, base_model (the config's
@@ -50,13 +51,23 @@ class Adapter(
     modules (AdaptedModule, in natural name order), saved: the whole weights of modules_to_save
     (TensorInfo under the base's names), copies: base weights saved beside the LoRA of a targeted
     embedding (not trained), trainable: the count get_nb_trainable_parameters() gives first,
-    lora_params: its LoRA part, nbytes: all stored bytes, dtypes: the stored dtypes."""
+    lora_params: its LoRA part, nbytes: all stored bytes, dtypes: the stored dtypes; source: who
+    wrote it: "peft", "gguf" (llama.cpp's convert_lora_to_gguf.py) or "mlx" (mlx-lm: its scaling
+    is lora_parameters' scale itself, and alpha is None)."""
 
     __slots__ = ()
 
+    @property
+    def gguf(self) -> bool:
+        return self.source == "gguf"
+
 
 def is_adapter(catalog: Catalog) -> bool:
-    return peft.is_adapter_config(catalog.config)
+    return (
+        peft.is_adapter_config(catalog.config)
+        or mlx_lora.is_adapter_config(catalog.config)
+        or (catalog.format == "gguf" and peft.is_lora_gguf(catalog.metadata))
+    )
 
 
 def _number(config: dict, key: str, where: str, whole: bool) -> float:
@@ -144,7 +155,11 @@ def _module(
 
 
 def describe(catalog: Catalog) -> Adapter:
-    """The adapter in catalog (a PEFT folder: adapter_config.json and its weights)."""
+    """The adapter in catalog (a PEFT folder: adapter_config.json and its weights; or a LoRA GGUF)."""
+    if catalog.format == "gguf" and peft.is_lora_gguf(catalog.metadata):
+        return describe_gguf(catalog)
+    if mlx_lora.is_adapter_config(catalog.config):
+        return describe_mlx(catalog)
     config = catalog.require_config()
     where = catalog.config_file or catalog.root
     weights = catalog.weights_place
@@ -204,6 +219,150 @@ def describe(catalog: Catalog) -> Adapter:
         lora_params=lora,
         nbytes=catalog.total_nbytes,
         dtypes=tuple(sorted({t.dtype for t in catalog.tensors})),
+    )
+
+
+def describe_gguf(catalog: Catalog) -> Adapter:
+    """A LoRA GGUF written by llama.cpp's convert_lora_to_gguf.py: one alpha for every module
+    (adapter.lora.alpha), each module's rank from its tensors' shapes, modules under
+    transformers' names (the GGUF name tables of hf.names)."""
+    from ..core.ggml_types import KEY_ARCHITECTURE
+    from ..hf.names import gguf_table, hf_name
+
+    where = catalog.weights_place
+    alpha = catalog.metadata.get(peft.GGUF_ALPHA)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        raise AnatomyError(
+            where, f"a positive number as {peft.GGUF_ALPHA}", escape(repr(alpha))[:40], "the LoRA GGUF is damaged"
+        )
+    table = gguf_table(catalog.metadata) or {}
+    grouped: dict[str, dict[str, TensorInfo]] = {}
+    saved = []
+    for t in catalog.tensors:
+        split = peft.split_gguf_name(t.name)
+        if split is None:  # mergekit-extract-lora's norms, saved whole
+            saved.append(t._replace(name=hf_name(t.name, table)))
+            continue
+        weight = hf_name(split[0], table)
+        embedding = split[0].split(".")[-2] in peft.EMBEDDING_MODULES
+        role = peft.GGUF_PARTS[split[1]][0]
+        grouped.setdefault(weight.removesuffix(".weight"), {})[("embedding_" if embedding else "") + role] = t
+    config = {"r": None, "lora_alpha": alpha, "rank_pattern": {}, "alpha_pattern": {}}
+    modules = tuple(_gguf_module(name, grouped[name], config, where) for name in sorted(grouped, key=natural_key))
+    lora = sum(m.params for m in modules)
+    base = catalog.metadata.get("general.base_model.0.name")
+    arch = catalog.metadata.get(KEY_ARCHITECTURE)
+    return Adapter(
+        name=catalog.name,
+        config_file=None,
+        weights_file=where,
+        base_model=base if isinstance(base, str) and base else None,
+        base_class=f"general.architecture {arch}" if isinstance(arch, str) else None,
+        use_rslora=False,
+        use_dora=False,
+        fan_in_fan_out=False,
+        modules=modules,
+        saved=tuple(saved),
+        copies=(),
+        trainable=lora + sum(t.numel for t in saved),
+        lora_params=lora,
+        nbytes=catalog.total_nbytes,
+        dtypes=tuple(sorted({t.dtype for t in catalog.tensors})),
+        source="gguf",
+    )
+
+
+def _gguf_module(name: str, parts: dict[str, TensorInfo], config: dict, where: str) -> AdaptedModule:
+    """One module of a LoRA GGUF: its rank is its lora_a's (the config has none); the token
+    embedding's lora_a is stored transposed [vocab, r], as PEFT's [r, vocab] here."""
+    a = parts.get("embedding_A")
+    if a is not None and len(a.shape) == 2:
+        parts = {**parts, "embedding_A": a._replace(shape=a.shape[::-1])}
+    first = parts.get("A") or parts.get("embedding_A")
+    rank = first.shape[0] if first is not None and len(first.shape) == 2 else 0
+    return _module(name, parts, {**config, "r": rank}, ([], []), where)
+
+
+def describe_mlx(catalog: Catalog) -> Adapter:
+    """An mlx-lm adapter (adapters.safetensors and adapter_config.json, hf.mlx_lora): every module
+    with lora_parameters' rank and scale, lora_a [in, r] and lora_b [r, out]."""
+    config = catalog.require_config()
+    where = catalog.config_file or catalog.root
+    weights = catalog.weights_place
+    kind = config["fine_tune_type"]
+    if kind not in mlx_lora.FINE_TUNE_TYPES:
+        raise AnatomyError(
+            where,
+            "an mlx-lm LoRA or DoRA adapter (fine_tune_type lora or dora)",
+            f"fine_tune_type {escape(kind)[:40]}",
+            "a full fine-tune's weights are read as a model's tensors: open adapters.safetensors alone",
+        )
+    parameters = config["lora_parameters"]
+    rank = _number(parameters, "rank", where, True)
+    scale = _number(parameters, "scale", where, False)
+    grouped: dict[str, dict[str, TensorInfo]] = {}
+    saved = []
+    for t in catalog.tensors:
+        module, role = mlx_lora.split_name(t.name)
+        if role == "saved":
+            saved.append(t)
+        else:
+            grouped.setdefault(module, {})[role] = t
+    modules = tuple(_mlx_module(name, grouped[name], rank, scale, weights) for name in sorted(grouped, key=natural_key))
+    lora = sum(m.params for m in modules)
+    base = config.get("model")
+    return Adapter(
+        name=catalog.name,
+        config_file=catalog.config_file,
+        weights_file=weights,
+        base_model=base if isinstance(base, str) and base else None,
+        base_class=None,
+        use_rslora=False,
+        use_dora=kind == "dora",
+        fan_in_fan_out=False,
+        modules=modules,
+        saved=tuple(saved),
+        copies=(),
+        trainable=lora + sum(t.numel for t in saved),
+        lora_params=lora,
+        nbytes=catalog.total_nbytes,
+        dtypes=tuple(sorted({t.dtype for t in catalog.tensors})),
+        source="mlx",
+    )
+
+
+def _mlx_module(name: str, parts: dict[str, TensorInfo], rank: int, scale: float, weights: str) -> AdaptedModule:
+    for role in ("A", "B"):
+        if role not in parts:
+            raise AnatomyError(
+                weights, f"lora_{role.lower()} of {escape(name)}", "none", "the adapter is incomplete; save it again"
+            )
+    a, b = parts["A"], parts["B"]
+    if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[1] != b.shape[0]:
+        raise AnatomyError(
+            weights,
+            f"lora_a [in, r] and lora_b [r, out] of {escape(name)}",
+            f"{list(a.shape)} and {list(b.shape)}",
+            "the adapter is corrupt (or not mlx-lm's: PEFT stores lora_A [r, in])",
+        )
+    if a.shape[1] != rank:
+        raise AnatomyError(
+            weights,
+            f"rank {rank} for {escape(name)} (lora_parameters.rank in adapter_config.json)",
+            f"lora_a {list(a.shape)}",
+            "the adapter config does not belong to these weights",
+        )
+    return AdaptedModule(
+        name,
+        "embedding" if mlx_lora.is_embedding(name) else "linear",
+        rank,
+        None,
+        scale,
+        a.shape[0],
+        b.shape[1],
+        sum(t.numel for t in parts.values()),
+        "magnitude" in parts,
+        dict(parts),
     )
 
 
@@ -370,6 +529,19 @@ def merge_base(stored: Catalog, hf: Catalog) -> Catalog:
     return stored
 
 
+def require_mergeable(adapter: Adapter) -> None:
+    """A LoRA GGUF is not merged here: its q and k lora_b rows are in llama.cpp's rotary order, for
+    llama.cpp's own base weights (verify against the PEFT adapter shows they are the same)."""
+    if adapter.source in NOT_MERGED:
+        raise UsageError(adapter.name, "a PEFT adapter to merge", *NOT_MERGED[adapter.source])
+
+
+NOT_MERGED = {
+    "gguf": ("a LoRA GGUF (laid out for llama.cpp's base weights)", "merge the PEFT adapter it was converted from"),
+    "mlx": ("an mlx-lm adapter", "merged values of mlx-lm adapters are not computed yet"),
+}
+
+
 def merged_shown(
     reader: ElementReader, adapter: Adapter, base: Catalog, target: str, options: PrintOptions
 ) -> ShownTensor:
@@ -456,7 +628,12 @@ def adapted_tree(tree: ModuleTree, adapter: Adapter) -> ModuleTree:
     together, layers adapted differently (a rank_pattern) no longer do."""
     from .tree import TreeNode
 
-    marks = {m.name: f"LoRA r={m.rank} alpha={m.alpha:g}" + (" + DoRA" if m.dora else "") for m in adapter.modules}
+    marks = {
+        m.name: f"LoRA r={m.rank} "
+        + (f"alpha={m.alpha:g}" if m.alpha is not None else f"scale={m.scaling:g}")
+        + (" + DoRA" if m.dora else "")
+        for m in adapter.modules
+    }
     for t in adapter.saved:
         marks.setdefault(t.name.rpartition(".")[0], "saved whole by the adapter")
 

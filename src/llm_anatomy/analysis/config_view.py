@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..core.catalog import Catalog
-from ..hf.peft import is_adapter_config
+from ..hf import mlx_lora
+from ..hf.peft import is_adapter_config, is_lora_gguf
 from ..hf.skeleton import SkeletonUnavailable, load_skeleton
 
 # LlamaForCausalLM / GPT2LMHeadModel / BertModel -> Llama / GPT2 / Bert: transformers' own naming
@@ -45,13 +46,22 @@ def guess_class_name(config: dict[str, Any]) -> str:
 
 
 ADAPTER_CLASS = "LoraConfig"  # PEFT's config class of a LoRA adapter (others are refused by the adapter views)
+LORA_GGUF_CLASS = "LoRA GGUF key/values"  # llama.cpp's adapter: key/values, no config class
+MLX_ADAPTER_CLASS = "mlx-lm adapter config"  # mlx-lm saves a dict of its arguments, no class
 
 
 def load_config_view(catalog: Catalog) -> ConfigView:
+    if catalog.format == "gguf" and is_lora_gguf(catalog.metadata):  # no model: the config derived would be a guess
+        values = dict(catalog.metadata)
+        note = f"note: {catalog.name} is a LoRA GGUF: it holds no model config; these are its key/values as stored; `config --explain` explains each"
+        return ConfigView(catalog.name, LORA_GGUF_CLASS, values, json.dumps(values, indent=2), False, (note,))
     config = catalog.require_config()
     if is_adapter_config(config):  # no model transformers could build: the JSON as PEFT wrote it
         note = f"note: this is {catalog.config_file}, a PEFT adapter's config, as stored; `config --explain` explains each field"
         return ConfigView(catalog.name, ADAPTER_CLASS, config, json.dumps(config, indent=2), False, (note,))
+    if mlx_lora.is_adapter_config(config):  # mlx-lm's training arguments, as it saved them
+        note = f"note: this is {catalog.config_file}, an mlx-lm adapter's config, as stored; `config --explain` explains each field"
+        return ConfigView(catalog.name, MLX_ADAPTER_CLASS, config, json.dumps(config, indent=4), False, (note,))
     try:
         skeleton = load_skeleton(catalog)
     except SkeletonUnavailable as exc:

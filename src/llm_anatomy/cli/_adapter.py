@@ -29,10 +29,12 @@ def base_of(model: Model, args: argparse.Namespace) -> Model | None:
     """The base model --base names (refused for a model that is no adapter), else the adapter's
     own base_model_name_or_path if it is a folder here or a model whole in the local cache."""
     from ..api import open as open_model
+    from ..hf import mlx_lora
     from ..hf.peft import is_lora_config
 
     if args.base is None:  # (another kind of adapter: its tensors are listed as they are)
-        return model.local_base() if is_lora_config(model.catalog.config) else None
+        config = model.catalog.config
+        return model.local_base() if is_lora_config(config) or mlx_lora.is_adapter_config(config) else None
     if model.adapter is None:
         raise UsageError(model.name, "a PEFT adapter (adapter_config.json) with --base", "a model", "drop --base")
     return open_model(args.base)

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 
 from ..analysis.params import list_logical, list_tensors
 from ..api import open as open_model
-from ..hf.peft import is_lora_config
+from ..hf import mlx_lora
+from ..hf.peft import is_lora_config, is_lora_gguf
 from ..render import params as render
 from ._adapter import add_base_argument, base_of, check
 from ._args import add_model_argument
@@ -55,7 +56,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     model = open_model(args.model, args.revision)
     base = base_of(model, args)
     catalog = model.catalog
-    adapter = model.adapter if is_lora_config(catalog.config) else None  # another kind of adapter: its tensors only
+    lora = (
+        is_lora_config(catalog.config)
+        or mlx_lora.is_adapter_config(catalog.config)
+        or (catalog.format == "gguf" and is_lora_gguf(catalog.metadata))
+    )
+    adapter = model.adapter if lora else None  # another kind of adapter: its tensors only
     if args.metadata:
         from ..render import metadata
 

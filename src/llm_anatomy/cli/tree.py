@@ -54,16 +54,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+NOT_PEFT = {"gguf": "a LoRA GGUF", "mlx": "an mlx-lm adapter"}  # adapters PEFT does not load
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     model = open_model(args.model, args.revision)
     base = base_of(model, args)
     if base is not None and model.adapter is not None:
         from ..analysis.adapter import adapted_tree, peft_tree
 
+        if args.style == "torch" and model.adapter.source != "peft":
+            raise UsageError(
+                model.name,
+                "a PEFT adapter for --style torch (the model PeftModel.from_pretrained builds)",
+                NOT_PEFT[model.adapter.source],
+                "drop --style torch",
+            )
         if args.style == "torch":  # as PeftModel.from_pretrained(base, adapter) names its modules
             tree = peft_tree(base.tree, model.adapter, model.catalog.config)
         else:  # the base's tree, the adapted modules marked
             tree = adapted_tree(base.tree, model.adapter)
+    elif model.catalog.format == "gguf" and model.adapter is not None:  # its metadata names no base's shape
+        raise UsageError(
+            model.name,
+            "--base MODEL for the tree of a LoRA GGUF (the base's tree, the adapted modules marked)",
+            "no base",
+            "add --base with the base model",
+        )
     else:
         tree = model.tree
     node = find_node(tree, args.node)

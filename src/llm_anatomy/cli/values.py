@@ -202,10 +202,11 @@ PREFETCH_VIEWS = 256
 
 def _merged(model: Model, args: argparse.Namespace, options: PrintOptions, out: TextIO) -> int:
     """values ADAPTER NAME --merged: one base weight as the merged model holds it."""
-    from ..analysis.adapter import merge_base, merged_shown
+    from ..analysis.adapter import merge_base, merged_shown, require_mergeable
 
     if model.adapter is None:
         raise UsageError(model.name, "a PEFT adapter with --merged", "a model", "drop --merged")
+    require_mergeable(model.adapter)
     if args.tensor is None or args.filter is not None or args.style != "named" or args.json or args.full:
         raise UsageError(
             model.name,

@@ -42,7 +42,14 @@ TRANSFORMS = {
 }
 
 
+# A LoRA GGUF's A matrices load as stored: the converter reorders the rows of B @ A by reordering
+# B's rows (lora_b), whose transform is its base weight's; A's rows are the rank's (hf.peft).
+AS_STORED_SUFFIXES = (".lora_a",)
+
+
 def transform_of(arch: str | None, gguf_name: str) -> Transform | None:
+    if gguf_name.endswith(AS_STORED_SUFFIXES):
+        return None
     for pattern, transform in TRANSFORMS.get(arch or "", ()):
         if re.search(pattern, gguf_name):
             return transform

@@ -21,6 +21,7 @@ from functools import lru_cache, partial
 
 from ..core.catalog import Catalog
 from ..core.ggml_types import KEY_ARCHITECTURE
+from .peft import gguf_peft_name, is_lora_gguf, split_gguf_name
 
 GGUF_NAMES = os.path.join(os.path.dirname(__file__), "gguf_names.json")
 # general.architecture -> the architecture whose table names its tensors (same modules).
@@ -98,6 +99,16 @@ def hf_name(name: str, table: dict[str, str]) -> str:
     return _renamed(name, table, GGUF_BLOCK, True)
 
 
+def lora_hf_name(name: str, table: dict[str, str]) -> str:
+    """PEFT's name of one tensor of a LoRA GGUF (hf.peft), or the name itself when no row matches:
+    a LoRA GGUF pairs with the PEFT adapter it was converted from."""
+    split = split_gguf_name(name)
+    if split is None:
+        return name
+    weight = hf_name(split[0], table)
+    return name if weight == split[0] else gguf_peft_name(name, weight)
+
+
 def meta_hf_name(name: str) -> str:
     """The transformers name of one tensor of Meta's original Llama checkpoints."""
     return _renamed(name, META_TO_HF, META_BLOCK, False)
@@ -109,7 +120,7 @@ def with_hf_names(catalog: Catalog) -> Catalog:
         table = gguf_table(catalog.metadata)
         if table is None:
             return catalog
-        rename = partial(hf_name, table=table)
+        rename = partial(lora_hf_name if is_lora_gguf(catalog.metadata) else hf_name, table=table)
     elif catalog.format == "torch":
         rename = meta_hf_name
     else:

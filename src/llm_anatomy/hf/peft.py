@@ -87,3 +87,68 @@ def pattern_key(keys: list[str], module: str) -> str | None:
         except re.error:
             continue  # PEFT would raise on it; a bad key matches nothing here
     return None
+
+
+# ---------------------------------------------------------------- LoRA GGUF (llama.cpp's convert_lora_to_gguf.py)
+#
+# The converter writes general.type = "adapter", adapter.type = "lora" and adapter.lora.alpha (one
+# float32 for every module: rank_pattern and alpha_pattern are not carried over), and each module's
+# pair under the base weight's GGUF name plus `.lora_a` / `.lora_b`: lora_a [r, in] and lora_b
+# [out, r] as PEFT stores them, except the token embedding's lora_a, stored transposed [vocab, r]
+# (llama.cpp's llm_build_inp_embd), and Llama's q and k, whose lora_b rows are in llama.cpp's
+# rotary order (the converter permutes B @ A's rows by permuting B's).
+GGUF_TYPE = "general.type"
+GGUF_ADAPTER_TYPE = "adapter.type"
+GGUF_ALPHA = "adapter.lora.alpha"
+# The suffix of a LoRA GGUF tensor -> (its role, PEFT's part for a linear module, for an embedding).
+GGUF_PARTS = {
+    ".lora_a": ("A", "lora_A.weight", "lora_embedding_A"),
+    ".lora_b": ("B", "lora_B.weight", "lora_embedding_B"),
+}
+EMBEDDING_MODULES = frozenset({"token_embd"})  # GGUF modules whose LoRA is an embedding's
+
+
+def is_lora_gguf(metadata: object) -> bool:
+    """A LoRA adapter written by convert_lora_to_gguf.py (not a model, not another adapter)."""
+    return (
+        isinstance(metadata, dict)
+        and metadata.get(GGUF_TYPE) == "adapter"
+        and metadata.get(GGUF_ADAPTER_TYPE) == "lora"
+    )
+
+
+def split_gguf_name(name: str) -> tuple[str, str] | None:
+    """'blk.0.attn_q.weight.lora_a' -> ('blk.0.attn_q.weight', '.lora_a'); None for another name."""
+    base, dot, part = name.rpartition(".")
+    return (base, dot + part) if dot + part in GGUF_PARTS and base else None
+
+
+def gguf_peft_name(name: str, hf_weight: str) -> str:
+    """PEFT's name of LoRA GGUF tensor `name` whose base weight transformers names `hf_weight`
+    ('model.layers.0.self_attn.q_proj.weight'): 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'."""
+    base, suffix = split_gguf_name(name) or (name, "")
+    _, linear, embedding = GGUF_PARTS[suffix]
+    module = hf_weight.removesuffix(".weight")
+    part = embedding if base.split(".")[-2] in EMBEDDING_MODULES else linear
+    return PREFIX + module + "." + part
+
+
+# ---------------------------------------------------------------- the model PEFT builds
+#
+# get_peft_model() / PeftModel.from_pretrained() wrap the base as base_model.model.<base's name>;
+# an adapted layer keeps the base's parameters under base_layer, then holds its LoRA parameters
+# per adapter name ("default"), in the order its LoraLayer registers them; a modules_to_save
+# layer holds the base's as original_module and the saved copy as modules_to_save.<adapter>.
+ADAPTER_NAME = "default"
+BASE_LAYER = "base_layer"
+# role (PART_ROLES) -> the parameter's name within the adapted layer, in named_parameters() order.
+LAYER_PARAMETERS = {
+    "A": "lora_A.{adapter}.weight",
+    "B": "lora_B.{adapter}.weight",
+    "bias": "lora_B.{adapter}.bias",
+    "embedding_A": "lora_embedding_A.{adapter}",
+    "embedding_B": "lora_embedding_B.{adapter}",
+    "magnitude": "lora_magnitude_vector.{adapter}.weight",
+}
+SAVED_ORIGINAL = "original_module"
+SAVED_COPY = "modules_to_save.{adapter}"

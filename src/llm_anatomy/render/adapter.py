@@ -8,8 +8,11 @@ from ..core.text import escape
 from .text import counted, human_bytes, shape_text, table, thousands, to_json
 
 
-def _number(value: float) -> str:
-    """alpha and scaling as Python prints them, without a needless .0: 16, 0.5, 2.828."""
+def _number(value: float | None) -> str:
+    """alpha and scaling as Python prints them, without a needless .0: 16, 0.5, 2.828; "-" for
+    the alpha an mlx-lm adapter does not have."""
+    if value is None:
+        return "-"
     return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
 
 
@@ -44,11 +47,23 @@ def peft_line(adapter: Adapter, base_params: int) -> str:
     return f"trainable params: {adapter.trainable:,} || all params: {total:,} || trainable%: {100 * adapter.trainable / total:.4f}"
 
 
+def mlx_line(adapter: Adapter, base_params: int) -> str:
+    """mlx-lm's print_trainable_parameters(): its total counts the leaf modules, which the LoRA
+    layers (holding lora_a and lora_b beside their base layer) are not: the base's parameters."""
+    return f"Trainable parameters: {adapter.trainable * 100 / base_params:.3f}% ({adapter.trainable / 10**6:.3f}M/{base_params / 10**6:.3f}M)"
+
+
 def heading(adapter: Adapter) -> list[str]:
     base = escape(adapter.base_model) if adapter.base_model else "an unnamed base"
     if adapter.base_class:
         base += f" ({escape(adapter.base_class)})"
-    scaling = "alpha / sqrt(r) (rsLoRA)" if adapter.use_rslora else "alpha / r"
+    scaling = (
+        "scale (mlx-lm's lora_parameters)"
+        if adapter.source == "mlx"
+        else "alpha / sqrt(r) (rsLoRA)"
+        if adapter.use_rslora
+        else "alpha / r"
+    )
     kind = "LoRA" + (" (DoRA)" if adapter.use_dora else "")
     ranks = sorted({m.rank for m in adapter.modules})
     rank = "-" if not ranks else str(ranks[0]) if len(ranks) == 1 else f"{ranks[0]} to {ranks[-1]}"
@@ -76,7 +91,10 @@ def text(adapter: Adapter, base_name: str | None = None, base_params: int | None
     """summary's page for an adapter; with its base, PEFT's line of trainable parameters."""
     lines = heading(adapter)
     if base_params is not None:
-        lines.append(f"on {escape(base_name or '')}, as PEFT prints it: {peft_line(adapter, base_params)}")
+        if adapter.source == "mlx":
+            lines.append(f"on {escape(base_name or '')}, as mlx-lm prints it: {mlx_line(adapter, base_params)}")
+        else:
+            lines.append(f"on {escape(base_name or '')}, as PEFT prints it: {peft_line(adapter, base_params)}")
     return "\n".join(lines + sections(adapter)) + "\n"
 
 
@@ -89,6 +107,7 @@ def json_data(adapter: Adapter, base_name: str | None = None, base_params: int |
     data = {
         "adapter": adapter.name,
         "peft_type": "LORA",
+        "source": adapter.source,
         "base_model": adapter.base_model,
         "base_class": adapter.base_class,
         "use_rslora": adapter.use_rslora,

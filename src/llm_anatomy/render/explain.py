@@ -22,6 +22,8 @@ TEXT: dict[str, dict[str, str]] = {
         "title": "{model}: the {count} fields of config.json, explained",
         "title.derived": "{model}: the {count} fields of the config derived from the checkpoint's metadata, explained",
         "title.adapter": "{model}: the {count} fields of adapter_config.json (a PEFT adapter), explained",
+        "title.mlx_adapter": "{model}: the {count} fields of adapter_config.json (an mlx-lm adapter), explained",
+        "title.lora_gguf": "{model}: the {count} key/values of a LoRA GGUF (llama.cpp's adapter format), explained",
         "no_entry": "(no glossary entry)",
         "unexplained": "{missing} of {count} fields have no glossary entry.",
         "derived": "Derived from the config:",
@@ -75,6 +77,8 @@ TEXT: dict[str, dict[str, str]] = {
         "title": "{model}：config.json 的 {count} 个字段及其含义",
         "title.derived": "{model}：由检查点元数据推导出的配置的 {count} 个字段及其含义",
         "title.adapter": "{model}：adapter_config.json（PEFT 适配器）的 {count} 个字段及其含义",
+        "title.mlx_adapter": "{model}：adapter_config.json（mlx-lm 适配器）的 {count} 个字段及其含义",
+        "title.lora_gguf": "{model}：LoRA GGUF（llama.cpp 的适配器格式）的 {count} 个键值及其含义",
         "no_entry": "（术语表中没有此字段）",
         "unexplained": "{count} 个字段中有 {missing} 个在术语表中没有条目。",
         "derived": "由配置推导出的信息：",
@@ -285,7 +289,13 @@ def _title(explanation: Explanation) -> str:
     adapter's config describes no model (and has no derived facts)."""
     t = TEXT[explanation.lang]
     return (
-        t["title.adapter"]
+        (
+            t["title.lora_gguf"]
+            if not explanation.config_file
+            else t["title.mlx_adapter"]
+            if any(f.path == "lora_parameters" for f in explanation.fields)
+            else t["title.adapter"]
+        )
         if explanation.architecture is None
         else t["title"]
         if explanation.config_file
