@@ -158,13 +158,14 @@ def value_blocks(info: Any, reader: "Reader") -> Iterator[Any]:
 def undo_conventions(catalog: Catalog, stored: Catalog) -> Catalog:
     """CATALOG (STORED's tensors, perhaps renamed) with each tensor whose values a converter
     changed replaced by a Converted one: values as transformers loads them, through the one
-    conversion (analysis.values.loader_transform) that `values --hf-names` uses."""
-    from .values import View, loader_convention, loader_transform
+    conversion (analysis.values.loader_transform) that `values --hf-names` uses, or as
+    transformers' converter writes them from Meta's checkpoint (analysis.values.converter_undone)."""
+    from .values import View, converter_undone
 
-    loaded = loader_transform(stored)
-    if loaded is None:
+    undone = converter_undone(stored)
+    if undone is None:
         return catalog
-    convention = loader_convention(stored)
+    loaded, convention = undone
     tensors = []
     for tensor in catalog.tensors:
         whole = View.whole(tensor)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..core.catalog import TensorInfo, natural_key
 from ..core.errors import AnatomyError
+from ..hf.gguf_transforms import ROTARY_CONVENTIONS
 from .diff import Converted, HeaderDiff, value_blocks
 
 if TYPE_CHECKING:
@@ -77,7 +78,6 @@ MAX_KQUANT_ELEMS = 1 << 27
 KQUANT_SLACK = 2.0**-21
 
 STATUSES = ("identical", "same", "different", "unchecked")
-ROTARY = "unpermute"  # the convention whose misuse the findings recognise (gguf_transforms.CONVENTIONS)
 
 
 @dataclass(frozen=True)
@@ -247,7 +247,7 @@ def noise_words(a: Any, b: Any) -> str:
     """The noise allowed for this pair, in words (what _allowed allows)."""
     kquant = (
         _kquant_side(a, b)
-        if not any(isinstance(t, Converted) and t.convention != "unpermute" for t in (a, b))
+        if not any(isinstance(t, Converted) and t.convention not in ROTARY_CONVENTIONS for t in (a, b))
         else None
     )
     if kquant is not None:
@@ -276,7 +276,7 @@ def _allowed(
     import numpy as np
 
     conventions = {t.convention for t in (a, b) if isinstance(t, Converted)}
-    kquant = _kquant_side(a, b) if conventions <= {"unpermute"} else None
+    kquant = _kquant_side(a, b) if conventions <= ROTARY_CONVENTIONS else None
     if kquant is not None and reader_a is not None and reader_b is not None:
         return _kquant_allowed(kquant[0], kquant[1], (reader_a, reader_b)[kquant[0]])
     if "log_of_negated" in conventions:
@@ -483,7 +483,7 @@ def _rotary_finding(a: Any, b: Any, check: TensorCheck, reader_a: "Reader", read
     permuted at all)?"""
     import numpy as np
 
-    converted = next((t for t in (a, b) if isinstance(t, Converted) and t.convention == ROTARY), None)
+    converted = next((t for t in (a, b) if isinstance(t, Converted) and t.convention in ROTARY_CONVENTIONS), None)
     if converted is None or check.status != "different" or converted.numel > MAX_HELD:
         return None
     other = a if converted is b else b
@@ -497,10 +497,46 @@ def _rotary_finding(a: Any, b: Any, check: TensorCheck, reader_a: "Reader", read
     tolerance = scale * 2.0**-6  # well inside a row of another head, well outside any quantization noise
     side = "B" if converted is b else "A"
     other_side = "A" if converted is b else "B"
-    if np.abs(mine - theirs[inverse]).max() <= tolerance:
+    twice = bool(np.abs(mine - theirs[inverse]).max() <= tolerance)
+    skipped = not twice and bool(np.abs(mine - theirs[order]).max() <= tolerance)
+    # Meta's checkpoint is the converter's input: the other side is what the converter wrote.
+    culprit = other_side if converted.convention == "unpermute_meta" else side
+    if not twice and not skipped:
+        heads = _other_head_count(mine[inverse], theirs, order, tolerance)
+        if heads is not None:
+            return f"{_named(converted.name, check)}: the rotary permutation applied over {heads[1]} heads, not {heads[0]} ({culprit}'s file permutes the rows with the wrong head count)"
+        return None
+    if converted.convention == "unpermute_meta":
+        if twice:
+            return f"{_named(converted.name, check)}: equal to {side}'s after the rotary permutation is applied twice ({other_side}'s file permutes the rows twice)"
+        if skipped:
+            return f"{_named(converted.name, check)}: equal to {side}'s rows as Meta stores them ({other_side}'s file does not permute the rows: the converter skipped it)"
+        return None
+    if twice:
         return f"{_named(converted.name, check)}: equal to {other_side}'s after the rotary permutation is applied twice ({side}'s file permutes the rows twice)"
-    if np.abs(mine - theirs[order]).max() <= tolerance:
+    if skipped:
         return f"{_named(converted.name, check)}: equal to {other_side}'s with the rotary permutation undone ({side}'s file does not permute the rows: the converter skipped it)"
+    return None
+
+
+def _other_head_count(stored: Any, theirs: Any, order: Any, tolerance: float) -> tuple[int, int] | None:
+    """(the head count the permutation assumed, another one under which STORED's rows permuted
+    equal THEIRS): a converter that permuted k with the query heads' count (grouped-query
+    attention), or the other way round; None if no count fits."""
+    import numpy as np
+
+    from ..hf.gguf_transforms import unpermuted_rows
+
+    rows = len(order)
+    half = int(np.flatnonzero(order == 1)[0]) if rows > 1 else 0  # each head's even rows come first
+    if not half:
+        return None
+    used = rows // (2 * half)
+    for heads in range(1, rows // 2 + 1):
+        if rows % (2 * heads) or heads == used:
+            continue
+        if np.abs(stored[np.asarray(unpermuted_rows(rows, heads), np.int64)] - theirs).max() <= tolerance:
+            return used, heads
     return None
 
 
