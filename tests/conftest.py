@@ -148,6 +148,13 @@ def llama_cpp_converter():
     return folder
 
 
+@pytest.fixture(scope="session")
+def transformers_llama_converter():
+    """transformers' convert_llama_weights_to_hf.py (Meta's consolidated.pth to an HF folder), from
+    the transformers 4.46.3 wheel, the last to ship it: run with the installed transformers."""
+    return _real("TRANSFORMERS_LLAMA_CONVERTER", "transformers' models/llama/convert_llama_weights_to_hf.py")
+
+
 class CliResult:
     def __init__(self, code, out, err):
         self.code, self.out, self.err = code, out, err
@@ -273,7 +280,14 @@ def _module_imports(path: str) -> tuple[set[str], dict[str, set[str]]]:
 
 
 # Fixtures that stand for a real checkpoint from outside the project: the tests that use one are `real`.
-REAL_FIXTURES = {"gemma3_270m", "minilm_dir", "smollm2_gguf", "llama_cpp_models", "llama_cpp_converter"}
+REAL_FIXTURES = {
+    "gemma3_270m",
+    "minilm_dir",
+    "smollm2_gguf",
+    "llama_cpp_models",
+    "llama_cpp_converter",
+    "transformers_llama_converter",
+}
 # Test modules whose tests are slow as a whole (fresh venvs, subprocesses per case, pseudo-
 # terminals, real forward passes, notebooks, fuzzing, models loaded by transformers per case):
 # `make test-fast` leaves them out. Slow tests elsewhere carry @pytest.mark.slow themselves.

@@ -2,7 +2,8 @@
 query attention), Gemma-3 (norms stored as 1 + w) and Qwen2 (q/k/v biases) saved by transformers,
 each with a tokenizer (a sentencepiece model trained here, its tokenizer.json and a chat template),
 converted by convert_hf_to_gguf.py (from the llama-cpp-python sdist: .ci/real-checkpoints) at F16 and
-Q8_0. Every pair passes, every tensor paired."""
+Q8_0; and a tiny Meta checkpoint (consolidated.00.pth, params.json) converted by transformers' own
+convert_llama_weights_to_hf.py. Every pair passes, every tensor paired."""
 
 import io
 import json
@@ -308,3 +309,103 @@ def test_a_published_gguf_against_its_hf_form_raises_no_false_alarm(smollm2_gguf
         "rel_rmse = ||B - A|| / ||A||; sqnr_db = 10 log10(||A||^2 / ||B - A||^2); cosine = A.B / (||A|| ||B||); over float64 values, conventions undone",
         "tokenizers and chat templates: the same; compared 49152 tokens, merges, special token ids, chat template",
     ]
+
+
+# transformers' converter, as its main() runs it for a Llama-2 release, from the weights step on:
+# its tokenizer step (LlamaTokenizerFast(path)) no longer runs under transformers 5, and the
+# weights do not need it (the vocabulary size is the embedding's).
+META_DRIVER = """import sys
+sys.path.insert(0, sys.argv[1])
+import convert_llama_weights_to_hf as convert
+convert.write_model(model_path=sys.argv[3], input_base_path=sys.argv[2], num_shards=1, llama_version="2", vocab_size=128)
+"""
+
+
+@pytest.fixture(scope="module")
+def meta_pair(tmp_path_factory, transformers_llama_converter):
+    """(Meta's consolidated.00.pth + params.json as torch.save writes them, bfloat16 as Meta's are;
+    the HF folder transformers' own convert_llama_weights_to_hf.py writes from it)."""
+    import checkpoints
+
+    root = tmp_path_factory.mktemp("meta-converted")
+    meta = checkpoints.meta_checkpoint(checkpoints.tiny_llama(str(root / "source"), shard=None), str(root / "meta"))
+    # The converter sizes the MLP from params.json alone: 2/3 of 4 x 64, halved, up to a multiple of 32 is 96.
+    with open(os.path.join(meta, "params.json")) as handle:
+        params = json.load(handle)
+    with open(os.path.join(meta, "params.json"), "w") as handle:
+        json.dump({**params, "ffn_dim_multiplier": 0.5}, handle)
+    hf = str(root / "hf")
+    done = subprocess.run(
+        [sys.executable, "-c", META_DRIVER, os.path.dirname(transformers_llama_converter), meta, hf],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return meta, hf
+
+
+def test_transformers_meta_converter_output_passes(meta_pair, cli):
+    """Every tensor paired (Meta's names against transformers'), identical, q and k through Meta's
+    rotary layout with the GQA head counts; params.json consistent with the config.json it wrote."""
+    meta, hf = meta_pair
+    result = cli("verify", meta, hf)
+    lines = result.out.splitlines()
+    assert (result.code, result.err, lines[2], lines[3]) == (0, "", "verdict: pass", "")
+    assert lines[-5:-1] == [
+        "type  tensors  status        max_abs  rel_rmse  sqnr_db  min_cosine",
+        "BF16       21  21 identical        0         0      inf           1",
+        "all        21  21 identical        0         0      inf           1",
+        "rel_rmse = ||B - A|| / ||A||; sqnr_db = 10 log10(||A||^2 / ||B - A||^2); cosine = A.B / (||A|| ||B||); over float64 values, conventions undone",
+    ]
+    doc = json.loads(cli("verify", meta, hf, "--json").out)
+    assert (doc["config"], doc["only_in_a"], doc["only_in_b"]) == ([], [], [])
+    assert sorted(t["b_name"] for t in doc["tensors"] if t["transforms"] == ["unpermute_meta"]) == sorted(
+        f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("k", "q")
+    )
+
+
+def _meta_layout_kept(weights, meta):
+    """The converter skipped the permutation of layer 1's q: Meta's rows as stored."""
+    weights["model.layers.1.self_attn.q_proj.weight"] = meta["layers.1.attention.wq.weight"]
+
+
+def _permuted_again(weights, meta):
+    """The converter permuted layer 1's k twice (transformers' permutation, 2 KV heads)."""
+    k = weights["model.layers.1.self_attn.k_proj.weight"]
+    weights["model.layers.1.self_attn.k_proj.weight"] = k.reshape(2, 8, 2, 64).transpose(1, 2).reshape(32, 64)
+
+
+CONVERTER_FAULTS = {
+    "q not permuted": (
+        _meta_layout_kept,
+        "model.layers.1.self_attn.q_proj.weight (layers.1.attention.wq.weight in A): equal to A's rows as Meta stores them (B's file does not permute the rows: the converter skipped it)",
+    ),
+    "k permuted twice": (
+        _permuted_again,
+        "model.layers.1.self_attn.k_proj.weight (layers.1.attention.wk.weight in A): equal to A's after the rotary permutation is applied twice (B's file permutes the rows twice)",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", CONVERTER_FAULTS, ids=str)
+def test_a_faulty_meta_conversion_is_named(fault, meta_pair, tmp_path, cli):
+    """The converter's output with one tensor as a faulty converter would have written it."""
+    import shutil
+
+    import safetensors.torch
+    import torch
+
+    meta, hf = meta_pair
+    edit, finding = CONVERTER_FAULTS[fault]
+    folder = str(tmp_path / "hf")
+    shutil.copytree(hf, folder)
+    weights = safetensors.torch.load_file(os.path.join(hf, "model.safetensors"))
+    edit(weights, torch.load(os.path.join(meta, "consolidated.00.pth")))
+    safetensors.torch.save_file(
+        {k: v.contiguous() for k, v in weights.items()},
+        os.path.join(folder, "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    result = cli("verify", meta, folder)
+    assert (result.code, result.out.splitlines()[2:5]) == (3, ["verdict: fail", f"  {finding}", ""])
