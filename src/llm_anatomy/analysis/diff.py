@@ -200,6 +200,12 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
 CONFIG_ALIASES = {"rope_theta": ("rope_theta", "rope_parameters.rope_theta")}
 
 
+# transformers model types that llama.cpp writes under another's GGUF architecture (Mistral and
+# Mixtral as `llama`): the config derived from the GGUF names that one, which is no difference.
+SHARED_GGUF_ARCH = {"llama": ("mistral", "mixtral")}
+MODEL_CLASS_FIELDS = ("model_type", "architectures")
+
+
 def _derived(catalog: Catalog) -> bool:
     """The config was derived from the weights' own metadata, not read from a config.json."""
     return catalog.config is not None and catalog.config_file is None
@@ -218,9 +224,11 @@ def _stated_changes(derived: dict[str, Any], full: dict[str, Any], derived_is_a:
     """Fields the derived side states that the config.json states otherwise, compared as
     meaning (numbers at float32 precision); a field either side does not state is no difference."""
     changes = []
+    shared = full.get("model_type") in SHARED_GGUF_ARCH.get(derived.get("model_type"), ())
     for key, value in derived.items():
         other_key = next((k for k in CONFIG_ALIASES.get(key, (key,)) if k in full), None)
-        if other_key is None:
+        # null in a config.json states nothing: transformers takes its default (head_dim: hidden / heads)
+        if other_key is None or full[other_key] is None or (shared and key in MODEL_CLASS_FIELDS):
             continue
         other = full[other_key]
         if (
