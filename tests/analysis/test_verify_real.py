@@ -409,3 +409,69 @@ def test_a_faulty_meta_conversion_is_named(fault, meta_pair, tmp_path, cli):
     )
     result = cli("verify", meta, folder)
     assert (result.code, result.out.splitlines()[2:5]) == (3, ["verdict: fail", f"  {finding}", ""])
+
+
+@pytest.fixture(scope="module")
+def mixtral_pair(tmp_path_factory, llama_cpp_converter):
+    """A tiny Mixtral (4 experts) saved by transformers (one matrix per expert) and the F16 GGUF
+    llama.cpp's converter writes from it (architecture llama, experts stacked in ffn_*_exps)."""
+    import torch
+    import transformers
+
+    root = tmp_path_factory.mktemp("mixtral")
+    config = transformers.MixtralConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    torch.manual_seed(0)
+    model = transformers.MixtralForCausalLM(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.02) if parameter.dim() > 1 else parameter.uniform_(-0.5, 0.5)
+    hf = str(root / "hf")
+    model.save_pretrained(hf)
+    sentencepiece_tokenizer(hf, config.vocab_size)
+    gguf_path = str(root / "mixtral-f16.gguf")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([os.path.join(llama_cpp_converter, "gguf-py"), llama_cpp_converter]),
+    }
+    argv = [[hf, "--outtype", "f16", "--outfile", gguf_path]]
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(argv)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return hf, gguf_path
+
+
+def test_the_real_converters_stacked_experts_pass(mixtral_pair, cli):
+    """Each expert's gate, up and down compared with its slice of the stacked tensor, at F16's noise;
+    the router paired; no config field the GGUF's `llama` does not state reported."""
+    hf, gguf_path = mixtral_pair
+    result = cli("verify", hf, gguf_path)
+    lines = result.out.splitlines()
+    assert (result.code, result.err, lines[:4]) == (
+        0,
+        "",
+        ["A: hf (41 tensors, 355.25 KiB)", "B: mixtral-f16.gguf (41 tensors, 179.25 KiB)", "verdict: pass", ""],
+    )
+    doc = json.loads(cli("verify", hf, gguf_path, "--json").out)
+    stacked = sorted((t["a_name"], t["b_name"]) for t in doc["tensors"] if t["transforms"] == ["experts_stacked"])
+    assert stacked == sorted(
+        (f"model.layers.{i}.block_sparse_moe.experts.{e}.{w}.weight", f"blk.{i}.ffn_{part}_exps.weight[{e}]")
+        for i in (0, 1)
+        for e in range(4)
+        for w, part in (("w1", "gate"), ("w2", "down"), ("w3", "up"))
+    )
+    assert {t["status"] for t in doc["tensors"] if t["transforms"] == ["experts_stacked"]} == {"same"}
+    routers = [t["b_name"] for t in doc["tensors"] if t["a_name"].endswith("block_sparse_moe.gate.weight")]
+    assert (routers, doc["config"]) == (["blk.0.ffn_gate_inp.weight", "blk.1.ffn_gate_inp.weight"], [])
