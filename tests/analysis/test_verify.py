@@ -424,6 +424,18 @@ def test_params_json_is_compared_as_config_meaning(hf, tmp_path, cli):
     )
 
 
+def test_meta_model_parallel_shards_are_refused_in_one_line(hf, tmp_path, cli):
+    """consolidated.00.pth and .01.pth (each tensor split across them) are not joined: said in one line, exit 1."""
+    meta = checkpoints.meta_checkpoint(hf, str(tmp_path / "meta"), dtype="float32")
+    shutil.copy(os.path.join(meta, "consolidated.00.pth"), os.path.join(meta, "consolidated.01.pth"))
+    result = cli("verify", meta, hf)
+    assert (result.code, result.out, result.err) == (
+        1,
+        "",
+        f"llm-anatomy: {meta}: expected one consolidated.00.pth (a model that is not split for model parallelism), found 2 model-parallel shards; pass one shard file, or convert with transformers' convert_llama_weights_to_hf.py\n",
+    )
+
+
 def test_an_unreadable_tensor_exits_1(hf, tmp_path, cli):
     gguf_path = converted(hf, str(tmp_path))
     with open(gguf_path, "r+b") as handle:

@@ -430,6 +430,7 @@ def _whole(tensor: Any, reader: "Reader") -> Any:
 LAYER = re.compile(r"^(.*?\blayers\.)(\d+)(\..*)$")
 # Values of one tensor a side held whole to test a q/k permutation (Llama-2-7B's q_proj: 4096 x 4096).
 MAX_HELD = 1 << 24
+EXPERT = re.compile(r"^(.*?\bexperts\.)(\d+)(\..*)$")  # a mixture's experts, one tensor each
 OUTSIDE_LAYERS = "other"  # the per-layer summary's row for the embeddings, the final norm, the head
 # Swapped layers are looked for where at most this many layers differ in one tensor: a swap
 # changes two, and telling every pair of many layers apart would read the model over again.
@@ -588,13 +589,17 @@ def _reshaped_words(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> s
 
 
 def _swaps(
-    checks: dict[str, TensorCheck], pairs: dict[str, tuple[Any, Any]], reader_a: "Reader", reader_b: "Reader"
+    checks: dict[str, TensorCheck],
+    pairs: dict[str, tuple[Any, Any]],
+    reader_a: "Reader",
+    reader_b: "Reader",
+    numbered: re.Pattern[str] = LAYER,
 ) -> tuple[list[str], set[str]]:
-    """Different tensors equal to the same tensor of another layer on the other side: 'layers i
-    and j are swapped', confirmed by comparing the values crosswise."""
+    """Different tensors equal to the same tensor of another layer (or expert: EXPERT) on the
+    other side: 'layers i and j are swapped', confirmed by comparing the values crosswise."""
     by_place: dict[tuple[str, str], dict[int, str]] = {}
     for name, check in checks.items():
-        match = LAYER.match(name)
+        match = numbered.match(name)
         if check.status == "different" and match:
             by_place.setdefault((match.group(1), match.group(3)), {})[int(match.group(2))] = name
     swapped: dict[tuple[str, int, int], list[str]] = {}
@@ -616,8 +621,13 @@ def _swaps(
     lines = []
     for (prefix, i, j), suffixes in sorted(swapped.items()):
         what = f"{prefix}{i} and {prefix}{j}"
+        swap = (
+            f"layers {i} and {j}"
+            if numbered is LAYER
+            else f"experts {i} and {j} of {prefix.rstrip('.').rpartition('.')[0]}"
+        )
         lines.append(
-            f"layers {i} and {j} are swapped: {len(suffixes)} tensor{'s' if len(suffixes) != 1 else ''} of {what} ({', '.join(s.lstrip('.') for s in suffixes)}) hold each other's values"
+            f"{swap} are swapped: {len(suffixes)} tensor{'s' if len(suffixes) != 1 else ''} of {what} ({', '.join(s.lstrip('.') for s in suffixes)}) hold each other's values"
         )
     return lines, explained
 
@@ -715,7 +725,11 @@ def verify_pairs(
         if tokenizer is None or not tokenizer.compared:
             warnings += [_config_words(*change) for change in token_ids]
         swap_lines, explained = _swaps(checks, by_name, reader_a, reader_b)
-        failures += swap_lines
+        expert_lines, experts_explained = _swaps(
+            {n: c for n, c in checks.items() if n not in explained}, by_name, reader_a, reader_b, EXPERT
+        )
+        failures += swap_lines + expert_lines
+        explained |= experts_explained
         for name, check in sorted(checks.items(), key=lambda item: natural_key(item[0])):
             if check.status != "different" or name in explained:
                 continue
