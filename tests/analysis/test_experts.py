@@ -51,7 +51,7 @@ def test_stacked_experts_pair_with_the_experts_one_by_one(pair, cli):
     assert stacked["model.layers.1.mlp.experts.3.gate_proj.weight"] == ("blk.1.ffn_gate_exps.weight[3]", "identical")
     assert {status for _, status in stacked.values()} == {"identical"}
     row = next(line for line in cli("verify", hf, gguf_path).out.splitlines() if "experts.2.up_proj" in line)
-    assert row.endswith("  one expert's slice of the stacked experts tensor")
+    assert row.endswith("  experts stacked in one tensor: this expert's slice read")
 
 
 def test_diff_pairs_them_too(pair, cli):

@@ -89,7 +89,7 @@ CONVENTIONS = {
     "bloom_qkv": "fused qkv rows reordered (llama.cpp's Bloom layout)",
     "minus_one": "norm weight stored as 1 + w: 1 subtracted",
     "log_of_negated": "A stored as -exp(A_log): log(-A) taken",
-    "experts_stacked": "one expert's slice of the stacked experts tensor",
+    "experts_stacked": "experts stacked in one tensor: this expert's slice read",
     "transpose": "transposed back (GGUF stores Conv1D weights transposed)",
     "unsqueeze": "unit dimension restored (GGUF drops it)",
 }
