@@ -96,3 +96,40 @@ def test_two_experts_swapped_in_the_gguf_fail_by_name(pair, tmp_path, cli):
             "",
         ],
     )
+
+
+@pytest.mark.parametrize("push, status", [(0.45, "same"), (0.7, "different")])
+def test_k_quant_experts_are_checked_against_their_sub_blocks(push, status, tmp_path, cli):
+    """A stacked Q4_K experts tensor (random super-blocks, as test_verify's kquant_pair makes them)
+    against its experts one by one as floats within (or beyond) half a step of their codes: each
+    expert's slice is bounded by its own sub-blocks' steps, not left unchecked."""
+    import gguf
+    import numpy as np
+    from checkpoints import safetensors_file
+    from test_verify import kquant_pair
+
+    import torch
+
+    a_path, b_path = kquant_pair(str(tmp_path), "Q4_K", push=push)
+    original = np.array(gguf.GGUFReader(a_path).tensors[0].data).reshape(32, 256)
+    raw = np.array(gguf.GGUFReader(b_path).tensors[0].data).reshape(4, 8, 144)
+    writer = gguf.GGUFWriter(str(tmp_path / "stacked.gguf"), "qwen2moe")
+    writer.add_tensor("blk.0.ffn_up_exps.weight", raw, raw_dtype=gguf.GGMLQuantizationType.Q4_K)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    safetensors_file(
+        str(hf / "model.safetensors"),
+        {
+            f"model.layers.0.mlp.experts.{e}.up_proj.weight": torch.from_numpy(original[8 * e : 8 * e + 8].copy())
+            for e in range(4)
+        },
+    )
+    doc = json.loads(cli("verify", str(hf), str(tmp_path / "stacked.gguf"), "--json").out)
+    assert [(t["b_name"], t["status"], t["noise"]) for t in doc["tensors"]] == [
+        (f"blk.0.ffn_up_exps.weight[{e}]", status, "Q4_K rounding (per sub-block of 32, codes clamped)")
+        for e in range(4)
+    ]

@@ -78,6 +78,9 @@ MAX_KQUANT_ELEMS = 1 << 27
 KQUANT_SLACK = 2.0**-21
 
 STATUSES = ("identical", "same", "different", "unchecked")
+EXPERTS = "experts_stacked"  # analysis.experts: one expert's slice of a stacked tensor, read in place
+# Conventions under which a K-quant's values still come from its stored sub-blocks (rows reordered, or a slice).
+KQUANT_CONVENTIONS = ROTARY_CONVENTIONS | {EXPERTS}
 
 
 @dataclass(frozen=True)
@@ -193,12 +196,18 @@ def kquant_steps(dtype: str, raw: Any) -> tuple[Any, Any]:
 
 def _kquant_side(a: Any, b: Any) -> tuple[int, Any] | None:
     """(side, the stored K-quant tensor) when one side is a K-quant whose sub-blocks the values
-    can be traced back to: stored as is, or with its rows reordered (q/k); else None."""
+    can be traced back to: stored as is, with its rows reordered (q/k), or one expert's slice
+    of a stacked tensor; else None."""
     for side, tensor in ((1, b), (0, a)):
         if tensor.dtype not in KQUANT or (a.dtype == b.dtype):
             continue
         stored = tensor.stored if isinstance(tensor, Converted) else tensor
-        if isinstance(tensor, Converted) and (tensor.view.row_order is None or tensor.shape != stored.shape):
+        in_place = isinstance(tensor, Converted) and tensor.convention == EXPERTS and tensor.view.row_order is None
+        if (
+            isinstance(tensor, Converted)
+            and not in_place
+            and (tensor.view.row_order is None or tensor.shape != stored.shape)
+        ):
             return None
         if not isinstance(stored, TensorInfo) or stored.numel > MAX_KQUANT_ELEMS or stored.numel % 256:
             return None
@@ -220,7 +229,8 @@ def _kquant_allowed(side: int, tensor: Any, reader: "Reader") -> Callable[[Any, 
     # codes and every element holds -offset; how far that lies from the original is not derived.
     per_block = 256 // kind.sub_elems
     unbounded = (steps == 0) & np.repeat((steps != 0).reshape(-1, per_block).any(axis=1), per_block)
-    order = np.asarray(tensor.view.row_order, np.int64) if isinstance(tensor, Converted) else None
+    reordered = isinstance(tensor, Converted) and tensor.view.row_order is not None
+    order = np.asarray(tensor.view.row_order, np.int64) if reordered else None
     row_elems = stored.numel // max(stored.shape[0], 1) if stored.shape else 1
 
     def bound(block_a: Any, block_b: Any, start: int) -> Any:
@@ -247,7 +257,7 @@ def noise_words(a: Any, b: Any) -> str:
     """The noise allowed for this pair, in words (what _allowed allows)."""
     kquant = (
         _kquant_side(a, b)
-        if not any(isinstance(t, Converted) and t.convention not in ROTARY_CONVENTIONS for t in (a, b))
+        if not any(isinstance(t, Converted) and t.convention not in KQUANT_CONVENTIONS for t in (a, b))
         else None
     )
     if kquant is not None:
@@ -276,7 +286,7 @@ def _allowed(
     import numpy as np
 
     conventions = {t.convention for t in (a, b) if isinstance(t, Converted)}
-    kquant = _kquant_side(a, b) if conventions <= ROTARY_CONVENTIONS else None
+    kquant = _kquant_side(a, b) if conventions <= KQUANT_CONVENTIONS else None
     if kquant is not None and reader_a is not None and reader_b is not None:
         return _kquant_allowed(kquant[0], kquant[1], (reader_a, reader_b)[kquant[0]])
     if "log_of_negated" in conventions:
