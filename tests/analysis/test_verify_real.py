@@ -2,8 +2,9 @@
 query attention), Gemma-3 (norms stored as 1 + w) and Qwen2 (q/k/v biases) saved by transformers,
 each with a tokenizer (a sentencepiece model trained here, its tokenizer.json and a chat template),
 converted by convert_hf_to_gguf.py (from the llama-cpp-python sdist: .ci/real-checkpoints) at F16 and
-Q8_0; and a tiny Meta checkpoint (consolidated.00.pth, params.json) converted by transformers' own
-convert_llama_weights_to_hf.py. Every pair passes, every tensor paired."""
+Q8_0; a tiny Mixtral (experts stacked by the converter) at F16; and a tiny Meta checkpoint
+(consolidated.00.pth, params.json) converted by transformers' own convert_llama_weights_to_hf.py.
+Every pair passes, every tensor paired."""
 
 import io
 import json
