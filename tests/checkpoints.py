@@ -253,8 +253,16 @@ def torch_bin(hf_folder: str, folder: str, shards: int = 1) -> str:
     return folder
 
 
-def meta_checkpoint(hf_folder: str, folder: str, dtype: str = "bfloat16") -> str:
-    """Meta's original release layout: consolidated.00.pth (Meta's names) and params.json."""
+def meta_layout(tensor, heads: int):
+    """q or k in Meta's rotary layout, from transformers' (the inverse of the permutation
+    convert_llama_weights_to_hf.py applies): each head's rows (h, 2, half) read as (h, half, 2)."""
+    rows = tensor.shape[0]
+    return tensor.reshape(heads, 2, rows // heads // 2, *tensor.shape[1:]).transpose(1, 2).reshape(tensor.shape)
+
+
+def meta_checkpoint(hf_folder: str, folder: str, dtype: str = "bfloat16", permute=meta_layout) -> str:
+    """Meta's original release layout: consolidated.00.pth (Meta's names, q and k in Meta's
+    rotary layout: PERMUTE(tensor, heads)) and params.json."""
     import json
 
     import torch
@@ -262,7 +270,12 @@ def meta_checkpoint(hf_folder: str, folder: str, dtype: str = "bfloat16") -> str
     with open(os.path.join(hf_folder, "config.json")) as handle:
         config = json.load(handle)
     os.makedirs(folder, exist_ok=True)
-    state = {meta_name(name): tensor.to(getattr(torch, dtype)) for name, tensor in _hf_state_dict(hf_folder).items()}
+    heads = {"q_proj": config["num_attention_heads"], "k_proj": config["num_key_value_heads"]}
+    state = {}
+    for name, tensor in _hf_state_dict(hf_folder).items():
+        projection = name.split(".")[-2]
+        stored = permute(tensor, heads[projection]) if projection in heads else tensor
+        state[meta_name(name)] = stored.to(getattr(torch, dtype)).contiguous()
     torch.save(state, os.path.join(folder, "consolidated.00.pth"))
     params = {
         "dim": config["hidden_size"],

@@ -158,6 +158,13 @@ def llama_cpp_lora_converter(llama_cpp_converter):
     return script
 
 
+@pytest.fixture(scope="session")
+def transformers_llama_converter():
+    """transformers' convert_llama_weights_to_hf.py (Meta's consolidated.pth to an HF folder), from
+    the transformers 4.46.3 wheel (the 4.57 and 5.x wheels and the sdists leave it out): run with the installed transformers."""
+    return _real("TRANSFORMERS_LLAMA_CONVERTER", "transformers' models/llama/convert_llama_weights_to_hf.py")
+
+
 class CliResult:
     def __init__(self, code, out, err):
         self.code, self.out, self.err = code, out, err
@@ -290,6 +297,7 @@ REAL_FIXTURES = {
     "llama_cpp_models",
     "llama_cpp_converter",
     "llama_cpp_lora_converter",
+    "transformers_llama_converter",
 }
 # Test modules whose tests are slow as a whole (fresh venvs, subprocesses per case, pseudo-
 # terminals, real forward passes, notebooks, fuzzing, models loaded by transformers per case):

@@ -212,6 +212,12 @@ def build_models(work, tmp_path_factory, llama_fp8):
         write_layout(str(work / name), published_config(name))
     tiny = checkpoints.tiny_llama(str(work / "tiny-llama"), shard=None)
     checkpoints.llama_gguf(tiny, str(work / "tiny-llama.gguf"))
+    checkpoints.meta_checkpoint(tiny, str(work / "tiny-llama-meta"), dtype="float32")
+    from test_experts import qwen2moe_pair
+
+    moe_hf, moe_gguf = qwen2moe_pair(str(tmp_path_factory.mktemp("qwen2moe")))
+    shutil.move(moe_hf, work / "tiny-qwen2moe")
+    shutil.move(moe_gguf, work / "tiny-qwen2moe.gguf")
     with contextlib.chdir(work):  # the adapter names its base as typed: tiny-llama, as docs/adapters.md shows
         checkpoints.peft_lora(
             "tiny-llama",

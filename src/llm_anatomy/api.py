@@ -1619,8 +1619,15 @@ def _compared_catalogs(models: list[Model], hf_names: bool, stored: bool) -> lis
     if across:
         from .analysis.diff import undo_conventions
 
+        from .analysis.experts import per_expert
+
         originals = [_lora_gguf_heads(m, other) for m, other in zip(models, models[::-1])]
         catalogs = [undo_conventions(c, original) for c, original in zip(catalogs, originals)]
+        # stacked experts split where the other side stores them one by one
+        catalogs = [
+            per_expert(catalogs[0], models[0].catalog, catalogs[1]),
+            per_expert(catalogs[1], models[1].catalog, catalogs[0]),
+        ]
     if not stored:  # quantized weights by their dequantized values: diff(model, model_fp8) is the quantization error
         from .analysis.values import dequantized
 
@@ -1692,6 +1699,9 @@ def verify(
 
 
 def _stored_name(places: dict[tuple[str, int], str], tensor: TensorInfo) -> str:
+    stored = getattr(tensor, "stored", None)
+    if getattr(tensor, "convention", None) == "experts_stacked" and stored is not None:
+        return stored.name  # one expert's slice: the stacked tensor's name and the expert's index
     return places.get((tensor.file, tensor.offset), tensor.name)
 
 

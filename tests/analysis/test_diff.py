@@ -347,3 +347,22 @@ def test_help_says_both_models_may_be_read_from_the_hub(cli):
     assert "B the second model, in the same forms as A" in text
     assert "--revision-b REVISION_B branch, tag or commit of B when it is a model id (default: main)" in text
     assert "cached model id" not in text and "in the local Hugging Face cache" not in text
+
+
+def test_a_null_field_and_a_model_type_gguf_writes_as_llama_are_no_difference(llama_dir, tmp_path, cli):
+    """config.json's null states nothing (transformers takes the default: head_dim from the widths),
+    and llama.cpp writes Mistral and Mixtral as GGUF architecture llama, which the derived config
+    names; another model type still differs."""
+    import checkpoints
+
+    gguf_path = checkpoints.llama_gguf(str(llama_dir), str(tmp_path / "m.gguf"), types={})
+    for model_type, lines in (
+        ("mistral", ["same tensor names, shapes and dtypes; same config"]),
+        ("qwen2", ["config differs (1):", '  model_type: "qwen2" -> "llama"', "same tensor names, shapes and dtypes"]),
+    ):
+        hf = tmp_path / model_type
+        shutil.copytree(llama_dir, hf)
+        config = json.loads((hf / "config.json").read_text())
+        config.update(head_dim=None, model_type=model_type)
+        (hf / "config.json").write_text(json.dumps(config))
+        assert (model_type, _header_lines(cli("diff", hf, gguf_path))) == (model_type, lines)

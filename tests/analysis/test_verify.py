@@ -330,6 +330,112 @@ def test_json_and_the_api_give_one_record(hf, tmp_path, cli):
     assert (found.verdict, found.tensors[0].status, found.overall.tensors) == ("fail", "same", 20)
 
 
+META_ROTARY = "  rotary row permutation of q/k undone (Meta's layout)"
+
+
+def test_a_meta_checkpoint_and_its_hf_form_are_identical(hf, tmp_path, cli):
+    """Meta's consolidated.00.pth (q and k in Meta's rotary layout) against the HF folder made from
+    it: Meta's names paired with transformers' without --hf-names, q and k compared with the
+    permutation undone over params.json's head counts (4 query heads, 2 KV heads), the config
+    derived from params.json consistent with config.json."""
+    meta = checkpoints.meta_checkpoint(hf, str(tmp_path / "meta"), dtype="float32")
+    result = cli("verify", meta, hf)
+    lines = result.out.splitlines()
+    assert (result.code, result.err, lines[:4]) == (
+        0,
+        "",
+        ["A: meta (21 tensors, 305.25 KiB)", "B: tiny-llama (21 tensors, 305.25 KiB)", "verdict: pass", ""],
+    )
+    assert [line for line in lines if line.endswith(META_ROTARY)] == [
+        f"layers.{i}.attention.{w}.weight     F32    identical        0         0      inf       1{META_ROTARY}"
+        for i in (0, 1)
+        for w in ("wk", "wq")
+    ]
+    doc = json.loads(cli("verify", hf, meta, "--json").out)
+    assert (doc["verdict"], doc["config"], doc["only_in_a"], doc["only_in_b"]) == ("pass", [], [], [])
+    assert sorted((t["a_name"], t["b_name"]) for t in doc["tensors"] if t["transforms"] == ["unpermute_meta"]) == [
+        (name, f"layers.{name.split('.')[2]}.attention.w{name.split('.')[4][0]}.weight") for name in QK
+    ]
+
+
+def _meta_twice(tensor, heads):
+    return checkpoints.meta_layout(checkpoints.meta_layout(tensor, heads), heads)
+
+
+def _meta_query_heads(tensor, heads):
+    """A converter that permutes k with the query heads' count (4), not the KV heads' (2)."""
+    return checkpoints.meta_layout(tensor, 4)
+
+
+# How the Meta checkpoint's q and k relate to the HF folder's -> the finding on layer 0's q and k.
+# The HF side stands for what transformers' converter would have written from the Meta file.
+META_FAULTS = {
+    "not permuted": (
+        lambda tensor, heads: tensor,
+        [
+            "model.layers.0.self_attn.k_proj.weight (layers.0.attention.wk.weight in A): equal to A's rows as Meta stores them (B's file does not permute the rows: the converter skipped it)",
+            "model.layers.0.self_attn.q_proj.weight (layers.0.attention.wq.weight in A): equal to A's rows as Meta stores them (B's file does not permute the rows: the converter skipped it)",
+        ],
+    ),
+    "permuted twice": (
+        _meta_twice,
+        [
+            "model.layers.0.self_attn.k_proj.weight (layers.0.attention.wk.weight in A): equal to A's after the rotary permutation is applied twice (B's file permutes the rows twice)",
+            "model.layers.0.self_attn.q_proj.weight (layers.0.attention.wq.weight in A): equal to A's after the rotary permutation is applied twice (B's file permutes the rows twice)",
+        ],
+    ),
+    "k permuted over the query heads": (
+        _meta_query_heads,
+        [
+            "model.layers.0.self_attn.k_proj.weight (layers.0.attention.wk.weight in A): the rotary permutation applied over 4 heads, not 2 (B's file permutes the rows with the wrong head count)"
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", META_FAULTS, ids=str)
+def test_a_meta_conversion_that_mishandles_the_rotary_layout_fails_in_words(fault, hf, tmp_path, cli):
+    permute, findings = META_FAULTS[fault]
+    meta = checkpoints.meta_checkpoint(hf, str(tmp_path / "meta"), dtype="float32", permute=permute)
+    result = cli("verify", meta, hf)
+    lines = result.out.splitlines()
+    assert (result.code, result.err, lines[2]) == (3, "", "verdict: fail")
+    assert [line for line in lines[3:] if line.startswith("  model.layers.0.")] == [f"  {line}" for line in findings]
+
+
+def test_params_json_is_compared_as_config_meaning(hf, tmp_path, cli):
+    """params.json's fields under config.json's names; a field params.json does not state
+    (max_position_embeddings, rope_theta here) is no difference."""
+    meta = checkpoints.meta_checkpoint(hf, str(tmp_path / "meta"), dtype="float32")
+    with open(os.path.join(meta, "params.json")) as handle:
+        params = json.load(handle)
+    with open(os.path.join(meta, "params.json"), "w") as handle:
+        json.dump({**params, "norm_eps": 1e-5, "n_kv_heads": 4}, handle)
+    result = cli("verify", meta, hf)
+    lines = result.out.splitlines()
+    assert (result.code, lines[2:6]) == (
+        3,
+        [
+            "verdict: fail",
+            "  config num_key_value_heads: 4 in A, 2 in B",
+            "  config rms_norm_eps: 1e-05 in A, 1e-06 in B",
+            "  model.layers.0.self_attn.k_proj.weight (layers.0.attention.wk.weight in A): the rotary permutation applied over 2 heads, not 4 (B's file permutes the rows with the wrong head count)",
+        ],
+    )
+
+
+def test_meta_model_parallel_shards_are_refused_in_one_line(hf, tmp_path, cli):
+    """consolidated.00.pth and .01.pth (each tensor split across them) are not joined: said in one line, exit 1."""
+    meta = checkpoints.meta_checkpoint(hf, str(tmp_path / "meta"), dtype="float32")
+    shutil.copy(os.path.join(meta, "consolidated.00.pth"), os.path.join(meta, "consolidated.01.pth"))
+    result = cli("verify", meta, hf)
+    assert (result.code, result.out, result.err) == (
+        1,
+        "",
+        f"llm-anatomy: {meta}: expected one consolidated.00.pth (a model that is not split for model parallelism), found 2 model-parallel shards; pass one shard file, or convert with transformers' convert_llama_weights_to_hf.py\n",
+    )
+
+
 def test_an_unreadable_tensor_exits_1(hf, tmp_path, cli):
     gguf_path = converted(hf, str(tmp_path))
     with open(gguf_path, "r+b") as handle:

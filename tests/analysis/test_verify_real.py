@@ -2,7 +2,9 @@
 query attention), Gemma-3 (norms stored as 1 + w) and Qwen2 (q/k/v biases) saved by transformers,
 each with a tokenizer (a sentencepiece model trained here, its tokenizer.json and a chat template),
 converted by convert_hf_to_gguf.py (from the llama-cpp-python sdist: .ci/real-checkpoints) at F16 and
-Q8_0. Every pair passes, every tensor paired."""
+Q8_0; a tiny Mixtral (experts stacked by the converter) at F16; and a tiny Meta checkpoint
+(consolidated.00.pth, params.json) converted by transformers' own convert_llama_weights_to_hf.py.
+Every pair passes, every tensor paired."""
 
 import io
 import json
@@ -305,3 +307,169 @@ def test_a_published_gguf_against_its_hf_form_raises_no_false_alarm(smollm2_gguf
         "rel_rmse = ||B - A|| / ||A||; sqnr_db = 10 log10(||A||^2 / ||B - A||^2); cosine = A.B / (||A|| ||B||); over float64 values, conventions undone",
         "tokenizers and chat templates: the same; compared 49152 tokens, merges, special token ids, chat template",
     ]
+
+
+# transformers' converter, as its main() runs it for a Llama-2 release, from the weights step on:
+# its tokenizer step (LlamaTokenizerFast(path)) no longer runs under transformers 5, and the
+# weights do not need it (the vocabulary size is the embedding's).
+META_DRIVER = """import sys
+sys.path.insert(0, sys.argv[1])
+import convert_llama_weights_to_hf as convert
+convert.write_model(model_path=sys.argv[3], input_base_path=sys.argv[2], num_shards=1, llama_version="2", vocab_size=128)
+"""
+
+
+@pytest.fixture(scope="module")
+def meta_pair(tmp_path_factory, transformers_llama_converter):
+    """(Meta's consolidated.00.pth + params.json as torch.save writes them, bfloat16 as Meta's are;
+    the HF folder transformers' own convert_llama_weights_to_hf.py writes from it)."""
+    import checkpoints
+
+    root = tmp_path_factory.mktemp("meta-converted")
+    meta = checkpoints.meta_checkpoint(checkpoints.tiny_llama(str(root / "source"), shard=None), str(root / "meta"))
+    # The converter sizes the MLP from params.json alone: 2/3 of 4 x 64, halved, up to a multiple of 32 is 96.
+    with open(os.path.join(meta, "params.json")) as handle:
+        params = json.load(handle)
+    with open(os.path.join(meta, "params.json"), "w") as handle:
+        json.dump({**params, "ffn_dim_multiplier": 0.5}, handle)
+    hf = str(root / "hf")
+    done = subprocess.run(
+        [sys.executable, "-c", META_DRIVER, os.path.dirname(transformers_llama_converter), meta, hf],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return meta, hf
+
+
+def test_transformers_meta_converter_output_passes(meta_pair, cli):
+    """Every tensor paired (Meta's names against transformers'), identical, q and k through Meta's
+    rotary layout with the GQA head counts; params.json consistent with the config.json it wrote."""
+    meta, hf = meta_pair
+    result = cli("verify", meta, hf)
+    lines = result.out.splitlines()
+    assert (result.code, result.err, lines[2], lines[3]) == (0, "", "verdict: pass", "")
+    assert lines[-5:-1] == [
+        "type  tensors  status        max_abs  rel_rmse  sqnr_db  min_cosine",
+        "BF16       21  21 identical        0         0      inf           1",
+        "all        21  21 identical        0         0      inf           1",
+        "rel_rmse = ||B - A|| / ||A||; sqnr_db = 10 log10(||A||^2 / ||B - A||^2); cosine = A.B / (||A|| ||B||); over float64 values, conventions undone",
+    ]
+    doc = json.loads(cli("verify", meta, hf, "--json").out)
+    assert (doc["config"], doc["only_in_a"], doc["only_in_b"]) == ([], [], [])
+    assert sorted(t["b_name"] for t in doc["tensors"] if t["transforms"] == ["unpermute_meta"]) == sorted(
+        f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("k", "q")
+    )
+
+
+def _meta_layout_kept(weights, meta):
+    """The converter skipped the permutation of layer 1's q: Meta's rows as stored."""
+    weights["model.layers.1.self_attn.q_proj.weight"] = meta["layers.1.attention.wq.weight"]
+
+
+def _permuted_again(weights, meta):
+    """The converter permuted layer 1's k twice (transformers' permutation, 2 KV heads)."""
+    k = weights["model.layers.1.self_attn.k_proj.weight"]
+    weights["model.layers.1.self_attn.k_proj.weight"] = k.reshape(2, 8, 2, 64).transpose(1, 2).reshape(32, 64)
+
+
+CONVERTER_FAULTS = {
+    "q not permuted": (
+        _meta_layout_kept,
+        "model.layers.1.self_attn.q_proj.weight (layers.1.attention.wq.weight in A): equal to A's rows as Meta stores them (B's file does not permute the rows: the converter skipped it)",
+    ),
+    "k permuted twice": (
+        _permuted_again,
+        "model.layers.1.self_attn.k_proj.weight (layers.1.attention.wk.weight in A): equal to A's after the rotary permutation is applied twice (B's file permutes the rows twice)",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", CONVERTER_FAULTS, ids=str)
+def test_a_faulty_meta_conversion_is_named(fault, meta_pair, tmp_path, cli):
+    """The converter's output with one tensor as a faulty converter would have written it."""
+    import shutil
+
+    import safetensors.torch
+    import torch
+
+    meta, hf = meta_pair
+    edit, finding = CONVERTER_FAULTS[fault]
+    folder = str(tmp_path / "hf")
+    shutil.copytree(hf, folder)
+    weights = safetensors.torch.load_file(os.path.join(hf, "model.safetensors"))
+    edit(weights, torch.load(os.path.join(meta, "consolidated.00.pth")))
+    safetensors.torch.save_file(
+        {k: v.contiguous() for k, v in weights.items()},
+        os.path.join(folder, "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    result = cli("verify", meta, folder)
+    assert (result.code, result.out.splitlines()[2:5]) == (3, ["verdict: fail", f"  {finding}", ""])
+
+
+@pytest.fixture(scope="module")
+def mixtral_pair(tmp_path_factory, llama_cpp_converter):
+    """A tiny Mixtral (4 experts) saved by transformers (one matrix per expert) and the F16 GGUF
+    llama.cpp's converter writes from it (architecture llama, experts stacked in ffn_*_exps)."""
+    import torch
+    import transformers
+
+    root = tmp_path_factory.mktemp("mixtral")
+    config = transformers.MixtralConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    torch.manual_seed(0)
+    model = transformers.MixtralForCausalLM(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.02) if parameter.dim() > 1 else parameter.uniform_(-0.5, 0.5)
+    hf = str(root / "hf")
+    model.save_pretrained(hf)
+    sentencepiece_tokenizer(hf, config.vocab_size)
+    gguf_path = str(root / "mixtral-f16.gguf")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([os.path.join(llama_cpp_converter, "gguf-py"), llama_cpp_converter]),
+    }
+    argv = [[hf, "--outtype", "f16", "--outfile", gguf_path]]
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(argv)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return hf, gguf_path
+
+
+def test_the_real_converters_stacked_experts_pass(mixtral_pair, cli):
+    """Each expert's gate, up and down compared with its slice of the stacked tensor, at F16's noise;
+    the router paired; no config field the GGUF's `llama` does not state reported."""
+    hf, gguf_path = mixtral_pair
+    result = cli("verify", hf, gguf_path)
+    lines = result.out.splitlines()
+    assert (result.code, result.err, lines[:4]) == (
+        0,
+        "",
+        ["A: hf (41 tensors, 355.25 KiB)", "B: mixtral-f16.gguf (41 tensors, 179.25 KiB)", "verdict: pass", ""],
+    )
+    doc = json.loads(cli("verify", hf, gguf_path, "--json").out)
+    stacked = sorted((t["a_name"], t["b_name"]) for t in doc["tensors"] if t["transforms"] == ["experts_stacked"])
+    assert stacked == sorted(
+        (f"model.layers.{i}.block_sparse_moe.experts.{e}.{w}.weight", f"blk.{i}.ffn_{part}_exps.weight[{e}]")
+        for i in (0, 1)
+        for e in range(4)
+        for w, part in (("w1", "gate"), ("w2", "down"), ("w3", "up"))
+    )
+    assert {t["status"] for t in doc["tensors"] if t["transforms"] == ["experts_stacked"]} == {"same"}
+    routers = [t["b_name"] for t in doc["tensors"] if t["a_name"].endswith("block_sparse_moe.gate.weight")]
+    assert (routers, doc["config"]) == (["blk.0.ffn_gate_inp.weight", "blk.1.ffn_gate_inp.weight"], [])

@@ -144,13 +144,14 @@ def value_blocks(info: Any, reader: "Reader") -> Iterator[Any]:
 def undo_conventions(catalog: Catalog, stored: Catalog) -> Catalog:
     """CATALOG (STORED's tensors, perhaps renamed) with each tensor whose values a converter
     changed replaced by a Converted one: values as transformers loads them, through the one
-    conversion (analysis.values.loader_transform) that `values --hf-names` uses."""
-    from .values import View, loader_convention, loader_transform
+    conversion (analysis.values.loader_transform) that `values --hf-names` uses, or as
+    transformers' converter writes them from Meta's checkpoint (analysis.values.converter_undone)."""
+    from .values import View, converter_undone
 
-    loaded = loader_transform(stored)
-    if loaded is None:
+    undone = converter_undone(stored)
+    if undone is None:
         return catalog
-    convention = loader_convention(stored)
+    loaded, convention = undone
     tensors = []
     for tensor in catalog.tensors:
         whole = View.whole(tensor)
@@ -185,6 +186,12 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
 CONFIG_ALIASES = {"rope_theta": ("rope_theta", "rope_parameters.rope_theta")}
 
 
+# transformers model types that llama.cpp writes under another's GGUF architecture (Mistral and
+# Mixtral as `llama`): the config derived from the GGUF names that one, which is no difference.
+SHARED_GGUF_ARCH = {"llama": ("mistral", "mixtral")}
+MODEL_CLASS_FIELDS = ("model_type", "architectures")
+
+
 def _derived(catalog: Catalog) -> bool:
     """The config was derived from the weights' own metadata, not read from a config.json."""
     return catalog.config is not None and catalog.config_file is None
@@ -203,9 +210,11 @@ def _stated_changes(derived: dict[str, Any], full: dict[str, Any], derived_is_a:
     """Fields the derived side states that the config.json states otherwise, compared as
     meaning (numbers at float32 precision); a field either side does not state is no difference."""
     changes = []
+    shared = full.get("model_type") in SHARED_GGUF_ARCH.get(derived.get("model_type"), ())
     for key, value in derived.items():
         other_key = next((k for k in CONFIG_ALIASES.get(key, (key,)) if k in full), None)
-        if other_key is None:
+        # null in a config.json states nothing: transformers takes its default (head_dim: hidden / heads)
+        if other_key is None or full[other_key] is None or (shared and key in MODEL_CLASS_FIELDS):
             continue
         other = full[other_key]
         if (

@@ -500,6 +500,47 @@ def loader_convention(stored: Catalog) -> Callable[[TensorInfo], str | None]:
     return convention
 
 
+def converter_undone(stored: Catalog) -> tuple[Callable[[View], View], Callable[[TensorInfo], str | None]] | None:
+    """(loaded, convention) as loader_transform and loader_convention give them, for every
+    catalog a converter's conventions are undone in before diff and verify compare it: a GGUF
+    as transformers' GGUF loader reads it, and Meta's original checkpoint as transformers'
+    convert_llama_weights_to_hf.py writes it (q/k rows permuted); None: values as stored."""
+    if stored.format == "gguf":
+        return gguf_loaded(stored), loader_convention(stored)
+    if stored.format == "torch":
+        return _meta_converted(stored)
+    return None
+
+
+def _meta_converted(
+    catalog: Catalog,
+) -> tuple[Callable[[View], View], Callable[[TensorInfo], str | None]] | None:
+    """Meta's consolidated.pth: q and k's rows in transformers' order, with the head counts of
+    params.json (n_kv_heads for k, n_heads where it states none, as the converter takes them)."""
+    from ..hf import gguf_transforms as gt
+
+    config = catalog.config or {}
+    heads = config.get("num_attention_heads")
+    counts = {"num_attention_heads": heads, "num_key_value_heads": config.get("num_key_value_heads", heads)}
+    stored_name = {(t.file, t.offset): t.name for t in catalog.tensors}
+
+    def heads_of(tensor: TensorInfo) -> int | None:
+        transform = gt.meta_transform_of(stored_name.get((tensor.file, tensor.offset), tensor.name))
+        count = counts[transform.arg] if transform is not None else None
+        if not isinstance(count, int) or isinstance(count, bool) or count <= 0 or len(tensor.shape) != 2:
+            return None
+        return count if tensor.shape[0] % (2 * count) == 0 else None
+
+    if not any(heads_of(t) for t in catalog.tensors):
+        return None
+
+    def loaded(view: View) -> View:
+        count = heads_of(view.tensor)
+        return view if count is None else view._replace(row_order=gt.unpermuted_rows(view.shape[0], count))
+
+    return loaded, lambda tensor: "unpermute_meta" if heads_of(tensor) else None
+
+
 def _gguf_transform_for(catalog: Catalog) -> Callable:
     """TensorInfo (stored or renamed) -> the gguf_transforms.Transform transformers' loader
     applies to it, or None: not for experts fused on load, nor a q/k permutation without head counts."""

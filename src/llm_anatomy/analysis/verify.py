@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..core.catalog import TensorInfo, natural_key
 from ..core.errors import AnatomyError
+from ..hf.gguf_transforms import ROTARY_CONVENTIONS
 from .diff import Converted, HeaderDiff, value_blocks
 
 if TYPE_CHECKING:
@@ -77,7 +78,9 @@ MAX_KQUANT_ELEMS = 1 << 27
 KQUANT_SLACK = 2.0**-21
 
 STATUSES = ("identical", "same", "different", "unchecked")
-ROTARY = "unpermute"  # the convention whose misuse the findings recognise (gguf_transforms.CONVENTIONS)
+EXPERTS = "experts_stacked"  # analysis.experts: one expert's slice of a stacked tensor, read in place
+# Conventions under which a K-quant's values still come from its stored sub-blocks (rows reordered, or a slice).
+KQUANT_CONVENTIONS = ROTARY_CONVENTIONS | {EXPERTS}
 
 
 @dataclass(frozen=True)
@@ -193,12 +196,18 @@ def kquant_steps(dtype: str, raw: Any) -> tuple[Any, Any]:
 
 def _kquant_side(a: Any, b: Any) -> tuple[int, Any] | None:
     """(side, the stored K-quant tensor) when one side is a K-quant whose sub-blocks the values
-    can be traced back to: stored as is, or with its rows reordered (q/k); else None."""
+    can be traced back to: stored as is, with its rows reordered (q/k), or one expert's slice
+    of a stacked tensor; else None."""
     for side, tensor in ((1, b), (0, a)):
         if tensor.dtype not in KQUANT or (a.dtype == b.dtype):
             continue
         stored = tensor.stored if isinstance(tensor, Converted) else tensor
-        if isinstance(tensor, Converted) and (tensor.view.row_order is None or tensor.shape != stored.shape):
+        in_place = isinstance(tensor, Converted) and tensor.convention == EXPERTS and tensor.view.row_order is None
+        if (
+            isinstance(tensor, Converted)
+            and not in_place
+            and (tensor.view.row_order is None or tensor.shape != stored.shape)
+        ):
             return None
         if not isinstance(stored, TensorInfo) or stored.numel > MAX_KQUANT_ELEMS or stored.numel % 256:
             return None
@@ -220,7 +229,8 @@ def _kquant_allowed(side: int, tensor: Any, reader: "Reader") -> Callable[[Any, 
     # codes and every element holds -offset; how far that lies from the original is not derived.
     per_block = 256 // kind.sub_elems
     unbounded = (steps == 0) & np.repeat((steps != 0).reshape(-1, per_block).any(axis=1), per_block)
-    order = np.asarray(tensor.view.row_order, np.int64) if isinstance(tensor, Converted) else None
+    reordered = isinstance(tensor, Converted) and tensor.view.row_order is not None
+    order = np.asarray(tensor.view.row_order, np.int64) if reordered else None
     row_elems = stored.numel // max(stored.shape[0], 1) if stored.shape else 1
 
     def bound(block_a: Any, block_b: Any, start: int) -> Any:
@@ -247,7 +257,7 @@ def noise_words(a: Any, b: Any) -> str:
     """The noise allowed for this pair, in words (what _allowed allows)."""
     kquant = (
         _kquant_side(a, b)
-        if not any(isinstance(t, Converted) and t.convention != "unpermute" for t in (a, b))
+        if not any(isinstance(t, Converted) and t.convention not in KQUANT_CONVENTIONS for t in (a, b))
         else None
     )
     if kquant is not None:
@@ -276,7 +286,7 @@ def _allowed(
     import numpy as np
 
     conventions = {t.convention for t in (a, b) if isinstance(t, Converted)}
-    kquant = _kquant_side(a, b) if conventions <= {"unpermute"} else None
+    kquant = _kquant_side(a, b) if conventions <= KQUANT_CONVENTIONS else None
     if kquant is not None and reader_a is not None and reader_b is not None:
         return _kquant_allowed(kquant[0], kquant[1], (reader_a, reader_b)[kquant[0]])
     if "log_of_negated" in conventions:
@@ -430,6 +440,7 @@ def _whole(tensor: Any, reader: "Reader") -> Any:
 LAYER = re.compile(r"^(.*?\blayers\.)(\d+)(\..*)$")
 # Values of one tensor a side held whole to test a q/k permutation (Llama-2-7B's q_proj: 4096 x 4096).
 MAX_HELD = 1 << 24
+EXPERT = re.compile(r"^(.*?\bexperts\.)(\d+)(\..*)$")  # a mixture's experts, one tensor each
 OUTSIDE_LAYERS = "other"  # the per-layer summary's row for the embeddings, the final norm, the head
 # Swapped layers are looked for where at most this many layers differ in one tensor: a swap
 # changes two, and telling every pair of many layers apart would read the model over again.
@@ -483,7 +494,7 @@ def _rotary_finding(a: Any, b: Any, check: TensorCheck, reader_a: "Reader", read
     permuted at all)?"""
     import numpy as np
 
-    converted = next((t for t in (a, b) if isinstance(t, Converted) and t.convention == ROTARY), None)
+    converted = next((t for t in (a, b) if isinstance(t, Converted) and t.convention in ROTARY_CONVENTIONS), None)
     if converted is None or check.status != "different" or converted.numel > MAX_HELD:
         return None
     other = a if converted is b else b
@@ -497,10 +508,46 @@ def _rotary_finding(a: Any, b: Any, check: TensorCheck, reader_a: "Reader", read
     tolerance = scale * 2.0**-6  # well inside a row of another head, well outside any quantization noise
     side = "B" if converted is b else "A"
     other_side = "A" if converted is b else "B"
-    if np.abs(mine - theirs[inverse]).max() <= tolerance:
+    twice = bool(np.abs(mine - theirs[inverse]).max() <= tolerance)
+    skipped = not twice and bool(np.abs(mine - theirs[order]).max() <= tolerance)
+    # Meta's checkpoint is the converter's input: the other side is what the converter wrote.
+    culprit = other_side if converted.convention == "unpermute_meta" else side
+    if not twice and not skipped:
+        heads = _other_head_count(mine[inverse], theirs, order, tolerance)
+        if heads is not None:
+            return f"{_named(converted.name, check)}: the rotary permutation applied over {heads[1]} heads, not {heads[0]} ({culprit}'s file permutes the rows with the wrong head count)"
+        return None
+    if converted.convention == "unpermute_meta":
+        if twice:
+            return f"{_named(converted.name, check)}: equal to {side}'s after the rotary permutation is applied twice ({other_side}'s file permutes the rows twice)"
+        if skipped:
+            return f"{_named(converted.name, check)}: equal to {side}'s rows as Meta stores them ({other_side}'s file does not permute the rows: the converter skipped it)"
+        return None
+    if twice:
         return f"{_named(converted.name, check)}: equal to {other_side}'s after the rotary permutation is applied twice ({side}'s file permutes the rows twice)"
-    if np.abs(mine - theirs[order]).max() <= tolerance:
+    if skipped:
         return f"{_named(converted.name, check)}: equal to {other_side}'s with the rotary permutation undone ({side}'s file does not permute the rows: the converter skipped it)"
+    return None
+
+
+def _other_head_count(stored: Any, theirs: Any, order: Any, tolerance: float) -> tuple[int, int] | None:
+    """(the head count the permutation assumed, another one under which STORED's rows permuted
+    equal THEIRS): a converter that permuted k with the query heads' count (grouped-query
+    attention), or the other way round; None if no count fits."""
+    import numpy as np
+
+    from ..hf.gguf_transforms import unpermuted_rows
+
+    rows = len(order)
+    half = int(np.flatnonzero(order == 1)[0]) if rows > 1 else 0  # each head's even rows come first
+    if not half:
+        return None
+    used = rows // (2 * half)
+    for heads in range(1, rows // 2 + 1):
+        if rows % (2 * heads) or heads == used:
+            continue
+        if np.abs(stored[np.asarray(unpermuted_rows(rows, heads), np.int64)] - theirs).max() <= tolerance:
+            return used, heads
     return None
 
 
@@ -552,13 +599,17 @@ def _reshaped_words(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> s
 
 
 def _swaps(
-    checks: dict[str, TensorCheck], pairs: dict[str, tuple[Any, Any]], reader_a: "Reader", reader_b: "Reader"
+    checks: dict[str, TensorCheck],
+    pairs: dict[str, tuple[Any, Any]],
+    reader_a: "Reader",
+    reader_b: "Reader",
+    numbered: re.Pattern[str] = LAYER,
 ) -> tuple[list[str], set[str]]:
-    """Different tensors equal to the same tensor of another layer on the other side: 'layers i
-    and j are swapped', confirmed by comparing the values crosswise."""
+    """Different tensors equal to the same tensor of another layer (or expert: EXPERT) on the
+    other side: 'layers i and j are swapped', confirmed by comparing the values crosswise."""
     by_place: dict[tuple[str, str], dict[int, str]] = {}
     for name, check in checks.items():
-        match = LAYER.match(name)
+        match = numbered.match(name)
         if check.status == "different" and match:
             by_place.setdefault((match.group(1), match.group(3)), {})[int(match.group(2))] = name
     swapped: dict[tuple[str, int, int], list[str]] = {}
@@ -580,8 +631,13 @@ def _swaps(
     lines = []
     for (prefix, i, j), suffixes in sorted(swapped.items()):
         what = f"{prefix}{i} and {prefix}{j}"
+        swap = (
+            f"layers {i} and {j}"
+            if numbered is LAYER
+            else f"experts {i} and {j} of {prefix.rstrip('.').rpartition('.')[0]}"
+        )
         lines.append(
-            f"layers {i} and {j} are swapped: {len(suffixes)} tensor{'s' if len(suffixes) != 1 else ''} of {what} ({', '.join(s.lstrip('.') for s in suffixes)}) hold each other's values"
+            f"{swap} are swapped: {len(suffixes)} tensor{'s' if len(suffixes) != 1 else ''} of {what} ({', '.join(s.lstrip('.') for s in suffixes)}) hold each other's values"
         )
     return lines, explained
 
@@ -679,7 +735,11 @@ def verify_pairs(
         if tokenizer is None or not tokenizer.compared:
             warnings += [_config_words(*change) for change in token_ids]
         swap_lines, explained = _swaps(checks, by_name, reader_a, reader_b)
-        failures += swap_lines
+        expert_lines, experts_explained = _swaps(
+            {n: c for n, c in checks.items() if n not in explained}, by_name, reader_a, reader_b, EXPERT
+        )
+        failures += swap_lines + expert_lines
+        explained |= experts_explained
         for name, check in sorted(checks.items(), key=lambda item: natural_key(item[0])):
             if check.status != "different" or name in explained:
                 continue

@@ -47,6 +47,20 @@ TRANSFORMS = {
 AS_STORED_SUFFIXES = (".lora_a",)
 
 
+# Meta's original Llama checkpoints (consolidated.00.pth) hold q and k in the same rotary layout
+# as llama.cpp's (both interleave each head's rotary pairs); transformers' convert_llama_weights_to_hf.py
+# permutes them from it, with params.json's head counts (n_kv_heads for k: grouped-query attention).
+META_TRANSFORMS = (
+    (r"layers\.\d+\.attention\.wq\.weight", Transform("unpermute", "num_attention_heads")),
+    (r"layers\.\d+\.attention\.wk\.weight", Transform("unpermute", "num_key_value_heads")),
+)
+
+
+def meta_transform_of(name: str) -> Transform | None:
+    """The transform of one tensor of Meta's original checkpoints, by its stored name."""
+    return next((transform for pattern, transform in META_TRANSFORMS if re.fullmatch(pattern, name)), None)
+
+
 def transform_of(arch: str | None, gguf_name: str) -> Transform | None:
     if gguf_name.endswith(AS_STORED_SUFFIXES):
         return None
@@ -71,13 +85,18 @@ def bloom_qkv_rows(rows: int, heads: int) -> tuple[int, ...]:
     return tuple(j * part + h * head_dim + i for h in range(heads) for j in range(3) for i in range(head_dim))
 
 
+# The conventions that reorder q/k's rows for rotary embeddings (verify recognises their misuse).
+ROTARY_CONVENTIONS = frozenset({"unpermute", "unpermute_meta"})
+
 # What each transform undoes, in words (diff and verify name it beside each tensor): the
 # Transform kind, or for an elementwise one its ELEMENTWISE key.
 CONVENTIONS = {
     "unpermute": "rotary row permutation of q/k undone (llama.cpp's layout)",
+    "unpermute_meta": "rotary row permutation of q/k undone (Meta's layout)",
     "bloom_qkv": "fused qkv rows reordered (llama.cpp's Bloom layout)",
     "minus_one": "norm weight stored as 1 + w: 1 subtracted",
     "log_of_negated": "A stored as -exp(A_log): log(-A) taken",
+    "experts_stacked": "experts stacked in one tensor: this expert's slice read",
     "transpose": "transposed back (GGUF stores Conv1D weights transposed)",
     "unsqueeze": "unit dimension restored (GGUF drops it)",
 }
