@@ -400,10 +400,15 @@ def targets(inputs: Iterable[str], store: Callable[[str], Any]) -> Iterator[Targ
 
 
 def inventory(
-    inputs: Iterable[str], skip: Callable[[Target], bool] = lambda target: False, workers: int = WORKERS
+    inputs: Iterable[str],
+    skip: Callable[[Target], bool] = lambda target: False,
+    workers: int = WORKERS,
+    engine: Callable[[Iterator[Target], int], Iterator[Row]] | None = None,
 ) -> Iterator[Row]:
     """A Row per checkpoint under inputs, as each is read (not in input order), at most
-    `workers` read at once; skip(target) leaves out those already done (a resumed run)."""
+    `workers` read at once; skip(target) leaves out those already done (a resumed run).
+    engine(targets, workers) makes the rows elsewhere (inventory_ray.rows: on a Ray
+    cluster); None: here, in a pool of threads."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     stores: dict[str, Any] = {}  # one client per bucket for the whole run
@@ -415,11 +420,13 @@ def inventory(
             stores[bucket] = s3.store(bucket)
         return stores[bucket]
 
+    todo = (t for t in targets(inputs, store) if not skip(Target(escape(t.location), t.content)))
+    if engine is not None:
+        yield from engine(todo, workers)
+        return
     with ThreadPoolExecutor(workers) as pool:
         pending: set = set()
-        for target in targets(inputs, store):
-            if skip(Target(escape(target.location), target.content)):
-                continue
+        for target in todo:
             if len(pending) >= workers:  # bounded: no more in flight than workers
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in done)

@@ -28,7 +28,8 @@ EXAMPLE = """  llm-anatomy scan ./downloaded-model
   llm-anatomy scan pytorch_model.bin --json
   llm-anatomy scan ./downloaded-model --sarif > scan.sarif   # for a code-scanning page
   llm-anatomy scan ./downloaded-model --fail-on medium        # exit 4 on medium and above
-  llm-anatomy scan ./models s3://my-bucket/checkpoints --out inventory.jsonl   # run again to resume"""
+  llm-anatomy scan ./models s3://my-bucket/checkpoints --out inventory.jsonl   # run again to resume
+  llm-anatomy scan s3://my-bucket/ --out inventory.parquet --engine ray --ray-address ray://head:10001"""
 FINDINGS_EXIT = 4
 S3 = "s3://"
 
@@ -61,13 +62,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=16, metavar="N", help="checkpoints an inventory reads at once (default 16)"
     )
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where an inventory's rows are made: local (threads here, the default) or ray (a task per checkpoint on a Ray cluster; the same rows and --out file)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="the Ray cluster for --engine ray (default: RAY_ADDRESS, else one started on this machine)",
+    )
 
 
 def _is_inventory(args: argparse.Namespace) -> bool:
     """Many models: several, an s3:// prefix, --out, or one folder that holds several
     checkpoints and is none itself (a model folder with more weights in a subfolder, as
     Meta's repositories keep original/, is one model: scanned whole, as before)."""
-    if len(args.models) > 1 or args.out is not None or args.models[0].startswith(S3):
+    if len(args.models) > 1 or args.out is not None or args.engine != "local" or args.models[0].startswith(S3):
         return True
     import itertools
     import os
@@ -103,7 +115,9 @@ def _inventory(args: argparse.Namespace, out: TextIO) -> int:
         )
     if args.workers < 1:
         raise UsageError("--workers", "at least 1", str(args.workers), "pass --workers 16")
-    result = inventory(args.models, args.out, workers=args.workers)
+    if args.ray_address is not None and args.engine != "ray":
+        raise UsageError("--ray-address", "--engine ray with it", f"--engine {args.engine}", "add --engine ray")
+    result = inventory(args.models, args.out, workers=args.workers, engine=args.engine, ray_address=args.ray_address)
     if args.json:
         out.writelines(table.json_line(row) for row in result.rows)
     else:
