@@ -367,9 +367,9 @@ def row_of(target: Target, store: Callable[[str], Any]) -> Row:
     """The row of one checkpoint; an unreadable one is a row with its error line. A local
     one's findings are `scan`'s, whether or not it could be read (a pickle the reader
     refuses is what the scan is for)."""
-    if target.location.startswith("s3://"):
-        from ..hub import s3
+    from ..hub import s3
 
+    if s3.is_object_store(target.location):
         try:
             return _s3_row(target, store(s3.split(target.location)[0]))
         except AnatomyError as exc:
@@ -389,13 +389,16 @@ def targets(inputs: Iterable[str], store: Callable[[str], Any]) -> Iterator[Targ
     from ..hub import s3
 
     for given in inputs:
-        if s3.is_s3(given):
+        if s3.is_object_store(given):
             yield from list_s3(given, store(s3.split(given)[0]))
         elif os.path.exists(given):
             yield from walk_local(given)
         else:
             raise AnatomyError(
-                given, "a local folder or an s3://BUCKET/PREFIX", "no such file or folder", "check the path"
+                given,
+                "a local folder or an s3://, gs:// or az://BUCKET/PREFIX",
+                "no such file or folder",
+                "check the path",
             )
 
 

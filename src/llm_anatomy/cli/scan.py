@@ -31,7 +31,6 @@ EXAMPLE = """  llm-anatomy scan ./downloaded-model
   llm-anatomy scan ./models s3://my-bucket/checkpoints --out inventory.jsonl   # run again to resume
   llm-anatomy scan s3://my-bucket/ --out inventory.parquet --engine ray --ray-address ray://head:10001"""
 FINDINGS_EXIT = 4
-S3 = "s3://"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "models",
         nargs="+",
         metavar="MODEL",
-        help="a local model folder (every file under it) or one file; several, a folder holding several checkpoints, or s3://BUCKET/PREFIX: an inventory",
+        help="a local model folder (every file under it) or one file; several, a folder holding several checkpoints, or s3://, gs:// or az://BUCKET/PREFIX: an inventory",
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
@@ -76,10 +75,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _is_inventory(args: argparse.Namespace) -> bool:
-    """Many models: several, an s3:// prefix, --out, or one folder that holds several
+    """Many models: several, an s3://, gs:// or az:// prefix, --out, or one folder that holds several
     checkpoints and is none itself (a model folder with more weights in a subfolder, as
     Meta's repositories keep original/, is one model: scanned whole, as before)."""
-    if len(args.models) > 1 or args.out is not None or args.engine != "local" or args.models[0].startswith(S3):
+    from ..locate import OBJECT_STORES
+
+    if (
+        len(args.models) > 1
+        or args.out is not None
+        or args.engine != "local"
+        or args.models[0].startswith(OBJECT_STORES)
+    ):
         return True
     import itertools
     import os
