@@ -52,20 +52,21 @@ REFUSALS_BY_KIND = (
     # obstore refuses keys with empty, "." or ".." segments, in a listing too (the page is lost)
     ("InvalidPathError", *BAD_KEY),
 )
-# What obstore's GenericError says, in order: the stores' error codes (S3's and GCS's XML
-# API, Azure's), then the credential chains' last resort (an instance metadata endpoint)
-# failing, then the network.
+# What obstore's GenericError says, in order: the credential chains' last resort (an
+# instance metadata endpoint: AWS's, Google's, Azure's) failing, or no account named, then
+# the stores' error codes (S3's and GCS's XML API, Azure's), then the network.
 REFUSALS_BY_TEXT = (
-    ("<Code>NoSuchBucket</Code>", "no such bucket", "check the bucket name and {endpoint}"),
-    ("ContainerNotFound", "no such container", "check the container name and the account"),
-    ("<Code>AccessDenied</Code>", *DENIED),
-    ("AuthorizationFailure", *DENIED),
-    ("AuthenticationFailed", NO_CREDENTIALS, ""),
-    ("403 Forbidden", *DENIED),
     ("/latest/api/token", NO_CREDENTIALS, ""),
     ("/latest/meta-data/", NO_CREDENTIALS, ""),
     ("/computeMetadata/", NO_CREDENTIALS, ""),
     ("/metadata/identity/", NO_CREDENTIALS, ""),
+    ("MissingAccount", NO_CREDENTIALS, ""),
+    ("<Code>NoSuchBucket</Code>", "no such bucket", "check the bucket name and {endpoint}"),
+    ("ContainerNotFound", "no such container", "check the container name and {endpoint}"),
+    ("<Code>AccessDenied</Code>", *DENIED),
+    ("AuthenticationFailed", *DENIED),
+    ("AuthorizationFailure", *DENIED),
+    ("403 Forbidden", *DENIED),
     ("error sending request", "no connection", "check the network or {endpoint}"),
 )
 
