@@ -1653,12 +1653,12 @@ def inventory(
     engine: str = "local",
     ray_address: str | None = None,
 ) -> Inventory:
-    """One row per checkpoint under inputs: local folders (walked) and s3://BUCKET/PREFIX
+    """One row per checkpoint under inputs: local folders (walked) and s3://, gs:// or az://BUCKET/PREFIX
     (listed), mixed; headers only, `workers` checkpoints read at once. What `llm-anatomy
     scan` writes for many models: a local checkpoint's row counts scan's findings on it.
 
     Args:
-        inputs: folders, weights files and s3:// prefixes.
+        inputs: folders, weights files and s3://, gs:// and az:// prefixes.
         out: a .jsonl or .csv file the rows are appended to as they come, or a .parquet
             file (the `parquet` extra) rewritten with them at the end; a rerun with the same
             file skips the checkpoints it holds for the same content (sizes and ETags or

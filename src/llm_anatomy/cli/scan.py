@@ -19,7 +19,7 @@ HELP = (
     "Findings, each with a severity, a rule id, the file and the place inside it: globals a pickle "
     "would import or call, code a loader would run (auto_map, .py files), chat templates that reach "
     "past jinja2's sandbox, files and offsets a loader would misread. Nothing is loaded or run. "
-    "Over many models (several MODELs, a folder holding several checkpoints, s3://BUCKET/PREFIX, "
+    "Over many models (several MODELs, a folder holding several checkpoints, s3://, gs:// or az://BUCKET/PREFIX, "
     "or --out) an inventory: one row per checkpoint (format, architecture, parameters, dtypes, "
     "quantization, memory, KV cache, fingerprints, findings by severity), from headers. "
     "Exit status: 0 no finding at or above --fail-on, 4 findings, 1 unreadable, 2 usage."
