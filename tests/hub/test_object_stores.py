@@ -1,16 +1,18 @@
 """gs:// and az:// beside s3://: one reading code, what differs in hub/s3.py's STORES table.
 Azure against Azurite on 127.0.0.1 (tests/azurite.py): the same rows as local folders, the
 ETag held between listing and reading, a connection string as the Azure tools print it.
-GCS has no emulator that obstore's client can talk to here (gcp-storage-emulator answers
-no XML-API listing and sends no ETag), so gs:// is held to its table, its store and its
-error lines without a server."""
+GCS against moto's S3 server (tests/s3_moto.py) standing in for GCS's XML API, which is what
+obstore's GCS client speaks (a ListObjectsV2 listing, path-style GETs with Range and
+If-Match): no emulator of GCS itself works with it here (gcp-storage-emulator answers no
+XML-API listing and sends no ETag), so Google's own answers (its error bodies, its token
+service) are held only to the error lines below."""
 
 import os
 
 import pytest
 
 import azurite
-from test_inventory import facts, tree  # noqa: F401 (tree: a fixture)
+from test_inventory import facts, server, tree  # noqa: F401 (server, tree: fixtures)
 
 from llm_anatomy import api, locate
 from llm_anatomy.analysis import inventory as inv
@@ -167,5 +169,43 @@ def test_azure_blob_changed_between_listing_and_reading(tree, azure):  # noqa: F
             "az://models/team/models/single",
             f"az://models/{key}: expected an object store's answer, found an object changed since it was listed; run again once the upload is finished",
             None,
+        )
+    ]
+
+
+@pytest.fixture
+def google(server, monkeypatch):  # noqa: F811
+    """The environment a GCS client reads, aimed at moto as the XML API, with a static
+    bearer token (moto checks none unless told to)."""
+    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_SERVICE_ACCOUNT", "GOOGLE_SERVICE_ACCOUNT_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOOGLE_BEARER_TOKEN", "test-token")
+    monkeypatch.setenv("GOOGLE_BASE_URL", server.endpoint)
+    return server
+
+
+def test_gcs_rows_equal_local_rows_and_cost_the_same_requests(tree, google):  # noqa: F811
+    local = {os.path.relpath(r.location, tree.parent): facts(r) for r in api.inventory([str(tree)]).rows}
+    remote = {r.location.removeprefix("gs://models/team/"): facts(r) for r in api.inventory(["gs://models/team/"]).rows}
+    assert remote == local
+    before = google.count()
+    assert [r.error for r in api.inventory(["gs://models/team/models/single"]).rows] == [None]
+    # one listing page, then config.json, the header, README.md (license): as for s3://
+    assert google.count() - before == 4
+
+
+def test_gcs_object_changed_between_listing_and_reading(tree, server, google):  # noqa: F811
+    targets = list(inv.list_s3("gs://models/team/models/single", s3.store("gs://models")))
+    key = "team/models/single/model.safetensors"
+    original = server.get("models", key)
+    server.put("models", key, original[:-4] + b"\0\0\0\0")
+    try:
+        rows = [inv.row_of(t, s3.store) for t in targets]
+    finally:
+        server.put("models", key, original)
+    assert [(r.location, r.error) for r in rows] == [
+        (
+            "gs://models/team/models/single",
+            f"gs://models/{key}: expected an object store's answer, found an object changed since it was listed; run again once the upload is finished",
         )
     ]
