@@ -225,6 +225,7 @@ NOT_ON_THE_LIGHT_PATH = (
     "urllib.request",
     "ssl",
     "huggingface_hub",
+    "ray",  # only scan --engine ray joins a cluster
 )
 
 

@@ -1715,17 +1715,23 @@ class Inventory(namedtuple("Inventory", "rows skipped")):
 
 
 OUT_FORMATS = (".jsonl", ".csv", ".parquet")
+INVENTORY_ENGINES = ("local", "ray")
 
 
 def inventory(
-    inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None, *, workers: int = 16
+    inputs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    workers: int = 16,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> Inventory:
-    """One row per checkpoint under inputs: local folders (walked) and s3://BUCKET/PREFIX
+    """One row per checkpoint under inputs: local folders (walked) and s3://, gs:// or az://BUCKET/PREFIX
     (listed), mixed; headers only, `workers` checkpoints read at once. What `llm-anatomy
     scan` writes for many models: a local checkpoint's row counts scan's findings on it.
 
     Args:
-        inputs: folders, weights files and s3:// prefixes.
+        inputs: folders, weights files and s3://, gs:// and az:// prefixes.
         out: a .jsonl or .csv file the rows are appended to as they come, or a .parquet
             file (the `parquet` extra) rewritten with them at the end; a rerun with the same
             file skips the checkpoints it holds for the same content (sizes and ETags or
@@ -1740,6 +1746,16 @@ def inventory(
 
     from .analysis import inventory as inv
 
+    if engine not in INVENTORY_ENGINES:
+        raise UsageError(engine, "an engine: " + " or ".join(INVENTORY_ENGINES), "another name", "pass --engine ray")
+    run = None
+    if engine == "ray":
+        import functools
+
+        from .analysis import inventory_ray
+
+        inventory_ray.connect(ray_address)  # before the out file is opened: a missing extra or cluster is one line
+        run = functools.partial(inventory_ray.rows, address=ray_address)
     path = None if out is None else str(out)
     if path is not None and not path.endswith(OUT_FORMATS):
         raise UsageError(
@@ -1768,7 +1784,7 @@ def inventory(
         return False
 
     try:
-        for row in inv.inventory([str(i) for i in inputs], skip, workers):
+        for row in inv.inventory([str(i) for i in inputs], skip, workers, run):
             rows.append(row)
             if writer is not None:
                 writer.write(row)

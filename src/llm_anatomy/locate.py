@@ -18,7 +18,7 @@ from .hf.peft import ADAPTER_CONFIG  # a PEFT adapter's config, read as its conf
 
 CONFIG = "config.json"
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")  # :QUANT picks a GGUF file on the Hub
-S3 = "s3://"  # a model in an S3 bucket (hub/s3.py), never a local path
+OBJECT_STORES = ("s3://", "gs://", "az://")  # a model in an object store (hub/s3.py's STORES), never a local path
 MAX_REF_BYTES = 100  # a ref holds a 40-digit commit hash and maybe a newline
 
 # The rules on file names (formats.files) and the readers (formats) are imported where
@@ -186,14 +186,16 @@ def ask_early(model: str, revision: str | None) -> Early | None:
 
 
 def resolve(model: str, revision: str | None = None) -> Source:
-    """Find the weights and config for MODEL (a local path, a model id, or s3://BUCKET/PREFIX);
+    """Find the weights and config for MODEL (a local path, a model id, or s3://, gs:// or
+    az://BUCKET/PREFIX);
     raise AnatomyError saying what is missing."""
     from .formats.files import Source, choose_quantization, gguf_weights
 
-    if model.startswith(S3):
+    if model.startswith(OBJECT_STORES):
         if revision:
+            scheme = model[: model.index("://") + 3]
             raise UsageError(
-                model, "a model id with --revision", "an s3:// address", "drop --revision for s3:// models"
+                model, "a model id with --revision", f"an {scheme} address", f"drop --revision for {scheme} models"
             )
         from .hub import s3
 

@@ -273,7 +273,7 @@ def test_out_of_another_kind_is_a_usage_error(tree, capsys):
 def test_object_changed_between_listing_and_reading(tree, server, store):
     """The listing's ETag goes with each read: a replaced header (uploaded again through
     boto3 between the listing and the reading) is an error row."""
-    targets = list(inv.list_s3("s3://models/team/models/single", s3.store("models")))
+    targets = list(inv.list_s3("s3://models/team/models/single", s3.store("s3://models")))
     key = "team/models/single/model.safetensors"
     original = server.get("models", key)
     client = server.client(key=server.key)

@@ -367,9 +367,9 @@ def row_of(target: Target, store: Callable[[str], Any]) -> Row:
     """The row of one checkpoint; an unreadable one is a row with its error line. A local
     one's findings are `scan`'s, whether or not it could be read (a pickle the reader
     refuses is what the scan is for)."""
-    if target.location.startswith("s3://"):
-        from ..hub import s3
+    from ..hub import s3
 
+    if s3.is_object_store(target.location):
         try:
             return _s3_row(target, store(s3.split(target.location)[0]))
         except AnatomyError as exc:
@@ -389,21 +389,29 @@ def targets(inputs: Iterable[str], store: Callable[[str], Any]) -> Iterator[Targ
     from ..hub import s3
 
     for given in inputs:
-        if s3.is_s3(given):
+        if s3.is_object_store(given):
             yield from list_s3(given, store(s3.split(given)[0]))
         elif os.path.exists(given):
             yield from walk_local(given)
         else:
             raise AnatomyError(
-                given, "a local folder or an s3://BUCKET/PREFIX", "no such file or folder", "check the path"
+                given,
+                "a local folder or an s3://, gs:// or az://BUCKET/PREFIX",
+                "no such file or folder",
+                "check the path",
             )
 
 
 def inventory(
-    inputs: Iterable[str], skip: Callable[[Target], bool] = lambda target: False, workers: int = WORKERS
+    inputs: Iterable[str],
+    skip: Callable[[Target], bool] = lambda target: False,
+    workers: int = WORKERS,
+    engine: Callable[[Iterator[Target], int], Iterator[Row]] | None = None,
 ) -> Iterator[Row]:
     """A Row per checkpoint under inputs, as each is read (not in input order), at most
-    `workers` read at once; skip(target) leaves out those already done (a resumed run)."""
+    `workers` read at once; skip(target) leaves out those already done (a resumed run).
+    engine(targets, workers) makes the rows elsewhere (inventory_ray.rows: on a Ray
+    cluster); None: here, in a pool of threads."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     stores: dict[str, Any] = {}  # one client per bucket for the whole run
@@ -415,11 +423,13 @@ def inventory(
             stores[bucket] = s3.store(bucket)
         return stores[bucket]
 
+    todo = (t for t in targets(inputs, store) if not skip(Target(escape(t.location), t.content)))
+    if engine is not None:
+        yield from engine(todo, workers)
+        return
     with ThreadPoolExecutor(workers) as pool:
         pending: set = set()
-        for target in targets(inputs, store):
-            if skip(Target(escape(target.location), target.content)):
-                continue
+        for target in todo:
             if len(pending) >= workers:  # bounded: no more in flight than workers
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in done)

@@ -142,7 +142,7 @@ def _ask_hub_early(name: str, argv: list[str]) -> Early | None:
     sent, or None."""
     at = argv.index(name) + 1
     model = argv[at] if at < len(argv) else ""
-    if "/" not in model or model.startswith(("-", "s3://")) or os.path.exists(model):
+    if "/" not in model or model.startswith(("-", "s3://", "gs://", "az://")) or os.path.exists(model):
         return None
     revision = None
     for i, arg in enumerate(argv):

@@ -19,7 +19,7 @@ HELP = (
     "Findings, each with a severity, a rule id, the file and the place inside it: globals a pickle "
     "would import or call, code a loader would run (auto_map, .py files), chat templates that reach "
     "past jinja2's sandbox, files and offsets a loader would misread. Nothing is loaded or run. "
-    "Over many models (several MODELs, a folder holding several checkpoints, s3://BUCKET/PREFIX, "
+    "Over many models (several MODELs, a folder holding several checkpoints, s3://, gs:// or az://BUCKET/PREFIX, "
     "or --out) an inventory: one row per checkpoint (format, architecture, parameters, dtypes, "
     "quantization, memory, KV cache, fingerprints, findings by severity), from headers. "
     "Exit status: 0 no finding at or above --fail-on, 4 findings, 1 unreadable, 2 usage."
@@ -28,9 +28,9 @@ EXAMPLE = """  llm-anatomy scan ./downloaded-model
   llm-anatomy scan pytorch_model.bin --json
   llm-anatomy scan ./downloaded-model --sarif > scan.sarif   # for a code-scanning page
   llm-anatomy scan ./downloaded-model --fail-on medium        # exit 4 on medium and above
-  llm-anatomy scan ./models s3://my-bucket/checkpoints --out inventory.jsonl   # run again to resume"""
+  llm-anatomy scan ./models s3://my-bucket/checkpoints --out inventory.jsonl   # run again to resume
+  llm-anatomy scan s3://my-bucket/ --out inventory.parquet --engine ray --ray-address ray://head:10001"""
 FINDINGS_EXIT = 4
-S3 = "s3://"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "models",
         nargs="+",
         metavar="MODEL",
-        help="a local model folder (every file under it) or one file; several, a folder holding several checkpoints, or s3://BUCKET/PREFIX: an inventory",
+        help="a local model folder (every file under it) or one file; several, a folder holding several checkpoints, or s3://, gs:// or az://BUCKET/PREFIX: an inventory",
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
@@ -61,13 +61,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=16, metavar="N", help="checkpoints an inventory reads at once (default 16)"
     )
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where an inventory's rows are made: local (threads here, the default) or ray (a task per checkpoint on a Ray cluster; the same rows and --out file)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="the Ray cluster for --engine ray (default: RAY_ADDRESS, else one started on this machine)",
+    )
 
 
 def _is_inventory(args: argparse.Namespace) -> bool:
-    """Many models: several, an s3:// prefix, --out, or one folder that holds several
+    """Many models: several, an s3://, gs:// or az:// prefix, --out, or one folder that holds several
     checkpoints and is none itself (a model folder with more weights in a subfolder, as
     Meta's repositories keep original/, is one model: scanned whole, as before)."""
-    if len(args.models) > 1 or args.out is not None or args.models[0].startswith(S3):
+    from ..locate import OBJECT_STORES
+
+    if (
+        len(args.models) > 1
+        or args.out is not None
+        or args.engine != "local"
+        or args.models[0].startswith(OBJECT_STORES)
+    ):
         return True
     import itertools
     import os
@@ -103,7 +121,9 @@ def _inventory(args: argparse.Namespace, out: TextIO) -> int:
         )
     if args.workers < 1:
         raise UsageError("--workers", "at least 1", str(args.workers), "pass --workers 16")
-    result = inventory(args.models, args.out, workers=args.workers)
+    if args.ray_address is not None and args.engine != "ray":
+        raise UsageError("--ray-address", "--engine ray with it", f"--engine {args.engine}", "add --engine ray")
+    result = inventory(args.models, args.out, workers=args.workers, engine=args.engine, ray_address=args.ray_address)
     if args.json:
         out.writelines(table.json_line(row) for row in result.rows)
     else:

@@ -15,6 +15,7 @@ EXTRAS = {
     "transformers": ("transformers", "torch"),
     "s3": ("obstore",),  # s3:// models (hub/s3.py)
     "parquet": ("pyarrow",),  # inventory --out FILE.parquet
+    "ray": ("ray",),  # inventory --engine ray (analysis/inventory_ray.py)
     # transformers' own GGUF loader (trace --run on a GGUF) needs gguf and accelerate as well.
     "all": ("transformers", "torch", "accelerate", "gguf", "numpy"),
 }
