@@ -223,6 +223,7 @@ def build_models(work, tmp_path_factory, llama_fp8):
             alpha_pattern={"v_proj": 16},
             modules_to_save=["lm_head"],
         )
+        checkpoints.peft_merged("tiny-llama", "tiny-lora", "tiny-lora-merged")
     _vocab_only(str(work / "ggml-vocab-llama-bpe.gguf"))
     _broken_llama(str(work / "broken-llama"))
     _evil_bin(str(work / "evil.bin"))

@@ -31,16 +31,6 @@ VERDICT = [
 NOISY = "model.layers.0.mlp.up_proj.weight"  # [96, 64]
 
 
-def _merge(base, adapter, folder, dtype):
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=getattr(torch, dtype))
-    PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def merged(llama_dir, llama_bf16_dir, tmp_path_factory):
     """{dtype: (base, the LoRA merged into it by PEFT)}, and 'noisy': float32 with random noise
@@ -50,10 +40,13 @@ def merged(llama_dir, llama_bf16_dir, tmp_path_factory):
 
     adapter = checkpoints.peft_lora(str(llama_dir), str(tmp_path_factory.mktemp("adapter")), **LORA)
     made = {
-        "float32": (llama_dir, _merge(llama_dir, adapter, str(tmp_path_factory.mktemp("merged32")), "float32")),
+        "float32": (
+            llama_dir,
+            checkpoints.peft_merged(str(llama_dir), adapter, str(tmp_path_factory.mktemp("merged32"))),
+        ),
         "bfloat16": (
             llama_bf16_dir,
-            _merge(llama_bf16_dir, adapter, str(tmp_path_factory.mktemp("merged16")), "bfloat16"),
+            checkpoints.peft_merged(str(llama_bf16_dir), adapter, str(tmp_path_factory.mktemp("merged16")), "bfloat16"),
         ),
     }
     noisy = tmp_path_factory.mktemp("noisy")

@@ -110,8 +110,8 @@ def values_text(values: ValueDiff, top: int | None = None) -> str:
 
 
 RANK_MEASURES = (
-    "rank = singular values of B - A above the tolerance 4 u rms (sqrt(m) + sqrt(n)) (u: the coarser dtype's "
-    "unit roundoff; randomised SVD); energy = share of ||B - A||^2 in the top rank singular values"
+    "rank = singular values of B - A above max(4 u rms (sqrt(m) + sqrt(n)), sigma_max max(m, n) eps) "
+    "(u: the stored dtype's unit roundoff, eps: float32's; randomised SVD); energy = share of ||B - A||^2 in them"
 )
 
 
