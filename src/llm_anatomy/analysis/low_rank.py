@@ -117,6 +117,7 @@ def estimate(difference: "np.ndarray", dtypes: Sequence[str], sum_aa: float, sum
     """The numerical rank of DIFFERENCE (B - A, m x n, float32 or float64) and its energy share;
     sum_aa, sum_bb, sum_dd: ||A||^2, ||B||^2 and ||B - A||^2 over the finite pairs."""
     import numpy as np
+    from threadpoolctl import threadpool_limits
 
     m, n = difference.shape
     full = min(m, n)
@@ -124,7 +125,10 @@ def estimate(difference: "np.ndarray", dtypes: Sequence[str], sum_aa: float, sum
     arithmetic = float(np.finfo(difference.dtype).eps)
     for probe in PROBES:
         k = min(full, probe + OVERSAMPLE)
-        values = singular_values(difference, k)
+        # One BLAS thread: the workers already keep every core busy, and OpenBLAS's threads
+        # spinning beside them made the products 10x slower on a loaded machine (bench/RESULTS.md).
+        with threadpool_limits(1):
+            values = singular_values(difference, k)
         sigma_max = float(values[0]) if values.size else 0.0
         limit, dtype = tolerance(sigma_max, (m, n), dtypes, rms, arithmetic)
         rank = int(np.count_nonzero(values > limit))
