@@ -496,38 +496,59 @@ def _order(change: TensorChange) -> tuple:
     return (change.identical, -relative, natural_key(change.name))
 
 
+def run_pairs(
+    pairs: list[tuple[Any, Any]],
+    one: Callable[..., Any],
+    progress: Callable[[int], None] | None = None,
+    many: Callable[..., list] | None = None,
+    numel: Callable[[tuple[Any, Any]], int] | None = None,
+) -> list:
+    """one(a, b, reader_a, reader_b) for every pair on all cores (stream.run_batched, a reader
+    per side in each worker), diff's and verify's one driver: a pair that cannot be read gives
+    its error line instead. many(batch, reader_a, reader_b): the results of a batch of pairs of
+    small tensors at once, those numel(pair) counts at most stream.SMALL_ELEMS values; without
+    many, every pair alone. progress: called with each pair's bytes once it is done."""
+    from ..decode.stream import SMALL_ELEMS, run_batched
+
+    def work(pair: tuple[Any, Any], reader_a: "Reader", reader_b: "Reader") -> Any:
+        try:
+            return one(*pair, reader_a, reader_b)
+        except AnatomyError as exc:
+            return exc.line()
+
+    return run_batched(
+        pairs,
+        work,
+        many or (lambda batch, reader_a, reader_b: [work(pair, reader_a, reader_b) for pair in batch]),
+        numel=numel or (lambda p: SMALL_ELEMS + 1),
+        place=lambda p: (p[0].file, p[0].offset),
+        weight=lambda p: p[0].nbytes + p[1].nbytes,
+        readers_per_worker=2,
+        done=(lambda pair: progress(pair[0].nbytes + pair[1].nbytes)) if progress is not None else None,
+    )
+
+
 def compare_values(
     header: HeaderDiff, progress: Callable[[int], None] | None = None, low_rank: bool = False
 ) -> ValueDiff:
     """Every pair of the header diff compared on all cores; a pair that cannot be read
     becomes a line in `errors` and the others are still compared. low_rank: each changed
     matrix's numerical rank too (compare_rank; matrices are then never batched)."""
-    from ..decode.stream import SMALL_ELEMS, batch_numel, run_batched
-
-    compare = compare_rank if low_rank else compare_pair
-
-    def work(pair: tuple[TensorInfo, TensorInfo], reader_a: "Reader", reader_b: "Reader") -> TensorChange | str:
-        try:
-            return compare(*pair, reader_a, reader_b)
-        except AnatomyError as exc:
-            return exc.line()
+    from ..decode.stream import SMALL_ELEMS, batch_numel
 
     pairs = list(header.pairs)
-    done = (lambda pair: progress(pair[0].nbytes + pair[1].nbytes)) if progress is not None else None
-    results = run_batched(
+    results = run_pairs(
         pairs,
-        work,
+        compare_rank if low_rank else compare_pair,
+        progress,
         batch_compare,
-        # a Converted tensor's values come from its blocks(), never from one batched read of its bytes
-        numel=lambda p: (
+        # a Converted tensor's values come from its blocks(), never from one batched read of its
+        # bytes; with low_rank a matrix is held whole, alone
+        lambda p: (
             SMALL_ELEMS + 1
             if isinstance(p[0], Converted) or isinstance(p[1], Converted) or (low_rank and len(p[0].shape) == 2)
             else max(batch_numel(p[0]), batch_numel(p[1]))
         ),
-        place=lambda p: (p[0].file, p[0].offset),
-        weight=lambda p: p[0].nbytes + p[1].nbytes,
-        readers_per_worker=2,
-        done=done,
     )
     rows = sorted((r for r in results if isinstance(r, TensorChange)), key=_order)
     errors = tuple((p[0].name, r) for p, r in zip(pairs, results) if isinstance(r, str))
