@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import llm_anatomy as la
+from llm_anatomy.core.errors import UsageError
 from llm_anatomy.analysis.low_rank import estimate, singular_values
 
 import checkpoints
@@ -86,6 +87,9 @@ def test_a_merged_lora_is_recognised_with_its_ranks(dtype, merged, cli):
     assert _reference_ranks(base, merged_folder, {n: f["tolerance"] for n, f in found.items()}) == RANKS
     identical = [t for t in data["tensors"] if t["low_rank"] is None]
     assert len(identical) == 17 and all(t["identical"] for t in identical)
+    assert la.diff(base, merged_folder, low_rank=True).verdict() == VERDICT  # the API the CLI renders
+    with pytest.raises(UsageError, match=r"^Diff.verdict: expected the values compared, found the headers only"):
+        la.diff(base, merged_folder, values=False).verdict()
 
 
 @pytest.mark.slow  # PEFT makes and merges the adapter
