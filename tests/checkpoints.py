@@ -427,6 +427,16 @@ def peft_lora(base: str, folder: str, *, seed: int = 0, safe_serialization: bool
     return folder
 
 
+def peft_merged(base: str, adapter: str, folder: str, dtype: str = "float32") -> str:
+    """The adapter merged into its base by PEFT's merge_and_unload(), the base loaded in DTYPE, saved."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype))
+    return _save(PeftModel.from_pretrained(model, adapter).merge_and_unload(), folder)
+
+
 def peft_model(base: str, adapter: str):
     """PEFT's own reading of a saved adapter on its base, trainable as when it was saved."""
     from peft import PeftModel

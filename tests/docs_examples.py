@@ -248,6 +248,7 @@ def build_models(work, tmp_path_factory, llama_fp8):
             dropout=0.0,
             keys=["self_attn.q_proj", "self_attn.v_proj"],
         )
+        checkpoints.peft_merged("tiny-llama", "tiny-lora", "tiny-lora-merged")
     _vocab_only(str(work / "ggml-vocab-llama-bpe.gguf"))
     _broken_llama(str(work / "broken-llama"))
     _evil_bin(str(work / "evil.bin"))

@@ -1547,11 +1547,25 @@ class Diff(namedtuple("Diff", "header values")):
     header: HeaderDiff
     values: ValueDiff | None
 
-    def with_values(self, progress: Callable[[int], None] | None = None) -> Diff:
-        """This diff with the shared tensors compared by value: each byte read once, on all cores."""
+    def with_values(self, progress: Callable[[int], None] | None = None, low_rank: bool = False) -> Diff:
+        """This diff with the shared tensors compared by value: each byte read once, on all cores;
+        low_rank: each changed matrix's numerical rank too (`diff --low-rank`)."""
         from .analysis.diff import compare_values
 
-        return self._replace(values=compare_values(self.header, progress))
+        return self._replace(values=compare_values(self.header, progress, low_rank))
+
+    def verdict(self) -> list[str]:
+        """`diff --low-rank`'s verdict lines: the changes grouped by layer, module and rank."""
+        from .analysis.low_rank import verdict
+
+        if self.values is None:
+            raise UsageError("Diff.verdict", "the values compared", "the headers only", "call with_values() first")
+        header = self.header
+        return verdict(
+            self.values.rows,
+            len(self.values.errors),
+            bool(header.only_a or header.only_b or header.shape_changes),
+        )
 
     def __str__(self) -> str:
         from .render import diff as render
@@ -1578,6 +1592,7 @@ def diff(
     values: bool = True,
     progress: Callable[[int], None] | None = None,
     stored: bool = False,
+    low_rank: bool = False,
 ) -> Diff:
     """What changed between two checkpoints, as `llm-anatomy diff`.
 
@@ -1590,6 +1605,7 @@ def diff(
         values: False to compare the headers only (then Diff.with_values() reads the values).
         progress: called with the number of bytes read, as they are.
         stored: compare quantized weights' stored tensors, not their dequantized values.
+        low_rank: each changed matrix's numerical rank too (`diff --low-rank`; Diff.verdict()).
 
     Comparing values needs numpy (the [stats] extra).
 
@@ -1607,7 +1623,7 @@ def diff(
     models = [side if isinstance(side, Model) else open(side, allow_truncated=True) for side in (a, b)]
     catalogs = _compared_catalogs(models, hf_names, stored)
     found = Diff(compare_headers(catalogs[0], catalogs[1], filter), None)
-    return found.with_values(progress) if values else found
+    return found.with_values(progress, low_rank) if values else found
 
 
 def _compared_catalogs(models: list[Model], hf_names: bool, stored: bool) -> list[Catalog]:

@@ -343,12 +343,70 @@ def test_a_gguf_base_is_checked_but_not_merged_into(adapters, llama_dir, tmp_pat
     )
 
 
+@pytest.fixture(scope="module")
+def dora_adapters(llama_dir, llama_bf16_dir, tmp_path_factory):
+    """(base, adapter) of DoRA on linear modules, with a rank pattern: float32 and bfloat16."""
+    lora = dict(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "v_proj", "down_proj"],
+        use_dora=True,
+        rank_pattern={"layers.1.self_attn.q_proj": 2},
+    )
+    return {
+        dtype: (base, checkpoints.peft_lora(str(base), str(tmp_path_factory.mktemp(f"dora-{dtype}")), **lora))
+        for dtype, base in (("float32", llama_dir), ("bfloat16", llama_bf16_dir))
+    }
+
+
+def _merged_in(base, adapter, dtype):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=getattr(torch, dtype))
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+
+
+@pytest.mark.slow  # PEFT merges the adapter; every element of six weights computed in Python
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_dora_merged_equals_merge_and_unload(dtype, dora_adapters, cli):
+    """Every element against PEFT's merge_and_unload(), the adapter (float32) on a float32 and
+    a bfloat16 base. DoRA's row norm is summed as torch's AVX2 kernel sums it (8 lanes): bit
+    for bit there; a CPU where torch sums 16 lanes (AVX-512) may round the norm, and so the
+    factor and each element, differently: there within 2 units in the last place."""
+    import numpy as np
+    import torch
+
+    base, adapter = dora_adapters[dtype]
+    model = la.open(adapter, base=base)
+    dora = {m.name + ".weight" for m in model.adapter.modules}
+    assert len(dora) == 6 and all(m.dora for m in model.adapter.modules)
+    exact = torch.backends.cpu.get_cpu_capability() == "AVX2"
+    for name, parameter in _merged_in(base, adapter, dtype).named_parameters():
+        expected = parameter.detach().float().numpy()
+        got = model.get_parameter(name).merged()
+        if exact or name not in dora:
+            assert np.array_equal(got, expected), name
+        else:
+            ulp = np.spacing(np.abs(expected)) * (2**16 if dtype == "bfloat16" else 1)
+            assert np.all(np.abs(got - expected) <= 2 * ulp), name
+        if name in dora:  # a part: from its rows whole, the same values
+            assert np.array_equal(model.get_parameter(name).merged(3, slice(1, 9, 2)), got[3, 1:9:2])
+    name = "model.layers.1.mlp.down_proj.weight"
+    result = cli("values", adapter, f"{name}[5, :4]", "--merged", "--base", base)
+    assert (result.code, result.out.splitlines()[0]) == (
+        0,
+        f"{name}[5, :4]  [4]  {'F32' if dtype == 'float32' else 'BF16'}",
+    )
+
+
 def test_merged_refusals(adapters, llama_dir, cli):
-    weight = "model.layers.0.self_attn.o_proj.weight"
+    weight = "model.embed_tokens.weight"
     result = cli("values", adapters["dora"], weight, "--merged")
     assert (result.code, result.err) == (
         2,
-        f"llm-anatomy: {weight}: expected a LoRA module without DoRA to merge, found a DoRA magnitude vector; merged DoRA weights are not computed yet\n",
+        f"llm-anatomy: {weight}: expected a DoRA linear module in [out, in] layout to merge, found a DoRA embedding; merged DoRA embeddings and Conv1D weights are not computed yet\n",
     )
     result = cli("values", llama_dir, weight, "--base", llama_dir)
     assert (result.code, result.err) == (

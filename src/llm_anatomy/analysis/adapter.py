@@ -561,12 +561,12 @@ def merged_shown(
     module = next((m for m in adapter.modules if name == m.name + ".weight"), None)
     if not view.shape or module is None:
         return show(reader, view, options)
-    if module.dora:
+    if module.dora and (module.kind == "embedding" or adapter.fan_in_fan_out):
         raise UsageError(
             target,
-            "a LoRA module without DoRA to merge",
-            "a DoRA magnitude vector",
-            "merged DoRA weights are not computed yet",
+            "a DoRA linear module in [out, in] layout to merge",
+            "a DoRA " + ("embedding" if module.kind == "embedding" else "module with fan_in_fan_out"),
+            "merged DoRA embeddings and Conv1D weights are not computed yet",
         )
     a, b = (
         (module.tensors["embedding_A"], module.tensors["embedding_B"])
@@ -583,7 +583,9 @@ def merged_shown(
             )
     summarize, indices = _shown(view, options)
     positions = _read_at_once(view, True, indices)
-    if positions is None or len(positions) > MAX_MERGED:
+    # DoRA scales each row by its magnitude over the row's norm: whole rows of W and delta are computed
+    computed = len({p // weight.shape[1] for p in positions}) * weight.shape[1] if module.dora and positions else 0
+    if positions is None or max(len(positions), computed) > MAX_MERGED:
         raise UsageError(
             target,
             f"at most {MAX_MERGED:,} merged elements at once",
@@ -595,6 +597,10 @@ def merged_shown(
     transposed = module.kind == "embedding" or adapter.fan_in_fan_out
     pairs = [divmod(p, weight.shape[1]) for p in positions]
     pairs_ab = [(j, i) if transposed else (i, j) for i, j in pairs]
+    if module.dora:  # every element of the rows shown
+        pairs_ab = pairs = [(i, j) for i in sorted({i for i, _ in pairs}) for j in range(weight.shape[1])]
+        shown_at = positions
+        positions = [i * weight.shape[1] + j for i, j in pairs]
     r, width = module.rank, a.shape[1]
     b_rows = sorted({i for i, _ in pairs_ab})
     a_cols = sorted({j for _, j in pairs_ab})
@@ -604,19 +610,65 @@ def merged_shown(
     a_at = dict(zip(a_positions, reader.read(a, a_positions)))
     column_of_a = {j: [a_at[k * width + j] for k in range(r)] for j in a_cols}
     scale = _to_f32(module.scaling)  # torch multiplies a float32 tensor by the scalar as a float32
-    cast_lora, cast_base = CAST[b.dtype], CAST[weight.dtype]
+    cast_lora = CAST[b.dtype]
+    # LoRA adds in place (W's dtype); DoRA adds out of place, where torch promotes W + delta
+    summed = weight.dtype if not module.dora or b.dtype == weight.dtype else "F32"
+    cast_sum = CAST[summed]
     ordered = sorted(set(positions))
     w_at = dict(zip(ordered, reader.read(weight, ordered)))
     merged = []
     for p, (i, j) in zip(positions, pairs_ab):
         delta = cast_lora(_to_f32(_dot_f32(row_of_b[i], column_of_a[j]) * scale))  # the product is exact in float64
-        merged.append(cast_base(_add_f32(w_at[p], delta)))
+        merged.append(cast_sum(_add_f32(w_at[p], delta)))
+    if module.dora:
+        magnitude = module.tensors["magnitude"]
+        dtypes = (summed, magnitude.dtype, weight.dtype)
+        merged = _dora(merged, weight.shape[1], reader.read(magnitude, b_rows), dtypes)
+        at = dict(zip(positions, merged))
+        merged = [at[p] for p in shown_at]
     shown_width = len(indices[-1])
 
     def rows():
         return (merged[n : n + shown_width] for n in range(0, len(merged), shown_width))
 
     return ShownTensor(view.name, view.tensor, decoder_for(view.tensor), view.shape, summarize, indices, rows)
+
+
+NORM_LANES = 8  # torch's float32 norm on an AVX2 CPU: 8 partial sums, one per vector lane
+
+
+def _row_norm(row: list[float]) -> float:
+    """torch.linalg.norm of a row as its AVX2 kernel computes it: squares rounded to float32,
+    summed into NORM_LANES float32 partial sums in turn, the partial sums added in order, the
+    square root rounded to float32. Matches torch bit for bit for rows of a multiple of 8
+    elements on AVX2; a CPU with AVX-512 sums 16 lanes, and the last bit may differ."""
+    lanes = [0.0] * NORM_LANES
+    for n, v in enumerate(row):
+        lanes[n % NORM_LANES] = _add_f32(lanes[n % NORM_LANES], _to_f32(v * v))
+    total = 0.0
+    for lane in lanes:
+        total = _add_f32(total, lane)
+    return _to_f32(math.sqrt(total))
+
+
+def _dora(rows: list[float], width: int, magnitude: list[float], dtypes: tuple[str, str, str]) -> list[float]:
+    """DoRA's merge of whole rows V = W + scaling * B @ A, as PEFT's DoraLinearVariant.merge_unsafe
+    computes it: norm = ||V[i]|| over the row (torch.linalg.norm dim=1, in V's dtype: _row_norm),
+    factor = magnitude[i] / norm, then factor * V[i] cast to W's dtype. dtypes: (V's, the
+    magnitude's, W's); each step is rounded as torch promotes: V's dtype is W's when the
+    adapter's is W's, float32 otherwise; the factor is float32 unless magnitude and V share a
+    dtype (a float32 product or quotient of float32 values is exact or correctly rounded
+    through float64)."""
+    value, stored, weight = dtypes
+    cast_v, cast_w = CAST[value], CAST[weight]
+    cast_factor = cast_v if stored == value else CAST["F32"]
+    out = []
+    for n, m in enumerate(magnitude):
+        row = rows[n * width : (n + 1) * width]
+        norm = cast_v(_row_norm(row))
+        factor = cast_factor(_to_f32(m / norm)) if norm else math.copysign(math.inf, m) if m else math.nan
+        out += [cast_w(cast_v(_to_f32(factor * v))) for v in row]
+    return out
 
 
 MAX_MERGED = 1 << 20  # elements merged at once: their rows of B and columns of A are held in memory

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import struct
 from collections import namedtuple
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import prod
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -62,6 +62,7 @@ class TensorChange:
     transforms: tuple[
         str, ...
     ] = ()  # the converter conventions undone before comparing (gguf_transforms.CONVENTIONS keys)
+    low_rank: Any = None  # low_rank.LowRank of a changed matrix, with diff --low-rank
 
 
 @dataclass(frozen=True)
@@ -292,11 +293,22 @@ def _same_bytes(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Rea
 
 
 def _by_value(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reader") -> TensorChange:
+    return _change(a, b, *_sums(a, b, reader_a, reader_b))
+
+
+def _sums(
+    a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reader", into: Any = None
+) -> tuple[float, float, float, float, float, int]:
+    """A.A, B.B, A.B, (B - A).(B - A), max |B - A| and the pairs left out, over the finite
+    pairs; INTO (a flat array of numel, or None): filled with B - A (0 where either is not finite)."""
     import numpy as np
 
     sum_aa = sum_bb = sum_ab = sum_dd = 0.0
-    max_abs, skipped = 0.0, 0
+    max_abs, skipped, position = 0.0, 0, 0
     for block_a, block_b in zip(value_blocks(a, reader_a), value_blocks(b, reader_b)):
+        if into is not None:
+            np.subtract(block_b, block_a, out=into[position : position + block_a.size], casting="unsafe")
+            position += block_a.size
         if not (math.isfinite(float(block_a.sum())) and math.isfinite(float(block_b.sum()))):
             finite = np.isfinite(block_a) & np.isfinite(block_b)
             skipped += block_a.size - int(np.count_nonzero(finite))
@@ -309,7 +321,9 @@ def _by_value(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reade
         np.subtract(block_b, block_a, out=block_a)
         sum_dd += float(np.einsum("i,i", block_a, block_a))
         max_abs = max(max_abs, float(block_a.max()), -float(block_a.min()))
-    return _change(a, b, sum_aa, sum_bb, sum_ab, sum_dd, max_abs, skipped)
+    if into is not None and skipped:
+        np.nan_to_num(into, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return sum_aa, sum_bb, sum_ab, sum_dd, max_abs, skipped
 
 
 def _change(
@@ -372,13 +386,45 @@ def _stored_pairs(a: TensorInfo, b: TensorInfo) -> list[tuple[TensorInfo, Tensor
 def compare_pair(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reader") -> TensorChange:
     """Bit-identical by place or bytes (a quantized weight, quant.dequant: each of its stored
     tensors, under the same settings), else by the values (dequantized)."""
-    pairs = _stored_pairs(a, b)
-    if pairs is not None and all(
-        (x.dtype, x.shape) == (y.dtype, y.shape) and (_same_place(x, y) or _same_bytes(x, y, reader_a, reader_b))
-        for x, y in pairs
-    ):
+    if _bit_identical(a, b, reader_a, reader_b):
         return TensorChange(a.name, a.dtype, b.dtype, a.numel, True, 0.0, 1.0, 0.0)
     return _by_value(a, b, reader_a, reader_b)
+
+
+def _bit_identical(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reader") -> bool:
+    pairs = _stored_pairs(a, b)
+    return pairs is not None and all(
+        (x.dtype, x.shape) == (y.dtype, y.shape) and (_same_place(x, y) or _same_bytes(x, y, reader_a, reader_b))
+        for x, y in pairs
+    )
+
+
+def compare_rank(a: TensorInfo, b: TensorInfo, reader_a: "Reader", reader_b: "Reader") -> TensorChange:
+    """compare_pair, and for a changed matrix the numerical rank of B - A (low_rank.estimate),
+    from the one read of its values: B - A is held whole, as float32 (float64 when a side is F64)."""
+    import numpy as np
+
+    from .low_rank import MAX_DIFFERENCE_ELEMS, estimate
+
+    if len(a.shape) != 2 or min(a.shape) == 0:
+        return compare_pair(a, b, reader_a, reader_b)
+    if _bit_identical(a, b, reader_a, reader_b):
+        return TensorChange(a.name, a.dtype, b.dtype, a.numel, True, 0.0, 1.0, 0.0)
+    if a.numel > MAX_DIFFERENCE_ELEMS:
+        raise AnatomyError(
+            f"{a.file}: tensor {a.name}",
+            f"a matrix of at most {MAX_DIFFERENCE_ELEMS:,} elements for --low-rank (its difference is held whole)",
+            f"{a.numel:,}",
+            "leave it out with --filter",
+        )
+    precision = np.float64 if "F64" in (a.dtype, b.dtype) else np.float32
+    difference = np.empty(a.numel, precision)
+    sums = _sums(a, b, reader_a, reader_b, difference)
+    change = _change(a, b, *sums)
+    if change.identical or sums[3] == 0:  # equal values (another dtype, or bytes in another order)
+        return change
+    found = estimate(difference.reshape(a.shape), (a.dtype, b.dtype), sums[0], sums[1], sums[3])
+    return replace(change, low_rank=found)
 
 
 def batch_compare(
@@ -445,33 +491,59 @@ def _order(change: TensorChange) -> tuple:
     return (change.identical, -relative, natural_key(change.name))
 
 
-def compare_values(header: HeaderDiff, progress: Callable[[int], None] | None = None) -> ValueDiff:
-    """Every pair of the header diff compared on all cores; a pair that cannot be read
-    becomes a line in `errors` and the others are still compared."""
-    from ..decode.stream import SMALL_ELEMS, batch_numel, run_batched
+def run_pairs(
+    pairs: list[tuple[Any, Any]],
+    one: Callable[..., Any],
+    progress: Callable[[int], None] | None = None,
+    many: Callable[..., list] | None = None,
+    numel: Callable[[tuple[Any, Any]], int] | None = None,
+) -> list:
+    """one(a, b, reader_a, reader_b) for every pair on all cores (stream.run_batched, a reader
+    per side in each worker), diff's and verify's one driver: a pair that cannot be read gives
+    its error line instead. many(batch, reader_a, reader_b): the results of a batch of pairs of
+    small tensors at once, those numel(pair) counts at most stream.SMALL_ELEMS values; without
+    many, every pair alone. progress: called with each pair's bytes once it is done."""
+    from ..decode.stream import SMALL_ELEMS, run_batched
 
-    def work(pair: tuple[TensorInfo, TensorInfo], reader_a: "Reader", reader_b: "Reader") -> TensorChange | str:
+    def work(pair: tuple[Any, Any], reader_a: "Reader", reader_b: "Reader") -> Any:
         try:
-            return compare_pair(*pair, reader_a, reader_b)
+            return one(*pair, reader_a, reader_b)
         except AnatomyError as exc:
             return exc.line()
 
-    pairs = list(header.pairs)
-    done = (lambda pair: progress(pair[0].nbytes + pair[1].nbytes)) if progress is not None else None
-    results = run_batched(
+    return run_batched(
         pairs,
         work,
-        batch_compare,
-        # a Converted tensor's values come from its blocks(), never from one batched read of its bytes
-        numel=lambda p: (
-            SMALL_ELEMS + 1
-            if isinstance(p[0], Converted) or isinstance(p[1], Converted)
-            else max(batch_numel(p[0]), batch_numel(p[1]))
-        ),
+        many or (lambda batch, reader_a, reader_b: [work(pair, reader_a, reader_b) for pair in batch]),
+        numel=numel or (lambda p: SMALL_ELEMS + 1),
         place=lambda p: (p[0].file, p[0].offset),
         weight=lambda p: p[0].nbytes + p[1].nbytes,
         readers_per_worker=2,
-        done=done,
+        done=(lambda pair: progress(pair[0].nbytes + pair[1].nbytes)) if progress is not None else None,
+    )
+
+
+def compare_values(
+    header: HeaderDiff, progress: Callable[[int], None] | None = None, low_rank: bool = False
+) -> ValueDiff:
+    """Every pair of the header diff compared on all cores; a pair that cannot be read
+    becomes a line in `errors` and the others are still compared. low_rank: each changed
+    matrix's numerical rank too (compare_rank; matrices are then never batched)."""
+    from ..decode.stream import SMALL_ELEMS, batch_numel
+
+    pairs = list(header.pairs)
+    results = run_pairs(
+        pairs,
+        compare_rank if low_rank else compare_pair,
+        progress,
+        batch_compare,
+        # a Converted tensor's values come from its blocks(), never from one batched read of its
+        # bytes; with low_rank a matrix is held whole, alone
+        lambda p: (
+            SMALL_ELEMS + 1
+            if isinstance(p[0], Converted) or isinstance(p[1], Converted) or (low_rank and len(p[0].shape) == 2)
+            else max(batch_numel(p[0]), batch_numel(p[1]))
+        ),
     )
     rows = sorted((r for r in results if isinstance(r, TensorChange)), key=_order)
     errors = tuple((p[0].name, r) for p, r in zip(pairs, results) if isinstance(r, str))

@@ -685,26 +685,12 @@ def verify_pairs(
     """Check every pair of the header diff on all cores, then say what is wrong; stored_names:
     per side, a tensor's name as its file stores it (a GGUF's llama.cpp name); tokenizer: the
     two tokenizers compared (its failures fail the verdict, its warnings warn)."""
-    from ..decode.stream import SMALL_ELEMS, Reader, run_batched
-
-    def work(pair: tuple[Any, Any], reader_a: "Reader", reader_b: "Reader") -> TensorCheck | str:
-        try:
-            return check_pair(*pair, reader_a, reader_b)
-        except AnatomyError as exc:
-            return exc.line()
+    from ..decode.stream import Reader
+    from .diff import run_pairs
 
     pairs = list(header.pairs)
-    done = (lambda pair: progress(pair[0].nbytes + pair[1].nbytes)) if progress is not None else None
-    results = run_batched(
-        pairs,
-        work,
-        lambda batch, reader_a, reader_b: [work(pair, reader_a, reader_b) for pair in batch],
-        numel=lambda p: SMALL_ELEMS + 1,  # each pair alone: its allowance is per element, from its own blocks
-        place=lambda p: (p[0].file, p[0].offset),
-        weight=lambda p: p[0].nbytes + p[1].nbytes,
-        readers_per_worker=2,
-        done=done,
-    )
+    # each pair alone (no batch): its allowance is per element, from its own blocks
+    results = run_pairs(pairs, check_pair, progress)
     name_a, name_b = stored_names
     checks: dict[str, TensorCheck] = {}
     by_name: dict[str, tuple[Any, Any]] = {}

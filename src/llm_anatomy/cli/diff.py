@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compare quantized models' tensors as stored (packed words, FP8 values, scales), not dequantized",
     )
+    parser.add_argument(
+        "--low-rank",
+        action="store_true",
+        help="per changed matrix, the numerical rank of B - A (randomised SVD) and the share of its energy in the top "
+        "singular values, then verdict lines grouped by layer and module: a merged LoRA is recognised as one",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output (one document, after the values)")
 
 
@@ -60,6 +66,15 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         out.write(render.header_text(header) + "\n")
         out.flush()
     with progress_for("diff", sum(a.nbytes + b.nbytes for a, b in header.pairs), args.json) as progress:
-        values = found.with_values(progress).values
-    out.write(render.json_text(header, values, args.top) if args.json else render.values_text(values, args.top))
+        found = found.with_values(progress, args.low_rank)
+    values = found.values
+    if args.low_rank:
+        verdict = found.verdict()
+        out.write(
+            render.json_text(header, values, args.top, verdict)
+            if args.json
+            else render.low_rank_text(values, verdict, args.top)
+        )
+    else:
+        out.write(render.json_text(header, values, args.top) if args.json else render.values_text(values, args.top))
     return 1 if values.errors else 0

@@ -109,8 +109,76 @@ def values_text(values: ValueDiff, top: int | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def json_text(header: HeaderDiff, values: ValueDiff, top: int | None = None) -> str:
+RANK_MEASURES = (
+    "rank = singular values of B - A above max(4 u rms (sqrt(m) + sqrt(n)), sigma_max max(m, n) eps) "
+    "(u: the stored dtype's unit roundoff, eps: float32's; randomised SVD); energy = share of ||B - A||^2 in them"
+)
+
+
+def _rank_row(change: TensorChange) -> tuple[str, ...]:
+    dtype = change.dtype_a if change.dtype_a == change.dtype_b else f"{change.dtype_a}->{change.dtype_b}"
+    if change.identical:
+        return (change.name, dtype, "0", "0", "", "", "", "bit-identical")
+    found = change.low_rank
+    if found is None:
+        return (change.name, dtype, significant(change.relative), "-", "", "", "", "not a matrix")
+    rank = f">{found.rank}" if found.above else str(found.rank)
+    note = "" if found.low else "not low-rank"
+    if found.tolerance_dtype not in (change.dtype_a, change.dtype_b):
+        note = "; ".join(filter(None, (note, f"{found.tolerance_dtype}'s roundoff assumed")))
+    return (
+        change.name,
+        dtype,
+        significant(change.relative),
+        f"{rank}/{found.full}",
+        significant(found.energy),
+        significant(found.sigma_max),
+        significant(found.tolerance),
+        note,
+    )
+
+
+def low_rank_text(values: ValueDiff, verdict: list[str], top: int | None = None) -> str:
+    """`diff --low-rank`: per tensor the rank of its change, then the verdict lines."""
     shown = values.rows[:top] if top is not None else values.rows
+    lines = []
+    if values.rows:
+        lines = table(
+            ("name", "dtype", "relative", "rank", "energy", "sigma_max", "tolerance", ""),
+            [_rank_row(c) for c in shown],
+            right=(2, 3, 4, 5, 6),
+        )
+        if len(shown) < len(values.rows):
+            lines.append(f"... {len(values.rows) - len(shown)} more (--top)")
+    lines.append(f"{len(values.rows)} tensors compared; {human_bytes(values.nbytes)} of tensor data")
+    lines.append(RANK_MEASURES)
+    lines += [f"error: {line}" for _, line in values.errors]
+    lines.append("verdict:")
+    lines += [f"  {escape(line)}" for line in verdict]
+    return "\n".join(lines) + "\n"
+
+
+def _low_rank_json(change: TensorChange) -> dict | None:
+    found = change.low_rank
+    if found is None:
+        return None
+    return {
+        "rank": found.rank,
+        "rank_is_lower_bound": found.above,
+        "full_rank": found.full,
+        "low_rank": found.low,
+        "energy": json_number(found.energy),
+        "sigma_max": found.sigma_max,
+        "tolerance": found.tolerance,
+        "tolerance_dtype": found.tolerance_dtype,
+        "sketch": found.sketch,
+    }
+
+
+def json_text(header: HeaderDiff, values: ValueDiff, top: int | None = None, verdict: list[str] | None = None) -> str:
+    """One document; with VERDICT (diff --low-rank) each tensor's `low_rank` and the `verdict` lines too."""
+    shown = values.rows[:top] if top is not None else values.rows
+    ranks = (lambda c: {"low_rank": _low_rank_json(c)}) if verdict is not None else (lambda c: {})  # noqa: E731
     return (
         to_json(
             {
@@ -138,12 +206,14 @@ def json_text(header: HeaderDiff, values: ValueDiff, top: int | None = None) -> 
                         "max_abs_diff": json_number(c.max_abs),
                         "skipped_nonfinite": c.skipped,
                         "transforms": list(c.transforms),
+                        **ranks(c),
                     }
                     for c in shown
                 ],
                 "compared": len(values.rows),
                 "identical": values.identical,
                 "errors": [{"name": name, "error": line} for name, line in values.errors],
+                **({"verdict": verdict} if verdict is not None else {}),
             }
         )
         + "\n"
