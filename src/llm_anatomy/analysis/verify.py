@@ -347,6 +347,18 @@ def check_pair(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> Tensor
     max_abs, excess, skipped = 0.0, 0.0, 0
     low, high = math.inf, -math.inf
     for block_a, block_b in zip(value_blocks(a, reader_a), value_blocks(b, reader_b)):
+        if np.array_equal(block_a, block_b):  # the common case, at a fifth of the cost: no NaN, no error
+            start += block_a.size
+            square, total = float(np.einsum("i,i", block_a, block_a)), float(block_a.sum())
+            sum_aa, sum_bb, sum_ab, sum_a, sum_b = (
+                sum_aa + square,
+                sum_bb + square,
+                sum_ab + square,
+                sum_a + total,
+                sum_b + total,
+            )
+            low, high = min(low, 0.0), max(high, 0.0)
+            continue
         bound = allowed(block_a, block_b, start) if allowed is not None else None
         start += block_a.size
         finite = np.isfinite(block_a) & np.isfinite(block_b)
@@ -356,13 +368,15 @@ def check_pair(a: Any, b: Any, reader_a: "Reader", reader_b: "Reader") -> Tensor
             bound = bound[finite] if bound is not None else None
         if block_a.size == 0:
             continue
-        sum_aa += float(block_a @ block_a)
-        sum_bb += float(block_b @ block_b)
-        sum_ab += float(block_a @ block_b)
+        # einsum, not `@`: numpy hands `@` to the threaded BLAS, whose threads spin against the
+        # other worker on a busy machine (50 ns an element on 2 shared cores; einsum: under 1)
+        sum_aa += float(np.einsum("i,i", block_a, block_a))
+        sum_bb += float(np.einsum("i,i", block_b, block_b))
+        sum_ab += float(np.einsum("i,i", block_a, block_b))
         sum_a += float(block_a.sum())
         sum_b += float(block_b.sum())
         difference = block_b - block_a
-        sum_dd += float(difference @ difference)
+        sum_dd += float(np.einsum("i,i", difference, difference))
         low, high = min(low, float(difference.min())), max(high, float(difference.max()))
         magnitude = np.abs(difference)
         max_abs = max(max_abs, float(magnitude.max()))
