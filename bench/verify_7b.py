@@ -81,12 +81,12 @@ def write_gguf(hf_folder: str, path: str) -> None:
     for tensor in tensors:
         name = names.get_name(tensor.name, try_suffixes=(".weight", ".bias"))
         dtype = np.float32 if len(tensor.shape) == 1 else np.float16
-        plan.append((tensor, name, dtype))
+        plan.append((tensor, dtype))
         writer.add_tensor_info(name, tensor.shape, np.dtype(dtype), tensor.numel * np.dtype(dtype).itemsize)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
-    for tensor, name, dtype in plan:
+    for tensor, dtype in plan:
         data = np.fromfile(tensor.file, np.float16, tensor.numel, offset=tensor.offset).reshape(tensor.shape)
         groups = {"q_proj": heads, "k_proj": kv_heads}.get(tensor.name.split(".")[-2])
         if groups:  # convert_hf_to_gguf's LlamaModel.permute
