@@ -25,7 +25,7 @@ ROLES = (
 )
 IDENTICAL = "#a6d9a0"
 TILE = re.compile(
-    r'<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="[\d.]+" fill="(#[0-9a-f]{6})" class="tile ?([\w ]*)"><title>([^<]*)</title></rect>'
+    r'<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="[\d.]+" fill="(#[0-9a-f]{6})"( stroke="#1f2328" stroke-width="2")? class="tile ?([\w ]*)"><title>([^<]*)</title></rect>'
 )
 # Every type gguf writes (test_verify.MIXED), and layer 0's o_proj 1% larger in B: beyond Q8_0's noise.
 FAULT = dict(types={**MIXED, "blk.0.attn_output": "Q8_0"}, edit=_scale)
@@ -48,7 +48,13 @@ def section(page):
 
 
 def tiles(page):
-    return [(fill, klass, html.unescape(title)) for fill, klass, title in TILE.findall(section(page))]
+    """(fill, class, title) of each tile; an outlined tile's class says beyond."""
+    found = [
+        (fill, klass, html.unescape(title), bool(outline))
+        for fill, outline, klass, title in TILE.findall(section(page))
+    ]
+    assert all(outlined == ("beyond" in klass) for _, klass, _, outlined in found)
+    return [tile[:3] for tile in found]
 
 
 def identical(layer, role):

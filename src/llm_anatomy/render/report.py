@@ -420,6 +420,7 @@ def stats_section(stats: WeightStats, words: dict) -> str:
 # tiles are green, off the scale, and tiles beyond the noise are outlined (report.css).
 HEAT_STOPS = ((255, 255, 204), (254, 217, 118), (253, 141, 60), (227, 26, 28), (128, 0, 38))
 HEAT_IDENTICAL = "#a6d9a0"
+HEAT_OUTLINE = "#1f2328"  # the page's ink
 STEPS_PER_DECADE = 4  # of the legend's ramp
 FINDINGS_SHOWN = 20
 NAMES_IN_TIP = 4  # a tile of 64 experts names the first few of its tensors
@@ -468,12 +469,12 @@ def _tip(layer: int, role: str, cell: HeatCell, words: dict) -> str:
 
 def _tile(layer: int, role: str, cell: HeatCell, decades: tuple[int, int], words: dict) -> Tile:
     tip = _tip(layer, role, cell, words)
-    marked = "beyond" if cell.status == "different" else ""
+    marked, outline = ("beyond", HEAT_OUTLINE) if cell.status == "different" else ("", "")
     if cell.rel_rmse == 0:
-        return Tile(HEAT_IDENTICAL, tip, "identical " + marked if marked else "identical")
+        return Tile(HEAT_IDENTICAL, tip, f"identical {marked}".strip(), outline)
     low, high = decades
     fraction = (math.log10(cell.rel_rmse) - low) / (high - low) if cell.rel_rmse < math.inf else 1.0
-    return Tile(heat_colour(fraction), tip, marked)
+    return Tile(heat_colour(fraction), tip, marked, outline)
 
 
 def compare_heat_map(comparison: Comparison, words: dict) -> str:
@@ -487,7 +488,7 @@ def compare_heat_map(comparison: Comparison, words: dict) -> str:
         words["rel_rmse_scale"],
         (
             (Tile(HEAT_IDENTICAL, "", "identical"), words["cell_identical"]),
-            (Tile(heat_colour(1.0), "", "beyond"), words["cell_beyond"]),
+            (Tile(heat_colour(1.0), "", "beyond", HEAT_OUTLINE), words["cell_beyond"]),
         ),
     )
     tiles = [
@@ -518,7 +519,6 @@ def compare_section(comparison: Comparison, words: dict) -> str:
             element("span", "✓" if severity == "ok" else "!", class_=f"pill {severity}")
             + " "
             + element("strong", esc(words["verdict"].format(verdict=words["verdicts"][comparison.verdict]))),
-            class_="verdict",
         ),
         element(
             "p",

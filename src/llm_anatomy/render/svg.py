@@ -85,13 +85,23 @@ def _line(x1: float, y1: float, x2: float, y2: float, css_class: str) -> str:
 
 
 def _rect(
-    x: float, y: float, w: float, h: float, fill: str = "", css_class: str = "", tip: str = "", rx: float = 0
+    x: float,
+    y: float,
+    w: float,
+    h: float,
+    fill: str = "",
+    css_class: str = "",
+    tip: str = "",
+    rx: float = 0,
+    stroke: str = "",
 ) -> str:
     parts = [f'x="{_num(x)}" y="{_num(y)}" width="{_num(max(w, 0))}" height="{_num(max(h, 0))}"']
     if rx:
         parts.append(f'rx="{_num(rx)}"')
     if fill:
         parts.append(f'fill="{fill}"')
+    if stroke:
+        parts.append(f'stroke="{stroke}" stroke-width="2"')
     if css_class:
         parts.append(f'class="{css_class}"')
     title = f"<title>{esc(tip)}</title>" if tip else ""
@@ -474,7 +484,8 @@ def flow_diagram(flow: Flow, label: str) -> str:
 class Tile:
     fill: str
     tip: str  # the hover title: the exact numbers
-    css_class: str = ""  # "identical", "beyond": drawn distinctly (report.css)
+    css_class: str = ""  # "identical", "beyond" (for whoever reads the page)
+    outline: str = ""  # a colour: the tile is drawn outlined (beyond the noise)
 
 
 @dataclass(frozen=True)
@@ -515,7 +526,16 @@ def heat_map(
         for x, w, tile in zip(starts, widths, line):
             if tile is not None:
                 parts.append(
-                    _rect(x + 1, y + 1, w - 2, row_height - 2, tile.fill, f"tile {tile.css_class}".strip(), tile.tip)
+                    _rect(
+                        x + 1,
+                        y + 1,
+                        w - 2,
+                        row_height - 2,
+                        tile.fill,
+                        f"tile {tile.css_class}".strip(),
+                        tile.tip,
+                        stroke=tile.outline,
+                    )
                 )
     y = top + len(rows) * row_height + 18
     title_width = _text_width(legend.title)
@@ -530,7 +550,7 @@ def heat_map(
     y += 36
     x = 0.0
     for tile, text in legend.swatches:
-        parts.append(_rect(x + 1, y + 1, 18, 10, tile.fill, f"tile {tile.css_class}".strip()))
+        parts.append(_rect(x + 1, y + 1, 18, 10, tile.fill, f"tile {tile.css_class}".strip(), stroke=tile.outline))
         parts.append(_text(x + 24, y + 10, text, "start", "legend"))
         x += 24 + _text_width(text) + 18
     width = max(left + sum(widths) + 4, right + 4, x)
