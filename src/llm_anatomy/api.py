@@ -1277,6 +1277,7 @@ class Model(Module):
         progress: Callable[[int], None] | None = None,
         trace: bool = False,
         run: str | None = None,
+        compare: Model | str | os.PathLike[str] | None = None,
     ) -> ReportFile:
         """Write the page `llm-anatomy report` writes (one self-contained HTML file) to path.
 
@@ -1292,9 +1293,13 @@ class Model(Module):
                 the model runs on the meta device, no weight is read).
             run: a text: also the section of `trace --run` on it (loads the weights on CPU;
                 small models only).
+            compare: another model (B: a conversion of this one): also the section of
+                verify(self, compare), its verdict and a heat map of the error per layer and
+                role (reads both models' weights once; needs numpy).
 
         Returns:
-            Where the page went, its size, and the tensors the statistics could not read.
+            Where the page went, its size, the tensors the statistics or the comparison could
+            not read, and the comparison's verdict (None without compare).
         """
         import os
 
@@ -1312,6 +1317,10 @@ class Model(Module):
             from .core.extras import require
 
             require("transformers", "report --trace", "to run the forward pass on the meta device")
+        if compare is not None:
+            from .core.extras import require
+
+            require("stats", "report --compare", "to compare tensor values")
         catalog = self.catalog
         marker = GENERATOR.encode()  # how a page we wrote before is told from a file to leave alone
         # A single weights file protects itself, not the folder it happens to sit in. The path is
@@ -1332,6 +1341,13 @@ class Model(Module):
             )  # a quantized weight: its dequantized values
         forward = self.trace() if trace else None
         ran = self.trace_run(run) if run is not None else None
+        comparison = None
+        if compare is not None:
+            from .analysis.report import compare_view
+
+            other = compare if isinstance(compare, Model) else open(compare, allow_truncated=True)
+            found = verify(self, other, progress=progress)
+            comparison = compare_view(found, catalog, other.catalog.name)
         data = render_report(
             build_report(
                 catalog,
@@ -1339,10 +1355,12 @@ class Model(Module):
                 stats=weights if stats else None,
                 forward=forward,
                 run=ran,
+                compare=comparison,
             )
         ).encode("utf-8")
         write_output(path, data, guard, marker)
-        return ReportFile(path, len(data), weights.errors if stats else ())
+        errors = (weights.errors if stats else ()) + (comparison.errors if comparison is not None else ())
+        return ReportFile(path, len(data), errors, comparison.verdict if comparison is not None else None)
 
     def _skeleton_or_none(self) -> Skeleton | None:
         from .hf.skeleton import SkeletonUnavailable
@@ -1573,14 +1591,16 @@ class Diff(namedtuple("Diff", "header values")):
         return render.header_text(self.header) + "\n" + ("" if self.values is None else render.values_text(self.values))
 
 
-class ReportFile(namedtuple("ReportFile", "path nbytes errors")):
-    """A page Model.report() wrote: its path, its size in bytes, and (name, error line) of each
-    tensor the statistics could not read (the page lists them too)."""
+class ReportFile(namedtuple("ReportFile", "path nbytes errors verdict", defaults=(None,))):
+    """A page Model.report() wrote: its path, its size in bytes, (name, error line) of each
+    tensor the statistics or the comparison could not read (the page lists them too), and the
+    comparison's verdict (pass, warn, fail; None without one)."""
 
     __slots__ = ()
     path: str
     nbytes: int
     errors: tuple[tuple[str, str], ...]
+    verdict: str | None
 
 
 def diff(

@@ -122,6 +122,10 @@ BY_WHAT_THEY_READ = {
         "gguf",
         "the GGUF's Q4_0 and Q8_0 tensors",
     ),
+    "llm-anatomy report tiny-llama -o tiny.html --compare tiny-llama.gguf     # the GGUF converted from it: F16, BF16, Q8_0 and Q4_0 tensors": (
+        "gguf",
+        "the GGUF's Q4_0 and Q8_0 tensors",
+    ),
 }
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # stats is imported only when the report includes statistics
     from .stats import Stats, StatsReport
     from .trace import Trace
     from .trace_run import RunTrace
+    from .verify import TensorCheck, TypeSummary, Verification
 
 # Where a tensor outside the layers sits in the diagram, by its summary component.
 OUTER_PLACES = {"embeddings": "embedding", "norms": "final_norm", "output head": "head"}
@@ -181,6 +182,32 @@ class WeightStats:
 
 
 @dataclass(frozen=True)
+class HeatCell:
+    """One (layer, role) of a comparison: its tensors' errors pooled over their elements."""
+
+    status: str  # the worst of its tensors' (verify.STATUSES: different, unchecked, same, identical)
+    rel_rmse: float  # sqrt(sum ||B - A||^2 / sum ||A||^2) over its tensors
+    sqnr_db: float
+    max_abs: float
+    names: tuple[str, ...]  # transformers' names of its tensors
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """`report --compare B`: verify(A, B) arranged as a heat map of layers by roles."""
+
+    other: str  # B, as the command line named it
+    verdict: str  # pass, warn, fail
+    findings: tuple[str, ...]  # failures first, as verify words them
+    overall: TypeSummary
+    layers: tuple[int, ...]  # the heat map's rows
+    roles: tuple[str, ...]  # its columns: roles.role_key without ".weight", in compute order
+    cells: tuple[tuple[HeatCell | None, ...], ...]  # [row][column]; None: no such tensor in that layer
+    outside: tuple[TensorCheck, ...]  # pairs outside the numbered layers (embeddings, final norm, head)
+    errors: tuple[tuple[str, str], ...]  # (name, error line): could not be read
+
+
+@dataclass(frozen=True)
 class Report:
     overview: Overview
     summary: Summary  # parameters by component, layer and dtype; architecture facts
@@ -191,6 +218,7 @@ class Report:
     lang: str
     forward: Trace | None = None  # only with --trace (transformers runs the forward pass on the meta device)
     run: RunTrace | None = None  # only with --run: trace_run.run_trace(catalog, text)
+    compare: Comparison | None = None  # only with --compare B
 
 
 def _layer_split(name: str) -> tuple[str, int, str] | None:
@@ -334,15 +362,77 @@ def arrange_stats(report: StatsReport) -> WeightStats:
     )
 
 
+# The worst status first: a cell is as bad as its worst tensor.
+STATUS_RANK = {"different": 0, "unchecked": 1, "same": 2, "identical": 3}
+
+
+def _pair_names(verification: Verification, catalog: Catalog) -> dict[str, str]:
+    """A's stored name -> the pair's transformers name (verify names each check by its files'
+    names: a GGUF's blk.0.attn_q.weight); a stored name shared by several pairs (a fused qkv
+    split in three) is left out, and is then grouped under its own name."""
+    places = {(t.file, t.offset): t.name for t in catalog.tensors}
+    found: dict[str, set[str]] = {}
+    for a, _ in verification.header.pairs:
+        found.setdefault(places.get((a.file, a.offset), a.name), set()).add(a.name)
+    return {stored: next(iter(names)) for stored, names in found.items() if len(names) == 1}
+
+
+def _cell(checks: list[TensorCheck], names: list[str]) -> HeatCell:
+    sum_aa = sum(c.sums[0] for c in checks)
+    sum_dd = sum(c.sums[2] for c in checks)
+    relative = math.sqrt(sum_dd / sum_aa) if sum_aa else (0.0 if sum_dd == 0 else math.inf)
+    sqnr = math.inf if sum_dd == 0 else (10 * math.log10(sum_aa / sum_dd) if sum_aa else -math.inf)
+    status = min((c.status for c in checks), key=STATUS_RANK.__getitem__)
+    return HeatCell(status, relative, sqnr, max(c.max_abs for c in checks), tuple(names))
+
+
+def compare_view(verification: Verification, catalog: Catalog, other: str) -> Comparison:
+    """verify(A, B) as the report shows it; catalog: A's, whose stored names verify reports."""
+    names = _pair_names(verification, catalog)
+    grid: dict[tuple[int, str], list[tuple[TensorCheck, str]]] = {}
+    outside = []
+    for check in verification.tensors:
+        name = names.get(check.a_name, check.a_name)
+        split = _layer_split(name)
+        if split is None:
+            outside.append(check)
+        else:
+            grid.setdefault((split[1], role_key(name).removesuffix(".weight")), []).append((check, name))
+    layers = tuple(sorted({layer for layer, _ in grid}))
+    roles = tuple(sorted({role for _, role in grid}, key=lambda r: (_rank(r), natural_key(r))))
+    cells = tuple(
+        tuple(
+            _cell([c for c, _ in grid[layer, role]], sorted((n for _, n in grid[layer, role]), key=natural_key))
+            if (layer, role) in grid
+            else None
+            for role in roles
+        )
+        for layer in layers
+    )
+    return Comparison(
+        other,
+        verification.verdict,
+        verification.findings,
+        verification.overall,
+        layers,
+        roles,
+        cells,
+        tuple(sorted(outside, key=lambda c: natural_key(c.a_name))),
+        verification.errors,
+    )
+
+
 def build_report(
     catalog: Catalog,
     lang: str = "en",
     stats: StatsReport | None = None,
     forward: Trace | None = None,
     run: RunTrace | None = None,
+    compare: Comparison | None = None,
 ) -> Report:
     """Gather the report's content; `stats` is stats.weight_stats(catalog), `forward`
-    trace.trace(catalog) and `run` trace_run.run_trace(catalog, text) when asked for."""
+    trace.trace(catalog), `run` trace_run.run_trace(catalog, text) and `compare`
+    compare_view(verify(catalog, B)) when asked for."""
     return Report(
         overview=overview(catalog),
         summary=summarize(catalog),
@@ -355,4 +445,5 @@ def build_report(
         lang=lang,
         forward=forward,
         run=run,
+        compare=compare,
     )

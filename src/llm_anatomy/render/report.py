@@ -4,14 +4,37 @@ here, and a few lines of inline script for sorting and filtering the tables."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import TYPE_CHECKING, Sequence
 
 from .._version import __version__
 from ..analysis.architecture import Architecture
-from ..analysis.report import DiagramBlock, DiagramTensor, LayerDiagram, Report, WeightStats, finite_or_none
+from ..analysis.report import (
+    Comparison,
+    DiagramBlock,
+    DiagramTensor,
+    HeatCell,
+    LayerDiagram,
+    Report,
+    WeightStats,
+    finite_or_none,
+)
 from .explain import derived_facts, value_text
 from .html import asset, breakable, element, esc, page, section, table
-from .svg import Bar, Box, Flow, Residual, Series, bar_chart, column_chart, flow_diagram, line_chart
+from .svg import (
+    Bar,
+    Box,
+    Flow,
+    HeatLegend,
+    Residual,
+    Series,
+    Tile,
+    bar_chart,
+    column_chart,
+    flow_diagram,
+    heat_map,
+    line_chart,
+)
 from .text import human_bytes, human_count, shape_text, share, thousands
 from .wording import labels, worded
 
@@ -393,6 +416,177 @@ def stats_section(stats: WeightStats, words: dict) -> str:
     return section("stats", words["stats"], "".join(parts))
 
 
+# The heat map's colours: ColorBrewer's YlOrRd, light (small error) to dark (large); identical
+# tiles are green, off the scale, and tiles beyond the noise are outlined (report.css).
+HEAT_STOPS = ((255, 255, 204), (254, 217, 118), (253, 141, 60), (227, 26, 28), (128, 0, 38))
+HEAT_IDENTICAL = "#a6d9a0"
+HEAT_OUTLINE = "#1f2328"  # the page's ink
+STEPS_PER_DECADE = 4  # of the legend's ramp
+FINDINGS_SHOWN = 20
+NAMES_IN_TIP = 4  # a tile of 64 experts names the first few of its tensors
+
+
+def heat_colour(fraction: float) -> str:
+    """The colour at FRACTION (0 to 1, clamped) along HEAT_STOPS."""
+    where = min(max(fraction, 0.0), 1.0) * (len(HEAT_STOPS) - 1)
+    i = min(int(where), len(HEAT_STOPS) - 2)
+    t = where - i
+    low, high = HEAT_STOPS[i], HEAT_STOPS[i + 1]
+    return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(low, high))
+
+
+# The colour scale's powers of ten, the same on every page so that colours compare across
+# reports: float16 rounding (about 3e-4) lands in the yellows, Q8_0 (5e-3) in the oranges, 4-bit
+# types (0.1) in the reds, unrelated values (1.4) at the dark end; widened for errors beyond.
+DECADES = (-6, 1)
+
+
+def _decades(cells: Sequence[HeatCell]) -> tuple[int, int]:
+    errors = [c.rel_rmse for c in cells if 0 < c.rel_rmse < math.inf]
+    low = min([DECADES[0]] + [math.floor(math.log10(e)) for e in errors])
+    high = max([DECADES[1]] + [math.ceil(math.log10(e)) for e in errors])
+    return low, high
+
+
+def column_labels(roles: Sequence[str]) -> list[str]:
+    """A role's last part ("q_proj" for "self_attn.q_proj") where no other role ends the same way."""
+    ends = Counter(role.rsplit(".", 1)[-1] for role in roles)
+    return [role.rsplit(".", 1)[-1] if ends[role.rsplit(".", 1)[-1]] == 1 else role for role in roles]
+
+
+def _tip(layer: int, role: str, cell: HeatCell, words: dict) -> str:
+    names = ", ".join(cell.names[:NAMES_IN_TIP]) + (" …" if len(cell.names) > NAMES_IN_TIP else "")
+    return words["cell_tip"].format(
+        layer=layer,
+        role=role,
+        status=words["statuses"][cell.status],
+        rel=f"{cell.rel_rmse:.4g}",
+        sqnr=f"{cell.sqnr_db:.4g}",
+        max_abs=f"{cell.max_abs:.4g}",
+        names=names,
+    )
+
+
+def _tile(layer: int, role: str, cell: HeatCell, decades: tuple[int, int], words: dict) -> Tile:
+    tip = _tip(layer, role, cell, words)
+    marked, outline = ("beyond", HEAT_OUTLINE) if cell.status == "different" else ("", "")
+    if cell.rel_rmse == 0:
+        return Tile(HEAT_IDENTICAL, tip, f"identical {marked}".strip(), outline)
+    low, high = decades
+    fraction = (math.log10(cell.rel_rmse) - low) / (high - low) if cell.rel_rmse < math.inf else 1.0
+    return Tile(heat_colour(fraction), tip, marked, outline)
+
+
+def compare_heat_map(comparison: Comparison, words: dict) -> str:
+    """Layers by roles, coloured by relative RMSE on a log scale, with its legend."""
+    decades = _decades([c for row in comparison.cells for c in row if c is not None])
+    low, high = decades
+    steps = (high - low) * STEPS_PER_DECADE
+    legend = HeatLegend(
+        tuple(heat_colour((i + 0.5) / steps) for i in range(steps)),
+        tuple(((p - low) / (high - low), f"1e{p}") for p in range(low, high + 1)),
+        words["rel_rmse_scale"],
+        (
+            (Tile(HEAT_IDENTICAL, "", "identical"), words["cell_identical"]),
+            (Tile(heat_colour(1.0), "", "beyond", HEAT_OUTLINE), words["cell_beyond"]),
+        ),
+    )
+    tiles = [
+        [
+            None if cell is None else _tile(layer, role, cell, decades, words)
+            for role, cell in zip(comparison.roles, row)
+        ]
+        for layer, row in zip(comparison.layers, comparison.cells)
+    ]
+    return heat_map(
+        [str(layer) for layer in comparison.layers],
+        column_labels(comparison.roles),
+        tiles,
+        legend,
+        words["layer_axis"],
+        words["heatmap"],
+    )
+
+
+def compare_section(comparison: Comparison, words: dict) -> str:
+    overall = comparison.overall
+    severity = {"pass": "ok", "warn": "warn", "fail": "bad"}[comparison.verdict]
+    statuses = ", ".join(f"{thousands(n)} {words['statuses'][status]}" for status, n in overall.statuses.items() if n)
+    parts = [
+        element("p", esc(words["compare_note"].format(other=comparison.other)), class_="note"),
+        element(
+            "p",
+            element("span", "✓" if severity == "ok" else "!", class_=f"pill {severity}")
+            + " "
+            + element("strong", esc(words["verdict"].format(verdict=words["verdicts"][comparison.verdict]))),
+        ),
+        element(
+            "p",
+            esc(
+                words["compare_overall"].format(
+                    tensors=thousands(overall.tensors),
+                    statuses=statuses,
+                    rel=f"{overall.rel_rmse:.4g}",
+                    sqnr=f"{overall.sqnr_db:.4g}",
+                )
+            ),
+            class_="note",
+        ),
+        element("h3", esc(words["compare_findings"])),
+    ]
+    if comparison.findings:
+        shown = comparison.findings[:FINDINGS_SHOWN]
+        # verify's own sentences (tensor names in them), as `llm-anatomy verify` prints them
+        parts.append(
+            element(
+                "ul",
+                "".join(
+                    element(
+                        "li",
+                        element("span", "!", class_=f"pill {'bad' if severity == 'bad' else 'warn'}")
+                        + " "
+                        + element("code", esc(line)),
+                    )
+                    for line in shown
+                ),
+                class_="findings",
+            )
+        )
+        if len(comparison.findings) > FINDINGS_SHOWN:
+            more = words["more_findings"].format(count=thousands(len(comparison.findings) - FINDINGS_SHOWN))
+            parts.append(element("p", esc(more), class_="note"))
+    else:
+        parts.append(_all_clear(words["compare_all_clear"]))
+    parts.append(element("h3", esc(words["heatmap"])))
+    if comparison.layers:
+        parts.append(element("div", compare_heat_map(comparison, words), class_="figure"))
+    else:
+        parts.append(element("p", esc(words["no_layer_pairs"]), class_="note"))
+    if comparison.outside:
+        rows = [
+            (
+                element("code", _breakable(c.a_name)),
+                esc(words["statuses"][c.status]),
+                esc(f"{c.rel_rmse:.4g}"),
+                esc(f"{c.sqnr_db:.4g}"),
+                esc(f"{c.max_abs:.4g}"),
+            )
+            for c in comparison.outside
+        ]
+        marks = ["bad" if c.status == "different" else None for c in comparison.outside]
+        header = (words["name"], words["status"], words["rel_rmse"], words["sqnr"], words["max_abs"])
+        parts += [
+            element("h3", esc(words["compare_outside"])),
+            table(header, rows, numeric=(2, 3, 4), row_classes=marks),
+        ]
+    if comparison.errors:
+        parts += [
+            element("h3", esc(words["unreadable"])),
+            _marked([(line, None) for _, line in comparison.errors], "bad"),
+        ]
+    return section("compare", words["compare"].format(other=comparison.other), "".join(parts))
+
+
 def _breakable(name: str) -> str:
     """A dotted name that wraps only after its dots (<wbr>), never inside a word."""
     return ".<wbr>".join(esc(part) for part in name.split("."))
@@ -458,9 +652,13 @@ def render_report(report: Report) -> str:
         from .trace_run import report_section
 
         sections.insert(1, ("run", words["run"], report_section(report.run, words)))
+    if report.compare is not None:
+        body = compare_section(report.compare, words)
+        sections.insert(1, ("compare", words["compare_title"], body))
     footer_words = words["footer_run" if report.run is not None else "footer"]
+    read_weights = report.stats is not None or report.compare is not None
     footer = element(
-        "footer", esc(footer_words.format(version=__version__, stats=words["footer_stats"] if report.stats else ""))
+        "footer", esc(footer_words.format(version=__version__, stats=words["footer_stats"] if read_weights else ""))
     )
     body = element(
         "main", _header(report, words, [(a, t) for a, t, _ in sections]) + "".join(s for _, _, s in sections) + footer

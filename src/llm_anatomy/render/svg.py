@@ -85,13 +85,23 @@ def _line(x1: float, y1: float, x2: float, y2: float, css_class: str) -> str:
 
 
 def _rect(
-    x: float, y: float, w: float, h: float, fill: str = "", css_class: str = "", tip: str = "", rx: float = 0
+    x: float,
+    y: float,
+    w: float,
+    h: float,
+    fill: str = "",
+    css_class: str = "",
+    tip: str = "",
+    rx: float = 0,
+    stroke: str = "",
 ) -> str:
     parts = [f'x="{_num(x)}" y="{_num(y)}" width="{_num(max(w, 0))}" height="{_num(max(h, 0))}"']
     if rx:
         parts.append(f'rx="{_num(rx)}"')
     if fill:
         parts.append(f'fill="{fill}"')
+    if stroke:
+        parts.append(f'stroke="{stroke}" stroke-width="2"')
     if css_class:
         parts.append(f'class="{css_class}"')
     title = f"<title>{esc(tip)}</title>" if tip else ""
@@ -465,3 +475,83 @@ def flow_diagram(flow: Flow, label: str) -> str:
         y += _GAP
         place(box)
     return _svg(width, max(y, frame_bottom) + 10, "".join(out), label, "diagram")
+
+
+# ---------------------------------------------------------------- heat map
+
+
+@dataclass(frozen=True)
+class Tile:
+    fill: str
+    tip: str  # the hover title: the exact numbers
+    css_class: str = ""  # "identical", "beyond" (for whoever reads the page)
+    outline: str = ""  # a colour: the tile is drawn outlined (beyond the noise)
+
+
+@dataclass(frozen=True)
+class HeatLegend:
+    ramp: tuple[str, ...]  # the colour scale, low to high, in equal steps
+    ticks: tuple[tuple[float, str], ...]  # (where along the ramp, 0 to 1; its text)
+    title: str  # what the colour shows ("relative RMSE (log scale)")
+    swatches: tuple[tuple[Tile, str], ...]  # the marked kinds of cell and what each means
+
+
+HEAT_ROW = 14  # px per row: a 12 px layer number fits
+HEAT_STEP = 14  # px per step of the legend's ramp
+
+
+def heat_map(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    tiles: Sequence[Sequence[Tile | None]],
+    legend: HeatLegend,
+    row_axis: str,
+    label: str,
+) -> str:
+    """A grid of coloured tiles (rows: layers; columns: roles), None left blank, each with its
+    hover title; under it the colour ramp with its ticks and the marked kinds of tile."""
+    # Dense grids (a 126-layer model) label every few rows so the numbers never overlap.
+    row_height = HEAT_ROW if len(rows) <= 64 else 8
+    every = math.ceil((FONT + 1) / row_height)
+    left = max([_text_width(r) for r in rows] + [_text_width(row_axis)]) + 12
+    widths = [max(_text_width(c) + 10, 28.0) for c in columns]
+    top = FONT + 12
+    starts = [left + sum(widths[:i]) for i in range(len(columns))]
+    parts = [_text(left - 6, top - 6, row_axis, "end", "axis-label")]
+    parts += [_text(x + w / 2, top - 6, c, "middle", "tick") for x, w, c in zip(starts, widths, columns)]
+    for i, (row, line) in enumerate(zip(rows, tiles)):
+        y = top + i * row_height
+        if i % every == 0:
+            parts.append(_text(left - 6, y + row_height / 2 + 4, row, "end", "tick"))
+        for x, w, tile in zip(starts, widths, line):
+            if tile is not None:
+                parts.append(
+                    _rect(
+                        x + 1,
+                        y + 1,
+                        w - 2,
+                        row_height - 2,
+                        tile.fill,
+                        f"tile {tile.css_class}".strip(),
+                        tile.tip,
+                        stroke=tile.outline,
+                    )
+                )
+    y = top + len(rows) * row_height + 18
+    title_width = _text_width(legend.title)
+    parts.append(_text(0, y + 10, legend.title, "start", "legend"))
+    ramp_x = title_width + 10
+    for i, fill in enumerate(legend.ramp):
+        parts.append(_rect(ramp_x + i * HEAT_STEP, y, HEAT_STEP, 12, fill))
+    ramp_width = len(legend.ramp) * HEAT_STEP
+    for where, text in legend.ticks:
+        parts.append(_text(ramp_x + where * ramp_width, y + 26, text, "middle", "tick"))
+    right = ramp_x + ramp_width + max((_text_width(t) / 2 for _, t in legend.ticks), default=0)
+    y += 36
+    x = 0.0
+    for tile, text in legend.swatches:
+        parts.append(_rect(x + 1, y + 1, 18, 10, tile.fill, f"tile {tile.css_class}".strip(), stroke=tile.outline))
+        parts.append(_text(x + 24, y + 10, text, "start", "legend"))
+        x += 24 + _text_width(text) + 18
+    width = max(left + sum(widths) + 4, right + 4, x)
+    return _svg(width, y + 18, "".join(parts), label)
