@@ -1645,7 +1645,11 @@ OUT_FORMATS = (".jsonl", ".csv", ".parquet")
 
 
 def inventory(
-    inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None, *, workers: int = 16
+    inputs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    workers: int = 16,
+    deep: bool = False,
 ) -> Inventory:
     """One row per checkpoint under inputs: local folders (walked) and s3://BUCKET/PREFIX
     (listed), mixed; headers only, `workers` checkpoints read at once. What `llm-anatomy
@@ -1658,6 +1662,9 @@ def inventory(
             file skips the checkpoints it holds for the same content (sizes and ETags or
             modification times), so an interrupted inventory resumes.
         workers: checkpoints in flight at once.
+        deep: read every byte too (needs numpy, the `stats` extra): each file's sha256, NaN
+            and Inf counts and absmax from every tensor's statistics, and the findings they
+            show; a rerun skips only the rows written with them.
 
     Raises:
         AnatomyError: an input that is neither a folder nor a readable prefix (an unreadable
@@ -1678,9 +1685,9 @@ def inventory(
     writer: _Appender | _ParquetFile | None = None
     if path is not None and path.endswith(".parquet"):
         writer = _ParquetFile(path)
-        done = {(r["location"], r["content"]) for r in writer.previous}
+        done = {(r["location"], r["content"]) for r in writer.previous if not deep or r.get("sha256")}
     elif path is not None:
-        done = _written(path)
+        done = _written(path, deep)
         writer = _Appender(path, fresh=not done and not _has_header(path))
     else:
         done = set()
@@ -1695,7 +1702,7 @@ def inventory(
         return False
 
     try:
-        for row in inv.inventory([str(i) for i in inputs], skip, workers):
+        for row in inv.inventory([str(i) for i in inputs], skip, workers, deep):
             rows.append(row)
             if writer is not None:
                 writer.write(row)
@@ -1711,9 +1718,10 @@ def _has_header(path: str) -> bool:
     return os.path.isfile(path) and os.path.getsize(path) > 0
 
 
-def _written(path: str) -> set[tuple[str, str]]:
+def _written(path: str, deep: bool = False) -> set[tuple[str, str]]:
     """(location, content) of the rows an earlier run wrote to path (a JSON line or a CSV
-    record each; a line cut short by an interruption is left out, so read again)."""
+    record each; a line cut short by an interruption is left out, so read again); deep:
+    only those with --deep's hashes."""
     import builtins
     import csv
     import json
@@ -1725,7 +1733,7 @@ def _written(path: str) -> set[tuple[str, str]]:
     with builtins.open(path, encoding="utf-8", errors="replace", newline="") as handle:
         if path.endswith(".csv"):
             for record in csv.DictReader(handle):
-                if record.get("location") and record.get("content"):
+                if record.get("location") and record.get("content") and (not deep or record.get("sha256")):
                     done.add((record["location"], record["content"]))
         else:
             for line in handle:
@@ -1737,6 +1745,7 @@ def _written(path: str) -> set[tuple[str, str]]:
                     isinstance(record, dict)
                     and isinstance(record.get("location"), str)
                     and isinstance(record.get("content"), str)
+                    and (not deep or record.get("sha256"))
                 ):
                     done.add((record["location"], record["content"]))
     return done

@@ -100,6 +100,10 @@ def test_a_row_holds_what_summary_says(tree):
         "license": "apache-2.0",
         "error": None,
         "findings": "0",
+        "sha256": None,  # --deep's columns (test_inventory_deep.py)
+        "nan_values": None,
+        "inf_values": None,
+        "absmax": None,
     }
 
 

@@ -62,6 +62,11 @@ class Row:
     license: str | None = None
     error: str | None = None
     findings: str | None = None
+    # --deep (analysis/inventory_deep.py): None without it
+    sha256: str | None = None  # {file: sha256 of its bytes} as JSON text, files sorted
+    nan_values: int | None = None
+    inf_values: int | None = None
+    absmax: float | None = None
 
 
 COLUMNS = tuple(f.name for f in fields(Row))
@@ -255,7 +260,7 @@ def _row(target: Target, source: Any, read_small: Callable[[str, int], bytes | N
     )
 
 
-def _local_row(target: Target) -> Row:
+def _local_row(target: Target, deep: bool = False) -> Row:
     from ..io.sources import read_capped
     from ..locate import resolve
 
@@ -270,7 +275,22 @@ def _local_row(target: Target) -> Row:
         except AnatomyError:
             return None
 
-    return _row(target, source, read_small)
+    row = _row(target, source, read_small)
+    if not deep:
+        return row
+    from ..formats import catalog_from_source
+    from . import inventory_deep
+
+    catalog = catalog_from_source(source)
+    return _deepened(row, *inventory_deep.deep(catalog, inventory_deep.local_passes(target.location)))
+
+
+def _deepened(row: Row, columns: dict[str, Any], findings: list) -> Row:
+    """row with --deep's columns, its findings counted in (a local row's scan findings are
+    merged in later: row_of)."""
+    from .inventory_deep import counted, merge_counts
+
+    return dataclasses.replace(row, findings=merge_counts(row.findings, counted(findings)), **columns)
 
 
 def findings_of(location: str) -> str:
@@ -339,7 +359,7 @@ def _head_of(path: str, limit: int) -> bytes:
         return handle.read(limit)
 
 
-def _s3_row(target: Target, store: Any) -> Row:
+def _s3_row(target: Target, store: Any, deep: bool = False) -> Row:
     from ..hub import s3
 
     bucket, key = s3.split(target.location)
@@ -355,31 +375,42 @@ def _s3_row(target: Target, store: Any) -> Row:
 
     row = _row(target, source, read_small)
     listed = entries or {key.rpartition("/")[2]: (0, "")}  # one weights file named: itself
-    return dataclasses.replace(
+    row = dataclasses.replace(
         row,
         findings=_s3_findings(
             target.location, source, listed, lambda name: s3.whole(store, bucket, folder + name, entries[name][1])
         ),
     )
+    if not deep:
+        return row
+    from ..formats import catalog_from_source
+    from . import inventory_deep
+
+    catalog = catalog_from_source(source)  # the headers read for the row, held by its source
+    return _deepened(
+        row, *inventory_deep.deep(catalog, inventory_deep.s3_passes(target.location, store, target.entries))
+    )
 
 
-def row_of(target: Target, store: Callable[[str], Any]) -> Row:
+def row_of(target: Target, store: Callable[[str], Any], deep: bool = False) -> Row:
     """The row of one checkpoint; an unreadable one is a row with its error line. A local
     one's findings are `scan`'s, whether or not it could be read (a pickle the reader
-    refuses is what the scan is for)."""
+    refuses is what the scan is for); deep: with --deep's columns and findings."""
     if target.location.startswith("s3://"):
         from ..hub import s3
 
         try:
-            return _s3_row(target, store(s3.split(target.location)[0]))
+            return _s3_row(target, store(s3.split(target.location)[0]), deep)
         except AnatomyError as exc:
             return Row(location=escape(target.location), content=target.content, error=exc.line())
     try:
-        row = _local_row(target)
+        row = _local_row(target, deep)
     except AnatomyError as exc:
         row = Row(location=escape(target.location), content=target.content, error=exc.line())
     try:
-        return dataclasses.replace(row, findings=findings_of(target.location))
+        from .inventory_deep import merge_counts
+
+        return dataclasses.replace(row, findings=merge_counts(findings_of(target.location), row.findings))
     except AnatomyError:  # the path gone since the walk: the row says what its reading found
         return row
 
@@ -400,7 +431,10 @@ def targets(inputs: Iterable[str], store: Callable[[str], Any]) -> Iterator[Targ
 
 
 def inventory(
-    inputs: Iterable[str], skip: Callable[[Target], bool] = lambda target: False, workers: int = WORKERS
+    inputs: Iterable[str],
+    skip: Callable[[Target], bool] = lambda target: False,
+    workers: int = WORKERS,
+    deep: bool = False,
 ) -> Iterator[Row]:
     """A Row per checkpoint under inputs, as each is read (not in input order), at most
     `workers` read at once; skip(target) leaves out those already done (a resumed run)."""
@@ -423,6 +457,6 @@ def inventory(
             if len(pending) >= workers:  # bounded: no more in flight than workers
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in done)
-            pending.add(pool.submit(row_of, target, store))
+            pending.add(pool.submit(row_of, target, store, deep))
         for future in pending:
             yield future.result()

@@ -28,7 +28,8 @@ EXAMPLE = """  llm-anatomy scan ./downloaded-model
   llm-anatomy scan pytorch_model.bin --json
   llm-anatomy scan ./downloaded-model --sarif > scan.sarif   # for a code-scanning page
   llm-anatomy scan ./downloaded-model --fail-on medium        # exit 4 on medium and above
-  llm-anatomy scan ./models s3://my-bucket/checkpoints --out inventory.jsonl   # run again to resume"""
+  llm-anatomy scan ./models s3://my-bucket/checkpoints --out inventory.jsonl   # run again to resume
+  llm-anatomy scan ./models --deep --out inventory.jsonl   # sha256 of every file, NaN/Inf, absmax"""
 FINDINGS_EXIT = 4
 S3 = "s3://"
 
@@ -59,15 +60,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the inventory's rows to FILE.jsonl or FILE.csv (appended) or FILE.parquet; a rerun skips the checkpoints it holds for the same content",
     )
     parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="an inventory that reads every byte: each file's sha256 (the Hub's LFS oid), NaN/Inf counts and absmax of the weights, and findings about their values (needs numpy)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=16, metavar="N", help="checkpoints an inventory reads at once (default 16)"
     )
 
 
 def _is_inventory(args: argparse.Namespace) -> bool:
-    """Many models: several, an s3:// prefix, --out, or one folder that holds several
+    """Many models: several, an s3:// prefix, --out or --deep, or one folder that holds several
     checkpoints and is none itself (a model folder with more weights in a subfolder, as
     Meta's repositories keep original/, is one model: scanned whole, as before)."""
-    if len(args.models) > 1 or args.out is not None or args.models[0].startswith(S3):
+    if len(args.models) > 1 or args.out is not None or args.deep or args.models[0].startswith(S3):
         return True
     import itertools
     import os
@@ -103,7 +109,7 @@ def _inventory(args: argparse.Namespace, out: TextIO) -> int:
         )
     if args.workers < 1:
         raise UsageError("--workers", "at least 1", str(args.workers), "pass --workers 16")
-    result = inventory(args.models, args.out, workers=args.workers)
+    result = inventory(args.models, args.out, workers=args.workers, deep=args.deep)
     if args.json:
         out.writelines(table.json_line(row) for row in result.rows)
     else:
