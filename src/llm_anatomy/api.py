@@ -1650,6 +1650,7 @@ def inventory(
     *,
     workers: int = 16,
     deep: bool = False,
+    authors: Sequence[str] = (),
 ) -> Inventory:
     """One row per checkpoint under inputs: local folders (walked) and s3://BUCKET/PREFIX
     (listed), mixed; headers only, `workers` checkpoints read at once. What `llm-anatomy
@@ -1665,6 +1666,8 @@ def inventory(
         deep: read every byte too (needs numpy, the `stats` extra): each file's sha256, NaN
             and Inf counts and absmax from every tensor's statistics, and the findings they
             show; a rerun skips only the rows written with them.
+        authors: Hub users or organisations whose models are listed (HfApi.list_models'
+            author) and read header-only, one row each (a gated or private one: its error).
 
     Raises:
         AnatomyError: an input that is neither a folder nor a readable prefix (an unreadable
@@ -1702,7 +1705,7 @@ def inventory(
         return False
 
     try:
-        for row in inv.inventory([str(i) for i in inputs], skip, workers, deep):
+        for row in inv.inventory([str(i) for i in inputs], skip, workers, deep, authors):
             rows.append(row)
             if writer is not None:
                 writer.write(row)

@@ -80,6 +80,7 @@ class Target:
     location: str
     content: str
     entries: dict[str, tuple[int, str]] | None = None
+    hub: bool = False  # a repository listed on the Hub (--author): location is its id
 
 
 def content_key(items: Iterable[tuple[str, int, str]]) -> str:
@@ -392,10 +393,31 @@ def _s3_row(target: Target, store: Any, deep: bool = False) -> Row:
     )
 
 
+def _hub_row(target: Target) -> Row:
+    """The row of a Hub repository listed for an author, read as any model on the Hub is
+    (headers only, through the header cache); its findings are not inspected. A listed id
+    that is no repository id (control characters, '..') is refused before any request."""
+    from ..locate import MODEL_ID, resolve
+
+    repo = target.location
+    if not MODEL_ID.fullmatch(repo) or repo.count("/") != 1 or ":" in repo or ".." in repo:
+        raise AnatomyError(escape(repo), "a repository id from the Hub's list", "another string", "check HF_ENDPOINT")
+    source = resolve(repo)
+    row = _row(target, source, lambda name, limit: None)
+    if source.remote is not None:
+        source.remote.save()  # the header cache, as every command keeps it
+    return row
+
+
 def row_of(target: Target, store: Callable[[str], Any], deep: bool = False) -> Row:
     """The row of one checkpoint; an unreadable one is a row with its error line. A local
     one's findings are `scan`'s, whether or not it could be read (a pickle the reader
     refuses is what the scan is for); deep: with --deep's columns and findings."""
+    if target.hub:
+        try:
+            return _hub_row(target)
+        except AnatomyError as exc:
+            return Row(location=escape(target.location), content=target.content, error=exc.line())
     if target.location.startswith("s3://"):
         from ..hub import s3
 
@@ -415,8 +437,9 @@ def row_of(target: Target, store: Callable[[str], Any], deep: bool = False) -> R
         return row
 
 
-def targets(inputs: Iterable[str], store: Callable[[str], Any]) -> Iterator[Target]:
-    """Every checkpoint under the inputs (local paths and s3:// prefixes, mixed), streamed."""
+def targets(inputs: Iterable[str], store: Callable[[str], Any], authors: Iterable[str] = ()) -> Iterator[Target]:
+    """Every checkpoint under the inputs (local paths and s3:// prefixes, mixed), then the
+    Hub repositories of each author (a page of the Hub's list at a time), streamed."""
     from ..hub import s3
 
     for given in inputs:
@@ -428,6 +451,11 @@ def targets(inputs: Iterable[str], store: Callable[[str], Any]) -> Iterator[Targ
             raise AnatomyError(
                 given, "a local folder or an s3://BUCKET/PREFIX", "no such file or folder", "check the path"
             )
+    for author in authors:
+        from ..hub.authors import models_of
+
+        for repo, sha in models_of(author):
+            yield Target(repo, sha, hub=True)
 
 
 def inventory(
@@ -435,6 +463,7 @@ def inventory(
     skip: Callable[[Target], bool] = lambda target: False,
     workers: int = WORKERS,
     deep: bool = False,
+    authors: Iterable[str] = (),
 ) -> Iterator[Row]:
     """A Row per checkpoint under inputs, as each is read (not in input order), at most
     `workers` read at once; skip(target) leaves out those already done (a resumed run)."""
@@ -451,7 +480,7 @@ def inventory(
 
     with ThreadPoolExecutor(workers) as pool:
         pending: set = set()
-        for target in targets(inputs, store):
+        for target in targets(inputs, store, authors):
             if skip(Target(escape(target.location), target.content)):
                 continue
             if len(pending) >= workers:  # bounded: no more in flight than workers

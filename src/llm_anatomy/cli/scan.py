@@ -37,7 +37,7 @@ S3 = "s3://"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "models",
-        nargs="+",
+        nargs="*",
         metavar="MODEL",
         help="a local model folder (every file under it) or one file; several, a folder holding several checkpoints, or s3://BUCKET/PREFIX: an inventory",
     )
@@ -60,6 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the inventory's rows to FILE.jsonl or FILE.csv (appended) or FILE.parquet; a rerun skips the checkpoints it holds for the same content",
     )
     parser.add_argument(
+        "--author",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an inventory of the models of a Hub user or organisation too, listed through the Hub API (repeatable)",
+    )
+    parser.add_argument(
         "--html",
         metavar="FILE",
         help="the inventory as a page too, in the report's style (sortable columns, findings coloured by severity); self-contained",
@@ -78,8 +85,11 @@ def _is_inventory(args: argparse.Namespace) -> bool:
     """Many models: several, an s3:// prefix, --out or --deep, or one folder that holds several
     checkpoints and is none itself (a model folder with more weights in a subfolder, as
     Meta's repositories keep original/, is one model: scanned whole, as before)."""
+    if not args.models and not args.author:
+        raise UsageError("scan", "a MODEL or --author NAME", "neither", "pass a model folder, or --author NAME")
     if (
-        len(args.models) > 1
+        len(args.models) != 1
+        or args.author
         or args.out is not None
         or args.html is not None
         or args.deep
@@ -161,7 +171,7 @@ def _inventory(args: argparse.Namespace, out: TextIO) -> int:
         check_output(
             args.html, _guard([m for m in args.models if os.path.isfile(m)]), GENERATOR.encode(), "inventory page"
         )
-    result = inventory(args.models, args.out, workers=args.workers, deep=args.deep)
+    result = inventory(args.models, args.out, workers=args.workers, deep=args.deep, authors=args.author)
     if args.html is not None:
         _write_page(args.html, args.models, result.rows)
     if args.json:
