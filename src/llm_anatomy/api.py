@@ -1677,6 +1677,10 @@ def inventory(
 
     from .analysis import inventory as inv
 
+    if deep:  # before any work: every row would need numpy
+        from .core.extras import require
+
+        require("stats", "scan --deep", "to compute weight statistics")
     path = None if out is None else str(out)
     if path is not None and not path.endswith(OUT_FORMATS):
         raise UsageError(
