@@ -295,12 +295,38 @@ def _deepened(row: Row, columns: dict[str, Any], findings: list) -> Row:
 
 
 def findings_of(location: str) -> str:
-    """`scan`'s findings on a local checkpoint (a folder, its subfolders included, or a GGUF
-    file), counted by severity: what it reads is bounded as `scan`'s is (headers, the
-    pickles of torch files, at most 32 MB of a legacy one), never the weights' data."""
-    from .scan import scan_model
+    """`scan`'s findings on a local checkpoint (a folder, its subfolders included but those
+    that hold a checkpoint of their own, which are rows of their own: no file is counted in
+    two rows; or a GGUF file), counted by severity: what it reads is bounded as `scan`'s is
+    (headers, the pickles of torch files, at most 32 MB of a legacy one), never the weights'
+    data."""
+    from .scan import scan_entries, scan_model
+    from .scan.files import walk
 
-    return _counted(scan_model(location))
+    if not os.path.isdir(location):
+        return _counted(scan_model(location))
+    entries, findings, skipped = walk(location)
+    in_folder: dict[str, list[str]] = {}
+    for rel, _ in entries:
+        in_folder.setdefault(os.path.dirname(rel), []).append(os.path.basename(rel))
+    nested = {folder for folder, names in in_folder.items() if folder and _checkpoints_in(sorted(names))}
+
+    def own(rel: str) -> bool:
+        folder = os.path.dirname(rel)
+        while folder:
+            if folder in nested:
+                return False
+            folder = os.path.dirname(folder)
+        return True
+
+    return _counted(
+        scan_entries(
+            location,
+            [e for e in entries if own(e[0])],
+            [f for f in findings if own(f.file)],
+            [s for s in skipped if own(s[0])],
+        )
+    )
 
 
 def _counted(result: Any) -> str:
