@@ -138,6 +138,19 @@ def _broken_llama(folder):
         json.dump(config, handle)
 
 
+def _damaged_llama(tiny, folder):
+    """docs/inventory.md's --deep example: tiny-llama with a NaN and an Inf in one weight and
+    a value past float16's range in another, written again with safetensors' writer."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    shutil.copytree(tiny, folder)
+    tensors = load_file(os.path.join(folder, "model.safetensors"))
+    tensors["model.layers.0.self_attn.q_proj.weight"].flat[[0, 1]] = (np.nan, np.inf)
+    tensors["model.layers.1.mlp.down_proj.weight"].flat[0] = 1e5
+    save_file(tensors, os.path.join(folder, "model.safetensors"))
+
+
 def _evil_bin(path):
     """A torch zip whose pickle calls posix.system."""
     import zipfile
@@ -251,6 +264,7 @@ def build_models(work, tmp_path_factory, llama_fp8):
         checkpoints.peft_merged("tiny-llama", "tiny-lora", "tiny-lora-merged")
     _vocab_only(str(work / "ggml-vocab-llama-bpe.gguf"))
     _broken_llama(str(work / "broken-llama"))
+    _damaged_llama(tiny, str(work / "damaged-llama"))
     _evil_bin(str(work / "evil.bin"))
     _nested_index(str(work / "model"))
     _downloaded_model(str(work / "downloaded-model"))

@@ -3,6 +3,8 @@ the way the Hub does (huggingface_hub's file_download.py and utils/_http.py read
 answers): two servers, the Hub and a CDN.
 
 Hub:  GET /api/models/REPO[/revision/REV]   model info: id, sha, siblings, gated
+      GET /api/models?author=NAME[&cursor=N] an author's models, page_size a page, the next
+                                            page's URL in a Link: <...>; rel="next" header
       HEAD|GET /REPO/resolve/REV/FILE       small files answered here (ETag, X-Repo-Commit);
                                             weight files 302-redirected to the CDN, with
                                             X-Linked-Size and X-Linked-Etag as the Hub sends
@@ -79,6 +81,7 @@ class HubStandIn:
         self.tokens = {"hf_allowed"}  # tokens with access to gated repos
         self.valid_tokens = {"hf_allowed", "hf_other"}  # any other token is refused outright
         self.delay = 0.0  # seconds added to every request (the bench's network)
+        self.page_size = 1000  # models per page of a listing, as the Hub's
         self.faults: dict[
             str, str
         ] = {}  # path prefix -> "429-once" | "slow" | "lie-range" | "short-body" | "nested-json"
@@ -241,6 +244,8 @@ class HubStandIn:
                 b'{"error":"Invalid credentials in Authorization header"}',
                 head,
             )
+        if parts == ["api", "models"]:
+            return self._listing(handler, head)
         if parts[:2] == ["api", "models"]:
             repo_id, repo, rest = self._repo_and_rest(parts[2:])
             if repo is None:
@@ -284,6 +289,31 @@ class HubStandIn:
             }
             return self._send(handler, "hub", 302, headers, b"", head)
         return self._file(handler, "hub", repo, filename, head, common, fault)
+
+    def _listing(self, handler, head):
+        """An author's models sorted by id, a page from ?cursor= (an offset here; the Hub's is
+        opaque), with the next page's URL in the Link header while there is one."""
+        from urllib.parse import parse_qs, urlencode
+
+        query = parse_qs(urlsplit(handler.path).query)
+        author = query.get("author", [""])[0]
+        start = int(query.get("cursor", ["0"])[0])
+        ids = sorted(r for r in self.repos if r.startswith(author + "/"))
+        page = [
+            {
+                "id": r,
+                "modelId": r,
+                "sha": self.repos[r].sha,
+                "private": False,
+                "gated": "manual" if self.repos[r].gated else False,
+            }
+            for r in ids[start : start + self.page_size]
+        ]
+        headers = {"Content-Type": "application/json"}
+        if start + self.page_size < len(ids):
+            following = urlencode({**{k: v[0] for k, v in query.items()}, "cursor": start + self.page_size})
+            headers["Link"] = f'<{self.url}/api/models?{following}>; rel="next"'
+        return self._send(handler, "hub", 200, headers, json.dumps(page).encode(), head)
 
     def _cdn(self, handler, parts, head, fault):
         repo_id, repo, rest = self._repo_and_rest(parts)

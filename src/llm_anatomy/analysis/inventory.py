@@ -62,6 +62,11 @@ class Row:
     license: str | None = None
     error: str | None = None
     findings: str | None = None
+    # --deep (analysis/inventory_deep.py): None without it
+    sha256: str | None = None  # {file: sha256 of its bytes} as JSON text, files sorted
+    nan_values: int | None = None
+    inf_values: int | None = None
+    absmax: float | None = None
 
 
 COLUMNS = tuple(f.name for f in fields(Row))
@@ -75,6 +80,7 @@ class Target:
     location: str
     content: str
     entries: dict[str, tuple[int, str]] | None = None
+    hub: bool = False  # a repository listed on the Hub (--author): location is its id
 
 
 def content_key(items: Iterable[tuple[str, int, str]]) -> str:
@@ -255,7 +261,7 @@ def _row(target: Target, source: Any, read_small: Callable[[str, int], bytes | N
     )
 
 
-def _local_row(target: Target) -> Row:
+def _local_row(target: Target, deep: bool = False) -> Row:
     from ..io.sources import read_capped
     from ..locate import resolve
 
@@ -270,16 +276,57 @@ def _local_row(target: Target) -> Row:
         except AnatomyError:
             return None
 
-    return _row(target, source, read_small)
+    row = _row(target, source, read_small)
+    if not deep:
+        return row
+    from ..formats import catalog_from_source
+    from . import inventory_deep
+
+    catalog = catalog_from_source(source)
+    return _deepened(row, *inventory_deep.deep(catalog, inventory_deep.local_passes(target.location)))
+
+
+def _deepened(row: Row, columns: dict[str, Any], findings: list) -> Row:
+    """row with --deep's columns, its findings counted in (a local row's scan findings are
+    merged in later: row_of)."""
+    from .inventory_deep import counted, merge_counts
+
+    return dataclasses.replace(row, findings=merge_counts(row.findings, counted(findings)), **columns)
 
 
 def findings_of(location: str) -> str:
-    """`scan`'s findings on a local checkpoint (a folder, its subfolders included, or a GGUF
-    file), counted by severity: what it reads is bounded as `scan`'s is (headers, the
-    pickles of torch files, at most 32 MB of a legacy one), never the weights' data."""
-    from .scan import scan_model
+    """`scan`'s findings on a local checkpoint (a folder, its subfolders included but those
+    that hold a checkpoint of their own, which are rows of their own: no file is counted in
+    two rows; or a GGUF file), counted by severity: what it reads is bounded as `scan`'s is
+    (headers, the pickles of torch files, at most 32 MB of a legacy one), never the weights'
+    data."""
+    from .scan import scan_entries, scan_model
+    from .scan.files import walk
 
-    return _counted(scan_model(location))
+    if not os.path.isdir(location):
+        return _counted(scan_model(location))
+    entries, findings, skipped = walk(location)
+    in_folder: dict[str, list[str]] = {}
+    for rel, _ in entries:
+        in_folder.setdefault(os.path.dirname(rel), []).append(os.path.basename(rel))
+    nested = {folder for folder, names in in_folder.items() if folder and _checkpoints_in(sorted(names))}
+
+    def own(rel: str) -> bool:
+        folder = os.path.dirname(rel)
+        while folder:
+            if folder in nested:
+                return False
+            folder = os.path.dirname(folder)
+        return True
+
+    return _counted(
+        scan_entries(
+            location,
+            [e for e in entries if own(e[0])],
+            [f for f in findings if own(f.file)],
+            [s for s in skipped if own(s[0])],
+        )
+    )
 
 
 def _counted(result: Any) -> str:
@@ -339,7 +386,7 @@ def _head_of(path: str, limit: int) -> bytes:
         return handle.read(limit)
 
 
-def _s3_row(target: Target, store: Any) -> Row:
+def _s3_row(target: Target, store: Any, deep: bool = False) -> Row:
     from ..hub import s3
 
     bucket, key = s3.split(target.location)
@@ -355,37 +402,71 @@ def _s3_row(target: Target, store: Any) -> Row:
 
     row = _row(target, source, read_small)
     listed = entries or {key.rpartition("/")[2]: (0, "")}  # one weights file named: itself
-    return dataclasses.replace(
+    row = dataclasses.replace(
         row,
         findings=_s3_findings(
             target.location, source, listed, lambda name: s3.whole(store, bucket, folder + name, entries[name][1])
         ),
     )
+    if not deep:
+        return row
+    from ..formats import catalog_from_source
+    from . import inventory_deep
+
+    catalog = catalog_from_source(source)  # the headers read for the row, held by its source
+    return _deepened(
+        row, *inventory_deep.deep(catalog, inventory_deep.s3_passes(target.location, store, target.entries))
+    )
 
 
-def row_of(target: Target, store: Callable[[str], Any]) -> Row:
+def _hub_row(target: Target) -> Row:
+    """The row of a Hub repository listed for an author, read as any model on the Hub is
+    (headers only, through the header cache); its findings are not inspected. A listed id
+    that is no repository id (control characters, '..') is refused before any request."""
+    from ..locate import MODEL_ID, resolve
+
+    repo = target.location
+    if not MODEL_ID.fullmatch(repo) or repo.count("/") != 1 or ":" in repo or ".." in repo:
+        raise AnatomyError(escape(repo), "a repository id from the Hub's list", "another string", "check HF_ENDPOINT")
+    source = resolve(repo)
+    row = _row(target, source, lambda name, limit: None)
+    if source.remote is not None:
+        source.remote.save()  # the header cache, as every command keeps it
+    return row
+
+
+def row_of(target: Target, store: Callable[[str], Any], deep: bool = False) -> Row:
     """The row of one checkpoint; an unreadable one is a row with its error line. A local
     one's findings are `scan`'s, whether or not it could be read (a pickle the reader
-    refuses is what the scan is for)."""
+    refuses is what the scan is for); deep: with --deep's columns and findings."""
     from ..hub import s3
+
+    if target.hub:
+        try:
+            return _hub_row(target)
+        except AnatomyError as exc:
+            return Row(location=escape(target.location), content=target.content, error=exc.line())
 
     if s3.is_object_store(target.location):
         try:
-            return _s3_row(target, store(s3.split(target.location)[0]))
+            return _s3_row(target, store(s3.split(target.location)[0]), deep)
         except AnatomyError as exc:
             return Row(location=escape(target.location), content=target.content, error=exc.line())
     try:
-        row = _local_row(target)
+        row = _local_row(target, deep)
     except AnatomyError as exc:
         row = Row(location=escape(target.location), content=target.content, error=exc.line())
     try:
-        return dataclasses.replace(row, findings=findings_of(target.location))
+        from .inventory_deep import merge_counts
+
+        return dataclasses.replace(row, findings=merge_counts(findings_of(target.location), row.findings))
     except AnatomyError:  # the path gone since the walk: the row says what its reading found
         return row
 
 
-def targets(inputs: Iterable[str], store: Callable[[str], Any]) -> Iterator[Target]:
-    """Every checkpoint under the inputs (local paths and s3:// prefixes, mixed), streamed."""
+def targets(inputs: Iterable[str], store: Callable[[str], Any], authors: Iterable[str] = ()) -> Iterator[Target]:
+    """Every checkpoint under the inputs (local paths and s3:// prefixes, mixed), then the
+    Hub repositories of each author (a page of the Hub's list at a time), streamed."""
     from ..hub import s3
 
     for given in inputs:
@@ -400,17 +481,24 @@ def targets(inputs: Iterable[str], store: Callable[[str], Any]) -> Iterator[Targ
                 "no such file or folder",
                 "check the path",
             )
+    for author in authors:
+        from ..hub.authors import models_of
+
+        for repo, sha in models_of(author):
+            yield Target(repo, sha, hub=True)
 
 
 def inventory(
     inputs: Iterable[str],
     skip: Callable[[Target], bool] = lambda target: False,
     workers: int = WORKERS,
-    engine: Callable[[Iterator[Target], int], Iterator[Row]] | None = None,
+    deep: bool = False,
+    authors: Iterable[str] = (),
+    engine: Callable[[Iterator[Target], int, bool], Iterator[Row]] | None = None,
 ) -> Iterator[Row]:
     """A Row per checkpoint under inputs, as each is read (not in input order), at most
     `workers` read at once; skip(target) leaves out those already done (a resumed run).
-    engine(targets, workers) makes the rows elsewhere (inventory_ray.rows: on a Ray
+    engine(targets, workers, deep) makes the rows elsewhere (inventory_ray.rows: on a Ray
     cluster); None: here, in a pool of threads."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -423,9 +511,9 @@ def inventory(
             stores[bucket] = s3.store(bucket)
         return stores[bucket]
 
-    todo = (t for t in targets(inputs, store) if not skip(Target(escape(t.location), t.content)))
+    todo = (t for t in targets(inputs, store, authors) if not skip(Target(escape(t.location), t.content)))
     if engine is not None:
-        yield from engine(todo, workers)
+        yield from engine(todo, workers, deep)
         return
     with ThreadPoolExecutor(workers) as pool:
         pending: set = set()
@@ -433,6 +521,6 @@ def inventory(
             if len(pending) >= workers:  # bounded: no more in flight than workers
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in done)
-            pending.add(pool.submit(row_of, target, store))
+            pending.add(pool.submit(row_of, target, store, deep))
         for future in pending:
             yield future.result()

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 from ..core.errors import AnatomyError
 
 
-def _row(target: Target) -> Row:
+def _row(target: Target, deep: bool) -> Row:
     """In a Ray worker: the target's row, each bucket's client made for this task (a task
     holds one checkpoint, and so mostly one bucket)."""
     from . import inventory
@@ -40,7 +40,7 @@ def _row(target: Target) -> Row:
             stores[bucket] = s3.store(bucket)
         return stores[bucket]
 
-    return inventory.row_of(target, store)
+    return inventory.row_of(target, store, deep)
 
 
 def connect(address: str | None) -> Any:
@@ -67,7 +67,7 @@ def connect(address: str | None) -> Any:
     return ray
 
 
-def rows(todo: Iterable[Target], workers: int, address: str | None = None) -> Iterator[Row]:
+def rows(todo: Iterable[Target], workers: int, deep: bool = False, address: str | None = None) -> Iterator[Row]:
     """A Row per target, each made by a Ray task, as each finishes; at most `workers` tasks
     submitted and not yet collected."""
     ray = connect(address)
@@ -77,7 +77,7 @@ def rows(todo: Iterable[Target], workers: int, address: str | None = None) -> It
         if len(pending) >= workers:
             done, pending = ray.wait(pending, num_returns=1)
             yield from ray.get(done)
-        pending.append(task.remote(target))
+        pending.append(task.remote(target, deep))
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         yield from ray.get(done)

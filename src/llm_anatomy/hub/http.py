@@ -189,6 +189,7 @@ class Request:
     def __init__(self, hub: Any, filename: str | None = None, url: str | None = None) -> None:
         self.hub, self.filename, self.url = hub, filename, url
         self.final: tuple[str, bool] | None = None  # (the URL redirected to, whether it gets the token)
+        self.answer_headers: dict[str, str] = {}  # the last answer's, names in lower case
 
     def get(self, name: str, start: int, end: int) -> tuple[bytes, int]:
         """Bytes start..end (inclusive) and the file's size, with retries."""
@@ -274,6 +275,7 @@ class Request:
                         response.getheader("X-Error-Message"),
                     )
                 body, size = _body(name, response, start, end, limit, clock)
+                self.answer_headers = {k.lower(): v for k, v in response.getheaders()}  # a listing's Link
                 if not response.isclosed():
                     transport.drop_connection(*where)  # a body left unread
             except transport.DeadlineExceeded:

@@ -189,6 +189,25 @@ _RULES = (
         "a metadata string with terminal control characters",
         "printed as is it can rewrite what a terminal shows; read it escaped",
     ),
+    # Tensor data (scan --deep: statistics of every value, analysis/inventory_deep.py).
+    Rule(
+        "LA-DATA-001",
+        "high",
+        "a tensor with NaN or Inf values",
+        "every output it touches is NaN or Inf; the file was damaged or saved from a diverged run: download it again or take an earlier checkpoint",
+    ),
+    Rule(
+        "LA-DATA-002",
+        "low",
+        "a tensor whose values are all zero",
+        "fine for a bias or a fresh adapter, a sign of a lost or failed save for a weight: compare it with the source",
+    ),
+    Rule(
+        "LA-DATA-003",
+        "low",
+        "values beyond float16's range (65504) in a wider floating-point tensor",
+        "a float16 copy turns them into Inf: serve it in bfloat16 or float32",
+    ),
     # Chat templates (Jinja), rendered only in jinja2's ImmutableSandboxedEnvironment.
     Rule(
         "LA-TEMPLATE-001",
