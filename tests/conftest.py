@@ -161,7 +161,7 @@ def llama_cpp_lora_converter(llama_cpp_converter):
 @pytest.fixture(scope="session")
 def transformers_llama_converter():
     """transformers' convert_llama_weights_to_hf.py (Meta's consolidated.pth to an HF folder), from
-    the transformers 4.46.3 wheel (the 4.57 and 5.x wheels and the sdists leave it out): run with the installed transformers."""
+    an older transformers wheel that .ci/real-checkpoints names (newer wheels and the sdists leave it out): run with the installed transformers."""
     return _real("TRANSFORMERS_LLAMA_CONVERTER", "transformers' models/llama/convert_llama_weights_to_hf.py")
 
 

@@ -731,7 +731,7 @@ def peft_tree(tree: ModuleTree, adapter: Adapter, config: dict) -> ModuleTree:
         parts = {role: tuple(t.shape) for role, t in module.tensors.items()}
         linear = module.kind != "embedding"
         contents = {
-            "base_layer": lambda p: moved(base, "base_layer", p),
+            peft.BASE_LAYER: lambda p: moved(base, peft.BASE_LAYER, p),
             "lora_dropout": lambda p: [trained(default, f"{p}.{default}", dropout_class, {})],
             "lora_A": lambda p: (
                 [trained(default, f"{p}.{default}", "Linear", {"weight": parts["A"]})] if linear else []
@@ -782,7 +782,7 @@ def peft_tree(tree: ModuleTree, adapter: Adapter, config: dict) -> ModuleTree:
 
     def wrapper(base: TreeNode, path: str) -> TreeNode:
         copy = own(moved(base, default, f"{path}.modules_to_save.{default}"))
-        original = moved(base, "original_module", f"{path}.original_module")  # (its names win in renamed)
+        original = moved(base, peft.SAVED_ORIGINAL, f"{path}.{peft.SAVED_ORIGINAL}")  # (its names win in renamed)
         holder = node("modules_to_save", f"{path}.modules_to_save", "ModuleDict", (), [copy])
         return node(base.name, path, "ModulesToSaveWrapper", (), [original, holder])
 

@@ -113,11 +113,23 @@ def tolerance(
     return max(noise, sigma_max * max(m, n) * arithmetic), coarsest
 
 
+def _one_blas_thread() -> Any:
+    """threadpoolctl's limit of one BLAS thread (the `stats` extra installs it); where numpy came
+    without it (the `gguf` or `transformers` extra alone), the same products on BLAS's own threads:
+    the same result, only slower on a loaded machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
 def estimate(difference: "np.ndarray", dtypes: Sequence[str], sum_aa: float, sum_bb: float, sum_dd: float) -> LowRank:
     """The numerical rank of DIFFERENCE (B - A, m x n, float32 or float64) and its energy share;
     sum_aa, sum_bb, sum_dd: ||A||^2, ||B||^2 and ||B - A||^2 over the finite pairs."""
     import numpy as np
-    from threadpoolctl import threadpool_limits
 
     m, n = difference.shape
     full = min(m, n)
@@ -127,7 +139,7 @@ def estimate(difference: "np.ndarray", dtypes: Sequence[str], sum_aa: float, sum
         k = min(full, probe + OVERSAMPLE)
         # One BLAS thread: the workers already keep every core busy, and OpenBLAS's threads
         # spinning beside them made the products 10x slower on a loaded machine (bench/RESULTS.md).
-        with threadpool_limits(1):
+        with _one_blas_thread():
             values = singular_values(difference, k)
         sigma_max = float(values[0]) if values.size else 0.0
         limit, dtype = tolerance(sigma_max, (m, n), dtypes, rms, arithmetic)

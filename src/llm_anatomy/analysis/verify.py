@@ -253,6 +253,9 @@ def _kquant_allowed(side: int, tensor: Any, reader: "Reader") -> Callable[[Any, 
     return bound
 
 
+SAME_DTYPE = "none (same dtype)"  # the noise two tensors of one dtype are allowed
+
+
 def noise_words(a: Any, b: Any) -> str:
     """The noise allowed for this pair, in words (what _allowed allows)."""
     kquant = (
@@ -270,7 +273,7 @@ def noise_words(a: Any, b: Any) -> str:
             "" if a.dtype == b.dtype else f", {a.dtype}/{b.dtype} rounding"
         )
     if a.dtype == b.dtype:
-        return "none (same dtype)"
+        return SAME_DTYPE
     quantized = _quantized_side(a, b)
     if quantized is not None:
         return f"{(a, b)[quantized[0]].dtype} rounding (per block of {quantized[1].elems})"
@@ -812,9 +815,14 @@ def verify_pairs(
                 or _rotary_finding(*by_name[name], check, reader_a, reader_b)
                 or _transposed_finding(*by_name[name], check, reader_a, reader_b)
             )
+            beyond = (  # no allowance to be a multiple of when the dtypes are the same
+                f"where the same dtype allows no difference (max abs {check.max_abs:.4g}"
+                if check.noise == SAME_DTYPE
+                else f"beyond {check.noise} (max abs {check.max_abs:.4g}, {check.excess:.3g}x the allowance"
+            )
             failures.append(
                 words
-                or f"{_named(name, check)}: differs beyond {check.noise} (max abs {check.max_abs:.4g}, {check.excess:.3g}x the allowance; relative {check.rel_rmse:.4g}, cosine {check.cosine:.4g})"
+                or f"{_named(name, check)}: differs {beyond}; relative {check.rel_rmse:.4g}, cosine {check.cosine:.4g})"
             )
     finally:
         reader_a.close()

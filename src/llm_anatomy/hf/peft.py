@@ -31,30 +31,6 @@ PART_ROLES = {
 TRAINED_ROLES = frozenset({"A", "B", "bias", "embedding_A", "embedding_B", "magnitude"})
 
 
-# The class PeftModel.from_pretrained wraps the base in, by the config's task_type
-# (peft.auto.MODEL_TYPE_TO_PEFT_MODEL_MAPPING); no task_type: PeftModel itself.
-PEFT_MODEL_CLASSES = {
-    "SEQ_CLS": "PeftModelForSequenceClassification",
-    "SEQ_2_SEQ_LM": "PeftModelForSeq2SeqLM",
-    "CAUSAL_LM": "PeftModelForCausalLM",
-    "TOKEN_CLS": "PeftModelForTokenClassification",
-    "QUESTION_ANS": "PeftModelForQuestionAnswering",
-    "FEATURE_EXTRACTION": "PeftModelForFeatureExtraction",
-}
-# What a LoRA layer registers, in order, whatever it adapts (peft.tuners.lora.layer.LoraLayer):
-# its base layer, then one container per part, keyed by the adapter's name.
-LORA_LAYER_CHILDREN = (
-    ("base_layer", None),
-    ("lora_dropout", "ModuleDict"),
-    ("lora_A", "ModuleDict"),
-    ("lora_B", "ModuleDict"),
-    ("lora_embedding_A", "ParameterDict"),
-    ("lora_embedding_B", "ParameterDict"),
-    ("lora_magnitude_vector", "ModuleDict"),
-)
-ADAPTER_NAME = "default"  # the name PeftModel.from_pretrained gives the adapter it loads
-
-
 def is_adapter_config(config: object) -> bool:
     """A PEFT adapter_config.json (every one carries peft_type), not a model's config."""
     return isinstance(config, dict) and isinstance(config.get("peft_type"), str)
@@ -139,7 +115,7 @@ def gguf_peft_name(name: str, hf_weight: str) -> str:
 # an adapted layer keeps the base's parameters under base_layer, then holds its LoRA parameters
 # per adapter name ("default"), in the order its LoraLayer registers them; a modules_to_save
 # layer holds the base's as original_module and the saved copy as modules_to_save.<adapter>.
-ADAPTER_NAME = "default"
+ADAPTER_NAME = "default"  # the name PeftModel.from_pretrained gives the adapter it loads
 BASE_LAYER = "base_layer"
 # role (PART_ROLES) -> the parameter's name within the adapted layer, in named_parameters() order.
 LAYER_PARAMETERS = {
@@ -152,3 +128,24 @@ LAYER_PARAMETERS = {
 }
 SAVED_ORIGINAL = "original_module"
 SAVED_COPY = "modules_to_save.{adapter}"
+# The class PeftModel.from_pretrained wraps the base in, by the config's task_type
+# (peft.auto.MODEL_TYPE_TO_PEFT_MODEL_MAPPING); no task_type: PeftModel itself.
+PEFT_MODEL_CLASSES = {
+    "SEQ_CLS": "PeftModelForSequenceClassification",
+    "SEQ_2_SEQ_LM": "PeftModelForSeq2SeqLM",
+    "CAUSAL_LM": "PeftModelForCausalLM",
+    "TOKEN_CLS": "PeftModelForTokenClassification",
+    "QUESTION_ANS": "PeftModelForQuestionAnswering",
+    "FEATURE_EXTRACTION": "PeftModelForFeatureExtraction",
+}
+# What a LoRA layer registers, in order, whatever it adapts (peft.tuners.lora.layer.LoraLayer):
+# its base layer, then one container per part, keyed by the adapter's name.
+LORA_LAYER_CHILDREN = (
+    (BASE_LAYER, None),
+    ("lora_dropout", "ModuleDict"),
+    ("lora_A", "ModuleDict"),
+    ("lora_B", "ModuleDict"),
+    ("lora_embedding_A", "ParameterDict"),
+    ("lora_embedding_B", "ParameterDict"),
+    ("lora_magnitude_vector", "ModuleDict"),
+)
