@@ -15,6 +15,8 @@ from ..hf import mlx_lora, peft
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..decode.elements import ElementReader
     from .tree import ModuleTree
     from .values import PrintOptions, ShownTensor
@@ -154,6 +156,24 @@ def _module(
     )
 
 
+def _adapter(
+    catalog: Catalog, modules: tuple[AdaptedModule, ...], saved: tuple[TensorInfo, ...], **fields: Any
+) -> Adapter:
+    """An Adapter of catalog's tensors: what follows from its modules and saved weights (the
+    trained counts, bytes and dtypes) computed alike for a PEFT folder, a LoRA GGUF and mlx-lm's."""
+    lora = sum(m.params for m in modules)
+    return Adapter(
+        name=catalog.name,
+        modules=modules,
+        saved=saved,
+        trainable=lora + sum(t.numel for t in saved),
+        lora_params=lora,
+        nbytes=catalog.total_nbytes,
+        dtypes=tuple(sorted({t.dtype for t in catalog.tensors})),
+        **fields,
+    )
+
+
 def describe(catalog: Catalog) -> Adapter:
     """The adapter in catalog (a PEFT folder: adapter_config.json and its weights; or a LoRA GGUF)."""
     if catalog.format == "gguf" and peft.is_lora_gguf(catalog.metadata):
@@ -195,7 +215,6 @@ def describe(catalog: Catalog) -> Adapter:
     modules = tuple(
         _module(name, grouped[name], config, patterns, weights) for name in sorted(grouped, key=natural_key)
     )
-    lora = sum(m.params for m in modules)
     auto = config.get("auto_mapping")
     base_class = (
         auto.get("base_model_class")
@@ -203,8 +222,8 @@ def describe(catalog: Catalog) -> Adapter:
         else None
     )
     base_model = config.get("base_model_name_or_path")
-    return Adapter(
-        name=catalog.name,
+    return _adapter(
+        catalog,
         config_file=catalog.config_file,
         weights_file=weights,
         base_model=base_model if isinstance(base_model, str) and base_model else None,
@@ -215,10 +234,6 @@ def describe(catalog: Catalog) -> Adapter:
         modules=modules,
         saved=tuple(saved),
         copies=tuple(copies),
-        trainable=lora + sum(t.numel for t in saved),
-        lora_params=lora,
-        nbytes=catalog.total_nbytes,
-        dtypes=tuple(sorted({t.dtype for t in catalog.tensors})),
     )
 
 
@@ -249,11 +264,10 @@ def describe_gguf(catalog: Catalog) -> Adapter:
         grouped.setdefault(weight.removesuffix(".weight"), {})[("embedding_" if embedding else "") + role] = t
     config = {"r": None, "lora_alpha": alpha, "rank_pattern": {}, "alpha_pattern": {}}
     modules = tuple(_gguf_module(name, grouped[name], config, where) for name in sorted(grouped, key=natural_key))
-    lora = sum(m.params for m in modules)
     base = catalog.metadata.get("general.base_model.0.name")
     arch = catalog.metadata.get(KEY_ARCHITECTURE)
-    return Adapter(
-        name=catalog.name,
+    return _adapter(
+        catalog,
         config_file=None,
         weights_file=where,
         base_model=base if isinstance(base, str) and base else None,
@@ -264,10 +278,6 @@ def describe_gguf(catalog: Catalog) -> Adapter:
         modules=modules,
         saved=tuple(saved),
         copies=(),
-        trainable=lora + sum(t.numel for t in saved),
-        lora_params=lora,
-        nbytes=catalog.total_nbytes,
-        dtypes=tuple(sorted({t.dtype for t in catalog.tensors})),
         source="gguf",
     )
 
@@ -309,10 +319,9 @@ def describe_mlx(catalog: Catalog) -> Adapter:
         else:
             grouped.setdefault(module, {})[role] = t
     modules = tuple(_mlx_module(name, grouped[name], rank, scale, weights) for name in sorted(grouped, key=natural_key))
-    lora = sum(m.params for m in modules)
     base = config.get("model")
-    return Adapter(
-        name=catalog.name,
+    return _adapter(
+        catalog,
         config_file=catalog.config_file,
         weights_file=weights,
         base_model=base if isinstance(base, str) and base else None,
@@ -323,10 +332,6 @@ def describe_mlx(catalog: Catalog) -> Adapter:
         modules=modules,
         saved=tuple(saved),
         copies=(),
-        trainable=lora + sum(t.numel for t in saved),
-        lora_params=lora,
-        nbytes=catalog.total_nbytes,
-        dtypes=tuple(sorted({t.dtype for t in catalog.tensors})),
         source="mlx",
     )
 
